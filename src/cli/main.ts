@@ -1,0 +1,53 @@
+/**
+ * The `octet` command line: argument parsing and wiring. The only layer that prints.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { OctetError } from '../errors.js';
+import { ROUNDINGS } from '../formats/index.js';
+import { castCommand } from './cast_command.js';
+import { formatsCommand } from './formats_command.js';
+import { processIo, type CliIo } from './io.js';
+
+function buildProgram(io: CliIo): Command {
+  const program = new Command('octet')
+    .description('Train neural networks in emulated 8-bit floating point, bit for bit, on a CPU')
+    .exitOverride()
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
+    .showHelpAfterError('(run octet --help for usage)');
+
+  program
+    .command('formats')
+    .description('list the number formats with their bits, bias, limits and special values')
+    .argument('[names...]', 'formats to show (presets, aliases or eXmY); default: every preset')
+    .option('--json', 'print JSON instead of a table')
+    .action((names: string[], options: { json?: boolean }) => formatsCommand(names, options, io));
+
+  program
+    .command('cast')
+    .description(
+      'read numbers from standard input and print, per number: the input, its code in hex and the decoded value',
+    )
+    .requiredOption('-f, --format <format>', 'target format (e.g. e5m2, e4m3, e6m9, fp16, bf16, e3m4)')
+    .addOption(new Option('-r, --rounding <mode>', 'rounding mode').choices(ROUNDINGS).default('nearest'))
+    .option('--seed <n>', 'seed of stochastic rounding (non-negative integer)', '0')
+    .option('--saturate', 'send overflow and ±Inf to ±max finite instead of Inf/NaN')
+    .action((options) => castCommand(options, io));
+
+  return program;
+}
+
+/** Run the command line; returns the exit code instead of exiting, so tests can call it. */
+export async function runCli(argv: readonly string[], io: CliIo = processIo): Promise<number> {
+  const program = buildProgram(io);
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode;
+    if (error instanceof OctetError) {
+      io.stderr(`octet: error: ${error.message}\n`);
+      return 1;
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,37 @@
+/**
+ * The error types every layer throws. This file imports nothing so that any layer may use it.
+ *
+ * Every message says what was wrong, what was expected, and what to do about it.
+ */
+
+/** Base class of every error Octet throws on purpose; `code` is stable for programs to test. */
+export class OctetError extends Error {
+  readonly code: string;
+
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** A format name that does not name a preset or a valid `eXmY` split. */
+export class UnknownFormatError extends OctetError {
+  constructor(message: string) {
+    super('UNKNOWN_FORMAT', message);
+  }
+}
+
+/** A format record whose fields are inconsistent or outside what Octet can represent. */
+export class InvalidFormatError extends OctetError {
+  constructor(message: string) {
+    super('INVALID_FORMAT', message);
+  }
+}
+
+/** An argument of the wrong kind, shape or range. */
+export class InvalidArgumentError extends OctetError {
+  constructor(message: string) {
+    super('INVALID_ARGUMENT', message);
+  }
+}

@@ -1,0 +1,16 @@
+/** Number formats as data, and the one codec that serves them all. */
+export { defineFormat, layoutOf } from './spec.js';
+export type { Format, FormatSpec, SpecialValues } from './spec.js';
+export { PRESETS, formatNames, resolveFormat } from './registry.js';
+export {
+  ROUNDINGS,
+  allocCodes,
+  checkRounding,
+  decode,
+  decodeCode,
+  encode,
+  encodeValue,
+  quantize,
+} from './codec.js';
+export type { CastOptions, CodeArray, FormatLike, Rounding } from './codec.js';
+export { checkSeed, drawU32, mix32, seedKey } from './random.js';

@@ -1,0 +1,3 @@
+/** Octet's public API. */
+export * from './errors.js';
+export * from './formats/index.js';

@@ -1,0 +1,95 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { formatValue, parseNumberToken } from '../../src/cli/cast_command.js';
+import { runOctet } from '../helpers/cli_io.js';
+
+describe('octet cast', () => {
+  test('prints input, zero-padded hex code and decoded value per line', async () => {
+    const r = await runOctet(['cast', '--format', 'e5m2'], '1.1  57344\n61440 -0\tnan inf -inf 1e-9 -3e-6 0.000244140625\n');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(
+      r.stdout,
+      [
+        '1.1\t0x3c\t1',
+        '57344\t0x7b\t57344',
+        '61440\t0x7c\tInfinity',
+        '-0\t0x80\t-0',
+        'nan\t0x7e\tNaN',
+        'inf\t0x7c\tInfinity',
+        '-inf\t0xfc\t-Infinity',
+        '1e-9\t0x00\t0',
+        '-3e-6\t0x80\t-0',
+        '0.000244140625\t0x0c\t0.000244140625',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  test('pads codes to the format width: 4 digits for 16-bit formats, 1 for 4-bit ones', async () => {
+    const r = await runOctet(['cast', '-f', 'e6m9'], '1 -2');
+    assert.equal(r.stdout, '1\t0x3e00\t1\n-2\t0xc000\t-2\n');
+    const small = await runOctet(['cast', '-f', 'e2m1'], '1.5 7');
+    assert.equal(small.stdout, '1.5\t0x3\t1.5\n7\t0x6\tInfinity\n');
+  });
+
+  test('rounds the input to float32 first', async () => {
+    // 1.1250000001 lies above the E5M2 tie 1.125 between 1 and 1.25, but it is 1.125 in
+    // float32, and that tie goes to the even neighbour 1.
+    const r = await runOctet(['cast', '-f', 'e5m2'], '1.1250000001');
+    assert.equal(r.stdout, '1.1250000001\t0x3c\t1\n');
+  });
+
+  test('--saturate, --rounding toward-zero and E4M3 overflow to NaN', async () => {
+    assert.equal((await runOctet(['cast', '-f', 'e4m3'], '464 465 inf')).stdout, '464\t0x7e\t448\n465\t0x7f\tNaN\ninf\t0x7f\tNaN\n');
+    assert.equal((await runOctet(['cast', '-f', 'e4m3', '--saturate'], '465 -inf')).stdout, '465\t0x7e\t448\n-inf\t0xfe\t-448\n');
+    assert.equal((await runOctet(['cast', '-f', 'e5m2', '-r', 'toward-zero'], '1.7 -1e6')).stdout, '1.7\t0x3e\t1.5\n-1e6\t0xfb\t-57344\n');
+  });
+
+  test('stochastic rounding is reproducible from --seed', async () => {
+    const input = Array.from({ length: 64 }, () => '0.3').join(' ');
+    const a = await runOctet(['cast', '-f', 'e5m2', '-r', 'stochastic', '--seed', '12'], input);
+    const b = await runOctet(['cast', '-f', 'e5m2', '-r', 'stochastic', '--seed', '12'], input);
+    const c = await runOctet(['cast', '-f', 'e5m2', '-r', 'stochastic', '--seed', '13'], input);
+    assert.equal(a.stdout, b.stdout);
+    assert.notEqual(a.stdout, c.stdout);
+    const values = new Set(a.stdout.trim().split('\n').map((l) => l.split('\t')[2]));
+    assert.deepEqual([...values].sort(), ['0.25', '0.3125']);
+  });
+
+  test('empty input prints nothing', async () => {
+    assert.deepEqual(await runOctet(['cast', '-f', 'e5m2'], '  \n'), { code: 0, stdout: '', stderr: '' });
+  });
+
+  const errors: Array<[string[], string, RegExp]> = [
+    [['cast', '-f', 'e5m2'], '1 2 x3', /malformed number "x3" \(token 3 of the input\); expected a decimal/],
+    [['cast', '-f', 'e5m2'], '0x10', /malformed number "0x10"/],
+    [['cast', '-f', 'e5m2'], '1e', /malformed number "1e"/],
+    [['cast', '-f', 'fp8'], '1', /unknown format "fp8"; valid formats are float8_e5m2, e5m2/],
+    [['cast', '-f', 'e5m2', '-r', 'up'], '1', /argument 'up' is invalid. Allowed choices are nearest, stochastic, toward-zero/],
+    [['cast', '-f', 'e5m2', '--seed', '1.5'], '1', /--seed "1.5" is not a non-negative integer/],
+    [['cast', '-f', 'e5m2', '--seed', '99999999999999999999'], '1', /--seed is 100000000000000000000; expected a non-negative integer at most/],
+    [['cast'], '1', /required option '-f, --format <format>' not specified/],
+  ];
+  for (const [argv, stdin, message] of errors) {
+    test(`fails clearly: ${argv.slice(1).join(' ')} <<< ${stdin}`, async () => {
+      const r = await runOctet(argv, stdin);
+      assert.notEqual(r.code, 0);
+      assert.equal(r.stdout, '');
+      assert.match(r.stderr, message);
+    });
+  }
+});
+
+describe('token parsing and value printing', () => {
+  test('accepts decimals and the specials in any case', () => {
+    assert.equal(parseNumberToken('+.5', 1), 0.5);
+    assert.equal(parseNumberToken('-2E-3', 1), -0.002);
+    assert.ok(Number.isNaN(parseNumberToken('NaN', 1)));
+    assert.equal(parseNumberToken('-INF', 1), -Infinity);
+    assert.throws(() => parseNumberToken('Infinity1', 4), /token 4/);
+  });
+
+  test('prints -0, NaN and the infinities as JavaScript does, keeping the sign of zero', () => {
+    assert.deepEqual([-0, 0, NaN, Infinity, -Infinity, 1e-7].map(formatValue), ['-0', '0', 'NaN', 'Infinity', '-Infinity', '1e-7']);
+  });
+});
