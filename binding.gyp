@@ -1,0 +1,18 @@
+{
+  "targets": [
+    {
+      "target_name": "octet_native",
+      "sources": [
+        "native/addon.cc",
+        "native/parallel.cc",
+        "native/gemm.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-O2"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"],
+      "ldflags": ["-fopenmp"]
+    }
+  ]
+}

@@ -1,0 +1,367 @@
+#include "gemm.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "parallel.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define OCTET_X86 1
+#endif
+
+namespace octet {
+namespace {
+
+// Micro-kernel contract: acc[i][j] = sum_p ap[p*MR + i] * bp[p*NR + j] for p in [0, kc), in p
+// order; then c[i*ldc + j] = alpha * acc + beta * c (c not read when beta == 0), for i < mr,
+// j < nr (a partial tile at the edges of C).
+using MicroKernel = void (*)(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc,
+                             float alpha, float beta, int mr, int nr);
+
+struct KernelSpec {
+  const char* name;
+  int mr, nr;
+  int64_t mc, kc, nc;  // cache blocking: A micro-panel MR x kc in L1, B block kc x nc in L2, A block mc x kc in L3
+  MicroKernel micro;
+  // Optional: the same kernel reading op(A) straight from row-major memory (row i at
+  // a + i * lda, k contiguous), used when a packed A panel would be reused too little to pay
+  // for its packing. Rows at or past mr repeat row mr-1 and are not stored.
+  void (*direct)(int64_t kc, const float* a, int64_t lda, const float* bp, float* c, int64_t ldc, float alpha,
+                 float beta, int mr, int nr);
+};
+
+template <int MR, int NR>
+inline void storeTile(const float* acc, float* c, int64_t ldc, float alpha, float beta, int mr, int nr) {
+  for (int i = 0; i < mr; ++i) {
+    float* row = c + i * ldc;
+    const float* a = acc + i * NR;
+    if (beta == 0.0f) {
+      for (int j = 0; j < nr; ++j) row[j] = alpha * a[j];
+    } else {
+      for (int j = 0; j < nr; ++j) row[j] = alpha * a[j] + beta * row[j];
+    }
+  }
+}
+
+// Portable kernel: plain loops that compilers vectorize for SSE2 or NEON.
+constexpr int kPortableMR = 4;
+constexpr int kPortableNR = 16;
+
+void microPortable(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, float alpha,
+                   float beta, int mr, int nr) {
+  float acc[kPortableMR * kPortableNR] = {0};
+  for (int64_t p = 0; p < kc; ++p) {
+    const float* a = ap + p * kPortableMR;
+    const float* b = bp + p * kPortableNR;
+    for (int i = 0; i < kPortableMR; ++i) {
+      for (int j = 0; j < kPortableNR; ++j) acc[i * kPortableNR + j] += a[i] * b[j];
+    }
+  }
+  storeTile<kPortableMR, kPortableNR>(acc, c, ldc, alpha, beta, mr, nr);
+}
+
+#ifdef OCTET_X86
+// AVX2 + FMA: 6 rows x 16 columns in 12 ymm accumulators.
+__attribute__((target("avx2,fma"))) void microAvx2(int64_t kc, const float* ap, const float* bp, float* c,
+                                                    int64_t ldc, float alpha, float beta, int mr, int nr) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(),
+         c11 = _mm256_setzero_ps(), c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(),
+         c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps(), c40 = _mm256_setzero_ps(),
+         c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+  for (int64_t p = 0; p < kc; ++p) {
+    const __m256 b0 = _mm256_load_ps(bp);
+    const __m256 b1 = _mm256_load_ps(bp + 8);
+    __m256 a;
+    a = _mm256_broadcast_ss(ap + 0); c00 = _mm256_fmadd_ps(a, b0, c00); c01 = _mm256_fmadd_ps(a, b1, c01);
+    a = _mm256_broadcast_ss(ap + 1); c10 = _mm256_fmadd_ps(a, b0, c10); c11 = _mm256_fmadd_ps(a, b1, c11);
+    a = _mm256_broadcast_ss(ap + 2); c20 = _mm256_fmadd_ps(a, b0, c20); c21 = _mm256_fmadd_ps(a, b1, c21);
+    a = _mm256_broadcast_ss(ap + 3); c30 = _mm256_fmadd_ps(a, b0, c30); c31 = _mm256_fmadd_ps(a, b1, c31);
+    a = _mm256_broadcast_ss(ap + 4); c40 = _mm256_fmadd_ps(a, b0, c40); c41 = _mm256_fmadd_ps(a, b1, c41);
+    a = _mm256_broadcast_ss(ap + 5); c50 = _mm256_fmadd_ps(a, b0, c50); c51 = _mm256_fmadd_ps(a, b1, c51);
+    ap += 6;
+    bp += 16;
+  }
+  alignas(32) float acc[6 * 16];
+  _mm256_store_ps(acc + 0, c00); _mm256_store_ps(acc + 8, c01);
+  _mm256_store_ps(acc + 16, c10); _mm256_store_ps(acc + 24, c11);
+  _mm256_store_ps(acc + 32, c20); _mm256_store_ps(acc + 40, c21);
+  _mm256_store_ps(acc + 48, c30); _mm256_store_ps(acc + 56, c31);
+  _mm256_store_ps(acc + 64, c40); _mm256_store_ps(acc + 72, c41);
+  _mm256_store_ps(acc + 80, c50); _mm256_store_ps(acc + 88, c51);
+  storeTile<6, 16>(acc, c, ldc, alpha, beta, mr, nr);
+}
+
+// AVX-512: 12 rows x 32 columns in 24 zmm accumulators. A(i, p) is at a[i * rs + p * cs]:
+// packed panels have rs = 1, cs = 12; direct rows have rs = lda, cs = 1.
+template <bool kDirect>
+__attribute__((target("avx512f"))) inline void avx512Tile(int64_t kc, const float* a, int64_t lda, const float* bp,
+                                                           float* c, int64_t ldc, float alpha, float beta, int mr,
+                                                           int nr) {
+  const float* row[12];
+  for (int i = 0; i < 12; ++i) row[i] = kDirect ? a + (i < mr ? i : mr - 1) * lda : a + i;
+#define OCTET_ROW(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
+  OCTET_ROW(0) OCTET_ROW(1) OCTET_ROW(2) OCTET_ROW(3) OCTET_ROW(4) OCTET_ROW(5)
+  OCTET_ROW(6) OCTET_ROW(7) OCTET_ROW(8) OCTET_ROW(9) OCTET_ROW(10) OCTET_ROW(11)
+#undef OCTET_ROW
+  for (int64_t p = 0; p < kc; ++p) {
+    const __m512 b0 = _mm512_load_ps(bp);
+    const __m512 b1 = _mm512_load_ps(bp + 16);
+    _mm_prefetch(reinterpret_cast<const char*>(bp + 256), _MM_HINT_T0);
+    const int64_t at = kDirect ? p : p * 12;
+#define OCTET_FMA(i)                               \
+  {                                                \
+    const __m512 av = _mm512_set1_ps(row[i][at]);  \
+    c##i##0 = _mm512_fmadd_ps(av, b0, c##i##0);    \
+    c##i##1 = _mm512_fmadd_ps(av, b1, c##i##1);    \
+  }
+    OCTET_FMA(0) OCTET_FMA(1) OCTET_FMA(2) OCTET_FMA(3) OCTET_FMA(4) OCTET_FMA(5)
+    OCTET_FMA(6) OCTET_FMA(7) OCTET_FMA(8) OCTET_FMA(9) OCTET_FMA(10) OCTET_FMA(11)
+#undef OCTET_FMA
+    bp += 32;
+  }
+  const __m512 va = _mm512_set1_ps(alpha);
+  if (mr == 12 && nr == 32) {
+    const __m512 vb = _mm512_set1_ps(beta);
+#define OCTET_STORE(i)                                                                                     \
+  {                                                                                                        \
+    float* out = c + (i) * ldc;                                                                            \
+    if (beta == 0.0f) {                                                                                    \
+      _mm512_storeu_ps(out, _mm512_mul_ps(va, c##i##0));                                                   \
+      _mm512_storeu_ps(out + 16, _mm512_mul_ps(va, c##i##1));                                              \
+    } else {                                                                                               \
+      _mm512_storeu_ps(out, _mm512_fmadd_ps(vb, _mm512_loadu_ps(out), _mm512_mul_ps(va, c##i##0)));        \
+      _mm512_storeu_ps(out + 16, _mm512_fmadd_ps(vb, _mm512_loadu_ps(out + 16), _mm512_mul_ps(va, c##i##1))); \
+    }                                                                                                      \
+  }
+    OCTET_STORE(0) OCTET_STORE(1) OCTET_STORE(2) OCTET_STORE(3) OCTET_STORE(4) OCTET_STORE(5)
+    OCTET_STORE(6) OCTET_STORE(7) OCTET_STORE(8) OCTET_STORE(9) OCTET_STORE(10) OCTET_STORE(11)
+#undef OCTET_STORE
+    return;
+  }
+  alignas(64) float acc[12 * 32];
+#define OCTET_SPILL(i) _mm512_store_ps(acc + (i) * 32, c##i##0); _mm512_store_ps(acc + (i) * 32 + 16, c##i##1);
+  OCTET_SPILL(0) OCTET_SPILL(1) OCTET_SPILL(2) OCTET_SPILL(3) OCTET_SPILL(4) OCTET_SPILL(5)
+  OCTET_SPILL(6) OCTET_SPILL(7) OCTET_SPILL(8) OCTET_SPILL(9) OCTET_SPILL(10) OCTET_SPILL(11)
+#undef OCTET_SPILL
+  storeTile<12, 32>(acc, c, ldc, alpha, beta, mr, nr);
+}
+
+__attribute__((target("avx512f"))) void microAvx512(int64_t kc, const float* ap, const float* bp, float* c,
+                                                     int64_t ldc, float alpha, float beta, int mr, int nr) {
+  avx512Tile<false>(kc, ap, 0, bp, c, ldc, alpha, beta, mr, nr);
+}
+
+__attribute__((target("avx512f"))) void directAvx512(int64_t kc, const float* a, int64_t lda, const float* bp,
+                                                      float* c, int64_t ldc, float alpha, float beta, int mr,
+                                                      int nr) {
+  avx512Tile<true>(kc, a, lda, bp, c, ldc, alpha, beta, mr, nr);
+}
+#endif
+
+KernelSpec chooseKernel() {
+  const char* forced = std::getenv("OCTET_GEMM_KERNEL");
+  const std::string want = forced ? forced : "";
+#ifdef OCTET_X86
+  __builtin_cpu_init();
+  if ((want.empty() || want == "avx512") && __builtin_cpu_supports("avx512f")) {
+    return KernelSpec{"avx512", 12, 32, 1536, 384, 512, microAvx512, directAvx512};
+  }
+  if ((want.empty() || want == "avx2") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    return KernelSpec{"avx2", 6, 16, 1536, 256, 512, microAvx2, nullptr};
+  }
+#endif
+  return KernelSpec{"portable", kPortableMR, kPortableNR, 512, 256, 512, microPortable, nullptr};
+}
+
+// The kernel for this CPU. OCTET_GEMM_KERNEL=avx2|portable forces a simpler one (for testing
+// every path on one machine); OCTET_GEMM_BLOCKS=mc,kc,nc overrides the cache blocking (tuning).
+const KernelSpec& selectKernel() {
+  static const KernelSpec spec = [] {
+    KernelSpec ks = chooseKernel();
+    if (const char* blocks = std::getenv("OCTET_GEMM_BLOCKS")) {
+      long mc = 0, kc = 0, nc = 0;
+      if (std::sscanf(blocks, "%ld,%ld,%ld", &mc, &kc, &nc) == 3 && mc >= ks.mr && kc > 0 && nc >= ks.nr) {
+        ks.mc = mc / ks.mr * ks.mr;
+        ks.kc = kc;
+        ks.nc = nc / ks.nr * ks.nr;
+      }
+    }
+    return ks;
+  }();
+  return spec;
+}
+
+// Aligned scratch for packed panels, one set per thread, grown as needed and reused.
+struct PackBuffers {
+  float* a = nullptr;
+  float* b = nullptr;
+  size_t aSize = 0, bSize = 0;
+  ~PackBuffers() {
+    std::free(a);
+    std::free(b);
+  }
+  static float* grow(float*& p, size_t& size, size_t want) {
+    if (want > size) {
+      std::free(p);
+      size_t bytes = ((want * sizeof(float) + 63) / 64) * 64;
+      p = static_cast<float*>(std::aligned_alloc(64, bytes));
+      size = want;
+    }
+    return p;
+  }
+};
+
+thread_local PackBuffers tlsPack;
+
+// bp[panel][p][j] = op(B)(pc + p, jc + panel*NR + j), zero past n.
+void packB(const GemmArgs& g, const KernelSpec& ks, int64_t pc, int64_t kc, int64_t jc, int64_t nc, float* bp) {
+  const int nr = ks.nr;
+  for (int64_t j0 = 0; j0 < nc; j0 += nr) {
+    const int64_t width = std::min<int64_t>(nr, nc - j0);
+    float* dst = bp + (j0 / nr) * kc * nr;
+    if (!g.transB) {
+      for (int64_t p = 0; p < kc; ++p) {
+        const float* src = g.b + (pc + p) * g.ldb + jc + j0;
+        float* d = dst + p * nr;
+        int64_t j = 0;
+        for (; j < width; ++j) d[j] = src[j];
+        for (; j < nr; ++j) d[j] = 0.0f;
+      }
+    } else {
+      for (int64_t p = 0; p < kc; ++p) {
+        float* d = dst + p * nr;
+        int64_t j = 0;
+        for (; j < width; ++j) d[j] = g.b[(jc + j0 + j) * g.ldb + pc + p];
+        for (; j < nr; ++j) d[j] = 0.0f;
+      }
+    }
+  }
+}
+
+// ap[panel][p][i] = op(A)(ic + panel*MR + i, pc + p), zero past m.
+void packA(const GemmArgs& g, const KernelSpec& ks, int64_t ic, int64_t mc, int64_t pc, int64_t kc, float* ap) {
+  const int mr = ks.mr;
+  const float* rows[32];
+  for (int64_t i0 = 0; i0 < mc; i0 += mr) {
+    const int64_t height = std::min<int64_t>(mr, mc - i0);
+    float* dst = ap + (i0 / mr) * kc * mr;
+    if (!g.transA) {
+      for (int64_t i = 0; i < height; ++i) rows[i] = g.a + (ic + i0 + i) * g.lda + pc;
+      for (int64_t p = 0; p < kc; ++p) {
+        float* d = dst + p * mr;
+        for (int64_t i = 0; i < height; ++i) d[i] = rows[i][p];
+        for (int64_t i = height; i < mr; ++i) d[i] = 0.0f;
+      }
+    } else {
+      for (int64_t p = 0; p < kc; ++p) {
+        const float* src = g.a + (pc + p) * g.lda + ic + i0;
+        float* d = dst + p * mr;
+        for (int64_t i = 0; i < height; ++i) d[i] = src[i];
+        for (int64_t i = height; i < mr; ++i) d[i] = 0.0f;
+      }
+    }
+  }
+}
+
+// Multiply the packed B block (kc x nc at column jc) by rows [m0, m1) of op(A), for the NR panels
+// [panel0, panel1) of the block.
+void multiplyRows(const GemmArgs& g, const KernelSpec& ks, const float* bp, int64_t pc, int64_t kc, int64_t jc,
+                  int64_t nc, int64_t m0, int64_t m1, int64_t panel0, int64_t panel1, float beta) {
+  PackBuffers& buf = tlsPack;
+  const int mr = ks.mr, nr = ks.nr;
+  // Few B panels: each packed A panel would serve too few tiles, so read A in place.
+  if (ks.direct && !g.transA && panel1 - panel0 <= 2) {
+    for (int64_t ir = m0; ir < m1; ir += mr) {
+      const int rows = static_cast<int>(std::min<int64_t>(mr, m1 - ir));
+      const float* arow = g.a + ir * g.lda + pc;
+      float* crow = g.c + ir * g.ldc + jc;
+      for (int64_t panel = panel0; panel < panel1; ++panel) {
+        const int64_t jr = panel * nr;
+        ks.direct(kc, arow, g.lda, bp + panel * kc * nr, crow + jr, g.ldc, g.alpha, beta, rows,
+                  static_cast<int>(std::min<int64_t>(nr, nc - jr)));
+      }
+    }
+    return;
+  }
+  for (int64_t ic = m0; ic < m1; ic += ks.mc) {
+    const int64_t mc = std::min(ks.mc, m1 - ic);
+    const int64_t mcPadded = (mc + mr - 1) / mr * mr;
+    float* ap = PackBuffers::grow(buf.a, buf.aSize, static_cast<size_t>(kc * mcPadded));
+    packA(g, ks, ic, mc, pc, kc, ap);
+    // The A micro-panel (MR x kc) stays in L1 while the B panels stream from L2.
+    for (int64_t ir = 0; ir < mc; ir += mr) {
+      const float* apanel = ap + (ir / mr) * kc * mr;
+      const int rows = static_cast<int>(std::min<int64_t>(mr, mc - ir));
+      float* crow = g.c + (ic + ir) * g.ldc + jc;
+      for (int64_t panel = panel0; panel < panel1; ++panel) {
+        const int64_t jr = panel * nr;
+        ks.micro(kc, apanel, bp + panel * kc * nr, crow + jr, g.ldc, g.alpha, beta, rows,
+                 static_cast<int>(std::min<int64_t>(nr, nc - jr)));
+      }
+    }
+  }
+}
+
+void scaleC(const GemmArgs& g) {
+  for (int64_t i = 0; i < g.m; ++i) {
+    float* row = g.c + i * g.ldc;
+    for (int64_t j = 0; j < g.n; ++j) row[j] = g.beta == 0.0f ? 0.0f : g.beta * row[j];
+  }
+}
+
+// Shared packed-B buffer of the calling thread (the team's master), reused across calls.
+thread_local PackBuffers sharedPack;
+
+}  // namespace
+
+const char* gemmKernelName() { return selectKernel().name; }
+
+void sgemm(const GemmArgs& g, int threads) {
+  if (g.m <= 0 || g.n <= 0) return;
+  if (g.k <= 0 || g.alpha == 0.0f) {
+    scaleC(g);
+    return;
+  }
+  const KernelSpec& ks = selectKernel();
+  const int mr = ks.mr, nr = ks.nr;
+  const int64_t tilesM = (g.m + mr - 1) / mr;
+  // Too little work to share: stay on this thread.
+  const double flops = 2.0 * g.m * g.n * g.k;
+  const int team = flops < 4e6 ? 1 : std::max(1, threads);
+  // With enough rows, each thread takes a range of whole MR tiles of rows; otherwise each takes
+  // a range of NR panels of columns (and packs the few rows of A itself).
+  const bool splitRows = tilesM >= 2 * team;
+  for (int64_t jc = 0; jc < g.n; jc += ks.nc) {
+    const int64_t nc = std::min(ks.nc, g.n - jc);
+    const int64_t panels = (nc + nr - 1) / nr;
+    for (int64_t pc = 0; pc < g.k; pc += ks.kc) {
+      const int64_t kc = std::min(ks.kc, g.k - pc);
+      float* bp = PackBuffers::grow(sharedPack.b, sharedPack.bSize, static_cast<size_t>(kc * panels * nr));
+      const float beta = pc == 0 ? g.beta : 1.0f;
+      // Pack B: each thread a share of the panels.
+      parallelFor(team, team, [&](int64_t t) {
+        const int64_t p0 = panels * t / team, p1 = panels * (t + 1) / team;
+        if (p1 > p0) {
+          const int64_t j0 = p0 * nr, j1 = std::min(nc, p1 * nr);
+          packB(g, ks, pc, kc, jc + j0, j1 - j0, bp + p0 * kc * nr);
+        }
+      });
+      parallelFor(team, team, [&](int64_t t) {
+        if (splitRows) {
+          const int64_t m0 = std::min(g.m, tilesM * t / team * mr), m1 = std::min(g.m, tilesM * (t + 1) / team * mr);
+          if (m1 > m0) multiplyRows(g, ks, bp, pc, kc, jc, nc, m0, m1, 0, panels, beta);
+        } else {
+          const int64_t p0 = panels * t / team, p1 = panels * (t + 1) / team;
+          if (p1 > p0) multiplyRows(g, ks, bp, pc, kc, jc, nc, 0, g.m, p0, p1, beta);
+        }
+      });
+    }
+  }
+}
+
+}  // namespace octet

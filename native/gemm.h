@@ -1,0 +1,33 @@
+// Single-precision GEMM: C = alpha * op(A) * op(B) + beta * C, row-major.
+//
+// op(A) is m x k (A itself k x m when transA), op(B) is k x n (B itself n x k when transB).
+// Blocked as in BLIS (Goto's algorithm): B is packed in k-by-NR panels, A in MR-by-k panels,
+// and a register-tiled micro-kernel (AVX-512, AVX2+FMA, or portable C++) computes MR x NR
+// tiles. The kernel is chosen once at run time from the CPU's features.
+//
+// Threads split rows and columns of C, never k, so every element of C is summed in the same
+// order whatever the thread count. When beta == 0, C is not read (it may hold NaN).
+#pragma once
+#include <cstdint>
+
+namespace octet {
+
+struct GemmArgs {
+  bool transA, transB;
+  int64_t m, n, k;
+  float alpha;
+  const float* a;
+  int64_t lda;
+  const float* b;
+  int64_t ldb;
+  float beta;
+  float* c;
+  int64_t ldc;
+};
+
+void sgemm(const GemmArgs& args, int threads);
+
+// Name of the micro-kernel in use ("avx512", "avx2", "portable").
+const char* gemmKernelName();
+
+}  // namespace octet

@@ -1,0 +1,71 @@
+/**
+ * The native kernel core (build/Release/octet_native.node, built by node-gyp during
+ * `npm install`). When it is missing or fails to load, every kernel runs its TypeScript
+ * reference instead, and a warning says so once. `OCTET_NATIVE=0` chooses the reference path on
+ * purpose (no warning).
+ */
+import { createRequire } from 'node:module';
+
+export interface NativeInfo {
+  gemmKernel: string;
+  threads: number;
+  hardwareThreads: number;
+  openmp: boolean;
+}
+
+/** The functions the addon exports; argument checks repeat inside the addon. */
+export interface NativeCore {
+  sgemm(
+    transA: boolean,
+    transB: boolean,
+    m: number,
+    n: number,
+    k: number,
+    alpha: number,
+    a: Float32Array,
+    lda: number,
+    b: Float32Array,
+    ldb: number,
+    beta: number,
+    c: Float32Array,
+    ldc: number,
+    threads?: number,
+  ): void;
+  info(): NativeInfo;
+  setThreads(threads: number): void;
+}
+
+let loaded: NativeCore | null | undefined;
+let loadError: string | null = null;
+
+function load(): NativeCore | null {
+  if (process.env.OCTET_NATIVE === '0') {
+    loadError = 'disabled by OCTET_NATIVE=0';
+    return null;
+  }
+  try {
+    const require = createRequire(import.meta.url);
+    // src/kernels/ and dist/kernels/ both sit two levels below the package root.
+    return require('../../build/Release/octet_native.node') as NativeCore;
+  } catch (error) {
+    loadError = (error as Error).message.split('\n')[0];
+    process.emitWarning(
+      `Octet's native kernel core could not be loaded (${loadError}); running on the TypeScript ` +
+        'reference kernels, which are much slower. Rebuild it with `npm rebuild octet` (needs g++ and make).',
+      { code: 'OCTET_NATIVE_UNAVAILABLE' },
+    );
+    return null;
+  }
+}
+
+/** The addon, or null when the reference path is in use. */
+export function nativeCore(): NativeCore | null {
+  if (loaded === undefined) loaded = load();
+  return loaded;
+}
+
+/** Why the addon is not in use, or null when it is. */
+export function nativeUnavailableReason(): string | null {
+  nativeCore();
+  return loadError;
+}
