@@ -5,7 +5,8 @@
       "sources": [
         "native/addon.cc",
         "native/parallel.cc",
-        "native/gemm.cc"
+        "native/gemm.cc",
+        "native/codec.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],

@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "codec.h"
 #include "gemm.h"
 #include "parallel.h"
 
@@ -67,6 +68,97 @@ Napi::Value Sgemm(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// Codec parameters: an array of 13 numbers in CodecParams order.
+octet::CodecParams codecParamsArg(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsArray()) throw Napi::TypeError::New(info.Env(), "codec parameters must be an array");
+  Napi::Array a = info[i].As<Napi::Array>();
+  if (a.Length() != 13) throw Napi::TypeError::New(info.Env(), "codec parameters must have 13 entries");
+  auto at = [&](uint32_t k) { return a.Get(k).As<Napi::Number>().Int64Value(); };
+  octet::CodecParams p;
+  p.mantissaBits = static_cast<int32_t>(at(0));
+  p.emin = static_cast<int32_t>(at(1));
+  p.bias = static_cast<int32_t>(at(2));
+  p.signMask = static_cast<uint32_t>(at(3));
+  p.maxBiasedExponent = static_cast<int32_t>(at(4));
+  p.maxMantissaAtTop = static_cast<int32_t>(at(5));
+  p.nanCode = static_cast<uint32_t>(at(6));
+  p.infResult = static_cast<uint32_t>(at(7));
+  p.finiteOverflow = static_cast<uint32_t>(at(8));
+  p.subnormalsKept = at(9) != 0 ? 1u : 0u;
+  p.rounding = static_cast<int32_t>(at(10));
+  p.key = static_cast<uint32_t>(at(11));
+  p.counterOffset = static_cast<uint32_t>(at(12));
+  if (p.mantissaBits < 1 || p.mantissaBits > 23 || p.rounding < 0 || p.rounding > 2) {
+    throw Napi::RangeError::New(info.Env(), "codec parameters out of range");
+  }
+  return p;
+}
+
+int codeBytes(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (!info[i].IsTypedArray()) throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a typed array");
+  switch (info[i].As<Napi::TypedArray>().TypedArrayType()) {
+    case napi_uint8_array: return 1;
+    case napi_uint16_array: return 2;
+    case napi_uint32_array: return 4;
+    default: throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a Uint8Array, Uint16Array or Uint32Array");
+  }
+}
+
+void* typedData(const Napi::CallbackInfo& info, size_t i) {
+  Napi::TypedArray t = info[i].As<Napi::TypedArray>();
+  return static_cast<uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset();
+}
+
+// encode(values, codes, params, threads?)
+Napi::Value Encode(const Napi::CallbackInfo& info) {
+  auto in = float32Arg(info, 0, "values");
+  const int bytes = codeBytes(info, 1, "codes");
+  if (info[1].As<Napi::TypedArray>().ElementLength() != in.ElementLength()) {
+    throw Napi::RangeError::New(info.Env(), "encode: codes and values differ in length");
+  }
+  octet::encode(in.Data(), typedData(info, 1), bytes, static_cast<int64_t>(in.ElementLength()), codecParamsArg(info, 2),
+                threadsArg(info, 3));
+  return info.Env().Undefined();
+}
+
+// quantize(values, out, params, lut | null, threads?)
+Napi::Value Quantize(const Napi::CallbackInfo& info) {
+  auto in = float32Arg(info, 0, "values");
+  auto out = float32Arg(info, 1, "out");
+  if (out.ElementLength() != in.ElementLength()) throw Napi::RangeError::New(info.Env(), "quantize: out and values differ in length");
+  octet::CodecParams p = codecParamsArg(info, 2);
+  const float* lut = nullptr;
+  if (!info[3].IsNull()) {
+    auto table = float32Arg(info, 3, "lut");
+    if (table.ElementLength() < 2 * static_cast<size_t>(p.signMask)) {
+      throw Napi::RangeError::New(info.Env(), "quantize: the table must hold the value of every code");
+    }
+    lut = table.Data();
+  }
+  octet::quantize(in.Data(), out.Data(), static_cast<int64_t>(in.ElementLength()), p, lut, threadsArg(info, 4));
+  return info.Env().Undefined();
+}
+
+// decode(codes, out, lut | null, threads?)
+Napi::Value Decode(const Napi::CallbackInfo& info) {
+  const int bytes = codeBytes(info, 0, "codes");
+  auto out = float32Arg(info, 1, "out");
+  const size_t n = info[0].As<Napi::TypedArray>().ElementLength();
+  if (out.ElementLength() != n) throw Napi::RangeError::New(info.Env(), "decode: out and codes differ in length");
+  const float* lut = nullptr;
+  if (!info[2].IsNull()) {
+    auto table = float32Arg(info, 2, "lut");
+    if (bytes == 4 || table.ElementLength() < (size_t{1} << (8 * bytes))) {
+      throw Napi::RangeError::New(info.Env(), "decode: the table must cover every value the code array can hold");
+    }
+    lut = table.Data();
+  } else if (bytes != 4) {
+    throw Napi::TypeError::New(info.Env(), "decode: codes narrower than 32 bits need a table");
+  }
+  octet::decode(typedData(info, 0), bytes, out.Data(), static_cast<int64_t>(n), lut, threadsArg(info, 3));
+  return info.Env().Undefined();
+}
+
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object out = Napi::Object::New(env);
@@ -88,6 +180,9 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sgemm", Napi::Function::New(env, Sgemm));
+  exports.Set("encode", Napi::Function::New(env, Encode));
+  exports.Set("quantize", Napi::Function::New(env, Quantize));
+  exports.Set("decode", Napi::Function::New(env, Decode));
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   return exports;

@@ -66,8 +66,8 @@ const STOCHASTIC = 1;
 const TOWARD_ZERO = 2;
 const ROUNDING_CODE: Record<Rounding, number> = { nearest: NEAREST, stochastic: STOCHASTIC, 'toward-zero': TOWARD_ZERO };
 
-/** Everything the per-element loop needs, resolved once per call. */
-interface EncodeParams {
+/** Everything the per-element loop needs, resolved once per call (also handed to the native core). */
+export interface EncodeParams {
   readonly m: number;
   readonly emin: number;
   readonly bias: number;
@@ -87,7 +87,7 @@ interface EncodeParams {
   readonly counterOffset: number;
 }
 
-function encodeParams(f: Format, options: CastOptions): EncodeParams {
+export function encodeParams(f: Format, options: CastOptions): EncodeParams {
   const rounding = checkRounding(options.rounding ?? 'nearest');
   const saturate = options.saturate ?? false;
   const counterOffset = options.counterOffset ?? 0;
@@ -218,12 +218,17 @@ export function decodeCode(code: number, format: FormatLike): number {
 
 const decodeTables = new Map<Format, Float32Array>();
 
-/** Value of every code of a format of at most 16 bits, indexed by code. */
-function decodeTable(f: Format): Float32Array {
+/**
+ * Value of every code of a format of at most 16 bits, indexed by code. The table covers every
+ * number its storage word can hold (256 or 65536 entries); words that are not codes of a
+ * narrower format map to NaN, so a lookup can never leave the table.
+ */
+export function decodeTable(f: Format): Float32Array {
+  if (f.bits > 16) throw new InvalidArgumentError(`${f.name} has ${f.bits}-bit codes; decode tables exist for formats of at most 16 bits`);
   let table = decodeTables.get(f);
   if (!table) {
-    table = new Float32Array(2 ** f.bits);
-    for (let code = 0; code < table.length; code++) table[code] = decodeCode(code, f);
+    table = new Float32Array(2 ** (8 * f.storageBytes)).fill(NaN);
+    for (let code = 0; code < 2 ** f.bits; code++) table[code] = decodeCode(code, f);
     decodeTables.set(f, table);
   }
   return table;

@@ -8,9 +8,11 @@ export {
   checkRounding,
   decode,
   decodeCode,
+  decodeTable,
   encode,
+  encodeParams,
   encodeValue,
   quantize,
 } from './codec.js';
-export type { CastOptions, CodeArray, FormatLike, Rounding } from './codec.js';
+export type { CastOptions, CodeArray, EncodeParams, FormatLike, Rounding } from './codec.js';
 export { checkSeed, drawU32, mix32, seedKey } from './random.js';

@@ -31,6 +31,10 @@ export interface NativeCore {
     ldc: number,
     threads?: number,
   ): void;
+  /** Codec parameters: the 13 numbers of EncodeParams in the order of native/codec.h. */
+  encode(values: Float32Array, codes: Uint8Array | Uint16Array | Uint32Array, params: number[], threads?: number): void;
+  quantize(values: Float32Array, out: Float32Array, params: number[], table: Float32Array | null, threads?: number): void;
+  decode(codes: Uint8Array | Uint16Array | Uint32Array, out: Float32Array, table: Float32Array | null, threads?: number): void;
   info(): NativeInfo;
   setThreads(threads: number): void;
 }

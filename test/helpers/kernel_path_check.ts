@@ -1,0 +1,47 @@
+/**
+ * Run in a child process with OCTET_GEMM_KERNEL / OCTET_CODEC_KERNEL / OCTET_NATIVE set: checks
+ * the selected kernels against the references on edge-heavy inputs and prints what it found.
+ */
+import { encode as encodeReference, quantize as quantizeReference } from '../../src/formats/index.js';
+import { encode, quantize } from '../../src/kernels/codec.js';
+import { gemm, gemmReference } from '../../src/kernels/gemm.js';
+import { nativeCore, nativeUnavailableReason } from '../../src/kernels/native.js';
+import { float32FromBits } from './format_oracle.js';
+import { uniform, xorshift } from './random.js';
+
+const native = nativeCore();
+process.stdout.write(native ? `kernel ${native.info().gemmKernel}\n` : `reference path: ${nativeUnavailableReason()}\n`);
+
+let worst = 0;
+for (const [m, n, k, transA, transB] of [
+  [1, 1, 1, false, false],
+  [7, 17, 300, false, true],
+  [13, 33, 5, true, false],
+  [50, 40, 513, true, true],
+  [300, 9, 64, false, false],
+] as const) {
+  const a = uniform(m * k, m + n);
+  const b = uniform(k * n, k + 1);
+  const c = new Float32Array(m * n);
+  const ref = new Float32Array(m * n);
+  gemm(m, n, k, a, b, c, { transA, transB });
+  gemmReference({ transA, transB, m, n, k, alpha: 1, a, lda: transA ? m : k, b, ldb: transB ? k : n, beta: 0, c: ref, ldc: n });
+  for (let i = 0; i < c.length; i++) worst = Math.max(worst, Math.abs(c[i] - ref[i]) / (Math.sqrt(k) + Math.abs(ref[i])));
+}
+process.stdout.write(`gemm max relative error ${worst} ${worst < 1e-5 ? 'ok' : 'TOO LARGE'}\n`);
+
+const next = xorshift(5);
+const x = Float32Array.from({ length: 300_000 }, (_, i) => (i % 2 ? float32FromBits(next()) : (next() / 2 ** 32 - 0.5) * 1000));
+let codecMismatches = 0;
+for (const format of ['e5m2', 'e4m3', 'e6m9', 'bf16', 'fp32']) {
+  for (const rounding of ['nearest', 'stochastic', 'toward-zero'] as const) {
+    const options = { rounding, seed: 99, saturate: rounding === 'nearest' };
+    const a = encode(x, format, options);
+    const b = encodeReference(x, format, options);
+    for (let i = 0; i < x.length; i++) if (a[i] !== b[i]) codecMismatches++;
+    const q = new Uint32Array(quantize(x, format, options).buffer);
+    const r = new Uint32Array(quantizeReference(x, format, options).buffer);
+    for (let i = 0; i < x.length; i++) if (q[i] !== r[i]) codecMismatches++;
+  }
+}
+process.stdout.write(`codec mismatches ${codecMismatches}\n`);
