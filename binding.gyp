@@ -6,7 +6,8 @@
         "native/addon.cc",
         "native/parallel.cc",
         "native/gemm.cc",
-        "native/codec.cc"
+        "native/codec.cc",
+        "native/im2col.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],

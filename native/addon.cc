@@ -7,6 +7,7 @@
 
 #include "codec.h"
 #include "gemm.h"
+#include "im2col.h"
 #include "parallel.h"
 
 namespace {
@@ -159,6 +160,47 @@ Napi::Value Decode(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// Geometry: an array [C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW].
+octet::ConvGeometry geometryArg(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsArray() || info[i].As<Napi::Array>().Length() != 13) {
+    throw Napi::TypeError::New(info.Env(), "convolution geometry must be an array of 13 numbers");
+  }
+  Napi::Array a = info[i].As<Napi::Array>();
+  int64_t v[13];
+  for (uint32_t k = 0; k < 13; ++k) {
+    v[k] = a.Get(k).As<Napi::Number>().Int64Value();
+    if (v[k] < 0 || (k != 7 && k != 8 && v[k] == 0 && k != 0)) {
+      throw Napi::RangeError::New(info.Env(), "convolution geometry out of range");
+    }
+  }
+  return octet::ConvGeometry{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12]};
+}
+
+// im2col(x, col, geometry, threads?) and col2im(col, x, geometry, threads?)
+Napi::Value Im2col(const Napi::CallbackInfo& info) {
+  auto x = float32Arg(info, 0, "x");
+  auto col = float32Arg(info, 1, "col");
+  const octet::ConvGeometry g = geometryArg(info, 2);
+  if (static_cast<int64_t>(x.ElementLength()) < g.channels * g.height * g.width ||
+      static_cast<int64_t>(col.ElementLength()) < g.channels * g.kernelH * g.kernelW * g.outH * g.outW) {
+    throw Napi::RangeError::New(info.Env(), "im2col: an array is shorter than the geometry needs");
+  }
+  octet::im2col(x.Data(), col.Data(), g, threadsArg(info, 3));
+  return info.Env().Undefined();
+}
+
+Napi::Value Col2im(const Napi::CallbackInfo& info) {
+  auto col = float32Arg(info, 0, "col");
+  auto x = float32Arg(info, 1, "x");
+  const octet::ConvGeometry g = geometryArg(info, 2);
+  if (static_cast<int64_t>(x.ElementLength()) < g.channels * g.height * g.width ||
+      static_cast<int64_t>(col.ElementLength()) < g.channels * g.kernelH * g.kernelW * g.outH * g.outW) {
+    throw Napi::RangeError::New(info.Env(), "col2im: an array is shorter than the geometry needs");
+  }
+  octet::col2im(col.Data(), x.Data(), g, threadsArg(info, 3));
+  return info.Env().Undefined();
+}
+
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object out = Napi::Object::New(env);
@@ -183,6 +225,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("encode", Napi::Function::New(env, Encode));
   exports.Set("quantize", Napi::Function::New(env, Quantize));
   exports.Set("decode", Napi::Function::New(env, Decode));
+  exports.Set("im2col", Napi::Function::New(env, Im2col));
+  exports.Set("col2im", Napi::Function::New(env, Col2im));
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   return exports;

@@ -35,6 +35,9 @@ export interface NativeCore {
   encode(values: Float32Array, codes: Uint8Array | Uint16Array | Uint32Array, params: number[], threads?: number): void;
   quantize(values: Float32Array, out: Float32Array, params: number[], table: Float32Array | null, threads?: number): void;
   decode(codes: Uint8Array | Uint16Array | Uint32Array, out: Float32Array, table: Float32Array | null, threads?: number): void;
+  /** Geometry: [C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW] (see native/im2col.h). */
+  im2col(x: Float32Array, col: Float32Array, geometry: number[], threads?: number): void;
+  col2im(col: Float32Array, x: Float32Array, geometry: number[], threads?: number): void;
   info(): NativeInfo;
   setThreads(threads: number): void;
 }

@@ -1,0 +1,24 @@
+// im2col / col2im for one image in CHW layout (float32), as used by convolution through GEMM.
+//
+// col has (C * KH * KW) rows and (OH * OW) columns, row-major:
+//   col[((c * KH + i) * KW + j) * (OH * OW) + oh * OW + ow]
+//     = x[c * H * W + (oh * SH - PH + i * DH) * W + (ow * SW - PW + j * DW)], or 0 outside.
+// col2im is its adjoint: it adds every col entry back into x (x is accumulated, not cleared).
+#pragma once
+#include <cstdint>
+
+namespace octet {
+
+struct ConvGeometry {
+  int64_t channels, height, width;
+  int64_t kernelH, kernelW;
+  int64_t strideH, strideW;
+  int64_t padH, padW;
+  int64_t dilationH, dilationW;
+  int64_t outH, outW;
+};
+
+void im2col(const float* x, float* col, const ConvGeometry& g, int threads);
+void col2im(const float* col, float* x, const ConvGeometry& g, int threads);
+
+}  // namespace octet

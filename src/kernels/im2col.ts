@@ -1,0 +1,104 @@
+/**
+ * im2col and col2im for one CHW image, so that a convolution is a GEMM:
+ *
+ *   col[((c * KH + i) * KW + j) * (OH * OW) + oh * OW + ow]
+ *     = x[c][oh * SH - PH + i * DH][ow * SW - PW + j * DW], or 0 outside the image.
+ *
+ * col2im is the adjoint: it adds every col entry back into x (x is accumulated, not cleared).
+ * Both paths (native and reference) move values without arithmetic except col2im's additions,
+ * which happen in the same order (taps in row order, then output positions), so they agree bit
+ * for bit.
+ */
+import { InvalidArgumentError } from '../errors.js';
+import { nativeCore } from './native.js';
+import { kernelThreads } from './threads.js';
+
+export interface ConvGeometry {
+  channels: number;
+  height: number;
+  width: number;
+  kernelH: number;
+  kernelW: number;
+  strideH: number;
+  strideW: number;
+  padH: number;
+  padW: number;
+  dilationH: number;
+  dilationW: number;
+  outH: number;
+  outW: number;
+}
+
+/** Output size of a convolution along one axis (PyTorch's formula). */
+export function convOutputSize(size: number, kernel: number, stride: number, pad: number, dilation: number): number {
+  return Math.floor((size + 2 * pad - dilation * (kernel - 1) - 1) / stride) + 1;
+}
+
+function geometryArray(g: ConvGeometry): number[] {
+  return [g.channels, g.height, g.width, g.kernelH, g.kernelW, g.strideH, g.strideW, g.padH, g.padW, g.dilationH, g.dilationW, g.outH, g.outW];
+}
+
+function checkSizes(x: Float32Array, col: Float32Array, g: ConvGeometry, what: string): void {
+  const xNeeds = g.channels * g.height * g.width;
+  const colNeeds = g.channels * g.kernelH * g.kernelW * g.outH * g.outW;
+  if (x.length < xNeeds || col.length < colNeeds) {
+    throw new InvalidArgumentError(
+      `${what}: image holds ${x.length} elements (needs ${xNeeds}), columns hold ${col.length} (need ${colNeeds})`,
+    );
+  }
+}
+
+export function im2colReference(x: Float32Array, col: Float32Array, g: ConvGeometry): void {
+  const plane = g.outH * g.outW;
+  for (let c = 0; c < g.channels; c++) {
+    for (let i = 0; i < g.kernelH; i++) {
+      for (let j = 0; j < g.kernelW; j++) {
+        const row = ((c * g.kernelH + i) * g.kernelW + j) * plane;
+        for (let oh = 0; oh < g.outH; oh++) {
+          const ih = oh * g.strideH - g.padH + i * g.dilationH;
+          for (let ow = 0; ow < g.outW; ow++) {
+            const iw = ow * g.strideW - g.padW + j * g.dilationW;
+            const inside = ih >= 0 && ih < g.height && iw >= 0 && iw < g.width;
+            col[row + oh * g.outW + ow] = inside ? x[(c * g.height + ih) * g.width + iw] : 0;
+          }
+        }
+      }
+    }
+  }
+}
+
+export function col2imReference(col: Float32Array, x: Float32Array, g: ConvGeometry): void {
+  const plane = g.outH * g.outW;
+  for (let c = 0; c < g.channels; c++) {
+    for (let i = 0; i < g.kernelH; i++) {
+      for (let j = 0; j < g.kernelW; j++) {
+        const row = ((c * g.kernelH + i) * g.kernelW + j) * plane;
+        for (let oh = 0; oh < g.outH; oh++) {
+          const ih = oh * g.strideH - g.padH + i * g.dilationH;
+          if (ih < 0 || ih >= g.height) continue;
+          for (let ow = 0; ow < g.outW; ow++) {
+            const iw = ow * g.strideW - g.padW + j * g.dilationW;
+            if (iw >= 0 && iw < g.width) {
+              const at = (c * g.height + ih) * g.width + iw;
+              x[at] = Math.fround(x[at] + col[row + oh * g.outW + ow]);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+export function im2col(x: Float32Array, col: Float32Array, g: ConvGeometry): void {
+  checkSizes(x, col, g, 'im2col');
+  const native = nativeCore();
+  if (native) native.im2col(x, col, geometryArray(g), kernelThreads());
+  else im2colReference(x, col, g);
+}
+
+export function col2im(col: Float32Array, x: Float32Array, g: ConvGeometry): void {
+  checkSizes(x, col, g, 'col2im');
+  const native = nativeCore();
+  if (native) native.col2im(col, x, geometryArray(g), kernelThreads());
+  else col2imReference(col, x, g);
+}

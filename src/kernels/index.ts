@@ -1,0 +1,10 @@
+/** The hot loops: native fast paths with their TypeScript references. */
+export { gemm, gemmReference } from './gemm.js';
+export type { GemmOptions } from './gemm.js';
+export { col2im, col2imReference, convOutputSize, im2col, im2colReference } from './im2col.js';
+export type { ConvGeometry } from './im2col.js';
+export { decode, encode, quantize } from './codec.js';
+export type { FastCastOptions } from './codec.js';
+export { nativeCore, nativeUnavailableReason } from './native.js';
+export type { NativeInfo } from './native.js';
+export { kernelThreads, setKernelThreads } from './threads.js';

@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { col2im, col2imReference, convOutputSize, im2col, im2colReference, type ConvGeometry } from '../../src/kernels/im2col.js';
+import { uniform } from '../helpers/random.js';
+
+function geometry(channels: number, height: number, width: number, k: [number, number], s: [number, number], p: [number, number], d: [number, number]): ConvGeometry {
+  return {
+    channels,
+    height,
+    width,
+    kernelH: k[0],
+    kernelW: k[1],
+    strideH: s[0],
+    strideW: s[1],
+    padH: p[0],
+    padW: p[1],
+    dilationH: d[0],
+    dilationW: d[1],
+    outH: convOutputSize(height, k[0], s[0], p[0], d[0]),
+    outW: convOutputSize(width, k[1], s[1], p[1], d[1]),
+  };
+}
+
+const CASES: ConvGeometry[] = [
+  geometry(3, 8, 8, [3, 3], [1, 1], [1, 1], [1, 1]),
+  geometry(2, 9, 7, [3, 2], [2, 3], [1, 0], [1, 1]),
+  geometry(4, 10, 10, [3, 3], [1, 1], [2, 2], [2, 2]),
+  geometry(64, 32, 32, [3, 3], [1, 1], [1, 1], [1, 1]),
+  geometry(16, 16, 16, [1, 1], [2, 2], [0, 0], [1, 1]),
+  geometry(3, 11, 13, [7, 7], [2, 2], [3, 3], [1, 1]),
+];
+
+describe('im2col / col2im', () => {
+  test('output size follows the convolution formula', () => {
+    assert.equal(convOutputSize(32, 3, 1, 1, 1), 32);
+    assert.equal(convOutputSize(224, 7, 2, 3, 1), 112);
+    assert.equal(convOutputSize(10, 3, 1, 2, 2), 10);
+  });
+
+  for (const g of CASES) {
+    const label = `C${g.channels} ${g.height}x${g.width} k${g.kernelH}x${g.kernelW} s${g.strideH},${g.strideW} p${g.padH},${g.padW} d${g.dilationH}`;
+    test(`${label}: fast path equals the reference bit for bit`, () => {
+      const x = uniform(g.channels * g.height * g.width, g.channels + g.height);
+      const colSize = g.channels * g.kernelH * g.kernelW * g.outH * g.outW;
+      const col = new Float32Array(colSize).fill(NaN);
+      const colRef = new Float32Array(colSize).fill(NaN);
+      im2col(x, col, g);
+      im2colReference(x, colRef, g);
+      assert.deepEqual(col, colRef);
+      const back = uniform(x.length, 5);
+      const backRef = Float32Array.from(back);
+      col2im(col, back, g);
+      col2imReference(colRef, backRef, g);
+      assert.deepEqual(back, backRef);
+    });
+
+    test(`${label}: col2im is the adjoint of im2col (<im2col x, y> = <x, col2im y>)`, () => {
+      const x = uniform(g.channels * g.height * g.width, 3);
+      const y = uniform(g.channels * g.kernelH * g.kernelW * g.outH * g.outW, 4);
+      const col = new Float32Array(y.length);
+      im2col(x, col, g);
+      const back = new Float32Array(x.length);
+      col2im(y, back, g);
+      let left = 0;
+      let right = 0;
+      for (let i = 0; i < y.length; i++) left += col[i] * y[i];
+      for (let i = 0; i < x.length; i++) right += x[i] * back[i];
+      assert.ok(Math.abs(left - right) <= 1e-4 * (1 + Math.abs(left)), `${left} vs ${right}`);
+    });
+  }
+
+  test('short arrays are refused with the sizes needed', () => {
+    const g = CASES[0];
+    assert.throws(() => im2col(new Float32Array(10), new Float32Array(10), g), /im2col: image holds 10 elements \(needs 192\), columns hold 10 \(need 1728\)/);
+  });
+});
