@@ -1,0 +1,9 @@
+/** Reverse-mode autograd: recording, the gradient-rule table, backward, gradcheck. */
+export { isGradEnabled, needsGrad, noGrad, record } from './graph.js';
+export type { GradNode } from './graph.js';
+export { gradientRule, registerGradient, registeredOps } from './registry.js';
+export type { GradRule } from './registry.js';
+export { backward, tape } from './backward.js';
+export type { BackwardOptions } from './backward.js';
+export { gradcheck } from './gradcheck.js';
+export type { GradcheckFailure, GradcheckOptions, GradcheckResult } from './gradcheck.js';

@@ -1,0 +1,242 @@
+/**
+ * 2-D convolution and transposed convolution (NCHW), through im2col and the GEMM kernel, with
+ * stride, padding, dilation and groups (depthwise when groups = channels). The column matrix is
+ * rebuilt in backward instead of being kept, so saved state is just the input.
+ */
+import { record, registerGradient } from '../autograd/index.js';
+import { InvalidArgumentError } from '../errors.js';
+import { col2im, convOutputSize, gemm, im2col, type ConvGeometry } from '../kernels/index.js';
+import { Tensor, formatShape } from '../tensor/index.js';
+
+export interface Conv2dOptions {
+  stride?: number | [number, number];
+  padding?: number | [number, number];
+  dilation?: number | [number, number];
+  groups?: number;
+}
+
+export interface ConvTranspose2dOptions extends Conv2dOptions {
+  outputPadding?: number | [number, number];
+}
+
+function pair(v: number | [number, number] | undefined, fallback: number, name: string, op: string, min: number): [number, number] {
+  const p: [number, number] = v === undefined ? [fallback, fallback] : typeof v === 'number' ? [v, v] : v;
+  if (!p.every((x) => Number.isInteger(x) && x >= min)) {
+    throw new InvalidArgumentError(`${op}: ${name} is ${JSON.stringify(v)}; expected an integer >= ${min} or a pair of them`);
+  }
+  return p;
+}
+
+interface ConvSaved {
+  groups: number;
+  /** Geometry of one group of one image, in the direction of a forward convolution. */
+  geometry: ConvGeometry;
+}
+
+/** Whether the column matrix is the image itself (1x1 kernel, stride 1, no padding). */
+function colIsImage(g: ConvGeometry): boolean {
+  return g.kernelH === 1 && g.kernelW === 1 && g.strideH === 1 && g.strideW === 1 && g.padH === 0 && g.padW === 0;
+}
+
+function columns(image: Float32Array, g: ConvGeometry, scratch: Float32Array): Float32Array {
+  if (colIsImage(g)) return image;
+  im2col(image, scratch, g);
+  return scratch;
+}
+
+function checkConvInputs(op: string, x: Tensor, weight: Tensor, bias: Tensor | null, groups: number, transposed: boolean): void {
+  if (x.rank !== 4 || weight.rank !== 4) {
+    throw new InvalidArgumentError(
+      `${op}: input ${formatShape(x.shape)} and weight ${formatShape(weight.shape)}; expected [N, C, H, W] and a 4-D weight`,
+    );
+  }
+  if (!Number.isInteger(groups) || groups < 1) throw new InvalidArgumentError(`${op}: groups is ${groups}; expected a positive integer`);
+  const channels = x.shape[1];
+  const expectedWeightIn = transposed ? channels : channels / groups;
+  const weightIn = transposed ? weight.shape[0] : weight.shape[1];
+  if (channels % groups !== 0 || weightIn !== expectedWeightIn || (!transposed && weight.shape[0] % groups !== 0)) {
+    throw new InvalidArgumentError(
+      `${op}: input ${formatShape(x.shape)} with groups=${groups} does not fit weight ${formatShape(weight.shape)}; ` +
+        (transposed ? `expected [${channels}, C_out/groups, KH, KW]` : `expected [C_out, ${channels / groups}, KH, KW] with C_out divisible by groups`),
+    );
+  }
+  const outChannels = transposed ? weight.shape[1] * groups : weight.shape[0];
+  if (bias && (bias.rank !== 1 || bias.shape[0] !== outChannels)) {
+    throw new InvalidArgumentError(`${op}: bias ${formatShape(bias.shape)}; expected [${outChannels}]`);
+  }
+}
+
+function addBias(out: Float32Array, bias: Tensor | null, batch: number, channels: number, plane: number): void {
+  if (!bias) return;
+  for (let n = 0; n < batch; n++) {
+    for (let c = 0; c < channels; c++) {
+      const b = bias.data[c];
+      const base = (n * channels + c) * plane;
+      for (let p = 0; p < plane; p++) out[base + p] += b;
+    }
+  }
+}
+
+function biasGrad(g: Float32Array, batch: number, channels: number, plane: number): Float32Array {
+  const gb = new Float32Array(channels);
+  for (let n = 0; n < batch; n++) {
+    for (let c = 0; c < channels; c++) {
+      let s = 0;
+      const base = (n * channels + c) * plane;
+      for (let p = 0; p < plane; p++) s += g[base + p];
+      gb[c] += s;
+    }
+  }
+  return gb;
+}
+
+/** y = conv2d(x, weight) + bias; x [N, C, H, W], weight [OC, C/groups, KH, KW]. */
+export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, options: Conv2dOptions = {}): Tensor {
+  const groups = options.groups ?? 1;
+  checkConvInputs('conv2d', x, weight, bias, groups, false);
+  const [batch, channels, height, width] = x.shape;
+  const [outChannels, , kernelH, kernelW] = weight.shape;
+  const [strideH, strideW] = pair(options.stride, 1, 'stride', 'conv2d', 1);
+  const [padH, padW] = pair(options.padding, 0, 'padding', 'conv2d', 0);
+  const [dilationH, dilationW] = pair(options.dilation, 1, 'dilation', 'conv2d', 1);
+  const outH = convOutputSize(height, kernelH, strideH, padH, dilationH);
+  const outW = convOutputSize(width, kernelW, strideW, padW, dilationW);
+  if (outH < 1 || outW < 1) {
+    throw new InvalidArgumentError(`conv2d: input ${formatShape(x.shape)} is smaller than the dilated kernel ${kernelH}x${kernelW} after padding`);
+  }
+  const cg = channels / groups;
+  const ocg = outChannels / groups;
+  const geometry: ConvGeometry = { channels: cg, height, width, kernelH, kernelW, strideH, strideW, padH, padW, dilationH, dilationW, outH, outW };
+  const plane = outH * outW;
+  const kSize = cg * kernelH * kernelW;
+  const out = Tensor.zeros([batch, outChannels, outH, outW]);
+  const scratch = new Float32Array(colIsImage(geometry) ? 0 : kSize * plane);
+  for (let n = 0; n < batch; n++) {
+    for (let grp = 0; grp < groups; grp++) {
+      const image = x.data.subarray((n * channels + grp * cg) * height * width, (n * channels + (grp + 1) * cg) * height * width);
+      const col = columns(image, geometry, scratch);
+      const w = weight.data.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize);
+      const y = out.data.subarray((n * outChannels + grp * ocg) * plane, (n * outChannels + (grp + 1) * ocg) * plane);
+      gemm(ocg, plane, kSize, w, col, y);
+    }
+  }
+  addBias(out.data, bias, batch, outChannels, plane);
+  return record('conv2d', [x, weight, bias], out, { groups, geometry } satisfies ConvSaved);
+}
+
+registerGradient<ConvSaved>('conv2d', (node, g, output) => {
+  const [x, weight, bias] = node.inputs as [Tensor, Tensor, Tensor | null];
+  const { groups, geometry } = node.saved;
+  const [batch, channels, height, width] = x.shape;
+  const outChannels = weight.shape[0];
+  const cg = channels / groups;
+  const ocg = outChannels / groups;
+  const plane = output.shape[2] * output.shape[3];
+  const kSize = cg * geometry.kernelH * geometry.kernelW;
+  const gx = x.requiresGrad ? new Float32Array(x.size) : null;
+  const gw = weight.requiresGrad ? new Float32Array(weight.size) : null;
+  const scratch = new Float32Array(colIsImage(geometry) ? 0 : kSize * plane);
+  const dcol = gx ? new Float32Array(kSize * plane) : null;
+  for (let n = 0; n < batch; n++) {
+    for (let grp = 0; grp < groups; grp++) {
+      const imageStart = (n * channels + grp * cg) * height * width;
+      const imageEnd = (n * channels + (grp + 1) * cg) * height * width;
+      const dy = g.subarray((n * outChannels + grp * ocg) * plane, (n * outChannels + (grp + 1) * ocg) * plane);
+      const w = weight.data.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize);
+      if (gw) {
+        const col = columns(x.data.subarray(imageStart, imageEnd), geometry, scratch);
+        // dW_g += dY_g [ocg, P] x col^T [P, K]
+        gemm(ocg, kSize, plane, dy, col, gw.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize), { transB: true, beta: 1 });
+      }
+      if (gx && dcol) {
+        const target = gx.subarray(imageStart, imageEnd);
+        if (colIsImage(geometry)) {
+          gemm(kSize, plane, ocg, w, dy, target, { transA: true, beta: 1 });
+        } else {
+          // dcol = W_g^T [K, ocg] x dY_g [ocg, P], folded back into the image
+          gemm(kSize, plane, ocg, w, dy, dcol, { transA: true });
+          col2im(dcol, target, geometry);
+        }
+      }
+    }
+  }
+  return [gx, gw, bias?.requiresGrad ? biasGrad(g, batch, outChannels, plane) : null];
+});
+
+/**
+ * Transposed convolution (the adjoint of conv2d with the same geometry): x [N, C_in, H, W],
+ * weight [C_in, C_out/groups, KH, KW]; output size (H - 1) * stride - 2 * padding +
+ * dilation * (KH - 1) + outputPadding + 1.
+ */
+export function convTranspose2d(
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor | null = null,
+  options: ConvTranspose2dOptions = {},
+): Tensor {
+  const groups = options.groups ?? 1;
+  checkConvInputs('convTranspose2d', x, weight, bias, groups, true);
+  const [batch, inChannels, height, width] = x.shape;
+  const [, ocg, kernelH, kernelW] = weight.shape;
+  const [strideH, strideW] = pair(options.stride, 1, 'stride', 'convTranspose2d', 1);
+  const [padH, padW] = pair(options.padding, 0, 'padding', 'convTranspose2d', 0);
+  const [dilationH, dilationW] = pair(options.dilation, 1, 'dilation', 'convTranspose2d', 1);
+  const [outPadH, outPadW] = pair(options.outputPadding, 0, 'outputPadding', 'convTranspose2d', 0);
+  if (outPadH >= Math.max(strideH, dilationH) || outPadW >= Math.max(strideW, dilationW)) {
+    throw new InvalidArgumentError('convTranspose2d: outputPadding must be smaller than stride or dilation');
+  }
+  const outH = (height - 1) * strideH - 2 * padH + dilationH * (kernelH - 1) + outPadH + 1;
+  const outW = (width - 1) * strideW - 2 * padW + dilationW * (kernelW - 1) + outPadW + 1;
+  if (outH < 1 || outW < 1) throw new InvalidArgumentError(`convTranspose2d: output would be ${outH}x${outW}`);
+  const outChannels = ocg * groups;
+  const cg = inChannels / groups;
+  // The forward-convolution geometry from the output (as image) to x (as columns).
+  const geometry: ConvGeometry = {
+    channels: ocg, height: outH, width: outW, kernelH, kernelW, strideH, strideW, padH, padW, dilationH, dilationW, outH: height, outW: width,
+  };
+  const plane = height * width;
+  const kSize = ocg * kernelH * kernelW;
+  const out = Tensor.zeros([batch, outChannels, outH, outW]);
+  const dcol = new Float32Array(kSize * plane);
+  for (let n = 0; n < batch; n++) {
+    for (let grp = 0; grp < groups; grp++) {
+      const xs = x.data.subarray((n * inChannels + grp * cg) * plane, (n * inChannels + (grp + 1) * cg) * plane);
+      const w = weight.data.subarray(grp * cg * kSize, (grp + 1) * cg * kSize);
+      const target = out.data.subarray((n * outChannels + grp * ocg) * outH * outW, (n * outChannels + (grp + 1) * ocg) * outH * outW);
+      if (colIsImage(geometry)) {
+        gemm(kSize, plane, cg, w, xs, target, { transA: true });
+      } else {
+        gemm(kSize, plane, cg, w, xs, dcol, { transA: true });
+        col2im(dcol, target, geometry);
+      }
+    }
+  }
+  addBias(out.data, bias, batch, outChannels, outH * outW);
+  return record('convTranspose2d', [x, weight, bias], out, { groups, geometry } satisfies ConvSaved);
+}
+
+registerGradient<ConvSaved>('convTranspose2d', (node, g) => {
+  const [x, weight, bias] = node.inputs as [Tensor, Tensor, Tensor | null];
+  const { groups, geometry } = node.saved;
+  const [batch, inChannels, height, width] = x.shape;
+  const ocg = weight.shape[1];
+  const outChannels = ocg * groups;
+  const cg = inChannels / groups;
+  const plane = height * width;
+  const outPlane = geometry.height * geometry.width;
+  const kSize = ocg * geometry.kernelH * geometry.kernelW;
+  const gx = x.requiresGrad ? new Float32Array(x.size) : null;
+  const gw = weight.requiresGrad ? new Float32Array(weight.size) : null;
+  const scratch = new Float32Array(colIsImage(geometry) ? 0 : kSize * plane);
+  for (let n = 0; n < batch; n++) {
+    for (let grp = 0; grp < groups; grp++) {
+      const dy = g.subarray((n * outChannels + grp * ocg) * outPlane, (n * outChannels + (grp + 1) * ocg) * outPlane);
+      const col = columns(dy, geometry, scratch);
+      const w = weight.data.subarray(grp * cg * kSize, (grp + 1) * cg * kSize);
+      const xStart = (n * inChannels + grp * cg) * plane;
+      if (gx) gemm(cg, plane, kSize, w, col, gx.subarray(xStart, xStart + cg * plane));
+      if (gw) gemm(cg, kSize, plane, x.data.subarray(xStart, xStart + cg * plane), col, gw.subarray(grp * cg * kSize, (grp + 1) * cg * kSize), { transB: true, beta: 1 });
+    }
+  }
+  return [gx, gw, bias?.requiresGrad ? biasGrad(g, batch, outChannels, outPlane) : null];
+});

@@ -1,0 +1,125 @@
+/**
+ * Elementwise ops: add, sub, mul with NumPy broadcasting, scaling, and the activations ReLU,
+ * ReLU6 and hardswish. Gradients of broadcast inputs are summed over the broadcast axes.
+ */
+import { record, registerGradient } from '../autograd/index.js';
+import { Tensor, broadcastIndex, broadcastShapes, shapesEqual } from '../tensor/index.js';
+
+interface BinarySaved {
+  aIndex: Int32Array | null;
+  bIndex: Int32Array | null;
+}
+
+/** Sum a gradient of the output's shape back onto an input read through `index`. */
+function reduceTo(g: Float32Array, index: Int32Array | null, size: number, scale?: Float32Array): Float32Array {
+  const out = new Float32Array(size);
+  if (index === null) {
+    if (scale) for (let i = 0; i < g.length; i++) out[i] = g[i] * scale[i];
+    else out.set(g);
+    return out;
+  }
+  if (scale) for (let i = 0; i < g.length; i++) out[index[i]] += g[i] * scale[i];
+  else for (let i = 0; i < g.length; i++) out[index[i]] += g[i];
+  return out;
+}
+
+function binary(op: string, a: Tensor, b: Tensor, f: (x: number, y: number) => number): Tensor {
+  if (shapesEqual(a.shape, b.shape)) {
+    const out = new Float32Array(a.size);
+    for (let i = 0; i < out.length; i++) out[i] = f(a.data[i], b.data[i]);
+    return record(op, [a, b], new Tensor(out, a.shape), { aIndex: null, bIndex: null });
+  }
+  const shape = broadcastShapes(a.shape, b.shape, op);
+  const aIndex = broadcastIndex(a.shape, shape);
+  const bIndex = broadcastIndex(b.shape, shape);
+  const result = Tensor.zeros(shape);
+  const out = result.data;
+  for (let i = 0; i < out.length; i++) out[i] = f(a.data[aIndex ? aIndex[i] : i], b.data[bIndex ? bIndex[i] : i]);
+  return record(op, [a, b], result, { aIndex, bIndex });
+}
+
+export function add(a: Tensor, b: Tensor): Tensor {
+  return binary('add', a, b, (x, y) => x + y);
+}
+
+export function sub(a: Tensor, b: Tensor): Tensor {
+  return binary('sub', a, b, (x, y) => x - y);
+}
+
+export function mul(a: Tensor, b: Tensor): Tensor {
+  return binary('mul', a, b, (x, y) => x * y);
+}
+
+registerGradient<BinarySaved>('add', (node, g) => [
+  reduceTo(g, node.saved.aIndex, node.inputs[0]!.size),
+  reduceTo(g, node.saved.bIndex, node.inputs[1]!.size),
+]);
+
+registerGradient<BinarySaved>('sub', (node, g) => {
+  const gb = reduceTo(g, node.saved.bIndex, node.inputs[1]!.size);
+  for (let i = 0; i < gb.length; i++) gb[i] = -gb[i];
+  return [reduceTo(g, node.saved.aIndex, node.inputs[0]!.size), gb];
+});
+
+/** Operand of the other input, gathered to the output's shape. */
+function gathered(t: Tensor, index: Int32Array | null, n: number): Float32Array {
+  if (index === null) return t.data;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = t.data[index[i]];
+  return out;
+}
+
+registerGradient<BinarySaved>('mul', (node, g) => {
+  const [a, b] = node.inputs as [Tensor, Tensor];
+  const { aIndex, bIndex } = node.saved;
+  return [
+    a.requiresGrad ? reduceTo(g, aIndex, a.size, gathered(b, bIndex, g.length)) : null,
+    b.requiresGrad ? reduceTo(g, bIndex, b.size, gathered(a, aIndex, g.length)) : null,
+  ];
+});
+
+/** x * factor for a constant factor. */
+export function scale(x: Tensor, factor: number): Tensor {
+  const out = new Float32Array(x.size);
+  for (let i = 0; i < out.length; i++) out[i] = x.data[i] * factor;
+  return record('scale', [x], new Tensor(out, x.shape), factor);
+}
+
+registerGradient<number>('scale', (node, g) => {
+  const out = new Float32Array(g.length);
+  for (let i = 0; i < g.length; i++) out[i] = g[i] * node.saved;
+  return [out];
+});
+
+/** An activation: forward f(x) and derivative f'(x) from the input. */
+function unary(op: string, x: Tensor, f: (v: number) => number): Tensor {
+  const out = new Float32Array(x.size);
+  const d = x.data;
+  for (let i = 0; i < out.length; i++) out[i] = f(d[i]);
+  return record(op, [x], new Tensor(out, x.shape), null);
+}
+
+function registerUnary(op: string, derivative: (v: number) => number): void {
+  registerGradient(op, (node, g) => {
+    const x = node.inputs[0]!.data;
+    const out = new Float32Array(g.length);
+    for (let i = 0; i < g.length; i++) out[i] = g[i] * derivative(x[i]);
+    return [out];
+  });
+}
+
+export function relu(x: Tensor): Tensor {
+  return unary('relu', x, (v) => (v > 0 ? v : 0));
+}
+registerUnary('relu', (v) => (v > 0 ? 1 : 0));
+
+export function relu6(x: Tensor): Tensor {
+  return unary('relu6', x, (v) => (v <= 0 ? 0 : v >= 6 ? 6 : v));
+}
+registerUnary('relu6', (v) => (v > 0 && v < 6 ? 1 : 0));
+
+/** x * relu6(x + 3) / 6 (Howard et al. 2019). */
+export function hardswish(x: Tensor): Tensor {
+  return unary('hardswish', x, (v) => (v <= -3 ? 0 : v >= 3 ? v : (v * (v + 3)) / 6));
+}
+registerUnary('hardswish', (v) => (v < -3 ? 0 : v > 3 ? 1 : (2 * v + 3) / 6));

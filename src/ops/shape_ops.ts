@@ -1,0 +1,75 @@
+/** Shape ops: reshape, flatten and concat. */
+import { record, registerGradient } from '../autograd/index.js';
+import { InvalidArgumentError } from '../errors.js';
+import { Tensor, formatShape, shapeSize, type Shape } from '../tensor/index.js';
+
+/** The same values in another shape; one dimension may be -1 (inferred). */
+export function reshape(x: Tensor, shape: Shape): Tensor {
+  const known = shape.filter((d) => d !== -1);
+  const inferred = shape.length - known.length;
+  if (inferred > 1) throw new InvalidArgumentError(`reshape: only one dimension may be -1, got ${formatShape(shape)}`);
+  const knownSize = shapeSize(known);
+  const target = shape.map((d) => (d === -1 ? (knownSize === 0 ? 0 : x.size / knownSize) : d));
+  if (shapeSize(target) !== x.size || !target.every(Number.isInteger)) {
+    throw new InvalidArgumentError(`reshape: cannot view ${formatShape(x.shape)} (${x.size} elements) as ${formatShape(shape)}`);
+  }
+  return record('reshape', [x], new Tensor(x.data, target), null);
+}
+
+registerGradient('reshape', (_node, g) => [g]);
+
+/** Collapse dimensions from `startDim` on into one: [N, C, H, W] -> [N, C*H*W]. */
+export function flatten(x: Tensor, startDim = 1): Tensor {
+  const head = x.shape.slice(0, startDim);
+  return reshape(x, [...head, shapeSize(x.shape.slice(startDim))]);
+}
+
+interface ConcatSaved {
+  axis: number;
+  sizes: number[];
+}
+
+/** Join tensors along `axis`; all other dimensions must match. */
+export function concat(tensors: readonly Tensor[], axis: number): Tensor {
+  if (tensors.length === 0) throw new InvalidArgumentError('concat: needs at least one tensor');
+  const first = tensors[0];
+  const rank = first.rank;
+  const ax = axis < 0 ? axis + rank : axis;
+  if (ax < 0 || ax >= rank) throw new InvalidArgumentError(`concat: axis ${axis} is out of range for rank ${rank}`);
+  for (const t of tensors) {
+    if (t.rank !== rank || t.shape.some((d, i) => i !== ax && d !== first.shape[i])) {
+      throw new InvalidArgumentError(
+        `concat: shapes ${tensors.map((s) => formatShape(s.shape)).join(', ')} differ outside axis ${ax}; expected equal sizes there`,
+      );
+    }
+  }
+  const sizes = tensors.map((t) => t.shape[ax]);
+  const shape = [...first.shape];
+  shape[ax] = sizes.reduce((a, b) => a + b, 0);
+  const outer = shapeSize(first.shape.slice(0, ax));
+  const inner = shapeSize(first.shape.slice(ax + 1));
+  const out = Tensor.zeros(shape);
+  const rowOut = shape[ax] * inner;
+  let offset = 0;
+  for (const t of tensors) {
+    const row = t.shape[ax] * inner;
+    for (let o = 0; o < outer; o++) out.data.set(t.data.subarray(o * row, (o + 1) * row), o * rowOut + offset);
+    offset += row;
+  }
+  return record('concat', tensors, out, { axis: ax, sizes });
+}
+
+registerGradient<ConcatSaved>('concat', (node, g, output) => {
+  const { axis, sizes } = node.saved;
+  const outer = shapeSize(output.shape.slice(0, axis));
+  const inner = shapeSize(output.shape.slice(axis + 1));
+  const rowOut = output.shape[axis] * inner;
+  let offset = 0;
+  return sizes.map((size) => {
+    const row = size * inner;
+    const gi = new Float32Array(outer * row);
+    for (let o = 0; o < outer; o++) gi.set(g.subarray(o * rowOut + offset, o * rowOut + offset + row), o * row);
+    offset += row;
+    return gi;
+  });
+});

@@ -1,0 +1,110 @@
+/**
+ * Tensor: a shape and a contiguous row-major Float32Array. Autograd attaches its bookkeeping
+ * through `requiresGrad`, `grad` and the opaque `gradFn` slot; this layer never looks inside it.
+ */
+import { InvalidArgumentError } from '../errors.js';
+import type { Generator } from './random.js';
+import { checkShape, formatShape, shapeSize, type Shape } from './shape.js';
+
+/** What autograd records on a tensor an op produced. Opaque to this layer. */
+export interface GradFn {
+  readonly op: string;
+  readonly inputs: readonly (Tensor | null)[];
+}
+
+export class Tensor {
+  readonly shape: readonly number[];
+  readonly data: Float32Array;
+  readonly dtype = 'float32' as const;
+  requiresGrad = false;
+  grad: Tensor | null = null;
+  gradFn: GradFn | null = null;
+  /** Optional name, for parameters and error messages. */
+  name?: string;
+
+  constructor(data: Float32Array, shape: Shape) {
+    checkShape(shape, 'Tensor');
+    const size = shapeSize(shape);
+    if (data.length !== size) {
+      throw new InvalidArgumentError(
+        `Tensor: ${data.length} values do not fill shape ${formatShape(shape)} (${size} elements)`,
+      );
+    }
+    this.data = data;
+    this.shape = Object.freeze([...shape]);
+  }
+
+  static zeros(shape: Shape): Tensor {
+    return new Tensor(new Float32Array(shapeSize(shape)), shape);
+  }
+
+  static ones(shape: Shape): Tensor {
+    return Tensor.full(shape, 1);
+  }
+
+  static full(shape: Shape, value: number): Tensor {
+    return new Tensor(new Float32Array(shapeSize(shape)).fill(value), shape);
+  }
+
+  static from(values: ArrayLike<number>, shape?: Shape): Tensor {
+    const data = Float32Array.from(values);
+    return new Tensor(data, shape ?? [data.length]);
+  }
+
+  static scalar(value: number): Tensor {
+    return new Tensor(Float32Array.of(value), []);
+  }
+
+  static randn(shape: Shape, generator: Generator, std = 1): Tensor {
+    const t = Tensor.zeros(shape);
+    for (let i = 0; i < t.data.length; i++) t.data[i] = generator.normal() * std;
+    return t;
+  }
+
+  static uniform(shape: Shape, generator: Generator, lo: number, hi: number): Tensor {
+    const t = Tensor.zeros(shape);
+    for (let i = 0; i < t.data.length; i++) t.data[i] = lo + generator.uniform() * (hi - lo);
+    return t;
+  }
+
+  get size(): number {
+    return this.data.length;
+  }
+
+  get rank(): number {
+    return this.shape.length;
+  }
+
+  /** The single value of a one-element tensor. */
+  item(): number {
+    if (this.data.length !== 1) {
+      throw new InvalidArgumentError(`item() needs a one-element tensor; this one has shape ${formatShape(this.shape)}`);
+    }
+    return this.data[0];
+  }
+
+  /** A tensor sharing this one's data with another shape of the same size (no autograd). */
+  view(shape: Shape): Tensor {
+    return new Tensor(this.data, shape);
+  }
+
+  /** A copy that owns its data and is detached from autograd. */
+  clone(): Tensor {
+    return new Tensor(Float32Array.from(this.data), this.shape);
+  }
+
+  /** The same data, detached from autograd. */
+  detach(): Tensor {
+    return new Tensor(this.data, this.shape);
+  }
+
+  /** Mark as a leaf that collects gradients. */
+  requireGrad(flag = true): this {
+    this.requiresGrad = flag;
+    return this;
+  }
+
+  toString(): string {
+    return `Tensor${formatShape(this.shape)}${this.name ? ` ${this.name}` : ''}`;
+  }
+}
