@@ -5,9 +5,7 @@
 #include <cstring>
 #include <string>
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
+#include "cpu.h"
 
 #include "parallel.h"
 
@@ -98,7 +96,7 @@ void quantizeRange(const uint32_t* __restrict in, float* __restrict out, int64_t
   }
 }
 
-#if defined(__x86_64__)
+#ifdef OCTET_X86
 #define OCTET_WIDE __attribute__((target("avx512f")))
 #define OCTET_AVX2 __attribute__((target("avx2")))
 
@@ -231,7 +229,7 @@ enum class Isa { kWide, kAvx2, kPortable };
 
 Isa isa() {
   static const Isa chosen = [] {
-#if defined(__x86_64__)
+#ifdef OCTET_X86
     __builtin_cpu_init();
     const char* forced = std::getenv("OCTET_CODEC_KERNEL");
     const std::string want = forced ? forced : "";

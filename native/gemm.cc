@@ -9,10 +9,7 @@
 
 #include "parallel.h"
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define OCTET_X86 1
-#endif
+#include "cpu.h"
 
 namespace octet {
 namespace {
@@ -96,104 +93,126 @@ __attribute__((target("avx2,fma"))) void microAvx2(int64_t kc, const float* ap, 
   storeTile<6, 16>(acc, c, ldc, alpha, beta, mr, nr);
 }
 
-// AVX-512: 12 rows x 32 columns in 24 zmm accumulators. A(i, p) is at a[i * rs + p * cs]:
-// packed panels have rs = 1, cs = 12; direct rows have rs = lda, cs = 1.
-template <bool kDirect>
+// AVX-512 tiles of MR rows x (16 * V) columns, MR * V <= 24 accumulators, fully unrolled so
+// the accumulators live in zmm registers. A(i, p) is at row[i][p * cs]: packed panels have
+// cs = MR (rows interleaved), direct rows have cs = 1 and row[i] = a + i * lda.
+template <int MR, int V, bool kDirect>
 __attribute__((target("avx512f"))) inline void avx512Tile(int64_t kc, const float* a, int64_t lda, const float* bp,
                                                            float* c, int64_t ldc, float alpha, float beta, int mr,
                                                            int nr) {
-  const float* row[12];
-  for (int i = 0; i < 12; ++i) row[i] = kDirect ? a + (i < mr ? i : mr - 1) * lda : a + i;
-#define OCTET_ROW(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
-  OCTET_ROW(0) OCTET_ROW(1) OCTET_ROW(2) OCTET_ROW(3) OCTET_ROW(4) OCTET_ROW(5)
-  OCTET_ROW(6) OCTET_ROW(7) OCTET_ROW(8) OCTET_ROW(9) OCTET_ROW(10) OCTET_ROW(11)
-#undef OCTET_ROW
-  for (int64_t p = 0; p < kc; ++p) {
-    const __m512 b0 = _mm512_load_ps(bp);
-    const __m512 b1 = _mm512_load_ps(bp + 16);
-    _mm_prefetch(reinterpret_cast<const char*>(bp + 256), _MM_HINT_T0);
-    const int64_t at = kDirect ? p : p * 12;
-#define OCTET_FMA(i)                               \
-  {                                                \
-    const __m512 av = _mm512_set1_ps(row[i][at]);  \
-    c##i##0 = _mm512_fmadd_ps(av, b0, c##i##0);    \
-    c##i##1 = _mm512_fmadd_ps(av, b1, c##i##1);    \
+  constexpr int NR = 16 * V;
+  const float* row[MR];
+#pragma GCC unroll 24
+  for (int i = 0; i < MR; ++i) row[i] = kDirect ? a + (i < mr ? i : mr - 1) * lda : a + i;
+  __m512 acc[MR][V];
+#pragma GCC unroll 24
+  for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 2
+    for (int v = 0; v < V; ++v) acc[i][v] = _mm512_setzero_ps();
   }
-    OCTET_FMA(0) OCTET_FMA(1) OCTET_FMA(2) OCTET_FMA(3) OCTET_FMA(4) OCTET_FMA(5)
-    OCTET_FMA(6) OCTET_FMA(7) OCTET_FMA(8) OCTET_FMA(9) OCTET_FMA(10) OCTET_FMA(11)
-#undef OCTET_FMA
-    bp += 32;
+  for (int64_t p = 0; p < kc; ++p) {
+    __m512 b[V];
+#pragma GCC unroll 2
+    for (int v = 0; v < V; ++v) b[v] = _mm512_load_ps(bp + 16 * v);
+    _mm_prefetch(reinterpret_cast<const char*>(bp + 8 * NR), _MM_HINT_T0);
+    const int64_t at = kDirect ? p : p * MR;
+#pragma GCC unroll 24
+    for (int i = 0; i < MR; ++i) {
+      const __m512 av = _mm512_set1_ps(row[i][at]);
+#pragma GCC unroll 2
+      for (int v = 0; v < V; ++v) acc[i][v] = _mm512_fmadd_ps(av, b[v], acc[i][v]);
+    }
+    bp += NR;
   }
   const __m512 va = _mm512_set1_ps(alpha);
-  if (mr == 12 && nr == 32) {
+  if (mr == MR && nr == NR) {
     const __m512 vb = _mm512_set1_ps(beta);
-#define OCTET_STORE(i)                                                                                     \
-  {                                                                                                        \
-    float* out = c + (i) * ldc;                                                                            \
-    if (beta == 0.0f) {                                                                                    \
-      _mm512_storeu_ps(out, _mm512_mul_ps(va, c##i##0));                                                   \
-      _mm512_storeu_ps(out + 16, _mm512_mul_ps(va, c##i##1));                                              \
-    } else {                                                                                               \
-      _mm512_storeu_ps(out, _mm512_fmadd_ps(vb, _mm512_loadu_ps(out), _mm512_mul_ps(va, c##i##0)));        \
-      _mm512_storeu_ps(out + 16, _mm512_fmadd_ps(vb, _mm512_loadu_ps(out + 16), _mm512_mul_ps(va, c##i##1))); \
-    }                                                                                                      \
-  }
-    OCTET_STORE(0) OCTET_STORE(1) OCTET_STORE(2) OCTET_STORE(3) OCTET_STORE(4) OCTET_STORE(5)
-    OCTET_STORE(6) OCTET_STORE(7) OCTET_STORE(8) OCTET_STORE(9) OCTET_STORE(10) OCTET_STORE(11)
-#undef OCTET_STORE
+#pragma GCC unroll 24
+    for (int i = 0; i < MR; ++i) {
+      float* out = c + i * ldc;
+#pragma GCC unroll 2
+      for (int v = 0; v < V; ++v) {
+        const __m512 scaled = _mm512_mul_ps(va, acc[i][v]);
+        _mm512_storeu_ps(out + 16 * v, beta == 0.0f ? scaled : _mm512_fmadd_ps(vb, _mm512_loadu_ps(out + 16 * v), scaled));
+      }
+    }
     return;
   }
-  alignas(64) float acc[12 * 32];
-#define OCTET_SPILL(i) _mm512_store_ps(acc + (i) * 32, c##i##0); _mm512_store_ps(acc + (i) * 32 + 16, c##i##1);
-  OCTET_SPILL(0) OCTET_SPILL(1) OCTET_SPILL(2) OCTET_SPILL(3) OCTET_SPILL(4) OCTET_SPILL(5)
-  OCTET_SPILL(6) OCTET_SPILL(7) OCTET_SPILL(8) OCTET_SPILL(9) OCTET_SPILL(10) OCTET_SPILL(11)
-#undef OCTET_SPILL
-  storeTile<12, 32>(acc, c, ldc, alpha, beta, mr, nr);
+  alignas(64) float spill[MR * NR];
+#pragma GCC unroll 24
+  for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 2
+    for (int v = 0; v < V; ++v) _mm512_store_ps(spill + i * NR + 16 * v, acc[i][v]);
+  }
+  storeTile<MR, NR>(spill, c, ldc, alpha, beta, mr, nr);
 }
 
-__attribute__((target("avx512f"))) void microAvx512(int64_t kc, const float* ap, const float* bp, float* c,
-                                                     int64_t ldc, float alpha, float beta, int mr, int nr) {
-  avx512Tile<false>(kc, ap, 0, bp, c, ldc, alpha, beta, mr, nr);
+template <int MR, int V>
+__attribute__((target("avx512f"))) void microAvx512(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc,
+                                                     float alpha, float beta, int mr, int nr) {
+  avx512Tile<MR, V, false>(kc, ap, 0, bp, c, ldc, alpha, beta, mr, nr);
 }
 
-__attribute__((target("avx512f"))) void directAvx512(int64_t kc, const float* a, int64_t lda, const float* bp,
-                                                      float* c, int64_t ldc, float alpha, float beta, int mr,
-                                                      int nr) {
-  avx512Tile<true>(kc, a, lda, bp, c, ldc, alpha, beta, mr, nr);
+template <int MR, int V>
+__attribute__((target("avx512f"))) void directAvx512(int64_t kc, const float* a, int64_t lda, const float* bp, float* c,
+                                                      int64_t ldc, float alpha, float beta, int mr, int nr) {
+  avx512Tile<MR, V, true>(kc, a, lda, bp, c, ldc, alpha, beta, mr, nr);
 }
 #endif
 
-KernelSpec chooseKernel() {
+// The kernels this CPU can run: one family, with one or more tile shapes.
+struct KernelFamily {
+  const char* name;
+  std::vector<KernelSpec> variants;  // avx512: 12x32, 8x32, 24x16
+};
+
+KernelFamily chooseFamily() {
   const char* forced = std::getenv("OCTET_GEMM_KERNEL");
   const std::string want = forced ? forced : "";
 #ifdef OCTET_X86
   __builtin_cpu_init();
   if ((want.empty() || want == "avx512") && __builtin_cpu_supports("avx512f")) {
-    return KernelSpec{"avx512", 12, 32, 1536, 384, 512, microAvx512, directAvx512};
+    return {"avx512",
+            {KernelSpec{"avx512", 12, 32, 1536, 384, 512, microAvx512<12, 2>, directAvx512<12, 2>},
+             KernelSpec{"avx512", 8, 32, 1536, 384, 512, microAvx512<8, 2>, directAvx512<8, 2>},
+             KernelSpec{"avx512", 24, 16, 1536, 384, 512, microAvx512<24, 1>, directAvx512<24, 1>}}};
   }
   if ((want.empty() || want == "avx2") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-    return KernelSpec{"avx2", 6, 16, 1536, 256, 512, microAvx2, nullptr};
+    return {"avx2", {KernelSpec{"avx2", 6, 16, 1536, 256, 512, microAvx2, nullptr}}};
   }
 #endif
-  return KernelSpec{"portable", kPortableMR, kPortableNR, 512, 256, 512, microPortable, nullptr};
+  return {"portable", {KernelSpec{"portable", kPortableMR, kPortableNR, 512, 256, 512, microPortable, nullptr}}};
 }
 
-// The kernel for this CPU. OCTET_GEMM_KERNEL=avx2|portable forces a simpler one (for testing
-// every path on one machine); OCTET_GEMM_BLOCKS=mc,kc,nc overrides the cache blocking (tuning).
-const KernelSpec& selectKernel() {
-  static const KernelSpec spec = [] {
-    KernelSpec ks = chooseKernel();
+// The kernel family for this CPU. OCTET_GEMM_KERNEL=avx2|portable forces a simpler one (for
+// testing every path on one machine); OCTET_GEMM_BLOCKS=mc,kc,nc overrides the cache blocking.
+const KernelFamily& family() {
+  static const KernelFamily chosen = [] {
+    KernelFamily f = chooseFamily();
     if (const char* blocks = std::getenv("OCTET_GEMM_BLOCKS")) {
       long mc = 0, kc = 0, nc = 0;
-      if (std::sscanf(blocks, "%ld,%ld,%ld", &mc, &kc, &nc) == 3 && mc >= ks.mr && kc > 0 && nc >= ks.nr) {
-        ks.mc = mc / ks.mr * ks.mr;
-        ks.kc = kc;
-        ks.nc = nc / ks.nr * ks.nr;
+      if (std::sscanf(blocks, "%ld,%ld,%ld", &mc, &kc, &nc) == 3 && mc >= 24 && kc > 0 && nc >= 32) {
+        for (KernelSpec& ks : f.variants) {
+          ks.mc = mc / ks.mr * ks.mr;
+          ks.kc = kc;
+          ks.nc = nc / ks.nr * ks.nr;
+        }
       }
     }
-    return ks;
+    return f;
   }();
-  return spec;
+  return chosen;
+}
+
+// The tile shape that wastes least on the edges of an m x n result: 16-column tiles when C has
+// at most 16 columns, 8-row tiles when m fits them much better than 12-row ones. Every shape
+// sums each element in the same order, so the choice never changes results.
+const KernelSpec& selectKernel(int64_t m, int64_t n) {
+  const KernelFamily& f = family();
+  if (f.variants.size() == 1) return f.variants[0];
+  if (n <= 16) return f.variants[2];
+  auto fill = [m](int mr) { return static_cast<double>(m) / (static_cast<double>((m + mr - 1) / mr) * mr); };
+  return fill(8) > fill(12) + 0.02 ? f.variants[1] : f.variants[0];
 }
 
 // Aligned scratch for packed panels, one set per thread, grown as needed and reused.
@@ -275,7 +294,7 @@ void multiplyRows(const GemmArgs& g, const KernelSpec& ks, const float* bp, int6
   PackBuffers& buf = tlsPack;
   const int mr = ks.mr, nr = ks.nr;
   // Few B panels: each packed A panel would serve too few tiles, so read A in place.
-  if (ks.direct && !g.transA && panel1 - panel0 <= 2) {
+  if (ks.direct && !g.transA && panel1 - panel0 <= 4) {
     for (int64_t ir = m0; ir < m1; ir += mr) {
       const int rows = static_cast<int>(std::min<int64_t>(mr, m1 - ir));
       const float* arow = g.a + ir * g.lda + pc;
@@ -319,7 +338,7 @@ thread_local PackBuffers sharedPack;
 
 }  // namespace
 
-const char* gemmKernelName() { return selectKernel().name; }
+const char* gemmKernelName() { return family().name; }
 
 void sgemm(const GemmArgs& g, int threads) {
   if (g.m <= 0 || g.n <= 0) return;
@@ -327,7 +346,7 @@ void sgemm(const GemmArgs& g, int threads) {
     scaleC(g);
     return;
   }
-  const KernelSpec& ks = selectKernel();
+  const KernelSpec& ks = selectKernel(g.m, g.n);
   const int mr = ks.mr, nr = ks.nr;
   const int64_t tilesM = (g.m + mr - 1) / mr;
   // Too little work to share: stay on this thread.

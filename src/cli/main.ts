@@ -4,6 +4,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { OctetError } from '../errors.js';
 import { ROUNDINGS } from '../formats/index.js';
+import { BENCH_GROUPS, benchCommand } from './bench_command.js';
 import { castCommand } from './cast_command.js';
 import { formatsCommand } from './formats_command.js';
 import { processIo, type CliIo } from './io.js';
@@ -32,6 +33,14 @@ function buildProgram(io: CliIo): Command {
     .option('--seed <n>', 'seed of stochastic rounding (non-negative integer)', '0')
     .option('--saturate', 'send overflow and ±Inf to ±max finite instead of Inf/NaN')
     .action((options) => castCommand(options, io));
+
+  program
+    .command('bench')
+    .description(`measure speed, with numpy/OpenBLAS and ONNX Runtime as peers where present (groups: ${BENCH_GROUPS.join(', ')})`)
+    .argument('[groups...]', 'benchmark groups to run; default: all')
+    .option('--json', 'one JSON object per line')
+    .option('--threads <list>', 'thread counts to measure, comma-separated (default: 1 and all cores)')
+    .action((groups: string[], options: { json?: boolean; threads?: string }) => benchCommand(groups, options, io));
 
   return program;
 }

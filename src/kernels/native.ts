@@ -2,7 +2,8 @@
  * The native kernel core (build/Release/octet_native.node, built by node-gyp during
  * `npm install`). When it is missing or fails to load, every kernel runs its TypeScript
  * reference instead, and a warning says so once. `OCTET_NATIVE=0` chooses the reference path on
- * purpose (no warning).
+ * purpose (no warning); `OCTET_NATIVE_PATH` loads the addon from another file (a portable
+ * build, say).
  */
 import { createRequire } from 'node:module';
 
@@ -53,7 +54,7 @@ function load(): NativeCore | null {
   try {
     const require = createRequire(import.meta.url);
     // src/kernels/ and dist/kernels/ both sit two levels below the package root.
-    return require('../../build/Release/octet_native.node') as NativeCore;
+    return require(process.env.OCTET_NATIVE_PATH || '../../build/Release/octet_native.node') as NativeCore;
   } catch (error) {
     loadError = (error as Error).message.split('\n')[0];
     process.emitWarning(

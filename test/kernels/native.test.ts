@@ -4,6 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import { nativeCore, nativeUnavailableReason } from '../../src/kernels/native.js';
@@ -37,6 +40,30 @@ describe('native core', () => {
       assert.match(r.stdout, /codec mismatches 0\n/);
     });
   }
+
+  test('the portable build (no x86 code at all, as on arm64) compiles and matches the references', () => {
+    const nodeInclude = join(dirname(dirname(process.execPath)), 'include', 'node');
+    assert.ok(existsSync(join(nodeInclude, 'node_api.h')), `Node headers not found at ${nodeInclude}`);
+    const out = join(mkdtempSync(join(tmpdir(), 'octet-portable-')), 'octet_native.node');
+    const sources = readdirSync(join(root, 'native')).filter((f) => f.endsWith('.cc')).map((f) => join(root, 'native', f));
+    const build = spawnSync('g++', [
+      '-std=c++17', '-O2', '-fopenmp', '-fPIC', '-shared', '-DOCTET_NO_X86', '-DNAPI_VERSION=8', '-DNAPI_CPP_EXCEPTIONS',
+      `-I${nodeInclude}`, `-I${join(root, 'node_modules', 'node-addon-api')}`, ...sources, '-o', out,
+    ], { encoding: 'utf8' });
+    assert.equal(build.status, 0, build.stderr);
+    const r = check({ OCTET_NATIVE_PATH: out });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /kernel portable/);
+    assert.match(r.stdout, /gemm max relative error [0-9.e-]+ ok/);
+    assert.match(r.stdout, /codec mismatches 0\n/);
+  });
+
+  test('a million calls leave memory flat', () => {
+    const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', 'test/helpers/leak_check.ts', '1000000'], { cwd: root, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const { rssBeforeMb, rssAfterMb } = JSON.parse(r.stdout) as { rssBeforeMb: number; rssAfterMb: number };
+    assert.ok(rssAfterMb - rssBeforeMb < 20, `RSS grew from ${rssBeforeMb.toFixed(1)} MB to ${rssAfterMb.toFixed(1)} MB`);
+  });
 
   test('OCTET_NATIVE=0 runs everything on the reference path', () => {
     const r = check({ OCTET_NATIVE: '0' });

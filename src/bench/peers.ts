@@ -32,6 +32,34 @@ print(json.dumps({"encode": ${n} / enc, "quantize": ${n} / q}))
   return result as { encode: number; quantize: number } | null;
 }
 
+/**
+ * numpy (OpenBLAS) float32 matmul of an m x k by a k x n matrix on `threads` threads, best of
+ * repeated runs lasting at least 0.6 s: GFLOP/s, or null without python3 and numpy.
+ * OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are unset for this run only, so current OpenBLAS picks
+ * its kernel for this CPU.
+ */
+export function numpyGemm(m: number, n: number, k: number, threads: number): number | null {
+  const env: NodeJS.ProcessEnv = { ...process.env, OPENBLAS_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads) };
+  delete env.OPENBLAS_CORETYPE;
+  delete env.OPENBLAS_L2_SIZE;
+  const code = `
+import json, time, numpy as np
+rng = np.random.default_rng(1)
+a = rng.random((${m}, ${k}), dtype=np.float32) - 0.5
+b = rng.random((${k}, ${n}), dtype=np.float32) - 0.5
+c = np.empty((${m}, ${n}), dtype=np.float32)
+np.matmul(a, b, out=c)
+best = 1e9; start = time.perf_counter(); r = 0
+while r < 3 or (time.perf_counter() - start < 0.6 and r < 200):
+    t = time.perf_counter(); np.matmul(a, b, out=c); best = min(best, time.perf_counter() - t); r += 1
+print(json.dumps(${2 * m * n * k} / best / 1e9))
+`;
+  const r = spawnSync('python3', ['-c', code], { encoding: 'utf8', env, timeout: 600_000 });
+  if (r.status !== 0) return null;
+  const value = Number(r.stdout.trim().split('\n').pop());
+  return Number.isFinite(value) ? value : null;
+}
+
 export async function loadOnnxRuntime(): Promise<typeof import('onnxruntime-node') | null> {
   try {
     const loaded = (await import('onnxruntime-node')) as typeof import('onnxruntime-node') & {

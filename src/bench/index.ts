@@ -1,0 +1,5 @@
+/** Benchmarks: JSON rows, with peers measured in the same run where the machine has them. */
+export { codecBench } from './codec_bench.js';
+export type { CodecBenchRow } from './codec_bench.js';
+export { GEMM_SHAPES, gemmBench } from './gemm_bench.js';
+export type { GemmBenchRow, GemmShape } from './gemm_bench.js';
