@@ -7,13 +7,14 @@
         "native/parallel.cc",
         "native/gemm.cc",
         "native/codec.cc",
-        "native/im2col.cc"
+        "native/im2col.cc",
+        "native/elementwise.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-O2"],
-      "cflags_cc": ["-std=c++17", "-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off"],
       "ldflags": ["-fopenmp"]
     }
   ]

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "codec.h"
+#include "elementwise.h"
 #include "gemm.h"
 #include "im2col.h"
 #include "parallel.h"
@@ -67,6 +68,105 @@ Napi::Value Sgemm(const Napi::CallbackInfo& info) {
   g.c = c.Data();
   octet::sgemm(g, threadsArg(info, 13));
   return env.Undefined();
+}
+
+Napi::Float64Array float64Arg(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+    throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a Float64Array");
+  }
+  return info[i].As<Napi::Float64Array>();
+}
+
+// A Float32Array of at least `length` elements, or null (returns nullptr) when allowed.
+float* f32(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t length, bool nullable = false) {
+  if (nullable && info[i].IsNull()) return nullptr;
+  auto a = float32Arg(info, i, name);
+  if (static_cast<int64_t>(a.ElementLength()) < length) {
+    throw Napi::RangeError::New(info.Env(), std::string(name) + " is shorter than the shape needs");
+  }
+  return a.Data();
+}
+
+double* f64(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t length) {
+  auto a = float64Arg(info, i, name);
+  if (static_cast<int64_t>(a.ElementLength()) < length) {
+    throw Napi::RangeError::New(info.Env(), std::string(name) + " is shorter than the shape needs");
+  }
+  return a.Data();
+}
+
+// reluForward(x, out, threads?), reluBackward(x, g, out, threads?), add(a, b, out, threads?)
+Napi::Value ReluForward(const Napi::CallbackInfo& info) {
+  const int64_t n = float32Arg(info, 0, "x").ElementLength();
+  octet::reluForward(f32(info, 0, "x", n), f32(info, 1, "out", n), n, threadsArg(info, 2));
+  return info.Env().Undefined();
+}
+
+Napi::Value ReluBackward(const Napi::CallbackInfo& info) {
+  const int64_t n = float32Arg(info, 0, "x").ElementLength();
+  octet::reluBackward(f32(info, 0, "x", n), f32(info, 1, "g", n), f32(info, 2, "out", n), n, threadsArg(info, 3));
+  return info.Env().Undefined();
+}
+
+Napi::Value AddArrays(const Napi::CallbackInfo& info) {
+  const int64_t n = float32Arg(info, 0, "a").ElementLength();
+  octet::addArrays(f32(info, 0, "a", n), f32(info, 1, "b", n), f32(info, 2, "out", n), n, threadsArg(info, 3));
+  return info.Env().Undefined();
+}
+
+struct ChannelShape {
+  int64_t batch, channels, plane;
+  int64_t size() const { return batch * channels * plane; }
+};
+
+ChannelShape channelShapeArg(const Napi::CallbackInfo& info, size_t i) {
+  ChannelShape s{intArg(info, i, "batch"), intArg(info, i + 1, "channels"), intArg(info, i + 2, "plane")};
+  if (s.batch < 0 || s.channels < 0 || s.plane < 0) throw Napi::RangeError::New(info.Env(), "negative dimension");
+  return s;
+}
+
+// channelBiasAdd(out, bias, batch, channels, plane, threads?)
+Napi::Value ChannelBiasAdd(const Napi::CallbackInfo& info) {
+  const ChannelShape s = channelShapeArg(info, 2);
+  octet::channelBiasAdd(f32(info, 0, "out", s.size()), f32(info, 1, "bias", s.channels), s.batch, s.channels, s.plane,
+                        threadsArg(info, 5));
+  return info.Env().Undefined();
+}
+
+// channelSum(g, sums, batch, channels, plane, threads?)
+Napi::Value ChannelSum(const Napi::CallbackInfo& info) {
+  const ChannelShape s = channelShapeArg(info, 2);
+  octet::channelSum(f32(info, 0, "g", s.size()), f64(info, 1, "sums", s.channels), s.batch, s.channels, s.plane,
+                    threadsArg(info, 5));
+  return info.Env().Undefined();
+}
+
+// channelMeanVar(x, mean, var, batch, channels, plane, threads?)
+Napi::Value ChannelMeanVar(const Napi::CallbackInfo& info) {
+  const ChannelShape s = channelShapeArg(info, 3);
+  octet::channelMeanVar(f32(info, 0, "x", s.size()), f64(info, 1, "mean", s.channels), f64(info, 2, "var", s.channels),
+                        s.batch, s.channels, s.plane, threadsArg(info, 6));
+  return info.Env().Undefined();
+}
+
+// batchNormForward(x, mean, invStd, gamma|null, beta|null, xhat, out, batch, channels, plane, threads?)
+Napi::Value BatchNormForward(const Napi::CallbackInfo& info) {
+  const ChannelShape s = channelShapeArg(info, 7);
+  octet::batchNormForward(f32(info, 0, "x", s.size()), f64(info, 1, "mean", s.channels),
+                          f32(info, 2, "invStd", s.channels), f32(info, 3, "gamma", s.channels, true),
+                          f32(info, 4, "beta", s.channels, true), f32(info, 5, "xhat", s.size()),
+                          f32(info, 6, "out", s.size()), s.batch, s.channels, s.plane, threadsArg(info, 10));
+  return info.Env().Undefined();
+}
+
+// batchNormBackward(g, xhat, invStd, gamma|null, training, gx|null, sumG, sumGX, batch, channels, plane, threads?)
+Napi::Value BatchNormBackward(const Napi::CallbackInfo& info) {
+  const ChannelShape s = channelShapeArg(info, 8);
+  octet::batchNormBackward(f32(info, 0, "g", s.size()), f32(info, 1, "xhat", s.size()),
+                           f32(info, 2, "invStd", s.channels), f32(info, 3, "gamma", s.channels, true),
+                           info[4].ToBoolean(), f32(info, 5, "gx", s.size(), true), f64(info, 6, "sumG", s.channels),
+                           f64(info, 7, "sumGX", s.channels), s.batch, s.channels, s.plane, threadsArg(info, 11));
+  return info.Env().Undefined();
 }
 
 // Codec parameters: an array of 13 numbers in CodecParams order.
@@ -227,6 +327,14 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("decode", Napi::Function::New(env, Decode));
   exports.Set("im2col", Napi::Function::New(env, Im2col));
   exports.Set("col2im", Napi::Function::New(env, Col2im));
+  exports.Set("reluForward", Napi::Function::New(env, ReluForward));
+  exports.Set("reluBackward", Napi::Function::New(env, ReluBackward));
+  exports.Set("add", Napi::Function::New(env, AddArrays));
+  exports.Set("channelBiasAdd", Napi::Function::New(env, ChannelBiasAdd));
+  exports.Set("channelSum", Napi::Function::New(env, ChannelSum));
+  exports.Set("channelMeanVar", Napi::Function::New(env, ChannelMeanVar));
+  exports.Set("batchNormForward", Napi::Function::New(env, BatchNormForward));
+  exports.Set("batchNormBackward", Napi::Function::New(env, BatchNormBackward));
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   return exports;

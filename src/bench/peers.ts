@@ -34,7 +34,7 @@ print(json.dumps({"encode": ${n} / enc, "quantize": ${n} / q}))
 
 /**
  * numpy (OpenBLAS) float32 matmul of an m x k by a k x n matrix on `threads` threads, best of
- * repeated runs lasting at least 0.6 s: GFLOP/s, or null without python3 and numpy.
+ * repeated runs lasting at least 0.4 s: GFLOP/s, or null without python3 and numpy.
  * OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are unset for this run only, so current OpenBLAS picks
  * its kernel for this CPU.
  */
@@ -50,7 +50,7 @@ b = rng.random((${k}, ${n}), dtype=np.float32) - 0.5
 c = np.empty((${m}, ${n}), dtype=np.float32)
 np.matmul(a, b, out=c)
 best = 1e9; start = time.perf_counter(); r = 0
-while r < 3 or (time.perf_counter() - start < 0.6 and r < 200):
+while r < 3 or (time.perf_counter() - start < 0.4 and r < 200):
     t = time.perf_counter(); np.matmul(a, b, out=c); best = min(best, time.perf_counter() - t); r += 1
 print(json.dumps(${2 * m * n * k} / best / 1e9))
 `;

@@ -8,3 +8,14 @@ export type { FastCastOptions } from './codec.js';
 export { nativeCore, nativeUnavailableReason } from './native.js';
 export type { NativeInfo } from './native.js';
 export { kernelThreads, setKernelThreads } from './threads.js';
+export {
+  addArrays,
+  batchNormBackward,
+  batchNormForward,
+  channelBiasAdd,
+  channelMeanVar,
+  channelSum,
+  reluBackward,
+  reluForward,
+} from './elementwise.js';
+export type { ChannelShape } from './elementwise.js';

@@ -39,6 +39,20 @@ export interface NativeCore {
   /** Geometry: [C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW] (see native/im2col.h). */
   im2col(x: Float32Array, col: Float32Array, geometry: number[], threads?: number): void;
   col2im(col: Float32Array, x: Float32Array, geometry: number[], threads?: number): void;
+  reluForward(x: Float32Array, out: Float32Array, threads?: number): void;
+  reluBackward(x: Float32Array, g: Float32Array, out: Float32Array, threads?: number): void;
+  add(a: Float32Array, b: Float32Array, out: Float32Array, threads?: number): void;
+  channelBiasAdd(out: Float32Array, bias: Float32Array, batch: number, channels: number, plane: number, threads?: number): void;
+  channelSum(g: Float32Array, sums: Float64Array, batch: number, channels: number, plane: number, threads?: number): void;
+  channelMeanVar(x: Float32Array, mean: Float64Array, variance: Float64Array, batch: number, channels: number, plane: number, threads?: number): void;
+  batchNormForward(
+    x: Float32Array, mean: Float64Array, invStd: Float32Array, gamma: Float32Array | null, beta: Float32Array | null,
+    xhat: Float32Array, out: Float32Array, batch: number, channels: number, plane: number, threads?: number,
+  ): void;
+  batchNormBackward(
+    g: Float32Array, xhat: Float32Array, invStd: Float32Array, gamma: Float32Array | null, training: boolean,
+    gx: Float32Array | null, sumG: Float64Array, sumGX: Float64Array, batch: number, channels: number, plane: number, threads?: number,
+  ): void;
   info(): NativeInfo;
   setThreads(threads: number): void;
 }

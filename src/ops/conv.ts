@@ -5,7 +5,7 @@
  */
 import { record, registerGradient } from '../autograd/index.js';
 import { InvalidArgumentError } from '../errors.js';
-import { col2im, convOutputSize, gemm, im2col, type ConvGeometry } from '../kernels/index.js';
+import { channelBiasAdd, channelSum, col2im, convOutputSize, gemm, im2col, type ConvGeometry } from '../kernels/index.js';
 import { Tensor, formatShape } from '../tensor/index.js';
 
 export interface Conv2dOptions {
@@ -67,27 +67,11 @@ function checkConvInputs(op: string, x: Tensor, weight: Tensor, bias: Tensor | n
 }
 
 function addBias(out: Float32Array, bias: Tensor | null, batch: number, channels: number, plane: number): void {
-  if (!bias) return;
-  for (let n = 0; n < batch; n++) {
-    for (let c = 0; c < channels; c++) {
-      const b = bias.data[c];
-      const base = (n * channels + c) * plane;
-      for (let p = 0; p < plane; p++) out[base + p] += b;
-    }
-  }
+  if (bias) channelBiasAdd(out, bias.data, { batch, channels, plane });
 }
 
 function biasGrad(g: Float32Array, batch: number, channels: number, plane: number): Float32Array {
-  const gb = new Float32Array(channels);
-  for (let n = 0; n < batch; n++) {
-    for (let c = 0; c < channels; c++) {
-      let s = 0;
-      const base = (n * channels + c) * plane;
-      for (let p = 0; p < plane; p++) s += g[base + p];
-      gb[c] += s;
-    }
-  }
-  return gb;
+  return Float32Array.from(channelSum(g, { batch, channels, plane }));
 }
 
 /** y = conv2d(x, weight) + bias; x [N, C, H, W], weight [OC, C/groups, KH, KW]. */

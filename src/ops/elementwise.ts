@@ -3,6 +3,7 @@
  * ReLU6 and hardswish. Gradients of broadcast inputs are summed over the broadcast axes.
  */
 import { record, registerGradient } from '../autograd/index.js';
+import { addArrays, reluBackward, reluForward } from '../kernels/index.js';
 import { Tensor, broadcastIndex, broadcastShapes, shapesEqual } from '../tensor/index.js';
 
 interface BinarySaved {
@@ -39,6 +40,11 @@ function binary(op: string, a: Tensor, b: Tensor, f: (x: number, y: number) => n
 }
 
 export function add(a: Tensor, b: Tensor): Tensor {
+  if (shapesEqual(a.shape, b.shape)) {
+    const out = Tensor.zeros(a.shape);
+    addArrays(a.data, b.data, out.data);
+    return record('add', [a, b], out, { aIndex: null, bIndex: null });
+  }
   return binary('add', a, b, (x, y) => x + y);
 }
 
@@ -91,35 +97,50 @@ registerGradient<number>('scale', (node, g) => {
   return [out];
 });
 
-/** An activation: forward f(x) and derivative f'(x) from the input. */
-function unary(op: string, x: Tensor, f: (v: number) => number): Tensor {
-  const out = new Float32Array(x.size);
-  const d = x.data;
-  for (let i = 0; i < out.length; i++) out[i] = f(d[i]);
-  return record(op, [x], new Tensor(out, x.shape), null);
-}
-
-function registerUnary(op: string, derivative: (v: number) => number): void {
-  registerGradient(op, (node, g) => {
-    const x = node.inputs[0]!.data;
-    const out = new Float32Array(g.length);
-    for (let i = 0; i < g.length; i++) out[i] = g[i] * derivative(x[i]);
-    return [out];
-  });
-}
-
 export function relu(x: Tensor): Tensor {
-  return unary('relu', x, (v) => (v > 0 ? v : 0));
+  const out = Tensor.zeros(x.shape);
+  reluForward(x.data, out.data);
+  return record('relu', [x], out, null);
 }
-registerUnary('relu', (v) => (v > 0 ? 1 : 0));
+
+registerGradient('relu', (node, g) => [reluBackward(node.inputs[0]!.data, g, new Float32Array(g.length))]);
 
 export function relu6(x: Tensor): Tensor {
-  return unary('relu6', x, (v) => (v <= 0 ? 0 : v >= 6 ? 6 : v));
+  const out = Tensor.zeros(x.shape);
+  const d = x.data;
+  const o = out.data;
+  for (let i = 0; i < d.length; i++) {
+    const v = d[i];
+    o[i] = v <= 0 ? 0 : v >= 6 ? 6 : v;
+  }
+  return record('relu6', [x], out, null);
 }
-registerUnary('relu6', (v) => (v > 0 && v < 6 ? 1 : 0));
+
+registerGradient('relu6', (node, g) => {
+  const d = node.inputs[0]!.data;
+  const out = new Float32Array(g.length);
+  for (let i = 0; i < g.length; i++) out[i] = d[i] > 0 && d[i] < 6 ? g[i] : 0;
+  return [out];
+});
 
 /** x * relu6(x + 3) / 6 (Howard et al. 2019). */
 export function hardswish(x: Tensor): Tensor {
-  return unary('hardswish', x, (v) => (v <= -3 ? 0 : v >= 3 ? v : (v * (v + 3)) / 6));
+  const out = Tensor.zeros(x.shape);
+  const d = x.data;
+  const o = out.data;
+  for (let i = 0; i < d.length; i++) {
+    const v = d[i];
+    o[i] = v <= -3 ? 0 : v >= 3 ? v : (v * (v + 3)) / 6;
+  }
+  return record('hardswish', [x], out, null);
 }
-registerUnary('hardswish', (v) => (v < -3 ? 0 : v > 3 ? 1 : (2 * v + 3) / 6));
+
+registerGradient('hardswish', (node, g) => {
+  const d = node.inputs[0]!.data;
+  const out = new Float32Array(g.length);
+  for (let i = 0; i < g.length; i++) {
+    const v = d[i];
+    out[i] = v < -3 ? 0 : v > 3 ? g[i] : (g[i] * (2 * v + 3)) / 6;
+  }
+  return [out];
+});

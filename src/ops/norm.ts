@@ -5,6 +5,7 @@
  */
 import { record, registerGradient } from '../autograd/index.js';
 import { InvalidArgumentError } from '../errors.js';
+import { batchNormBackward, batchNormForward, channelMeanVar } from '../kernels/index.js';
 import { Tensor, formatShape } from '../tensor/index.js';
 
 export interface BatchNormOptions {
@@ -43,47 +44,23 @@ export function batchNorm2d(
   if (options.training && count < 2) {
     throw new InvalidArgumentError(`batchNorm2d: training needs more than one value per channel; got input ${formatShape(x.shape)}`);
   }
+  const shape = { batch, channels, plane };
+  const mean = new Float64Array(channels);
+  const variance = new Float64Array(channels);
+  if (options.training) {
+    channelMeanVar(x.data, shape, mean, variance);
+    for (let c = 0; c < channels; c++) {
+      runningMean.data[c] = (1 - momentum) * runningMean.data[c] + momentum * mean[c];
+      runningVar.data[c] = (1 - momentum) * runningVar.data[c] + momentum * ((variance[c] * count) / (count - 1));
+    }
+  } else {
+    mean.set(runningMean.data);
+    variance.set(runningVar.data);
+  }
+  const invStd = Float32Array.from(variance, (v) => 1 / Math.sqrt(v + eps));
   const out = Tensor.zeros(x.shape);
   const xhat = new Float32Array(x.size);
-  const invStd = new Float32Array(channels);
-  for (let c = 0; c < channels; c++) {
-    let mean: number;
-    let variance: number;
-    if (options.training) {
-      let s = 0;
-      for (let n = 0; n < batch; n++) {
-        const base = (n * channels + c) * plane;
-        for (let p = 0; p < plane; p++) s += x.data[base + p];
-      }
-      mean = s / count;
-      let v = 0;
-      for (let n = 0; n < batch; n++) {
-        const base = (n * channels + c) * plane;
-        for (let p = 0; p < plane; p++) {
-          const d = x.data[base + p] - mean;
-          v += d * d;
-        }
-      }
-      variance = v / count;
-      runningMean.data[c] = (1 - momentum) * runningMean.data[c] + momentum * mean;
-      runningVar.data[c] = (1 - momentum) * runningVar.data[c] + momentum * (v / (count - 1));
-    } else {
-      mean = runningMean.data[c];
-      variance = runningVar.data[c];
-    }
-    const inv = 1 / Math.sqrt(variance + eps);
-    invStd[c] = inv;
-    const gamma = weight ? weight.data[c] : 1;
-    const beta = bias ? bias.data[c] : 0;
-    for (let n = 0; n < batch; n++) {
-      const base = (n * channels + c) * plane;
-      for (let p = 0; p < plane; p++) {
-        const h = (x.data[base + p] - mean) * inv;
-        xhat[base + p] = h;
-        out.data[base + p] = h * gamma + beta;
-      }
-    }
-  }
+  batchNormForward(x.data, mean, invStd, weight?.data ?? null, bias?.data ?? null, xhat, out.data, shape);
   return record('batchNorm2d', [x, weight, bias], out, { xhat, invStd, training: options.training } satisfies BatchNormSaved);
 }
 
@@ -91,33 +68,9 @@ registerGradient<BatchNormSaved>('batchNorm2d', (node, g) => {
   const [x, weight, bias] = node.inputs as [Tensor, Tensor | null, Tensor | null];
   const { xhat, invStd, training } = node.saved;
   const [batch, channels, height, width] = x.shape;
-  const plane = height * width;
-  const count = batch * plane;
+  const sumG = new Float64Array(channels);
+  const sumGX = new Float64Array(channels);
   const gx = x.requiresGrad ? new Float32Array(x.size) : null;
-  const gw = weight?.requiresGrad ? new Float32Array(channels) : null;
-  const gb = bias?.requiresGrad ? new Float32Array(channels) : null;
-  for (let c = 0; c < channels; c++) {
-    let sumG = 0;
-    let sumGX = 0;
-    for (let n = 0; n < batch; n++) {
-      const base = (n * channels + c) * plane;
-      for (let p = 0; p < plane; p++) {
-        sumG += g[base + p];
-        sumGX += g[base + p] * xhat[base + p];
-      }
-    }
-    if (gw) gw[c] = sumGX;
-    if (gb) gb[c] = sumG;
-    if (!gx) continue;
-    const scale = (weight ? weight.data[c] : 1) * invStd[c];
-    for (let n = 0; n < batch; n++) {
-      const base = (n * channels + c) * plane;
-      for (let p = 0; p < plane; p++) {
-        gx[base + p] = training
-          ? (scale / count) * (count * g[base + p] - sumG - xhat[base + p] * sumGX)
-          : scale * g[base + p];
-      }
-    }
-  }
-  return [gx, gw, gb];
+  batchNormBackward(g, xhat, invStd, weight?.data ?? null, training, gx, sumG, sumGX, { batch, channels, plane: height * width });
+  return [gx, weight?.requiresGrad ? Float32Array.from(sumGX) : null, bias?.requiresGrad ? Float32Array.from(sumG) : null];
 });

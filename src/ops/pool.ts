@@ -1,7 +1,7 @@
 /** Pooling over NCHW: max, average, and adaptive average (PyTorch's window rules). */
 import { record, registerGradient } from '../autograd/index.js';
 import { InvalidArgumentError } from '../errors.js';
-import { convOutputSize } from '../kernels/index.js';
+import { channelSum, convOutputSize } from '../kernels/index.js';
 import { Tensor, formatShape } from '../tensor/index.js';
 
 export interface Pool2dOptions {
@@ -142,15 +142,26 @@ export function adaptiveAvgPool2d(x: Tensor, outH: number, outW = outH): Tensor 
   if (!Number.isInteger(outH) || !Number.isInteger(outW) || outH < 1 || outW < 1) {
     throw new InvalidArgumentError(`adaptiveAvgPool2d: output size ${outH}x${outW}; expected positive integers`);
   }
-  const [batch, channels] = x.shape;
+  const [batch, channels, height, width] = x.shape;
   const out = Tensor.zeros([batch, channels, outH, outW]);
-  forEachAdaptive(x.shape, outH, outW, (o, i, w) => (out.data[o] += x.data[i] * w));
+  if (outH === 1 && outW === 1) {
+    // Global average pooling: one sum per (n, c) plane.
+    const sums = channelSum(x.data, { batch: 1, channels: batch * channels, plane: height * width });
+    for (let i = 0; i < sums.length; i++) out.data[i] = sums[i] / (height * width);
+  } else {
+    forEachAdaptive(x.shape, outH, outW, (o, i, w) => (out.data[o] += x.data[i] * w));
+  }
   return record('adaptiveAvgPool2d', [x], out, null);
 }
 
 registerGradient('adaptiveAvgPool2d', (node, g, output) => {
   const x = node.inputs[0]!;
   const gx = new Float32Array(x.size);
-  forEachAdaptive(x.shape, output.shape[2], output.shape[3], (o, i, w) => (gx[i] += g[o] * w));
+  if (output.shape[2] === 1 && output.shape[3] === 1) {
+    const plane = x.shape[2] * x.shape[3];
+    for (let p = 0; p < g.length; p++) gx.fill(g[p] / plane, p * plane, (p + 1) * plane);
+  } else {
+    forEachAdaptive(x.shape, output.shape[2], output.shape[3], (o, i, w) => (gx[i] += g[o] * w));
+  }
   return [gx];
 });

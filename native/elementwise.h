@@ -1,0 +1,29 @@
+// Elementwise and per-channel kernels that dominate CNN training profiles outside GEMM:
+// ReLU, addition, per-channel bias, and batch normalization. Layout NCHW: `plane` = H * W.
+// Per-channel sums accumulate in double, over n then position, one channel per work item, so
+// results do not depend on the thread count and equal the TypeScript references bit for bit.
+#pragma once
+#include <cstdint>
+
+namespace octet {
+
+void reluForward(const float* x, float* out, int64_t n, int threads);
+void reluBackward(const float* x, const float* g, float* out, int64_t n, int threads);
+void addArrays(const float* a, const float* b, float* out, int64_t n, int threads);
+
+void channelBiasAdd(float* out, const float* bias, int64_t batch, int64_t channels, int64_t plane, int threads);
+void channelSum(const float* g, double* sums, int64_t batch, int64_t channels, int64_t plane, int threads);
+
+// mean and biased variance per channel (two passes).
+void channelMeanVar(const float* x, double* mean, double* var, int64_t batch, int64_t channels, int64_t plane,
+                    int threads);
+// xhat = (x - mean) * invStd; out = xhat * gamma + beta (gamma, beta may be null: 1 and 0).
+void batchNormForward(const float* x, const double* mean, const float* invStd, const float* gamma, const float* beta,
+                      float* xhat, float* out, int64_t batch, int64_t channels, int64_t plane, int threads);
+// sumG[c] = sum g, sumGX[c] = sum g * xhat; gx (may be null) =
+//   training: gamma * invStd / M * (M * g - sumG - xhat * sumGX), else gamma * invStd * g.
+void batchNormBackward(const float* g, const float* xhat, const float* invStd, const float* gamma, bool training,
+                       float* gx, double* sumG, double* sumGX, int64_t batch, int64_t channels, int64_t plane,
+                       int threads);
+
+}  // namespace octet

@@ -1,0 +1,239 @@
+/**
+ * Elementwise and per-channel kernels (NCHW, plane = H * W): ReLU, addition, per-channel bias,
+ * and batch normalization. Per-channel sums accumulate in double precision over n, then
+ * position, one channel at a time; the native path does the same operations in the same order
+ * (built with floating-point contraction off), so both paths agree bit for bit.
+ */
+import { InvalidArgumentError } from '../errors.js';
+import { nativeCore } from './native.js';
+import { kernelThreads } from './threads.js';
+
+/** Below this many elements the addon's call overhead outweighs its speed. */
+const NATIVE_MIN = 4096;
+
+function sameLength(what: string, ...arrays: Float32Array[]): number {
+  const n = arrays[0].length;
+  if (arrays.some((a) => a.length !== n)) {
+    throw new InvalidArgumentError(`${what}: arrays differ in length (${arrays.map((a) => a.length).join(', ')})`);
+  }
+  return n;
+}
+
+export function reluForwardReference(x: Float32Array, out: Float32Array): void {
+  for (let i = 0; i < x.length; i++) out[i] = x[i] > 0 ? x[i] : 0;
+}
+
+export function reluForward(x: Float32Array, out: Float32Array): Float32Array {
+  const n = sameLength('reluForward', x, out);
+  const native = nativeCore();
+  if (native && n >= NATIVE_MIN) native.reluForward(x, out, kernelThreads());
+  else reluForwardReference(x, out);
+  return out;
+}
+
+/** out = g where x > 0, else 0. */
+export function reluBackwardReference(x: Float32Array, g: Float32Array, out: Float32Array): void {
+  for (let i = 0; i < x.length; i++) out[i] = x[i] > 0 ? g[i] : 0;
+}
+
+export function reluBackward(x: Float32Array, g: Float32Array, out: Float32Array): Float32Array {
+  const n = sameLength('reluBackward', x, g, out);
+  const native = nativeCore();
+  if (native && n >= NATIVE_MIN) native.reluBackward(x, g, out, kernelThreads());
+  else reluBackwardReference(x, g, out);
+  return out;
+}
+
+export function addArraysReference(a: Float32Array, b: Float32Array, out: Float32Array): void {
+  for (let i = 0; i < a.length; i++) out[i] = a[i] + b[i];
+}
+
+export function addArrays(a: Float32Array, b: Float32Array, out: Float32Array): Float32Array {
+  const n = sameLength('add', a, b, out);
+  const native = nativeCore();
+  if (native && n >= NATIVE_MIN) native.add(a, b, out, kernelThreads());
+  else addArraysReference(a, b, out);
+  return out;
+}
+
+export interface ChannelShape {
+  batch: number;
+  channels: number;
+  plane: number;
+}
+
+function checkChannels(what: string, s: ChannelShape, ...arrays: Array<[string, Float32Array | Float64Array | null, number]>): void {
+  for (const [name, array, needs] of arrays) {
+    if (array && array.length < needs) {
+      throw new InvalidArgumentError(`${what}: ${name} holds ${array.length} elements; shape [${s.batch}, ${s.channels}, plane ${s.plane}] needs ${needs}`);
+    }
+  }
+}
+
+/** out[n, c, :] += bias[c]. */
+export function channelBiasAddReference(out: Float32Array, bias: Float32Array, s: ChannelShape): void {
+  for (let c = 0; c < s.channels; c++) {
+    const v = bias[c];
+    for (let n = 0; n < s.batch; n++) {
+      const base = (n * s.channels + c) * s.plane;
+      for (let i = 0; i < s.plane; i++) out[base + i] += v;
+    }
+  }
+}
+
+export function channelBiasAdd(out: Float32Array, bias: Float32Array, s: ChannelShape): void {
+  const size = s.batch * s.channels * s.plane;
+  checkChannels('channelBiasAdd', s, ['out', out, size], ['bias', bias, s.channels]);
+  const native = nativeCore();
+  if (native && size >= NATIVE_MIN) {
+    native.channelBiasAdd(out, bias, s.batch, s.channels, s.plane, kernelThreads());
+    return;
+  }
+  channelBiasAddReference(out, bias, s);
+}
+
+/** sums[c] = sum over n and positions of g[n, c, :]. */
+export function channelSumReference(g: Float32Array, s: ChannelShape, sums: Float64Array): void {
+  for (let c = 0; c < s.channels; c++) {
+    let acc = 0;
+    for (let n = 0; n < s.batch; n++) {
+      const base = (n * s.channels + c) * s.plane;
+      for (let i = 0; i < s.plane; i++) acc += g[base + i];
+    }
+    sums[c] = acc;
+  }
+}
+
+export function channelSum(g: Float32Array, s: ChannelShape, sums = new Float64Array(s.channels)): Float64Array {
+  const size = s.batch * s.channels * s.plane;
+  checkChannels('channelSum', s, ['g', g, size], ['sums', sums, s.channels]);
+  const native = nativeCore();
+  if (native && size >= NATIVE_MIN) {
+    native.channelSum(g, sums, s.batch, s.channels, s.plane, kernelThreads());
+    return sums;
+  }
+  channelSumReference(g, s, sums);
+  return sums;
+}
+
+/** Mean and biased variance per channel, two passes in double precision. */
+export function channelMeanVarReference(x: Float32Array, s: ChannelShape, mean: Float64Array, variance: Float64Array): void {
+  const count = s.batch * s.plane;
+  for (let c = 0; c < s.channels; c++) {
+    let sum = 0;
+    for (let n = 0; n < s.batch; n++) {
+      const base = (n * s.channels + c) * s.plane;
+      for (let i = 0; i < s.plane; i++) sum += x[base + i];
+    }
+    const m = sum / count;
+    let v = 0;
+    for (let n = 0; n < s.batch; n++) {
+      const base = (n * s.channels + c) * s.plane;
+      for (let i = 0; i < s.plane; i++) {
+        const d = x[base + i] - m;
+        v += d * d;
+      }
+    }
+    mean[c] = m;
+    variance[c] = v / count;
+  }
+}
+
+export function channelMeanVar(x: Float32Array, s: ChannelShape, mean: Float64Array, variance: Float64Array): void {
+  const size = s.batch * s.channels * s.plane;
+  checkChannels('channelMeanVar', s, ['x', x, size], ['mean', mean, s.channels], ['variance', variance, s.channels]);
+  const native = nativeCore();
+  if (native && size >= NATIVE_MIN) {
+    native.channelMeanVar(x, mean, variance, s.batch, s.channels, s.plane, kernelThreads());
+    return;
+  }
+  channelMeanVarReference(x, s, mean, variance);
+}
+
+/** xhat = float32((x - mean) * invStd); out = float32(float32(xhat * gamma) + beta). */
+export function batchNormForwardReference(x: Float32Array, mean: Float64Array, invStd: Float32Array, gamma: Float32Array | null, beta: Float32Array | null, xhat: Float32Array, out: Float32Array, s: ChannelShape): void {
+  for (let c = 0; c < s.channels; c++) {
+    const m = mean[c];
+    const inv = invStd[c];
+    const scale = gamma ? gamma[c] : 1;
+    const shift = beta ? beta[c] : 0;
+    for (let n = 0; n < s.batch; n++) {
+      const base = (n * s.channels + c) * s.plane;
+      for (let i = 0; i < s.plane; i++) {
+        const h = Math.fround((x[base + i] - m) * inv);
+        xhat[base + i] = h;
+        out[base + i] = Math.fround(h * scale) + shift;
+      }
+    }
+  }
+}
+
+export function batchNormForward(
+  x: Float32Array,
+  mean: Float64Array,
+  invStd: Float32Array,
+  gamma: Float32Array | null,
+  beta: Float32Array | null,
+  xhat: Float32Array,
+  out: Float32Array,
+  s: ChannelShape,
+): void {
+  const size = s.batch * s.channels * s.plane;
+  checkChannels('batchNormForward', s, ['x', x, size], ['xhat', xhat, size], ['out', out, size], ['mean', mean, s.channels], ['invStd', invStd, s.channels], ['gamma', gamma, s.channels], ['beta', beta, s.channels]);
+  const native = nativeCore();
+  if (native && size >= NATIVE_MIN) {
+    native.batchNormForward(x, mean, invStd, gamma, beta, xhat, out, s.batch, s.channels, s.plane, kernelThreads());
+    return;
+  }
+  batchNormForwardReference(x, mean, invStd, gamma, beta, xhat, out, s);
+}
+
+/**
+ * sumG[c] = sum g, sumGX[c] = sum g * xhat (double); gx, when given:
+ * training: gamma * invStd / M * (M * g - sumG - xhat * sumGX); eval: gamma * invStd * g.
+ */
+export function batchNormBackwardReference(g: Float32Array, xhat: Float32Array, invStd: Float32Array, gamma: Float32Array | null, training: boolean, gx: Float32Array | null, sumG: Float64Array, sumGX: Float64Array, s: ChannelShape): void {
+  const count = s.batch * s.plane;
+  for (let c = 0; c < s.channels; c++) {
+    let sg = 0;
+    let sgx = 0;
+    for (let n = 0; n < s.batch; n++) {
+      const base = (n * s.channels + c) * s.plane;
+      for (let i = 0; i < s.plane; i++) {
+        sg += g[base + i];
+        sgx += g[base + i] * xhat[base + i];
+      }
+    }
+    sumG[c] = sg;
+    sumGX[c] = sgx;
+    if (!gx) continue;
+    const scale = (gamma ? gamma[c] : 1) * invStd[c];
+    for (let n = 0; n < s.batch; n++) {
+      const base = (n * s.channels + c) * s.plane;
+      for (let i = 0; i < s.plane; i++) {
+        gx[base + i] = training ? (scale / count) * (count * g[base + i] - sg - xhat[base + i] * sgx) : scale * g[base + i];
+      }
+    }
+  }
+}
+
+export function batchNormBackward(
+  g: Float32Array,
+  xhat: Float32Array,
+  invStd: Float32Array,
+  gamma: Float32Array | null,
+  training: boolean,
+  gx: Float32Array | null,
+  sumG: Float64Array,
+  sumGX: Float64Array,
+  s: ChannelShape,
+): void {
+  const size = s.batch * s.channels * s.plane;
+  checkChannels('batchNormBackward', s, ['g', g, size], ['xhat', xhat, size], ['gx', gx, size], ['invStd', invStd, s.channels], ['gamma', gamma, s.channels], ['sumG', sumG, s.channels], ['sumGX', sumGX, s.channels]);
+  const native = nativeCore();
+  if (native && size >= NATIVE_MIN) {
+    native.batchNormBackward(g, xhat, invStd, gamma, training, gx, sumG, sumGX, s.batch, s.channels, s.plane, kernelThreads());
+    return;
+  }
+  batchNormBackwardReference(g, xhat, invStd, gamma, training, gx, sumG, sumGX, s);
+}

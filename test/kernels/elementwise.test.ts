@@ -1,0 +1,77 @@
+/** The native elementwise and per-channel kernels equal their TypeScript references bit for bit. */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import * as k from '../../src/kernels/elementwise.js';
+import { uniform } from '../helpers/random.js';
+
+const shape = { batch: 6, channels: 5, plane: 37 * 41 };
+const size = shape.batch * shape.channels * shape.plane;
+
+function same(a: Float32Array | Float64Array, b: Float32Array | Float64Array, what: string): void {
+  assert.equal(a.length, b.length);
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) assert.fail(`${what}[${i}]: ${a[i]} vs ${b[i]}`);
+}
+
+describe('elementwise kernels', () => {
+  const x = uniform(size, 1, -3, 3);
+  const g = uniform(size, 2, -1, 1);
+  const y = uniform(size, 3, -1, 1);
+
+  test('relu forward and backward, add', () => {
+    const a = new Float32Array(size);
+    const b = new Float32Array(size);
+    k.reluForward(x, a);
+    k.reluForwardReference(x, b);
+    same(a, b, 'relu');
+    k.reluBackward(x, g, a);
+    k.reluBackwardReference(x, g, b);
+    same(a, b, 'relu backward');
+    k.addArrays(x, y, a);
+    k.addArraysReference(x, y, b);
+    same(a, b, 'add');
+  });
+
+  test('channel bias and channel sums', () => {
+    const bias = uniform(shape.channels, 4);
+    const a = Float32Array.from(x);
+    const b = Float32Array.from(x);
+    k.channelBiasAdd(a, bias, shape);
+    k.channelBiasAddReference(b, bias, shape);
+    same(a, b, 'bias');
+    const sums = new Float64Array(shape.channels);
+    k.channelSumReference(g, shape, sums);
+    same(k.channelSum(g, shape), sums, 'channel sums');
+  });
+
+  test('batch normalization forward and backward, training and eval', () => {
+    const mean = [new Float64Array(shape.channels), new Float64Array(shape.channels)];
+    const variance = [new Float64Array(shape.channels), new Float64Array(shape.channels)];
+    k.channelMeanVar(x, shape, mean[0], variance[0]);
+    k.channelMeanVarReference(x, shape, mean[1], variance[1]);
+    same(mean[0], mean[1], 'mean');
+    same(variance[0], variance[1], 'variance');
+    const invStd = Float32Array.from(variance[0], (v) => 1 / Math.sqrt(v + 1e-5));
+    const gamma = uniform(shape.channels, 5, 0.5, 1.5);
+    const beta = uniform(shape.channels, 6);
+    for (const affine of [true, false]) {
+      const outs = [0, 1].map(() => ({ xhat: new Float32Array(size), out: new Float32Array(size) }));
+      k.batchNormForward(x, mean[0], invStd, affine ? gamma : null, affine ? beta : null, outs[0].xhat, outs[0].out, shape);
+      k.batchNormForwardReference(x, mean[0], invStd, affine ? gamma : null, affine ? beta : null, outs[1].xhat, outs[1].out, shape);
+      same(outs[0].xhat, outs[1].xhat, 'xhat');
+      same(outs[0].out, outs[1].out, 'out');
+      for (const training of [true, false]) {
+        const r = [0, 1].map(() => ({ gx: new Float32Array(size), sg: new Float64Array(shape.channels), sgx: new Float64Array(shape.channels) }));
+        k.batchNormBackward(g, outs[0].xhat, invStd, affine ? gamma : null, training, r[0].gx, r[0].sg, r[0].sgx, shape);
+        k.batchNormBackwardReference(g, outs[0].xhat, invStd, affine ? gamma : null, training, r[1].gx, r[1].sg, r[1].sgx, shape);
+        same(r[0].gx, r[1].gx, `gx training=${training}`);
+        same(r[0].sg, r[1].sg, 'sumG');
+        same(r[0].sgx, r[1].sgx, 'sumGX');
+      }
+    }
+  });
+
+  test('wrong lengths are refused', () => {
+    assert.throws(() => k.reluForward(new Float32Array(3), new Float32Array(4)), /reluForward: arrays differ in length \(3, 4\)/);
+    assert.throws(() => k.channelSum(new Float32Array(3), shape), /channelSum: g holds 3 elements/);
+  });
+});
