@@ -352,9 +352,10 @@ void sgemm(const GemmArgs& g, int threads) {
   // Too little work to share: stay on this thread.
   const double flops = 2.0 * g.m * g.n * g.k;
   const int team = flops < 4e6 ? 1 : std::max(1, threads);
-  // With enough rows, each thread takes a range of whole MR tiles of rows; otherwise each takes
-  // a range of NR panels of columns (and packs the few rows of A itself).
-  const bool splitRows = tilesM >= 2 * team;
+  // Threads split the longer side of C: each takes a range of whole MR tiles of rows, or a range
+  // of NR panels of columns (then each packs and reads only its own panels of B, and packs the
+  // few rows of A itself).
+  const bool splitRows = tilesM >= 2 * team && g.m >= g.n;
   for (int64_t jc = 0; jc < g.n; jc += ks.nc) {
     const int64_t nc = std::min(ks.nc, g.n - jc);
     const int64_t panels = (nc + nr - 1) / nr;
