@@ -1,3 +1,35 @@
 /** Octet's public API. */
 export * from './errors.js';
-export * from './formats/index.js';
+export {
+  PRESETS,
+  ROUNDINGS,
+  allocCodes,
+  checkRounding,
+  decodeCode,
+  defineFormat,
+  encodeValue,
+  formatNames,
+  layoutOf,
+  resolveFormat,
+  decode as decodeReference,
+  encode as encodeReference,
+  quantize as quantizeReference,
+} from './formats/index.js';
+export type { CastOptions, CodeArray, Format, FormatLike, FormatSpec, Rounding, SpecialValues } from './formats/index.js';
+export {
+  decode,
+  encode,
+  gemm,
+  im2col,
+  col2im,
+  kernelThreads,
+  nativeCore,
+  nativeUnavailableReason,
+  quantize,
+  setKernelThreads,
+} from './kernels/index.js';
+export type { FastCastOptions, GemmOptions, NativeInfo } from './kernels/index.js';
+export * from './tensor/index.js';
+export * from './autograd/index.js';
+export * from './ops/index.js';
+export * from './data/index.js';
