@@ -65,6 +65,14 @@ describe('native core', () => {
     assert.ok(rssAfterMb - rssBeforeMb < 20, `RSS grew from ${rssBeforeMb.toFixed(1)} MB to ${rssAfterMb.toFixed(1)} MB`);
   });
 
+  test('an addon that fails to load leaves the reference path, with one clear warning', () => {
+    const r = check({ OCTET_NATIVE_PATH: join(tmpdir(), 'no-such-octet-addon.node') });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /reference path: Cannot find module/);
+    assert.equal(r.stderr.match(/OCTET_NATIVE_UNAVAILABLE/g)?.length, 1, r.stderr);
+    assert.match(r.stderr, /running on the TypeScript reference kernels.*npm rebuild octet/);
+  });
+
   test('OCTET_NATIVE=0 runs everything on the reference path', () => {
     const r = check({ OCTET_NATIVE: '0' });
     assert.equal(r.status, 0, r.stderr);
