@@ -9,6 +9,7 @@
 #include "elementwise.h"
 #include "gemm.h"
 #include "im2col.h"
+#include "lowp_gemm.h"
 #include "parallel.h"
 
 namespace {
@@ -301,6 +302,29 @@ Napi::Value Col2im(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// lowpGemm(transA, transB, m, n, k, a, b, c, codecParams, lut | null, chunk, exactProducts, threads?)
+Napi::Value LowpGemm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 12) throw Napi::TypeError::New(env, "lowpGemm takes 12 or 13 arguments");
+  octet::LowpGemmArgs g;
+  g.transA = info[0].ToBoolean();
+  g.transB = info[1].ToBoolean();
+  g.m = intArg(info, 2, "m");
+  g.n = intArg(info, 3, "n");
+  g.k = intArg(info, 4, "k");
+  if (g.m < 0 || g.n < 0 || g.k < 0) throw Napi::RangeError::New(env, "lowpGemm: negative dimension");
+  g.a = f32(info, 5, "a", g.m * g.k);
+  g.b = f32(info, 6, "b", g.k * g.n);
+  g.c = f32(info, 7, "c", g.m * g.n);
+  g.acc = codecParamsArg(info, 8);
+  g.lut = f32(info, 9, "lut", 2 * static_cast<int64_t>(g.acc.signMask), true);
+  g.chunk = intArg(info, 10, "chunk");
+  if (g.chunk < 0) throw Napi::RangeError::New(env, "lowpGemm: negative chunk");
+  g.exactProducts = info[11].ToBoolean();
+  octet::lowpGemm(g, threadsArg(info, 12));
+  return env.Undefined();
+}
+
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object out = Napi::Object::New(env);
@@ -335,6 +359,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("channelMeanVar", Napi::Function::New(env, ChannelMeanVar));
   exports.Set("batchNormForward", Napi::Function::New(env, BatchNormForward));
   exports.Set("batchNormBackward", Napi::Function::New(env, BatchNormBackward));
+  exports.Set("lowpGemm", Napi::Function::New(env, LowpGemm));
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   return exports;

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <string>
 
+#include "codec_core.h"
 #include "cpu.h"
 
 #include "parallel.h"
@@ -12,60 +13,7 @@
 namespace octet {
 namespace {
 
-inline uint32_t mix32(uint32_t h) {
-  h ^= h >> 16;
-  h *= 0x85ebca6bu;
-  h ^= h >> 13;
-  h *= 0xc2b2ae35u;
-  h ^= h >> 16;
-  return h;
-}
-
-inline uint32_t draw32(uint32_t key, uint32_t counter) { return mix32(mix32(counter * 0x9e3779b9u + key) ^ key); }
-
-// Encode one float32 bit pattern. Written as arithmetic and selects on 32-bit lanes, without
-// early exits, so that compilers vectorize the loops around it.
-template <int kRounding>
-inline uint32_t encodeOne(uint32_t u, const CodecParams& p, uint32_t counter) {
-  const uint32_t sign = (u >> 31) * p.signMask;
-  const uint32_t ax = u & 0x7fffffffu;
-  const int32_t exp8 = static_cast<int32_t>(ax >> 23);
-  // x = sig * 2^(E - 23); float32 subnormals keep E = -126 with sig < 2^23.
-  const int32_t E = (exp8 > 1 ? exp8 : 1) - 127;
-  const uint32_t sig = (ax & 0x7fffffu) | (static_cast<uint32_t>(exp8 != 0) << 23);
-  int32_t targetE = E > p.emin ? E : p.emin;
-  const int32_t s = 23 - p.mantissaBits + targetE - E;
-  // sig < 2^24, so a shift of 25 discards all of it, as any larger one would.
-  const int32_t sh = s < 25 ? s : 25;
-  uint32_t n = sig >> sh;
-  const uint32_t rem = sig - (n << sh);
-  uint32_t up = 0;
-  if (kRounding == kNearest) {
-    // half = 2^(sh-1); for sh = 0 there is nothing to round (rem = 0 < half = 2^32 - 1).
-    const uint32_t half = (1u << sh) >> 1;
-    const uint32_t halfOrMax = sh > 0 ? half : 0xffffffffu;
-    up = static_cast<uint32_t>(rem > halfOrMax) | (static_cast<uint32_t>(rem == halfOrMax) & n & 1u);
-  } else if (kRounding == kStochastic) {
-    // floor(rem / 2^s * 2^32); from s = 56 on it is 0 since rem < 2^24.
-    const uint32_t fraction32 = s <= 32 ? (rem << (32 - s)) : (s < 56 ? (rem >> (s - 32)) : 0u);
-    up = static_cast<uint32_t>(draw32(p.key, counter) < fraction32);
-  }
-  n += up;
-  const uint32_t twoM = 1u << p.mantissaBits;
-  const uint32_t carry = static_cast<uint32_t>(n == (twoM << 1));
-  n = carry ? twoM : n;
-  targetE += static_cast<int32_t>(carry);
-  const int32_t biased = targetE + p.bias;
-  const uint32_t mantissa = n - twoM;
-  const bool overflow = biased > p.maxBiasedExponent ||
-                        (biased == p.maxBiasedExponent && mantissa > static_cast<uint32_t>(p.maxMantissaAtTop));
-  uint32_t code = static_cast<uint32_t>(biased) * twoM + mantissa;
-  code = overflow ? p.finiteOverflow : code;
-  code = n < twoM ? n * p.subnormalsKept : code;  // subnormal (or zero) results
-  code = ax > 0x7f800000u ? p.nanCode : code;
-  code = ax == 0x7f800000u ? p.infResult : code;
-  return sign + code;
-}
+using codec_core::encodeOne;
 
 // Parameters are copied to a local first: stores through a byte pointer may alias anything, and
 // would otherwise force a reload of every parameter per element and block vectorization.
@@ -96,73 +44,10 @@ void quantizeRange(const uint32_t* __restrict in, float* __restrict out, int64_t
   }
 }
 
+
 #ifdef OCTET_X86
-#define OCTET_WIDE __attribute__((target("avx512f")))
 #define OCTET_AVX2 __attribute__((target("avx2")))
-
-OCTET_WIDE inline __m512i mix16(__m512i h) {
-  h = _mm512_xor_si512(h, _mm512_srli_epi32(h, 16));
-  h = _mm512_mullo_epi32(h, _mm512_set1_epi32(static_cast<int>(0x85ebca6bu)));
-  h = _mm512_xor_si512(h, _mm512_srli_epi32(h, 13));
-  h = _mm512_mullo_epi32(h, _mm512_set1_epi32(static_cast<int>(0xc2b2ae35u)));
-  return _mm512_xor_si512(h, _mm512_srli_epi32(h, 16));
-}
-
-// encodeOne on 16 lanes with AVX-512F: the same steps, as vector arithmetic and masks.
-template <int kRounding>
-OCTET_WIDE inline __m512i encode16(__m512i u, const CodecParams& p, __m512i counter) {
-  const __m512i one = _mm512_set1_epi32(1);
-  const __m512i sign = _mm512_and_si512(_mm512_srai_epi32(u, 31), _mm512_set1_epi32(static_cast<int>(p.signMask)));
-  const __m512i ax = _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff));
-  const __m512i exp8 = _mm512_srli_epi32(ax, 23);
-  const __m512i E = _mm512_sub_epi32(_mm512_max_epi32(exp8, one), _mm512_set1_epi32(127));
-  const __mmask16 normal = _mm512_cmpneq_epi32_mask(exp8, _mm512_setzero_si512());
-  const __m512i sig = _mm512_mask_or_epi32(_mm512_and_si512(ax, _mm512_set1_epi32(0x7fffff)), normal,
-                                           _mm512_and_si512(ax, _mm512_set1_epi32(0x7fffff)), _mm512_set1_epi32(0x800000));
-  __m512i targetE = _mm512_max_epi32(E, _mm512_set1_epi32(p.emin));
-  const __m512i s = _mm512_add_epi32(_mm512_sub_epi32(targetE, E), _mm512_set1_epi32(23 - p.mantissaBits));
-  const __m512i sh = _mm512_min_epi32(s, _mm512_set1_epi32(25));
-  __m512i n = _mm512_srlv_epi32(sig, sh);
-  const __m512i rem = _mm512_sub_epi32(sig, _mm512_sllv_epi32(n, sh));
-  __mmask16 up = 0;
-  if (kRounding == kNearest) {
-    const __m512i half = _mm512_srli_epi32(_mm512_sllv_epi32(one, sh), 1);
-    const __mmask16 rounds = _mm512_cmpgt_epi32_mask(sh, _mm512_setzero_si512());
-    const __mmask16 odd = _mm512_test_epi32_mask(n, one);
-    up = rounds & (_mm512_cmpgt_epu32_mask(rem, half) | (_mm512_cmpeq_epi32_mask(rem, half) & odd));
-  } else if (kRounding == kStochastic) {
-    // Variable shifts of 32 or more give 0, as floor(rem / 2^s * 2^32) is for s >= 56.
-    const __m512i thirtyTwo = _mm512_set1_epi32(32);
-    const __mmask16 small = _mm512_cmple_epi32_mask(s, thirtyTwo);
-    const __m512i left = _mm512_sllv_epi32(rem, _mm512_sub_epi32(thirtyTwo, s));
-    const __m512i right = _mm512_srlv_epi32(rem, _mm512_sub_epi32(s, thirtyTwo));
-    const __m512i fraction32 = _mm512_mask_blend_epi32(small, right, left);
-    const __m512i key = _mm512_set1_epi32(static_cast<int>(p.key));
-    const __m512i weyl = _mm512_add_epi32(_mm512_mullo_epi32(counter, _mm512_set1_epi32(static_cast<int>(0x9e3779b9u))), key);
-    const __m512i draw = mix16(_mm512_xor_si512(mix16(weyl), key));
-    up = _mm512_cmplt_epu32_mask(draw, fraction32);
-  }
-  n = _mm512_mask_add_epi32(n, up, n, one);
-  const __m512i twoM = _mm512_set1_epi32(1 << p.mantissaBits);
-  const __mmask16 carry = _mm512_cmpeq_epi32_mask(n, _mm512_slli_epi32(twoM, 1));
-  n = _mm512_mask_mov_epi32(n, carry, twoM);
-  targetE = _mm512_mask_add_epi32(targetE, carry, targetE, one);
-  const __m512i biased = _mm512_add_epi32(targetE, _mm512_set1_epi32(p.bias));
-  const __m512i mantissa = _mm512_sub_epi32(n, twoM);
-  const __m512i maxBiased = _mm512_set1_epi32(p.maxBiasedExponent);
-  const __mmask16 overflow = _mm512_cmpgt_epi32_mask(biased, maxBiased) |
-                             (_mm512_cmpeq_epi32_mask(biased, maxBiased) &
-                              _mm512_cmpgt_epu32_mask(mantissa, _mm512_set1_epi32(p.maxMantissaAtTop)));
-  __m512i code = _mm512_add_epi32(_mm512_mullo_epi32(biased, twoM), mantissa);
-  code = _mm512_mask_mov_epi32(code, overflow, _mm512_set1_epi32(static_cast<int>(p.finiteOverflow)));
-  code = _mm512_mask_mov_epi32(code, _mm512_cmplt_epu32_mask(n, twoM),
-                               _mm512_mullo_epi32(n, _mm512_set1_epi32(static_cast<int>(p.subnormalsKept))));
-  const __m512i inf = _mm512_set1_epi32(0x7f800000);
-  code = _mm512_mask_mov_epi32(code, _mm512_cmpgt_epu32_mask(ax, inf), _mm512_set1_epi32(static_cast<int>(p.nanCode)));
-  code = _mm512_mask_mov_epi32(code, _mm512_cmpeq_epi32_mask(ax, inf), _mm512_set1_epi32(static_cast<int>(p.infResult)));
-  return _mm512_add_epi32(sign, code);
-}
-
+using codec_core::encode16;
 template <typename Code>
 OCTET_WIDE inline void store16(Code* dst, __m512i codes) {
   if constexpr (sizeof(Code) == 1) {
@@ -178,10 +63,11 @@ template <int kRounding, typename Code>
 OCTET_WIDE void encodeWide(const uint32_t* in, Code* out, int64_t b, int64_t e, const CodecParams& params) {
   const CodecParams p = params;
   const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i key = _mm512_set1_epi32(static_cast<int>(p.key));
   int64_t i = b;
   for (; i + 16 <= e; i += 16) {
     const __m512i counter = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(p.counterOffset + static_cast<uint32_t>(i))), lanes);
-    store16(out + i, encode16<kRounding>(_mm512_loadu_si512(in + i), p, counter));
+    store16(out + i, encode16<kRounding>(_mm512_loadu_si512(in + i), p, key, counter));
   }
   encodeRange<kRounding, Code>(in, out, i, e, p);
 }
@@ -191,10 +77,11 @@ OCTET_WIDE void quantizeWide(const uint32_t* in, float* out, int64_t b, int64_t 
                              const float* lut) {
   const CodecParams p = params;
   const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i key = _mm512_set1_epi32(static_cast<int>(p.key));
   int64_t i = b;
   for (; i + 16 <= e; i += 16) {
     const __m512i counter = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(p.counterOffset + static_cast<uint32_t>(i))), lanes);
-    const __m512i codes = encode16<kRounding>(_mm512_loadu_si512(in + i), p, counter);
+    const __m512i codes = encode16<kRounding>(_mm512_loadu_si512(in + i), p, key, counter);
     if (lut) {
       _mm512_storeu_ps(out + i, _mm512_i32gather_ps(codes, lut, 4));
     } else {

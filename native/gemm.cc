@@ -1,6 +1,7 @@
 #include "gemm.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -14,9 +15,12 @@
 namespace octet {
 namespace {
 
-// Micro-kernel contract: acc[i][j] = sum_p ap[p*MR + i] * bp[p*NR + j] for p in [0, kc), in p
-// order; then c[i*ldc + j] = alpha * acc + beta * c (c not read when beta == 0), for i < mr,
-// j < nr (a partial tile at the edges of C).
+// Micro-kernel contract, for i < mr, j < nr (a partial tile at the edges of C):
+// - alpha = 1 and beta = 1: acc = c[i*ldc + j], then acc = fma(a(i,p), b(p,j), acc) for p in
+//   [0, kc) in order, and c = acc. So a product of k > kc runs as one chain of fused
+//   multiply-adds in k order, whatever the blocking (the low-precision GEMM relies on it).
+// - otherwise: acc = 0, the same chain, then c = alpha * acc + beta * c (c not read when
+//   beta == 0).
 using MicroKernel = void (*)(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc,
                              float alpha, float beta, int mr, int nr);
 
@@ -45,31 +49,56 @@ inline void storeTile(const float* acc, float* c, int64_t ldc, float alpha, floa
   }
 }
 
+// The starting accumulators of a tile: C itself when accumulating into it (alpha = 1, beta = 1),
+// else zero; zero outside the mr x nr corner.
+template <int MR, int NR>
+inline void loadTile(float* acc, const float* c, int64_t ldc, float alpha, float beta, int mr, int nr) {
+  const bool fromC = alpha == 1.0f && beta == 1.0f;
+  for (int i = 0; i < MR; ++i) {
+    for (int j = 0; j < NR; ++j) acc[i * NR + j] = fromC && i < mr && j < nr ? c[i * ldc + j] : 0.0f;
+  }
+}
+
+// Store a tile: plain copy when accumulating into C, else alpha * acc + beta * C.
+template <int MR, int NR>
+inline void finishTile(const float* acc, float* c, int64_t ldc, float alpha, float beta, int mr, int nr) {
+  if (alpha == 1.0f && beta == 1.0f) {
+    for (int i = 0; i < mr; ++i) {
+      for (int j = 0; j < nr; ++j) c[i * ldc + j] = acc[i * NR + j];
+    }
+  } else {
+    storeTile<MR, NR>(acc, c, ldc, alpha, beta, mr, nr);
+  }
+}
+
 // Portable kernel: plain loops that compilers vectorize for SSE2 or NEON.
 constexpr int kPortableMR = 4;
 constexpr int kPortableNR = 16;
 
 void microPortable(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, float alpha,
                    float beta, int mr, int nr) {
-  float acc[kPortableMR * kPortableNR] = {0};
+  float acc[kPortableMR * kPortableNR];
+  loadTile<kPortableMR, kPortableNR>(acc, c, ldc, alpha, beta, mr, nr);
   for (int64_t p = 0; p < kc; ++p) {
     const float* a = ap + p * kPortableMR;
     const float* b = bp + p * kPortableNR;
     for (int i = 0; i < kPortableMR; ++i) {
-      for (int j = 0; j < kPortableNR; ++j) acc[i * kPortableNR + j] += a[i] * b[j];
+      for (int j = 0; j < kPortableNR; ++j) acc[i * kPortableNR + j] = std::fma(a[i], b[j], acc[i * kPortableNR + j]);
     }
   }
-  storeTile<kPortableMR, kPortableNR>(acc, c, ldc, alpha, beta, mr, nr);
+  finishTile<kPortableMR, kPortableNR>(acc, c, ldc, alpha, beta, mr, nr);
 }
 
 #ifdef OCTET_X86
 // AVX2 + FMA: 6 rows x 16 columns in 12 ymm accumulators.
 __attribute__((target("avx2,fma"))) void microAvx2(int64_t kc, const float* ap, const float* bp, float* c,
                                                     int64_t ldc, float alpha, float beta, int mr, int nr) {
-  __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(),
-         c11 = _mm256_setzero_ps(), c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(),
-         c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps(), c40 = _mm256_setzero_ps(),
-         c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+  alignas(32) float acc[6 * 16];
+  loadTile<6, 16>(acc, c, ldc, alpha, beta, mr, nr);
+  __m256 c00 = _mm256_load_ps(acc + 0), c01 = _mm256_load_ps(acc + 8), c10 = _mm256_load_ps(acc + 16),
+         c11 = _mm256_load_ps(acc + 24), c20 = _mm256_load_ps(acc + 32), c21 = _mm256_load_ps(acc + 40),
+         c30 = _mm256_load_ps(acc + 48), c31 = _mm256_load_ps(acc + 56), c40 = _mm256_load_ps(acc + 64),
+         c41 = _mm256_load_ps(acc + 72), c50 = _mm256_load_ps(acc + 80), c51 = _mm256_load_ps(acc + 88);
   for (int64_t p = 0; p < kc; ++p) {
     const __m256 b0 = _mm256_load_ps(bp);
     const __m256 b1 = _mm256_load_ps(bp + 8);
@@ -83,14 +112,13 @@ __attribute__((target("avx2,fma"))) void microAvx2(int64_t kc, const float* ap, 
     ap += 6;
     bp += 16;
   }
-  alignas(32) float acc[6 * 16];
   _mm256_store_ps(acc + 0, c00); _mm256_store_ps(acc + 8, c01);
   _mm256_store_ps(acc + 16, c10); _mm256_store_ps(acc + 24, c11);
   _mm256_store_ps(acc + 32, c20); _mm256_store_ps(acc + 40, c21);
   _mm256_store_ps(acc + 48, c30); _mm256_store_ps(acc + 56, c31);
   _mm256_store_ps(acc + 64, c40); _mm256_store_ps(acc + 72, c41);
   _mm256_store_ps(acc + 80, c50); _mm256_store_ps(acc + 88, c51);
-  storeTile<6, 16>(acc, c, ldc, alpha, beta, mr, nr);
+  finishTile<6, 16>(acc, c, ldc, alpha, beta, mr, nr);
 }
 
 // AVX-512 tiles of MR rows x (16 * V) columns, MR * V <= 24 accumulators, fully unrolled so
@@ -104,11 +132,19 @@ __attribute__((target("avx512f"))) inline void avx512Tile(int64_t kc, const floa
   const float* row[MR];
 #pragma GCC unroll 24
   for (int i = 0; i < MR; ++i) row[i] = kDirect ? a + (i < mr ? i : mr - 1) * lda : a + i;
+  const bool fromC = alpha == 1.0f && beta == 1.0f;
+  const bool fullTile = mr == MR && nr == NR;
+  alignas(64) float spill[MR * NR];
+  if (fromC && !fullTile) loadTile<MR, NR>(spill, c, ldc, alpha, beta, mr, nr);
   __m512 acc[MR][V];
 #pragma GCC unroll 24
   for (int i = 0; i < MR; ++i) {
 #pragma GCC unroll 2
-    for (int v = 0; v < V; ++v) acc[i][v] = _mm512_setzero_ps();
+    for (int v = 0; v < V; ++v) {
+      acc[i][v] = !fromC ? _mm512_setzero_ps()
+                  : fullTile ? _mm512_loadu_ps(c + i * ldc + 16 * v)
+                             : _mm512_load_ps(spill + i * NR + 16 * v);
+    }
   }
   for (int64_t p = 0; p < kc; ++p) {
     __m512 b[V];
@@ -125,26 +161,28 @@ __attribute__((target("avx512f"))) inline void avx512Tile(int64_t kc, const floa
     bp += NR;
   }
   const __m512 va = _mm512_set1_ps(alpha);
-  if (mr == MR && nr == NR) {
+  if (fullTile) {
     const __m512 vb = _mm512_set1_ps(beta);
 #pragma GCC unroll 24
     for (int i = 0; i < MR; ++i) {
       float* out = c + i * ldc;
 #pragma GCC unroll 2
       for (int v = 0; v < V; ++v) {
-        const __m512 scaled = _mm512_mul_ps(va, acc[i][v]);
-        _mm512_storeu_ps(out + 16 * v, beta == 0.0f ? scaled : _mm512_fmadd_ps(vb, _mm512_loadu_ps(out + 16 * v), scaled));
+        const __m512 result = fromC ? acc[i][v]
+                              : beta == 0.0f
+                                  ? _mm512_mul_ps(va, acc[i][v])
+                                  : _mm512_fmadd_ps(vb, _mm512_loadu_ps(out + 16 * v), _mm512_mul_ps(va, acc[i][v]));
+        _mm512_storeu_ps(out + 16 * v, result);
       }
     }
     return;
   }
-  alignas(64) float spill[MR * NR];
 #pragma GCC unroll 24
   for (int i = 0; i < MR; ++i) {
 #pragma GCC unroll 2
     for (int v = 0; v < V; ++v) _mm512_store_ps(spill + i * NR + 16 * v, acc[i][v]);
   }
-  storeTile<MR, NR>(spill, c, ldc, alpha, beta, mr, nr);
+  finishTile<MR, NR>(spill, c, ldc, alpha, beta, mr, nr);
 }
 
 template <int MR, int V>

@@ -68,6 +68,7 @@ const ROUNDING_CODE: Record<Rounding, number> = { nearest: NEAREST, stochastic: 
 
 /** Everything the per-element loop needs, resolved once per call (also handed to the native core). */
 export interface EncodeParams {
+  readonly format: Format;
   readonly m: number;
   readonly emin: number;
   readonly bias: number;
@@ -83,6 +84,7 @@ export interface EncodeParams {
   readonly finiteOverflow: number;
   readonly subnormals: boolean;
   readonly rounding: number;
+  /** Stochastic stream key: seedKey(seed), or any other 32-bit key (GEMM keys per element). */
   readonly key: number;
   readonly counterOffset: number;
 }
@@ -96,6 +98,7 @@ export function encodeParams(f: Format, options: CastOptions): EncodeParams {
   }
   const overflowCode = f.infCode ?? f.nanCode;
   return {
+    format: f,
     m: f.mantissaBits,
     emin: f.emin,
     bias: f.bias,
@@ -115,7 +118,7 @@ export function encodeParams(f: Format, options: CastOptions): EncodeParams {
 }
 
 /** Encode one float32, given by its bit pattern `u`, as element number `index`. */
-function encodeBits(u: number, p: EncodeParams, index: number): number {
+export function encodeBits(u: number, p: EncodeParams, index: number): number {
   const sign = u >>> 31 ? p.signMask : 0;
   const ax = u & 0x7fffffff;
   if (ax > 0x7f800000) return sign + p.nanCode;

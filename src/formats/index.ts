@@ -10,6 +10,7 @@ export {
   decodeCode,
   decodeTable,
   encode,
+  encodeBits,
   encodeParams,
   encodeValue,
   quantize,

@@ -24,7 +24,8 @@ import { kernelThreads } from './threads.js';
 /** Below this many elements the call overhead of the addon outweighs its speed. */
 const NATIVE_MIN = 256;
 
-function paramsArray(p: EncodeParams): number[] {
+/** EncodeParams as the 13 numbers of native/codec.h CodecParams. */
+export function codecParamsArray(p: EncodeParams): number[] {
   return [
     p.m,
     p.emin,
@@ -77,7 +78,7 @@ export function encode(
   if (codes.BYTES_PER_ELEMENT !== f.storageBytes) {
     throw new InvalidArgumentError(`encode: ${f.name} codes need ${f.storageBytes}-byte elements; the output has ${codes.BYTES_PER_ELEMENT}`);
   }
-  native.encode(src, codes, paramsArray(encodeParams(f, options)), options.threads ?? kernelThreads());
+  native.encode(src, codes, codecParamsArray(encodeParams(f, options)), options.threads ?? kernelThreads());
   return codes;
 }
 
@@ -94,7 +95,7 @@ export function quantize(
   const f = resolveFormat(format);
   checkLength(out, src.length, 'quantize');
   const result = out ?? new Float32Array(src.length);
-  native.quantize(src, result, paramsArray(encodeParams(f, options)), tableOrNull(f), options.threads ?? kernelThreads());
+  native.quantize(src, result, codecParamsArray(encodeParams(f, options)), tableOrNull(f), options.threads ?? kernelThreads());
   return result;
 }
 

@@ -53,6 +53,11 @@ export interface NativeCore {
     g: Float32Array, xhat: Float32Array, invStd: Float32Array, gamma: Float32Array | null, training: boolean,
     gx: Float32Array | null, sumG: Float64Array, sumGX: Float64Array, batch: number, channels: number, plane: number, threads?: number,
   ): void;
+  /** Emulated-accumulation GEMM on decoded operands (native/lowp_gemm.h). */
+  lowpGemm(
+    transA: boolean, transB: boolean, m: number, n: number, k: number, a: Float32Array, b: Float32Array, c: Float32Array,
+    codecParams: number[], table: Float32Array | null, chunk: number, exactProducts: boolean, threads?: number,
+  ): void;
   info(): NativeInfo;
   setThreads(threads: number): void;
 }

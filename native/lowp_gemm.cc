@@ -1,0 +1,271 @@
+#include "lowp_gemm.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "codec_core.h"
+#include "cpu.h"
+#include "parallel.h"
+
+namespace octet {
+namespace {
+
+using codec_core::encodeOne;
+using codec_core::mix32;
+
+// Rows of C per task; columns per task: kLanes.
+constexpr int kRows = 8;
+constexpr int kLanes = 16;
+
+inline uint32_t cellKey(uint32_t key, uint32_t i, uint32_t j) {
+  return mix32(mix32(key ^ (i * 0x85ebca6bu)) ^ (j * 0xc2b2ae35u));
+}
+
+inline float bitsToFloat(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+inline uint32_t floatToBits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+
+// Operands laid out for the kernel: op(A) row-major (m x k), op(B) in strips of 16 columns
+// (strip s holds rows t = 0..k-1 of columns 16s..16s+15, zero past n).
+struct Packed {
+  std::vector<float> a, b;
+  int64_t strips;
+};
+
+Packed pack(const LowpGemmArgs& g, int threads) {
+  Packed p;
+  p.strips = (g.n + kLanes - 1) / kLanes;
+  p.a.resize(static_cast<size_t>(g.m * g.k));
+  p.b.assign(static_cast<size_t>(p.strips * g.k * kLanes), 0.0f);
+  parallelFor(g.m, g.m * g.k < 65536 ? 1 : threads, [&](int64_t i) {
+    float* row = p.a.data() + i * g.k;
+    for (int64_t t = 0; t < g.k; ++t) row[t] = g.transA ? g.a[t * g.m + i] : g.a[i * g.k + t];
+  });
+  parallelFor(p.strips, g.k * g.n < 65536 ? 1 : threads, [&](int64_t s) {
+    float* strip = p.b.data() + s * g.k * kLanes;
+    const int64_t j0 = s * kLanes, width = std::min<int64_t>(kLanes, g.n - j0);
+    for (int64_t t = 0; t < g.k; ++t) {
+      for (int64_t j = 0; j < width; ++j) strip[t * kLanes + j] = g.transB ? g.b[(j0 + j) * g.k + t] : g.b[t * g.n + j0 + j];
+    }
+  });
+  return p;
+}
+
+// One element of C from the contract, in scalar code: the reference for the vector paths and
+// the path of CPUs without AVX-512.
+template <int kRounding>
+float cellScalar(const LowpGemmArgs& g, const float* arow, const float* strip, int lane, uint32_t i, uint32_t j) {
+  CodecParams p = g.acc;
+  p.key = cellKey(g.acc.key, i, j);
+  auto add = [&](float acc, float term, uint32_t t) {
+    const float sum = acc + term;
+    return g.lut ? g.lut[encodeOne<kRounding>(floatToBits(sum), p, t)] : sum;
+  };
+  float acc = 0.0f, partial = 0.0f;
+  uint32_t run = 0;
+  for (int64_t t = 0; t < g.k; ++t) {
+    const float product = arow[t] * strip[t * kLanes + lane];
+    if (g.chunk == 0) {
+      acc = add(acc, product, static_cast<uint32_t>(t));
+    } else {
+      partial = add(partial, product, static_cast<uint32_t>(t));
+      if ((t + 1) % g.chunk == 0 || t == g.k - 1) {
+        acc = add(acc, partial, static_cast<uint32_t>(g.k) + run);
+        ++run;
+        partial = 0.0f;
+      }
+    }
+  }
+  return acc;
+}
+
+template <int kRounding>
+void tileScalar(const LowpGemmArgs& g, const Packed& p, int64_t i0, int64_t s) {
+  const int64_t rows = std::min<int64_t>(kRows, g.m - i0);
+  const int64_t j0 = s * kLanes, width = std::min<int64_t>(kLanes, g.n - j0);
+  const float* strip = p.b.data() + s * g.k * kLanes;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t l = 0; l < width; ++l) {
+      g.c[(i0 + r) * g.n + j0 + l] = cellScalar<kRounding>(g, p.a.data() + (i0 + r) * g.k, strip, static_cast<int>(l),
+                                                           static_cast<uint32_t>(i0 + r), static_cast<uint32_t>(j0 + l));
+    }
+  }
+}
+
+#ifdef OCTET_X86
+#define OCTET_WIDE __attribute__((target("avx512f")))
+using codec_core::encode16;
+
+// The exact path on 16 lanes: the codec's rounding (encode16) and a table lookup per addition.
+template <int kRounding>
+OCTET_WIDE __m512 addRounded16(__m512 acc, __m512 term, const LowpGemmArgs& g, __m512i keys, uint32_t t) {
+  const __m512 sum = _mm512_add_ps(acc, term);
+  if (!g.lut) return sum;
+  const __m512i codes = encode16<kRounding>(_mm512_castps_si512(sum), g.acc, keys, _mm512_set1_epi32(static_cast<int>(t)));
+  return _mm512_i32gather_ps(codes, g.lut, 4);
+}
+
+template <int kRounding>
+OCTET_WIDE void tileExact16(const LowpGemmArgs& g, const Packed& p, int64_t i0, int64_t s) {
+  const int64_t rows = std::min<int64_t>(kRows, g.m - i0);
+  const int64_t j0 = s * kLanes, width = std::min<int64_t>(kLanes, g.n - j0);
+  const float* strip = p.b.data() + s * g.k * kLanes;
+  const __mmask16 store = static_cast<__mmask16>((1u << width) - 1u);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* arow = p.a.data() + (i0 + r) * g.k;
+    alignas(64) uint32_t keyLanes[kLanes];
+    for (int l = 0; l < kLanes; ++l) keyLanes[l] = cellKey(g.acc.key, static_cast<uint32_t>(i0 + r), static_cast<uint32_t>(j0 + l));
+    const __m512i keys = _mm512_load_si512(keyLanes);
+    __m512 acc = _mm512_setzero_ps(), partial = _mm512_setzero_ps();
+    uint32_t run = 0;
+    for (int64_t t = 0; t < g.k; ++t) {
+      const __m512 product = _mm512_mul_ps(_mm512_set1_ps(arow[t]), _mm512_loadu_ps(strip + t * kLanes));
+      if (g.chunk == 0) {
+        acc = addRounded16<kRounding>(acc, product, g, keys, static_cast<uint32_t>(t));
+      } else {
+        partial = addRounded16<kRounding>(partial, product, g, keys, static_cast<uint32_t>(t));
+        if ((t + 1) % g.chunk == 0 || t == g.k - 1) {
+          acc = addRounded16<kRounding>(acc, partial, g, keys, static_cast<uint32_t>(g.k) + run);
+          ++run;
+          partial = _mm512_setzero_ps();
+        }
+      }
+    }
+    _mm512_mask_storeu_ps(g.c + (i0 + r) * g.n + j0, store, acc);
+  }
+}
+
+// Nearest rounding of normal values by integer arithmetic on the float32 bits: add half a unit
+// of F's last place (minus one, plus the last kept bit, for ties to even) and clear the dropped
+// bits. It equals the codec wherever the sum and the result lie in F's normal range; any lane
+// that leaves it (or reaches Inf/NaN) marks the tile, which is then recomputed exactly. Zeros
+// round to zero and are fine.
+struct FastNearest {
+  __m512i dropShift, bias, keepMask, one, absMask;
+  __m512i minBitsLess1, maxBitsLess1;
+};
+
+OCTET_WIDE inline __m512 roundFast(__m512 sum, const FastNearest& f, __m512i& worstHigh, __m512i& worstLow) {
+  const __m512i y = _mm512_castps_si512(sum);
+  const __m512i lsb = _mm512_and_si512(_mm512_srlv_epi32(y, f.dropShift), f.one);
+  const __m512i r = _mm512_and_si512(_mm512_add_epi32(_mm512_add_epi32(y, f.bias), lsb), f.keepMask);
+  // |r| - 1: zero wraps to 0xffffffff (ignored by both checks), below-normal values fall under
+  // minBits - 1 (unsigned), overflow and Inf/NaN rise above maxBits - 1 (signed).
+  const __m512i g = _mm512_sub_epi32(_mm512_and_si512(r, f.absMask), f.one);
+  worstHigh = _mm512_max_epi32(worstHigh, g);
+  worstLow = _mm512_min_epu32(worstLow, g);
+  return _mm512_castsi512_ps(r);
+}
+
+template <bool kFma>
+OCTET_WIDE bool tileFastNearest(const LowpGemmArgs& g, const Packed& p, int64_t i0, int64_t s, const FastNearest& f) {
+  const int64_t rows = std::min<int64_t>(kRows, g.m - i0);
+  const int64_t j0 = s * kLanes, width = std::min<int64_t>(kLanes, g.n - j0);
+  const float* strip = p.b.data() + s * g.k * kLanes;
+  const float* arow[kRows];
+  for (int r = 0; r < kRows; ++r) arow[r] = p.a.data() + (i0 + std::min<int64_t>(r, rows - 1)) * g.k;
+  __m512 acc[kRows], partial[kRows];
+  for (int r = 0; r < kRows; ++r) acc[r] = partial[r] = _mm512_setzero_ps();
+  __m512i worstHigh = _mm512_set1_epi32(-1), worstLow = _mm512_set1_epi32(-1);
+  int64_t t = 0;
+  const int64_t run = g.chunk > 0 ? g.chunk : g.k;
+  while (t < g.k) {
+    const int64_t end = std::min(g.k, t + run);
+    __m512* target = g.chunk > 0 ? partial : acc;
+    for (; t < end; ++t) {
+      const __m512 b = _mm512_loadu_ps(strip + t * kLanes);
+#pragma GCC unroll 8
+      for (int r = 0; r < kRows; ++r) {
+        const __m512 a = _mm512_set1_ps(arow[r][t]);
+        const __m512 sum = kFma ? _mm512_fmadd_ps(a, b, target[r]) : _mm512_add_ps(target[r], _mm512_mul_ps(a, b));
+        target[r] = roundFast(sum, f, worstHigh, worstLow);
+      }
+    }
+    if (g.chunk > 0) {
+#pragma GCC unroll 8
+      for (int r = 0; r < kRows; ++r) {
+        acc[r] = roundFast(_mm512_add_ps(acc[r], partial[r]), f, worstHigh, worstLow);
+        partial[r] = _mm512_setzero_ps();
+      }
+    }
+  }
+  const bool outOfRange = _mm512_cmpgt_epi32_mask(worstHigh, f.maxBitsLess1) != 0 ||
+                          _mm512_cmplt_epu32_mask(worstLow, f.minBitsLess1) != 0;
+  if (outOfRange) return false;
+  const __mmask16 store = static_cast<__mmask16>((1u << width) - 1u);
+  for (int r = 0; r < rows; ++r) _mm512_mask_storeu_ps(g.c + (i0 + r) * g.n + j0, store, acc[r]);
+  return true;
+}
+
+OCTET_WIDE FastNearest fastNearestConstants(const CodecParams& p) {
+  const int drop = 23 - p.mantissaBits;
+  const uint32_t minBits = static_cast<uint32_t>(p.emin + 127) << 23;
+  const uint32_t maxBits = (static_cast<uint32_t>(p.maxBiasedExponent - p.bias + 127) << 23) |
+                           (static_cast<uint32_t>(p.maxMantissaAtTop) << drop);
+  FastNearest f;
+  f.dropShift = _mm512_set1_epi32(drop);
+  f.bias = _mm512_set1_epi32(drop > 0 ? static_cast<int>((1u << (drop - 1)) - 1u) : 0);
+  f.keepMask = _mm512_set1_epi32(static_cast<int>(~((1u << drop) - 1u)));
+  f.one = _mm512_set1_epi32(1);
+  f.absMask = _mm512_set1_epi32(0x7fffffff);
+  f.minBitsLess1 = _mm512_set1_epi32(static_cast<int>(minBits - 1));
+  f.maxBitsLess1 = _mm512_set1_epi32(static_cast<int>(maxBits - 1));
+  return f;
+}
+
+bool hasAvx512() {
+  static const bool yes = [] {
+    __builtin_cpu_init();
+    const char* forced = std::getenv("OCTET_CODEC_KERNEL");
+    return __builtin_cpu_supports("avx512f") && !(forced && std::string(forced) != "avx512");
+  }();
+  return yes;
+}
+#endif
+
+}  // namespace
+
+void lowpGemm(const LowpGemmArgs& g, int threads) {
+  if (g.m <= 0 || g.n <= 0) return;
+  if (g.k <= 0) {
+    std::fill(g.c, g.c + g.m * g.n, 0.0f);
+    return;
+  }
+  const Packed p = pack(g, threads);
+  const int64_t rowBlocks = (g.m + kRows - 1) / kRows;
+  const int64_t tasks = rowBlocks * p.strips;
+  const int team = g.m * g.n * g.k < (1 << 16) ? 1 : threads;
+  const bool stochastic = g.acc.rounding == kStochastic;
+#ifdef OCTET_X86
+  if (hasAvx512()) {
+    // The bit trick needs a normal float32 target with at least one dropped bit.
+    const bool fast = !stochastic && g.lut && g.acc.mantissaBits < 23 && g.acc.subnormalsKept;
+    const FastNearest f = fast ? fastNearestConstants(g.acc) : FastNearest{};
+    parallelFor(tasks, team, [&](int64_t task) {
+      const int64_t i0 = (task / p.strips) * kRows, s = task % p.strips;
+      if (fast && (g.exactProducts ? tileFastNearest<true>(g, p, i0, s, f) : tileFastNearest<false>(g, p, i0, s, f))) return;
+      if (stochastic) tileExact16<kStochastic>(g, p, i0, s);
+      else tileExact16<kNearest>(g, p, i0, s);
+    });
+    return;
+  }
+#endif
+  parallelFor(tasks, team, [&](int64_t task) {
+    const int64_t i0 = (task / p.strips) * kRows, s = task % p.strips;
+    if (stochastic) tileScalar<kStochastic>(g, p, i0, s);
+    else tileScalar<kNearest>(g, p, i0, s);
+  });
+}
+
+}  // namespace octet

@@ -1,0 +1,25 @@
+// Low-precision GEMM with an emulated accumulator: C = op(A) op(B) where every product is added
+// to a running sum that is rounded to a format F after each addition (optionally in chunks).
+// The contract is written in src/kernels/lowp_gemm.ts; this kernel returns exactly its bits.
+#pragma once
+#include <cstdint>
+
+#include "codec.h"
+
+namespace octet {
+
+struct LowpGemmArgs {
+  bool transA, transB;
+  int64_t m, n, k;
+  const float* a;  // decoded op(A) as stored: m x k, or k x m when transA
+  const float* b;  // decoded op(B) as stored: k x n, or n x k when transB
+  float* c;        // m x n
+  CodecParams acc;     // accumulator format and rounding; key = seedKey(seed)
+  const float* lut;    // value of every code of the accumulator format; null: fp32, no rounding
+  int64_t chunk;       // 0: none
+  bool exactProducts;  // products are exact in float32, so fused multiply-adds are allowed
+};
+
+void lowpGemm(const LowpGemmArgs& args, int threads);
+
+}  // namespace octet

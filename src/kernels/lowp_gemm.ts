@@ -1,0 +1,272 @@
+/**
+ * Low-precision GEMM: C = op(A) op(B) with quantized operands and an emulated accumulator.
+ *
+ * CONTRACT (part of the API; the native kernel returns exactly these bits):
+ *
+ * Operands. A is m x k and B is k x n after the optional transposes; each is a Float32Array
+ * (scale 1) or coded: codes of a format plus a scale, whose real value is decode(code) / scale.
+ * a and b below are the decoded values (without the scale).
+ *
+ * Products. p_t = fl32(a[i,t] * b[t,j]). For two operands whose significands together have at
+ * most 24 bits (any two 8-bit formats, or an 8-bit and a 16-bit one) the product is exact.
+ *
+ * Accumulation, for each C element, over t = 0, 1, ..., k-1 in order:
+ * - `fp32`:  acc = fl32(acc + p_t).
+ * - format F: acc = round_F(fl32(acc + p_t)), rounding nearest-even or stochastic, with
+ *   saturation when asked (else overflow gives Inf, or NaN for formats without Inf). The sum is
+ *   formed in float32 first; with FP8 products and a 16-bit accumulator this equals rounding the
+ *   exact sum once under nearest rounding (a term more than 2^17 smaller is below half a unit of
+ *   F either way).
+ * - chunked, chunk length L > 0 (Wang et al. 2018): partial = accumulate p_t over each run of L
+ *   consecutive t as above, starting from 0; when a run ends (or t = k-1), total =
+ *   round_F(fl32(total + partial)) and partial restarts at 0.
+ * Stochastic draws: the add of product t uses draw(t), the add of run c into the total uses
+ * draw(k + c), with draw(t) = drawU32(cellKey(i, j), t) and
+ *   cellKey(i, j) = mix32(mix32(seedKey(seed) ^ (i * 0x85EBCA6B)) ^ (j * 0xC2B2AE35))  (mod 2^32),
+ * so results do not depend on threading, which splits rows and columns of C, never t.
+ *
+ * Result. c = acc when both scales are 1, else fl32(acc / fl32(scaleA * scaleB)); then, when an
+ * output format is given, c is rounded to it by the codec (element index i * n + j).
+ */
+import { InvalidArgumentError } from '../errors.js';
+import {
+  decode as decodeReference,
+  decodeTable,
+  encodeBits,
+  encodeParams,
+  mix32,
+  resolveFormat,
+  seedKey,
+  type CodeArray,
+  type EncodeParams,
+  type Format,
+  type FormatLike,
+  type Rounding,
+} from '../formats/index.js';
+import { codecParamsArray, decode, quantize } from './codec.js';
+import { gemm } from './gemm.js';
+import { nativeCore } from './native.js';
+import { kernelThreads } from './threads.js';
+
+/** A coded matrix (a QTensor fits): real value = decode(code) / scale. */
+export interface CodedMatrix {
+  readonly codes: CodeArray;
+  readonly format: Format | string;
+  readonly scale?: number;
+}
+
+export type LowpOperand = Float32Array | CodedMatrix;
+
+export interface LowpOutput {
+  format: FormatLike;
+  rounding?: Rounding;
+  saturate?: boolean;
+  seed?: number;
+}
+
+export interface LowpGemmOptions {
+  transA?: boolean;
+  transB?: boolean;
+  /** `fp32` (default) or a format name (e.g. `e6m9`, `fp16`, `bf16`). */
+  accumulation?: 'fp32' | FormatLike;
+  /** Rounding of the accumulator (default nearest). */
+  rounding?: 'nearest' | 'stochastic';
+  /** Accumulator overflow saturates at ±max instead of giving Inf/NaN. */
+  saturate?: boolean;
+  /** Chunk length L for chunked accumulation; 0 (default) for none. */
+  chunk?: number;
+  /** Seed of the stochastic rounding draws. */
+  seed?: number;
+  /** Round the result to this format. */
+  output?: LowpOutput;
+  threads?: number;
+}
+
+interface Operand {
+  values: Float32Array;
+  scale: number;
+  /** Significand bits of the operand's format (24 for float32). */
+  significandBits: number;
+}
+
+function isCoded(x: LowpOperand): x is CodedMatrix {
+  return !(x instanceof Float32Array);
+}
+
+/** Decode (or take) an operand as a float32 matrix of its stored shape. */
+function operandValues(x: LowpOperand, name: string, elements: number, fast: boolean): Operand {
+  if (!isCoded(x)) {
+    if (x.length !== elements) throw new InvalidArgumentError(`lowpGemm: ${name} holds ${x.length} values; expected ${elements}`);
+    return { values: x, scale: 1, significandBits: 24 };
+  }
+  const format = resolveFormat(x.format);
+  const scale = x.scale ?? 1;
+  if (!(Number.isFinite(scale) && scale > 0)) throw new InvalidArgumentError(`lowpGemm: ${name} scale is ${scale}; expected a finite positive number`);
+  if (x.codes.length !== elements) throw new InvalidArgumentError(`lowpGemm: ${name} holds ${x.codes.length} codes; expected ${elements}`);
+  const values = fast ? decode(x.codes, format) : decodeReference(x.codes, format);
+  return { values, scale, significandBits: format.mantissaBits + 1 };
+}
+
+/** Key of the stochastic stream of C element (i, j). */
+export function cellKey(key: number, i: number, j: number): number {
+  return mix32(mix32(key ^ Math.imul(i, 0x85ebca6b)) ^ Math.imul(j, 0xc2b2ae35));
+}
+
+interface Resolved {
+  accumulation: Format | null;
+  rounding: 'nearest' | 'stochastic';
+  saturate: boolean;
+  chunk: number;
+  seed: number;
+}
+
+function resolveOptions(options: LowpGemmOptions): Resolved {
+  const acc = options.accumulation ?? 'fp32';
+  const accumulation = acc === 'fp32' ? null : resolveFormat(acc);
+  const rounding = options.rounding ?? 'nearest';
+  if (rounding !== 'nearest' && rounding !== 'stochastic') {
+    throw new InvalidArgumentError(`lowpGemm: accumulation rounding ${JSON.stringify(rounding)}; expected nearest or stochastic`);
+  }
+  const chunk = options.chunk ?? 0;
+  if (!Number.isInteger(chunk) || chunk < 0) throw new InvalidArgumentError(`lowpGemm: chunk is ${chunk}; expected 0 (none) or a positive integer`);
+  return { accumulation, rounding, saturate: options.saturate ?? false, chunk, seed: options.seed ?? 0 };
+}
+
+function checkDims(m: number, n: number, k: number): void {
+  for (const [name, v] of [['m', m], ['n', n], ['k', k]] as const) {
+    if (!Number.isInteger(v) || v < 0) throw new InvalidArgumentError(`lowpGemm: ${name} is ${v}; expected a non-negative integer`);
+  }
+}
+
+/** Rescale by the operand scales and round to the output format (shared by both paths). */
+function finish(c: Float32Array, scaleA: number, scaleB: number, output: LowpOutput | undefined, fast: boolean): Float32Array {
+  const scale = Math.fround(scaleA * scaleB);
+  if (scale !== 1) for (let i = 0; i < c.length; i++) c[i] = c[i] / scale;
+  if (!output) return c;
+  const options = { rounding: output.rounding ?? 'nearest', saturate: output.saturate ?? false, seed: output.seed ?? 0 };
+  return fast ? quantize(c, output.format, options, c) : quantizeValues(c, resolveFormat(output.format), options);
+}
+
+function quantizeValues(c: Float32Array, f: Format, options: { rounding: Rounding; saturate: boolean; seed: number }): Float32Array {
+  const p = encodeParams(f, options);
+  const bits = new Uint32Array(c.buffer, c.byteOffset, c.length);
+  const table = f.bits <= 16 ? decodeTable(f) : null;
+  for (let i = 0; i < c.length; i++) {
+    const code = encodeBits(bits[i], p, i);
+    if (table) c[i] = table[code];
+    else bits[i] = code;
+  }
+  return c;
+}
+
+/** round_F of a float32 value, as element `t` of the stream `p` (whose key is the cell key). */
+function roundTo(x: number, p: EncodeParams, t: number, table: Float32Array | null, scratch: Float32Array, scratchBits: Uint32Array): number {
+  scratch[0] = x;
+  const code = encodeBits(scratchBits[0], p, t);
+  if (table) return table[code];
+  scratchBits[0] = code;
+  return scratch[0];
+}
+
+/** The contract as a naive loop: the reference the native kernel must equal bit for bit. */
+export function lowpGemmReference(
+  m: number,
+  n: number,
+  k: number,
+  a: LowpOperand,
+  b: LowpOperand,
+  options: LowpGemmOptions = {},
+): Float32Array {
+  checkDims(m, n, k);
+  const r = resolveOptions(options);
+  const A = operandValues(a, 'A', m * k, false);
+  const B = operandValues(b, 'B', k * n, false);
+  const transA = options.transA ?? false;
+  const transB = options.transB ?? false;
+  const c = new Float32Array(m * n);
+  const f = r.accumulation;
+  const base = f ? encodeParams(f, { rounding: r.rounding, saturate: r.saturate }) : null;
+  const table = f && f.bits <= 16 ? decodeTable(f) : null;
+  const key = seedKey(r.seed);
+  const scratch = new Float32Array(1);
+  const scratchBits = new Uint32Array(scratch.buffer);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      const p = base ? { ...base, key: cellKey(key, i, j), counterOffset: 0 } : null;
+      const add = (acc: number, term: number, t: number) => {
+        const sum = Math.fround(acc + term);
+        return p ? roundTo(sum, p, t, table, scratch, scratchBits) : sum;
+      };
+      let acc = 0;
+      let partial = 0;
+      let run = 0;
+      for (let t = 0; t < k; t++) {
+        const av = transA ? A.values[t * m + i] : A.values[i * k + t];
+        const bv = transB ? B.values[j * k + t] : B.values[t * n + j];
+        const product = Math.fround(av * bv);
+        if (r.chunk === 0) {
+          acc = add(acc, product, t);
+        } else {
+          partial = add(partial, product, t);
+          if ((t + 1) % r.chunk === 0 || t === k - 1) {
+            acc = add(acc, partial, k + run);
+            run++;
+            partial = 0;
+          }
+        }
+      }
+      c[i * n + j] = acc;
+    }
+  }
+  return finish(c, A.scale, B.scale, options.output, false);
+}
+
+/**
+ * The fast path: for fp32 accumulation without chunks, the SGEMM kernel on the decoded
+ * operands (it adds each product to the running sum in k order; products of operands with at
+ * most 24 significand bits together are exact, so the fused multiply-add rounds exactly as the
+ * contract does); otherwise the native emulated-accumulation kernel. Without the addon, the
+ * reference.
+ */
+export function lowpGemm(
+  m: number,
+  n: number,
+  k: number,
+  a: LowpOperand,
+  b: LowpOperand,
+  options: LowpGemmOptions = {},
+): Float32Array {
+  const native = nativeCore();
+  if (!native) return lowpGemmReference(m, n, k, a, b, options);
+  checkDims(m, n, k);
+  const r = resolveOptions(options);
+  const A = operandValues(a, 'A', m * k, true);
+  const B = operandValues(b, 'B', k * n, true);
+  const transA = options.transA ?? false;
+  const transB = options.transB ?? false;
+  const threads = options.threads ?? kernelThreads();
+  const c = new Float32Array(m * n);
+  if (!r.accumulation && r.chunk === 0) {
+    gemm(m, n, k, A.values, B.values, c, { transA, transB, threads });
+  } else {
+    // With fp32 accumulation (chunked) the accumulator is not rounded: no table.
+    const f = r.accumulation ?? resolveFormat('fp32');
+    const p = encodeParams(f, { rounding: r.rounding, saturate: r.saturate, seed: r.seed });
+    native.lowpGemm(
+      transA,
+      transB,
+      m,
+      n,
+      k,
+      A.values,
+      B.values,
+      c,
+      codecParamsArray(p),
+      r.accumulation ? decodeTable(r.accumulation) : null,
+      r.chunk,
+      A.significandBits + B.significandBits <= 24,
+      threads,
+    );
+  }
+  return finish(c, A.scale, B.scale, options.output, true);
+}
