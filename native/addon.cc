@@ -302,10 +302,11 @@ Napi::Value Col2im(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// lowpGemm(transA, transB, m, n, k, a, b, c, codecParams, lut | null, chunk, exactProducts, threads?)
+// lowpGemm(transA, transB, m, n, k, a, b, c, codecParams, lut | null, chunk, exactProducts,
+//          productsOnSubnormalGrid, threads?)
 Napi::Value LowpGemm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 12) throw Napi::TypeError::New(env, "lowpGemm takes 12 or 13 arguments");
+  if (info.Length() < 13) throw Napi::TypeError::New(env, "lowpGemm takes 13 or 14 arguments");
   octet::LowpGemmArgs g;
   g.transA = info[0].ToBoolean();
   g.transB = info[1].ToBoolean();
@@ -321,7 +322,8 @@ Napi::Value LowpGemm(const Napi::CallbackInfo& info) {
   g.chunk = intArg(info, 10, "chunk");
   if (g.chunk < 0) throw Napi::RangeError::New(env, "lowpGemm: negative chunk");
   g.exactProducts = info[11].ToBoolean();
-  octet::lowpGemm(g, threadsArg(info, 12));
+  g.productsOnSubnormalGrid = info[12].ToBoolean();
+  octet::lowpGemm(g, threadsArg(info, 13));
   return env.Undefined();
 }
 

@@ -1,6 +1,7 @@
 #include "lowp_gemm.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -41,16 +42,32 @@ inline uint32_t floatToBits(float f) {
 struct Packed {
   std::vector<float> a, b;
   int64_t strips;
+  float amaxA = 0.0f, amaxB = 0.0f;  // largest magnitudes (NaN makes them NaN)
 };
+
+// Largest magnitude of a run of values; NaN sticks (so a NaN operand disables the fast path).
+inline float runAmax(const float* v, int64_t n) {
+  float worst = 0.0f;
+  bool nan = false;
+  for (int64_t i = 0; i < n; ++i) {
+    worst = std::max(worst, std::fabs(v[i]));
+    nan |= v[i] != v[i];
+  }
+  return nan ? NAN : worst;
+}
+
+inline float maxWithNan(float a, float b) { return (a != a || b != b) ? NAN : std::max(a, b); }
 
 Packed pack(const LowpGemmArgs& g, int threads) {
   Packed p;
   p.strips = (g.n + kLanes - 1) / kLanes;
   p.a.resize(static_cast<size_t>(g.m * g.k));
   p.b.assign(static_cast<size_t>(p.strips * g.k * kLanes), 0.0f);
+  std::vector<float> rowAmax(static_cast<size_t>(g.m)), stripAmax(static_cast<size_t>(p.strips));
   parallelFor(g.m, g.m * g.k < 65536 ? 1 : threads, [&](int64_t i) {
     float* row = p.a.data() + i * g.k;
     for (int64_t t = 0; t < g.k; ++t) row[t] = g.transA ? g.a[t * g.m + i] : g.a[i * g.k + t];
+    rowAmax[i] = runAmax(row, g.k);
   });
   parallelFor(p.strips, g.k * g.n < 65536 ? 1 : threads, [&](int64_t s) {
     float* strip = p.b.data() + s * g.k * kLanes;
@@ -58,7 +75,10 @@ Packed pack(const LowpGemmArgs& g, int threads) {
     for (int64_t t = 0; t < g.k; ++t) {
       for (int64_t j = 0; j < width; ++j) strip[t * kLanes + j] = g.transB ? g.b[(j0 + j) * g.k + t] : g.b[t * g.n + j0 + j];
     }
+    stripAmax[s] = runAmax(strip, g.k * kLanes);
   });
+  for (float v : rowAmax) p.amaxA = maxWithNan(p.amaxA, v);
+  for (float v : stripAmax) p.amaxB = maxWithNan(p.amaxB, v);
   return p;
 }
 
@@ -152,14 +172,18 @@ OCTET_WIDE void tileExact16(const LowpGemmArgs& g, const Packed& p, int64_t i0, 
 // that leaves it (or reaches Inf/NaN) marks the tile, which is then recomputed exactly. Zeros
 // round to zero and are fine.
 struct FastNearest {
-  __m512i dropShift, bias, keepMask, one, absMask;
+  __m512i lastKeptBit, bias, keepMask, one, absMask;
   __m512i minBitsLess1, maxBitsLess1;
 };
 
-OCTET_WIDE inline __m512 roundFast(__m512 sum, const FastNearest& f, __m512i& worstHigh, __m512i& worstLow) {
+template <bool kCheck>
+OCTET_WIDE __attribute__((always_inline)) inline __m512 roundFast(__m512 sum, const FastNearest& f, __m512i& worstHigh, __m512i& worstLow) {
   const __m512i y = _mm512_castps_si512(sum);
-  const __m512i lsb = _mm512_and_si512(_mm512_srlv_epi32(y, f.dropShift), f.one);
-  const __m512i r = _mm512_and_si512(_mm512_add_epi32(_mm512_add_epi32(y, f.bias), lsb), f.keepMask);
+  // y + (half - 1) + last kept bit, then clear the dropped bits: four integer operations.
+  const __mmask16 odd = _mm512_test_epi32_mask(y, f.lastKeptBit);
+  const __m512i biased = _mm512_add_epi32(y, f.bias);
+  const __m512i r = _mm512_and_si512(_mm512_mask_add_epi32(biased, odd, biased, f.one), f.keepMask);
+  if (!kCheck) return _mm512_castsi512_ps(r);
   // |r| - 1: zero wraps to 0xffffffff (ignored by both checks), below-normal values fall under
   // minBits - 1 (unsigned), overflow and Inf/NaN rise above maxBits - 1 (signed).
   const __m512i g = _mm512_sub_epi32(_mm512_and_si512(r, f.absMask), f.one);
@@ -168,40 +192,50 @@ OCTET_WIDE inline __m512 roundFast(__m512 sum, const FastNearest& f, __m512i& wo
   return _mm512_castsi512_ps(r);
 }
 
-template <bool kFma>
+// Accumulate products t0..t1-1 of the tile's rows into v (kept in registers once inlined).
+template <bool kFma, bool kCheck>
+OCTET_WIDE __attribute__((always_inline)) inline void accumulateRun(const float* const* arow, const float* strip, int64_t t0,
+                                                                    int64_t t1, __m512 (&v)[kRows], const FastNearest& f,
+                                                                    __m512i& worstHigh, __m512i& worstLow) {
+  for (int64_t t = t0; t < t1; ++t) {
+    const __m512 b = _mm512_loadu_ps(strip + t * kLanes);
+#pragma GCC unroll 8
+    for (int r = 0; r < kRows; ++r) {
+      const __m512 a = _mm512_set1_ps(arow[r][t]);
+      const __m512 sum = kFma ? _mm512_fmadd_ps(a, b, v[r]) : _mm512_add_ps(v[r], _mm512_mul_ps(a, b));
+      v[r] = roundFast<kCheck>(sum, f, worstHigh, worstLow);
+    }
+  }
+}
+
+// kCheck false: the caller has shown that no sum can leave the range where the bit trick is
+// exact (no overflow by the operands' magnitudes, no rounding below the normal range by their
+// quanta), so the range checks are skipped.
+template <bool kFma, bool kCheck>
 OCTET_WIDE bool tileFastNearest(const LowpGemmArgs& g, const Packed& p, int64_t i0, int64_t s, const FastNearest& f) {
   const int64_t rows = std::min<int64_t>(kRows, g.m - i0);
   const int64_t j0 = s * kLanes, width = std::min<int64_t>(kLanes, g.n - j0);
   const float* strip = p.b.data() + s * g.k * kLanes;
   const float* arow[kRows];
   for (int r = 0; r < kRows; ++r) arow[r] = p.a.data() + (i0 + std::min<int64_t>(r, rows - 1)) * g.k;
-  __m512 acc[kRows], partial[kRows];
-  for (int r = 0; r < kRows; ++r) acc[r] = partial[r] = _mm512_setzero_ps();
+  __m512 acc[kRows];
+#pragma GCC unroll 8
+  for (int r = 0; r < kRows; ++r) acc[r] = _mm512_setzero_ps();
   __m512i worstHigh = _mm512_set1_epi32(-1), worstLow = _mm512_set1_epi32(-1);
-  int64_t t = 0;
-  const int64_t run = g.chunk > 0 ? g.chunk : g.k;
-  while (t < g.k) {
-    const int64_t end = std::min(g.k, t + run);
-    __m512* target = g.chunk > 0 ? partial : acc;
-    for (; t < end; ++t) {
-      const __m512 b = _mm512_loadu_ps(strip + t * kLanes);
+  if (g.chunk == 0) {
+    accumulateRun<kFma, kCheck>(arow, strip, 0, g.k, acc, f, worstHigh, worstLow);
+  } else {
+    for (int64_t t = 0; t < g.k; t += g.chunk) {
+      __m512 partial[kRows];
 #pragma GCC unroll 8
-      for (int r = 0; r < kRows; ++r) {
-        const __m512 a = _mm512_set1_ps(arow[r][t]);
-        const __m512 sum = kFma ? _mm512_fmadd_ps(a, b, target[r]) : _mm512_add_ps(target[r], _mm512_mul_ps(a, b));
-        target[r] = roundFast(sum, f, worstHigh, worstLow);
-      }
-    }
-    if (g.chunk > 0) {
+      for (int r = 0; r < kRows; ++r) partial[r] = _mm512_setzero_ps();
+      accumulateRun<kFma, kCheck>(arow, strip, t, std::min(g.k, t + g.chunk), partial, f, worstHigh, worstLow);
 #pragma GCC unroll 8
-      for (int r = 0; r < kRows; ++r) {
-        acc[r] = roundFast(_mm512_add_ps(acc[r], partial[r]), f, worstHigh, worstLow);
-        partial[r] = _mm512_setzero_ps();
-      }
+      for (int r = 0; r < kRows; ++r) acc[r] = roundFast<kCheck>(_mm512_add_ps(acc[r], partial[r]), f, worstHigh, worstLow);
     }
   }
-  const bool outOfRange = _mm512_cmpgt_epi32_mask(worstHigh, f.maxBitsLess1) != 0 ||
-                          _mm512_cmplt_epu32_mask(worstLow, f.minBitsLess1) != 0;
+  const bool outOfRange = kCheck && (_mm512_cmpgt_epi32_mask(worstHigh, f.maxBitsLess1) != 0 ||
+                                     _mm512_cmplt_epu32_mask(worstLow, f.minBitsLess1) != 0);
   if (outOfRange) return false;
   const __mmask16 store = static_cast<__mmask16>((1u << width) - 1u);
   for (int r = 0; r < rows; ++r) _mm512_mask_storeu_ps(g.c + (i0 + r) * g.n + j0, store, acc[r]);
@@ -214,7 +248,7 @@ OCTET_WIDE FastNearest fastNearestConstants(const CodecParams& p) {
   const uint32_t maxBits = (static_cast<uint32_t>(p.maxBiasedExponent - p.bias + 127) << 23) |
                            (static_cast<uint32_t>(p.maxMantissaAtTop) << drop);
   FastNearest f;
-  f.dropShift = _mm512_set1_epi32(drop);
+  f.lastKeptBit = _mm512_set1_epi32(static_cast<int>(1u << drop));
   f.bias = _mm512_set1_epi32(drop > 0 ? static_cast<int>((1u << (drop - 1)) - 1u) : 0);
   f.keepMask = _mm512_set1_epi32(static_cast<int>(~((1u << drop) - 1u)));
   f.one = _mm512_set1_epi32(1);
@@ -252,9 +286,22 @@ void lowpGemm(const LowpGemmArgs& g, int threads) {
     // The bit trick needs a normal float32 target with at least one dropped bit.
     const bool fast = !stochastic && g.lut && g.acc.mantissaBits < 23 && g.acc.subnormalsKept;
     const FastNearest f = fast ? fastNearestConstants(g.acc) : FastNearest{};
+    // No sum can overflow when k products of the largest magnitudes, grown by a relative half
+    // unit per rounding, stay below F's largest value.
+    const double maxFinite = std::ldexp(1.0 + g.acc.maxMantissaAtTop / std::ldexp(1.0, g.acc.mantissaBits),
+                                        g.acc.maxBiasedExponent - g.acc.bias);
+    const double bound = static_cast<double>(g.k) * p.amaxA * p.amaxB *
+                         std::exp(static_cast<double>(g.k + 1) * std::ldexp(1.0, -(g.acc.mantissaBits + 1)));
+    const bool unchecked = g.productsOnSubnormalGrid && bound < maxFinite;
     parallelFor(tasks, team, [&](int64_t task) {
       const int64_t i0 = (task / p.strips) * kRows, s = task % p.strips;
-      if (fast && (g.exactProducts ? tileFastNearest<true>(g, p, i0, s, f) : tileFastNearest<false>(g, p, i0, s, f))) return;
+      if (fast) {
+        const bool done = unchecked ? (g.exactProducts ? tileFastNearest<true, false>(g, p, i0, s, f)
+                                                       : tileFastNearest<false, false>(g, p, i0, s, f))
+                                    : (g.exactProducts ? tileFastNearest<true, true>(g, p, i0, s, f)
+                                                       : tileFastNearest<false, true>(g, p, i0, s, f));
+        if (done) return;
+      }
       if (stochastic) tileExact16<kStochastic>(g, p, i0, s);
       else tileExact16<kNearest>(g, p, i0, s);
     });

@@ -18,6 +18,9 @@ struct LowpGemmArgs {
   const float* lut;    // value of every code of the accumulator format; null: fp32, no rounding
   int64_t chunk;       // 0: none
   bool exactProducts;  // products are exact in float32, so fused multiply-adds are allowed
+  // Every product is a multiple of the accumulator's smallest subnormal (the operands' smallest
+  // quanta multiply to one), so sums below its normal range are exact and need no rounding.
+  bool productsOnSubnormalGrid;
 };
 
 void lowpGemm(const LowpGemmArgs& args, int threads);

@@ -87,6 +87,8 @@ interface Operand {
   scale: number;
   /** Significand bits of the operand's format (24 for float32). */
   significandBits: number;
+  /** Exponent of the operand format's smallest positive value (-149 for float32). */
+  quantumExponent: number;
 }
 
 function isCoded(x: LowpOperand): x is CodedMatrix {
@@ -97,14 +99,14 @@ function isCoded(x: LowpOperand): x is CodedMatrix {
 function operandValues(x: LowpOperand, name: string, elements: number, fast: boolean): Operand {
   if (!isCoded(x)) {
     if (x.length !== elements) throw new InvalidArgumentError(`lowpGemm: ${name} holds ${x.length} values; expected ${elements}`);
-    return { values: x, scale: 1, significandBits: 24 };
+    return { values: x, scale: 1, significandBits: 24, quantumExponent: -149 };
   }
   const format = resolveFormat(x.format);
   const scale = x.scale ?? 1;
   if (!(Number.isFinite(scale) && scale > 0)) throw new InvalidArgumentError(`lowpGemm: ${name} scale is ${scale}; expected a finite positive number`);
   if (x.codes.length !== elements) throw new InvalidArgumentError(`lowpGemm: ${name} holds ${x.codes.length} codes; expected ${elements}`);
   const values = fast ? decode(x.codes, format) : decodeReference(x.codes, format);
-  return { values, scale, significandBits: format.mantissaBits + 1 };
+  return { values, scale, significandBits: format.mantissaBits + 1, quantumExponent: Math.log2(format.minSubnormal) };
 }
 
 /** Key of the stochastic stream of C element (i, j). */
@@ -265,6 +267,7 @@ export function lowpGemm(
       r.accumulation ? decodeTable(r.accumulation) : null,
       r.chunk,
       A.significandBits + B.significandBits <= 24,
+      A.quantumExponent + B.quantumExponent >= Math.log2(f.minSubnormal),
       threads,
     );
   }

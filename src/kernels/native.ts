@@ -56,7 +56,8 @@ export interface NativeCore {
   /** Emulated-accumulation GEMM on decoded operands (native/lowp_gemm.h). */
   lowpGemm(
     transA: boolean, transB: boolean, m: number, n: number, k: number, a: Float32Array, b: Float32Array, c: Float32Array,
-    codecParams: number[], table: Float32Array | null, chunk: number, exactProducts: boolean, threads?: number,
+    codecParams: number[], table: Float32Array | null, chunk: number, exactProducts: boolean,
+    productsOnSubnormalGrid: boolean, threads?: number,
   ): void;
   info(): NativeInfo;
   setThreads(threads: number): void;
