@@ -77,12 +77,16 @@ export interface LowpGemmOptions {
   chunk?: number;
   /** Seed of the stochastic rounding draws. */
   seed?: number;
+  /** A 32-bit stream key to use instead of seedKey(seed) (for callers that run several GEMMs
+   *  under one seed, such as grouped convolutions). */
+  streamKey?: number;
   /** Round the result to this format. */
   output?: LowpOutput;
   threads?: number;
 }
 
-interface Operand {
+/** An operand after decoding: values without the scale, and facts of its format. */
+export interface DecodedOperand {
   values: Float32Array;
   scale: number;
   /** Significand bits of the operand's format (24 for float32). */
@@ -96,7 +100,7 @@ function isCoded(x: LowpOperand): x is CodedMatrix {
 }
 
 /** Decode (or take) an operand as a float32 matrix of its stored shape. */
-function operandValues(x: LowpOperand, name: string, elements: number, fast: boolean): Operand {
+export function decodeOperand(x: LowpOperand, name: string, elements: number, fast: boolean): DecodedOperand {
   if (!isCoded(x)) {
     if (x.length !== elements) throw new InvalidArgumentError(`lowpGemm: ${name} holds ${x.length} values; expected ${elements}`);
     return { values: x, scale: 1, significandBits: 24, quantumExponent: -149 };
@@ -119,7 +123,7 @@ interface Resolved {
   rounding: 'nearest' | 'stochastic';
   saturate: boolean;
   chunk: number;
-  seed: number;
+  key: number;
 }
 
 function resolveOptions(options: LowpGemmOptions): Resolved {
@@ -131,7 +135,9 @@ function resolveOptions(options: LowpGemmOptions): Resolved {
   }
   const chunk = options.chunk ?? 0;
   if (!Number.isInteger(chunk) || chunk < 0) throw new InvalidArgumentError(`lowpGemm: chunk is ${chunk}; expected 0 (none) or a positive integer`);
-  return { accumulation, rounding, saturate: options.saturate ?? false, chunk, seed: options.seed ?? 0 };
+  const key = options.streamKey ?? seedKey(options.seed ?? 0);
+  if (!Number.isInteger(key) || key < 0 || key >= 2 ** 32) throw new InvalidArgumentError(`lowpGemm: streamKey is ${key}; expected a 32-bit unsigned integer`);
+  return { accumulation, rounding, saturate: options.saturate ?? false, chunk, key };
 }
 
 function checkDims(m: number, n: number, k: number): void {
@@ -180,16 +186,26 @@ export function lowpGemmReference(
   options: LowpGemmOptions = {},
 ): Float32Array {
   checkDims(m, n, k);
+  return lowpGemmDecodedReference(m, n, k, decodeOperand(a, 'A', m * k, false), decodeOperand(b, 'B', k * n, false), options);
+}
+
+/** The reference on operands already decoded. */
+export function lowpGemmDecodedReference(
+  m: number,
+  n: number,
+  k: number,
+  A: DecodedOperand,
+  B: DecodedOperand,
+  options: LowpGemmOptions = {},
+): Float32Array {
   const r = resolveOptions(options);
-  const A = operandValues(a, 'A', m * k, false);
-  const B = operandValues(b, 'B', k * n, false);
   const transA = options.transA ?? false;
   const transB = options.transB ?? false;
   const c = new Float32Array(m * n);
   const f = r.accumulation;
   const base = f ? encodeParams(f, { rounding: r.rounding, saturate: r.saturate }) : null;
   const table = f && f.bits <= 16 ? decodeTable(f) : null;
-  const key = seedKey(r.seed);
+  const key = r.key;
   const scratch = new Float32Array(1);
   const scratchBits = new Uint32Array(scratch.buffer);
   for (let i = 0; i < m; i++) {
@@ -224,11 +240,10 @@ export function lowpGemmReference(
 }
 
 /**
- * The fast path: for fp32 accumulation without chunks, the SGEMM kernel on the decoded
- * operands (it adds each product to the running sum in k order; products of operands with at
- * most 24 significand bits together are exact, so the fused multiply-add rounds exactly as the
- * contract does); otherwise the native emulated-accumulation kernel. Without the addon, the
- * reference.
+ * The fast path: for fp32 accumulation without chunks of operands whose products are exact,
+ * the SGEMM kernel on the decoded operands (it adds each product to the running sum in k order
+ * with fused multiply-adds, which round exactly as the contract does when the product is
+ * exact); otherwise the native emulated-accumulation kernel. Without the addon, the reference.
  */
 export function lowpGemm(
   m: number,
@@ -238,22 +253,34 @@ export function lowpGemm(
   b: LowpOperand,
   options: LowpGemmOptions = {},
 ): Float32Array {
-  const native = nativeCore();
-  if (!native) return lowpGemmReference(m, n, k, a, b, options);
   checkDims(m, n, k);
+  const fast = nativeCore() !== null;
+  return lowpGemmDecoded(m, n, k, decodeOperand(a, 'A', m * k, fast), decodeOperand(b, 'B', k * n, fast), options);
+}
+
+/** The fast path on operands already decoded (the reference when the addon is missing). */
+export function lowpGemmDecoded(
+  m: number,
+  n: number,
+  k: number,
+  A: DecodedOperand,
+  B: DecodedOperand,
+  options: LowpGemmOptions = {},
+): Float32Array {
+  const native = nativeCore();
+  if (!native) return lowpGemmDecodedReference(m, n, k, A, B, options);
   const r = resolveOptions(options);
-  const A = operandValues(a, 'A', m * k, true);
-  const B = operandValues(b, 'B', k * n, true);
   const transA = options.transA ?? false;
   const transB = options.transB ?? false;
   const threads = options.threads ?? kernelThreads();
   const c = new Float32Array(m * n);
-  if (!r.accumulation && r.chunk === 0) {
+  const exactProducts = A.significandBits + B.significandBits <= 24;
+  if (!r.accumulation && r.chunk === 0 && exactProducts) {
     gemm(m, n, k, A.values, B.values, c, { transA, transB, threads });
   } else {
     // With fp32 accumulation (chunked) the accumulator is not rounded: no table.
     const f = r.accumulation ?? resolveFormat('fp32');
-    const p = encodeParams(f, { rounding: r.rounding, saturate: r.saturate, seed: r.seed });
+    const p = { ...encodeParams(f, { rounding: r.rounding, saturate: r.saturate }), key: r.key };
     native.lowpGemm(
       transA,
       transB,
@@ -266,7 +293,7 @@ export function lowpGemm(
       codecParamsArray(p),
       r.accumulation ? decodeTable(r.accumulation) : null,
       r.chunk,
-      A.significandBits + B.significandBits <= 24,
+      exactProducts,
       A.quantumExponent + B.quantumExponent >= Math.log2(f.minSubnormal),
       threads,
     );

@@ -5,6 +5,7 @@
 import { encode as encodeReference, quantize as quantizeReference } from '../../src/formats/index.js';
 import { encode, quantize } from '../../src/kernels/codec.js';
 import { gemm, gemmReference } from '../../src/kernels/gemm.js';
+import { lowpGemm, lowpGemmReference } from '../../src/kernels/lowp_gemm.js';
 import { nativeCore, nativeUnavailableReason } from '../../src/kernels/native.js';
 import { float32FromBits } from './format_oracle.js';
 import { uniform, xorshift } from './random.js';
@@ -45,3 +46,13 @@ for (const format of ['e5m2', 'e4m3', 'e6m9', 'bf16', 'fp32']) {
   }
 }
 process.stdout.write(`codec mismatches ${codecMismatches}\n`);
+
+let lowpMismatches = 0;
+const la = { codes: encode(x.subarray(0, 19 * 70), 'e5m2', { saturate: true }), format: 'e5m2', scale: 256 };
+const lb = { codes: encode(x.subarray(5000, 5000 + 70 * 23), 'e4m3', { saturate: true }), format: 'e4m3', scale: 4 };
+for (const options of [{}, { accumulation: 'e6m9' }, { accumulation: 'e6m9', chunk: 8 }, { accumulation: 'fp16', rounding: 'stochastic' as const, seed: 4 }]) {
+  const fast = lowpGemm(19, 23, 70, la, lb, options);
+  const ref = lowpGemmReference(19, 23, 70, la, lb, options);
+  for (let i = 0; i < fast.length; i++) if (!Object.is(fast[i], ref[i]) && !(Number.isNaN(fast[i]) && Number.isNaN(ref[i]))) lowpMismatches++;
+}
+process.stdout.write(`lowp mismatches ${lowpMismatches}\n`);

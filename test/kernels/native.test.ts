@@ -38,6 +38,7 @@ describe('native core', () => {
       assert.match(r.stdout, new RegExp(`kernel (${kernel}|portable)`));
       assert.match(r.stdout, /gemm max relative error [0-9.e-]+ ok/);
       assert.match(r.stdout, /codec mismatches 0\n/);
+      assert.match(r.stdout, /lowp mismatches 0\n/);
     });
   }
 
@@ -56,6 +57,7 @@ describe('native core', () => {
     assert.match(r.stdout, /kernel portable/);
     assert.match(r.stdout, /gemm max relative error [0-9.e-]+ ok/);
     assert.match(r.stdout, /codec mismatches 0\n/);
+    assert.match(r.stdout, /lowp mismatches 0\n/);
   });
 
   test('a million calls leave memory flat', () => {

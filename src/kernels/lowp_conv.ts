@@ -1,0 +1,221 @@
+/**
+ * Low-precision convolution: the forward pass and its two backward GEMMs, each one
+ * low-precision GEMM per group over the whole batch, with the operand, accumulation and output
+ * options of src/kernels/lowp_gemm.ts and its bit-for-bit contract.
+ *
+ * CONTRACT. Tensors are NCHW; weights [OC, C/groups, KH, KW]; P = OH * OW; for group g,
+ * K = (C/groups) * KH * KW, and col_g is the im2col matrix of the group's input channels over
+ * the batch: K rows (t = (c * KH + i) * KW + j), N * P columns (column n * P + p for image n,
+ * output position p), zero where the window reads padding.
+ * - forward:       Y_g [OCg x NP] = W_g [OCg x K] * col_g [K x NP]
+ * - weight grad:  dW_g [OCg x K]  = dY_g [OCg x NP] * col_g^T
+ * - input grad:   dX is the forward convolution, stride 1, of the stride-dilated output gradient
+ *   (each dY value placed at (oh * SH, ow * SW), offset so that window (i, j) of input pixel
+ *   (h, w) reads the output that pixel fed) with the rotated weights W'[c, (oc * KH + i) * KW + j]
+ *   = W[oc, c, KH-1-i, KW-1-j]: dXcol_g [C/groups x N*H*W] = W'_g * col(dY)_g, so every sum of
+ *   products, also for the input gradient, runs in the emulated accumulator.
+ * Stochastic rounding: group g uses stream key mix32(seedKey(seed) ^ (0x9E3779B9 * (g + 1))),
+ * and the GEMM's own cell keys within it. Output rounding indexes the group GEMM's elements.
+ * Scales: results are divided by the product of the two operands' scales.
+ */
+import { InvalidArgumentError } from '../errors.js';
+import { mix32, seedKey } from '../formats/index.js';
+import { im2col, im2colReference, type ConvGeometry } from './im2col.js';
+import {
+  decodeOperand,
+  lowpGemmDecoded,
+  lowpGemmDecodedReference,
+  type DecodedOperand,
+  type LowpGemmOptions,
+  type LowpOperand,
+} from './lowp_gemm.js';
+import { nativeCore } from './native.js';
+
+export interface LowpConvShape {
+  batch: number;
+  channels: number;
+  height: number;
+  width: number;
+  outChannels: number;
+  kernelH: number;
+  kernelW: number;
+  strideH: number;
+  strideW: number;
+  padH: number;
+  padW: number;
+  dilationH: number;
+  dilationW: number;
+  groups: number;
+  outH: number;
+  outW: number;
+}
+
+interface Backend {
+  fast: boolean;
+  im2col: (x: Float32Array, col: Float32Array, g: ConvGeometry) => void;
+  gemm: (m: number, n: number, k: number, a: DecodedOperand, b: DecodedOperand, o: LowpGemmOptions) => Float32Array;
+}
+
+const FAST: Backend = { fast: true, im2col, gemm: lowpGemmDecoded };
+const REFERENCE: Backend = { fast: false, im2col: im2colReference, gemm: lowpGemmDecodedReference };
+
+function backend(reference: boolean): Backend {
+  return reference || !nativeCore() ? REFERENCE : FAST;
+}
+
+function groupOptions(options: LowpGemmOptions, group: number): LowpGemmOptions {
+  const base = options.streamKey ?? seedKey(options.seed ?? 0);
+  return { ...options, streamKey: mix32(base ^ Math.imul(0x9e3779b9, group + 1)) };
+}
+
+function checkShape(s: LowpConvShape): void {
+  const ints = Object.entries(s);
+  for (const [name, v] of ints) {
+    const min = name.startsWith('pad') ? 0 : 1;
+    if (!Number.isInteger(v) || v < min) throw new InvalidArgumentError(`lowpConv2d: ${name} is ${v}; expected an integer >= ${min}`);
+  }
+  if (s.channels % s.groups !== 0 || s.outChannels % s.groups !== 0) {
+    throw new InvalidArgumentError(`lowpConv2d: ${s.channels} input and ${s.outChannels} output channels are not both divisible by groups=${s.groups}`);
+  }
+}
+
+/** col_g for every image side by side: [K x N*P]. */
+function batchColumns(b: Backend, x: Float32Array, s: LowpConvShape, group: number, height: number, width: number, geometry: ConvGeometry): Float32Array {
+  const cg = s.channels / s.groups;
+  const plane = geometry.outH * geometry.outW;
+  const k = cg * geometry.kernelH * geometry.kernelW;
+  const cols = new Float32Array(k * s.batch * plane);
+  const one = new Float32Array(k * plane);
+  for (let n = 0; n < s.batch; n++) {
+    const start = (n * s.channels + group * cg) * height * width;
+    b.im2col(x.subarray(start, start + cg * height * width), one, geometry);
+    for (let t = 0; t < k; t++) cols.set(one.subarray(t * plane, (t + 1) * plane), t * s.batch * plane + n * plane);
+  }
+  return cols;
+}
+
+function forwardGeometry(s: LowpConvShape): ConvGeometry {
+  return {
+    channels: s.channels / s.groups, height: s.height, width: s.width, kernelH: s.kernelH, kernelW: s.kernelW,
+    strideH: s.strideH, strideW: s.strideW, padH: s.padH, padW: s.padW, dilationH: s.dilationH, dilationW: s.dilationW,
+    outH: s.outH, outW: s.outW,
+  };
+}
+
+function slice(op: DecodedOperand, start: number, end: number): DecodedOperand {
+  return { ...op, values: op.values.subarray(start, end) };
+}
+
+function columnsOperand(values: Float32Array, like: DecodedOperand): DecodedOperand {
+  return { ...like, values };
+}
+
+/** Y = conv2d(x, w), every output a low-precision GEMM element. x [N,C,H,W], w [OC,C/g,KH,KW]. */
+export function lowpConv2dForward(x: LowpOperand, w: LowpOperand, s: LowpConvShape, options: LowpGemmOptions = {}, reference = false): Float32Array {
+  checkShape(s);
+  const b = backend(reference);
+  const X = decodeOperand(x, 'x', s.batch * s.channels * s.height * s.width, b.fast);
+  const cg = s.channels / s.groups;
+  const ocg = s.outChannels / s.groups;
+  const k = cg * s.kernelH * s.kernelW;
+  const W = decodeOperand(w, 'w', s.outChannels * k, b.fast);
+  const plane = s.outH * s.outW;
+  const np = s.batch * plane;
+  const out = new Float32Array(s.batch * s.outChannels * plane);
+  for (let g = 0; g < s.groups; g++) {
+    const cols = columnsOperand(batchColumns(b, X.values, s, g, s.height, s.width, forwardGeometry(s)), X);
+    const y = b.gemm(ocg, np, k, slice(W, g * ocg * k, (g + 1) * ocg * k), cols, groupOptions(options, g));
+    for (let oc = 0; oc < ocg; oc++) {
+      for (let n = 0; n < s.batch; n++) {
+        out.set(y.subarray(oc * np + n * plane, oc * np + (n + 1) * plane), (n * s.outChannels + g * ocg + oc) * plane);
+      }
+    }
+  }
+  return out;
+}
+
+/** dW = dY * col^T per group, summed over the batch inside the GEMM. */
+export function lowpConv2dBackwardWeight(dy: LowpOperand, x: LowpOperand, s: LowpConvShape, options: LowpGemmOptions = {}, reference = false): Float32Array {
+  checkShape(s);
+  const b = backend(reference);
+  const plane = s.outH * s.outW;
+  const np = s.batch * plane;
+  const DY = decodeOperand(dy, 'dy', s.batch * s.outChannels * plane, b.fast);
+  const X = decodeOperand(x, 'x', s.batch * s.channels * s.height * s.width, b.fast);
+  const cg = s.channels / s.groups;
+  const ocg = s.outChannels / s.groups;
+  const k = cg * s.kernelH * s.kernelW;
+  const dw = new Float32Array(s.outChannels * k);
+  for (let g = 0; g < s.groups; g++) {
+    const cols = columnsOperand(batchColumns(b, X.values, s, g, s.height, s.width, forwardGeometry(s)), X);
+    // dY_g as [OCg x N*P]
+    const dyg = new Float32Array(ocg * np);
+    for (let oc = 0; oc < ocg; oc++) {
+      for (let n = 0; n < s.batch; n++) {
+        const from = (n * s.outChannels + g * ocg + oc) * plane;
+        dyg.set(DY.values.subarray(from, from + plane), oc * np + n * plane);
+      }
+    }
+    const result = b.gemm(ocg, k, np, columnsOperand(dyg, DY), cols, { ...groupOptions(options, g), transB: true });
+    dw.set(result, g * ocg * k);
+  }
+  return dw;
+}
+
+/** dX = the stride-1 convolution of the dilated output gradient with the rotated weights. */
+export function lowpConv2dBackwardData(dy: LowpOperand, w: LowpOperand, s: LowpConvShape, options: LowpGemmOptions = {}, reference = false): Float32Array {
+  checkShape(s);
+  const b = backend(reference);
+  const plane = s.outH * s.outW;
+  const DY = decodeOperand(dy, 'dy', s.batch * s.outChannels * plane, b.fast);
+  const cg = s.channels / s.groups;
+  const ocg = s.outChannels / s.groups;
+  const taps = s.kernelH * s.kernelW;
+  const W = decodeOperand(w, 'w', s.outChannels * cg * taps, b.fast);
+  // The dilated, offset gradient image: rows H + DH*(KH-1), columns W + DW*(KW-1); window tap
+  // (i, j) of input pixel (h, w) reads row h + i*DH, column w + j*DW.
+  const padH = s.dilationH * (s.kernelH - 1) - s.padH;
+  const padW = s.dilationW * (s.kernelW - 1) - s.padW;
+  const rows = s.height + s.dilationH * (s.kernelH - 1);
+  const cols = s.width + s.dilationW * (s.kernelW - 1);
+  const dilated = new Float32Array(s.batch * s.outChannels * rows * cols);
+  for (let nc = 0; nc < s.batch * s.outChannels; nc++) {
+    for (let oh = 0; oh < s.outH; oh++) {
+      const r = oh * s.strideH + padH;
+      if (r < 0 || r >= rows) continue;
+      for (let ow = 0; ow < s.outW; ow++) {
+        const q = ow * s.strideW + padW;
+        if (q >= 0 && q < cols) dilated[(nc * rows + r) * cols + q] = DY.values[(nc * s.outH + oh) * s.outW + ow];
+      }
+    }
+  }
+  const shape: LowpConvShape = {
+    ...s, channels: s.outChannels, outChannels: s.channels, height: rows, width: cols, strideH: 1, strideW: 1, padH: 0, padW: 0,
+    outH: s.height, outW: s.width,
+  };
+  const geometry: ConvGeometry = {
+    channels: ocg, height: rows, width: cols, kernelH: s.kernelH, kernelW: s.kernelW, strideH: 1, strideW: 1, padH: 0, padW: 0,
+    dilationH: s.dilationH, dilationW: s.dilationW, outH: s.height, outW: s.width,
+  };
+  const pixels = s.height * s.width;
+  const npix = s.batch * pixels;
+  const k = ocg * taps;
+  const dx = new Float32Array(s.batch * s.channels * pixels);
+  for (let g = 0; g < s.groups; g++) {
+    // W'_g [C/groups x K]: W'[c, (oc*KH + i)*KW + j] = W[oc, c, KH-1-i, KW-1-j]
+    const rotated = new Float32Array(cg * k);
+    for (let c = 0; c < cg; c++) {
+      for (let oc = 0; oc < ocg; oc++) {
+        for (let t = 0; t < taps; t++) rotated[c * k + oc * taps + t] = W.values[((g * ocg + oc) * cg + c) * taps + (taps - 1 - t)];
+      }
+    }
+    const columns = columnsOperand(batchColumns(b, dilated, shape, g, rows, cols, geometry), DY);
+    const result = b.gemm(cg, npix, k, columnsOperand(rotated, W), columns, groupOptions(options, g));
+    for (let c = 0; c < cg; c++) {
+      for (let n = 0; n < s.batch; n++) {
+        dx.set(result.subarray(c * npix + n * pixels, c * npix + (n + 1) * pixels), (n * s.channels + g * cg + c) * pixels);
+      }
+    }
+  }
+  return dx;
+}

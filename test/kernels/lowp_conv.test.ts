@@ -1,0 +1,85 @@
+/**
+ * Low-precision convolution: the fast path equals the reference bit for bit in every
+ * accumulation mode, and with fp32 accumulation of float32 operands it computes what the
+ * float32 conv2d op and its autograd gradients compute.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { backward } from '../../src/autograd/index.js';
+import { encode } from '../../src/kernels/codec.js';
+import { convOutputSize } from '../../src/kernels/im2col.js';
+import { lowpConv2dBackwardData, lowpConv2dBackwardWeight, lowpConv2dForward, type LowpConvShape } from '../../src/kernels/lowp_conv.js';
+import { conv2d } from '../../src/ops/index.js';
+import { Tensor } from '../../src/tensor/index.js';
+import { uniform } from '../helpers/random.js';
+
+function shape(batch: number, channels: number, size: number, outChannels: number, kernel: number, stride: number, pad: number, dilation: number, groups: number): LowpConvShape {
+  const out = convOutputSize(size, kernel, stride, pad, dilation);
+  return {
+    batch, channels, height: size, width: size, outChannels, kernelH: kernel, kernelW: kernel, strideH: stride, strideW: stride,
+    padH: pad, padW: pad, dilationH: dilation, dilationW: dilation, groups, outH: out, outW: out,
+  };
+}
+
+const SHAPES: Array<[string, LowpConvShape]> = [
+  ['3x3 pad 1', shape(2, 3, 6, 4, 3, 1, 1, 1, 1)],
+  ['stride 2', shape(2, 4, 7, 6, 3, 2, 1, 1, 1)],
+  ['dilation 2, groups 2', shape(1, 4, 8, 4, 3, 1, 2, 2, 2)],
+  ['depthwise stride 2', shape(2, 3, 6, 3, 3, 2, 1, 1, 3)],
+  ['1x1', shape(2, 5, 4, 3, 1, 1, 0, 1, 1)],
+];
+
+const MODES = [
+  { accumulation: 'fp32' as const },
+  { accumulation: 'e6m9' },
+  { accumulation: 'e6m9', chunk: 5 },
+  { accumulation: 'e6m9', rounding: 'stochastic' as const, seed: 9 },
+  { accumulation: 'fp16', saturate: true },
+];
+
+function sameBits(a: Float32Array, b: Float32Array, what: string): void {
+  assert.equal(a.length, b.length);
+  for (let i = 0; i < a.length; i++) {
+    if (!(Object.is(a[i], b[i]) || (Number.isNaN(a[i]) && Number.isNaN(b[i])))) assert.fail(`${what}[${i}]: ${a[i]} vs ${b[i]}`);
+  }
+}
+
+describe('low-precision conv2d', () => {
+  for (const [name, s] of SHAPES) {
+    const cg = s.channels / s.groups;
+    const xs = uniform(s.batch * s.channels * s.height * s.width, 1, -2, 2);
+    const ws = uniform(s.outChannels * cg * s.kernelH * s.kernelW, 2, -1, 1);
+    const dys = uniform(s.batch * s.outChannels * s.outH * s.outW, 3, -1, 1);
+    const x = { codes: encode(xs, 'e5m2'), format: 'e5m2', scale: 4 };
+    const w = { codes: encode(ws, 'e5m2'), format: 'e5m2', scale: 8 };
+    const dy = { codes: encode(dys, 'e5m2'), format: 'e5m2', scale: 2 };
+    test(`${name}: forward and both gradients equal the reference bit for bit in every mode`, () => {
+      for (const mode of MODES) {
+        const label = JSON.stringify(mode);
+        sameBits(lowpConv2dForward(x, w, s, mode), lowpConv2dForward(x, w, s, mode, true), `forward ${label}`);
+        sameBits(lowpConv2dBackwardWeight(dy, x, s, mode), lowpConv2dBackwardWeight(dy, x, s, mode, true), `weight grad ${label}`);
+        sameBits(lowpConv2dBackwardData(dy, w, s, mode), lowpConv2dBackwardData(dy, w, s, mode, true), `input grad ${label}`);
+      }
+    });
+
+    test(`${name}: with fp32 accumulation it is the float32 convolution and its gradients`, () => {
+      const xt = new Tensor(xs, [s.batch, s.channels, s.height, s.width]).requireGrad();
+      const wt = new Tensor(ws, [s.outChannels, cg, s.kernelH, s.kernelW]).requireGrad();
+      const y = conv2d(xt, wt, null, { stride: s.strideH, padding: s.padH, dilation: s.dilationH, groups: s.groups });
+      backward(y, { gradient: new Tensor(dys, y.shape) });
+      const close = (a: Float32Array, b: Float32Array, what: string) => {
+        assert.equal(a.length, b.length, what);
+        for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) < 1e-4 * (1 + Math.abs(b[i])), `${what}[${i}]: ${a[i]} vs ${b[i]}`);
+      };
+      close(lowpConv2dForward(xs, ws, s), y.data, 'forward');
+      close(lowpConv2dBackwardWeight(dys, xs, s), wt.grad!.data, 'weight grad');
+      close(lowpConv2dBackwardData(dys, ws, s), xt.grad!.data, 'input grad');
+    });
+  }
+
+  test('shapes that do not fit are refused', () => {
+    const s = { ...SHAPES[0][1], groups: 2 };
+    assert.throws(() => lowpConv2dForward(new Float32Array(1), new Float32Array(1), s), /3 input and 4 output channels are not both divisible by groups=2/);
+    assert.throws(() => lowpConv2dForward(new Float32Array(5), new Float32Array(108), SHAPES[0][1]), /lowpGemm: x holds 5 values; expected 216/);
+  });
+});

@@ -1,0 +1,109 @@
+/**
+ * Low-precision GEMM: the native kernel against the naive contract loop, bit for bit, over
+ * random shapes, every accumulation mode, transposes, scales, output rounding and thread
+ * counts; and the swamping that a 16-bit accumulator shows and chunking removes.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { encode } from '../../src/kernels/codec.js';
+import { lowpGemm, lowpGemmReference, type LowpGemmOptions, type LowpOperand } from '../../src/kernels/lowp_gemm.js';
+import { resolveFormat } from '../../src/formats/index.js';
+import { uniform, xorshift } from '../helpers/random.js';
+
+function sameBits(a: Float32Array, b: Float32Array, what: string): void {
+  assert.equal(a.length, b.length);
+  for (let i = 0; i < a.length; i++) {
+    if (!(Object.is(a[i], b[i]) || (Number.isNaN(a[i]) && Number.isNaN(b[i])))) assert.fail(`${what} [${i}]: ${a[i]} vs reference ${b[i]}`);
+  }
+}
+
+const MODES: LowpGemmOptions[] = [
+  {},
+  { accumulation: 'e6m9' },
+  { accumulation: 'e6m9', chunk: 1 },
+  { accumulation: 'e6m9', chunk: 7 },
+  { accumulation: 'e6m9', chunk: 64 },
+  { accumulation: 'e6m9', rounding: 'stochastic', seed: 5 },
+  { accumulation: 'e6m9', rounding: 'stochastic', chunk: 16, seed: 6 },
+  { accumulation: 'fp16' },
+  { accumulation: 'bf16', chunk: 32 },
+  { accumulation: 'fp32', chunk: 8 },
+  { accumulation: 'e6m9', output: { format: 'e5m2', saturate: true } },
+  { accumulation: 'e6m9', output: { format: 'bf16', rounding: 'stochastic', seed: 2 } },
+];
+
+describe('low-precision GEMM', () => {
+  test('equals the contract loop on random shapes, modes, transposes, scales and 1 or 2 threads', () => {
+    const next = xorshift(77);
+    const sizes = [1, 2, 3, 8, 9, 15, 16, 17, 33];
+    for (let trial = 0; trial < 24; trial++) {
+      const m = sizes[next() % sizes.length];
+      const n = sizes[next() % sizes.length];
+      const k = trial % 6 === 0 ? 1 : trial % 5 === 0 ? 700 : sizes[next() % sizes.length] * 3;
+      const transA = (next() & 1) === 1;
+      const transB = (next() & 1) === 1;
+      const formats = ['e5m2', 'e4m3', 'fp32'];
+      const fa = formats[next() % 3];
+      const fb = formats[next() % 3];
+      const av = uniform(m * k, trial * 2 + 1, -3, 3);
+      const bv = uniform(k * n, trial * 2 + 2, -3, 3);
+      const a: LowpOperand = fa === 'fp32' ? av : { codes: encode(av, fa), format: fa, scale: 2 ** ((next() % 5) - 2) };
+      const b: LowpOperand = fb === 'fp32' ? bv : { codes: encode(bv, fb), format: fb, scale: 3 };
+      for (const mode of MODES) {
+        const expected = lowpGemmReference(m, n, k, a, b, { ...mode, transA, transB });
+        for (const threads of [1, 2]) {
+          const got = lowpGemm(m, n, k, a, b, { ...mode, transA, transB, threads });
+          sameBits(got, expected, `${m}x${n}x${k} ${fa}*${fb} trans ${transA},${transB} ${JSON.stringify(mode)} threads ${threads}`);
+        }
+      }
+    }
+  });
+
+  test('edge values: sums below the normal range, overflow to Inf or saturation, NaN operands', () => {
+    const k = 40;
+    const tiny = new Float32Array(3 * k).fill(2 ** -14).map((v, i) => (i % 3 === 0 ? -v : v));
+    const huge = new Float32Array(3 * k).fill(2 ** 15);
+    const ones = new Float32Array(k * 4).fill(1).map((v, i) => (i % 5 === 0 ? -v : v));
+    for (const [name, values] of [['tiny', tiny], ['huge', huge]] as const) {
+      const a = { codes: encode(values, 'e5m2'), format: 'e5m2' };
+      const b = { codes: encode(ones, 'e5m2'), format: 'e5m2' };
+      for (const mode of [{ accumulation: 'e6m9' }, { accumulation: 'fp16' }, { accumulation: 'fp16', saturate: true }, { accumulation: 'e4m3' }]) {
+        sameBits(lowpGemm(3, 4, k, a, b, mode), lowpGemmReference(3, 4, k, a, b, mode), `${name} ${JSON.stringify(mode)}`);
+      }
+    }
+    const overflow = lowpGemm(1, 1, 8, { codes: encode(new Float32Array(8).fill(57344), 'e5m2'), format: 'e5m2' }, { codes: encode(new Float32Array(8).fill(57344), 'e5m2'), format: 'e5m2' }, { accumulation: 'e6m9' });
+    assert.equal(overflow[0], Infinity);
+    const saturated = lowpGemm(1, 1, 8, { codes: encode(new Float32Array(8).fill(57344), 'e5m2'), format: 'e5m2' }, { codes: encode(new Float32Array(8).fill(57344), 'e5m2'), format: 'e5m2' }, { accumulation: 'e6m9', saturate: true });
+    assert.equal(saturated[0], resolveFormat('e6m9').maxFinite);
+    const withNaN = Float32Array.of(1, NaN, 2);
+    assert.ok(Number.isNaN(lowpGemm(1, 1, 3, withNaN, Float32Array.of(1, 1, 1), { accumulation: 'e6m9' })[0]));
+  });
+
+  test('swamping: 4096 additions of 2^-10 in e6m9 stall at 1, as the contract predicts; chunks of 64 are exact', () => {
+    const k = 4096;
+    const a = { codes: encode(new Float32Array(k).fill(2 ** -10), 'e5m2'), format: 'e5m2' };
+    const b = { codes: encode(new Float32Array(k).fill(1), 'e5m2'), format: 'e5m2' };
+    // The running sum stops growing once 2^-10 is no more than half a unit in the last place:
+    // in [2^e, 2^(e+1)) a unit is 2^(e-9), so at e = 0 the increment is exactly half a unit, a
+    // tie, which rounds to the even neighbour, 1.
+    const e6m9 = resolveFormat('e6m9');
+    const stall = 2 ** (-10 + e6m9.mantissaBits + 1);
+    assert.equal(stall, 1);
+    assert.equal(lowpGemm(1, 1, k, a, b, { accumulation: 'e6m9' })[0], stall);
+    assert.equal(lowpGemmReference(1, 1, k, a, b, { accumulation: 'e6m9' })[0], stall);
+    assert.equal(lowpGemm(1, 1, k, a, b, { accumulation: 'e6m9', chunk: 64 })[0], 4);
+    assert.equal(lowpGemm(1, 1, k, a, b, {})[0], 4);
+    // Stochastic rounding keeps growing on average instead of stalling.
+    const stochastic = lowpGemm(1, 1, k, a, b, { accumulation: 'e6m9', rounding: 'stochastic', seed: 1 })[0];
+    assert.ok(stochastic > 3 && stochastic < 5, `stochastic sum ${stochastic}`);
+  });
+
+  test('bad options and shapes get clear errors', () => {
+    const x = new Float32Array(4);
+    assert.throws(() => lowpGemm(2, 2, 2, x, x, { chunk: -1 }), /chunk is -1; expected 0 \(none\) or a positive integer/);
+    assert.throws(() => lowpGemm(2, 2, 2, x, x, { rounding: 'up' as never }), /accumulation rounding "up"; expected nearest or stochastic/);
+    assert.throws(() => lowpGemm(2, 2, 3, x, x), /A holds 4 values; expected 6/);
+    assert.throws(() => lowpGemm(2, 2, 2, x, x, { accumulation: 'e9m9' }), /eXmY needs X from 2 to 8/);
+    assert.throws(() => lowpGemm(1, 1, 1, { codes: new Uint8Array(1), format: 'e5m2', scale: 0 }, x.subarray(0, 1)), /A scale is 0; expected a finite positive number/);
+  });
+});
