@@ -327,6 +327,51 @@ Napi::Value LowpGemm(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// An operand of sgemmCoded: a Float32Array, or a Uint8Array of codes with its table.
+void codedOperand(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t needs, const float*& values,
+                  const uint8_t*& codes, const float*& lut) {
+  Napi::Env env = info.Env();
+  if (!info[i].IsTypedArray()) throw Napi::TypeError::New(env, std::string(name) + " must be a Float32Array or a Uint8Array");
+  auto t = info[i].As<Napi::TypedArray>();
+  if (static_cast<int64_t>(t.ElementLength()) < needs) throw Napi::RangeError::New(env, std::string(name) + " is shorter than its matrix");
+  if (t.TypedArrayType() == napi_float32_array) {
+    values = info[i].As<Napi::Float32Array>().Data();
+    return;
+  }
+  if (t.TypedArrayType() != napi_uint8_array) throw Napi::TypeError::New(env, std::string(name) + " must be a Float32Array or a Uint8Array");
+  codes = static_cast<const uint8_t*>(typedData(info, i));
+  lut = f32(info, i + 1, "table", 256);
+}
+
+// sgemmCoded(transA, transB, m, n, k, a, aTable|null, lda, b, bTable|null, ldb, c, ldc, threads?):
+// C = op(A) op(B) with alpha 1, beta 0 (each element one fused multiply-add chain in k order).
+Napi::Value SgemmCoded(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 13) throw Napi::TypeError::New(env, "sgemmCoded takes 13 or 14 arguments");
+  GemmArgs g;
+  g.transA = info[0].ToBoolean();
+  g.transB = info[1].ToBoolean();
+  g.m = intArg(info, 2, "m");
+  g.n = intArg(info, 3, "n");
+  g.k = intArg(info, 4, "k");
+  g.lda = intArg(info, 7, "lda");
+  g.ldb = intArg(info, 10, "ldb");
+  g.ldc = intArg(info, 12, "ldc");
+  if (g.m < 0 || g.n < 0 || g.k < 0) throw Napi::RangeError::New(env, "sgemmCoded: negative dimension");
+  const int64_t aRows = g.transA ? g.k : g.m, aCols = g.transA ? g.m : g.k;
+  const int64_t bRows = g.transB ? g.n : g.k, bCols = g.transB ? g.k : g.n;
+  if (g.lda < aCols || g.ldb < bCols || g.ldc < g.n) throw Napi::RangeError::New(env, "sgemmCoded: leading dimension too small");
+  g.alpha = 1.0f;
+  g.beta = 0.0f;
+  g.a = nullptr;
+  g.b = nullptr;
+  codedOperand(info, 5, "a", extent(aRows, aCols, g.lda), g.a, g.aCodes, g.aLut);
+  codedOperand(info, 8, "b", extent(bRows, bCols, g.ldb), g.b, g.bCodes, g.bLut);
+  g.c = f32(info, 11, "c", extent(g.m, g.n, g.ldc));
+  octet::sgemm(g, threadsArg(info, 13));
+  return env.Undefined();
+}
+
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object out = Napi::Object::New(env);
@@ -362,6 +407,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("batchNormForward", Napi::Function::New(env, BatchNormForward));
   exports.Set("batchNormBackward", Napi::Function::New(env, BatchNormBackward));
   exports.Set("lowpGemm", Napi::Function::New(env, LowpGemm));
+  exports.Set("sgemmCoded", Napi::Function::New(env, SgemmCoded));
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   return exports;

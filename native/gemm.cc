@@ -275,54 +275,72 @@ struct PackBuffers {
 
 thread_local PackBuffers tlsPack;
 
+// Element sources for packing: float arrays, or one-byte codes decoded through a table.
+struct FloatSource {
+  const float* data;
+  float operator()(int64_t at) const { return data[at]; }
+};
+struct CodeSource {
+  const uint8_t* codes;
+  const float* lut;
+  float operator()(int64_t at) const { return lut[codes[at]]; }
+};
+
 // bp[panel][p][j] = op(B)(pc + p, jc + panel*NR + j), zero past n.
-void packB(const GemmArgs& g, const KernelSpec& ks, int64_t pc, int64_t kc, int64_t jc, int64_t nc, float* bp) {
+template <typename Source>
+void packBFrom(const GemmArgs& g, const KernelSpec& ks, Source src, int64_t pc, int64_t kc, int64_t jc, int64_t nc, float* bp) {
   const int nr = ks.nr;
   for (int64_t j0 = 0; j0 < nc; j0 += nr) {
     const int64_t width = std::min<int64_t>(nr, nc - j0);
     float* dst = bp + (j0 / nr) * kc * nr;
-    if (!g.transB) {
+    for (int64_t p = 0; p < kc; ++p) {
+      float* d = dst + p * nr;
+      int64_t j = 0;
+      if (!g.transB) {
+        const int64_t row = (pc + p) * g.ldb + jc + j0;
+        for (; j < width; ++j) d[j] = src(row + j);
+      } else {
+        for (; j < width; ++j) d[j] = src((jc + j0 + j) * g.ldb + pc + p);
+      }
+      for (; j < nr; ++j) d[j] = 0.0f;
+    }
+  }
+}
+
+void packB(const GemmArgs& g, const KernelSpec& ks, int64_t pc, int64_t kc, int64_t jc, int64_t nc, float* bp) {
+  if (g.bCodes) packBFrom(g, ks, CodeSource{g.bCodes, g.bLut}, pc, kc, jc, nc, bp);
+  else packBFrom(g, ks, FloatSource{g.b}, pc, kc, jc, nc, bp);
+}
+
+// ap[panel][p][i] = op(A)(ic + panel*MR + i, pc + p), zero past m.
+template <typename Source>
+void packAFrom(const GemmArgs& g, const KernelSpec& ks, Source src, int64_t ic, int64_t mc, int64_t pc, int64_t kc, float* ap) {
+  const int mr = ks.mr;
+  int64_t rows[32];
+  for (int64_t i0 = 0; i0 < mc; i0 += mr) {
+    const int64_t height = std::min<int64_t>(mr, mc - i0);
+    float* dst = ap + (i0 / mr) * kc * mr;
+    if (!g.transA) {
+      for (int64_t i = 0; i < height; ++i) rows[i] = (ic + i0 + i) * g.lda + pc;
       for (int64_t p = 0; p < kc; ++p) {
-        const float* src = g.b + (pc + p) * g.ldb + jc + j0;
-        float* d = dst + p * nr;
-        int64_t j = 0;
-        for (; j < width; ++j) d[j] = src[j];
-        for (; j < nr; ++j) d[j] = 0.0f;
+        float* d = dst + p * mr;
+        for (int64_t i = 0; i < height; ++i) d[i] = src(rows[i] + p);
+        for (int64_t i = height; i < mr; ++i) d[i] = 0.0f;
       }
     } else {
       for (int64_t p = 0; p < kc; ++p) {
-        float* d = dst + p * nr;
-        int64_t j = 0;
-        for (; j < width; ++j) d[j] = g.b[(jc + j0 + j) * g.ldb + pc + p];
-        for (; j < nr; ++j) d[j] = 0.0f;
+        const int64_t row = (pc + p) * g.lda + ic + i0;
+        float* d = dst + p * mr;
+        for (int64_t i = 0; i < height; ++i) d[i] = src(row + i);
+        for (int64_t i = height; i < mr; ++i) d[i] = 0.0f;
       }
     }
   }
 }
 
-// ap[panel][p][i] = op(A)(ic + panel*MR + i, pc + p), zero past m.
 void packA(const GemmArgs& g, const KernelSpec& ks, int64_t ic, int64_t mc, int64_t pc, int64_t kc, float* ap) {
-  const int mr = ks.mr;
-  const float* rows[32];
-  for (int64_t i0 = 0; i0 < mc; i0 += mr) {
-    const int64_t height = std::min<int64_t>(mr, mc - i0);
-    float* dst = ap + (i0 / mr) * kc * mr;
-    if (!g.transA) {
-      for (int64_t i = 0; i < height; ++i) rows[i] = g.a + (ic + i0 + i) * g.lda + pc;
-      for (int64_t p = 0; p < kc; ++p) {
-        float* d = dst + p * mr;
-        for (int64_t i = 0; i < height; ++i) d[i] = rows[i][p];
-        for (int64_t i = height; i < mr; ++i) d[i] = 0.0f;
-      }
-    } else {
-      for (int64_t p = 0; p < kc; ++p) {
-        const float* src = g.a + (pc + p) * g.lda + ic + i0;
-        float* d = dst + p * mr;
-        for (int64_t i = 0; i < height; ++i) d[i] = src[i];
-        for (int64_t i = height; i < mr; ++i) d[i] = 0.0f;
-      }
-    }
-  }
+  if (g.aCodes) packAFrom(g, ks, CodeSource{g.aCodes, g.aLut}, ic, mc, pc, kc, ap);
+  else packAFrom(g, ks, FloatSource{g.a}, ic, mc, pc, kc, ap);
 }
 
 // Multiply the packed B block (kc x nc at column jc) by rows [m0, m1) of op(A), for the NR panels
@@ -332,7 +350,7 @@ void multiplyRows(const GemmArgs& g, const KernelSpec& ks, const float* bp, int6
   PackBuffers& buf = tlsPack;
   const int mr = ks.mr, nr = ks.nr;
   // Few B panels: each packed A panel would serve too few tiles, so read A in place.
-  if (ks.direct && !g.transA && panel1 - panel0 <= 4) {
+  if (ks.direct && !g.transA && !g.aCodes && panel1 - panel0 <= 4) {
     for (int64_t ir = m0; ir < m1; ir += mr) {
       const int rows = static_cast<int>(std::min<int64_t>(mr, m1 - ir));
       const float* arow = g.a + ir * g.lda + pc;

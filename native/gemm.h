@@ -23,6 +23,12 @@ struct GemmArgs {
   float beta;
   float* c;
   int64_t ldc;
+  // Optional one-byte codes instead of floats: op(A) elements are aLut[aCodes[...]] (likewise
+  // B), decoded while packing. a (or b) is then unused.
+  const uint8_t* aCodes = nullptr;
+  const float* aLut = nullptr;
+  const uint8_t* bCodes = nullptr;
+  const float* bLut = nullptr;
 };
 
 void sgemm(const GemmArgs& args, int threads);

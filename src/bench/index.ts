@@ -3,3 +3,5 @@ export { codecBench } from './codec_bench.js';
 export type { CodecBenchRow } from './codec_bench.js';
 export { GEMM_SHAPES, gemmBench } from './gemm_bench.js';
 export type { GemmBenchRow, GemmShape } from './gemm_bench.js';
+export { lowpBench } from './lowp_bench.js';
+export type { LowpBenchRow } from './lowp_bench.js';

@@ -254,8 +254,36 @@ export function lowpGemm(
   options: LowpGemmOptions = {},
 ): Float32Array {
   checkDims(m, n, k);
-  const fast = nativeCore() !== null;
+  const native = nativeCore();
+  const r = resolveOptions(options);
+  if (native && !r.accumulation && r.chunk === 0) {
+    // fp32 accumulation of one-byte codes: decode while packing, inside the SGEMM kernel.
+    const A = packedOperand(a, 'A', m * k);
+    const B = packedOperand(b, 'B', k * n);
+    if (A && B && A.significandBits + B.significandBits <= 24) {
+      const transA = options.transA ?? false;
+      const transB = options.transB ?? false;
+      const c = new Float32Array(m * n);
+      native.sgemmCoded(transA, transB, m, n, k, A.data, A.table, transA ? m : k, B.data, B.table, transB ? k : n, c, n, options.threads ?? kernelThreads());
+      return finish(c, A.scale, B.scale, options.output, true);
+    }
+  }
+  const fast = native !== null;
   return lowpGemmDecoded(m, n, k, decodeOperand(a, 'A', m * k, fast), decodeOperand(b, 'B', k * n, fast), options);
+}
+
+/** An operand as the coded SGEMM takes it (floats, or one-byte codes with their table), or null. */
+function packedOperand(x: LowpOperand, name: string, elements: number): { data: Float32Array | Uint8Array; table: Float32Array | null; scale: number; significandBits: number } | null {
+  if (!isCoded(x)) {
+    if (x.length !== elements) throw new InvalidArgumentError(`lowpGemm: ${name} holds ${x.length} values; expected ${elements}`);
+    return { data: x, table: null, scale: 1, significandBits: 24 };
+  }
+  const format = resolveFormat(x.format);
+  if (!(x.codes instanceof Uint8Array) || format.storageBytes !== 1) return null;
+  const scale = x.scale ?? 1;
+  if (!(Number.isFinite(scale) && scale > 0)) throw new InvalidArgumentError(`lowpGemm: ${name} scale is ${scale}; expected a finite positive number`);
+  if (x.codes.length !== elements) throw new InvalidArgumentError(`lowpGemm: ${name} holds ${x.codes.length} codes; expected ${elements}`);
+  return { data: x.codes, table: decodeTable(format), scale, significandBits: format.mantissaBits + 1 };
 }
 
 /** The fast path on operands already decoded (the reference when the addon is missing). */

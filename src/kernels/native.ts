@@ -59,6 +59,11 @@ export interface NativeCore {
     codecParams: number[], table: Float32Array | null, chunk: number, exactProducts: boolean,
     productsOnSubnormalGrid: boolean, threads?: number,
   ): void;
+  /** C = op(A) op(B) (alpha 1, beta 0) with operands as floats or one-byte codes plus a table. */
+  sgemmCoded(
+    transA: boolean, transB: boolean, m: number, n: number, k: number, a: Float32Array | Uint8Array, aTable: Float32Array | null,
+    lda: number, b: Float32Array | Uint8Array, bTable: Float32Array | null, ldb: number, c: Float32Array, ldc: number, threads?: number,
+  ): void;
   info(): NativeInfo;
   setThreads(threads: number): void;
 }

@@ -1,0 +1,71 @@
+/**
+ * Low-precision GEMM speed: FP8 x FP8 operands with fp32, e6m9 and chunked e6m9 accumulation
+ * (and stochastic e6m9 on the square shapes), GFLOP/s and the ratio to the float32 GEMM of the
+ * same shape measured in the same run.
+ */
+import { encode, gemm, lowpGemm, nativeCore, type LowpGemmOptions } from '../kernels/index.js';
+import { GEMM_SHAPES, type GemmShape } from './gemm_bench.js';
+import { bestOf } from './timing.js';
+
+export interface LowpBenchRow {
+  bench: 'lowp';
+  a: string;
+  b: string;
+  acc: string;
+  chunk: number;
+  rounding: string;
+  m: number;
+  n: number;
+  k: number;
+  shape: string;
+  threads: number;
+  path: 'native' | 'typescript';
+  gflops: number;
+  fp32_gflops: number;
+  ratio_fp32: number;
+}
+
+const MODES: Array<{ acc: string; chunk: number; rounding: 'nearest' | 'stochastic'; squareOnly: boolean }> = [
+  { acc: 'fp32', chunk: 0, rounding: 'nearest', squareOnly: false },
+  { acc: 'e6m9', chunk: 0, rounding: 'nearest', squareOnly: false },
+  { acc: 'e6m9', chunk: 64, rounding: 'nearest', squareOnly: false },
+  { acc: 'e6m9', chunk: 0, rounding: 'stochastic', squareOnly: true },
+];
+
+function filled(length: number, seed: number): Float32Array {
+  const out = new Float32Array(length);
+  let s = seed;
+  for (let i = 0; i < length; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = (s / 2 ** 32 - 0.5) * 4;
+  }
+  return out;
+}
+
+export function lowpBench(threadCounts: number[], shapes: GemmShape[] = GEMM_SHAPES.filter((s) => s.m * s.n * s.k <= 2 ** 30)): LowpBenchRow[] {
+  const native = nativeCore() !== null;
+  const rows: LowpBenchRow[] = [];
+  for (const shape of shapes) {
+    const { m, n, k } = shape;
+    const flops = 2 * m * n * k;
+    if (!native && flops > 2 ** 24) continue;
+    const af = filled(m * k, 1);
+    const bf = filled(k * n, 2);
+    const a = { codes: encode(af, 'e5m2'), format: 'e5m2' };
+    const b = { codes: encode(bf, 'e5m2'), format: 'e5m2' };
+    const c = new Float32Array(m * n);
+    for (const threads of native ? threadCounts : [1]) {
+      const fp32 = flops / bestOf(() => void gemm(m, n, k, af, bf, c, { threads }), 0.4) / 1e9;
+      for (const mode of MODES) {
+        if (mode.squareOnly && shape.label !== 'square') continue;
+        const options: LowpGemmOptions = { accumulation: mode.acc, chunk: mode.chunk, rounding: mode.rounding, threads };
+        const gflops = flops / bestOf(() => void lowpGemm(m, n, k, a, b, options), 0.4) / 1e9;
+        rows.push({
+          bench: 'lowp', a: 'e5m2', b: 'e5m2', acc: mode.acc, chunk: mode.chunk, rounding: mode.rounding, m, n, k,
+          shape: shape.label, threads, path: native ? 'native' : 'typescript', gflops, fp32_gflops: fp32, ratio_fp32: gflops / fp32,
+        });
+      }
+    }
+  }
+  return rows;
+}
