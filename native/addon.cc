@@ -343,7 +343,8 @@ void codedOperand(const Napi::CallbackInfo& info, size_t i, const char* name, in
   lut = f32(info, i + 1, "table", 256);
 }
 
-// sgemmCoded(transA, transB, m, n, k, a, aTable|null, lda, b, bTable|null, ldb, c, ldc, threads?):
+// sgemmCoded(transA, transB, m, n, k, a, aTable|null, lda, b, bTable|null, ldb, c, ldc, threads?,
+//            bIsE5M2?):
 // C = op(A) op(B) with alpha 1, beta 0 (each element one fused multiply-add chain in k order).
 Napi::Value SgemmCoded(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -368,6 +369,7 @@ Napi::Value SgemmCoded(const Napi::CallbackInfo& info) {
   codedOperand(info, 5, "a", extent(aRows, aCols, g.lda), g.a, g.aCodes, g.aLut);
   codedOperand(info, 8, "b", extent(bRows, bCols, g.ldb), g.b, g.bCodes, g.bLut);
   g.c = f32(info, 11, "c", extent(g.m, g.n, g.ldc));
+  g.bIsE5M2 = g.bCodes && info.Length() > 14 && info[14].ToBoolean();
   octet::sgemm(g, threadsArg(info, 13));
   return env.Undefined();
 }

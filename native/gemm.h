@@ -29,6 +29,9 @@ struct GemmArgs {
   const float* aLut = nullptr;
   const uint8_t* bCodes = nullptr;
   const float* bLut = nullptr;
+  // B's codes are FP8 E5M2, whose code shifted left by 8 is the IEEE half of the same value, so
+  // rows of B decode 16 at a time with a half-to-float conversion (bit-identical to the table).
+  bool bIsE5M2 = false;
 };
 
 void sgemm(const GemmArgs& args, int threads);

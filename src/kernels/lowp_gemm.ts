@@ -264,7 +264,7 @@ export function lowpGemm(
       const transA = options.transA ?? false;
       const transB = options.transB ?? false;
       const c = new Float32Array(m * n);
-      native.sgemmCoded(transA, transB, m, n, k, A.data, A.table, transA ? m : k, B.data, B.table, transB ? k : n, c, n, options.threads ?? kernelThreads());
+      native.sgemmCoded(transA, transB, m, n, k, A.data, A.table, transA ? m : k, B.data, B.table, transB ? k : n, c, n, options.threads ?? kernelThreads(), B.e5m2);
       return finish(c, A.scale, B.scale, options.output, true);
     }
   }
@@ -273,17 +273,21 @@ export function lowpGemm(
 }
 
 /** An operand as the coded SGEMM takes it (floats, or one-byte codes with their table), or null. */
-function packedOperand(x: LowpOperand, name: string, elements: number): { data: Float32Array | Uint8Array; table: Float32Array | null; scale: number; significandBits: number } | null {
+function packedOperand(
+  x: LowpOperand,
+  name: string,
+  elements: number,
+): { data: Float32Array | Uint8Array; table: Float32Array | null; scale: number; significandBits: number; e5m2: boolean } | null {
   if (!isCoded(x)) {
     if (x.length !== elements) throw new InvalidArgumentError(`lowpGemm: ${name} holds ${x.length} values; expected ${elements}`);
-    return { data: x, table: null, scale: 1, significandBits: 24 };
+    return { data: x, table: null, scale: 1, significandBits: 24, e5m2: false };
   }
   const format = resolveFormat(x.format);
   if (!(x.codes instanceof Uint8Array) || format.storageBytes !== 1) return null;
   const scale = x.scale ?? 1;
   if (!(Number.isFinite(scale) && scale > 0)) throw new InvalidArgumentError(`lowpGemm: ${name} scale is ${scale}; expected a finite positive number`);
   if (x.codes.length !== elements) throw new InvalidArgumentError(`lowpGemm: ${name} holds ${x.codes.length} codes; expected ${elements}`);
-  return { data: x.codes, table: decodeTable(format), scale, significandBits: format.mantissaBits + 1 };
+  return { data: x.codes, table: decodeTable(format), scale, significandBits: format.mantissaBits + 1, e5m2: format.name === 'float8_e5m2' };
 }
 
 /** The fast path on operands already decoded (the reference when the addon is missing). */
