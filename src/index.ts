@@ -23,12 +23,26 @@ export {
   im2col,
   col2im,
   kernelThreads,
+  lowpConv2dBackwardData,
+  lowpConv2dBackwardWeight,
+  lowpConv2dForward,
+  lowpGemm,
+  lowpGemmReference,
   nativeCore,
   nativeUnavailableReason,
   quantize,
   setKernelThreads,
 } from './kernels/index.js';
-export type { FastCastOptions, GemmOptions, NativeInfo } from './kernels/index.js';
+export type {
+  CodedMatrix,
+  FastCastOptions,
+  GemmOptions,
+  LowpConvShape,
+  LowpGemmOptions,
+  LowpOperand,
+  LowpOutput,
+  NativeInfo,
+} from './kernels/index.js';
 export * from './tensor/index.js';
 export * from './autograd/index.js';
 export * from './ops/index.js';
