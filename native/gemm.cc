@@ -34,6 +34,9 @@ struct KernelSpec {
   // for its packing. Rows at or past mr repeat row mr-1 and are not stored.
   void (*direct)(int64_t kc, const float* a, int64_t lda, const float* bp, float* c, int64_t ldc, float alpha,
                  float beta, int mr, int nr);
+  // Optional: direct, with A as one-byte codes decoded through a table.
+  void (*directCoded)(int64_t kc, const uint8_t* a, int64_t lda, const float* lut, const float* bp, float* c,
+                      int64_t ldc, float alpha, float beta, int mr, int nr);
 };
 
 template <int MR, int NR>
@@ -124,14 +127,28 @@ __attribute__((target("avx2,fma"))) void microAvx2(int64_t kc, const float* ap, 
 // AVX-512 tiles of MR rows x (16 * V) columns, MR * V <= 24 accumulators, fully unrolled so
 // the accumulators live in zmm registers. A(i, p) is at row[i][p * cs]: packed panels have
 // cs = MR (rows interleaved), direct rows have cs = 1 and row[i] = a + i * lda.
-template <int MR, int V, bool kDirect>
-__attribute__((target("avx512f"))) inline void avx512Tile(int64_t kc, const float* a, int64_t lda, const float* bp,
-                                                           float* c, int64_t ldc, float alpha, float beta, int mr,
-                                                           int nr) {
+// Element type of A for a tile: float (packed or direct), or one-byte codes read in place and
+// decoded through a table.
+template <typename Elem>
+struct ARows {
+  const Elem* row[24];
+  const float* lut;
+  float at(int i, int64_t p) const;
+};
+template <>
+inline float ARows<float>::at(int i, int64_t p) const { return row[i][p]; }
+template <>
+inline float ARows<uint8_t>::at(int i, int64_t p) const { return lut[row[i][p]]; }
+
+template <int MR, int V, bool kDirect, typename Elem = float>
+__attribute__((target("avx512f"))) inline void avx512Tile(int64_t kc, const Elem* a, int64_t lda, const float* lut,
+                                                           const float* bp, float* c, int64_t ldc, float alpha,
+                                                           float beta, int mr, int nr) {
   constexpr int NR = 16 * V;
-  const float* row[MR];
+  ARows<Elem> row;
+  row.lut = lut;
 #pragma GCC unroll 24
-  for (int i = 0; i < MR; ++i) row[i] = kDirect ? a + (i < mr ? i : mr - 1) * lda : a + i;
+  for (int i = 0; i < MR; ++i) row.row[i] = kDirect ? a + (i < mr ? i : mr - 1) * lda : a + i;
   const bool fromC = alpha == 1.0f && beta == 1.0f;
   const bool fullTile = mr == MR && nr == NR;
   alignas(64) float spill[MR * NR];
@@ -154,7 +171,7 @@ __attribute__((target("avx512f"))) inline void avx512Tile(int64_t kc, const floa
     const int64_t at = kDirect ? p : p * MR;
 #pragma GCC unroll 24
     for (int i = 0; i < MR; ++i) {
-      const __m512 av = _mm512_set1_ps(row[i][at]);
+      const __m512 av = _mm512_set1_ps(row.at(i, at));
 #pragma GCC unroll 2
       for (int v = 0; v < V; ++v) acc[i][v] = _mm512_fmadd_ps(av, b[v], acc[i][v]);
     }
@@ -188,13 +205,20 @@ __attribute__((target("avx512f"))) inline void avx512Tile(int64_t kc, const floa
 template <int MR, int V>
 __attribute__((target("avx512f"))) void microAvx512(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc,
                                                      float alpha, float beta, int mr, int nr) {
-  avx512Tile<MR, V, false>(kc, ap, 0, bp, c, ldc, alpha, beta, mr, nr);
+  avx512Tile<MR, V, false>(kc, ap, 0, nullptr, bp, c, ldc, alpha, beta, mr, nr);
 }
 
 template <int MR, int V>
 __attribute__((target("avx512f"))) void directAvx512(int64_t kc, const float* a, int64_t lda, const float* bp, float* c,
                                                       int64_t ldc, float alpha, float beta, int mr, int nr) {
-  avx512Tile<MR, V, true>(kc, a, lda, bp, c, ldc, alpha, beta, mr, nr);
+  avx512Tile<MR, V, true>(kc, a, lda, nullptr, bp, c, ldc, alpha, beta, mr, nr);
+}
+
+template <int MR, int V>
+__attribute__((target("avx512f"))) void directCodedAvx512(int64_t kc, const uint8_t* a, int64_t lda, const float* lut,
+                                                           const float* bp, float* c, int64_t ldc, float alpha,
+                                                           float beta, int mr, int nr) {
+  avx512Tile<MR, V, true, uint8_t>(kc, a, lda, lut, bp, c, ldc, alpha, beta, mr, nr);
 }
 #endif
 
@@ -211,15 +235,15 @@ KernelFamily chooseFamily() {
   __builtin_cpu_init();
   if ((want.empty() || want == "avx512") && __builtin_cpu_supports("avx512f")) {
     return {"avx512",
-            {KernelSpec{"avx512", 12, 32, 1536, 384, 512, microAvx512<12, 2>, directAvx512<12, 2>},
-             KernelSpec{"avx512", 8, 32, 1536, 384, 512, microAvx512<8, 2>, directAvx512<8, 2>},
-             KernelSpec{"avx512", 24, 16, 1536, 384, 512, microAvx512<24, 1>, directAvx512<24, 1>}}};
+            {KernelSpec{"avx512", 12, 32, 1536, 384, 512, microAvx512<12, 2>, directAvx512<12, 2>, directCodedAvx512<12, 2>},
+             KernelSpec{"avx512", 8, 32, 1536, 384, 512, microAvx512<8, 2>, directAvx512<8, 2>, directCodedAvx512<8, 2>},
+             KernelSpec{"avx512", 24, 16, 1536, 384, 512, microAvx512<24, 1>, directAvx512<24, 1>, directCodedAvx512<24, 1>}}};
   }
   if ((want.empty() || want == "avx2") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-    return {"avx2", {KernelSpec{"avx2", 6, 16, 1536, 256, 512, microAvx2, nullptr}}};
+    return {"avx2", {KernelSpec{"avx2", 6, 16, 1536, 256, 512, microAvx2, nullptr, nullptr}}};
   }
 #endif
-  return {"portable", {KernelSpec{"portable", kPortableMR, kPortableNR, 512, 256, 512, microPortable, nullptr}}};
+  return {"portable", {KernelSpec{"portable", kPortableMR, kPortableNR, 512, 256, 512, microPortable, nullptr, nullptr}}};
 }
 
 // The kernel family for this CPU. OCTET_GEMM_KERNEL=avx2|portable forces a simpler one (for
@@ -385,15 +409,19 @@ void multiplyRows(const GemmArgs& g, const KernelSpec& ks, const float* bp, int6
   PackBuffers& buf = tlsPack;
   const int mr = ks.mr, nr = ks.nr;
   // Few B panels: each packed A panel would serve too few tiles, so read A in place.
-  if (ks.direct && !g.transA && !g.aCodes && panel1 - panel0 <= 4) {
+  if (!g.transA && panel1 - panel0 <= 4 && (g.aCodes ? ks.directCoded != nullptr : ks.direct != nullptr)) {
     for (int64_t ir = m0; ir < m1; ir += mr) {
       const int rows = static_cast<int>(std::min<int64_t>(mr, m1 - ir));
-      const float* arow = g.a + ir * g.lda + pc;
       float* crow = g.c + ir * g.ldc + jc;
       for (int64_t panel = panel0; panel < panel1; ++panel) {
         const int64_t jr = panel * nr;
-        ks.direct(kc, arow, g.lda, bp + panel * kc * nr, crow + jr, g.ldc, g.alpha, beta, rows,
-                  static_cast<int>(std::min<int64_t>(nr, nc - jr)));
+        const int cols = static_cast<int>(std::min<int64_t>(nr, nc - jr));
+        if (g.aCodes) {
+          ks.directCoded(kc, g.aCodes + ir * g.lda + pc, g.lda, g.aLut, bp + panel * kc * nr, crow + jr, g.ldc, g.alpha, beta,
+                         rows, cols);
+        } else {
+          ks.direct(kc, g.a + ir * g.lda + pc, g.lda, bp + panel * kc * nr, crow + jr, g.ldc, g.alpha, beta, rows, cols);
+        }
       }
     }
     return;

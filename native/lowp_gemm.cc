@@ -40,7 +40,8 @@ inline uint32_t floatToBits(float f) {
 // Operands laid out for the kernel: op(A) row-major (m x k), op(B) in strips of 16 columns
 // (strip s holds rows t = 0..k-1 of columns 16s..16s+15, zero past n).
 struct Packed {
-  std::vector<float> a, b;
+  std::vector<float> transposedA, b;
+  const float* a = nullptr;  // op(A) row-major: the caller's A, or transposedA when transA
   int64_t strips;
   float amaxA = 0.0f, amaxB = 0.0f;  // largest magnitudes (NaN makes them NaN)
 };
@@ -61,12 +62,16 @@ inline float maxWithNan(float a, float b) { return (a != a || b != b) ? NAN : st
 Packed pack(const LowpGemmArgs& g, int threads) {
   Packed p;
   p.strips = (g.n + kLanes - 1) / kLanes;
-  p.a.resize(static_cast<size_t>(g.m * g.k));
+  if (g.transA) p.transposedA.resize(static_cast<size_t>(g.m * g.k));
+  p.a = g.transA ? p.transposedA.data() : g.a;
   p.b.assign(static_cast<size_t>(p.strips * g.k * kLanes), 0.0f);
   std::vector<float> rowAmax(static_cast<size_t>(g.m)), stripAmax(static_cast<size_t>(p.strips));
   parallelFor(g.m, g.m * g.k < 65536 ? 1 : threads, [&](int64_t i) {
-    float* row = p.a.data() + i * g.k;
-    for (int64_t t = 0; t < g.k; ++t) row[t] = g.transA ? g.a[t * g.m + i] : g.a[i * g.k + t];
+    if (g.transA) {
+      float* row = p.transposedA.data() + i * g.k;
+      for (int64_t t = 0; t < g.k; ++t) row[t] = g.a[t * g.m + i];
+    }
+    const float* row = p.a + i * g.k;
     rowAmax[i] = runAmax(row, g.k);
   });
   parallelFor(p.strips, g.k * g.n < 65536 ? 1 : threads, [&](int64_t s) {
@@ -117,7 +122,7 @@ void tileScalar(const LowpGemmArgs& g, const Packed& p, int64_t i0, int64_t s) {
   const float* strip = p.b.data() + s * g.k * kLanes;
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t l = 0; l < width; ++l) {
-      g.c[(i0 + r) * g.n + j0 + l] = cellScalar<kRounding>(g, p.a.data() + (i0 + r) * g.k, strip, static_cast<int>(l),
+      g.c[(i0 + r) * g.n + j0 + l] = cellScalar<kRounding>(g, p.a + (i0 + r) * g.k, strip, static_cast<int>(l),
                                                            static_cast<uint32_t>(i0 + r), static_cast<uint32_t>(j0 + l));
     }
   }
@@ -143,7 +148,7 @@ OCTET_WIDE void tileExact16(const LowpGemmArgs& g, const Packed& p, int64_t i0, 
   const float* strip = p.b.data() + s * g.k * kLanes;
   const __mmask16 store = static_cast<__mmask16>((1u << width) - 1u);
   for (int64_t r = 0; r < rows; ++r) {
-    const float* arow = p.a.data() + (i0 + r) * g.k;
+    const float* arow = p.a + (i0 + r) * g.k;
     alignas(64) uint32_t keyLanes[kLanes];
     for (int l = 0; l < kLanes; ++l) keyLanes[l] = cellKey(g.acc.key, static_cast<uint32_t>(i0 + r), static_cast<uint32_t>(j0 + l));
     const __m512i keys = _mm512_load_si512(keyLanes);
@@ -166,30 +171,29 @@ OCTET_WIDE void tileExact16(const LowpGemmArgs& g, const Packed& p, int64_t i0, 
   }
 }
 
-// Nearest rounding of normal values by integer arithmetic on the float32 bits: add half a unit
-// of F's last place (minus one, plus the last kept bit, for ties to even) and clear the dropped
-// bits. It equals the codec wherever the sum and the result lie in F's normal range; any lane
-// that leaves it (or reaches Inf/NaN) marks the tile, which is then recomputed exactly. Zeros
-// round to zero and are fine.
+// Nearest rounding of normal values to F's precision by Veltkamp splitting: with
+// c = fl(s * (2^d + 1)) (one fused multiply-add) and hi = c - (c - s), hi is s rounded to nearest,
+// ties to even, to 24 - d significant bits, for every normal float32 s with s * 2^d finite
+// (checked exhaustively for d = 13, 14 and 16 over binades 2^-60 to 2^60). It equals the codec
+// wherever the sum and the result lie in F's normal range; any lane that leaves it (or reaches
+// Inf/NaN) marks the tile, which is then recomputed exactly. Zeros stay zeros.
 struct FastNearest {
-  __m512i lastKeptBit, bias, keepMask, one, absMask;
+  __m512 splitter;
+  __m512i one, absMask;
   __m512i minBitsLess1, maxBitsLess1;
 };
 
 template <bool kCheck>
 OCTET_WIDE __attribute__((always_inline)) inline __m512 roundFast(__m512 sum, const FastNearest& f, __m512i& worstHigh, __m512i& worstLow) {
-  const __m512i y = _mm512_castps_si512(sum);
-  // y + (half - 1) + last kept bit, then clear the dropped bits: four integer operations.
-  const __mmask16 odd = _mm512_test_epi32_mask(y, f.lastKeptBit);
-  const __m512i biased = _mm512_add_epi32(y, f.bias);
-  const __m512i r = _mm512_and_si512(_mm512_mask_add_epi32(biased, odd, biased, f.one), f.keepMask);
-  if (!kCheck) return _mm512_castsi512_ps(r);
+  const __m512 c = _mm512_fmadd_ps(sum, f.splitter, sum);
+  const __m512 rounded = _mm512_sub_ps(c, _mm512_sub_ps(c, sum));
+  if (!kCheck) return rounded;
   // |r| - 1: zero wraps to 0xffffffff (ignored by both checks), below-normal values fall under
   // minBits - 1 (unsigned), overflow and Inf/NaN rise above maxBits - 1 (signed).
-  const __m512i g = _mm512_sub_epi32(_mm512_and_si512(r, f.absMask), f.one);
+  const __m512i g = _mm512_sub_epi32(_mm512_and_si512(_mm512_castps_si512(rounded), f.absMask), f.one);
   worstHigh = _mm512_max_epi32(worstHigh, g);
   worstLow = _mm512_min_epu32(worstLow, g);
-  return _mm512_castsi512_ps(r);
+  return rounded;
 }
 
 // Accumulate products t0..t1-1 of the tile's rows into v (kept in registers once inlined).
@@ -217,7 +221,7 @@ OCTET_WIDE bool tileFastNearest(const LowpGemmArgs& g, const Packed& p, int64_t 
   const int64_t j0 = s * kLanes, width = std::min<int64_t>(kLanes, g.n - j0);
   const float* strip = p.b.data() + s * g.k * kLanes;
   const float* arow[kRows];
-  for (int r = 0; r < kRows; ++r) arow[r] = p.a.data() + (i0 + std::min<int64_t>(r, rows - 1)) * g.k;
+  for (int r = 0; r < kRows; ++r) arow[r] = p.a + (i0 + std::min<int64_t>(r, rows - 1)) * g.k;
   __m512 acc[kRows];
 #pragma GCC unroll 8
   for (int r = 0; r < kRows; ++r) acc[r] = _mm512_setzero_ps();
@@ -248,9 +252,7 @@ OCTET_WIDE FastNearest fastNearestConstants(const CodecParams& p) {
   const uint32_t maxBits = (static_cast<uint32_t>(p.maxBiasedExponent - p.bias + 127) << 23) |
                            (static_cast<uint32_t>(p.maxMantissaAtTop) << drop);
   FastNearest f;
-  f.lastKeptBit = _mm512_set1_epi32(static_cast<int>(1u << drop));
-  f.bias = _mm512_set1_epi32(drop > 0 ? static_cast<int>((1u << (drop - 1)) - 1u) : 0);
-  f.keepMask = _mm512_set1_epi32(static_cast<int>(~((1u << drop) - 1u)));
+  f.splitter = _mm512_set1_ps(std::ldexp(1.0f, drop));
   f.one = _mm512_set1_epi32(1);
   f.absMask = _mm512_set1_epi32(0x7fffffff);
   f.minBitsLess1 = _mm512_set1_epi32(static_cast<int>(minBits - 1));
@@ -292,7 +294,9 @@ void lowpGemm(const LowpGemmArgs& g, int threads) {
                                         g.acc.maxBiasedExponent - g.acc.bias);
     const double bound = static_cast<double>(g.k) * p.amaxA * p.amaxB *
                          std::exp(static_cast<double>(g.k + 1) * std::ldexp(1.0, -(g.acc.mantissaBits + 1)));
-    const bool unchecked = g.productsOnSubnormalGrid && bound < maxFinite;
+    // The splitting multiplies by 2^(23 - m): sums must stay below 2^(127 - (23 - m)) as well.
+    const double splitLimit = std::ldexp(1.0, 127 - (23 - g.acc.mantissaBits));
+    const bool unchecked = g.productsOnSubnormalGrid && bound < std::min(maxFinite, splitLimit);
     parallelFor(tasks, team, [&](int64_t task) {
       const int64_t i0 = (task / p.strips) * kRows, s = task % p.strips;
       if (fast) {

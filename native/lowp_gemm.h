@@ -19,7 +19,8 @@ struct LowpGemmArgs {
   int64_t chunk;       // 0: none
   bool exactProducts;  // products are exact in float32, so fused multiply-adds are allowed
   // Every product is a multiple of the accumulator's smallest subnormal (the operands' smallest
-  // quanta multiply to one), so sums below its normal range are exact and need no rounding.
+  // quanta multiply to one) and of 2^-126, so sums below F's normal range are exact, need no
+  // rounding, and are normal float32 values.
   bool productsOnSubnormalGrid;
 };
 

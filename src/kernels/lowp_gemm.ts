@@ -326,7 +326,8 @@ export function lowpGemmDecoded(
       r.accumulation ? decodeTable(r.accumulation) : null,
       r.chunk,
       exactProducts,
-      A.quantumExponent + B.quantumExponent >= Math.log2(f.minSubnormal),
+      // Products on the accumulator's subnormal grid, and normal float32 values when not zero.
+      A.quantumExponent + B.quantumExponent >= Math.max(Math.log2(f.minSubnormal), -126),
       threads,
     );
   }
