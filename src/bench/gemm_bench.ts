@@ -45,12 +45,13 @@ export interface GemmBenchRow {
   ratio_numpy?: number;
 }
 
-function filled(length: number, seed: number): Float32Array {
+/** Seeded uniform values in [-range/2, range/2) (a linear congruential sequence). */
+export function filled(length: number, seed: number, range = 1): Float32Array {
   const out = new Float32Array(length);
   let s = seed;
   for (let i = 0; i < length; i++) {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 32 - 0.5;
+    out[i] = (s / 2 ** 32 - 0.5) * range;
   }
   return out;
 }

@@ -4,7 +4,7 @@
  * same shape measured in the same run.
  */
 import { encode, gemm, lowpGemm, nativeCore, type LowpGemmOptions } from '../kernels/index.js';
-import { GEMM_SHAPES, type GemmShape } from './gemm_bench.js';
+import { GEMM_SHAPES, filled, type GemmShape } from './gemm_bench.js';
 import { bestOf } from './timing.js';
 
 export interface LowpBenchRow {
@@ -32,16 +32,6 @@ const MODES: Array<{ acc: string; chunk: number; rounding: 'nearest' | 'stochast
   { acc: 'e6m9', chunk: 0, rounding: 'stochastic', squareOnly: true },
 ];
 
-function filled(length: number, seed: number): Float32Array {
-  const out = new Float32Array(length);
-  let s = seed;
-  for (let i = 0; i < length; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = (s / 2 ** 32 - 0.5) * 4;
-  }
-  return out;
-}
-
 export function lowpBench(threadCounts: number[], shapes: GemmShape[] = GEMM_SHAPES.filter((s) => s.m !== 2048)): LowpBenchRow[] {
   const native = nativeCore() !== null;
   const rows: LowpBenchRow[] = [];
@@ -49,8 +39,8 @@ export function lowpBench(threadCounts: number[], shapes: GemmShape[] = GEMM_SHA
     const { m, n, k } = shape;
     const flops = 2 * m * n * k;
     if (!native && flops > 2 ** 24) continue;
-    const af = filled(m * k, 1);
-    const bf = filled(k * n, 2);
+    const af = filled(m * k, 1, 4);
+    const bf = filled(k * n, 2, 4);
     const a = { codes: encode(af, 'e5m2'), format: 'e5m2' };
     const b = { codes: encode(bf, 'e5m2'), format: 'e5m2' };
     const c = new Float32Array(m * n);

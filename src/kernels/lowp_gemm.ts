@@ -99,16 +99,22 @@ function isCoded(x: LowpOperand): x is CodedMatrix {
   return !(x instanceof Float32Array);
 }
 
+/** The format and scale of a coded operand, after checking them and its length. */
+function checkCoded(x: CodedMatrix, name: string, elements: number): { format: Format; scale: number } {
+  const format = resolveFormat(x.format);
+  const scale = x.scale ?? 1;
+  if (!(Number.isFinite(scale) && scale > 0)) throw new InvalidArgumentError(`lowpGemm: ${name} scale is ${scale}; expected a finite positive number`);
+  if (x.codes.length !== elements) throw new InvalidArgumentError(`lowpGemm: ${name} holds ${x.codes.length} codes; expected ${elements}`);
+  return { format, scale };
+}
+
 /** Decode (or take) an operand as a float32 matrix of its stored shape. */
 export function decodeOperand(x: LowpOperand, name: string, elements: number, fast: boolean): DecodedOperand {
   if (!isCoded(x)) {
     if (x.length !== elements) throw new InvalidArgumentError(`lowpGemm: ${name} holds ${x.length} values; expected ${elements}`);
     return { values: x, scale: 1, significandBits: 24, quantumExponent: -149 };
   }
-  const format = resolveFormat(x.format);
-  const scale = x.scale ?? 1;
-  if (!(Number.isFinite(scale) && scale > 0)) throw new InvalidArgumentError(`lowpGemm: ${name} scale is ${scale}; expected a finite positive number`);
-  if (x.codes.length !== elements) throw new InvalidArgumentError(`lowpGemm: ${name} holds ${x.codes.length} codes; expected ${elements}`);
+  const { format, scale } = checkCoded(x, name, elements);
   const values = fast ? decode(x.codes, format) : decodeReference(x.codes, format);
   return { values, scale, significandBits: format.mantissaBits + 1, quantumExponent: Math.log2(format.minSubnormal) };
 }
@@ -282,11 +288,8 @@ function packedOperand(
     if (x.length !== elements) throw new InvalidArgumentError(`lowpGemm: ${name} holds ${x.length} values; expected ${elements}`);
     return { data: x, table: null, scale: 1, significandBits: 24, e5m2: false };
   }
-  const format = resolveFormat(x.format);
+  const { format, scale } = checkCoded(x, name, elements);
   if (!(x.codes instanceof Uint8Array) || format.storageBytes !== 1) return null;
-  const scale = x.scale ?? 1;
-  if (!(Number.isFinite(scale) && scale > 0)) throw new InvalidArgumentError(`lowpGemm: ${name} scale is ${scale}; expected a finite positive number`);
-  if (x.codes.length !== elements) throw new InvalidArgumentError(`lowpGemm: ${name} holds ${x.codes.length} codes; expected ${elements}`);
   return { data: x.codes, table: decodeTable(format), scale, significandBits: format.mantissaBits + 1, e5m2: format.name === 'float8_e5m2' };
 }
 

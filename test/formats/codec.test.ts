@@ -20,6 +20,7 @@ import {
   valueFromBits,
   type ValueTable,
 } from '../helpers/format_oracle.js';
+import { xorshift } from '../helpers/random.js';
 
 /** Every preset of at most 16 bits, plus generic splits at the edges of what eXmY allows. */
 const TABLE_FORMATS: Format[] = [
@@ -31,18 +32,6 @@ function sameBits(actual: number, expected: number): boolean {
   return Object.is(actual, expected) || (Number.isNaN(actual) && Number.isNaN(expected));
 }
 
-/** A small deterministic generator for test inputs (not the codec's). */
-function xorshift(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
-}
 
 /** Inputs for the encode comparison: every value of the format, every midpoint between
  *  neighbours (the ties), the float32 neighbours of both, the boundaries, the specials, and

@@ -8,17 +8,10 @@ import { describe, test } from 'node:test';
 import { quantize, resolveFormat } from '../../src/formats/index.js';
 import { float32FromBits } from '../helpers/format_oracle.js';
 import { ONNX_TYPE, onnxCastRoundTrip } from '../helpers/onnx_cast.js';
+import { xorshift } from '../helpers/random.js';
 
 function sample(count: number, seed: number, lowExponent: number, highExponent: number): Float32Array {
-  let s = seed;
-  const next = () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
+  const next = xorshift(seed);
   const out = new Float32Array(count);
   for (let i = 0; i < count; i++) {
     let bits = next();
