@@ -61,6 +61,9 @@ export function checkRounding(rounding: string): Rounding {
   return rounding as Rounding;
 }
 
+/** Powers of two 2^0 .. 2^32 (a table: `2 ** x` with a variable exponent is slow). */
+const POW2 = Float64Array.from({ length: 33 }, (_, i) => 2 ** i);
+
 const NEAREST = 0;
 const STOCHASTIC = 1;
 const TOWARD_ZERO = 2;
@@ -143,8 +146,8 @@ export function encodeBits(u: number, p: EncodeParams, index: number): number {
         if (rem > half || (rem === half && (n & 1) === 1)) n += 1;
       }
     } else if (p.rounding === STOCHASTIC) {
-      // floor(f * 2^32) with f = rem / 2^s; exact in doubles.
-      const fraction32 = s <= 32 ? rem * 2 ** (32 - s) : Math.floor(rem / 2 ** (s - 32));
+      // floor(f * 2^32) with f = rem / 2^s; exact in doubles; 0 from s = 56 on (rem < 2^24).
+      const fraction32 = s <= 32 ? rem * POW2[32 - s] : s < 56 ? Math.floor(rem / POW2[s - 32]) : 0;
       if (drawU32(p.key, (p.counterOffset + index) >>> 0) < fraction32) n += 1;
     }
   }
