@@ -48,6 +48,7 @@ void quantizeRange(const uint32_t* __restrict in, float* __restrict out, int64_t
 #ifdef OCTET_X86
 #define OCTET_AVX2 __attribute__((target("avx2")))
 using codec_core::encode16;
+constexpr uint32_t kGolden = 0x9e3779b9u;
 template <typename Code>
 OCTET_WIDE inline void store16(Code* dst, __m512i codes) {
   if constexpr (sizeof(Code) == 1) {
@@ -62,12 +63,14 @@ OCTET_WIDE inline void store16(Code* dst, __m512i codes) {
 template <int kRounding, typename Code>
 OCTET_WIDE void encodeWide(const uint32_t* in, Code* out, int64_t b, int64_t e, const CodecParams& params) {
   const CodecParams p = params;
-  const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   const __m512i key = _mm512_set1_epi32(static_cast<int>(p.key));
+  // weyl of lane l at element i: (counterOffset + i + l) * golden + key
+  const __m512i laneWeyl = _mm512_add_epi32(
+      _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(static_cast<int>(kGolden))), key);
   int64_t i = b;
   for (; i + 16 <= e; i += 16) {
-    const __m512i counter = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(p.counterOffset + static_cast<uint32_t>(i))), lanes);
-    store16(out + i, encode16<kRounding>(_mm512_loadu_si512(in + i), p, key, counter));
+    const __m512i weyl = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>((p.counterOffset + static_cast<uint32_t>(i)) * kGolden)), laneWeyl);
+    store16(out + i, encode16<kRounding>(_mm512_loadu_si512(in + i), p, key, weyl));
   }
   encodeRange<kRounding, Code>(in, out, i, e, p);
 }
@@ -76,12 +79,14 @@ template <int kRounding>
 OCTET_WIDE void quantizeWide(const uint32_t* in, float* out, int64_t b, int64_t e, const CodecParams& params,
                              const float* lut) {
   const CodecParams p = params;
-  const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   const __m512i key = _mm512_set1_epi32(static_cast<int>(p.key));
+  // weyl of lane l at element i: (counterOffset + i + l) * golden + key
+  const __m512i laneWeyl = _mm512_add_epi32(
+      _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(static_cast<int>(kGolden))), key);
   int64_t i = b;
   for (; i + 16 <= e; i += 16) {
-    const __m512i counter = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(p.counterOffset + static_cast<uint32_t>(i))), lanes);
-    const __m512i codes = encode16<kRounding>(_mm512_loadu_si512(in + i), p, key, counter);
+    const __m512i weyl = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>((p.counterOffset + static_cast<uint32_t>(i)) * kGolden)), laneWeyl);
+    const __m512i codes = encode16<kRounding>(_mm512_loadu_si512(in + i), p, key, weyl);
     if (lut) {
       _mm512_storeu_ps(out + i, _mm512_i32gather_ps(codes, lut, 4));
     } else {

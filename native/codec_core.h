@@ -76,9 +76,11 @@ OCTET_WIDE inline __m512i mix16(__m512i h) {
 }
 
 // encodeOne on 16 lanes with AVX-512F: the same steps, as vector arithmetic and masks.
-// `key` holds each lane's stream key (the codec broadcasts one; the GEMM has one per element).
+// `key` holds each lane's stream key (the codec broadcasts one; the GEMM has one per element),
+// and `weyl` each lane's counter * 0x9E3779B9 + key (mod 2^32), which callers form with one
+// addition per vector (the first step of the draw; unused by the other roundings).
 template <int kRounding>
-OCTET_WIDE inline __m512i encode16(__m512i u, const CodecParams& p, __m512i key, __m512i counter) {
+OCTET_WIDE inline __m512i encode16(__m512i u, const CodecParams& p, __m512i key, __m512i weyl) {
   const __m512i one = _mm512_set1_epi32(1);
   const __m512i sign = _mm512_and_si512(_mm512_srai_epi32(u, 31), _mm512_set1_epi32(static_cast<int>(p.signMask)));
   const __m512i ax = _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff));
@@ -105,7 +107,6 @@ OCTET_WIDE inline __m512i encode16(__m512i u, const CodecParams& p, __m512i key,
     const __m512i left = _mm512_sllv_epi32(rem, _mm512_sub_epi32(thirtyTwo, s));
     const __m512i right = _mm512_srlv_epi32(rem, _mm512_sub_epi32(s, thirtyTwo));
     const __m512i fraction32 = _mm512_mask_blend_epi32(small, right, left);
-    const __m512i weyl = _mm512_add_epi32(_mm512_mullo_epi32(counter, _mm512_set1_epi32(static_cast<int>(0x9e3779b9u))), key);
     const __m512i draw = mix16(_mm512_xor_si512(mix16(weyl), key));
     up = _mm512_cmplt_epu32_mask(draw, fraction32);
   }
@@ -114,16 +115,15 @@ OCTET_WIDE inline __m512i encode16(__m512i u, const CodecParams& p, __m512i key,
   const __mmask16 carry = _mm512_cmpeq_epi32_mask(n, _mm512_slli_epi32(twoM, 1));
   n = _mm512_mask_mov_epi32(n, carry, twoM);
   targetE = _mm512_mask_add_epi32(targetE, carry, targetE, one);
-  const __m512i biased = _mm512_add_epi32(targetE, _mm512_set1_epi32(p.bias));
-  const __m512i mantissa = _mm512_sub_epi32(n, twoM);
-  const __m512i maxBiased = _mm512_set1_epi32(p.maxBiasedExponent);
-  const __mmask16 overflow = _mm512_cmpgt_epi32_mask(biased, maxBiased) |
-                             (_mm512_cmpeq_epi32_mask(biased, maxBiased) &
-                              _mm512_cmpgt_epu32_mask(mantissa, _mm512_set1_epi32(p.maxMantissaAtTop)));
-  __m512i code = _mm512_add_epi32(_mm512_mullo_epi32(biased, twoM), mantissa);
+  // code = biased * 2^m + (n - 2^m) = ((biased - 1) << m) + n for normal results.
+  const __m512i biasedLess1 = _mm512_add_epi32(targetE, _mm512_set1_epi32(p.bias - 1));
+  const __m512i topLess1 = _mm512_set1_epi32(p.maxBiasedExponent - 1);
+  const __mmask16 overflow = _mm512_cmpgt_epi32_mask(biasedLess1, topLess1) |
+                             (_mm512_cmpeq_epi32_mask(biasedLess1, topLess1) &
+                              _mm512_cmpgt_epu32_mask(n, _mm512_set1_epi32((1 << p.mantissaBits) + p.maxMantissaAtTop)));
+  __m512i code = _mm512_add_epi32(_mm512_sllv_epi32(biasedLess1, _mm512_set1_epi32(p.mantissaBits)), n);
   code = _mm512_mask_mov_epi32(code, overflow, _mm512_set1_epi32(static_cast<int>(p.finiteOverflow)));
-  code = _mm512_mask_mov_epi32(code, _mm512_cmplt_epu32_mask(n, twoM),
-                               _mm512_mullo_epi32(n, _mm512_set1_epi32(static_cast<int>(p.subnormalsKept))));
+  code = _mm512_mask_mov_epi32(code, _mm512_cmplt_epu32_mask(n, twoM), p.subnormalsKept ? n : _mm512_setzero_si512());
   const __m512i inf = _mm512_set1_epi32(0x7f800000);
   code = _mm512_mask_mov_epi32(code, _mm512_cmpgt_epu32_mask(ax, inf), _mm512_set1_epi32(static_cast<int>(p.nanCode)));
   code = _mm512_mask_mov_epi32(code, _mm512_cmpeq_epi32_mask(ax, inf), _mm512_set1_epi32(static_cast<int>(p.infResult)));

@@ -137,7 +137,8 @@ template <int kRounding>
 OCTET_WIDE __m512 addRounded16(__m512 acc, __m512 term, const LowpGemmArgs& g, __m512i keys, uint32_t t) {
   const __m512 sum = _mm512_add_ps(acc, term);
   if (!g.lut) return sum;
-  const __m512i codes = encode16<kRounding>(_mm512_castps_si512(sum), g.acc, keys, _mm512_set1_epi32(static_cast<int>(t)));
+  const __m512i weyl = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(t * 0x9e3779b9u)), keys);
+  const __m512i codes = encode16<kRounding>(_mm512_castps_si512(sum), g.acc, keys, weyl);
   return _mm512_i32gather_ps(codes, g.lut, 4);
 }
 
