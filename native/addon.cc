@@ -303,7 +303,8 @@ Napi::Value Col2im(const Napi::CallbackInfo& info) {
 }
 
 // lowpGemm(transA, transB, m, n, k, a, b, c, codecParams, lut | null, chunk, exactProducts,
-//          productsOnSubnormalGrid, threads?)
+//          productsOnSubnormalGrid, threads?, aTable?, bTable?): a and b are Float32Arrays, or
+//          Uint8Arrays of codes with their tables.
 Napi::Value LowpGemm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 13) throw Napi::TypeError::New(env, "lowpGemm takes 13 or 14 arguments");
@@ -314,8 +315,22 @@ Napi::Value LowpGemm(const Napi::CallbackInfo& info) {
   g.n = intArg(info, 3, "n");
   g.k = intArg(info, 4, "k");
   if (g.m < 0 || g.n < 0 || g.k < 0) throw Napi::RangeError::New(env, "lowpGemm: negative dimension");
-  g.a = f32(info, 5, "a", g.m * g.k);
-  g.b = f32(info, 6, "b", g.k * g.n);
+  g.a = nullptr;
+  g.b = nullptr;
+  if (info[5].IsTypedArray() && info[5].As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array) {
+    if (static_cast<int64_t>(info[5].As<Napi::TypedArray>().ElementLength()) < g.m * g.k) throw Napi::RangeError::New(env, "lowpGemm: a is shorter than its matrix");
+    g.aCodes = static_cast<const uint8_t*>(typedData(info, 5));
+    g.aLut = f32(info, 14, "aTable", 256);
+  } else {
+    g.a = f32(info, 5, "a", g.m * g.k);
+  }
+  if (info[6].IsTypedArray() && info[6].As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array) {
+    if (static_cast<int64_t>(info[6].As<Napi::TypedArray>().ElementLength()) < g.k * g.n) throw Napi::RangeError::New(env, "lowpGemm: b is shorter than its matrix");
+    g.bCodes = static_cast<const uint8_t*>(typedData(info, 6));
+    g.bLut = f32(info, 15, "bTable", 256);
+  } else {
+    g.b = f32(info, 6, "b", g.k * g.n);
+  }
   g.c = f32(info, 7, "c", g.m * g.n);
   g.acc = codecParamsArg(info, 8);
   g.lut = f32(info, 9, "lut", 2 * static_cast<int64_t>(g.acc.signMask), true);

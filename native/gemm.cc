@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "parallel.h"
+#include "sources.h"
 
 #include "cpu.h"
 
@@ -298,17 +299,6 @@ struct PackBuffers {
 };
 
 thread_local PackBuffers tlsPack;
-
-// Element sources for packing: float arrays, or one-byte codes decoded through a table.
-struct FloatSource {
-  const float* data;
-  float operator()(int64_t at) const { return data[at]; }
-};
-struct CodeSource {
-  const uint8_t* codes;
-  const float* lut;
-  float operator()(int64_t at) const { return lut[codes[at]]; }
-};
 
 // Decode n E5M2 codes to floats: code << 8 is the IEEE binary16 of the same value.
 #ifdef OCTET_X86

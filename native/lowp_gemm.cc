@@ -10,6 +10,7 @@
 #include "codec_core.h"
 #include "cpu.h"
 #include "parallel.h"
+#include "sources.h"
 
 namespace octet {
 namespace {
@@ -59,32 +60,42 @@ inline float runAmax(const float* v, int64_t n) {
 
 inline float maxWithNan(float a, float b) { return (a != a || b != b) ? NAN : std::max(a, b); }
 
-Packed pack(const LowpGemmArgs& g, int threads) {
+template <typename SourceA, typename SourceB>
+Packed packFrom(const LowpGemmArgs& g, SourceA srcA, SourceB srcB, bool copyA, int threads) {
   Packed p;
   p.strips = (g.n + kLanes - 1) / kLanes;
-  if (g.transA) p.transposedA.resize(static_cast<size_t>(g.m * g.k));
-  p.a = g.transA ? p.transposedA.data() : g.a;
   p.b.assign(static_cast<size_t>(p.strips * g.k * kLanes), 0.0f);
+  if (copyA) p.transposedA.resize(static_cast<size_t>(g.m * g.k));
+  p.a = copyA ? p.transposedA.data() : g.a;
   std::vector<float> rowAmax(static_cast<size_t>(g.m)), stripAmax(static_cast<size_t>(p.strips));
   parallelFor(g.m, g.m * g.k < 65536 ? 1 : threads, [&](int64_t i) {
-    if (g.transA) {
+    if (copyA) {
       float* row = p.transposedA.data() + i * g.k;
-      for (int64_t t = 0; t < g.k; ++t) row[t] = g.a[t * g.m + i];
+      for (int64_t t = 0; t < g.k; ++t) row[t] = srcA(g.transA ? t * g.m + i : i * g.k + t);
     }
-    const float* row = p.a + i * g.k;
-    rowAmax[i] = runAmax(row, g.k);
+    rowAmax[i] = runAmax(p.a + i * g.k, g.k);
   });
   parallelFor(p.strips, g.k * g.n < 65536 ? 1 : threads, [&](int64_t s) {
     float* strip = p.b.data() + s * g.k * kLanes;
     const int64_t j0 = s * kLanes, width = std::min<int64_t>(kLanes, g.n - j0);
     for (int64_t t = 0; t < g.k; ++t) {
-      for (int64_t j = 0; j < width; ++j) strip[t * kLanes + j] = g.transB ? g.b[(j0 + j) * g.k + t] : g.b[t * g.n + j0 + j];
+      for (int64_t j = 0; j < width; ++j) strip[t * kLanes + j] = srcB(g.transB ? (j0 + j) * g.k + t : t * g.n + j0 + j);
     }
     stripAmax[s] = runAmax(strip, g.k * kLanes);
   });
   for (float v : rowAmax) p.amaxA = maxWithNan(p.amaxA, v);
   for (float v : stripAmax) p.amaxB = maxWithNan(p.amaxB, v);
   return p;
+}
+
+// op(A) row-major (the caller's A when it is already that, else a decoded or transposed copy) and
+// op(B) in strips.
+Packed pack(const LowpGemmArgs& g, int threads) {
+  const bool copyA = g.transA || g.aCodes != nullptr;
+  if (g.aCodes && g.bCodes) return packFrom(g, CodeSource{g.aCodes, g.aLut}, CodeSource{g.bCodes, g.bLut}, copyA, threads);
+  if (g.aCodes) return packFrom(g, CodeSource{g.aCodes, g.aLut}, FloatSource{g.b}, copyA, threads);
+  if (g.bCodes) return packFrom(g, FloatSource{g.a}, CodeSource{g.bCodes, g.bLut}, copyA, threads);
+  return packFrom(g, FloatSource{g.a}, FloatSource{g.b}, copyA, threads);
 }
 
 // One element of C from the contract, in scalar code: the reference for the vector paths and

@@ -13,6 +13,11 @@ struct LowpGemmArgs {
   int64_t m, n, k;
   const float* a;  // decoded op(A) as stored: m x k, or k x m when transA
   const float* b;  // decoded op(B) as stored: k x n, or n x k when transB
+  // Optional one-byte codes instead of a (or b), decoded through their tables while packing.
+  const uint8_t* aCodes = nullptr;
+  const float* aLut = nullptr;
+  const uint8_t* bCodes = nullptr;
+  const float* bLut = nullptr;
   float* c;        // m x n
   CodecParams acc;     // accumulator format and rounding; key = seedKey(seed)
   const float* lut;    // value of every code of the accumulator format; null: fp32, no rounding

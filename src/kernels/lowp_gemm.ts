@@ -44,7 +44,6 @@ import {
   type Rounding,
 } from '../formats/index.js';
 import { codecParamsArray, decode, quantize } from './codec.js';
-import { gemm } from './gemm.js';
 import { nativeCore } from './native.js';
 import { kernelThreads } from './threads.js';
 
@@ -261,36 +260,67 @@ export function lowpGemm(
 ): Float32Array {
   checkDims(m, n, k);
   const native = nativeCore();
-  const r = resolveOptions(options);
-  if (native && !r.accumulation && r.chunk === 0) {
-    // fp32 accumulation of one-byte codes: decode while packing, inside the SGEMM kernel.
+  if (native) {
+    // Floats or one-byte codes go to the kernels as they are and are decoded while packing.
     const A = packedOperand(a, 'A', m * k);
     const B = packedOperand(b, 'B', k * n);
-    if (A && B && A.significandBits + B.significandBits <= 24) {
-      const transA = options.transA ?? false;
-      const transB = options.transB ?? false;
-      const c = new Float32Array(m * n);
-      native.sgemmCoded(transA, transB, m, n, k, A.data, A.table, transA ? m : k, B.data, B.table, transB ? k : n, c, n, options.threads ?? kernelThreads(), B.e5m2);
-      return finish(c, A.scale, B.scale, options.output, true);
-    }
+    if (A && B) return runNative(m, n, k, A, B, options);
   }
   const fast = native !== null;
   return lowpGemmDecoded(m, n, k, decodeOperand(a, 'A', m * k, fast), decodeOperand(b, 'B', k * n, fast), options);
 }
 
-/** An operand as the coded SGEMM takes it (floats, or one-byte codes with their table), or null. */
-function packedOperand(
-  x: LowpOperand,
-  name: string,
-  elements: number,
-): { data: Float32Array | Uint8Array; table: Float32Array | null; scale: number; significandBits: number; e5m2: boolean } | null {
-  if (!isCoded(x)) {
-    if (x.length !== elements) throw new InvalidArgumentError(`lowpGemm: ${name} holds ${x.length} values; expected ${elements}`);
-    return { data: x, table: null, scale: 1, significandBits: 24, e5m2: false };
+/** An operand as the native kernels take it: floats, or one-byte codes with their table. */
+interface NativeOperand {
+  data: Float32Array | Uint8Array;
+  table: Float32Array | null;
+  scale: number;
+  significandBits: number;
+  quantumExponent: number;
+  e5m2: boolean;
+}
+
+/**
+ * The native paths: for fp32 accumulation without chunks of operands whose products are exact,
+ * the SGEMM kernel (it adds each product to the running sum in k order with fused multiply-adds,
+ * which round exactly as the contract does when the product is exact); otherwise the
+ * emulated-accumulation kernel.
+ */
+function runNative(m: number, n: number, k: number, A: NativeOperand, B: NativeOperand, options: LowpGemmOptions): Float32Array {
+  const native = nativeCore()!;
+  const r = resolveOptions(options);
+  const transA = options.transA ?? false;
+  const transB = options.transB ?? false;
+  const threads = options.threads ?? kernelThreads();
+  const c = new Float32Array(m * n);
+  const exactProducts = A.significandBits + B.significandBits <= 24;
+  if (!r.accumulation && r.chunk === 0 && exactProducts) {
+    native.sgemmCoded(transA, transB, m, n, k, A.data, A.table, transA ? m : k, B.data, B.table, transB ? k : n, c, n, threads, B.e5m2);
+  } else {
+    // With fp32 accumulation (chunked, or inexact products) the accumulator is not rounded: no table.
+    const f = r.accumulation ?? resolveFormat('fp32');
+    const p = { ...encodeParams(f, { rounding: r.rounding, saturate: r.saturate }), key: r.key };
+    native.lowpGemm(
+      transA,
+      transB,
+      m,
+      n,
+      k,
+      A.data,
+      B.data,
+      c,
+      codecParamsArray(p),
+      r.accumulation ? decodeTable(r.accumulation) : null,
+      r.chunk,
+      exactProducts,
+      // Products on the accumulator's subnormal grid, and normal float32 values when not zero.
+      A.quantumExponent + B.quantumExponent >= Math.max(Math.log2(f.minSubnormal), -126),
+      threads,
+      A.table,
+      B.table,
+    );
   }
-  const { format, scale } = checkCoded(x, name, elements);
-  if (!(x.codes instanceof Uint8Array) || format.storageBytes !== 1) return null;
-  return { data: x.codes, table: decodeTable(format), scale, significandBits: format.mantissaBits + 1, e5m2: format.name === 'float8_e5m2' };
+  return finish(c, A.scale, B.scale, options.output, true);
 }
 
 /** The fast path on operands already decoded (the reference when the addon is missing). */
@@ -302,37 +332,26 @@ export function lowpGemmDecoded(
   B: DecodedOperand,
   options: LowpGemmOptions = {},
 ): Float32Array {
-  const native = nativeCore();
-  if (!native) return lowpGemmDecodedReference(m, n, k, A, B, options);
-  const r = resolveOptions(options);
-  const transA = options.transA ?? false;
-  const transB = options.transB ?? false;
-  const threads = options.threads ?? kernelThreads();
-  const c = new Float32Array(m * n);
-  const exactProducts = A.significandBits + B.significandBits <= 24;
-  if (!r.accumulation && r.chunk === 0 && exactProducts) {
-    gemm(m, n, k, A.values, B.values, c, { transA, transB, threads });
-  } else {
-    // With fp32 accumulation (chunked) the accumulator is not rounded: no table.
-    const f = r.accumulation ?? resolveFormat('fp32');
-    const p = { ...encodeParams(f, { rounding: r.rounding, saturate: r.saturate }), key: r.key };
-    native.lowpGemm(
-      transA,
-      transB,
-      m,
-      n,
-      k,
-      A.values,
-      B.values,
-      c,
-      codecParamsArray(p),
-      r.accumulation ? decodeTable(r.accumulation) : null,
-      r.chunk,
-      exactProducts,
-      // Products on the accumulator's subnormal grid, and normal float32 values when not zero.
-      A.quantumExponent + B.quantumExponent >= Math.max(Math.log2(f.minSubnormal), -126),
-      threads,
-    );
-  }
-  return finish(c, A.scale, B.scale, options.output, true);
+  if (!nativeCore()) return lowpGemmDecodedReference(m, n, k, A, B, options);
+  const asNative = (x: DecodedOperand): NativeOperand => ({ ...x, data: x.values, table: null, e5m2: false });
+  return runNative(m, n, k, asNative(A), asNative(B), options);
 }
+
+/** An operand as the native kernels take it (floats, or one-byte codes and their table), or null. */
+function packedOperand(x: LowpOperand, name: string, elements: number): NativeOperand | null {
+  if (!isCoded(x)) {
+    if (x.length !== elements) throw new InvalidArgumentError(`lowpGemm: ${name} holds ${x.length} values; expected ${elements}`);
+    return { data: x, table: null, scale: 1, significandBits: 24, quantumExponent: -149, e5m2: false };
+  }
+  const { format, scale } = checkCoded(x, name, elements);
+  if (!(x.codes instanceof Uint8Array) || format.storageBytes !== 1) return null;
+  return {
+    data: x.codes,
+    table: decodeTable(format),
+    scale,
+    significandBits: format.mantissaBits + 1,
+    quantumExponent: Math.log2(format.minSubnormal),
+    e5m2: format.name === 'float8_e5m2',
+  };
+}
+

@@ -55,9 +55,9 @@ export interface NativeCore {
   ): void;
   /** Emulated-accumulation GEMM on decoded operands (native/lowp_gemm.h). */
   lowpGemm(
-    transA: boolean, transB: boolean, m: number, n: number, k: number, a: Float32Array, b: Float32Array, c: Float32Array,
-    codecParams: number[], table: Float32Array | null, chunk: number, exactProducts: boolean,
-    productsOnSubnormalGrid: boolean, threads?: number,
+    transA: boolean, transB: boolean, m: number, n: number, k: number, a: Float32Array | Uint8Array, b: Float32Array | Uint8Array,
+    c: Float32Array, codecParams: number[], table: Float32Array | null, chunk: number, exactProducts: boolean,
+    productsOnSubnormalGrid: boolean, threads?: number, aTable?: Float32Array | null, bTable?: Float32Array | null,
   ): void;
   /** C = op(A) op(B) (alpha 1, beta 0) with operands as floats or one-byte codes plus a table. */
   sgemmCoded(
