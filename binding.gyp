@@ -6,6 +6,7 @@
         "native/addon.cc",
         "native/parallel.cc",
         "native/gemm.cc",
+        "native/gemm_kernels.cc",
         "native/codec.cc",
         "native/im2col.cc",
         "native/elementwise.cc",

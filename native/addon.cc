@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "addon_args.h"
 #include "codec.h"
 #include "elementwise.h"
 #include "gemm.h"
@@ -14,28 +15,8 @@
 
 namespace {
 
+using namespace octet::addon;
 using octet::GemmArgs;
-
-Napi::Float32Array float32Arg(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-    throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a Float32Array");
-  }
-  return info[i].As<Napi::Float32Array>();
-}
-
-int64_t intArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a number");
-  return info[i].As<Napi::Number>().Int64Value();
-}
-
-int threadsArg(const Napi::CallbackInfo& info, size_t i) {
-  if (info.Length() <= i || info[i].IsUndefined()) return octet::defaultThreads();
-  int64_t t = intArg(info, i, "threads");
-  return t < 1 ? 1 : static_cast<int>(t);
-}
-
-// Index of the last element touched by a rows x cols matrix with leading dimension ld, plus 1.
-int64_t extent(int64_t rows, int64_t cols, int64_t ld) { return rows <= 0 || cols <= 0 ? 0 : (rows - 1) * ld + cols; }
 
 // sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads?)
 Napi::Value Sgemm(const Napi::CallbackInfo& info) {
@@ -71,31 +52,6 @@ Napi::Value Sgemm(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-Napi::Float64Array float64Arg(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
-    throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a Float64Array");
-  }
-  return info[i].As<Napi::Float64Array>();
-}
-
-// A Float32Array of at least `length` elements, or null (returns nullptr) when allowed.
-float* f32(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t length, bool nullable = false) {
-  if (nullable && info[i].IsNull()) return nullptr;
-  auto a = float32Arg(info, i, name);
-  if (static_cast<int64_t>(a.ElementLength()) < length) {
-    throw Napi::RangeError::New(info.Env(), std::string(name) + " is shorter than the shape needs");
-  }
-  return a.Data();
-}
-
-double* f64(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t length) {
-  auto a = float64Arg(info, i, name);
-  if (static_cast<int64_t>(a.ElementLength()) < length) {
-    throw Napi::RangeError::New(info.Env(), std::string(name) + " is shorter than the shape needs");
-  }
-  return a.Data();
-}
-
 // reluForward(x, out, threads?), reluBackward(x, g, out, threads?), add(a, b, out, threads?)
 Napi::Value ReluForward(const Napi::CallbackInfo& info) {
   const int64_t n = float32Arg(info, 0, "x").ElementLength();
@@ -113,17 +69,6 @@ Napi::Value AddArrays(const Napi::CallbackInfo& info) {
   const int64_t n = float32Arg(info, 0, "a").ElementLength();
   octet::addArrays(f32(info, 0, "a", n), f32(info, 1, "b", n), f32(info, 2, "out", n), n, threadsArg(info, 3));
   return info.Env().Undefined();
-}
-
-struct ChannelShape {
-  int64_t batch, channels, plane;
-  int64_t size() const { return batch * channels * plane; }
-};
-
-ChannelShape channelShapeArg(const Napi::CallbackInfo& info, size_t i) {
-  ChannelShape s{intArg(info, i, "batch"), intArg(info, i + 1, "channels"), intArg(info, i + 2, "plane")};
-  if (s.batch < 0 || s.channels < 0 || s.plane < 0) throw Napi::RangeError::New(info.Env(), "negative dimension");
-  return s;
 }
 
 // channelBiasAdd(out, bias, batch, channels, plane, threads?)
@@ -168,47 +113,6 @@ Napi::Value BatchNormBackward(const Napi::CallbackInfo& info) {
                            info[4].ToBoolean(), f32(info, 5, "gx", s.size(), true), f64(info, 6, "sumG", s.channels),
                            f64(info, 7, "sumGX", s.channels), s.batch, s.channels, s.plane, threadsArg(info, 11));
   return info.Env().Undefined();
-}
-
-// Codec parameters: an array of 13 numbers in CodecParams order.
-octet::CodecParams codecParamsArg(const Napi::CallbackInfo& info, size_t i) {
-  if (!info[i].IsArray()) throw Napi::TypeError::New(info.Env(), "codec parameters must be an array");
-  Napi::Array a = info[i].As<Napi::Array>();
-  if (a.Length() != 13) throw Napi::TypeError::New(info.Env(), "codec parameters must have 13 entries");
-  auto at = [&](uint32_t k) { return a.Get(k).As<Napi::Number>().Int64Value(); };
-  octet::CodecParams p;
-  p.mantissaBits = static_cast<int32_t>(at(0));
-  p.emin = static_cast<int32_t>(at(1));
-  p.bias = static_cast<int32_t>(at(2));
-  p.signMask = static_cast<uint32_t>(at(3));
-  p.maxBiasedExponent = static_cast<int32_t>(at(4));
-  p.maxMantissaAtTop = static_cast<int32_t>(at(5));
-  p.nanCode = static_cast<uint32_t>(at(6));
-  p.infResult = static_cast<uint32_t>(at(7));
-  p.finiteOverflow = static_cast<uint32_t>(at(8));
-  p.subnormalsKept = at(9) != 0 ? 1u : 0u;
-  p.rounding = static_cast<int32_t>(at(10));
-  p.key = static_cast<uint32_t>(at(11));
-  p.counterOffset = static_cast<uint32_t>(at(12));
-  if (p.mantissaBits < 1 || p.mantissaBits > 23 || p.rounding < 0 || p.rounding > 2) {
-    throw Napi::RangeError::New(info.Env(), "codec parameters out of range");
-  }
-  return p;
-}
-
-int codeBytes(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  if (!info[i].IsTypedArray()) throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a typed array");
-  switch (info[i].As<Napi::TypedArray>().TypedArrayType()) {
-    case napi_uint8_array: return 1;
-    case napi_uint16_array: return 2;
-    case napi_uint32_array: return 4;
-    default: throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a Uint8Array, Uint16Array or Uint32Array");
-  }
-}
-
-void* typedData(const Napi::CallbackInfo& info, size_t i) {
-  Napi::TypedArray t = info[i].As<Napi::TypedArray>();
-  return static_cast<uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset();
 }
 
 // encode(values, codes, params, threads?)
@@ -259,22 +163,6 @@ Napi::Value Decode(const Napi::CallbackInfo& info) {
   }
   octet::decode(typedData(info, 0), bytes, out.Data(), static_cast<int64_t>(n), lut, threadsArg(info, 3));
   return info.Env().Undefined();
-}
-
-// Geometry: an array [C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW].
-octet::ConvGeometry geometryArg(const Napi::CallbackInfo& info, size_t i) {
-  if (!info[i].IsArray() || info[i].As<Napi::Array>().Length() != 13) {
-    throw Napi::TypeError::New(info.Env(), "convolution geometry must be an array of 13 numbers");
-  }
-  Napi::Array a = info[i].As<Napi::Array>();
-  int64_t v[13];
-  for (uint32_t k = 0; k < 13; ++k) {
-    v[k] = a.Get(k).As<Napi::Number>().Int64Value();
-    if (v[k] < 0 || (k != 7 && k != 8 && v[k] == 0 && k != 0)) {
-      throw Napi::RangeError::New(info.Env(), "convolution geometry out of range");
-    }
-  }
-  return octet::ConvGeometry{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12]};
 }
 
 // im2col(x, col, geometry, threads?) and col2im(col, x, geometry, threads?)
@@ -340,22 +228,6 @@ Napi::Value LowpGemm(const Napi::CallbackInfo& info) {
   g.productsOnSubnormalGrid = info[12].ToBoolean();
   octet::lowpGemm(g, threadsArg(info, 13));
   return env.Undefined();
-}
-
-// An operand of sgemmCoded: a Float32Array, or a Uint8Array of codes with its table.
-void codedOperand(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t needs, const float*& values,
-                  const uint8_t*& codes, const float*& lut) {
-  Napi::Env env = info.Env();
-  if (!info[i].IsTypedArray()) throw Napi::TypeError::New(env, std::string(name) + " must be a Float32Array or a Uint8Array");
-  auto t = info[i].As<Napi::TypedArray>();
-  if (static_cast<int64_t>(t.ElementLength()) < needs) throw Napi::RangeError::New(env, std::string(name) + " is shorter than its matrix");
-  if (t.TypedArrayType() == napi_float32_array) {
-    values = info[i].As<Napi::Float32Array>().Data();
-    return;
-  }
-  if (t.TypedArrayType() != napi_uint8_array) throw Napi::TypeError::New(env, std::string(name) + " must be a Float32Array or a Uint8Array");
-  codes = static_cast<const uint8_t*>(typedData(info, i));
-  lut = f32(info, i + 1, "table", 256);
 }
 
 // sgemmCoded(transA, transB, m, n, k, a, aTable|null, lda, b, bTable|null, ldb, c, ldc, threads?,

@@ -1,0 +1,258 @@
+#include "gemm_kernels.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "cpu.h"
+
+namespace octet {
+namespace gemm_detail {
+namespace {
+
+template <int MR, int NR>
+inline void storeTile(const float* acc, float* c, int64_t ldc, float alpha, float beta, int mr, int nr) {
+  for (int i = 0; i < mr; ++i) {
+    float* row = c + i * ldc;
+    const float* a = acc + i * NR;
+    if (beta == 0.0f) {
+      for (int j = 0; j < nr; ++j) row[j] = alpha * a[j];
+    } else {
+      for (int j = 0; j < nr; ++j) row[j] = alpha * a[j] + beta * row[j];
+    }
+  }
+}
+
+// The starting accumulators of a tile: C itself when accumulating into it (alpha = 1, beta = 1),
+// else zero; zero outside the mr x nr corner.
+template <int MR, int NR>
+inline void loadTile(float* acc, const float* c, int64_t ldc, float alpha, float beta, int mr, int nr) {
+  const bool fromC = alpha == 1.0f && beta == 1.0f;
+  for (int i = 0; i < MR; ++i) {
+    for (int j = 0; j < NR; ++j) acc[i * NR + j] = fromC && i < mr && j < nr ? c[i * ldc + j] : 0.0f;
+  }
+}
+
+// Store a tile: plain copy when accumulating into C, else alpha * acc + beta * C.
+template <int MR, int NR>
+inline void finishTile(const float* acc, float* c, int64_t ldc, float alpha, float beta, int mr, int nr) {
+  if (alpha == 1.0f && beta == 1.0f) {
+    for (int i = 0; i < mr; ++i) {
+      for (int j = 0; j < nr; ++j) c[i * ldc + j] = acc[i * NR + j];
+    }
+  } else {
+    storeTile<MR, NR>(acc, c, ldc, alpha, beta, mr, nr);
+  }
+}
+
+// Portable kernel: plain loops that compilers vectorize for SSE2 or NEON.
+constexpr int kPortableMR = 4;
+constexpr int kPortableNR = 16;
+
+void microPortable(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, float alpha,
+                   float beta, int mr, int nr) {
+  float acc[kPortableMR * kPortableNR];
+  loadTile<kPortableMR, kPortableNR>(acc, c, ldc, alpha, beta, mr, nr);
+  for (int64_t p = 0; p < kc; ++p) {
+    const float* a = ap + p * kPortableMR;
+    const float* b = bp + p * kPortableNR;
+    for (int i = 0; i < kPortableMR; ++i) {
+      for (int j = 0; j < kPortableNR; ++j) acc[i * kPortableNR + j] = std::fma(a[i], b[j], acc[i * kPortableNR + j]);
+    }
+  }
+  finishTile<kPortableMR, kPortableNR>(acc, c, ldc, alpha, beta, mr, nr);
+}
+
+#ifdef OCTET_X86
+// AVX2 + FMA: 6 rows x 16 columns in 12 ymm accumulators.
+__attribute__((target("avx2,fma"))) void microAvx2(int64_t kc, const float* ap, const float* bp, float* c,
+                                                    int64_t ldc, float alpha, float beta, int mr, int nr) {
+  alignas(32) float acc[6 * 16];
+  loadTile<6, 16>(acc, c, ldc, alpha, beta, mr, nr);
+  __m256 c00 = _mm256_load_ps(acc + 0), c01 = _mm256_load_ps(acc + 8), c10 = _mm256_load_ps(acc + 16),
+         c11 = _mm256_load_ps(acc + 24), c20 = _mm256_load_ps(acc + 32), c21 = _mm256_load_ps(acc + 40),
+         c30 = _mm256_load_ps(acc + 48), c31 = _mm256_load_ps(acc + 56), c40 = _mm256_load_ps(acc + 64),
+         c41 = _mm256_load_ps(acc + 72), c50 = _mm256_load_ps(acc + 80), c51 = _mm256_load_ps(acc + 88);
+  for (int64_t p = 0; p < kc; ++p) {
+    const __m256 b0 = _mm256_load_ps(bp);
+    const __m256 b1 = _mm256_load_ps(bp + 8);
+    __m256 a;
+    a = _mm256_broadcast_ss(ap + 0); c00 = _mm256_fmadd_ps(a, b0, c00); c01 = _mm256_fmadd_ps(a, b1, c01);
+    a = _mm256_broadcast_ss(ap + 1); c10 = _mm256_fmadd_ps(a, b0, c10); c11 = _mm256_fmadd_ps(a, b1, c11);
+    a = _mm256_broadcast_ss(ap + 2); c20 = _mm256_fmadd_ps(a, b0, c20); c21 = _mm256_fmadd_ps(a, b1, c21);
+    a = _mm256_broadcast_ss(ap + 3); c30 = _mm256_fmadd_ps(a, b0, c30); c31 = _mm256_fmadd_ps(a, b1, c31);
+    a = _mm256_broadcast_ss(ap + 4); c40 = _mm256_fmadd_ps(a, b0, c40); c41 = _mm256_fmadd_ps(a, b1, c41);
+    a = _mm256_broadcast_ss(ap + 5); c50 = _mm256_fmadd_ps(a, b0, c50); c51 = _mm256_fmadd_ps(a, b1, c51);
+    ap += 6;
+    bp += 16;
+  }
+  _mm256_store_ps(acc + 0, c00); _mm256_store_ps(acc + 8, c01);
+  _mm256_store_ps(acc + 16, c10); _mm256_store_ps(acc + 24, c11);
+  _mm256_store_ps(acc + 32, c20); _mm256_store_ps(acc + 40, c21);
+  _mm256_store_ps(acc + 48, c30); _mm256_store_ps(acc + 56, c31);
+  _mm256_store_ps(acc + 64, c40); _mm256_store_ps(acc + 72, c41);
+  _mm256_store_ps(acc + 80, c50); _mm256_store_ps(acc + 88, c51);
+  finishTile<6, 16>(acc, c, ldc, alpha, beta, mr, nr);
+}
+
+// AVX-512 tiles of MR rows x (16 * V) columns, MR * V <= 24 accumulators, fully unrolled so
+// the accumulators live in zmm registers. A(i, p) is at row[i][p * cs]: packed panels have
+// cs = MR (rows interleaved), direct rows have cs = 1 and row[i] = a + i * lda.
+// Element type of A for a tile: float (packed or direct), or one-byte codes read in place and
+// decoded through a table.
+template <typename Elem>
+struct ARows {
+  const Elem* row[24];
+  const float* lut;
+  float at(int i, int64_t p) const;
+};
+template <>
+inline float ARows<float>::at(int i, int64_t p) const { return row[i][p]; }
+template <>
+inline float ARows<uint8_t>::at(int i, int64_t p) const { return lut[row[i][p]]; }
+
+template <int MR, int V, bool kDirect, typename Elem = float>
+__attribute__((target("avx512f"))) inline void avx512Tile(int64_t kc, const Elem* a, int64_t lda, const float* lut,
+                                                           const float* bp, float* c, int64_t ldc, float alpha,
+                                                           float beta, int mr, int nr) {
+  constexpr int NR = 16 * V;
+  ARows<Elem> row;
+  row.lut = lut;
+#pragma GCC unroll 24
+  for (int i = 0; i < MR; ++i) row.row[i] = kDirect ? a + (i < mr ? i : mr - 1) * lda : a + i;
+  const bool fromC = alpha == 1.0f && beta == 1.0f;
+  const bool fullTile = mr == MR && nr == NR;
+  alignas(64) float spill[MR * NR];
+  if (fromC && !fullTile) loadTile<MR, NR>(spill, c, ldc, alpha, beta, mr, nr);
+  __m512 acc[MR][V];
+#pragma GCC unroll 24
+  for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 2
+    for (int v = 0; v < V; ++v) {
+      acc[i][v] = !fromC ? _mm512_setzero_ps()
+                  : fullTile ? _mm512_loadu_ps(c + i * ldc + 16 * v)
+                             : _mm512_load_ps(spill + i * NR + 16 * v);
+    }
+  }
+  for (int64_t p = 0; p < kc; ++p) {
+    __m512 b[V];
+#pragma GCC unroll 2
+    for (int v = 0; v < V; ++v) b[v] = _mm512_load_ps(bp + 16 * v);
+    _mm_prefetch(reinterpret_cast<const char*>(bp + 8 * NR), _MM_HINT_T0);
+    const int64_t at = kDirect ? p : p * MR;
+#pragma GCC unroll 24
+    for (int i = 0; i < MR; ++i) {
+      const __m512 av = _mm512_set1_ps(row.at(i, at));
+#pragma GCC unroll 2
+      for (int v = 0; v < V; ++v) acc[i][v] = _mm512_fmadd_ps(av, b[v], acc[i][v]);
+    }
+    bp += NR;
+  }
+  const __m512 va = _mm512_set1_ps(alpha);
+  if (fullTile) {
+    const __m512 vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 24
+    for (int i = 0; i < MR; ++i) {
+      float* out = c + i * ldc;
+#pragma GCC unroll 2
+      for (int v = 0; v < V; ++v) {
+        const __m512 result = fromC ? acc[i][v]
+                              : beta == 0.0f
+                                  ? _mm512_mul_ps(va, acc[i][v])
+                                  : _mm512_fmadd_ps(vb, _mm512_loadu_ps(out + 16 * v), _mm512_mul_ps(va, acc[i][v]));
+        _mm512_storeu_ps(out + 16 * v, result);
+      }
+    }
+    return;
+  }
+#pragma GCC unroll 24
+  for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 2
+    for (int v = 0; v < V; ++v) _mm512_store_ps(spill + i * NR + 16 * v, acc[i][v]);
+  }
+  finishTile<MR, NR>(spill, c, ldc, alpha, beta, mr, nr);
+}
+
+template <int MR, int V>
+__attribute__((target("avx512f"))) void microAvx512(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc,
+                                                     float alpha, float beta, int mr, int nr) {
+  avx512Tile<MR, V, false>(kc, ap, 0, nullptr, bp, c, ldc, alpha, beta, mr, nr);
+}
+
+template <int MR, int V>
+__attribute__((target("avx512f"))) void directAvx512(int64_t kc, const float* a, int64_t lda, const float* bp, float* c,
+                                                      int64_t ldc, float alpha, float beta, int mr, int nr) {
+  avx512Tile<MR, V, true>(kc, a, lda, nullptr, bp, c, ldc, alpha, beta, mr, nr);
+}
+
+template <int MR, int V>
+__attribute__((target("avx512f"))) void directCodedAvx512(int64_t kc, const uint8_t* a, int64_t lda, const float* lut,
+                                                           const float* bp, float* c, int64_t ldc, float alpha,
+                                                           float beta, int mr, int nr) {
+  avx512Tile<MR, V, true, uint8_t>(kc, a, lda, lut, bp, c, ldc, alpha, beta, mr, nr);
+}
+#endif
+
+// The kernels this CPU can run: one family, with one or more tile shapes.
+struct KernelFamily {
+  const char* name;
+  std::vector<KernelSpec> variants;  // avx512: 12x32, 8x32, 24x16
+};
+
+KernelFamily chooseFamily() {
+  const char* forced = std::getenv("OCTET_GEMM_KERNEL");
+  const std::string want = forced ? forced : "";
+#ifdef OCTET_X86
+  __builtin_cpu_init();
+  if ((want.empty() || want == "avx512") && __builtin_cpu_supports("avx512f")) {
+    return {"avx512",
+            {KernelSpec{"avx512", 12, 32, 1536, 384, 512, microAvx512<12, 2>, directAvx512<12, 2>, directCodedAvx512<12, 2>},
+             KernelSpec{"avx512", 8, 32, 1536, 384, 512, microAvx512<8, 2>, directAvx512<8, 2>, directCodedAvx512<8, 2>},
+             KernelSpec{"avx512", 24, 16, 1536, 384, 512, microAvx512<24, 1>, directAvx512<24, 1>, directCodedAvx512<24, 1>}}};
+  }
+  if ((want.empty() || want == "avx2") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    return {"avx2", {KernelSpec{"avx2", 6, 16, 1536, 256, 512, microAvx2, nullptr, nullptr}}};
+  }
+#endif
+  return {"portable", {KernelSpec{"portable", kPortableMR, kPortableNR, 512, 256, 512, microPortable, nullptr, nullptr}}};
+}
+
+// The kernel family for this CPU. OCTET_GEMM_KERNEL=avx2|portable forces a simpler one (for
+// testing every path on one machine); OCTET_GEMM_BLOCKS=mc,kc,nc overrides the cache blocking.
+const KernelFamily& family() {
+  static const KernelFamily chosen = [] {
+    KernelFamily f = chooseFamily();
+    if (const char* blocks = std::getenv("OCTET_GEMM_BLOCKS")) {
+      long mc = 0, kc = 0, nc = 0;
+      if (std::sscanf(blocks, "%ld,%ld,%ld", &mc, &kc, &nc) == 3 && mc >= 24 && kc > 0 && nc >= 32) {
+        for (KernelSpec& ks : f.variants) {
+          ks.mc = mc / ks.mr * ks.mr;
+          ks.kc = kc;
+          ks.nc = nc / ks.nr * ks.nr;
+        }
+      }
+    }
+    return f;
+  }();
+  return chosen;
+}
+
+}  // namespace
+
+// The tile shape that wastes least on the edges of an m x n result: 16-column tiles when C has
+// at most 16 columns, 8-row tiles when m fits them much better than 12-row ones. Every shape
+// sums each element in the same order, so the choice never changes results.
+const KernelSpec& selectKernel(int64_t m, int64_t n) {
+  const KernelFamily& f = family();
+  if (f.variants.size() == 1) return f.variants[0];
+  if (n <= 16) return f.variants[2];
+  auto fill = [m](int mr) { return static_cast<double>(m) / (static_cast<double>((m + mr - 1) / mr) * mr); };
+  return fill(8) > fill(12) + 0.02 ? f.variants[1] : f.variants[0];
+}
+
+const char* familyName() { return family().name; }
+
+}  // namespace gemm_detail
+}  // namespace octet
