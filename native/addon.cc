@@ -165,27 +165,21 @@ Napi::Value Decode(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// im2col(x, col, geometry, threads?) and col2im(col, x, geometry, threads?)
+// im2col(x, col, geometry, threads?) and col2im(col, x, geometry, threads?): the image and the
+// column matrix, in the order the kernel reads then writes them.
 Napi::Value Im2col(const Napi::CallbackInfo& info) {
-  auto x = float32Arg(info, 0, "x");
-  auto col = float32Arg(info, 1, "col");
   const octet::ConvGeometry g = geometryArg(info, 2);
-  if (static_cast<int64_t>(x.ElementLength()) < g.channels * g.height * g.width ||
-      static_cast<int64_t>(col.ElementLength()) < g.channels * g.kernelH * g.kernelW * g.outH * g.outW) {
-    throw Napi::RangeError::New(info.Env(), "im2col: an array is shorter than the geometry needs");
-  }
-  octet::im2col(x.Data(), col.Data(), g, threadsArg(info, 3));
+  const int64_t image = g.channels * g.height * g.width, columns = g.channels * g.kernelH * g.kernelW * g.outH * g.outW;
+  octet::im2col(f32(info, 0, "x", image), f32(info, 1, "col", columns), g, threadsArg(info, 3));
   return info.Env().Undefined();
 }
 
 Napi::Value Col2im(const Napi::CallbackInfo& info) {
-  auto col = float32Arg(info, 0, "col");
-  auto x = float32Arg(info, 1, "x");
   const octet::ConvGeometry g = geometryArg(info, 2);
-  if (static_cast<int64_t>(x.ElementLength()) < g.channels * g.height * g.width ||
-      static_cast<int64_t>(col.ElementLength()) < g.channels * g.kernelH * g.kernelW * g.outH * g.outW) {
-    throw Napi::RangeError::New(info.Env(), "col2im: an array is shorter than the geometry needs");
-  }
+  const int64_t image = g.channels * g.height * g.width, columns = g.channels * g.kernelH * g.kernelW * g.outH * g.outW;
+  octet::col2im(f32(info, 0, "col", columns), f32(info, 1, "x", image), g, threadsArg(info, 3));
+  return info.Env().Undefined();
+}
   octet::col2im(col.Data(), x.Data(), g, threadsArg(info, 3));
   return info.Env().Undefined();
 }
