@@ -180,9 +180,6 @@ Napi::Value Col2im(const Napi::CallbackInfo& info) {
   octet::col2im(f32(info, 0, "col", columns), f32(info, 1, "x", image), g, threadsArg(info, 3));
   return info.Env().Undefined();
 }
-  octet::col2im(col.Data(), x.Data(), g, threadsArg(info, 3));
-  return info.Env().Undefined();
-}
 
 // lowpGemm(transA, transB, m, n, k, a, b, c, codecParams, lut | null, chunk, exactProducts,
 //          productsOnSubnormalGrid, threads?, aTable?, bTable?): a and b are Float32Arrays, or
