@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -38,11 +39,10 @@ inline uint32_t floatToBits(float f) {
   return u;
 }
 
-// Operands laid out for the kernel: op(A) row-major (m x k), op(B) in strips of 16 columns
-// (strip s holds rows t = 0..k-1 of columns 16s..16s+15, zero past n).
+// Operands laid out for the kernel: op(B) in strips of 16 columns (strip s holds rows
+// t = 0..k-1 of columns 16s..16s+15, zero past n); op(A) is read a block of rows at a time.
 struct Packed {
-  std::vector<float> transposedA, b;
-  const float* a = nullptr;  // op(A) row-major: the caller's A, or transposedA when transA
+  std::vector<float> b;
   int64_t strips;
   float amaxA = 0.0f, amaxB = 0.0f;  // largest magnitudes (NaN makes them NaN)
 };
@@ -60,21 +60,29 @@ inline float runAmax(const float* v, int64_t n) {
 
 inline float maxWithNan(float a, float b) { return (a != a || b != b) ? NAN : std::max(a, b); }
 
-template <typename SourceA, typename SourceB>
-Packed packFrom(const LowpGemmArgs& g, SourceA srcA, SourceB srcB, bool copyA, int threads) {
-  Packed p;
-  p.strips = (g.n + kLanes - 1) / kLanes;
-  p.b.assign(static_cast<size_t>(p.strips * g.k * kLanes), 0.0f);
-  if (copyA) p.transposedA.resize(static_cast<size_t>(g.m * g.k));
-  p.a = copyA ? p.transposedA.data() : g.a;
-  std::vector<float> rowAmax(static_cast<size_t>(g.m)), stripAmax(static_cast<size_t>(p.strips));
-  parallelFor(g.m, g.m * g.k < 65536 ? 1 : threads, [&](int64_t i) {
-    if (copyA) {
-      float* row = p.transposedA.data() + i * g.k;
-      for (int64_t t = 0; t < g.k; ++t) row[t] = srcA(g.transA ? t * g.m + i : i * g.k + t);
+// Rows [i0, i0 + rows) of op(A), decoded, into dst (row stride k).
+void loadRows(const LowpGemmArgs& g, int64_t i0, int64_t rows, float* dst) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t i = i0 + r;
+    float* row = dst + r * g.k;
+    if (g.aCodes) {
+      if (g.transA) {
+        for (int64_t t = 0; t < g.k; ++t) row[t] = g.aLut[g.aCodes[t * g.m + i]];
+      } else {
+        const uint8_t* codes = g.aCodes + i * g.k;
+        for (int64_t t = 0; t < g.k; ++t) row[t] = g.aLut[codes[t]];
+      }
+    } else if (g.transA) {
+      for (int64_t t = 0; t < g.k; ++t) row[t] = g.a[t * g.m + i];
+    } else {
+      std::memcpy(row, g.a + i * g.k, static_cast<size_t>(g.k) * sizeof(float));
     }
-    rowAmax[i] = runAmax(p.a + i * g.k, g.k);
-  });
+  }
+}
+
+template <typename SourceB>
+void packStrips(const LowpGemmArgs& g, SourceB srcB, Packed& p, int threads) {
+  std::vector<float> stripAmax(static_cast<size_t>(p.strips));
   parallelFor(p.strips, g.k * g.n < 65536 ? 1 : threads, [&](int64_t s) {
     float* strip = p.b.data() + s * g.k * kLanes;
     const int64_t j0 = s * kLanes, width = std::min<int64_t>(kLanes, g.n - j0);
@@ -83,19 +91,26 @@ Packed packFrom(const LowpGemmArgs& g, SourceA srcA, SourceB srcB, bool copyA, i
     }
     stripAmax[s] = runAmax(strip, g.k * kLanes);
   });
-  for (float v : rowAmax) p.amaxA = maxWithNan(p.amaxA, v);
   for (float v : stripAmax) p.amaxB = maxWithNan(p.amaxB, v);
-  return p;
 }
 
-// op(A) row-major (the caller's A when it is already that, else a decoded or transposed copy) and
-// op(B) in strips.
 Packed pack(const LowpGemmArgs& g, int threads) {
-  const bool copyA = g.transA || g.aCodes != nullptr;
-  if (g.aCodes && g.bCodes) return packFrom(g, CodeSource{g.aCodes, g.aLut}, CodeSource{g.bCodes, g.bLut}, copyA, threads);
-  if (g.aCodes) return packFrom(g, CodeSource{g.aCodes, g.aLut}, FloatSource{g.b}, copyA, threads);
-  if (g.bCodes) return packFrom(g, FloatSource{g.a}, CodeSource{g.bCodes, g.bLut}, copyA, threads);
-  return packFrom(g, FloatSource{g.a}, FloatSource{g.b}, copyA, threads);
+  Packed p;
+  p.strips = (g.n + kLanes - 1) / kLanes;
+  p.b.assign(static_cast<size_t>(p.strips * g.k * kLanes), 0.0f);
+  if (g.bCodes) packStrips(g, CodeSource{g.bCodes, g.bLut}, p, threads);
+  else packStrips(g, FloatSource{g.b}, p, threads);
+  // Largest magnitude of op(A), a block of rows at a time.
+  const int64_t blocks = (g.m + kRows - 1) / kRows;
+  std::vector<float> blockAmax(static_cast<size_t>(blocks));
+  parallelFor(blocks, g.m * g.k < 65536 ? 1 : threads, [&](int64_t b) {
+    std::vector<float> rows(static_cast<size_t>(kRows * g.k));
+    const int64_t count = std::min<int64_t>(kRows, g.m - b * kRows);
+    loadRows(g, b * kRows, count, rows.data());
+    blockAmax[b] = runAmax(rows.data(), count * g.k);
+  });
+  for (float v : blockAmax) p.amaxA = maxWithNan(p.amaxA, v);
+  return p;
 }
 
 // One element of C from the contract, in scalar code: the reference for the vector paths and
@@ -126,14 +141,15 @@ float cellScalar(const LowpGemmArgs& g, const float* arow, const float* strip, i
   return acc;
 }
 
+// Each tile reads its rows of op(A) from `rows` (row i0 of the tile first, row stride k).
 template <int kRounding>
-void tileScalar(const LowpGemmArgs& g, const Packed& p, int64_t i0, int64_t s) {
+void tileScalar(const LowpGemmArgs& g, const Packed& p, const float* rows0, int64_t i0, int64_t s) {
   const int64_t rows = std::min<int64_t>(kRows, g.m - i0);
   const int64_t j0 = s * kLanes, width = std::min<int64_t>(kLanes, g.n - j0);
   const float* strip = p.b.data() + s * g.k * kLanes;
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t l = 0; l < width; ++l) {
-      g.c[(i0 + r) * g.n + j0 + l] = cellScalar<kRounding>(g, p.a + (i0 + r) * g.k, strip, static_cast<int>(l),
+      g.c[(i0 + r) * g.n + j0 + l] = cellScalar<kRounding>(g, rows0 + r * g.k, strip, static_cast<int>(l),
                                                            static_cast<uint32_t>(i0 + r), static_cast<uint32_t>(j0 + l));
     }
   }
@@ -154,13 +170,13 @@ OCTET_WIDE __m512 addRounded16(__m512 acc, __m512 term, const LowpGemmArgs& g, _
 }
 
 template <int kRounding>
-OCTET_WIDE void tileExact16(const LowpGemmArgs& g, const Packed& p, int64_t i0, int64_t s) {
+OCTET_WIDE void tileExact16(const LowpGemmArgs& g, const Packed& p, const float* rows0, int64_t i0, int64_t s) {
   const int64_t rows = std::min<int64_t>(kRows, g.m - i0);
   const int64_t j0 = s * kLanes, width = std::min<int64_t>(kLanes, g.n - j0);
   const float* strip = p.b.data() + s * g.k * kLanes;
   const __mmask16 store = static_cast<__mmask16>((1u << width) - 1u);
   for (int64_t r = 0; r < rows; ++r) {
-    const float* arow = p.a + (i0 + r) * g.k;
+    const float* arow = rows0 + r * g.k;
     alignas(64) uint32_t keyLanes[kLanes];
     for (int l = 0; l < kLanes; ++l) keyLanes[l] = cellKey(g.acc.key, static_cast<uint32_t>(i0 + r), static_cast<uint32_t>(j0 + l));
     const __m512i keys = _mm512_load_si512(keyLanes);
@@ -228,12 +244,13 @@ OCTET_WIDE __attribute__((always_inline)) inline void accumulateRun(const float*
 // exact (no overflow by the operands' magnitudes, no rounding below the normal range by their
 // quanta), so the range checks are skipped.
 template <bool kFma, bool kCheck>
-OCTET_WIDE bool tileFastNearest(const LowpGemmArgs& g, const Packed& p, int64_t i0, int64_t s, const FastNearest& f) {
+OCTET_WIDE bool tileFastNearest(const LowpGemmArgs& g, const Packed& p, const float* rows0, int64_t i0, int64_t s,
+                                const FastNearest& f) {
   const int64_t rows = std::min<int64_t>(kRows, g.m - i0);
   const int64_t j0 = s * kLanes, width = std::min<int64_t>(kLanes, g.n - j0);
   const float* strip = p.b.data() + s * g.k * kLanes;
   const float* arow[kRows];
-  for (int r = 0; r < kRows; ++r) arow[r] = p.a + (i0 + std::min<int64_t>(r, rows - 1)) * g.k;
+  for (int r = 0; r < kRows; ++r) arow[r] = rows0 + std::min<int64_t>(r, rows - 1) * g.k;
   __m512 acc[kRows];
 #pragma GCC unroll 8
   for (int r = 0; r < kRows; ++r) acc[r] = _mm512_setzero_ps();
@@ -292,43 +309,67 @@ void lowpGemm(const LowpGemmArgs& g, int threads) {
   }
   const Packed p = pack(g, threads);
   const int64_t rowBlocks = (g.m + kRows - 1) / kRows;
-  const int64_t tasks = rowBlocks * p.strips;
   const int team = g.m * g.n * g.k < (1 << 16) ? 1 : threads;
   const bool stochastic = g.acc.rounding == kStochastic;
+  // One tile: the fast nearest path where it applies (falling back when a value left its range),
+  // else the exact vector path, else scalar code.
+  std::function<void(const float*, int64_t, int64_t)> tile = [&](const float* rows0, int64_t i0, int64_t s) {
+    if (stochastic) tileScalar<kStochastic>(g, p, rows0, i0, s);
+    else tileScalar<kNearest>(g, p, rows0, i0, s);
+  };
 #ifdef OCTET_X86
+  FastNearest f{};
+  bool fast = false, unchecked = false;
   if (hasAvx512()) {
-    // The bit trick needs a normal float32 target with at least one dropped bit.
-    const bool fast = !stochastic && g.lut && g.acc.mantissaBits < 23 && g.acc.subnormalsKept;
-    const FastNearest f = fast ? fastNearestConstants(g.acc) : FastNearest{};
+    // The splitting needs a normal float32 target with at least one dropped bit.
+    fast = !stochastic && g.lut && g.acc.mantissaBits < 23 && g.acc.subnormalsKept;
+    if (fast) f = fastNearestConstants(g.acc);
     // No sum can overflow when k products of the largest magnitudes, grown by a relative half
-    // unit per rounding, stay below F's largest value.
+    // unit per rounding, stay below F's largest value; and the splitting multiplies by
+    // 2^(23 - m), so sums must stay below 2^(127 - (23 - m)) as well.
     const double maxFinite = std::ldexp(1.0 + g.acc.maxMantissaAtTop / std::ldexp(1.0, g.acc.mantissaBits),
                                         g.acc.maxBiasedExponent - g.acc.bias);
     const double bound = static_cast<double>(g.k) * p.amaxA * p.amaxB *
                          std::exp(static_cast<double>(g.k + 1) * std::ldexp(1.0, -(g.acc.mantissaBits + 1)));
-    // The splitting multiplies by 2^(23 - m): sums must stay below 2^(127 - (23 - m)) as well.
     const double splitLimit = std::ldexp(1.0, 127 - (23 - g.acc.mantissaBits));
-    const bool unchecked = g.productsOnSubnormalGrid && bound < std::min(maxFinite, splitLimit);
-    parallelFor(tasks, team, [&](int64_t task) {
-      const int64_t i0 = (task / p.strips) * kRows, s = task % p.strips;
+    unchecked = g.productsOnSubnormalGrid && bound < std::min(maxFinite, splitLimit);
+    tile = [&](const float* rows0, int64_t i0, int64_t s) {
       if (fast) {
-        const bool done = unchecked ? (g.exactProducts ? tileFastNearest<true, false>(g, p, i0, s, f)
-                                                       : tileFastNearest<false, false>(g, p, i0, s, f))
-                                    : (g.exactProducts ? tileFastNearest<true, true>(g, p, i0, s, f)
-                                                       : tileFastNearest<false, true>(g, p, i0, s, f));
+        const bool done = unchecked ? (g.exactProducts ? tileFastNearest<true, false>(g, p, rows0, i0, s, f)
+                                                       : tileFastNearest<false, false>(g, p, rows0, i0, s, f))
+                                    : (g.exactProducts ? tileFastNearest<true, true>(g, p, rows0, i0, s, f)
+                                                       : tileFastNearest<false, true>(g, p, rows0, i0, s, f));
         if (done) return;
       }
-      if (stochastic) tileExact16<kStochastic>(g, p, i0, s);
-      else tileExact16<kNearest>(g, p, i0, s);
-    });
-    return;
+      if (stochastic) tileExact16<kStochastic>(g, p, rows0, i0, s);
+      else tileExact16<kNearest>(g, p, rows0, i0, s);
+    };
   }
 #endif
-  parallelFor(tasks, team, [&](int64_t task) {
-    const int64_t i0 = (task / p.strips) * kRows, s = task % p.strips;
-    if (stochastic) tileScalar<kStochastic>(g, p, i0, s);
-    else tileScalar<kNearest>(g, p, i0, s);
-  });
+  if (g.m * g.k * static_cast<int64_t>(sizeof(float)) > (1 << 21) && rowBlocks >= 2 * team) {
+    // A large op(A): each task decodes a block of its rows once and runs every column strip.
+    parallelFor(rowBlocks, team, [&](int64_t b) {
+      thread_local std::vector<float> rows;
+      rows.resize(static_cast<size_t>(kRows * g.k));
+      const int64_t i0 = b * kRows;
+      loadRows(g, i0, std::min<int64_t>(kRows, g.m - i0), rows.data());
+      for (int64_t s = 0; s < p.strips; ++s) tile(rows.data(), i0, s);
+    });
+  } else {
+    // A small op(A): decode it once; each task takes a column strip through every row block, so
+    // every strip of B is read once, while it sits in cache.
+    std::vector<float> all(static_cast<size_t>(g.m * g.k));
+    loadRows(g, 0, g.m, all.data());
+    const bool byStrip = p.strips >= 2 * team || rowBlocks == 1;
+    parallelFor(byStrip ? p.strips : rowBlocks * p.strips, team, [&](int64_t task) {
+      if (byStrip) {
+        for (int64_t b = 0; b < rowBlocks; ++b) tile(all.data() + b * kRows * g.k, b * kRows, task);
+      } else {
+        const int64_t i0 = (task / p.strips) * kRows, s = task % p.strips;
+        tile(all.data() + i0 * g.k, i0, s);
+      }
+    });
+  }
 }
 
 }  // namespace octet
