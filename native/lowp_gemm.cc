@@ -39,14 +39,6 @@ inline uint32_t floatToBits(float f) {
   return u;
 }
 
-// Operands laid out for the kernel: op(B) in strips of 16 columns (strip s holds rows
-// t = 0..k-1 of columns 16s..16s+15, zero past n); op(A) is read a block of rows at a time.
-struct Packed {
-  std::vector<float> b;
-  int64_t strips;
-  float amaxA = 0.0f, amaxB = 0.0f;  // largest magnitudes (NaN makes them NaN)
-};
-
 // Largest magnitude of a run of values; NaN sticks (so a NaN operand disables the fast path).
 inline float runAmax(const float* v, int64_t n) {
   float worst = 0.0f;
@@ -80,37 +72,42 @@ void loadRows(const LowpGemmArgs& g, int64_t i0, int64_t rows, float* dst) {
   }
 }
 
-template <typename SourceB>
-void packStrips(const LowpGemmArgs& g, SourceB srcB, Packed& p, int threads) {
-  std::vector<float> stripAmax(static_cast<size_t>(p.strips));
-  parallelFor(p.strips, g.k * g.n < 65536 ? 1 : threads, [&](int64_t s) {
-    float* strip = p.b.data() + s * g.k * kLanes;
-    const int64_t j0 = s * kLanes, width = std::min<int64_t>(kLanes, g.n - j0);
-    for (int64_t t = 0; t < g.k; ++t) {
-      for (int64_t j = 0; j < width; ++j) strip[t * kLanes + j] = srcB(g.transB ? (j0 + j) * g.k + t : t * g.n + j0 + j);
+// Column strip s of op(B) into strip (k rows of 16, zero past n).
+void packStrip(const LowpGemmArgs& g, int64_t s, float* strip) {
+  const int64_t j0 = s * kLanes, width = std::min<int64_t>(kLanes, g.n - j0);
+  for (int64_t t = 0; t < g.k; ++t) {
+    float* row = strip + t * kLanes;
+    for (int64_t j = 0; j < width; ++j) {
+      const int64_t at = g.transB ? (j0 + j) * g.k + t : t * g.n + j0 + j;
+      row[j] = g.bCodes ? g.bLut[g.bCodes[at]] : g.b[at];
     }
-    stripAmax[s] = runAmax(strip, g.k * kLanes);
-  });
-  for (float v : stripAmax) p.amaxB = maxWithNan(p.amaxB, v);
+    for (int64_t j = width; j < kLanes; ++j) row[j] = 0.0f;
+  }
 }
 
-Packed pack(const LowpGemmArgs& g, int threads) {
-  Packed p;
-  p.strips = (g.n + kLanes - 1) / kLanes;
-  p.b.assign(static_cast<size_t>(p.strips * g.k * kLanes), 0.0f);
-  if (g.bCodes) packStrips(g, CodeSource{g.bCodes, g.bLut}, p, threads);
-  else packStrips(g, FloatSource{g.b}, p, threads);
-  // Largest magnitude of op(A), a block of rows at a time.
-  const int64_t blocks = (g.m + kRows - 1) / kRows;
-  std::vector<float> blockAmax(static_cast<size_t>(blocks));
-  parallelFor(blocks, g.m * g.k < 65536 ? 1 : threads, [&](int64_t b) {
-    std::vector<float> rows(static_cast<size_t>(kRows * g.k));
-    const int64_t count = std::min<int64_t>(kRows, g.m - b * kRows);
-    loadRows(g, b * kRows, count, rows.data());
-    blockAmax[b] = runAmax(rows.data(), count * g.k);
+// Largest magnitude of an operand (NaN if it holds one); for codes, the largest value among the
+// codes present.
+float operandAmax(const float* values, const uint8_t* codes, const float* lut, int64_t n, int threads) {
+  const int64_t chunk = 1 << 16;
+  const int64_t chunks = (n + chunk - 1) / chunk;
+  std::vector<float> part(static_cast<size_t>(chunks));
+  parallelFor(chunks, n < chunk ? 1 : threads, [&](int64_t c) {
+    const int64_t begin = c * chunk, count = std::min<int64_t>(chunk, n - begin);
+    if (!codes) {
+      part[c] = runAmax(values + begin, count);
+      return;
+    }
+    bool present[256] = {false};
+    for (int64_t i = 0; i < count; ++i) present[codes[begin + i]] = true;
+    float worst = 0.0f;
+    for (int v = 0; v < 256; ++v) {
+      if (present[v]) worst = maxWithNan(worst, std::fabs(lut[v]));
+    }
+    part[c] = worst;
   });
-  for (float v : blockAmax) p.amaxA = maxWithNan(p.amaxA, v);
-  return p;
+  float worst = 0.0f;
+  for (float v : part) worst = maxWithNan(worst, v);
+  return worst;
 }
 
 // One element of C from the contract, in scalar code: the reference for the vector paths and
@@ -141,12 +138,12 @@ float cellScalar(const LowpGemmArgs& g, const float* arow, const float* strip, i
   return acc;
 }
 
-// Each tile reads its rows of op(A) from `rows` (row i0 of the tile first, row stride k).
+// Each tile reads its rows of op(A) from rows0 (row i0 first, row stride k) and column strip s of
+// op(B) from strip (k rows of 16).
 template <int kRounding>
-void tileScalar(const LowpGemmArgs& g, const Packed& p, const float* rows0, int64_t i0, int64_t s) {
+void tileScalar(const LowpGemmArgs& g, const float* strip, const float* rows0, int64_t i0, int64_t s) {
   const int64_t rows = std::min<int64_t>(kRows, g.m - i0);
   const int64_t j0 = s * kLanes, width = std::min<int64_t>(kLanes, g.n - j0);
-  const float* strip = p.b.data() + s * g.k * kLanes;
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t l = 0; l < width; ++l) {
       g.c[(i0 + r) * g.n + j0 + l] = cellScalar<kRounding>(g, rows0 + r * g.k, strip, static_cast<int>(l),
@@ -170,10 +167,9 @@ OCTET_WIDE __m512 addRounded16(__m512 acc, __m512 term, const LowpGemmArgs& g, _
 }
 
 template <int kRounding>
-OCTET_WIDE void tileExact16(const LowpGemmArgs& g, const Packed& p, const float* rows0, int64_t i0, int64_t s) {
+OCTET_WIDE void tileExact16(const LowpGemmArgs& g, const float* strip, const float* rows0, int64_t i0, int64_t s) {
   const int64_t rows = std::min<int64_t>(kRows, g.m - i0);
   const int64_t j0 = s * kLanes, width = std::min<int64_t>(kLanes, g.n - j0);
-  const float* strip = p.b.data() + s * g.k * kLanes;
   const __mmask16 store = static_cast<__mmask16>((1u << width) - 1u);
   for (int64_t r = 0; r < rows; ++r) {
     const float* arow = rows0 + r * g.k;
@@ -244,11 +240,10 @@ OCTET_WIDE __attribute__((always_inline)) inline void accumulateRun(const float*
 // exact (no overflow by the operands' magnitudes, no rounding below the normal range by their
 // quanta), so the range checks are skipped.
 template <bool kFma, bool kCheck>
-OCTET_WIDE bool tileFastNearest(const LowpGemmArgs& g, const Packed& p, const float* rows0, int64_t i0, int64_t s,
+OCTET_WIDE bool tileFastNearest(const LowpGemmArgs& g, const float* strip, const float* rows0, int64_t i0, int64_t s,
                                 const FastNearest& f) {
   const int64_t rows = std::min<int64_t>(kRows, g.m - i0);
   const int64_t j0 = s * kLanes, width = std::min<int64_t>(kLanes, g.n - j0);
-  const float* strip = p.b.data() + s * g.k * kLanes;
   const float* arow[kRows];
   for (int r = 0; r < kRows; ++r) arow[r] = rows0 + std::min<int64_t>(r, rows - 1) * g.k;
   __m512 acc[kRows];
@@ -307,15 +302,16 @@ void lowpGemm(const LowpGemmArgs& g, int threads) {
     std::fill(g.c, g.c + g.m * g.n, 0.0f);
     return;
   }
-  const Packed p = pack(g, threads);
   const int64_t rowBlocks = (g.m + kRows - 1) / kRows;
+  const int64_t strips = (g.n + kLanes - 1) / kLanes;
   const int team = g.m * g.n * g.k < (1 << 16) ? 1 : threads;
   const bool stochastic = g.acc.rounding == kStochastic;
   // One tile: the fast nearest path where it applies (falling back when a value left its range),
   // else the exact vector path, else scalar code.
-  std::function<void(const float*, int64_t, int64_t)> tile = [&](const float* rows0, int64_t i0, int64_t s) {
-    if (stochastic) tileScalar<kStochastic>(g, p, rows0, i0, s);
-    else tileScalar<kNearest>(g, p, rows0, i0, s);
+  std::function<void(const float*, const float*, int64_t, int64_t)> tile = [&](const float* strip, const float* rows0,
+                                                                               int64_t i0, int64_t s) {
+    if (stochastic) tileScalar<kStochastic>(g, strip, rows0, i0, s);
+    else tileScalar<kNearest>(g, strip, rows0, i0, s);
   };
 #ifdef OCTET_X86
   FastNearest f{};
@@ -323,52 +319,66 @@ void lowpGemm(const LowpGemmArgs& g, int threads) {
   if (hasAvx512()) {
     // The splitting needs a normal float32 target with at least one dropped bit.
     fast = !stochastic && g.lut && g.acc.mantissaBits < 23 && g.acc.subnormalsKept;
-    if (fast) f = fastNearestConstants(g.acc);
-    // No sum can overflow when k products of the largest magnitudes, grown by a relative half
-    // unit per rounding, stay below F's largest value; and the splitting multiplies by
-    // 2^(23 - m), so sums must stay below 2^(127 - (23 - m)) as well.
-    const double maxFinite = std::ldexp(1.0 + g.acc.maxMantissaAtTop / std::ldexp(1.0, g.acc.mantissaBits),
-                                        g.acc.maxBiasedExponent - g.acc.bias);
-    const double bound = static_cast<double>(g.k) * p.amaxA * p.amaxB *
-                         std::exp(static_cast<double>(g.k + 1) * std::ldexp(1.0, -(g.acc.mantissaBits + 1)));
-    const double splitLimit = std::ldexp(1.0, 127 - (23 - g.acc.mantissaBits));
-    unchecked = g.productsOnSubnormalGrid && bound < std::min(maxFinite, splitLimit);
-    tile = [&](const float* rows0, int64_t i0, int64_t s) {
+    if (fast) {
+      f = fastNearestConstants(g.acc);
+      // No sum can overflow when k products of the largest magnitudes, grown by a relative half
+      // unit per rounding, stay below F's largest value; and the splitting multiplies by
+      // 2^(23 - m), so sums must stay below 2^(127 - (23 - m)) as well.
+      const float amaxA = operandAmax(g.a, g.aCodes, g.aLut, g.m * g.k, threads);
+      const float amaxB = operandAmax(g.b, g.bCodes, g.bLut, g.k * g.n, threads);
+      const double maxFinite = std::ldexp(1.0 + g.acc.maxMantissaAtTop / std::ldexp(1.0, g.acc.mantissaBits),
+                                          g.acc.maxBiasedExponent - g.acc.bias);
+      const double bound = static_cast<double>(g.k) * amaxA * amaxB *
+                           std::exp(static_cast<double>(g.k + 1) * std::ldexp(1.0, -(g.acc.mantissaBits + 1)));
+      const double splitLimit = std::ldexp(1.0, 127 - (23 - g.acc.mantissaBits));
+      unchecked = g.productsOnSubnormalGrid && bound < std::min(maxFinite, splitLimit);
+    }
+    tile = [&](const float* strip, const float* rows0, int64_t i0, int64_t s) {
       if (fast) {
-        const bool done = unchecked ? (g.exactProducts ? tileFastNearest<true, false>(g, p, rows0, i0, s, f)
-                                                       : tileFastNearest<false, false>(g, p, rows0, i0, s, f))
-                                    : (g.exactProducts ? tileFastNearest<true, true>(g, p, rows0, i0, s, f)
-                                                       : tileFastNearest<false, true>(g, p, rows0, i0, s, f));
+        const bool done = unchecked ? (g.exactProducts ? tileFastNearest<true, false>(g, strip, rows0, i0, s, f)
+                                                       : tileFastNearest<false, false>(g, strip, rows0, i0, s, f))
+                                    : (g.exactProducts ? tileFastNearest<true, true>(g, strip, rows0, i0, s, f)
+                                                       : tileFastNearest<false, true>(g, strip, rows0, i0, s, f));
         if (done) return;
       }
-      if (stochastic) tileExact16<kStochastic>(g, p, rows0, i0, s);
-      else tileExact16<kNearest>(g, p, rows0, i0, s);
+      if (stochastic) tileExact16<kStochastic>(g, strip, rows0, i0, s);
+      else tileExact16<kNearest>(g, strip, rows0, i0, s);
     };
   }
 #endif
   if (g.m * g.k * static_cast<int64_t>(sizeof(float)) > (1 << 21) && rowBlocks >= 2 * team) {
-    // A large op(A): each task decodes a block of its rows once and runs every column strip.
+    // A large op(A): pack every strip of B once, then each task decodes a block of rows of A and
+    // runs it against every strip.
+    std::vector<float> packed(static_cast<size_t>(strips * g.k * kLanes));
+    parallelFor(strips, g.k * g.n < 65536 ? 1 : threads, [&](int64_t s) { packStrip(g, s, packed.data() + s * g.k * kLanes); });
     parallelFor(rowBlocks, team, [&](int64_t b) {
       thread_local std::vector<float> rows;
       rows.resize(static_cast<size_t>(kRows * g.k));
       const int64_t i0 = b * kRows;
       loadRows(g, i0, std::min<int64_t>(kRows, g.m - i0), rows.data());
-      for (int64_t s = 0; s < p.strips; ++s) tile(rows.data(), i0, s);
+      for (int64_t s = 0; s < strips; ++s) tile(packed.data() + s * g.k * kLanes, rows.data(), i0, s);
     });
   } else {
-    // A small op(A): decode it once; each task takes a column strip through every row block, so
-    // every strip of B is read once, while it sits in cache.
+    // A small op(A): decode it once; with enough strips, each task packs one strip of B (it stays
+    // in cache) and runs every row block against it, so B is read once.
     std::vector<float> all(static_cast<size_t>(g.m * g.k));
     loadRows(g, 0, g.m, all.data());
-    const bool byStrip = p.strips >= 2 * team || rowBlocks == 1;
-    parallelFor(byStrip ? p.strips : rowBlocks * p.strips, team, [&](int64_t task) {
-      if (byStrip) {
-        for (int64_t b = 0; b < rowBlocks; ++b) tile(all.data() + b * kRows * g.k, b * kRows, task);
-      } else {
-        const int64_t i0 = (task / p.strips) * kRows, s = task % p.strips;
-        tile(all.data() + i0 * g.k, i0, s);
-      }
-    });
+    if (strips >= 2 * team || rowBlocks == 1) {
+      parallelFor(strips, team, [&](int64_t s) {
+        thread_local std::vector<float> strip;
+        strip.resize(static_cast<size_t>(g.k * kLanes));
+        packStrip(g, s, strip.data());
+        for (int64_t b = 0; b < rowBlocks; ++b) tile(strip.data(), all.data() + b * kRows * g.k, b * kRows, s);
+      });
+    } else {
+      // Few strips: pack them once, and split the work over row blocks too.
+      std::vector<float> packed(static_cast<size_t>(strips * g.k * kLanes));
+      for (int64_t s = 0; s < strips; ++s) packStrip(g, s, packed.data() + s * g.k * kLanes);
+      parallelFor(rowBlocks * strips, team, [&](int64_t task) {
+        const int64_t i0 = (task / strips) * kRows, s = task % strips;
+        tile(packed.data() + s * g.k * kLanes, all.data() + i0 * g.k, i0, s);
+      });
+    }
   }
 }
 

@@ -1,2 +1,0 @@
-import { lowpBench } from './src/bench/index.js';
-for (const r of lowpBench([2], [{ m: 512, n: 16, k: 4608, label: 'l4 ch' }, { m: 65536, n: 64, k: 576, label: 'l1 px' }, { m: 1024, n: 1024, k: 1024, label: 'sq' }, {m: 256, n: 64, k: 2304, label: 'l3 ch'}, { m: 64, n: 1024, k: 576, label: 'l1 ch' }, { m: 64, n: 65536, k: 576, label: 'conv l1 batch' }, { m: 512, n: 1024, k: 4608, label: 'conv l4 batch' }])) if (r.rounding === 'nearest' && r.acc === 'e6m9') console.log(r.m, r.n, r.k, r.acc, r.chunk, r.gflops.toFixed(1), r.fp32_gflops.toFixed(0), r.ratio_fp32.toFixed(3));
