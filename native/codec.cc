@@ -48,6 +48,9 @@ void quantizeRange(const uint32_t* __restrict in, float* __restrict out, int64_t
 #ifdef OCTET_X86
 #define OCTET_AVX2 __attribute__((target("avx2")))
 using codec_core::encode16;
+using codec_core::NormalRounding;
+using codec_core::normalRounding;
+using codec_core::roundNormal16;
 constexpr uint32_t kGolden = 0x9e3779b9u;
 template <typename Code>
 OCTET_WIDE inline void store16(Code* dst, __m512i codes) {
@@ -60,6 +63,17 @@ OCTET_WIDE inline void store16(Code* dst, __m512i codes) {
   }
 }
 
+// F's code of rounded float32 bits in F's normal range (or zero): the exponent rebased from
+// float32's bias to F's, the mantissa shifted down, the sign moved to F's sign bit.
+OCTET_WIDE inline __m512i codeOfNormal(__m512i u, __m512i rounded, const NormalRounding& r, __m512i rebias, __m512i signMask) {
+  const __m512i magnitude = _mm512_and_si512(rounded, r.absMask);
+  const __mmask16 nonzero = _mm512_test_epi32_mask(magnitude, magnitude);
+  const __m512i code = _mm512_maskz_sub_epi32(nonzero, _mm512_srlv_epi32(magnitude, r.drop), rebias);
+  return _mm512_add_epi32(code, _mm512_and_si512(_mm512_srai_epi32(u, 31), signMask));
+}
+
+// The vector loops: 16 elements at a time by the normal-range rounding when every lane allows it
+// (when 23 - m > 0), else by the full rounding of encode16.
 template <int kRounding, typename Code>
 OCTET_WIDE void encodeWide(const uint32_t* in, Code* out, int64_t b, int64_t e, const CodecParams& params) {
   const CodecParams p = params;
@@ -67,10 +81,17 @@ OCTET_WIDE void encodeWide(const uint32_t* in, Code* out, int64_t b, int64_t e, 
   // weyl of lane l at element i: (counterOffset + i + l) * golden + key
   const __m512i laneWeyl = _mm512_add_epi32(
       _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(static_cast<int>(kGolden))), key);
+  const bool normalPath = p.mantissaBits < 23;
+  const NormalRounding r = normalRounding(p);
+  const __m512i rebias = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(127 - p.bias) << p.mantissaBits));
+  const __m512i signMask = _mm512_set1_epi32(static_cast<int>(p.signMask));
   int64_t i = b;
   for (; i + 16 <= e; i += 16) {
     const __m512i weyl = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>((p.counterOffset + static_cast<uint32_t>(i)) * kGolden)), laneWeyl);
-    store16(out + i, encode16<kRounding>(_mm512_loadu_si512(in + i), p, key, weyl));
+    const __m512i u = _mm512_loadu_si512(in + i);
+    __mmask16 ok = 0;
+    const __m512i rounded = normalPath ? roundNormal16<kRounding>(u, r, key, weyl, ok) : u;
+    store16(out + i, ok == 0xffff ? codeOfNormal(u, rounded, r, rebias, signMask) : encode16<kRounding>(u, p, key, weyl));
   }
   encodeRange<kRounding, Code>(in, out, i, e, p);
 }
@@ -83,10 +104,20 @@ OCTET_WIDE void quantizeWide(const uint32_t* in, float* out, int64_t b, int64_t 
   // weyl of lane l at element i: (counterOffset + i + l) * golden + key
   const __m512i laneWeyl = _mm512_add_epi32(
       _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(static_cast<int>(kGolden))), key);
+  const bool normalPath = p.mantissaBits < 23;
+  const NormalRounding r = normalRounding(p);
   int64_t i = b;
   for (; i + 16 <= e; i += 16) {
     const __m512i weyl = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>((p.counterOffset + static_cast<uint32_t>(i)) * kGolden)), laneWeyl);
-    const __m512i codes = encode16<kRounding>(_mm512_loadu_si512(in + i), p, key, weyl);
+    const __m512i u = _mm512_loadu_si512(in + i);
+    __mmask16 ok = 0;
+    const __m512i rounded = normalPath ? roundNormal16<kRounding>(u, r, key, weyl, ok) : u;
+    if (ok == 0xffff) {
+      // In F's normal range the rounded float32 is the value itself (zeros keep their sign).
+      _mm512_storeu_si512(out + i, rounded);
+      continue;
+    }
+    const __m512i codes = encode16<kRounding>(u, p, key, weyl);
     if (lut) {
       _mm512_storeu_ps(out + i, _mm512_i32gather_ps(codes, lut, 4));
     } else {

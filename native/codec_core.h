@@ -130,6 +130,57 @@ OCTET_WIDE inline __m512i encode16(__m512i u, const CodecParams& p, __m512i key,
   return _mm512_add_epi32(sign, code);
 }
 
+
+// Rounding on the float32 bits, for lanes whose input is zero or lies in F's normal range and
+// whose result does not overflow (the common case): add to the bits what the rounding adds below
+// F's last mantissa bit, then clear the dropped bits (d = 23 - m of them).
+// - nearest: half a unit minus one, plus the last kept bit (ties to even);
+// - stochastic: (~draw) >> (32 - d), which carries into the kept bits exactly when
+//   draw < floor(fraction * 2^32), the codec's rule;
+// - toward zero: nothing.
+// Returns the rounded float32 bits (sign kept); `ok` marks the lanes where this equals the codec.
+struct NormalRounding {
+  __m512i drop, roundBias, keepMask, lastKeptBit, minBits, maxBits, infBits, absMask, one, stochasticShift;
+};
+
+OCTET_WIDE inline NormalRounding normalRounding(const CodecParams& p) {
+  const int d = 23 - p.mantissaBits;
+  const uint32_t maxBits = (static_cast<uint32_t>(p.maxBiasedExponent - p.bias + 127) << 23) |
+                           (static_cast<uint32_t>(p.maxMantissaAtTop) << d);
+  NormalRounding r;
+  r.drop = _mm512_set1_epi32(d);
+  r.roundBias = _mm512_set1_epi32(d > 0 ? static_cast<int>((1u << (d - 1)) - 1u) : 0);
+  r.keepMask = _mm512_set1_epi32(static_cast<int>(~((1u << d) - 1u)));
+  r.lastKeptBit = _mm512_set1_epi32(static_cast<int>(1u << d));
+  r.minBits = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(p.emin + 127) << 23));
+  r.maxBits = _mm512_set1_epi32(static_cast<int>(maxBits));
+  r.infBits = _mm512_set1_epi32(0x7f800000);
+  r.absMask = _mm512_set1_epi32(0x7fffffff);
+  r.one = _mm512_set1_epi32(1);
+  r.stochasticShift = _mm512_set1_epi32(32 - d);
+  return r;
+}
+
+template <int kRounding>
+OCTET_WIDE inline __m512i roundNormal16(__m512i u, const NormalRounding& r, __m512i key, __m512i weyl, __mmask16& ok) {
+  const __m512i ax = _mm512_and_si512(u, r.absMask);
+  __m512i y = u;
+  if (kRounding == kNearest) {
+    const __mmask16 odd = _mm512_test_epi32_mask(u, r.lastKeptBit);
+    const __m512i biased = _mm512_add_epi32(u, r.roundBias);
+    y = _mm512_mask_add_epi32(biased, odd, biased, r.one);
+  } else if (kRounding == kStochastic) {
+    const __m512i draw = mix16(_mm512_xor_si512(mix16(weyl), key));
+    y = _mm512_add_epi32(u, _mm512_srlv_epi32(_mm512_ternarylogic_epi32(draw, draw, draw, 0x55), r.stochasticShift));
+  }
+  const __m512i rounded = _mm512_and_si512(y, r.keepMask);
+  const __m512i roundedAbs = _mm512_and_si512(rounded, r.absMask);
+  // Finite inputs only: a NaN's payload could carry into the sign bit.
+  ok = (_mm512_cmpge_epu32_mask(ax, r.minBits) & _mm512_cmplt_epu32_mask(ax, r.infBits) &
+        _mm512_cmple_epu32_mask(roundedAbs, r.maxBits)) |
+       _mm512_cmpeq_epi32_mask(ax, _mm512_setzero_si512());
+  return rounded;
+}
 #endif
 
 }  // namespace codec_core

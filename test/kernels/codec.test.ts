@@ -65,6 +65,34 @@ describe('native codec', () => {
     });
   }
 
+  test('whole vectors near the edges of the normal range (the fast path and its fallback) equal the reference', () => {
+    const next = xorshift(8);
+    for (const format of FORMATS) {
+      const edges = [format.maxFinite, format.minNormal, 1];
+      const values: number[] = [];
+      for (const edge of edges) {
+        for (let i = 0; i < 4096; i++) {
+          const v = edge * (0.9 + (next() / 2 ** 32) * 0.2);
+          values.push(i % 3 === 0 ? -v : v, i % 97 === 0 ? 0 : v);
+        }
+      }
+      // Whole vectors within a unit in the last place of the largest value: most round to it,
+      // some (stochastic, or above the tie) overflow.
+      for (let i = 0; i < 4096; i++) values.push(format.maxFinite * (1 + ((next() / 2 ** 32) - 0.7) * 2 ** -format.mantissaBits));
+      const x = Float32Array.from(values);
+      for (const rounding of ['nearest', 'stochastic', 'toward-zero'] as const) {
+        for (const saturate of [false, true]) {
+          const options = { rounding, saturate, seed: 3 };
+          const codes = encode(x, format, options);
+          const expected = encodeReference(x, format, options);
+          const at = codes.findIndex((c, i) => c !== expected[i]);
+          assert.equal(at, -1, `${format.name} ${rounding}: ${x[at]} -> ${codes[at]}, reference ${expected[at]}`);
+          assert.equal(sameBits(quantize(x, format, options), quantizeReference(x, format, options)), -1, `${format.name} quantize ${rounding}`);
+        }
+      }
+    }
+  });
+
   test('small arrays and plain arrays go through the reference with the same result', () => {
     assert.deepEqual(Array.from(quantize([1.1, 70000], 'e5m2')), [1, Infinity]);
     assert.deepEqual(Array.from(encode([1.1], 'e4m3')), [0x39]);
