@@ -205,19 +205,97 @@ struct FastNearest {
   __m512 splitter;
   __m512i one, absMask;
   __m512i minBitsLess1, maxBitsLess1;
+  // Stochastic rounding on the bits: (~draw) >> (32 - d) added below the kept bits.
+  __m512i keepMask, stochasticShift;
 };
+
+// Track |r| - 1 of rounded values: zero wraps to 0xffffffff (ignored by both checks), values
+// below F's normal range fall under minBits - 1 (unsigned), overflow and Inf/NaN rise above
+// maxBits - 1 (signed).
+OCTET_WIDE __attribute__((always_inline)) inline void trackRange(__m512i roundedBits, const FastNearest& f, __m512i& worstHigh,
+                                                                  __m512i& worstLow) {
+  const __m512i g = _mm512_sub_epi32(_mm512_and_si512(roundedBits, f.absMask), f.one);
+  worstHigh = _mm512_max_epi32(worstHigh, g);
+  worstLow = _mm512_min_epu32(worstLow, g);
+}
 
 template <bool kCheck>
 OCTET_WIDE __attribute__((always_inline)) inline __m512 roundFast(__m512 sum, const FastNearest& f, __m512i& worstHigh, __m512i& worstLow) {
   const __m512 c = _mm512_fmadd_ps(sum, f.splitter, sum);
   const __m512 rounded = _mm512_sub_ps(c, _mm512_sub_ps(c, sum));
-  if (!kCheck) return rounded;
-  // |r| - 1: zero wraps to 0xffffffff (ignored by both checks), below-normal values fall under
-  // minBits - 1 (unsigned), overflow and Inf/NaN rise above maxBits - 1 (signed).
-  const __m512i g = _mm512_sub_epi32(_mm512_and_si512(_mm512_castps_si512(rounded), f.absMask), f.one);
-  worstHigh = _mm512_max_epi32(worstHigh, g);
-  worstLow = _mm512_min_epu32(worstLow, g);
+  if (kCheck) trackRange(_mm512_castps_si512(rounded), f, worstHigh, worstLow);
   return rounded;
+}
+
+// Stochastic rounding of normal values on the float32 bits, as the codec's vector path does: the
+// draw of element (i, j) for addition t is mix(mix(t * golden + key) ^ key) with key = the cell's
+// key; (~draw) >> (32 - d) carries into the kept bits exactly when draw < floor(fraction * 2^32).
+template <bool kCheck>
+OCTET_WIDE __attribute__((always_inline)) inline __m512 roundFastStochastic(__m512 sum, __m512i keys, __m512i weylStep, const FastNearest& f,
+                                                                             __m512i& worstHigh, __m512i& worstLow) {
+  const __m512i draw = codec_core::mix16(_mm512_xor_si512(codec_core::mix16(_mm512_add_epi32(weylStep, keys)), keys));
+  const __m512i bits = _mm512_add_epi32(_mm512_castps_si512(sum), _mm512_srlv_epi32(_mm512_ternarylogic_epi32(draw, draw, draw, 0x55), f.stochasticShift));
+  const __m512i rounded = _mm512_and_si512(bits, f.keepMask);
+  if (kCheck) trackRange(rounded, f, worstHigh, worstLow);
+  return _mm512_castsi512_ps(rounded);
+}
+
+template <bool kFma, bool kCheck>
+OCTET_WIDE __attribute__((always_inline)) inline void accumulateRunStochastic(const float* const* arow, const float* strip, int64_t t0,
+                                                                              int64_t t1, __m512 (&v)[kRows], const __m512i (&keys)[kRows],
+                                                                              const FastNearest& f, __m512i& worstHigh, __m512i& worstLow) {
+  for (int64_t t = t0; t < t1; ++t) {
+    const __m512 b = _mm512_loadu_ps(strip + t * kLanes);
+    const __m512i weylStep = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(t) * 0x9e3779b9u));
+#pragma GCC unroll 8
+    for (int r = 0; r < kRows; ++r) {
+      const __m512 a = _mm512_set1_ps(arow[r][t]);
+      const __m512 sum = kFma ? _mm512_fmadd_ps(a, b, v[r]) : _mm512_add_ps(v[r], _mm512_mul_ps(a, b));
+      v[r] = roundFastStochastic<kCheck>(sum, keys[r], weylStep, f, worstHigh, worstLow);
+    }
+  }
+}
+
+// The stochastic tile: as tileFastNearest, with the draws of the contract.
+template <bool kFma, bool kCheck>
+OCTET_WIDE bool tileFastStochastic(const LowpGemmArgs& g, const float* strip, const float* rows0, int64_t i0, int64_t s,
+                                   const FastNearest& f) {
+  const int64_t rows = std::min<int64_t>(kRows, g.m - i0);
+  const int64_t j0 = s * kLanes, width = std::min<int64_t>(kLanes, g.n - j0);
+  const float* arow[kRows];
+  __m512i keys[kRows];
+  for (int r = 0; r < kRows; ++r) {
+    arow[r] = rows0 + std::min<int64_t>(r, rows - 1) * g.k;
+    alignas(64) uint32_t lanes[kLanes];
+    for (int l = 0; l < kLanes; ++l) lanes[l] = cellKey(g.acc.key, static_cast<uint32_t>(i0 + r), static_cast<uint32_t>(j0 + l));
+    keys[r] = _mm512_load_si512(lanes);
+  }
+  __m512 acc[kRows];
+#pragma GCC unroll 8
+  for (int r = 0; r < kRows; ++r) acc[r] = _mm512_setzero_ps();
+  __m512i worstHigh = _mm512_set1_epi32(-1), worstLow = _mm512_set1_epi32(-1);
+  if (g.chunk == 0) {
+    accumulateRunStochastic<kFma, kCheck>(arow, strip, 0, g.k, acc, keys, f, worstHigh, worstLow);
+  } else {
+    int64_t run = 0;
+    for (int64_t t = 0; t < g.k; t += g.chunk, ++run) {
+      __m512 partial[kRows];
+#pragma GCC unroll 8
+      for (int r = 0; r < kRows; ++r) partial[r] = _mm512_setzero_ps();
+      accumulateRunStochastic<kFma, kCheck>(arow, strip, t, std::min(g.k, t + g.chunk), partial, keys, f, worstHigh, worstLow);
+      const __m512i weylStep = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(g.k + run) * 0x9e3779b9u));
+#pragma GCC unroll 8
+      for (int r = 0; r < kRows; ++r) {
+        acc[r] = roundFastStochastic<kCheck>(_mm512_add_ps(acc[r], partial[r]), keys[r], weylStep, f, worstHigh, worstLow);
+      }
+    }
+  }
+  const bool outOfRange = kCheck && (_mm512_cmpgt_epi32_mask(worstHigh, f.maxBitsLess1) != 0 ||
+                                     _mm512_cmplt_epu32_mask(worstLow, f.minBitsLess1) != 0);
+  if (outOfRange) return false;
+  const __mmask16 store = static_cast<__mmask16>((1u << width) - 1u);
+  for (int r = 0; r < rows; ++r) _mm512_mask_storeu_ps(g.c + (i0 + r) * g.n + j0, store, acc[r]);
+  return true;
 }
 
 // Accumulate products t0..t1-1 of the tile's rows into v (kept in registers once inlined).
@@ -281,6 +359,8 @@ OCTET_WIDE FastNearest fastNearestConstants(const CodecParams& p) {
   f.absMask = _mm512_set1_epi32(0x7fffffff);
   f.minBitsLess1 = _mm512_set1_epi32(static_cast<int>(minBits - 1));
   f.maxBitsLess1 = _mm512_set1_epi32(static_cast<int>(maxBits - 1));
+  f.keepMask = _mm512_set1_epi32(static_cast<int>(~((1u << drop) - 1u)));
+  f.stochasticShift = _mm512_set1_epi32(32 - drop);
   return f;
 }
 
@@ -317,8 +397,8 @@ void lowpGemm(const LowpGemmArgs& g, int threads) {
   FastNearest f{};
   bool fast = false, unchecked = false;
   if (hasAvx512()) {
-    // The splitting needs a normal float32 target with at least one dropped bit.
-    fast = !stochastic && g.lut && g.acc.mantissaBits < 23 && g.acc.subnormalsKept;
+    // The fast paths need a normal float32 target with at least one dropped bit.
+    fast = g.lut && g.acc.mantissaBits < 23 && g.acc.subnormalsKept;
     if (fast) {
       f = fastNearestConstants(g.acc);
       // No sum can overflow when k products of the largest magnitudes, grown by a relative half
@@ -328,13 +408,20 @@ void lowpGemm(const LowpGemmArgs& g, int threads) {
       const float amaxB = operandAmax(g.b, g.bCodes, g.bLut, g.k * g.n, threads);
       const double maxFinite = std::ldexp(1.0 + g.acc.maxMantissaAtTop / std::ldexp(1.0, g.acc.mantissaBits),
                                           g.acc.maxBiasedExponent - g.acc.bias);
-      const double bound = static_cast<double>(g.k) * amaxA * amaxB *
-                           std::exp(static_cast<double>(g.k + 1) * std::ldexp(1.0, -(g.acc.mantissaBits + 1)));
+      // Each rounding grows a magnitude by at most half a unit (nearest) or one unit (stochastic).
+      const double growth = std::ldexp(1.0, -(g.acc.mantissaBits + (stochastic ? 0 : 1)));
+      const double bound = static_cast<double>(g.k) * amaxA * amaxB * std::exp(static_cast<double>(g.k + 1) * growth);
       const double splitLimit = std::ldexp(1.0, 127 - (23 - g.acc.mantissaBits));
       unchecked = g.productsOnSubnormalGrid && bound < std::min(maxFinite, splitLimit);
     }
     tile = [&](const float* strip, const float* rows0, int64_t i0, int64_t s) {
-      if (fast) {
+      if (fast && stochastic) {
+        const bool done = unchecked ? (g.exactProducts ? tileFastStochastic<true, false>(g, strip, rows0, i0, s, f)
+                                                       : tileFastStochastic<false, false>(g, strip, rows0, i0, s, f))
+                                    : (g.exactProducts ? tileFastStochastic<true, true>(g, strip, rows0, i0, s, f)
+                                                       : tileFastStochastic<false, true>(g, strip, rows0, i0, s, f));
+        if (done) return;
+      } else if (fast) {
         const bool done = unchecked ? (g.exactProducts ? tileFastNearest<true, false>(g, strip, rows0, i0, s, f)
                                                        : tileFastNearest<false, false>(g, strip, rows0, i0, s, f))
                                     : (g.exactProducts ? tileFastNearest<true, true>(g, strip, rows0, i0, s, f)
