@@ -47,7 +47,8 @@ export function lowpBench(threadCounts: number[], shapes: GemmShape[] = GEMM_SHA
     for (const threads of native ? threadCounts : [1]) {
       for (const mode of MODES) {
         if (mode.squareOnly && shape.label !== 'square') continue;
-        const options: LowpGemmOptions = { accumulation: mode.acc, chunk: mode.chunk, rounding: mode.rounding, threads };
+        // Both GEMMs write into a preallocated C, as a training loop's buffers would be.
+        const options: LowpGemmOptions = { accumulation: mode.acc, chunk: mode.chunk, rounding: mode.rounding, threads, out: c };
         // Alternate the float32 GEMM and this mode, two rounds, the best of each: interference on
         // a shared machine only slows runs down, and alternating spreads it over both.
         let fp32Seconds = Infinity;

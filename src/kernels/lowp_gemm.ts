@@ -81,6 +81,8 @@ export interface LowpGemmOptions {
   streamKey?: number;
   /** Round the result to this format. */
   output?: LowpOutput;
+  /** Write C (m x n) here instead of a new array (every element is written). */
+  out?: Float32Array;
   threads?: number;
 }
 
@@ -145,6 +147,14 @@ function resolveOptions(options: LowpGemmOptions): Resolved {
   return { accumulation, rounding, saturate: options.saturate ?? false, chunk, key };
 }
 
+function outputArray(out: Float32Array | undefined, length: number): Float32Array {
+  if (!out) return new Float32Array(length);
+  if (!(out instanceof Float32Array) || out.length !== length) {
+    throw new InvalidArgumentError(`lowpGemm: out must be a Float32Array of ${length} elements (m x n); got ${out?.length ?? typeof out}`);
+  }
+  return out;
+}
+
 function checkDims(m: number, n: number, k: number): void {
   for (const [name, v] of [['m', m], ['n', n], ['k', k]] as const) {
     if (!Number.isInteger(v) || v < 0) throw new InvalidArgumentError(`lowpGemm: ${name} is ${v}; expected a non-negative integer`);
@@ -206,7 +216,7 @@ export function lowpGemmDecodedReference(
   const r = resolveOptions(options);
   const transA = options.transA ?? false;
   const transB = options.transB ?? false;
-  const c = new Float32Array(m * n);
+  const c = outputArray(options.out, m * n);
   const f = r.accumulation;
   const base = f ? encodeParams(f, { rounding: r.rounding, saturate: r.saturate }) : null;
   const table = f && f.bits <= 16 ? decodeTable(f) : null;
@@ -292,7 +302,7 @@ function runNative(m: number, n: number, k: number, A: NativeOperand, B: NativeO
   const transA = options.transA ?? false;
   const transB = options.transB ?? false;
   const threads = options.threads ?? kernelThreads();
-  const c = new Float32Array(m * n);
+  const c = outputArray(options.out, m * n);
   const exactProducts = A.significandBits + B.significandBits <= 24;
   if (!r.accumulation && r.chunk === 0 && exactProducts) {
     native.sgemmCoded(transA, transB, m, n, k, A.data, A.table, transA ? m : k, B.data, B.table, transB ? k : n, c, n, threads, B.e5m2);

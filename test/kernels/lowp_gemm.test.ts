@@ -98,6 +98,17 @@ describe('low-precision GEMM', () => {
     assert.ok(stochastic > 3 && stochastic < 5, `stochastic sum ${stochastic}`);
   });
 
+  test('writes into a given output array, in both paths', () => {
+    const a = { codes: encode(uniform(6 * 5, 1), 'e5m2'), format: 'e5m2' };
+    const b = { codes: encode(uniform(5 * 4, 2), 'e5m2'), format: 'e5m2' };
+    for (const options of [{}, { accumulation: 'e6m9' }]) {
+      const out = new Float32Array(24).fill(NaN);
+      assert.equal(lowpGemm(6, 4, 5, a, b, { ...options, out }), out);
+      sameBits(out, lowpGemmReference(6, 4, 5, a, b, options), 'out');
+      assert.throws(() => lowpGemm(6, 4, 5, a, b, { ...options, out: new Float32Array(23) }), /out must be a Float32Array of 24 elements/);
+    }
+  });
+
   test('bad options and shapes get clear errors', () => {
     const x = new Float32Array(4);
     assert.throws(() => lowpGemm(2, 2, 2, x, x, { chunk: -1 }), /chunk is -1; expected 0 \(none\) or a positive integer/);
