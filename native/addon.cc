@@ -182,8 +182,8 @@ Napi::Value Col2im(const Napi::CallbackInfo& info) {
 }
 
 // lowpGemm(transA, transB, m, n, k, a, b, c, codecParams, lut | null, chunk, exactProducts,
-//          productsOnSubnormalGrid, threads?, aTable?, bTable?): a and b are Float32Arrays, or
-//          Uint8Arrays of codes with their tables.
+//          productsOnSubnormalGrid, threads?, aTable?, bTable?, bIsE5M2?): a and b are
+//          Float32Arrays, or Uint8Arrays of codes with their tables.
 Napi::Value LowpGemm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 13) throw Napi::TypeError::New(env, "lowpGemm takes 13 or 14 arguments");
@@ -207,6 +207,7 @@ Napi::Value LowpGemm(const Napi::CallbackInfo& info) {
     if (static_cast<int64_t>(info[6].As<Napi::TypedArray>().ElementLength()) < g.k * g.n) throw Napi::RangeError::New(env, "lowpGemm: b is shorter than its matrix");
     g.bCodes = static_cast<const uint8_t*>(typedData(info, 6));
     g.bLut = f32(info, 15, "bTable", 256);
+    g.bIsE5M2 = info.Length() > 16 && info[16].ToBoolean();
   } else {
     g.b = f32(info, 6, "b", g.k * g.n);
   }

@@ -41,26 +41,6 @@ struct PackBuffers {
 
 thread_local PackBuffers tlsPack;
 
-// Decode n E5M2 codes to floats: code << 8 is the IEEE binary16 of the same value.
-#ifdef OCTET_X86
-__attribute__((target("avx512f,avx2,f16c"))) void decodeE5m2Wide(const uint8_t* src, float* dst, int64_t n) {
-  int64_t j = 0;
-  for (; j + 16 <= n; j += 16) {
-    const __m256i halves = _mm256_slli_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + j))), 8);
-    _mm512_storeu_ps(dst + j, _mm512_cvtph_ps(halves));
-  }
-  for (; j < n; ++j) dst[j] = _cvtsh_ss(static_cast<unsigned short>(src[j] << 8));
-}
-
-bool haveWideHalfConversion() {
-  static const bool yes = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("f16c");
-  }();
-  return yes;
-}
-#endif
-
 // bp[panel][p][j] = op(B)(pc + p, jc + panel*NR + j), zero past n.
 template <typename Source>
 void packBFrom(const GemmArgs& g, const KernelSpec& ks, Source src, int64_t pc, int64_t kc, int64_t jc, int64_t nc, float* bp) {
@@ -84,14 +64,14 @@ void packBFrom(const GemmArgs& g, const KernelSpec& ks, Source src, int64_t pc, 
 
 void packB(const GemmArgs& g, const KernelSpec& ks, int64_t pc, int64_t kc, int64_t jc, int64_t nc, float* bp) {
 #ifdef OCTET_X86
-  if (g.bCodes && g.bIsE5M2 && !g.transB && haveWideHalfConversion()) {
+  if (g.bCodes && g.bIsE5M2 && !g.transB && haveHalfConversion()) {
     const int nr = ks.nr;
     for (int64_t j0 = 0; j0 < nc; j0 += nr) {
       const int64_t width = std::min<int64_t>(nr, nc - j0);
       float* dst = bp + (j0 / nr) * kc * nr;
       for (int64_t p = 0; p < kc; ++p) {
         float* d = dst + p * nr;
-        decodeE5m2Wide(g.bCodes + (pc + p) * g.ldb + jc + j0, d, width);
+        decodeE5m2(g.bCodes + (pc + p) * g.ldb + jc + j0, d, width);
         for (int64_t j = width; j < nr; ++j) d[j] = 0.0f;
       }
     }

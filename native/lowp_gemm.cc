@@ -75,6 +75,16 @@ void loadRows(const LowpGemmArgs& g, int64_t i0, int64_t rows, float* dst) {
 // Column strip s of op(B) into strip (k rows of 16, zero past n).
 void packStrip(const LowpGemmArgs& g, int64_t s, float* strip) {
   const int64_t j0 = s * kLanes, width = std::min<int64_t>(kLanes, g.n - j0);
+#ifdef OCTET_X86
+  if (g.bCodes && g.bIsE5M2 && !g.transB && haveHalfConversion()) {
+    for (int64_t t = 0; t < g.k; ++t) {
+      float* row = strip + t * kLanes;
+      decodeE5m2(g.bCodes + t * g.n + j0, row, width);
+      for (int64_t j = width; j < kLanes; ++j) row[j] = 0.0f;
+    }
+    return;
+  }
+#endif
   for (int64_t t = 0; t < g.k; ++t) {
     float* row = strip + t * kLanes;
     for (int64_t j = 0; j < width; ++j) {

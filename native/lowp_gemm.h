@@ -18,6 +18,7 @@ struct LowpGemmArgs {
   const float* aLut = nullptr;
   const uint8_t* bCodes = nullptr;
   const float* bLut = nullptr;
+  bool bIsE5M2 = false;  // B's codes are E5M2: rows decode 16 at a time (see sources.h)
   float* c;        // m x n
   CodecParams acc;     // accumulator format and rounding; key = seedKey(seed)
   const float* lut;    // value of every code of the accumulator format; null: fp32, no rounding

@@ -328,6 +328,7 @@ function runNative(m: number, n: number, k: number, A: NativeOperand, B: NativeO
       threads,
       A.table,
       B.table,
+      B.e5m2,
     );
   }
   return finish(c, A.scale, B.scale, options.output, true);
