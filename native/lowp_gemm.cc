@@ -20,7 +20,7 @@ using codec_core::encodeOne;
 using codec_core::mix32;
 
 // Rows of C per task; columns per task: kLanes.
-constexpr int kRows = 8;
+constexpr int kRows = 12;
 constexpr int kLanes = 16;
 
 inline uint32_t cellKey(uint32_t key, uint32_t i, uint32_t j) {
@@ -257,7 +257,7 @@ OCTET_WIDE __attribute__((always_inline)) inline void accumulateRunStochastic(co
   for (int64_t t = t0; t < t1; ++t) {
     const __m512 b = _mm512_loadu_ps(strip + t * kLanes);
     const __m512i weylStep = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(t) * 0x9e3779b9u));
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int r = 0; r < kRows; ++r) {
       const __m512 a = _mm512_set1_ps(arow[r][t]);
       const __m512 sum = kFma ? _mm512_fmadd_ps(a, b, v[r]) : _mm512_add_ps(v[r], _mm512_mul_ps(a, b));
@@ -281,7 +281,7 @@ OCTET_WIDE bool tileFastStochastic(const LowpGemmArgs& g, const float* strip, co
     keys[r] = _mm512_load_si512(lanes);
   }
   __m512 acc[kRows];
-#pragma GCC unroll 8
+#pragma GCC unroll 16
   for (int r = 0; r < kRows; ++r) acc[r] = _mm512_setzero_ps();
   __m512i worstHigh = _mm512_set1_epi32(-1), worstLow = _mm512_set1_epi32(-1);
   if (g.chunk == 0) {
@@ -290,11 +290,11 @@ OCTET_WIDE bool tileFastStochastic(const LowpGemmArgs& g, const float* strip, co
     int64_t run = 0;
     for (int64_t t = 0; t < g.k; t += g.chunk, ++run) {
       __m512 partial[kRows];
-#pragma GCC unroll 8
+#pragma GCC unroll 16
       for (int r = 0; r < kRows; ++r) partial[r] = _mm512_setzero_ps();
       accumulateRunStochastic<kFma, kCheck>(arow, strip, t, std::min(g.k, t + g.chunk), partial, keys, f, worstHigh, worstLow);
       const __m512i weylStep = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(g.k + run) * 0x9e3779b9u));
-#pragma GCC unroll 8
+#pragma GCC unroll 16
       for (int r = 0; r < kRows; ++r) {
         acc[r] = roundFastStochastic<kCheck>(_mm512_add_ps(acc[r], partial[r]), keys[r], weylStep, f, worstHigh, worstLow);
       }
@@ -315,7 +315,7 @@ OCTET_WIDE __attribute__((always_inline)) inline void accumulateRun(const float*
                                                                     __m512i& worstHigh, __m512i& worstLow) {
   for (int64_t t = t0; t < t1; ++t) {
     const __m512 b = _mm512_loadu_ps(strip + t * kLanes);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int r = 0; r < kRows; ++r) {
       const __m512 a = _mm512_set1_ps(arow[r][t]);
       const __m512 sum = kFma ? _mm512_fmadd_ps(a, b, v[r]) : _mm512_add_ps(v[r], _mm512_mul_ps(a, b));
@@ -335,7 +335,7 @@ OCTET_WIDE bool tileFastNearest(const LowpGemmArgs& g, const float* strip, const
   const float* arow[kRows];
   for (int r = 0; r < kRows; ++r) arow[r] = rows0 + std::min<int64_t>(r, rows - 1) * g.k;
   __m512 acc[kRows];
-#pragma GCC unroll 8
+#pragma GCC unroll 16
   for (int r = 0; r < kRows; ++r) acc[r] = _mm512_setzero_ps();
   __m512i worstHigh = _mm512_set1_epi32(-1), worstLow = _mm512_set1_epi32(-1);
   if (g.chunk == 0) {
@@ -343,10 +343,10 @@ OCTET_WIDE bool tileFastNearest(const LowpGemmArgs& g, const float* strip, const
   } else {
     for (int64_t t = 0; t < g.k; t += g.chunk) {
       __m512 partial[kRows];
-#pragma GCC unroll 8
+#pragma GCC unroll 16
       for (int r = 0; r < kRows; ++r) partial[r] = _mm512_setzero_ps();
       accumulateRun<kFma, kCheck>(arow, strip, t, std::min(g.k, t + g.chunk), partial, f, worstHigh, worstLow);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
       for (int r = 0; r < kRows; ++r) acc[r] = roundFast<kCheck>(_mm512_add_ps(acc[r], partial[r]), f, worstHigh, worstLow);
     }
   }
