@@ -182,7 +182,7 @@ Napi::Value Col2im(const Napi::CallbackInfo& info) {
 }
 
 // lowpGemm(transA, transB, m, n, k, a, b, c, codecParams, lut | null, chunk, exactProducts,
-//          productsOnSubnormalGrid, threads?, aTable?, bTable?, bIsE5M2?): a and b are
+//          productsOnSubnormalGrid, threads?, aTable?, bTable?, bIsE5M2?, aIsE5M2?): a and b are
 //          Float32Arrays, or Uint8Arrays of codes with their tables.
 Napi::Value LowpGemm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -200,6 +200,7 @@ Napi::Value LowpGemm(const Napi::CallbackInfo& info) {
     if (static_cast<int64_t>(info[5].As<Napi::TypedArray>().ElementLength()) < g.m * g.k) throw Napi::RangeError::New(env, "lowpGemm: a is shorter than its matrix");
     g.aCodes = static_cast<const uint8_t*>(typedData(info, 5));
     g.aLut = f32(info, 14, "aTable", 256);
+    g.aIsE5M2 = info.Length() > 17 && info[17].ToBoolean();
   } else {
     g.a = f32(info, 5, "a", g.m * g.k);
   }

@@ -62,6 +62,12 @@ void loadRows(const LowpGemmArgs& g, int64_t i0, int64_t rows, float* dst) {
         for (int64_t t = 0; t < g.k; ++t) row[t] = g.aLut[g.aCodes[t * g.m + i]];
       } else {
         const uint8_t* codes = g.aCodes + i * g.k;
+#ifdef OCTET_X86
+        if (g.aIsE5M2 && haveHalfConversion()) {
+          decodeE5m2(codes, row, g.k);
+          continue;
+        }
+#endif
         for (int64_t t = 0; t < g.k; ++t) row[t] = g.aLut[codes[t]];
       }
     } else if (g.transA) {

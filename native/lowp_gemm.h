@@ -16,6 +16,7 @@ struct LowpGemmArgs {
   // Optional one-byte codes instead of a (or b), decoded through their tables while packing.
   const uint8_t* aCodes = nullptr;
   const float* aLut = nullptr;
+  bool aIsE5M2 = false;  // A's codes are E5M2: rows decode 16 at a time (see sources.h)
   const uint8_t* bCodes = nullptr;
   const float* bLut = nullptr;
   bool bIsE5M2 = false;  // B's codes are E5M2: rows decode 16 at a time (see sources.h)

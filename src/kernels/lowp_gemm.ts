@@ -329,6 +329,7 @@ function runNative(m: number, n: number, k: number, A: NativeOperand, B: NativeO
       A.table,
       B.table,
       B.e5m2,
+      A.e5m2,
     );
   }
   return finish(c, A.scale, B.scale, options.output, true);
