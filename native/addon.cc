@@ -224,7 +224,7 @@ Napi::Value LowpGemm(const Napi::CallbackInfo& info) {
 }
 
 // sgemmCoded(transA, transB, m, n, k, a, aTable|null, lda, b, bTable|null, ldb, c, ldc, threads?,
-//            bIsE5M2?):
+//            bIsE5M2?, aIsE5M2?):
 // C = op(A) op(B) with alpha 1, beta 0 (each element one fused multiply-add chain in k order).
 Napi::Value SgemmCoded(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -250,6 +250,7 @@ Napi::Value SgemmCoded(const Napi::CallbackInfo& info) {
   codedOperand(info, 8, "b", extent(bRows, bCols, g.ldb), g.b, g.bCodes, g.bLut);
   g.c = f32(info, 11, "c", extent(g.m, g.n, g.ldc));
   g.bIsE5M2 = g.bCodes && info.Length() > 14 && info[14].ToBoolean();
+  g.aIsE5M2 = g.aCodes && info.Length() > 15 && info[15].ToBoolean();
   octet::sgemm(g, threadsArg(info, 13));
   return env.Undefined();
 }

@@ -124,10 +124,22 @@ void multiplyRows(const GemmArgs& g, const KernelSpec& ks, const float* bp, int6
     for (int64_t ir = m0; ir < m1; ir += mr) {
       const int rows = static_cast<int>(std::min<int64_t>(mr, m1 - ir));
       float* crow = g.c + ir * g.ldc + jc;
+      // E5M2 rows decode 16 at a time into a small buffer the float kernel reads (faster than a
+      // table load per element inside the kernel).
+      const float* decodedRows = nullptr;
+#ifdef OCTET_X86
+      if (g.aCodes && g.aIsE5M2 && haveHalfConversion()) {
+        float* rowsBuffer = PackBuffers::grow(buf.a, buf.aSize, static_cast<size_t>(mr * kc));
+        for (int i = 0; i < rows; ++i) decodeE5m2(g.aCodes + (ir + i) * g.lda + pc, rowsBuffer + i * kc, kc);
+        decodedRows = rowsBuffer;
+      }
+#endif
       for (int64_t panel = panel0; panel < panel1; ++panel) {
         const int64_t jr = panel * nr;
         const int cols = static_cast<int>(std::min<int64_t>(nr, nc - jr));
-        if (g.aCodes) {
+        if (decodedRows) {
+          ks.direct(kc, decodedRows, kc, bp + panel * kc * nr, crow + jr, g.ldc, g.alpha, beta, rows, cols);
+        } else if (g.aCodes) {
           ks.directCoded(kc, g.aCodes + ir * g.lda + pc, g.lda, g.aLut, bp + panel * kc * nr, crow + jr, g.ldc, g.alpha, beta,
                          rows, cols);
         } else {

@@ -305,7 +305,7 @@ function runNative(m: number, n: number, k: number, A: NativeOperand, B: NativeO
   const c = outputArray(options.out, m * n);
   const exactProducts = A.significandBits + B.significandBits <= 24;
   if (!r.accumulation && r.chunk === 0 && exactProducts) {
-    native.sgemmCoded(transA, transB, m, n, k, A.data, A.table, transA ? m : k, B.data, B.table, transB ? k : n, c, n, threads, B.e5m2);
+    native.sgemmCoded(transA, transB, m, n, k, A.data, A.table, transA ? m : k, B.data, B.table, transB ? k : n, c, n, threads, B.e5m2, A.e5m2);
   } else {
     // With fp32 accumulation (chunked, or inexact products) the accumulator is not rounded: no table.
     const f = r.accumulation ?? resolveFormat('fp32');

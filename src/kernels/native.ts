@@ -64,7 +64,7 @@ export interface NativeCore {
   sgemmCoded(
     transA: boolean, transB: boolean, m: number, n: number, k: number, a: Float32Array | Uint8Array, aTable: Float32Array | null,
     lda: number, b: Float32Array | Uint8Array, bTable: Float32Array | null, ldb: number, c: Float32Array, ldc: number, threads?: number,
-    bIsE5M2?: boolean,
+    bIsE5M2?: boolean, aIsE5M2?: boolean,
   ): void;
   info(): NativeInfo;
   setThreads(threads: number): void;
