@@ -256,53 +256,70 @@ OCTET_WIDE __attribute__((always_inline)) inline __m512 roundFastStochastic(__m5
   return _mm512_castsi512_ps(rounded);
 }
 
-template <bool kFma, bool kCheck>
-OCTET_WIDE __attribute__((always_inline)) inline void accumulateRunStochastic(const float* const* arow, const float* strip, int64_t t0,
-                                                                              int64_t t1, __m512 (&v)[kRows], const __m512i (&keys)[kRows],
-                                                                              const FastNearest& f, __m512i& worstHigh, __m512i& worstLow) {
+// One rounded addition of the fast paths: nearest (Veltkamp) or stochastic (on the bits, with the
+// draw of addition t for the tile's cell keys).
+template <bool kStochastic, bool kCheck>
+OCTET_WIDE __attribute__((always_inline)) inline __m512 roundStep(__m512 sum, __m512i keys, __m512i weylStep, const FastNearest& f,
+                                                                   __m512i& worstHigh, __m512i& worstLow) {
+  if (kStochastic) return roundFastStochastic<kCheck>(sum, keys, weylStep, f, worstHigh, worstLow);
+  return roundFast<kCheck>(sum, f, worstHigh, worstLow);
+}
+
+OCTET_WIDE inline __m512i weylOf(uint64_t t) { return _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(t) * 0x9e3779b9u)); }
+
+// Accumulate products t0..t1-1 of the tile's rows into v (kept in registers once inlined).
+template <bool kFma, bool kCheck, bool kStochastic>
+OCTET_WIDE __attribute__((always_inline)) inline void accumulateRun(const float* const* arow, const float* strip, int64_t t0,
+                                                                    int64_t t1, __m512 (&v)[kRows], const __m512i (&keys)[kRows],
+                                                                    const FastNearest& f, __m512i& worstHigh, __m512i& worstLow) {
   for (int64_t t = t0; t < t1; ++t) {
     const __m512 b = _mm512_loadu_ps(strip + t * kLanes);
-    const __m512i weylStep = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(t) * 0x9e3779b9u));
+    const __m512i weylStep = kStochastic ? weylOf(static_cast<uint64_t>(t)) : _mm512_setzero_si512();
 #pragma GCC unroll 16
     for (int r = 0; r < kRows; ++r) {
       const __m512 a = _mm512_set1_ps(arow[r][t]);
       const __m512 sum = kFma ? _mm512_fmadd_ps(a, b, v[r]) : _mm512_add_ps(v[r], _mm512_mul_ps(a, b));
-      v[r] = roundFastStochastic<kCheck>(sum, keys[r], weylStep, f, worstHigh, worstLow);
+      v[r] = roundStep<kStochastic, kCheck>(sum, keys[r], weylStep, f, worstHigh, worstLow);
     }
   }
 }
 
-// The stochastic tile: as tileFastNearest, with the draws of the contract.
-template <bool kFma, bool kCheck>
-OCTET_WIDE bool tileFastStochastic(const LowpGemmArgs& g, const float* strip, const float* rows0, int64_t i0, int64_t s,
-                                   const FastNearest& f) {
+// A tile on the fast path. kCheck false: the caller has shown that no sum can leave the range
+// where the fast rounding is exact (no overflow by the operands' magnitudes, no rounding below
+// the normal range by their quanta), so the range checks are skipped. Returns false, having
+// stored nothing, when a value left the range.
+template <bool kFma, bool kCheck, bool kStochastic>
+OCTET_WIDE bool tileFast(const LowpGemmArgs& g, const float* strip, const float* rows0, int64_t i0, int64_t s, const FastNearest& f) {
   const int64_t rows = std::min<int64_t>(kRows, g.m - i0);
   const int64_t j0 = s * kLanes, width = std::min<int64_t>(kLanes, g.n - j0);
   const float* arow[kRows];
   __m512i keys[kRows];
   for (int r = 0; r < kRows; ++r) {
     arow[r] = rows0 + std::min<int64_t>(r, rows - 1) * g.k;
-    alignas(64) uint32_t lanes[kLanes];
-    for (int l = 0; l < kLanes; ++l) lanes[l] = cellKey(g.acc.key, static_cast<uint32_t>(i0 + r), static_cast<uint32_t>(j0 + l));
-    keys[r] = _mm512_load_si512(lanes);
+    keys[r] = _mm512_setzero_si512();
+    if (kStochastic) {
+      alignas(64) uint32_t lanes[kLanes];
+      for (int l = 0; l < kLanes; ++l) lanes[l] = cellKey(g.acc.key, static_cast<uint32_t>(i0 + r), static_cast<uint32_t>(j0 + l));
+      keys[r] = _mm512_load_si512(lanes);
+    }
   }
   __m512 acc[kRows];
 #pragma GCC unroll 16
   for (int r = 0; r < kRows; ++r) acc[r] = _mm512_setzero_ps();
   __m512i worstHigh = _mm512_set1_epi32(-1), worstLow = _mm512_set1_epi32(-1);
   if (g.chunk == 0) {
-    accumulateRunStochastic<kFma, kCheck>(arow, strip, 0, g.k, acc, keys, f, worstHigh, worstLow);
+    accumulateRun<kFma, kCheck, kStochastic>(arow, strip, 0, g.k, acc, keys, f, worstHigh, worstLow);
   } else {
     int64_t run = 0;
     for (int64_t t = 0; t < g.k; t += g.chunk, ++run) {
       __m512 partial[kRows];
 #pragma GCC unroll 16
       for (int r = 0; r < kRows; ++r) partial[r] = _mm512_setzero_ps();
-      accumulateRunStochastic<kFma, kCheck>(arow, strip, t, std::min(g.k, t + g.chunk), partial, keys, f, worstHigh, worstLow);
-      const __m512i weylStep = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(g.k + run) * 0x9e3779b9u));
+      accumulateRun<kFma, kCheck, kStochastic>(arow, strip, t, std::min(g.k, t + g.chunk), partial, keys, f, worstHigh, worstLow);
+      const __m512i weylStep = kStochastic ? weylOf(static_cast<uint64_t>(g.k + run)) : _mm512_setzero_si512();
 #pragma GCC unroll 16
       for (int r = 0; r < kRows; ++r) {
-        acc[r] = roundFastStochastic<kCheck>(_mm512_add_ps(acc[r], partial[r]), keys[r], weylStep, f, worstHigh, worstLow);
+        acc[r] = roundStep<kStochastic, kCheck>(_mm512_add_ps(acc[r], partial[r]), keys[r], weylStep, f, worstHigh, worstLow);
       }
     }
   }
@@ -314,54 +331,15 @@ OCTET_WIDE bool tileFastStochastic(const LowpGemmArgs& g, const float* strip, co
   return true;
 }
 
-// Accumulate products t0..t1-1 of the tile's rows into v (kept in registers once inlined).
-template <bool kFma, bool kCheck>
-OCTET_WIDE __attribute__((always_inline)) inline void accumulateRun(const float* const* arow, const float* strip, int64_t t0,
-                                                                    int64_t t1, __m512 (&v)[kRows], const FastNearest& f,
-                                                                    __m512i& worstHigh, __m512i& worstLow) {
-  for (int64_t t = t0; t < t1; ++t) {
-    const __m512 b = _mm512_loadu_ps(strip + t * kLanes);
-#pragma GCC unroll 16
-    for (int r = 0; r < kRows; ++r) {
-      const __m512 a = _mm512_set1_ps(arow[r][t]);
-      const __m512 sum = kFma ? _mm512_fmadd_ps(a, b, v[r]) : _mm512_add_ps(v[r], _mm512_mul_ps(a, b));
-      v[r] = roundFast<kCheck>(sum, f, worstHigh, worstLow);
-    }
+template <bool kStochastic>
+OCTET_WIDE bool tileFastDispatch(const LowpGemmArgs& g, const float* strip, const float* rows0, int64_t i0, int64_t s,
+                                 const FastNearest& f, bool unchecked) {
+  if (unchecked) {
+    return g.exactProducts ? tileFast<true, false, kStochastic>(g, strip, rows0, i0, s, f)
+                           : tileFast<false, false, kStochastic>(g, strip, rows0, i0, s, f);
   }
-}
-
-// kCheck false: the caller has shown that no sum can leave the range where the bit trick is
-// exact (no overflow by the operands' magnitudes, no rounding below the normal range by their
-// quanta), so the range checks are skipped.
-template <bool kFma, bool kCheck>
-OCTET_WIDE bool tileFastNearest(const LowpGemmArgs& g, const float* strip, const float* rows0, int64_t i0, int64_t s,
-                                const FastNearest& f) {
-  const int64_t rows = std::min<int64_t>(kRows, g.m - i0);
-  const int64_t j0 = s * kLanes, width = std::min<int64_t>(kLanes, g.n - j0);
-  const float* arow[kRows];
-  for (int r = 0; r < kRows; ++r) arow[r] = rows0 + std::min<int64_t>(r, rows - 1) * g.k;
-  __m512 acc[kRows];
-#pragma GCC unroll 16
-  for (int r = 0; r < kRows; ++r) acc[r] = _mm512_setzero_ps();
-  __m512i worstHigh = _mm512_set1_epi32(-1), worstLow = _mm512_set1_epi32(-1);
-  if (g.chunk == 0) {
-    accumulateRun<kFma, kCheck>(arow, strip, 0, g.k, acc, f, worstHigh, worstLow);
-  } else {
-    for (int64_t t = 0; t < g.k; t += g.chunk) {
-      __m512 partial[kRows];
-#pragma GCC unroll 16
-      for (int r = 0; r < kRows; ++r) partial[r] = _mm512_setzero_ps();
-      accumulateRun<kFma, kCheck>(arow, strip, t, std::min(g.k, t + g.chunk), partial, f, worstHigh, worstLow);
-#pragma GCC unroll 16
-      for (int r = 0; r < kRows; ++r) acc[r] = roundFast<kCheck>(_mm512_add_ps(acc[r], partial[r]), f, worstHigh, worstLow);
-    }
-  }
-  const bool outOfRange = kCheck && (_mm512_cmpgt_epi32_mask(worstHigh, f.maxBitsLess1) != 0 ||
-                                     _mm512_cmplt_epu32_mask(worstLow, f.minBitsLess1) != 0);
-  if (outOfRange) return false;
-  const __mmask16 store = static_cast<__mmask16>((1u << width) - 1u);
-  for (int r = 0; r < rows; ++r) _mm512_mask_storeu_ps(g.c + (i0 + r) * g.n + j0, store, acc[r]);
-  return true;
+  return g.exactProducts ? tileFast<true, true, kStochastic>(g, strip, rows0, i0, s, f)
+                         : tileFast<false, true, kStochastic>(g, strip, rows0, i0, s, f);
 }
 
 OCTET_WIDE FastNearest fastNearestConstants(const CodecParams& p) {
@@ -431,18 +409,9 @@ void lowpGemm(const LowpGemmArgs& g, int threads) {
       unchecked = g.productsOnSubnormalGrid && bound < std::min(maxFinite, splitLimit);
     }
     tile = [&](const float* strip, const float* rows0, int64_t i0, int64_t s) {
-      if (fast && stochastic) {
-        const bool done = unchecked ? (g.exactProducts ? tileFastStochastic<true, false>(g, strip, rows0, i0, s, f)
-                                                       : tileFastStochastic<false, false>(g, strip, rows0, i0, s, f))
-                                    : (g.exactProducts ? tileFastStochastic<true, true>(g, strip, rows0, i0, s, f)
-                                                       : tileFastStochastic<false, true>(g, strip, rows0, i0, s, f));
-        if (done) return;
-      } else if (fast) {
-        const bool done = unchecked ? (g.exactProducts ? tileFastNearest<true, false>(g, strip, rows0, i0, s, f)
-                                                       : tileFastNearest<false, false>(g, strip, rows0, i0, s, f))
-                                    : (g.exactProducts ? tileFastNearest<true, true>(g, strip, rows0, i0, s, f)
-                                                       : tileFastNearest<false, true>(g, strip, rows0, i0, s, f));
-        if (done) return;
+      if (fast && (stochastic ? tileFastDispatch<true>(g, strip, rows0, i0, s, f, unchecked)
+                              : tileFastDispatch<false>(g, strip, rows0, i0, s, f, unchecked))) {
+        return;
       }
       if (stochastic) tileExact16<kStochastic>(g, strip, rows0, i0, s);
       else tileExact16<kNearest>(g, strip, rows0, i0, s);
