@@ -28,6 +28,9 @@ const MODES: LowpGemmOptions[] = [
   { accumulation: 'fp16' },
   { accumulation: 'bf16', chunk: 32 },
   { accumulation: 'fp32', chunk: 8 },
+  { accumulation: 'e7m8', rounding: 'stochastic', seed: 3 },
+  { accumulation: 'e5m6' },
+  { accumulation: 'e4m3' },
   { accumulation: 'e6m9', output: { format: 'e5m2', saturate: true } },
   { accumulation: 'e6m9', output: { format: 'bf16', rounding: 'stochastic', seed: 2 } },
 ];
