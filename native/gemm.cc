@@ -125,10 +125,10 @@ void multiplyRows(const GemmArgs& g, const KernelSpec& ks, const float* bp, int6
       const int rows = static_cast<int>(std::min<int64_t>(mr, m1 - ir));
       float* crow = g.c + ir * g.ldc + jc;
       // E5M2 rows decode 16 at a time into a small buffer the float kernel reads (faster than a
-      // table load per element inside the kernel).
+      // table load per element inside the kernel, once rows are long enough to pay for the call).
       const float* decodedRows = nullptr;
 #ifdef OCTET_X86
-      if (g.aCodes && g.aIsE5M2 && haveHalfConversion()) {
+      if (g.aCodes && g.aIsE5M2 && kc >= 64 && haveHalfConversion()) {
         float* rowsBuffer = PackBuffers::grow(buf.a, buf.aSize, static_cast<size_t>(mr * kc));
         for (int i = 0; i < rows; ++i) decodeE5m2(g.aCodes + (ir + i) * g.lda + pc, rowsBuffer + i * kc, kc);
         decodedRows = rowsBuffer;

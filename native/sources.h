@@ -2,6 +2,7 @@
 // through a table of their values.
 #pragma once
 #include <cstdint>
+#include <cstring>
 
 #include "cpu.h"
 
@@ -26,7 +27,13 @@ __attribute__((target("avx512f,avx2,f16c"))) inline void decodeE5m2(const uint8_
     const __m256i halves = _mm256_slli_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + j))), 8);
     _mm512_storeu_ps(dst + j, _mm512_cvtph_ps(halves));
   }
-  for (; j < n; ++j) dst[j] = _cvtsh_ss(static_cast<unsigned short>(src[j] << 8));
+  if (j < n) {
+    // The tail through a zeroed 16-byte buffer and a masked store.
+    alignas(16) uint8_t tail[16] = {0};
+    std::memcpy(tail, src + j, static_cast<size_t>(n - j));
+    const __m256i halves = _mm256_slli_epi16(_mm256_cvtepu8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(tail))), 8);
+    _mm512_mask_storeu_ps(dst + j, static_cast<__mmask16>((1u << (n - j)) - 1u), _mm512_cvtph_ps(halves));
+  }
 }
 
 // Whether this CPU has what decodeE5m2 uses.
