@@ -103,8 +103,49 @@ void packStrip(const LowpGemmArgs& g, int64_t s, float* strip) {
 
 // Largest magnitude of an operand (NaN if it holds one); for codes, the largest value among the
 // codes present.
-float operandAmax(const float* values, const uint8_t* codes, const float* lut, int64_t n, int threads) {
+#ifdef OCTET_X86
+// Largest of (code & 0x7f) over n one-byte codes, 32 at a time.
+__attribute__((target("avx2"))) uint8_t maxMagnitudeCode(const uint8_t* codes, int64_t n) {
+  __m256i worst = _mm256_setzero_si256();
+  const __m256i magnitude = _mm256_set1_epi8(0x7f);
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    worst = _mm256_max_epu8(worst, _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + i)), magnitude));
+  }
+  alignas(32) uint8_t lanes[32];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), worst);
+  uint8_t result = 0;
+  for (uint8_t v : lanes) result = std::max(result, v);
+  for (; i < n; ++i) result = std::max<uint8_t>(result, codes[i] & 0x7f);
+  return result;
+}
+
+bool haveAvx2() {
+  static const bool yes = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") != 0;
+  }();
+  return yes;
+}
+#endif
+
+// `e5m2`: the codes are FP8 E5M2, a sign-magnitude byte whose low 7 bits order the magnitudes
+// (Inf and NaN above every finite value), so the largest magnitude is the value of the largest
+// low-7-bit code.
+float operandAmax(const float* values, const uint8_t* codes, const float* lut, bool e5m2, int64_t n, int threads) {
   const int64_t chunk = 1 << 16;
+#ifdef OCTET_X86
+  if (codes && e5m2 && haveAvx2()) {
+    const int64_t chunks = (n + chunk - 1) / chunk;
+    std::vector<uint8_t> part(static_cast<size_t>(chunks));
+    parallelFor(chunks, n < chunk ? 1 : threads, [&](int64_t c) {
+      part[c] = maxMagnitudeCode(codes + c * chunk, std::min<int64_t>(chunk, n - c * chunk));
+    });
+    uint8_t worst = 0;
+    for (uint8_t v : part) worst = std::max(worst, v);
+    return std::fabs(lut[worst]);
+  }
+#endif
   const int64_t chunks = (n + chunk - 1) / chunk;
   std::vector<float> part(static_cast<size_t>(chunks));
   parallelFor(chunks, n < chunk ? 1 : threads, [&](int64_t c) {
@@ -399,8 +440,8 @@ void lowpGemm(const LowpGemmArgs& g, int threads) {
       // No sum can overflow when k products of the largest magnitudes, grown by a relative half
       // unit per rounding, stay below F's largest value; and the splitting multiplies by
       // 2^(23 - m), so sums must stay below 2^(127 - (23 - m)) as well.
-      const float amaxA = operandAmax(g.a, g.aCodes, g.aLut, g.m * g.k, threads);
-      const float amaxB = operandAmax(g.b, g.bCodes, g.bLut, g.k * g.n, threads);
+      const float amaxA = operandAmax(g.a, g.aCodes, g.aLut, g.aIsE5M2, g.m * g.k, threads);
+      const float amaxB = operandAmax(g.b, g.bCodes, g.bLut, g.bIsE5M2, g.k * g.n, threads);
       const double maxFinite = std::ldexp(1.0 + g.acc.maxMantissaAtTop / std::ldexp(1.0, g.acc.mantissaBits),
                                           g.acc.maxBiasedExponent - g.acc.bias);
       // Each rounding grows a magnitude by at most half a unit (nearest) or one unit (stochastic).

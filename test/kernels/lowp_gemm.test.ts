@@ -78,6 +78,16 @@ describe('low-precision GEMM', () => {
     assert.equal(overflow[0], Infinity);
     const saturated = lowpGemm(1, 1, 8, { codes: encode(new Float32Array(8).fill(57344), 'e5m2'), format: 'e5m2' }, { codes: encode(new Float32Array(8).fill(57344), 'e5m2'), format: 'e5m2' }, { accumulation: 'e6m9', saturate: true });
     assert.equal(saturated[0], resolveFormat('e6m9').maxFinite);
+    // E5M2 operands holding Inf and NaN codes must take the checked path and give Inf/NaN.
+    for (const special of [0x7c, 0x7e, 0xfc]) {
+      const codes = encode(uniform(4 * 20, 9), 'e5m2');
+      codes[13] = special;
+      const a = { codes, format: 'e5m2' };
+      const b = { codes: encode(uniform(20 * 17, 10), 'e5m2'), format: 'e5m2' };
+      for (const mode of [{ accumulation: 'e6m9' }, { accumulation: 'e6m9', rounding: 'stochastic' as const }, {}]) {
+        sameBits(lowpGemm(4, 17, 20, a, b, mode), lowpGemmReference(4, 17, 20, a, b, mode), `special code 0x${special.toString(16)} ${JSON.stringify(mode)}`);
+      }
+    }
     const withNaN = Float32Array.of(1, NaN, 2);
     assert.ok(Number.isNaN(lowpGemm(1, 1, 3, withNaN, Float32Array.of(1, 1, 1), { accumulation: 'e6m9' })[0]));
   });
