@@ -52,28 +52,32 @@ inline float runAmax(const float* v, int64_t n) {
 
 inline float maxWithNan(float a, float b) { return (a != a || b != b) ? NAN : std::max(a, b); }
 
-// Rows [i0, i0 + rows) of op(A), decoded, into dst (row stride k).
+// Rows [i0, i0 + rows) of op(A), decoded, into dst (row stride k). Without a transpose the rows
+// are one contiguous run of rows * k elements, decoded in one go.
 void loadRows(const LowpGemmArgs& g, int64_t i0, int64_t rows, float* dst) {
+  const int64_t count = rows * g.k;
+  if (!g.transA) {
+    if (!g.aCodes) {
+      std::memcpy(dst, g.a + i0 * g.k, static_cast<size_t>(count) * sizeof(float));
+      return;
+    }
+    const uint8_t* codes = g.aCodes + i0 * g.k;
+#ifdef OCTET_X86
+    if (g.aIsE5M2 && haveHalfConversion()) {
+      decodeE5m2(codes, dst, count);
+      return;
+    }
+#endif
+    for (int64_t t = 0; t < count; ++t) dst[t] = g.aLut[codes[t]];
+    return;
+  }
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t i = i0 + r;
     float* row = dst + r * g.k;
     if (g.aCodes) {
-      if (g.transA) {
-        for (int64_t t = 0; t < g.k; ++t) row[t] = g.aLut[g.aCodes[t * g.m + i]];
-      } else {
-        const uint8_t* codes = g.aCodes + i * g.k;
-#ifdef OCTET_X86
-        if (g.aIsE5M2 && haveHalfConversion()) {
-          decodeE5m2(codes, row, g.k);
-          continue;
-        }
-#endif
-        for (int64_t t = 0; t < g.k; ++t) row[t] = g.aLut[codes[t]];
-      }
-    } else if (g.transA) {
-      for (int64_t t = 0; t < g.k; ++t) row[t] = g.a[t * g.m + i];
+      for (int64_t t = 0; t < g.k; ++t) row[t] = g.aLut[g.aCodes[t * g.m + i]];
     } else {
-      std::memcpy(row, g.a + i * g.k, static_cast<size_t>(g.k) * sizeof(float));
+      for (int64_t t = 0; t < g.k; ++t) row[t] = g.a[t * g.m + i];
     }
   }
 }
