@@ -18,38 +18,44 @@ namespace {
 using namespace octet::addon;
 using octet::GemmArgs;
 
-// sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads?)
-Napi::Value Sgemm(const Napi::CallbackInfo& info) {
+// The shape of a GEMM call: transA, transB, m, n, k at positions 0-4 and the leading dimensions
+// at the given positions, checked; returns the number of elements A, B and C must hold.
+struct GemmExtents {
+  int64_t a, b, c;
+};
+
+GemmExtents gemmShapeArgs(const Napi::CallbackInfo& info, const char* op, size_t ldaAt, size_t ldbAt, size_t ldcAt,
+                          GemmArgs& g) {
   Napi::Env env = info.Env();
-  if (info.Length() < 13) throw Napi::TypeError::New(env, "sgemm takes 13 or 14 arguments");
-  GemmArgs g;
+  if (info.Length() < 13) throw Napi::TypeError::New(env, std::string(op) + " takes 13 or more arguments");
   g.transA = info[0].ToBoolean();
   g.transB = info[1].ToBoolean();
   g.m = intArg(info, 2, "m");
   g.n = intArg(info, 3, "n");
   g.k = intArg(info, 4, "k");
-  g.alpha = info[5].As<Napi::Number>().FloatValue();
-  auto a = float32Arg(info, 6, "a");
-  g.lda = intArg(info, 7, "lda");
-  auto b = float32Arg(info, 8, "b");
-  g.ldb = intArg(info, 9, "ldb");
-  g.beta = info[10].As<Napi::Number>().FloatValue();
-  auto c = float32Arg(info, 11, "c");
-  g.ldc = intArg(info, 12, "ldc");
-  if (g.m < 0 || g.n < 0 || g.k < 0) throw Napi::RangeError::New(env, "sgemm: negative dimension");
+  g.lda = intArg(info, ldaAt, "lda");
+  g.ldb = intArg(info, ldbAt, "ldb");
+  g.ldc = intArg(info, ldcAt, "ldc");
+  if (g.m < 0 || g.n < 0 || g.k < 0) throw Napi::RangeError::New(env, std::string(op) + ": negative dimension");
   const int64_t aRows = g.transA ? g.k : g.m, aCols = g.transA ? g.m : g.k;
   const int64_t bRows = g.transB ? g.n : g.k, bCols = g.transB ? g.k : g.n;
-  if (g.lda < aCols || g.ldb < bCols || g.ldc < g.n) throw Napi::RangeError::New(env, "sgemm: leading dimension too small");
-  if (static_cast<int64_t>(a.ElementLength()) < extent(aRows, aCols, g.lda) ||
-      static_cast<int64_t>(b.ElementLength()) < extent(bRows, bCols, g.ldb) ||
-      static_cast<int64_t>(c.ElementLength()) < extent(g.m, g.n, g.ldc)) {
-    throw Napi::RangeError::New(env, "sgemm: an array is shorter than its matrix");
+  if (g.lda < aCols || g.ldb < bCols || g.ldc < g.n) {
+    throw Napi::RangeError::New(env, std::string(op) + ": leading dimension too small");
   }
-  g.a = a.Data();
-  g.b = b.Data();
-  g.c = c.Data();
+  return {extent(aRows, aCols, g.lda), extent(bRows, bCols, g.ldb), extent(g.m, g.n, g.ldc)};
+}
+
+// sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads?)
+Napi::Value Sgemm(const Napi::CallbackInfo& info) {
+  GemmArgs g;
+  const GemmExtents needs = gemmShapeArgs(info, "sgemm", 7, 9, 12, g);
+  g.alpha = info[5].As<Napi::Number>().FloatValue();
+  g.beta = info[10].As<Napi::Number>().FloatValue();
+  g.a = f32(info, 6, "a", needs.a);
+  g.b = f32(info, 8, "b", needs.b);
+  g.c = f32(info, 11, "c", needs.c);
   octet::sgemm(g, threadsArg(info, 13));
-  return env.Undefined();
+  return info.Env().Undefined();
 }
 
 // reluForward(x, out, threads?), reluBackward(x, g, out, threads?), add(a, b, out, threads?)
@@ -228,27 +234,15 @@ Napi::Value LowpGemm(const Napi::CallbackInfo& info) {
 // C = op(A) op(B) with alpha 1, beta 0 (each element one fused multiply-add chain in k order).
 Napi::Value SgemmCoded(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 13) throw Napi::TypeError::New(env, "sgemmCoded takes 13 or 14 arguments");
   GemmArgs g;
-  g.transA = info[0].ToBoolean();
-  g.transB = info[1].ToBoolean();
-  g.m = intArg(info, 2, "m");
-  g.n = intArg(info, 3, "n");
-  g.k = intArg(info, 4, "k");
-  g.lda = intArg(info, 7, "lda");
-  g.ldb = intArg(info, 10, "ldb");
-  g.ldc = intArg(info, 12, "ldc");
-  if (g.m < 0 || g.n < 0 || g.k < 0) throw Napi::RangeError::New(env, "sgemmCoded: negative dimension");
-  const int64_t aRows = g.transA ? g.k : g.m, aCols = g.transA ? g.m : g.k;
-  const int64_t bRows = g.transB ? g.n : g.k, bCols = g.transB ? g.k : g.n;
-  if (g.lda < aCols || g.ldb < bCols || g.ldc < g.n) throw Napi::RangeError::New(env, "sgemmCoded: leading dimension too small");
+  const GemmExtents needs = gemmShapeArgs(info, "sgemmCoded", 7, 10, 12, g);
   g.alpha = 1.0f;
   g.beta = 0.0f;
   g.a = nullptr;
   g.b = nullptr;
-  codedOperand(info, 5, "a", extent(aRows, aCols, g.lda), g.a, g.aCodes, g.aLut);
-  codedOperand(info, 8, "b", extent(bRows, bCols, g.ldb), g.b, g.bCodes, g.bLut);
-  g.c = f32(info, 11, "c", extent(g.m, g.n, g.ldc));
+  codedOperand(info, 5, "a", needs.a, g.a, g.aCodes, g.aLut);
+  codedOperand(info, 8, "b", needs.b, g.b, g.bCodes, g.bLut);
+  g.c = f32(info, 11, "c", needs.c);
   g.bIsE5M2 = g.bCodes && info.Length() > 14 && info[14].ToBoolean();
   g.aIsE5M2 = g.aCodes && info.Length() > 15 && info[15].ToBoolean();
   octet::sgemm(g, threadsArg(info, 13));

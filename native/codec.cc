@@ -63,6 +63,20 @@ OCTET_WIDE inline void store16(Code* dst, __m512i codes) {
   }
 }
 
+// The stochastic stream of a codec call on 16 lanes: its key, and lane l's Weyl step
+// (counter + l) * golden + key for the element at `counter`, formed with one addition.
+struct DrawStream {
+  __m512i key, laneWeyl;
+  OCTET_WIDE explicit DrawStream(const CodecParams& p)
+      : key(_mm512_set1_epi32(static_cast<int>(p.key))),
+        laneWeyl(_mm512_add_epi32(_mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                                     _mm512_set1_epi32(static_cast<int>(kGolden))),
+                                  key)) {}
+  OCTET_WIDE __m512i weylAt(uint32_t counter) const {
+    return _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(counter * kGolden)), laneWeyl);
+  }
+};
+
 // F's code of rounded float32 bits in F's normal range (or zero): the exponent rebased from
 // float32's bias to F's, the mantissa shifted down, the sign moved to F's sign bit.
 OCTET_WIDE inline __m512i codeOfNormal(__m512i u, __m512i rounded, const NormalRounding& r, __m512i rebias, __m512i signMask) {
@@ -77,17 +91,15 @@ OCTET_WIDE inline __m512i codeOfNormal(__m512i u, __m512i rounded, const NormalR
 template <int kRounding, typename Code>
 OCTET_WIDE void encodeWide(const uint32_t* in, Code* out, int64_t b, int64_t e, const CodecParams& params) {
   const CodecParams p = params;
-  const __m512i key = _mm512_set1_epi32(static_cast<int>(p.key));
-  // weyl of lane l at element i: (counterOffset + i + l) * golden + key
-  const __m512i laneWeyl = _mm512_add_epi32(
-      _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(static_cast<int>(kGolden))), key);
+  const DrawStream stream(p);
+  const __m512i key = stream.key;
   const bool normalPath = p.mantissaBits < 23;
   const NormalRounding r = normalRounding(p);
   const __m512i rebias = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(127 - p.bias) << p.mantissaBits));
   const __m512i signMask = _mm512_set1_epi32(static_cast<int>(p.signMask));
   int64_t i = b;
   for (; i + 16 <= e; i += 16) {
-    const __m512i weyl = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>((p.counterOffset + static_cast<uint32_t>(i)) * kGolden)), laneWeyl);
+    const __m512i weyl = stream.weylAt(p.counterOffset + static_cast<uint32_t>(i));
     const __m512i u = _mm512_loadu_si512(in + i);
     __mmask16 ok = 0;
     const __m512i rounded = normalPath ? roundNormal16<kRounding>(u, r, key, weyl, ok) : u;
@@ -100,15 +112,13 @@ template <int kRounding>
 OCTET_WIDE void quantizeWide(const uint32_t* in, float* out, int64_t b, int64_t e, const CodecParams& params,
                              const float* lut) {
   const CodecParams p = params;
-  const __m512i key = _mm512_set1_epi32(static_cast<int>(p.key));
-  // weyl of lane l at element i: (counterOffset + i + l) * golden + key
-  const __m512i laneWeyl = _mm512_add_epi32(
-      _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(static_cast<int>(kGolden))), key);
+  const DrawStream stream(p);
+  const __m512i key = stream.key;
   const bool normalPath = p.mantissaBits < 23;
   const NormalRounding r = normalRounding(p);
   int64_t i = b;
   for (; i + 16 <= e; i += 16) {
-    const __m512i weyl = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>((p.counterOffset + static_cast<uint32_t>(i)) * kGolden)), laneWeyl);
+    const __m512i weyl = stream.weylAt(p.counterOffset + static_cast<uint32_t>(i));
     const __m512i u = _mm512_loadu_si512(in + i);
     __mmask16 ok = 0;
     const __m512i rounded = normalPath ? roundNormal16<kRounding>(u, r, key, weyl, ok) : u;
