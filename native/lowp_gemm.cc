@@ -263,7 +263,7 @@ OCTET_WIDE void tileExact16(const LowpGemmArgs& g, const float* strip, const flo
 // scaling by powers of two, and d = 13, 14, 16 over binades 2^-60 to 2^60). It equals the codec
 // wherever the sum and the result lie in F's normal range; any lane that leaves it (or reaches
 // Inf/NaN) marks the tile, which is then recomputed exactly. Zeros stay zeros.
-struct FastNearest {
+struct FastRounding {
   __m512 splitter;
   __m512i one, absMask;
   __m512i minBitsLess1, maxBitsLess1;
@@ -274,7 +274,7 @@ struct FastNearest {
 // Track |r| - 1 of rounded values: zero wraps to 0xffffffff (ignored by both checks), values
 // below F's normal range fall under minBits - 1 (unsigned), overflow and Inf/NaN rise above
 // maxBits - 1 (signed).
-OCTET_WIDE __attribute__((always_inline)) inline void trackRange(__m512i roundedBits, const FastNearest& f, __m512i& worstHigh,
+OCTET_WIDE __attribute__((always_inline)) inline void trackRange(__m512i roundedBits, const FastRounding& f, __m512i& worstHigh,
                                                                   __m512i& worstLow) {
   const __m512i g = _mm512_sub_epi32(_mm512_and_si512(roundedBits, f.absMask), f.one);
   worstHigh = _mm512_max_epi32(worstHigh, g);
@@ -282,7 +282,7 @@ OCTET_WIDE __attribute__((always_inline)) inline void trackRange(__m512i rounded
 }
 
 template <bool kCheck>
-OCTET_WIDE __attribute__((always_inline)) inline __m512 roundFast(__m512 sum, const FastNearest& f, __m512i& worstHigh, __m512i& worstLow) {
+OCTET_WIDE __attribute__((always_inline)) inline __m512 roundFast(__m512 sum, const FastRounding& f, __m512i& worstHigh, __m512i& worstLow) {
   const __m512 c = _mm512_fmadd_ps(sum, f.splitter, sum);
   const __m512 rounded = _mm512_sub_ps(c, _mm512_sub_ps(c, sum));
   if (kCheck) trackRange(_mm512_castps_si512(rounded), f, worstHigh, worstLow);
@@ -293,7 +293,7 @@ OCTET_WIDE __attribute__((always_inline)) inline __m512 roundFast(__m512 sum, co
 // draw of element (i, j) for addition t is mix(mix(t * golden + key) ^ key) with key = the cell's
 // key; (~draw) >> (32 - d) carries into the kept bits exactly when draw < floor(fraction * 2^32).
 template <bool kCheck>
-OCTET_WIDE __attribute__((always_inline)) inline __m512 roundFastStochastic(__m512 sum, __m512i keys, __m512i weylStep, const FastNearest& f,
+OCTET_WIDE __attribute__((always_inline)) inline __m512 roundFastStochastic(__m512 sum, __m512i keys, __m512i weylStep, const FastRounding& f,
                                                                              __m512i& worstHigh, __m512i& worstLow) {
   const __m512i draw = codec_core::mix16(_mm512_xor_si512(codec_core::mix16(_mm512_add_epi32(weylStep, keys)), keys));
   const __m512i bits = _mm512_add_epi32(_mm512_castps_si512(sum), _mm512_srlv_epi32(_mm512_ternarylogic_epi32(draw, draw, draw, 0x55), f.stochasticShift));
@@ -305,7 +305,7 @@ OCTET_WIDE __attribute__((always_inline)) inline __m512 roundFastStochastic(__m5
 // One rounded addition of the fast paths: nearest (Veltkamp) or stochastic (on the bits, with the
 // draw of addition t for the tile's cell keys).
 template <bool kStochastic, bool kCheck>
-OCTET_WIDE __attribute__((always_inline)) inline __m512 roundStep(__m512 sum, __m512i keys, __m512i weylStep, const FastNearest& f,
+OCTET_WIDE __attribute__((always_inline)) inline __m512 roundStep(__m512 sum, __m512i keys, __m512i weylStep, const FastRounding& f,
                                                                    __m512i& worstHigh, __m512i& worstLow) {
   if (kStochastic) return roundFastStochastic<kCheck>(sum, keys, weylStep, f, worstHigh, worstLow);
   return roundFast<kCheck>(sum, f, worstHigh, worstLow);
@@ -317,7 +317,7 @@ OCTET_WIDE inline __m512i weylOf(uint64_t t) { return _mm512_set1_epi32(static_c
 template <bool kFma, bool kCheck, bool kStochastic>
 OCTET_WIDE __attribute__((always_inline)) inline void accumulateRun(const float* const* arow, const float* strip, int64_t t0,
                                                                     int64_t t1, __m512 (&v)[kRows], const __m512i (&keys)[kRows],
-                                                                    const FastNearest& f, __m512i& worstHigh, __m512i& worstLow) {
+                                                                    const FastRounding& f, __m512i& worstHigh, __m512i& worstLow) {
   for (int64_t t = t0; t < t1; ++t) {
     const __m512 b = _mm512_loadu_ps(strip + t * kLanes);
     const __m512i weylStep = kStochastic ? weylOf(static_cast<uint64_t>(t)) : _mm512_setzero_si512();
@@ -335,7 +335,7 @@ OCTET_WIDE __attribute__((always_inline)) inline void accumulateRun(const float*
 // the normal range by their quanta), so the range checks are skipped. Returns false, having
 // stored nothing, when a value left the range.
 template <bool kFma, bool kCheck, bool kStochastic>
-OCTET_WIDE bool tileFast(const LowpGemmArgs& g, const float* strip, const float* rows0, int64_t i0, int64_t s, const FastNearest& f) {
+OCTET_WIDE bool tileFast(const LowpGemmArgs& g, const float* strip, const float* rows0, int64_t i0, int64_t s, const FastRounding& f) {
   const int64_t rows = std::min<int64_t>(kRows, g.m - i0);
   const int64_t j0 = s * kLanes, width = std::min<int64_t>(kLanes, g.n - j0);
   const float* arow[kRows];
@@ -379,7 +379,7 @@ OCTET_WIDE bool tileFast(const LowpGemmArgs& g, const float* strip, const float*
 
 template <bool kStochastic>
 OCTET_WIDE bool tileFastDispatch(const LowpGemmArgs& g, const float* strip, const float* rows0, int64_t i0, int64_t s,
-                                 const FastNearest& f, bool unchecked) {
+                                 const FastRounding& f, bool unchecked) {
   if (unchecked) {
     return g.exactProducts ? tileFast<true, false, kStochastic>(g, strip, rows0, i0, s, f)
                            : tileFast<false, false, kStochastic>(g, strip, rows0, i0, s, f);
@@ -388,12 +388,12 @@ OCTET_WIDE bool tileFastDispatch(const LowpGemmArgs& g, const float* strip, cons
                          : tileFast<false, true, kStochastic>(g, strip, rows0, i0, s, f);
 }
 
-OCTET_WIDE FastNearest fastNearestConstants(const CodecParams& p) {
+OCTET_WIDE FastRounding fastRoundingConstants(const CodecParams& p) {
   const int drop = 23 - p.mantissaBits;
   const uint32_t minBits = static_cast<uint32_t>(p.emin + 127) << 23;
   const uint32_t maxBits = (static_cast<uint32_t>(p.maxBiasedExponent - p.bias + 127) << 23) |
                            (static_cast<uint32_t>(p.maxMantissaAtTop) << drop);
-  FastNearest f;
+  FastRounding f;
   f.splitter = _mm512_set1_ps(std::ldexp(1.0f, drop));
   f.one = _mm512_set1_epi32(1);
   f.absMask = _mm512_set1_epi32(0x7fffffff);
@@ -434,13 +434,13 @@ void lowpGemm(const LowpGemmArgs& g, int threads) {
     else tileScalar<kNearest>(g, strip, rows0, i0, s);
   };
 #ifdef OCTET_X86
-  FastNearest f{};
+  FastRounding f{};
   bool fast = false, unchecked = false;
   if (hasAvx512()) {
     // The fast paths need a normal float32 target with at least one dropped bit.
     fast = g.lut && g.acc.mantissaBits < 23 && g.acc.subnormalsKept;
     if (fast) {
-      f = fastNearestConstants(g.acc);
+      f = fastRoundingConstants(g.acc);
       // No sum can overflow when k products of the largest magnitudes, grown by a relative half
       // unit per rounding, stay below F's largest value; and the splitting multiplies by
       // 2^(23 - m), so sums must stay below 2^(127 - (23 - m)) as well.
