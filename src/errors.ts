@@ -35,3 +35,10 @@ export class InvalidArgumentError extends OctetError {
     super('INVALID_ARGUMENT', message);
   }
 }
+
+/** A name (model, recipe, data set, ...) that is not one of the known choices. */
+export class UnknownNameError extends OctetError {
+  constructor(message: string) {
+    super('UNKNOWN_NAME', message);
+  }
+}

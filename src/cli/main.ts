@@ -8,6 +8,7 @@ import { BENCH_GROUPS, benchCommand } from './bench_command.js';
 import { castCommand } from './cast_command.js';
 import { formatsCommand } from './formats_command.js';
 import { processIo, type CliIo } from './io.js';
+import { modelsCommand, summaryCommand } from './models_command.js';
 
 function buildProgram(io: CliIo): Command {
   const program = new Command('octet')
@@ -33,6 +34,23 @@ function buildProgram(io: CliIo): Command {
     .option('--seed <n>', 'seed of stochastic rounding (non-negative integer)', '0')
     .option('--saturate', 'send overflow and ±Inf to ±max finite instead of Inf/NaN')
     .action((options) => castCommand(options, io));
+
+  program
+    .command('models')
+    .description('list the models with their default classes, input channels, input size and parameter count')
+    .option('--json', 'print JSON instead of a table')
+    .action((options: { json?: boolean }) => modelsCommand(options, io));
+
+  program
+    .command('summary')
+    .description('one line per layer of a model: name, op, output shape, parameters, multiply-accumulates')
+    .requiredOption('-m, --model <name>', 'model name (see octet models)')
+    .option('--classes <n>', 'number of classes (default: the model\'s)')
+    .option('--in-channels <n>', 'input channels (default: the model\'s; 1 for MNIST-style data)')
+    .option('--width <n>', 'base width, for the models that have one')
+    .option('--input <HxW>', 'input size, e.g. 32 or 64x128 (default: the model\'s)')
+    .option('--json', 'print JSON instead of a table')
+    .action((options) => summaryCommand(options, io));
 
   program
     .command('bench')

@@ -1,7 +1,7 @@
 /** Differentiable ops: each is a kernel call plus a registered gradient rule. */
 export { add, hardswish, mul, relu, relu6, scale, sub } from './elementwise.js';
 export { mean, sum } from './reduce.js';
-export { concat, flatten, reshape } from './shape_ops.js';
+export { concat, flatten, reshape, subsamplePadChannels } from './shape_ops.js';
 export { linear, matmul } from './matmul.js';
 export { conv2d, convTranspose2d } from './conv.js';
 export type { Conv2dOptions, ConvTranspose2dOptions } from './conv.js';

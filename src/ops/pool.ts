@@ -7,6 +7,15 @@ import { Tensor, formatShape } from '../tensor/index.js';
 export interface Pool2dOptions {
   stride?: number;
   padding?: number;
+  /** Round the output size up (PyTorch's ceil_mode); a last window must start inside the input or left padding. */
+  ceilMode?: boolean;
+}
+
+function pooledSize(size: number, kernel: number, stride: number, padding: number, ceilMode: boolean): number {
+  if (!ceilMode) return convOutputSize(size, kernel, stride, padding, 1);
+  let out = Math.ceil((size + 2 * padding - kernel) / stride) + 1;
+  if ((out - 1) * stride >= size + padding) out--;
+  return out;
 }
 
 function poolGeometry(op: string, x: Tensor, kernel: number, options: Pool2dOptions) {
@@ -18,8 +27,9 @@ function poolGeometry(op: string, x: Tensor, kernel: number, options: Pool2dOpti
   }
   if (padding * 2 > kernel) throw new InvalidArgumentError(`${op}: padding ${padding} is more than half the kernel ${kernel}`);
   const [batch, channels, height, width] = x.shape;
-  const outH = convOutputSize(height, kernel, stride, padding, 1);
-  const outW = convOutputSize(width, kernel, stride, padding, 1);
+  const ceilMode = options.ceilMode ?? false;
+  const outH = pooledSize(height, kernel, stride, padding, ceilMode);
+  const outW = pooledSize(width, kernel, stride, padding, ceilMode);
   if (outH < 1 || outW < 1) throw new InvalidArgumentError(`${op}: input ${formatShape(x.shape)} is smaller than the kernel ${kernel}`);
   return { batch, channels, height, width, stride, padding, outH, outW };
 }

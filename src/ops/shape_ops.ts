@@ -73,3 +73,57 @@ registerGradient<ConcatSaved>('concat', (node, g, output) => {
     return gi;
   });
 });
+
+interface ShortcutSaved {
+  stride: number;
+  padBefore: number;
+}
+
+/**
+ * The parameter-free shortcut of He et al. 2016 (option A): keep every `stride`-th row and column
+ * of x [N, C, H, W] and zero-pad the channels to `outChannels`, half before and half after.
+ */
+export function subsamplePadChannels(x: Tensor, stride: number, outChannels: number): Tensor {
+  if (x.rank !== 4) throw new InvalidArgumentError(`subsamplePadChannels: input ${formatShape(x.shape)}; expected [N, C, H, W]`);
+  const [batch, channels, height, width] = x.shape;
+  if (!Number.isInteger(stride) || stride < 1 || !Number.isInteger(outChannels) || outChannels < channels) {
+    throw new InvalidArgumentError(
+      `subsamplePadChannels: stride ${stride} and outChannels ${outChannels} for ${channels} channels; expected stride >= 1 and outChannels >= ${channels}`,
+    );
+  }
+  const outH = Math.ceil(height / stride);
+  const outW = Math.ceil(width / stride);
+  const padBefore = Math.floor((outChannels - channels) / 2);
+  const out = Tensor.zeros([batch, outChannels, outH, outW]);
+  forEachShortcutPair(x.shape, outChannels, stride, padBefore, (o, i) => (out.data[o] = x.data[i]));
+  return record('subsamplePadChannels', [x], out, { stride, padBefore } satisfies ShortcutSaved);
+}
+
+/** Visit each (output index, input index) pair the shortcut copies. */
+function forEachShortcutPair(
+  inShape: Shape,
+  outChannels: number,
+  stride: number,
+  padBefore: number,
+  fn: (o: number, i: number) => void,
+): void {
+  const [batch, channels, height, width] = inShape;
+  const outH = Math.ceil(height / stride);
+  const outW = Math.ceil(width / stride);
+  for (let n = 0; n < batch; n++) {
+    for (let c = 0; c < channels; c++) {
+      const inBase = (n * channels + c) * height * width;
+      const outBase = (n * outChannels + c + padBefore) * outH * outW;
+      for (let h = 0; h < outH; h++) {
+        for (let w = 0; w < outW; w++) fn(outBase + h * outW + w, inBase + h * stride * width + w * stride);
+      }
+    }
+  }
+}
+
+registerGradient<ShortcutSaved>('subsamplePadChannels', (node, g, output) => {
+  const x = node.inputs[0]!;
+  const gx = new Float32Array(x.size);
+  forEachShortcutPair(x.shape, output.shape[1], node.saved.stride, node.saved.padBefore, (o, i) => (gx[i] = g[o]));
+  return [gx];
+});

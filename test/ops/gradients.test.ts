@@ -33,6 +33,7 @@ const CASES: Case[] = [
   { name: 'mean', op: 'sum', inputs: () => [randomTensor([3, 4], 12)], fn: ops.mean },
   { name: 'reshape', op: 'reshape', inputs: () => [randomTensor([2, 6], 13)], fn: (x) => ops.mul(ops.reshape(x, [3, -1]), Tensor.from([1, 2, 3, 4], [1, 4])) },
   { name: 'concat axis 1', op: 'concat', inputs: () => [randomTensor([2, 2, 3], 14), randomTensor([2, 3, 3], 15)], fn: (a, b) => ops.concat([a, b], 1) },
+  { name: 'subsamplePadChannels stride 2', op: 'subsamplePadChannels', inputs: () => [randomTensor([2, 2, 5, 4], 90)], fn: (x) => ops.mul(ops.subsamplePadChannels(x, 2, 6), randomTensor([1, 6, 3, 2], 91)) },
   { name: 'matmul', op: 'matmul', inputs: () => [randomTensor([3, 4], 16), randomTensor([4, 5], 17)], fn: ops.matmul },
   { name: 'linear with bias', op: 'linear', inputs: () => [randomTensor([3, 4], 18), randomTensor([5, 4], 19), randomTensor([5], 20)], fn: (x, w, b) => ops.linear(x, w, b) },
   { name: 'conv2d 3x3 pad 1 with bias', op: 'conv2d', inputs: () => [randomTensor([2, 3, 5, 5], 21), randomTensor([4, 3, 3, 3], 22), randomTensor([4], 23)], fn: (x, w, b) => ops.conv2d(x, w, b, { padding: 1 }) },

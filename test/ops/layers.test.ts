@@ -34,6 +34,18 @@ describe('pooling', () => {
   const x = Tensor.from(Array.from({ length: 16 }, (_, i) => i), [1, 1, 4, 4]);
   test('max pool 2x2', () => close(ops.maxPool2d(x, 2).data, [5, 7, 13, 15]));
   test('max pool 3x3 stride 2 padding 1 (ResNet stem)', () => close(ops.maxPool2d(x, 3, { stride: 2, padding: 1 }).data, [5, 7, 13, 15]));
+  test('ceil mode keeps a last partial window (SqueezeNet: 3x3 stride 2 on 4x4 -> 2x2, on 5x5 -> 2x2)', () => {
+    close(ops.maxPool2d(x, 3, { stride: 2, ceilMode: true }).data, [10, 11, 14, 15]);
+    assert.deepEqual(ops.maxPool2d(Tensor.zeros([1, 1, 5, 5]), 3, { stride: 2, ceilMode: true }).shape, [1, 1, 2, 2]);
+    assert.deepEqual(ops.maxPool2d(Tensor.zeros([1, 1, 6, 6]), 3, { stride: 2, ceilMode: true }).shape, [1, 1, 3, 3]);
+    assert.deepEqual(ops.maxPool2d(Tensor.zeros([1, 1, 6, 6]), 3, { stride: 2 }).shape, [1, 1, 2, 2]);
+    close(ops.avgPool2d(x, 3, { stride: 2, ceilMode: true }).data.subarray(3), [12.5]);
+  });
+  test('option-A shortcut keeps every second pixel and pads channels on both sides', () => {
+    const y = ops.subsamplePadChannels(x, 2, 3);
+    assert.deepEqual(y.shape, [1, 3, 2, 2]);
+    close(y.data, [0, 0, 0, 0, 0, 2, 8, 10, 0, 0, 0, 0]);
+  });
   test('average pool counts padding by default, or not', () => {
     const ones = Tensor.ones([1, 1, 3, 3]);
     close(ops.avgPool2d(ones, 3, { stride: 1, padding: 1 }).data.subarray(0, 1), [4 / 9]);
