@@ -31,10 +31,11 @@ describe('ResNets', () => {
     }
   });
 
-  test('resnet20 and resnet18-cifar overfit a tiny batch', () => {
-    for (const name of ['resnet20', 'resnet18-cifar']) {
-      const model = buildModel(name, { width: 8, classes: 4, seed: 2 });
-      const { first, last } = overfit(model, randomInput([8, 3, 16, 16], 3), randomLabels(8, 4, 4), 30);
+  test('every ResNet overfits a tiny batch (small widths)', () => {
+    const cases = [['resnet20', 8, 16], ['resnet18-cifar', 8, 16], ['resnet101-cifar', 4, 16], ['resnet18', 8, 32], ['resnet101', 4, 32]] as const;
+    for (const [name, width, size] of cases) {
+      const model = buildModel(name, { width, classes: 4, seed: 2 });
+      const { first, last } = overfit(model, randomInput([8, 3, size, size], 3), randomLabels(8, 4, 4), 30);
       assert.ok(last < first * 0.1, `${name}: loss ${first} -> ${last}`);
     }
   });

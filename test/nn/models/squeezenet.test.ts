@@ -24,9 +24,11 @@ describe('SqueezeNet', () => {
 
   // Adam at lr 1e-3 or more can kill every ReLU after the final convolution for an example (its
   // logits stay 0, loss ln 3), a known SqueezeNet failure; 5e-4 trains.
-  test('squeezenet1_1 overfits a tiny batch', () => {
-    const model = buildModel('squeezenet1_1', { classes: 3, seed: 1 });
-    const { first, last } = overfit(model, randomInput([4, 3, 40, 40], 2), randomLabels(4, 3, 3), 40, 0.0005);
-    assert.ok(last < first * 0.1, `loss ${first} -> ${last}`);
+  test('squeezenet1_0 and 1_1 overfit a tiny batch', () => {
+    for (const name of ['squeezenet1_0', 'squeezenet1_1']) {
+      const model = buildModel(name, { classes: 3, seed: 1 });
+      const { first, last } = overfit(model, randomInput([4, 3, 40, 40], 2), randomLabels(4, 3, 3), 40, 0.0005);
+      assert.ok(last < first * 0.1, `${name}: loss ${first} -> ${last}`);
+    }
   });
 });
