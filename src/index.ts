@@ -49,3 +49,4 @@ export * from './ops/index.js';
 export * from './data/index.js';
 export * from './nn/index.js';
 export * from './optim/index.js';
+export * from './quant/index.js';

@@ -1,0 +1,14 @@
+/** Quantization recipes, scaling, telemetry, and applying a recipe to a model. */
+export { InvalidRecipeError, parseRecipe, recipeSchema } from './recipe.js';
+export type { LossScalingSpec, Recipe, RecipeInput, ScalingSpec, TensorClassSpec } from './recipe.js';
+export { PRESET_RECIPES, presetNames, presetRecipe } from './presets.js';
+export { loadRecipe } from './load.js';
+export { DynamicScale, LossScaler, TensorScaler, amaxOf, scaleFromAmax } from './scaling.js';
+export type { DynamicSpec, ScaleEvent } from './scaling.js';
+export { NumericsTelemetry } from './telemetry.js';
+export type { LayerEventRecord, NumericsRecord, OperandStats, TensorClass } from './telemetry.js';
+export { quantizeOperand } from './quantizer.js';
+export { LayerQuantState } from './layer_state.js';
+export type { OperandObserver } from './layer_state.js';
+export { QuantSession, applyRecipe } from './session.js';
+export type { ApplyOptions, SessionState, StepOutcome } from './session.js';

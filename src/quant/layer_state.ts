@@ -1,0 +1,123 @@
+/**
+ * The quantization state of one GEMM layer under a recipe: its scalers per tensor class, its
+ * per-layer dynamic error scale, and what happened this step.
+ */
+import { mix32 } from '../formats/index.js';
+import { resolveFormat, type Format } from '../formats/index.js';
+import type { LowpGemmOptions } from '../kernels/index.js';
+import type { GemmLayer } from '../nn/index.js';
+import { quantizeOperand, type QuantizeSpec } from './quantizer.js';
+import type { Recipe, TensorClassSpec } from './recipe.js';
+import { DynamicScale, TensorScaler, amaxOf, scaleFromAmax } from './scaling.js';
+import type { NumericsTelemetry, TensorClass } from './telemetry.js';
+import type { CodedMatrix } from '../kernels/index.js';
+
+/** Called with every operand a quantized GEMM hands to a kernel (for tests and debugging). */
+export type OperandObserver = (layer: string, role: 'x' | 'w' | 'e' | 'dy', operand: Float32Array | CodedMatrix) => void;
+
+const ROLE_SEEDS: Record<TensorClass, number> = { weights: 1, activations: 2, errors: 3, weight_gradients: 4 };
+
+class ClassQuantizer {
+  readonly format: Format;
+  readonly scaler: TensorScaler;
+  readonly dynamic: DynamicScale | null;
+
+  constructor(readonly spec: TensorClassSpec) {
+    this.format = resolveFormat(spec.format);
+    this.scaler = new TensorScaler(spec.scaling, this.format);
+    this.dynamic = spec.scaling.mode === 'dynamic' ? new DynamicScale(spec.scaling) : null;
+  }
+}
+
+export class LayerQuantState {
+  readonly quantizers: Partial<Record<TensorClass, ClassQuantizer>> = {};
+  readonly accumulation: LowpGemmOptions;
+  /** An error overflow (or NaN) happened in this layer this step: skip its update. */
+  overflow = false;
+  step = 0;
+
+  constructor(
+    readonly name: string,
+    readonly index: number,
+    readonly layer: GemmLayer,
+    readonly recipe: Recipe,
+    readonly seed: number,
+    readonly telemetry: NumericsTelemetry,
+    readonly observer: OperandObserver | null,
+  ) {
+    const classes: [TensorClass, TensorClassSpec | null][] = [
+      ['weights', recipe.weights], ['activations', recipe.activations], ['errors', recipe.errors], ['weight_gradients', recipe.weightGradients],
+    ];
+    for (const [cls, spec] of classes) if (spec) this.quantizers[cls] = new ClassQuantizer(spec);
+    const acc = recipe.accumulation;
+    this.accumulation = resolveFormat(acc.format).name === 'float32'
+      ? { accumulation: 'fp32' }
+      : { accumulation: acc.format, chunk: acc.chunk || undefined, rounding: acc.rounding };
+  }
+
+  /** The error scale of this layer (dynamic per-layer scaling), if it has one. */
+  get errorScale(): number | null {
+    return this.quantizers.errors?.dynamic?.scale ?? null;
+  }
+
+  /** A stochastic-rounding seed unique to (run seed, layer, role, step), as a safe integer. */
+  seedFor(role: number): number {
+    return (mix32(this.seed ^ Math.imul(this.index + 1, 0x9e3779b9) ^ Math.imul(role, 0x85ebca6b)) >>> 0) * 2 ** 20 + (this.step % 2 ** 20);
+  }
+
+  gemmOptions(role: number): LowpGemmOptions {
+    return { ...this.accumulation, seed: this.seedFor(16 + role) };
+  }
+
+  private spec(q: ClassQuantizer, cls: TensorClass): QuantizeSpec {
+    return { format: q.format, rounding: q.spec.rounding as QuantizeSpec['rounding'], saturate: q.spec.saturate, seed: this.seedFor(ROLE_SEEDS[cls]) };
+  }
+
+  /**
+   * Quantize a tensor of class `cls` with its scaling, recording telemetry; float32 classes pass
+   * through. Errors under dynamic scaling flag an overflow when amax * scale would exceed the
+   * format (or the gradient holds Inf/NaN); that step's codes then use the amax scale, so the
+   * layers below still receive a usable gradient while this layer's update is skipped.
+   */
+  quantize(cls: TensorClass, x: Float32Array): Float32Array | CodedMatrix {
+    const q = this.quantizers[cls];
+    if (!q) return x;
+    const amax = amaxOf(x);
+    let scale: number;
+    if (q.dynamic) {
+      scale = q.dynamic.scale;
+      const overflows = !Number.isFinite(amax) || (!q.spec.saturate && amax * scale > q.format.maxFinite);
+      if (overflows) {
+        this.overflow = true;
+        scale = scaleFromAmax(amax, q.format, 0, true) ?? 1;
+      }
+    } else {
+      scale = q.scaler.next(amax);
+    }
+    const { coded, stats } = quantizeOperand(x, scale, this.spec(q, cls), amax);
+    this.telemetry.record(this.name, cls, stats);
+    return coded;
+  }
+
+  /** End of step: update this layer's dynamic error scale; returns the event, if any. */
+  endStep(): 'grow' | 'backoff' | null {
+    const dynamic = this.quantizers.errors?.dynamic;
+    const event = dynamic ? dynamic.update(this.overflow) : null;
+    return event;
+  }
+
+  state(): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const [cls, q] of Object.entries(this.quantizers)) out[cls] = { scaler: q.scaler.state(), dynamic: q.dynamic?.state() ?? null };
+    return out;
+  }
+
+  loadState(state: Record<string, unknown>): void {
+    for (const [cls, q] of Object.entries(this.quantizers)) {
+      const s = state[cls] as { scaler: { scale: number; history: number[] }; dynamic: { scale: number; cleanSteps: number } | null } | undefined;
+      if (!s) continue;
+      q.scaler.loadState(s.scaler);
+      if (s.dynamic && q.dynamic) q.dynamic.loadState(s.dynamic);
+    }
+  }
+}

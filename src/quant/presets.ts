@@ -1,0 +1,93 @@
+/** The preset recipes, each one the JSON a user would start a file from. */
+import { UnknownNameError } from '../errors.js';
+import { parseRecipe, type Recipe, type RecipeInput } from './recipe.js';
+
+/**
+ * Forward operands are scaled so that amax lands at 2^-8 of the format's max (margin 8), not at the
+ * max: the product of two E5M2 values at the top of their range is 2^31.6, and a sum of such
+ * products would overflow the e6m9 accumulator (max about 2^32). With margin 8 products stay below
+ * 2^16, so sums of up to 65536 of them fit, while values 24 binades below amax still stay nonzero.
+ */
+const E5M2_OPERAND = { format: 'e5m2', rounding: 'nearest', scaling: { mode: 'current', margin: 8, powerOfTwo: true } } as const;
+/** Weight gradients are not GEMM inputs here: they use the whole range. */
+const E5M2_CURRENT = { format: 'e5m2', rounding: 'nearest', scaling: { mode: 'current', margin: 0, powerOfTwo: true } } as const;
+const E4M3_CURRENT = { format: 'e4m3', rounding: 'nearest', scaling: { mode: 'current', margin: 0, powerOfTwo: true } } as const;
+const PER_LAYER_ERRORS = {
+  format: 'e5m2',
+  rounding: 'nearest',
+  scaling: { mode: 'dynamic', init: 2 ** 15, growthInterval: 50, growthFactor: 2, backoffFactor: 0.5 },
+} as const;
+/** e6m9 in chunks of 64 (Wang et al. 2018): long weight-gradient sums (batch x pixels terms) do not swamp. */
+const E6M9_CHUNKED = { format: 'e6m9', chunk: 64, rounding: 'nearest' } as const;
+
+const PRESET_INPUTS: RecipeInput[] = [
+  {
+    name: 'fp32',
+    description: 'The baseline: every tensor and every sum in float32.',
+  },
+  {
+    name: 'sfp8',
+    description:
+      'Forward GEMM/conv operands (weights, activations) in E5M2 with per-tensor current scaling and e6m9 ' +
+      'chunked accumulation; the backward pass in float32 through the dequantized forward values (straight-through).',
+    weights: E5M2_OPERAND,
+    activations: E5M2_OPERAND,
+    accumulation: E6M9_CHUNKED,
+  },
+  {
+    name: 'fp8',
+    description:
+      'The system we emulate: weights, activations, errors and weight gradients of every GEMM/conv in E5M2, ' +
+      'e6m9 accumulation (chunks of 64), per-layer dynamic gradient scaling of the errors, float32 master weights.',
+    weights: E5M2_OPERAND,
+    activations: E5M2_OPERAND,
+    errors: PER_LAYER_ERRORS,
+    weightGradients: E5M2_CURRENT,
+    accumulation: E6M9_CHUNKED,
+  },
+  {
+    name: 'fp8-m16',
+    description: 'As fp8, with master weights kept in the 16-bit 1-6-9 format (e6m9) and updated with stochastic rounding.',
+    weights: E5M2_OPERAND,
+    activations: E5M2_OPERAND,
+    errors: PER_LAYER_ERRORS,
+    weightGradients: E5M2_CURRENT,
+    accumulation: E6M9_CHUNKED,
+    masterWeights: { format: 'e6m9', rounding: 'stochastic' },
+  },
+  {
+    name: 'fp8-global',
+    description:
+      'As fp8, but with one dynamic loss scale for the whole network instead of per-layer gradient scaling ' +
+      '(for comparison: small-gradient layers underflow).',
+    weights: E5M2_OPERAND,
+    activations: E5M2_OPERAND,
+    errors: { format: 'e5m2', rounding: 'nearest', scaling: { mode: 'none' } },
+    weightGradients: E5M2_CURRENT,
+    accumulation: E6M9_CHUNKED,
+    lossScaling: { mode: 'dynamic', init: 2 ** 15, growthInterval: 50, growthFactor: 2, backoffFactor: 0.5 },
+  },
+  {
+    name: 'hybrid',
+    description:
+      'The common GPU recipe: E4M3 forward operands, E5M2 errors and weight gradients, per-tensor delayed scaling ' +
+      '(amax history 16), float32 accumulation, first and last layers in float32.',
+    weights: E4M3_CURRENT,
+    activations: { ...E4M3_CURRENT, scaling: { mode: 'delayed', history: 16, margin: 0, powerOfTwo: true } },
+    errors: { format: 'e5m2', rounding: 'nearest', scaling: { mode: 'delayed', history: 16, margin: 0, powerOfTwo: true } },
+    weightGradients: E5M2_CURRENT,
+    highPrecisionLayers: ['first', 'last'],
+  },
+];
+
+export const PRESET_RECIPES: readonly Recipe[] = PRESET_INPUTS.map((r) => parseRecipe(r, `preset ${r.name}`));
+
+export function presetNames(): string[] {
+  return PRESET_RECIPES.map((r) => r.name);
+}
+
+export function presetRecipe(name: string): Recipe {
+  const recipe = PRESET_RECIPES.find((r) => r.name === name);
+  if (!recipe) throw new UnknownNameError(`unknown recipe "${name}"; choose a preset (${presetNames().join(', ')}) or give a JSON file path`);
+  return structuredClone(recipe);
+}

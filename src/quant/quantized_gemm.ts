@@ -1,0 +1,70 @@
+/**
+ * The differentiable quantized GEMM layer op. Forward: weights and activations quantized per the
+ * recipe (codes + scale), one low-precision GEMM with the recipe's accumulation, bias in float32.
+ * Backward:
+ * - errors quantized (recipe `errors` set, the FP8 scheme): the output gradient is scaled (the
+ *   layer's dynamic scale, a per-tensor scale, or none under a global loss scale) and quantized;
+ *   the input gradient and the weight gradient are low-precision GEMMs of those codes with the
+ *   saved weight and activation codes; the weight gradient is then quantized per `weightGradients`.
+ * - errors null (SFP8): both gradients are float32 GEMMs of the float32 output gradient with the
+ *   dequantized forward operands (straight-through quantizers).
+ * The op saves the operands' codes, not float32 copies.
+ */
+import { record, registerGradient } from '../autograd/index.js';
+import type { CodeArray, Format } from '../formats/index.js';
+import { channelBiasAdd, channelSum, decode, type LowpOperand } from '../kernels/index.js';
+import type { GemmCompute, GemmLayer } from '../nn/index.js';
+import { Tensor } from '../tensor/index.js';
+import { layerGemms, type LayerGemms } from './gemm_kernels.js';
+import type { LayerQuantState } from './layer_state.js';
+
+interface Saved {
+  state: LayerQuantState;
+  gemms: LayerGemms;
+  x: LowpOperand;
+  w: LowpOperand;
+}
+
+const FP32: { accumulation: 'fp32' } = { accumulation: 'fp32' };
+
+function quantizedGemm(state: LayerQuantState, layer: GemmLayer, x: Tensor): Tensor {
+  const gemms = layerGemms(layer, x);
+  const w = state.quantize('weights', layer.weight.data);
+  const xq = state.quantize('activations', x.data);
+  state.observer?.(state.name, 'w', w);
+  state.observer?.(state.name, 'x', xq);
+  const out = new Tensor(gemms.forward(xq, w, state.gemmOptions(0)), gemms.outputShape);
+  if (layer.bias) channelBiasAdd(out.data, layer.bias.data, { batch: gemms.outputShape[0], channels: gemms.channels, plane: gemms.plane });
+  return record('quantizedGemm', [x, layer.weight, layer.bias], out, { state, gemms, x: xq, w } satisfies Saved);
+}
+
+registerGradient<Saved>('quantizedGemm', (node, g) => {
+  const { state, gemms, x, w } = node.saved;
+  const [input, weight, bias] = node.inputs as [Tensor, Tensor, Tensor | null];
+  const quantizedErrors = state.quantizers.errors !== undefined;
+  const e = quantizedErrors ? state.quantize('errors', g) : g;
+  state.observer?.(state.name, quantizedErrors ? 'e' : 'dy', e);
+  const options = (role: number) => (quantizedErrors ? state.gemmOptions(role) : FP32);
+  const gx = input.requiresGrad ? gemms.inputGrad(e, w, options(1)) : null;
+  let gw: Float32Array | null = null;
+  if (weight.requiresGrad) {
+    gw = gemms.weightGrad(e, x, options(2));
+    const q = state.quantize('weight_gradients', gw);
+    // The optimizer sees exactly the values the weight-gradient codes hold.
+    if (!(q instanceof Float32Array)) gw = dequantize(q.codes, q.format, q.scale ?? 1);
+  }
+  const gb = bias?.requiresGrad ? Float32Array.from(channelSum(g, { batch: gemms.outputShape[0], channels: gemms.channels, plane: gemms.plane })) : null;
+  return [gx, gw, gb];
+});
+
+function dequantize(codes: CodeArray, format: Format | string, scale: number): Float32Array {
+  const values = decode(codes, format);
+  if (scale !== 1) for (let i = 0; i < values.length; i++) values[i] /= scale;
+  return values;
+}
+
+/** The GemmCompute a recipe installs on a layer: every GEMM of the layer through quantizedGemm. */
+export function recipeCompute(state: LayerQuantState): GemmCompute {
+  const run = (layer: GemmLayer, x: Tensor) => quantizedGemm(state, layer, x);
+  return { name: `recipe ${state.recipe.name}`, conv2d: run, convTranspose2d: run, linear: run };
+}

@@ -1,0 +1,125 @@
+/**
+ * Recipes: plain JSON that says, per tensor class, the format, rounding and scaling of every
+ * GEMM/conv operand, the accumulator, the master weights and optimizer moments, how gradients
+ * are scaled, and which layers stay in float32. Validated with a schema; an invalid recipe gets a
+ * message naming the field, the value found and what is allowed.
+ */
+import { z } from 'zod';
+import { InvalidArgumentError } from '../errors.js';
+import { ROUNDINGS, formatNames, resolveFormat } from '../formats/index.js';
+
+const formatName = z.string().superRefine((name, ctx) => {
+  try {
+    resolveFormat(name);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: `unknown format; use a preset (${formatNames().join(', ')}) or eXmY` });
+  }
+});
+
+const perTensorScaling = z.discriminatedUnion('mode', [
+  /** No scaling: values are quantized as they are (a global loss scale may still apply to errors). */
+  z.object({ mode: z.literal('none') }).strict(),
+  /** scale = max finite / (amax * 2^margin), amax of this tensor now. */
+  z.object({ mode: z.literal('current'), margin: z.number().int().min(0).max(30).default(0), powerOfTwo: z.boolean().default(true) }).strict(),
+  /** As current, with amax the maximum over the last `history` steps (this step's amax joins after use). */
+  z.object({
+    mode: z.literal('delayed'),
+    history: z.number().int().min(1).max(1024).default(16),
+    margin: z.number().int().min(0).max(30).default(0),
+    powerOfTwo: z.boolean().default(true),
+  }).strict(),
+  /**
+   * Per-layer dynamic gradient scaling (errors only): each layer keeps its own scale, multiplies
+   * it by growthFactor after growthInterval clean steps, and on an overflow or NaN multiplies it by
+   * backoffFactor and skips that layer's update.
+   */
+  z.object({
+    mode: z.literal('dynamic'),
+    init: z.number().positive().default(2 ** 15),
+    growthInterval: z.number().int().min(1).default(50),
+    growthFactor: z.number().gt(1).default(2),
+    backoffFactor: z.number().gt(0).lt(1).default(0.5),
+  }).strict(),
+]);
+
+const tensorClass = z.object({
+  format: formatName,
+  rounding: z.enum(ROUNDINGS as unknown as [string, ...string[]]).default('nearest'),
+  saturate: z.boolean().default(false),
+  scaling: perTensorScaling.default({ mode: 'current', margin: 0, powerOfTwo: true }),
+}).strict();
+
+const storage = z.object({
+  format: formatName,
+  rounding: z.enum(['nearest', 'stochastic']).default('nearest'),
+}).strict();
+
+const lossScaling = z.discriminatedUnion('mode', [
+  z.object({ mode: z.literal('none') }).strict(),
+  z.object({ mode: z.literal('static'), scale: z.number().positive() }).strict(),
+  z.object({
+    mode: z.literal('dynamic'),
+    init: z.number().positive().default(2 ** 16),
+    growthInterval: z.number().int().min(1).default(200),
+    growthFactor: z.number().gt(1).default(2),
+    backoffFactor: z.number().gt(0).lt(1).default(0.5),
+  }).strict(),
+]);
+
+export const recipeSchema = z.object({
+  name: z.string().min(1),
+  description: z.string().default(''),
+  /** Operands of forward GEMMs; null keeps them float32. */
+  weights: tensorClass.nullable().default(null),
+  activations: tensorClass.nullable().default(null),
+  /** Output gradients reaching each GEMM layer; null: the backward pass runs in float32. */
+  errors: tensorClass.nullable().default(null),
+  /** The weight gradient each layer produces; null keeps it float32. */
+  weightGradients: tensorClass.nullable().default(null),
+  accumulation: z.object({
+    format: formatName.default('fp32'),
+    chunk: z.number().int().min(0).default(0),
+    rounding: z.enum(['nearest', 'stochastic']).default('nearest'),
+  }).strict().default({ format: 'fp32', chunk: 0, rounding: 'nearest' }),
+  masterWeights: storage.default({ format: 'fp32', rounding: 'nearest' }),
+  moments: storage.default({ format: 'fp32', rounding: 'nearest' }),
+  lossScaling: lossScaling.default({ mode: 'none' }),
+  /** GEMM layers kept in float32: "first", "last", or dotted layer paths (e.g. "fc"). */
+  highPrecisionLayers: z.array(z.string().min(1)).default([]),
+}).strict().superRefine((r, ctx) => {
+  for (const key of ['weights', 'activations', 'weightGradients'] as const) {
+    if (r[key]?.scaling.mode === 'dynamic') {
+      ctx.addIssue({ code: 'custom', path: [key, 'scaling', 'mode'], message: 'dynamic scaling is for errors only; use none, current or delayed' });
+    }
+  }
+  if (r.weightGradients && !r.errors) {
+    ctx.addIssue({ code: 'custom', path: ['weightGradients'], message: 'quantized weight gradients need quantized errors (set errors, or weightGradients to null)' });
+  }
+});
+
+export type Recipe = z.output<typeof recipeSchema>;
+export type RecipeInput = z.input<typeof recipeSchema>;
+export type TensorClassSpec = NonNullable<Recipe['weights']>;
+export type ScalingSpec = TensorClassSpec['scaling'];
+export type LossScalingSpec = Recipe['lossScaling'];
+
+export class InvalidRecipeError extends InvalidArgumentError {}
+
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let v: unknown = input;
+  for (const key of path) v = v !== null && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[key] : undefined;
+  return v;
+}
+
+/** Validate and fill defaults; `source` names where the recipe came from, for the message. */
+export function parseRecipe(input: unknown, source = 'recipe'): Recipe {
+  const result = recipeSchema.safeParse(input);
+  if (result.success) return result.data;
+  const lines = result.error.issues.map((issue) => {
+    const field = issue.path.length ? issue.path.join('.') : '(top level)';
+    const value = valueAt(input, issue.path);
+    const found = value === undefined ? 'missing' : JSON.stringify(value);
+    return `  ${field}: ${issue.message} (found ${found})`;
+  });
+  throw new InvalidRecipeError(`${source} is not a valid recipe:\n${lines.join('\n')}\nStart from a preset: octet recipes show fp8`);
+}
