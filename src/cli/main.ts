@@ -9,6 +9,7 @@ import { castCommand } from './cast_command.js';
 import { formatsCommand } from './formats_command.js';
 import { processIo, type CliIo } from './io.js';
 import { modelsCommand, summaryCommand } from './models_command.js';
+import { recipeShowCommand, recipesCommand } from './recipes_command.js';
 
 function buildProgram(io: CliIo): Command {
   const program = new Command('octet')
@@ -51,6 +52,17 @@ function buildProgram(io: CliIo): Command {
     .option('--input <HxW>', 'input size, e.g. 32 or 64x128 (default: the model\'s)')
     .option('--json', 'print JSON instead of a table')
     .action((options) => summaryCommand(options, io));
+
+  const recipes = program
+    .command('recipes')
+    .description('list the preset quantization recipes (formats, accumulation, gradient scaling, master weights)')
+    .option('--json', 'print JSON: an array of {name, description, recipe}')
+    .action((options: { json?: boolean }) => recipesCommand(options, io));
+  recipes
+    .command('show')
+    .description('print a preset as the JSON a recipe file starts from')
+    .argument('<name>', 'preset name')
+    .action((name: string) => recipeShowCommand(name, io));
 
   program
     .command('bench')

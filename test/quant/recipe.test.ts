@@ -1,0 +1,62 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { InvalidRecipeError, PRESET_RECIPES, loadRecipe, parseRecipe, presetRecipe } from '../../src/quant/index.js';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+function message(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (error) {
+    assert.ok(error instanceof InvalidRecipeError || (error as Error).name.endsWith('Error'));
+    return (error as Error).message;
+  }
+  assert.fail('expected an error');
+}
+
+describe('recipes', () => {
+  test('the presets are valid and named as documented', () => {
+    assert.deepEqual(PRESET_RECIPES.map((r) => r.name), ['fp32', 'sfp8', 'fp8', 'fp8-m16', 'fp8-global', 'hybrid']);
+    const fp8 = presetRecipe('fp8');
+    assert.deepEqual([fp8.weights?.format, fp8.activations?.format, fp8.errors?.format, fp8.weightGradients?.format], ['e5m2', 'e5m2', 'e5m2', 'e5m2']);
+    assert.equal(fp8.accumulation.format, 'e6m9');
+    assert.equal(fp8.errors?.scaling.mode, 'dynamic');
+    assert.equal(presetRecipe('sfp8').errors, null);
+    assert.equal(presetRecipe('fp8-m16').masterWeights.rounding, 'stochastic');
+    assert.equal(presetRecipe('hybrid').weights?.format, 'e4m3');
+  });
+
+  test('a minimal recipe gets float32 defaults', () => {
+    const r = parseRecipe({ name: 'mine', weights: { format: 'e4m3' } });
+    assert.equal(r.activations, null);
+    assert.deepEqual(r.weights?.scaling, { mode: 'current', margin: 0, powerOfTwo: true });
+    assert.equal(r.accumulation.format, 'fp32');
+  });
+
+  test('a bad recipe names the field, the value found and what is allowed', () => {
+    const m = message(() => parseRecipe({ name: 'x', weights: { format: 'e9m9x' }, accumulation: { chunk: -1 }, errors: { format: 'e5m2', rounding: 'up' } }, 'my.json'));
+    assert.match(m, /my\.json is not a valid recipe/);
+    assert.match(m, /weights\.format: unknown format; use a preset \(float8_e5m2, .*\) or eXmY \(found "e9m9x"\)/);
+    assert.match(m, /accumulation\.chunk: .*>=0 \(found -1\)/);
+    assert.match(m, /errors\.rounding: .*"nearest"\|"stochastic"\|"toward-zero" \(found "up"\)/);
+  });
+
+  test('unknown keys and misplaced dynamic scaling are refused', () => {
+    assert.match(message(() => parseRecipe({ name: 'x', wieghts: {} })), /Unrecognized key: "wieghts"/);
+    assert.match(message(() => parseRecipe({ name: 'x', weights: { format: 'e5m2', scaling: { mode: 'dynamic' } } })), /weights\.scaling\.mode: dynamic scaling is for errors only/);
+    assert.match(message(() => parseRecipe({ name: 'x', weightGradients: { format: 'e5m2' } })), /need quantized errors/);
+  });
+
+  test('recipes load from files; a missing file, bad JSON and an unknown preset say what to do', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'octet-recipe-'));
+    const good = join(dir, 'r.json');
+    writeFileSync(good, JSON.stringify({ ...presetRecipe('fp8'), name: 'mine', highPrecisionLayers: ['first'] }));
+    assert.deepEqual(loadRecipe(good).highPrecisionLayers, ['first']);
+    const bad = join(dir, 'bad.json');
+    writeFileSync(bad, '{"name": ');
+    assert.match(message(() => loadRecipe(bad)), /bad\.json is not valid JSON/);
+    assert.match(message(() => loadRecipe(join(dir, 'none.json'))), /cannot be read \(ENOENT\); check the path/);
+    assert.match(message(() => loadRecipe('fp9')), /unknown recipe "fp9"; choose a preset \(fp32, sfp8, fp8/);
+  });
+});
