@@ -8,11 +8,12 @@ import { dirname, join } from 'node:path';
 import { DataFileError } from './errors.js';
 import { readIdx } from './idx.js';
 
+/** Labelled images as bytes: images [count, channels, height, width] row-major, one label each. */
 export interface ImageSet {
-  /** Pixel bytes, [count, height, width] row-major. */
   images: Uint8Array;
   labels: Uint8Array;
   count: number;
+  channels: number;
   height: number;
   width: number;
 }
@@ -39,7 +40,7 @@ export function readImageSet(imagesFile: string, labelsFile: string): ImageSet {
   if (labels.shape[0] !== images.shape[0]) {
     throw new DataFileError(labelsFile, `has ${labels.shape[0]} labels but ${imagesFile} has ${images.shape[0]} images`);
   }
-  return { images: images.data, labels: labels.data, count: images.shape[0], height: images.shape[1], width: images.shape[2] };
+  return { images: images.data, labels: labels.data, count: images.shape[0], channels: 1, height: images.shape[1], width: images.shape[2] };
 }
 
 export function readMnist(split: 'train' | 'test', directory = mnistDirectory()): ImageSet {

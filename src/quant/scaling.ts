@@ -3,8 +3,9 @@
  * uses the format's whole range ("divide by max").
  *
  * Safety: a scale is always a finite positive float32 power of two or ratio within
- * [2^-100, 2^100]. An all-zero tensor, an amax below the format's smallest subnormal or a
- * non-finite amax keeps the previous scale (1 at the start): never NaN, never Inf.
+ * [2^-100, 2^100]; an amax far below the format's tiny values gets the largest scale, not Inf.
+ * An all-zero tensor or a non-finite amax keeps the previous scale (1 at the start): never NaN,
+ * never Inf.
  */
 import type { Format } from '../formats/index.js';
 import type { LossScalingSpec, ScalingSpec } from './recipe.js';
@@ -23,9 +24,9 @@ export function amaxOf(x: Float32Array): number {
   return m === Infinity ? NaN : m;
 }
 
-/** scale = maxFinite / (amax * 2^margin), optionally rounded down to a power of two; or null if amax gives none. */
+/** scale = maxFinite / (amax * 2^margin), optionally rounded down to a power of two; null for a zero or non-finite amax. */
 export function scaleFromAmax(amax: number, format: Format, margin: number, powerOfTwo: boolean): number | null {
-  if (!(Number.isFinite(amax) && amax >= format.minSubnormal)) return null;
+  if (!(Number.isFinite(amax) && amax > 0)) return null;
   let s = format.maxFinite / (amax * 2 ** margin);
   if (powerOfTwo) s = 2 ** Math.floor(Math.log2(s));
   return Math.min(MAX_SCALE, Math.max(MIN_SCALE, Math.fround(s)));
