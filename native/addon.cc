@@ -187,6 +187,26 @@ Napi::Value Col2im(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// im2colBatch(x, col, geometry, batch, imageStride, threads?) and
+// col2imBatch(col, x, geometry, batch, imageStride, threads?): see native/im2col.h.
+Napi::Value Im2colBatch(const Napi::CallbackInfo& info) {
+  const octet::ConvGeometry g = geometryArg(info, 2);
+  const int64_t batch = intArg(info, 3, "batch"), stride = intArg(info, 4, "imageStride");
+  const int64_t image = (batch - 1) * stride + g.channels * g.height * g.width;
+  const int64_t columns = g.channels * g.kernelH * g.kernelW * g.outH * g.outW * batch;
+  octet::im2colBatch(f32(info, 0, "x", image), f32(info, 1, "col", columns), g, batch, stride, threadsArg(info, 5));
+  return info.Env().Undefined();
+}
+
+Napi::Value Col2imBatch(const Napi::CallbackInfo& info) {
+  const octet::ConvGeometry g = geometryArg(info, 2);
+  const int64_t batch = intArg(info, 3, "batch"), stride = intArg(info, 4, "imageStride");
+  const int64_t image = (batch - 1) * stride + g.channels * g.height * g.width;
+  const int64_t columns = g.channels * g.kernelH * g.kernelW * g.outH * g.outW * batch;
+  octet::col2imBatch(f32(info, 0, "col", columns), f32(info, 1, "x", image), g, batch, stride, threadsArg(info, 5));
+  return info.Env().Undefined();
+}
+
 // lowpGemm(transA, transB, m, n, k, a, b, c, codecParams, lut | null, chunk, exactProducts,
 //          productsOnSubnormalGrid, threads?, aTable?, bTable?, bIsE5M2?, aIsE5M2?): a and b are
 //          Float32Arrays, or Uint8Arrays of codes with their tables.
@@ -274,6 +294,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("quantize", Napi::Function::New(env, Quantize));
   exports.Set("decode", Napi::Function::New(env, Decode));
   exports.Set("im2col", Napi::Function::New(env, Im2col));
+  exports.Set("im2colBatch", Napi::Function::New(env, Im2colBatch));
+  exports.Set("col2imBatch", Napi::Function::New(env, Col2imBatch));
   exports.Set("col2im", Napi::Function::New(env, Col2im));
   exports.Set("reluForward", Napi::Function::New(env, ReluForward));
   exports.Set("reluBackward", Napi::Function::New(env, ReluBackward));

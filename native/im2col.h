@@ -21,4 +21,11 @@ struct ConvGeometry {
 void im2col(const float* x, float* col, const ConvGeometry& g, int threads);
 void col2im(const float* col, float* x, const ConvGeometry& g, int threads);
 
+// The same for a batch side by side: image n starts at x + n * imageStride (so a group's channels
+// of NCHW data are reached by offsetting x), and col has C * KH * KW rows of batch * OH * OW
+// columns, image n's columns at n * OH * OW:
+//   col[r * (batch * OH * OW) + n * (OH * OW) + p] = im2col of image n at (r, p).
+void im2colBatch(const float* x, float* col, const ConvGeometry& g, int64_t batch, int64_t imageStride, int threads);
+void col2imBatch(const float* col, float* x, const ConvGeometry& g, int64_t batch, int64_t imageStride, int threads);
+
 }  // namespace octet

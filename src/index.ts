@@ -50,3 +50,4 @@ export * from './data/index.js';
 export * from './nn/index.js';
 export * from './optim/index.js';
 export * from './quant/index.js';
+export * from './train/index.js';

@@ -10,8 +10,32 @@ import { formatsCommand } from './formats_command.js';
 import { processIo, type CliIo } from './io.js';
 import { modelsCommand, summaryCommand } from './models_command.js';
 import { recipeShowCommand, recipesCommand } from './recipes_command.js';
+import { compareCommand, evalCommand, trainCommand } from './train_command.js';
 
-function buildProgram(io: CliIo): Command {
+/** The options `octet train` and `octet compare` share. */
+function trainingOptions(command: Command): Command {
+  return command
+    .requiredOption('-m, --model <name>', 'model (see octet models)')
+    .requiredOption('-d, --data <spec>', 'data: mnist, fashion-mnist[:DIR], mnist-seg, cifar10:DIR, cifar100:DIR, images:DIR, segmentation:DIR')
+    .option('--epochs <n>', 'epochs', '1')
+    .option('--batch-size <n>', 'batch size', '64')
+    .option('--lr <x>', 'peak learning rate (cosine schedule after linear warmup)', '0.002')
+    .option('--weight-decay <x>', 'decoupled weight decay', '0.0005')
+    .option('--warmup <steps>', 'linear warmup steps (default: 5% of the steps)')
+    .option('--optimizer <name>', 'adamw or sgd (momentum 0.9)', 'adamw')
+    .option('--seed <n>', 'seed of initialization, data order, augmentation and stochastic rounding', '0')
+    .option('--max-train <n>', 'train on the first N examples of the seeded shuffle')
+    .option('--max-test <n>', 'evaluate on the first N test examples')
+    .option('--width <n>', 'model base width, where the model has one')
+    .option('--depth <n>', 'UNet depth')
+    .option('--image-size <HxW>', 'resize image folders to this size')
+    .option('--checkpoint-every <steps>', 'also checkpoint every N steps (0: at epoch ends only)', '0')
+    .option('--log-every <steps>', 'metrics log interval in steps', '10')
+    .option('--resume', 'continue from the checkpoint in --out')
+    .option('--no-progress', 'no progress bar');
+}
+
+function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
   const program = new Command('octet')
     .description('Train neural networks in emulated 8-bit floating point, bit for bit, on a CPU')
     .exitOverride()
@@ -64,6 +88,30 @@ function buildProgram(io: CliIo): Command {
     .argument('<name>', 'preset name')
     .action((name: string) => recipeShowCommand(name, io));
 
+  trainingOptions(program.command('train').description('train a model under a recipe; checkpoints, metrics log and result in --out'))
+    .option('-r, --recipe <name|file.json>', 'preset recipe or a recipe file', 'fp32')
+    .option('-o, --out <dir>', 'output folder', 'runs/train')
+    .action(async (options) => {
+      setExitCode(await trainCommand(options, io));
+    });
+
+  program
+    .command('eval')
+    .description('evaluate a checkpoint on its data set (or another with --data); prints JSON')
+    .requiredOption('-c, --checkpoint <file>', 'checkpoint.safetensors written by octet train')
+    .option('-d, --data <spec>', 'data set (default: the one it was trained on)')
+    .option('--max-test <n>', 'evaluate on the first N test examples')
+    .option('--batch-size <n>', 'batch size', '256')
+    .option('--image-size <HxW>', 'resize image folders to this size')
+    .action((options) => evalCommand(options, io));
+
+  trainingOptions(program.command('compare').description('train several recipes with the same seed and data order; writes summary.json and report.html'))
+    .option('--recipes <list>', 'comma-separated recipes (presets or files)', 'fp32,sfp8,fp8')
+    .option('-o, --out <dir>', 'output folder', 'runs/compare')
+    .action(async (options) => {
+      setExitCode(await compareCommand(options, io));
+    });
+
   program
     .command('bench')
     .description(`measure speed, with numpy/OpenBLAS and ONNX Runtime as peers where present (groups: ${BENCH_GROUPS.join(', ')})`)
@@ -77,10 +125,11 @@ function buildProgram(io: CliIo): Command {
 
 /** Run the command line; returns the exit code instead of exiting, so tests can call it. */
 export async function runCli(argv: readonly string[], io: CliIo = processIo): Promise<number> {
-  const program = buildProgram(io);
+  let exitCode = 0;
+  const program = buildProgram(io, (code) => (exitCode = code));
   try {
     await program.parseAsync([...argv], { from: 'user' });
-    return 0;
+    return exitCode;
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode;
     if (error instanceof OctetError) {

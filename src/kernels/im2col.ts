@@ -102,3 +102,50 @@ export function col2im(col: Float32Array, x: Float32Array, g: ConvGeometry): voi
   if (native) native.col2im(col, x, geometryArray(g), kernelThreads());
   else col2imReference(col, x, g);
 }
+
+/**
+ * Batched layouts: image n of the batch starts at x[n * imageStride] (offset x to reach a group's
+ * channels), and the column matrix holds every image side by side: C*KH*KW rows of
+ * batch * OH * OW columns, image n's columns starting at n * OH * OW.
+ */
+function checkBatch(x: Float32Array, col: Float32Array, g: ConvGeometry, batch: number, imageStride: number, what: string): void {
+  const xNeeds = (batch - 1) * imageStride + g.channels * g.height * g.width;
+  const colNeeds = g.channels * g.kernelH * g.kernelW * g.outH * g.outW * batch;
+  if (!Number.isInteger(batch) || batch < 1 || x.length < xNeeds || col.length < colNeeds) {
+    throw new InvalidArgumentError(`${what}: batch ${batch}, images hold ${x.length} elements (need ${xNeeds}), columns hold ${col.length} (need ${colNeeds})`);
+  }
+}
+
+export function im2colBatchReference(x: Float32Array, col: Float32Array, g: ConvGeometry, batch: number, imageStride: number): void {
+  const plane = g.outH * g.outW;
+  const rows = g.channels * g.kernelH * g.kernelW;
+  const one = new Float32Array(rows * plane);
+  for (let n = 0; n < batch; n++) {
+    im2colReference(x.subarray(n * imageStride), one, g);
+    for (let r = 0; r < rows; r++) col.set(one.subarray(r * plane, (r + 1) * plane), r * batch * plane + n * plane);
+  }
+}
+
+export function col2imBatchReference(col: Float32Array, x: Float32Array, g: ConvGeometry, batch: number, imageStride: number): void {
+  const plane = g.outH * g.outW;
+  const rows = g.channels * g.kernelH * g.kernelW;
+  const one = new Float32Array(rows * plane);
+  for (let n = 0; n < batch; n++) {
+    for (let r = 0; r < rows; r++) one.set(col.subarray(r * batch * plane + n * plane, r * batch * plane + (n + 1) * plane), r * plane);
+    col2imReference(one, x.subarray(n * imageStride), g);
+  }
+}
+
+export function im2colBatch(x: Float32Array, col: Float32Array, g: ConvGeometry, batch: number, imageStride: number): void {
+  checkBatch(x, col, g, batch, imageStride, 'im2colBatch');
+  const native = nativeCore();
+  if (native) native.im2colBatch(x, col, geometryArray(g), batch, imageStride, kernelThreads());
+  else im2colBatchReference(x, col, g, batch, imageStride);
+}
+
+export function col2imBatch(col: Float32Array, x: Float32Array, g: ConvGeometry, batch: number, imageStride: number): void {
+  checkBatch(x, col, g, batch, imageStride, 'col2imBatch');
+  const native = nativeCore();
+  if (native) native.col2imBatch(col, x, geometryArray(g), batch, imageStride, kernelThreads());
+  else col2imBatchReference(col, x, g, batch, imageStride);
+}

@@ -1,7 +1,17 @@
 /** The hot loops: native fast paths with their TypeScript references. */
 export { gemm, gemmReference } from './gemm.js';
 export type { GemmOptions } from './gemm.js';
-export { col2im, col2imReference, convOutputSize, im2col, im2colReference } from './im2col.js';
+export {
+  col2im,
+  col2imBatch,
+  col2imBatchReference,
+  col2imReference,
+  convOutputSize,
+  im2col,
+  im2colBatch,
+  im2colBatchReference,
+  im2colReference,
+} from './im2col.js';
 export type { ConvGeometry } from './im2col.js';
 export { decode, encode, quantize } from './codec.js';
 export type { FastCastOptions } from './codec.js';

@@ -20,7 +20,7 @@
  */
 import { InvalidArgumentError } from '../errors.js';
 import { mix32, seedKey } from '../formats/index.js';
-import { im2col, im2colReference, type ConvGeometry } from './im2col.js';
+import { im2colBatch, im2colBatchReference, type ConvGeometry } from './im2col.js';
 import {
   decodeOperand,
   lowpGemmDecoded,
@@ -52,12 +52,12 @@ export interface LowpConvShape {
 
 interface Backend {
   fast: boolean;
-  im2col: (x: Float32Array, col: Float32Array, g: ConvGeometry) => void;
+  im2colBatch: (x: Float32Array, col: Float32Array, g: ConvGeometry, batch: number, imageStride: number) => void;
   gemm: (m: number, n: number, k: number, a: DecodedOperand, b: DecodedOperand, o: LowpGemmOptions) => Float32Array;
 }
 
-const FAST: Backend = { fast: true, im2col, gemm: lowpGemmDecoded };
-const REFERENCE: Backend = { fast: false, im2col: im2colReference, gemm: lowpGemmDecodedReference };
+const FAST: Backend = { fast: true, im2colBatch, gemm: lowpGemmDecoded };
+const REFERENCE: Backend = { fast: false, im2colBatch: im2colBatchReference, gemm: lowpGemmDecodedReference };
 
 function backend(reference: boolean): Backend {
   return reference || !nativeCore() ? REFERENCE : FAST;
@@ -85,12 +85,7 @@ function batchColumns(b: Backend, x: Float32Array, s: LowpConvShape, group: numb
   const plane = geometry.outH * geometry.outW;
   const k = cg * geometry.kernelH * geometry.kernelW;
   const cols = new Float32Array(k * s.batch * plane);
-  const one = new Float32Array(k * plane);
-  for (let n = 0; n < s.batch; n++) {
-    const start = (n * s.channels + group * cg) * height * width;
-    b.im2col(x.subarray(start, start + cg * height * width), one, geometry);
-    for (let t = 0; t < k; t++) cols.set(one.subarray(t * plane, (t + 1) * plane), t * s.batch * plane + n * plane);
-  }
+  b.im2colBatch(x.subarray(group * cg * height * width), cols, geometry, s.batch, s.channels * height * width);
   return cols;
 }
 

@@ -5,7 +5,7 @@
  */
 import { record, registerGradient } from '../autograd/index.js';
 import { InvalidArgumentError } from '../errors.js';
-import { channelBiasAdd, channelSum, col2im, convOutputSize, gemm, im2col, type ConvGeometry } from '../kernels/index.js';
+import { channelBiasAdd, channelSum, col2im, col2imBatch, convOutputSize, gemm, im2col, im2colBatch, type ConvGeometry } from '../kernels/index.js';
 import { Tensor, formatShape } from '../tensor/index.js';
 
 export interface Conv2dOptions {
@@ -31,6 +31,53 @@ interface ConvSaved {
   groups: number;
   /** Geometry of one group of one image, in the direction of a forward convolution. */
   geometry: ConvGeometry;
+}
+
+/** Column matrices are built for chunks of images of at most this many floats (2 MB), so the
+ *  GEMM reads them from cache. */
+const MAX_COLUMN_FLOATS = 1 << 19;
+
+function kSizeOf(g: ConvGeometry): number {
+  return g.channels * g.kernelH * g.kernelW;
+}
+
+/**
+ * Run `fn` over chunks of images [n0, n0 + nc) with a column buffer sized for the chunk, so each
+ * convolution is a few large GEMMs ([OC x K] by [K x nc*P]) rather than one per image.
+ */
+function forEachChunk(batch: number, g: ConvGeometry, fn: (n0: number, nc: number, col: Float32Array) => void): void {
+  const perImage = kSizeOf(g) * g.outH * g.outW;
+  const chunk = Math.max(1, Math.min(batch, Math.floor(MAX_COLUMN_FLOATS / Math.max(1, perImage))));
+  const col = new Float32Array(chunk * perImage);
+  for (let n0 = 0; n0 < batch; n0 += chunk) {
+    const nc = Math.min(chunk, batch - n0);
+    fn(n0, nc, col.subarray(0, nc * perImage));
+  }
+}
+
+/** The view of NCHW data starting at image n0, channel c0. */
+function imageAt(data: Float32Array, n0: number, channels: number, c0: number, plane: number): Float32Array {
+  return data.subarray((n0 * channels + c0) * plane);
+}
+
+/** rows [count x nc*P] (channel-major) into NCHW data at images n0.., channels c0... */
+function scatterChannels(rows: Float32Array, out: Float32Array, n0: number, nc: number, channels: number, c0: number, count: number, plane: number): void {
+  for (let c = 0; c < count; c++) {
+    for (let n = 0; n < nc; n++) {
+      const from = (c * nc + n) * plane;
+      out.set(rows.subarray(from, from + plane), ((n0 + n) * channels + c0 + c) * plane);
+    }
+  }
+}
+
+/** The inverse of scatterChannels: NCHW data into rows [count x nc*P]. */
+function gatherChannels(data: Float32Array, rows: Float32Array, n0: number, nc: number, channels: number, c0: number, count: number, plane: number): void {
+  for (let c = 0; c < count; c++) {
+    for (let n = 0; n < nc; n++) {
+      const from = ((n0 + n) * channels + c0 + c) * plane;
+      rows.set(data.subarray(from, from + plane), (c * nc + n) * plane);
+    }
+  }
 }
 
 /** Whether the column matrix is the image itself (1x1 kernel, stride 1, no padding). */
@@ -91,20 +138,17 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
   const cg = channels / groups;
   const ocg = outChannels / groups;
   const geometry: ConvGeometry = { channels: cg, height, width, kernelH, kernelW, strideH, strideW, padH, padW, dilationH, dilationW, outH, outW };
-  const plane = outH * outW;
-  const kSize = cg * kernelH * kernelW;
   const out = Tensor.zeros([batch, outChannels, outH, outW]);
-  const scratch = new Float32Array(colIsImage(geometry) ? 0 : kSize * plane);
-  for (let n = 0; n < batch; n++) {
+  forEachChunk(batch, geometry, (n0, nc, col) => {
+    const np = nc * outH * outW;
+    const y = new Float32Array(ocg * np);
     for (let grp = 0; grp < groups; grp++) {
-      const image = x.data.subarray((n * channels + grp * cg) * height * width, (n * channels + (grp + 1) * cg) * height * width);
-      const col = columns(image, geometry, scratch);
-      const w = weight.data.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize);
-      const y = out.data.subarray((n * outChannels + grp * ocg) * plane, (n * outChannels + (grp + 1) * ocg) * plane);
-      gemm(ocg, plane, kSize, w, col, y);
+      im2colBatch(imageAt(x.data, n0, channels, grp * cg, height * width), col, geometry, nc, channels * height * width);
+      gemm(ocg, np, kSizeOf(geometry), weight.data.subarray(grp * ocg * kSizeOf(geometry), (grp + 1) * ocg * kSizeOf(geometry)), col, y);
+      scatterChannels(y, out.data, n0, nc, outChannels, grp * ocg, ocg, outH * outW);
     }
-  }
-  addBias(out.data, bias, batch, outChannels, plane);
+  });
+  addBias(out.data, bias, batch, outChannels, outH * outW);
   return record('conv2d', [x, weight, bias], out, { groups, geometry } satisfies ConvSaved);
 }
 
@@ -116,34 +160,27 @@ registerGradient<ConvSaved>('conv2d', (node, g, output) => {
   const cg = channels / groups;
   const ocg = outChannels / groups;
   const plane = output.shape[2] * output.shape[3];
-  const kSize = cg * geometry.kernelH * geometry.kernelW;
+  const kSize = kSizeOf(geometry);
   const gx = x.requiresGrad ? new Float32Array(x.size) : null;
   const gw = weight.requiresGrad ? new Float32Array(weight.size) : null;
-  const scratch = new Float32Array(colIsImage(geometry) ? 0 : kSize * plane);
-  const dcol = gx ? new Float32Array(kSize * plane) : null;
-  for (let n = 0; n < batch; n++) {
+  forEachChunk(batch, geometry, (n0, nc, col) => {
+    const np = nc * plane;
+    const dy = new Float32Array(ocg * np);
     for (let grp = 0; grp < groups; grp++) {
-      const imageStart = (n * channels + grp * cg) * height * width;
-      const imageEnd = (n * channels + (grp + 1) * cg) * height * width;
-      const dy = g.subarray((n * outChannels + grp * ocg) * plane, (n * outChannels + (grp + 1) * ocg) * plane);
+      gatherChannels(g, dy, n0, nc, outChannels, grp * ocg, ocg, plane);
       const w = weight.data.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize);
       if (gw) {
-        const col = columns(x.data.subarray(imageStart, imageEnd), geometry, scratch);
-        // dW_g += dY_g [ocg, P] x col^T [P, K]
-        gemm(ocg, kSize, plane, dy, col, gw.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize), { transB: true, beta: 1 });
+        im2colBatch(imageAt(x.data, n0, channels, grp * cg, height * width), col, geometry, nc, channels * height * width);
+        // dW_g += dY_g [ocg, N*P] x col^T [N*P, K]
+        gemm(ocg, kSize, np, dy, col, gw.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize), { transB: true, beta: 1 });
       }
-      if (gx && dcol) {
-        const target = gx.subarray(imageStart, imageEnd);
-        if (colIsImage(geometry)) {
-          gemm(kSize, plane, ocg, w, dy, target, { transA: true, beta: 1 });
-        } else {
-          // dcol = W_g^T [K, ocg] x dY_g [ocg, P], folded back into the image
-          gemm(kSize, plane, ocg, w, dy, dcol, { transA: true });
-          col2im(dcol, target, geometry);
-        }
+      if (gx) {
+        // dcol = W_g^T [K, ocg] x dY_g [ocg, N*P], folded back into the images
+        gemm(kSize, np, ocg, w, dy, col, { transA: true });
+        col2imBatch(col, imageAt(gx, n0, channels, grp * cg, height * width), geometry, nc, channels * height * width);
       }
     }
-  }
+  });
   return [gx, gw, bias?.requiresGrad ? biasGrad(g, batch, outChannels, plane) : null];
 });
 

@@ -1,6 +1,17 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { col2im, col2imReference, convOutputSize, im2col, im2colReference, type ConvGeometry } from '../../src/kernels/im2col.js';
+import {
+  col2im,
+  col2imBatch,
+  col2imBatchReference,
+  col2imReference,
+  convOutputSize,
+  im2col,
+  im2colBatch,
+  im2colBatchReference,
+  im2colReference,
+  type ConvGeometry,
+} from '../../src/kernels/im2col.js';
 import { uniform } from '../helpers/random.js';
 
 function geometry(channels: number, height: number, width: number, k: [number, number], s: [number, number], p: [number, number], d: [number, number]): ConvGeometry {
@@ -73,4 +84,31 @@ describe('im2col / col2im', () => {
     const g = CASES[0];
     assert.throws(() => im2col(new Float32Array(10), new Float32Array(10), g), /im2col: image holds 10 elements \(needs 192\), columns hold 10 \(need 1728\)/);
   });
+});
+
+describe('batched im2col / col2im (a group of channels of an NCHW batch, images side by side)', () => {
+  for (const g of CASES.slice(0, 5)) {
+    test(`C${g.channels} ${g.height}x${g.width} k${g.kernelH}: fast path equals the reference; image n's block equals im2col of image n`, () => {
+      const batch = 3;
+      const totalChannels = g.channels + 2;
+      const imageStride = totalChannels * g.height * g.width;
+      const x = uniform(batch * imageStride, 7);
+      const offset = 1 * g.height * g.width; // the group starts at channel 1
+      const rows = g.channels * g.kernelH * g.kernelW;
+      const plane = g.outH * g.outW;
+      const col = new Float32Array(rows * batch * plane).fill(NaN);
+      const colRef = new Float32Array(col.length).fill(NaN);
+      im2colBatch(x.subarray(offset), col, g, batch, imageStride);
+      im2colBatchReference(x.subarray(offset), colRef, g, batch, imageStride);
+      assert.deepEqual(col, colRef);
+      const single = new Float32Array(rows * plane);
+      im2colReference(x.subarray(2 * imageStride + offset), single, g);
+      for (let r = 0; r < rows; r++) assert.deepEqual(col.subarray(r * batch * plane + 2 * plane, r * batch * plane + 3 * plane), single.subarray(r * plane, (r + 1) * plane));
+      const back = uniform(x.length, 9);
+      const backRef = Float32Array.from(back);
+      col2imBatch(col, back.subarray(offset), g, batch, imageStride);
+      col2imBatchReference(colRef, backRef.subarray(offset), g, batch, imageStride);
+      assert.deepEqual(back, backRef);
+    });
+  }
 });

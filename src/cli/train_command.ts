@@ -1,0 +1,187 @@
+/** `octet train`, `octet eval` and `octet compare`: the training pipeline on the command line. */
+import { join } from 'node:path';
+import { SingleBar } from 'cli-progress';
+import { loadDataset, type Dataset } from '../data/index.js';
+import { InvalidArgumentError } from '../errors.js';
+import { loadRecipe } from '../quant/index.js';
+import {
+  buildTrainModel,
+  evaluate,
+  readCheckpointRecord,
+  restoreCheckpoint,
+  summarizeComparison,
+  train,
+  writeFileAtomic,
+  writeReport,
+  type CompareEntry,
+  type TrainConfig,
+  type TrainHooks,
+  type TrainResult,
+} from '../train/index.js';
+import { parseSize } from './models_command.js';
+import type { CliIo } from './io.js';
+import { renderTable } from './text_table.js';
+
+export interface TrainOptions {
+  model: string;
+  data: string;
+  recipe?: string;
+  epochs: string;
+  batchSize: string;
+  lr: string;
+  weightDecay: string;
+  warmup?: string;
+  optimizer: string;
+  seed: string;
+  maxTrain?: string;
+  maxTest?: string;
+  width?: string;
+  depth?: string;
+  imageSize?: string;
+  checkpointEvery: string;
+  logEvery: string;
+  out: string;
+  resume?: boolean;
+  progress?: boolean;
+}
+
+function number(value: string | undefined, flag: string, { integer = false, min = 0 } = {}): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < min) {
+    throw new InvalidArgumentError(`${flag} is "${value}"; expected ${integer ? 'an integer' : 'a number'} >= ${min}`);
+  }
+  return n;
+}
+
+export function trainConfig(options: TrainOptions, recipeName: string): TrainConfig {
+  if (options.optimizer !== 'adamw' && options.optimizer !== 'sgd') throw new InvalidArgumentError(`--optimizer is "${options.optimizer}"; expected adamw or sgd`);
+  return {
+    model: options.model,
+    modelOptions: { width: number(options.width, '--width', { integer: true, min: 1 }), depth: number(options.depth, '--depth', { integer: true, min: 1 }) },
+    data: options.data,
+    recipe: loadRecipe(recipeName),
+    epochs: number(options.epochs, '--epochs', { integer: true, min: 1 })!,
+    batchSize: number(options.batchSize, '--batch-size', { integer: true, min: 1 })!,
+    lr: number(options.lr, '--lr')!,
+    weightDecay: number(options.weightDecay, '--weight-decay')!,
+    warmupSteps: number(options.warmup, '--warmup', { integer: true }),
+    optimizer: options.optimizer,
+    seed: number(options.seed, '--seed', { integer: true })!,
+    maxTrain: number(options.maxTrain, '--max-train', { integer: true, min: 1 }),
+    maxTest: number(options.maxTest, '--max-test', { integer: true, min: 1 }),
+    checkpointEvery: number(options.checkpointEvery, '--checkpoint-every', { integer: true })!,
+    logEvery: number(options.logEvery, '--log-every', { integer: true, min: 1 })!,
+  };
+}
+
+export async function loadData(spec: string, imageSize?: string): Promise<Dataset> {
+  return loadDataset(spec, { imageSize: imageSize ? parseSize(imageSize, '--image-size') : undefined });
+}
+
+/** Progress bar on stderr (when it is a terminal) plus Ctrl-C handling: stop after the step, save, exit cleanly. */
+function runHooks(io: CliIo, label: string, showBar: boolean): { hooks: TrainHooks; done: () => void } {
+  let stop = false;
+  const onSigint = () => {
+    if (stop) process.exit(130);
+    stop = true;
+    io.stderr('\noctet: Ctrl-C: finishing this step and saving a checkpoint (Ctrl-C again to quit at once)\n');
+  };
+  process.on('SIGINT', onSigint);
+  const bar = showBar && process.stderr.isTTY
+    ? new SingleBar({ format: `${label} [{bar}] {value}/{total} steps | loss {loss} | acc {acc} | {ips} img/s | ETA {eta_formatted}`, hideCursor: true, clearOnComplete: false })
+    : null;
+  let started = false;
+  const hooks: TrainHooks = {
+    onStep: (p) => {
+      const payload = { loss: p.loss.toFixed(4), acc: `${(100 * p.accuracy).toFixed(1)}%`, ips: p.imagesPerSecond.toFixed(1) };
+      if (bar && !started) {
+        bar.start(p.totalSteps, p.step - 1, payload);
+        started = true;
+      }
+      bar?.update(p.step, payload);
+    },
+    onEval: (e) => {
+      const text = `${label}: epoch ${e.epoch + 1} ${e.metric} ${(100 * e.value).toFixed(2)}%${e.top5 !== undefined ? ` top-5 ${(100 * e.top5).toFixed(2)}%` : ''} (test loss ${e.loss.toFixed(4)})\n`;
+      if (bar) bar.stop();
+      io.stderr(text);
+      started = false;
+    },
+    shouldStop: () => stop,
+  };
+  return {
+    hooks,
+    done: () => {
+      bar?.stop();
+      process.off('SIGINT', onSigint);
+    },
+  };
+}
+
+function reportRun(result: TrainResult, out: string, io: CliIo): void {
+  if (!result.completed) {
+    io.stdout(`Interrupted after step ${result.steps}; checkpoint saved to ${result.checkpoint}. Continue with the same command and --resume.\n`);
+    return;
+  }
+  const f = result.final;
+  io.stdout(
+    `${result.config.model} / ${result.config.recipe.name} on ${result.config.data}: ` +
+      (f ? `${f.metric} ${(100 * f.value).toFixed(2)}%${f.top5 !== undefined ? `, top-5 ${(100 * f.top5).toFixed(2)}%` : ''}` : 'no evaluation') +
+      ` after ${result.steps} steps in ${result.seconds.toFixed(1)} s. Checkpoint: ${result.checkpoint}; metrics: ${join(out, 'metrics.jsonl')}\n`,
+  );
+}
+
+export async function trainCommand(options: TrainOptions, io: CliIo): Promise<number> {
+  const config = trainConfig(options, options.recipe ?? 'fp32');
+  const dataset = await loadData(options.data, options.imageSize);
+  const { hooks, done } = runHooks(io, config.recipe.name, options.progress !== false);
+  try {
+    const result = train(config, dataset, options.out, { resume: options.resume, hooks });
+    reportRun(result, options.out, io);
+    return result.completed ? 0 : 130;
+  } finally {
+    done();
+  }
+}
+
+export async function evalCommand(options: { checkpoint: string; data?: string; maxTest?: string; batchSize: string; imageSize?: string }, io: CliIo): Promise<void> {
+  const loaded = readCheckpointRecord<TrainConfig>(options.checkpoint);
+  const config = loaded.record.config;
+  const dataset = await loadData(options.data ?? config.data, options.imageSize);
+  const model = buildTrainModel(config, dataset);
+  restoreCheckpoint(options.checkpoint, loaded, model, null, null);
+  const result = evaluate(model, dataset, number(options.maxTest, '--max-test', { integer: true, min: 1 }), number(options.batchSize, '--batch-size', { integer: true, min: 1 })!);
+  io.stdout(JSON.stringify({ checkpoint: options.checkpoint, model: config.model, recipe: config.recipe.name, data: dataset.name, step: loaded.record.step, ...result }) + '\n');
+}
+
+export async function compareCommand(options: TrainOptions & { recipes: string }, io: CliIo): Promise<number> {
+  const names = options.recipes.split(',').map((r) => r.trim()).filter(Boolean);
+  if (!names.length) throw new InvalidArgumentError('--recipes is empty; give a comma-separated list such as fp32,sfp8,fp8');
+  const configs = names.map((n) => trainConfig(options, n));
+  const dataset = await loadData(options.data, options.imageSize);
+  const entries: CompareEntry[] = [];
+  for (const config of configs) {
+    const out = join(options.out, config.recipe.name);
+    const { hooks, done } = runHooks(io, config.recipe.name, options.progress !== false);
+    let result: TrainResult;
+    try {
+      result = train(config, dataset, out, { resume: options.resume, hooks });
+    } finally {
+      done();
+    }
+    reportRun(result, out, io);
+    if (!result.completed) return 130;
+    entries.push({ recipe: config.recipe.name, out, result });
+  }
+  const summary = summarizeComparison(options.model, options.data, entries);
+  writeFileAtomic(join(options.out, 'summary.json'), new TextEncoder().encode(JSON.stringify(summary, null, 2) + '\n'));
+  const report = await writeReport(options.out, summary, entries);
+  io.stdout('\n' + renderTable(
+    ['recipe', summary.results[0].metric, ...(summary.results[0].top5 !== undefined ? ['top-5'] : []), 'epochs', 'seconds', 'images/s'],
+    summary.results.map((r) => [
+      r.recipe, `${(100 * r.value).toFixed(2)}%`, ...(r.top5 !== undefined ? [`${(100 * r.top5).toFixed(2)}%`] : []), String(r.epochs), r.seconds.toFixed(1), r.images_per_s.toFixed(1),
+    ]),
+  ));
+  io.stdout(`\nReport: ${report}\nSummary: ${join(options.out, 'summary.json')}\n`);
+  return 0;
+}

@@ -1,0 +1,98 @@
+/**
+ * Checkpoints: one safetensors file holding the model's parameters and buffers (`model.*`, F32),
+ * the optimizer's slots (`optimizer.*`, F32) and, for layers whose recipe stores weights in an
+ * 8-bit float, the weights as the forward pass uses them (`fp8.<layer>.weight` as F8_E5M2 or
+ * F8_E4M3 codes, with `fp8.<layer>.weight_scale`: real value = decode(code) / scale). The JSON
+ * record (run config with the recipe, step, epoch, optimizer, scaler and RNG state) is the file's
+ * `__metadata__.octet`. Written atomically, so a crash at any moment leaves the previous
+ * checkpoint intact.
+ */
+import { DataFileError } from '../data/index.js';
+import { resolveFormat } from '../formats/index.js';
+import { encode } from '../kernels/index.js';
+import { Dropout, type Module } from '../nn/index.js';
+import type { Optimizer, OptimizerState } from '../optim/index.js';
+import { amaxOf, scaleFromAmax, type QuantSession, type SessionState } from '../quant/index.js';
+import { asFloat32, f32Tensor, readSafetensors, writeSafetensors, type StoredTensor } from './safetensors.js';
+
+export const CHECKPOINT_FORMAT = 'octet-checkpoint-1';
+
+export interface CheckpointRecord<Config> {
+  format: typeof CHECKPOINT_FORMAT;
+  config: Config;
+  /** Steps completed. */
+  step: number;
+  optimizerStep: number;
+  session: SessionState;
+  /** Dropout generator counters by module path. */
+  dropout: Record<string, number>;
+}
+
+function fp8Export(session: QuantSession, tensors: Map<string, StoredTensor>): void {
+  for (const layer of session.layers) {
+    const spec = session.recipe.weights;
+    if (!spec) continue;
+    const format = resolveFormat(spec.format);
+    const dtype = format.name === 'float8_e5m2' ? 'F8_E5M2' : format.name === 'float8_e4m3fn' ? 'F8_E4M3' : null;
+    if (!dtype) continue;
+    const w = layer.layer.weight;
+    const scaling = spec.scaling;
+    const margin = scaling.mode === 'current' || scaling.mode === 'delayed' ? scaling.margin : 0;
+    const scale = scaling.mode === 'none' ? 1 : (scaleFromAmax(amaxOf(w.data), format, margin, true) ?? 1);
+    const scaled = w.data.map((v) => v * scale);
+    tensors.set(`fp8.${layer.name}.weight`, { dtype, shape: [...w.shape], bytes: encode(scaled, format, { saturate: true }) as Uint8Array });
+    tensors.set(`fp8.${layer.name}.weight_scale`, f32Tensor(Float32Array.of(scale), [1]));
+  }
+}
+
+export function saveCheckpoint<Config>(
+  file: string,
+  model: Module,
+  optimizer: Optimizer,
+  session: QuantSession,
+  record: Omit<CheckpointRecord<Config>, 'format' | 'optimizerStep' | 'session' | 'dropout'>,
+): void {
+  const tensors = new Map<string, StoredTensor>();
+  for (const [name, t] of model.stateDict()) tensors.set(`model.${name}`, f32Tensor(t.data, t.shape));
+  const optimizerState = optimizer.state();
+  for (const [key, values] of Object.entries(optimizerState.slots)) tensors.set(`optimizer.${key}`, f32Tensor(values, [values.length]));
+  fp8Export(session, tensors);
+  const dropout: Record<string, number> = {};
+  for (const [path, m] of model.namedModules()) if (m instanceof Dropout) dropout[path] = m.generator.counter;
+  const full: CheckpointRecord<Config> = { format: CHECKPOINT_FORMAT, ...record, optimizerStep: optimizerState.step, session: session.state(), dropout };
+  writeSafetensors(file, tensors, { format: CHECKPOINT_FORMAT, octet: JSON.stringify(full) });
+}
+
+/** Read a checkpoint's record without touching a model (to learn its config). */
+export function readCheckpointRecord<Config>(file: string): { record: CheckpointRecord<Config>; tensors: Map<string, StoredTensor> } {
+  const { tensors, metadata } = readSafetensors(file);
+  if (metadata.format !== CHECKPOINT_FORMAT || !metadata.octet) {
+    throw new DataFileError(file, `is a safetensors file but not an Octet checkpoint (metadata format ${String(metadata.format)}; expected ${CHECKPOINT_FORMAT})`);
+  }
+  return { record: JSON.parse(metadata.octet) as CheckpointRecord<Config>, tensors };
+}
+
+/** Restore model, optimizer, session and dropout state from a checkpoint read by readCheckpointRecord. */
+export function restoreCheckpoint<Config>(
+  file: string,
+  loaded: { record: CheckpointRecord<Config>; tensors: Map<string, StoredTensor> },
+  model: Module,
+  optimizer: Optimizer | null,
+  session: QuantSession | null,
+): void {
+  const { record, tensors } = loaded;
+  for (const [name, t] of model.stateDict()) {
+    const stored = tensors.get(`model.${name}`);
+    if (!stored) throw new DataFileError(file, `has no tensor model.${name}; it was made for another model`);
+    const values = asFloat32(stored, name, file);
+    if (values.length !== t.size) throw new DataFileError(file, `model.${name} has ${values.length} values; the model needs ${t.size} (shape [${t.shape}])`);
+    t.data.set(values);
+  }
+  if (optimizer) {
+    const slots: OptimizerState['slots'] = {};
+    for (const [name, t] of tensors) if (name.startsWith('optimizer.')) slots[name.slice('optimizer.'.length)] = asFloat32(t, name, file);
+    optimizer.loadState({ step: record.optimizerStep, slots });
+  }
+  session?.loadState(record.session);
+  for (const [path, m] of model.namedModules()) if (m instanceof Dropout && record.dropout[path] !== undefined) m.generator.counter = record.dropout[path];
+}

@@ -1,0 +1,10 @@
+/** Training: the loop, evaluation metrics, checkpoints (safetensors) and reports. */
+export { CHECKPOINT_FILE, METRICS_FILE, buildTrainModel, evaluate, train } from './trainer.js';
+export type { EvalResult, StepProgress, TrainConfig, TrainHooks, TrainResult } from './trainer.js';
+export { ConfusionMatrix, topKCorrect } from './metrics.js';
+export { CHECKPOINT_FORMAT, readCheckpointRecord, restoreCheckpoint, saveCheckpoint } from './checkpoint.js';
+export type { CheckpointRecord } from './checkpoint.js';
+export { decodeSafetensors, encodeSafetensors, readSafetensors, writeFileAtomic, writeSafetensors } from './safetensors.js';
+export type { SafetensorsDtype, StoredTensor } from './safetensors.js';
+export { summarizeComparison, writeReport } from './report.js';
+export type { CompareEntry, CompareSummary } from './report.js';

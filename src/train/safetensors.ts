@@ -1,0 +1,128 @@
+/**
+ * The safetensors file format (huggingface/safetensors): an 8-byte little-endian header length N,
+ * N bytes of JSON mapping each tensor name to {dtype, shape, data_offsets: [begin, end]} (offsets
+ * into the data that follows, in order, without gaps) plus an optional "__metadata__" object of
+ * strings, then the data. FP8 tensors use the dtype names F8_E5M2 and F8_E4M3 that other tools
+ * read. Files are written atomically: to a temporary file in the same folder, flushed, then
+ * renamed over the target, so a crash leaves either the old file or the new one.
+ */
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { DataFileError } from '../data/index.js';
+
+export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'F8_E5M2' | 'F8_E4M3' | 'U8' | 'I32' | 'U16';
+
+const DTYPE_BYTES: Record<SafetensorsDtype, number> = { F32: 4, F16: 2, BF16: 2, F8_E5M2: 1, F8_E4M3: 1, U8: 1, I32: 4, U16: 2 };
+
+export interface StoredTensor {
+  dtype: SafetensorsDtype;
+  shape: number[];
+  /** Little-endian bytes. */
+  bytes: Uint8Array;
+}
+
+export function f32Tensor(data: Float32Array, shape: readonly number[]): StoredTensor {
+  return { dtype: 'F32', shape: [...shape], bytes: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+}
+
+export function asFloat32(t: StoredTensor, name: string, file: string): Float32Array {
+  if (t.dtype !== 'F32') throw new DataFileError(file, `tensor ${name} is ${t.dtype}; expected F32`);
+  return new Float32Array(t.bytes.slice().buffer);
+}
+
+/** Serialize tensors (in the given order) and string metadata to safetensors bytes. */
+export function encodeSafetensors(tensors: ReadonlyMap<string, StoredTensor>, metadata: Record<string, string> = {}): Uint8Array {
+  const header: Record<string, unknown> = {};
+  if (Object.keys(metadata).length) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const [name, t] of tensors) {
+    const expected = t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
+    if (t.bytes.length !== expected) throw new Error(`safetensors: ${name} has ${t.bytes.length} bytes; shape [${t.shape}] of ${t.dtype} needs ${expected}`);
+    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.bytes.length] };
+    offset += t.bytes.length;
+  }
+  let json = JSON.stringify(header);
+  // Pad the header with spaces to a multiple of 8, as the reference writer does.
+  json += ' '.repeat((8 - ((json.length + 8) % 8)) % 8);
+  const headerBytes = new TextEncoder().encode(json);
+  const out = new Uint8Array(8 + headerBytes.length + offset);
+  new DataView(out.buffer).setBigUint64(0, BigInt(headerBytes.length), true);
+  out.set(headerBytes, 8);
+  let at = 8 + headerBytes.length;
+  for (const t of tensors.values()) {
+    out.set(t.bytes, at);
+    at += t.bytes.length;
+  }
+  return out;
+}
+
+export function decodeSafetensors(bytes: Uint8Array, file: string): { tensors: Map<string, StoredTensor>; metadata: Record<string, string> } {
+  const corrupt = (why: string) => new DataFileError(file, `is not a valid safetensors file: ${why}. The file is truncated or was not written by a safetensors writer`);
+  if (bytes.length < 8) throw corrupt(`only ${bytes.length} bytes`);
+  const n = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
+  if (n <= 0 || 8 + n > bytes.length) throw corrupt(`header length ${n} does not fit in ${bytes.length} bytes`);
+  let header: Record<string, unknown>;
+  try {
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n))) as Record<string, unknown>;
+  } catch (error) {
+    throw corrupt(`header is not JSON (${(error as Error).message})`);
+  }
+  const data = bytes.subarray(8 + n);
+  const tensors = new Map<string, StoredTensor>();
+  let metadata: Record<string, string> = {};
+  const entries = Object.entries(header).filter(([k]) => k !== '__metadata__');
+  entries.sort((a, b) => ((a[1] as { data_offsets: number[] }).data_offsets?.[0] ?? 0) - ((b[1] as { data_offsets: number[] }).data_offsets?.[0] ?? 0));
+  let expectedStart = 0;
+  for (const [name, value] of entries) {
+    const info = value as { dtype?: string; shape?: number[]; data_offsets?: number[] };
+    if (!info.dtype || !(info.dtype in DTYPE_BYTES) || !Array.isArray(info.shape) || !Array.isArray(info.data_offsets)) {
+      throw corrupt(`tensor ${name} has dtype ${String(info.dtype)}; expected one of ${Object.keys(DTYPE_BYTES).join(', ')} with shape and data_offsets`);
+    }
+    const [begin, end] = info.data_offsets;
+    const size = info.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[info.dtype as SafetensorsDtype];
+    if (begin !== expectedStart || end - begin !== size || end > data.length) throw corrupt(`tensor ${name} occupies bytes ${begin}-${end} of ${data.length}; expected ${size} bytes from ${expectedStart}`);
+    expectedStart = end;
+    tensors.set(name, { dtype: info.dtype as SafetensorsDtype, shape: info.shape, bytes: data.subarray(begin, end) });
+  }
+  if (expectedStart !== data.length) throw corrupt(`${data.length - expectedStart} bytes after the last tensor`);
+  if (header.__metadata__ !== undefined) metadata = header.__metadata__ as Record<string, string>;
+  return { tensors, metadata };
+}
+
+/** Write bytes to `file` atomically (temporary file, fsync, rename). */
+export function writeFileAtomic(file: string, bytes: Uint8Array): void {
+  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
+  const fd = openSync(tmp, 'w');
+  try {
+    let at = 0;
+    while (at < bytes.length) at += writeSync(fd, bytes, at, bytes.length - at);
+    fsyncSync(fd);
+  } catch (error) {
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw error;
+  }
+  closeSync(fd);
+  renameSync(tmp, file);
+  try {
+    const dirFd = openSync(dirname(file), 'r');
+    fsyncSync(dirFd);
+    closeSync(dirFd);
+  } catch {
+    // Directories cannot be fsynced on every platform; the rename is still atomic.
+  }
+}
+
+export function writeSafetensors(file: string, tensors: ReadonlyMap<string, StoredTensor>, metadata: Record<string, string> = {}): void {
+  writeFileAtomic(file, encodeSafetensors(tensors, metadata));
+}
+
+export function readSafetensors(file: string): { tensors: Map<string, StoredTensor>; metadata: Record<string, string> } {
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(readFileSync(file));
+  } catch (error) {
+    throw new DataFileError(file, `cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)}); check the path`);
+  }
+  return decodeSafetensors(bytes, file);
+}

@@ -1,0 +1,292 @@
+/**
+ * The training loop. Everything a step depends on is a function of the step number and the
+ * checkpointed state (data order and augmentation from the seed, learning rate from the schedule,
+ * stochastic rounding keyed by step), so `resume` continues to bit-identical weights.
+ *
+ * Writes to `out`: checkpoint.safetensors (every `checkpointEvery` steps, at each epoch end, at the
+ * end and when stopped), metrics.jsonl (one JSON object per line: train, numerics, scale_event
+ * and eval records) and result.json.
+ */
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { backward, noGrad } from '../autograd/index.js';
+import { InvalidArgumentError } from '../errors.js';
+import { epochOrder, makeBatch, trainingSubset, type Dataset } from '../data/index.js';
+import { buildModel, type Module } from '../nn/index.js';
+import { softmaxCrossEntropy } from '../ops/index.js';
+import { AdamW, SGD, cosineWithWarmup, type Optimizer } from '../optim/index.js';
+import { applyRecipe, type Recipe } from '../quant/index.js';
+import { readCheckpointRecord, restoreCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { ConfusionMatrix, topKCorrect } from './metrics.js';
+import { writeFileAtomic } from './safetensors.js';
+
+export interface TrainConfig {
+  model: string;
+  modelOptions: { width?: number; depth?: number };
+  data: string;
+  recipe: Recipe;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  weightDecay: number;
+  /** Linear warmup steps (default: 5% of all steps). */
+  warmupSteps?: number;
+  optimizer: 'adamw' | 'sgd';
+  seed: number;
+  /** Train on the first N examples of the seeded shuffle. */
+  maxTrain?: number;
+  /** Evaluate on the first N test examples. */
+  maxTest?: number;
+  /** Checkpoint every N steps (0: at epoch ends only). */
+  checkpointEvery: number;
+  /** Train and numerics records every N steps. */
+  logEvery: number;
+}
+
+export interface StepProgress {
+  step: number;
+  totalSteps: number;
+  epoch: number;
+  loss: number;
+  accuracy: number;
+  imagesPerSecond: number;
+  etaSeconds: number;
+}
+
+export interface EvalResult {
+  epoch: number;
+  step: number;
+  metric: 'top1' | 'miou';
+  value: number;
+  loss: number;
+  top5?: number;
+  iou?: number[];
+  pixelAccuracy?: number;
+}
+
+export interface TrainResult {
+  config: TrainConfig;
+  steps: number;
+  completed: boolean;
+  evals: EvalResult[];
+  final: EvalResult | null;
+  seconds: number;
+  checkpoint: string;
+  /** Peak resident set size of the process, MB. */
+  peakRssMb: number;
+}
+
+export interface TrainHooks {
+  onStep?(progress: StepProgress): void;
+  onEval?(result: EvalResult): void;
+  /** Checked after every step: true saves a checkpoint and returns early (Ctrl-C). */
+  shouldStop?(): boolean;
+}
+
+export const CHECKPOINT_FILE = 'checkpoint.safetensors';
+export const METRICS_FILE = 'metrics.jsonl';
+
+function makeOptimizer(config: TrainConfig, model: Module): Optimizer {
+  const params = model.namedParameters();
+  const common = {
+    lr: config.lr,
+    weightDecay: config.weightDecay,
+    masterWeights: config.recipe.masterWeights,
+    moments: config.recipe.moments,
+    seed: config.seed,
+  };
+  return config.optimizer === 'sgd' ? new SGD(params, { ...common, momentum: 0.9 }) : new AdamW(params, common);
+}
+
+/** The model a config describes, sized for the data set. */
+export function buildTrainModel(config: Pick<TrainConfig, 'model' | 'modelOptions' | 'seed'>, dataset: Dataset): Module {
+  return buildModel(config.model, { ...config.modelOptions, classes: dataset.classes, inChannels: dataset.train.channels, seed: config.seed });
+}
+
+export function evaluate(model: Module, dataset: Dataset, maxTest: number | undefined, batchSize: number): Omit<EvalResult, 'epoch' | 'step'> {
+  const split = dataset.test;
+  const count = Math.min(split.count, maxTest ?? split.count);
+  const classes = dataset.classes;
+  const wasTraining = model.training;
+  model.eval();
+  let top1 = 0;
+  let top5 = 0;
+  let lossSum = 0;
+  let lossCount = 0;
+  const confusion = new ConfusionMatrix(classes);
+  noGrad(() => {
+    for (let start = 0; start < count; start += batchSize) {
+      const indices = Int32Array.from({ length: Math.min(batchSize, count - start) }, (_, i) => start + i);
+      const batch = makeBatch(split, indices, dataset.normalization, null);
+      const logits = model.call(batch.x);
+      lossSum += softmaxCrossEntropy(logits, batch.labels, { ignoreIndex: dataset.ignoreIndex }).item() * indices.length;
+      lossCount += indices.length;
+      if (dataset.task === 'classification') {
+        top1 += topKCorrect(logits.data, classes, batch.labels, 1);
+        top5 += topKCorrect(logits.data, classes, batch.labels, Math.min(5, classes));
+      } else {
+        confusion.addSegmentation(logits.data, batch.labels, indices.length, dataset.ignoreIndex ?? -1);
+      }
+    }
+  });
+  model.train(wasTraining);
+  const loss = lossSum / Math.max(1, lossCount);
+  if (dataset.task === 'classification') return { metric: 'top1', value: top1 / count, top5: top5 / count, loss };
+  const diagonal = Array.from({ length: classes }, (_, c) => confusion.counts[c * classes + c]).reduce((a, b) => a + b, 0);
+  const total = confusion.counts.reduce((a, b) => a + b, 0);
+  return { metric: 'miou', value: confusion.meanIou(), iou: confusion.iou(), pixelAccuracy: total ? diagonal / total : 0, loss };
+}
+
+/** Top-1 accuracy of a batch, or pixel accuracy for segmentation. */
+function batchAccuracy(logits: Float32Array, labels: Int32Array, batchSize: number, dataset: Dataset): number {
+  const classes = dataset.classes;
+  if (dataset.task === 'classification') return topKCorrect(logits, classes, labels, 1) / labels.length;
+  const confusion = new ConfusionMatrix(classes);
+  confusion.addSegmentation(logits, labels, batchSize, dataset.ignoreIndex ?? -1);
+  const diagonal = Array.from({ length: classes }, (_, c) => confusion.counts[c * classes + c]).reduce((a, b) => a + b, 0);
+  const total = confusion.counts.reduce((a, b) => a + b, 0);
+  return total ? diagonal / total : 0;
+}
+
+function checkCompatible(saved: TrainConfig, config: TrainConfig, file: string): void {
+  for (const key of ['model', 'data', 'batchSize', 'seed', 'maxTrain', 'epochs', 'optimizer'] as const) {
+    if (JSON.stringify(saved[key]) !== JSON.stringify(config[key])) {
+      throw new InvalidArgumentError(
+        `--resume: ${file} was made with ${key} ${JSON.stringify(saved[key])}, this run asks for ${JSON.stringify(config[key])}; ` +
+          'resume with the same settings or start in another --out folder',
+      );
+    }
+  }
+  if (saved.recipe.name !== config.recipe.name || JSON.stringify(saved.recipe) !== JSON.stringify(config.recipe)) {
+    throw new InvalidArgumentError(`--resume: ${file} was trained with recipe ${saved.recipe.name}; this run asks for ${config.recipe.name}`);
+  }
+}
+
+/**
+ * Keep only metrics lines up to `step` (records a killed run wrote after its last checkpoint go);
+ * returns the evaluations kept.
+ */
+function truncateMetrics(file: string, step: number): EvalResult[] {
+  if (!existsSync(file)) return [];
+  const kept = readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((line) => {
+      if (!line.trim()) return false;
+      try {
+        return (JSON.parse(line) as { step?: number }).step! <= step;
+      } catch {
+        return false;
+      }
+    });
+  writeFileAtomic(file, new TextEncoder().encode(kept.map((l) => l + '\n').join('')));
+  return kept
+    .map((l) => JSON.parse(l) as EvalResult & { type: string })
+    .filter((r) => r.type === 'eval')
+    .map(({ type: _type, ...r }) => r);
+}
+
+export function train(config: TrainConfig, dataset: Dataset, out: string, options: { resume?: boolean; hooks?: TrainHooks } = {}): TrainResult {
+  const hooks = options.hooks ?? {};
+  if (!(Number.isInteger(config.epochs) && config.epochs >= 1)) throw new InvalidArgumentError(`--epochs is ${config.epochs}; expected a positive integer`);
+  if (!(Number.isInteger(config.batchSize) && config.batchSize >= 1)) throw new InvalidArgumentError(`--batch-size is ${config.batchSize}; expected a positive integer`);
+  mkdirSync(out, { recursive: true });
+  const checkpointFile = join(out, CHECKPOINT_FILE);
+  const metricsFile = join(out, METRICS_FILE);
+  const model = buildTrainModel(config, dataset);
+  const session = applyRecipe(model, config.recipe, { seed: config.seed });
+  const optimizer = makeOptimizer(config, model);
+  const subset = trainingSubset(dataset.train.count, config.seed, config.maxTrain);
+  const stepsPerEpoch = Math.max(1, Math.floor(subset.length / config.batchSize));
+  const totalSteps = stepsPerEpoch * config.epochs;
+  const warmupSteps = Math.min(totalSteps, config.warmupSteps ?? Math.round(totalSteps * 0.05));
+  let step = 0;
+  const evals: EvalResult[] = [];
+  if (options.resume) {
+    if (!existsSync(checkpointFile)) throw new InvalidArgumentError(`--resume: no checkpoint at ${checkpointFile}; run without --resume to start`);
+    const loaded = readCheckpointRecord<TrainConfig>(checkpointFile);
+    checkCompatible(loaded.record.config, config, checkpointFile);
+    restoreCheckpoint(checkpointFile, loaded, model, optimizer, session);
+    step = loaded.record.step;
+    evals.push(...truncateMetrics(metricsFile, step));
+  } else {
+    writeFileSync(metricsFile, '');
+  }
+  writeFileAtomic(join(out, 'config.json'), new TextEncoder().encode(JSON.stringify(config, null, 2) + '\n'));
+  const log = (record: object) => appendFileSync(metricsFile, JSON.stringify(record) + '\n');
+  const save = () => saveCheckpoint(checkpointFile, model, optimizer, session, { config, step });
+  const start = Date.now();
+  const firstStep = step;
+  let peakRss = process.memoryUsage().rss;
+  let order: Int32Array | null = null;
+  let orderEpoch = -1;
+  let completed = true;
+  let windowLoss = 0;
+  let windowCorrect = 0;
+  let windowCount = 0;
+  model.train();
+  while (step < totalSteps) {
+    const epoch = Math.floor(step / stepsPerEpoch);
+    const inEpoch = step % stepsPerEpoch;
+    if (orderEpoch !== epoch) {
+      order = epochOrder(subset, config.seed, epoch);
+      orderEpoch = epoch;
+    }
+    const size = Math.min(config.batchSize, subset.length);
+    const batch = makeBatch(dataset.train, order!.subarray(inEpoch * size, (inEpoch + 1) * size), dataset.normalization, dataset.augmentation, config.seed, epoch);
+    optimizer.lr = cosineWithWarmup(step, { baseLr: config.lr, totalSteps, warmupSteps });
+    optimizer.zeroGrad();
+    const logits = model.call(batch.x);
+    const loss = softmaxCrossEntropy(logits, batch.labels, { ignoreIndex: dataset.ignoreIndex });
+    backward(session.scaleLoss(loss));
+    const outcome = session.finishBackward();
+    const report = optimizer.stepAll(outcome.skip);
+    step++;
+    const lossValue = loss.item();
+    windowLoss += lossValue * size;
+    const accuracy = batchAccuracy(logits.data, batch.labels, size, dataset);
+    windowCorrect += accuracy * size;
+    windowCount += size;
+    peakRss = Math.max(peakRss, process.memoryUsage().rss);
+    const seconds = (Date.now() - start) / 1000;
+    const imagesPerSecond = ((step - firstStep) * size) / Math.max(seconds, 1e-9);
+    if (step % config.logEvery === 0 || step === totalSteps) {
+      log({
+        type: 'train', step, epoch, loss: windowLoss / windowCount, accuracy: windowCorrect / windowCount, lr: optimizer.lr,
+        loss_scale: outcome.lossScale, images_per_s: imagesPerSecond, skipped: report.skipped.length,
+      });
+      windowLoss = windowCorrect = windowCount = 0;
+      const { records, events } = session.telemetry.flush(step);
+      for (const r of records) log({ type: 'numerics', ...r });
+      for (const e of events) log({ type: 'scale_event', ...e });
+    }
+    hooks.onStep?.({
+      step, totalSteps, epoch, loss: lossValue, accuracy,
+      imagesPerSecond, etaSeconds: ((totalSteps - step) * size) / Math.max(imagesPerSecond, 1e-9),
+    });
+    const epochEnd = step % stepsPerEpoch === 0;
+    if (epochEnd) {
+      const result: EvalResult = { epoch, step, ...evaluate(model, dataset, config.maxTest, Math.max(config.batchSize, 64)) };
+      evals.push(result);
+      log({ type: 'eval', ...result });
+      hooks.onEval?.(result);
+    }
+    if (epochEnd || (config.checkpointEvery > 0 && step % config.checkpointEvery === 0) || step === totalSteps) save();
+    if (step < totalSteps && hooks.shouldStop?.()) {
+      save();
+      completed = false;
+      break;
+    }
+  }
+  const result: TrainResult = {
+    config,
+    steps: step,
+    completed,
+    evals,
+    final: evals.at(-1) ?? null,
+    seconds: (Date.now() - start) / 1000,
+    checkpoint: checkpointFile,
+    peakRssMb: peakRss / 2 ** 20,
+  };
+  if (completed) writeFileAtomic(join(out, 'result.json'), new TextEncoder().encode(JSON.stringify(result, null, 2) + '\n'));
+  return result;
+}
