@@ -5,3 +5,5 @@ export { GEMM_SHAPES, gemmBench } from './gemm_bench.js';
 export type { GemmBenchRow, GemmShape } from './gemm_bench.js';
 export { lowpBench } from './lowp_bench.js';
 export type { LowpBenchRow } from './lowp_bench.js';
+export { trainBench } from './train_bench.js';
+export type { TrainBenchRow } from './train_bench.js';

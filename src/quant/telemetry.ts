@@ -38,14 +38,8 @@ export interface LayerEventRecord {
   scale: number;
 }
 
-interface Accumulated {
-  amax: number;
-  scale: number;
-  values: number;
-  nonzero: number;
-  underflow: number;
-  overflow: number;
-}
+/** Counts summed over an interval; amax and scale are the last seen. */
+type Accumulated = OperandStats;
 
 export class NumericsTelemetry {
   private readonly current = new Map<string, Accumulated>();

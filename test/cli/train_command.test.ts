@@ -1,0 +1,55 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { runOctet } from '../helpers/cli_io.js';
+
+const SMALL = ['--model', 'resnet20', '--width', '4', '--data', 'mnist', '--epochs', '1', '--batch-size', '32', '--max-train', '64', '--max-test', '64', '--no-progress'];
+
+describe('octet train / eval / compare', () => {
+  test('compare writes summary.json, report.html with SVG charts, and prints the table', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'octet-compare-'));
+    const r = await runOctet(['compare', ...SMALL, '--recipes', 'fp32,fp8', '--out', out]);
+    assert.equal(r.code, 0, r.stderr);
+    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
+    assert.equal(summary.model, 'resnet20');
+    assert.equal(summary.data, 'mnist');
+    assert.deepEqual(summary.results.map((x: { recipe: string }) => x.recipe), ['fp32', 'fp8']);
+    for (const x of summary.results) {
+      assert.equal(x.metric, 'top1');
+      assert.ok(x.value >= 0 && x.value <= 1 && x.epochs === 1 && x.seconds > 0);
+    }
+    const html = readFileSync(join(out, 'report.html'), 'utf8');
+    assert.ok((html.match(/<svg/g) ?? []).length >= 5, 'loss, accuracy, eval, scale and underflow charts');
+    assert.match(html, /Error \(gradient\) scale per layer/);
+    assert.match(r.stdout, /^fp8\s+\d+\.\d+%\s+\d+\.\d+%\s+1\s/m);
+    assert.match(r.stdout, new RegExp(`Report: ${out.replace(/[/\\]/g, '.')}.report\\.html`));
+  });
+
+  test('train with a recipe file, then eval the checkpoint', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'octet-train-'));
+    const recipeFile = join(dir, 'mine.json');
+    const shown = await runOctet(['recipes', 'show', 'hybrid']);
+    writeFileSync(recipeFile, JSON.stringify({ ...JSON.parse(shown.stdout), name: 'mine' }));
+    const out = join(dir, 'run');
+    const r = await runOctet(['train', ...SMALL, '--recipe', recipeFile, '--out', out]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /resnet20 \/ mine on mnist: top1 \d+\.\d+%/);
+    assert.ok(existsSync(join(out, 'checkpoint.safetensors')) && existsSync(join(out, 'result.json')));
+    const e = await runOctet(['eval', '--checkpoint', join(out, 'checkpoint.safetensors'), '--max-test', '50']);
+    const result = JSON.parse(e.stdout);
+    assert.equal(result.recipe, 'mine');
+    assert.equal(result.metric, 'top1');
+  });
+
+  test('bad arguments are named', async () => {
+    const bad = await runOctet(['train', ...SMALL, '--epochs', 'two']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /--epochs is "two"; expected an integer >= 1/);
+    const data = await runOctet(['train', '--model', 'resnet20', '--data', 'cifar10:/nonexistent', '--no-progress']);
+    assert.match(data.stderr, /data_batch_1\.bin: is missing; point --data at the folder unpacked from cifar-10-binary\.tar\.gz/);
+    const ckpt = await runOctet(['eval', '--checkpoint', '/nonexistent/checkpoint.safetensors']);
+    assert.match(ckpt.stderr, /cannot be read \(ENOENT\)/);
+  });
+});

@@ -1,0 +1,123 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { loadDataset, type Dataset } from '../../src/data/index.js';
+import { presetRecipe } from '../../src/quant/index.js';
+import { CHECKPOINT_FILE, buildTrainModel, readCheckpointRecord, readSafetensors, restoreCheckpoint, train, type TrainConfig } from '../../src/train/index.js';
+
+const base = (recipe: string, overrides: Partial<TrainConfig> = {}): TrainConfig => ({
+  model: 'resnet20', modelOptions: { width: 4 }, data: 'mnist', recipe: presetRecipe(recipe),
+  epochs: 2, batchSize: 32, lr: 0.01, weightDecay: 0, optimizer: 'adamw', seed: 3,
+  maxTrain: 256, maxTest: 200, checkpointEvery: 0, logEvery: 1, ...overrides,
+});
+
+let mnist: Dataset | null = null;
+const data = async () => (mnist ??= await loadDataset('mnist'));
+
+function weightsOf(out: string, dataset: Dataset, config: TrainConfig): Map<string, Float32Array> {
+  const file = join(out, CHECKPOINT_FILE);
+  const model = buildTrainModel(config, dataset);
+  restoreCheckpoint(file, readCheckpointRecord(file), model, null, null);
+  return new Map(model.namedParameters().map(([n, p]) => [n, p.data]));
+}
+
+describe('training', () => {
+  test('a short run on real MNIST rises well above chance (10%)', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'octet-train-'));
+    const result = train(base('fp32', { modelOptions: { width: 8 }, maxTrain: 1024, epochs: 2, maxTest: 500 }), await data(), out);
+    assert.ok(result.completed);
+    assert.ok(result.final!.value > 0.6, `top-1 ${result.final!.value}`);
+    const lines = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(lines.filter((l) => l.type === 'train').length, 64);
+    assert.ok(lines.some((l) => l.type === 'eval' && l.metric === 'top1'));
+  });
+
+  test('fp8: checkpoint holds F32 master weights, F8_E5M2 forward weights with their scales, and the JSON record', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'octet-train-'));
+    const config = base('fp8', { epochs: 1, maxTrain: 64 });
+    train(config, await data(), out);
+    const { tensors, metadata } = readSafetensors(join(out, CHECKPOINT_FILE));
+    assert.equal(tensors.get('model.conv1.weight')!.dtype, 'F32');
+    assert.equal(tensors.get('fp8.layer1.0.conv1.weight')!.dtype, 'F8_E5M2');
+    assert.deepEqual(tensors.get('fp8.layer1.0.conv1.weight_scale')!.shape, [1]);
+    assert.ok(tensors.has('optimizer.fc.weight.exp_avg_sq') && tensors.has('model.bn1.running_var'));
+    const record = JSON.parse(metadata.octet);
+    assert.equal(record.step, 2);
+    assert.equal(record.config.recipe.name, 'fp8');
+    assert.ok(record.session.layers['layer1.0.conv1'].errors.dynamic.scale > 0);
+  });
+
+  test('stopped and resumed (in process) gives bit-identical weights to an uninterrupted run', async () => {
+    const dataset = await data();
+    const config = base('fp8', { maxTrain: 128 });
+    const whole = mkdtempSync(join(tmpdir(), 'octet-whole-'));
+    train(config, dataset, whole);
+    const parts = mkdtempSync(join(tmpdir(), 'octet-parts-'));
+    let steps = 0;
+    const first = train(config, dataset, parts, { hooks: { onStep: () => void steps++, shouldStop: () => steps >= 3 } });
+    assert.equal(first.completed, false);
+    assert.equal(first.steps, 3);
+    const second = train(config, dataset, parts, { resume: true });
+    assert.ok(second.completed);
+    assert.deepEqual(weightsOf(parts, dataset, config), weightsOf(whole, dataset, config));
+    assert.deepEqual(second.evals.map((e) => e.value), train(config, dataset, mkdtempSync(join(tmpdir(), 'octet-again-'))).evals.map((e) => e.value));
+  });
+
+  test('killed at a random step (SIGKILL), then --resume: the same final weights as an uninterrupted run', async () => {
+    const dataset = await data();
+    const config = base('fp32', { checkpointEvery: 1 });
+    const whole = mkdtempSync(join(tmpdir(), 'octet-whole-'));
+    train(config, dataset, whole);
+    const out = mkdtempSync(join(tmpdir(), 'octet-kill-'));
+    const killAt = 3 + Math.floor(Math.random() * 8);
+    const child = spawn(process.execPath, [
+      '--import', 'tsx', 'src/cli/bin.ts', 'train', '--model', 'resnet20', '--width', '4', '--data', 'mnist', '--recipe', 'fp32',
+      '--epochs', '2', '--batch-size', '32', '--lr', '0.01', '--weight-decay', '0', '--seed', '3', '--max-train', '256', '--max-test', '200',
+      '--checkpoint-every', '1', '--log-every', '1', '--out', out, '--no-progress',
+    ], { stdio: 'ignore' });
+    await new Promise<void>((resolve, reject) => {
+      const poll = setInterval(() => {
+        const metrics = join(out, 'metrics.jsonl');
+        const steps = existsSync(metrics) ? readFileSync(metrics, 'utf8').split('\n').filter((l) => l.includes('"type":"train"')).length : 0;
+        if (steps >= killAt) {
+          clearInterval(poll);
+          child.kill('SIGKILL');
+          resolve();
+        }
+      }, 20);
+      child.on('exit', (code) => {
+        clearInterval(poll);
+        if (code === 0) reject(new Error(`the run finished before step ${killAt}`));
+        else resolve();
+      });
+    });
+    const saved = readCheckpointRecord(join(out, CHECKPOINT_FILE)).record.step;
+    assert.ok(saved >= killAt - 1 && saved < 16, `checkpoint at step ${saved}, killed near ${killAt}`);
+    const resumed = train(config, dataset, out, { resume: true });
+    assert.ok(resumed.completed);
+    assert.deepEqual(weightsOf(out, dataset, config), weightsOf(whole, dataset, config));
+    const trainSteps = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.type === 'train').map((l) => l.step);
+    assert.deepEqual(trainSteps, Array.from({ length: 16 }, (_, i) => i + 1));
+  });
+
+  test('resume refuses a checkpoint made with other settings, and a missing one', async () => {
+    const dataset = await data();
+    const out = mkdtempSync(join(tmpdir(), 'octet-train-'));
+    train(base('fp32', { epochs: 1, maxTrain: 64 }), dataset, out);
+    assert.throws(() => train(base('fp32', { epochs: 1, maxTrain: 64, batchSize: 16 }), dataset, out, { resume: true }), /made with batchSize 32, this run asks for 16/);
+    assert.throws(() => train(base('fp8', { epochs: 1, maxTrain: 64 }), dataset, out, { resume: true }), /trained with recipe fp32; this run asks for fp8/);
+    assert.throws(() => train(base('fp32'), dataset, mkdtempSync(join(tmpdir(), 'octet-empty-')), { resume: true }), /no checkpoint at .*run without --resume/);
+  });
+
+  test('segmentation: UNet on mnist-seg reports mIoU and per-class IoU', async () => {
+    const seg = await loadDataset('mnist-seg', { mnistSegCount: [64, 16] });
+    const out = mkdtempSync(join(tmpdir(), 'octet-seg-'));
+    const result = train({ ...base('fp32'), model: 'unet', modelOptions: { width: 4, depth: 2 }, data: 'mnist-seg', epochs: 1, batchSize: 16, maxTrain: undefined, maxTest: 16 }, seg, out);
+    assert.equal(result.final!.metric, 'miou');
+    assert.equal(result.final!.iou!.length, 11);
+    assert.ok(result.final!.value > 0 && result.final!.value <= 1);
+  });
+});
