@@ -194,6 +194,18 @@ Napi::Value Im2colBatch(const Napi::CallbackInfo& info) {
   const int64_t batch = intArg(info, 3, "batch"), stride = intArg(info, 4, "imageStride");
   const int64_t image = (batch - 1) * stride + g.channels * g.height * g.width;
   const int64_t columns = g.channels * g.kernelH * g.kernelW * g.outH * g.outW * batch;
+  if (info[0].IsTypedArray() && info[0].As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array) {
+    auto x = info[0].As<Napi::Uint8Array>();
+    if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+      throw Napi::TypeError::New(info.Env(), "im2colBatch: codes in, codes out: col must be a Uint8Array too");
+    }
+    auto col = info[1].As<Napi::Uint8Array>();
+    if (int64_t(x.ElementLength()) < image || int64_t(col.ElementLength()) < columns) {
+      throw Napi::RangeError::New(info.Env(), "im2colBatch: the codes or the columns are too short for the geometry");
+    }
+    octet::im2colBatchCodes(x.Data(), col.Data(), g, batch, stride, threadsArg(info, 5));
+    return info.Env().Undefined();
+  }
   octet::im2colBatch(f32(info, 0, "x", image), f32(info, 1, "col", columns), g, batch, stride, threadsArg(info, 5));
   return info.Env().Undefined();
 }

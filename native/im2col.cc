@@ -16,30 +16,42 @@ inline void insideRange(int64_t outW, int64_t width, int64_t stride, int64_t off
 
 // Row r of one image's column matrix (OH * OW values) into dst. The columns that read padding
 // are zero-filled and the rest copied without a per-element bounds test, so the copy vectorizes.
-void im2colRow(const float* x, float* dst, const ConvGeometry& g, int64_t r) {
+// T is float, or uint8_t for FP8 codes (code 0 is +0 in every format).
+template <typename T>
+void im2colRow(const T* x, T* dst, const ConvGeometry& g, int64_t r) {
   const int64_t c = r / (g.kernelH * g.kernelW);
   const int64_t i = (r / g.kernelW) % g.kernelH;
   const int64_t j = r % g.kernelW;
-  const float* src = x + c * g.height * g.width;
+  const T* src = x + c * g.height * g.width;
   const int64_t offset = j * g.dilationW - g.padW;
   int64_t lo, hi;
   insideRange(g.outW, g.width, g.strideW, offset, lo, hi);
   for (int64_t oh = 0; oh < g.outH; ++oh) {
     const int64_t ih = oh * g.strideH - g.padH + i * g.dilationH;
-    float* out = dst + oh * g.outW;
+    T* out = dst + oh * g.outW;
     if (ih < 0 || ih >= g.height) {
-      for (int64_t ow = 0; ow < g.outW; ++ow) out[ow] = 0.0f;
+      for (int64_t ow = 0; ow < g.outW; ++ow) out[ow] = T(0);
       continue;
     }
-    const float* in = src + ih * g.width + offset;
-    for (int64_t ow = 0; ow < lo; ++ow) out[ow] = 0.0f;
+    const T* in = src + ih * g.width + offset;
+    for (int64_t ow = 0; ow < lo; ++ow) out[ow] = T(0);
     if (g.strideW == 1) {
       for (int64_t ow = lo; ow < hi; ++ow) out[ow] = in[ow];
     } else {
       for (int64_t ow = lo; ow < hi; ++ow) out[ow] = in[ow * g.strideW];
     }
-    for (int64_t ow = hi; ow < g.outW; ++ow) out[ow] = 0.0f;
+    for (int64_t ow = hi; ow < g.outW; ++ow) out[ow] = T(0);
   }
+}
+
+template <typename T>
+void im2colBatchOf(const T* x, T* col, const ConvGeometry& g, int64_t batch, int64_t imageStride, int threads) {
+  const int64_t plane = g.outH * g.outW;
+  const int64_t rows = g.channels * g.kernelH * g.kernelW;
+  const int team = rows * plane * batch * int64_t(sizeof(T)) < 131072 ? 1 : threads;
+  parallelFor(rows, team, [&](int64_t r) {
+    for (int64_t n = 0; n < batch; ++n) im2colRow(x + n * imageStride, col + r * batch * plane + n * plane, g, r);
+  });
 }
 
 // Adds channel c's rows of one image's column matrix (taps rows of OH * OW, `rowStride` apart)
@@ -76,12 +88,11 @@ void im2col(const float* x, float* col, const ConvGeometry& g, int threads) {
 }
 
 void im2colBatch(const float* x, float* col, const ConvGeometry& g, int64_t batch, int64_t imageStride, int threads) {
-  const int64_t plane = g.outH * g.outW;
-  const int64_t rows = g.channels * g.kernelH * g.kernelW;
-  const int team = rows * plane * batch < 32768 ? 1 : threads;
-  parallelFor(rows, team, [&](int64_t r) {
-    for (int64_t n = 0; n < batch; ++n) im2colRow(x + n * imageStride, col + r * batch * plane + n * plane, g, r);
-  });
+  im2colBatchOf(x, col, g, batch, imageStride, threads);
+}
+
+void im2colBatchCodes(const uint8_t* x, uint8_t* col, const ConvGeometry& g, int64_t batch, int64_t imageStride, int threads) {
+  im2colBatchOf(x, col, g, batch, imageStride, threads);
 }
 
 void col2imBatch(const float* col, float* x, const ConvGeometry& g, int64_t batch, int64_t imageStride, int threads) {

@@ -27,5 +27,7 @@ void col2im(const float* col, float* x, const ConvGeometry& g, int threads);
 //   col[r * (batch * OH * OW) + n * (OH * OW) + p] = im2col of image n at (r, p).
 void im2colBatch(const float* x, float* col, const ConvGeometry& g, int64_t batch, int64_t imageStride, int threads);
 void col2imBatch(const float* col, float* x, const ConvGeometry& g, int64_t batch, int64_t imageStride, int threads);
+// im2colBatch over one-byte codes (padding is code 0, +0 in every format).
+void im2colBatchCodes(const uint8_t* x, uint8_t* col, const ConvGeometry& g, int64_t batch, int64_t imageStride, int threads);
 
 }  // namespace octet

@@ -38,7 +38,7 @@ function geometryArray(g: ConvGeometry): number[] {
   return [g.channels, g.height, g.width, g.kernelH, g.kernelW, g.strideH, g.strideW, g.padH, g.padW, g.dilationH, g.dilationW, g.outH, g.outW];
 }
 
-function checkSizes(x: Float32Array, col: Float32Array, g: ConvGeometry, what: string): void {
+function checkSizes(x: ImagePlane, col: ImagePlane, g: ConvGeometry, what: string): void {
   const xNeeds = g.channels * g.height * g.width;
   const colNeeds = g.channels * g.kernelH * g.kernelW * g.outH * g.outW;
   if (x.length < xNeeds || col.length < colNeeds) {
@@ -48,7 +48,10 @@ function checkSizes(x: Float32Array, col: Float32Array, g: ConvGeometry, what: s
   }
 }
 
-export function im2colReference(x: Float32Array, col: Float32Array, g: ConvGeometry): void {
+/** Float values, or one-byte codes (code 0 is +0 in every format, so padding is 0 either way). */
+export type ImagePlane = Float32Array | Uint8Array;
+
+export function im2colReference(x: ImagePlane, col: ImagePlane, g: ConvGeometry): void {
   const plane = g.outH * g.outW;
   for (let c = 0; c < g.channels; c++) {
     for (let i = 0; i < g.kernelH; i++) {
@@ -108,7 +111,7 @@ export function col2im(col: Float32Array, x: Float32Array, g: ConvGeometry): voi
  * channels), and the column matrix holds every image side by side: C*KH*KW rows of
  * batch * OH * OW columns, image n's columns starting at n * OH * OW.
  */
-function checkBatch(x: Float32Array, col: Float32Array, g: ConvGeometry, batch: number, imageStride: number, what: string): void {
+function checkBatch(x: ImagePlane, col: ImagePlane, g: ConvGeometry, batch: number, imageStride: number, what: string): void {
   const xNeeds = (batch - 1) * imageStride + g.channels * g.height * g.width;
   const colNeeds = g.channels * g.kernelH * g.kernelW * g.outH * g.outW * batch;
   if (!Number.isInteger(batch) || batch < 1 || x.length < xNeeds || col.length < colNeeds) {
@@ -116,10 +119,10 @@ function checkBatch(x: Float32Array, col: Float32Array, g: ConvGeometry, batch: 
   }
 }
 
-export function im2colBatchReference(x: Float32Array, col: Float32Array, g: ConvGeometry, batch: number, imageStride: number): void {
+export function im2colBatchReference(x: ImagePlane, col: ImagePlane, g: ConvGeometry, batch: number, imageStride: number): void {
   const plane = g.outH * g.outW;
   const rows = g.channels * g.kernelH * g.kernelW;
-  const one = new Float32Array(rows * plane);
+  const one = x instanceof Uint8Array ? new Uint8Array(rows * plane) : new Float32Array(rows * plane);
   for (let n = 0; n < batch; n++) {
     im2colReference(x.subarray(n * imageStride), one, g);
     for (let r = 0; r < rows; r++) col.set(one.subarray(r * plane, (r + 1) * plane), r * batch * plane + n * plane);
@@ -136,8 +139,10 @@ export function col2imBatchReference(col: Float32Array, x: Float32Array, g: Conv
   }
 }
 
-export function im2colBatch(x: Float32Array, col: Float32Array, g: ConvGeometry, batch: number, imageStride: number): void {
+/** x and col are both floats or both one-byte codes. */
+export function im2colBatch(x: ImagePlane, col: ImagePlane, g: ConvGeometry, batch: number, imageStride: number): void {
   checkBatch(x, col, g, batch, imageStride, 'im2colBatch');
+  if (x instanceof Uint8Array !== col instanceof Uint8Array) throw new InvalidArgumentError('im2colBatch: the image and the columns must both be floats or both codes');
   const native = nativeCore();
   if (native) native.im2colBatch(x, col, geometryArray(g), batch, imageStride, kernelThreads());
   else im2colBatchReference(x, col, g, batch, imageStride);

@@ -19,10 +19,11 @@
  * Scales: results are divided by the product of the two operands' scales.
  */
 import { InvalidArgumentError } from '../errors.js';
-import { mix32, seedKey } from '../formats/index.js';
-import { im2colBatch, im2colBatchReference, type ConvGeometry } from './im2col.js';
+import { mix32, resolveFormat, seedKey } from '../formats/index.js';
+import { im2colBatch, im2colBatchReference, type ConvGeometry, type ImagePlane } from './im2col.js';
 import {
   decodeOperand,
+  lowpGemm,
   lowpGemmDecoded,
   lowpGemmDecodedReference,
   type DecodedOperand,
@@ -52,7 +53,7 @@ export interface LowpConvShape {
 
 interface Backend {
   fast: boolean;
-  im2colBatch: (x: Float32Array, col: Float32Array, g: ConvGeometry, batch: number, imageStride: number) => void;
+  im2colBatch: (x: ImagePlane, col: ImagePlane, g: ConvGeometry, batch: number, imageStride: number) => void;
   gemm: (m: number, n: number, k: number, a: DecodedOperand, b: DecodedOperand, o: LowpGemmOptions) => Float32Array;
 }
 
@@ -61,6 +62,43 @@ const REFERENCE: Backend = { fast: false, im2colBatch: im2colBatchReference, gem
 
 function backend(reference: boolean): Backend {
   return reference || !nativeCore() ? REFERENCE : FAST;
+}
+
+/** What one GEMM operand is handed over as: a LowpOperand (codes or floats) or decoded values. */
+type GemmOperand = { kind: 'lowp'; op: LowpOperand } | { kind: 'decoded'; op: DecodedOperand };
+
+/**
+ * An operand as the convolution rearranges it (im2col, gathers, rotation): a plane of floats or,
+ * on the fast path, of one-byte codes, which is 4x less to move and which the GEMM decodes while
+ * packing; `operand` turns a rearranged plane back into a GEMM operand.
+ */
+interface Arranged {
+  plane: ImagePlane;
+  operand(plane: ImagePlane): GemmOperand;
+}
+
+function arrange(x: LowpOperand, name: string, elements: number, b: Backend): Arranged {
+  if (b.fast && !(x instanceof Float32Array) && x.codes instanceof Uint8Array && resolveFormat(x.format).storageBytes === 1) {
+    if (x.codes.length !== elements) throw new InvalidArgumentError(`lowpConv2d: ${name} holds ${x.codes.length} codes; expected ${elements}`);
+    const { format, scale } = x;
+    return { plane: x.codes, operand: (p) => ({ kind: 'lowp', op: { codes: p as Uint8Array, format, scale } }) };
+  }
+  const decoded = decodeOperand(x, name, elements, b.fast);
+  return { plane: decoded.values, operand: (p) => ({ kind: 'decoded', op: { ...decoded, values: p as Float32Array } }) };
+}
+
+function asDecoded(x: GemmOperand, fast: boolean): DecodedOperand {
+  return x.kind === 'decoded' ? x.op : decodeOperand(x.op, 'operand', x.op instanceof Float32Array ? x.op.length : x.op.codes.length, fast);
+}
+
+function runGemm(b: Backend, m: number, n: number, k: number, A: GemmOperand, B: GemmOperand, o: LowpGemmOptions): Float32Array {
+  if (A.kind === 'lowp' && B.kind === 'lowp') return lowpGemm(m, n, k, A.op, B.op, o);
+  return b.gemm(m, n, k, asDecoded(A, b.fast), asDecoded(B, b.fast), o);
+}
+
+/** A zeroed plane of the same kind (floats or codes). */
+function alloc(like: ImagePlane, n: number): ImagePlane {
+  return like instanceof Uint8Array ? new Uint8Array(n) : new Float32Array(n);
 }
 
 function groupOptions(options: LowpGemmOptions, group: number): LowpGemmOptions {
@@ -80,11 +118,11 @@ function checkShape(s: LowpConvShape): void {
 }
 
 /** col_g for every image side by side: [K x N*P]. */
-function batchColumns(b: Backend, x: Float32Array, s: LowpConvShape, group: number, height: number, width: number, geometry: ConvGeometry): Float32Array {
+function batchColumns(b: Backend, x: ImagePlane, s: LowpConvShape, group: number, height: number, width: number, geometry: ConvGeometry): ImagePlane {
   const cg = s.channels / s.groups;
   const plane = geometry.outH * geometry.outW;
   const k = cg * geometry.kernelH * geometry.kernelW;
-  const cols = new Float32Array(k * s.batch * plane);
+  const cols = alloc(x, k * s.batch * plane);
   b.im2colBatch(x.subarray(group * cg * height * width), cols, geometry, s.batch, s.channels * height * width);
   return cols;
 }
@@ -97,29 +135,21 @@ function forwardGeometry(s: LowpConvShape): ConvGeometry {
   };
 }
 
-function slice(op: DecodedOperand, start: number, end: number): DecodedOperand {
-  return { ...op, values: op.values.subarray(start, end) };
-}
-
-function columnsOperand(values: Float32Array, like: DecodedOperand): DecodedOperand {
-  return { ...like, values };
-}
-
 /** Y = conv2d(x, w), every output a low-precision GEMM element. x [N,C,H,W], w [OC,C/g,KH,KW]. */
 export function lowpConv2dForward(x: LowpOperand, w: LowpOperand, s: LowpConvShape, options: LowpGemmOptions = {}, reference = false): Float32Array {
   checkShape(s);
   const b = backend(reference);
-  const X = decodeOperand(x, 'x', s.batch * s.channels * s.height * s.width, b.fast);
+  const X = arrange(x, 'x', s.batch * s.channels * s.height * s.width, b);
   const cg = s.channels / s.groups;
   const ocg = s.outChannels / s.groups;
   const k = cg * s.kernelH * s.kernelW;
-  const W = decodeOperand(w, 'w', s.outChannels * k, b.fast);
+  const W = arrange(w, 'w', s.outChannels * k, b);
   const plane = s.outH * s.outW;
   const np = s.batch * plane;
   const out = new Float32Array(s.batch * s.outChannels * plane);
   for (let g = 0; g < s.groups; g++) {
-    const cols = columnsOperand(batchColumns(b, X.values, s, g, s.height, s.width, forwardGeometry(s)), X);
-    const y = b.gemm(ocg, np, k, slice(W, g * ocg * k, (g + 1) * ocg * k), cols, groupOptions(options, g));
+    const cols = X.operand(batchColumns(b, X.plane, s, g, s.height, s.width, forwardGeometry(s)));
+    const y = runGemm(b, ocg, np, k, W.operand(W.plane.subarray(g * ocg * k, (g + 1) * ocg * k)), cols, groupOptions(options, g));
     for (let oc = 0; oc < ocg; oc++) {
       for (let n = 0; n < s.batch; n++) {
         out.set(y.subarray(oc * np + n * plane, oc * np + (n + 1) * plane), (n * s.outChannels + g * ocg + oc) * plane);
@@ -135,23 +165,23 @@ export function lowpConv2dBackwardWeight(dy: LowpOperand, x: LowpOperand, s: Low
   const b = backend(reference);
   const plane = s.outH * s.outW;
   const np = s.batch * plane;
-  const DY = decodeOperand(dy, 'dy', s.batch * s.outChannels * plane, b.fast);
-  const X = decodeOperand(x, 'x', s.batch * s.channels * s.height * s.width, b.fast);
+  const DY = arrange(dy, 'dy', s.batch * s.outChannels * plane, b);
+  const X = arrange(x, 'x', s.batch * s.channels * s.height * s.width, b);
   const cg = s.channels / s.groups;
   const ocg = s.outChannels / s.groups;
   const k = cg * s.kernelH * s.kernelW;
   const dw = new Float32Array(s.outChannels * k);
   for (let g = 0; g < s.groups; g++) {
-    const cols = columnsOperand(batchColumns(b, X.values, s, g, s.height, s.width, forwardGeometry(s)), X);
+    const cols = X.operand(batchColumns(b, X.plane, s, g, s.height, s.width, forwardGeometry(s)));
     // dY_g as [OCg x N*P]
-    const dyg = new Float32Array(ocg * np);
+    const dyg = alloc(DY.plane, ocg * np);
     for (let oc = 0; oc < ocg; oc++) {
       for (let n = 0; n < s.batch; n++) {
         const from = (n * s.outChannels + g * ocg + oc) * plane;
-        dyg.set(DY.values.subarray(from, from + plane), oc * np + n * plane);
+        dyg.set(DY.plane.subarray(from, from + plane), oc * np + n * plane);
       }
     }
-    const result = b.gemm(ocg, k, np, columnsOperand(dyg, DY), cols, { ...groupOptions(options, g), transB: true });
+    const result = runGemm(b, ocg, k, np, DY.operand(dyg), cols, { ...groupOptions(options, g), transB: true });
     dw.set(result, g * ocg * k);
   }
   return dw;
@@ -162,25 +192,25 @@ export function lowpConv2dBackwardData(dy: LowpOperand, w: LowpOperand, s: LowpC
   checkShape(s);
   const b = backend(reference);
   const plane = s.outH * s.outW;
-  const DY = decodeOperand(dy, 'dy', s.batch * s.outChannels * plane, b.fast);
+  const DY = arrange(dy, 'dy', s.batch * s.outChannels * plane, b);
   const cg = s.channels / s.groups;
   const ocg = s.outChannels / s.groups;
   const taps = s.kernelH * s.kernelW;
-  const W = decodeOperand(w, 'w', s.outChannels * cg * taps, b.fast);
+  const W = arrange(w, 'w', s.outChannels * cg * taps, b);
   // The dilated, offset gradient image: rows H + DH*(KH-1), columns W + DW*(KW-1); window tap
   // (i, j) of input pixel (h, w) reads row h + i*DH, column w + j*DW.
   const padH = s.dilationH * (s.kernelH - 1) - s.padH;
   const padW = s.dilationW * (s.kernelW - 1) - s.padW;
   const rows = s.height + s.dilationH * (s.kernelH - 1);
   const cols = s.width + s.dilationW * (s.kernelW - 1);
-  const dilated = new Float32Array(s.batch * s.outChannels * rows * cols);
+  const dilated = alloc(DY.plane, s.batch * s.outChannels * rows * cols);
   for (let nc = 0; nc < s.batch * s.outChannels; nc++) {
     for (let oh = 0; oh < s.outH; oh++) {
       const r = oh * s.strideH + padH;
       if (r < 0 || r >= rows) continue;
       for (let ow = 0; ow < s.outW; ow++) {
         const q = ow * s.strideW + padW;
-        if (q >= 0 && q < cols) dilated[(nc * rows + r) * cols + q] = DY.values[(nc * s.outH + oh) * s.outW + ow];
+        if (q >= 0 && q < cols) dilated[(nc * rows + r) * cols + q] = DY.plane[(nc * s.outH + oh) * s.outW + ow];
       }
     }
   }
@@ -198,14 +228,14 @@ export function lowpConv2dBackwardData(dy: LowpOperand, w: LowpOperand, s: LowpC
   const dx = new Float32Array(s.batch * s.channels * pixels);
   for (let g = 0; g < s.groups; g++) {
     // W'_g [C/groups x K]: W'[c, (oc*KH + i)*KW + j] = W[oc, c, KH-1-i, KW-1-j]
-    const rotated = new Float32Array(cg * k);
+    const rotated = alloc(W.plane, cg * k);
     for (let c = 0; c < cg; c++) {
       for (let oc = 0; oc < ocg; oc++) {
-        for (let t = 0; t < taps; t++) rotated[c * k + oc * taps + t] = W.values[((g * ocg + oc) * cg + c) * taps + (taps - 1 - t)];
+        for (let t = 0; t < taps; t++) rotated[c * k + oc * taps + t] = W.plane[((g * ocg + oc) * cg + c) * taps + (taps - 1 - t)];
       }
     }
-    const columns = columnsOperand(batchColumns(b, dilated, shape, g, rows, cols, geometry), DY);
-    const result = b.gemm(cg, npix, k, columnsOperand(rotated, W), columns, groupOptions(options, g));
+    const columns = DY.operand(batchColumns(b, dilated, shape, g, rows, cols, geometry));
+    const result = runGemm(b, cg, npix, k, W.operand(rotated), columns, groupOptions(options, g));
     for (let c = 0; c < cg; c++) {
       for (let n = 0; n < s.batch; n++) {
         dx.set(result.subarray(c * npix + n * pixels, c * npix + (n + 1) * pixels), (n * s.channels + g * cg + c) * pixels);

@@ -39,7 +39,7 @@ export interface NativeCore {
   /** Geometry: [C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW] (see native/im2col.h). */
   im2col(x: Float32Array, col: Float32Array, geometry: number[], threads?: number): void;
   col2im(col: Float32Array, x: Float32Array, geometry: number[], threads?: number): void;
-  im2colBatch(x: Float32Array, col: Float32Array, geometry: number[], batch: number, imageStride: number, threads?: number): void;
+  im2colBatch(x: Float32Array | Uint8Array, col: Float32Array | Uint8Array, geometry: number[], batch: number, imageStride: number, threads?: number): void;
   col2imBatch(col: Float32Array, x: Float32Array, geometry: number[], batch: number, imageStride: number, threads?: number): void;
   reluForward(x: Float32Array, out: Float32Array, threads?: number): void;
   reluBackward(x: Float32Array, g: Float32Array, out: Float32Array, threads?: number): void;
