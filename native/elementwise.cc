@@ -1,5 +1,9 @@
 #include "elementwise.h"
 
+#include <cmath>
+#include <limits>
+#include <vector>
+
 #include "parallel.h"
 
 namespace octet {
@@ -129,6 +133,88 @@ void batchNormBackward(const float* g, const float* xhat, const float* invStd, c
       }
     }
   });
+}
+
+}  // namespace octet
+
+namespace octet {
+namespace {
+
+// fn(t, begin, end) for `team` contiguous slices of [0, n).
+template <typename Fn>
+void parallelChunks(int64_t n, int team, Fn fn) {
+  parallelFor(team, team, [&](int64_t t) { fn(int(t), n * t / team, n * (t + 1) / team); });
+}
+
+}  // namespace
+
+float absMax(const float* x, int64_t n, int threads) {
+  const int team = n < 65536 ? 1 : threads;
+  std::vector<float> partial(team, 0.0f);
+  std::vector<int> bad(team, 0);
+  parallelChunks(n, team, [&](int t, int64_t begin, int64_t end) {
+    float m = 0.0f;
+    int nonFinite = 0;
+    for (int64_t i = begin; i < end; ++i) {
+      const float a = std::fabs(x[i]);
+      nonFinite |= !(a <= 3.4028234663852886e38f);
+      m = a > m ? a : m;
+    }
+    partial[t] = m;
+    bad[t] = nonFinite;
+  });
+  float m = 0.0f;
+  for (int t = 0; t < team; ++t) {
+    if (bad[t]) return std::numeric_limits<float>::quiet_NaN();
+    m = partial[t] > m ? partial[t] : m;
+  }
+  return m;
+}
+
+int64_t scaleCountOverflow(const float* x, float scale, float* out, int64_t n, float maxFinite, int threads) {
+  const int team = n < 65536 ? 1 : threads;
+  std::vector<int64_t> partial(team, 0);
+  parallelChunks(n, team, [&](int t, int64_t begin, int64_t end) {
+    int64_t count = 0;
+    for (int64_t i = begin; i < end; ++i) {
+      const float v = x[i] * scale;
+      out[i] = v;
+      count += !(std::fabs(v) <= maxFinite);
+    }
+    partial[t] = count;
+  });
+  int64_t total = 0;
+  for (int64_t c : partial) total += c;
+  return total;
+}
+
+template <typename Code>
+void countUnderflowTyped(const float* x, const Code* codes, uint32_t mask, int64_t n, int64_t* nonzero, int64_t* underflow, int threads) {
+  const int team = n < 65536 ? 1 : threads;
+  std::vector<int64_t> nz(team, 0), uf(team, 0);
+  parallelChunks(n, team, [&](int t, int64_t begin, int64_t end) {
+    int64_t a = 0, b = 0;
+    for (int64_t i = begin; i < end; ++i) {
+      const bool isNonzero = x[i] != 0.0f;
+      a += isNonzero;
+      b += isNonzero && (uint32_t(codes[i]) & mask) == 0;
+    }
+    nz[t] = a;
+    uf[t] = b;
+  });
+  *nonzero = 0;
+  *underflow = 0;
+  for (int t = 0; t < team; ++t) {
+    *nonzero += nz[t];
+    *underflow += uf[t];
+  }
+}
+
+void countUnderflow(const float* x, const void* codes, int codeBytes, uint32_t magnitudeMask, int64_t n, int64_t* nonzero,
+                    int64_t* underflow, int threads) {
+  if (codeBytes == 1) countUnderflowTyped(x, static_cast<const uint8_t*>(codes), magnitudeMask, n, nonzero, underflow, threads);
+  else if (codeBytes == 2) countUnderflowTyped(x, static_cast<const uint16_t*>(codes), magnitudeMask, n, nonzero, underflow, threads);
+  else countUnderflowTyped(x, static_cast<const uint32_t*>(codes), magnitudeMask, n, nonzero, underflow, threads);
 }
 
 }  // namespace octet

@@ -33,3 +33,12 @@ export { cellKey, decodeOperand, lowpGemm, lowpGemmDecoded, lowpGemmDecodedRefer
 export type { CodedMatrix, DecodedOperand, LowpGemmOptions, LowpOperand, LowpOutput } from './lowp_gemm.js';
 export { lowpConv2dBackwardData, lowpConv2dBackwardWeight, lowpConv2dForward } from './lowp_conv.js';
 export type { LowpConvShape } from './lowp_conv.js';
+export {
+  absMax,
+  absMaxReference,
+  countUnderflow,
+  countUnderflowReference,
+  scaleCountOverflow,
+  scaleCountOverflowReference,
+} from './quant_stats.js';
+export type { UnderflowCount } from './quant_stats.js';

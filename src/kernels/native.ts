@@ -42,6 +42,9 @@ export interface NativeCore {
   im2colBatch(x: Float32Array | Uint8Array, col: Float32Array | Uint8Array, geometry: number[], batch: number, imageStride: number, threads?: number): void;
   col2imBatch(col: Float32Array, x: Float32Array, geometry: number[], batch: number, imageStride: number, threads?: number): void;
   reluForward(x: Float32Array, out: Float32Array, threads?: number): void;
+  absMax(x: Float32Array, threads?: number): number;
+  scaleCountOverflow(x: Float32Array, scale: number, out: Float32Array, maxFinite: number, threads?: number): number;
+  countUnderflow(x: Float32Array, codes: Uint8Array | Uint16Array | Uint32Array, magnitudeMask: number, threads?: number): [number, number];
   reluBackward(x: Float32Array, g: Float32Array, out: Float32Array, threads?: number): void;
   add(a: Float32Array, b: Float32Array, out: Float32Array, threads?: number): void;
   channelBiasAdd(out: Float32Array, bias: Float32Array, batch: number, channels: number, plane: number, threads?: number): void;

@@ -1,6 +1,6 @@
 /** Quantize one GEMM operand to codes of its format with a scale, counting what was lost. */
 import type { Format, Rounding } from '../formats/index.js';
-import { encode, type CodedMatrix } from '../kernels/index.js';
+import { countUnderflow, encode, scaleCountOverflow, type CodedMatrix } from '../kernels/index.js';
 import type { OperandStats } from './telemetry.js';
 
 export interface QuantizeSpec {
@@ -10,27 +10,19 @@ export interface QuantizeSpec {
   seed: number;
 }
 
-/** codes of x * scale; real value = decode(code) / scale. */
+/**
+ * codes of fl32(x * scale); real value = decode(code) / scale. Overflow counts values whose scaled
+ * magnitude exceeds the format's max finite (saturated, or Inf/NaN without saturation); underflow
+ * counts nonzero values whose code is a zero.
+ */
 export function quantizeOperand(x: Float32Array, scale: number, spec: QuantizeSpec, amax: number): { coded: CodedMatrix; stats: OperandStats } {
+  const s = Math.fround(scale);
   const scaled = new Float32Array(x.length);
-  const max = spec.format.maxFinite;
-  let overflow = 0;
-  for (let i = 0; i < x.length; i++) {
-    const v = x[i] * scale;
-    scaled[i] = v;
-    if (!(Math.abs(v) <= max)) overflow++;
-  }
+  const overflow = scaleCountOverflow(x, s, scaled, spec.format.maxFinite);
   const codes = encode(scaled, spec.format, { rounding: spec.rounding, saturate: spec.saturate, seed: spec.seed });
-  const magnitude = ~spec.format.signMask;
-  let nonzero = 0;
-  let underflow = 0;
-  for (let i = 0; i < x.length; i++) {
-    if (x[i] === 0) continue;
-    nonzero++;
-    if ((codes[i] & magnitude) === 0) underflow++;
-  }
+  const { nonzero, underflow } = countUnderflow(x, codes, spec.format.signMask - 1);
   return {
-    coded: { codes, format: spec.format, scale },
-    stats: { amax, scale, values: x.length, nonzero, underflow, overflow },
+    coded: { codes, format: spec.format, scale: s },
+    stats: { amax, scale: s, values: x.length, nonzero, underflow, overflow },
   };
 }

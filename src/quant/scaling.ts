@@ -8,6 +8,7 @@
  * never Inf.
  */
 import type { Format } from '../formats/index.js';
+import { absMax } from '../kernels/index.js';
 import type { LossScalingSpec, ScalingSpec } from './recipe.js';
 
 const MIN_SCALE = 2 ** -100;
@@ -15,13 +16,7 @@ const MAX_SCALE = 2 ** 100;
 
 /** max|x|, or NaN if x holds a NaN or an Inf (so callers can tell). */
 export function amaxOf(x: Float32Array): number {
-  let m = 0;
-  for (let i = 0; i < x.length; i++) {
-    const a = Math.abs(x[i]);
-    if (a > m) m = a;
-    else if (!(a <= m)) return NaN;
-  }
-  return m === Infinity ? NaN : m;
+  return absMax(x);
 }
 
 /** scale = maxFinite / (amax * 2^margin), optionally rounded down to a power of two; null for a zero or non-finite amax. */

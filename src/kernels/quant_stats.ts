@@ -1,0 +1,73 @@
+/**
+ * The per-tensor work around quantizing a GEMM operand: amax, the scaled copy with its overflow
+ * count, and the underflow count after encoding. Native with a TypeScript reference; both give
+ * the same numbers (the scaled values are fl32(x * scale) with a float32 scale).
+ */
+import type { CodeArray } from '../formats/index.js';
+import { InvalidArgumentError } from '../errors.js';
+import { nativeCore } from './native.js';
+import { kernelThreads } from './threads.js';
+
+const NATIVE_MIN = 4096;
+
+/** max |x|, or NaN when x holds a NaN or an Inf. */
+export function absMaxReference(x: Float32Array): number {
+  let m = 0;
+  for (let i = 0; i < x.length; i++) {
+    const a = Math.abs(x[i]);
+    if (!(a <= 3.4028234663852886e38)) return NaN;
+    if (a > m) m = a;
+  }
+  return m;
+}
+
+export function absMax(x: Float32Array): number {
+  const native = nativeCore();
+  return native && x.length >= NATIVE_MIN ? native.absMax(x, kernelThreads()) : absMaxReference(x);
+}
+
+/** out = fl32(x * scale) (scale taken as float32); returns how many |out| exceed maxFinite or are NaN. */
+export function scaleCountOverflowReference(x: Float32Array, scale: number, out: Float32Array, maxFinite: number): number {
+  const s = Math.fround(scale);
+  let count = 0;
+  for (let i = 0; i < x.length; i++) {
+    const v = Math.fround(x[i] * s);
+    out[i] = v;
+    if (!(Math.abs(v) <= maxFinite)) count++;
+  }
+  return count;
+}
+
+export function scaleCountOverflow(x: Float32Array, scale: number, out: Float32Array, maxFinite: number): number {
+  if (out.length !== x.length) throw new InvalidArgumentError(`scaleCountOverflow: ${x.length} values but ${out.length} outputs`);
+  const native = nativeCore();
+  return native && x.length >= NATIVE_MIN
+    ? native.scaleCountOverflow(x, Math.fround(scale), out, Math.fround(maxFinite), kernelThreads())
+    : scaleCountOverflowReference(x, scale, out, maxFinite);
+}
+
+export interface UnderflowCount {
+  /** Nonzero values of x. */
+  nonzero: number;
+  /** Of those, how many got a code whose magnitude bits are zero. */
+  underflow: number;
+}
+
+export function countUnderflowReference(x: Float32Array, codes: CodeArray, magnitudeMask: number): UnderflowCount {
+  let nonzero = 0;
+  let underflow = 0;
+  for (let i = 0; i < x.length; i++) {
+    if (x[i] === 0) continue;
+    nonzero++;
+    if (((codes[i] & magnitudeMask) >>> 0) === 0) underflow++;
+  }
+  return { nonzero, underflow };
+}
+
+export function countUnderflow(x: Float32Array, codes: CodeArray, magnitudeMask: number): UnderflowCount {
+  if (codes.length !== x.length) throw new InvalidArgumentError(`countUnderflow: ${x.length} values but ${codes.length} codes`);
+  const native = nativeCore();
+  if (!native || x.length < NATIVE_MIN) return countUnderflowReference(x, codes, magnitudeMask);
+  const [nonzero, underflow] = native.countUnderflow(x, codes, magnitudeMask >>> 0, kernelThreads());
+  return { nonzero, underflow };
+}

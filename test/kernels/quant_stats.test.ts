@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { encode } from '../../src/kernels/codec.js';
+import {
+  absMax,
+  absMaxReference,
+  countUnderflow,
+  countUnderflowReference,
+  scaleCountOverflow,
+  scaleCountOverflowReference,
+} from '../../src/kernels/quant_stats.js';
+import { resolveFormat } from '../../src/formats/index.js';
+import { uniform } from '../helpers/random.js';
+
+/** Values over many binades, with zeros; n above the native threshold. */
+function spread(n: number, seed: number): Float32Array {
+  const x = uniform(n, seed);
+  for (let i = 0; i < n; i++) x[i] = i % 7 === 0 ? 0 : x[i] * 2 ** ((i % 61) - 40);
+  return x;
+}
+
+describe('quantization statistics: native equals the reference', () => {
+  test('absMax, and NaN for any NaN or Inf wherever it sits', () => {
+    const x = spread(100_003, 1);
+    assert.equal(absMax(x), absMaxReference(x));
+    for (const bad of [NaN, Infinity, -Infinity]) {
+      const y = Float32Array.from(x);
+      y[77_777] = bad;
+      assert.ok(Number.isNaN(absMax(y)) && Number.isNaN(absMaxReference(y)));
+    }
+    assert.equal(absMax(new Float32Array(10_000)), 0);
+  });
+
+  test('scaled copy and overflow count (non-power-of-two scale taken as float32)', () => {
+    const x = spread(50_001, 2);
+    for (const scale of [1, 2 ** 20, 1 / 3, 1e30]) {
+      const a = new Float32Array(x.length);
+      const b = new Float32Array(x.length);
+      assert.equal(scaleCountOverflow(x, scale, a, 57344), scaleCountOverflowReference(x, scale, b, 57344));
+      assert.deepEqual(a, b);
+    }
+  });
+
+  test('underflow count for 1-, 2- and 4-byte codes', () => {
+    const x = spread(40_000, 3);
+    for (const name of ['e5m2', 'e6m9', 'fp32']) {
+      const f = resolveFormat(name);
+      const codes = encode(x, f);
+      const native = countUnderflow(x, codes, f.signMask - 1);
+      assert.deepEqual(native, countUnderflowReference(x, codes, f.signMask - 1));
+      assert.ok(native.nonzero > 30_000 && (name === 'fp32' ? native.underflow === 0 : native.underflow > 0));
+    }
+  });
+});
