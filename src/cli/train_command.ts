@@ -136,7 +136,7 @@ export async function trainCommand(options: TrainOptions, io: CliIo): Promise<nu
   const dataset = await loadData(options.data, options.imageSize);
   const { hooks, done } = runHooks(io, config.recipe.name, options.progress !== false);
   try {
-    const result = train(config, dataset, options.out, { resume: options.resume, hooks });
+    const result = await train(config, dataset, options.out, { resume: options.resume, hooks });
     reportRun(result, options.out, io);
     return result.completed ? 0 : 130;
   } finally {
@@ -165,7 +165,7 @@ export async function compareCommand(options: TrainOptions & { recipes: string }
     const { hooks, done } = runHooks(io, config.recipe.name, options.progress !== false);
     let result: TrainResult;
     try {
-      result = train(config, dataset, out, { resume: options.resume, hooks });
+      result = await train(config, dataset, out, { resume: options.resume, hooks });
     } finally {
       done();
     }

@@ -185,7 +185,11 @@ function truncateMetrics(file: string, step: number): EvalResult[] {
     .map(({ type: _type, ...r }) => r);
 }
 
-export function train(config: TrainConfig, dataset: Dataset, out: string, options: { resume?: boolean; hooks?: TrainHooks } = {}): TrainResult {
+/**
+ * Train (or, with `resume`, continue). Asynchronous only so that it yields to the event loop
+ * after every step: Ctrl-C handlers and the progress bar's timers run between steps.
+ */
+export async function train(config: TrainConfig, dataset: Dataset, out: string, options: { resume?: boolean; hooks?: TrainHooks } = {}): Promise<TrainResult> {
   const hooks = options.hooks ?? {};
   if (!(Number.isInteger(config.epochs) && config.epochs >= 1)) throw new InvalidArgumentError(`--epochs is ${config.epochs}; expected a positive integer`);
   if (!(Number.isInteger(config.batchSize) && config.batchSize >= 1)) throw new InvalidArgumentError(`--batch-size is ${config.batchSize}; expected a positive integer`);
@@ -271,6 +275,7 @@ export function train(config: TrainConfig, dataset: Dataset, out: string, option
       hooks.onEval?.(result);
     }
     if (epochEnd || (config.checkpointEvery > 0 && step % config.checkpointEvery === 0) || step === totalSteps) save();
+    await new Promise<void>((resolve) => setImmediate(resolve));
     if (step < totalSteps && hooks.shouldStop?.()) {
       save();
       completed = false;

@@ -27,7 +27,7 @@ function weightsOf(out: string, dataset: Dataset, config: TrainConfig): Map<stri
 describe('training', () => {
   test('a short run on real MNIST rises well above chance (10%)', async () => {
     const out = mkdtempSync(join(tmpdir(), 'octet-train-'));
-    const result = train(base('fp32', { modelOptions: { width: 8 }, maxTrain: 1024, epochs: 2, maxTest: 500 }), await data(), out);
+    const result = await train(base('fp32', { modelOptions: { width: 8 }, maxTrain: 1024, epochs: 2, maxTest: 500 }), await data(), out);
     assert.ok(result.completed);
     assert.ok(result.final!.value > 0.6, `top-1 ${result.final!.value}`);
     const lines = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
@@ -38,7 +38,7 @@ describe('training', () => {
   test('fp8: checkpoint holds F32 master weights, F8_E5M2 forward weights with their scales, and the JSON record', async () => {
     const out = mkdtempSync(join(tmpdir(), 'octet-train-'));
     const config = base('fp8', { epochs: 1, maxTrain: 64 });
-    train(config, await data(), out);
+    await train(config, await data(), out);
     const { tensors, metadata } = readSafetensors(join(out, CHECKPOINT_FILE));
     assert.equal(tensors.get('model.conv1.weight')!.dtype, 'F32');
     assert.equal(tensors.get('fp8.layer1.0.conv1.weight')!.dtype, 'F8_E5M2');
@@ -54,23 +54,24 @@ describe('training', () => {
     const dataset = await data();
     const config = base('fp8', { maxTrain: 128 });
     const whole = mkdtempSync(join(tmpdir(), 'octet-whole-'));
-    train(config, dataset, whole);
+    await train(config, dataset, whole);
     const parts = mkdtempSync(join(tmpdir(), 'octet-parts-'));
     let steps = 0;
-    const first = train(config, dataset, parts, { hooks: { onStep: () => void steps++, shouldStop: () => steps >= 3 } });
+    const first = await train(config, dataset, parts, { hooks: { onStep: () => void steps++, shouldStop: () => steps >= 3 } });
     assert.equal(first.completed, false);
     assert.equal(first.steps, 3);
-    const second = train(config, dataset, parts, { resume: true });
+    const second = await train(config, dataset, parts, { resume: true });
     assert.ok(second.completed);
     assert.deepEqual(weightsOf(parts, dataset, config), weightsOf(whole, dataset, config));
-    assert.deepEqual(second.evals.map((e) => e.value), train(config, dataset, mkdtempSync(join(tmpdir(), 'octet-again-'))).evals.map((e) => e.value));
+    const again = await train(config, dataset, mkdtempSync(join(tmpdir(), 'octet-again-')));
+    assert.deepEqual(second.evals.map((e) => e.value), again.evals.map((e) => e.value));
   });
 
   test('killed at a random step (SIGKILL), then --resume: the same final weights as an uninterrupted run', async () => {
     const dataset = await data();
     const config = base('fp32', { checkpointEvery: 1 });
     const whole = mkdtempSync(join(tmpdir(), 'octet-whole-'));
-    train(config, dataset, whole);
+    await train(config, dataset, whole);
     const out = mkdtempSync(join(tmpdir(), 'octet-kill-'));
     const killAt = 3 + Math.floor(Math.random() * 8);
     const child = spawn(process.execPath, [
@@ -96,26 +97,57 @@ describe('training', () => {
     });
     const saved = readCheckpointRecord(join(out, CHECKPOINT_FILE)).record.step;
     assert.ok(saved >= killAt - 1 && saved < 16, `checkpoint at step ${saved}, killed near ${killAt}`);
-    const resumed = train(config, dataset, out, { resume: true });
+    const resumed = await train(config, dataset, out, { resume: true });
     assert.ok(resumed.completed);
     assert.deepEqual(weightsOf(out, dataset, config), weightsOf(whole, dataset, config));
     const trainSteps = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.type === 'train').map((l) => l.step);
     assert.deepEqual(trainSteps, Array.from({ length: 16 }, (_, i) => i + 1));
   });
 
+  test('Ctrl-C (SIGINT) finishes the step, saves a checkpoint and exits with 130; --resume finishes the run', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'octet-sigint-'));
+    const args = [
+      '--import', 'tsx', 'src/cli/bin.ts', 'train', '--model', 'resnet20', '--width', '4', '--data', 'mnist', '--epochs', '2', '--batch-size', '32',
+      '--seed', '3', '--max-train', '256', '--max-test', '100', '--log-every', '1', '--out', out, '--no-progress',
+    ];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    const code = await new Promise<number | null>((resolve) => {
+      const poll = setInterval(() => {
+        const metrics = join(out, 'metrics.jsonl');
+        if (existsSync(metrics) && readFileSync(metrics, 'utf8').includes('"step":3,')) {
+          clearInterval(poll);
+          child.kill('SIGINT');
+        }
+      }, 20);
+      child.on('exit', (c) => {
+        clearInterval(poll);
+        resolve(c);
+      });
+    });
+    assert.equal(code, 130);
+    assert.match(stdout, /Interrupted after step \d+; checkpoint saved to .*checkpoint\.safetensors\. Continue with the same command and --resume/);
+    const step = readCheckpointRecord(join(out, CHECKPOINT_FILE)).record.step;
+    assert.ok(step >= 3 && step < 16, `saved at step ${step}`);
+    const resumed = spawn(process.execPath, [...args, '--resume'], { stdio: 'ignore' });
+    assert.equal(await new Promise((resolve) => resumed.on('exit', resolve)), 0);
+    assert.equal(readCheckpointRecord(join(out, CHECKPOINT_FILE)).record.step, 16);
+  });
+
   test('resume refuses a checkpoint made with other settings, and a missing one', async () => {
     const dataset = await data();
     const out = mkdtempSync(join(tmpdir(), 'octet-train-'));
-    train(base('fp32', { epochs: 1, maxTrain: 64 }), dataset, out);
-    assert.throws(() => train(base('fp32', { epochs: 1, maxTrain: 64, batchSize: 16 }), dataset, out, { resume: true }), /made with batchSize 32, this run asks for 16/);
-    assert.throws(() => train(base('fp8', { epochs: 1, maxTrain: 64 }), dataset, out, { resume: true }), /trained with recipe fp32; this run asks for fp8/);
-    assert.throws(() => train(base('fp32'), dataset, mkdtempSync(join(tmpdir(), 'octet-empty-')), { resume: true }), /no checkpoint at .*run without --resume/);
+    await train(base('fp32', { epochs: 1, maxTrain: 64 }), dataset, out);
+    await assert.rejects(train(base('fp32', { epochs: 1, maxTrain: 64, batchSize: 16 }), dataset, out, { resume: true }), /made with batchSize 32, this run asks for 16/);
+    await assert.rejects(train(base('fp8', { epochs: 1, maxTrain: 64 }), dataset, out, { resume: true }), /trained with recipe fp32; this run asks for fp8/);
+    await assert.rejects(train(base('fp32'), dataset, mkdtempSync(join(tmpdir(), 'octet-empty-')), { resume: true }), /no checkpoint at .*run without --resume/);
   });
 
   test('segmentation: UNet on mnist-seg reports mIoU and per-class IoU', async () => {
     const seg = await loadDataset('mnist-seg', { mnistSegCount: [64, 16] });
     const out = mkdtempSync(join(tmpdir(), 'octet-seg-'));
-    const result = train({ ...base('fp32'), model: 'unet', modelOptions: { width: 4, depth: 2 }, data: 'mnist-seg', epochs: 1, batchSize: 16, maxTrain: undefined, maxTest: 16 }, seg, out);
+    const result = await train({ ...base('fp32'), model: 'unet', modelOptions: { width: 4, depth: 2 }, data: 'mnist-seg', epochs: 1, batchSize: 16, maxTrain: undefined, maxTest: 16 }, seg, out);
     assert.equal(result.final!.metric, 'miou');
     assert.equal(result.final!.iou!.length, 11);
     assert.ok(result.final!.value > 0 && result.final!.value <= 1);
