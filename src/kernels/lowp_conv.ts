@@ -203,24 +203,38 @@ export function lowpConv2dBackwardData(dy: LowpOperand, w: LowpOperand, s: LowpC
   const padW = s.dilationW * (s.kernelW - 1) - s.padW;
   const rows = s.height + s.dilationH * (s.kernelH - 1);
   const cols = s.width + s.dilationW * (s.kernelW - 1);
-  const dilated = alloc(DY.plane, s.batch * s.outChannels * rows * cols);
-  for (let nc = 0; nc < s.batch * s.outChannels; nc++) {
-    for (let oh = 0; oh < s.outH; oh++) {
-      const r = oh * s.strideH + padH;
-      if (r < 0 || r >= rows) continue;
-      for (let ow = 0; ow < s.outW; ow++) {
-        const q = ow * s.strideW + padW;
-        if (q >= 0 && q < cols) dilated[(nc * rows + r) * cols + q] = DY.plane[(nc * s.outH + oh) * s.outW + ow];
+  // Stride 1 with padding <= the dilated kernel's reach: the dilated image is dY zero-padded by
+  // (padH, padW), which im2col does itself; otherwise build it.
+  const direct = s.strideH === 1 && s.strideW === 1 && padH >= 0 && padW >= 0;
+  let image: ImagePlane;
+  let imageH: number;
+  let imageW: number;
+  if (direct) {
+    image = DY.plane;
+    imageH = s.outH;
+    imageW = s.outW;
+  } else {
+    image = alloc(DY.plane, s.batch * s.outChannels * rows * cols);
+    imageH = rows;
+    imageW = cols;
+    for (let nc = 0; nc < s.batch * s.outChannels; nc++) {
+      for (let oh = 0; oh < s.outH; oh++) {
+        const r = oh * s.strideH + padH;
+        if (r < 0 || r >= rows) continue;
+        for (let ow = 0; ow < s.outW; ow++) {
+          const q = ow * s.strideW + padW;
+          if (q >= 0 && q < cols) image[(nc * rows + r) * cols + q] = DY.plane[(nc * s.outH + oh) * s.outW + ow];
+        }
       }
     }
   }
   const shape: LowpConvShape = {
-    ...s, channels: s.outChannels, outChannels: s.channels, height: rows, width: cols, strideH: 1, strideW: 1, padH: 0, padW: 0,
-    outH: s.height, outW: s.width,
+    ...s, channels: s.outChannels, outChannels: s.channels, height: imageH, width: imageW, strideH: 1, strideW: 1,
+    padH: direct ? padH : 0, padW: direct ? padW : 0, outH: s.height, outW: s.width,
   };
   const geometry: ConvGeometry = {
-    channels: ocg, height: rows, width: cols, kernelH: s.kernelH, kernelW: s.kernelW, strideH: 1, strideW: 1, padH: 0, padW: 0,
-    dilationH: s.dilationH, dilationW: s.dilationW, outH: s.height, outW: s.width,
+    channels: ocg, height: imageH, width: imageW, kernelH: s.kernelH, kernelW: s.kernelW, strideH: 1, strideW: 1,
+    padH: shape.padH, padW: shape.padW, dilationH: s.dilationH, dilationW: s.dilationW, outH: s.height, outW: s.width,
   };
   const pixels = s.height * s.width;
   const npix = s.batch * pixels;
@@ -234,7 +248,7 @@ export function lowpConv2dBackwardData(dy: LowpOperand, w: LowpOperand, s: LowpC
         for (let t = 0; t < taps; t++) rotated[c * k + oc * taps + t] = W.plane[((g * ocg + oc) * cg + c) * taps + (taps - 1 - t)];
       }
     }
-    const columns = DY.operand(batchColumns(b, dilated, shape, g, rows, cols, geometry));
+    const columns = DY.operand(batchColumns(b, image, shape, g, imageH, imageW, geometry));
     const result = runGemm(b, cg, npix, k, W.operand(rotated), columns, groupOptions(options, g));
     for (let c = 0; c < cg; c++) {
       for (let n = 0; n < s.batch; n++) {

@@ -24,6 +24,9 @@ function shape(batch: number, channels: number, size: number, outChannels: numbe
 const SHAPES: Array<[string, LowpConvShape]> = [
   ['3x3 pad 1', shape(2, 3, 6, 4, 3, 1, 1, 1, 1)],
   ['stride 2', shape(2, 4, 7, 6, 3, 2, 1, 1, 1)],
+  ['3x3 no padding', shape(2, 3, 6, 4, 3, 1, 0, 1, 1)],
+  ['1x1', shape(2, 4, 5, 3, 1, 1, 0, 1, 1)],
+  ['1x1 padding 1 (more than the kernel reaches)', shape(1, 2, 4, 3, 1, 1, 1, 1, 1)],
   ['dilation 2, groups 2', shape(1, 4, 8, 4, 3, 1, 2, 2, 2)],
   ['depthwise stride 2', shape(2, 3, 6, 3, 3, 2, 1, 1, 3)],
   ['1x1', shape(2, 5, 4, 3, 1, 1, 0, 1, 1)],
