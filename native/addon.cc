@@ -166,6 +166,22 @@ Napi::Value Encode(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// encodeScaled(values, scale, codes, params, maxFinite, magnitudeMask, threads?) -> [overflow, nonzero, underflow]
+Napi::Value EncodeScaled(const Napi::CallbackInfo& info) {
+  auto in = float32Arg(info, 0, "values");
+  const int bytes = codeBytes(info, 2, "codes");
+  if (info[2].As<Napi::TypedArray>().ElementLength() != in.ElementLength()) {
+    throw Napi::RangeError::New(info.Env(), "encodeScaled: codes and values differ in length");
+  }
+  int64_t counts[3];
+  octet::encodeScaled(in.Data(), info[1].As<Napi::Number>().FloatValue(), typedData(info, 2), bytes, static_cast<int64_t>(in.ElementLength()),
+                      codecParamsArg(info, 3), info[4].As<Napi::Number>().FloatValue(), info[5].As<Napi::Number>().Uint32Value(), counts,
+                      threadsArg(info, 6));
+  Napi::Array out = Napi::Array::New(info.Env(), 3);
+  for (uint32_t k = 0; k < 3; ++k) out.Set(k, Napi::Number::New(info.Env(), double(counts[k])));
+  return out;
+}
+
 // quantize(values, out, params, lut | null, threads?)
 Napi::Value Quantize(const Napi::CallbackInfo& info) {
   auto in = float32Arg(info, 0, "values");
@@ -344,6 +360,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("col2im", Napi::Function::New(env, Col2im));
   exports.Set("reluForward", Napi::Function::New(env, ReluForward));
   exports.Set("absMax", Napi::Function::New(env, AbsMax));
+  exports.Set("encodeScaled", Napi::Function::New(env, EncodeScaled));
   exports.Set("scaleCountOverflow", Napi::Function::New(env, ScaleCountOverflow));
   exports.Set("countUnderflow", Napi::Function::New(env, CountUnderflow));
   exports.Set("reluBackward", Napi::Function::New(env, ReluBackward));

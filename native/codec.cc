@@ -1,9 +1,11 @@
 // The format codec in C++: the same contract as src/formats/codec.ts, bit for bit.
 #include "codec.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "codec_core.h"
 #include "cpu.h"
@@ -213,7 +215,52 @@ void encodeTyped(const float* in, Code* out, int64_t n, const CodecParams& p, in
   });
 }
 
+template <typename Code>
+void encodeScaledTyped(const float* in, float scale, Code* out, int64_t n, const CodecParams& p, float maxFinite, uint32_t mask,
+                       int64_t counts[3], int threads) {
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<int64_t> perChunk(3 * chunks, 0);
+  parallelFor(chunks, threads, [&](int64_t c) {
+    const int64_t b = c * kChunk, e = c + 1 == chunks ? n : (c + 1) * kChunk;
+    thread_local std::vector<float> scaled;
+    scaled.resize(kChunk);
+    int64_t overflow = 0;
+    for (int64_t i = b; i < e; ++i) {
+      const float v = in[i] * scale;
+      scaled[i - b] = v;
+      overflow += !(std::fabs(v) <= maxFinite);
+    }
+    // The block's codes, with the stream counter of element i still counterOffset + i.
+    CodecParams shifted = p;
+    shifted.counterOffset = p.counterOffset + static_cast<uint32_t>(b);
+    const uint32_t* bits = reinterpret_cast<const uint32_t*>(scaled.data());
+    switch (p.rounding) {
+      case kNearest: encodeDispatch<kNearest, Code>(bits, out + b, 0, e - b, shifted); break;
+      case kStochastic: encodeDispatch<kStochastic, Code>(bits, out + b, 0, e - b, shifted); break;
+      default: encodeDispatch<kTowardZero, Code>(bits, out + b, 0, e - b, shifted);
+    }
+    int64_t nonzero = 0, underflow = 0;
+    for (int64_t i = b; i < e; ++i) {
+      const bool isNonzero = in[i] != 0.0f;
+      nonzero += isNonzero;
+      underflow += isNonzero && (uint32_t(out[i]) & mask) == 0;
+    }
+    perChunk[3 * c] = overflow;
+    perChunk[3 * c + 1] = nonzero;
+    perChunk[3 * c + 2] = underflow;
+  });
+  counts[0] = counts[1] = counts[2] = 0;
+  for (int64_t c = 0; c < chunks; ++c) for (int k = 0; k < 3; ++k) counts[k] += perChunk[3 * c + k];
+}
+
 }  // namespace
+
+void encodeScaled(const float* in, float scale, void* out, int outBytes, int64_t n, const CodecParams& p, float maxFinite,
+                  uint32_t magnitudeMask, int64_t counts[3], int threads) {
+  if (outBytes == 1) encodeScaledTyped(in, scale, static_cast<uint8_t*>(out), n, p, maxFinite, magnitudeMask, counts, threads);
+  else if (outBytes == 2) encodeScaledTyped(in, scale, static_cast<uint16_t*>(out), n, p, maxFinite, magnitudeMask, counts, threads);
+  else encodeScaledTyped(in, scale, static_cast<uint32_t*>(out), n, p, maxFinite, magnitudeMask, counts, threads);
+}
 
 void encode(const float* in, void* out, int outBytes, int64_t n, const CodecParams& p, int threads) {
   if (outBytes == 1) encodeTyped(in, static_cast<uint8_t*>(out), n, p, threads);

@@ -32,4 +32,10 @@ void encode(const float* in, void* out, int outBytes, int64_t n, const CodecPara
 void quantize(const float* in, float* out, int64_t n, const CodecParams& p, const float* lut, int threads);
 void decode(const void* in, int inBytes, float* out, int64_t n, const float* lut, int threads);
 
+// Quantizing a GEMM operand in one pass: codes of fl32(in[i] * scale), with counts of scaled
+// values beyond maxFinite (or NaN), of nonzero inputs, and of nonzero inputs whose code has zero
+// magnitude bits (magnitudeMask). counts: [overflow, nonzero, underflow].
+void encodeScaled(const float* in, float scale, void* out, int outBytes, int64_t n, const CodecParams& p, float maxFinite,
+                  uint32_t magnitudeMask, int64_t counts[3], int threads);
+
 }  // namespace octet

@@ -38,7 +38,9 @@ export {
   absMaxReference,
   countUnderflow,
   countUnderflowReference,
+  encodeScaled,
+  encodeScaledReference,
   scaleCountOverflow,
   scaleCountOverflowReference,
 } from './quant_stats.js';
-export type { UnderflowCount } from './quant_stats.js';
+export type { ScaledCodes, UnderflowCount } from './quant_stats.js';

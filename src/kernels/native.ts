@@ -43,6 +43,9 @@ export interface NativeCore {
   col2imBatch(col: Float32Array, x: Float32Array, geometry: number[], batch: number, imageStride: number, threads?: number): void;
   reluForward(x: Float32Array, out: Float32Array, threads?: number): void;
   absMax(x: Float32Array, threads?: number): number;
+  encodeScaled(
+    values: Float32Array, scale: number, codes: Uint8Array | Uint16Array | Uint32Array, params: number[], maxFinite: number, magnitudeMask: number, threads?: number,
+  ): [number, number, number];
   scaleCountOverflow(x: Float32Array, scale: number, out: Float32Array, maxFinite: number, threads?: number): number;
   countUnderflow(x: Float32Array, codes: Uint8Array | Uint16Array | Uint32Array, magnitudeMask: number, threads?: number): [number, number];
   reluBackward(x: Float32Array, g: Float32Array, out: Float32Array, threads?: number): void;

@@ -3,7 +3,8 @@
  * count, and the underflow count after encoding. Native with a TypeScript reference; both give
  * the same numbers (the scaled values are fl32(x * scale) with a float32 scale).
  */
-import type { CodeArray } from '../formats/index.js';
+import { allocCodes, encode as encodeReference, encodeParams, resolveFormat, type CastOptions, type CodeArray, type FormatLike } from '../formats/index.js';
+import { codecParamsArray } from './codec.js';
 import { InvalidArgumentError } from '../errors.js';
 import { nativeCore } from './native.js';
 import { kernelThreads } from './threads.js';
@@ -70,4 +71,29 @@ export function countUnderflow(x: Float32Array, codes: CodeArray, magnitudeMask:
   if (!native || x.length < NATIVE_MIN) return countUnderflowReference(x, codes, magnitudeMask);
   const [nonzero, underflow] = native.countUnderflow(x, codes, magnitudeMask >>> 0, kernelThreads());
   return { nonzero, underflow };
+}
+
+export interface ScaledCodes extends UnderflowCount {
+  codes: CodeArray;
+  /** Scaled values beyond the format's max finite (or NaN). */
+  overflow: number;
+}
+
+/** codes of fl32(x * scale) with the overflow and underflow counts: the three steps above in one. */
+export function encodeScaledReference(x: Float32Array, scale: number, format: FormatLike, options: CastOptions = {}): ScaledCodes {
+  const f = resolveFormat(format);
+  const scaled = new Float32Array(x.length);
+  const overflow = scaleCountOverflowReference(x, scale, scaled, f.maxFinite);
+  const codes = encodeReference(scaled, f, options);
+  return { codes, overflow, ...countUnderflowReference(x, codes, f.signMask - 1) };
+}
+
+export function encodeScaled(x: Float32Array, scale: number, format: FormatLike, options: CastOptions = {}): ScaledCodes {
+  const native = nativeCore();
+  if (!native || x.length < NATIVE_MIN) return encodeScaledReference(x, scale, format, options);
+  const f = resolveFormat(format);
+  const codes = allocCodes(f, x.length);
+  const params = codecParamsArray(encodeParams(f, options));
+  const [overflow, nonzero, underflow] = native.encodeScaled(x, Math.fround(scale), codes, params, Math.fround(f.maxFinite), (f.signMask - 1) >>> 0, kernelThreads());
+  return { codes, overflow, nonzero, underflow };
 }

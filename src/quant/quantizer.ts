@@ -1,6 +1,6 @@
 /** Quantize one GEMM operand to codes of its format with a scale, counting what was lost. */
 import type { Format, Rounding } from '../formats/index.js';
-import { countUnderflow, encode, scaleCountOverflow, type CodedMatrix } from '../kernels/index.js';
+import { encodeScaled, type CodedMatrix } from '../kernels/index.js';
 import type { OperandStats } from './telemetry.js';
 
 export interface QuantizeSpec {
@@ -17,10 +17,7 @@ export interface QuantizeSpec {
  */
 export function quantizeOperand(x: Float32Array, scale: number, spec: QuantizeSpec, amax: number): { coded: CodedMatrix; stats: OperandStats } {
   const s = Math.fround(scale);
-  const scaled = new Float32Array(x.length);
-  const overflow = scaleCountOverflow(x, s, scaled, spec.format.maxFinite);
-  const codes = encode(scaled, spec.format, { rounding: spec.rounding, saturate: spec.saturate, seed: spec.seed });
-  const { nonzero, underflow } = countUnderflow(x, codes, spec.format.signMask - 1);
+  const { codes, overflow, nonzero, underflow } = encodeScaled(x, s, spec.format, { rounding: spec.rounding, saturate: spec.saturate, seed: spec.seed });
   return {
     coded: { codes, format: spec.format, scale: s },
     stats: { amax, scale: s, values: x.length, nonzero, underflow, overflow },

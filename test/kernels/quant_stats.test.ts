@@ -6,6 +6,8 @@ import {
   absMaxReference,
   countUnderflow,
   countUnderflowReference,
+  encodeScaled,
+  encodeScaledReference,
   scaleCountOverflow,
   scaleCountOverflowReference,
 } from '../../src/kernels/quant_stats.js';
@@ -49,6 +51,23 @@ describe('quantization statistics: native equals the reference', () => {
       const native = countUnderflow(x, codes, f.signMask - 1);
       assert.deepEqual(native, countUnderflowReference(x, codes, f.signMask - 1));
       assert.ok(native.nonzero > 30_000 && (name === 'fp32' ? native.underflow === 0 : native.underflow > 0));
+    }
+  });
+
+  test('fused scaled encode with counts, every rounding mode, 1/2/4-byte codes, with saturation and NaN', () => {
+    const x = spread(70_001, 4);
+    x[12_345] = NaN;
+    x[54_321] = Infinity;
+    for (const name of ['e5m2', 'e4m3', 'e6m9', 'bf16', 'fp32']) {
+      for (const rounding of ['nearest', 'stochastic', 'toward-zero'] as const) {
+        for (const saturate of [false, true]) {
+          const options = { rounding, saturate, seed: 9 };
+          const fast = encodeScaled(x, 2 ** 12, name, options);
+          const ref = encodeScaledReference(x, 2 ** 12, name, options);
+          assert.deepEqual(fast.codes, ref.codes, `${name} ${rounding} ${saturate}`);
+          assert.deepEqual([fast.overflow, fast.nonzero, fast.underflow], [ref.overflow, ref.nonzero, ref.underflow]);
+        }
+      }
     }
   });
 });
