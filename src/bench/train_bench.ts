@@ -53,7 +53,7 @@ print(json.dumps(${batch} / best))
   return typeof result === 'number' ? result : null;
 }
 
-export function trainBench(threads: number, steps = 2): TrainBenchRow[] {
+export function trainBench(threads: number, steps = 3): TrainBenchRow[] {
   const model = 'resnet18-cifar';
   const batch = nativeCore() ? 64 : 4;
   const fp8 = presetRecipe('fp8');
