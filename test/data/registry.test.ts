@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { IGNORE_LABEL, MNIST_SEG_CLASSES, buildMnistSeg, loadDataset, readMnist } from '../../src/data/index.js';
+import { existsSync } from 'node:fs';
+import { FASHION_MNIST_DIR, IGNORE_LABEL, MNIST_SEG_CLASSES, buildMnistSeg, loadDataset, readMnist } from '../../src/data/index.js';
 
 describe('data sets by name', () => {
   test('mnist: the default data, installed with the package', async () => {
@@ -23,6 +24,12 @@ describe('data sets by name', () => {
     }
     const digits = [0, 1, 2].map((d) => source.labels[d] + 1);
     assert.ok(digits.every((d) => a.masks.subarray(0, 4096).includes(d)));
+  });
+
+  test('fashion-mnist: found where Debian installs it (gzipped IDX)', { skip: existsSync(FASHION_MNIST_DIR) ? false : `${FASHION_MNIST_DIR} is not installed (apt install dataset-fashion-mnist)` }, async () => {
+    const ds = await loadDataset('fashion-mnist');
+    assert.deepEqual([ds.classes, ds.train.count, ds.test.count, ds.train.height, ds.train.width], [10, 60000, 10000, 28, 28]);
+    assert.equal(new Set(ds.test.labels).size, 10);
   });
 
   test('unknown names, missing folders and Fashion-MNIST without its package say what to do', async () => {
