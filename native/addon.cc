@@ -59,8 +59,7 @@ Napi::Value Sgemm(const Napi::CallbackInfo& info) {
 }
 
 // reluForward(x, out, threads?), reluBackward(x, g, out, threads?), add(a, b, out, threads?)
-// absMax(x, threads?) -> number; scaleCountOverflow(x, scale, out, maxFinite, threads?) -> number;
-// countUnderflow(x, codes, magnitudeMask, threads?) -> [nonzero, underflow].
+// absMax(x, threads?) -> number; scaleCountOverflow(x, scale, out, maxFinite, threads?) -> number.
 Napi::Value AbsMax(const Napi::CallbackInfo& info) {
   const int64_t n = float32Arg(info, 0, "x").ElementLength();
   return Napi::Number::New(info.Env(), octet::absMax(f32(info, 0, "x", n), n, threadsArg(info, 1)));
@@ -72,24 +71,6 @@ Napi::Value ScaleCountOverflow(const Napi::CallbackInfo& info) {
   const float maxFinite = info[3].As<Napi::Number>().FloatValue();
   const int64_t count = octet::scaleCountOverflow(f32(info, 0, "x", n), scale, f32(info, 2, "out", n), n, maxFinite, threadsArg(info, 4));
   return Napi::Number::New(info.Env(), double(count));
-}
-
-Napi::Value CountUnderflow(const Napi::CallbackInfo& info) {
-  const int64_t n = float32Arg(info, 0, "x").ElementLength();
-  if (!info[1].IsTypedArray()) throw Napi::TypeError::New(info.Env(), "countUnderflow: codes must be a typed array");
-  auto codes = info[1].As<Napi::TypedArray>();
-  const int bytes = int(codes.ElementSize());
-  if (int64_t(codes.ElementLength()) != n || (bytes != 1 && bytes != 2 && bytes != 4)) {
-    throw Napi::RangeError::New(info.Env(), "countUnderflow: one 1-, 2- or 4-byte code per value");
-  }
-  const uint32_t mask = info[2].As<Napi::Number>().Uint32Value();
-  const void* data = static_cast<const uint8_t*>(codes.ArrayBuffer().Data()) + codes.ByteOffset();
-  int64_t nonzero = 0, underflow = 0;
-  octet::countUnderflow(f32(info, 0, "x", n), data, bytes, mask, n, &nonzero, &underflow, threadsArg(info, 3));
-  Napi::Array out = Napi::Array::New(info.Env(), 2);
-  out.Set(uint32_t(0), Napi::Number::New(info.Env(), double(nonzero)));
-  out.Set(uint32_t(1), Napi::Number::New(info.Env(), double(underflow)));
-  return out;
 }
 
 Napi::Value ReluForward(const Napi::CallbackInfo& info) {
@@ -362,7 +343,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("absMax", Napi::Function::New(env, AbsMax));
   exports.Set("encodeScaled", Napi::Function::New(env, EncodeScaled));
   exports.Set("scaleCountOverflow", Napi::Function::New(env, ScaleCountOverflow));
-  exports.Set("countUnderflow", Napi::Function::New(env, CountUnderflow));
   exports.Set("reluBackward", Napi::Function::New(env, ReluBackward));
   exports.Set("add", Napi::Function::New(env, AddArrays));
   exports.Set("channelBiasAdd", Napi::Function::New(env, ChannelBiasAdd));

@@ -188,33 +188,4 @@ int64_t scaleCountOverflow(const float* x, float scale, float* out, int64_t n, f
   return total;
 }
 
-template <typename Code>
-void countUnderflowTyped(const float* x, const Code* codes, uint32_t mask, int64_t n, int64_t* nonzero, int64_t* underflow, int threads) {
-  const int team = n < 65536 ? 1 : threads;
-  std::vector<int64_t> nz(team, 0), uf(team, 0);
-  parallelChunks(n, team, [&](int t, int64_t begin, int64_t end) {
-    int64_t a = 0, b = 0;
-    for (int64_t i = begin; i < end; ++i) {
-      const bool isNonzero = x[i] != 0.0f;
-      a += isNonzero;
-      b += isNonzero && (uint32_t(codes[i]) & mask) == 0;
-    }
-    nz[t] = a;
-    uf[t] = b;
-  });
-  *nonzero = 0;
-  *underflow = 0;
-  for (int t = 0; t < team; ++t) {
-    *nonzero += nz[t];
-    *underflow += uf[t];
-  }
-}
-
-void countUnderflow(const float* x, const void* codes, int codeBytes, uint32_t magnitudeMask, int64_t n, int64_t* nonzero,
-                    int64_t* underflow, int threads) {
-  if (codeBytes == 1) countUnderflowTyped(x, static_cast<const uint8_t*>(codes), magnitudeMask, n, nonzero, underflow, threads);
-  else if (codeBytes == 2) countUnderflowTyped(x, static_cast<const uint16_t*>(codes), magnitudeMask, n, nonzero, underflow, threads);
-  else countUnderflowTyped(x, static_cast<const uint32_t*>(codes), magnitudeMask, n, nonzero, underflow, threads);
-}
-
 }  // namespace octet

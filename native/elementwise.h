@@ -35,8 +35,5 @@ namespace octet {
 float absMax(const float* x, int64_t n, int threads);
 // out = fl32(x * scale); returns how many |out| exceed maxFinite (or are NaN).
 int64_t scaleCountOverflow(const float* x, float scale, float* out, int64_t n, float maxFinite, int threads);
-// Over the nonzero x: how many there are, and how many got a code with zero magnitude bits.
-void countUnderflow(const float* x, const void* codes, int codeBytes, uint32_t magnitudeMask, int64_t n, int64_t* nonzero,
-                    int64_t* underflow, int threads);
 
 }  // namespace octet

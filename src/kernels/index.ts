@@ -36,7 +36,6 @@ export type { LowpConvShape } from './lowp_conv.js';
 export {
   absMax,
   absMaxReference,
-  countUnderflow,
   countUnderflowReference,
   encodeScaled,
   encodeScaledReference,

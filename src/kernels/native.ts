@@ -47,7 +47,6 @@ export interface NativeCore {
     values: Float32Array, scale: number, codes: Uint8Array | Uint16Array | Uint32Array, params: number[], maxFinite: number, magnitudeMask: number, threads?: number,
   ): [number, number, number];
   scaleCountOverflow(x: Float32Array, scale: number, out: Float32Array, maxFinite: number, threads?: number): number;
-  countUnderflow(x: Float32Array, codes: Uint8Array | Uint16Array | Uint32Array, magnitudeMask: number, threads?: number): [number, number];
   reluBackward(x: Float32Array, g: Float32Array, out: Float32Array, threads?: number): void;
   add(a: Float32Array, b: Float32Array, out: Float32Array, threads?: number): void;
   channelBiasAdd(out: Float32Array, bias: Float32Array, batch: number, channels: number, plane: number, threads?: number): void;

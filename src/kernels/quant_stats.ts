@@ -1,7 +1,7 @@
 /**
- * The per-tensor work around quantizing a GEMM operand: amax, the scaled copy with its overflow
- * count, and the underflow count after encoding. Native with a TypeScript reference; both give
- * the same numbers (the scaled values are fl32(x * scale) with a float32 scale).
+ * The per-tensor work around quantizing a GEMM operand: amax, then the scaled encode with its
+ * overflow and underflow counts (one native pass; the reference does it in three steps). Native
+ * and reference give the same numbers (the scaled values are fl32(x * scale), scale as float32).
  */
 import { allocCodes, encode as encodeReference, encodeParams, resolveFormat, type CastOptions, type CodeArray, type FormatLike } from '../formats/index.js';
 import { codecParamsArray } from './codec.js';
@@ -62,14 +62,6 @@ export function countUnderflowReference(x: Float32Array, codes: CodeArray, magni
     nonzero++;
     if (((codes[i] & magnitudeMask) >>> 0) === 0) underflow++;
   }
-  return { nonzero, underflow };
-}
-
-export function countUnderflow(x: Float32Array, codes: CodeArray, magnitudeMask: number): UnderflowCount {
-  if (codes.length !== x.length) throw new InvalidArgumentError(`countUnderflow: ${x.length} values but ${codes.length} codes`);
-  const native = nativeCore();
-  if (!native || x.length < NATIVE_MIN) return countUnderflowReference(x, codes, magnitudeMask);
-  const [nonzero, underflow] = native.countUnderflow(x, codes, magnitudeMask >>> 0, kernelThreads());
   return { nonzero, underflow };
 }
 

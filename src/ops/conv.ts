@@ -138,13 +138,14 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
   const cg = channels / groups;
   const ocg = outChannels / groups;
   const geometry: ConvGeometry = { channels: cg, height, width, kernelH, kernelW, strideH, strideW, padH, padW, dilationH, dilationW, outH, outW };
+  const kSize = kSizeOf(geometry);
   const out = Tensor.zeros([batch, outChannels, outH, outW]);
   forEachChunk(batch, geometry, (n0, nc, col) => {
     const np = nc * outH * outW;
     const y = new Float32Array(ocg * np);
     for (let grp = 0; grp < groups; grp++) {
       im2colBatch(imageAt(x.data, n0, channels, grp * cg, height * width), col, geometry, nc, channels * height * width);
-      gemm(ocg, np, kSizeOf(geometry), weight.data.subarray(grp * ocg * kSizeOf(geometry), (grp + 1) * ocg * kSizeOf(geometry)), col, y);
+      gemm(ocg, np, kSize, weight.data.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize), col, y);
       scatterChannels(y, out.data, n0, nc, outChannels, grp * ocg, ocg, outH * outW);
     }
   });

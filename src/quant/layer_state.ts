@@ -2,15 +2,13 @@
  * The quantization state of one GEMM layer under a recipe: its scalers per tensor class, its
  * per-layer dynamic error scale, and what happened this step.
  */
-import { mix32 } from '../formats/index.js';
-import { resolveFormat, type Format } from '../formats/index.js';
-import type { LowpGemmOptions } from '../kernels/index.js';
+import { mix32, resolveFormat, type Format } from '../formats/index.js';
+import type { CodedMatrix, LowpGemmOptions } from '../kernels/index.js';
 import type { GemmLayer } from '../nn/index.js';
 import { quantizeOperand, type QuantizeSpec } from './quantizer.js';
 import type { Recipe, TensorClassSpec } from './recipe.js';
 import { DynamicScale, TensorScaler, amaxOf, scaleFromAmax } from './scaling.js';
 import type { NumericsTelemetry, TensorClass } from './telemetry.js';
-import type { CodedMatrix } from '../kernels/index.js';
 
 /** Called with every operand a quantized GEMM hands to a kernel (for tests and debugging). */
 export type OperandObserver = (layer: string, role: 'x' | 'w' | 'e' | 'dy', operand: Float32Array | CodedMatrix) => void;

@@ -61,6 +61,15 @@ export class ConfusionMatrix {
     });
   }
 
+  /** Fraction of counted pixels predicted correctly (0 when none were counted). */
+  pixelAccuracy(): number {
+    let correct = 0;
+    let total = 0;
+    for (let c = 0; c < this.classes; c++) correct += this.counts[c * this.classes + c];
+    for (const v of this.counts) total += v;
+    return total ? correct / total : 0;
+  }
+
   /** Mean IoU over the classes that occur (in labels or predictions). */
   meanIou(): number {
     const present = this.iou().filter((v) => !Number.isNaN(v));

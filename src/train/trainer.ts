@@ -132,9 +132,7 @@ export function evaluate(model: Module, dataset: Dataset, maxTest: number | unde
   model.train(wasTraining);
   const loss = lossSum / Math.max(1, lossCount);
   if (dataset.task === 'classification') return { metric: 'top1', value: top1 / count, top5: top5 / count, loss };
-  const diagonal = Array.from({ length: classes }, (_, c) => confusion.counts[c * classes + c]).reduce((a, b) => a + b, 0);
-  const total = confusion.counts.reduce((a, b) => a + b, 0);
-  return { metric: 'miou', value: confusion.meanIou(), iou: confusion.iou(), pixelAccuracy: total ? diagonal / total : 0, loss };
+  return { metric: 'miou', value: confusion.meanIou(), iou: confusion.iou(), pixelAccuracy: confusion.pixelAccuracy(), loss };
 }
 
 /** Top-1 accuracy of a batch, or pixel accuracy for segmentation. */
@@ -143,9 +141,7 @@ function batchAccuracy(logits: Float32Array, labels: Int32Array, batchSize: numb
   if (dataset.task === 'classification') return topKCorrect(logits, classes, labels, 1) / labels.length;
   const confusion = new ConfusionMatrix(classes);
   confusion.addSegmentation(logits, labels, batchSize, dataset.ignoreIndex ?? -1);
-  const diagonal = Array.from({ length: classes }, (_, c) => confusion.counts[c * classes + c]).reduce((a, b) => a + b, 0);
-  const total = confusion.counts.reduce((a, b) => a + b, 0);
-  return total ? diagonal / total : 0;
+  return confusion.pixelAccuracy();
 }
 
 function checkCompatible(saved: TrainConfig, config: TrainConfig, file: string): void {

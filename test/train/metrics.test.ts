@@ -18,6 +18,8 @@ describe('metrics', () => {
     // class 0: TP 1, FN 1 (pixel 2 predicted 1), FP 0 -> 1/2; class 1: TP 1, FP 1 -> 1/2
     assert.deepEqual(cm.iou(), [0.5, 0.5]);
     assert.equal(cm.meanIou(), 0.5);
+    assert.equal(cm.pixelAccuracy(), 2 / 3);
+    assert.equal(new ConfusionMatrix(2).pixelAccuracy(), 0);
     const absent = new ConfusionMatrix(3);
     absent.addSegmentation(Float32Array.of(1, 0, 0, 1, 0, 1, 1, 0, -1, -1, -1, -1), Int32Array.of(0, 1, 1, 0), 1, 255);
     assert.ok(Number.isNaN(absent.iou()[2]));
