@@ -58,7 +58,8 @@ Napi::Value Sgemm(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// reluForward(x, out, threads?), reluBackward(x, g, out, threads?), add(a, b, out, threads?)
+// reluForward(x, out, mask | null, threads?), reluBackward(mask, g, out, threads?), add(a, b, out, threads?);
+// mask: a Uint8Array of ceil(n / 8) bytes, one bit per element.
 // absMax(x, threads?) -> number; scaleCountOverflow(x, scale, out, maxFinite, threads?) -> number.
 Napi::Value AbsMax(const Napi::CallbackInfo& info) {
   const int64_t n = float32Arg(info, 0, "x").ElementLength();
@@ -75,13 +76,15 @@ Napi::Value ScaleCountOverflow(const Napi::CallbackInfo& info) {
 
 Napi::Value ReluForward(const Napi::CallbackInfo& info) {
   const int64_t n = float32Arg(info, 0, "x").ElementLength();
-  octet::reluForward(f32(info, 0, "x", n), f32(info, 1, "out", n), n, threadsArg(info, 2));
+  uint8_t* mask = nullptr;
+  if (!info[2].IsNull()) mask = maskArg(info, 2, n);
+  octet::reluForward(f32(info, 0, "x", n), f32(info, 1, "out", n), mask, n, threadsArg(info, 3));
   return info.Env().Undefined();
 }
 
 Napi::Value ReluBackward(const Napi::CallbackInfo& info) {
-  const int64_t n = float32Arg(info, 0, "x").ElementLength();
-  octet::reluBackward(f32(info, 0, "x", n), f32(info, 1, "g", n), f32(info, 2, "out", n), n, threadsArg(info, 3));
+  const int64_t n = float32Arg(info, 1, "g").ElementLength();
+  octet::reluBackward(maskArg(info, 0, n), f32(info, 1, "g", n), f32(info, 2, "out", n), n, threadsArg(info, 3));
   return info.Env().Undefined();
 }
 

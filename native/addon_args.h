@@ -111,6 +111,16 @@ inline void* typedData(const Napi::CallbackInfo& info, size_t i) {
   return static_cast<uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset();
 }
 
+// A bit mask for n elements: a Uint8Array of at least ceil(n / 8) bytes.
+inline uint8_t* maskArg(const Napi::CallbackInfo& info, size_t i, int64_t n) {
+  if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    throw Napi::TypeError::New(info.Env(), "mask must be a Uint8Array");
+  }
+  auto t = info[i].As<Napi::Uint8Array>();
+  if (int64_t(t.ElementLength()) < (n + 7) / 8) throw Napi::RangeError::New(info.Env(), "mask is too short for the tensor");
+  return static_cast<uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset();
+}
+
 // Geometry: an array [C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW].
 inline octet::ConvGeometry geometryArg(const Napi::CallbackInfo& info, size_t i) {
   if (!info[i].IsArray() || info[i].As<Napi::Array>().Length() != 13) {

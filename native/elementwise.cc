@@ -28,15 +28,23 @@ void perChannel(int64_t batch, int64_t channels, int64_t plane, int threads, Fn 
 
 }  // namespace
 
-void reluForward(const float* x, float* out, int64_t n, int threads) {
+// Chunks are multiples of 8 elements, so threads write disjoint mask bytes.
+void reluForward(const float* x, float* out, uint8_t* mask, int64_t n, int threads) {
   chunks(n, threads, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) out[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    if (!mask) return;
+    for (int64_t i = b; i < e; i += 8) {
+      unsigned bits = 0;
+      const int64_t end = i + 8 < e ? i + 8 : e;
+      for (int64_t j = i; j < end; ++j) bits |= unsigned(x[j] > 0.0f) << (j - i);
+      mask[i >> 3] = uint8_t(bits);
+    }
   });
 }
 
-void reluBackward(const float* x, const float* g, float* out, int64_t n, int threads) {
+void reluBackward(const uint8_t* mask, const float* g, float* out, int64_t n, int threads) {
   chunks(n, threads, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) out[i] = x[i] > 0.0f ? g[i] : 0.0f;
+    for (int64_t i = b; i < e; ++i) out[i] = (mask[i >> 3] >> (i & 7)) & 1u ? g[i] : 0.0f;
   });
 }
 

@@ -7,8 +7,10 @@
 
 namespace octet {
 
-void reluForward(const float* x, float* out, int64_t n, int threads);
-void reluBackward(const float* x, const float* g, float* out, int64_t n, int threads);
+// out = max(x, 0); where mask is not null, bit (i & 7) of mask[i >> 3] is set when x[i] > 0.
+void reluForward(const float* x, float* out, uint8_t* mask, int64_t n, int threads);
+// out = g where the mask bit is set, else 0.
+void reluBackward(const uint8_t* mask, const float* g, float* out, int64_t n, int threads);
 void addArrays(const float* a, const float* b, float* out, int64_t n, int threads);
 
 void channelBiasAdd(float* out, const float* bias, int64_t batch, int64_t channels, int64_t plane, int threads);

@@ -5,15 +5,15 @@
  * (accumulated across calls, as optimizers expect; zero them between steps).
  */
 import { InvalidArgumentError } from '../errors.js';
-import { Tensor, formatShape } from '../tensor/index.js';
+import { Tensor, formatShape, type GradHandle } from '../tensor/index.js';
 import type { GradNode } from './graph.js';
 import { gradientRule } from './registry.js';
 
-/** Tensors reachable from `root` through recorded nodes, inputs before the ops that use them. */
-export function tape(root: Tensor): Tensor[] {
-  const order: Tensor[] = [];
-  const visited = new Set<Tensor>();
-  const stack: Array<[Tensor, boolean]> = [[root, false]];
+/** Handles of the tensors reachable from `root` through recorded nodes, inputs before the ops that use them. */
+export function tape(root: Tensor): GradHandle[] {
+  const order: GradHandle[] = [];
+  const visited = new Set<GradHandle>();
+  const stack: Array<[GradHandle, boolean]> = [[root.handle, false]];
   while (stack.length) {
     const [t, expanded] = stack.pop()!;
     if (expanded) {
@@ -59,7 +59,7 @@ export function backward(output: Tensor, options: BackwardOptions = {}): void {
     }
     seed = Float32Array.of(1);
   }
-  const grads = new Map<Tensor, Float32Array>([[output, seed]]);
+  const grads = new Map<GradHandle, Float32Array>([[output.handle, seed]]);
   const order = tape(output);
   for (let i = order.length - 1; i >= 0; i--) {
     const t = order[i];

@@ -1,14 +1,20 @@
 /**
  * Recording: an op calls `record` with its inputs, output and whatever its gradient rule needs;
  * when gradients are enabled and an input requires them, the output gets a node pointing back at
- * its inputs. `backward` later walks these nodes in reverse topological order (the tape).
+ * its inputs' handles. `backward` later walks these nodes in reverse topological order (the tape).
+ *
+ * A node refers to its inputs through their handles (shape, requiresGrad, gradFn), not to the
+ * tensors, so the graph does not keep any values alive: a gradient rule can use only what its op
+ * put in `saved`. An op that needs an input's values saves that input's data; an op that needs
+ * less (a ReLU's sign mask, a quantized GEMM's 8-bit codes) saves only that, and the float32
+ * activation is freed once the forward pass no longer uses it.
  */
-import type { GradFn, Tensor } from '../tensor/index.js';
+import type { GradFn, GradHandle, Tensor } from '../tensor/index.js';
 
 export interface GradNode<Saved = unknown> extends GradFn {
   readonly op: string;
-  readonly inputs: readonly (Tensor | null)[];
-  /** What the op kept for its backward pass (inputs, masks, indices, attributes). */
+  readonly inputs: readonly (GradHandle | null)[];
+  /** What the op kept for its backward pass (input values, masks, indices, attributes). */
   readonly saved: Saved;
 }
 
@@ -33,7 +39,7 @@ export function noGrad<T>(fn: () => T): T {
 export function record<Saved>(op: string, inputs: readonly (Tensor | null)[], output: Tensor, saved: Saved): Tensor {
   if (gradEnabled && inputs.some((t) => t !== null && t.requiresGrad)) {
     output.requiresGrad = true;
-    output.gradFn = { op, inputs, saved } as GradNode<Saved>;
+    output.gradFn = { op, inputs: inputs.map((t) => t?.handle ?? null), saved } as GradNode<Saved>;
   }
   return output;
 }

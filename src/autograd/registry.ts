@@ -1,17 +1,17 @@
 /**
  * Gradient rules, registered as a table keyed by op name. A rule receives the node the op
- * recorded, the gradient of the output, and the output itself, and returns one gradient per
+ * recorded, the gradient of the output, and the output's handle (its shape), and returns one gradient per
  * input (null where an input needs none). Rules compute plain arrays: there is no
  * higher-order differentiation.
  */
 import { OctetError } from '../errors.js';
-import type { Tensor } from '../tensor/index.js';
+import type { GradHandle } from '../tensor/index.js';
 import type { GradNode } from './graph.js';
 
 export type GradRule<Saved = unknown> = (
   node: GradNode<Saved>,
   gradOutput: Float32Array,
-  output: Tensor,
+  output: GradHandle,
 ) => readonly (Float32Array | null)[];
 
 const rules = new Map<string, GradRule>();

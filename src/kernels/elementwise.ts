@@ -19,29 +19,47 @@ function sameLength(what: string, ...arrays: Float32Array[]): number {
   return n;
 }
 
-export function reluForwardReference(x: Float32Array, out: Float32Array): void {
+/** Bytes of a bit mask for n elements: bit (i & 7) of byte i >> 3 belongs to element i. */
+export function maskBytes(n: number): number {
+  return (n + 7) >> 3;
+}
+
+/** out = max(x, 0); when `mask` is given, its bit i is set where x[i] > 0 (what backward needs). */
+export function reluForwardReference(x: Float32Array, out: Float32Array, mask: Uint8Array | null = null): void {
   for (let i = 0; i < x.length; i++) out[i] = x[i] > 0 ? x[i] : 0;
+  if (mask) {
+    mask.fill(0, 0, maskBytes(x.length));
+    for (let i = 0; i < x.length; i++) if (x[i] > 0) mask[i >> 3] |= 1 << (i & 7);
+  }
 }
 
-export function reluForward(x: Float32Array, out: Float32Array): Float32Array {
+export function reluForward(x: Float32Array, out: Float32Array, mask: Uint8Array | null = null): Float32Array {
   const n = sameLength('reluForward', x, out);
+  checkMask('reluForward', mask, n);
   const native = nativeCore();
-  if (native && n >= NATIVE_MIN) native.reluForward(x, out, kernelThreads());
-  else reluForwardReference(x, out);
+  if (native && n >= NATIVE_MIN) native.reluForward(x, out, mask, kernelThreads());
+  else reluForwardReference(x, out, mask);
   return out;
 }
 
-/** out = g where x > 0, else 0. */
-export function reluBackwardReference(x: Float32Array, g: Float32Array, out: Float32Array): void {
-  for (let i = 0; i < x.length; i++) out[i] = x[i] > 0 ? g[i] : 0;
+/** out = g where the mask bit is set (x > 0 in the forward pass), else 0. */
+export function reluBackwardReference(mask: Uint8Array, g: Float32Array, out: Float32Array): void {
+  for (let i = 0; i < g.length; i++) out[i] = (mask[i >> 3] >> (i & 7)) & 1 ? g[i] : 0;
 }
 
-export function reluBackward(x: Float32Array, g: Float32Array, out: Float32Array): Float32Array {
-  const n = sameLength('reluBackward', x, g, out);
+export function reluBackward(mask: Uint8Array, g: Float32Array, out: Float32Array): Float32Array {
+  const n = sameLength('reluBackward', g, out);
+  checkMask('reluBackward', mask, n);
   const native = nativeCore();
-  if (native && n >= NATIVE_MIN) native.reluBackward(x, g, out, kernelThreads());
-  else reluBackwardReference(x, g, out);
+  if (native && n >= NATIVE_MIN) native.reluBackward(mask, g, out, kernelThreads());
+  else reluBackwardReference(mask, g, out);
   return out;
+}
+
+function checkMask(what: string, mask: Uint8Array | null, n: number): void {
+  if (mask && mask.length < maskBytes(n)) {
+    throw new InvalidArgumentError(`${what}: a mask of ${mask.length} bytes is too short for ${n} elements; expected ${maskBytes(n)}`);
+  }
 }
 
 export function addArraysReference(a: Float32Array, b: Float32Array, out: Float32Array): void {

@@ -25,6 +25,7 @@ export {
   channelBiasAdd,
   channelMeanVar,
   channelSum,
+  maskBytes,
   reluBackward,
   reluForward,
 } from './elementwise.js';

@@ -41,13 +41,13 @@ export interface NativeCore {
   col2im(col: Float32Array, x: Float32Array, geometry: number[], threads?: number): void;
   im2colBatch(x: Float32Array | Uint8Array, col: Float32Array | Uint8Array, geometry: number[], batch: number, imageStride: number, threads?: number): void;
   col2imBatch(col: Float32Array, x: Float32Array, geometry: number[], batch: number, imageStride: number, threads?: number): void;
-  reluForward(x: Float32Array, out: Float32Array, threads?: number): void;
+  reluForward(x: Float32Array, out: Float32Array, mask: Uint8Array | null, threads?: number): void;
   absMax(x: Float32Array, threads?: number): number;
   encodeScaled(
     values: Float32Array, scale: number, codes: Uint8Array | Uint16Array | Uint32Array, params: number[], maxFinite: number, magnitudeMask: number, threads?: number,
   ): [number, number, number];
   scaleCountOverflow(x: Float32Array, scale: number, out: Float32Array, maxFinite: number, threads?: number): number;
-  reluBackward(x: Float32Array, g: Float32Array, out: Float32Array, threads?: number): void;
+  reluBackward(mask: Uint8Array, g: Float32Array, out: Float32Array, threads?: number): void;
   add(a: Float32Array, b: Float32Array, out: Float32Array, threads?: number): void;
   channelBiasAdd(out: Float32Array, bias: Float32Array, batch: number, channels: number, plane: number, threads?: number): void;
   channelSum(g: Float32Array, sums: Float64Array, batch: number, channels: number, plane: number, threads?: number): void;

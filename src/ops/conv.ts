@@ -6,7 +6,7 @@
 import { record, registerGradient } from '../autograd/index.js';
 import { InvalidArgumentError } from '../errors.js';
 import { channelBiasAdd, channelSum, col2im, col2imBatch, convOutputSize, gemm, im2col, im2colBatch, type ConvGeometry } from '../kernels/index.js';
-import { Tensor, formatShape } from '../tensor/index.js';
+import { Tensor, formatShape, type GradHandle } from '../tensor/index.js';
 
 export interface Conv2dOptions {
   stride?: number | [number, number];
@@ -31,6 +31,14 @@ interface ConvSaved {
   groups: number;
   /** Geometry of one group of one image, in the direction of a forward convolution. */
   geometry: ConvGeometry;
+  /** The input's values, kept only when the weight needs a gradient. */
+  xData: Float32Array | null;
+  /** The weight's values, kept only when the input needs a gradient. */
+  weightData: Float32Array | null;
+}
+
+function saveConv(x: Tensor, weight: Tensor, groups: number, geometry: ConvGeometry): ConvSaved {
+  return { groups, geometry, xData: weight.requiresGrad ? x.data : null, weightData: x.requiresGrad ? weight.data : null };
 }
 
 /** Column matrices are built for chunks of images of at most this many floats (2 MB), so the
@@ -150,12 +158,12 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
     }
   });
   addBias(out.data, bias, batch, outChannels, outH * outW);
-  return record('conv2d', [x, weight, bias], out, { groups, geometry } satisfies ConvSaved);
+  return record('conv2d', [x, weight, bias], out, saveConv(x, weight, groups, geometry));
 }
 
 registerGradient<ConvSaved>('conv2d', (node, g, output) => {
-  const [x, weight, bias] = node.inputs as [Tensor, Tensor, Tensor | null];
-  const { groups, geometry } = node.saved;
+  const [x, weight, bias] = node.inputs as [GradHandle, GradHandle, GradHandle | null];
+  const { groups, geometry, xData, weightData } = node.saved;
   const [batch, channels, height, width] = x.shape;
   const outChannels = weight.shape[0];
   const cg = channels / groups;
@@ -169,15 +177,14 @@ registerGradient<ConvSaved>('conv2d', (node, g, output) => {
     const dy = new Float32Array(ocg * np);
     for (let grp = 0; grp < groups; grp++) {
       gatherChannels(g, dy, n0, nc, outChannels, grp * ocg, ocg, plane);
-      const w = weight.data.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize);
       if (gw) {
-        im2colBatch(imageAt(x.data, n0, channels, grp * cg, height * width), col, geometry, nc, channels * height * width);
+        im2colBatch(imageAt(xData!, n0, channels, grp * cg, height * width), col, geometry, nc, channels * height * width);
         // dW_g += dY_g [ocg, N*P] x col^T [N*P, K]
         gemm(ocg, kSize, np, dy, col, gw.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize), { transB: true, beta: 1 });
       }
       if (gx) {
         // dcol = W_g^T [K, ocg] x dY_g [ocg, N*P], folded back into the images
-        gemm(kSize, np, ocg, w, dy, col, { transA: true });
+        gemm(kSize, np, ocg, weightData!.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize), dy, col, { transA: true });
         col2imBatch(col, imageAt(gx, n0, channels, grp * cg, height * width), geometry, nc, channels * height * width);
       }
     }
@@ -234,12 +241,12 @@ export function convTranspose2d(
     }
   }
   addBias(out.data, bias, batch, outChannels, outH * outW);
-  return record('convTranspose2d', [x, weight, bias], out, { groups, geometry } satisfies ConvSaved);
+  return record('convTranspose2d', [x, weight, bias], out, saveConv(x, weight, groups, geometry));
 }
 
 registerGradient<ConvSaved>('convTranspose2d', (node, g) => {
-  const [x, weight, bias] = node.inputs as [Tensor, Tensor, Tensor | null];
-  const { groups, geometry } = node.saved;
+  const [x, weight, bias] = node.inputs as [GradHandle, GradHandle, GradHandle | null];
+  const { groups, geometry, xData, weightData } = node.saved;
   const [batch, inChannels, height, width] = x.shape;
   const ocg = weight.shape[1];
   const outChannels = ocg * groups;
@@ -254,10 +261,9 @@ registerGradient<ConvSaved>('convTranspose2d', (node, g) => {
     for (let grp = 0; grp < groups; grp++) {
       const dy = g.subarray((n * outChannels + grp * ocg) * outPlane, (n * outChannels + (grp + 1) * ocg) * outPlane);
       const col = columns(dy, geometry, scratch);
-      const w = weight.data.subarray(grp * cg * kSize, (grp + 1) * cg * kSize);
       const xStart = (n * inChannels + grp * cg) * plane;
-      if (gx) gemm(cg, plane, kSize, w, col, gx.subarray(xStart, xStart + cg * plane));
-      if (gw) gemm(cg, kSize, plane, x.data.subarray(xStart, xStart + cg * plane), col, gw.subarray(grp * cg * kSize, (grp + 1) * cg * kSize), { transB: true, beta: 1 });
+      if (gx) gemm(cg, plane, kSize, weightData!.subarray(grp * cg * kSize, (grp + 1) * cg * kSize), col, gx.subarray(xStart, xStart + cg * plane));
+      if (gw) gemm(cg, kSize, plane, xData!.subarray(xStart, xStart + cg * plane), col, gw.subarray(grp * cg * kSize, (grp + 1) * cg * kSize), { transB: true, beta: 1 });
     }
   }
   return [gx, gw, bias?.requiresGrad ? biasGrad(g, batch, outChannels, outPlane) : null];

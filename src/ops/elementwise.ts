@@ -2,13 +2,16 @@
  * Elementwise ops: add, sub, mul with NumPy broadcasting, scaling, and the activations ReLU,
  * ReLU6 and hardswish. Gradients of broadcast inputs are summed over the broadcast axes.
  */
-import { record, registerGradient } from '../autograd/index.js';
-import { addArrays, reluBackward, reluForward } from '../kernels/index.js';
+import { needsGrad, record, registerGradient } from '../autograd/index.js';
+import { addArrays, maskBytes, reluBackward, reluForward } from '../kernels/index.js';
 import { Tensor, broadcastIndex, broadcastShapes, shapesEqual } from '../tensor/index.js';
 
 interface BinarySaved {
   aIndex: Int32Array | null;
   bIndex: Int32Array | null;
+  /** The operands' values, kept by mul only (each one for the other's gradient). */
+  aData?: Float32Array | null;
+  bData?: Float32Array | null;
 }
 
 /** Sum a gradient of the output's shape back onto an input read through `index`. */
@@ -25,10 +28,11 @@ function reduceTo(g: Float32Array, index: Int32Array | null, size: number, scale
 }
 
 function binary(op: string, a: Tensor, b: Tensor, f: (x: number, y: number) => number): Tensor {
+  const values = op === 'mul' ? { aData: b.requiresGrad ? a.data : null, bData: a.requiresGrad ? b.data : null } : {};
   if (shapesEqual(a.shape, b.shape)) {
     const out = new Float32Array(a.size);
     for (let i = 0; i < out.length; i++) out[i] = f(a.data[i], b.data[i]);
-    return record(op, [a, b], new Tensor(out, a.shape), { aIndex: null, bIndex: null });
+    return record(op, [a, b], new Tensor(out, a.shape), { aIndex: null, bIndex: null, ...values });
   }
   const shape = broadcastShapes(a.shape, b.shape, op);
   const aIndex = broadcastIndex(a.shape, shape);
@@ -36,7 +40,7 @@ function binary(op: string, a: Tensor, b: Tensor, f: (x: number, y: number) => n
   const result = Tensor.zeros(shape);
   const out = result.data;
   for (let i = 0; i < out.length; i++) out[i] = f(a.data[aIndex ? aIndex[i] : i], b.data[bIndex ? bIndex[i] : i]);
-  return record(op, [a, b], result, { aIndex, bIndex });
+  return record(op, [a, b], result, { aIndex, bIndex, ...values });
 }
 
 export function add(a: Tensor, b: Tensor): Tensor {
@@ -67,20 +71,20 @@ registerGradient<BinarySaved>('sub', (node, g) => {
   return [reduceTo(g, node.saved.aIndex, node.inputs[0]!.size), gb];
 });
 
-/** Operand of the other input, gathered to the output's shape. */
-function gathered(t: Tensor, index: Int32Array | null, n: number): Float32Array {
-  if (index === null) return t.data;
+/** Values of the other operand, gathered to the output's shape. */
+function gathered(data: Float32Array, index: Int32Array | null, n: number): Float32Array {
+  if (index === null) return data;
   const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = t.data[index[i]];
+  for (let i = 0; i < n; i++) out[i] = data[index[i]];
   return out;
 }
 
 registerGradient<BinarySaved>('mul', (node, g) => {
-  const [a, b] = node.inputs as [Tensor, Tensor];
-  const { aIndex, bIndex } = node.saved;
+  const [a, b] = node.inputs;
+  const { aIndex, bIndex, aData, bData } = node.saved;
   return [
-    a.requiresGrad ? reduceTo(g, aIndex, a.size, gathered(b, bIndex, g.length)) : null,
-    b.requiresGrad ? reduceTo(g, bIndex, b.size, gathered(a, aIndex, g.length)) : null,
+    a!.requiresGrad ? reduceTo(g, aIndex, a!.size, gathered(bData!, bIndex, g.length)) : null,
+    b!.requiresGrad ? reduceTo(g, bIndex, b!.size, gathered(aData!, aIndex, g.length)) : null,
   ];
 });
 
@@ -97,13 +101,15 @@ registerGradient<number>('scale', (node, g) => {
   return [out];
 });
 
+/** max(x, 0). For backward it keeps one bit per element (where x > 0), not x. */
 export function relu(x: Tensor): Tensor {
   const out = Tensor.zeros(x.shape);
-  reluForward(x.data, out.data);
-  return record('relu', [x], out, null);
+  const mask = needsGrad(x) ? new Uint8Array(maskBytes(x.size)) : null;
+  reluForward(x.data, out.data, mask);
+  return record('relu', [x], out, mask);
 }
 
-registerGradient('relu', (node, g) => [reluBackward(node.inputs[0]!.data, g, new Float32Array(g.length))]);
+registerGradient<Uint8Array>('relu', (node, g) => [reluBackward(node.saved, g, new Float32Array(g.length))]);
 
 export function relu6(x: Tensor): Tensor {
   const out = Tensor.zeros(x.shape);
@@ -113,11 +119,11 @@ export function relu6(x: Tensor): Tensor {
     const v = d[i];
     o[i] = v <= 0 ? 0 : v >= 6 ? 6 : v;
   }
-  return record('relu6', [x], out, null);
+  return record('relu6', [x], out, x.data);
 }
 
-registerGradient('relu6', (node, g) => {
-  const d = node.inputs[0]!.data;
+registerGradient<Float32Array>('relu6', (node, g) => {
+  const d = node.saved;
   const out = new Float32Array(g.length);
   for (let i = 0; i < g.length; i++) out[i] = d[i] > 0 && d[i] < 6 ? g[i] : 0;
   return [out];
@@ -132,11 +138,11 @@ export function hardswish(x: Tensor): Tensor {
     const v = d[i];
     o[i] = v <= -3 ? 0 : v >= 3 ? v : (v * (v + 3)) / 6;
   }
-  return record('hardswish', [x], out, null);
+  return record('hardswish', [x], out, x.data);
 }
 
-registerGradient('hardswish', (node, g) => {
-  const d = node.inputs[0]!.data;
+registerGradient<Float32Array>('hardswish', (node, g) => {
+  const d = node.saved;
   const out = new Float32Array(g.length);
   for (let i = 0; i < g.length; i++) {
     const v = d[i];

@@ -6,7 +6,7 @@
 import { record, registerGradient } from '../autograd/index.js';
 import { InvalidArgumentError } from '../errors.js';
 import { batchNormBackward, batchNormForward, channelMeanVar } from '../kernels/index.js';
-import { Tensor, formatShape } from '../tensor/index.js';
+import { Tensor, formatShape, type GradHandle } from '../tensor/index.js';
 
 export interface BatchNormOptions {
   training: boolean;
@@ -20,6 +20,8 @@ interface BatchNormSaved {
   /** 1 / sqrt(var + eps) per channel. */
   invStd: Float32Array;
   training: boolean;
+  /** The affine weight's values (the input's gradient is scaled by them). */
+  weightData: Float32Array | null;
 }
 
 export function batchNorm2d(
@@ -61,16 +63,16 @@ export function batchNorm2d(
   const out = Tensor.zeros(x.shape);
   const xhat = new Float32Array(x.size);
   batchNormForward(x.data, mean, invStd, weight?.data ?? null, bias?.data ?? null, xhat, out.data, shape);
-  return record('batchNorm2d', [x, weight, bias], out, { xhat, invStd, training: options.training } satisfies BatchNormSaved);
+  return record('batchNorm2d', [x, weight, bias], out, { xhat, invStd, training: options.training, weightData: weight?.data ?? null } satisfies BatchNormSaved);
 }
 
 registerGradient<BatchNormSaved>('batchNorm2d', (node, g) => {
-  const [x, weight, bias] = node.inputs as [Tensor, Tensor | null, Tensor | null];
-  const { xhat, invStd, training } = node.saved;
+  const [x, weight, bias] = node.inputs as [GradHandle, GradHandle | null, GradHandle | null];
+  const { xhat, invStd, training, weightData } = node.saved;
   const [batch, channels, height, width] = x.shape;
   const sumG = new Float64Array(channels);
   const sumGX = new Float64Array(channels);
   const gx = x.requiresGrad ? new Float32Array(x.size) : null;
-  batchNormBackward(g, xhat, invStd, weight?.data ?? null, training, gx, sumG, sumGX, { batch, channels, plane: height * width });
+  batchNormBackward(g, xhat, invStd, weightData, training, gx, sumG, sumGX, { batch, channels, plane: height * width });
   return [gx, weight?.requiresGrad ? Float32Array.from(sumGX) : null, bias?.requiresGrad ? Float32Array.from(sumG) : null];
 });

@@ -14,7 +14,7 @@ import { record, registerGradient } from '../autograd/index.js';
 import type { CodeArray, Format } from '../formats/index.js';
 import { channelBiasAdd, channelSum, decode, type LowpOperand } from '../kernels/index.js';
 import type { GemmCompute, GemmLayer } from '../nn/index.js';
-import { Tensor } from '../tensor/index.js';
+import { Tensor, type GradHandle } from '../tensor/index.js';
 import { layerGemms, type LayerGemms } from './gemm_kernels.js';
 import type { LayerQuantState } from './layer_state.js';
 
@@ -40,7 +40,7 @@ function quantizedGemm(state: LayerQuantState, layer: GemmLayer, x: Tensor): Ten
 
 registerGradient<Saved>('quantizedGemm', (node, g) => {
   const { state, gemms, x, w } = node.saved;
-  const [input, weight, bias] = node.inputs as [Tensor, Tensor, Tensor | null];
+  const [input, weight, bias] = node.inputs as [GradHandle, GradHandle, GradHandle | null];
   const quantizedErrors = state.quantizers.errors !== undefined;
   const e = quantizedErrors ? state.quantize('errors', g) : g;
   state.observer?.(state.name, quantizedErrors ? 'e' : 'dy', e);

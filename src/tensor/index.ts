@@ -1,5 +1,5 @@
 /** Tensors, quantized tensors, shapes and the seeded generator. */
-export { Tensor } from './tensor.js';
+export { GradHandle, Tensor } from './tensor.js';
 export type { GradFn } from './tensor.js';
 export { QTensor } from './qtensor.js';
 export { Generator } from './random.js';

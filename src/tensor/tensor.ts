@@ -1,6 +1,9 @@
 /**
- * Tensor: a shape and a contiguous row-major Float32Array. Autograd attaches its bookkeeping
- * through `requiresGrad`, `grad` and the opaque `gradFn` slot; this layer never looks inside it.
+ * Tensor: a shape and a contiguous row-major Float32Array. Autograd's bookkeeping lives on the
+ * tensor's `handle` (whether it requires gradients, its gradient, the opaque `gradFn` slot), which
+ * the tensor exposes as `requiresGrad`, `grad` and `gradFn`. The recorded graph points at handles,
+ * never at tensors, so an activation's values are freed as soon as nothing but the graph refers to
+ * the tensor: an op keeps for backward only what it saves explicitly.
  */
 import { InvalidArgumentError } from '../errors.js';
 import type { Generator } from './random.js';
@@ -9,16 +12,23 @@ import { checkShape, formatShape, shapeSize, type Shape } from './shape.js';
 /** What autograd records on a tensor an op produced. Opaque to this layer. */
 export interface GradFn {
   readonly op: string;
-  readonly inputs: readonly (Tensor | null)[];
+  readonly inputs: readonly (GradHandle | null)[];
+}
+
+/** Autograd's view of a tensor: its shape and gradient state, without its values. */
+export class GradHandle {
+  requiresGrad = false;
+  grad: Tensor | null = null;
+  gradFn: GradFn | null = null;
+
+  constructor(readonly shape: readonly number[], readonly size: number) {}
 }
 
 export class Tensor {
   readonly shape: readonly number[];
   readonly data: Float32Array;
   readonly dtype = 'float32' as const;
-  requiresGrad = false;
-  grad: Tensor | null = null;
-  gradFn: GradFn | null = null;
+  readonly handle: GradHandle;
   /** Optional name, for parameters and error messages. */
   name?: string;
 
@@ -32,6 +42,31 @@ export class Tensor {
     }
     this.data = data;
     this.shape = Object.freeze([...shape]);
+    this.handle = new GradHandle(this.shape, size);
+  }
+
+  get requiresGrad(): boolean {
+    return this.handle.requiresGrad;
+  }
+
+  set requiresGrad(flag: boolean) {
+    this.handle.requiresGrad = flag;
+  }
+
+  get grad(): Tensor | null {
+    return this.handle.grad;
+  }
+
+  set grad(value: Tensor | null) {
+    this.handle.grad = value;
+  }
+
+  get gradFn(): GradFn | null {
+    return this.handle.gradFn;
+  }
+
+  set gradFn(value: GradFn | null) {
+    this.handle.gradFn = value;
   }
 
   static zeros(shape: Shape): Tensor {

@@ -35,7 +35,7 @@ describe('backward', () => {
     const h = relu(x);
     const y = sum(h);
     const order = tape(y);
-    assert.ok(order.indexOf(x) < order.indexOf(h) && order.indexOf(h) < order.indexOf(y));
+    assert.ok(order.indexOf(x.handle) < order.indexOf(h.handle) && order.indexOf(h.handle) < order.indexOf(y.handle));
     backward(y);
     assert.equal(h.gradFn, null);
   });

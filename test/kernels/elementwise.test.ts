@@ -20,12 +20,17 @@ describe('elementwise kernels', () => {
   test('relu forward and backward, add', () => {
     const a = new Float32Array(size);
     const b = new Float32Array(size);
-    k.reluForward(x, a);
-    k.reluForwardReference(x, b);
+    const maskA = new Uint8Array(k.maskBytes(size)).fill(0xff);
+    const maskB = new Uint8Array(k.maskBytes(size));
+    k.reluForward(x, a, maskA);
+    k.reluForwardReference(x, b, maskB);
     same(a, b, 'relu');
-    k.reluBackward(x, g, a);
-    k.reluBackwardReference(x, g, b);
+    assert.deepEqual(maskA, maskB, 'relu mask');
+    for (const i of [0, 1, 7, 8, 1000, size - 1]) assert.equal((maskA[i >> 3] >> (i & 7)) & 1, x[i] > 0 ? 1 : 0, `mask bit ${i}`);
+    k.reluBackward(maskA, g, a);
+    k.reluBackwardReference(maskB, g, b);
     same(a, b, 'relu backward');
+    for (let i = 0; i < size; i++) if (!Object.is(a[i], x[i] > 0 ? g[i] : 0)) assert.fail(`relu backward [${i}]`);
     k.addArrays(x, y, a);
     k.addArraysReference(x, y, b);
     same(a, b, 'add');
@@ -72,6 +77,7 @@ describe('elementwise kernels', () => {
 
   test('wrong lengths are refused', () => {
     assert.throws(() => k.reluForward(new Float32Array(3), new Float32Array(4)), /reluForward: arrays differ in length \(3, 4\)/);
+    assert.throws(() => k.reluBackward(new Uint8Array(1), new Float32Array(9), new Float32Array(9)), /mask of 1 bytes is too short for 9 elements; expected 2/);
     assert.throws(() => k.channelSum(new Float32Array(3), shape), /channelSum: g holds 3 elements/);
   });
 });
