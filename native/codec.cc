@@ -215,21 +215,56 @@ void encodeTyped(const float* in, Code* out, int64_t n, const CodecParams& p, in
   });
 }
 
+// The two plain loops around the encode of a block, built for the baseline and for AVX2: the
+// scaled copy with its overflow count (|v| > maxFinite, NaN included, by the integer order of
+// magnitudes' bits), and the nonzero / underflow counts (a nonzero input whose code has no
+// magnitude bits).
+inline int64_t scaleBlock(const float* in, float scale, float* out, int64_t n, uint32_t maxBits) {
+  int64_t overflow = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = in[i] * scale;
+    out[i] = v;
+    uint32_t bits;
+    std::memcpy(&bits, &v, 4);
+    overflow += (bits & 0x7fffffffu) > maxBits;
+  }
+  return overflow;
+}
+OCTET_TARGET_AVX2 int64_t scaleBlockAvx2(const float* in, float scale, float* out, int64_t n, uint32_t maxBits) {
+  return scaleBlock(in, scale, out, n, maxBits);
+}
+
+template <typename Code>
+inline void countBlock(const uint32_t* in, const Code* codes, int64_t n, uint32_t mask, int64_t& nonzero, int64_t& underflow) {
+  int64_t nz = 0, uf = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t isNonzero = (in[i] & 0x7fffffffu) != 0;
+    nz += isNonzero;
+    uf += isNonzero & int64_t((uint32_t(codes[i]) & mask) == 0);
+  }
+  nonzero = nz;
+  underflow = uf;
+}
+template <typename Code>
+OCTET_TARGET_AVX2 void countBlockAvx2(const uint32_t* in, const Code* codes, int64_t n, uint32_t mask, int64_t& nonzero, int64_t& underflow) {
+  countBlock(in, codes, n, mask, nonzero, underflow);
+}
+
 template <typename Code>
 void encodeScaledTyped(const float* in, float scale, Code* out, int64_t n, const CodecParams& p, float maxFinite, uint32_t mask,
                        int64_t counts[3], int threads) {
   const int64_t chunks = (n + kChunk - 1) / kChunk;
   std::vector<int64_t> perChunk(3 * chunks, 0);
+  uint32_t maxBits;
+  std::memcpy(&maxBits, &maxFinite, 4);
+  maxBits &= 0x7fffffffu;
+  const bool avx2 = cpuHasAvx2();
   parallelFor(chunks, threads, [&](int64_t c) {
     const int64_t b = c * kChunk, e = c + 1 == chunks ? n : (c + 1) * kChunk;
     thread_local std::vector<float> scaled;
     scaled.resize(kChunk);
-    int64_t overflow = 0;
-    for (int64_t i = b; i < e; ++i) {
-      const float v = in[i] * scale;
-      scaled[i - b] = v;
-      overflow += !(std::fabs(v) <= maxFinite);
-    }
+    const int64_t overflow = avx2 ? scaleBlockAvx2(in + b, scale, scaled.data(), e - b, maxBits)
+                                  : scaleBlock(in + b, scale, scaled.data(), e - b, maxBits);
     // The block's codes, with the stream counter of element i still counterOffset + i.
     CodecParams shifted = p;
     shifted.counterOffset = p.counterOffset + static_cast<uint32_t>(b);
@@ -240,11 +275,9 @@ void encodeScaledTyped(const float* in, float scale, Code* out, int64_t n, const
       default: encodeDispatch<kTowardZero, Code>(bits, out + b, 0, e - b, shifted);
     }
     int64_t nonzero = 0, underflow = 0;
-    for (int64_t i = b; i < e; ++i) {
-      const bool isNonzero = in[i] != 0.0f;
-      nonzero += isNonzero;
-      underflow += isNonzero && (uint32_t(out[i]) & mask) == 0;
-    }
+    const uint32_t* inBits = reinterpret_cast<const uint32_t*>(in + b);
+    if (avx2) countBlockAvx2(inBits, out + b, e - b, mask, nonzero, underflow);
+    else countBlock(inBits, out + b, e - b, mask, nonzero, underflow);
     perChunk[3 * c] = overflow;
     perChunk[3 * c + 1] = nonzero;
     perChunk[3 * c + 2] = underflow;

@@ -6,3 +6,19 @@
 #define OCTET_X86 1
 #include <immintrin.h>
 #endif
+
+// Plain loops that compilers vectorize well with AVX2 (integer max, compares, counts) are built
+// twice: for the baseline and, under OCTET_TARGET_AVX2, for AVX2, chosen at run time.
+#ifdef OCTET_X86
+#define OCTET_TARGET_AVX2 __attribute__((target("avx2")))
+inline bool cpuHasAvx2() {
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") != 0;
+  }();
+  return has;
+}
+#else
+#define OCTET_TARGET_AVX2
+inline bool cpuHasAvx2() { return false; }
+#endif

@@ -1,9 +1,11 @@
 #include "elementwise.h"
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
+#include "cpu.h"
 #include "parallel.h"
 
 namespace octet {
@@ -154,42 +156,64 @@ void parallelChunks(int64_t n, int team, Fn fn) {
   parallelFor(team, team, [&](int64_t t) { fn(int(t), n * t / team, n * (t + 1) / team); });
 }
 
+// The largest magnitude as bits: for non-negative floats the integer order of the bit patterns is
+// the numeric order, and Inf and NaN lie above every finite value, so an unsigned integer max
+// (which vectorizes, unlike a float max with NaN rules) finds both the amax and any non-finite.
+inline uint32_t absMaxBits(const uint32_t* x, int64_t begin, int64_t end) {
+  uint32_t m = 0;
+  for (int64_t i = begin; i < end; ++i) {
+    const uint32_t a = x[i] & 0x7fffffffu;
+    m = a > m ? a : m;
+  }
+  return m;
+}
+
+OCTET_TARGET_AVX2 uint32_t absMaxBitsAvx2(const uint32_t* x, int64_t begin, int64_t end) { return absMaxBits(x, begin, end); }
+
+// out = fl32(x * scale); counts |out| > maxFinite (NaN included) by the same bit order.
+inline int64_t scaleCount(const float* x, float scale, float* out, uint32_t maxBits, int64_t begin, int64_t end) {
+  int64_t count = 0;
+  for (int64_t i = begin; i < end; ++i) {
+    const float v = x[i] * scale;
+    out[i] = v;
+    uint32_t bits;
+    std::memcpy(&bits, &v, 4);
+    count += (bits & 0x7fffffffu) > maxBits;
+  }
+  return count;
+}
+
+OCTET_TARGET_AVX2 int64_t scaleCountAvx2(const float* x, float scale, float* out, uint32_t maxBits, int64_t begin, int64_t end) {
+  return scaleCount(x, scale, out, maxBits, begin, end);
+}
+
 }  // namespace
 
 float absMax(const float* x, int64_t n, int threads) {
   const int team = n < 65536 ? 1 : threads;
-  std::vector<float> partial(team, 0.0f);
-  std::vector<int> bad(team, 0);
+  std::vector<uint32_t> partial(team, 0);
+  const uint32_t* bits = reinterpret_cast<const uint32_t*>(x);
+  const bool avx2 = cpuHasAvx2();
   parallelChunks(n, team, [&](int t, int64_t begin, int64_t end) {
-    float m = 0.0f;
-    int nonFinite = 0;
-    for (int64_t i = begin; i < end; ++i) {
-      const float a = std::fabs(x[i]);
-      nonFinite |= !(a <= 3.4028234663852886e38f);
-      m = a > m ? a : m;
-    }
-    partial[t] = m;
-    bad[t] = nonFinite;
+    partial[t] = avx2 ? absMaxBitsAvx2(bits, begin, end) : absMaxBits(bits, begin, end);
   });
-  float m = 0.0f;
-  for (int t = 0; t < team; ++t) {
-    if (bad[t]) return std::numeric_limits<float>::quiet_NaN();
-    m = partial[t] > m ? partial[t] : m;
-  }
-  return m;
+  uint32_t m = 0;
+  for (uint32_t p : partial) m = p > m ? p : m;
+  if (m >= 0x7f800000u) return std::numeric_limits<float>::quiet_NaN();
+  float result;
+  std::memcpy(&result, &m, 4);
+  return result;
 }
 
 int64_t scaleCountOverflow(const float* x, float scale, float* out, int64_t n, float maxFinite, int threads) {
   const int team = n < 65536 ? 1 : threads;
   std::vector<int64_t> partial(team, 0);
+  uint32_t maxBits;
+  std::memcpy(&maxBits, &maxFinite, 4);
+  maxBits &= 0x7fffffffu;
+  const bool avx2 = cpuHasAvx2();
   parallelChunks(n, team, [&](int t, int64_t begin, int64_t end) {
-    int64_t count = 0;
-    for (int64_t i = begin; i < end; ++i) {
-      const float v = x[i] * scale;
-      out[i] = v;
-      count += !(std::fabs(v) <= maxFinite);
-    }
-    partial[t] = count;
+    partial[t] = avx2 ? scaleCountAvx2(x, scale, out, maxBits, begin, end) : scaleCount(x, scale, out, maxBits, begin, end);
   });
   int64_t total = 0;
   for (int64_t c : partial) total += c;

@@ -101,6 +101,31 @@ function alloc(like: ImagePlane, n: number): ImagePlane {
   return like instanceof Uint8Array ? new Uint8Array(n) : new Float32Array(n);
 }
 
+/**
+ * Reused planes for what every call rebuilds in full (column matrices, gathered output
+ * gradients): allocating them afresh costs tens of megabytes of zeroing and page faults per
+ * convolution. One buffer per slot and kind, grown on demand; the contents are stale, so only
+ * planes that are written completely come from here. The functions below finish with a slot
+ * before they return and never call each other, so sharing is safe (JavaScript runs one call
+ * at a time).
+ */
+const scratchPlanes = new Map<string, ImagePlane>();
+
+function scratch(slot: 'columns' | 'gathered', like: ImagePlane, n: number): ImagePlane {
+  const key = `${slot}:${like instanceof Uint8Array ? 'codes' : 'floats'}`;
+  let buffer = scratchPlanes.get(key);
+  if (!buffer || buffer.length < n) {
+    buffer = alloc(like, n);
+    scratchPlanes.set(key, buffer);
+  }
+  return buffer.subarray(0, n);
+}
+
+/** Drop the reused planes (their memory is freed at the next collection). */
+export function releaseConvScratch(): void {
+  scratchPlanes.clear();
+}
+
 function groupOptions(options: LowpGemmOptions, group: number): LowpGemmOptions {
   const base = options.streamKey ?? seedKey(options.seed ?? 0);
   return { ...options, streamKey: mix32(base ^ Math.imul(0x9e3779b9, group + 1)) };
@@ -122,7 +147,8 @@ function batchColumns(b: Backend, x: ImagePlane, s: LowpConvShape, group: number
   const cg = s.channels / s.groups;
   const plane = geometry.outH * geometry.outW;
   const k = cg * geometry.kernelH * geometry.kernelW;
-  const cols = alloc(x, k * s.batch * plane);
+  // im2col writes every element (zeros where the window reads padding).
+  const cols = scratch('columns', x, k * s.batch * plane);
   b.im2colBatch(x.subarray(group * cg * height * width), cols, geometry, s.batch, s.channels * height * width);
   return cols;
 }
@@ -173,8 +199,8 @@ export function lowpConv2dBackwardWeight(dy: LowpOperand, x: LowpOperand, s: Low
   const dw = new Float32Array(s.outChannels * k);
   for (let g = 0; g < s.groups; g++) {
     const cols = X.operand(batchColumns(b, X.plane, s, g, s.height, s.width, forwardGeometry(s)));
-    // dY_g as [OCg x N*P]
-    const dyg = alloc(DY.plane, ocg * np);
+    // dY_g as [OCg x N*P], every element written below
+    const dyg = scratch('gathered', DY.plane, ocg * np);
     for (let oc = 0; oc < ocg; oc++) {
       for (let n = 0; n < s.batch; n++) {
         const from = (n * s.outChannels + g * ocg + oc) * plane;

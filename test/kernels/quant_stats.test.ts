@@ -30,6 +30,15 @@ describe('quantization statistics: native equals the reference', () => {
       assert.ok(Number.isNaN(absMax(y)) && Number.isNaN(absMaxReference(y)));
     }
     assert.equal(absMax(new Float32Array(10_000)), 0);
+    // The native kernel compares magnitudes' bit patterns: negative maxima, subnormals, -0.
+    const negative = x.map((v) => -v);
+    negative[99_999] = -(2 ** 30);
+    assert.equal(absMax(negative), 2 ** 30);
+    assert.equal(absMax(new Float32Array(70_000).fill(-0)), 0);
+    const tiny = new Float32Array(70_000).fill(2 ** -149);
+    tiny[69_999] = -(2 ** -130);
+    assert.equal(absMax(tiny), 2 ** -130);
+    assert.equal(absMax(new Float32Array(70_000).fill(-3.4028234663852886e38)), 3.4028234663852886e38);
   });
 
   test('scaled copy and overflow count (non-power-of-two scale taken as float32)', () => {
