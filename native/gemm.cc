@@ -115,12 +115,15 @@ void packA(const GemmArgs& g, const KernelSpec& ks, int64_t ic, int64_t mc, int6
 
 // Multiply the packed B block (kc x nc at column jc) by rows [m0, m1) of op(A), for the NR panels
 // [panel0, panel1) of the block.
+// prepackedA, when not null, holds op(A) rows [m0, m1) of this k block already packed (the
+// layout packA writes, mc blocks one after another).
 void multiplyRows(const GemmArgs& g, const KernelSpec& ks, const float* bp, int64_t pc, int64_t kc, int64_t jc,
-                  int64_t nc, int64_t m0, int64_t m1, int64_t panel0, int64_t panel1, float beta) {
+                  int64_t nc, int64_t m0, int64_t m1, int64_t panel0, int64_t panel1, float beta,
+                  const float* prepackedA = nullptr) {
   PackBuffers& buf = tlsPack;
   const int mr = ks.mr, nr = ks.nr;
   // Few B panels: each packed A panel would serve too few tiles, so read A in place.
-  if (!g.transA && panel1 - panel0 <= 4 && (g.aCodes ? ks.directCoded != nullptr : ks.direct != nullptr)) {
+  if (!prepackedA && !g.transA && panel1 - panel0 <= 4 && (g.aCodes ? ks.directCoded != nullptr : ks.direct != nullptr)) {
     for (int64_t ir = m0; ir < m1; ir += mr) {
       const int rows = static_cast<int>(std::min<int64_t>(mr, m1 - ir));
       float* crow = g.c + ir * g.ldc + jc;
@@ -152,8 +155,13 @@ void multiplyRows(const GemmArgs& g, const KernelSpec& ks, const float* bp, int6
   for (int64_t ic = m0; ic < m1; ic += ks.mc) {
     const int64_t mc = std::min(ks.mc, m1 - ic);
     const int64_t mcPadded = (mc + mr - 1) / mr * mr;
-    float* ap = PackBuffers::grow(buf.a, buf.aSize, static_cast<size_t>(kc * mcPadded));
-    packA(g, ks, ic, mc, pc, kc, ap);
+    float* ap;
+    if (prepackedA) {
+      ap = const_cast<float*>(prepackedA) + (ic - m0) / mr * mr * kc;
+    } else {
+      ap = PackBuffers::grow(buf.a, buf.aSize, static_cast<size_t>(kc * mcPadded));
+      packA(g, ks, ic, mc, pc, kc, ap);
+    }
     // The A micro-panel (MR x kc) stays in L1 while the B panels stream from L2.
     for (int64_t ir = 0; ir < mc; ir += mr) {
       const float* apanel = ap + (ir / mr) * kc * mr;
@@ -175,8 +183,13 @@ void scaleC(const GemmArgs& g) {
   }
 }
 
-// Shared packed-B buffer of the calling thread (the team's master), reused across calls.
+// Shared packed-B buffer of the calling thread (the team's master), reused across calls; and the
+// whole of op(A) packed once when threads split columns (every column block reuses it).
 thread_local PackBuffers sharedPack;
+thread_local PackBuffers sharedPackA;
+
+// Largest op(A) packed once up front (floats); larger ones are packed per block as before.
+constexpr int64_t kPrepackLimit = int64_t(1) << 22;
 
 }  // namespace
 
@@ -198,6 +211,23 @@ void sgemm(const GemmArgs& g, int threads) {
   // of NR panels of columns (then each packs and reads only its own panels of B, and packs the
   // few rows of A itself).
   const bool splitRows = tilesM >= 2 * team && g.m >= g.n;
+  // Threads splitting columns would each pack all of op(A) again for every block of columns:
+  // when there are several such blocks, pack it once, per k block, shared read-only. (The kernel
+  // that reads A in place, for a few panels per thread, is the other way to avoid it.)
+  const int64_t mPadded = tilesM * mr;
+  const int64_t kBlocks = (g.k + ks.kc - 1) / ks.kc;
+  const int64_t panelsPerThread = ((std::min(ks.nc, g.n) + nr - 1) / nr + team - 1) / team;
+  const bool readsAInPlace = !g.transA && panelsPerThread <= 4 && (g.aCodes ? ks.directCoded != nullptr : ks.direct != nullptr);
+  const float* packedA = nullptr;
+  if (!splitRows && !readsAInPlace && g.n > ks.nc && mPadded * g.k <= kPrepackLimit) {
+    float* all = PackBuffers::grow(sharedPackA.a, sharedPackA.aSize, static_cast<size_t>(mPadded * g.k));
+    // Block (pc, ic) of kc x mc starts at pc * mPadded + ic * kc (kc of its own k block).
+    parallelFor(kBlocks, team, [&](int64_t b) {
+      const int64_t pc = b * ks.kc, kc = std::min(ks.kc, g.k - pc);
+      for (int64_t ic = 0; ic < g.m; ic += ks.mc) packA(g, ks, ic, std::min(ks.mc, g.m - ic), pc, kc, all + pc * mPadded + ic * kc);
+    });
+    packedA = all;
+  }
   for (int64_t jc = 0; jc < g.n; jc += ks.nc) {
     const int64_t nc = std::min(ks.nc, g.n - jc);
     const int64_t panels = (nc + nr - 1) / nr;
@@ -219,7 +249,7 @@ void sgemm(const GemmArgs& g, int threads) {
           if (m1 > m0) multiplyRows(g, ks, bp, pc, kc, jc, nc, m0, m1, 0, panels, beta);
         } else {
           const int64_t p0 = panels * t / team, p1 = panels * (t + 1) / team;
-          if (p1 > p0) multiplyRows(g, ks, bp, pc, kc, jc, nc, 0, g.m, p0, p1, beta);
+          if (p1 > p0) multiplyRows(g, ks, bp, pc, kc, jc, nc, 0, g.m, p0, p1, beta, packedA ? packedA + pc * mPadded : nullptr);
         }
       });
     }

@@ -62,6 +62,23 @@ describe('low-precision GEMM', () => {
     }
   });
 
+  test('shapes past the cache blocks (several column and k blocks, few rows): codes decoded while packing', () => {
+    // n > the kernel's column block and k > its k block, with few rows: op(A) is packed once and
+    // shared by every column block; A and B in E5M2 (half-conversion decode) and E4M3 (table).
+    for (const [m, n, k, transA, transB, fa] of [
+      [20, 1100, 800, false, false, 'e5m2'],
+      [37, 1030, 500, true, false, 'e4m3'],
+      [64, 600, 1300, false, true, 'e5m2'],
+    ] as const) {
+      const a: LowpOperand = { codes: encode(uniform(m * k, m, -3, 3), fa), format: fa, scale: 2 };
+      const b: LowpOperand = { codes: encode(uniform(k * n, n, -3, 3), 'e5m2'), format: 'e5m2', scale: 0.5 };
+      const expected = lowpGemmReference(m, n, k, a, b, { transA, transB });
+      for (const threads of [1, 2, 3]) {
+        sameBits(lowpGemm(m, n, k, a, b, { transA, transB, threads }), expected, `${m}x${n}x${k} ${fa} trans ${transA},${transB} threads ${threads}`);
+      }
+    }
+  });
+
   test('edge values: sums below the normal range, overflow to Inf or saturation, NaN operands', () => {
     const k = 40;
     const tiny = new Float32Array(3 * k).fill(2 ** -14).map((v, i) => (i % 3 === 0 ? -v : v));
