@@ -62,8 +62,34 @@ void packBFrom(const GemmArgs& g, const KernelSpec& ks, Source src, int64_t pc, 
   }
 }
 
+// E5M2 operands read across their rows (A's rows, or B's rows when B is transposed): decode each of
+// the `lines` runs of kc codes 16 at a time into `tmp` (lines x kc floats), then interleave them
+// into the panel as the float path does: dst[p * width + line] = tmp[line * kc + p].
+#ifdef OCTET_X86
+void packLinesE5m2(const uint8_t* codes, int64_t ld, int64_t lines, int64_t kc, int width, float* tmp, float* dst) {
+  for (int64_t l = 0; l < lines; ++l) decodeE5m2(codes + l * ld, tmp + l * kc, kc);
+  for (int64_t p = 0; p < kc; ++p) {
+    float* d = dst + p * width;
+    int64_t l = 0;
+    for (; l < lines; ++l) d[l] = tmp[l * kc + p];
+    for (; l < width; ++l) d[l] = 0.0f;
+  }
+}
+
+thread_local std::vector<float> lineBuffer;
+#endif
+
 void packB(const GemmArgs& g, const KernelSpec& ks, int64_t pc, int64_t kc, int64_t jc, int64_t nc, float* bp) {
 #ifdef OCTET_X86
+  if (g.bCodes && g.bIsE5M2 && g.transB && kc >= 16 && haveHalfConversion()) {
+    const int nr = ks.nr;
+    lineBuffer.resize(static_cast<size_t>(nr * kc));
+    for (int64_t j0 = 0; j0 < nc; j0 += nr) {
+      packLinesE5m2(g.bCodes + (jc + j0) * g.ldb + pc, g.ldb, std::min<int64_t>(nr, nc - j0), kc, nr, lineBuffer.data(),
+                    bp + (j0 / nr) * kc * nr);
+    }
+    return;
+  }
   if (g.bCodes && g.bIsE5M2 && !g.transB && haveHalfConversion()) {
     const int nr = ks.nr;
     for (int64_t j0 = 0; j0 < nc; j0 += nr) {
@@ -109,6 +135,17 @@ void packAFrom(const GemmArgs& g, const KernelSpec& ks, Source src, int64_t ic, 
 }
 
 void packA(const GemmArgs& g, const KernelSpec& ks, int64_t ic, int64_t mc, int64_t pc, int64_t kc, float* ap) {
+#ifdef OCTET_X86
+  if (g.aCodes && g.aIsE5M2 && !g.transA && kc >= 16 && haveHalfConversion()) {
+    const int mr = ks.mr;
+    lineBuffer.resize(static_cast<size_t>(mr * kc));
+    for (int64_t i0 = 0; i0 < mc; i0 += mr) {
+      packLinesE5m2(g.aCodes + (ic + i0) * g.lda + pc, g.lda, std::min<int64_t>(mr, mc - i0), kc, mr, lineBuffer.data(),
+                    ap + (i0 / mr) * kc * mr);
+    }
+    return;
+  }
+#endif
   if (g.aCodes) packAFrom(g, ks, CodeSource{g.aCodes, g.aLut}, ic, mc, pc, kc, ap);
   else packAFrom(g, ks, FloatSource{g.a}, ic, mc, pc, kc, ap);
 }

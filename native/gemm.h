@@ -32,7 +32,7 @@ struct GemmArgs {
   // B's codes are FP8 E5M2, whose code shifted left by 8 is the IEEE half of the same value, so
   // rows of B decode 16 at a time with a half-to-float conversion (bit-identical to the table).
   bool bIsE5M2 = false;
-  bool aIsE5M2 = false;  // likewise for A's codes, in the kernel that reads A in place
+  bool aIsE5M2 = false;  // likewise for A's codes (packed rows, and the kernel that reads A in place)
 };
 
 void sgemm(const GemmArgs& args, int threads);
