@@ -265,6 +265,51 @@ void sgemm(const GemmArgs& g, int threads) {
     });
     packedA = all;
   }
+  if (!splitRows) {
+    // Threads split columns: each packs the panels of B it multiplies, so no thread waits for
+    // another inside the call (one fork-join in all).
+    // Each thread has its own region of the buffer, for its share of the widest block.
+    const int64_t panelsMax = (std::min(ks.nc, g.n) + nr - 1) / nr;
+    const int64_t region = std::min(ks.kc, g.k) * ((panelsMax + team - 1) / team) * nr;
+    float* bp = PackBuffers::grow(sharedPack.b, sharedPack.bSize, static_cast<size_t>(region * team));
+    parallelFor(team, team, [&](int64_t t) {
+      float* own = bp + t * region;
+      for (int64_t jc = 0; jc < g.n; jc += ks.nc) {
+        const int64_t nc = std::min(ks.nc, g.n - jc);
+        const int64_t panels = (nc + nr - 1) / nr;
+        const int64_t p0 = panels * t / team, p1 = panels * (t + 1) / team;
+        if (p1 <= p0) continue;
+        // This thread's columns as a block of their own: [j0, j0 + width).
+        const int64_t j0 = jc + p0 * nr, width = std::min(nc, p1 * nr) - p0 * nr;
+        for (int64_t pc = 0; pc < g.k; pc += ks.kc) {
+          const int64_t kc = std::min(ks.kc, g.k - pc);
+          packB(g, ks, pc, kc, j0, width, own);
+          multiplyRows(g, ks, own, pc, kc, j0, width, 0, g.m, 0, p1 - p0, pc == 0 ? g.beta : 1.0f,
+                       packedA ? packedA + pc * mPadded : nullptr);
+        }
+      }
+    });
+    return;
+  }
+  const int64_t panelsAll = (g.n + nr - 1) / nr;
+  if (g.n <= ks.nc && panelsAll * nr * g.k <= kPrepackLimit) {
+    // Threads split rows of a single block of columns: pack all of B once (block pc at
+    // pc * nPadded), then each thread runs its rows through every k block (two fork-joins).
+    const int64_t nPadded = panelsAll * nr;
+    float* all = PackBuffers::grow(sharedPack.b, sharedPack.bSize, static_cast<size_t>(nPadded * g.k));
+    parallelFor(kBlocks * panelsAll, team, [&](int64_t item) {
+      const int64_t pc = item / panelsAll * ks.kc, kc = std::min(ks.kc, g.k - pc), panel = item % panelsAll;
+      packB(g, ks, pc, kc, panel * nr, std::min<int64_t>(nr, g.n - panel * nr), all + pc * nPadded + panel * kc * nr);
+    });
+    parallelFor(team, team, [&](int64_t t) {
+      const int64_t m0 = std::min(g.m, tilesM * t / team * mr), m1 = std::min(g.m, tilesM * (t + 1) / team * mr);
+      if (m1 <= m0) return;
+      for (int64_t pc = 0; pc < g.k; pc += ks.kc) {
+        multiplyRows(g, ks, all + pc * nPadded, pc, std::min(ks.kc, g.k - pc), 0, g.n, m0, m1, 0, panelsAll, pc == 0 ? g.beta : 1.0f);
+      }
+    });
+    return;
+  }
   for (int64_t jc = 0; jc < g.n; jc += ks.nc) {
     const int64_t nc = std::min(ks.nc, g.n - jc);
     const int64_t panels = (nc + nr - 1) / nr;
@@ -272,7 +317,7 @@ void sgemm(const GemmArgs& g, int threads) {
       const int64_t kc = std::min(ks.kc, g.k - pc);
       float* bp = PackBuffers::grow(sharedPack.b, sharedPack.bSize, static_cast<size_t>(kc * panels * nr));
       const float beta = pc == 0 ? g.beta : 1.0f;
-      // Pack B: each thread a share of the panels.
+      // Pack B: each thread a share of the panels; then each thread its rows.
       parallelFor(team, team, [&](int64_t t) {
         const int64_t p0 = panels * t / team, p1 = panels * (t + 1) / team;
         if (p1 > p0) {
@@ -281,13 +326,8 @@ void sgemm(const GemmArgs& g, int threads) {
         }
       });
       parallelFor(team, team, [&](int64_t t) {
-        if (splitRows) {
-          const int64_t m0 = std::min(g.m, tilesM * t / team * mr), m1 = std::min(g.m, tilesM * (t + 1) / team * mr);
-          if (m1 > m0) multiplyRows(g, ks, bp, pc, kc, jc, nc, m0, m1, 0, panels, beta);
-        } else {
-          const int64_t p0 = panels * t / team, p1 = panels * (t + 1) / team;
-          if (p1 > p0) multiplyRows(g, ks, bp, pc, kc, jc, nc, 0, g.m, p0, p1, beta, packedA ? packedA + pc * mPadded : nullptr);
-        }
+        const int64_t m0 = std::min(g.m, tilesM * t / team * mr), m1 = std::min(g.m, tilesM * (t + 1) / team * mr);
+        if (m1 > m0) multiplyRows(g, ks, bp, pc, kc, jc, nc, m0, m1, 0, panels, beta);
       });
     }
   }
