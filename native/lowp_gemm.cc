@@ -464,9 +464,11 @@ void lowpGemm(const LowpGemmArgs& g, int threads) {
     };
   }
 #endif
-  if (g.m * g.k * static_cast<int64_t>(sizeof(float)) > (1 << 21) && rowBlocks >= 2 * team) {
-    // A large op(A): pack every strip of B once, then each task decodes a block of rows of A and
-    // runs it against every strip.
+  if (g.m * g.k * static_cast<int64_t>(sizeof(float)) > (1 << 21) && rowBlocks >= 2 * team &&
+      strips * kLanes <= g.m) {
+    // A large op(A), and a packed B no larger than A: pack every strip of B once, then each task
+    // decodes a block of rows of A and runs it against every strip. (When B is the larger one, the
+    // path below decodes A once instead: the memory held is the smaller of the two.)
     std::vector<float> packed(static_cast<size_t>(strips * g.k * kLanes));
     parallelFor(strips, g.k * g.n < 65536 ? 1 : threads, [&](int64_t s) { packStrip(g, s, packed.data() + s * g.k * kLanes); });
     parallelFor(rowBlocks, team, [&](int64_t b) {
