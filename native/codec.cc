@@ -110,6 +110,65 @@ OCTET_WIDE void encodeWide(const uint32_t* in, Code* out, int64_t b, int64_t e, 
   encodeRange<kRounding, Code>(in, out, i, e, p);
 }
 
+// The scaled encode of a GEMM operand in one pass, 16 lanes at a time: v = fl32(x * scale) is
+// encoded as encodeWide would encode it, and counted: overflow (|v| > maxBits as magnitudes'
+// bits, NaN included), nonzero inputs, and nonzero inputs whose code has no magnitude bits.
+// Element i draws with counter p.counterOffset + i.
+template <int kRounding, typename Code>
+OCTET_WIDE void encodeScaledWide(const float* in, float scale, Code* out, int64_t b, int64_t e, const CodecParams& params,
+                                 uint32_t maxBits, uint32_t magnitudeMask, int64_t counts[3]) {
+  const CodecParams p = params;
+  const DrawStream stream(p);
+  const __m512i key = stream.key;
+  const bool normalPath = p.mantissaBits < 23;
+  const NormalRounding r = normalRounding(p);
+  const __m512i rebias = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(127 - p.bias) << p.mantissaBits));
+  const __m512i signMask = _mm512_set1_epi32(static_cast<int>(p.signMask));
+  const __m512 s = _mm512_set1_ps(scale);
+  const __m512i absMask = _mm512_set1_epi32(0x7fffffff);
+  const __m512i maxV = _mm512_set1_epi32(static_cast<int>(maxBits));
+  const __m512i magnitude = _mm512_set1_epi32(static_cast<int>(magnitudeMask));
+  int64_t overflow = 0, nonzero = 0, underflow = 0;
+  int64_t i = b;
+  for (; i + 16 <= e; i += 16) {
+    const __m512i x = _mm512_loadu_si512(in + i);
+    const __m512i u = _mm512_castps_si512(_mm512_mul_ps(_mm512_castsi512_ps(x), s));
+    overflow += __builtin_popcount(_mm512_cmpgt_epu32_mask(_mm512_and_si512(u, absMask), maxV));
+    const __m512i weyl = stream.weylAt(p.counterOffset + static_cast<uint32_t>(i));
+    __mmask16 ok = 0;
+    const __m512i rounded = normalPath ? roundNormal16<kRounding>(u, r, key, weyl, ok) : u;
+    const __m512i codes = ok == 0xffff ? codeOfNormal(u, rounded, r, rebias, signMask) : encode16<kRounding>(u, p, key, weyl);
+    store16(out + i, codes);
+    const __mmask16 nz = _mm512_test_epi32_mask(x, absMask);
+    nonzero += __builtin_popcount(nz);
+    underflow += __builtin_popcount(nz & _mm512_testn_epi32_mask(codes, magnitude));
+  }
+  // The tail through a small buffer and the scalar encode.
+  alignas(64) float tail[16];
+  const int64_t rest = e - i;
+  for (int64_t t = 0; t < rest; ++t) {
+    tail[t] = in[i + t] * scale;
+    uint32_t bits;
+    std::memcpy(&bits, &tail[t], 4);
+    overflow += (bits & 0x7fffffffu) > maxBits;
+  }
+  if (rest > 0) {
+    CodecParams shifted = p;
+    shifted.counterOffset = p.counterOffset + static_cast<uint32_t>(i);
+    encodeRange<kRounding, Code>(reinterpret_cast<const uint32_t*>(tail), out + i, 0, rest, shifted);
+    for (int64_t t = 0; t < rest; ++t) {
+      uint32_t bits;
+      std::memcpy(&bits, in + i + t, 4);
+      const bool isNonzero = (bits & 0x7fffffffu) != 0;
+      nonzero += isNonzero;
+      underflow += isNonzero && (uint32_t(out[i + t]) & magnitudeMask) == 0;
+    }
+  }
+  counts[0] = overflow;
+  counts[1] = nonzero;
+  counts[2] = underflow;
+}
+
 template <int kRounding>
 OCTET_WIDE void quantizeWide(const uint32_t* in, float* out, int64_t b, int64_t e, const CodecParams& params,
                              const float* lut) {
@@ -140,6 +199,8 @@ OCTET_WIDE void quantizeWide(const uint32_t* in, float* out, int64_t b, int64_t 
 }
 #else
 #define OCTET_AVX2
+template <int kRounding, typename Code>
+void encodeScaledWide(const float*, float, Code*, int64_t, int64_t, const CodecParams&, uint32_t, uint32_t, int64_t[3]) {}
 template <int kRounding, typename Code>
 void encodeWide(const uint32_t* in, Code* out, int64_t b, int64_t e, const CodecParams& p) {
   encodeRange<kRounding, Code>(in, out, b, e, p);
@@ -219,14 +280,16 @@ void encodeTyped(const float* in, Code* out, int64_t n, const CodecParams& p, in
 // scaled copy with its overflow count (|v| > maxFinite, NaN included, by the integer order of
 // magnitudes' bits), and the nonzero / underflow counts (a nonzero input whose code has no
 // magnitude bits).
+// Blocks hold at most kChunk elements, so 32-bit counters (which vectorize) cannot overflow.
 inline int64_t scaleBlock(const float* in, float scale, float* out, int64_t n, uint32_t maxBits) {
-  int64_t overflow = 0;
-  for (int64_t i = 0; i < n; ++i) {
+  uint32_t overflow = 0;
+  const int32_t count = static_cast<int32_t>(n);
+  for (int32_t i = 0; i < count; ++i) {
     const float v = in[i] * scale;
     out[i] = v;
     uint32_t bits;
     std::memcpy(&bits, &v, 4);
-    overflow += (bits & 0x7fffffffu) > maxBits;
+    overflow += (bits & 0x7fffffffu) > maxBits ? 1u : 0u;
   }
   return overflow;
 }
@@ -236,11 +299,12 @@ OCTET_TARGET_AVX2 int64_t scaleBlockAvx2(const float* in, float scale, float* ou
 
 template <typename Code>
 inline void countBlock(const uint32_t* in, const Code* codes, int64_t n, uint32_t mask, int64_t& nonzero, int64_t& underflow) {
-  int64_t nz = 0, uf = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t isNonzero = (in[i] & 0x7fffffffu) != 0;
+  uint32_t nz = 0, uf = 0;
+  const int32_t count = static_cast<int32_t>(n);
+  for (int32_t i = 0; i < count; ++i) {
+    const uint32_t isNonzero = (in[i] & 0x7fffffffu) != 0 ? 1u : 0u;
     nz += isNonzero;
-    uf += isNonzero & int64_t((uint32_t(codes[i]) & mask) == 0);
+    uf += isNonzero & ((uint32_t(codes[i]) & mask) == 0 ? 1u : 0u);
   }
   nonzero = nz;
   underflow = uf;
@@ -259,6 +323,19 @@ void encodeScaledTyped(const float* in, float scale, Code* out, int64_t n, const
   std::memcpy(&maxBits, &maxFinite, 4);
   maxBits &= 0x7fffffffu;
   const bool avx2 = cpuHasAvx2();
+  if (isa() == Isa::kWide) {
+    parallelFor(chunks, threads, [&](int64_t c) {
+      const int64_t b = c * kChunk, e = c + 1 == chunks ? n : (c + 1) * kChunk;
+      switch (p.rounding) {
+        case kNearest: encodeScaledWide<kNearest, Code>(in, scale, out, b, e, p, maxBits, mask, &perChunk[3 * c]); break;
+        case kStochastic: encodeScaledWide<kStochastic, Code>(in, scale, out, b, e, p, maxBits, mask, &perChunk[3 * c]); break;
+        default: encodeScaledWide<kTowardZero, Code>(in, scale, out, b, e, p, maxBits, mask, &perChunk[3 * c]);
+      }
+    });
+    counts[0] = counts[1] = counts[2] = 0;
+    for (int64_t c = 0; c < chunks; ++c) for (int k = 0; k < 3; ++k) counts[k] += perChunk[3 * c + k];
+    return;
+  }
   parallelFor(chunks, threads, [&](int64_t c) {
     const int64_t b = c * kChunk, e = c + 1 == chunks ? n : (c + 1) * kChunk;
     thread_local std::vector<float> scaled;

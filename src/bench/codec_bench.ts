@@ -1,7 +1,8 @@
 /**
  * Throughput of the format codec: encode, quantize and decode of 1M float32 elements, in
  * elements per second, for the formats the FP8 system uses, on the native path (each thread
- * count) and the TypeScript reference. Peers from the same run: numpy's float16 cast, and ONNX
+ * count) and the TypeScript reference; and `quantize_operand`, what quantizing one GEMM operand
+ * costs in training (amax, then the scaled encode with overflow and underflow counts). Peers from the same run: numpy's float16 cast, and ONNX
  * Runtime's saturating FP8 Cast round trip (a dev dependency; left out where absent).
  */
 import {
@@ -10,14 +11,14 @@ import {
   quantize as quantizeReference,
   resolveFormat,
 } from '../formats/index.js';
-import { decode, encode, nativeCore, quantize } from '../kernels/index.js';
+import { absMax, decode, encode, encodeScaled, kernelThreads, nativeCore, quantize, setKernelThreads } from '../kernels/index.js';
 import { castRoundTripModel, ONNX_TYPE } from './onnx_cast_model.js';
 import { loadOnnxRuntime, numpyFloat16RoundTrip } from './peers.js';
 import { timeIt, timeItAsync } from './timing.js';
 
 export interface CodecBenchRow {
   bench: 'codec';
-  op: 'encode' | 'quantize' | 'decode';
+  op: 'encode' | 'quantize' | 'decode' | 'quantize_operand';
   format: string;
   rounding: string;
   n: number;
@@ -82,6 +83,15 @@ export async function codecBench(threadCounts: number[], n = 1 << 20): Promise<C
     }
     const d = timeIt(() => void decodeReference(codes, format, out));
     rows.push({ bench: 'codec', op: 'decode', format: format.name, rounding: '-', n, path: 'typescript', threads: 1, elements_per_s: n / d.seconds });
+    if (format.bits === 8 && native) {
+      const saved = kernelThreads();
+      for (const threads of threadCounts) {
+        setKernelThreads(threads);
+        const t = timeIt(() => void encodeScaled(x, 2 ** Math.floor(Math.log2(format.maxFinite / absMax(x))), format));
+        rows.push({ bench: 'codec', op: 'quantize_operand', format: format.name, rounding: 'nearest', n, path: 'native', threads, elements_per_s: n / t.seconds });
+      }
+      setKernelThreads(saved);
+    }
   }
   return rows;
 }
