@@ -45,25 +45,29 @@ export function lowpBench(threadCounts: number[], shapes: GemmShape[] = GEMM_SHA
     const b = { codes: encode(bf, 'e5m2'), format: 'e5m2' };
     const c = new Float32Array(m * n);
     for (const threads of native ? threadCounts : [1]) {
-      for (const mode of MODES) {
-        if (mode.squareOnly && shape.label !== 'square') continue;
-        // Both GEMMs write into a preallocated C, as a training loop's buffers would be.
+      const modes = MODES.filter((mode) => !mode.squareOnly || shape.label === 'square');
+      // Both GEMMs write into a preallocated C, as a training loop's buffers would be.
+      const runs = modes.map((mode) => {
         const options: LowpGemmOptions = { accumulation: mode.acc, chunk: mode.chunk, rounding: mode.rounding, threads, out: c };
-        // Alternate the float32 GEMM and this mode, two rounds, the best of each: interference on
-        // a shared machine only slows runs down, and alternating spreads it over both.
-        let fp32Seconds = Infinity;
-        let seconds = Infinity;
-        for (let round = 0; round < 2; round++) {
-          fp32Seconds = Math.min(fp32Seconds, bestOf(() => void gemm(m, n, k, af, bf, c, { threads }), 0.25));
-          seconds = Math.min(seconds, bestOf(() => void lowpGemm(m, n, k, a, b, options), 0.25));
-        }
-        const gflops = flops / seconds / 1e9;
-        const fp32 = flops / fp32Seconds / 1e9;
+        return () => void lowpGemm(m, n, k, a, b, options);
+      });
+      // The float32 GEMM and every mode in turn, three rounds, the best of each: interference on
+      // a shared machine only slows runs down, and alternating spreads it over all of them. One
+      // float32 figure per shape and thread count, so the modes' ratios share their reference.
+      let fp32Seconds = Infinity;
+      const seconds = modes.map(() => Infinity);
+      for (let round = 0; round < 3; round++) {
+        fp32Seconds = Math.min(fp32Seconds, bestOf(() => void gemm(m, n, k, af, bf, c, { threads }), 0.2));
+        runs.forEach((run, i) => (seconds[i] = Math.min(seconds[i], bestOf(run, 0.2))));
+      }
+      const fp32 = flops / fp32Seconds / 1e9;
+      modes.forEach((mode, i) => {
+        const gflops = flops / seconds[i] / 1e9;
         rows.push({
           bench: 'lowp', a: 'e5m2', b: 'e5m2', acc: mode.acc, chunk: mode.chunk, rounding: mode.rounding, m, n, k,
           shape: shape.label, threads, path: native ? 'native' : 'typescript', gflops, fp32_gflops: fp32, ratio_fp32: gflops / fp32,
         });
-      }
+      });
     }
   }
   return rows;
