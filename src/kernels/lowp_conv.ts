@@ -110,8 +110,9 @@ function alloc(like: ImagePlane, n: number): ImagePlane {
  * at a time).
  */
 const scratchPlanes = new Map<string, ImagePlane>();
+const FLOATS = new Float32Array(0);
 
-function scratch(slot: 'columns' | 'gathered', like: ImagePlane, n: number): ImagePlane {
+function scratch(slot: 'columns' | 'gathered' | 'result', like: ImagePlane, n: number): ImagePlane {
   const key = `${slot}:${like instanceof Uint8Array ? 'codes' : 'floats'}`;
   let buffer = scratchPlanes.get(key);
   if (!buffer || buffer.length < n) {
@@ -175,7 +176,11 @@ export function lowpConv2dForward(x: LowpOperand, w: LowpOperand, s: LowpConvSha
   const out = new Float32Array(s.batch * s.outChannels * plane);
   for (let g = 0; g < s.groups; g++) {
     const cols = X.operand(batchColumns(b, X.plane, s, g, s.height, s.width, forwardGeometry(s)));
-    const y = runGemm(b, ocg, np, k, W.operand(W.plane.subarray(g * ocg * k, (g + 1) * ocg * k)), cols, groupOptions(options, g));
+    // Y_g goes to a reused plane (it is overwritten, then scattered into the NCHW output).
+    const y = runGemm(b, ocg, np, k, W.operand(W.plane.subarray(g * ocg * k, (g + 1) * ocg * k)), cols, {
+      ...groupOptions(options, g),
+      out: scratch('result', FLOATS, ocg * np) as Float32Array,
+    });
     for (let oc = 0; oc < ocg; oc++) {
       for (let n = 0; n < s.batch; n++) {
         out.set(y.subarray(oc * np + n * plane, oc * np + (n + 1) * plane), (n * s.outChannels + g * ocg + oc) * plane);
@@ -207,8 +212,7 @@ export function lowpConv2dBackwardWeight(dy: LowpOperand, x: LowpOperand, s: Low
         dyg.set(DY.plane.subarray(from, from + plane), oc * np + n * plane);
       }
     }
-    const result = runGemm(b, ocg, k, np, DY.operand(dyg), cols, { ...groupOptions(options, g), transB: true });
-    dw.set(result, g * ocg * k);
+    runGemm(b, ocg, k, np, DY.operand(dyg), cols, { ...groupOptions(options, g), transB: true, out: dw.subarray(g * ocg * k, (g + 1) * ocg * k) });
   }
   return dw;
 }
@@ -275,7 +279,7 @@ export function lowpConv2dBackwardData(dy: LowpOperand, w: LowpOperand, s: LowpC
       }
     }
     const columns = DY.operand(batchColumns(b, image, shape, g, imageH, imageW, geometry));
-    const result = runGemm(b, cg, npix, k, W.operand(rotated), columns, groupOptions(options, g));
+    const result = runGemm(b, cg, npix, k, W.operand(rotated), columns, { ...groupOptions(options, g), out: scratch('result', FLOATS, cg * npix) as Float32Array });
     for (let c = 0; c < cg; c++) {
       for (let n = 0; n < s.batch; n++) {
         dx.set(result.subarray(c * npix + n * pixels, c * npix + (n + 1) * pixels), (n * s.channels + g * cg + c) * pixels);

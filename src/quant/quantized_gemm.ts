@@ -50,15 +50,15 @@ registerGradient<Saved>('quantizedGemm', (node, g) => {
   if (weight.requiresGrad) {
     gw = gemms.weightGrad(e, x, options(2));
     const q = state.quantize('weight_gradients', gw);
-    // The optimizer sees exactly the values the weight-gradient codes hold.
-    if (!(q instanceof Float32Array)) gw = dequantize(q.codes, q.format, q.scale ?? 1);
+    // The optimizer sees exactly the values the weight-gradient codes hold (decoded in place).
+    if (!(q instanceof Float32Array)) gw = dequantize(q.codes, q.format, q.scale ?? 1, gw);
   }
   const gb = bias?.requiresGrad ? Float32Array.from(channelSum(g, { batch: gemms.outputShape[0], channels: gemms.channels, plane: gemms.plane })) : null;
   return [gx, gw, gb];
 });
 
-function dequantize(codes: CodeArray, format: Format | string, scale: number): Float32Array {
-  const values = decode(codes, format);
+function dequantize(codes: CodeArray, format: Format | string, scale: number, out: Float32Array): Float32Array {
+  const values = decode(codes, format, out);
   if (scale !== 1) for (let i = 0; i < values.length; i++) values[i] /= scale;
   return values;
 }
