@@ -295,8 +295,9 @@ Napi::Value LowpGemm(const Napi::CallbackInfo& info) {
 }
 
 // sgemmCoded(transA, transB, m, n, k, a, aTable|null, lda, b, bTable|null, ldb, c, ldc, threads?,
-//            bIsE5M2?, aIsE5M2?):
-// C = op(A) op(B) with alpha 1, beta 0 (each element one fused multiply-add chain in k order).
+//            bIsE5M2?, aIsE5M2?, unfused?):
+// C = op(A) op(B) with alpha 1, beta 0 (each element one chain in k order: fused multiply-adds,
+// or with `unfused` a multiply then an add per step).
 Napi::Value SgemmCoded(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   GemmArgs g;
@@ -310,6 +311,7 @@ Napi::Value SgemmCoded(const Napi::CallbackInfo& info) {
   g.c = f32(info, 11, "c", needs.c);
   g.bIsE5M2 = g.bCodes && info.Length() > 14 && info[14].ToBoolean();
   g.aIsE5M2 = g.aCodes && info.Length() > 15 && info[15].ToBoolean();
+  g.fused = !(info.Length() > 16 && info[16].ToBoolean());
   octet::sgemm(g, threadsArg(info, 13));
   return env.Undefined();
 }

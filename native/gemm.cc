@@ -238,7 +238,7 @@ void sgemm(const GemmArgs& g, int threads) {
     scaleC(g);
     return;
   }
-  const KernelSpec& ks = selectKernel(g.m, g.n);
+  const KernelSpec ks = g.fused ? selectKernel(g.m, g.n) : selectKernel(g.m, g.n).withUnfused();
   const int mr = ks.mr, nr = ks.nr;
   const int64_t tilesM = (g.m + mr - 1) / mr;
   // Too little work to share: stay on this thread.

@@ -32,6 +32,9 @@ struct GemmArgs {
   // B's codes are FP8 E5M2, whose code shifted left by 8 is the IEEE half of the same value, so
   // rows of B decode 16 at a time with a half-to-float conversion (bit-identical to the table).
   bool bIsE5M2 = false;
+  // false: every step is acc = fl(acc + fl(a * b)), a multiply then an add (for products that are
+  // not exact in float32); true: one fused multiply-add (equal to it when products are exact).
+  bool fused = true;
   bool aIsE5M2 = false;  // likewise for A's codes (packed rows, and the kernel that reads A in place)
 };
 

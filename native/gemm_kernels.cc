@@ -51,6 +51,8 @@ inline void finishTile(const float* acc, float* c, int64_t ldc, float alpha, flo
 constexpr int kPortableMR = 4;
 constexpr int kPortableNR = 16;
 
+// kFused: acc = fma(a, b, acc); else acc = fl(acc + fl(a * b)) (the build has contraction off).
+template <bool kFused>
 void microPortable(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, float alpha,
                    float beta, int mr, int nr) {
   float acc[kPortableMR * kPortableNR];
@@ -59,14 +61,23 @@ void microPortable(int64_t kc, const float* ap, const float* bp, float* c, int64
     const float* a = ap + p * kPortableMR;
     const float* b = bp + p * kPortableNR;
     for (int i = 0; i < kPortableMR; ++i) {
-      for (int j = 0; j < kPortableNR; ++j) acc[i * kPortableNR + j] = std::fma(a[i], b[j], acc[i * kPortableNR + j]);
+      for (int j = 0; j < kPortableNR; ++j) {
+        float& v = acc[i * kPortableNR + j];
+        v = kFused ? std::fma(a[i], b[j], v) : v + a[i] * b[j];
+      }
     }
   }
   finishTile<kPortableMR, kPortableNR>(acc, c, ldc, alpha, beta, mr, nr);
 }
 
 #ifdef OCTET_X86
+template <bool kFused>
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 madd256(__m256 a, __m256 b, __m256 c) {
+  return kFused ? _mm256_fmadd_ps(a, b, c) : _mm256_add_ps(c, _mm256_mul_ps(a, b));
+}
+
 // AVX2 + FMA: 6 rows x 16 columns in 12 ymm accumulators.
+template <bool kFused>
 __attribute__((target("avx2,fma"))) void microAvx2(int64_t kc, const float* ap, const float* bp, float* c,
                                                     int64_t ldc, float alpha, float beta, int mr, int nr) {
   alignas(32) float acc[6 * 16];
@@ -79,12 +90,12 @@ __attribute__((target("avx2,fma"))) void microAvx2(int64_t kc, const float* ap, 
     const __m256 b0 = _mm256_load_ps(bp);
     const __m256 b1 = _mm256_load_ps(bp + 8);
     __m256 a;
-    a = _mm256_broadcast_ss(ap + 0); c00 = _mm256_fmadd_ps(a, b0, c00); c01 = _mm256_fmadd_ps(a, b1, c01);
-    a = _mm256_broadcast_ss(ap + 1); c10 = _mm256_fmadd_ps(a, b0, c10); c11 = _mm256_fmadd_ps(a, b1, c11);
-    a = _mm256_broadcast_ss(ap + 2); c20 = _mm256_fmadd_ps(a, b0, c20); c21 = _mm256_fmadd_ps(a, b1, c21);
-    a = _mm256_broadcast_ss(ap + 3); c30 = _mm256_fmadd_ps(a, b0, c30); c31 = _mm256_fmadd_ps(a, b1, c31);
-    a = _mm256_broadcast_ss(ap + 4); c40 = _mm256_fmadd_ps(a, b0, c40); c41 = _mm256_fmadd_ps(a, b1, c41);
-    a = _mm256_broadcast_ss(ap + 5); c50 = _mm256_fmadd_ps(a, b0, c50); c51 = _mm256_fmadd_ps(a, b1, c51);
+    a = _mm256_broadcast_ss(ap + 0); c00 = madd256<kFused>(a, b0, c00); c01 = madd256<kFused>(a, b1, c01);
+    a = _mm256_broadcast_ss(ap + 1); c10 = madd256<kFused>(a, b0, c10); c11 = madd256<kFused>(a, b1, c11);
+    a = _mm256_broadcast_ss(ap + 2); c20 = madd256<kFused>(a, b0, c20); c21 = madd256<kFused>(a, b1, c21);
+    a = _mm256_broadcast_ss(ap + 3); c30 = madd256<kFused>(a, b0, c30); c31 = madd256<kFused>(a, b1, c31);
+    a = _mm256_broadcast_ss(ap + 4); c40 = madd256<kFused>(a, b0, c40); c41 = madd256<kFused>(a, b1, c41);
+    a = _mm256_broadcast_ss(ap + 5); c50 = madd256<kFused>(a, b0, c50); c51 = madd256<kFused>(a, b1, c51);
     ap += 6;
     bp += 16;
   }
@@ -113,7 +124,7 @@ inline float ARows<float>::at(int i, int64_t p) const { return row[i][p]; }
 template <>
 inline float ARows<uint8_t>::at(int i, int64_t p) const { return lut[row[i][p]]; }
 
-template <int MR, int V, bool kDirect, typename Elem = float>
+template <int MR, int V, bool kDirect, typename Elem = float, bool kFused = true>
 __attribute__((target("avx512f"))) inline void avx512Tile(int64_t kc, const Elem* a, int64_t lda, const float* lut,
                                                            const float* bp, float* c, int64_t ldc, float alpha,
                                                            float beta, int mr, int nr) {
@@ -146,7 +157,9 @@ __attribute__((target("avx512f"))) inline void avx512Tile(int64_t kc, const Elem
     for (int i = 0; i < MR; ++i) {
       const __m512 av = _mm512_set1_ps(row.at(i, at));
 #pragma GCC unroll 2
-      for (int v = 0; v < V; ++v) acc[i][v] = _mm512_fmadd_ps(av, b[v], acc[i][v]);
+      for (int v = 0; v < V; ++v) {
+        acc[i][v] = kFused ? _mm512_fmadd_ps(av, b[v], acc[i][v]) : _mm512_add_ps(acc[i][v], _mm512_mul_ps(av, b[v]));
+      }
     }
     bp += NR;
   }
@@ -175,23 +188,31 @@ __attribute__((target("avx512f"))) inline void avx512Tile(int64_t kc, const Elem
   finishTile<MR, NR>(spill, c, ldc, alpha, beta, mr, nr);
 }
 
-template <int MR, int V>
+template <int MR, int V, bool kFused = true>
 __attribute__((target("avx512f"))) void microAvx512(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc,
                                                      float alpha, float beta, int mr, int nr) {
-  avx512Tile<MR, V, false>(kc, ap, 0, nullptr, bp, c, ldc, alpha, beta, mr, nr);
+  avx512Tile<MR, V, false, float, kFused>(kc, ap, 0, nullptr, bp, c, ldc, alpha, beta, mr, nr);
 }
 
-template <int MR, int V>
+template <int MR, int V, bool kFused = true>
 __attribute__((target("avx512f"))) void directAvx512(int64_t kc, const float* a, int64_t lda, const float* bp, float* c,
                                                       int64_t ldc, float alpha, float beta, int mr, int nr) {
-  avx512Tile<MR, V, true>(kc, a, lda, nullptr, bp, c, ldc, alpha, beta, mr, nr);
+  avx512Tile<MR, V, true, float, kFused>(kc, a, lda, nullptr, bp, c, ldc, alpha, beta, mr, nr);
 }
 
-template <int MR, int V>
+template <int MR, int V, bool kFused = true>
 __attribute__((target("avx512f"))) void directCodedAvx512(int64_t kc, const uint8_t* a, int64_t lda, const float* lut,
                                                            const float* bp, float* c, int64_t ldc, float alpha,
                                                            float beta, int mr, int nr) {
-  avx512Tile<MR, V, true, uint8_t>(kc, a, lda, lut, bp, c, ldc, alpha, beta, mr, nr);
+  avx512Tile<MR, V, true, uint8_t, kFused>(kc, a, lda, lut, bp, c, ldc, alpha, beta, mr, nr);
+}
+
+// A tile shape's kernels, fused and unfused.
+template <int MR, int V>
+KernelSpec avx512Spec() {
+  KernelSpec ks{"avx512", MR, 16 * V, 1536, 384, 512, microAvx512<MR, V>, directAvx512<MR, V>, directCodedAvx512<MR, V>};
+  ks.unfused = {microAvx512<MR, V, false>, directAvx512<MR, V, false>, directCodedAvx512<MR, V, false>};
+  return ks;
 }
 #endif
 
@@ -207,16 +228,17 @@ KernelFamily chooseFamily() {
 #ifdef OCTET_X86
   __builtin_cpu_init();
   if ((want.empty() || want == "avx512") && __builtin_cpu_supports("avx512f")) {
-    return {"avx512",
-            {KernelSpec{"avx512", 12, 32, 1536, 384, 512, microAvx512<12, 2>, directAvx512<12, 2>, directCodedAvx512<12, 2>},
-             KernelSpec{"avx512", 8, 32, 1536, 384, 512, microAvx512<8, 2>, directAvx512<8, 2>, directCodedAvx512<8, 2>},
-             KernelSpec{"avx512", 24, 16, 1536, 384, 512, microAvx512<24, 1>, directAvx512<24, 1>, directCodedAvx512<24, 1>}}};
+    return {"avx512", {avx512Spec<12, 2>(), avx512Spec<8, 2>(), avx512Spec<24, 1>()}};
   }
   if ((want.empty() || want == "avx2") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-    return {"avx2", {KernelSpec{"avx2", 6, 16, 1536, 256, 512, microAvx2, nullptr, nullptr}}};
+    KernelSpec ks{"avx2", 6, 16, 1536, 256, 512, microAvx2<true>, nullptr, nullptr};
+    ks.unfused = {microAvx2<false>, nullptr, nullptr};
+    return {"avx2", {ks}};
   }
 #endif
-  return {"portable", {KernelSpec{"portable", kPortableMR, kPortableNR, 512, 256, 512, microPortable, nullptr, nullptr}}};
+  KernelSpec ks{"portable", kPortableMR, kPortableNR, 512, 256, 512, microPortable<true>, nullptr, nullptr};
+  ks.unfused = {microPortable<false>, nullptr, nullptr};
+  return {"portable", {ks}};
 }
 
 // The kernel family for this CPU. OCTET_GEMM_KERNEL=avx2|portable forces a simpler one (for

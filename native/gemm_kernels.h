@@ -28,6 +28,22 @@ struct KernelSpec {
   // Optional: direct, with A as one-byte codes decoded through a table.
   void (*directCoded)(int64_t kc, const uint8_t* a, int64_t lda, const float* lut, const float* bp, float* c,
                       int64_t ldc, float alpha, float beta, int mr, int nr);
+  // The same three with each step acc = fl(acc + fl(a * b)), a multiply then an add, for
+  // products that are not exact in float32 (a fused multiply-add would round once, not twice).
+  struct Unfused {
+    MicroKernel micro;
+    void (*direct)(int64_t, const float*, int64_t, const float*, float*, int64_t, float, float, int, int);
+    void (*directCoded)(int64_t, const uint8_t*, int64_t, const float*, const float*, float*, int64_t, float, float, int, int);
+  } unfused{};
+
+  // This spec with the unfused kernels in place of the fused ones.
+  KernelSpec withUnfused() const {
+    KernelSpec ks = *this;
+    ks.micro = unfused.micro;
+    ks.direct = unfused.direct;
+    ks.directCoded = unfused.directCoded;
+    return ks;
+  }
 };
 
 // The tile shape for an m x n result on this CPU.

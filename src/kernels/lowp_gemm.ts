@@ -296,10 +296,10 @@ interface NativeOperand {
 }
 
 /**
- * The native paths: for fp32 accumulation without chunks of operands whose products are exact,
- * the SGEMM kernel (it adds each product to the running sum in k order with fused multiply-adds,
- * which round exactly as the contract does when the product is exact); otherwise the
- * emulated-accumulation kernel.
+ * The native paths: for fp32 accumulation without chunks, the SGEMM kernel, which adds each
+ * product to the running sum in k order: with fused multiply-adds when the products are exact
+ * (one rounding, as the contract's), else with a multiply then an add (the contract's rounding of
+ * the product, then of the sum); otherwise the emulated-accumulation kernel.
  */
 function runNative(m: number, n: number, k: number, A: NativeOperand, B: NativeOperand, options: LowpGemmOptions): Float32Array {
   const native = nativeCore()!;
@@ -309,8 +309,8 @@ function runNative(m: number, n: number, k: number, A: NativeOperand, B: NativeO
   const threads = options.threads ?? kernelThreads();
   const c = outputArray(options.out, m * n);
   const exactProducts = A.significandBits + B.significandBits <= 24;
-  if (!r.accumulation && r.chunk === 0 && exactProducts) {
-    native.sgemmCoded(transA, transB, m, n, k, A.data, A.table, transA ? m : k, B.data, B.table, transB ? k : n, c, n, threads, B.e5m2, A.e5m2);
+  if (!r.accumulation && r.chunk === 0) {
+    native.sgemmCoded(transA, transB, m, n, k, A.data, A.table, transA ? m : k, B.data, B.table, transB ? k : n, c, n, threads, B.e5m2, A.e5m2, !exactProducts);
   } else {
     // With fp32 accumulation (chunked, or inexact products) the accumulator is not rounded: no table.
     const f = r.accumulation ?? resolveFormat('fp32');

@@ -67,11 +67,14 @@ export interface NativeCore {
     productsOnSubnormalGrid: boolean, threads?: number, aTable?: Float32Array | null, bTable?: Float32Array | null,
     bIsE5M2?: boolean, aIsE5M2?: boolean,
   ): void;
-  /** C = op(A) op(B) (alpha 1, beta 0) with operands as floats or one-byte codes plus a table. */
+  /**
+   * C = op(A) op(B) (alpha 1, beta 0) with operands as floats or one-byte codes plus a table; each
+   * element one chain in k order of fused multiply-adds, or with `unfused` of a multiply then an add.
+   */
   sgemmCoded(
     transA: boolean, transB: boolean, m: number, n: number, k: number, a: Float32Array | Uint8Array, aTable: Float32Array | null,
     lda: number, b: Float32Array | Uint8Array, bTable: Float32Array | null, ldb: number, c: Float32Array, ldc: number, threads?: number,
-    bIsE5M2?: boolean, aIsE5M2?: boolean,
+    bIsE5M2?: boolean, aIsE5M2?: boolean, unfused?: boolean,
   ): void;
   info(): NativeInfo;
   setThreads(threads: number): void;

@@ -62,6 +62,16 @@ describe('low-precision GEMM', () => {
     }
   });
 
+  test('float32 times codes with fp32 accumulation, past the cache blocks: a multiply then an add per step', () => {
+    // Products of a float32 and an FP8 value are not exact in float32: the contract rounds the
+    // product, then the sum; a fused multiply-add would round once and differ.
+    const m = 30, n = 700, k = 900;
+    const a = uniform(m * k, 8, -3, 3);
+    const b: LowpOperand = { codes: encode(uniform(k * n, 9, -3, 3), 'e5m2'), format: 'e5m2', scale: 2 };
+    const expected = lowpGemmReference(m, n, k, a, b);
+    for (const threads of [1, 2]) sameBits(lowpGemm(m, n, k, a, b, { threads }), expected, `mixed threads ${threads}`);
+  });
+
   test('shapes past the cache blocks (several column and k blocks, few rows): codes decoded while packing', () => {
     // n > the kernel's column block and k > its k block, with few rows: op(A) is packed once and
     // shared by every column block; A and B in E5M2 (half-conversion decode) and E4M3 (table).
