@@ -25,6 +25,11 @@ export class BatchNorm2d extends Module {
   readonly bias: Tensor;
   readonly runningMean: Tensor;
   readonly runningVar: Tensor;
+  /**
+   * Format in which the normalized input is kept for backward (null: float32). Recipes set it
+   * (their `savedActivations`); the forward output does not depend on it.
+   */
+  savedFormat: string | null = null;
 
   constructor(readonly channels: number, readonly options: { momentum?: number; eps?: number } = {}) {
     super();
@@ -36,7 +41,7 @@ export class BatchNorm2d extends Module {
   }
 
   protected forward(x: Tensor): Tensor {
-    return batchNorm2d(x, this.weight, this.bias, this.runningMean, this.runningVar, { training: this.training, ...this.options });
+    return batchNorm2d(x, this.weight, this.bias, this.runningMean, this.runningVar, { training: this.training, ...this.options, saveAs: this.savedFormat });
   }
 
   override describe(): string {

@@ -2,21 +2,36 @@
  * Batch normalization over (N, H, W) per channel, as PyTorch's BatchNorm2d: training mode
  * normalizes with the batch statistics (biased variance) and updates the running statistics
  * (unbiased variance) with `momentum`; eval mode uses the running statistics.
+ *
+ * For backward it keeps the normalized input: as float32, or, with `saveAs`, as codes of a
+ * low-precision format scaled per tensor by a power of two (amax to the top binade below the
+ * format's largest value), decoded again in backward. That is the only change: the forward
+ * output is computed from the float32 values either way.
  */
-import { record, registerGradient } from '../autograd/index.js';
+import { needsGrad, record, registerGradient } from '../autograd/index.js';
 import { InvalidArgumentError } from '../errors.js';
-import { batchNormBackward, batchNormForward, channelMeanVar } from '../kernels/index.js';
+import { resolveFormat, type CodeArray } from '../formats/index.js';
+import { absMax, batchNormBackward, batchNormForward, channelMeanVar, decode, encodeScaled, scaleCountOverflow } from '../kernels/index.js';
 import { Tensor, formatShape, type GradHandle } from '../tensor/index.js';
 
 export interface BatchNormOptions {
   training: boolean;
   momentum?: number;
   eps?: number;
+  /** Format of the normalized input kept for backward (nearest rounding); default float32. */
+  saveAs?: string | null;
+}
+
+/** Values kept as codes: value = decode(code) / scale. */
+interface CodedValues {
+  codes: CodeArray;
+  format: string;
+  scale: number;
 }
 
 interface BatchNormSaved {
-  /** Normalized input. */
-  xhat: Float32Array;
+  /** Normalized input, as float32 or as scaled codes. */
+  xhat: Float32Array | CodedValues;
   /** 1 / sqrt(var + eps) per channel. */
   invStd: Float32Array;
   training: boolean;
@@ -63,7 +78,25 @@ export function batchNorm2d(
   const out = Tensor.zeros(x.shape);
   const xhat = new Float32Array(x.size);
   batchNormForward(x.data, mean, invStd, weight?.data ?? null, bias?.data ?? null, xhat, out.data, shape);
-  return record('batchNorm2d', [x, weight, bias], out, { xhat, invStd, training: options.training, weightData: weight?.data ?? null } satisfies BatchNormSaved);
+  const saved = options.saveAs && needsGrad(x, weight, bias) ? compact(xhat, options.saveAs) : xhat;
+  return record('batchNorm2d', [x, weight, bias], out, { xhat: saved, invStd, training: options.training, weightData: weight?.data ?? null } satisfies BatchNormSaved);
+}
+
+/** xhat as codes of `format`, scaled so its amax lands in the format's top binade; float32 kept when amax is 0 or not finite. */
+function compact(xhat: Float32Array, format: string): Float32Array | CodedValues {
+  const f = resolveFormat(format);
+  const amax = absMax(xhat);
+  if (!(amax > 0) || !Number.isFinite(amax)) return xhat;
+  const scale = 2 ** Math.min(100, Math.max(-100, Math.floor(Math.log2(f.maxFinite / amax))));
+  return { codes: encodeScaled(xhat, scale, f).codes, format: f.name, scale };
+}
+
+function expand(saved: Float32Array | CodedValues): Float32Array {
+  if (saved instanceof Float32Array) return saved;
+  const values = decode(saved.codes, saved.format);
+  // A power-of-two scale: multiplying by its reciprocal is exact.
+  scaleCountOverflow(values, 1 / saved.scale, values, Infinity);
+  return values;
 }
 
 registerGradient<BatchNormSaved>('batchNorm2d', (node, g) => {
@@ -73,6 +106,6 @@ registerGradient<BatchNormSaved>('batchNorm2d', (node, g) => {
   const sumG = new Float64Array(channels);
   const sumGX = new Float64Array(channels);
   const gx = x.requiresGrad ? new Float32Array(x.size) : null;
-  batchNormBackward(g, xhat, invStd, weightData, training, gx, sumG, sumGX, { batch, channels, plane: height * width });
+  batchNormBackward(g, expand(xhat), invStd, weightData, training, gx, sumG, sumGX, { batch, channels, plane: height * width });
   return [gx, weight?.requiresGrad ? Float32Array.from(sumGX) : null, bias?.requiresGrad ? Float32Array.from(sumG) : null];
 });

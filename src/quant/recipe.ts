@@ -84,6 +84,12 @@ export const recipeSchema = z.object({
   masterWeights: storage.default({ format: 'fp32', rounding: 'nearest' }),
   moments: storage.default({ format: 'fp32', rounding: 'nearest' }),
   lossScaling: lossScaling.default({ mode: 'none' }),
+  /**
+   * Format in which batch normalization keeps its normalized input for backward (scaled per
+   * tensor by a power of two, nearest rounding); null keeps float32. GEMM layers always keep their
+   * operands' codes, so with this set every activation saved for backward is low precision.
+   */
+  savedActivations: formatName.nullable().default(null),
   /** GEMM layers kept in float32: "first", "last", or dotted layer paths (e.g. "fc"). */
   highPrecisionLayers: z.array(z.string().min(1)).default([]),
 }).strict().superRefine((r, ctx) => {

@@ -7,7 +7,7 @@
  *            -> optimizer.stepAll(skip).
  */
 import { InvalidArgumentError } from '../errors.js';
-import { FLOAT32_COMPUTE, GemmLayer, type Module } from '../nn/index.js';
+import { BatchNorm2d, FLOAT32_COMPUTE, GemmLayer, type Module } from '../nn/index.js';
 import { scale as scaleOp } from '../ops/index.js';
 import type { Tensor } from '../tensor/index.js';
 import { LayerQuantState, type OperandObserver } from './layer_state.js';
@@ -76,6 +76,7 @@ export class QuantSession {
       this.layers.push(state);
       layer.compute = recipeCompute(state);
     });
+    for (const [, m] of model.namedModules()) if (m instanceof BatchNorm2d) m.savedFormat = recipe.savedActivations;
   }
 
   /** The loss times the global loss scale (the loss itself when there is none). */
@@ -122,9 +123,12 @@ export class QuantSession {
     return { skip, overflowed, lossScale };
   }
 
-  /** Give every layer back its float32 compute. */
+  /** Give every layer back its float32 compute (and batch norm its float32 saved input). */
   detach(): void {
-    for (const [, m] of this.model.namedModules()) if (m instanceof GemmLayer) m.compute = FLOAT32_COMPUTE;
+    for (const [, m] of this.model.namedModules()) {
+      if (m instanceof GemmLayer) m.compute = FLOAT32_COMPUTE;
+      if (m instanceof BatchNorm2d) m.savedFormat = null;
+    }
   }
 
   state(): SessionState {

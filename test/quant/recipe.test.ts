@@ -32,6 +32,9 @@ describe('recipes', () => {
     assert.equal(r.activations, null);
     assert.deepEqual(r.weights?.scaling, { mode: 'current', margin: 0, powerOfTwo: true });
     assert.equal(r.accumulation.format, 'fp32');
+    assert.equal(r.savedActivations, null);
+    assert.equal(parseRecipe({ name: 'x', savedActivations: 'e4m3' }).savedActivations, 'e4m3');
+    assert.match(message(() => parseRecipe({ name: 'x', savedActivations: 'e3m9x' })), /savedActivations: unknown format/);
   });
 
   test('a bad recipe names the field, the value found and what is allowed', () => {

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { backward } from '../../src/autograd/index.js';
+import { backward, tape, type GradNode } from '../../src/autograd/index.js';
 import { resolveFormat } from '../../src/formats/index.js';
 import { decode, lowpConv2dForward, type CodedMatrix } from '../../src/kernels/index.js';
-import { Conv2d, ConvTranspose2d, GemmLayer, Linear, Module, ReLU, buildModel } from '../../src/nn/index.js';
+import { BatchNorm2d, Conv2d, ConvTranspose2d, GemmLayer, Linear, Module, ReLU, buildModel } from '../../src/nn/index.js';
 import { conv2d, convTranspose2d, flatten, linear, mul, softmaxCrossEntropy, sum } from '../../src/ops/index.js';
 import { AdamW } from '../../src/optim/index.js';
 import { applyRecipe, parseRecipe, presetRecipe, quantizeOperand, type OperandObserver } from '../../src/quant/index.js';
@@ -237,6 +237,25 @@ describe('applying recipes', () => {
       () => applyRecipe(model, parseRecipe({ ...presetRecipe('fp8'), highPrecisionLayers: ['classifier'] })),
       /names "classifier", which is not a GEMM layer of this model; use first, last or one of: conv1, layer1\.0\.conv1/,
     );
+  });
+
+  test('savedActivations: batch norm keeps codes of that format; detach gives it float32 back', () => {
+    const model = buildModel('resnet20', { width: 4 });
+    const session = applyRecipe(model, parseRecipe({ ...presetRecipe('fp8'), savedActivations: 'e4m3' }));
+    const norms = model.namedModules().filter(([, m]) => m instanceof BatchNorm2d) as [string, BatchNorm2d][];
+    assert.ok(norms.length > 10 && norms.every(([, m]) => m.savedFormat === 'e4m3'));
+    const y = model.call(randomInput([2, 3, 8, 8], 1));
+    const found: string[] = [];
+    for (const t of tape(y)) {
+      const node = t.gradFn as GradNode<{ xhat?: unknown }> | null;
+      if (node?.op === 'batchNorm2d') found.push(node.saved.xhat instanceof Float32Array ? 'float32' : (node.saved.xhat as { format: string }).format);
+    }
+    assert.ok(found.length === norms.length && found.every((f) => f === 'float8_e4m3fn'), found.join(','));
+    backward(session.scaleLoss(softmaxCrossEntropy(y, randomLabels(2, 10, 3))));
+    session.finishBackward();
+    for (const [name, p] of model.namedParameters()) assert.ok(p.grad && p.grad.data.every(Number.isFinite), name);
+    session.detach();
+    assert.ok(norms.every(([, m]) => m.savedFormat === null));
   });
 
   test('every zoo model runs a training step under fp8 without model-specific code', () => {
