@@ -448,9 +448,14 @@ void lowpGemm(const LowpGemmArgs& g, int threads) {
       const float amaxB = operandAmax(g.b, g.bCodes, g.bLut, g.bIsE5M2, g.k * g.n, threads);
       const double maxFinite = std::ldexp(1.0 + g.acc.maxMantissaAtTop / std::ldexp(1.0, g.acc.mantissaBits),
                                           g.acc.maxBiasedExponent - g.acc.bias);
-      // Each rounding grows a magnitude by at most half a unit (nearest) or one unit (stochastic).
+      // Each rounding grows a magnitude by at most half a unit (nearest) or one unit (stochastic):
+      // a factor (1 + u) per rounding a value goes through. Without chunks a sum goes through k
+      // roundings; with chunks of L, a chunk's partial sum through at most L and the running
+      // total through one per chunk, so every value stays below (1 + u)^(L + ceil(k / L)) times
+      // the sum of the products' magnitudes.
       const double growth = std::ldexp(1.0, -(g.acc.mantissaBits + (stochastic ? 0 : 1)));
-      const double bound = static_cast<double>(g.k) * amaxA * amaxB * std::exp(static_cast<double>(g.k + 1) * growth);
+      const int64_t roundings = g.chunk > 0 ? std::min<int64_t>(g.chunk, g.k) + (g.k + g.chunk - 1) / g.chunk : g.k;
+      const double bound = static_cast<double>(g.k) * amaxA * amaxB * std::exp(static_cast<double>(roundings + 1) * growth);
       const double splitLimit = std::ldexp(1.0, 127 - (23 - g.acc.mantissaBits));
       unchecked = g.productsOnSubnormalGrid && bound < std::min(maxFinite, splitLimit);
     }

@@ -62,6 +62,20 @@ describe('low-precision GEMM', () => {
     }
   });
 
+  test('chunked sums near the accumulator\'s largest value: the fast path taken by the chunk-aware bound equals the contract', () => {
+    // k products of at most 2^9 * 2^10 sum to at most 2^31; with chunks of 64 every value goes
+    // through at most 64 + 64 roundings, so it stays below 2^31 * e^(129 / 1024) < e6m9's largest
+    // (about 2^32): the kernel skips its range checks. Without chunks the bound is not met.
+    const m = 5, n = 17, k = 4096;
+    const a: LowpOperand = { codes: encode(uniform(m * k, 21, 2 ** 8, 2 ** 9), 'e5m2'), format: 'e5m2' };
+    const b: LowpOperand = { codes: encode(uniform(k * n, 22, 2 ** 9, 2 ** 10), 'e5m2'), format: 'e5m2' };
+    for (const options of [{ accumulation: 'e6m9', chunk: 64 }, { accumulation: 'e6m9' }, { accumulation: 'e6m9', chunk: 64, rounding: 'stochastic' as const, seed: 3 }]) {
+      const expected = lowpGemmReference(m, n, k, a, b, options);
+      assert.ok(expected.every((v) => Number.isFinite(v) && v >= 2 ** 29), 'sums reach the top binades (2^29 where unchunked sums stall)');
+      for (const threads of [1, 2]) sameBits(lowpGemm(m, n, k, a, b, { ...options, threads }), expected, `${JSON.stringify(options)} threads ${threads}`);
+    }
+  });
+
   test('float32 times codes with fp32 accumulation, past the cache blocks: a multiply then an add per step', () => {
     // Products of a float32 and an FP8 value are not exact in float32: the contract rounds the
     // product, then the sum; a fused multiply-add would round once and differ.
