@@ -136,6 +136,29 @@ bool haveAvx2() {
 // `e5m2`: the codes are FP8 E5M2, a sign-magnitude byte whose low 7 bits order the magnitudes
 // (Inf and NaN above every finite value), so the largest magnitude is the value of the largest
 // low-7-bit code.
+// The largest sum of magnitudes over a row of op(A), rounded up a little (it is summed in double);
+// NaN when A holds a NaN. Times amaxB it bounds every sum of products of that row, far more
+// tightly than k * amaxA * amaxB when most of A's values are well below its largest.
+double maxRowAbsSum(const LowpGemmArgs& g, int threads) {
+  std::vector<double> sums(static_cast<size_t>(g.m), 0.0);
+  auto magnitude = [&](int64_t at) -> double { return std::fabs(static_cast<double>(g.aCodes ? g.aLut[g.aCodes[at]] : g.a[at])); };
+  if (!g.transA) {
+    parallelFor(g.m, g.m * g.k < (1 << 16) ? 1 : threads, [&](int64_t i) {
+      double s = 0.0;
+      for (int64_t t = 0; t < g.k; ++t) s += magnitude(i * g.k + t);
+      sums[static_cast<size_t>(i)] = s;
+    });
+  } else {
+    for (int64_t t = 0; t < g.k; ++t) for (int64_t i = 0; i < g.m; ++i) sums[static_cast<size_t>(i)] += magnitude(t * g.m + i);
+  }
+  double worst = 0.0;
+  for (double v : sums) {
+    if (v != v) return NAN;
+    worst = std::max(worst, v);
+  }
+  return worst * (1.0 + std::ldexp(1.0, -30));
+}
+
 float operandAmax(const float* values, const uint8_t* codes, const float* lut, bool e5m2, int64_t n, int threads) {
   const int64_t chunk = 1 << 16;
 #ifdef OCTET_X86
@@ -455,9 +478,12 @@ void lowpGemm(const LowpGemmArgs& g, int threads) {
       // the sum of the products' magnitudes.
       const double growth = std::ldexp(1.0, -(g.acc.mantissaBits + (stochastic ? 0 : 1)));
       const int64_t roundings = g.chunk > 0 ? std::min<int64_t>(g.chunk, g.k) + (g.k + g.chunk - 1) / g.chunk : g.k;
-      const double bound = static_cast<double>(g.k) * amaxA * amaxB * std::exp(static_cast<double>(roundings + 1) * growth);
-      const double splitLimit = std::ldexp(1.0, 127 - (23 - g.acc.mantissaBits));
-      unchecked = g.productsOnSubnormalGrid && bound < std::min(maxFinite, splitLimit);
+      const double factor = std::exp(static_cast<double>(roundings + 1) * growth);
+      const double limit = std::min(maxFinite, std::ldexp(1.0, 127 - (23 - g.acc.mantissaBits)));
+      unchecked = g.productsOnSubnormalGrid && static_cast<double>(g.k) * amaxA * amaxB * factor < limit;
+      // k * amaxA * amaxB is pessimistic for real tensors (most values far below the largest);
+      // when it fails, the rows' actual sums of magnitudes may still pass (one pass over A).
+      if (g.productsOnSubnormalGrid && !unchecked && amaxB == amaxB) unchecked = maxRowAbsSum(g, threads) * amaxB * factor < limit;
     }
     tile = [&](const float* strip, const float* rows0, int64_t i0, int64_t s) {
       if (fast && (stochastic ? tileFastDispatch<true>(g, strip, rows0, i0, s, f, unchecked)
