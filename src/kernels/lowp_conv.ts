@@ -91,8 +91,20 @@ function asDecoded(x: GemmOperand, fast: boolean): DecodedOperand {
   return x.kind === 'decoded' ? x.op : decodeOperand(x.op, 'operand', x.op instanceof Float32Array ? x.op.length : x.op.codes.length, fast);
 }
 
+/** The operand as lowpGemm takes it without decoding codes into a full float copy, or null. */
+function undecoded(x: GemmOperand): LowpOperand | null {
+  if (x.kind === 'lowp') return x.op;
+  // Plain float32 values (SFP8's output gradient, say) are the same operand as the array itself.
+  const plain = x.op.scale === 1 && x.op.significandBits === 24 && x.op.quantumExponent === -149;
+  return plain ? x.op.values : null;
+}
+
 function runGemm(b: Backend, m: number, n: number, k: number, A: GemmOperand, B: GemmOperand, o: LowpGemmOptions): Float32Array {
   if (A.kind === 'lowp' && B.kind === 'lowp') return lowpGemm(m, n, k, A.op, B.op, o);
+  // Codes beside float32 values: the GEMM decodes the codes while packing.
+  const a = b.fast ? undecoded(A) : null;
+  const bOp = b.fast ? undecoded(B) : null;
+  if (a && bOp) return lowpGemm(m, n, k, a, bOp, o);
   return b.gemm(m, n, k, asDecoded(A, b.fast), asDecoded(B, b.fast), o);
 }
 
@@ -143,15 +155,40 @@ function checkShape(s: LowpConvShape): void {
   }
 }
 
-/** col_g for every image side by side: [K x N*P]. */
-function batchColumns(b: Backend, x: ImagePlane, s: LowpConvShape, group: number, height: number, width: number, geometry: ConvGeometry): ImagePlane {
+/** col_g for images [n0, n0 + count) side by side: [K x count*P] (every image by default). */
+function batchColumns(
+  b: Backend, x: ImagePlane, s: LowpConvShape, group: number, height: number, width: number, geometry: ConvGeometry, n0 = 0, count = s.batch,
+): ImagePlane {
   const cg = s.channels / s.groups;
   const plane = geometry.outH * geometry.outW;
   const k = cg * geometry.kernelH * geometry.kernelW;
+  const imageStride = s.channels * height * width;
   // im2col writes every element (zeros where the window reads padding).
-  const cols = scratch('columns', x, k * s.batch * plane);
-  b.im2colBatch(x.subarray(group * cg * height * width), cols, geometry, s.batch, s.channels * height * width);
+  const cols = scratch('columns', x, k * count * plane);
+  b.im2colBatch(x.subarray(n0 * imageStride + group * cg * height * width), cols, geometry, count, imageStride);
   return cols;
+}
+
+/**
+ * Column matrices are built for chunks of images of at most this many bytes, so they stay in
+ * cache-sized buffers instead of holding the whole batch. The GEMM's columns are independent
+ * sums, so chunking changes no bit, except where a result depends on its column index: the
+ * stochastic draws (keyed by (i, j)) and stochastic output rounding (keyed by element); those run
+ * over the whole batch at once.
+ */
+let columnBudget = 8 << 20;
+
+/** Set the column buffer budget in bytes (tests and tuning); returns the previous one. */
+export function setConvColumnBudget(bytes: number): number {
+  if (!(bytes >= 1)) throw new InvalidArgumentError(`setConvColumnBudget: ${bytes} bytes; expected at least 1`);
+  const previous = columnBudget;
+  columnBudget = bytes;
+  return previous;
+}
+
+function imagesPerChunk(options: LowpGemmOptions, batch: number, bytesPerImage: number): number {
+  if (options.rounding === 'stochastic' || options.output?.rounding === 'stochastic') return batch;
+  return Math.max(1, Math.min(batch, Math.floor(columnBudget / bytesPerImage)));
 }
 
 function forwardGeometry(s: LowpConvShape): ConvGeometry {
@@ -172,18 +209,22 @@ export function lowpConv2dForward(x: LowpOperand, w: LowpOperand, s: LowpConvSha
   const k = cg * s.kernelH * s.kernelW;
   const W = arrange(w, 'w', s.outChannels * k, b);
   const plane = s.outH * s.outW;
-  const np = s.batch * plane;
   const out = new Float32Array(s.batch * s.outChannels * plane);
+  const perChunk = imagesPerChunk(options, s.batch, k * plane * X.plane.BYTES_PER_ELEMENT);
   for (let g = 0; g < s.groups; g++) {
-    const cols = X.operand(batchColumns(b, X.plane, s, g, s.height, s.width, forwardGeometry(s)));
-    // Y_g goes to a reused plane (it is overwritten, then scattered into the NCHW output).
-    const y = runGemm(b, ocg, np, k, W.operand(W.plane.subarray(g * ocg * k, (g + 1) * ocg * k)), cols, {
-      ...groupOptions(options, g),
-      out: scratch('result', FLOATS, ocg * np) as Float32Array,
-    });
-    for (let oc = 0; oc < ocg; oc++) {
-      for (let n = 0; n < s.batch; n++) {
-        out.set(y.subarray(oc * np + n * plane, oc * np + (n + 1) * plane), (n * s.outChannels + g * ocg + oc) * plane);
+    for (let n0 = 0; n0 < s.batch; n0 += perChunk) {
+      const count = Math.min(perChunk, s.batch - n0);
+      const cnp = count * plane;
+      const cols = X.operand(batchColumns(b, X.plane, s, g, s.height, s.width, forwardGeometry(s), n0, count));
+      // Y_g of these images goes to a reused plane (overwritten, then scattered into NCHW).
+      const y = runGemm(b, ocg, cnp, k, W.operand(W.plane.subarray(g * ocg * k, (g + 1) * ocg * k)), cols, {
+        ...groupOptions(options, g),
+        out: scratch('result', FLOATS, ocg * cnp) as Float32Array,
+      });
+      for (let oc = 0; oc < ocg; oc++) {
+        for (let n = 0; n < count; n++) {
+          out.set(y.subarray(oc * cnp + n * plane, oc * cnp + (n + 1) * plane), ((n0 + n) * s.outChannels + g * ocg + oc) * plane);
+        }
       }
     }
   }
@@ -267,9 +308,9 @@ export function lowpConv2dBackwardData(dy: LowpOperand, w: LowpOperand, s: LowpC
     padH: shape.padH, padW: shape.padW, dilationH: s.dilationH, dilationW: s.dilationW, outH: s.height, outW: s.width,
   };
   const pixels = s.height * s.width;
-  const npix = s.batch * pixels;
   const k = ocg * taps;
   const dx = new Float32Array(s.batch * s.channels * pixels);
+  const perChunk = imagesPerChunk(options, s.batch, k * pixels * image.BYTES_PER_ELEMENT);
   for (let g = 0; g < s.groups; g++) {
     // W'_g [C/groups x K]: W'[c, (oc*KH + i)*KW + j] = W[oc, c, KH-1-i, KW-1-j]
     const rotated = alloc(W.plane, cg * k);
@@ -278,11 +319,15 @@ export function lowpConv2dBackwardData(dy: LowpOperand, w: LowpOperand, s: LowpC
         for (let t = 0; t < taps; t++) rotated[c * k + oc * taps + t] = W.plane[((g * ocg + oc) * cg + c) * taps + (taps - 1 - t)];
       }
     }
-    const columns = DY.operand(batchColumns(b, image, shape, g, imageH, imageW, geometry));
-    const result = runGemm(b, cg, npix, k, W.operand(rotated), columns, { ...groupOptions(options, g), out: scratch('result', FLOATS, cg * npix) as Float32Array });
-    for (let c = 0; c < cg; c++) {
-      for (let n = 0; n < s.batch; n++) {
-        dx.set(result.subarray(c * npix + n * pixels, c * npix + (n + 1) * pixels), (n * s.channels + g * cg + c) * pixels);
+    for (let n0 = 0; n0 < s.batch; n0 += perChunk) {
+      const count = Math.min(perChunk, s.batch - n0);
+      const cpix = count * pixels;
+      const columns = DY.operand(batchColumns(b, image, shape, g, imageH, imageW, geometry, n0, count));
+      const result = runGemm(b, cg, cpix, k, W.operand(rotated), columns, { ...groupOptions(options, g), out: scratch('result', FLOATS, cg * cpix) as Float32Array });
+      for (let c = 0; c < cg; c++) {
+        for (let n = 0; n < count; n++) {
+          dx.set(result.subarray(c * cpix + n * pixels, c * cpix + (n + 1) * pixels), ((n0 + n) * s.channels + g * cg + c) * pixels);
+        }
       }
     }
   }

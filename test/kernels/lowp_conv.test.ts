@@ -8,7 +8,7 @@ import { describe, test } from 'node:test';
 import { backward } from '../../src/autograd/index.js';
 import { encode } from '../../src/kernels/codec.js';
 import { convOutputSize } from '../../src/kernels/im2col.js';
-import { lowpConv2dBackwardData, lowpConv2dBackwardWeight, lowpConv2dForward, type LowpConvShape } from '../../src/kernels/lowp_conv.js';
+import { lowpConv2dBackwardData, lowpConv2dBackwardWeight, lowpConv2dForward, setConvColumnBudget, type LowpConvShape } from '../../src/kernels/lowp_conv.js';
 import { conv2d } from '../../src/ops/index.js';
 import { Tensor } from '../../src/tensor/index.js';
 import { uniform } from '../helpers/random.js';
@@ -79,6 +79,25 @@ describe('low-precision conv2d', () => {
       close(lowpConv2dBackwardData(dys, ws, s), xt.grad!.data, 'input grad');
     });
   }
+
+  test('images in chunks (a small column budget) give the same bits as the whole batch at once', () => {
+    const s = shape(3, 4, 7, 5, 3, 2, 1, 1, 1);
+    const x = { codes: encode(uniform(3 * 4 * 49, 41, -2, 2), 'e5m2'), format: 'e5m2', scale: 2 };
+    const w = { codes: encode(uniform(5 * 4 * 9, 42, -2, 2), 'e4m3'), format: 'e4m3', scale: 4 };
+    const dy = uniform(3 * 5 * s.outH * s.outW, 43, -1, 1);
+    for (const options of [{}, { accumulation: 'e6m9' }, { accumulation: 'e6m9', chunk: 5 }, { accumulation: 'bf16', output: { format: 'e5m2' } }]) {
+      const whole = [lowpConv2dForward(x, w, s, options), lowpConv2dBackwardData(dy, w, s, options)];
+      const previous = setConvColumnBudget(1);
+      try {
+        for (const reference of [false, true]) {
+          const chunked = [lowpConv2dForward(x, w, s, options, reference), lowpConv2dBackwardData(dy, w, s, options, reference)];
+          chunked.forEach((c, i) => assert.deepEqual(c, whole[i], `${JSON.stringify(options)} ${i ? 'input gradient' : 'forward'}${reference ? ' (reference)' : ''}`));
+        }
+      } finally {
+        setConvColumnBudget(previous);
+      }
+    }
+  });
 
   test('shapes that do not fit are refused', () => {
     const s = { ...SHAPES[0][1], groups: 2 };
