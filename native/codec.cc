@@ -9,6 +9,7 @@
 
 #include "codec_core.h"
 #include "cpu.h"
+#include "elementwise.h"
 
 #include "parallel.h"
 
@@ -88,26 +89,39 @@ OCTET_WIDE inline __m512i codeOfNormal(__m512i u, __m512i rounded, const NormalR
   return _mm512_add_epi32(code, _mm512_and_si512(_mm512_srai_epi32(u, 31), signMask));
 }
 
-// The vector loops: 16 elements at a time by the normal-range rounding when every lane allows it
-// (when 23 - m > 0), else by the full rounding of encode16.
+// The vector encode of one call: 16 elements at a time by the normal-range rounding when every
+// lane allows it (when 23 - m > 0), else by the full rounding of encode16.
+template <int kRounding>
+struct WideEncoder {
+  const CodecParams p;  // a local copy: stores through byte pointers may alias a reference's target
+  const DrawStream stream;
+  const bool normalPath;
+  const NormalRounding r;
+  const __m512i rebias, signMask;
+
+  OCTET_WIDE explicit WideEncoder(const CodecParams& params)
+      : p(params),
+        stream(p),
+        normalPath(p.mantissaBits < 23),
+        r(normalRounding(p)),
+        rebias(_mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(127 - p.bias) << p.mantissaBits))),
+        signMask(_mm512_set1_epi32(static_cast<int>(p.signMask))) {}
+
+  // Codes of the 16 float32 bit patterns u of elements i .. i + 15.
+  OCTET_WIDE __m512i codes(__m512i u, int64_t i) const {
+    const __m512i weyl = stream.weylAt(p.counterOffset + static_cast<uint32_t>(i));
+    __mmask16 ok = 0;
+    const __m512i rounded = normalPath ? roundNormal16<kRounding>(u, r, stream.key, weyl, ok) : u;
+    return ok == 0xffff ? codeOfNormal(u, rounded, r, rebias, signMask) : encode16<kRounding>(u, p, stream.key, weyl);
+  }
+};
+
 template <int kRounding, typename Code>
 OCTET_WIDE void encodeWide(const uint32_t* in, Code* out, int64_t b, int64_t e, const CodecParams& params) {
-  const CodecParams p = params;
-  const DrawStream stream(p);
-  const __m512i key = stream.key;
-  const bool normalPath = p.mantissaBits < 23;
-  const NormalRounding r = normalRounding(p);
-  const __m512i rebias = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(127 - p.bias) << p.mantissaBits));
-  const __m512i signMask = _mm512_set1_epi32(static_cast<int>(p.signMask));
+  const WideEncoder<kRounding> encoder(params);
   int64_t i = b;
-  for (; i + 16 <= e; i += 16) {
-    const __m512i weyl = stream.weylAt(p.counterOffset + static_cast<uint32_t>(i));
-    const __m512i u = _mm512_loadu_si512(in + i);
-    __mmask16 ok = 0;
-    const __m512i rounded = normalPath ? roundNormal16<kRounding>(u, r, key, weyl, ok) : u;
-    store16(out + i, ok == 0xffff ? codeOfNormal(u, rounded, r, rebias, signMask) : encode16<kRounding>(u, p, key, weyl));
-  }
-  encodeRange<kRounding, Code>(in, out, i, e, p);
+  for (; i + 16 <= e; i += 16) store16(out + i, encoder.codes(_mm512_loadu_si512(in + i), i));
+  encodeRange<kRounding, Code>(in, out, i, e, encoder.p);
 }
 
 // The scaled encode of a GEMM operand in one pass, 16 lanes at a time: v = fl32(x * scale) is
@@ -117,13 +131,8 @@ OCTET_WIDE void encodeWide(const uint32_t* in, Code* out, int64_t b, int64_t e, 
 template <int kRounding, typename Code>
 OCTET_WIDE void encodeScaledWide(const float* in, float scale, Code* out, int64_t b, int64_t e, const CodecParams& params,
                                  uint32_t maxBits, uint32_t magnitudeMask, int64_t counts[3]) {
-  const CodecParams p = params;
-  const DrawStream stream(p);
-  const __m512i key = stream.key;
-  const bool normalPath = p.mantissaBits < 23;
-  const NormalRounding r = normalRounding(p);
-  const __m512i rebias = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(127 - p.bias) << p.mantissaBits));
-  const __m512i signMask = _mm512_set1_epi32(static_cast<int>(p.signMask));
+  const WideEncoder<kRounding> encoder(params);
+  const CodecParams& p = encoder.p;
   const __m512 s = _mm512_set1_ps(scale);
   const __m512i absMask = _mm512_set1_epi32(0x7fffffff);
   const __m512i maxV = _mm512_set1_epi32(static_cast<int>(maxBits));
@@ -134,10 +143,7 @@ OCTET_WIDE void encodeScaledWide(const float* in, float scale, Code* out, int64_
     const __m512i x = _mm512_loadu_si512(in + i);
     const __m512i u = _mm512_castps_si512(_mm512_mul_ps(_mm512_castsi512_ps(x), s));
     overflow += __builtin_popcount(_mm512_cmpgt_epu32_mask(_mm512_and_si512(u, absMask), maxV));
-    const __m512i weyl = stream.weylAt(p.counterOffset + static_cast<uint32_t>(i));
-    __mmask16 ok = 0;
-    const __m512i rounded = normalPath ? roundNormal16<kRounding>(u, r, key, weyl, ok) : u;
-    const __m512i codes = ok == 0xffff ? codeOfNormal(u, rounded, r, rebias, signMask) : encode16<kRounding>(u, p, key, weyl);
+    const __m512i codes = encoder.codes(u, i);
     store16(out + i, codes);
     const __mmask16 nz = _mm512_test_epi32_mask(x, absMask);
     nonzero += __builtin_popcount(nz);
@@ -276,27 +282,10 @@ void encodeTyped(const float* in, Code* out, int64_t n, const CodecParams& p, in
   });
 }
 
-// The two plain loops around the encode of a block, built for the baseline and for AVX2: the
-// scaled copy with its overflow count (|v| > maxFinite, NaN included, by the integer order of
-// magnitudes' bits), and the nonzero / underflow counts (a nonzero input whose code has no
-// magnitude bits).
-// Blocks hold at most kChunk elements, so 32-bit counters (which vectorize) cannot overflow.
-inline int64_t scaleBlock(const float* in, float scale, float* out, int64_t n, uint32_t maxBits) {
-  uint32_t overflow = 0;
-  const int32_t count = static_cast<int32_t>(n);
-  for (int32_t i = 0; i < count; ++i) {
-    const float v = in[i] * scale;
-    out[i] = v;
-    uint32_t bits;
-    std::memcpy(&bits, &v, 4);
-    overflow += (bits & 0x7fffffffu) > maxBits ? 1u : 0u;
-  }
-  return overflow;
-}
-OCTET_TARGET_AVX2 int64_t scaleBlockAvx2(const float* in, float scale, float* out, int64_t n, uint32_t maxBits) {
-  return scaleBlock(in, scale, out, n, maxBits);
-}
-
+// Without AVX-512, the block's scaled copy and overflow count come from scaleCountOverflow
+// (native/elementwise.cc), and its nonzero / underflow counts (a nonzero input whose code has no
+// magnitude bits) from this plain loop, built for the baseline and for AVX2. Blocks hold at most
+// kChunk elements, so 32-bit counters (which vectorize) cannot overflow.
 template <typename Code>
 inline void countBlock(const uint32_t* in, const Code* codes, int64_t n, uint32_t mask, int64_t& nonzero, int64_t& underflow) {
   uint32_t nz = 0, uf = 0;
@@ -322,26 +311,21 @@ void encodeScaledTyped(const float* in, float scale, Code* out, int64_t n, const
   uint32_t maxBits;
   std::memcpy(&maxBits, &maxFinite, 4);
   maxBits &= 0x7fffffffu;
-  const bool avx2 = cpuHasAvx2();
-  if (isa() == Isa::kWide) {
-    parallelFor(chunks, threads, [&](int64_t c) {
-      const int64_t b = c * kChunk, e = c + 1 == chunks ? n : (c + 1) * kChunk;
-      switch (p.rounding) {
-        case kNearest: encodeScaledWide<kNearest, Code>(in, scale, out, b, e, p, maxBits, mask, &perChunk[3 * c]); break;
-        case kStochastic: encodeScaledWide<kStochastic, Code>(in, scale, out, b, e, p, maxBits, mask, &perChunk[3 * c]); break;
-        default: encodeScaledWide<kTowardZero, Code>(in, scale, out, b, e, p, maxBits, mask, &perChunk[3 * c]);
-      }
-    });
-    counts[0] = counts[1] = counts[2] = 0;
-    for (int64_t c = 0; c < chunks; ++c) for (int k = 0; k < 3; ++k) counts[k] += perChunk[3 * c + k];
-    return;
-  }
+  const bool wide = isa() == Isa::kWide, avx2 = cpuHasAvx2();
   parallelFor(chunks, threads, [&](int64_t c) {
     const int64_t b = c * kChunk, e = c + 1 == chunks ? n : (c + 1) * kChunk;
+    int64_t* chunkCounts = &perChunk[3 * c];
+    if (wide) {
+      switch (p.rounding) {
+        case kNearest: encodeScaledWide<kNearest, Code>(in, scale, out, b, e, p, maxBits, mask, chunkCounts); break;
+        case kStochastic: encodeScaledWide<kStochastic, Code>(in, scale, out, b, e, p, maxBits, mask, chunkCounts); break;
+        default: encodeScaledWide<kTowardZero, Code>(in, scale, out, b, e, p, maxBits, mask, chunkCounts);
+      }
+      return;
+    }
     thread_local std::vector<float> scaled;
     scaled.resize(kChunk);
-    const int64_t overflow = avx2 ? scaleBlockAvx2(in + b, scale, scaled.data(), e - b, maxBits)
-                                  : scaleBlock(in + b, scale, scaled.data(), e - b, maxBits);
+    chunkCounts[0] = scaleCountOverflow(in + b, scale, scaled.data(), e - b, maxFinite, 1);
     // The block's codes, with the stream counter of element i still counterOffset + i.
     CodecParams shifted = p;
     shifted.counterOffset = p.counterOffset + static_cast<uint32_t>(b);
@@ -351,13 +335,9 @@ void encodeScaledTyped(const float* in, float scale, Code* out, int64_t n, const
       case kStochastic: encodeDispatch<kStochastic, Code>(bits, out + b, 0, e - b, shifted); break;
       default: encodeDispatch<kTowardZero, Code>(bits, out + b, 0, e - b, shifted);
     }
-    int64_t nonzero = 0, underflow = 0;
     const uint32_t* inBits = reinterpret_cast<const uint32_t*>(in + b);
-    if (avx2) countBlockAvx2(inBits, out + b, e - b, mask, nonzero, underflow);
-    else countBlock(inBits, out + b, e - b, mask, nonzero, underflow);
-    perChunk[3 * c] = overflow;
-    perChunk[3 * c + 1] = nonzero;
-    perChunk[3 * c + 2] = underflow;
+    if (avx2) countBlockAvx2(inBits, out + b, e - b, mask, chunkCounts[1], chunkCounts[2]);
+    else countBlock(inBits, out + b, e - b, mask, chunkCounts[1], chunkCounts[2]);
   });
   counts[0] = counts[1] = counts[2] = 0;
   for (int64_t c = 0; c < chunks; ++c) for (int k = 0; k < 3; ++k) counts[k] += perChunk[3 * c + k];

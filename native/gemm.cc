@@ -150,6 +150,12 @@ void packA(const GemmArgs& g, const KernelSpec& ks, int64_t ic, int64_t mc, int6
   else packAFrom(g, ks, FloatSource{g.a}, ic, mc, pc, kc, ap);
 }
 
+// Whether the kernel reads op(A) in place for a range of `panels` B panels: when few panels would
+// reuse a packed copy of A, and the tile shape has a kernel that reads A directly.
+bool readsAInPlace(const GemmArgs& g, const KernelSpec& ks, int64_t panels) {
+  return !g.transA && panels <= 4 && (g.aCodes ? ks.directCoded != nullptr : ks.direct != nullptr);
+}
+
 // Multiply the packed B block (kc x nc at column jc) by rows [m0, m1) of op(A), for the NR panels
 // [panel0, panel1) of the block.
 // prepackedA, when not null, holds op(A) rows [m0, m1) of this k block already packed (the
@@ -160,7 +166,7 @@ void multiplyRows(const GemmArgs& g, const KernelSpec& ks, const float* bp, int6
   PackBuffers& buf = tlsPack;
   const int mr = ks.mr, nr = ks.nr;
   // Few B panels: each packed A panel would serve too few tiles, so read A in place.
-  if (!prepackedA && !g.transA && panel1 - panel0 <= 4 && (g.aCodes ? ks.directCoded != nullptr : ks.direct != nullptr)) {
+  if (!prepackedA && readsAInPlace(g, ks, panel1 - panel0)) {
     for (int64_t ir = m0; ir < m1; ir += mr) {
       const int rows = static_cast<int>(std::min<int64_t>(mr, m1 - ir));
       float* crow = g.c + ir * g.ldc + jc;
@@ -254,9 +260,8 @@ void sgemm(const GemmArgs& g, int threads) {
   const int64_t mPadded = tilesM * mr;
   const int64_t kBlocks = (g.k + ks.kc - 1) / ks.kc;
   const int64_t panelsPerThread = ((std::min(ks.nc, g.n) + nr - 1) / nr + team - 1) / team;
-  const bool readsAInPlace = !g.transA && panelsPerThread <= 4 && (g.aCodes ? ks.directCoded != nullptr : ks.direct != nullptr);
   const float* packedA = nullptr;
-  if (!splitRows && !readsAInPlace && g.n > ks.nc && mPadded * g.k <= kPrepackLimit) {
+  if (!splitRows && !readsAInPlace(g, ks, panelsPerThread) && g.n > ks.nc && mPadded * g.k <= kPrepackLimit) {
     float* all = PackBuffers::grow(sharedPackA.a, sharedPackA.aSize, static_cast<size_t>(mPadded * g.k));
     // Block (pc, ic) of kc x mc starts at pc * mPadded + ic * kc (kc of its own k block).
     parallelFor(kBlocks, team, [&](int64_t b) {

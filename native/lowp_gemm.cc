@@ -124,13 +124,6 @@ __attribute__((target("avx2"))) uint8_t maxMagnitudeCode(const uint8_t* codes, i
   return result;
 }
 
-bool haveAvx2() {
-  static const bool yes = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") != 0;
-  }();
-  return yes;
-}
 #endif
 
 // `e5m2`: the codes are FP8 E5M2, a sign-magnitude byte whose low 7 bits order the magnitudes
@@ -162,7 +155,7 @@ double maxRowAbsSum(const LowpGemmArgs& g, int threads) {
 float operandAmax(const float* values, const uint8_t* codes, const float* lut, bool e5m2, int64_t n, int threads) {
   const int64_t chunk = 1 << 16;
 #ifdef OCTET_X86
-  if (codes && e5m2 && haveAvx2()) {
+  if (codes && e5m2 && cpuHasAvx2()) {
     const int64_t chunks = (n + chunk - 1) / chunk;
     std::vector<uint8_t> part(static_cast<size_t>(chunks));
     parallelFor(chunks, n < chunk ? 1 : threads, [&](int64_t c) {

@@ -38,6 +38,8 @@ export {
   absMax,
   absMaxReference,
   countUnderflowReference,
+  dequantize,
+  divideByScale,
   encodeScaled,
   encodeScaledReference,
   scaleCountOverflow,

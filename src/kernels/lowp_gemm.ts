@@ -44,7 +44,7 @@ import {
   type Rounding,
 } from '../formats/index.js';
 import { codecParamsArray, decode, quantize } from './codec.js';
-import { scaleCountOverflow } from './quant_stats.js';
+import { divideByScale } from './quant_stats.js';
 import { nativeCore } from './native.js';
 import { kernelThreads } from './threads.js';
 
@@ -165,10 +165,8 @@ function checkDims(m: number, n: number, k: number): void {
 /** Rescale by the operand scales and round to the output format (shared by both paths). */
 function finish(c: Float32Array, scaleA: number, scaleB: number, output: LowpOutput | undefined, fast: boolean): Float32Array {
   const scale = Math.fround(scaleA * scaleB);
-  // Dividing by a power of two is multiplying by its exact reciprocal: the same real number,
-  // so the same rounding; that runs in the native core. Other scales divide here.
-  const powerOfTwo = Number.isInteger(Math.log2(scale)) && Math.abs(Math.log2(scale)) < 126;
-  if (scale !== 1 && fast && powerOfTwo) scaleCountOverflow(c, 1 / scale, c, Infinity);
+  // The reference divides element by element; the fast path divides power-of-two scales natively.
+  if (fast) divideByScale(c, scale);
   else if (scale !== 1) for (let i = 0; i < c.length; i++) c[i] = c[i] / scale;
   if (!output) return c;
   const options = { rounding: output.rounding ?? 'nearest', saturate: output.saturate ?? false, seed: output.seed ?? 0 };

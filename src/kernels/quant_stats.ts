@@ -4,7 +4,7 @@
  * and reference give the same numbers (the scaled values are fl32(x * scale), scale as float32).
  */
 import { allocCodes, encode as encodeReference, encodeParams, resolveFormat, type CastOptions, type CodeArray, type FormatLike } from '../formats/index.js';
-import { codecParamsArray } from './codec.js';
+import { codecParamsArray, decode } from './codec.js';
 import { InvalidArgumentError } from '../errors.js';
 import { nativeCore } from './native.js';
 import { kernelThreads } from './threads.js';
@@ -45,6 +45,24 @@ export function scaleCountOverflow(x: Float32Array, scale: number, out: Float32A
   return native && x.length >= NATIVE_MIN
     ? native.scaleCountOverflow(x, Math.fround(scale), out, Math.fround(maxFinite), kernelThreads())
     : scaleCountOverflowReference(x, scale, out, maxFinite);
+}
+
+/**
+ * values[i] / scale, in place, rounded to float32 as the division rounds. A power-of-two scale
+ * (reciprocal a normal float32) is applied natively as a multiplication by its exact reciprocal:
+ * the same real number, so the same rounding.
+ */
+export function divideByScale(values: Float32Array, scale: number): Float32Array {
+  if (scale === 1) return values;
+  const exponent = Math.log2(scale);
+  if (Number.isInteger(exponent) && Math.abs(exponent) < 126) scaleCountOverflow(values, 1 / scale, values, Infinity);
+  else for (let i = 0; i < values.length; i++) values[i] /= scale;
+  return values;
+}
+
+/** The real values of scaled codes, decode(code) / scale (into `out` when given). */
+export function dequantize(codes: CodeArray, format: FormatLike, scale: number, out?: Float32Array): Float32Array {
+  return divideByScale(decode(codes, format, out), scale);
 }
 
 export interface UnderflowCount {

@@ -11,7 +11,7 @@
 import { needsGrad, record, registerGradient } from '../autograd/index.js';
 import { InvalidArgumentError } from '../errors.js';
 import { resolveFormat, type CodeArray } from '../formats/index.js';
-import { absMax, batchNormBackward, batchNormForward, channelMeanVar, decode, encodeScaled, scaleCountOverflow } from '../kernels/index.js';
+import { absMax, batchNormBackward, batchNormForward, channelMeanVar, dequantize, encodeScaled } from '../kernels/index.js';
 import { Tensor, formatShape, type GradHandle } from '../tensor/index.js';
 
 export interface BatchNormOptions {
@@ -92,11 +92,7 @@ function compact(xhat: Float32Array, format: string): Float32Array | CodedValues
 }
 
 function expand(saved: Float32Array | CodedValues): Float32Array {
-  if (saved instanceof Float32Array) return saved;
-  const values = decode(saved.codes, saved.format);
-  // A power-of-two scale: multiplying by its reciprocal is exact.
-  scaleCountOverflow(values, 1 / saved.scale, values, Infinity);
-  return values;
+  return saved instanceof Float32Array ? saved : dequantize(saved.codes, saved.format, saved.scale);
 }
 
 registerGradient<BatchNormSaved>('batchNorm2d', (node, g) => {

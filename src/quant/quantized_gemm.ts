@@ -11,8 +11,7 @@
  * The op saves the operands' codes, not float32 copies.
  */
 import { record, registerGradient } from '../autograd/index.js';
-import type { CodeArray, Format } from '../formats/index.js';
-import { channelBiasAdd, channelSum, decode, type LowpOperand } from '../kernels/index.js';
+import { channelBiasAdd, channelSum, dequantize, type LowpOperand } from '../kernels/index.js';
 import type { GemmCompute, GemmLayer } from '../nn/index.js';
 import { Tensor, type GradHandle } from '../tensor/index.js';
 import { layerGemms, type LayerGemms } from './gemm_kernels.js';
@@ -57,11 +56,6 @@ registerGradient<Saved>('quantizedGemm', (node, g) => {
   return [gx, gw, gb];
 });
 
-function dequantize(codes: CodeArray, format: Format | string, scale: number, out: Float32Array): Float32Array {
-  const values = decode(codes, format, out);
-  if (scale !== 1) for (let i = 0; i < values.length; i++) values[i] /= scale;
-  return values;
-}
 
 /** The GemmCompute a recipe installs on a layer: every GEMM of the layer through quantizedGemm. */
 export function recipeCompute(state: LayerQuantState): GemmCompute {

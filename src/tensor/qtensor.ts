@@ -4,7 +4,7 @@
  */
 import { InvalidArgumentError } from '../errors.js';
 import { resolveFormat, type CastOptions, type CodeArray, type Format, type FormatLike } from '../formats/index.js';
-import { decode, encode } from '../kernels/index.js';
+import { dequantize, encode } from '../kernels/index.js';
 import { formatShape, shapeSize, type Shape } from './shape.js';
 import { Tensor } from './tensor.js';
 
@@ -41,9 +41,7 @@ export class QTensor {
 
   /** The real values, decode(code) / scale, as a float32 tensor. */
   dequantize(): Tensor {
-    const values = decode(this.codes, this.format);
-    if (this.scale !== 1) for (let i = 0; i < values.length; i++) values[i] /= this.scale;
-    return new Tensor(values, this.shape);
+    return new Tensor(dequantize(this.codes, this.format, this.scale), this.shape);
   }
 
   get size(): number {

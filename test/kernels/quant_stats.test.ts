@@ -5,6 +5,7 @@ import {
   absMax,
   absMaxReference,
   countUnderflowReference,
+  dequantize,
   encodeScaled,
   encodeScaledReference,
   scaleCountOverflow,
@@ -74,6 +75,20 @@ describe('quantization statistics: native equals the reference', () => {
           const ref = encodeScaledReference(x, 2 ** 12, name, options);
           assert.deepEqual(fast.codes, ref.codes, `${name} ${rounding} ${saturate}`);
           assert.deepEqual([fast.overflow, fast.nonzero, fast.underflow], [ref.overflow, ref.nonzero, ref.underflow]);
+        }
+      }
+    }
+  });
+
+  test('dequantize: decode(code) / scale, rounded as the division rounds, for every kind of scale', () => {
+    const x = spread(50_003, 6);
+    for (const name of ['e5m2', 'e6m9']) {
+      const codes = encode(x, name);
+      const decoded = dequantize(codes, name, 1);
+      for (const scale of [1, 2 ** 12, 2 ** -20, 2 ** 125, 2 ** 127, 3, 0.1]) {
+        const got = dequantize(codes, name, scale);
+        for (let i = 0; i < got.length; i++) {
+          if (!Object.is(got[i], Math.fround(decoded[i] / scale))) assert.fail(`${name} scale ${scale} [${i}]: ${got[i]} vs ${decoded[i] / scale}`);
         }
       }
     }
