@@ -155,17 +155,21 @@ function checkShape(s: LowpConvShape): void {
   }
 }
 
-/** col_g for images [n0, n0 + count) side by side: [K x count*P] (every image by default). */
+/**
+ * col_g for images [n0, n0 + count) side by side: [K x count*P] (every image by default); with
+ * `c0`/`cc` only the rows of the group's input channels [c0, c0 + cc): [cc*KH*KW x count*P].
+ */
 function batchColumns(
   b: Backend, x: ImagePlane, s: LowpConvShape, group: number, height: number, width: number, geometry: ConvGeometry, n0 = 0, count = s.batch,
+  c0 = 0, cc = s.channels / s.groups,
 ): ImagePlane {
   const cg = s.channels / s.groups;
   const plane = geometry.outH * geometry.outW;
-  const k = cg * geometry.kernelH * geometry.kernelW;
+  const k = cc * geometry.kernelH * geometry.kernelW;
   const imageStride = s.channels * height * width;
   // im2col writes every element (zeros where the window reads padding).
   const cols = scratch('columns', x, k * count * plane);
-  b.im2colBatch(x.subarray(n0 * imageStride + group * cg * height * width), cols, geometry, count, imageStride);
+  b.im2colBatch(x.subarray(n0 * imageStride + (group * cg + c0) * height * width), cols, { ...geometry, channels: cc }, count, imageStride);
   return cols;
 }
 
@@ -186,9 +190,18 @@ export function setConvColumnBudget(bytes: number): number {
   return previous;
 }
 
+/** Stochastic draws or stochastic output rounding: results depend on their row and column index. */
+function keyedByPosition(options: LowpGemmOptions): boolean {
+  return options.rounding === 'stochastic' || options.output?.rounding === 'stochastic';
+}
+
+/** How many of `total` units (images, channels) of `bytesPerUnit` each fit the column budget (at least one). */
+function unitsPerChunk(total: number, bytesPerUnit: number): number {
+  return Math.max(1, Math.min(total, Math.floor(columnBudget / bytesPerUnit)));
+}
+
 function imagesPerChunk(options: LowpGemmOptions, batch: number, bytesPerImage: number): number {
-  if (options.rounding === 'stochastic' || options.output?.rounding === 'stochastic') return batch;
-  return Math.max(1, Math.min(batch, Math.floor(columnBudget / bytesPerImage)));
+  return keyedByPosition(options) ? batch : unitsPerChunk(batch, bytesPerImage);
 }
 
 function forwardGeometry(s: LowpConvShape): ConvGeometry {
@@ -243,8 +256,12 @@ export function lowpConv2dBackwardWeight(dy: LowpOperand, x: LowpOperand, s: Low
   const ocg = s.outChannels / s.groups;
   const k = cg * s.kernelH * s.kernelW;
   const dw = new Float32Array(s.outChannels * k);
+  const taps = s.kernelH * s.kernelW;
+  // Columns of dW for chunks of input channels: each dW element is the same sum over the batch
+  // whichever columns are computed with it, so chunking changes no bit, except where draws are
+  // keyed by column index; those run over all channels at once.
+  const perChunk = keyedByPosition(options) ? cg : unitsPerChunk(cg, taps * np * X.plane.BYTES_PER_ELEMENT);
   for (let g = 0; g < s.groups; g++) {
-    const cols = X.operand(batchColumns(b, X.plane, s, g, s.height, s.width, forwardGeometry(s)));
     // dY_g as [OCg x N*P], every element written below
     const dyg = scratch('gathered', DY.plane, ocg * np);
     for (let oc = 0; oc < ocg; oc++) {
@@ -253,7 +270,17 @@ export function lowpConv2dBackwardWeight(dy: LowpOperand, x: LowpOperand, s: Low
         dyg.set(DY.plane.subarray(from, from + plane), oc * np + n * plane);
       }
     }
-    runGemm(b, ocg, k, np, DY.operand(dyg), cols, { ...groupOptions(options, g), transB: true, out: dw.subarray(g * ocg * k, (g + 1) * ocg * k) });
+    const groupOut = dw.subarray(g * ocg * k, (g + 1) * ocg * k);
+    for (let c0 = 0; c0 < cg; c0 += perChunk) {
+      const cc = Math.min(perChunk, cg - c0);
+      const kc = cc * taps;
+      const cols = X.operand(batchColumns(b, X.plane, s, g, s.height, s.width, forwardGeometry(s), 0, s.batch, c0, cc));
+      const whole = cc === cg;
+      const result = runGemm(b, ocg, kc, np, DY.operand(dyg), cols, {
+        ...groupOptions(options, g), transB: true, out: whole ? groupOut : (scratch('result', FLOATS, ocg * kc) as Float32Array),
+      });
+      if (!whole) for (let oc = 0; oc < ocg; oc++) groupOut.set(result.subarray(oc * kc, (oc + 1) * kc), oc * k + c0 * taps);
+    }
   }
   return dw;
 }

@@ -80,21 +80,33 @@ describe('low-precision conv2d', () => {
     });
   }
 
-  test('images in chunks (a small column budget) give the same bits as the whole batch at once', () => {
-    const s = shape(3, 4, 7, 5, 3, 2, 1, 1, 1);
-    const x = { codes: encode(uniform(3 * 4 * 49, 41, -2, 2), 'e5m2'), format: 'e5m2', scale: 2 };
-    const w = { codes: encode(uniform(5 * 4 * 9, 42, -2, 2), 'e4m3'), format: 'e4m3', scale: 4 };
-    const dy = uniform(3 * 5 * s.outH * s.outW, 43, -1, 1);
-    for (const options of [{}, { accumulation: 'e6m9' }, { accumulation: 'e6m9', chunk: 5 }, { accumulation: 'bf16', output: { format: 'e5m2' } }]) {
-      const whole = [lowpConv2dForward(x, w, s, options), lowpConv2dBackwardData(dy, w, s, options)];
-      const previous = setConvColumnBudget(1);
-      try {
-        for (const reference of [false, true]) {
-          const chunked = [lowpConv2dForward(x, w, s, options, reference), lowpConv2dBackwardData(dy, w, s, options, reference)];
-          chunked.forEach((c, i) => assert.deepEqual(c, whole[i], `${JSON.stringify(options)} ${i ? 'input gradient' : 'forward'}${reference ? ' (reference)' : ''}`));
+  test('images (forward, input gradient) and channels (weight gradient) in chunks give the same bits as all at once', () => {
+    for (const groups of [1, 2]) {
+      const s = shape(3, 4, 7, 6, 3, 2, 1, 1, groups);
+      const cg = 4 / groups;
+      const x = { codes: encode(uniform(3 * 4 * 49, 41, -2, 2), 'e5m2'), format: 'e5m2', scale: 2 };
+      const w = { codes: encode(uniform(6 * cg * 9, 42, -2, 2), 'e4m3'), format: 'e4m3', scale: 4 };
+      const dyFloats = uniform(3 * 6 * s.outH * s.outW, 43, -1, 1);
+      const dyCodes = { codes: encode(dyFloats, 'e5m2'), format: 'e5m2', scale: 0.5 };
+      for (const options of [{}, { accumulation: 'e6m9' }, { accumulation: 'e6m9', chunk: 5 }, { accumulation: 'bf16', output: { format: 'e5m2' } }]) {
+        const run = (reference: boolean) => [
+          lowpConv2dForward(x, w, s, options, reference),
+          lowpConv2dBackwardData(dyFloats, w, s, options, reference),
+          lowpConv2dBackwardWeight(dyFloats, x, s, options, reference),
+          lowpConv2dBackwardWeight(dyCodes, x, s, options, reference),
+        ];
+        const whole = run(false);
+        const previous = setConvColumnBudget(1);
+        try {
+          for (const reference of [false, true]) {
+            run(reference).forEach((c, i) => {
+              const what = ['forward', 'input gradient', 'weight gradient (float errors)', 'weight gradient (coded errors)'][i];
+              assert.deepEqual(c, whole[i], `groups ${groups} ${JSON.stringify(options)} ${what}${reference ? ' (reference)' : ''}`);
+            });
+          }
+        } finally {
+          setConvColumnBudget(previous);
         }
-      } finally {
-        setConvColumnBudget(previous);
       }
     }
   });
