@@ -12,6 +12,8 @@ export interface NativeInfo {
   threads: number;
   hardwareThreads: number;
   openmp: boolean;
+  /** Blocks of at least this many bytes are mapped on their own (0: the C library's default policy). */
+  mmapThreshold: number;
 }
 
 /** The functions the addon exports; argument checks repeat inside the addon. */

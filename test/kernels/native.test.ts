@@ -31,6 +31,21 @@ describe('native core', () => {
     assert.equal(nativeUnavailableReason(), null);
   });
 
+  test('maps large blocks on their own (1 MiB unless OCTET_MMAP_THRESHOLD says otherwise)', () => {
+    const threshold = (env: Record<string, string>) => {
+      const r = spawnSync(process.execPath, ['-e', `process.stdout.write(String(require('./build/Release/octet_native.node').info().mmapThreshold))`], {
+        cwd: root, env: { ...process.env, ...env }, encoding: 'utf8',
+      });
+      assert.equal(r.status, 0, r.stderr);
+      return Number(r.stdout);
+    };
+    // glibc (Debian, this project's machines) honours the setting; elsewhere the addon reports 0.
+    const glibc = Boolean((process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header?.glibcVersionRuntime);
+    assert.equal(threshold({}), glibc ? 1 << 20 : 0);
+    assert.equal(threshold({ OCTET_MMAP_THRESHOLD: '262144' }), glibc ? 262144 : 0);
+    assert.equal(threshold({ OCTET_MMAP_THRESHOLD: '0' }), 0);
+  });
+
   for (const kernel of ['avx2', 'portable']) {
     test(`the ${kernel} GEMM and codec kernels match the references`, () => {
       const r = check({ OCTET_GEMM_KERNEL: kernel, OCTET_CODEC_KERNEL: kernel });
