@@ -6,6 +6,7 @@
  */
 import { InvalidArgumentError } from '../errors.js';
 import { Tensor, formatShape, type GradHandle } from '../tensor/index.js';
+import { recycle, takeBuffer } from '../kernels/index.js';
 import type { GradNode } from './graph.js';
 import { gradientRule } from './registry.js';
 
@@ -61,6 +62,10 @@ export function backward(output: Tensor, options: BackwardOptions = {}): void {
   }
   const grads = new Map<GradHandle, Float32Array>([[output.handle, seed]]);
   const order = tape(output);
+  // Without retainGraph every intermediate gradient is dead once its op's rule has run and its
+  // inputs have taken what they need: such arrays go back to the buffer pool. A rule may return
+  // `g` itself, or views of it, and may even have written into it (g is this op's alone).
+  const recycling = !options.retainGraph;
   for (let i = order.length - 1; i >= 0; i--) {
     const t = order[i];
     const g = grads.get(t);
@@ -70,12 +75,17 @@ export function backward(output: Tensor, options: BackwardOptions = {}): void {
       if (t.grad) {
         const acc = t.grad.data;
         for (let j = 0; j < acc.length; j++) acc[j] += g[j];
+        if (recycling) recycle(g);
       } else {
         t.grad = new Tensor(g, t.shape);
       }
       continue;
     }
     const inputGrads = gradientRule(node.op)(node, g, t);
+    if (recycling) for (const a of node.owned ?? []) recycle(a);
+    // Buffers now held by some input's pending gradient: neither recycled nor handed out twice.
+    const held = new Set<ArrayBufferLike>();
+    const passed: Float32Array[] = [];
     node.inputs.forEach((input, k) => {
       const gi = inputGrads[k];
       if (!input || !input.requiresGrad || !gi) return;
@@ -87,12 +97,28 @@ export function backward(output: Tensor, options: BackwardOptions = {}): void {
       const existing = grads.get(input);
       if (existing) {
         for (let j = 0; j < existing.length; j++) existing[j] += gi[j];
+        passed.push(gi);
+      } else if (held.has(gi.buffer) || (!recycling && gi === g)) {
+        // The same array for two inputs (or, when the graph is kept, this op's own gradient): a copy.
+        const copy = takeBuffer(gi.length);
+        copy.set(gi);
+        grads.set(input, copy);
       } else {
-        // Copy when the rule returned an array it may reuse (its own gradOutput, say).
-        grads.set(input, gi === g ? Float32Array.from(gi) : gi);
+        grads.set(input, gi);
+        held.add(gi.buffer);
       }
     });
     grads.delete(t);
+    if (recycling) {
+      if (!held.has(g.buffer)) recycle(g);
+      for (const gi of passed) if (gi !== g && !held.has(gi.buffer) && !isPending(grads, gi)) recycle(gi);
+    }
     if (!options.retainGraph) t.gradFn = null;
   }
+}
+
+/** Whether a pending gradient uses this array's buffer (a rule handed one array to two inputs). */
+function isPending(grads: Map<GradHandle, Float32Array>, a: Float32Array): boolean {
+  for (const pending of grads.values()) if (pending.buffer === a.buffer) return true;
+  return false;
 }

@@ -16,6 +16,11 @@ export interface GradNode<Saved = unknown> extends GradFn {
   readonly inputs: readonly (GradHandle | null)[];
   /** What the op kept for its backward pass (input values, masks, indices, attributes). */
   readonly saved: Saved;
+  /**
+   * Arrays in `saved` that the op allocated itself and nothing else refers to: the backward pass
+   * recycles them once the rule has run (unless the graph is kept for another pass).
+   */
+  readonly owned?: readonly Float32Array[];
 }
 
 let gradEnabled = true;
@@ -35,11 +40,14 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
-/** Attach a node to `output` when gradients are on and some input needs them. Returns output. */
-export function record<Saved>(op: string, inputs: readonly (Tensor | null)[], output: Tensor, saved: Saved): Tensor {
+/**
+ * Attach a node to `output` when gradients are on and some input needs them. Returns output.
+ * `owned` lists arrays of `saved` that only the node refers to (see GradNode.owned).
+ */
+export function record<Saved>(op: string, inputs: readonly (Tensor | null)[], output: Tensor, saved: Saved, owned?: readonly Float32Array[]): Tensor {
   if (gradEnabled && inputs.some((t) => t !== null && t.requiresGrad)) {
     output.requiresGrad = true;
-    output.gradFn = { op, inputs: inputs.map((t) => t?.handle ?? null), saved } as GradNode<Saved>;
+    output.gradFn = { op, inputs: inputs.map((t) => t?.handle ?? null), saved, owned } as GradNode<Saved>;
   }
   return output;
 }

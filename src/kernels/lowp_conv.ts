@@ -30,6 +30,7 @@ import {
   type LowpGemmOptions,
   type LowpOperand,
 } from './lowp_gemm.js';
+import { takeBuffer } from './buffer_pool.js';
 import { nativeCore } from './native.js';
 
 export interface LowpConvShape {
@@ -222,7 +223,8 @@ export function lowpConv2dForward(x: LowpOperand, w: LowpOperand, s: LowpConvSha
   const k = cg * s.kernelH * s.kernelW;
   const W = arrange(w, 'w', s.outChannels * k, b);
   const plane = s.outH * s.outW;
-  const out = new Float32Array(s.batch * s.outChannels * plane);
+  // Every element is written below.
+  const out = takeBuffer(s.batch * s.outChannels * plane);
   const perChunk = imagesPerChunk(options, s.batch, k * plane * X.plane.BYTES_PER_ELEMENT);
   for (let g = 0; g < s.groups; g++) {
     for (let n0 = 0; n0 < s.batch; n0 += perChunk) {
@@ -336,7 +338,8 @@ export function lowpConv2dBackwardData(dy: LowpOperand, w: LowpOperand, s: LowpC
   };
   const pixels = s.height * s.width;
   const k = ocg * taps;
-  const dx = new Float32Array(s.batch * s.channels * pixels);
+  // Every element is written below.
+  const dx = takeBuffer(s.batch * s.channels * pixels);
   const perChunk = imagesPerChunk(options, s.batch, k * pixels * image.BYTES_PER_ELEMENT);
   for (let g = 0; g < s.groups; g++) {
     // W'_g [C/groups x K]: W'[c, (oc*KH + i)*KW + j] = W[oc, c, KH-1-i, KW-1-j]

@@ -5,7 +5,7 @@
  */
 import { record, registerGradient } from '../autograd/index.js';
 import { InvalidArgumentError } from '../errors.js';
-import { channelBiasAdd, channelSum, col2im, col2imBatch, convOutputSize, gemm, im2col, im2colBatch, type ConvGeometry } from '../kernels/index.js';
+import { channelBiasAdd, channelSum, col2im, col2imBatch, convOutputSize, gemm, im2col, im2colBatch, takeBuffer, takeZeroed, type ConvGeometry } from '../kernels/index.js';
 import { Tensor, formatShape, type GradHandle } from '../tensor/index.js';
 
 export interface Conv2dOptions {
@@ -147,7 +147,8 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
   const ocg = outChannels / groups;
   const geometry: ConvGeometry = { channels: cg, height, width, kernelH, kernelW, strideH, strideW, padH, padW, dilationH, dilationW, outH, outW };
   const kSize = kSizeOf(geometry);
-  const out = Tensor.zeros([batch, outChannels, outH, outW]);
+  // Every element is scattered into below.
+  const out = new Tensor(takeBuffer(batch * outChannels * outH * outW), [batch, outChannels, outH, outW]);
   forEachChunk(batch, geometry, (n0, nc, col) => {
     const np = nc * outH * outW;
     const y = new Float32Array(ocg * np);
@@ -170,7 +171,8 @@ registerGradient<ConvSaved>('conv2d', (node, g, output) => {
   const ocg = outChannels / groups;
   const plane = output.shape[2] * output.shape[3];
   const kSize = kSizeOf(geometry);
-  const gx = x.requiresGrad ? new Float32Array(x.size) : null;
+  // col2im adds into gx.
+  const gx = x.requiresGrad ? takeZeroed(x.size) : null;
   const gw = weight.requiresGrad ? new Float32Array(weight.size) : null;
   forEachChunk(batch, geometry, (n0, nc, col) => {
     const np = nc * plane;

@@ -3,7 +3,7 @@
  * ReLU6 and hardswish. Gradients of broadcast inputs are summed over the broadcast axes.
  */
 import { needsGrad, record, registerGradient } from '../autograd/index.js';
-import { addArrays, maskBytes, reluBackward, reluForward } from '../kernels/index.js';
+import { addArrays, maskBytes, reluBackward, reluForward, takeBuffer } from '../kernels/index.js';
 import { Tensor, broadcastIndex, broadcastShapes, shapesEqual } from '../tensor/index.js';
 
 interface BinarySaved {
@@ -45,7 +45,7 @@ function binary(op: string, a: Tensor, b: Tensor, f: (x: number, y: number) => n
 
 export function add(a: Tensor, b: Tensor): Tensor {
   if (shapesEqual(a.shape, b.shape)) {
-    const out = Tensor.zeros(a.shape);
+    const out = new Tensor(takeBuffer(a.size), a.shape);
     addArrays(a.data, b.data, out.data);
     return record('add', [a, b], out, { aIndex: null, bIndex: null });
   }
@@ -60,9 +60,10 @@ export function mul(a: Tensor, b: Tensor): Tensor {
   return binary('mul', a, b, (x, y) => x * y);
 }
 
+// Without broadcasting both inputs receive g itself (backward copies it for the second).
 registerGradient<BinarySaved>('add', (node, g) => [
-  reduceTo(g, node.saved.aIndex, node.inputs[0]!.size),
-  reduceTo(g, node.saved.bIndex, node.inputs[1]!.size),
+  node.saved.aIndex === null ? g : reduceTo(g, node.saved.aIndex, node.inputs[0]!.size),
+  node.saved.bIndex === null ? g : reduceTo(g, node.saved.bIndex, node.inputs[1]!.size),
 ]);
 
 registerGradient<BinarySaved>('sub', (node, g) => {
@@ -103,13 +104,14 @@ registerGradient<number>('scale', (node, g) => {
 
 /** max(x, 0). For backward it keeps one bit per element (where x > 0), not x. */
 export function relu(x: Tensor): Tensor {
-  const out = Tensor.zeros(x.shape);
+  const out = new Tensor(takeBuffer(x.size), x.shape);
   const mask = needsGrad(x) ? new Uint8Array(maskBytes(x.size)) : null;
   reluForward(x.data, out.data, mask);
   return record('relu', [x], out, mask);
 }
 
-registerGradient<Uint8Array>('relu', (node, g) => [reluBackward(node.saved, g, new Float32Array(g.length))]);
+// In place: g is this op's alone once its rule runs.
+registerGradient<Uint8Array>('relu', (node, g) => [reluBackward(node.saved, g, g)]);
 
 export function relu6(x: Tensor): Tensor {
   const out = Tensor.zeros(x.shape);

@@ -11,7 +11,7 @@
 import { needsGrad, record, registerGradient } from '../autograd/index.js';
 import { InvalidArgumentError } from '../errors.js';
 import { resolveFormat, type CodeArray } from '../formats/index.js';
-import { absMax, batchNormBackward, batchNormForward, channelMeanVar, dequantize, encodeScaled } from '../kernels/index.js';
+import { absMax, batchNormBackward, batchNormForward, channelMeanVar, dequantize, encodeScaled, recycle, takeBuffer } from '../kernels/index.js';
 import { Tensor, formatShape, type GradHandle } from '../tensor/index.js';
 
 export interface BatchNormOptions {
@@ -75,11 +75,14 @@ export function batchNorm2d(
     variance.set(runningVar.data);
   }
   const invStd = Float32Array.from(variance, (v) => 1 / Math.sqrt(v + eps));
-  const out = Tensor.zeros(x.shape);
-  const xhat = new Float32Array(x.size);
+  // Both written completely by the kernel.
+  const out = new Tensor(takeBuffer(x.size), x.shape);
+  const xhat = takeBuffer(x.size);
   batchNormForward(x.data, mean, invStd, weight?.data ?? null, bias?.data ?? null, xhat, out.data, shape);
   const saved = options.saveAs && needsGrad(x, weight, bias) ? compact(xhat, options.saveAs) : xhat;
-  return record('batchNorm2d', [x, weight, bias], out, { xhat: saved, invStd, training: options.training, weightData: weight?.data ?? null } satisfies BatchNormSaved);
+  if (saved !== xhat || !needsGrad(x, weight, bias)) recycle(xhat);
+  const node = { xhat: saved, invStd, training: options.training, weightData: weight?.data ?? null } satisfies BatchNormSaved;
+  return record('batchNorm2d', [x, weight, bias], out, node, saved instanceof Float32Array ? [saved] : []);
 }
 
 /** xhat as codes of `format`, scaled so its amax lands in the format's top binade; float32 kept when amax is 0 or not finite. */
@@ -92,7 +95,7 @@ function compact(xhat: Float32Array, format: string): Float32Array | CodedValues
 }
 
 function expand(saved: Float32Array | CodedValues): Float32Array {
-  return saved instanceof Float32Array ? saved : dequantize(saved.codes, saved.format, saved.scale);
+  return saved instanceof Float32Array ? saved : dequantize(saved.codes, saved.format, saved.scale, takeBuffer(saved.codes.length));
 }
 
 registerGradient<BatchNormSaved>('batchNorm2d', (node, g) => {
@@ -101,7 +104,10 @@ registerGradient<BatchNormSaved>('batchNorm2d', (node, g) => {
   const [batch, channels, height, width] = x.shape;
   const sumG = new Float64Array(channels);
   const sumGX = new Float64Array(channels);
-  const gx = x.requiresGrad ? new Float32Array(x.size) : null;
-  batchNormBackward(g, expand(xhat), invStd, weightData, training, gx, sumG, sumGX, { batch, channels, plane: height * width });
+  // gx in place of g (the kernel reads a channel's g before writing its gx; g is this op's alone).
+  const gx = x.requiresGrad ? g : null;
+  const values = expand(xhat);
+  batchNormBackward(g, values, invStd, weightData, training, gx, sumG, sumGX, { batch, channels, plane: height * width });
+  if (values !== xhat) recycle(values);
   return [gx, weight?.requiresGrad ? Float32Array.from(sumGX) : null, bias?.requiresGrad ? Float32Array.from(sumG) : null];
 });

@@ -1,0 +1,97 @@
+/**
+ * Recycled float32 buffers. A training step allocates and drops hundreds of megabytes of
+ * activations and gradients, and JavaScript frees an array only when the garbage collector
+ * next runs: between collections the dead arrays pile up on top of the live ones, and every fresh
+ * array costs page faults to map and zero. The backward pass knows exactly when an intermediate
+ * gradient is dead (its op has run and nothing else holds it), so it hands such arrays back here,
+ * and the ops that allocate arrays of the same sizes (the next layer's gradients, the next step's
+ * activations) take them instead of allocating.
+ *
+ * Only whole arrays of at least MIN_ELEMENTS come in (a view shares its buffer with something
+ * else); the pool holds at most `limit` bytes, dropping the longest-unused arrays first. An array
+ * taken from the pool has stale contents: `takeBuffer` is for arrays the caller writes
+ * completely, `takeZeroed` for arrays it accumulates into.
+ */
+import { InvalidArgumentError } from '../errors.js';
+
+const MIN_ELEMENTS = 1 << 14;
+
+/** Free arrays, oldest first. */
+let free: Float32Array[] = [];
+let pooledBytes = 0;
+let limit = 32 << 20;
+let recycledCount = 0;
+let reusedCount = 0;
+
+/**
+ * Give back an array nothing else refers to (the caller's promise). Views, small arrays and arrays
+ * already in the pool are ignored.
+ */
+export function recycle(a: Float32Array): void {
+  if (a.length < MIN_ELEMENTS || a.byteOffset !== 0 || a.byteLength !== a.buffer.byteLength || limit === 0) return;
+  if (free.includes(a)) return;
+  free.push(a);
+  pooledBytes += a.byteLength;
+  recycledCount++;
+  if (pooledBytes > limit) {
+    let drop = 0;
+    while (pooledBytes > limit) pooledBytes -= free[drop++].byteLength;
+    free = free.slice(drop);
+  }
+}
+
+function pooled(n: number): Float32Array | null {
+  if (n < MIN_ELEMENTS) return null;
+  for (let i = free.length - 1; i >= 0; i--) {
+    if (free[i].length === n) {
+      const a = free[i];
+      free.splice(i, 1);
+      pooledBytes -= a.byteLength;
+      reusedCount++;
+      return a;
+    }
+  }
+  return null;
+}
+
+/** An array of `n` floats, contents unspecified (from the pool when one of that size is free). */
+export function takeBuffer(n: number): Float32Array {
+  return pooled(n) ?? new Float32Array(n);
+}
+
+/** An array of `n` zeros. */
+export function takeZeroed(n: number): Float32Array {
+  return pooled(n)?.fill(0) ?? new Float32Array(n);
+}
+
+/** Set the most bytes the pool keeps (0 switches recycling off); returns the previous limit. */
+export function setBufferPoolLimit(bytes: number): number {
+  if (!(bytes >= 0) || !Number.isFinite(bytes)) throw new InvalidArgumentError(`setBufferPoolLimit: ${bytes} bytes; expected a finite number >= 0`);
+  const previous = limit;
+  limit = bytes;
+  if (pooledBytes > limit) {
+    free = [];
+    pooledBytes = 0;
+  }
+  return previous;
+}
+
+export interface BufferPoolStats {
+  /** Arrays and bytes waiting in the pool now. */
+  arrays: number;
+  bytes: number;
+  limit: number;
+  /** Arrays handed back, and arrays handed out again, since the process started. */
+  recycled: number;
+  reused: number;
+}
+
+export function bufferPoolStats(): BufferPoolStats {
+  return { arrays: free.length, bytes: pooledBytes, limit, recycled: recycledCount, reused: reusedCount };
+}
+
+/** Drop every pooled array (their memory is freed at the next collection). */
+export function clearBufferPool(): void {
+  free = [];
+  pooledBytes = 0;
+}

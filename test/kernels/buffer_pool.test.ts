@@ -1,0 +1,55 @@
+import assert from 'node:assert/strict';
+import { afterEach, describe, test } from 'node:test';
+import { bufferPoolStats, clearBufferPool, recycle, setBufferPoolLimit, takeBuffer, takeZeroed } from '../../src/kernels/buffer_pool.js';
+
+const N = 1 << 14;
+
+describe('buffer pool', () => {
+  afterEach(() => {
+    clearBufferPool();
+    setBufferPoolLimit(32 << 20);
+  });
+
+  test('an array handed back is handed out again for the same length, stale or zeroed as asked', () => {
+    clearBufferPool();
+    const a = new Float32Array(N).fill(7);
+    recycle(a);
+    assert.equal(bufferPoolStats().bytes, 4 * N);
+    assert.notEqual(takeBuffer(N + 1), a, 'another length gets a new array');
+    const b = takeBuffer(N);
+    assert.equal(b, a);
+    assert.equal(b[5], 7, 'contents are stale');
+    recycle(b);
+    const z = takeZeroed(N);
+    assert.equal(z, a);
+    assert.ok(z.every((v) => v === 0));
+    assert.equal(bufferPoolStats().arrays, 0);
+  });
+
+  test('views, small arrays and arrays already pooled are not taken', () => {
+    clearBufferPool();
+    const whole = new Float32Array(2 * N);
+    recycle(whole.subarray(0, N));
+    recycle(whole.subarray(N));
+    recycle(new Float32Array(N - 1));
+    assert.equal(bufferPoolStats().arrays, 0);
+    recycle(whole);
+    recycle(whole);
+    assert.equal(bufferPoolStats().arrays, 1);
+  });
+
+  test('the pool keeps at most its limit, dropping the longest-unused arrays first', () => {
+    clearBufferPool();
+    setBufferPoolLimit(3 * 4 * N);
+    const arrays = [0, 1, 2, 3].map(() => new Float32Array(N));
+    for (const a of arrays) recycle(a);
+    assert.equal(bufferPoolStats().arrays, 3);
+    const taken = [takeBuffer(N), takeBuffer(N), takeBuffer(N), takeBuffer(N)];
+    assert.ok(!taken.includes(arrays[0]), 'the oldest was dropped');
+    for (const a of arrays.slice(1)) assert.ok(taken.includes(a));
+    setBufferPoolLimit(0);
+    recycle(arrays[0]);
+    assert.equal(bufferPoolStats().arrays, 0, 'limit 0 switches recycling off');
+    assert.throws(() => setBufferPoolLimit(-1), /setBufferPoolLimit: -1 bytes; expected a finite number >= 0/);
+  });
+});
