@@ -38,12 +38,14 @@ const PRESET_INPUTS: RecipeInput[] = [
     name: 'fp8',
     description:
       'The system we emulate: weights, activations, errors and weight gradients of every GEMM/conv in E5M2, ' +
-      'e6m9 accumulation (chunks of 64), per-layer dynamic gradient scaling of the errors, float32 master weights.',
+      'e6m9 accumulation (chunks of 64), per-layer dynamic gradient scaling of the errors, float32 master weights; ' +
+      'batch norm keeps its normalized input for backward in E5M2 too, so every saved activation is 8-bit.',
     weights: E5M2_OPERAND,
     activations: E5M2_OPERAND,
     errors: PER_LAYER_ERRORS,
     weightGradients: E5M2_CURRENT,
     accumulation: E6M9_CHUNKED,
+    savedActivations: 'e5m2',
   },
   {
     name: 'fp8-m16',
@@ -53,6 +55,7 @@ const PRESET_INPUTS: RecipeInput[] = [
     errors: PER_LAYER_ERRORS,
     weightGradients: E5M2_CURRENT,
     accumulation: E6M9_CHUNKED,
+    savedActivations: 'e5m2',
     masterWeights: { format: 'e6m9', rounding: 'stochastic' },
   },
   {
@@ -65,6 +68,7 @@ const PRESET_INPUTS: RecipeInput[] = [
     errors: { format: 'e5m2', rounding: 'nearest', scaling: { mode: 'none' } },
     weightGradients: E5M2_CURRENT,
     accumulation: E6M9_CHUNKED,
+    savedActivations: 'e5m2',
     lossScaling: { mode: 'dynamic', init: 2 ** 15, growthInterval: 50, growthFactor: 2, backoffFactor: 0.5 },
   },
   {
