@@ -6,7 +6,7 @@
  */
 import { InvalidArgumentError } from '../errors.js';
 import { Tensor, formatShape, type GradHandle } from '../tensor/index.js';
-import { recycle, takeBuffer } from '../kernels/index.js';
+import { addArrays, recycle, takeBuffer } from '../kernels/index.js';
 import type { GradNode } from './graph.js';
 import { gradientRule } from './registry.js';
 
@@ -73,8 +73,7 @@ export function backward(output: Tensor, options: BackwardOptions = {}): void {
     const node = t.gradFn as GradNode | null;
     if (!node) {
       if (t.grad) {
-        const acc = t.grad.data;
-        for (let j = 0; j < acc.length; j++) acc[j] += g[j];
+        addArrays(t.grad.data, g, t.grad.data);
         if (recycling) recycle(g);
       } else {
         t.grad = new Tensor(g, t.shape);
@@ -96,7 +95,7 @@ export function backward(output: Tensor, options: BackwardOptions = {}): void {
       }
       const existing = grads.get(input);
       if (existing) {
-        for (let j = 0; j < existing.length; j++) existing[j] += gi[j];
+        addArrays(existing, gi, existing);
         passed.push(gi);
       } else if (held.has(gi.buffer) || (!recycling && gi === g)) {
         // The same array for two inputs (or, when the graph is kept, this op's own gradient): a copy.

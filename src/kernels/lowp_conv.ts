@@ -140,6 +140,40 @@ export function releaseConvScratch(): void {
   scratchPlanes.clear();
 }
 
+interface RowBlock {
+  /** Images [n0, n0 + count) of an NCHW tensor with `channels` channels, channels [c0, c0 + rows). */
+  n0: number;
+  count: number;
+  channels: number;
+  c0: number;
+  rows: number;
+  plane: number;
+}
+
+/**
+ * Between a GEMM's [rows x count*plane] matrix (row r, image n at column n * plane) and the
+ * images' NCHW layout: 'scatter' copies the matrix into the images, 'gather' the images into the
+ * matrix. Short planes are copied element by element (a view per plane costs more than the copy).
+ */
+function moveRows(matrix: ImagePlane, images: ImagePlane, b: RowBlock, direction: 'scatter' | 'gather'): void {
+  const { n0, count, channels, c0, rows, plane } = b;
+  const width = count * plane;
+  for (let r = 0; r < rows; r++) {
+    for (let n = 0; n < count; n++) {
+      const m = r * width + n * plane;
+      const i = ((n0 + n) * channels + c0 + r) * plane;
+      if (plane >= 64) {
+        if (direction === 'scatter') images.set(matrix.subarray(m, m + plane), i);
+        else matrix.set(images.subarray(i, i + plane), m);
+      } else if (direction === 'scatter') {
+        for (let p = 0; p < plane; p++) images[i + p] = matrix[m + p];
+      } else {
+        for (let p = 0; p < plane; p++) matrix[m + p] = images[i + p];
+      }
+    }
+  }
+}
+
 function groupOptions(options: LowpGemmOptions, group: number): LowpGemmOptions {
   const base = options.streamKey ?? seedKey(options.seed ?? 0);
   return { ...options, streamKey: mix32(base ^ Math.imul(0x9e3779b9, group + 1)) };
@@ -236,11 +270,7 @@ export function lowpConv2dForward(x: LowpOperand, w: LowpOperand, s: LowpConvSha
         ...groupOptions(options, g),
         out: scratch('result', FLOATS, ocg * cnp) as Float32Array,
       });
-      for (let oc = 0; oc < ocg; oc++) {
-        for (let n = 0; n < count; n++) {
-          out.set(y.subarray(oc * cnp + n * plane, oc * cnp + (n + 1) * plane), ((n0 + n) * s.outChannels + g * ocg + oc) * plane);
-        }
-      }
+      moveRows(y, out, { n0, count, channels: s.outChannels, c0: g * ocg, rows: ocg, plane }, 'scatter');
     }
   }
   return out;
@@ -266,12 +296,7 @@ export function lowpConv2dBackwardWeight(dy: LowpOperand, x: LowpOperand, s: Low
   for (let g = 0; g < s.groups; g++) {
     // dY_g as [OCg x N*P], every element written below
     const dyg = scratch('gathered', DY.plane, ocg * np);
-    for (let oc = 0; oc < ocg; oc++) {
-      for (let n = 0; n < s.batch; n++) {
-        const from = (n * s.outChannels + g * ocg + oc) * plane;
-        dyg.set(DY.plane.subarray(from, from + plane), oc * np + n * plane);
-      }
-    }
+    moveRows(dyg, DY.plane, { n0: 0, count: s.batch, channels: s.outChannels, c0: g * ocg, rows: ocg, plane }, 'gather');
     const groupOut = dw.subarray(g * ocg * k, (g + 1) * ocg * k);
     for (let c0 = 0; c0 < cg; c0 += perChunk) {
       const cc = Math.min(perChunk, cg - c0);
@@ -354,11 +379,7 @@ export function lowpConv2dBackwardData(dy: LowpOperand, w: LowpOperand, s: LowpC
       const cpix = count * pixels;
       const columns = DY.operand(batchColumns(b, image, shape, g, imageH, imageW, geometry, n0, count));
       const result = runGemm(b, cg, cpix, k, W.operand(rotated), columns, { ...groupOptions(options, g), out: scratch('result', FLOATS, cg * cpix) as Float32Array });
-      for (let c = 0; c < cg; c++) {
-        for (let n = 0; n < count; n++) {
-          dx.set(result.subarray(c * cpix + n * pixels, c * cpix + (n + 1) * pixels), ((n0 + n) * s.channels + g * cg + c) * pixels);
-        }
-      }
+      moveRows(result, dx, { n0, count, channels: s.channels, c0: g * cg, rows: cg, plane: pixels }, 'scatter');
     }
   }
   return dx;
