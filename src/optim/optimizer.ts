@@ -3,13 +3,15 @@
  * moments that may live in a low-precision format, and the rule that a parameter whose gradient
  * is not finite is never updated.
  *
- * Storage in a format F: after each update the stored values are rounded to F (the tensor data
- * stays float32 but holds only values of F). Master weights may use stochastic rounding; its draws
- * are keyed by (seed, parameter index, step, element), so a resumed run draws the same numbers.
+ * Storage in a format F: after each update the stored values are rounded to F. Master weights
+ * stay in the parameter's float32 array (holding only values of F); moments in a format of 16
+ * bits or fewer are kept as its codes (2 or 1 bytes per element instead of 4), decoded for each
+ * update and encoded again after it. Stochastic rounding draws are keyed by (seed, parameter,
+ * slot, step, element), so a resumed run draws the same numbers.
  */
 import { InvalidArgumentError } from '../errors.js';
 import { resolveFormat, type Format, type FormatLike, type Rounding } from '../formats/index.js';
-import { quantize } from '../kernels/index.js';
+import { decode, encode, quantize, recycle, takeBuffer } from '../kernels/index.js';
 import type { Tensor } from '../tensor/index.js';
 
 export interface StorageSpec {
@@ -50,6 +52,9 @@ function resolveStorage(spec: StorageSpec | undefined): ResolvedStorage | null {
   return format.name === 'float32' ? null : { format, rounding: spec.rounding ?? 'nearest' };
 }
 
+/** A slot as stored: float32 values, or codes of the moments' format. */
+type SlotStorage = Float32Array | Uint8Array | Uint16Array;
+
 function finite(values: Float32Array): boolean {
   for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return false;
   return true;
@@ -60,10 +65,15 @@ export abstract class Optimizer {
   lr: number;
   readonly weightDecay: number;
   protected stepCount = 0;
-  protected readonly slots = new Map<string, Float32Array>();
+  private readonly slots = new Map<string, SlotStorage>();
   private readonly master: ResolvedStorage | null;
   private readonly moments: ResolvedStorage | null;
+  /** Moments kept as codes (a format of at most 16 bits). */
+  private readonly codedMoments: boolean;
   private readonly seed: number;
+  /** Slots decoded for the update in progress: working values -> slot key. */
+  private readonly open = new Map<Float32Array, string>();
+  private readonly slotIndexes = new Map<string, number>();
 
   constructor(params: readonly (readonly [string, Tensor])[], options: OptimizerBaseOptions, slotNames: readonly string[]) {
     if (!(options.lr >= 0 && Number.isFinite(options.lr))) throw new InvalidArgumentError(`optimizer: lr is ${options.lr}; expected a finite number >= 0`);
@@ -80,7 +90,11 @@ export abstract class Optimizer {
     this.master = resolveStorage(options.masterWeights);
     this.moments = resolveStorage(options.moments);
     this.seed = options.seed ?? 0;
-    for (const [name, p] of params) for (const slot of slotNames) this.slots.set(`${name}.${slot}`, new Float32Array(p.size));
+    this.codedMoments = this.moments !== null && this.moments.format.storageBytes <= 2;
+    // Zero is code 0 in every format (sign 0, exponent 0, mantissa 0).
+    const allocate = (n: number): SlotStorage =>
+      !this.codedMoments ? new Float32Array(n) : this.moments!.format.storageBytes === 1 ? new Uint8Array(n) : new Uint16Array(n);
+    for (const [name, p] of params) for (const slot of slotNames) this.slots.set(`${name}.${slot}`, allocate(p.size));
     if (this.master) for (const [, p] of params) quantize(p.data, this.master.format, { rounding: 'nearest' }, p.data);
   }
 
@@ -91,13 +105,49 @@ export abstract class Optimizer {
   /** The update of one parameter, in place on `param` and its slots; `t` counts from 1. */
   protected abstract update(name: string, param: Float32Array, grad: Float32Array, t: number): void;
 
+  /**
+   * The values of one slot for the update in progress: the stored array itself, or the codes
+   * decoded into a working array that `storeMoment` writes back.
+   */
   protected slot(name: string, slot: string): Float32Array {
-    return this.slots.get(`${name}.${slot}`)!;
+    const key = `${name}.${slot}`;
+    const stored = this.slots.get(key)!;
+    if (stored instanceof Float32Array) return stored;
+    const values = decode(stored, this.moments!.format, takeBuffer(stored.length));
+    this.open.set(values, key);
+    return values;
   }
 
-  /** Round a moment buffer to the moments' format, if one is set. */
+  /**
+   * Round a moment buffer (from `slot`) to the moments' format, if one is set, and store it: the
+   * working values keep the rounded values for the rest of the update.
+   */
   protected storeMoment(values: Float32Array): void {
-    if (this.moments) quantize(values, this.moments.format, { rounding: this.moments.rounding, seed: this.seed }, values);
+    if (!this.moments) return;
+    const key = this.open.get(values) ?? this.keyOf(values);
+    const index = this.slotIndex(key);
+    const { format, rounding } = this.moments;
+    quantize(values, format, { rounding, seed: (this.seed ^ Math.imul(index + 1, 0x9e3779b9)) >>> 0, counterOffset: (this.stepCount - 1) * values.length }, values);
+    const stored = this.slots.get(key)!;
+    if (!(stored instanceof Float32Array)) encode(values, format, {}, stored);
+  }
+
+  private keyOf(values: Float32Array): string {
+    for (const [key, stored] of this.slots) if (stored === values) return key;
+    throw new InvalidArgumentError('optimizer: storeMoment takes an array returned by slot()');
+  }
+
+  /** The slot's position among all slots: its stochastic-rounding stream. */
+  private slotIndex(key: string): number {
+    if (this.slotIndexes.size !== this.slots.size) [...this.slots.keys()].forEach((k, i) => this.slotIndexes.set(k, i));
+    return this.slotIndexes.get(key)!;
+  }
+
+  /** Bytes the optimizer's slots (moments, momentum) take. */
+  stateBytes(): number {
+    let bytes = 0;
+    for (const stored of this.slots.values()) bytes += stored.byteLength;
+    return bytes;
   }
 
   /**
@@ -113,7 +163,13 @@ export abstract class Optimizer {
         skipped.push(name);
         return;
       }
-      this.update(name, p.data, p.grad.data, this.stepCount);
+      try {
+        this.update(name, p.data, p.grad.data, this.stepCount);
+      } finally {
+        // Working arrays of coded slots (already stored by storeMoment) go back to the pool.
+        for (const values of this.open.keys()) recycle(values);
+        this.open.clear();
+      }
       if (this.master) {
         quantize(p.data, this.master.format, {
           rounding: this.master.rounding,
@@ -129,21 +185,23 @@ export abstract class Optimizer {
     for (const [, p] of this.params) p.grad = null;
   }
 
+  /** Slots as float32 values (decoded where they are kept as codes). */
   state(): OptimizerState {
     const slots: Record<string, Float32Array> = {};
-    for (const [key, values] of this.slots) slots[key] = Float32Array.from(values);
+    for (const [key, stored] of this.slots) slots[key] = stored instanceof Float32Array ? Float32Array.from(stored) : decode(stored, this.moments!.format);
     return { step: this.stepCount, slots };
   }
 
   loadState(state: OptimizerState): void {
-    for (const [key, values] of this.slots) {
+    for (const [key, stored] of this.slots) {
       const saved = state.slots[key];
-      if (!saved || saved.length !== values.length) {
+      if (!saved || saved.length !== stored.length) {
         throw new InvalidArgumentError(
-          `optimizer state: slot ${key} is ${saved ? `${saved.length} values` : 'missing'}; expected ${values.length} values. Was the checkpoint made for another model?`,
+          `optimizer state: slot ${key} is ${saved ? `${saved.length} values` : 'missing'}; expected ${stored.length} values. Was the checkpoint made for another model?`,
         );
       }
-      values.set(saved);
+      if (stored instanceof Float32Array) stored.set(saved);
+      else encode(saved, this.moments!.format, {}, stored);
     }
     this.stepCount = state.step;
   }

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { quantize } from '../../src/kernels/index.js';
 import { AdamW } from '../../src/optim/index.js';
 import { Tensor } from '../../src/tensor/index.js';
+import { uniform } from '../helpers/random.js';
 
 function param(values: number[], grad: number[]): Tensor {
   const p = Tensor.from(values).requireGrad();
@@ -60,6 +62,69 @@ describe('AdamW', () => {
     opt2.stepAll();
     assert.deepEqual(p1.data, p2.data);
     assert.throws(() => new AdamW([['x', p2]], { lr: 0.01 }).loadState(opt1.state()), /slot x.exp_avg is missing/);
+  });
+
+  test('moments in a 16-bit format are kept as its codes: half the bytes, the same steps as rounding float32 moments', () => {
+    const n = 50_000; // past the native codec's threshold
+    const values = uniform(n, 1, -1, 1);
+    const grads = [uniform(n, 2, -0.1, 0.1), uniform(n, 3, -0.1, 0.1), uniform(n, 4, -0.1, 0.1)];
+    for (const format of ['bf16', 'e6m9', 'fp16']) {
+      const p = new Tensor(Float32Array.from(values), [n]).requireGrad();
+      const opt = new AdamW([['w', p]], { lr: 1e-3, moments: { format } });
+      assert.equal(opt.stateBytes(), 2 * 2 * n, `${format}: two moments of 2 bytes per element`);
+      // The contract by hand: AdamW whose m and v are rounded to the format after every update.
+      const ref = Float32Array.from(values);
+      const m = new Float32Array(n);
+      const v = new Float32Array(n);
+      grads.forEach((g, step) => {
+        p.grad = new Tensor(g, [n]);
+        opt.stepAll();
+        const t = step + 1;
+        for (let i = 0; i < n; i++) {
+          m[i] = 0.9 * m[i] + (1 - 0.9) * g[i];
+          v[i] = 0.999 * v[i] + (1 - 0.999) * g[i] * g[i];
+        }
+        quantize(m, format, {}, m);
+        quantize(v, format, {}, v);
+        const decay = 1 - 1e-3 * 0.01;
+        const c2Sqrt = Math.sqrt(1 - 0.999 ** t);
+        for (let i = 0; i < n; i++) ref[i] = ref[i] * decay - ((1e-3 / (1 - 0.9 ** t)) * m[i]) / (Math.sqrt(v[i]) / c2Sqrt + 1e-8);
+      });
+      assert.deepEqual(p.data, ref, `${format}: parameters`);
+      assert.deepEqual(opt.state().slots['w.exp_avg'], m, `${format}: first moment`);
+      assert.deepEqual(opt.state().slots['w.exp_avg_sq'], v, `${format}: second moment`);
+      // Restored into a fresh optimizer, the next step is the same.
+      const p2 = new Tensor(Float32Array.from(p.data), [n]).requireGrad();
+      const opt2 = new AdamW([['w', p2]], { lr: 1e-3, moments: { format } });
+      opt2.loadState(opt.state());
+      p.grad = new Tensor(grads[0], [n]);
+      p2.grad = new Tensor(grads[0], [n]);
+      opt.stepAll();
+      opt2.stepAll();
+      assert.deepEqual(p2.data, p.data, `${format}: restored`);
+    }
+    assert.equal(new AdamW([['w', Tensor.zeros([10])]], { lr: 1, moments: { format: 'e5m2' } }).stateBytes(), 2 * 10, 'one byte per element for 8-bit moments');
+    assert.equal(new AdamW([['w', Tensor.zeros([10])]], { lr: 1 }).stateBytes(), 2 * 4 * 10);
+  });
+
+  test('stochastic rounding of moments draws anew at every step and for every slot', () => {
+    const n = 4096;
+    const p = new Tensor(new Float32Array(n), [n]).requireGrad();
+    const opt = new AdamW([['w', p]], { lr: 0, weightDecay: 0, betas: [0, 0], moments: { format: 'bf16', rounding: 'stochastic' }, seed: 9 });
+    // With betas 0 the moments are g and g^2 rounded: a value between two bf16 neighbours rounds up
+    // in about the fraction of the gap it has passed, with other draws at each step.
+    const g = new Float32Array(n).fill(1 + 2 ** -9); // a quarter of bf16's gap above 1
+    const ups: number[] = [];
+    const firsts: Float32Array[] = [];
+    for (let step = 0; step < 3; step++) {
+      p.grad = new Tensor(g, [n]);
+      opt.stepAll();
+      const m = opt.state().slots['w.exp_avg'];
+      firsts.push(m);
+      ups.push(m.filter((x) => x > 1).length / n);
+    }
+    for (const up of ups) assert.ok(Math.abs(up - 0.25) < 0.03, `fraction rounded up ${up}`);
+    assert.notDeepEqual(firsts[0], firsts[1], 'the same draws at two steps');
   });
 
   test('bad hyperparameters are refused', () => {
