@@ -10,7 +10,11 @@ import type { Recipe, TensorClassSpec } from './recipe.js';
 import { DynamicScale, TensorScaler, amaxOf, scaleFromAmax } from './scaling.js';
 import type { NumericsTelemetry, TensorClass } from './telemetry.js';
 
-/** Called with every operand a quantized GEMM hands to a kernel (for tests and debugging). */
+/**
+ * Called with every operand a quantized GEMM hands to a kernel (for tests and debugging). A float32
+ * output gradient ('dy') is valid during the call only: backward recycles it afterwards, so copy
+ * what you keep.
+ */
 export type OperandObserver = (layer: string, role: 'x' | 'w' | 'e' | 'dy', operand: Float32Array | CodedMatrix) => void;
 
 const ROLE_SEEDS: Record<TensorClass, number> = { weights: 1, activations: 2, errors: 3, weight_gradients: 4 };
