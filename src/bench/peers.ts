@@ -4,9 +4,12 @@
  */
 import { spawnSync } from 'node:child_process';
 
-/** Run a python3 snippet that prints one JSON value; null when python3 or numpy is missing. */
-export function runPython(code: string): unknown | null {
-  const r = spawnSync('python3', ['-c', code], { encoding: 'utf8', timeout: 600_000 });
+/**
+ * Run a Python snippet that prints one JSON value (last line); null when the interpreter or a
+ * module it imports is missing.
+ */
+export function runPython(code: string, interpreter = 'python3'): unknown | null {
+  const r = spawnSync(interpreter, ['-c', code], { encoding: 'utf8', timeout: 600_000 });
   if (r.status !== 0) return null;
   try {
     return JSON.parse(r.stdout.trim().split('\n').pop() ?? 'null');

@@ -6,8 +6,8 @@
  * memory where activations dominate. The batch-64 configurations run in turn for several rounds
  * (the machine is shared, and interference drifts over minutes: alternating exposes every
  * configuration to the same drift); the best step of all rounds is reported, and the peak RSS is
- * the largest seen. PyTorch is the peer where
- * `python3 -c 'import torch'` works.
+ * the largest seen. PyTorch is the peer where torch and torchvision import (`python3`, or Debian's
+ * /usr/bin/python3 with python3-torch and python3-torchvision), in every round.
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -30,8 +30,11 @@ export interface TrainBenchRow {
   ratio_fp32: number;
   /** Peak RSS over fp32's at the same batch size, measured in the same run. */
   memory_fp32: number;
+  /** PyTorch's same step (fp32, same batch and threads), where torch is installed; null elsewhere. */
   torch_images_per_s: number | null;
+  torch_peak_rss_mb: number | null;
   ratio_torch: number | null;
+  memory_torch: number | null;
 }
 
 function measure(model: string, recipe: Recipe, batch: number, steps: number): { images_per_s: number; peak_rss_mb: number } {
@@ -44,10 +47,27 @@ function measure(model: string, recipe: Recipe, batch: number, steps: number): {
   return JSON.parse(r.stdout.trim().split('\n').pop()!);
 }
 
-/** The same step in PyTorch (CIFAR ResNet-18 built from torchvision's), or null without torch. */
-function torchImagesPerSecond(batch: number, steps: number): number | null {
+/**
+ * The Python that has torch and torchvision: `python3`, or else Debian's own interpreter, where
+ * the python3-torch and python3-torchvision packages install (a pyenv `python3` does not see them).
+ */
+function torchPython(): string | null {
+  for (const interpreter of ['python3', '/usr/bin/python3']) {
+    if (runPython('import json, torch, torchvision; print(json.dumps(torch.__version__))', interpreter) !== null) return interpreter;
+  }
+  return null;
+}
+
+interface Measurement {
+  images_per_s: number;
+  peak_rss_mb: number;
+}
+
+/** The same step in PyTorch (CIFAR ResNet-18 built from torchvision's, AdamW), in its own process. */
+function torchStep(python: string, batch: number, steps: number, threads: number): Measurement | null {
   const result = runPython(`
-import json, time, torch, torchvision
+import json, resource, time, torch, torchvision
+torch.set_num_threads(${threads})
 m = torchvision.models.resnet18(num_classes=100)
 m.conv1 = torch.nn.Conv2d(3, 64, 3, 1, 1, bias=False); m.maxpool = torch.nn.Identity()
 opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
@@ -57,9 +77,9 @@ def step():
 step(); best = 1e9
 for _ in range(${steps}):
     t = time.perf_counter(); step(); best = min(best, time.perf_counter() - t)
-print(json.dumps(${batch} / best))
-`);
-  return typeof result === 'number' ? result : null;
+print(json.dumps({"images_per_s": ${batch} / best, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+`, python);
+  return result as Measurement | null;
 }
 
 export function trainBench(threads: number, steps = 3, rounds = 3): TrainBenchRow[] {
@@ -79,22 +99,29 @@ export function trainBench(threads: number, steps = 3, rounds = 3): TrainBenchRo
   const large: [string, Recipe, number][] = nativeCore()
     ? [['fp32', presetRecipe('fp32'), 4 * batch], ['fp8', { ...fp8, accumulation: fp32Accumulation }, 4 * batch]]
     : [];
-  const torch = torchImagesPerSecond(batch, steps);
-  const best = [...configs, ...large].map(() => ({ images_per_s: 0, peak_rss_mb: 0 }));
-  const keep = (i: number, m: { images_per_s: number; peak_rss_mb: number }) => {
+  const python = torchPython();
+  const best: Measurement[] = [...configs, ...large].map(() => ({ images_per_s: 0, peak_rss_mb: 0 }));
+  let torch = null as Measurement | null;
+  const keep = (i: number, m: Measurement) => {
     best[i] = { images_per_s: Math.max(best[i].images_per_s, m.images_per_s), peak_rss_mb: Math.max(best[i].peak_rss_mb, m.peak_rss_mb) };
   };
-  for (let round = 0; round < rounds; round++) configs.forEach(([, recipe, b], i) => keep(i, measure(model, recipe, b, steps)));
+  for (let round = 0; round < rounds; round++) {
+    configs.forEach(([, recipe, b], i) => keep(i, measure(model, recipe, b, steps)));
+    // PyTorch takes its turn in every round too, so that it sees the same drift.
+    const t = python ? torchStep(python, batch, steps, threads) : null;
+    if (t) torch = { images_per_s: Math.max(torch?.images_per_s ?? 0, t.images_per_s), peak_rss_mb: Math.max(torch?.peak_rss_mb ?? 0, t.peak_rss_mb) };
+  }
   large.forEach(([, recipe, b], i) => keep(configs.length + i, measure(model, recipe, b, 1)));
   return [...configs, ...large].map(([name, recipe, b], i) => {
     const m = best[i];
     const reference = best[i < configs.length ? 0 : configs.length];
     const acc = recipe.accumulation.format === 'fp32' ? 'fp32' : `${recipe.accumulation.format}${recipe.accumulation.chunk ? `/${recipe.accumulation.chunk}` : ''}`;
-    const sameBatchTorch = b === batch ? torch : null;
+    const peer = b === batch ? torch : null;
     return {
       bench: 'train', model, recipe: name, acc, saved: recipe.savedActivations ?? 'float32', batch: b, threads, images_per_s: m.images_per_s, peak_rss_mb: m.peak_rss_mb,
       ratio_fp32: m.images_per_s / reference.images_per_s, memory_fp32: m.peak_rss_mb / reference.peak_rss_mb,
-      torch_images_per_s: sameBatchTorch, ratio_torch: sameBatchTorch ? m.images_per_s / sameBatchTorch : null,
+      torch_images_per_s: peer?.images_per_s ?? null, torch_peak_rss_mb: peer?.peak_rss_mb ?? null,
+      ratio_torch: peer ? m.images_per_s / peer.images_per_s : null, memory_torch: peer ? m.peak_rss_mb / peer.peak_rss_mb : null,
     };
   });
 }
