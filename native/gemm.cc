@@ -77,17 +77,21 @@ void packLinesE5m2(const uint8_t* codes, int64_t ld, int64_t lines, int64_t kc, 
 }
 
 thread_local std::vector<float> lineBuffer;
+
+// `count` runs of kc E5M2 codes, `ld` apart from `first`, into panels of `width` runs each
+// (panel q at dst + q * kc * width), through packLinesE5m2.
+void packPanelsE5m2(const uint8_t* first, int64_t ld, int64_t count, int64_t kc, int width, float* dst) {
+  lineBuffer.resize(static_cast<size_t>(width * kc));
+  for (int64_t l0 = 0; l0 < count; l0 += width) {
+    packLinesE5m2(first + l0 * ld, ld, std::min<int64_t>(width, count - l0), kc, width, lineBuffer.data(), dst + (l0 / width) * kc * width);
+  }
+}
 #endif
 
 void packB(const GemmArgs& g, const KernelSpec& ks, int64_t pc, int64_t kc, int64_t jc, int64_t nc, float* bp) {
 #ifdef OCTET_X86
   if (g.bCodes && g.bIsE5M2 && g.transB && kc >= 16 && haveHalfConversion()) {
-    const int nr = ks.nr;
-    lineBuffer.resize(static_cast<size_t>(nr * kc));
-    for (int64_t j0 = 0; j0 < nc; j0 += nr) {
-      packLinesE5m2(g.bCodes + (jc + j0) * g.ldb + pc, g.ldb, std::min<int64_t>(nr, nc - j0), kc, nr, lineBuffer.data(),
-                    bp + (j0 / nr) * kc * nr);
-    }
+    packPanelsE5m2(g.bCodes + jc * g.ldb + pc, g.ldb, nc, kc, ks.nr, bp);
     return;
   }
   if (g.bCodes && g.bIsE5M2 && !g.transB && haveHalfConversion()) {
@@ -137,12 +141,7 @@ void packAFrom(const GemmArgs& g, const KernelSpec& ks, Source src, int64_t ic, 
 void packA(const GemmArgs& g, const KernelSpec& ks, int64_t ic, int64_t mc, int64_t pc, int64_t kc, float* ap) {
 #ifdef OCTET_X86
   if (g.aCodes && g.aIsE5M2 && !g.transA && kc >= 16 && haveHalfConversion()) {
-    const int mr = ks.mr;
-    lineBuffer.resize(static_cast<size_t>(mr * kc));
-    for (int64_t i0 = 0; i0 < mc; i0 += mr) {
-      packLinesE5m2(g.aCodes + (ic + i0) * g.lda + pc, g.lda, std::min<int64_t>(mr, mc - i0), kc, mr, lineBuffer.data(),
-                    ap + (i0 / mr) * kc * mr);
-    }
+    packPanelsE5m2(g.aCodes + ic * g.lda + pc, g.lda, mc, kc, ks.mr, ap);
     return;
   }
 #endif

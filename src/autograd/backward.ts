@@ -110,14 +110,8 @@ export function backward(output: Tensor, options: BackwardOptions = {}): void {
     grads.delete(t);
     if (recycling) {
       if (!held.has(g.buffer)) recycle(g);
-      for (const gi of passed) if (gi !== g && !held.has(gi.buffer) && !isPending(grads, gi)) recycle(gi);
+      for (const gi of passed) if (gi.buffer !== g.buffer && !held.has(gi.buffer)) recycle(gi);
     }
     if (!options.retainGraph) t.gradFn = null;
   }
-}
-
-/** Whether a pending gradient uses this array's buffer (a rule handed one array to two inputs). */
-function isPending(grads: Map<GradHandle, Float32Array>, a: Float32Array): boolean {
-  for (const pending of grads.values()) if (pending.buffer === a.buffer) return true;
-  return false;
 }

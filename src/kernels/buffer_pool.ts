@@ -29,7 +29,7 @@ let reusedCount = 0;
  */
 export function recycle(a: Float32Array): void {
   if (a.length < MIN_ELEMENTS || a.byteOffset !== 0 || a.byteLength !== a.buffer.byteLength || limit === 0) return;
-  if (free.includes(a)) return;
+  if (free.some((f) => f.buffer === a.buffer)) return;
   free.push(a);
   pooledBytes += a.byteLength;
   recycledCount++;

@@ -135,11 +135,6 @@ function scratch(slot: 'columns' | 'gathered' | 'result', like: ImagePlane, n: n
   return buffer.subarray(0, n);
 }
 
-/** Drop the reused planes (their memory is freed at the next collection). */
-export function releaseConvScratch(): void {
-  scratchPlanes.clear();
-}
-
 interface RowBlock {
   /** Images [n0, n0 + count) of an NCHW tensor with `channels` channels, channels [c0, c0 + rows). */
   n0: number;

@@ -7,6 +7,7 @@ import { record, registerGradient } from '../autograd/index.js';
 import { InvalidArgumentError } from '../errors.js';
 import { channelBiasAdd, channelSum, col2im, col2imBatch, convOutputSize, gemm, im2col, im2colBatch, takeBuffer, takeZeroed, type ConvGeometry } from '../kernels/index.js';
 import { Tensor, formatShape, type GradHandle } from '../tensor/index.js';
+import { productOperands } from './saved.js';
 
 export interface Conv2dOptions {
   stride?: number | [number, number];
@@ -38,7 +39,8 @@ interface ConvSaved {
 }
 
 function saveConv(x: Tensor, weight: Tensor, groups: number, geometry: ConvGeometry): ConvSaved {
-  return { groups, geometry, xData: weight.requiresGrad ? x.data : null, weightData: x.requiresGrad ? weight.data : null };
+  const { aData: xData, bData: weightData } = productOperands(x, weight);
+  return { groups, geometry, xData, weightData };
 }
 
 /** Column matrices are built for chunks of images of at most this many floats (2 MB), so the

@@ -5,11 +5,12 @@
 import { needsGrad, record, registerGradient } from '../autograd/index.js';
 import { addArrays, maskBytes, reluBackward, reluForward, takeBuffer } from '../kernels/index.js';
 import { Tensor, broadcastIndex, broadcastShapes, shapesEqual } from '../tensor/index.js';
+import { productOperands } from './saved.js';
 
 interface BinarySaved {
   aIndex: Int32Array | null;
   bIndex: Int32Array | null;
-  /** The operands' values, kept by mul only (each one for the other's gradient). */
+  /** The operands' values, kept by mul only (productOperands). */
   aData?: Float32Array | null;
   bData?: Float32Array | null;
 }
@@ -28,7 +29,7 @@ function reduceTo(g: Float32Array, index: Int32Array | null, size: number, scale
 }
 
 function binary(op: string, a: Tensor, b: Tensor, f: (x: number, y: number) => number): Tensor {
-  const values = op === 'mul' ? { aData: b.requiresGrad ? a.data : null, bData: a.requiresGrad ? b.data : null } : {};
+  const values = op === 'mul' ? productOperands(a, b) : {};
   if (shapesEqual(a.shape, b.shape)) {
     const out = new Float32Array(a.size);
     for (let i = 0; i < out.length; i++) out[i] = f(a.data[i], b.data[i]);

@@ -3,6 +3,7 @@ import { record, registerGradient } from '../autograd/index.js';
 import { InvalidArgumentError } from '../errors.js';
 import { gemm } from '../kernels/index.js';
 import { Tensor, formatShape, type GradHandle } from '../tensor/index.js';
+import { productOperands, type ProductOperands } from './saved.js';
 
 /** [m, k] x [k, n] -> [m, n]. */
 export function matmul(a: Tensor, b: Tensor): Tensor {
@@ -15,23 +16,17 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const n = b.shape[1];
   const out = Tensor.zeros([m, n]);
   gemm(m, n, k, a.data, b.data, out.data);
-  return record('matmul', [a, b], out, { aData: a.data, bData: b.data } satisfies OperandValues);
+  return record('matmul', [a, b], out, productOperands(a, b));
 }
 
-/** The operands' values, which the gradient of a product needs. */
-interface OperandValues {
-  aData: Float32Array;
-  bData: Float32Array;
-}
-
-registerGradient<OperandValues>('matmul', (node, g) => {
+registerGradient<ProductOperands>('matmul', (node, g) => {
   const [a, b] = node.inputs as [GradHandle, GradHandle];
   const { aData, bData } = node.saved;
   const [m, k] = a.shape;
   const n = b.shape[1];
   // dA = G B^T, dB = A^T G
-  const ga = a.requiresGrad ? gemm(m, k, n, g, bData, new Float32Array(m * k), { transB: true }) : null;
-  const gb = b.requiresGrad ? gemm(k, n, m, aData, g, new Float32Array(k * n), { transA: true }) : null;
+  const ga = a.requiresGrad ? gemm(m, k, n, g, bData!, new Float32Array(m * k), { transB: true }) : null;
+  const gb = b.requiresGrad ? gemm(k, n, m, aData!, g, new Float32Array(k * n), { transA: true }) : null;
   return [ga, gb];
 });
 
@@ -50,18 +45,18 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
   const out = Tensor.zeros([batch, outFeatures]);
   if (bias) for (let i = 0; i < batch; i++) out.data.set(bias.data, i * outFeatures);
   gemm(batch, outFeatures, inFeatures, x.data, weight.data, out.data, { transB: true, beta: bias ? 1 : 0 });
-  return record('linear', [x, weight, bias], out, { aData: x.data, bData: weight.data } satisfies OperandValues);
+  return record('linear', [x, weight, bias], out, productOperands(x, weight));
 }
 
-registerGradient<OperandValues>('linear', (node, g) => {
+registerGradient<ProductOperands>('linear', (node, g) => {
   const [x, weight, bias] = node.inputs as [GradHandle, GradHandle, GradHandle | null];
   const { aData: xData, bData: weightData } = node.saved;
   const [batch, inFeatures] = x.shape;
   const outFeatures = weight.shape[0];
   // dx = G W, dW = G^T x, db = sum over the batch of G
-  const gx = x.requiresGrad ? gemm(batch, inFeatures, outFeatures, g, weightData, new Float32Array(batch * inFeatures)) : null;
+  const gx = x.requiresGrad ? gemm(batch, inFeatures, outFeatures, g, weightData!, new Float32Array(batch * inFeatures)) : null;
   const gw = weight.requiresGrad
-    ? gemm(outFeatures, inFeatures, batch, g, xData, new Float32Array(outFeatures * inFeatures), { transA: true })
+    ? gemm(outFeatures, inFeatures, batch, g, xData!, new Float32Array(outFeatures * inFeatures), { transA: true })
     : null;
   let gb: Float32Array | null = null;
   if (bias?.requiresGrad) {

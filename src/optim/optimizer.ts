@@ -65,15 +65,13 @@ export abstract class Optimizer {
   lr: number;
   readonly weightDecay: number;
   protected stepCount = 0;
-  private readonly slots = new Map<string, SlotStorage>();
+  /** Each slot as stored, and its position among all slots (its stochastic-rounding stream). */
+  private readonly slots = new Map<string, { stored: SlotStorage; index: number }>();
   private readonly master: ResolvedStorage | null;
   private readonly moments: ResolvedStorage | null;
-  /** Moments kept as codes (a format of at most 16 bits). */
-  private readonly codedMoments: boolean;
   private readonly seed: number;
-  /** Slots decoded for the update in progress: working values -> slot key. */
+  /** The values `slot` handed out for the update in progress -> their slot key. */
   private readonly open = new Map<Float32Array, string>();
-  private readonly slotIndexes = new Map<string, number>();
 
   constructor(params: readonly (readonly [string, Tensor])[], options: OptimizerBaseOptions, slotNames: readonly string[]) {
     if (!(options.lr >= 0 && Number.isFinite(options.lr))) throw new InvalidArgumentError(`optimizer: lr is ${options.lr}; expected a finite number >= 0`);
@@ -90,11 +88,10 @@ export abstract class Optimizer {
     this.master = resolveStorage(options.masterWeights);
     this.moments = resolveStorage(options.moments);
     this.seed = options.seed ?? 0;
-    this.codedMoments = this.moments !== null && this.moments.format.storageBytes <= 2;
-    // Zero is code 0 in every format (sign 0, exponent 0, mantissa 0).
-    const allocate = (n: number): SlotStorage =>
-      !this.codedMoments ? new Float32Array(n) : this.moments!.format.storageBytes === 1 ? new Uint8Array(n) : new Uint16Array(n);
-    for (const [name, p] of params) for (const slot of slotNames) this.slots.set(`${name}.${slot}`, allocate(p.size));
+    // Moments of at most 16 bits are kept as codes; zero is code 0 in every format.
+    const bytes = this.moments && this.moments.format.storageBytes <= 2 ? this.moments.format.storageBytes : 4;
+    const allocate = (n: number): SlotStorage => (bytes === 4 ? new Float32Array(n) : bytes === 2 ? new Uint16Array(n) : new Uint8Array(n));
+    for (const [name, p] of params) for (const slot of slotNames) this.slots.set(`${name}.${slot}`, { stored: allocate(p.size), index: this.slots.size });
     if (this.master) for (const [, p] of params) quantize(p.data, this.master.format, { rounding: 'nearest' }, p.data);
   }
 
@@ -111,9 +108,8 @@ export abstract class Optimizer {
    */
   protected slot(name: string, slot: string): Float32Array {
     const key = `${name}.${slot}`;
-    const stored = this.slots.get(key)!;
-    if (stored instanceof Float32Array) return stored;
-    const values = decode(stored, this.moments!.format, takeBuffer(stored.length));
+    const { stored } = this.slots.get(key)!;
+    const values = stored instanceof Float32Array ? stored : decode(stored, this.moments!.format, takeBuffer(stored.length));
     this.open.set(values, key);
     return values;
   }
@@ -124,29 +120,18 @@ export abstract class Optimizer {
    */
   protected storeMoment(values: Float32Array): void {
     if (!this.moments) return;
-    const key = this.open.get(values) ?? this.keyOf(values);
-    const index = this.slotIndex(key);
+    const key = this.open.get(values);
+    if (key === undefined) throw new InvalidArgumentError('optimizer: storeMoment takes an array returned by slot()');
+    const { stored, index } = this.slots.get(key)!;
     const { format, rounding } = this.moments;
     quantize(values, format, { rounding, seed: (this.seed ^ Math.imul(index + 1, 0x9e3779b9)) >>> 0, counterOffset: (this.stepCount - 1) * values.length }, values);
-    const stored = this.slots.get(key)!;
     if (!(stored instanceof Float32Array)) encode(values, format, {}, stored);
-  }
-
-  private keyOf(values: Float32Array): string {
-    for (const [key, stored] of this.slots) if (stored === values) return key;
-    throw new InvalidArgumentError('optimizer: storeMoment takes an array returned by slot()');
-  }
-
-  /** The slot's position among all slots: its stochastic-rounding stream. */
-  private slotIndex(key: string): number {
-    if (this.slotIndexes.size !== this.slots.size) [...this.slots.keys()].forEach((k, i) => this.slotIndexes.set(k, i));
-    return this.slotIndexes.get(key)!;
   }
 
   /** Bytes the optimizer's slots (moments, momentum) take. */
   stateBytes(): number {
     let bytes = 0;
-    for (const stored of this.slots.values()) bytes += stored.byteLength;
+    for (const { stored } of this.slots.values()) bytes += stored.byteLength;
     return bytes;
   }
 
@@ -167,7 +152,7 @@ export abstract class Optimizer {
         this.update(name, p.data, p.grad.data, this.stepCount);
       } finally {
         // Working arrays of coded slots (already stored by storeMoment) go back to the pool.
-        for (const values of this.open.keys()) recycle(values);
+        for (const [values, key] of this.open) if (values !== this.slots.get(key)!.stored) recycle(values);
         this.open.clear();
       }
       if (this.master) {
@@ -188,12 +173,12 @@ export abstract class Optimizer {
   /** Slots as float32 values (decoded where they are kept as codes). */
   state(): OptimizerState {
     const slots: Record<string, Float32Array> = {};
-    for (const [key, stored] of this.slots) slots[key] = stored instanceof Float32Array ? Float32Array.from(stored) : decode(stored, this.moments!.format);
+    for (const [key, { stored }] of this.slots) slots[key] = stored instanceof Float32Array ? Float32Array.from(stored) : decode(stored, this.moments!.format);
     return { step: this.stepCount, slots };
   }
 
   loadState(state: OptimizerState): void {
-    for (const [key, stored] of this.slots) {
+    for (const [key, { stored }] of this.slots) {
       const saved = state.slots[key];
       if (!saved || saved.length !== stored.length) {
         throw new InvalidArgumentError(
