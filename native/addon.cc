@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <string>
+#include <utility>
 
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -257,6 +258,44 @@ Napi::Value Col2imBatch(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// A Float32Array or a Uint8Array at argument i: its data and element size (4 or 1).
+std::pair<void*, int> planeArg(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t needs) {
+  if (!info[i].IsTypedArray()) throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a Float32Array or a Uint8Array");
+  auto t = info[i].As<Napi::TypedArray>();
+  const int bytes = t.TypedArrayType() == napi_float32_array ? 4 : t.TypedArrayType() == napi_uint8_array ? 1 : 0;
+  if (bytes == 0) throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a Float32Array or a Uint8Array");
+  if (static_cast<int64_t>(t.ElementLength()) < needs) throw Napi::RangeError::New(info.Env(), std::string(name) + " is too short for the shape");
+  return {typedData(info, i), bytes};
+}
+
+// moveRows(matrix, images, rows, count, plane, channels, c0, n0, toImages, threads?): see native/im2col.h.
+Napi::Value MoveRows(const Napi::CallbackInfo& info) {
+  const int64_t rows = intArg(info, 2, "rows"), count = intArg(info, 3, "count"), plane = intArg(info, 4, "plane");
+  const int64_t channels = intArg(info, 5, "channels"), c0 = intArg(info, 6, "c0"), n0 = intArg(info, 7, "n0");
+  if (rows < 0 || count < 0 || plane < 0 || c0 < 0 || n0 < 0 || c0 + rows > channels) throw Napi::RangeError::New(info.Env(), "moveRows: rows out of range");
+  auto [matrix, mb] = planeArg(info, 0, "matrix", rows * count * plane);
+  auto [images, ib] = planeArg(info, 1, "images", rows == 0 || count == 0 ? 0 : (n0 + count) * channels * plane);
+  if (mb != ib) throw Napi::TypeError::New(info.Env(), "moveRows: the matrix and the images must both be floats or both codes");
+  const bool toImages = info[8].ToBoolean();
+  const int threads = threadsArg(info, 9);
+  if (mb == 4) octet::moveRows(static_cast<float*>(matrix), static_cast<float*>(images), rows, count, plane, channels, c0, n0, toImages, threads);
+  else octet::moveRows(static_cast<uint8_t*>(matrix), static_cast<uint8_t*>(images), rows, count, plane, channels, c0, n0, toImages, threads);
+  return info.Env().Undefined();
+}
+
+// rotateKernel(w, out, group, ocg, cg, taps, threads?): see native/im2col.h.
+Napi::Value RotateKernel(const Napi::CallbackInfo& info) {
+  const int64_t group = intArg(info, 2, "group"), ocg = intArg(info, 3, "ocg"), cg = intArg(info, 4, "cg"), taps = intArg(info, 5, "taps");
+  if (group < 0 || ocg < 0 || cg < 0 || taps < 0) throw Napi::RangeError::New(info.Env(), "rotateKernel: negative dimension");
+  auto [w, wb] = planeArg(info, 0, "w", (group + 1) * ocg * cg * taps);
+  auto [out, ob] = planeArg(info, 1, "out", cg * ocg * taps);
+  if (wb != ob) throw Napi::TypeError::New(info.Env(), "rotateKernel: the weights and the result must both be floats or both codes");
+  const int threads = threadsArg(info, 6);
+  if (wb == 4) octet::rotateKernel(static_cast<const float*>(w), static_cast<float*>(out), group, ocg, cg, taps, threads);
+  else octet::rotateKernel(static_cast<const uint8_t*>(w), static_cast<uint8_t*>(out), group, ocg, cg, taps, threads);
+  return info.Env().Undefined();
+}
+
 // lowpGemm(transA, transB, m, n, k, a, b, c, codecParams, lut | null, chunk, exactProducts,
 //          productsOnSubnormalGrid, threads?, aTable?, bTable?, bIsE5M2?, aIsE5M2?): a and b are
 //          Float32Arrays, or Uint8Arrays of codes with their tables.
@@ -318,6 +357,69 @@ Napi::Value SgemmCoded(const Napi::CallbackInfo& info) {
   g.aIsE5M2 = g.aCodes && info.Length() > 15 && info[15].ToBoolean();
   g.fused = !(info.Length() > 16 && info[16].ToBoolean());
   octet::sgemm(g, threadsArg(info, 13));
+  return env.Undefined();
+}
+
+// sgemmColumns(transA, transB, m, n, k, a, aTable|null, lda, x, xTable|null, geometry, imageStride,
+//              c, ldc, cPlane, cImageStride, threads, bIsE5M2, aIsE5M2, unfused):
+// C = op(A) op(B), alpha 1, beta 0, with B the column matrix of the images x (a Float32Array, or
+// a Uint8Array of codes with their table) under one group's geometry (see ImplicitColumns), never
+// stored; cPlane > 0 lays C's columns out image by image (see GemmArgs::cPlane).
+Napi::Value SgemmColumns(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 17) throw Napi::TypeError::New(env, "sgemmColumns takes 17 to 20 arguments");
+  GemmArgs g;
+  g.transA = info[0].ToBoolean();
+  g.transB = info[1].ToBoolean();
+  g.m = intArg(info, 2, "m");
+  g.n = intArg(info, 3, "n");
+  g.k = intArg(info, 4, "k");
+  g.lda = intArg(info, 7, "lda");
+  g.ldc = intArg(info, 13, "ldc");
+  g.ldb = 0;
+  g.alpha = 1.0f;
+  g.beta = 0.0f;
+  g.a = nullptr;
+  g.b = nullptr;
+  if (g.m < 0 || g.n < 0 || g.k < 0) throw Napi::RangeError::New(env, "sgemmColumns: negative dimension");
+  if (g.lda < (g.transA ? g.m : g.k) || g.ldc < 0) throw Napi::RangeError::New(env, "sgemmColumns: leading dimension too small");
+  codedOperand(info, 5, "a", extent(g.transA ? g.k : g.m, g.transA ? g.m : g.k, g.lda), g.a, g.aCodes, g.aLut);
+  octet::ImplicitColumns cols;
+  cols.geometry = geometryArg(info, 10);
+  cols.imageStride = intArg(info, 11, "imageStride");
+  const octet::ConvGeometry& geo = cols.geometry;
+  const int64_t rows = geo.channels * geo.kernelH * geo.kernelW, plane = geo.outH * geo.outW;
+  const int64_t colsCount = g.transB ? g.k : g.n;
+  if ((g.transB ? g.n : g.k) != rows || plane == 0 || colsCount % plane != 0) {
+    throw Napi::RangeError::New(env, "sgemmColumns: the GEMM's shape does not match the column matrix of the geometry");
+  }
+  const int64_t batch = colsCount / plane;
+  if (batch > 0 && cols.imageStride < 0) throw Napi::RangeError::New(env, "sgemmColumns: negative imageStride");
+  const int64_t image = batch == 0 ? 0 : (batch - 1) * cols.imageStride + geo.channels * geo.height * geo.width;
+  const float* xValues = nullptr;
+  const uint8_t* xCodes = nullptr;
+  const float* xLut = nullptr;
+  codedOperand(info, 8, "x", image, xValues, xCodes, xLut);
+  cols.x = xValues;
+  cols.codes = xCodes;
+  g.bLut = xLut;
+  g.bColumns = &cols;
+  g.cPlane = intArg(info, 14, "cPlane");
+  g.cImageStride = intArg(info, 15, "cImageStride");
+  int64_t cNeeds = extent(g.m, g.n, g.ldc);
+  if (g.cPlane != 0) {
+    if (g.cPlane < 0 || g.cPlane % 32 != 0 || g.n % g.cPlane != 0 || g.ldc < g.cPlane || g.cImageStride < 0) {
+      throw Napi::RangeError::New(env, "sgemmColumns: cPlane must be a positive multiple of 32 that divides n, with ldc >= cPlane");
+    }
+    cNeeds = g.m == 0 || g.n == 0 ? 0 : (g.n / g.cPlane - 1) * g.cImageStride + extent(g.m, g.cPlane, g.ldc);
+  } else if (g.ldc < g.n) {
+    throw Napi::RangeError::New(env, "sgemmColumns: leading dimension too small");
+  }
+  g.c = f32(info, 12, "c", cNeeds);
+  g.bIsE5M2 = xCodes && info.Length() > 17 && info[17].ToBoolean();
+  g.aIsE5M2 = g.aCodes && info.Length() > 18 && info[18].ToBoolean();
+  g.fused = !(info.Length() > 19 && info[19].ToBoolean());
+  octet::sgemm(g, threadsArg(info, 16));
   return env.Undefined();
 }
 
@@ -383,6 +485,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("batchNormBackward", Napi::Function::New(env, BatchNormBackward));
   exports.Set("lowpGemm", Napi::Function::New(env, LowpGemm));
   exports.Set("sgemmCoded", Napi::Function::New(env, SgemmCoded));
+  exports.Set("sgemmColumns", Napi::Function::New(env, SgemmColumns));
+  exports.Set("moveRows", Napi::Function::New(env, MoveRows));
+  exports.Set("rotateKernel", Napi::Function::New(env, RotateKernel));
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   return exports;

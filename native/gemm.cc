@@ -88,7 +88,71 @@ void packPanelsE5m2(const uint8_t* first, int64_t ld, int64_t count, int64_t kc,
 }
 #endif
 
+// A run of n codes of B's images as floats.
+void decodeRun(const GemmArgs& g, const uint8_t* codes, int64_t n, float* out) {
+#ifdef OCTET_X86
+  if (g.bIsE5M2 && haveHalfConversion()) {
+    decodeE5m2(codes, out, n);
+    return;
+  }
+#endif
+  for (int64_t t = 0; t < n; ++t) out[t] = g.bLut[codes[t]];
+}
+
+thread_local std::vector<uint8_t> codeRun;
+thread_local std::vector<float> floatRun;
+
+// packB for B read from images: op(B)(p, j) is col(p, j), or col(j, p) with transB.
+void packBColumns(const GemmArgs& g, const KernelSpec& ks, int64_t pc, int64_t kc, int64_t jc, int64_t nc, float* bp) {
+  const ImplicitColumns& src = *g.bColumns;
+  const ConvGeometry& geo = src.geometry;
+  const int nr = ks.nr;
+  // out[0, len) = col(r, q0 + t), floats whatever the images hold.
+  auto run = [&](int64_t r, int64_t q0, int64_t len, float* out) {
+    if (src.x) {
+      columnRun(src.x, geo, src.imageStride, r, q0, len, out);
+      return;
+    }
+    codeRun.resize(static_cast<size_t>(len));
+    columnRun(src.codes, geo, src.imageStride, r, q0, len, codeRun.data());
+    decodeRun(g, codeRun.data(), len, out);
+  };
+  if (!g.transB) {
+    // Row pc + p of col over the block's columns as one run, then its panel rows out of it.
+    floatRun.resize(static_cast<size_t>(nc));
+    float* line = floatRun.data();
+    for (int64_t p = 0; p < kc; ++p) {
+      run(pc + p, jc, nc, line);
+      for (int64_t j0 = 0; j0 < nc; j0 += nr) {
+        const int64_t width = std::min<int64_t>(nr, nc - j0);
+        float* d = bp + (j0 / nr) * kc * nr + p * nr;
+        std::memcpy(d, line + j0, static_cast<size_t>(width) * sizeof(float));
+        for (int64_t j = width; j < nr; ++j) d[j] = 0.0f;
+      }
+    }
+    return;
+  }
+  // Panel column l is a run along row jc + j0 + l of col: gather the runs, then interleave.
+  floatRun.resize(static_cast<size_t>(nr * kc));
+  float* lines = floatRun.data();
+  for (int64_t j0 = 0; j0 < nc; j0 += nr) {
+    const int64_t width = std::min<int64_t>(nr, nc - j0);
+    float* dst = bp + (j0 / nr) * kc * nr;
+    for (int64_t l = 0; l < width; ++l) run(jc + j0 + l, pc, kc, lines + l * kc);
+    for (int64_t p = 0; p < kc; ++p) {
+      float* d = dst + p * nr;
+      int64_t l = 0;
+      for (; l < width; ++l) d[l] = lines[l * kc + p];
+      for (; l < nr; ++l) d[l] = 0.0f;
+    }
+  }
+}
+
 void packB(const GemmArgs& g, const KernelSpec& ks, int64_t pc, int64_t kc, int64_t jc, int64_t nc, float* bp) {
+  if (g.bColumns) {
+    packBColumns(g, ks, pc, kc, jc, nc, bp);
+    return;
+  }
 #ifdef OCTET_X86
   if (g.bCodes && g.bIsE5M2 && g.transB && kc >= 16 && haveHalfConversion()) {
     packPanelsE5m2(g.bCodes + jc * g.ldb + pc, g.ldb, nc, kc, ks.nr, bp);
@@ -149,6 +213,11 @@ void packA(const GemmArgs& g, const KernelSpec& ks, int64_t ic, int64_t mc, int6
   else packAFrom(g, ks, FloatSource{g.a}, ic, mc, pc, kc, ap);
 }
 
+// Where C(i, j) is (see GemmArgs::cPlane); a tile starting at column j lies within one image.
+inline float* cAt(const GemmArgs& g, int64_t i, int64_t j) {
+  return g.cPlane ? g.c + (j / g.cPlane) * g.cImageStride + i * g.ldc + j % g.cPlane : g.c + i * g.ldc + j;
+}
+
 // Whether the kernel reads op(A) in place for a range of `panels` B panels: when few panels would
 // reuse a packed copy of A, and the tile shape has a kernel that reads A directly.
 bool readsAInPlace(const GemmArgs& g, const KernelSpec& ks, int64_t panels) {
@@ -168,7 +237,6 @@ void multiplyRows(const GemmArgs& g, const KernelSpec& ks, const float* bp, int6
   if (!prepackedA && readsAInPlace(g, ks, panel1 - panel0)) {
     for (int64_t ir = m0; ir < m1; ir += mr) {
       const int rows = static_cast<int>(std::min<int64_t>(mr, m1 - ir));
-      float* crow = g.c + ir * g.ldc + jc;
       // E5M2 rows decode 16 at a time into a small buffer the float kernel reads (faster than a
       // table load per element inside the kernel, once rows are long enough to pay for the call).
       const float* decodedRows = nullptr;
@@ -183,12 +251,12 @@ void multiplyRows(const GemmArgs& g, const KernelSpec& ks, const float* bp, int6
         const int64_t jr = panel * nr;
         const int cols = static_cast<int>(std::min<int64_t>(nr, nc - jr));
         if (decodedRows) {
-          ks.direct(kc, decodedRows, kc, bp + panel * kc * nr, crow + jr, g.ldc, g.alpha, beta, rows, cols);
+          ks.direct(kc, decodedRows, kc, bp + panel * kc * nr, cAt(g, ir, jc + jr), g.ldc, g.alpha, beta, rows, cols);
         } else if (g.aCodes) {
-          ks.directCoded(kc, g.aCodes + ir * g.lda + pc, g.lda, g.aLut, bp + panel * kc * nr, crow + jr, g.ldc, g.alpha, beta,
+          ks.directCoded(kc, g.aCodes + ir * g.lda + pc, g.lda, g.aLut, bp + panel * kc * nr, cAt(g, ir, jc + jr), g.ldc, g.alpha, beta,
                          rows, cols);
         } else {
-          ks.direct(kc, g.a + ir * g.lda + pc, g.lda, bp + panel * kc * nr, crow + jr, g.ldc, g.alpha, beta, rows, cols);
+          ks.direct(kc, g.a + ir * g.lda + pc, g.lda, bp + panel * kc * nr, cAt(g, ir, jc + jr), g.ldc, g.alpha, beta, rows, cols);
         }
       }
     }
@@ -208,10 +276,9 @@ void multiplyRows(const GemmArgs& g, const KernelSpec& ks, const float* bp, int6
     for (int64_t ir = 0; ir < mc; ir += mr) {
       const float* apanel = ap + (ir / mr) * kc * mr;
       const int rows = static_cast<int>(std::min<int64_t>(mr, mc - ir));
-      float* crow = g.c + (ic + ir) * g.ldc + jc;
       for (int64_t panel = panel0; panel < panel1; ++panel) {
         const int64_t jr = panel * nr;
-        ks.micro(kc, apanel, bp + panel * kc * nr, crow + jr, g.ldc, g.alpha, beta, rows,
+        ks.micro(kc, apanel, bp + panel * kc * nr, cAt(g, ic + ir, jc + jr), g.ldc, g.alpha, beta, rows,
                  static_cast<int>(std::min<int64_t>(nr, nc - jr)));
       }
     }
@@ -220,8 +287,10 @@ void multiplyRows(const GemmArgs& g, const KernelSpec& ks, const float* bp, int6
 
 void scaleC(const GemmArgs& g) {
   for (int64_t i = 0; i < g.m; ++i) {
-    float* row = g.c + i * g.ldc;
-    for (int64_t j = 0; j < g.n; ++j) row[j] = g.beta == 0.0f ? 0.0f : g.beta * row[j];
+    for (int64_t j = 0; j < g.n; ++j) {
+      float* at = cAt(g, i, j);
+      *at = g.beta == 0.0f ? 0.0f : g.beta * *at;
+    }
   }
 }
 

@@ -10,7 +10,21 @@
 #pragma once
 #include <cstdint>
 
+#include "im2col.h"
+
 namespace octet {
+
+// B as the column matrix of a batch of images (native/im2col.h), read from the images while
+// packing instead of from a stored matrix: K = channels * KH * KW rows, batch * OH * OW columns.
+// op(B) is that matrix (k = K, n = its columns), or with transB its transpose (n = K, k = its
+// columns). The images are floats (x) or one-byte codes (codes, decoded through bLut, or as E5M2
+// when bIsE5M2). Every element of C is the same chain of products as with the matrix stored.
+struct ImplicitColumns {
+  ConvGeometry geometry;
+  int64_t imageStride;
+  const float* x = nullptr;
+  const uint8_t* codes = nullptr;
+};
 
 struct GemmArgs {
   bool transA, transB;
@@ -36,6 +50,14 @@ struct GemmArgs {
   // not exact in float32); true: one fused multiply-add (equal to it when products are exact).
   bool fused = true;
   bool aIsE5M2 = false;  // likewise for A's codes (packed rows, and the kernel that reads A in place)
+  // B read from images (b, bCodes and ldb unused); see ImplicitColumns.
+  const ImplicitColumns* bColumns = nullptr;
+  // C's columns in blocks of cPlane (one image's output plane each), block q at c + q *
+  // cImageStride: element (i, j) at c + (j / cPlane) * cImageStride + i * ldc + j % cPlane, so a
+  // convolution's result lands in NCHW directly. 0: plain row-major C. cPlane must be a multiple
+  // of every tile width (32), so that no tile straddles two images.
+  int64_t cPlane = 0;
+  int64_t cImageStride = 0;
 };
 
 void sgemm(const GemmArgs& args, int threads);

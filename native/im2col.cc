@@ -1,57 +1,19 @@
 #include "im2col.h"
 
+#include <cstring>
+
 #include "parallel.h"
 
 namespace octet {
 
 namespace {
 
-// The output columns [lo, hi) whose input column ow * stride + offset lies inside [0, width).
-inline void insideRange(int64_t outW, int64_t width, int64_t stride, int64_t offset, int64_t& lo, int64_t& hi) {
-  lo = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
-  hi = width - 1 - offset < 0 ? 0 : (width - 1 - offset) / stride + 1;
-  if (hi > outW) hi = outW;
-  if (lo > hi) lo = hi;
-}
-
-// Row r of one image's column matrix (OH * OW values) into dst. The columns that read padding
-// are zero-filled and the rest copied without a per-element bounds test, so the copy vectorizes.
-// T is float, or uint8_t for FP8 codes (code 0 is +0 in every format).
-template <typename T>
-void im2colRow(const T* x, T* dst, const ConvGeometry& g, int64_t r) {
-  const int64_t c = r / (g.kernelH * g.kernelW);
-  const int64_t i = (r / g.kernelW) % g.kernelH;
-  const int64_t j = r % g.kernelW;
-  const T* src = x + c * g.height * g.width;
-  const int64_t offset = j * g.dilationW - g.padW;
-  int64_t lo, hi;
-  insideRange(g.outW, g.width, g.strideW, offset, lo, hi);
-  for (int64_t oh = 0; oh < g.outH; ++oh) {
-    const int64_t ih = oh * g.strideH - g.padH + i * g.dilationH;
-    T* out = dst + oh * g.outW;
-    if (ih < 0 || ih >= g.height) {
-      for (int64_t ow = 0; ow < g.outW; ++ow) out[ow] = T(0);
-      continue;
-    }
-    const T* in = src + ih * g.width + offset;
-    for (int64_t ow = 0; ow < lo; ++ow) out[ow] = T(0);
-    if (g.strideW == 1) {
-      for (int64_t ow = lo; ow < hi; ++ow) out[ow] = in[ow];
-    } else {
-      for (int64_t ow = lo; ow < hi; ++ow) out[ow] = in[ow * g.strideW];
-    }
-    for (int64_t ow = hi; ow < g.outW; ++ow) out[ow] = T(0);
-  }
-}
-
 template <typename T>
 void im2colBatchOf(const T* x, T* col, const ConvGeometry& g, int64_t batch, int64_t imageStride, int threads) {
   const int64_t plane = g.outH * g.outW;
   const int64_t rows = g.channels * g.kernelH * g.kernelW;
   const int team = rows * plane * batch * int64_t(sizeof(T)) < 131072 ? 1 : threads;
-  parallelFor(rows, team, [&](int64_t r) {
-    for (int64_t n = 0; n < batch; ++n) im2colRow(x + n * imageStride, col + r * batch * plane + n * plane, g, r);
-  });
+  parallelFor(rows, team, [&](int64_t r) { columnRun(x, g, imageStride, r, 0, batch * plane, col + r * batch * plane); });
 }
 
 // Adds channel c's rows of one image's column matrix (taps rows of OH * OW, `rowStride` apart)
@@ -84,7 +46,7 @@ void im2col(const float* x, float* col, const ConvGeometry& g, int threads) {
   const int64_t plane = g.outH * g.outW;
   const int64_t rows = g.channels * g.kernelH * g.kernelW;
   const int team = rows * plane < 32768 ? 1 : threads;
-  parallelFor(rows, team, [&](int64_t r) { im2colRow(x, col + r * plane, g, r); });
+  parallelFor(rows, team, [&](int64_t r) { columnRun(x, g, 0, r, 0, plane, col + r * plane); });
 }
 
 void im2colBatch(const float* x, float* col, const ConvGeometry& g, int64_t batch, int64_t imageStride, int threads) {
@@ -113,5 +75,37 @@ void col2im(const float* col, float* x, const ConvGeometry& g, int threads) {
   const int team = g.channels * taps * plane < 32768 ? 1 : threads;
   parallelFor(g.channels, team, [&](int64_t c) { col2imChannel(col, plane, x + c * g.height * g.width, g, c); });
 }
+
+template <typename T>
+void moveRows(T* matrix, T* images, int64_t rows, int64_t count, int64_t plane, int64_t channels, int64_t c0, int64_t n0,
+              bool toImages, int threads) {
+  const int team = rows * count * plane * int64_t(sizeof(T)) < 262144 ? 1 : threads;
+  parallelFor(rows, team, [&](int64_t r) {
+    for (int64_t n = 0; n < count; ++n) {
+      T* m = matrix + (r * count + n) * plane;
+      T* image = images + ((n0 + n) * channels + c0 + r) * plane;
+      if (toImages) std::memcpy(image, m, static_cast<size_t>(plane) * sizeof(T));
+      else std::memcpy(m, image, static_cast<size_t>(plane) * sizeof(T));
+    }
+  });
+}
+
+template <typename T>
+void rotateKernel(const T* w, T* out, int64_t group, int64_t ocg, int64_t cg, int64_t taps, int threads) {
+  const int64_t k = ocg * taps;
+  const int team = cg * k * int64_t(sizeof(T)) < 262144 ? 1 : threads;
+  parallelFor(cg, team, [&](int64_t c) {
+    for (int64_t oc = 0; oc < ocg; ++oc) {
+      const T* from = w + ((group * ocg + oc) * cg + c) * taps + taps - 1;
+      T* to = out + c * k + oc * taps;
+      for (int64_t t = 0; t < taps; ++t) to[t] = from[-t];
+    }
+  });
+}
+
+template void moveRows<float>(float*, float*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, int);
+template void moveRows<uint8_t>(uint8_t*, uint8_t*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, int);
+template void rotateKernel<float>(const float*, float*, int64_t, int64_t, int64_t, int64_t, int);
+template void rotateKernel<uint8_t>(const uint8_t*, uint8_t*, int64_t, int64_t, int64_t, int64_t, int);
 
 }  // namespace octet

@@ -5,6 +5,7 @@
 //     = x[c * H * W + (oh * SH - PH + i * DH) * W + (ow * SW - PW + j * DW)], or 0 outside.
 // col2im is its adjoint: it adds every col entry back into x (x is accumulated, not cleared).
 #pragma once
+#include <algorithm>
 #include <cstdint>
 
 namespace octet {
@@ -29,5 +30,72 @@ void im2colBatch(const float* x, float* col, const ConvGeometry& g, int64_t batc
 void col2imBatch(const float* col, float* x, const ConvGeometry& g, int64_t batch, int64_t imageStride, int threads);
 // im2colBatch over one-byte codes (padding is code 0, +0 in every format).
 void im2colBatchCodes(const uint8_t* x, uint8_t* col, const ConvGeometry& g, int64_t batch, int64_t imageStride, int threads);
+
+// The output columns [lo, hi) whose input column ow * stride + offset lies inside [0, width).
+inline void insideRange(int64_t outW, int64_t width, int64_t stride, int64_t offset, int64_t& lo, int64_t& hi) {
+  lo = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+  hi = width - 1 - offset < 0 ? 0 : (width - 1 - offset) / stride + 1;
+  if (hi > outW) hi = outW;
+  if (lo > hi) lo = hi;
+}
+
+// A run of one row of the batched column matrix, never stored as a whole: out[t] = col(r, q0 + t)
+// for t in [0, len), where column q = n * OH * OW + oh * OW + ow is image n's output position
+// (oh, ow) and image n starts at x + n * imageStride. Padding reads as T(0) (code 0 is +0 in every
+// format). Copies within an output row need no bounds test, so they vectorize.
+template <typename T>
+inline void columnRun(const T* x, const ConvGeometry& g, int64_t imageStride, int64_t r, int64_t q0, int64_t len, T* out) {
+  const int64_t taps = g.kernelH * g.kernelW;
+  const int64_t c = r / taps, i = (r / g.kernelW) % g.kernelH, j = r % g.kernelW;
+  const int64_t offset = j * g.dilationW - g.padW;
+  int64_t lo, hi;
+  insideRange(g.outW, g.width, g.strideW, offset, lo, hi);
+  const int64_t plane = g.outH * g.outW;
+  const T* channel = x + c * g.height * g.width;
+  int64_t n = q0 / plane, pix = q0 % plane;
+  int64_t oh = pix / g.outW, ow0 = pix % g.outW;
+  for (int64_t t = 0; t < len;) {
+    const int64_t seg = std::min(g.outW - ow0, len - t);
+    T* o = out + t - ow0;  // o[ow] is output column ow of this output row
+    const int64_t ih = oh * g.strideH - g.padH + i * g.dilationH;
+    const int64_t end = ow0 + seg;
+    if (ih < 0 || ih >= g.height) {
+      for (int64_t ow = ow0; ow < end; ++ow) o[ow] = T(0);
+    } else {
+      const T* in = channel + n * imageStride + ih * g.width + offset;
+      const int64_t a = std::max(ow0, std::min(lo, end)), b = std::max(a, std::min(hi, end));
+      for (int64_t ow = ow0; ow < a; ++ow) o[ow] = T(0);
+      if (g.strideW == 1) {
+        for (int64_t ow = a; ow < b; ++ow) o[ow] = in[ow];
+      } else {
+        for (int64_t ow = a; ow < b; ++ow) o[ow] = in[ow * g.strideW];
+      }
+      for (int64_t ow = b; ow < end; ++ow) o[ow] = T(0);
+    }
+    t += seg;
+    ow0 = 0;
+    if (++oh == g.outH) {
+      oh = 0;
+      ++n;
+    }
+  }
+}
+
+}  // namespace octet
+
+namespace octet {
+
+// Between a GEMM's row-major [rows x count * plane] matrix (row r, image n at column n * plane)
+// and NCHW images with `channels` channels: image n0 + n, channel c0 + r. toImages copies the
+// matrix into the images (a scatter), else the images into the matrix (a gather). T is float or
+// uint8_t (codes).
+template <typename T>
+void moveRows(T* matrix, T* images, int64_t rows, int64_t count, int64_t plane, int64_t channels, int64_t c0, int64_t n0,
+              bool toImages, int threads);
+
+// Group g's rotated, transposed kernel: out[c * K + oc * taps + t] = w[((g * ocg + oc) * cg + c) *
+// taps + taps - 1 - t] for K = ocg * taps (see src/kernels/conv_layout.ts).
+template <typename T>
+void rotateKernel(const T* w, T* out, int64_t group, int64_t ocg, int64_t cg, int64_t taps, int threads);
 
 }  // namespace octet

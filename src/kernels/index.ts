@@ -1,6 +1,10 @@
 /** The hot loops: native fast paths with their TypeScript references. */
 export { gemm, gemmReference } from './gemm.js';
 export type { GemmOptions } from './gemm.js';
+export { columnsGemm, columnsGemmReference } from './columns_gemm.js';
+export { inputGradientGeometry, moveRows, moveRowsReference, rotatedKernel, rotatedKernelReference } from './conv_layout.js';
+export type { RowBlock } from './conv_layout.js';
+export type { ColumnSource, ColumnsGemmOptions, GemmInput } from './columns_gemm.js';
 export {
   col2im,
   col2imBatch,

@@ -31,6 +31,7 @@ import {
   type LowpOperand,
 } from './lowp_gemm.js';
 import { takeBuffer } from './buffer_pool.js';
+import { moveRows, moveRowsReference, rotatedKernel, rotatedKernelReference } from './conv_layout.js';
 import { nativeCore } from './native.js';
 
 export interface LowpConvShape {
@@ -54,12 +55,14 @@ export interface LowpConvShape {
 
 interface Backend {
   fast: boolean;
+  moveRows: typeof moveRows;
+  rotatedKernel: typeof rotatedKernel;
   im2colBatch: (x: ImagePlane, col: ImagePlane, g: ConvGeometry, batch: number, imageStride: number) => void;
   gemm: (m: number, n: number, k: number, a: DecodedOperand, b: DecodedOperand, o: LowpGemmOptions) => Float32Array;
 }
 
-const FAST: Backend = { fast: true, im2colBatch, gemm: lowpGemmDecoded };
-const REFERENCE: Backend = { fast: false, im2colBatch: im2colBatchReference, gemm: lowpGemmDecodedReference };
+const FAST: Backend = { fast: true, moveRows, rotatedKernel, im2colBatch, gemm: lowpGemmDecoded };
+const REFERENCE: Backend = { fast: false, moveRows: moveRowsReference, rotatedKernel: rotatedKernelReference, im2colBatch: im2colBatchReference, gemm: lowpGemmDecodedReference };
 
 function backend(reference: boolean): Backend {
   return reference || !nativeCore() ? REFERENCE : FAST;
@@ -133,40 +136,6 @@ function scratch(slot: 'columns' | 'gathered' | 'result', like: ImagePlane, n: n
     scratchPlanes.set(key, buffer);
   }
   return buffer.subarray(0, n);
-}
-
-interface RowBlock {
-  /** Images [n0, n0 + count) of an NCHW tensor with `channels` channels, channels [c0, c0 + rows). */
-  n0: number;
-  count: number;
-  channels: number;
-  c0: number;
-  rows: number;
-  plane: number;
-}
-
-/**
- * Between a GEMM's [rows x count*plane] matrix (row r, image n at column n * plane) and the
- * images' NCHW layout: 'scatter' copies the matrix into the images, 'gather' the images into the
- * matrix. Short planes are copied element by element (a view per plane costs more than the copy).
- */
-function moveRows(matrix: ImagePlane, images: ImagePlane, b: RowBlock, direction: 'scatter' | 'gather'): void {
-  const { n0, count, channels, c0, rows, plane } = b;
-  const width = count * plane;
-  for (let r = 0; r < rows; r++) {
-    for (let n = 0; n < count; n++) {
-      const m = r * width + n * plane;
-      const i = ((n0 + n) * channels + c0 + r) * plane;
-      if (plane >= 64) {
-        if (direction === 'scatter') images.set(matrix.subarray(m, m + plane), i);
-        else matrix.set(images.subarray(i, i + plane), m);
-      } else if (direction === 'scatter') {
-        for (let p = 0; p < plane; p++) images[i + p] = matrix[m + p];
-      } else {
-        for (let p = 0; p < plane; p++) matrix[m + p] = images[i + p];
-      }
-    }
-  }
 }
 
 function groupOptions(options: LowpGemmOptions, group: number): LowpGemmOptions {
@@ -265,7 +234,7 @@ export function lowpConv2dForward(x: LowpOperand, w: LowpOperand, s: LowpConvSha
         ...groupOptions(options, g),
         out: scratch('result', FLOATS, ocg * cnp) as Float32Array,
       });
-      moveRows(y, out, { n0, count, channels: s.outChannels, c0: g * ocg, rows: ocg, plane }, 'scatter');
+      b.moveRows(y, out, { n0, count, channels: s.outChannels, c0: g * ocg, rows: ocg, plane }, 'scatter');
     }
   }
   return out;
@@ -291,7 +260,7 @@ export function lowpConv2dBackwardWeight(dy: LowpOperand, x: LowpOperand, s: Low
   for (let g = 0; g < s.groups; g++) {
     // dY_g as [OCg x N*P], every element written below
     const dyg = scratch('gathered', DY.plane, ocg * np);
-    moveRows(dyg, DY.plane, { n0: 0, count: s.batch, channels: s.outChannels, c0: g * ocg, rows: ocg, plane }, 'gather');
+    b.moveRows(dyg, DY.plane, { n0: 0, count: s.batch, channels: s.outChannels, c0: g * ocg, rows: ocg, plane }, 'gather');
     const groupOut = dw.subarray(g * ocg * k, (g + 1) * ocg * k);
     for (let c0 = 0; c0 < cg; c0 += perChunk) {
       const cc = Math.min(perChunk, cg - c0);
@@ -363,18 +332,13 @@ export function lowpConv2dBackwardData(dy: LowpOperand, w: LowpOperand, s: LowpC
   const perChunk = imagesPerChunk(options, s.batch, k * pixels * image.BYTES_PER_ELEMENT);
   for (let g = 0; g < s.groups; g++) {
     // W'_g [C/groups x K]: W'[c, (oc*KH + i)*KW + j] = W[oc, c, KH-1-i, KW-1-j]
-    const rotated = alloc(W.plane, cg * k);
-    for (let c = 0; c < cg; c++) {
-      for (let oc = 0; oc < ocg; oc++) {
-        for (let t = 0; t < taps; t++) rotated[c * k + oc * taps + t] = W.plane[((g * ocg + oc) * cg + c) * taps + (taps - 1 - t)];
-      }
-    }
+    const rotated = b.rotatedKernel(W.plane, g, ocg, cg, taps);
     for (let n0 = 0; n0 < s.batch; n0 += perChunk) {
       const count = Math.min(perChunk, s.batch - n0);
       const cpix = count * pixels;
       const columns = DY.operand(batchColumns(b, image, shape, g, imageH, imageW, geometry, n0, count));
       const result = runGemm(b, cg, cpix, k, W.operand(rotated), columns, { ...groupOptions(options, g), out: scratch('result', FLOATS, cg * cpix) as Float32Array });
-      moveRows(result, dx, { n0, count, channels: s.channels, c0: g * cg, rows: cg, plane: pixels }, 'scatter');
+      b.moveRows(result, dx, { n0, count, channels: s.channels, c0: g * cg, rows: cg, plane: pixels }, 'scatter');
     }
   }
   return dx;

@@ -78,6 +78,14 @@ export interface NativeCore {
     lda: number, b: Float32Array | Uint8Array, bTable: Float32Array | null, ldb: number, c: Float32Array, ldc: number, threads?: number,
     bIsE5M2?: boolean, aIsE5M2?: boolean, unfused?: boolean,
   ): void;
+  /** sgemmCoded with B the column matrix of images (src/kernels/columns_gemm.ts), never stored. */
+  sgemmColumns(
+    transA: boolean, transB: boolean, m: number, n: number, k: number, a: Float32Array | Uint8Array, aTable: Float32Array | null, lda: number,
+    x: Float32Array | Uint8Array, xTable: Float32Array | null, geometry: number[], imageStride: number, c: Float32Array, ldc: number,
+    cPlane: number, cImageStride: number, threads: number, bIsE5M2: boolean, aIsE5M2: boolean, unfused: boolean,
+  ): void;
+  moveRows(matrix: Float32Array | Uint8Array, images: Float32Array | Uint8Array, rows: number, count: number, plane: number, channels: number, c0: number, n0: number, toImages: boolean, threads?: number): void;
+  rotateKernel(w: Float32Array | Uint8Array, out: Float32Array | Uint8Array, group: number, ocg: number, cg: number, taps: number, threads?: number): void;
   info(): NativeInfo;
   setThreads(threads: number): void;
 }

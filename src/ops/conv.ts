@@ -1,11 +1,17 @@
 /**
- * 2-D convolution and transposed convolution (NCHW), through im2col and the GEMM kernel, with
- * stride, padding, dilation and groups (depthwise when groups = channels). The column matrix is
- * rebuilt in backward instead of being kept, so saved state is just the input.
+ * 2-D convolution and transposed convolution (NCHW) as GEMMs, with stride, padding, dilation and
+ * groups (depthwise when groups = channels). conv2d's GEMMs read the column matrix straight from
+ * the images (columnsGemm: no im2col buffer) and write their results straight into NCHW: the
+ * forward, the weight gradient over the whole batch, and for stride 1 the input gradient as a
+ * forward convolution of the output gradient with the rotated kernel (other strides fold W^T dY
+ * back with col2im). Saved state is just the input (and the weight, for the input gradient).
  */
 import { record, registerGradient } from '../autograd/index.js';
 import { InvalidArgumentError } from '../errors.js';
-import { channelBiasAdd, channelSum, col2im, col2imBatch, convOutputSize, gemm, im2col, im2colBatch, takeBuffer, takeZeroed, type ConvGeometry } from '../kernels/index.js';
+import {
+  channelBiasAdd, channelSum, col2im, col2imBatch, columnsGemm, convOutputSize, gemm, im2col, inputGradientGeometry, moveRows, recycle, rotatedKernel, takeBuffer, takeZeroed,
+  type ColumnSource, type ConvGeometry,
+} from '../kernels/index.js';
 import { Tensor, formatShape, type GradHandle } from '../tensor/index.js';
 import { productOperands } from './saved.js';
 
@@ -70,24 +76,10 @@ function imageAt(data: Float32Array, n0: number, channels: number, c0: number, p
   return data.subarray((n0 * channels + c0) * plane);
 }
 
-/** rows [count x nc*P] (channel-major) into NCHW data at images n0.., channels c0... */
-function scatterChannels(rows: Float32Array, out: Float32Array, n0: number, nc: number, channels: number, c0: number, count: number, plane: number): void {
-  for (let c = 0; c < count; c++) {
-    for (let n = 0; n < nc; n++) {
-      const from = (c * nc + n) * plane;
-      out.set(rows.subarray(from, from + plane), ((n0 + n) * channels + c0 + c) * plane);
-    }
-  }
-}
-
-/** The inverse of scatterChannels: NCHW data into rows [count x nc*P]. */
-function gatherChannels(data: Float32Array, rows: Float32Array, n0: number, nc: number, channels: number, c0: number, count: number, plane: number): void {
-  for (let c = 0; c < count; c++) {
-    for (let n = 0; n < nc; n++) {
-      const from = ((n0 + n) * channels + c0 + c) * plane;
-      rows.set(data.subarray(from, from + plane), (c * nc + n) * plane);
-    }
-  }
+/** The column matrix of group `grp`'s channels of NCHW data with `channels` channels. */
+function groupColumns(data: Float32Array, grp: number, batch: number, g: ConvGeometry, channels: number): ColumnSource {
+  const plane = g.height * g.width;
+  return { x: data.subarray(grp * g.channels * plane), geometry: g, batch, imageStride: channels * plane };
 }
 
 /** Whether the column matrix is the image itself (1x1 kernel, stride 1, no padding). */
@@ -149,17 +141,13 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
   const ocg = outChannels / groups;
   const geometry: ConvGeometry = { channels: cg, height, width, kernelH, kernelW, strideH, strideW, padH, padW, dilationH, dilationW, outH, outW };
   const kSize = kSizeOf(geometry);
-  // Every element is scattered into below.
-  const out = new Tensor(takeBuffer(batch * outChannels * outH * outW), [batch, outChannels, outH, outW]);
-  forEachChunk(batch, geometry, (n0, nc, col) => {
-    const np = nc * outH * outW;
-    const y = new Float32Array(ocg * np);
-    for (let grp = 0; grp < groups; grp++) {
-      im2colBatch(imageAt(x.data, n0, channels, grp * cg, height * width), col, geometry, nc, channels * height * width);
-      gemm(ocg, np, kSize, weight.data.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize), col, y);
-      scatterChannels(y, out.data, n0, nc, outChannels, grp * ocg, ocg, outH * outW);
-    }
-  });
+  const plane = outH * outW;
+  // Every element is written below: each group's GEMM puts its rows straight into NCHW.
+  const out = new Tensor(takeBuffer(batch * outChannels * plane), [batch, outChannels, outH, outW]);
+  for (let grp = 0; grp < groups; grp++) {
+    columnsGemm(ocg, batch * plane, kSize, weight.data.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize), groupColumns(x.data, grp, batch, geometry, channels),
+      out.data.subarray(grp * ocg * plane), { outImages: { plane, imageStride: outChannels * plane } });
+  }
   addBias(out.data, bias, batch, outChannels, outH * outW);
   return record('conv2d', [x, weight, bias], out, saveConv(x, weight, groups, geometry));
 }
@@ -173,26 +161,34 @@ registerGradient<ConvSaved>('conv2d', (node, g, output) => {
   const ocg = outChannels / groups;
   const plane = output.shape[2] * output.shape[3];
   const kSize = kSizeOf(geometry);
-  // col2im adds into gx.
-  const gx = x.requiresGrad ? takeZeroed(x.size) : null;
+  const taps = geometry.kernelH * geometry.kernelW;
+  const pixels = height * width;
+  // Stride 1: the input gradient is a forward convolution of g (written whole); otherwise W^T g
+  // folded back by col2im, which adds into gx.
+  const dxGeometry = inputGradientGeometry(geometry, ocg);
+  const gx = !x.requiresGrad ? null : dxGeometry ? takeBuffer(x.size) : takeZeroed(x.size);
   const gw = weight.requiresGrad ? new Float32Array(weight.size) : null;
-  forEachChunk(batch, geometry, (n0, nc, col) => {
-    const np = nc * plane;
-    const dy = new Float32Array(ocg * np);
-    for (let grp = 0; grp < groups; grp++) {
-      gatherChannels(g, dy, n0, nc, outChannels, grp * ocg, ocg, plane);
-      if (gw) {
-        im2colBatch(imageAt(xData!, n0, channels, grp * cg, height * width), col, geometry, nc, channels * height * width);
-        // dW_g += dY_g [ocg, N*P] x col^T [N*P, K]
-        gemm(ocg, kSize, np, dy, col, gw.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize), { transB: true, beta: 1 });
-      }
-      if (gx) {
-        // dcol = W_g^T [K, ocg] x dY_g [ocg, N*P], folded back into the images
-        gemm(kSize, np, ocg, weightData!.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize), dy, col, { transA: true });
-        col2imBatch(col, imageAt(gx, n0, channels, grp * cg, height * width), geometry, nc, channels * height * width);
-      }
+  // dY_g as [OCg x N*P] for the weight gradient's GEMM (every element written before it is read).
+  const dy = gw || !dxGeometry ? takeBuffer(ocg * batch * plane) : null;
+  for (let grp = 0; grp < groups; grp++) {
+    if (dy) moveRows(dy, g, { n0: 0, count: batch, channels: outChannels, c0: grp * ocg, rows: ocg, plane }, 'gather');
+    if (gw) {
+      // dW_g = dY_g [OCg x N*P] x col_g^T [N*P x K], summed over the whole batch in one chain per element
+      columnsGemm(ocg, kSize, batch * plane, dy!, groupColumns(xData!, grp, batch, geometry, channels), gw.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize), { transB: true });
     }
-  });
+    if (gx && dxGeometry) {
+      // dX_g [C/groups x N*H*W] = W'_g x col(dY)_g, straight into NCHW
+      columnsGemm(cg, batch * pixels, ocg * taps, rotatedKernel(weightData!, grp, ocg, cg, taps), groupColumns(g, grp, batch, dxGeometry, outChannels),
+        gx.subarray(grp * cg * pixels), { outImages: { plane: pixels, imageStride: channels * pixels } });
+    } else if (gx) {
+      forEachChunk(batch, geometry, (n0, nc, col) => {
+        // dcol = W_g^T [K, ocg] x dY_g [ocg, nc*P], folded back into the images
+        gemm(kSize, nc * plane, ocg, weightData!.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize), dy!.subarray(n0 * plane), col, { transA: true, ldb: batch * plane });
+        col2imBatch(col, imageAt(gx, n0, channels, grp * cg, pixels), geometry, nc, channels * pixels);
+      });
+    }
+  }
+  if (dy) recycle(dy);
   return [gx, gw, bias?.requiresGrad ? biasGrad(g, batch, outChannels, plane) : null];
 });
 

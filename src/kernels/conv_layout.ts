@@ -1,0 +1,102 @@
+/**
+ * Layout moves around a convolution's GEMMs: rows of a GEMM matrix to and from NCHW images, and
+ * the rotated kernel of the input gradient. They move values without arithmetic, so the native
+ * paths and the references agree bit for bit.
+ */
+import { InvalidArgumentError } from '../errors.js';
+import type { ConvGeometry, ImagePlane } from './im2col.js';
+import { nativeCore } from './native.js';
+import { kernelThreads } from './threads.js';
+
+export interface RowBlock {
+  /** Images [n0, n0 + count) of an NCHW tensor with `channels` channels, channels [c0, c0 + rows). */
+  n0: number;
+  count: number;
+  channels: number;
+  c0: number;
+  rows: number;
+  plane: number;
+}
+
+function checkBlock(matrix: ImagePlane, images: ImagePlane, b: RowBlock): void {
+  const { n0, count, channels, c0, rows, plane } = b;
+  if (![n0, count, channels, c0, rows, plane].every((v) => Number.isInteger(v) && v >= 0) || c0 + rows > channels) {
+    throw new InvalidArgumentError(`moveRows: block ${JSON.stringify(b)} is not a range of channels of the images`);
+  }
+  if (matrix.length < rows * count * plane || (rows > 0 && count > 0 && images.length < (n0 + count) * channels * plane)) {
+    throw new InvalidArgumentError(`moveRows: matrix of ${matrix.length} or images of ${images.length} elements are too short for block ${JSON.stringify(b)}`);
+  }
+  if (matrix instanceof Uint8Array !== images instanceof Uint8Array) throw new InvalidArgumentError('moveRows: the matrix and the images must both be floats or both codes');
+}
+
+export function moveRowsReference(matrix: ImagePlane, images: ImagePlane, b: RowBlock, direction: 'scatter' | 'gather'): void {
+  const { n0, count, channels, c0, rows, plane } = b;
+  for (let r = 0; r < rows; r++) {
+    for (let n = 0; n < count; n++) {
+      const m = (r * count + n) * plane;
+      const i = ((n0 + n) * channels + c0 + r) * plane;
+      for (let p = 0; p < plane; p++) {
+        if (direction === 'scatter') images[i + p] = matrix[m + p];
+        else matrix[m + p] = images[i + p];
+      }
+    }
+  }
+}
+
+/**
+ * Between a GEMM's [rows x count*plane] matrix (row r, image n at column n * plane) and the
+ * images' NCHW layout: 'scatter' copies the matrix into the images, 'gather' the images into the
+ * matrix. Floats or codes.
+ */
+export function moveRows(matrix: ImagePlane, images: ImagePlane, b: RowBlock, direction: 'scatter' | 'gather'): void {
+  checkBlock(matrix, images, b);
+  const native = nativeCore();
+  if (native) native.moveRows(matrix, images, b.rows, b.count, b.plane, b.channels, b.c0, b.n0, direction === 'scatter', kernelThreads());
+  else moveRowsReference(matrix, images, b, direction);
+}
+
+/**
+ * The input gradient of a stride-1 convolution is itself a forward convolution: of the output
+ * gradient dY, padded by (dilation * (kernel - 1) - padding) on each side, with the rotated,
+ * transposed kernel (rotatedKernel), so window tap (i, j) of input pixel (h, w) reads the output
+ * that pixel fed. This is the geometry of dY's columns for one group of `outChannels` output
+ * channels, or null where it does not apply (stride above 1, or padding beyond the dilated
+ * kernel's reach).
+ */
+export function inputGradientGeometry(forward: ConvGeometry, outChannels: number): ConvGeometry | null {
+  const padH = forward.dilationH * (forward.kernelH - 1) - forward.padH;
+  const padW = forward.dilationW * (forward.kernelW - 1) - forward.padW;
+  if (forward.strideH !== 1 || forward.strideW !== 1 || padH < 0 || padW < 0) return null;
+  return {
+    channels: outChannels, height: forward.outH, width: forward.outW, kernelH: forward.kernelH, kernelW: forward.kernelW, strideH: 1, strideW: 1,
+    padH, padW, dilationH: forward.dilationH, dilationW: forward.dilationW, outH: forward.height, outW: forward.width,
+  };
+}
+
+export function rotatedKernelReference<T extends ImagePlane>(w: T, group: number, ocg: number, cg: number, taps: number): T {
+  const k = ocg * taps;
+  const rotated = (w instanceof Uint8Array ? new Uint8Array(cg * k) : new Float32Array(cg * k)) as T;
+  for (let oc = 0; oc < ocg; oc++) {
+    for (let c = 0; c < cg; c++) {
+      const from = ((group * ocg + oc) * cg + c) * taps + taps - 1;
+      const to = c * k + oc * taps;
+      for (let t = 0; t < taps; t++) rotated[to + t] = w[from - t];
+    }
+  }
+  return rotated;
+}
+
+/**
+ * Group g's rotated, transposed kernel W'_g [C/groups x OCg * KH * KW] from weights [OC, C/groups,
+ * KH, KW]: W'[c, (oc * KH + i) * KW + j] = W[g * OCg + oc, c, KH-1-i, KW-1-j]. Floats or codes.
+ */
+export function rotatedKernel<T extends ImagePlane>(w: T, group: number, ocg: number, cg: number, taps: number): T {
+  if (![group, ocg, cg, taps].every((v) => Number.isInteger(v) && v >= 0) || w.length < (group + 1) * ocg * cg * taps) {
+    throw new InvalidArgumentError(`rotatedKernel: weights of ${w.length} elements do not hold group ${group} of ${ocg} x ${cg} x ${taps}`);
+  }
+  const native = nativeCore();
+  if (!native) return rotatedKernelReference(w, group, ocg, cg, taps);
+  const rotated = (w instanceof Uint8Array ? new Uint8Array(cg * ocg * taps) : new Float32Array(cg * ocg * taps)) as T;
+  native.rotateKernel(w, rotated, group, ocg, cg, taps, kernelThreads());
+  return rotated;
+}

@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import {
+  inputGradientGeometry, moveRows, moveRowsReference, rotatedKernel, rotatedKernelReference, type RowBlock,
+} from '../../src/kernels/conv_layout.js';
+import { convOutputSize, type ConvGeometry } from '../../src/kernels/im2col.js';
+import { uniform } from '../helpers/random.js';
+
+const BLOCKS: RowBlock[] = [
+  { n0: 0, count: 4, channels: 6, c0: 0, rows: 6, plane: 64 },
+  { n0: 1, count: 2, channels: 5, c0: 2, rows: 3, plane: 9 },
+  { n0: 0, count: 64, channels: 40, c0: 8, rows: 32, plane: 16 },
+];
+
+describe('conv layout moves', () => {
+  for (const b of BLOCKS) {
+    for (const kind of ['floats', 'codes'] as const) {
+      test(`${kind}, block ${JSON.stringify(b)}: moveRows equals the reference both ways and leaves other channels alone`, () => {
+        const make = (n: number, seed: number) => {
+          const f = uniform(n, seed);
+          return kind === 'floats' ? f : Uint8Array.from(f, (v) => Math.floor((v + 1) * 127));
+        };
+        const imageSize = (b.n0 + b.count) * b.channels * b.plane;
+        const matrix = make(b.rows * b.count * b.plane, 1);
+        const images = make(imageSize, 2);
+        const expected = images.slice();
+        moveRowsReference(matrix, expected, b, 'scatter');
+        moveRows(matrix, images, b, 'scatter');
+        assert.deepEqual(images, expected);
+        const gathered = make(matrix.length, 3);
+        const gatheredRef = gathered.slice();
+        moveRows(gathered, images, b, 'gather');
+        moveRowsReference(gatheredRef, images, b, 'gather');
+        assert.deepEqual(gathered, gatheredRef);
+        assert.deepEqual(gathered, matrix);
+      });
+    }
+  }
+
+  test('moveRows refuses blocks past the channels or the arrays, and mixed kinds', () => {
+    const b = BLOCKS[1];
+    assert.throws(() => moveRows(new Float32Array(100), new Float32Array(1000), { ...b, c0: 3 }, 'gather'), /not a range of channels/);
+    assert.throws(() => moveRows(new Float32Array(10), new Float32Array(1000), b, 'gather'), /too short/);
+    assert.throws(() => moveRows(new Float32Array(100), new Uint8Array(1000), b, 'gather'), /both be floats or both codes/);
+  });
+
+  for (const [groups, ocg, cg, taps] of [[1, 8, 5, 9], [3, 4, 2, 25], [2, 16, 1, 1]]) {
+    test(`rotatedKernel of ${groups} groups of ${ocg}x${cg}x${taps}: native equals the reference, floats and codes`, () => {
+      const w = uniform(groups * ocg * cg * taps, ocg + taps);
+      const codes = Uint8Array.from(w, (v) => Math.floor((v + 1) * 127));
+      for (let g = 0; g < groups; g++) {
+        assert.deepEqual(rotatedKernel(w, g, ocg, cg, taps), rotatedKernelReference(w, g, ocg, cg, taps));
+        assert.deepEqual(rotatedKernel(codes, g, ocg, cg, taps), rotatedKernelReference(codes, g, ocg, cg, taps));
+      }
+      // The definition, element by element: W'[c, oc * taps + t] = W[g * ocg + oc, c, taps - 1 - t].
+      const r = rotatedKernel(w, groups - 1, ocg, cg, taps);
+      assert.equal(r[(cg - 1) * ocg * taps + 0], w[(((groups - 1) * ocg + 0) * cg + cg - 1) * taps + taps - 1]);
+    });
+  }
+
+  test('inputGradientGeometry: stride 1 maps the output back onto the input; other strides have none', () => {
+    const forward = (s: number, p: number, d: number): ConvGeometry => ({
+      channels: 3, height: 10, width: 9, kernelH: 3, kernelW: 3, strideH: s, strideW: s, padH: p, padW: p, dilationH: d, dilationW: d,
+      outH: convOutputSize(10, 3, s, p, d), outW: convOutputSize(9, 3, s, p, d),
+    });
+    for (const [p, d] of [[1, 1], [0, 1], [2, 2], [2, 1]]) {
+      const f = forward(1, p, d);
+      const g = inputGradientGeometry(f, 7)!;
+      assert.equal(g.channels, 7);
+      assert.equal(convOutputSize(g.height, g.kernelH, 1, g.padH, g.dilationH), f.height);
+      assert.equal(convOutputSize(g.width, g.kernelW, 1, g.padW, g.dilationW), f.width);
+    }
+    assert.equal(inputGradientGeometry(forward(2, 1, 1), 7), null);
+    assert.equal(inputGradientGeometry(forward(1, 3, 1), 7), null);
+  });
+});
