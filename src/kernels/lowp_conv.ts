@@ -24,6 +24,9 @@ import { im2colBatch, im2colBatchReference, type ConvGeometry, type ImagePlane }
 import {
   decodeOperand,
   lowpGemm,
+  lowpGemmColumns,
+  nativeOperand,
+  runsOnSgemm,
   lowpGemmDecoded,
   lowpGemmDecodedReference,
   type DecodedOperand,
@@ -172,6 +175,45 @@ function batchColumns(
   return cols;
 }
 
+/** Where the GEMM's column matrix is a rearranged plane of the images. */
+interface ColumnsAt {
+  planes: Arranged;
+  image: ImagePlane;
+  s: LowpConvShape;
+  group: number;
+  height: number;
+  width: number;
+  geometry: ConvGeometry;
+}
+
+/**
+ * Whether the GEMMs run on the SGEMM reading columns straight from the images (no column matrix
+ * is built, so chunks need not bound one): fp32 accumulation without chunks, with the addon, and
+ * floats or one-byte codes on both sides.
+ */
+function readsColumnsInPlace(b: Backend, A: GemmOperand, X: Arranged, options: LowpGemmOptions): boolean {
+  return b.fast && runsOnSgemm(options) && nativeOperand(A.op) !== null && nativeOperand(X.operand(X.plane).op) !== null;
+}
+
+/**
+ * A [m x ...] times col_g of images [n0, n0 + count) (channels [c0, c0 + cc) of the group), or
+ * times its transpose with options.transB: read in place where readsColumnsInPlace, else built by
+ * batchColumns. The same bits either way.
+ */
+function columnsProduct(
+  b: Backend, m: number, n: number, k: number, A: GemmOperand, at: ColumnsAt, options: LowpGemmOptions, n0 = 0, count = at.s.batch, c0 = 0,
+  cc = at.s.channels / at.s.groups,
+): Float32Array {
+  const { planes, image, s, group, height, width, geometry } = at;
+  if (readsColumnsInPlace(b, A, planes, options)) {
+    const imageStride = s.channels * height * width;
+    const x = nativeOperand(planes.operand(image.subarray(n0 * imageStride + (group * (s.channels / s.groups) + c0) * height * width)).op)!;
+    const result = lowpGemmColumns(m, n, k, nativeOperand(A.op)!, x, { geometry: { ...geometry, channels: cc }, batch: count, imageStride }, options);
+    if (result) return result;
+  }
+  return runGemm(b, m, n, k, A, planes.operand(batchColumns(b, image, s, group, height, width, geometry, n0, count, c0, cc)), options);
+}
+
 /**
  * Column matrices are built for chunks of images of at most this many bytes, so they stay in
  * cache-sized buffers instead of holding the whole batch. The GEMM's columns are independent
@@ -223,17 +265,19 @@ export function lowpConv2dForward(x: LowpOperand, w: LowpOperand, s: LowpConvSha
   const plane = s.outH * s.outW;
   // Every element is written below.
   const out = takeBuffer(s.batch * s.outChannels * plane);
-  const perChunk = imagesPerChunk(options, s.batch, k * plane * X.plane.BYTES_PER_ELEMENT);
+  // Chunks bound the column matrix, or where none is built, the result plane.
+  const inPlace = readsColumnsInPlace(b, W.operand(W.plane), X, options);
+  const perChunk = imagesPerChunk(options, s.batch, (inPlace ? ocg * 4 : k * X.plane.BYTES_PER_ELEMENT) * plane);
+  const at: ColumnsAt = { planes: X, image: X.plane, s, group: 0, height: s.height, width: s.width, geometry: forwardGeometry(s) };
   for (let g = 0; g < s.groups; g++) {
     for (let n0 = 0; n0 < s.batch; n0 += perChunk) {
       const count = Math.min(perChunk, s.batch - n0);
       const cnp = count * plane;
-      const cols = X.operand(batchColumns(b, X.plane, s, g, s.height, s.width, forwardGeometry(s), n0, count));
       // Y_g of these images goes to a reused plane (overwritten, then scattered into NCHW).
-      const y = runGemm(b, ocg, cnp, k, W.operand(W.plane.subarray(g * ocg * k, (g + 1) * ocg * k)), cols, {
+      const y = columnsProduct(b, ocg, cnp, k, W.operand(W.plane.subarray(g * ocg * k, (g + 1) * ocg * k)), { ...at, group: g }, {
         ...groupOptions(options, g),
         out: scratch('result', FLOATS, ocg * cnp) as Float32Array,
-      });
+      }, n0, count);
       b.moveRows(y, out, { n0, count, channels: s.outChannels, c0: g * ocg, rows: ocg, plane }, 'scatter');
     }
   }
@@ -256,7 +300,9 @@ export function lowpConv2dBackwardWeight(dy: LowpOperand, x: LowpOperand, s: Low
   // Columns of dW for chunks of input channels: each dW element is the same sum over the batch
   // whichever columns are computed with it, so chunking changes no bit, except where draws are
   // keyed by column index; those run over all channels at once.
-  const perChunk = keyedByPosition(options) ? cg : unitsPerChunk(cg, taps * np * X.plane.BYTES_PER_ELEMENT);
+  const inPlace = readsColumnsInPlace(b, DY.operand(DY.plane), X, options);
+  const perChunk = keyedByPosition(options) || inPlace ? cg : unitsPerChunk(cg, taps * np * X.plane.BYTES_PER_ELEMENT);
+  const at: ColumnsAt = { planes: X, image: X.plane, s, group: 0, height: s.height, width: s.width, geometry: forwardGeometry(s) };
   for (let g = 0; g < s.groups; g++) {
     // dY_g as [OCg x N*P], every element written below
     const dyg = scratch('gathered', DY.plane, ocg * np);
@@ -265,11 +311,10 @@ export function lowpConv2dBackwardWeight(dy: LowpOperand, x: LowpOperand, s: Low
     for (let c0 = 0; c0 < cg; c0 += perChunk) {
       const cc = Math.min(perChunk, cg - c0);
       const kc = cc * taps;
-      const cols = X.operand(batchColumns(b, X.plane, s, g, s.height, s.width, forwardGeometry(s), 0, s.batch, c0, cc));
       const whole = cc === cg;
-      const result = runGemm(b, ocg, kc, np, DY.operand(dyg), cols, {
+      const result = columnsProduct(b, ocg, kc, np, DY.operand(dyg), { ...at, group: g }, {
         ...groupOptions(options, g), transB: true, out: whole ? groupOut : (scratch('result', FLOATS, ocg * kc) as Float32Array),
-      });
+      }, 0, s.batch, c0, cc);
       if (!whole) for (let oc = 0; oc < ocg; oc++) groupOut.set(result.subarray(oc * kc, (oc + 1) * kc), oc * k + c0 * taps);
     }
   }
@@ -329,15 +374,16 @@ export function lowpConv2dBackwardData(dy: LowpOperand, w: LowpOperand, s: LowpC
   const k = ocg * taps;
   // Every element is written below.
   const dx = takeBuffer(s.batch * s.channels * pixels);
-  const perChunk = imagesPerChunk(options, s.batch, k * pixels * image.BYTES_PER_ELEMENT);
+  const inPlace = readsColumnsInPlace(b, W.operand(W.plane), DY, options);
+  const perChunk = imagesPerChunk(options, s.batch, (inPlace ? cg * 4 : k * image.BYTES_PER_ELEMENT) * pixels);
+  const at: ColumnsAt = { planes: DY, image, s: shape, group: 0, height: imageH, width: imageW, geometry };
   for (let g = 0; g < s.groups; g++) {
     // W'_g [C/groups x K]: W'[c, (oc*KH + i)*KW + j] = W[oc, c, KH-1-i, KW-1-j]
     const rotated = b.rotatedKernel(W.plane, g, ocg, cg, taps);
     for (let n0 = 0; n0 < s.batch; n0 += perChunk) {
       const count = Math.min(perChunk, s.batch - n0);
       const cpix = count * pixels;
-      const columns = DY.operand(batchColumns(b, image, shape, g, imageH, imageW, geometry, n0, count));
-      const result = runGemm(b, cg, cpix, k, W.operand(rotated), columns, { ...groupOptions(options, g), out: scratch('result', FLOATS, cg * cpix) as Float32Array });
+      const result = columnsProduct(b, cg, cpix, k, W.operand(rotated), { ...at, group: g }, { ...groupOptions(options, g), out: scratch('result', FLOATS, cg * cpix) as Float32Array }, n0, count);
       b.moveRows(result, dx, { n0, count, channels: s.channels, c0: g * cg, rows: cg, plane: pixels }, 'scatter');
     }
   }

@@ -44,6 +44,7 @@ import {
   type Rounding,
 } from '../formats/index.js';
 import { codecParamsArray, decode, quantize } from './codec.js';
+import { columnsGemm, type ColumnSource } from './columns_gemm.js';
 import { divideByScale } from './quant_stats.js';
 import { nativeCore } from './native.js';
 import { kernelThreads } from './threads.js';
@@ -284,7 +285,7 @@ export function lowpGemm(
 }
 
 /** An operand as the native kernels take it: floats, or one-byte codes with their table. */
-interface NativeOperand {
+export interface NativeOperand {
   data: Float32Array | Uint8Array;
   table: Float32Array | null;
   scale: number;
@@ -370,3 +371,45 @@ function packedOperand(x: LowpOperand, name: string, elements: number): NativeOp
   };
 }
 
+
+/**
+ * An operand (or a plane of one: its length is not checked) as the native kernels take it, or
+ * null for codes wider than a byte.
+ */
+export function nativeOperand(x: LowpOperand | DecodedOperand): NativeOperand | null {
+  if (x instanceof Float32Array) return { data: x, table: null, scale: 1, significandBits: 24, quantumExponent: -149, e5m2: false };
+  if ('values' in x) return { ...x, data: x.values, table: null, e5m2: false };
+  const format = resolveFormat(x.format);
+  const scale = x.scale ?? 1;
+  if (!(Number.isFinite(scale) && scale > 0)) throw new InvalidArgumentError(`lowpGemm: operand scale is ${scale}; expected a finite positive number`);
+  if (!(x.codes instanceof Uint8Array) || format.storageBytes !== 1) return null;
+  return {
+    data: x.codes, table: decodeTable(format), scale, significandBits: format.mantissaBits + 1, quantumExponent: Math.log2(format.minSubnormal),
+    e5m2: format.name === 'float8_e5m2',
+  };
+}
+
+/** Whether lowpGemm runs these options on the SGEMM (fp32 accumulation without chunks, with the addon). */
+export function runsOnSgemm(options: LowpGemmOptions): boolean {
+  const r = resolveOptions(options);
+  return nativeCore() !== null && !r.accumulation && r.chunk === 0;
+}
+
+/**
+ * lowpGemm with B a convolution's column matrix read from its images (src/kernels/columns_gemm.ts)
+ * instead of stored: the same bits as lowpGemm on the stored matrix, where lowpGemm runs on the
+ * SGEMM (fp32 accumulation without chunks, with the addon). Elsewhere null: the caller builds
+ * the columns and calls lowpGemm.
+ */
+export function lowpGemmColumns(
+  m: number, n: number, k: number, a: NativeOperand, x: NativeOperand, source: Omit<ColumnSource, 'x' | 'table' | 'e5m2'>, options: LowpGemmOptions = {},
+): Float32Array | null {
+  checkDims(m, n, k);
+  if (!runsOnSgemm(options)) return null;
+  const c = outputArray(options.out, m * n);
+  const A = a.table ? { codes: a.data as Uint8Array, table: a.table, e5m2: a.e5m2 } : (a.data as Float32Array);
+  columnsGemm(m, n, k, A, { ...source, x: x.data, table: x.table, e5m2: x.e5m2 }, c, {
+    transA: options.transA, transB: options.transB, unfused: a.significandBits + x.significandBits > 24, threads: options.threads,
+  });
+  return finish(c, a.scale, x.scale, options.output, true);
+}
