@@ -28,11 +28,155 @@ void perChannel(int64_t batch, int64_t channels, int64_t plane, int threads, Fn 
   parallelFor(channels, batch * channels * plane < 32768 ? 1 : threads, fn);
 }
 
+// Per-channel sums over the batch run in kLanes lanes: the value at position i of a plane goes to
+// lane i % kLanes, and the lanes fold pairwise at the end, ((l0 + l1) + (l2 + l3)) + ((l4 + l5) +
+// (l6 + l7)). That order is the contract (src/kernels/elementwise.ts keeps the same one): it lets
+// the sums vectorize, where one running sum is a chain of dependent adds.
+constexpr int kLanes = 8;
+
+inline double foldLanes(const double* l) { return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7])); }
+
+// Adds term(at) for every element `at` of channel c into lanes.
+template <typename Term>
+inline void addChannel(int64_t batch, int64_t channels, int64_t plane, int64_t c, double* lanes, Term term) {
+  for (int64_t n = 0; n < batch; ++n) {
+    const int64_t base = (n * channels + c) * plane;
+    int64_t i = 0;
+    for (; i + kLanes <= plane; i += kLanes) {
+      for (int l = 0; l < kLanes; ++l) lanes[l] += term(base + i + l);
+    }
+    for (int l = 0; i < plane; ++i, ++l) lanes[l] += term(base + i);
+  }
+}
+
+void meanVarChannel(const float* x, double* mean, double* var, int64_t batch, int64_t channels, int64_t plane, int64_t c) {
+  const double count = static_cast<double>(batch * plane);
+  double lanes[kLanes] = {0};
+  addChannel(batch, channels, plane, c, lanes, [&](int64_t at) { return static_cast<double>(x[at]); });
+  const double m = foldLanes(lanes) / count;
+  double squares[kLanes] = {0};
+  addChannel(batch, channels, plane, c, squares, [&](int64_t at) {
+    const double d = x[at] - m;
+    return d * d;
+  });
+  mean[c] = m;
+  var[c] = foldLanes(squares) / count;
+}
+
+OCTET_TARGET_AVX2 void meanVarChannelAvx2(const float* x, double* mean, double* var, int64_t batch, int64_t channels, int64_t plane, int64_t c) {
+  meanVarChannel(x, mean, var, batch, channels, plane, c);
+}
+
+void sumChannel(const float* g, double* sums, int64_t batch, int64_t channels, int64_t plane, int64_t c) {
+  double lanes[kLanes] = {0};
+  addChannel(batch, channels, plane, c, lanes, [&](int64_t at) { return static_cast<double>(g[at]); });
+  sums[c] = foldLanes(lanes);
+}
+
+OCTET_TARGET_AVX2 void sumChannelAvx2(const float* g, double* sums, int64_t batch, int64_t channels, int64_t plane, int64_t c) {
+  sumChannel(g, sums, batch, channels, plane, c);
+}
+
+void normalizeChannel(const float* x, const double* mean, const float* invStd, const float* gamma, const float* beta, float* xhat,
+                      float* out, int64_t batch, int64_t channels, int64_t plane, int64_t c) {
+  const double m = mean[c];
+  const double inv = invStd[c];
+  const float scale = gamma ? gamma[c] : 1.0f;
+  const float shift = beta ? beta[c] : 0.0f;
+  for (int64_t n = 0; n < batch; ++n) {
+    const int64_t base = (n * channels + c) * plane;
+    for (int64_t i = 0; i < plane; ++i) {
+      const float h = static_cast<float>((x[base + i] - m) * inv);
+      xhat[base + i] = h;
+      out[base + i] = h * scale + shift;
+    }
+  }
+}
+
+OCTET_TARGET_AVX2 void normalizeChannelAvx2(const float* x, const double* mean, const float* invStd, const float* gamma, const float* beta,
+                                            float* xhat, float* out, int64_t batch, int64_t channels, int64_t plane, int64_t c) {
+  normalizeChannel(x, mean, invStd, gamma, beta, xhat, out, batch, channels, plane, c);
+}
+
+void normBackwardChannel(const float* g, const float* xhat, const float* invStd, const float* gamma, bool training, float* gx,
+                         double* sumG, double* sumGX, int64_t batch, int64_t channels, int64_t plane, int64_t c) {
+  const double count = static_cast<double>(batch * plane);
+  double lanesG[kLanes] = {0}, lanesGX[kLanes] = {0};
+  addChannel(batch, channels, plane, c, lanesG, [&](int64_t at) { return static_cast<double>(g[at]); });
+  addChannel(batch, channels, plane, c, lanesGX, [&](int64_t at) { return static_cast<double>(g[at]) * xhat[at]; });
+  const double sg = foldLanes(lanesG), sgx = foldLanes(lanesGX);
+  sumG[c] = sg;
+  sumGX[c] = sgx;
+  if (!gx) return;
+  const double scale = (gamma ? gamma[c] : 1.0f) * static_cast<double>(invStd[c]);
+  for (int64_t n = 0; n < batch; ++n) {
+    const int64_t base = (n * channels + c) * plane;
+    for (int64_t i = 0; i < plane; ++i) {
+      gx[base + i] = training ? static_cast<float>(scale / count * (count * g[base + i] - sg - xhat[base + i] * sgx))
+                              : static_cast<float>(scale * g[base + i]);
+    }
+  }
+}
+
+OCTET_TARGET_AVX2 void normBackwardChannelAvx2(const float* g, const float* xhat, const float* invStd, const float* gamma, bool training,
+                                               float* gx, double* sumG, double* sumGX, int64_t batch, int64_t channels, int64_t plane,
+                                               int64_t c) {
+  normBackwardChannel(g, xhat, invStd, gamma, training, gx, sumG, sumGX, batch, channels, plane, c);
+}
+
+#ifdef OCTET_X86
+// ReLU over [b, e) (b a multiple of 16) with the mask from the comparison's bits.
+__attribute__((target("avx512f"))) void reluAvx512(const float* x, float* out, uint8_t* mask, int64_t b, int64_t e) {
+  const __m512 zero = _mm512_setzero_ps();
+  int64_t i = b;
+  for (; i + 16 <= e; i += 16) {
+    const __m512 v = _mm512_loadu_ps(x + i);
+    const __mmask16 positive = _mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ);
+    _mm512_storeu_ps(out + i, _mm512_maskz_mov_ps(positive, v));
+    if (mask) std::memcpy(mask + (i >> 3), &positive, 2);
+  }
+  if (i < e) {
+    const __mmask16 live = static_cast<__mmask16>((1u << (e - i)) - 1u);
+    const __m512 v = _mm512_maskz_loadu_ps(live, x + i);
+    const __mmask16 positive = _mm512_mask_cmp_ps_mask(live, v, zero, _CMP_GT_OQ);
+    _mm512_mask_storeu_ps(out + i, live, _mm512_maskz_mov_ps(positive, v));
+    if (mask) {
+      mask[i >> 3] = static_cast<uint8_t>(positive);
+      if (e - i > 8) mask[(i >> 3) + 1] = static_cast<uint8_t>(positive >> 8);
+    }
+  }
+}
+
+__attribute__((target("avx512f"))) void reluBackwardAvx512(const uint8_t* mask, const float* g, float* out, int64_t b, int64_t e) {
+  int64_t i = b;
+  for (; i + 16 <= e; i += 16) {
+    __mmask16 keep;
+    std::memcpy(&keep, mask + (i >> 3), 2);
+    _mm512_storeu_ps(out + i, _mm512_maskz_loadu_ps(keep, g + i));
+  }
+  for (; i < e; ++i) out[i] = (mask[i >> 3] >> (i & 7)) & 1u ? g[i] : 0.0f;
+}
+
+inline bool cpuHasAvx512() {
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") != 0;
+  }();
+  return has;
+}
+#endif
+
 }  // namespace
 
 // Chunks are multiples of 8 elements, so threads write disjoint mask bytes.
 void reluForward(const float* x, float* out, uint8_t* mask, int64_t n, int threads) {
   chunks(n, threads, [&](int64_t b, int64_t e) {
+#ifdef OCTET_X86
+    if (cpuHasAvx512()) {
+      reluAvx512(x, out, mask, b, e);
+      return;
+    }
+#endif
     for (int64_t i = b; i < e; ++i) out[i] = x[i] > 0.0f ? x[i] : 0.0f;
     if (!mask) return;
     for (int64_t i = b; i < e; i += 8) {
@@ -46,6 +190,12 @@ void reluForward(const float* x, float* out, uint8_t* mask, int64_t n, int threa
 
 void reluBackward(const uint8_t* mask, const float* g, float* out, int64_t n, int threads) {
   chunks(n, threads, [&](int64_t b, int64_t e) {
+#ifdef OCTET_X86
+    if (cpuHasAvx512()) {
+      reluBackwardAvx512(mask, g, out, b, e);
+      return;
+    }
+#endif
     for (int64_t i = b; i < e; ++i) out[i] = (mask[i >> 3] >> (i & 7)) & 1u ? g[i] : 0.0f;
   });
 }
@@ -67,81 +217,38 @@ void channelBiasAdd(float* out, const float* bias, int64_t batch, int64_t channe
 }
 
 void channelSum(const float* g, double* sums, int64_t batch, int64_t channels, int64_t plane, int threads) {
+  const bool avx2 = cpuHasAvx2();
   perChannel(batch, channels, plane, threads, [&](int64_t c) {
-    double s = 0.0;
-    for (int64_t n = 0; n < batch; ++n) {
-      const float* p = g + (n * channels + c) * plane;
-      for (int64_t i = 0; i < plane; ++i) s += p[i];
-    }
-    sums[c] = s;
+    if (avx2) sumChannelAvx2(g, sums, batch, channels, plane, c);
+    else sumChannel(g, sums, batch, channels, plane, c);
   });
 }
 
 void channelMeanVar(const float* x, double* mean, double* var, int64_t batch, int64_t channels, int64_t plane,
                     int threads) {
-  const double count = static_cast<double>(batch * plane);
+  const bool avx2 = cpuHasAvx2();
   perChannel(batch, channels, plane, threads, [&](int64_t c) {
-    double s = 0.0;
-    for (int64_t n = 0; n < batch; ++n) {
-      const float* p = x + (n * channels + c) * plane;
-      for (int64_t i = 0; i < plane; ++i) s += p[i];
-    }
-    const double m = s / count;
-    double v = 0.0;
-    for (int64_t n = 0; n < batch; ++n) {
-      const float* p = x + (n * channels + c) * plane;
-      for (int64_t i = 0; i < plane; ++i) {
-        const double d = p[i] - m;
-        v += d * d;
-      }
-    }
-    mean[c] = m;
-    var[c] = v / count;
+    if (avx2) meanVarChannelAvx2(x, mean, var, batch, channels, plane, c);
+    else meanVarChannel(x, mean, var, batch, channels, plane, c);
   });
 }
 
 void batchNormForward(const float* x, const double* mean, const float* invStd, const float* gamma, const float* beta,
                       float* xhat, float* out, int64_t batch, int64_t channels, int64_t plane, int threads) {
+  const bool avx2 = cpuHasAvx2();
   perChannel(batch, channels, plane, threads, [&](int64_t c) {
-    const double m = mean[c];
-    const double inv = invStd[c];
-    const float scale = gamma ? gamma[c] : 1.0f;
-    const float shift = beta ? beta[c] : 0.0f;
-    for (int64_t n = 0; n < batch; ++n) {
-      const int64_t base = (n * channels + c) * plane;
-      for (int64_t i = 0; i < plane; ++i) {
-        const float h = static_cast<float>((x[base + i] - m) * inv);
-        xhat[base + i] = h;
-        out[base + i] = h * scale + shift;
-      }
-    }
+    if (avx2) normalizeChannelAvx2(x, mean, invStd, gamma, beta, xhat, out, batch, channels, plane, c);
+    else normalizeChannel(x, mean, invStd, gamma, beta, xhat, out, batch, channels, plane, c);
   });
 }
 
 void batchNormBackward(const float* g, const float* xhat, const float* invStd, const float* gamma, bool training,
                        float* gx, double* sumG, double* sumGX, int64_t batch, int64_t channels, int64_t plane,
                        int threads) {
-  const double count = static_cast<double>(batch * plane);
+  const bool avx2 = cpuHasAvx2();
   perChannel(batch, channels, plane, threads, [&](int64_t c) {
-    double sg = 0.0, sgx = 0.0;
-    for (int64_t n = 0; n < batch; ++n) {
-      const int64_t base = (n * channels + c) * plane;
-      for (int64_t i = 0; i < plane; ++i) {
-        sg += g[base + i];
-        sgx += static_cast<double>(g[base + i]) * xhat[base + i];
-      }
-    }
-    sumG[c] = sg;
-    sumGX[c] = sgx;
-    if (!gx) return;
-    const double scale = (gamma ? gamma[c] : 1.0f) * static_cast<double>(invStd[c]);
-    for (int64_t n = 0; n < batch; ++n) {
-      const int64_t base = (n * channels + c) * plane;
-      for (int64_t i = 0; i < plane; ++i) {
-        gx[base + i] = training ? static_cast<float>(scale / count * (count * g[base + i] - sg - xhat[base + i] * sgx))
-                                : static_cast<float>(scale * g[base + i]);
-      }
-    }
+    if (avx2) normBackwardChannelAvx2(g, xhat, invStd, gamma, training, gx, sumG, sumGX, batch, channels, plane, c);
+    else normBackwardChannel(g, xhat, invStd, gamma, training, gx, sumG, sumGX, batch, channels, plane, c);
   });
 }
 

@@ -110,16 +110,23 @@ export function channelBiasAdd(out: Float32Array, bias: Float32Array, s: Channel
   channelBiasAddReference(out, bias, s);
 }
 
-/** sums[c] = sum over n and positions of g[n, c, :]. */
-export function channelSumReference(g: Float32Array, s: ChannelShape, sums: Float64Array): void {
-  for (let c = 0; c < s.channels; c++) {
-    let acc = 0;
-    for (let n = 0; n < s.batch; n++) {
-      const base = (n * s.channels + c) * s.plane;
-      for (let i = 0; i < s.plane; i++) acc += g[base + i];
-    }
-    sums[c] = acc;
+/**
+ * The sum of term(at) over channel c's elements, in double precision, in the order the native
+ * kernels use (so that they vectorize): the element at position i of a plane goes to lane i % 8,
+ * lanes fold pairwise at the end, ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)).
+ */
+function laneSum(s: ChannelShape, c: number, term: (at: number) => number): number {
+  const lanes = new Float64Array(8);
+  for (let n = 0; n < s.batch; n++) {
+    const base = (n * s.channels + c) * s.plane;
+    for (let i = 0; i < s.plane; i++) lanes[i % 8] += term(base + i);
   }
+  return (lanes[0] + lanes[1] + (lanes[2] + lanes[3])) + (lanes[4] + lanes[5] + (lanes[6] + lanes[7]));
+}
+
+/** sums[c] = sum over n and positions of g[n, c, :] (laneSum's order). */
+export function channelSumReference(g: Float32Array, s: ChannelShape, sums: Float64Array): void {
+  for (let c = 0; c < s.channels; c++) sums[c] = laneSum(s, c, (at) => g[at]);
 }
 
 export function channelSum(g: Float32Array, s: ChannelShape, sums = new Float64Array(s.channels)): Float64Array {
@@ -134,26 +141,13 @@ export function channelSum(g: Float32Array, s: ChannelShape, sums = new Float64A
   return sums;
 }
 
-/** Mean and biased variance per channel, two passes in double precision. */
+/** Mean and biased variance per channel, two passes in double precision (laneSum's order). */
 export function channelMeanVarReference(x: Float32Array, s: ChannelShape, mean: Float64Array, variance: Float64Array): void {
   const count = s.batch * s.plane;
   for (let c = 0; c < s.channels; c++) {
-    let sum = 0;
-    for (let n = 0; n < s.batch; n++) {
-      const base = (n * s.channels + c) * s.plane;
-      for (let i = 0; i < s.plane; i++) sum += x[base + i];
-    }
-    const m = sum / count;
-    let v = 0;
-    for (let n = 0; n < s.batch; n++) {
-      const base = (n * s.channels + c) * s.plane;
-      for (let i = 0; i < s.plane; i++) {
-        const d = x[base + i] - m;
-        v += d * d;
-      }
-    }
+    const m = laneSum(s, c, (at) => x[at]) / count;
     mean[c] = m;
-    variance[c] = v / count;
+    variance[c] = laneSum(s, c, (at) => (x[at] - m) * (x[at] - m)) / count;
   }
 }
 
@@ -213,15 +207,8 @@ export function batchNormForward(
 export function batchNormBackwardReference(g: Float32Array, xhat: Float32Array, invStd: Float32Array, gamma: Float32Array | null, training: boolean, gx: Float32Array | null, sumG: Float64Array, sumGX: Float64Array, s: ChannelShape): void {
   const count = s.batch * s.plane;
   for (let c = 0; c < s.channels; c++) {
-    let sg = 0;
-    let sgx = 0;
-    for (let n = 0; n < s.batch; n++) {
-      const base = (n * s.channels + c) * s.plane;
-      for (let i = 0; i < s.plane; i++) {
-        sg += g[base + i];
-        sgx += g[base + i] * xhat[base + i];
-      }
-    }
+    const sg = laneSum(s, c, (at) => g[at]);
+    const sgx = laneSum(s, c, (at) => g[at] * xhat[at]);
     sumG[c] = sg;
     sumGX[c] = sgx;
     if (!gx) continue;

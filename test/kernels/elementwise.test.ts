@@ -36,6 +36,47 @@ describe('elementwise kernels', () => {
     same(a, b, 'add');
   });
 
+  test('relu at lengths with every tail (past thread chunks too), NaN and signed zeros', () => {
+    for (const n of [4096 + 13, 4096 + 7, 65536 + 9, 2 * 65536 + 15]) {
+      const v = uniform(n, n, -1, 1);
+      v[3] = NaN;
+      v[5] = -0;
+      v[n - 1] = 0;
+      v[n - 2] = NaN;
+      const out = [new Float32Array(n), new Float32Array(n)];
+      const masks = [new Uint8Array(k.maskBytes(n)).fill(0xff), new Uint8Array(k.maskBytes(n)).fill(0xff)];
+      k.reluForward(v, out[0], masks[0]);
+      k.reluForwardReference(v, out[1], masks[1]);
+      same(out[0], out[1], `relu ${n}`);
+      assert.deepEqual(masks[0], masks[1], `relu mask ${n}`);
+      k.reluBackward(masks[0], v, out[0]);
+      k.reluBackwardReference(masks[1], v, out[1]);
+      same(out[0], out[1], `relu backward ${n}`);
+    }
+  });
+
+  test('per-channel sums on planes of every remainder mod 8 equal the references (lane order)', () => {
+    for (const plane of [4096, 4099, 4103, 1025]) {
+      const s = { batch: 3, channels: 2, plane };
+      const v = uniform(s.batch * s.channels * plane, plane, -2, 5);
+      const w = uniform(v.length, plane + 1, -1, 1);
+      const [m0, v0, m1, v1] = [0, 1, 2, 3].map(() => new Float64Array(2));
+      k.channelMeanVar(v, s, m0, v0);
+      k.channelMeanVarReference(v, s, m1, v1);
+      same(m0, m1, 'mean');
+      same(v0, v1, 'variance');
+      same(k.channelSum(v, s), (() => { const r = new Float64Array(2); k.channelSumReference(v, s, r); return r; })(), 'channel sum');
+      const [g0, gx0, g1, gx1] = [0, 1, 2, 3].map(() => new Float64Array(2));
+      const out = [new Float32Array(v.length), new Float32Array(v.length)];
+      const inv = Float32Array.of(0.5, 2);
+      k.batchNormBackward(w, v, inv, null, true, out[0], g0, gx0, s);
+      k.batchNormBackwardReference(w, v, inv, null, true, out[1], g1, gx1, s);
+      same(g0, g1, 'sumG');
+      same(gx0, gx1, 'sumGX');
+      same(out[0], out[1], 'gx');
+    }
+  });
+
   test('channel bias and channel sums', () => {
     const bias = uniform(shape.channels, 4);
     const a = Float32Array.from(x);
