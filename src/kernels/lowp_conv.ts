@@ -33,7 +33,7 @@ import {
   type LowpGemmOptions,
   type LowpOperand,
 } from './lowp_gemm.js';
-import { takeBuffer } from './buffer_pool.js';
+import { freshArray, takeBuffer } from './buffer_pool.js';
 import { moveRows, moveRowsReference, rotatedKernel, rotatedKernelReference } from './conv_layout.js';
 import { nativeCore } from './native.js';
 
@@ -295,7 +295,7 @@ export function lowpConv2dBackwardWeight(dy: LowpOperand, x: LowpOperand, s: Low
   const cg = s.channels / s.groups;
   const ocg = s.outChannels / s.groups;
   const k = cg * s.kernelH * s.kernelW;
-  const dw = new Float32Array(s.outChannels * k);
+  const dw = freshArray(s.outChannels * k);
   const taps = s.kernelH * s.kernelW;
   // Columns of dW for chunks of input channels: each dW element is the same sum over the batch
   // whichever columns are computed with it, so chunking changes no bit, except where draws are

@@ -86,6 +86,8 @@ export interface NativeCore {
   ): void;
   moveRows(matrix: Float32Array | Uint8Array, images: Float32Array | Uint8Array, rows: number, count: number, plane: number, channels: number, c0: number, n0: number, toImages: boolean, threads?: number): void;
   rotateKernel(w: Float32Array | Uint8Array, out: Float32Array | Uint8Array, group: number, ocg: number, cg: number, taps: number, threads?: number): void;
+  /** Map in every page of a fresh array now, on this thread (MADV_POPULATE_WRITE); false where unsupported. */
+  prefault(array: Float32Array): boolean;
   info(): NativeInfo;
   setThreads(threads: number): void;
 }

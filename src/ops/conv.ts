@@ -9,7 +9,7 @@
 import { record, registerGradient } from '../autograd/index.js';
 import { InvalidArgumentError } from '../errors.js';
 import {
-  channelBiasAdd, channelSum, col2im, col2imBatch, columnsGemm, convOutputSize, gemm, im2col, inputGradientGeometry, moveRows, recycle, rotatedKernel, takeBuffer, takeZeroed,
+  channelBiasAdd, channelSum, col2im, col2imBatch, columnsGemm, convOutputSize, freshArray, gemm, im2col, inputGradientGeometry, moveRows, recycle, rotatedKernel, takeBuffer, takeZeroed,
   type ColumnSource, type ConvGeometry,
 } from '../kernels/index.js';
 import { Tensor, formatShape, type GradHandle } from '../tensor/index.js';
@@ -167,7 +167,7 @@ registerGradient<ConvSaved>('conv2d', (node, g, output) => {
   // folded back by col2im, which adds into gx.
   const dxGeometry = inputGradientGeometry(geometry, ocg);
   const gx = !x.requiresGrad ? null : dxGeometry ? takeBuffer(x.size) : takeZeroed(x.size);
-  const gw = weight.requiresGrad ? new Float32Array(weight.size) : null;
+  const gw = weight.requiresGrad ? freshArray(weight.size) : null;
   // dY_g as [OCg x N*P] for the weight gradient's GEMM (every element written before it is read).
   const dy = gw || !dxGeometry ? takeBuffer(ocg * batch * plane) : null;
   for (let grp = 0; grp < groups; grp++) {

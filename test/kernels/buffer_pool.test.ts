@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
-import { bufferPoolStats, clearBufferPool, recycle, setBufferPoolLimit, takeBuffer, takeZeroed } from '../../src/kernels/buffer_pool.js';
+import { bufferPoolStats, clearBufferPool, freshArray, recycle, setBufferPoolLimit, takeBuffer, takeZeroed } from '../../src/kernels/buffer_pool.js';
+import { nativeCore } from '../../src/kernels/native.js';
 
 const N = 1 << 14;
 
@@ -8,6 +9,24 @@ describe('buffer pool', () => {
   afterEach(() => {
     clearBufferPool();
     setBufferPoolLimit(32 << 20);
+  });
+
+  test('fresh arrays are zeros of their length, small or large (prefaulted), and writable', () => {
+    for (const n of [10, N, (1 << 18) + 3, 1 << 21]) {
+      const a = freshArray(n);
+      assert.equal(a.length, n);
+      assert.ok(a.every((v) => v === 0));
+      a[n - 1] = 5;
+      assert.equal(a[n - 1], 5);
+    }
+    const native = nativeCore();
+    if (native) {
+      // Whether the system can prefault is the system's; it must never change the array.
+      const a = new Float32Array(1 << 20);
+      assert.equal(typeof native.prefault(a), 'boolean');
+      assert.ok(a.every((v) => v === 0));
+      assert.equal(typeof native.prefault(new Float32Array(0)), 'boolean');
+    }
   });
 
   test('an array handed back is handed out again for the same length, stale or zeroed as asked', () => {
