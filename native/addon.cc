@@ -104,6 +104,23 @@ Napi::Value AddArrays(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// adamwMoments(m, v, g, beta1, beta2, threads?) and
+// adamwApply(p, m, v, decay, stepSize, c2Sqrt, eps, threads?): see native/elementwise.h.
+Napi::Value AdamwMoments(const Napi::CallbackInfo& info) {
+  const int64_t n = float32Arg(info, 2, "g").ElementLength();
+  octet::adamwMoments(f32(info, 0, "m", n), f32(info, 1, "v", n), f32(info, 2, "g", n), info[3].As<Napi::Number>().DoubleValue(),
+                      info[4].As<Napi::Number>().DoubleValue(), n, threadsArg(info, 5));
+  return info.Env().Undefined();
+}
+
+Napi::Value AdamwApply(const Napi::CallbackInfo& info) {
+  const int64_t n = float32Arg(info, 0, "p").ElementLength();
+  auto number = [&](size_t i) { return info[i].As<Napi::Number>().DoubleValue(); };
+  octet::adamwApply(f32(info, 0, "p", n), f32(info, 1, "m", n), f32(info, 2, "v", n), number(3), number(4), number(5), number(6), n,
+                    threadsArg(info, 7));
+  return info.Env().Undefined();
+}
+
 // channelBiasAdd(out, bias, batch, channels, plane, threads?)
 Napi::Value ChannelBiasAdd(const Napi::CallbackInfo& info) {
   const ChannelShape s = channelShapeArg(info, 2);
@@ -498,6 +515,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("scaleCountOverflow", Napi::Function::New(env, ScaleCountOverflow));
   exports.Set("reluBackward", Napi::Function::New(env, ReluBackward));
   exports.Set("add", Napi::Function::New(env, AddArrays));
+  exports.Set("adamwMoments", Napi::Function::New(env, AdamwMoments));
+  exports.Set("adamwApply", Napi::Function::New(env, AdamwApply));
   exports.Set("channelBiasAdd", Napi::Function::New(env, ChannelBiasAdd));
   exports.Set("channelSum", Napi::Function::New(env, ChannelSum));
   exports.Set("channelMeanVar", Napi::Function::New(env, ChannelMeanVar));

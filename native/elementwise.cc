@@ -124,6 +124,31 @@ OCTET_TARGET_AVX2 void normBackwardChannelAvx2(const float* g, const float* xhat
   normBackwardChannel(g, xhat, invStd, gamma, training, gx, sumG, sumGX, batch, channels, plane, c);
 }
 
+inline void adamwMomentsRange(float* m, float* v, const float* g, double beta1, double beta2, int64_t b, int64_t e) {
+  const double a1 = 1.0 - beta1, a2 = 1.0 - beta2;
+  for (int64_t i = b; i < e; ++i) {
+    const double gi = g[i];
+    m[i] = static_cast<float>(beta1 * m[i] + a1 * gi);
+    v[i] = static_cast<float>(beta2 * v[i] + a2 * gi * gi);
+  }
+}
+
+OCTET_TARGET_AVX2 void adamwMomentsRangeAvx2(float* m, float* v, const float* g, double beta1, double beta2, int64_t b, int64_t e) {
+  adamwMomentsRange(m, v, g, beta1, beta2, b, e);
+}
+
+inline void adamwApplyRange(float* p, const float* m, const float* v, double decay, double stepSize, double c2Sqrt, double eps, int64_t b,
+                            int64_t e) {
+  for (int64_t i = b; i < e; ++i) {
+    p[i] = static_cast<float>(p[i] * decay - (stepSize * m[i]) / (std::sqrt(static_cast<double>(v[i])) / c2Sqrt + eps));
+  }
+}
+
+OCTET_TARGET_AVX2 void adamwApplyRangeAvx2(float* p, const float* m, const float* v, double decay, double stepSize, double c2Sqrt,
+                                           double eps, int64_t b, int64_t e) {
+  adamwApplyRange(p, m, v, decay, stepSize, c2Sqrt, eps, b, e);
+}
+
 #ifdef OCTET_X86
 // ReLU over [b, e) (b a multiple of 16) with the mask from the comparison's bits.
 __attribute__((target("avx512f"))) void reluAvx512(const float* x, float* out, uint8_t* mask, int64_t b, int64_t e) {
@@ -197,6 +222,23 @@ void reluBackward(const uint8_t* mask, const float* g, float* out, int64_t n, in
     }
 #endif
     for (int64_t i = b; i < e; ++i) out[i] = (mask[i >> 3] >> (i & 7)) & 1u ? g[i] : 0.0f;
+  });
+}
+
+void adamwMoments(float* m, float* v, const float* g, double beta1, double beta2, int64_t n, int threads) {
+  const bool avx2 = cpuHasAvx2();
+  chunks(n, threads, [&](int64_t b, int64_t e) {
+    if (avx2) adamwMomentsRangeAvx2(m, v, g, beta1, beta2, b, e);
+    else adamwMomentsRange(m, v, g, beta1, beta2, b, e);
+  });
+}
+
+void adamwApply(float* p, const float* m, const float* v, double decay, double stepSize, double c2Sqrt, double eps, int64_t n,
+                int threads) {
+  const bool avx2 = cpuHasAvx2();
+  chunks(n, threads, [&](int64_t b, int64_t e) {
+    if (avx2) adamwApplyRangeAvx2(p, m, v, decay, stepSize, c2Sqrt, eps, b, e);
+    else adamwApplyRange(p, m, v, decay, stepSize, c2Sqrt, eps, b, e);
   });
 }
 

@@ -38,4 +38,11 @@ float absMax(const float* x, int64_t n, int threads);
 // out = fl32(x * scale); returns how many |out| exceed maxFinite (or are NaN).
 int64_t scaleCountOverflow(const float* x, float scale, float* out, int64_t n, float maxFinite, int threads);
 
+// AdamW's two halves, in double precision per element as src/optim/adamw.ts writes them:
+// m = f32(b1 * m + (1 - b1) * g), v = f32(b2 * v + ((1 - b2) * g) * g); then
+// p = f32(p * decay - (stepSize * m) / (sqrt(v) / c2Sqrt + eps)).
+void adamwMoments(float* m, float* v, const float* g, double beta1, double beta2, int64_t n, int threads);
+void adamwApply(float* p, const float* m, const float* v, double decay, double stepSize, double c2Sqrt, double eps, int64_t n,
+                int threads);
+
 }  // namespace octet

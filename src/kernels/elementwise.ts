@@ -242,3 +242,33 @@ export function batchNormBackward(
   }
   batchNormBackwardReference(g, xhat, invStd, gamma, training, gx, sumG, sumGX, s);
 }
+
+/**
+ * AdamW's moment update, per element in double precision, stored as float32:
+ * m = b1 * m + (1 - b1) * g; v = b2 * v + (1 - b2) * g * g (left to right).
+ */
+export function adamwMomentsReference(m: Float32Array, v: Float32Array, g: Float32Array, beta1: number, beta2: number): void {
+  for (let i = 0; i < g.length; i++) {
+    m[i] = beta1 * m[i] + (1 - beta1) * g[i];
+    v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i];
+  }
+}
+
+export function adamwMoments(m: Float32Array, v: Float32Array, g: Float32Array, beta1: number, beta2: number): void {
+  sameLength('adamwMoments', m, v, g);
+  const native = nativeCore();
+  if (native && g.length >= NATIVE_MIN) native.adamwMoments(m, v, g, beta1, beta2, kernelThreads());
+  else adamwMomentsReference(m, v, g, beta1, beta2);
+}
+
+/** AdamW's step, per element in double precision: p = p * decay - (stepSize * m) / (sqrt(v) / c2Sqrt + eps). */
+export function adamwApplyReference(p: Float32Array, m: Float32Array, v: Float32Array, decay: number, stepSize: number, c2Sqrt: number, eps: number): void {
+  for (let i = 0; i < p.length; i++) p[i] = p[i] * decay - (stepSize * m[i]) / (Math.sqrt(v[i]) / c2Sqrt + eps);
+}
+
+export function adamwApply(p: Float32Array, m: Float32Array, v: Float32Array, decay: number, stepSize: number, c2Sqrt: number, eps: number): void {
+  sameLength('adamwApply', p, m, v);
+  const native = nativeCore();
+  if (native && p.length >= NATIVE_MIN) native.adamwApply(p, m, v, decay, stepSize, c2Sqrt, eps, kernelThreads());
+  else adamwApplyReference(p, m, v, decay, stepSize, c2Sqrt, eps);
+}

@@ -25,6 +25,10 @@ export { nativeCore, nativeUnavailableReason } from './native.js';
 export type { NativeInfo } from './native.js';
 export { kernelThreads, setKernelThreads } from './threads.js';
 export {
+  adamwApply,
+  adamwApplyReference,
+  adamwMoments,
+  adamwMomentsReference,
   addArrays,
   batchNormBackward,
   batchNormForward,

@@ -51,6 +51,8 @@ export interface NativeCore {
   scaleCountOverflow(x: Float32Array, scale: number, out: Float32Array, maxFinite: number, threads?: number): number;
   reluBackward(mask: Uint8Array, g: Float32Array, out: Float32Array, threads?: number): void;
   add(a: Float32Array, b: Float32Array, out: Float32Array, threads?: number): void;
+  adamwMoments(m: Float32Array, v: Float32Array, g: Float32Array, beta1: number, beta2: number, threads?: number): void;
+  adamwApply(p: Float32Array, m: Float32Array, v: Float32Array, decay: number, stepSize: number, c2Sqrt: number, eps: number, threads?: number): void;
   channelBiasAdd(out: Float32Array, bias: Float32Array, batch: number, channels: number, plane: number, threads?: number): void;
   channelSum(g: Float32Array, sums: Float64Array, batch: number, channels: number, plane: number, threads?: number): void;
   channelMeanVar(x: Float32Array, mean: Float64Array, variance: Float64Array, batch: number, channels: number, plane: number, threads?: number): void;

@@ -5,6 +5,7 @@
  *   p <- p - lr * (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)
  */
 import { InvalidArgumentError } from '../errors.js';
+import { adamwApply, adamwMoments } from '../kernels/index.js';
 import type { Tensor } from '../tensor/index.js';
 import { Optimizer, type OptimizerBaseOptions } from './optimizer.js';
 
@@ -36,12 +37,9 @@ export class AdamW extends Optimizer {
     const c1 = 1 - beta1 ** t;
     const c2Sqrt = Math.sqrt(1 - beta2 ** t);
     const stepSize = lr / c1;
-    for (let i = 0; i < p.length; i++) {
-      m[i] = beta1 * m[i] + (1 - beta1) * g[i];
-      v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i];
-    }
+    adamwMoments(m, v, g, beta1, beta2);
     this.storeMoment(m);
     this.storeMoment(v);
-    for (let i = 0; i < p.length; i++) p[i] = p[i] * decay - (stepSize * m[i]) / (Math.sqrt(v[i]) / c2Sqrt + eps);
+    adamwApply(p, m, v, decay, stepSize, c2Sqrt, eps);
   }
 }

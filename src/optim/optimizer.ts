@@ -11,7 +11,7 @@
  */
 import { InvalidArgumentError } from '../errors.js';
 import { resolveFormat, type Format, type FormatLike, type Rounding } from '../formats/index.js';
-import { decode, encode, quantize, recycle, takeBuffer } from '../kernels/index.js';
+import { absMax, decode, encode, quantize, recycle, takeBuffer } from '../kernels/index.js';
 import type { Tensor } from '../tensor/index.js';
 
 export interface StorageSpec {
@@ -55,9 +55,9 @@ function resolveStorage(spec: StorageSpec | undefined): ResolvedStorage | null {
 /** A slot as stored: float32 values, or codes of the moments' format. */
 type SlotStorage = Float32Array | Uint8Array | Uint16Array;
 
+/** Whether every value is finite (absMax is NaN exactly when one is Inf or NaN). */
 function finite(values: Float32Array): boolean {
-  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return false;
-  return true;
+  return !Number.isNaN(absMax(values));
 }
 
 export abstract class Optimizer {

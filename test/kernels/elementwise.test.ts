@@ -77,6 +77,25 @@ describe('elementwise kernels', () => {
     }
   });
 
+  test('AdamW moments and step equal the references bit for bit (past thread chunks, tiny and huge values)', () => {
+    const n = 2 * 65536 + 77;
+    const g = uniform(n, 11, -1, 1).map((v, i) => (i % 7 === 0 ? v * 1e-30 : i % 11 === 0 ? v * 1e20 : v));
+    const m = [uniform(n, 12, -0.1, 0.1), null as unknown as Float32Array];
+    const v = [uniform(n, 13, 0, 0.01), null as unknown as Float32Array];
+    const p = [uniform(n, 14, -1, 1), null as unknown as Float32Array];
+    m[1] = m[0].slice();
+    v[1] = v[0].slice();
+    p[1] = p[0].slice();
+    k.adamwMoments(m[0], v[0], g, 0.9, 0.999);
+    k.adamwMomentsReference(m[1], v[1], g, 0.9, 0.999);
+    same(m[0], m[1], 'exp_avg');
+    same(v[0], v[1], 'exp_avg_sq');
+    k.adamwApply(p[0], m[0], v[0], 1 - 1e-3 * 0.01, 1e-3 / 0.1, Math.sqrt(1 - 0.999), 1e-8);
+    k.adamwApplyReference(p[1], m[1], v[1], 1 - 1e-3 * 0.01, 1e-3 / 0.1, Math.sqrt(1 - 0.999), 1e-8);
+    same(p[0], p[1], 'param');
+    assert.throws(() => k.adamwMoments(m[0], v[0].subarray(1), g, 0.9, 0.999), /arrays differ in length/);
+  });
+
   test('channel bias and channel sums', () => {
     const bias = uniform(shape.channels, 4);
     const a = Float32Array.from(x);
