@@ -13,6 +13,7 @@ import {
   upsampleBilinear2d,
   upsampleNearest2d,
   type AvgPool2dOptions,
+  type InPlaceOptions,
   type Pool2dOptions,
   type UpsampleOptions,
 } from '../ops/index.js';
@@ -31,7 +32,8 @@ export class BatchNorm2d extends Module {
    */
   savedFormat: string | null = null;
 
-  constructor(readonly channels: number, readonly options: { momentum?: number; eps?: number } = {}) {
+  /** inPlace: write the output over the input (for inputs nothing else reads, as a convolution's output inside a block). */
+  constructor(readonly channels: number, readonly options: { momentum?: number; eps?: number; inPlace?: boolean } = {}) {
     super();
     if (!Number.isInteger(channels) || channels < 1) throw new InvalidArgumentError(`BatchNorm2d: channels is ${channels}; expected a positive integer`);
     this.weight = this.registerParameter('weight', Tensor.ones([channels]));
@@ -65,8 +67,9 @@ class Elementwise extends Module {
 }
 
 export class ReLU extends Elementwise {
-  constructor() {
-    super('ReLU', relu);
+  /** inPlace: write the output over the input (for inputs nothing else reads or kept). */
+  constructor(options: InPlaceOptions = {}) {
+    super('ReLU', (x) => relu(x, options));
   }
 }
 

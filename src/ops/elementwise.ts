@@ -3,8 +3,9 @@
  * ReLU6 and hardswish. Gradients of broadcast inputs are summed over the broadcast axes.
  */
 import { needsGrad, record, registerGradient } from '../autograd/index.js';
+import { InvalidArgumentError } from '../errors.js';
 import { addArrays, maskBytes, reluBackward, reluForward, takeBuffer } from '../kernels/index.js';
-import { Tensor, broadcastIndex, broadcastShapes, shapesEqual } from '../tensor/index.js';
+import { Tensor, broadcastIndex, broadcastShapes, formatShape, shapesEqual } from '../tensor/index.js';
 import { productOperands } from './saved.js';
 
 interface BinarySaved {
@@ -44,9 +45,22 @@ function binary(op: string, a: Tensor, b: Tensor, f: (x: number, y: number) => n
   return record(op, [a, b], result, { aIndex, bIndex, ...values });
 }
 
-export function add(a: Tensor, b: Tensor): Tensor {
+/** In-place variants (as PyTorch's `inplace=True`): the output is written over the first input. */
+export interface InPlaceOptions {
+  /**
+   * Write the result over the (first) input's values and return a tensor sharing them: the
+   * caller's promise that nothing reads those values afterwards, and that no op kept them for
+   * backward (the op itself keeps what its gradient needs apart). Saves an activation-sized array.
+   */
+  inPlace?: boolean;
+}
+
+export function add(a: Tensor, b: Tensor, options: InPlaceOptions = {}): Tensor {
+  if (options.inPlace && !shapesEqual(a.shape, b.shape)) {
+    throw new InvalidArgumentError(`add: inPlace needs operands of one shape; got ${formatShape(a.shape)} and ${formatShape(b.shape)}`);
+  }
   if (shapesEqual(a.shape, b.shape)) {
-    const out = new Tensor(takeBuffer(a.size), a.shape);
+    const out = options.inPlace ? new Tensor(a.data, a.shape) : new Tensor(takeBuffer(a.size), a.shape);
     addArrays(a.data, b.data, out.data);
     return record('add', [a, b], out, { aIndex: null, bIndex: null });
   }
@@ -104,8 +118,8 @@ registerGradient<number>('scale', (node, g) => {
 });
 
 /** max(x, 0). For backward it keeps one bit per element (where x > 0), not x. */
-export function relu(x: Tensor): Tensor {
-  const out = new Tensor(takeBuffer(x.size), x.shape);
+export function relu(x: Tensor, options: InPlaceOptions = {}): Tensor {
+  const out = options.inPlace ? new Tensor(x.data, x.shape) : new Tensor(takeBuffer(x.size), x.shape);
   const mask = needsGrad(x) ? new Uint8Array(maskBytes(x.size)) : null;
   reluForward(x.data, out.data, mask);
   return record('relu', [x], out, mask);

@@ -1,5 +1,6 @@
 /** Differentiable ops: each is a kernel call plus a registered gradient rule. */
 export { add, hardswish, mul, relu, relu6, scale, sub } from './elementwise.js';
+export type { InPlaceOptions } from './elementwise.js';
 export { mean, sum } from './reduce.js';
 export { concat, flatten, reshape, subsamplePadChannels } from './shape_ops.js';
 export { linear, matmul } from './matmul.js';

@@ -20,6 +20,12 @@ export interface BatchNormOptions {
   eps?: number;
   /** Format of the normalized input kept for backward (nearest rounding); default float32. */
   saveAs?: string | null;
+  /**
+   * Write the output over x's values (as PyTorch's in-place layers): the caller's promise that
+   * nothing reads x afterwards or kept it for backward. Batch norm keeps the normalized input,
+   * not x, so its own gradient is unaffected.
+   */
+  inPlace?: boolean;
 }
 
 /** Values kept as codes: value = decode(code) / scale. */
@@ -75,8 +81,8 @@ export function batchNorm2d(
     variance.set(runningVar.data);
   }
   const invStd = Float32Array.from(variance, (v) => 1 / Math.sqrt(v + eps));
-  // Both written completely by the kernel.
-  const out = new Tensor(takeBuffer(x.size), x.shape);
+  // Both written completely by the kernel (which reads each x before writing its output).
+  const out = options.inPlace ? new Tensor(x.data, x.shape) : new Tensor(takeBuffer(x.size), x.shape);
   const xhat = takeBuffer(x.size);
   batchNormForward(x.data, mean, invStd, weight?.data ?? null, bias?.data ?? null, xhat, out.data, shape);
   const saved = options.saveAs && needsGrad(x, weight, bias) ? compact(xhat, options.saveAs) : xhat;

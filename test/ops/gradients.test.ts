@@ -21,12 +21,12 @@ const labels = Int32Array.from([0, 2, 1, 2]);
 const pixelLabels = Int32Array.from({ length: 2 * 3 * 3 }, (_, i) => (i % 5 === 0 ? 255 : i % 4));
 
 const CASES: Case[] = [
-  { name: 'add same shape', op: 'add', inputs: () => [randomTensor([2, 3], 1), randomTensor([2, 3], 2)], fn: ops.add },
-  { name: 'add broadcast bias', op: 'add', inputs: () => [randomTensor([2, 3, 2, 2], 1), randomTensor([1, 3, 1, 1], 2)], fn: ops.add },
+  { name: 'add same shape', op: 'add', inputs: () => [randomTensor([2, 3], 1), randomTensor([2, 3], 2)], fn: (a, b) => ops.add(a, b) },
+  { name: 'add broadcast bias', op: 'add', inputs: () => [randomTensor([2, 3, 2, 2], 1), randomTensor([1, 3, 1, 1], 2)], fn: (a, b) => ops.add(a, b) },
   { name: 'sub broadcast', op: 'sub', inputs: () => [randomTensor([3, 1], 3), randomTensor([1, 4], 4)], fn: ops.sub },
   { name: 'mul broadcast', op: 'mul', inputs: () => [randomTensor([2, 3, 4], 5), randomTensor([3, 1], 6)], fn: ops.mul },
   { name: 'scale', op: 'scale', inputs: () => [randomTensor([5], 7)], fn: (x) => ops.scale(x, -2.5) },
-  { name: 'relu', op: 'relu', inputs: () => [awayFrom([4, 5], 8, [0], -1, 1)], fn: ops.relu },
+  { name: 'relu', op: 'relu', inputs: () => [awayFrom([4, 5], 8, [0], -1, 1)], fn: (x) => ops.relu(x) },
   { name: 'relu6', op: 'relu6', inputs: () => [awayFrom([4, 5], 9, [0, 6], -2, 8)], fn: ops.relu6 },
   { name: 'hardswish', op: 'hardswish', inputs: () => [awayFrom([4, 5], 10, [-3, 3], -5, 5)], fn: ops.hardswish },
   { name: 'sum', op: 'sum', inputs: () => [randomTensor([3, 4], 11)], fn: ops.sum },

@@ -23,6 +23,18 @@ function conv(inC: number, outC: number, kernel: number, stride: number, generat
   return new Conv2d(inC, outC, kernel, { stride, padding: (kernel - 1) >> 1, bias: false, generator });
 }
 
+// Batch norm and ReLU here always follow a convolution, a batch norm or the residual sum, whose
+// outputs nothing else reads and no op keeps (a convolution keeps its input, batch norm its
+// normalized input, ReLU a bit mask): they run in place, as torchvision's ReLU(inplace=True),
+// which saves an activation-sized array per layer.
+function batchNorm(channels: number): BatchNorm2d {
+  return new BatchNorm2d(channels, { inPlace: true });
+}
+
+function reluInPlace(): ReLU {
+  return new ReLU({ inPlace: true });
+}
+
 class BasicBlock extends Module {
   static readonly expansion = 1;
   private readonly conv1: Conv2d;
@@ -35,16 +47,16 @@ class BasicBlock extends Module {
   constructor(inC: number, planes: number, stride: number, downsample: Module | null, g: Generator) {
     super();
     this.conv1 = this.registerModule('conv1', conv(inC, planes, 3, stride, g));
-    this.bn1 = this.registerModule('bn1', new BatchNorm2d(planes));
-    this.relu = this.registerModule('relu', new ReLU());
+    this.bn1 = this.registerModule('bn1', batchNorm(planes));
+    this.relu = this.registerModule('relu', reluInPlace());
     this.conv2 = this.registerModule('conv2', conv(planes, planes, 3, 1, g));
-    this.bn2 = this.registerModule('bn2', new BatchNorm2d(planes));
+    this.bn2 = this.registerModule('bn2', batchNorm(planes));
     this.downsample = downsample ? this.registerModule('downsample', downsample) : null;
   }
 
   protected forward(x: Tensor): Tensor {
     const out = this.bn2.call(this.conv2.call(this.relu.call(this.bn1.call(this.conv1.call(x)))));
-    return this.relu.call(add(out, this.downsample ? this.downsample.call(x) : x));
+    return this.relu.call(add(out, this.downsample ? this.downsample.call(x) : x, { inPlace: true }));
   }
 }
 
@@ -62,12 +74,12 @@ class Bottleneck extends Module {
   constructor(inC: number, planes: number, stride: number, downsample: Module | null, g: Generator) {
     super();
     this.conv1 = this.registerModule('conv1', conv(inC, planes, 1, 1, g));
-    this.bn1 = this.registerModule('bn1', new BatchNorm2d(planes));
+    this.bn1 = this.registerModule('bn1', batchNorm(planes));
     this.conv2 = this.registerModule('conv2', conv(planes, planes, 3, stride, g));
-    this.bn2 = this.registerModule('bn2', new BatchNorm2d(planes));
+    this.bn2 = this.registerModule('bn2', batchNorm(planes));
     this.conv3 = this.registerModule('conv3', conv(planes, planes * 4, 1, 1, g));
-    this.bn3 = this.registerModule('bn3', new BatchNorm2d(planes * 4));
-    this.relu = this.registerModule('relu', new ReLU());
+    this.bn3 = this.registerModule('bn3', batchNorm(planes * 4));
+    this.relu = this.registerModule('relu', reluInPlace());
     this.downsample = downsample ? this.registerModule('downsample', downsample) : null;
   }
 
@@ -75,7 +87,7 @@ class Bottleneck extends Module {
     let out = this.relu.call(this.bn1.call(this.conv1.call(x)));
     out = this.relu.call(this.bn2.call(this.conv2.call(out)));
     out = this.bn3.call(this.conv3.call(out));
-    return this.relu.call(add(out, this.downsample ? this.downsample.call(x) : x));
+    return this.relu.call(add(out, this.downsample ? this.downsample.call(x) : x, { inPlace: true }));
   }
 }
 
@@ -100,8 +112,8 @@ export class ResNet extends Module {
     const imagenet = config.stem === 'imagenet';
     this.stem = [
       this.registerModule('conv1', imagenet ? conv(config.inChannels, width, 7, 2, g) : conv(config.inChannels, width, 3, 1, g)),
-      this.registerModule('bn1', new BatchNorm2d(width)),
-      this.registerModule('relu', new ReLU()),
+      this.registerModule('bn1', batchNorm(width)),
+      this.registerModule('relu', reluInPlace()),
     ];
     if (imagenet) this.stem.push(this.registerModule('maxpool', new MaxPool2d(3, { stride: 2, padding: 1 })));
     let inC = width;
@@ -113,7 +125,7 @@ export class ResNet extends Module {
         const s = b === 0 ? stride : 1;
         const needsProjection = s !== 1 || inC !== planes * block.expansion;
         const downsample = needsProjection
-          ? new Sequential(conv(inC, planes * block.expansion, 1, s, g), new BatchNorm2d(planes * block.expansion))
+          ? new Sequential(conv(inC, planes * block.expansion, 1, s, g), batchNorm(planes * block.expansion))
           : null;
         layers.push(new block(inC, planes, s, downsample, g));
         inC = planes * block.expansion;
@@ -145,15 +157,15 @@ class CifarBlock extends Module {
   constructor(private readonly inC: number, private readonly outC: number, private readonly stride: number, g: Generator) {
     super();
     this.conv1 = this.registerModule('conv1', conv(inC, outC, 3, stride, g));
-    this.bn1 = this.registerModule('bn1', new BatchNorm2d(outC));
+    this.bn1 = this.registerModule('bn1', batchNorm(outC));
     this.conv2 = this.registerModule('conv2', conv(outC, outC, 3, 1, g));
-    this.bn2 = this.registerModule('bn2', new BatchNorm2d(outC));
+    this.bn2 = this.registerModule('bn2', batchNorm(outC));
   }
 
   protected forward(x: Tensor): Tensor {
-    const out = this.bn2.call(this.conv2.call(relu(this.bn1.call(this.conv1.call(x)))));
+    const out = this.bn2.call(this.conv2.call(relu(this.bn1.call(this.conv1.call(x)), { inPlace: true })));
     const shortcut = this.stride !== 1 || this.inC !== this.outC ? subsamplePadChannels(x, this.stride, this.outC) : x;
-    return relu(add(out, shortcut));
+    return relu(add(out, shortcut, { inPlace: true }), { inPlace: true });
   }
 }
 
@@ -171,8 +183,8 @@ export class CifarResNet extends Module {
     const width = config.width ?? 16;
     this.body = [
       this.registerModule('conv1', conv(config.inChannels, width, 3, 1, g)),
-      this.registerModule('bn1', new BatchNorm2d(width)),
-      this.registerModule('relu', new ReLU()),
+      this.registerModule('bn1', batchNorm(width)),
+      this.registerModule('relu', reluInPlace()),
     ];
     let inC = width;
     for (let stage = 0; stage < 3; stage++) {
