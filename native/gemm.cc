@@ -62,18 +62,71 @@ void packBFrom(const GemmArgs& g, const KernelSpec& ks, Source src, int64_t pc, 
   }
 }
 
+#ifdef OCTET_X86
+// dst[j * ldd + i] = src[i * ld + j] for a 16 x 16 block: three rounds of unpacks and lane
+// shuffles (32-bit pairs, 64-bit pairs, then 128-bit lanes).
+__attribute__((target("avx512f"))) inline void transpose16(const float* src, int64_t ld, float* dst, int64_t ldd) {
+  __m512 r[16], t[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * ld);
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  // r[4k + j], lane L: column 4L + j of rows 4k .. 4k + 3.
+  for (int k = 0; k < 16; k += 4) {
+    const __m512d a = _mm512_castps_pd(t[k]), b = _mm512_castps_pd(t[k + 1]), c = _mm512_castps_pd(t[k + 2]), d = _mm512_castps_pd(t[k + 3]);
+    r[k] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    r[k + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    r[k + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+    r[k + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+  }
+  for (int j = 0; j < 4; ++j) {
+    const __m512 u0 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x44), u1 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xEE);
+    const __m512 v0 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x44), v1 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xEE);
+    _mm512_storeu_ps(dst + (0 + j) * ldd, _mm512_shuffle_f32x4(u0, v0, 0x88));
+    _mm512_storeu_ps(dst + (4 + j) * ldd, _mm512_shuffle_f32x4(u0, v0, 0xDD));
+    _mm512_storeu_ps(dst + (8 + j) * ldd, _mm512_shuffle_f32x4(u1, v1, 0x88));
+    _mm512_storeu_ps(dst + (12 + j) * ldd, _mm512_shuffle_f32x4(u1, v1, 0xDD));
+  }
+}
+
+inline bool haveAvx512() {
+  static const bool yes = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") != 0;
+  }();
+  return yes;
+}
+#endif
+
+// Interleave `lines` runs of kc floats (run l at lines[l * kc]) into a panel of `width` columns:
+// dst[p * width + l] = run l's element p, zero for l >= lines. 16 x 16 blocks transpose in
+// registers where AVX-512 is there; the rest element by element (the same values either way).
+void interleaveLines(const float* runs, int64_t lines, int64_t kc, int width, float* dst) {
+  int64_t fullLines = 0, fullP = 0;
+#ifdef OCTET_X86
+  if (haveAvx512()) {
+    fullLines = lines / 16 * 16;
+    fullP = kc / 16 * 16;
+    for (int64_t l0 = 0; l0 < fullLines; l0 += 16) {
+      for (int64_t p0 = 0; p0 < fullP; p0 += 16) transpose16(runs + l0 * kc + p0, kc, dst + p0 * width + l0, width);
+    }
+  }
+#endif
+  for (int64_t p = 0; p < kc; ++p) {
+    float* d = dst + p * width;
+    for (int64_t l = p < fullP ? fullLines : 0; l < lines; ++l) d[l] = runs[l * kc + p];
+    for (int64_t l = lines; l < width; ++l) d[l] = 0.0f;
+  }
+}
+
 // E5M2 operands read across their rows (A's rows, or B's rows when B is transposed): decode each of
 // the `lines` runs of kc codes 16 at a time into `tmp` (lines x kc floats), then interleave them
 // into the panel as the float path does: dst[p * width + line] = tmp[line * kc + p].
 #ifdef OCTET_X86
 void packLinesE5m2(const uint8_t* codes, int64_t ld, int64_t lines, int64_t kc, int width, float* tmp, float* dst) {
   for (int64_t l = 0; l < lines; ++l) decodeE5m2(codes + l * ld, tmp + l * kc, kc);
-  for (int64_t p = 0; p < kc; ++p) {
-    float* d = dst + p * width;
-    int64_t l = 0;
-    for (; l < lines; ++l) d[l] = tmp[l * kc + p];
-    for (; l < width; ++l) d[l] = 0.0f;
-  }
+  interleaveLines(tmp, lines, kc, width, dst);
 }
 
 thread_local std::vector<float> lineBuffer;
@@ -139,12 +192,7 @@ void packBColumns(const GemmArgs& g, const KernelSpec& ks, int64_t pc, int64_t k
     const int64_t width = std::min<int64_t>(nr, nc - j0);
     float* dst = bp + (j0 / nr) * kc * nr;
     for (int64_t l = 0; l < width; ++l) run(jc + j0 + l, pc, kc, lines + l * kc);
-    for (int64_t p = 0; p < kc; ++p) {
-      float* d = dst + p * nr;
-      int64_t l = 0;
-      for (; l < width; ++l) d[l] = lines[l * kc + p];
-      for (; l < nr; ++l) d[l] = 0.0f;
-    }
+    interleaveLines(lines, width, kc, nr, dst);
   }
 }
 
