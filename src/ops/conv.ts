@@ -64,7 +64,7 @@ function kSizeOf(g: ConvGeometry): number {
 function forEachChunk(batch: number, g: ConvGeometry, fn: (n0: number, nc: number, col: Float32Array) => void): void {
   const perImage = kSizeOf(g) * g.outH * g.outW;
   const chunk = Math.max(1, Math.min(batch, Math.floor(MAX_COLUMN_FLOATS / Math.max(1, perImage))));
-  const col = new Float32Array(chunk * perImage);
+  const col = freshArray(chunk * perImage);
   for (let n0 = 0; n0 < batch; n0 += chunk) {
     const nc = Math.min(chunk, batch - n0);
     fn(n0, nc, col.subarray(0, nc * perImage));
