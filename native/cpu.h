@@ -18,7 +18,15 @@ inline bool cpuHasAvx2() {
   }();
   return has;
 }
+inline bool cpuHasAvx512() {
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") != 0;
+  }();
+  return has;
+}
 #else
 #define OCTET_TARGET_AVX2
 inline bool cpuHasAvx2() { return false; }
+inline bool cpuHasAvx512() { return false; }
 #endif

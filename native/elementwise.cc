@@ -181,14 +181,6 @@ __attribute__((target("avx512f"))) void reluBackwardAvx512(const uint8_t* mask, 
   }
   for (; i < e; ++i) out[i] = (mask[i >> 3] >> (i & 7)) & 1u ? g[i] : 0.0f;
 }
-
-inline bool cpuHasAvx512() {
-  static const bool has = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") != 0;
-  }();
-  return has;
-}
 #endif
 
 }  // namespace

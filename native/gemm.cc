@@ -89,14 +89,6 @@ __attribute__((target("avx512f"))) inline void transpose16(const float* src, int
     _mm512_storeu_ps(dst + (12 + j) * ldd, _mm512_shuffle_f32x4(u1, v1, 0xDD));
   }
 }
-
-inline bool haveAvx512() {
-  static const bool yes = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") != 0;
-  }();
-  return yes;
-}
 #endif
 
 // Interleave `lines` runs of kc floats (run l at lines[l * kc]) into a panel of `width` columns:
@@ -105,7 +97,7 @@ inline bool haveAvx512() {
 void interleaveLines(const float* runs, int64_t lines, int64_t kc, int width, float* dst) {
   int64_t fullLines = 0, fullP = 0;
 #ifdef OCTET_X86
-  if (haveAvx512()) {
+  if (cpuHasAvx512()) {
     fullLines = lines / 16 * 16;
     fullP = kc / 16 * 16;
     for (int64_t l0 = 0; l0 < fullLines; l0 += 16) {
@@ -141,17 +133,6 @@ void packPanelsE5m2(const uint8_t* first, int64_t ld, int64_t count, int64_t kc,
 }
 #endif
 
-// A run of n codes of B's images as floats.
-void decodeRun(const GemmArgs& g, const uint8_t* codes, int64_t n, float* out) {
-#ifdef OCTET_X86
-  if (g.bIsE5M2 && haveHalfConversion()) {
-    decodeE5m2(codes, out, n);
-    return;
-  }
-#endif
-  for (int64_t t = 0; t < n; ++t) out[t] = g.bLut[codes[t]];
-}
-
 thread_local std::vector<uint8_t> codeRun;
 thread_local std::vector<float> floatRun;
 
@@ -168,7 +149,7 @@ void packBColumns(const GemmArgs& g, const KernelSpec& ks, int64_t pc, int64_t k
     }
     codeRun.resize(static_cast<size_t>(len));
     columnRun(src.codes, geo, src.imageStride, r, q0, len, codeRun.data());
-    decodeRun(g, codeRun.data(), len, out);
+    decodeCodes(codeRun.data(), g.bLut, g.bIsE5M2, len, out);
   };
   if (!g.transB) {
     // Row pc + p of col over the block's columns as one run, then its panel rows out of it.

@@ -61,14 +61,7 @@ void loadRows(const LowpGemmArgs& g, int64_t i0, int64_t rows, float* dst) {
       std::memcpy(dst, g.a + i0 * g.k, static_cast<size_t>(count) * sizeof(float));
       return;
     }
-    const uint8_t* codes = g.aCodes + i0 * g.k;
-#ifdef OCTET_X86
-    if (g.aIsE5M2 && haveHalfConversion()) {
-      decodeE5m2(codes, dst, count);
-      return;
-    }
-#endif
-    for (int64_t t = 0; t < count; ++t) dst[t] = g.aLut[codes[t]];
+    decodeCodes(g.aCodes + i0 * g.k, g.aLut, g.aIsE5M2, count, dst);
     return;
   }
   for (int64_t r = 0; r < rows; ++r) {
