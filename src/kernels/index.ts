@@ -19,7 +19,7 @@ export {
 export type { ConvGeometry } from './im2col.js';
 export { decode, encode, quantize } from './codec.js';
 export type { FastCastOptions } from './codec.js';
-export { bufferPoolStats, clearBufferPool, freshArray, recycle, setBufferPoolLimit, takeBuffer, takeZeroed } from './buffer_pool.js';
+export { DEFAULT_POOL_LIMIT, bufferPoolStats, clearBufferPool, freshArray, recycle, setBufferPoolLimit, takeBuffer, takeZeroed } from './buffer_pool.js';
 export type { BufferPoolStats } from './buffer_pool.js';
 export { nativeCore, nativeUnavailableReason } from './native.js';
 export type { NativeInfo } from './native.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
-import { bufferPoolStats, clearBufferPool, freshArray, recycle, setBufferPoolLimit, takeBuffer, takeZeroed } from '../../src/kernels/buffer_pool.js';
+import { DEFAULT_POOL_LIMIT, bufferPoolStats, clearBufferPool, freshArray, recycle, setBufferPoolLimit, takeBuffer, takeZeroed } from '../../src/kernels/buffer_pool.js';
 import { nativeCore } from '../../src/kernels/native.js';
 
 const N = 1 << 14;
@@ -8,7 +8,7 @@ const N = 1 << 14;
 describe('buffer pool', () => {
   afterEach(() => {
     clearBufferPool();
-    setBufferPoolLimit(32 << 20);
+    setBufferPoolLimit(DEFAULT_POOL_LIMIT);
   });
 
   test('fresh arrays are zeros of their length, small or large (prefaulted), and writable', () => {
