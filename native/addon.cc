@@ -304,6 +304,27 @@ Napi::Value MoveRows(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// scatterPhase(matrix, images, rows, count, channels, c0, n0, height, width, ph, pw, strideH, strideW,
+//              phaseRows, phaseCols, threads?): see native/im2col.h.
+Napi::Value ScatterPhase(const Napi::CallbackInfo& info) {
+  int64_t v[13];
+  const char* names[13] = {"rows", "count", "channels", "c0", "n0", "height", "width", "ph", "pw", "strideH", "strideW", "phaseRows", "phaseCols"};
+  for (int k = 0; k < 13; ++k) {
+    v[k] = intArg(info, 2 + k, names[k]);
+    if (v[k] < 0) throw Napi::RangeError::New(info.Env(), std::string("scatterPhase: negative ") + names[k]);
+  }
+  const int64_t rows = v[0], count = v[1], channels = v[2], c0 = v[3], n0 = v[4], height = v[5], width = v[6];
+  const int64_t ph = v[7], pw = v[8], sh = v[9], sw = v[10], pr = v[11], pc = v[12];
+  const bool empty = rows == 0 || count == 0 || pr == 0 || pc == 0;
+  if (!empty && (c0 + rows > channels || ph + sh * (pr - 1) >= height || pw + sw * (pc - 1) >= width)) {
+    throw Napi::RangeError::New(info.Env(), "scatterPhase: the phase does not fit the images");
+  }
+  const float* matrix = f32(info, 0, "matrix", rows * count * pr * pc);
+  float* images = f32(info, 1, "images", empty ? 0 : (n0 + count) * channels * height * width);
+  octet::scatterPhase(matrix, images, rows, count, channels, c0, n0, height, width, ph, pw, sh, sw, pr, pc, threadsArg(info, 15));
+  return info.Env().Undefined();
+}
+
 // rotateKernel(w, out, group, ocg, cg, taps, threads?): see native/im2col.h.
 Napi::Value RotateKernel(const Napi::CallbackInfo& info) {
   const int64_t group = intArg(info, 2, "group"), ocg = intArg(info, 3, "ocg"), cg = intArg(info, 4, "cg"), taps = intArg(info, 5, "taps");
@@ -528,6 +549,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("moveRows", Napi::Function::New(env, MoveRows));
   exports.Set("prefault", Napi::Function::New(env, Prefault));
   exports.Set("rotateKernel", Napi::Function::New(env, RotateKernel));
+  exports.Set("scatterPhase", Napi::Function::New(env, ScatterPhase));
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   return exports;

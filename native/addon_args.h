@@ -121,7 +121,8 @@ inline uint8_t* maskArg(const Napi::CallbackInfo& info, size_t i, int64_t n) {
   return static_cast<uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset();
 }
 
-// Geometry: an array [C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW].
+// Geometry: an array [C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW]; every entry positive but
+// C (>= 0) and the paddings (any integer).
 inline octet::ConvGeometry geometryArg(const Napi::CallbackInfo& info, size_t i) {
   if (!info[i].IsArray() || info[i].As<Napi::Array>().Length() != 13) {
     throw Napi::TypeError::New(info.Env(), "convolution geometry must be an array of 13 numbers");
@@ -130,7 +131,8 @@ inline octet::ConvGeometry geometryArg(const Napi::CallbackInfo& info, size_t i)
   int64_t v[13];
   for (uint32_t k = 0; k < 13; ++k) {
     v[k] = a.Get(k).As<Napi::Number>().Int64Value();
-    if (v[k] < 0 || (k != 7 && k != 8 && v[k] == 0 && k != 0)) {
+    // Padding may be negative (a crop: the input gradient's phase convolutions use it).
+    if ((k != 7 && k != 8 && v[k] < 0) || (k != 7 && k != 8 && v[k] == 0 && k != 0)) {
       throw Napi::RangeError::New(info.Env(), "convolution geometry out of range");
     }
   }

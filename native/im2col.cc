@@ -90,6 +90,22 @@ void moveRows(T* matrix, T* images, int64_t rows, int64_t count, int64_t plane, 
   });
 }
 
+void scatterPhase(const float* matrix, float* images, int64_t rows, int64_t count, int64_t channels, int64_t c0, int64_t n0, int64_t height,
+                  int64_t width, int64_t ph, int64_t pw, int64_t strideH, int64_t strideW, int64_t phaseRows, int64_t phaseCols, int threads) {
+  const int64_t phasePixels = phaseRows * phaseCols;
+  const int team = rows * count * phasePixels < 65536 ? 1 : threads;
+  parallelFor(rows * count, team, [&](int64_t item) {
+    const int64_t r = item / count, n = item % count;
+    const float* from = matrix + item * phasePixels;
+    float* plane = images + ((n0 + n) * channels + c0 + r) * height * width;
+    for (int64_t u = 0; u < phaseRows; ++u) {
+      float* row = plane + (ph + strideH * u) * width + pw;
+      const float* src = from + u * phaseCols;
+      for (int64_t v = 0; v < phaseCols; ++v) row[strideW * v] = src[v];
+    }
+  });
+}
+
 template <typename T>
 void rotateKernel(const T* w, T* out, int64_t group, int64_t ocg, int64_t cg, int64_t taps, int threads) {
   const int64_t k = ocg * taps;

@@ -93,6 +93,12 @@ template <typename T>
 void moveRows(T* matrix, T* images, int64_t rows, int64_t count, int64_t plane, int64_t channels, int64_t c0, int64_t n0,
               bool toImages, int threads);
 
+// A phase of a strided input gradient into NCHW images: matrix row r, image n, phase position
+// (u, v) (row-major [rows x count * phaseRows * phaseCols]) to image n0 + n, channel c0 + r, pixel
+// (ph + strideH * u, pw + strideW * v) of height x width planes.
+void scatterPhase(const float* matrix, float* images, int64_t rows, int64_t count, int64_t channels, int64_t c0, int64_t n0, int64_t height,
+                  int64_t width, int64_t ph, int64_t pw, int64_t strideH, int64_t strideW, int64_t phaseRows, int64_t phaseCols, int threads);
+
 // Group g's rotated, transposed kernel: out[c * K + oc * taps + t] = w[((g * ocg + oc) * cg + c) *
 // taps + taps - 1 - t] for K = ocg * taps (see src/kernels/conv_layout.ts).
 template <typename T>

@@ -55,6 +55,65 @@ export function moveRows(matrix: ImagePlane, images: ImagePlane, b: RowBlock, di
   else moveRowsReference(matrix, images, b, direction);
 }
 
+/** One phase (ph, pw) of a strided input gradient: its pixels (ph + strideH * u, pw + strideW * v). */
+export interface PhaseBlock {
+  /** Images [n0, n0 + count) of NCHW data with `channels` channels, channels [c0, c0 + rows). */
+  n0: number;
+  count: number;
+  channels: number;
+  c0: number;
+  rows: number;
+  height: number;
+  width: number;
+  ph: number;
+  pw: number;
+  strideH: number;
+  strideW: number;
+  phaseRows: number;
+  phaseCols: number;
+}
+
+function checkPhase(result: Float32Array, images: Float32Array, p: PhaseBlock): void {
+  const values = [p.n0, p.count, p.channels, p.c0, p.rows, p.height, p.width, p.ph, p.pw, p.strideH, p.strideW, p.phaseRows, p.phaseCols];
+  const empty = p.rows === 0 || p.count === 0 || p.phaseRows === 0 || p.phaseCols === 0;
+  if (!values.every((v) => Number.isInteger(v) && v >= 0) || (!empty && (p.c0 + p.rows > p.channels || p.ph + p.strideH * (p.phaseRows - 1) >= p.height || p.pw + p.strideW * (p.phaseCols - 1) >= p.width))) {
+    throw new InvalidArgumentError(`scatterPhase: phase ${JSON.stringify(p)} does not fit the images`);
+  }
+  if (result.length < p.rows * p.count * p.phaseRows * p.phaseCols || (!empty && images.length < (p.n0 + p.count) * p.channels * p.height * p.width)) {
+    throw new InvalidArgumentError(`scatterPhase: result of ${result.length} or images of ${images.length} elements are too short for phase ${JSON.stringify(p)}`);
+  }
+}
+
+export function scatterPhaseReference(result: Float32Array, images: Float32Array, p: PhaseBlock): void {
+  const phasePixels = p.phaseRows * p.phaseCols;
+  for (let r = 0; r < p.rows; r++) {
+    for (let n = 0; n < p.count; n++) {
+      const from = (r * p.count + n) * phasePixels;
+      const plane = ((p.n0 + n) * p.channels + p.c0 + r) * p.height * p.width;
+      for (let u = 0; u < p.phaseRows; u++) {
+        const row = plane + (p.ph + p.strideH * u) * p.width + p.pw;
+        for (let v = 0; v < p.phaseCols; v++) images[row + p.strideW * v] = result[from + u * p.phaseCols + v];
+      }
+    }
+  }
+}
+
+/**
+ * A phase GEMM's [rows x count * phaseRows * phaseCols] result (row r, image n, phase pixel
+ * (u, v)) into pixels (ph + strideH * u, pw + strideW * v) of NCHW images.
+ */
+export function scatterPhase(result: Float32Array, images: Float32Array, p: PhaseBlock): void {
+  checkPhase(result, images, p);
+  const native = nativeCore();
+  if (!native) {
+    scatterPhaseReference(result, images, p);
+    return;
+  }
+  native.scatterPhase(
+    result, images, p.rows, p.count, p.channels, p.c0, p.n0, p.height, p.width, p.ph, p.pw, p.strideH, p.strideW, p.phaseRows, p.phaseCols, kernelThreads(),
+  );
+}
+
 /**
  * The input gradient of a stride-1 convolution is itself a forward convolution: of the output
  * gradient dY, padded by (dilation * (kernel - 1) - padding) on each side, with the rotated,

@@ -2,8 +2,10 @@
 export { gemm, gemmReference } from './gemm.js';
 export type { GemmOptions } from './gemm.js';
 export { columnsGemm, columnsGemmReference } from './columns_gemm.js';
-export { inputGradientGeometry, moveRows, moveRowsReference, rotatedKernel, rotatedKernelReference } from './conv_layout.js';
-export type { RowBlock } from './conv_layout.js';
+export {
+  inputGradientGeometry, moveRows, moveRowsReference, rotatedKernel, rotatedKernelReference, scatterPhase, scatterPhaseReference,
+} from './conv_layout.js';
+export type { PhaseBlock, RowBlock } from './conv_layout.js';
 export type { ColumnSource, ColumnsGemmOptions, GemmInput } from './columns_gemm.js';
 export {
   col2im,

@@ -13,13 +13,15 @@
  *   (each dY value placed at (oh * SH, ow * SW), offset so that window (i, j) of input pixel
  *   (h, w) reads the output that pixel fed) with the rotated weights W'[c, (oc * KH + i) * KW + j]
  *   = W[oc, c, KH-1-i, KW-1-j]: dXcol_g [C/groups x N*H*W] = W'_g * col(dY)_g, so every sum of
- *   products, also for the input gradient, runs in the emulated accumulator.
+ *   products, also for the input gradient, runs in the emulated accumulator. (The fast path
+ *   computes strided input gradients phase by phase, leaving out the dilated image's exact zeros,
+ *   where that gives the same bits: see phasedInputGradient.)
  * Stochastic rounding: group g uses stream key mix32(seedKey(seed) ^ (0x9E3779B9 * (g + 1))),
  * and the GEMM's own cell keys within it. Output rounding indexes the group GEMM's elements.
  * Scales: results are divided by the product of the two operands' scales.
  */
 import { InvalidArgumentError } from '../errors.js';
-import { mix32, resolveFormat, seedKey } from '../formats/index.js';
+import { decodeTable, mix32, resolveFormat, seedKey } from '../formats/index.js';
 import { im2colBatch, im2colBatchReference, type ConvGeometry, type ImagePlane } from './im2col.js';
 import {
   decodeOperand,
@@ -33,8 +35,9 @@ import {
   type LowpGemmOptions,
   type LowpOperand,
 } from './lowp_gemm.js';
-import { freshArray, takeBuffer } from './buffer_pool.js';
-import { moveRows, moveRowsReference, rotatedKernel, rotatedKernelReference } from './conv_layout.js';
+import { freshArray, takeBuffer, takeZeroed } from './buffer_pool.js';
+import { absMax } from './quant_stats.js';
+import { moveRows, moveRowsReference, rotatedKernel, rotatedKernelReference, scatterPhase } from './conv_layout.js';
 import { nativeCore } from './native.js';
 
 export interface LowpConvShape {
@@ -321,6 +324,102 @@ export function lowpConv2dBackwardWeight(dy: LowpOperand, x: LowpOperand, s: Low
   return dw;
 }
 
+/**
+ * Whether products that are exactly zero may be left out of every sum without changing a bit:
+ * adding a zero leaves a running sum as it is (it never holds -0: it starts at +0, and round to
+ * nearest turns an exact cancellation into +0), and the accumulator's rounding of an unchanged
+ * value is the value. Not so where draws are keyed by the product's index (stochastic rounding),
+ * where chunks are counted in products, or where the result's index keys its rounding.
+ */
+function zeroTermsSkippable(options: LowpGemmOptions): boolean {
+  return options.rounding !== 'stochastic' && !((options.chunk ?? 0) > 0) && options.output?.rounding !== 'stochastic';
+}
+
+/** Whether every value of an operand is finite (a zero times Inf or NaN would not be zero). */
+function finiteOperand(x: Arranged): boolean {
+  const op = x.operand(x.plane);
+  if (op.kind === 'decoded') return Number.isFinite(absMax(op.op.values));
+  if (op.op instanceof Float32Array) return Number.isFinite(absMax(op.op));
+  const table = decodeTable(resolveFormat(op.op.format));
+  const seen = new Uint8Array(256);
+  const codes = op.op.codes;
+  for (let i = 0; i < codes.length; i++) seen[codes[i] & 255] = 1;
+  return seen.every((present, code) => !present || Number.isFinite(table[code]));
+}
+
+/**
+ * The input gradient of a strided convolution (dilation 1) without the dilated image's zeros.
+ * Input pixel h reads, in the contract's dilated image, a sample of dY only at the taps i' with
+ * i' = (padD - h) mod stride (padD = KH - 1 - padH), so the pixels of one phase (h mod stride,
+ * w mod stride) are a stride-1 convolution of dY itself with the sub-kernel of those taps, in
+ * the contract's order: oc, then tap row, then tap column. Every term left out is an exact zero
+ * (a zero of the dilated image, or padding, times a finite weight), so where
+ * zeroTermsSkippable holds the bits are the contract's (tested against the dilated reference);
+ * the GEMMs do a quarter of the work at stride 2. Pixels no tap reaches get zero.
+ */
+function phasedInputGradient(b: Backend, DY: Arranged, W: Arranged, s: LowpConvShape, options: LowpGemmOptions): Float32Array {
+  const cg = s.channels / s.groups;
+  const ocg = s.outChannels / s.groups;
+  const pixels = s.height * s.width;
+  const dx = takeZeroed(s.batch * s.channels * pixels);
+  const padDH = s.kernelH - 1 - s.padH;
+  const padDW = s.kernelW - 1 - s.padW;
+  const mod = (a: number, m: number) => ((a % m) + m) % m;
+  // dY as the images of the phase convolutions: its channels, its height and width.
+  const shape: LowpConvShape = { ...s, channels: s.outChannels, outChannels: s.channels, height: s.outH, width: s.outW, strideH: 1, strideW: 1 };
+  for (let ph = 0; ph < s.strideH; ph++) {
+    for (let pw = 0; pw < s.strideW; pw++) {
+      const rows = Math.ceil((s.height - ph) / s.strideH);
+      const cols = Math.ceil((s.width - pw) / s.strideW);
+      const i0 = mod(padDH - ph, s.strideH);
+      const j0 = mod(padDW - pw, s.strideW);
+      const tapsH = i0 < s.kernelH ? Math.ceil((s.kernelH - i0) / s.strideH) : 0;
+      const tapsW = j0 < s.kernelW ? Math.ceil((s.kernelW - j0) / s.strideW) : 0;
+      if (rows < 1 || cols < 1 || tapsH === 0 || tapsW === 0) continue;
+      // Output (u, v) of the phase, tap (a, c), reads dY row u + a + (ph + i0 - padDH) / strideH.
+      const geometry: ConvGeometry = {
+        channels: ocg, height: s.outH, width: s.outW, kernelH: tapsH, kernelW: tapsW, strideH: 1, strideW: 1,
+        padH: -(ph + i0 - padDH) / s.strideH, padW: -(pw + j0 - padDW) / s.strideW, dilationH: 1, dilationW: 1, outH: rows, outW: cols,
+      };
+      const k = ocg * tapsH * tapsW;
+      const phasePixels = rows * cols;
+      const at: ColumnsAt = { planes: DY, image: DY.plane, s: shape, group: 0, height: s.outH, width: s.outW, geometry };
+      const perChunk = imagesPerChunk(options, s.batch, (readsColumnsInPlace(b, W.operand(W.plane), DY, options) ? cg * 4 : k * DY.plane.BYTES_PER_ELEMENT) * phasePixels);
+      for (let g = 0; g < s.groups; g++) {
+        const sub = subKernel(W.plane, g, ocg, cg, s.kernelH, s.kernelW, i0, j0, s.strideH, s.strideW, tapsH, tapsW);
+        for (let n0 = 0; n0 < s.batch; n0 += perChunk) {
+          const count = Math.min(perChunk, s.batch - n0);
+          const result = columnsProduct(b, cg, count * phasePixels, k, W.operand(sub), { ...at, group: g }, {
+            ...groupOptions(options, g), out: scratch('result', FLOATS, cg * count * phasePixels) as Float32Array,
+          }, n0, count);
+          scatterPhase(result, dx, { n0, count, channels: s.channels, c0: g * cg, rows: cg, height: s.height, width: s.width, ph, pw, strideH: s.strideH, strideW: s.strideW, phaseRows: rows, phaseCols: cols });
+        }
+      }
+    }
+  }
+  return dx;
+}
+
+/**
+ * Group g's rotated kernel restricted to one phase's taps: [C/groups x OCg * tapsH * tapsW],
+ * element (c, (oc * tapsH + a) * tapsW + t) = W[g * OCg + oc, c, KH-1-(i0 + a*SH), KW-1-(j0 + t*SW)].
+ */
+function subKernel(
+  w: ImagePlane, g: number, ocg: number, cg: number, kh: number, kw: number, i0: number, j0: number, sh: number, sw: number, tapsH: number, tapsW: number,
+): ImagePlane {
+  const k = ocg * tapsH * tapsW;
+  const sub = alloc(w, cg * k);
+  for (let c = 0; c < cg; c++) {
+    for (let oc = 0; oc < ocg; oc++) {
+      const from = ((g * ocg + oc) * cg + c) * kh * kw;
+      for (let a = 0; a < tapsH; a++) {
+        for (let t = 0; t < tapsW; t++) sub[c * k + (oc * tapsH + a) * tapsW + t] = w[from + (kh - 1 - (i0 + a * sh)) * kw + (kw - 1 - (j0 + t * sw))];
+      }
+    }
+  }
+  return sub;
+}
+
 /** dX = the stride-1 convolution of the dilated output gradient with the rotated weights. */
 export function lowpConv2dBackwardData(dy: LowpOperand, w: LowpOperand, s: LowpConvShape, options: LowpGemmOptions = {}, reference = false): Float32Array {
   checkShape(s);
@@ -331,6 +430,9 @@ export function lowpConv2dBackwardData(dy: LowpOperand, w: LowpOperand, s: LowpC
   const ocg = s.outChannels / s.groups;
   const taps = s.kernelH * s.kernelW;
   const W = arrange(w, 'w', s.outChannels * cg * taps, b);
+  if (b.fast && (s.strideH > 1 || s.strideW > 1) && s.dilationH === 1 && s.dilationW === 1 && zeroTermsSkippable(options) && finiteOperand(W)) {
+    return phasedInputGradient(b, DY, W, s, options);
+  }
   // The dilated, offset gradient image: rows H + DH*(KH-1), columns W + DW*(KW-1); window tap
   // (i, j) of input pixel (h, w) reads row h + i*DH, column w + j*DW.
   const padH = s.dilationH * (s.kernelH - 1) - s.padH;

@@ -87,6 +87,10 @@ export interface NativeCore {
     cPlane: number, cImageStride: number, threads: number, bIsE5M2: boolean, aIsE5M2: boolean, unfused: boolean,
   ): void;
   moveRows(matrix: Float32Array | Uint8Array, images: Float32Array | Uint8Array, rows: number, count: number, plane: number, channels: number, c0: number, n0: number, toImages: boolean, threads?: number): void;
+  scatterPhase(
+    matrix: Float32Array, images: Float32Array, rows: number, count: number, channels: number, c0: number, n0: number, height: number, width: number,
+    ph: number, pw: number, strideH: number, strideW: number, phaseRows: number, phaseCols: number, threads?: number,
+  ): void;
   rotateKernel(w: Float32Array | Uint8Array, out: Float32Array | Uint8Array, group: number, ocg: number, cg: number, taps: number, threads?: number): void;
   /** Map in every page of a fresh array now, on this thread (MADV_POPULATE_WRITE); false where unsupported. */
   prefault(array: Float32Array): boolean;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
-  inputGradientGeometry, moveRows, moveRowsReference, rotatedKernel, rotatedKernelReference, type RowBlock,
+  inputGradientGeometry, moveRows, moveRowsReference, rotatedKernel, rotatedKernelReference, scatterPhase, scatterPhaseReference, type PhaseBlock, type RowBlock,
 } from '../../src/kernels/conv_layout.js';
 import { convOutputSize, type ConvGeometry } from '../../src/kernels/im2col.js';
 import { uniform } from '../helpers/random.js';
@@ -57,6 +57,29 @@ describe('conv layout moves', () => {
       assert.equal(r[(cg - 1) * ocg * taps + 0], w[(((groups - 1) * ocg + 0) * cg + cg - 1) * taps + taps - 1]);
     });
   }
+
+  const PHASES: PhaseBlock[] = [
+    { n0: 0, count: 64, channels: 8, c0: 2, rows: 4, height: 32, width: 32, ph: 1, pw: 0, strideH: 2, strideW: 2, phaseRows: 16, phaseCols: 16 },
+    { n0: 1, count: 2, channels: 3, c0: 0, rows: 3, height: 10, width: 7, ph: 2, pw: 1, strideH: 3, strideW: 2, phaseRows: 3, phaseCols: 3 },
+  ];
+  for (const p of PHASES) {
+    test(`scatterPhase ${JSON.stringify(p)}: native equals the reference and writes only the phase's pixels`, () => {
+      const result = uniform(p.rows * p.count * p.phaseRows * p.phaseCols, p.height);
+      const size = (p.n0 + p.count) * p.channels * p.height * p.width;
+      const images = new Float32Array(size).fill(-7);
+      const expected = images.slice();
+      scatterPhase(result, images, p);
+      scatterPhaseReference(result, expected, p);
+      assert.deepEqual(images, expected);
+      const written = images.reduce((count, v) => count + (v === -7 ? 0 : 1), 0);
+      assert.equal(written, result.length);
+    });
+  }
+
+  test('scatterPhase refuses a phase past the images', () => {
+    const p = { ...PHASES[1], phaseRows: 4 };
+    assert.throws(() => scatterPhase(new Float32Array(1000), new Float32Array(1000), p), /does not fit the images/);
+  });
 
   test('inputGradientGeometry: stride 1 maps the output back onto the input; other strides have none', () => {
     const forward = (s: number, p: number, d: number): ConvGeometry => ({

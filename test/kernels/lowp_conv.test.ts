@@ -29,6 +29,13 @@ const SHAPES: Array<[string, LowpConvShape]> = [
   ['1x1 padding 1 (more than the kernel reaches)', shape(1, 2, 4, 3, 1, 1, 1, 1, 1)],
   ['dilation 2, groups 2', shape(1, 4, 8, 4, 3, 1, 2, 2, 2)],
   ['depthwise stride 2', shape(2, 3, 6, 3, 3, 2, 1, 1, 3)],
+  // The input gradient of strided convolutions runs phase by phase (no dilated zeros): phases
+  // without taps, even kernels, no padding, padding beyond the kernel's reach, stride 3.
+  ['1x1 stride 2', shape(2, 4, 7, 5, 1, 2, 0, 1, 1)],
+  ['3x3 stride 2 no padding', shape(2, 3, 8, 4, 3, 2, 0, 1, 1)],
+  ['4x4 stride 2 pad 1', shape(1, 3, 9, 2, 4, 2, 1, 1, 1)],
+  ['5x5 stride 2 pad 5', shape(1, 2, 5, 3, 5, 2, 5, 1, 1)],
+  ['3x3 stride 3 pad 2, groups 2', shape(2, 4, 10, 6, 3, 3, 2, 1, 2)],
   ['1x1', shape(2, 5, 4, 3, 1, 1, 0, 1, 1)],
 ];
 
@@ -109,6 +116,17 @@ describe('low-precision conv2d', () => {
         }
       }
     }
+  });
+
+  test('a strided input gradient with an infinite weight is still the contract (0 x Inf is NaN)', () => {
+    const s = shape(1, 2, 7, 3, 3, 2, 1, 1, 1);
+    const ws = uniform(3 * 2 * 9, 5, -1, 1);
+    ws[4] = Infinity;
+    const w = { codes: encode(ws, 'e5m2'), format: 'e5m2', scale: 1 };
+    const dy = { codes: encode(uniform(3 * 16, 6, -1, 1), 'e5m2'), format: 'e5m2', scale: 1 };
+    const fast = lowpConv2dBackwardData(dy, w, s, {});
+    sameBits(fast, lowpConv2dBackwardData(dy, w, s, {}, true), 'dx');
+    assert.ok(fast.some(Number.isNaN), 'the dilated zeros times Inf give NaN, as the contract says');
   });
 
   test('shapes that do not fit are refused', () => {
