@@ -325,14 +325,23 @@ export function lowpConv2dBackwardWeight(dy: LowpOperand, x: LowpOperand, s: Low
 }
 
 /**
- * Whether products that are exactly zero may be left out of every sum without changing a bit:
- * adding a zero leaves a running sum as it is (it never holds -0: it starts at +0, and round to
- * nearest turns an exact cancellation into +0), and the accumulator's rounding of an unchanged
- * value is the value. Not so where draws are keyed by the product's index (stochastic rounding),
- * where chunks are counted in products, or where the result's index keys its rounding.
+ * Whether products that are exactly zero may be left out of every sum without changing a bit.
+ * With float32 accumulation, adding a zero leaves a running sum as it is unless the sum is -0,
+ * and it never is: it starts at +0, an exact cancellation rounds to +0, and a sum of rounded
+ * products (unfused steps) is -0 only if both parts are. A fused step could round a product too
+ * small for float32 to -0, so fused steps qualify only where no product can be that small (the
+ * operands' smallest quanta multiply to at least float32's). Not so at all where draws are keyed
+ * by the product's index (stochastic rounding), where chunks are counted in products, where the
+ * result's index keys its rounding, or where an emulated format rounds each sum (a sum that
+ * rounds to -0 there would turn +0 at the next zero term).
  */
-function zeroTermsSkippable(options: LowpGemmOptions): boolean {
-  return options.rounding !== 'stochastic' && !((options.chunk ?? 0) > 0) && options.output?.rounding !== 'stochastic';
+function zeroTermsSkippable(options: LowpGemmOptions, a: Arranged, b: Arranged): boolean {
+  if (!runsOnSgemm(options) || options.output?.rounding === 'stochastic') return false;
+  const x = nativeOperand(a.operand(a.plane).op);
+  const y = nativeOperand(b.operand(b.plane).op);
+  if (!x || !y) return false;
+  const fused = x.significandBits + y.significandBits <= 24;
+  return !fused || x.quantumExponent + y.quantumExponent >= -149;
 }
 
 /** Whether every value of an operand is finite (a zero times Inf or NaN would not be zero). */
@@ -354,7 +363,8 @@ function finiteOperand(x: Arranged): boolean {
  * w mod stride) are a stride-1 convolution of dY itself with the sub-kernel of those taps, in
  * the contract's order: oc, then tap row, then tap column. Every term left out is an exact zero
  * (a zero of the dilated image, or padding, times a finite weight), so where
- * zeroTermsSkippable holds the bits are the contract's (tested against the dilated reference);
+ * zeroTermsSkippable holds (float32 accumulation on the SGEMM) the bits are the contract's
+ * (tested against the dilated reference);
  * the GEMMs do a quarter of the work at stride 2. Pixels no tap reaches get zero.
  */
 function phasedInputGradient(b: Backend, DY: Arranged, W: Arranged, s: LowpConvShape, options: LowpGemmOptions): Float32Array {
@@ -430,7 +440,7 @@ export function lowpConv2dBackwardData(dy: LowpOperand, w: LowpOperand, s: LowpC
   const ocg = s.outChannels / s.groups;
   const taps = s.kernelH * s.kernelW;
   const W = arrange(w, 'w', s.outChannels * cg * taps, b);
-  if (b.fast && (s.strideH > 1 || s.strideW > 1) && s.dilationH === 1 && s.dilationW === 1 && zeroTermsSkippable(options) && finiteOperand(W)) {
+  if (b.fast && (s.strideH > 1 || s.strideW > 1) && s.dilationH === 1 && s.dilationW === 1 && zeroTermsSkippable(options, DY, W) && finiteOperand(W)) {
     return phasedInputGradient(b, DY, W, s, options);
   }
   // The dilated, offset gradient image: rows H + DH*(KH-1), columns W + DW*(KW-1); window tap

@@ -118,6 +118,15 @@ describe('low-precision conv2d', () => {
     }
   });
 
+  test('strided input gradients of float32 errors and FP8 weights (SFP8 backward) equal the contract bit for bit', () => {
+    for (const s of [shape(2, 4, 9, 6, 3, 2, 1, 1, 1), shape(2, 4, 8, 6, 1, 2, 0, 1, 2)]) {
+      const w = { codes: encode(uniform(s.outChannels * (s.channels / s.groups) * s.kernelH * s.kernelW, 7, -1, 1), 'e5m2'), format: 'e5m2', scale: 4 };
+      // Tiny errors too: their products with weights underflow float32 (rounded to zero by the unfused steps).
+      const dy = uniform(s.batch * s.outChannels * s.outH * s.outW, 8, -1, 1).map((v, i) => (i % 3 === 0 ? v * 1e-40 : v));
+      sameBits(lowpConv2dBackwardData(dy, w, s, {}), lowpConv2dBackwardData(dy, w, s, {}, true), 'dx');
+    }
+  });
+
   test('a strided input gradient with an infinite weight is still the contract (0 x Inf is NaN)', () => {
     const s = shape(1, 2, 7, 3, 3, 2, 1, 1, 1);
     const ws = uniform(3 * 2 * 9, 5, -1, 1);
