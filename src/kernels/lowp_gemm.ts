@@ -357,20 +357,11 @@ export function lowpGemmDecoded(
 function packedOperand(x: LowpOperand, name: string, elements: number): NativeOperand | null {
   if (!isCoded(x)) {
     if (x.length !== elements) throw new InvalidArgumentError(`lowpGemm: ${name} holds ${x.length} values; expected ${elements}`);
-    return { data: x, table: null, scale: 1, significandBits: 24, quantumExponent: -149, e5m2: false };
+  } else {
+    checkCoded(x, name, elements);
   }
-  const { format, scale } = checkCoded(x, name, elements);
-  if (!(x.codes instanceof Uint8Array) || format.storageBytes !== 1) return null;
-  return {
-    data: x.codes,
-    table: decodeTable(format),
-    scale,
-    significandBits: format.mantissaBits + 1,
-    quantumExponent: Math.log2(format.minSubnormal),
-    e5m2: format.name === 'float8_e5m2',
-  };
+  return nativeOperand(x);
 }
-
 
 /**
  * An operand (or a plane of one: its length is not checked) as the native kernels take it, or
