@@ -14,22 +14,27 @@ import { Conv2d } from '../gemm_layers.js';
 import { AdaptiveAvgPool2d, BatchNorm2d, Dropout, NamedSequential, ReLU, Sequential } from '../layers.js';
 import { Module } from '../module.js';
 
+// Batch norm and ReLU after a convolution (or a batch norm) run in place: their input is an
+// output nothing else reads or keeps (a convolution keeps its input, not its output).
+const bn = (channels: number): BatchNorm2d => new BatchNorm2d(channels, { inPlace: true });
+const reluInPlace = (): ReLU => new ReLU({ inPlace: true });
+
 /** One Sequential under a fixed name, to keep the reference's parameter paths (`conv.0.weight`). */
 const wrapped = (name: string, ...layers: Module[]): NamedSequential => new NamedSequential([[name, new Sequential(...layers)]]);
 
 const convBnRelu = (inC: number, outC: number, kernel: number, stride: number, g: Generator): NamedSequential =>
-  wrapped('conv', new Conv2d(inC, outC, kernel, { stride, padding: (kernel - 1) >> 1, bias: false, generator: g }), new BatchNorm2d(outC), new ReLU());
+  wrapped('conv', new Conv2d(inC, outC, kernel, { stride, padding: (kernel - 1) >> 1, bias: false, generator: g }), bn(outC), reluInPlace());
 
 /** Depthwise 3x3 conv, BN, ReLU (the reference's _DWConv). */
 const dwConv = (channels: number, outC: number, stride: number, g: Generator): NamedSequential =>
-  wrapped('conv', new Conv2d(channels, outC, 3, { stride, padding: 1, groups: channels, bias: false, generator: g }), new BatchNorm2d(outC), new ReLU());
+  wrapped('conv', new Conv2d(channels, outC, 3, { stride, padding: 1, groups: channels, bias: false, generator: g }), bn(outC), reluInPlace());
 
 /** Depthwise-separable conv: depthwise 3x3 + BN + ReLU, pointwise 1x1 + BN + ReLU (_DSConv). */
 const dsConv = (channels: number, outC: number, stride: number, g: Generator): NamedSequential =>
   wrapped(
     'conv',
-    new Conv2d(channels, channels, 3, { stride, padding: 1, groups: channels, bias: false, generator: g }), new BatchNorm2d(channels), new ReLU(),
-    new Conv2d(channels, outC, 1, { bias: false, generator: g }), new BatchNorm2d(outC), new ReLU(),
+    new Conv2d(channels, channels, 3, { stride, padding: 1, groups: channels, bias: false, generator: g }), bn(channels), reluInPlace(),
+    new Conv2d(channels, outC, 1, { bias: false, generator: g }), bn(outC), reluInPlace(),
   );
 
 class LinearBottleneck extends Module {
@@ -46,7 +51,7 @@ class LinearBottleneck extends Module {
         convBnRelu(inC, hidden, 1, 1, g),
         dwConv(hidden, hidden, stride, g),
         new Conv2d(hidden, outC, 1, { bias: false, generator: g }),
-        new BatchNorm2d(outC),
+        bn(outC),
       ),
     );
   }
@@ -112,8 +117,8 @@ class FeatureFusion extends Module {
   constructor(higherC: number, lowerC: number, outC: number, g: Generator) {
     super();
     this.dwconv = this.registerModule('dwconv', dwConv(lowerC, outC, 1, g));
-    this.convLowerRes = this.registerModule('conv_lower_res', new Sequential(new Conv2d(outC, outC, 1, { generator: g }), new BatchNorm2d(outC)));
-    this.convHigherRes = this.registerModule('conv_higher_res', new Sequential(new Conv2d(higherC, outC, 1, { generator: g }), new BatchNorm2d(outC)));
+    this.convLowerRes = this.registerModule('conv_lower_res', new Sequential(new Conv2d(outC, outC, 1, { generator: g }), bn(outC)));
+    this.convHigherRes = this.registerModule('conv_higher_res', new Sequential(new Conv2d(higherC, outC, 1, { generator: g }), bn(outC)));
   }
 
   protected forward(higher: Tensor, lower: Tensor): Tensor {

@@ -13,6 +13,10 @@ import { AdaptiveAvgPool2d, Dropout, Flatten, MaxPool2d, ReLU, Sequential } from
 import { Module } from '../module.js';
 import type { ClassifierConfig } from './resnet.js';
 
+// Every ReLU here follows a convolution, whose output nothing else reads or keeps (a convolution
+// keeps its input): it runs in place, as torchvision's ReLU(inplace=True).
+const reluInPlace = (): ReLU => new ReLU({ inPlace: true });
+
 class Fire extends Module {
   private readonly squeeze: Conv2d;
   private readonly squeezeActivation: ReLU;
@@ -24,11 +28,11 @@ class Fire extends Module {
   constructor(inC: number, squeeze: number, expand1x1: number, expand3x3: number, generator: Generator) {
     super();
     this.squeeze = this.registerModule('squeeze', new Conv2d(inC, squeeze, 1, { generator }));
-    this.squeezeActivation = this.registerModule('squeeze_activation', new ReLU());
+    this.squeezeActivation = this.registerModule('squeeze_activation', reluInPlace());
     this.expand1x1 = this.registerModule('expand1x1', new Conv2d(squeeze, expand1x1, 1, { generator }));
-    this.expand1x1Activation = this.registerModule('expand1x1_activation', new ReLU());
+    this.expand1x1Activation = this.registerModule('expand1x1_activation', reluInPlace());
     this.expand3x3 = this.registerModule('expand3x3', new Conv2d(squeeze, expand3x3, 3, { padding: 1, generator }));
-    this.expand3x3Activation = this.registerModule('expand3x3_activation', new ReLU());
+    this.expand3x3Activation = this.registerModule('expand3x3_activation', reluInPlace());
   }
 
   protected forward(x: Tensor): Tensor {
@@ -52,14 +56,14 @@ export class SqueezeNet extends Module {
     let layers: Module[];
     if (version === '1_0') {
       layers = [
-        new Conv2d(config.inChannels, 96, 7, { stride: 2, generator: g }), new ReLU(), pool(),
+        new Conv2d(config.inChannels, 96, 7, { stride: 2, generator: g }), reluInPlace(), pool(),
         fire(96, 16, 64), fire(128, 16, 64), fire(128, 32, 128), pool(),
         fire(256, 32, 128), fire(256, 48, 192), fire(384, 48, 192), fire(384, 64, 256), pool(),
         fire(512, 64, 256),
       ];
     } else if (version === '1_1') {
       layers = [
-        new Conv2d(config.inChannels, 64, 3, { stride: 2, generator: g }), new ReLU(), pool(),
+        new Conv2d(config.inChannels, 64, 3, { stride: 2, generator: g }), reluInPlace(), pool(),
         fire(64, 16, 64), fire(128, 16, 64), pool(),
         fire(128, 32, 128), fire(256, 32, 128), pool(),
         fire(256, 48, 192), fire(384, 48, 192), fire(384, 64, 256), fire(512, 64, 256),
@@ -71,7 +75,7 @@ export class SqueezeNet extends Module {
     const finalConv = new Conv2d(512, config.classes, 1, { generator: g });
     this.classifier = this.registerModule(
       'classifier',
-      new Sequential(new Dropout(0.5, config.seed + 1), finalConv, new ReLU(), new AdaptiveAvgPool2d(1)),
+      new Sequential(new Dropout(0.5, config.seed + 1), finalConv, reluInPlace(), new AdaptiveAvgPool2d(1)),
     );
     for (const [, m] of this.namedModules()) {
       if (!(m instanceof Conv2d)) continue;

@@ -20,8 +20,10 @@ class DoubleConv extends Module {
     this.doubleConv = this.registerModule(
       'double_conv',
       new Sequential(
-        new Conv2d(inC, outC, 3, { padding: 1, bias: false, generator }), new BatchNorm2d(outC), new ReLU(),
-        new Conv2d(outC, outC, 3, { padding: 1, bias: false, generator }), new BatchNorm2d(outC), new ReLU(),
+        // Batch norm and ReLU run in place: each one's input is the layer before's output, which
+        // nothing else reads or keeps (a convolution keeps its input, not its output).
+        new Conv2d(inC, outC, 3, { padding: 1, bias: false, generator }), new BatchNorm2d(outC, { inPlace: true }), new ReLU({ inPlace: true }),
+        new Conv2d(outC, outC, 3, { padding: 1, bias: false, generator }), new BatchNorm2d(outC, { inPlace: true }), new ReLU({ inPlace: true }),
       ),
     );
   }
