@@ -15,7 +15,7 @@
  */
 import { InvalidArgumentError } from '../errors.js';
 import { gemmReference } from './gemm.js';
-import { im2colBatchReference, type ConvGeometry, type ImagePlane } from './im2col.js';
+import { geometryArray, im2colBatchReference, type ConvGeometry, type ImagePlane } from './im2col.js';
 import { nativeCore } from './native.js';
 import { kernelThreads } from './threads.js';
 
@@ -45,10 +45,6 @@ export interface ColumnsGemmOptions {
   /** C's columns image by image: plane = columns per image, imageStride = elements between images. */
   outImages?: { plane: number; imageStride: number };
   threads?: number;
-}
-
-function geometryArray(g: ConvGeometry): number[] {
-  return [g.channels, g.height, g.width, g.kernelH, g.kernelW, g.strideH, g.strideW, g.padH, g.padW, g.dilationH, g.dilationW, g.outH, g.outW];
 }
 
 function checkColumns(m: number, n: number, k: number, b: ColumnSource, c: Float32Array, o: ColumnsGemmOptions): void {

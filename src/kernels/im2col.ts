@@ -34,7 +34,8 @@ export function convOutputSize(size: number, kernel: number, stride: number, pad
   return Math.floor((size + 2 * pad - dilation * (kernel - 1) - 1) / stride) + 1;
 }
 
-function geometryArray(g: ConvGeometry): number[] {
+/** The geometry as the addon takes it: [C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW]. */
+export function geometryArray(g: ConvGeometry): number[] {
   return [g.channels, g.height, g.width, g.kernelH, g.kernelW, g.strideH, g.strideW, g.padH, g.padW, g.dilationH, g.dilationW, g.outH, g.outW];
 }
 

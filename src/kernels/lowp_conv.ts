@@ -375,6 +375,7 @@ function phasedInputGradient(b: Backend, DY: Arranged, W: Arranged, s: LowpConvS
   const padDH = s.kernelH - 1 - s.padH;
   const padDW = s.kernelW - 1 - s.padW;
   const mod = (a: number, m: number) => ((a % m) + m) % m;
+  const inPlace = readsColumnsInPlace(b, W.operand(W.plane), DY, options);
   // dY as the images of the phase convolutions: its channels, its height and width.
   const shape: LowpConvShape = { ...s, channels: s.outChannels, outChannels: s.channels, height: s.outH, width: s.outW, strideH: 1, strideW: 1 };
   for (let ph = 0; ph < s.strideH; ph++) {
@@ -394,7 +395,7 @@ function phasedInputGradient(b: Backend, DY: Arranged, W: Arranged, s: LowpConvS
       const k = ocg * tapsH * tapsW;
       const phasePixels = rows * cols;
       const at: ColumnsAt = { planes: DY, image: DY.plane, s: shape, group: 0, height: s.outH, width: s.outW, geometry };
-      const perChunk = imagesPerChunk(options, s.batch, (readsColumnsInPlace(b, W.operand(W.plane), DY, options) ? cg * 4 : k * DY.plane.BYTES_PER_ELEMENT) * phasePixels);
+      const perChunk = imagesPerChunk(options, s.batch, (inPlace ? cg * 4 : k * DY.plane.BYTES_PER_ELEMENT) * phasePixels);
       for (let g = 0; g < s.groups; g++) {
         const sub = subKernel(W.plane, g, ocg, cg, s.kernelH, s.kernelW, i0, j0, s.strideH, s.strideW, tapsH, tapsW);
         for (let n0 = 0; n0 < s.batch; n0 += perChunk) {
