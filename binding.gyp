@@ -10,7 +10,8 @@
         "native/codec.cc",
         "native/im2col.cc",
         "native/elementwise.cc",
-        "native/lowp_gemm.cc"
+        "native/lowp_gemm.cc",
+        "native/winograd.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],

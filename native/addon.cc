@@ -270,6 +270,26 @@ Napi::Value Im2colBatch(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// winogradForward(x, w, y, geometry, threads?): y = conv3x3(x, w), stride 1 (native/winograd.h).
+Napi::Value WinogradForward(const Napi::CallbackInfo& info) {
+  const octet::WinogradConv c = winogradArg(info, 3);
+  const float* x = f32(info, 0, "x", (c.batch - 1) * c.xImageStride + c.channels * c.height * c.width);
+  const float* w = f32(info, 1, "w", c.outChannels * c.channels * 9);
+  float* y = f32(info, 2, "y", (c.batch - 1) * c.yImageStride + c.outChannels * c.outH * c.outW);
+  octet::winogradForward(c, x, w, y, threadsArg(info, 4));
+  return info.Env().Undefined();
+}
+
+// winogradWeightGradient(x, dy, dw, geometry, threads?): dw = the 3x3 weight gradient.
+Napi::Value WinogradWeightGradient(const Napi::CallbackInfo& info) {
+  const octet::WinogradConv c = winogradArg(info, 3);
+  const float* x = f32(info, 0, "x", (c.batch - 1) * c.xImageStride + c.channels * c.height * c.width);
+  const float* dy = f32(info, 1, "dy", (c.batch - 1) * c.yImageStride + c.outChannels * c.outH * c.outW);
+  float* dw = f32(info, 2, "dw", c.outChannels * c.channels * 9);
+  octet::winogradWeightGradient(c, x, dy, dw, threadsArg(info, 4));
+  return info.Env().Undefined();
+}
+
 Napi::Value Col2imBatch(const Napi::CallbackInfo& info) {
   const octet::ConvGeometry g = geometryArg(info, 2);
   const int64_t batch = intArg(info, 3, "batch"), stride = intArg(info, 4, "imageStride");
@@ -528,6 +548,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("decode", Napi::Function::New(env, Decode));
   exports.Set("im2col", Napi::Function::New(env, Im2col));
   exports.Set("im2colBatch", Napi::Function::New(env, Im2colBatch));
+  exports.Set("winogradForward", Napi::Function::New(env, WinogradForward));
+  exports.Set("winogradWeightGradient", Napi::Function::New(env, WinogradWeightGradient));
   exports.Set("col2imBatch", Napi::Function::New(env, Col2imBatch));
   exports.Set("col2im", Napi::Function::New(env, Col2im));
   exports.Set("reluForward", Napi::Function::New(env, ReluForward));

@@ -27,6 +27,10 @@ export { nativeCore, nativeUnavailableReason } from './native.js';
 export type { NativeInfo } from './native.js';
 export { kernelThreads, setKernelThreads } from './threads.js';
 export {
+  setWinogradEnabled, winogradEnabled, winogradForward, winogradForwardReference, winogradTile, winogradWeightGradient, winogradWeightGradientReference,
+} from './winograd.js';
+export type { WinogradPass, WinogradShape } from './winograd.js';
+export {
   adamwApply,
   adamwApplyReference,
   adamwMoments,

@@ -9,7 +9,7 @@
 import { record, registerGradient } from '../autograd/index.js';
 import { InvalidArgumentError } from '../errors.js';
 import {
-  channelBiasAdd, channelSum, col2im, col2imBatch, columnsGemm, convOutputSize, freshArray, gemm, im2col, inputGradientGeometry, moveRows, recycle, rotatedKernel, takeBuffer, takeZeroed,
+  channelBiasAdd, channelSum, col2im, col2imBatch, columnsGemm, convOutputSize, freshArray, gemm, im2col, inputGradientGeometry, moveRows, recycle, rotatedKernel, takeBuffer, takeZeroed, winogradForward, winogradTile, winogradWeightGradient,
   type ColumnSource, type ConvGeometry,
 } from '../kernels/index.js';
 import { Tensor, formatShape, type GradHandle } from '../tensor/index.js';
@@ -123,6 +123,29 @@ function biasGrad(g: Float32Array, batch: number, channels: number, plane: numbe
   return Float32Array.from(channelSum(g, { batch, channels, plane }));
 }
 
+function winogradShape(tile: 2 | 4, batch: number, g: ConvGeometry, outChannels: number) {
+  return { tile, batch, channels: g.channels, height: g.height, width: g.width, outChannels, padH: g.padH, padW: g.padW };
+}
+
+/**
+ * One group's convolution y_g = w_g * x_g, written into NCHW `out` (outChannels channels per
+ * image, the group's from channel grp * ocg): Winograd where winogradTile chooses it, else the
+ * SGEMM on the implicit columns. x holds `channels` channels per image.
+ */
+function convolveGroup(x: Float32Array, grp: number, batch: number, g: ConvGeometry, channels: number, w: Float32Array, ocg: number, out: Float32Array, outChannels: number): void {
+  const plane = g.outH * g.outW;
+  const tile = winogradTile(g, ocg, 'forward');
+  if (tile) {
+    winogradForward(x.subarray(grp * g.channels * g.height * g.width), w, out.subarray(grp * ocg * plane), {
+      ...winogradShape(tile, batch, g, ocg), xImageStride: channels * g.height * g.width, yImageStride: outChannels * plane,
+    });
+    return;
+  }
+  columnsGemm(ocg, batch * plane, g.channels * g.kernelH * g.kernelW, w, groupColumns(x, grp, batch, g, channels), out.subarray(grp * ocg * plane), {
+    outImages: { plane, imageStride: outChannels * plane },
+  });
+}
+
 /** y = conv2d(x, weight) + bias; x [N, C, H, W], weight [OC, C/groups, KH, KW]. */
 export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, options: Conv2dOptions = {}): Tensor {
   const groups = options.groups ?? 1;
@@ -145,8 +168,7 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
   // Every element is written below: each group's GEMM puts its rows straight into NCHW.
   const out = new Tensor(takeBuffer(batch * outChannels * plane), [batch, outChannels, outH, outW]);
   for (let grp = 0; grp < groups; grp++) {
-    columnsGemm(ocg, batch * plane, kSize, weight.data.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize), groupColumns(x.data, grp, batch, geometry, channels),
-      out.data.subarray(grp * ocg * plane), { outImages: { plane, imageStride: outChannels * plane } });
+    convolveGroup(x.data, grp, batch, geometry, channels, weight.data.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize), ocg, out.data, outChannels);
   }
   addBias(out.data, bias, batch, outChannels, outH * outW);
   return record('conv2d', [x, weight, bias], out, saveConv(x, weight, groups, geometry));
@@ -169,17 +191,21 @@ registerGradient<ConvSaved>('conv2d', (node, g, output) => {
   const gx = !x.requiresGrad ? null : dxGeometry ? takeBuffer(x.size) : takeZeroed(x.size);
   const gw = weight.requiresGrad ? freshArray(weight.size) : null;
   // dY_g as [OCg x N*P] for the weight gradient's GEMM (every element written before it is read).
-  const dy = gw || !dxGeometry ? takeBuffer(ocg * batch * plane) : null;
+  const wTile = gw ? winogradTile(geometry, ocg, 'weightGradient') : 0;
+  const dy = (gw && !wTile) || !dxGeometry ? takeBuffer(ocg * batch * plane) : null;
   for (let grp = 0; grp < groups; grp++) {
     if (dy) moveRows(dy, g, { n0: 0, count: batch, channels: outChannels, c0: grp * ocg, rows: ocg, plane }, 'gather');
-    if (gw) {
+    if (gw && wTile) {
+      winogradWeightGradient(xData!.subarray(grp * cg * pixels), g.subarray(grp * ocg * plane), gw.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize), {
+        ...winogradShape(wTile, batch, geometry, ocg), xImageStride: channels * pixels, yImageStride: outChannels * plane,
+      });
+    } else if (gw) {
       // dW_g = dY_g [OCg x N*P] x col_g^T [N*P x K], summed over the whole batch in one chain per element
       columnsGemm(ocg, kSize, batch * plane, dy!, groupColumns(xData!, grp, batch, geometry, channels), gw.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize), { transB: true });
     }
     if (gx && dxGeometry) {
-      // dX_g [C/groups x N*H*W] = W'_g x col(dY)_g, straight into NCHW
-      columnsGemm(cg, batch * pixels, ocg * taps, rotatedKernel(weightData!, grp, ocg, cg, taps), groupColumns(g, grp, batch, dxGeometry, outChannels),
-        gx.subarray(grp * cg * pixels), { outImages: { plane: pixels, imageStride: channels * pixels } });
+      // dX_g = the forward convolution of dY_g with the rotated kernel, straight into NCHW
+      convolveGroup(g, grp, batch, dxGeometry, outChannels, rotatedKernel(weightData!, grp, ocg, cg, taps), cg, gx, channels);
     } else if (gx) {
       forEachChunk(batch, geometry, (n0, nc, col) => {
         // dcol = W_g^T [K, ocg] x dY_g [ocg, nc*P], folded back into the images

@@ -86,3 +86,45 @@ describe('convTranspose2d forward', () => {
     assert.deepEqual(y.shape, [1, 3, 11, 11]);
   });
 });
+
+describe('conv2d on Winograd (3x3, stride 1, 16 or more channels)', () => {
+  // Shapes that winogradTile sends to 4x4 tiles (forward and weight gradient), 2x2 tiles, the
+  // direct weight gradient (32x32), and a grouped convolution whose groups have 16 channels.
+  const cases: [number[], number[], number, number][] = [
+    [[2, 16, 8, 8], [24, 16, 3, 3], 1, 1],
+    [[3, 32, 4, 5], [16, 32, 3, 3], 1, 1],
+    [[1, 16, 32, 32], [16, 16, 3, 3], 1, 1],
+    [[2, 32, 10, 10], [32, 16, 3, 3], 0, 2],
+  ];
+  for (const [xs, ws, pad, groups] of cases) {
+    test(`x ${xs.join('x')}, w ${ws.join('x')}, padding ${pad}, groups ${groups}: forward, input and weight gradients as the direct product's`, async () => {
+      const { backward } = await import('../../src/autograd/index.js');
+      const { setWinogradEnabled, winogradTile } = await import('../../src/kernels/index.js');
+      const run = (winograd: boolean) => {
+        const was = setWinogradEnabled(winograd);
+        try {
+          const x = randomTensor(xs, 41, -1, 1, true);
+          const w = randomTensor(ws, 42, -1, 1, true);
+          const y = conv2d(x, w, null, { padding: pad, groups });
+          backward(y, { gradient: randomTensor(y.shape as number[], 43, -1, 1, false) });
+          return { x, w, y };
+        } finally {
+          setWinogradEnabled(was);
+        }
+      };
+      const fast = run(true), direct = run(false);
+      const naive = naiveConv(fast.x, fast.w, null, 1, pad, 1, groups);
+      // The terms' scale: at most C*9 products of magnitude <= 1 per output.
+      const terms = (ws[1] * 9);
+      for (let i = 0; i < naive.length; i++) assert.ok(Math.abs(fast.y.data[i] - naive[i]) <= 1e-4 * terms, `forward element ${i}: ${fast.y.data[i]} vs ${naive[i]}`);
+      const close = (a: Float32Array, b: Float32Array, scale: number, what: string) => {
+        for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= 1e-4 * scale, `${what} element ${i}: ${a[i]} vs ${b[i]}`);
+      };
+      close(fast.x.grad!.data, direct.x.grad!.data, ws[0] / groups * 9, 'input gradient');
+      close(fast.w.grad!.data, direct.w.grad!.data, xs[0] * xs[2] * xs[3], 'weight gradient');
+      // It really ran on Winograd where the addon is there.
+      const g = { channels: ws[1], height: xs[2], width: xs[3], kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padH: pad, padW: pad, dilationH: 1, dilationW: 1, outH: fast.y.shape[2], outW: fast.y.shape[3] };
+      if (winogradTile(g, ws[0] / groups, 'forward')) assert.notDeepEqual(fast.y.data, direct.y.data, 'a different summation from the direct product');
+    });
+  }
+});

@@ -1,0 +1,261 @@
+/**
+ * Winograd convolution F(m x m, 3 x 3) for float32: 3x3 kernels at stride 1 and dilation 1
+ * (native/winograd.h has the algorithm and its blocking).
+ *
+ * CONTRACT. winogradForward(x, w, y, shape) writes every element of y = conv3x3(x, w) (cross-
+ * correlation, zero padding), winogradWeightGradient(x, dy, dw, shape) writes dw, the gradient of
+ * sum(y * dy) with respect to w. Both equal the direct convolution to float32 rounding error, not
+ * bit for bit: the transforms add and subtract, and the m = 4 transforms scale by up to 8, so the
+ * error bound is about 10 (m = 2) or 100 (m = 4) times the direct product's (tested). Non-finite
+ * inputs can give NaN where the direct product gives an infinity (inf - inf in a transform). The
+ * same inputs give the same bits on every run and every thread count.
+ *
+ * The references below run the same algorithm in double precision, element by element: they are
+ * what the transforms and their indexing must agree with, and the fallback without the addon.
+ * The convolutions use Winograd only where the addon is there (`winogradTile`).
+ */
+import { InvalidArgumentError } from '../errors.js';
+import type { ConvGeometry } from './im2col.js';
+import { nativeCore } from './native.js';
+import { kernelThreads } from './threads.js';
+
+export interface WinogradShape {
+  /** Output tile m: 2 (16 points per 4 outputs) or 4 (36 per 16). */
+  tile: 2 | 4;
+  batch: number;
+  channels: number;
+  height: number;
+  width: number;
+  outChannels: number;
+  padH: number;
+  padW: number;
+  /** Elements from one input image to the next (default channels * height * width). */
+  xImageStride?: number;
+  /** Elements from one output image to the next (default outChannels * outH * outW). */
+  yImageStride?: number;
+}
+
+interface Resolved {
+  tile: 2 | 4;
+  batch: number;
+  channels: number;
+  height: number;
+  width: number;
+  outChannels: number;
+  padH: number;
+  padW: number;
+  outH: number;
+  outW: number;
+  xImageStride: number;
+  yImageStride: number;
+}
+
+/** The transforms (Lavin and Gray 2016), as in native/winograd.cc. */
+const TRANSFORMS = {
+  2: {
+    bt: [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
+    g: [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]],
+    at: [[1, 1, 1, 0], [0, 1, -1, -1]],
+  },
+  4: {
+    bt: [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]],
+    g: [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]],
+    at: [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
+  },
+} as const;
+
+function resolve(s: WinogradShape, op: string): Resolved {
+  const ints = [s.batch, s.channels, s.height, s.width, s.outChannels];
+  if (s.tile !== 2 && s.tile !== 4) throw new InvalidArgumentError(`${op}: tile ${s.tile}; expected 2 or 4`);
+  if (!ints.every((v) => Number.isInteger(v) && v > 0)) {
+    throw new InvalidArgumentError(`${op}: batch, channels, height, width and outChannels must be positive integers (got ${ints.join(', ')})`);
+  }
+  for (const p of [s.padH, s.padW]) {
+    if (!Number.isInteger(p) || p < 0 || p > 2) throw new InvalidArgumentError(`${op}: padding ${p}; expected 0, 1 or 2 (a 3x3 kernel)`);
+  }
+  const outH = s.height + 2 * s.padH - 2;
+  const outW = s.width + 2 * s.padW - 2;
+  if (outH < 1 || outW < 1) throw new InvalidArgumentError(`${op}: a ${s.height}x${s.width} input with padding ${s.padH},${s.padW} is smaller than the 3x3 kernel`);
+  const xImageStride = s.xImageStride ?? s.channels * s.height * s.width;
+  const yImageStride = s.yImageStride ?? s.outChannels * outH * outW;
+  if (xImageStride < s.channels * s.height * s.width || yImageStride < s.outChannels * outH * outW) {
+    throw new InvalidArgumentError(`${op}: image strides ${xImageStride}, ${yImageStride} are smaller than an image`);
+  }
+  return { ...s, outH, outW, xImageStride, yImageStride };
+}
+
+function checkLength(op: string, name: string, a: Float32Array, want: number): void {
+  if (a.length < want) throw new InvalidArgumentError(`${op}: ${name} has ${a.length} elements; the shape needs ${want}`);
+}
+
+function lengths(r: Resolved): { x: number; y: number; w: number } {
+  return {
+    x: (r.batch - 1) * r.xImageStride + r.channels * r.height * r.width,
+    y: (r.batch - 1) * r.yImageStride + r.outChannels * r.outH * r.outW,
+    w: r.outChannels * r.channels * 9,
+  };
+}
+
+function nativeArgs(r: Resolved): number[] {
+  return [r.tile, r.batch, r.channels, r.height, r.width, r.outChannels, r.padH, r.padW, r.xImageStride, r.yImageStride];
+}
+
+/** M^T-free helpers: out = left * mat * right^T for small dense matrices (double precision). */
+function sandwich(left: readonly (readonly number[])[], mat: number[][], right: readonly (readonly number[])[]): number[][] {
+  const rows = left.length, inner = mat.length, innerCols = mat[0].length, cols = right.length;
+  const t: number[][] = Array.from({ length: rows }, (_, i) =>
+    Array.from({ length: innerCols }, (_, b) => {
+      let s = 0;
+      for (let a = 0; a < inner; a++) s += left[i][a] * mat[a][b];
+      return s;
+    }));
+  return Array.from({ length: rows }, (_, i) =>
+    Array.from({ length: cols }, (_, j) => {
+      let s = 0;
+      for (let b = 0; b < innerCols; b++) s += t[i][b] * right[j][b];
+      return s;
+    }));
+}
+
+function transpose(m: readonly (readonly number[])[]): number[][] {
+  return m[0].map((_, j) => m.map((row) => row[j]));
+}
+
+/** The tiles of the output: [image, first output row, first output column] of each. */
+function tilesOf(r: Resolved): [number, number, number][] {
+  const out: [number, number, number][] = [];
+  for (let n = 0; n < r.batch; n++) {
+    for (let oy = 0; oy < r.outH; oy += r.tile) for (let ox = 0; ox < r.outW; ox += r.tile) out.push([n, oy, ox]);
+  }
+  return out;
+}
+
+/** The alpha x alpha input patch of channel c under output tile (oy, ox), zeros outside. */
+function patch(x: Float32Array, r: Resolved, n: number, c: number, oy: number, ox: number): number[][] {
+  const alpha = r.tile + 2;
+  return Array.from({ length: alpha }, (_, a) =>
+    Array.from({ length: alpha }, (_, b) => {
+      const yy = oy - r.padH + a, xx = ox - r.padW + b;
+      return yy >= 0 && yy < r.height && xx >= 0 && xx < r.width ? x[n * r.xImageStride + (c * r.height + yy) * r.width + xx] : 0;
+    }));
+}
+
+function kernelOf(w: Float32Array, k: number, c: number, channels: number): number[][] {
+  const at = (k * channels + c) * 9;
+  return [0, 1, 2].map((a) => [0, 1, 2].map((b) => w[at + a * 3 + b]));
+}
+
+/** The forward product in double precision by the same transforms (the native kernel's reference). */
+export function winogradForwardReference(x: Float32Array, w: Float32Array, y: Float32Array, shape: WinogradShape): void {
+  const r = resolve(shape, 'winogradForward');
+  const len = lengths(r);
+  checkLength('winogradForward', 'x', x, len.x);
+  checkLength('winogradForward', 'w', w, len.w);
+  checkLength('winogradForward', 'y', y, len.y);
+  const t = TRANSFORMS[r.tile];
+  const u = Array.from({ length: r.outChannels * r.channels }, (_, kc) => sandwich(t.g, kernelOf(w, Math.floor(kc / r.channels), kc % r.channels, r.channels), t.g));
+  for (const [n, oy, ox] of tilesOf(r)) {
+    const v = Array.from({ length: r.channels }, (_, c) => sandwich(t.bt, patch(x, r, n, c, oy, ox), t.bt));
+    for (let k = 0; k < r.outChannels; k++) {
+      const alpha = r.tile + 2;
+      const m = Array.from({ length: alpha }, (_, i) =>
+        Array.from({ length: alpha }, (_, j) => {
+          let s = 0;
+          for (let c = 0; c < r.channels; c++) s += u[k * r.channels + c][i][j] * v[c][i][j];
+          return s;
+        }));
+      const out = sandwich(t.at, m, t.at);
+      for (let a = 0; a < r.tile && oy + a < r.outH; a++) {
+        for (let b = 0; b < r.tile && ox + b < r.outW; b++) y[n * r.yImageStride + (k * r.outH + oy + a) * r.outW + ox + b] = out[a][b];
+      }
+    }
+  }
+}
+
+/** The weight gradient in double precision by the adjoint transforms (the native kernel's reference). */
+export function winogradWeightGradientReference(x: Float32Array, dy: Float32Array, dw: Float32Array, shape: WinogradShape): void {
+  const r = resolve(shape, 'winogradWeightGradient');
+  const len = lengths(r);
+  checkLength('winogradWeightGradient', 'x', x, len.x);
+  checkLength('winogradWeightGradient', 'dy', dy, len.y);
+  checkLength('winogradWeightGradient', 'dw', dw, len.w);
+  const t = TRANSFORMS[r.tile];
+  const alpha = r.tile + 2;
+  const a = transpose(t.at);
+  const du = Array.from({ length: r.outChannels * r.channels }, () => Array.from({ length: alpha }, () => new Array<number>(alpha).fill(0)));
+  for (const [n, oy, ox] of tilesOf(r)) {
+    const v = Array.from({ length: r.channels }, (_, c) => sandwich(t.bt, patch(x, r, n, c, oy, ox), t.bt));
+    for (let k = 0; k < r.outChannels; k++) {
+      const g = Array.from({ length: r.tile }, (_, i) =>
+        Array.from({ length: r.tile }, (_, j) => (oy + i < r.outH && ox + j < r.outW ? dy[n * r.yImageStride + (k * r.outH + oy + i) * r.outW + ox + j] : 0)));
+      const yhat = sandwich(a, g, a);
+      for (let c = 0; c < r.channels; c++) {
+        const acc = du[k * r.channels + c];
+        for (let i = 0; i < alpha; i++) for (let j = 0; j < alpha; j++) acc[i][j] += yhat[i][j] * v[c][i][j];
+      }
+    }
+  }
+  const gt = transpose(t.g);
+  for (let kc = 0; kc < du.length; kc++) {
+    const k3 = sandwich(gt, du[kc], gt);
+    for (let i = 0; i < 3; i++) for (let j = 0; j < 3; j++) dw[kc * 9 + i * 3 + j] = k3[i][j];
+  }
+}
+
+/** y = conv3x3(x, w), stride 1: native when the addon is there, else the reference. */
+export function winogradForward(x: Float32Array, w: Float32Array, y: Float32Array, shape: WinogradShape, threads = kernelThreads()): void {
+  const r = resolve(shape, 'winogradForward');
+  const core = nativeCore();
+  if (!core) return winogradForwardReference(x, w, y, shape);
+  const len = lengths(r);
+  checkLength('winogradForward', 'x', x, len.x);
+  checkLength('winogradForward', 'w', w, len.w);
+  checkLength('winogradForward', 'y', y, len.y);
+  core.winogradForward(x, w, y, nativeArgs(r), threads);
+}
+
+/** dw = the weight gradient of a 3x3 stride-1 convolution: native when the addon is there, else the reference. */
+export function winogradWeightGradient(x: Float32Array, dy: Float32Array, dw: Float32Array, shape: WinogradShape, threads = kernelThreads()): void {
+  const r = resolve(shape, 'winogradWeightGradient');
+  const core = nativeCore();
+  if (!core) return winogradWeightGradientReference(x, dy, dw, shape);
+  const len = lengths(r);
+  checkLength('winogradWeightGradient', 'x', x, len.x);
+  checkLength('winogradWeightGradient', 'dy', dy, len.y);
+  checkLength('winogradWeightGradient', 'dw', dw, len.w);
+  core.winogradWeightGradient(x, dy, dw, nativeArgs(r), threads);
+}
+
+let enabled = process.env.OCTET_CONV !== 'direct';
+
+/** Whether float32 convolutions may use Winograd (default yes; OCTET_CONV=direct turns it off). */
+export function winogradEnabled(): boolean {
+  return enabled;
+}
+
+/** Turn Winograd convolutions on or off (returns the previous setting). */
+export function setWinogradEnabled(on: boolean): boolean {
+  const was = enabled;
+  enabled = on;
+  return was;
+}
+
+/** Which product a float32 3x3 convolution pass uses. */
+export type WinogradPass = 'forward' | 'weightGradient';
+
+/**
+ * The tile a float32 convolution pass should use, or 0 for the direct product: only 3x3 kernels at
+ * stride 1 and dilation 1 with padding up to 2, at least 16 input and output channels (below that
+ * the transforms cost more than they save), with the addon loaded and Winograd enabled. The
+ * choice follows measurements on ResNet-18's layers (docs/architecture.md): 4 x 4 tiles for
+ * outputs of at least 8 x 8, 2 x 2 below; the weight gradient keeps the direct product on
+ * outputs of 32 x 32 and more, where it is as fast.
+ */
+export function winogradTile(g: ConvGeometry, outChannels: number, pass: WinogradPass): 0 | 2 | 4 {
+  if (!enabled || !nativeCore()) return 0;
+  if (g.kernelH !== 3 || g.kernelW !== 3 || g.strideH !== 1 || g.strideW !== 1 || g.dilationH !== 1 || g.dilationW !== 1) return 0;
+  if (g.padH < 0 || g.padH > 2 || g.padW < 0 || g.padW > 2 || g.channels < 16 || outChannels < 16) return 0;
+  const side = Math.min(g.outH, g.outW);
+  if (pass === 'weightGradient' && side >= 32) return 0;
+  return side >= 8 ? 4 : 2;
+}

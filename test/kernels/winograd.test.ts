@@ -1,0 +1,216 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { convOutputSize, type ConvGeometry } from '../../src/kernels/im2col.js';
+import { nativeCore } from '../../src/kernels/native.js';
+import {
+  setWinogradEnabled, winogradForward, winogradForwardReference, winogradTile, winogradWeightGradient, winogradWeightGradientReference,
+  type WinogradShape,
+} from '../../src/kernels/winograd.js';
+import { uniform } from '../helpers/random.js';
+
+interface Case extends WinogradShape {
+  /** Channels per image as stored (>= channels: the case reads a group's slice). */
+  xChannels?: number;
+  yChannels?: number;
+}
+
+// Tiles that fit the output and tiles that overhang it, padding 0 to 2, channel counts that fill
+// no panel of 16 or 32, one image and several, a group's slice of wider images.
+const CASES: Case[] = [
+  { tile: 2, batch: 2, channels: 5, height: 7, width: 9, outChannels: 6, padH: 1, padW: 1 },
+  { tile: 4, batch: 2, channels: 5, height: 7, width: 9, outChannels: 6, padH: 1, padW: 1 },
+  { tile: 2, batch: 3, channels: 40, height: 8, width: 8, outChannels: 33, padH: 1, padW: 1 },
+  { tile: 4, batch: 3, channels: 40, height: 8, width: 8, outChannels: 33, padH: 0, padW: 0 },
+  { tile: 4, batch: 1, channels: 3, height: 5, width: 4, outChannels: 2, padH: 2, padW: 2 },
+  { tile: 2, batch: 1, channels: 17, height: 3, width: 3, outChannels: 70, padH: 0, padW: 2 },
+  { tile: 4, batch: 4, channels: 33, height: 13, width: 6, outChannels: 20, padH: 1, padW: 0 },
+  { tile: 2, batch: 2, channels: 16, height: 10, width: 11, outChannels: 24, padH: 1, padW: 1, xChannels: 48, yChannels: 40 },
+];
+
+function sizes(c: Case) {
+  const outH = c.height + 2 * c.padH - 2, outW = c.width + 2 * c.padW - 2;
+  const xStride = (c.xChannels ?? c.channels) * c.height * c.width;
+  const yStride = (c.yChannels ?? c.outChannels) * outH * outW;
+  return { outH, outW, xStride, yStride, xLength: c.batch * xStride, yLength: c.batch * yStride, wLength: c.outChannels * c.channels * 9 };
+}
+
+function shapeOf(c: Case): WinogradShape {
+  const s = sizes(c);
+  return { tile: c.tile, batch: c.batch, channels: c.channels, height: c.height, width: c.width, outChannels: c.outChannels, padH: c.padH, padW: c.padW, xImageStride: s.xStride, yImageStride: s.yStride };
+}
+
+/**
+ * The direct cross-correlation in double precision, written out independently, and the sum of the
+ * terms' magnitudes of each output (the scale of its rounding error).
+ */
+function directForward(c: Case, x: Float32Array, w: Float32Array): { y: Float64Array; bound: Float64Array } {
+  const s = sizes(c);
+  const y = new Float64Array(s.yLength), bound = new Float64Array(s.yLength);
+  for (let n = 0; n < c.batch; n++) {
+    for (let k = 0; k < c.outChannels; k++) {
+      for (let oy = 0; oy < s.outH; oy++) {
+        for (let ox = 0; ox < s.outW; ox++) {
+          let sum = 0, mag = 0;
+          for (let ch = 0; ch < c.channels; ch++) {
+            for (let a = 0; a < 3; a++) {
+              for (let b = 0; b < 3; b++) {
+                const iy = oy + a - c.padH, ix = ox + b - c.padW;
+                if (iy < 0 || iy >= c.height || ix < 0 || ix >= c.width) continue;
+                const term = w[((k * c.channels + ch) * 3 + a) * 3 + b] * x[n * s.xStride + (ch * c.height + iy) * c.width + ix];
+                sum += term;
+                mag += Math.abs(term);
+              }
+            }
+          }
+          const at = n * s.yStride + (k * s.outH + oy) * s.outW + ox;
+          y[at] = sum;
+          bound[at] = mag;
+        }
+      }
+    }
+  }
+  return { y, bound };
+}
+
+function directWeightGradient(c: Case, x: Float32Array, dy: Float32Array): { dw: Float64Array; bound: Float64Array } {
+  const s = sizes(c);
+  const dw = new Float64Array(s.wLength), bound = new Float64Array(s.wLength);
+  for (let k = 0; k < c.outChannels; k++) {
+    for (let ch = 0; ch < c.channels; ch++) {
+      for (let a = 0; a < 3; a++) {
+        for (let b = 0; b < 3; b++) {
+          let sum = 0, mag = 0;
+          for (let n = 0; n < c.batch; n++) {
+            for (let oy = 0; oy < s.outH; oy++) {
+              for (let ox = 0; ox < s.outW; ox++) {
+                const iy = oy + a - c.padH, ix = ox + b - c.padW;
+                if (iy < 0 || iy >= c.height || ix < 0 || ix >= c.width) continue;
+                const term = dy[n * s.yStride + (k * s.outH + oy) * s.outW + ox] * x[n * s.xStride + (ch * c.height + iy) * c.width + ix];
+                sum += term;
+                mag += Math.abs(term);
+              }
+            }
+          }
+          const at = ((k * c.channels + ch) * 3 + a) * 3 + b;
+          dw[at] = sum;
+          bound[at] = mag;
+        }
+      }
+    }
+  }
+  return { dw, bound };
+}
+
+/** Every element within tol * bound (+ a floor for outputs whose terms all vanish). */
+function assertWithin(got: Float32Array | Float64Array, want: Float64Array, bound: Float64Array, tol: number, what: string, only?: (i: number) => boolean): void {
+  for (let i = 0; i < want.length; i++) {
+    if (only && !only(i)) continue;
+    const err = Math.abs(got[i] - want[i]);
+    assert.ok(err <= tol * bound[i] + 1e-30, `${what}: element ${i} is ${got[i]}, direct ${want[i]} (error ${err}, bound ${tol * bound[i]})`);
+  }
+}
+
+/** Whether element i of an output with the case's strides lies in the case's own channels. */
+function inOutput(c: Case): (i: number) => boolean {
+  const s = sizes(c);
+  return (i) => i % s.yStride < c.outChannels * s.outH * s.outW;
+}
+
+// Float32 error of the transforms relative to the terms' magnitudes: the input and output
+// transforms add up to 4 (m = 2) or 100 (m = 4) scaled terms, on top of the product's own chain.
+const TOLERANCE = { 2: 1e-5, 4: 1e-4 } as const;
+
+describe('Winograd references (double precision) against the direct convolution', () => {
+  for (const c of CASES) {
+    test(`F(${c.tile}x${c.tile},3x3) ${c.batch}x${c.channels}x${c.height}x${c.width} -> ${c.outChannels}, padding ${c.padH},${c.padW}`, () => {
+      const s = sizes(c);
+      const x = uniform(s.xLength, 11), w = uniform(s.wLength, 12), dy = uniform(s.yLength, 13);
+      const want = directForward(c, x, w);
+      const y = new Float32Array(s.yLength).fill(7);
+      winogradForwardReference(x, w, y, shapeOf(c));
+      // The reference rounds only its results to float32.
+      assertWithin(y, want.y, want.bound, 1e-6, 'forward', inOutput(c));
+      if (c.yChannels) for (let i = 0; i < y.length; i++) if (!inOutput(c)(i)) assert.equal(y[i], 7, 'other channels untouched');
+      const wantDw = directWeightGradient(c, x, dy);
+      const dw = new Float32Array(s.wLength);
+      winogradWeightGradientReference(x, dy, dw, shapeOf(c));
+      assertWithin(dw, wantDw.dw, wantDw.bound, 1e-6, 'weight gradient');
+    });
+  }
+});
+
+describe('Winograd native kernels', { skip: nativeCore() ? false : 'the native addon is not built' }, () => {
+  for (const c of CASES) {
+    test(`F(${c.tile}x${c.tile},3x3) ${c.batch}x${c.channels}x${c.height}x${c.width} -> ${c.outChannels}: direct to float32 error, the same bits on 1 and 2 threads`, () => {
+      const s = sizes(c);
+      const x = uniform(s.xLength, 21), w = uniform(s.wLength, 22), dy = uniform(s.yLength, 23);
+      const want = directForward(c, x, w);
+      const y1 = new Float32Array(s.yLength).fill(7), y2 = new Float32Array(s.yLength).fill(7);
+      winogradForward(x, w, y1, shapeOf(c), 1);
+      winogradForward(x, w, y2, shapeOf(c), 2);
+      assertWithin(y1, want.y, want.bound, TOLERANCE[c.tile], 'forward', inOutput(c));
+      assert.deepEqual(y2, y1);
+      if (c.yChannels) for (let i = 0; i < y1.length; i++) if (!inOutput(c)(i)) assert.equal(y1[i], 7, 'other channels untouched');
+      const wantDw = directWeightGradient(c, x, dy);
+      const dw1 = new Float32Array(s.wLength).fill(NaN), dw2 = new Float32Array(s.wLength).fill(NaN);
+      winogradWeightGradient(x, dy, dw1, shapeOf(c), 1);
+      winogradWeightGradient(x, dy, dw2, shapeOf(c), 2);
+      assertWithin(dw1, wantDw.dw, wantDw.bound, TOLERANCE[c.tile], 'weight gradient');
+      assert.deepEqual(dw2, dw1);
+    });
+  }
+
+  test('a layer large enough for several blocks of tiles per thread matches the reference', () => {
+    const c: Case = { tile: 4, batch: 6, channels: 48, height: 20, width: 20, outChannels: 40, padH: 1, padW: 1 };
+    const s = sizes(c);
+    const x = uniform(s.xLength, 31), w = uniform(s.wLength, 32), dy = uniform(s.yLength, 33);
+    const want = directForward(c, x, w);
+    const y = new Float32Array(s.yLength);
+    winogradForward(x, w, y, shapeOf(c));
+    assertWithin(y, want.y, want.bound, TOLERANCE[4], 'forward');
+    const wantDw = directWeightGradient(c, x, dy);
+    const dw = new Float32Array(s.wLength);
+    winogradWeightGradient(x, dy, dw, shapeOf(c));
+    assertWithin(dw, wantDw.dw, wantDw.bound, TOLERANCE[4], 'weight gradient');
+  });
+});
+
+describe('Winograd arguments', () => {
+  const base: WinogradShape = { tile: 2, batch: 1, channels: 2, height: 4, width: 4, outChannels: 2, padH: 1, padW: 1 };
+  const x = new Float32Array(32), w = new Float32Array(36), y = new Float32Array(32);
+  test('a tile other than 2 or 4, padding past 2, or short arrays are refused with what was wrong', () => {
+    assert.throws(() => winogradForward(x, w, y, { ...base, tile: 3 as 2 }), /tile 3; expected 2 or 4/);
+    assert.throws(() => winogradForward(x, w, y, { ...base, padH: 3 }), /padding 3; expected 0, 1 or 2/);
+    assert.throws(() => winogradForward(x.subarray(1), w, y, base), /x has 31 elements; the shape needs 32/);
+    assert.throws(() => winogradWeightGradient(x, y, w.subarray(2), base), /dw has 34 elements; the shape needs 36/);
+    assert.throws(() => winogradForward(x, w, y, { ...base, height: 1, padH: 0 }), /smaller than the 3x3 kernel/);
+    assert.throws(() => winogradForward(x, w, y, { ...base, xImageStride: 8 }), /image strides 8, 32 are smaller than an image/);
+  });
+
+  test('winogradTile: only 3x3 kernels at stride 1 and dilation 1 with 16 or more channels; 4x4 tiles from 8x8 outputs', () => {
+    const geo = (over: Partial<ConvGeometry>): ConvGeometry => {
+      const g = { channels: 64, height: 32, width: 32, kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padH: 1, padW: 1, dilationH: 1, dilationW: 1, outH: 0, outW: 0, ...over };
+      return { ...g, outH: convOutputSize(g.height, g.kernelH, g.strideH, g.padH, g.dilationH), outW: convOutputSize(g.width, g.kernelW, g.strideW, g.padW, g.dilationW) };
+    };
+    if (!nativeCore()) {
+      assert.equal(winogradTile(geo({}), 64, 'forward'), 0, 'no addon: the direct product');
+      return;
+    }
+    assert.equal(winogradTile(geo({}), 64, 'forward'), 4);
+    assert.equal(winogradTile(geo({ height: 8, width: 8 }), 64, 'forward'), 4);
+    assert.equal(winogradTile(geo({ height: 4, width: 4 }), 64, 'forward'), 2);
+    assert.equal(winogradTile(geo({}), 64, 'weightGradient'), 0, 'the direct weight gradient at 32x32');
+    assert.equal(winogradTile(geo({ height: 16, width: 16 }), 64, 'weightGradient'), 4);
+    assert.equal(winogradTile(geo({ strideH: 2, strideW: 2 }), 64, 'forward'), 0);
+    assert.equal(winogradTile(geo({ kernelH: 5, kernelW: 5, padH: 2, padW: 2 }), 64, 'forward'), 0);
+    assert.equal(winogradTile(geo({ dilationH: 2, dilationW: 2, padH: 2, padW: 2 }), 64, 'forward'), 0);
+    assert.equal(winogradTile(geo({ channels: 3 }), 64, 'forward'), 0);
+    assert.equal(winogradTile(geo({}), 8, 'forward'), 0);
+    const was = setWinogradEnabled(false);
+    try {
+      assert.equal(winogradTile(geo({}), 64, 'forward'), 0, 'turned off');
+    } finally {
+      setWinogradEnabled(was);
+    }
+  });
+});
