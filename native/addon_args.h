@@ -142,7 +142,7 @@ inline octet::ConvGeometry geometryArg(const Napi::CallbackInfo& info, size_t i)
 
 // Winograd convolution: an array [tile, N, C, H, W, K, PH, PW, xImageStride, yImageStride] (a
 // 3x3 kernel at stride 1: OH = H + 2 PH - 2). Checked: tile 2 or 4, sizes positive, paddings 0..2,
-// image strides no smaller than an image.
+// image strides no smaller than an image, padded images under 2^31 floats.
 inline octet::WinogradConv winogradArg(const Napi::CallbackInfo& info, size_t i) {
   if (!info[i].IsArray() || info[i].As<Napi::Array>().Length() != 10) {
     throw Napi::TypeError::New(info.Env(), "Winograd geometry must be an array of 10 numbers");
@@ -155,6 +155,12 @@ inline octet::WinogradConv winogradArg(const Napi::CallbackInfo& info, size_t i)
                   c.padH >= 0 && c.padH <= 2 && c.padW >= 0 && c.padW <= 2 && c.outH > 0 && c.outW > 0 &&
                   c.xImageStride >= c.channels * c.height * c.width && c.yImageStride >= c.outChannels * c.outH * c.outW;
   if (!ok) throw Napi::RangeError::New(info.Env(), "Winograd geometry out of range");
+  // The kernels index the padded images and the output gradient with 32-bit offsets.
+  const int64_t th = (c.outH + c.tile - 1) / c.tile, tw = (c.outW + c.tile - 1) / c.tile;
+  const int64_t padded = c.batch * c.channels * (th * c.tile + 2) * (tw * c.tile + 2);
+  if (padded >= (int64_t(1) << 31) || c.batch * c.yImageStride >= (int64_t(1) << 31)) {
+    throw Napi::RangeError::New(info.Env(), "Winograd: the batch is too large for 32-bit offsets; split it");
+  }
   return c;
 }
 

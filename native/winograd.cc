@@ -162,10 +162,15 @@ __attribute__((always_inline)) inline void transformKernels(const float* w, int6
       for (int b = 0; b < 3; ++b) std::memcpy(ti + b * L, t + (b * A + i) * L, sizeof(float) * L);
       applyRows<A, 3, L>(g.m, ti, L, out + i * A * L, L);
     }
+    // Point by point, so that the stores of one point land close together.
+    int64_t slot[L];
     for (int l = 0; l < lanes; ++l) {
       const int64_t k = (e0 + l) / C, ch = (e0 + l) % C;
-      float* dst = u + (k / mr) * mr * C + ch * mr + k % mr;
-      for (int xi = 0; xi < A * A; ++xi) dst[xi * kPad * C] = out[xi * L + l];
+      slot[l] = (k / mr) * mr * C + ch * mr + k % mr;
+    }
+    for (int xi = 0; xi < A * A; ++xi) {
+      float* dst = u + xi * kPad * C;
+      for (int l = 0; l < lanes; ++l) dst[slot[l]] = out[xi * L + l];
     }
   }
 }
@@ -181,29 +186,86 @@ inline TilePlace placeOf(const WinogradConv& c, int64_t tile) {
   return {n, (r / tw) * c.tile - c.padH, (r % tw) * c.tile - c.padW};
 }
 
-// d[r][s][lane] = the alpha x alpha patch of one plane (zeros outside the image), lane `lane` of L.
-template <int A, int L>
-__attribute__((always_inline)) inline void gatherPatch(const float* plane, const WinogradConv& c, int64_t y0, int64_t x0, float* d, int lane) {
-  if (y0 >= 0 && x0 >= 0 && y0 + A <= c.height && x0 + A <= c.width) {
-    const float* p = plane + y0 * c.width + x0;
-    for (int r = 0; r < A; ++r)
-      for (int s = 0; s < A; ++s) d[(r * A + s) * L + lane] = p[r * c.width + s];
-    return;
-  }
-  for (int r = 0; r < A; ++r) {
-    const int64_t yy = y0 + r;
-    for (int s = 0; s < A; ++s) {
-      const int64_t xx = x0 + s;
-      d[(r * A + s) * L + lane] = yy >= 0 && yy < c.height && xx >= 0 && xx < c.width ? plane[yy * c.width + xx] : 0.0f;
-    }
-  }
+// The input images with their padding written out as zeros, and enough zeros past the bottom and
+// right edges for every tile (th * m + 2 rows, tw * m + 2 columns per plane): every tile's patch
+// is then a plain alpha x alpha block, with no bounds to check.
+struct PaddedImages {
+  const float* data;
+  int64_t height, width, plane, image;  // padded rows, columns, floats per plane and per image
+};
+
+inline int64_t paddedSize(const WinogradConv& c) {
+  const int64_t th = (c.outH + c.tile - 1) / c.tile, tw = (c.outW + c.tile - 1) / c.tile;
+  return c.batch * c.channels * (th * c.tile + 2) * (tw * c.tile + 2);
 }
 
-// Output-gradient tile: dy[a][b][lane] (zeros past the output's edge).
+inline PaddedImages padImages(const WinogradConv& c, const float* x, float* xp, int threads) {
+  const int64_t th = (c.outH + c.tile - 1) / c.tile, tw = (c.outW + c.tile - 1) / c.tile;
+  const int64_t hp = th * c.tile + 2, wp = tw * c.tile + 2, plane = hp * wp;
+  parallelFor(threads, threads, [&](int64_t part) {
+    const int64_t planes = c.batch * c.channels;
+    for (int64_t q = planes * part / threads; q < planes * (part + 1) / threads; ++q) {
+      const float* src = x + (q / c.channels) * c.xImageStride + (q % c.channels) * c.height * c.width;
+      float* dst = xp + q * plane;
+      std::memset(dst, 0, sizeof(float) * c.padH * wp);
+      for (int64_t r = 0; r < c.height && c.padH + r < hp; ++r) {
+        float* row = dst + (c.padH + r) * wp;
+        const int64_t cols = std::min<int64_t>(c.width, wp - c.padW);
+        std::memset(row, 0, sizeof(float) * c.padW);
+        std::memcpy(row + c.padW, src + r * c.width, sizeof(float) * cols);
+        std::memset(row + c.padW + cols, 0, sizeof(float) * (wp - c.padW - cols));
+      }
+      const int64_t filled = std::min<int64_t>(hp, c.padH + c.height);
+      std::memset(dst + filled * wp, 0, sizeof(float) * (hp - filled) * wp);
+    }
+  });
+  return {xp, hp, wp, plane, c.channels * plane};
+}
+
+#ifdef OCTET_X86
+// The AVX-512 gathers for 32 lanes, 16 an instruction (a function of its own: intrinsics can only
+// be inlined into code built for their instruction set).
+template <int A>
+__attribute__((target("avx512f"), noinline)) void gatherPatches32(const float* data, const int32_t* at, int64_t rowStride, float* d) {
+  const __m512i lo = _mm512_loadu_si512(at), hi = _mm512_loadu_si512(at + 16);
+  for (int r = 0; r < A; ++r)
+    for (int s = 0; s < A; ++s) {
+      const float* p = data + r * rowStride + s;
+      float* out = d + (r * A + s) * 32;
+      _mm512_storeu_ps(out, _mm512_i32gather_ps(lo, p, 4));
+      _mm512_storeu_ps(out + 16, _mm512_i32gather_ps(hi, p, 4));
+    }
+}
+#endif
+
+// d[r][s][lane] = patch element (r, s) for every lane, the lane's patch at data + at[lane].
+template <int A, int L>
+__attribute__((always_inline)) inline void gatherPatchesOf(const float* data, const int32_t* at, int64_t rowStride, float* d) {
+#ifdef OCTET_X86
+  if constexpr (L == 32) {
+    gatherPatches32<A>(data, at, rowStride, d);
+    return;
+  }
+#endif
+  for (int r = 0; r < A; ++r)
+    for (int s = 0; s < A; ++s) {
+      const float* p = data + r * rowStride + s;
+      float* out = d + (r * A + s) * L;
+      for (int l = 0; l < L; ++l) out[l] = p[at[l]];
+    }
+}
+
+// Output-gradient tiles: dy[a][b][lane] = plane(lane)[(oy + a) * outW + ox + b], plane(lane) at
+// data + at[lane], zeros past the output's edge.
 template <int M, int L>
-__attribute__((always_inline)) inline void gatherOutputTile(const float* plane, const WinogradConv& c, int64_t oy, int64_t ox, float* d, int lane) {
+__attribute__((always_inline)) inline void gatherOutputTiles(const float* data, const int32_t* at, const WinogradConv& c, int64_t oy, int64_t ox, float* d) {
+  if (oy + M <= c.outH && ox + M <= c.outW) {
+    gatherPatchesOf<M, L>(data + oy * c.outW + ox, at, c.outW, d);
+    return;
+  }
   for (int a = 0; a < M; ++a)
-    for (int b = 0; b < M; ++b) d[(a * M + b) * L + lane] = oy + a < c.outH && ox + b < c.outW ? plane[(oy + a) * c.outW + ox + b] : 0.0f;
+    for (int b = 0; b < M; ++b)
+      for (int l = 0; l < L; ++l) d[(a * M + b) * L + l] = oy + a < c.outH && ox + b < c.outW ? data[at[l] + (oy + a) * c.outW + ox + b] : 0.0f;
 }
 
 // Aligned per-thread scratch, grown as needed.
@@ -220,23 +282,285 @@ struct Scratch {
     return p;
   }
 };
-thread_local Scratch tlsV, tlsM, tlsU;
+thread_local Scratch tlsV, tlsM, tlsU, tlsPadded, tlsDu;
 
-// Tiles per block: the block's transformed input and products (alpha^2 (C + K) floats per tile)
-// within about 1 MB of the 2 MB L2, in whole panels of L tiles, at least two blocks per thread.
+// Tiles per forward block, in whole panels of L tiles. Every block reads all of U (alpha^2 K C
+// floats), so when U fits the L2 cache (1 MB of its 2) a block's transformed input and products
+// (alpha^2 (C + K) floats per tile) take the other 1 MB and everything stays in L2; when U does
+// not fit, blocks are as large as the threads' shares allow, so U streams from L3 as few times
+// as possible, with one point's slice (U, V and M for one xi) within L2.
 int64_t blockTiles(int alpha, int64_t C, int64_t K, int64_t tiles, int L, int threads) {
-  const int64_t perTile = int64_t(alpha) * alpha * (C + K) * 4;
-  int64_t panels = std::max<int64_t>(1, (int64_t(1) << 20) / (perTile * L));
-  const int64_t share = (tiles + 2 * threads - 1) / (2 * threads);
-  panels = std::min(panels, std::max<int64_t>(1, (share + L - 1) / L));
+  const int64_t uBytes = int64_t(alpha) * alpha * K * C * 4;
+  const int64_t share = (tiles + threads - 1) / threads;
+  int64_t panels;
+  if (uBytes <= (int64_t(1) << 20)) {
+    panels = std::max<int64_t>(1, (int64_t(1) << 20) / (int64_t(alpha) * alpha * (C + K) * 4 * L));
+    panels = std::min(panels, std::max<int64_t>(1, (share / 2 + L - 1) / L));  // two blocks per thread at least
+  } else {
+    const int64_t slice = (int64_t(2) << 20) - K * C * 4;
+    panels = std::max<int64_t>(1, slice / ((C + K) * 4 * L));
+    panels = std::min(panels, std::max<int64_t>(1, (share + L - 1) / L));
+  }
   return panels * L;
 }
 
+// What a forward call shares with its blocks.
+struct ForwardPlan {
+  const WinogradConv* c;
+  PaddedImages x;
+  const float* w;
+  float* y;
+  const KernelSpec* ks;
+  int64_t kPad;
+  float* up;  // U, packed
+  int64_t tiles, nb;
+  int threads;
+};
+
+// What a weight-gradient call shares with its blocks.
+struct GradientPlan {
+  const WinogradConv* c;
+  PaddedImages x;
+  const float* dy;
+  const KernelSpec* ks;
+  int64_t kPad, cPad;
+  float* vp;  // the block's B panels of V^T: [xi][channel panel][tile][L]
+  float* yp;  // the block's A panels of Yhat: [xi][row panel][tile][MR]
+  int threads;
+};
+
+// Thread `part` of the kernels' transform: rows [K part / threads, K (part + 1) / threads).
 template <int M, int L>
-__attribute__((always_inline)) inline void forwardImpl(const WinogradConv& c, const float* x, const float* w, float* y, int threads) {
+__attribute__((always_inline)) inline void kernelPartBody(const ForwardPlan& p, int64_t part) {
+  const int64_t K = p.c->outChannels;
+  const int64_t k0 = K * part / p.threads, k1 = K * (part + 1) / p.threads;
+  if (k1 > k0) transformKernels<M, L>(p.w, k0, k1, p.c->channels, p.ks->mr, p.kPad, p.up);
+}
+
+// One block of tiles: input transform, the alpha^2 products, output transform.
+template <int M, int L>
+__attribute__((always_inline)) inline void forwardBlockBody(const ForwardPlan& p, int64_t b) {
   using T = Transforms<M>;
   constexpr int A = T::kAlpha;
   constexpr int X = A * A;
+  const WinogradConv& c = *p.c;
+  const KernelSpec& ks = *p.ks;
+  const int mr = ks.mr;
+  const int64_t C = c.channels, K = c.outChannels;
+  const int64_t outPlane = c.outH * c.outW;
+  const int64_t t0 = b * p.nb, count = std::min(p.nb, p.tiles - t0);
+  const int64_t panels = (count + L - 1) / L, width = panels * L;
+  float* v = tlsV.get(static_cast<size_t>(X * width * C));
+  float* m = tlsM.get(static_cast<size_t>(X * K * width));
+  alignas(64) float d[X * L];
+  // Input transform: panel pn, channel ch -> V[xi] panel at ((xi * panels + pn) * C + ch) * L.
+  for (int64_t pn = 0; pn < panels; ++pn) {
+    // Each lane's patch in the padded images (lanes past the block repeat the first: their
+    // columns of the products are never stored).
+    int32_t at[L];
+    const int lanes = static_cast<int>(std::min<int64_t>(L, count - pn * L));
+    for (int l = 0; l < L; ++l) {
+      const TilePlace q = placeOf(c, t0 + pn * L + (l < lanes ? l : 0));
+      at[l] = static_cast<int32_t>(q.image * p.x.image + (q.y0 + c.padH) * p.x.width + q.x0 + c.padW);
+    }
+    for (int64_t ch = 0; ch < C; ++ch) {
+      gatherPatchesOf<A, L>(p.x.data + ch * p.x.plane, at, p.x.width, d);
+      inputTransform<M, L>(d, v + (pn * C + ch) * L, panels * C * L, 0, A);
+    }
+  }
+  // The products: M[xi] (K x width, row stride width) = U[xi] V[xi], one chain over C per element.
+  for (int xi = 0; xi < X; ++xi) {
+    for (int64_t ir = 0; ir < K; ir += mr) {
+      const int rows = static_cast<int>(std::min<int64_t>(mr, K - ir));
+      const float* ap = p.up + xi * p.kPad * C + ir * C;
+      for (int64_t pn = 0; pn < panels; ++pn) {
+        const float* bp = v + (xi * panels + pn) * C * L;
+        float* cp = m + (xi * K + ir) * width + pn * L;
+        for (int64_t pc = 0; pc < C; pc += ks.kc) {
+          const int64_t kc = std::min(ks.kc, C - pc);
+          ks.micro(kc, ap + pc * mr, bp + pc * L, cp, width, 1.0f, pc == 0 ? 0.0f : 1.0f, rows, L);
+        }
+      }
+    }
+  }
+  // Output transform and scatter.
+  alignas(64) float out[M * M * L];
+  for (int64_t pn = 0; pn < panels; ++pn) {
+    const int lanes = static_cast<int>(std::min<int64_t>(L, count - pn * L));
+    int64_t base[L];
+    int rowsIn[L], colsIn[L];
+    for (int l = 0; l < lanes; ++l) {
+      const TilePlace q = placeOf(c, t0 + pn * L + l);
+      const int64_t oy = q.y0 + c.padH, ox = q.x0 + c.padW;
+      base[l] = q.image * c.yImageStride + oy * c.outW + ox;
+      rowsIn[l] = static_cast<int>(std::min<int64_t>(M, c.outH - oy));
+      colsIn[l] = static_cast<int>(std::min<int64_t>(M, c.outW - ox));
+    }
+    for (int64_t k = 0; k < K; ++k) {
+      outputTransform<M, L>(m + k * width + pn * L, K * width, out);
+      float* plane = p.y + k * outPlane;
+      for (int l = 0; l < lanes; ++l) {
+        float* dst = plane + base[l];
+        if (rowsIn[l] == M && colsIn[l] == M) {
+          for (int a = 0; a < M; ++a)
+            for (int bb = 0; bb < M; ++bb) dst[a * c.outW + bb] = out[(a * M + bb) * L + l];
+        } else {
+          for (int a = 0; a < rowsIn[l]; ++a)
+            for (int bb = 0; bb < colsIn[l]; ++bb) dst[a * c.outW + bb] = out[(a * M + bb) * L + l];
+        }
+      }
+    }
+  }
+}
+
+// Thread `part` of a weight-gradient block's transforms: its share of the block's tiles.
+template <int M, int L>
+__attribute__((always_inline)) inline void gradientPartBody(const GradientPlan& p, int64_t t0, int64_t count, int64_t part) {
+  using T = Transforms<M>;
+  constexpr int A = T::kAlpha;
+  constexpr int X = A * A;
+  const WinogradConv& c = *p.c;
+  const int mr = p.ks->mr;
+  const int64_t C = c.channels, K = c.outChannels, kPad = p.kPad, cPad = p.cPad;
+  const int64_t outPlane = c.outH * c.outW;
+  alignas(64) float d[X * L];
+  alignas(64) float g[M * M * L];
+  alignas(64) float out[X * L];
+  for (int64_t q = count * part / p.threads; q < count * (part + 1) / p.threads; ++q) {
+    const TilePlace place = placeOf(c, t0 + q);
+    // Input side: lanes are L channels of this tile (lanes past C repeat channel c0: their
+    // columns of dU are never stored).
+    const float* img = p.x.data + place.image * p.x.image + (place.y0 + c.padH) * p.x.width + place.x0 + c.padW;
+    for (int64_t c0 = 0; c0 < cPad; c0 += L) {
+      const int lanes = static_cast<int>(std::min<int64_t>(L, C - c0));
+      int32_t at[L];
+      for (int l = 0; l < L; ++l) at[l] = static_cast<int32_t>((c0 + (l < lanes ? l : 0)) * p.x.plane);
+      gatherPatchesOf<A, L>(img, at, p.x.width, d);
+      inputTransform<M, L>(d, out, L, 0, A);
+      for (int xi = 0; xi < X; ++xi) std::memcpy(p.vp + ((xi * (cPad / L) + c0 / L) * count + q) * L, out + xi * L, sizeof(float) * L);
+    }
+    // Output-gradient side: lanes are L output channels, stored into MR-row panels.
+    const int64_t oy = place.y0 + c.padH, ox = place.x0 + c.padW;
+    const float* gimg = p.dy + place.image * c.yImageStride;
+    for (int64_t k0 = 0; k0 < K; k0 += L) {
+      // Lanes past K repeat channel k0 and are not stored.
+      const int lanes = static_cast<int>(std::min<int64_t>(L, K - k0));
+      int32_t at[L];
+      for (int l = 0; l < L; ++l) at[l] = static_cast<int32_t>((k0 + (l < lanes ? l : 0)) * outPlane);
+      gatherOutputTiles<M, L>(gimg, at, c, oy, ox, g);
+      gradientTransform<M, L>(g, out, L, 0, A);
+      // Row k goes to panel k / MR, slot k % MR: runs of rows within one panel are contiguous.
+      const int64_t kEnd = std::min<int64_t>(k0 + L, K);
+      for (int xi = 0; xi < X; ++xi) {
+        const float* src = out + xi * L;
+        float* panelBase = p.yp + xi * kPad * count + q * mr;
+        for (int64_t k = k0; k < kEnd;) {
+          const int64_t run = std::min<int64_t>(mr - k % mr, kEnd - k);
+          std::memcpy(panelBase + (k / mr) * count * mr + k % mr, src + (k - k0), sizeof(float) * run);
+          k += run;
+        }
+      }
+    }
+    // Rows past K: zero.
+    for (int xi = 0; xi < X; ++xi) {
+      float* panelBase = p.yp + xi * kPad * count + q * mr;
+      for (int64_t k = K; k < kPad; ++k) panelBase[(k / mr) * count * mr + k % mr] = 0.0f;
+    }
+  }
+}
+
+// Thread `part` of dW = G^T dU G (rows kc of [K*C) in L-lane chunks, in double, rounded once).
+template <int M, int L>
+__attribute__((always_inline)) inline void kernelGradientBody(const GradientPlan& p, const float* du, float* dw, int64_t part) {
+  using T = Transforms<M>;
+  constexpr int A = T::kAlpha;
+  const int64_t n = p.c->outChannels * p.c->channels;
+  const int64_t e0 = n * part / p.threads, e1 = n * (part + 1) / p.threads;
+  for (int64_t base = e0; base < e1; base += L) {
+    const int lanes = static_cast<int>(std::min<int64_t>(L, e1 - base));
+    double u[A * A][L];
+    for (int xi = 0; xi < A * A; ++xi) {
+      const float* src = du + xi * n + base;
+      for (int l = 0; l < L; ++l) u[xi][l] = l < lanes ? src[l] : 0.0;
+    }
+    double gu[3][A][L];  // G^T dU
+    for (int a = 0; a < 3; ++a)
+      for (int j = 0; j < A; ++j) {
+        for (int l = 0; l < L; ++l) gu[a][j][l] = 0.0;
+        for (int i = 0; i < A; ++i) {
+          const double g = T::G[i][a];
+          if (g == 0.0) continue;
+          for (int l = 0; l < L; ++l) gu[a][j][l] += g * u[i * A + j][l];
+        }
+      }
+    double out[9][L];
+    for (int a = 0; a < 3; ++a)
+      for (int b = 0; b < 3; ++b) {
+        for (int l = 0; l < L; ++l) out[a * 3 + b][l] = 0.0;
+        for (int j = 0; j < A; ++j) {
+          const double g = T::G[j][b];
+          if (g == 0.0) continue;
+          for (int l = 0; l < L; ++l) out[a * 3 + b][l] += gu[a][j][l] * g;
+        }
+      }
+    for (int l = 0; l < lanes; ++l)
+      for (int e = 0; e < 9; ++e) dw[(base + l) * 9 + e] = static_cast<float>(out[e][l]);
+  }
+}
+
+// The hot loops of one instruction set: lambdas do not take their enclosing function's target,
+// so the parallel loops call these through pointers.
+struct Variant {
+  int lanes;
+  void (*kernelPart)(const ForwardPlan&, int64_t);
+  void (*forwardBlock)(const ForwardPlan&, int64_t);
+  void (*gradientPart)(const GradientPlan&, int64_t, int64_t, int64_t);
+  void (*kernelGradient)(const GradientPlan&, const float*, float*, int64_t);
+};
+
+#define OCTET_WINOGRAD_VARIANT(NAME, ATTR, L)                                                                              \
+  template <int M>                                                                                                       \
+  ATTR void NAME##KernelPart(const ForwardPlan& p, int64_t part) {                                                       \
+    kernelPartBody<M, L>(p, part);                                                                                       \
+  }                                                                                                                      \
+  template <int M>                                                                                                       \
+  ATTR void NAME##ForwardBlock(const ForwardPlan& p, int64_t b) {                                                        \
+    forwardBlockBody<M, L>(p, b);                                                                                        \
+  }                                                                                                                      \
+  template <int M>                                                                                                       \
+  ATTR void NAME##GradientPart(const GradientPlan& p, int64_t t0, int64_t count, int64_t part) {                         \
+    gradientPartBody<M, L>(p, t0, count, part);                                                                          \
+  }                                                                                                                      \
+  template <int M>                                                                                                       \
+  ATTR void NAME##KernelGradient(const GradientPlan& p, const float* du, float* dw, int64_t part) {                      \
+    kernelGradientBody<M, L>(p, du, dw, part);                                                                           \
+  }                                                                                                                      \
+  template <int M>                                                                                                       \
+  Variant NAME##Variant() {                                                                                              \
+    return {L, NAME##KernelPart<M>, NAME##ForwardBlock<M>, NAME##GradientPart<M>, NAME##KernelGradient<M>};              \
+  }
+
+#ifdef OCTET_X86
+OCTET_WINOGRAD_VARIANT(avx512, __attribute__((target("avx512f"))), 32)
+OCTET_WINOGRAD_VARIANT(avx2, __attribute__((target("avx2,fma"))), 16)
+#endif
+OCTET_WINOGRAD_VARIANT(portable, , 16)
+
+// The variant whose lane count is the micro-kernel's panel width (32 for AVX-512, 16 otherwise).
+Variant variantFor(int tile) {
+  const std::string family = gemm_detail::familyName();
+#ifdef OCTET_X86
+  if (family == "avx512") return tile == 4 ? avx512Variant<4>() : avx512Variant<2>();
+  if (family == "avx2") return tile == 4 ? avx2Variant<4>() : avx2Variant<2>();
+#endif
+  return tile == 4 ? portableVariant<4>() : portableVariant<2>();
+}
+
+}  // namespace
+
+void winogradForward(const WinogradConv& c, const float* x, const float* w, float* y, int threads) {
+  const Variant v = variantFor(c.tile);
+  const int alpha = c.tile + 2, X = alpha * alpha, L = v.lanes;
   const int64_t C = c.channels, K = c.outChannels;
   const KernelSpec& ks = gemm_detail::selectKernel(K, 1024);
   const int mr = ks.mr;
@@ -246,235 +570,52 @@ __attribute__((always_inline)) inline void forwardImpl(const WinogradConv& c, co
   if (kPad > K) {
     for (int xi = 0; xi < X; ++xi) std::memset(up + xi * kPad * C + (K / mr) * mr * C, 0, sizeof(float) * mr * C);
   }
-  parallelFor(threads, threads, [&](int64_t t) {
-    const int64_t k0 = K * t / threads, k1 = K * (t + 1) / threads;
-    if (k1 > k0) transformKernels<M, L>(w, k0, k1, C, mr, kPad, up);
-  });
-  const int64_t th = (c.outH + M - 1) / M, tw = (c.outW + M - 1) / M;
+  const int64_t th = (c.outH + c.tile - 1) / c.tile, tw = (c.outW + c.tile - 1) / c.tile;
   const int64_t tiles = c.batch * th * tw;
-  const int64_t nb = blockTiles(A, C, K, tiles, L, threads);
-  const int64_t blocks = (tiles + nb - 1) / nb;
-  const int64_t inPlane = c.height * c.width, outPlane = c.outH * c.outW;
-  parallelFor(blocks, threads, [&](int64_t b) {
-    const int64_t t0 = b * nb, count = std::min(nb, tiles - t0);
-    const int64_t panels = (count + L - 1) / L, width = panels * L;
-    float* v = tlsV.get(static_cast<size_t>(X * width * C));
-    float* m = tlsM.get(static_cast<size_t>(X * K * width));
-    alignas(64) float d[X * L];
-    // Input transform: panel pn, channel ch -> V[xi] panel at ((xi * panels + pn) * C + ch) * L.
-    for (int64_t pn = 0; pn < panels; ++pn) {
-      TilePlace place[L];
-      const int lanes = static_cast<int>(std::min<int64_t>(L, count - pn * L));
-      for (int l = 0; l < lanes; ++l) place[l] = placeOf(c, t0 + pn * L + l);
-      for (int64_t ch = 0; ch < C; ++ch) {
-        for (int l = 0; l < lanes; ++l) gatherPatch<A, L>(x + place[l].image * c.xImageStride + ch * inPlane, c, place[l].y0, place[l].x0, d, l);
-        for (int l = lanes; l < L; ++l)
-          for (int e = 0; e < X; ++e) d[e * L + l] = 0.0f;
-        inputTransform<M, L>(d, v + (pn * C + ch) * L, panels * C * L, 0, A);
-      }
-    }
-    // The products: M[xi] (K x width, row stride width) = U[xi] V[xi], one chain over C per element.
-    for (int xi = 0; xi < X; ++xi) {
-      for (int64_t ir = 0; ir < K; ir += mr) {
-        const int rows = static_cast<int>(std::min<int64_t>(mr, K - ir));
-        const float* ap = up + xi * kPad * C + ir * C;
-        for (int64_t pn = 0; pn < panels; ++pn) {
-          const float* bp = v + (xi * panels + pn) * C * L;
-          float* cp = m + (xi * K + ir) * width + pn * L;
-          for (int64_t pc = 0; pc < C; pc += ks.kc) {
-            const int64_t kc = std::min(ks.kc, C - pc);
-            ks.micro(kc, ap + pc * mr, bp + pc * L, cp, width, 1.0f, pc == 0 ? 0.0f : 1.0f, rows, L);
-          }
-        }
-      }
-    }
-    // Output transform and scatter.
-    alignas(64) float out[M * M * L];
-    for (int64_t pn = 0; pn < panels; ++pn) {
-      const int lanes = static_cast<int>(std::min<int64_t>(L, count - pn * L));
-      int64_t base[L], oy[L], ox[L];
-      for (int l = 0; l < lanes; ++l) {
-        const TilePlace p = placeOf(c, t0 + pn * L + l);
-        oy[l] = p.y0 + c.padH;
-        ox[l] = p.x0 + c.padW;
-        base[l] = p.image * c.yImageStride + oy[l] * c.outW + ox[l];
-      }
-      for (int64_t k = 0; k < K; ++k) {
-        outputTransform<M, L>(m + k * width + pn * L, K * width, out);
-        float* plane = y + k * outPlane;
-        for (int l = 0; l < lanes; ++l) {
-          const int rowsIn = static_cast<int>(std::min<int64_t>(M, c.outH - oy[l])), colsIn = static_cast<int>(std::min<int64_t>(M, c.outW - ox[l]));
-          float* dst = plane + base[l];
-          for (int a = 0; a < rowsIn; ++a)
-            for (int bb = 0; bb < colsIn; ++bb) dst[a * c.outW + bb] = out[(a * M + bb) * L + l];
-        }
-      }
-    }
-  });
+  const PaddedImages padded = padImages(c, x, tlsPadded.get(static_cast<size_t>(paddedSize(c))), threads);
+  const ForwardPlan plan{&c, padded, w, y, &ks, kPad, up, tiles, blockTiles(alpha, C, K, tiles, L, threads), threads};
+  parallelFor(threads, threads, [&](int64_t part) { v.kernelPart(plan, part); });
+  parallelFor((tiles + plan.nb - 1) / plan.nb, threads, [&](int64_t b) { v.forwardBlock(plan, b); });
 }
 
-template <int M, int L>
-__attribute__((always_inline)) inline void weightGradientImpl(const WinogradConv& c, const float* x, const float* dy, float* dw, int threads) {
-  using T = Transforms<M>;
-  constexpr int A = T::kAlpha;
-  constexpr int X = A * A;
+void winogradWeightGradient(const WinogradConv& c, const float* x, const float* dy, float* dw, int threads) {
+  const Variant v = variantFor(c.tile);
+  const int A = c.tile + 2, X = A * A, L = v.lanes;
   const int64_t C = c.channels, K = c.outChannels;
   const KernelSpec& ks = gemm_detail::selectKernel(K, std::max<int64_t>(C, 32));
   const int mr = ks.mr;
   const int64_t kPad = (K + mr - 1) / mr * mr, cPad = (C + L - 1) / L * L;
-  const int64_t th = (c.outH + M - 1) / M, tw = (c.outW + M - 1) / M;
+  const int64_t th = (c.outH + c.tile - 1) / c.tile, tw = (c.outW + c.tile - 1) / c.tile;
   const int64_t tiles = c.batch * th * tw;
-  // Tiles per block (the k of each block's products): the block's packed operands near 2 MB.
-  const int64_t nb = std::max<int64_t>(64, std::min<int64_t>(ks.kc, (int64_t(2) << 20) / (int64_t(X) * (kPad + cPad) * 4)));
-  const int64_t inPlane = c.height * c.width, outPlane = c.outH * c.outW;
-  // The block's operands, shared by the threads: B panels of V^T [xi][channel panel][tile][L] and
-  // A panels of Yhat [xi][row panel][tile][MR].
-  float* vp = tlsV.get(static_cast<size_t>(X * cPad * nb));
-  float* yp = tlsM.get(static_cast<size_t>(X * kPad * nb));
+  // Tiles per block (the k of each block's products): the block's packed operands near 2 MB, or
+  // near dU's size when that is larger (every block reads and writes all of dU).
+  const int64_t budget = std::max<int64_t>(int64_t(2) << 20, int64_t(X) * K * C * 4);
+  const int64_t nb = std::max<int64_t>(64, std::min<int64_t>(ks.kc, budget / (int64_t(X) * (kPad + cPad) * 4)));
+  // The block's operands, shared by the threads.
+  const PaddedImages padded = padImages(c, x, tlsPadded.get(static_cast<size_t>(paddedSize(c))), threads);
+  const GradientPlan plan{&c, padded, dy, &ks, kPad, cPad, tlsV.get(static_cast<size_t>(X * cPad * nb)), tlsM.get(static_cast<size_t>(X * kPad * nb)), threads};
   // dU[xi] (K x C, row stride C), each element one chain over every tile in order.
-  std::vector<float> du(static_cast<size_t>(X * K * C));
+  float* du = tlsDu.get(static_cast<size_t>(X * K * C));
   for (int64_t t0 = 0; t0 < tiles; t0 += nb) {
     const int64_t count = std::min(nb, tiles - t0);
     // Transforms: threads split the block's tiles.
-    parallelFor(threads, threads, [&](int64_t part) {
-      alignas(64) float d[X * L];
-      alignas(64) float g[M * M * L];
-      alignas(64) float out[X * L];
-      for (int64_t q = count * part / threads; q < count * (part + 1) / threads; ++q) {
-        const TilePlace p = placeOf(c, t0 + q);
-        // Input side: lanes are L channels of this tile.
-        const float* img = x + p.image * c.xImageStride;
-        for (int64_t c0 = 0; c0 < cPad; c0 += L) {
-          const int lanes = static_cast<int>(std::min<int64_t>(L, C - c0));
-          for (int l = 0; l < lanes; ++l) gatherPatch<A, L>(img + (c0 + l) * inPlane, c, p.y0, p.x0, d, l);
-          for (int l = lanes; l < L; ++l)
-            for (int e = 0; e < X; ++e) d[e * L + l] = 0.0f;
-          inputTransform<M, L>(d, out, L, 0, A);
-          for (int xi = 0; xi < X; ++xi) std::memcpy(vp + ((xi * (cPad / L) + c0 / L) * count + q) * L, out + xi * L, sizeof(float) * L);
-        }
-        // Output-gradient side: lanes are L output channels, stored into MR-row panels.
-        const int64_t oy = p.y0 + c.padH, ox = p.x0 + c.padW;
-        const float* gimg = dy + p.image * c.yImageStride;
-        for (int64_t k0 = 0; k0 < kPad; k0 += L) {
-          const int lanes = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(L, K - k0)));
-          for (int l = 0; l < lanes; ++l) gatherOutputTile<M, L>(gimg + (k0 + l) * outPlane, c, oy, ox, g, l);
-          for (int l = lanes; l < L; ++l)
-            for (int e = 0; e < M * M; ++e) g[e * L + l] = 0.0f;
-          gradientTransform<M, L>(g, out, L, 0, A);
-          const int64_t kEnd = std::min<int64_t>(k0 + L, kPad);
-          for (int xi = 0; xi < X; ++xi) {
-            const float* src = out + xi * L;
-            float* panelBase = yp + xi * kPad * count + q * mr;
-            for (int64_t k = k0; k < kEnd; ++k) panelBase[(k / mr) * count * mr + k % mr] = src[k - k0];
-          }
-        }
-      }
-    });
+    parallelFor(threads, threads, [&](int64_t part) { v.gradientPart(plan, t0, count, part); });
     // dU[xi] += Yhat[xi] (K x count) V[xi]^T (count x C): the chain of each element goes on. Threads
     // split the points xi, so each element is summed by one thread in tile order.
     parallelFor(X, threads, [&](int64_t xi) {
-      float* dst = du.data() + xi * K * C;
+      float* dst = du + xi * K * C;
       for (int64_t ir = 0; ir < K; ir += mr) {
         const int rows = static_cast<int>(std::min<int64_t>(mr, K - ir));
-        const float* ap = yp + xi * kPad * count + (ir / mr) * count * mr;
+        const float* ap = plan.yp + xi * kPad * count + (ir / mr) * count * mr;
         for (int64_t c0 = 0; c0 < C; c0 += L) {
-          const float* bp = vp + (xi * (cPad / L) + c0 / L) * count * L;
+          const float* bp = plan.vp + (xi * (cPad / L) + c0 / L) * count * L;
           ks.micro(count, ap, bp, dst + ir * C + c0, C, 1.0f, t0 == 0 ? 0.0f : 1.0f, rows, static_cast<int>(std::min<int64_t>(L, C - c0)));
         }
       }
     });
   }
   // dW[k][c] = G^T dU G, in double, rounded once.
-  parallelFor(threads, threads, [&](int64_t t) {
-    for (int64_t kc = K * C * t / threads; kc < K * C * (t + 1) / threads; ++kc) {
-      double gu[3][A];  // G^T dU
-      for (int a = 0; a < 3; ++a)
-        for (int j = 0; j < A; ++j) {
-          double s = 0;
-          for (int ii = 0; ii < A; ++ii) s += T::G[ii][a] * du[(ii * A + j) * K * C + kc];
-          gu[a][j] = s;
-        }
-      for (int a = 0; a < 3; ++a)
-        for (int bb = 0; bb < 3; ++bb) {
-          double s = 0;
-          for (int j = 0; j < A; ++j) s += gu[a][j] * T::G[j][bb];
-          dw[kc * 9 + a * 3 + bb] = static_cast<float>(s);
-        }
-    }
-  });
-}
-
-#ifdef OCTET_X86
-template <int M>
-__attribute__((target("avx512f"))) void forwardAvx512(const WinogradConv& c, const float* x, const float* w, float* y, int threads) {
-  forwardImpl<M, 32>(c, x, w, y, threads);
-}
-template <int M>
-__attribute__((target("avx2,fma"))) void forwardAvx2(const WinogradConv& c, const float* x, const float* w, float* y, int threads) {
-  forwardImpl<M, 16>(c, x, w, y, threads);
-}
-template <int M>
-__attribute__((target("avx512f"))) void gradientAvx512(const WinogradConv& c, const float* x, const float* dy, float* dw, int threads) {
-  weightGradientImpl<M, 32>(c, x, dy, dw, threads);
-}
-template <int M>
-__attribute__((target("avx2,fma"))) void gradientAvx2(const WinogradConv& c, const float* x, const float* dy, float* dw, int threads) {
-  weightGradientImpl<M, 16>(c, x, dy, dw, threads);
-}
-#endif
-
-template <int M>
-void forwardPortable(const WinogradConv& c, const float* x, const float* w, float* y, int threads) {
-  forwardImpl<M, 16>(c, x, w, y, threads);
-}
-template <int M>
-void gradientPortable(const WinogradConv& c, const float* x, const float* dy, float* dw, int threads) {
-  weightGradientImpl<M, 16>(c, x, dy, dw, threads);
-}
-
-// The lane count must be the micro-kernel's panel width (32 for AVX-512, 16 otherwise).
-int laneWidth() { return gemm_detail::selectKernel(64, 1024).nr; }
-
-}  // namespace
-
-void winogradForward(const WinogradConv& c, const float* x, const float* w, float* y, int threads) {
-  const bool wide = laneWidth() == 32;
-  const std::string family = gemm_detail::familyName();
-#ifdef OCTET_X86
-  if (wide) {
-    if (c.tile == 4) forwardAvx512<4>(c, x, w, y, threads);
-    else forwardAvx512<2>(c, x, w, y, threads);
-    return;
-  }
-  if (family == "avx2") {
-    if (c.tile == 4) forwardAvx2<4>(c, x, w, y, threads);
-    else forwardAvx2<2>(c, x, w, y, threads);
-    return;
-  }
-#endif
-  (void)wide;
-  if (c.tile == 4) forwardPortable<4>(c, x, w, y, threads);
-  else forwardPortable<2>(c, x, w, y, threads);
-}
-
-void winogradWeightGradient(const WinogradConv& c, const float* x, const float* dy, float* dw, int threads) {
-  const bool wide = laneWidth() == 32;
-  const std::string family = gemm_detail::familyName();
-#ifdef OCTET_X86
-  if (wide) {
-    if (c.tile == 4) gradientAvx512<4>(c, x, dy, dw, threads);
-    else gradientAvx512<2>(c, x, dy, dw, threads);
-    return;
-  }
-  if (family == "avx2") {
-    if (c.tile == 4) gradientAvx2<4>(c, x, dy, dw, threads);
-    else gradientAvx2<2>(c, x, dy, dw, threads);
-    return;
-  }
-#endif
-  (void)wide;
-  if (c.tile == 4) gradientPortable<4>(c, x, dy, dw, threads);
-  else gradientPortable<2>(c, x, dy, dw, threads);
+  parallelFor(threads, threads, [&](int64_t part) { v.kernelGradient(plan, du, dw, part); });
 }
 
 }  // namespace octet

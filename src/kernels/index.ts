@@ -27,9 +27,9 @@ export { nativeCore, nativeUnavailableReason } from './native.js';
 export type { NativeInfo } from './native.js';
 export { kernelThreads, setKernelThreads } from './threads.js';
 export {
-  setWinogradEnabled, winogradEnabled, winogradForward, winogradForwardReference, winogradTile, winogradWeightGradient, winogradWeightGradientReference,
+  setWinogradEnabled, winogradEnabled, winogradFits, winogradForward, winogradForwardReference, winogradTile, winogradWeightGradient, winogradWeightGradientReference,
 } from './winograd.js';
-export type { WinogradPass, WinogradShape } from './winograd.js';
+export type { WinogradShape } from './winograd.js';
 export {
   adamwApply,
   adamwApplyReference,

@@ -240,22 +240,26 @@ export function setWinogradEnabled(on: boolean): boolean {
   return was;
 }
 
-/** Which product a float32 3x3 convolution pass uses. */
-export type WinogradPass = 'forward' | 'weightGradient';
-
 /**
- * The tile a float32 convolution pass should use, or 0 for the direct product: only 3x3 kernels at
- * stride 1 and dilation 1 with padding up to 2, at least 16 input and output channels (below that
- * the transforms cost more than they save), with the addon loaded and Winograd enabled. The
- * choice follows measurements on ResNet-18's layers (docs/architecture.md): 4 x 4 tiles for
- * outputs of at least 8 x 8, 2 x 2 below; the weight gradient keeps the direct product on
- * outputs of 32 x 32 and more, where it is as fast.
+ * The tile a float32 convolution (forward, input or weight gradient) should use, or 0 for the
+ * direct product: only 3x3 kernels at stride 1 and dilation 1 with padding up to 2, at least 16
+ * input and output channels (below that the transforms cost more than they save), with the addon
+ * loaded and Winograd enabled. The choice follows measurements on ResNet-18's layers
+ * (docs/architecture.md): 4 x 4 tiles for outputs of at least 8 x 8, 2 x 2 below.
  */
-export function winogradTile(g: ConvGeometry, outChannels: number, pass: WinogradPass): 0 | 2 | 4 {
+export function winogradTile(g: ConvGeometry, outChannels: number): 0 | 2 | 4 {
   if (!enabled || !nativeCore()) return 0;
   if (g.kernelH !== 3 || g.kernelW !== 3 || g.strideH !== 1 || g.strideW !== 1 || g.dilationH !== 1 || g.dilationW !== 1) return 0;
   if (g.padH < 0 || g.padH > 2 || g.padW < 0 || g.padW > 2 || g.channels < 16 || outChannels < 16) return 0;
-  const side = Math.min(g.outH, g.outW);
-  if (pass === 'weightGradient' && side >= 32) return 0;
-  return side >= 8 ? 4 : 2;
+  return Math.min(g.outH, g.outW) >= 8 ? 4 : 2;
+}
+
+/**
+ * Whether a batch fits the native kernels' 32-bit offsets: the padded images (every tile's patch
+ * inside) and the output, below 2^31 floats. Larger batches take the direct product.
+ */
+export function winogradFits(shape: WinogradShape): boolean {
+  const r = resolve(shape, 'winogradFits');
+  const padded = r.batch * r.channels * (Math.ceil(r.outH / r.tile) * r.tile + 2) * (Math.ceil(r.outW / r.tile) * r.tile + 2);
+  return padded < 2 ** 31 && r.batch * r.yImageStride < 2 ** 31;
 }

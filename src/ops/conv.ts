@@ -9,7 +9,7 @@
 import { record, registerGradient } from '../autograd/index.js';
 import { InvalidArgumentError } from '../errors.js';
 import {
-  channelBiasAdd, channelSum, col2im, col2imBatch, columnsGemm, convOutputSize, freshArray, gemm, im2col, inputGradientGeometry, moveRows, recycle, rotatedKernel, takeBuffer, takeZeroed, winogradForward, winogradTile, winogradWeightGradient,
+  channelBiasAdd, channelSum, col2im, col2imBatch, columnsGemm, convOutputSize, freshArray, gemm, im2col, inputGradientGeometry, moveRows, recycle, rotatedKernel, takeBuffer, takeZeroed, winogradFits, winogradForward, winogradTile, winogradWeightGradient, type WinogradShape,
   type ColumnSource, type ConvGeometry,
 } from '../kernels/index.js';
 import { Tensor, formatShape, type GradHandle } from '../tensor/index.js';
@@ -123,8 +123,19 @@ function biasGrad(g: Float32Array, batch: number, channels: number, plane: numbe
   return Float32Array.from(channelSum(g, { batch, channels, plane }));
 }
 
-function winogradShape(tile: 2 | 4, batch: number, g: ConvGeometry, outChannels: number) {
-  return { tile, batch, channels: g.channels, height: g.height, width: g.width, outChannels, padH: g.padH, padW: g.padW };
+/**
+ * The Winograd product for one group's convolution (x with `channels` channels per image, the
+ * output with outChannels), or null where winogradTile keeps the direct product or the batch is
+ * too large for the kernels' offsets.
+ */
+function winogradPlan(g: ConvGeometry, batch: number, ocg: number, channels: number, outChannels: number): WinogradShape | null {
+  const tile = winogradTile(g, ocg);
+  if (!tile) return null;
+  const shape: WinogradShape = {
+    tile, batch, channels: g.channels, height: g.height, width: g.width, outChannels: ocg, padH: g.padH, padW: g.padW,
+    xImageStride: channels * g.height * g.width, yImageStride: outChannels * g.outH * g.outW,
+  };
+  return winogradFits(shape) ? shape : null;
 }
 
 /**
@@ -134,11 +145,9 @@ function winogradShape(tile: 2 | 4, batch: number, g: ConvGeometry, outChannels:
  */
 function convolveGroup(x: Float32Array, grp: number, batch: number, g: ConvGeometry, channels: number, w: Float32Array, ocg: number, out: Float32Array, outChannels: number): void {
   const plane = g.outH * g.outW;
-  const tile = winogradTile(g, ocg, 'forward');
-  if (tile) {
-    winogradForward(x.subarray(grp * g.channels * g.height * g.width), w, out.subarray(grp * ocg * plane), {
-      ...winogradShape(tile, batch, g, ocg), xImageStride: channels * g.height * g.width, yImageStride: outChannels * plane,
-    });
+  const shape = winogradPlan(g, batch, ocg, channels, outChannels);
+  if (shape) {
+    winogradForward(x.subarray(grp * g.channels * g.height * g.width), w, out.subarray(grp * ocg * plane), shape);
     return;
   }
   columnsGemm(ocg, batch * plane, g.channels * g.kernelH * g.kernelW, w, groupColumns(x, grp, batch, g, channels), out.subarray(grp * ocg * plane), {
@@ -190,15 +199,14 @@ registerGradient<ConvSaved>('conv2d', (node, g, output) => {
   const dxGeometry = inputGradientGeometry(geometry, ocg);
   const gx = !x.requiresGrad ? null : dxGeometry ? takeBuffer(x.size) : takeZeroed(x.size);
   const gw = weight.requiresGrad ? freshArray(weight.size) : null;
-  // dY_g as [OCg x N*P] for the weight gradient's GEMM (every element written before it is read).
-  const wTile = gw ? winogradTile(geometry, ocg, 'weightGradient') : 0;
-  const dy = (gw && !wTile) || !dxGeometry ? takeBuffer(ocg * batch * plane) : null;
+  // dY_g as [OCg x N*P] for the weight gradient's GEMM (every element written before it is read);
+  // Winograd reads g in place.
+  const wShape = gw ? winogradPlan(geometry, batch, ocg, channels, outChannels) : null;
+  const dy = (gw && !wShape) || !dxGeometry ? takeBuffer(ocg * batch * plane) : null;
   for (let grp = 0; grp < groups; grp++) {
     if (dy) moveRows(dy, g, { n0: 0, count: batch, channels: outChannels, c0: grp * ocg, rows: ocg, plane }, 'gather');
-    if (gw && wTile) {
-      winogradWeightGradient(xData!.subarray(grp * cg * pixels), g.subarray(grp * ocg * plane), gw.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize), {
-        ...winogradShape(wTile, batch, geometry, ocg), xImageStride: channels * pixels, yImageStride: outChannels * plane,
-      });
+    if (gw && wShape) {
+      winogradWeightGradient(xData!.subarray(grp * cg * pixels), g.subarray(grp * ocg * plane), gw.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize), wShape);
     } else if (gw) {
       // dW_g = dY_g [OCg x N*P] x col_g^T [N*P x K], summed over the whole batch in one chain per element
       columnsGemm(ocg, kSize, batch * plane, dy!, groupColumns(xData!, grp, batch, geometry, channels), gw.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize), { transB: true });

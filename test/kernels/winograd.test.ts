@@ -193,22 +193,21 @@ describe('Winograd arguments', () => {
       return { ...g, outH: convOutputSize(g.height, g.kernelH, g.strideH, g.padH, g.dilationH), outW: convOutputSize(g.width, g.kernelW, g.strideW, g.padW, g.dilationW) };
     };
     if (!nativeCore()) {
-      assert.equal(winogradTile(geo({}), 64, 'forward'), 0, 'no addon: the direct product');
+      assert.equal(winogradTile(geo({}), 64), 0, 'no addon: the direct product');
       return;
     }
-    assert.equal(winogradTile(geo({}), 64, 'forward'), 4);
-    assert.equal(winogradTile(geo({ height: 8, width: 8 }), 64, 'forward'), 4);
-    assert.equal(winogradTile(geo({ height: 4, width: 4 }), 64, 'forward'), 2);
-    assert.equal(winogradTile(geo({}), 64, 'weightGradient'), 0, 'the direct weight gradient at 32x32');
-    assert.equal(winogradTile(geo({ height: 16, width: 16 }), 64, 'weightGradient'), 4);
-    assert.equal(winogradTile(geo({ strideH: 2, strideW: 2 }), 64, 'forward'), 0);
-    assert.equal(winogradTile(geo({ kernelH: 5, kernelW: 5, padH: 2, padW: 2 }), 64, 'forward'), 0);
-    assert.equal(winogradTile(geo({ dilationH: 2, dilationW: 2, padH: 2, padW: 2 }), 64, 'forward'), 0);
-    assert.equal(winogradTile(geo({ channels: 3 }), 64, 'forward'), 0);
-    assert.equal(winogradTile(geo({}), 8, 'forward'), 0);
+    assert.equal(winogradTile(geo({}), 64), 4);
+    assert.equal(winogradTile(geo({ height: 8, width: 8 }), 64), 4);
+    assert.equal(winogradTile(geo({ height: 4, width: 4 }), 64), 2);
+    assert.equal(winogradTile(geo({ height: 4, width: 40 }), 64), 2, 'the shorter side decides');
+    assert.equal(winogradTile(geo({ strideH: 2, strideW: 2 }), 64), 0);
+    assert.equal(winogradTile(geo({ kernelH: 5, kernelW: 5, padH: 2, padW: 2 }), 64), 0);
+    assert.equal(winogradTile(geo({ dilationH: 2, dilationW: 2, padH: 2, padW: 2 }), 64), 0);
+    assert.equal(winogradTile(geo({ channels: 3 }), 64), 0);
+    assert.equal(winogradTile(geo({}), 8), 0);
     const was = setWinogradEnabled(false);
     try {
-      assert.equal(winogradTile(geo({}), 64, 'forward'), 0, 'turned off');
+      assert.equal(winogradTile(geo({}), 64), 0, 'turned off');
     } finally {
       setWinogradEnabled(was);
     }
