@@ -286,6 +286,7 @@ Napi::Value WinogradWeightGradient(const Napi::CallbackInfo& info) {
   const float* x = f32(info, 0, "x", (c.batch - 1) * c.xImageStride + c.channels * c.height * c.width);
   const float* dy = f32(info, 1, "dy", (c.batch - 1) * c.yImageStride + c.outChannels * c.outH * c.outW);
   float* dw = f32(info, 2, "dw", c.outChannels * c.channels * 9);
+  if (c.flipped) throw Napi::RangeError::New(info.Env(), "winogradWeightGradient: flipped kernels are for the forward only");
   octet::winogradWeightGradient(c, x, dy, dw, threadsArg(info, 4));
   return info.Env().Undefined();
 }

@@ -140,17 +140,17 @@ inline octet::ConvGeometry geometryArg(const Napi::CallbackInfo& info, size_t i)
   return octet::ConvGeometry{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12]};
 }
 
-// Winograd convolution: an array [tile, N, C, H, W, K, PH, PW, xImageStride, yImageStride] (a
+// Winograd convolution: an array [tile, N, C, H, W, K, PH, PW, xImageStride, yImageStride, flipped] (a
 // 3x3 kernel at stride 1: OH = H + 2 PH - 2). Checked: tile 2 or 4, sizes positive, paddings 0..2,
 // image strides no smaller than an image, padded images under 2^31 floats.
 inline octet::WinogradConv winogradArg(const Napi::CallbackInfo& info, size_t i) {
-  if (!info[i].IsArray() || info[i].As<Napi::Array>().Length() != 10) {
-    throw Napi::TypeError::New(info.Env(), "Winograd geometry must be an array of 10 numbers");
+  if (!info[i].IsArray() || info[i].As<Napi::Array>().Length() != 11) {
+    throw Napi::TypeError::New(info.Env(), "Winograd geometry must be an array of 11 numbers");
   }
   Napi::Array a = info[i].As<Napi::Array>();
-  int64_t v[10];
-  for (uint32_t k = 0; k < 10; ++k) v[k] = a.Get(k).As<Napi::Number>().Int64Value();
-  octet::WinogradConv c{static_cast<int>(v[0]), v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[3] + 2 * v[6] - 2, v[4] + 2 * v[7] - 2, v[8], v[9]};
+  int64_t v[11];
+  for (uint32_t k = 0; k < 11; ++k) v[k] = a.Get(k).As<Napi::Number>().Int64Value();
+  octet::WinogradConv c{static_cast<int>(v[0]), v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[3] + 2 * v[6] - 2, v[4] + 2 * v[7] - 2, v[8], v[9], v[10] != 0};
   const bool ok = (c.tile == 2 || c.tile == 4) && c.batch > 0 && c.channels > 0 && c.height > 0 && c.width > 0 && c.outChannels > 0 &&
                   c.padH >= 0 && c.padH <= 2 && c.padW >= 0 && c.padW <= 2 && c.outH > 0 && c.outW > 0 &&
                   c.xImageStride >= c.channels * c.height * c.width && c.yImageStride >= c.outChannels * c.outH * c.outW;

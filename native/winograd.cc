@@ -74,11 +74,7 @@ __attribute__((always_inline)) inline void inputTransform(const float* d, float*
 #pragma GCC unroll 8
   for (int s = 0; s < A; ++s) applyRows<A, A, L>(T::BT, d + s * L, A * L, t + s * A * L, L);
   // v[i][j] = sum_s BT[j][s] t[i][s]
-  for (int i = i0; i < i1; ++i) {
-    float ti[A * L];
-    for (int s = 0; s < A; ++s) std::memcpy(ti + s * L, t + (s * A + i) * L, sizeof(float) * L);
-    applyRows<A, A, L>(T::BT, ti, L, v + i * A * vStride, vStride);
-  }
+  for (int i = i0; i < i1; ++i) applyRows<A, A, L>(T::BT, t + i * L, A * L, v + i * A * vStride, vStride);
 }
 
 // Y = A^T m A for L lanes: m[i][j] at m + (i * A + j) * mStride; Y[a][b] at y + (a * M + b) * L.
@@ -87,17 +83,9 @@ __attribute__((always_inline)) inline void outputTransform(const float* m, int64
   using T = Transforms<M>;
   constexpr int A = T::kAlpha;
   float t[A * M * L];  // t[a][j] = sum_i AT[a][i] m[i][j], stored t[(j * M + a) * L]
-  float col[A * L];
 #pragma GCC unroll 8
-  for (int j = 0; j < A; ++j) {
-    for (int i = 0; i < A; ++i) std::memcpy(col + i * L, m + (i * A + j) * mStride, sizeof(float) * L);
-    applyRows<M, A, L>(T::AT, col, L, t + j * M * L, L);
-  }
-  for (int a = 0; a < M; ++a) {
-    float row[A * L];
-    for (int j = 0; j < A; ++j) std::memcpy(row + j * L, t + (j * M + a) * L, sizeof(float) * L);
-    applyRows<M, A, L>(T::AT, row, L, y + a * M * L, L);
-  }
+  for (int j = 0; j < A; ++j) applyRows<M, A, L>(T::AT, m + j * mStride, A * mStride, t + j * M * L, L);
+  for (int a = 0; a < M; ++a) applyRows<M, A, L>(T::AT, t + a * L, M * L, y + a * M * L, L);
 }
 
 // dU-side transform of an output-gradient tile: Yhat = A dy A^T (alpha x alpha from m x m), for L
@@ -116,23 +104,16 @@ __attribute__((always_inline)) inline void gradientTransform(const float* dy, fl
     return r;
   }();
   float t[A * M * L];  // t[i][b] = sum_a AT[a][i] dy[a][b], stored t[(b * A + i) * L]
-  for (int b = 0; b < M; ++b) {
-    float col[M * L];
-    for (int a = 0; a < M; ++a) std::memcpy(col + a * L, dy + (a * M + b) * L, sizeof(float) * L);
-    applyRows<A, M, L>(transposed.m, col, L, t + b * A * L, L);
-  }
-  for (int i = i0; i < i1; ++i) {
-    float ti[M * L];
-    for (int b = 0; b < M; ++b) std::memcpy(ti + b * L, t + (b * A + i) * L, sizeof(float) * L);
-    applyRows<A, M, L>(transposed.m, ti, L, out + i * A * outStride, outStride);
-  }
+  for (int b = 0; b < M; ++b) applyRows<A, M, L>(transposed.m, dy + b * L, M * L, t + b * A * L, L);
+  for (int i = i0; i < i1; ++i) applyRows<A, M, L>(transposed.m, t + i * L, A * L, out + i * A * outStride, outStride);
 }
 
 // The kernels of rows [k0, k1) transformed, U[xi][k][c] = (G g G^T)[xi] for g = w[k][c], stored
 // as the micro-kernel's A panels: U[xi] at u + xi * kPad * C, row panel q (rows q * MR ..) at
 // + q * MR * C, element (k, c) at + c * MR + k % MR. L kernels at a time, in float.
 template <int M, int L>
-__attribute__((always_inline)) inline void transformKernels(const float* w, int64_t k0, int64_t k1, int64_t C, int mr, int64_t kPad, float* u) {
+__attribute__((always_inline)) inline void transformKernels(const float* w, bool flipped, int64_t k0, int64_t k1, int64_t K, int64_t C, int mr, int64_t kPad,
+                                                            float* u) {
   using T = Transforms<M>;
   constexpr int A = T::kAlpha;
   static constexpr auto g = [] {
@@ -147,21 +128,22 @@ __attribute__((always_inline)) inline void transformKernels(const float* w, int6
   for (int64_t e0 = first; e0 < last; e0 += L) {
     const int lanes = static_cast<int>(std::min<int64_t>(L, last - e0));
     alignas(64) float in[9 * L];
-    for (int l = 0; l < L; ++l)
-      for (int e = 0; e < 9; ++e) in[e * L + l] = l < lanes ? w[(e0 + l) * 9 + e] : 0.0f;
+    for (int l = 0; l < L; ++l) {
+      if (l >= lanes) {
+        for (int e = 0; e < 9; ++e) in[e * L + l] = 0.0f;
+      } else if (flipped) {
+        // Kernel (k, c) of the input gradient: w[c][k], taps reversed.
+        const float* g = w + (((e0 + l) % C) * K + (e0 + l) / C) * 9;
+        for (int e = 0; e < 9; ++e) in[e * L + l] = g[8 - e];
+      } else {
+        for (int e = 0; e < 9; ++e) in[e * L + l] = w[(e0 + l) * 9 + e];
+      }
+    }
     // t[i][b] = sum_a G[i][a] g[a][b], stored t[(b * A + i) * L]; then u[i][j] = sum_b G[j][b] t[i][b].
     alignas(64) float t[3 * A * L];
-    for (int b = 0; b < 3; ++b) {
-      float col[3 * L];
-      for (int a = 0; a < 3; ++a) std::memcpy(col + a * L, in + (a * 3 + b) * L, sizeof(float) * L);
-      applyRows<A, 3, L>(g.m, col, L, t + b * A * L, L);
-    }
+    for (int b = 0; b < 3; ++b) applyRows<A, 3, L>(g.m, in + b * L, 3 * L, t + b * A * L, L);
     alignas(64) float out[A * A * L];
-    for (int i = 0; i < A; ++i) {
-      float ti[3 * L];
-      for (int b = 0; b < 3; ++b) std::memcpy(ti + b * L, t + (b * A + i) * L, sizeof(float) * L);
-      applyRows<A, 3, L>(g.m, ti, L, out + i * A * L, L);
-    }
+    for (int i = 0; i < A; ++i) applyRows<A, 3, L>(g.m, t + i * L, A * L, out + i * A * L, L);
     // Point by point, so that the stores of one point land close together.
     int64_t slot[L];
     for (int l = 0; l < lanes; ++l) {
@@ -334,7 +316,7 @@ template <int M, int L>
 __attribute__((always_inline)) inline void kernelPartBody(const ForwardPlan& p, int64_t part) {
   const int64_t K = p.c->outChannels;
   const int64_t k0 = K * part / p.threads, k1 = K * (part + 1) / p.threads;
-  if (k1 > k0) transformKernels<M, L>(p.w, k0, k1, p.c->channels, p.ks->mr, p.kPad, p.up);
+  if (k1 > k0) transformKernels<M, L>(p.w, p.c->flipped, k0, k1, K, p.c->channels, p.ks->mr, p.kPad, p.up);
 }
 
 // One block of tiles: input transform, the alpha^2 products, output transform.
@@ -437,7 +419,10 @@ __attribute__((always_inline)) inline void gradientPartBody(const GradientPlan& 
       for (int l = 0; l < L; ++l) at[l] = static_cast<int32_t>((c0 + (l < lanes ? l : 0)) * p.x.plane);
       gatherPatchesOf<A, L>(img, at, p.x.width, d);
       inputTransform<M, L>(d, out, L, 0, A);
-      for (int xi = 0; xi < X; ++xi) std::memcpy(p.vp + ((xi * (cPad / L) + c0 / L) * count + q) * L, out + xi * L, sizeof(float) * L);
+      for (int xi = 0; xi < X; ++xi) {
+        float* dst = p.vp + ((xi * (cPad / L) + c0 / L) * count + q) * L;
+        for (int l = 0; l < L; ++l) dst[l] = out[xi * L + l];
+      }
     }
     // Output-gradient side: lanes are L output channels, stored into MR-row panels.
     const int64_t oy = place.y0 + c.padH, ox = place.x0 + c.padW;
@@ -456,7 +441,8 @@ __attribute__((always_inline)) inline void gradientPartBody(const GradientPlan& 
         float* panelBase = p.yp + xi * kPad * count + q * mr;
         for (int64_t k = k0; k < kEnd;) {
           const int64_t run = std::min<int64_t>(mr - k % mr, kEnd - k);
-          std::memcpy(panelBase + (k / mr) * count * mr + k % mr, src + (k - k0), sizeof(float) * run);
+          float* dst = panelBase + (k / mr) * count * mr + k % mr;
+          for (int64_t e = 0; e < run; ++e) dst[e] = src[k - k0 + e];
           k += run;
         }
       }

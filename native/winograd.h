@@ -27,6 +27,10 @@ struct WinogradConv {
   int64_t outChannels, padH, padW, outH, outW;  // outH = height + 2 padH - 2, likewise outW
   int64_t xImageStride;  // elements from one input image to the next (channel planes H * W apart)
   int64_t yImageStride;  // likewise for the output (planes outH * outW apart)
+  // The forward's weights read as the input gradient's kernel: w is [channels][outChannels][3][3]
+  // (a convolution from outChannels to channels) and the kernel from input channel c to output
+  // channel k is w[c][k] rotated by 180 degrees. (Forward calls only.)
+  bool flipped = false;
 };
 
 // y = conv3x3(x, w) with w [outChannels][channels][3][3]; every output element is written.

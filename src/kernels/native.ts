@@ -43,7 +43,7 @@ export interface NativeCore {
   col2im(col: Float32Array, x: Float32Array, geometry: number[], threads?: number): void;
   im2colBatch(x: Float32Array | Uint8Array, col: Float32Array | Uint8Array, geometry: number[], batch: number, imageStride: number, threads?: number): void;
   col2imBatch(col: Float32Array, x: Float32Array, geometry: number[], batch: number, imageStride: number, threads?: number): void;
-  /** Shape: [tile, N, C, H, W, K, PH, PW, xImageStride, yImageStride] (see native/winograd.h). */
+  /** Shape: [tile, N, C, H, W, K, PH, PW, xImageStride, yImageStride, flipped] (see native/winograd.h). */
   winogradForward(x: Float32Array, w: Float32Array, y: Float32Array, shape: number[], threads?: number): void;
   winogradWeightGradient(x: Float32Array, dy: Float32Array, dw: Float32Array, shape: number[], threads?: number): void;
   reluForward(x: Float32Array, out: Float32Array, mask: Uint8Array | null, threads?: number): void;

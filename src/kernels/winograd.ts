@@ -33,6 +33,12 @@ export interface WinogradShape {
   xImageStride?: number;
   /** Elements from one output image to the next (default outChannels * outH * outW). */
   yImageStride?: number;
+  /**
+   * The forward only: w is a convolution's weights [channels][outChannels][3][3] (from outChannels
+   * to channels), read as its input gradient's kernel, w[c][k] rotated by 180 degrees from input
+   * channel c to output channel k; so the input gradient needs no rotated copy.
+   */
+  flipped?: boolean;
 }
 
 interface Resolved {
@@ -48,6 +54,7 @@ interface Resolved {
   outW: number;
   xImageStride: number;
   yImageStride: number;
+  flipped: boolean;
 }
 
 /** The transforms (Lavin and Gray 2016), as in native/winograd.cc. */
@@ -81,7 +88,7 @@ function resolve(s: WinogradShape, op: string): Resolved {
   if (xImageStride < s.channels * s.height * s.width || yImageStride < s.outChannels * outH * outW) {
     throw new InvalidArgumentError(`${op}: image strides ${xImageStride}, ${yImageStride} are smaller than an image`);
   }
-  return { ...s, outH, outW, xImageStride, yImageStride };
+  return { ...s, outH, outW, xImageStride, yImageStride, flipped: s.flipped ?? false };
 }
 
 function checkLength(op: string, name: string, a: Float32Array, want: number): void {
@@ -97,7 +104,7 @@ function lengths(r: Resolved): { x: number; y: number; w: number } {
 }
 
 function nativeArgs(r: Resolved): number[] {
-  return [r.tile, r.batch, r.channels, r.height, r.width, r.outChannels, r.padH, r.padW, r.xImageStride, r.yImageStride];
+  return [r.tile, r.batch, r.channels, r.height, r.width, r.outChannels, r.padH, r.padW, r.xImageStride, r.yImageStride, r.flipped ? 1 : 0];
 }
 
 /** M^T-free helpers: out = left * mat * right^T for small dense matrices (double precision). */
@@ -140,8 +147,13 @@ function patch(x: Float32Array, r: Resolved, n: number, c: number, oy: number, o
     }));
 }
 
-function kernelOf(w: Float32Array, k: number, c: number, channels: number): number[][] {
-  const at = (k * channels + c) * 9;
+/** The 3x3 kernel from input channel c to output channel k (see WinogradShape.flipped). */
+function kernelOf(w: Float32Array, k: number, c: number, r: Resolved): number[][] {
+  if (r.flipped) {
+    const at = (c * r.outChannels + k) * 9;
+    return [0, 1, 2].map((a) => [0, 1, 2].map((b) => w[at + (2 - a) * 3 + 2 - b]));
+  }
+  const at = (k * r.channels + c) * 9;
   return [0, 1, 2].map((a) => [0, 1, 2].map((b) => w[at + a * 3 + b]));
 }
 
@@ -153,7 +165,7 @@ export function winogradForwardReference(x: Float32Array, w: Float32Array, y: Fl
   checkLength('winogradForward', 'w', w, len.w);
   checkLength('winogradForward', 'y', y, len.y);
   const t = TRANSFORMS[r.tile];
-  const u = Array.from({ length: r.outChannels * r.channels }, (_, kc) => sandwich(t.g, kernelOf(w, Math.floor(kc / r.channels), kc % r.channels, r.channels), t.g));
+  const u = Array.from({ length: r.outChannels * r.channels }, (_, kc) => sandwich(t.g, kernelOf(w, Math.floor(kc / r.channels), kc % r.channels, r), t.g));
   for (const [n, oy, ox] of tilesOf(r)) {
     const v = Array.from({ length: r.channels }, (_, c) => sandwich(t.bt, patch(x, r, n, c, oy, ox), t.bt));
     for (let k = 0; k < r.outChannels; k++) {
@@ -175,6 +187,7 @@ export function winogradForwardReference(x: Float32Array, w: Float32Array, y: Fl
 /** The weight gradient in double precision by the adjoint transforms (the native kernel's reference). */
 export function winogradWeightGradientReference(x: Float32Array, dy: Float32Array, dw: Float32Array, shape: WinogradShape): void {
   const r = resolve(shape, 'winogradWeightGradient');
+  if (r.flipped) throw new InvalidArgumentError('winogradWeightGradient: flipped kernels are for the forward only');
   const len = lengths(r);
   checkLength('winogradWeightGradient', 'x', x, len.x);
   checkLength('winogradWeightGradient', 'dy', dy, len.y);
@@ -217,6 +230,7 @@ export function winogradForward(x: Float32Array, w: Float32Array, y: Float32Arra
 /** dw = the weight gradient of a 3x3 stride-1 convolution: native when the addon is there, else the reference. */
 export function winogradWeightGradient(x: Float32Array, dy: Float32Array, dw: Float32Array, shape: WinogradShape, threads = kernelThreads()): void {
   const r = resolve(shape, 'winogradWeightGradient');
+  if (r.flipped) throw new InvalidArgumentError('winogradWeightGradient: flipped kernels are for the forward only');
   const core = nativeCore();
   if (!core) return winogradWeightGradientReference(x, dy, dw, shape);
   const len = lengths(r);

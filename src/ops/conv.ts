@@ -212,8 +212,12 @@ registerGradient<ConvSaved>('conv2d', (node, g, output) => {
       columnsGemm(ocg, kSize, batch * plane, dy!, groupColumns(xData!, grp, batch, geometry, channels), gw.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize), { transB: true });
     }
     if (gx && dxGeometry) {
-      // dX_g = the forward convolution of dY_g with the rotated kernel, straight into NCHW
-      convolveGroup(g, grp, batch, dxGeometry, outChannels, rotatedKernel(weightData!, grp, ocg, cg, taps), cg, gx, channels);
+      // dX_g = the forward convolution of dY_g with the rotated kernel, straight into NCHW (Winograd
+      // reads the weights as that kernel in place)
+      const shape = winogradPlan(dxGeometry, batch, cg, outChannels, channels);
+      const wg = weightData!.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize);
+      if (shape) winogradForward(g.subarray(grp * ocg * plane), wg, gx.subarray(grp * cg * pixels), { ...shape, flipped: true });
+      else convolveGroup(g, grp, batch, dxGeometry, outChannels, rotatedKernel(weightData!, grp, ocg, cg, taps), cg, gx, channels);
     } else if (gx) {
       forEachChunk(batch, geometry, (n0, nc, col) => {
         // dcol = W_g^T [K, ocg] x dY_g [ocg, nc*P], folded back into the images

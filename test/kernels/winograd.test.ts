@@ -160,6 +160,31 @@ describe('Winograd native kernels', { skip: nativeCore() ? false : 'the native a
     });
   }
 
+  for (const tile of [2, 4] as const) {
+    test(`F(${tile}x${tile},3x3) flipped: the forward's weights read as the input gradient's kernel (rotated, channels swapped)`, () => {
+      const c: Case = { tile, batch: 2, channels: 24, height: 9, width: 8, outChannels: 40, padH: 1, padW: 1 };
+      const s = sizes(c);
+      const x = uniform(s.xLength, 51);
+      // w holds a convolution from 40 to 24 channels: [24][40][3][3].
+      const w = uniform(s.wLength, 52);
+      const rotated = new Float32Array(s.wLength);
+      for (let k = 0; k < c.outChannels; k++) {
+        for (let ch = 0; ch < c.channels; ch++) {
+          for (let t = 0; t < 9; t++) rotated[(k * c.channels + ch) * 9 + t] = w[(ch * c.outChannels + k) * 9 + 8 - t];
+        }
+      }
+      const want = directForward(c, x, rotated);
+      const y = new Float32Array(s.yLength), yRef = new Float32Array(s.yLength);
+      winogradForward(x, w, y, { ...shapeOf(c), flipped: true });
+      winogradForwardReference(x, w, yRef, { ...shapeOf(c), flipped: true });
+      assertWithin(y, want.y, want.bound, TOLERANCE[tile], 'flipped forward');
+      assertWithin(yRef, want.y, want.bound, 1e-6, 'flipped reference');
+      const plain = new Float32Array(s.yLength);
+      winogradForward(x, rotated, plain, shapeOf(c));
+      assert.deepEqual(y, plain, 'the same transformed kernels as from the rotated copy');
+    });
+  }
+
   test('a layer large enough for several blocks of tiles per thread matches the reference', () => {
     const c: Case = { tile: 4, batch: 6, channels: 48, height: 20, width: 20, outChannels: 40, padH: 1, padW: 1 };
     const s = sizes(c);
@@ -185,6 +210,7 @@ describe('Winograd arguments', () => {
     assert.throws(() => winogradWeightGradient(x, y, w.subarray(2), base), /dw has 34 elements; the shape needs 36/);
     assert.throws(() => winogradForward(x, w, y, { ...base, height: 1, padH: 0 }), /smaller than the 3x3 kernel/);
     assert.throws(() => winogradForward(x, w, y, { ...base, xImageStride: 8 }), /image strides 8, 32 are smaller than an image/);
+    assert.throws(() => winogradWeightGradient(x, y, w, { ...base, flipped: true }), /flipped kernels are for the forward only/);
   });
 
   test('winogradTile: only 3x3 kernels at stride 1 and dilation 1 with 16 or more channels; 4x4 tiles from 8x8 outputs', () => {
