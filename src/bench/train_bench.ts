@@ -1,8 +1,9 @@
 /**
  * Training speed (`octet bench train`): ResNet-18, CIFAR variant, 100 classes, 32x32 input,
- * batch 64, one full step (forward, backward, AdamW) for fp32, fp8 with fp32 accumulation, fp8
- * with e6m9 accumulation, and fp8 with fp32 accumulation but batch norm's saved input in float32,
- * each in its own process for an honest peak RSS; then fp32 and fp8 at batch 256 once, for
+ * batch 64, one full step (forward, backward, AdamW) for fp32, fp32 with its 3x3 convolutions on
+ * the direct product instead of Winograd (the products the low-precision recipes compute), fp8
+ * with fp32 accumulation, fp8 with e6m9 accumulation, and fp8 with fp32 accumulation but batch
+ * norm's saved input in float32, each in its own process for an honest peak RSS; then fp32 and fp8 at batch 256 once, for
  * memory where activations dominate. The batch-64 configurations run in turn for several rounds
  * (the machine is shared, and interference drifts over minutes: alternating exposes every
  * configuration to the same drift); the best step of all rounds is reported, and the peak RSS is
@@ -22,6 +23,11 @@ export interface TrainBenchRow {
   acc: string;
   /** Format of batch norm's saved input (the recipe's savedActivations), float32 when none. */
   saved: string;
+  /**
+   * How float32 3x3 stride-1 convolutions ran: 'winograd' (the default) or 'direct'
+   * (OCTET_CONV=direct). The low-precision recipes' convolutions are direct products either way.
+   */
+  conv: 'winograd' | 'direct';
   batch: number;
   threads: number;
   images_per_s: number;
@@ -30,6 +36,8 @@ export interface TrainBenchRow {
   ratio_fp32: number;
   /** Peak RSS over fp32's at the same batch size, measured in the same run. */
   memory_fp32: number;
+  /** images/s over fp32's with direct convolutions at the same batch size (null where not measured). */
+  ratio_fp32_direct: number | null;
   /** PyTorch's same step (fp32, same batch and threads), where torch is installed; null elsewhere. */
   torch_images_per_s: number | null;
   torch_peak_rss_mb: number | null;
@@ -37,11 +45,14 @@ export interface TrainBenchRow {
   memory_torch: number | null;
 }
 
-function measure(model: string, recipe: Recipe, batch: number, steps: number): { images_per_s: number; peak_rss_mb: number } {
+type Conv = TrainBenchRow['conv'];
+
+function measure(model: string, recipe: Recipe, batch: number, steps: number, conv: Conv): { images_per_s: number; peak_rss_mb: number } {
   const worker = new URL(`./train_worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
   const r = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(worker), model, JSON.stringify(recipe), String(batch), String(steps), '32', '100'], {
     encoding: 'utf8',
     timeout: 1_800_000,
+    env: { ...process.env, OCTET_CONV: conv === 'direct' ? 'direct' : '' },
   });
   if (r.status !== 0) throw new Error(`train bench worker failed: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
   return JSON.parse(r.stdout.trim().split('\n').pop()!);
@@ -87,17 +98,19 @@ export function trainBench(threads: number, steps = 3, rounds = 3): TrainBenchRo
   const batch = nativeCore() ? 64 : 4;
   const fp8 = presetRecipe('fp8');
   const fp32Accumulation = { format: 'fp32', chunk: 0, rounding: 'nearest' as const };
-  const configs: [string, Recipe, number][] = [
-    ['fp32', presetRecipe('fp32'), batch],
-    ['fp8', { ...fp8, accumulation: fp32Accumulation }, batch],
-    ['fp8', fp8, batch],
+  const configs: [string, Recipe, number, Conv][] = [
+    ['fp32', presetRecipe('fp32'), batch, 'winograd'],
+    // The same products as the low-precision recipes (which cannot use Winograd's transforms).
+    ['fp32', presetRecipe('fp32'), batch, 'direct'],
+    ['fp8', { ...fp8, accumulation: fp32Accumulation }, batch, 'winograd'],
+    ['fp8', fp8, batch, 'winograd'],
     // For comparison: batch norm's saved input in float32 (the only activation the fp8 preset
     // would otherwise keep in 32 bits).
-    ['fp8', { ...fp8, accumulation: fp32Accumulation, savedActivations: null }, batch],
+    ['fp8', { ...fp8, accumulation: fp32Accumulation, savedActivations: null }, batch, 'winograd'],
   ];
   // Where activations outweigh the weights and optimizer state: four times the batch, one round.
-  const large: [string, Recipe, number][] = nativeCore()
-    ? [['fp32', presetRecipe('fp32'), 4 * batch], ['fp8', { ...fp8, accumulation: fp32Accumulation }, 4 * batch]]
+  const large: [string, Recipe, number, Conv][] = nativeCore()
+    ? [['fp32', presetRecipe('fp32'), 4 * batch, 'winograd'], ['fp8', { ...fp8, accumulation: fp32Accumulation }, 4 * batch, 'winograd']]
     : [];
   const python = torchPython();
   const best: Measurement[] = [...configs, ...large].map(() => ({ images_per_s: 0, peak_rss_mb: 0 }));
@@ -106,20 +119,22 @@ export function trainBench(threads: number, steps = 3, rounds = 3): TrainBenchRo
     best[i] = { images_per_s: Math.max(best[i].images_per_s, m.images_per_s), peak_rss_mb: Math.max(best[i].peak_rss_mb, m.peak_rss_mb) };
   };
   for (let round = 0; round < rounds; round++) {
-    configs.forEach(([, recipe, b], i) => keep(i, measure(model, recipe, b, steps)));
+    configs.forEach(([, recipe, b, conv], i) => keep(i, measure(model, recipe, b, steps, conv)));
     // PyTorch takes its turn in every round too, so that it sees the same drift.
     const t = python ? torchStep(python, batch, steps, threads) : null;
     if (t) torch = { images_per_s: Math.max(torch?.images_per_s ?? 0, t.images_per_s), peak_rss_mb: Math.max(torch?.peak_rss_mb ?? 0, t.peak_rss_mb) };
   }
-  large.forEach(([, recipe, b], i) => keep(configs.length + i, measure(model, recipe, b, 1)));
-  return [...configs, ...large].map(([name, recipe, b], i) => {
+  large.forEach(([, recipe, b, conv], i) => keep(configs.length + i, measure(model, recipe, b, 1, conv)));
+  return [...configs, ...large].map(([name, recipe, b, conv], i) => {
     const m = best[i];
     const reference = best[i < configs.length ? 0 : configs.length];
+    const direct = i < configs.length ? best[1] : null;
     const acc = recipe.accumulation.format === 'fp32' ? 'fp32' : `${recipe.accumulation.format}${recipe.accumulation.chunk ? `/${recipe.accumulation.chunk}` : ''}`;
     const peer = b === batch ? torch : null;
     return {
-      bench: 'train', model, recipe: name, acc, saved: recipe.savedActivations ?? 'float32', batch: b, threads, images_per_s: m.images_per_s, peak_rss_mb: m.peak_rss_mb,
-      ratio_fp32: m.images_per_s / reference.images_per_s, memory_fp32: m.peak_rss_mb / reference.peak_rss_mb,
+      bench: 'train', model, recipe: name, acc, saved: recipe.savedActivations ?? 'float32', conv, batch: b, threads, images_per_s: m.images_per_s,
+      peak_rss_mb: m.peak_rss_mb, ratio_fp32: m.images_per_s / reference.images_per_s, memory_fp32: m.peak_rss_mb / reference.peak_rss_mb,
+      ratio_fp32_direct: direct ? m.images_per_s / direct.images_per_s : null,
       torch_images_per_s: peer?.images_per_s ?? null, torch_peak_rss_mb: peer?.peak_rss_mb ?? null,
       ratio_torch: peer ? m.images_per_s / peer.images_per_s : null, memory_torch: peer ? m.peak_rss_mb / peer.peak_rss_mb : null,
     };

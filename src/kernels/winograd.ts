@@ -240,16 +240,24 @@ export function winogradWeightGradient(x: Float32Array, dy: Float32Array, dw: Fl
   core.winogradWeightGradient(x, dy, dw, nativeArgs(r), threads);
 }
 
-let enabled = process.env.OCTET_CONV !== 'direct';
+let enabled: boolean | undefined;
+
+function fromEnvironment(): boolean {
+  const text = process.env.OCTET_CONV;
+  if (text === undefined || text === '' || text === 'winograd') return true;
+  if (text === 'direct') return false;
+  throw new InvalidArgumentError(`OCTET_CONV is ${JSON.stringify(text)}; expected "winograd" (the default) or "direct"`);
+}
 
 /** Whether float32 convolutions may use Winograd (default yes; OCTET_CONV=direct turns it off). */
 export function winogradEnabled(): boolean {
+  if (enabled === undefined) enabled = fromEnvironment();
   return enabled;
 }
 
 /** Turn Winograd convolutions on or off (returns the previous setting). */
 export function setWinogradEnabled(on: boolean): boolean {
-  const was = enabled;
+  const was = winogradEnabled();
   enabled = on;
   return was;
 }
@@ -262,7 +270,7 @@ export function setWinogradEnabled(on: boolean): boolean {
  * (docs/architecture.md): 4 x 4 tiles for outputs of at least 8 x 8, 2 x 2 below.
  */
 export function winogradTile(g: ConvGeometry, outChannels: number): 0 | 2 | 4 {
-  if (!enabled || !nativeCore()) return 0;
+  if (!winogradEnabled() || !nativeCore()) return 0;
   if (g.kernelH !== 3 || g.kernelW !== 3 || g.strideH !== 1 || g.strideW !== 1 || g.dilationH !== 1 || g.dilationW !== 1) return 0;
   if (g.padH < 0 || g.padH > 2 || g.padW < 0 || g.padW > 2 || g.channels < 16 || outChannels < 16) return 0;
   return Math.min(g.outH, g.outW) >= 8 ? 4 : 2;

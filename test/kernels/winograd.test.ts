@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { describe, test } from 'node:test';
 import { convOutputSize, type ConvGeometry } from '../../src/kernels/im2col.js';
 import { nativeCore } from '../../src/kernels/native.js';
@@ -211,6 +212,18 @@ describe('Winograd arguments', () => {
     assert.throws(() => winogradForward(x, w, y, { ...base, height: 1, padH: 0 }), /smaller than the 3x3 kernel/);
     assert.throws(() => winogradForward(x, w, y, { ...base, xImageStride: 8 }), /image strides 8, 32 are smaller than an image/);
     assert.throws(() => winogradWeightGradient(x, y, w, { ...base, flipped: true }), /flipped kernels are for the forward only/);
+  });
+
+  test('OCTET_CONV chooses Winograd or the direct product and names what it accepts', () => {
+    const script = (value: string) =>
+      `process.env.OCTET_CONV = ${JSON.stringify(value)}; const m = await import(${JSON.stringify(new URL('../../src/kernels/winograd.ts', import.meta.url).href)}); ` +
+      `try { console.log(m.winogradEnabled()); } catch (e) { console.log(e.message); }`;
+    const run = (value: string) =>
+      execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script(value)], { encoding: 'utf8' }).trim();
+    assert.equal(run('direct'), 'false');
+    assert.equal(run('winograd'), 'true');
+    assert.equal(run(''), 'true');
+    assert.match(run('fast'), /OCTET_CONV is "fast"; expected "winograd" \(the default\) or "direct"/);
   });
 
   test('winogradTile: only 3x3 kernels at stride 1 and dilation 1 with 16 or more channels; 4x4 tiles from 8x8 outputs', () => {
