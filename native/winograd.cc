@@ -168,40 +168,56 @@ inline TilePlace placeOf(const WinogradConv& c, int64_t tile) {
   return {n, (r / tw) * c.tile - c.padH, (r % tw) * c.tile - c.padW};
 }
 
-// The input images with their padding written out as zeros, and enough zeros past the bottom and
-// right edges for every tile (th * m + 2 rows, tw * m + 2 columns per plane): every tile's patch
-// is then a plain alpha x alpha block, with no bounds to check.
+// A block's input images with their padding written out as zeros, and enough zeros past the
+// bottom and right edges for every tile (th * m + 2 rows, tw * m + 2 columns per plane): every
+// tile's patch is then a plain alpha x alpha block, with no bounds to check. Only the images of
+// the block's tiles are padded (image n at data + (n - first) * image), and of those only the rows
+// its tiles read, so the copy stays in the thread's cache for the gathers that follow.
 struct PaddedImages {
-  const float* data;
+  float* data;
+  int64_t first;                        // first image held
   int64_t height, width, plane, image;  // padded rows, columns, floats per plane and per image
 };
 
-inline int64_t paddedSize(const WinogradConv& c) {
+inline PaddedImages paddedGeometry(const WinogradConv& c) {
   const int64_t th = (c.outH + c.tile - 1) / c.tile, tw = (c.outW + c.tile - 1) / c.tile;
-  return c.batch * c.channels * (th * c.tile + 2) * (tw * c.tile + 2);
+  const int64_t hp = th * c.tile + 2, wp = tw * c.tile + 2;
+  return {nullptr, 0, hp, wp, hp * wp, c.channels * hp * wp};
 }
 
-inline PaddedImages padImages(const WinogradConv& c, const float* x, float* xp, int threads) {
-  const int64_t th = (c.outH + c.tile - 1) / c.tile, tw = (c.outW + c.tile - 1) / c.tile;
-  const int64_t hp = th * c.tile + 2, wp = tw * c.tile + 2, plane = hp * wp;
-  parallelFor(threads, threads, [&](int64_t part) {
-    const int64_t planes = c.batch * c.channels;
-    for (int64_t q = planes * part / threads; q < planes * (part + 1) / threads; ++q) {
-      const float* src = x + (q / c.channels) * c.xImageStride + (q % c.channels) * c.height * c.width;
-      float* dst = xp + q * plane;
-      std::memset(dst, 0, sizeof(float) * c.padH * wp);
-      for (int64_t r = 0; r < c.height && c.padH + r < hp; ++r) {
-        float* row = dst + (c.padH + r) * wp;
-        const int64_t cols = std::min<int64_t>(c.width, wp - c.padW);
-        std::memset(row, 0, sizeof(float) * c.padW);
-        std::memcpy(row + c.padW, src + r * c.width, sizeof(float) * cols);
-        std::memset(row + c.padW + cols, 0, sizeof(float) * (wp - c.padW - cols));
+// Images [n0, n1) of the tiles [t0, t0 + count).
+inline void blockImages(const WinogradConv& c, int64_t t0, int64_t count, int64_t& n0, int64_t& n1) {
+  const int64_t perImage = ((c.outH + c.tile - 1) / c.tile) * ((c.outW + c.tile - 1) / c.tile);
+  n0 = t0 / perImage;
+  n1 = (t0 + count - 1) / perImage + 1;
+}
+
+// Share `part` of `parts` of the planes of the block's images: the padded rows the tiles
+// [t0, t0 + count) read, into pad.data (pad.first = the block's first image).
+inline void padBlock(const WinogradConv& c, const float* x, const PaddedImages& pad, int64_t t0, int64_t count, int64_t part, int64_t parts) {
+  const int64_t tw = (c.outW + c.tile - 1) / c.tile, perImage = ((c.outH + c.tile - 1) / c.tile) * tw;
+  int64_t n0, n1;
+  blockImages(c, t0, count, n0, n1);
+  const int64_t planes = (n1 - n0) * c.channels;
+  for (int64_t q = planes * part / parts; q < planes * (part + 1) / parts; ++q) {
+    const int64_t n = n0 + q / c.channels, ch = q % c.channels;
+    // The tile rows of this image in the block, and the padded rows they read.
+    const int64_t first = std::max(t0, n * perImage) - n * perImage, last = std::min(t0 + count, (n + 1) * perImage) - 1 - n * perImage;
+    const int64_t r0 = (first / tw) * c.tile, r1 = (last / tw) * c.tile + c.tile + 2;
+    const float* src = x + n * c.xImageStride + ch * c.height * c.width;
+    float* dst = pad.data + (n - pad.first) * pad.image + ch * pad.plane;
+    for (int64_t r = r0; r < r1; ++r) {
+      float* row = dst + r * pad.width;
+      const int64_t sr = r - c.padH;
+      if (sr < 0 || sr >= c.height) {
+        std::memset(row, 0, sizeof(float) * pad.width);
+        continue;
       }
-      const int64_t filled = std::min<int64_t>(hp, c.padH + c.height);
-      std::memset(dst + filled * wp, 0, sizeof(float) * (hp - filled) * wp);
+      std::memset(row, 0, sizeof(float) * c.padW);
+      std::memcpy(row + c.padW, src + sr * c.width, sizeof(float) * c.width);
+      std::memset(row + c.padW + c.width, 0, sizeof(float) * (pad.width - c.padW - c.width));
     }
-  });
-  return {xp, hp, wp, plane, c.channels * plane};
+  }
 }
 
 #ifdef OCTET_X86
@@ -289,7 +305,8 @@ int64_t blockTiles(int alpha, int64_t C, int64_t K, int64_t tiles, int L, int th
 // What a forward call shares with its blocks.
 struct ForwardPlan {
   const WinogradConv* c;
-  PaddedImages x;
+  const float* x;
+  PaddedImages pad;  // the geometry only: each block pads its own
   const float* w;
   float* y;
   const KernelSpec* ks;
@@ -302,7 +319,8 @@ struct ForwardPlan {
 // What a weight-gradient call shares with its blocks.
 struct GradientPlan {
   const WinogradConv* c;
-  PaddedImages x;
+  const float* x;
+  PaddedImages pad;  // the block's padded images, shared by the threads
   const float* dy;
   const KernelSpec* ks;
   int64_t kPad, cPad;
@@ -334,6 +352,11 @@ __attribute__((always_inline)) inline void forwardBlockBody(const ForwardPlan& p
   const int64_t panels = (count + L - 1) / L, width = panels * L;
   float* v = tlsV.get(static_cast<size_t>(X * width * C));
   float* m = tlsM.get(static_cast<size_t>(X * K * width));
+  PaddedImages pad = p.pad;
+  int64_t n1;
+  blockImages(c, t0, count, pad.first, n1);
+  pad.data = tlsPadded.get(static_cast<size_t>((n1 - pad.first) * pad.image));
+  padBlock(c, p.x, pad, t0, count, 0, 1);
   alignas(64) float d[X * L];
   // Input transform: panel pn, channel ch -> V[xi] panel at ((xi * panels + pn) * C + ch) * L.
   for (int64_t pn = 0; pn < panels; ++pn) {
@@ -343,10 +366,10 @@ __attribute__((always_inline)) inline void forwardBlockBody(const ForwardPlan& p
     const int lanes = static_cast<int>(std::min<int64_t>(L, count - pn * L));
     for (int l = 0; l < L; ++l) {
       const TilePlace q = placeOf(c, t0 + pn * L + (l < lanes ? l : 0));
-      at[l] = static_cast<int32_t>(q.image * p.x.image + (q.y0 + c.padH) * p.x.width + q.x0 + c.padW);
+      at[l] = static_cast<int32_t>((q.image - pad.first) * pad.image + (q.y0 + c.padH) * pad.width + q.x0 + c.padW);
     }
     for (int64_t ch = 0; ch < C; ++ch) {
-      gatherPatchesOf<A, L>(p.x.data + ch * p.x.plane, at, p.x.width, d);
+      gatherPatchesOf<A, L>(pad.data + ch * pad.plane, at, pad.width, d);
       inputTransform<M, L>(d, v + (pn * C + ch) * L, panels * C * L, 0, A);
     }
   }
@@ -412,12 +435,13 @@ __attribute__((always_inline)) inline void gradientPartBody(const GradientPlan& 
     const TilePlace place = placeOf(c, t0 + q);
     // Input side: lanes are L channels of this tile (lanes past C repeat channel c0: their
     // columns of dU are never stored).
-    const float* img = p.x.data + place.image * p.x.image + (place.y0 + c.padH) * p.x.width + place.x0 + c.padW;
+    const PaddedImages& pad = p.pad;
+    const float* img = pad.data + (place.image - pad.first) * pad.image + (place.y0 + c.padH) * pad.width + place.x0 + c.padW;
     for (int64_t c0 = 0; c0 < cPad; c0 += L) {
       const int lanes = static_cast<int>(std::min<int64_t>(L, C - c0));
       int32_t at[L];
-      for (int l = 0; l < L; ++l) at[l] = static_cast<int32_t>((c0 + (l < lanes ? l : 0)) * p.x.plane);
-      gatherPatchesOf<A, L>(img, at, p.x.width, d);
+      for (int l = 0; l < L; ++l) at[l] = static_cast<int32_t>((c0 + (l < lanes ? l : 0)) * pad.plane);
+      gatherPatchesOf<A, L>(img, at, pad.width, d);
       inputTransform<M, L>(d, out, L, 0, A);
       for (int xi = 0; xi < X; ++xi) {
         float* dst = p.vp + ((xi * (cPad / L) + c0 / L) * count + q) * L;
@@ -558,8 +582,7 @@ void winogradForward(const WinogradConv& c, const float* x, const float* w, floa
   }
   const int64_t th = (c.outH + c.tile - 1) / c.tile, tw = (c.outW + c.tile - 1) / c.tile;
   const int64_t tiles = c.batch * th * tw;
-  const PaddedImages padded = padImages(c, x, tlsPadded.get(static_cast<size_t>(paddedSize(c))), threads);
-  const ForwardPlan plan{&c, padded, w, y, &ks, kPad, up, tiles, blockTiles(alpha, C, K, tiles, L, threads), threads};
+  const ForwardPlan plan{&c, x, paddedGeometry(c), w, y, &ks, kPad, up, tiles, blockTiles(alpha, C, K, tiles, L, threads), threads};
   parallelFor(threads, threads, [&](int64_t part) { v.kernelPart(plan, part); });
   parallelFor((tiles + plan.nb - 1) / plan.nb, threads, [&](int64_t b) { v.forwardBlock(plan, b); });
 }
@@ -578,13 +601,19 @@ void winogradWeightGradient(const WinogradConv& c, const float* x, const float* 
   const int64_t budget = std::max<int64_t>(int64_t(2) << 20, int64_t(X) * K * C * 4);
   const int64_t nb = std::max<int64_t>(64, std::min<int64_t>(ks.kc, budget / (int64_t(X) * (kPad + cPad) * 4)));
   // The block's operands, shared by the threads.
-  const PaddedImages padded = padImages(c, x, tlsPadded.get(static_cast<size_t>(paddedSize(c))), threads);
-  const GradientPlan plan{&c, padded, dy, &ks, kPad, cPad, tlsV.get(static_cast<size_t>(X * cPad * nb)), tlsM.get(static_cast<size_t>(X * kPad * nb)), threads};
+  // Enough padded images for the largest block.
+  PaddedImages pad = paddedGeometry(c);
+  const int64_t perImage = th * tw;
+  pad.data = tlsPadded.get(static_cast<size_t>(((nb + perImage - 1) / perImage + 1) * pad.image));
+  GradientPlan plan{&c, x, pad, dy, &ks, kPad, cPad, tlsV.get(static_cast<size_t>(X * cPad * nb)), tlsM.get(static_cast<size_t>(X * kPad * nb)), threads};
   // dU[xi] (K x C, row stride C), each element one chain over every tile in order.
   float* du = tlsDu.get(static_cast<size_t>(X * K * C));
   for (int64_t t0 = 0; t0 < tiles; t0 += nb) {
     const int64_t count = std::min(nb, tiles - t0);
-    // Transforms: threads split the block's tiles.
+    int64_t n1;
+    blockImages(c, t0, count, plan.pad.first, n1);
+    // The block's images padded, then its transforms: threads split the planes, then the tiles.
+    parallelFor(threads, threads, [&](int64_t part) { padBlock(c, x, plan.pad, t0, count, part, threads); });
     parallelFor(threads, threads, [&](int64_t part) { v.gradientPart(plan, t0, count, part); });
     // dU[xi] += Yhat[xi] (K x count) V[xi]^T (count x C): the chain of each element goes on. Threads
     // split the points xi, so each element is summed by one thread in tile order.
