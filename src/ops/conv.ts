@@ -183,26 +183,49 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
   return record('conv2d', [x, weight, bias], out, saveConv(x, weight, groups, geometry));
 }
 
-registerGradient<ConvSaved>('conv2d', (node, g, output) => {
-  const [x, weight, bias] = node.inputs as [GradHandle, GradHandle, GradHandle | null];
-  const { groups, geometry, xData, weightData } = node.saved;
-  const [batch, channels, height, width] = x.shape;
-  const outChannels = weight.shape[0];
+/** What conv2dGradients needs: the output gradient and the operands its gradients read. */
+export interface Conv2dGradientInputs {
+  /** Output gradient [N, OC, OH, OW]. */
+  g: Float32Array;
+  /** Input values [N, C, H, W]: needed for the weight gradient. */
+  x: Float32Array | null;
+  /** Weight values [OC, C/groups, KH, KW]: needed for the input gradient. */
+  weight: Float32Array | null;
+  batch: number;
+  channels: number;
+  outChannels: number;
+  groups: number;
+  /** One group's geometry (channels = C / groups). */
+  geometry: ConvGeometry;
+  inputGrad: boolean;
+  weightGrad: boolean;
+}
+
+/**
+ * conv2d's two gradients in float32, as its gradient rule computes them (Winograd where
+ * winogradTile chooses it, else the SGEMM on implicit columns, col2im for strided input
+ * gradients): also the backward of SFP8's quantized convolutions, whose backward is float32.
+ */
+export function conv2dGradients(a: Conv2dGradientInputs): { gx: Float32Array | null; gw: Float32Array | null } {
+  const { g, x: xData, weight: weightData, batch, channels, outChannels, groups, geometry } = a;
   const cg = channels / groups;
   const ocg = outChannels / groups;
-  const plane = output.shape[2] * output.shape[3];
+  const plane = geometry.outH * geometry.outW;
   const kSize = kSizeOf(geometry);
   const taps = geometry.kernelH * geometry.kernelW;
-  const pixels = height * width;
+  const pixels = geometry.height * geometry.width;
+  if ((a.weightGrad && !xData) || (a.inputGrad && !weightData)) {
+    throw new InvalidArgumentError('conv2dGradients: the weight gradient needs the input values, the input gradient the weights');
+  }
   // Stride 1: the input gradient is a forward convolution of g (written whole); otherwise W^T g
   // folded back by col2im, which adds into gx.
   const dxGeometry = inputGradientGeometry(geometry, ocg);
-  const gx = !x.requiresGrad ? null : dxGeometry ? takeBuffer(x.size) : takeZeroed(x.size);
-  const gw = weight.requiresGrad ? freshArray(weight.size) : null;
+  const gx = !a.inputGrad ? null : dxGeometry ? takeBuffer(batch * channels * pixels) : takeZeroed(batch * channels * pixels);
+  const gw = a.weightGrad ? freshArray(outChannels * kSize) : null;
   // dY_g as [OCg x N*P] for the weight gradient's GEMM (every element written before it is read);
   // Winograd reads g in place.
   const wShape = gw ? winogradPlan(geometry, batch, ocg, channels, outChannels) : null;
-  const dy = (gw && !wShape) || !dxGeometry ? takeBuffer(ocg * batch * plane) : null;
+  const dy = (gw && !wShape) || (gx && !dxGeometry) ? takeBuffer(ocg * batch * plane) : null;
   for (let grp = 0; grp < groups; grp++) {
     if (dy) moveRows(dy, g, { n0: 0, count: batch, channels: outChannels, c0: grp * ocg, rows: ocg, plane }, 'gather');
     if (gw && wShape) {
@@ -227,7 +250,18 @@ registerGradient<ConvSaved>('conv2d', (node, g, output) => {
     }
   }
   if (dy) recycle(dy);
-  return [gx, gw, bias?.requiresGrad ? biasGrad(g, batch, outChannels, plane) : null];
+  return { gx, gw };
+}
+
+registerGradient<ConvSaved>('conv2d', (node, g) => {
+  const [x, weight, bias] = node.inputs as [GradHandle, GradHandle, GradHandle | null];
+  const { groups, geometry, xData, weightData } = node.saved;
+  const [batch, channels] = x.shape;
+  const outChannels = weight.shape[0];
+  const { gx, gw } = conv2dGradients({
+    g, x: xData, weight: weightData, batch, channels, outChannels, groups, geometry, inputGrad: x.requiresGrad, weightGrad: weight.requiresGrad,
+  });
+  return [gx, gw, bias?.requiresGrad ? biasGrad(g, batch, outChannels, geometry.outH * geometry.outW) : null];
 });
 
 /**

@@ -15,6 +15,7 @@ import {
   type LowpOperand,
 } from '../kernels/index.js';
 import { Conv2d, ConvTranspose2d, Linear, type GemmLayer } from '../nn/index.js';
+import { conv2dGradients } from '../ops/index.js';
 import { formatShape, type Tensor } from '../tensor/index.js';
 
 export interface LayerGemms {
@@ -25,6 +26,12 @@ export interface LayerGemms {
   forward(x: LowpOperand, w: LowpOperand, o: LowpGemmOptions): Float32Array;
   inputGrad(e: LowpOperand, w: LowpOperand, o: LowpGemmOptions): Float32Array;
   weightGrad(e: LowpOperand, x: LowpOperand, o: LowpGemmOptions): Float32Array;
+  /**
+   * Convolutions only: both gradients of a float32 backward (SFP8's) from the float32 output
+   * gradient and the dequantized forward operands, through conv2d's own float32 path, so that
+   * such a backward is the fp32 recipe's given the same operands (Winograd where it applies).
+   */
+  floatBackward?(g: Float32Array, x: Float32Array | null, w: Float32Array | null): { gx: Float32Array | null; gw: Float32Array | null };
 }
 
 function pair(v: number | [number, number] | undefined, fallback: number): [number, number] {
@@ -76,6 +83,15 @@ export function layerGemms(layer: GemmLayer, x: Tensor): LayerGemms {
       forward: (xo, wo, o) => lowpConv2dForward(xo, wo, s, o),
       inputGrad: (e, wo, o) => lowpConv2dBackwardData(e, wo, s, o),
       weightGrad: (e, xo, o) => lowpConv2dBackwardWeight(e, xo, s, o),
+      floatBackward: (g, xf, wf) => {
+        const geometry = {
+          channels: s.channels / s.groups, height: s.height, width: s.width, kernelH: s.kernelH, kernelW: s.kernelW, strideH: s.strideH, strideW: s.strideW,
+          padH: s.padH, padW: s.padW, dilationH: s.dilationH, dilationW: s.dilationW, outH: s.outH, outW: s.outW,
+        };
+        return conv2dGradients({
+          g, x: xf, weight: wf, batch: s.batch, channels: s.channels, outChannels: s.outChannels, groups: s.groups, geometry, inputGrad: wf !== null, weightGrad: xf !== null,
+        });
+      },
     };
   }
   if (layer instanceof ConvTranspose2d) {
