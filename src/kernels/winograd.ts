@@ -41,21 +41,8 @@ export interface WinogradShape {
   flipped?: boolean;
 }
 
-interface Resolved {
-  tile: 2 | 4;
-  batch: number;
-  channels: number;
-  height: number;
-  width: number;
-  outChannels: number;
-  padH: number;
-  padW: number;
-  outH: number;
-  outW: number;
-  xImageStride: number;
-  yImageStride: number;
-  flipped: boolean;
-}
+/** A shape with its defaults filled in and the output size worked out. */
+type Resolved = Required<WinogradShape> & { outH: number; outW: number };
 
 /** The transforms (Lavin and Gray 2016), as in native/winograd.cc. */
 const TRANSFORMS = {
@@ -91,16 +78,22 @@ function resolve(s: WinogradShape, op: string): Resolved {
   return { ...s, outH, outW, xImageStride, yImageStride, flipped: s.flipped ?? false };
 }
 
-function checkLength(op: string, name: string, a: Float32Array, want: number): void {
-  if (a.length < want) throw new InvalidArgumentError(`${op}: ${name} has ${a.length} elements; the shape needs ${want}`);
-}
-
-function lengths(r: Resolved): { x: number; y: number; w: number } {
-  return {
-    x: (r.batch - 1) * r.xImageStride + r.channels * r.height * r.width,
-    y: (r.batch - 1) * r.yImageStride + r.outChannels * r.outH * r.outW,
-    w: r.outChannels * r.channels * 9,
-  };
+/**
+ * The shape resolved, and the arrays checked against it: the input images, the output-side images
+ * (y, or dy for the weight gradient) and the weights (w, or dw), each under its name in `names`.
+ */
+function checked(op: string, shape: WinogradShape, x: Float32Array, ySide: Float32Array, wSide: Float32Array, names: [string, string, string]): Resolved {
+  const r = resolve(shape, op);
+  if (op === 'winogradWeightGradient' && r.flipped) throw new InvalidArgumentError(`${op}: flipped kernels are for the forward only`);
+  const want = [
+    (r.batch - 1) * r.xImageStride + r.channels * r.height * r.width,
+    (r.batch - 1) * r.yImageStride + r.outChannels * r.outH * r.outW,
+    r.outChannels * r.channels * 9,
+  ];
+  [x, ySide, wSide].forEach((a, i) => {
+    if (a.length < want[i]) throw new InvalidArgumentError(`${op}: ${names[i]} has ${a.length} elements; the shape needs ${want[i]}`);
+  });
+  return r;
 }
 
 function nativeArgs(r: Resolved): number[] {
@@ -159,11 +152,7 @@ function kernelOf(w: Float32Array, k: number, c: number, r: Resolved): number[][
 
 /** The forward product in double precision by the same transforms (the native kernel's reference). */
 export function winogradForwardReference(x: Float32Array, w: Float32Array, y: Float32Array, shape: WinogradShape): void {
-  const r = resolve(shape, 'winogradForward');
-  const len = lengths(r);
-  checkLength('winogradForward', 'x', x, len.x);
-  checkLength('winogradForward', 'w', w, len.w);
-  checkLength('winogradForward', 'y', y, len.y);
+  const r = checked('winogradForward', shape, x, y, w, ['x', 'y', 'w']);
   const t = TRANSFORMS[r.tile];
   const u = Array.from({ length: r.outChannels * r.channels }, (_, kc) => sandwich(t.g, kernelOf(w, Math.floor(kc / r.channels), kc % r.channels, r), t.g));
   for (const [n, oy, ox] of tilesOf(r)) {
@@ -186,12 +175,7 @@ export function winogradForwardReference(x: Float32Array, w: Float32Array, y: Fl
 
 /** The weight gradient in double precision by the adjoint transforms (the native kernel's reference). */
 export function winogradWeightGradientReference(x: Float32Array, dy: Float32Array, dw: Float32Array, shape: WinogradShape): void {
-  const r = resolve(shape, 'winogradWeightGradient');
-  if (r.flipped) throw new InvalidArgumentError('winogradWeightGradient: flipped kernels are for the forward only');
-  const len = lengths(r);
-  checkLength('winogradWeightGradient', 'x', x, len.x);
-  checkLength('winogradWeightGradient', 'dy', dy, len.y);
-  checkLength('winogradWeightGradient', 'dw', dw, len.w);
+  const r = checked('winogradWeightGradient', shape, x, dy, dw, ['x', 'dy', 'dw']);
   const t = TRANSFORMS[r.tile];
   const alpha = r.tile + 2;
   const a = transpose(t.at);
@@ -217,27 +201,16 @@ export function winogradWeightGradientReference(x: Float32Array, dy: Float32Arra
 
 /** y = conv3x3(x, w), stride 1: native when the addon is there, else the reference. */
 export function winogradForward(x: Float32Array, w: Float32Array, y: Float32Array, shape: WinogradShape, threads = kernelThreads()): void {
-  const r = resolve(shape, 'winogradForward');
   const core = nativeCore();
   if (!core) return winogradForwardReference(x, w, y, shape);
-  const len = lengths(r);
-  checkLength('winogradForward', 'x', x, len.x);
-  checkLength('winogradForward', 'w', w, len.w);
-  checkLength('winogradForward', 'y', y, len.y);
-  core.winogradForward(x, w, y, nativeArgs(r), threads);
+  core.winogradForward(x, w, y, nativeArgs(checked('winogradForward', shape, x, y, w, ['x', 'y', 'w'])), threads);
 }
 
 /** dw = the weight gradient of a 3x3 stride-1 convolution: native when the addon is there, else the reference. */
 export function winogradWeightGradient(x: Float32Array, dy: Float32Array, dw: Float32Array, shape: WinogradShape, threads = kernelThreads()): void {
-  const r = resolve(shape, 'winogradWeightGradient');
-  if (r.flipped) throw new InvalidArgumentError('winogradWeightGradient: flipped kernels are for the forward only');
   const core = nativeCore();
   if (!core) return winogradWeightGradientReference(x, dy, dw, shape);
-  const len = lengths(r);
-  checkLength('winogradWeightGradient', 'x', x, len.x);
-  checkLength('winogradWeightGradient', 'dy', dy, len.y);
-  checkLength('winogradWeightGradient', 'dw', dw, len.w);
-  core.winogradWeightGradient(x, dy, dw, nativeArgs(r), threads);
+  core.winogradWeightGradient(x, dy, dw, nativeArgs(checked('winogradWeightGradient', shape, x, dy, dw, ['x', 'dy', 'dw'])), threads);
 }
 
 let enabled: boolean | undefined;
