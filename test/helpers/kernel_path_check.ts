@@ -7,6 +7,7 @@ import { encode, quantize } from '../../src/kernels/codec.js';
 import { gemm, gemmReference } from '../../src/kernels/gemm.js';
 import { lowpGemm, lowpGemmReference } from '../../src/kernels/lowp_gemm.js';
 import { nativeCore, nativeUnavailableReason } from '../../src/kernels/native.js';
+import { winogradForward, winogradForwardReference, winogradWeightGradient, winogradWeightGradientReference } from '../../src/kernels/winograd.js';
 import { float32FromBits } from './format_oracle.js';
 import { uniform, xorshift } from './random.js';
 
@@ -61,3 +62,25 @@ const mixed = lowpGemm(19, 23, 70, fa, lb);
 const mixedRef = lowpGemmReference(19, 23, 70, fa, lb);
 for (let i = 0; i < mixed.length; i++) if (!Object.is(mixed[i], mixedRef[i])) lowpMismatches++;
 process.stdout.write(`lowp mismatches ${lowpMismatches}\n`);
+
+// Winograd (forward and weight gradient, both tiles) against the double-precision references,
+// relative to each output's largest magnitude.
+let winogradWorst = 0;
+for (const tile of [2, 4] as const) {
+  const shape = { tile, batch: 2, channels: 20, height: 9, width: 7, outChannels: 37, padH: 1, padW: 1 };
+  const wx = uniform(2 * 20 * 9 * 7, 61), ww = uniform(37 * 20 * 9, 62), wdy = uniform(2 * 37 * 9 * 7, 63);
+  const pairs: [Float32Array, Float32Array][] = [];
+  const y = new Float32Array(wdy.length), yRef = new Float32Array(wdy.length);
+  winogradForward(wx, ww, y, shape);
+  winogradForwardReference(wx, ww, yRef, shape);
+  pairs.push([y, yRef]);
+  const dw = new Float32Array(ww.length), dwRef = new Float32Array(ww.length);
+  winogradWeightGradient(wx, wdy, dw, shape);
+  winogradWeightGradientReference(wx, wdy, dwRef, shape);
+  pairs.push([dw, dwRef]);
+  for (const [fast, ref] of pairs) {
+    const scale = ref.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    for (let i = 0; i < fast.length; i++) winogradWorst = Math.max(winogradWorst, Math.abs(fast[i] - ref[i]) / scale);
+  }
+}
+process.stdout.write(`winograd max relative error ${winogradWorst} ${winogradWorst < 1e-5 ? 'ok' : 'TOO LARGE'}\n`);
