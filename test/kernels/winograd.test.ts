@@ -142,22 +142,26 @@ describe('Winograd references (double precision) against the direct convolution'
 
 describe('Winograd native kernels', { skip: nativeCore() ? false : 'the native addon is not built' }, () => {
   for (const c of CASES) {
-    test(`F(${c.tile}x${c.tile},3x3) ${c.batch}x${c.channels}x${c.height}x${c.width} -> ${c.outChannels}: direct to float32 error, the same bits on 1 and 2 threads`, () => {
+    test(`F(${c.tile}x${c.tile},3x3) ${c.batch}x${c.channels}x${c.height}x${c.width} -> ${c.outChannels}: direct to float32 error, the same bits on 1, 2 and 3 threads`, () => {
       const s = sizes(c);
       const x = uniform(s.xLength, 21), w = uniform(s.wLength, 22), dy = uniform(s.yLength, 23);
       const want = directForward(c, x, w);
-      const y1 = new Float32Array(s.yLength).fill(7), y2 = new Float32Array(s.yLength).fill(7);
+      const y1 = new Float32Array(s.yLength).fill(7), y2 = new Float32Array(s.yLength).fill(7), y3 = new Float32Array(s.yLength).fill(7);
       winogradForward(x, w, y1, shapeOf(c), 1);
       winogradForward(x, w, y2, shapeOf(c), 2);
+      winogradForward(x, w, y3, shapeOf(c), 3);
       assertWithin(y1, want.y, want.bound, TOLERANCE[c.tile], 'forward', inOutput(c));
       assert.deepEqual(y2, y1);
+      assert.deepEqual(y3, y1);
       if (c.yChannels) for (let i = 0; i < y1.length; i++) if (!inOutput(c)(i)) assert.equal(y1[i], 7, 'other channels untouched');
       const wantDw = directWeightGradient(c, x, dy);
-      const dw1 = new Float32Array(s.wLength).fill(NaN), dw2 = new Float32Array(s.wLength).fill(NaN);
+      const dw1 = new Float32Array(s.wLength).fill(NaN), dw2 = new Float32Array(s.wLength).fill(NaN), dw3 = new Float32Array(s.wLength).fill(NaN);
       winogradWeightGradient(x, dy, dw1, shapeOf(c), 1);
       winogradWeightGradient(x, dy, dw2, shapeOf(c), 2);
+      winogradWeightGradient(x, dy, dw3, shapeOf(c), 3);
       assertWithin(dw1, wantDw.dw, wantDw.bound, TOLERANCE[c.tile], 'weight gradient');
       assert.deepEqual(dw2, dw1);
+      assert.deepEqual(dw3, dw1);
     });
   }
 
