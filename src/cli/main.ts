@@ -12,6 +12,11 @@ import { modelsCommand, summaryCommand } from './models_command.js';
 import { recipeShowCommand, recipesCommand } from './recipes_command.js';
 import { compareCommand, evalCommand, trainCommand } from './train_command.js';
 
+/** --conv: how float32 3x3 convolutions run. */
+function convOption(what = 'default: winograd, or OCTET_CONV'): Option {
+  return new Option('--conv <algorithm>', `float32 3x3 stride-1 convolutions: winograd or the direct product (${what})`).choices(['winograd', 'direct']);
+}
+
 /** The options `octet train` and `octet compare` share. */
 function trainingOptions(command: Command): Command {
   return command
@@ -32,6 +37,7 @@ function trainingOptions(command: Command): Command {
     .option('--checkpoint-every <steps>', 'also checkpoint every N steps (0: at epoch ends only)', '0')
     .option('--log-every <steps>', 'metrics log interval in steps', '10')
     .option('--resume', 'continue from the checkpoint in --out')
+    .addOption(convOption())
     .option('--no-progress', 'no progress bar');
 }
 
@@ -103,6 +109,7 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
     .option('--max-test <n>', 'evaluate on the first N test examples')
     .option('--batch-size <n>', 'batch size', '256')
     .option('--image-size <HxW>', 'resize image folders to this size')
+    .addOption(convOption("default: the checkpoint's"))
     .action((options) => evalCommand(options, io));
 
   trainingOptions(program.command('compare').description('train several recipes with the same seed and data order; writes summary.json and report.html'))

@@ -11,9 +11,11 @@ import {
   restoreCheckpoint,
   summarizeComparison,
   train,
+  withConvAlgorithm,
   writeFileAtomic,
   writeReport,
   type CompareEntry,
+  type ConvAlgorithm,
   type TrainConfig,
   type TrainHooks,
   type TrainResult,
@@ -43,6 +45,7 @@ export interface TrainOptions {
   out: string;
   resume?: boolean;
   progress?: boolean;
+  conv?: ConvAlgorithm;
 }
 
 function number(value: string | undefined, flag: string, { integer = false, min = 0 } = {}): number | undefined {
@@ -72,6 +75,7 @@ export function trainConfig(options: TrainOptions, recipeName: string): TrainCon
     maxTest: number(options.maxTest, '--max-test', { integer: true, min: 1 }),
     checkpointEvery: number(options.checkpointEvery, '--checkpoint-every', { integer: true })!,
     logEvery: number(options.logEvery, '--log-every', { integer: true, min: 1 })!,
+    conv: options.conv,
   };
 }
 
@@ -144,14 +148,21 @@ export async function trainCommand(options: TrainOptions, io: CliIo): Promise<nu
   }
 }
 
-export async function evalCommand(options: { checkpoint: string; data?: string; maxTest?: string; batchSize: string; imageSize?: string }, io: CliIo): Promise<void> {
+export async function evalCommand(
+  options: { checkpoint: string; data?: string; maxTest?: string; batchSize: string; imageSize?: string; conv?: ConvAlgorithm },
+  io: CliIo,
+): Promise<void> {
   const loaded = readCheckpointRecord<TrainConfig>(options.checkpoint);
   const config = loaded.record.config;
   const dataset = await loadData(options.data ?? config.data, options.imageSize);
   const model = buildTrainModel(config, dataset);
   restoreCheckpoint(options.checkpoint, loaded, model, null, null);
-  const result = evaluate(model, dataset, number(options.maxTest, '--max-test', { integer: true, min: 1 }), number(options.batchSize, '--batch-size', { integer: true, min: 1 })!);
-  io.stdout(JSON.stringify({ checkpoint: options.checkpoint, model: config.model, recipe: config.recipe.name, data: dataset.name, step: loaded.record.step, ...result }) + '\n');
+  // The convolutions the checkpoint was trained with (direct before Winograd existed), unless --conv says otherwise.
+  const conv = options.conv ?? config.conv ?? 'direct';
+  const maxTest = number(options.maxTest, '--max-test', { integer: true, min: 1 });
+  const batchSize = number(options.batchSize, '--batch-size', { integer: true, min: 1 })!;
+  const result = await withConvAlgorithm(conv, () => evaluate(model, dataset, maxTest, batchSize));
+  io.stdout(JSON.stringify({ checkpoint: options.checkpoint, model: config.model, recipe: config.recipe.name, data: dataset.name, step: loaded.record.step, conv, ...result }) + '\n');
 }
 
 export async function compareCommand(options: TrainOptions & { recipes: string }, io: CliIo): Promise<number> {

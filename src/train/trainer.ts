@@ -11,6 +11,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } fr
 import { join } from 'node:path';
 import { backward, noGrad } from '../autograd/index.js';
 import { InvalidArgumentError } from '../errors.js';
+import { setWinogradEnabled, winogradEnabled } from '../kernels/index.js';
 import { epochOrder, makeBatch, trainingSubset, type Dataset } from '../data/index.js';
 import { buildModel, type Module } from '../nn/index.js';
 import { softmaxCrossEntropy } from '../ops/index.js';
@@ -41,6 +42,30 @@ export interface TrainConfig {
   checkpointEvery: number;
   /** Train and numerics records every N steps. */
   logEvery: number;
+  /**
+   * How float32 3x3 stride-1 convolutions run: Winograd or the direct product (their results
+   * differ in rounding, so a resumed run must use the same to end bit for bit). Default: the
+   * process's setting (OCTET_CONV, Winograd unless "direct"). Recorded in config.json and the
+   * checkpoint; checkpoints from before Winograd, which lack it, are "direct".
+   */
+  conv?: ConvAlgorithm;
+}
+
+export type ConvAlgorithm = 'winograd' | 'direct';
+
+/** The conv algorithm a run uses: its config's, else the process's current setting. */
+export function convAlgorithmOf(config: Pick<TrainConfig, 'conv'>): ConvAlgorithm {
+  return config.conv ?? (winogradEnabled() ? 'winograd' : 'direct');
+}
+
+/** Run fn with float32 convolutions on `conv`, restoring the previous setting after. */
+export async function withConvAlgorithm<T>(conv: ConvAlgorithm, fn: () => Promise<T> | T): Promise<T> {
+  const was = setWinogradEnabled(conv === 'winograd');
+  try {
+    return await fn();
+  } finally {
+    setWinogradEnabled(was);
+  }
 }
 
 export interface StepProgress {
@@ -156,6 +181,13 @@ function checkCompatible(saved: TrainConfig, config: TrainConfig, file: string):
   if (saved.recipe.name !== config.recipe.name || JSON.stringify(saved.recipe) !== JSON.stringify(config.recipe)) {
     throw new InvalidArgumentError(`--resume: ${file} was trained with recipe ${saved.recipe.name}; this run asks for ${config.recipe.name}`);
   }
+  const savedConv = saved.conv ?? 'direct';
+  if (savedConv !== config.conv) {
+    throw new InvalidArgumentError(
+      `--resume: ${file} was trained with float32 convolutions on the ${savedConv} product, this run uses ${config.conv}; ` +
+        `resume with --conv ${savedConv} (or OCTET_CONV=${savedConv}) to continue bit for bit`,
+    );
+  }
 }
 
 /**
@@ -186,6 +218,11 @@ function truncateMetrics(file: string, step: number): EvalResult[] {
  * after every step: Ctrl-C handlers and the progress bar's timers run between steps.
  */
 export async function train(config: TrainConfig, dataset: Dataset, out: string, options: { resume?: boolean; hooks?: TrainHooks } = {}): Promise<TrainResult> {
+  const conv = convAlgorithmOf(config);
+  return withConvAlgorithm(conv, () => trainRun({ ...config, conv }, dataset, out, options));
+}
+
+async function trainRun(config: TrainConfig, dataset: Dataset, out: string, options: { resume?: boolean; hooks?: TrainHooks }): Promise<TrainResult> {
   const hooks = options.hooks ?? {};
   if (!(Number.isInteger(config.epochs) && config.epochs >= 1)) throw new InvalidArgumentError(`--epochs is ${config.epochs}; expected a positive integer`);
   if (!(Number.isInteger(config.batchSize) && config.batchSize >= 1)) throw new InvalidArgumentError(`--batch-size is ${config.batchSize}; expected a positive integer`);

@@ -41,6 +41,10 @@ describe('octet train / eval / compare', () => {
     const result = JSON.parse(e.stdout);
     assert.equal(result.recipe, 'mine');
     assert.equal(result.metric, 'top1');
+    assert.equal(result.conv, 'winograd', "the checkpoint's convolutions");
+    const direct = JSON.parse((await runOctet(['eval', '--checkpoint', join(out, 'checkpoint.safetensors'), '--max-test', '50', '--conv', 'direct'])).stdout);
+    assert.equal(direct.conv, 'direct');
+    assert.ok(Math.abs(direct.value - result.value) <= 0.04, 'the same model to rounding');
   });
 
   test('bad arguments are named', async () => {
@@ -51,5 +55,8 @@ describe('octet train / eval / compare', () => {
     assert.match(data.stderr, /data_batch_1\.bin: is missing; point --data at the folder unpacked from cifar-10-binary\.tar\.gz/);
     const ckpt = await runOctet(['eval', '--checkpoint', '/nonexistent/checkpoint.safetensors']);
     assert.match(ckpt.stderr, /cannot be read \(ENOENT\)/);
+    const conv = await runOctet(['train', ...SMALL, '--conv', 'fast']);
+    assert.notEqual(conv.code, 0);
+    assert.match(conv.stderr, /--conv <algorithm>' argument 'fast' is invalid\. Allowed choices are winograd, direct/);
   });
 });

@@ -144,6 +144,31 @@ describe('training', () => {
     await assert.rejects(train(base('fp32'), dataset, mkdtempSync(join(tmpdir(), 'octet-empty-')), { resume: true }), /no checkpoint at .*run without --resume/);
   });
 
+  test('the conv algorithm is recorded, and resuming with the other one is refused with how to match it', async () => {
+    const dataset = await data();
+    const out = mkdtempSync(join(tmpdir(), 'octet-train-'));
+    await train(base('fp32', { epochs: 1, maxTrain: 64, conv: 'winograd' }), dataset, out);
+    const record = readCheckpointRecord<TrainConfig>(join(out, CHECKPOINT_FILE)).record;
+    assert.equal(record.config.conv, 'winograd');
+    assert.equal(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).conv, 'winograd');
+    await assert.rejects(
+      train(base('fp32', { epochs: 1, maxTrain: 64, conv: 'direct' }), dataset, out, { resume: true }),
+      /trained with float32 convolutions on the winograd product, this run uses direct; resume with --conv winograd \(or OCTET_CONV=winograd\)/,
+    );
+    // Unset, a run takes the process's setting, and the setting is restored after the run.
+    const { setWinogradEnabled, winogradEnabled } = await import('../../src/kernels/index.js');
+    const was = setWinogradEnabled(false);
+    try {
+      const other = mkdtempSync(join(tmpdir(), 'octet-train-'));
+      await train(base('fp32', { epochs: 1, maxTrain: 64, conv: 'winograd' }), dataset, other);
+      assert.equal(winogradEnabled(), false, 'restored');
+      await train(base('fp32', { epochs: 1, maxTrain: 64 }), dataset, other);
+      assert.equal(readCheckpointRecord<TrainConfig>(join(other, CHECKPOINT_FILE)).record.config.conv, 'direct');
+    } finally {
+      setWinogradEnabled(was);
+    }
+  });
+
   test('segmentation: UNet on mnist-seg reports mIoU and per-class IoU', async () => {
     const seg = await loadDataset('mnist-seg', { mnistSegCount: [64, 16] });
     const out = mkdtempSync(join(tmpdir(), 'octet-seg-'));
