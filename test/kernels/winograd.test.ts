@@ -7,7 +7,7 @@ import {
   setWinogradEnabled, winogradForward, winogradForwardReference, winogradTile, winogradWeightGradient, winogradWeightGradientReference,
   type WinogradShape,
 } from '../../src/kernels/winograd.js';
-import { uniform } from '../helpers/random.js';
+import { uniform, xorshift } from '../helpers/random.js';
 
 interface Case extends WinogradShape {
   /** Channels per image as stored (>= channels: the case reads a group's slice). */
@@ -26,6 +26,10 @@ const CASES: Case[] = [
   { tile: 2, batch: 1, channels: 17, height: 3, width: 3, outChannels: 70, padH: 0, padW: 2 },
   { tile: 4, batch: 4, channels: 33, height: 13, width: 6, outChannels: 20, padH: 1, padW: 0 },
   { tile: 2, batch: 2, channels: 16, height: 10, width: 11, outChannels: 24, padH: 1, padW: 1, xChannels: 48, yChannels: 40 },
+  // More input channels than one k block of the micro-kernel (384): the products' chains go on
+  // across blocks; more output channels than one row panel; a 1x2 output.
+  { tile: 2, batch: 2, channels: 400, height: 4, width: 4, outChannels: 30, padH: 1, padW: 1 },
+  { tile: 4, batch: 1, channels: 20, height: 3, width: 4, outChannels: 50, padH: 0, padW: 0 },
 ];
 
 function sizes(c: Case) {
@@ -189,6 +193,29 @@ describe('Winograd native kernels', { skip: nativeCore() ? false : 'the native a
       assert.deepEqual(y, plain, 'the same transformed kernels as from the rotated copy');
     });
   }
+
+  test('40 random shapes (sizes 1 to 12, padding 0 to 2, 1 to 40 channels) match the direct convolution', () => {
+    const next = xorshift(77);
+    const pick = (lo: number, hi: number) => lo + (next() % (hi - lo + 1));
+    let ran = 0;
+    while (ran < 40) {
+      const c: Case = {
+        tile: next() % 2 ? 4 : 2, batch: pick(1, 3), channels: pick(1, 40), height: pick(1, 12), width: pick(1, 12), outChannels: pick(1, 40), padH: pick(0, 2), padW: pick(0, 2),
+      };
+      if (c.height + 2 * c.padH < 3 || c.width + 2 * c.padW < 3) continue;
+      ran++;
+      const s = sizes(c);
+      const x = uniform(s.xLength, ran), w = uniform(s.wLength, ran + 100), dy = uniform(s.yLength, ran + 200);
+      const want = directForward(c, x, w);
+      const y = new Float32Array(s.yLength);
+      winogradForward(x, w, y, shapeOf(c));
+      assertWithin(y, want.y, want.bound, TOLERANCE[c.tile], `forward ${JSON.stringify(c)}`);
+      const wantDw = directWeightGradient(c, x, dy);
+      const dw = new Float32Array(s.wLength);
+      winogradWeightGradient(x, dy, dw, shapeOf(c));
+      assertWithin(dw, wantDw.dw, wantDw.bound, TOLERANCE[c.tile], `weight gradient ${JSON.stringify(c)}`);
+    }
+  });
 
   test('a layer large enough for several blocks of tiles per thread matches the reference', () => {
     const c: Case = { tile: 4, batch: 6, channels: 48, height: 20, width: 20, outChannels: 40, padH: 1, padW: 1 };
