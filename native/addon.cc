@@ -395,6 +395,21 @@ Napi::Value LowpGemm(const Napi::CallbackInfo& info) {
   g.lut = f32(info, 9, "lut", 2 * static_cast<int64_t>(g.acc.signMask), true);
   g.chunk = intArg(info, 10, "chunk");
   if (g.chunk < 0) throw Napi::RangeError::New(env, "lowpGemm: negative chunk");
+  // Optional argument 18: chunk ends (Int32Array), non-decreasing, the last k.
+  if (info.Length() > 18 && info[18].IsTypedArray()) {
+    if (info[18].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) throw Napi::TypeError::New(env, "lowpGemm: chunkEnds must be an Int32Array");
+    auto ends = info[18].As<Napi::Int32Array>();
+    const int64_t count = static_cast<int64_t>(ends.ElementLength());
+    int64_t previous = 0;
+    for (int64_t c = 0; c < count; ++c) {
+      if (ends[c] < previous) throw Napi::RangeError::New(env, "lowpGemm: chunkEnds must not decrease");
+      previous = ends[c];
+    }
+    if (count == 0 || previous != g.k) throw Napi::RangeError::New(env, "lowpGemm: the last chunk end must be k");
+    if (g.acc.rounding != octet::kNearest) throw Napi::RangeError::New(env, "lowpGemm: chunkEnds need nearest rounding");
+    g.chunkEnds = ends.Data();
+    g.chunkCount = count;
+  }
   g.exactProducts = info[11].ToBoolean();
   g.productsOnSubnormalGrid = info[12].ToBoolean();
   octet::lowpGemm(g, threadsArg(info, 13));

@@ -194,11 +194,11 @@ float cellScalar(const LowpGemmArgs& g, const float* arow, const float* strip, i
   uint32_t run = 0;
   for (int64_t t = 0; t < g.k; ++t) {
     const float product = arow[t] * strip[t * kLanes + lane];
-    if (g.chunk == 0) {
+    if (!g.ends) {
       acc = add(acc, product, static_cast<uint32_t>(t));
     } else {
       partial = add(partial, product, static_cast<uint32_t>(t));
-      if ((t + 1) % g.chunk == 0 || t == g.k - 1) {
+      if (t + 1 == g.ends[run]) {
         acc = add(acc, partial, static_cast<uint32_t>(g.k) + run);
         ++run;
         partial = 0.0f;
@@ -250,11 +250,11 @@ OCTET_WIDE void tileExact16(const LowpGemmArgs& g, const float* strip, const flo
     uint32_t run = 0;
     for (int64_t t = 0; t < g.k; ++t) {
       const __m512 product = _mm512_mul_ps(_mm512_set1_ps(arow[t]), _mm512_loadu_ps(strip + t * kLanes));
-      if (g.chunk == 0) {
+      if (!g.ends) {
         acc = addRounded16<kRounding>(acc, product, g, keys, static_cast<uint32_t>(t));
       } else {
         partial = addRounded16<kRounding>(partial, product, g, keys, static_cast<uint32_t>(t));
-        if ((t + 1) % g.chunk == 0 || t == g.k - 1) {
+        if (t + 1 == g.ends[run]) {
           acc = addRounded16<kRounding>(acc, partial, g, keys, static_cast<uint32_t>(g.k) + run);
           ++run;
           partial = _mm512_setzero_ps();
@@ -362,15 +362,15 @@ OCTET_WIDE bool tileFast(const LowpGemmArgs& g, const float* strip, const float*
 #pragma GCC unroll 16
   for (int r = 0; r < kRows; ++r) acc[r] = _mm512_setzero_ps();
   __m512i worstHigh = _mm512_set1_epi32(-1), worstLow = _mm512_set1_epi32(-1);
-  if (g.chunk == 0) {
+  if (!g.ends) {
     accumulateRun<kFma, kCheck, kStochastic>(arow, strip, 0, g.k, acc, keys, f, worstHigh, worstLow);
   } else {
-    int64_t run = 0;
-    for (int64_t t = 0; t < g.k; t += g.chunk, ++run) {
+    for (int64_t run = 0; run < g.endCount; ++run) {
+      const int64_t t = run == 0 ? 0 : g.ends[run - 1];
       __m512 partial[kRows];
 #pragma GCC unroll 16
       for (int r = 0; r < kRows; ++r) partial[r] = _mm512_setzero_ps();
-      accumulateRun<kFma, kCheck, kStochastic>(arow, strip, t, std::min(g.k, t + g.chunk), partial, keys, f, worstHigh, worstLow);
+      accumulateRun<kFma, kCheck, kStochastic>(arow, strip, t, g.ends[run], partial, keys, f, worstHigh, worstLow);
       const __m512i weylStep = kStochastic ? weylOf(static_cast<uint64_t>(g.k + run)) : _mm512_setzero_si512();
 #pragma GCC unroll 16
       for (int r = 0; r < kRows; ++r) {
@@ -425,12 +425,24 @@ bool hasAvx512() {
 
 }  // namespace
 
-void lowpGemm(const LowpGemmArgs& g, int threads) {
-  if (g.m <= 0 || g.n <= 0) return;
-  if (g.k <= 0) {
-    std::fill(g.c, g.c + g.m * g.n, 0.0f);
+void lowpGemm(const LowpGemmArgs& args, int threads) {
+  if (args.m <= 0 || args.n <= 0) return;
+  if (args.k <= 0) {
+    std::fill(args.c, args.c + args.m * args.n, 0.0f);
     return;
   }
+  // The chunks as the ends of the nonempty ones (an empty chunk adds nothing).
+  std::vector<int64_t> ends;
+  if (args.chunkEnds) {
+    for (int64_t c = 0; c < args.chunkCount; ++c) {
+      if (args.chunkEnds[c] > (ends.empty() ? 0 : ends.back())) ends.push_back(args.chunkEnds[c]);
+    }
+  } else if (args.chunk > 0) {
+    for (int64_t e = args.chunk; e < args.k + args.chunk; e += args.chunk) ends.push_back(std::min(e, args.k));
+  }
+  LowpGemmArgs g = args;
+  g.ends = ends.empty() ? nullptr : ends.data();
+  g.endCount = static_cast<int64_t>(ends.size());
   const int64_t rowBlocks = (g.m + kRows - 1) / kRows;
   const int64_t strips = (g.n + kLanes - 1) / kLanes;
   const int team = g.m * g.n * g.k < (1 << 16) ? 1 : threads;
@@ -463,7 +475,9 @@ void lowpGemm(const LowpGemmArgs& g, int threads) {
       // total through one per chunk, so every value stays below (1 + u)^(L + ceil(k / L)) times
       // the sum of the products' magnitudes.
       const double growth = std::ldexp(1.0, -(g.acc.mantissaBits + (stochastic ? 0 : 1)));
-      const int64_t roundings = g.chunk > 0 ? std::min<int64_t>(g.chunk, g.k) + (g.k + g.chunk - 1) / g.chunk : g.k;
+      int64_t longest = 0;
+      for (int64_t c = 0; c < g.endCount; ++c) longest = std::max(longest, g.ends[c] - (c ? g.ends[c - 1] : 0));
+      const int64_t roundings = g.ends ? longest + g.endCount : g.k;
       const double factor = std::exp(static_cast<double>(roundings + 1) * growth);
       const double limit = std::min(maxFinite, std::ldexp(1.0, 127 - (23 - g.acc.mantissaBits)));
       unchecked = g.productsOnSubnormalGrid && static_cast<double>(g.k) * amaxA * amaxB * factor < limit;

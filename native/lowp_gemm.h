@@ -24,6 +24,14 @@ struct LowpGemmArgs {
   CodecParams acc;     // accumulator format and rounding; key = seedKey(seed)
   const float* lut;    // value of every code of the accumulator format; null: fp32, no rounding
   int64_t chunk;       // 0: none
+  // Optional chunk ends instead of a fixed length: chunk c is [chunkEnds[c - 1], chunkEnds[c])
+  // (from 0), non-decreasing, the last k; an empty chunk adds nothing. Nearest rounding only.
+  const int32_t* chunkEnds = nullptr;
+  int64_t chunkCount = 0;
+  // Set by lowpGemm from either form: the ends of the nonempty chunks (strictly increasing, the
+  // last k), `ends` of them; null without chunks.
+  const int64_t* ends = nullptr;
+  int64_t endCount = 0;
   bool exactProducts;  // products are exact in float32, so fused multiply-adds are allowed
   // Every product is a multiple of the accumulator's smallest subnormal (the operands' smallest
   // quanta multiply to one) and of 2^-126, so sums below F's normal range are exact, need no

@@ -326,22 +326,57 @@ export function lowpConv2dBackwardWeight(dy: LowpOperand, x: LowpOperand, s: Low
 
 /**
  * Whether products that are exactly zero may be left out of every sum without changing a bit.
- * With float32 accumulation, adding a zero leaves a running sum as it is unless the sum is -0,
- * and it never is: it starts at +0, an exact cancellation rounds to +0, and a sum of rounded
- * products (unfused steps) is -0 only if both parts are. A fused step could round a product too
- * small for float32 to -0, so fused steps qualify only where no product can be that small (the
- * operands' smallest quanta multiply to at least float32's). Not so at all where draws are keyed
- * by the product's index (stochastic rounding), where chunks are counted in products, where the
- * result's index keys its rounding, or where an emulated format rounds each sum (a sum that
- * rounds to -0 there would turn +0 at the next zero term).
+ * Adding a zero leaves a running sum as it is unless the sum is -0, and it never is where:
+ * - float32 accumulation on the SGEMM: a sum starts at +0, an exact cancellation rounds to +0,
+ *   and a sum of rounded products (unfused steps) is -0 only if both parts are. A fused step
+ *   could round a product too small for float32 to -0, so fused steps qualify only where no
+ *   product can be that small (the operands' smallest quanta multiply to at least float32's);
+ * - an emulated accumulator (or chunked float32) with nearest rounding, where every product is a
+ *   multiple of the accumulator's smallest subnormal (the operands' quanta multiply to at least
+ *   it): every partial sum is then a multiple of it too, so none rounds to zero, and a zero sum is
+ *   an exact cancellation, +0. Chunks are counted in products, so the shorter sums keep the
+ *   longer one's chunk boundaries (chunkEnds, see phaseChunkEnds).
+ * Not so where draws are keyed by the product's index (stochastic accumulation) or the result's
+ * index keys its rounding (stochastic output), or where the caller already set chunkEnds.
  */
 function zeroTermsSkippable(options: LowpGemmOptions, a: Arranged, b: Arranged): boolean {
-  if (!runsOnSgemm(options) || options.output?.rounding === 'stochastic') return false;
+  if (options.output?.rounding === 'stochastic' || options.chunkEnds) return false;
   const x = nativeOperand(a.operand(a.plane).op);
   const y = nativeOperand(b.operand(b.plane).op);
   if (!x || !y) return false;
-  const fused = x.significandBits + y.significandBits <= 24;
-  return !fused || x.quantumExponent + y.quantumExponent >= -149;
+  if (runsOnSgemm(options)) {
+    const fused = x.significandBits + y.significandBits <= 24;
+    return !fused || x.quantumExponent + y.quantumExponent >= -149;
+  }
+  if ((options.rounding ?? 'nearest') !== 'nearest') return false;
+  const accumulation = options.accumulation ?? 'fp32';
+  const f = resolveFormat(accumulation === 'fp32' ? 'fp32' : accumulation);
+  return x.quantumExponent + y.quantumExponent >= Math.max(Math.log2(f.minSubnormal), -126);
+}
+
+/**
+ * The chunk ends of one phase's sums: its terms are the contract's terms k = (oc * KH + i0 + a *
+ * SH) * KW + j0 + t * SW (taps a < tapsH, t < tapsW) in the same order, so chunk c of the
+ * contract (its terms k in [c L, (c + 1) L)) ends after the phase terms with k below (c + 1) L.
+ */
+function phaseChunkEnds(
+  ocg: number, kh: number, kw: number, i0: number, j0: number, sh: number, sw: number, tapsH: number, tapsW: number, chunk: number,
+): Int32Array {
+  const total = ocg * kh * kw;
+  const ends = new Int32Array(Math.ceil(total / chunk));
+  let kept = 0;
+  let c = 0;
+  for (let oc = 0; oc < ocg; oc++) {
+    for (let a = 0; a < tapsH; a++) {
+      for (let t = 0; t < tapsW; t++) {
+        const k = (oc * kh + i0 + a * sh) * kw + j0 + t * sw;
+        while (k >= (c + 1) * chunk) ends[c++] = kept;
+        kept++;
+      }
+    }
+  }
+  while (c < ends.length) ends[c++] = kept;
+  return ends;
 }
 
 /** Whether every value of an operand is finite (a zero times Inf or NaN would not be zero). */
@@ -363,8 +398,9 @@ function finiteOperand(x: Arranged): boolean {
  * w mod stride) are a stride-1 convolution of dY itself with the sub-kernel of those taps, in
  * the contract's order: oc, then tap row, then tap column. Every term left out is an exact zero
  * (a zero of the dilated image, or padding, times a finite weight), so where
- * zeroTermsSkippable holds (float32 accumulation on the SGEMM) the bits are the contract's
- * (tested against the dilated reference);
+ * zeroTermsSkippable holds (float32 accumulation on the SGEMM, or an emulated accumulator with
+ * nearest rounding and products on its subnormal grid, chunks mapped by phaseChunkEnds) the bits
+ * are the contract's (tested against the dilated reference);
  * the GEMMs do a quarter of the work at stride 2. Pixels no tap reaches get zero.
  */
 function phasedInputGradient(b: Backend, DY: Arranged, W: Arranged, s: LowpConvShape, options: LowpGemmOptions): Float32Array {
@@ -396,12 +432,14 @@ function phasedInputGradient(b: Backend, DY: Arranged, W: Arranged, s: LowpConvS
       const phasePixels = rows * cols;
       const at: ColumnsAt = { planes: DY, image: DY.plane, s: shape, group: 0, height: s.outH, width: s.outW, geometry };
       const perChunk = imagesPerChunk(options, s.batch, (inPlace ? cg * 4 : k * DY.plane.BYTES_PER_ELEMENT) * phasePixels);
+      // Chunked sums keep the contract's chunk boundaries.
+      const chunkEnds = options.chunk ? phaseChunkEnds(ocg, s.kernelH, s.kernelW, i0, j0, s.strideH, s.strideW, tapsH, tapsW, options.chunk) : undefined;
       for (let g = 0; g < s.groups; g++) {
         const sub = subKernel(W.plane, g, ocg, cg, s.kernelH, s.kernelW, i0, j0, s.strideH, s.strideW, tapsH, tapsW);
         for (let n0 = 0; n0 < s.batch; n0 += perChunk) {
           const count = Math.min(perChunk, s.batch - n0);
           const result = columnsProduct(b, cg, count * phasePixels, k, W.operand(sub), { ...at, group: g }, {
-            ...groupOptions(options, g), out: scratch('result', FLOATS, cg * count * phasePixels) as Float32Array,
+            ...groupOptions(options, g), chunkEnds, out: scratch('result', FLOATS, cg * count * phasePixels) as Float32Array,
           }, n0, count);
           scatterPhase(result, dx, { n0, count, channels: s.channels, c0: g * cg, rows: cg, height: s.height, width: s.width, ph, pw, strideH: s.strideH, strideW: s.strideW, phaseRows: rows, phaseCols: cols });
         }

@@ -19,7 +19,9 @@
  *   F either way).
  * - chunked, chunk length L > 0 (Wang et al. 2018): partial = accumulate p_t over each run of L
  *   consecutive t as above, starting from 0; when a run ends (or t = k-1), total =
- *   round_F(fl32(total + partial)) and partial restarts at 0.
+ *   round_F(fl32(total + partial)) and partial restarts at 0. With `chunkEnds` instead, the runs
+ *   are [chunkEnds[c-1], chunkEnds[c]) (from 0) and an empty run adds nothing (nearest rounding
+ *   only): the chunks of a longer sequence whose left-out terms were exact zeros.
  * Stochastic draws: the add of product t uses draw(t), the add of run c into the total uses
  * draw(k + c), with draw(t) = drawU32(cellKey(i, j), t) and
  *   cellKey(i, j) = mix32(mix32(seedKey(seed) ^ (i * 0x85EBCA6B)) ^ (j * 0xC2B2AE35))  (mod 2^32),
@@ -76,6 +78,11 @@ export interface LowpGemmOptions {
   saturate?: boolean;
   /** Chunk length L for chunked accumulation; 0 (default) for none. */
   chunk?: number;
+  /**
+   * Chunk ends instead of a fixed length (non-decreasing, the last k; an empty chunk adds
+   * nothing); nearest rounding only, since stochastic draws are keyed by the addition's index.
+   */
+  chunkEnds?: Int32Array;
   /** Seed of the stochastic rounding draws. */
   seed?: number;
   /** A 32-bit stream key to use instead of seedKey(seed) (for callers that run several GEMMs
@@ -122,6 +129,24 @@ export function decodeOperand(x: LowpOperand, name: string, elements: number, fa
   return { values, scale, significandBits: format.mantissaBits + 1, quantumExponent: Math.log2(format.minSubnormal) };
 }
 
+/**
+ * The chunks of a sum of k products as the ends of the nonempty ones (strictly increasing, the
+ * last k), from chunkEnds or the chunk length; null without chunks.
+ */
+function chunkBounds(r: Resolved, k: number): number[] | null {
+  if (r.chunkEnds) {
+    const last = r.chunkEnds.length ? r.chunkEnds[r.chunkEnds.length - 1] : -1;
+    if (last !== k) throw new InvalidArgumentError(`lowpGemm: the last of chunkEnds is ${last}; expected k = ${k}`);
+    const ends: number[] = [];
+    for (const e of r.chunkEnds) if (e > (ends.length ? ends[ends.length - 1] : 0)) ends.push(e);
+    return ends;
+  }
+  if (r.chunk === 0) return null;
+  const ends: number[] = [];
+  for (let e = r.chunk; e < k + r.chunk; e += r.chunk) ends.push(Math.min(e, k));
+  return ends;
+}
+
 /** Key of the stochastic stream of C element (i, j). */
 export function cellKey(key: number, i: number, j: number): number {
   return mix32(mix32(key ^ Math.imul(i, 0x85ebca6b)) ^ Math.imul(j, 0xc2b2ae35));
@@ -132,6 +157,7 @@ interface Resolved {
   rounding: 'nearest' | 'stochastic';
   saturate: boolean;
   chunk: number;
+  chunkEnds: Int32Array | null;
   key: number;
 }
 
@@ -146,7 +172,16 @@ function resolveOptions(options: LowpGemmOptions): Resolved {
   if (!Number.isInteger(chunk) || chunk < 0) throw new InvalidArgumentError(`lowpGemm: chunk is ${chunk}; expected 0 (none) or a positive integer`);
   const key = options.streamKey ?? seedKey(options.seed ?? 0);
   if (!Number.isInteger(key) || key < 0 || key >= 2 ** 32) throw new InvalidArgumentError(`lowpGemm: streamKey is ${key}; expected a 32-bit unsigned integer`);
-  return { accumulation, rounding, saturate: options.saturate ?? false, chunk, key };
+  const chunkEnds = options.chunkEnds ?? null;
+  if (chunkEnds) {
+    if (!(chunkEnds instanceof Int32Array)) throw new InvalidArgumentError('lowpGemm: chunkEnds must be an Int32Array');
+    if (rounding !== 'nearest') throw new InvalidArgumentError('lowpGemm: chunkEnds need nearest rounding (stochastic draws are keyed by the addition\'s index)');
+    for (let c = 1; c < chunkEnds.length; c++) {
+      if (chunkEnds[c] < chunkEnds[c - 1]) throw new InvalidArgumentError(`lowpGemm: chunkEnds decrease at ${c} (${chunkEnds[c - 1]} then ${chunkEnds[c]})`);
+    }
+    if (chunkEnds.length > 0 && chunkEnds[0] < 0) throw new InvalidArgumentError('lowpGemm: chunkEnds must not be negative');
+  }
+  return { accumulation, rounding, saturate: options.saturate ?? false, chunk, chunkEnds, key };
 }
 
 function outputArray(out: Float32Array | undefined, length: number): Float32Array {
@@ -225,6 +260,7 @@ export function lowpGemmDecodedReference(
   const base = f ? encodeParams(f, { rounding: r.rounding, saturate: r.saturate }) : null;
   const table = f && f.bits <= 16 ? decodeTable(f) : null;
   const key = r.key;
+  const ends = chunkBounds(r, k);
   const scratch = new Float32Array(1);
   const scratchBits = new Uint32Array(scratch.buffer);
   for (let i = 0; i < m; i++) {
@@ -241,11 +277,11 @@ export function lowpGemmDecodedReference(
         const av = transA ? A.values[t * m + i] : A.values[i * k + t];
         const bv = transB ? B.values[j * k + t] : B.values[t * n + j];
         const product = Math.fround(av * bv);
-        if (r.chunk === 0) {
+        if (!ends) {
           acc = add(acc, product, t);
         } else {
           partial = add(partial, product, t);
-          if ((t + 1) % r.chunk === 0 || t === k - 1) {
+          if (t + 1 === ends[run]) {
             acc = add(acc, partial, k + run);
             run++;
             partial = 0;
@@ -308,7 +344,8 @@ function runNative(m: number, n: number, k: number, A: NativeOperand, B: NativeO
   const threads = options.threads ?? kernelThreads();
   const c = outputArray(options.out, m * n);
   const exactProducts = A.significandBits + B.significandBits <= 24;
-  if (!r.accumulation && r.chunk === 0) {
+  if (r.chunkEnds) chunkBounds(r, k);
+  if (!r.accumulation && r.chunk === 0 && !r.chunkEnds) {
     native.sgemmCoded(transA, transB, m, n, k, A.data, A.table, transA ? m : k, B.data, B.table, transB ? k : n, c, n, threads, B.e5m2, A.e5m2, !exactProducts);
   } else {
     // With fp32 accumulation (chunked, or inexact products) the accumulator is not rounded: no table.
@@ -334,6 +371,7 @@ function runNative(m: number, n: number, k: number, A: NativeOperand, B: NativeO
       B.table,
       B.e5m2,
       A.e5m2,
+      r.chunkEnds,
     );
   }
   return finish(c, A.scale, B.scale, options.output, true);
@@ -383,7 +421,7 @@ export function nativeOperand(x: LowpOperand | DecodedOperand): NativeOperand | 
 /** Whether lowpGemm runs these options on the SGEMM (fp32 accumulation without chunks, with the addon). */
 export function runsOnSgemm(options: LowpGemmOptions): boolean {
   const r = resolveOptions(options);
-  return nativeCore() !== null && !r.accumulation && r.chunk === 0;
+  return nativeCore() !== null && !r.accumulation && r.chunk === 0 && !r.chunkEnds;
 }
 
 /**

@@ -174,6 +174,42 @@ describe('low-precision GEMM', () => {
     assert.ok(stochastic > 3 && stochastic < 5, `stochastic sum ${stochastic}`);
   });
 
+  test('chunkEnds: uneven and empty chunks equal the contract; even ones equal `chunk`', () => {
+    const m = 13, n = 21, k = 150;
+    const a = { codes: encode(uniform(m * k, 91, -4, 4), 'e5m2', { saturate: true }), format: 'e5m2' };
+    const b = { codes: encode(uniform(k * n, 92, -4, 4), 'e5m2', { saturate: true }), format: 'e5m2' };
+    const uneven = Int32Array.of(0, 7, 7, 40, 41, 41, 100, 150, 150);
+    for (const options of [{ accumulation: 'e6m9', chunkEnds: uneven }, { accumulation: 'fp16', chunkEnds: uneven }, { chunkEnds: uneven }] as LowpGemmOptions[]) {
+      sameBits(lowpGemm(m, n, k, a, b, options), lowpGemmReference(m, n, k, a, b, options), `chunkEnds ${JSON.stringify(options.accumulation)}`);
+    }
+    const even = Int32Array.from({ length: Math.ceil(k / 64) }, (_, c) => Math.min(k, 64 * (c + 1)));
+    sameBits(lowpGemm(m, n, k, a, b, { accumulation: 'e6m9', chunkEnds: even }), lowpGemm(m, n, k, a, b, { accumulation: 'e6m9', chunk: 64 }), 'even chunk ends');
+  });
+
+  test('chunkEnds: leaving out exact-zero terms, with the chunks mapped onto what is left, gives the full sum\'s bits', () => {
+    // B has zero rows at every third t (as a dilated image's holes); the reduced GEMM keeps the
+    // other rows and ends each chunk of 16 where the full sequence's chunk ended.
+    const m = 24, n = 40, k = 300, chunk = 16;
+    const av = uniform(m * k, 93, -8, 8);
+    const bv = uniform(k * n, 94, -8, 8);
+    for (let t = 0; t < k; t += 3) bv.fill(0, t * n, (t + 1) * n);
+    const a = { codes: encode(av, 'e5m2', { saturate: true }), format: 'e5m2' };
+    const b = { codes: encode(bv, 'e5m2', { saturate: true }), format: 'e5m2' };
+    const kept = Array.from({ length: k }, (_, t) => t).filter((t) => t % 3 !== 0);
+    const ra = new Uint8Array(m * kept.length), rb = new Uint8Array(kept.length * n);
+    kept.forEach((t, q) => {
+      for (let i = 0; i < m; i++) ra[i * kept.length + q] = a.codes[i * k + t];
+      rb.set(b.codes.subarray(t * n, (t + 1) * n), q * n);
+    });
+    const ends = Int32Array.from({ length: Math.ceil(k / chunk) }, (_, c) => kept.filter((t) => t < Math.min(k, chunk * (c + 1))).length);
+    for (const accumulation of ['e6m9', 'fp16', 'bf16']) {
+      const full = lowpGemm(m, n, k, a, b, { accumulation, chunk });
+      const reduced = lowpGemm(m, n, kept.length, { codes: ra, format: 'e5m2' }, { codes: rb, format: 'e5m2' }, { accumulation, chunkEnds: ends });
+      sameBits(reduced, full, `${accumulation} without the zero terms`);
+      sameBits(full, lowpGemmReference(m, n, k, a, b, { accumulation, chunk }), `${accumulation} full against the contract`);
+    }
+  });
+
   test('writes into a given output array, in both paths', () => {
     const a = { codes: encode(uniform(6 * 5, 1), 'e5m2'), format: 'e5m2' };
     const b = { codes: encode(uniform(5 * 4, 2), 'e5m2'), format: 'e5m2' };
@@ -186,6 +222,10 @@ describe('low-precision GEMM', () => {
   });
 
   test('bad options and shapes get clear errors', () => {
+    const ca = { codes: new Uint8Array(6), format: 'e5m2' };
+    assert.throws(() => lowpGemm(2, 3, 3, ca, { codes: new Uint8Array(9), format: 'e5m2' }, { accumulation: 'e6m9', rounding: 'stochastic', chunkEnds: Int32Array.of(3) }), /chunkEnds need nearest rounding/);
+    assert.throws(() => lowpGemm(2, 3, 3, ca, { codes: new Uint8Array(9), format: 'e5m2' }, { accumulation: 'e6m9', chunkEnds: Int32Array.of(2) }), /the last of chunkEnds is 2; expected k = 3/);
+    assert.throws(() => lowpGemm(2, 3, 3, ca, { codes: new Uint8Array(9), format: 'e5m2' }, { accumulation: 'e6m9', chunkEnds: Int32Array.of(2, 1, 3) }), /chunkEnds decrease at 1/);
     const x = new Float32Array(4);
     assert.throws(() => lowpGemm(2, 2, 2, x, x, { chunk: -1 }), /chunk is -1; expected 0 \(none\) or a positive integer/);
     assert.throws(() => lowpGemm(2, 2, 2, x, x, { rounding: 'up' as never }), /accumulation rounding "up"; expected nearest or stochastic/);
