@@ -382,13 +382,34 @@ Napi::Value LowpGemm(const Napi::CallbackInfo& info) {
   } else {
     g.a = f32(info, 5, "a", g.m * g.k);
   }
+  // Optional arguments 19 and 20: B is the transpose of the column matrix of images (geometry,
+  // imageStride), and argument 6 holds the images.
+  octet::ImplicitColumns columns;
+  int64_t bNeeds = g.k * g.n;
+  if (info.Length() > 20 && info[19].IsArray()) {
+    if (!g.transB) throw Napi::RangeError::New(env, "lowpGemm: columns read from images need transB");
+    columns.geometry = geometryArg(info, 19);
+    columns.imageStride = intArg(info, 20, "imageStride");
+    const octet::ConvGeometry& geo = columns.geometry;
+    const int64_t plane = geo.outH * geo.outW;
+    if (g.n != geo.channels * geo.kernelH * geo.kernelW || plane == 0 || g.k % plane != 0 || columns.imageStride < 0) {
+      throw Napi::RangeError::New(env, "lowpGemm: the GEMM's shape does not match the column matrix of the geometry");
+    }
+    const int64_t batch = g.k / plane;
+    bNeeds = batch == 0 ? 0 : (batch - 1) * columns.imageStride + geo.channels * geo.height * geo.width;
+    g.bColumns = &columns;
+  }
   if (info[6].IsTypedArray() && info[6].As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array) {
-    if (static_cast<int64_t>(info[6].As<Napi::TypedArray>().ElementLength()) < g.k * g.n) throw Napi::RangeError::New(env, "lowpGemm: b is shorter than its matrix");
+    if (static_cast<int64_t>(info[6].As<Napi::TypedArray>().ElementLength()) < bNeeds) throw Napi::RangeError::New(env, "lowpGemm: b is shorter than its matrix");
     g.bCodes = static_cast<const uint8_t*>(typedData(info, 6));
     g.bLut = f32(info, 15, "bTable", 256);
     g.bIsE5M2 = info.Length() > 16 && info[16].ToBoolean();
   } else {
-    g.b = f32(info, 6, "b", g.k * g.n);
+    g.b = f32(info, 6, "b", bNeeds);
+  }
+  if (g.bColumns) {
+    columns.codes = g.bCodes;
+    columns.x = g.b;
   }
   g.c = f32(info, 7, "c", g.m * g.n);
   g.acc = codecParamsArg(info, 8);

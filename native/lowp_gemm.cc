@@ -10,6 +10,7 @@
 
 #include "codec_core.h"
 #include "cpu.h"
+#include "im2col.h"
 #include "parallel.h"
 #include "sources.h"
 
@@ -75,8 +76,42 @@ void loadRows(const LowpGemmArgs& g, int64_t i0, int64_t rows, float* dst) {
   }
 }
 
+thread_local std::vector<uint8_t> stripCodes;
+thread_local std::vector<float> stripValues;
+
+// Column strip s of op(B) = col^T read from the images (g.bColumns): lane l of row t is
+// col(j0 + l, t), a run along row j0 + l of the column matrix; runs of kBlock positions at a time,
+// so the strip block being filled stays in cache.
+void packStripColumns(const LowpGemmArgs& g, int64_t s, float* strip) {
+  const ImplicitColumns& src = *g.bColumns;
+  const int64_t j0 = s * kLanes, width = std::min<int64_t>(kLanes, g.n - j0);
+  constexpr int64_t kBlock = 1024;
+  stripCodes.resize(kBlock);
+  stripValues.resize(kBlock);
+  for (int64_t t0 = 0; t0 < g.k; t0 += kBlock) {
+    const int64_t len = std::min(kBlock, g.k - t0);
+    for (int64_t l = 0; l < kLanes; ++l) {
+      float* values = stripValues.data();
+      if (l >= width) {
+        std::fill(values, values + len, 0.0f);
+      } else if (src.codes) {
+        columnRun(src.codes, src.geometry, src.imageStride, j0 + l, t0, len, stripCodes.data());
+        decodeCodes(stripCodes.data(), g.bLut, g.bIsE5M2, len, values);
+      } else {
+        columnRun(src.x, src.geometry, src.imageStride, j0 + l, t0, len, values);
+      }
+      float* dst = strip + t0 * kLanes + l;
+      for (int64_t t = 0; t < len; ++t) dst[t * kLanes] = values[t];
+    }
+  }
+}
+
 // Column strip s of op(B) into strip (k rows of 16, zero past n).
 void packStrip(const LowpGemmArgs& g, int64_t s, float* strip) {
+  if (g.bColumns) {
+    packStripColumns(g, s, strip);
+    return;
+  }
   const int64_t j0 = s * kLanes, width = std::min<int64_t>(kLanes, g.n - j0);
 #ifdef OCTET_X86
   if (g.bCodes && g.bIsE5M2 && !g.transB && haveHalfConversion()) {
@@ -118,6 +153,23 @@ __attribute__((target("avx2"))) uint8_t maxMagnitudeCode(const uint8_t* codes, i
 }
 
 #endif
+
+float operandAmax(const float* values, const uint8_t* codes, const float* lut, bool e5m2, int64_t n, int threads);
+
+// The largest magnitude in the images op(B)'s columns read (every value of the images' channels;
+// padding adds only zeros): at least the columns' own, so bounds built on it stay rigorous.
+float imagesAmax(const LowpGemmArgs& g, int threads) {
+  const ImplicitColumns& src = *g.bColumns;
+  const ConvGeometry& geo = src.geometry;
+  const int64_t plane = geo.height * geo.width, batch = g.k / (geo.outH * geo.outW);
+  float worst = 0.0f;
+  for (int64_t n = 0; n < batch; ++n) {
+    const int64_t at = n * src.imageStride;
+    worst = maxWithNan(worst, src.codes ? operandAmax(nullptr, src.codes + at, g.bLut, g.bIsE5M2, geo.channels * plane, threads)
+                                        : operandAmax(src.x + at, nullptr, nullptr, false, geo.channels * plane, threads));
+  }
+  return worst;
+}
 
 // `e5m2`: the codes are FP8 E5M2, a sign-magnitude byte whose low 7 bits order the magnitudes
 // (Inf and NaN above every finite value), so the largest magnitude is the value of the largest
@@ -466,7 +518,7 @@ void lowpGemm(const LowpGemmArgs& args, int threads) {
       // unit per rounding, stay below F's largest value; and the splitting multiplies by
       // 2^(23 - m), so sums must stay below 2^(127 - (23 - m)) as well.
       const float amaxA = operandAmax(g.a, g.aCodes, g.aLut, g.aIsE5M2, g.m * g.k, threads);
-      const float amaxB = operandAmax(g.b, g.bCodes, g.bLut, g.bIsE5M2, g.k * g.n, threads);
+      const float amaxB = g.bColumns ? imagesAmax(g, threads) : operandAmax(g.b, g.bCodes, g.bLut, g.bIsE5M2, g.k * g.n, threads);
       const double maxFinite = std::ldexp(1.0 + g.acc.maxMantissaAtTop / std::ldexp(1.0, g.acc.mantissaBits),
                                           g.acc.maxBiasedExponent - g.acc.bias);
       // Each rounding grows a magnitude by at most half a unit (nearest) or one unit (stochastic):

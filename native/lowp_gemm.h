@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "codec.h"
+#include "gemm.h"
 
 namespace octet {
 
@@ -20,6 +21,10 @@ struct LowpGemmArgs {
   const uint8_t* bCodes = nullptr;
   const float* bLut = nullptr;
   bool bIsE5M2 = false;  // B's codes are E5M2: rows decode 16 at a time (see sources.h)
+  // Optional: op(B) is the transpose of a convolution's column matrix read from its images
+  // (native/gemm.h; codes through bLut, as E5M2 when bIsE5M2, or floats): n = the columns' rows
+  // (channels * KH * KW), k = batch * OH * OW. Only with transB; b and bCodes are then unused.
+  const ImplicitColumns* bColumns = nullptr;
   float* c;        // m x n
   CodecParams acc;     // accumulator format and rounding; key = seedKey(seed)
   const float* lut;    // value of every code of the accumulator format; null: fp32, no rounding

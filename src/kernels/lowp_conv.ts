@@ -190,12 +190,13 @@ interface ColumnsAt {
 }
 
 /**
- * Whether the GEMMs run on the SGEMM reading columns straight from the images (no column matrix
- * is built, so chunks need not bound one): fp32 accumulation without chunks, with the addon, and
- * floats or one-byte codes on both sides.
+ * Whether the GEMMs read their columns straight from the images (no column matrix is built, so
+ * chunks need not bound one): on the SGEMM (fp32 accumulation without chunks), or with the
+ * columns transposed (the weight gradient) on the emulated-accumulation kernel too; with the
+ * addon, and floats or one-byte codes on both sides.
  */
 function readsColumnsInPlace(b: Backend, A: GemmOperand, X: Arranged, options: LowpGemmOptions): boolean {
-  return b.fast && runsOnSgemm(options) && nativeOperand(A.op) !== null && nativeOperand(X.operand(X.plane).op) !== null;
+  return b.fast && (runsOnSgemm(options) || options.transB === true) && nativeOperand(A.op) !== null && nativeOperand(X.operand(X.plane).op) !== null;
 }
 
 /**
@@ -303,7 +304,7 @@ export function lowpConv2dBackwardWeight(dy: LowpOperand, x: LowpOperand, s: Low
   // Columns of dW for chunks of input channels: each dW element is the same sum over the batch
   // whichever columns are computed with it, so chunking changes no bit, except where draws are
   // keyed by column index; those run over all channels at once.
-  const inPlace = readsColumnsInPlace(b, DY.operand(DY.plane), X, options);
+  const inPlace = readsColumnsInPlace(b, DY.operand(DY.plane), X, { ...options, transB: true });
   const perChunk = keyedByPosition(options) || inPlace ? cg : unitsPerChunk(cg, taps * np * X.plane.BYTES_PER_ELEMENT);
   const at: ColumnsAt = { planes: X, image: X.plane, s, group: 0, height: s.height, width: s.width, geometry: forwardGeometry(s) };
   for (let g = 0; g < s.groups; g++) {

@@ -47,6 +47,7 @@ import {
 } from '../formats/index.js';
 import { codecParamsArray, decode, quantize } from './codec.js';
 import { columnsGemm, type ColumnSource } from './columns_gemm.js';
+import { geometryArray } from './im2col.js';
 import { divideByScale } from './quant_stats.js';
 import { nativeCore } from './native.js';
 import { kernelThreads } from './threads.js';
@@ -336,7 +337,7 @@ export interface NativeOperand {
  * (one rounding, as the contract's), else with a multiply then an add (the contract's rounding of
  * the product, then of the sum); otherwise the emulated-accumulation kernel.
  */
-function runNative(m: number, n: number, k: number, A: NativeOperand, B: NativeOperand, options: LowpGemmOptions): Float32Array {
+function runNative(m: number, n: number, k: number, A: NativeOperand, B: NativeOperand, options: LowpGemmOptions, columns?: [number[], number]): Float32Array {
   const native = nativeCore()!;
   const r = resolveOptions(options);
   const transA = options.transA ?? false;
@@ -372,6 +373,8 @@ function runNative(m: number, n: number, k: number, A: NativeOperand, B: NativeO
       B.e5m2,
       A.e5m2,
       r.chunkEnds,
+      columns?.[0] ?? null,
+      columns?.[1] ?? 0,
     );
   }
   return finish(c, A.scale, B.scale, options.output, true);
@@ -434,7 +437,16 @@ export function lowpGemmColumns(
   m: number, n: number, k: number, a: NativeOperand, x: NativeOperand, source: Omit<ColumnSource, 'x' | 'table' | 'e5m2'>, options: LowpGemmOptions = {},
 ): Float32Array | null {
   checkDims(m, n, k);
-  if (!runsOnSgemm(options)) return null;
+  if (!runsOnSgemm(options)) {
+    // The emulated-accumulation kernel reads the transposed columns (the weight gradient's) from
+    // the images too: each strip of op(B) is runs along rows of the column matrix.
+    if (!options.transB || !nativeCore()) return null;
+    const g = source.geometry;
+    if (n !== g.channels * g.kernelH * g.kernelW || k !== source.batch * g.outH * g.outW) {
+      throw new InvalidArgumentError(`lowpGemmColumns: the GEMM ${m}x${n}x${k} with transB does not match the column matrix of ${source.batch} images (${n} x ${k} expected)`);
+    }
+    return runNative(m, n, k, a, x, options, [geometryArray(g), source.imageStride]);
+  }
   const c = outputArray(options.out, m * n);
   const A = a.table ? { codes: a.data as Uint8Array, table: a.table, e5m2: a.e5m2 } : (a.data as Float32Array);
   columnsGemm(m, n, k, A, { ...source, x: x.data, table: x.table, e5m2: x.e5m2 }, c, {

@@ -72,7 +72,7 @@ export interface NativeCore {
     transA: boolean, transB: boolean, m: number, n: number, k: number, a: Float32Array | Uint8Array, b: Float32Array | Uint8Array,
     c: Float32Array, codecParams: number[], table: Float32Array | null, chunk: number, exactProducts: boolean,
     productsOnSubnormalGrid: boolean, threads?: number, aTable?: Float32Array | null, bTable?: Float32Array | null,
-    bIsE5M2?: boolean, aIsE5M2?: boolean, chunkEnds?: Int32Array | null,
+    bIsE5M2?: boolean, aIsE5M2?: boolean, chunkEnds?: Int32Array | null, bColumnsGeometry?: number[] | null, bImageStride?: number,
   ): void;
   /**
    * C = op(A) op(B) (alpha 1, beta 0) with operands as floats or one-byte codes plus a table; each

@@ -6,7 +6,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { encode } from '../../src/kernels/codec.js';
-import { lowpGemm, lowpGemmReference, type LowpGemmOptions, type LowpOperand } from '../../src/kernels/lowp_gemm.js';
+import { lowpGemm, lowpGemmColumns, lowpGemmReference, nativeOperand, type LowpGemmOptions, type LowpOperand } from '../../src/kernels/lowp_gemm.js';
+import { im2colBatchReference } from '../../src/kernels/im2col.js';
+import { nativeCore } from '../../src/kernels/native.js';
 import { resolveFormat } from '../../src/formats/index.js';
 import { uniform, xorshift } from '../helpers/random.js';
 
@@ -207,6 +209,30 @@ describe('low-precision GEMM', () => {
       const reduced = lowpGemm(m, n, kept.length, { codes: ra, format: 'e5m2' }, { codes: rb, format: 'e5m2' }, { accumulation, chunkEnds: ends });
       sameBits(reduced, full, `${accumulation} without the zero terms`);
       sameBits(full, lowpGemmReference(m, n, k, a, b, { accumulation, chunk }), `${accumulation} full against the contract`);
+    }
+  });
+
+  test('the emulated kernel reading the transposed columns from the images equals it on the stored column matrix', () => {
+    // A weight gradient's product: dY [OC x N*P] times col^T, col read from E5M2 images.
+    for (const [geometry, batch] of [
+      [{ channels: 5, height: 9, width: 8, kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padH: 1, padW: 1, dilationH: 1, dilationW: 1, outH: 9, outW: 8 }, 3],
+      [{ channels: 3, height: 11, width: 7, kernelH: 3, kernelW: 2, strideH: 2, strideW: 1, padH: 0, padW: 1, dilationH: 1, dilationW: 2, outH: 5, outW: 6 }, 2],
+    ] as const) {
+      const imageStride = geometry.channels * geometry.height * geometry.width + 7;
+      const images = { codes: encode(uniform(batch * imageStride, 95, -4, 4), 'e5m2', { saturate: true }), format: 'e5m2' };
+      const rows = geometry.channels * geometry.kernelH * geometry.kernelW, k = batch * geometry.outH * geometry.outW, m = 11;
+      const col = new Uint8Array(rows * k);
+      im2colBatchReference(images.codes as Uint8Array, col, geometry, batch, imageStride);
+      const a = { codes: encode(uniform(m * k, 96, -4, 4), 'e5m2', { saturate: true }), format: 'e5m2' };
+      for (const options of [{ accumulation: 'e6m9', chunk: 64 }, { accumulation: 'e6m9', rounding: 'stochastic' as const, seed: 3 }, { accumulation: 'fp16' }]) {
+        const want = lowpGemm(m, rows, k, a, { codes: col, format: 'e5m2' }, { ...options, transB: true });
+        const got = lowpGemmColumns(m, rows, k, nativeOperand(a)!, nativeOperand(images)!, { geometry, batch, imageStride }, { ...options, transB: true });
+        if (!got) {
+          assert.equal(nativeCore(), null, 'only without the addon');
+          continue;
+        }
+        sameBits(got, want, `${JSON.stringify(options)} ${JSON.stringify(geometry)}`);
+      }
     }
   });
 
