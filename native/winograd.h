@@ -13,9 +13,10 @@
 //
 // The result is the convolution to float32 rounding error, not bit for bit the direct one: the
 // transforms add and subtract (m = 4 scales by up to 8), which is why it serves only float32
-// arithmetic (the low-precision kernels keep their defined products). Threads take whole blocks
-// of tiles, and the weight gradient sums block partials in a fixed order, so every thread count
-// gives the same bits.
+// arithmetic (the low-precision kernels keep their defined products). Forward threads take whole
+// blocks of tiles (each output tile's arithmetic does not depend on its block); weight-gradient
+// threads split each block's transforms by tiles and its products by transform point, so every
+// element of dU is one chain over all tiles in order. Every thread count gives the same bits.
 #pragma once
 #include <cstdint>
 
