@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "parallel.h"
+#include "scratch.h"
 #include "sources.h"
 
 #include "gemm_kernels.h"
@@ -21,22 +22,7 @@ using gemm_detail::selectKernel;
 
 // Aligned scratch for packed panels, one set per thread, grown as needed and reused.
 struct PackBuffers {
-  float* a = nullptr;
-  float* b = nullptr;
-  size_t aSize = 0, bSize = 0;
-  ~PackBuffers() {
-    std::free(a);
-    std::free(b);
-  }
-  static float* grow(float*& p, size_t& size, size_t want) {
-    if (want > size) {
-      std::free(p);
-      size_t bytes = ((want * sizeof(float) + 63) / 64) * 64;
-      p = static_cast<float*>(std::aligned_alloc(64, bytes));
-      size = want;
-    }
-    return p;
-  }
+  AlignedFloats a, b;
 };
 
 thread_local PackBuffers tlsPack;
@@ -271,7 +257,7 @@ void multiplyRows(const GemmArgs& g, const KernelSpec& ks, const float* bp, int6
       const float* decodedRows = nullptr;
 #ifdef OCTET_X86
       if (g.aCodes && g.aIsE5M2 && kc >= 64 && haveHalfConversion()) {
-        float* rowsBuffer = PackBuffers::grow(buf.a, buf.aSize, static_cast<size_t>(mr * kc));
+        float* rowsBuffer = buf.a.get(static_cast<size_t>(mr * kc));
         for (int i = 0; i < rows; ++i) decodeE5m2(g.aCodes + (ir + i) * g.lda + pc, rowsBuffer + i * kc, kc);
         decodedRows = rowsBuffer;
       }
@@ -298,7 +284,7 @@ void multiplyRows(const GemmArgs& g, const KernelSpec& ks, const float* bp, int6
     if (prepackedA) {
       ap = const_cast<float*>(prepackedA) + (ic - m0) / mr * mr * kc;
     } else {
-      ap = PackBuffers::grow(buf.a, buf.aSize, static_cast<size_t>(kc * mcPadded));
+      ap = buf.a.get(static_cast<size_t>(kc * mcPadded));
       packA(g, ks, ic, mc, pc, kc, ap);
     }
     // The A micro-panel (MR x kc) stays in L1 while the B panels stream from L2.
@@ -359,7 +345,7 @@ void sgemm(const GemmArgs& g, int threads) {
   const int64_t panelsPerThread = ((std::min(ks.nc, g.n) + nr - 1) / nr + team - 1) / team;
   const float* packedA = nullptr;
   if (!splitRows && !readsAInPlace(g, ks, panelsPerThread) && g.n > ks.nc && mPadded * g.k <= kPrepackLimit) {
-    float* all = PackBuffers::grow(sharedPackA.a, sharedPackA.aSize, static_cast<size_t>(mPadded * g.k));
+    float* all = sharedPackA.a.get(static_cast<size_t>(mPadded * g.k));
     // Block (pc, ic) of kc x mc starts at pc * mPadded + ic * kc (kc of its own k block).
     parallelFor(kBlocks, team, [&](int64_t b) {
       const int64_t pc = b * ks.kc, kc = std::min(ks.kc, g.k - pc);
@@ -373,7 +359,7 @@ void sgemm(const GemmArgs& g, int threads) {
     // Each thread has its own region of the buffer, for its share of the widest block.
     const int64_t panelsMax = (std::min(ks.nc, g.n) + nr - 1) / nr;
     const int64_t region = std::min(ks.kc, g.k) * ((panelsMax + team - 1) / team) * nr;
-    float* bp = PackBuffers::grow(sharedPack.b, sharedPack.bSize, static_cast<size_t>(region * team));
+    float* bp = sharedPack.b.get(static_cast<size_t>(region * team));
     parallelFor(team, team, [&](int64_t t) {
       float* own = bp + t * region;
       for (int64_t jc = 0; jc < g.n; jc += ks.nc) {
@@ -398,7 +384,7 @@ void sgemm(const GemmArgs& g, int threads) {
     // Threads split rows of a single block of columns: pack all of B once (block pc at
     // pc * nPadded), then each thread runs its rows through every k block (two fork-joins).
     const int64_t nPadded = panelsAll * nr;
-    float* all = PackBuffers::grow(sharedPack.b, sharedPack.bSize, static_cast<size_t>(nPadded * g.k));
+    float* all = sharedPack.b.get(static_cast<size_t>(nPadded * g.k));
     parallelFor(kBlocks * panelsAll, team, [&](int64_t item) {
       const int64_t pc = item / panelsAll * ks.kc, kc = std::min(ks.kc, g.k - pc), panel = item % panelsAll;
       packB(g, ks, pc, kc, panel * nr, std::min<int64_t>(nr, g.n - panel * nr), all + pc * nPadded + panel * kc * nr);
@@ -417,7 +403,7 @@ void sgemm(const GemmArgs& g, int threads) {
     const int64_t panels = (nc + nr - 1) / nr;
     for (int64_t pc = 0; pc < g.k; pc += ks.kc) {
       const int64_t kc = std::min(ks.kc, g.k - pc);
-      float* bp = PackBuffers::grow(sharedPack.b, sharedPack.bSize, static_cast<size_t>(kc * panels * nr));
+      float* bp = sharedPack.b.get(static_cast<size_t>(kc * panels * nr));
       const float beta = pc == 0 ? g.beta : 1.0f;
       // Pack B: each thread a share of the panels; then each thread its rows.
       parallelFor(team, team, [&](int64_t t) {

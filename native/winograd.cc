@@ -3,12 +3,12 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <string>
 #include <vector>
 
 #include "cpu.h"
 #include "gemm_kernels.h"
 #include "parallel.h"
+#include "scratch.h"
 
 namespace octet {
 namespace {
@@ -64,37 +64,37 @@ __attribute__((always_inline)) inline void applyRows(const float (&T)[Rows][Cols
   }
 }
 
-// v = B^T d B for L lanes: d[r][s] at d + (r * A + s) * L; v[i][j] at v + (i * A + j) * vStride.
-// Only rows [i0, i1) of v are computed.
-template <int M, int L>
-__attribute__((always_inline)) inline void inputTransform(const float* d, float* v, int64_t vStride, int i0, int i1) {
-  using T = Transforms<M>;
-  constexpr int A = T::kAlpha;
-  float t[A * A * L];  // t[i][s] = sum_r BT[i][r] d[r][s], stored t[(s * A + i) * L]
+// out = T in T^T for L lanes, in two passes of applyRows: in[r][s] at in + (r * Cols + s) *
+// inStride, out[i][j] at out + (i * Rows + j) * outStride. Every transform here is one: the input's
+// B^T d B, the output's A^T m A, the kernels' G g G^T and the output gradient's A dy A^T.
+template <int Rows, int Cols, int L>
+__attribute__((always_inline)) inline void twoSided(const float (&T)[Rows][Cols], const float* in, int64_t inStride, float* out, int64_t outStride) {
+  float t[Cols * Rows * L];  // t[i][s] = sum_r T[i][r] in[r][s], stored t[(s * Rows + i) * L]
 #pragma GCC unroll 8
-  for (int s = 0; s < A; ++s) applyRows<A, A, L>(T::BT, d + s * L, A * L, t + s * A * L, L);
-  // v[i][j] = sum_s BT[j][s] t[i][s]
-  for (int i = i0; i < i1; ++i) applyRows<A, A, L>(T::BT, t + i * L, A * L, v + i * A * vStride, vStride);
+  for (int s = 0; s < Cols; ++s) applyRows<Rows, Cols, L>(T, in + s * inStride, Cols * inStride, t + s * Rows * L, L);
+  // out[i][j] = sum_s T[j][s] t[i][s]
+  for (int i = 0; i < Rows; ++i) applyRows<Rows, Cols, L>(T, t + i * L, Rows * L, out + i * Rows * outStride, outStride);
+}
+
+// v = B^T d B for L lanes: d[r][s] at d + (r * A + s) * L; v[i][j] at v + (i * A + j) * vStride.
+template <int M, int L>
+__attribute__((always_inline)) inline void inputTransform(const float* d, float* v, int64_t vStride) {
+  twoSided<M + 2, M + 2, L>(Transforms<M>::BT, d, L, v, vStride);
 }
 
 // Y = A^T m A for L lanes: m[i][j] at m + (i * A + j) * mStride; Y[a][b] at y + (a * M + b) * L.
 template <int M, int L>
 __attribute__((always_inline)) inline void outputTransform(const float* m, int64_t mStride, float* y) {
-  using T = Transforms<M>;
-  constexpr int A = T::kAlpha;
-  float t[A * M * L];  // t[a][j] = sum_i AT[a][i] m[i][j], stored t[(j * M + a) * L]
-#pragma GCC unroll 8
-  for (int j = 0; j < A; ++j) applyRows<M, A, L>(T::AT, m + j * mStride, A * mStride, t + j * M * L, L);
-  for (int a = 0; a < M; ++a) applyRows<M, A, L>(T::AT, t + a * L, M * L, y + a * M * L, L);
+  twoSided<M, M + 2, L>(Transforms<M>::AT, m, mStride, y, L);
 }
 
 // dU-side transform of an output-gradient tile: Yhat = A dy A^T (alpha x alpha from m x m), for L
-// lanes: dy[a][b] at dy + (a * M + b) * L; Yhat[i][j] at out + (i * A + j) * outStride, rows [i0, i1).
+// lanes: dy[a][b] at dy + (a * M + b) * L; Yhat[i][j] at out + (i * A + j) * outStride.
 template <int M, int L>
-__attribute__((always_inline)) inline void gradientTransform(const float* dy, float* out, int64_t outStride, int i0, int i1) {
+__attribute__((always_inline)) inline void gradientTransform(const float* dy, float* out, int64_t outStride) {
   using T = Transforms<M>;
   constexpr int A = T::kAlpha;
-  // A = (A^T)^T: Yhat[i][j] = sum_a sum_b AT[a][i] dy[a][b] AT[b][j].
+  // A = (A^T)^T.
   static constexpr auto transposed = [] {
     struct {
       float m[A][M];
@@ -103,9 +103,7 @@ __attribute__((always_inline)) inline void gradientTransform(const float* dy, fl
       for (int a = 0; a < M; ++a) r.m[i][a] = T::AT[a][i];
     return r;
   }();
-  float t[A * M * L];  // t[i][b] = sum_a AT[a][i] dy[a][b], stored t[(b * A + i) * L]
-  for (int b = 0; b < M; ++b) applyRows<A, M, L>(transposed.m, dy + b * L, M * L, t + b * A * L, L);
-  for (int i = i0; i < i1; ++i) applyRows<A, M, L>(transposed.m, t + i * L, A * L, out + i * A * outStride, outStride);
+  twoSided<A, M, L>(transposed.m, dy, L, out, outStride);
 }
 
 // The kernels of rows [k0, k1) transformed, U[xi][k][c] = (G g G^T)[xi] for g = w[k][c], stored
@@ -133,17 +131,15 @@ __attribute__((always_inline)) inline void transformKernels(const float* w, bool
         for (int e = 0; e < 9; ++e) in[e * L + l] = 0.0f;
       } else if (flipped) {
         // Kernel (k, c) of the input gradient: w[c][k], taps reversed.
-        const float* g = w + (((e0 + l) % C) * K + (e0 + l) / C) * 9;
-        for (int e = 0; e < 9; ++e) in[e * L + l] = g[8 - e];
+        const float* kernel = w + (((e0 + l) % C) * K + (e0 + l) / C) * 9;
+        for (int e = 0; e < 9; ++e) in[e * L + l] = kernel[8 - e];
       } else {
         for (int e = 0; e < 9; ++e) in[e * L + l] = w[(e0 + l) * 9 + e];
       }
     }
-    // t[i][b] = sum_a G[i][a] g[a][b], stored t[(b * A + i) * L]; then u[i][j] = sum_b G[j][b] t[i][b].
-    alignas(64) float t[3 * A * L];
-    for (int b = 0; b < 3; ++b) applyRows<A, 3, L>(g.m, in + b * L, 3 * L, t + b * A * L, L);
+    // u = G g G^T
     alignas(64) float out[A * A * L];
-    for (int i = 0; i < A; ++i) applyRows<A, 3, L>(g.m, t + i * L, A * L, out + i * A * L, L);
+    twoSided<A, 3, L>(g.m, in, L, out, L);
     // Point by point, so that the stores of one point land close together.
     int64_t slot[L];
     for (int l = 0; l < lanes; ++l) {
@@ -157,13 +153,17 @@ __attribute__((always_inline)) inline void transformKernels(const float* w, bool
   }
 }
 
+// Tile rows and columns of the output (the last ones may overhang it).
+inline int64_t tileRows(const WinogradConv& c) { return (c.outH + c.tile - 1) / c.tile; }
+inline int64_t tileCols(const WinogradConv& c) { return (c.outW + c.tile - 1) / c.tile; }
+
 // Where a tile's input patch and output block lie.
 struct TilePlace {
   int64_t image, y0, x0;  // patch origin in input coordinates (may be negative: padding)
 };
 
 inline TilePlace placeOf(const WinogradConv& c, int64_t tile) {
-  const int64_t th = (c.outH + c.tile - 1) / c.tile, tw = (c.outW + c.tile - 1) / c.tile;
+  const int64_t th = tileRows(c), tw = tileCols(c);
   const int64_t n = tile / (th * tw), r = tile % (th * tw);
   return {n, (r / tw) * c.tile - c.padH, (r % tw) * c.tile - c.padW};
 }
@@ -180,14 +180,13 @@ struct PaddedImages {
 };
 
 inline PaddedImages paddedGeometry(const WinogradConv& c) {
-  const int64_t th = (c.outH + c.tile - 1) / c.tile, tw = (c.outW + c.tile - 1) / c.tile;
-  const int64_t hp = th * c.tile + 2, wp = tw * c.tile + 2;
+  const int64_t hp = tileRows(c) * c.tile + 2, wp = tileCols(c) * c.tile + 2;
   return {nullptr, 0, hp, wp, hp * wp, c.channels * hp * wp};
 }
 
 // Images [n0, n1) of the tiles [t0, t0 + count).
 inline void blockImages(const WinogradConv& c, int64_t t0, int64_t count, int64_t& n0, int64_t& n1) {
-  const int64_t perImage = ((c.outH + c.tile - 1) / c.tile) * ((c.outW + c.tile - 1) / c.tile);
+  const int64_t perImage = tileRows(c) * tileCols(c);
   n0 = t0 / perImage;
   n1 = (t0 + count - 1) / perImage + 1;
 }
@@ -195,7 +194,7 @@ inline void blockImages(const WinogradConv& c, int64_t t0, int64_t count, int64_
 // Share `part` of `parts` of the planes of the block's images: the padded rows the tiles
 // [t0, t0 + count) read, into pad.data (pad.first = the block's first image).
 inline void padBlock(const WinogradConv& c, const float* x, const PaddedImages& pad, int64_t t0, int64_t count, int64_t part, int64_t parts) {
-  const int64_t tw = (c.outW + c.tile - 1) / c.tile, perImage = ((c.outH + c.tile - 1) / c.tile) * tw;
+  const int64_t tw = tileCols(c), perImage = tileRows(c) * tw;
   int64_t n0, n1;
   blockImages(c, t0, count, n0, n1);
   const int64_t planes = (n1 - n0) * c.channels;
@@ -266,21 +265,8 @@ __attribute__((always_inline)) inline void gatherOutputTiles(const float* data, 
       for (int l = 0; l < L; ++l) d[(a * M + b) * L + l] = oy + a < c.outH && ox + b < c.outW ? data[at[l] + (oy + a) * c.outW + ox + b] : 0.0f;
 }
 
-// Aligned per-thread scratch, grown as needed.
-struct Scratch {
-  float* p = nullptr;
-  size_t size = 0;
-  ~Scratch() { std::free(p); }
-  float* get(size_t want) {
-    if (want > size) {
-      std::free(p);
-      p = static_cast<float*>(std::aligned_alloc(64, ((want * sizeof(float) + 63) / 64) * 64));
-      size = want;
-    }
-    return p;
-  }
-};
-thread_local Scratch tlsV, tlsM, tlsU, tlsPadded, tlsDu;
+// Per-thread scratch, kept from call to call.
+thread_local AlignedFloats tlsV, tlsM, tlsU, tlsPadded, tlsDu;
 
 // Tiles per forward block, in whole panels of L tiles. Every block reads all of U (alpha^2 K C
 // floats), so when U fits the L2 cache (1 MB of its 2) a block's transformed input and products
@@ -370,7 +356,7 @@ __attribute__((always_inline)) inline void forwardBlockBody(const ForwardPlan& p
     }
     for (int64_t ch = 0; ch < C; ++ch) {
       gatherPatchesOf<A, L>(pad.data + ch * pad.plane, at, pad.width, d);
-      inputTransform<M, L>(d, v + (pn * C + ch) * L, panels * C * L, 0, A);
+      inputTransform<M, L>(d, v + (pn * C + ch) * L, panels * C * L);
     }
   }
   // The products: M[xi] (K x width, row stride width) = U[xi] V[xi], one chain over C per element.
@@ -442,11 +428,8 @@ __attribute__((always_inline)) inline void gradientPartBody(const GradientPlan& 
       int32_t at[L];
       for (int l = 0; l < L; ++l) at[l] = static_cast<int32_t>((c0 + (l < lanes ? l : 0)) * pad.plane);
       gatherPatchesOf<A, L>(img, at, pad.width, d);
-      inputTransform<M, L>(d, out, L, 0, A);
-      for (int xi = 0; xi < X; ++xi) {
-        float* dst = p.vp + ((xi * (cPad / L) + c0 / L) * count + q) * L;
-        for (int l = 0; l < L; ++l) dst[l] = out[xi * L + l];
-      }
+      // Straight into the B panels: point xi at vp + ((xi * (cPad / L) + c0 / L) * count + q) * L.
+      inputTransform<M, L>(d, p.vp + ((c0 / L) * count + q) * L, (cPad / L) * count * L);
     }
     // Output-gradient side: lanes are L output channels, stored into MR-row panels.
     const int64_t oy = place.y0 + c.padH, ox = place.x0 + c.padW;
@@ -457,7 +440,7 @@ __attribute__((always_inline)) inline void gradientPartBody(const GradientPlan& 
       int32_t at[L];
       for (int l = 0; l < L; ++l) at[l] = static_cast<int32_t>((k0 + (l < lanes ? l : 0)) * outPlane);
       gatherOutputTiles<M, L>(gimg, at, c, oy, ox, g);
-      gradientTransform<M, L>(g, out, L, 0, A);
+      gradientTransform<M, L>(g, out, L);
       // Row k goes to panel k / MR, slot k % MR: runs of rows within one panel are contiguous.
       const int64_t kEnd = std::min<int64_t>(k0 + L, K);
       for (int xi = 0; xi < X; ++xi) {
@@ -558,10 +541,10 @@ OCTET_WINOGRAD_VARIANT(portable, , 16)
 
 // The variant whose lane count is the micro-kernel's panel width (32 for AVX-512, 16 otherwise).
 Variant variantFor(int tile) {
-  const std::string family = gemm_detail::familyName();
 #ifdef OCTET_X86
-  if (family == "avx512") return tile == 4 ? avx512Variant<4>() : avx512Variant<2>();
-  if (family == "avx2") return tile == 4 ? avx2Variant<4>() : avx2Variant<2>();
+  const char* family = gemm_detail::familyName();
+  if (std::strcmp(family, "avx512") == 0) return tile == 4 ? avx512Variant<4>() : avx512Variant<2>();
+  if (std::strcmp(family, "avx2") == 0) return tile == 4 ? avx2Variant<4>() : avx2Variant<2>();
 #endif
   return tile == 4 ? portableVariant<4>() : portableVariant<2>();
 }
@@ -580,8 +563,7 @@ void winogradForward(const WinogradConv& c, const float* x, const float* w, floa
   if (kPad > K) {
     for (int xi = 0; xi < X; ++xi) std::memset(up + xi * kPad * C + (K / mr) * mr * C, 0, sizeof(float) * mr * C);
   }
-  const int64_t th = (c.outH + c.tile - 1) / c.tile, tw = (c.outW + c.tile - 1) / c.tile;
-  const int64_t tiles = c.batch * th * tw;
+  const int64_t tiles = c.batch * tileRows(c) * tileCols(c);
   const ForwardPlan plan{&c, x, paddedGeometry(c), w, y, &ks, kPad, up, tiles, blockTiles(alpha, C, K, tiles, L, threads), threads};
   parallelFor(threads, threads, [&](int64_t part) { v.kernelPart(plan, part); });
   parallelFor((tiles + plan.nb - 1) / plan.nb, threads, [&](int64_t b) { v.forwardBlock(plan, b); });
@@ -594,16 +576,14 @@ void winogradWeightGradient(const WinogradConv& c, const float* x, const float* 
   const KernelSpec& ks = gemm_detail::selectKernel(K, std::max<int64_t>(C, 32));
   const int mr = ks.mr;
   const int64_t kPad = (K + mr - 1) / mr * mr, cPad = (C + L - 1) / L * L;
-  const int64_t th = (c.outH + c.tile - 1) / c.tile, tw = (c.outW + c.tile - 1) / c.tile;
-  const int64_t tiles = c.batch * th * tw;
+  const int64_t perImage = tileRows(c) * tileCols(c), tiles = c.batch * perImage;
   // Tiles per block (the k of each block's products): the block's packed operands near 2 MB, or
   // near dU's size when that is larger (every block reads and writes all of dU).
   const int64_t budget = std::max<int64_t>(int64_t(2) << 20, int64_t(X) * K * C * 4);
   const int64_t nb = std::max<int64_t>(64, std::min<int64_t>(ks.kc, budget / (int64_t(X) * (kPad + cPad) * 4)));
-  // The block's operands, shared by the threads.
-  // Enough padded images for the largest block.
+  // The block's operands, shared by the threads: enough padded images for the largest block, and
+  // its packed transforms.
   PaddedImages pad = paddedGeometry(c);
-  const int64_t perImage = th * tw;
   pad.data = tlsPadded.get(static_cast<size_t>(((nb + perImage - 1) / perImage + 1) * pad.image));
   GradientPlan plan{&c, x, pad, dy, &ks, kPad, cPad, tlsV.get(static_cast<size_t>(X * cPad * nb)), tlsM.get(static_cast<size_t>(X * kPad * nb)), threads};
   // dU[xi] (K x C, row stride C), each element one chain over every tile in order.

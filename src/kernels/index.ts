@@ -48,7 +48,7 @@ export {
 export type { ChannelShape } from './elementwise.js';
 export { cellKey, decodeOperand, lowpGemm, lowpGemmColumns, lowpGemmDecoded, lowpGemmDecodedReference, lowpGemmReference, nativeOperand } from './lowp_gemm.js';
 export type { CodedMatrix, DecodedOperand, LowpGemmOptions, LowpOperand, LowpOutput, NativeOperand } from './lowp_gemm.js';
-export { lowpConv2dBackwardData, lowpConv2dBackwardWeight, lowpConv2dForward } from './lowp_conv.js';
+export { lowpConv2dBackwardData, lowpConv2dBackwardWeight, lowpConv2dForward, lowpConvGeometry } from './lowp_conv.js';
 export type { LowpConvShape } from './lowp_conv.js';
 export {
   absMax,

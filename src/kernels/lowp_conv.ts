@@ -249,7 +249,8 @@ function imagesPerChunk(options: LowpGemmOptions, batch: number, bytesPerImage: 
   return keyedByPosition(options) ? batch : unitsPerChunk(batch, bytesPerImage);
 }
 
-function forwardGeometry(s: LowpConvShape): ConvGeometry {
+/** The geometry of one group's forward convolution (channels = C / groups). */
+export function lowpConvGeometry(s: LowpConvShape): ConvGeometry {
   return {
     channels: s.channels / s.groups, height: s.height, width: s.width, kernelH: s.kernelH, kernelW: s.kernelW,
     strideH: s.strideH, strideW: s.strideW, padH: s.padH, padW: s.padW, dilationH: s.dilationH, dilationW: s.dilationW,
@@ -272,7 +273,7 @@ export function lowpConv2dForward(x: LowpOperand, w: LowpOperand, s: LowpConvSha
   // Chunks bound the column matrix, or where none is built, the result plane.
   const inPlace = readsColumnsInPlace(b, W.operand(W.plane), X, options);
   const perChunk = imagesPerChunk(options, s.batch, (inPlace ? ocg * 4 : k * X.plane.BYTES_PER_ELEMENT) * plane);
-  const at: ColumnsAt = { planes: X, image: X.plane, s, group: 0, height: s.height, width: s.width, geometry: forwardGeometry(s) };
+  const at: ColumnsAt = { planes: X, image: X.plane, s, group: 0, height: s.height, width: s.width, geometry: lowpConvGeometry(s) };
   for (let g = 0; g < s.groups; g++) {
     for (let n0 = 0; n0 < s.batch; n0 += perChunk) {
       const count = Math.min(perChunk, s.batch - n0);
@@ -306,7 +307,7 @@ export function lowpConv2dBackwardWeight(dy: LowpOperand, x: LowpOperand, s: Low
   // keyed by column index; those run over all channels at once.
   const inPlace = readsColumnsInPlace(b, DY.operand(DY.plane), X, { ...options, transB: true });
   const perChunk = keyedByPosition(options) || inPlace ? cg : unitsPerChunk(cg, taps * np * X.plane.BYTES_PER_ELEMENT);
-  const at: ColumnsAt = { planes: X, image: X.plane, s, group: 0, height: s.height, width: s.width, geometry: forwardGeometry(s) };
+  const at: ColumnsAt = { planes: X, image: X.plane, s, group: 0, height: s.height, width: s.width, geometry: lowpConvGeometry(s) };
   for (let g = 0; g < s.groups; g++) {
     // dY_g as [OCg x N*P], every element written below
     const dyg = scratch('gathered', DY.plane, ocg * np);

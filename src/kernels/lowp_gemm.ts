@@ -130,14 +130,19 @@ export function decodeOperand(x: LowpOperand, name: string, elements: number, fa
   return { values, scale, significandBits: format.mantissaBits + 1, quantumExponent: Math.log2(format.minSubnormal) };
 }
 
+/** chunkEnds must end at k (resolveOptions checks the rest, before k is known). */
+function checkChunkEnds(ends: Int32Array, k: number): void {
+  const last = ends.length ? ends[ends.length - 1] : -1;
+  if (last !== k) throw new InvalidArgumentError(`lowpGemm: the last of chunkEnds is ${last}; expected k = ${k}`);
+}
+
 /**
  * The chunks of a sum of k products as the ends of the nonempty ones (strictly increasing, the
  * last k), from chunkEnds or the chunk length; null without chunks.
  */
 function chunkBounds(r: Resolved, k: number): number[] | null {
   if (r.chunkEnds) {
-    const last = r.chunkEnds.length ? r.chunkEnds[r.chunkEnds.length - 1] : -1;
-    if (last !== k) throw new InvalidArgumentError(`lowpGemm: the last of chunkEnds is ${last}; expected k = ${k}`);
+    checkChunkEnds(r.chunkEnds, k);
     const ends: number[] = [];
     for (const e of r.chunkEnds) if (e > (ends.length ? ends[ends.length - 1] : 0)) ends.push(e);
     return ends;
@@ -345,7 +350,7 @@ function runNative(m: number, n: number, k: number, A: NativeOperand, B: NativeO
   const threads = options.threads ?? kernelThreads();
   const c = outputArray(options.out, m * n);
   const exactProducts = A.significandBits + B.significandBits <= 24;
-  if (r.chunkEnds) chunkBounds(r, k);
+  if (r.chunkEnds) checkChunkEnds(r.chunkEnds, k);
   if (!r.accumulation && r.chunk === 0 && !r.chunkEnds) {
     native.sgemmCoded(transA, transB, m, n, k, A.data, A.table, transA ? m : k, B.data, B.table, transB ? k : n, c, n, threads, B.e5m2, A.e5m2, !exactProducts);
   } else {

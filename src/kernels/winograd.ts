@@ -82,9 +82,9 @@ function resolve(s: WinogradShape, op: string): Resolved {
  * The shape resolved, and the arrays checked against it: the input images, the output-side images
  * (y, or dy for the weight gradient) and the weights (w, or dw), each under its name in `names`.
  */
-function checked(op: string, shape: WinogradShape, x: Float32Array, ySide: Float32Array, wSide: Float32Array, names: [string, string, string]): Resolved {
+function checked(op: string, shape: WinogradShape, x: Float32Array, ySide: Float32Array, wSide: Float32Array, names: [string, string, string], flippable: boolean): Resolved {
   const r = resolve(shape, op);
-  if (op === 'winogradWeightGradient' && r.flipped) throw new InvalidArgumentError(`${op}: flipped kernels are for the forward only`);
+  if (r.flipped && !flippable) throw new InvalidArgumentError(`${op}: flipped kernels are for the forward only`);
   const want = [
     (r.batch - 1) * r.xImageStride + r.channels * r.height * r.width,
     (r.batch - 1) * r.yImageStride + r.outChannels * r.outH * r.outW,
@@ -100,7 +100,7 @@ function nativeArgs(r: Resolved): number[] {
   return [r.tile, r.batch, r.channels, r.height, r.width, r.outChannels, r.padH, r.padW, r.xImageStride, r.yImageStride, r.flipped ? 1 : 0];
 }
 
-/** M^T-free helpers: out = left * mat * right^T for small dense matrices (double precision). */
+/** left * mat * right^T for small dense matrices, in double precision. */
 function sandwich(left: readonly (readonly number[])[], mat: number[][], right: readonly (readonly number[])[]): number[][] {
   const rows = left.length, inner = mat.length, innerCols = mat[0].length, cols = right.length;
   const t: number[][] = Array.from({ length: rows }, (_, i) =>
@@ -152,13 +152,13 @@ function kernelOf(w: Float32Array, k: number, c: number, r: Resolved): number[][
 
 /** The forward product in double precision by the same transforms (the native kernel's reference). */
 export function winogradForwardReference(x: Float32Array, w: Float32Array, y: Float32Array, shape: WinogradShape): void {
-  const r = checked('winogradForward', shape, x, y, w, ['x', 'y', 'w']);
+  const r = checked('winogradForward', shape, x, y, w, ['x', 'y', 'w'], true);
   const t = TRANSFORMS[r.tile];
+  const alpha = r.tile + 2;
   const u = Array.from({ length: r.outChannels * r.channels }, (_, kc) => sandwich(t.g, kernelOf(w, Math.floor(kc / r.channels), kc % r.channels, r), t.g));
   for (const [n, oy, ox] of tilesOf(r)) {
     const v = Array.from({ length: r.channels }, (_, c) => sandwich(t.bt, patch(x, r, n, c, oy, ox), t.bt));
     for (let k = 0; k < r.outChannels; k++) {
-      const alpha = r.tile + 2;
       const m = Array.from({ length: alpha }, (_, i) =>
         Array.from({ length: alpha }, (_, j) => {
           let s = 0;
@@ -175,7 +175,7 @@ export function winogradForwardReference(x: Float32Array, w: Float32Array, y: Fl
 
 /** The weight gradient in double precision by the adjoint transforms (the native kernel's reference). */
 export function winogradWeightGradientReference(x: Float32Array, dy: Float32Array, dw: Float32Array, shape: WinogradShape): void {
-  const r = checked('winogradWeightGradient', shape, x, dy, dw, ['x', 'dy', 'dw']);
+  const r = checked('winogradWeightGradient', shape, x, dy, dw, ['x', 'dy', 'dw'], false);
   const t = TRANSFORMS[r.tile];
   const alpha = r.tile + 2;
   const a = transpose(t.at);
@@ -203,14 +203,14 @@ export function winogradWeightGradientReference(x: Float32Array, dy: Float32Arra
 export function winogradForward(x: Float32Array, w: Float32Array, y: Float32Array, shape: WinogradShape, threads = kernelThreads()): void {
   const core = nativeCore();
   if (!core) return winogradForwardReference(x, w, y, shape);
-  core.winogradForward(x, w, y, nativeArgs(checked('winogradForward', shape, x, y, w, ['x', 'y', 'w'])), threads);
+  core.winogradForward(x, w, y, nativeArgs(checked('winogradForward', shape, x, y, w, ['x', 'y', 'w'], true)), threads);
 }
 
 /** dw = the weight gradient of a 3x3 stride-1 convolution: native when the addon is there, else the reference. */
 export function winogradWeightGradient(x: Float32Array, dy: Float32Array, dw: Float32Array, shape: WinogradShape, threads = kernelThreads()): void {
   const core = nativeCore();
   if (!core) return winogradWeightGradientReference(x, dy, dw, shape);
-  core.winogradWeightGradient(x, dy, dw, nativeArgs(checked('winogradWeightGradient', shape, x, dy, dw, ['x', 'dy', 'dw'])), threads);
+  core.winogradWeightGradient(x, dy, dw, nativeArgs(checked('winogradWeightGradient', shape, x, dy, dw, ['x', 'dy', 'dw'], false)), threads);
 }
 
 let enabled: boolean | undefined;

@@ -4,7 +4,9 @@
  * the images (columnsGemm: no im2col buffer) and write their results straight into NCHW: the
  * forward, the weight gradient over the whole batch, and for stride 1 the input gradient as a
  * forward convolution of the output gradient with the rotated kernel (other strides fold W^T dY
- * back with col2im). Saved state is just the input (and the weight, for the input gradient).
+ * back with col2im). 3x3 stride-1 convolutions run as Winograd products where winogradTile
+ * chooses them (src/kernels/winograd.ts). Saved state is just the input (and the weight, for
+ * the input gradient).
  */
 import { record, registerGradient } from '../autograd/index.js';
 import { InvalidArgumentError } from '../errors.js';
@@ -139,17 +141,12 @@ function winogradPlan(g: ConvGeometry, batch: number, ocg: number, channels: num
 }
 
 /**
- * One group's convolution y_g = w_g * x_g, written into NCHW `out` (outChannels channels per
- * image, the group's from channel grp * ocg): Winograd where winogradTile chooses it, else the
- * SGEMM on the implicit columns. x holds `channels` channels per image.
+ * One group's convolution y_g = w_g * x_g on the SGEMM with implicit columns, written into NCHW
+ * `out` (outChannels channels per image, the group's from channel grp * ocg). x holds `channels`
+ * channels per image.
  */
-function convolveGroup(x: Float32Array, grp: number, batch: number, g: ConvGeometry, channels: number, w: Float32Array, ocg: number, out: Float32Array, outChannels: number): void {
+function columnsConvolution(x: Float32Array, grp: number, batch: number, g: ConvGeometry, channels: number, w: Float32Array, ocg: number, out: Float32Array, outChannels: number): void {
   const plane = g.outH * g.outW;
-  const shape = winogradPlan(g, batch, ocg, channels, outChannels);
-  if (shape) {
-    winogradForward(x.subarray(grp * g.channels * g.height * g.width), w, out.subarray(grp * ocg * plane), shape);
-    return;
-  }
   columnsGemm(ocg, batch * plane, g.channels * g.kernelH * g.kernelW, w, groupColumns(x, grp, batch, g, channels), out.subarray(grp * ocg * plane), {
     outImages: { plane, imageStride: outChannels * plane },
   });
@@ -176,8 +173,11 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
   const plane = outH * outW;
   // Every element is written below: each group's GEMM puts its rows straight into NCHW.
   const out = new Tensor(takeBuffer(batch * outChannels * plane), [batch, outChannels, outH, outW]);
+  const shape = winogradPlan(geometry, batch, ocg, channels, outChannels);
   for (let grp = 0; grp < groups; grp++) {
-    convolveGroup(x.data, grp, batch, geometry, channels, weight.data.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize), ocg, out.data, outChannels);
+    const wg = weight.data.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize);
+    if (shape) winogradForward(x.data.subarray(grp * cg * height * width), wg, out.data.subarray(grp * ocg * plane), shape);
+    else columnsConvolution(x.data, grp, batch, geometry, channels, wg, ocg, out.data, outChannels);
   }
   addBias(out.data, bias, batch, outChannels, outH * outW);
   return record('conv2d', [x, weight, bias], out, saveConv(x, weight, groups, geometry));
@@ -225,6 +225,7 @@ export function conv2dGradients(a: Conv2dGradientInputs): { gx: Float32Array | n
   // dY_g as [OCg x N*P] for the weight gradient's GEMM (every element written before it is read);
   // Winograd reads g in place.
   const wShape = gw ? winogradPlan(geometry, batch, ocg, channels, outChannels) : null;
+  const dxShape = gx && dxGeometry ? winogradPlan(dxGeometry, batch, cg, outChannels, channels) : null;
   const dy = (gw && !wShape) || (gx && !dxGeometry) ? takeBuffer(ocg * batch * plane) : null;
   for (let grp = 0; grp < groups; grp++) {
     if (dy) moveRows(dy, g, { n0: 0, count: batch, channels: outChannels, c0: grp * ocg, rows: ocg, plane }, 'gather');
@@ -237,10 +238,11 @@ export function conv2dGradients(a: Conv2dGradientInputs): { gx: Float32Array | n
     if (gx && dxGeometry) {
       // dX_g = the forward convolution of dY_g with the rotated kernel, straight into NCHW (Winograd
       // reads the weights as that kernel in place)
-      const shape = winogradPlan(dxGeometry, batch, cg, outChannels, channels);
-      const wg = weightData!.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize);
-      if (shape) winogradForward(g.subarray(grp * ocg * plane), wg, gx.subarray(grp * cg * pixels), { ...shape, flipped: true });
-      else convolveGroup(g, grp, batch, dxGeometry, outChannels, rotatedKernel(weightData!, grp, ocg, cg, taps), cg, gx, channels);
+      if (dxShape) {
+        winogradForward(g.subarray(grp * ocg * plane), weightData!.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize), gx.subarray(grp * cg * pixels), { ...dxShape, flipped: true });
+      } else {
+        columnsConvolution(g, grp, batch, dxGeometry, outChannels, rotatedKernel(weightData!, grp, ocg, cg, taps), cg, gx, channels);
+      }
     } else if (gx) {
       forEachChunk(batch, geometry, (n0, nc, col) => {
         // dcol = W_g^T [K, ocg] x dY_g [ocg, nc*P], folded back into the images

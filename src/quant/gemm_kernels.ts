@@ -9,6 +9,7 @@ import {
   lowpConv2dBackwardData,
   lowpConv2dBackwardWeight,
   lowpConv2dForward,
+  lowpConvGeometry,
   lowpGemm,
   type LowpConvShape,
   type LowpGemmOptions,
@@ -83,15 +84,11 @@ export function layerGemms(layer: GemmLayer, x: Tensor): LayerGemms {
       forward: (xo, wo, o) => lowpConv2dForward(xo, wo, s, o),
       inputGrad: (e, wo, o) => lowpConv2dBackwardData(e, wo, s, o),
       weightGrad: (e, xo, o) => lowpConv2dBackwardWeight(e, xo, s, o),
-      floatBackward: (g, xf, wf) => {
-        const geometry = {
-          channels: s.channels / s.groups, height: s.height, width: s.width, kernelH: s.kernelH, kernelW: s.kernelW, strideH: s.strideH, strideW: s.strideW,
-          padH: s.padH, padW: s.padW, dilationH: s.dilationH, dilationW: s.dilationW, outH: s.outH, outW: s.outW,
-        };
-        return conv2dGradients({
-          g, x: xf, weight: wf, batch: s.batch, channels: s.channels, outChannels: s.outChannels, groups: s.groups, geometry, inputGrad: wf !== null, weightGrad: xf !== null,
-        });
-      },
+      floatBackward: (g, xf, wf) =>
+        conv2dGradients({
+          g, x: xf, weight: wf, batch: s.batch, channels: s.channels, outChannels: s.outChannels, groups: s.groups, geometry: lowpConvGeometry(s),
+          inputGrad: wf !== null, weightGrad: xf !== null,
+        }),
     };
   }
   if (layer instanceof ConvTranspose2d) {

@@ -54,7 +54,7 @@ export interface TrainConfig {
 export type ConvAlgorithm = 'winograd' | 'direct';
 
 /** The conv algorithm a run uses: its config's, else the process's current setting. */
-export function convAlgorithmOf(config: Pick<TrainConfig, 'conv'>): ConvAlgorithm {
+function convAlgorithmOf(config: Pick<TrainConfig, 'conv'>): ConvAlgorithm {
   return config.conv ?? (winogradEnabled() ? 'winograd' : 'direct');
 }
 
