@@ -561,6 +561,8 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object out = Napi::Object::New(env);
   out.Set("gemmKernel", octet::gemmKernelName());
+  out.Set("bf16Pairs", octet::gemmBf16Pairs());
+  out.Set("bf16PairProducts", static_cast<double>(octet::gemmBf16PairProducts()));
   out.Set("threads", octet::defaultThreads());
   out.Set("hardwareThreads", octet::hardwareThreads());
   out.Set("mmapThreshold", static_cast<double>(mmapThreshold));

@@ -1,6 +1,7 @@
 #include "gemm.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -77,6 +78,21 @@ __attribute__((target("avx512f"))) inline void transpose16(const float* src, int
 }
 #endif
 
+#ifdef OCTET_X86
+// One row of packPairsInPlace, 16 columns at a time; returns how many columns it did.
+__attribute__((target("avx512f"))) inline int pairRowAvx512(const uint32_t* high, const uint32_t* low, uint32_t pad, int width,
+                                                            uint32_t* out) {
+  const __m512i top = _mm512_set1_epi32(static_cast<int>(0xffff0000u)), padding = _mm512_set1_epi32(static_cast<int>(pad));
+  int j = 0;
+  for (; j + 16 <= width; j += 16) {
+    const __m512i h = _mm512_and_si512(_mm512_loadu_si512(high + j), top);
+    const __m512i l = low ? _mm512_srli_epi32(_mm512_loadu_si512(low + j), 16) : padding;
+    _mm512_storeu_si512(out + j, _mm512_or_si512(h, l));
+  }
+  return j;
+}
+#endif
+
 // Interleave `lines` runs of kc floats (run l at lines[l * kc]) into a panel of `width` columns:
 // dst[p * width + l] = run l's element p, zero for l >= lines. 16 x 16 blocks transpose in
 // registers where AVX-512 is there; the rest element by element (the same values either way).
@@ -118,6 +134,28 @@ void packPanelsE5m2(const uint8_t* first, int64_t ld, int64_t count, int64_t kc,
   }
 }
 #endif
+
+// A packed panel of kc rows of `width` floats, every one exact in bfloat16, rewritten in place as
+// ceil(kc / 2) rows of `width` 32-bit pairs: (bits(row 2q) & 0xffff0000) | (bits(row 2q + 1) >> 16),
+// the low half `pad` past an odd kc (KernelSpec::pairs). Row q overwrites only rows already read.
+void packPairsInPlace(float* panel, int64_t kc, int width, uint32_t pad) {
+  uint32_t* words = reinterpret_cast<uint32_t*>(panel);
+  for (int64_t q = 0; 2 * q < kc; ++q) {
+    const uint32_t* high = words + 2 * q * width;
+    const uint32_t* low = 2 * q + 1 < kc ? high + width : nullptr;
+    uint32_t* out = words + q * width;
+    int j = 0;
+#ifdef OCTET_X86
+    if (cpuHasAvx512()) j = pairRowAvx512(high, low, pad, width, out);
+#endif
+    for (; j < width; ++j) out[j] = (high[j] & 0xffff0000u) | (low ? low[j] >> 16 : pad);
+  }
+}
+
+// Panels `count` of them, kc x width each, one after another from `panels`.
+void packPanelsPairs(float* panels, int64_t count, int64_t kc, int width, uint32_t pad) {
+  for (int64_t q = 0; q < count; ++q) packPairsInPlace(panels + q * kc * width, kc, width, pad);
+}
 
 thread_local std::vector<uint8_t> codeRun;
 thread_local std::vector<float> floatRun;
@@ -163,7 +201,7 @@ void packBColumns(const GemmArgs& g, const KernelSpec& ks, int64_t pc, int64_t k
   }
 }
 
-void packB(const GemmArgs& g, const KernelSpec& ks, int64_t pc, int64_t kc, int64_t jc, int64_t nc, float* bp) {
+void packBFloats(const GemmArgs& g, const KernelSpec& ks, int64_t pc, int64_t kc, int64_t jc, int64_t nc, float* bp) {
   if (g.bColumns) {
     packBColumns(g, ks, pc, kc, jc, nc, bp);
     return;
@@ -217,7 +255,7 @@ void packAFrom(const GemmArgs& g, const KernelSpec& ks, Source src, int64_t ic, 
   }
 }
 
-void packA(const GemmArgs& g, const KernelSpec& ks, int64_t ic, int64_t mc, int64_t pc, int64_t kc, float* ap) {
+void packAFloats(const GemmArgs& g, const KernelSpec& ks, int64_t ic, int64_t mc, int64_t pc, int64_t kc, float* ap) {
 #ifdef OCTET_X86
   if (g.aCodes && g.aIsE5M2 && !g.transA && kc >= 16 && haveHalfConversion()) {
     packPanelsE5m2(g.aCodes + ic * g.lda + pc, g.lda, mc, kc, ks.mr, ap);
@@ -228,6 +266,19 @@ void packA(const GemmArgs& g, const KernelSpec& ks, int64_t ic, int64_t mc, int6
   else packAFrom(g, ks, FloatSource{g.a}, ic, mc, pc, kc, ap);
 }
 
+// Pack B's panels (and, for the pair kernel, convert them; B pads with +0).
+void packB(const GemmArgs& g, const KernelSpec& ks, int64_t pc, int64_t kc, int64_t jc, int64_t nc, float* bp) {
+  packBFloats(g, ks, pc, kc, jc, nc, bp);
+  if (ks.pairPanels) packPanelsPairs(bp, (nc + ks.nr - 1) / ks.nr, kc, ks.nr, 0u);
+}
+
+// Pack A's panels (and, for the pair kernel, convert them; A pads with -0, so that the padded
+// product is -0 and adds nothing: x + -0 = x for every x, zeros included).
+void packA(const GemmArgs& g, const KernelSpec& ks, int64_t ic, int64_t mc, int64_t pc, int64_t kc, float* ap) {
+  packAFloats(g, ks, ic, mc, pc, kc, ap);
+  if (ks.pairPanels) packPanelsPairs(ap, (mc + ks.mr - 1) / ks.mr, kc, ks.mr, 0x8000u);
+}
+
 // Where C(i, j) is (see GemmArgs::cPlane); a tile starting at column j lies within one image.
 inline float* cAt(const GemmArgs& g, int64_t i, int64_t j) {
   return g.cPlane ? g.c + (j / g.cPlane) * g.cImageStride + i * g.ldc + j % g.cPlane : g.c + i * g.ldc + j;
@@ -236,7 +287,7 @@ inline float* cAt(const GemmArgs& g, int64_t i, int64_t j) {
 // Whether the kernel reads op(A) in place for a range of `panels` B panels: when few panels would
 // reuse a packed copy of A, and the tile shape has a kernel that reads A directly.
 bool readsAInPlace(const GemmArgs& g, const KernelSpec& ks, int64_t panels) {
-  return !g.transA && panels <= 4 && (g.aCodes ? ks.directCoded != nullptr : ks.direct != nullptr);
+  return !g.transA && !ks.pairPanels && panels <= 4 && (g.aCodes ? ks.directCoded != nullptr : ks.direct != nullptr);
 }
 
 // Multiply the packed B block (kc x nc at column jc) by rows [m0, m1) of op(A), for the NR panels
@@ -317,9 +368,87 @@ thread_local PackBuffers sharedPackA;
 // Largest op(A) packed once up front (floats); larger ones are packed per block as before.
 constexpr int64_t kPrepackLimit = int64_t(1) << 22;
 
+// What the pair kernel needs of a table of code values: every finite value exact in bfloat16;
+// the exponent of the grid every value lies on (the smallest power of two dividing them all), the
+// largest finite magnitude, and the smallest (code & 0x7f) of a non-finite value (128 if none).
+struct TableFacts {
+  bool bf16Exact = true;
+  int gridExponent = 1000;
+  double maxFinite = 0.0;
+  int firstNonFinite = 128;
+};
+
+TableFacts tableFacts(const float* lut) {
+  TableFacts f;
+  for (int c = 0; c < 256; ++c) {
+    const float v = lut[c];
+    if (!std::isfinite(v)) {
+      f.firstNonFinite = std::min(f.firstNonFinite, c & 0x7f);
+      continue;
+    }
+    uint32_t bits;
+    std::memcpy(&bits, &v, 4);
+    if (bits & 0xffffu) f.bf16Exact = false;
+    if (v == 0.0f) continue;
+    int exponent;
+    const double mantissa = std::frexp(std::fabs(static_cast<double>(v)), &exponent);  // v = mantissa * 2^exponent
+    // mantissa has at most 24 significant bits: v = integer * 2^(exponent - 24) exactly.
+    int64_t integer = static_cast<int64_t>(std::ldexp(mantissa, 24));
+    int shift = 24;
+    while ((integer & 1) == 0) {
+      integer >>= 1;
+      --shift;
+    }
+    f.gridExponent = std::min(f.gridExponent, exponent - shift);
+    f.maxFinite = std::max(f.maxFinite, std::fabs(static_cast<double>(v)));
+  }
+  return f;
+}
+
+// Whether the codes an operand reads hold a value whose table entry is non-finite: the largest
+// (code & 0x7f) present against the smallest of a non-finite entry.
+bool mayReadNonFinite(const uint8_t* codes, int64_t count, const TableFacts& f) {
+  return f.firstNonFinite < 128 && count > 0 && maxLowBits(codes, count) >= f.firstNonFinite;
+}
+
+// Whether this product can run on the bfloat16-pair kernel with the same bits as the float one:
+// both operands one-byte codes whose values are exact in bfloat16, alpha = 1 and beta = 0 (every
+// chain starts at zero), fused multiply-adds (products exact in float32: two bfloat16 values give
+// at most 16 significant bits), no Inf or NaN among the values read, and no product or partial
+// sum denormal or infinite: every value is a multiple of its table's grid 2^ea (2^eb), so every
+// product and every sum of products is a multiple of 2^(ea + eb) and, when not zero, at least
+// that large; and k times the largest product stays finite.
+bool pairsEligible(const GemmArgs& g, const KernelSpec& ks) {
+  if (!ks.pairs || !gemm_detail::bf16PairsEnabled() || !g.fused || g.alpha != 1.0f || g.beta != 0.0f) return false;
+  const uint8_t* bCodes = g.bColumns ? g.bColumns->codes : g.bCodes;
+  if (!g.aCodes || !g.aLut || !bCodes || !g.bLut) return false;
+  const TableFacts fa = tableFacts(g.aLut), fb = tableFacts(g.bLut);
+  if (!fa.bf16Exact || !fb.bf16Exact || fa.gridExponent + fb.gridExponent < -126) return false;
+  if (static_cast<double>(g.k) * fa.maxFinite * fb.maxFinite >= 1e38) return false;
+  const int64_t aCount = (g.transA ? g.k - 1 : g.m - 1) * g.lda + (g.transA ? g.m : g.k);
+  if (mayReadNonFinite(g.aCodes, aCount, fa)) return false;
+  if (!g.bColumns) return !mayReadNonFinite(bCodes, (g.transB ? g.n - 1 : g.k - 1) * g.ldb + (g.transB ? g.k : g.n), fb);
+  // Every image the columns read, whole (padding reads nothing).
+  const ImplicitColumns& src = *g.bColumns;
+  const ConvGeometry& geo = src.geometry;
+  const int64_t batch = (g.transB ? g.k : g.n) / (geo.outH * geo.outW);
+  for (int64_t n = 0; n < batch; ++n) {
+    if (mayReadNonFinite(bCodes + n * src.imageStride, geo.channels * geo.height * geo.width, fb)) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 const char* gemmKernelName() { return gemm_detail::familyName(); }
+
+bool gemmBf16Pairs() { return gemm_detail::bf16PairsEnabled(); }
+
+namespace {
+std::atomic<int64_t> pairProducts{0};
+}
+
+int64_t gemmBf16PairProducts() { return pairProducts.load(); }
 
 void sgemm(const GemmArgs& g, int threads) {
   if (g.m <= 0 || g.n <= 0) return;
@@ -327,7 +456,9 @@ void sgemm(const GemmArgs& g, int threads) {
     scaleC(g);
     return;
   }
-  const KernelSpec ks = g.fused ? selectKernel(g.m, g.n) : selectKernel(g.m, g.n).withUnfused();
+  const KernelSpec& chosen = selectKernel(g.m, g.n);
+  const KernelSpec ks = !g.fused ? chosen.withUnfused() : pairsEligible(g, chosen) ? chosen.withPairs() : chosen;
+  if (ks.pairPanels) pairProducts.fetch_add(1, std::memory_order_relaxed);
   const int mr = ks.mr, nr = ks.nr;
   const int64_t tilesM = (g.m + mr - 1) / mr;
   // Too little work to share: stay on this thread.

@@ -65,4 +65,11 @@ void sgemm(const GemmArgs& args, int threads);
 // Name of the micro-kernel in use ("avx512", "avx2", "portable").
 const char* gemmKernelName();
 
+// Whether products of one-byte codes exact in bfloat16 run on the bfloat16-pair kernel
+// (VDPBF16PS; the same bits as the float kernel, see gemm_kernels.h); OCTET_BF16_PAIRS=on|off.
+bool gemmBf16Pairs();
+
+// How many products have run on it in this process (for tests that must know they reached it).
+int64_t gemmBf16PairProducts();
+
 }  // namespace octet

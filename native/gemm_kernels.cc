@@ -1,5 +1,7 @@
 #include "gemm_kernels.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -124,20 +126,15 @@ inline float ARows<float>::at(int i, int64_t p) const { return row[i][p]; }
 template <>
 inline float ARows<uint8_t>::at(int i, int64_t p) const { return lut[row[i][p]]; }
 
-template <int MR, int V, bool kDirect, typename Elem = float, bool kFused = true>
-__attribute__((target("avx512f"))) inline void avx512Tile(int64_t kc, const Elem* a, int64_t lda, const float* lut,
-                                                           const float* bp, float* c, int64_t ldc, float alpha,
-                                                           float beta, int mr, int nr) {
+// A tile's accumulators at the start: C's values when accumulating into it (alpha = 1,
+// beta = 1), else zero; `spill` stages a partial tile.
+template <int MR, int V>
+__attribute__((target("avx512f"), always_inline)) inline void avx512StartTile(__m512 (&acc)[MR][V], const float* c, int64_t ldc,
+                                                                             float alpha, float beta, int mr, int nr, float* spill) {
   constexpr int NR = 16 * V;
-  ARows<Elem> row;
-  row.lut = lut;
-#pragma GCC unroll 24
-  for (int i = 0; i < MR; ++i) row.row[i] = kDirect ? a + (i < mr ? i : mr - 1) * lda : a + i;
   const bool fromC = alpha == 1.0f && beta == 1.0f;
   const bool fullTile = mr == MR && nr == NR;
-  alignas(64) float spill[MR * NR];
   if (fromC && !fullTile) loadTile<MR, NR>(spill, c, ldc, alpha, beta, mr, nr);
-  __m512 acc[MR][V];
 #pragma GCC unroll 24
   for (int i = 0; i < MR; ++i) {
 #pragma GCC unroll 2
@@ -147,24 +144,17 @@ __attribute__((target("avx512f"))) inline void avx512Tile(int64_t kc, const Elem
                              : _mm512_load_ps(spill + i * NR + 16 * v);
     }
   }
-  for (int64_t p = 0; p < kc; ++p) {
-    __m512 b[V];
-#pragma GCC unroll 2
-    for (int v = 0; v < V; ++v) b[v] = _mm512_load_ps(bp + 16 * v);
-    _mm_prefetch(reinterpret_cast<const char*>(bp + 8 * NR), _MM_HINT_T0);
-    const int64_t at = kDirect ? p : p * MR;
-#pragma GCC unroll 24
-    for (int i = 0; i < MR; ++i) {
-      const __m512 av = _mm512_set1_ps(row.at(i, at));
-#pragma GCC unroll 2
-      for (int v = 0; v < V; ++v) {
-        acc[i][v] = kFused ? _mm512_fmadd_ps(av, b[v], acc[i][v]) : _mm512_add_ps(acc[i][v], _mm512_mul_ps(av, b[v]));
-      }
-    }
-    bp += NR;
-  }
-  const __m512 va = _mm512_set1_ps(alpha);
-  if (fullTile) {
+}
+
+// Store a tile's accumulators: into C as they are when accumulating into it, else alpha * acc +
+// beta * C (C not read when beta = 0); the mr x nr corner only.
+template <int MR, int V>
+__attribute__((target("avx512f"), always_inline)) inline void avx512FinishTile(__m512 (&acc)[MR][V], float* c, int64_t ldc,
+                                                                              float alpha, float beta, int mr, int nr, float* spill) {
+  constexpr int NR = 16 * V;
+  const bool fromC = alpha == 1.0f && beta == 1.0f;
+  if (mr == MR && nr == NR) {
+    const __m512 va = _mm512_set1_ps(alpha);
     const __m512 vb = _mm512_set1_ps(beta);
 #pragma GCC unroll 24
     for (int i = 0; i < MR; ++i) {
@@ -186,6 +176,65 @@ __attribute__((target("avx512f"))) inline void avx512Tile(int64_t kc, const Elem
     for (int v = 0; v < V; ++v) _mm512_store_ps(spill + i * NR + 16 * v, acc[i][v]);
   }
   finishTile<MR, NR>(spill, c, ldc, alpha, beta, mr, nr);
+}
+
+template <int MR, int V, bool kDirect, typename Elem = float, bool kFused = true>
+__attribute__((target("avx512f"))) inline void avx512Tile(int64_t kc, const Elem* a, int64_t lda, const float* lut,
+                                                           const float* bp, float* c, int64_t ldc, float alpha,
+                                                           float beta, int mr, int nr) {
+  constexpr int NR = 16 * V;
+  ARows<Elem> row;
+  row.lut = lut;
+#pragma GCC unroll 24
+  for (int i = 0; i < MR; ++i) row.row[i] = kDirect ? a + (i < mr ? i : mr - 1) * lda : a + i;
+  alignas(64) float spill[MR * NR];
+  __m512 acc[MR][V];
+  avx512StartTile<MR, V>(acc, c, ldc, alpha, beta, mr, nr, spill);
+  for (int64_t p = 0; p < kc; ++p) {
+    __m512 b[V];
+#pragma GCC unroll 2
+    for (int v = 0; v < V; ++v) b[v] = _mm512_load_ps(bp + 16 * v);
+    _mm_prefetch(reinterpret_cast<const char*>(bp + 8 * NR), _MM_HINT_T0);
+    const int64_t at = kDirect ? p : p * MR;
+#pragma GCC unroll 24
+    for (int i = 0; i < MR; ++i) {
+      const __m512 av = _mm512_set1_ps(row.at(i, at));
+#pragma GCC unroll 2
+      for (int v = 0; v < V; ++v) {
+        acc[i][v] = kFused ? _mm512_fmadd_ps(av, b[v], acc[i][v]) : _mm512_add_ps(acc[i][v], _mm512_mul_ps(av, b[v]));
+      }
+    }
+    bp += NR;
+  }
+  avx512FinishTile<MR, V>(acc, c, ldc, alpha, beta, mr, nr, spill);
+}
+
+// The packed-panel tile on bfloat16 pairs (KernelSpec::pairs): ceil(kc / 2) steps of one
+// VDPBF16PS per accumulator, A's pair broadcast as a 32-bit word.
+template <int MR, int V>
+__attribute__((target("avx512f,avx512bf16"))) void pairsAvx512(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc,
+                                                              float alpha, float beta, int mr, int nr) {
+  constexpr int NR = 16 * V;
+  const uint32_t* a = reinterpret_cast<const uint32_t*>(ap);
+  const uint32_t* b = reinterpret_cast<const uint32_t*>(bp);
+  alignas(64) float spill[MR * NR];
+  __m512 acc[MR][V];
+  avx512StartTile<MR, V>(acc, c, ldc, alpha, beta, mr, nr, spill);
+  const int64_t steps = (kc + 1) / 2;
+  for (int64_t q = 0; q < steps; ++q) {
+    __m512bh bv[V];
+#pragma GCC unroll 2
+    for (int v = 0; v < V; ++v) bv[v] = (__m512bh)_mm512_load_si512(b + 16 * v);
+    _mm_prefetch(reinterpret_cast<const char*>(b + 8 * NR), _MM_HINT_T0);
+#pragma GCC unroll 24
+    for (int i = 0; i < MR; ++i) {
+      const __m512bh av = (__m512bh)_mm512_set1_epi32(static_cast<int>(a[q * MR + i]));
+#pragma GCC unroll 2
+      for (int v = 0; v < V; ++v) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], av, bv[v]);
+    }
+    b += NR;
+  }
+  avx512FinishTile<MR, V>(acc, c, ldc, alpha, beta, mr, nr, spill);
 }
 
 template <int MR, int V, bool kFused = true>
@@ -212,7 +261,34 @@ template <int MR, int V>
 KernelSpec avx512Spec() {
   KernelSpec ks{"avx512", MR, 16 * V, 1536, 384, 512, microAvx512<MR, V>, directAvx512<MR, V>, directCodedAvx512<MR, V>};
   ks.unfused = {microAvx512<MR, V, false>, directAvx512<MR, V, false>, directCodedAvx512<MR, V, false>};
+  ks.pairs = pairsAvx512<MR, V>;
   return ks;
+}
+
+// Instructions per second of 12 independent chains of `steps` VDPBF16PS (kPairs) or VFMADD, the
+// best of three runs (the machine may be busy).
+template <bool kPairs>
+__attribute__((target("avx512f,avx512bf16"), noinline)) double chainRate(int64_t steps) {
+  double best = 0.0;
+  for (int run = 0; run < 3; ++run) {
+    __m512 acc[12];
+    for (int i = 0; i < 12; ++i) acc[i] = _mm512_setzero_ps();
+    __m512 x = _mm512_set1_ps(1.0f / 64);
+    const auto start = std::chrono::steady_clock::now();
+    for (int64_t s = 0; s < steps; ++s) {
+#pragma GCC unroll 12
+      for (int i = 0; i < 12; ++i) {
+        acc[i] = kPairs ? _mm512_dpbf16_ps(acc[i], (__m512bh)x, (__m512bh)x) : _mm512_fmadd_ps(x, x, acc[i]);
+      }
+      __asm__ volatile("" : "+v"(x));
+    }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    float sink = 0.0f;
+    for (int i = 0; i < 12; ++i) sink += _mm512_reduce_add_ps(acc[i]);
+    __asm__ volatile("" : : "x"(sink));
+    if (seconds > 0) best = std::max(best, 12.0 * static_cast<double>(steps) / seconds);
+  }
+  return best;
 }
 #endif
 
@@ -275,6 +351,25 @@ const KernelSpec& selectKernel(int64_t m, int64_t n) {
 }
 
 const char* familyName() { return family().name; }
+
+bool bf16PairsEnabled() {
+  static const bool enabled = [] {
+    const char* forced = std::getenv("OCTET_BF16_PAIRS");
+    const std::string want = forced ? forced : "";
+    if (want == "off" || std::string(family().name) != "avx512") return false;
+#ifdef OCTET_X86
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512bf16")) return false;
+    if (want == "on") return true;
+    // About 0.1 ms each: VDPBF16PS does two multiply-adds per lane, so at 0.65 of VFMADD's
+    // instruction rate it does 1.3 times the work per second.
+    return chainRate<true>(20000) >= 0.65 * chainRate<false>(20000);
+#else
+    return false;
+#endif
+  }();
+  return enabled;
+}
 
 }  // namespace gemm_detail
 }  // namespace octet

@@ -135,24 +135,6 @@ void packStrip(const LowpGemmArgs& g, int64_t s, float* strip) {
 
 // Largest magnitude of an operand (NaN if it holds one); for codes, the largest value among the
 // codes present.
-#ifdef OCTET_X86
-// Largest of (code & 0x7f) over n one-byte codes, 32 at a time.
-__attribute__((target("avx2"))) uint8_t maxMagnitudeCode(const uint8_t* codes, int64_t n) {
-  __m256i worst = _mm256_setzero_si256();
-  const __m256i magnitude = _mm256_set1_epi8(0x7f);
-  int64_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    worst = _mm256_max_epu8(worst, _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + i)), magnitude));
-  }
-  alignas(32) uint8_t lanes[32];
-  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), worst);
-  uint8_t result = 0;
-  for (uint8_t v : lanes) result = std::max(result, v);
-  for (; i < n; ++i) result = std::max<uint8_t>(result, codes[i] & 0x7f);
-  return result;
-}
-
-#endif
 
 float operandAmax(const float* values, const uint8_t* codes, const float* lut, bool e5m2, int64_t n, int threads);
 
@@ -204,7 +186,7 @@ float operandAmax(const float* values, const uint8_t* codes, const float* lut, b
     const int64_t chunks = (n + chunk - 1) / chunk;
     std::vector<uint8_t> part(static_cast<size_t>(chunks));
     parallelFor(chunks, n < chunk ? 1 : threads, [&](int64_t c) {
-      part[c] = maxMagnitudeCode(codes + c * chunk, std::min<int64_t>(chunk, n - c * chunk));
+      part[c] = maxLowBits(codes + c * chunk, std::min<int64_t>(chunk, n - c * chunk));
     });
     uint8_t worst = 0;
     for (uint8_t v : part) worst = std::max(worst, v);

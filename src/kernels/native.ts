@@ -9,6 +9,13 @@ import { createRequire } from 'node:module';
 
 export interface NativeInfo {
   gemmKernel: string;
+  /**
+   * Whether products of FP8 codes with fp32 accumulation run on AVX512_BF16's two-product
+   * instruction (the same bits as the float kernel; where it is faster, or OCTET_BF16_PAIRS=on).
+   */
+  bf16Pairs: boolean;
+  /** How many GEMMs have run on it in this process. */
+  bf16PairProducts: number;
   threads: number;
   hardwareThreads: number;
   openmp: boolean;

@@ -58,6 +58,28 @@ describe('native core', () => {
     });
   }
 
+  test('FP8 products on the bfloat16-pair kernel (OCTET_BF16_PAIRS=on) give the float kernel\'s bits', (t) => {
+    const run = (setting: string) => {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'test', 'helpers', 'bf16_pairs_check.ts')], {
+        cwd: root, env: { ...process.env, OCTET_BF16_PAIRS: setting }, encoding: 'utf8',
+      });
+      assert.equal(r.status, 0, r.stderr);
+      return r.stdout;
+    };
+    const off = run('off');
+    assert.match(off, /bf16Pairs false\npair products 0\nmismatches 0\n/);
+    const on = run('on');
+    if (/bf16Pairs false/.test(on)) {
+      t.skip('this CPU has no AVX512_BF16');
+      return;
+    }
+    // Every product but the one with Inf and NaN among its operands ran on the pair kernel.
+    assert.match(on, /pair products (\d+)\n/);
+    assert.ok(Number(/pair products (\d+)/.exec(on)![1]) >= 15, on);
+    assert.match(on, /mismatches 0\n/);
+    assert.equal(/hash (\w+)/.exec(on)![1], /hash (\w+)/.exec(off)![1]);
+  });
+
   test('the portable build (no x86 code at all, as on arm64) compiles and matches the references', () => {
     const nodeInclude = join(dirname(dirname(process.execPath)), 'include', 'node');
     assert.ok(existsSync(join(nodeInclude, 'node_api.h')), `Node headers not found at ${nodeInclude}`);

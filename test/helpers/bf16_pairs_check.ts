@@ -1,0 +1,70 @@
+/**
+ * Run in a child process with OCTET_BF16_PAIRS=on or off: FP8 products with fp32 accumulation
+ * (plain GEMMs and the three convolution products, which read their columns from the images)
+ * against the references, bit for bit, and a hash of every result, so that the parent can
+ * check that both settings give the same bits. Prints the addon's bf16Pairs setting, how many
+ * products ran on the pair kernel, the mismatches and the hash.
+ */
+import { convOutputSize } from '../../src/kernels/im2col.js';
+import { encode } from '../../src/kernels/codec.js';
+import { lowpConv2dBackwardData, lowpConv2dBackwardWeight, lowpConv2dForward, type LowpConvShape } from '../../src/kernels/lowp_conv.js';
+import { lowpGemm, lowpGemmReference } from '../../src/kernels/lowp_gemm.js';
+import { nativeCore } from '../../src/kernels/native.js';
+import { uniform } from './random.js';
+
+const native = nativeCore();
+if (!native) throw new Error('bf16_pairs_check needs the addon');
+let mismatches = 0;
+let hash = 2166136261;
+const compare = (fast: Float32Array, ref: Float32Array) => {
+  const fb = new Uint32Array(fast.buffer, fast.byteOffset, fast.length);
+  for (let i = 0; i < fast.length; i++) {
+    if (!Object.is(fast[i], ref[i]) && !(Number.isNaN(fast[i]) && Number.isNaN(ref[i]))) mismatches++;
+    hash = Math.imul(hash ^ fb[i], 16777619) >>> 0;
+  }
+};
+// Wide magnitudes (subnormal codes included), zeros and negative zeros.
+const values = (n: number, seed: number, spread: number) => {
+  const u = uniform(n, seed);
+  return u.map((v, i) => (i % 17 === 0 ? 0 : i % 29 === 0 ? -0 : Math.sign(v) * 2 ** (spread * Math.abs(v) - spread / 2)));
+};
+const operand = (n: number, seed: number, format: string, spread = 20) => ({ codes: encode(values(n, seed, spread), format, { saturate: true }), format, scale: 1 });
+
+for (const [m, n, k, transA, transB, fa, fb] of [
+  [64, 96, 300, false, false, 'e5m2', 'e5m2'],
+  [37, 70, 385, false, true, 'e5m2', 'e4m3'], // odd k past one block of 384
+  [100, 33, 769, true, false, 'e4m3', 'e5m2'],
+  [13, 200, 7, true, true, 'e5m2', 'e5m2'], // few rows: A would have been read in place
+  [130, 48, 1, false, false, 'e5m2', 'e5m2'],
+  [24, 16, 1000, false, false, 'e4m3', 'e4m3'],
+] as const) {
+  const a = operand(m * k, m + k, fa);
+  const b = operand(k * n, n + k, fb);
+  compare(lowpGemm(m, n, k, a, b, { transA, transB }), lowpGemmReference(m, n, k, a, b, { transA, transB }));
+}
+// Inf and NaN among the values read: the float kernel runs (the pair one would change NaN's bits).
+{
+  const a = operand(40 * 90, 5, 'e5m2');
+  a.codes[17] = 0x7c; // +Inf
+  a.codes[400] = 0x7e; // NaN
+  const b = operand(90 * 50, 6, 'e5m2');
+  compare(lowpGemm(40, 50, 90, a, b), lowpGemmReference(40, 50, 90, a, b));
+}
+
+function shape(batch: number, channels: number, size: number, outChannels: number, kernel: number, stride: number, pad: number): LowpConvShape {
+  const out = convOutputSize(size, kernel, stride, pad, 1);
+  return {
+    batch, channels, height: size, width: size, outChannels, kernelH: kernel, kernelW: kernel, strideH: stride, strideW: stride,
+    padH: pad, padW: pad, dilationH: 1, dilationW: 1, groups: 1, outH: out, outW: out,
+  };
+}
+for (const s of [shape(4, 19, 12, 40, 3, 1, 1), shape(3, 32, 9, 24, 3, 2, 1), shape(2, 7, 10, 33, 1, 1, 0), shape(2, 65, 8, 20, 3, 1, 1)]) {
+  const x = operand(s.batch * s.channels * s.height * s.width, 11, 'e5m2', 12);
+  const w = operand(s.outChannels * s.channels * s.kernelH * s.kernelW, 12, 'e4m3', 8);
+  const dy = operand(s.batch * s.outChannels * s.outH * s.outW, 13, 'e5m2', 12);
+  compare(lowpConv2dForward(x, w, s), lowpConv2dForward(x, w, s, {}, true));
+  compare(lowpConv2dBackwardWeight(dy, x, s), lowpConv2dBackwardWeight(dy, x, s, {}, true));
+  compare(lowpConv2dBackwardData(dy, w, s), lowpConv2dBackwardData(dy, w, s, {}, true));
+}
+const info = native.info();
+process.stdout.write(`bf16Pairs ${info.bf16Pairs}\npair products ${info.bf16PairProducts}\nmismatches ${mismatches}\nhash ${hash.toString(16)}\n`);
