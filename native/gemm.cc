@@ -160,6 +160,118 @@ void packPanelsPairs(float* panels, int64_t count, int64_t kc, int width, uint32
 thread_local std::vector<uint8_t> codeRun;
 thread_local std::vector<float> floatRun;
 
+#ifdef OCTET_X86
+// out[t] = (bits(v0[t]) & 0xffff0000) | (bits(v1[t]) >> 16), v0 and v1 the values of E5M2 codes
+// c0 and c1 (c1 null: the low half pad), 16 at a time; returns how many it did.
+__attribute__((target("avx512f,avx2,f16c"))) inline __m512i e5m2Bits16(const uint8_t* c) {
+  return _mm512_castps_si512(_mm512_cvtph_ps(_mm256_slli_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c))), 8)));
+}
+
+__attribute__((target("avx512f,avx2,f16c"))) inline int64_t pairWordsE5m2(const uint8_t* c0, const uint8_t* c1, uint32_t pad, int64_t n,
+                                                                          uint32_t* out) {
+  const __m512i top = _mm512_set1_epi32(static_cast<int>(0xffff0000u)), padding = _mm512_set1_epi32(static_cast<int>(pad));
+  int64_t t = 0;
+  for (; t + 16 <= n; t += 16) {
+    const __m512i low = c1 ? _mm512_srli_epi32(e5m2Bits16(c1 + t), 16) : padding;
+    _mm512_storeu_si512(out + t, _mm512_or_si512(_mm512_and_si512(e5m2Bits16(c0 + t), top), low));
+  }
+  return t;
+}
+
+// A run of 2 * n floats (exact in bfloat16) as n pair words: out[q] = (bits(v[2q]) & 0xffff0000) |
+// (bits(v[2q + 1]) >> 16), 16 at a time by one two-source permutation of 16-bit halves; returns
+// how many it did.
+__attribute__((target("avx512f,avx512bw"))) inline int64_t pairWordsAlong(const float* v, int64_t n, uint32_t* out) {
+  alignas(64) uint16_t order[32];
+  for (int q = 0; q < 16; ++q) {
+    order[2 * q] = static_cast<uint16_t>(4 * q + 3);      // low half: element 2q + 1's high half
+    order[2 * q + 1] = static_cast<uint16_t>(4 * q + 1);  // high half: element 2q's high half
+  }
+  const __m512i index = _mm512_load_si512(order);
+  int64_t q = 0;
+  for (; q + 16 <= n; q += 16) {
+    const __m512i lo = _mm512_loadu_si512(v + 2 * q), hi = _mm512_loadu_si512(v + 2 * q + 16);
+    _mm512_storeu_si512(out + q, _mm512_permutex2var_epi16(lo, index, hi));
+  }
+  return q;
+}
+#endif
+
+inline uint32_t floatBits(float v) {
+  uint32_t u;
+  std::memcpy(&u, &v, 4);
+  return u;
+}
+
+// The pair words of two runs of n codes (c1 null: the low half pad): see packPairsInPlace.
+void pairWordsFromCodes(const uint8_t* c0, const uint8_t* c1, const float* lut, bool e5m2, uint32_t pad, int64_t n, uint32_t* out) {
+  int64_t t = 0;
+#ifdef OCTET_X86
+  if (e5m2 && haveHalfConversion()) t = pairWordsE5m2(c0, c1, pad, n, out);
+#endif
+  for (; t < n; ++t) out[t] = (floatBits(lut[c0[t]]) & 0xffff0000u) | (c1 ? floatBits(lut[c1[t]]) >> 16 : pad);
+}
+
+// A run of kc floats as ceil(kc / 2) pair words, the last low half pad when kc is odd.
+void pairWordsFromRun(const float* v, int64_t kc, uint32_t pad, uint32_t* out) {
+  const int64_t pairs = kc / 2;
+  int64_t q = 0;
+#ifdef OCTET_X86
+  if (cpuHasAvx512()) q = pairWordsAlong(v, pairs, out);
+#endif
+  for (; q < pairs; ++q) out[q] = (floatBits(v[2 * q]) & 0xffff0000u) | (floatBits(v[2 * q + 1]) >> 16);
+  if (kc % 2) out[pairs] = (floatBits(v[kc - 1]) & 0xffff0000u) | pad;
+}
+
+thread_local std::vector<uint8_t> codeRunOdd;
+thread_local std::vector<uint32_t> wordRun;
+
+// packBColumns for the pair kernel (B's codes exact in bfloat16, B padding with +0): the pair
+// panels straight from the images, without a float panel to convert. The columns read inside
+// the images (sgemm writes out each plane's read window first: windowGeometry), so the runs need
+// no bounds tests.
+void packBColumnsPairs(const GemmArgs& g, const KernelSpec& ks, int64_t pc, int64_t kc, int64_t jc, int64_t nc, float* bp) {
+  const ImplicitColumns& src = *g.bColumns;
+  const ConvGeometry& geo = src.geometry;
+  const int nr = ks.nr;
+  uint32_t* panels = reinterpret_cast<uint32_t*>(bp);
+  const int64_t pairRows = (kc + 1) / 2;
+  auto run = [&](int64_t r, int64_t q0, int64_t len, uint8_t* out) { unpaddedColumnRun(src.codes, geo, src.imageStride, r, q0, len, out); };
+  if (!g.transB) {
+    // Rows pc + 2q and pc + 2q + 1 of col as two runs of codes, combined into row q of each panel.
+    codeRun.resize(static_cast<size_t>(nc));
+    codeRunOdd.resize(static_cast<size_t>(nc));
+    wordRun.resize(static_cast<size_t>(nc));
+    for (int64_t q = 0; q < pairRows; ++q) {
+      const bool odd = 2 * q + 1 < kc;
+      run(pc + 2 * q, jc, nc, codeRun.data());
+      if (odd) run(pc + 2 * q + 1, jc, nc, codeRunOdd.data());
+      pairWordsFromCodes(codeRun.data(), odd ? codeRunOdd.data() : nullptr, g.bLut, g.bIsE5M2, 0u, nc, wordRun.data());
+      for (int64_t j0 = 0; j0 < nc; j0 += nr) {
+        const int64_t width = std::min<int64_t>(nr, nc - j0);
+        uint32_t* d = panels + (j0 / nr) * kc * nr + q * nr;
+        std::memcpy(d, wordRun.data() + j0, static_cast<size_t>(width) * sizeof(uint32_t));
+        for (int64_t j = width; j < nr; ++j) d[j] = 0u;
+      }
+    }
+    return;
+  }
+  // Panel column l is a run along row jc + j0 + l of col: decode it, pair it along the run, then
+  // interleave the runs of pair words as the float path interleaves floats.
+  floatRun.resize(static_cast<size_t>(kc));
+  wordRun.resize(static_cast<size_t>(nr * pairRows));
+  codeRun.resize(static_cast<size_t>(kc));
+  for (int64_t j0 = 0; j0 < nc; j0 += nr) {
+    const int64_t width = std::min<int64_t>(nr, nc - j0);
+    for (int64_t l = 0; l < width; ++l) {
+      run(jc + j0 + l, pc, kc, codeRun.data());
+      decodeCodes(codeRun.data(), g.bLut, g.bIsE5M2, kc, floatRun.data());
+      pairWordsFromRun(floatRun.data(), kc, 0u, wordRun.data() + l * pairRows);
+    }
+    interleaveLines(reinterpret_cast<const float*>(wordRun.data()), width, pairRows, nr, bp + (j0 / nr) * kc * nr);
+  }
+}
+
 // packB for B read from images: op(B)(p, j) is col(p, j), or col(j, p) with transB.
 void packBColumns(const GemmArgs& g, const KernelSpec& ks, int64_t pc, int64_t kc, int64_t jc, int64_t nc, float* bp) {
   const ImplicitColumns& src = *g.bColumns;
@@ -268,6 +380,10 @@ void packAFloats(const GemmArgs& g, const KernelSpec& ks, int64_t ic, int64_t mc
 
 // Pack B's panels (and, for the pair kernel, convert them; B pads with +0).
 void packB(const GemmArgs& g, const KernelSpec& ks, int64_t pc, int64_t kc, int64_t jc, int64_t nc, float* bp) {
+  if (ks.pairPanels && g.bColumns) {
+    packBColumnsPairs(g, ks, pc, kc, jc, nc, bp);
+    return;
+  }
   packBFloats(g, ks, pc, kc, jc, nc, bp);
   if (ks.pairPanels) packPanelsPairs(bp, (nc + ks.nr - 1) / ks.nr, kc, ks.nr, 0u);
 }
@@ -450,6 +566,11 @@ std::atomic<int64_t> pairProducts{0};
 
 int64_t gemmBf16PairProducts() { return pairProducts.load(); }
 
+namespace {
+void runSgemm(const GemmArgs& g, const KernelSpec& ks, int threads);
+thread_local std::vector<uint8_t> paddedImages;
+}  // namespace
+
 void sgemm(const GemmArgs& g, int threads) {
   if (g.m <= 0 || g.n <= 0) return;
   if (g.k <= 0 || g.alpha == 0.0f) {
@@ -458,7 +579,30 @@ void sgemm(const GemmArgs& g, int threads) {
   }
   const KernelSpec& chosen = selectKernel(g.m, g.n);
   const KernelSpec ks = !g.fused ? chosen.withUnfused() : pairsEligible(g, chosen) ? chosen.withPairs() : chosen;
-  if (ks.pairPanels) pairProducts.fetch_add(1, std::memory_order_relaxed);
+  if (!ks.pairPanels) {
+    runSgemm(g, ks, threads);
+    return;
+  }
+  pairProducts.fetch_add(1, std::memory_order_relaxed);
+  // Columns read inside images without padding run on the images as they are.
+  if (!g.bColumns || readsInside(g.bColumns->geometry)) {
+    runSgemm(g, ks, threads);
+    return;
+  }
+  // Otherwise from each plane's read window written out, padding included.
+  const ImplicitColumns& src = *g.bColumns;
+  const int64_t batch = (g.transB ? g.k : g.n) / (src.geometry.outH * src.geometry.outW);
+  const int64_t stride = windowImageStride(src.geometry);
+  paddedImages.resize(static_cast<size_t>(batch * stride));
+  windowImagesCodes(src.codes, src.geometry, batch, src.imageStride, paddedImages.data(), threads);
+  ImplicitColumns padded{windowGeometry(src.geometry), stride, nullptr, paddedImages.data()};
+  GemmArgs p = g;
+  p.bColumns = &padded;
+  runSgemm(p, ks, threads);
+}
+
+namespace {
+void runSgemm(const GemmArgs& g, const KernelSpec& ks, int threads) {
   const int mr = ks.mr, nr = ks.nr;
   const int64_t tilesM = (g.m + mr - 1) / mr;
   // Too little work to share: stay on this thread.
@@ -551,5 +695,6 @@ void sgemm(const GemmArgs& g, int threads) {
     }
   }
 }
+}  // namespace
 
 }  // namespace octet

@@ -57,6 +57,30 @@ void im2colBatchCodes(const uint8_t* x, uint8_t* col, const ConvGeometry& g, int
   im2colBatchOf(x, col, g, batch, imageStride, threads);
 }
 
+void windowImagesCodes(const uint8_t* x, const ConvGeometry& g, int64_t batch, int64_t imageStride, uint8_t* out, int threads) {
+  const ReadWindow win = readWindow(g);
+  const int64_t plane = win.height * win.width;
+  // Window column w reads plane column w - padW: columns [c0, c1) of the window lie inside.
+  const int64_t c0 = std::clamp<int64_t>(g.padW, 0, win.width), c1 = std::clamp<int64_t>(g.padW + g.width, c0, win.width);
+  const int team = batch * g.channels * plane < 65536 ? 1 : threads;
+  parallelFor(batch * g.channels, team, [&](int64_t item) {
+    const int64_t n = item / g.channels, c = item % g.channels;
+    const uint8_t* in = x + n * imageStride + c * g.height * g.width;
+    uint8_t* o = out + item * plane;
+    for (int64_t r = 0; r < win.height; ++r) {
+      uint8_t* row = o + r * win.width;
+      const int64_t h = r - g.padH;
+      if (h < 0 || h >= g.height) {
+        std::memset(row, 0, static_cast<size_t>(win.width));
+        continue;
+      }
+      std::memset(row, 0, static_cast<size_t>(c0));
+      std::memcpy(row + c0, in + h * g.width + (c0 - g.padW), static_cast<size_t>(c1 - c0));
+      std::memset(row + c1, 0, static_cast<size_t>(win.width - c1));
+    }
+  });
+}
+
 void col2imBatch(const float* col, float* x, const ConvGeometry& g, int64_t batch, int64_t imageStride, int threads) {
   const int64_t plane = g.outH * g.outW;
   const int64_t taps = g.kernelH * g.kernelW;

@@ -7,6 +7,7 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 
 namespace octet {
 
@@ -81,6 +82,81 @@ inline void columnRun(const T* x, const ConvGeometry& g, int64_t imageStride, in
   }
 }
 
+
+// The rows and columns a convolution's columns read, padding included: rows [-padH, lastRow]
+// and columns [-padW, lastCol] of each plane (lastRow can pass H - 1 by more than padH, as in
+// the phases of strided input gradients, whose output size is their own; padding can be
+// negative, a crop).
+struct ReadWindow {
+  int64_t height, width;  // rows and columns of the window
+};
+inline ReadWindow readWindow(const ConvGeometry& g) {
+  const int64_t lastRow = (g.outH - 1) * g.strideH - g.padH + (g.kernelH - 1) * g.dilationH;
+  const int64_t lastCol = (g.outW - 1) * g.strideW - g.padW + (g.kernelW - 1) * g.dilationW;
+  return {lastRow + g.padH + 1, lastCol + g.padW + 1};
+}
+// Whether the window is the planes themselves (no padding, nothing read outside).
+inline bool readsInside(const ConvGeometry& g) {
+  const ReadWindow w = readWindow(g);
+  return g.padH == 0 && g.padW == 0 && w.height <= g.height && w.width <= g.width;
+}
+// Each plane's read window written out, code 0 where it lies outside the plane, for runs that
+// need no bounds tests: image n at out + n * windowImageStride(g); windowGeometry is the same
+// convolution over them (no padding, every tap inside, the same output size).
+inline ConvGeometry windowGeometry(const ConvGeometry& g) {
+  const ReadWindow w = readWindow(g);
+  ConvGeometry p = g;
+  p.height = w.height;
+  p.width = w.width;
+  p.padH = 0;
+  p.padW = 0;
+  return p;
+}
+inline int64_t windowImageStride(const ConvGeometry& g) {
+  const ReadWindow w = readWindow(g);
+  return g.channels * w.height * w.width;
+}
+void windowImagesCodes(const uint8_t* x, const ConvGeometry& g, int64_t batch, int64_t imageStride, uint8_t* out, int threads);
+
+// columnRun over images without padding that it reads inside (readsInside, windowGeometry): each output row's segment is a copy
+// from one input row, with no bounds tests; segments of 4 to 32 codes copy as one fixed-size move.
+inline void unpaddedColumnRun(const uint8_t* x, const ConvGeometry& g, int64_t imageStride, int64_t r, int64_t q0, int64_t len, uint8_t* out) {
+  const int64_t taps = g.kernelH * g.kernelW;
+  const int64_t c = r / taps, i = (r / g.kernelW) % g.kernelH, j = r % g.kernelW;
+  const int64_t plane = g.outH * g.outW;
+  const uint8_t* channel = x + c * g.height * g.width + i * g.dilationH * g.width + j * g.dilationW;
+  int64_t n = q0 / plane, pix = q0 % plane;
+  int64_t oh = pix / g.outW, ow0 = pix % g.outW;
+  const int64_t rowStep = g.strideH * g.width;
+  const uint8_t* row = channel + n * imageStride + oh * rowStep;
+  for (int64_t t = 0; t < len;) {
+    const int64_t seg = std::min(g.outW - ow0, len - t);
+    const uint8_t* in = row + ow0 * g.strideW;
+    uint8_t* o = out + t;
+    if (g.strideW != 1) {
+      for (int64_t ow = 0; ow < seg; ++ow) o[ow] = in[ow * g.strideW];
+    } else if (seg == 32) {
+      std::memcpy(o, in, 32);
+    } else if (seg == 16) {
+      std::memcpy(o, in, 16);
+    } else if (seg == 8) {
+      std::memcpy(o, in, 8);
+    } else if (seg == 4) {
+      std::memcpy(o, in, 4);
+    } else {
+      std::memcpy(o, in, static_cast<size_t>(seg));
+    }
+    t += seg;
+    ow0 = 0;
+    if (++oh == g.outH) {
+      oh = 0;
+      ++n;
+      row = channel + n * imageStride;
+    } else {
+      row += rowStep;
+    }
+  }
+}
 }  // namespace octet
 
 namespace octet {
