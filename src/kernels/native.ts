@@ -6,6 +6,7 @@
  * build, say).
  */
 import { createRequire } from 'node:module';
+import { InvalidArgumentError } from '../errors.js';
 
 export interface NativeInfo {
   gemmKernel: string;
@@ -112,6 +113,11 @@ let loaded: NativeCore | null | undefined;
 let loadError: string | null = null;
 
 function load(): NativeCore | null {
+  // The addon reads OCTET_BF16_PAIRS itself, once; a misspelt value would silently mean "auto".
+  const pairs = process.env.OCTET_BF16_PAIRS;
+  if (pairs !== undefined && !['', 'auto', 'on', 'off'].includes(pairs)) {
+    throw new InvalidArgumentError(`OCTET_BF16_PAIRS is ${JSON.stringify(pairs)}; expected "on", "off" or "auto" (the default: on where it is faster)`);
+  }
   if (process.env.OCTET_NATIVE === '0') {
     loadError = 'disabled by OCTET_NATIVE=0';
     return null;

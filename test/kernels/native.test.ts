@@ -66,6 +66,11 @@ describe('native core', () => {
       assert.equal(r.status, 0, r.stderr);
       return r.stdout;
     };
+    const bad = spawnSync(process.execPath, ['--import', 'tsx', '-e', "import('./src/kernels/native.ts').then((m) => m.nativeCore())"], {
+      cwd: root, env: { ...process.env, OCTET_BF16_PAIRS: 'yes' }, encoding: 'utf8',
+    });
+    assert.notEqual(bad.status, 0);
+    assert.match(bad.stderr, /OCTET_BF16_PAIRS is "yes"; expected "on", "off" or "auto"/);
     const off = run('off');
     assert.match(off, /bf16Pairs false\npair products 0\nmismatches 0\n/);
     const on = run('on');
