@@ -78,16 +78,31 @@ __attribute__((target("avx512f"))) inline void transpose16(const float* src, int
 }
 #endif
 
+inline uint32_t floatBits(float v) {
+  uint32_t u;
+  std::memcpy(&u, &v, 4);
+  return u;
+}
+
+// The pair kernel's 32-bit word of two values exact in bfloat16 (their float32 bits): the first's
+// top half above the second's; with `pad` as the low half past an odd k.
+inline uint32_t pairWord(uint32_t first, uint32_t second) { return (first & 0xffff0000u) | (second >> 16); }
+inline uint32_t padWord(uint32_t first, uint32_t pad) { return (first & 0xffff0000u) | pad; }
+
 #ifdef OCTET_X86
+// The same on 16 lanes; second null: the low halves are pad.
+__attribute__((target("avx512f"), always_inline)) inline __m512i pairWords16(__m512i first, const __m512i* second, uint32_t pad) {
+  const __m512i high = _mm512_and_si512(first, _mm512_set1_epi32(static_cast<int>(0xffff0000u)));
+  return _mm512_or_si512(high, second ? _mm512_srli_epi32(*second, 16) : _mm512_set1_epi32(static_cast<int>(pad)));
+}
+
 // One row of packPairsInPlace, 16 columns at a time; returns how many columns it did.
 __attribute__((target("avx512f"))) inline int pairRowAvx512(const uint32_t* high, const uint32_t* low, uint32_t pad, int width,
                                                             uint32_t* out) {
-  const __m512i top = _mm512_set1_epi32(static_cast<int>(0xffff0000u)), padding = _mm512_set1_epi32(static_cast<int>(pad));
   int j = 0;
   for (; j + 16 <= width; j += 16) {
-    const __m512i h = _mm512_and_si512(_mm512_loadu_si512(high + j), top);
-    const __m512i l = low ? _mm512_srli_epi32(_mm512_loadu_si512(low + j), 16) : padding;
-    _mm512_storeu_si512(out + j, _mm512_or_si512(h, l));
+    const __m512i l = low ? _mm512_loadu_si512(low + j) : _mm512_setzero_si512();
+    _mm512_storeu_si512(out + j, pairWords16(_mm512_loadu_si512(high + j), low ? &l : nullptr, pad));
   }
   return j;
 }
@@ -148,7 +163,7 @@ void packPairsInPlace(float* panel, int64_t kc, int width, uint32_t pad) {
 #ifdef OCTET_X86
     if (cpuHasAvx512()) j = pairRowAvx512(high, low, pad, width, out);
 #endif
-    for (; j < width; ++j) out[j] = (high[j] & 0xffff0000u) | (low ? low[j] >> 16 : pad);
+    for (; j < width; ++j) out[j] = low ? pairWord(high[j], low[j]) : padWord(high[j], pad);
   }
 }
 
@@ -169,11 +184,10 @@ __attribute__((target("avx512f,avx2,f16c"))) inline __m512i e5m2Bits16(const uin
 
 __attribute__((target("avx512f,avx2,f16c"))) inline int64_t pairWordsE5m2(const uint8_t* c0, const uint8_t* c1, uint32_t pad, int64_t n,
                                                                           uint32_t* out) {
-  const __m512i top = _mm512_set1_epi32(static_cast<int>(0xffff0000u)), padding = _mm512_set1_epi32(static_cast<int>(pad));
   int64_t t = 0;
   for (; t + 16 <= n; t += 16) {
-    const __m512i low = c1 ? _mm512_srli_epi32(e5m2Bits16(c1 + t), 16) : padding;
-    _mm512_storeu_si512(out + t, _mm512_or_si512(_mm512_and_si512(e5m2Bits16(c0 + t), top), low));
+    const __m512i low = c1 ? e5m2Bits16(c1 + t) : _mm512_setzero_si512();
+    _mm512_storeu_si512(out + t, pairWords16(e5m2Bits16(c0 + t), c1 ? &low : nullptr, pad));
   }
   return t;
 }
@@ -197,19 +211,13 @@ __attribute__((target("avx512f,avx512bw"))) inline int64_t pairWordsAlong(const 
 }
 #endif
 
-inline uint32_t floatBits(float v) {
-  uint32_t u;
-  std::memcpy(&u, &v, 4);
-  return u;
-}
-
 // The pair words of two runs of n codes (c1 null: the low half pad): see packPairsInPlace.
 void pairWordsFromCodes(const uint8_t* c0, const uint8_t* c1, const float* lut, bool e5m2, uint32_t pad, int64_t n, uint32_t* out) {
   int64_t t = 0;
 #ifdef OCTET_X86
   if (e5m2 && haveHalfConversion()) t = pairWordsE5m2(c0, c1, pad, n, out);
 #endif
-  for (; t < n; ++t) out[t] = (floatBits(lut[c0[t]]) & 0xffff0000u) | (c1 ? floatBits(lut[c1[t]]) >> 16 : pad);
+  for (; t < n; ++t) out[t] = c1 ? pairWord(floatBits(lut[c0[t]]), floatBits(lut[c1[t]])) : padWord(floatBits(lut[c0[t]]), pad);
 }
 
 // A run of kc floats as ceil(kc / 2) pair words, the last low half pad when kc is odd.
@@ -219,8 +227,8 @@ void pairWordsFromRun(const float* v, int64_t kc, uint32_t pad, uint32_t* out) {
 #ifdef OCTET_X86
   if (cpuHasAvx512()) q = pairWordsAlong(v, pairs, out);
 #endif
-  for (; q < pairs; ++q) out[q] = (floatBits(v[2 * q]) & 0xffff0000u) | (floatBits(v[2 * q + 1]) >> 16);
-  if (kc % 2) out[pairs] = (floatBits(v[kc - 1]) & 0xffff0000u) | pad;
+  for (; q < pairs; ++q) out[q] = pairWord(floatBits(v[2 * q]), floatBits(v[2 * q + 1]));
+  if (kc % 2) out[pairs] = padWord(floatBits(v[kc - 1]), pad);
 }
 
 thread_local std::vector<uint8_t> codeRunOdd;
@@ -239,6 +247,7 @@ void packBColumnsPairs(const GemmArgs& g, const KernelSpec& ks, int64_t pc, int6
   auto run = [&](int64_t r, int64_t q0, int64_t len, uint8_t* out) { unpaddedColumnRun(src.codes, geo, src.imageStride, r, q0, len, out); };
   if (!g.transB) {
     // Rows pc + 2q and pc + 2q + 1 of col as two runs of codes, combined into row q of each panel.
+    // (One long pairing pass, then copies into the panels: faster than pairing panel by panel.)
     codeRun.resize(static_cast<size_t>(nc));
     codeRunOdd.resize(static_cast<size_t>(nc));
     wordRun.resize(static_cast<size_t>(nc));
@@ -554,54 +563,11 @@ bool pairsEligible(const GemmArgs& g, const KernelSpec& ks) {
   return true;
 }
 
-}  // namespace
-
-const char* gemmKernelName() { return gemm_detail::familyName(); }
-
-bool gemmBf16Pairs() { return gemm_detail::bf16PairsEnabled(); }
-
-namespace {
+// Products run on the pair kernel so far; each thread's last read windows of images (sgemm).
 std::atomic<int64_t> pairProducts{0};
-}
+thread_local std::vector<uint8_t> windowImages;
 
-int64_t gemmBf16PairProducts() { return pairProducts.load(); }
-
-namespace {
-void runSgemm(const GemmArgs& g, const KernelSpec& ks, int threads);
-thread_local std::vector<uint8_t> paddedImages;
-}  // namespace
-
-void sgemm(const GemmArgs& g, int threads) {
-  if (g.m <= 0 || g.n <= 0) return;
-  if (g.k <= 0 || g.alpha == 0.0f) {
-    scaleC(g);
-    return;
-  }
-  const KernelSpec& chosen = selectKernel(g.m, g.n);
-  const KernelSpec ks = !g.fused ? chosen.withUnfused() : pairsEligible(g, chosen) ? chosen.withPairs() : chosen;
-  if (!ks.pairPanels) {
-    runSgemm(g, ks, threads);
-    return;
-  }
-  pairProducts.fetch_add(1, std::memory_order_relaxed);
-  // Columns read inside images without padding run on the images as they are.
-  if (!g.bColumns || readsInside(g.bColumns->geometry)) {
-    runSgemm(g, ks, threads);
-    return;
-  }
-  // Otherwise from each plane's read window written out, padding included.
-  const ImplicitColumns& src = *g.bColumns;
-  const int64_t batch = (g.transB ? g.k : g.n) / (src.geometry.outH * src.geometry.outW);
-  const int64_t stride = windowImageStride(src.geometry);
-  paddedImages.resize(static_cast<size_t>(batch * stride));
-  windowImagesCodes(src.codes, src.geometry, batch, src.imageStride, paddedImages.data(), threads);
-  ImplicitColumns padded{windowGeometry(src.geometry), stride, nullptr, paddedImages.data()};
-  GemmArgs p = g;
-  p.bColumns = &padded;
-  runSgemm(p, ks, threads);
-}
-
-namespace {
+// The blocked product on the chosen kernel (see the header).
 void runSgemm(const GemmArgs& g, const KernelSpec& ks, int threads) {
   const int mr = ks.mr, nr = ks.nr;
   const int64_t tilesM = (g.m + mr - 1) / mr;
@@ -696,5 +662,41 @@ void runSgemm(const GemmArgs& g, const KernelSpec& ks, int threads) {
   }
 }
 }  // namespace
+
+const char* gemmKernelName() { return gemm_detail::familyName(); }
+
+bool gemmBf16Pairs() { return gemm_detail::bf16PairsEnabled(); }
+
+int64_t gemmBf16PairProducts() { return pairProducts.load(); }
+
+void sgemm(const GemmArgs& g, int threads) {
+  if (g.m <= 0 || g.n <= 0) return;
+  if (g.k <= 0 || g.alpha == 0.0f) {
+    scaleC(g);
+    return;
+  }
+  const KernelSpec& chosen = selectKernel(g.m, g.n);
+  const KernelSpec ks = !g.fused ? chosen.withUnfused() : pairsEligible(g, chosen) ? chosen.withPairs() : chosen;
+  if (!ks.pairPanels) {
+    runSgemm(g, ks, threads);
+    return;
+  }
+  pairProducts.fetch_add(1, std::memory_order_relaxed);
+  // Columns read inside images without padding run on the images as they are.
+  if (!g.bColumns || readsInside(g.bColumns->geometry)) {
+    runSgemm(g, ks, threads);
+    return;
+  }
+  // Otherwise from each plane's read window written out, padding included.
+  const ImplicitColumns& src = *g.bColumns;
+  const int64_t batch = (g.transB ? g.k : g.n) / (src.geometry.outH * src.geometry.outW);
+  const int64_t stride = windowImageStride(src.geometry);
+  windowImages.resize(static_cast<size_t>(batch * stride));
+  windowImagesCodes(src.codes, src.geometry, batch, src.imageStride, windowImages.data(), threads);
+  ImplicitColumns windows{windowGeometry(src.geometry), stride, nullptr, windowImages.data()};
+  GemmArgs p = g;
+  p.bColumns = &windows;
+  runSgemm(p, ks, threads);
+}
 
 }  // namespace octet

@@ -1,6 +1,7 @@
 // Where kernels read operand elements from while packing: float arrays, or one-byte codes decoded
 // through a table of their values.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -46,29 +47,31 @@ inline bool haveHalfConversion() {
 }
 #endif
 
-// The largest of (code & 0x7f) over n one-byte codes (0 when n = 0): 32 at a time with AVX2.
-OCTET_TARGET_AVX2 inline uint8_t maxLowBitsAvx2(const uint8_t* codes, int64_t n) {
-  uint8_t worst = 0;
+// The largest of (code & 0x7f) over codes [i, n), folded into `worst`.
+inline uint8_t maxLowBitsFrom(const uint8_t* codes, int64_t i, int64_t n, uint8_t worst) {
+  for (; i < n; ++i) worst = std::max<uint8_t>(worst, codes[i] & 0x7f);
+  return worst;
+}
+
 #ifdef OCTET_X86
+// The same over all n codes, 32 at a time.
+OCTET_TARGET_AVX2 inline uint8_t maxLowBitsAvx2(const uint8_t* codes, int64_t n) {
   int64_t i = 0;
   __m256i lanes = _mm256_setzero_si256();
   const __m256i low = _mm256_set1_epi8(0x7f);
   for (; i + 32 <= n; i += 32) lanes = _mm256_max_epu8(lanes, _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + i)), low));
   alignas(32) uint8_t part[32];
   _mm256_store_si256(reinterpret_cast<__m256i*>(part), lanes);
-  for (uint8_t v : part) worst = v > worst ? v : worst;
-  for (; i < n; ++i) worst = (codes[i] & 0x7f) > worst ? (codes[i] & 0x7f) : worst;
-#else
-  for (int64_t i = 0; i < n; ++i) worst = (codes[i] & 0x7f) > worst ? (codes[i] & 0x7f) : worst;
-#endif
-  return worst;
+  return maxLowBitsFrom(codes, i, n, maxLowBitsFrom(part, 0, 32, 0));
 }
+#endif
 
+// The largest of (code & 0x7f) over n one-byte codes (0 when n = 0).
 inline uint8_t maxLowBits(const uint8_t* codes, int64_t n) {
+#ifdef OCTET_X86
   if (cpuHasAvx2()) return maxLowBitsAvx2(codes, n);
-  uint8_t worst = 0;
-  for (int64_t i = 0; i < n; ++i) worst = (codes[i] & 0x7f) > worst ? (codes[i] & 0x7f) : worst;
-  return worst;
+#endif
+  return maxLowBitsFrom(codes, 0, n, 0);
 }
 
 // n one-byte codes to floats: through their table, or as E5M2 16 at a time (the same values).
