@@ -176,18 +176,14 @@ thread_local std::vector<uint8_t> codeRun;
 thread_local std::vector<float> floatRun;
 
 #ifdef OCTET_X86
-// out[t] = (bits(v0[t]) & 0xffff0000) | (bits(v1[t]) >> 16), v0 and v1 the values of E5M2 codes
-// c0 and c1 (c1 null: the low half pad), 16 at a time; returns how many it did.
-__attribute__((target("avx512f,avx2,f16c"))) inline __m512i e5m2Bits16(const uint8_t* c) {
-  return _mm512_castps_si512(_mm512_cvtph_ps(_mm256_slli_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c))), 8)));
-}
-
+// out[t] = pairWord(bits(v0[t]), bits(v1[t])), v0 and v1 the values of E5M2 codes c0 and c1
+// (c1 null: padWord with pad), 16 at a time; returns how many it did.
 __attribute__((target("avx512f,avx2,f16c"))) inline int64_t pairWordsE5m2(const uint8_t* c0, const uint8_t* c1, uint32_t pad, int64_t n,
                                                                           uint32_t* out) {
   int64_t t = 0;
   for (; t + 16 <= n; t += 16) {
-    const __m512i low = c1 ? e5m2Bits16(c1 + t) : _mm512_setzero_si512();
-    _mm512_storeu_si512(out + t, pairWords16(e5m2Bits16(c0 + t), c1 ? &low : nullptr, pad));
+    const __m512i low = c1 ? _mm512_castps_si512(decodeE5m2x16(c1 + t)) : _mm512_setzero_si512();
+    _mm512_storeu_si512(out + t, pairWords16(_mm512_castps_si512(decodeE5m2x16(c0 + t)), c1 ? &low : nullptr, pad));
   }
   return t;
 }

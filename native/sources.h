@@ -21,19 +21,20 @@ struct CodeSource {
 };
 
 #ifdef OCTET_X86
-// Decode n E5M2 codes to floats 16 at a time: code << 8 is the IEEE binary16 of the same value.
+// The values of 16 E5M2 codes: code << 8 is the IEEE binary16 of the same value.
+__attribute__((target("avx512f,avx2,f16c"))) inline __m512 decodeE5m2x16(const uint8_t* src) {
+  return _mm512_cvtph_ps(_mm256_slli_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src))), 8));
+}
+
+// Decode n E5M2 codes to floats 16 at a time.
 __attribute__((target("avx512f,avx2,f16c"))) inline void decodeE5m2(const uint8_t* src, float* dst, int64_t n) {
   int64_t j = 0;
-  for (; j + 16 <= n; j += 16) {
-    const __m256i halves = _mm256_slli_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + j))), 8);
-    _mm512_storeu_ps(dst + j, _mm512_cvtph_ps(halves));
-  }
+  for (; j + 16 <= n; j += 16) _mm512_storeu_ps(dst + j, decodeE5m2x16(src + j));
   if (j < n) {
     // The tail through a zeroed 16-byte buffer and a masked store.
     alignas(16) uint8_t tail[16] = {0};
     std::memcpy(tail, src + j, static_cast<size_t>(n - j));
-    const __m256i halves = _mm256_slli_epi16(_mm256_cvtepu8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(tail))), 8);
-    _mm512_mask_storeu_ps(dst + j, static_cast<__mmask16>((1u << (n - j)) - 1u), _mm512_cvtph_ps(halves));
+    _mm512_mask_storeu_ps(dst + j, static_cast<__mmask16>((1u << (n - j)) - 1u), decodeE5m2x16(tail));
   }
 }
 
