@@ -126,13 +126,11 @@ export function columnsGemm(m: number, n: number, k: number, a: GemmInput, b: Co
   const direct = !out || out.plane % 32 === 0;
   if (!direct && staging.length < m * n) staging = new Float32Array(m * n);
   const target = direct ? c : staging;
-  const __t0 = performance.now();
   native.sgemmColumns(
     transA, o.transB ?? false, m, n, k, aData, aTable, transA ? m : k, b.x, b.table ?? null, geometryArray(b.geometry), b.imageStride,
     target, direct && out ? out.plane : n, direct && out ? out.plane : 0, direct && out ? out.imageStride : 0, o.threads ?? kernelThreads(),
     b.e5m2 ?? false, aE5m2, o.unfused ?? false,
   );
-  { const key = `${m}x${n}x${k} tA${+transA} tB${+(o.transB ?? false)} a${a instanceof Float32Array ? 'f' : 'c'} b${b.x instanceof Uint8Array ? 'c' : 'f'} ch${b.geometry.channels} ${b.geometry.kernelH}x${b.geometry.kernelW}s${b.geometry.strideH ?? ''}`; const T = ((globalThis as any).__prof ??= new Map()); T.set(key, (T.get(key) ?? 0) + performance.now() - __t0); }
   if (!direct) scatterToImages(staging, m, n, c, out!.plane, out!.imageStride);
   return c;
 }
