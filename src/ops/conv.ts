@@ -183,13 +183,16 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
   return record('conv2d', [x, weight, bias], out, saveConv(x, weight, groups, geometry));
 }
 
-/** What conv2dGradients needs: the output gradient and the operands its gradients read. */
+/**
+ * What conv2dGradients needs: the output gradient and the operands its gradients read; each
+ * gradient is computed when the operand it reads is given (as conv2d saves them).
+ */
 export interface Conv2dGradientInputs {
   /** Output gradient [N, OC, OH, OW]. */
   g: Float32Array;
-  /** Input values [N, C, H, W]: needed for the weight gradient. */
+  /** Input values [N, C, H, W]: given, the weight gradient is computed. */
   x: Float32Array | null;
-  /** Weight values [OC, C/groups, KH, KW]: needed for the input gradient. */
+  /** Weight values [OC, C/groups, KH, KW]: given, the input gradient is computed. */
   weight: Float32Array | null;
   batch: number;
   channels: number;
@@ -197,8 +200,6 @@ export interface Conv2dGradientInputs {
   groups: number;
   /** One group's geometry (channels = C / groups). */
   geometry: ConvGeometry;
-  inputGrad: boolean;
-  weightGrad: boolean;
 }
 
 /**
@@ -214,14 +215,11 @@ export function conv2dGradients(a: Conv2dGradientInputs): { gx: Float32Array | n
   const kSize = kSizeOf(geometry);
   const taps = geometry.kernelH * geometry.kernelW;
   const pixels = geometry.height * geometry.width;
-  if ((a.weightGrad && !xData) || (a.inputGrad && !weightData)) {
-    throw new InvalidArgumentError('conv2dGradients: the weight gradient needs the input values, the input gradient the weights');
-  }
   // Stride 1: the input gradient is a forward convolution of g (written whole); otherwise W^T g
   // folded back by col2im, which adds into gx.
   const dxGeometry = inputGradientGeometry(geometry, ocg);
-  const gx = !a.inputGrad ? null : dxGeometry ? takeBuffer(batch * channels * pixels) : takeZeroed(batch * channels * pixels);
-  const gw = a.weightGrad ? freshArray(outChannels * kSize) : null;
+  const gx = !weightData ? null : dxGeometry ? takeBuffer(batch * channels * pixels) : takeZeroed(batch * channels * pixels);
+  const gw = xData ? freshArray(outChannels * kSize) : null;
   // dY_g as [OCg x N*P] for the weight gradient's GEMM (every element written before it is read);
   // Winograd reads g in place.
   const wShape = gw ? winogradPlan(geometry, batch, ocg, channels, outChannels) : null;
@@ -260,9 +258,8 @@ registerGradient<ConvSaved>('conv2d', (node, g) => {
   const { groups, geometry, xData, weightData } = node.saved;
   const [batch, channels] = x.shape;
   const outChannels = weight.shape[0];
-  const { gx, gw } = conv2dGradients({
-    g, x: xData, weight: weightData, batch, channels, outChannels, groups, geometry, inputGrad: x.requiresGrad, weightGrad: weight.requiresGrad,
-  });
+  // conv2d saved x only when the weight needs a gradient, the weight only when x does.
+  const { gx, gw } = conv2dGradients({ g, x: xData, weight: weightData, batch, channels, outChannels, groups, geometry });
   return [gx, gw, bias?.requiresGrad ? biasGrad(g, batch, outChannels, geometry.outH * geometry.outW) : null];
 });
 

@@ -85,10 +85,7 @@ export function layerGemms(layer: GemmLayer, x: Tensor): LayerGemms {
       inputGrad: (e, wo, o) => lowpConv2dBackwardData(e, wo, s, o),
       weightGrad: (e, xo, o) => lowpConv2dBackwardWeight(e, xo, s, o),
       floatBackward: (g, xf, wf) =>
-        conv2dGradients({
-          g, x: xf, weight: wf, batch: s.batch, channels: s.channels, outChannels: s.outChannels, groups: s.groups, geometry: lowpConvGeometry(s),
-          inputGrad: wf !== null, weightGrad: xf !== null,
-        }),
+        conv2dGradients({ g, x: xf, weight: wf, batch: s.batch, channels: s.channels, outChannels: s.outChannels, groups: s.groups, geometry: lowpConvGeometry(s) }),
     };
   }
   if (layer instanceof ConvTranspose2d) {
