@@ -82,7 +82,6 @@ inline void columnRun(const T* x, const ConvGeometry& g, int64_t imageStride, in
   }
 }
 
-
 // The rows and columns a convolution's columns read, padding included: rows [-padH, lastRow]
 // and columns [-padW, lastCol] of each plane (lastRow can pass H - 1 by more than padH, as in
 // the phases of strided input gradients, whose output size is their own; padding can be
@@ -118,8 +117,9 @@ inline int64_t windowImageStride(const ConvGeometry& g) {
 }
 void windowImagesCodes(const uint8_t* x, const ConvGeometry& g, int64_t batch, int64_t imageStride, uint8_t* out, int threads);
 
-// columnRun over images without padding that it reads inside (readsInside, windowGeometry): each output row's segment is a copy
-// from one input row, with no bounds tests; segments of 4 to 32 codes copy as one fixed-size move.
+// columnRun over images without padding that it reads inside (readsInside, windowGeometry):
+// each output row's segment is a copy from one input row, with no bounds tests; segments of 4 to
+// 32 codes copy as one fixed-size move.
 inline void unpaddedColumnRun(const uint8_t* x, const ConvGeometry& g, int64_t imageStride, int64_t r, int64_t q0, int64_t len, uint8_t* out) {
   const int64_t taps = g.kernelH * g.kernelW;
   const int64_t c = r / taps, i = (r / g.kernelW) % g.kernelH, j = r % g.kernelW;
@@ -157,6 +157,7 @@ inline void unpaddedColumnRun(const uint8_t* x, const ConvGeometry& g, int64_t i
     }
   }
 }
+
 }  // namespace octet
 
 namespace octet {

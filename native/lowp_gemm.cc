@@ -134,8 +134,7 @@ void packStrip(const LowpGemmArgs& g, int64_t s, float* strip) {
 }
 
 // Largest magnitude of an operand (NaN if it holds one); for codes, the largest value among the
-// codes present.
-
+// codes present (defined below).
 float operandAmax(const float* values, const uint8_t* codes, const float* lut, bool e5m2, int64_t n, int threads);
 
 // The largest magnitude in the images op(B)'s columns read (every value of the images' channels;
