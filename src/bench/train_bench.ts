@@ -3,8 +3,8 @@
  * batch 64, one full step (forward, backward, AdamW) for fp32, fp32 with its 3x3 convolutions on
  * the direct product instead of Winograd (the products the low-precision recipes compute), fp8
  * with fp32 accumulation, fp8 with e6m9 accumulation, and fp8 with fp32 accumulation but batch
- * norm's saved input in float32, each in its own process for an honest peak RSS; then fp32 and fp8 at batch 256 once, for
- * memory where activations dominate. The batch-64 configurations run in turn for several rounds
+ * norm's saved input in float32, each in its own process for an honest peak RSS; then fp32 and
+ * fp8 at batch 256 once, for memory where activations dominate. The batch-64 configurations run in turn for several rounds
  * (the machine is shared, and interference drifts over minutes: alternating exposes every
  * configuration to the same drift); the best step of all rounds is reported, and the peak RSS is
  * the largest seen. PyTorch is the peer where torch and torchvision import (`python3`, or Debian's
