@@ -211,7 +211,7 @@ __attribute__((target("avx512f,avx512bw"))) inline int64_t pairWordsAlong(const 
 void pairWordsFromCodes(const uint8_t* c0, const uint8_t* c1, const float* lut, bool e5m2, uint32_t pad, int64_t n, uint32_t* out) {
   int64_t t = 0;
 #ifdef OCTET_X86
-  if (e5m2 && haveHalfConversion()) t = pairWordsE5m2(c0, c1, pad, n, out);
+  if (e5m2 && cpuHasAvx512() && haveHalfConversion()) t = pairWordsE5m2(c0, c1, pad, n, out);
 #endif
   for (; t < n; ++t) out[t] = c1 ? pairWord(floatBits(lut[c0[t]]), floatBits(lut[c1[t]])) : padWord(floatBits(lut[c0[t]]), pad);
 }

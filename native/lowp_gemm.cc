@@ -446,6 +446,180 @@ OCTET_WIDE FastRounding fastRoundingConstants(const CodecParams& p) {
   return f;
 }
 
+// The fast paths with AVX2 and FMA, for CPUs without AVX-512: the same rounding steps on 8 lanes
+// (a strip's two halves in turn), kNarrowRows rows of a tile at a time so that the accumulators,
+// the strip's row and the rounding's constants fit the 16 vector registers. Each accumulator is a
+// chain of dependent steps (multiply-add, splitting multiply-add, two subtractions), so a group
+// holds as many independent chains as the registers allow.
+#define OCTET_NARROW __attribute__((target("avx2,fma")))
+constexpr int kNarrowRows = 6;
+
+struct NarrowRounding {
+  __m256 splitter;
+  __m256i one, absMask, signFlip;
+  __m256i minBitsLess1Flipped, maxBitsLess1;
+  __m256i keepMask, stochasticShift, allOnes;
+};
+
+OCTET_NARROW NarrowRounding narrowRoundingConstants(const CodecParams& p) {
+  const int drop = 23 - p.mantissaBits;
+  const uint32_t minBits = static_cast<uint32_t>(p.emin + 127) << 23;
+  const uint32_t maxBits = (static_cast<uint32_t>(p.maxBiasedExponent - p.bias + 127) << 23) |
+                           (static_cast<uint32_t>(p.maxMantissaAtTop) << drop);
+  NarrowRounding f;
+  f.splitter = _mm256_set1_ps(std::ldexp(1.0f, drop));
+  f.one = _mm256_set1_epi32(1);
+  f.absMask = _mm256_set1_epi32(0x7fffffff);
+  f.signFlip = _mm256_set1_epi32(static_cast<int>(0x80000000u));
+  // Unsigned comparisons as signed ones of the values with their top bit flipped.
+  f.minBitsLess1Flipped = _mm256_set1_epi32(static_cast<int>((minBits - 1) ^ 0x80000000u));
+  f.maxBitsLess1 = _mm256_set1_epi32(static_cast<int>(maxBits - 1));
+  f.keepMask = _mm256_set1_epi32(static_cast<int>(~((1u << drop) - 1u)));
+  f.stochasticShift = _mm256_set1_epi32(32 - drop);
+  f.allOnes = _mm256_set1_epi32(-1);
+  return f;
+}
+
+OCTET_NARROW __attribute__((always_inline)) inline __m256i mix8(__m256i h) {
+  h = _mm256_xor_si256(h, _mm256_srli_epi32(h, 16));
+  h = _mm256_mullo_epi32(h, _mm256_set1_epi32(static_cast<int>(0x85ebca6bu)));
+  h = _mm256_xor_si256(h, _mm256_srli_epi32(h, 13));
+  h = _mm256_mullo_epi32(h, _mm256_set1_epi32(static_cast<int>(0xc2b2ae35u)));
+  return _mm256_xor_si256(h, _mm256_srli_epi32(h, 16));
+}
+
+// trackRange on 8 lanes; worstLow is kept with its top bit flipped (see NarrowRounding).
+OCTET_NARROW __attribute__((always_inline)) inline void trackRange8(__m256i roundedBits, const NarrowRounding& f, __m256i& worstHigh,
+                                                                    __m256i& worstLow) {
+  const __m256i g = _mm256_sub_epi32(_mm256_and_si256(roundedBits, f.absMask), f.one);
+  worstHigh = _mm256_max_epi32(worstHigh, g);
+  worstLow = _mm256_min_epu32(worstLow, g);
+}
+
+template <bool kStochastic, bool kCheck>
+OCTET_NARROW __attribute__((always_inline)) inline __m256 roundStep8(__m256 sum, __m256i keys, __m256i weylStep, const NarrowRounding& f,
+                                                                    __m256i& worstHigh, __m256i& worstLow) {
+  if (kStochastic) {
+    const __m256i draw = mix8(_mm256_xor_si256(mix8(_mm256_add_epi32(weylStep, keys)), keys));
+    const __m256i notDraw = _mm256_xor_si256(draw, f.allOnes);
+    const __m256i bits = _mm256_add_epi32(_mm256_castps_si256(sum), _mm256_srlv_epi32(notDraw, f.stochasticShift));
+    const __m256i rounded = _mm256_and_si256(bits, f.keepMask);
+    if (kCheck) trackRange8(rounded, f, worstHigh, worstLow);
+    return _mm256_castsi256_ps(rounded);
+  }
+  const __m256 c = _mm256_fmadd_ps(sum, f.splitter, sum);
+  const __m256 rounded = _mm256_sub_ps(c, _mm256_sub_ps(c, sum));
+  if (kCheck) trackRange8(_mm256_castps_si256(rounded), f, worstHigh, worstLow);
+  return rounded;
+}
+
+OCTET_NARROW inline __m256i weylOf8(uint64_t t) { return _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(t) * 0x9e3779b9u)); }
+
+// Products t0..t1-1 of a group's rows with one half of the strip (its 8 lanes at half).
+template <bool kFma, bool kCheck, bool kStochastic>
+OCTET_NARROW __attribute__((always_inline)) inline void accumulateRun8(const float* const* arow, const float* half, int64_t t0, int64_t t1,
+                                                                      __m256 (&v)[kNarrowRows], const __m256i (&keys)[kNarrowRows],
+                                                                      const NarrowRounding& f, __m256i& worstHigh, __m256i& worstLow) {
+  for (int64_t t = t0; t < t1; ++t) {
+    const __m256 b = _mm256_loadu_ps(half + t * kLanes);
+    const __m256i weylStep = kStochastic ? weylOf8(static_cast<uint64_t>(t)) : _mm256_setzero_si256();
+#pragma GCC unroll 8
+    for (int r = 0; r < kNarrowRows; ++r) {
+      const __m256 a = _mm256_broadcast_ss(arow[r] + t);
+      const __m256 sum = kFma ? _mm256_fmadd_ps(a, b, v[r]) : _mm256_add_ps(v[r], _mm256_mul_ps(a, b));
+      v[r] = roundStep8<kStochastic, kCheck>(sum, keys[r], weylStep, f, worstHigh, worstLow);
+    }
+  }
+}
+
+// Rows [r0, r0 + kNarrowRows) (clamped to the tile's) of a tile, lanes [8 * h, 8 * h + 8), into
+// out (kNarrowRows rows of 8). Returns false when a value left the fast rounding's range.
+template <bool kFma, bool kCheck, bool kStochastic>
+OCTET_NARROW bool groupFast8(const LowpGemmArgs& g, const float* strip, const float* rows0, int64_t i0, int64_t j0, int64_t rows, int r0,
+                             int h, const NarrowRounding& f, float* out) {
+  const float* arow[kNarrowRows];
+  __m256i keys[kNarrowRows];
+  for (int r = 0; r < kNarrowRows; ++r) {
+    const int64_t row = std::min<int64_t>(r0 + r, rows - 1);
+    arow[r] = rows0 + row * g.k;
+    keys[r] = _mm256_setzero_si256();
+    if (kStochastic) {
+      alignas(32) uint32_t lanes[8];
+      for (int l = 0; l < 8; ++l) lanes[l] = cellKey(g.acc.key, static_cast<uint32_t>(i0 + row), static_cast<uint32_t>(j0 + 8 * h + l));
+      keys[r] = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes));
+    }
+  }
+  const float* half = strip + 8 * h;
+  __m256 acc[kNarrowRows];
+#pragma GCC unroll 8
+  for (int r = 0; r < kNarrowRows; ++r) acc[r] = _mm256_setzero_ps();
+  __m256i worstHigh = _mm256_set1_epi32(-1), worstLow = _mm256_set1_epi32(-1);
+  if (!g.ends) {
+    accumulateRun8<kFma, kCheck, kStochastic>(arow, half, 0, g.k, acc, keys, f, worstHigh, worstLow);
+  } else {
+    for (int64_t run = 0; run < g.endCount; ++run) {
+      const int64_t t = run == 0 ? 0 : g.ends[run - 1];
+      __m256 partial[kNarrowRows];
+#pragma GCC unroll 8
+      for (int r = 0; r < kNarrowRows; ++r) partial[r] = _mm256_setzero_ps();
+      accumulateRun8<kFma, kCheck, kStochastic>(arow, half, t, g.ends[run], partial, keys, f, worstHigh, worstLow);
+      const __m256i weylStep = kStochastic ? weylOf8(static_cast<uint64_t>(g.k + run)) : _mm256_setzero_si256();
+#pragma GCC unroll 8
+      for (int r = 0; r < kNarrowRows; ++r) {
+        acc[r] = roundStep8<kStochastic, kCheck>(_mm256_add_ps(acc[r], partial[r]), keys[r], weylStep, f, worstHigh, worstLow);
+      }
+    }
+  }
+  if (kCheck) {
+    const __m256i high = _mm256_cmpgt_epi32(worstHigh, f.maxBitsLess1);
+    const __m256i low = _mm256_cmpgt_epi32(f.minBitsLess1Flipped, _mm256_xor_si256(worstLow, f.signFlip));
+    if (!_mm256_testz_si256(_mm256_or_si256(high, low), f.allOnes)) return false;
+  }
+  for (int r = 0; r < kNarrowRows; ++r) _mm256_storeu_ps(out + r * 8, acc[r]);
+  return true;
+}
+
+// A tile on the 8-lane fast path: every group into a buffer first, so that nothing is stored when
+// a value left the range (the caller then recomputes the tile exactly).
+template <bool kFma, bool kCheck, bool kStochastic>
+OCTET_NARROW bool tileFast8(const LowpGemmArgs& g, const float* strip, const float* rows0, int64_t i0, int64_t s, const NarrowRounding& f) {
+  const int64_t rows = std::min<int64_t>(kRows, g.m - i0);
+  const int64_t j0 = s * kLanes, width = std::min<int64_t>(kLanes, g.n - j0);
+  const int halves = width > 8 ? 2 : 1;
+  constexpr int kGroups = (kRows + kNarrowRows - 1) / kNarrowRows;
+  alignas(32) float result[2][kGroups * kNarrowRows * 8];
+  for (int h = 0; h < halves; ++h) {
+    for (int r0 = 0; r0 < rows; r0 += kNarrowRows) {
+      if (!groupFast8<kFma, kCheck, kStochastic>(g, strip, rows0, i0, j0, rows, r0, h, f, result[h] + r0 * 8)) return false;
+    }
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    float* dst = g.c + (i0 + r) * g.n + j0;
+    for (int64_t l = 0; l < width; ++l) dst[l] = result[l / 8][r * 8 + l % 8];
+  }
+  return true;
+}
+
+template <bool kStochastic>
+OCTET_NARROW bool tileFast8Dispatch(const LowpGemmArgs& g, const float* strip, const float* rows0, int64_t i0, int64_t s,
+                                    const NarrowRounding& f, bool unchecked) {
+  if (unchecked) {
+    return g.exactProducts ? tileFast8<true, false, kStochastic>(g, strip, rows0, i0, s, f)
+                           : tileFast8<false, false, kStochastic>(g, strip, rows0, i0, s, f);
+  }
+  return g.exactProducts ? tileFast8<true, true, kStochastic>(g, strip, rows0, i0, s, f)
+                         : tileFast8<false, true, kStochastic>(g, strip, rows0, i0, s, f);
+}
+
+bool hasAvx2Fma() {
+  static const bool yes = [] {
+    __builtin_cpu_init();
+    const char* forced = std::getenv("OCTET_CODEC_KERNEL");
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !(forced && std::string(forced) == "portable");
+  }();
+  return yes;
+}
+
 bool hasAvx512() {
   static const bool yes = [] {
     __builtin_cpu_init();
@@ -489,12 +663,15 @@ void lowpGemm(const LowpGemmArgs& args, int threads) {
   };
 #ifdef OCTET_X86
   FastRounding f{};
+  NarrowRounding f8{};
+  const bool wide = hasAvx512(), narrow = !wide && hasAvx2Fma();
   bool fast = false, unchecked = false;
-  if (hasAvx512()) {
+  if (wide || narrow) {
     // The fast paths need a normal float32 target with at least one dropped bit.
     fast = g.lut && g.acc.mantissaBits < 23 && g.acc.subnormalsKept;
     if (fast) {
-      f = fastRoundingConstants(g.acc);
+      if (wide) f = fastRoundingConstants(g.acc);
+      else f8 = narrowRoundingConstants(g.acc);
       // No sum can overflow when k products of the largest magnitudes, grown by a relative half
       // unit per rounding, stay below F's largest value; and the splitting multiplies by
       // 2^(23 - m), so sums must stay below 2^(127 - (23 - m)) as well.
@@ -518,14 +695,25 @@ void lowpGemm(const LowpGemmArgs& args, int threads) {
       // when it fails, the rows' actual sums of magnitudes may still pass (one pass over A).
       if (g.productsOnSubnormalGrid && !unchecked && amaxB == amaxB) unchecked = maxRowAbsSum(g, threads) * amaxB * factor < limit;
     }
-    tile = [&](const float* strip, const float* rows0, int64_t i0, int64_t s) {
-      if (fast && (stochastic ? tileFastDispatch<true>(g, strip, rows0, i0, s, f, unchecked)
-                              : tileFastDispatch<false>(g, strip, rows0, i0, s, f, unchecked))) {
-        return;
-      }
-      if (stochastic) tileExact16<kStochastic>(g, strip, rows0, i0, s);
-      else tileExact16<kNearest>(g, strip, rows0, i0, s);
-    };
+    if (wide) {
+      tile = [&](const float* strip, const float* rows0, int64_t i0, int64_t s) {
+        if (fast && (stochastic ? tileFastDispatch<true>(g, strip, rows0, i0, s, f, unchecked)
+                                : tileFastDispatch<false>(g, strip, rows0, i0, s, f, unchecked))) {
+          return;
+        }
+        if (stochastic) tileExact16<kStochastic>(g, strip, rows0, i0, s);
+        else tileExact16<kNearest>(g, strip, rows0, i0, s);
+      };
+    } else if (fast) {
+      tile = [&](const float* strip, const float* rows0, int64_t i0, int64_t s) {
+        if (stochastic ? tileFast8Dispatch<true>(g, strip, rows0, i0, s, f8, unchecked)
+                       : tileFast8Dispatch<false>(g, strip, rows0, i0, s, f8, unchecked)) {
+          return;
+        }
+        if (stochastic) tileScalar<kStochastic>(g, strip, rows0, i0, s);
+        else tileScalar<kNearest>(g, strip, rows0, i0, s);
+      };
+    }
   }
 #endif
   if (g.m * g.k * static_cast<int64_t>(sizeof(float)) > (1 << 21) && rowBlocks >= 2 * team &&

@@ -27,7 +27,7 @@ __attribute__((target("avx512f,avx2,f16c"))) inline __m512 decodeE5m2x16(const u
 }
 
 // Decode n E5M2 codes to floats 16 at a time.
-__attribute__((target("avx512f,avx2,f16c"))) inline void decodeE5m2(const uint8_t* src, float* dst, int64_t n) {
+__attribute__((target("avx512f,avx2,f16c"))) inline void decodeE5m2Avx512(const uint8_t* src, float* dst, int64_t n) {
   int64_t j = 0;
   for (; j + 16 <= n; j += 16) _mm512_storeu_ps(dst + j, decodeE5m2x16(src + j));
   if (j < n) {
@@ -38,13 +38,38 @@ __attribute__((target("avx512f,avx2,f16c"))) inline void decodeE5m2(const uint8_
   }
 }
 
-// Whether this CPU has what decodeE5m2 uses.
+// The values of 8 E5M2 codes with AVX2 and F16C (the same widening as decodeE5m2x16).
+__attribute__((target("avx2,f16c"))) inline __m256 decodeE5m2x8(const uint8_t* src) {
+  return _mm256_cvtph_ps(_mm_slli_epi16(_mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(src))), 8));
+}
+
+// Decode n E5M2 codes to floats 8 at a time.
+__attribute__((target("avx2,f16c"))) inline void decodeE5m2Avx2(const uint8_t* src, float* dst, int64_t n) {
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) _mm256_storeu_ps(dst + j, decodeE5m2x8(src + j));
+  if (j < n) {
+    alignas(16) uint8_t tail[8] = {0};
+    alignas(32) float values[8];
+    std::memcpy(tail, src + j, static_cast<size_t>(n - j));
+    _mm256_store_ps(values, decodeE5m2x8(tail));
+    std::memcpy(dst + j, values, static_cast<size_t>(n - j) * sizeof(float));
+  }
+}
+
+// Whether this CPU has a vector E5M2 decode (AVX2 and F16C; AVX-512 adds the 16-lane one).
 inline bool haveHalfConversion() {
   static const bool yes = [] {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("f16c");
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
   }();
   return yes;
+}
+
+// Decode n E5M2 codes to floats with the widest vector decode this CPU has (haveHalfConversion()
+// must hold).
+inline void decodeE5m2(const uint8_t* src, float* dst, int64_t n) {
+  if (cpuHasAvx512()) decodeE5m2Avx512(src, dst, n);
+  else decodeE5m2Avx2(src, dst, n);
 }
 #endif
 
