@@ -75,6 +75,15 @@ OCTET_WIDE inline __m512i mix16(__m512i h) {
   return _mm512_xor_si512(h, _mm512_srli_epi32(h, 16));
 }
 
+// mix32 on 8 lanes with AVX2 (the low-precision GEMM's fast path on CPUs without AVX-512).
+__attribute__((target("avx2"), always_inline)) inline __m256i mix8(__m256i h) {
+  h = _mm256_xor_si256(h, _mm256_srli_epi32(h, 16));
+  h = _mm256_mullo_epi32(h, _mm256_set1_epi32(static_cast<int>(0x85ebca6bu)));
+  h = _mm256_xor_si256(h, _mm256_srli_epi32(h, 13));
+  h = _mm256_mullo_epi32(h, _mm256_set1_epi32(static_cast<int>(0xc2b2ae35u)));
+  return _mm256_xor_si256(h, _mm256_srli_epi32(h, 16));
+}
+
 // encodeOne on 16 lanes with AVX-512F: the same steps, as vector arithmetic and masks.
 // `key` holds each lane's stream key (the codec broadcasts one; the GEMM has one per element),
 // and `weyl` each lane's counter * 0x9E3779B9 + key (mod 2^32), which callers form with one

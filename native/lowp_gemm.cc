@@ -213,8 +213,8 @@ float operandAmax(const float* values, const uint8_t* codes, const float* lut, b
   return worst;
 }
 
-// One element of C from the contract, in scalar code: the reference for the vector paths and
-// the path of CPUs without AVX-512.
+// One element of C from the contract, in scalar code: the reference for the vector paths, the
+// exact fallback of the 8-lane fast path, and the path of CPUs without AVX2.
 template <int kRounding>
 float cellScalar(const LowpGemmArgs& g, const float* arow, const float* strip, int lane, uint32_t i, uint32_t j) {
   CodecParams p = g.acc;
@@ -480,15 +480,7 @@ OCTET_NARROW NarrowRounding narrowRoundingConstants(const CodecParams& p) {
   return f;
 }
 
-OCTET_NARROW __attribute__((always_inline)) inline __m256i mix8(__m256i h) {
-  h = _mm256_xor_si256(h, _mm256_srli_epi32(h, 16));
-  h = _mm256_mullo_epi32(h, _mm256_set1_epi32(static_cast<int>(0x85ebca6bu)));
-  h = _mm256_xor_si256(h, _mm256_srli_epi32(h, 13));
-  h = _mm256_mullo_epi32(h, _mm256_set1_epi32(static_cast<int>(0xc2b2ae35u)));
-  return _mm256_xor_si256(h, _mm256_srli_epi32(h, 16));
-}
-
-// trackRange on 8 lanes; worstLow is kept with its top bit flipped (see NarrowRounding).
+// trackRange on 8 lanes (AVX2 has the same unsigned minimum; only the final check differs).
 OCTET_NARROW __attribute__((always_inline)) inline void trackRange8(__m256i roundedBits, const NarrowRounding& f, __m256i& worstHigh,
                                                                     __m256i& worstLow) {
   const __m256i g = _mm256_sub_epi32(_mm256_and_si256(roundedBits, f.absMask), f.one);
@@ -500,7 +492,7 @@ template <bool kStochastic, bool kCheck>
 OCTET_NARROW __attribute__((always_inline)) inline __m256 roundStep8(__m256 sum, __m256i keys, __m256i weylStep, const NarrowRounding& f,
                                                                     __m256i& worstHigh, __m256i& worstLow) {
   if (kStochastic) {
-    const __m256i draw = mix8(_mm256_xor_si256(mix8(_mm256_add_epi32(weylStep, keys)), keys));
+    const __m256i draw = codec_core::mix8(_mm256_xor_si256(codec_core::mix8(_mm256_add_epi32(weylStep, keys)), keys));
     const __m256i notDraw = _mm256_xor_si256(draw, f.allOnes);
     const __m256i bits = _mm256_add_epi32(_mm256_castps_si256(sum), _mm256_srlv_epi32(notDraw, f.stochasticShift));
     const __m256i rounded = _mm256_and_si256(bits, f.keepMask);
@@ -654,8 +646,9 @@ void lowpGemm(const LowpGemmArgs& args, int threads) {
   const int64_t strips = (g.n + kLanes - 1) / kLanes;
   const int team = g.m * g.n * g.k < (1 << 16) ? 1 : threads;
   const bool stochastic = g.acc.rounding == kStochastic;
-  // One tile: the fast nearest path where it applies (falling back when a value left its range),
-  // else the exact vector path, else scalar code.
+  // One tile: a fast path where it applies (16 lanes with AVX-512, 8 with AVX2; a tile where a
+  // value left its range is recomputed exactly: on 16 lanes, or in scalar code after the 8-lane
+  // path), else scalar code.
   std::function<void(const float*, const float*, int64_t, int64_t)> tile = [&](const float* strip, const float* rows0,
                                                                                int64_t i0, int64_t s) {
     if (stochastic) tileScalar<kStochastic>(g, strip, rows0, i0, s);
