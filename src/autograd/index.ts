@@ -6,4 +6,6 @@ export type { GradRule } from './registry.js';
 export { backward, tape } from './backward.js';
 export type { BackwardOptions } from './backward.js';
 export { gradcheck } from './gradcheck.js';
+export { savedMemory } from './saved_memory.js';
+export type { SavedMemory } from './saved_memory.js';
 export type { GradcheckFailure, GradcheckOptions, GradcheckResult } from './gradcheck.js';

@@ -36,6 +36,14 @@ export interface TrainBenchRow {
   ratio_fp32: number;
   /** Peak RSS over fp32's at the same batch size, measured in the same run. */
   memory_fp32: number;
+  /**
+   * What the graph keeps for backward at the end of the forward pass (activations, their codes,
+   * masks; parameters excluded), in MB, and its ratio to fp32's at the same batch size.
+   */
+  saved_mb: number;
+  saved_fp32: number;
+  /** The weights and the optimizer's moments, in MB: the same in every recipe that keeps them in float32. */
+  state_mb: number;
   /** images/s over fp32's with direct convolutions at the same batch size (null where not measured). */
   ratio_fp32_direct: number | null;
   /** PyTorch's same step (fp32, same batch and threads), where torch is installed; null elsewhere. */
@@ -47,7 +55,7 @@ export interface TrainBenchRow {
 
 type Conv = TrainBenchRow['conv'];
 
-function measure(model: string, recipe: Recipe, batch: number, steps: number, conv: Conv): { images_per_s: number; peak_rss_mb: number } {
+function measure(model: string, recipe: Recipe, batch: number, steps: number, conv: Conv): OctetMeasurement {
   const worker = new URL(`./train_worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
   const r = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(worker), model, JSON.stringify(recipe), String(batch), String(steps), '32', '100'], {
     encoding: 'utf8',
@@ -72,6 +80,11 @@ function torchPython(): string | null {
 interface Measurement {
   images_per_s: number;
   peak_rss_mb: number;
+}
+
+interface OctetMeasurement extends Measurement {
+  saved_mb: number;
+  state_mb: number;
 }
 
 /** The same step in PyTorch (CIFAR ResNet-18 built from torchvision's, AdamW), in its own process. */
@@ -113,10 +126,10 @@ export function trainBench(threads: number, steps = 3, rounds = 3): TrainBenchRo
     ? [['fp32', presetRecipe('fp32'), 4 * batch, 'winograd'], ['fp8', { ...fp8, accumulation: fp32Accumulation }, 4 * batch, 'winograd']]
     : [];
   const python = torchPython();
-  const best: Measurement[] = [...configs, ...large].map(() => ({ images_per_s: 0, peak_rss_mb: 0 }));
+  const best: OctetMeasurement[] = [...configs, ...large].map(() => ({ images_per_s: 0, peak_rss_mb: 0, saved_mb: 0, state_mb: 0 }));
   let torch = null as Measurement | null;
-  const keep = (i: number, m: Measurement) => {
-    best[i] = { images_per_s: Math.max(best[i].images_per_s, m.images_per_s), peak_rss_mb: Math.max(best[i].peak_rss_mb, m.peak_rss_mb) };
+  const keep = (i: number, m: OctetMeasurement) => {
+    best[i] = { ...m, images_per_s: Math.max(best[i].images_per_s, m.images_per_s), peak_rss_mb: Math.max(best[i].peak_rss_mb, m.peak_rss_mb) };
   };
   for (let round = 0; round < rounds; round++) {
     configs.forEach(([, recipe, b, conv], i) => keep(i, measure(model, recipe, b, steps, conv)));
@@ -134,6 +147,7 @@ export function trainBench(threads: number, steps = 3, rounds = 3): TrainBenchRo
     return {
       bench: 'train', model, recipe: name, acc, saved: recipe.savedActivations ?? 'float32', conv, batch: b, threads, images_per_s: m.images_per_s,
       peak_rss_mb: m.peak_rss_mb, ratio_fp32: m.images_per_s / reference.images_per_s, memory_fp32: m.peak_rss_mb / reference.peak_rss_mb,
+      saved_mb: m.saved_mb, saved_fp32: m.saved_mb / reference.saved_mb, state_mb: m.state_mb,
       ratio_fp32_direct: direct ? m.images_per_s / direct.images_per_s : null,
       torch_images_per_s: peer?.images_per_s ?? null, torch_peak_rss_mb: peer?.peak_rss_mb ?? null,
       ratio_torch: peer ? m.images_per_s / peer.images_per_s : null, memory_torch: peer ? m.peak_rss_mb / peer.peak_rss_mb : null,
