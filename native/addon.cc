@@ -541,18 +541,22 @@ void configureAllocator() {
 #endif
 }
 
-// prefault(array): map in every page of a freshly allocated Float32Array now, on this thread, in
+// prefault(array): map in every page of a freshly allocated typed array now, on this thread, in
 // one system call (MADV_POPULATE_WRITE). Fresh arrays are mapped lazily, one fault per 4 KiB page
 // at first touch; when that touch happens inside a multithreaded kernel, the threads' faults
 // contend (measured here: 4x slower on two threads than on one), which made fresh outputs cost
 // more than the arithmetic that fills them. Returns whether the kernel did it (Linux 5.14+).
 Napi::Value Prefault(const Napi::CallbackInfo& info) {
-  auto a = float32Arg(info, 0, "array");
+  if (info.Length() < 1 || !info[0].IsTypedArray()) throw Napi::TypeError::New(info.Env(), "array must be a typed array");
+  auto a = info[0].As<Napi::TypedArray>();
+  const uintptr_t data = reinterpret_cast<uintptr_t>(typedData(info, 0));
 #if defined(__linux__) && defined(MADV_POPULATE_WRITE)
   static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-  const uintptr_t begin = reinterpret_cast<uintptr_t>(a.Data()) & ~(page - 1);
-  const uintptr_t end = (reinterpret_cast<uintptr_t>(a.Data()) + a.ByteLength() + page - 1) & ~(page - 1);
+  const uintptr_t begin = data & ~(page - 1);
+  const uintptr_t end = (data + a.ByteLength() + page - 1) & ~(page - 1);
   if (end > begin) return Napi::Boolean::New(info.Env(), madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_WRITE) == 0);
+#else
+  (void)data;
 #endif
   return Napi::Boolean::New(info.Env(), false);
 }

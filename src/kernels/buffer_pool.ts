@@ -13,6 +13,7 @@
  * completely, `takeZeroed` for arrays it accumulates into.
  */
 import { InvalidArgumentError } from '../errors.js';
+import { allocCodes, type CodeArray, type FormatLike } from '../formats/index.js';
 import { nativeCore } from './native.js';
 
 const MIN_ELEMENTS = 1 << 14;
@@ -62,8 +63,8 @@ function pooled(n: number): Float32Array | null {
   return null;
 }
 
-/** Fresh arrays of at least this many floats (1 MiB, the addon's mmap threshold) are prefaulted. */
-const PREFAULT_ELEMENTS = 1 << 18;
+/** Fresh arrays of at least this many bytes (1 MiB, the addon's mmap threshold) are prefaulted. */
+const PREFAULT_BYTES = 1 << 20;
 
 /**
  * A fresh array of n zeros. A large one has its pages mapped in now, on this thread (native
@@ -73,8 +74,20 @@ const PREFAULT_ELEMENTS = 1 << 18;
  */
 export function freshArray(n: number): Float32Array {
   const a = new Float32Array(n);
-  if (n >= PREFAULT_ELEMENTS) nativeCore()?.prefault(a);
+  if (a.byteLength >= PREFAULT_BYTES) nativeCore()?.prefault(a);
   return a;
+}
+
+/**
+ * A fresh code array of `format` for n values, prefaulted like `freshArray` when large: the
+ * codes of a quantized operand are written by a multithreaded encode, whose threads would
+ * otherwise fault the new pages in against each other (measured in an fp8 ResNet-18 step: page
+ * faults inside the scaled encode took about 4% of the step).
+ */
+export function freshCodes(format: FormatLike, n: number): CodeArray {
+  const codes = allocCodes(format, n);
+  if (codes.byteLength >= PREFAULT_BYTES) nativeCore()?.prefault(codes);
+  return codes;
 }
 
 /** An array of `n` floats, contents unspecified (from the pool when one of that size is free). */

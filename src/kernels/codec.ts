@@ -5,7 +5,6 @@
  */
 import { InvalidArgumentError } from '../errors.js';
 import {
-  allocCodes,
   decode as decodeReference,
   decodeTable,
   encode as encodeReference,
@@ -18,6 +17,7 @@ import {
   type Format,
   type FormatLike,
 } from '../formats/index.js';
+import { freshCodes } from './buffer_pool.js';
 import { nativeCore } from './native.js';
 import { kernelThreads } from './threads.js';
 
@@ -74,7 +74,7 @@ export function encode(
   if (!native || src.length < NATIVE_MIN) return encodeReference(src, format, options, out);
   const f = resolveFormat(format);
   checkLength(out, src.length, 'encode');
-  const codes = out ?? allocCodes(f, src.length);
+  const codes = out ?? freshCodes(f, src.length);
   if (codes.BYTES_PER_ELEMENT !== f.storageBytes) {
     throw new InvalidArgumentError(`encode: ${f.name} codes need ${f.storageBytes}-byte elements; the output has ${codes.BYTES_PER_ELEMENT}`);
   }

@@ -104,7 +104,7 @@ export interface NativeCore {
   ): void;
   rotateKernel(w: Float32Array | Uint8Array, out: Float32Array | Uint8Array, group: number, ocg: number, cg: number, taps: number, threads?: number): void;
   /** Map in every page of a fresh array now, on this thread (MADV_POPULATE_WRITE); false where unsupported. */
-  prefault(array: Float32Array): boolean;
+  prefault(array: Float32Array | Uint8Array | Uint16Array | Uint32Array): boolean;
   info(): NativeInfo;
   setThreads(threads: number): void;
 }

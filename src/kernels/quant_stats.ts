@@ -3,7 +3,8 @@
  * overflow and underflow counts (one native pass; the reference does it in three steps). Native
  * and reference give the same numbers (the scaled values are fl32(x * scale), scale as float32).
  */
-import { allocCodes, encode as encodeReference, encodeParams, resolveFormat, type CastOptions, type CodeArray, type FormatLike } from '../formats/index.js';
+import { encode as encodeReference, encodeParams, resolveFormat, type CastOptions, type CodeArray, type FormatLike } from '../formats/index.js';
+import { freshCodes } from './buffer_pool.js';
 import { codecParamsArray, decode } from './codec.js';
 import { InvalidArgumentError } from '../errors.js';
 import { nativeCore } from './native.js';
@@ -102,7 +103,7 @@ export function encodeScaled(x: Float32Array, scale: number, format: FormatLike,
   const native = nativeCore();
   if (!native || x.length < NATIVE_MIN) return encodeScaledReference(x, scale, format, options);
   const f = resolveFormat(format);
-  const codes = allocCodes(f, x.length);
+  const codes = freshCodes(f, x.length);
   const params = codecParamsArray(encodeParams(f, options));
   const [overflow, nonzero, underflow] = native.encodeScaled(x, Math.fround(scale), codes, params, Math.fround(f.maxFinite), (f.signMask - 1) >>> 0, kernelThreads());
   return { codes, overflow, nonzero, underflow };

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
-import { DEFAULT_POOL_LIMIT, bufferPoolStats, clearBufferPool, freshArray, recycle, setBufferPoolLimit, takeBuffer, takeZeroed } from '../../src/kernels/buffer_pool.js';
+import { DEFAULT_POOL_LIMIT, bufferPoolStats, clearBufferPool, freshArray, freshCodes, recycle, setBufferPoolLimit, takeBuffer, takeZeroed } from '../../src/kernels/buffer_pool.js';
 import { nativeCore } from '../../src/kernels/native.js';
 
 const N = 1 << 14;
@@ -26,6 +26,23 @@ describe('buffer pool', () => {
       assert.equal(typeof native.prefault(a), 'boolean');
       assert.ok(a.every((v) => v === 0));
       assert.equal(typeof native.prefault(new Float32Array(0)), 'boolean');
+      // Code arrays of every width, and views into a larger buffer, are accepted and left as they are.
+      for (const codes of [new Uint8Array(1 << 21), new Uint16Array(1 << 20), new Uint32Array(5), new Uint8Array(new ArrayBuffer(64), 3, 40)]) {
+        assert.equal(typeof native.prefault(codes), 'boolean');
+        assert.ok(codes.every((v) => v === 0));
+      }
+      assert.throws(() => native.prefault([1, 2] as unknown as Uint8Array), /typed array/);
+    }
+  });
+
+  test('fresh code arrays have the format\'s width, are zeros (code 0 is +0 in every format), small or large', () => {
+    for (const [format, type] of [['e5m2', Uint8Array], ['e6m9', Uint16Array], ['fp32', Uint32Array]] as const) {
+      for (const n of [7, 1 << 20, (1 << 20) + 1]) {
+        const codes = freshCodes(format, n);
+        assert.ok(codes instanceof type, `${format}: ${codes.constructor.name}`);
+        assert.equal(codes.length, n);
+        assert.ok(codes.every((v) => v === 0));
+      }
     }
   });
 
