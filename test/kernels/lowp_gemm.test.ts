@@ -71,6 +71,19 @@ describe('low-precision GEMM', () => {
     }
   });
 
+  test('scratch kept between calls: a large product, then smaller ones of other shapes, each equals the contract', () => {
+    // The kernel keeps its decoded op(A) and packed strips from call to call without clearing
+    // them: a smaller product after a larger one must not read what the larger one left.
+    // 600 x 17 x 900: a large op(A), strips packed once; 5 x 70 x 37: a small op(A), strip by
+    // strip; 40 x 9 x 50: few strips, split over row blocks.
+    for (const [m, n, k] of [[600, 17, 900], [5, 70, 37], [40, 9, 50], [600, 17, 900], [3, 40, 11]]) {
+      const a: LowpOperand = { codes: encode(uniform(m * k, m + k, -3, 3), 'e5m2'), format: 'e5m2', scale: 2 };
+      const b: LowpOperand = { codes: encode(uniform(k * n, n + k, -3, 3), 'e5m2'), format: 'e5m2', scale: 1 };
+      const options: LowpGemmOptions = { accumulation: 'e6m9', chunk: 64 };
+      sameBits(lowpGemm(m, n, k, a, b, options), lowpGemmReference(m, n, k, a, b, options), `${m}x${n}x${k}`);
+    }
+  });
+
   test('chunked sums near the accumulator\'s largest value: the fast path taken by the chunk-aware bound equals the contract', () => {
     // k products of at most 2^9 * 2^10 sum to at most 2^31; with chunks of 64 every value goes
     // through at most 64 + 64 roundings, so it stays below 2^31 * e^(129 / 1024) < e6m9's largest
