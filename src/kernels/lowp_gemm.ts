@@ -45,6 +45,7 @@ import {
   type FormatLike,
   type Rounding,
 } from '../formats/index.js';
+import { freshArray } from './buffer_pool.js';
 import { codecParamsArray, decode, quantize } from './codec.js';
 import { columnsGemm, type ColumnSource } from './columns_gemm.js';
 import { geometryArray } from './im2col.js';
@@ -190,8 +191,9 @@ function resolveOptions(options: LowpGemmOptions): Resolved {
   return { accumulation, rounding, saturate: options.saturate ?? false, chunk, chunkEnds, key };
 }
 
+/** The given output array, checked, or a fresh one (prefaulted: the kernels write it on several threads). */
 function outputArray(out: Float32Array | undefined, length: number): Float32Array {
-  if (!out) return new Float32Array(length);
+  if (!out) return freshArray(length);
   if (!(out instanceof Float32Array) || out.length !== length) {
     throw new InvalidArgumentError(`lowpGemm: out must be a Float32Array of ${length} elements (m x n); got ${out?.length ?? typeof out}`);
   }
