@@ -10,7 +10,7 @@
  * inside plain objects and arrays there; class instances (a layer's quantization state, shared by
  * every step) and functions are not walked.
  */
-import type { GradHandle, Tensor } from '../tensor/index.js';
+import type { Tensor } from '../tensor/index.js';
 import { tape } from './backward.js';
 import type { GradNode } from './graph.js';
 
@@ -46,7 +46,7 @@ export function savedMemory(root: Tensor, exclude: Iterable<ArrayBufferView> = [
   const counted = new Set<ArrayBufferLike>();
   const byOp: Record<string, number> = {};
   let bytes = 0;
-  for (const handle of tape(root) as GradHandle[]) {
+  for (const handle of tape(root)) {
     const node = handle.gradFn as GradNode | null;
     if (!node) continue;
     const arrays: ArrayBufferView[] = [];
