@@ -66,28 +66,29 @@ function pooled(n: number): Float32Array | null {
 /** Fresh arrays of at least this many bytes (1 MiB, the addon's mmap threshold) are prefaulted. */
 const PREFAULT_BYTES = 1 << 20;
 
-/**
- * A fresh array of n zeros. A large one has its pages mapped in now, on this thread (native
- * prefault): mapped lazily, they would fault in at first touch, and when that touch happens inside
- * a multithreaded kernel the threads' faults contend (measured on this kind of machine: col2im
- * into a fresh 16 MB array took 81 ms on two threads, 19 ms on one, 4 ms into a touched one).
- */
-export function freshArray(n: number): Float32Array {
-  const a = new Float32Array(n);
+/** `a`, with its pages mapped in now on this thread when it is large (native prefault). */
+function prefaulted<T extends Float32Array | CodeArray>(a: T): T {
   if (a.byteLength >= PREFAULT_BYTES) nativeCore()?.prefault(a);
   return a;
 }
 
 /**
- * A fresh code array of `format` for n values, prefaulted like `freshArray` when large: the
- * codes of a quantized operand are written by a multithreaded encode, whose threads would
- * otherwise fault the new pages in against each other (measured in an fp8 ResNet-18 step: page
- * faults inside the scaled encode took about 4% of the step).
+ * A fresh array of n zeros, prefaulted when large: mapped lazily, its pages would fault in at
+ * first touch, and when that touch happens inside a multithreaded kernel the threads' faults
+ * contend (measured on this kind of machine: col2im into a fresh 16 MB array took 81 ms on two
+ * threads, 19 ms on one, 4 ms into a touched one).
+ */
+export function freshArray(n: number): Float32Array {
+  return prefaulted(new Float32Array(n));
+}
+
+/**
+ * A fresh code array of `format` for n values, prefaulted like `freshArray`: the codes of a
+ * quantized operand are written by a multithreaded encode (measured in an fp8 ResNet-18 step:
+ * page faults inside the scaled encode took about 4% of the step).
  */
 export function freshCodes(format: FormatLike, n: number): CodeArray {
-  const codes = allocCodes(format, n);
-  if (codes.byteLength >= PREFAULT_BYTES) nativeCore()?.prefault(codes);
-  return codes;
+  return prefaulted(allocCodes(format, n));
 }
 
 /** An array of `n` floats, contents unspecified (from the pool when one of that size is free). */
