@@ -8,7 +8,7 @@
  *
  *   node --import tsx examples/accumulation_error.ts
  */
-import { decode, encode, lowpGemm, type LowpGemmOptions } from '../src/index.js';
+import { decode, encode, lowpGemm, makeQTensor, type LowpGemmOptions } from '../src/index.js';
 
 function data(length: number, seed: number, positive: boolean): Float32Array {
   let s = seed;
@@ -32,8 +32,8 @@ const modes: Array<[string, LowpGemmOptions]> = [
   ['bf16', { accumulation: 'bf16' }],
 ];
 for (const k of [64, 512, 4096]) {
-  const a = { codes: encode(data(m * k, 1, true), 'e5m2'), format: 'e5m2' };
-  const b = { codes: encode(data(k * n, 2, false), 'e5m2'), format: 'e5m2' };
+  const a = makeQTensor(encode(data(m * k, 1, true), 'e5m2'), 'e5m2');
+  const b = makeQTensor(encode(data(k * n, 2, false), 'e5m2'), 'e5m2');
   const av = decode(a.codes, 'e5m2');
   const bv = decode(b.codes, 'e5m2');
   const exact = new Float64Array(m * n);

@@ -5,11 +5,11 @@
  *
  *   node --import tsx examples/swamping.ts
  */
-import { encode, lowpGemm } from '../src/index.js';
+import { encode, lowpGemm, makeQTensor } from '../src/index.js';
 
 const k = 4096;
-const a = { codes: encode(new Float32Array(k).fill(2 ** -10), 'e5m2'), format: 'e5m2' };
-const b = { codes: encode(new Float32Array(k).fill(1), 'e5m2'), format: 'e5m2' };
+const a = makeQTensor(encode(new Float32Array(k).fill(2 ** -10), 'e5m2'), 'e5m2');
+const b = makeQTensor(encode(new Float32Array(k).fill(1), 'e5m2'), 'e5m2');
 const exact = k * 2 ** -10;
 for (const [label, options] of [
   ['fp32 accumulation', {}],

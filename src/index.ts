@@ -10,18 +10,21 @@ export {
   encodeValue,
   formatNames,
   layoutOf,
+  makeQTensor,
   resolveFormat,
-  decode as decodeReference,
-  encode as encodeReference,
-  quantize as quantizeReference,
+  decodeReference,
+  encodeReference,
+  quantizeReference,
 } from './formats/index.js';
-export type { CastOptions, CodeArray, Format, FormatLike, FormatSpec, Rounding, SpecialValues } from './formats/index.js';
+export type { CastOptions, CodeArray, Format, FormatLike, FormatSpec, QTensor, Rounding, SpecialValues } from './formats/index.js';
 export {
   decode,
   encode,
   gemm,
   im2col,
   col2im,
+  convGeometry,
+  transposedConvGeometry,
   kernelThreads,
   lowpConv2dBackwardData,
   lowpConv2dBackwardWeight,
@@ -34,10 +37,12 @@ export {
   setKernelThreads,
 } from './kernels/index.js';
 export type {
-  CodedMatrix,
   FastCastOptions,
   GemmOptions,
-  LowpConvShape,
+  ColumnGeometry,
+  ConvAlgorithm,
+  ConvGeometry,
+  ConvOptions,
   LowpGemmOptions,
   LowpOperand,
   LowpOutput,

@@ -6,9 +6,9 @@
  * Runtime's saturating FP8 Cast round trip (a dev dependency; left out where absent).
  */
 import {
-  decode as decodeReference,
-  encode as encodeReference,
-  quantize as quantizeReference,
+  decodeReference,
+  encodeReference,
+  quantizeReference,
   resolveFormat,
 } from '../formats/index.js';
 import { absMax, decode, encode, encodeScaled, kernelThreads, nativeCore, quantize, setKernelThreads } from '../kernels/index.js';

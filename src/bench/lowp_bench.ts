@@ -3,6 +3,7 @@
  * (and stochastic e6m9 on the square shapes), GFLOP/s and the ratio to the float32 GEMM of the
  * same shape measured in the same run.
  */
+import { makeQTensor } from '../formats/index.js';
 import { encode, gemm, lowpGemm, nativeCore, type LowpGemmOptions } from '../kernels/index.js';
 import { GEMM_SHAPES, filled, type GemmShape } from './gemm_bench.js';
 import { bestOf } from './timing.js';
@@ -41,8 +42,8 @@ export function lowpBench(threadCounts: number[], shapes: GemmShape[] = GEMM_SHA
     if (!native && flops > 2 ** 24) continue;
     const af = filled(m * k, 1, 4);
     const bf = filled(k * n, 2, 4);
-    const a = { codes: encode(af, 'e5m2'), format: 'e5m2' };
-    const b = { codes: encode(bf, 'e5m2'), format: 'e5m2' };
+    const a = makeQTensor(encode(af, 'e5m2'), 'e5m2');
+    const b = makeQTensor(encode(bf, 'e5m2'), 'e5m2');
     const c = new Float32Array(m * n);
     for (const threads of native ? threadCounts : [1]) {
       const modes = MODES.filter((mode) => !mode.squareOnly || shape.label === 'square');

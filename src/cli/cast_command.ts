@@ -1,6 +1,6 @@
 /** `octet cast`: numbers from standard input to codes of a format and back. */
 import { InvalidArgumentError } from '../errors.js';
-import { checkRounding, checkSeed, decode, encode, resolveFormat, type Rounding } from '../formats/index.js';
+import { checkRounding, checkSeed, decodeReference, encodeReference, resolveFormat, type Rounding } from '../formats/index.js';
 import type { CliIo } from './io.js';
 
 export interface CastCommandOptions {
@@ -38,8 +38,8 @@ export async function castCommand(options: CastCommandOptions, io: CliIo): Promi
   const seed = checkSeed(Number(options.seed), '--seed');
   const tokens = (await io.readStdin()).split(/\s+/).filter((t) => t.length > 0);
   const values = Float32Array.from(tokens, (t, i) => parseNumberToken(t, i + 1));
-  const codes = encode(values, format, { rounding, seed, saturate: options.saturate ?? false });
-  const decoded = decode(codes, format);
+  const codes = encodeReference(values, format, { rounding, seed, saturate: options.saturate ?? false });
+  const decoded = decodeReference(codes, format);
   const hexDigits = Math.ceil(format.bits / 4);
   const lines = tokens.map(
     (t, i) => `${t}\t0x${codes[i].toString(16).padStart(hexDigits, '0')}\t${formatValue(decoded[i])}\n`,

@@ -11,7 +11,6 @@ import {
   restoreCheckpoint,
   summarizeComparison,
   train,
-  withConvAlgorithm,
   writeFileAtomic,
   writeReport,
   type CompareEntry,
@@ -155,13 +154,13 @@ export async function evalCommand(
   const loaded = readCheckpointRecord<TrainConfig>(options.checkpoint);
   const config = loaded.record.config;
   const dataset = await loadData(options.data ?? config.data, options.imageSize);
-  const model = buildTrainModel(config, dataset);
-  restoreCheckpoint(options.checkpoint, loaded, model, null, null);
   // The convolutions the checkpoint was trained with (direct before Winograd existed), unless --conv says otherwise.
   const conv = options.conv ?? config.conv ?? 'direct';
+  const model = buildTrainModel({ ...config, conv }, dataset);
+  restoreCheckpoint(options.checkpoint, loaded, model, null, null);
   const maxTest = number(options.maxTest, '--max-test', { integer: true, min: 1 });
   const batchSize = number(options.batchSize, '--batch-size', { integer: true, min: 1 })!;
-  const result = await withConvAlgorithm(conv, () => evaluate(model, dataset, maxTest, batchSize));
+  const result = evaluate(model, dataset, maxTest, batchSize);
   io.stdout(JSON.stringify({ checkpoint: options.checkpoint, model: config.model, recipe: config.recipe.name, data: dataset.name, step: loaded.record.step, conv, ...result }) + '\n');
 }
 

@@ -185,7 +185,7 @@ function checkOut<T extends { length: number }>(out: T | undefined, length: numb
 }
 
 /** Encode float32 values (arrays of numbers are rounded to float32 first) into codes of `format`. */
-export function encode(
+export function encodeReference(
   values: Float32Array | readonly number[],
   format: FormatLike,
   options: CastOptions = {},
@@ -253,7 +253,7 @@ function checkCodes(codes: ArrayLike<number>, f: Format): void {
 }
 
 /** Decode codes of `format` to float32 values. */
-export function decode(codes: CodeArray | readonly number[], format: FormatLike, out?: Float32Array): Float32Array {
+export function decodeReference(codes: CodeArray | readonly number[], format: FormatLike, out?: Float32Array): Float32Array {
   const f = resolveFormat(format);
   checkOut(out, codes.length, 'decode');
   const values = out ?? new Float32Array(codes.length);
@@ -270,7 +270,7 @@ export function decode(codes: CodeArray | readonly number[], format: FormatLike,
 }
 
 /** Round values to `format` and back to float32: encode then decode, without the code array. */
-export function quantize(
+export function quantizeReference(
   values: Float32Array | readonly number[],
   format: FormatLike,
   options: CastOptions = {},

@@ -6,14 +6,17 @@ export {
   ROUNDINGS,
   allocCodes,
   checkRounding,
-  decode,
+  decodeReference,
   decodeCode,
   decodeTable,
-  encode,
+  encodeReference,
   encodeBits,
   encodeParams,
   encodeValue,
-  quantize,
+  quantizeReference,
 } from './codec.js';
 export type { CastOptions, CodeArray, EncodeParams, FormatLike, Rounding } from './codec.js';
-export { checkSeed, drawU32, mix32, seedKey } from './random.js';
+export { makeQTensor } from './qtensor.js';
+export type { QTensor } from './qtensor.js';
+export { STREAM_ROLES, cellKey, checkSeed, drawU32, mix32, seedKey, streamKey, streamSeed } from './random.js';
+export type { StreamRole } from './random.js';

@@ -9,6 +9,13 @@
  * Contract (the native core implements exactly this):
  *   key(seed)          = mix32(mix32(lo32(seed) ^ 0x243F6A88) ^ hi32(seed) ^ 0xB7E15162)
  *   draw(key, counter) = mix32(mix32(counter * 0x9E3779B9 + key mod 2^32) ^ key)
+ *
+ * Streams are told apart by mixing what they belong to into the key, here and nowhere else:
+ *   streamSeed(seed, index)      = seed ^ (index + 1) * 0x9E3779B9            (mod 2^32)
+ *   streamKey(key, index, role)  = mix32(streamSeed(key, index) ^ ROLE * 0x85EBCA6B)
+ *   cellKey(key, i, j)           = mix32(mix32(key ^ i * 0x85EBCA6B) ^ j * 0xC2B2AE35)
+ * with index a parameter's, layer's or convolution group's position and ROLE from STREAM_ROLES
+ * (0 without a role).
  */
 import { InvalidArgumentError } from '../errors.js';
 
@@ -44,4 +51,36 @@ export function seedKey(seed: number): number {
 /** The 32-bit draw for `counter` (an unsigned 32-bit integer) in the stream of `key`. */
 export function drawU32(key: number, counter: number): number {
   return mix32(mix32((Math.imul(counter, 0x9e3779b9) + key) | 0) ^ key);
+}
+
+const WEYL = 0x9e3779b9;
+const ROW = 0x85ebca6b;
+const COLUMN = 0xc2b2ae35;
+
+/** What a stochastic-rounding stream rounds: a GEMM layer's operands, or the sums of its three GEMMs. */
+export const STREAM_ROLES = {
+  weights: 1,
+  activations: 2,
+  errors: 3,
+  weight_gradients: 4,
+  forward: 16,
+  inputGradient: 17,
+  weightGradient: 18,
+} as const;
+
+export type StreamRole = keyof typeof STREAM_ROLES;
+
+/** The 32-bit seed of stream `index` (a parameter's position, say) under a run's seed; unmixed, as a seed goes through seedKey. */
+export function streamSeed(seed: number, index: number): number {
+  return (seed ^ Math.imul(index + 1, WEYL)) >>> 0;
+}
+
+/** The key of stream `index` (a layer, a convolution group) of `key`, for `role` where one is given. */
+export function streamKey(key: number, index: number, role?: StreamRole): number {
+  return mix32(streamSeed(key, index) ^ (role === undefined ? 0 : Math.imul(STREAM_ROLES[role], ROW)));
+}
+
+/** The key of the stream of GEMM result element (i, j) (its accumulation draws) under `key`. */
+export function cellKey(key: number, i: number, j: number): number {
+  return mix32(mix32(key ^ Math.imul(i, ROW)) ^ Math.imul(j, COLUMN));
 }

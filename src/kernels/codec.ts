@@ -5,11 +5,11 @@
  */
 import { InvalidArgumentError } from '../errors.js';
 import {
-  decode as decodeReference,
+  decodeReference,
   decodeTable,
-  encode as encodeReference,
+  encodeReference,
   encodeParams,
-  quantize as quantizeReference,
+  quantizeReference,
   resolveFormat,
   type CastOptions,
   type CodeArray,
@@ -19,7 +19,7 @@ import {
 } from '../formats/index.js';
 import { freshCodes } from './buffer_pool.js';
 import { nativeCore } from './native.js';
-import { kernelThreads } from './threads.js';
+import { resolveThreads } from './threads.js';
 
 /** Below this many elements the call overhead of the addon outweighs its speed. */
 const NATIVE_MIN = 256;
@@ -78,7 +78,7 @@ export function encode(
   if (codes.BYTES_PER_ELEMENT !== f.storageBytes) {
     throw new InvalidArgumentError(`encode: ${f.name} codes need ${f.storageBytes}-byte elements; the output has ${codes.BYTES_PER_ELEMENT}`);
   }
-  native.encode(src, codes, codecParamsArray(encodeParams(f, options)), options.threads ?? kernelThreads());
+  native.encode(src, codes, codecParamsArray(encodeParams(f, options)), resolveThreads(options.threads));
   return codes;
 }
 
@@ -95,7 +95,7 @@ export function quantize(
   const f = resolveFormat(format);
   checkLength(out, src.length, 'quantize');
   const result = out ?? new Float32Array(src.length);
-  native.quantize(src, result, codecParamsArray(encodeParams(f, options)), tableOrNull(f), options.threads ?? kernelThreads());
+  native.quantize(src, result, codecParamsArray(encodeParams(f, options)), tableOrNull(f), resolveThreads(options.threads));
   return result;
 }
 
@@ -114,6 +114,6 @@ export function decode(
   if (!native || !wordIsCode || codes.length < NATIVE_MIN) return decodeReference(codes, f, out);
   checkLength(out, codes.length, 'decode');
   const result = out ?? new Float32Array(codes.length);
-  native.decode(codes as CodeArray, result, tableOrNull(f), threads ?? kernelThreads());
+  native.decode(codes as CodeArray, result, tableOrNull(f), resolveThreads(threads));
   return result;
 }

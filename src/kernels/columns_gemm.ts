@@ -15,9 +15,10 @@
  */
 import { InvalidArgumentError } from '../errors.js';
 import { gemmReference } from './gemm.js';
-import { geometryArray, im2colBatchReference, type ConvGeometry, type ImagePlane } from './im2col.js';
+import type { ColumnGeometry } from './conv_geometry.js';
+import { geometryArray, im2colBatchReference, type ImagePlane } from './im2col.js';
 import { nativeCore } from './native.js';
-import { kernelThreads } from './threads.js';
+import { resolveThreads } from './threads.js';
 
 /** A GEMM operand: floats, or one-byte codes with the value of every code. */
 export type GemmInput = Float32Array | { codes: Uint8Array; table: Float32Array; e5m2?: boolean };
@@ -31,7 +32,7 @@ export interface ColumnSource {
   /** The codes are FP8 E5M2 (decoded 16 at a time by half conversion; the same values). */
   e5m2?: boolean;
   /** One group's geometry: channels is the group's input channels. */
-  geometry: ConvGeometry;
+  geometry: ColumnGeometry;
   batch: number;
   /** Elements from one image to the next in x (offset x to reach a group's first channel). */
   imageStride: number;
@@ -128,7 +129,7 @@ export function columnsGemm(m: number, n: number, k: number, a: GemmInput, b: Co
   const target = direct ? c : staging;
   native.sgemmColumns(
     transA, o.transB ?? false, m, n, k, aData, aTable, transA ? m : k, b.x, b.table ?? null, geometryArray(b.geometry), b.imageStride,
-    target, direct && out ? out.plane : n, direct && out ? out.plane : 0, direct && out ? out.imageStride : 0, o.threads ?? kernelThreads(),
+    target, direct && out ? out.plane : n, direct && out ? out.plane : 0, direct && out ? out.imageStride : 0, resolveThreads(o.threads),
     b.e5m2 ?? false, aE5m2, o.unfused ?? false,
   );
   if (!direct) scatterToImages(staging, m, n, c, out!.plane, out!.imageStride);

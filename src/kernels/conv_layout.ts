@@ -4,7 +4,8 @@
  * paths and the references agree bit for bit.
  */
 import { InvalidArgumentError } from '../errors.js';
-import type { ConvGeometry, ImagePlane } from './im2col.js';
+import type { ConvGeometry } from './conv_geometry.js';
+import type { ImagePlane } from './im2col.js';
 import { nativeCore } from './native.js';
 import { kernelThreads } from './threads.js';
 
@@ -118,17 +119,17 @@ export function scatterPhase(result: Float32Array, images: Float32Array, p: Phas
  * The input gradient of a stride-1 convolution is itself a forward convolution: of the output
  * gradient dY, padded by (dilation * (kernel - 1) - padding) on each side, with the rotated,
  * transposed kernel (rotatedKernel), so window tap (i, j) of input pixel (h, w) reads the output
- * that pixel fed. This is the geometry of dY's columns for one group of `outChannels` output
- * channels, or null where it does not apply (stride above 1, or padding beyond the dilated
- * kernel's reach).
+ * that pixel fed. This is that convolution's geometry (dY as its input, dX as its output), or null
+ * where it does not apply (stride above 1, or padding beyond the dilated kernel's reach).
  */
-export function inputGradientGeometry(forward: ConvGeometry, outChannels: number): ConvGeometry | null {
+export function inputGradientGeometry(forward: ConvGeometry): ConvGeometry | null {
   const padH = forward.dilationH * (forward.kernelH - 1) - forward.padH;
   const padW = forward.dilationW * (forward.kernelW - 1) - forward.padW;
   if (forward.strideH !== 1 || forward.strideW !== 1 || padH < 0 || padW < 0) return null;
   return {
-    channels: outChannels, height: forward.outH, width: forward.outW, kernelH: forward.kernelH, kernelW: forward.kernelW, strideH: 1, strideW: 1,
-    padH, padW, dilationH: forward.dilationH, dilationW: forward.dilationW, outH: forward.height, outW: forward.width,
+    batch: forward.batch, channels: forward.outChannels, height: forward.outH, width: forward.outW, outChannels: forward.channels, groups: forward.groups,
+    kernelH: forward.kernelH, kernelW: forward.kernelW, strideH: 1, strideW: 1, padH, padW, dilationH: forward.dilationH, dilationW: forward.dilationW,
+    outH: forward.height, outW: forward.width,
   };
 }
 

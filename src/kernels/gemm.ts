@@ -11,7 +11,7 @@
  */
 import { InvalidArgumentError } from '../errors.js';
 import { nativeCore } from './native.js';
-import { kernelThreads } from './threads.js';
+import { resolveThreads } from './threads.js';
 
 export interface GemmOptions {
   transA?: boolean;
@@ -134,7 +134,7 @@ export function gemm(
       call.beta,
       c,
       call.ldc,
-      options.threads ?? kernelThreads(),
+      resolveThreads(options.threads),
     );
   } else {
     gemmReference(call);

@@ -10,36 +10,16 @@
  * for bit.
  */
 import { InvalidArgumentError } from '../errors.js';
+import type { ColumnGeometry } from './conv_geometry.js';
 import { nativeCore } from './native.js';
 import { kernelThreads } from './threads.js';
 
-export interface ConvGeometry {
-  channels: number;
-  height: number;
-  width: number;
-  kernelH: number;
-  kernelW: number;
-  strideH: number;
-  strideW: number;
-  padH: number;
-  padW: number;
-  dilationH: number;
-  dilationW: number;
-  outH: number;
-  outW: number;
-}
-
-/** Output size of a convolution along one axis (PyTorch's formula). */
-export function convOutputSize(size: number, kernel: number, stride: number, pad: number, dilation: number): number {
-  return Math.floor((size + 2 * pad - dilation * (kernel - 1) - 1) / stride) + 1;
-}
-
 /** The geometry as the addon takes it: [C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW]. */
-export function geometryArray(g: ConvGeometry): number[] {
+export function geometryArray(g: ColumnGeometry): number[] {
   return [g.channels, g.height, g.width, g.kernelH, g.kernelW, g.strideH, g.strideW, g.padH, g.padW, g.dilationH, g.dilationW, g.outH, g.outW];
 }
 
-function checkSizes(x: ImagePlane, col: ImagePlane, g: ConvGeometry, what: string): void {
+function checkSizes(x: ImagePlane, col: ImagePlane, g: ColumnGeometry, what: string): void {
   const xNeeds = g.channels * g.height * g.width;
   const colNeeds = g.channels * g.kernelH * g.kernelW * g.outH * g.outW;
   if (x.length < xNeeds || col.length < colNeeds) {
@@ -52,7 +32,7 @@ function checkSizes(x: ImagePlane, col: ImagePlane, g: ConvGeometry, what: strin
 /** Float values, or one-byte codes (code 0 is +0 in every format, so padding is 0 either way). */
 export type ImagePlane = Float32Array | Uint8Array;
 
-export function im2colReference(x: ImagePlane, col: ImagePlane, g: ConvGeometry): void {
+export function im2colReference(x: ImagePlane, col: ImagePlane, g: ColumnGeometry): void {
   const plane = g.outH * g.outW;
   for (let c = 0; c < g.channels; c++) {
     for (let i = 0; i < g.kernelH; i++) {
@@ -71,7 +51,7 @@ export function im2colReference(x: ImagePlane, col: ImagePlane, g: ConvGeometry)
   }
 }
 
-export function col2imReference(col: Float32Array, x: Float32Array, g: ConvGeometry): void {
+export function col2imReference(col: Float32Array, x: Float32Array, g: ColumnGeometry): void {
   const plane = g.outH * g.outW;
   for (let c = 0; c < g.channels; c++) {
     for (let i = 0; i < g.kernelH; i++) {
@@ -93,14 +73,14 @@ export function col2imReference(col: Float32Array, x: Float32Array, g: ConvGeome
   }
 }
 
-export function im2col(x: Float32Array, col: Float32Array, g: ConvGeometry): void {
+export function im2col(x: Float32Array, col: Float32Array, g: ColumnGeometry): void {
   checkSizes(x, col, g, 'im2col');
   const native = nativeCore();
   if (native) native.im2col(x, col, geometryArray(g), kernelThreads());
   else im2colReference(x, col, g);
 }
 
-export function col2im(col: Float32Array, x: Float32Array, g: ConvGeometry): void {
+export function col2im(col: Float32Array, x: Float32Array, g: ColumnGeometry): void {
   checkSizes(x, col, g, 'col2im');
   const native = nativeCore();
   if (native) native.col2im(col, x, geometryArray(g), kernelThreads());
@@ -112,7 +92,7 @@ export function col2im(col: Float32Array, x: Float32Array, g: ConvGeometry): voi
  * channels), and the column matrix holds every image side by side: C*KH*KW rows of
  * batch * OH * OW columns, image n's columns starting at n * OH * OW.
  */
-function checkBatch(x: ImagePlane, col: ImagePlane, g: ConvGeometry, batch: number, imageStride: number, what: string): void {
+function checkBatch(x: ImagePlane, col: ImagePlane, g: ColumnGeometry, batch: number, imageStride: number, what: string): void {
   const xNeeds = (batch - 1) * imageStride + g.channels * g.height * g.width;
   const colNeeds = g.channels * g.kernelH * g.kernelW * g.outH * g.outW * batch;
   if (!Number.isInteger(batch) || batch < 1 || x.length < xNeeds || col.length < colNeeds) {
@@ -120,7 +100,7 @@ function checkBatch(x: ImagePlane, col: ImagePlane, g: ConvGeometry, batch: numb
   }
 }
 
-export function im2colBatchReference(x: ImagePlane, col: ImagePlane, g: ConvGeometry, batch: number, imageStride: number): void {
+export function im2colBatchReference(x: ImagePlane, col: ImagePlane, g: ColumnGeometry, batch: number, imageStride: number): void {
   const plane = g.outH * g.outW;
   const rows = g.channels * g.kernelH * g.kernelW;
   const one = x instanceof Uint8Array ? new Uint8Array(rows * plane) : new Float32Array(rows * plane);
@@ -130,7 +110,7 @@ export function im2colBatchReference(x: ImagePlane, col: ImagePlane, g: ConvGeom
   }
 }
 
-export function col2imBatchReference(col: Float32Array, x: Float32Array, g: ConvGeometry, batch: number, imageStride: number): void {
+export function col2imBatchReference(col: Float32Array, x: Float32Array, g: ColumnGeometry, batch: number, imageStride: number): void {
   const plane = g.outH * g.outW;
   const rows = g.channels * g.kernelH * g.kernelW;
   const one = new Float32Array(rows * plane);
@@ -141,7 +121,7 @@ export function col2imBatchReference(col: Float32Array, x: Float32Array, g: Conv
 }
 
 /** x and col are both floats or both one-byte codes. */
-export function im2colBatch(x: ImagePlane, col: ImagePlane, g: ConvGeometry, batch: number, imageStride: number): void {
+export function im2colBatch(x: ImagePlane, col: ImagePlane, g: ColumnGeometry, batch: number, imageStride: number): void {
   checkBatch(x, col, g, batch, imageStride, 'im2colBatch');
   if (x instanceof Uint8Array !== col instanceof Uint8Array) throw new InvalidArgumentError('im2colBatch: the image and the columns must both be floats or both codes');
   const native = nativeCore();
@@ -149,7 +129,7 @@ export function im2colBatch(x: ImagePlane, col: ImagePlane, g: ConvGeometry, bat
   else im2colBatchReference(x, col, g, batch, imageStride);
 }
 
-export function col2imBatch(col: Float32Array, x: Float32Array, g: ConvGeometry, batch: number, imageStride: number): void {
+export function col2imBatch(col: Float32Array, x: Float32Array, g: ColumnGeometry, batch: number, imageStride: number): void {
   checkBatch(x, col, g, batch, imageStride, 'col2imBatch');
   const native = nativeCore();
   if (native) native.col2imBatch(col, x, geometryArray(g), batch, imageStride, kernelThreads());

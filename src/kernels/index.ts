@@ -12,13 +12,13 @@ export {
   col2imBatch,
   col2imBatchReference,
   col2imReference,
-  convOutputSize,
   im2col,
   im2colBatch,
   im2colBatchReference,
   im2colReference,
 } from './im2col.js';
-export type { ConvGeometry } from './im2col.js';
+export { checkConvGeometry, convGeometry, convOutputSize, groupColumns, resolvePair, transposedConvGeometry } from './conv_geometry.js';
+export type { ColumnGeometry, ConvGeometry, ConvOptions, Pair } from './conv_geometry.js';
 export { decode, encode, quantize } from './codec.js';
 export type { FastCastOptions } from './codec.js';
 export { DEFAULT_POOL_LIMIT, bufferPoolStats, clearBufferPool, freshArray, recycle, setBufferPoolLimit, takeBuffer, takeZeroed } from './buffer_pool.js';
@@ -27,9 +27,9 @@ export { nativeCore, nativeUnavailableReason } from './native.js';
 export type { NativeInfo } from './native.js';
 export { kernelThreads, setKernelThreads } from './threads.js';
 export {
-  setWinogradEnabled, winogradEnabled, winogradFits, winogradForward, winogradForwardReference, winogradTile, winogradWeightGradient, winogradWeightGradientReference,
+  CONV_ALGORITHMS, defaultConvAlgorithm, winogradForward, winogradForwardReference, winogradPlan, winogradWeightGradient, winogradWeightGradientReference,
 } from './winograd.js';
-export type { WinogradShape } from './winograd.js';
+export type { ConvAlgorithm, WinogradPlan } from './winograd.js';
 export {
   adamwApply,
   adamwApplyReference,
@@ -46,10 +46,9 @@ export {
   reluForward,
 } from './elementwise.js';
 export type { ChannelShape } from './elementwise.js';
-export { cellKey, decodeOperand, lowpGemm, lowpGemmColumns, lowpGemmDecoded, lowpGemmDecodedReference, lowpGemmReference, nativeOperand } from './lowp_gemm.js';
-export type { CodedMatrix, DecodedOperand, LowpGemmOptions, LowpOperand, LowpOutput, NativeOperand } from './lowp_gemm.js';
-export { lowpConv2dBackwardData, lowpConv2dBackwardWeight, lowpConv2dForward, lowpConvGeometry } from './lowp_conv.js';
-export type { LowpConvShape } from './lowp_conv.js';
+export { decodeOperand, lowpGemm, lowpGemmColumns, lowpGemmDecoded, lowpGemmDecodedReference, lowpGemmReference, nativeOperand } from './lowp_gemm.js';
+export type { DecodedOperand, LowpGemmOptions, LowpOperand, LowpOutput, NativeOperand } from './lowp_gemm.js';
+export { lowpConv2dBackwardData, lowpConv2dBackwardWeight, lowpConv2dForward } from './lowp_conv.js';
 export {
   absMax,
   absMaxReference,
@@ -61,4 +60,4 @@ export {
   scaleCountOverflow,
   scaleCountOverflowReference,
 } from './quant_stats.js';
-export type { ScaledCodes, UnderflowCount } from './quant_stats.js';
+export type { ScaledEncoding, UnderflowCount } from './quant_stats.js';

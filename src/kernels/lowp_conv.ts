@@ -16,13 +16,14 @@
  *   products, also for the input gradient, runs in the emulated accumulator. (The fast path
  *   computes strided input gradients phase by phase, leaving out the dilated image's exact zeros,
  *   where that gives the same bits: see phasedInputGradient.)
- * Stochastic rounding: group g uses stream key mix32(seedKey(seed) ^ (0x9E3779B9 * (g + 1))),
+ * Stochastic rounding: group g uses stream key streamKey(seedKey(seed), g) (src/formats/random.ts),
  * and the GEMM's own cell keys within it. Output rounding indexes the group GEMM's elements.
  * Scales: results are divided by the product of the two operands' scales.
  */
 import { InvalidArgumentError } from '../errors.js';
-import { decodeTable, mix32, resolveFormat, seedKey } from '../formats/index.js';
-import { im2colBatch, im2colBatchReference, type ConvGeometry, type ImagePlane } from './im2col.js';
+import { decodeTable, resolveFormat, seedKey, streamKey } from '../formats/index.js';
+import { checkConvGeometry, groupColumns, type ColumnGeometry, type ConvGeometry } from './conv_geometry.js';
+import { im2colBatch, im2colBatchReference, type ImagePlane } from './im2col.js';
 import {
   decodeOperand,
   lowpGemm,
@@ -40,30 +41,11 @@ import { absMax } from './quant_stats.js';
 import { moveRows, moveRowsReference, rotatedKernel, rotatedKernelReference, scatterPhase } from './conv_layout.js';
 import { nativeCore } from './native.js';
 
-export interface LowpConvShape {
-  batch: number;
-  channels: number;
-  height: number;
-  width: number;
-  outChannels: number;
-  kernelH: number;
-  kernelW: number;
-  strideH: number;
-  strideW: number;
-  padH: number;
-  padW: number;
-  dilationH: number;
-  dilationW: number;
-  groups: number;
-  outH: number;
-  outW: number;
-}
-
 interface Backend {
   fast: boolean;
   moveRows: typeof moveRows;
   rotatedKernel: typeof rotatedKernel;
-  im2colBatch: (x: ImagePlane, col: ImagePlane, g: ConvGeometry, batch: number, imageStride: number) => void;
+  im2colBatch: (x: ImagePlane, col: ImagePlane, g: ColumnGeometry, batch: number, imageStride: number) => void;
   gemm: (m: number, n: number, k: number, a: DecodedOperand, b: DecodedOperand, o: LowpGemmOptions) => Float32Array;
 }
 
@@ -146,18 +128,7 @@ function scratch(slot: 'columns' | 'gathered' | 'result', like: ImagePlane, n: n
 
 function groupOptions(options: LowpGemmOptions, group: number): LowpGemmOptions {
   const base = options.streamKey ?? seedKey(options.seed ?? 0);
-  return { ...options, streamKey: mix32(base ^ Math.imul(0x9e3779b9, group + 1)) };
-}
-
-function checkShape(s: LowpConvShape): void {
-  const ints = Object.entries(s);
-  for (const [name, v] of ints) {
-    const min = name.startsWith('pad') ? 0 : 1;
-    if (!Number.isInteger(v) || v < min) throw new InvalidArgumentError(`lowpConv2d: ${name} is ${v}; expected an integer >= ${min}`);
-  }
-  if (s.channels % s.groups !== 0 || s.outChannels % s.groups !== 0) {
-    throw new InvalidArgumentError(`lowpConv2d: ${s.channels} input and ${s.outChannels} output channels are not both divisible by groups=${s.groups}`);
-  }
+  return { ...options, streamKey: streamKey(base, group) };
 }
 
 /**
@@ -165,7 +136,7 @@ function checkShape(s: LowpConvShape): void {
  * `c0`/`cc` only the rows of the group's input channels [c0, c0 + cc): [cc*KH*KW x count*P].
  */
 function batchColumns(
-  b: Backend, x: ImagePlane, s: LowpConvShape, group: number, height: number, width: number, geometry: ConvGeometry, n0 = 0, count = s.batch,
+  b: Backend, x: ImagePlane, s: ConvGeometry, group: number, height: number, width: number, geometry: ColumnGeometry, n0 = 0, count = s.batch,
   c0 = 0, cc = s.channels / s.groups,
 ): ImagePlane {
   const cg = s.channels / s.groups;
@@ -182,11 +153,11 @@ function batchColumns(
 interface ColumnsAt {
   planes: Arranged;
   image: ImagePlane;
-  s: LowpConvShape;
+  s: ConvGeometry;
   group: number;
   height: number;
   width: number;
-  geometry: ConvGeometry;
+  geometry: ColumnGeometry;
 }
 
 /**
@@ -249,18 +220,9 @@ function imagesPerChunk(options: LowpGemmOptions, batch: number, bytesPerImage: 
   return keyedByPosition(options) ? batch : unitsPerChunk(batch, bytesPerImage);
 }
 
-/** The geometry of one group's forward convolution (channels = C / groups). */
-export function lowpConvGeometry(s: LowpConvShape): ConvGeometry {
-  return {
-    channels: s.channels / s.groups, height: s.height, width: s.width, kernelH: s.kernelH, kernelW: s.kernelW,
-    strideH: s.strideH, strideW: s.strideW, padH: s.padH, padW: s.padW, dilationH: s.dilationH, dilationW: s.dilationW,
-    outH: s.outH, outW: s.outW,
-  };
-}
-
 /** Y = conv2d(x, w), every output a low-precision GEMM element. x [N,C,H,W], w [OC,C/g,KH,KW]. */
-export function lowpConv2dForward(x: LowpOperand, w: LowpOperand, s: LowpConvShape, options: LowpGemmOptions = {}, reference = false): Float32Array {
-  checkShape(s);
+export function lowpConv2dForward(x: LowpOperand, w: LowpOperand, s: ConvGeometry, options: LowpGemmOptions = {}, reference = false): Float32Array {
+  checkConvGeometry(s, 'lowpConv2dForward');
   const b = backend(reference);
   const X = arrange(x, 'x', s.batch * s.channels * s.height * s.width, b);
   const cg = s.channels / s.groups;
@@ -273,7 +235,7 @@ export function lowpConv2dForward(x: LowpOperand, w: LowpOperand, s: LowpConvSha
   // Chunks bound the column matrix, or where none is built, the result plane.
   const inPlace = readsColumnsInPlace(b, W.operand(W.plane), X, options);
   const perChunk = imagesPerChunk(options, s.batch, (inPlace ? ocg * 4 : k * X.plane.BYTES_PER_ELEMENT) * plane);
-  const at: ColumnsAt = { planes: X, image: X.plane, s, group: 0, height: s.height, width: s.width, geometry: lowpConvGeometry(s) };
+  const at: ColumnsAt = { planes: X, image: X.plane, s, group: 0, height: s.height, width: s.width, geometry: groupColumns(s) };
   for (let g = 0; g < s.groups; g++) {
     for (let n0 = 0; n0 < s.batch; n0 += perChunk) {
       const count = Math.min(perChunk, s.batch - n0);
@@ -290,8 +252,8 @@ export function lowpConv2dForward(x: LowpOperand, w: LowpOperand, s: LowpConvSha
 }
 
 /** dW = dY * col^T per group, summed over the batch inside the GEMM. */
-export function lowpConv2dBackwardWeight(dy: LowpOperand, x: LowpOperand, s: LowpConvShape, options: LowpGemmOptions = {}, reference = false): Float32Array {
-  checkShape(s);
+export function lowpConv2dBackwardWeight(dy: LowpOperand, x: LowpOperand, s: ConvGeometry, options: LowpGemmOptions = {}, reference = false): Float32Array {
+  checkConvGeometry(s, 'lowpConv2dBackwardWeight');
   const b = backend(reference);
   const plane = s.outH * s.outW;
   const np = s.batch * plane;
@@ -307,7 +269,7 @@ export function lowpConv2dBackwardWeight(dy: LowpOperand, x: LowpOperand, s: Low
   // keyed by column index; those run over all channels at once.
   const inPlace = readsColumnsInPlace(b, DY.operand(DY.plane), X, { ...options, transB: true });
   const perChunk = keyedByPosition(options) || inPlace ? cg : unitsPerChunk(cg, taps * np * X.plane.BYTES_PER_ELEMENT);
-  const at: ColumnsAt = { planes: X, image: X.plane, s, group: 0, height: s.height, width: s.width, geometry: lowpConvGeometry(s) };
+  const at: ColumnsAt = { planes: X, image: X.plane, s, group: 0, height: s.height, width: s.width, geometry: groupColumns(s) };
   for (let g = 0; g < s.groups; g++) {
     // dY_g as [OCg x N*P], every element written below
     const dyg = scratch('gathered', DY.plane, ocg * np);
@@ -351,8 +313,7 @@ function zeroTermsSkippable(options: LowpGemmOptions, a: Arranged, b: Arranged):
     return !fused || x.quantumExponent + y.quantumExponent >= -149;
   }
   if ((options.rounding ?? 'nearest') !== 'nearest') return false;
-  const accumulation = options.accumulation ?? 'fp32';
-  const f = resolveFormat(accumulation === 'fp32' ? 'fp32' : accumulation);
+  const f = resolveFormat(options.accumulation ?? 'fp32');
   return x.quantumExponent + y.quantumExponent >= Math.max(Math.log2(f.minSubnormal), -126);
 }
 
@@ -405,7 +366,7 @@ function finiteOperand(x: Arranged): boolean {
  * are the contract's (tested against the dilated reference);
  * the GEMMs do a quarter of the work at stride 2. Pixels no tap reaches get zero.
  */
-function phasedInputGradient(b: Backend, DY: Arranged, W: Arranged, s: LowpConvShape, options: LowpGemmOptions): Float32Array {
+function phasedInputGradient(b: Backend, DY: Arranged, W: Arranged, s: ConvGeometry, options: LowpGemmOptions): Float32Array {
   const cg = s.channels / s.groups;
   const ocg = s.outChannels / s.groups;
   const pixels = s.height * s.width;
@@ -415,7 +376,7 @@ function phasedInputGradient(b: Backend, DY: Arranged, W: Arranged, s: LowpConvS
   const mod = (a: number, m: number) => ((a % m) + m) % m;
   const inPlace = readsColumnsInPlace(b, W.operand(W.plane), DY, options);
   // dY as the images of the phase convolutions: its channels, its height and width.
-  const shape: LowpConvShape = { ...s, channels: s.outChannels, outChannels: s.channels, height: s.outH, width: s.outW, strideH: 1, strideW: 1 };
+  const shape: ConvGeometry = { ...s, channels: s.outChannels, outChannels: s.channels, height: s.outH, width: s.outW, strideH: 1, strideW: 1 };
   for (let ph = 0; ph < s.strideH; ph++) {
     for (let pw = 0; pw < s.strideW; pw++) {
       const rows = Math.ceil((s.height - ph) / s.strideH);
@@ -426,7 +387,7 @@ function phasedInputGradient(b: Backend, DY: Arranged, W: Arranged, s: LowpConvS
       const tapsW = j0 < s.kernelW ? Math.ceil((s.kernelW - j0) / s.strideW) : 0;
       if (rows < 1 || cols < 1 || tapsH === 0 || tapsW === 0) continue;
       // Output (u, v) of the phase, tap (a, c), reads dY row u + a + (ph + i0 - padDH) / strideH.
-      const geometry: ConvGeometry = {
+      const geometry: ColumnGeometry = {
         channels: ocg, height: s.outH, width: s.outW, kernelH: tapsH, kernelW: tapsW, strideH: 1, strideW: 1,
         padH: -(ph + i0 - padDH) / s.strideH, padW: -(pw + j0 - padDW) / s.strideW, dilationH: 1, dilationW: 1, outH: rows, outW: cols,
       };
@@ -472,8 +433,8 @@ function subKernel(
 }
 
 /** dX = the stride-1 convolution of the dilated output gradient with the rotated weights. */
-export function lowpConv2dBackwardData(dy: LowpOperand, w: LowpOperand, s: LowpConvShape, options: LowpGemmOptions = {}, reference = false): Float32Array {
-  checkShape(s);
+export function lowpConv2dBackwardData(dy: LowpOperand, w: LowpOperand, s: ConvGeometry, options: LowpGemmOptions = {}, reference = false): Float32Array {
+  checkConvGeometry(s, 'lowpConv2dBackwardData');
   const b = backend(reference);
   const plane = s.outH * s.outW;
   const DY = arrange(dy, 'dy', s.batch * s.outChannels * plane, b);
@@ -515,11 +476,11 @@ export function lowpConv2dBackwardData(dy: LowpOperand, w: LowpOperand, s: LowpC
       }
     }
   }
-  const shape: LowpConvShape = {
+  const shape: ConvGeometry = {
     ...s, channels: s.outChannels, outChannels: s.channels, height: imageH, width: imageW, strideH: 1, strideW: 1,
     padH: direct ? padH : 0, padW: direct ? padW : 0, outH: s.height, outW: s.width,
   };
-  const geometry: ConvGeometry = {
+  const geometry: ColumnGeometry = {
     channels: ocg, height: imageH, width: imageW, kernelH: s.kernelH, kernelW: s.kernelW, strideH: 1, strideW: 1,
     padH: shape.padH, padW: shape.padW, dilationH: s.dilationH, dilationW: s.dilationW, outH: s.height, outW: s.width,
   };

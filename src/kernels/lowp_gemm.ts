@@ -32,14 +32,14 @@
  */
 import { InvalidArgumentError } from '../errors.js';
 import {
-  decode as decodeReference,
+  decodeReference,
   decodeTable,
   encodeBits,
   encodeParams,
-  mix32,
+  cellKey,
   resolveFormat,
   seedKey,
-  type CodeArray,
+  type QTensor,
   type EncodeParams,
   type Format,
   type FormatLike,
@@ -51,16 +51,10 @@ import { columnsGemm, type ColumnSource } from './columns_gemm.js';
 import { geometryArray } from './im2col.js';
 import { divideByScale } from './quant_stats.js';
 import { nativeCore } from './native.js';
-import { kernelThreads } from './threads.js';
+import { resolveThreads } from './threads.js';
 
-/** A coded matrix (a QTensor fits): real value = decode(code) / scale. */
-export interface CodedMatrix {
-  readonly codes: CodeArray;
-  readonly format: Format | string;
-  readonly scale?: number;
-}
-
-export type LowpOperand = Float32Array | CodedMatrix;
+/** An operand: float32 values (scale 1), or a QTensor (real value = decode(code) / scale). */
+export type LowpOperand = Float32Array | QTensor;
 
 export interface LowpOutput {
   format: FormatLike;
@@ -72,7 +66,7 @@ export interface LowpOutput {
 export interface LowpGemmOptions {
   transA?: boolean;
   transB?: boolean;
-  /** `fp32` (default) or a format name (e.g. `e6m9`, `fp16`, `bf16`). */
+  /** `fp32` (default; any name of float32) or a format (e.g. `e6m9`, `fp16`, `bf16`). */
   accumulation?: 'fp32' | FormatLike;
   /** Rounding of the accumulator (default nearest). */
   rounding?: 'nearest' | 'stochastic';
@@ -107,14 +101,13 @@ export interface DecodedOperand {
   quantumExponent: number;
 }
 
-function isCoded(x: LowpOperand): x is CodedMatrix {
+function isCoded(x: LowpOperand): x is QTensor {
   return !(x instanceof Float32Array);
 }
 
 /** The format and scale of a coded operand, after checking them and its length. */
-function checkCoded(x: CodedMatrix, name: string, elements: number): { format: Format; scale: number } {
-  const format = resolveFormat(x.format);
-  const scale = x.scale ?? 1;
+function checkCoded(x: QTensor, name: string, elements: number): { format: Format; scale: number } {
+  const { format, scale } = x;
   if (!(Number.isFinite(scale) && scale > 0)) throw new InvalidArgumentError(`lowpGemm: ${name} scale is ${scale}; expected a finite positive number`);
   if (x.codes.length !== elements) throw new InvalidArgumentError(`lowpGemm: ${name} holds ${x.codes.length} codes; expected ${elements}`);
   return { format, scale };
@@ -154,11 +147,6 @@ function chunkBounds(r: Resolved, k: number): number[] | null {
   return ends;
 }
 
-/** Key of the stochastic stream of C element (i, j). */
-export function cellKey(key: number, i: number, j: number): number {
-  return mix32(mix32(key ^ Math.imul(i, 0x85ebca6b)) ^ Math.imul(j, 0xc2b2ae35));
-}
-
 interface Resolved {
   accumulation: Format | null;
   rounding: 'nearest' | 'stochastic';
@@ -169,8 +157,9 @@ interface Resolved {
 }
 
 function resolveOptions(options: LowpGemmOptions): Resolved {
-  const acc = options.accumulation ?? 'fp32';
-  const accumulation = acc === 'fp32' ? null : resolveFormat(acc);
+  // float32 accumulation under any of its names (fp32, float32, e8m23) is the plain float32 sum.
+  const acc = resolveFormat(options.accumulation ?? 'fp32');
+  const accumulation = acc.name === 'float32' ? null : acc;
   const rounding = options.rounding ?? 'nearest';
   if (rounding !== 'nearest' && rounding !== 'stochastic') {
     throw new InvalidArgumentError(`lowpGemm: accumulation rounding ${JSON.stringify(rounding)}; expected nearest or stochastic`);
@@ -349,7 +338,7 @@ function runNative(m: number, n: number, k: number, A: NativeOperand, B: NativeO
   const r = resolveOptions(options);
   const transA = options.transA ?? false;
   const transB = options.transB ?? false;
-  const threads = options.threads ?? kernelThreads();
+  const threads = resolveThreads(options.threads);
   const c = outputArray(options.out, m * n);
   const exactProducts = A.significandBits + B.significandBits <= 24;
   if (r.chunkEnds) checkChunkEnds(r.chunkEnds, k);
@@ -418,8 +407,7 @@ function packedOperand(x: LowpOperand, name: string, elements: number): NativeOp
 export function nativeOperand(x: LowpOperand | DecodedOperand): NativeOperand | null {
   if (x instanceof Float32Array) return { data: x, table: null, scale: 1, significandBits: 24, quantumExponent: -149, e5m2: false };
   if ('values' in x) return { ...x, data: x.values, table: null, e5m2: false };
-  const format = resolveFormat(x.format);
-  const scale = x.scale ?? 1;
+  const { format, scale } = x;
   if (!(Number.isFinite(scale) && scale > 0)) throw new InvalidArgumentError(`lowpGemm: operand scale is ${scale}; expected a finite positive number`);
   if (!(x.codes instanceof Uint8Array) || format.storageBytes !== 1) return null;
   return {

@@ -3,7 +3,7 @@
  * overflow and underflow counts (one native pass; the reference does it in three steps). Native
  * and reference give the same numbers (the scaled values are fl32(x * scale), scale as float32).
  */
-import { encode as encodeReference, encodeParams, resolveFormat, type CastOptions, type CodeArray, type FormatLike } from '../formats/index.js';
+import { encodeReference, encodeParams, makeQTensor, resolveFormat, type CastOptions, type CodeArray, type FormatLike, type QTensor } from '../formats/index.js';
 import { freshCodes } from './buffer_pool.js';
 import { codecParamsArray, decode } from './codec.js';
 import { InvalidArgumentError } from '../errors.js';
@@ -61,9 +61,9 @@ export function divideByScale(values: Float32Array, scale: number): Float32Array
   return values;
 }
 
-/** The real values of scaled codes, decode(code) / scale (into `out` when given). */
-export function dequantize(codes: CodeArray, format: FormatLike, scale: number, out?: Float32Array): Float32Array {
-  return divideByScale(decode(codes, format, out), scale);
+/** The real values of a QTensor, decode(code) / scale (into `out` when given). */
+export function dequantize(q: QTensor, out?: Float32Array): Float32Array {
+  return divideByScale(decode(q.codes, q.format, out), q.scale);
 }
 
 export interface UnderflowCount {
@@ -84,27 +84,33 @@ export function countUnderflowReference(x: Float32Array, codes: CodeArray, magni
   return { nonzero, underflow };
 }
 
-export interface ScaledCodes extends UnderflowCount {
-  codes: CodeArray;
+/** x quantized with a scale, and what the quantization lost. */
+export interface ScaledEncoding extends UnderflowCount {
+  coded: QTensor;
   /** Scaled values beyond the format's max finite (or NaN). */
   overflow: number;
 }
 
-/** codes of fl32(x * scale) with the overflow and underflow counts: the three steps above in one. */
-export function encodeScaledReference(x: Float32Array, scale: number, format: FormatLike, options: CastOptions = {}): ScaledCodes {
+/**
+ * codes of fl32(x * fl32(scale)) as a QTensor of that scale, with the overflow and underflow
+ * counts: the three steps above in one.
+ */
+export function encodeScaledReference(x: Float32Array, scale: number, format: FormatLike, options: CastOptions = {}): ScaledEncoding {
   const f = resolveFormat(format);
+  const s = Math.fround(scale);
   const scaled = new Float32Array(x.length);
-  const overflow = scaleCountOverflowReference(x, scale, scaled, f.maxFinite);
+  const overflow = scaleCountOverflowReference(x, s, scaled, f.maxFinite);
   const codes = encodeReference(scaled, f, options);
-  return { codes, overflow, ...countUnderflowReference(x, codes, f.signMask - 1) };
+  return { coded: makeQTensor(codes, f, s), overflow, ...countUnderflowReference(x, codes, f.signMask - 1) };
 }
 
-export function encodeScaled(x: Float32Array, scale: number, format: FormatLike, options: CastOptions = {}): ScaledCodes {
+export function encodeScaled(x: Float32Array, scale: number, format: FormatLike, options: CastOptions = {}): ScaledEncoding {
   const native = nativeCore();
   if (!native || x.length < NATIVE_MIN) return encodeScaledReference(x, scale, format, options);
   const f = resolveFormat(format);
+  const s = Math.fround(scale);
   const codes = freshCodes(f, x.length);
   const params = codecParamsArray(encodeParams(f, options));
-  const [overflow, nonzero, underflow] = native.encodeScaled(x, Math.fround(scale), codes, params, Math.fround(f.maxFinite), (f.signMask - 1) >>> 0, kernelThreads());
-  return { codes, overflow, nonzero, underflow };
+  const [overflow, nonzero, underflow] = native.encodeScaled(x, s, codes, params, Math.fround(f.maxFinite), (f.signMask - 1) >>> 0, kernelThreads());
+  return { coded: makeQTensor(codes, f, s), overflow, nonzero, underflow };
 }

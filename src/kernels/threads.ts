@@ -7,14 +7,21 @@ import { InvalidArgumentError } from '../errors.js';
 
 let threads: number | undefined;
 
+/** A thread count, checked: a positive integer, or an error that names where it came from. */
+function checkThreads(n: number, where: string, shown: string = String(n)): number {
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${where} is ${shown}; expected a positive integer`);
+  return n;
+}
+
 function fromEnvironment(): number {
   const text = process.env.OCTET_THREADS;
   if (text === undefined || text === '') return availableParallelism();
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) {
-    throw new InvalidArgumentError(`OCTET_THREADS is ${JSON.stringify(text)}; expected a positive integer`);
-  }
-  return n;
+  return checkThreads(Number(text), 'OCTET_THREADS', JSON.stringify(text));
+}
+
+/** A kernel's `threads` option: the default (kernelThreads()) when not given, else checked. */
+export function resolveThreads(n: number | undefined): number {
+  return n === undefined ? kernelThreads() : checkThreads(n, 'threads');
 }
 
 export function kernelThreads(): number {
@@ -23,6 +30,5 @@ export function kernelThreads(): number {
 }
 
 export function setKernelThreads(n: number): void {
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`thread count is ${n}; expected a positive integer`);
-  threads = n;
+  threads = checkThreads(n, 'thread count');
 }

@@ -15,20 +15,21 @@
  * The convolutions use Winograd only where the addon is there (`winogradTile`).
  */
 import { InvalidArgumentError } from '../errors.js';
-import type { ConvGeometry } from './im2col.js';
+import { checkConvGeometry, type ConvGeometry } from './conv_geometry.js';
 import { nativeCore } from './native.js';
-import { kernelThreads } from './threads.js';
+import { resolveThreads } from './threads.js';
 
-export interface WinogradShape {
+/** How float32 convolutions run: Winograd products where they apply, or always the direct product. */
+export type ConvAlgorithm = 'winograd' | 'direct';
+
+export const CONV_ALGORITHMS: readonly ConvAlgorithm[] = ['winograd', 'direct'];
+
+/** A Winograd product for one group of a convolution. */
+export interface WinogradPlan {
   /** Output tile m: 2 (16 points per 4 outputs) or 4 (36 per 16). */
   tile: 2 | 4;
-  batch: number;
-  channels: number;
-  height: number;
-  width: number;
-  outChannels: number;
-  padH: number;
-  padW: number;
+  /** The group's convolution: groups 1, a 3x3 kernel at stride 1 and dilation 1, padding 0 to 2. */
+  geometry: ConvGeometry;
   /** Elements from one input image to the next (default channels * height * width). */
   xImageStride?: number;
   /** Elements from one output image to the next (default outChannels * outH * outW). */
@@ -41,8 +42,8 @@ export interface WinogradShape {
   flipped?: boolean;
 }
 
-/** A shape with its defaults filled in and the output size worked out. */
-type Resolved = Required<WinogradShape> & { outH: number; outW: number };
+/** A plan with its defaults filled in. */
+type Resolved = ConvGeometry & { tile: 2 | 4; xImageStride: number; yImageStride: number; flipped: boolean };
 
 /** The transforms (Lavin and Gray 2016), as in native/winograd.cc. */
 const TRANSFORMS = {
@@ -58,31 +59,27 @@ const TRANSFORMS = {
   },
 } as const;
 
-function resolve(s: WinogradShape, op: string): Resolved {
-  const ints = [s.batch, s.channels, s.height, s.width, s.outChannels];
-  if (s.tile !== 2 && s.tile !== 4) throw new InvalidArgumentError(`${op}: tile ${s.tile}; expected 2 or 4`);
-  if (!ints.every((v) => Number.isInteger(v) && v > 0)) {
-    throw new InvalidArgumentError(`${op}: batch, channels, height, width and outChannels must be positive integers (got ${ints.join(', ')})`);
+function resolve(plan: WinogradPlan, op: string): Resolved {
+  const g = plan.geometry;
+  if (plan.tile !== 2 && plan.tile !== 4) throw new InvalidArgumentError(`${op}: tile ${plan.tile}; expected 2 or 4`);
+  checkConvGeometry(g, op);
+  if (g.groups !== 1 || g.kernelH !== 3 || g.kernelW !== 3 || g.strideH !== 1 || g.strideW !== 1 || g.dilationH !== 1 || g.dilationW !== 1) {
+    throw new InvalidArgumentError(`${op}: one group of a 3x3 convolution at stride 1 and dilation 1 expected (got groups ${g.groups}, ${g.kernelH}x${g.kernelW}, stride ${g.strideH},${g.strideW}, dilation ${g.dilationH},${g.dilationW})`);
   }
-  for (const p of [s.padH, s.padW]) {
-    if (!Number.isInteger(p) || p < 0 || p > 2) throw new InvalidArgumentError(`${op}: padding ${p}; expected 0, 1 or 2 (a 3x3 kernel)`);
-  }
-  const outH = s.height + 2 * s.padH - 2;
-  const outW = s.width + 2 * s.padW - 2;
-  if (outH < 1 || outW < 1) throw new InvalidArgumentError(`${op}: a ${s.height}x${s.width} input with padding ${s.padH},${s.padW} is smaller than the 3x3 kernel`);
-  const xImageStride = s.xImageStride ?? s.channels * s.height * s.width;
-  const yImageStride = s.yImageStride ?? s.outChannels * outH * outW;
-  if (xImageStride < s.channels * s.height * s.width || yImageStride < s.outChannels * outH * outW) {
+  if (g.padH > 2 || g.padW > 2) throw new InvalidArgumentError(`${op}: padding ${g.padH},${g.padW}; expected 0, 1 or 2 (a 3x3 kernel)`);
+  const xImageStride = plan.xImageStride ?? g.channels * g.height * g.width;
+  const yImageStride = plan.yImageStride ?? g.outChannels * g.outH * g.outW;
+  if (xImageStride < g.channels * g.height * g.width || yImageStride < g.outChannels * g.outH * g.outW) {
     throw new InvalidArgumentError(`${op}: image strides ${xImageStride}, ${yImageStride} are smaller than an image`);
   }
-  return { ...s, outH, outW, xImageStride, yImageStride, flipped: s.flipped ?? false };
+  return { ...g, tile: plan.tile, xImageStride, yImageStride, flipped: plan.flipped ?? false };
 }
 
 /**
  * The shape resolved, and the arrays checked against it: the input images, the output-side images
  * (y, or dy for the weight gradient) and the weights (w, or dw), each under its name in `names`.
  */
-function checked(op: string, shape: WinogradShape, x: Float32Array, ySide: Float32Array, wSide: Float32Array, names: [string, string, string], flippable: boolean): Resolved {
+function checked(op: string, shape: WinogradPlan, x: Float32Array, ySide: Float32Array, wSide: Float32Array, names: [string, string, string], flippable: boolean): Resolved {
   const r = resolve(shape, op);
   if (r.flipped && !flippable) throw new InvalidArgumentError(`${op}: flipped kernels are for the forward only`);
   const want = [
@@ -140,7 +137,7 @@ function patch(x: Float32Array, r: Resolved, n: number, c: number, oy: number, o
     }));
 }
 
-/** The 3x3 kernel from input channel c to output channel k (see WinogradShape.flipped). */
+/** The 3x3 kernel from input channel c to output channel k (see WinogradPlan.flipped). */
 function kernelOf(w: Float32Array, k: number, c: number, r: Resolved): number[][] {
   if (r.flipped) {
     const at = (c * r.outChannels + k) * 9;
@@ -151,7 +148,7 @@ function kernelOf(w: Float32Array, k: number, c: number, r: Resolved): number[][
 }
 
 /** The forward product in double precision by the same transforms (the native kernel's reference). */
-export function winogradForwardReference(x: Float32Array, w: Float32Array, y: Float32Array, shape: WinogradShape): void {
+export function winogradForwardReference(x: Float32Array, w: Float32Array, y: Float32Array, shape: WinogradPlan): void {
   const r = checked('winogradForward', shape, x, y, w, ['x', 'y', 'w'], true);
   const t = TRANSFORMS[r.tile];
   const alpha = r.tile + 2;
@@ -174,7 +171,7 @@ export function winogradForwardReference(x: Float32Array, w: Float32Array, y: Fl
 }
 
 /** The weight gradient in double precision by the adjoint transforms (the native kernel's reference). */
-export function winogradWeightGradientReference(x: Float32Array, dy: Float32Array, dw: Float32Array, shape: WinogradShape): void {
+export function winogradWeightGradientReference(x: Float32Array, dy: Float32Array, dw: Float32Array, shape: WinogradPlan): void {
   const r = checked('winogradWeightGradient', shape, x, dy, dw, ['x', 'dy', 'dw'], false);
   const t = TRANSFORMS[r.tile];
   const alpha = r.tile + 2;
@@ -200,61 +197,61 @@ export function winogradWeightGradientReference(x: Float32Array, dy: Float32Arra
 }
 
 /** y = conv3x3(x, w), stride 1: native when the addon is there, else the reference. */
-export function winogradForward(x: Float32Array, w: Float32Array, y: Float32Array, shape: WinogradShape, threads = kernelThreads()): void {
+export function winogradForward(x: Float32Array, w: Float32Array, y: Float32Array, shape: WinogradPlan, threads?: number): void {
   const core = nativeCore();
   if (!core) return winogradForwardReference(x, w, y, shape);
-  core.winogradForward(x, w, y, nativeArgs(checked('winogradForward', shape, x, y, w, ['x', 'y', 'w'], true)), threads);
+  core.winogradForward(x, w, y, nativeArgs(checked('winogradForward', shape, x, y, w, ['x', 'y', 'w'], true)), resolveThreads(threads));
 }
 
 /** dw = the weight gradient of a 3x3 stride-1 convolution: native when the addon is there, else the reference. */
-export function winogradWeightGradient(x: Float32Array, dy: Float32Array, dw: Float32Array, shape: WinogradShape, threads = kernelThreads()): void {
+export function winogradWeightGradient(x: Float32Array, dy: Float32Array, dw: Float32Array, shape: WinogradPlan, threads?: number): void {
   const core = nativeCore();
   if (!core) return winogradWeightGradientReference(x, dy, dw, shape);
-  core.winogradWeightGradient(x, dy, dw, nativeArgs(checked('winogradWeightGradient', shape, x, dy, dw, ['x', 'dy', 'dw'], false)), threads);
-}
-
-let enabled: boolean | undefined;
-
-function fromEnvironment(): boolean {
-  const text = process.env.OCTET_CONV;
-  if (text === undefined || text === '' || text === 'winograd') return true;
-  if (text === 'direct') return false;
-  throw new InvalidArgumentError(`OCTET_CONV is ${JSON.stringify(text)}; expected "winograd" (the default) or "direct"`);
-}
-
-/** Whether float32 convolutions may use Winograd (default yes; OCTET_CONV=direct turns it off). */
-export function winogradEnabled(): boolean {
-  if (enabled === undefined) enabled = fromEnvironment();
-  return enabled;
-}
-
-/** Turn Winograd convolutions on or off (returns the previous setting). */
-export function setWinogradEnabled(on: boolean): boolean {
-  const was = winogradEnabled();
-  enabled = on;
-  return was;
+  core.winogradWeightGradient(x, dy, dw, nativeArgs(checked('winogradWeightGradient', shape, x, dy, dw, ['x', 'dy', 'dw'], false)), resolveThreads(threads));
 }
 
 /**
- * The tile a float32 convolution (forward, input or weight gradient) should use, or 0 for the
- * direct product: only 3x3 kernels at stride 1 and dilation 1 with padding up to 2, at least 16
- * input and output channels (below that the transforms cost more than they save), with the addon
- * loaded and Winograd enabled. The choice follows measurements on ResNet-18's layers
- * (docs/architecture.md): 4 x 4 tiles for outputs of at least 8 x 8, 2 x 2 below.
+ * The default algorithm of float32 convolutions where none is given: OCTET_CONV from the
+ * environment (winograd or direct), else winograd. Read when asked, so a run that records its
+ * algorithm records what it used.
  */
-export function winogradTile(g: ConvGeometry, outChannels: number): 0 | 2 | 4 {
-  if (!winogradEnabled() || !nativeCore()) return 0;
+export function defaultConvAlgorithm(): ConvAlgorithm {
+  const text = process.env.OCTET_CONV;
+  if (text === undefined || text === '' || text === 'winograd') return 'winograd';
+  if (text === 'direct') return 'direct';
+  throw new InvalidArgumentError(`OCTET_CONV is ${JSON.stringify(text)}; expected "winograd" (the default) or "direct"`);
+}
+
+/**
+ * The tile a float32 convolution of one group (forward, or the input gradient as a forward
+ * convolution) should use, or 0 for the direct product: only 3x3 kernels at stride 1 and
+ * dilation 1 with padding up to 2, at least 16 input and output channels per group (below that
+ * the transforms cost more than they save), with the addon loaded. The choice follows
+ * measurements on ResNet-18's layers (docs/architecture.md): 4 x 4 tiles for outputs of at least
+ * 8 x 8, 2 x 2 below.
+ */
+function winogradTile(g: ConvGeometry): 0 | 2 | 4 {
+  if (!nativeCore()) return 0;
   if (g.kernelH !== 3 || g.kernelW !== 3 || g.strideH !== 1 || g.strideW !== 1 || g.dilationH !== 1 || g.dilationW !== 1) return 0;
-  if (g.padH < 0 || g.padH > 2 || g.padW < 0 || g.padW > 2 || g.channels < 16 || outChannels < 16) return 0;
+  if (g.padH < 0 || g.padH > 2 || g.padW < 0 || g.padW > 2 || g.channels / g.groups < 16 || g.outChannels / g.groups < 16) return 0;
   return Math.min(g.outH, g.outW) >= 8 ? 4 : 2;
 }
 
 /**
- * Whether a batch fits the native kernels' 32-bit offsets: the padded images (every tile's patch
- * inside) and the output, below 2^31 floats. Larger batches take the direct product.
+ * The Winograd product for each group of convolution g (the same plan for every group: offset the
+ * arrays to the group's first channel), or null where the algorithm is direct, the shape keeps the
+ * direct product, or the batch does not fit the native kernels' 32-bit offsets (the padded images,
+ * every tile's patch inside, and the output, below 2^31 floats).
  */
-export function winogradFits(shape: WinogradShape): boolean {
-  const r = resolve(shape, 'winogradFits');
+export function winogradPlan(g: ConvGeometry, algorithm: ConvAlgorithm): WinogradPlan | null {
+  if (algorithm !== 'winograd') return null;
+  const tile = winogradTile(g);
+  if (!tile) return null;
+  const plan: WinogradPlan = {
+    tile, geometry: { ...g, channels: g.channels / g.groups, outChannels: g.outChannels / g.groups, groups: 1 },
+    xImageStride: g.channels * g.height * g.width, yImageStride: g.outChannels * g.outH * g.outW,
+  };
+  const r = resolve(plan, 'winogradPlan');
   const padded = r.batch * r.channels * (Math.ceil(r.outH / r.tile) * r.tile + 2) * (Math.ceil(r.outW / r.tile) * r.tile + 2);
-  return padded < 2 ** 31 && r.batch * r.yImageStride < 2 ** 31;
+  return padded < 2 ** 31 && r.batch * r.yImageStride < 2 ** 31 ? plan : null;
 }

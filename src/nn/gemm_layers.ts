@@ -4,36 +4,41 @@
  * model runs under any recipe without model-specific code.
  */
 import { InvalidArgumentError } from '../errors.js';
-import {
-  conv2d,
-  convTranspose2d,
-  linear,
-  type Conv2dOptions,
-  type ConvTranspose2dOptions,
-} from '../ops/index.js';
+import { resolvePair, type ConvAlgorithm, type ConvOptions, type Pair } from '../kernels/index.js';
+import { runProduct, type GemmProduct } from '../ops/index.js';
 import { Generator, Tensor, formatShape } from '../tensor/index.js';
 import { defaultLayerInit } from './init.js';
 import { Module } from './module.js';
 
-/** How GEMM layers compute. The float32 one calls the ops directly. */
+/** How GEMM layers compute their product: in float32 by default, or as a recipe installs. */
 export interface GemmCompute {
   readonly name: string;
-  conv2d(layer: Conv2d, x: Tensor): Tensor;
-  convTranspose2d(layer: ConvTranspose2d, x: Tensor): Tensor;
-  linear(layer: Linear, x: Tensor): Tensor;
+  run(x: Tensor, weight: Tensor, bias: Tensor | null, product: GemmProduct): Tensor;
 }
 
-export const FLOAT32_COMPUTE: GemmCompute = {
-  name: 'float32',
-  conv2d: (layer, x) => conv2d(x, layer.weight, layer.bias, layer.options),
-  convTranspose2d: (layer, x) => convTranspose2d(x, layer.weight, layer.bias, layer.options),
-  linear: (layer, x) => linear(x, layer.weight, layer.bias),
-};
+/** The float32 compute, with float32 convolutions on `algorithm` (default: defaultConvAlgorithm() at each call). */
+export function float32Compute(algorithm?: ConvAlgorithm): GemmCompute {
+  return { name: 'float32', run: (x, weight, bias, product) => runProduct(x, weight, bias, product, algorithm) };
+}
+
+export const FLOAT32_COMPUTE: GemmCompute = float32Compute();
+
+/** Give every GEMM layer of `model` the float32 compute with convolutions on `algorithm`. */
+export function useFloat32Compute(model: Module, algorithm?: ConvAlgorithm): void {
+  const compute = float32Compute(algorithm);
+  for (const [, m] of model.namedModules()) if (m instanceof GemmLayer) m.compute = compute;
+}
 
 export abstract class GemmLayer extends Module {
   abstract readonly weight: Tensor;
   abstract readonly bias: Tensor | null;
+  /** What this layer computes, handed to its compute. */
+  abstract readonly product: GemmProduct;
   compute: GemmCompute = FLOAT32_COMPUTE;
+
+  protected forward(x: Tensor): Tensor {
+    return this.compute.run(x, this.weight, this.bias, this.product);
+  }
 }
 
 function positive(op: string, values: Record<string, number>): void {
@@ -42,41 +47,35 @@ function positive(op: string, values: Record<string, number>): void {
   }
 }
 
-export interface Conv2dConfig extends Conv2dOptions {
+export interface Conv2dConfig extends Omit<ConvOptions, 'outputPadding'> {
   bias?: boolean;
   generator: Generator;
-}
-
-function one(v: number | [number, number] | undefined, fallback: number): [number, number] {
-  return v === undefined ? [fallback, fallback] : typeof v === 'number' ? [v, v] : v;
 }
 
 export class Conv2d extends GemmLayer {
   readonly weight: Tensor;
   readonly bias: Tensor | null;
-  readonly options: Conv2dOptions;
+  readonly options: ConvOptions;
+  readonly product: GemmProduct;
 
-  constructor(readonly inChannels: number, readonly outChannels: number, kernel: number | [number, number], config: Conv2dConfig) {
+  constructor(readonly inChannels: number, readonly outChannels: number, kernel: Pair, config: Conv2dConfig) {
     super();
     const groups = config.groups ?? 1;
-    const [kh, kw] = one(kernel, 1);
+    const [kh, kw] = resolvePair(kernel, 1, 'kernel', 'Conv2d', 1);
     positive('Conv2d', { inChannels, outChannels, kernelH: kh, kernelW: kw, groups });
     if (inChannels % groups !== 0 || outChannels % groups !== 0) {
       throw new InvalidArgumentError(`Conv2d: ${inChannels} -> ${outChannels} channels do not divide into ${groups} groups`);
     }
     this.options = { stride: config.stride, padding: config.padding, dilation: config.dilation, groups };
+    this.product = { kind: 'conv2d', options: this.options };
     this.weight = this.registerParameter('weight', Tensor.zeros([outChannels, inChannels / groups, kh, kw]));
     this.bias = config.bias === false ? null : this.registerParameter('bias', Tensor.zeros([outChannels]));
     defaultLayerInit(this.weight, this.bias, config.generator);
   }
 
-  protected forward(x: Tensor): Tensor {
-    return this.compute.conv2d(this, x);
-  }
-
   override describe(): string {
     const [, , kh, kw] = this.weight.shape;
-    const s = one(this.options.stride, 1);
+    const s = resolvePair(this.options.stride, 1, 'stride', 'Conv2d', 1);
     const g = this.options.groups ?? 1;
     return `Conv2d(${this.inChannels}, ${this.outChannels}, k=${kh}x${kw}, s=${s[0]}${g > 1 ? `, g=${g}` : ''})`;
   }
@@ -87,7 +86,7 @@ export class Conv2d extends GemmLayer {
   }
 }
 
-export interface ConvTranspose2dConfig extends ConvTranspose2dOptions {
+export interface ConvTranspose2dConfig extends ConvOptions {
   bias?: boolean;
   generator: Generator;
 }
@@ -95,29 +94,27 @@ export interface ConvTranspose2dConfig extends ConvTranspose2dOptions {
 export class ConvTranspose2d extends GemmLayer {
   readonly weight: Tensor;
   readonly bias: Tensor | null;
-  readonly options: ConvTranspose2dOptions;
+  readonly options: ConvOptions;
+  readonly product: GemmProduct;
 
-  constructor(readonly inChannels: number, readonly outChannels: number, kernel: number | [number, number], config: ConvTranspose2dConfig) {
+  constructor(readonly inChannels: number, readonly outChannels: number, kernel: Pair, config: ConvTranspose2dConfig) {
     super();
     const groups = config.groups ?? 1;
-    const [kh, kw] = one(kernel, 1);
+    const [kh, kw] = resolvePair(kernel, 1, 'kernel', 'ConvTranspose2d', 1);
     positive('ConvTranspose2d', { inChannels, outChannels, kernelH: kh, kernelW: kw, groups });
     if (inChannels % groups !== 0 || outChannels % groups !== 0) {
       throw new InvalidArgumentError(`ConvTranspose2d: ${inChannels} -> ${outChannels} channels do not divide into ${groups} groups`);
     }
     this.options = { stride: config.stride, padding: config.padding, dilation: config.dilation, groups, outputPadding: config.outputPadding };
+    this.product = { kind: 'convTranspose2d', options: this.options };
     this.weight = this.registerParameter('weight', Tensor.zeros([inChannels, outChannels / groups, kh, kw]));
     this.bias = config.bias === false ? null : this.registerParameter('bias', Tensor.zeros([outChannels]));
     defaultLayerInit(this.weight, this.bias, config.generator);
   }
 
-  protected forward(x: Tensor): Tensor {
-    return this.compute.convTranspose2d(this, x);
-  }
-
   override describe(): string {
     const [, , kh, kw] = this.weight.shape;
-    return `ConvTranspose2d(${this.inChannels}, ${this.outChannels}, k=${kh}x${kw}, s=${one(this.options.stride, 1)[0]})`;
+    return `ConvTranspose2d(${this.inChannels}, ${this.outChannels}, k=${kh}x${kw}, s=${resolvePair(this.options.stride, 1, 'stride', 'ConvTranspose2d', 1)[0]})`;
   }
 
   override macs(inputs: readonly Tensor[]): number {
@@ -134,6 +131,7 @@ export interface LinearConfig {
 export class Linear extends GemmLayer {
   readonly weight: Tensor;
   readonly bias: Tensor | null;
+  readonly product: GemmProduct = { kind: 'linear' };
 
   constructor(readonly inFeatures: number, readonly outFeatures: number, config: LinearConfig) {
     super();
@@ -143,11 +141,11 @@ export class Linear extends GemmLayer {
     defaultLayerInit(this.weight, this.bias, config.generator);
   }
 
-  protected forward(x: Tensor): Tensor {
+  protected override forward(x: Tensor): Tensor {
     if (x.rank !== 2 || x.shape[1] !== this.inFeatures) {
       throw new InvalidArgumentError(`Linear: input ${formatShape(x.shape)}; expected [N, ${this.inFeatures}]`);
     }
-    return this.compute.linear(this, x);
+    return super.forward(x);
   }
 
   override describe(): string {

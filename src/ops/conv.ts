@@ -11,51 +11,35 @@
 import { record, registerGradient } from '../autograd/index.js';
 import { InvalidArgumentError } from '../errors.js';
 import {
-  channelBiasAdd, channelSum, col2im, col2imBatch, columnsGemm, convOutputSize, freshArray, gemm, im2col, inputGradientGeometry, moveRows, recycle, rotatedKernel, takeBuffer, takeZeroed, winogradFits, winogradForward, winogradTile, winogradWeightGradient, type WinogradShape,
-  type ColumnSource, type ConvGeometry,
+  channelBiasAdd, channelSum, col2im, col2imBatch, columnsGemm, convGeometry, defaultConvAlgorithm, freshArray, gemm, groupColumns, im2col,
+  inputGradientGeometry, moveRows, recycle, rotatedKernel, takeBuffer, takeZeroed, transposedConvGeometry, winogradForward, winogradPlan,
+  winogradWeightGradient, type ColumnGeometry, type ColumnSource, type ConvAlgorithm, type ConvGeometry, type ConvOptions,
 } from '../kernels/index.js';
 import { Tensor, formatShape, type GradHandle } from '../tensor/index.js';
 import { productOperands } from './saved.js';
 
-export interface Conv2dOptions {
-  stride?: number | [number, number];
-  padding?: number | [number, number];
-  dilation?: number | [number, number];
-  groups?: number;
-}
-
-export interface ConvTranspose2dOptions extends Conv2dOptions {
-  outputPadding?: number | [number, number];
-}
-
-function pair(v: number | [number, number] | undefined, fallback: number, name: string, op: string, min: number): [number, number] {
-  const p: [number, number] = v === undefined ? [fallback, fallback] : typeof v === 'number' ? [v, v] : v;
-  if (!p.every((x) => Number.isInteger(x) && x >= min)) {
-    throw new InvalidArgumentError(`${op}: ${name} is ${JSON.stringify(v)}; expected an integer >= ${min} or a pair of them`);
-  }
-  return p;
-}
+/** A convolution op's options: its geometry's, and how float32 products run (default: defaultConvAlgorithm()). */
+export type ConvOpOptions = ConvOptions & { algorithm?: ConvAlgorithm };
 
 interface ConvSaved {
-  groups: number;
-  /** Geometry of one group of one image, in the direction of a forward convolution. */
   geometry: ConvGeometry;
+  algorithm: ConvAlgorithm;
   /** The input's values, kept only when the weight needs a gradient. */
   xData: Float32Array | null;
   /** The weight's values, kept only when the input needs a gradient. */
   weightData: Float32Array | null;
 }
 
-function saveConv(x: Tensor, weight: Tensor, groups: number, geometry: ConvGeometry): ConvSaved {
+function saveConv(x: Tensor, weight: Tensor, geometry: ConvGeometry, algorithm: ConvAlgorithm): ConvSaved {
   const { aData: xData, bData: weightData } = productOperands(x, weight);
-  return { groups, geometry, xData, weightData };
+  return { geometry, algorithm, xData, weightData };
 }
 
 /** Column matrices are built for chunks of images of at most this many floats (2 MB), so the
  *  GEMM reads them from cache. */
 const MAX_COLUMN_FLOATS = 1 << 19;
 
-function kSizeOf(g: ConvGeometry): number {
+function kSizeOf(g: ColumnGeometry): number {
   return g.channels * g.kernelH * g.kernelW;
 }
 
@@ -63,7 +47,7 @@ function kSizeOf(g: ConvGeometry): number {
  * Run `fn` over chunks of images [n0, n0 + nc) with a column buffer sized for the chunk, so each
  * convolution is a few large GEMMs ([OC x K] by [K x nc*P]) rather than one per image.
  */
-function forEachChunk(batch: number, g: ConvGeometry, fn: (n0: number, nc: number, col: Float32Array) => void): void {
+function forEachChunk(batch: number, g: ColumnGeometry, fn: (n0: number, nc: number, col: Float32Array) => void): void {
   const perImage = kSizeOf(g) * g.outH * g.outW;
   const chunk = Math.max(1, Math.min(batch, Math.floor(MAX_COLUMN_FLOATS / Math.max(1, perImage))));
   const col = freshArray(chunk * perImage);
@@ -79,39 +63,23 @@ function imageAt(data: Float32Array, n0: number, channels: number, c0: number, p
 }
 
 /** The column matrix of group `grp`'s channels of NCHW data with `channels` channels. */
-function groupColumns(data: Float32Array, grp: number, batch: number, g: ConvGeometry, channels: number): ColumnSource {
+function columnSource(data: Float32Array, grp: number, batch: number, g: ColumnGeometry, channels: number): ColumnSource {
   const plane = g.height * g.width;
   return { x: data.subarray(grp * g.channels * plane), geometry: g, batch, imageStride: channels * plane };
 }
 
 /** Whether the column matrix is the image itself (1x1 kernel, stride 1, no padding). */
-function colIsImage(g: ConvGeometry): boolean {
+function colIsImage(g: ColumnGeometry): boolean {
   return g.kernelH === 1 && g.kernelW === 1 && g.strideH === 1 && g.strideW === 1 && g.padH === 0 && g.padW === 0;
 }
 
-function columns(image: Float32Array, g: ConvGeometry, scratch: Float32Array): Float32Array {
+function columns(image: Float32Array, g: ColumnGeometry, scratch: Float32Array): Float32Array {
   if (colIsImage(g)) return image;
   im2col(image, scratch, g);
   return scratch;
 }
 
-function checkConvInputs(op: string, x: Tensor, weight: Tensor, bias: Tensor | null, groups: number, transposed: boolean): void {
-  if (x.rank !== 4 || weight.rank !== 4) {
-    throw new InvalidArgumentError(
-      `${op}: input ${formatShape(x.shape)} and weight ${formatShape(weight.shape)}; expected [N, C, H, W] and a 4-D weight`,
-    );
-  }
-  if (!Number.isInteger(groups) || groups < 1) throw new InvalidArgumentError(`${op}: groups is ${groups}; expected a positive integer`);
-  const channels = x.shape[1];
-  const expectedWeightIn = transposed ? channels : channels / groups;
-  const weightIn = transposed ? weight.shape[0] : weight.shape[1];
-  if (channels % groups !== 0 || weightIn !== expectedWeightIn || (!transposed && weight.shape[0] % groups !== 0)) {
-    throw new InvalidArgumentError(
-      `${op}: input ${formatShape(x.shape)} with groups=${groups} does not fit weight ${formatShape(weight.shape)}; ` +
-        (transposed ? `expected [${channels}, C_out/groups, KH, KW]` : `expected [C_out, ${channels / groups}, KH, KW] with C_out divisible by groups`),
-    );
-  }
-  const outChannels = transposed ? weight.shape[1] * groups : weight.shape[0];
+function checkBias(op: string, bias: Tensor | null, outChannels: number): void {
   if (bias && (bias.rank !== 1 || bias.shape[0] !== outChannels)) {
     throw new InvalidArgumentError(`${op}: bias ${formatShape(bias.shape)}; expected [${outChannels}]`);
   }
@@ -126,61 +94,38 @@ function biasGrad(g: Float32Array, batch: number, channels: number, plane: numbe
 }
 
 /**
- * The Winograd product for one group's convolution (x with `channels` channels per image, the
- * output with outChannels), or null where winogradTile keeps the direct product or the batch is
- * too large for the kernels' offsets.
- */
-function winogradPlan(g: ConvGeometry, batch: number, ocg: number, channels: number, outChannels: number): WinogradShape | null {
-  const tile = winogradTile(g, ocg);
-  if (!tile) return null;
-  const shape: WinogradShape = {
-    tile, batch, channels: g.channels, height: g.height, width: g.width, outChannels: ocg, padH: g.padH, padW: g.padW,
-    xImageStride: channels * g.height * g.width, yImageStride: outChannels * g.outH * g.outW,
-  };
-  return winogradFits(shape) ? shape : null;
-}
-
-/**
  * One group's convolution y_g = w_g * x_g on the SGEMM with implicit columns, written into NCHW
- * `out` (outChannels channels per image, the group's from channel grp * ocg). x holds `channels`
- * channels per image.
+ * `out` (the group's channels from grp * OC/groups).
  */
-function columnsConvolution(x: Float32Array, grp: number, batch: number, g: ConvGeometry, channels: number, w: Float32Array, ocg: number, out: Float32Array, outChannels: number): void {
+function columnsConvolution(x: Float32Array, grp: number, g: ConvGeometry, w: Float32Array, out: Float32Array): void {
   const plane = g.outH * g.outW;
-  columnsGemm(ocg, batch * plane, g.channels * g.kernelH * g.kernelW, w, groupColumns(x, grp, batch, g, channels), out.subarray(grp * ocg * plane), {
-    outImages: { plane, imageStride: outChannels * plane },
+  const ocg = g.outChannels / g.groups;
+  const cols = groupColumns(g);
+  columnsGemm(ocg, g.batch * plane, kSizeOf(cols), w, columnSource(x, grp, g.batch, cols, g.channels), out.subarray(grp * ocg * plane), {
+    outImages: { plane, imageStride: g.outChannels * plane },
   });
 }
 
 /** y = conv2d(x, weight) + bias; x [N, C, H, W], weight [OC, C/groups, KH, KW]. */
-export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, options: Conv2dOptions = {}): Tensor {
-  const groups = options.groups ?? 1;
-  checkConvInputs('conv2d', x, weight, bias, groups, false);
-  const [batch, channels, height, width] = x.shape;
-  const [outChannels, , kernelH, kernelW] = weight.shape;
-  const [strideH, strideW] = pair(options.stride, 1, 'stride', 'conv2d', 1);
-  const [padH, padW] = pair(options.padding, 0, 'padding', 'conv2d', 0);
-  const [dilationH, dilationW] = pair(options.dilation, 1, 'dilation', 'conv2d', 1);
-  const outH = convOutputSize(height, kernelH, strideH, padH, dilationH);
-  const outW = convOutputSize(width, kernelW, strideW, padW, dilationW);
-  if (outH < 1 || outW < 1) {
-    throw new InvalidArgumentError(`conv2d: input ${formatShape(x.shape)} is smaller than the dilated kernel ${kernelH}x${kernelW} after padding`);
-  }
+export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, options: ConvOpOptions = {}): Tensor {
+  const { algorithm = defaultConvAlgorithm(), ...convOptions } = options;
+  const geometry = convGeometry(x.shape, weight.shape, convOptions, 'conv2d');
+  checkBias('conv2d', bias, geometry.outChannels);
+  const { batch, channels, height, width, outChannels, groups, outH, outW } = geometry;
   const cg = channels / groups;
   const ocg = outChannels / groups;
-  const geometry: ConvGeometry = { channels: cg, height, width, kernelH, kernelW, strideH, strideW, padH, padW, dilationH, dilationW, outH, outW };
-  const kSize = kSizeOf(geometry);
+  const kSize = cg * geometry.kernelH * geometry.kernelW;
   const plane = outH * outW;
   // Every element is written below: each group's GEMM puts its rows straight into NCHW.
   const out = new Tensor(takeBuffer(batch * outChannels * plane), [batch, outChannels, outH, outW]);
-  const shape = winogradPlan(geometry, batch, ocg, channels, outChannels);
+  const plan = winogradPlan(geometry, algorithm);
   for (let grp = 0; grp < groups; grp++) {
     const wg = weight.data.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize);
-    if (shape) winogradForward(x.data.subarray(grp * cg * height * width), wg, out.data.subarray(grp * ocg * plane), shape);
-    else columnsConvolution(x.data, grp, batch, geometry, channels, wg, ocg, out.data, outChannels);
+    if (plan) winogradForward(x.data.subarray(grp * cg * height * width), wg, out.data.subarray(grp * ocg * plane), plan);
+    else columnsConvolution(x.data, grp, geometry, wg, out.data);
   }
-  addBias(out.data, bias, batch, outChannels, outH * outW);
-  return record('conv2d', [x, weight, bias], out, saveConv(x, weight, groups, geometry));
+  addBias(out.data, bias, batch, outChannels, plane);
+  return record('conv2d', [x, weight, bias], out, saveConv(x, weight, geometry, algorithm));
 }
 
 /**
@@ -194,58 +139,56 @@ export interface Conv2dGradientInputs {
   x: Float32Array | null;
   /** Weight values [OC, C/groups, KH, KW]: given, the input gradient is computed. */
   weight: Float32Array | null;
-  batch: number;
-  channels: number;
-  outChannels: number;
-  groups: number;
-  /** One group's geometry (channels = C / groups). */
   geometry: ConvGeometry;
+  algorithm: ConvAlgorithm;
 }
 
 /**
  * conv2d's two gradients in float32, as its gradient rule computes them (Winograd where
- * winogradTile chooses it, else the SGEMM on implicit columns, col2im for strided input
+ * winogradPlan chooses it, else the SGEMM on implicit columns, col2im for strided input
  * gradients): also the backward of SFP8's quantized convolutions, whose backward is float32.
  */
 export function conv2dGradients(a: Conv2dGradientInputs): { gx: Float32Array | null; gw: Float32Array | null } {
-  const { g, x: xData, weight: weightData, batch, channels, outChannels, groups, geometry } = a;
+  const { g, x: xData, weight: weightData, geometry, algorithm } = a;
+  const { batch, channels, outChannels, groups } = geometry;
+  const cols = groupColumns(geometry);
   const cg = channels / groups;
   const ocg = outChannels / groups;
   const plane = geometry.outH * geometry.outW;
-  const kSize = kSizeOf(geometry);
+  const kSize = kSizeOf(cols);
   const taps = geometry.kernelH * geometry.kernelW;
   const pixels = geometry.height * geometry.width;
   // Stride 1: the input gradient is a forward convolution of g (written whole); otherwise W^T g
   // folded back by col2im, which adds into gx.
-  const dxGeometry = inputGradientGeometry(geometry, ocg);
+  const dxGeometry = inputGradientGeometry(geometry);
   const gx = !weightData ? null : dxGeometry ? takeBuffer(batch * channels * pixels) : takeZeroed(batch * channels * pixels);
   const gw = xData ? freshArray(outChannels * kSize) : null;
   // dY_g as [OCg x N*P] for the weight gradient's GEMM (every element written before it is read);
   // Winograd reads g in place.
-  const wShape = gw ? winogradPlan(geometry, batch, ocg, channels, outChannels) : null;
-  const dxShape = gx && dxGeometry ? winogradPlan(dxGeometry, batch, cg, outChannels, channels) : null;
-  const dy = (gw && !wShape) || (gx && !dxGeometry) ? takeBuffer(ocg * batch * plane) : null;
+  const wPlan = gw ? winogradPlan(geometry, algorithm) : null;
+  const dxPlan = gx && dxGeometry ? winogradPlan(dxGeometry, algorithm) : null;
+  const dy = (gw && !wPlan) || (gx && !dxGeometry) ? takeBuffer(ocg * batch * plane) : null;
   for (let grp = 0; grp < groups; grp++) {
     if (dy) moveRows(dy, g, { n0: 0, count: batch, channels: outChannels, c0: grp * ocg, rows: ocg, plane }, 'gather');
-    if (gw && wShape) {
-      winogradWeightGradient(xData!.subarray(grp * cg * pixels), g.subarray(grp * ocg * plane), gw.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize), wShape);
+    if (gw && wPlan) {
+      winogradWeightGradient(xData!.subarray(grp * cg * pixels), g.subarray(grp * ocg * plane), gw.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize), wPlan);
     } else if (gw) {
       // dW_g = dY_g [OCg x N*P] x col_g^T [N*P x K], summed over the whole batch in one chain per element
-      columnsGemm(ocg, kSize, batch * plane, dy!, groupColumns(xData!, grp, batch, geometry, channels), gw.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize), { transB: true });
+      columnsGemm(ocg, kSize, batch * plane, dy!, columnSource(xData!, grp, batch, cols, channels), gw.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize), { transB: true });
     }
     if (gx && dxGeometry) {
       // dX_g = the forward convolution of dY_g with the rotated kernel, straight into NCHW (Winograd
       // reads the weights as that kernel in place)
-      if (dxShape) {
-        winogradForward(g.subarray(grp * ocg * plane), weightData!.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize), gx.subarray(grp * cg * pixels), { ...dxShape, flipped: true });
+      if (dxPlan) {
+        winogradForward(g.subarray(grp * ocg * plane), weightData!.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize), gx.subarray(grp * cg * pixels), { ...dxPlan, flipped: true });
       } else {
-        columnsConvolution(g, grp, batch, dxGeometry, outChannels, rotatedKernel(weightData!, grp, ocg, cg, taps), cg, gx, channels);
+        columnsConvolution(g, grp, dxGeometry, rotatedKernel(weightData!, grp, ocg, cg, taps), gx);
       }
     } else if (gx) {
-      forEachChunk(batch, geometry, (n0, nc, col) => {
+      forEachChunk(batch, cols, (n0, nc, col) => {
         // dcol = W_g^T [K, ocg] x dY_g [ocg, nc*P], folded back into the images
         gemm(kSize, nc * plane, ocg, weightData!.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize), dy!.subarray(n0 * plane), col, { transA: true, ldb: batch * plane });
-        col2imBatch(col, imageAt(gx, n0, channels, grp * cg, pixels), geometry, nc, channels * pixels);
+        col2imBatch(col, imageAt(gx, n0, channels, grp * cg, pixels), cols, nc, channels * pixels);
       });
     }
   }
@@ -254,13 +197,11 @@ export function conv2dGradients(a: Conv2dGradientInputs): { gx: Float32Array | n
 }
 
 registerGradient<ConvSaved>('conv2d', (node, g) => {
-  const [x, weight, bias] = node.inputs as [GradHandle, GradHandle, GradHandle | null];
-  const { groups, geometry, xData, weightData } = node.saved;
-  const [batch, channels] = x.shape;
-  const outChannels = weight.shape[0];
+  const [, , bias] = node.inputs as [GradHandle, GradHandle, GradHandle | null];
+  const { geometry, algorithm, xData, weightData } = node.saved;
   // conv2d saved x only when the weight needs a gradient, the weight only when x does.
-  const { gx, gw } = conv2dGradients({ g, x: xData, weight: weightData, batch, channels, outChannels, groups, geometry });
-  return [gx, gw, bias?.requiresGrad ? biasGrad(g, batch, outChannels, geometry.outH * geometry.outW) : null];
+  const { gx, gw } = conv2dGradients({ g, x: xData, weight: weightData, geometry, algorithm });
+  return [gx, gw, bias?.requiresGrad ? biasGrad(g, geometry.batch, geometry.outChannels, geometry.outH * geometry.outW) : null];
 });
 
 /**
@@ -268,34 +209,17 @@ registerGradient<ConvSaved>('conv2d', (node, g) => {
  * weight [C_in, C_out/groups, KH, KW]; output size (H - 1) * stride - 2 * padding +
  * dilation * (KH - 1) + outputPadding + 1.
  */
-export function convTranspose2d(
-  x: Tensor,
-  weight: Tensor,
-  bias: Tensor | null = null,
-  options: ConvTranspose2dOptions = {},
-): Tensor {
-  const groups = options.groups ?? 1;
-  checkConvInputs('convTranspose2d', x, weight, bias, groups, true);
-  const [batch, inChannels, height, width] = x.shape;
-  const [, ocg, kernelH, kernelW] = weight.shape;
-  const [strideH, strideW] = pair(options.stride, 1, 'stride', 'convTranspose2d', 1);
-  const [padH, padW] = pair(options.padding, 0, 'padding', 'convTranspose2d', 0);
-  const [dilationH, dilationW] = pair(options.dilation, 1, 'dilation', 'convTranspose2d', 1);
-  const [outPadH, outPadW] = pair(options.outputPadding, 0, 'outputPadding', 'convTranspose2d', 0);
-  if (outPadH >= Math.max(strideH, dilationH) || outPadW >= Math.max(strideW, dilationW)) {
-    throw new InvalidArgumentError('convTranspose2d: outputPadding must be smaller than stride or dilation');
-  }
-  const outH = (height - 1) * strideH - 2 * padH + dilationH * (kernelH - 1) + outPadH + 1;
-  const outW = (width - 1) * strideW - 2 * padW + dilationW * (kernelW - 1) + outPadW + 1;
-  if (outH < 1 || outW < 1) throw new InvalidArgumentError(`convTranspose2d: output would be ${outH}x${outW}`);
-  const outChannels = ocg * groups;
-  const cg = inChannels / groups;
+export function convTranspose2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, options: ConvOpOptions = {}): Tensor {
+  const { algorithm = defaultConvAlgorithm(), ...convOptions } = options;
   // The forward-convolution geometry from the output (as image) to x (as columns).
-  const geometry: ConvGeometry = {
-    channels: ocg, height: outH, width: outW, kernelH, kernelW, strideH, strideW, padH, padW, dilationH, dilationW, outH: height, outW: width,
-  };
-  const plane = height * width;
-  const kSize = ocg * kernelH * kernelW;
+  const geometry = transposedConvGeometry(x.shape, weight.shape, convOptions, 'convTranspose2d');
+  const { batch, channels: outChannels, height: outH, width: outW, outChannels: inChannels, groups } = geometry;
+  checkBias('convTranspose2d', bias, outChannels);
+  const cols = groupColumns(geometry);
+  const ocg = outChannels / groups;
+  const cg = inChannels / groups;
+  const plane = geometry.outH * geometry.outW;
+  const kSize = kSizeOf(cols);
   const out = Tensor.zeros([batch, outChannels, outH, outW]);
   const dcol = new Float32Array(kSize * plane);
   for (let n = 0; n < batch; n++) {
@@ -303,35 +227,35 @@ export function convTranspose2d(
       const xs = x.data.subarray((n * inChannels + grp * cg) * plane, (n * inChannels + (grp + 1) * cg) * plane);
       const w = weight.data.subarray(grp * cg * kSize, (grp + 1) * cg * kSize);
       const target = out.data.subarray((n * outChannels + grp * ocg) * outH * outW, (n * outChannels + (grp + 1) * ocg) * outH * outW);
-      if (colIsImage(geometry)) {
+      if (colIsImage(cols)) {
         gemm(kSize, plane, cg, w, xs, target, { transA: true });
       } else {
         gemm(kSize, plane, cg, w, xs, dcol, { transA: true });
-        col2im(dcol, target, geometry);
+        col2im(dcol, target, cols);
       }
     }
   }
   addBias(out.data, bias, batch, outChannels, outH * outW);
-  return record('convTranspose2d', [x, weight, bias], out, saveConv(x, weight, groups, geometry));
+  return record('convTranspose2d', [x, weight, bias], out, saveConv(x, weight, geometry, algorithm));
 }
 
 registerGradient<ConvSaved>('convTranspose2d', (node, g) => {
   const [x, weight, bias] = node.inputs as [GradHandle, GradHandle, GradHandle | null];
-  const { groups, geometry, xData, weightData } = node.saved;
-  const [batch, inChannels, height, width] = x.shape;
-  const ocg = weight.shape[1];
-  const outChannels = ocg * groups;
+  const { geometry, xData, weightData } = node.saved;
+  const { batch, channels: outChannels, outChannels: inChannels, groups } = geometry;
+  const cols = groupColumns(geometry);
+  const ocg = outChannels / groups;
   const cg = inChannels / groups;
-  const plane = height * width;
+  const plane = geometry.outH * geometry.outW;
   const outPlane = geometry.height * geometry.width;
-  const kSize = ocg * geometry.kernelH * geometry.kernelW;
+  const kSize = kSizeOf(cols);
   const gx = x.requiresGrad ? new Float32Array(x.size) : null;
   const gw = weight.requiresGrad ? new Float32Array(weight.size) : null;
-  const scratch = new Float32Array(colIsImage(geometry) ? 0 : kSize * plane);
+  const scratch = new Float32Array(colIsImage(cols) ? 0 : kSize * plane);
   for (let n = 0; n < batch; n++) {
     for (let grp = 0; grp < groups; grp++) {
       const dy = g.subarray((n * outChannels + grp * ocg) * outPlane, (n * outChannels + (grp + 1) * ocg) * outPlane);
-      const col = columns(dy, geometry, scratch);
+      const col = columns(dy, cols, scratch);
       const xStart = (n * inChannels + grp * cg) * plane;
       if (gx) gemm(cg, plane, kSize, weightData!.subarray(grp * cg * kSize, (grp + 1) * cg * kSize), col, gx.subarray(xStart, xStart + cg * plane));
       if (gw) gemm(cg, kSize, plane, xData!.subarray(xStart, xStart + cg * plane), col, gw.subarray(grp * cg * kSize, (grp + 1) * cg * kSize), { transB: true, beta: 1 });

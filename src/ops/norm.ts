@@ -10,7 +10,7 @@
  */
 import { needsGrad, record, registerGradient } from '../autograd/index.js';
 import { InvalidArgumentError } from '../errors.js';
-import { resolveFormat, type CodeArray } from '../formats/index.js';
+import { resolveFormat, type QTensor } from '../formats/index.js';
 import { absMax, batchNormBackward, batchNormForward, channelMeanVar, dequantize, encodeScaled, recycle, takeBuffer } from '../kernels/index.js';
 import { Tensor, formatShape, type GradHandle } from '../tensor/index.js';
 
@@ -28,16 +28,9 @@ export interface BatchNormOptions {
   inPlace?: boolean;
 }
 
-/** Values kept as codes: value = decode(code) / scale. */
-interface CodedValues {
-  codes: CodeArray;
-  format: string;
-  scale: number;
-}
-
 interface BatchNormSaved {
   /** Normalized input, as float32 or as scaled codes. */
-  xhat: Float32Array | CodedValues;
+  xhat: Float32Array | QTensor;
   /** 1 / sqrt(var + eps) per channel. */
   invStd: Float32Array;
   training: boolean;
@@ -92,16 +85,16 @@ export function batchNorm2d(
 }
 
 /** xhat as codes of `format`, scaled so its amax lands in the format's top binade; float32 kept when amax is 0 or not finite. */
-function compact(xhat: Float32Array, format: string): Float32Array | CodedValues {
+function compact(xhat: Float32Array, format: string): Float32Array | QTensor {
   const f = resolveFormat(format);
   const amax = absMax(xhat);
   if (!(amax > 0) || !Number.isFinite(amax)) return xhat;
   const scale = 2 ** Math.min(100, Math.max(-100, Math.floor(Math.log2(f.maxFinite / amax))));
-  return { codes: encodeScaled(xhat, scale, f).codes, format: f.name, scale };
+  return encodeScaled(xhat, scale, f).coded;
 }
 
-function expand(saved: Float32Array | CodedValues): Float32Array {
-  return saved instanceof Float32Array ? saved : dequantize(saved.codes, saved.format, saved.scale, takeBuffer(saved.codes.length));
+function expand(saved: Float32Array | QTensor): Float32Array {
+  return saved instanceof Float32Array ? saved : dequantize(saved, takeBuffer(saved.codes.length));
 }
 
 registerGradient<BatchNormSaved>('batchNorm2d', (node, g) => {

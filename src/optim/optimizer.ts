@@ -10,7 +10,7 @@
  * slot, step, element), so a resumed run draws the same numbers.
  */
 import { InvalidArgumentError } from '../errors.js';
-import { resolveFormat, type Format, type FormatLike, type Rounding } from '../formats/index.js';
+import { resolveFormat, streamSeed, type Format, type FormatLike, type Rounding } from '../formats/index.js';
 import { absMax, decode, encode, quantize, recycle, takeBuffer } from '../kernels/index.js';
 import type { Tensor } from '../tensor/index.js';
 
@@ -124,7 +124,7 @@ export abstract class Optimizer {
     if (key === undefined) throw new InvalidArgumentError('optimizer: storeMoment takes an array returned by slot()');
     const { stored, index } = this.slots.get(key)!;
     const { format, rounding } = this.moments;
-    quantize(values, format, { rounding, seed: (this.seed ^ Math.imul(index + 1, 0x9e3779b9)) >>> 0, counterOffset: (this.stepCount - 1) * values.length }, values);
+    quantize(values, format, { rounding, seed: streamSeed(this.seed, index), counterOffset: (this.stepCount - 1) * values.length }, values);
     if (!(stored instanceof Float32Array)) encode(values, format, {}, stored);
   }
 

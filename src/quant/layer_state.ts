@@ -2,9 +2,10 @@
  * The quantization state of one GEMM layer under a recipe: its scalers per tensor class, its
  * per-layer dynamic error scale, and what happened this step.
  */
-import { mix32, resolveFormat, type Format } from '../formats/index.js';
-import type { CodedMatrix, LowpGemmOptions } from '../kernels/index.js';
+import { resolveFormat, streamKey, type Format, type QTensor, type StreamRole } from '../formats/index.js';
+import type { ConvAlgorithm, LowpGemmOptions, LowpOperand } from '../kernels/index.js';
 import type { GemmLayer } from '../nn/index.js';
+import type { GemmPass, OperandRole, QuantizationPolicy } from '../ops/index.js';
 import { quantizeOperand, type QuantizeSpec } from './quantizer.js';
 import type { Recipe, TensorClassSpec } from './recipe.js';
 import { DynamicScale, TensorScaler, amaxOf, scaleFromAmax } from './scaling.js';
@@ -15,9 +16,7 @@ import type { NumericsTelemetry, TensorClass } from './telemetry.js';
  * output gradient ('dy') is valid during the call only: backward recycles it afterwards, so copy
  * what you keep.
  */
-export type OperandObserver = (layer: string, role: 'x' | 'w' | 'e' | 'dy', operand: Float32Array | CodedMatrix) => void;
-
-const ROLE_SEEDS: Record<TensorClass, number> = { weights: 1, activations: 2, errors: 3, weight_gradients: 4 };
+export type OperandObserver = (layer: string, role: OperandRole, operand: LowpOperand) => void;
 
 class ClassQuantizer {
   readonly format: Format;
@@ -31,7 +30,7 @@ class ClassQuantizer {
   }
 }
 
-export class LayerQuantState {
+export class LayerQuantState implements QuantizationPolicy {
   readonly quantizers: Partial<Record<TensorClass, ClassQuantizer>> = {};
   readonly accumulation: LowpGemmOptions;
   /** An error overflow (or NaN) happened in this layer this step: skip its update. */
@@ -46,6 +45,7 @@ export class LayerQuantState {
     readonly seed: number,
     readonly telemetry: NumericsTelemetry,
     readonly observer: OperandObserver | null,
+    readonly algorithm: ConvAlgorithm,
   ) {
     const classes: [TensorClass, TensorClassSpec | null][] = [
       ['weights', recipe.weights], ['activations', recipe.activations], ['errors', recipe.errors], ['weight_gradients', recipe.weightGradients],
@@ -57,22 +57,30 @@ export class LayerQuantState {
       : { accumulation: acc.format, chunk: acc.chunk || undefined, rounding: acc.rounding };
   }
 
+  get quantizesErrors(): boolean {
+    return this.quantizers.errors !== undefined;
+  }
+
   /** The error scale of this layer (dynamic per-layer scaling), if it has one. */
   get errorScale(): number | null {
     return this.quantizers.errors?.dynamic?.scale ?? null;
   }
 
   /** A stochastic-rounding seed unique to (run seed, layer, role, step), as a safe integer. */
-  seedFor(role: number): number {
-    return (mix32(this.seed ^ Math.imul(this.index + 1, 0x9e3779b9) ^ Math.imul(role, 0x85ebca6b)) >>> 0) * 2 ** 20 + (this.step % 2 ** 20);
+  seedFor(role: StreamRole): number {
+    return streamKey(this.seed, this.index, role) * 2 ** 20 + (this.step % 2 ** 20);
   }
 
-  gemmOptions(role: number): LowpGemmOptions {
-    return { ...this.accumulation, seed: this.seedFor(16 + role) };
+  gemmOptions(pass: GemmPass): LowpGemmOptions {
+    return { ...this.accumulation, seed: this.seedFor(pass) };
+  }
+
+  observe(role: OperandRole, operand: LowpOperand): void {
+    this.observer?.(this.name, role, operand);
   }
 
   private spec(q: ClassQuantizer, cls: TensorClass): QuantizeSpec {
-    return { format: q.format, rounding: q.spec.rounding as QuantizeSpec['rounding'], saturate: q.spec.saturate, seed: this.seedFor(ROLE_SEEDS[cls]) };
+    return { format: q.format, rounding: q.spec.rounding as QuantizeSpec['rounding'], saturate: q.spec.saturate, seed: this.seedFor(cls) };
   }
 
   /**
@@ -81,7 +89,7 @@ export class LayerQuantState {
    * format (or the gradient holds Inf/NaN); that step's codes then use the amax scale, so the
    * layers below still receive a usable gradient while this layer's update is skipped.
    */
-  quantize(cls: TensorClass, x: Float32Array): Float32Array | CodedMatrix {
+  quantize(cls: TensorClass, x: Float32Array): Float32Array | QTensor {
     const q = this.quantizers[cls];
     if (!q) return x;
     const amax = amaxOf(x);

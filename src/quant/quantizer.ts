@@ -1,6 +1,6 @@
 /** Quantize one GEMM operand to codes of its format with a scale, counting what was lost. */
-import type { Format, Rounding } from '../formats/index.js';
-import { encodeScaled, type CodedMatrix } from '../kernels/index.js';
+import type { Format, QTensor, Rounding } from '../formats/index.js';
+import { encodeScaled } from '../kernels/index.js';
 import type { OperandStats } from './telemetry.js';
 
 export interface QuantizeSpec {
@@ -15,11 +15,7 @@ export interface QuantizeSpec {
  * magnitude exceeds the format's max finite (saturated, or Inf/NaN without saturation); underflow
  * counts nonzero values whose code is a zero.
  */
-export function quantizeOperand(x: Float32Array, scale: number, spec: QuantizeSpec, amax: number): { coded: CodedMatrix; stats: OperandStats } {
-  const s = Math.fround(scale);
-  const { codes, overflow, nonzero, underflow } = encodeScaled(x, s, spec.format, { rounding: spec.rounding, saturate: spec.saturate, seed: spec.seed });
-  return {
-    coded: { codes, format: spec.format, scale: s },
-    stats: { amax, scale: s, values: x.length, nonzero, underflow, overflow },
-  };
+export function quantizeOperand(x: Float32Array, scale: number, spec: QuantizeSpec, amax: number): { coded: QTensor; stats: OperandStats } {
+  const { coded, overflow, nonzero, underflow } = encodeScaled(x, scale, spec.format, { rounding: spec.rounding, saturate: spec.saturate, seed: spec.seed });
+  return { coded, stats: { amax, scale: coded.scale, values: x.length, nonzero, underflow, overflow } };
 }

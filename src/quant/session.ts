@@ -7,7 +7,8 @@
  *            -> optimizer.stepAll(skip).
  */
 import { InvalidArgumentError } from '../errors.js';
-import { BatchNorm2d, FLOAT32_COMPUTE, GemmLayer, type Module } from '../nn/index.js';
+import { defaultConvAlgorithm, type ConvAlgorithm } from '../kernels/index.js';
+import { BatchNorm2d, GemmLayer, float32Compute, type Module } from '../nn/index.js';
 import { scale as scaleOp } from '../ops/index.js';
 import type { Tensor } from '../tensor/index.js';
 import { LayerQuantState, type OperandObserver } from './layer_state.js';
@@ -21,6 +22,11 @@ export interface ApplyOptions {
   seed?: number;
   /** Sees every operand handed to a low-precision kernel. */
   observer?: OperandObserver;
+  /**
+   * How the model's float32 convolutions run (its float32 layers', and an SFP8 backward's):
+   * default defaultConvAlgorithm() when the recipe is applied.
+   */
+  algorithm?: ConvAlgorithm;
 }
 
 export interface StepOutcome {
@@ -48,9 +54,11 @@ export class QuantSession {
   readonly lossScaler: LossScaler;
   /** GEMM layers left in float32 by the recipe's highPrecisionLayers. */
   readonly highPrecision: string[] = [];
+  readonly algorithm: ConvAlgorithm;
   step = 0;
 
   constructor(readonly model: Module, readonly recipe: Recipe, options: ApplyOptions = {}) {
+    this.algorithm = options.algorithm ?? defaultConvAlgorithm();
     this.lossScaler = new LossScaler(recipe.lossScaling);
     const gemmLayers = model.namedModules().filter((entry): entry is [string, GemmLayer] => entry[1] instanceof GemmLayer);
     const keep = new Set<string>();
@@ -68,11 +76,11 @@ export class QuantSession {
     const quantizes = recipe.weights || recipe.activations || recipe.errors || recipe.accumulation.format !== 'fp32';
     gemmLayers.forEach(([path, layer], index) => {
       if (keep.has(path) || !quantizes) {
-        layer.compute = FLOAT32_COMPUTE;
+        layer.compute = float32Compute(this.algorithm);
         if (keep.has(path)) this.highPrecision.push(path);
         return;
       }
-      const state = new LayerQuantState(path, index, layer, recipe, options.seed ?? 0, this.telemetry, options.observer ?? null);
+      const state = new LayerQuantState(path, index, layer, recipe, options.seed ?? 0, this.telemetry, options.observer ?? null, this.algorithm);
       this.layers.push(state);
       layer.compute = recipeCompute(state);
     });
@@ -126,7 +134,7 @@ export class QuantSession {
   /** Give every layer back its float32 compute (and batch norm its float32 saved input). */
   detach(): void {
     for (const [, m] of this.model.namedModules()) {
-      if (m instanceof GemmLayer) m.compute = FLOAT32_COMPUTE;
+      if (m instanceof GemmLayer) m.compute = float32Compute(this.algorithm);
       if (m instanceof BatchNorm2d) m.savedFormat = null;
     }
   }

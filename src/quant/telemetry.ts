@@ -5,7 +5,10 @@
  * scale changes. This is what shows why per-layer gradient scaling matters.
  */
 
-export type TensorClass = 'weights' | 'activations' | 'errors' | 'weight_gradients';
+import type { OperandClass } from '../ops/index.js';
+
+/** The tensor classes a recipe names: a GEMM layer's operands. */
+export type TensorClass = OperandClass;
 
 /** What quantizing one tensor found. */
 export interface OperandStats {

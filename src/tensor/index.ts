@@ -1,7 +1,6 @@
 /** Tensors, quantized tensors, shapes and the seeded generator. */
 export { GradHandle, Tensor } from './tensor.js';
 export type { GradFn } from './tensor.js';
-export { QTensor } from './qtensor.js';
 export { Generator } from './random.js';
 export type { GeneratorState } from './random.js';
 export {

@@ -1,5 +1,5 @@
 /** Training: the loop, evaluation metrics, checkpoints (safetensors) and reports. */
-export { CHECKPOINT_FILE, METRICS_FILE, buildTrainModel, evaluate, train, withConvAlgorithm } from './trainer.js';
+export { CHECKPOINT_FILE, METRICS_FILE, buildTrainModel, evaluate, train } from './trainer.js';
 export type { ConvAlgorithm, EvalResult, StepProgress, TrainConfig, TrainHooks, TrainResult } from './trainer.js';
 export { ConfusionMatrix, topKCorrect } from './metrics.js';
 export { CHECKPOINT_FORMAT, readCheckpointRecord, restoreCheckpoint, saveCheckpoint } from './checkpoint.js';

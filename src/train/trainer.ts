@@ -11,9 +11,11 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } fr
 import { join } from 'node:path';
 import { backward, noGrad } from '../autograd/index.js';
 import { InvalidArgumentError } from '../errors.js';
-import { setWinogradEnabled, winogradEnabled } from '../kernels/index.js';
+import { defaultConvAlgorithm, type ConvAlgorithm } from '../kernels/index.js';
+
+export type { ConvAlgorithm };
 import { epochOrder, makeBatch, trainingSubset, type Dataset } from '../data/index.js';
-import { buildModel, type Module } from '../nn/index.js';
+import { buildModel, useFloat32Compute, type Module } from '../nn/index.js';
 import { softmaxCrossEntropy } from '../ops/index.js';
 import { AdamW, SGD, cosineWithWarmup, type Optimizer } from '../optim/index.js';
 import { applyRecipe, type Recipe } from '../quant/index.js';
@@ -45,27 +47,10 @@ export interface TrainConfig {
   /**
    * How float32 3x3 stride-1 convolutions run: Winograd or the direct product (their results
    * differ in rounding, so a resumed run must use the same to end bit for bit). Default: the
-   * process's setting (OCTET_CONV, Winograd unless "direct"). Recorded in config.json and the
-   * checkpoint; checkpoints from before Winograd, which lack it, are "direct".
+   * default (defaultConvAlgorithm(): OCTET_CONV, Winograd unless "direct"). Recorded in
+   * config.json and the checkpoint; checkpoints from before Winograd, which lack it, are "direct".
    */
   conv?: ConvAlgorithm;
-}
-
-export type ConvAlgorithm = 'winograd' | 'direct';
-
-/** The conv algorithm a run uses: its config's, else the process's current setting. */
-function convAlgorithmOf(config: Pick<TrainConfig, 'conv'>): ConvAlgorithm {
-  return config.conv ?? (winogradEnabled() ? 'winograd' : 'direct');
-}
-
-/** Run fn with float32 convolutions on `conv`, restoring the previous setting after. */
-export async function withConvAlgorithm<T>(conv: ConvAlgorithm, fn: () => Promise<T> | T): Promise<T> {
-  const was = setWinogradEnabled(conv === 'winograd');
-  try {
-    return await fn();
-  } finally {
-    setWinogradEnabled(was);
-  }
 }
 
 export interface StepProgress {
@@ -123,9 +108,11 @@ function makeOptimizer(config: TrainConfig, model: Module): Optimizer {
   return config.optimizer === 'sgd' ? new SGD(params, { ...common, momentum: 0.9 }) : new AdamW(params, common);
 }
 
-/** The model a config describes, sized for the data set. */
-export function buildTrainModel(config: Pick<TrainConfig, 'model' | 'modelOptions' | 'seed'>, dataset: Dataset): Module {
-  return buildModel(config.model, { ...config.modelOptions, classes: dataset.classes, inChannels: dataset.train.channels, seed: config.seed });
+/** The model a config describes, sized for the data set, computing in float32 with convolutions on config.conv. */
+export function buildTrainModel(config: Pick<TrainConfig, 'model' | 'modelOptions' | 'seed' | 'conv'>, dataset: Dataset): Module {
+  const model = buildModel(config.model, { ...config.modelOptions, classes: dataset.classes, inChannels: dataset.train.channels, seed: config.seed });
+  useFloat32Compute(model, config.conv);
+  return model;
 }
 
 export function evaluate(model: Module, dataset: Dataset, maxTest: number | undefined, batchSize: number): Omit<EvalResult, 'epoch' | 'step'> {
@@ -217,12 +204,8 @@ function truncateMetrics(file: string, step: number): EvalResult[] {
  * Train (or, with `resume`, continue). Asynchronous only so that it yields to the event loop
  * after every step: Ctrl-C handlers and the progress bar's timers run between steps.
  */
-export async function train(config: TrainConfig, dataset: Dataset, out: string, options: { resume?: boolean; hooks?: TrainHooks } = {}): Promise<TrainResult> {
-  const conv = convAlgorithmOf(config);
-  return withConvAlgorithm(conv, () => trainRun({ ...config, conv }, dataset, out, options));
-}
-
-async function trainRun(config: TrainConfig, dataset: Dataset, out: string, options: { resume?: boolean; hooks?: TrainHooks }): Promise<TrainResult> {
+export async function train(settings: TrainConfig, dataset: Dataset, out: string, options: { resume?: boolean; hooks?: TrainHooks } = {}): Promise<TrainResult> {
+  const config: TrainConfig = { ...settings, conv: settings.conv ?? defaultConvAlgorithm() };
   const hooks = options.hooks ?? {};
   if (!(Number.isInteger(config.epochs) && config.epochs >= 1)) throw new InvalidArgumentError(`--epochs is ${config.epochs}; expected a positive integer`);
   if (!(Number.isInteger(config.batchSize) && config.batchSize >= 1)) throw new InvalidArgumentError(`--batch-size is ${config.batchSize}; expected a positive integer`);
@@ -230,7 +213,7 @@ async function trainRun(config: TrainConfig, dataset: Dataset, out: string, opti
   const checkpointFile = join(out, CHECKPOINT_FILE);
   const metricsFile = join(out, METRICS_FILE);
   const model = buildTrainModel(config, dataset);
-  const session = applyRecipe(model, config.recipe, { seed: config.seed });
+  const session = applyRecipe(model, config.recipe, { seed: config.seed, algorithm: config.conv });
   const optimizer = makeOptimizer(config, model);
   const subset = trainingSubset(dataset.train.count, config.seed, config.maxTrain);
   const stepsPerEpoch = Math.max(1, Math.floor(subset.length / config.batchSize));

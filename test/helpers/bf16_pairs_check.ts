@@ -5,9 +5,10 @@
  * check that both settings give the same bits. Prints the addon's bf16Pairs setting, how many
  * products ran on the pair kernel, the mismatches and the hash.
  */
-import { convOutputSize } from '../../src/kernels/im2col.js';
+import { makeQTensor } from '../../src/formats/index.js';
+import { convGeometry, type ConvGeometry } from '../../src/kernels/conv_geometry.js';
 import { encode } from '../../src/kernels/codec.js';
-import { lowpConv2dBackwardData, lowpConv2dBackwardWeight, lowpConv2dForward, type LowpConvShape } from '../../src/kernels/lowp_conv.js';
+import { lowpConv2dBackwardData, lowpConv2dBackwardWeight, lowpConv2dForward } from '../../src/kernels/lowp_conv.js';
 import { lowpGemm, lowpGemmReference } from '../../src/kernels/lowp_gemm.js';
 import { nativeCore } from '../../src/kernels/native.js';
 import { uniform } from './random.js';
@@ -28,7 +29,7 @@ const values = (n: number, seed: number, spread: number) => {
   const u = uniform(n, seed);
   return u.map((v, i) => (i % 17 === 0 ? 0 : i % 29 === 0 ? -0 : Math.sign(v) * 2 ** (spread * Math.abs(v) - spread / 2)));
 };
-const operand = (n: number, seed: number, format: string, spread = 20) => ({ codes: encode(values(n, seed, spread), format, { saturate: true }), format, scale: 1 });
+const operand = (n: number, seed: number, format: string, spread = 20) => makeQTensor(encode(values(n, seed, spread), format, { saturate: true }), format);
 
 for (const [m, n, k, transA, transB, fa, fb] of [
   [64, 96, 300, false, false, 'e5m2', 'e5m2'],
@@ -51,12 +52,8 @@ for (const [m, n, k, transA, transB, fa, fb] of [
   compare(lowpGemm(40, 50, 90, a, b), lowpGemmReference(40, 50, 90, a, b));
 }
 
-function shape(batch: number, channels: number, size: number, outChannels: number, kernel: number, stride: number, pad: number): LowpConvShape {
-  const out = convOutputSize(size, kernel, stride, pad, 1);
-  return {
-    batch, channels, height: size, width: size, outChannels, kernelH: kernel, kernelW: kernel, strideH: stride, strideW: stride,
-    padH: pad, padW: pad, dilationH: 1, dilationW: 1, groups: 1, outH: out, outW: out,
-  };
+function shape(batch: number, channels: number, size: number, outChannels: number, kernel: number, stride: number, pad: number): ConvGeometry {
+  return convGeometry([batch, channels, size, size], [outChannels, channels, kernel, kernel], { stride, padding: pad });
 }
 // Stride 2 runs the input gradient phase by phase, whose reads pass the images' edges unevenly
 // (and, for some phases, crop them); padding beyond the kernel's reach.

@@ -2,7 +2,8 @@
  * Run in a child process with OCTET_GEMM_KERNEL / OCTET_CODEC_KERNEL / OCTET_NATIVE set: checks
  * the selected kernels against the references on edge-heavy inputs and prints what it found.
  */
-import { encode as encodeReference, quantize as quantizeReference } from '../../src/formats/index.js';
+import { encodeReference, makeQTensor, quantizeReference } from '../../src/formats/index.js';
+import { convGeometry } from '../../src/kernels/conv_geometry.js';
 import { encode, quantize } from '../../src/kernels/codec.js';
 import { gemm, gemmReference } from '../../src/kernels/gemm.js';
 import { lowpGemm, lowpGemmReference } from '../../src/kernels/lowp_gemm.js';
@@ -49,8 +50,8 @@ for (const format of ['e5m2', 'e4m3', 'e6m9', 'bf16', 'fp32']) {
 process.stdout.write(`codec mismatches ${codecMismatches}\n`);
 
 let lowpMismatches = 0;
-const la = { codes: encode(x.subarray(0, 19 * 70), 'e5m2', { saturate: true }), format: 'e5m2', scale: 256 };
-const lb = { codes: encode(x.subarray(5000, 5000 + 70 * 23), 'e4m3', { saturate: true }), format: 'e4m3', scale: 4 };
+const la = makeQTensor(encode(x.subarray(0, 19 * 70), 'e5m2', { saturate: true }), 'e5m2', 256);
+const lb = makeQTensor(encode(x.subarray(5000, 5000 + 70 * 23), 'e4m3', { saturate: true }), 'e4m3', 4);
 for (const options of [{}, { accumulation: 'e6m9' }, { accumulation: 'e6m9', chunk: 8 }, { accumulation: 'fp16', rounding: 'stochastic' as const, seed: 4 }]) {
   const fast = lowpGemm(19, 23, 70, la, lb, options);
   const ref = lowpGemmReference(19, 23, 70, la, lb, options);
@@ -67,7 +68,7 @@ process.stdout.write(`lowp mismatches ${lowpMismatches}\n`);
 // relative to each output's largest magnitude.
 let winogradWorst = 0;
 for (const tile of [2, 4] as const) {
-  const shape = { tile, batch: 2, channels: 20, height: 9, width: 7, outChannels: 37, padH: 1, padW: 1 };
+  const shape = { tile, geometry: convGeometry([2, 20, 9, 7], [37, 20, 3, 3], { padding: 1 }) };
   const wx = uniform(2 * 20 * 9 * 7, 61), ww = uniform(37 * 20 * 9, 62), wdy = uniform(2 * 37 * 9 * 7, 63);
   const pairs: [Float32Array, Float32Array][] = [];
   const y = new Float32Array(wdy.length), yRef = new Float32Array(wdy.length);

@@ -8,9 +8,9 @@ import { decode, encode, quantize } from '../../src/kernels/codec.js';
 import { nativeCore } from '../../src/kernels/native.js';
 import {
   PRESETS,
-  decode as decodeReference,
-  encode as encodeReference,
-  quantize as quantizeReference,
+  decodeReference,
+  encodeReference,
+  quantizeReference,
   resolveFormat,
 } from '../../src/formats/index.js';
 import { float32FromBits } from '../helpers/format_oracle.js';

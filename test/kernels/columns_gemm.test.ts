@@ -1,14 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { decodeTable, encode, resolveFormat } from '../../src/formats/index.js';
+import { decodeTable, encodeReference, makeQTensor, resolveFormat } from '../../src/formats/index.js';
 import { columnsGemm, columnsGemmReference, type ColumnSource, type GemmInput } from '../../src/kernels/columns_gemm.js';
-import { im2colBatch, convOutputSize, type ConvGeometry } from '../../src/kernels/im2col.js';
+import { im2colBatch } from '../../src/kernels/im2col.js';
+import { convOutputSize, type ColumnGeometry } from '../../src/kernels/conv_geometry.js';
 import { nativeCore } from '../../src/kernels/native.js';
 import { gemm } from '../../src/kernels/gemm.js';
 import { lowpGemm } from '../../src/kernels/lowp_gemm.js';
 import { uniform } from '../helpers/random.js';
 
-function geometry(channels: number, size: [number, number], k: [number, number], s: [number, number], p: [number, number], d: [number, number]): ConvGeometry {
+function geometry(channels: number, size: [number, number], k: [number, number], s: [number, number], p: [number, number], d: [number, number]): ColumnGeometry {
   const [height, width] = size;
   return {
     channels, height, width, kernelH: k[0], kernelW: k[1], strideH: s[0], strideW: s[1], padH: p[0], padW: p[1], dilationH: d[0], dilationW: d[1],
@@ -18,7 +19,7 @@ function geometry(channels: number, size: [number, number], k: [number, number],
 
 // [geometry, batch, output rows]: planes of 1024, 64 (tiles within one image), 16 and odd sizes
 // (staged), stride, dilation, padding wider than the kernel's reach, 1x1.
-const CASES: [ConvGeometry, number, number][] = [
+const CASES: [ColumnGeometry, number, number][] = [
   [geometry(16, [32, 32], [3, 3], [1, 1], [1, 1], [1, 1]), 3, 24],
   [geometry(8, [16, 16], [3, 3], [2, 2], [1, 1], [1, 1]), 5, 13],
   [geometry(32, [4, 4], [3, 3], [1, 1], [1, 1], [1, 1]), 7, 40],
@@ -28,7 +29,7 @@ const CASES: [ConvGeometry, number, number][] = [
   [geometry(5, [13, 11], [5, 5], [1, 1], [2, 2], [1, 1]), 3, 17],
 ];
 
-function label(g: ConvGeometry, batch: number): string {
+function label(g: ColumnGeometry, batch: number): string {
   return `C${g.channels} ${g.height}x${g.width} k${g.kernelH}x${g.kernelW} s${g.strideH},${g.strideW} p${g.padH},${g.padW} d${g.dilationH} x${batch}`;
 }
 
@@ -36,11 +37,11 @@ const e5m2 = resolveFormat('e5m2');
 const e4m3 = resolveFormat('e4m3');
 
 function codesOf(values: Float32Array, format = e5m2): { codes: Uint8Array; table: Float32Array; e5m2: boolean } {
-  return { codes: encode(values, format, { saturate: true }) as Uint8Array, table: decodeTable(format), e5m2: format === e5m2 };
+  return { codes: encodeReference(values, format, { saturate: true }) as Uint8Array, table: decodeTable(format), e5m2: format === e5m2 };
 }
 
 /** The images of a source with two channels more than the group uses, so imageStride > one group. */
-function images(g: ConvGeometry, batch: number, seed: number): { x: Float32Array; imageStride: number } {
+function images(g: ColumnGeometry, batch: number, seed: number): { x: Float32Array; imageStride: number } {
   const imageStride = (g.channels + 2) * g.height * g.width;
   return { x: uniform(batch * imageStride, seed, -2, 2), imageStride };
 }
@@ -78,12 +79,12 @@ describe('columnsGemm (implicit im2col)', { skip: nativeCore() ? false : 'native
         const storedCodes = new Uint8Array(k * np);
         im2colBatch(xc.codes, storedCodes, g, batch, imageStride);
         const w = codesOf(uniform(rows * k, rows + 2), format);
-        const expected = lowpGemm(rows, np, k, { codes: w.codes, format: format.name, scale: 1 }, { codes: storedCodes, format: format.name, scale: 1 });
+        const expected = lowpGemm(rows, np, k, makeQTensor(w.codes, format.name, 1), makeQTensor(storedCodes, format.name, 1));
         const c = new Float32Array(rows * np).fill(NaN);
         columnsGemm(rows, np, k, w, { ...source, x: xc.codes, table: xc.table, e5m2: xc.e5m2 }, c);
         assert.deepEqual(c, expected, format.name);
         const dy = uniform(rows * np, rows + 3);
-        const expectedT = lowpGemm(rows, k, np, dy, { codes: storedCodes, format: format.name, scale: 1 }, { transB: true });
+        const expectedT = lowpGemm(rows, k, np, dy, makeQTensor(storedCodes, format.name, 1), { transB: true });
         const cT = new Float32Array(rows * k).fill(NaN);
         // float32 x code products are not exact in float32: lowpGemm rounds product, then sum
         columnsGemm(rows, k, np, dy, { ...source, x: xc.codes, table: xc.table, e5m2: xc.e5m2 }, cT, { transB: true, unfused: true });

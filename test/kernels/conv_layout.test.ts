@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import {
   inputGradientGeometry, moveRows, moveRowsReference, rotatedKernel, rotatedKernelReference, scatterPhase, scatterPhaseReference, type PhaseBlock, type RowBlock,
 } from '../../src/kernels/conv_layout.js';
-import { convOutputSize, type ConvGeometry } from '../../src/kernels/im2col.js';
+import { convGeometry, convOutputSize } from '../../src/kernels/conv_geometry.js';
 import { uniform } from '../helpers/random.js';
 
 const BLOCKS: RowBlock[] = [
@@ -81,19 +81,17 @@ describe('conv layout moves', () => {
     assert.throws(() => scatterPhase(new Float32Array(1000), new Float32Array(1000), p), /does not fit the images/);
   });
 
-  test('inputGradientGeometry: stride 1 maps the output back onto the input; other strides have none', () => {
-    const forward = (s: number, p: number, d: number): ConvGeometry => ({
-      channels: 3, height: 10, width: 9, kernelH: 3, kernelW: 3, strideH: s, strideW: s, padH: p, padW: p, dilationH: d, dilationW: d,
-      outH: convOutputSize(10, 3, s, p, d), outW: convOutputSize(9, 3, s, p, d),
-    });
+  test('inputGradientGeometry: stride 1 maps the output back onto the input, dY as its input and dX as its output; other strides have none', () => {
+    const forward = (s: number, p: number, d: number) => convGeometry([2, 6, 10, 9], [4, 3, 3, 3], { stride: s, padding: p, dilation: d, groups: 2 });
     for (const [p, d] of [[1, 1], [0, 1], [2, 2], [2, 1]]) {
       const f = forward(1, p, d);
-      const g = inputGradientGeometry(f, 7)!;
-      assert.equal(g.channels, 7);
+      const g = inputGradientGeometry(f)!;
+      assert.deepEqual([g.batch, g.channels, g.outChannels, g.groups, g.height, g.width], [2, 4, 6, 2, f.outH, f.outW]);
       assert.equal(convOutputSize(g.height, g.kernelH, 1, g.padH, g.dilationH), f.height);
       assert.equal(convOutputSize(g.width, g.kernelW, 1, g.padW, g.dilationW), f.width);
+      assert.deepEqual([g.outH, g.outW], [f.height, f.width]);
     }
-    assert.equal(inputGradientGeometry(forward(2, 1, 1), 7), null);
-    assert.equal(inputGradientGeometry(forward(1, 3, 1), 7), null);
+    assert.equal(inputGradientGeometry(forward(2, 1, 1)), null);
+    assert.equal(inputGradientGeometry(forward(1, 3, 1)), null);
   });
 });

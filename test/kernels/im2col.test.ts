@@ -1,20 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import {
-  col2im,
-  col2imBatch,
-  col2imBatchReference,
-  col2imReference,
-  convOutputSize,
-  im2col,
-  im2colBatch,
-  im2colBatchReference,
-  im2colReference,
-  type ConvGeometry,
-} from '../../src/kernels/im2col.js';
+import { col2im, col2imBatch, col2imBatchReference, col2imReference, im2col, im2colBatch, im2colBatchReference, im2colReference } from '../../src/kernels/im2col.js';
+import { convOutputSize, type ColumnGeometry } from '../../src/kernels/conv_geometry.js';
 import { uniform } from '../helpers/random.js';
 
-function geometry(channels: number, height: number, width: number, k: [number, number], s: [number, number], p: [number, number], d: [number, number]): ConvGeometry {
+function geometry(channels: number, height: number, width: number, k: [number, number], s: [number, number], p: [number, number], d: [number, number]): ColumnGeometry {
   return {
     channels,
     height,
@@ -32,7 +22,7 @@ function geometry(channels: number, height: number, width: number, k: [number, n
   };
 }
 
-const CASES: ConvGeometry[] = [
+const CASES: ColumnGeometry[] = [
   geometry(3, 8, 8, [3, 3], [1, 1], [1, 1], [1, 1]),
   geometry(2, 9, 7, [3, 2], [2, 3], [1, 0], [1, 1]),
   geometry(4, 10, 10, [3, 3], [1, 1], [2, 2], [2, 2]),

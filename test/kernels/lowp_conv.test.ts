@@ -7,21 +7,18 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { backward } from '../../src/autograd/index.js';
 import { encode } from '../../src/kernels/codec.js';
-import { convOutputSize } from '../../src/kernels/im2col.js';
-import { lowpConv2dBackwardData, lowpConv2dBackwardWeight, lowpConv2dForward, setConvColumnBudget, type LowpConvShape } from '../../src/kernels/lowp_conv.js';
+import { makeQTensor } from '../../src/formats/index.js';
+import { convGeometry, type ConvGeometry } from '../../src/kernels/conv_geometry.js';
+import { lowpConv2dBackwardData, lowpConv2dBackwardWeight, lowpConv2dForward, setConvColumnBudget } from '../../src/kernels/lowp_conv.js';
 import { conv2d } from '../../src/ops/index.js';
 import { Tensor } from '../../src/tensor/index.js';
 import { uniform } from '../helpers/random.js';
 
-function shape(batch: number, channels: number, size: number, outChannels: number, kernel: number, stride: number, pad: number, dilation: number, groups: number): LowpConvShape {
-  const out = convOutputSize(size, kernel, stride, pad, dilation);
-  return {
-    batch, channels, height: size, width: size, outChannels, kernelH: kernel, kernelW: kernel, strideH: stride, strideW: stride,
-    padH: pad, padW: pad, dilationH: dilation, dilationW: dilation, groups, outH: out, outW: out,
-  };
+function shape(batch: number, channels: number, size: number, outChannels: number, kernel: number, stride: number, pad: number, dilation: number, groups: number): ConvGeometry {
+  return convGeometry([batch, channels, size, size], [outChannels, channels / groups, kernel, kernel], { stride, padding: pad, dilation, groups });
 }
 
-const SHAPES: Array<[string, LowpConvShape]> = [
+const SHAPES: Array<[string, ConvGeometry]> = [
   ['3x3 pad 1', shape(2, 3, 6, 4, 3, 1, 1, 1, 1)],
   ['stride 2', shape(2, 4, 7, 6, 3, 2, 1, 1, 1)],
   ['3x3 no padding', shape(2, 3, 6, 4, 3, 1, 0, 1, 1)],
@@ -60,9 +57,9 @@ describe('low-precision conv2d', () => {
     const xs = uniform(s.batch * s.channels * s.height * s.width, 1, -2, 2);
     const ws = uniform(s.outChannels * cg * s.kernelH * s.kernelW, 2, -1, 1);
     const dys = uniform(s.batch * s.outChannels * s.outH * s.outW, 3, -1, 1);
-    const x = { codes: encode(xs, 'e5m2'), format: 'e5m2', scale: 4 };
-    const w = { codes: encode(ws, 'e5m2'), format: 'e5m2', scale: 8 };
-    const dy = { codes: encode(dys, 'e5m2'), format: 'e5m2', scale: 2 };
+    const x = makeQTensor(encode(xs, 'e5m2'), 'e5m2', 4);
+    const w = makeQTensor(encode(ws, 'e5m2'), 'e5m2', 8);
+    const dy = makeQTensor(encode(dys, 'e5m2'), 'e5m2', 2);
     test(`${name}: forward and both gradients equal the reference bit for bit in every mode`, () => {
       for (const mode of MODES) {
         const label = JSON.stringify(mode);
@@ -91,10 +88,10 @@ describe('low-precision conv2d', () => {
     for (const groups of [1, 2]) {
       const s = shape(3, 4, 7, 6, 3, 2, 1, 1, groups);
       const cg = 4 / groups;
-      const x = { codes: encode(uniform(3 * 4 * 49, 41, -2, 2), 'e5m2'), format: 'e5m2', scale: 2 };
-      const w = { codes: encode(uniform(6 * cg * 9, 42, -2, 2), 'e4m3'), format: 'e4m3', scale: 4 };
+      const x = makeQTensor(encode(uniform(3 * 4 * 49, 41, -2, 2), 'e5m2'), 'e5m2', 2);
+      const w = makeQTensor(encode(uniform(6 * cg * 9, 42, -2, 2), 'e4m3'), 'e4m3', 4);
       const dyFloats = uniform(3 * 6 * s.outH * s.outW, 43, -1, 1);
-      const dyCodes = { codes: encode(dyFloats, 'e5m2'), format: 'e5m2', scale: 0.5 };
+      const dyCodes = makeQTensor(encode(dyFloats, 'e5m2'), 'e5m2', 0.5);
       for (const options of [{}, { accumulation: 'e6m9' }, { accumulation: 'e6m9', chunk: 5 }, { accumulation: 'bf16', output: { format: 'e5m2' } }]) {
         const run = (reference: boolean) => [
           lowpConv2dForward(x, w, s, options, reference),
@@ -120,7 +117,7 @@ describe('low-precision conv2d', () => {
 
   test('strided input gradients of float32 errors and FP8 weights (SFP8 backward) equal the contract bit for bit', () => {
     for (const s of [shape(2, 4, 9, 6, 3, 2, 1, 1, 1), shape(2, 4, 8, 6, 1, 2, 0, 1, 2)]) {
-      const w = { codes: encode(uniform(s.outChannels * (s.channels / s.groups) * s.kernelH * s.kernelW, 7, -1, 1), 'e5m2'), format: 'e5m2', scale: 4 };
+      const w = makeQTensor(encode(uniform(s.outChannels * (s.channels / s.groups) * s.kernelH * s.kernelW, 7, -1, 1), 'e5m2'), 'e5m2', 4);
       // Tiny errors too: their products with weights underflow float32 (rounded to zero by the unfused steps).
       const dy = uniform(s.batch * s.outChannels * s.outH * s.outW, 8, -1, 1).map((v, i) => (i % 3 === 0 ? v * 1e-40 : v));
       sameBits(lowpConv2dBackwardData(dy, w, s, {}), lowpConv2dBackwardData(dy, w, s, {}, true), 'dx');
@@ -131,8 +128,8 @@ describe('low-precision conv2d', () => {
     const s = shape(1, 2, 7, 3, 3, 2, 1, 1, 1);
     const ws = uniform(3 * 2 * 9, 5, -1, 1);
     ws[4] = Infinity;
-    const w = { codes: encode(ws, 'e5m2'), format: 'e5m2', scale: 1 };
-    const dy = { codes: encode(uniform(3 * 16, 6, -1, 1), 'e5m2'), format: 'e5m2', scale: 1 };
+    const w = makeQTensor(encode(ws, 'e5m2'), 'e5m2', 1);
+    const dy = makeQTensor(encode(uniform(3 * 16, 6, -1, 1), 'e5m2'), 'e5m2', 1);
     const fast = lowpConv2dBackwardData(dy, w, s, {});
     sameBits(fast, lowpConv2dBackwardData(dy, w, s, {}, true), 'dx');
     assert.ok(fast.some(Number.isNaN), 'the dilated zeros times Inf give NaN, as the contract says');
@@ -142,5 +139,14 @@ describe('low-precision conv2d', () => {
     const s = { ...SHAPES[0][1], groups: 2 };
     assert.throws(() => lowpConv2dForward(new Float32Array(1), new Float32Array(1), s), /3 input and 4 output channels are not both divisible by groups=2/);
     assert.throws(() => lowpConv2dForward(new Float32Array(5), new Float32Array(108), SHAPES[0][1]), /lowpGemm: x holds 5 values; expected 216/);
+    // A 3x3 input, 3x3 kernel and padding 1 give a 3x3 output: an output of 5x5 is refused, not 25 values.
+    const g = convGeometry([1, 1, 3, 3], [1, 1, 3, 3], { padding: 1 });
+    const wrong = { ...g, outH: 5, outW: 5 };
+    for (const run of [
+      () => lowpConv2dForward(new Float32Array(9), new Float32Array(9), wrong),
+      () => lowpConv2dBackwardWeight(new Float32Array(25), new Float32Array(9), wrong),
+      () => lowpConv2dBackwardData(new Float32Array(25), new Float32Array(9), wrong),
+    ]) assert.throws(run, /output 5x5 does not match the geometry .* gives 3x3/);
+    assert.equal(lowpConv2dForward(new Float32Array(9), new Float32Array(9), g).length, 9);
   });
 });

@@ -9,7 +9,7 @@ import { encode } from '../../src/kernels/codec.js';
 import { lowpGemm, lowpGemmColumns, lowpGemmReference, nativeOperand, type LowpGemmOptions, type LowpOperand } from '../../src/kernels/lowp_gemm.js';
 import { im2colBatchReference } from '../../src/kernels/im2col.js';
 import { nativeCore } from '../../src/kernels/native.js';
-import { resolveFormat } from '../../src/formats/index.js';
+import { makeQTensor, resolveFormat } from '../../src/formats/index.js';
 import { uniform, xorshift } from '../helpers/random.js';
 
 function sameBits(a: Float32Array, b: Float32Array, what: string): void {
@@ -59,8 +59,8 @@ describe('low-precision GEMM', () => {
       const fb = formats[next() % 3];
       const av = uniform(m * k, trial * 2 + 1, -3, 3);
       const bv = uniform(k * n, trial * 2 + 2, -3, 3);
-      const a: LowpOperand = fa === 'fp32' ? av : { codes: encode(av, fa), format: fa, scale: 2 ** ((next() % 5) - 2) };
-      const b: LowpOperand = fb === 'fp32' ? bv : { codes: encode(bv, fb), format: fb, scale: 3 };
+      const a: LowpOperand = fa === 'fp32' ? av : makeQTensor(encode(av, fa), fa, 2 ** ((next() % 5) - 2));
+      const b: LowpOperand = fb === 'fp32' ? bv : makeQTensor(encode(bv, fb), fb, 3);
       for (const mode of MODES) {
         const expected = lowpGemmReference(m, n, k, a, b, { ...mode, transA, transB });
         for (const threads of [1, 2]) {
@@ -77,8 +77,8 @@ describe('low-precision GEMM', () => {
     // 600 x 17 x 900: a large op(A), strips packed once; 5 x 70 x 37: a small op(A), strip by
     // strip; 40 x 9 x 50: few strips, split over row blocks.
     for (const [m, n, k] of [[600, 17, 900], [5, 70, 37], [40, 9, 50], [600, 17, 900], [3, 40, 11]]) {
-      const a: LowpOperand = { codes: encode(uniform(m * k, m + k, -3, 3), 'e5m2'), format: 'e5m2', scale: 2 };
-      const b: LowpOperand = { codes: encode(uniform(k * n, n + k, -3, 3), 'e5m2'), format: 'e5m2', scale: 1 };
+      const a: LowpOperand = makeQTensor(encode(uniform(m * k, m + k, -3, 3), 'e5m2'), 'e5m2', 2);
+      const b: LowpOperand = makeQTensor(encode(uniform(k * n, n + k, -3, 3), 'e5m2'), 'e5m2', 1);
       const options: LowpGemmOptions = { accumulation: 'e6m9', chunk: 64 };
       sameBits(lowpGemm(m, n, k, a, b, options), lowpGemmReference(m, n, k, a, b, options), `${m}x${n}x${k}`);
     }
@@ -89,8 +89,8 @@ describe('low-precision GEMM', () => {
     // through at most 64 + 64 roundings, so it stays below 2^31 * e^(129 / 1024) < e6m9's largest
     // (about 2^32): the kernel skips its range checks. Without chunks the bound is not met.
     const m = 5, n = 17, k = 4096;
-    const a: LowpOperand = { codes: encode(uniform(m * k, 21, 2 ** 8, 2 ** 9), 'e5m2'), format: 'e5m2' };
-    const b: LowpOperand = { codes: encode(uniform(k * n, 22, 2 ** 9, 2 ** 10), 'e5m2'), format: 'e5m2' };
+    const a: LowpOperand = makeQTensor(encode(uniform(m * k, 21, 2 ** 8, 2 ** 9), 'e5m2'), 'e5m2');
+    const b: LowpOperand = makeQTensor(encode(uniform(k * n, 22, 2 ** 9, 2 ** 10), 'e5m2'), 'e5m2');
     for (const options of [{ accumulation: 'e6m9', chunk: 64 }, { accumulation: 'e6m9' }, { accumulation: 'e6m9', chunk: 64, rounding: 'stochastic' as const, seed: 3 }]) {
       const expected = lowpGemmReference(m, n, k, a, b, options);
       assert.ok(expected.every((v) => Number.isFinite(v) && v >= 2 ** 29), 'sums reach the top binades (2^29 where unchunked sums stall)');
@@ -104,10 +104,10 @@ describe('low-precision GEMM', () => {
     const m = 4, n = 20, k = 8192;
     const av = uniform(m * k, 31, 0.5, 1);
     for (let i = 0; i < m; i++) av[i * k + ((i * 977) % k)] = 2 ** 12;
-    const a: LowpOperand = { codes: encode(av, 'e5m2'), format: 'e5m2' };
-    const b: LowpOperand = { codes: encode(uniform(k * n, 32, -(2 ** 10), 2 ** 10), 'e5m2'), format: 'e5m2' };
+    const a = makeQTensor(encode(av, 'e5m2'), 'e5m2');
+    const b: LowpOperand = makeQTensor(encode(uniform(k * n, 32, -(2 ** 10), 2 ** 10), 'e5m2'), 'e5m2');
     for (const options of [{ accumulation: 'e6m9' }, { accumulation: 'e6m9', chunk: 64 }, { accumulation: 'e6m9', transA: true }]) {
-      const aOp = options.transA ? { ...a, codes: transpose(a.codes as Uint8Array, m, k) } : a;
+      const aOp = options.transA ? makeQTensor(transpose(a.codes as Uint8Array, m, k), a.format, a.scale) : a;
       const expected = lowpGemmReference(m, n, k, aOp, b, options);
       for (const threads of [1, 2]) sameBits(lowpGemm(m, n, k, aOp, b, { ...options, threads }), expected, `${JSON.stringify(options)} threads ${threads}`);
     }
@@ -118,7 +118,7 @@ describe('low-precision GEMM', () => {
     // product, then the sum; a fused multiply-add would round once and differ.
     const m = 30, n = 700, k = 900;
     const a = uniform(m * k, 8, -3, 3);
-    const b: LowpOperand = { codes: encode(uniform(k * n, 9, -3, 3), 'e5m2'), format: 'e5m2', scale: 2 };
+    const b: LowpOperand = makeQTensor(encode(uniform(k * n, 9, -3, 3), 'e5m2'), 'e5m2', 2);
     const expected = lowpGemmReference(m, n, k, a, b);
     for (const threads of [1, 2]) sameBits(lowpGemm(m, n, k, a, b, { threads }), expected, `mixed threads ${threads}`);
   });
@@ -131,8 +131,8 @@ describe('low-precision GEMM', () => {
       [37, 1030, 500, true, false, 'e4m3'],
       [64, 600, 1300, false, true, 'e5m2'],
     ] as const) {
-      const a: LowpOperand = { codes: encode(uniform(m * k, m, -3, 3), fa), format: fa, scale: 2 };
-      const b: LowpOperand = { codes: encode(uniform(k * n, n, -3, 3), 'e5m2'), format: 'e5m2', scale: 0.5 };
+      const a: LowpOperand = makeQTensor(encode(uniform(m * k, m, -3, 3), fa), fa, 2);
+      const b: LowpOperand = makeQTensor(encode(uniform(k * n, n, -3, 3), 'e5m2'), 'e5m2', 0.5);
       const expected = lowpGemmReference(m, n, k, a, b, { transA, transB });
       for (const threads of [1, 2, 3]) {
         sameBits(lowpGemm(m, n, k, a, b, { transA, transB, threads }), expected, `${m}x${n}x${k} ${fa} trans ${transA},${transB} threads ${threads}`);
@@ -146,22 +146,22 @@ describe('low-precision GEMM', () => {
     const huge = new Float32Array(3 * k).fill(2 ** 15);
     const ones = new Float32Array(k * 4).fill(1).map((v, i) => (i % 5 === 0 ? -v : v));
     for (const [name, values] of [['tiny', tiny], ['huge', huge]] as const) {
-      const a = { codes: encode(values, 'e5m2'), format: 'e5m2' };
-      const b = { codes: encode(ones, 'e5m2'), format: 'e5m2' };
+      const a = makeQTensor(encode(values, 'e5m2'), 'e5m2');
+      const b = makeQTensor(encode(ones, 'e5m2'), 'e5m2');
       for (const mode of [{ accumulation: 'e6m9' }, { accumulation: 'fp16' }, { accumulation: 'fp16', saturate: true }, { accumulation: 'e4m3' }]) {
         sameBits(lowpGemm(3, 4, k, a, b, mode), lowpGemmReference(3, 4, k, a, b, mode), `${name} ${JSON.stringify(mode)}`);
       }
     }
-    const overflow = lowpGemm(1, 1, 8, { codes: encode(new Float32Array(8).fill(57344), 'e5m2'), format: 'e5m2' }, { codes: encode(new Float32Array(8).fill(57344), 'e5m2'), format: 'e5m2' }, { accumulation: 'e6m9' });
+    const overflow = lowpGemm(1, 1, 8, makeQTensor(encode(new Float32Array(8).fill(57344), 'e5m2'), 'e5m2'), makeQTensor(encode(new Float32Array(8).fill(57344), 'e5m2'), 'e5m2'), { accumulation: 'e6m9' });
     assert.equal(overflow[0], Infinity);
-    const saturated = lowpGemm(1, 1, 8, { codes: encode(new Float32Array(8).fill(57344), 'e5m2'), format: 'e5m2' }, { codes: encode(new Float32Array(8).fill(57344), 'e5m2'), format: 'e5m2' }, { accumulation: 'e6m9', saturate: true });
+    const saturated = lowpGemm(1, 1, 8, makeQTensor(encode(new Float32Array(8).fill(57344), 'e5m2'), 'e5m2'), makeQTensor(encode(new Float32Array(8).fill(57344), 'e5m2'), 'e5m2'), { accumulation: 'e6m9', saturate: true });
     assert.equal(saturated[0], resolveFormat('e6m9').maxFinite);
     // E5M2 operands holding Inf and NaN codes must take the checked path and give Inf/NaN.
     for (const special of [0x7c, 0x7e, 0xfc]) {
       const codes = encode(uniform(4 * 20, 9), 'e5m2');
       codes[13] = special;
-      const a = { codes, format: 'e5m2' };
-      const b = { codes: encode(uniform(20 * 17, 10), 'e5m2'), format: 'e5m2' };
+      const a = makeQTensor(codes, 'e5m2');
+      const b = makeQTensor(encode(uniform(20 * 17, 10), 'e5m2'), 'e5m2');
       for (const mode of [{ accumulation: 'e6m9' }, { accumulation: 'e6m9', rounding: 'stochastic' as const }, {}]) {
         sameBits(lowpGemm(4, 17, 20, a, b, mode), lowpGemmReference(4, 17, 20, a, b, mode), `special code 0x${special.toString(16)} ${JSON.stringify(mode)}`);
       }
@@ -172,8 +172,8 @@ describe('low-precision GEMM', () => {
 
   test('swamping: 4096 additions of 2^-10 in e6m9 stall at 1, as the contract predicts; chunks of 64 are exact', () => {
     const k = 4096;
-    const a = { codes: encode(new Float32Array(k).fill(2 ** -10), 'e5m2'), format: 'e5m2' };
-    const b = { codes: encode(new Float32Array(k).fill(1), 'e5m2'), format: 'e5m2' };
+    const a = makeQTensor(encode(new Float32Array(k).fill(2 ** -10), 'e5m2'), 'e5m2');
+    const b = makeQTensor(encode(new Float32Array(k).fill(1), 'e5m2'), 'e5m2');
     // The running sum stops growing once 2^-10 is no more than half a unit in the last place:
     // in [2^e, 2^(e+1)) a unit is 2^(e-9), so at e = 0 the increment is exactly half a unit, a
     // tie, which rounds to the even neighbour, 1.
@@ -191,8 +191,8 @@ describe('low-precision GEMM', () => {
 
   test('chunkEnds: uneven and empty chunks equal the contract; even ones equal `chunk`', () => {
     const m = 13, n = 21, k = 150;
-    const a = { codes: encode(uniform(m * k, 91, -4, 4), 'e5m2', { saturate: true }), format: 'e5m2' };
-    const b = { codes: encode(uniform(k * n, 92, -4, 4), 'e5m2', { saturate: true }), format: 'e5m2' };
+    const a = makeQTensor(encode(uniform(m * k, 91, -4, 4), 'e5m2', { saturate: true }), 'e5m2');
+    const b = makeQTensor(encode(uniform(k * n, 92, -4, 4), 'e5m2', { saturate: true }), 'e5m2');
     const uneven = Int32Array.of(0, 7, 7, 40, 41, 41, 100, 150, 150);
     for (const options of [{ accumulation: 'e6m9', chunkEnds: uneven }, { accumulation: 'fp16', chunkEnds: uneven }, { chunkEnds: uneven }] as LowpGemmOptions[]) {
       sameBits(lowpGemm(m, n, k, a, b, options), lowpGemmReference(m, n, k, a, b, options), `chunkEnds ${JSON.stringify(options.accumulation)}`);
@@ -208,8 +208,8 @@ describe('low-precision GEMM', () => {
     const av = uniform(m * k, 93, -8, 8);
     const bv = uniform(k * n, 94, -8, 8);
     for (let t = 0; t < k; t += 3) bv.fill(0, t * n, (t + 1) * n);
-    const a = { codes: encode(av, 'e5m2', { saturate: true }), format: 'e5m2' };
-    const b = { codes: encode(bv, 'e5m2', { saturate: true }), format: 'e5m2' };
+    const a = makeQTensor(encode(av, 'e5m2', { saturate: true }), 'e5m2');
+    const b = makeQTensor(encode(bv, 'e5m2', { saturate: true }), 'e5m2');
     const kept = Array.from({ length: k }, (_, t) => t).filter((t) => t % 3 !== 0);
     const ra = new Uint8Array(m * kept.length), rb = new Uint8Array(kept.length * n);
     kept.forEach((t, q) => {
@@ -219,7 +219,7 @@ describe('low-precision GEMM', () => {
     const ends = Int32Array.from({ length: Math.ceil(k / chunk) }, (_, c) => kept.filter((t) => t < Math.min(k, chunk * (c + 1))).length);
     for (const accumulation of ['e6m9', 'fp16', 'bf16']) {
       const full = lowpGemm(m, n, k, a, b, { accumulation, chunk });
-      const reduced = lowpGemm(m, n, kept.length, { codes: ra, format: 'e5m2' }, { codes: rb, format: 'e5m2' }, { accumulation, chunkEnds: ends });
+      const reduced = lowpGemm(m, n, kept.length, makeQTensor(ra, 'e5m2'), makeQTensor(rb, 'e5m2'), { accumulation, chunkEnds: ends });
       sameBits(reduced, full, `${accumulation} without the zero terms`);
       sameBits(full, lowpGemmReference(m, n, k, a, b, { accumulation, chunk }), `${accumulation} full against the contract`);
     }
@@ -232,13 +232,13 @@ describe('low-precision GEMM', () => {
       [{ channels: 3, height: 11, width: 7, kernelH: 3, kernelW: 2, strideH: 2, strideW: 1, padH: 0, padW: 1, dilationH: 1, dilationW: 2, outH: 5, outW: 6 }, 2],
     ] as const) {
       const imageStride = geometry.channels * geometry.height * geometry.width + 7;
-      const images = { codes: encode(uniform(batch * imageStride, 95, -4, 4), 'e5m2', { saturate: true }), format: 'e5m2' };
+      const images = makeQTensor(encode(uniform(batch * imageStride, 95, -4, 4), 'e5m2', { saturate: true }), 'e5m2');
       const rows = geometry.channels * geometry.kernelH * geometry.kernelW, k = batch * geometry.outH * geometry.outW, m = 11;
       const col = new Uint8Array(rows * k);
       im2colBatchReference(images.codes as Uint8Array, col, geometry, batch, imageStride);
-      const a = { codes: encode(uniform(m * k, 96, -4, 4), 'e5m2', { saturate: true }), format: 'e5m2' };
+      const a = makeQTensor(encode(uniform(m * k, 96, -4, 4), 'e5m2', { saturate: true }), 'e5m2');
       for (const options of [{ accumulation: 'e6m9', chunk: 64 }, { accumulation: 'e6m9', rounding: 'stochastic' as const, seed: 3 }, { accumulation: 'fp16' }]) {
-        const want = lowpGemm(m, rows, k, a, { codes: col, format: 'e5m2' }, { ...options, transB: true });
+        const want = lowpGemm(m, rows, k, a, makeQTensor(col, 'e5m2'), { ...options, transB: true });
         const got = lowpGemmColumns(m, rows, k, nativeOperand(a)!, nativeOperand(images)!, { geometry, batch, imageStride }, { ...options, transB: true });
         if (!got) {
           assert.equal(nativeCore(), null, 'only without the addon');
@@ -250,8 +250,8 @@ describe('low-precision GEMM', () => {
   });
 
   test('writes into a given output array, in both paths', () => {
-    const a = { codes: encode(uniform(6 * 5, 1), 'e5m2'), format: 'e5m2' };
-    const b = { codes: encode(uniform(5 * 4, 2), 'e5m2'), format: 'e5m2' };
+    const a = makeQTensor(encode(uniform(6 * 5, 1), 'e5m2'), 'e5m2');
+    const b = makeQTensor(encode(uniform(5 * 4, 2), 'e5m2'), 'e5m2');
     for (const options of [{}, { accumulation: 'e6m9' }]) {
       const out = new Float32Array(24).fill(NaN);
       assert.equal(lowpGemm(6, 4, 5, a, b, { ...options, out }), out);
@@ -261,15 +261,24 @@ describe('low-precision GEMM', () => {
   });
 
   test('bad options and shapes get clear errors', () => {
-    const ca = { codes: new Uint8Array(6), format: 'e5m2' };
-    assert.throws(() => lowpGemm(2, 3, 3, ca, { codes: new Uint8Array(9), format: 'e5m2' }, { accumulation: 'e6m9', rounding: 'stochastic', chunkEnds: Int32Array.of(3) }), /chunkEnds need nearest rounding/);
-    assert.throws(() => lowpGemm(2, 3, 3, ca, { codes: new Uint8Array(9), format: 'e5m2' }, { accumulation: 'e6m9', chunkEnds: Int32Array.of(2) }), /the last of chunkEnds is 2; expected k = 3/);
-    assert.throws(() => lowpGemm(2, 3, 3, ca, { codes: new Uint8Array(9), format: 'e5m2' }, { accumulation: 'e6m9', chunkEnds: Int32Array.of(2, 1, 3) }), /chunkEnds decrease at 1/);
+    const ca = makeQTensor(new Uint8Array(6), 'e5m2');
+    assert.throws(() => lowpGemm(2, 3, 3, ca, makeQTensor(new Uint8Array(9), 'e5m2'), { accumulation: 'e6m9', rounding: 'stochastic', chunkEnds: Int32Array.of(3) }), /chunkEnds need nearest rounding/);
+    assert.throws(() => lowpGemm(2, 3, 3, ca, makeQTensor(new Uint8Array(9), 'e5m2'), { accumulation: 'e6m9', chunkEnds: Int32Array.of(2) }), /the last of chunkEnds is 2; expected k = 3/);
+    assert.throws(() => lowpGemm(2, 3, 3, ca, makeQTensor(new Uint8Array(9), 'e5m2'), { accumulation: 'e6m9', chunkEnds: Int32Array.of(2, 1, 3) }), /chunkEnds decrease at 1/);
     const x = new Float32Array(4);
     assert.throws(() => lowpGemm(2, 2, 2, x, x, { chunk: -1 }), /chunk is -1; expected 0 \(none\) or a positive integer/);
     assert.throws(() => lowpGemm(2, 2, 2, x, x, { rounding: 'up' as never }), /accumulation rounding "up"; expected nearest or stochastic/);
     assert.throws(() => lowpGemm(2, 2, 3, x, x), /A holds 4 values; expected 6/);
     assert.throws(() => lowpGemm(2, 2, 2, x, x, { accumulation: 'e9m9' }), /eXmY needs X from 2 to 8/);
-    assert.throws(() => lowpGemm(1, 1, 1, { codes: new Uint8Array(1), format: 'e5m2', scale: 0 }, x.subarray(0, 1)), /A scale is 0; expected a finite positive number/);
+    assert.throws(() => lowpGemm(1, 1, 1, { codes: new Uint8Array(1), format: resolveFormat('e5m2'), scale: 0 }, x.subarray(0, 1)), /A scale is 0; expected a finite positive number/);
+    for (const threads of [0, -1, 1.5]) assert.throws(() => lowpGemm(2, 2, 2, x, x, { threads }), new RegExp(`threads is ${threads}; expected a positive integer`));
+  });
+
+  test('float32 accumulation under any of its names is the plain float32 sum', () => {
+    const a = uniform(5 * 7, 81, -3, 3);
+    const b = makeQTensor(encode(uniform(7 * 4, 82, -3, 3), 'e5m2'), 'e5m2', 2);
+    const want = lowpGemm(5, 4, 7, a, b, { accumulation: 'fp32' });
+    for (const accumulation of ['float32', 'e8m23', resolveFormat('fp32')]) sameBits(lowpGemm(5, 4, 7, a, b, { accumulation }), want, String(accumulation));
+    sameBits(lowpGemmReference(5, 4, 7, a, b, { accumulation: 'float32' }), want, 'reference');
   });
 });

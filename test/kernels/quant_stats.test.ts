@@ -11,7 +11,7 @@ import {
   scaleCountOverflow,
   scaleCountOverflowReference,
 } from '../../src/kernels/quant_stats.js';
-import { resolveFormat } from '../../src/formats/index.js';
+import { makeQTensor, resolveFormat } from '../../src/formats/index.js';
 import { uniform } from '../helpers/random.js';
 
 /** Values over many binades, with zeros; n above the native threshold. */
@@ -73,7 +73,7 @@ describe('quantization statistics: native equals the reference', () => {
           const options = { rounding, saturate, seed: 9 };
           const fast = encodeScaled(x, 2 ** 12, name, options);
           const ref = encodeScaledReference(x, 2 ** 12, name, options);
-          assert.deepEqual(fast.codes, ref.codes, `${name} ${rounding} ${saturate}`);
+          assert.deepEqual(fast.coded.codes, ref.coded.codes, `${name} ${rounding} ${saturate}`);
           assert.deepEqual([fast.overflow, fast.nonzero, fast.underflow], [ref.overflow, ref.nonzero, ref.underflow]);
         }
       }
@@ -84,9 +84,9 @@ describe('quantization statistics: native equals the reference', () => {
     const x = spread(50_003, 6);
     for (const name of ['e5m2', 'e6m9']) {
       const codes = encode(x, name);
-      const decoded = dequantize(codes, name, 1);
+      const decoded = dequantize(makeQTensor(codes, name));
       for (const scale of [1, 2 ** 12, 2 ** -20, 2 ** 125, 2 ** 127, 3, 0.1]) {
-        const got = dequantize(codes, name, scale);
+        const got = dequantize(makeQTensor(codes, name, scale));
         for (let i = 0; i < got.length; i++) {
           if (!Object.is(got[i], Math.fround(decoded[i] / scale))) assert.fail(`${name} scale ${scale} [${i}]: ${got[i]} vs ${decoded[i] / scale}`);
         }

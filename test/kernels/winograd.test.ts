@@ -1,15 +1,22 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { describe, test } from 'node:test';
-import { convOutputSize, type ConvGeometry } from '../../src/kernels/im2col.js';
+import { convGeometry, type ConvOptions } from '../../src/kernels/conv_geometry.js';
 import { nativeCore } from '../../src/kernels/native.js';
 import {
-  setWinogradEnabled, winogradForward, winogradForwardReference, winogradTile, winogradWeightGradient, winogradWeightGradientReference,
-  type WinogradShape,
+  winogradForward, winogradForwardReference, winogradPlan, winogradWeightGradient, winogradWeightGradientReference, type WinogradPlan,
 } from '../../src/kernels/winograd.js';
 import { uniform, xorshift } from '../helpers/random.js';
 
-interface Case extends WinogradShape {
+interface Case {
+  tile: 2 | 4;
+  batch: number;
+  channels: number;
+  height: number;
+  width: number;
+  outChannels: number;
+  padH: number;
+  padW: number;
   /** Channels per image as stored (>= channels: the case reads a group's slice). */
   xChannels?: number;
   yChannels?: number;
@@ -39,9 +46,10 @@ function sizes(c: Case) {
   return { outH, outW, xStride, yStride, xLength: c.batch * xStride, yLength: c.batch * yStride, wLength: c.outChannels * c.channels * 9 };
 }
 
-function shapeOf(c: Case): WinogradShape {
+function shapeOf(c: Case): WinogradPlan {
   const s = sizes(c);
-  return { tile: c.tile, batch: c.batch, channels: c.channels, height: c.height, width: c.width, outChannels: c.outChannels, padH: c.padH, padW: c.padW, xImageStride: s.xStride, yImageStride: s.yStride };
+  const geometry = convGeometry([c.batch, c.channels, c.height, c.width], [c.outChannels, c.channels, 3, 3], { padding: [c.padH, c.padW] });
+  return { tile: c.tile, geometry, xImageStride: s.xStride, yImageStride: s.yStride };
 }
 
 /**
@@ -233,53 +241,51 @@ describe('Winograd native kernels', { skip: nativeCore() ? false : 'the native a
 });
 
 describe('Winograd arguments', () => {
-  const base: WinogradShape = { tile: 2, batch: 1, channels: 2, height: 4, width: 4, outChannels: 2, padH: 1, padW: 1 };
+  const plan = (tile: 2 | 4, height: number, options: ConvOptions): WinogradPlan => ({ tile, geometry: convGeometry([1, 2, height, 4], [2, 2, 3, 3], options) });
+  const base = plan(2, 4, { padding: 1 });
   const x = new Float32Array(32), w = new Float32Array(36), y = new Float32Array(32);
   test('a tile other than 2 or 4, padding past 2, or short arrays are refused with what was wrong', () => {
     assert.throws(() => winogradForward(x, w, y, { ...base, tile: 3 as 2 }), /tile 3; expected 2 or 4/);
-    assert.throws(() => winogradForward(x, w, y, { ...base, padH: 3 }), /padding 3; expected 0, 1 or 2/);
+    assert.throws(() => winogradForward(x, w, y, plan(2, 4, { padding: 3 })), /padding 3,3; expected 0, 1 or 2/);
     assert.throws(() => winogradForward(x.subarray(1), w, y, base), /x has 31 elements; the shape needs 32/);
     assert.throws(() => winogradWeightGradient(x, y, w.subarray(2), base), /dw has 34 elements; the shape needs 36/);
-    assert.throws(() => winogradForward(x, w, y, { ...base, height: 1, padH: 0 }), /smaller than the 3x3 kernel/);
+    assert.throws(() => winogradForward(x, w, y, { ...base, geometry: { ...base.geometry, height: 1 } }), /output 4x4 does not match the geometry/);
     assert.throws(() => winogradForward(x, w, y, { ...base, xImageStride: 8 }), /image strides 8, 32 are smaller than an image/);
     assert.throws(() => winogradWeightGradient(x, y, w, { ...base, flipped: true }), /flipped kernels are for the forward only/);
   });
 
-  test('OCTET_CONV chooses Winograd or the direct product and names what it accepts', () => {
+  test('OCTET_CONV sets the default algorithm, read when asked, and names what it accepts', () => {
     const script = (value: string) =>
       `process.env.OCTET_CONV = ${JSON.stringify(value)}; const m = await import(${JSON.stringify(new URL('../../src/kernels/winograd.ts', import.meta.url).href)}); ` +
-      `try { console.log(m.winogradEnabled()); } catch (e) { console.log(e.message); }`;
+      `try { console.log(m.defaultConvAlgorithm()); } catch (e) { console.log(e.message); }`;
     const run = (value: string) =>
       execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script(value)], { encoding: 'utf8' }).trim();
-    assert.equal(run('direct'), 'false');
-    assert.equal(run('winograd'), 'true');
-    assert.equal(run(''), 'true');
+    assert.equal(run('direct'), 'direct');
+    assert.equal(run('winograd'), 'winograd');
+    assert.equal(run(''), 'winograd');
     assert.match(run('fast'), /OCTET_CONV is "fast"; expected "winograd" \(the default\) or "direct"/);
   });
 
-  test('winogradTile: only 3x3 kernels at stride 1 and dilation 1 with 16 or more channels; 4x4 tiles from 8x8 outputs', () => {
-    const geo = (over: Partial<ConvGeometry>): ConvGeometry => {
-      const g = { channels: 64, height: 32, width: 32, kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padH: 1, padW: 1, dilationH: 1, dilationW: 1, outH: 0, outW: 0, ...over };
-      return { ...g, outH: convOutputSize(g.height, g.kernelH, g.strideH, g.padH, g.dilationH), outW: convOutputSize(g.width, g.kernelW, g.strideW, g.padW, g.dilationW) };
-    };
+  test('winogradPlan: only 3x3 kernels at stride 1 and dilation 1 with 16 or more channels per group; 4x4 tiles from 8x8 outputs; none when direct', () => {
+    const tile = (size: [number, number], options: ConvOptions = { padding: 1 }, channels = 64, outChannels = 64, kernel = 3) =>
+      winogradPlan(convGeometry([2, channels, ...size], [outChannels, channels / (options.groups ?? 1), kernel, kernel], options), 'winograd')?.tile ?? 0;
     if (!nativeCore()) {
-      assert.equal(winogradTile(geo({}), 64), 0, 'no addon: the direct product');
+      assert.equal(tile([32, 32]), 0, 'no addon: the direct product');
       return;
     }
-    assert.equal(winogradTile(geo({}), 64), 4);
-    assert.equal(winogradTile(geo({ height: 8, width: 8 }), 64), 4);
-    assert.equal(winogradTile(geo({ height: 4, width: 4 }), 64), 2);
-    assert.equal(winogradTile(geo({ height: 4, width: 40 }), 64), 2, 'the shorter side decides');
-    assert.equal(winogradTile(geo({ strideH: 2, strideW: 2 }), 64), 0);
-    assert.equal(winogradTile(geo({ kernelH: 5, kernelW: 5, padH: 2, padW: 2 }), 64), 0);
-    assert.equal(winogradTile(geo({ dilationH: 2, dilationW: 2, padH: 2, padW: 2 }), 64), 0);
-    assert.equal(winogradTile(geo({ channels: 3 }), 64), 0);
-    assert.equal(winogradTile(geo({}), 8), 0);
-    const was = setWinogradEnabled(false);
-    try {
-      assert.equal(winogradTile(geo({}), 64), 0, 'turned off');
-    } finally {
-      setWinogradEnabled(was);
-    }
+    assert.equal(tile([32, 32]), 4);
+    assert.equal(tile([8, 8]), 4);
+    assert.equal(tile([4, 4]), 2);
+    assert.equal(tile([4, 40]), 2, 'the shorter side decides');
+    assert.equal(tile([32, 32], { padding: 1, stride: 2 }), 0);
+    assert.equal(tile([32, 32], { padding: 2 }, 64, 64, 5), 0);
+    assert.equal(tile([32, 32], { padding: 2, dilation: 2 }), 0);
+    assert.equal(tile([32, 32], { padding: 1 }, 3), 0);
+    assert.equal(tile([32, 32], { padding: 1 }, 64, 8), 0);
+    assert.equal(tile([32, 32], { padding: 1, groups: 8 }), 0, '8 channels per group');
+    assert.equal(tile([32, 32], { padding: 1, groups: 2 }), 4);
+    const plan = winogradPlan(convGeometry([2, 64, 32, 32], [64, 32, 3, 3], { padding: 1, groups: 2 }), 'winograd')!;
+    assert.deepEqual([plan.geometry.channels, plan.geometry.outChannels, plan.geometry.groups, plan.xImageStride, plan.yImageStride], [32, 32, 1, 64 * 32 * 32, 64 * 32 * 32]);
+    assert.equal(winogradPlan(convGeometry([2, 64, 32, 32], [64, 64, 3, 3], { padding: 1 }), 'direct'), null, 'direct');
   });
 });

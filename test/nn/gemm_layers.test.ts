@@ -39,17 +39,20 @@ describe('GEMM layers', () => {
     const calls: string[] = [];
     const spy: GemmCompute = {
       name: 'spy',
-      conv2d: (l, x) => (calls.push('conv2d'), FLOAT32_COMPUTE.conv2d(l, x)),
-      convTranspose2d: (l, x) => (calls.push('convTranspose2d'), FLOAT32_COMPUTE.convTranspose2d(l, x)),
-      linear: (l, x) => (calls.push('linear'), FLOAT32_COMPUTE.linear(l, x)),
+      run: (x, weight, bias, product) => (calls.push(JSON.stringify(product)), FLOAT32_COMPUTE.run(x, weight, bias, product)),
     };
-    const conv = new Conv2d(1, 1, 1, { generator: g });
+    const conv = new Conv2d(1, 1, 1, { generator: g, stride: 2 });
+    const up = new ConvTranspose2d(1, 1, 2, { generator: g, stride: 2 });
     const lin = new Linear(1, 1, { generator: g });
-    conv.compute = spy;
-    lin.compute = spy;
+    for (const layer of [conv, up, lin]) layer.compute = spy;
     conv.call(Tensor.ones([1, 1, 1, 1]));
+    up.call(Tensor.ones([1, 1, 1, 1]));
     lin.call(Tensor.ones([1, 1]));
-    assert.deepEqual(calls, ['conv2d', 'linear']);
+    assert.deepEqual(calls.map((c) => JSON.parse(c)), [
+      { kind: 'conv2d', options: { stride: 2, groups: 1 } },
+      { kind: 'convTranspose2d', options: { stride: 2, groups: 1 } },
+      { kind: 'linear' },
+    ]);
   });
 
   test('bad configurations are refused with the reason', () => {

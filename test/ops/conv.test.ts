@@ -99,20 +99,15 @@ describe('conv2d on Winograd (3x3, stride 1, 16 or more channels)', () => {
   for (const [xs, ws, pad, groups] of cases) {
     test(`x ${xs.join('x')}, w ${ws.join('x')}, padding ${pad}, groups ${groups}: forward, input and weight gradients as the direct product's`, async () => {
       const { backward } = await import('../../src/autograd/index.js');
-      const { setWinogradEnabled, winogradTile } = await import('../../src/kernels/index.js');
-      const run = (winograd: boolean) => {
-        const was = setWinogradEnabled(winograd);
-        try {
-          const x = randomTensor(xs, 41, -1, 1, true);
-          const w = randomTensor(ws, 42, -1, 1, true);
-          const y = conv2d(x, w, null, { padding: pad, groups });
-          backward(y, { gradient: randomTensor(y.shape as number[], 43, -1, 1, false) });
-          return { x, w, y };
-        } finally {
-          setWinogradEnabled(was);
-        }
+      const { convGeometry, winogradPlan } = await import('../../src/kernels/index.js');
+      const run = (algorithm: 'winograd' | 'direct') => {
+        const x = randomTensor(xs, 41, -1, 1, true);
+        const w = randomTensor(ws, 42, -1, 1, true);
+        const y = conv2d(x, w, null, { padding: pad, groups, algorithm });
+        backward(y, { gradient: randomTensor(y.shape as number[], 43, -1, 1, false) });
+        return { x, w, y };
       };
-      const fast = run(true), direct = run(false);
+      const fast = run('winograd'), direct = run('direct');
       const naive = naiveConv(fast.x, fast.w, null, 1, pad, 1, groups);
       // The terms' scale: at most C*9 products of magnitude <= 1 per output.
       const terms = (ws[1] * 9);
@@ -123,8 +118,7 @@ describe('conv2d on Winograd (3x3, stride 1, 16 or more channels)', () => {
       close(fast.x.grad!.data, direct.x.grad!.data, ws[0] / groups * 9, 'input gradient');
       close(fast.w.grad!.data, direct.w.grad!.data, xs[0] * xs[2] * xs[3], 'weight gradient');
       // It really ran on Winograd where the addon is there.
-      const g = { channels: ws[1], height: xs[2], width: xs[3], kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padH: pad, padW: pad, dilationH: 1, dilationW: 1, outH: fast.y.shape[2], outW: fast.y.shape[3] };
-      if (winogradTile(g, ws[0] / groups)) assert.notDeepEqual(fast.y.data, direct.y.data, 'a different summation from the direct product');
+      if (winogradPlan(convGeometry(xs, ws, { padding: pad, groups }), 'winograd')) assert.notDeepEqual(fast.y.data, direct.y.data, 'a different summation from the direct product');
     });
   }
 });

@@ -18,6 +18,14 @@ interface Case {
 }
 
 const labels = Int32Array.from([0, 2, 1, 2]);
+
+/** The quantized GEMM op under a policy that keeps every class in float32: float32 errors (SFP8's path) or "quantized" ones (FP8's). */
+const float32Policy = (quantizesErrors: boolean): ops.QuantizationPolicy => ({
+  quantizesErrors,
+  algorithm: 'direct',
+  quantize: (_cls, x) => x,
+  gemmOptions: () => ({ accumulation: 'fp32' }),
+});
 const pixelLabels = Int32Array.from({ length: 2 * 3 * 3 }, (_, i) => (i % 5 === 0 ? 255 : i % 4));
 
 const CASES: Case[] = [
@@ -43,6 +51,30 @@ const CASES: Case[] = [
   { name: 'conv2d 1x1', op: 'conv2d', inputs: () => [randomTensor([2, 3, 4, 4], 30), randomTensor([5, 3, 1, 1], 31), randomTensor([5], 32)], fn: (x, w, b) => ops.conv2d(x, w, b) },
   { name: 'convTranspose2d stride 2', op: 'convTranspose2d', inputs: () => [randomTensor([2, 3, 3, 3], 33), randomTensor([3, 2, 3, 3], 34), randomTensor([2], 35)], fn: (x, w, b) => ops.convTranspose2d(x, w, b, { stride: 2, padding: 1, outputPadding: 1 }) },
   { name: 'convTranspose2d groups 2, 2x2 kernel', op: 'convTranspose2d', inputs: () => [randomTensor([1, 4, 3, 3], 36), randomTensor([4, 1, 2, 2], 37)], fn: (x, w) => ops.convTranspose2d(x, w, null, { stride: 2, groups: 2 }) },
+  {
+    name: 'quantizedGemm linear, float32 policy, errors through the GEMMs',
+    op: 'quantizedGemm',
+    inputs: () => [randomTensor([3, 4], 60), randomTensor([5, 4], 61), randomTensor([5], 62)],
+    fn: (x, w, b) => ops.quantizedGemm(x, w, b, { kind: 'linear' }, float32Policy(true)),
+  },
+  {
+    name: 'quantizedGemm conv2d stride 2 groups 2, float32 backward',
+    op: 'quantizedGemm',
+    inputs: () => [randomTensor([2, 4, 5, 5], 63), randomTensor([6, 2, 3, 3], 64), randomTensor([6], 65)],
+    fn: (x, w, b) => ops.quantizedGemm(x, w, b, { kind: 'conv2d', options: { stride: 2, padding: 1, groups: 2 } }, float32Policy(false)),
+  },
+  {
+    name: 'quantizedGemm conv2d stride 2 dilation 2, errors through the GEMMs',
+    op: 'quantizedGemm',
+    inputs: () => [randomTensor([1, 2, 7, 6], 66), randomTensor([3, 2, 3, 2], 67)],
+    fn: (x, w) => ops.quantizedGemm(x, w, null, { kind: 'conv2d', options: { stride: 2, dilation: [2, 1], padding: [1, 0] } }, float32Policy(true)),
+  },
+  {
+    name: 'quantizedGemm convTranspose2d stride 2 with output padding',
+    op: 'quantizedGemm',
+    inputs: () => [randomTensor([2, 3, 3, 3], 68), randomTensor([3, 2, 3, 3], 69), randomTensor([2], 70)],
+    fn: (x, w, b) => ops.quantizedGemm(x, w, b, { kind: 'convTranspose2d', options: { stride: 2, padding: 1, outputPadding: 1 } }, float32Policy(true)),
+  },
   {
     name: 'batchNorm2d training',
     op: 'batchNorm2d',

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { backward, tape, type GradNode } from '../../src/autograd/index.js';
-import { resolveFormat } from '../../src/formats/index.js';
-import { decode, lowpConv2dForward, type CodedMatrix } from '../../src/kernels/index.js';
+import { resolveFormat, type QTensor } from '../../src/formats/index.js';
+import { dequantize as decodeScaled, lowpConv2dForward, type LowpOperand } from '../../src/kernels/index.js';
 import { BatchNorm2d, Conv2d, ConvTranspose2d, GemmLayer, Linear, Module, ReLU, buildModel } from '../../src/nn/index.js';
 import { conv2d, convTranspose2d, flatten, linear, mul, softmaxCrossEntropy, sum } from '../../src/ops/index.js';
 import { AdamW } from '../../src/optim/index.js';
@@ -35,8 +35,7 @@ class TwoLinear extends Module {
   }
 }
 
-const dequantize = (op: Float32Array | CodedMatrix): Float32Array =>
-  op instanceof Float32Array ? op : decode(op.codes, op.format).map((v) => v / (op.scale ?? 1));
+const dequantize = (op: LowpOperand): Float32Array => (op instanceof Float32Array ? op : decodeScaled(op));
 
 function maxRelError(a: Float32Array, b: Float32Array): number {
   let worst = 0;
@@ -57,7 +56,7 @@ describe('sfp8: the backward pass is float32 through the dequantized forward val
   for (const [name, make, shape, reference] of LAYERS) {
     test(name, () => {
       const model = new Single(make());
-      const seen: Record<string, Float32Array | CodedMatrix> = {};
+      const seen: Record<string, Float32Array | QTensor> = {};
       applyRecipe(model, presetRecipe('sfp8'), { observer: (_l, role, op) => void (seen[role] = op) });
       const x = randomTensor(shape, 3);
       const y = model.call(x);
@@ -95,8 +94,8 @@ describe('fp8', () => {
   test('the forward output is the low-precision kernel of the contract (reference loop) on those codes', () => {
     const layer = new Conv2d(3, 4, 3, { padding: 1, generator: g });
     const model = new Single(layer);
-    const seen: Record<string, CodedMatrix> = {};
-    applyRecipe(model, presetRecipe('fp8'), { observer: (_l, role, op) => void (seen[role] = op as CodedMatrix) });
+    const seen: Record<string, QTensor> = {};
+    applyRecipe(model, presetRecipe('fp8'), { observer: (_l, role, op) => void (seen[role] = op as QTensor) });
     const y = model.call(randomTensor([2, 3, 5, 5], 5));
     const shape = { batch: 2, channels: 3, height: 5, width: 5, outChannels: 4, kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padH: 1, padW: 1, dilationH: 1, dilationW: 1, groups: 1, outH: 5, outW: 5 };
     const expected = lowpConv2dForward(seen.x, seen.w, shape, { accumulation: 'e6m9', chunk: 64 }, true);
@@ -110,7 +109,7 @@ describe('fp8', () => {
     const session = applyRecipe(model, presetRecipe('hybrid'), {
       observer: (layer, role, op) => {
         const set = formats.get(role) ?? new Set();
-        set.add(resolveFormat((op as CodedMatrix).format).name);
+        set.add(resolveFormat((op as QTensor).format).name);
         formats.set(role, set);
         assert.ok(layer !== 'conv1' && layer !== 'fc');
       },
@@ -248,7 +247,7 @@ describe('applying recipes', () => {
     const found: string[] = [];
     for (const t of tape(y)) {
       const node = t.gradFn as GradNode<{ xhat?: unknown }> | null;
-      if (node?.op === 'batchNorm2d') found.push(node.saved.xhat instanceof Float32Array ? 'float32' : (node.saved.xhat as { format: string }).format);
+      if (node?.op === 'batchNorm2d') found.push(node.saved.xhat instanceof Float32Array ? 'float32' : (node.saved.xhat as QTensor).format.name);
     }
     assert.ok(found.length === norms.length && found.every((f) => f === 'float8_e4m3fn'), found.join(','));
     backward(session.scaleLoss(softmaxCrossEntropy(y, randomLabels(2, 10, 3))));

@@ -1,0 +1,103 @@
+/**
+ * What a GEMM layer computes, as data: a linear map, a convolution or a transposed convolution
+ * with its options. A layer hands this to its compute with its input, weight and bias; the
+ * float32 compute runs the op for it, and the quantized op (quantized_gemm.ts) runs the product's
+ * three GEMMs on the low-precision kernels. Nobody switches on layer classes.
+ */
+import { InvalidArgumentError } from '../errors.js';
+import {
+  convGeometry, lowpConv2dBackwardData, lowpConv2dBackwardWeight, lowpConv2dForward, lowpGemm, transposedConvGeometry,
+  type ConvAlgorithm, type ConvGeometry, type ConvOptions, type LowpGemmOptions, type LowpOperand,
+} from '../kernels/index.js';
+import { formatShape, type Tensor } from '../tensor/index.js';
+import { conv2d, conv2dGradients, convTranspose2d } from './conv.js';
+import { linear } from './matmul.js';
+
+export type GemmProduct =
+  | { readonly kind: 'linear' }
+  | { readonly kind: 'conv2d'; readonly options: ConvOptions }
+  | { readonly kind: 'convTranspose2d'; readonly options: ConvOptions };
+
+/** The float32 op of a product; `algorithm` chooses how float32 convolutions run (default: defaultConvAlgorithm()). */
+export function runProduct(x: Tensor, weight: Tensor, bias: Tensor | null, product: GemmProduct, algorithm?: ConvAlgorithm): Tensor {
+  switch (product.kind) {
+    case 'linear':
+      return linear(x, weight, bias);
+    case 'conv2d':
+      return conv2d(x, weight, bias, { ...product.options, algorithm });
+    case 'convTranspose2d':
+      return convTranspose2d(x, weight, bias, { ...product.options, algorithm });
+  }
+}
+
+/**
+ * The three GEMMs of a product on given operands (forward, input gradient, weight gradient), over
+ * the low-precision kernels; results are divided by both operands' scales (the kernels' contract).
+ */
+export interface ProductKernels {
+  outputShape: number[];
+  /** Channels the bias adds to, and positions per channel per example. */
+  channels: number;
+  plane: number;
+  forward(x: LowpOperand, w: LowpOperand, o: LowpGemmOptions): Float32Array;
+  inputGrad(e: LowpOperand, w: LowpOperand, o: LowpGemmOptions): Float32Array;
+  weightGrad(e: LowpOperand, x: LowpOperand, o: LowpGemmOptions): Float32Array;
+  /**
+   * Convolutions only: both gradients of a float32 backward (SFP8's) from the float32 output
+   * gradient and the dequantized forward operands, through conv2d's own float32 path, so that
+   * such a backward is the fp32 recipe's given the same operands (Winograd where it applies).
+   */
+  floatBackward?(g: Float32Array, x: Float32Array | null, w: Float32Array | null, algorithm: ConvAlgorithm): { gx: Float32Array | null; gw: Float32Array | null };
+}
+
+function convKernels(s: ConvGeometry): ProductKernels {
+  return {
+    outputShape: [s.batch, s.outChannels, s.outH, s.outW],
+    channels: s.outChannels,
+    plane: s.outH * s.outW,
+    forward: (xo, wo, o) => lowpConv2dForward(xo, wo, s, o),
+    inputGrad: (e, wo, o) => lowpConv2dBackwardData(e, wo, s, o),
+    weightGrad: (e, xo, o) => lowpConv2dBackwardWeight(e, xo, s, o),
+    floatBackward: (g, xf, wf, algorithm) => conv2dGradients({ g, x: xf, weight: wf, geometry: s, algorithm }),
+  };
+}
+
+/** A transposed convolution is the input-gradient GEMM of the convolution from its output to its input. */
+function transposedKernels(s: ConvGeometry): ProductKernels {
+  return {
+    outputShape: [s.batch, s.channels, s.height, s.width],
+    channels: s.channels,
+    plane: s.height * s.width,
+    forward: (xo, wo, o) => lowpConv2dBackwardData(xo, wo, s, o),
+    inputGrad: (e, wo, o) => lowpConv2dForward(e, wo, s, o),
+    weightGrad: (e, xo, o) => lowpConv2dBackwardWeight(xo, e, s, o),
+  };
+}
+
+function linearKernels(x: Tensor, weight: Tensor): ProductKernels {
+  if (x.rank !== 2 || weight.rank !== 2 || x.shape[1] !== weight.shape[1]) {
+    throw new InvalidArgumentError(`linear: input ${formatShape(x.shape)} and weight ${formatShape(weight.shape)}; expected [N, in] and [out, in]`);
+  }
+  const n = x.shape[0];
+  const [outF, inF] = weight.shape;
+  return {
+    outputShape: [n, outF],
+    channels: outF,
+    plane: 1,
+    forward: (xo, wo, o) => lowpGemm(n, outF, inF, xo, wo, { ...o, transB: true }),
+    inputGrad: (e, wo, o) => lowpGemm(n, inF, outF, e, wo, o),
+    weightGrad: (e, xo, o) => lowpGemm(outF, inF, n, e, xo, { ...o, transA: true }),
+  };
+}
+
+/** The product's kernels for this input and weight, its geometry resolved and checked once. */
+export function productKernels(x: Tensor, weight: Tensor, product: GemmProduct): ProductKernels {
+  switch (product.kind) {
+    case 'linear':
+      return linearKernels(x, weight);
+    case 'conv2d':
+      return convKernels(convGeometry(x.shape, weight.shape, product.options, 'conv2d'));
+    case 'convTranspose2d':
+      return transposedKernels(transposedConvGeometry(x.shape, weight.shape, product.options, 'convTranspose2d'));
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * The differentiable quantized GEMM op: a product (gemm_product.ts) whose operands are quantized
+ * by a policy (formats, scaling and gradient scaling live in quant/; the op asks, it does not
+ * decide). Forward: weights and activations quantized (codes + scale), one low-precision GEMM
+ * with the policy's accumulation, bias in float32. Backward:
+ * - errors quantized (the FP8 scheme): the output gradient is quantized by the policy (scaled by
+ *   the layer's dynamic scale, a per-tensor scale, or none under a global loss scale); the input
+ *   gradient and the weight gradient are low-precision GEMMs of those codes with the saved weight
+ *   and activation codes; the weight gradient is then quantized as `weight_gradients`.
+ * - errors in float32 (SFP8): both gradients are float32 GEMMs of the float32 output gradient with
+ *   the dequantized forward operands (straight-through quantizers); a convolution's run through
+ *   conv2d's own float32 gradients (conv2dGradients), the fp32 recipe's arithmetic.
+ * The op saves the operands' codes, not float32 copies.
+ */
+import { record, registerGradient } from '../autograd/index.js';
+import { channelBiasAdd, channelSum, dequantize, recycle, takeBuffer, type ConvAlgorithm, type LowpGemmOptions, type LowpOperand } from '../kernels/index.js';
+import { Tensor, type GradHandle } from '../tensor/index.js';
+import { productKernels, type GemmProduct, type ProductKernels } from './gemm_product.js';
+
+/** The tensors of a GEMM layer a recipe may quantize. */
+export type OperandClass = 'weights' | 'activations' | 'errors' | 'weight_gradients';
+
+/** The three GEMMs of a product, as the policy's accumulation options and stream keys name them. */
+export type GemmPass = 'forward' | 'inputGradient' | 'weightGradient';
+
+/** What the op hands out: forward operands x and w, quantized errors e, or float32 output gradients dy. */
+export type OperandRole = 'x' | 'w' | 'e' | 'dy';
+
+/** How one layer's operands are quantized: the recipe's decisions for that layer (src/quant/). */
+export interface QuantizationPolicy {
+  /** Whether the errors are quantized (the FP8 scheme) or the backward runs in float32 (SFP8). */
+  readonly quantizesErrors: boolean;
+  /** How float32 convolutions of a float32 backward run. */
+  readonly algorithm: ConvAlgorithm;
+  /** x as the GEMM operand of its class: codes and a scale, or x itself where the class stays float32. */
+  quantize(cls: OperandClass, x: Float32Array): LowpOperand;
+  /** Accumulation and stochastic-rounding options of one of the three GEMMs. */
+  gemmOptions(pass: GemmPass): LowpGemmOptions;
+  /** Sees every operand handed to a kernel; a float32 dy is valid during the call only. */
+  observe?(role: OperandRole, operand: LowpOperand): void;
+}
+
+interface Saved {
+  policy: QuantizationPolicy;
+  kernels: ProductKernels;
+  x: LowpOperand;
+  w: LowpOperand;
+}
+
+const FP32: LowpGemmOptions = { accumulation: 'fp32' };
+
+/**
+ * An operand's values as float32: the array itself, or its codes decoded and divided by their
+ * scale into an array from the buffer pool (listed in `taken`, to go back once used).
+ */
+function values(o: LowpOperand, taken: Float32Array[]): Float32Array {
+  if (o instanceof Float32Array) return o;
+  const out = dequantize(o, takeBuffer(o.codes.length));
+  taken.push(out);
+  return out;
+}
+
+/** y = product(x, weight) + bias with operands quantized by `policy`. */
+export function quantizedGemm(x: Tensor, weight: Tensor, bias: Tensor | null, product: GemmProduct, policy: QuantizationPolicy): Tensor {
+  const kernels = productKernels(x, weight, product);
+  const w = policy.quantize('weights', weight.data);
+  const xq = policy.quantize('activations', x.data);
+  policy.observe?.('w', w);
+  policy.observe?.('x', xq);
+  const out = new Tensor(kernels.forward(xq, w, policy.gemmOptions('forward')), kernels.outputShape);
+  if (bias) channelBiasAdd(out.data, bias.data, { batch: kernels.outputShape[0], channels: kernels.channels, plane: kernels.plane });
+  return record('quantizedGemm', [x, weight, bias], out, { policy, kernels, x: xq, w } satisfies Saved);
+}
+
+registerGradient<Saved>('quantizedGemm', (node, g) => {
+  const { policy, kernels, x, w } = node.saved;
+  const [input, weight, bias] = node.inputs as [GradHandle, GradHandle, GradHandle | null];
+  const quantizedErrors = policy.quantizesErrors;
+  const e = quantizedErrors ? policy.quantize('errors', g) : g;
+  policy.observe?.(quantizedErrors ? 'e' : 'dy', e);
+  const options = (pass: GemmPass) => (quantizedErrors ? policy.gemmOptions(pass) : FP32);
+  let gx: Float32Array | null = null;
+  let gw: Float32Array | null = null;
+  if (!quantizedErrors && kernels.floatBackward) {
+    const taken: Float32Array[] = [];
+    const grads = kernels.floatBackward(g, weight.requiresGrad ? values(x, taken) : null, input.requiresGrad ? values(w, taken) : null, policy.algorithm);
+    for (const a of taken) recycle(a);
+    gx = grads.gx;
+    gw = grads.gw;
+  } else {
+    gx = input.requiresGrad ? kernels.inputGrad(e, w, options('inputGradient')) : null;
+    if (weight.requiresGrad) gw = kernels.weightGrad(e, x, options('weightGradient'));
+  }
+  if (gw) {
+    const q = policy.quantize('weight_gradients', gw);
+    // The optimizer sees exactly the values the weight-gradient codes hold (decoded in place).
+    if (!(q instanceof Float32Array)) gw = dequantize(q, gw);
+  }
+  const gb = bias?.requiresGrad ? Float32Array.from(channelSum(g, { batch: kernels.outputShape[0], channels: kernels.channels, plane: kernels.plane })) : null;
+  return [gx, gw, gb];
+});
