@@ -36,6 +36,16 @@ export class InvalidArgumentError extends OctetError {
   }
 }
 
+/**
+ * A setting of a run (a training config field, or an option such as resume) that cannot be used as
+ * given; `setting` names it as the library does, so the command line can name its flag.
+ */
+export class SettingError extends InvalidArgumentError {
+  constructor(readonly setting: string, message: string) {
+    super(message);
+  }
+}
+
 /** A name (model, recipe, data set, ...) that is not one of the known choices. */
 export class UnknownNameError extends OctetError {
   constructor(message: string) {

@@ -2,7 +2,7 @@
  * The `octet` command line: argument parsing and wiring. The only layer that prints.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { OctetError } from '../errors.js';
+import { OctetError, SettingError } from '../errors.js';
 import { ROUNDINGS } from '../formats/index.js';
 import { BENCH_GROUPS, benchCommand } from './bench_command.js';
 import { castCommand } from './cast_command.js';
@@ -10,7 +10,7 @@ import { formatsCommand } from './formats_command.js';
 import { processIo, type CliIo } from './io.js';
 import { modelsCommand, summaryCommand } from './models_command.js';
 import { recipeShowCommand, recipesCommand } from './recipes_command.js';
-import { compareCommand, evalCommand, trainCommand } from './train_command.js';
+import { SETTING_FLAGS, compareCommand, evalCommand, trainCommand } from './train_command.js';
 
 /** --conv: how float32 3x3 convolutions run. */
 function convOption(what = 'default: winograd, or OCTET_CONV'): Option {
@@ -140,7 +140,8 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode;
     if (error instanceof OctetError) {
-      io.stderr(`octet: error: ${error.message}\n`);
+      const flag = error instanceof SettingError ? SETTING_FLAGS[error.setting] : undefined;
+      io.stderr(`octet: error: ${error.message}${flag ? ` (${error.setting} is ${flag} on the command line)` : ''}\n`);
       return 1;
     }
     throw error;

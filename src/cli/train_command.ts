@@ -47,6 +47,13 @@ export interface TrainOptions {
   conv?: ConvAlgorithm;
 }
 
+/** The flag of each training setting, for errors the library raises about a setting. */
+export const SETTING_FLAGS: Record<string, string> = {
+  model: '--model', data: '--data', recipe: '--recipe', epochs: '--epochs', batchSize: '--batch-size', lr: '--lr', weightDecay: '--weight-decay',
+  warmupSteps: '--warmup', optimizer: '--optimizer', seed: '--seed', maxTrain: '--max-train', maxTest: '--max-test', checkpointEvery: '--checkpoint-every',
+  logEvery: '--log-every', conv: '--conv', resume: '--resume',
+};
+
 function number(value: string | undefined, flag: string, { integer = false, min = 0 } = {}): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);

@@ -70,6 +70,7 @@ export class Tensor {
   }
 
   static zeros(shape: Shape): Tensor {
+    checkShape(shape, 'Tensor');
     return new Tensor(new Float32Array(shapeSize(shape)), shape);
   }
 
@@ -78,6 +79,7 @@ export class Tensor {
   }
 
   static full(shape: Shape, value: number): Tensor {
+    checkShape(shape, 'Tensor');
     return new Tensor(new Float32Array(shapeSize(shape)).fill(value), shape);
   }
 

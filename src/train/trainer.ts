@@ -10,7 +10,7 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { backward, noGrad } from '../autograd/index.js';
-import { InvalidArgumentError } from '../errors.js';
+import { SettingError } from '../errors.js';
 import { defaultConvAlgorithm, type ConvAlgorithm } from '../kernels/index.js';
 
 export type { ConvAlgorithm };
@@ -159,20 +159,22 @@ function batchAccuracy(logits: Float32Array, labels: Int32Array, batchSize: numb
 function checkCompatible(saved: TrainConfig, config: TrainConfig, file: string): void {
   for (const key of ['model', 'data', 'batchSize', 'seed', 'maxTrain', 'epochs', 'optimizer'] as const) {
     if (JSON.stringify(saved[key]) !== JSON.stringify(config[key])) {
-      throw new InvalidArgumentError(
-        `--resume: ${file} was made with ${key} ${JSON.stringify(saved[key])}, this run asks for ${JSON.stringify(config[key])}; ` +
-          'resume with the same settings or start in another --out folder',
+      throw new SettingError(
+        key,
+        `resume: ${file} was made with ${key} ${JSON.stringify(saved[key])}, this run asks for ${JSON.stringify(config[key])}; ` +
+          'resume with the same settings or start in another output folder',
       );
     }
   }
   if (saved.recipe.name !== config.recipe.name || JSON.stringify(saved.recipe) !== JSON.stringify(config.recipe)) {
-    throw new InvalidArgumentError(`--resume: ${file} was trained with recipe ${saved.recipe.name}; this run asks for ${config.recipe.name}`);
+    throw new SettingError('recipe', `resume: ${file} was trained with recipe ${saved.recipe.name}; this run asks for ${config.recipe.name}`);
   }
   const savedConv = saved.conv ?? 'direct';
   if (savedConv !== config.conv) {
-    throw new InvalidArgumentError(
-      `--resume: ${file} was trained with float32 convolutions on the ${savedConv} product, this run uses ${config.conv}; ` +
-        `resume with --conv ${savedConv} (or OCTET_CONV=${savedConv}) to continue bit for bit`,
+    throw new SettingError(
+      'conv',
+      `resume: ${file} was trained with float32 convolutions on the ${savedConv} product, this run uses ${config.conv}; ` +
+        `resume with conv "${savedConv}" (or OCTET_CONV=${savedConv}) to continue bit for bit`,
     );
   }
 }
@@ -207,8 +209,8 @@ function truncateMetrics(file: string, step: number): EvalResult[] {
 export async function train(settings: TrainConfig, dataset: Dataset, out: string, options: { resume?: boolean; hooks?: TrainHooks } = {}): Promise<TrainResult> {
   const config: TrainConfig = { ...settings, conv: settings.conv ?? defaultConvAlgorithm() };
   const hooks = options.hooks ?? {};
-  if (!(Number.isInteger(config.epochs) && config.epochs >= 1)) throw new InvalidArgumentError(`--epochs is ${config.epochs}; expected a positive integer`);
-  if (!(Number.isInteger(config.batchSize) && config.batchSize >= 1)) throw new InvalidArgumentError(`--batch-size is ${config.batchSize}; expected a positive integer`);
+  if (!(Number.isInteger(config.epochs) && config.epochs >= 1)) throw new SettingError('epochs', `epochs is ${config.epochs}; expected a positive integer`);
+  if (!(Number.isInteger(config.batchSize) && config.batchSize >= 1)) throw new SettingError('batchSize', `batchSize is ${config.batchSize}; expected a positive integer`);
   mkdirSync(out, { recursive: true });
   const checkpointFile = join(out, CHECKPOINT_FILE);
   const metricsFile = join(out, METRICS_FILE);
@@ -222,7 +224,7 @@ export async function train(settings: TrainConfig, dataset: Dataset, out: string
   let step = 0;
   const evals: EvalResult[] = [];
   if (options.resume) {
-    if (!existsSync(checkpointFile)) throw new InvalidArgumentError(`--resume: no checkpoint at ${checkpointFile}; run without --resume to start`);
+    if (!existsSync(checkpointFile)) throw new SettingError('resume', `resume: no checkpoint at ${checkpointFile}; start without resume`);
     const loaded = readCheckpointRecord<TrainConfig>(checkpointFile);
     checkCompatible(loaded.record.config, config, checkpointFile);
     restoreCheckpoint(checkpointFile, loaded, model, optimizer, session);

@@ -55,6 +55,12 @@ describe('octet train / eval / compare', () => {
     assert.match(data.stderr, /data_batch_1\.bin: is missing; point --data at the folder unpacked from cifar-10-binary\.tar\.gz/);
     const ckpt = await runOctet(['eval', '--checkpoint', '/nonexistent/checkpoint.safetensors']);
     assert.match(ckpt.stderr, /cannot be read \(ENOENT\)/);
+    // The library names its settings; the command line adds the flag.
+    const out = mkdtempSync(join(tmpdir(), 'octet-cli-resume-'));
+    assert.equal((await runOctet(['train', ...SMALL, '--out', out])).code, 0);
+    const resumed = await runOctet(['train', ...SMALL.map((a) => (a === '32' ? '16' : a)), '--out', out, '--resume']);
+    assert.equal(resumed.code, 1);
+    assert.match(resumed.stderr, /resume: .* was made with batchSize 32, this run asks for 16; .* \(batchSize is --batch-size on the command line\)/);
     const conv = await runOctet(['train', ...SMALL, '--conv', 'fast']);
     assert.notEqual(conv.code, 0);
     assert.match(conv.stderr, /--conv <algorithm>' argument 'fast' is invalid\. Allowed choices are winograd, direct/);

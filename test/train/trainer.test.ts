@@ -141,7 +141,7 @@ describe('training', () => {
     await train(base('fp32', { epochs: 1, maxTrain: 64 }), dataset, out);
     await assert.rejects(train(base('fp32', { epochs: 1, maxTrain: 64, batchSize: 16 }), dataset, out, { resume: true }), /made with batchSize 32, this run asks for 16/);
     await assert.rejects(train(base('fp8', { epochs: 1, maxTrain: 64 }), dataset, out, { resume: true }), /trained with recipe fp32; this run asks for fp8/);
-    await assert.rejects(train(base('fp32'), dataset, mkdtempSync(join(tmpdir(), 'octet-empty-')), { resume: true }), /no checkpoint at .*run without --resume/);
+    await assert.rejects(train(base('fp32'), dataset, mkdtempSync(join(tmpdir(), 'octet-empty-')), { resume: true }), /no checkpoint at .*; start without resume/);
   });
 
   test('the conv algorithm is recorded, and resuming with the other one is refused with how to match it', async () => {
@@ -153,7 +153,7 @@ describe('training', () => {
     assert.equal(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).conv, 'winograd');
     await assert.rejects(
       train(base('fp32', { epochs: 1, maxTrain: 64, conv: 'direct' }), dataset, out, { resume: true }),
-      /trained with float32 convolutions on the winograd product, this run uses direct; resume with --conv winograd \(or OCTET_CONV=winograd\)/,
+      /trained with float32 convolutions on the winograd product, this run uses direct; resume with conv "winograd" \(or OCTET_CONV=winograd\)/,
     );
     // Unset, a run takes the default (OCTET_CONV, read when the run starts) and records it.
     const was = process.env.OCTET_CONV;
