@@ -140,8 +140,8 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode;
     if (error instanceof OctetError) {
-      const flag = error instanceof SettingError ? SETTING_FLAGS[error.setting] : undefined;
-      io.stderr(`octet: error: ${error.message}${flag ? ` (${error.setting} is ${flag} on the command line)` : ''}\n`);
+      const flag = error instanceof SettingError && SETTING_FLAGS[error.setting];
+      io.stderr(`octet: error: ${error.message}${flag ? ` (${(error as SettingError).setting} is ${flag} on the command line)` : ''}\n`);
       return 1;
     }
     throw error;
