@@ -1,8 +1,10 @@
-// Node-API bindings of the native kernels. Arguments are checked here (types, lengths) so a
-// bad call throws instead of touching memory outside the arrays; shapes and formats are checked
-// again, with friendlier messages, by the TypeScript wrappers in src/kernels/.
+// Node-API bindings of the native kernels. Each takes its arrays, then one object of named options
+// (addon_args.h). Arguments are checked here (types, lengths, ranges) so a bad call throws instead
+// of touching memory outside the arrays; shapes and formats are checked again, with friendlier
+// messages, by the TypeScript wrappers in src/kernels/.
 #include <napi.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <string>
 #include <utility>
@@ -28,498 +30,491 @@ namespace {
 using namespace octet::addon;
 using octet::GemmArgs;
 
-// The shape of a GEMM call: transA, transB, m, n, k at positions 0-4 and the leading dimensions
-// at the given positions, checked; returns the number of elements A, B and C must hold.
-struct GemmExtents {
-  int64_t a, b, c;
+Napi::Value undefinedOf(const Napi::CallbackInfo& info) { return info.Env().Undefined(); }
+
+// The shape options of a GEMM (transA, transB, m, n, k), and the extents of op(A), op(B) and C
+// for the leading dimensions given.
+struct GemmShape {
+  bool transA, transB;
+  int64_t m, n, k;
 };
 
-GemmExtents gemmShapeArgs(const Napi::CallbackInfo& info, const char* op, size_t ldaAt, size_t ldbAt, size_t ldcAt,
-                          GemmArgs& g) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 13) throw Napi::TypeError::New(env, std::string(op) + " takes 13 or more arguments");
-  g.transA = info[0].ToBoolean();
-  g.transB = info[1].ToBoolean();
-  g.m = intArg(info, 2, "m");
-  g.n = intArg(info, 3, "n");
-  g.k = intArg(info, 4, "k");
-  g.lda = intArg(info, ldaAt, "lda");
-  g.ldb = intArg(info, ldbAt, "ldb");
-  g.ldc = intArg(info, ldcAt, "ldc");
-  if (g.m < 0 || g.n < 0 || g.k < 0) throw Napi::RangeError::New(env, std::string(op) + ": negative dimension");
-  const int64_t aRows = g.transA ? g.k : g.m, aCols = g.transA ? g.m : g.k;
-  const int64_t bRows = g.transB ? g.n : g.k, bCols = g.transB ? g.k : g.n;
-  if (g.lda < aCols || g.ldb < bCols || g.ldc < g.n) {
-    throw Napi::RangeError::New(env, std::string(op) + ": leading dimension too small");
+GemmShape gemmShapeField(const Napi::Object& o) {
+  return {boolField(o, "transA"), boolField(o, "transB"), sizeField(o, "m"), sizeField(o, "n"), sizeField(o, "k")};
+}
+
+void checkLeading(Napi::Env env, const char* op, const GemmShape& s, int64_t lda, int64_t ldb, int64_t ldc) {
+  if (lda < (s.transA ? s.m : s.k) || ldb < (s.transB ? s.k : s.n) || ldc < s.n) {
+    throw rangeError(env, std::string(op) + ": leading dimension too small");
   }
-  return {extent(aRows, aCols, g.lda), extent(bRows, bCols, g.ldb), extent(g.m, g.n, g.ldc)};
 }
 
-// sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads?)
-Napi::Value Sgemm(const Napi::CallbackInfo& info) {
+GemmArgs gemmArgs(const GemmShape& s) {
   GemmArgs g;
-  const GemmExtents needs = gemmShapeArgs(info, "sgemm", 7, 9, 12, g);
-  g.alpha = info[5].As<Napi::Number>().FloatValue();
-  g.beta = info[10].As<Napi::Number>().FloatValue();
-  g.a = f32(info, 6, "a", needs.a);
-  g.b = f32(info, 8, "b", needs.b);
-  g.c = f32(info, 11, "c", needs.c);
-  octet::sgemm(g, threadsArg(info, 13));
-  return info.Env().Undefined();
+  g.transA = s.transA;
+  g.transB = s.transB;
+  g.m = s.m;
+  g.n = s.n;
+  g.k = s.k;
+  g.alpha = 1.0f;
+  g.beta = 0.0f;
+  g.a = nullptr;
+  g.b = nullptr;
+  g.c = nullptr;
+  g.lda = g.ldb = g.ldc = 0;
+  return g;
 }
 
-// reluForward(x, out, mask | null, threads?), reluBackward(mask, g, out, threads?), add(a, b, out, threads?);
-// mask: a Uint8Array of ceil(n / 8) bytes, one bit per element.
-// absMax(x, threads?) -> number; scaleCountOverflow(x, scale, out, maxFinite, threads?) -> number.
+// sgemm(a, b, c, { transA, transB, m, n, k, alpha, beta, lda, ldb, ldc, threads })
+Napi::Value Sgemm(const Napi::CallbackInfo& info) {
+  const Napi::Object o = optionsArg(info, 3, "sgemm");
+  const GemmShape s = gemmShapeField(o);
+  GemmArgs g = gemmArgs(s);
+  g.lda = sizeField(o, "lda");
+  g.ldb = sizeField(o, "ldb");
+  g.ldc = sizeField(o, "ldc");
+  checkLeading(info.Env(), "sgemm", s, g.lda, g.ldb, g.ldc);
+  g.alpha = static_cast<float>(numberField(o, "alpha"));
+  g.beta = static_cast<float>(numberField(o, "beta"));
+  g.a = f32(info, 0, "a", extent(s.transA ? s.k : s.m, s.transA ? s.m : s.k, g.lda));
+  g.b = f32(info, 1, "b", extent(s.transB ? s.n : s.k, s.transB ? s.k : s.n, g.ldb));
+  g.c = f32(info, 2, "c", extent(s.m, s.n, g.ldc));
+  octet::sgemm(g, threadsField(o));
+  return undefinedOf(info);
+}
+
+// sgemmCoded(a, b, c, { transA, transB, m, n, k, lda, ldb, ldc, unfused, threads }): C = op(A)
+// op(B), alpha 1, beta 0, operands as floats or one-byte codes (operandArg); each element one
+// chain in k order of fused multiply-adds, or with `unfused` a multiply then an add per step.
+Napi::Value SgemmCoded(const Napi::CallbackInfo& info) {
+  const Napi::Object o = optionsArg(info, 3, "sgemmCoded");
+  const GemmShape s = gemmShapeField(o);
+  GemmArgs g = gemmArgs(s);
+  g.lda = sizeField(o, "lda");
+  g.ldb = sizeField(o, "ldb");
+  g.ldc = sizeField(o, "ldc");
+  checkLeading(info.Env(), "sgemmCoded", s, g.lda, g.ldb, g.ldc);
+  const Operand a = operandArg(info, 0, "a", extent(s.transA ? s.k : s.m, s.transA ? s.m : s.k, g.lda));
+  const Operand b = operandArg(info, 1, "b", extent(s.transB ? s.n : s.k, s.transB ? s.k : s.n, g.ldb));
+  g.a = a.values;
+  g.aCodes = a.codes;
+  g.aLut = a.lut;
+  g.aIsE5M2 = a.e5m2;
+  g.b = b.values;
+  g.bCodes = b.codes;
+  g.bLut = b.lut;
+  g.bIsE5M2 = b.e5m2;
+  g.c = f32(info, 2, "c", extent(s.m, s.n, g.ldc));
+  g.fused = !boolField(o, "unfused");
+  octet::sgemm(g, threadsField(o));
+  return undefinedOf(info);
+}
+
+// The images a column matrix is read from (ImplicitColumns): for `batch` images under geometry,
+// the elements the images must hold.
+int64_t imagesExtent(const octet::ConvGeometry& geo, int64_t batch, int64_t imageStride) {
+  return batch == 0 ? 0 : (batch - 1) * imageStride + geo.channels * geo.height * geo.width;
+}
+
+// sgemmColumns(a, x, c, { transA, transB, m, n, k, lda, ldc, geometry, imageStride, cPlane,
+// cImageStride, unfused, threads }): C = op(A) op(B), alpha 1, beta 0, with B the column matrix of
+// the images x (floats or codes, operandArg) under one group's geometry (see ImplicitColumns),
+// never stored; cPlane > 0 lays C's columns out image by image (see GemmArgs::cPlane).
+Napi::Value SgemmColumns(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Napi::Object o = optionsArg(info, 3, "sgemmColumns");
+  const GemmShape s = gemmShapeField(o);
+  GemmArgs g = gemmArgs(s);
+  g.lda = sizeField(o, "lda");
+  g.ldc = sizeField(o, "ldc");
+  if (g.lda < (s.transA ? s.m : s.k)) throw rangeError(env, "sgemmColumns: leading dimension too small");
+  const Operand a = operandArg(info, 0, "a", extent(s.transA ? s.k : s.m, s.transA ? s.m : s.k, g.lda));
+  g.a = a.values;
+  g.aCodes = a.codes;
+  g.aLut = a.lut;
+  g.aIsE5M2 = a.e5m2;
+  octet::ImplicitColumns cols;
+  cols.geometry = geometryField(o);
+  cols.imageStride = sizeField(o, "imageStride");
+  const octet::ConvGeometry& geo = cols.geometry;
+  const int64_t rows = geo.channels * geo.kernelH * geo.kernelW, plane = geo.outH * geo.outW;
+  const int64_t colsCount = s.transB ? s.k : s.n;
+  if ((s.transB ? s.n : s.k) != rows || colsCount % plane != 0) {
+    throw rangeError(env, "sgemmColumns: the GEMM's shape does not match the column matrix of the geometry");
+  }
+  const Operand x = operandArg(info, 1, "x", imagesExtent(geo, colsCount / plane, cols.imageStride));
+  cols.x = x.values;
+  cols.codes = x.codes;
+  g.bLut = x.lut;
+  g.bIsE5M2 = x.e5m2;
+  g.bColumns = &cols;
+  g.cPlane = sizeField(o, "cPlane");
+  g.cImageStride = sizeField(o, "cImageStride");
+  int64_t cNeeds = extent(s.m, s.n, g.ldc);
+  if (g.cPlane != 0) {
+    if (g.cPlane % 32 != 0 || s.n % g.cPlane != 0 || g.ldc < g.cPlane) {
+      throw rangeError(env, "sgemmColumns: cPlane must be a positive multiple of 32 that divides n, with ldc >= cPlane");
+    }
+    cNeeds = s.m == 0 || s.n == 0 ? 0 : (s.n / g.cPlane - 1) * g.cImageStride + extent(s.m, g.cPlane, g.ldc);
+  } else if (g.ldc < s.n) {
+    throw rangeError(env, "sgemmColumns: leading dimension too small");
+  }
+  g.c = f32(info, 2, "c", cNeeds);
+  g.fused = !boolField(o, "unfused");
+  octet::sgemm(g, threadsField(o));
+  return undefinedOf(info);
+}
+
+// lowpGemm(a, b, c, { transA, transB, m, n, k, accumulator, table, chunk, chunkEnds,
+// exactProducts, productsOnSubnormalGrid, columns, threads }): the emulated-accumulation GEMM
+// (native/lowp_gemm.h). accumulator: the codec parameters of the accumulator's format; table: the
+// value of each of its codes (absent for fp32: no rounding); chunkEnds: an Int32Array,
+// non-decreasing, the last k (nearest rounding only); columns: { geometry, imageStride } when B
+// is the transpose of the column matrix of the images b (with transB).
+Napi::Value LowpGemm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Napi::Object o = optionsArg(info, 3, "lowpGemm");
+  const GemmShape s = gemmShapeField(o);
+  octet::LowpGemmArgs g;
+  g.transA = s.transA;
+  g.transB = s.transB;
+  g.m = s.m;
+  g.n = s.n;
+  g.k = s.k;
+  const Operand a = operandArg(info, 0, "a", s.m * s.k);
+  g.a = a.values;
+  g.aCodes = a.codes;
+  g.aLut = a.lut;
+  g.aIsE5M2 = a.e5m2;
+  octet::ImplicitColumns columns;
+  int64_t bNeeds = s.k * s.n;
+  const Napi::Value columnsValue = field(o, "columns", false);
+  if (!columnsValue.IsUndefined() && !columnsValue.IsNull()) {
+    if (!s.transB) throw rangeError(env, "lowpGemm: columns read from images need transB");
+    if (!columnsValue.IsObject()) throw typeError(env, "lowpGemm: columns must be { geometry, imageStride }");
+    const Napi::Object c = columnsValue.As<Napi::Object>();
+    columns.geometry = geometryField(c);
+    columns.imageStride = sizeField(c, "imageStride");
+    const octet::ConvGeometry& geo = columns.geometry;
+    const int64_t plane = geo.outH * geo.outW;
+    if (s.n != geo.channels * geo.kernelH * geo.kernelW || s.k % plane != 0) {
+      throw rangeError(env, "lowpGemm: the GEMM's shape does not match the column matrix of the geometry");
+    }
+    bNeeds = imagesExtent(geo, s.k / plane, columns.imageStride);
+    g.bColumns = &columns;
+  }
+  const Operand b = operandArg(info, 1, "b", bNeeds);
+  g.b = b.values;
+  g.bCodes = b.codes;
+  g.bLut = b.lut;
+  g.bIsE5M2 = b.e5m2;
+  if (g.bColumns) {
+    columns.codes = g.bCodes;
+    columns.x = g.b;
+  }
+  g.c = f32(info, 2, "c", s.m * s.n);
+  g.acc = codecParamsField(o, "accumulator");
+  g.lut = f32(env, field(o, "table", false), "table", 2 * static_cast<int64_t>(g.acc.signMask), true);
+  g.chunk = sizeField(o, "chunk");
+  const Napi::Value endsValue = field(o, "chunkEnds", false);
+  if (!endsValue.IsUndefined() && !endsValue.IsNull()) {
+    if (!isType(endsValue, napi_int32_array)) throw typeError(env, "lowpGemm: chunkEnds must be an Int32Array");
+    auto endsArray = endsValue.As<Napi::Int32Array>();
+    const int32_t* ends = endsArray.Data();
+    const int64_t count = static_cast<int64_t>(endsArray.ElementLength());
+    int64_t previous = 0;
+    for (int64_t c = 0; c < count; ++c) {
+      if (ends[c] < previous) throw rangeError(env, "lowpGemm: chunkEnds must not decrease");
+      previous = ends[c];
+    }
+    if (count == 0 || previous != s.k) throw rangeError(env, "lowpGemm: the last chunk end must be k");
+    if (g.acc.rounding != octet::kNearest) throw rangeError(env, "lowpGemm: chunkEnds need nearest rounding");
+    g.chunkEnds = ends;
+    g.chunkCount = count;
+  }
+  g.exactProducts = boolField(o, "exactProducts");
+  g.productsOnSubnormalGrid = boolField(o, "productsOnSubnormalGrid");
+  octet::lowpGemm(g, threadsField(o));
+  return undefinedOf(info);
+}
+
+// absMax(x, { threads }) -> number; scaleCountOverflow(x, out, { scale, maxFinite, threads }) -> number.
 Napi::Value AbsMax(const Napi::CallbackInfo& info) {
-  const int64_t n = float32Arg(info, 0, "x").ElementLength();
-  return Napi::Number::New(info.Env(), octet::absMax(f32(info, 0, "x", n), n, threadsArg(info, 1)));
+  const int64_t n = f32Length(info, 0, "x");
+  return Napi::Number::New(info.Env(), octet::absMax(f32(info, 0, "x", n), n, threadsField(optionsArg(info, 1, "absMax"))));
 }
 
 Napi::Value ScaleCountOverflow(const Napi::CallbackInfo& info) {
-  const int64_t n = float32Arg(info, 0, "x").ElementLength();
-  const float scale = info[1].As<Napi::Number>().FloatValue();
-  const float maxFinite = info[3].As<Napi::Number>().FloatValue();
-  const int64_t count = octet::scaleCountOverflow(f32(info, 0, "x", n), scale, f32(info, 2, "out", n), n, maxFinite, threadsArg(info, 4));
+  const Napi::Object o = optionsArg(info, 2, "scaleCountOverflow");
+  const int64_t n = f32Length(info, 0, "x");
+  const int64_t count = octet::scaleCountOverflow(f32(info, 0, "x", n), static_cast<float>(numberField(o, "scale")), f32(info, 1, "out", n), n,
+                                                  static_cast<float>(numberField(o, "maxFinite")), threadsField(o));
   return Napi::Number::New(info.Env(), double(count));
 }
 
+// reluForward(x, out, mask | null, { threads }), reluBackward(mask, g, out, { threads }),
+// add(a, b, out, { threads }); mask: a Uint8Array of ceil(n / 8) bytes, one bit per element.
 Napi::Value ReluForward(const Napi::CallbackInfo& info) {
-  const int64_t n = float32Arg(info, 0, "x").ElementLength();
-  uint8_t* mask = nullptr;
-  if (!info[2].IsNull()) mask = maskArg(info, 2, n);
-  octet::reluForward(f32(info, 0, "x", n), f32(info, 1, "out", n), mask, n, threadsArg(info, 3));
-  return info.Env().Undefined();
+  const int64_t n = f32Length(info, 0, "x");
+  uint8_t* mask = info[2].IsNull() ? nullptr : maskArg(info, 2, n);
+  octet::reluForward(f32(info, 0, "x", n), f32(info, 1, "out", n), mask, n, threadsField(optionsArg(info, 3, "reluForward")));
+  return undefinedOf(info);
 }
 
 Napi::Value ReluBackward(const Napi::CallbackInfo& info) {
-  const int64_t n = float32Arg(info, 1, "g").ElementLength();
-  octet::reluBackward(maskArg(info, 0, n), f32(info, 1, "g", n), f32(info, 2, "out", n), n, threadsArg(info, 3));
-  return info.Env().Undefined();
+  const int64_t n = f32Length(info, 1, "g");
+  octet::reluBackward(maskArg(info, 0, n), f32(info, 1, "g", n), f32(info, 2, "out", n), n, threadsField(optionsArg(info, 3, "reluBackward")));
+  return undefinedOf(info);
 }
 
 Napi::Value AddArrays(const Napi::CallbackInfo& info) {
-  const int64_t n = float32Arg(info, 0, "a").ElementLength();
-  octet::addArrays(f32(info, 0, "a", n), f32(info, 1, "b", n), f32(info, 2, "out", n), n, threadsArg(info, 3));
-  return info.Env().Undefined();
+  const int64_t n = f32Length(info, 0, "a");
+  octet::addArrays(f32(info, 0, "a", n), f32(info, 1, "b", n), f32(info, 2, "out", n), n, threadsField(optionsArg(info, 3, "add")));
+  return undefinedOf(info);
 }
 
-// adamwMoments(m, v, g, beta1, beta2, threads?) and
-// adamwApply(p, m, v, decay, stepSize, c2Sqrt, eps, threads?): see native/elementwise.h.
+// adamwMoments(m, v, g, { beta1, beta2, threads }) and
+// adamwApply(p, m, v, { decay, stepSize, c2Sqrt, eps, threads }): see native/elementwise.h.
 Napi::Value AdamwMoments(const Napi::CallbackInfo& info) {
-  const int64_t n = float32Arg(info, 2, "g").ElementLength();
-  octet::adamwMoments(f32(info, 0, "m", n), f32(info, 1, "v", n), f32(info, 2, "g", n), info[3].As<Napi::Number>().DoubleValue(),
-                      info[4].As<Napi::Number>().DoubleValue(), n, threadsArg(info, 5));
-  return info.Env().Undefined();
+  const Napi::Object o = optionsArg(info, 3, "adamwMoments");
+  const int64_t n = f32Length(info, 2, "g");
+  octet::adamwMoments(f32(info, 0, "m", n), f32(info, 1, "v", n), f32(info, 2, "g", n), numberField(o, "beta1"), numberField(o, "beta2"), n,
+                      threadsField(o));
+  return undefinedOf(info);
 }
 
 Napi::Value AdamwApply(const Napi::CallbackInfo& info) {
-  const int64_t n = float32Arg(info, 0, "p").ElementLength();
-  auto number = [&](size_t i) { return info[i].As<Napi::Number>().DoubleValue(); };
-  octet::adamwApply(f32(info, 0, "p", n), f32(info, 1, "m", n), f32(info, 2, "v", n), number(3), number(4), number(5), number(6), n,
-                    threadsArg(info, 7));
-  return info.Env().Undefined();
+  const Napi::Object o = optionsArg(info, 3, "adamwApply");
+  const int64_t n = f32Length(info, 0, "p");
+  octet::adamwApply(f32(info, 0, "p", n), f32(info, 1, "m", n), f32(info, 2, "v", n), numberField(o, "decay"), numberField(o, "stepSize"),
+                    numberField(o, "c2Sqrt"), numberField(o, "eps"), n, threadsField(o));
+  return undefinedOf(info);
 }
 
-// channelBiasAdd(out, bias, batch, channels, plane, threads?)
+// channelBiasAdd(out, bias, { batch, channels, plane, threads })
 Napi::Value ChannelBiasAdd(const Napi::CallbackInfo& info) {
-  const ChannelShape s = channelShapeArg(info, 2);
-  octet::channelBiasAdd(f32(info, 0, "out", s.size()), f32(info, 1, "bias", s.channels), s.batch, s.channels, s.plane,
-                        threadsArg(info, 5));
-  return info.Env().Undefined();
+  const Napi::Object o = optionsArg(info, 2, "channelBiasAdd");
+  const ChannelShape s = channelShapeField(o);
+  octet::channelBiasAdd(f32(info, 0, "out", s.size()), f32(info, 1, "bias", s.channels), s.batch, s.channels, s.plane, threadsField(o));
+  return undefinedOf(info);
 }
 
-// channelSum(g, sums, batch, channels, plane, threads?)
+// channelSum(g, sums, { batch, channels, plane, threads })
 Napi::Value ChannelSum(const Napi::CallbackInfo& info) {
-  const ChannelShape s = channelShapeArg(info, 2);
-  octet::channelSum(f32(info, 0, "g", s.size()), f64(info, 1, "sums", s.channels), s.batch, s.channels, s.plane,
-                    threadsArg(info, 5));
-  return info.Env().Undefined();
+  const Napi::Object o = optionsArg(info, 2, "channelSum");
+  const ChannelShape s = channelShapeField(o);
+  octet::channelSum(f32(info, 0, "g", s.size()), f64(info, 1, "sums", s.channels), s.batch, s.channels, s.plane, threadsField(o));
+  return undefinedOf(info);
 }
 
-// channelMeanVar(x, mean, var, batch, channels, plane, threads?)
+// channelMeanVar(x, mean, variance, { batch, channels, plane, threads })
 Napi::Value ChannelMeanVar(const Napi::CallbackInfo& info) {
-  const ChannelShape s = channelShapeArg(info, 3);
-  octet::channelMeanVar(f32(info, 0, "x", s.size()), f64(info, 1, "mean", s.channels), f64(info, 2, "var", s.channels),
-                        s.batch, s.channels, s.plane, threadsArg(info, 6));
-  return info.Env().Undefined();
+  const Napi::Object o = optionsArg(info, 3, "channelMeanVar");
+  const ChannelShape s = channelShapeField(o);
+  octet::channelMeanVar(f32(info, 0, "x", s.size()), f64(info, 1, "mean", s.channels), f64(info, 2, "variance", s.channels), s.batch, s.channels,
+                        s.plane, threadsField(o));
+  return undefinedOf(info);
 }
 
-// batchNormForward(x, mean, invStd, gamma|null, beta|null, xhat, out, batch, channels, plane, threads?)
+// batchNormForward(x, mean, invStd, gamma | null, beta | null, xhat, out, { batch, channels, plane, threads })
 Napi::Value BatchNormForward(const Napi::CallbackInfo& info) {
-  const ChannelShape s = channelShapeArg(info, 7);
-  octet::batchNormForward(f32(info, 0, "x", s.size()), f64(info, 1, "mean", s.channels),
-                          f32(info, 2, "invStd", s.channels), f32(info, 3, "gamma", s.channels, true),
-                          f32(info, 4, "beta", s.channels, true), f32(info, 5, "xhat", s.size()),
-                          f32(info, 6, "out", s.size()), s.batch, s.channels, s.plane, threadsArg(info, 10));
-  return info.Env().Undefined();
+  const Napi::Object o = optionsArg(info, 7, "batchNormForward");
+  const ChannelShape s = channelShapeField(o);
+  octet::batchNormForward(f32(info, 0, "x", s.size()), f64(info, 1, "mean", s.channels), f32(info, 2, "invStd", s.channels),
+                          f32(info, 3, "gamma", s.channels, true), f32(info, 4, "beta", s.channels, true), f32(info, 5, "xhat", s.size()),
+                          f32(info, 6, "out", s.size()), s.batch, s.channels, s.plane, threadsField(o));
+  return undefinedOf(info);
 }
 
-// batchNormBackward(g, xhat, invStd, gamma|null, training, gx|null, sumG, sumGX, batch, channels, plane, threads?)
+// batchNormBackward(g, xhat, invStd, gamma | null, gx | null, sumG, sumGX, { training, batch, channels, plane, threads })
 Napi::Value BatchNormBackward(const Napi::CallbackInfo& info) {
-  const ChannelShape s = channelShapeArg(info, 8);
-  octet::batchNormBackward(f32(info, 0, "g", s.size()), f32(info, 1, "xhat", s.size()),
-                           f32(info, 2, "invStd", s.channels), f32(info, 3, "gamma", s.channels, true),
-                           info[4].ToBoolean(), f32(info, 5, "gx", s.size(), true), f64(info, 6, "sumG", s.channels),
-                           f64(info, 7, "sumGX", s.channels), s.batch, s.channels, s.plane, threadsArg(info, 11));
-  return info.Env().Undefined();
+  const Napi::Object o = optionsArg(info, 7, "batchNormBackward");
+  const ChannelShape s = channelShapeField(o);
+  octet::batchNormBackward(f32(info, 0, "g", s.size()), f32(info, 1, "xhat", s.size()), f32(info, 2, "invStd", s.channels),
+                           f32(info, 3, "gamma", s.channels, true), boolField(o, "training"), f32(info, 4, "gx", s.size(), true),
+                           f64(info, 5, "sumG", s.channels), f64(info, 6, "sumGX", s.channels), s.batch, s.channels, s.plane, threadsField(o));
+  return undefinedOf(info);
 }
 
-// encode(values, codes, params, threads?)
+// encode(values, codes, { params, threads }): params are a format's codec parameters.
 Napi::Value Encode(const Napi::CallbackInfo& info) {
-  auto in = float32Arg(info, 0, "values");
-  const int bytes = codeBytes(info, 1, "codes");
-  if (info[1].As<Napi::TypedArray>().ElementLength() != in.ElementLength()) {
-    throw Napi::RangeError::New(info.Env(), "encode: codes and values differ in length");
-  }
-  octet::encode(in.Data(), typedData(info, 1), bytes, static_cast<int64_t>(in.ElementLength()), codecParamsArg(info, 2),
-                threadsArg(info, 3));
-  return info.Env().Undefined();
+  const Napi::Object o = optionsArg(info, 2, "encode");
+  const int64_t n = f32Length(info, 0, "values");
+  const int bytes = codeBytes(info.Env(), info[1], "codes");
+  if (static_cast<int64_t>(info[1].As<Napi::TypedArray>().ElementLength()) != n) throw rangeError(info.Env(), "encode: codes and values differ in length");
+  octet::encode(f32(info, 0, "values", n), typedData(info[1].As<Napi::TypedArray>()), bytes, n, codecParamsField(o, "params"), threadsField(o));
+  return undefinedOf(info);
 }
 
-// encodeScaled(values, scale, codes, params, maxFinite, magnitudeMask, threads?) -> [overflow, nonzero, underflow]
+// encodeScaled(values, codes, { scale, params, maxFinite, magnitudeMask, threads }) -> [overflow, nonzero, underflow]
 Napi::Value EncodeScaled(const Napi::CallbackInfo& info) {
-  auto in = float32Arg(info, 0, "values");
-  const int bytes = codeBytes(info, 2, "codes");
-  if (info[2].As<Napi::TypedArray>().ElementLength() != in.ElementLength()) {
-    throw Napi::RangeError::New(info.Env(), "encodeScaled: codes and values differ in length");
+  const Napi::Object o = optionsArg(info, 2, "encodeScaled");
+  const int64_t n = f32Length(info, 0, "values");
+  const int bytes = codeBytes(info.Env(), info[1], "codes");
+  if (static_cast<int64_t>(info[1].As<Napi::TypedArray>().ElementLength()) != n) {
+    throw rangeError(info.Env(), "encodeScaled: codes and values differ in length");
   }
   int64_t counts[3];
-  octet::encodeScaled(in.Data(), info[1].As<Napi::Number>().FloatValue(), typedData(info, 2), bytes, static_cast<int64_t>(in.ElementLength()),
-                      codecParamsArg(info, 3), info[4].As<Napi::Number>().FloatValue(), info[5].As<Napi::Number>().Uint32Value(), counts,
-                      threadsArg(info, 6));
+  octet::encodeScaled(f32(info, 0, "values", n), static_cast<float>(numberField(o, "scale")), typedData(info[1].As<Napi::TypedArray>()), bytes, n,
+                      codecParamsField(o, "params"), static_cast<float>(numberField(o, "maxFinite")),
+                      static_cast<uint32_t>(sizeField(o, "magnitudeMask")), counts, threadsField(o));
   Napi::Array out = Napi::Array::New(info.Env(), 3);
   for (uint32_t k = 0; k < 3; ++k) out.Set(k, Napi::Number::New(info.Env(), double(counts[k])));
   return out;
 }
 
-// quantize(values, out, params, lut | null, threads?)
+// The value of every code of a format (at least `needs` floats), or null.
+const float* tableField(const Napi::Object& o, int64_t needs) { return f32(o.Env(), field(o, "table", false), "table", needs, true); }
+
+// quantize(values, out, { params, table, threads }): table, the value of every code (formats of
+// at most 16 bits), or null (32-bit formats: bits copied).
 Napi::Value Quantize(const Napi::CallbackInfo& info) {
-  auto in = float32Arg(info, 0, "values");
-  auto out = float32Arg(info, 1, "out");
-  if (out.ElementLength() != in.ElementLength()) throw Napi::RangeError::New(info.Env(), "quantize: out and values differ in length");
-  octet::CodecParams p = codecParamsArg(info, 2);
-  const float* lut = nullptr;
-  if (!info[3].IsNull()) {
-    auto table = float32Arg(info, 3, "lut");
-    if (table.ElementLength() < 2 * static_cast<size_t>(p.signMask)) {
-      throw Napi::RangeError::New(info.Env(), "quantize: the table must hold the value of every code");
-    }
-    lut = table.Data();
-  }
-  octet::quantize(in.Data(), out.Data(), static_cast<int64_t>(in.ElementLength()), p, lut, threadsArg(info, 4));
-  return info.Env().Undefined();
+  const Napi::Object o = optionsArg(info, 2, "quantize");
+  const int64_t n = f32Length(info, 0, "values");
+  const octet::CodecParams p = codecParamsField(o, "params");
+  octet::quantize(f32(info, 0, "values", n), f32(info, 1, "out", n), n, p, tableField(o, 2 * static_cast<int64_t>(p.signMask)), threadsField(o));
+  return undefinedOf(info);
 }
 
-// decode(codes, out, lut | null, threads?)
+// decode(codes, out, { table, threads }): codes narrower than 32 bits need the table of every
+// value their array type can hold.
 Napi::Value Decode(const Napi::CallbackInfo& info) {
-  const int bytes = codeBytes(info, 0, "codes");
-  auto out = float32Arg(info, 1, "out");
-  const size_t n = info[0].As<Napi::TypedArray>().ElementLength();
-  if (out.ElementLength() != n) throw Napi::RangeError::New(info.Env(), "decode: out and codes differ in length");
-  const float* lut = nullptr;
-  if (!info[2].IsNull()) {
-    auto table = float32Arg(info, 2, "lut");
-    if (bytes == 4 || table.ElementLength() < (size_t{1} << (8 * bytes))) {
-      throw Napi::RangeError::New(info.Env(), "decode: the table must cover every value the code array can hold");
-    }
-    lut = table.Data();
-  } else if (bytes != 4) {
-    throw Napi::TypeError::New(info.Env(), "decode: codes narrower than 32 bits need a table");
-  }
-  octet::decode(typedData(info, 0), bytes, out.Data(), static_cast<int64_t>(n), lut, threadsArg(info, 3));
-  return info.Env().Undefined();
+  const Napi::Object o = optionsArg(info, 2, "decode");
+  const int bytes = codeBytes(info.Env(), info[0], "codes");
+  const int64_t n = static_cast<int64_t>(info[0].As<Napi::TypedArray>().ElementLength());
+  const float* lut = bytes == 4 ? nullptr : tableField(o, int64_t{1} << (8 * bytes));
+  if (bytes != 4 && !lut) throw typeError(info.Env(), "decode: codes narrower than 32 bits need a table");
+  octet::decode(typedData(info[0].As<Napi::TypedArray>()), bytes, f32(info, 1, "out", n), n, lut, threadsField(o));
+  return undefinedOf(info);
 }
 
-// im2col(x, col, geometry, threads?) and col2im(col, x, geometry, threads?): the image and the
-// column matrix, in the order the kernel reads then writes them.
+int64_t imageElements(const octet::ConvGeometry& g) { return g.channels * g.height * g.width; }
+int64_t columnElements(const octet::ConvGeometry& g) { return g.channels * g.kernelH * g.kernelW * g.outH * g.outW; }
+
+// im2col(x, col, { geometry, threads }) and col2im(col, x, { geometry, threads }): the image and
+// the column matrix, in the order the kernel reads then writes them.
 Napi::Value Im2col(const Napi::CallbackInfo& info) {
-  const octet::ConvGeometry g = geometryArg(info, 2);
-  const int64_t image = g.channels * g.height * g.width, columns = g.channels * g.kernelH * g.kernelW * g.outH * g.outW;
-  octet::im2col(f32(info, 0, "x", image), f32(info, 1, "col", columns), g, threadsArg(info, 3));
-  return info.Env().Undefined();
+  const Napi::Object o = optionsArg(info, 2, "im2col");
+  const octet::ConvGeometry g = geometryField(o);
+  octet::im2col(f32(info, 0, "x", imageElements(g)), f32(info, 1, "col", columnElements(g)), g, threadsField(o));
+  return undefinedOf(info);
 }
 
 Napi::Value Col2im(const Napi::CallbackInfo& info) {
-  const octet::ConvGeometry g = geometryArg(info, 2);
-  const int64_t image = g.channels * g.height * g.width, columns = g.channels * g.kernelH * g.kernelW * g.outH * g.outW;
-  octet::col2im(f32(info, 0, "col", columns), f32(info, 1, "x", image), g, threadsArg(info, 3));
-  return info.Env().Undefined();
+  const Napi::Object o = optionsArg(info, 2, "col2im");
+  const octet::ConvGeometry g = geometryField(o);
+  octet::col2im(f32(info, 0, "col", columnElements(g)), f32(info, 1, "x", imageElements(g)), g, threadsField(o));
+  return undefinedOf(info);
 }
 
-// im2colBatch(x, col, geometry, batch, imageStride, threads?) and
-// col2imBatch(col, x, geometry, batch, imageStride, threads?): see native/im2col.h.
+// im2colBatch(x, col, { geometry, batch, imageStride, threads }) and
+// col2imBatch(col, x, { geometry, batch, imageStride, threads }): see native/im2col.h.
 Napi::Value Im2colBatch(const Napi::CallbackInfo& info) {
-  const octet::ConvGeometry g = geometryArg(info, 2);
-  const int64_t batch = intArg(info, 3, "batch"), stride = intArg(info, 4, "imageStride");
-  const int64_t image = (batch - 1) * stride + g.channels * g.height * g.width;
-  const int64_t columns = g.channels * g.kernelH * g.kernelW * g.outH * g.outW * batch;
-  if (info[0].IsTypedArray() && info[0].As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array) {
+  const Napi::Object o = optionsArg(info, 2, "im2colBatch");
+  const octet::ConvGeometry g = geometryField(o);
+  const int64_t batch = sizeField(o, "batch"), stride = sizeField(o, "imageStride");
+  const int64_t image = imagesExtent(g, batch, stride), columns = columnElements(g) * batch;
+  if (isType(info[0], napi_uint8_array)) {
+    if (!isType(info[1], napi_uint8_array)) throw typeError(info.Env(), "im2colBatch: codes in, codes out: col must be a Uint8Array too");
     auto x = info[0].As<Napi::Uint8Array>();
-    if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-      throw Napi::TypeError::New(info.Env(), "im2colBatch: codes in, codes out: col must be a Uint8Array too");
-    }
     auto col = info[1].As<Napi::Uint8Array>();
     if (int64_t(x.ElementLength()) < image || int64_t(col.ElementLength()) < columns) {
-      throw Napi::RangeError::New(info.Env(), "im2colBatch: the codes or the columns are too short for the geometry");
+      throw rangeError(info.Env(), "im2colBatch: the codes or the columns are too short for the geometry");
     }
-    octet::im2colBatchCodes(x.Data(), col.Data(), g, batch, stride, threadsArg(info, 5));
-    return info.Env().Undefined();
+    octet::im2colBatchCodes(x.Data(), col.Data(), g, batch, stride, threadsField(o));
+    return undefinedOf(info);
   }
-  octet::im2colBatch(f32(info, 0, "x", image), f32(info, 1, "col", columns), g, batch, stride, threadsArg(info, 5));
-  return info.Env().Undefined();
-}
-
-// winogradForward(x, w, y, geometry, threads?): y = conv3x3(x, w), stride 1 (native/winograd.h).
-Napi::Value WinogradForward(const Napi::CallbackInfo& info) {
-  const octet::WinogradConv c = winogradArg(info, 3);
-  const float* x = f32(info, 0, "x", (c.batch - 1) * c.xImageStride + c.channels * c.height * c.width);
-  const float* w = f32(info, 1, "w", c.outChannels * c.channels * 9);
-  float* y = f32(info, 2, "y", (c.batch - 1) * c.yImageStride + c.outChannels * c.outH * c.outW);
-  octet::winogradForward(c, x, w, y, threadsArg(info, 4));
-  return info.Env().Undefined();
-}
-
-// winogradWeightGradient(x, dy, dw, geometry, threads?): dw = the 3x3 weight gradient.
-Napi::Value WinogradWeightGradient(const Napi::CallbackInfo& info) {
-  const octet::WinogradConv c = winogradArg(info, 3);
-  const float* x = f32(info, 0, "x", (c.batch - 1) * c.xImageStride + c.channels * c.height * c.width);
-  const float* dy = f32(info, 1, "dy", (c.batch - 1) * c.yImageStride + c.outChannels * c.outH * c.outW);
-  float* dw = f32(info, 2, "dw", c.outChannels * c.channels * 9);
-  if (c.flipped) throw Napi::RangeError::New(info.Env(), "winogradWeightGradient: flipped kernels are for the forward only");
-  octet::winogradWeightGradient(c, x, dy, dw, threadsArg(info, 4));
-  return info.Env().Undefined();
+  octet::im2colBatch(f32(info, 0, "x", image), f32(info, 1, "col", columns), g, batch, stride, threadsField(o));
+  return undefinedOf(info);
 }
 
 Napi::Value Col2imBatch(const Napi::CallbackInfo& info) {
-  const octet::ConvGeometry g = geometryArg(info, 2);
-  const int64_t batch = intArg(info, 3, "batch"), stride = intArg(info, 4, "imageStride");
-  const int64_t image = (batch - 1) * stride + g.channels * g.height * g.width;
-  const int64_t columns = g.channels * g.kernelH * g.kernelW * g.outH * g.outW * batch;
-  octet::col2imBatch(f32(info, 0, "col", columns), f32(info, 1, "x", image), g, batch, stride, threadsArg(info, 5));
-  return info.Env().Undefined();
+  const Napi::Object o = optionsArg(info, 2, "col2imBatch");
+  const octet::ConvGeometry g = geometryField(o);
+  const int64_t batch = sizeField(o, "batch"), stride = sizeField(o, "imageStride");
+  octet::col2imBatch(f32(info, 0, "col", columnElements(g) * batch), f32(info, 1, "x", imagesExtent(g, batch, stride)), g, batch, stride,
+                     threadsField(o));
+  return undefinedOf(info);
+}
+
+// winogradForward(x, w, y, plan): y = conv3x3(x, w), stride 1; plan: winogradField's options and
+// threads (native/winograd.h).
+Napi::Value WinogradForward(const Napi::CallbackInfo& info) {
+  const Napi::Object o = optionsArg(info, 3, "winogradForward");
+  const octet::WinogradConv c = winogradField(o);
+  const float* x = f32(info, 0, "x", (c.batch - 1) * c.xImageStride + c.channels * c.height * c.width);
+  const float* w = f32(info, 1, "w", c.outChannels * c.channels * 9);
+  float* y = f32(info, 2, "y", (c.batch - 1) * c.yImageStride + c.outChannels * c.outH * c.outW);
+  octet::winogradForward(c, x, w, y, threadsField(o));
+  return undefinedOf(info);
+}
+
+// winogradWeightGradient(x, dy, dw, plan): dw = the 3x3 weight gradient.
+Napi::Value WinogradWeightGradient(const Napi::CallbackInfo& info) {
+  const Napi::Object o = optionsArg(info, 3, "winogradWeightGradient");
+  const octet::WinogradConv c = winogradField(o);
+  if (c.flipped) throw rangeError(info.Env(), "winogradWeightGradient: flipped kernels are for the forward only");
+  const float* x = f32(info, 0, "x", (c.batch - 1) * c.xImageStride + c.channels * c.height * c.width);
+  const float* dy = f32(info, 1, "dy", (c.batch - 1) * c.yImageStride + c.outChannels * c.outH * c.outW);
+  float* dw = f32(info, 2, "dw", c.outChannels * c.channels * 9);
+  octet::winogradWeightGradient(c, x, dy, dw, threadsField(o));
+  return undefinedOf(info);
 }
 
 // A Float32Array or a Uint8Array at argument i: its data and element size (4 or 1).
 std::pair<void*, int> planeArg(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t needs) {
-  if (!info[i].IsTypedArray()) throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a Float32Array or a Uint8Array");
+  const int bytes = isType(info[i], napi_float32_array) ? 4 : isType(info[i], napi_uint8_array) ? 1 : 0;
+  if (bytes == 0) throw typeError(info.Env(), std::string(name) + " must be a Float32Array or a Uint8Array");
   auto t = info[i].As<Napi::TypedArray>();
-  const int bytes = t.TypedArrayType() == napi_float32_array ? 4 : t.TypedArrayType() == napi_uint8_array ? 1 : 0;
-  if (bytes == 0) throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a Float32Array or a Uint8Array");
-  if (static_cast<int64_t>(t.ElementLength()) < needs) throw Napi::RangeError::New(info.Env(), std::string(name) + " is too short for the shape");
-  return {typedData(info, i), bytes};
+  if (static_cast<int64_t>(t.ElementLength()) < needs) throw rangeError(info.Env(), std::string(name) + " is too short for the shape");
+  return {typedData(t), bytes};
 }
 
-// moveRows(matrix, images, rows, count, plane, channels, c0, n0, toImages, threads?): see native/im2col.h.
+// moveRows(matrix, images, { rows, count, plane, channels, c0, n0, toImages, threads }): see native/im2col.h.
 Napi::Value MoveRows(const Napi::CallbackInfo& info) {
-  const int64_t rows = intArg(info, 2, "rows"), count = intArg(info, 3, "count"), plane = intArg(info, 4, "plane");
-  const int64_t channels = intArg(info, 5, "channels"), c0 = intArg(info, 6, "c0"), n0 = intArg(info, 7, "n0");
-  if (rows < 0 || count < 0 || plane < 0 || c0 < 0 || n0 < 0 || c0 + rows > channels) throw Napi::RangeError::New(info.Env(), "moveRows: rows out of range");
+  const Napi::Object o = optionsArg(info, 2, "moveRows");
+  const int64_t rows = sizeField(o, "rows"), count = sizeField(o, "count"), plane = sizeField(o, "plane");
+  const int64_t channels = sizeField(o, "channels"), c0 = sizeField(o, "c0"), n0 = sizeField(o, "n0");
+  if (c0 + rows > channels) throw rangeError(info.Env(), "moveRows: rows out of range");
   auto [matrix, mb] = planeArg(info, 0, "matrix", rows * count * plane);
   auto [images, ib] = planeArg(info, 1, "images", rows == 0 || count == 0 ? 0 : (n0 + count) * channels * plane);
-  if (mb != ib) throw Napi::TypeError::New(info.Env(), "moveRows: the matrix and the images must both be floats or both codes");
-  const bool toImages = info[8].ToBoolean();
-  const int threads = threadsArg(info, 9);
+  if (mb != ib) throw typeError(info.Env(), "moveRows: the matrix and the images must both be floats or both codes");
+  const bool toImages = boolField(o, "toImages");
+  const int threads = threadsField(o);
   if (mb == 4) octet::moveRows(static_cast<float*>(matrix), static_cast<float*>(images), rows, count, plane, channels, c0, n0, toImages, threads);
   else octet::moveRows(static_cast<uint8_t*>(matrix), static_cast<uint8_t*>(images), rows, count, plane, channels, c0, n0, toImages, threads);
-  return info.Env().Undefined();
+  return undefinedOf(info);
 }
 
-// scatterPhase(matrix, images, rows, count, channels, c0, n0, height, width, ph, pw, strideH, strideW,
-//              phaseRows, phaseCols, threads?): see native/im2col.h.
+// scatterPhase(matrix, images, { rows, count, channels, c0, n0, height, width, ph, pw, strideH,
+// strideW, phaseRows, phaseCols, threads }): see native/im2col.h.
 Napi::Value ScatterPhase(const Napi::CallbackInfo& info) {
-  int64_t v[13];
-  const char* names[13] = {"rows", "count", "channels", "c0", "n0", "height", "width", "ph", "pw", "strideH", "strideW", "phaseRows", "phaseCols"};
-  for (int k = 0; k < 13; ++k) {
-    v[k] = intArg(info, 2 + k, names[k]);
-    if (v[k] < 0) throw Napi::RangeError::New(info.Env(), std::string("scatterPhase: negative ") + names[k]);
-  }
-  const int64_t rows = v[0], count = v[1], channels = v[2], c0 = v[3], n0 = v[4], height = v[5], width = v[6];
-  const int64_t ph = v[7], pw = v[8], sh = v[9], sw = v[10], pr = v[11], pc = v[12];
+  const Napi::Object o = optionsArg(info, 2, "scatterPhase");
+  const int64_t rows = sizeField(o, "rows"), count = sizeField(o, "count"), channels = sizeField(o, "channels"), c0 = sizeField(o, "c0");
+  const int64_t n0 = sizeField(o, "n0"), height = sizeField(o, "height"), width = sizeField(o, "width"), ph = sizeField(o, "ph");
+  const int64_t pw = sizeField(o, "pw"), sh = sizeField(o, "strideH"), sw = sizeField(o, "strideW"), pr = sizeField(o, "phaseRows");
+  const int64_t pc = sizeField(o, "phaseCols");
   const bool empty = rows == 0 || count == 0 || pr == 0 || pc == 0;
   if (!empty && (c0 + rows > channels || ph + sh * (pr - 1) >= height || pw + sw * (pc - 1) >= width)) {
-    throw Napi::RangeError::New(info.Env(), "scatterPhase: the phase does not fit the images");
+    throw rangeError(info.Env(), "scatterPhase: the phase does not fit the images");
   }
   const float* matrix = f32(info, 0, "matrix", rows * count * pr * pc);
   float* images = f32(info, 1, "images", empty ? 0 : (n0 + count) * channels * height * width);
-  octet::scatterPhase(matrix, images, rows, count, channels, c0, n0, height, width, ph, pw, sh, sw, pr, pc, threadsArg(info, 15));
-  return info.Env().Undefined();
+  octet::scatterPhase(matrix, images, rows, count, channels, c0, n0, height, width, ph, pw, sh, sw, pr, pc, threadsField(o));
+  return undefinedOf(info);
 }
 
-// rotateKernel(w, out, group, ocg, cg, taps, threads?): see native/im2col.h.
+// rotateKernel(w, out, { group, ocg, cg, taps, threads }): see native/im2col.h.
 Napi::Value RotateKernel(const Napi::CallbackInfo& info) {
-  const int64_t group = intArg(info, 2, "group"), ocg = intArg(info, 3, "ocg"), cg = intArg(info, 4, "cg"), taps = intArg(info, 5, "taps");
-  if (group < 0 || ocg < 0 || cg < 0 || taps < 0) throw Napi::RangeError::New(info.Env(), "rotateKernel: negative dimension");
+  const Napi::Object o = optionsArg(info, 2, "rotateKernel");
+  const int64_t group = sizeField(o, "group"), ocg = sizeField(o, "ocg"), cg = sizeField(o, "cg"), taps = sizeField(o, "taps");
   auto [w, wb] = planeArg(info, 0, "w", (group + 1) * ocg * cg * taps);
   auto [out, ob] = planeArg(info, 1, "out", cg * ocg * taps);
-  if (wb != ob) throw Napi::TypeError::New(info.Env(), "rotateKernel: the weights and the result must both be floats or both codes");
-  const int threads = threadsArg(info, 6);
+  if (wb != ob) throw typeError(info.Env(), "rotateKernel: the weights and the result must both be floats or both codes");
+  const int threads = threadsField(o);
   if (wb == 4) octet::rotateKernel(static_cast<const float*>(w), static_cast<float*>(out), group, ocg, cg, taps, threads);
   else octet::rotateKernel(static_cast<const uint8_t*>(w), static_cast<uint8_t*>(out), group, ocg, cg, taps, threads);
-  return info.Env().Undefined();
-}
-
-// lowpGemm(transA, transB, m, n, k, a, b, c, codecParams, lut | null, chunk, exactProducts,
-//          productsOnSubnormalGrid, threads?, aTable?, bTable?, bIsE5M2?, aIsE5M2?): a and b are
-//          Float32Arrays, or Uint8Arrays of codes with their tables.
-Napi::Value LowpGemm(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 13) throw Napi::TypeError::New(env, "lowpGemm takes 13 or 14 arguments");
-  octet::LowpGemmArgs g;
-  g.transA = info[0].ToBoolean();
-  g.transB = info[1].ToBoolean();
-  g.m = intArg(info, 2, "m");
-  g.n = intArg(info, 3, "n");
-  g.k = intArg(info, 4, "k");
-  if (g.m < 0 || g.n < 0 || g.k < 0) throw Napi::RangeError::New(env, "lowpGemm: negative dimension");
-  g.a = nullptr;
-  g.b = nullptr;
-  if (info[5].IsTypedArray() && info[5].As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array) {
-    if (static_cast<int64_t>(info[5].As<Napi::TypedArray>().ElementLength()) < g.m * g.k) throw Napi::RangeError::New(env, "lowpGemm: a is shorter than its matrix");
-    g.aCodes = static_cast<const uint8_t*>(typedData(info, 5));
-    g.aLut = f32(info, 14, "aTable", 256);
-    g.aIsE5M2 = info.Length() > 17 && info[17].ToBoolean();
-  } else {
-    g.a = f32(info, 5, "a", g.m * g.k);
-  }
-  // Optional arguments 19 and 20: B is the transpose of the column matrix of images (geometry,
-  // imageStride), and argument 6 holds the images.
-  octet::ImplicitColumns columns;
-  int64_t bNeeds = g.k * g.n;
-  if (info.Length() > 20 && info[19].IsArray()) {
-    if (!g.transB) throw Napi::RangeError::New(env, "lowpGemm: columns read from images need transB");
-    columns.geometry = geometryArg(info, 19);
-    columns.imageStride = intArg(info, 20, "imageStride");
-    const octet::ConvGeometry& geo = columns.geometry;
-    const int64_t plane = geo.outH * geo.outW;
-    if (g.n != geo.channels * geo.kernelH * geo.kernelW || plane == 0 || g.k % plane != 0 || columns.imageStride < 0) {
-      throw Napi::RangeError::New(env, "lowpGemm: the GEMM's shape does not match the column matrix of the geometry");
-    }
-    const int64_t batch = g.k / plane;
-    bNeeds = batch == 0 ? 0 : (batch - 1) * columns.imageStride + geo.channels * geo.height * geo.width;
-    g.bColumns = &columns;
-  }
-  if (info[6].IsTypedArray() && info[6].As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array) {
-    if (static_cast<int64_t>(info[6].As<Napi::TypedArray>().ElementLength()) < bNeeds) throw Napi::RangeError::New(env, "lowpGemm: b is shorter than its matrix");
-    g.bCodes = static_cast<const uint8_t*>(typedData(info, 6));
-    g.bLut = f32(info, 15, "bTable", 256);
-    g.bIsE5M2 = info.Length() > 16 && info[16].ToBoolean();
-  } else {
-    g.b = f32(info, 6, "b", bNeeds);
-  }
-  if (g.bColumns) {
-    columns.codes = g.bCodes;
-    columns.x = g.b;
-  }
-  g.c = f32(info, 7, "c", g.m * g.n);
-  g.acc = codecParamsArg(info, 8);
-  g.lut = f32(info, 9, "lut", 2 * static_cast<int64_t>(g.acc.signMask), true);
-  g.chunk = intArg(info, 10, "chunk");
-  if (g.chunk < 0) throw Napi::RangeError::New(env, "lowpGemm: negative chunk");
-  // Optional argument 18: chunk ends (Int32Array), non-decreasing, the last k.
-  if (info.Length() > 18 && info[18].IsTypedArray()) {
-    if (info[18].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) throw Napi::TypeError::New(env, "lowpGemm: chunkEnds must be an Int32Array");
-    auto ends = info[18].As<Napi::Int32Array>();
-    const int64_t count = static_cast<int64_t>(ends.ElementLength());
-    int64_t previous = 0;
-    for (int64_t c = 0; c < count; ++c) {
-      if (ends[c] < previous) throw Napi::RangeError::New(env, "lowpGemm: chunkEnds must not decrease");
-      previous = ends[c];
-    }
-    if (count == 0 || previous != g.k) throw Napi::RangeError::New(env, "lowpGemm: the last chunk end must be k");
-    if (g.acc.rounding != octet::kNearest) throw Napi::RangeError::New(env, "lowpGemm: chunkEnds need nearest rounding");
-    g.chunkEnds = ends.Data();
-    g.chunkCount = count;
-  }
-  g.exactProducts = info[11].ToBoolean();
-  g.productsOnSubnormalGrid = info[12].ToBoolean();
-  octet::lowpGemm(g, threadsArg(info, 13));
-  return env.Undefined();
-}
-
-// sgemmCoded(transA, transB, m, n, k, a, aTable|null, lda, b, bTable|null, ldb, c, ldc, threads?,
-//            bIsE5M2?, aIsE5M2?, unfused?):
-// C = op(A) op(B) with alpha 1, beta 0 (each element one chain in k order: fused multiply-adds,
-// or with `unfused` a multiply then an add per step).
-Napi::Value SgemmCoded(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  GemmArgs g;
-  const GemmExtents needs = gemmShapeArgs(info, "sgemmCoded", 7, 10, 12, g);
-  g.alpha = 1.0f;
-  g.beta = 0.0f;
-  g.a = nullptr;
-  g.b = nullptr;
-  codedOperand(info, 5, "a", needs.a, g.a, g.aCodes, g.aLut);
-  codedOperand(info, 8, "b", needs.b, g.b, g.bCodes, g.bLut);
-  g.c = f32(info, 11, "c", needs.c);
-  g.bIsE5M2 = g.bCodes && info.Length() > 14 && info[14].ToBoolean();
-  g.aIsE5M2 = g.aCodes && info.Length() > 15 && info[15].ToBoolean();
-  g.fused = !(info.Length() > 16 && info[16].ToBoolean());
-  octet::sgemm(g, threadsArg(info, 13));
-  return env.Undefined();
-}
-
-// sgemmColumns(transA, transB, m, n, k, a, aTable|null, lda, x, xTable|null, geometry, imageStride,
-//              c, ldc, cPlane, cImageStride, threads, bIsE5M2, aIsE5M2, unfused):
-// C = op(A) op(B), alpha 1, beta 0, with B the column matrix of the images x (a Float32Array, or
-// a Uint8Array of codes with their table) under one group's geometry (see ImplicitColumns), never
-// stored; cPlane > 0 lays C's columns out image by image (see GemmArgs::cPlane).
-Napi::Value SgemmColumns(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 17) throw Napi::TypeError::New(env, "sgemmColumns takes 17 to 20 arguments");
-  GemmArgs g;
-  g.transA = info[0].ToBoolean();
-  g.transB = info[1].ToBoolean();
-  g.m = intArg(info, 2, "m");
-  g.n = intArg(info, 3, "n");
-  g.k = intArg(info, 4, "k");
-  g.lda = intArg(info, 7, "lda");
-  g.ldc = intArg(info, 13, "ldc");
-  g.ldb = 0;
-  g.alpha = 1.0f;
-  g.beta = 0.0f;
-  g.a = nullptr;
-  g.b = nullptr;
-  if (g.m < 0 || g.n < 0 || g.k < 0) throw Napi::RangeError::New(env, "sgemmColumns: negative dimension");
-  if (g.lda < (g.transA ? g.m : g.k) || g.ldc < 0) throw Napi::RangeError::New(env, "sgemmColumns: leading dimension too small");
-  codedOperand(info, 5, "a", extent(g.transA ? g.k : g.m, g.transA ? g.m : g.k, g.lda), g.a, g.aCodes, g.aLut);
-  octet::ImplicitColumns cols;
-  cols.geometry = geometryArg(info, 10);
-  cols.imageStride = intArg(info, 11, "imageStride");
-  const octet::ConvGeometry& geo = cols.geometry;
-  const int64_t rows = geo.channels * geo.kernelH * geo.kernelW, plane = geo.outH * geo.outW;
-  const int64_t colsCount = g.transB ? g.k : g.n;
-  if ((g.transB ? g.n : g.k) != rows || plane == 0 || colsCount % plane != 0) {
-    throw Napi::RangeError::New(env, "sgemmColumns: the GEMM's shape does not match the column matrix of the geometry");
-  }
-  const int64_t batch = colsCount / plane;
-  if (batch > 0 && cols.imageStride < 0) throw Napi::RangeError::New(env, "sgemmColumns: negative imageStride");
-  const int64_t image = batch == 0 ? 0 : (batch - 1) * cols.imageStride + geo.channels * geo.height * geo.width;
-  const float* xValues = nullptr;
-  const uint8_t* xCodes = nullptr;
-  const float* xLut = nullptr;
-  codedOperand(info, 8, "x", image, xValues, xCodes, xLut);
-  cols.x = xValues;
-  cols.codes = xCodes;
-  g.bLut = xLut;
-  g.bColumns = &cols;
-  g.cPlane = intArg(info, 14, "cPlane");
-  g.cImageStride = intArg(info, 15, "cImageStride");
-  int64_t cNeeds = extent(g.m, g.n, g.ldc);
-  if (g.cPlane != 0) {
-    if (g.cPlane < 0 || g.cPlane % 32 != 0 || g.n % g.cPlane != 0 || g.ldc < g.cPlane || g.cImageStride < 0) {
-      throw Napi::RangeError::New(env, "sgemmColumns: cPlane must be a positive multiple of 32 that divides n, with ldc >= cPlane");
-    }
-    cNeeds = g.m == 0 || g.n == 0 ? 0 : (g.n / g.cPlane - 1) * g.cImageStride + extent(g.m, g.cPlane, g.ldc);
-  } else if (g.ldc < g.n) {
-    throw Napi::RangeError::New(env, "sgemmColumns: leading dimension too small");
-  }
-  g.c = f32(info, 12, "c", cNeeds);
-  g.bIsE5M2 = xCodes && info.Length() > 17 && info[17].ToBoolean();
-  g.aIsE5M2 = g.aCodes && info.Length() > 18 && info[18].ToBoolean();
-  g.fused = !(info.Length() > 19 && info[19].ToBoolean());
-  octet::sgemm(g, threadsArg(info, 16));
-  return env.Undefined();
+  return undefinedOf(info);
 }
 
 // Tensors are large, short-lived blocks freed in a different order than they were allocated.
@@ -549,7 +544,7 @@ void configureAllocator() {
 Napi::Value Prefault(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsTypedArray()) throw Napi::TypeError::New(info.Env(), "array must be a typed array");
   auto a = info[0].As<Napi::TypedArray>();
-  const uintptr_t data = reinterpret_cast<uintptr_t>(typedData(info, 0));
+  const uintptr_t data = reinterpret_cast<uintptr_t>(typedData(a));
 #if defined(__linux__) && defined(MADV_POPULATE_WRITE)
   static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
   const uintptr_t begin = data & ~(page - 1);
@@ -579,7 +574,11 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
-  octet::setDefaultThreads(static_cast<int>(intArg(info, 0, "threads")));
+  if (!info[0].IsNumber() || info[0].As<Napi::Number>().DoubleValue() < 1 ||
+      info[0].As<Napi::Number>().DoubleValue() != std::floor(info[0].As<Napi::Number>().DoubleValue())) {
+    throw rangeError(info.Env(), "setThreads: threads must be a positive integer");
+  }
+  octet::setDefaultThreads(static_cast<int>(info[0].As<Napi::Number>().Int64Value()));
   return info.Env().Undefined();
 }
 

@@ -13,7 +13,6 @@ import {
   resolveFormat,
   type CastOptions,
   type CodeArray,
-  type EncodeParams,
   type Format,
   type FormatLike,
 } from '../formats/index.js';
@@ -23,25 +22,6 @@ import { resolveThreads } from './threads.js';
 
 /** Below this many elements the call overhead of the addon outweighs its speed. */
 const NATIVE_MIN = 256;
-
-/** EncodeParams as the 13 numbers of native/codec.h CodecParams. */
-export function codecParamsArray(p: EncodeParams): number[] {
-  return [
-    p.m,
-    p.emin,
-    p.bias,
-    p.signMask,
-    p.maxBiasedExponent,
-    p.maxMantissaAtTop,
-    p.nanCode,
-    p.infResult,
-    p.finiteOverflow,
-    p.subnormals ? 1 : 0,
-    p.rounding,
-    p.key,
-    p.counterOffset,
-  ];
-}
 
 function tableOrNull(f: Format): Float32Array | null {
   return f.bits > 16 ? null : decodeTable(f);
@@ -78,7 +58,7 @@ export function encode(
   if (codes.BYTES_PER_ELEMENT !== f.storageBytes) {
     throw new InvalidArgumentError(`encode: ${f.name} codes need ${f.storageBytes}-byte elements; the output has ${codes.BYTES_PER_ELEMENT}`);
   }
-  native.encode(src, codes, codecParamsArray(encodeParams(f, options)), resolveThreads(options.threads));
+  native.encode(src, codes, { params: encodeParams(f, options), threads: resolveThreads(options.threads) });
   return codes;
 }
 
@@ -95,7 +75,7 @@ export function quantize(
   const f = resolveFormat(format);
   checkLength(out, src.length, 'quantize');
   const result = out ?? new Float32Array(src.length);
-  native.quantize(src, result, codecParamsArray(encodeParams(f, options)), tableOrNull(f), resolveThreads(options.threads));
+  native.quantize(src, result, { params: encodeParams(f, options), table: tableOrNull(f), threads: resolveThreads(options.threads) });
   return result;
 }
 
@@ -114,6 +94,6 @@ export function decode(
   if (!native || !wordIsCode || codes.length < NATIVE_MIN) return decodeReference(codes, f, out);
   checkLength(out, codes.length, 'decode');
   const result = out ?? new Float32Array(codes.length);
-  native.decode(codes as CodeArray, result, tableOrNull(f), resolveThreads(threads));
+  native.decode(codes as CodeArray, result, { table: tableOrNull(f), threads: resolveThreads(threads) });
   return result;
 }

@@ -14,14 +14,15 @@
  * a multiple of 32, and through a reused plane otherwise.
  */
 import { InvalidArgumentError } from '../errors.js';
+import type { Format } from '../formats/index.js';
 import { gemmReference } from './gemm.js';
 import type { ColumnGeometry } from './conv_geometry.js';
-import { geometryArray, im2colBatchReference, type ImagePlane } from './im2col.js';
+import { im2colBatchReference, type ImagePlane } from './im2col.js';
 import { nativeCore } from './native.js';
 import { resolveThreads } from './threads.js';
 
-/** A GEMM operand: floats, or one-byte codes with the value of every code. */
-export type GemmInput = Float32Array | { codes: Uint8Array; table: Float32Array; e5m2?: boolean };
+/** A GEMM operand: floats, or one-byte codes with the value of every code (and their format's record). */
+export type GemmInput = Float32Array | { codes: Uint8Array; table: Float32Array; format?: Format | null };
 
 /** A convolution's column matrix, described instead of stored. */
 export interface ColumnSource {
@@ -29,8 +30,8 @@ export interface ColumnSource {
   x: ImagePlane;
   /** The value of every code, when x holds codes. */
   table?: Float32Array | null;
-  /** The codes are FP8 E5M2 (decoded 16 at a time by half conversion; the same values). */
-  e5m2?: boolean;
+  /** The record of the codes' format (FP8 E5M2 codes decode 16 at a time by half conversion; the same values). */
+  format?: Format | null;
   /** One group's geometry: channels is the group's input channels. */
   geometry: ColumnGeometry;
   batch: number;
@@ -118,20 +119,17 @@ export function columnsGemm(m: number, n: number, k: number, a: GemmInput, b: Co
   if (!native) return columnsGemmReference(m, n, k, a, b, c, o);
   checkColumns(m, n, k, b, c, o);
   const transA = o.transA ?? false;
-  const aData = a instanceof Float32Array ? a : a.codes;
-  const aTable = a instanceof Float32Array ? null : a.table;
-  const aE5m2 = !(a instanceof Float32Array) && (a.e5m2 ?? false);
   if (!(a instanceof Float32Array) && a.codes.length < m * k) throw new InvalidArgumentError(`columnsGemm: A holds ${a.codes.length} codes; expected ${m * k}`);
   if (a instanceof Float32Array && a.length < m * k) throw new InvalidArgumentError(`columnsGemm: A holds ${a.length} values; expected ${m * k}`);
   const out = o.outImages;
   const direct = !out || out.plane % 32 === 0;
   if (!direct && staging.length < m * n) staging = new Float32Array(m * n);
   const target = direct ? c : staging;
-  native.sgemmColumns(
-    transA, o.transB ?? false, m, n, k, aData, aTable, transA ? m : k, b.x, b.table ?? null, geometryArray(b.geometry), b.imageStride,
-    target, direct && out ? out.plane : n, direct && out ? out.plane : 0, direct && out ? out.imageStride : 0, resolveThreads(o.threads),
-    b.e5m2 ?? false, aE5m2, o.unfused ?? false,
-  );
+  const aMatrix = a instanceof Float32Array ? { data: a } : { data: a.codes, table: a.table, format: a.format };
+  native.sgemmColumns(aMatrix, { data: b.x, table: b.table, format: b.format }, target, {
+    transA, transB: o.transB ?? false, m, n, k, lda: transA ? m : k, ldc: direct && out ? out.plane : n, geometry: b.geometry, imageStride: b.imageStride,
+    cPlane: direct && out ? out.plane : 0, cImageStride: direct && out ? out.imageStride : 0, unfused: o.unfused ?? false, threads: resolveThreads(o.threads),
+  });
   if (!direct) scatterToImages(staging, m, n, c, out!.plane, out!.imageStride);
   return c;
 }

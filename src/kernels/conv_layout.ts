@@ -52,7 +52,7 @@ export function moveRowsReference(matrix: ImagePlane, images: ImagePlane, b: Row
 export function moveRows(matrix: ImagePlane, images: ImagePlane, b: RowBlock, direction: 'scatter' | 'gather'): void {
   checkBlock(matrix, images, b);
   const native = nativeCore();
-  if (native) native.moveRows(matrix, images, b.rows, b.count, b.plane, b.channels, b.c0, b.n0, direction === 'scatter', kernelThreads());
+  if (native) native.moveRows(matrix, images, { ...b, toImages: direction === 'scatter', threads: kernelThreads() });
   else moveRowsReference(matrix, images, b, direction);
 }
 
@@ -110,9 +110,7 @@ export function scatterPhase(result: Float32Array, images: Float32Array, p: Phas
     scatterPhaseReference(result, images, p);
     return;
   }
-  native.scatterPhase(
-    result, images, p.rows, p.count, p.channels, p.c0, p.n0, p.height, p.width, p.ph, p.pw, p.strideH, p.strideW, p.phaseRows, p.phaseCols, kernelThreads(),
-  );
+  native.scatterPhase(result, images, { ...p, threads: kernelThreads() });
 }
 
 /**
@@ -157,6 +155,6 @@ export function rotatedKernel<T extends ImagePlane>(w: T, group: number, ocg: nu
   const native = nativeCore();
   if (!native) return rotatedKernelReference(w, group, ocg, cg, taps);
   const rotated = (w instanceof Uint8Array ? new Uint8Array(cg * ocg * taps) : new Float32Array(cg * ocg * taps)) as T;
-  native.rotateKernel(w, rotated, group, ocg, cg, taps, kernelThreads());
+  native.rotateKernel(w, rotated, { group, ocg, cg, taps, threads: kernelThreads() });
   return rotated;
 }

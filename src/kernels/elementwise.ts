@@ -37,7 +37,7 @@ export function reluForward(x: Float32Array, out: Float32Array, mask: Uint8Array
   const n = sameLength('reluForward', x, out);
   checkMask('reluForward', mask, n);
   const native = nativeCore();
-  if (native && n >= NATIVE_MIN) native.reluForward(x, out, mask, kernelThreads());
+  if (native && n >= NATIVE_MIN) native.reluForward(x, out, mask, { threads: kernelThreads() });
   else reluForwardReference(x, out, mask);
   return out;
 }
@@ -51,7 +51,7 @@ export function reluBackward(mask: Uint8Array, g: Float32Array, out: Float32Arra
   const n = sameLength('reluBackward', g, out);
   checkMask('reluBackward', mask, n);
   const native = nativeCore();
-  if (native && n >= NATIVE_MIN) native.reluBackward(mask, g, out, kernelThreads());
+  if (native && n >= NATIVE_MIN) native.reluBackward(mask, g, out, { threads: kernelThreads() });
   else reluBackwardReference(mask, g, out);
   return out;
 }
@@ -69,7 +69,7 @@ export function addArraysReference(a: Float32Array, b: Float32Array, out: Float3
 export function addArrays(a: Float32Array, b: Float32Array, out: Float32Array): Float32Array {
   const n = sameLength('add', a, b, out);
   const native = nativeCore();
-  if (native && n >= NATIVE_MIN) native.add(a, b, out, kernelThreads());
+  if (native && n >= NATIVE_MIN) native.add(a, b, out, { threads: kernelThreads() });
   else addArraysReference(a, b, out);
   return out;
 }
@@ -104,7 +104,7 @@ export function channelBiasAdd(out: Float32Array, bias: Float32Array, s: Channel
   checkChannels('channelBiasAdd', s, ['out', out, size], ['bias', bias, s.channels]);
   const native = nativeCore();
   if (native && size >= NATIVE_MIN) {
-    native.channelBiasAdd(out, bias, s.batch, s.channels, s.plane, kernelThreads());
+    native.channelBiasAdd(out, bias, { ...s, threads: kernelThreads() });
     return;
   }
   channelBiasAddReference(out, bias, s);
@@ -134,7 +134,7 @@ export function channelSum(g: Float32Array, s: ChannelShape, sums = new Float64A
   checkChannels('channelSum', s, ['g', g, size], ['sums', sums, s.channels]);
   const native = nativeCore();
   if (native && size >= NATIVE_MIN) {
-    native.channelSum(g, sums, s.batch, s.channels, s.plane, kernelThreads());
+    native.channelSum(g, sums, { ...s, threads: kernelThreads() });
     return sums;
   }
   channelSumReference(g, s, sums);
@@ -156,7 +156,7 @@ export function channelMeanVar(x: Float32Array, s: ChannelShape, mean: Float64Ar
   checkChannels('channelMeanVar', s, ['x', x, size], ['mean', mean, s.channels], ['variance', variance, s.channels]);
   const native = nativeCore();
   if (native && size >= NATIVE_MIN) {
-    native.channelMeanVar(x, mean, variance, s.batch, s.channels, s.plane, kernelThreads());
+    native.channelMeanVar(x, mean, variance, { ...s, threads: kernelThreads() });
     return;
   }
   channelMeanVarReference(x, s, mean, variance);
@@ -194,7 +194,7 @@ export function batchNormForward(
   checkChannels('batchNormForward', s, ['x', x, size], ['xhat', xhat, size], ['out', out, size], ['mean', mean, s.channels], ['invStd', invStd, s.channels], ['gamma', gamma, s.channels], ['beta', beta, s.channels]);
   const native = nativeCore();
   if (native && size >= NATIVE_MIN) {
-    native.batchNormForward(x, mean, invStd, gamma, beta, xhat, out, s.batch, s.channels, s.plane, kernelThreads());
+    native.batchNormForward(x, mean, invStd, gamma, beta, xhat, out, { ...s, threads: kernelThreads() });
     return;
   }
   batchNormForwardReference(x, mean, invStd, gamma, beta, xhat, out, s);
@@ -237,7 +237,7 @@ export function batchNormBackward(
   checkChannels('batchNormBackward', s, ['g', g, size], ['xhat', xhat, size], ['gx', gx, size], ['invStd', invStd, s.channels], ['gamma', gamma, s.channels], ['sumG', sumG, s.channels], ['sumGX', sumGX, s.channels]);
   const native = nativeCore();
   if (native && size >= NATIVE_MIN) {
-    native.batchNormBackward(g, xhat, invStd, gamma, training, gx, sumG, sumGX, s.batch, s.channels, s.plane, kernelThreads());
+    native.batchNormBackward(g, xhat, invStd, gamma, gx, sumG, sumGX, { ...s, training, threads: kernelThreads() });
     return;
   }
   batchNormBackwardReference(g, xhat, invStd, gamma, training, gx, sumG, sumGX, s);
@@ -257,7 +257,7 @@ export function adamwMomentsReference(m: Float32Array, v: Float32Array, g: Float
 export function adamwMoments(m: Float32Array, v: Float32Array, g: Float32Array, beta1: number, beta2: number): void {
   sameLength('adamwMoments', m, v, g);
   const native = nativeCore();
-  if (native && g.length >= NATIVE_MIN) native.adamwMoments(m, v, g, beta1, beta2, kernelThreads());
+  if (native && g.length >= NATIVE_MIN) native.adamwMoments(m, v, g, { beta1, beta2, threads: kernelThreads() });
   else adamwMomentsReference(m, v, g, beta1, beta2);
 }
 
@@ -269,6 +269,6 @@ export function adamwApplyReference(p: Float32Array, m: Float32Array, v: Float32
 export function adamwApply(p: Float32Array, m: Float32Array, v: Float32Array, decay: number, stepSize: number, c2Sqrt: number, eps: number): void {
   sameLength('adamwApply', p, m, v);
   const native = nativeCore();
-  if (native && p.length >= NATIVE_MIN) native.adamwApply(p, m, v, decay, stepSize, c2Sqrt, eps, kernelThreads());
+  if (native && p.length >= NATIVE_MIN) native.adamwApply(p, m, v, { decay, stepSize, c2Sqrt, eps, threads: kernelThreads() });
   else adamwApplyReference(p, m, v, decay, stepSize, c2Sqrt, eps);
 }

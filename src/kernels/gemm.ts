@@ -120,22 +120,8 @@ export function gemm(
   checkCall(call);
   const native = nativeCore();
   if (native) {
-    native.sgemm(
-      transA,
-      transB,
-      m,
-      n,
-      k,
-      call.alpha,
-      a,
-      call.lda,
-      b,
-      call.ldb,
-      call.beta,
-      c,
-      call.ldc,
-      resolveThreads(options.threads),
-    );
+    const { alpha, beta, lda, ldb, ldc } = call;
+    native.sgemm(a, b, c, { transA, transB, m, n, k, alpha, beta, lda, ldb, ldc, threads: resolveThreads(options.threads) });
   } else {
     gemmReference(call);
   }

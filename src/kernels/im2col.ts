@@ -14,11 +14,6 @@ import type { ColumnGeometry } from './conv_geometry.js';
 import { nativeCore } from './native.js';
 import { kernelThreads } from './threads.js';
 
-/** The geometry as the addon takes it: [C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW]. */
-export function geometryArray(g: ColumnGeometry): number[] {
-  return [g.channels, g.height, g.width, g.kernelH, g.kernelW, g.strideH, g.strideW, g.padH, g.padW, g.dilationH, g.dilationW, g.outH, g.outW];
-}
-
 function checkSizes(x: ImagePlane, col: ImagePlane, g: ColumnGeometry, what: string): void {
   const xNeeds = g.channels * g.height * g.width;
   const colNeeds = g.channels * g.kernelH * g.kernelW * g.outH * g.outW;
@@ -76,14 +71,14 @@ export function col2imReference(col: Float32Array, x: Float32Array, g: ColumnGeo
 export function im2col(x: Float32Array, col: Float32Array, g: ColumnGeometry): void {
   checkSizes(x, col, g, 'im2col');
   const native = nativeCore();
-  if (native) native.im2col(x, col, geometryArray(g), kernelThreads());
+  if (native) native.im2col(x, col, { geometry: g, threads: kernelThreads() });
   else im2colReference(x, col, g);
 }
 
 export function col2im(col: Float32Array, x: Float32Array, g: ColumnGeometry): void {
   checkSizes(x, col, g, 'col2im');
   const native = nativeCore();
-  if (native) native.col2im(col, x, geometryArray(g), kernelThreads());
+  if (native) native.col2im(col, x, { geometry: g, threads: kernelThreads() });
   else col2imReference(col, x, g);
 }
 
@@ -125,13 +120,13 @@ export function im2colBatch(x: ImagePlane, col: ImagePlane, g: ColumnGeometry, b
   checkBatch(x, col, g, batch, imageStride, 'im2colBatch');
   if (x instanceof Uint8Array !== col instanceof Uint8Array) throw new InvalidArgumentError('im2colBatch: the image and the columns must both be floats or both codes');
   const native = nativeCore();
-  if (native) native.im2colBatch(x, col, geometryArray(g), batch, imageStride, kernelThreads());
+  if (native) native.im2colBatch(x, col, { geometry: g, batch, imageStride, threads: kernelThreads() });
   else im2colBatchReference(x, col, g, batch, imageStride);
 }
 
 export function col2imBatch(col: Float32Array, x: Float32Array, g: ColumnGeometry, batch: number, imageStride: number): void {
   checkBatch(x, col, g, batch, imageStride, 'col2imBatch');
   const native = nativeCore();
-  if (native) native.col2imBatch(col, x, geometryArray(g), batch, imageStride, kernelThreads());
+  if (native) native.col2imBatch(col, x, { geometry: g, batch, imageStride, threads: kernelThreads() });
   else col2imBatchReference(col, x, g, batch, imageStride);
 }

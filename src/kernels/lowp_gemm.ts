@@ -46,11 +46,11 @@ import {
   type Rounding,
 } from '../formats/index.js';
 import { freshArray } from './buffer_pool.js';
-import { codecParamsArray, decode, quantize } from './codec.js';
+import { decode, quantize } from './codec.js';
 import { columnsGemm, type ColumnSource } from './columns_gemm.js';
-import { geometryArray } from './im2col.js';
+import type { ColumnGeometry } from './conv_geometry.js';
 import { divideByScale } from './quant_stats.js';
-import { nativeCore } from './native.js';
+import { nativeCore, type NativeMatrix } from './native.js';
 import { resolveThreads } from './threads.js';
 
 /** An operand: float32 values (scale 1), or a QTensor (real value = decode(code) / scale). */
@@ -317,14 +317,19 @@ export function lowpGemm(
   return lowpGemmDecoded(m, n, k, decodeOperand(a, 'A', m * k, fast), decodeOperand(b, 'B', k * n, fast), options);
 }
 
-/** An operand as the native kernels take it: floats, or one-byte codes with their table. */
-export interface NativeOperand {
-  data: Float32Array | Uint8Array;
+/** Where op(B) is the transpose of the column matrix of images (lowpGemmColumns). */
+interface NativeColumns {
+  geometry: ColumnGeometry;
+  imageStride: number;
+}
+
+/** An operand as the native kernels take it (floats, or one-byte codes with their table and format record), with its scale and format's facts. */
+export interface NativeOperand extends NativeMatrix {
   table: Float32Array | null;
+  format: Format | null;
   scale: number;
   significandBits: number;
   quantumExponent: number;
-  e5m2: boolean;
 }
 
 /**
@@ -333,7 +338,7 @@ export interface NativeOperand {
  * (one rounding, as the contract's), else with a multiply then an add (the contract's rounding of
  * the product, then of the sum); otherwise the emulated-accumulation kernel.
  */
-function runNative(m: number, n: number, k: number, A: NativeOperand, B: NativeOperand, options: LowpGemmOptions, columns?: [number[], number]): Float32Array {
+function runNative(m: number, n: number, k: number, A: NativeOperand, B: NativeOperand, options: LowpGemmOptions, columns: NativeColumns | null = null): Float32Array {
   const native = nativeCore()!;
   const r = resolveOptions(options);
   const transA = options.transA ?? false;
@@ -343,35 +348,22 @@ function runNative(m: number, n: number, k: number, A: NativeOperand, B: NativeO
   const exactProducts = A.significandBits + B.significandBits <= 24;
   if (r.chunkEnds) checkChunkEnds(r.chunkEnds, k);
   if (!r.accumulation && r.chunk === 0 && !r.chunkEnds) {
-    native.sgemmCoded(transA, transB, m, n, k, A.data, A.table, transA ? m : k, B.data, B.table, transB ? k : n, c, n, threads, B.e5m2, A.e5m2, !exactProducts);
+    native.sgemmCoded(A, B, c, { transA, transB, m, n, k, lda: transA ? m : k, ldb: transB ? k : n, ldc: n, unfused: !exactProducts, threads });
   } else {
     // With fp32 accumulation (chunked, or inexact products) the accumulator is not rounded: no table.
     const f = r.accumulation ?? resolveFormat('fp32');
-    const p = { ...encodeParams(f, { rounding: r.rounding, saturate: r.saturate }), key: r.key };
-    native.lowpGemm(
-      transA,
-      transB,
-      m,
-      n,
-      k,
-      A.data,
-      B.data,
-      c,
-      codecParamsArray(p),
-      r.accumulation ? decodeTable(r.accumulation) : null,
-      r.chunk,
+    native.lowpGemm(A, B, c, {
+      transA, transB, m, n, k,
+      accumulator: { ...encodeParams(f, { rounding: r.rounding, saturate: r.saturate }), key: r.key },
+      table: r.accumulation ? decodeTable(r.accumulation) : null,
+      chunk: r.chunk,
+      chunkEnds: r.chunkEnds,
       exactProducts,
       // Products on the accumulator's subnormal grid, and normal float32 values when not zero.
-      A.quantumExponent + B.quantumExponent >= Math.max(Math.log2(f.minSubnormal), -126),
+      productsOnSubnormalGrid: A.quantumExponent + B.quantumExponent >= Math.max(Math.log2(f.minSubnormal), -126),
+      columns,
       threads,
-      A.table,
-      B.table,
-      B.e5m2,
-      A.e5m2,
-      r.chunkEnds,
-      columns?.[0] ?? null,
-      columns?.[1] ?? 0,
-    );
+    });
   }
   return finish(c, A.scale, B.scale, options.output, true);
 }
@@ -386,7 +378,7 @@ export function lowpGemmDecoded(
   options: LowpGemmOptions = {},
 ): Float32Array {
   if (!nativeCore()) return lowpGemmDecodedReference(m, n, k, A, B, options);
-  const asNative = (x: DecodedOperand): NativeOperand => ({ ...x, data: x.values, table: null, e5m2: false });
+  const asNative = (x: DecodedOperand): NativeOperand => ({ ...x, data: x.values, table: null, format: null });
   return runNative(m, n, k, asNative(A), asNative(B), options);
 }
 
@@ -405,14 +397,14 @@ function packedOperand(x: LowpOperand, name: string, elements: number): NativeOp
  * null for codes wider than a byte.
  */
 export function nativeOperand(x: LowpOperand | DecodedOperand): NativeOperand | null {
-  if (x instanceof Float32Array) return { data: x, table: null, scale: 1, significandBits: 24, quantumExponent: -149, e5m2: false };
-  if ('values' in x) return { ...x, data: x.values, table: null, e5m2: false };
+  if (x instanceof Float32Array) return { data: x, table: null, format: null, scale: 1, significandBits: 24, quantumExponent: -149 };
+  if ('values' in x) return { ...x, data: x.values, table: null, format: null };
   const { format, scale } = x;
   if (!(Number.isFinite(scale) && scale > 0)) throw new InvalidArgumentError(`lowpGemm: operand scale is ${scale}; expected a finite positive number`);
   if (!(x.codes instanceof Uint8Array) || format.storageBytes !== 1) return null;
   return {
     data: x.codes, table: decodeTable(format), scale, significandBits: format.mantissaBits + 1, quantumExponent: Math.log2(format.minSubnormal),
-    e5m2: format.name === 'float8_e5m2',
+    format,
   };
 }
 
@@ -429,7 +421,7 @@ export function runsOnSgemm(options: LowpGemmOptions): boolean {
  * the columns and calls lowpGemm.
  */
 export function lowpGemmColumns(
-  m: number, n: number, k: number, a: NativeOperand, x: NativeOperand, source: Omit<ColumnSource, 'x' | 'table' | 'e5m2'>, options: LowpGemmOptions = {},
+  m: number, n: number, k: number, a: NativeOperand, x: NativeOperand, source: Omit<ColumnSource, 'x' | 'table' | 'format'>, options: LowpGemmOptions = {},
 ): Float32Array | null {
   checkDims(m, n, k);
   if (!runsOnSgemm(options)) {
@@ -440,11 +432,11 @@ export function lowpGemmColumns(
     if (n !== g.channels * g.kernelH * g.kernelW || k !== source.batch * g.outH * g.outW) {
       throw new InvalidArgumentError(`lowpGemmColumns: the GEMM ${m}x${n}x${k} with transB does not match the column matrix of ${source.batch} images (${n} x ${k} expected)`);
     }
-    return runNative(m, n, k, a, x, options, [geometryArray(g), source.imageStride]);
+    return runNative(m, n, k, a, x, options, { geometry: g, imageStride: source.imageStride });
   }
   const c = outputArray(options.out, m * n);
-  const A = a.table ? { codes: a.data as Uint8Array, table: a.table, e5m2: a.e5m2 } : (a.data as Float32Array);
-  columnsGemm(m, n, k, A, { ...source, x: x.data, table: x.table, e5m2: x.e5m2 }, c, {
+  const A = a.table ? { codes: a.data as Uint8Array, table: a.table, format: a.format } : (a.data as Float32Array);
+  columnsGemm(m, n, k, A, { ...source, x: x.data, table: x.table, format: x.format }, c, {
     transA: options.transA, transB: options.transB, unfused: a.significandBits + x.significandBits > 24, threads: options.threads,
   });
   return finish(c, a.scale, x.scale, options.output, true);

@@ -7,6 +7,8 @@
  */
 import { createRequire } from 'node:module';
 import { InvalidArgumentError } from '../errors.js';
+import type { CodeArray, EncodeParams, Format } from '../formats/index.js';
+import type { ColumnGeometry } from './conv_geometry.js';
 
 export interface NativeInfo {
   gemmKernel: string;
@@ -24,85 +26,115 @@ export interface NativeInfo {
   mmapThreshold: number;
 }
 
-/** The functions the addon exports; argument checks repeat inside the addon. */
+/**
+ * A matrix operand of the native GEMMs: floats, or one-byte codes with the value of every code
+ * and the record of their format (the kernels decode FP8 E5M2 codes 16 at a time by half
+ * conversion when the record says E5M2).
+ */
+export interface NativeMatrix {
+  data: Float32Array | Uint8Array;
+  table?: Float32Array | null;
+  format?: Format | null;
+}
+
+/** The shape of a GEMM C = op(A) op(B): C is m x n, the sum runs over k. */
+export interface NativeGemmShape {
+  transA: boolean;
+  transB: boolean;
+  m: number;
+  n: number;
+  k: number;
+}
+
+/** Every native call takes a thread count (a positive integer; the addon's default when absent). */
+interface Threads {
+  threads?: number;
+}
+
+/** batch x channels x plane, as the per-channel kernels read NCHW data. */
+interface ChannelOptions extends Threads {
+  batch: number;
+  channels: number;
+  plane: number;
+}
+
+/** A Winograd product for one group (native/winograd.h): a 3x3 kernel at stride 1, OH = H + 2 PH - 2. */
+export interface NativeWinograd extends Threads {
+  tile: 2 | 4;
+  batch: number;
+  channels: number;
+  height: number;
+  width: number;
+  outChannels: number;
+  padH: number;
+  padW: number;
+  xImageStride: number;
+  yImageStride: number;
+  flipped: boolean;
+}
+
+/**
+ * The functions the addon exports: arrays first, then one object of named options (native/addon.cc
+ * documents each); the addon checks every argument again. Codec parameters are EncodeParams,
+ * geometries ColumnGeometry records, formats their records.
+ */
 export interface NativeCore {
-  sgemm(
-    transA: boolean,
-    transB: boolean,
-    m: number,
-    n: number,
-    k: number,
-    alpha: number,
-    a: Float32Array,
-    lda: number,
-    b: Float32Array,
-    ldb: number,
-    beta: number,
-    c: Float32Array,
-    ldc: number,
-    threads?: number,
+  sgemm(a: Float32Array, b: Float32Array, c: Float32Array, o: NativeGemmShape & Threads & { alpha: number; beta: number; lda: number; ldb: number; ldc: number }): void;
+  /** C = op(A) op(B) (alpha 1, beta 0); each element one chain in k order of fused multiply-adds, or with `unfused` of a multiply then an add. */
+  sgemmCoded(a: NativeMatrix, b: NativeMatrix, c: Float32Array, o: NativeGemmShape & Threads & { lda: number; ldb: number; ldc: number; unfused: boolean }): void;
+  /** sgemmCoded with B the column matrix of the images x (src/kernels/columns_gemm.ts), never stored. */
+  sgemmColumns(
+    a: NativeMatrix, x: NativeMatrix, c: Float32Array,
+    o: NativeGemmShape & Threads & { lda: number; ldc: number; geometry: ColumnGeometry; imageStride: number; cPlane: number; cImageStride: number; unfused: boolean },
   ): void;
-  /** Codec parameters: the 13 numbers of EncodeParams in the order of native/codec.h. */
-  encode(values: Float32Array, codes: Uint8Array | Uint16Array | Uint32Array, params: number[], threads?: number): void;
-  quantize(values: Float32Array, out: Float32Array, params: number[], table: Float32Array | null, threads?: number): void;
-  decode(codes: Uint8Array | Uint16Array | Uint32Array, out: Float32Array, table: Float32Array | null, threads?: number): void;
-  /** Geometry: [C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW] (see native/im2col.h). */
-  im2col(x: Float32Array, col: Float32Array, geometry: number[], threads?: number): void;
-  col2im(col: Float32Array, x: Float32Array, geometry: number[], threads?: number): void;
-  im2colBatch(x: Float32Array | Uint8Array, col: Float32Array | Uint8Array, geometry: number[], batch: number, imageStride: number, threads?: number): void;
-  col2imBatch(col: Float32Array, x: Float32Array, geometry: number[], batch: number, imageStride: number, threads?: number): void;
-  /** Shape: [tile, N, C, H, W, K, PH, PW, xImageStride, yImageStride, flipped] (see native/winograd.h). */
-  winogradForward(x: Float32Array, w: Float32Array, y: Float32Array, shape: number[], threads?: number): void;
-  winogradWeightGradient(x: Float32Array, dy: Float32Array, dw: Float32Array, shape: number[], threads?: number): void;
-  reluForward(x: Float32Array, out: Float32Array, mask: Uint8Array | null, threads?: number): void;
-  absMax(x: Float32Array, threads?: number): number;
-  encodeScaled(
-    values: Float32Array, scale: number, codes: Uint8Array | Uint16Array | Uint32Array, params: number[], maxFinite: number, magnitudeMask: number, threads?: number,
-  ): [number, number, number];
-  scaleCountOverflow(x: Float32Array, scale: number, out: Float32Array, maxFinite: number, threads?: number): number;
-  reluBackward(mask: Uint8Array, g: Float32Array, out: Float32Array, threads?: number): void;
-  add(a: Float32Array, b: Float32Array, out: Float32Array, threads?: number): void;
-  adamwMoments(m: Float32Array, v: Float32Array, g: Float32Array, beta1: number, beta2: number, threads?: number): void;
-  adamwApply(p: Float32Array, m: Float32Array, v: Float32Array, decay: number, stepSize: number, c2Sqrt: number, eps: number, threads?: number): void;
-  channelBiasAdd(out: Float32Array, bias: Float32Array, batch: number, channels: number, plane: number, threads?: number): void;
-  channelSum(g: Float32Array, sums: Float64Array, batch: number, channels: number, plane: number, threads?: number): void;
-  channelMeanVar(x: Float32Array, mean: Float64Array, variance: Float64Array, batch: number, channels: number, plane: number, threads?: number): void;
+  /** The emulated-accumulation GEMM (native/lowp_gemm.h); with `columns`, b holds the images of op(B)'s transposed column matrix. */
+  lowpGemm(
+    a: NativeMatrix, b: NativeMatrix, c: Float32Array,
+    o: NativeGemmShape & Threads & {
+      accumulator: EncodeParams; table: Float32Array | null; chunk: number; chunkEnds: Int32Array | null; exactProducts: boolean;
+      productsOnSubnormalGrid: boolean; columns: { geometry: ColumnGeometry; imageStride: number } | null;
+    },
+  ): void;
+  encode(values: Float32Array, codes: CodeArray, o: Threads & { params: EncodeParams }): void;
+  quantize(values: Float32Array, out: Float32Array, o: Threads & { params: EncodeParams; table: Float32Array | null }): void;
+  decode(codes: CodeArray, out: Float32Array, o: Threads & { table: Float32Array | null }): void;
+  encodeScaled(values: Float32Array, codes: CodeArray, o: Threads & { scale: number; params: EncodeParams; maxFinite: number; magnitudeMask: number }): [number, number, number];
+  im2col(x: Float32Array, col: Float32Array, o: Threads & { geometry: ColumnGeometry }): void;
+  col2im(col: Float32Array, x: Float32Array, o: Threads & { geometry: ColumnGeometry }): void;
+  im2colBatch(x: Float32Array | Uint8Array, col: Float32Array | Uint8Array, o: Threads & { geometry: ColumnGeometry; batch: number; imageStride: number }): void;
+  col2imBatch(col: Float32Array, x: Float32Array, o: Threads & { geometry: ColumnGeometry; batch: number; imageStride: number }): void;
+  winogradForward(x: Float32Array, w: Float32Array, y: Float32Array, o: NativeWinograd): void;
+  winogradWeightGradient(x: Float32Array, dy: Float32Array, dw: Float32Array, o: NativeWinograd): void;
+  absMax(x: Float32Array, o: Threads): number;
+  scaleCountOverflow(x: Float32Array, out: Float32Array, o: Threads & { scale: number; maxFinite: number }): number;
+  reluForward(x: Float32Array, out: Float32Array, mask: Uint8Array | null, o: Threads): void;
+  reluBackward(mask: Uint8Array, g: Float32Array, out: Float32Array, o: Threads): void;
+  add(a: Float32Array, b: Float32Array, out: Float32Array, o: Threads): void;
+  adamwMoments(m: Float32Array, v: Float32Array, g: Float32Array, o: Threads & { beta1: number; beta2: number }): void;
+  adamwApply(p: Float32Array, m: Float32Array, v: Float32Array, o: Threads & { decay: number; stepSize: number; c2Sqrt: number; eps: number }): void;
+  channelBiasAdd(out: Float32Array, bias: Float32Array, o: ChannelOptions): void;
+  channelSum(g: Float32Array, sums: Float64Array, o: ChannelOptions): void;
+  channelMeanVar(x: Float32Array, mean: Float64Array, variance: Float64Array, o: ChannelOptions): void;
   batchNormForward(
-    x: Float32Array, mean: Float64Array, invStd: Float32Array, gamma: Float32Array | null, beta: Float32Array | null,
-    xhat: Float32Array, out: Float32Array, batch: number, channels: number, plane: number, threads?: number,
+    x: Float32Array, mean: Float64Array, invStd: Float32Array, gamma: Float32Array | null, beta: Float32Array | null, xhat: Float32Array, out: Float32Array,
+    o: ChannelOptions,
   ): void;
   batchNormBackward(
-    g: Float32Array, xhat: Float32Array, invStd: Float32Array, gamma: Float32Array | null, training: boolean,
-    gx: Float32Array | null, sumG: Float64Array, sumGX: Float64Array, batch: number, channels: number, plane: number, threads?: number,
+    g: Float32Array, xhat: Float32Array, invStd: Float32Array, gamma: Float32Array | null, gx: Float32Array | null, sumG: Float64Array, sumGX: Float64Array,
+    o: ChannelOptions & { training: boolean },
   ): void;
-  /** Emulated-accumulation GEMM on decoded operands (native/lowp_gemm.h). */
-  lowpGemm(
-    transA: boolean, transB: boolean, m: number, n: number, k: number, a: Float32Array | Uint8Array, b: Float32Array | Uint8Array,
-    c: Float32Array, codecParams: number[], table: Float32Array | null, chunk: number, exactProducts: boolean,
-    productsOnSubnormalGrid: boolean, threads?: number, aTable?: Float32Array | null, bTable?: Float32Array | null,
-    bIsE5M2?: boolean, aIsE5M2?: boolean, chunkEnds?: Int32Array | null, bColumnsGeometry?: number[] | null, bImageStride?: number,
+  moveRows(
+    matrix: Float32Array | Uint8Array, images: Float32Array | Uint8Array,
+    o: Threads & { rows: number; count: number; plane: number; channels: number; c0: number; n0: number; toImages: boolean },
   ): void;
-  /**
-   * C = op(A) op(B) (alpha 1, beta 0) with operands as floats or one-byte codes plus a table; each
-   * element one chain in k order of fused multiply-adds, or with `unfused` of a multiply then an add.
-   */
-  sgemmCoded(
-    transA: boolean, transB: boolean, m: number, n: number, k: number, a: Float32Array | Uint8Array, aTable: Float32Array | null,
-    lda: number, b: Float32Array | Uint8Array, bTable: Float32Array | null, ldb: number, c: Float32Array, ldc: number, threads?: number,
-    bIsE5M2?: boolean, aIsE5M2?: boolean, unfused?: boolean,
-  ): void;
-  /** sgemmCoded with B the column matrix of images (src/kernels/columns_gemm.ts), never stored. */
-  sgemmColumns(
-    transA: boolean, transB: boolean, m: number, n: number, k: number, a: Float32Array | Uint8Array, aTable: Float32Array | null, lda: number,
-    x: Float32Array | Uint8Array, xTable: Float32Array | null, geometry: number[], imageStride: number, c: Float32Array, ldc: number,
-    cPlane: number, cImageStride: number, threads: number, bIsE5M2: boolean, aIsE5M2: boolean, unfused: boolean,
-  ): void;
-  moveRows(matrix: Float32Array | Uint8Array, images: Float32Array | Uint8Array, rows: number, count: number, plane: number, channels: number, c0: number, n0: number, toImages: boolean, threads?: number): void;
   scatterPhase(
-    matrix: Float32Array, images: Float32Array, rows: number, count: number, channels: number, c0: number, n0: number, height: number, width: number,
-    ph: number, pw: number, strideH: number, strideW: number, phaseRows: number, phaseCols: number, threads?: number,
+    matrix: Float32Array, images: Float32Array,
+    o: Threads & {
+      rows: number; count: number; channels: number; c0: number; n0: number; height: number; width: number; ph: number; pw: number; strideH: number;
+      strideW: number; phaseRows: number; phaseCols: number;
+    },
   ): void;
-  rotateKernel(w: Float32Array | Uint8Array, out: Float32Array | Uint8Array, group: number, ocg: number, cg: number, taps: number, threads?: number): void;
+  rotateKernel(w: Float32Array | Uint8Array, out: Float32Array | Uint8Array, o: Threads & { group: number; ocg: number; cg: number; taps: number }): void;
   /** Map in every page of a fresh array now, on this thread (MADV_POPULATE_WRITE); false where unsupported. */
   prefault(array: Float32Array | Uint8Array | Uint16Array | Uint32Array): boolean;
   info(): NativeInfo;

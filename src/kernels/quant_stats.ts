@@ -5,7 +5,7 @@
  */
 import { encodeReference, encodeParams, makeQTensor, resolveFormat, type CastOptions, type CodeArray, type FormatLike, type QTensor } from '../formats/index.js';
 import { freshCodes } from './buffer_pool.js';
-import { codecParamsArray, decode } from './codec.js';
+import { decode } from './codec.js';
 import { InvalidArgumentError } from '../errors.js';
 import { nativeCore } from './native.js';
 import { kernelThreads } from './threads.js';
@@ -25,7 +25,7 @@ export function absMaxReference(x: Float32Array): number {
 
 export function absMax(x: Float32Array): number {
   const native = nativeCore();
-  return native && x.length >= NATIVE_MIN ? native.absMax(x, kernelThreads()) : absMaxReference(x);
+  return native && x.length >= NATIVE_MIN ? native.absMax(x, { threads: kernelThreads() }) : absMaxReference(x);
 }
 
 /** out = fl32(x * scale) (scale taken as float32); returns how many |out| exceed maxFinite or are NaN. */
@@ -44,7 +44,7 @@ export function scaleCountOverflow(x: Float32Array, scale: number, out: Float32A
   if (out.length !== x.length) throw new InvalidArgumentError(`scaleCountOverflow: ${x.length} values but ${out.length} outputs`);
   const native = nativeCore();
   return native && x.length >= NATIVE_MIN
-    ? native.scaleCountOverflow(x, Math.fround(scale), out, Math.fround(maxFinite), kernelThreads())
+    ? native.scaleCountOverflow(x, out, { scale: Math.fround(scale), maxFinite: Math.fround(maxFinite), threads: kernelThreads() })
     : scaleCountOverflowReference(x, scale, out, maxFinite);
 }
 
@@ -110,7 +110,8 @@ export function encodeScaled(x: Float32Array, scale: number, format: FormatLike,
   const f = resolveFormat(format);
   const s = Math.fround(scale);
   const codes = freshCodes(f, x.length);
-  const params = codecParamsArray(encodeParams(f, options));
-  const [overflow, nonzero, underflow] = native.encodeScaled(x, s, codes, params, Math.fround(f.maxFinite), (f.signMask - 1) >>> 0, kernelThreads());
+  const [overflow, nonzero, underflow] = native.encodeScaled(x, codes, {
+    scale: s, params: encodeParams(f, options), maxFinite: Math.fround(f.maxFinite), magnitudeMask: (f.signMask - 1) >>> 0, threads: kernelThreads(),
+  });
   return { coded: makeQTensor(codes, f, s), overflow, nonzero, underflow };
 }

@@ -16,7 +16,7 @@
  */
 import { InvalidArgumentError } from '../errors.js';
 import { checkConvGeometry, type ConvGeometry } from './conv_geometry.js';
-import { nativeCore } from './native.js';
+import { nativeCore, type NativeWinograd } from './native.js';
 import { resolveThreads } from './threads.js';
 
 /** How float32 convolutions run: Winograd products where they apply, or always the direct product. */
@@ -93,8 +93,9 @@ function checked(op: string, shape: WinogradPlan, x: Float32Array, ySide: Float3
   return r;
 }
 
-function nativeArgs(r: Resolved): number[] {
-  return [r.tile, r.batch, r.channels, r.height, r.width, r.outChannels, r.padH, r.padW, r.xImageStride, r.yImageStride, r.flipped ? 1 : 0];
+function nativeOptions(r: Resolved, threads: number | undefined): NativeWinograd {
+  const { tile, batch, channels, height, width, outChannels, padH, padW, xImageStride, yImageStride, flipped } = r;
+  return { tile, batch, channels, height, width, outChannels, padH, padW, xImageStride, yImageStride, flipped, threads: resolveThreads(threads) };
 }
 
 /** left * mat * right^T for small dense matrices, in double precision. */
@@ -200,14 +201,14 @@ export function winogradWeightGradientReference(x: Float32Array, dy: Float32Arra
 export function winogradForward(x: Float32Array, w: Float32Array, y: Float32Array, shape: WinogradPlan, threads?: number): void {
   const core = nativeCore();
   if (!core) return winogradForwardReference(x, w, y, shape);
-  core.winogradForward(x, w, y, nativeArgs(checked('winogradForward', shape, x, y, w, ['x', 'y', 'w'], true)), resolveThreads(threads));
+  core.winogradForward(x, w, y, nativeOptions(checked('winogradForward', shape, x, y, w, ['x', 'y', 'w'], true), threads));
 }
 
 /** dw = the weight gradient of a 3x3 stride-1 convolution: native when the addon is there, else the reference. */
 export function winogradWeightGradient(x: Float32Array, dy: Float32Array, dw: Float32Array, shape: WinogradPlan, threads?: number): void {
   const core = nativeCore();
   if (!core) return winogradWeightGradientReference(x, dy, dw, shape);
-  core.winogradWeightGradient(x, dy, dw, nativeArgs(checked('winogradWeightGradient', shape, x, dy, dw, ['x', 'dy', 'dw'], false)), resolveThreads(threads));
+  core.winogradWeightGradient(x, dy, dw, nativeOptions(checked('winogradWeightGradient', shape, x, dy, dw, ['x', 'dy', 'dw'], false), threads));
 }
 
 /**

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { decodeTable, encodeReference, makeQTensor, resolveFormat } from '../../src/formats/index.js';
+import { decodeTable, encodeReference, makeQTensor, resolveFormat, type Format } from '../../src/formats/index.js';
 import { columnsGemm, columnsGemmReference, type ColumnSource, type GemmInput } from '../../src/kernels/columns_gemm.js';
 import { im2colBatch } from '../../src/kernels/im2col.js';
 import { convOutputSize, type ColumnGeometry } from '../../src/kernels/conv_geometry.js';
@@ -36,8 +36,8 @@ function label(g: ColumnGeometry, batch: number): string {
 const e5m2 = resolveFormat('e5m2');
 const e4m3 = resolveFormat('e4m3');
 
-function codesOf(values: Float32Array, format = e5m2): { codes: Uint8Array; table: Float32Array; e5m2: boolean } {
-  return { codes: encodeReference(values, format, { saturate: true }) as Uint8Array, table: decodeTable(format), e5m2: format === e5m2 };
+function codesOf(values: Float32Array, format = e5m2): { codes: Uint8Array; table: Float32Array; format: Format } {
+  return { codes: encodeReference(values, format, { saturate: true }) as Uint8Array, table: decodeTable(format), format };
 }
 
 /** The images of a source with two channels more than the group uses, so imageStride > one group. */
@@ -81,13 +81,13 @@ describe('columnsGemm (implicit im2col)', { skip: nativeCore() ? false : 'native
         const w = codesOf(uniform(rows * k, rows + 2), format);
         const expected = lowpGemm(rows, np, k, makeQTensor(w.codes, format.name, 1), makeQTensor(storedCodes, format.name, 1));
         const c = new Float32Array(rows * np).fill(NaN);
-        columnsGemm(rows, np, k, w, { ...source, x: xc.codes, table: xc.table, e5m2: xc.e5m2 }, c);
+        columnsGemm(rows, np, k, w, { ...source, x: xc.codes, table: xc.table, format: xc.format }, c);
         assert.deepEqual(c, expected, format.name);
         const dy = uniform(rows * np, rows + 3);
         const expectedT = lowpGemm(rows, k, np, dy, makeQTensor(storedCodes, format.name, 1), { transB: true });
         const cT = new Float32Array(rows * k).fill(NaN);
         // float32 x code products are not exact in float32: lowpGemm rounds product, then sum
-        columnsGemm(rows, k, np, dy, { ...source, x: xc.codes, table: xc.table, e5m2: xc.e5m2 }, cT, { transB: true, unfused: true });
+        columnsGemm(rows, k, np, dy, { ...source, x: xc.codes, table: xc.table, format: xc.format }, cT, { transB: true, unfused: true });
         assert.deepEqual(cT, expectedT, `${format.name} transB`);
       }
     });

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
+import { decodeTable, resolveFormat } from '../../src/formats/index.js';
 import { nativeCore, nativeUnavailableReason } from '../../src/kernels/native.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -29,6 +30,25 @@ describe('native core', () => {
     assert.match(info.gemmKernel, /^(avx512|avx2|portable)$/);
     assert.ok(info.threads >= 1);
     assert.equal(nativeUnavailableReason(), null);
+  });
+
+  test('every call takes named options; a missing, mistyped or out-of-range option is refused by name', () => {
+    const native = nativeCore()!;
+    const e5m2 = resolveFormat('e5m2');
+    const a = { data: new Uint8Array(6), table: decodeTable(e5m2), format: e5m2 };
+    const b = { data: new Float32Array(6) };
+    const c = new Float32Array(4);
+    const shape = { transA: false, transB: false, m: 2, n: 2, k: 3, lda: 3, ldb: 2, ldc: 2, unfused: false };
+    native.sgemmCoded(a, b, c, { ...shape, threads: 1 });
+    assert.throws(() => native.sgemmCoded(a, b, c, { ...shape, threads: 1.5 }), /threads must be an integer/);
+    assert.throws(() => native.sgemmCoded(a, b, c, { ...shape, threads: 0 }), /threads must be a positive integer/);
+    assert.throws(() => native.sgemmCoded(a, b, c, { ...shape, m: undefined } as never), /missing option m/);
+    assert.throws(() => native.sgemmCoded(a, b, c, { ...shape, ldb: 1 }), /leading dimension too small/);
+    assert.throws(() => native.sgemmCoded({ data: a.data, table: a.table } as never, b, c, shape), /a\.format must be the format record of its codes/);
+    assert.throws(() => (native.sgemmCoded as (...args: unknown[]) => void)(false, false, 2, 2, 3, a.data), /sgemmCoded takes its options as an object \(argument 4\)/);
+    assert.throws(() => native.sgemmCoded(a.data as never, b, c, shape), /a must be an operand object/);
+    assert.throws(() => (native.absMax as (...args: unknown[]) => void)(new Float32Array(4), 2), /absMax takes its options as an object/);
+    assert.throws(() => native.encode(new Float32Array(4), new Uint8Array(4), { params: { m: 2 } as never }), /missing option emin/);
   });
 
   test('maps large blocks on their own (1 MiB unless OCTET_MMAP_THRESHOLD says otherwise)', () => {
