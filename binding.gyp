@@ -11,6 +11,8 @@
         "native/im2col.cc",
         "native/elementwise.cc",
         "native/lowp_gemm.cc",
+        "native/lowp_gemm_avx512.cc",
+        "native/lowp_gemm_avx2.cc",
         "native/winograd.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

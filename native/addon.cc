@@ -65,15 +65,22 @@ GemmArgs gemmArgs(const GemmShape& s) {
   return g;
 }
 
-// sgemm(a, b, c, { transA, transB, m, n, k, alpha, beta, lda, ldb, ldc, threads })
-Napi::Value Sgemm(const Napi::CallbackInfo& info) {
-  const Napi::Object o = optionsArg(info, 3, "sgemm");
+// The GemmArgs of options with all three leading dimensions (lda, ldb, ldc), checked.
+GemmArgs stridedGemmArgs(const Napi::Object& o, const char* op) {
   const GemmShape s = gemmShapeField(o);
   GemmArgs g = gemmArgs(s);
   g.lda = sizeField(o, "lda");
   g.ldb = sizeField(o, "ldb");
   g.ldc = sizeField(o, "ldc");
-  checkLeading(info.Env(), "sgemm", s, g.lda, g.ldb, g.ldc);
+  checkLeading(o.Env(), op, s, g.lda, g.ldb, g.ldc);
+  return g;
+}
+
+// sgemm(a, b, c, { transA, transB, m, n, k, alpha, beta, lda, ldb, ldc, threads })
+Napi::Value Sgemm(const Napi::CallbackInfo& info) {
+  const Napi::Object o = optionsArg(info, 3, "sgemm");
+  const GemmShape s = gemmShapeField(o);
+  GemmArgs g = stridedGemmArgs(o, "sgemm");
   g.alpha = static_cast<float>(numberField(o, "alpha"));
   g.beta = static_cast<float>(numberField(o, "beta"));
   g.a = f32(info, 0, "a", extent(s.transA ? s.k : s.m, s.transA ? s.m : s.k, g.lda));
@@ -89,11 +96,7 @@ Napi::Value Sgemm(const Napi::CallbackInfo& info) {
 Napi::Value SgemmCoded(const Napi::CallbackInfo& info) {
   const Napi::Object o = optionsArg(info, 3, "sgemmCoded");
   const GemmShape s = gemmShapeField(o);
-  GemmArgs g = gemmArgs(s);
-  g.lda = sizeField(o, "lda");
-  g.ldb = sizeField(o, "ldb");
-  g.ldc = sizeField(o, "ldc");
-  checkLeading(info.Env(), "sgemmCoded", s, g.lda, g.ldb, g.ldc);
+  GemmArgs g = stridedGemmArgs(o, "sgemmCoded");
   const Operand a = operandArg(info, 0, "a", extent(s.transA ? s.k : s.m, s.transA ? s.m : s.k, g.lda));
   const Operand b = operandArg(info, 1, "b", extent(s.transB ? s.n : s.k, s.transB ? s.k : s.n, g.ldb));
   g.a = a.values;

@@ -11,6 +11,8 @@
 #include "codec_core.h"
 #include "cpu.h"
 #include "im2col.h"
+#include "lowp_gemm_order.h"
+#include "lowp_gemm_tiles.h"
 #include "parallel.h"
 #include "scratch.h"
 #include "sources.h"
@@ -19,21 +21,8 @@ namespace octet {
 namespace {
 
 using codec_core::encodeOne;
-using codec_core::mix32;
-
-// Rows of C per task; columns per task: kLanes.
-constexpr int kRows = 12;
-constexpr int kLanes = 16;
-
-inline uint32_t cellKey(uint32_t key, uint32_t i, uint32_t j) {
-  return mix32(mix32(key ^ (i * 0x85ebca6bu)) ^ (j * 0xc2b2ae35u));
-}
-
-inline float bitsToFloat(uint32_t u) {
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
+using lowp::kLanes;
+using lowp::kRows;
 
 inline uint32_t floatToBits(float f) {
   uint32_t u;
@@ -214,36 +203,26 @@ float operandAmax(const float* values, const uint8_t* codes, const float* lut, b
   return worst;
 }
 
-// One element of C from the contract, in scalar code: the reference for the vector paths, the
-// exact fallback of the 8-lane fast path, and the path of CPUs without AVX2.
+// One element of C from the contract, in scalar code: the path of CPUs without AVX-512, and of
+// AVX2's tiles that leave the fast range.
 template <int kRounding>
 float cellScalar(const LowpGemmArgs& g, const float* arow, const float* strip, int lane, uint32_t i, uint32_t j) {
   CodecParams p = g.acc;
-  p.key = cellKey(g.acc.key, i, j);
+  p.key = lowp::cellKey(g.acc.key, i, j);
   auto add = [&](float acc, float term, uint32_t t) {
     const float sum = acc + term;
     return g.lut ? g.lut[encodeOne<kRounding>(floatToBits(sum), p, t)] : sum;
   };
-  float acc = 0.0f, partial = 0.0f;
-  uint32_t run = 0;
-  for (int64_t t = 0; t < g.k; ++t) {
-    const float product = arow[t] * strip[t * kLanes + lane];
-    if (!g.ends) {
-      acc = add(acc, product, static_cast<uint32_t>(t));
-    } else {
-      partial = add(partial, product, static_cast<uint32_t>(t));
-      if (t + 1 == g.ends[run]) {
-        acc = add(acc, partial, static_cast<uint32_t>(g.k) + run);
-        ++run;
-        partial = 0.0f;
-      }
-    }
-  }
+  float acc;
+  lowp::sumInContractOrder(
+      g, acc, [](float& sum) { sum = 0.0f; },
+      [&](float& sum, int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; ++t) sum = add(sum, arow[t] * strip[t * kLanes + lane], static_cast<uint32_t>(t));
+      },
+      [&](float& total, float partial, int64_t run) { total = add(total, partial, static_cast<uint32_t>(g.k + run)); });
   return acc;
 }
 
-// Each tile reads its rows of op(A) from rows0 (row i0 first, row stride k) and column strip s of
-// op(B) from strip (k rows of 16).
 template <int kRounding>
 void tileScalar(const LowpGemmArgs& g, const float* strip, const float* rows0, int64_t i0, int64_t s) {
   const int64_t rows = std::min<int64_t>(kRows, g.m - i0);
@@ -256,372 +235,37 @@ void tileScalar(const LowpGemmArgs& g, const float* strip, const float* rows0, i
   }
 }
 
-#ifdef OCTET_X86
-#define OCTET_WIDE __attribute__((target("avx512f")))
-using codec_core::encode16;
-
-// The exact path on 16 lanes: the codec's rounding (encode16) and a table lookup per addition.
-template <int kRounding>
-OCTET_WIDE __m512 addRounded16(__m512 acc, __m512 term, const LowpGemmArgs& g, __m512i keys, uint32_t t) {
-  const __m512 sum = _mm512_add_ps(acc, term);
-  if (!g.lut) return sum;
-  const __m512i weyl = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(t * 0x9e3779b9u)), keys);
-  const __m512i codes = encode16<kRounding>(_mm512_castps_si512(sum), g.acc, keys, weyl);
-  return _mm512_i32gather_ps(codes, g.lut, 4);
+void scalarTile(const LowpGemmArgs& g, const float* strip, const float* rows0, int64_t i0, int64_t s) {
+  if (g.acc.rounding == kStochastic) tileScalar<kStochastic>(g, strip, rows0, i0, s);
+  else tileScalar<kNearest>(g, strip, rows0, i0, s);
 }
 
-template <int kRounding>
-OCTET_WIDE void tileExact16(const LowpGemmArgs& g, const float* strip, const float* rows0, int64_t i0, int64_t s) {
-  const int64_t rows = std::min<int64_t>(kRows, g.m - i0);
-  const int64_t j0 = s * kLanes, width = std::min<int64_t>(kLanes, g.n - j0);
-  const __mmask16 store = static_cast<__mmask16>((1u << width) - 1u);
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* arow = rows0 + r * g.k;
-    alignas(64) uint32_t keyLanes[kLanes];
-    for (int l = 0; l < kLanes; ++l) keyLanes[l] = cellKey(g.acc.key, static_cast<uint32_t>(i0 + r), static_cast<uint32_t>(j0 + l));
-    const __m512i keys = _mm512_load_si512(keyLanes);
-    __m512 acc = _mm512_setzero_ps(), partial = _mm512_setzero_ps();
-    uint32_t run = 0;
-    for (int64_t t = 0; t < g.k; ++t) {
-      const __m512 product = _mm512_mul_ps(_mm512_set1_ps(arow[t]), _mm512_loadu_ps(strip + t * kLanes));
-      if (!g.ends) {
-        acc = addRounded16<kRounding>(acc, product, g, keys, static_cast<uint32_t>(t));
-      } else {
-        partial = addRounded16<kRounding>(partial, product, g, keys, static_cast<uint32_t>(t));
-        if (t + 1 == g.ends[run]) {
-          acc = addRounded16<kRounding>(acc, partial, g, keys, static_cast<uint32_t>(g.k) + run);
-          ++run;
-          partial = _mm512_setzero_ps();
-        }
-      }
-    }
-    _mm512_mask_storeu_ps(g.c + (i0 + r) * g.n + j0, store, acc);
-  }
+// Whether no value of the GEMM can leave the fast rounding's range, so its tiles may skip the
+// checks: every product on the accumulator's subnormal grid (nothing rounds below the normal
+// range), and no sum able to overflow. No sum can overflow when k products of the largest
+// magnitudes, grown by a relative half unit per rounding, stay below F's largest value; and the
+// splitting multiplies by 2^(23 - m), so sums must stay below 2^(127 - (23 - m)) as well.
+bool fastRangeProven(const LowpGemmArgs& g, bool stochastic, int threads) {
+  if (!g.productsOnSubnormalGrid) return false;
+  const float amaxA = operandAmax(g.a, g.aCodes, g.aLut, g.aIsE5M2, g.m * g.k, threads);
+  const float amaxB = g.bColumns ? imagesAmax(g, threads) : operandAmax(g.b, g.bCodes, g.bLut, g.bIsE5M2, g.k * g.n, threads);
+  const double maxFinite = std::ldexp(1.0 + g.acc.maxMantissaAtTop / std::ldexp(1.0, g.acc.mantissaBits), g.acc.maxBiasedExponent - g.acc.bias);
+  // Each rounding grows a magnitude by at most half a unit (nearest) or one unit (stochastic): a
+  // factor (1 + u) per rounding a value goes through. Without chunks a sum goes through k
+  // roundings; with chunks of L, a chunk's partial sum through at most L and the running total
+  // through one per chunk, so every value stays below (1 + u)^(L + ceil(k / L)) times the sum of
+  // the products' magnitudes.
+  const double growth = std::ldexp(1.0, -(g.acc.mantissaBits + (stochastic ? 0 : 1)));
+  int64_t longest = 0;
+  for (int64_t c = 0; c < g.endCount; ++c) longest = std::max(longest, g.ends[c] - (c ? g.ends[c - 1] : 0));
+  const int64_t roundings = g.ends ? longest + g.endCount : g.k;
+  const double factor = std::exp(static_cast<double>(roundings + 1) * growth);
+  const double limit = std::min(maxFinite, std::ldexp(1.0, 127 - (23 - g.acc.mantissaBits)));
+  if (static_cast<double>(g.k) * amaxA * amaxB * factor < limit) return true;
+  // k * amaxA * amaxB is pessimistic for real tensors (most values far below the largest); when it
+  // fails, the rows' actual sums of magnitudes may still pass (one pass over A).
+  return amaxB == amaxB && maxRowAbsSum(g, threads) * amaxB * factor < limit;
 }
-
-// Nearest rounding of normal values to F's precision by Veltkamp splitting: with
-// c = fl(s * (2^d + 1)) (one fused multiply-add) and hi = c - (c - s), hi is s rounded to nearest,
-// ties to even, to 24 - d significant bits, for every normal float32 s with s * 2^d finite
-// (checked exhaustively: every d from 1 to 22 over four binades, the result being invariant under
-// scaling by powers of two, and d = 13, 14, 16 over binades 2^-60 to 2^60). It equals the codec
-// wherever the sum and the result lie in F's normal range; any lane that leaves it (or reaches
-// Inf/NaN) marks the tile, which is then recomputed exactly. Zeros stay zeros.
-struct FastRounding {
-  __m512 splitter;
-  __m512i one, absMask;
-  __m512i minBitsLess1, maxBitsLess1;
-  // Stochastic rounding on the bits: (~draw) >> (32 - d) added below the kept bits.
-  __m512i keepMask, stochasticShift;
-};
-
-// Track |r| - 1 of rounded values: zero wraps to 0xffffffff (ignored by both checks), values
-// below F's normal range fall under minBits - 1 (unsigned), overflow and Inf/NaN rise above
-// maxBits - 1 (signed).
-OCTET_WIDE __attribute__((always_inline)) inline void trackRange(__m512i roundedBits, const FastRounding& f, __m512i& worstHigh,
-                                                                  __m512i& worstLow) {
-  const __m512i g = _mm512_sub_epi32(_mm512_and_si512(roundedBits, f.absMask), f.one);
-  worstHigh = _mm512_max_epi32(worstHigh, g);
-  worstLow = _mm512_min_epu32(worstLow, g);
-}
-
-template <bool kCheck>
-OCTET_WIDE __attribute__((always_inline)) inline __m512 roundFast(__m512 sum, const FastRounding& f, __m512i& worstHigh, __m512i& worstLow) {
-  const __m512 c = _mm512_fmadd_ps(sum, f.splitter, sum);
-  const __m512 rounded = _mm512_sub_ps(c, _mm512_sub_ps(c, sum));
-  if (kCheck) trackRange(_mm512_castps_si512(rounded), f, worstHigh, worstLow);
-  return rounded;
-}
-
-// Stochastic rounding of normal values on the float32 bits, as the codec's vector path does: the
-// draw of element (i, j) for addition t is mix(mix(t * golden + key) ^ key) with key = the cell's
-// key; (~draw) >> (32 - d) carries into the kept bits exactly when draw < floor(fraction * 2^32).
-template <bool kCheck>
-OCTET_WIDE __attribute__((always_inline)) inline __m512 roundFastStochastic(__m512 sum, __m512i keys, __m512i weylStep, const FastRounding& f,
-                                                                             __m512i& worstHigh, __m512i& worstLow) {
-  const __m512i draw = codec_core::mix16(_mm512_xor_si512(codec_core::mix16(_mm512_add_epi32(weylStep, keys)), keys));
-  const __m512i bits = _mm512_add_epi32(_mm512_castps_si512(sum), _mm512_srlv_epi32(_mm512_ternarylogic_epi32(draw, draw, draw, 0x55), f.stochasticShift));
-  const __m512i rounded = _mm512_and_si512(bits, f.keepMask);
-  if (kCheck) trackRange(rounded, f, worstHigh, worstLow);
-  return _mm512_castsi512_ps(rounded);
-}
-
-// One rounded addition of the fast paths: nearest (Veltkamp) or stochastic (on the bits, with the
-// draw of addition t for the tile's cell keys).
-template <bool kStochastic, bool kCheck>
-OCTET_WIDE __attribute__((always_inline)) inline __m512 roundStep(__m512 sum, __m512i keys, __m512i weylStep, const FastRounding& f,
-                                                                   __m512i& worstHigh, __m512i& worstLow) {
-  if (kStochastic) return roundFastStochastic<kCheck>(sum, keys, weylStep, f, worstHigh, worstLow);
-  return roundFast<kCheck>(sum, f, worstHigh, worstLow);
-}
-
-OCTET_WIDE inline __m512i weylOf(uint64_t t) { return _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(t) * 0x9e3779b9u)); }
-
-// Accumulate products t0..t1-1 of the tile's rows into v (kept in registers once inlined).
-template <bool kFma, bool kCheck, bool kStochastic>
-OCTET_WIDE __attribute__((always_inline)) inline void accumulateRun(const float* const* arow, const float* strip, int64_t t0,
-                                                                    int64_t t1, __m512 (&v)[kRows], const __m512i (&keys)[kRows],
-                                                                    const FastRounding& f, __m512i& worstHigh, __m512i& worstLow) {
-  for (int64_t t = t0; t < t1; ++t) {
-    const __m512 b = _mm512_loadu_ps(strip + t * kLanes);
-    const __m512i weylStep = kStochastic ? weylOf(static_cast<uint64_t>(t)) : _mm512_setzero_si512();
-#pragma GCC unroll 16
-    for (int r = 0; r < kRows; ++r) {
-      const __m512 a = _mm512_set1_ps(arow[r][t]);
-      const __m512 sum = kFma ? _mm512_fmadd_ps(a, b, v[r]) : _mm512_add_ps(v[r], _mm512_mul_ps(a, b));
-      v[r] = roundStep<kStochastic, kCheck>(sum, keys[r], weylStep, f, worstHigh, worstLow);
-    }
-  }
-}
-
-// A tile on the fast path. kCheck false: the caller has shown that no sum can leave the range
-// where the fast rounding is exact (no overflow by the operands' magnitudes, no rounding below
-// the normal range by their quanta), so the range checks are skipped. Returns false, having
-// stored nothing, when a value left the range.
-template <bool kFma, bool kCheck, bool kStochastic>
-OCTET_WIDE bool tileFast(const LowpGemmArgs& g, const float* strip, const float* rows0, int64_t i0, int64_t s, const FastRounding& f) {
-  const int64_t rows = std::min<int64_t>(kRows, g.m - i0);
-  const int64_t j0 = s * kLanes, width = std::min<int64_t>(kLanes, g.n - j0);
-  const float* arow[kRows];
-  __m512i keys[kRows];
-  for (int r = 0; r < kRows; ++r) {
-    arow[r] = rows0 + std::min<int64_t>(r, rows - 1) * g.k;
-    keys[r] = _mm512_setzero_si512();
-    if (kStochastic) {
-      alignas(64) uint32_t lanes[kLanes];
-      for (int l = 0; l < kLanes; ++l) lanes[l] = cellKey(g.acc.key, static_cast<uint32_t>(i0 + r), static_cast<uint32_t>(j0 + l));
-      keys[r] = _mm512_load_si512(lanes);
-    }
-  }
-  __m512 acc[kRows];
-#pragma GCC unroll 16
-  for (int r = 0; r < kRows; ++r) acc[r] = _mm512_setzero_ps();
-  __m512i worstHigh = _mm512_set1_epi32(-1), worstLow = _mm512_set1_epi32(-1);
-  if (!g.ends) {
-    accumulateRun<kFma, kCheck, kStochastic>(arow, strip, 0, g.k, acc, keys, f, worstHigh, worstLow);
-  } else {
-    for (int64_t run = 0; run < g.endCount; ++run) {
-      const int64_t t = run == 0 ? 0 : g.ends[run - 1];
-      __m512 partial[kRows];
-#pragma GCC unroll 16
-      for (int r = 0; r < kRows; ++r) partial[r] = _mm512_setzero_ps();
-      accumulateRun<kFma, kCheck, kStochastic>(arow, strip, t, g.ends[run], partial, keys, f, worstHigh, worstLow);
-      const __m512i weylStep = kStochastic ? weylOf(static_cast<uint64_t>(g.k + run)) : _mm512_setzero_si512();
-#pragma GCC unroll 16
-      for (int r = 0; r < kRows; ++r) {
-        acc[r] = roundStep<kStochastic, kCheck>(_mm512_add_ps(acc[r], partial[r]), keys[r], weylStep, f, worstHigh, worstLow);
-      }
-    }
-  }
-  const bool outOfRange = kCheck && (_mm512_cmpgt_epi32_mask(worstHigh, f.maxBitsLess1) != 0 ||
-                                     _mm512_cmplt_epu32_mask(worstLow, f.minBitsLess1) != 0);
-  if (outOfRange) return false;
-  const __mmask16 store = static_cast<__mmask16>((1u << width) - 1u);
-  for (int r = 0; r < rows; ++r) _mm512_mask_storeu_ps(g.c + (i0 + r) * g.n + j0, store, acc[r]);
-  return true;
-}
-
-template <bool kStochastic>
-OCTET_WIDE bool tileFastDispatch(const LowpGemmArgs& g, const float* strip, const float* rows0, int64_t i0, int64_t s,
-                                 const FastRounding& f, bool unchecked) {
-  if (unchecked) {
-    return g.exactProducts ? tileFast<true, false, kStochastic>(g, strip, rows0, i0, s, f)
-                           : tileFast<false, false, kStochastic>(g, strip, rows0, i0, s, f);
-  }
-  return g.exactProducts ? tileFast<true, true, kStochastic>(g, strip, rows0, i0, s, f)
-                         : tileFast<false, true, kStochastic>(g, strip, rows0, i0, s, f);
-}
-
-OCTET_WIDE FastRounding fastRoundingConstants(const CodecParams& p) {
-  const int drop = 23 - p.mantissaBits;
-  const uint32_t minBits = static_cast<uint32_t>(p.emin + 127) << 23;
-  const uint32_t maxBits = (static_cast<uint32_t>(p.maxBiasedExponent - p.bias + 127) << 23) |
-                           (static_cast<uint32_t>(p.maxMantissaAtTop) << drop);
-  FastRounding f;
-  f.splitter = _mm512_set1_ps(std::ldexp(1.0f, drop));
-  f.one = _mm512_set1_epi32(1);
-  f.absMask = _mm512_set1_epi32(0x7fffffff);
-  f.minBitsLess1 = _mm512_set1_epi32(static_cast<int>(minBits - 1));
-  f.maxBitsLess1 = _mm512_set1_epi32(static_cast<int>(maxBits - 1));
-  f.keepMask = _mm512_set1_epi32(static_cast<int>(~((1u << drop) - 1u)));
-  f.stochasticShift = _mm512_set1_epi32(32 - drop);
-  return f;
-}
-
-// The fast paths with AVX2 and FMA, for CPUs without AVX-512: the same rounding steps on 8 lanes
-// (a strip's two halves in turn), kNarrowRows rows of a tile at a time so that the accumulators,
-// the strip's row and the rounding's constants fit the 16 vector registers. Each accumulator is a
-// chain of dependent steps (multiply-add, splitting multiply-add, two subtractions), so a group
-// holds as many independent chains as the registers allow.
-#define OCTET_NARROW __attribute__((target("avx2,fma")))
-constexpr int kNarrowRows = 6;
-
-struct NarrowRounding {
-  __m256 splitter;
-  __m256i one, absMask, signFlip;
-  __m256i minBitsLess1Flipped, maxBitsLess1;
-  __m256i keepMask, stochasticShift, allOnes;
-};
-
-OCTET_NARROW NarrowRounding narrowRoundingConstants(const CodecParams& p) {
-  const int drop = 23 - p.mantissaBits;
-  const uint32_t minBits = static_cast<uint32_t>(p.emin + 127) << 23;
-  const uint32_t maxBits = (static_cast<uint32_t>(p.maxBiasedExponent - p.bias + 127) << 23) |
-                           (static_cast<uint32_t>(p.maxMantissaAtTop) << drop);
-  NarrowRounding f;
-  f.splitter = _mm256_set1_ps(std::ldexp(1.0f, drop));
-  f.one = _mm256_set1_epi32(1);
-  f.absMask = _mm256_set1_epi32(0x7fffffff);
-  f.signFlip = _mm256_set1_epi32(static_cast<int>(0x80000000u));
-  // Unsigned comparisons as signed ones of the values with their top bit flipped.
-  f.minBitsLess1Flipped = _mm256_set1_epi32(static_cast<int>((minBits - 1) ^ 0x80000000u));
-  f.maxBitsLess1 = _mm256_set1_epi32(static_cast<int>(maxBits - 1));
-  f.keepMask = _mm256_set1_epi32(static_cast<int>(~((1u << drop) - 1u)));
-  f.stochasticShift = _mm256_set1_epi32(32 - drop);
-  f.allOnes = _mm256_set1_epi32(-1);
-  return f;
-}
-
-// trackRange on 8 lanes (AVX2 has the same unsigned minimum; only the final check differs).
-OCTET_NARROW __attribute__((always_inline)) inline void trackRange8(__m256i roundedBits, const NarrowRounding& f, __m256i& worstHigh,
-                                                                    __m256i& worstLow) {
-  const __m256i g = _mm256_sub_epi32(_mm256_and_si256(roundedBits, f.absMask), f.one);
-  worstHigh = _mm256_max_epi32(worstHigh, g);
-  worstLow = _mm256_min_epu32(worstLow, g);
-}
-
-template <bool kStochastic, bool kCheck>
-OCTET_NARROW __attribute__((always_inline)) inline __m256 roundStep8(__m256 sum, __m256i keys, __m256i weylStep, const NarrowRounding& f,
-                                                                    __m256i& worstHigh, __m256i& worstLow) {
-  if (kStochastic) {
-    const __m256i draw = codec_core::mix8(_mm256_xor_si256(codec_core::mix8(_mm256_add_epi32(weylStep, keys)), keys));
-    const __m256i notDraw = _mm256_xor_si256(draw, f.allOnes);
-    const __m256i bits = _mm256_add_epi32(_mm256_castps_si256(sum), _mm256_srlv_epi32(notDraw, f.stochasticShift));
-    const __m256i rounded = _mm256_and_si256(bits, f.keepMask);
-    if (kCheck) trackRange8(rounded, f, worstHigh, worstLow);
-    return _mm256_castsi256_ps(rounded);
-  }
-  const __m256 c = _mm256_fmadd_ps(sum, f.splitter, sum);
-  const __m256 rounded = _mm256_sub_ps(c, _mm256_sub_ps(c, sum));
-  if (kCheck) trackRange8(_mm256_castps_si256(rounded), f, worstHigh, worstLow);
-  return rounded;
-}
-
-OCTET_NARROW inline __m256i weylOf8(uint64_t t) { return _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(t) * 0x9e3779b9u)); }
-
-// Products t0..t1-1 of a group's rows with one half of the strip (its 8 lanes at half).
-template <bool kFma, bool kCheck, bool kStochastic>
-OCTET_NARROW __attribute__((always_inline)) inline void accumulateRun8(const float* const* arow, const float* half, int64_t t0, int64_t t1,
-                                                                      __m256 (&v)[kNarrowRows], const __m256i (&keys)[kNarrowRows],
-                                                                      const NarrowRounding& f, __m256i& worstHigh, __m256i& worstLow) {
-  for (int64_t t = t0; t < t1; ++t) {
-    const __m256 b = _mm256_loadu_ps(half + t * kLanes);
-    const __m256i weylStep = kStochastic ? weylOf8(static_cast<uint64_t>(t)) : _mm256_setzero_si256();
-#pragma GCC unroll 8
-    for (int r = 0; r < kNarrowRows; ++r) {
-      const __m256 a = _mm256_broadcast_ss(arow[r] + t);
-      const __m256 sum = kFma ? _mm256_fmadd_ps(a, b, v[r]) : _mm256_add_ps(v[r], _mm256_mul_ps(a, b));
-      v[r] = roundStep8<kStochastic, kCheck>(sum, keys[r], weylStep, f, worstHigh, worstLow);
-    }
-  }
-}
-
-// Rows [r0, r0 + kNarrowRows) (clamped to the tile's) of a tile, lanes [8 * h, 8 * h + 8), into
-// out (kNarrowRows rows of 8). Returns false when a value left the fast rounding's range.
-template <bool kFma, bool kCheck, bool kStochastic>
-OCTET_NARROW bool groupFast8(const LowpGemmArgs& g, const float* strip, const float* rows0, int64_t i0, int64_t j0, int64_t rows, int r0,
-                             int h, const NarrowRounding& f, float* out) {
-  const float* arow[kNarrowRows];
-  __m256i keys[kNarrowRows];
-  for (int r = 0; r < kNarrowRows; ++r) {
-    const int64_t row = std::min<int64_t>(r0 + r, rows - 1);
-    arow[r] = rows0 + row * g.k;
-    keys[r] = _mm256_setzero_si256();
-    if (kStochastic) {
-      alignas(32) uint32_t lanes[8];
-      for (int l = 0; l < 8; ++l) lanes[l] = cellKey(g.acc.key, static_cast<uint32_t>(i0 + row), static_cast<uint32_t>(j0 + 8 * h + l));
-      keys[r] = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes));
-    }
-  }
-  const float* half = strip + 8 * h;
-  __m256 acc[kNarrowRows];
-#pragma GCC unroll 8
-  for (int r = 0; r < kNarrowRows; ++r) acc[r] = _mm256_setzero_ps();
-  __m256i worstHigh = _mm256_set1_epi32(-1), worstLow = _mm256_set1_epi32(-1);
-  if (!g.ends) {
-    accumulateRun8<kFma, kCheck, kStochastic>(arow, half, 0, g.k, acc, keys, f, worstHigh, worstLow);
-  } else {
-    for (int64_t run = 0; run < g.endCount; ++run) {
-      const int64_t t = run == 0 ? 0 : g.ends[run - 1];
-      __m256 partial[kNarrowRows];
-#pragma GCC unroll 8
-      for (int r = 0; r < kNarrowRows; ++r) partial[r] = _mm256_setzero_ps();
-      accumulateRun8<kFma, kCheck, kStochastic>(arow, half, t, g.ends[run], partial, keys, f, worstHigh, worstLow);
-      const __m256i weylStep = kStochastic ? weylOf8(static_cast<uint64_t>(g.k + run)) : _mm256_setzero_si256();
-#pragma GCC unroll 8
-      for (int r = 0; r < kNarrowRows; ++r) {
-        acc[r] = roundStep8<kStochastic, kCheck>(_mm256_add_ps(acc[r], partial[r]), keys[r], weylStep, f, worstHigh, worstLow);
-      }
-    }
-  }
-  if (kCheck) {
-    const __m256i high = _mm256_cmpgt_epi32(worstHigh, f.maxBitsLess1);
-    const __m256i low = _mm256_cmpgt_epi32(f.minBitsLess1Flipped, _mm256_xor_si256(worstLow, f.signFlip));
-    if (!_mm256_testz_si256(_mm256_or_si256(high, low), f.allOnes)) return false;
-  }
-  for (int r = 0; r < kNarrowRows; ++r) _mm256_storeu_ps(out + r * 8, acc[r]);
-  return true;
-}
-
-// A tile on the 8-lane fast path: every group into a buffer first, so that nothing is stored when
-// a value left the range (the caller then recomputes the tile exactly).
-template <bool kFma, bool kCheck, bool kStochastic>
-OCTET_NARROW bool tileFast8(const LowpGemmArgs& g, const float* strip, const float* rows0, int64_t i0, int64_t s, const NarrowRounding& f) {
-  const int64_t rows = std::min<int64_t>(kRows, g.m - i0);
-  const int64_t j0 = s * kLanes, width = std::min<int64_t>(kLanes, g.n - j0);
-  const int halves = width > 8 ? 2 : 1;
-  constexpr int kGroups = (kRows + kNarrowRows - 1) / kNarrowRows;
-  alignas(32) float result[2][kGroups * kNarrowRows * 8];
-  for (int h = 0; h < halves; ++h) {
-    for (int r0 = 0; r0 < rows; r0 += kNarrowRows) {
-      if (!groupFast8<kFma, kCheck, kStochastic>(g, strip, rows0, i0, j0, rows, r0, h, f, result[h] + r0 * 8)) return false;
-    }
-  }
-  for (int64_t r = 0; r < rows; ++r) {
-    float* dst = g.c + (i0 + r) * g.n + j0;
-    for (int64_t l = 0; l < width; ++l) dst[l] = result[l / 8][r * 8 + l % 8];
-  }
-  return true;
-}
-
-template <bool kStochastic>
-OCTET_NARROW bool tileFast8Dispatch(const LowpGemmArgs& g, const float* strip, const float* rows0, int64_t i0, int64_t s,
-                                    const NarrowRounding& f, bool unchecked) {
-  if (unchecked) {
-    return g.exactProducts ? tileFast8<true, false, kStochastic>(g, strip, rows0, i0, s, f)
-                           : tileFast8<false, false, kStochastic>(g, strip, rows0, i0, s, f);
-  }
-  return g.exactProducts ? tileFast8<true, true, kStochastic>(g, strip, rows0, i0, s, f)
-                         : tileFast8<false, true, kStochastic>(g, strip, rows0, i0, s, f);
-}
-
-bool hasAvx2Fma() {
-  static const bool yes = [] {
-    __builtin_cpu_init();
-    const char* forced = std::getenv("OCTET_CODEC_KERNEL");
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !(forced && std::string(forced) == "portable");
-  }();
-  return yes;
-}
-
-bool hasAvx512() {
-  static const bool yes = [] {
-    __builtin_cpu_init();
-    const char* forced = std::getenv("OCTET_CODEC_KERNEL");
-    return __builtin_cpu_supports("avx512f") && !(forced && std::string(forced) != "avx512");
-  }();
-  return yes;
-}
-#endif
 
 // The calling thread's decoded op(A) or packed op(B), and packed strips beside a decoded op(A):
 // kept from call to call (every element is written before it is read). Fresh per call they cost
@@ -656,64 +300,25 @@ void lowpGemm(const LowpGemmArgs& args, int threads) {
   // One tile: a fast path where it applies (16 lanes with AVX-512, 8 with AVX2; a tile where a
   // value left its range is recomputed exactly: on 16 lanes, or in scalar code after the 8-lane
   // path), else scalar code.
-  std::function<void(const float*, const float*, int64_t, int64_t)> tile = [&](const float* strip, const float* rows0,
-                                                                               int64_t i0, int64_t s) {
-    if (stochastic) tileScalar<kStochastic>(g, strip, rows0, i0, s);
-    else tileScalar<kNearest>(g, strip, rows0, i0, s);
+  std::function<void(const float*, const float*, int64_t, int64_t)> tile = [&](const float* strip, const float* rows0, int64_t i0, int64_t s) {
+    scalarTile(g, strip, rows0, i0, s);
   };
 #ifdef OCTET_X86
-  FastRounding f{};
-  NarrowRounding f8{};
-  const bool wide = hasAvx512(), narrow = !wide && hasAvx2Fma();
-  bool fast = false, unchecked = false;
-  if (wide || narrow) {
-    // The fast paths need a normal float32 target with at least one dropped bit.
-    fast = g.lut && g.acc.mantissaBits < 23 && g.acc.subnormalsKept;
-    if (fast) {
-      if (wide) f = fastRoundingConstants(g.acc);
-      else f8 = narrowRoundingConstants(g.acc);
-      // No sum can overflow when k products of the largest magnitudes, grown by a relative half
-      // unit per rounding, stay below F's largest value; and the splitting multiplies by
-      // 2^(23 - m), so sums must stay below 2^(127 - (23 - m)) as well.
-      const float amaxA = operandAmax(g.a, g.aCodes, g.aLut, g.aIsE5M2, g.m * g.k, threads);
-      const float amaxB = g.bColumns ? imagesAmax(g, threads) : operandAmax(g.b, g.bCodes, g.bLut, g.bIsE5M2, g.k * g.n, threads);
-      const double maxFinite = std::ldexp(1.0 + g.acc.maxMantissaAtTop / std::ldexp(1.0, g.acc.mantissaBits),
-                                          g.acc.maxBiasedExponent - g.acc.bias);
-      // Each rounding grows a magnitude by at most half a unit (nearest) or one unit (stochastic):
-      // a factor (1 + u) per rounding a value goes through. Without chunks a sum goes through k
-      // roundings; with chunks of L, a chunk's partial sum through at most L and the running
-      // total through one per chunk, so every value stays below (1 + u)^(L + ceil(k / L)) times
-      // the sum of the products' magnitudes.
-      const double growth = std::ldexp(1.0, -(g.acc.mantissaBits + (stochastic ? 0 : 1)));
-      int64_t longest = 0;
-      for (int64_t c = 0; c < g.endCount; ++c) longest = std::max(longest, g.ends[c] - (c ? g.ends[c - 1] : 0));
-      const int64_t roundings = g.ends ? longest + g.endCount : g.k;
-      const double factor = std::exp(static_cast<double>(roundings + 1) * growth);
-      const double limit = std::min(maxFinite, std::ldexp(1.0, 127 - (23 - g.acc.mantissaBits)));
-      unchecked = g.productsOnSubnormalGrid && static_cast<double>(g.k) * amaxA * amaxB * factor < limit;
-      // k * amaxA * amaxB is pessimistic for real tensors (most values far below the largest);
-      // when it fails, the rows' actual sums of magnitudes may still pass (one pass over A).
-      if (g.productsOnSubnormalGrid && !unchecked && amaxB == amaxB) unchecked = maxRowAbsSum(g, threads) * amaxB * factor < limit;
-    }
-    if (wide) {
-      tile = [&](const float* strip, const float* rows0, int64_t i0, int64_t s) {
-        if (fast && (stochastic ? tileFastDispatch<true>(g, strip, rows0, i0, s, f, unchecked)
-                                : tileFastDispatch<false>(g, strip, rows0, i0, s, f, unchecked))) {
-          return;
-        }
-        if (stochastic) tileExact16<kStochastic>(g, strip, rows0, i0, s);
-        else tileExact16<kNearest>(g, strip, rows0, i0, s);
-      };
-    } else if (fast) {
-      tile = [&](const float* strip, const float* rows0, int64_t i0, int64_t s) {
-        if (stochastic ? tileFast8Dispatch<true>(g, strip, rows0, i0, s, f8, unchecked)
-                       : tileFast8Dispatch<false>(g, strip, rows0, i0, s, f8, unchecked)) {
-          return;
-        }
-        if (stochastic) tileScalar<kStochastic>(g, strip, rows0, i0, s);
-        else tileScalar<kNearest>(g, strip, rows0, i0, s);
-      };
-    }
+  const bool wide = lowp::avx512Tiles(), narrow = !wide && lowp::avx2Tiles();
+  lowp::FastTile fastTile = nullptr;
+  lowp::FastRange range{};
+  // The fast paths need a normal float32 target with at least one dropped bit.
+  if ((wide || narrow) && g.lut && g.acc.mantissaBits < 23 && g.acc.subnormalsKept) {
+    range = lowp::fastRangeOf(g.acc);
+    const bool unchecked = fastRangeProven(g, stochastic, threads);
+    fastTile = wide ? lowp::avx512FastTile(stochastic, g.exactProducts, unchecked) : lowp::avx2FastTile(stochastic, g.exactProducts, unchecked);
+  }
+  if (wide || fastTile) {
+    tile = [&](const float* strip, const float* rows0, int64_t i0, int64_t s) {
+      if (fastTile && fastTile(g, range, strip, rows0, i0, s)) return;
+      if (wide) lowp::avx512ExactTile(g, strip, rows0, i0, s);
+      else scalarTile(g, strip, rows0, i0, s);
+    };
   }
 #endif
   if (g.m * g.k * static_cast<int64_t>(sizeof(float)) > (1 << 21) && rowBlocks >= 2 * team &&

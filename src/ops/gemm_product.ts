@@ -62,15 +62,20 @@ function convKernels(s: ConvGeometry): ProductKernels {
   };
 }
 
-/** A transposed convolution is the input-gradient GEMM of the convolution from its output to its input. */
+/**
+ * A transposed convolution is the convolution from its output to its input run backwards: its
+ * forward is that convolution's input gradient, its input gradient that convolution's forward,
+ * and its weight gradient that convolution's with the operands' roles swapped.
+ */
 function transposedKernels(s: ConvGeometry): ProductKernels {
+  const conv = convKernels(s);
   return {
     outputShape: [s.batch, s.channels, s.height, s.width],
     channels: s.channels,
     plane: s.height * s.width,
-    forward: (xo, wo, o) => lowpConv2dBackwardData(xo, wo, s, o),
-    inputGrad: (e, wo, o) => lowpConv2dForward(e, wo, s, o),
-    weightGrad: (e, xo, o) => lowpConv2dBackwardWeight(xo, e, s, o),
+    forward: conv.inputGrad,
+    inputGrad: conv.forward,
+    weightGrad: (e, xo, o) => conv.weightGrad(xo, e, o),
   };
 }
 

@@ -2,25 +2,18 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { describe, test } from 'node:test';
 import { convGeometry, type ConvOptions } from '../../src/kernels/conv_geometry.js';
-import { nativeCore } from '../../src/kernels/native.js';
+import { nativeCore, type NativeWinograd } from '../../src/kernels/native.js';
 import {
   winogradForward, winogradForwardReference, winogradPlan, winogradWeightGradient, winogradWeightGradientReference, type WinogradPlan,
 } from '../../src/kernels/winograd.js';
 import { uniform, xorshift } from '../helpers/random.js';
 
-interface Case {
-  tile: 2 | 4;
-  batch: number;
-  channels: number;
-  height: number;
-  width: number;
-  outChannels: number;
-  padH: number;
-  padW: number;
+/** A case: a Winograd plan's sizes (as the addon takes them), and the images' channel counts as stored. */
+type Case = Pick<NativeWinograd, 'tile' | 'batch' | 'channels' | 'height' | 'width' | 'outChannels' | 'padH' | 'padW'> & {
   /** Channels per image as stored (>= channels: the case reads a group's slice). */
   xChannels?: number;
   yChannels?: number;
-}
+};
 
 // Tiles that fit the output and tiles that overhang it, padding 0 to 2, channel counts that fill
 // no panel of 16 or 32, one image and several, a group's slice of wider images.

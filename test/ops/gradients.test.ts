@@ -28,6 +28,16 @@ const float32Policy = (quantizesErrors: boolean): ops.QuantizationPolicy => ({
 });
 const pixelLabels = Int32Array.from({ length: 2 * 3 * 3 }, (_, i) => (i % 5 === 0 ? 255 : i % 4));
 
+/** The quantized GEMM op of a product on inputs of these shapes (x, weight and, given a third, bias) under float32Policy. */
+function quantizedCase(name: string, shapes: number[][], product: ops.GemmProduct, quantizesErrors: boolean, seed: number): Case {
+  return {
+    name: `quantizedGemm ${name}`,
+    op: 'quantizedGemm',
+    inputs: () => shapes.map((shape, i) => randomTensor(shape, seed + i)),
+    fn: (x, w, b) => ops.quantizedGemm(x, w, b ?? null, product, float32Policy(quantizesErrors)),
+  };
+}
+
 const CASES: Case[] = [
   { name: 'add same shape', op: 'add', inputs: () => [randomTensor([2, 3], 1), randomTensor([2, 3], 2)], fn: (a, b) => ops.add(a, b) },
   { name: 'add broadcast bias', op: 'add', inputs: () => [randomTensor([2, 3, 2, 2], 1), randomTensor([1, 3, 1, 1], 2)], fn: (a, b) => ops.add(a, b) },
@@ -51,30 +61,10 @@ const CASES: Case[] = [
   { name: 'conv2d 1x1', op: 'conv2d', inputs: () => [randomTensor([2, 3, 4, 4], 30), randomTensor([5, 3, 1, 1], 31), randomTensor([5], 32)], fn: (x, w, b) => ops.conv2d(x, w, b) },
   { name: 'convTranspose2d stride 2', op: 'convTranspose2d', inputs: () => [randomTensor([2, 3, 3, 3], 33), randomTensor([3, 2, 3, 3], 34), randomTensor([2], 35)], fn: (x, w, b) => ops.convTranspose2d(x, w, b, { stride: 2, padding: 1, outputPadding: 1 }) },
   { name: 'convTranspose2d groups 2, 2x2 kernel', op: 'convTranspose2d', inputs: () => [randomTensor([1, 4, 3, 3], 36), randomTensor([4, 1, 2, 2], 37)], fn: (x, w) => ops.convTranspose2d(x, w, null, { stride: 2, groups: 2 }) },
-  {
-    name: 'quantizedGemm linear, float32 policy, errors through the GEMMs',
-    op: 'quantizedGemm',
-    inputs: () => [randomTensor([3, 4], 60), randomTensor([5, 4], 61), randomTensor([5], 62)],
-    fn: (x, w, b) => ops.quantizedGemm(x, w, b, { kind: 'linear' }, float32Policy(true)),
-  },
-  {
-    name: 'quantizedGemm conv2d stride 2 groups 2, float32 backward',
-    op: 'quantizedGemm',
-    inputs: () => [randomTensor([2, 4, 5, 5], 63), randomTensor([6, 2, 3, 3], 64), randomTensor([6], 65)],
-    fn: (x, w, b) => ops.quantizedGemm(x, w, b, { kind: 'conv2d', options: { stride: 2, padding: 1, groups: 2 } }, float32Policy(false)),
-  },
-  {
-    name: 'quantizedGemm conv2d stride 2 dilation 2, errors through the GEMMs',
-    op: 'quantizedGemm',
-    inputs: () => [randomTensor([1, 2, 7, 6], 66), randomTensor([3, 2, 3, 2], 67)],
-    fn: (x, w) => ops.quantizedGemm(x, w, null, { kind: 'conv2d', options: { stride: 2, dilation: [2, 1], padding: [1, 0] } }, float32Policy(true)),
-  },
-  {
-    name: 'quantizedGemm convTranspose2d stride 2 with output padding',
-    op: 'quantizedGemm',
-    inputs: () => [randomTensor([2, 3, 3, 3], 68), randomTensor([3, 2, 3, 3], 69), randomTensor([2], 70)],
-    fn: (x, w, b) => ops.quantizedGemm(x, w, b, { kind: 'convTranspose2d', options: { stride: 2, padding: 1, outputPadding: 1 } }, float32Policy(true)),
-  },
+  quantizedCase('linear, errors through the GEMMs', [[3, 4], [5, 4], [5]], { kind: 'linear' }, true, 60),
+  quantizedCase('conv2d stride 2 groups 2, float32 backward', [[2, 4, 5, 5], [6, 2, 3, 3], [6]], { kind: 'conv2d', options: { stride: 2, padding: 1, groups: 2 } }, false, 63),
+  quantizedCase('conv2d stride 2 dilation 2, errors through the GEMMs', [[1, 2, 7, 6], [3, 2, 3, 2]], { kind: 'conv2d', options: { stride: 2, dilation: [2, 1], padding: [1, 0] } }, true, 66),
+  quantizedCase('convTranspose2d stride 2 with output padding', [[2, 3, 3, 3], [3, 2, 3, 3], [2]], { kind: 'convTranspose2d', options: { stride: 2, padding: 1, outputPadding: 1 } }, true, 68),
   {
     name: 'batchNorm2d training',
     op: 'batchNorm2d',
