@@ -1,6 +1,10 @@
 /**
  * Low-precision GEMM: C = op(A) op(B) with quantized operands and an emulated accumulator.
  *
+ * (Longer than this project's files usually are, on purpose: the contract, its naive reference
+ * and the dispatch to the native paths stay together, since resolving the options, the chunk
+ * bounds and the final rescaling and rounding are part of the contract and shared by both sides.)
+ *
  * CONTRACT (part of the API; the native kernel returns exactly these bits):
  *
  * Operands. A is m x k and B is k x n after the optional transposes; each is a Float32Array

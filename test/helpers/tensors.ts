@@ -1,5 +1,6 @@
 /** Tensors for op tests: seeded values, kept away from the kinks of piecewise ops. */
 import { Generator, Tensor } from '../../src/tensor/index.js';
+import { convGeometry, type ConvGeometry } from '../../src/kernels/conv_geometry.js';
 
 export function randomTensor(shape: number[], seed: number, lo = -1, hi = 1, requiresGrad = true): Tensor {
   const t = Tensor.uniform(shape, new Generator(seed), lo, hi);
@@ -22,4 +23,11 @@ export function distinctTensor(shape: number[], seed: number): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
   const order = new Generator(seed).permutation(n);
   return Tensor.from(Array.from(order, (v) => (v - n / 2) * 0.1), shape).requireGrad();
+}
+
+/** The geometry of a convolution of square images with a square kernel (the same stride, padding and dilation on both axes). */
+export function squareConv(
+  batch: number, channels: number, size: number, outChannels: number, kernel: number, stride: number, pad: number, dilation: number, groups: number,
+): ConvGeometry {
+  return convGeometry([batch, channels, size, size], [outChannels, channels / groups, kernel, kernel], { stride, padding: pad, dilation, groups });
 }

@@ -10,14 +10,8 @@ import { lowpGemm, lowpGemmColumns, lowpGemmReference, nativeOperand, type LowpG
 import { im2colBatchReference } from '../../src/kernels/im2col.js';
 import { nativeCore } from '../../src/kernels/native.js';
 import { makeQTensor, resolveFormat } from '../../src/formats/index.js';
+import { assertSameBits } from '../helpers/bits.js';
 import { uniform, xorshift } from '../helpers/random.js';
-
-function sameBits(a: Float32Array, b: Float32Array, what: string): void {
-  assert.equal(a.length, b.length);
-  for (let i = 0; i < a.length; i++) {
-    if (!(Object.is(a[i], b[i]) || (Number.isNaN(a[i]) && Number.isNaN(b[i])))) assert.fail(`${what} [${i}]: ${a[i]} vs reference ${b[i]}`);
-  }
-}
 
 /** A row-major rows x cols matrix of codes, transposed. */
 function transpose(codes: Uint8Array, rows: number, cols: number): Uint8Array {
@@ -65,7 +59,7 @@ describe('low-precision GEMM', () => {
         const expected = lowpGemmReference(m, n, k, a, b, { ...mode, transA, transB });
         for (const threads of [1, 2]) {
           const got = lowpGemm(m, n, k, a, b, { ...mode, transA, transB, threads });
-          sameBits(got, expected, `${m}x${n}x${k} ${fa}*${fb} trans ${transA},${transB} ${JSON.stringify(mode)} threads ${threads}`);
+          assertSameBits(got, expected, `${m}x${n}x${k} ${fa}*${fb} trans ${transA},${transB} ${JSON.stringify(mode)} threads ${threads}`);
         }
       }
     }
@@ -80,7 +74,7 @@ describe('low-precision GEMM', () => {
       const a: LowpOperand = makeQTensor(encode(uniform(m * k, m + k, -3, 3), 'e5m2'), 'e5m2', 2);
       const b: LowpOperand = makeQTensor(encode(uniform(k * n, n + k, -3, 3), 'e5m2'), 'e5m2', 1);
       const options: LowpGemmOptions = { accumulation: 'e6m9', chunk: 64 };
-      sameBits(lowpGemm(m, n, k, a, b, options), lowpGemmReference(m, n, k, a, b, options), `${m}x${n}x${k}`);
+      assertSameBits(lowpGemm(m, n, k, a, b, options), lowpGemmReference(m, n, k, a, b, options), `${m}x${n}x${k}`);
     }
   });
 
@@ -94,7 +88,7 @@ describe('low-precision GEMM', () => {
     for (const options of [{ accumulation: 'e6m9', chunk: 64 }, { accumulation: 'e6m9' }, { accumulation: 'e6m9', chunk: 64, rounding: 'stochastic' as const, seed: 3 }]) {
       const expected = lowpGemmReference(m, n, k, a, b, options);
       assert.ok(expected.every((v) => Number.isFinite(v) && v >= 2 ** 29), 'sums reach the top binades (2^29 where unchunked sums stall)');
-      for (const threads of [1, 2]) sameBits(lowpGemm(m, n, k, a, b, { ...options, threads }), expected, `${JSON.stringify(options)} threads ${threads}`);
+      for (const threads of [1, 2]) assertSameBits(lowpGemm(m, n, k, a, b, { ...options, threads }), expected, `${JSON.stringify(options)} threads ${threads}`);
     }
   });
 
@@ -109,7 +103,7 @@ describe('low-precision GEMM', () => {
     for (const options of [{ accumulation: 'e6m9' }, { accumulation: 'e6m9', chunk: 64 }, { accumulation: 'e6m9', transA: true }]) {
       const aOp = options.transA ? makeQTensor(transpose(a.codes as Uint8Array, m, k), a.format, a.scale) : a;
       const expected = lowpGemmReference(m, n, k, aOp, b, options);
-      for (const threads of [1, 2]) sameBits(lowpGemm(m, n, k, aOp, b, { ...options, threads }), expected, `${JSON.stringify(options)} threads ${threads}`);
+      for (const threads of [1, 2]) assertSameBits(lowpGemm(m, n, k, aOp, b, { ...options, threads }), expected, `${JSON.stringify(options)} threads ${threads}`);
     }
   });
 
@@ -120,7 +114,7 @@ describe('low-precision GEMM', () => {
     const a = uniform(m * k, 8, -3, 3);
     const b: LowpOperand = makeQTensor(encode(uniform(k * n, 9, -3, 3), 'e5m2'), 'e5m2', 2);
     const expected = lowpGemmReference(m, n, k, a, b);
-    for (const threads of [1, 2]) sameBits(lowpGemm(m, n, k, a, b, { threads }), expected, `mixed threads ${threads}`);
+    for (const threads of [1, 2]) assertSameBits(lowpGemm(m, n, k, a, b, { threads }), expected, `mixed threads ${threads}`);
   });
 
   test('shapes past the cache blocks (several column and k blocks, few rows): codes decoded while packing', () => {
@@ -135,7 +129,7 @@ describe('low-precision GEMM', () => {
       const b: LowpOperand = makeQTensor(encode(uniform(k * n, n, -3, 3), 'e5m2'), 'e5m2', 0.5);
       const expected = lowpGemmReference(m, n, k, a, b, { transA, transB });
       for (const threads of [1, 2, 3]) {
-        sameBits(lowpGemm(m, n, k, a, b, { transA, transB, threads }), expected, `${m}x${n}x${k} ${fa} trans ${transA},${transB} threads ${threads}`);
+        assertSameBits(lowpGemm(m, n, k, a, b, { transA, transB, threads }), expected, `${m}x${n}x${k} ${fa} trans ${transA},${transB} threads ${threads}`);
       }
     }
   });
@@ -149,7 +143,7 @@ describe('low-precision GEMM', () => {
       const a = makeQTensor(encode(values, 'e5m2'), 'e5m2');
       const b = makeQTensor(encode(ones, 'e5m2'), 'e5m2');
       for (const mode of [{ accumulation: 'e6m9' }, { accumulation: 'fp16' }, { accumulation: 'fp16', saturate: true }, { accumulation: 'e4m3' }]) {
-        sameBits(lowpGemm(3, 4, k, a, b, mode), lowpGemmReference(3, 4, k, a, b, mode), `${name} ${JSON.stringify(mode)}`);
+        assertSameBits(lowpGemm(3, 4, k, a, b, mode), lowpGemmReference(3, 4, k, a, b, mode), `${name} ${JSON.stringify(mode)}`);
       }
     }
     const overflow = lowpGemm(1, 1, 8, makeQTensor(encode(new Float32Array(8).fill(57344), 'e5m2'), 'e5m2'), makeQTensor(encode(new Float32Array(8).fill(57344), 'e5m2'), 'e5m2'), { accumulation: 'e6m9' });
@@ -163,7 +157,7 @@ describe('low-precision GEMM', () => {
       const a = makeQTensor(codes, 'e5m2');
       const b = makeQTensor(encode(uniform(20 * 17, 10), 'e5m2'), 'e5m2');
       for (const mode of [{ accumulation: 'e6m9' }, { accumulation: 'e6m9', rounding: 'stochastic' as const }, {}]) {
-        sameBits(lowpGemm(4, 17, 20, a, b, mode), lowpGemmReference(4, 17, 20, a, b, mode), `special code 0x${special.toString(16)} ${JSON.stringify(mode)}`);
+        assertSameBits(lowpGemm(4, 17, 20, a, b, mode), lowpGemmReference(4, 17, 20, a, b, mode), `special code 0x${special.toString(16)} ${JSON.stringify(mode)}`);
       }
     }
     const withNaN = Float32Array.of(1, NaN, 2);
@@ -195,10 +189,10 @@ describe('low-precision GEMM', () => {
     const b = makeQTensor(encode(uniform(k * n, 92, -4, 4), 'e5m2', { saturate: true }), 'e5m2');
     const uneven = Int32Array.of(0, 7, 7, 40, 41, 41, 100, 150, 150);
     for (const options of [{ accumulation: 'e6m9', chunkEnds: uneven }, { accumulation: 'fp16', chunkEnds: uneven }, { chunkEnds: uneven }] as LowpGemmOptions[]) {
-      sameBits(lowpGemm(m, n, k, a, b, options), lowpGemmReference(m, n, k, a, b, options), `chunkEnds ${JSON.stringify(options.accumulation)}`);
+      assertSameBits(lowpGemm(m, n, k, a, b, options), lowpGemmReference(m, n, k, a, b, options), `chunkEnds ${JSON.stringify(options.accumulation)}`);
     }
     const even = Int32Array.from({ length: Math.ceil(k / 64) }, (_, c) => Math.min(k, 64 * (c + 1)));
-    sameBits(lowpGemm(m, n, k, a, b, { accumulation: 'e6m9', chunkEnds: even }), lowpGemm(m, n, k, a, b, { accumulation: 'e6m9', chunk: 64 }), 'even chunk ends');
+    assertSameBits(lowpGemm(m, n, k, a, b, { accumulation: 'e6m9', chunkEnds: even }), lowpGemm(m, n, k, a, b, { accumulation: 'e6m9', chunk: 64 }), 'even chunk ends');
   });
 
   test('chunkEnds: leaving out exact-zero terms, with the chunks mapped onto what is left, gives the full sum\'s bits', () => {
@@ -220,8 +214,8 @@ describe('low-precision GEMM', () => {
     for (const accumulation of ['e6m9', 'fp16', 'bf16']) {
       const full = lowpGemm(m, n, k, a, b, { accumulation, chunk });
       const reduced = lowpGemm(m, n, kept.length, makeQTensor(ra, 'e5m2'), makeQTensor(rb, 'e5m2'), { accumulation, chunkEnds: ends });
-      sameBits(reduced, full, `${accumulation} without the zero terms`);
-      sameBits(full, lowpGemmReference(m, n, k, a, b, { accumulation, chunk }), `${accumulation} full against the contract`);
+      assertSameBits(reduced, full, `${accumulation} without the zero terms`);
+      assertSameBits(full, lowpGemmReference(m, n, k, a, b, { accumulation, chunk }), `${accumulation} full against the contract`);
     }
   });
 
@@ -244,7 +238,7 @@ describe('low-precision GEMM', () => {
           assert.equal(nativeCore(), null, 'only without the addon');
           continue;
         }
-        sameBits(got, want, `${JSON.stringify(options)} ${JSON.stringify(geometry)}`);
+        assertSameBits(got, want, `${JSON.stringify(options)} ${JSON.stringify(geometry)}`);
       }
     }
   });
@@ -255,7 +249,7 @@ describe('low-precision GEMM', () => {
     for (const options of [{}, { accumulation: 'e6m9' }]) {
       const out = new Float32Array(24).fill(NaN);
       assert.equal(lowpGemm(6, 4, 5, a, b, { ...options, out }), out);
-      sameBits(out, lowpGemmReference(6, 4, 5, a, b, options), 'out');
+      assertSameBits(out, lowpGemmReference(6, 4, 5, a, b, options), 'out');
       assert.throws(() => lowpGemm(6, 4, 5, a, b, { ...options, out: new Float32Array(23) }), /out must be a Float32Array of 24 elements/);
     }
   });
@@ -278,7 +272,7 @@ describe('low-precision GEMM', () => {
     const a = uniform(5 * 7, 81, -3, 3);
     const b = makeQTensor(encode(uniform(7 * 4, 82, -3, 3), 'e5m2'), 'e5m2', 2);
     const want = lowpGemm(5, 4, 7, a, b, { accumulation: 'fp32' });
-    for (const accumulation of ['float32', 'e8m23', resolveFormat('fp32')]) sameBits(lowpGemm(5, 4, 7, a, b, { accumulation }), want, String(accumulation));
-    sameBits(lowpGemmReference(5, 4, 7, a, b, { accumulation: 'float32' }), want, 'reference');
+    for (const accumulation of ['float32', 'e8m23', resolveFormat('fp32')]) assertSameBits(lowpGemm(5, 4, 7, a, b, { accumulation }), want, String(accumulation));
+    assertSameBits(lowpGemmReference(5, 4, 7, a, b, { accumulation: 'float32' }), want, 'reference');
   });
 });
