@@ -43,16 +43,8 @@ struct Narrow {
             _mm256_set1_epi32(static_cast<int>(r.minBitsLess1 ^ 0x80000000u)), _mm256_set1_epi32(static_cast<int>(r.maxBitsLess1)),
             _mm256_set1_epi32(static_cast<int>(r.keepMask)), _mm256_set1_epi32(32 - r.drop), _mm256_set1_epi32(-1)};
   }
-  static Float zero() { return _mm256_setzero_ps(); }
-  static Int zeroInt() { return _mm256_setzero_si256(); }
-  static Int allOnes() { return _mm256_set1_epi32(-1); }
-  static Float load(const float* p) { return _mm256_loadu_ps(p); }
   static Float broadcast(const float* p) { return _mm256_broadcast_ss(p); }
   static Float fma(Float a, Float b, Float c) { return _mm256_fmadd_ps(a, b, c); }
-  static Float add(Float a, Float b) { return _mm256_add_ps(a, b); }
-  static Float mul(Float a, Float b) { return _mm256_mul_ps(a, b); }
-  static Int asInt(Float v) { return _mm256_castps_si256(v); }
-  static Float asFloat(Int v) { return _mm256_castsi256_ps(v); }
   static Int weyl(uint64_t t) { return _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(t) * 0x9e3779b9u)); }
   static Float round(Float sum, const Constants& f) {
     const Float c = _mm256_fmadd_ps(sum, f.splitter, sum);

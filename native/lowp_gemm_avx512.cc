@@ -37,16 +37,8 @@ struct Wide {
     return {_mm512_set1_ps(r.splitter), _mm512_set1_epi32(1), _mm512_set1_epi32(0x7fffffff), _mm512_set1_epi32(static_cast<int>(r.minBitsLess1)),
             _mm512_set1_epi32(static_cast<int>(r.maxBitsLess1)), _mm512_set1_epi32(static_cast<int>(r.keepMask)), _mm512_set1_epi32(32 - r.drop)};
   }
-  static Float zero() { return _mm512_setzero_ps(); }
-  static Int zeroInt() { return _mm512_setzero_si512(); }
-  static Int allOnes() { return _mm512_set1_epi32(-1); }
-  static Float load(const float* p) { return _mm512_loadu_ps(p); }
   static Float broadcast(const float* p) { return _mm512_set1_ps(*p); }
   static Float fma(Float a, Float b, Float c) { return _mm512_fmadd_ps(a, b, c); }
-  static Float add(Float a, Float b) { return _mm512_add_ps(a, b); }
-  static Float mul(Float a, Float b) { return _mm512_mul_ps(a, b); }
-  static Int asInt(Float v) { return _mm512_castps_si512(v); }
-  static Float asFloat(Int v) { return _mm512_castsi512_ps(v); }
   static Int weyl(uint64_t t) { return _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(t) * 0x9e3779b9u)); }
   static Float round(Float sum, const Constants& f) {
     const Float c = _mm512_fmadd_ps(sum, f.splitter, sum);

@@ -15,8 +15,10 @@
 //
 // Only templates: included by lowp_gemm_avx512.cc and lowp_gemm_avx2.cc after their
 // `#pragma GCC target`, so that they compile for that instruction set (see lowp_gemm_order.h). V
-// is the file's vector type: Float, Int, zero, zeroInt, allOnes, load, broadcast, fma, add, mul,
-// weyl(t), round (nearest), roundBits (stochastic), inRange.
+// is the file's vector type: Float and Int (GCC vector types, whose +, *, casts and zero
+// initialization are the plain IEEE operations; the build has -ffp-contract=off, so a * b + c is
+// never fused), Constants, broadcast, fma, weyl(t), round (nearest), roundBits (stochastic),
+// track and inRange.
 #pragma once
 #include <cstdint>
 
@@ -26,14 +28,21 @@
 namespace octet {
 namespace lowp {
 
+template <class Vector>
+__attribute__((always_inline)) inline Vector loadVector(const float* p) {
+  Vector v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+
 // One rounded addition's result, tracking |r| - 1 of the rounded bits for the range check.
 template <class V, bool kStochastic, bool kCheck>
 __attribute__((always_inline)) inline typename V::Float roundStep(typename V::Float sum, typename V::Int key, typename V::Int weylStep,
                                                                  const typename V::Constants& f, typename V::Int& worstHigh,
                                                                  typename V::Int& worstLow) {
-  const typename V::Int bits = kStochastic ? V::roundBits(sum, key, weylStep, f) : V::asInt(V::round(sum, f));
+  const typename V::Int bits = kStochastic ? V::roundBits(sum, key, weylStep, f) : (typename V::Int)V::round(sum, f);
   if (kCheck) V::track(bits, f, worstHigh, worstLow);
-  return V::asFloat(bits);
+  return (typename V::Float)bits;
 }
 
 // Rows arow[0 .. kR) of op(A) times the strip's lanes (row stride kLanes), summed in the
@@ -42,29 +51,29 @@ template <class V, int kR, bool kFma, bool kCheck, bool kStochastic>
 __attribute__((always_inline)) inline bool fastRows(const LowpGemmArgs& g, const typename V::Constants& f, const float* const (&arow)[kR],
                                                     const float* strip, const typename V::Int (&keys)[kR], typename V::Float (&acc)[kR]) {
   using Float = typename V::Float;
-  typename V::Int worstHigh = V::allOnes(), worstLow = V::allOnes();
+  typename V::Int worstHigh = ~typename V::Int{}, worstLow = ~typename V::Int{};
   sumInContractOrder(
       g, acc,
       [](Float(&sums)[kR]) __attribute__((always_inline)) {
 #pragma GCC unroll 16
-        for (int r = 0; r < kR; ++r) sums[r] = V::zero();
+        for (int r = 0; r < kR; ++r) sums[r] = Float{};
       },
       [&](Float(&sums)[kR], int64_t t0, int64_t t1) __attribute__((always_inline)) {
         for (int64_t t = t0; t < t1; ++t) {
-          const Float b = V::load(strip + t * kLanes);
-          const typename V::Int weylStep = kStochastic ? V::weyl(static_cast<uint64_t>(t)) : V::zeroInt();
+          const Float b = loadVector<Float>(strip + t * kLanes);
+          const typename V::Int weylStep = kStochastic ? V::weyl(static_cast<uint64_t>(t)) : typename V::Int{};
 #pragma GCC unroll 16
           for (int r = 0; r < kR; ++r) {
             const Float a = V::broadcast(arow[r] + t);
-            const Float sum = kFma ? V::fma(a, b, sums[r]) : V::add(sums[r], V::mul(a, b));
+            const Float sum = kFma ? V::fma(a, b, sums[r]) : sums[r] + a * b;
             sums[r] = roundStep<V, kStochastic, kCheck>(sum, keys[r], weylStep, f, worstHigh, worstLow);
           }
         }
       },
       [&](Float(&total)[kR], Float(&partial)[kR], int64_t run) __attribute__((always_inline)) {
-        const typename V::Int weylStep = kStochastic ? V::weyl(static_cast<uint64_t>(g.k + run)) : V::zeroInt();
+        const typename V::Int weylStep = kStochastic ? V::weyl(static_cast<uint64_t>(g.k + run)) : typename V::Int{};
 #pragma GCC unroll 16
-        for (int r = 0; r < kR; ++r) total[r] = roundStep<V, kStochastic, kCheck>(V::add(total[r], partial[r]), keys[r], weylStep, f, worstHigh, worstLow);
+        for (int r = 0; r < kR; ++r) total[r] = roundStep<V, kStochastic, kCheck>(total[r] + partial[r], keys[r], weylStep, f, worstHigh, worstLow);
       });
   return !kCheck || V::inRange(worstHigh, worstLow, f);
 }

@@ -47,6 +47,16 @@ function positive(op: string, values: Record<string, number>): void {
   }
 }
 
+/** A convolution layer's kernel size and groups, checked: positive, channels divisible by groups. */
+function convLayerShape(op: string, inChannels: number, outChannels: number, kernel: Pair, groups = 1): { kh: number; kw: number; groups: number } {
+  const [kh, kw] = resolvePair(kernel, 1, 'kernel', op, 1);
+  positive(op, { inChannels, outChannels, kernelH: kh, kernelW: kw, groups });
+  if (inChannels % groups !== 0 || outChannels % groups !== 0) {
+    throw new InvalidArgumentError(`${op}: ${inChannels} -> ${outChannels} channels do not divide into ${groups} groups`);
+  }
+  return { kh, kw, groups };
+}
+
 export interface Conv2dConfig extends Omit<ConvOptions, 'outputPadding'> {
   bias?: boolean;
   generator: Generator;
@@ -60,12 +70,7 @@ export class Conv2d extends GemmLayer {
 
   constructor(readonly inChannels: number, readonly outChannels: number, kernel: Pair, config: Conv2dConfig) {
     super();
-    const groups = config.groups ?? 1;
-    const [kh, kw] = resolvePair(kernel, 1, 'kernel', 'Conv2d', 1);
-    positive('Conv2d', { inChannels, outChannels, kernelH: kh, kernelW: kw, groups });
-    if (inChannels % groups !== 0 || outChannels % groups !== 0) {
-      throw new InvalidArgumentError(`Conv2d: ${inChannels} -> ${outChannels} channels do not divide into ${groups} groups`);
-    }
+    const { kh, kw, groups } = convLayerShape('Conv2d', inChannels, outChannels, kernel, config.groups);
     this.options = { stride: config.stride, padding: config.padding, dilation: config.dilation, groups };
     this.product = { kind: 'conv2d', options: this.options };
     this.weight = this.registerParameter('weight', Tensor.zeros([outChannels, inChannels / groups, kh, kw]));
@@ -99,12 +104,7 @@ export class ConvTranspose2d extends GemmLayer {
 
   constructor(readonly inChannels: number, readonly outChannels: number, kernel: Pair, config: ConvTranspose2dConfig) {
     super();
-    const groups = config.groups ?? 1;
-    const [kh, kw] = resolvePair(kernel, 1, 'kernel', 'ConvTranspose2d', 1);
-    positive('ConvTranspose2d', { inChannels, outChannels, kernelH: kh, kernelW: kw, groups });
-    if (inChannels % groups !== 0 || outChannels % groups !== 0) {
-      throw new InvalidArgumentError(`ConvTranspose2d: ${inChannels} -> ${outChannels} channels do not divide into ${groups} groups`);
-    }
+    const { kh, kw, groups } = convLayerShape('ConvTranspose2d', inChannels, outChannels, kernel, config.groups);
     this.options = { stride: config.stride, padding: config.padding, dilation: config.dilation, groups, outputPadding: config.outputPadding };
     this.product = { kind: 'convTranspose2d', options: this.options };
     this.weight = this.registerParameter('weight', Tensor.zeros([inChannels, outChannels / groups, kh, kw]));

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { backward, tape, type GradNode } from '../../src/autograd/index.js';
 import { resolveFormat, type QTensor } from '../../src/formats/index.js';
-import { dequantize as decodeScaled, lowpConv2dForward, type LowpOperand } from '../../src/kernels/index.js';
+import { dequantize, lowpConv2dForward, type LowpOperand } from '../../src/kernels/index.js';
 import { BatchNorm2d, Conv2d, ConvTranspose2d, GemmLayer, Linear, Module, ReLU, buildModel } from '../../src/nn/index.js';
 import { conv2d, convTranspose2d, flatten, linear, mul, softmaxCrossEntropy, sum } from '../../src/ops/index.js';
 import { AdamW } from '../../src/optim/index.js';
@@ -35,7 +35,7 @@ class TwoLinear extends Module {
   }
 }
 
-const dequantize = (op: LowpOperand): Float32Array => (op instanceof Float32Array ? op : decodeScaled(op));
+const valuesOf = (op: LowpOperand): Float32Array => (op instanceof Float32Array ? op : dequantize(op));
 
 function maxRelError(a: Float32Array, b: Float32Array): number {
   let worst = 0;
@@ -64,9 +64,9 @@ describe('sfp8: the backward pass is float32 through the dequantized forward val
       backward(sum(mul(y, r)));
       assert.ok(!(seen.x instanceof Float32Array) && !(seen.w instanceof Float32Array), 'forward operands are codes');
       assert.ok(seen.dy instanceof Float32Array, 'the output gradient stays float32');
-      const xq = new Tensor(dequantize(seen.x), x.shape).requireGrad();
+      const xq = new Tensor(valuesOf(seen.x), x.shape).requireGrad();
       const layer = model.layer;
-      const wq = new Tensor(dequantize(seen.w), layer.weight.shape).requireGrad();
+      const wq = new Tensor(valuesOf(seen.w), layer.weight.shape).requireGrad();
       const bias = layer.bias ? new Tensor(Float32Array.from(layer.bias.data), layer.bias.shape).requireGrad() : null;
       backward(sum(mul(reference(xq, wq, bias), r)));
       assert.ok(maxRelError(x.grad!.data, xq.grad!.data) < 1e-6, 'input gradient');
