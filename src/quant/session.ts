@@ -7,6 +7,7 @@
  *            -> optimizer.stepAll(skip).
  */
 import { InvalidArgumentError } from '../errors.js';
+import { resolveFormat } from '../formats/index.js';
 import { defaultConvAlgorithm, type ConvAlgorithm } from '../kernels/index.js';
 import { BatchNorm2d, GemmLayer, float32Compute, type Module } from '../nn/index.js';
 import { scale as scaleOp } from '../ops/index.js';
@@ -73,7 +74,7 @@ export class QuantSession {
         );
       }
     }
-    const quantizes = recipe.weights || recipe.activations || recipe.errors || recipe.accumulation.format !== 'fp32';
+    const quantizes = recipe.weights || recipe.activations || recipe.errors || resolveFormat(recipe.accumulation.format).name !== 'float32';
     gemmLayers.forEach(([path, layer], index) => {
       if (keep.has(path) || !quantizes) {
         layer.compute = float32Compute(this.algorithm);

@@ -232,6 +232,10 @@ describe('applying recipes', () => {
   test('fp32 leaves every layer on the float32 path; an unknown high-precision layer is named', () => {
     const model = buildModel('resnet20', { width: 4 });
     assert.equal(applyRecipe(model, presetRecipe('fp32')).layers.length, 0);
+    // float32 accumulation under any name of float32 is the fp32 recipe's.
+    for (const format of ['float32', 'e8m23']) {
+      assert.equal(applyRecipe(model, parseRecipe({ name: 'plain', accumulation: { format } })).layers.length, 0, format);
+    }
     assert.throws(
       () => applyRecipe(model, parseRecipe({ ...presetRecipe('fp8'), highPrecisionLayers: ['classifier'] })),
       /names "classifier", which is not a GEMM layer of this model; use first, last or one of: conv1, layer1\.0\.conv1/,
