@@ -46,6 +46,16 @@ export class SettingError extends InvalidArgumentError {
   }
 }
 
+/**
+ * NaN or Inf where values must be finite: in input data, in batch statistics (which would corrupt
+ * a batch norm's running statistics for good), or in a training run's loss or parameters.
+ */
+export class NonFiniteError extends OctetError {
+  constructor(message: string) {
+    super('NON_FINITE', message);
+  }
+}
+
 /** A name (model, recipe, data set, ...) that is not one of the known choices. */
 export class UnknownNameError extends OctetError {
   constructor(message: string) {

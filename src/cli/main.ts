@@ -37,6 +37,7 @@ function trainingOptions(command: Command): Command {
     .option('--checkpoint-every <steps>', 'also checkpoint every N steps (0: at epoch ends only)', '0')
     .option('--log-every <steps>', 'metrics log interval in steps', '10')
     .option('--resume', 'continue from the checkpoint in --out')
+    .option('--overwrite', 'replace the run --out holds (its files go once the new run has taken its first step)')
     .addOption(convOption())
     .option('--no-progress', 'no progress bar');
 }

@@ -43,6 +43,7 @@ export interface TrainOptions {
   logEvery: string;
   out: string;
   resume?: boolean;
+  overwrite?: boolean;
   progress?: boolean;
   conv?: ConvAlgorithm;
 }
@@ -51,7 +52,7 @@ export interface TrainOptions {
 export const SETTING_FLAGS: Record<string, string> = {
   model: '--model', data: '--data', recipe: '--recipe', epochs: '--epochs', batchSize: '--batch-size', lr: '--lr', weightDecay: '--weight-decay',
   warmupSteps: '--warmup', optimizer: '--optimizer', seed: '--seed', maxTrain: '--max-train', maxTest: '--max-test', checkpointEvery: '--checkpoint-every',
-  logEvery: '--log-every', conv: '--conv', resume: '--resume',
+  logEvery: '--log-every', conv: '--conv', resume: '--resume', overwrite: '--overwrite', out: '--out',
 };
 
 function number(value: string | undefined, flag: string, { integer = false, min = 0 } = {}): number | undefined {
@@ -146,7 +147,7 @@ export async function trainCommand(options: TrainOptions, io: CliIo): Promise<nu
   const dataset = await loadData(options.data, options.imageSize);
   const { hooks, done } = runHooks(io, config.recipe.name, options.progress !== false);
   try {
-    const result = await train(config, dataset, options.out, { resume: options.resume, hooks });
+    const result = await train(config, dataset, options.out, { resume: options.resume, overwrite: options.overwrite, hooks });
     reportRun(result, options.out, io);
     return result.completed ? 0 : 130;
   } finally {
@@ -182,7 +183,7 @@ export async function compareCommand(options: TrainOptions & { recipes: string }
     const { hooks, done } = runHooks(io, config.recipe.name, options.progress !== false);
     let result: TrainResult;
     try {
-      result = await train(config, dataset, out, { resume: options.resume, hooks });
+      result = await train(config, dataset, out, { resume: options.resume, overwrite: options.overwrite, hooks });
     } finally {
       done();
     }

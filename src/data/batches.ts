@@ -3,6 +3,8 @@
  * permutation drawn from (seed, e), and the augmentation of example i in epoch e from
  * (seed, e, i), so a resumed run sees exactly the batches an uninterrupted one would.
  */
+import { NonFiniteError } from '../errors.js';
+import { DataFileError } from './errors.js';
 import { Generator, Tensor } from '../tensor/index.js';
 import { IGNORE_LABEL } from './segmentation.js';
 
@@ -52,6 +54,35 @@ export interface Batch {
 }
 
 /**
+ * Every label of these examples is a class index (or `ignoreIndex`, for segmentation): a label out
+ * of range would otherwise fail inside the loss, far from its cause, or be miscounted.
+ */
+export function checkLabels(split: Split, data: { name: string; classes: number; ignoreIndex?: number }, indices: ArrayLike<number>, which: string): void {
+  const plane = split.height * split.width;
+  for (let k = 0; k < indices.length; k++) {
+    const i = indices[k];
+    const labels = split.masks ? split.masks.subarray(i * plane, (i + 1) * plane) : split.labels!.subarray(i, i + 1);
+    for (let p = 0; p < labels.length; p++) {
+      const label = labels[p];
+      if (label < data.classes || label === data.ignoreIndex) continue;
+      const where = split.masks ? `pixel ${p} of example ${i}` : `example ${i}`;
+      throw new DataFileError(`${data.name} (${which} split)`, `${where} has label ${label}; expected 0 to ${data.classes - 1}${data.ignoreIndex !== undefined ? ` or ${data.ignoreIndex} (ignored)` : ''}`);
+    }
+  }
+}
+
+/** A normalization gives every channel a finite mean and a finite positive std (a zero std would make the inputs infinite). */
+function checkNormalization(norm: Normalization, channels: number): void {
+  for (let c = 0; c < channels; c++) {
+    const mean = norm.mean[c];
+    const std = norm.std[c];
+    if (!Number.isFinite(mean) || !(Number.isFinite(std) && std > 0)) {
+      throw new NonFiniteError(`normalization of channel ${c}: mean ${mean}, std ${std}; expected a finite mean and a finite std above 0 for each of the ${channels} channels`);
+    }
+  }
+}
+
+/**
  * Build a batch: normalized float32 images [B, C, H, W] and labels. With `augment` (training),
  * each example's crop and flip come from (seed, epoch, index).
  */
@@ -69,6 +100,7 @@ export function makeBatch(
   const x = Tensor.zeros([B, C, H, W]);
   const segmentation = split.masks !== undefined;
   const labels = new Int32Array(segmentation ? B * plane : B);
+  checkNormalization(norm, C);
   const scale = norm.std.map((s) => 1 / (255 * s));
   const shift = norm.mean.map((m, c) => m / norm.std[c]);
   for (let b = 0; b < B; b++) {

@@ -11,7 +11,7 @@ export type { DecodeOptions, ImageFolderSet } from './image_folder.js';
 export { IGNORE_LABEL, readSegmentationFolder, vocPalette } from './segmentation.js';
 export type { SegmentationSet } from './segmentation.js';
 export { MNIST_SEG_CLASSES, MNIST_SEG_SIZE, buildMnistSeg } from './mnist_seg.js';
-export { NO_AUGMENTATION, epochOrder, makeBatch, trainingSubset } from './batches.js';
+export { NO_AUGMENTATION, checkLabels, epochOrder, makeBatch, trainingSubset } from './batches.js';
 export type { Augmentation, Batch, Normalization, Split } from './batches.js';
 export { DATA_SPECS, FASHION_MNIST_DIR, loadDataset } from './registry.js';
 export type { Dataset, LoadOptions } from './registry.js';

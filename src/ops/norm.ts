@@ -9,7 +9,7 @@
  * output is computed from the float32 values either way.
  */
 import { needsGrad, record, registerGradient } from '../autograd/index.js';
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError, NonFiniteError } from '../errors.js';
 import { resolveFormat, type QTensor } from '../formats/index.js';
 import { absMax, batchNormBackward, batchNormForward, channelMeanVar, dequantize, encodeScaled, recycle, takeBuffer } from '../kernels/index.js';
 import { Tensor, formatShape, type GradHandle } from '../tensor/index.js';
@@ -65,6 +65,15 @@ export function batchNorm2d(
   const variance = new Float64Array(channels);
   if (options.training) {
     channelMeanVar(x.data, shape, mean, variance);
+    // A NaN or Inf in the batch would make the running statistics NaN for good, and the model's
+    // output the same for every input from then on: refuse it before they change.
+    const bad = mean.findIndex((m, c) => !Number.isFinite(m) || !Number.isFinite(variance[c]));
+    if (bad >= 0) {
+      throw new NonFiniteError(
+        `batchNorm2d: channel ${bad} of the batch holds NaN or Inf (mean ${mean[bad]}, variance ${variance[bad]}); ` +
+          'the running statistics are left as they were. Check the input data for non-finite values, or lower the learning rate if training diverged',
+      );
+    }
     for (let c = 0; c < channels; c++) {
       runningMean.data[c] = (1 - momentum) * runningMean.data[c] + momentum * mean[c];
       runningVar.data[c] = (1 - momentum) * runningVar.data[c] + momentum * ((variance[c] * count) / (count - 1));

@@ -6,7 +6,7 @@ export { loadRecipe } from './load.js';
 export { DynamicScale, LossScaler, TensorScaler, amaxOf, scaleFromAmax } from './scaling.js';
 export type { DynamicSpec, ScaleEvent } from './scaling.js';
 export { NumericsTelemetry } from './telemetry.js';
-export type { LayerEventRecord, NumericsRecord, OperandStats, TensorClass } from './telemetry.js';
+export type { LayerEventRecord, NumericsRecord, OperandStats, TelemetryState, TensorClass } from './telemetry.js';
 export { quantizeOperand } from './quantizer.js';
 export { LayerQuantState } from './layer_state.js';
 export type { OperandObserver } from './layer_state.js';

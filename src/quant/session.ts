@@ -16,7 +16,7 @@ import { LayerQuantState, type OperandObserver } from './layer_state.js';
 import { recipeCompute } from './quantized_gemm.js';
 import type { Recipe } from './recipe.js';
 import { LossScaler } from './scaling.js';
-import { NumericsTelemetry } from './telemetry.js';
+import { NumericsTelemetry, type TelemetryState } from './telemetry.js';
 
 export interface ApplyOptions {
   /** Seed of every stochastic rounding the recipe does. */
@@ -42,6 +42,8 @@ export interface SessionState {
   step: number;
   lossScale: { scale: number; cleanSteps: number };
   layers: Record<string, Record<string, unknown>>;
+  /** The telemetry interval in progress (absent in checkpoints made before it was kept). */
+  telemetry?: TelemetryState;
 }
 
 function finite(values: Float32Array): boolean {
@@ -145,12 +147,14 @@ export class QuantSession {
       step: this.step,
       lossScale: this.lossScaler.state(),
       layers: Object.fromEntries(this.layers.map((l) => [l.name, l.state()])),
+      telemetry: this.telemetry.state(),
     };
   }
 
   loadState(state: SessionState): void {
     this.step = state.step;
     this.lossScaler.loadState(state.lossScale);
+    if (state.telemetry) this.telemetry.loadState(state.telemetry);
     for (const layer of this.layers) {
       const s = state.layers[layer.name];
       if (s) layer.loadState(s);

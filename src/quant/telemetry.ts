@@ -44,6 +44,11 @@ export interface LayerEventRecord {
 /** Counts summed over an interval; amax and scale are the last seen. */
 type Accumulated = OperandStats;
 
+export interface TelemetryState {
+  current: [string, Accumulated][];
+  events: LayerEventRecord[];
+}
+
 export class NumericsTelemetry {
   private readonly current = new Map<string, Accumulated>();
   private events: LayerEventRecord[] = [];
@@ -62,6 +67,17 @@ export class NumericsTelemetry {
 
   event(step: number, layer: string, event: LayerEventRecord['event'], scale: number): void {
     this.events.push({ step, layer, event, scale });
+  }
+
+  /** The interval so far (checkpointed, so that a resumed run logs the interval an uninterrupted one would). */
+  state(): TelemetryState {
+    return { current: [...this.current].map(([key, a]) => [key, { ...a }]), events: this.events.map((e) => ({ ...e })) };
+  }
+
+  loadState(state: TelemetryState): void {
+    this.current.clear();
+    for (const [key, a] of state.current) this.current.set(key, { ...a });
+    this.events = state.events.map((e) => ({ ...e }));
   }
 
   /** The interval's records (one per layer and tensor class seen) and events; starts a new interval. */

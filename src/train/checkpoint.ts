@@ -26,6 +26,8 @@ export interface CheckpointRecord<Config> {
   session: SessionState;
   /** Dropout generator counters by module path. */
   dropout: Record<string, number>;
+  /** The training metrics' logging window in progress (so a resumed run logs what an uninterrupted one would). */
+  window?: { loss: number; correct: number; count: number };
 }
 
 function fp8Export(session: QuantSession, tensors: Map<string, StoredTensor>): void {

@@ -1,6 +1,7 @@
 /** Training: the loop, evaluation metrics, checkpoints (safetensors) and reports. */
-export { CHECKPOINT_FILE, METRICS_FILE, buildTrainModel, evaluate, train } from './trainer.js';
-export type { ConvAlgorithm, EvalResult, StepProgress, TrainConfig, TrainHooks, TrainResult } from './trainer.js';
+export { DIVERGED_STEPS, buildTrainModel, evaluate, train } from './trainer.js';
+export { CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, RESULT_FILE } from './run_folder.js';
+export type { ConvAlgorithm, EvalResult, StepProgress, TrainConfig, TrainHooks, TrainResult, TrainRunOptions } from './trainer.js';
 export { ConfusionMatrix, topKCorrect } from './metrics.js';
 export { CHECKPOINT_FORMAT, readCheckpointRecord, restoreCheckpoint, saveCheckpoint } from './checkpoint.js';
 export type { CheckpointRecord } from './checkpoint.js';

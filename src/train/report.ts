@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
-import { METRICS_FILE, type TrainResult } from './trainer.js';
+import { METRICS_FILE } from './run_folder.js';
+import type { TrainResult } from './trainer.js';
 import { writeFileAtomic } from './safetensors.js';
 
 export interface CompareEntry {

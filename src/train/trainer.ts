@@ -7,21 +7,26 @@
  * end and when stopped), metrics.jsonl (one JSON object per line: train, numerics, scale_event
  * and eval records) and result.json.
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { backward, noGrad } from '../autograd/index.js';
-import { SettingError } from '../errors.js';
-import { defaultConvAlgorithm, type ConvAlgorithm } from '../kernels/index.js';
+import { NonFiniteError, SettingError } from '../errors.js';
+import { absMax, defaultConvAlgorithm, type ConvAlgorithm } from '../kernels/index.js';
 
 export type { ConvAlgorithm };
-import { epochOrder, makeBatch, trainingSubset, type Dataset } from '../data/index.js';
+import { checkLabels, epochOrder, makeBatch, trainingSubset, type Dataset } from '../data/index.js';
 import { buildModel, useFloat32Compute, type Module } from '../nn/index.js';
 import { softmaxCrossEntropy } from '../ops/index.js';
 import { AdamW, SGD, cosineWithWarmup, type Optimizer } from '../optim/index.js';
 import { applyRecipe, type Recipe } from '../quant/index.js';
 import { readCheckpointRecord, restoreCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { ConfusionMatrix, topKCorrect } from './metrics.js';
+import {
+  CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, RESULT_FILE, checkFreshFolder, checkResumable, clearRun, metricsUpTo, prepareOutputFolder, removeStaleTemporaries,
+  writeLines,
+} from './run_folder.js';
 import { writeFileAtomic } from './safetensors.js';
+import type { Tensor } from '../tensor/index.js';
 
 export interface TrainConfig {
   model: string;
@@ -93,8 +98,6 @@ export interface TrainHooks {
   shouldStop?(): boolean;
 }
 
-export const CHECKPOINT_FILE = 'checkpoint.safetensors';
-export const METRICS_FILE = 'metrics.jsonl';
 
 function makeOptimizer(config: TrainConfig, model: Module): Optimizer {
   const params = model.namedParameters();
@@ -156,62 +159,36 @@ function batchAccuracy(logits: Float32Array, labels: Int32Array, batchSize: numb
   return confusion.pixelAccuracy();
 }
 
-function checkCompatible(saved: TrainConfig, config: TrainConfig, file: string): void {
-  for (const key of ['model', 'data', 'batchSize', 'seed', 'maxTrain', 'epochs', 'optimizer'] as const) {
-    if (JSON.stringify(saved[key]) !== JSON.stringify(config[key])) {
-      throw new SettingError(
-        key,
-        `resume: ${file} was made with ${key} ${JSON.stringify(saved[key])}, this run asks for ${JSON.stringify(config[key])}; ` +
-          'resume with the same settings or start in another output folder',
-      );
-    }
-  }
-  if (saved.recipe.name !== config.recipe.name || JSON.stringify(saved.recipe) !== JSON.stringify(config.recipe)) {
-    throw new SettingError('recipe', `resume: ${file} was trained with recipe ${saved.recipe.name}; this run asks for ${config.recipe.name}`);
-  }
-  const savedConv = saved.conv ?? 'direct';
-  if (savedConv !== config.conv) {
-    throw new SettingError(
-      'conv',
-      `resume: ${file} was trained with float32 convolutions on the ${savedConv} product, this run uses ${config.conv}; ` +
-        `resume with conv "${savedConv}" (or OCTET_CONV=${savedConv}) to continue bit for bit`,
-    );
-  }
+/** Steps in a row whose loss or parameters are not finite before a run stops as diverged. */
+export const DIVERGED_STEPS = 3;
+
+function parametersFinite(model: Module): boolean {
+  return model.namedParameters().every(([, p]) => Number.isFinite(absMax(p.data)));
 }
 
-/**
- * Keep only metrics lines up to `step` (records a killed run wrote after its last checkpoint go);
- * returns the evaluations kept.
- */
-function truncateMetrics(file: string, step: number): EvalResult[] {
-  if (!existsSync(file)) return [];
-  const kept = readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((line) => {
-      if (!line.trim()) return false;
-      try {
-        return (JSON.parse(line) as { step?: number }).step! <= step;
-      } catch {
-        return false;
-      }
-    });
-  writeFileAtomic(file, new TextEncoder().encode(kept.map((l) => l + '\n').join('')));
-  return kept
-    .map((l) => JSON.parse(l) as EvalResult & { type: string })
-    .filter((r) => r.type === 'eval')
-    .map(({ type: _type, ...r }) => r);
+export interface TrainRunOptions {
+  /** Continue the run in `out` from its checkpoint. */
+  resume?: boolean;
+  /** Replace a run that `out` already holds (its files go once the new run's first step has run). */
+  overwrite?: boolean;
+  hooks?: TrainHooks;
 }
 
 /**
  * Train (or, with `resume`, continue). Asynchronous only so that it yields to the event loop
  * after every step: Ctrl-C handlers and the progress bar's timers run between steps.
+ *
+ * Nothing in `out` changes before the first step has run: a run that fails at once leaves the
+ * folder as it was. A new run refuses a folder that holds a run unless `overwrite`. A run whose
+ * loss or parameters are NaN or Inf for DIVERGED_STEPS steps in a row stops with a NonFiniteError,
+ * and no checkpoint is ever written with non-finite parameters: the last good one stays.
  */
-export async function train(settings: TrainConfig, dataset: Dataset, out: string, options: { resume?: boolean; hooks?: TrainHooks } = {}): Promise<TrainResult> {
+export async function train(settings: TrainConfig, dataset: Dataset, out: string, options: TrainRunOptions = {}): Promise<TrainResult> {
   const config: TrainConfig = { ...settings, conv: settings.conv ?? defaultConvAlgorithm() };
   const hooks = options.hooks ?? {};
   if (!(Number.isInteger(config.epochs) && config.epochs >= 1)) throw new SettingError('epochs', `epochs is ${config.epochs}; expected a positive integer`);
   if (!(Number.isInteger(config.batchSize) && config.batchSize >= 1)) throw new SettingError('batchSize', `batchSize is ${config.batchSize}; expected a positive integer`);
-  mkdirSync(out, { recursive: true });
+  prepareOutputFolder(out);
   const checkpointFile = join(out, CHECKPOINT_FILE);
   const metricsFile = join(out, METRICS_FILE);
   const model = buildTrainModel(config, dataset);
@@ -221,30 +198,51 @@ export async function train(settings: TrainConfig, dataset: Dataset, out: string
   const stepsPerEpoch = Math.max(1, Math.floor(subset.length / config.batchSize));
   const totalSteps = stepsPerEpoch * config.epochs;
   const warmupSteps = Math.min(totalSteps, config.warmupSteps ?? Math.round(totalSteps * 0.05));
+  // Labels out of range fail here, naming the split and the example, not at the end of an epoch.
+  checkLabels(dataset.train, dataset, subset, 'train');
+  checkLabels(dataset.test, dataset, Int32Array.from({ length: Math.min(dataset.test.count, config.maxTest ?? dataset.test.count) }, (_, i) => i), 'test');
   let step = 0;
   const evals: EvalResult[] = [];
+  let window = { loss: 0, correct: 0, count: 0 };
+  let keptMetrics: string[] = [];
   if (options.resume) {
     if (!existsSync(checkpointFile)) throw new SettingError('resume', `resume: no checkpoint at ${checkpointFile}; start without resume`);
+    removeStaleTemporaries(out);
     const loaded = readCheckpointRecord<TrainConfig>(checkpointFile);
-    checkCompatible(loaded.record.config, config, checkpointFile);
+    checkResumable(loaded.record.config, config, checkpointFile);
     restoreCheckpoint(checkpointFile, loaded, model, optimizer, session);
     step = loaded.record.step;
-    evals.push(...truncateMetrics(metricsFile, step));
+    if (loaded.record.window) window = { ...loaded.record.window };
+    keptMetrics = metricsUpTo(metricsFile, step);
+    evals.push(...keptMetrics.map((l) => JSON.parse(l) as EvalResult & { type: string }).filter((r) => r.type === 'eval').map(({ type: _type, ...r }) => r));
   } else {
-    writeFileSync(metricsFile, '');
+    checkFreshFolder(out, options.overwrite ?? false);
   }
-  writeFileAtomic(join(out, 'config.json'), new TextEncoder().encode(JSON.stringify(config, null, 2) + '\n'));
+  let begun = false;
+  // The run has started (its first step ran): from here on it writes into `out`.
+  const begin = () => {
+    if (begun) return;
+    begun = true;
+    if (options.resume) {
+      writeLines(metricsFile, keptMetrics);
+    } else {
+      clearRun(out);
+      writeFileSync(metricsFile, '');
+    }
+    writeFileAtomic(join(out, CONFIG_FILE), new TextEncoder().encode(JSON.stringify(config, null, 2) + '\n'));
+  };
   const log = (record: object) => appendFileSync(metricsFile, JSON.stringify(record) + '\n');
-  const save = () => saveCheckpoint(checkpointFile, model, optimizer, session, { config, step });
+  // A checkpoint never holds non-finite parameters: the last good one stays.
+  const save = () => {
+    if (parametersFinite(model)) saveCheckpoint(checkpointFile, model, optimizer, session, { config, step, window });
+  };
   const start = Date.now();
   const firstStep = step;
   let peakRss = process.memoryUsage().rss;
   let order: Int32Array | null = null;
   let orderEpoch = -1;
   let completed = true;
-  let windowLoss = 0;
-  let windowCorrect = 0;
-  let windowCount = 0;
+  let badSteps = 0;
   model.train();
   while (step < totalSteps) {
     const epoch = Math.floor(step / stepsPerEpoch);
@@ -257,26 +255,41 @@ export async function train(settings: TrainConfig, dataset: Dataset, out: string
     const batch = makeBatch(dataset.train, order!.subarray(inEpoch * size, (inEpoch + 1) * size), dataset.normalization, dataset.augmentation, config.seed, epoch);
     optimizer.lr = cosineWithWarmup(step, { baseLr: config.lr, totalSteps, warmupSteps });
     optimizer.zeroGrad();
-    const logits = model.call(batch.x);
-    const loss = softmaxCrossEntropy(logits, batch.labels, { ignoreIndex: dataset.ignoreIndex });
-    backward(session.scaleLoss(loss));
+    let lossValue = NaN;
+    let logits: Tensor | null = null;
+    try {
+      logits = model.call(batch.x);
+      const loss = softmaxCrossEntropy(logits, batch.labels, { ignoreIndex: dataset.ignoreIndex });
+      lossValue = loss.item();
+      backward(session.scaleLoss(loss));
+    } catch (error) {
+      if (!(error instanceof NonFiniteError)) throw error;
+      throw new NonFiniteError(`training diverged at step ${step + 1}: ${error.message}. ${kept(step, checkpointFile, begun)}`);
+    }
     const outcome = session.finishBackward();
     const report = optimizer.stepAll(outcome.skip);
     step++;
-    const lossValue = loss.item();
-    windowLoss += lossValue * size;
-    const accuracy = batchAccuracy(logits.data, batch.labels, size, dataset);
-    windowCorrect += accuracy * size;
-    windowCount += size;
+    begin();
+    badSteps = Number.isFinite(lossValue) && parametersFinite(model) ? 0 : badSteps + 1;
+    if (badSteps >= DIVERGED_STEPS) {
+      throw new NonFiniteError(
+        `training diverged: the loss or the parameters have been NaN or Inf for ${badSteps} steps in a row (steps ${step - badSteps + 1} to ${step}, lr ${optimizer.lr}); ` +
+          `${kept(step, checkpointFile, true)} Lower the learning rate, or check the data`,
+      );
+    }
+    window.loss += lossValue * size;
+    const accuracy = batchAccuracy(logits!.data, batch.labels, size, dataset);
+    window.correct += accuracy * size;
+    window.count += size;
     peakRss = Math.max(peakRss, process.memoryUsage().rss);
     const seconds = (Date.now() - start) / 1000;
     const imagesPerSecond = ((step - firstStep) * size) / Math.max(seconds, 1e-9);
     if (step % config.logEvery === 0 || step === totalSteps) {
       log({
-        type: 'train', step, epoch, loss: windowLoss / windowCount, accuracy: windowCorrect / windowCount, lr: optimizer.lr,
+        type: 'train', step, epoch, loss: window.loss / window.count, accuracy: window.correct / window.count, lr: optimizer.lr,
         loss_scale: outcome.lossScale, images_per_s: imagesPerSecond, skipped: report.skipped.length,
       });
-      windowLoss = windowCorrect = windowCount = 0;
+      window = { loss: 0, correct: 0, count: 0 };
       const { records, events } = session.telemetry.flush(step);
       for (const r of records) log({ type: 'numerics', ...r });
       for (const e of events) log({ type: 'scale_event', ...e });
@@ -286,13 +299,16 @@ export async function train(settings: TrainConfig, dataset: Dataset, out: string
       imagesPerSecond, etaSeconds: ((totalSteps - step) * size) / Math.max(imagesPerSecond, 1e-9),
     });
     const epochEnd = step % stepsPerEpoch === 0;
+    // The epoch's checkpoint is written before its evaluation, so a failing evaluation loses
+    // nothing; and again after it (the evaluation moves the delayed scalers' history on).
+    if (epochEnd || (config.checkpointEvery > 0 && step % config.checkpointEvery === 0) || step === totalSteps) save();
     if (epochEnd) {
       const result: EvalResult = { epoch, step, ...evaluate(model, dataset, config.maxTest, Math.max(config.batchSize, 64)) };
       evals.push(result);
       log({ type: 'eval', ...result });
       hooks.onEval?.(result);
+      save();
     }
-    if (epochEnd || (config.checkpointEvery > 0 && step % config.checkpointEvery === 0) || step === totalSteps) save();
     await new Promise<void>((resolve) => setImmediate(resolve));
     if (step < totalSteps && hooks.shouldStop?.()) {
       save();
@@ -310,6 +326,11 @@ export async function train(settings: TrainConfig, dataset: Dataset, out: string
     checkpoint: checkpointFile,
     peakRssMb: peakRss / 2 ** 20,
   };
-  if (completed) writeFileAtomic(join(out, 'result.json'), new TextEncoder().encode(JSON.stringify(result, null, 2) + '\n'));
+  if (completed) writeFileAtomic(join(out, RESULT_FILE), new TextEncoder().encode(JSON.stringify(result, null, 2) + '\n'));
   return result;
+}
+
+/** What a diverged run leaves: the last checkpoint with finite parameters, if any. */
+function kept(step: number, checkpointFile: string, begun: boolean): string {
+  return begun && existsSync(checkpointFile) ? `The last good checkpoint is kept at ${checkpointFile}.` : `No checkpoint was written (stopped before step ${step + 1} finished).`;
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { IGNORE_LABEL, epochOrder, makeBatch, trainingSubset, type Split } from '../../src/data/index.js';
+import { IGNORE_LABEL, checkLabels, epochOrder, makeBatch, trainingSubset, type Split } from '../../src/data/index.js';
 
 const split: Split = {
   count: 3, channels: 1, height: 2, width: 3,
@@ -14,6 +14,19 @@ describe('batching', () => {
     assert.deepEqual(b.x.shape, [2, 1, 2, 3]);
     assert.ok(Math.abs(b.x.data[0] - (120 / 255 - 0.5) / 0.25) < 1e-6);
     assert.deepEqual(Array.from(b.labels), [1, 2]);
+  });
+
+  test('a normalization with a zero, negative or non-finite std, or a non-finite mean, is refused before it makes inputs infinite', () => {
+    for (const norm of [{ mean: [0.5], std: [0] }, { mean: [0.5], std: [-1] }, { mean: [NaN], std: [0.3] }, { mean: [0.5], std: [Infinity] }, { mean: [], std: [] }]) {
+      assert.throws(() => makeBatch(split, [0], norm, null), /normalization of channel 0: mean .*, std .*; expected a finite mean and a finite std above 0/);
+    }
+  });
+
+  test('labels out of range are found with the split, the example and the range', () => {
+    assert.doesNotThrow(() => checkLabels(split, { name: 'toy', classes: 3 }, [0, 1, 2], 'train'));
+    assert.throws(() => checkLabels(split, { name: 'toy', classes: 2 }, [0, 1, 2], 'test'), /toy \(test split\): example 0 has label 2; expected 0 to 1/);
+    const seg: Split = { count: 1, channels: 1, height: 1, width: 3, images: new Uint8Array(3), masks: Uint8Array.of(0, 255, 4) };
+    assert.throws(() => checkLabels(seg, { name: 'seg', classes: 4, ignoreIndex: 255 }, [0], 'train'), /seg \(train split\): pixel 2 of example 0 has label 4; expected 0 to 3 or 255 \(ignored\)/);
   });
 
   test('augmentation is a pure function of (seed, epoch, index); crops pad with zeros, masks with ignore', () => {

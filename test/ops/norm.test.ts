@@ -31,6 +31,20 @@ function relativeError(a: Float32Array, b: Float32Array): number {
   return Math.sqrt(num / den);
 }
 
+describe('batch norm with non-finite input', () => {
+  test('training on a batch with a NaN or Inf is refused, and the running statistics stay as they were', () => {
+    for (const bad of [NaN, Infinity]) {
+      const x = Tensor.randn([2, 3, 4, 4], new Generator(5));
+      x.data[2 * 16 + 5] = bad;
+      const runningMean = Tensor.from([0.1, 0.2, 0.3]);
+      const runningVar = Tensor.from([1, 2, 3]);
+      assert.throws(() => batchNorm2d(x, null, null, runningMean, runningVar, { training: true }), /batchNorm2d: channel 2 of the batch holds NaN or Inf .* running statistics are left as they were/);
+      assert.deepEqual(Array.from(runningMean.data), Array.from(Float32Array.of(0.1, 0.2, 0.3)));
+      assert.deepEqual(Array.from(runningVar.data), [1, 2, 3]);
+    }
+  });
+});
+
 describe('batch norm with a low-precision saved input', () => {
   const exact = run(null);
 

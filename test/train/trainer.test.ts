@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -65,6 +65,69 @@ describe('training', () => {
     assert.deepEqual(weightsOf(parts, dataset, config), weightsOf(whole, dataset, config));
     const again = await train(config, dataset, mkdtempSync(join(tmpdir(), 'octet-again-')));
     assert.deepEqual(second.evals.map((e) => e.value), again.evals.map((e) => e.value));
+  });
+
+  test('metrics after a resume equal the uninterrupted run\'s, line for line, with a logging window that straddles the resume', async () => {
+    const dataset = await data();
+    const config = base('fp8', { maxTrain: 128, logEvery: 3 });
+    const metricsOf = (out: string) =>
+      readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => {
+        const { images_per_s: _speed, ...rest } = JSON.parse(l) as Record<string, unknown>;
+        return rest;
+      });
+    const whole = mkdtempSync(join(tmpdir(), 'octet-whole-'));
+    await train(config, dataset, whole);
+    const parts = mkdtempSync(join(tmpdir(), 'octet-parts-'));
+    let steps = 0;
+    await train(config, dataset, parts, { hooks: { onStep: () => void steps++, shouldStop: () => steps >= 4 } });
+    await train(config, dataset, parts, { resume: true });
+    const expected = metricsOf(whole);
+    assert.ok(expected.some((l) => l.type === 'numerics') && expected.filter((l) => l.type === 'train').length === 3);
+    assert.deepEqual(metricsOf(parts), expected);
+  });
+
+  test('a new run refuses a folder that holds a run unless asked to overwrite, and changes nothing before its first step', async () => {
+    const dataset = await data();
+    const out = mkdtempSync(join(tmpdir(), 'octet-train-'));
+    const config = base('fp32', { epochs: 1, maxTrain: 64 });
+    await train(config, dataset, out);
+    const before = readFileSync(join(out, 'metrics.jsonl'), 'utf8');
+    await assert.rejects(train(config, dataset, out), /already holds a run \(config\.json, metrics\.jsonl, checkpoint\.safetensors, result\.json\); continue it with resume/);
+    // A run that fails at once (a test label out of range) leaves the folder as it was, overwrite or not.
+    const bad = { ...dataset, test: { ...dataset.test, labels: Uint8Array.from(dataset.test.labels!, (l, i) => (i === 7 ? 12 : l)) } };
+    await assert.rejects(train(config, bad, out, { overwrite: true }), /mnist \(test split\): example 7 has label 12; expected 0 to 9/);
+    assert.equal(readFileSync(join(out, 'metrics.jsonl'), 'utf8'), before);
+    const replaced = await train({ ...config, seed: 4 }, dataset, out, { overwrite: true });
+    assert.ok(replaced.completed);
+    assert.equal(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).seed, 4);
+    assert.notEqual(readFileSync(join(out, 'metrics.jsonl'), 'utf8'), before);
+  });
+
+  test('resume removes temporary files a killed checkpoint write left', async () => {
+    const dataset = await data();
+    const out = mkdtempSync(join(tmpdir(), 'octet-train-'));
+    const config = base('fp32', { epochs: 2, maxTrain: 64 });
+    let steps = 0;
+    await train(config, dataset, out, { hooks: { onStep: () => void steps++, shouldStop: () => steps >= 1 } });
+    writeFileSync(join(out, '.checkpoint.safetensors.99999.tmp'), 'half a checkpoint');
+    await train(config, dataset, out, { resume: true });
+    assert.equal(existsSync(join(out, '.checkpoint.safetensors.99999.tmp')), false);
+  });
+
+  test('a diverging run (lr 1e30) stops with an error and keeps its last checkpoint with finite weights', async () => {
+    const dataset = await data();
+    const out = mkdtempSync(join(tmpdir(), 'octet-train-'));
+    const config = base('fp32', { epochs: 1, maxTrain: 256, lr: 1e30, warmupSteps: 0, checkpointEvery: 1 });
+    await assert.rejects(train(config, dataset, out), /training diverged.*(The last good checkpoint is kept at|No checkpoint was written)/);
+    if (existsSync(join(out, CHECKPOINT_FILE))) {
+      const { tensors } = readSafetensors(join(out, CHECKPOINT_FILE));
+      for (const [name, t] of tensors) {
+        if (t.dtype !== 'F32') continue;
+        const values = new Float32Array(t.bytes.buffer.slice(t.bytes.byteOffset, t.bytes.byteOffset + t.bytes.byteLength));
+        assert.ok(values.every(Number.isFinite), `${name} holds NaN or Inf`);
+      }
+    }
+    assert.equal(existsSync(join(out, 'result.json')), false);
   });
 
   test('killed at a random step (SIGKILL), then --resume: the same final weights as an uninterrupted run', async () => {
@@ -140,7 +203,16 @@ describe('training', () => {
     const out = mkdtempSync(join(tmpdir(), 'octet-train-'));
     await train(base('fp32', { epochs: 1, maxTrain: 64 }), dataset, out);
     await assert.rejects(train(base('fp32', { epochs: 1, maxTrain: 64, batchSize: 16 }), dataset, out, { resume: true }), /made with batchSize 32, this run asks for 16/);
-    await assert.rejects(train(base('fp8', { epochs: 1, maxTrain: 64 }), dataset, out, { resume: true }), /trained with recipe fp32; this run asks for fp8/);
+    await assert.rejects(train(base('fp8', { epochs: 1, maxTrain: 64 }), dataset, out, { resume: true }), /made with recipe fp32, this run asks for fp8/);
+    // Every setting that changes the result is compared, and every difference is named.
+    await assert.rejects(
+      train(base('fp32', { epochs: 1, maxTrain: 64, lr: 0.02, weightDecay: 0.001, warmupSteps: 1 }), dataset, out, { resume: true }),
+      /made with lr 0\.01, this run asks for 0\.02; weightDecay 0, this run asks for 0\.001; warmupSteps unset, this run asks for 1; resume with the same settings/,
+    );
+    // A recipe whose contents changed under the same name is named as such.
+    const changed = { ...base('fp32', { epochs: 1, maxTrain: 64 }) };
+    changed.recipe = { ...changed.recipe, accumulation: { format: 'e6m9', chunk: 0, rounding: 'nearest' } };
+    await assert.rejects(train(changed, dataset, out, { resume: true }), /recipe fp32 with other contents \(accumulation changed since\)/);
     await assert.rejects(train(base('fp32'), dataset, mkdtempSync(join(tmpdir(), 'octet-empty-')), { resume: true }), /no checkpoint at .*; start without resume/);
   });
 
@@ -153,7 +225,7 @@ describe('training', () => {
     assert.equal(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).conv, 'winograd');
     await assert.rejects(
       train(base('fp32', { epochs: 1, maxTrain: 64, conv: 'direct' }), dataset, out, { resume: true }),
-      /trained with float32 convolutions on the winograd product, this run uses direct; resume with conv "winograd" \(or OCTET_CONV=winograd\)/,
+      /made with float32 convolutions on the winograd product, this run uses direct \(resume with conv "winograd" or OCTET_CONV=winograd\)/,
     );
     // Unset, a run takes the default (OCTET_CONV, read when the run starts) and records it.
     const was = process.env.OCTET_CONV;
