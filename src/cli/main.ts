@@ -107,9 +107,10 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
     .description('evaluate a checkpoint on its data set (or another with --data); prints JSON')
     .requiredOption('-c, --checkpoint <file>', 'checkpoint.safetensors written by octet train')
     .option('-d, --data <spec>', 'data set (default: the one it was trained on)')
-    .option('--max-test <n>', 'evaluate on the first N test examples')
-    .option('--batch-size <n>', 'batch size', '256')
+    .option('--max-test <n>', "evaluate on the first N test examples (default: the run's)")
+    .option('--batch-size <n>', "batch size (default: the one the run evaluated with)")
     .option('--image-size <HxW>', 'resize image folders to this size')
+    .option('-r, --recipe <name|file.json>', "evaluate under another recipe (fp32: no quantization; default: the checkpoint's)")
     .addOption(convOption("default: the checkpoint's"))
     .action((options) => evalCommand(options, io));
 

@@ -5,10 +5,8 @@ import { loadDataset, type Dataset } from '../data/index.js';
 import { InvalidArgumentError } from '../errors.js';
 import { loadRecipe } from '../quant/index.js';
 import {
-  buildTrainModel,
-  evaluate,
+  evaluateCheckpoint,
   readCheckpointRecord,
-  restoreCheckpoint,
   summarizeComparison,
   train,
   writeFileAtomic,
@@ -156,20 +154,18 @@ export async function trainCommand(options: TrainOptions, io: CliIo): Promise<nu
 }
 
 export async function evalCommand(
-  options: { checkpoint: string; data?: string; maxTest?: string; batchSize: string; imageSize?: string; conv?: ConvAlgorithm },
+  options: { checkpoint: string; data?: string; maxTest?: string; batchSize?: string; imageSize?: string; conv?: ConvAlgorithm; recipe?: string },
   io: CliIo,
 ): Promise<void> {
-  const loaded = readCheckpointRecord<TrainConfig>(options.checkpoint);
-  const config = loaded.record.config;
+  const config = readCheckpointRecord<TrainConfig>(options.checkpoint).record.config;
   const dataset = await loadData(options.data ?? config.data, options.imageSize);
-  // The convolutions the checkpoint was trained with (direct before Winograd existed), unless --conv says otherwise.
-  const conv = options.conv ?? config.conv ?? 'direct';
-  const model = buildTrainModel({ ...config, conv }, dataset);
-  restoreCheckpoint(options.checkpoint, loaded, model, null, null);
-  const maxTest = number(options.maxTest, '--max-test', { integer: true, min: 1 });
-  const batchSize = number(options.batchSize, '--batch-size', { integer: true, min: 1 })!;
-  const result = evaluate(model, dataset, maxTest, batchSize);
-  io.stdout(JSON.stringify({ checkpoint: options.checkpoint, model: config.model, recipe: config.recipe.name, data: dataset.name, step: loaded.record.step, conv, ...result }) + '\n');
+  const result = evaluateCheckpoint(options.checkpoint, dataset, {
+    recipe: options.recipe === undefined ? undefined : loadRecipe(options.recipe),
+    conv: options.conv,
+    maxTest: number(options.maxTest, '--max-test', { integer: true, min: 1 }),
+    batchSize: number(options.batchSize, '--batch-size', { integer: true, min: 1 }),
+  });
+  io.stdout(JSON.stringify({ checkpoint: options.checkpoint, model: config.model, data: dataset.name, ...result }) + '\n');
 }
 
 export async function compareCommand(options: TrainOptions & { recipes: string }, io: CliIo): Promise<number> {

@@ -102,10 +102,12 @@ export class LayerQuantState implements QuantizationPolicy {
         scale = scaleFromAmax(amax, q.format, 0, true) ?? 1;
       }
     } else {
-      scale = q.scaler.next(amax);
+      // In evaluation (the layer not training) the scales are read, not moved on, and nothing is
+      // recorded: evaluating must not change what training does next.
+      scale = this.layer.training ? q.scaler.next(amax) : q.scaler.peek(amax);
     }
     const { coded, stats } = quantizeOperand(x, scale, this.spec(q, cls), amax);
-    this.telemetry.record(this.name, cls, stats);
+    if (this.layer.training) this.telemetry.record(this.name, cls, stats);
     return coded;
   }
 

@@ -75,10 +75,12 @@ const PRESET_INPUTS: RecipeInput[] = [
     name: 'hybrid',
     description:
       'The common GPU recipe: E4M3 forward operands, E5M2 errors and weight gradients, per-tensor delayed scaling ' +
-      '(amax history 16), float32 accumulation, first and last layers in float32.',
+      '(amax history 16) with saturating casts, float32 accumulation, first and last layers in float32.',
     weights: E4M3_CURRENT,
-    activations: { ...E4M3_CURRENT, scaling: { mode: 'delayed', history: 16, margin: 0, powerOfTwo: true } },
-    errors: { format: 'e5m2', rounding: 'nearest', scaling: { mode: 'delayed', history: 16, margin: 0, powerOfTwo: true } },
+    // Delayed scales come from earlier steps' amax, so a tensor can exceed its scaled range: the
+    // casts saturate (as TransformerEngine's do) instead of turning the excess into NaN or Inf.
+    activations: { ...E4M3_CURRENT, saturate: true, scaling: { mode: 'delayed', history: 16, margin: 0, powerOfTwo: true } },
+    errors: { format: 'e5m2', rounding: 'nearest', saturate: true, scaling: { mode: 'delayed', history: 16, margin: 0, powerOfTwo: true } },
     weightGradients: E5M2_CURRENT,
     highPrecisionLayers: ['first', 'last'],
   },

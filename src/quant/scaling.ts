@@ -50,6 +50,14 @@ export class TensorScaler {
     return this.scale;
   }
 
+  /** The scale next(amax) would give, leaving the scaler as it is (evaluation must not move training's scales). */
+  peek(amax: number): number {
+    const spec = this.spec;
+    if (spec.mode === 'none' || spec.mode === 'dynamic') return this.scale;
+    const basis = spec.mode === 'delayed' && this.history.length ? Math.max(...this.history) : amax;
+    return scaleFromAmax(basis, this.format, spec.margin, spec.powerOfTwo) ?? this.scale;
+  }
+
   state(): { scale: number; history: number[] } {
     return { scale: this.scale, history: [...this.history] };
   }

@@ -1,5 +1,8 @@
 /** Training: the loop, evaluation metrics, checkpoints (safetensors) and reports. */
-export { DIVERGED_STEPS, buildTrainModel, evaluate, train } from './trainer.js';
+export { DIVERGED_STEPS, train } from './trainer.js';
+export { buildTrainModel } from './build.js';
+export { evalBatchSize, evaluate, evaluateCheckpoint } from './evaluation.js';
+export type { CheckpointEval, CheckpointEvalOptions } from './evaluation.js';
 export { CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, RESULT_FILE } from './run_folder.js';
 export type { ConvAlgorithm, EvalResult, StepProgress, TrainConfig, TrainHooks, TrainResult, TrainRunOptions } from './trainer.js';
 export { ConfusionMatrix, topKCorrect } from './metrics.js';

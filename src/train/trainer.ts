@@ -9,17 +9,19 @@
  */
 import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { backward, noGrad } from '../autograd/index.js';
+import { backward } from '../autograd/index.js';
 import { NonFiniteError, SettingError } from '../errors.js';
 import { absMax, defaultConvAlgorithm, type ConvAlgorithm } from '../kernels/index.js';
 
 export type { ConvAlgorithm };
 import { checkLabels, epochOrder, makeBatch, trainingSubset, type Dataset } from '../data/index.js';
-import { buildModel, useFloat32Compute, type Module } from '../nn/index.js';
+import type { Module } from '../nn/index.js';
 import { softmaxCrossEntropy } from '../ops/index.js';
 import { AdamW, SGD, cosineWithWarmup, type Optimizer } from '../optim/index.js';
 import { applyRecipe, type Recipe } from '../quant/index.js';
 import { readCheckpointRecord, restoreCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { buildTrainModel } from './build.js';
+import { evalBatchSize, evaluate } from './evaluation.js';
 import { ConfusionMatrix, topKCorrect } from './metrics.js';
 import {
   CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, RESULT_FILE, checkFreshFolder, checkResumable, clearRun, metricsUpTo, prepareOutputFolder, removeStaleTemporaries,
@@ -111,44 +113,6 @@ function makeOptimizer(config: TrainConfig, model: Module): Optimizer {
   return config.optimizer === 'sgd' ? new SGD(params, { ...common, momentum: 0.9 }) : new AdamW(params, common);
 }
 
-/** The model a config describes, sized for the data set, computing in float32 with convolutions on config.conv. */
-export function buildTrainModel(config: Pick<TrainConfig, 'model' | 'modelOptions' | 'seed' | 'conv'>, dataset: Dataset): Module {
-  const model = buildModel(config.model, { ...config.modelOptions, classes: dataset.classes, inChannels: dataset.train.channels, seed: config.seed });
-  useFloat32Compute(model, config.conv);
-  return model;
-}
-
-export function evaluate(model: Module, dataset: Dataset, maxTest: number | undefined, batchSize: number): Omit<EvalResult, 'epoch' | 'step'> {
-  const split = dataset.test;
-  const count = Math.min(split.count, maxTest ?? split.count);
-  const classes = dataset.classes;
-  const wasTraining = model.training;
-  model.eval();
-  let top1 = 0;
-  let top5 = 0;
-  let lossSum = 0;
-  let lossCount = 0;
-  const confusion = new ConfusionMatrix(classes);
-  noGrad(() => {
-    for (let start = 0; start < count; start += batchSize) {
-      const indices = Int32Array.from({ length: Math.min(batchSize, count - start) }, (_, i) => start + i);
-      const batch = makeBatch(split, indices, dataset.normalization, null);
-      const logits = model.call(batch.x);
-      lossSum += softmaxCrossEntropy(logits, batch.labels, { ignoreIndex: dataset.ignoreIndex }).item() * indices.length;
-      lossCount += indices.length;
-      if (dataset.task === 'classification') {
-        top1 += topKCorrect(logits.data, classes, batch.labels, 1);
-        top5 += topKCorrect(logits.data, classes, batch.labels, Math.min(5, classes));
-      } else {
-        confusion.addSegmentation(logits.data, batch.labels, indices.length, dataset.ignoreIndex ?? -1);
-      }
-    }
-  });
-  model.train(wasTraining);
-  const loss = lossSum / Math.max(1, lossCount);
-  if (dataset.task === 'classification') return { metric: 'top1', value: top1 / count, top5: top5 / count, loss };
-  return { metric: 'miou', value: confusion.meanIou(), iou: confusion.iou(), pixelAccuracy: confusion.pixelAccuracy(), loss };
-}
 
 /** Top-1 accuracy of a batch, or pixel accuracy for segmentation. */
 function batchAccuracy(logits: Float32Array, labels: Int32Array, batchSize: number, dataset: Dataset): number {
@@ -303,7 +267,7 @@ export async function train(settings: TrainConfig, dataset: Dataset, out: string
     // nothing; and again after it (the evaluation moves the delayed scalers' history on).
     if (epochEnd || (config.checkpointEvery > 0 && step % config.checkpointEvery === 0) || step === totalSteps) save();
     if (epochEnd) {
-      const result: EvalResult = { epoch, step, ...evaluate(model, dataset, config.maxTest, Math.max(config.batchSize, 64)) };
+      const result: EvalResult = { epoch, step, ...evaluate(model, dataset, config.maxTest, evalBatchSize(config)) };
       evals.push(result);
       log({ type: 'eval', ...result });
       hooks.onEval?.(result);
