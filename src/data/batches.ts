@@ -15,8 +15,8 @@ export interface Split {
   width: number;
   /** [count, channels, height, width] bytes. */
   images: Uint8Array;
-  /** Classification: one label per image. */
-  labels?: Uint8Array;
+  /** Classification: one label per image (16-bit where there are more than 256 classes). */
+  labels?: Uint8Array | Uint16Array;
   /** Segmentation: [count, height, width] class indices. */
   masks?: Uint8Array;
 }

@@ -61,7 +61,9 @@ export async function readImageFolder(directory: string, options: DecodeOptions 
   const size: [number, number] = options.size ?? [first.height, first.width];
   const plane = channels * size[0] * size[1];
   const images = new Uint8Array(files.length * plane);
-  const labels = new Uint8Array(files.length);
+  // Labels hold every class index: bytes up to 256 classes, 16 bits up to 65536 (beyond, refused).
+  if (classNames.length > 65536) throw new DataFileError(directory, `has ${classNames.length} class folders; at most 65536 are supported`);
+  const labels = classNames.length > 256 ? new Uint16Array(files.length) : new Uint8Array(files.length);
   for (let i = 0; i < files.length; i++) {
     const decoded = i === 0 ? first : await decodeImage(files[i][0], channels, size);
     images.set(decoded.data, i * plane);

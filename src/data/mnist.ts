@@ -9,9 +9,12 @@ import { DataFileError } from './errors.js';
 import { readIdx } from './idx.js';
 
 /** Labelled images as bytes: images [count, channels, height, width] row-major, one label each. */
+/** Class labels: bytes, or 16-bit where there are more than 256 classes. */
+export type LabelArray = Uint8Array | Uint16Array;
+
 export interface ImageSet {
   images: Uint8Array;
-  labels: Uint8Array;
+  labels: LabelArray;
   count: number;
   channels: number;
   height: number;

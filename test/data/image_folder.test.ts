@@ -30,6 +30,20 @@ describe('image folders (sharp)', () => {
     assert.equal(set.images[48 + 1], 60); // grayscale PNG gives equal R, G, B
   });
 
+  test('more than 256 classes: every label is its class index (16-bit labels), none wraps', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'octet-images-'));
+    const names = Array.from({ length: 300 }, (_, i) => `c${String(i).padStart(3, '0')}`);
+    const png = await sharp(Buffer.alloc(4 * 3, 7), { raw: { width: 2, height: 2, channels: 3 } }).png().toBuffer();
+    for (const name of names) {
+      mkdirSync(join(dir, name));
+      writeFileSync(join(dir, name, 'x.png'), png);
+    }
+    const set = await readImageFolder(dir);
+    assert.ok(set.labels instanceof Uint16Array);
+    assert.deepEqual(Array.from(set.labels), names.map((_, i) => i));
+    assert.equal(set.labels[299], 299);
+  });
+
   test('a corrupt image and a folder without classes are named', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'octet-images-'));
     await assert.rejects(readImageFolder(dir), /has no class sub-folders/);
