@@ -7,6 +7,7 @@
  * `__metadata__.octet`. Written atomically, so a crash at any moment leaves the previous
  * checkpoint intact.
  */
+import { createHash } from 'node:crypto';
 import { DataFileError } from '../data/index.js';
 import { resolveFormat } from '../formats/index.js';
 import { encode } from '../kernels/index.js';
@@ -62,7 +63,47 @@ export function saveCheckpoint<Config>(
   const dropout: Record<string, number> = {};
   for (const [path, m] of model.namedModules()) if (m instanceof Dropout) dropout[path] = m.generator.counter;
   const full: CheckpointRecord<Config> = { format: CHECKPOINT_FORMAT, ...record, optimizerStep: optimizerState.step, session: session.state(), dropout };
-  writeSafetensors(file, tensors, { format: CHECKPOINT_FORMAT, octet: JSON.stringify(full) });
+  writeSafetensors(file, tensors, { format: CHECKPOINT_FORMAT, octet: JSON.stringify(full), [HASHES]: JSON.stringify(tensorHashes(tensors)) });
+}
+
+/** Metadata key of the tensors' content hashes: { name: sha256 of its bytes (hex) }. */
+const HASHES = 'tensor_sha256';
+
+function tensorHashes(tensors: ReadonlyMap<string, StoredTensor>): Record<string, string> {
+  return Object.fromEntries([...tensors].map(([name, t]) => [name, createHash('sha256').update(t.bytes).digest('hex')]));
+}
+
+/** A checkpoint's tensors are the ones it was written with: each one's bytes against its stored hash (checkpoints from before hashes are taken as they are). */
+function verifyTensors(file: string, tensors: ReadonlyMap<string, StoredTensor>, metadata: Record<string, string>): void {
+  if (metadata[HASHES] === undefined) return;
+  let expected: Record<string, string>;
+  try {
+    expected = JSON.parse(metadata[HASHES]) as Record<string, string>;
+  } catch {
+    throw new DataFileError(file, `its ${HASHES} metadata is not JSON; the file was altered or corrupted`);
+  }
+  const actual = tensorHashes(tensors);
+  for (const name of new Set([...Object.keys(expected), ...tensors.keys()])) {
+    if (expected[name] === undefined || actual[name] === undefined) {
+      throw new DataFileError(file, `tensor ${name} is ${actual[name] === undefined ? 'missing' : 'not among those it was written with'}; the file was altered or corrupted`);
+    }
+    if (expected[name] !== actual[name]) {
+      throw new DataFileError(file, `the bytes of tensor ${name} do not match the hash it was written with; the file was altered or corrupted (restore it from a copy, or retrain)`);
+    }
+  }
+}
+
+/** The record's fields a checkpoint cannot be read without, checked. */
+function checkRecord(file: string, record: unknown): void {
+  const r = record as Partial<CheckpointRecord<unknown>> | null;
+  const missing = r === null || typeof r !== 'object' ? ['the whole record'] : [
+    ...(typeof r.config !== 'object' || r.config === null ? ['config'] : []),
+    ...(typeof r.step !== 'number' ? ['step'] : []),
+    ...(typeof r.optimizerStep !== 'number' ? ['optimizerStep'] : []),
+    ...(typeof r.session !== 'object' || r.session === null ? ['session'] : []),
+    ...(typeof r.dropout !== 'object' || r.dropout === null ? ['dropout'] : []),
+  ];
+  if (missing.length) throw new DataFileError(file, `its Octet record lacks ${missing.join(', ')}; the file was altered or written by another tool`);
 }
 
 /** Read a checkpoint's record without touching a model (to learn its config). */
@@ -71,7 +112,15 @@ export function readCheckpointRecord<Config>(file: string): { record: Checkpoint
   if (metadata.format !== CHECKPOINT_FORMAT || !metadata.octet) {
     throw new DataFileError(file, `is a safetensors file but not an Octet checkpoint (metadata format ${String(metadata.format)}; expected ${CHECKPOINT_FORMAT})`);
   }
-  return { record: JSON.parse(metadata.octet) as CheckpointRecord<Config>, tensors };
+  let record: unknown;
+  try {
+    record = JSON.parse(metadata.octet);
+  } catch (error) {
+    throw new DataFileError(file, `its Octet record is not JSON (${(error as Error).message}); the file was altered or corrupted`);
+  }
+  checkRecord(file, record);
+  verifyTensors(file, tensors, metadata);
+  return { record: record as CheckpointRecord<Config>, tensors };
 }
 
 /** Restore model, optimizer, session and dropout state from a checkpoint read by readCheckpointRecord. */
@@ -86,8 +135,10 @@ export function restoreCheckpoint<Config>(
   for (const [name, t] of model.stateDict()) {
     const stored = tensors.get(`model.${name}`);
     if (!stored) throw new DataFileError(file, `has no tensor model.${name}; it was made for another model`);
+    if (stored.shape.length !== t.shape.length || stored.shape.some((d, i) => d !== t.shape[i])) {
+      throw new DataFileError(file, `model.${name} has shape [${stored.shape.join(', ')}]; the model it describes needs [${t.shape.join(', ')}] (another width or depth?)`);
+    }
     const values = asFloat32(stored, name, file);
-    if (values.length !== t.size) throw new DataFileError(file, `model.${name} has ${values.length} values; the model needs ${t.size} (shape [${t.shape}])`);
     t.data.set(values);
   }
   if (optimizer) {

@@ -67,6 +67,7 @@ export function decodeSafetensors(bytes: Uint8Array, file: string): { tensors: M
   } catch (error) {
     throw corrupt(`header is not JSON (${(error as Error).message})`);
   }
+  if (header === null || typeof header !== 'object' || Array.isArray(header)) throw corrupt(`header is ${JSON.stringify(header)}; expected a JSON object`);
   const data = bytes.subarray(8 + n);
   const tensors = new Map<string, StoredTensor>();
   let metadata: Record<string, string> = {};
@@ -85,7 +86,13 @@ export function decodeSafetensors(bytes: Uint8Array, file: string): { tensors: M
     tensors.set(name, { dtype: info.dtype as SafetensorsDtype, shape: info.shape, bytes: data.subarray(begin, end) });
   }
   if (expectedStart !== data.length) throw corrupt(`${data.length - expectedStart} bytes after the last tensor`);
-  if (header.__metadata__ !== undefined) metadata = header.__metadata__ as Record<string, string>;
+  if (header.__metadata__ !== undefined) {
+    const m = header.__metadata__;
+    if (m === null || typeof m !== 'object' || Array.isArray(m) || !Object.values(m).every((v) => typeof v === 'string')) {
+      throw corrupt('__metadata__ is not an object of strings');
+    }
+    metadata = m as Record<string, string>;
+  }
   return { tensors, metadata };
 }
 

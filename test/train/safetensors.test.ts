@@ -41,5 +41,17 @@ describe('safetensors', () => {
     writeFileSync(join(dir, 'junk.safetensors'), Buffer.from('hello world, not a tensor file'));
     assert.throws(() => readSafetensors(join(dir, 'junk.safetensors')), /junk\.safetensors: is not a valid safetensors file: header length/);
     assert.throws(() => readSafetensors(join(dir, 'none.safetensors')), /cannot be read \(ENOENT\)/);
+    // A header that is JSON but not an object, and metadata that is not an object of strings.
+    const withHeader = (json: string) => {
+      const header = new TextEncoder().encode(json);
+      const out = new Uint8Array(8 + header.length);
+      new DataView(out.buffer).setBigUint64(0, BigInt(header.length), true);
+      out.set(header, 8);
+      return out;
+    };
+    for (const [json, why] of [['null', /header is null; expected a JSON object/], ['[1, 2]', /header is \[1,2\]; expected a JSON object/], ['{"__metadata__": {"a": 1}}', /__metadata__ is not an object of strings/]] as const) {
+      writeFileSync(join(dir, 'odd.safetensors'), withHeader(json));
+      assert.throws(() => readSafetensors(join(dir, 'odd.safetensors')), why);
+    }
   });
 });
