@@ -53,9 +53,12 @@ export const SETTING_FLAGS: Record<string, string> = {
   logEvery: '--log-every', conv: '--conv', resume: '--resume', overwrite: '--overwrite', out: '--out',
 };
 
+/** A decimal number (as documented: no hex, binary or empty strings, which Number() would accept). */
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
 function number(value: string | undefined, flag: string, { integer = false, min = 0 } = {}): number | undefined {
   if (value === undefined) return undefined;
-  const n = Number(value);
+  const n = DECIMAL.test(value.trim()) ? Number(value) : NaN;
   if (!Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < min) {
     throw new InvalidArgumentError(`${flag} is "${value}"; expected ${integer ? 'an integer' : 'a number'} >= ${min}`);
   }

