@@ -2,15 +2,22 @@
 export interface CliIo {
   stdout(text: string): void;
   stderr(text: string): void;
-  readStdin(): Promise<string>;
+  /** Standard input as text, a chunk at a time (never all of it at once). */
+  stdinChunks(): AsyncIterable<string>;
+  /** stdout for large outputs: resolves once the text may be written without piling up in memory. */
+  writeOut(text: string): Promise<void>;
 }
 
 export const processIo: CliIo = {
   stdout: (text) => void process.stdout.write(text),
   stderr: (text) => void process.stderr.write(text),
-  readStdin: async () => {
-    const chunks: Buffer[] = [];
-    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-    return Buffer.concat(chunks).toString('utf8');
+  stdinChunks: () => {
+    process.stdin.setEncoding('utf8');
+    return process.stdin as AsyncIterable<string>;
   },
+  writeOut: (text) =>
+    new Promise<void>((resolve, reject) => {
+      if (process.stdout.write(text)) resolve();
+      else process.stdout.once('drain', resolve).once('error', reject);
+    }),
 };

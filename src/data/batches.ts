@@ -129,5 +129,13 @@ export function makeBatch(
     }
     if (!segmentation) labels[b] = split.labels![i];
   }
+  // Readers give bytes, which are always finite; images from elsewhere may not be.
+  const perImage = C * plane;
+  for (let k = 0; k < x.data.length; k++) {
+    if (!Number.isFinite(x.data[k])) {
+      const b = Math.floor(k / perImage);
+      throw new NonFiniteError(`example ${indices[b]} of the data holds a non-finite value (${x.data[k]} at channel ${Math.floor((k % perImage) / plane)}); remove or repair it`);
+    }
+  }
   return { x, labels };
 }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { formatValue, parseNumberToken } from '../../src/cli/cast_command.js';
+import { castCommand, formatValue, parseNumberToken } from '../../src/cli/cast_command.js';
+import { encodeReference } from '../../src/formats/index.js';
 import { runOctet } from '../helpers/cli_io.js';
 
 describe('octet cast', () => {
@@ -54,6 +55,54 @@ describe('octet cast', () => {
     assert.notEqual(a.stdout, c.stdout);
     const values = new Set(a.stdout.trim().split('\n').map((l) => l.split('\t')[2]));
     assert.deepEqual([...values].sort(), ['0.25', '0.3125']);
+  });
+
+  test('streams: 50 million numbers in chunks, with bounded memory, the same lines as one batch', async () => {
+    const total = 50_000_000;
+    const perChunk = 500_000;
+    // The chunks split numbers in the middle, so tokens span chunk boundaries.
+    const line = Array.from({ length: perChunk }, (_, i) => String((i % 1000) * 0.37 - 100)).join(' ') + ' ';
+    const chunks = async function* () {
+      for (let sent = 0; sent < total; sent += perChunk) {
+        yield line.slice(0, 777);
+        yield line.slice(777);
+      }
+    };
+    let lines = 0;
+    let last = '';
+    let peak = 0;
+    const heapBefore = process.memoryUsage().heapUsed;
+    await castCommand({ format: 'e5m2', rounding: 'stochastic', seed: '5' }, {
+      stdout: () => undefined,
+      stderr: () => undefined,
+      stdinChunks: chunks,
+      writeOut: async (text) => {
+        for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) lines++;
+        last = text.slice(text.lastIndexOf('\n', text.length - 2) + 1);
+        peak = Math.max(peak, process.memoryUsage().heapUsed - heapBefore);
+      },
+    });
+    assert.equal(lines, total);
+    assert.ok(peak < 256 * 2 ** 20, `heap grew by ${(peak / 2 ** 20).toFixed(0)} MB`);
+    // The last line is the whole input's last token, cast with its own stochastic draw (index total - 1).
+    const value = Float32Array.of((perChunk - 1) % 1000 * 0.37 - 100);
+    const code = encodeReference(value, 'e5m2', { rounding: 'stochastic', seed: 5, counterOffset: total - 1 })[0];
+    assert.equal(last.split('\t')[1], `0x${code.toString(16).padStart(2, '0')}`);
+  });
+
+  test('streamed in batches, stochastic casts equal casting the whole input at once', async () => {
+    const values = Array.from({ length: 200_000 }, (_, i) => String(Math.sin(i) * 3));
+    const r = await runOctet(['cast', '-f', 'e5m2', '--rounding', 'stochastic', '--seed', '9'], values.join('\n'));
+    const whole = encodeReference(Float32Array.from(values, Number), 'e5m2', { rounding: 'stochastic', seed: 9 });
+    const codes = r.stdout.trim().split('\n').map((l) => Number(l.split('\t')[1]));
+    assert.deepEqual(codes, Array.from(whole));
+  });
+
+  test('a huge invalid token is cut in the error', async () => {
+    const r = await runOctet(['cast', '-f', 'e5m2'], `1 2 ${'9'.repeat(5_000_000)}x 3`);
+    assert.equal(r.code, 1);
+    assert.ok(r.stderr.length < 400, `${r.stderr.length} characters`);
+    assert.match(r.stderr, /malformed number "9{40}"\.\.\. \(5000001 characters\) \(token 3 of the input\)/);
   });
 
   test('empty input prints nothing', async () => {

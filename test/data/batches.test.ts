@@ -22,6 +22,13 @@ describe('batching', () => {
     }
   });
 
+  test('an image holding NaN or Inf is named by its example index', () => {
+    const images = new Float32Array(18).fill(1);
+    images[2 * 6 + 4] = NaN;
+    const odd = { ...split, images } as unknown as Split;
+    assert.throws(() => makeBatch(odd, [0, 2], { mean: [0], std: [1] }, null), /example 2 of the data holds a non-finite value \(NaN at channel 0\)/);
+  });
+
   test('labels out of range are found with the split, the example and the range', () => {
     assert.doesNotThrow(() => checkLabels(split, { name: 'toy', classes: 3 }, [0, 1, 2], 'train'));
     assert.throws(() => checkLabels(split, { name: 'toy', classes: 2 }, [0, 1, 2], 'test'), /toy \(test split\): example 0 has label 2; expected 0 to 1/);

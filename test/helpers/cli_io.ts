@@ -7,13 +7,15 @@ export interface CliResult {
   stderr: string;
 }
 
-export async function runOctet(argv: string[], stdin = ''): Promise<CliResult> {
+/** Run with standard input given whole, or as chunks (a generator, to feed more than fits in memory). */
+export async function runOctet(argv: string[], stdin: string | (() => AsyncIterable<string>) = ''): Promise<CliResult> {
   let stdout = '';
   let stderr = '';
   const code = await runCli(argv, {
     stdout: (t) => void (stdout += t),
     stderr: (t) => void (stderr += t),
-    readStdin: async () => stdin,
+    stdinChunks: typeof stdin === 'string' ? async function* () { yield stdin; } : stdin,
+    writeOut: async (t) => void (stdout += t),
   });
   return { code, stdout, stderr };
 }
