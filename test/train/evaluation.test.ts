@@ -3,18 +3,12 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { loadDataset, type Dataset } from '../../src/data/index.js';
 import { presetRecipe } from '../../src/quant/index.js';
 import { CHECKPOINT_FILE, evaluateCheckpoint, train, type TrainConfig } from '../../src/train/index.js';
+import { mnistData, smallRun } from '../helpers/runs.js';
 
-const base = (recipe: string, overrides: Partial<TrainConfig> = {}): TrainConfig => ({
-  model: 'resnet20', modelOptions: { width: 4 }, data: 'mnist', recipe: presetRecipe(recipe),
-  epochs: 1, batchSize: 32, lr: 0.01, weightDecay: 0, optimizer: 'adamw', seed: 3,
-  maxTrain: 128, maxTest: 150, checkpointEvery: 0, logEvery: 1, ...overrides,
-});
-
-let mnist: Dataset | null = null;
-const data = async () => (mnist ??= await loadDataset('mnist'));
+const base = (recipe: string, overrides: Partial<TrainConfig> = {}) => smallRun(recipe, { epochs: 1, maxTrain: 128, maxTest: 150, ...overrides });
+const data = mnistData;
 
 describe('evaluating a checkpoint', () => {
   for (const recipe of ['fp8', 'hybrid', 'fp32']) {

@@ -47,9 +47,9 @@ describe('run folders', () => {
   });
 
   test('resuming names every setting that differs', () => {
-    const saved = { model: 'resnet20', lr: 0.01, epochs: 2, recipe: { name: 'fp8', a: 1 }, conv: 'direct' };
+    const saved = { model: 'resnet20', lr: 0.01, epochs: 2, recipe: { name: 'fp8', a: 1 } as { name: string }, conv: 'direct' };
     checkResumable(saved, { ...saved }, 'ckpt');
     assert.throws(() => checkResumable(saved, { ...saved, lr: 0.02, epochs: 3 }, 'ckpt'), /ckpt was made with epochs 2, this run asks for 3; lr 0\.01, this run asks for 0\.02; resume/);
-    assert.throws(() => checkResumable(saved, { ...saved, recipe: { name: 'fp8', a: 2 } }, 'ckpt'), /recipe fp8 with other contents \(a changed since\)/);
+    assert.throws(() => checkResumable(saved, { ...saved, recipe: { name: 'fp8', a: 2 } as { name: string } }, 'ckpt'), /recipe fp8 with other contents \(a changed since\)/);
   });
 });

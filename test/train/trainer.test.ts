@@ -5,17 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { loadDataset, type Dataset } from '../../src/data/index.js';
-import { presetRecipe } from '../../src/quant/index.js';
+import { mnistData, smallRun } from '../helpers/runs.js';
 import { CHECKPOINT_FILE, buildTrainModel, readCheckpointRecord, readSafetensors, restoreCheckpoint, train, type TrainConfig } from '../../src/train/index.js';
 
-const base = (recipe: string, overrides: Partial<TrainConfig> = {}): TrainConfig => ({
-  model: 'resnet20', modelOptions: { width: 4 }, data: 'mnist', recipe: presetRecipe(recipe),
-  epochs: 2, batchSize: 32, lr: 0.01, weightDecay: 0, optimizer: 'adamw', seed: 3,
-  maxTrain: 256, maxTest: 200, checkpointEvery: 0, logEvery: 1, ...overrides,
-});
-
-let mnist: Dataset | null = null;
-const data = async () => (mnist ??= await loadDataset('mnist'));
+const base = smallRun;
+const data = mnistData;
 
 function weightsOf(out: string, dataset: Dataset, config: TrainConfig): Map<string, Float32Array> {
   const file = join(out, CHECKPOINT_FILE);
