@@ -4,8 +4,8 @@ export interface CliIo {
   stderr(text: string): void;
   /** Standard input as text, a chunk at a time (never all of it at once). */
   stdinChunks(): AsyncIterable<string>;
-  /** stdout for large outputs: resolves once the text may be written without piling up in memory. */
-  writeOut(text: string): Promise<void>;
+  /** stdout for large or binary outputs: resolves once it may be written without piling up in memory. */
+  writeOut(data: string | Uint8Array): Promise<void>;
 }
 
 export const processIo: CliIo = {
@@ -15,9 +15,9 @@ export const processIo: CliIo = {
     process.stdin.setEncoding('utf8');
     return process.stdin as AsyncIterable<string>;
   },
-  writeOut: (text) =>
+  writeOut: (data) =>
     new Promise<void>((resolve, reject) => {
-      if (process.stdout.write(text)) resolve();
+      if (process.stdout.write(data)) resolve();
       else process.stdout.once('drain', resolve).once('error', reject);
     }),
 };

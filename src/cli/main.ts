@@ -7,6 +7,7 @@ import { ROUNDINGS } from '../formats/index.js';
 import { BENCH_GROUPS, benchCommand } from './bench_command.js';
 import { castCommand } from './cast_command.js';
 import { formatsCommand } from './formats_command.js';
+import { gemmCommand } from './gemm_command.js';
 import { processIo, type CliIo } from './io.js';
 import { modelsCommand, summaryCommand } from './models_command.js';
 import { recipeShowCommand, recipesCommand } from './recipes_command.js';
@@ -66,6 +67,18 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
     .option('--seed <n>', 'seed of stochastic rounding (non-negative integer)', '0')
     .option('--saturate', 'send overflow and ±Inf to ±max finite instead of Inf/NaN')
     .action((options) => castCommand(options, io));
+
+  program
+    .command('gemm')
+    .description('one emulated GEMM C = A B on raw operand codes (row-major, scales 1); writes C as M x N little-endian float32')
+    .requiredOption('--a <file>', 'A: M x K codes of --a-format (1 byte each, or 2 little-endian bytes for 9- to 16-bit formats)')
+    .requiredOption('--b <file>', 'B: K x N codes of --b-format')
+    .requiredOption('--shape <MxKxN>', 'the GEMM shape, such as 64x128x32')
+    .requiredOption('--a-format <format>', 'format of A (e.g. e4m3, e5m2)')
+    .requiredOption('--b-format <format>', 'format of B')
+    .option('--accumulation <name|file.json>', 'fp32, a format rounded after every add (e6m9, fp16, ...), or a JSON file { format, chunk, rounding, saturate, seed }', 'fp32')
+    .option('--out <file>', 'write C to this file instead of standard output')
+    .action((options) => gemmCommand(options, io));
 
   program
     .command('models')

@@ -76,7 +76,8 @@ describe('octet cast', () => {
       stdout: () => undefined,
       stderr: () => undefined,
       stdinChunks: chunks,
-      writeOut: async (text) => {
+      writeOut: async (data) => {
+        const text = String(data);
         for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) lines++;
         last = text.slice(text.lastIndexOf('\n', text.length - 2) + 1);
         peak = Math.max(peak, process.memoryUsage().heapUsed - heapBefore);
