@@ -107,7 +107,8 @@ describe('octet cast', () => {
   });
 
   test('empty input prints nothing', async () => {
-    assert.deepEqual(await runOctet(['cast', '-f', 'e5m2'], '  \n'), { code: 0, stdout: '', stderr: '' });
+    const { code, stdout, stderr } = await runOctet(['cast', '-f', 'e5m2'], '  \n');
+    assert.deepEqual({ code, stdout, stderr }, { code: 0, stdout: '', stderr: '' });
   });
 
   const errors: Array<[string[], string, RegExp]> = [
