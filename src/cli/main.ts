@@ -4,6 +4,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { OctetError, SettingError } from '../errors.js';
 import { ROUNDINGS } from '../formats/index.js';
+import { CONV_ALGORITHMS } from '../kernels/index.js';
 import { BENCH_GROUPS, benchCommand } from './bench_command.js';
 import { castCommand } from './cast_command.js';
 import { formatsCommand } from './formats_command.js';
@@ -15,7 +16,7 @@ import { SETTING_FLAGS, compareCommand, evalCommand, trainCommand } from './trai
 
 /** --conv: how float32 3x3 convolutions run. */
 function convOption(what = 'default: winograd, or OCTET_CONV'): Option {
-  return new Option('--conv <algorithm>', `float32 3x3 stride-1 convolutions: winograd or the direct product (${what})`).choices(['winograd', 'direct']);
+  return new Option('--conv <algorithm>', `float32 3x3 stride-1 convolutions: winograd or the direct product (${what})`).choices(CONV_ALGORITHMS);
 }
 
 /** The options `octet train` and `octet compare` share. */

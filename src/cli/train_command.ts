@@ -160,14 +160,15 @@ export async function evalCommand(
   options: { checkpoint: string; data?: string; maxTest?: string; batchSize?: string; imageSize?: string; conv?: ConvAlgorithm; recipe?: string },
   io: CliIo,
 ): Promise<void> {
-  const config = readCheckpointRecord<TrainConfig>(options.checkpoint).record.config;
+  const loaded = readCheckpointRecord<TrainConfig>(options.checkpoint);
+  const config = loaded.record.config;
   const dataset = await loadData(options.data ?? config.data, options.imageSize);
   const result = evaluateCheckpoint(options.checkpoint, dataset, {
     recipe: options.recipe === undefined ? undefined : loadRecipe(options.recipe),
     conv: options.conv,
     maxTest: number(options.maxTest, '--max-test', { integer: true, min: 1 }),
     batchSize: number(options.batchSize, '--batch-size', { integer: true, min: 1 }),
-  });
+  }, loaded);
   io.stdout(JSON.stringify({ checkpoint: options.checkpoint, model: config.model, data: dataset.name, ...result }) + '\n');
 }
 

@@ -74,8 +74,12 @@ export interface CheckpointEval extends Omit<EvalResult, 'epoch' | 'step'> {
 }
 
 /** Evaluate a checkpoint as its run evaluated it (see the top of this file), or as `options` say. */
-export function evaluateCheckpoint(file: string, dataset: Dataset, options: CheckpointEvalOptions = {}): CheckpointEval {
-  const loaded = readCheckpointRecord<TrainConfig>(file);
+export function evaluateCheckpoint(
+  file: string,
+  dataset: Dataset,
+  options: CheckpointEvalOptions = {},
+  loaded = readCheckpointRecord<TrainConfig>(file),
+): CheckpointEval {
   const config = loaded.record.config;
   const conv = options.conv ?? config.conv ?? 'direct';
   const recipe = options.recipe ?? config.recipe;

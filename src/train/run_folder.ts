@@ -40,7 +40,7 @@ export function prepareOutputFolder(out: string): void {
 }
 
 /** The run files a folder holds. */
-export function runFilesIn(out: string): string[] {
+function runFilesIn(out: string): string[] {
   return RUN_FILES.filter((f) => existsSync(join(out, f)));
 }
 
