@@ -24,6 +24,7 @@
 #include "im2col.h"
 #include "lowp_gemm.h"
 #include "parallel.h"
+#include "value_stats.h"
 
 namespace {
 
@@ -253,6 +254,51 @@ Napi::Value ScaleCountOverflow(const Napi::CallbackInfo& info) {
   const int64_t count = octet::scaleCountOverflow(f32(info, 0, "x", n), static_cast<float>(numberField(o, "scale")), f32(info, 1, "out", n), n,
                                                   static_cast<float>(numberField(o, "maxFinite")), threadsField(o));
   return Napi::Number::New(info.Env(), double(count));
+}
+
+// valueHistogram(x, bins, { threads }) -> [zeros, nonfinite, maxPattern]; bins: Uint32Array(32768).
+// collectBins(x, slot, offsets, out, {}) -> values written: slot Int32Array(32768), offsets
+// (slots + 1 entries) and out Uint32Arrays.
+// errorEnergy(value, ref, middle | null, sums, { threads }): sums Float64Array(4). See value_stats.h.
+template <typename T>
+T* typedArg(const Napi::CallbackInfo& info, size_t i, napi_typedarray_type type, const char* name, int64_t length) {
+  if (!isType(info[i], type)) throw typeError(info.Env(), std::string(name) + " has the wrong array type");
+  auto a = info[i].As<Napi::TypedArray>();
+  if (static_cast<int64_t>(a.ElementLength()) < length) throw rangeError(info.Env(), std::string(name) + " is too short");
+  return static_cast<T*>(typedData(a));
+}
+
+Napi::Value ValueHistogram(const Napi::CallbackInfo& info) {
+  const int64_t n = f32Length(info, 0, "x");
+  int64_t counts[3];
+  octet::valueHistogram(f32(info, 0, "x", n), n, typedArg<uint32_t>(info, 1, napi_uint32_array, "bins", 1 << 15), counts,
+                        threadsField(optionsArg(info, 2, "valueHistogram")));
+  Napi::Array out = Napi::Array::New(info.Env(), 3);
+  for (uint32_t k = 0; k < 3; ++k) out.Set(k, Napi::Number::New(info.Env(), double(counts[k])));
+  return out;
+}
+
+Napi::Value CollectBins(const Napi::CallbackInfo& info) {
+  const int64_t n = f32Length(info, 0, "x");
+  const int32_t* slot = typedArg<int32_t>(info, 1, napi_int32_array, "slot", 1 << 15);
+  const int64_t slots = static_cast<int64_t>(info[2].As<Napi::TypedArray>().ElementLength()) - 1;
+  if (slots < 0) throw rangeError(info.Env(), "collectBins: offsets needs slots + 1 entries");
+  const uint32_t* offsets = typedArg<uint32_t>(info, 2, napi_uint32_array, "offsets", slots + 1);
+  uint32_t* out = typedArg<uint32_t>(info, 3, napi_uint32_array, "out", offsets[slots]);
+  for (int64_t k = 0; k < (1 << 15); ++k) {
+    if (slot[k] >= slots) throw rangeError(info.Env(), "collectBins: a slot beyond offsets");
+  }
+  optionsArg(info, 4, "collectBins");
+  const int64_t written = octet::collectBins(f32(info, 0, "x", n), n, slot, offsets, slots, out);
+  return Napi::Number::New(info.Env(), double(written));
+}
+
+Napi::Value ErrorEnergy(const Napi::CallbackInfo& info) {
+  const int64_t n = f32Length(info, 0, "value");
+  double* sums = f64(info, 3, "sums", 4);
+  octet::errorEnergy(f32(info, 0, "value", n), f32(info, 1, "ref", n), f32(info, 2, "middle", n, true), n, sums,
+                     threadsField(optionsArg(info, 4, "errorEnergy")));
+  return undefinedOf(info);
 }
 
 // reluForward(x, out, mask | null, { threads }), reluBackward(mask, g, out, { threads }),
@@ -599,6 +645,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("col2im", Napi::Function::New(env, Col2im));
   exports.Set("reluForward", Napi::Function::New(env, ReluForward));
   exports.Set("absMax", Napi::Function::New(env, AbsMax));
+  exports.Set("valueHistogram", Napi::Function::New(env, ValueHistogram));
+  exports.Set("collectBins", Napi::Function::New(env, CollectBins));
+  exports.Set("errorEnergy", Napi::Function::New(env, ErrorEnergy));
   exports.Set("encodeScaled", Napi::Function::New(env, EncodeScaled));
   exports.Set("scaleCountOverflow", Napi::Function::New(env, ScaleCountOverflow));
   exports.Set("reluBackward", Napi::Function::New(env, ReluBackward));

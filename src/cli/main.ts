@@ -12,6 +12,7 @@ import { gemmCommand } from './gemm_command.js';
 import { processIo, type CliIo } from './io.js';
 import { modelsCommand, summaryCommand } from './models_command.js';
 import { recipeShowCommand, recipesCommand } from './recipes_command.js';
+import { statsCommand } from './stats_command.js';
 import { SETTING_FLAGS, compareCommand, evalCommand, trainCommand } from './train_command.js';
 
 /** --conv: how float32 3x3 convolutions run. */
@@ -19,11 +20,18 @@ function convOption(what = 'default: winograd, or OCTET_CONV'): Option {
   return new Option('--conv <algorithm>', `float32 3x3 stride-1 convolutions: winograd or the direct product (${what})`).choices(CONV_ALGORITHMS);
 }
 
+const DATA_HELP = 'data: mnist, fashion-mnist[:DIR], mnist-seg, cifar10:DIR, cifar100:DIR, images:DIR, segmentation:DIR';
+
 /** The options `octet train` and `octet compare` share. */
 function trainingOptions(command: Command): Command {
+  return runOptions(command.requiredOption('-m, --model <name>', 'model (see octet models)').requiredOption('-d, --data <spec>', DATA_HELP))
+    .option('--stats-every <n>', 'numerics lab: look at every N-th step (stats.json and stats.html in the run folder; see octet stats)')
+    .option('--stats-formats <list>', 'with --stats-every: candidate formats besides e5m2,e4m3,e6m9,fp16,bf16 (e.g. e3m4,e2m5)');
+}
+
+/** The settings of a training run, without model and data. */
+function runOptions(command: Command): Command {
   return command
-    .requiredOption('-m, --model <name>', 'model (see octet models)')
-    .requiredOption('-d, --data <spec>', 'data: mnist, fashion-mnist[:DIR], mnist-seg, cifar10:DIR, cifar100:DIR, images:DIR, segmentation:DIR')
     .option('--epochs <n>', 'epochs', '1')
     .option('--batch-size <n>', 'batch size', '64')
     .option('--lr <x>', 'peak learning rate (cosine schedule after linear warmup)', '0.002')
@@ -135,6 +143,24 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
       setExitCode(await compareCommand(options, io));
     });
 
+  runOptions(
+    program
+      .command('stats')
+      .description('numerics lab: per layer and tensor, distributions against candidate formats and product error against a float32 shadow; writes stats.json and stats.html')
+      .option('-m, --model <name>', 'model (see octet models); with --checkpoint, checked against it')
+      .option('-d, --data <spec>', `${DATA_HELP} (default with --checkpoint: its data)`),
+  )
+    .option('-r, --recipe <name|file.json>', "recipe (default fp32; with --checkpoint, the checkpoint's)")
+    .option('-c, --checkpoint <file>', 'look at one batch through this trained checkpoint instead of training (step 0)')
+    .option('--steps <list>', 'steps to look at, comma-separated (0: the first); the run trains up to the last', '0')
+    .option('--formats <list>', 'candidate formats besides e5m2,e4m3,e6m9,fp16,bf16 (e.g. e3m4,e2m5)')
+    .option('--tolerance <fraction>', 'narrowest-format table: the underflow + overflow a format may lose', '0.001')
+    .option('-o, --out <dir>', 'output folder', 'runs/stats')
+    .option('--json', 'print the records to standard output, one JSON object per line')
+    .action(async (options) => {
+      setExitCode(await statsCommand(options, io));
+    });
+
   program
     .command('bench')
     .description(`measure speed, with numpy/OpenBLAS and ONNX Runtime as peers where present (groups: ${BENCH_GROUPS.join(', ')})`)
@@ -157,7 +183,9 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
     if (error instanceof CommanderError) return error.exitCode;
     if (error instanceof OctetError) {
       const flag = error instanceof SettingError && SETTING_FLAGS[error.setting];
-      io.stderr(`octet: error: ${error.message}${flag ? ` (${(error as SettingError).setting} is ${flag} on the command line)` : ''}\n`);
+      // A message that already names the flag needs no translation.
+      const named = flag && !error.message.includes(flag);
+      io.stderr(`octet: error: ${error.message}${named ? ` (${(error as SettingError).setting} is ${flag} on the command line)` : ''}\n`);
       return 1;
     }
     throw error;

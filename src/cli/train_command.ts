@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { loadDataset, type Dataset } from '../data/index.js';
 import { InvalidArgumentError } from '../errors.js';
+import { resolveFormat } from '../formats/index.js';
 import { loadRecipe } from '../quant/index.js';
 import {
   evaluateCheckpoint,
@@ -16,6 +17,7 @@ import {
   type TrainConfig,
   type TrainHooks,
   type TrainResult,
+  type StatsRunOptions,
 } from '../train/index.js';
 import { parseSize } from './models_command.js';
 import type { CliIo } from './io.js';
@@ -44,6 +46,34 @@ export interface TrainOptions {
   overwrite?: boolean;
   progress?: boolean;
   conv?: ConvAlgorithm;
+  statsEvery?: string;
+  statsFormats?: string;
+}
+
+/** --formats / --stats-formats: candidate formats, each checked now (an unknown name fails before any work). */
+export function parseFormats(text: string | undefined, flag: string): string[] {
+  if (text === undefined) return [];
+  const names = text.split(',').map((s) => s.trim()).filter(Boolean);
+  if (!names.length) throw new InvalidArgumentError(`${flag} is empty; give formats such as e3m4,e2m5`);
+  for (const name of names) {
+    try {
+      resolveFormat(name);
+    } catch (error) {
+      throw new InvalidArgumentError(`${flag}: ${(error as Error).message}`);
+    }
+  }
+  return names;
+}
+
+/** --stats-every / --stats-formats: the numerics lab during a run (none without --stats-every). */
+export function statsRunOptions(options: TrainOptions): StatsRunOptions | undefined {
+  const every = number(options.statsEvery, '--stats-every', { integer: true, min: 1 });
+  const formats = parseFormats(options.statsFormats, '--stats-formats');
+  if (every === undefined) {
+    if (formats.length) throw new InvalidArgumentError('--stats-formats needs --stats-every N (collect statistics every N steps)');
+    return undefined;
+  }
+  return { every, formats };
 }
 
 /** The flag of each training setting, for errors the library raises about a setting. */
@@ -51,6 +81,7 @@ export const SETTING_FLAGS: Record<string, string> = {
   model: '--model', data: '--data', recipe: '--recipe', epochs: '--epochs', batchSize: '--batch-size', lr: '--lr', weightDecay: '--weight-decay',
   warmupSteps: '--warmup', optimizer: '--optimizer', seed: '--seed', maxTrain: '--max-train', maxTest: '--max-test', checkpointEvery: '--checkpoint-every',
   logEvery: '--log-every', conv: '--conv', resume: '--resume', overwrite: '--overwrite', out: '--out',
+  statsSteps: '--steps', statsEvery: '--stats-every', stats: '--out',
 };
 
 /** A decimal number (as documented: no hex, binary or empty strings, which Number() would accept). */
@@ -92,7 +123,7 @@ export async function loadData(spec: string, imageSize?: string): Promise<Datase
 }
 
 /** Progress bar on stderr (when it is a terminal) plus Ctrl-C handling: stop after the step, save, exit cleanly. */
-function runHooks(io: CliIo, label: string, showBar: boolean): { hooks: TrainHooks; done: () => void } {
+export function runHooks(io: CliIo, label: string, showBar: boolean): { hooks: TrainHooks; done: () => void } {
   let stop = false;
   const onSigint = () => {
     if (stop) process.exit(130);
@@ -148,7 +179,7 @@ export async function trainCommand(options: TrainOptions, io: CliIo): Promise<nu
   const dataset = await loadData(options.data, options.imageSize);
   const { hooks, done } = runHooks(io, config.recipe.name, options.progress !== false);
   try {
-    const result = await train(config, dataset, options.out, { resume: options.resume, overwrite: options.overwrite, hooks });
+    const result = await train(config, dataset, options.out, { resume: options.resume, overwrite: options.overwrite, hooks, stats: statsRunOptions(options) });
     reportRun(result, options.out, io);
     return result.completed ? 0 : 130;
   } finally {
@@ -176,6 +207,7 @@ export async function compareCommand(options: TrainOptions & { recipes: string }
   const names = options.recipes.split(',').map((r) => r.trim()).filter(Boolean);
   if (!names.length) throw new InvalidArgumentError('--recipes is empty; give a comma-separated list such as fp32,sfp8,fp8');
   const configs = names.map((n) => trainConfig(options, n));
+  const stats = statsRunOptions(options);
   const dataset = await loadData(options.data, options.imageSize);
   const entries: CompareEntry[] = [];
   for (const config of configs) {
@@ -183,7 +215,7 @@ export async function compareCommand(options: TrainOptions & { recipes: string }
     const { hooks, done } = runHooks(io, config.recipe.name, options.progress !== false);
     let result: TrainResult;
     try {
-      result = await train(config, dataset, out, { resume: options.resume, overwrite: options.overwrite, hooks });
+      result = await train(config, dataset, out, { resume: options.resume, overwrite: options.overwrite, hooks, stats });
     } finally {
       done();
     }

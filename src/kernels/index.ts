@@ -61,3 +61,5 @@ export {
   scaleCountOverflowReference,
 } from './quant_stats.js';
 export type { ScaledEncoding, UnderflowCount } from './quant_stats.js';
+export { countAtMost, countsAndQuantiles, errorEnergy, errorEnergyReference, quantiles, scaledLog2, valueHistogram } from './value_stats.js';
+export type { ErrorEnergy, Threshold, ValueHistogram } from './value_stats.js';

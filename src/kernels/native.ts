@@ -106,6 +106,9 @@ export interface NativeCore {
   winogradForward(x: Float32Array, w: Float32Array, y: Float32Array, o: NativeWinograd): void;
   winogradWeightGradient(x: Float32Array, dy: Float32Array, dw: Float32Array, o: NativeWinograd): void;
   absMax(x: Float32Array, o: Threads): number;
+  valueHistogram(x: Float32Array, bins: Uint32Array, o: Threads): [number, number, number];
+  collectBins(x: Float32Array, slot: Int32Array, offsets: Uint32Array, out: Uint32Array, o: object): number;
+  errorEnergy(value: Float32Array, ref: Float32Array, middle: Float32Array | null, sums: Float64Array, o: Threads): void;
   scaleCountOverflow(x: Float32Array, out: Float32Array, o: Threads & { scale: number; maxFinite: number }): number;
   reluForward(x: Float32Array, out: Float32Array, mask: Uint8Array | null, o: Threads): void;
   reluBackward(mask: Uint8Array, g: Float32Array, out: Float32Array, o: Threads): void;

@@ -5,7 +5,7 @@
  */
 import { InvalidArgumentError } from '../errors.js';
 import { resolvePair, type ConvAlgorithm, type ConvOptions, type Pair } from '../kernels/index.js';
-import { runProduct, type GemmProduct } from '../ops/index.js';
+import { probedProduct, runProduct, type GemmProbe, type GemmProduct } from '../ops/index.js';
 import { Generator, Tensor, formatShape } from '../tensor/index.js';
 import { defaultLayerInit } from './init.js';
 import { Module } from './module.js';
@@ -19,6 +19,11 @@ export interface GemmCompute {
 /** The float32 compute, with float32 convolutions on `algorithm` (default: defaultConvAlgorithm() at each call). */
 export function float32Compute(algorithm?: ConvAlgorithm): GemmCompute {
   return { name: 'float32', run: (x, weight, bias, product) => runProduct(x, weight, bias, product, algorithm) };
+}
+
+/** The float32 compute with a probe looking at it on the steps the probe is active (the numerics lab). */
+export function probedFloat32Compute(algorithm: ConvAlgorithm | undefined, probe: GemmProbe): GemmCompute {
+  return { name: 'float32', run: (x, weight, bias, product) => probedProduct(x, weight, bias, product, algorithm, probe) };
 }
 
 export const FLOAT32_COMPUTE: GemmCompute = float32Compute();

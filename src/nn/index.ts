@@ -1,7 +1,7 @@
 /** Modules, layers, initialization, summaries and the model zoo. */
 export { Module, withForwardTrace } from './module.js';
 export type { ForwardTrace } from './module.js';
-export { Conv2d, ConvTranspose2d, FLOAT32_COMPUTE, GemmLayer, Linear, float32Compute, useFloat32Compute } from './gemm_layers.js';
+export { Conv2d, ConvTranspose2d, FLOAT32_COMPUTE, GemmLayer, Linear, float32Compute, probedFloat32Compute, useFloat32Compute } from './gemm_layers.js';
 export type { Conv2dConfig, ConvTranspose2dConfig, GemmCompute, LinearConfig } from './gemm_layers.js';
 export {
   AdaptiveAvgPool2d,

@@ -9,6 +9,8 @@ export type { Conv2dGradientInputs, ConvOpOptions } from './conv.js';
 export { productKernels, runProduct } from './gemm_product.js';
 export type { GemmProduct, ProductKernels } from './gemm_product.js';
 export { quantizedGemm } from './quantized_gemm.js';
+export { probedProduct } from './gemm_probe.js';
+export type { GemmProbe } from './gemm_probe.js';
 export type { GemmPass, OperandClass, OperandRole, QuantizationPolicy } from './quantized_gemm.js';
 export { batchNorm2d } from './norm.js';
 export type { BatchNormOptions } from './norm.js';

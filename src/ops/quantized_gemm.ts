@@ -16,6 +16,7 @@ import { record, registerGradient } from '../autograd/index.js';
 import { channelBiasAdd, channelSum, dequantize, recycle, takeBuffer, type ConvAlgorithm, type LowpGemmOptions, type LowpOperand } from '../kernels/index.js';
 import { Tensor, type GradHandle } from '../tensor/index.js';
 import { productKernels, type GemmProduct, type ProductKernels } from './gemm_product.js';
+import type { GemmProbe } from './gemm_probe.js';
 
 /** The tensors of a GEMM layer a recipe may quantize. */
 export type OperandClass = 'weights' | 'activations' | 'errors' | 'weight_gradients';
@@ -38,6 +39,8 @@ export interface QuantizationPolicy {
   gemmOptions(pass: GemmPass): LowpGemmOptions;
   /** Sees every operand handed to a kernel; a float32 dy is valid during the call only. */
   observe?(role: OperandRole, operand: LowpOperand): void;
+  /** Looks at this layer's tensors and products on the steps it is active (gemm_probe.ts). */
+  readonly probe?: GemmProbe | null;
 }
 
 interface Saved {
@@ -45,6 +48,8 @@ interface Saved {
   kernels: ProductKernels;
   x: LowpOperand;
   w: LowpOperand;
+  /** Copies of the unquantized operands, kept only on a step an active probe looks at (for the shadow products). */
+  shadow: { x: Float32Array; w: Float32Array; probe: GemmProbe } | null;
 }
 
 const FP32: LowpGemmOptions = { accumulation: 'fp32' };
@@ -67,17 +72,40 @@ export function quantizedGemm(x: Tensor, weight: Tensor, bias: Tensor | null, pr
   const xq = policy.quantize('activations', x.data);
   policy.observe?.('w', w);
   policy.observe?.('x', xq);
-  const out = new Tensor(kernels.forward(xq, w, policy.gemmOptions('forward')), kernels.outputShape);
+  const probe = policy.probe?.active ? policy.probe : null;
+  const forwardOptions = policy.gemmOptions('forward');
+  const out = new Tensor(kernels.forward(xq, w, forwardOptions), kernels.outputShape);
+  let shadow: Saved['shadow'] = null;
+  if (probe) {
+    probe.tensor('weights', weight.data, w);
+    probe.tensor('activations', x.data, xq);
+    showProduct(probe, 'forward', out.data, kernels.forward(x.data, weight.data, FP32), forwardOptions, () => kernels.forward(xq, w, FP32));
+    shadow = { x: Float32Array.from(x.data), w: Float32Array.from(weight.data), probe };
+  }
   if (bias) channelBiasAdd(out.data, bias.data, { batch: kernels.outputShape[0], channels: kernels.channels, plane: kernels.plane });
-  return record('quantizedGemm', [x, weight, bias], out, { policy, kernels, x: xq, w } satisfies Saved);
+  return record('quantizedGemm', [x, weight, bias], out, { policy, kernels, x: xq, w, shadow } satisfies Saved);
+}
+
+/**
+ * Hand a product and its shadows to a probe. The product of the quantized operands with float32
+ * accumulation is computed only when the product was accumulated otherwise (`float` forces it:
+ * a float32 backward that runs another path, Winograd's, than the GEMM kernels).
+ */
+function showProduct(probe: GemmProbe, pass: GemmPass, result: Float32Array, shadow: Float32Array, options: LowpGemmOptions, operandsOnly: () => Float32Array, float = false): void {
+  const fp32 = !float && options.accumulation === 'fp32';
+  const own = fp32 ? null : operandsOnly();
+  probe.product(pass, result, shadow, own);
+  recycle(shadow);
+  if (own) recycle(own);
 }
 
 registerGradient<Saved>('quantizedGemm', (node, g) => {
-  const { policy, kernels, x, w } = node.saved;
+  const { policy, kernels, x, w, shadow } = node.saved;
   const [input, weight, bias] = node.inputs as [GradHandle, GradHandle, GradHandle | null];
   const quantizedErrors = policy.quantizesErrors;
   const e = quantizedErrors ? policy.quantize('errors', g) : g;
   policy.observe?.(quantizedErrors ? 'e' : 'dy', e);
+  shadow?.probe.tensor('errors', g, e);
   const options = (pass: GemmPass) => (quantizedErrors ? policy.gemmOptions(pass) : FP32);
   let gx: Float32Array | null = null;
   let gw: Float32Array | null = null;
@@ -91,8 +119,14 @@ registerGradient<Saved>('quantizedGemm', (node, g) => {
     gx = input.requiresGrad ? kernels.inputGrad(e, w, options('inputGradient')) : null;
     if (weight.requiresGrad) gw = kernels.weightGrad(e, x, options('weightGradient'));
   }
+  if (shadow) {
+    const float = !quantizedErrors && kernels.floatBackward !== undefined;
+    if (gx) showProduct(shadow.probe, 'inputGradient', gx, kernels.inputGrad(g, shadow.w, FP32), options('inputGradient'), () => kernels.inputGrad(e, w, FP32), float);
+    if (gw) showProduct(shadow.probe, 'weightGradient', gw, kernels.weightGrad(g, shadow.x, FP32), options('weightGradient'), () => kernels.weightGrad(e, x, FP32), float);
+  }
   if (gw) {
     const q = policy.quantize('weight_gradients', gw);
+    shadow?.probe.tensor('weight_gradients', gw, q);
     // The optimizer sees exactly the values the weight-gradient codes hold (decoded in place).
     if (!(q instanceof Float32Array)) gw = dequantize(q, gw);
   }

@@ -12,3 +12,5 @@ export { LayerQuantState } from './layer_state.js';
 export type { OperandObserver } from './layer_state.js';
 export { QuantSession, applyRecipe } from './session.js';
 export type { ApplyOptions, SessionState, StepOutcome } from './session.js';
+export { DEFAULT_STAT_FORMATS, NumericsLab, STAT_QUANTILES, STAT_TENSORS, productError, statFormats, tensorRecord } from './stats.js';
+export type { FormatFit, ProductError, StatTensor, StatsOptions, StatsRecord } from './stats.js';

@@ -5,7 +5,7 @@
 import { resolveFormat, streamKey, type Format, type QTensor, type StreamRole } from '../formats/index.js';
 import type { ConvAlgorithm, LowpGemmOptions, LowpOperand } from '../kernels/index.js';
 import type { GemmLayer } from '../nn/index.js';
-import type { GemmPass, OperandRole, QuantizationPolicy } from '../ops/index.js';
+import type { GemmPass, GemmProbe, OperandRole, QuantizationPolicy } from '../ops/index.js';
 import { quantizeOperand, type QuantizeSpec } from './quantizer.js';
 import type { Recipe, TensorClassSpec } from './recipe.js';
 import { DynamicScale, TensorScaler, amaxOf, scaleFromAmax } from './scaling.js';
@@ -36,6 +36,8 @@ export class LayerQuantState implements QuantizationPolicy {
   /** An error overflow (or NaN) happened in this layer this step: skip its update. */
   overflow = false;
   step = 0;
+  /** The numerics lab's probe of this layer, while a lab is open. */
+  probe: GemmProbe | null = null;
 
   constructor(
     readonly name: string,

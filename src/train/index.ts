@@ -4,7 +4,7 @@ export { buildTrainModel } from './build.js';
 export { evalBatchSize, evaluate, evaluateCheckpoint } from './evaluation.js';
 export type { CheckpointEval, CheckpointEvalOptions } from './evaluation.js';
 export { CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, RESULT_FILE } from './run_folder.js';
-export type { ConvAlgorithm, EvalResult, StepProgress, TrainConfig, TrainHooks, TrainResult, TrainRunOptions } from './trainer.js';
+export type { ConvAlgorithm, EvalResult, StatsRunOptions, StepProgress, TrainConfig, TrainHooks, TrainResult, TrainRunOptions } from './trainer.js';
 export { ConfusionMatrix, topKCorrect } from './metrics.js';
 export { CHECKPOINT_FORMAT, readCheckpointRecord, restoreCheckpoint, saveCheckpoint } from './checkpoint.js';
 export type { CheckpointRecord } from './checkpoint.js';
@@ -12,3 +12,9 @@ export { decodeSafetensors, encodeSafetensors, readSafetensors, writeFileAtomic,
 export type { SafetensorsDtype, StoredTensor } from './safetensors.js';
 export { summarizeComparison, writeReport } from './report.js';
 export type { CompareEntry, CompareSummary } from './report.js';
+export {
+  DEFAULT_TOLERANCE, STATS_FILE, STATS_FORMAT, STATS_PAGE, narrowestFormats, readStats, recipeRows, statsDocument, writeStats, writeStatsPage,
+} from './stats_report.js';
+export type { NarrowestFit, StatsDocument, StatsFormatInfo } from './stats_report.js';
+export { checkpointStats } from './checkpoint_stats.js';
+export type { CheckpointStatsOptions } from './checkpoint_stats.js';

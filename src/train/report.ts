@@ -1,16 +1,16 @@
 /**
  * The comparison report: summary.json and report.html with charts rendered to SVG by Vega-Lite
- * (no browser needed): loss and accuracy curves per recipe, per-layer error scales and underflow
- * fractions over time, and the final table.
+ * (no browser needed): the run's settings and each recipe's, the final table with each recipe's
+ * difference from the first, loss and accuracy curves, per-layer error scales and underflow as
+ * heatmaps (layer x step), and links to the numerics lab's pages where statistics were collected.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { PAGE_STYLE, escapeHtml as escape, svg, type TopLevelSpec } from './charts.js';
 import { METRICS_FILE } from './run_folder.js';
+import { STATS_PAGE, recipeRows, rowsTable } from './stats_report.js';
 import type { TrainResult } from './trainer.js';
 import { writeFileAtomic } from './safetensors.js';
-
 export interface CompareEntry {
   recipe: string;
   out: string;
@@ -49,23 +49,47 @@ function readMetrics(out: string): MetricsRecord[] {
     .map((l) => JSON.parse(l) as MetricsRecord);
 }
 
-async function svg(spec: TopLevelSpec): Promise<string> {
-  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
-  return view.toSVG();
+/** A heatmap of one per-layer quantity: layers down, logged steps across, one panel per recipe. */
+function layerHeatmap(values: object[], field: string, title: string, layers: readonly string[], scheme: string): TopLevelSpec {
+  return {
+    data: { values }, mark: 'rect',
+    encoding: {
+      x: { field: 'step', type: 'ordinal', title: 'step', axis: { labelOverlap: true } },
+      y: { field: 'layer', type: 'ordinal', sort: [...layers], title: null },
+      color: { field, type: 'quantitative', title, scale: { scheme } },
+      row: { field: 'recipe', type: 'nominal', title: null },
+      tooltip: [{ field: 'recipe' }, { field: 'layer' }, { field: 'step' }, { field, format: '.4' }],
+    },
+    width: 760, height: Math.max(100, 12 * layers.length),
+  } as TopLevelSpec;
 }
 
-const escape = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+/** The run's settings (from the first recipe's config) as rows. */
+function configRows(result: TrainResult): [string, string][] {
+  const c = result.config;
+  return [
+    ['model', `${c.model}${c.modelOptions.width ? ` (width ${c.modelOptions.width})` : ''}${c.modelOptions.depth ? ` (depth ${c.modelOptions.depth})` : ''}`],
+    ['data', `${c.data}${c.maxTrain ? `, first ${c.maxTrain} training examples` : ''}${c.maxTest ? `, first ${c.maxTest} test examples` : ''}`],
+    ['schedule', `${c.epochs} epoch(s), batch ${c.batchSize}, ${c.optimizer} lr ${c.lr} (cosine, warmup ${c.warmupSteps ?? '5%'}), weight decay ${c.weightDecay}`],
+    ['seed', String(c.seed)],
+    ['float32 convolutions', c.conv ?? 'default'],
+  ];
+}
 
 export async function writeReport(dir: string, summary: CompareSummary, entries: readonly CompareEntry[]): Promise<string> {
   const train: object[] = [];
   const evals: object[] = [];
   const numerics: object[] = [];
+  const layers: string[] = [];
   for (const { recipe, out } of entries) {
     for (const r of readMetrics(out)) {
       if (r.type === 'train') train.push({ recipe, step: r.step, loss: r.loss, accuracy: r.accuracy });
       else if (r.type === 'eval') evals.push({ recipe, epoch: (r.epoch as number) + 1, value: r.value });
-      else if (r.type === 'numerics' && r.tensor === 'errors') {
-        numerics.push({ recipe, step: r.step, layer: r.layer, log2_scale: Math.log2(r.scale as number), underflow: r.underflow });
+      else if (r.type === 'numerics') {
+        // Forward records (weights, activations) come in model order: the layers' order.
+        const layer = r.layer as string;
+        if (!layers.includes(layer)) layers.push(layer);
+        if (r.tensor === 'errors') numerics.push({ recipe, step: r.step, layer, log2_scale: Math.log2(r.scale as number), underflow: r.underflow });
       }
     }
   }
@@ -86,37 +110,38 @@ export async function writeReport(dir: string, summary: CompareSummary, entries:
   ];
   if (numerics.length) {
     charts.push(
-      ['Error (gradient) scale per layer, log2', {
-        data: { values: numerics }, mark: 'line',
-        encoding: {
-          x: { field: 'step', type: 'quantitative' }, y: { field: 'log2_scale', type: 'quantitative', title: 'log2 scale' },
-          color: { field: 'layer', type: 'nominal', legend: { columns: 2, symbolLimit: 60 } }, row: { field: 'recipe', type: 'nominal' },
-        },
-        width: 520, height: 180,
-      } as TopLevelSpec],
-      ['Fraction of nonzero errors that underflowed to zero, per layer', {
-        data: { values: numerics }, mark: 'line',
-        encoding: {
-          x: { field: 'step', type: 'quantitative' }, y: { field: 'underflow', type: 'quantitative' },
-          color: { field: 'layer', type: 'nominal', legend: { columns: 2, symbolLimit: 60 } }, row: { field: 'recipe', type: 'nominal' },
-        },
-        width: 520, height: 180,
-      } as TopLevelSpec],
+      ['Error (gradient) scale per layer and step, log2', layerHeatmap(numerics, 'log2_scale', 'log2 scale', layers, 'viridis')],
+      ['Share of nonzero errors that underflowed to zero, per layer and step', layerHeatmap(numerics, 'underflow', 'underflow', layers, 'orangered')],
     );
   }
   const rendered = await Promise.all(charts.map(async ([title, spec]) => `<h2>${escape(title)}</h2>\n${await svg(spec)}`));
+  const first = summary.results[0];
   const rows = summary.results
-    .map((r) => `<tr><td>${escape(r.recipe)}</td><td>${(100 * r.value).toFixed(2)}%</td>${r.top5 !== undefined ? `<td>${(100 * r.top5).toFixed(2)}%</td>` : ''}<td>${r.epochs}</td><td>${r.seconds.toFixed(1)}</td><td>${r.images_per_s.toFixed(1)}</td></tr>`)
+    .map((r, i) => {
+      const delta = i === 0 ? '' : `${r.value - first.value >= 0 ? '+' : ''}${(100 * (r.value - first.value)).toFixed(2)}`;
+      const page = join(entries[i].out, STATS_PAGE);
+      const stats = existsSync(page) ? `<a href="${escape(relative(dir, page))}">numerics</a>` : '';
+      return `<tr><td>${escape(r.recipe)}</td><td>${(100 * r.value).toFixed(2)}%</td><td>${delta}</td>${r.top5 !== undefined ? `<td>${(100 * r.top5).toFixed(2)}%</td>` : ''}` +
+        `<td>${r.epochs}</td><td>${r.seconds.toFixed(1)}</td><td>${r.images_per_s.toFixed(1)}</td><td>${stats}</td></tr>`;
+    })
     .join('\n');
   const hasTop5 = summary.results.some((r) => r.top5 !== undefined);
+  const settingNames = recipeRows(entries[0].result.config.recipe).map(([k]) => k);
+  const recipeTable = `<table><tr><th>setting</th>${entries.map((e) => `<th>${escape(e.recipe)}</th>`).join('')}</tr>` +
+    settingNames.map((name, k) => `<tr><td>${escape(name)}</td>${entries.map((e) => `<td style="text-align:left">${escape(recipeRows(e.result.config.recipe)[k][1])}</td>`).join('')}</tr>`).join('') +
+    '</table>';
   const html = `<!doctype html>
 <html><head><meta charset="utf-8"><title>Octet: ${escape(summary.model)} on ${escape(summary.data)}</title>
-<style>body{font-family:sans-serif;max-width:980px;margin:2em auto}table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:4px 10px;text-align:right}td:first-child{text-align:left}</style>
+<style>${PAGE_STYLE}</style>
 </head><body>
 <h1>${escape(summary.model)} on ${escape(summary.data)}</h1>
-<table><tr><th>recipe</th><th>${metricName}</th>${hasTop5 ? '<th>top-5</th>' : ''}<th>epochs</th><th>seconds</th><th>images/s</th></tr>
+<table><tr><th>recipe</th><th>${metricName}</th><th>points vs ${escape(first.recipe)}</th>${hasTop5 ? '<th>top-5</th>' : ''}<th>epochs</th><th>seconds</th><th>images/s</th><th>stats</th></tr>
 ${rows}
 </table>
+<h2>The run</h2>
+${rowsTable(configRows(entries[0].result))}
+<h2>The recipes</h2>
+${recipeTable}
 ${rendered.join('\n')}
 </body></html>
 `;

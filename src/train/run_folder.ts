@@ -13,7 +13,9 @@ export const CHECKPOINT_FILE = 'checkpoint.safetensors';
 export const METRICS_FILE = 'metrics.jsonl';
 export const CONFIG_FILE = 'config.json';
 export const RESULT_FILE = 'result.json';
-const RUN_FILES = [CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE, RESULT_FILE];
+/** The numerics lab's files (stats_report.ts), part of the run whose steps they describe. */
+const STATS_FILES = ['stats.json', 'stats.html'];
+const RUN_FILES = [CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE, RESULT_FILE, ...STATS_FILES];
 
 /** The settings of a run that change its result, as TrainConfig names them. */
 export const RESULT_SETTINGS = ['model', 'modelOptions', 'data', 'epochs', 'batchSize', 'lr', 'weightDecay', 'warmupSteps', 'optimizer', 'seed', 'maxTrain'] as const;

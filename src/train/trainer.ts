@@ -16,7 +16,8 @@ import { checkLabels, epochOrder, makeBatch, trainingSubset, type Dataset } from
 import type { Module } from '../nn/index.js';
 import { softmaxCrossEntropy } from '../ops/index.js';
 import { AdamW, SGD, cosineWithWarmup, type Optimizer } from '../optim/index.js';
-import { applyRecipe, type Recipe } from '../quant/index.js';
+import { NumericsLab, applyRecipe, type Recipe, type StatsRecord } from '../quant/index.js';
+import type { FormatLike } from '../formats/index.js';
 import { readCheckpointRecord, restoreCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { buildTrainModel } from './build.js';
 import { evalBatchSize, evaluate } from './evaluation.js';
@@ -26,6 +27,7 @@ import {
   writeLines,
 } from './run_folder.js';
 import { writeFileAtomic } from './safetensors.js';
+import { STATS_FILE, readStats, statsDocument, writeStats, writeStatsPage } from './stats_report.js';
 import type { Tensor } from '../tensor/index.js';
 
 export type { ConvAlgorithm };
@@ -140,6 +142,34 @@ export interface TrainRunOptions {
   /** Replace a run that `out` already holds (its files go once the new run's first step has run). */
   overwrite?: boolean;
   hooks?: TrainHooks;
+  /** Collect numerics statistics (the numerics lab): stats.json and stats.html in `out`. */
+  stats?: StatsRunOptions;
+}
+
+export interface StatsRunOptions {
+  /** Steps to look at (the steps taken before it: 0 is the first), each below the run's total. */
+  steps?: readonly number[];
+  /** Also look at every N-th step from 0. */
+  every?: number;
+  /** Candidate formats besides the defaults (e5m2, e4m3, e6m9, fp16, bf16). */
+  formats?: readonly FormatLike[];
+  /** The page's narrowest-format tolerance (default 0.001). */
+  tolerance?: number;
+}
+
+/** Which steps a stats option looks at, checked against the run's length. */
+function statsSteps(stats: StatsRunOptions, totalSteps: number): (step: number) => boolean {
+  const every = stats.every ?? 0;
+  if (!(Number.isInteger(every) && every >= 0)) throw new SettingError('statsEvery', `stats every ${every} steps: expected a positive integer (0: off)`);
+  const steps = new Set(stats.steps ?? []);
+  for (const s of steps) {
+    if (!(Number.isInteger(s) && s >= 0)) throw new SettingError('statsSteps', `stats step ${s}: expected an integer >= 0`);
+    if (s >= totalSteps) {
+      throw new SettingError('statsSteps', `stats step ${s} is beyond the run: it has ${totalSteps} steps (0 to ${totalSteps - 1}); give steps below ${totalSteps} or train longer`);
+    }
+  }
+  if (!steps.size && !every) throw new SettingError('statsSteps', 'stats: no step to look at; give steps or every');
+  return (step) => steps.has(step) || (every > 0 && step % every === 0);
 }
 
 /**
@@ -169,6 +199,9 @@ export async function train(settings: TrainConfig, dataset: Dataset, out: string
   // Labels out of range fail here, naming the split and the example, not at the end of an epoch.
   checkLabels(dataset.train, dataset, subset, 'train');
   checkLabels(dataset.test, dataset, Int32Array.from({ length: Math.min(dataset.test.count, config.maxTest ?? dataset.test.count) }, (_, i) => i), 'test');
+  const lab = options.stats ? new NumericsLab(session, { formats: options.stats.formats }) : null;
+  const looksAt = options.stats ? statsSteps(options.stats, totalSteps) : () => false;
+  let statsRecords: StatsRecord[] = [];
   let step = 0;
   const evals: EvalResult[] = [];
   let window = { loss: 0, correct: 0, count: 0 };
@@ -182,6 +215,8 @@ export async function train(settings: TrainConfig, dataset: Dataset, out: string
     step = loaded.record.step;
     if (loaded.record.window) window = { ...loaded.record.window };
     keptMetrics = metricsUpTo(metricsFile, step);
+    // The statistics collected before the checkpoint carry over; later ones are collected again.
+    if (lab && existsSync(join(out, STATS_FILE))) statsRecords = readStats(join(out, STATS_FILE)).records.filter((r) => r.step < step);
     evals.push(...keptMetrics.map((l) => JSON.parse(l) as EvalResult & { type: string }).filter((r) => r.type === 'eval').map(({ type: _type, ...r }) => r));
   } else {
     checkFreshFolder(out, options.overwrite ?? false);
@@ -225,6 +260,9 @@ export async function train(settings: TrainConfig, dataset: Dataset, out: string
     optimizer.zeroGrad();
     let lossValue = NaN;
     let logits: Tensor | null = null;
+    const looking = lab !== null && looksAt(step);
+    let stepRecords: StatsRecord[] = [];
+    if (looking) lab.begin(step);
     try {
       logits = model.call(batch.x);
       const loss = softmaxCrossEntropy(logits, batch.labels, { ignoreIndex: dataset.ignoreIndex });
@@ -233,11 +271,17 @@ export async function train(settings: TrainConfig, dataset: Dataset, out: string
     } catch (error) {
       if (!(error instanceof NonFiniteError)) throw error;
       throw new NonFiniteError(`training diverged at step ${step + 1}: ${error.message}. ${kept(step, checkpointFile, begun)}`);
+    } finally {
+      if (looking) stepRecords = lab.end();
     }
     const outcome = session.finishBackward();
     const report = optimizer.stepAll(outcome.skip);
     step++;
     begin();
+    if (looking) {
+      statsRecords = [...statsRecords, ...stepRecords];
+      writeStats(out, statsDocument(config.model, config.data, config.recipe, lab.formats, statsRecords));
+    }
     badSteps = Number.isFinite(lossValue) ? 0 : badSteps + 1;
     if (badSteps >= DIVERGED_STEPS) {
       throw new NonFiniteError(
@@ -282,6 +326,14 @@ export async function train(settings: TrainConfig, dataset: Dataset, out: string
       save();
       completed = false;
       break;
+    }
+  }
+  if (lab) {
+    lab.close();
+    if (statsRecords.length) {
+      const doc = statsDocument(config.model, config.data, config.recipe, lab.formats, statsRecords);
+      writeStats(out, doc);
+      await writeStatsPage(out, doc, options.stats?.tolerance);
     }
   }
   const result: TrainResult = {

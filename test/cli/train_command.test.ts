@@ -10,7 +10,7 @@ const SMALL = ['--model', 'resnet20', '--width', '4', '--data', 'mnist', '--epoc
 describe('octet train / eval / compare', () => {
   test('compare writes summary.json, report.html with SVG charts, and prints the table', async () => {
     const out = mkdtempSync(join(tmpdir(), 'octet-compare-'));
-    const r = await runOctet(['compare', ...SMALL, '--recipes', 'fp32,fp8', '--out', out]);
+    const r = await runOctet(['compare', ...SMALL, '--recipes', 'fp32,fp8', '--out', out, '--stats-every', '1']);
     assert.equal(r.code, 0, r.stderr);
     const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
     assert.equal(summary.model, 'resnet20');
@@ -22,7 +22,13 @@ describe('octet train / eval / compare', () => {
     }
     const html = readFileSync(join(out, 'report.html'), 'utf8');
     assert.ok((html.match(/<svg/g) ?? []).length >= 5, 'loss, accuracy, eval, scale and underflow charts');
-    assert.match(html, /Error \(gradient\) scale per layer/);
+    assert.match(html, /Error \(gradient\) scale per layer and step/);
+    // The run's settings, each recipe's, the difference from the first, the numerics pages.
+    assert.match(html, /<h2>The run<\/h2>/);
+    assert.match(html, /<td>errors<\/td><td[^>]*>float32<\/td><td[^>]*>e5m2, nearest, per-layer dynamic scale/);
+    assert.match(html, /points vs fp32/);
+    assert.match(html, /<a href="fp8\/stats\.html">numerics<\/a>/);
+    assert.ok(existsSync(join(out, 'fp32', 'stats.json')) && existsSync(join(out, 'fp8', 'stats.html')));
     assert.match(r.stdout, /^fp8\s+\d+\.\d+%\s+\d+\.\d+%\s+1\s/m);
     assert.match(r.stdout, new RegExp(`Report: ${out.replace(/[/\\]/g, '.')}.report\\.html`));
   });
