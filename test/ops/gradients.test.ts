@@ -26,6 +26,8 @@ const float32Policy = (quantizesErrors: boolean): ops.QuantizationPolicy => ({
   quantize: (_cls, x) => x,
   gemmOptions: () => ({ accumulation: 'fp32' }),
 });
+/** A probe that looks (so the probed product taps its weight and output) and keeps nothing. */
+const lookingProbe: ops.GemmProbe = { active: true, tensor: () => {}, product: () => {} };
 const pixelLabels = Int32Array.from({ length: 2 * 3 * 3 }, (_, i) => (i % 5 === 0 ? 255 : i % 4));
 
 /** The quantized GEMM op of a product on inputs of these shapes (x, weight and, given a third, bias) under float32Policy. */
@@ -65,6 +67,12 @@ const CASES: Case[] = [
   quantizedCase('conv2d stride 2 groups 2, float32 backward', [[2, 4, 5, 5], [6, 2, 3, 3], [6]], { kind: 'conv2d', options: { stride: 2, padding: 1, groups: 2 } }, false, 63),
   quantizedCase('conv2d stride 2 dilation 2, errors through the GEMMs', [[1, 2, 7, 6], [3, 2, 3, 2]], { kind: 'conv2d', options: { stride: 2, dilation: [2, 1], padding: [1, 0] } }, true, 66),
   quantizedCase('convTranspose2d stride 2 with output padding', [[2, 3, 3, 3], [3, 2, 3, 3], [2]], { kind: 'convTranspose2d', options: { stride: 2, padding: 1, outputPadding: 1 } }, true, 68),
+  {
+    name: 'probed float32 linear (identity taps on weight and output)',
+    op: 'probeTap',
+    inputs: () => [randomTensor([3, 4], 70), randomTensor([2, 4], 71), randomTensor([2], 72)],
+    fn: (x, w, b) => ops.probedProduct(x, w, b, { kind: 'linear' }, 'direct', lookingProbe),
+  },
   {
     name: 'batchNorm2d training',
     op: 'batchNorm2d',
