@@ -10,7 +10,7 @@
  * - the cost of collection: median step time with and without it.
  * The heatmaps are written as PNG into docs/img/ and the full pages stay in runs/numerics/.
  *
- *   npm run experiment:numerics            (about eight minutes on 2 cores)
+ *   npm run experiment:numerics            (about two minutes on 2 cores)
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -80,7 +80,7 @@ export function quantizedGemm(x: Tensor, weight: Tensor, bias: Tensor | null, pr
     probe.tensor('weights', weight.data, w);
     probe.tensor('activations', x.data, xq);
     showProduct(probe, 'forward', out.data, kernels.forward(x.data, weight.data, FP32), forwardOptions, () => kernels.forward(xq, w, FP32));
-    shadow = { x: Float32Array.from(x.data), w: Float32Array.from(weight.data), probe };
+    shadow = { x: x.data.slice(), w: weight.data.slice(), probe };
   }
   if (bias) channelBiasAdd(out.data, bias.data, { batch: kernels.outputShape[0], channels: kernels.channels, plane: kernels.plane });
   return record('quantizedGemm', [x, weight, bias], out, { policy, kernels, x: xq, w, shadow } satisfies Saved);
