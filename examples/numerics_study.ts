@@ -7,7 +7,8 @@
  *   underflow under its own scaling (median and worst layer);
  * - per product, the SNR against the float32 shadow (median and worst layer) at each step, and the
  *   operands' share of the error;
- * - the cost of collection: median step time with and without it.
+ * - the cost of collection: median step time with and without it, from a separate short run of
+ *   the same configuration that looks at every other step (so both medians have many samples).
  * The heatmaps are written as PNG into docs/img/ and the full pages stay in runs/numerics/.
  *
  *   npm run experiment:numerics            (about two minutes on 2 cores)
@@ -81,34 +82,47 @@ function snrTable(doc: StatsDocument): string {
   return lines.join('\n');
 }
 
+/**
+ * Step times without and with collection: 30 steps of the study's configuration looking at every
+ * other step, the first two steps (warming caches and pools) left out.
+ */
+async function stepTimes(study: Study, dataset: Awaited<ReturnType<typeof loadDataset>>): Promise<[number[], number[]]> {
+  const times: [number[], number[]] = [[], []];
+  let mark = performance.now();
+  let taken = 0;
+  await train({ ...study.config, maxTrain: 30 * study.config.batchSize, maxTest: study.config.batchSize }, dataset, join('runs', 'numerics', `${study.name}-timing`), {
+    overwrite: true,
+    stats: { every: 2 },
+    hooks: {
+      onStep: (p) => {
+        const now = performance.now();
+        // p.step steps are done: the one just timed is p.step - 1, looked at when even.
+        if (p.step > 2) times[(p.step - 1) % 2 === 0 ? 1 : 0].push(now - mark);
+        mark = now;
+        taken = p.step;
+      },
+      shouldStop: () => taken >= 30,
+    },
+  });
+  return times;
+}
+
 for (const study of STUDIES) {
   const dataset = await loadDataset(...study.data);
   const out = join('runs', 'numerics', study.name);
   const last = Math.max(...study.steps);
-  const times: { step: number; ms: number }[] = [];
-  let mark = performance.now();
   let taken = 0;
   await train(study.config, dataset, out, {
     overwrite: true,
     stats: { steps: study.steps },
-    hooks: {
-      onStep: (p) => {
-        const now = performance.now();
-        times.push({ step: p.step - 1, ms: now - mark });
-        mark = now;
-        taken = p.step;
-      },
-      shouldStop: () => taken > last,
-    },
+    hooks: { onStep: (p) => void (taken = p.step), shouldStop: () => taken > last },
   });
   const doc = readStats(join(out, STATS_FILE));
-  // The first step warms caches and pools: leave it out of both medians.
-  const looked = times.filter((t) => study.steps.includes(t.step) && t.step > 0).map((t) => t.ms);
-  const plain = times.filter((t) => !study.steps.includes(t.step) && t.step > 0).map((t) => t.ms);
+  const [plain, looked] = await stepTimes(study, dataset);
   console.log(`\n## ${study.name}: ${study.config.model} on ${study.config.data}, recipe ${study.config.recipe.name}, steps ${doc.steps.join(', ')}\n`);
   console.log(formatTable(doc) + '\n');
   console.log(snrTable(doc) + '\n');
-  console.log(`Step time: ${median(plain).toFixed(0)} ms without collection, ${median(looked).toFixed(0)} ms with (${(median(looked) / median(plain)).toFixed(2)}x).`);
+  console.log(`Step time: ${median(plain).toFixed(0)} ms without collection, ${median(looked).toFixed(0)} ms with (${(median(looked) / median(plain)).toFixed(2)}x; medians of ${plain.length} and ${looked.length} steps).`);
   // The page's charts in order: SNR, then per tensor class present, each step.
   const svgs = [...readFileSync(join(out, STATS_PAGE), 'utf8').matchAll(/<svg[\s\S]*?<\/svg>/g)].map((m) => m[0]);
   const present = TENSORS.filter((t) => doc.records.some((r) => r.tensor === t));

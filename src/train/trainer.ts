@@ -236,8 +236,16 @@ export async function train(settings: TrainConfig, dataset: Dataset, out: string
   };
   const log = (record: object) => appendFileSync(metricsFile, JSON.stringify(record) + '\n');
   // A checkpoint never holds non-finite parameters: the last good one stays.
+  // The statistics are written with each checkpoint: a resume keeps the records of the steps before
+  // its checkpoint and collects the later ones again, so nothing collected is lost.
+  let statsWritten = 0;
   const save = () => {
-    if (parametersFinite(model)) saveCheckpoint(checkpointFile, model, optimizer, session, { config, step, window });
+    if (!parametersFinite(model)) return;
+    saveCheckpoint(checkpointFile, model, optimizer, session, { config, step, window });
+    if (lab && statsRecords.length !== statsWritten) {
+      writeStats(out, statsDocument(config.model, config.data, config.recipe, lab.formats, statsRecords));
+      statsWritten = statsRecords.length;
+    }
   };
   const start = Date.now();
   const firstStep = step;
@@ -278,10 +286,7 @@ export async function train(settings: TrainConfig, dataset: Dataset, out: string
     const report = optimizer.stepAll(outcome.skip);
     step++;
     begin();
-    if (looking) {
-      statsRecords = [...statsRecords, ...stepRecords];
-      writeStats(out, statsDocument(config.model, config.data, config.recipe, lab.formats, statsRecords));
-    }
+    if (looking) statsRecords.push(...stepRecords);
     badSteps = Number.isFinite(lossValue) ? 0 : badSteps + 1;
     if (badSteps >= DIVERGED_STEPS) {
       throw new NonFiniteError(
