@@ -9,7 +9,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { z } from 'zod';
 import { InvalidArgumentError } from '../errors.js';
 import { makeQTensor, resolveFormat, type CodeArray, type Format } from '../formats/index.js';
-import { lowpGemm, type LowpGemmOptions } from '../kernels/index.js';
+import { HOPPER_MODELS, hopperGemm, lowpGemm, type HopperModel, type LowpGemmOptions } from '../kernels/index.js';
 import type { CliIo } from './io.js';
 
 export interface GemmCommandOptions {
@@ -90,10 +90,16 @@ export async function gemmCommand(options: GemmCommandOptions, io: CliIo): Promi
   const [m, k, n] = parseGemmShape(options.shape);
   const aFormat = resolveFormat(options.aFormat);
   const bFormat = resolveFormat(options.bFormat);
-  const accumulation = accumulationOptions(options.accumulation);
-  const a = makeQTensor(readCodes(options.a, aFormat, m, k, '--a'), aFormat);
-  const b = makeQTensor(readCodes(options.b, bFormat, k, n, '--b'), bFormat);
-  const c = lowpGemm(m, n, k, a, b, accumulation);
+  const hopper = (HOPPER_MODELS as readonly string[]).includes(options.accumulation) ? (options.accumulation as HopperModel) : null;
+  if (hopper && (aFormat.bits !== 8 || bFormat.bits !== 8)) {
+    throw new InvalidArgumentError(`--accumulation ${hopper} models FP8 tensor cores: give e4m3 or e5m2 operands (got ${aFormat.name} x ${bFormat.name})`);
+  }
+  const accumulation = hopper ? null : accumulationOptions(options.accumulation);
+  const aCodes = readCodes(options.a, aFormat, m, k, '--a');
+  const bCodes = readCodes(options.b, bFormat, k, n, '--b');
+  const c = hopper
+    ? hopperGemm(m, n, k, aCodes as Uint8Array, aFormat, bCodes as Uint8Array, bFormat, { model: hopper })
+    : lowpGemm(m, n, k, makeQTensor(aCodes, aFormat), makeQTensor(bCodes, bFormat), accumulation!);
   const bytes = new Uint8Array(c.buffer, c.byteOffset, c.byteLength);
   if (options.out) writeFileSync(options.out, bytes);
   else await io.writeOut(bytes);

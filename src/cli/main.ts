@@ -85,7 +85,7 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
     .requiredOption('--shape <MxKxN>', 'the GEMM shape, such as 64x128x32')
     .requiredOption('--a-format <format>', 'format of A (e.g. e4m3, e5m2)')
     .requiredOption('--b-format <format>', 'format of B')
-    .option('--accumulation <name|file.json>', 'fp32, a format rounded after every add (e6m9, fp16, ...), or a JSON file { format, chunk, rounding, saturate, seed }', 'fp32')
+    .option('--accumulation <name|file.json>', 'fp32, a format rounded after every add (e6m9, fp16, ...), hopper-fp8 or hopper-fp8-fast (an H200\'s FP8 tensor cores, fast accumulation off or on), or a JSON file { format, chunk, rounding, saturate, seed }', 'fp32')
     .option('--out <file>', 'write C to this file instead of standard output')
     .action((options) => gemmCommand(options, io));
 

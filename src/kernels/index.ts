@@ -63,3 +63,5 @@ export {
 export type { ScaledEncoding, UnderflowCount } from './quant_stats.js';
 export { countAtMost, countsAndQuantiles, errorEnergy, errorEnergyReference, quantiles, scaledLog2, valueHistogram } from './value_stats.js';
 export type { ErrorEnergy, Threshold, ValueHistogram } from './value_stats.js';
+export { HOPPER_MODELS, hopperGemm } from './hopper_gemm.js';
+export type { HopperGemmOptions, HopperModel } from './hopper_gemm.js';

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { makeQTensor } from '../../src/formats/index.js';
 import { lowpGemmReference } from '../../src/kernels/lowp_gemm.js';
+import { hopperGemm } from '../../src/kernels/hopper_gemm.js';
 import { runOctet } from '../helpers/cli_io.js';
 import { xorshift } from '../helpers/random.js';
 
@@ -47,6 +48,17 @@ describe('octet gemm', () => {
     const out = join(dir, 'c.bin');
     assert.equal((await runOctet([...args, '--accumulation', 'e6m9', '--out', out])).code, 0);
     assert.deepEqual(floats(new Uint8Array(readFileSync(out))), lowpGemmReference(m, n, k, makeQTensor(a, 'e4m3'), makeQTensor(b, 'e4m3'), { accumulation: 'e6m9' }));
+  });
+
+  test('--accumulation hopper-fp8 and hopper-fp8-fast: the H200 models', async () => {
+    for (const model of ['hopper-fp8', 'hopper-fp8-fast'] as const) {
+      const r = await runOctet([...args, '--accumulation', model]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(floats(r.stdoutBytes), hopperGemm(m, n, k, a, 'e4m3', b, 'e4m3', { model }));
+    }
+    const wide = await runOctet([...args.slice(0, -4), '--a-format', 'fp16', '--b-format', 'e4m3', '--accumulation', 'hopper-fp8']);
+    assert.equal(wide.code, 1);
+    assert.match(wide.stderr, /hopper-fp8 models FP8 tensor cores: give e4m3 or e5m2 operands/);
   });
 
   test('a file of the wrong size, a bad shape, format or accumulation file is named', async () => {

@@ -1,0 +1,116 @@
+/**
+ * A model of the FP8 tensor-core accumulation of NVIDIA Hopper (H100/H200), found from outputs
+ * measured on an H200 (`torch._scaled_mm`, scales 1, float32 output; shared/hopper/) and
+ * reproducing every one of them bit for bit (docs/lowp_gemm.md, "The hopper-fp8 models"):
+ *
+ *   For each output element, along K in order:
+ *   - K runs in *intervals*: 128 products (`hopper-fp8`, fast accumulation off) or all of K
+ *     (`hopper-fp8-fast`). Each interval starts a fresh tensor-core accumulator; its result is
+ *     added into a float32 sum (round to nearest even), in K order.
+ *   - Within an interval, products come in *groups* of 32 (from the interval's start). For a
+ *     group, X = the largest of: the exponent sums ea + eb of its nonzero products (e = the
+ *     operand's unbiased exponent field, subnormals at the format's emin), and floor(log2 |acc|)
+ *     of the interval's accumulator when it is nonzero. Every product and the accumulator are
+ *     truncated toward zero to multiples of 2^(X - 13); their sum (exact) is truncated toward zero
+ *     to 14 significant bits and becomes the accumulator.
+ *   - Scales (`scaleA`, `scaleB`, as float32): the float32 sum is multiplied once, at the end, by
+ *     fl32(scaleA * scaleB), rounded to nearest even.
+ *
+ * Operands are FP8 codes (E4M3FN or E5M2, any mix). NaN or Inf in an operand makes the element NaN
+ * (the GPU's behaviour there is not part of the measured set). This is a TypeScript kernel with no
+ * native path yet: about 10 ns per product.
+ */
+import { InvalidArgumentError } from '../errors.js';
+import { decodeTable, resolveFormat, type FormatLike } from '../formats/index.js';
+
+export const HOPPER_MODELS = ['hopper-fp8', 'hopper-fp8-fast'] as const;
+export type HopperModel = (typeof HOPPER_MODELS)[number];
+
+/** Products per group, bits kept below the group's exponent, significant bits of the accumulator, products per interval. */
+const GROUP = 32;
+const KEEP = 13;
+const SIGNIFICANT = 14;
+const INTERVAL = 128;
+
+/** x truncated toward zero to `bits` significant bits (x a double holding a sum of few bits). */
+function truncateSignificant(x: number, bits: number): number {
+  if (x === 0) return 0;
+  const e = Math.floor(Math.log2(Math.abs(x)));
+  // log2 may round up at the top of a binade: correct e so that 2^e <= |x| < 2^(e+1).
+  const exp = 2 ** e > Math.abs(x) ? e - 1 : 2 ** (e + 1) <= Math.abs(x) ? e + 1 : e;
+  const q = 2 ** (exp - bits + 1);
+  return Math.trunc(x / q) * q;
+}
+
+function operandTables(format: FormatLike, flag: string): { values: Float64Array; exps: Int32Array } {
+  const f = resolveFormat(format);
+  if (f.bits !== 8 || f.mantissaBits > 3 || f.mantissaBits < 2) {
+    throw new InvalidArgumentError(`${flag}: the hopper-fp8 models take FP8 operands (e4m3 or e5m2); got ${f.name}`);
+  }
+  const table = decodeTable(f);
+  const values = Float64Array.from(table);
+  const exps = new Int32Array(256);
+  for (let c = 0; c < 256; c++) {
+    const field = (c >> f.mantissaBits) & ((1 << f.exponentBits) - 1);
+    exps[c] = field === 0 ? f.emin : field - f.bias;
+  }
+  return { values, exps };
+}
+
+export interface HopperGemmOptions {
+  model: HopperModel;
+  /** Per-tensor scales of A and B (default 1), as torch._scaled_mm takes them. */
+  scaleA?: number;
+  scaleB?: number;
+}
+
+/** C = A B (A: m x k codes, B: k x n codes, row-major) under a Hopper FP8 accumulation model. */
+export function hopperGemm(
+  m: number, n: number, k: number, a: Uint8Array, aFormat: FormatLike, b: Uint8Array, bFormat: FormatLike, options: HopperGemmOptions,
+): Float32Array {
+  const { model, scaleA = 1, scaleB = 1 } = options;
+  for (const [name, s] of [['scaleA', scaleA], ['scaleB', scaleB]] as const) {
+    if (!(Number.isFinite(s) && s > 0)) throw new InvalidArgumentError(`hopperGemm: ${name} is ${s}; expected a positive finite number`);
+  }
+  const scale = Math.fround(Math.fround(scaleA) * Math.fround(scaleB));
+  if (!HOPPER_MODELS.includes(model)) throw new InvalidArgumentError(`unknown Hopper model "${model}"; choose ${HOPPER_MODELS.join(' or ')}`);
+  if (a.length !== m * k || b.length !== k * n) {
+    throw new InvalidArgumentError(`hopperGemm: A has ${a.length} codes and B ${b.length}; a ${m}x${k}x${n} product needs ${m * k} and ${k * n}`);
+  }
+  const ta = operandTables(aFormat, 'A');
+  const tb = operandTables(bFormat, 'B');
+  const interval = model === 'hopper-fp8' ? INTERVAL : k;
+  const out = new Float32Array(m * n);
+  const products = new Float64Array(GROUP);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let total = 0;
+      let bad = false;
+      for (let start = 0; start < k; start += interval) {
+        const end = Math.min(k, start + interval);
+        let acc = 0;
+        for (let g = start; g < end; g += GROUP) {
+          const count = Math.min(GROUP, end - g);
+          let x = acc === 0 ? -Infinity : Math.floor(Math.log2(Math.abs(acc)));
+          for (let t = 0; t < count; t++) {
+            const ca = a[i * k + g + t];
+            const cb = b[(g + t) * n + j];
+            const p = ta.values[ca] * tb.values[cb];
+            products[t] = p;
+            if (!Number.isFinite(p)) bad = true;
+            else if (p !== 0) x = Math.max(x, ta.exps[ca] + tb.exps[cb]);
+          }
+          if (x === -Infinity) continue;
+          // Products of FP8 values and multiples of 2^(X-13) below 2^(X+3) are exact in double.
+          const scale = 2 ** (KEEP - x);
+          let sum = Math.trunc(acc * scale);
+          for (let t = 0; t < count; t++) sum += Math.trunc(products[t] * scale);
+          acc = truncateSignificant(sum / scale, SIGNIFICANT);
+        }
+        total = Math.fround(total + acc);
+      }
+      out[i * n + j] = bad ? NaN : scale === 1 ? total : Math.fround(total * scale);
+    }
+  }
+  return out;
+}
