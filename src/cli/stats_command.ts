@@ -13,7 +13,7 @@ import {
 } from '../train/index.js';
 import { prepareOutputFolder } from '../train/run_folder.js';
 import type { CliIo } from './io.js';
-import { loadData, parseFormats, runHooks, trainConfig, type TrainOptions } from './train_command.js';
+import { loadData, number, parseFormats, runHooks, trainConfig, type TrainOptions } from './train_command.js';
 
 export interface StatsOptions extends Omit<TrainOptions, 'model' | 'data'> {
   model?: string;
@@ -36,9 +36,9 @@ export function parseSteps(text: string): number[] {
 }
 
 function parseTolerance(text: string | undefined): number {
-  if (text === undefined) return DEFAULT_TOLERANCE;
-  const t = /^(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(text.trim()) ? Number(text) : NaN;
-  if (!(t >= 0 && t < 1)) throw new InvalidArgumentError(`--tolerance is "${text}"; expected a fraction in [0, 1), such as 0.001 (0.1%)`);
+  const t = number(text, '--tolerance');
+  if (t === undefined) return DEFAULT_TOLERANCE;
+  if (t >= 1) throw new InvalidArgumentError(`--tolerance is "${text}"; expected a fraction in [0, 1), such as 0.001 (0.1%)`);
   return t;
 }
 

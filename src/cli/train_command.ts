@@ -87,7 +87,7 @@ export const SETTING_FLAGS: Record<string, string> = {
 /** A decimal number (as documented: no hex, binary or empty strings, which Number() would accept). */
 const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 
-function number(value: string | undefined, flag: string, { integer = false, min = 0 } = {}): number | undefined {
+export function number(value: string | undefined, flag: string, { integer = false, min = 0 } = {}): number | undefined {
   if (value === undefined) return undefined;
   const n = DECIMAL.test(value.trim()) ? Number(value) : NaN;
   if (!Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < min) {

@@ -8,9 +8,9 @@ import { epochOrder, makeBatch, trainingSubset, type Dataset } from '../data/ind
 import { SettingError } from '../errors.js';
 import type { FormatLike } from '../formats/index.js';
 import { softmaxCrossEntropy } from '../ops/index.js';
-import { NumericsLab, applyRecipe, type Recipe } from '../quant/index.js';
-import { buildTrainModel } from './build.js';
-import { readCheckpointRecord, restoreCheckpoint } from './checkpoint.js';
+import { NumericsLab, type Recipe } from '../quant/index.js';
+import { readCheckpointRecord } from './checkpoint.js';
+import { checkpointModel } from './evaluation.js';
 import { statsDocument, type StatsDocument } from './stats_report.js';
 import type { TrainConfig } from './trainer.js';
 
@@ -28,11 +28,7 @@ export function checkpointStats(file: string, dataset: Dataset, options: Checkpo
   if (options.model !== undefined && options.model !== config.model) {
     throw new SettingError('model', `${file} holds a ${config.model} model, not ${options.model}; give its model or another checkpoint`);
   }
-  const recipe = options.recipe ?? config.recipe;
-  const conv = config.conv ?? 'direct';
-  const model = buildTrainModel({ ...config, conv }, dataset);
-  const session = applyRecipe(model, recipe, { seed: config.seed, algorithm: conv });
-  restoreCheckpoint(file, loaded, model, null, options.recipe === undefined ? session : null);
+  const { model, session, recipe } = checkpointModel(file, dataset, { recipe: options.recipe }, loaded);
   const lab = new NumericsLab(session, { formats: options.formats });
   // The first batch of the run's seeded order, as its first step saw it.
   const subset = trainingSubset(dataset.train.count, config.seed, config.maxTrain);

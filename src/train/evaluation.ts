@@ -10,7 +10,7 @@ import { makeBatch, type Dataset } from '../data/index.js';
 import type { ConvAlgorithm } from '../kernels/index.js';
 import type { Module } from '../nn/index.js';
 import { softmaxCrossEntropy } from '../ops/index.js';
-import { applyRecipe, type Recipe } from '../quant/index.js';
+import { applyRecipe, type QuantSession, type Recipe } from '../quant/index.js';
 import { readCheckpointRecord, restoreCheckpoint } from './checkpoint.js';
 import { ConfusionMatrix, topKCorrect } from './metrics.js';
 import { buildTrainModel } from './build.js';
@@ -73,6 +73,26 @@ export interface CheckpointEval extends Omit<EvalResult, 'epoch' | 'step'> {
   maxTest: number | null;
 }
 
+/**
+ * A checkpoint's model with its weights, under its recipe (with the scales and step its session
+ * holds) or another one (fresh scales), its float32 convolutions as its run ran them.
+ */
+export function checkpointModel(
+  file: string,
+  dataset: Dataset,
+  options: Pick<CheckpointEvalOptions, 'recipe' | 'conv'>,
+  loaded = readCheckpointRecord<TrainConfig>(file),
+): { model: Module; session: QuantSession; recipe: Recipe; conv: ConvAlgorithm } {
+  const config = loaded.record.config;
+  const conv = options.conv ?? config.conv ?? 'direct';
+  const recipe = options.recipe ?? config.recipe;
+  const model = buildTrainModel({ ...config, conv }, dataset);
+  const session = applyRecipe(model, recipe, { seed: config.seed, algorithm: conv });
+  // The session's scales and step only where the recipe is the one the checkpoint was trained with.
+  restoreCheckpoint(file, loaded, model, null, recipe === config.recipe ? session : null);
+  return { model, session, recipe, conv };
+}
+
 /** Evaluate a checkpoint as its run evaluated it (see the top of this file), or as `options` say. */
 export function evaluateCheckpoint(
   file: string,
@@ -81,12 +101,7 @@ export function evaluateCheckpoint(
   loaded = readCheckpointRecord<TrainConfig>(file),
 ): CheckpointEval {
   const config = loaded.record.config;
-  const conv = options.conv ?? config.conv ?? 'direct';
-  const recipe = options.recipe ?? config.recipe;
-  const model = buildTrainModel({ ...config, conv }, dataset);
-  const session = applyRecipe(model, recipe, { seed: config.seed, algorithm: conv });
-  // The session's scales and step only where the recipe is the one the checkpoint was trained with.
-  restoreCheckpoint(file, loaded, model, null, recipe === config.recipe ? session : null);
+  const { model, recipe, conv } = checkpointModel(file, dataset, options, loaded);
   const maxTest = options.maxTest ?? config.maxTest;
   const batchSize = options.batchSize ?? evalBatchSize(config);
   return { step: loaded.record.step, recipe: recipe.name, conv, batchSize, maxTest: maxTest ?? null, ...evaluate(model, dataset, maxTest, batchSize) };

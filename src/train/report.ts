@@ -126,9 +126,9 @@ export async function writeReport(dir: string, summary: CompareSummary, entries:
     })
     .join('\n');
   const hasTop5 = summary.results.some((r) => r.top5 !== undefined);
-  const settingNames = recipeRows(entries[0].result.config.recipe).map(([k]) => k);
+  const settings = entries.map((e) => recipeRows(e.result.config.recipe));
   const recipeTable = `<table><tr><th>setting</th>${entries.map((e) => `<th>${escape(e.recipe)}</th>`).join('')}</tr>` +
-    settingNames.map((name, k) => `<tr><td>${escape(name)}</td>${entries.map((e) => `<td style="text-align:left">${escape(recipeRows(e.result.config.recipe)[k][1])}</td>`).join('')}</tr>`).join('') +
+    settings[0].map(([name], k) => `<tr><td>${escape(name)}</td>${settings.map((rows) => `<td style="text-align:left">${escape(rows[k][1])}</td>`).join('')}</tr>`).join('') +
     '</table>';
   const html = `<!doctype html>
 <html><head><meta charset="utf-8"><title>Octet: ${escape(summary.model)} on ${escape(summary.data)}</title>
