@@ -128,6 +128,8 @@ inline octet::CodecParams codecParamsField(const Napi::Object& options, const ch
   p.infResult = static_cast<uint32_t>(intField(o, "infResult"));
   p.finiteOverflow = static_cast<uint32_t>(intField(o, "finiteOverflow"));
   p.subnormalsKept = boolField(o, "subnormals") ? 1u : 0u;
+  p.signedZero = boolField(o, "signedZero") ? 1u : 0u;
+  p.signedNaN = boolField(o, "signedNaN") ? 1u : 0u;
   p.rounding = static_cast<int32_t>(intField(o, "rounding"));
   p.key = static_cast<uint32_t>(intField(o, "key"));
   p.counterOffset = static_cast<uint32_t>(intField(o, "counterOffset"));

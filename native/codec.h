@@ -21,6 +21,8 @@ struct CodecParams {
   uint32_t infResult;       // code for ±Inf inputs, before the sign
   uint32_t finiteOverflow;  // code for a finite overflow, before the sign
   uint32_t subnormalsKept;  // 1 keeps subnormal results, 0 flushes them to a signed zero
+  uint32_t signedZero;      // 1: a zero result keeps the input's sign; 0: no -0 (fnuz formats)
+  uint32_t signedNaN;       // 1: a NaN input's sign goes onto nanCode; 0: nanCode as it is
   int32_t rounding;
   uint32_t key;            // stochastic stream key, from seedKey(seed)
   uint32_t counterOffset;  // counter of element 0

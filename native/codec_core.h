@@ -60,9 +60,13 @@ inline uint32_t encodeOne(uint32_t u, const CodecParams& p, uint32_t counter) {
   uint32_t code = static_cast<uint32_t>(biased) * twoM + mantissa;
   code = overflow ? p.finiteOverflow : code;
   code = n < twoM ? n * p.subnormalsKept : code;  // subnormal (or zero) results
-  code = ax > 0x7f800000u ? p.nanCode : code;
+  const bool nan = ax > 0x7f800000u;
+  code = nan ? p.nanCode : code;
   code = ax == 0x7f800000u ? p.infResult : code;
-  return sign + code;
+  // No sign on a zero of a format without -0, on the fnuz NaN (only the sign bit set), or on a
+  // NaN code that carries none (src/formats/codec.ts, withSign).
+  const bool unsignedCode = nan ? p.signedNaN == 0 : (code >= p.signMask) | ((code == 0) & (p.signedZero == 0));
+  return (unsignedCode ? 0u : sign) + code;
 }
 
 #ifdef OCTET_X86
@@ -134,9 +138,14 @@ OCTET_WIDE inline __m512i encode16(__m512i u, const CodecParams& p, __m512i key,
   code = _mm512_mask_mov_epi32(code, overflow, _mm512_set1_epi32(static_cast<int>(p.finiteOverflow)));
   code = _mm512_mask_mov_epi32(code, _mm512_cmplt_epu32_mask(n, twoM), p.subnormalsKept ? n : _mm512_setzero_si512());
   const __m512i inf = _mm512_set1_epi32(0x7f800000);
-  code = _mm512_mask_mov_epi32(code, _mm512_cmpgt_epu32_mask(ax, inf), _mm512_set1_epi32(static_cast<int>(p.nanCode)));
+  const __mmask16 nan = _mm512_cmpgt_epu32_mask(ax, inf);
+  code = _mm512_mask_mov_epi32(code, nan, _mm512_set1_epi32(static_cast<int>(p.nanCode)));
   code = _mm512_mask_mov_epi32(code, _mm512_cmpeq_epi32_mask(ax, inf), _mm512_set1_epi32(static_cast<int>(p.infResult)));
-  return _mm512_add_epi32(sign, code);
+  // As encodeOne: no sign on an unsigned zero, on the fnuz NaN, or on a NaN that carries none.
+  __mmask16 unsignedCode = _mm512_cmpge_epu32_mask(code, _mm512_set1_epi32(static_cast<int>(p.signMask)));
+  if (!p.signedZero) unsignedCode |= _mm512_cmpeq_epi32_mask(code, _mm512_setzero_si512());
+  unsignedCode = p.signedNaN ? (unsignedCode & ~nan) : (unsignedCode | nan);
+  return _mm512_mask_add_epi32(code, static_cast<__mmask16>(~unsignedCode), code, sign);
 }
 
 
@@ -150,6 +159,8 @@ OCTET_WIDE inline __m512i encode16(__m512i u, const CodecParams& p, __m512i key,
 // Returns the rounded float32 bits (sign kept); `ok` marks the lanes where this equals the codec.
 struct NormalRounding {
   __m512i drop, roundBias, keepMask, lastKeptBit, minBits, maxBits, infBits, absMask, one, stochasticShift;
+  // Zero inputs may take this path only where a zero keeps its sign (not in fnuz formats).
+  bool zeroLanes;
 };
 
 OCTET_WIDE inline NormalRounding normalRounding(const CodecParams& p) {
@@ -167,6 +178,7 @@ OCTET_WIDE inline NormalRounding normalRounding(const CodecParams& p) {
   r.absMask = _mm512_set1_epi32(0x7fffffff);
   r.one = _mm512_set1_epi32(1);
   r.stochasticShift = _mm512_set1_epi32(32 - d);
+  r.zeroLanes = p.signedZero != 0;
   return r;
 }
 
@@ -187,7 +199,7 @@ OCTET_WIDE inline __m512i roundNormal16(__m512i u, const NormalRounding& r, __m5
   // Finite inputs only: a NaN's payload could carry into the sign bit.
   ok = (_mm512_cmpge_epu32_mask(ax, r.minBits) & _mm512_cmplt_epu32_mask(ax, r.infBits) &
         _mm512_cmple_epu32_mask(roundedAbs, r.maxBits)) |
-       _mm512_cmpeq_epi32_mask(ax, _mm512_setzero_si512());
+       (r.zeroLanes ? _mm512_cmpeq_epi32_mask(ax, _mm512_setzero_si512()) : static_cast<__mmask16>(0));
   return rounded;
 }
 #endif

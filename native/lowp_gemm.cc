@@ -308,7 +308,7 @@ void lowpGemm(const LowpGemmArgs& args, int threads) {
   lowp::FastTile fastTile = nullptr;
   lowp::FastRange range{};
   // The fast paths need a normal float32 target with at least one dropped bit.
-  if ((wide || narrow) && g.lut && g.acc.mantissaBits < 23 && g.acc.subnormalsKept) {
+  if ((wide || narrow) && g.lut && g.acc.mantissaBits < 23 && g.acc.subnormalsKept && g.acc.signedZero && g.acc.signedNaN) {
     range = lowp::fastRangeOf(g.acc);
     const bool unchecked = fastRangeProven(g, stochastic, threads);
     fastTile = wide ? lowp::avx512FastTile(stochastic, g.exactProducts, unchecked) : lowp::avx2FastTile(stochastic, g.exactProducts, unchecked);

@@ -10,7 +10,10 @@ export const ONNX_TYPE = {
   float16: 10,
   bfloat16: 16,
   float8e4m3fn: 17,
+  float8e4m3fnuz: 18,
   float8e5m2: 19,
+  float8e5m2fnuz: 20,
+  float4e2m1: 23,
 } as const;
 
 function varint(value: number): number[] {

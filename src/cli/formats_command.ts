@@ -9,8 +9,15 @@ function powerOfTwo(value: number): string {
   return Number.isInteger(exponent) ? `2^${exponent}` : String(value);
 }
 
+const SPECIALS_TEXT: Record<Format['specials'], string> = {
+  ieee: 'Inf, NaN',
+  fn: 'NaN only (no Inf)',
+  fnuz: 'NaN = 0x80 (no Inf, no -0)',
+  finite: 'none (finite only, saturates)',
+};
+
 function specialsText(f: Format): string {
-  return f.specials === 'ieee' ? 'Inf, NaN' : 'NaN only (no Inf)';
+  return SPECIALS_TEXT[f.specials];
 }
 
 export function formatFacts(f: Format) {

@@ -3,8 +3,10 @@
  * This is the TypeScript reference that the native core must match bit for bit.
  *
  * Contract of `encode` for a float32 input x and a format F (exponent bits e, mantissa bits m):
- * - NaN -> F's quiet NaN with x's sign (`ieee`: S.1..1.10..0; `fn`: S.1..1.1..1).
- * - ±0 -> ±0. Every other result keeps x's sign too, including values that round to zero.
+ * - NaN -> F's quiet NaN with x's sign (`ieee`: S.1..1.10..0; `fn`: S.1..1.1..1); `fnuz`: its
+ *   one NaN 1.0..0 whatever x's sign; `finite` (no NaN): +max, as PTX's cvt.satfinite.
+ * - ±0 -> ±0. Every other result keeps x's sign too, including values that round to zero, except
+ *   in `fnuz` formats, which have no -0: there a zero result is +0 (code 0).
  * - Finite x is rounded on the grid of F's quantum at x's binade, q = 2^(max(E, emin) - m) where
  *   E = floor(log2 |x|), extended past F's largest value:
  *   - `nearest`: to the nearer neighbour, ties to the one with even last mantissa bit;
@@ -13,10 +15,11 @@
  *     resolved to 32 bits: up iff draw < floor(f * 2^32), where draw = drawU32(seedKey(seed),
  *     counterOffset + element index). Unbiased to within 2^-32 of a quantum.
  * - A rounded magnitude above F's max finite value overflows: to ±max when `saturate` is set or
- *   the rounding is `toward-zero` (IEEE 754 round-toward-zero never leaves the finite range);
- *   otherwise to ±Inf (`ieee`) or NaN (`fn`). So E5M2 sends |x| >= 61440 to Inf and E4M3FN sends
- *   |x| > 464 to NaN (464 itself ties to 448, the even neighbour).
- * - ±Inf -> ±max when `saturate`, else ±Inf (`ieee`) or NaN (`fn`).
+ *   the rounding is `toward-zero` (IEEE 754 round-toward-zero never leaves the finite range) or
+ *   the format is `finite`; otherwise to ±Inf (`ieee`) or NaN (`fn`, `fnuz`). So E5M2 sends
+ *   |x| >= 61440 to Inf and E4M3FN sends |x| > 464 to NaN (464 itself ties to 448, the even
+ *   neighbour).
+ * - ±Inf -> ±max when `saturate` or the format is `finite`, else ±Inf (`ieee`) or NaN (`fn`, `fnuz`).
  * - With subnormals flushed, a result below the smallest normal becomes a signed zero.
  */
 import { InvalidArgumentError } from '../errors.js';
@@ -86,6 +89,10 @@ export interface EncodeParams {
   /** Code for a finite overflow (before the sign). */
   readonly finiteOverflow: number;
   readonly subnormals: boolean;
+  /** A zero result keeps the input's sign (false for `fnuz`, which has no -0). */
+  readonly signedZero: boolean;
+  /** A NaN input's sign goes onto the NaN code (`ieee`, `fn`). */
+  readonly signedNaN: boolean;
   readonly rounding: number;
   /** Stochastic stream key: seedKey(seed), or any other 32-bit key (GEMM keys per element). */
   readonly key: number;
@@ -100,6 +107,8 @@ export function encodeParams(f: Format, options: CastOptions): EncodeParams {
     throw new InvalidArgumentError(`counterOffset is ${counterOffset}; expected an integer from 0 to 2^32 - 1`);
   }
   const overflowCode = f.infCode ?? f.nanCode;
+  // Finite-only formats have no code for an overflow but the largest finite one.
+  const saturating = saturate || f.specials === 'finite';
   return {
     format: f,
     m: f.mantissaBits,
@@ -111,22 +120,37 @@ export function encodeParams(f: Format, options: CastOptions): EncodeParams {
     maxBiasedExponent: f.maxBiasedExponent,
     maxMantissaAtTop: f.maxMantissaAtTop,
     nanCode: f.nanCode,
-    infResult: saturate ? f.maxCode : overflowCode,
-    finiteOverflow: saturate || rounding === 'toward-zero' ? f.maxCode : overflowCode,
+    infResult: saturating ? f.maxCode : overflowCode,
+    finiteOverflow: saturating || rounding === 'toward-zero' ? f.maxCode : overflowCode,
     subnormals: f.subnormals,
+    signedZero: f.signedZero,
+    signedNaN: f.specials === 'ieee' || f.specials === 'fn',
     rounding: ROUNDING_CODE[rounding],
     key: seedKey(options.seed ?? 0),
     counterOffset,
   };
 }
 
+/**
+ * A magnitude code with the input's sign: not on a zero of a format without -0, nor on the
+ * `fnuz` NaN (the code with only the sign bit set, above every magnitude).
+ */
+function withSign(sign: number, code: number, p: EncodeParams): number {
+  return (code === 0 && !p.signedZero) || code >= p.signMask ? code : sign + code;
+}
+
 /** Encode one float32, given by its bit pattern `u`, as element number `index`. */
 export function encodeBits(u: number, p: EncodeParams, index: number): number {
   const sign = u >>> 31 ? p.signMask : 0;
   const ax = u & 0x7fffffff;
-  if (ax > 0x7f800000) return sign + p.nanCode;
-  if (ax === 0x7f800000) return sign + p.infResult;
-  if (ax === 0) return sign;
+  if (ax > 0x7f800000) return p.signedNaN ? sign + p.nanCode : p.nanCode;
+  return withSign(sign, encodeMagnitude(ax, p, index), p);
+}
+
+/** The magnitude code of a float32 magnitude (bits `ax`, not NaN), as element number `index`. */
+function encodeMagnitude(ax: number, p: EncodeParams, index: number): number {
+  if (ax === 0x7f800000) return p.infResult;
+  if (ax === 0) return 0;
   const exp8 = ax >>> 23;
   // x = sig * 2^(E - 23); float32 subnormals keep E = -126 with sig < 2^23.
   const E = exp8 === 0 ? -126 : exp8 - 127;
@@ -151,10 +175,10 @@ export function encodeBits(u: number, p: EncodeParams, index: number): number {
       if (drawU32(p.key, (p.counterOffset + index) >>> 0) < fraction32) n += 1;
     }
   }
-  if (n === 0) return sign;
+  if (n === 0) return 0;
   if (n < p.twoM) {
     // Only possible at targetE = emin: a subnormal.
-    return p.subnormals ? sign + n : sign;
+    return p.subnormals ? n : 0;
   }
   if (n === p.twoM1) {
     n = p.twoM;
@@ -163,9 +187,9 @@ export function encodeBits(u: number, p: EncodeParams, index: number): number {
   const biased = targetE + p.bias;
   const mantissa = n - p.twoM;
   if (biased > p.maxBiasedExponent || (biased === p.maxBiasedExponent && mantissa > p.maxMantissaAtTop)) {
-    return sign + p.finiteOverflow;
+    return p.finiteOverflow;
   }
-  return sign + biased * p.twoM + mantissa;
+  return biased * p.twoM + mantissa;
 }
 
 function asFloat32(values: Float32Array | readonly number[], what: string): Float32Array {
@@ -213,6 +237,8 @@ export function decodeCode(code: number, format: FormatLike): number {
   if (f.specials === 'ieee' && biased === 2 ** f.exponentBits - 1) {
     value = mantissa === 0 ? Infinity : NaN;
   } else if (f.specials === 'fn' && magnitude === f.nanCode) {
+    value = NaN;
+  } else if (f.specials === 'fnuz' && code === f.nanCode) {
     value = NaN;
   } else if (biased === 0) {
     value = f.subnormals ? mantissa * 2 ** (f.emin - f.mantissaBits) : 0;

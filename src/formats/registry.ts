@@ -32,6 +32,66 @@ export const PRESETS: readonly Format[] = [
     subnormals: true,
     description: 'OCP FP8 E4M3FN (no Inf, one NaN): forward operands of the common GPU recipe',
   }),
+  // FNUZ FP8 E4M3 (ONNX float8e4m3fnuz, AMD MI300). Layout 1-4-3, bias 8. No Inf, no -0;
+  // NaN = 0x80 only. Max 240 = 1.875 * 2^7, min normal 2^-7, min subnormal 2^-10.
+  defineFormat({
+    name: 'float8_e4m3fnuz',
+    aliases: ['e4m3fnuz', 'fp8_e4m3fnuz'],
+    exponentBits: 4,
+    mantissaBits: 3,
+    bias: 8,
+    specials: 'fnuz',
+    subnormals: true,
+    description: 'FP8 E4M3FNUZ (no Inf, no -0, NaN = 0x80): forward operands on AMD MI300',
+  }),
+  // FNUZ FP8 E5M2 (ONNX float8e5m2fnuz). Layout 1-5-2, bias 16. No Inf, no -0; NaN = 0x80 only.
+  // Max 57344 = 1.75 * 2^15, min normal 2^-15, min subnormal 2^-17.
+  defineFormat({
+    name: 'float8_e5m2fnuz',
+    aliases: ['e5m2fnuz', 'fp8_e5m2fnuz'],
+    exponentBits: 5,
+    mantissaBits: 2,
+    bias: 16,
+    specials: 'fnuz',
+    subnormals: true,
+    description: 'FP8 E5M2FNUZ (no Inf, no -0, NaN = 0x80): gradients on AMD MI300',
+  }),
+  // OCP MX FP6 E3M2. Layout 1-3-2, bias 3. No Inf, no NaN (finite only, saturating).
+  // Max 28 = 1.75 * 2^4, min normal 2^-2, min subnormal 2^-4.
+  defineFormat({
+    name: 'float6_e3m2fn',
+    aliases: ['e3m2', 'fp6_e3m2'],
+    exponentBits: 3,
+    mantissaBits: 2,
+    bias: 3,
+    specials: 'finite',
+    subnormals: true,
+    description: 'OCP FP6 E3M2 (finite only): MXFP6 elements',
+  }),
+  // OCP MX FP6 E2M3. Layout 1-2-3, bias 1. No Inf, no NaN (finite only, saturating).
+  // Max 7.5 = 1.875 * 2^2, min normal 2^0, min subnormal 2^-3.
+  defineFormat({
+    name: 'float6_e2m3fn',
+    aliases: ['e2m3', 'fp6_e2m3'],
+    exponentBits: 2,
+    mantissaBits: 3,
+    bias: 1,
+    specials: 'finite',
+    subnormals: true,
+    description: 'OCP FP6 E2M3 (finite only): MXFP6 elements',
+  }),
+  // OCP MX FP4 E2M1. Layout 1-2-1, bias 1. No Inf, no NaN (finite only, saturating).
+  // Max 6 = 1.5 * 2^2, min normal 2^0, min subnormal 2^-1. Values 0, 0.5, 1, 1.5, 2, 3, 4, 6.
+  defineFormat({
+    name: 'float4_e2m1fn',
+    aliases: ['e2m1', 'fp4', 'fp4_e2m1'],
+    exponentBits: 2,
+    mantissaBits: 1,
+    bias: 1,
+    specials: 'finite',
+    subnormals: true,
+    description: 'OCP FP4 E2M1 (finite only): MXFP4 / NVFP4 elements',
+  }),
   // 16-bit accumulation float. Layout 1-6-9, bias 31, IEEE specials.
   // Max (2 - 2^-9) * 2^31 = 4290772992, min normal 2^-30, min subnormal 2^-39.
   defineFormat({
@@ -85,6 +145,11 @@ export const PRESETS: readonly Format[] = [
 const STATED_FACTS: Record<string, { max: number; minNormal: number; minSubnormal: number }> = {
   float8_e5m2: { max: 57344, minNormal: 2 ** -14, minSubnormal: 2 ** -16 },
   float8_e4m3fn: { max: 448, minNormal: 2 ** -6, minSubnormal: 2 ** -9 },
+  float8_e4m3fnuz: { max: 240, minNormal: 2 ** -7, minSubnormal: 2 ** -10 },
+  float8_e5m2fnuz: { max: 57344, minNormal: 2 ** -15, minSubnormal: 2 ** -17 },
+  float6_e3m2fn: { max: 28, minNormal: 2 ** -2, minSubnormal: 2 ** -4 },
+  float6_e2m3fn: { max: 7.5, minNormal: 1, minSubnormal: 2 ** -3 },
+  float4_e2m1fn: { max: 6, minNormal: 1, minSubnormal: 0.5 },
   float16_e6m9: { max: (2 - 2 ** -9) * 2 ** 31, minNormal: 2 ** -30, minSubnormal: 2 ** -39 },
   float16: { max: 65504, minNormal: 2 ** -14, minSubnormal: 2 ** -24 },
   bfloat16: { max: (2 - 2 ** -7) * 2 ** 127, minNormal: 2 ** -126, minSubnormal: 2 ** -133 },
@@ -119,7 +184,8 @@ const genericCache = new Map<string, Format>();
 
 /**
  * An `eXmY` format: IEEE specials, bias 2^(X-1) - 1, subnormals kept, for X in 2..8, Y in 1..23,
- * X + Y <= 15 (so a code fits 16 bits). Preset aliases win: `e4m3` is E4M3FN, not IEEE-like.
+ * X + Y <= 15 (so a code fits 16 bits). Preset aliases win: `e4m3` is E4M3FN, and `e3m2`, `e2m3`,
+ * `e2m1` are the OCP finite-only FP6/FP4 formats, not IEEE-like ones.
  */
 function genericFormat(key: string): Format | undefined {
   const match = GENERIC_NAME.exec(key);

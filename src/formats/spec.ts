@@ -5,13 +5,20 @@
 import { InvalidFormatError } from '../errors.js';
 
 /**
- * How the top exponent field is used.
+ * Which codes are not finite numbers.
  * - `ieee`: the all-ones exponent holds ±Inf (mantissa 0) and NaN (mantissa non-zero), as in
  *   IEEE 754 binary16/32 and FP8 E5M2.
  * - `fn`: there is no Inf; only the all-ones exponent with the all-ones mantissa is NaN, so the
  *   rest of the top binade holds finite values, as in OCP FP8 E4M3FN.
+ * - `fnuz`: no Inf and no negative zero; the one NaN is the code with only the sign bit set
+ *   (0x80 for 8 bits), every other code is finite, as in E4M3FNUZ and E5M2FNUZ (ONNX, AMD).
+ * - `finite`: no Inf and no NaN; every code is a finite number, as in OCP FP6 (E3M2, E2M3) and
+ *   FP4 (E2M1). Overflow always saturates; a NaN input has no code and becomes +max, as PTX's
+ *   `cvt.satfinite` does (OCP MX v1.0 leaves it to the implementation; in an MX block a NaN makes
+ *   the block's scale NaN instead).
  */
-export type SpecialValues = 'ieee' | 'fn';
+export type SpecialValues = 'ieee' | 'fn' | 'fnuz' | 'finite';
+const SPECIALS: readonly SpecialValues[] = ['ieee', 'fn', 'fnuz', 'finite'];
 
 /** The record that defines a format. */
 export interface FormatSpec {
@@ -56,8 +63,15 @@ export interface Format extends FormatSpec {
   readonly maxCode: number;
   /** Code of +Inf, or null when the format has none. */
   readonly infCode: number | null;
-  /** Code of the positive quiet NaN Octet produces (sign bit added for negative NaN inputs). */
+  /**
+   * Code a NaN input becomes: the positive quiet NaN (`ieee`, `fn`: sign bit added for negative
+   * NaN inputs), the one NaN (`fnuz`), or +max (`finite`, which has no NaN).
+   */
   readonly nanCode: number;
+  /** Whether the format has a NaN code (all but `finite`). */
+  readonly hasNaN: boolean;
+  /** Whether negative zero exists (all but `fnuz`): a negative result that rounds to zero keeps its sign. */
+  readonly signedZero: boolean;
   /** Code with only the sign bit set (-0). */
   readonly signMask: number;
 }
@@ -76,15 +90,16 @@ export function defineFormat(spec: FormatSpec): Format {
   if (!Number.isInteger(m) || m < 1 || m > 23) {
     throw new InvalidFormatError(`${where}: mantissaBits is ${m}; expected an integer from 1 to 23`);
   }
-  if (specials !== 'ieee' && specials !== 'fn') {
-    throw new InvalidFormatError(`${where}: specials is ${JSON.stringify(specials)}; expected "ieee" or "fn"`);
+  if (!SPECIALS.includes(specials)) {
+    throw new InvalidFormatError(`${where}: specials is ${JSON.stringify(specials)}; expected ${SPECIALS.map((x) => JSON.stringify(x)).join(', ')}`);
   }
   if (!Number.isInteger(bias)) {
     throw new InvalidFormatError(`${where}: bias is ${bias}; expected an integer`);
   }
   const allOnesExponent = 2 ** e - 1;
   const maxBiasedExponent = specials === 'ieee' ? allOnesExponent - 1 : allOnesExponent;
-  const maxMantissaAtTop = specials === 'ieee' ? 2 ** m - 1 : 2 ** m - 2;
+  // fnuz and finite formats use every code of the top binade for numbers.
+  const maxMantissaAtTop = specials === 'fn' ? 2 ** m - 2 : 2 ** m - 1;
   const emin = 1 - bias;
   const emax = maxBiasedExponent - bias;
   if (emin < -126) {
@@ -96,14 +111,16 @@ export function defineFormat(spec: FormatSpec): Format {
     throw new InvalidFormatError(
       `${where}: bias ${bias} puts the largest finite value at 2^${emax}, above float32's range; ` +
         `use a bias of at least ${maxBiasedExponent - 127}` +
-        (specials === 'fn' && e === 8 ? ' (an 8-bit exponent needs specials "ieee")' : ''),
+        (specials !== 'ieee' && e === 8 ? ' (an 8-bit exponent needs specials "ieee")' : ''),
     );
   }
   const bits = 1 + e + m;
   const storageBytes: 1 | 2 | 4 = bits <= 8 ? 1 : bits <= 16 ? 2 : 4;
   const maxFinite = (1 + maxMantissaAtTop / 2 ** m) * 2 ** emax;
   const minNormal = 2 ** emin;
-  const nanCode = specials === 'ieee' ? allOnesExponent * 2 ** m + 2 ** (m - 1) : 2 ** (e + m) - 1;
+  const maxCode = maxBiasedExponent * 2 ** m + maxMantissaAtTop;
+  const nanCode =
+    specials === 'ieee' ? allOnesExponent * 2 ** m + 2 ** (m - 1) : specials === 'fn' ? 2 ** (e + m) - 1 : specials === 'fnuz' ? 2 ** (e + m) : maxCode;
   return Object.freeze({
     ...spec,
     aliases: Object.freeze([...spec.aliases]),
@@ -117,9 +134,11 @@ export function defineFormat(spec: FormatSpec): Format {
     epsilon: 2 ** -m,
     maxBiasedExponent,
     maxMantissaAtTop,
-    maxCode: maxBiasedExponent * 2 ** m + maxMantissaAtTop,
+    maxCode,
     infCode: specials === 'ieee' ? allOnesExponent * 2 ** m : null,
     nanCode,
+    hasNaN: specials !== 'finite',
+    signedZero: specials !== 'fnuz',
     signMask: 2 ** (e + m),
   });
 }

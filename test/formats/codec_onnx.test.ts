@@ -25,6 +25,8 @@ const cases: Array<[string, number, boolean | null, boolean]> = [
   // our format, ONNX type, ONNX saturate attribute, our saturate
   ['e5m2', ONNX_TYPE.float8e5m2, true, true],
   ['e4m3', ONNX_TYPE.float8e4m3fn, true, true],
+  ['e4m3fnuz', ONNX_TYPE.float8e4m3fnuz, true, true],
+  ['e5m2fnuz', ONNX_TYPE.float8e5m2fnuz, true, true],
   ['fp16', ONNX_TYPE.float16, null, false],
   ['bf16', ONNX_TYPE.bfloat16, null, false],
 ];

@@ -21,7 +21,7 @@ describe('resolveFormat', () => {
   test('every name and alias is unique', () => {
     const names = formatNames().map((n) => n.toLowerCase());
     assert.equal(new Set(names).size, names.length);
-    assert.equal(PRESETS.length, 6);
+    assert.equal(PRESETS.length, 11);
   });
 
   test('eXmY builds an IEEE-like format with the standard bias, and caches it', () => {

@@ -13,7 +13,13 @@ describe('derived limits', () => {
     ['bfloat16', '1-8-7', 127, 3.3895313892515355e38, 2 ** -126, 2 ** -133, 'ieee'],
     ['float32', '1-8-23', 127, 3.4028234663852886e38, 2 ** -126, 2 ** -149, 'ieee'],
     ['e3m4', '1-3-4', 3, 15.5, 2 ** -2, 2 ** -6, 'ieee'],
-    ['e2m1', '1-2-1', 1, 3, 1, 0.5, 'ieee'],
+    ['e2m2', '1-2-2', 1, 3.5, 1, 0.25, 'ieee'],
+    // The OCP MX v1.0 element formats and the FNUZ FP8 formats of ONNX (their tables of limits).
+    ['float6_e3m2fn', '1-3-2', 3, 28, 0.25, 0.0625, 'finite'],
+    ['float6_e2m3fn', '1-2-3', 1, 7.5, 1, 0.125, 'finite'],
+    ['e2m1', '1-2-1', 1, 6, 1, 0.5, 'finite'],
+    ['float8_e4m3fnuz', '1-4-3', 8, 240, 2 ** -7, 2 ** -10, 'fnuz'],
+    ['float8_e5m2fnuz', '1-5-2', 16, 57344, 2 ** -15, 2 ** -17, 'fnuz'],
   ];
   for (const [name, layout, bias, max, minNormal, minSub, specials] of expected) {
     test(name, () => {
@@ -34,6 +40,10 @@ describe('derived limits', () => {
     assert.deepEqual([e5m2.maxCode, e5m2.infCode, e5m2.nanCode, e5m2.storageBytes], [0x7b, 0x7c, 0x7e, 1]);
     const e4m3 = resolveFormat('e4m3');
     assert.deepEqual([e4m3.maxCode, e4m3.infCode, e4m3.nanCode, e4m3.storageBytes], [0x7e, null, 0x7f, 1]);
+    const fnuz = resolveFormat('e4m3fnuz');
+    assert.deepEqual([fnuz.maxCode, fnuz.infCode, fnuz.nanCode, fnuz.hasNaN, fnuz.signedZero], [0x7f, null, 0x80, true, false]);
+    const fp4 = resolveFormat('fp4');
+    assert.deepEqual([fp4.maxCode, fp4.infCode, fp4.nanCode, fp4.hasNaN, fp4.signedZero, fp4.storageBytes], [0x7, null, 0x7, false, true, 1]);
     assert.equal(resolveFormat('e6m9').storageBytes, 2);
     assert.equal(resolveFormat('fp32').storageBytes, 4);
   });
@@ -56,7 +66,8 @@ describe('defineFormat checks the record', () => {
     [{ mantissaBits: 0 }, /mantissaBits is 0; expected an integer from 1 to 23/],
     [{ mantissaBits: 2.5 }, /mantissaBits is 2.5/],
     [{ bias: 1.5 }, /bias is 1.5; expected an integer/],
-    [{ specials: 'fnuz' as never }, /specials is "fnuz"; expected "ieee" or "fn"/],
+    [{ specials: 'fnz' as never }, /specials is "fnz"; expected "ieee", "fn", "fnuz", "finite"/],
+    [{ exponentBits: 8, bias: 127, specials: 'finite' }, /needs specials "ieee"/],
     [{ exponentBits: 8, bias: 200 }, /below float32's 2\^-126; use a bias of at most 127/],
     [{ exponentBits: 8, bias: 100 }, /above float32's range; use a bias of at least 127/],
     [{ exponentBits: 8, bias: 127, specials: 'fn' }, /needs specials "ieee"/],

@@ -4,7 +4,10 @@
  *   doubling and halving (no powers, no shifts of the value);
  * - rounding is a search in the sorted table of every finite value of the format, comparing the
  *   input with the exact midpoint of its two neighbours.
- * It reads only the record's fields (exponent bits, mantissa bits, bias, specials).
+ * It reads only the record's fields (exponent bits, mantissa bits, bias, specials), and states the
+ * special-value rules of each kind from their specifications (IEEE 754; OCP FP8 for `fn`; ONNX's
+ * FNUZ types: NaN = 0x80, no -0, no Inf; OCP MX v1.0 FP6/FP4: every code finite, saturating, with a
+ * NaN input taken to +max as PTX cvt.satfinite does).
  */
 import type { Format } from '../../src/formats/index.js';
 
@@ -12,7 +15,7 @@ export interface Layout {
   exponentBits: number;
   mantissaBits: number;
   bias: number;
-  specials: 'ieee' | 'fn';
+  specials: 'ieee' | 'fn' | 'fnuz' | 'finite';
 }
 
 function scaleByTwo(value: number, exponent: number): number {
@@ -34,6 +37,9 @@ export function valueFromBits(code: number, layout: Layout): number {
   if (exponentAllOnes && layout.specials === 'ieee') {
     magnitude = mantissaField.includes('1') ? NaN : Infinity;
   } else if (exponentAllOnes && layout.specials === 'fn' && !mantissaField.includes('0')) {
+    magnitude = NaN;
+  } else if (layout.specials === 'fnuz' && signBit === '1' && !text.slice(1).includes('1')) {
+    // The bit pattern of "negative zero" is the one NaN.
     magnitude = NaN;
   } else {
     // fraction = 0.mantissaField in binary
@@ -60,8 +66,8 @@ export interface ValueTable {
   beyondMax: number;
   signMask: number;
   infCode: number | null;
-  nanCode: number;
   maxCode: number;
+  specials: Layout['specials'];
 }
 
 export function buildTable(format: Format): ValueTable {
@@ -82,8 +88,8 @@ export function buildTable(format: Format): ValueTable {
     beyondMax: max + (max - belowMax),
     signMask,
     infCode: format.specials === 'ieee' ? (2 ** format.exponentBits - 1) * 2 ** format.mantissaBits : null,
-    nanCode: format.nanCode,
     maxCode: codes[codes.length - 1],
+    specials: format.specials,
   };
 }
 
@@ -109,13 +115,20 @@ export function oracleEncode(
   rounding: 'nearest' | 'toward-zero',
   saturate: boolean,
 ): number | 'nan' {
-  if (Number.isNaN(x)) return 'nan';
-  const sign = x < 0 || Object.is(x, -0) ? table.signMask : 0;
+  const finiteOnly = table.specials === 'finite';
+  if (Number.isNaN(x)) return finiteOnly ? table.maxCode : 'nan';
+  const negative = x < 0 || Object.is(x, -0);
+  const sign = negative ? table.signMask : 0;
   const a = Math.abs(x);
   const overflow = (finite: boolean): number | 'nan' => {
-    if (saturate || (finite && rounding === 'toward-zero')) return sign + table.maxCode;
+    if (saturate || finiteOnly || (finite && rounding === 'toward-zero')) return sign + table.maxCode;
     return table.infCode === null ? 'nan' : sign + table.infCode;
   };
+  // FNUZ formats have no negative zero: a zero result is +0 whatever the input's sign.
+  if (table.specials === 'fnuz' && negative) {
+    const r = oracleEncode(-x, table, rounding, saturate);
+    return r === 'nan' || r === 0 ? r : r + table.signMask;
+  }
   if (a === Infinity) return overflow(false);
   const last = table.values.length - 1;
   const i = floorIndex(table.values, a);
