@@ -18,6 +18,7 @@
 #endif
 
 #include "addon_args.h"
+#include "block_scaled.h"
 #include "codec.h"
 #include "elementwise.h"
 #include "gemm.h"
@@ -254,6 +255,51 @@ Napi::Value ScaleCountOverflow(const Napi::CallbackInfo& info) {
   const int64_t count = octet::scaleCountOverflow(f32(info, 0, "x", n), static_cast<float>(numberField(o, "scale")), f32(info, 1, "out", n), n,
                                                   static_cast<float>(numberField(o, "maxFinite")), threadsField(o));
   return Napi::Number::New(info.Env(), double(count));
+}
+
+// blockQuantize(values, codes, scales, { rows, k, kMajorInput, blockRows, blockK, scaleKind, margin,
+// maxFinite, emax, params, threads }) -> NaN/Inf count. See block_scaled.h.
+Napi::Value BlockQuantize(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  const Napi::Object o = optionsArg(info, 3, "blockQuantize");
+  octet::BlockQuantParams p;
+  p.rows = sizeField(o, "rows");
+  p.k = sizeField(o, "k");
+  p.kMajorInput = boolField(o, "kMajorInput");
+  p.blockRows = sizeField(o, "blockRows");
+  p.blockK = sizeField(o, "blockK");
+  p.scaleKind = static_cast<int>(intField(o, "scaleKind"));
+  p.margin = static_cast<int>(intField(o, "margin"));
+  p.maxFinite = static_cast<float>(numberField(o, "maxFinite"));
+  p.emax = static_cast<int>(intField(o, "emax"));
+  p.codec = codecParamsField(o, "params");
+  if (p.blockRows < 1 || p.blockK < 1 || p.scaleKind < 0 || p.scaleKind > 2 || p.margin < 0 || p.margin > 30) {
+    throw rangeError(env, "blockQuantize: block sizes, scaleKind or margin out of range");
+  }
+  const int64_t n = p.rows * p.k;
+  if (!isType(info[1], napi_uint8_array) || static_cast<int64_t>(info[1].As<Napi::Uint8Array>().ElementLength()) < n) {
+    throw typeError(env, "blockQuantize: codes must be a Uint8Array of rows * k elements");
+  }
+  const int64_t scaleCount = ((p.k + p.blockK - 1) / p.blockK) * ((p.rows + p.blockRows - 1) / p.blockRows);
+  const int64_t count = octet::blockQuantize(f32(info, 0, "values", n), info[1].As<Napi::Uint8Array>().Data(), f32(info, 2, "scales", scaleCount), p,
+                                             threadsField(o));
+  return Napi::Number::New(env, double(count));
+}
+
+// blockScaleAdd(partial, acc, sa, sb, { m, n, blockRowsA, blockRowsB, outer: params | null,
+// table: Float32Array | null, threads }). See block_scaled.h.
+Napi::Value BlockScaleAdd(const Napi::CallbackInfo& info) {
+  const Napi::Object o = optionsArg(info, 4, "blockScaleAdd");
+  const int64_t m = sizeField(o, "m"), n = sizeField(o, "n");
+  const int64_t bra = sizeField(o, "blockRowsA"), brb = sizeField(o, "blockRowsB");
+  if (bra < 1 || brb < 1) throw rangeError(info.Env(), "blockScaleAdd: block rows must be positive");
+  const bool rounded = !field(o, "outer", false).IsNull() && !field(o, "outer", false).IsUndefined();
+  octet::CodecParams outer{};
+  if (rounded) outer = codecParamsField(o, "outer");
+  const float* lut = rounded ? f32(info.Env(), field(o, "table"), "table", 2 * static_cast<int64_t>(outer.signMask)) : nullptr;
+  octet::blockScaleAdd(f32(info, 0, "partial", m * n), f32(info, 1, "acc", m * n), m, n, f32(info, 2, "sa", (m + bra - 1) / bra), bra,
+                       f32(info, 3, "sb", (n + brb - 1) / brb), brb, rounded ? &outer : nullptr, lut, threadsField(o));
+  return info.Env().Undefined();
 }
 
 // valueHistogram(x, bins, { threads }) -> [zeros, nonfinite, maxPattern]; bins: Uint32Array(32768).
@@ -645,6 +691,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("col2im", Napi::Function::New(env, Col2im));
   exports.Set("reluForward", Napi::Function::New(env, ReluForward));
   exports.Set("absMax", Napi::Function::New(env, AbsMax));
+  exports.Set("blockQuantize", Napi::Function::New(env, BlockQuantize));
+  exports.Set("blockScaleAdd", Napi::Function::New(env, BlockScaleAdd));
   exports.Set("valueHistogram", Napi::Function::New(env, ValueHistogram));
   exports.Set("collectBins", Napi::Function::New(env, CollectBins));
   exports.Set("errorEnergy", Napi::Function::New(env, ErrorEnergy));

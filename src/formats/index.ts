@@ -20,3 +20,5 @@ export { makeQTensor } from './qtensor.js';
 export type { QTensor } from './qtensor.js';
 export { STREAM_ROLES, cellKey, checkSeed, drawU32, mix32, seedKey, streamKey, streamSeed } from './random.js';
 export type { StreamRole } from './random.js';
+export { E8M0, decodeE8M0, e8m0FromExponent, encodeE8M0, floorLog2, isE8M0Name } from './e8m0.js';
+export type { ScaleFormat } from './e8m0.js';

@@ -106,6 +106,16 @@ export interface NativeCore {
   winogradForward(x: Float32Array, w: Float32Array, y: Float32Array, o: NativeWinograd): void;
   winogradWeightGradient(x: Float32Array, dy: Float32Array, dw: Float32Array, o: NativeWinograd): void;
   absMax(x: Float32Array, o: Threads): number;
+  /** Block-scaled quantization (src/kernels/block_quant.ts); returns the NaN/Inf count. */
+  blockQuantize(
+    values: Float32Array, codes: Uint8Array, scales: Float32Array,
+    o: Threads & { rows: number; k: number; kMajorInput: boolean; blockRows: number; blockK: number; scaleKind: number; margin: number; maxFinite: number; emax: number; params: EncodeParams },
+  ): number;
+  /** One K-block's partials into the outer sum of a block-scaled GEMM (src/kernels/block_gemm.ts). */
+  blockScaleAdd(
+    partial: Float32Array, acc: Float32Array, sa: Float32Array, sb: Float32Array,
+    o: Threads & { m: number; n: number; blockRowsA: number; blockRowsB: number; outer: EncodeParams | null; table: Float32Array | null },
+  ): void;
   valueHistogram(x: Float32Array, bins: Uint32Array, o: Threads): [number, number, number];
   collectBins(x: Float32Array, slot: Int32Array, offsets: Uint32Array, out: Uint32Array, o: object): number;
   errorEnergy(value: Float32Array, ref: Float32Array, middle: Float32Array | null, sums: Float64Array, o: Threads): void;

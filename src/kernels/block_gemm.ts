@@ -1,0 +1,138 @@
+/**
+ * Block-scaled GEMM: C = A B with A (m x K) and B (K x n) quantized in blocks along K
+ * (src/kernels/block_quant.ts; B is held as its n x K view), as MX, tile-wise (DeepSeek-V3) and
+ * row-wise recipes compute.
+ *
+ * CONTRACT (part of the API; the fast path returns exactly these bits).
+ * Runs. K is cut at every multiple of A's blockK and of B's blockK: the runs [k0, k1) are the
+ * pieces between consecutive cuts (so each run lies inside one K-block of each operand). Within a
+ * run both operands' scales are constant per element pair.
+ * Partial. For run number r, P[i][j] = the low-precision GEMM (src/kernels/lowp_gemm.ts, its
+ * contract: products, accumulation format, rounding, chunks) of the element values (codes
+ * decoded, without scales) over t in [k0, k1), with stream key mix32(key ^ ((r + 1) * 0x9E3779B9))
+ * for stochastic rounding, key = streamKey or seedKey(seed).
+ * Outer sum, for runs in order, starting at 0:
+ *   term = fl32(fl32(P[i][j] / sa) / sb), sa and sb the divisors of the blocks holding (i, k0) in A
+ *   and (j, k0) in B;
+ *   acc = fl32(acc + term), then rounded to the outer format with nearest-even when one is given
+ *   (DeepSeek-V3 promotes to float32: the default).
+ * Result: acc. Results do not depend on the thread count (threads split rows and columns, never K).
+ */
+import { InvalidArgumentError } from '../errors.js';
+import { decodeTable, encodeBits, encodeParams, makeQTensor, mix32, resolveFormat, seedKey, type FormatLike } from '../formats/index.js';
+import type { BlockQTensor } from './block_quant.js';
+import { freshArray } from './buffer_pool.js';
+import { lowpGemm, lowpGemmReference, type LowpGemmOptions } from './lowp_gemm.js';
+import { nativeCore } from './native.js';
+import { resolveThreads } from './threads.js';
+
+export interface BlockGemmOptions extends Pick<LowpGemmOptions, 'accumulation' | 'rounding' | 'saturate' | 'chunk' | 'seed' | 'streamKey' | 'threads'> {
+  /** The outer accumulator: `fp32` (default) or a format, rounded to nearest after every run. */
+  outer?: 'fp32' | FormatLike;
+  /** Write C (m x n) here. */
+  out?: Float32Array;
+}
+
+/** The K offsets where runs end (ascending, the last K). */
+export function blockRuns(k: number, blockKA: number, blockKB: number): number[] {
+  const ends: number[] = [];
+  let t = 0;
+  while (t < k) {
+    const next = Math.min(k, (Math.floor(t / blockKA) + 1) * blockKA, (Math.floor(t / blockKB) + 1) * blockKB);
+    ends.push(next);
+    t = next;
+  }
+  return ends;
+}
+
+/** The stream key of run r. */
+export function runKey(key: number, run: number): number {
+  return mix32((key ^ Math.imul(run + 1, 0x9e3779b9)) >>> 0) >>> 0;
+}
+
+function check(a: BlockQTensor, b: BlockQTensor): void {
+  if (a.k !== b.k) throw new InvalidArgumentError(`blockScaledGemm: A is ${a.rows} x ${a.k} and B is ${b.k} x ${b.rows} (held ${b.rows} x ${b.k}); their K differ`);
+}
+
+interface Plan {
+  m: number;
+  n: number;
+  k: number;
+  ends: number[];
+  key: number;
+  outer: ReturnType<typeof resolveFormat> | null;
+}
+
+function plan(a: BlockQTensor, b: BlockQTensor, options: BlockGemmOptions): Plan {
+  check(a, b);
+  const outerFormat = resolveFormat(options.outer ?? 'fp32');
+  const key = options.streamKey ?? seedKey(options.seed ?? 0);
+  return { m: a.rows, n: b.rows, k: a.k, ends: blockRuns(a.k, a.blockK, b.blockK), key, outer: outerFormat.name === 'float32' ? null : outerFormat };
+}
+
+/** The run's piece of an operand (L x rows, k-major) and its block divisors along rows. */
+function piece(q: BlockQTensor, k0: number, k1: number): { codes: Uint8Array; scales: Float32Array } {
+  const rowBlocks = Math.ceil(q.rows / q.blockRows);
+  const kb = Math.floor(k0 / q.blockK);
+  return { codes: q.codes.subarray(k0 * q.rows, k1 * q.rows), scales: q.scales.subarray(kb * rowBlocks, (kb + 1) * rowBlocks) };
+}
+
+function runOptions(options: BlockGemmOptions, key: number, run: number): LowpGemmOptions {
+  return {
+    accumulation: options.accumulation, rounding: options.rounding, saturate: options.saturate, chunk: options.chunk,
+    streamKey: runKey(key, run), threads: options.threads,
+  };
+}
+
+/** The contract as a naive loop (the partials by the low-precision GEMM's own reference). */
+export function blockScaledGemmReference(a: BlockQTensor, b: BlockQTensor, options: BlockGemmOptions = {}): Float32Array {
+  const p = plan(a, b, options);
+  const { m, n } = p;
+  const acc = options.out ?? new Float32Array(m * n);
+  acc.fill(0);
+  const outerParams = p.outer ? encodeParams(p.outer, {}) : null;
+  const outerTable = p.outer ? decodeTable(p.outer) : null;
+  const bits = new Uint32Array(1);
+  const scratch = new Float32Array(bits.buffer);
+  let k0 = 0;
+  p.ends.forEach((k1, run) => {
+    const A = piece(a, k0, k1);
+    const B = piece(b, k0, k1);
+    const partial = lowpGemmReference(m, n, k1 - k0, makeQTensor(A.codes, a.format), makeQTensor(B.codes, b.format), { ...runOptions(options, p.key, run), transA: true });
+    for (let i = 0; i < m; i++) {
+      const sa = A.scales[Math.floor(i / a.blockRows)];
+      for (let j = 0; j < n; j++) {
+        const sb = B.scales[Math.floor(j / b.blockRows)];
+        const term = Math.fround(Math.fround(partial[i * n + j] / sa) / sb);
+        scratch[0] = acc[i * n + j] + term;
+        acc[i * n + j] = outerParams ? outerTable![encodeBits(bits[0], outerParams, 0)] : scratch[0];
+      }
+    }
+    k0 = k1;
+  });
+  return acc;
+}
+
+/** blockScaledGemmReference's bits: each run on the low-precision GEMM's fast path, the outer sum natively. */
+export function blockScaledGemm(a: BlockQTensor, b: BlockQTensor, options: BlockGemmOptions = {}): Float32Array {
+  const native = nativeCore();
+  if (!native) return blockScaledGemmReference(a, b, options);
+  const p = plan(a, b, options);
+  const { m, n } = p;
+  const acc = options.out ?? freshArray(m * n);
+  if (acc.length !== m * n) throw new InvalidArgumentError(`blockScaledGemm: out has ${acc.length} elements; expected ${m * n}`);
+  acc.fill(0);
+  const partial = freshArray(m * n);
+  const outer = p.outer ? encodeParams(p.outer, {}) : null;
+  const table = p.outer ? decodeTable(p.outer) : null;
+  const threads = resolveThreads(options.threads);
+  let k0 = 0;
+  p.ends.forEach((k1, run) => {
+    const A = piece(a, k0, k1);
+    const B = piece(b, k0, k1);
+    lowpGemm(m, n, k1 - k0, makeQTensor(A.codes, a.format), makeQTensor(B.codes, b.format), { ...runOptions(options, p.key, run), transA: true, out: partial, threads });
+    native.blockScaleAdd(partial, acc, A.scales, B.scales, { m, n, blockRowsA: a.blockRows, blockRowsB: b.blockRows, outer, table, threads });
+    k0 = k1;
+  });
+  return acc;
+}
