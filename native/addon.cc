@@ -258,7 +258,7 @@ Napi::Value ScaleCountOverflow(const Napi::CallbackInfo& info) {
 }
 
 // blockQuantize(values, codes, scales, { rows, k, kMajorInput, blockRows, blockK, scaleKind, margin,
-// maxFinite, emax, params, threads }) -> NaN/Inf count. See block_scaled.h.
+// maxFinite, emax, params, magnitudeMask, threads }) -> [nonFinite, nonzero, underflow]. See block_scaled.h.
 Napi::Value BlockQuantize(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
   const Napi::Object o = optionsArg(info, 3, "blockQuantize");
@@ -273,6 +273,7 @@ Napi::Value BlockQuantize(const Napi::CallbackInfo& info) {
   p.maxFinite = static_cast<float>(numberField(o, "maxFinite"));
   p.emax = static_cast<int>(intField(o, "emax"));
   p.codec = codecParamsField(o, "params");
+  p.magnitudeMask = static_cast<uint32_t>(sizeField(o, "magnitudeMask"));
   if (p.blockRows < 1 || p.blockK < 1 || p.scaleKind < 0 || p.scaleKind > 2 || p.margin < 0 || p.margin > 30) {
     throw rangeError(env, "blockQuantize: block sizes, scaleKind or margin out of range");
   }
@@ -281,9 +282,11 @@ Napi::Value BlockQuantize(const Napi::CallbackInfo& info) {
     throw typeError(env, "blockQuantize: codes must be a Uint8Array of rows * k elements");
   }
   const int64_t scaleCount = ((p.k + p.blockK - 1) / p.blockK) * ((p.rows + p.blockRows - 1) / p.blockRows);
-  const int64_t count = octet::blockQuantize(f32(info, 0, "values", n), info[1].As<Napi::Uint8Array>().Data(), f32(info, 2, "scales", scaleCount), p,
-                                             threadsField(o));
-  return Napi::Number::New(env, double(count));
+  int64_t counts[3];
+  octet::blockQuantize(f32(info, 0, "values", n), info[1].As<Napi::Uint8Array>().Data(), f32(info, 2, "scales", scaleCount), p, counts, threadsField(o));
+  Napi::Array out = Napi::Array::New(env, 3);
+  for (uint32_t i = 0; i < 3; ++i) out.Set(i, Napi::Number::New(env, double(counts[i])));
+  return out;
 }
 
 // blockScaleAdd(partial, acc, sa, sb, { m, n, blockRowsA, blockRowsB, outer: params | null,

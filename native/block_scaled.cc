@@ -48,79 +48,103 @@ inline uint32_t bitsOf(float v) {
   return u;
 }
 
-template <int kRounding>
-int64_t quantizeKBlock(const float* values, uint8_t* codes, float* scales, const BlockQuantParams& p, int64_t kb) {
-  const int64_t R = p.rows, K = p.k;
-  const int64_t k0 = kb * p.blockK, k1 = k0 + p.blockK < K ? k0 + p.blockK : K;
+struct Counts {
+  int64_t nonFinite = 0, nonzero = 0, underflow = 0;
+};
+
+// One work item: K-block kb, rows [r0, r1) (whole block rows). The slab is gathered k-major,
+// then per row amax over the block's K range (finite values), the block rows' scales, and the
+// elements scaled in place and encoded by the codec's own (vectorized) encoder, element counter
+// t * R + r. Underflow = codes without magnitude bits among non-NaN elements, less the zeros.
+Counts quantizeItem(const float* values, uint8_t* codes, float* scales, const BlockQuantParams& p, int64_t kb, int64_t r0, int64_t r1) {
+  const int64_t R = p.rows, K = p.k, n = r1 - r0;
+  const int64_t k0 = kb * p.blockK, k1 = k0 + p.blockK < K ? k0 + p.blockK : K, len = k1 - k0;
   const int64_t rowBlocks = (R + p.blockRows - 1) / p.blockRows;
-  const CodecParams& c = p.codec;
-  // amax of each row over the block's K range (finite values), then of each block row.
-  std::vector<float> rowMax(static_cast<size_t>(R), 0.0f);
-  int64_t nonFinite = 0;
+  std::vector<float> slab(static_cast<size_t>(len * n)), rowMax(static_cast<size_t>(n), 0.0f), rowScale(static_cast<size_t>(n));
   if (p.kMajorInput) {
-    for (int64_t t = k0; t < k1; ++t) {
-      const float* v = values + t * R;
-      for (int64_t r = 0; r < R; ++r) {
-        const float a = std::fabs(v[r]);
-        const bool finite = a <= 3.4028234663852886e38f;
-        nonFinite += !finite;
-        const float f = finite ? a : 0.0f;
-        rowMax[r] = f > rowMax[r] ? f : rowMax[r];
-      }
-    }
+    for (int64_t t = 0; t < len; ++t) std::memcpy(slab.data() + t * n, values + (k0 + t) * R + r0, static_cast<size_t>(n) * 4);
   } else {
-    for (int64_t r = 0; r < R; ++r) {
-      const float* v = values + r * K;
-      float m = 0.0f;
-      for (int64_t t = k0; t < k1; ++t) {
-        const float a = std::fabs(v[t]);
-        const bool finite = a <= 3.4028234663852886e38f;
-        nonFinite += !finite;
-        const float f = finite ? a : 0.0f;
-        m = f > m ? f : m;
-      }
-      rowMax[r] = m;
+    for (int64_t r = 0; r < n; ++r) {
+      const float* v = values + (r0 + r) * K + k0;
+      for (int64_t t = 0; t < len; ++t) slab[t * n + r] = v[t];
     }
   }
-  std::vector<float> rowScale(static_cast<size_t>(R));
-  for (int64_t rb = 0; rb < rowBlocks; ++rb) {
-    const int64_t r0 = rb * p.blockRows, r1 = r0 + p.blockRows < R ? r0 + p.blockRows : R;
+  Counts counts;
+  int64_t zeros = 0;
+  for (int64_t t = 0; t < len; ++t) {
+    const float* v = slab.data() + t * n;
+    int64_t nonFinite = 0, zero = 0;
+    for (int64_t r = 0; r < n; ++r) {
+      const float a = std::fabs(v[r]);
+      const bool finite = a <= 3.4028234663852886e38f;
+      nonFinite += !finite;
+      zero += a == 0.0f;
+      const float f = finite ? a : 0.0f;
+      rowMax[r] = f > rowMax[r] ? f : rowMax[r];
+    }
+    counts.nonFinite += nonFinite;
+    zeros += zero;
+  }
+  for (int64_t b0 = r0; b0 < r1; b0 += p.blockRows) {
+    const int64_t b1 = b0 + p.blockRows < r1 ? b0 + p.blockRows : r1;
     float amax = 0.0f;
-    for (int64_t r = r0; r < r1; ++r) amax = rowMax[r] > amax ? rowMax[r] : amax;
+    for (int64_t r = b0; r < b1; ++r) amax = rowMax[r - r0] > amax ? rowMax[r - r0] : amax;
     const float s = blockScale(amax, p);
-    scales[kb * rowBlocks + rb] = s;
-    for (int64_t r = r0; r < r1; ++r) rowScale[r] = s;
+    scales[kb * rowBlocks + b0 / p.blockRows] = s;
+    for (int64_t r = b0; r < b1; ++r) rowScale[r - r0] = s;
   }
-  for (int64_t t = k0; t < k1; ++t) {
-    uint8_t* out = codes + t * R;
-    const uint32_t counter = c.counterOffset + static_cast<uint32_t>(t * R);
-    if (p.kMajorInput) {
-      const float* v = values + t * R;
-      for (int64_t r = 0; r < R; ++r) {
-        out[r] = static_cast<uint8_t>(codec_core::encodeOne<kRounding>(bitsOf(v[r] * rowScale[r]), c, counter + static_cast<uint32_t>(r)));
-      }
-    } else {
-      for (int64_t r = 0; r < R; ++r) {
-        out[r] = static_cast<uint8_t>(codec_core::encodeOne<kRounding>(bitsOf(values[r * K + t] * rowScale[r]), c, counter + static_cast<uint32_t>(r)));
-      }
+  int64_t nan = 0;
+  for (int64_t t = 0; t < len; ++t) {
+    float* v = slab.data() + t * n;
+    int64_t q = 0;
+    for (int64_t r = 0; r < n; ++r) {
+      v[r] = v[r] * rowScale[r];
+      q += v[r] != v[r];
+    }
+    nan += q;
+  }
+  CodecParams c = p.codec;
+  if (n == R) {
+    c.counterOffset = p.codec.counterOffset + static_cast<uint32_t>(k0 * R);
+    encode(slab.data(), codes + k0 * R, 1, len * n, c, 1);
+  } else {
+    for (int64_t t = 0; t < len; ++t) {
+      c.counterOffset = p.codec.counterOffset + static_cast<uint32_t>((k0 + t) * R + r0);
+      encode(slab.data() + t * n, codes + (k0 + t) * R + r0, 1, n, c, 1);
     }
   }
-  return nonFinite;
+  int64_t noMagnitude = 0;
+  for (int64_t t = 0; t < len; ++t) {
+    const uint8_t* out = codes + (k0 + t) * R + r0;
+    const float* v = slab.data() + t * n;
+    int64_t m = 0;
+    for (int64_t r = 0; r < n; ++r) m += ((out[r] & p.magnitudeMask) == 0) & (v[r] == v[r]);
+    noMagnitude += m;
+  }
+  counts.nonzero = len * n - zeros - nan;
+  counts.underflow = noMagnitude - zeros;
+  return counts;
 }
 
 }  // namespace
 
-int64_t blockQuantize(const float* values, uint8_t* codes, float* scales, const BlockQuantParams& p, int threads) {
+void blockQuantize(const float* values, uint8_t* codes, float* scales, const BlockQuantParams& p, int64_t out[3], int threads) {
   const int64_t kBlocks = (p.k + p.blockK - 1) / p.blockK;
-  std::vector<int64_t> counts(static_cast<size_t>(kBlocks), 0);
+  // Items: K-blocks times chunks of whole block rows of about 4096 rows (or one block row).
+  const int64_t chunkRows = p.blockRows >= 4096 ? p.blockRows : ((4096 + p.blockRows - 1) / p.blockRows) * p.blockRows;
+  const int64_t rChunks = p.rows > 0 ? (p.rows + chunkRows - 1) / chunkRows : 0;
+  std::vector<Counts> counts(static_cast<size_t>(kBlocks * rChunks));
   const bool small = p.rows * p.k < 32768;
-  parallelFor(kBlocks, small ? 1 : threads, [&](int64_t kb) {
-    counts[kb] = p.codec.rounding == kStochastic ? quantizeKBlock<kStochastic>(values, codes, scales, p, kb)
-                                                 : quantizeKBlock<kNearest>(values, codes, scales, p, kb);
+  parallelFor(kBlocks * rChunks, small ? 1 : threads, [&](int64_t item) {
+    const int64_t kb = item / rChunks, r0 = (item % rChunks) * chunkRows;
+    counts[item] = quantizeItem(values, codes, scales, p, kb, r0, r0 + chunkRows < p.rows ? r0 + chunkRows : p.rows);
   });
-  int64_t total = 0;
-  for (int64_t c : counts) total += c;
-  return total;
+  out[0] = out[1] = out[2] = 0;
+  for (const Counts& c : counts) {
+    out[0] += c.nonFinite;
+    out[1] += c.nonzero;
+    out[2] += c.underflow;
+  }
 }
 
 void blockScaleAdd(const float* partial, float* acc, int64_t m, int64_t n, const float* sa, int64_t blockRowsA, const float* sb,

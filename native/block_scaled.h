@@ -17,11 +17,12 @@ struct BlockQuantParams {
   float maxFinite;
   int emax;
   CodecParams codec;
+  uint32_t magnitudeMask;  // a code's bits without the sign
 };
 
 // codes: K x R one-byte codes; scales: [ceil(K / blockK)] x [ceil(R / blockRows)] divisors.
-// Returns the number of NaN and Inf inputs.
-int64_t blockQuantize(const float* values, uint8_t* codes, float* scales, const BlockQuantParams& p, int threads);
+// counts: [NaN and Inf inputs, nonzero inputs (NaN excluded), nonzero inputs with a zero-magnitude code].
+void blockQuantize(const float* values, uint8_t* codes, float* scales, const BlockQuantParams& p, int64_t counts[3], int threads);
 
 // One K-block's partial sums into the outer sum: for i < m, j < n,
 //   term = fl32(fl32(partial[i n + j] / sa[i / blockRowsA]) / sb[j / blockRowsB]);

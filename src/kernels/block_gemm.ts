@@ -20,9 +20,10 @@
  */
 import { InvalidArgumentError } from '../errors.js';
 import { decodeTable, encodeBits, encodeParams, makeQTensor, mix32, resolveFormat, seedKey, type FormatLike } from '../formats/index.js';
-import type { BlockQTensor } from './block_quant.js';
+import { blockQuantize, dequantizeBlocks, type BlockQTensor, type BlockSpec } from './block_quant.js';
 import { freshArray } from './buffer_pool.js';
-import { lowpGemm, lowpGemmReference, type LowpGemmOptions } from './lowp_gemm.js';
+import { dequantize } from './quant_stats.js';
+import { lowpGemm, lowpGemmReference, type LowpGemmOptions, type LowpOperand } from './lowp_gemm.js';
 import { nativeCore } from './native.js';
 import { resolveThreads } from './threads.js';
 
@@ -135,4 +136,38 @@ export function blockScaledGemm(a: BlockQTensor, b: BlockQTensor, options: Block
     k0 = k1;
   });
   return acc;
+}
+
+/** A block spec with an observer of the operand it produced (the recipe's telemetry). */
+export interface ObservedBlockSpec extends BlockSpec {
+  observe?(q: BlockQTensor, values: Float32Array): void;
+}
+
+function floatValues(x: LowpOperand): Float32Array {
+  return x instanceof Float32Array ? x : dequantize(x, new Float32Array(x.codes.length));
+}
+
+/**
+ * C = op(A) op(B) (m x n, sum over k) with either operand quantized in blocks along k from its
+ * float32 values (a coded operand is taken at its values): both block-scaled, the block-scaled
+ * GEMM; one, the other stays float32 and the product runs on the low-precision GEMM with the
+ * block operand's values (decode(code) / scale) and the same accumulation.
+ */
+export function blockScaledProduct(
+  m: number, n: number, k: number, a: LowpOperand, b: LowpOperand, specA: ObservedBlockSpec | null | undefined, specB: ObservedBlockSpec | null | undefined,
+  options: LowpGemmOptions & BlockGemmOptions = {},
+): Float32Array {
+  const A = floatValues(a);
+  const B = floatValues(b);
+  const transA = options.transA ?? false;
+  const transB = options.transB ?? false;
+  const qa = specA ? blockQuantize(A, m, k, transA ? 'kr' : 'rk', specA, options.threads) : null;
+  const qb = specB ? blockQuantize(B, n, k, transB ? 'rk' : 'kr', specB, options.threads) : null;
+  if (qa) specA!.observe?.(qa, A);
+  if (qb) specB!.observe?.(qb, B);
+  if (qa && qb) return blockScaledGemm(qa, qb, options);
+  const gemm: LowpGemmOptions = { accumulation: options.accumulation, rounding: options.rounding, saturate: options.saturate, chunk: options.chunk, seed: options.seed, streamKey: options.streamKey, threads: options.threads, out: options.out };
+  if (qa) return lowpGemm(m, n, k, dequantizeBlocks(qa), B, { ...gemm, transA: true, transB });
+  if (qb) return lowpGemm(m, n, k, A, dequantizeBlocks(qb), { ...gemm, transA, transB: false });
+  return lowpGemm(m, n, k, A, B, { ...gemm, transA, transB });
 }

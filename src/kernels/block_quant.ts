@@ -25,12 +25,15 @@
  * `pow2` and `fp32` scales are clamped to [2^-100, 2^100], as per-tensor scales are.
  * Elements: code = encode(fl32(v * s)) with the element format's codec, saturating when asked
  * (MX always saturates), rounding nearest or stochastic with element counter k * R + r.
+ * Counts: NaN/Inf inputs, nonzero inputs (NaN excluded) and nonzero inputs whose code has no
+ * magnitude bits (underflow).
  * Storage: codes K x R (k-major: the run of K-block b is one contiguous slab for the GEMM), and
  * scales [ceil(K / blockK)] x [ceil(R / blockRows)] (k-block major).
  */
 import { InvalidArgumentError } from '../errors.js';
 import {
   E8M0,
+  decodeTable,
   encodeBits,
   encodeParams,
   floorLog2,
@@ -73,6 +76,9 @@ export interface BlockQTensor {
   readonly scaleKind: ScaleKind;
   /** NaN and Inf inputs met (left out of amax). */
   readonly nonFinite: number;
+  /** Nonzero inputs, and those whose code has no magnitude bits (underflow to zero). */
+  readonly nonzero: number;
+  readonly underflow: number;
 }
 
 const MIN_SCALE_EXPONENT = -100;
@@ -160,6 +166,9 @@ export function blockQuantizeReference(values: Float32Array, rows: number, k: nu
   const bits = new Uint32Array(1);
   const scaled = new Float32Array(bits.buffer);
   let nonFinite = 0;
+  let nonzero = 0;
+  let underflow = 0;
+  const magnitude = r.format.signMask - 1;
   for (let kb = 0; kb < kBlocks; kb++) {
     const k0 = kb * r.blockK;
     const k1 = Math.min(k, k0 + r.blockK);
@@ -178,13 +187,19 @@ export function blockQuantizeReference(values: Float32Array, rows: number, k: nu
       scales[kb * rowBlocks + rb] = s;
       for (let t = k0; t < k1; t++) {
         for (let row = r0; row < r1; row++) {
-          scaled[0] = at(row, t) * s;
-          codes[t * rows + row] = encodeBits(bits[0], p, t * rows + row);
+          const v = at(row, t);
+          scaled[0] = v * s;
+          const code = encodeBits(bits[0], p, t * rows + row);
+          codes[t * rows + row] = code;
+          if (v !== 0 && !Number.isNaN(v)) {
+            nonzero++;
+            if ((code & magnitude) === 0) underflow++;
+          }
         }
       }
     }
   }
-  return { codes, format: r.format, rows, k, blockRows: r.blockRows, blockK: r.blockK, scales, scaleKind: r.scale, nonFinite };
+  return { codes, format: r.format, rows, k, blockRows: r.blockRows, blockK: r.blockK, scales, scaleKind: r.scale, nonFinite, nonzero, underflow };
 }
 
 /** blockQuantizeReference's bits, natively where the addon is loaded. */
@@ -196,17 +211,30 @@ export function blockQuantize(values: Float32Array, rows: number, k: number, lay
   const { rowBlocks, kBlocks } = scaleGrid(r, rows, k);
   const codes = new Uint8Array(rows * k);
   const scales = new Float32Array(rowBlocks * kBlocks);
-  const nonFinite = native.blockQuantize(values, codes, scales, {
+  const [nonFinite, nonzero, underflow] = native.blockQuantize(values, codes, scales, {
     rows, k, kMajorInput: layout === 'kr', blockRows: r.blockRows, blockK: r.blockK,
     scaleKind: SCALE_KINDS.indexOf(r.scale), margin: r.margin, maxFinite: r.format.maxFinite, emax: r.format.emax,
     params: encodeParams(r.format, { rounding: r.rounding, saturate: r.saturate, seed: r.seed }),
+    magnitudeMask: r.format.signMask - 1,
     threads: threads ?? kernelThreads(),
   });
-  return { codes, format: r.format, rows, k, blockRows: r.blockRows, blockK: r.blockK, scales, scaleKind: r.scale, nonFinite };
+  return { codes, format: r.format, rows, k, blockRows: r.blockRows, blockK: r.blockK, scales, scaleKind: r.scale, nonFinite, nonzero, underflow };
 }
 
 /** The scale (divisor) of element (row, t). */
 export function blockScaleAt(q: BlockQTensor, row: number, t: number): number {
   const rowBlocks = Math.ceil(q.rows / q.blockRows);
   return q.scales[Math.floor(t / q.blockK) * rowBlocks + Math.floor(row / q.blockRows)];
+}
+
+/** The values of a block-scaled operand, decode(code) / scale, k-major (K x R) as its codes. */
+export function dequantizeBlocks(q: BlockQTensor): Float32Array {
+  const table = decodeTable(q.format);
+  const out = new Float32Array(q.rows * q.k);
+  const rowBlocks = Math.ceil(q.rows / q.blockRows);
+  for (let t = 0; t < q.k; t++) {
+    const base = Math.floor(t / q.blockK) * rowBlocks;
+    for (let row = 0; row < q.rows; row++) out[t * q.rows + row] = table[q.codes[t * q.rows + row]] / q.scales[base + Math.floor(row / q.blockRows)];
+  }
+  return out;
 }

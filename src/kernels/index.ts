@@ -65,7 +65,9 @@ export { countAtMost, countsAndQuantiles, errorEnergy, errorEnergyReference, qua
 export type { ErrorEnergy, Threshold, ValueHistogram } from './value_stats.js';
 export { HOPPER_MODELS, hopperGemm } from './hopper_gemm.js';
 export type { HopperGemmOptions, HopperModel } from './hopper_gemm.js';
-export { SCALE_KINDS, blockQuantize, blockQuantizeReference, blockScale, blockScaleAt } from './block_quant.js';
+export { SCALE_KINDS, blockQuantize, blockQuantizeReference, blockScale, blockScaleAt, dequantizeBlocks } from './block_quant.js';
 export type { BlockQTensor, BlockSpec, ScaleKind } from './block_quant.js';
-export { blockRuns, blockScaledGemm, blockScaledGemmReference, runKey } from './block_gemm.js';
-export type { BlockGemmOptions } from './block_gemm.js';
+export { blockRuns, blockScaledGemm, blockScaledGemmReference, blockScaledProduct, runKey } from './block_gemm.js';
+export type { BlockGemmOptions, ObservedBlockSpec } from './block_gemm.js';
+export { blockConv2dBackwardData, blockConv2dBackwardWeight, blockConv2dForward } from './block_conv.js';
+export type { ConvBlocks } from './block_conv.js';

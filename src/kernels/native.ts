@@ -106,11 +106,14 @@ export interface NativeCore {
   winogradForward(x: Float32Array, w: Float32Array, y: Float32Array, o: NativeWinograd): void;
   winogradWeightGradient(x: Float32Array, dy: Float32Array, dw: Float32Array, o: NativeWinograd): void;
   absMax(x: Float32Array, o: Threads): number;
-  /** Block-scaled quantization (src/kernels/block_quant.ts); returns the NaN/Inf count. */
+  /** Block-scaled quantization (src/kernels/block_quant.ts); returns the NaN/Inf, nonzero and underflow counts. */
   blockQuantize(
     values: Float32Array, codes: Uint8Array, scales: Float32Array,
-    o: Threads & { rows: number; k: number; kMajorInput: boolean; blockRows: number; blockK: number; scaleKind: number; margin: number; maxFinite: number; emax: number; params: EncodeParams },
-  ): number;
+    o: Threads & {
+      rows: number; k: number; kMajorInput: boolean; blockRows: number; blockK: number; scaleKind: number; margin: number; maxFinite: number; emax: number;
+      params: EncodeParams; magnitudeMask: number;
+    },
+  ): [number, number, number];
   /** One K-block's partials into the outer sum of a block-scaled GEMM (src/kernels/block_gemm.ts). */
   blockScaleAdd(
     partial: Float32Array, acc: Float32Array, sa: Float32Array, sb: Float32Array,

@@ -6,8 +6,9 @@
  */
 import { InvalidArgumentError } from '../errors.js';
 import {
-  convGeometry, lowpConv2dBackwardData, lowpConv2dBackwardWeight, lowpConv2dForward, lowpGemm, transposedConvGeometry,
-  type ConvAlgorithm, type ConvGeometry, type ConvOptions, type LowpGemmOptions, type LowpOperand,
+  blockConv2dBackwardData, blockConv2dBackwardWeight, blockConv2dForward, blockScaledProduct, convGeometry, lowpConv2dBackwardData,
+  lowpConv2dBackwardWeight, lowpConv2dForward, lowpGemm, transposedConvGeometry,
+  type ConvAlgorithm, type ConvBlocks, type ConvGeometry, type ConvOptions, type LowpGemmOptions, type LowpOperand,
 } from '../kernels/index.js';
 import { formatShape, type Tensor } from '../tensor/index.js';
 import { conv2d, conv2dGradients, convTranspose2d } from './conv.js';
@@ -31,6 +32,13 @@ export function runProduct(x: Tensor, weight: Tensor, bias: Tensor | null, produ
 }
 
 /**
+ * A GEMM's options: the low-precision GEMM's, and with `blocks` the operands quantized in blocks
+ * along that GEMM's K from their float32 values (src/kernels/block_gemm.ts), by role: x the
+ * layer's input, w its weight, e the output gradient.
+ */
+export type ProductOptions = LowpGemmOptions & { blocks?: ConvBlocks };
+
+/**
  * The three GEMMs of a product on given operands (forward, input gradient, weight gradient), over
  * the low-precision kernels; results are divided by both operands' scales (the kernels' contract).
  */
@@ -39,9 +47,9 @@ export interface ProductKernels {
   /** Channels the bias adds to, and positions per channel per example. */
   channels: number;
   plane: number;
-  forward(x: LowpOperand, w: LowpOperand, o: LowpGemmOptions): Float32Array;
-  inputGrad(e: LowpOperand, w: LowpOperand, o: LowpGemmOptions): Float32Array;
-  weightGrad(e: LowpOperand, x: LowpOperand, o: LowpGemmOptions): Float32Array;
+  forward(x: LowpOperand, w: LowpOperand, o: ProductOptions): Float32Array;
+  inputGrad(e: LowpOperand, w: LowpOperand, o: ProductOptions): Float32Array;
+  weightGrad(e: LowpOperand, x: LowpOperand, o: ProductOptions): Float32Array;
   /**
    * Convolutions only: both gradients of a float32 backward (SFP8's) from the float32 output
    * gradient and the dequantized forward operands, through conv2d's own float32 path, so that
@@ -55,11 +63,15 @@ function convKernels(s: ConvGeometry): ProductKernels {
     outputShape: [s.batch, s.outChannels, s.outH, s.outW],
     channels: s.outChannels,
     plane: s.outH * s.outW,
-    forward: (xo, wo, o) => lowpConv2dForward(xo, wo, s, o),
-    inputGrad: (e, wo, o) => lowpConv2dBackwardData(e, wo, s, o),
-    weightGrad: (e, xo, o) => lowpConv2dBackwardWeight(e, xo, s, o),
+    forward: (xo, wo, o) => (o.blocks ? blockConv2dForward(xo, wo, s, o.blocks, o) : lowpConv2dForward(xo, wo, s, o)),
+    inputGrad: (e, wo, o) => (o.blocks ? blockConv2dBackwardData(e, wo, s, o.blocks, o) : lowpConv2dBackwardData(e, wo, s, o)),
+    weightGrad: (e, xo, o) => (o.blocks ? blockConv2dBackwardWeight(e, xo, s, o.blocks, o) : lowpConv2dBackwardWeight(e, xo, s, o)),
     floatBackward: (g, xf, wf, algorithm) => conv2dGradients({ g, x: xf, weight: wf, geometry: s, algorithm }),
   };
+}
+
+function swapRoles(o: ProductOptions): ProductOptions {
+  return o.blocks ? { ...o, blocks: { ...o.blocks, e: o.blocks.x, x: o.blocks.e } } : o;
 }
 
 /**
@@ -73,9 +85,11 @@ function transposedKernels(s: ConvGeometry): ProductKernels {
     outputShape: [s.batch, s.channels, s.height, s.width],
     channels: s.channels,
     plane: s.height * s.width,
-    forward: conv.inputGrad,
-    inputGrad: conv.forward,
-    weightGrad: (e, xo, o) => conv.weightGrad(xo, e, o),
+    // Block roles swap with the operands' places: the transposed convolution's input plays the
+    // convolution's output gradient, its output gradient the convolution's input.
+    forward: (xo, wo, o) => conv.inputGrad(xo, wo, swapRoles(o)),
+    inputGrad: (e, wo, o) => conv.forward(e, wo, swapRoles(o)),
+    weightGrad: (e, xo, o) => conv.weightGrad(xo, e, swapRoles(o)),
   };
 }
 
@@ -89,9 +103,9 @@ function linearKernels(x: Tensor, weight: Tensor): ProductKernels {
     outputShape: [n, outF],
     channels: outF,
     plane: 1,
-    forward: (xo, wo, o) => lowpGemm(n, outF, inF, xo, wo, { ...o, transB: true }),
-    inputGrad: (e, wo, o) => lowpGemm(n, inF, outF, e, wo, o),
-    weightGrad: (e, xo, o) => lowpGemm(outF, inF, n, e, xo, { ...o, transA: true }),
+    forward: (xo, wo, o) => (o.blocks ? blockScaledProduct(n, outF, inF, xo, wo, o.blocks.x, o.blocks.w, { ...o, transB: true }) : lowpGemm(n, outF, inF, xo, wo, { ...o, transB: true })),
+    inputGrad: (e, wo, o) => (o.blocks ? blockScaledProduct(n, inF, outF, e, wo, o.blocks.e, o.blocks.w, o) : lowpGemm(n, inF, outF, e, wo, o)),
+    weightGrad: (e, xo, o) => (o.blocks ? blockScaledProduct(outF, inF, n, e, xo, o.blocks.e, o.blocks.x, { ...o, transA: true }) : lowpGemm(outF, inF, n, e, xo, { ...o, transA: true })),
   };
 }
 

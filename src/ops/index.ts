@@ -7,7 +7,7 @@ export { linear, matmul } from './matmul.js';
 export { conv2d, conv2dGradients, convTranspose2d } from './conv.js';
 export type { Conv2dGradientInputs, ConvOpOptions } from './conv.js';
 export { productKernels, runProduct } from './gemm_product.js';
-export type { GemmProduct, ProductKernels } from './gemm_product.js';
+export type { GemmProduct, ProductKernels, ProductOptions } from './gemm_product.js';
 export { quantizedGemm } from './quantized_gemm.js';
 export { probedProduct } from './gemm_probe.js';
 export type { GemmProbe } from './gemm_probe.js';

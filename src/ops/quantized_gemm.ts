@@ -15,7 +15,7 @@
 import { record, registerGradient } from '../autograd/index.js';
 import { channelBiasAdd, channelSum, dequantize, recycle, takeBuffer, type ConvAlgorithm, type LowpGemmOptions, type LowpOperand } from '../kernels/index.js';
 import { Tensor, type GradHandle } from '../tensor/index.js';
-import { productKernels, type GemmProduct, type ProductKernels } from './gemm_product.js';
+import { productKernels, type GemmProduct, type ProductKernels, type ProductOptions } from './gemm_product.js';
 import type { GemmProbe } from './gemm_probe.js';
 
 /** The tensors of a GEMM layer a recipe may quantize. */
@@ -36,7 +36,7 @@ export interface QuantizationPolicy {
   /** x as the GEMM operand of its class: codes and a scale, or x itself where the class stays float32. */
   quantize(cls: OperandClass, x: Float32Array): LowpOperand;
   /** Accumulation and stochastic-rounding options of one of the three GEMMs. */
-  gemmOptions(pass: GemmPass): LowpGemmOptions;
+  gemmOptions(pass: GemmPass): ProductOptions;
   /** Sees every operand handed to a kernel; a float32 dy is valid during the call only. */
   observe?(role: OperandRole, operand: LowpOperand): void;
   /** Looks at this layer's tensors and products on the steps it is active (gemm_probe.ts). */

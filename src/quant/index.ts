@@ -1,6 +1,6 @@
 /** Quantization recipes, scaling, telemetry, and applying a recipe to a model. */
-export { InvalidRecipeError, parseRecipe, recipeSchema } from './recipe.js';
-export type { LossScalingSpec, Recipe, RecipeInput, ScalingSpec, TensorClassSpec } from './recipe.js';
+export { GRANULARITIES, InvalidRecipeError, isBlockScaled, parseRecipe, recipeSchema } from './recipe.js';
+export type { Granularity, LossScalingSpec, Recipe, RecipeInput, ScalingSpec, TensorClassSpec } from './recipe.js';
 export { PRESET_RECIPES, presetNames, presetRecipe } from './presets.js';
 export { loadRecipe } from './load.js';
 export { DynamicScale, LossScaler, TensorScaler, amaxOf, scaleFromAmax } from './scaling.js';

@@ -3,11 +3,11 @@
  * per-layer dynamic error scale, and what happened this step.
  */
 import { resolveFormat, streamKey, type Format, type QTensor, type StreamRole } from '../formats/index.js';
-import type { ConvAlgorithm, LowpGemmOptions, LowpOperand } from '../kernels/index.js';
+import { absMax, type BlockQTensor, type ConvAlgorithm, type ConvBlocks, type LowpGemmOptions, type LowpOperand, type ObservedBlockSpec } from '../kernels/index.js';
 import type { GemmLayer } from '../nn/index.js';
-import type { GemmPass, GemmProbe, OperandRole, QuantizationPolicy } from '../ops/index.js';
+import type { GemmPass, GemmProbe, OperandRole, ProductOptions, QuantizationPolicy } from '../ops/index.js';
 import { quantizeOperand, type QuantizeSpec } from './quantizer.js';
-import type { Recipe, TensorClassSpec } from './recipe.js';
+import { isBlockScaled, type Recipe, type TensorClassSpec } from './recipe.js';
 import { DynamicScale, TensorScaler, amaxOf, scaleFromAmax } from './scaling.js';
 import type { NumericsTelemetry, TensorClass } from './telemetry.js';
 
@@ -17,6 +17,26 @@ import type { NumericsTelemetry, TensorClass } from './telemetry.js';
  * what you keep.
  */
 export type OperandObserver = (layer: string, role: OperandRole, operand: LowpOperand) => void;
+
+/** Block extents a class's granularity gives in a GEMM view: [blockRows, blockK]. */
+function blockShape(cls: TensorClass, spec: TensorClassSpec): [number, number] {
+  const scaling = spec.scaling;
+  const whole = 2 ** 30;
+  if (scaling.mode !== 'current') return [whole, whole];
+  switch (scaling.granularity) {
+    case 'tensor':
+      return [whole, whole];
+    case 'row':
+    case 'channel':
+      return [1, whole];
+    case 'tile': {
+      const b = scaling.block ?? 128;
+      return [cls === 'weights' ? b : 1, b];
+    }
+    case 'mx':
+      return [1, scaling.block ?? 32];
+  }
+}
 
 class ClassQuantizer {
   readonly format: Format;
@@ -28,11 +48,25 @@ class ClassQuantizer {
     this.scaler = new TensorScaler(spec.scaling, this.format);
     this.dynamic = spec.scaling.mode === 'dynamic' ? new DynamicScale(spec.scaling) : null;
   }
+
+  /** The block spec of this class in a block-scaled recipe (before its seed and observer). */
+  blockSpec(cls: TensorClass): ObservedBlockSpec {
+    const scaling = this.spec.scaling;
+    const [blockRows, blockK] = blockShape(cls, this.spec);
+    const current = scaling.mode === 'current' ? scaling : null;
+    const scale = current?.scaleFormat ?? (current?.granularity === 'mx' ? 'e8m0' : current?.powerOfTwo === false ? 'fp32' : 'pow2');
+    return {
+      format: this.format, blockRows, blockK, scale, margin: current?.margin ?? 0,
+      rounding: this.spec.rounding === 'stochastic' ? 'stochastic' : 'nearest', saturate: this.spec.saturate,
+    };
+  }
 }
 
 export class LayerQuantState implements QuantizationPolicy {
   readonly quantizers: Partial<Record<TensorClass, ClassQuantizer>> = {};
-  readonly accumulation: LowpGemmOptions;
+  readonly accumulation: LowpGemmOptions & { outer?: string };
+  /** The recipe scales GEMM operands per block: they reach the GEMMs as float32 and are quantized there. */
+  readonly blockScaled: boolean;
   /** An error overflow (or NaN) happened in this layer this step: skip its update. */
   overflow = false;
   step = 0;
@@ -57,6 +91,8 @@ export class LayerQuantState implements QuantizationPolicy {
     this.accumulation = resolveFormat(acc.format).name === 'float32'
       ? { accumulation: 'fp32' }
       : { accumulation: acc.format, chunk: acc.chunk || undefined, rounding: acc.rounding };
+    this.blockScaled = isBlockScaled(recipe);
+    if (this.blockScaled && resolveFormat(acc.outer).name !== 'float32') this.accumulation.outer = acc.outer;
   }
 
   get quantizesErrors(): boolean {
@@ -73,8 +109,38 @@ export class LayerQuantState implements QuantizationPolicy {
     return streamKey(this.seed, this.index, role) * 2 ** 20 + (this.step % 2 ** 20);
   }
 
-  gemmOptions(pass: GemmPass): LowpGemmOptions {
-    return { ...this.accumulation, seed: this.seedFor(pass) };
+  gemmOptions(pass: GemmPass): ProductOptions {
+    const options: ProductOptions = { ...this.accumulation, seed: this.seedFor(pass) };
+    if (this.blockScaled) options.blocks = this.blocks(pass);
+    return options;
+  }
+
+  /**
+   * The block specs of one GEMM's operands. Telemetry records each class once a step, where it
+   * is first quantized: x and w in the forward, e in the weight gradient (every layer has one);
+   * NaN or Inf in e flags this layer's overflow (its update is skipped).
+   */
+  private blocks(pass: GemmPass): ConvBlocks {
+    const roles: Array<[keyof ConvBlocks, TensorClass]> = [['x', 'activations'], ['w', 'weights'], ['e', 'errors']];
+    const blocks: ConvBlocks = {};
+    for (const [role, cls] of roles) {
+      const q = this.quantizers[cls];
+      if (!q) continue;
+      const spec = q.blockSpec(cls);
+      spec.seed = this.seedFor(cls) + (pass === 'forward' ? 0 : pass === 'inputGradient' ? 1 : 2) * 2 ** 40;
+      const records = (pass === 'forward' && role !== 'e') || (pass === 'weightGradient' && role === 'e');
+      if (records) spec.observe = (coded, values) => this.recordBlocks(cls, coded, values);
+      blocks[role] = spec;
+    }
+    return blocks;
+  }
+
+  private recordBlocks(cls: TensorClass, q: BlockQTensor, values: Float32Array): void {
+    if (cls === 'errors' && q.nonFinite > 0) this.overflow = true;
+    if (!this.layer.training) return;
+    let scale = Infinity;
+    for (const s of q.scales) scale = Math.min(scale, s);
+    this.telemetry.record(this.name, cls, { amax: absMax(values), scale, values: values.length, nonzero: q.nonzero, underflow: q.underflow, overflow: q.nonFinite });
   }
 
   observe(role: OperandRole, operand: LowpOperand): void {
@@ -94,6 +160,8 @@ export class LayerQuantState implements QuantizationPolicy {
   quantize(cls: TensorClass, x: Float32Array): Float32Array | QTensor {
     const q = this.quantizers[cls];
     if (!q) return x;
+    // Block-scaled operands are quantized inside each GEMM, in that GEMM's view (gemmOptions).
+    if (this.blockScaled && cls !== 'weight_gradients') return x;
     const amax = amaxOf(x);
     let scale: number;
     if (q.dynamic) {

@@ -20,6 +20,15 @@ const PER_LAYER_ERRORS = {
 /** e6m9 in chunks of 64 (Wang et al. 2018): long weight-gradient sums (batch x pixels terms) do not swamp. */
 const E6M9_CHUNKED = { format: 'e6m9', chunk: 64, rounding: 'nearest' } as const;
 
+/** OCP MX: blocks of 32 along K sharing an E8M0 scale (floor(log2 amax) - emax), saturating elements. */
+function mx(format: string) {
+  return { format, rounding: 'nearest', saturate: true, scaling: { mode: 'current', granularity: 'mx', block: 32 } } as const;
+}
+/** DeepSeek-V3: float32 scales per 1 x 128 tile (activations, errors) or 128 x 128 block (weights). */
+const DEEPSEEK_TILE = { format: 'e4m3', rounding: 'nearest', saturate: true, scaling: { mode: 'current', granularity: 'tile', block: 128, scaleFormat: 'fp32' } } as const;
+/** torchao's rowwise: one power-of-two scale per row of each GEMM operand (axiswise), E4M3 throughout. */
+const ROWWISE = { format: 'e4m3', rounding: 'nearest', saturate: true, scaling: { mode: 'current', granularity: 'row', scaleFormat: 'pow2' } } as const;
+
 const PRESET_INPUTS: RecipeInput[] = [
   {
     name: 'fp32',
@@ -83,6 +92,53 @@ const PRESET_INPUTS: RecipeInput[] = [
     errors: { format: 'e5m2', rounding: 'nearest', saturate: true, scaling: { mode: 'delayed', history: 16, margin: 0, powerOfTwo: true } },
     weightGradients: E5M2_CURRENT,
     highPrecisionLayers: ['first', 'last'],
+  },
+  {
+    name: 'rowwise',
+    description:
+      "torchao's rowwise FP8: weights, activations and errors in E4M3 with one power-of-two scale per row of each GEMM " +
+      'operand (re-quantized per GEMM along its K), saturating casts, float32 accumulation, float32 weight gradients.',
+    weights: ROWWISE,
+    activations: ROWWISE,
+    errors: ROWWISE,
+  },
+  {
+    name: 'mxfp8',
+    description:
+      'OCP MXFP8: E4M3 weights and activations, E5M2 errors, each in blocks of 32 along K with an E8M0 scale ' +
+      '(OCP MX v1.0 rule), float32 accumulation; weight gradients float32.',
+    weights: mx('e4m3'),
+    activations: mx('e4m3'),
+    errors: mx('e5m2'),
+  },
+  {
+    name: 'mxfp6',
+    description: 'OCP MXFP6 (the MX paper\'s FP6 training): E2M3 weights and activations, E3M2 errors, MX blocks of 32, float32 accumulation.',
+    weights: mx('e2m3'),
+    activations: mx('e2m3'),
+    errors: mx('e3m2'),
+  },
+  {
+    name: 'mxfp4',
+    description:
+      'MXFP4 forward: E2M1 weights and activations in MX blocks of 32; the backward keeps more precision (MXFP6 E3M2 ' +
+      'errors), and the first and last layers stay float32, as FP4 training recipes do; float32 accumulation.',
+    weights: mx('e2m1'),
+    activations: mx('e2m1'),
+    errors: mx('e3m2'),
+    highPrecisionLayers: ['first', 'last'],
+  },
+  {
+    name: 'deepseek-v3',
+    description:
+      "DeepSeek-V3's fine-grained FP8: E4M3 everywhere, float32 scales per 1 x 128 tile of activations and errors and per " +
+      '128 x 128 block of weights, each 128-product partial promoted into a float32 sum, BF16 optimizer moments. ' +
+      '(The partials are float32 sums here: the 14-bit tensor-core accumulator is modelled by octet gemm, not yet in training.)',
+    weights: DEEPSEEK_TILE,
+    activations: DEEPSEEK_TILE,
+    errors: DEEPSEEK_TILE,
+    accumulation: { format: 'fp32', outer: 'fp32' },
+    moments: { format: 'bf16', rounding: 'nearest' },
   },
 ];
 

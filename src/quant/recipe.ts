@@ -16,11 +16,29 @@ const formatName = z.string().superRefine((name, ctx) => {
   }
 });
 
+/** How finely a tensor class is scaled: one scale per tensor, or per block of each GEMM operand. */
+export const GRANULARITIES = ['tensor', 'row', 'channel', 'tile', 'mx'] as const;
+export type Granularity = (typeof GRANULARITIES)[number];
+
 const perTensorScaling = z.discriminatedUnion('mode', [
   /** No scaling: values are quantized as they are (a global loss scale may still apply to errors). */
   z.object({ mode: z.literal('none') }).strict(),
-  /** scale = max finite / (amax * 2^margin), amax of this tensor now. */
-  z.object({ mode: z.literal('current'), margin: z.number().int().min(0).max(30).default(0), powerOfTwo: z.boolean().default(true) }).strict(),
+  /**
+   * scale = max finite / (amax * 2^margin), amax of this tensor now; or, with a `granularity`
+   * other than `tensor`, one scale per block of each GEMM operand along that GEMM's K
+   * (src/kernels/block_quant.ts): `row`/`channel` one per row of the GEMM view, `tile` 1 x block
+   * (activations, errors) or block x block (weights), `mx` 1 x block with an E8M0 scale (OCP MX).
+   * scaleFormat: `fp32`, `pow2` (rounded down to a power of two) or `e8m0` (MX's rule); default
+   * e8m0 for mx, else pow2 when powerOfTwo, fp32 otherwise.
+   */
+  z.object({
+    mode: z.literal('current'),
+    margin: z.number().int().min(0).max(30).default(0),
+    powerOfTwo: z.boolean().default(true),
+    granularity: z.enum(GRANULARITIES).default('tensor'),
+    block: z.number().int().min(1).max(1 << 20).optional(),
+    scaleFormat: z.enum(['fp32', 'pow2', 'e8m0']).optional(),
+  }).strict(),
   /** As current, with amax the maximum over the last `history` steps (this step's amax joins after use). */
   z.object({
     mode: z.literal('delayed'),
@@ -46,7 +64,7 @@ const tensorClass = z.object({
   format: formatName,
   rounding: z.enum(ROUNDINGS as unknown as [string, ...string[]]).default('nearest'),
   saturate: z.boolean().default(false),
-  scaling: perTensorScaling.default({ mode: 'current', margin: 0, powerOfTwo: true }),
+  scaling: perTensorScaling.default({ mode: 'current', margin: 0, powerOfTwo: true, granularity: 'tensor' }),
 }).strict();
 
 const storage = z.object({
@@ -80,7 +98,13 @@ export const recipeSchema = z.object({
     format: formatName.default('fp32'),
     chunk: z.number().int().min(0).default(0),
     rounding: z.enum(['nearest', 'stochastic']).default('nearest'),
-  }).strict().default({ format: 'fp32', chunk: 0, rounding: 'nearest' }),
+    /**
+     * Block-scaled recipes: the sum that each K-block's partial (accumulated as above, then divided
+     * by its blocks' scales) is added into, rounded to nearest after every add. DeepSeek-V3
+     * promotes to float32: the default.
+     */
+    outer: formatName.default('fp32'),
+  }).strict().default({ format: 'fp32', chunk: 0, rounding: 'nearest', outer: 'fp32' }),
   masterWeights: storage.default({ format: 'fp32', rounding: 'nearest' }),
   moments: storage.default({ format: 'fp32', rounding: 'nearest' }),
   lossScaling: lossScaling.default({ mode: 'none' }),
@@ -98,6 +122,37 @@ export const recipeSchema = z.object({
       ctx.addIssue({ code: 'custom', path: [key, 'scaling', 'mode'], message: 'dynamic scaling is for errors only; use none, current or delayed' });
     }
   }
+  const blockClasses = (['weights', 'activations', 'errors'] as const).filter((key) => {
+    const scaling = r[key]?.scaling;
+    return scaling?.mode === 'current' && scaling.granularity !== 'tensor';
+  });
+  for (const key of ['weights', 'activations', 'errors', 'weightGradients'] as const) {
+    const scaling = r[key]?.scaling;
+    if (scaling?.mode !== 'current') continue;
+    if (key === 'weightGradients' && scaling.granularity !== 'tensor') {
+      ctx.addIssue({ code: 'custom', path: [key, 'scaling', 'granularity'], message: 'weight gradients are not GEMM operands here: use granularity tensor' });
+    }
+    if (scaling.granularity === 'mx' && scaling.scaleFormat !== undefined && scaling.scaleFormat !== 'e8m0') {
+      ctx.addIssue({ code: 'custom', path: [key, 'scaling', 'scaleFormat'], message: 'mx blocks have E8M0 scales (OCP MX); use scaleFormat e8m0 or granularity tile' });
+    }
+    if (scaling.block !== undefined && (scaling.granularity === 'tensor' || scaling.granularity === 'row' || scaling.granularity === 'channel')) {
+      ctx.addIssue({ code: 'custom', path: [key, 'scaling', 'block'], message: `granularity ${scaling.granularity} has no block size; block goes with tile or mx` });
+    }
+    if (scaling.granularity !== 'tensor' && resolveFormat(r[key]!.format).bits > 8) {
+      ctx.addIssue({ code: 'custom', path: [key, 'format'], message: 'block-scaled operands take formats of at most 8 bits' });
+    }
+  }
+  if (blockClasses.length) {
+    for (const key of ['weights', 'activations', 'errors'] as const) {
+      const mode = r[key]?.scaling.mode;
+      if (r[key] && mode !== 'current') {
+        ctx.addIssue({
+          code: 'custom', path: [key, 'scaling', 'mode'],
+          message: `a block-scaled recipe (${blockClasses.join(', ')}) scales every GEMM operand from its current values: use mode current (granularity tensor for one scale per operand)`,
+        });
+      }
+    }
+  }
   if (r.weightGradients && !r.errors) {
     ctx.addIssue({ code: 'custom', path: ['weightGradients'], message: 'quantized weight gradients need quantized errors (set errors, or weightGradients to null)' });
   }
@@ -108,6 +163,11 @@ export type RecipeInput = z.input<typeof recipeSchema>;
 export type TensorClassSpec = NonNullable<Recipe['weights']>;
 export type ScalingSpec = TensorClassSpec['scaling'];
 export type LossScalingSpec = Recipe['lossScaling'];
+
+/** Whether any GEMM operand class of the recipe is scaled per block (the block-scaled GEMM path). */
+export function isBlockScaled(r: Recipe): boolean {
+  return [r.weights, r.activations, r.errors].some((c) => c?.scaling.mode === 'current' && c.scaling.granularity !== 'tensor');
+}
 
 export class InvalidRecipeError extends InvalidArgumentError {}
 

@@ -9,8 +9,8 @@
  */
 import { createHash } from 'node:crypto';
 import { DataFileError } from '../data/index.js';
-import { resolveFormat } from '../formats/index.js';
-import { encode } from '../kernels/index.js';
+import { e8m0FromExponent, resolveFormat } from '../formats/index.js';
+import { blockQuantize, encode } from '../kernels/index.js';
 import { Dropout, type Module } from '../nn/index.js';
 import type { Optimizer, OptimizerState } from '../optim/index.js';
 import { amaxOf, scaleFromAmax, type QuantSession, type SessionState } from '../quant/index.js';
@@ -31,6 +31,34 @@ export interface CheckpointRecord<Config> {
   window?: { loss: number; correct: number; count: number };
 }
 
+/**
+ * A block-scaled recipe's weights as its forward GEMMs use them: [OC, K] codes (K = in * kh * kw)
+ * cut in blocks along K, and `weight_scale` [row blocks, K blocks]: E8M0 codes (F8_E8M0, value
+ * 2^(code - 127), real weight = decode(code) * that) for mx, else float32 divisors (real weight =
+ * decode(code) / scale). Formats without a safetensors dtype (FP6, FP4) are not exported.
+ */
+function blockExport(layer: QuantSession['layers'][number], dtype: 'F8_E5M2' | 'F8_E4M3', tensors: Map<string, StoredTensor>): void {
+  const w = layer.layer.weight;
+  const rows = w.shape[0];
+  const k = w.data.length / rows;
+  const spec = layer.gemmOptions('forward').blocks?.w;
+  if (!spec) return;
+  const q = blockQuantize(w.data, rows, k, 'rk', spec);
+  const codes = new Uint8Array(rows * k);
+  for (let t = 0; t < k; t++) for (let r = 0; r < rows; r++) codes[r * k + t] = q.codes[t * rows + r];
+  const rowBlocks = Math.ceil(rows / q.blockRows);
+  const kBlocks = Math.ceil(k / q.blockK);
+  const byRow = new Float32Array(rowBlocks * kBlocks);
+  for (let kb = 0; kb < kBlocks; kb++) for (let rb = 0; rb < rowBlocks; rb++) byRow[rb * kBlocks + kb] = q.scales[kb * rowBlocks + rb];
+  tensors.set(`fp8.${layer.name}.weight`, { dtype, shape: [rows, k], bytes: codes });
+  tensors.set(
+    `fp8.${layer.name}.weight_scale`,
+    q.scaleKind === 'e8m0'
+      ? { dtype: 'F8_E8M0', shape: [rowBlocks, kBlocks], bytes: Uint8Array.from(byRow, (s) => e8m0FromExponent(-Math.log2(s))) }
+      : f32Tensor(byRow, [rowBlocks, kBlocks]),
+  );
+}
+
 function fp8Export(session: QuantSession, tensors: Map<string, StoredTensor>): void {
   for (const layer of session.layers) {
     const spec = session.recipe.weights;
@@ -38,6 +66,10 @@ function fp8Export(session: QuantSession, tensors: Map<string, StoredTensor>): v
     const format = resolveFormat(spec.format);
     const dtype = format.name === 'float8_e5m2' ? 'F8_E5M2' : format.name === 'float8_e4m3fn' ? 'F8_E4M3' : null;
     if (!dtype) continue;
+    if (layer.blockScaled) {
+      blockExport(layer, dtype, tensors);
+      continue;
+    }
     const w = layer.layer.weight;
     const scaling = spec.scaling;
     const margin = scaling.mode === 'current' || scaling.mode === 'delayed' ? scaling.margin : 0;

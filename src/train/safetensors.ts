@@ -10,9 +10,9 @@ import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, write
 import { basename, dirname, join } from 'node:path';
 import { DataFileError } from '../data/index.js';
 
-export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'F8_E5M2' | 'F8_E4M3' | 'U8' | 'I32' | 'U16';
+export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'F8_E5M2' | 'F8_E4M3' | 'F8_E8M0' | 'U8' | 'I32' | 'U16';
 
-const DTYPE_BYTES: Record<SafetensorsDtype, number> = { F32: 4, F16: 2, BF16: 2, F8_E5M2: 1, F8_E4M3: 1, U8: 1, I32: 4, U16: 2 };
+const DTYPE_BYTES: Record<SafetensorsDtype, number> = { F32: 4, F16: 2, BF16: 2, F8_E5M2: 1, F8_E4M3: 1, F8_E8M0: 1, U8: 1, I32: 4, U16: 2 };
 
 export interface StoredTensor {
   dtype: SafetensorsDtype;

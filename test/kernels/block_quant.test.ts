@@ -49,7 +49,7 @@ describe('blockQuantize matches the contract loop', () => {
             const got = blockQuantize(x, rows, k, layout, spec, threads);
             assert.deepEqual(got.codes, ref.codes, `${rows}x${k} ${layout} codes, ${threads} threads`);
             assert.deepEqual(got.scales, ref.scales, `${rows}x${k} ${layout} scales`);
-            assert.equal(got.nonFinite, ref.nonFinite);
+            assert.deepEqual([got.nonFinite, got.nonzero, got.underflow], [ref.nonFinite, ref.nonzero, ref.underflow]);
           }
           assert.equal(ref.nonFinite, rows * k > 20 ? 2 : rows * k > 10 ? 1 : 0);
         }
@@ -101,7 +101,9 @@ describe('MX scales follow OCP MX v1.0', () => {
     assert.equal(decodeCode(q.codes[2], q.format), 448); // Inf saturates, as MX elements do
     assert.equal(q.nonFinite, 2);
     // FP4 has no NaN: a NaN element becomes +max (6), and the count reports it.
-    const f4 = blockQuantizeReference(Float32Array.of(NaN, 1, ...new Array(30).fill(0)), 1, 32, 'rk', mx('e2m1'));
+    const f4 = blockQuantizeReference(Float32Array.of(NaN, 1, 0.05, ...new Array(29).fill(0)), 1, 32, 'rk', mx('e2m1'));
+    // 0.05 * 4 = 0.2 is below half of FP4's smallest step (0.5): it underflows to zero.
+    assert.deepEqual([f4.nonzero, f4.underflow], [2, 1]);
     assert.equal(decodeCode(f4.codes[0], f4.format), 6);
     assert.equal(f4.nonFinite, 1);
   });

@@ -17,7 +17,10 @@ function message(fn: () => unknown): string {
 
 describe('recipes', () => {
   test('the presets are valid and named as documented', () => {
-    assert.deepEqual(PRESET_RECIPES.map((r) => r.name), ['fp32', 'sfp8', 'fp8', 'fp8-m16', 'fp8-global', 'hybrid']);
+    assert.deepEqual(PRESET_RECIPES.map((r) => r.name), ['fp32', 'sfp8', 'fp8', 'fp8-m16', 'fp8-global', 'hybrid', 'rowwise', 'mxfp8', 'mxfp6', 'mxfp4', 'deepseek-v3']);
+    assert.deepEqual([presetRecipe('mxfp8').weights?.format, presetRecipe('mxfp8').errors?.format], ['e4m3', 'e5m2']);
+    assert.equal(presetRecipe('mxfp4').activations?.format, 'e2m1');
+    assert.deepEqual(presetRecipe('deepseek-v3').weights?.scaling, { mode: 'current', margin: 0, powerOfTwo: true, granularity: 'tile', block: 128, scaleFormat: 'fp32' });
     const fp8 = presetRecipe('fp8');
     assert.deepEqual([fp8.weights?.format, fp8.activations?.format, fp8.errors?.format, fp8.weightGradients?.format], ['e5m2', 'e5m2', 'e5m2', 'e5m2']);
     assert.equal(fp8.accumulation.format, 'e6m9');
@@ -30,11 +33,24 @@ describe('recipes', () => {
   test('a minimal recipe gets float32 defaults', () => {
     const r = parseRecipe({ name: 'mine', weights: { format: 'e4m3' } });
     assert.equal(r.activations, null);
-    assert.deepEqual(r.weights?.scaling, { mode: 'current', margin: 0, powerOfTwo: true });
+    assert.deepEqual(r.weights?.scaling, { mode: 'current', margin: 0, powerOfTwo: true, granularity: 'tensor' });
     assert.equal(r.accumulation.format, 'fp32');
     assert.equal(r.savedActivations, null);
     assert.equal(parseRecipe({ name: 'x', savedActivations: 'e4m3' }).savedActivations, 'e4m3');
     assert.match(message(() => parseRecipe({ name: 'x', savedActivations: 'e3m9x' })), /savedActivations: unknown format/);
+  });
+
+  test('block-scaled recipes refuse what makes no sense, naming the field', () => {
+    const mxE4m3 = { format: 'e4m3', scaling: { mode: 'current', granularity: 'mx' } };
+    const cases: Array<[object, RegExp]> = [
+      [{ weights: { format: 'e4m3', scaling: { mode: 'current', granularity: 'mx', scaleFormat: 'fp32' } } }, /weights\.scaling\.scaleFormat: mx blocks have E8M0 scales/],
+      [{ weights: { format: 'fp16', scaling: { mode: 'current', granularity: 'tile' } } }, /weights\.format: block-scaled operands take formats of at most 8 bits/],
+      [{ weights: { format: 'e4m3', scaling: { mode: 'current', granularity: 'row', block: 16 } } }, /weights\.scaling\.block: granularity row has no block size/],
+      [{ weights: mxE4m3, errors: { format: 'e5m2', scaling: { mode: 'dynamic' } } }, /errors\.scaling\.mode: a block-scaled recipe \(weights\) scales every GEMM operand from its current values/],
+      [{ weights: mxE4m3, errors: { format: 'e5m2' }, weightGradients: { format: 'e5m2', scaling: { mode: 'current', granularity: 'mx' } } }, /weightGradients\.scaling\.granularity: weight gradients are not GEMM operands here/],
+      [{ weights: { format: 'e4m3', scaling: { mode: 'current', granularity: 'blocks' } } }, /weights\.scaling\.granularity: .*tensor.*mx/],
+    ];
+    for (const [fields, pattern] of cases) assert.match(message(() => parseRecipe({ name: 'x', ...fields })), pattern);
   });
 
   test('a bad recipe names the field, the value found and what is allowed', () => {

@@ -14,7 +14,7 @@ describe('per-tensor scaling', () => {
 
   test('all-zero, Inf and NaN amax give no scale, and the scaler keeps its previous one', () => {
     for (const amax of [0, NaN, Infinity]) assert.equal(scaleFromAmax(amax, E5M2, 0, true), null);
-    const s = new TensorScaler({ mode: 'current', margin: 0, powerOfTwo: true }, E5M2);
+    const s = new TensorScaler({ mode: 'current', margin: 0, powerOfTwo: true, granularity: 'tensor' }, E5M2);
     assert.equal(s.next(0), 1);
     assert.equal(s.next(2), 16384);
     assert.equal(s.next(amaxOf(new Float32Array(8))), 16384);

@@ -205,7 +205,7 @@ describe('training', () => {
     );
     // A recipe whose contents changed under the same name is named as such.
     const changed = { ...base('fp32', { epochs: 1, maxTrain: 64 }) };
-    changed.recipe = { ...changed.recipe, accumulation: { format: 'e6m9', chunk: 0, rounding: 'nearest' } };
+    changed.recipe = { ...changed.recipe, accumulation: { format: 'e6m9', chunk: 0, rounding: 'nearest', outer: 'fp32' } };
     await assert.rejects(train(changed, dataset, out, { resume: true }), /recipe fp32 with other contents \(accumulation changed since\)/);
     await assert.rejects(train(base('fp32'), dataset, mkdtempSync(join(tmpdir(), 'octet-empty-')), { resume: true }), /no checkpoint at .*; start without resume/);
   });
@@ -241,5 +241,35 @@ describe('training', () => {
     assert.equal(result.final!.metric, 'miou');
     assert.equal(result.final!.iou!.length, 11);
     assert.ok(result.final!.value > 0 && result.final!.value <= 1);
+  });
+});
+
+describe('block-scaled recipes', () => {
+  test('mxfp8: trains, exports MX weights (F8_E4M3 codes, F8_E8M0 scales), and resumes bit-identically', async () => {
+    const dataset = await data();
+    const config = base('mxfp8', { maxTrain: 96 });
+    const whole = mkdtempSync(join(tmpdir(), 'octet-mx-whole-'));
+    const result = await train(config, dataset, whole);
+    assert.ok(result.completed && Number.isFinite(result.final!.value));
+    const { tensors } = readSafetensors(join(whole, CHECKPOINT_FILE));
+    const w = tensors.get('fp8.layer1.0.conv1.weight')!;
+    const s = tensors.get('fp8.layer1.0.conv1.weight_scale')!;
+    assert.equal(w.dtype, 'F8_E4M3');
+    assert.equal(s.dtype, 'F8_E8M0');
+    // [OC, K] codes, one E8M0 scale per 32 along K = in channels * 3 * 3.
+    assert.deepEqual(s.shape, [w.shape[0], Math.ceil(w.shape[1] / 32)]);
+    const parts = mkdtempSync(join(tmpdir(), 'octet-mx-parts-'));
+    let steps = 0;
+    await train(config, dataset, parts, { hooks: { onStep: () => void steps++, shouldStop: () => steps >= 2 } });
+    await train(config, dataset, parts, { resume: true });
+    assert.deepEqual(weightsOf(parts, dataset, config), weightsOf(whole, dataset, config));
+  });
+
+  test('deepseek-v3 and rowwise train a few steps with finite losses', async () => {
+    const dataset = await data();
+    for (const recipe of ['deepseek-v3', 'rowwise', 'mxfp4']) {
+      const result = await train(base(recipe, { epochs: 1, maxTrain: 64 }), dataset, mkdtempSync(join(tmpdir(), `octet-${recipe}-`)));
+      assert.ok(result.completed && Number.isFinite(result.final!.value), recipe);
+    }
   });
 });
