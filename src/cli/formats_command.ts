@@ -1,5 +1,5 @@
 /** `octet formats`: the facts of every preset (or of the named formats), as a table or JSON. */
-import { PRESETS, layoutOf, resolveFormat, type Format } from '../formats/index.js';
+import { E8M0, PRESETS, isE8M0Name, layoutOf, resolveFormat, type Format } from '../formats/index.js';
 import type { CliIo } from './io.js';
 import { renderTable } from './text_table.js';
 
@@ -39,10 +39,19 @@ export function formatFacts(f: Format) {
   };
 }
 
+/** The facts of E8M0, the MX scale format (exponent only, unsigned; src/formats/e8m0.ts). */
+function e8m0Facts() {
+  return {
+    name: E8M0.name, aliases: [...E8M0.aliases], layout: '0-8-0', bits: 8, exponent_bits: 8, mantissa_bits: 0, bias: 127, specials: 'NaN = 0xFF; no sign, zero or Inf',
+    subnormals: false, max: 2 ** 127, min_normal: 2 ** -127, min_subnormal: 2 ** -127, epsilon: 1, description: E8M0.description,
+  };
+}
+
 export function formatsCommand(names: readonly string[], options: { json?: boolean }, io: CliIo): void {
-  const formats = names.length ? names.map((n) => resolveFormat(n)) : [...PRESETS];
+  const withScale = !names.length || names.some(isE8M0Name);
+  const formats = names.length ? names.filter((n) => !isE8M0Name(n)).map((n) => resolveFormat(n)) : [...PRESETS];
   if (options.json) {
-    io.stdout(JSON.stringify(formats.map(formatFacts), null, 2) + '\n');
+    io.stdout(JSON.stringify([...formats.map(formatFacts), ...(withScale ? [e8m0Facts()] : [])], null, 2) + '\n');
     return;
   }
   const rows = formats.map((f) => [
@@ -56,6 +65,7 @@ export function formatsCommand(names: readonly string[], options: { json?: boole
     powerOfTwo(f.epsilon),
     specialsText(f),
   ]);
+  if (withScale) rows.push([E8M0.name, E8M0.aliases.join(', '), '0-8-0 (unsigned)', '127', '2^127', '2^-127', '2^-127 (no zero)', '2^0', 'NaN = 0xFF (scale format)']);
   io.stdout(
     renderTable(['format', 'aliases', 'layout', 'bias', 'max', 'min normal', 'min subnormal', 'epsilon', 'specials'], rows),
   );

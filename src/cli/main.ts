@@ -71,10 +71,11 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
     .description(
       'read numbers from standard input and print, per number: the input, its code in hex and the decoded value',
     )
-    .requiredOption('-f, --format <format>', 'target format (e.g. e5m2, e4m3, e6m9, fp16, bf16, e3m4)')
+    .requiredOption('-f, --format <format>', 'target format (e.g. e5m2, e4m3, e2m1, e6m9, fp16, bf16, e3m4, or the scale format e8m0)')
     .addOption(new Option('-r, --rounding <mode>', 'rounding mode').choices(ROUNDINGS).default('nearest'))
     .option('--seed <n>', 'seed of stochastic rounding (non-negative integer)', '0')
     .option('--saturate', 'send overflow and ±Inf to ±max finite instead of Inf/NaN')
+    .option('--block <n>', 'MX conversion: blocks of n inputs share an E8M0 scale; prints input, element code, scale code, value')
     .action((options) => castCommand(options, io));
 
   program

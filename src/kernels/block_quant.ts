@@ -61,6 +61,8 @@ export interface BlockSpec {
   rounding?: Extract<Rounding, 'nearest' | 'stochastic'>;
   saturate?: boolean;
   seed?: number;
+  /** Stochastic counter of element 0 (a long stream cast in pieces draws as if whole). Default 0. */
+  counterOffset?: number;
 }
 
 /** A block-scaled operand in its GEMM view (R x K), stored k-major. */
@@ -93,6 +95,7 @@ interface Resolved {
   saturate: boolean;
   rounding: 'nearest' | 'stochastic';
   seed: number;
+  counterOffset: number;
 }
 
 function resolveSpec(spec: BlockSpec, rows: number, k: number): Resolved {
@@ -119,6 +122,7 @@ function resolveSpec(spec: BlockSpec, rows: number, k: number): Resolved {
     saturate: spec.scale === 'e8m0' ? true : spec.saturate ?? false,
     rounding,
     seed: spec.seed ?? 0,
+    counterOffset: spec.counterOffset ?? 0,
   };
 }
 
@@ -162,7 +166,7 @@ export function blockQuantizeReference(values: Float32Array, rows: number, k: nu
   const at = (row: number, t: number) => (layout === 'rk' ? values[row * k + t] : values[t * rows + row]);
   const codes = new Uint8Array(rows * k);
   const scales = new Float32Array(rowBlocks * kBlocks);
-  const p = encodeParams(r.format, { rounding: r.rounding, saturate: r.saturate, seed: r.seed });
+  const p = encodeParams(r.format, { rounding: r.rounding, saturate: r.saturate, seed: r.seed, counterOffset: r.counterOffset });
   const bits = new Uint32Array(1);
   const scaled = new Float32Array(bits.buffer);
   let nonFinite = 0;
@@ -214,7 +218,7 @@ export function blockQuantize(values: Float32Array, rows: number, k: number, lay
   const [nonFinite, nonzero, underflow] = native.blockQuantize(values, codes, scales, {
     rows, k, kMajorInput: layout === 'kr', blockRows: r.blockRows, blockK: r.blockK,
     scaleKind: SCALE_KINDS.indexOf(r.scale), margin: r.margin, maxFinite: r.format.maxFinite, emax: r.format.emax,
-    params: encodeParams(r.format, { rounding: r.rounding, saturate: r.saturate, seed: r.seed }),
+    params: encodeParams(r.format, { rounding: r.rounding, saturate: r.saturate, seed: r.seed, counterOffset: r.counterOffset }),
     magnitudeMask: r.format.signMask - 1,
     threads: threads ?? kernelThreads(),
   });

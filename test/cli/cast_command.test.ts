@@ -145,3 +145,44 @@ describe('token parsing and value printing', () => {
     assert.deepEqual([-0, 0, NaN, Infinity, -Infinity, 1e-7].map(formatValue), ['-0', '0', 'NaN', 'Infinity', '-Infinity', '1e-7']);
   });
 });
+
+describe('MX blocks and E8M0', () => {
+  test('--block 32 groups inputs, prints element code, E8M0 scale code and element x scale', async () => {
+    // Block 1: amax 1000, floor(log2) = 9, E4M3 emax 8: X = 2^1 (0x80); 1000 / 2 = 500 saturates to 448.
+    // Block 2 (the last, shorter): amax 0.001, X = 2^(-10 - 8) (0x6d); 0.001 * 2^18 = 262.1 -> 256.
+    const r = await runOctet(['cast', '-f', 'e4m3', '--block', '4'], '1 2 3 1000 0.001 -0');
+    assert.equal(r.stdout, '1\t0x30\t0x80\t1\n2\t0x38\t0x80\t2\n3\t0x3c\t0x80\t3\n1000\t0x7e\t0x80\t896\n0.001\t0x78\t0x6d\t0.0009765625\n-0\t0x80\t0x6d\t-0\n');
+    // FP4 (finite only): amax 7 -> X = 2^(2 - 2) = 1; 7 saturates to 6; 0.3 rounds to 0.5.
+    const fp4 = await runOctet(['cast', '-f', 'e2m1', '--block', '32'], '0.3 7');
+    assert.equal(fp4.stdout, '0.3\t0x1\t0x7f\t0.5\n7\t0x7\t0x7f\t6\n');
+  });
+
+  test('a block never straddles two batches of a long stream', async () => {
+    const values = Array.from({ length: 70_000 }, (_, i) => (i % 97) + 0.5);
+    const r = await runOctet(['cast', '-f', 'e5m2', '--block', '48'], values.join(' '));
+    const lines = r.stdout.trim().split('\n');
+    assert.equal(lines.length, 70_000);
+    // Inputs 65520 .. 65567 form one block: one scale code for all of them.
+    assert.equal(new Set(lines.slice(65_520, 65_568).map((l) => l.split('\t')[2])).size, 1);
+  });
+
+  test('e8m0 casts to powers of two: ties to the even code, no zero, no sign', async () => {
+    const r = await runOctet(['cast', '-f', 'e8m0'], '1 3 0.75 0 -2 1e-40 inf');
+    assert.equal(r.stdout, '1\t0x7f\t1\n3\t0x80\t2\n0.75\t0x7e\t0.5\n0\t0xff\tNaN\n-2\t0xff\tNaN\n1e-40\t0x00\t5.877471754111438e-39\ninf\t0xff\tNaN\n');
+    const saturated = await runOctet(['cast', '-f', 'e8m0', '--saturate', '-r', 'toward-zero'], 'inf 3');
+    assert.equal(saturated.stdout, 'inf\t0xfe\t1.7014118346046923e+38\n3\t0x80\t2\n');
+  });
+
+  test('bad combinations say what is allowed', async () => {
+    for (const [args, message] of [
+      [['-f', 'e4m3', '--block', '0'], /--block "0" is not a block size; expected an integer from 1 to 65536/],
+      [['-f', 'fp16', '--block', '32'], /float16 has 16-bit codes; MX elements take formats of at most 8 bits/],
+      [['-f', 'e8m0', '--block', '32'], /give the element format/],
+      [['-f', 'e8m0', '-r', 'stochastic'], /e8m0 rounds nearest or toward-zero/],
+    ] as const) {
+      const r = await runOctet(['cast', ...args], '1');
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, message);
+    }
+  });
+});

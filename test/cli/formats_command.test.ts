@@ -16,7 +16,9 @@ describe('octet formats', () => {
   test('--json gives the facts as numbers', async () => {
     const r = await runOctet(['formats', '--json']);
     const facts = JSON.parse(r.stdout) as Array<Record<string, unknown>>;
-    assert.equal(facts.length, PRESETS.length);
+    // Every preset, then the MX scale format E8M0.
+    assert.equal(facts.length, PRESETS.length + 1);
+    assert.deepEqual([facts[facts.length - 1].name, facts[facts.length - 1].max, facts[facts.length - 1].min_normal], ['float8_e8m0fnu', 2 ** 127, 2 ** -127]);
     const e5m2 = facts.find((f) => f.name === 'float8_e5m2')!;
     assert.deepEqual(
       [e5m2.layout, e5m2.bias, e5m2.max, e5m2.min_normal, e5m2.min_subnormal, e5m2.epsilon, e5m2.specials],
