@@ -111,7 +111,7 @@ export function trainBench(threads: number, steps = 3, rounds = 3): TrainBenchRo
   const model = 'resnet18-cifar';
   const batch = nativeCore() ? 64 : 4;
   const fp8 = presetRecipe('fp8');
-  const fp32Accumulation = { format: 'fp32', chunk: 0, rounding: 'nearest' as const, outer: 'fp32' };
+  const fp32Accumulation = { format: 'fp32', chunk: 0, rounding: 'nearest' as const, outer: 'fp32', promote: 0 };
   const configs: [string, Recipe, number, Conv][] = [
     ['fp32', presetRecipe('fp32'), batch, 'winograd'],
     // The same products as the low-precision recipes (which cannot use Winograd's transforms).

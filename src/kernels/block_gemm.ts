@@ -4,9 +4,9 @@
  * row-wise recipes compute.
  *
  * CONTRACT (part of the API; the fast path returns exactly these bits).
- * Runs. K is cut at every multiple of A's blockK and of B's blockK: the runs [k0, k1) are the
- * pieces between consecutive cuts (so each run lies inside one K-block of each operand). Within a
- * run both operands' scales are constant per element pair.
+ * Runs. K is cut at every multiple of A's blockK, of B's blockK and of the promotion interval
+ * (when one is given): the runs [k0, k1) are the pieces between consecutive cuts (so each run lies
+ * inside one K-block of each operand). Within a run both operands' scales are constant per pair.
  * Partial. For run number r, P[i][j] = the low-precision GEMM (src/kernels/lowp_gemm.ts, its
  * contract: products, accumulation format, rounding, chunks) of the element values (codes
  * decoded, without scales) over t in [k0, k1), with stream key mix32(key ^ ((r + 1) * 0x9E3779B9))
@@ -30,16 +30,23 @@ import { resolveThreads } from './threads.js';
 export interface BlockGemmOptions extends Pick<LowpGemmOptions, 'accumulation' | 'rounding' | 'saturate' | 'chunk' | 'seed' | 'streamKey' | 'threads'> {
   /** The outer accumulator: `fp32` (default) or a format, rounded to nearest after every run. */
   outer?: 'fp32' | FormatLike;
+  /**
+   * Promotion interval: K is also cut every `promote` products (0: never), so each partial of at
+   * most that many products is accumulated in the inner format and then added into the outer sum
+   * (DeepSeek-V3's promotion every 128 products into float32).
+   */
+  promote?: number;
   /** Write C (m x n) here. */
   out?: Float32Array;
 }
 
 /** The K offsets where runs end (ascending, the last K). */
-export function blockRuns(k: number, blockKA: number, blockKB: number): number[] {
+export function blockRuns(k: number, blockKA: number, blockKB: number, promote = 0): number[] {
   const ends: number[] = [];
+  const interval = promote > 0 ? promote : Infinity;
   let t = 0;
   while (t < k) {
-    const next = Math.min(k, (Math.floor(t / blockKA) + 1) * blockKA, (Math.floor(t / blockKB) + 1) * blockKB);
+    const next = Math.min(k, (Math.floor(t / blockKA) + 1) * blockKA, (Math.floor(t / blockKB) + 1) * blockKB, (Math.floor(t / interval) + 1) * interval);
     ends.push(next);
     t = next;
   }
@@ -68,7 +75,9 @@ function plan(a: BlockQTensor, b: BlockQTensor, options: BlockGemmOptions): Plan
   check(a, b);
   const outerFormat = resolveFormat(options.outer ?? 'fp32');
   const key = options.streamKey ?? seedKey(options.seed ?? 0);
-  return { m: a.rows, n: b.rows, k: a.k, ends: blockRuns(a.k, a.blockK, b.blockK), key, outer: outerFormat.name === 'float32' ? null : outerFormat };
+  const promote = options.promote ?? 0;
+  if (!Number.isInteger(promote) || promote < 0) throw new InvalidArgumentError(`blockScaledGemm: promote is ${promote}; expected 0 (never) or a positive integer`);
+  return { m: a.rows, n: b.rows, k: a.k, ends: blockRuns(a.k, a.blockK, b.blockK, promote), key, outer: outerFormat.name === 'float32' ? null : outerFormat };
 }
 
 /** The run's piece of an operand (L x rows, k-major) and its block divisors along rows. */

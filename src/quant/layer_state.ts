@@ -64,7 +64,7 @@ class ClassQuantizer {
 
 export class LayerQuantState implements QuantizationPolicy {
   readonly quantizers: Partial<Record<TensorClass, ClassQuantizer>> = {};
-  readonly accumulation: LowpGemmOptions & { outer?: string };
+  readonly accumulation: LowpGemmOptions & { outer?: string; promote?: number };
   /** The recipe scales GEMM operands per block: they reach the GEMMs as float32 and are quantized there. */
   readonly blockScaled: boolean;
   /** An error overflow (or NaN) happened in this layer this step: skip its update. */
@@ -93,6 +93,7 @@ export class LayerQuantState implements QuantizationPolicy {
       : { accumulation: acc.format, chunk: acc.chunk || undefined, rounding: acc.rounding };
     this.blockScaled = isBlockScaled(recipe);
     if (this.blockScaled && resolveFormat(acc.outer).name !== 'float32') this.accumulation.outer = acc.outer;
+    if (acc.promote > 0) this.accumulation.promote = acc.promote;
   }
 
   get quantizesErrors(): boolean {

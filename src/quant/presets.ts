@@ -137,7 +137,7 @@ const PRESET_INPUTS: RecipeInput[] = [
     weights: DEEPSEEK_TILE,
     activations: DEEPSEEK_TILE,
     errors: DEEPSEEK_TILE,
-    accumulation: { format: 'fp32', outer: 'fp32' },
+    accumulation: { format: 'fp32', outer: 'fp32', promote: 128 },
     moments: { format: 'bf16', rounding: 'nearest' },
   },
 ];

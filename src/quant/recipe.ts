@@ -104,7 +104,14 @@ export const recipeSchema = z.object({
      * promotes to float32: the default.
      */
     outer: formatName.default('fp32'),
-  }).strict().default({ format: 'fp32', chunk: 0, rounding: 'nearest', outer: 'fp32' }),
+    /**
+     * Promotion interval (0: none): every `promote` products the partial, accumulated in `format`,
+     * is added into the `outer` sum, as DeepSeek-V3 promotes tensor-core partials to float32 every
+     * 128 products. Runs the GEMMs on the block-scaled path (one scale per operand unless a class
+     * asks for blocks).
+     */
+    promote: z.number().int().min(0).default(0),
+  }).strict().default({ format: 'fp32', chunk: 0, rounding: 'nearest', outer: 'fp32', promote: 0 }),
   masterWeights: storage.default({ format: 'fp32', rounding: 'nearest' }),
   moments: storage.default({ format: 'fp32', rounding: 'nearest' }),
   lossScaling: lossScaling.default({ mode: 'none' }),
@@ -142,13 +149,14 @@ export const recipeSchema = z.object({
       ctx.addIssue({ code: 'custom', path: [key, 'format'], message: 'block-scaled operands take formats of at most 8 bits' });
     }
   }
-  if (blockClasses.length) {
+  if (blockClasses.length || r.accumulation.promote > 0) {
+    const why = blockClasses.length ? `a block-scaled recipe (${blockClasses.join(', ')})` : 'a recipe with a promotion interval';
     for (const key of ['weights', 'activations', 'errors'] as const) {
       const mode = r[key]?.scaling.mode;
       if (r[key] && mode !== 'current') {
         ctx.addIssue({
           code: 'custom', path: [key, 'scaling', 'mode'],
-          message: `a block-scaled recipe (${blockClasses.join(', ')}) scales every GEMM operand from its current values: use mode current (granularity tensor for one scale per operand)`,
+          message: `${why} scales every GEMM operand from its current values: use mode current (granularity tensor for one scale per operand)`,
         });
       }
     }
@@ -164,9 +172,9 @@ export type TensorClassSpec = NonNullable<Recipe['weights']>;
 export type ScalingSpec = TensorClassSpec['scaling'];
 export type LossScalingSpec = Recipe['lossScaling'];
 
-/** Whether any GEMM operand class of the recipe is scaled per block (the block-scaled GEMM path). */
+/** Whether the recipe's GEMMs run on the block-scaled path: an operand class scaled per block, or a promotion interval. */
 export function isBlockScaled(r: Recipe): boolean {
-  return [r.weights, r.activations, r.errors].some((c) => c?.scaling.mode === 'current' && c.scaling.granularity !== 'tensor');
+  return r.accumulation.promote > 0 || [r.weights, r.activations, r.errors].some((c) => c?.scaling.mode === 'current' && c.scaling.granularity !== 'tensor');
 }
 
 export class InvalidRecipeError extends InvalidArgumentError {}

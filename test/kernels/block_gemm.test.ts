@@ -8,7 +8,7 @@ import { describe, test } from 'node:test';
 import { blockRuns, blockScaledGemm, blockScaledGemmReference, type BlockGemmOptions } from '../../src/kernels/block_gemm.js';
 import { blockQuantizeReference, blockScaleAt, type BlockSpec } from '../../src/kernels/block_quant.js';
 import { nativeCore } from '../../src/kernels/native.js';
-import { decodeCode } from '../../src/formats/index.js';
+import { decodeCode, quantizeReference } from '../../src/formats/index.js';
 import { assertSameBits } from '../helpers/bits.js';
 import { uniform } from '../helpers/random.js';
 
@@ -30,6 +30,28 @@ test('runs are cut at every block edge of either operand', () => {
   assert.deepEqual(blockRuns(100, 32, 48), [32, 48, 64, 96, 100]);
   assert.deepEqual(blockRuns(10, 1 << 30, 4), [4, 8, 10]);
   assert.deepEqual(blockRuns(0, 32, 32), []);
+  // A promotion interval cuts too: one scale for all of K, partials of 128 promoted.
+  assert.deepEqual(blockRuns(300, 1 << 30, 1 << 30, 128), [128, 256, 300]);
+});
+
+test('promotion: e6m9 partials of 64 products added into a float32 sum (the contract written out)', () => {
+  const [m, n, k] = [3, 4, 200];
+  const whole: BlockSpec = { format: 'e5m2', blockRows: 1 << 30, blockK: 1 << 30, scale: 'pow2' };
+  const { a, b } = operands(m, n, k, whole, whole, 5);
+  const got = blockScaledGemmReference(a, b, { accumulation: 'e6m9', promote: 64 });
+  const e6m9 = (x: number) => quantizeReference([x], 'e6m9')[0];
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let acc = 0;
+      for (let k0 = 0; k0 < k; k0 += 64) {
+        let partial = 0;
+        for (let t = k0; t < Math.min(k, k0 + 64); t++) partial = e6m9(partial + decodeCode(a.codes[t * m + i], a.format) * decodeCode(b.codes[t * n + j], b.format));
+        acc = Math.fround(acc + Math.fround(Math.fround(partial / a.scales[0]) / b.scales[0]));
+      }
+      assert.equal(got[i * n + j], acc, `C[${i}][${j}]`);
+    }
+  }
+  if (nativeCore()) assertSameBits(blockScaledGemm(a, b, { accumulation: 'e6m9', promote: 64 }), got, 'fast path');
 });
 
 describe('blockScaledGemm matches the contract loop', () => {

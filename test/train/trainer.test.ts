@@ -205,7 +205,7 @@ describe('training', () => {
     );
     // A recipe whose contents changed under the same name is named as such.
     const changed = { ...base('fp32', { epochs: 1, maxTrain: 64 }) };
-    changed.recipe = { ...changed.recipe, accumulation: { format: 'e6m9', chunk: 0, rounding: 'nearest', outer: 'fp32' } };
+    changed.recipe = { ...changed.recipe, accumulation: { format: 'e6m9', chunk: 0, rounding: 'nearest', outer: 'fp32', promote: 0 } };
     await assert.rejects(train(changed, dataset, out, { resume: true }), /recipe fp32 with other contents \(accumulation changed since\)/);
     await assert.rejects(train(base('fp32'), dataset, mkdtempSync(join(tmpdir(), 'octet-empty-')), { resume: true }), /no checkpoint at .*; start without resume/);
   });
