@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <string>
 #include <utility>
+#include <vector>
 
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -303,6 +304,49 @@ Napi::Value BlockScaleAdd(const Napi::CallbackInfo& info) {
   octet::blockScaleAdd(f32(info, 0, "partial", m * n), f32(info, 1, "acc", m * n), m, n, f32(info, 2, "sa", (m + bra - 1) / bra), bra,
                        f32(info, 3, "sb", (n + brb - 1) / brb), brb, rounded ? &outer : nullptr, lut, threadsField(o));
   return info.Env().Undefined();
+}
+
+// blockGemmFp32(a, b, c, scalesA, scalesB, ends, { m, n, k, blockKA, blockRowsA, blockKB, blockRowsB,
+// aTable, bTable, threads }): a K x m, b K x n one-byte codes (Uint8Array) with the value of every
+// code (256 floats each); ends a Float64Array of run ends. See block_scaled.h.
+Napi::Value BlockGemmFp32(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  const Napi::Object o = optionsArg(info, 6, "blockGemmFp32");
+  octet::BlockGemmFp32Args g;
+  g.m = sizeField(o, "m");
+  g.n = sizeField(o, "n");
+  g.k = sizeField(o, "k");
+  g.blockKA = sizeField(o, "blockKA");
+  g.blockRowsA = sizeField(o, "blockRowsA");
+  g.blockKB = sizeField(o, "blockKB");
+  g.blockRowsB = sizeField(o, "blockRowsB");
+  if (g.blockKA < 1 || g.blockRowsA < 1 || g.blockKB < 1 || g.blockRowsB < 1) throw rangeError(env, "blockGemmFp32: block sizes must be positive");
+  for (size_t i : {0u, 1u}) {
+    if (!isType(info[i], napi_uint8_array) || static_cast<int64_t>(info[i].As<Napi::Uint8Array>().ElementLength()) < g.k * (i ? g.n : g.m)) {
+      throw typeError(env, "blockGemmFp32: a and b must be Uint8Arrays of k * m and k * n codes");
+    }
+  }
+  g.a = info[0].As<Napi::Uint8Array>().Data();
+  g.b = info[1].As<Napi::Uint8Array>().Data();
+  g.aLut = f32(env, field(o, "aTable"), "aTable", 256);
+  g.bLut = f32(env, field(o, "bTable"), "bTable", 256);
+  g.c = f32(info, 2, "c", g.m * g.n);
+  g.scalesA = f32(info, 3, "scalesA", ((g.k + g.blockKA - 1) / g.blockKA) * ((g.m + g.blockRowsA - 1) / g.blockRowsA));
+  g.scalesB = f32(info, 4, "scalesB", ((g.k + g.blockKB - 1) / g.blockKB) * ((g.n + g.blockRowsB - 1) / g.blockRowsB));
+  if (!isType(info[5], napi_float64_array)) throw typeError(env, "blockGemmFp32: ends must be a Float64Array");
+  const Napi::Float64Array endsArray = info[5].As<Napi::Float64Array>();
+  std::vector<int64_t> ends(endsArray.ElementLength());
+  int64_t previous = 0;
+  for (size_t r = 0; r < ends.size(); ++r) {
+    ends[r] = static_cast<int64_t>(endsArray[r]);
+    if (ends[r] <= previous || ends[r] > g.k) throw rangeError(env, "blockGemmFp32: run ends must increase within k");
+    previous = ends[r];
+  }
+  if (g.k > 0 && previous != g.k) throw rangeError(env, "blockGemmFp32: the last run must end at k");
+  g.ends = ends.data();
+  g.runs = static_cast<int64_t>(ends.size());
+  octet::blockGemmFp32(g, threadsField(o));
+  return env.Undefined();
 }
 
 // valueHistogram(x, bins, { threads }) -> [zeros, nonfinite, maxPattern]; bins: Uint32Array(32768).
@@ -696,6 +740,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("absMax", Napi::Function::New(env, AbsMax));
   exports.Set("blockQuantize", Napi::Function::New(env, BlockQuantize));
   exports.Set("blockScaleAdd", Napi::Function::New(env, BlockScaleAdd));
+  exports.Set("blockGemmFp32", Napi::Function::New(env, BlockGemmFp32));
   exports.Set("valueHistogram", Napi::Function::New(env, ValueHistogram));
   exports.Set("collectBins", Napi::Function::New(env, CollectBins));
   exports.Set("errorEnergy", Napi::Function::New(env, ErrorEnergy));

@@ -31,4 +31,26 @@ void blockQuantize(const float* values, uint8_t* codes, float* scales, const Blo
 void blockScaleAdd(const float* partial, float* acc, int64_t m, int64_t n, const float* sa, int64_t blockRowsA, const float* sb,
                    int64_t blockRowsB, const CodecParams* outer, const float* lut, int threads);
 
+// The whole block-scaled GEMM for float32 partials and a float32 outer sum, in one pass over C:
+// a (K x m) and b (K x n) hold the element codes, decoded through their tables (unscaled values); runs end at ends[0..runs);
+// the divisors of A's K-block kb and row block rb are scalesA[kb * rowBlocksA + rb] (likewise B).
+// For each run: P = a chain of fused multiply-adds over its products (products exact), then
+// c = fl32(c + fl32(fl32(P / sa) / sb)), with multiplications by exact reciprocals when every
+// divisor is a power of two (the same rounding). c is written (not read).
+struct BlockGemmFp32Args {
+  const uint8_t* a;  // K x m codes, values aLut[code]
+  const float* aLut;
+  const uint8_t* b;  // K x n codes, values bLut[code]
+  const float* bLut;
+  float* c;
+  int64_t m, n, k;
+  const int64_t* ends;
+  int64_t runs;
+  const float* scalesA;
+  int64_t blockKA, blockRowsA;
+  const float* scalesB;
+  int64_t blockKB, blockRowsB;
+};
+void blockGemmFp32(const BlockGemmFp32Args& args, int threads);
+
 }  // namespace octet

@@ -18,6 +18,7 @@ import { checkConvGeometry, groupColumns, type ColumnGeometry, type ConvGeometry
 import { blockScaledProduct, type BlockGemmOptions, type ObservedBlockSpec } from './block_gemm.js';
 import { backend, groupOptions } from './lowp_conv_columns.js';
 import type { LowpGemmOptions, LowpOperand } from './lowp_gemm.js';
+import { recycle, takeBuffer, takeZeroed } from './buffer_pool.js';
 import { dequantize } from './quant_stats.js';
 
 /** Block specs of a convolution's operands by role (absent: that operand stays float32). */
@@ -37,7 +38,8 @@ function values(x: LowpOperand): Float32Array {
 function columns(reference: boolean, x: Float32Array, s: ConvGeometry, g: number, geometry: ColumnGeometry, height: number, width: number): Float32Array {
   const cg = geometry.channels;
   const k = cg * geometry.kernelH * geometry.kernelW;
-  const cols = new Float32Array(k * s.batch * geometry.outH * geometry.outW);
+  // im2col writes every element; the caller recycles it.
+  const cols = takeBuffer(k * s.batch * geometry.outH * geometry.outW);
   const imageStride = s.channels * height * width;
   backend(reference).im2colBatch(x.subarray(g * cg * height * width), cols, geometry, s.batch, imageStride);
   return cols;
@@ -51,11 +53,14 @@ export function blockConv2dForward(x: LowpOperand, w: LowpOperand, s: ConvGeomet
   const ocg = s.outChannels / s.groups;
   const k = cg * s.kernelH * s.kernelW;
   const plane = s.outH * s.outW;
-  const out = new Float32Array(s.batch * s.outChannels * plane);
+  // Every element is written below (each group scatters its channels).
+  const out = takeBuffer(s.batch * s.outChannels * plane);
   for (let g = 0; g < s.groups; g++) {
     const cols = columns(reference, X, s, g, groupColumns(s), s.height, s.width);
     const y = blockScaledProduct(ocg, s.batch * plane, k, W.subarray(g * ocg * k, (g + 1) * ocg * k), cols, blocks.w, blocks.x, groupOptions(options, g));
+    recycle(cols);
     backend(reference).moveRows(y, out, { n0: 0, count: s.batch, channels: s.outChannels, c0: g * ocg, rows: ocg, plane }, 'scatter');
+    recycle(y);
   }
   return out;
 }
@@ -71,10 +76,14 @@ export function blockConv2dBackwardWeight(dy: LowpOperand, x: LowpOperand, s: Co
   const np = s.batch * plane;
   const dw = new Float32Array(s.outChannels * k);
   for (let g = 0; g < s.groups; g++) {
-    const dyg = new Float32Array(ocg * np);
+    const dyg = takeBuffer(ocg * np);
     backend(reference).moveRows(dyg, DY, { n0: 0, count: s.batch, channels: s.outChannels, c0: g * ocg, rows: ocg, plane }, 'gather');
     const cols = columns(reference, X, s, g, groupColumns(s), s.height, s.width);
-    dw.set(blockScaledProduct(ocg, k, np, dyg, cols, blocks.e, blocks.x, { ...groupOptions(options, g), transB: true }), g * ocg * k);
+    const part = blockScaledProduct(ocg, k, np, dyg, cols, blocks.e, blocks.x, { ...groupOptions(options, g), transB: true });
+    recycle(dyg);
+    recycle(cols);
+    dw.set(part, g * ocg * k);
+    recycle(part);
   }
   return dw;
 }
@@ -92,7 +101,7 @@ export function blockConv2dBackwardData(dy: LowpOperand, w: LowpOperand, s: Conv
   const padW = s.dilationW * (s.kernelW - 1) - s.padW;
   const rows = s.height + s.dilationH * (s.kernelH - 1);
   const cols = s.width + s.dilationW * (s.kernelW - 1);
-  const image = new Float32Array(s.batch * s.outChannels * rows * cols);
+  const image = takeZeroed(s.batch * s.outChannels * rows * cols);
   for (let nc = 0; nc < s.batch * s.outChannels; nc++) {
     for (let oh = 0; oh < s.outH; oh++) {
       const r = oh * s.strideH + padH;
@@ -110,12 +119,16 @@ export function blockConv2dBackwardData(dy: LowpOperand, w: LowpOperand, s: Conv
   const shape: ConvGeometry = { ...s, channels: s.outChannels, outChannels: s.channels, height: rows, width: cols };
   const pixels = s.height * s.width;
   const k = ocg * taps;
-  const dx = new Float32Array(s.batch * s.channels * pixels);
+  // Every element is written below.
+  const dx = takeBuffer(s.batch * s.channels * pixels);
   for (let g = 0; g < s.groups; g++) {
     const rotated = b.rotatedKernel(W, g, ocg, cg, taps);
     const colsG = columns(reference, image, shape, g, geometry, rows, cols);
     const result = blockScaledProduct(cg, s.batch * pixels, k, rotated, colsG, blocks.w, blocks.e, groupOptions(options, g));
+    recycle(colsG);
     b.moveRows(result, dx, { n0: 0, count: s.batch, channels: s.channels, c0: g * cg, rows: cg, plane: pixels }, 'scatter');
+    recycle(result);
   }
+  recycle(image);
   return dx;
 }

@@ -133,9 +133,19 @@ export function blockScaledGemm(a: BlockQTensor, b: BlockQTensor, options: Block
   if (acc.length !== m * n) throw new InvalidArgumentError(`blockScaledGemm: out has ${acc.length} elements; expected ${m * n}`);
   acc.fill(0);
   const partial = freshArray(m * n);
+  const threads = resolveThreads(options.threads);
+  const accumulation = resolveFormat(options.accumulation ?? 'fp32');
+  if (!p.outer && accumulation.name === 'float32' && !(options.chunk ?? 0)) {
+    // Float32 partials (products of two formats of at most 8 bits are exact) and a float32 outer
+    // sum: the whole product in one native pass, no partial matrices.
+    native.blockGemmFp32(a.codes, b.codes, acc, a.scales, b.scales, Float64Array.from(p.ends), {
+      m, n, k: p.k, blockKA: a.blockK, blockRowsA: a.blockRows, blockKB: b.blockK, blockRowsB: b.blockRows,
+      aTable: decodeTable(a.format), bTable: decodeTable(b.format), threads,
+    });
+    return acc;
+  }
   const outer = p.outer ? encodeParams(p.outer, {}) : null;
   const table = p.outer ? decodeTable(p.outer) : null;
-  const threads = resolveThreads(options.threads);
   let k0 = 0;
   p.ends.forEach((k1, run) => {
     const A = piece(a, k0, k1);

@@ -114,6 +114,11 @@ export interface NativeCore {
       params: EncodeParams; magnitudeMask: number;
     },
   ): [number, number, number];
+  /** The whole block-scaled GEMM with float32 partials and outer sum (native/block_scaled.h): a K x m, b K x n codes. */
+  blockGemmFp32(
+    a: Uint8Array, b: Uint8Array, c: Float32Array, scalesA: Float32Array, scalesB: Float32Array, ends: Float64Array,
+    o: Threads & { m: number; n: number; k: number; blockKA: number; blockRowsA: number; blockKB: number; blockRowsB: number; aTable: Float32Array; bTable: Float32Array },
+  ): void;
   /** One K-block's partials into the outer sum of a block-scaled GEMM (src/kernels/block_gemm.ts). */
   blockScaleAdd(
     partial: Float32Array, acc: Float32Array, sa: Float32Array, sb: Float32Array,
