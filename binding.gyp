@@ -15,7 +15,8 @@
         "native/lowp_gemm_avx2.cc",
         "native/winograd.cc",
         "native/value_stats.cc",
-        "native/block_scaled.cc"
+        "native/block_scaled.cc",
+        "native/aligned_gemm.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],

@@ -5,6 +5,7 @@
 #include <napi.h>
 
 #include <cmath>
+#include <cstring>
 #include <cstdlib>
 #include <string>
 #include <utility>
@@ -19,6 +20,7 @@
 #endif
 
 #include "addon_args.h"
+#include "aligned_gemm.h"
 #include "block_scaled.h"
 #include "codec.h"
 #include "elementwise.h"
@@ -346,6 +348,54 @@ Napi::Value BlockGemmFp32(const Napi::CallbackInfo& info) {
   g.ends = ends.data();
   g.runs = static_cast<int64_t>(ends.size());
   octet::blockGemmFp32(g, threadsField(o));
+  return env.Undefined();
+}
+
+// The tables of one operand format for alignedGemm: { sig: Int8Array(256), exp: Int8Array(256),
+// bad: Uint8Array(256), mantissaBits }.
+octet::AlignedTables alignedTablesField(const Napi::Object& o, const char* name) {
+  const Napi::Env env = o.Env();
+  const Napi::Value v = field(o, name);
+  if (!v.IsObject()) throw typeError(env, std::string(name) + " must be { sig, exp, bad, mantissaBits }");
+  const Napi::Object t = v.As<Napi::Object>();
+  octet::AlignedTables tables;
+  const auto bytes = [&](const char* key, napi_typedarray_type type, void* dst) {
+    const Napi::Value a = t.Get(key);
+    if (!isType(a, type) || a.As<Napi::TypedArray>().ElementLength() != 256) throw typeError(env, std::string(name) + "." + key + " must be a 256-element byte array");
+    std::memcpy(dst, static_cast<uint8_t*>(a.As<Napi::TypedArray>().ArrayBuffer().Data()) + a.As<Napi::TypedArray>().ByteOffset(), 256);
+  };
+  bytes("sig", napi_int8_array, tables.sig);
+  bytes("exp", napi_int8_array, tables.exp);
+  bytes("bad", napi_uint8_array, tables.bad);
+  tables.mantissaBits = static_cast<int>(intField(t, "mantissaBits"));
+  return tables;
+}
+
+// alignedGemm(a, b, c, { m, n, k, aTables, bTables, group, keep, significant, interval, threads }):
+// a m x k and b k x n one-byte codes, row-major. See aligned_gemm.h.
+Napi::Value AlignedGemm(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  const Napi::Object o = optionsArg(info, 3, "alignedGemm");
+  octet::AlignedGemmArgs g;
+  g.m = sizeField(o, "m");
+  g.n = sizeField(o, "n");
+  g.k = sizeField(o, "k");
+  for (size_t i : {0u, 1u}) {
+    if (!isType(info[i], napi_uint8_array) || static_cast<int64_t>(info[i].As<Napi::Uint8Array>().ElementLength()) < (i ? g.k * g.n : g.m * g.k)) {
+      throw typeError(env, "alignedGemm: a and b must be Uint8Arrays of m * k and k * n codes");
+    }
+  }
+  g.a = info[0].As<Napi::Uint8Array>().Data();
+  g.b = info[1].As<Napi::Uint8Array>().Data();
+  g.c = f32(info, 2, "c", g.m * g.n);
+  g.ta = alignedTablesField(o, "aTables");
+  g.tb = alignedTablesField(o, "bTables");
+  g.group = static_cast<int>(intField(o, "group"));
+  g.keep = static_cast<int>(intField(o, "keep"));
+  g.significant = static_cast<int>(intField(o, "significant"));
+  g.interval = sizeField(o, "interval");
+  if (g.group < 1 || g.keep < 1 || g.keep > 20 || g.significant < 1 || g.significant > 24) throw rangeError(env, "alignedGemm: group, keep or significant out of range");
+  octet::alignedGemm(g, threadsField(o));
   return env.Undefined();
 }
 
@@ -741,6 +791,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("blockQuantize", Napi::Function::New(env, BlockQuantize));
   exports.Set("blockScaleAdd", Napi::Function::New(env, BlockScaleAdd));
   exports.Set("blockGemmFp32", Napi::Function::New(env, BlockGemmFp32));
+  exports.Set("alignedGemm", Napi::Function::New(env, AlignedGemm));
   exports.Set("valueHistogram", Napi::Function::New(env, ValueHistogram));
   exports.Set("collectBins", Napi::Function::New(env, CollectBins));
   exports.Set("errorEnergy", Napi::Function::New(env, ErrorEnergy));

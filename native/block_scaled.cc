@@ -55,98 +55,204 @@ struct Counts {
   int64_t nonFinite = 0, nonzero = 0, underflow = 0;
 };
 
-// One work item: K-block kb, rows [r0, r1) (whole block rows). The slab is gathered k-major,
-// then per row amax over the block's K range (finite values), the block rows' scales, and the
-// elements scaled in place and encoded by the codec's own (vectorized) encoder, element counter
-// t * R + r. Underflow = codes without magnitude bits among non-NaN elements, less the zeros.
-Counts quantizeItem(const float* values, uint8_t* codes, float* scales, const BlockQuantParams& p, int64_t kb, int64_t r0, int64_t r1) {
-  const int64_t R = p.rows, K = p.k, n = r1 - r0;
-  const int64_t k0 = kb * p.blockK, k1 = k0 + p.blockK < K ? k0 + p.blockK : K, len = k1 - k0;
-  const int64_t rowBlocks = (R + p.blockRows - 1) / p.blockRows;
-  std::vector<float> slab(static_cast<size_t>(len * n)), rowMax(static_cast<size_t>(n), 0.0f), rowScale(static_cast<size_t>(n));
+// A piece of the operand: K range [t0, t1) inside one K-block, rows [r0, r1) (whole block rows).
+struct Piece {
+  int64_t kb, t0, t1, r0, r1;
+};
+
+// The piece gathered k-major: slab[(t - t0) * n + r - r0].
+void gather(const float* values, const BlockQuantParams& p, const Piece& q, float* slab) {
+  const int64_t R = p.rows, K = p.k, n = q.r1 - q.r0, len = q.t1 - q.t0;
   if (p.kMajorInput) {
-    for (int64_t t = 0; t < len; ++t) std::memcpy(slab.data() + t * n, values + (k0 + t) * R + r0, static_cast<size_t>(n) * 4);
+    for (int64_t t = 0; t < len; ++t) std::memcpy(slab + t * n, values + (q.t0 + t) * R + q.r0, static_cast<size_t>(n) * 4);
   } else {
     for (int64_t r = 0; r < n; ++r) {
-      const float* v = values + (r0 + r) * K + k0;
+      const float* v = values + (q.r0 + r) * K + q.t0;
       for (int64_t t = 0; t < len; ++t) slab[t * n + r] = v[t];
     }
   }
+}
+
+// Phase 1: the piece's per-row amax over its finite values (rowMax, n entries), NaN/Inf and
+// zeros, read in place (rows of a k-major input run along r, of a row-major one along t).
+Counts pieceMax(const float* values, const BlockQuantParams& p, const Piece& q, float* rowMax, int64_t& zeros) {
+  const int64_t n = q.r1 - q.r0;
+  std::fill(rowMax, rowMax + n, 0.0f);
   Counts counts;
-  int64_t zeros = 0;
-  for (int64_t t = 0; t < len; ++t) {
-    const float* v = slab.data() + t * n;
-    int64_t nonFinite = 0, zero = 0;
-    for (int64_t r = 0; r < n; ++r) {
-      const float a = std::fabs(v[r]);
-      const bool finite = a <= 3.4028234663852886e38f;
-      nonFinite += !finite;
-      zero += a == 0.0f;
-      const float f = finite ? a : 0.0f;
-      rowMax[r] = f > rowMax[r] ? f : rowMax[r];
+  int64_t nonFinite = 0, zero = 0;
+  if (p.kMajorInput) {
+    for (int64_t t = q.t0; t < q.t1; ++t) {
+      const float* v = values + t * p.rows + q.r0;
+      for (int64_t r = 0; r < n; ++r) {
+        const float a = std::fabs(v[r]);
+        const bool finite = a <= 3.4028234663852886e38f;
+        nonFinite += !finite;
+        zero += a == 0.0f;
+        const float f = finite ? a : 0.0f;
+        rowMax[r] = f > rowMax[r] ? f : rowMax[r];
+      }
     }
-    counts.nonFinite += nonFinite;
-    zeros += zero;
+  } else {
+    for (int64_t r = 0; r < n; ++r) {
+      const float* v = values + (q.r0 + r) * p.k;
+      float m = 0.0f;
+      for (int64_t t = q.t0; t < q.t1; ++t) {
+        const float a = std::fabs(v[t]);
+        const bool finite = a <= 3.4028234663852886e38f;
+        nonFinite += !finite;
+        zero += a == 0.0f;
+        const float f = finite ? a : 0.0f;
+        m = f > m ? f : m;
+      }
+      rowMax[r] = m;
+    }
   }
-  for (int64_t b0 = r0; b0 < r1; b0 += p.blockRows) {
-    const int64_t b1 = b0 + p.blockRows < r1 ? b0 + p.blockRows : r1;
-    float amax = 0.0f;
-    for (int64_t r = b0; r < b1; ++r) amax = rowMax[r - r0] > amax ? rowMax[r - r0] : amax;
-    const float s = blockScale(amax, p);
-    scales[kb * rowBlocks + b0 / p.blockRows] = s;
-    for (int64_t r = b0; r < b1; ++r) rowScale[r - r0] = s;
+  counts.nonFinite = nonFinite;
+  zeros = zero;
+  return counts;
+}
+
+// Phase 2: the piece's elements scaled by their rows' divisors and encoded by the codec's own
+// (vectorized) encoder, element counter t * R + r; returns NaN elements and codes without
+// magnitude bits among the others (underflow = those less the zeros).
+void pieceEncode(const float* values, uint8_t* codes, const BlockQuantParams& p, const Piece& q, const float* rowScale, int64_t& nan, int64_t& noMagnitude,
+                 std::vector<float>* gathered = nullptr) {
+  const int64_t R = p.rows, n = q.r1 - q.r0, len = q.t1 - q.t0;
+  std::vector<float> own;
+  if (!gathered) {
+    own.resize(static_cast<size_t>(len * n));
+    gather(values, p, q, own.data());
   }
-  int64_t nan = 0;
+  std::vector<float>& slab = gathered ? *gathered : own;
+  nan = 0;
   for (int64_t t = 0; t < len; ++t) {
     float* v = slab.data() + t * n;
-    int64_t q = 0;
+    int64_t count = 0;
     for (int64_t r = 0; r < n; ++r) {
       v[r] = v[r] * rowScale[r];
-      q += v[r] != v[r];
+      count += v[r] != v[r];
     }
-    nan += q;
+    nan += count;
   }
   CodecParams c = p.codec;
   if (n == R) {
-    c.counterOffset = p.codec.counterOffset + static_cast<uint32_t>(k0 * R);
-    encode(slab.data(), codes + k0 * R, 1, len * n, c, 1);
+    c.counterOffset = p.codec.counterOffset + static_cast<uint32_t>(q.t0 * R);
+    encode(slab.data(), codes + q.t0 * R, 1, len * n, c, 1);
   } else {
     for (int64_t t = 0; t < len; ++t) {
-      c.counterOffset = p.codec.counterOffset + static_cast<uint32_t>((k0 + t) * R + r0);
-      encode(slab.data() + t * n, codes + (k0 + t) * R + r0, 1, n, c, 1);
+      c.counterOffset = p.codec.counterOffset + static_cast<uint32_t>((q.t0 + t) * R + q.r0);
+      encode(slab.data() + t * n, codes + (q.t0 + t) * R + q.r0, 1, n, c, 1);
     }
   }
-  int64_t noMagnitude = 0;
+  noMagnitude = 0;
   for (int64_t t = 0; t < len; ++t) {
-    const uint8_t* out = codes + (k0 + t) * R + r0;
+    const uint8_t* out = codes + (q.t0 + t) * R + q.r0;
     const float* v = slab.data() + t * n;
     int64_t m = 0;
     for (int64_t r = 0; r < n; ++r) m += ((out[r] & p.magnitudeMask) == 0) & (v[r] == v[r]);
     noMagnitude += m;
   }
-  counts.nonzero = len * n - zeros - nan;
-  counts.underflow = noMagnitude - zeros;
-  return counts;
 }
 
 }  // namespace
 
 void blockQuantize(const float* values, uint8_t* codes, float* scales, const BlockQuantParams& p, int64_t out[3], int threads) {
-  const int64_t kBlocks = (p.k + p.blockK - 1) / p.blockK;
-  // Items: K-blocks times chunks of whole block rows of about 4096 rows (or one block row).
-  const int64_t chunkRows = p.blockRows >= 4096 ? p.blockRows : ((4096 + p.blockRows - 1) / p.blockRows) * p.blockRows;
-  const int64_t rChunks = p.rows > 0 ? (p.rows + chunkRows - 1) / chunkRows : 0;
-  std::vector<Counts> counts(static_cast<size_t>(kBlocks * rChunks));
-  const bool small = p.rows * p.k < 32768;
-  parallelFor(kBlocks * rChunks, small ? 1 : threads, [&](int64_t item) {
-    const int64_t kb = item / rChunks, r0 = (item % rChunks) * chunkRows;
-    counts[item] = quantizeItem(values, codes, scales, p, kb, r0, r0 + chunkRows < p.rows ? r0 + chunkRows : p.rows);
-  });
   out[0] = out[1] = out[2] = 0;
-  for (const Counts& c : counts) {
-    out[0] += c.nonFinite;
-    out[1] += c.nonzero;
-    out[2] += c.underflow;
+  if (p.rows == 0 || p.k == 0) return;
+  const int64_t kBlocks = (p.k + p.blockK - 1) / p.blockK;
+  const int64_t rowBlocks = (p.rows + p.blockRows - 1) / p.blockRows;
+  // Pieces: K-blocks cut into spans of at most 1024 products, times chunks of whole block rows of
+  // about 4096 rows, so that long blocks (a row-wise scale over all of K) spread over the threads.
+  const int64_t chunkRows = p.blockRows >= 4096 ? p.blockRows : ((4096 + p.blockRows - 1) / p.blockRows) * p.blockRows;
+  const int64_t rChunks = (p.rows + chunkRows - 1) / chunkRows;
+  const int64_t span = p.blockK < 1024 ? p.blockK : 1024;
+  const int64_t kSpans = (p.blockK + span - 1) / span;
+  std::vector<Piece> pieces;
+  for (int64_t kb = 0; kb < kBlocks; ++kb) {
+    const int64_t k0 = kb * p.blockK, k1 = k0 + p.blockK < p.k ? k0 + p.blockK : p.k;
+    for (int64_t s = 0; s < kSpans; ++s) {
+      const int64_t t0 = k0 + s * span;
+      if (t0 >= k1) break;
+      for (int64_t rc = 0; rc < rChunks; ++rc) {
+        const int64_t r0 = rc * chunkRows;
+        pieces.push_back({kb, t0, t0 + span < k1 ? t0 + span : k1, r0, r0 + chunkRows < p.rows ? r0 + chunkRows : p.rows});
+      }
+    }
+  }
+  const int used = p.rows * p.k < 32768 ? 1 : threads;
+  if (kSpans == 1) {
+    // Every piece holds whole blocks: one pass each (gather, amax, scales, encode).
+    std::vector<int64_t> nonFinite(pieces.size(), 0), elements(pieces.size(), 0), zeros(pieces.size(), 0), nan(pieces.size(), 0),
+        noMagnitude(pieces.size(), 0);
+    parallelFor(static_cast<int64_t>(pieces.size()), used, [&](int64_t i) {
+      const Piece& q = pieces[i];
+      const int64_t n = q.r1 - q.r0, len = q.t1 - q.t0;
+      std::vector<float> slab(static_cast<size_t>(len * n)), rowMax(static_cast<size_t>(n), 0.0f), rowScale(static_cast<size_t>(n));
+      gather(values, p, q, slab.data());
+      int64_t bad = 0, zero = 0;
+      for (int64_t t = 0; t < len; ++t) {
+        const float* v = slab.data() + t * n;
+        for (int64_t r = 0; r < n; ++r) {
+          const float a = std::fabs(v[r]);
+          const bool finite = a <= 3.4028234663852886e38f;
+          bad += !finite;
+          zero += a == 0.0f;
+          const float f = finite ? a : 0.0f;
+          rowMax[r] = f > rowMax[r] ? f : rowMax[r];
+        }
+      }
+      for (int64_t b0 = q.r0; b0 < q.r1; b0 += p.blockRows) {
+        const int64_t b1 = b0 + p.blockRows < q.r1 ? b0 + p.blockRows : q.r1;
+        float amax = 0.0f;
+        for (int64_t r = b0; r < b1; ++r) amax = rowMax[r - q.r0] > amax ? rowMax[r - q.r0] : amax;
+        const float scale = blockScale(amax, p);
+        scales[q.kb * rowBlocks + b0 / p.blockRows] = scale;
+        for (int64_t r = b0; r < b1; ++r) rowScale[r - q.r0] = scale;
+      }
+      pieceEncode(values, codes, p, q, rowScale.data(), nan[i], noMagnitude[i], &slab);
+      nonFinite[i] = bad;
+      zeros[i] = zero;
+      elements[i] = len * n;
+    });
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      out[0] += nonFinite[i];
+      out[1] += elements[i] - zeros[i] - nan[i];
+      out[2] += noMagnitude[i] - zeros[i];
+    }
+    return;
+  }
+  // Phase 1: each piece's row maxima.
+  std::vector<std::vector<float>> maxima(pieces.size());
+  std::vector<Counts> counts(pieces.size());
+  std::vector<int64_t> zeros(pieces.size(), 0);
+  parallelFor(static_cast<int64_t>(pieces.size()), used, [&](int64_t i) {
+    const Piece& q = pieces[i];
+    maxima[i].resize(static_cast<size_t>(q.r1 - q.r0));
+    counts[i] = pieceMax(values, p, q, maxima[i].data(), zeros[i]);
+  });
+  // The block scales, from the pieces' maxima (max is exact in any order).
+  std::vector<float> blockMax(static_cast<size_t>(kBlocks * rowBlocks), 0.0f);
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    const Piece& q = pieces[i];
+    for (int64_t r = q.r0; r < q.r1; ++r) {
+      float& m = blockMax[q.kb * rowBlocks + r / p.blockRows];
+      m = maxima[i][r - q.r0] > m ? maxima[i][r - q.r0] : m;
+    }
+  }
+  for (int64_t b = 0; b < kBlocks * rowBlocks; ++b) scales[b] = blockScale(blockMax[b], p);
+  // Phase 2: encode.
+  std::vector<int64_t> nan(pieces.size(), 0), noMagnitude(pieces.size(), 0);
+  parallelFor(static_cast<int64_t>(pieces.size()), used, [&](int64_t i) {
+    const Piece& q = pieces[i];
+    std::vector<float> rowScale(static_cast<size_t>(q.r1 - q.r0));
+    for (int64_t r = q.r0; r < q.r1; ++r) rowScale[r - q.r0] = scales[q.kb * rowBlocks + r / p.blockRows];
+    pieceEncode(values, codes, p, q, rowScale.data(), nan[i], noMagnitude[i]);
+  });
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    const int64_t elements = (pieces[i].t1 - pieces[i].t0) * (pieces[i].r1 - pieces[i].r0);
+    out[0] += counts[i].nonFinite;
+    out[1] += elements - zeros[i] - nan[i];
+    out[2] += noMagnitude[i] - zeros[i];
   }
 }
 

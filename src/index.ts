@@ -15,8 +15,11 @@ export {
   decodeReference,
   encodeReference,
   quantizeReference,
+  E8M0,
+  decodeE8M0,
+  encodeE8M0,
 } from './formats/index.js';
-export type { CastOptions, CodeArray, Format, FormatLike, FormatSpec, QTensor, Rounding, SpecialValues } from './formats/index.js';
+export type { CastOptions, CodeArray, Format, FormatLike, FormatSpec, QTensor, Rounding, ScaleFormat, SpecialValues } from './formats/index.js';
 export {
   decode,
   encode,
@@ -31,6 +34,13 @@ export {
   lowpConv2dForward,
   lowpGemm,
   lowpGemmReference,
+  blockQuantize,
+  blockQuantizeReference,
+  blockScaledGemm,
+  blockScaledGemmReference,
+  blockConv2dForward,
+  blockConv2dBackwardData,
+  blockConv2dBackwardWeight,
   nativeCore,
   nativeUnavailableReason,
   quantize,
@@ -47,6 +57,11 @@ export type {
   LowpOperand,
   LowpOutput,
   NativeInfo,
+  BlockGemmOptions,
+  BlockQTensor,
+  BlockSpec,
+  ConvBlocks,
+  ScaleKind,
 } from './kernels/index.js';
 export * from './tensor/index.js';
 export * from './autograd/index.js';

@@ -3,7 +3,7 @@ export { codecBench } from './codec_bench.js';
 export type { CodecBenchRow } from './codec_bench.js';
 export { GEMM_SHAPES, gemmBench } from './gemm_bench.js';
 export type { GemmBenchRow, GemmShape } from './gemm_bench.js';
-export { lowpBench } from './lowp_bench.js';
+export { blockBench, lowpBench } from './lowp_bench.js';
 export type { LowpBenchRow } from './lowp_bench.js';
 export { trainBench } from './train_bench.js';
 export type { TrainBenchRow } from './train_bench.js';

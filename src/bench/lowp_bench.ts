@@ -1,10 +1,13 @@
 /**
  * Low-precision GEMM speed: FP8 x FP8 operands with fp32, e6m9 and chunked e6m9 accumulation
  * (and stochastic e6m9 on the square shapes), GFLOP/s and the ratio to the float32 GEMM of the
- * same shape measured in the same run.
+ * same shape measured in the same run. Block-scaled rows (`scaling` mx or tile): E4M3 operands
+ * already quantized in blocks, `mx` (blocks of 32, E8M0 scales) and `deepseek-v3` (1 x 128 and
+ * 128 x 128 tiles, float32 partials promoted every 128), with `ratio_tensor`: the speed against the
+ * per-tensor E4M3 GEMM with the same (fp32) accumulation, measured beside it.
  */
 import { makeQTensor } from '../formats/index.js';
-import { encode, gemm, lowpGemm, nativeCore, type LowpGemmOptions } from '../kernels/index.js';
+import { blockQuantize, blockScaledGemm, encode, gemm, lowpGemm, nativeCore, type BlockSpec, type LowpGemmOptions } from '../kernels/index.js';
 import { GEMM_SHAPES, filled, type GemmShape } from './gemm_bench.js';
 import { bestOf } from './timing.js';
 
@@ -24,6 +27,55 @@ export interface LowpBenchRow {
   gflops: number;
   fp32_gflops: number;
   ratio_fp32: number;
+  /** Block-scaled rows: how the operands are scaled, and the speed against the per-tensor E4M3 GEMM. */
+  scaling?: 'mx' | 'tile';
+  ratio_tensor?: number;
+}
+
+const BLOCK_MODES: Array<{ acc: string; scaling: 'mx' | 'tile'; a: BlockSpec; b: BlockSpec; promote: number }> = [
+  {
+    acc: 'mx', scaling: 'mx', promote: 0,
+    a: { format: 'e4m3', blockRows: 1, blockK: 32, scale: 'e8m0' }, b: { format: 'e4m3', blockRows: 1, blockK: 32, scale: 'e8m0' },
+  },
+  {
+    acc: 'deepseek-v3', scaling: 'tile', promote: 128,
+    a: { format: 'e4m3', blockRows: 1, blockK: 128, scale: 'fp32', saturate: true }, b: { format: 'e4m3', blockRows: 128, blockK: 128, scale: 'fp32', saturate: true },
+  },
+];
+
+/** Block-scaled GEMMs (operands quantized beforehand, as per-tensor rows' are), native only. */
+export function blockBench(threadCounts: number[], shapes: GemmShape[] = GEMM_SHAPES.filter((s) => s.m !== 2048)): LowpBenchRow[] {
+  if (!nativeCore()) return [];
+  const rows: LowpBenchRow[] = [];
+  for (const shape of shapes) {
+    const { m, n, k } = shape;
+    const flops = 2 * m * n * k;
+    const af = filled(m * k, 1, 4);
+    const bf = filled(k * n, 2, 4);
+    const a = makeQTensor(encode(af, 'e4m3'), 'e4m3');
+    const b = makeQTensor(encode(bf, 'e4m3'), 'e4m3');
+    const c = new Float32Array(m * n);
+    const blocks = BLOCK_MODES.map((mode) => ({ mode, qa: blockQuantize(af, m, k, 'rk', mode.a), qb: blockQuantize(bf, n, k, 'kr', mode.b) }));
+    for (const threads of threadCounts) {
+      let fp32Seconds = Infinity;
+      let tensorSeconds = Infinity;
+      const seconds = blocks.map(() => Infinity);
+      for (let round = 0; round < 3; round++) {
+        fp32Seconds = Math.min(fp32Seconds, bestOf(() => void gemm(m, n, k, af, bf, c, { threads }), 0.2));
+        tensorSeconds = Math.min(tensorSeconds, bestOf(() => void lowpGemm(m, n, k, a, b, { threads, out: c }), 0.2));
+        blocks.forEach(({ mode, qa, qb }, i) => (seconds[i] = Math.min(seconds[i], bestOf(() => void blockScaledGemm(qa, qb, { threads, out: c, promote: mode.promote }), 0.2))));
+      }
+      blocks.forEach(({ mode }, i) => {
+        const gflops = flops / seconds[i] / 1e9;
+        const fp32 = flops / fp32Seconds / 1e9;
+        rows.push({
+          bench: 'lowp', a: 'e4m3', b: 'e4m3', acc: mode.acc, chunk: 0, rounding: 'nearest', m, n, k, shape: shape.label, threads, path: 'native',
+          gflops, fp32_gflops: fp32, ratio_fp32: gflops / fp32, scaling: mode.scaling, ratio_tensor: tensorSeconds / seconds[i],
+        });
+      });
+    }
+  }
+  return rows;
 }
 
 const MODES: Array<{ acc: string; chunk: number; rounding: 'nearest' | 'stochastic'; squareOnly: boolean }> = [

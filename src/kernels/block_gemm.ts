@@ -23,7 +23,7 @@ import { decodeTable, encodeBits, encodeParams, makeQTensor, mix32, resolveForma
 import { blockQuantize, dequantizeBlocks, type BlockQTensor, type BlockSpec } from './block_quant.js';
 import { freshArray } from './buffer_pool.js';
 import { dequantize } from './quant_stats.js';
-import { lowpGemm, lowpGemmReference, type LowpGemmOptions, type LowpOperand } from './lowp_gemm.js';
+import { alignedOf, lowpGemm, lowpGemmReference, type LowpGemmOptions, type LowpOperand } from './lowp_gemm.js';
 import { nativeCore } from './native.js';
 import { resolveThreads } from './threads.js';
 
@@ -134,8 +134,8 @@ export function blockScaledGemm(a: BlockQTensor, b: BlockQTensor, options: Block
   acc.fill(0);
   const partial = freshArray(m * n);
   const threads = resolveThreads(options.threads);
-  const accumulation = resolveFormat(options.accumulation ?? 'fp32');
-  if (!p.outer && accumulation.name === 'float32' && !(options.chunk ?? 0)) {
+  const floatPartials = !alignedOf(options.accumulation) && resolveFormat((options.accumulation as string | undefined) ?? 'fp32').name === 'float32';
+  if (!p.outer && floatPartials && !(options.chunk ?? 0)) {
     // Float32 partials (products of two formats of at most 8 bits are exact) and a float32 outer
     // sum: the whole product in one native pass, no partial matrices.
     native.blockGemmFp32(a.codes, b.codes, acc, a.scales, b.scales, Float64Array.from(p.ends), {

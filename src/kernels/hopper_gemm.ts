@@ -22,15 +22,46 @@
  */
 import { InvalidArgumentError } from '../errors.js';
 import { decodeTable, resolveFormat, type FormatLike } from '../formats/index.js';
+import { nativeCore } from './native.js';
+import { resolveThreads } from './threads.js';
 
 export const HOPPER_MODELS = ['hopper-fp8', 'hopper-fp8-fast'] as const;
 export type HopperModel = (typeof HOPPER_MODELS)[number];
 
-/** Products per group, bits kept below the group's exponent, significant bits of the accumulator, products per interval. */
-const GROUP = 32;
-const KEEP = 13;
-const SIGNIFICANT = 14;
-const INTERVAL = 128;
+/**
+ * An aligned fixed-point accumulator, as data: products in groups of `group`, each truncated
+ * toward zero `keep` bits below the group's largest exponent sum (accumulator included), the
+ * group's sum truncated to `significant` bits, a fresh accumulator every `interval` products
+ * (0: one for all of K) whose result is added into a float32 sum. A model of published
+ * descriptions of FP8 tensor-core accumulation with these parameters; the two Hopper instances
+ * below reproduce an H200's outputs (shared/hopper/), any other is a model, not a copy of a chip.
+ */
+export interface AlignedAccumulator {
+  group: number;
+  keep: number;
+  significant: number;
+  interval: number;
+}
+
+export const ALIGNED_MODELS: Record<HopperModel, AlignedAccumulator> = {
+  'hopper-fp8': { group: 32, keep: 13, significant: 14, interval: 128 },
+  'hopper-fp8-fast': { group: 32, keep: 13, significant: 14, interval: 0 },
+};
+
+/** Whether an accumulation name is one of the aligned models. */
+export function isAlignedModel(name: unknown): name is HopperModel {
+  return typeof name === 'string' && (HOPPER_MODELS as readonly string[]).includes(name);
+}
+
+/** Check an aligned accumulator's parameters. */
+export function checkAligned(model: AlignedAccumulator): AlignedAccumulator {
+  const { group, keep, significant, interval } = model;
+  if (!Number.isInteger(group) || group < 1 || group > 4096) throw new InvalidArgumentError(`aligned accumulator: group is ${group}; expected an integer from 1 to 4096`);
+  if (!Number.isInteger(keep) || keep < 1 || keep > 20) throw new InvalidArgumentError(`aligned accumulator: keep is ${keep}; expected an integer from 1 to 20`);
+  if (!Number.isInteger(significant) || significant < 1 || significant > 24) throw new InvalidArgumentError(`aligned accumulator: significant is ${significant}; expected an integer from 1 to 24`);
+  if (!Number.isInteger(interval) || interval < 0) throw new InvalidArgumentError(`aligned accumulator: interval is ${interval}; expected 0 (none) or a positive integer`);
+  return model;
+}
 
 /** x truncated toward zero to `bits` significant bits (x a double holding a sum of few bits). */
 function truncateSignificant(x: number, bits: number): number {
@@ -44,8 +75,8 @@ function truncateSignificant(x: number, bits: number): number {
 
 function operandTables(format: FormatLike, flag: string): { values: Float64Array; exps: Int32Array } {
   const f = resolveFormat(format);
-  if (f.bits !== 8 || f.mantissaBits > 3 || f.mantissaBits < 2) {
-    throw new InvalidArgumentError(`${flag}: the hopper-fp8 models take FP8 operands (e4m3 or e5m2); got ${f.name}`);
+  if (f.bits > 8) {
+    throw new InvalidArgumentError(`${flag}: aligned accumulators (hopper-fp8 and its kind) take operands of at most 8 bits (e4m3, e5m2, ...); got ${f.name}`);
   }
   const table = decodeTable(f);
   const values = Float64Array.from(table);
@@ -58,7 +89,7 @@ function operandTables(format: FormatLike, flag: string): { values: Float64Array
 }
 
 export interface HopperGemmOptions {
-  model: HopperModel;
+  model: HopperModel | AlignedAccumulator;
   /** Per-tensor scales of A and B (default 1), as torch._scaled_mm takes them. */
   scaleA?: number;
   scaleB?: number;
@@ -68,18 +99,20 @@ export interface HopperGemmOptions {
 export function hopperGemm(
   m: number, n: number, k: number, a: Uint8Array, aFormat: FormatLike, b: Uint8Array, bFormat: FormatLike, options: HopperGemmOptions,
 ): Float32Array {
-  const { model, scaleA = 1, scaleB = 1 } = options;
+  const { scaleA = 1, scaleB = 1 } = options;
   for (const [name, s] of [['scaleA', scaleA], ['scaleB', scaleB]] as const) {
     if (!(Number.isFinite(s) && s > 0)) throw new InvalidArgumentError(`hopperGemm: ${name} is ${s}; expected a positive finite number`);
   }
   const scale = Math.fround(Math.fround(scaleA) * Math.fround(scaleB));
-  if (!HOPPER_MODELS.includes(model)) throw new InvalidArgumentError(`unknown Hopper model "${model}"; choose ${HOPPER_MODELS.join(' or ')}`);
+  if (typeof options.model === 'string' && !isAlignedModel(options.model)) throw new InvalidArgumentError(`unknown Hopper model "${options.model}"; choose ${HOPPER_MODELS.join(' or ')}`);
+  const model = checkAligned(typeof options.model === 'string' ? ALIGNED_MODELS[options.model] : options.model);
   if (a.length !== m * k || b.length !== k * n) {
     throw new InvalidArgumentError(`hopperGemm: A has ${a.length} codes and B ${b.length}; a ${m}x${k}x${n} product needs ${m * k} and ${k * n}`);
   }
   const ta = operandTables(aFormat, 'A');
   const tb = operandTables(bFormat, 'B');
-  const interval = model === 'hopper-fp8' ? INTERVAL : k;
+  const interval = model.interval > 0 ? model.interval : Math.max(k, 1);
+  const { group: GROUP, keep: KEEP, significant: SIGNIFICANT } = model;
   const out = new Float32Array(m * n);
   const products = new Float64Array(GROUP);
   for (let i = 0; i < m; i++) {
@@ -101,7 +134,7 @@ export function hopperGemm(
             else if (p !== 0) x = Math.max(x, ta.exps[ca] + tb.exps[cb]);
           }
           if (x === -Infinity) continue;
-          // Products of FP8 values and multiples of 2^(X-13) below 2^(X+3) are exact in double.
+          // Products of 8-bit values and multiples of 2^(X-keep) below 2^(X+3) are exact in double.
           const scale = 2 ** (KEEP - x);
           let sum = Math.trunc(acc * scale);
           for (let t = 0; t < count; t++) sum += Math.trunc(products[t] * scale);
@@ -113,4 +146,38 @@ export function hopperGemm(
     }
   }
   return out;
+}
+
+/** The native kernel's tables of an operand format: signed significands, exponent fields, NaN/Inf. */
+function nativeTables(format: FormatLike): { sig: Int8Array; exp: Int8Array; bad: Uint8Array; mantissaBits: number } {
+  const f = resolveFormat(format);
+  const { values, exps } = operandTables(f, 'operand');
+  const sig = new Int8Array(256);
+  const exp = new Int8Array(256);
+  const bad = new Uint8Array(256);
+  for (let c = 0; c < 256; c++) {
+    const v = values[c];
+    exp[c] = exps[c];
+    if (!Number.isFinite(v)) bad[c] = 1;
+    else sig[c] = v / 2 ** (exps[c] - f.mantissaBits);
+  }
+  return { sig, exp, bad, mantissaBits: f.mantissaBits };
+}
+
+/**
+ * C = A B (A: m x k codes, B: k x n codes, row-major) under an aligned accumulator, without scales:
+ * hopperGemm's totals, natively where the addon is loaded (the same bits).
+ */
+export function alignedGemm(
+  m: number, n: number, k: number, a: Uint8Array, aFormat: FormatLike, b: Uint8Array, bFormat: FormatLike, model: HopperModel | AlignedAccumulator, threads?: number,
+): Float32Array {
+  const native = nativeCore();
+  if (!native) return hopperGemm(m, n, k, a, aFormat, b, bFormat, { model });
+  const params = checkAligned(typeof model === 'string' ? ALIGNED_MODELS[model] : model);
+  if (a.length !== m * k || b.length !== k * n) {
+    throw new InvalidArgumentError(`alignedGemm: A has ${a.length} codes and B ${b.length}; a ${m}x${k}x${n} product needs ${m * k} and ${k * n}`);
+  }
+  const c = new Float32Array(m * n);
+  native.alignedGemm(a, b, c, { m, n, k, aTables: nativeTables(aFormat), bTables: nativeTables(bFormat), ...params, threads: resolveThreads(threads) });
+  return c;
 }

@@ -46,7 +46,7 @@ export {
   reluForward,
 } from './elementwise.js';
 export type { ChannelShape } from './elementwise.js';
-export { decodeOperand, lowpGemm, lowpGemmColumns, lowpGemmDecoded, lowpGemmDecodedReference, lowpGemmReference, nativeOperand } from './lowp_gemm.js';
+export { alignedOf, decodeOperand, lowpGemm, lowpGemmColumns, lowpGemmDecoded, lowpGemmDecodedReference, lowpGemmReference, nativeOperand } from './lowp_gemm.js';
 export type { DecodedOperand, LowpGemmOptions, LowpOperand, LowpOutput, NativeOperand } from './lowp_gemm.js';
 export { lowpConv2dBackwardData, lowpConv2dBackwardWeight, lowpConv2dForward } from './lowp_conv.js';
 export {
@@ -63,8 +63,8 @@ export {
 export type { ScaledEncoding, UnderflowCount } from './quant_stats.js';
 export { countAtMost, countsAndQuantiles, errorEnergy, errorEnergyReference, quantiles, scaledLog2, valueHistogram } from './value_stats.js';
 export type { ErrorEnergy, Threshold, ValueHistogram } from './value_stats.js';
-export { HOPPER_MODELS, hopperGemm } from './hopper_gemm.js';
-export type { HopperGemmOptions, HopperModel } from './hopper_gemm.js';
+export { ALIGNED_MODELS, HOPPER_MODELS, alignedGemm, checkAligned, hopperGemm, isAlignedModel } from './hopper_gemm.js';
+export type { AlignedAccumulator, HopperGemmOptions, HopperModel } from './hopper_gemm.js';
 export { SCALE_KINDS, blockQuantize, blockQuantizeReference, blockScale, blockScaleAt, dequantizeBlocks } from './block_quant.js';
 export type { BlockQTensor, BlockSpec, ScaleKind } from './block_quant.js';
 export { blockRuns, blockScaledGemm, blockScaledGemmReference, blockScaledProduct, runKey } from './block_gemm.js';

@@ -7,7 +7,7 @@
 import { decodeTable, resolveFormat } from '../formats/index.js';
 import type { ColumnGeometry, ConvGeometry } from './conv_geometry.js';
 import type { ImagePlane } from './im2col.js';
-import { runsOnSgemm, nativeOperand, type LowpGemmOptions } from './lowp_gemm.js';
+import { alignedOf, runsOnSgemm, nativeOperand, type LowpGemmOptions } from './lowp_gemm.js';
 import { takeZeroed } from './buffer_pool.js';
 import { absMax } from './quant_stats.js';
 import { scatterPhase } from './conv_layout.js';
@@ -31,7 +31,8 @@ import {
  * index keys its rounding (stochastic output), or where the caller already set chunkEnds.
  */
 export function zeroTermsSkippable(options: LowpGemmOptions, a: Arranged, b: Arranged): boolean {
-  if (options.output?.rounding === 'stochastic' || options.chunkEnds) return false;
+  // Aligned accumulators group products by position: leaving zeros out would move the groups.
+  if (options.output?.rounding === 'stochastic' || options.chunkEnds || alignedOf(options.accumulation)) return false;
   const x = nativeOperand(a.operand(a.plane).op);
   const y = nativeOperand(b.operand(b.plane).op);
   if (!x || !y) return false;
@@ -40,7 +41,7 @@ export function zeroTermsSkippable(options: LowpGemmOptions, a: Arranged, b: Arr
     return !fused || x.quantumExponent + y.quantumExponent >= -149;
   }
   if ((options.rounding ?? 'nearest') !== 'nearest') return false;
-  const f = resolveFormat(options.accumulation ?? 'fp32');
+  const f = resolveFormat((options.accumulation as string | undefined) ?? 'fp32');
   return x.quantumExponent + y.quantumExponent >= Math.max(Math.log2(f.minSubnormal), -126);
 }
 

@@ -31,6 +31,9 @@
  *   cellKey(i, j) = mix32(mix32(seedKey(seed) ^ (i * 0x85EBCA6B)) ^ (j * 0xC2B2AE35))  (mod 2^32),
  * so results do not depend on threading, which splits rows and columns of C, never t.
  *
+ * - an aligned accumulator (`hopper-fp8`, `hopper-fp8-fast`, or an AlignedAccumulator record: the
+ *   model and its contract are in src/kernels/hopper_gemm.ts): for coded operands of at most 8 bits.
+ *
  * Result. c = acc when both scales are 1, else fl32(acc / fl32(scaleA * scaleB)); then, when an
  * output format is given, c is rounded to it by the codec (element index i * n + j).
  */
@@ -50,6 +53,7 @@ import {
   type Rounding,
 } from '../formats/index.js';
 import { freshArray } from './buffer_pool.js';
+import { alignedGemm, checkAligned, hopperGemm, isAlignedModel, ALIGNED_MODELS, type AlignedAccumulator, type HopperModel } from './hopper_gemm.js';
 import { decode, quantize } from './codec.js';
 import { columnsGemm, type ColumnSource } from './columns_gemm.js';
 import type { ColumnGeometry } from './conv_geometry.js';
@@ -70,8 +74,11 @@ export interface LowpOutput {
 export interface LowpGemmOptions {
   transA?: boolean;
   transB?: boolean;
-  /** `fp32` (default; any name of float32) or a format (e.g. `e6m9`, `fp16`, `bf16`). */
-  accumulation?: 'fp32' | FormatLike;
+  /**
+   * `fp32` (default; any name of float32), a format (e.g. `e6m9`, `fp16`, `bf16`), or an aligned
+   * accumulator: `hopper-fp8`, `hopper-fp8-fast`, or its parameters (src/kernels/hopper_gemm.ts).
+   */
+  accumulation?: 'fp32' | FormatLike | HopperModel | AlignedAccumulator;
   /** Rounding of the accumulator (default nearest). */
   rounding?: 'nearest' | 'stochastic';
   /** Accumulator overflow saturates at ±max instead of giving Inf/NaN. */
@@ -160,9 +167,17 @@ interface Resolved {
   key: number;
 }
 
+/** The aligned accumulator an accumulation option names, or null. */
+export function alignedOf(accumulation: LowpGemmOptions['accumulation']): AlignedAccumulator | null {
+  if (isAlignedModel(accumulation)) return ALIGNED_MODELS[accumulation];
+  if (accumulation !== null && typeof accumulation === 'object' && 'group' in accumulation) return checkAligned(accumulation);
+  return null;
+}
+
 function resolveOptions(options: LowpGemmOptions): Resolved {
+  if (alignedOf(options.accumulation)) throw new InvalidArgumentError('lowpGemm: an aligned accumulator takes coded operands of at most 8 bits (both operands as codes)');
   // float32 accumulation under any of its names (fp32, float32, e8m23) is the plain float32 sum.
-  const acc = resolveFormat(options.accumulation ?? 'fp32');
+  const acc = resolveFormat((options.accumulation as FormatLike | undefined) ?? 'fp32');
   const accumulation = acc.name === 'float32' ? null : acc;
   const rounding = options.rounding ?? 'nearest';
   if (rounding !== 'nearest' && rounding !== 'stochastic') {
@@ -241,7 +256,31 @@ export function lowpGemmReference(
   options: LowpGemmOptions = {},
 ): Float32Array {
   checkDims(m, n, k);
+  const aligned = alignedOf(options.accumulation);
+  if (aligned) return alignedProduct(m, n, k, a, b, aligned, options, false);
   return lowpGemmDecodedReference(m, n, k, decodeOperand(a, 'A', m * k, false), decodeOperand(b, 'B', k * n, false), options);
+}
+
+/** Codes of a coded operand of at most 8 bits as a row-major rows x cols matrix (transposed if stored so). */
+function rowMajorCodes(x: LowpOperand, name: string, rows: number, cols: number, transposed: boolean): { codes: Uint8Array; format: Format; scale: number } {
+  if (isCoded(x) && x.codes instanceof Uint8Array && x.format.bits <= 8) {
+    const { format, scale } = checkCoded(x, name, rows * cols);
+    if (!transposed) return { codes: x.codes, format, scale };
+    const codes = new Uint8Array(rows * cols);
+    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) codes[r * cols + c] = x.codes[c * rows + r];
+    return { codes, format, scale };
+  }
+  throw new InvalidArgumentError(`lowpGemm: an aligned accumulator (hopper-fp8 and its kind) takes coded operands of at most 8 bits; ${name} is ${isCoded(x) ? x.format.name + ' codes' : 'float32'}`);
+}
+
+/** The product under an aligned accumulator: its totals, then the contract's scales and output rounding. */
+function alignedProduct(m: number, n: number, k: number, a: LowpOperand, b: LowpOperand, model: AlignedAccumulator, options: LowpGemmOptions, fast: boolean): Float32Array {
+  const A = rowMajorCodes(a, 'A', m, k, options.transA ?? false);
+  const B = rowMajorCodes(b, 'B', k, n, options.transB ?? false);
+  const totals = fast ? alignedGemm(m, n, k, A.codes, A.format, B.codes, B.format, model, options.threads) : hopperGemm(m, n, k, A.codes, A.format, B.codes, B.format, { model });
+  const c = outputArray(options.out, m * n);
+  c.set(totals);
+  return finish(c, A.scale, B.scale, options.output, fast);
 }
 
 /** The reference on operands already decoded. */
@@ -311,6 +350,8 @@ export function lowpGemm(
 ): Float32Array {
   checkDims(m, n, k);
   const native = nativeCore();
+  const aligned = alignedOf(options.accumulation);
+  if (aligned) return alignedProduct(m, n, k, a, b, aligned, options, native !== null);
   if (native) {
     // Floats or one-byte codes go to the kernels as they are and are decoded while packing.
     const A = packedOperand(a, 'A', m * k);
@@ -414,6 +455,7 @@ export function nativeOperand(x: LowpOperand | DecodedOperand): NativeOperand | 
 
 /** Whether lowpGemm runs these options on the SGEMM (fp32 accumulation without chunks, with the addon). */
 export function runsOnSgemm(options: LowpGemmOptions): boolean {
+  if (alignedOf(options.accumulation)) return false;
   const r = resolveOptions(options);
   return nativeCore() !== null && !r.accumulation && r.chunk === 0 && !r.chunkEnds;
 }
@@ -428,6 +470,8 @@ export function lowpGemmColumns(
   m: number, n: number, k: number, a: NativeOperand, x: NativeOperand, source: Omit<ColumnSource, 'x' | 'table' | 'format'>, options: LowpGemmOptions = {},
 ): Float32Array | null {
   checkDims(m, n, k);
+  // An aligned accumulator runs on stored columns (lowpGemm with codes).
+  if (alignedOf(options.accumulation)) return null;
   if (!runsOnSgemm(options)) {
     // The emulated-accumulation kernel reads the transposed columns (the weight gradient's) from
     // the images too: each strip of op(B) is runs along rows of the column matrix.

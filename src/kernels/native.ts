@@ -119,6 +119,15 @@ export interface NativeCore {
     a: Uint8Array, b: Uint8Array, c: Float32Array, scalesA: Float32Array, scalesB: Float32Array, ends: Float64Array,
     o: Threads & { m: number; n: number; k: number; blockKA: number; blockRowsA: number; blockKB: number; blockRowsB: number; aTable: Float32Array; bTable: Float32Array },
   ): void;
+  /** GEMM under an aligned fixed-point accumulator (native/aligned_gemm.h): a m x k, b k x n codes, row-major. */
+  alignedGemm(
+    a: Uint8Array, b: Uint8Array, c: Float32Array,
+    o: Threads & {
+      m: number; n: number; k: number; group: number; keep: number; significant: number; interval: number;
+      aTables: { sig: Int8Array; exp: Int8Array; bad: Uint8Array; mantissaBits: number };
+      bTables: { sig: Int8Array; exp: Int8Array; bad: Uint8Array; mantissaBits: number };
+    },
+  ): void;
   /** One K-block's partials into the outer sum of a block-scaled GEMM (src/kernels/block_gemm.ts). */
   blockScaleAdd(
     partial: Float32Array, acc: Float32Array, sa: Float32Array, sb: Float32Array,

@@ -1,12 +1,31 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { encode } from '../../src/kernels/index.js';
-import { hopperGemm, type HopperModel } from '../../src/kernels/hopper_gemm.js';
+import { alignedGemm, hopperGemm, type HopperModel } from '../../src/kernels/hopper_gemm.js';
+import { nativeCore } from '../../src/kernels/native.js';
+import { assertSameBits } from '../helpers/bits.js';
 import { hopperCases, hopperDataDir } from '../helpers/hopper.js';
 
 const codes = (values: number[], format: string) => encode(Float32Array.from(values), format) as Uint8Array;
 
 describe('the Hopper FP8 accumulation models', () => {
+  test('the native aligned-accumulator kernel equals the model, any parameters, 1 and 2 threads', { skip: !nativeCore() }, () => {
+    const cases = [
+      [3, 17, 300, 'e4m3', 'e5m2', 'hopper-fp8'],
+      [5, 40, 1000, 'e4m3', 'e4m3', 'hopper-fp8-fast'],
+      [2, 33, 77, 'e5m2', 'e5m2', { group: 16, keep: 10, significant: 12, interval: 40 }],
+      [4, 9, 130, 'e2m1', 'e3m2', { group: 8, keep: 6, significant: 8, interval: 0 }],
+      [2, 5, 600, 'e4m3', 'e4m3', { group: 512, keep: 16, significant: 20, interval: 0 }],
+    ] as const;
+    for (const [m, n, k, fa, fb, model] of cases) {
+      const a = encode(Float32Array.from({ length: m * k }, (_, i) => Math.sin(i * 1.7) * 3 * 2 ** ((i % 9) - 4)), fa) as Uint8Array;
+      const b = encode(Float32Array.from({ length: k * n }, (_, i) => Math.cos(i * 0.37) * 2 ** ((i % 7) - 3)), fb) as Uint8Array;
+      if (k > 100) b[7] = fb === 'e4m3' ? 0x7f : b[7]; // a NaN code where the format has one
+      const ref = hopperGemm(m, n, k, a, fa, b, fb, { model });
+      for (const threads of [1, 2]) assertSameBits(alignedGemm(m, n, k, a, fa, b, fb, model, threads), ref, `${m}x${n}x${k} ${JSON.stringify(model)}, ${threads} threads`);
+    }
+  });
+
   test('products far below the group\'s largest exponent are cut at 13 bits below it', () => {
     // 1 * 1 + 2^-6 * 2^-9: the second product, 2^-15, is below 2^(0 - 13): it vanishes.
     const a = codes([1, 2 ** -6], 'e4m3');
@@ -38,7 +57,7 @@ describe('the Hopper FP8 accumulation models', () => {
     const b = codes([1.5, 1], 'e5m2');
     assert.deepEqual(hopperGemm(1, 1, 2, a, 'e4m3', b, 'e5m2', { model: 'hopper-fp8', scaleA: 0.3, scaleB: 7 }), Float32Array.of(Math.fround(2.5 * Math.fround(Math.fround(0.3) * 7))));
     assert.ok(Number.isNaN(hopperGemm(1, 1, 2, Uint8Array.of(0x7f, 0x38), 'e4m3', b, 'e5m2', { model: 'hopper-fp8' })[0]));
-    assert.throws(() => hopperGemm(1, 1, 2, a, 'fp16', b, 'e5m2', { model: 'hopper-fp8' }), /FP8 operands/);
+    assert.throws(() => hopperGemm(1, 1, 2, a, 'fp16', b, 'e5m2', { model: 'hopper-fp8' }), /operands of at most 8 bits/);
     assert.throws(() => hopperGemm(1, 1, 3, a, 'e4m3', b, 'e5m2', { model: 'hopper-fp8' }), /needs 3 and 3/);
     assert.throws(() => hopperGemm(1, 1, 2, a, 'e4m3', b, 'e5m2', { model: 'volta' as HopperModel }), /unknown Hopper model/);
     assert.throws(() => hopperGemm(1, 1, 2, a, 'e4m3', b, 'e5m2', { model: 'hopper-fp8', scaleA: 0 }), /scaleA is 0/);
@@ -57,6 +76,12 @@ describe('against the H200 measurements (shared/hopper)', { skip: dir ? false : 
         const out = hopperGemm(c.m, c.n, c.k, c.a, c.aFormat, c.b, c.bFormat, { model: c.fastAccum ? 'hopper-fp8-fast' : 'hopper-fp8', scaleA: c.scaleA, scaleB: c.scaleB });
         let same = 0;
         for (let i = 0; i < out.length; i++) if (Object.is(out[i], c.c[i])) same++;
+        if (nativeCore() && c.k <= 4096) {
+          // The native kernel's totals, times the scales as torch._scaled_mm applies them.
+          const scale = Math.fround(Math.fround(c.scaleA) * Math.fround(c.scaleB));
+          const totals = alignedGemm(c.m, c.n, c.k, c.a, c.aFormat, c.b, c.bFormat, c.fastAccum ? 'hopper-fp8-fast' : 'hopper-fp8');
+          assertSameBits(scale === 1 ? totals : totals.map((v) => Math.fround(v * scale)), out, `${c.name}, native`);
+        }
         // K = 16384: cuBLAS runs another algorithm (docs/lowp_gemm.md): fast accumulation is not
         // modelled there, and slow accumulation matches all but a few elements, by an ulp or two.
         if (c.k > 4096) {

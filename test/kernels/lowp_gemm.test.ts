@@ -10,6 +10,7 @@ import { lowpGemm, lowpGemmColumns, lowpGemmReference, nativeOperand, type LowpG
 import { im2colBatchReference } from '../../src/kernels/im2col.js';
 import { nativeCore } from '../../src/kernels/native.js';
 import { makeQTensor, resolveFormat } from '../../src/formats/index.js';
+import { hopperGemm } from '../../src/kernels/hopper_gemm.js';
 import { assertSameBits } from '../helpers/bits.js';
 import { uniform, xorshift } from '../helpers/random.js';
 
@@ -274,5 +275,23 @@ describe('low-precision GEMM', () => {
     const want = lowpGemm(5, 4, 7, a, b, { accumulation: 'fp32' });
     for (const accumulation of ['float32', 'e8m23', resolveFormat('fp32')]) assertSameBits(lowpGemm(5, 4, 7, a, b, { accumulation }), want, String(accumulation));
     assertSameBits(lowpGemmReference(5, 4, 7, a, b, { accumulation: 'float32' }), want, 'reference');
+  });
+});
+
+describe('aligned accumulators as an accumulation mode', () => {
+  test('lowpGemm with hopper-fp8 equals the model on the same codes, transposes and scales applied as the contract says', () => {
+    const [m, n, k] = [6, 20, 300];
+    const a = encode(uniform(m * k, 31, -4, 4), 'e4m3') as Uint8Array;
+    const b = encode(uniform(k * n, 32, -4, 4), 'e5m2') as Uint8Array;
+    const totals = hopperGemm(m, n, k, a, 'e4m3', b, 'e5m2', { model: 'hopper-fp8' });
+    const scaleA = 4;
+    const scaleB = 0.5;
+    const expected = totals.map((v) => v / Math.fround(scaleA * scaleB));
+    const A = makeQTensor(a, 'e4m3', scaleA);
+    const B = makeQTensor(b, 'e5m2', scaleB);
+    assertSameBits(lowpGemmReference(m, n, k, A, B, { accumulation: 'hopper-fp8' }), expected, 'reference');
+    assertSameBits(lowpGemm(m, n, k, A, B, { accumulation: 'hopper-fp8' }), expected, 'fast');
+    assertSameBits(lowpGemm(m, n, k, makeQTensor(transpose(a, m, k), 'e4m3', scaleA), makeQTensor(transpose(b, k, n), 'e5m2', scaleB), { accumulation: 'hopper-fp8', transA: true, transB: true }), expected, 'transposed');
+    assert.throws(() => lowpGemm(m, n, k, uniform(m * k, 1), B, { accumulation: 'hopper-fp8' }), /aligned accumulator .* takes coded operands of at most 8 bits; A is float32/);
   });
 });
