@@ -12,9 +12,8 @@
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { resolveFormat } from '../formats/index.js';
 import { nativeCore } from '../kernels/index.js';
-import { presetRecipe, type Recipe } from '../quant/index.js';
+import { isFloat32Accumulation, presetRecipe, type Recipe } from '../quant/index.js';
 import { runPython } from './peers.js';
 
 export interface TrainBenchRow {
@@ -143,7 +142,7 @@ export function trainBench(threads: number, steps = 3, rounds = 3): TrainBenchRo
     const m = best[i];
     const reference = best[i < configs.length ? 0 : configs.length];
     const direct = i < configs.length ? best[1] : null;
-    const acc = resolveFormat(recipe.accumulation.format).name === 'float32' ? 'fp32' : `${recipe.accumulation.format}${recipe.accumulation.chunk ? `/${recipe.accumulation.chunk}` : ''}`;
+    const acc = isFloat32Accumulation(recipe.accumulation.format) ? 'fp32' : `${recipe.accumulation.format}${recipe.accumulation.chunk ? `/${recipe.accumulation.chunk}` : ''}`;
     const peer = b === batch ? torch : null;
     return {
       bench: 'train', model, recipe: name, acc, saved: recipe.savedActivations ?? 'float32', conv, batch: b, threads, images_per_s: m.images_per_s,

@@ -148,9 +148,14 @@ export function hopperGemm(
   return out;
 }
 
-/** The native kernel's tables of an operand format: signed significands, exponent fields, NaN/Inf. */
-function nativeTables(format: FormatLike): { sig: Int8Array; exp: Int8Array; bad: Uint8Array; mantissaBits: number } {
+type NativeTables = { sig: Int8Array; exp: Int8Array; bad: Uint8Array; mantissaBits: number };
+const tablesByFormat = new Map<string, NativeTables>();
+
+/** The native kernel's tables of an operand format: signed significands, exponent fields, NaN/Inf (built once per format). */
+function nativeTables(format: FormatLike): NativeTables {
   const f = resolveFormat(format);
+  const known = tablesByFormat.get(f.name);
+  if (known) return known;
   const { values, exps } = operandTables(f, 'operand');
   const sig = new Int8Array(256);
   const exp = new Int8Array(256);
@@ -161,7 +166,9 @@ function nativeTables(format: FormatLike): { sig: Int8Array; exp: Int8Array; bad
     if (!Number.isFinite(v)) bad[c] = 1;
     else sig[c] = v / 2 ** (exps[c] - f.mantissaBits);
   }
-  return { sig, exp, bad, mantissaBits: f.mantissaBits };
+  const tables = { sig, exp, bad, mantissaBits: f.mantissaBits };
+  tablesByFormat.set(f.name, tables);
+  return tables;
 }
 
 /**

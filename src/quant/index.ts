@@ -1,5 +1,5 @@
 /** Quantization recipes, scaling, telemetry, and applying a recipe to a model. */
-export { GRANULARITIES, InvalidRecipeError, isBlockScaled, parseRecipe, recipeSchema } from './recipe.js';
+export { GRANULARITIES, InvalidRecipeError, isBlockScaled, isFloat32Accumulation, parseRecipe, recipeSchema } from './recipe.js';
 export type { Granularity, LossScalingSpec, Recipe, RecipeInput, ScalingSpec, TensorClassSpec } from './recipe.js';
 export { PRESET_RECIPES, presetNames, presetRecipe } from './presets.js';
 export { loadRecipe } from './load.js';

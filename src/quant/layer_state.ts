@@ -7,7 +7,7 @@ import { absMax, type BlockQTensor, type ConvAlgorithm, type ConvBlocks, type Lo
 import type { GemmLayer } from '../nn/index.js';
 import type { GemmPass, GemmProbe, OperandRole, ProductOptions, QuantizationPolicy } from '../ops/index.js';
 import { quantizeOperand, type QuantizeSpec } from './quantizer.js';
-import { isBlockScaled, type Recipe, type TensorClassSpec } from './recipe.js';
+import { isBlockScaled, isFloat32Accumulation, type Recipe, type TensorClassSpec } from './recipe.js';
 import { DynamicScale, TensorScaler, amaxOf, scaleFromAmax } from './scaling.js';
 import type { NumericsTelemetry, TensorClass } from './telemetry.js';
 
@@ -88,7 +88,7 @@ export class LayerQuantState implements QuantizationPolicy {
     ];
     for (const [cls, spec] of classes) if (spec) this.quantizers[cls] = new ClassQuantizer(spec);
     const acc = recipe.accumulation;
-    this.accumulation = resolveFormat(acc.format).name === 'float32'
+    this.accumulation = isFloat32Accumulation(acc.format)
       ? { accumulation: 'fp32' }
       : { accumulation: acc.format, chunk: acc.chunk || undefined, rounding: acc.rounding };
     this.blockScaled = isBlockScaled(recipe);

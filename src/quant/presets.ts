@@ -132,12 +132,12 @@ const PRESET_INPUTS: RecipeInput[] = [
     name: 'deepseek-v3',
     description:
       "DeepSeek-V3's fine-grained FP8: E4M3 everywhere, float32 scales per 1 x 128 tile of activations and errors and per " +
-      '128 x 128 block of weights, each 128-product partial promoted into a float32 sum, BF16 optimizer moments. ' +
-      '(The partials are float32 sums here: the 14-bit tensor-core accumulator is modelled by octet gemm, not yet in training.)',
+      '128 x 128 block of weights; each 128-product partial is accumulated as the H200 tensor cores do (hopper-fp8: groups ' +
+      'of 32 aligned to their largest exponent, a 14-bit accumulator) and promoted into a float32 sum; BF16 optimizer moments.',
     weights: DEEPSEEK_TILE,
     activations: DEEPSEEK_TILE,
     errors: DEEPSEEK_TILE,
-    accumulation: { format: 'fp32', outer: 'fp32', promote: 128 },
+    accumulation: { format: 'hopper-fp8', outer: 'fp32', promote: 128 },
     moments: { format: 'bf16', rounding: 'nearest' },
   },
 ];

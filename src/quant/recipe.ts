@@ -7,6 +7,22 @@
 import { z } from 'zod';
 import { InvalidArgumentError } from '../errors.js';
 import { ROUNDINGS, formatNames, resolveFormat } from '../formats/index.js';
+import { HOPPER_MODELS, isAlignedModel } from '../kernels/index.js';
+
+/** An accumulator: a format, or an aligned fixed-point model (hopper-fp8, hopper-fp8-fast). */
+const accumulatorName = z.string().superRefine((name, ctx) => {
+  if (isAlignedModel(name)) return;
+  try {
+    resolveFormat(name);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: `unknown accumulator; use a format (${formatNames().join(', ')}, or eXmY) or ${HOPPER_MODELS.join(', ')}` });
+  }
+});
+
+/** Whether an accumulation names float32 (the plain float32 sum). */
+export function isFloat32Accumulation(name: string): boolean {
+  return !isAlignedModel(name) && resolveFormat(name).name === 'float32';
+}
 
 const formatName = z.string().superRefine((name, ctx) => {
   try {
@@ -95,7 +111,8 @@ export const recipeSchema = z.object({
   /** The weight gradient each layer produces; null keeps it float32. */
   weightGradients: tensorClass.nullable().default(null),
   accumulation: z.object({
-    format: formatName.default('fp32'),
+    /** A format, or an aligned accumulator model (`hopper-fp8`, `hopper-fp8-fast`: FP8 operands only). */
+    format: accumulatorName.default('fp32'),
     chunk: z.number().int().min(0).default(0),
     rounding: z.enum(['nearest', 'stochastic']).default('nearest'),
     /**
@@ -160,6 +177,18 @@ export const recipeSchema = z.object({
         });
       }
     }
+  }
+  if (isAlignedModel(r.accumulation.format)) {
+    for (const key of ['weights', 'activations'] as const) {
+      const cls = r[key];
+      if (!cls || resolveFormat(cls.format).bits > 8) {
+        ctx.addIssue({ code: 'custom', path: ['accumulation', 'format'], message: `${r.accumulation.format} models FP8 tensor cores: ${key} must be quantized to a format of at most 8 bits` });
+      }
+    }
+    if (r.errors && resolveFormat(r.errors.format).bits > 8) {
+      ctx.addIssue({ code: 'custom', path: ['accumulation', 'format'], message: `${r.accumulation.format} models FP8 tensor cores: errors must use a format of at most 8 bits` });
+    }
+    if (r.accumulation.chunk) ctx.addIssue({ code: 'custom', path: ['accumulation', 'chunk'], message: `${r.accumulation.format} has its own groups and intervals: use chunk 0` });
   }
   if (r.weightGradients && !r.errors) {
     ctx.addIssue({ code: 'custom', path: ['weightGradients'], message: 'quantized weight gradients need quantized errors (set errors, or weightGradients to null)' });

@@ -7,14 +7,13 @@
  *            -> optimizer.stepAll(skip).
  */
 import { InvalidArgumentError } from '../errors.js';
-import { resolveFormat } from '../formats/index.js';
 import { defaultConvAlgorithm, type ConvAlgorithm } from '../kernels/index.js';
 import { BatchNorm2d, GemmLayer, float32Compute, type Module } from '../nn/index.js';
 import { scale as scaleOp } from '../ops/index.js';
 import type { Tensor } from '../tensor/index.js';
 import { LayerQuantState, type OperandObserver } from './layer_state.js';
 import { recipeCompute } from './quantized_gemm.js';
-import type { Recipe } from './recipe.js';
+import { isFloat32Accumulation, type Recipe } from './recipe.js';
 import { LossScaler } from './scaling.js';
 import { NumericsTelemetry, type TelemetryState } from './telemetry.js';
 
@@ -76,7 +75,7 @@ export class QuantSession {
         );
       }
     }
-    const quantizes = recipe.weights || recipe.activations || recipe.errors || resolveFormat(recipe.accumulation.format).name !== 'float32';
+    const quantizes = recipe.weights || recipe.activations || recipe.errors || !isFloat32Accumulation(recipe.accumulation.format);
     gemmLayers.forEach(([path, layer], index) => {
       if (keep.has(path) || !quantizes) {
         layer.compute = float32Compute(this.algorithm);

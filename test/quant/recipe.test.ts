@@ -20,6 +20,7 @@ describe('recipes', () => {
     assert.deepEqual(PRESET_RECIPES.map((r) => r.name), ['fp32', 'sfp8', 'fp8', 'fp8-m16', 'fp8-global', 'hybrid', 'rowwise', 'mxfp8', 'mxfp6', 'mxfp4', 'deepseek-v3']);
     assert.deepEqual([presetRecipe('mxfp8').weights?.format, presetRecipe('mxfp8').errors?.format], ['e4m3', 'e5m2']);
     assert.equal(presetRecipe('mxfp4').activations?.format, 'e2m1');
+    assert.deepEqual(presetRecipe('deepseek-v3').accumulation, { format: 'hopper-fp8', chunk: 0, rounding: 'nearest', outer: 'fp32', promote: 128 });
     assert.deepEqual(presetRecipe('deepseek-v3').weights?.scaling, { mode: 'current', margin: 0, powerOfTwo: true, granularity: 'tile', block: 128, scaleFormat: 'fp32' });
     const fp8 = presetRecipe('fp8');
     assert.deepEqual([fp8.weights?.format, fp8.activations?.format, fp8.errors?.format, fp8.weightGradients?.format], ['e5m2', 'e5m2', 'e5m2', 'e5m2']);
@@ -49,6 +50,9 @@ describe('recipes', () => {
       [{ weights: mxE4m3, errors: { format: 'e5m2', scaling: { mode: 'dynamic' } } }, /errors\.scaling\.mode: a block-scaled recipe \(weights\) scales every GEMM operand from its current values/],
       [{ weights: mxE4m3, errors: { format: 'e5m2' }, weightGradients: { format: 'e5m2', scaling: { mode: 'current', granularity: 'mx' } } }, /weightGradients\.scaling\.granularity: weight gradients are not GEMM operands here/],
       [{ weights: { format: 'e4m3', scaling: { mode: 'current', granularity: 'blocks' } } }, /weights\.scaling\.granularity: .*tensor.*mx/],
+      [{ weights: { format: 'e4m3' }, accumulation: { format: 'hopper-fp8' } }, /accumulation\.format: hopper-fp8 models FP8 tensor cores: activations must be quantized/],
+      [{ weights: { format: 'e4m3' }, activations: { format: 'e4m3' }, accumulation: { format: 'hopper-fp8', chunk: 64 } }, /accumulation\.chunk: hopper-fp8 has its own groups and intervals/],
+      [{ accumulation: { format: 'volta-fp8' } }, /accumulation\.format: unknown accumulator; use a format .* or hopper-fp8, hopper-fp8-fast/],
     ];
     for (const [fields, pattern] of cases) assert.match(message(() => parseRecipe({ name: 'x', ...fields })), pattern);
   });
