@@ -9,7 +9,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { z } from 'zod';
 import { InvalidArgumentError } from '../errors.js';
 import { makeQTensor, resolveFormat, type CodeArray, type Format } from '../formats/index.js';
-import { HOPPER_MODELS, hopperGemm, lowpGemm, type HopperModel, type LowpGemmOptions } from '../kernels/index.js';
+import { HOPPER_MODELS, alignedGemm, checkAligned, isAlignedModel, lowpGemm, type HopperModel, type LowpGemmOptions } from '../kernels/index.js';
 import type { CliIo } from './io.js';
 
 export interface GemmCommandOptions {
@@ -34,13 +34,16 @@ export function parseGemmShape(text: string): [number, number, number] {
 /** An accumulation file: the emulated accumulator's settings (docs/lowp_gemm.md). */
 const AccumulationFile = z
   .object({
-    format: z.string(),
+    format: z.string().optional(),
+    /** An aligned fixed-point accumulator instead of a format (src/kernels/hopper_gemm.ts). */
+    aligned: z.object({ group: z.number().int(), keep: z.number().int(), significant: z.number().int(), interval: z.number().int() }).strict().optional(),
     chunk: z.number().int().min(0).optional(),
     rounding: z.enum(['nearest', 'stochastic']).optional(),
     saturate: z.boolean().optional(),
     seed: z.number().int().min(0).optional(),
   })
-  .strict();
+  .strict()
+  .refine((f) => (f.format === undefined) !== (f.aligned === undefined), { message: 'give exactly one of format and aligned' });
 
 /** The accumulation options: a format name (fp32, e6m9, fp16, any eXmY: rounded after every add), or a JSON file. */
 export function accumulationOptions(spec: string): LowpGemmOptions {
@@ -57,8 +60,9 @@ export function accumulationOptions(spec: string): LowpGemmOptions {
   }
   const result = AccumulationFile.safeParse(parsed);
   if (!result.success) throw new InvalidArgumentError(`--accumulation file ${spec}: ${z.prettifyError(result.error)}`);
-  const { format, ...rest } = result.data;
-  resolveFormat(format);
+  const { format, aligned, ...rest } = result.data;
+  if (aligned) return { accumulation: checkAligned(aligned), ...rest };
+  if (!isAlignedModel(format)) resolveFormat(format!);
   return { accumulation: format, ...rest };
 }
 
@@ -98,7 +102,7 @@ export async function gemmCommand(options: GemmCommandOptions, io: CliIo): Promi
   const aCodes = readCodes(options.a, aFormat, m, k, '--a');
   const bCodes = readCodes(options.b, bFormat, k, n, '--b');
   const c = hopper
-    ? hopperGemm(m, n, k, aCodes as Uint8Array, aFormat, bCodes as Uint8Array, bFormat, { model: hopper })
+    ? alignedGemm(m, n, k, aCodes as Uint8Array, aFormat, bCodes as Uint8Array, bFormat, hopper)
     : lowpGemm(m, n, k, makeQTensor(aCodes, aFormat), makeQTensor(bCodes, bFormat), accumulation!);
   const bytes = new Uint8Array(c.buffer, c.byteOffset, c.byteLength);
   if (options.out) writeFileSync(options.out, bytes);

@@ -35,9 +35,10 @@ export interface CheckpointRecord<Config> {
  * A block-scaled recipe's weights as its forward GEMMs use them: [OC, K] codes (K = in * kh * kw)
  * cut in blocks along K, and `weight_scale` [row blocks, K blocks]: E8M0 codes (F8_E8M0, value
  * 2^(code - 127), real weight = decode(code) * that) for mx, else float32 divisors (real weight =
- * decode(code) / scale). Formats without a safetensors dtype (FP6, FP4) are not exported.
+ * decode(code) / scale). FP4 E2M1 goes out as F4 (two codes a byte); FP6, whose packed dtypes
+ * are not written yet, is not exported.
  */
-function blockExport(layer: QuantSession['layers'][number], dtype: 'F8_E5M2' | 'F8_E4M3', tensors: Map<string, StoredTensor>): void {
+function blockExport(layer: QuantSession['layers'][number], dtype: 'F8_E5M2' | 'F8_E4M3' | 'F4', tensors: Map<string, StoredTensor>): void {
   const w = layer.layer.weight;
   const rows = w.shape[0];
   const k = w.data.length / rows;
@@ -50,7 +51,9 @@ function blockExport(layer: QuantSession['layers'][number], dtype: 'F8_E5M2' | '
   const kBlocks = Math.ceil(k / q.blockK);
   const byRow = new Float32Array(rowBlocks * kBlocks);
   for (let kb = 0; kb < kBlocks; kb++) for (let rb = 0; rb < rowBlocks; rb++) byRow[rb * kBlocks + kb] = q.scales[kb * rowBlocks + rb];
-  tensors.set(`fp8.${layer.name}.weight`, { dtype, shape: [rows, k], bytes: codes });
+  // F4: two codes a byte, the first in the low nibble.
+  const bytes = dtype === 'F4' ? Uint8Array.from({ length: Math.ceil(codes.length / 2) }, (_, i) => codes[2 * i] | ((codes[2 * i + 1] ?? 0) << 4)) : codes;
+  tensors.set(`fp8.${layer.name}.weight`, { dtype, shape: [rows, k], bytes });
   tensors.set(
     `fp8.${layer.name}.weight_scale`,
     q.scaleKind === 'e8m0'
@@ -65,11 +68,11 @@ function fp8Export(session: QuantSession, tensors: Map<string, StoredTensor>): v
     if (!spec) continue;
     const format = resolveFormat(spec.format);
     const dtype = format.name === 'float8_e5m2' ? 'F8_E5M2' : format.name === 'float8_e4m3fn' ? 'F8_E4M3' : null;
-    if (!dtype) continue;
-    if (layer.blockScaled) {
-      blockExport(layer, dtype, tensors);
+    if (layer.blockScaled && (dtype || format.name === 'float4_e2m1fn')) {
+      blockExport(layer, dtype ?? 'F4', tensors);
       continue;
     }
+    if (!dtype) continue;
     const w = layer.layer.weight;
     const scaling = spec.scaling;
     const margin = scaling.mode === 'current' || scaling.mode === 'delayed' ? scaling.margin : 0;

@@ -10,9 +10,10 @@ import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, write
 import { basename, dirname, join } from 'node:path';
 import { DataFileError } from '../data/index.js';
 
-export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'F8_E5M2' | 'F8_E4M3' | 'F8_E8M0' | 'U8' | 'I32' | 'U16';
+/** F4 is OCP FP4 E2M1, two codes a byte, the first in the low nibble (a tensor of an odd count ends with a half-used byte). */
+export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'F8_E5M2' | 'F8_E4M3' | 'F8_E8M0' | 'F4' | 'U8' | 'I32' | 'U16';
 
-const DTYPE_BYTES: Record<SafetensorsDtype, number> = { F32: 4, F16: 2, BF16: 2, F8_E5M2: 1, F8_E4M3: 1, F8_E8M0: 1, U8: 1, I32: 4, U16: 2 };
+const DTYPE_BYTES: Record<SafetensorsDtype, number> = { F32: 4, F16: 2, BF16: 2, F8_E5M2: 1, F8_E4M3: 1, F8_E8M0: 1, F4: 0.5, U8: 1, I32: 4, U16: 2 };
 
 export interface StoredTensor {
   dtype: SafetensorsDtype;
@@ -36,7 +37,7 @@ export function encodeSafetensors(tensors: ReadonlyMap<string, StoredTensor>, me
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
   let offset = 0;
   for (const [name, t] of tensors) {
-    const expected = t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
+    const expected = Math.ceil(t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype]);
     if (t.bytes.length !== expected) throw new Error(`safetensors: ${name} has ${t.bytes.length} bytes; shape [${t.shape}] of ${t.dtype} needs ${expected}`);
     header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.bytes.length] };
     offset += t.bytes.length;
@@ -80,7 +81,7 @@ export function decodeSafetensors(bytes: Uint8Array, file: string): { tensors: M
       throw corrupt(`tensor ${name} has dtype ${String(info.dtype)}; expected one of ${Object.keys(DTYPE_BYTES).join(', ')} with shape and data_offsets`);
     }
     const [begin, end] = info.data_offsets;
-    const size = info.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[info.dtype as SafetensorsDtype];
+    const size = Math.ceil(info.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[info.dtype as SafetensorsDtype]);
     if (begin !== expectedStart || end - begin !== size || end > data.length) throw corrupt(`tensor ${name} occupies bytes ${begin}-${end} of ${data.length}; expected ${size} bytes from ${expectedStart}`);
     expectedStart = end;
     tensors.set(name, { dtype: info.dtype as SafetensorsDtype, shape: info.shape, bytes: data.subarray(begin, end) });

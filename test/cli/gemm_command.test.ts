@@ -56,6 +56,14 @@ describe('octet gemm', () => {
       assert.equal(r.code, 0, r.stderr);
       assert.deepEqual(floats(r.stdoutBytes), hopperGemm(m, n, k, a, 'e4m3', b, 'e4m3', { model }));
     }
+    // An aligned accumulator of other parameters, from a file.
+    const model = { group: 8, keep: 9, significant: 10, interval: 16 };
+    writeFileSync(join(dir, 'aligned.json'), JSON.stringify({ aligned: model }));
+    const r = await runOctet([...args, '--accumulation', join(dir, 'aligned.json')]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(floats(r.stdoutBytes), hopperGemm(m, n, k, a, 'e4m3', b, 'e4m3', { model }));
+    writeFileSync(join(dir, 'both.json'), JSON.stringify({ format: 'e6m9', aligned: model }));
+    assert.match((await runOctet([...args, '--accumulation', join(dir, 'both.json')])).stderr, /give exactly one of format and aligned/);
     const wide = await runOctet([...args.slice(0, -4), '--a-format', 'fp16', '--b-format', 'e4m3', '--accumulation', 'hopper-fp8']);
     assert.equal(wide.code, 1);
     assert.match(wide.stderr, /hopper-fp8 models FP8 tensor cores: give e4m3 or e5m2 operands/);

@@ -25,6 +25,17 @@ describe('safetensors', () => {
     assert.equal(back.metadata.note, 'hi');
   });
 
+  test('F4 packs two codes a byte (an odd count ends half used) and F8_E8M0 one a byte', () => {
+    const packed = new Map<string, StoredTensor>([
+      ['fp4', { dtype: 'F4', shape: [3], bytes: Uint8Array.of(0x21, 0x07) }],
+      ['scale', { dtype: 'F8_E8M0', shape: [1], bytes: Uint8Array.of(127) }],
+    ]);
+    const back = decodeSafetensors(encodeSafetensors(packed), 'x');
+    assert.deepEqual(Array.from(back.tensors.get('fp4')!.bytes), [0x21, 0x07]);
+    assert.equal(back.tensors.get('scale')!.dtype, 'F8_E8M0');
+    assert.throws(() => encodeSafetensors(new Map([['fp4', { dtype: 'F4', shape: [3], bytes: Uint8Array.of(1) }]])), /needs 2/);
+  });
+
   test('written atomically: no temporary file is left, and the file reads back', () => {
     const dir = mkdtempSync(join(tmpdir(), 'octet-st-'));
     writeSafetensors(join(dir, 'a.safetensors'), tensors);

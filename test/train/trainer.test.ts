@@ -268,8 +268,18 @@ describe('block-scaled recipes', () => {
   test('deepseek-v3 and rowwise train a few steps with finite losses', async () => {
     const dataset = await data();
     for (const recipe of ['deepseek-v3', 'rowwise', 'mxfp4']) {
-      const result = await train(base(recipe, { epochs: 1, maxTrain: 64 }), dataset, mkdtempSync(join(tmpdir(), `octet-${recipe}-`)));
+      const out = mkdtempSync(join(tmpdir(), `octet-${recipe}-`));
+      const result = await train(base(recipe, { epochs: 1, maxTrain: 64 }), dataset, out);
       assert.ok(result.completed && Number.isFinite(result.final!.value), recipe);
+      if (recipe === 'mxfp4') {
+        // FP4 weights go out as F4, two codes a byte, with their E8M0 block scales.
+        const { tensors } = readSafetensors(join(out, CHECKPOINT_FILE));
+        const w = tensors.get('fp8.layer1.0.conv1.weight')!;
+        assert.equal(w.dtype, 'F4');
+        assert.equal(w.bytes.length, Math.ceil((w.shape[0] * w.shape[1]) / 2));
+        assert.equal(tensors.get('fp8.layer1.0.conv1.weight_scale')!.dtype, 'F8_E8M0');
+        assert.ok(!tensors.has('fp8.conv1.weight'), 'the first layer stays float32 under mxfp4');
+      }
     }
   });
 });
