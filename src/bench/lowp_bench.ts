@@ -2,8 +2,9 @@
  * Low-precision GEMM speed: FP8 x FP8 operands with fp32, e6m9 and chunked e6m9 accumulation
  * (and stochastic e6m9 on the square shapes), GFLOP/s and the ratio to the float32 GEMM of the
  * same shape measured in the same run. Block-scaled rows (`scaling` mx or tile): E4M3 operands
- * already quantized in blocks, `mx` (blocks of 32, E8M0 scales) and `deepseek-v3` (1 x 128 and
- * 128 x 128 tiles, float32 partials promoted every 128), with `ratio_tensor`: the speed against the
+ * already quantized in blocks, `mx` (blocks of 32, E8M0 scales), `promote-128` (1 x 128 and
+ * 128 x 128 tiles, float32 partials promoted every 128) and `deepseek-v3` (the same with hopper-fp8
+ * partials: the aligned 14-bit accumulator), with `ratio_tensor`: the speed against the
  * per-tensor E4M3 GEMM with the same (fp32) accumulation, measured beside it.
  */
 import { makeQTensor } from '../formats/index.js';
@@ -32,15 +33,16 @@ export interface LowpBenchRow {
   ratio_tensor?: number;
 }
 
-const BLOCK_MODES: Array<{ acc: string; scaling: 'mx' | 'tile'; a: BlockSpec; b: BlockSpec; promote: number }> = [
+const TILE_A: BlockSpec = { format: 'e4m3', blockRows: 1, blockK: 128, scale: 'fp32', saturate: true };
+const TILE_B: BlockSpec = { format: 'e4m3', blockRows: 128, blockK: 128, scale: 'fp32', saturate: true };
+/** `promote-128`: float32 partials of 128 promoted; `deepseek-v3`: the same with hopper-fp8 (aligned, 14-bit) partials. */
+const BLOCK_MODES: Array<{ acc: string; scaling: 'mx' | 'tile'; a: BlockSpec; b: BlockSpec; promote: number; accumulation: string }> = [
   {
-    acc: 'mx', scaling: 'mx', promote: 0,
+    acc: 'mx', scaling: 'mx', promote: 0, accumulation: 'fp32',
     a: { format: 'e4m3', blockRows: 1, blockK: 32, scale: 'e8m0' }, b: { format: 'e4m3', blockRows: 1, blockK: 32, scale: 'e8m0' },
   },
-  {
-    acc: 'deepseek-v3', scaling: 'tile', promote: 128,
-    a: { format: 'e4m3', blockRows: 1, blockK: 128, scale: 'fp32', saturate: true }, b: { format: 'e4m3', blockRows: 128, blockK: 128, scale: 'fp32', saturate: true },
-  },
+  { acc: 'promote-128', scaling: 'tile', promote: 128, accumulation: 'fp32', a: TILE_A, b: TILE_B },
+  { acc: 'deepseek-v3', scaling: 'tile', promote: 128, accumulation: 'hopper-fp8', a: TILE_A, b: TILE_B },
 ];
 
 /** Block-scaled GEMMs (operands quantized beforehand, as per-tensor rows' are), native only. */
@@ -63,7 +65,7 @@ export function blockBench(threadCounts: number[], shapes: GemmShape[] = GEMM_SH
       for (let round = 0; round < 3; round++) {
         fp32Seconds = Math.min(fp32Seconds, bestOf(() => void gemm(m, n, k, af, bf, c, { threads }), 0.2));
         tensorSeconds = Math.min(tensorSeconds, bestOf(() => void lowpGemm(m, n, k, a, b, { threads, out: c }), 0.2));
-        blocks.forEach(({ mode, qa, qb }, i) => (seconds[i] = Math.min(seconds[i], bestOf(() => void blockScaledGemm(qa, qb, { threads, out: c, promote: mode.promote }), 0.2))));
+        blocks.forEach(({ mode, qa, qb }, i) => (seconds[i] = Math.min(seconds[i], bestOf(() => void blockScaledGemm(qa, qb, { threads, out: c, promote: mode.promote, accumulation: mode.accumulation }), 0.2))));
       }
       blocks.forEach(({ mode }, i) => {
         const gflops = flops / seconds[i] / 1e9;
