@@ -8,7 +8,7 @@ describe('octet recipes', () => {
     const r = await runOctet(['recipes', '--json']);
     assert.equal(r.code, 0);
     const list = JSON.parse(r.stdout) as { name: string; description: string }[];
-    assert.deepEqual(list.map((x) => x.name), ['fp32', 'sfp8', 'fp8', 'fp8-m16', 'fp8-global', 'hybrid']);
+    assert.deepEqual(list.map((x) => x.name), ['fp32', 'sfp8', 'fp8', 'fp8-m16', 'fp8-global', 'hybrid', 'rowwise', 'mxfp8', 'mxfp6', 'mxfp4', 'deepseek-v3']);
     assert.ok(list.every((x) => x.description.length > 20));
   });
 
