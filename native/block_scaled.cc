@@ -8,6 +8,7 @@
 
 #include "codec_core.h"
 #include "cpu.h"
+#include "gemm.h"
 #include "parallel.h"
 
 namespace octet {
@@ -293,9 +294,6 @@ void blockScaleAdd(const float* partial, float* acc, int64_t m, int64_t n, const
 
 namespace {
 
-constexpr int64_t kTileCols = 64;  // 4 vectors of 16
-constexpr int kRows = 4;
-
 bool isPowerOfTwo(float s) {
   int e;
   return std::frexp(s, &e) == 0.5f;
@@ -308,14 +306,14 @@ struct RunScales {
   std::vector<uint8_t> reciprocal;
 };
 
-RunScales runScales(const BlockGemmFp32Args& g) {
+RunScales runScales(const BlockGemmFp32Args& g, int threads) {
   RunScales r;
   const int64_t rowBlocksA = (g.m + g.blockRowsA - 1) / g.blockRowsA, rowBlocksB = (g.n + g.blockRowsB - 1) / g.blockRowsB;
   r.rows.resize(static_cast<size_t>(g.runs * g.m));
   r.cols.resize(static_cast<size_t>(g.runs * g.n));
   r.reciprocal.resize(static_cast<size_t>(g.runs));
-  int64_t k0 = 0;
-  for (int64_t run = 0; run < g.runs; ++run) {
+  parallelFor(g.runs, g.runs * (g.m + g.n) < 65536 ? 1 : threads, [&](int64_t run) {
+    const int64_t k0 = run == 0 ? 0 : g.ends[run - 1];
     const float* sa = g.scalesA + (k0 / g.blockKA) * rowBlocksA;
     const float* sb = g.scalesB + (k0 / g.blockKB) * rowBlocksB;
     float* rows = r.rows.data() + run * g.m;
@@ -328,156 +326,33 @@ RunScales runScales(const BlockGemmFp32Args& g) {
       for (int64_t i = 0; i < g.m; ++i) rows[i] = 1.0f / rows[i];
       for (int64_t j = 0; j < g.n; ++j) cols[j] = 1.0f / cols[j];
     }
-    k0 = g.ends[run];
-  }
+  });
   return r;
 }
 
-// Scalar: rows [i0, i1), columns [j0, j1), every run.
-void tileScalar(const BlockGemmFp32Args& g, const RunScales& s, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
-  for (int64_t i = i0; i < i1; ++i) {
-    for (int64_t j = j0; j < j1; ++j) {
-      float c = 0.0f;
-      int64_t k0 = 0;
-      for (int64_t run = 0; run < g.runs; ++run) {
-        const int64_t k1 = g.ends[run];
-        float p = 0.0f;
-        for (int64_t t = k0; t < k1; ++t) p = std::fma(g.aLut[g.a[t * g.m + i]], g.bLut[g.b[t * g.n + j]], p);
-        const float sa = s.rows[run * g.m + i], sb = s.cols[run * g.n + j];
-        c = c + (s.reciprocal[run] ? (p * sa) * sb : (p / sa) / sb);
-        k0 = k1;
-      }
-      g.c[i * g.n + j] = c;
-    }
-  }
-}
-
-#ifdef OCTET_X86
-// kRows rows x 64 columns (masked at the right edge), every run: 16 independent chains per run,
-// the outer sums held in registers across runs.
-// Runs [run0, run1) of kRows rows x 64 columns; aRows: A as m x K (row i contiguous along K);
-// strip: B's columns [j0, j0 + 64) for t from kc0 on, as rows of 64. The outer sums start from C
-// (or from zero for the first runs) and are stored back.
-__attribute__((target("avx512f"))) void tileAvx512(const BlockGemmFp32Args& g, const RunScales& s, const float* aRows, const float* strip, int64_t kc0,
-                                                   int64_t i0, int64_t j0, int64_t j1, int64_t run0, int64_t run1) {
-  __mmask16 mask[4];
-  for (int v = 0; v < 4; ++v) {
-    const int64_t left = j1 - (j0 + 16 * v);
-    mask[v] = left >= 16 ? static_cast<__mmask16>(0xffff) : (left <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << left) - 1u));
-  }
-  __m512 c[kRows][4];
-  for (int r = 0; r < kRows; ++r)
-    for (int v = 0; v < 4; ++v) c[r][v] = run0 == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask[v], g.c + (i0 + r) * g.n + j0 + 16 * v);
-  int64_t k0 = run0 == 0 ? 0 : g.ends[run0 - 1];
-  for (int64_t run = run0; run < run1; ++run) {
-    const int64_t k1 = g.ends[run];
-    __m512 p[kRows][4];
-    for (int r = 0; r < kRows; ++r)
-      for (int v = 0; v < 4; ++v) p[r][v] = _mm512_setzero_ps();
-    const float* a0 = aRows + i0 * g.k;
-    for (int64_t t = k0; t < k1; ++t) {
-      const float* brow = strip + (t - kc0) * kTileCols;
-      __m512 bv[4];
-      for (int v = 0; v < 4; ++v) bv[v] = _mm512_load_ps(brow + 16 * v);
-      for (int r = 0; r < kRows; ++r) {
-        const __m512 av = _mm512_set1_ps(a0[r * g.k + t]);
-        for (int v = 0; v < 4; ++v) p[r][v] = _mm512_fmadd_ps(av, bv[v], p[r][v]);
-      }
-    }
-    const float* rows = s.rows.data() + run * g.m + i0;
-    const float* cols = s.cols.data() + run * g.n + j0;
-    const bool reciprocal = s.reciprocal[run] != 0;
-    for (int v = 0; v < 4; ++v) {
-      const __m512 sb = _mm512_maskz_loadu_ps(mask[v], cols + 16 * v);
-      for (int r = 0; r < kRows; ++r) {
-        const __m512 sa = _mm512_set1_ps(rows[r]);
-        // Masked-off lanes hold 0 / 0 = NaN with divisions: they are never stored.
-        const __m512 term = reciprocal ? _mm512_mul_ps(_mm512_mul_ps(p[r][v], sa), sb) : _mm512_div_ps(_mm512_div_ps(p[r][v], sa), sb);
-        c[r][v] = _mm512_add_ps(c[r][v], term);
-      }
-    }
-    k0 = k1;
-  }
-  for (int r = 0; r < kRows; ++r) {
-    float* crow = g.c + (i0 + r) * g.n + j0;
-    for (int v = 0; v < 4; ++v) _mm512_mask_storeu_ps(crow + 16 * v, mask[v], c[r][v]);
-  }
-}
-#endif
-
 }  // namespace
 
+// On the GEMM's packed panels and register tiles (sgemmRuns): A's codes are op(A) transposed
+// (K x m), B's are K x n; both decoded while packing.
 void blockGemmFp32(const BlockGemmFp32Args& g, int threads) {
-  if (g.k == 0) {
-    std::fill(g.c, g.c + g.m * g.n, 0.0f);
-    return;
-  }
-  const RunScales s = runScales(g);
-  const int64_t tiles = (g.n + kTileCols - 1) / kTileCols;
-  const int64_t rowGroups = g.m / kRows;
-#ifdef OCTET_X86
-  const bool wide = cpuHasAvx512();
-#else
-  const bool wide = false;
-#endif
-  // A as m x K rows (each row contiguous along K), for the vector tiles.
-  std::vector<float> aRows(wide ? static_cast<size_t>(g.m * g.k) : 0);
-  if (wide) {
-    parallelFor(g.m, g.m * g.k < 65536 ? 1 : threads, [&](int64_t i) {
-      float* row = aRows.data() + i * g.k;
-      for (int64_t t = 0; t < g.k; ++t) row[t] = g.aLut[g.a[t * g.m + i]];
-    });
-  }
-  // Work items: (column tile, chunk of row groups). Each packs its tile's B strip (zeros past n),
-  // K chunk by K chunk, into a buffer its thread keeps between calls (no page faults per call),
-  // and runs its row groups over each chunk.
-  const int64_t groups = rowGroups + (g.m % kRows ? 1 : 0);
-  // Splitting repeats the strip's packing (one decode per element of B), so only where the rows
-  // bring enough multiply-adds to pay for it: tall A, few tiles.
-  const int64_t splits = tiles >= 4 * threads || groups < 16 ? 1 : 2 * threads;
-  const int64_t perSplit = (groups + splits - 1) / splits;
-  // The longest K chunk the items below form (whole runs, at least 512 products unless K ends).
-  int64_t maxChunk = 0;
-  for (int64_t run0 = 0; run0 < g.runs;) {
-    const int64_t kc0 = run0 == 0 ? 0 : g.ends[run0 - 1];
-    int64_t run1 = run0 + 1;
-    while (run1 < g.runs && g.ends[run1 - 1] - kc0 < 512) ++run1;
-    maxChunk = std::max(maxChunk, g.ends[run1 - 1] - kc0);
-    run0 = run1;
-  }
-  parallelFor(tiles * splits, g.m * g.n < 16384 ? 1 : threads, [&](int64_t item) {
-    const int64_t tile = item / splits, split = item % splits;
-    const int64_t j0 = tile * kTileCols, j1 = j0 + kTileCols < g.n ? j0 + kTileCols : g.n;
-    const int64_t q0 = split * perSplit, q1 = q0 + perSplit < groups ? q0 + perSplit : groups;
-    if (q0 >= q1) return;
-#ifdef OCTET_X86
-    if (wide) {
-      static thread_local std::vector<float> buffer;
-      if (buffer.size() < static_cast<size_t>(maxChunk * kTileCols + 16)) buffer.resize(static_cast<size_t>(maxChunk * kTileCols + 16));
-      float* strip = buffer.data() + ((64 - (reinterpret_cast<uintptr_t>(buffer.data()) % 64)) % 64) / 4;
-      // K in chunks of whole runs of at least kChunkK products: the chunk's strip stays in cache
-      // while every row group of the item runs over it.
-      constexpr int64_t kChunkK = 512;
-      int64_t run0 = 0;
-      while (run0 < g.runs) {
-        const int64_t kc0 = run0 == 0 ? 0 : g.ends[run0 - 1];
-        int64_t run1 = run0 + 1;
-        while (run1 < g.runs && g.ends[run1 - 1] - kc0 < kChunkK) ++run1;
-        const int64_t kc1 = g.ends[run1 - 1];
-        for (int64_t t = kc0; t < kc1; ++t) {
-          float* row = strip + (t - kc0) * kTileCols;
-          const uint8_t* src = g.b + t * g.n + j0;
-          for (int64_t j = 0; j < kTileCols; ++j) row[j] = j0 + j < j1 ? g.bLut[src[j]] : 0.0f;
-        }
-        for (int64_t q = q0; q < q1 && q < rowGroups; ++q) tileAvx512(g, s, aRows.data(), strip, kc0, q * kRows, j0, j1, run0, run1);
-        run0 = run1;
-      }
-      if (q1 > rowGroups) tileScalar(g, s, rowGroups * kRows, g.m, j0, j1);
-      return;
-    }
-#endif
-    tileScalar(g, s, q0 * kRows, q1 * kRows < g.m ? q1 * kRows : g.m, j0, j1);
-  });
+  const RunScales s = runScales(g, threads);
+  GemmArgs args{};
+  args.transA = true;
+  args.transB = false;
+  args.m = g.m;
+  args.n = g.n;
+  args.k = g.k;
+  args.alpha = 1.0f;
+  args.lda = g.m;
+  args.ldb = g.n;
+  args.beta = 0.0f;
+  args.c = g.c;
+  args.ldc = g.n;
+  args.aCodes = g.a;
+  args.aLut = g.aLut;
+  args.bCodes = g.b;
+  args.bLut = g.bLut;
+  sgemmRuns(args, RunScaling{g.ends, g.runs, s.rows.data(), s.cols.data(), s.reciprocal.data()}, threads);
 }
 
 }  // namespace octet

@@ -659,6 +659,89 @@ void runSgemm(const GemmArgs& g, const KernelSpec& ks, int threads) {
 }
 }  // namespace
 
+void sgemmRuns(const GemmArgs& g, const RunScaling& s, int threads) {
+  if (g.m <= 0 || g.n <= 0) return;
+  if (g.k <= 0) {
+    for (int64_t i = 0; i < g.m; ++i) std::fill(g.c + i * g.ldc, g.c + i * g.ldc + g.n, 0.0f);
+    return;
+  }
+  const KernelSpec& ks = selectKernel(g.m, g.n);
+  const int mr = ks.mr, nr = ks.nr;
+  // K blocks of whole runs, each at least ks.kc products long unless K ends first.
+  std::vector<int64_t> lengths(static_cast<size_t>(s.runs));
+  struct KBlock {
+    int64_t pc, kc, run0, count;
+  };
+  std::vector<KBlock> blocks;
+  for (int64_t r = 0, start = 0; r < s.runs;) {
+    KBlock b{start, 0, r, 0};
+    while (r < s.runs && (b.count == 0 || b.kc < ks.kc)) {
+      lengths[r] = s.ends[r] - (r == 0 ? 0 : s.ends[r - 1]);
+      b.kc += lengths[r];
+      ++b.count;
+      ++r;
+    }
+    start += b.kc;
+    blocks.push_back(b);
+  }
+  // All of B packed once, block by block (block b at pc * nPadded, panel p at + p * kc * nr).
+  const int64_t panels = (g.n + nr - 1) / nr, nPadded = panels * nr;
+  float* bAll = sharedPack.b.get(static_cast<size_t>(nPadded * g.k));
+  const int team = 2.0 * g.m * g.n * g.k < 4e6 ? 1 : std::max(1, threads);
+  const int64_t nBlocks = static_cast<int64_t>(blocks.size());
+  parallelFor(nBlocks * panels, team, [&](int64_t item) {
+    const KBlock& b = blocks[static_cast<size_t>(item / panels)];
+    const int64_t panel = item % panels;
+    packBFloats(g, ks, b.pc, b.kc, panel * nr, std::min<int64_t>(nr, g.n - panel * nr), bAll + b.pc * nPadded + panel * b.kc * nr);
+  });
+  // Threads split row tiles when there are enough, else panels; each packs its own A blocks.
+  const int64_t tilesM = (g.m + mr - 1) / mr;
+  const bool splitRows = tilesM >= 2 * team || tilesM >= panels;
+  const int64_t panelsPerChunk = std::max<int64_t>(1, ks.nc / nr);
+  parallelFor(team, team, [&](int64_t t) {
+    int64_t m0 = 0, m1 = g.m, q0 = 0, q1 = panels;
+    if (splitRows) {
+      m0 = std::min(g.m, tilesM * t / team * mr);
+      m1 = std::min(g.m, tilesM * (t + 1) / team * mr);
+    } else {
+      q0 = panels * t / team;
+      q1 = panels * (t + 1) / team;
+    }
+    if (m1 <= m0 || q1 <= q0) return;
+    PackBuffers& buf = tlsPack;
+    for (int64_t qc = q0; qc < q1; qc += panelsPerChunk) {
+      const int64_t qEnd = std::min(q1, qc + panelsPerChunk);
+      for (int64_t ic = m0; ic < m1; ic += ks.mc) {
+        const int64_t mc = std::min(ks.mc, m1 - ic);
+        for (const KBlock& b : blocks) {
+          float* ap = buf.a.get(static_cast<size_t>(b.kc * ((mc + mr - 1) / mr * mr)));
+          packAFloats(g, ks, ic, mc, b.pc, b.kc, ap);
+          for (int64_t ir = 0; ir < mc; ir += mr) {
+            gemm_detail::RunsTile tile{};
+            tile.first = b.pc == 0;
+            tile.ap = ap + (ir / mr) * b.kc * mr;
+            tile.mr = static_cast<int>(std::min<int64_t>(mr, mc - ir));
+            tile.ldc = g.ldc;
+            tile.lengths = lengths.data() + b.run0;
+            tile.count = b.count;
+            tile.rows = s.rows + b.run0 * g.m + ic + ir;
+            tile.rowStride = g.m;
+            tile.colStride = g.n;
+            tile.reciprocal = s.reciprocal + b.run0;
+            for (int64_t q = qc; q < qEnd; ++q) {
+              tile.bp = bAll + b.pc * nPadded + q * b.kc * nr;
+              tile.c = g.c + (ic + ir) * g.ldc + q * nr;
+              tile.nr = static_cast<int>(std::min<int64_t>(nr, g.n - q * nr));
+              tile.cols = s.cols + b.run0 * g.n + q * nr;
+              ks.runs(tile);
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
 const char* gemmKernelName() { return gemm_detail::familyName(); }
 
 bool gemmBf16Pairs() { return gemm_detail::bf16PairsEnabled(); }

@@ -62,6 +62,23 @@ struct GemmArgs {
 
 void sgemm(const GemmArgs& args, int threads);
 
+// The block-scaled product with float32 partials (native/block_scaled.h) on the GEMM's packing
+// and register tiles. K is cut into runs ending at ends[0..runs) (the last at k); for each run r
+// and element (i, j): P = a chain of fused multiply-adds from +0 over the run's products in k
+// order, then C = fl(C + term), term = fl(fl(P * rows[r*m + i]) * cols[r*n + j]) where
+// reciprocal[r], else fl(fl(P / rows[r*m + i]) / cols[r*n + j]). C (row-major, ldc) starts at +0
+// (it is written, not read).
+// The operands are codes (aCodes / bCodes with their tables; args.fused, alpha = 1 and beta = 0
+// are implied); no bColumns, no cPlane.
+struct RunScaling {
+  const int64_t* ends;
+  int64_t runs;
+  const float* rows;  // runs x m
+  const float* cols;  // runs x n
+  const uint8_t* reciprocal;
+};
+void sgemmRuns(const GemmArgs& args, const RunScaling& scaling, int threads);
+
 // Name of the micro-kernel in use ("avx512", "avx2", "portable").
 const char* gemmKernelName();
 

@@ -72,7 +72,82 @@ void microPortable(int64_t kc, const float* ap, const float* bp, float* c, int64
   finishTile<kPortableMR, kPortableNR>(acc, c, ldc, alpha, beta, mr, nr);
 }
 
+// The block-scaled tile in plain C++ (RunsTile's contract): the portable and AVX2 families.
+// outer: the tile's sums, MR x NR; C's mr x nr corner in and out.
+template <int MR, int NR>
+inline void runsLoad(const RunsTile& t, float* outer) {
+  for (int x = 0; x < MR * NR; ++x) outer[x] = 0.0f;
+  if (t.first) return;
+  for (int i = 0; i < t.mr; ++i) {
+    for (int j = 0; j < t.nr; ++j) outer[i * NR + j] = t.c[i * t.ldc + j];
+  }
+}
+
+template <int MR, int NR>
+inline void runsStore(const RunsTile& t, const float* outer) {
+  for (int i = 0; i < t.mr; ++i) {
+    for (int j = 0; j < t.nr; ++j) t.c[i * t.ldc + j] = outer[i * NR + j];
+  }
+}
+
+template <int MR, int NR>
+inline void runsScalarEpilogue(const float* acc, float* outer, const RunsTile& t, int64_t r) {
+  const float* rows = t.rows + r * t.rowStride;
+  const float* cols = t.cols + r * t.colStride;
+  for (int i = 0; i < t.mr; ++i) {
+    for (int j = 0; j < t.nr; ++j) {
+      const float p = acc[i * NR + j];
+      const float term = t.reciprocal[r] ? (p * rows[i]) * cols[j] : (p / rows[i]) / cols[j];
+      outer[i * NR + j] = outer[i * NR + j] + term;
+    }
+  }
+}
+
+template <int MR, int NR>
+void runsPortable(const RunsTile& t) {
+  const float* ap = t.ap;
+  const float* bp = t.bp;
+  float acc[MR * NR], outer[MR * NR];
+  runsLoad<MR, NR>(t, outer);
+  for (int64_t r = 0; r < t.count; ++r) {
+    for (int x = 0; x < MR * NR; ++x) acc[x] = 0.0f;
+    for (int64_t p = 0; p < t.lengths[r]; ++p) {
+      for (int i = 0; i < MR; ++i) {
+        for (int j = 0; j < NR; ++j) acc[i * NR + j] = std::fma(ap[i], bp[j], acc[i * NR + j]);
+      }
+      ap += MR;
+      bp += NR;
+    }
+    runsScalarEpilogue<MR, NR>(acc, outer, t, r);
+  }
+  runsStore<MR, NR>(t, outer);
+}
+
 #ifdef OCTET_X86
+// The same loops compiled for AVX2 + FMA (vectorized by the compiler; std::fma is one rounding
+// whatever instruction computes it).
+template <int MR, int NR>
+__attribute__((target("avx2,fma"))) void runsAvx2(const RunsTile& t) {
+  const float* ap = t.ap;
+  const float* bp = t.bp;
+  alignas(32) float acc[MR * NR];
+  alignas(32) float outer[MR * NR];
+  runsLoad<MR, NR>(t, outer);
+  for (int64_t r = 0; r < t.count; ++r) {
+    for (int x = 0; x < MR * NR; ++x) acc[x] = 0.0f;
+    for (int64_t p = 0; p < t.lengths[r]; ++p) {
+      for (int i = 0; i < MR; ++i) {
+        const float a = ap[i];
+        for (int j = 0; j < NR; ++j) acc[i * NR + j] = std::fma(a, bp[j], acc[i * NR + j]);
+      }
+      ap += MR;
+      bp += NR;
+    }
+    runsScalarEpilogue<MR, NR>(acc, outer, t, r);
+  }
+  runsStore<MR, NR>(t, outer);
+}
+
 template <bool kFused>
 __attribute__((target("avx2,fma"), always_inline)) inline __m256 madd256(__m256 a, __m256 b, __m256 c) {
   return kFused ? _mm256_fmadd_ps(a, b, c) : _mm256_add_ps(c, _mm256_mul_ps(a, b));
@@ -237,6 +312,84 @@ __attribute__((target("avx512f,avx512bf16"))) void pairsAvx512(int64_t kc, const
   avx512FinishTile<MR, V>(acc, c, ldc, alpha, beta, mr, nr, spill);
 }
 
+// The block-scaled tile (RunsTile) in zmm registers: per run, MR x V accumulators from zero over
+// the run's products, then scaled and added into C (in L1 while the tile's runs go by).
+template <int MR, int V>
+__attribute__((target("avx512f"))) void runsAvx512(const RunsTile& t) {
+  constexpr int NR = 16 * V;
+  const bool full = t.mr == MR && t.nr == NR;
+  alignas(64) float spill[MR * NR];
+  alignas(64) float outer[MR * NR];
+  if (full && !t.first) {
+#pragma GCC unroll 24
+    for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 2
+      for (int v = 0; v < V; ++v) _mm512_store_ps(outer + i * NR + 16 * v, _mm512_loadu_ps(t.c + i * t.ldc + 16 * v));
+    }
+  } else {
+    runsLoad<MR, NR>(t, outer);
+  }
+  const float* ap = t.ap;
+  const float* bp = t.bp;
+  for (int64_t r = 0; r < t.count; ++r) {
+    __m512 acc[MR][V];
+#pragma GCC unroll 24
+    for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 2
+      for (int v = 0; v < V; ++v) acc[i][v] = _mm512_setzero_ps();
+    }
+    const int64_t length = t.lengths[r];
+    for (int64_t p = 0; p < length; ++p) {
+      __m512 b[V];
+#pragma GCC unroll 2
+      for (int v = 0; v < V; ++v) b[v] = _mm512_load_ps(bp + 16 * v);
+      _mm_prefetch(reinterpret_cast<const char*>(bp + 8 * NR), _MM_HINT_T0);
+#pragma GCC unroll 24
+      for (int i = 0; i < MR; ++i) {
+        const __m512 av = _mm512_set1_ps(ap[i]);
+#pragma GCC unroll 2
+        for (int v = 0; v < V; ++v) acc[i][v] = _mm512_fmadd_ps(av, b[v], acc[i][v]);
+      }
+      ap += MR;
+      bp += NR;
+    }
+    if (!full) {
+#pragma GCC unroll 24
+      for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 2
+        for (int v = 0; v < V; ++v) _mm512_store_ps(spill + i * NR + 16 * v, acc[i][v]);
+      }
+      runsScalarEpilogue<MR, NR>(spill, outer, t, r);
+      continue;
+    }
+    const float* rows = t.rows + r * t.rowStride;
+    const float* cols = t.cols + r * t.colStride;
+    __m512 sb[V];
+#pragma GCC unroll 2
+    for (int v = 0; v < V; ++v) sb[v] = _mm512_loadu_ps(cols + 16 * v);
+    const bool reciprocal = t.reciprocal[r] != 0;
+#pragma GCC unroll 24
+    for (int i = 0; i < MR; ++i) {
+      const __m512 sa = _mm512_set1_ps(rows[i]);
+#pragma GCC unroll 2
+      for (int v = 0; v < V; ++v) {
+        const __m512 term = reciprocal ? _mm512_mul_ps(_mm512_mul_ps(acc[i][v], sa), sb[v]) : _mm512_div_ps(_mm512_div_ps(acc[i][v], sa), sb[v]);
+        float* o = outer + i * NR + 16 * v;
+        _mm512_store_ps(o, _mm512_add_ps(_mm512_load_ps(o), term));
+      }
+    }
+  }
+  if (full) {
+#pragma GCC unroll 24
+    for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 2
+      for (int v = 0; v < V; ++v) _mm512_storeu_ps(t.c + i * t.ldc + 16 * v, _mm512_load_ps(outer + i * NR + 16 * v));
+    }
+  } else {
+    runsStore<MR, NR>(t, outer);
+  }
+}
+
 template <int MR, int V, bool kFused = true>
 __attribute__((target("avx512f"))) void microAvx512(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc,
                                                      float alpha, float beta, int mr, int nr) {
@@ -262,6 +415,7 @@ KernelSpec avx512Spec() {
   KernelSpec ks{"avx512", MR, 16 * V, 1536, 384, 512, microAvx512<MR, V>, directAvx512<MR, V>, directCodedAvx512<MR, V>};
   ks.unfused = {microAvx512<MR, V, false>, directAvx512<MR, V, false>, directCodedAvx512<MR, V, false>};
   ks.pairs = pairsAvx512<MR, V>;
+  ks.runs = runsAvx512<MR, V>;
   return ks;
 }
 
@@ -309,11 +463,13 @@ KernelFamily chooseFamily() {
   if ((want.empty() || want == "avx2") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
     KernelSpec ks{"avx2", 6, 16, 1536, 256, 512, microAvx2<true>, nullptr, nullptr};
     ks.unfused = {microAvx2<false>, nullptr, nullptr};
+    ks.runs = runsAvx2<6, 16>;
     return {"avx2", {ks}};
   }
 #endif
   KernelSpec ks{"portable", kPortableMR, kPortableNR, 512, 256, 512, microPortable<true>, nullptr, nullptr};
   ks.unfused = {microPortable<false>, nullptr, nullptr};
+  ks.runs = runsPortable<kPortableMR, kPortableNR>;
   return {"portable", {ks}};
 }
 

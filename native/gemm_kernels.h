@@ -15,6 +15,30 @@ namespace gemm_detail {
 using MicroKernel = void (*)(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc,
                              float alpha, float beta, int mr, int nr);
 
+// A block-scaled tile (native/block_scaled.h): packed panels as for MicroKernel, over `count`
+// runs of lengths[0..count) products one after another. For each run r and i < mr, j < nr:
+// P = a chain of fused multiply-adds from +0 over the run's products in k order, then
+//   c[i*ldc + j] = fl(c + term), term = reciprocal[r] ? fl(fl(P * rows[r*rowStride + i]) * cols[r*colStride + j])
+//                                                    : fl(fl(P / rows[...]) / cols[...]),
+// with c starting at +0 instead of C's value when `first`. The sums run in a tile buffer and C is
+// read and written once per call (C's rows, a page apart, would share an L1 set).
+struct RunsTile {
+  bool first;
+  const float* ap;
+  const float* bp;
+  float* c;
+  int64_t ldc;
+  int mr, nr;
+  const int64_t* lengths;
+  int64_t count;
+  const float* rows;
+  int64_t rowStride;
+  const float* cols;
+  int64_t colStride;
+  const uint8_t* reciprocal;
+};
+using RunsKernel = void (*)(const RunsTile& tile);
+
 struct KernelSpec {
   const char* name;
   int mr, nr;
@@ -43,7 +67,9 @@ struct KernelSpec {
   // even, so the chain is micro's in k order. It flushes denormal inputs and results to zero and
   // ignores MXCSR: the caller makes sure no product or sum is denormal (pairsEligible in gemm.cc).
   MicroKernel pairs = nullptr;
-  bool pairPanels = false;  // micro is `pairs`: the panels are to be converted after packing
+  bool pairPanels = false;
+  // The block-scaled tile on this shape (every family has one).
+  RunsKernel runs = nullptr;  // micro is `pairs`: the panels are to be converted after packing
 
   // This spec with the bfloat16-pair kernel (which reads packed panels only).
   KernelSpec withPairs() const {

@@ -131,8 +131,6 @@ export function blockScaledGemm(a: BlockQTensor, b: BlockQTensor, options: Block
   const { m, n } = p;
   const acc = options.out ?? freshArray(m * n);
   if (acc.length !== m * n) throw new InvalidArgumentError(`blockScaledGemm: out has ${acc.length} elements; expected ${m * n}`);
-  acc.fill(0);
-  const partial = freshArray(m * n);
   const threads = resolveThreads(options.threads);
   const floatPartials = !alignedOf(options.accumulation) && resolveFormat((options.accumulation as string | undefined) ?? 'fp32').name === 'float32';
   if (!p.outer && floatPartials && !(options.chunk ?? 0)) {
@@ -144,6 +142,8 @@ export function blockScaledGemm(a: BlockQTensor, b: BlockQTensor, options: Block
     });
     return acc;
   }
+  acc.fill(0);
+  const partial = freshArray(m * n);
   const outer = p.outer ? encodeParams(p.outer, {}) : null;
   const table = p.outer ? decodeTable(p.outer) : null;
   let k0 = 0;

@@ -7,6 +7,8 @@ import { convGeometry } from '../../src/kernels/conv_geometry.js';
 import { encode, quantize } from '../../src/kernels/codec.js';
 import { gemm, gemmReference } from '../../src/kernels/gemm.js';
 import { lowpGemm, lowpGemmReference } from '../../src/kernels/lowp_gemm.js';
+import { blockScaledGemm, blockScaledGemmReference } from '../../src/kernels/block_gemm.js';
+import { blockQuantizeReference, type BlockSpec } from '../../src/kernels/block_quant.js';
 import { nativeCore, nativeUnavailableReason } from '../../src/kernels/native.js';
 import { winogradForward, winogradForwardReference, winogradWeightGradient, winogradWeightGradientReference } from '../../src/kernels/winograd.js';
 import { float32FromBits } from './format_oracle.js';
@@ -63,6 +65,23 @@ const mixed = lowpGemm(19, 23, 70, fa, lb);
 const mixedRef = lowpGemmReference(19, 23, 70, fa, lb);
 for (let i = 0; i < mixed.length; i++) if (!Object.is(mixed[i], mixedRef[i])) lowpMismatches++;
 process.stdout.write(`lowp mismatches ${lowpMismatches}\n`);
+
+// Block-scaled GEMMs with float32 partials (the GEMM's run tiles): MX scales (multiplied by
+// reciprocals) and float32 tile scales (divided), edge tiles and several K blocks.
+let blockMismatches = 0;
+for (const [m, n, k] of [[29, 45, 700], [9, 7, 33]]) {
+  for (const [specA, specB] of [
+    [{ format: 'e4m3', blockRows: 1, blockK: 32, scale: 'e8m0' }, { format: 'e4m3', blockRows: 1, blockK: 32, scale: 'e8m0' }],
+    [{ format: 'e4m3', blockRows: 1, blockK: 128, scale: 'fp32' }, { format: 'e4m3', blockRows: 128, blockK: 128, scale: 'fp32' }],
+  ] as BlockSpec[][]) {
+    const qa = blockQuantizeReference(uniform(m * k, m), m, k, 'rk', specA);
+    const qb = blockQuantizeReference(uniform(n * k, n), n, k, 'rk', specB);
+    const fast = blockScaledGemm(qa, qb, {});
+    const ref = blockScaledGemmReference(qa, qb, {});
+    for (let i = 0; i < fast.length; i++) if (!Object.is(fast[i], ref[i])) blockMismatches++;
+  }
+}
+process.stdout.write(`block mismatches ${blockMismatches}\n`);
 
 // Winograd (forward and weight gradient, both tiles) against the double-precision references,
 // relative to each output's largest magnitude.

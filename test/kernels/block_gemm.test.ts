@@ -62,6 +62,8 @@ describe('blockScaledGemm matches the contract loop', () => {
     ['1x128 by 128x128 tiles, bf16 partials promoted to fp32', TILE, WEIGHT_TILE, { accumulation: 'bf16' }],
     ['tiles, fp16 stochastic partials', TILE, WEIGHT_TILE, { accumulation: 'fp16', rounding: 'stochastic', seed: 4 }],
     ['row-wise by MX, bf16 outer sum', ROW, MX_E4M3, { outer: 'bf16' }],
+    ['tiles with float32 scales, fp32 partials (divisions)', TILE, WEIGHT_TILE, {}],
+    ['row-wise, fp32 partials over all of K', ROW, ROW, {}],
   ];
   for (const [name, specA, specB, options] of cases) {
     test(name, { skip: !nativeCore() }, () => {
@@ -72,6 +74,17 @@ describe('blockScaledGemm matches the contract loop', () => {
       }
     });
   }
+  // Float32 partials run on the GEMM's packed tiles: several K blocks of whole runs, threads
+  // splitting rows (tall) or column panels (wide), edge tiles on both sides, three tile shapes.
+  test('fp32 partials on the GEMM tiles: K blocks, row and column splits, edge tiles', { skip: !nativeCore() }, () => {
+    for (const [m, n, k] of [[150, 70, 1000], [13, 300, 800], [40, 16, 450], [257, 33, 97]]) {
+      for (const [specA, specB] of [[MX_E4M3, MX_E4M3], [TILE, WEIGHT_TILE]]) {
+        const { a, b } = operands(m, n, k, specA, specB, m * 3 + k);
+        const ref = blockScaledGemmReference(a, b, {});
+        for (const threads of [1, 2]) assertSameBits(blockScaledGemm(a, b, { threads }), ref, `${m}x${n}x${k} ${specA.scale}, ${threads} threads`);
+      }
+    }
+  });
 });
 
 test('the contract written out for float32 accumulation: partial per 32-block, divided by both scales, summed in fp32', () => {
