@@ -257,6 +257,14 @@ void blockQuantize(const float* values, uint8_t* codes, float* scales, const Blo
   }
 }
 
+// A power of two in [2^-127, 2^127] (2^-127 is a float32 subnormal), from the float's fields: its
+// reciprocal is exact and finite, so x * (1 / s) is the same real number as x / s and rounds the
+// same.
+static bool isPowerOfTwo(float s) {
+  const uint32_t u = bitsOf(s), exponent = u >> 23, mantissa = u & 0x7fffffu;
+  return (exponent >= 1 && exponent <= 254 && mantissa == 0) || u == 0x00400000u;
+}
+
 void blockScaleAdd(const float* partial, float* acc, int64_t m, int64_t n, const float* sa, int64_t blockRowsA, const float* sb,
                    int64_t blockRowsB, const CodecParams* outer, const float* lut, int threads) {
   std::vector<float> column(static_cast<size_t>(n));
@@ -264,13 +272,9 @@ void blockScaleAdd(const float* partial, float* acc, int64_t m, int64_t n, const
   const float* b = column.data();
   // A power-of-two divisor s has an exact reciprocal (2^-127 included, a float32 subnormal), and
   // x * (1 / s) is the same real number as x / s, so it rounds the same: multiply instead.
-  auto powerOfTwo = [](float s) {
-    int e;
-    return std::frexp(s, &e) == 0.5f;
-  };
   bool reciprocal = true;
-  for (int64_t j = 0; j < n && reciprocal; ++j) reciprocal = powerOfTwo(b[j]);
-  for (int64_t i = 0; i < (m + blockRowsA - 1) / blockRowsA && reciprocal; ++i) reciprocal = powerOfTwo(sa[i]);
+  for (int64_t j = 0; j < n && reciprocal; ++j) reciprocal = isPowerOfTwo(b[j]);
+  for (int64_t i = 0; i < (m + blockRowsA - 1) / blockRowsA && reciprocal; ++i) reciprocal = isPowerOfTwo(sa[i]);
   std::vector<float> inverse(reciprocal ? static_cast<size_t>(n) : 0);
   for (int64_t j = 0; reciprocal && j < n; ++j) inverse[j] = 1.0f / b[j];
   const float* rb = inverse.data();
@@ -294,10 +298,7 @@ void blockScaleAdd(const float* partial, float* acc, int64_t m, int64_t n, const
 
 namespace {
 
-bool isPowerOfTwo(float s) {
-  int e;
-  return std::frexp(s, &e) == 0.5f;
-}
+
 
 // Every run's row and column divisors (or their reciprocals, when all of that run's are powers
 // of two), expanded: rows[run * m + i], cols[run * n + j].

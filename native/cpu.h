@@ -25,8 +25,16 @@ inline bool cpuHasAvx512() {
   }();
   return has;
 }
+inline bool cpuHasAvx512Bw() {
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512bw") != 0 && __builtin_cpu_supports("avx512vl") != 0;
+  }();
+  return has;
+}
 #else
 #define OCTET_TARGET_AVX2
 inline bool cpuHasAvx2() { return false; }
 inline bool cpuHasAvx512() { return false; }
+inline bool cpuHasAvx512Bw() { return false; }
 #endif

@@ -28,6 +28,12 @@ struct PackBuffers {
 
 thread_local PackBuffers tlsPack;
 
+// Rows of a k-major operand (a transposed A, a row-major B) packed together across all the
+// block's panels: rows a multiple of 4 KiB apart share cache sets, and streaming a panel's whole k
+// range row by row would evict what the next panel reads (32: measured best of 1-128 on tall
+// block-scaled products).
+constexpr int64_t kPackRows = 32;
+
 // bp[panel][p][j] = op(B)(pc + p, jc + panel*NR + j), zero past n.
 template <typename Source>
 void packBFrom(const GemmArgs& g, const KernelSpec& ks, Source src, int64_t pc, int64_t kc, int64_t jc, int64_t nc, float* bp) {
@@ -318,6 +324,34 @@ void packBColumns(const GemmArgs& g, const KernelSpec& ks, int64_t pc, int64_t k
   }
 }
 
+#ifdef OCTET_X86
+// packBFrom for B as row-major one-byte codes (not transposed): a few rows at a time across the
+// block's panels (rows ldb apart share L1 sets when ldb is a multiple of 4 KiB), each panel row
+// looked up 16 codes at a time in the table held in registers (the same values as CodeSource).
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void packBCodeRows(const GemmArgs& g, const KernelSpec& ks, int64_t pc, int64_t kc,
+                                                                        int64_t jc, int64_t nc, float* bp) {
+  VectorTable table;
+  loadVectorTable(g.bLut, table);
+  const int nr = ks.nr;
+  for (int64_t p0 = 0; p0 < kc; p0 += kPackRows) {
+    const int64_t p1 = std::min(kc, p0 + kPackRows);
+    for (int64_t j0 = 0; j0 < nc; j0 += nr) {
+      const int width = static_cast<int>(std::min<int64_t>(nr, nc - j0));
+      float* dst = bp + (j0 / nr) * kc * nr;
+      for (int64_t p = p0; p < p1; ++p) {
+        const uint8_t* row = g.bCodes + (pc + p) * g.ldb + jc + j0;
+        float* d = dst + p * nr;
+        for (int h = 0; h < nr; h += 16) {
+          const __mmask16 valid = static_cast<__mmask16>((1u << std::max(0, std::min(16, width - h))) - 1u);
+          const __m128i codes = _mm_maskz_loadu_epi8(valid, row + h);
+          _mm512_storeu_ps(d + h, _mm512_maskz_mov_ps(valid, lookup16(table, _mm512_cvtepu8_epi32(codes))));
+        }
+      }
+    }
+  }
+}
+#endif
+
 void packBFloats(const GemmArgs& g, const KernelSpec& ks, int64_t pc, int64_t kc, int64_t jc, int64_t nc, float* bp) {
   if (g.bColumns) {
     packBColumns(g, ks, pc, kc, jc, nc, bp);
@@ -326,6 +360,10 @@ void packBFloats(const GemmArgs& g, const KernelSpec& ks, int64_t pc, int64_t kc
 #ifdef OCTET_X86
   if (g.bCodes && g.bIsE5M2 && g.transB && kc >= 16 && haveHalfConversion()) {
     packPanelsE5m2(g.bCodes + jc * g.ldb + pc, g.ldb, nc, kc, ks.nr, bp);
+    return;
+  }
+  if (g.bCodes && !g.bIsE5M2 && !g.transB && cpuHasAvx512() && cpuHasAvx512Bw()) {
+    packBCodeRows(g, ks, pc, kc, jc, nc, bp);
     return;
   }
   if (g.bCodes && g.bIsE5M2 && !g.transB && haveHalfConversion()) {
@@ -350,19 +388,27 @@ void packBFloats(const GemmArgs& g, const KernelSpec& ks, int64_t pc, int64_t kc
 template <typename Source>
 void packAFrom(const GemmArgs& g, const KernelSpec& ks, Source src, int64_t ic, int64_t mc, int64_t pc, int64_t kc, float* ap) {
   const int mr = ks.mr;
-  int64_t rows[32];
-  for (int64_t i0 = 0; i0 < mc; i0 += mr) {
-    const int64_t height = std::min<int64_t>(mr, mc - i0);
-    float* dst = ap + (i0 / mr) * kc * mr;
-    if (!g.transA) {
+  if (!g.transA) {
+    int64_t rows[32];
+    for (int64_t i0 = 0; i0 < mc; i0 += mr) {
+      const int64_t height = std::min<int64_t>(mr, mc - i0);
+      float* dst = ap + (i0 / mr) * kc * mr;
       for (int64_t i = 0; i < height; ++i) rows[i] = (ic + i0 + i) * g.lda + pc;
       for (int64_t p = 0; p < kc; ++p) {
         float* d = dst + p * mr;
         for (int64_t i = 0; i < height; ++i) d[i] = src(rows[i] + p);
         for (int64_t i = height; i < mr; ++i) d[i] = 0.0f;
       }
-    } else {
-      for (int64_t p = 0; p < kc; ++p) {
+    }
+    return;
+  }
+  // Transposed: a few rows of A at a time across every panel (see packACodesTransposed).
+  for (int64_t p0 = 0; p0 < kc; p0 += kPackRows) {
+    const int64_t p1 = std::min(kc, p0 + kPackRows);
+    for (int64_t i0 = 0; i0 < mc; i0 += mr) {
+      const int64_t height = std::min<int64_t>(mr, mc - i0);
+      float* dst = ap + (i0 / mr) * kc * mr;
+      for (int64_t p = p0; p < p1; ++p) {
         const int64_t row = (pc + p) * g.lda + ic + i0;
         float* d = dst + p * mr;
         for (int64_t i = 0; i < height; ++i) d[i] = src(row + i);
@@ -372,10 +418,45 @@ void packAFrom(const GemmArgs& g, const KernelSpec& ks, Source src, int64_t ic, 
   }
 }
 
+#ifdef OCTET_X86
+// packAFrom for op(A) stored transposed as one-byte codes (A is k x m, a row of A holds one k's
+// values for consecutive rows of op(A)): each panel row is up to MR consecutive codes, looked up
+// 16 at a time in the table held in registers (the same values as CodeSource).
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void packACodesTransposed(const GemmArgs& g, const KernelSpec& ks, int64_t ic, int64_t mc,
+                                                                               int64_t pc, int64_t kc, float* ap) {
+  VectorTable table;
+  loadVectorTable(g.aLut, table);
+  const int mr = ks.mr;
+  // A few rows of A at a time across every panel: rows lda apart share L1 sets when lda is a
+  // multiple of 4 KiB, and a panel's whole k range would evict itself.
+  for (int64_t p0 = 0; p0 < kc; p0 += kPackRows) {
+    const int64_t p1 = std::min(kc, p0 + kPackRows);
+    for (int64_t i0 = 0; i0 < mc; i0 += mr) {
+      const int height = static_cast<int>(std::min<int64_t>(mr, mc - i0));
+      float* dst = ap + (i0 / mr) * kc * mr;
+      for (int64_t p = p0; p < p1; ++p) {
+        const uint8_t* row = g.aCodes + (pc + p) * g.lda + ic + i0;
+        float* d = dst + p * mr;
+        for (int h = 0; h < mr; h += 16) {
+          const int valid = std::max(0, std::min(16, height - h)), width = std::min(16, mr - h);
+          const __m128i codes = _mm_maskz_loadu_epi8(static_cast<__mmask16>((1u << valid) - 1u), row + h);
+          const __m512 values = _mm512_maskz_mov_ps(static_cast<__mmask16>((1u << valid) - 1u), lookup16(table, _mm512_cvtepu8_epi32(codes)));
+          _mm512_mask_storeu_ps(d + h, static_cast<__mmask16>((1u << width) - 1u), values);
+        }
+      }
+    }
+  }
+}
+#endif
+
 void packAFloats(const GemmArgs& g, const KernelSpec& ks, int64_t ic, int64_t mc, int64_t pc, int64_t kc, float* ap) {
 #ifdef OCTET_X86
   if (g.aCodes && g.aIsE5M2 && !g.transA && kc >= 16 && haveHalfConversion()) {
     packPanelsE5m2(g.aCodes + ic * g.lda + pc, g.lda, mc, kc, ks.mr, ap);
+    return;
+  }
+  if (g.aCodes && g.transA && cpuHasAvx512() && cpuHasAvx512Bw()) {
+    packACodesTransposed(g, ks, ic, mc, pc, kc, ap);
     return;
   }
 #endif
@@ -689,10 +770,12 @@ void sgemmRuns(const GemmArgs& g, const RunScaling& s, int threads) {
   float* bAll = sharedPack.b.get(static_cast<size_t>(nPadded * g.k));
   const int team = 2.0 * g.m * g.n * g.k < 4e6 ? 1 : std::max(1, threads);
   const int64_t nBlocks = static_cast<int64_t>(blocks.size());
-  parallelFor(nBlocks * panels, team, [&](int64_t item) {
-    const KBlock& b = blocks[static_cast<size_t>(item / panels)];
-    const int64_t panel = item % panels;
-    packBFloats(g, ks, b.pc, b.kc, panel * nr, std::min<int64_t>(nr, g.n - panel * nr), bAll + b.pc * nPadded + panel * b.kc * nr);
+  // Items of up to 16 panels (so that packing reads whole rows of B a few at a time).
+  const int64_t perItem = 16, chunks = (panels + perItem - 1) / perItem;
+  parallelFor(nBlocks * chunks, team, [&](int64_t item) {
+    const KBlock& b = blocks[static_cast<size_t>(item / chunks)];
+    const int64_t q0 = item % chunks * perItem, q1 = std::min(panels, q0 + perItem);
+    packBFloats(g, ks, b.pc, b.kc, q0 * nr, std::min(g.n, q1 * nr) - q0 * nr, bAll + b.pc * nPadded + q0 * b.kc * nr);
   });
   // Threads split row tiles when there are enough, else panels; each packs its own A blocks.
   const int64_t tilesM = (g.m + mr - 1) / mr;

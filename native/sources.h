@@ -56,6 +56,28 @@ __attribute__((target("avx2,f16c"))) inline void decodeE5m2Avx2(const uint8_t* s
   }
 }
 
+// Any table of 256 values held in 16 zmm registers, looked up 16 codes at a time: each pair of
+// registers is one 32-entry two-source permute (the code's low 5 bits), and the code's top 3 bits
+// pick which pair's result a lane keeps. The values move as bits: the table's, NaN payloads
+// included.
+struct VectorTable {
+  __m512 t[16];
+};
+
+__attribute__((target("avx512f"))) inline void loadVectorTable(const float* lut, VectorTable& v) {
+  for (int q = 0; q < 16; ++q) v.t[q] = _mm512_loadu_ps(lut + 16 * q);
+}
+
+__attribute__((target("avx512f"), always_inline)) inline __m512 lookup16(const VectorTable& v, __m512i codes) {
+  __m512 r = _mm512_permutex2var_ps(v.t[0], codes, v.t[1]);
+  const __m512i high = _mm512_srli_epi32(codes, 5);
+#pragma GCC unroll 7
+  for (int q = 1; q < 8; ++q) {
+    r = _mm512_mask_mov_ps(r, _mm512_cmpeq_epi32_mask(high, _mm512_set1_epi32(q)), _mm512_permutex2var_ps(v.t[2 * q], codes, v.t[2 * q + 1]));
+  }
+  return r;
+}
+
 // Whether this CPU has a vector E5M2 decode (AVX2 and F16C; AVX-512 adds the 16-lane one).
 inline bool haveHalfConversion() {
   static const bool yes = [] {
