@@ -16,7 +16,8 @@
         "native/winograd.cc",
         "native/value_stats.cc",
         "native/block_scaled.cc",
-        "native/aligned_gemm.cc"
+        "native/aligned_gemm.cc",
+        "native/block_sparse.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],

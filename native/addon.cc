@@ -22,6 +22,7 @@
 #include "addon_args.h"
 #include "aligned_gemm.h"
 #include "block_scaled.h"
+#include "block_sparse.h"
 #include "codec.h"
 #include "elementwise.h"
 #include "gemm.h"
@@ -774,6 +775,44 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// bsrGemm(rowPtr, colIdx, values, x, c, { m, k, n, br, bc, fused, threads }): C = W X with W in
+// block compressed sparse rows (Int32Array rowPtr and colIdx, Float32Array values), X k x n and C
+// m x n row-major. See block_sparse.h.
+Napi::Value BsrGemm(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  const Napi::Object o = optionsArg(info, 5, "bsrGemm");
+  octet::BsrGemmArgs g;
+  g.m = sizeField(o, "m");
+  g.k = sizeField(o, "k");
+  g.n = sizeField(o, "n");
+  g.br = sizeField(o, "br");
+  g.bc = sizeField(o, "bc");
+  g.fused = boolField(o, "fused");
+  if (g.br < 1 || g.bc < 1) throw rangeError(env, "bsrGemm: block sizes must be positive");
+  const int64_t blockRows = (g.m + g.br - 1) / g.br, blockCols = (g.k + g.bc - 1) / g.bc;
+  g.rowPtr = typedArg<int32_t>(info, 0, napi_int32_array, "rowPtr", blockRows + 1);
+  const int64_t stored = g.rowPtr[blockRows];
+  if (g.rowPtr[0] != 0) throw rangeError(env, "bsrGemm: rowPtr must start at 0");
+  for (int64_t q = 0; q < blockRows; ++q) {
+    if (g.rowPtr[q + 1] < g.rowPtr[q]) throw rangeError(env, "bsrGemm: rowPtr must not decrease");
+  }
+  g.colIdx = typedArg<int32_t>(info, 1, napi_int32_array, "colIdx", stored);
+  for (int64_t q = 0; q < blockRows; ++q) {
+    for (int32_t b = g.rowPtr[q]; b < g.rowPtr[q + 1]; ++b) {
+      if (g.colIdx[b] < 0 || g.colIdx[b] >= blockCols || (b > g.rowPtr[q] && g.colIdx[b] <= g.colIdx[b - 1])) {
+        throw rangeError(env, "bsrGemm: block columns must increase within each block row and lie below ceil(k / bc)");
+      }
+    }
+  }
+  g.values = f32(info, 2, "values", stored * g.br * g.bc);
+  g.x = f32(info, 3, "x", g.k * g.n);
+  g.ldx = g.n;
+  g.c = f32(info, 4, "c", g.m * g.n);
+  g.ldc = g.n;
+  octet::bsrGemm(g, threadsField(o));
+  return env.Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   configureAllocator();
   exports.Set("sgemm", Napi::Function::New(env, Sgemm));
@@ -792,6 +831,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("blockScaleAdd", Napi::Function::New(env, BlockScaleAdd));
   exports.Set("blockGemmFp32", Napi::Function::New(env, BlockGemmFp32));
   exports.Set("alignedGemm", Napi::Function::New(env, AlignedGemm));
+  exports.Set("bsrGemm", Napi::Function::New(env, BsrGemm));
   exports.Set("valueHistogram", Napi::Function::New(env, ValueHistogram));
   exports.Set("collectBins", Napi::Function::New(env, CollectBins));
   exports.Set("errorEnergy", Napi::Function::New(env, ErrorEnergy));

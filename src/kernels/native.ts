@@ -119,6 +119,11 @@ export interface NativeCore {
     a: Uint8Array, b: Uint8Array, c: Float32Array, scalesA: Float32Array, scalesB: Float32Array, ends: Float64Array,
     o: Threads & { m: number; n: number; k: number; blockKA: number; blockRowsA: number; blockKB: number; blockRowsB: number; aTable: Float32Array; bTable: Float32Array },
   ): void;
+  /** C = W X with W in block compressed sparse rows (native/block_sparse.h). */
+  bsrGemm(
+    rowPtr: Int32Array, colIdx: Int32Array, values: Float32Array, x: Float32Array, c: Float32Array,
+    o: Threads & { m: number; k: number; n: number; br: number; bc: number; fused: boolean },
+  ): void;
   /** GEMM under an aligned fixed-point accumulator (native/aligned_gemm.h): a m x k, b k x n codes, row-major. */
   alignedGemm(
     a: Uint8Array, b: Uint8Array, c: Float32Array,

@@ -8,6 +8,7 @@ import { encode, quantize } from '../../src/kernels/codec.js';
 import { gemm, gemmReference } from '../../src/kernels/gemm.js';
 import { lowpGemm, lowpGemmReference } from '../../src/kernels/lowp_gemm.js';
 import { blockScaledGemm, blockScaledGemmReference } from '../../src/kernels/block_gemm.js';
+import { bsrFromDense, bsrGemm, bsrGemmReference } from '../../src/kernels/block_sparse.js';
 import { blockQuantizeReference, type BlockSpec } from '../../src/kernels/block_quant.js';
 import { nativeCore, nativeUnavailableReason } from '../../src/kernels/native.js';
 import { winogradForward, winogradForwardReference, winogradWeightGradient, winogradWeightGradientReference } from '../../src/kernels/winograd.js';
@@ -82,6 +83,19 @@ for (const [m, n, k] of [[29, 45, 700], [9, 7, 33]]) {
   }
 }
 process.stdout.write(`block mismatches ${blockMismatches}\n`);
+
+// Block-sparse products (the portable loops where the build has no x86 code).
+let sparseMismatches = 0;
+for (const [br, bc] of [[8, 8], [1, 1], [4, 4]]) {
+  const dense = uniform(20 * 36, br);
+  const keep = Uint8Array.from({ length: Math.ceil(20 / br) * Math.ceil(36 / bc) }, (_, i) => (i % 3 === 0 ? 0 : 1));
+  const w = bsrFromDense(dense, 20, 36, br, bc, keep);
+  const x = uniform(36 * 50, bc);
+  const fast = bsrGemm(w, x, 50);
+  const ref = bsrGemmReference(w, x, 50);
+  for (let i = 0; i < fast.length; i++) if (fast[i] !== ref[i]) sparseMismatches++;
+}
+process.stdout.write(`sparse mismatches ${sparseMismatches}\n`);
 
 // Winograd (forward and weight gradient, both tiles) against the double-precision references,
 // relative to each output's largest magnitude.

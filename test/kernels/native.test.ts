@@ -75,6 +75,7 @@ describe('native core', () => {
       assert.match(r.stdout, /codec mismatches 0\n/);
       assert.match(r.stdout, /lowp mismatches 0\n/);
       assert.match(r.stdout, /block mismatches 0\n/);
+      assert.match(r.stdout, /sparse mismatches 0\n/);
       assert.match(r.stdout, /winograd max relative error [0-9.e-]+ ok/);
     });
   }
@@ -122,6 +123,8 @@ describe('native core', () => {
     assert.match(r.stdout, /gemm max relative error [0-9.e-]+ ok/);
     assert.match(r.stdout, /codec mismatches 0\n/);
     assert.match(r.stdout, /lowp mismatches 0\n/);
+    assert.match(r.stdout, /block mismatches 0\n/);
+    assert.match(r.stdout, /sparse mismatches 0\n/);
     assert.match(r.stdout, /winograd max relative error [0-9.e-]+ ok/);
   });
 

@@ -1,0 +1,363 @@
+/**
+ * Block-sparse products: a weight matrix stored in block compressed sparse rows (BSR) times dense
+ * operands, for the three products of a pruned layer.
+ *
+ * Storage. W is rows x cols (a layer's GEMM view: output channels x input channels * kh * kw),
+ * cut into blocks of blockRows x blockCols; the last block row and column are shorter where the
+ * block does not divide W (their missing entries are stored as zeros and never multiplied).
+ * rowPtr[q] .. rowPtr[q + 1] are the stored blocks of block row q, in increasing block column
+ * colIdx[b]; values[b * blockRows * blockCols ...] holds block b row-major.
+ *
+ * CONTRACT (the native kernels return exactly these bits):
+ * - bsrGemm (forward, C = W X; X is cols x n row-major): for each element of C, acc = +0 and then,
+ *   over every stored k of its block row in increasing order, acc = fma(w, x, acc) (`fused`,
+ *   default: the float32 GEMM's chain, exact products) or fl32(acc + fl32(w * x)). That is the
+ *   dense product's chain with the pruned products left out. Leaving out a product that is an exact
+ *   zero changes no bit of such a sum, except the sign of a zero result (a chain that would end at
+ *   -0 + +0 gives +0 in the dense product) and where X holds Inf or NaN (0 x Inf is NaN in the dense
+ *   product, and left out here).
+ * - bsrTranspose gives W^T in BSR (blockCols x blockRows blocks), so the input gradient W^T dY is
+ *   bsrGemm(bsrTranspose(W), dY): the dense product's chain over W's rows, pruned ones left out.
+ * - bsrSampledGemm (weight gradient at the kept blocks only): for each stored block and entry
+ *   (i, t), dW = the chain over j = 0 .. n-1 of dY[i, j] * X[t, j] (the dense weight gradient's
+ *   order), fused or not as above; entries past rows or cols stay zero.
+ * - bsrLowpGemm: W's values are a format's decoded codes (scale wScale), X a low-precision
+ *   operand; the result follows lowpGemm's contract (src/kernels/lowp_gemm.ts) for the dense W
+ *   with zeros at the pruned blocks, bit for bit under fp32 accumulation and every nearest-rounded
+ *   emulated accumulation (chunk ends stay where the dense sum has them, as lowpGemm's chunkEnds
+ *   say), with the two exceptions above. Under stochastic accumulation the draws are keyed by the
+ *   product's index in the dense sum, so it runs the dense product on the pruned weights.
+ */
+import { InvalidArgumentError } from '../errors.js';
+import { resolveFormat, type FormatLike } from '../formats/index.js';
+import { freshArray } from './buffer_pool.js';
+import { decode } from './codec.js';
+import { gemm } from './gemm.js';
+import { alignedOf, lowpGemm, type LowpGemmOptions, type LowpOperand } from './lowp_gemm.js';
+import { nativeCore } from './native.js';
+import { resolveThreads } from './threads.js';
+
+/** A matrix in block compressed sparse rows (see the file's comment). */
+export interface BsrMatrix {
+  readonly rows: number;
+  readonly cols: number;
+  readonly blockRows: number;
+  readonly blockCols: number;
+  readonly rowPtr: Int32Array;
+  readonly colIdx: Int32Array;
+  readonly values: Float32Array;
+}
+
+function checkBlockShape(rows: number, cols: number, blockRows: number, blockCols: number, where: string): void {
+  for (const [name, v] of [['rows', rows], ['cols', cols]] as const) {
+    if (!Number.isInteger(v) || v < 0) throw new InvalidArgumentError(`${where}: ${name} is ${v}; expected a non-negative integer`);
+  }
+  for (const [name, v] of [['blockRows', blockRows], ['blockCols', blockCols]] as const) {
+    if (!Number.isInteger(v) || v < 1) throw new InvalidArgumentError(`${where}: ${name} is ${v}; expected a positive integer`);
+  }
+}
+
+/** Block rows and block columns of a rows x cols matrix in blocks of br x bc (edges shorter). */
+export function blockGrid(rows: number, cols: number, br: number, bc: number): { blockRowCount: number; blockColCount: number } {
+  return { blockRowCount: Math.ceil(rows / br), blockColCount: Math.ceil(cols / bc) };
+}
+
+/**
+ * W (rows x cols, row-major) in BSR, storing the blocks whose `keep` entry (one per block, block
+ * rows major) is nonzero; without `keep`, every block holding a nonzero value. Entries of a kept
+ * block are copied as they are (zeros included); those of a dropped block are left out, whatever
+ * they hold.
+ */
+export function bsrFromDense(dense: Float32Array, rows: number, cols: number, blockRows: number, blockCols: number, keep?: Uint8Array): BsrMatrix {
+  checkBlockShape(rows, cols, blockRows, blockCols, 'bsrFromDense');
+  if (dense.length !== rows * cols) throw new InvalidArgumentError(`bsrFromDense: the matrix has ${dense.length} values; expected rows x cols = ${rows * cols}`);
+  const { blockRowCount, blockColCount } = blockGrid(rows, cols, blockRows, blockCols);
+  if (keep && keep.length !== blockRowCount * blockColCount) {
+    throw new InvalidArgumentError(`bsrFromDense: keep has ${keep.length} entries; expected one per block, ${blockRowCount} x ${blockColCount}`);
+  }
+  const kept = (q: number, p: number): boolean => {
+    if (keep) return keep[q * blockColCount + p] !== 0;
+    for (let i = q * blockRows; i < Math.min(rows, (q + 1) * blockRows); i++) {
+      for (let t = p * blockCols; t < Math.min(cols, (p + 1) * blockCols); t++) if (dense[i * cols + t] !== 0) return true;
+    }
+    return false;
+  };
+  const rowPtr = new Int32Array(blockRowCount + 1);
+  const cols_: number[] = [];
+  for (let q = 0; q < blockRowCount; q++) {
+    for (let p = 0; p < blockColCount; p++) if (kept(q, p)) cols_.push(p);
+    rowPtr[q + 1] = cols_.length;
+  }
+  const size = blockRows * blockCols;
+  const values = new Float32Array(cols_.length * size);
+  for (let q = 0; q < blockRowCount; q++) {
+    for (let b = rowPtr[q]; b < rowPtr[q + 1]; b++) {
+      const p = cols_[b];
+      for (let r = 0; r < blockRows && q * blockRows + r < rows; r++) {
+        for (let c = 0; c < blockCols && p * blockCols + c < cols; c++) values[b * size + r * blockCols + c] = dense[(q * blockRows + r) * cols + p * blockCols + c];
+      }
+    }
+  }
+  return { rows, cols, blockRows, blockCols, rowPtr, colIdx: Int32Array.from(cols_), values };
+}
+
+/** The dense rows x cols matrix of a BSR one (zeros outside the stored blocks). */
+export function bsrToDense(w: BsrMatrix): Float32Array {
+  const out = new Float32Array(w.rows * w.cols);
+  const size = w.blockRows * w.blockCols;
+  for (let q = 0; q + 1 < w.rowPtr.length; q++) {
+    for (let b = w.rowPtr[q]; b < w.rowPtr[q + 1]; b++) {
+      const p = w.colIdx[b];
+      for (let r = 0; r < w.blockRows && q * w.blockRows + r < w.rows; r++) {
+        for (let c = 0; c < w.blockCols && p * w.blockCols + c < w.cols; c++) out[(q * w.blockRows + r) * w.cols + p * w.blockCols + c] = w.values[b * size + r * w.blockCols + c];
+      }
+    }
+  }
+  return out;
+}
+
+/** W^T in BSR: blocks of blockCols x blockRows, the same blocks stored (each transposed). */
+export function bsrTranspose(w: BsrMatrix): BsrMatrix {
+  const { blockColCount } = blockGrid(w.rows, w.cols, w.blockRows, w.blockCols);
+  const stored = w.colIdx.length;
+  const rowPtr = new Int32Array(blockColCount + 1);
+  for (let b = 0; b < stored; b++) rowPtr[w.colIdx[b] + 1]++;
+  for (let p = 0; p < blockColCount; p++) rowPtr[p + 1] += rowPtr[p];
+  const next = rowPtr.slice(0, blockColCount);
+  const colIdx = new Int32Array(stored);
+  const size = w.blockRows * w.blockCols;
+  const values = new Float32Array(stored * size);
+  // Block rows in increasing order, so each transposed row's block columns increase.
+  for (let q = 0; q + 1 < w.rowPtr.length; q++) {
+    for (let b = w.rowPtr[q]; b < w.rowPtr[q + 1]; b++) {
+      const at = next[w.colIdx[b]]++;
+      colIdx[at] = q;
+      for (let r = 0; r < w.blockRows; r++) {
+        for (let c = 0; c < w.blockCols; c++) values[at * size + c * w.blockRows + r] = w.values[b * size + r * w.blockCols + c];
+      }
+    }
+  }
+  return { rows: w.cols, cols: w.rows, blockRows: w.blockCols, blockCols: w.blockRows, rowPtr, colIdx, values };
+}
+
+/** Stored blocks over all blocks. */
+export function bsrDensity(w: BsrMatrix): number {
+  const { blockRowCount, blockColCount } = blockGrid(w.rows, w.cols, w.blockRows, w.blockCols);
+  return blockRowCount * blockColCount === 0 ? 0 : w.colIdx.length / (blockRowCount * blockColCount);
+}
+
+export interface BsrGemmOptions {
+  /** One fused multiply-add per product (default), else a multiply then an add. */
+  fused?: boolean;
+  /** Write the result here (every element is written). */
+  out?: Float32Array;
+  threads?: number;
+}
+
+function checkOperand(x: Float32Array, length: number, what: string, where: string): void {
+  if (!(x instanceof Float32Array)) throw new InvalidArgumentError(`${where}: ${what} must be a Float32Array`);
+  if (x.length !== length) throw new InvalidArgumentError(`${where}: ${what} has ${x.length} values; expected ${length}`);
+}
+
+function outputArray(out: Float32Array | undefined, length: number, where: string): Float32Array {
+  if (out && out.length !== length) throw new InvalidArgumentError(`${where}: out has ${out.length} elements; expected ${length}`);
+  return out ?? freshArray(length);
+}
+
+/** bsrGemm's contract, written out. */
+export function bsrGemmReference(w: BsrMatrix, x: Float32Array, n: number, options: BsrGemmOptions = {}): Float32Array {
+  checkOperand(x, w.cols * n, 'x', 'bsrGemm');
+  const c = outputArray(options.out, w.rows * n, 'bsrGemm');
+  const fused = options.fused ?? true;
+  const size = w.blockRows * w.blockCols;
+  const acc = new Float32Array(1);
+  for (let i = 0; i < w.rows; i++) {
+    const q = Math.floor(i / w.blockRows), r = i % w.blockRows;
+    for (let j = 0; j < n; j++) {
+      acc[0] = 0;
+      for (let b = w.rowPtr[q]; b < w.rowPtr[q + 1]; b++) {
+        const k0 = w.colIdx[b] * w.blockCols;
+        for (let t = 0; t < w.blockCols && k0 + t < w.cols; t++) {
+          const wv = w.values[b * size + r * w.blockCols + t], xv = x[(k0 + t) * n + j];
+          acc[0] = fused ? fma32(wv, xv, acc[0]) : acc[0] + Math.fround(wv * xv);
+        }
+      }
+      c[i * n + j] = acc[0];
+    }
+  }
+  return c;
+}
+
+const f64 = new Float64Array(1);
+const u64 = new BigUint64Array(f64.buffer);
+
+/**
+ * fl32(a * b + c) for float32 a, b, c, rounded once (a fused multiply-add): the product is exact
+ * in double; the sum's double rounding error comes from TwoSum, and a sum that was rounded is made
+ * odd in its last double bit (round to odd), so that rounding it to float32 rounds the exact sum
+ * (double keeps more than 2 x 24 + 2 bits).
+ */
+export function fma32(a: number, b: number, c: number): number {
+  const p = a * b;
+  const s = p + c;
+  if (!Number.isFinite(s)) return Math.fround(s);
+  const bv = s - p;
+  const err = (p - (s - bv)) + (c - bv);
+  if (err === 0) return Math.fround(s);
+  f64[0] = s;
+  if ((u64[0] & 1n) === 0n) u64[0] += (err > 0) === (s > 0) ? 1n : -1n;
+  return Math.fround(f64[0]);
+}
+
+/** C = W X (W rows x cols in BSR, X cols x n row-major; C rows x n), by the contract above. */
+export function bsrGemm(w: BsrMatrix, x: Float32Array, n: number, options: BsrGemmOptions = {}): Float32Array {
+  const native = nativeCore();
+  if (!native) return bsrGemmReference(w, x, n, options);
+  checkOperand(x, w.cols * n, 'x', 'bsrGemm');
+  const c = outputArray(options.out, w.rows * n, 'bsrGemm');
+  native.bsrGemm(w.rowPtr, w.colIdx, w.values, x, c, {
+    m: w.rows, k: w.cols, n, br: w.blockRows, bc: w.blockCols, fused: options.fused ?? true, threads: resolveThreads(options.threads),
+  });
+  return c;
+}
+
+/** The stored blocks' entries of dY X^T (dY rows x n, X cols x n), by the contract above. */
+export function bsrSampledGemmReference(pattern: BsrMatrix, dy: Float32Array, x: Float32Array, n: number, options: { fused?: boolean } = {}): BsrMatrix {
+  checkOperand(dy, pattern.rows * n, 'dy', 'bsrSampledGemm');
+  checkOperand(x, pattern.cols * n, 'x', 'bsrSampledGemm');
+  const fused = options.fused ?? true;
+  const size = pattern.blockRows * pattern.blockCols;
+  const values = new Float32Array(pattern.values.length);
+  for (let q = 0; q + 1 < pattern.rowPtr.length; q++) {
+    for (let b = pattern.rowPtr[q]; b < pattern.rowPtr[q + 1]; b++) {
+      for (let r = 0; r < pattern.blockRows && q * pattern.blockRows + r < pattern.rows; r++) {
+        for (let c = 0; c < pattern.blockCols && pattern.colIdx[b] * pattern.blockCols + c < pattern.cols; c++) {
+          const i = q * pattern.blockRows + r, t = pattern.colIdx[b] * pattern.blockCols + c;
+          let acc = 0;
+          for (let j = 0; j < n; j++) acc = fused ? fma32(dy[i * n + j], x[t * n + j], acc) : Math.fround(acc + Math.fround(dy[i * n + j] * x[t * n + j]));
+          values[b * size + r * pattern.blockCols + c] = acc;
+        }
+      }
+    }
+  }
+  return { ...pattern, values };
+}
+
+/**
+ * The stored blocks' entries of dY X^T: per block row, the rows of X its blocks cover gathered
+ * once, and the float32 GEMM (one chain over j per entry, fused) on them.
+ */
+export function bsrSampledGemm(pattern: BsrMatrix, dy: Float32Array, x: Float32Array, n: number, options: { fused?: boolean; threads?: number } = {}): BsrMatrix {
+  checkOperand(dy, pattern.rows * n, 'dy', 'bsrSampledGemm');
+  checkOperand(x, pattern.cols * n, 'x', 'bsrSampledGemm');
+  if (!(options.fused ?? true) || !nativeCore()) return bsrSampledGemmReference(pattern, dy, x, n, options);
+  const { blockRows: br, blockCols: bc } = pattern;
+  const size = br * bc;
+  const values = new Float32Array(pattern.values.length);
+  for (let q = 0; q + 1 < pattern.rowPtr.length; q++) {
+    const b0 = pattern.rowPtr[q], b1 = pattern.rowPtr[q + 1];
+    if (b1 === b0) continue;
+    const rows = Math.min(br, pattern.rows - q * br);
+    const gathered = gatherRows(x, n, pattern, b0, b1);
+    const width = (b1 - b0) * bc;
+    const c = gemm(rows, width, n, dy.subarray(q * br * n, (q * br + rows) * n), gathered, new Float32Array(rows * width), { transB: true, threads: options.threads });
+    for (let b = b0; b < b1; b++) {
+      for (let r = 0; r < rows; r++) {
+        for (let t = 0; t < bc && pattern.colIdx[b] * bc + t < pattern.cols; t++) values[b * size + r * bc + t] = c[r * width + (b - b0) * bc + t];
+      }
+    }
+  }
+  return { ...pattern, values };
+}
+
+/** Rows of X (cols x n) under blocks [b0, b1) of a block row, bc per block (zeros past cols). */
+function gatherRows(x: Float32Array, n: number, w: BsrMatrix, b0: number, b1: number): Float32Array {
+  const bc = w.blockCols;
+  const out = new Float32Array((b1 - b0) * bc * n);
+  for (let b = b0; b < b1; b++) {
+    const k0 = w.colIdx[b] * bc, count = Math.min(bc, w.cols - k0);
+    out.set(x.subarray(k0 * n, (k0 + count) * n), (b - b0) * bc * n);
+  }
+  return out;
+}
+
+export interface BsrLowpOptions extends Pick<LowpGemmOptions, 'accumulation' | 'rounding' | 'saturate' | 'chunk' | 'seed' | 'threads'> {}
+
+/**
+ * C = W X under lowpGemm's contract for the dense W with zeros at the pruned blocks (see the
+ * file's comment): W's values are decoded codes of `wFormat` (the real weights are value /
+ * wScale), X a low-precision operand (cols x n). The products and sums are those of the values;
+ * the result is divided by fl32(wScale * xScale) when either is not 1, as lowpGemm does.
+ */
+export function bsrLowpGemm(w: BsrMatrix, wFormat: FormatLike, wScale: number, x: LowpOperand, n: number, options: BsrLowpOptions = {}): Float32Array {
+  const format = resolveFormat(wFormat);
+  if (!(Number.isFinite(wScale) && wScale > 0)) throw new InvalidArgumentError(`bsrLowpGemm: wScale is ${wScale}; expected a finite positive number`);
+  const accumulation = options.accumulation ?? 'fp32';
+  if (alignedOf(accumulation)) {
+    throw new InvalidArgumentError('bsrLowpGemm: an aligned accumulator groups products by their index in the dense sum; run the dense product for it');
+  }
+  const xValues = x instanceof Float32Array ? x : decode(x.codes, x.format);
+  if (xValues.length !== w.cols * n) throw new InvalidArgumentError(`bsrLowpGemm: x has ${xValues.length} values; expected cols x n = ${w.cols * n}`);
+  const xScale = x instanceof Float32Array ? 1 : x.scale;
+  const xBits = x instanceof Float32Array ? 24 : resolveFormat(x.format).mantissaBits + 1;
+  const float32 = resolveFormat(accumulation as FormatLike).name === 'float32';
+  let c: Float32Array;
+  if (float32 && !(options.chunk ?? 0)) {
+    // Products of two formats whose significands fit 24 bits together are exact: fused (the
+    // contract's fl32(acc + p) with p exact); otherwise a multiply then an add.
+    c = bsrGemm(w, xValues, n, { fused: format.mantissaBits + 1 + xBits <= 24, threads: options.threads });
+  } else if ((options.rounding ?? 'nearest') === 'stochastic') {
+    c = lowpGemm(w.rows, n, w.cols, bsrToDense(w), xValues, options);
+  } else {
+    c = blockRowsLowp(w, xValues, n, options);
+  }
+  if (wScale !== 1 || xScale !== 1) {
+    const s = Math.fround(wScale * xScale);
+    for (let i = 0; i < c.length; i++) c[i] = Math.fround(c[i] / s);
+  }
+  return c;
+}
+
+/**
+ * Nearest-rounded emulated accumulation, block row by block row: the block row's kept columns of
+ * W and rows of X gathered, and the dense sum's chunk ends mapped onto the kept terms
+ * (lowpGemm's chunkEnds), so every element is the dense sum without its zero terms.
+ */
+function blockRowsLowp(w: BsrMatrix, x: Float32Array, n: number, options: BsrLowpOptions): Float32Array {
+  const c = freshArray(w.rows * n);
+  const { blockRows: br, blockCols: bc } = w;
+  const size = br * bc;
+  const chunk = options.chunk ?? 0;
+  for (let q = 0; q + 1 < w.rowPtr.length; q++) {
+    const b0 = w.rowPtr[q], b1 = w.rowPtr[q + 1];
+    const rows = Math.min(br, w.rows - q * br);
+    const kept: number[] = [];
+    for (let b = b0; b < b1; b++) for (let t = w.colIdx[b] * bc; t < Math.min(w.cols, (w.colIdx[b] + 1) * bc); t++) kept.push(t);
+    if (kept.length === 0) {
+      c.fill(0, q * br * n, (q * br + rows) * n);
+      continue;
+    }
+    const a = new Float32Array(rows * kept.length);
+    let u = 0;
+    for (let b = b0; b < b1; b++) {
+      const width = Math.min(bc, w.cols - w.colIdx[b] * bc);
+      for (let r = 0; r < rows; r++) for (let t = 0; t < width; t++) a[r * kept.length + u + t] = w.values[b * size + r * bc + t];
+      u += width;
+    }
+    const opts: LowpGemmOptions = { ...options, chunk: 0 };
+    if (chunk > 0) {
+      // Chunk e of the dense sum covers t in [e L, (e + 1) L): its kept terms end where the next chunk's start.
+      const ends = new Int32Array(Math.ceil(w.cols / chunk));
+      let at = 0;
+      for (let e = 0; e < ends.length; e++) {
+        while (at < kept.length && kept[at] < (e + 1) * chunk) at++;
+        ends[e] = at;
+      }
+      opts.chunkEnds = ends;
+    }
+    const xs = new Float32Array(kept.length * n);
+    kept.forEach((t, v) => xs.set(x.subarray(t * n, (t + 1) * n), v * n));
+    c.set(lowpGemm(rows, n, kept.length, a, xs, opts), q * br * n);
+  }
+  return c;
+}

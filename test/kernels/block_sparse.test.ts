@@ -1,0 +1,197 @@
+/**
+ * Block-sparse products against the dense ones on the same pruned weights: the forward, the
+ * input gradient (through the transposed BSR) and the weight gradient at the kept blocks, bit
+ * for bit for float32 (the SGEMM's fused chain) and for FP8 operands under fp32 and nearest
+ * emulated accumulation (lowpGemm), on 1 and 2 threads; the BSR round trip; fma32 against
+ * exact arithmetic; bad inputs.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import {
+  blockGrid, bsrFromDense, bsrGemm, bsrGemmReference, bsrLowpGemm, bsrSampledGemm, bsrSampledGemmReference, bsrToDense, bsrTranspose, fma32,
+} from '../../src/kernels/block_sparse.js';
+import { encode, decode, gemm, lowpGemm } from '../../src/kernels/index.js';
+import { makeQTensor } from '../../src/formats/index.js';
+import { assertSameBits } from '../helpers/bits.js';
+import { uniform, xorshift } from '../helpers/random.js';
+
+/** A rows x cols matrix with a random keep pattern of blocks (about `density` of them kept). */
+function pruned(rows: number, cols: number, br: number, bc: number, density: number, seed: number) {
+  const dense = uniform(rows * cols, seed);
+  const { blockRowCount, blockColCount } = blockGrid(rows, cols, br, bc);
+  const next = xorshift(seed + 7);
+  const keep = Uint8Array.from({ length: blockRowCount * blockColCount }, () => (next() / 2 ** 32 < density ? 1 : 0));
+  const w = bsrFromDense(dense, rows, cols, br, bc, keep);
+  return { w, masked: bsrToDense(w) };
+}
+
+/** Equal values, -0 and +0 taken as equal (the contract leaves a zero result's sign open). */
+function assertSameValues(got: Float32Array, want: Float32Array, what: string) {
+  assert.equal(got.length, want.length, what);
+  for (let i = 0; i < got.length; i++) {
+    if (got[i] === want[i] || (Number.isNaN(got[i]) && Number.isNaN(want[i]))) continue;
+    assert.fail(`${what}: element ${i} is ${got[i]}, expected ${want[i]}`);
+  }
+}
+
+test('fma32 rounds a * b + c once (against exact rational arithmetic on float32 inputs)', () => {
+  const next = xorshift(11);
+  const f = new Float32Array(3);
+  for (let trial = 0; trial < 20000; trial++) {
+    for (let i = 0; i < 3; i++) f[i] = (next() / 2 ** 32 - 0.5) * 2 ** ((next() % 40) - 20);
+    const [a, b, c] = f;
+    // Exact: a * b + c as a BigInt over a common power of two, then round to float32 by search.
+    const got = fma32(a, b, c);
+    const exact = exactSum(a, b, c);
+    const lo = Math.fround(got), loDist = Math.abs(exactDistance(exact, lo));
+    for (const neighbour of [nextUp(got), nextDown(got)]) assert.ok(Math.abs(exactDistance(exact, neighbour)) >= loDist, `fma32(${a}, ${b}, ${c}) = ${got} is not nearest`);
+  }
+});
+
+function toRational(x: number): [bigint, number] {
+  // x = m * 2^e with m an integer (float32 values are exact in double).
+  if (x === 0) return [0n, 0];
+  let e = 0;
+  while (!Number.isInteger(x)) {
+    x *= 2;
+    e--;
+  }
+  return [BigInt(x), e];
+}
+function exactSum(a: number, b: number, c: number): [bigint, number] {
+  const [ma, ea] = toRational(a), [mb, eb] = toRational(b), [mc, ec] = toRational(c);
+  const ep = ea + eb, e = Math.min(ep, ec);
+  return [ma * mb * 2n ** BigInt(ep - e) + mc * 2n ** BigInt(ec - e), e];
+}
+function exactDistance([m, e]: [bigint, number], y: number): number {
+  const [my, ey] = toRational(y);
+  const common = Math.min(e, ey);
+  const d = m * 2n ** BigInt(e - common) - my * 2n ** BigInt(ey - common);
+  return Number(d) * 2 ** common;
+}
+function nextUp(x: number): number {
+  const f = new Float32Array([x]);
+  const u = new Int32Array(f.buffer);
+  u[0] += x >= 0 ? 1 : -1;
+  return f[0];
+}
+function nextDown(x: number): number {
+  const f = new Float32Array([x]);
+  const u = new Int32Array(f.buffer);
+  if (x === 0) return -1e-45;
+  u[0] += x > 0 ? -1 : 1;
+  return f[0];
+}
+
+describe('BSR storage', () => {
+  test('round trip: kept blocks come back exactly, dropped ones as zeros; edges shorter', () => {
+    const { w, masked } = pruned(13, 21, 4, 8, 0.5, 3);
+    const again = bsrFromDense(masked, 13, 21, 4, 8, keepOf(w));
+    assert.deepEqual(bsrToDense(again), masked);
+    assert.deepEqual(bsrToDense(bsrTranspose(bsrTranspose(w))), masked);
+    const t = bsrToDense(bsrTranspose(w));
+    for (let i = 0; i < 13; i++) for (let j = 0; j < 21; j++) assert.equal(t[j * 13 + i], masked[i * 21 + j]);
+    // Without a keep pattern: every block with a nonzero value.
+    const auto = bsrFromDense(masked, 13, 21, 4, 8);
+    assert.deepEqual(bsrToDense(auto), masked);
+    assert.ok(auto.colIdx.length <= w.colIdx.length);
+  });
+
+  test('bad shapes are refused with what was expected', () => {
+    assert.throws(() => bsrFromDense(new Float32Array(10), 3, 4, 2, 2), /has 10 values; expected rows x cols = 12/);
+    assert.throws(() => bsrFromDense(new Float32Array(12), 3, 4, 0, 2), /blockRows is 0; expected a positive integer/);
+    assert.throws(() => bsrFromDense(new Float32Array(12), 3, 4, 2, 2, new Uint8Array(3)), /keep has 3 entries; expected one per block, 2 x 2/);
+    const { w } = pruned(8, 8, 4, 4, 1, 1);
+    assert.throws(() => bsrGemm(w, new Float32Array(7), 1), /x has 7 values; expected 8/);
+  });
+});
+
+function keepOf(w: ReturnType<typeof bsrFromDense>): Uint8Array {
+  const { blockRowCount, blockColCount } = blockGrid(w.rows, w.cols, w.blockRows, w.blockCols);
+  const keep = new Uint8Array(blockRowCount * blockColCount);
+  for (let q = 0; q < blockRowCount; q++) for (let b = w.rowPtr[q]; b < w.rowPtr[q + 1]; b++) keep[q * blockColCount + w.colIdx[b]] = 1;
+  return keep;
+}
+
+const SHAPES: Array<[number, number, number, number]> = [
+  // rows, cols, blockRows, blockCols
+  [16, 36, 1, 1],
+  [20, 36, 4, 4],
+  [24, 72, 8, 8],
+  [37, 70, 8, 8],
+  [32, 64, 16, 16],
+  [12, 27, 1, 27],
+];
+
+describe('float32: the sparse products equal the dense SGEMM on the pruned weights', () => {
+  for (const [rows, cols, br, bc] of SHAPES) {
+    test(`${rows}x${cols} in ${br}x${bc} blocks`, () => {
+      for (const density of [0.1, 0.5, 1]) {
+        const { w, masked } = pruned(rows, cols, br, bc, density, rows + cols);
+        for (const n of [1, 17, 600]) {
+          const x = uniform(cols * n, n);
+          const dense = gemm(rows, n, cols, masked, x, new Float32Array(rows * n));
+          const ref = bsrGemmReference(w, x, n);
+          assertSameValues(ref, dense, `reference forward, n = ${n}`);
+          for (const threads of [1, 2]) assertSameValues(bsrGemm(w, x, n, { threads }), dense, `forward, n = ${n}, ${threads} threads`);
+          // Input gradient: W^T dY.
+          const dy = uniform(rows * n, n + 1);
+          const denseT = gemm(cols, n, rows, masked, dy, new Float32Array(cols * n), { transA: true });
+          assertSameValues(bsrGemm(bsrTranspose(w), dy, n), denseT, `input gradient, n = ${n}`);
+          // Weight gradient at the kept blocks: dY X^T.
+          const dW = gemm(rows, cols, n, dy, x, new Float32Array(rows * cols), { transB: true });
+          const sampled = bsrSampledGemm(w, dy, x, n);
+          const kept = bsrToDense(sampled);
+          const maskedDW = bsrToDense(bsrFromDense(dW, rows, cols, br, bc, keepOf(w)));
+          assertSameValues(kept, maskedDW, `weight gradient, n = ${n}`);
+          if (n <= 17) assertSameValues(bsrToDense(bsrSampledGemmReference(w, dy, x, n)), maskedDW, `weight gradient reference, n = ${n}`);
+        }
+      }
+    });
+  }
+
+  test('threads split block rows and column chunks (enough work for both threads)', () => {
+    for (const [br, bc] of [[8, 8], [1, 1], [16, 16]]) {
+      const { w, masked } = pruned(64, 576, br, bc, 0.3, br);
+      const n = 1100;
+      const x = uniform(576 * n, 4);
+      const dense = gemm(64, n, 576, masked, x, new Float32Array(64 * n));
+      for (const threads of [1, 2]) assertSameValues(bsrGemm(w, x, n, { threads }), dense, `${br}x${bc}, ${threads} threads`);
+    }
+  });
+
+  test('unfused (a multiply then an add) equals the reference', () => {
+    const { w } = pruned(24, 72, 8, 8, 0.5, 2);
+    const x = uniform(72 * 40, 5);
+    assertSameBits(bsrGemm(w, x, 40, { fused: false }), bsrGemmReference(w, x, 40, { fused: false }), 'unfused');
+  });
+});
+
+describe('FP8 operands: the sparse product equals lowpGemm on the pruned weights', () => {
+  const cases: Array<[string, Parameters<typeof lowpGemm>[5]]> = [
+    ['fp32 accumulation', {}],
+    ['e6m9, rounded after every add', { accumulation: 'e6m9' }],
+    ['e6m9 in chunks of 16', { accumulation: 'e6m9', chunk: 16 }],
+    ['fp16 stochastic (runs the dense product)', { accumulation: 'fp16', rounding: 'stochastic', seed: 3 }],
+  ];
+  for (const [name, options] of cases) {
+    test(name, () => {
+      for (const [rows, cols, br, bc] of [[24, 72, 8, 8], [20, 36, 4, 4], [16, 36, 1, 1]] as const) {
+        const { w: wf } = pruned(rows, cols, br, bc, 0.4, rows);
+        // Weights as E5M2 codes with a scale; their decoded values in the BSR.
+        const codes = encode(bsrToDense(wf).map((v) => v * 8), 'e5m2');
+        const values = decode(codes, 'e5m2');
+        const w = bsrFromDense(values, rows, cols, br, bc, keepOf(wf));
+        const n = 45;
+        const xq = makeQTensor(encode(uniform(cols * n, 9).map((v) => v * 4), 'e5m2'), 'e5m2', 4);
+        const want = lowpGemm(rows, n, cols, makeQTensor(codes, 'e5m2', 8), xq, options);
+        for (const threads of [1, 2]) assertSameValues(bsrLowpGemm(w, 'e5m2', 8, xq, n, { ...options, threads }), want, `${rows}x${cols} ${br}x${bc}, ${threads} threads`);
+      }
+    });
+  }
+
+  test('an aligned accumulator is refused (its groups follow the dense sum)', () => {
+    const { w } = pruned(8, 64, 8, 8, 0.5, 1);
+    assert.throws(() => bsrLowpGemm(w, 'e4m3', 1, new Float32Array(64), 1, { accumulation: 'hopper-fp8' }), /aligned accumulator groups products/);
+  });
+});
