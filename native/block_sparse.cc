@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
 
 #include "cpu.h"
 #include "parallel.h"
@@ -9,39 +12,50 @@
 namespace octet {
 namespace {
 
-// Columns of C one work item covers (the rows of X it reads stay in L2 across its tiles).
-constexpr int64_t kChunkCols = 512;
+// X's columns are packed per chunk into panels of kPanel columns (row t of a panel at t *
+// kPanel), shared by every block row: rows n floats apart would share cache sets, and the
+// chunk's rows are read once per block row.
+constexpr int64_t kPanel = 64;
 
-// Rows [r0, r0 + rows) of block row q, columns [j0, j1): plain loops (every build).
-void tileScalar(const BsrGemmArgs& g, int64_t q, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
+// Columns per chunk: X's chunk (k x cols floats) about 1 MiB, at least one panel.
+int64_t chunkColumns(int64_t k) {
+  const int64_t cols = (int64_t(1) << 18) / std::max<int64_t>(1, k) / kPanel * kPanel;
+  return std::max(kPanel, std::min<int64_t>(512, cols));
+}
+
+// Rows [r0, r0 + rows) of block row q over one panel: plain loops (every build). panel: k x kPanel.
+void tileScalar(const BsrGemmArgs& g, const int32_t* slot, int64_t q, int64_t r0, int64_t rows, const float* panel, int64_t width, float* c) {
   const int64_t blockSize = g.br * g.bc;
   for (int64_t r = r0; r < r0 + rows; ++r) {
-    const int64_t i = q * g.br + r;
-    float* crow = g.c + i * g.ldc;
-    for (int64_t j = j0; j < j1; ++j) crow[j] = 0.0f;
+    float acc[kPanel];
+    for (int64_t j = 0; j < kPanel; ++j) acc[j] = 0.0f;
     for (int32_t b = g.rowPtr[q]; b < g.rowPtr[q + 1]; ++b) {
-      const int64_t k0 = static_cast<int64_t>(g.colIdx[b]) * g.bc, width = std::min(g.bc, g.k - k0);
+      const int64_t k0 = static_cast<int64_t>(g.colIdx[b]) * g.bc, span = std::min(g.bc, g.k - k0);
       const float* w = g.values + b * blockSize + r * g.bc;
-      for (int64_t t = 0; t < width; ++t) {
+      for (int64_t t = 0; t < span; ++t) {
         const float wv = w[t];
-        const float* xrow = g.x + (k0 + t) * g.ldx;
+        const float* xrow = panel + (static_cast<int64_t>(slot[g.colIdx[b]]) * g.bc + t) * kPanel;
         if (g.fused) {
-          for (int64_t j = j0; j < j1; ++j) crow[j] = std::fma(wv, xrow[j], crow[j]);
+          for (int64_t j = 0; j < kPanel; ++j) acc[j] = std::fma(wv, xrow[j], acc[j]);
         } else {
-          for (int64_t j = j0; j < j1; ++j) crow[j] = crow[j] + wv * xrow[j];
+          for (int64_t j = 0; j < kPanel; ++j) acc[j] = acc[j] + wv * xrow[j];
         }
       }
     }
+    float* crow = c + (q * g.br + r) * g.ldc;
+    for (int64_t j = 0; j < width; ++j) crow[j] = acc[j];
   }
 }
 
 #ifdef OCTET_X86
-// R rows x V vectors of 16 columns from j0 (masked past j1), every stored k of block row q in order.
+// R rows x V vectors of 16 columns of a panel from column offset `half` (masked past width),
+// every stored k of block row q in order.
 template <int R, int V, bool kFused>
-__attribute__((target("avx512f"))) void tileAvx512(const BsrGemmArgs& g, int64_t q, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
+__attribute__((target("avx512f"))) void tileAvx512(const BsrGemmArgs& g, const int32_t* slot, int64_t q, int64_t r0, int64_t rows, const float* panel,
+                                                   int64_t offset, int64_t width, float* c) {
   __mmask16 mask[V];
   for (int v = 0; v < V; ++v) {
-    const int64_t left = j1 - (j0 + 16 * v);
+    const int64_t left = width - (offset + 16 * v);
     mask[v] = left >= 16 ? static_cast<__mmask16>(0xffff) : left <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << left) - 1u);
   }
   __m512 acc[R][V];
@@ -49,40 +63,40 @@ __attribute__((target("avx512f"))) void tileAvx512(const BsrGemmArgs& g, int64_t
     for (int v = 0; v < V; ++v) acc[r][v] = _mm512_setzero_ps();
   const int64_t blockSize = g.br * g.bc;
   for (int32_t b = g.rowPtr[q]; b < g.rowPtr[q + 1]; ++b) {
-    const int64_t k0 = static_cast<int64_t>(g.colIdx[b]) * g.bc, width = std::min(g.bc, g.k - k0);
+    const int64_t k0 = static_cast<int64_t>(g.colIdx[b]) * g.bc, span = std::min(g.bc, g.k - k0);
     const float* w = g.values + b * blockSize + r0 * g.bc;
-    const float* xrow = g.x + k0 * g.ldx + j0;
-    for (int64_t t = 0; t < width; ++t) {
+    const float* xrow = panel + static_cast<int64_t>(slot[g.colIdx[b]]) * g.bc * kPanel + offset;
+    for (int64_t t = 0; t < span; ++t) {
       __m512 xv[V];
 #pragma GCC unroll 4
-      for (int v = 0; v < V; ++v) xv[v] = _mm512_maskz_loadu_ps(mask[v], xrow + 16 * v);
+      for (int v = 0; v < V; ++v) xv[v] = _mm512_load_ps(xrow + 16 * v);
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
         const __m512 wv = _mm512_set1_ps(w[r * g.bc + t]);
 #pragma GCC unroll 4
         for (int v = 0; v < V; ++v) acc[r][v] = kFused ? _mm512_fmadd_ps(wv, xv[v], acc[r][v]) : _mm512_add_ps(acc[r][v], _mm512_mul_ps(wv, xv[v]));
       }
-      xrow += g.ldx;
+      xrow += kPanel;
     }
   }
   for (int r = 0; r < R && r < rows; ++r) {
-    float* crow = g.c + (q * g.br + r0 + r) * g.ldc + j0;
+    float* crow = c + (q * g.br + r0 + r) * g.ldc + offset;
     for (int v = 0; v < V; ++v) _mm512_mask_storeu_ps(crow + 16 * v, mask[v], acc[r][v]);
   }
 }
 
 template <int R, int V>
-void runRows(const BsrGemmArgs& g, int64_t q, int64_t r0, int64_t rows, int64_t c0, int64_t c1) {
-  for (int64_t j = c0; j < c1; j += 16 * V) {
-    const int64_t j1 = std::min(c1, j + 16 * V);
-    if (g.fused) tileAvx512<R, V, true>(g, q, r0, rows, j, j1);
-    else tileAvx512<R, V, false>(g, q, r0, rows, j, j1);
+void runRows(const BsrGemmArgs& g, const int32_t* slot, int64_t q, int64_t r0, int64_t rows, const float* panel, int64_t width, float* c) {
+  for (int64_t offset = 0; offset < kPanel && offset < width; offset += 16 * V) {
+    if (g.fused) tileAvx512<R, V, true>(g, slot, q, r0, rows, panel, offset, width, c);
+    else tileAvx512<R, V, false>(g, slot, q, r0, rows, panel, offset, width, c);
   }
 }
 #endif
 
-// Block row q, columns [c0, c1): groups of 8 rows (4, 2 or 1 for narrower blocks).
-void blockRow(const BsrGemmArgs& g, int64_t q, int64_t c0, int64_t c1) {
+// Block row q over one panel (width valid columns, C from column c): groups of 8 rows (4, 2 or 1
+// for narrower blocks).
+void blockRow(const BsrGemmArgs& g, const int32_t* slot, int64_t q, const float* panel, int64_t width, float* c) {
   const int64_t height = std::min(g.br, g.m - q * g.br);
 #ifdef OCTET_X86
   if (cpuHasAvx512()) {
@@ -90,28 +104,80 @@ void blockRow(const BsrGemmArgs& g, int64_t q, int64_t c0, int64_t c1) {
       const int64_t left = height - r0;
       // Stored rows past m are zero: a group may run over them (never stored) when br allows.
       const int64_t span = std::min<int64_t>(g.br - r0, 8);
-      if (span >= 8) runRows<8, 2>(g, q, r0, std::min<int64_t>(left, 8), c0, c1), r0 += 8;
-      else if (span >= 4) runRows<4, 4>(g, q, r0, std::min<int64_t>(left, 4), c0, c1), r0 += 4;
-      else if (span >= 2) runRows<2, 4>(g, q, r0, std::min<int64_t>(left, 2), c0, c1), r0 += 2;
-      else runRows<1, 4>(g, q, r0, 1, c0, c1), r0 += 1;
+      if (span >= 8) runRows<8, 2>(g, slot, q, r0, std::min<int64_t>(left, 8), panel, width, c), r0 += 8;
+      else if (span >= 4) runRows<4, 4>(g, slot, q, r0, std::min<int64_t>(left, 4), panel, width, c), r0 += 4;
+      else if (span >= 2) runRows<2, 4>(g, slot, q, r0, std::min<int64_t>(left, 2), panel, width, c), r0 += 2;
+      else runRows<1, 4>(g, slot, q, r0, 1, panel, width, c), r0 += 1;
     }
     return;
   }
 #endif
-  tileScalar(g, q, 0, height, c0, c1);
+  tileScalar(g, slot, q, 0, height, panel, width, c);
 }
+
+struct AlignedBuffer {
+  float* data = nullptr;
+  size_t size = 0;
+  ~AlignedBuffer() { std::free(data); }
+  float* get(size_t want) {
+    if (want > size) {
+      std::free(data);
+      data = static_cast<float*>(std::aligned_alloc(64, (want * sizeof(float) + 63) / 64 * 64));
+      size = want;
+    }
+    return data;
+  }
+};
+
+thread_local AlignedBuffer chunkBuffer;
 
 }  // namespace
 
 void bsrGemm(const BsrGemmArgs& g, int threads) {
   if (g.m <= 0 || g.n <= 0) return;
-  const int64_t blockRows = (g.m + g.br - 1) / g.br;
-  const int64_t chunks = (g.n + kChunkCols - 1) / kChunkCols;
+  const int64_t blockRows = (g.m + g.br - 1) / g.br, blockCols = (g.k + g.bc - 1) / g.bc;
+  // The block columns some block row stores, and where each one's bc rows of X sit in a panel.
+  std::vector<int32_t> slot(static_cast<size_t>(blockCols), -1);
   const int64_t stored = g.rowPtr[blockRows];
+  for (int64_t b = 0; b < stored; ++b) slot[g.colIdx[b]] = 0;
+  std::vector<int64_t> used;
+  for (int64_t p = 0; p < blockCols; ++p) {
+    if (slot[p] < 0) continue;
+    slot[p] = static_cast<int32_t>(used.size());
+    used.push_back(p);
+  }
+  const int64_t packedRows = static_cast<int64_t>(used.size()) * g.bc;
+  const int64_t chunkCols = chunkColumns(packedRows);
+  const int64_t chunks = (g.n + chunkCols - 1) / chunkCols;
   const double work = static_cast<double>(stored) * static_cast<double>(g.br * g.bc) * static_cast<double>(g.n);
-  parallelFor(blockRows * chunks, work < 2e6 ? 1 : threads, [&](int64_t item) {
-    const int64_t q = item / chunks, chunk = item % chunks;
-    blockRow(g, q, chunk * kChunkCols, std::min(g.n, (chunk + 1) * kChunkCols));
+  // Each item a chunk of columns: the rows of X the stored blocks read packed once, every block
+  // row run over them.
+  parallelFor(chunks, work < 2e6 ? 1 : threads, [&](int64_t chunk) {
+    const int64_t j0 = chunk * chunkCols, j1 = std::min(g.n, j0 + chunkCols);
+    const int64_t panels = (j1 - j0 + kPanel - 1) / kPanel;
+    float* buffer = chunkBuffer.get(static_cast<size_t>(std::max<int64_t>(1, panels * packedRows * kPanel)));
+    for (int64_t p = 0; p < panels; ++p) {
+      const int64_t c0 = j0 + p * kPanel, width = std::min(kPanel, j1 - c0);
+      float* panel = buffer + p * packedRows * kPanel;
+      for (size_t u = 0; u < used.size(); ++u) {
+        for (int64_t t = 0; t < g.bc; ++t) {
+          float* row = panel + (static_cast<int64_t>(u) * g.bc + t) * kPanel;
+          const int64_t k = used[u] * g.bc + t;
+          int64_t j = 0;
+          if (k < g.k) {
+            std::memcpy(row, g.x + k * g.ldx + c0, static_cast<size_t>(width) * sizeof(float));
+            j = width;
+          }
+          for (; j < kPanel; ++j) row[j] = 0.0f;
+        }
+      }
+    }
+    for (int64_t q = 0; q < blockRows; ++q) {
+      for (int64_t p = 0; p < panels; ++p) {
+        const int64_t c0 = j0 + p * kPanel;
+        blockRow(g, slot.data(), q, buffer + p * packedRows * kPanel, std::min(kPanel, j1 - c0), g.c + c0);
+      }
+    }
   });
 }
 

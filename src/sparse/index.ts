@@ -1,0 +1,5 @@
+/** Block-structured sparsity: block masks over a layer's GEMM view and pruning schedules. */
+export {
+  applyMask, blockMask, blockScores, blockSize, checkSparsity, cubicSparsity, expandMask, globalBlockMasks, maskGrid, maskSparsity, parseBlockShape,
+} from './mask.js';
+export type { BlockNorm, BlockShape, MaskLayer } from './mask.js';
