@@ -805,10 +805,37 @@ Napi::Value BsrGemm(const Napi::CallbackInfo& info) {
     }
   }
   g.values = f32(info, 2, "values", stored * g.br * g.bc);
-  g.x = f32(info, 3, "x", g.k * g.n);
-  g.ldx = g.n;
-  g.c = f32(info, 4, "c", g.m * g.n);
+  octet::ConvGeometry geometry{};
+  if (!field(o, "geometry", false).IsUndefined()) {
+    geometry = geometryField(o);
+    const int64_t plane = geometry.outH * geometry.outW;
+    if (geometry.channels * geometry.kernelH * geometry.kernelW != g.k || plane == 0 || g.n % plane != 0) {
+      throw rangeError(env, "bsrGemm: k and n do not match the column matrix of the geometry");
+    }
+    g.geometry = &geometry;
+    g.imageStride = sizeField(o, "imageStride");
+    const int64_t needs = imagesExtent(geometry, g.n / plane, g.imageStride);
+    if (isType(info[3], napi_uint8_array)) {
+      if (static_cast<int64_t>(info[3].As<Napi::Uint8Array>().ElementLength()) < needs) throw rangeError(env, "bsrGemm: the images are shorter than the geometry needs");
+      g.imageCodes = info[3].As<Napi::Uint8Array>().Data();
+      g.table = f32(env, field(o, "table"), "table", 256);
+    } else {
+      g.images = f32(info, 3, "images", needs);
+    }
+  } else {
+    g.x = f32(info, 3, "x", g.k * g.n);
+    g.ldx = g.n;
+  }
+  g.cPlane = field(o, "cPlane", false).IsUndefined() ? 0 : sizeField(o, "cPlane");
+  g.cImageStride = g.cPlane ? sizeField(o, "cImageStride") : 0;
+  int64_t cNeeds = g.m * g.n;
   g.ldc = g.n;
+  if (g.cPlane) {
+    if (g.cPlane % 16 != 0 || g.n % g.cPlane != 0) throw rangeError(env, "bsrGemm: cPlane must be a multiple of 16 that divides n");
+    g.ldc = g.cPlane;
+    cNeeds = g.m == 0 ? 0 : (g.n / g.cPlane - 1) * g.cImageStride + g.m * g.cPlane;
+  }
+  g.c = f32(info, 4, "c", cNeeds);
   octet::bsrGemm(g, threadsField(o));
   return env.Undefined();
 }

@@ -23,8 +23,13 @@ int64_t chunkColumns(int64_t k) {
   return std::max(kPanel, std::min<int64_t>(512, cols));
 }
 
+// Where C(i, j) is (see BsrGemmArgs); 16 columns from a multiple of 16 lie in one image.
+inline float* cAt(const BsrGemmArgs& g, int64_t i, int64_t j) {
+  return g.cPlane ? g.c + (j / g.cPlane) * g.cImageStride + i * g.ldc + j % g.cPlane : g.c + i * g.ldc + j;
+}
+
 // Rows [r0, r0 + rows) of block row q over one panel: plain loops (every build). panel: k x kPanel.
-void tileScalar(const BsrGemmArgs& g, const int32_t* slot, int64_t q, int64_t r0, int64_t rows, const float* panel, int64_t width, float* c) {
+void tileScalar(const BsrGemmArgs& g, const int32_t* slot, int64_t q, int64_t r0, int64_t rows, const float* panel, int64_t width, int64_t c0) {
   const int64_t blockSize = g.br * g.bc;
   for (int64_t r = r0; r < r0 + rows; ++r) {
     float acc[kPanel];
@@ -42,8 +47,7 @@ void tileScalar(const BsrGemmArgs& g, const int32_t* slot, int64_t q, int64_t r0
         }
       }
     }
-    float* crow = c + (q * g.br + r) * g.ldc;
-    for (int64_t j = 0; j < width; ++j) crow[j] = acc[j];
+    for (int64_t j = 0; j < width; ++j) *cAt(g, q * g.br + r, c0 + j) = acc[j];
   }
 }
 
@@ -52,7 +56,7 @@ void tileScalar(const BsrGemmArgs& g, const int32_t* slot, int64_t q, int64_t r0
 // every stored k of block row q in order.
 template <int R, int V, bool kFused>
 __attribute__((target("avx512f"))) void tileAvx512(const BsrGemmArgs& g, const int32_t* slot, int64_t q, int64_t r0, int64_t rows, const float* panel,
-                                                   int64_t offset, int64_t width, float* c) {
+                                                   int64_t offset, int64_t width, int64_t c0) {
   __mmask16 mask[V];
   for (int v = 0; v < V; ++v) {
     const int64_t left = width - (offset + 16 * v);
@@ -80,23 +84,24 @@ __attribute__((target("avx512f"))) void tileAvx512(const BsrGemmArgs& g, const i
     }
   }
   for (int r = 0; r < R && r < rows; ++r) {
-    float* crow = c + (q * g.br + r0 + r) * g.ldc + offset;
-    for (int v = 0; v < V; ++v) _mm512_mask_storeu_ps(crow + 16 * v, mask[v], acc[r][v]);
+    for (int v = 0; v < V; ++v) {
+      if (mask[v]) _mm512_mask_storeu_ps(cAt(g, q * g.br + r0 + r, c0 + offset + 16 * v), mask[v], acc[r][v]);
+    }
   }
 }
 
 template <int R, int V>
-void runRows(const BsrGemmArgs& g, const int32_t* slot, int64_t q, int64_t r0, int64_t rows, const float* panel, int64_t width, float* c) {
+void runRows(const BsrGemmArgs& g, const int32_t* slot, int64_t q, int64_t r0, int64_t rows, const float* panel, int64_t width, int64_t c0) {
   for (int64_t offset = 0; offset < kPanel && offset < width; offset += 16 * V) {
-    if (g.fused) tileAvx512<R, V, true>(g, slot, q, r0, rows, panel, offset, width, c);
-    else tileAvx512<R, V, false>(g, slot, q, r0, rows, panel, offset, width, c);
+    if (g.fused) tileAvx512<R, V, true>(g, slot, q, r0, rows, panel, offset, width, c0);
+    else tileAvx512<R, V, false>(g, slot, q, r0, rows, panel, offset, width, c0);
   }
 }
 #endif
 
 // Block row q over one panel (width valid columns, C from column c): groups of 8 rows (4, 2 or 1
 // for narrower blocks).
-void blockRow(const BsrGemmArgs& g, const int32_t* slot, int64_t q, const float* panel, int64_t width, float* c) {
+void blockRow(const BsrGemmArgs& g, const int32_t* slot, int64_t q, const float* panel, int64_t width, int64_t c0) {
   const int64_t height = std::min(g.br, g.m - q * g.br);
 #ifdef OCTET_X86
   if (cpuHasAvx512()) {
@@ -104,15 +109,15 @@ void blockRow(const BsrGemmArgs& g, const int32_t* slot, int64_t q, const float*
       const int64_t left = height - r0;
       // Stored rows past m are zero: a group may run over them (never stored) when br allows.
       const int64_t span = std::min<int64_t>(g.br - r0, 8);
-      if (span >= 8) runRows<8, 2>(g, slot, q, r0, std::min<int64_t>(left, 8), panel, width, c), r0 += 8;
-      else if (span >= 4) runRows<4, 4>(g, slot, q, r0, std::min<int64_t>(left, 4), panel, width, c), r0 += 4;
-      else if (span >= 2) runRows<2, 4>(g, slot, q, r0, std::min<int64_t>(left, 2), panel, width, c), r0 += 2;
-      else runRows<1, 4>(g, slot, q, r0, 1, panel, width, c), r0 += 1;
+      if (span >= 8) runRows<8, 2>(g, slot, q, r0, std::min<int64_t>(left, 8), panel, width, c0), r0 += 8;
+      else if (span >= 4) runRows<4, 4>(g, slot, q, r0, std::min<int64_t>(left, 4), panel, width, c0), r0 += 4;
+      else if (span >= 2) runRows<2, 4>(g, slot, q, r0, std::min<int64_t>(left, 2), panel, width, c0), r0 += 2;
+      else runRows<1, 4>(g, slot, q, r0, 1, panel, width, c0), r0 += 1;
     }
     return;
   }
 #endif
-  tileScalar(g, slot, q, 0, height, panel, width, c);
+  tileScalar(g, slot, q, 0, height, panel, width, c0);
 }
 
 struct AlignedBuffer {
@@ -156,26 +161,36 @@ void bsrGemm(const BsrGemmArgs& g, int threads) {
     const int64_t j0 = chunk * chunkCols, j1 = std::min(g.n, j0 + chunkCols);
     const int64_t panels = (j1 - j0 + kPanel - 1) / kPanel;
     float* buffer = chunkBuffer.get(static_cast<size_t>(std::max<int64_t>(1, panels * packedRows * kPanel)));
-    for (int64_t p = 0; p < panels; ++p) {
-      const int64_t c0 = j0 + p * kPanel, width = std::min(kPanel, j1 - c0);
-      float* panel = buffer + p * packedRows * kPanel;
-      for (size_t u = 0; u < used.size(); ++u) {
-        for (int64_t t = 0; t < g.bc; ++t) {
-          float* row = panel + (static_cast<int64_t>(u) * g.bc + t) * kPanel;
-          const int64_t k = used[u] * g.bc + t;
-          int64_t j = 0;
-          if (k < g.k) {
-            std::memcpy(row, g.x + k * g.ldx + c0, static_cast<size_t>(width) * sizeof(float));
-            j = width;
-          }
-          for (; j < kPanel; ++j) row[j] = 0.0f;
+    // Each used row of X over the chunk's columns at once (one column run), then cut into the
+    // panels; the last panel's columns past the chunk are zero.
+    thread_local std::vector<float> line;
+    thread_local std::vector<uint8_t> codeLine;
+    line.resize(static_cast<size_t>(panels * kPanel));
+    if (g.imageCodes) codeLine.resize(static_cast<size_t>(j1 - j0));
+    std::fill(line.begin() + (j1 - j0), line.end(), 0.0f);
+    for (size_t u = 0; u < used.size(); ++u) {
+      for (int64_t t = 0; t < g.bc; ++t) {
+        const int64_t k = used[u] * g.bc + t, at = static_cast<int64_t>(u) * g.bc + t;
+        const float* src = line.data();
+        if (k >= g.k) {
+          std::fill(line.begin(), line.end(), 0.0f);
+        } else if (g.geometry && g.imageCodes) {
+          columnRun(g.imageCodes, *g.geometry, g.imageStride, k, j0, j1 - j0, codeLine.data());
+          for (int64_t j = 0; j < j1 - j0; ++j) line[j] = g.table[codeLine[j]];
+        } else if (g.geometry) {
+          columnRun(g.images, *g.geometry, g.imageStride, k, j0, j1 - j0, line.data());
+        } else if (j1 - j0 == panels * kPanel) {
+          src = g.x + k * g.ldx + j0;
+        } else {
+          std::memcpy(line.data(), g.x + k * g.ldx + j0, static_cast<size_t>(j1 - j0) * sizeof(float));
         }
+        for (int64_t p = 0; p < panels; ++p) std::memcpy(buffer + p * packedRows * kPanel + at * kPanel, src + p * kPanel, kPanel * sizeof(float));
       }
     }
     for (int64_t q = 0; q < blockRows; ++q) {
       for (int64_t p = 0; p < panels; ++p) {
         const int64_t c0 = j0 + p * kPanel;
-        blockRow(g, slot.data(), q, buffer + p * packedRows * kPanel, std::min(kPanel, j1 - c0), g.c + c0);
+        blockRow(g, slot.data(), q, buffer + p * packedRows * kPanel, std::min(kPanel, j1 - c0), c0);
       }
     }
   });

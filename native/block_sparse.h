@@ -3,6 +3,8 @@
 #pragma once
 #include <cstdint>
 
+#include "im2col.h"
+
 namespace octet {
 
 // C (m x n, row-major, ldc) = W (m x k, BSR) times X (k x n, row-major, ldx). W's blocks are
@@ -11,6 +13,11 @@ namespace octet {
 // never read for k). For each element: acc = +0, then for every stored k of its block row in
 // increasing order, acc = fma(w, x, acc) (fused) or fl(acc + fl(w * x)); C = acc. Threads split
 // block rows and column ranges, never k.
+// With `geometry` set, X is the column matrix of a batch of images (floats, or codes decoded
+// through their table) (im2col.h: k = channels
+// x KH x KW rows, n = batch x OH x OW columns, image q at images + q * imageStride), read while
+// packing. With cPlane > 0, C(i, j) is at c + (j / cPlane) * cImageStride + i * ldc + j % cPlane
+// (a convolution's NCHW output; cPlane a multiple of 16).
 struct BsrGemmArgs {
   const int32_t* rowPtr;
   const int32_t* colIdx;
@@ -21,6 +28,13 @@ struct BsrGemmArgs {
   float* c;
   int64_t ldc;
   bool fused;
+  const ConvGeometry* geometry = nullptr;
+  const float* images = nullptr;
+  // Or images of one-byte codes with the value of every code (code 0 must be +0).
+  const uint8_t* imageCodes = nullptr;
+  const float* table = nullptr;
+  int64_t imageStride = 0;
+  int64_t cPlane = 0, cImageStride = 0;
 };
 void bsrGemm(const BsrGemmArgs& args, int threads);
 

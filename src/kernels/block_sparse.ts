@@ -29,10 +29,13 @@
  *   product's index in the dense sum, so it runs the dense product on the pruned weights.
  */
 import { InvalidArgumentError } from '../errors.js';
-import { resolveFormat, type FormatLike } from '../formats/index.js';
+import { resolveFormat, type Format, type FormatLike } from '../formats/index.js';
 import { freshArray } from './buffer_pool.js';
 import { decode } from './codec.js';
+import { columnsGemm } from './columns_gemm.js';
+import type { ColumnGeometry } from './conv_geometry.js';
 import { gemm } from './gemm.js';
+import { im2colBatchReference } from './im2col.js';
 import { alignedOf, lowpGemm, type LowpGemmOptions, type LowpOperand } from './lowp_gemm.js';
 import { nativeCore } from './native.js';
 import { resolveThreads } from './threads.js';
@@ -219,6 +222,80 @@ export function bsrGemm(w: BsrMatrix, x: Float32Array, n: number, options: BsrGe
     m: w.rows, k: w.cols, n, br: w.blockRows, bc: w.blockCols, fused: options.fused ?? true, threads: resolveThreads(options.threads),
   });
   return c;
+}
+
+/** Images as one-byte codes: the value of every code, and the codes' format record. */
+export interface CodedImages {
+  codes: Uint8Array;
+  table: Float32Array;
+  format: Format;
+}
+
+/**
+ * A convolution's forward product with pruned weights: Y (NCHW, batch x rows x outH x outW) =
+ * W times the column matrix of the images x (NCHW; one group: W is outChannels x channels * KH *
+ * KW), read from the images while packing (no column matrix is built). Each output is bsrGemm's
+ * chain, so it equals the dense direct convolution's product (the GEMM on the same column matrix)
+ * on the pruned weights, zero signs aside.
+ */
+export function bsrConv2dForward(
+  w: BsrMatrix, x: Float32Array | CodedImages, g: ColumnGeometry, batch: number, options: BsrGemmOptions = {},
+): Float32Array {
+  const k = g.channels * g.kernelH * g.kernelW, plane = g.outH * g.outW, n = batch * plane;
+  if (w.cols !== k) throw new InvalidArgumentError(`bsrConv2dForward: the weight view has ${w.cols} columns; the geometry's column matrix has ${k} rows (channels x taps)`);
+  const imageStride = g.channels * g.height * g.width;
+  const images = x instanceof Float32Array ? x : x.codes;
+  if (images.length !== batch * imageStride) throw new InvalidArgumentError(`bsrConv2dForward: x has ${images.length} values; expected ${batch * imageStride}`);
+  if (!(x instanceof Float32Array) && !(x.table instanceof Float32Array && x.table.length === 256)) {
+    throw new InvalidArgumentError('bsrConv2dForward: images of codes need the table of their 256 values');
+  }
+  const y = outputArray(options.out, batch * w.rows * plane, 'bsrConv2dForward');
+  const native = nativeCore();
+  if (!native) {
+    const columns = new Float32Array(k * n);
+    im2colBatchReference(x instanceof Float32Array ? x : Float32Array.from(x.codes, (c) => x.table[c]), columns, g, batch, imageStride);
+    scatterPlanes(bsrGemmReference(w, columns, n, { fused: options.fused }), w.rows, plane, batch, y);
+    return y;
+  }
+  if (w.blockCols >= w.cols && w.blockRows === 1) return filterConv(w, x, g, batch, y, options);
+  const direct = plane % 16 === 0;
+  const target = direct ? y : new Float32Array(w.rows * n);
+  native.bsrGemm(w.rowPtr, w.colIdx, w.values, images, target, {
+    m: w.rows, k, n, br: w.blockRows, bc: w.blockCols, fused: options.fused ?? true, geometry: g, imageStride,
+    ...(x instanceof Float32Array ? {} : { table: x.table }),
+    ...(direct ? { cPlane: plane, cImageStride: w.rows * plane } : {}), threads: resolveThreads(options.threads),
+  });
+  if (!direct) scatterPlanes(target, w.rows, plane, batch, y);
+  return y;
+}
+
+/**
+ * Whole filters kept (blocks of 1 x all columns): the kept rows of W as a dense matrix on the
+ * dense direct product (the same chains), the pruned output channels +0 (as the dense product of
+ * a zero row gives).
+ */
+function filterConv(w: BsrMatrix, x: Float32Array | CodedImages, g: ColumnGeometry, batch: number, y: Float32Array, options: BsrGemmOptions): Float32Array {
+  const k = w.cols, plane = g.outH * g.outW, n = batch * plane;
+  const kept: number[] = [];
+  for (let q = 0; q + 1 < w.rowPtr.length; q++) if (w.rowPtr[q + 1] > w.rowPtr[q]) kept.push(q);
+  const a = new Float32Array(kept.length * k);
+  kept.forEach((q, r) => a.set(w.values.subarray(w.rowPtr[q] * k, w.rowPtr[q] * k + k), r * k));
+  const part = new Float32Array(kept.length * n);
+  const source = x instanceof Float32Array ? { x, geometry: g, batch, imageStride: g.channels * g.height * g.width }
+    : { x: x.codes, table: x.table, format: x.format, geometry: g, batch, imageStride: g.channels * g.height * g.width };
+  if (kept.length) columnsGemm(kept.length, n, k, a, source, part, { unfused: !(options.fused ?? true), threads: options.threads });
+  y.fill(0);
+  kept.forEach((q, r) => {
+    for (let img = 0; img < batch; img++) y.set(part.subarray(r * n + img * plane, r * n + (img + 1) * plane), (img * w.rows + q) * plane);
+  });
+  return y;
+}
+
+/** Row-major rows x (batch x plane) into NCHW. */
+function scatterPlanes(rows: Float32Array, m: number, plane: number, batch: number, y: Float32Array): void {
+  for (let i = 0; i < m; i++) {
+    for (let q = 0; q < batch; q++) y.set(rows.subarray(i * batch * plane + q * plane, i * batch * plane + (q + 1) * plane), (q * m + i) * plane);
+  }
 }
 
 /** The stored blocks' entries of dY X^T (dY rows x n, X cols x n), by the contract above. */

@@ -121,8 +121,11 @@ export interface NativeCore {
   ): void;
   /** C = W X with W in block compressed sparse rows (native/block_sparse.h). */
   bsrGemm(
-    rowPtr: Int32Array, colIdx: Int32Array, values: Float32Array, x: Float32Array, c: Float32Array,
-    o: Threads & { m: number; k: number; n: number; br: number; bc: number; fused: boolean },
+    rowPtr: Int32Array, colIdx: Int32Array, values: Float32Array, x: Float32Array | Uint8Array, c: Float32Array,
+    o: Threads & {
+      m: number; k: number; n: number; br: number; bc: number; fused: boolean;
+      geometry?: ColumnGeometry; imageStride?: number; cPlane?: number; cImageStride?: number; table?: Float32Array;
+    },
   ): void;
   /** GEMM under an aligned fixed-point accumulator (native/aligned_gemm.h): a m x k, b k x n codes, row-major. */
   alignedGemm(

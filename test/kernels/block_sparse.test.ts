@@ -8,10 +8,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
-  blockGrid, bsrFromDense, bsrGemm, bsrGemmReference, bsrLowpGemm, bsrSampledGemm, bsrSampledGemmReference, bsrToDense, bsrTranspose, fma32,
+  blockGrid, bsrConv2dForward, bsrFromDense, bsrGemm, bsrGemmReference, bsrLowpGemm, bsrSampledGemm, bsrSampledGemmReference, bsrToDense, bsrTranspose, fma32,
 } from '../../src/kernels/block_sparse.js';
-import { encode, decode, gemm, lowpGemm } from '../../src/kernels/index.js';
-import { makeQTensor } from '../../src/formats/index.js';
+import { columnsGemm, convGeometry, encode, decode, gemm, groupColumns, lowpGemm } from '../../src/kernels/index.js';
+import { makeQTensor, resolveFormat } from '../../src/formats/index.js';
 import { assertSameBits } from '../helpers/bits.js';
 import { uniform, xorshift } from '../helpers/random.js';
 
@@ -193,5 +193,51 @@ describe('FP8 operands: the sparse product equals lowpGemm on the pruned weights
   test('an aligned accumulator is refused (its groups follow the dense sum)', () => {
     const { w } = pruned(8, 64, 8, 8, 0.5, 1);
     assert.throws(() => bsrLowpGemm(w, 'e4m3', 1, new Float32Array(64), 1, { accumulation: 'hopper-fp8' }), /aligned accumulator groups products/);
+  });
+});
+
+describe('convolution forward: the sparse product equals the dense direct convolution on the pruned weights', () => {
+  const cases: Array<[string, number[], number[], Parameters<typeof convGeometry>[2]]> = [
+    ['3x3 stride 1 pad 1, 16x16 planes', [3, 16, 16, 16], [32, 16, 3, 3], { padding: 1 }],
+    ['3x3 stride 2 pad 1, 5x5 planes (not a multiple of 16)', [2, 8, 9, 9], [16, 8, 3, 3], { padding: 1, stride: 2 }],
+    ['1x1 stride 2', [2, 24, 8, 8], [40, 24, 1, 1], { stride: 2 }],
+  ];
+  for (const [name, xShape, wShape, options] of cases) {
+    test(name, () => {
+      const geo = convGeometry(xShape as [number, number, number, number], wShape as [number, number, number, number], options);
+      const g = groupColumns(geo);
+      const rows = geo.outChannels, cols = g.channels * g.kernelH * g.kernelW, plane = g.outH * g.outW;
+      const x = uniform(geo.batch * geo.channels * geo.height * geo.width, 3);
+      for (const [br, bc] of [[8, 8], [1, 1], [4, 4], [1, cols]]) {
+        const { w, masked } = pruned(rows, cols, br, bc, 0.35, br + bc);
+        const dense = new Float32Array(geo.batch * rows * plane);
+        columnsGemm(rows, geo.batch * plane, cols, masked, { x, geometry: g, batch: geo.batch, imageStride: geo.channels * geo.height * geo.width }, dense,
+          { outImages: { plane, imageStride: rows * plane } });
+        for (const threads of [1, 2]) assertSameValues(bsrConv2dForward(w, x, g, geo.batch, { threads }), dense, `${br}x${bc}, ${threads} threads`);
+      }
+    });
+  }
+
+  test('E5M2 images, read as codes while packing, equal the dense product on the codes', () => {
+    const geo = convGeometry([2, 16, 12, 12], [24, 16, 3, 3], { padding: 1 });
+    const g = groupColumns(geo);
+    const codes = encode(uniform(2 * 16 * 144, 8), 'e5m2') as Uint8Array;
+    const table = decode(Uint8Array.from({ length: 256 }, (_, i) => i), 'e5m2');
+    const format = resolveFormat('e5m2');
+    const source = { x: codes, table, format, geometry: g, batch: 2, imageStride: 16 * 144 };
+    for (const [br, bc] of [[8, 8], [1, 144]]) {
+      const { w: wf } = pruned(24, 144, br, bc, 0.5, 2);
+      const wv = decode(encode(bsrToDense(wf), 'e5m2'), 'e5m2');
+      const w = bsrFromDense(wv, 24, 144, br, bc, keepOf(wf));
+      const dense = new Float32Array(2 * 24 * 144);
+      columnsGemm(24, 288, 144, wv, source, dense, { outImages: { plane: 144, imageStride: 24 * 144 } });
+      assertSameValues(bsrConv2dForward(w, { codes, table, format }, g, 2), dense, `${br}x${bc}`);
+    }
+  });
+
+  test('a weight view that does not match the geometry is refused', () => {
+    const geo = convGeometry([1, 4, 6, 6], [8, 4, 3, 3], { padding: 1 });
+    const { w } = pruned(8, 35, 4, 4, 0.5, 1);
+    assert.throws(() => bsrConv2dForward(w, new Float32Array(144), groupColumns(geo), 1), /the weight view has 35 columns; the geometry's column matrix has 36 rows/);
   });
 });

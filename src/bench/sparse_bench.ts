@@ -1,0 +1,106 @@
+/**
+ * Block-sparse convolution speed: the forward product of ResNet-18's (CIFAR variant) 3x3
+ * convolutions at batch 64 with weights pruned in blocks (1x1, 4x4, 8x8, 16x16, whole filters)
+ * at 50%, 75% and 90%, against the dense direct product of the same convolution (the GEMM on the
+ * same implicit column matrix, the chain the sparse product keeps) measured beside it, with
+ * float32 and with E5M2 operands (fp32 accumulation). `speedup` = dense seconds / sparse seconds;
+ * `speedup_default` is against the convolution the layers run by default (float32 3x3 stride-1
+ * products go through Winograd F(4x4, 3x3), which does fewer multiplications than the direct
+ * product; E5M2 ones stay direct). The 1x1 rows are unstructured pruning on the same kernel
+ * (compressed sparse rows of single entries).
+ */
+import { makeQTensor, resolveFormat } from '../formats/index.js';
+import {
+  blockGrid, bsrConv2dForward, bsrFromDense, columnsGemm, convGeometry, decode, encode, groupColumns, lowpConv2dForward, nativeCore,
+  winogradForward, winogradPlan, type ConvGeometry,
+} from '../kernels/index.js';
+import { filled } from './gemm_bench.js';
+import { bestOf } from './timing.js';
+
+export interface SparseBenchRow {
+  bench: 'sparse';
+  block: string;
+  sparsity: number;
+  m: number;
+  n: number;
+  k: number;
+  shape: string;
+  operands: 'fp32' | 'e5m2';
+  threads: number;
+  dense_ms: number;
+  sparse_ms: number;
+  speedup: number;
+  speedup_default: number;
+}
+
+/** ResNet-18 (CIFAR) convolutions at batch 64: input channels, output channels, size, stride. */
+export const RESNET18_CONVS: Array<{ label: string; c: number; o: number; size: number; stride: number }> = [
+  { label: 'layer1 3x3 64->64 32x32', c: 64, o: 64, size: 32, stride: 1 },
+  { label: 'layer2 3x3 128->128 16x16', c: 128, o: 128, size: 16, stride: 1 },
+  { label: 'layer3 3x3 256->256 8x8', c: 256, o: 256, size: 8, stride: 1 },
+  { label: 'layer4 3x3 512->512 4x4', c: 512, o: 512, size: 4, stride: 1 },
+  { label: 'layer2 3x3 64->128 stride 2', c: 64, o: 128, size: 32, stride: 2 },
+];
+
+export const SPARSE_BLOCKS = ['1x1', '4x4', '8x8', '16x16', 'filter'];
+export const SPARSITIES = [0.5, 0.75, 0.9];
+
+/** A keep pattern with exactly round(s x blocks) blocks dropped, chosen by a fixed shuffle. */
+function keepPattern(blocks: number, sparsity: number, seed: number): Uint8Array {
+  const order = Int32Array.from({ length: blocks }, (_, i) => i);
+  let state = seed >>> 0 || 1;
+  for (let i = blocks - 1; i > 0; i--) {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    const j = (state >>> 0) % (i + 1);
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  const keep = new Uint8Array(blocks).fill(1);
+  for (let i = 0; i < Math.round(sparsity * blocks); i++) keep[order[i]] = 0;
+  return keep;
+}
+
+export function sparseBench(threads: number, batch = 64, convs = RESNET18_CONVS, blocks = SPARSE_BLOCKS, sparsities = SPARSITIES): SparseBenchRow[] {
+  if (!nativeCore()) return [];
+  const rows: SparseBenchRow[] = [];
+  const e5m2 = resolveFormat('e5m2');
+  const table = decode(Uint8Array.from({ length: 256 }, (_, i) => i), 'e5m2');
+  for (const conv of convs) {
+    const geo: ConvGeometry = convGeometry([batch, conv.c, conv.size, conv.size], [conv.o, conv.c, 3, 3], { padding: 1, stride: conv.stride });
+    const g = groupColumns(geo);
+    const m = conv.o, k = conv.c * 9, plane = g.outH * g.outW, n = batch * plane;
+    const imageStride = conv.c * conv.size * conv.size;
+    const x = filled(batch * imageStride, 3, 4);
+    const weight = filled(m * k, 4, 4);
+    const xCodes = encode(x, 'e5m2', { saturate: true }) as Uint8Array;
+    const wCodes = encode(weight, 'e5m2', { saturate: true }) as Uint8Array;
+    const wValues = decode(wCodes, 'e5m2');
+    const y = new Float32Array(batch * m * plane);
+    const floatSource = { x, geometry: g, batch, imageStride };
+    const codeSource = { x: xCodes, table, format: e5m2, geometry: g, batch, imageStride };
+    const denseFloat = bestOf(() => void columnsGemm(m, n, k, weight, floatSource, y, { outImages: { plane, imageStride: m * plane }, threads }), 0.3);
+    const plan = winogradPlan(geo, 'winograd');
+    const defaultFloat = plan ? bestOf(() => void winogradForward(x, weight, y, plan, threads), 0.3) : denseFloat;
+    const denseCodes = bestOf(() => void columnsGemm(m, n, k, { codes: wCodes, table, format: e5m2 }, codeSource, y, { outImages: { plane, imageStride: m * plane }, threads }), 0.3);
+    const defaultCodes = bestOf(() => void lowpConv2dForward(makeQTensor(xCodes, 'e5m2'), makeQTensor(wCodes, 'e5m2'), geo, { threads }), 0.3);
+    for (const block of blocks) {
+      const [br, bc] = block === 'filter' ? [1, k] : block.split('x').map(Number);
+      const { blockRowCount, blockColCount } = blockGrid(m, k, br, bc);
+      for (const sparsity of sparsities) {
+        const keep = keepPattern(blockRowCount * blockColCount, sparsity, m + k + br * 31 + Math.round(sparsity * 100));
+        for (const operands of ['fp32', 'e5m2'] as const) {
+          const w = bsrFromDense(operands === 'fp32' ? weight : wValues, m, k, br, bc, keep);
+          const images = operands === 'fp32' ? x : { codes: xCodes, table, format: e5m2 };
+          const seconds = bestOf(() => void bsrConv2dForward(w, images, g, batch, { out: y, threads }), 0.3);
+          const dense = operands === 'fp32' ? denseFloat : denseCodes;
+          rows.push({
+            bench: 'sparse', block, sparsity, m, n, k, shape: conv.label, operands, threads, dense_ms: dense * 1e3, sparse_ms: seconds * 1e3,
+            speedup: dense / seconds, speedup_default: (operands === 'fp32' ? defaultFloat : defaultCodes) / seconds,
+          });
+        }
+      }
+    }
+  }
+  return rows;
+}
