@@ -201,6 +201,9 @@ describe('convolution forward: the sparse product equals the dense direct convol
     ['3x3 stride 1 pad 1, 16x16 planes', [3, 16, 16, 16], [32, 16, 3, 3], { padding: 1 }],
     ['3x3 stride 2 pad 1, 5x5 planes (not a multiple of 16)', [2, 8, 9, 9], [16, 8, 3, 3], { padding: 1, stride: 2 }],
     ['1x1 stride 2', [2, 24, 8, 8], [40, 24, 1, 1], { stride: 2 }],
+    // Stride 1 with rows of at least 16 outputs runs on the padded images directly.
+    ['5x3 stride 1, no padding, 20-wide rows (the direct path, a partial vector per row)', [2, 6, 9, 22], [24, 6, 5, 3], {}],
+    ['3x3 stride 1 pad 1, 17x33', [1, 5, 17, 33], [16, 5, 3, 3], { padding: 1 }],
   ];
   for (const [name, xShape, wShape, options] of cases) {
     test(name, () => {
@@ -219,6 +222,7 @@ describe('convolution forward: the sparse product equals the dense direct convol
   }
 
   test('E5M2 images, read as codes while packing, equal the dense product on the codes', () => {
+    // 12 x 12 outputs: the panel path; 16 x 16 (further below): the direct path.
     const geo = convGeometry([2, 16, 12, 12], [24, 16, 3, 3], { padding: 1 });
     const g = groupColumns(geo);
     const codes = encode(uniform(2 * 16 * 144, 8), 'e5m2') as Uint8Array;
@@ -233,6 +237,15 @@ describe('convolution forward: the sparse product equals the dense direct convol
       columnsGemm(24, 288, 144, wv, source, dense, { outImages: { plane: 144, imageStride: 24 * 144 } });
       assertSameValues(bsrConv2dForward(w, { codes, table, format }, g, 2), dense, `${br}x${bc}`);
     }
+    const geo16 = convGeometry([2, 8, 16, 16], [16, 8, 3, 3], { padding: 1 });
+    const g16 = groupColumns(geo16);
+    const codes16 = encode(uniform(2 * 8 * 256, 9), 'e5m2') as Uint8Array;
+    const { w: wf } = pruned(16, 72, 8, 8, 0.5, 5);
+    const wv = decode(encode(bsrToDense(wf), 'e5m2'), 'e5m2');
+    const w = bsrFromDense(wv, 16, 72, 8, 8, keepOf(wf));
+    const dense = new Float32Array(2 * 16 * 256);
+    columnsGemm(16, 512, 72, wv, { x: codes16, table, format, geometry: g16, batch: 2, imageStride: 8 * 256 }, dense, { outImages: { plane: 256, imageStride: 16 * 256 } });
+    assertSameValues(bsrConv2dForward(w, { codes: codes16, table, format }, g16, 2), dense, 'direct path, codes');
   });
 
   test('a weight view that does not match the geometry is refused', () => {
