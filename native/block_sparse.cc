@@ -8,12 +8,15 @@
 
 #include "cpu.h"
 #include "parallel.h"
+#include "sources.h"
 
 namespace octet {
 namespace {
 
-// X's columns are packed per chunk into panels of kPanel columns (row t of a panel at t *
-// kPanel), shared by every block row: rows n floats apart would share cache sets, and the
+// X's used rows are packed per chunk of columns into one buffer (row u at u * stride, stride =
+// the chunk's width padded by 16 floats so that consecutive rows fall in different cache sets),
+// shared by every block row; the kernels run over it kPanel columns at a time. Rows n floats apart
+// in X itself would share cache sets, and the
 // chunk's rows are read once per block row.
 constexpr int64_t kPanel = 64;
 
@@ -28,8 +31,10 @@ inline float* cAt(const BsrGemmArgs& g, int64_t i, int64_t j) {
   return g.cPlane ? g.c + (j / g.cPlane) * g.cImageStride + i * g.ldc + j % g.cPlane : g.c + i * g.ldc + j;
 }
 
-// Rows [r0, r0 + rows) of block row q over one panel: plain loops (every build). panel: k x kPanel.
-void tileScalar(const BsrGemmArgs& g, const int32_t* slot, int64_t q, int64_t r0, int64_t rows, const float* panel, int64_t width, int64_t c0) {
+// Rows [r0, r0 + rows) of block row q over one panel (kPanel columns from `panel`, rows `stride`
+// apart): plain loops (every build).
+void tileScalar(const BsrGemmArgs& g, const int32_t* slot, int64_t q, int64_t r0, int64_t rows, const float* panel, int64_t stride, int64_t width,
+                int64_t c0) {
   const int64_t blockSize = g.br * g.bc;
   for (int64_t r = r0; r < r0 + rows; ++r) {
     float acc[kPanel];
@@ -39,7 +44,7 @@ void tileScalar(const BsrGemmArgs& g, const int32_t* slot, int64_t q, int64_t r0
       const float* w = g.values + b * blockSize + r * g.bc;
       for (int64_t t = 0; t < span; ++t) {
         const float wv = w[t];
-        const float* xrow = panel + (static_cast<int64_t>(slot[g.colIdx[b]]) * g.bc + t) * kPanel;
+        const float* xrow = panel + (static_cast<int64_t>(slot[g.colIdx[b]]) * g.bc + t) * stride;
         if (g.fused) {
           for (int64_t j = 0; j < kPanel; ++j) acc[j] = std::fma(wv, xrow[j], acc[j]);
         } else {
@@ -56,7 +61,7 @@ void tileScalar(const BsrGemmArgs& g, const int32_t* slot, int64_t q, int64_t r0
 // every stored k of block row q in order.
 template <int R, int V, bool kFused>
 __attribute__((target("avx512f"))) void tileAvx512(const BsrGemmArgs& g, const int32_t* slot, int64_t q, int64_t r0, int64_t rows, const float* panel,
-                                                   int64_t offset, int64_t width, int64_t c0) {
+                                                   int64_t stride, int64_t offset, int64_t width, int64_t c0) {
   __mmask16 mask[V];
   for (int v = 0; v < V; ++v) {
     const int64_t left = width - (offset + 16 * v);
@@ -69,7 +74,7 @@ __attribute__((target("avx512f"))) void tileAvx512(const BsrGemmArgs& g, const i
   for (int32_t b = g.rowPtr[q]; b < g.rowPtr[q + 1]; ++b) {
     const int64_t k0 = static_cast<int64_t>(g.colIdx[b]) * g.bc, span = std::min(g.bc, g.k - k0);
     const float* w = g.values + b * blockSize + r0 * g.bc;
-    const float* xrow = panel + static_cast<int64_t>(slot[g.colIdx[b]]) * g.bc * kPanel + offset;
+    const float* xrow = panel + static_cast<int64_t>(slot[g.colIdx[b]]) * g.bc * stride + offset;
     for (int64_t t = 0; t < span; ++t) {
       __m512 xv[V];
 #pragma GCC unroll 4
@@ -80,7 +85,7 @@ __attribute__((target("avx512f"))) void tileAvx512(const BsrGemmArgs& g, const i
 #pragma GCC unroll 4
         for (int v = 0; v < V; ++v) acc[r][v] = kFused ? _mm512_fmadd_ps(wv, xv[v], acc[r][v]) : _mm512_add_ps(acc[r][v], _mm512_mul_ps(wv, xv[v]));
       }
-      xrow += kPanel;
+      xrow += stride;
     }
   }
   for (int r = 0; r < R && r < rows; ++r) {
@@ -91,17 +96,18 @@ __attribute__((target("avx512f"))) void tileAvx512(const BsrGemmArgs& g, const i
 }
 
 template <int R, int V>
-void runRows(const BsrGemmArgs& g, const int32_t* slot, int64_t q, int64_t r0, int64_t rows, const float* panel, int64_t width, int64_t c0) {
+void runRows(const BsrGemmArgs& g, const int32_t* slot, int64_t q, int64_t r0, int64_t rows, const float* panel, int64_t stride, int64_t width,
+             int64_t c0) {
   for (int64_t offset = 0; offset < kPanel && offset < width; offset += 16 * V) {
-    if (g.fused) tileAvx512<R, V, true>(g, slot, q, r0, rows, panel, offset, width, c0);
-    else tileAvx512<R, V, false>(g, slot, q, r0, rows, panel, offset, width, c0);
+    if (g.fused) tileAvx512<R, V, true>(g, slot, q, r0, rows, panel, stride, offset, width, c0);
+    else tileAvx512<R, V, false>(g, slot, q, r0, rows, panel, stride, offset, width, c0);
   }
 }
 #endif
 
 // Block row q over one panel (width valid columns, C from column c): groups of 8 rows (4, 2 or 1
 // for narrower blocks).
-void blockRow(const BsrGemmArgs& g, const int32_t* slot, int64_t q, const float* panel, int64_t width, int64_t c0) {
+void blockRow(const BsrGemmArgs& g, const int32_t* slot, int64_t q, const float* panel, int64_t stride, int64_t width, int64_t c0) {
   const int64_t height = std::min(g.br, g.m - q * g.br);
 #ifdef OCTET_X86
   if (cpuHasAvx512()) {
@@ -109,15 +115,37 @@ void blockRow(const BsrGemmArgs& g, const int32_t* slot, int64_t q, const float*
       const int64_t left = height - r0;
       // Stored rows past m are zero: a group may run over them (never stored) when br allows.
       const int64_t span = std::min<int64_t>(g.br - r0, 8);
-      if (span >= 8) runRows<8, 2>(g, slot, q, r0, std::min<int64_t>(left, 8), panel, width, c0), r0 += 8;
-      else if (span >= 4) runRows<4, 4>(g, slot, q, r0, std::min<int64_t>(left, 4), panel, width, c0), r0 += 4;
-      else if (span >= 2) runRows<2, 4>(g, slot, q, r0, std::min<int64_t>(left, 2), panel, width, c0), r0 += 2;
-      else runRows<1, 4>(g, slot, q, r0, 1, panel, width, c0), r0 += 1;
+      if (span >= 8) runRows<8, 2>(g, slot, q, r0, std::min<int64_t>(left, 8), panel, stride, width, c0), r0 += 8;
+      else if (span >= 4) runRows<4, 4>(g, slot, q, r0, std::min<int64_t>(left, 4), panel, stride, width, c0), r0 += 4;
+      else if (span >= 2) runRows<2, 4>(g, slot, q, r0, std::min<int64_t>(left, 2), panel, stride, width, c0), r0 += 2;
+      else runRows<1, 4>(g, slot, q, r0, 1, panel, stride, width, c0), r0 += 1;
     }
     return;
   }
 #endif
-  tileScalar(g, slot, q, 0, height, panel, width, c0);
+  tileScalar(g, slot, q, 0, height, panel, stride, width, c0);
+}
+
+#ifdef OCTET_X86
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void decodeLineAvx512(const uint8_t* codes, const float* table, int64_t n, float* out) {
+  VectorTable vt;
+  loadVectorTable(table, vt);
+  for (int64_t j = 0; j < n; j += 16) {
+    const __mmask16 m = static_cast<__mmask16>(n - j >= 16 ? 0xffff : (1u << (n - j)) - 1u);
+    _mm512_mask_storeu_ps(out + j, m, lookup16(vt, _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, codes + j))));
+  }
+}
+#endif
+
+// n codes to their values (the table's bits).
+void decodeLine(const uint8_t* codes, const float* table, int64_t n, float* out) {
+#ifdef OCTET_X86
+  if (cpuHasAvx512() && cpuHasAvx512Bw()) {
+    decodeLineAvx512(codes, table, n, out);
+    return;
+  }
+#endif
+  for (int64_t j = 0; j < n; ++j) out[j] = table[codes[j]];
 }
 
 struct AlignedBuffer {
@@ -159,38 +187,36 @@ void bsrGemm(const BsrGemmArgs& g, int threads) {
   // row run over them.
   parallelFor(chunks, work < 2e6 ? 1 : threads, [&](int64_t chunk) {
     const int64_t j0 = chunk * chunkCols, j1 = std::min(g.n, j0 + chunkCols);
-    const int64_t panels = (j1 - j0 + kPanel - 1) / kPanel;
-    float* buffer = chunkBuffer.get(static_cast<size_t>(std::max<int64_t>(1, panels * packedRows * kPanel)));
-    // Each used row of X over the chunk's columns at once (one column run), then cut into the
-    // panels; the last panel's columns past the chunk are zero.
-    thread_local std::vector<float> line;
+    const int64_t panels = (j1 - j0 + kPanel - 1) / kPanel, stride = panels * kPanel + 16;
+    float* buffer = chunkBuffer.get(static_cast<size_t>(std::max<int64_t>(1, packedRows * stride)));
+    // Each used row of X over the chunk's columns: one column run (or copy) straight into its
+    // buffer row; the columns past the chunk up to the last panel's end are zero.
     thread_local std::vector<uint8_t> codeLine;
-    line.resize(static_cast<size_t>(panels * kPanel));
     if (g.imageCodes) codeLine.resize(static_cast<size_t>(j1 - j0));
-    std::fill(line.begin() + (j1 - j0), line.end(), 0.0f);
+    const int64_t width = j1 - j0;
     for (size_t u = 0; u < used.size(); ++u) {
       for (int64_t t = 0; t < g.bc; ++t) {
-        const int64_t k = used[u] * g.bc + t, at = static_cast<int64_t>(u) * g.bc + t;
-        const float* src = line.data();
-        if (k >= g.k) {
-          std::fill(line.begin(), line.end(), 0.0f);
-        } else if (g.geometry && g.imageCodes) {
-          columnRun(g.imageCodes, *g.geometry, g.imageStride, k, j0, j1 - j0, codeLine.data());
-          for (int64_t j = 0; j < j1 - j0; ++j) line[j] = g.table[codeLine[j]];
-        } else if (g.geometry) {
-          columnRun(g.images, *g.geometry, g.imageStride, k, j0, j1 - j0, line.data());
-        } else if (j1 - j0 == panels * kPanel) {
-          src = g.x + k * g.ldx + j0;
-        } else {
-          std::memcpy(line.data(), g.x + k * g.ldx + j0, static_cast<size_t>(j1 - j0) * sizeof(float));
+        const int64_t k = used[u] * g.bc + t;
+        float* row = buffer + (static_cast<int64_t>(u) * g.bc + t) * stride;
+        int64_t j = 0;
+        if (k < g.k) {
+          if (g.geometry && g.imageCodes) {
+            columnRun(g.imageCodes, *g.geometry, g.imageStride, k, j0, width, codeLine.data());
+            decodeLine(codeLine.data(), g.table, width, row);
+          } else if (g.geometry) {
+            columnRun(g.images, *g.geometry, g.imageStride, k, j0, width, row);
+          } else {
+            std::memcpy(row, g.x + k * g.ldx + j0, static_cast<size_t>(width) * sizeof(float));
+          }
+          j = width;
         }
-        for (int64_t p = 0; p < panels; ++p) std::memcpy(buffer + p * packedRows * kPanel + at * kPanel, src + p * kPanel, kPanel * sizeof(float));
+        for (; j < panels * kPanel; ++j) row[j] = 0.0f;
       }
     }
     for (int64_t q = 0; q < blockRows; ++q) {
       for (int64_t p = 0; p < panels; ++p) {
         const int64_t c0 = j0 + p * kPanel;
-        blockRow(g, slot.data(), q, buffer + p * packedRows * kPanel, std::min(kPanel, j1 - c0), c0);
+        blockRow(g, slot.data(), q, buffer + p * kPanel, stride, std::min(kPanel, j1 - c0), c0);
       }
     }
   });
