@@ -45,6 +45,13 @@ export {
   nativeUnavailableReason,
   quantize,
   setKernelThreads,
+  bsrFromDense,
+  bsrToDense,
+  bsrTranspose,
+  bsrGemm,
+  bsrLowpGemm,
+  bsrSampledGemm,
+  bsrConv2dForward,
 } from './kernels/index.js';
 export type {
   FastCastOptions,
@@ -62,7 +69,12 @@ export type {
   BlockSpec,
   ConvBlocks,
   ScaleKind,
+  BsrMatrix,
+  BsrGemmOptions,
+  BsrLowpOptions,
+  CodedImages,
 } from './kernels/index.js';
+export * from './sparse/index.js';
 export * from './tensor/index.js';
 export * from './autograd/index.js';
 export * from './ops/index.js';

@@ -1,7 +1,10 @@
 /** The public API, as the README shows it. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Generator, Tensor, backward, conv2d, encode, flatten, linear, quantize, relu, resolveFormat, softmaxCrossEntropy } from '../src/index.js';
+import {
+  Generator, Tensor, applyMask, backward, blockMask, bsrFromDense, bsrGemm, conv2d, encode, expandMask, flatten, gemm, linear, parseBlockShape, quantize, relu,
+  resolveFormat, softmaxCrossEntropy,
+} from '../src/index.js';
 
 test('the README examples run and give what they say', () => {
   const x = Float32Array.of(1.1, 70000, -3e-6);
@@ -16,4 +19,16 @@ test('the README examples run and give what they say', () => {
   backward(loss);
   assert.deepEqual(w.grad!.shape, [16, 1, 3, 3]);
   assert.deepEqual(fc.grad!.shape, [10, 12544]);
+});
+
+test('the sparsity example of docs/sparsity.md runs: a pruned weight in BSR gives the dense product', () => {
+  const g = new Generator(1);
+  const weight = Tensor.randn([64, 576], g).data;
+  const shape = parseBlockShape('8x8');
+  const keep = blockMask(weight, 64, 576, shape, 0.75);
+  applyMask(weight, expandMask(keep, 64, 576, shape));
+  const x = Tensor.randn([576, 100], g).data;
+  const dense = gemm(64, 100, 576, weight, x, new Float32Array(6400));
+  const sparse = bsrGemm(bsrFromDense(weight, 64, 576, 8, 8, keep), x, 100);
+  for (let i = 0; i < dense.length; i++) assert.ok(sparse[i] === dense[i], `element ${i}`);
 });
