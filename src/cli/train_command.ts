@@ -5,6 +5,7 @@ import { loadDataset, type Dataset } from '../data/index.js';
 import { InvalidArgumentError } from '../errors.js';
 import { resolveFormat } from '../formats/index.js';
 import { loadRecipe } from '../quant/index.js';
+import { parsePruneSpec, type PruneConfig } from '../sparse/index.js';
 import {
   evaluateCheckpoint,
   readCheckpointRecord,
@@ -48,6 +49,32 @@ export interface TrainOptions {
   conv?: ConvAlgorithm;
   statsEvery?: string;
   statsFormats?: string;
+  prune?: string;
+  pruneStart?: string;
+  pruneEnd?: string;
+  pruneEvery?: string;
+  pruneGlobal?: boolean;
+  pruneExclude?: string;
+  pruneFirstLast?: boolean;
+}
+
+/** --prune and its companions as the run's prune config (none without --prune). */
+export function pruneConfig(options: TrainOptions): PruneConfig | undefined {
+  if (options.prune === undefined) {
+    const stray = ([['pruneStart', '--prune-start'], ['pruneEnd', '--prune-end'], ['pruneEvery', '--prune-every'], ['pruneGlobal', '--prune-global'],
+      ['pruneExclude', '--prune-exclude'], ['pruneFirstLast', '--prune-first-last']] as const).find(([key]) => options[key] !== undefined);
+    if (stray) throw new InvalidArgumentError(`${stray[1]} needs --prune BLOCK:SPARSITY (e.g. --prune 8x8:0.75)`);
+    return undefined;
+  }
+  const { block, sparsity } = parsePruneSpec(options.prune);
+  const start = number(options.pruneStart, '--prune-start', { integer: true }) ?? 0;
+  const end = number(options.pruneEnd, '--prune-end', { integer: true }) ?? start;
+  if (end < start) throw new InvalidArgumentError(`--prune-end ${end} is before --prune-start ${start}`);
+  const exclude = options.pruneExclude?.split(',').map((p) => p.trim()).filter(Boolean);
+  return {
+    block, sparsity, start, end, every: number(options.pruneEvery, '--prune-every', { integer: true, min: 1 }) ?? 100,
+    ...(options.pruneGlobal ? { global: true } : {}), ...(exclude?.length ? { exclude } : {}), ...(options.pruneFirstLast ? { pruneFirstLast: true } : {}),
+  };
 }
 
 /** --formats / --stats-formats: candidate formats, each checked now (an unknown name fails before any work). */
@@ -80,7 +107,7 @@ export function statsRunOptions(options: TrainOptions): StatsRunOptions | undefi
 export const SETTING_FLAGS: Record<string, string> = {
   model: '--model', data: '--data', recipe: '--recipe', epochs: '--epochs', batchSize: '--batch-size', lr: '--lr', weightDecay: '--weight-decay',
   warmupSteps: '--warmup', optimizer: '--optimizer', seed: '--seed', maxTrain: '--max-train', maxTest: '--max-test', checkpointEvery: '--checkpoint-every',
-  logEvery: '--log-every', conv: '--conv', resume: '--resume', overwrite: '--overwrite', out: '--out',
+  logEvery: '--log-every', conv: '--conv', resume: '--resume', overwrite: '--overwrite', out: '--out', prune: '--prune',
   statsSteps: '--steps', statsEvery: '--stats-every', stats: '--out',
 };
 
@@ -115,7 +142,13 @@ export function trainConfig(options: TrainOptions, recipeName: string): TrainCon
     checkpointEvery: number(options.checkpointEvery, '--checkpoint-every', { integer: true })!,
     logEvery: number(options.logEvery, '--log-every', { integer: true, min: 1 })!,
     conv: options.conv,
+    ...prunePart(options),
   };
+}
+
+function prunePart(options: TrainOptions): { prune?: PruneConfig } {
+  const prune = pruneConfig(options);
+  return prune ? { prune } : {};
 }
 
 export async function loadData(spec: string, imageSize?: string): Promise<Dataset> {
@@ -172,6 +205,17 @@ function reportRun(result: TrainResult, out: string, io: CliIo): void {
       (f ? `${f.metric} ${(100 * f.value).toFixed(2)}%${f.top5 !== undefined ? `, top-5 ${(100 * f.top5).toFixed(2)}%` : ''}` : 'no evaluation') +
       ` after ${result.steps} steps in ${result.seconds.toFixed(1)} s. Checkpoint: ${result.checkpoint}; metrics: ${join(out, 'metrics.jsonl')}\n`,
   );
+  if (result.sparsity?.length) {
+    const layers = result.sparsity;
+    const weights = layers.reduce((s, l) => s + l.rows * l.cols, 0);
+    const zeros = layers.reduce((s, l) => s + l.zeros * l.rows * l.cols, 0);
+    const blocks = layers.reduce((s, l) => s + l.blocks, 0);
+    const dropped = layers.reduce((s, l) => s + l.sparsity * l.blocks, 0);
+    io.stdout(
+      `Pruned ${layers.length} layers in ${layers[0].block} blocks: ${(100 * dropped / blocks).toFixed(1)}% of their blocks, ` +
+        `${(100 * zeros / weights).toFixed(1)}% of their weights zero (per layer: result.json's sparsity)\n`,
+    );
+  }
 }
 
 export async function trainCommand(options: TrainOptions, io: CliIo): Promise<number> {

@@ -166,6 +166,18 @@ export abstract class Optimizer {
     return { skipped };
   }
 
+  /**
+   * Zero a parameter's slots (moments, momentum) where `keep` is 0: pruned weights keep no
+   * state. Zero is code 0 in every moments format.
+   */
+  zeroSlotsWhere(name: string, keep: Uint8Array): void {
+    for (const [key, { stored }] of this.slots) {
+      if (!key.startsWith(`${name}.`) || key.slice(name.length + 1).includes('.')) continue;
+      if (keep.length !== stored.length) throw new InvalidArgumentError(`optimizer: the mask for ${name} has ${keep.length} entries; its slots ${stored.length}`);
+      for (let i = 0; i < keep.length; i++) if (keep[i] === 0) stored[i] = 0;
+    }
+  }
+
   zeroGrad(): void {
     for (const [, p] of this.params) p.grad = null;
   }

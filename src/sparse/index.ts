@@ -3,3 +3,5 @@ export {
   applyMask, blockMask, blockScores, blockSize, checkSparsity, cubicSparsity, expandMask, globalBlockMasks, maskGrid, maskSparsity, parseBlockShape,
 } from './mask.js';
 export type { BlockNorm, BlockShape, MaskLayer } from './mask.js';
+export { Pruner, parsePruneSpec, prunableLayers } from './pruner.js';
+export type { LayerSparsity, PruneConfig, PrunedLayer } from './pruner.js';

@@ -4,7 +4,8 @@
  * 8-bit float, the weights as the forward pass uses them (`fp8.<layer>.weight` as F8_E5M2 or
  * F8_E4M3 codes, with `fp8.<layer>.weight_scale`: real value = decode(code) / scale). The JSON
  * record (run config with the recipe, step, epoch, optimizer, scaler and RNG state) is the file's
- * `__metadata__.octet`. Written atomically, so a crash at any moment leaves the previous
+ * `__metadata__.octet`. A run that prunes adds each pruned layer's keep pattern (`prune.<parameter>`,
+ * U8 [block rows, block columns]; the block shape is in the record's config). Written atomically, so a crash at any moment leaves the previous
  * checkpoint intact.
  */
 import { createHash } from 'node:crypto';
@@ -83,18 +84,27 @@ function fp8Export(session: QuantSession, tensors: Map<string, StoredTensor>): v
   }
 }
 
+/** A pruned layer's keep pattern as stored: `prune.<parameter>`, U8 [block rows, block columns], 1 = kept. */
+export interface StoredMask {
+  name: string;
+  keep: Uint8Array;
+  shape: [number, number];
+}
+
 export function saveCheckpoint<Config>(
   file: string,
   model: Module,
   optimizer: Optimizer,
   session: QuantSession,
   record: Omit<CheckpointRecord<Config>, 'format' | 'optimizerStep' | 'session' | 'dropout'>,
+  masks: readonly StoredMask[] = [],
 ): void {
   const tensors = new Map<string, StoredTensor>();
   for (const [name, t] of model.stateDict()) tensors.set(`model.${name}`, f32Tensor(t.data, t.shape));
   const optimizerState = optimizer.state();
   for (const [key, values] of Object.entries(optimizerState.slots)) tensors.set(`optimizer.${key}`, f32Tensor(values, [values.length]));
   fp8Export(session, tensors);
+  for (const m of masks) tensors.set(`prune.${m.name}`, { dtype: 'U8', shape: [...m.shape], bytes: m.keep });
   const dropout: Record<string, number> = {};
   for (const [path, m] of model.namedModules()) if (m instanceof Dropout) dropout[path] = m.generator.counter;
   const full: CheckpointRecord<Config> = { format: CHECKPOINT_FORMAT, ...record, optimizerStep: optimizerState.step, session: session.state(), dropout };
@@ -156,6 +166,18 @@ export function readCheckpointRecord<Config>(file: string): { record: Checkpoint
   checkRecord(file, record);
   verifyTensors(file, tensors, metadata);
   return { record: record as CheckpointRecord<Config>, tensors };
+}
+
+/** The pruning masks a checkpoint holds, by parameter name (keep patterns, one byte per block). */
+export function checkpointMasks(file: string, tensors: ReadonlyMap<string, StoredTensor>): Map<string, Uint8Array> {
+  const masks = new Map<string, Uint8Array>();
+  for (const [name, t] of tensors) {
+    if (!name.startsWith('prune.')) continue;
+    if (t.dtype !== 'U8') throw new DataFileError(file, `tensor ${name} is ${t.dtype}; a pruning mask is U8`);
+    if (t.bytes.some((b) => b > 1)) throw new DataFileError(file, `tensor ${name} holds values other than 0 and 1; the file was altered or corrupted`);
+    masks.set(name.slice('prune.'.length), t.bytes.slice());
+  }
+  return masks;
 }
 
 /** Restore model, optimizer, session and dropout state from a checkpoint read by readCheckpointRecord. */

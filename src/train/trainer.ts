@@ -18,7 +18,8 @@ import { softmaxCrossEntropy } from '../ops/index.js';
 import { AdamW, SGD, cosineWithWarmup, type Optimizer } from '../optim/index.js';
 import { NumericsLab, applyRecipe, type Recipe, type StatsRecord } from '../quant/index.js';
 import type { FormatLike } from '../formats/index.js';
-import { readCheckpointRecord, restoreCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { Pruner, type LayerSparsity, type PruneConfig } from '../sparse/index.js';
+import { checkpointMasks, readCheckpointRecord, restoreCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { buildTrainModel } from './build.js';
 import { evalBatchSize, evaluate } from './evaluation.js';
 import { ConfusionMatrix, topKCorrect } from './metrics.js';
@@ -60,6 +61,8 @@ export interface TrainConfig {
    * config.json and the checkpoint; checkpoints from before Winograd, which lack it, are "direct".
    */
   conv?: ConvAlgorithm;
+  /** Block pruning during training (src/sparse/pruner.ts); recorded, and a resume must match it. */
+  prune?: PruneConfig;
 }
 
 export interface StepProgress {
@@ -93,6 +96,8 @@ export interface TrainResult {
   checkpoint: string;
   /** Peak resident set size of the process, MB. */
   peakRssMb: number;
+  /** Per pruned layer: its block shape, dropped blocks and zero weights at the end. */
+  sparsity?: LayerSparsity[];
 }
 
 export interface TrainHooks {
@@ -192,6 +197,8 @@ export async function train(settings: TrainConfig, dataset: Dataset, out: string
   const model = buildTrainModel(config, dataset);
   const session = applyRecipe(model, config.recipe, { seed: config.seed, algorithm: config.conv });
   const optimizer = makeOptimizer(config, model);
+  const pruner = config.prune ? new Pruner(model.namedParameters(), config.prune) : null;
+  const zeroSlots = (name: string, keep: Uint8Array) => optimizer.zeroSlotsWhere(name, keep);
   const subset = trainingSubset(dataset.train.count, config.seed, config.maxTrain);
   const stepsPerEpoch = Math.max(1, Math.floor(subset.length / config.batchSize));
   const totalSteps = stepsPerEpoch * config.epochs;
@@ -212,6 +219,7 @@ export async function train(settings: TrainConfig, dataset: Dataset, out: string
     const loaded = readCheckpointRecord<TrainConfig>(checkpointFile);
     checkResumable(loaded.record.config, config, checkpointFile);
     restoreCheckpoint(checkpointFile, loaded, model, optimizer, session);
+    pruner?.load(checkpointMasks(checkpointFile, loaded.tensors));
     step = loaded.record.step;
     if (loaded.record.window) window = { ...loaded.record.window };
     keptMetrics = metricsUpTo(metricsFile, step);
@@ -241,7 +249,7 @@ export async function train(settings: TrainConfig, dataset: Dataset, out: string
   let statsWritten = 0;
   const save = () => {
     if (!parametersFinite(model)) return;
-    saveCheckpoint(checkpointFile, model, optimizer, session, { config, step, window });
+    saveCheckpoint(checkpointFile, model, optimizer, session, { config, step, window }, pruner?.patterns() ?? []);
     if (lab && statsRecords.length !== statsWritten) {
       writeStats(out, statsDocument(config.model, config.data, config.recipe, lab.formats, statsRecords));
       statsWritten = statsRecords.length;
@@ -254,6 +262,7 @@ export async function train(settings: TrainConfig, dataset: Dataset, out: string
   let orderEpoch = -1;
   let completed = true;
   let badSteps = 0;
+  const pruneLog: object[] = [];
   model.train();
   while (step < totalSteps) {
     const epoch = Math.floor(step / stepsPerEpoch);
@@ -266,6 +275,10 @@ export async function train(settings: TrainConfig, dataset: Dataset, out: string
     const batch = makeBatch(dataset.train, order!.subarray(inEpoch * size, (inEpoch + 1) * size), dataset.normalization, dataset.augmentation, config.seed, epoch);
     optimizer.lr = cosineWithWarmup(step, { baseLr: config.lr, totalSteps, warmupSteps });
     optimizer.zeroGrad();
+    if (pruner?.due(step)) {
+      pruner.update(step, zeroSlots);
+      pruneLog.push({ type: 'prune', step, sparsity: pruner.sparsityAt(step) });
+    }
     let lossValue = NaN;
     let logits: Tensor | null = null;
     const looking = lab !== null && looksAt(step);
@@ -284,8 +297,10 @@ export async function train(settings: TrainConfig, dataset: Dataset, out: string
     }
     const outcome = session.finishBackward();
     const report = optimizer.stepAll(outcome.skip);
+    pruner?.enforce(zeroSlots);
     step++;
     begin();
+    for (const record of pruneLog.splice(0)) log(record);
     if (looking) statsRecords.push(...stepRecords);
     badSteps = Number.isFinite(lossValue) ? 0 : badSteps + 1;
     if (badSteps >= DIVERGED_STEPS) {
@@ -350,6 +365,7 @@ export async function train(settings: TrainConfig, dataset: Dataset, out: string
     seconds: (Date.now() - start) / 1000,
     checkpoint: checkpointFile,
     peakRssMb: peakRss / 2 ** 20,
+    ...(pruner ? { sparsity: pruner.summary() } : {}),
   };
   if (completed) writeFileAtomic(join(out, RESULT_FILE), new TextEncoder().encode(JSON.stringify(result, null, 2) + '\n'));
   return result;

@@ -89,4 +89,23 @@ describe('octet train / eval / compare', () => {
     assert.notEqual(conv.code, 0);
     assert.match(conv.stderr, /--conv <algorithm>' argument 'fast' is invalid\. Allowed choices are winograd, direct/);
   });
+  test('--prune prunes during training, reports the sparsity, checkpoints the masks; bad pruning flags are refused', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'octet-prune-'));
+    const r = await runOctet(['train', ...SMALL, '--max-train', '96', '--prune', '8x8:0.5', '--prune-start', '1', '--prune-end', '2', '--prune-every', '1', '--out', out]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /Pruned 18 layers in 8x8 blocks: \d+\.\d% of their blocks/);
+    const result = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8'));
+    assert.deepEqual(result.config.prune, { block: '8x8', sparsity: 0.5, start: 1, end: 2, every: 1 });
+    assert.ok(result.sparsity.every((l: { sparsity: number }) => l.sparsity > 0.3));
+    for (const [flags, message] of [
+      [['--prune-every', '5'], /--prune-every needs --prune BLOCK:SPARSITY/],
+      [['--prune', '8x8'], /--prune "8x8": expected BLOCK:SPARSITY/],
+      [['--prune', '3x:0.5'], /block shape "3x" is not RxC/],
+      [['--prune', '4x4:0.5', '--prune-start', '5', '--prune-end', '2'], /--prune-end 2 is before --prune-start 5/],
+    ] as const) {
+      const bad = await runOctet(['train', ...SMALL, ...flags, '--out', join(out, 'x')]);
+      assert.equal(bad.code, 1, flags.join(' '));
+      assert.match(bad.stderr, message);
+    }
+  });
 });
