@@ -105,8 +105,9 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
 
   program
     .command('summary')
-    .description('one line per layer of a model: name, op, output shape, parameters, multiply-accumulates')
-    .requiredOption('-m, --model <name>', 'model name (see octet models)')
+    .description('one line per layer of a model: name, op, output shape, parameters, multiply-accumulates; or of a checkpoint: each GEMM layer\'s pruning (block shape, blocks kept, zero weights)')
+    .option('-m, --model <name>', 'model name (see octet models)')
+    .option('-c, --checkpoint <file>', 'a checkpoint.safetensors written by octet train: its layers\' sparsity')
     .option('--classes <n>', 'number of classes (default: the model\'s)')
     .option('--in-channels <n>', 'input channels (default: the model\'s; 1 for MNIST-style data)')
     .option('--width <n>', 'base width, for the models that have one')

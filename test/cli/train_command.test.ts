@@ -97,6 +97,15 @@ describe('octet train / eval / compare', () => {
     const result = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8'));
     assert.deepEqual(result.config.prune, { block: '8x8', sparsity: 0.5, start: 1, end: 2, every: 1 });
     assert.ok(result.sparsity.every((l: { sparsity: number }) => l.sparsity > 0.3));
+    const summary = await runOctet(['summary', '--checkpoint', join(out, 'checkpoint.safetensors')]);
+    assert.equal(summary.code, 0, summary.stderr);
+    assert.match(summary.stdout, /^conv1\s+4 x 9\s+dense\s+-\s+-\s+0\.0%$/m);
+    assert.match(summary.stdout, /^layer1\.0\.conv1\s+4 x 36\s+8x8\s+\d+\/5\s+\d+\.\d%/m);
+    assert.match(summary.stdout, /resnet20 at step 3: pruned in 8x8 blocks to 50\.0% \(18 layers\)/);
+    const json = JSON.parse((await runOctet(['summary', '--checkpoint', join(out, 'checkpoint.safetensors'), '--json'])).stdout);
+    assert.equal(json.layers.find((l: { layer: string }) => l.layer === 'layer2.0.conv2').block, '8x8');
+    const both = await runOctet(['summary', '--checkpoint', join(out, 'checkpoint.safetensors'), '--model', 'resnet20']);
+    assert.match(both.stderr, /give --model or --checkpoint, not both/);
     for (const [flags, message] of [
       [['--prune-every', '5'], /--prune-every needs --prune BLOCK:SPARSITY/],
       [['--prune', '8x8'], /--prune "8x8": expected BLOCK:SPARSITY/],
