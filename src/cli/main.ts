@@ -6,6 +6,7 @@ import { OctetError, SettingError } from '../errors.js';
 import { ROUNDINGS } from '../formats/index.js';
 import { CONV_ALGORITHMS } from '../kernels/index.js';
 import { BENCH_GROUPS, benchCommand } from './bench_command.js';
+import { pruneCommand } from './prune_command.js';
 import { castCommand } from './cast_command.js';
 import { formatsCommand } from './formats_command.js';
 import { gemmCommand } from './gemm_command.js';
@@ -53,6 +54,7 @@ function runOptions(command: Command): Command {
     .option('--prune-global', 'rank the blocks of all pruned layers together instead of each layer by itself')
     .option('--prune-exclude <paths>', 'layer paths left dense, comma-separated (e.g. layer1.0.conv1,fc)')
     .option('--prune-first-last', 'prune the first and last GEMM layers too (kept dense by default)')
+    .option('--init <checkpoint>', 'start from this checkpoint\'s model weights (fine-tuning, e.g. after octet prune); optimizer and recipe state start fresh')
     .option('--resume', 'continue from the checkpoint in --out')
     .option('--overwrite', 'replace the run --out holds (its files go once the new run has taken its first step)')
     .addOption(convOption())
@@ -132,6 +134,20 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
     .action(async (options) => {
       setExitCode(await trainCommand(options, io));
     });
+
+  program
+    .command('prune')
+    .description('prune a trained checkpoint once, in blocks, and write it (with its masks) to --out; fine-tune with octet train --init, or evaluate with octet eval')
+    .requiredOption('-c, --checkpoint <file>', 'checkpoint.safetensors written by octet train')
+    .requiredOption('--block <shape>', 'block shape: RxC (1x1, 4x4, 8x8, 16x16, ...) or filter')
+    .requiredOption('--sparsity <s>', 'fraction of each layer\'s blocks to drop, in [0, 1)')
+    .option('--global', 'rank the blocks of all pruned layers together')
+    .option('--norm <l1|l2>', 'block score: mean |w| (l1) or root mean square (l2)', 'l1')
+    .option('--exclude <paths>', 'layer paths left dense, comma-separated')
+    .option('--first-last', 'prune the first and last GEMM layers too')
+    .requiredOption('-o, --out <dir>', 'output folder for the pruned checkpoint')
+    .option('--overwrite', 'replace a checkpoint --out already holds')
+    .action((options) => pruneCommand(options, io));
 
   program
     .command('eval')

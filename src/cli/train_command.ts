@@ -49,6 +49,7 @@ export interface TrainOptions {
   conv?: ConvAlgorithm;
   statsEvery?: string;
   statsFormats?: string;
+  init?: string;
   prune?: string;
   pruneStart?: string;
   pruneEnd?: string;
@@ -107,7 +108,7 @@ export function statsRunOptions(options: TrainOptions): StatsRunOptions | undefi
 export const SETTING_FLAGS: Record<string, string> = {
   model: '--model', data: '--data', recipe: '--recipe', epochs: '--epochs', batchSize: '--batch-size', lr: '--lr', weightDecay: '--weight-decay',
   warmupSteps: '--warmup', optimizer: '--optimizer', seed: '--seed', maxTrain: '--max-train', maxTest: '--max-test', checkpointEvery: '--checkpoint-every',
-  logEvery: '--log-every', conv: '--conv', resume: '--resume', overwrite: '--overwrite', out: '--out', prune: '--prune',
+  logEvery: '--log-every', conv: '--conv', resume: '--resume', overwrite: '--overwrite', out: '--out', prune: '--prune', init: '--init',
   statsSteps: '--steps', statsEvery: '--stats-every', stats: '--out',
 };
 
@@ -143,6 +144,7 @@ export function trainConfig(options: TrainOptions, recipeName: string): TrainCon
     logEvery: number(options.logEvery, '--log-every', { integer: true, min: 1 })!,
     conv: options.conv,
     ...prunePart(options),
+    ...(options.init !== undefined ? { init: options.init } : {}),
   };
 }
 

@@ -1,5 +1,5 @@
 /** Training: the loop, evaluation metrics, checkpoints (safetensors) and reports. */
-export { DIVERGED_STEPS, train } from './trainer.js';
+export { DIVERGED_STEPS, pruneCheckpoint, train } from './trainer.js';
 export { buildTrainModel } from './build.js';
 export { evalBatchSize, evaluate, evaluateCheckpoint } from './evaluation.js';
 export type { CheckpointEval, CheckpointEvalOptions } from './evaluation.js';

@@ -63,6 +63,12 @@ export interface TrainConfig {
   conv?: ConvAlgorithm;
   /** Block pruning during training (src/sparse/pruner.ts); recorded, and a resume must match it. */
   prune?: PruneConfig;
+  /**
+   * Start from the model weights (parameters and buffers) of this checkpoint instead of a fresh
+   * initialization (fine-tuning, e.g. after `octet prune`); the optimizer and recipe state start
+   * fresh. The checkpoint must be of the same model.
+   */
+  init?: string;
 }
 
 export interface StepProgress {
@@ -108,7 +114,7 @@ export interface TrainHooks {
 }
 
 
-function makeOptimizer(config: TrainConfig, model: Module): Optimizer {
+export function makeOptimizer(config: TrainConfig, model: Module): Optimizer {
   const params = model.namedParameters();
   const common = {
     lr: config.lr,
@@ -195,6 +201,7 @@ export async function train(settings: TrainConfig, dataset: Dataset, out: string
   const checkpointFile = join(out, CHECKPOINT_FILE);
   const metricsFile = join(out, METRICS_FILE);
   const model = buildTrainModel(config, dataset);
+  if (config.init !== undefined && !options.resume) initFrom(config.init, config, model);
   const session = applyRecipe(model, config.recipe, { seed: config.seed, algorithm: config.conv });
   const optimizer = makeOptimizer(config, model);
   const pruner = config.prune ? new Pruner(model.namedParameters(), config.prune) : null;
@@ -369,6 +376,37 @@ export async function train(settings: TrainConfig, dataset: Dataset, out: string
   };
   if (completed) writeFileAtomic(join(out, RESULT_FILE), new TextEncoder().encode(JSON.stringify(result, null, 2) + '\n'));
   return result;
+}
+
+/** Load a checkpoint's model weights into a freshly built model (TrainConfig.init). */
+function initFrom(file: string, config: TrainConfig, model: Module): void {
+  if (!existsSync(file)) throw new SettingError('init', `init: no checkpoint at ${file}`);
+  const loaded = readCheckpointRecord<TrainConfig>(file);
+  const saved = loaded.record.config;
+  if (saved.model !== config.model || JSON.stringify(saved.modelOptions) !== JSON.stringify(config.modelOptions)) {
+    throw new SettingError('init', `init: ${file} holds ${saved.model} ${JSON.stringify(saved.modelOptions)}; this run builds ${config.model} ${JSON.stringify(config.modelOptions)}`);
+  }
+  restoreCheckpoint(file, loaded, model, null, null);
+}
+
+/**
+ * One-shot pruning of a trained checkpoint: its model, optimizer and recipe state restored, every
+ * prunable layer's blocks pruned to `prune.sparsity` from the weights as they are (with their
+ * optimizer slots), and the result written to `outFile` with the masks and the prune settings in
+ * its config (one-shot at the checkpoint's step). Returns the pruned layers' sparsity.
+ */
+export function pruneCheckpoint(file: string, prune: PruneConfig, dataset: Dataset, outFile: string): LayerSparsity[] {
+  const loaded = readCheckpointRecord<TrainConfig>(file);
+  const { record } = loaded;
+  const config: TrainConfig = { ...record.config, prune: { ...prune, start: record.step, end: record.step } };
+  const model = buildTrainModel(config, dataset);
+  const session = applyRecipe(model, config.recipe, { seed: config.seed, algorithm: config.conv ?? 'direct' });
+  const optimizer = makeOptimizer(config, model);
+  restoreCheckpoint(file, loaded, model, optimizer, session);
+  const pruner = new Pruner(model.namedParameters(), config.prune!);
+  pruner.update(record.step, (name, keep) => optimizer.zeroSlotsWhere(name, keep));
+  saveCheckpoint(outFile, model, optimizer, session, { config, step: record.step, window: record.window }, pruner.patterns());
+  return pruner.summary();
 }
 
 /** What a diverged run leaves: the last checkpoint with finite parameters, if any. */

@@ -117,4 +117,26 @@ describe('octet train / eval / compare', () => {
       assert.match(bad.stderr, message);
     }
   });
+  test('octet prune: one-shot block pruning of a checkpoint, written with its masks; bad values refused', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'octet-prune-cli-'));
+    assert.equal((await runOctet(['train', ...SMALL, '--out', join(dir, 'dense')])).code, 0);
+    const source = join(dir, 'dense', 'checkpoint.safetensors');
+    const r = await runOctet(['prune', '--checkpoint', source, '--block', '4x4', '--sparsity', '0.5', '--out', join(dir, 'pruned')]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /Pruned 18 layers of resnet20 \(step 2\) in 4x4 blocks: \d+\.\d% of their blocks/);
+    assert.match(r.stdout, /Fine-tune: octet train --init .*checkpoint\.safetensors --prune 4x4:0\.5/);
+    const evaluated = await runOctet(['eval', '--checkpoint', join(dir, 'pruned', 'checkpoint.safetensors')]);
+    assert.equal(evaluated.code, 0, evaluated.stderr);
+    const again = await runOctet(['prune', '--checkpoint', source, '--block', '4x4', '--sparsity', '0.5', '--out', join(dir, 'pruned')]);
+    assert.match(again.stderr, /exists; give another --out, or --overwrite to replace it/);
+    for (const [flags, message] of [
+      [['--block', '4x4', '--sparsity', '1'], /--sparsity is 1; expected a fraction in \[0, 1\)/],
+      [['--block', '8', '--sparsity', '0.5'], /block shape "8" is not RxC/],
+      [['--block', '4x4', '--sparsity', '0.5', '--exclude', 'nowhere'], /no GEMM layer at "nowhere"/],
+    ] as const) {
+      const bad = await runOctet(['prune', '--checkpoint', source, ...flags, '--out', join(dir, 'bad')]);
+      assert.equal(bad.code, 1, flags.join(' '));
+      assert.match(bad.stderr, message);
+    }
+  });
 });

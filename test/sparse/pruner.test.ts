@@ -10,7 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { Pruner, parsePruneSpec, prunableLayers } from '../../src/sparse/index.js';
-import { CHECKPOINT_FILE, buildTrainModel, readCheckpointRecord, readSafetensors, restoreCheckpoint, train, type TrainConfig } from '../../src/train/index.js';
+import {
+  CHECKPOINT_FILE, buildTrainModel, pruneCheckpoint, readCheckpointRecord, readSafetensors, restoreCheckpoint, train, type TrainConfig,
+} from '../../src/train/index.js';
 import { mnistData, smallRun } from '../helpers/runs.js';
 
 describe('pruning during training', () => {
@@ -93,5 +95,37 @@ describe('pruning during training', () => {
     for (const [name, t] of a) assert.deepEqual(b.get(name)!.bytes, t.bytes, name);
     // A resume with other pruning settings is refused.
     await assert.rejects(train({ ...config, prune: { ...config.prune!, sparsity: 0.7 } }, dataset, parts, { resume: true }), /resume: .* was made with prune/);
+  });
+  test('one-shot pruning of a trained checkpoint, then fine-tuning from it (--init) with the same masks', async () => {
+    const dataset = await mnistData();
+    const config: TrainConfig = smallRun('fp32', { epochs: 1, maxTrain: 64 });
+    const trained = mkdtempSync(join(tmpdir(), 'octet-dense-'));
+    await train(config, dataset, trained);
+    const out = join(mkdtempSync(join(tmpdir(), 'octet-pruned-')), CHECKPOINT_FILE);
+    const layers = pruneCheckpoint(join(trained, CHECKPOINT_FILE), { block: '4x4', sparsity: 0.75 }, dataset, out);
+    for (const l of layers) assert.equal(Math.round(l.sparsity * l.blocks), Math.round(0.75 * l.blocks), l.name);
+    const { record } = readCheckpointRecord<TrainConfig>(out);
+    assert.deepEqual(record.config.prune, { block: '4x4', sparsity: 0.75, start: 2, end: 2 });
+    const { tensors } = readSafetensors(out);
+    const w = new Float32Array(tensors.get('model.layer2.1.conv2.weight')!.bytes.slice().buffer);
+    const m = new Float32Array(tensors.get('optimizer.layer2.1.conv2.weight.exp_avg_sq')!.bytes.slice().buffer);
+    let zeros = 0;
+    w.forEach((v, i) => {
+      if (v === 0) {
+        zeros++;
+        assert.equal(m[i], 0);
+      }
+    });
+    assert.ok(zeros >= 0.75 * w.length);
+    // Fine-tuning from it at lr 0: the parameters start (and stay) as the pruned checkpoint holds them.
+    const tuned = mkdtempSync(join(tmpdir(), 'octet-tuned-'));
+    const tune: TrainConfig = { ...config, init: out, lr: 0, prune: { block: '4x4', sparsity: 0.75 } };
+    await train(tune, dataset, tuned);
+    const model = buildTrainModel(tune, dataset), start = buildTrainModel(tune, dataset);
+    restoreCheckpoint(join(tuned, CHECKPOINT_FILE), readCheckpointRecord(join(tuned, CHECKPOINT_FILE)), model, null, null);
+    restoreCheckpoint(out, readCheckpointRecord(out), start, null, null);
+    const after = new Map(model.namedParameters().map(([n, p]) => [n, p.data]));
+    for (const [n, p] of start.namedParameters()) assert.deepEqual(after.get(n), p.data, n);
+    await assert.rejects(train({ ...tune, modelOptions: { width: 8 } }, dataset, mkdtempSync(join(tmpdir(), 'octet-bad-'))), /init: .* holds resnet20 \{"width":4\}; this run builds resnet20 \{"width":8\}/);
   });
 });
