@@ -159,6 +159,7 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
     .option('--image-size <HxW>', 'resize image folders to this size')
     .option('-r, --recipe <name|file.json>', "evaluate under another recipe (fp32: no quantization; default: the checkpoint's)")
     .addOption(convOption("default: the checkpoint's"))
+    .option('--dense', 'a pruned checkpoint on the dense products, as its run evaluated it (default: its float32 convolutions on the block-sparse kernel where measured faster)')
     .action((options) => evalCommand(options, io));
 
   trainingOptions(program.command('compare').description('train several recipes with the same seed and data order; writes summary.json and report.html'))

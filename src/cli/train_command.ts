@@ -5,8 +5,12 @@ import { loadDataset, type Dataset } from '../data/index.js';
 import { InvalidArgumentError } from '../errors.js';
 import { resolveFormat } from '../formats/index.js';
 import { loadRecipe } from '../quant/index.js';
-import { parsePruneSpec, type PruneConfig } from '../sparse/index.js';
+import { parsePruneSpec, useSparseInference, type PruneConfig } from '../sparse/index.js';
 import {
+  checkpointMasks,
+  checkpointModel,
+  evalBatchSize,
+  evaluate,
   evaluateCheckpoint,
   readCheckpointRecord,
   summarizeComparison,
@@ -234,18 +238,33 @@ export async function trainCommand(options: TrainOptions, io: CliIo): Promise<nu
 }
 
 export async function evalCommand(
-  options: { checkpoint: string; data?: string; maxTest?: string; batchSize?: string; imageSize?: string; conv?: ConvAlgorithm; recipe?: string },
+  options: { checkpoint: string; data?: string; maxTest?: string; batchSize?: string; imageSize?: string; conv?: ConvAlgorithm; recipe?: string; dense?: boolean },
   io: CliIo,
 ): Promise<void> {
   const loaded = readCheckpointRecord<TrainConfig>(options.checkpoint);
   const config = loaded.record.config;
   const dataset = await loadData(options.data ?? config.data, options.imageSize);
-  const result = evaluateCheckpoint(options.checkpoint, dataset, {
+  const evalOptions = {
     recipe: options.recipe === undefined ? undefined : loadRecipe(options.recipe),
     conv: options.conv,
     maxTest: number(options.maxTest, '--max-test', { integer: true, min: 1 }),
     batchSize: number(options.batchSize, '--batch-size', { integer: true, min: 1 }),
-  }, loaded);
+  };
+  const masks = checkpointMasks(options.checkpoint, loaded.tensors);
+  if (config.prune && masks.size && !options.dense) {
+    // A pruned model: its float32 convolutions on the block-sparse kernel where measured faster.
+    const { model, recipe, conv } = checkpointModel(options.checkpoint, dataset, evalOptions, loaded);
+    const choices = useSparseInference(model, masks, config.prune.block);
+    const maxTest = evalOptions.maxTest ?? config.maxTest;
+    const batchSize = evalOptions.batchSize ?? evalBatchSize(config);
+    const result = evaluate(model, dataset, maxTest, batchSize);
+    io.stdout(JSON.stringify({
+      checkpoint: options.checkpoint, model: config.model, data: dataset.name, step: loaded.record.step, recipe: recipe.name, conv, batchSize, maxTest: maxTest ?? null,
+      ...result, sparse: { block: config.prune.block, layers: choices },
+    }) + '\n');
+    return;
+  }
+  const result = evaluateCheckpoint(options.checkpoint, dataset, evalOptions, loaded);
   io.stdout(JSON.stringify({ checkpoint: options.checkpoint, model: config.model, data: dataset.name, ...result }) + '\n');
 }
 

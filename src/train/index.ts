@@ -1,7 +1,7 @@
 /** Training: the loop, evaluation metrics, checkpoints (safetensors) and reports. */
 export { DIVERGED_STEPS, pruneCheckpoint, train } from './trainer.js';
 export { buildTrainModel } from './build.js';
-export { evalBatchSize, evaluate, evaluateCheckpoint } from './evaluation.js';
+export { checkpointModel, evalBatchSize, evaluate, evaluateCheckpoint } from './evaluation.js';
 export type { CheckpointEval, CheckpointEvalOptions } from './evaluation.js';
 export { CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, RESULT_FILE } from './run_folder.js';
 export type { ConvAlgorithm, EvalResult, StatsRunOptions, StepProgress, TrainConfig, TrainHooks, TrainResult, TrainRunOptions } from './trainer.js';
