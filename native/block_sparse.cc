@@ -4,9 +4,11 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "cpu.h"
+#include "gemm.h"
 #include "parallel.h"
 #include "sources.h"
 
@@ -105,12 +107,80 @@ void runRows(const BsrGemmArgs& g, const int32_t* slot, int64_t q, int64_t r0, i
 }
 #endif
 
+#ifdef OCTET_X86
+// The AVX2 + FMA tile: R rows x V vectors of 8 columns (R x V <= 8 accumulators), masked past width.
+template <int R, int V, bool kFused>
+__attribute__((target("avx2,fma"))) void tileAvx2(const BsrGemmArgs& g, const int32_t* slot, int64_t q, int64_t r0, int64_t rows, const float* panel,
+                                                  int64_t stride, int64_t offset, int64_t width, int64_t c0) {
+  __m256i mask[V];
+  for (int v = 0; v < V; ++v) {
+    const int64_t left = width - (offset + 8 * v);
+    mask[v] = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(8, left)))), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  __m256 acc[R][V];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < V; ++v) acc[r][v] = _mm256_setzero_ps();
+  const int64_t blockSize = g.br * g.bc;
+  for (int32_t b = g.rowPtr[q]; b < g.rowPtr[q + 1]; ++b) {
+    const int64_t k0 = static_cast<int64_t>(g.colIdx[b]) * g.bc, span = std::min(g.bc, g.k - k0);
+    const float* w = g.values + b * blockSize + r0 * g.bc;
+    const float* xrow = panel + static_cast<int64_t>(slot[g.colIdx[b]]) * g.bc * stride + offset;
+    for (int64_t t = 0; t < span; ++t) {
+      __m256 xv[V];
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) xv[v] = _mm256_load_ps(xrow + 8 * v);
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        const __m256 wv = _mm256_set1_ps(w[r * g.bc + t]);
+#pragma GCC unroll 4
+        for (int v = 0; v < V; ++v) acc[r][v] = kFused ? _mm256_fmadd_ps(wv, xv[v], acc[r][v]) : _mm256_add_ps(acc[r][v], _mm256_mul_ps(wv, xv[v]));
+      }
+      xrow += stride;
+    }
+  }
+  for (int r = 0; r < R && r < rows; ++r) {
+    for (int v = 0; v < V; ++v) {
+      if (offset + 8 * v < width) _mm256_maskstore_ps(cAt(g, q * g.br + r0 + r, c0 + offset + 8 * v), mask[v], acc[r][v]);
+    }
+  }
+}
+
+template <int R, int V>
+void runRowsAvx2(const BsrGemmArgs& g, const int32_t* slot, int64_t q, int64_t r0, int64_t rows, const float* panel, int64_t stride, int64_t width,
+                 int64_t c0) {
+  for (int64_t offset = 0; offset < kPanel && offset < width; offset += 8 * V) {
+    if (g.fused) tileAvx2<R, V, true>(g, slot, q, r0, rows, panel, stride, offset, width, c0);
+    else tileAvx2<R, V, false>(g, slot, q, r0, rows, panel, stride, offset, width, c0);
+  }
+}
+
+// Which vector tiles run: the dense core's family (OCTET_GEMM_KERNEL=avx2|portable forces a
+// simpler one, so every path can be tested on one machine).
+enum class Family { kAvx512, kAvx2, kPortable };
+Family family() {
+  static const Family f = [] {
+    const std::string name = gemmKernelName();
+    return name == "avx512" ? Family::kAvx512 : name == "avx2" ? Family::kAvx2 : Family::kPortable;
+  }();
+  return f;
+}
+#endif
+
 // Block row q over one panel (width valid columns, C from column c): groups of 8 rows (4, 2 or 1
 // for narrower blocks).
 void blockRow(const BsrGemmArgs& g, const int32_t* slot, int64_t q, const float* panel, int64_t stride, int64_t width, int64_t c0) {
   const int64_t height = std::min(g.br, g.m - q * g.br);
 #ifdef OCTET_X86
-  if (cpuHasAvx512()) {
+  if (family() == Family::kAvx2) {
+    for (int64_t r0 = 0; r0 < height;) {
+      const int64_t left = height - r0, span = std::min<int64_t>(g.br - r0, 4);
+      if (span >= 4) runRowsAvx2<4, 2>(g, slot, q, r0, std::min<int64_t>(left, 4), panel, stride, width, c0), r0 += 4;
+      else if (span >= 2) runRowsAvx2<2, 4>(g, slot, q, r0, std::min<int64_t>(left, 2), panel, stride, width, c0), r0 += 2;
+      else runRowsAvx2<1, 4>(g, slot, q, r0, 1, panel, stride, width, c0), r0 += 1;
+    }
+    return;
+  }
+  if (family() == Family::kAvx512) {
     for (int64_t r0 = 0; r0 < height;) {
       const int64_t left = height - r0;
       // Stored rows past m are zero: a group may run over them (never stored) when br allows.
