@@ -59,7 +59,7 @@ void tileScalar(const BsrGemmArgs& g, const int32_t* slot, int64_t q, int64_t r0
 }
 
 #ifdef OCTET_X86
-// R rows x V vectors of 16 columns of a panel from column offset `half` (masked past width),
+// R rows x V vectors of 16 columns of a panel from column `offset` (masked past width),
 // every stored k of block row q in order.
 template <int R, int V, bool kFused>
 __attribute__((target("avx512f"))) void tileAvx512(const BsrGemmArgs& g, const int32_t* slot, int64_t q, int64_t r0, int64_t rows, const float* panel,
@@ -105,9 +105,7 @@ void runRows(const BsrGemmArgs& g, const int32_t* slot, int64_t q, int64_t r0, i
     else tileAvx512<R, V, false>(g, slot, q, r0, rows, panel, stride, offset, width, c0);
   }
 }
-#endif
 
-#ifdef OCTET_X86
 // The AVX2 + FMA tile: R rows x V vectors of 8 columns (R x V <= 8 accumulators), masked past width.
 template <int R, int V, bool kFused>
 __attribute__((target("avx2,fma"))) void tileAvx2(const BsrGemmArgs& g, const int32_t* slot, int64_t q, int64_t r0, int64_t rows, const float* panel,
@@ -196,28 +194,6 @@ void blockRow(const BsrGemmArgs& g, const int32_t* slot, int64_t q, const float*
   tileScalar(g, slot, q, 0, height, panel, stride, width, c0);
 }
 
-#ifdef OCTET_X86
-__attribute__((target("avx512f,avx512bw,avx512vl"))) void decodeLineAvx512(const uint8_t* codes, const float* table, int64_t n, float* out) {
-  VectorTable vt;
-  loadVectorTable(table, vt);
-  for (int64_t j = 0; j < n; j += 16) {
-    const __mmask16 m = static_cast<__mmask16>(n - j >= 16 ? 0xffff : (1u << (n - j)) - 1u);
-    _mm512_mask_storeu_ps(out + j, m, lookup16(vt, _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, codes + j))));
-  }
-}
-#endif
-
-// n codes to their values (the table's bits).
-void decodeLine(const uint8_t* codes, const float* table, int64_t n, float* out) {
-#ifdef OCTET_X86
-  if (cpuHasAvx512() && cpuHasAvx512Bw()) {
-    decodeLineAvx512(codes, table, n, out);
-    return;
-  }
-#endif
-  for (int64_t j = 0; j < n; ++j) out[j] = table[codes[j]];
-}
-
 struct AlignedBuffer {
   float* data = nullptr;
   size_t size = 0;
@@ -272,7 +248,7 @@ void bsrGemm(const BsrGemmArgs& g, int threads) {
         if (k < g.k) {
           if (g.geometry && g.imageCodes) {
             columnRun(g.imageCodes, *g.geometry, g.imageStride, k, j0, width, codeLine.data());
-            decodeLine(codeLine.data(), g.table, width, row);
+            decodeCodes(codeLine.data(), g.table, false, width, row);
           } else if (g.geometry) {
             columnRun(g.images, *g.geometry, g.imageStride, k, j0, width, row);
           } else {

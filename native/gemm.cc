@@ -341,11 +341,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void packBCodeRows(const Ge
       for (int64_t p = p0; p < p1; ++p) {
         const uint8_t* row = g.bCodes + (pc + p) * g.ldb + jc + j0;
         float* d = dst + p * nr;
-        for (int h = 0; h < nr; h += 16) {
-          const __mmask16 valid = static_cast<__mmask16>((1u << std::max(0, std::min(16, width - h))) - 1u);
-          const __m128i codes = _mm_maskz_loadu_epi8(valid, row + h);
-          _mm512_storeu_ps(d + h, _mm512_maskz_mov_ps(valid, lookup16(table, _mm512_cvtepu8_epi32(codes))));
-        }
+        for (int h = 0; h < nr; h += 16) lookupRun(table, row + h, std::max(0, std::min(16, width - h)), 16, d + h);
       }
     }
   }
@@ -437,12 +433,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void packACodesTransposed(c
       for (int64_t p = p0; p < p1; ++p) {
         const uint8_t* row = g.aCodes + (pc + p) * g.lda + ic + i0;
         float* d = dst + p * mr;
-        for (int h = 0; h < mr; h += 16) {
-          const int valid = std::max(0, std::min(16, height - h)), width = std::min(16, mr - h);
-          const __m128i codes = _mm_maskz_loadu_epi8(static_cast<__mmask16>((1u << valid) - 1u), row + h);
-          const __m512 values = _mm512_maskz_mov_ps(static_cast<__mmask16>((1u << valid) - 1u), lookup16(table, _mm512_cvtepu8_epi32(codes)));
-          _mm512_mask_storeu_ps(d + h, static_cast<__mmask16>((1u << width) - 1u), values);
-        }
+        for (int h = 0; h < mr; h += 16) lookupRun(table, row + h, std::max(0, std::min(16, height - h)), std::min(16, mr - h), d + h);
       }
     }
   }

@@ -103,31 +103,9 @@ inline void runsScalarEpilogue(const float* acc, float* outer, const RunsTile& t
   }
 }
 
+// The loops, inlined into each caller so that they compile for its instruction set.
 template <int MR, int NR>
-void runsPortable(const RunsTile& t) {
-  const float* ap = t.ap;
-  const float* bp = t.bp;
-  float acc[MR * NR], outer[MR * NR];
-  runsLoad<MR, NR>(t, outer);
-  for (int64_t r = 0; r < t.count; ++r) {
-    for (int x = 0; x < MR * NR; ++x) acc[x] = 0.0f;
-    for (int64_t p = 0; p < t.lengths[r]; ++p) {
-      for (int i = 0; i < MR; ++i) {
-        for (int j = 0; j < NR; ++j) acc[i * NR + j] = std::fma(ap[i], bp[j], acc[i * NR + j]);
-      }
-      ap += MR;
-      bp += NR;
-    }
-    runsScalarEpilogue<MR, NR>(acc, outer, t, r);
-  }
-  runsStore<MR, NR>(t, outer);
-}
-
-#ifdef OCTET_X86
-// The same loops compiled for AVX2 + FMA (vectorized by the compiler; std::fma is one rounding
-// whatever instruction computes it).
-template <int MR, int NR>
-__attribute__((target("avx2,fma"))) void runsAvx2(const RunsTile& t) {
+__attribute__((always_inline)) inline void runsLoops(const RunsTile& t) {
   const float* ap = t.ap;
   const float* bp = t.bp;
   alignas(32) float acc[MR * NR];
@@ -146,6 +124,19 @@ __attribute__((target("avx2,fma"))) void runsAvx2(const RunsTile& t) {
     runsScalarEpilogue<MR, NR>(acc, outer, t, r);
   }
   runsStore<MR, NR>(t, outer);
+}
+
+template <int MR, int NR>
+void runsPortable(const RunsTile& t) {
+  runsLoops<MR, NR>(t);
+}
+
+#ifdef OCTET_X86
+// The same loops compiled for AVX2 + FMA (vectorized by the compiler; std::fma is one rounding
+// whatever instruction computes it).
+template <int MR, int NR>
+__attribute__((target("avx2,fma"))) void runsAvx2(const RunsTile& t) {
+  runsLoops<MR, NR>(t);
 }
 
 template <bool kFused>

@@ -251,12 +251,7 @@ export function bsrConv2dForward(
   }
   const y = outputArray(options.out, batch * w.rows * plane, 'bsrConv2dForward');
   const native = nativeCore();
-  if (!native) {
-    const columns = new Float32Array(k * n);
-    im2colBatchReference(x instanceof Float32Array ? x : Float32Array.from(x.codes, (c) => x.table[c]), columns, g, batch, imageStride);
-    scatterPlanes(bsrGemmReference(w, columns, n, { fused: options.fused }), w.rows, plane, batch, y);
-    return y;
-  }
+  if (!native) return bsrConv2dForwardReference(w, x, g, batch, { ...options, out: y });
   if (w.blockCols >= w.cols && w.blockRows === 1) return filterConv(w, x, g, batch, y, options);
   const direct = plane % 16 === 0;
   const target = direct ? y : new Float32Array(w.rows * n);
@@ -266,6 +261,20 @@ export function bsrConv2dForward(
     ...(direct ? { cPlane: plane, cImageStride: w.rows * plane } : {}), threads: resolveThreads(options.threads),
   });
   if (!direct) scatterPlanes(target, w.rows, plane, batch, y);
+  return y;
+}
+
+/** bsrConv2dForward's contract written out: im2col of the images, bsrGemmReference, NCHW. */
+export function bsrConv2dForwardReference(w: BsrMatrix, x: Float32Array | CodedImages, g: ColumnGeometry, batch: number, options: BsrGemmOptions = {}): Float32Array {
+  const k = g.channels * g.kernelH * g.kernelW, plane = g.outH * g.outW, n = batch * plane;
+  if (w.cols !== k) throw new InvalidArgumentError(`bsrConv2dForward: the weight view has ${w.cols} columns; the geometry's column matrix has ${k} rows (channels x taps)`);
+  const imageStride = g.channels * g.height * g.width;
+  const values = x instanceof Float32Array ? x : Float32Array.from(x.codes, (c) => x.table[c]);
+  checkOperand(values, batch * imageStride, 'x', 'bsrConv2dForward');
+  const y = outputArray(options.out, batch * w.rows * plane, 'bsrConv2dForward');
+  const columns = new Float32Array(k * n);
+  im2colBatchReference(values, columns, g, batch, imageStride);
+  scatterPlanes(bsrGemmReference(w, columns, n, { fused: options.fused }), w.rows, plane, batch, y);
   return y;
 }
 

@@ -72,6 +72,6 @@ export type { BlockGemmOptions, ObservedBlockSpec } from './block_gemm.js';
 export { blockConv2dBackwardData, blockConv2dBackwardWeight, blockConv2dForward } from './block_conv.js';
 export type { ConvBlocks } from './block_conv.js';
 export {
-  blockGrid, bsrConv2dForward, bsrDensity, bsrFromDense, bsrGemm, bsrGemmReference, bsrLowpGemm, bsrSampledGemm, bsrSampledGemmReference, bsrToDense, bsrTranspose, fma32,
+  blockGrid, bsrConv2dForward, bsrConv2dForwardReference, bsrDensity, bsrFromDense, bsrGemm, bsrGemmReference, bsrLowpGemm, bsrSampledGemm, bsrSampledGemmReference, bsrToDense, bsrTranspose, fma32,
 } from './block_sparse.js';
 export type { BsrGemmOptions, BsrLowpOptions, BsrMatrix, CodedImages } from './block_sparse.js';

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
-  blockGrid, bsrConv2dForward, bsrFromDense, bsrGemm, bsrGemmReference, bsrLowpGemm, bsrSampledGemm, bsrSampledGemmReference, bsrToDense, bsrTranspose, fma32,
+  blockGrid, bsrConv2dForward, bsrConv2dForwardReference, bsrFromDense, bsrGemm, bsrGemmReference, bsrLowpGemm, bsrSampledGemm, bsrSampledGemmReference, bsrToDense, bsrTranspose, fma32,
 } from '../../src/kernels/block_sparse.js';
 import { columnsGemm, convGeometry, encode, decode, gemm, groupColumns, lowpGemm } from '../../src/kernels/index.js';
 import { makeQTensor, resolveFormat } from '../../src/formats/index.js';
@@ -217,6 +217,7 @@ describe('convolution forward: the sparse product equals the dense direct convol
         columnsGemm(rows, geo.batch * plane, cols, masked, { x, geometry: g, batch: geo.batch, imageStride: geo.channels * geo.height * geo.width }, dense,
           { outImages: { plane, imageStride: rows * plane } });
         for (const threads of [1, 2]) assertSameValues(bsrConv2dForward(w, x, g, geo.batch, { threads }), dense, `${br}x${bc}, ${threads} threads`);
+        assertSameValues(bsrConv2dForwardReference(w, x, g, geo.batch), dense, `${br}x${bc}, the reference`);
       }
     });
   }
