@@ -96,6 +96,7 @@ const CASES: Case[] = [
   { name: 'dropout', op: 'dropout', inputs: () => [randomTensor([4, 5], 52)], fn: (x) => ops.dropout(x, 0.3, true, new Generator(3)) },
   { name: 'cross-entropy', op: 'softmaxCrossEntropy', inputs: () => [randomTensor([4, 3], 53, -2, 2)], fn: (x) => ops.softmaxCrossEntropy(x, labels) },
   { name: 'cross-entropy, smoothing 0.1', op: 'softmaxCrossEntropy', inputs: () => [randomTensor([4, 3], 54, -2, 2)], fn: (x) => ops.softmaxCrossEntropy(x, labels, { labelSmoothing: 0.1 }) },
+  { name: 'cross-entropy, class weights and smoothing', op: 'softmaxCrossEntropy', inputs: () => [randomTensor([4, 3], 56, -2, 2)], fn: (x) => ops.softmaxCrossEntropy(x, labels, { weights: [0.25, 2, 1], labelSmoothing: 0.1 }) },
   { name: 'cross-entropy per pixel, ignore 255', op: 'softmaxCrossEntropy', inputs: () => [randomTensor([2, 4, 3, 3], 55, -2, 2)], fn: (x) => ops.softmaxCrossEntropy(x, pixelLabels, { ignoreIndex: 255 }) },
 ];
 

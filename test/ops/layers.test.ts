@@ -1,6 +1,7 @@
 /** Forward semantics of normalization, pooling, upsampling, dropout, loss and shape ops. */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { backward } from '../../src/autograd/index.js';
 import * as ops from '../../src/ops/index.js';
 import { Generator, Tensor } from '../../src/tensor/index.js';
 import { randomTensor } from '../helpers/tensors.js';
@@ -98,6 +99,28 @@ describe('softmax cross-entropy', () => {
     assert.ok(ops.softmaxCrossEntropy(logits, new Int32Array(8)).item() > 0);
     assert.throws(() => ops.softmaxCrossEntropy(logits, new Int32Array(4)), /4 labels for logits \[2, 3, 2, 2\]; expected 8 \(one per pixel\)/);
     assert.throws(() => ops.softmaxCrossEntropy(Tensor.zeros([1, 3]), [3]), /label 3 at position 0 is outside 0..2/);
+  });
+
+  test('class weights give PyTorch cross_entropy(weight=...) values and gradients, with and without smoothing', () => {
+    // Expected values from torch 1.13: F.cross_entropy(x, y, weight=w, ignore_index=255, label_smoothing=e).
+    const x = [0.5, -1.0, 2.0, 1.5, 0.25, -0.75, 0.0, 1.0, -2.0];
+    const cases: Array<[number, number, number[]]> = [
+      [0, 0.27109840512275696, [0.11686026304960251, 0.026075048372149467, -0.14293532073497772, -0.09385322034358978, 0.06861220300197601, 0.025241021066904068, 0, 0, 0]],
+      [0.2, 0.8169651627540588, [0.09853338450193405, -0.06194467470049858, -0.036588724702596664, 0.014452585019171238, -0.0019801058806478977, -0.012472487054765224, 0, 0, 0]],
+    ];
+    for (const [labelSmoothing, loss, grad] of cases) {
+      const logits = Tensor.from(x, [3, 3]).requireGrad();
+      const l = ops.softmaxCrossEntropy(logits, [2, 0, 255], { ignoreIndex: 255, weights: [0.5, 2, 1], labelSmoothing });
+      close(l.data, [loss], 1e-6);
+      backward(l);
+      close(logits.grad!.data, grad, 1e-6);
+    }
+    // Equal weights change nothing; a zero total weight gives 0, not NaN.
+    const logits = randomTensor([4, 3], 9, -2, 2, false);
+    close(ops.softmaxCrossEntropy(logits, [0, 1, 2, 1], { weights: [3, 3, 3] }).data, Array.from(ops.softmaxCrossEntropy(logits, [0, 1, 2, 1]).data), 1e-6);
+    close(ops.softmaxCrossEntropy(logits, [0, 0, 0, 0], { weights: [0, 1, 1] }).data, [0]);
+    assert.throws(() => ops.softmaxCrossEntropy(logits, [0, 1, 2, 1], { weights: [1, 1] }), /2 class weights for 3 classes; give one weight per class/);
+    assert.throws(() => ops.softmaxCrossEntropy(logits, [0, 1, 2, 1], { weights: [1, -1, 1] }), /class weight 1 is -1; expected a finite number >= 0/);
   });
 });
 
