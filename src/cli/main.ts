@@ -39,6 +39,8 @@ function runOptions(command: Command): Command {
     .option('--weight-decay <x>', 'decoupled weight decay', '0.0005')
     .option('--warmup <steps>', 'linear warmup steps (default: 5% of the steps)')
     .option('--optimizer <name>', 'adamw or sgd (momentum 0.9)', 'adamw')
+    .option('--class-weights <w>', 'weight the loss per class: balanced, median (median-frequency), or one number per class, comma-separated')
+    .option('--ignore-index <label>', 'segmentation: the label the loss and the metrics skip (default: the data set\'s, 255)')
     .option('--seed <n>', 'seed of initialization, data order, augmentation and stochastic rounding', '0')
     .option('--max-train <n>', 'train on the first N examples of the seeded shuffle')
     .option('--max-test <n>', 'evaluate on the first N test examples')

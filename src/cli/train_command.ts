@@ -7,16 +7,19 @@ import { resolveFormat } from '../formats/index.js';
 import { loadRecipe } from '../quant/index.js';
 import { parsePruneSpec, useSparseInference, type PruneConfig } from '../sparse/index.js';
 import {
+  CLASS_WEIGHT_RULES,
   checkpointMasks,
   checkpointModel,
   evalBatchSize,
   evaluate,
   evaluateCheckpoint,
   readCheckpointRecord,
+  savedCriterion,
   summarizeComparison,
   train,
   writeFileAtomic,
   writeReport,
+  type ClassWeightSpec,
   type CompareEntry,
   type ConvAlgorithm,
   type TrainConfig,
@@ -38,6 +41,8 @@ export interface TrainOptions {
   weightDecay: string;
   warmup?: string;
   optimizer: string;
+  classWeights?: string;
+  ignoreIndex?: string;
   seed: string;
   maxTrain?: string;
   maxTest?: string;
@@ -112,7 +117,7 @@ export function statsRunOptions(options: TrainOptions): StatsRunOptions | undefi
 export const SETTING_FLAGS: Record<string, string> = {
   model: '--model', data: '--data', recipe: '--recipe', epochs: '--epochs', batchSize: '--batch-size', lr: '--lr', weightDecay: '--weight-decay',
   warmupSteps: '--warmup', optimizer: '--optimizer', seed: '--seed', maxTrain: '--max-train', maxTest: '--max-test', checkpointEvery: '--checkpoint-every',
-  logEvery: '--log-every', conv: '--conv', resume: '--resume', overwrite: '--overwrite', out: '--out', prune: '--prune', init: '--init',
+  logEvery: '--log-every', classWeights: '--class-weights', ignoreIndex: '--ignore-index', conv: '--conv', resume: '--resume', overwrite: '--overwrite', out: '--out', prune: '--prune', init: '--init',
   statsSteps: '--steps', statsEvery: '--stats-every', stats: '--out',
 };
 
@@ -148,8 +153,26 @@ export function trainConfig(options: TrainOptions, recipeName: string): TrainCon
     logEvery: number(options.logEvery, '--log-every', { integer: true, min: 1 })!,
     conv: options.conv,
     ...prunePart(options),
+    ...criterionPart(options),
     ...(options.init !== undefined ? { init: options.init } : {}),
   };
+}
+
+/** --class-weights and --ignore-index (checked against the data set when the run starts). */
+export function criterionPart(options: Pick<TrainOptions, 'classWeights' | 'ignoreIndex'>): Pick<TrainConfig, 'classWeights' | 'ignoreIndex'> {
+  const part: Pick<TrainConfig, 'classWeights' | 'ignoreIndex'> = {};
+  if (options.ignoreIndex !== undefined) {
+    const label = number(options.ignoreIndex, '--ignore-index', { integer: true });
+    if (label! > 255) throw new InvalidArgumentError(`--ignore-index is ${label}; labels are 0 to 255`);
+    part.ignoreIndex = label;
+  }
+  const text = options.classWeights?.trim();
+  if (text !== undefined) {
+    if ((CLASS_WEIGHT_RULES as readonly string[]).includes(text)) part.classWeights = text as ClassWeightSpec;
+    else if (/^[\d.+eE-]/.test(text)) part.classWeights = text.split(',').map((w, i) => number(w.trim(), `--class-weights (weight ${i})`)!);
+    else throw new InvalidArgumentError(`--class-weights is "${options.classWeights}"; expected ${CLASS_WEIGHT_RULES.join(', ')} or one number per class (e.g. 0.1,1,1)`);
+  }
+  return part;
 }
 
 function prunePart(options: TrainOptions): { prune?: PruneConfig } {
@@ -257,7 +280,8 @@ export async function evalCommand(
     const choices = useSparseInference(model, masks, config.prune.block);
     const maxTest = evalOptions.maxTest ?? config.maxTest;
     const batchSize = evalOptions.batchSize ?? evalBatchSize(config);
-    const result = evaluate(model, dataset, maxTest, batchSize);
+    const seen = savedCriterion(config, dataset);
+    const result = evaluate(model, seen.dataset, maxTest, batchSize, seen.criterion);
     io.stdout(JSON.stringify({
       checkpoint: options.checkpoint, model: config.model, data: dataset.name, step: loaded.record.step, recipe: recipe.name, conv, batchSize, maxTest: maxTest ?? null,
       ...result, sparse: { block: config.prune.block, layers: choices },

@@ -8,6 +8,7 @@ import { epochOrder, makeBatch, trainingSubset, type Dataset } from '../data/ind
 import { SettingError } from '../errors.js';
 import type { FormatLike } from '../formats/index.js';
 import { softmaxCrossEntropy } from '../ops/index.js';
+import { savedCriterion } from './criterion.js';
 import { NumericsLab, type Recipe } from '../quant/index.js';
 import { readCheckpointRecord } from './checkpoint.js';
 import { checkpointModel } from './evaluation.js';
@@ -38,7 +39,7 @@ export function checkpointStats(file: string, dataset: Dataset, options: Checkpo
   lab.begin(0);
   let records;
   try {
-    const loss = softmaxCrossEntropy(model.call(batch.x), batch.labels, { ignoreIndex: dataset.ignoreIndex });
+    const loss = softmaxCrossEntropy(model.call(batch.x), batch.labels, savedCriterion(config, dataset).criterion);
     backward(session.scaleLoss(loss));
   } finally {
     records = lab.end();

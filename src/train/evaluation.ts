@@ -14,9 +14,17 @@ import { applyRecipe, type QuantSession, type Recipe } from '../quant/index.js';
 import { readCheckpointRecord, restoreCheckpoint } from './checkpoint.js';
 import { ConfusionMatrix, topKCorrect } from './metrics.js';
 import { buildTrainModel } from './build.js';
+import { savedCriterion, type Criterion } from './criterion.js';
 import type { EvalResult, TrainConfig } from './trainer.js';
 
-export function evaluate(model: Module, dataset: Dataset, maxTest: number | undefined, batchSize: number): Omit<EvalResult, 'epoch' | 'step'> {
+/** `criterion`: the run's loss options (its ignore label and class weights); default the data set's ignore label. */
+export function evaluate(
+  model: Module,
+  dataset: Dataset,
+  maxTest: number | undefined,
+  batchSize: number,
+  criterion: Criterion = { ignoreIndex: dataset.ignoreIndex },
+): Omit<EvalResult, 'epoch' | 'step'> {
   const split = dataset.test;
   const count = Math.min(split.count, maxTest ?? split.count);
   const classes = dataset.classes;
@@ -32,7 +40,7 @@ export function evaluate(model: Module, dataset: Dataset, maxTest: number | unde
       const indices = Int32Array.from({ length: Math.min(batchSize, count - start) }, (_, i) => start + i);
       const batch = makeBatch(split, indices, dataset.normalization, null);
       const logits = model.call(batch.x);
-      lossSum += softmaxCrossEntropy(logits, batch.labels, { ignoreIndex: dataset.ignoreIndex }).item() * indices.length;
+      lossSum += softmaxCrossEntropy(logits, batch.labels, criterion).item() * indices.length;
       lossCount += indices.length;
       if (dataset.task === 'classification') {
         top1 += topKCorrect(logits.data, classes, batch.labels, 1);
@@ -104,5 +112,6 @@ export function evaluateCheckpoint(
   const { model, recipe, conv } = checkpointModel(file, dataset, options, loaded);
   const maxTest = options.maxTest ?? config.maxTest;
   const batchSize = options.batchSize ?? evalBatchSize(config);
-  return { step: loaded.record.step, recipe: recipe.name, conv, batchSize, maxTest: maxTest ?? null, ...evaluate(model, dataset, maxTest, batchSize) };
+  const seen = savedCriterion(config, dataset);
+  return { step: loaded.record.step, recipe: recipe.name, conv, batchSize, maxTest: maxTest ?? null, ...evaluate(model, seen.dataset, maxTest, batchSize, seen.criterion) };
 }

@@ -6,6 +6,8 @@ export type { CheckpointEval, CheckpointEvalOptions } from './evaluation.js';
 export { CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, RESULT_FILE } from './run_folder.js';
 export type { ConvAlgorithm, EvalResult, StatsRunOptions, StepProgress, TrainConfig, TrainHooks, TrainResult, TrainRunOptions } from './trainer.js';
 export { ConfusionMatrix, topKCorrect } from './metrics.js';
+export { CLASS_WEIGHT_RULES, classCounts, runCriterion, savedCriterion, weightsFromCounts, withIgnoreIndex } from './criterion.js';
+export type { ClassWeightSpec, Criterion } from './criterion.js';
 export { CHECKPOINT_FORMAT, checkpointMasks, readCheckpointRecord, restoreCheckpoint, saveCheckpoint } from './checkpoint.js';
 export type { StoredMask } from './checkpoint.js';
 export type { CheckpointRecord } from './checkpoint.js';

@@ -25,6 +25,8 @@ export class ConfusionMatrix {
   /** logits [B, C, H, W] (B = `batch`), labels [B*H*W]; pixels labelled `ignoreIndex` are skipped. */
   addSegmentation(logits: Float32Array, labels: Int32Array, batch: number, ignoreIndex: number): void {
     const C = this.classes;
+    // An ignore label that is a class (e.g. 0 for "background not scored") leaves that class out of the IoUs.
+    if (ignoreIndex >= 0 && ignoreIndex < C) this.ignored = ignoreIndex;
     const P = labels.length / batch;
     for (let b = 0; b < batch; b++) {
       for (let p = 0; p < P; p++) {
@@ -44,10 +46,17 @@ export class ConfusionMatrix {
     }
   }
 
-  /** IoU per class: TP / (TP + FP + FN); NaN for a class absent from both labels and predictions. */
+  /** A class whose labels are ignored (an ignore index below `classes`): not scored. */
+  private ignored = -1;
+
+  /**
+   * IoU per class: TP / (TP + FP + FN); NaN for a class absent from both labels and predictions,
+   * and for an ignored class.
+   */
   iou(): number[] {
     const C = this.classes;
     return Array.from({ length: C }, (_, c) => {
+      if (c === this.ignored) return NaN;
       let tp = 0;
       let row = 0;
       let col = 0;

@@ -18,7 +18,7 @@ const STATS_FILES = ['stats.json', 'stats.html'];
 const RUN_FILES = [CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE, RESULT_FILE, ...STATS_FILES];
 
 /** The settings of a run that change its result, as TrainConfig names them. */
-export const RESULT_SETTINGS = ['model', 'modelOptions', 'data', 'epochs', 'batchSize', 'lr', 'weightDecay', 'warmupSteps', 'optimizer', 'seed', 'maxTrain', 'prune', 'init'] as const;
+export const RESULT_SETTINGS = ['model', 'modelOptions', 'data', 'epochs', 'batchSize', 'lr', 'weightDecay', 'warmupSteps', 'optimizer', 'seed', 'maxTrain', 'prune', 'init', 'ignoreIndex', 'classWeights'] as const;
 
 type ResultSettings = { [K in (typeof RESULT_SETTINGS)[number]]?: unknown } & { recipe: { name: string }; conv?: string };
 

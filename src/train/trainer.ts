@@ -22,6 +22,7 @@ import { Pruner, type LayerSparsity, type PruneConfig } from '../sparse/index.js
 import { checkpointMasks, readCheckpointRecord, restoreCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { buildTrainModel } from './build.js';
 import { evalBatchSize, evaluate } from './evaluation.js';
+import { runCriterion, withIgnoreIndex, type ClassWeightSpec } from './criterion.js';
 import { ConfusionMatrix, topKCorrect } from './metrics.js';
 import {
   CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, RESULT_FILE, checkFreshFolder, checkResumable, clearRun, metricsUpTo, prepareOutputFolder, removeStaleTemporaries,
@@ -69,6 +70,10 @@ export interface TrainConfig {
    * fresh. The checkpoint must be of the same model.
    */
   init?: string;
+  /** The label the loss and the metrics skip (segmentation); default the data set's (255). */
+  ignoreIndex?: number;
+  /** Class weights of the loss, a list or a rule over the training labels (src/train/criterion.ts). */
+  classWeights?: ClassWeightSpec;
 }
 
 export interface StepProgress {
@@ -194,6 +199,7 @@ function statsSteps(stats: StatsRunOptions, totalSteps: number): (step: number) 
  */
 export async function train(settings: TrainConfig, dataset: Dataset, out: string, options: TrainRunOptions = {}): Promise<TrainResult> {
   const config: TrainConfig = { ...settings, conv: settings.conv ?? defaultConvAlgorithm() };
+  dataset = withIgnoreIndex(dataset, config.ignoreIndex);
   const hooks = options.hooks ?? {};
   if (!(Number.isInteger(config.epochs) && config.epochs >= 1)) throw new SettingError('epochs', `epochs is ${config.epochs}; expected a positive integer`);
   if (!(Number.isInteger(config.batchSize) && config.batchSize >= 1)) throw new SettingError('batchSize', `batchSize is ${config.batchSize}; expected a positive integer`);
@@ -210,6 +216,7 @@ export async function train(settings: TrainConfig, dataset: Dataset, out: string
   const stepsPerEpoch = Math.max(1, Math.floor(subset.length / config.batchSize));
   const totalSteps = stepsPerEpoch * config.epochs;
   const warmupSteps = Math.min(totalSteps, config.warmupSteps ?? Math.round(totalSteps * 0.05));
+  const criterion = runCriterion(dataset, config.classWeights, subset);
   // Labels out of range fail here, naming the split and the example, not at the end of an epoch.
   checkLabels(dataset.train, dataset, subset, 'train');
   checkLabels(dataset.test, dataset, Int32Array.from({ length: Math.min(dataset.test.count, config.maxTest ?? dataset.test.count) }, (_, i) => i), 'test');
@@ -293,7 +300,7 @@ export async function train(settings: TrainConfig, dataset: Dataset, out: string
     if (looking) lab.begin(step);
     try {
       logits = model.call(batch.x);
-      const loss = softmaxCrossEntropy(logits, batch.labels, { ignoreIndex: dataset.ignoreIndex });
+      const loss = softmaxCrossEntropy(logits, batch.labels, criterion);
       lossValue = loss.item();
       backward(session.scaleLoss(loss));
     } catch (error) {
@@ -342,7 +349,7 @@ export async function train(settings: TrainConfig, dataset: Dataset, out: string
     // nothing; and again after it (the evaluation moves the delayed scalers' history on).
     if (epochEnd || (config.checkpointEvery > 0 && step % config.checkpointEvery === 0) || step === totalSteps) save();
     if (epochEnd) {
-      const result: EvalResult = { epoch, step, ...evaluate(model, dataset, config.maxTest, evalBatchSize(config)) };
+      const result: EvalResult = { epoch, step, ...evaluate(model, dataset, config.maxTest, evalBatchSize(config), criterion) };
       evals.push(result);
       log({ type: 'eval', ...result });
       hooks.onEval?.(result);

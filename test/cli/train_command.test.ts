@@ -89,6 +89,23 @@ describe('octet train / eval / compare', () => {
     assert.notEqual(conv.code, 0);
     assert.match(conv.stderr, /--conv <algorithm>' argument 'fast' is invalid\. Allowed choices are winograd, direct/);
   });
+  test('--class-weights and --ignore-index: recorded in the run; bad values named with their flag', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'octet-cli-weights-'));
+    const ok = await runOctet(['train', ...SMALL, '--class-weights', '1,1,1,1,1,2,1,1,1,1', '--out', out]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.deepEqual(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).classWeights, [1, 1, 1, 1, 1, 2, 1, 1, 1, 1]);
+    for (const [args, message] of [
+      [['--class-weights', 'inverse'], /--class-weights is "inverse"; expected balanced, median or one number per class/],
+      [['--class-weights', '1,x'], /--class-weights \(weight 1\) is "x"; expected a number >= 0/],
+      [['--class-weights', '1,1'], /class weights: 2 given; this data set has 10 classes, give one weight per class \(classWeights is --class-weights/],
+      [['--ignore-index', '300'], /--ignore-index is 300; labels are 0 to 255/],
+      [['--ignore-index', '3'], /an ignore index applies to segmentation labels; mnist is a classification set \(ignoreIndex is --ignore-index/],
+    ] as const) {
+      const r = await runOctet(['train', ...SMALL, ...args, '--out', mkdtempSync(join(tmpdir(), 'octet-cli-weights-'))]);
+      assert.equal(r.code, 1, args.join(' '));
+      assert.match(r.stderr, message);
+    }
+  });
   test('--prune prunes during training, reports the sparsity, checkpoints the masks; bad pruning flags are refused', async () => {
     const out = mkdtempSync(join(tmpdir(), 'octet-prune-'));
     const r = await runOctet(['train', ...SMALL, '--max-train', '96', '--prune', '8x8:0.5', '--prune-start', '1', '--prune-end', '2', '--prune-every', '1', '--out', out]);

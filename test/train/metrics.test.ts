@@ -24,4 +24,15 @@ describe('metrics', () => {
     absent.addSegmentation(Float32Array.of(1, 0, 0, 1, 0, 1, 1, 0, -1, -1, -1, -1), Int32Array.of(0, 1, 1, 0), 1, 255);
     assert.ok(Number.isNaN(absent.iou()[2]));
   });
+
+  test('an ignore label that is a class (0) leaves that class out of the IoUs and the mean', () => {
+    // Predictions 0, 1, 1, 0; labels 0 (ignored), 1, 0 (ignored), 1.
+    const cm = new ConfusionMatrix(2);
+    cm.addSegmentation(Float32Array.of(1, 0, 0, 1, 0, 1, 1, 0), Int32Array.of(0, 1, 0, 1), 1, 0);
+    assert.ok(Number.isNaN(cm.iou()[0]));
+    // Class 1: TP 1 (pixel 1), FN 1 (pixel 3 predicted 0); the pixels predicted 1 on ignored labels are not counted.
+    assert.equal(cm.iou()[1], 0.5);
+    assert.equal(cm.meanIou(), 0.5);
+    assert.equal(cm.pixelAccuracy(), 0.5);
+  });
 });
