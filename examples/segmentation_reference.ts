@@ -15,7 +15,7 @@
  * Flags (defaults): --model unet, --width/--depth (model defaults), --data mnist-seg, --recipe
  * fp32, --epochs 1, --batch-size 64, --lr 0.002, --weight-decay 0.0005, --warmup (5% of steps),
  * --seed 1, --max-train (all), --max-test 500, --out runs/segref, --python /usr/bin/python3,
- * --skip-torch, --skip-octet, --data-count TRAIN,TEST (mnist-seg canvases).
+ * --skip-torch, --skip-octet, --data-count TRAIN,TEST (mnist-seg canvases), --class-weights balanced|median|LIST.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -24,7 +24,8 @@ import { parseArgs } from 'node:util';
 import { epochOrder, trainingSubset } from '../src/data/batches.js';
 import { loadDataset } from '../src/data/index.js';
 import { presetRecipe } from '../src/quant/index.js';
-import { buildTrainModel, train, writeSafetensors } from '../src/train/index.js';
+import { criterionPart } from '../src/cli/train_command.js';
+import { buildTrainModel, runCriterion, train, writeSafetensors } from '../src/train/index.js';
 import { f32Tensor } from '../src/train/safetensors.js';
 import type { StoredTensor, TrainConfig } from '../src/train/index.js';
 
@@ -44,6 +45,7 @@ const { values: flags } = parseArgs({
     seed: { type: 'string', default: '1' },
     'max-train': { type: 'string' },
     'max-test': { type: 'string', default: '500' },
+    'class-weights': { type: 'string' },
     out: { type: 'string', default: 'runs/segref' },
     python: { type: 'string', default: '/usr/bin/python3' },
     'skip-torch': { type: 'boolean', default: false },
@@ -62,6 +64,7 @@ const config: TrainConfig = {
   recipe: presetRecipe(flags.recipe!), epochs: int(flags.epochs)!, batchSize: int(flags['batch-size'])!, lr: Number(flags.lr),
   weightDecay: Number(flags['weight-decay']), warmupSteps: int(flags.warmup), optimizer: 'adamw', seed: int(flags.seed)!,
   maxTrain: int(flags['max-train']), maxTest: int(flags['max-test']), checkpointEvery: 0, logEvery: 16,
+  ...criterionPart({ classWeights: flags['class-weights'] }),
 };
 
 // --- the export both sides read --------------------------------------------------------------
@@ -88,12 +91,13 @@ const init = new Map<string, StoredTensor>();
 for (const [name, t] of model.stateDict()) init.set(name, f32Tensor(t.data, t.shape));
 writeSafetensors(join(exportDir, 'init.safetensors'), init);
 const warmupSteps = Math.min(steps, config.warmupSteps ?? Math.round(steps * 0.05));
+const weights = runCriterion(dataset, config.classWeights, subset).weights;
 writeFileSync(join(exportDir, 'meta.json'), JSON.stringify({
   classes: dataset.classes, ignoreIndex: dataset.ignoreIndex ?? -100, channels, height, width,
   model: config.model, modelWidth: config.modelOptions.width ?? null, modelDepth: config.modelOptions.depth ?? null,
   trainCount: dataset.train.count, testCount, mean: dataset.normalization.mean, std: dataset.normalization.std,
   steps, stepsPerEpoch, batchSize: batch, lr: config.lr, weightDecay: config.weightDecay, warmupSteps, seed: config.seed,
-  threads: 2, evalBatch: 64, classWeights: null,
+  threads: 2, evalBatch: 64, classWeights: weights ? Array.from(weights) : null,
 }, null, 2) + '\n');
 
 interface Curve { loss: number[]; evals: { step: number; miou: number; pixelAccuracy: number; iou: number[]; loss: number }[]; seconds: number }
@@ -138,6 +142,10 @@ if (hasTorch) {
 }
 
 // --- the comparison ---------------------------------------------------------------------------
+if (!octet && !torch) {
+  console.log(`exported to ${exportDir}; neither side was run (--skip-octet --skip-torch)`);
+  process.exit(0);
+}
 const pct = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? '-' : (100 * v).toFixed(2));
 const fix = (v: number | undefined) => (v === undefined ? '-' : v.toFixed(4));
 const shown = [...new Set([0, 1, 2, 3, 4, 5, 10, 20, 50, ...Array.from({ length: 20 }, (_, i) => Math.round(((i + 1) * (steps - 1)) / 20))])].filter((s) => s < steps).sort((a, b) => a - b);

@@ -240,18 +240,21 @@ def class_weights_tensor(meta):
 
 def evaluate(model, images, masks, meta, batch):
     classes, ignore = meta['classes'], meta['ignoreIndex']
+    weights = class_weights_tensor(meta)
     conf = np.zeros((classes, classes), dtype=np.int64)
-    loss_sum, pixels = 0.0, 0
+    loss_sum, examples = 0.0, 0
     model.eval()
     with torch.no_grad():
         for start in range(0, images.shape[0], batch):
             x = images[start:start + batch]
             y = masks[start:start + batch]
             logits = model(x)
-            loss_sum += F.cross_entropy(logits, y, ignore_index=ignore, reduction='sum').item()
+            # Octet's test loss: the training criterion (class weights included), averaged per batch and
+            # weighted by the batch's example count.
+            loss_sum += F.cross_entropy(logits, y, weight=weights, ignore_index=ignore).item() * x.shape[0]
             pred = logits.argmax(1)
             keep = y != ignore
-            pixels += int(keep.sum())
+            examples += x.shape[0]
             idx = (y[keep] * classes + pred[keep]).numpy()
             conf += np.bincount(idx, minlength=classes * classes).reshape(classes, classes)
     model.train()
@@ -263,7 +266,7 @@ def evaluate(model, images, masks, meta, batch):
         'miou': float(iou[present].mean()) if present.any() else 0.0,
         'pixelAccuracy': float(tp.sum() / max(conf.sum(), 1)),
         'iou': [float(v) for v in iou],
-        'loss': loss_sum / max(pixels, 1),
+        'loss': loss_sum / max(examples, 1),
     }
 
 

@@ -316,9 +316,10 @@ export async function compareCommand(options: TrainOptions & { recipes: string }
   writeFileAtomic(join(options.out, 'summary.json'), new TextEncoder().encode(JSON.stringify(summary, null, 2) + '\n'));
   const report = await writeReport(options.out, summary, entries);
   io.stdout('\n' + renderTable(
-    ['recipe', summary.results[0].metric, ...(summary.results[0].top5 !== undefined ? ['top-5'] : []), 'epochs', 'seconds', 'images/s'],
+    ['recipe', summary.results[0].metric, ...(summary.results[0].top5 !== undefined ? ['top-5'] : []), ...(summary.results[0].pixel_accuracy !== undefined ? ['pixel acc'] : []), 'epochs', 'seconds', 'images/s'],
     summary.results.map((r) => [
-      r.recipe, `${(100 * r.value).toFixed(2)}%`, ...(r.top5 !== undefined ? [`${(100 * r.top5).toFixed(2)}%`] : []), String(r.epochs), r.seconds.toFixed(1), r.images_per_s.toFixed(1),
+      r.recipe, `${(100 * r.value).toFixed(2)}%`, ...(r.top5 !== undefined ? [`${(100 * r.top5).toFixed(2)}%`] : []),
+      ...(r.pixel_accuracy !== undefined ? [`${(100 * r.pixel_accuracy).toFixed(2)}%`] : []), String(r.epochs), r.seconds.toFixed(1), r.images_per_s.toFixed(1),
     ]),
   ));
   io.stdout(`\nReport: ${report}\nSummary: ${join(options.out, 'summary.json')}\n`);

@@ -20,7 +20,11 @@ export interface CompareEntry {
 export interface CompareSummary {
   model: string;
   data: string;
-  results: { recipe: string; metric: 'top1' | 'miou'; value: number; epochs: number; seconds: number; top5?: number; images_per_s: number; peak_rss_mb: number }[];
+  results: {
+    recipe: string; metric: 'top1' | 'miou'; value: number; epochs: number; seconds: number; top5?: number; images_per_s: number; peak_rss_mb: number;
+    /** Segmentation: pixel accuracy and IoU per class (null for a class absent from labels and predictions, or ignored). */
+    pixel_accuracy?: number; iou?: (number | null)[];
+  }[];
 }
 
 export function summarizeComparison(model: string, data: string, entries: readonly CompareEntry[]): CompareSummary {
@@ -32,6 +36,8 @@ export function summarizeComparison(model: string, data: string, entries: readon
       metric: result.final?.metric ?? 'top1',
       value: result.final?.value ?? NaN,
       ...(result.final?.top5 !== undefined ? { top5: result.final.top5 } : {}),
+      ...(result.final?.pixelAccuracy !== undefined ? { pixel_accuracy: result.final.pixelAccuracy } : {}),
+      ...(result.final?.iou !== undefined ? { iou: result.final.iou.map((v) => (Number.isNaN(v) ? null : v)) } : {}),
       epochs: result.config.epochs,
       seconds: result.seconds,
       images_per_s: (result.steps * Math.min(result.config.batchSize, result.config.maxTrain ?? Infinity)) / result.seconds,
@@ -108,6 +114,16 @@ export async function writeReport(dir: string, summary: CompareSummary, entries:
       encoding: { x: { field: 'epoch', type: 'ordinal' }, y: { field: 'value', type: 'quantitative', title: metricName }, color: { field: 'recipe', type: 'nominal' } },
     }],
   ];
+  const perClass = summary.results.flatMap((r) => (r.iou ?? []).flatMap((iou, c) => (iou === null ? [] : [{ recipe: r.recipe, class: c, iou }])));
+  if (perClass.length) {
+    charts.push(['IoU per class at the end (class 0: background)', {
+      width: 560, height: 220, data: { values: perClass }, mark: 'bar',
+      encoding: {
+        x: { field: 'class', type: 'ordinal' }, xOffset: { field: 'recipe', type: 'nominal' }, y: { field: 'iou', type: 'quantitative', title: 'IoU', scale: { domain: [0, 1] } },
+        color: { field: 'recipe', type: 'nominal' }, tooltip: [{ field: 'recipe' }, { field: 'class' }, { field: 'iou', format: '.4f' }],
+      },
+    } as TopLevelSpec]);
+  }
   if (numerics.length) {
     charts.push(
       ['Error (gradient) scale per layer and step, log2', layerHeatmap(numerics, 'log2_scale', 'log2 scale', layers, 'viridis')],
@@ -116,12 +132,14 @@ export async function writeReport(dir: string, summary: CompareSummary, entries:
   }
   const rendered = await Promise.all(charts.map(async ([title, spec]) => `<h2>${escape(title)}</h2>\n${await svg(spec)}`));
   const first = summary.results[0];
+  const hasPixel = summary.results.some((r) => r.pixel_accuracy !== undefined);
   const rows = summary.results
     .map((r, i) => {
       const delta = i === 0 ? '' : `${r.value - first.value >= 0 ? '+' : ''}${(100 * (r.value - first.value)).toFixed(2)}`;
       const page = join(entries[i].out, STATS_PAGE);
       const stats = existsSync(page) ? `<a href="${escape(relative(dir, page))}">numerics</a>` : '';
       return `<tr><td>${escape(r.recipe)}</td><td>${(100 * r.value).toFixed(2)}%</td><td>${delta}</td>${r.top5 !== undefined ? `<td>${(100 * r.top5).toFixed(2)}%</td>` : ''}` +
+        `${hasPixel ? `<td>${r.pixel_accuracy !== undefined ? `${(100 * r.pixel_accuracy).toFixed(2)}%` : ''}</td>` : ''}` +
         `<td>${r.epochs}</td><td>${r.seconds.toFixed(1)}</td><td>${r.images_per_s.toFixed(1)}</td><td>${stats}</td></tr>`;
     })
     .join('\n');
@@ -135,7 +153,7 @@ export async function writeReport(dir: string, summary: CompareSummary, entries:
 <style>${PAGE_STYLE}</style>
 </head><body>
 <h1>${escape(summary.model)} on ${escape(summary.data)}</h1>
-<table><tr><th>recipe</th><th>${metricName}</th><th>points vs ${escape(first.recipe)}</th>${hasTop5 ? '<th>top-5</th>' : ''}<th>epochs</th><th>seconds</th><th>images/s</th><th>stats</th></tr>
+<table><tr><th>recipe</th><th>${metricName}</th><th>points vs ${escape(first.recipe)}</th>${hasTop5 ? '<th>top-5</th>' : ''}${hasPixel ? '<th>pixel accuracy</th>' : ''}<th>epochs</th><th>seconds</th><th>images/s</th><th>stats</th></tr>
 ${rows}
 </table>
 <h2>The run</h2>

@@ -89,6 +89,22 @@ describe('octet train / eval / compare', () => {
     assert.notEqual(conv.code, 0);
     assert.match(conv.stderr, /--conv <algorithm>' argument 'fast' is invalid\. Allowed choices are winograd, direct/);
   });
+  test('compare on segmentation: mIoU and pixel accuracy in the table, per-class IoU in summary.json and as a chart', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'octet-compare-seg-'));
+    const r = await runOctet(['compare', '--model', 'unet', '--width', '4', '--depth', '2', '--data', 'mnist-seg', '--batch-size', '16', '--max-train', '32', '--max-test', '16',
+      '--class-weights', 'median', '--recipes', 'fp32,fp8', '--out', out, '--no-progress']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /recipe +miou +pixel acc +epochs/);
+    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
+    for (const x of summary.results) {
+      assert.equal(x.metric, 'miou');
+      assert.equal(x.iou.length, 11);
+      assert.ok(x.pixel_accuracy >= 0 && x.pixel_accuracy <= 1 && x.iou.every((v: number) => v >= 0 && v <= 1));
+    }
+    const html = readFileSync(join(out, 'report.html'), 'utf8');
+    assert.match(html, /<h2>IoU per class at the end \(class 0: background\)<\/h2>\n<svg/);
+    assert.match(html, /<th>pixel accuracy<\/th>/);
+  });
   test('--class-weights and --ignore-index: recorded in the run; bad values named with their flag', async () => {
     const out = mkdtempSync(join(tmpdir(), 'octet-cli-weights-'));
     const ok = await runOctet(['train', ...SMALL, '--class-weights', '1,1,1,1,1,2,1,1,1,1', '--out', out]);
