@@ -8,6 +8,7 @@
         "native/gemm.cc",
         "native/gemm_kernels.cc",
         "native/codec.cc",
+        "native/depthwise.cc",
         "native/im2col.cc",
         "native/elementwise.cc",
         "native/lowp_gemm.cc",

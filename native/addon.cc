@@ -24,6 +24,7 @@
 #include "block_scaled.h"
 #include "block_sparse.h"
 #include "codec.h"
+#include "depthwise.h"
 #include "elementwise.h"
 #include "gemm.h"
 #include "im2col.h"
@@ -630,6 +631,39 @@ Napi::Value Col2imBatch(const Napi::CallbackInfo& info) {
   return undefinedOf(info);
 }
 
+// depthwiseForward(x, w, y, { geometry, batch, threads }), depthwiseInputGradient(dy, w, gx, ...)
+// (strided: adds into gx) and depthwiseWeightGradient(dy, x, gw, ...): native/depthwise.h; the
+// geometry's channels are all C channels, the weight is [C, 1, KH, KW].
+int64_t outputElements(const octet::ConvGeometry& g) { return g.channels * g.outH * g.outW; }
+int64_t depthwiseWeights(const octet::ConvGeometry& g) { return g.channels * g.kernelH * g.kernelW; }
+
+Napi::Value DepthwiseForward(const Napi::CallbackInfo& info) {
+  const Napi::Object o = optionsArg(info, 3, "depthwiseForward");
+  const octet::ConvGeometry g = geometryField(o);
+  const int64_t batch = sizeField(o, "batch");
+  octet::depthwiseForward(f32(info, 0, "x", imageElements(g) * batch), f32(info, 1, "w", depthwiseWeights(g)), f32(info, 2, "y", outputElements(g) * batch), g, batch,
+                          threadsField(o));
+  return undefinedOf(info);
+}
+
+Napi::Value DepthwiseInputGradient(const Napi::CallbackInfo& info) {
+  const Napi::Object o = optionsArg(info, 3, "depthwiseInputGradient");
+  const octet::ConvGeometry g = geometryField(o);
+  const int64_t batch = sizeField(o, "batch");
+  octet::depthwiseInputGradientStrided(f32(info, 0, "dy", outputElements(g) * batch), f32(info, 1, "w", depthwiseWeights(g)), f32(info, 2, "gx", imageElements(g) * batch),
+                                       g, batch, threadsField(o));
+  return undefinedOf(info);
+}
+
+Napi::Value DepthwiseWeightGradient(const Napi::CallbackInfo& info) {
+  const Napi::Object o = optionsArg(info, 3, "depthwiseWeightGradient");
+  const octet::ConvGeometry g = geometryField(o);
+  const int64_t batch = sizeField(o, "batch");
+  octet::depthwiseWeightGradient(f32(info, 0, "dy", outputElements(g) * batch), f32(info, 1, "x", imageElements(g) * batch), f32(info, 2, "gw", depthwiseWeights(g)), g,
+                                 batch, threadsField(o));
+  return undefinedOf(info);
+}
+
 // winogradForward(x, w, y, plan): y = conv3x3(x, w), stride 1; plan: winogradField's options and
 // threads (native/winograd.h).
 Napi::Value WinogradForward(const Napi::CallbackInfo& info) {
@@ -852,6 +886,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("winogradWeightGradient", Napi::Function::New(env, WinogradWeightGradient));
   exports.Set("col2imBatch", Napi::Function::New(env, Col2imBatch));
   exports.Set("col2im", Napi::Function::New(env, Col2im));
+  exports.Set("depthwiseForward", Napi::Function::New(env, DepthwiseForward));
+  exports.Set("depthwiseInputGradient", Napi::Function::New(env, DepthwiseInputGradient));
+  exports.Set("depthwiseWeightGradient", Napi::Function::New(env, DepthwiseWeightGradient));
   exports.Set("reluForward", Napi::Function::New(env, ReluForward));
   exports.Set("absMax", Napi::Function::New(env, AbsMax));
   exports.Set("blockQuantize", Napi::Function::New(env, BlockQuantize));

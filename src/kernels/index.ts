@@ -20,6 +20,10 @@ export {
 export { checkConvGeometry, convGeometry, convOutputSize, groupColumns, resolvePair, transposedConvGeometry } from './conv_geometry.js';
 export type { ColumnGeometry, ConvGeometry, ConvOptions, Pair } from './conv_geometry.js';
 export { decode, encode, quantize } from './codec.js';
+export {
+  depthwiseForward, depthwiseForwardReference, depthwiseGeometry, depthwiseInputGradient, depthwiseInputGradientReference, depthwiseWeightGradient,
+  depthwiseWeightGradientReference, isDepthwise,
+} from './depthwise.js';
 export type { FastCastOptions } from './codec.js';
 export { DEFAULT_POOL_LIMIT, bufferPoolStats, clearBufferPool, freshArray, recycle, setBufferPoolLimit, takeBuffer, takeZeroed } from './buffer_pool.js';
 export type { BufferPoolStats } from './buffer_pool.js';

@@ -103,6 +103,9 @@ export interface NativeCore {
   col2im(col: Float32Array, x: Float32Array, o: Threads & { geometry: ColumnGeometry }): void;
   im2colBatch(x: Float32Array | Uint8Array, col: Float32Array | Uint8Array, o: Threads & { geometry: ColumnGeometry; batch: number; imageStride: number }): void;
   col2imBatch(col: Float32Array, x: Float32Array, o: Threads & { geometry: ColumnGeometry; batch: number; imageStride: number }): void;
+  depthwiseForward(x: Float32Array, w: Float32Array, y: Float32Array, o: Threads & { geometry: ColumnGeometry; batch: number }): void;
+  depthwiseInputGradient(dy: Float32Array, w: Float32Array, gx: Float32Array, o: Threads & { geometry: ColumnGeometry; batch: number }): void;
+  depthwiseWeightGradient(dy: Float32Array, x: Float32Array, gw: Float32Array, o: Threads & { geometry: ColumnGeometry; batch: number }): void;
   winogradForward(x: Float32Array, w: Float32Array, y: Float32Array, o: NativeWinograd): void;
   winogradWeightGradient(x: Float32Array, dy: Float32Array, dw: Float32Array, o: NativeWinograd): void;
   absMax(x: Float32Array, o: Threads): number;

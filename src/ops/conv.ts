@@ -11,7 +11,8 @@
 import { record, registerGradient } from '../autograd/index.js';
 import { InvalidArgumentError } from '../errors.js';
 import {
-  channelBiasAdd, channelSum, col2im, col2imBatch, columnsGemm, convGeometry, defaultConvAlgorithm, freshArray, gemm, groupColumns, im2col,
+  channelBiasAdd, channelSum, col2im, col2imBatch, columnsGemm, convGeometry, defaultConvAlgorithm, depthwiseForward, depthwiseGeometry,
+  depthwiseInputGradient, depthwiseWeightGradient, freshArray, gemm, groupColumns, im2col, isDepthwise,
   inputGradientGeometry, moveRows, recycle, rotatedKernel, takeBuffer, takeZeroed, transposedConvGeometry, winogradForward, winogradPlan,
   winogradWeightGradient, type ColumnGeometry, type ColumnSource, type ConvAlgorithm, type ConvGeometry, type ConvOptions,
 } from '../kernels/index.js';
@@ -119,6 +120,12 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
   // Every element is written below: each group's GEMM puts its rows straight into NCHW.
   const out = new Tensor(takeBuffer(batch * outChannels * plane), [batch, outChannels, outH, outW]);
   const plan = winogradPlan(geometry, algorithm);
+  if (!plan && isDepthwise(geometry)) {
+    // One channel per group: the direct kernel, the column path's chains without its per-channel GEMMs.
+    depthwiseForward(x.data, weight.data, out.data, depthwiseGeometry(geometry), batch);
+    addBias(out.data, bias, batch, outChannels, plane);
+    return record('conv2d', [x, weight, bias], out, saveConv(x, weight, geometry, algorithm));
+  }
   for (let grp = 0; grp < groups; grp++) {
     const wg = weight.data.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize);
     if (plan) winogradForward(x.data.subarray(grp * cg * height * width), wg, out.data.subarray(grp * ocg * plane), plan);
@@ -167,6 +174,19 @@ export function conv2dGradients(a: Conv2dGradientInputs): { gx: Float32Array | n
   // Winograd reads g in place.
   const wPlan = gw ? winogradPlan(geometry, algorithm) : null;
   const dxPlan = gx && dxGeometry ? winogradPlan(dxGeometry, algorithm) : null;
+  if (isDepthwise(geometry) && !wPlan && !dxPlan) {
+    // One channel per group: the direct kernels (src/kernels/depthwise.ts), the same values.
+    if (gw) depthwiseWeightGradient(g, xData!, gw, depthwiseGeometry(geometry), batch);
+    if (gx && dxGeometry) {
+      // The stride-1 input gradient: the forward of dY with each channel's kernel rotated.
+      const rotated = new Float32Array(weightData!.length);
+      for (let c = 0; c < channels; c++) for (let t = 0; t < taps; t++) rotated[c * taps + t] = weightData![c * taps + taps - 1 - t];
+      depthwiseForward(g, rotated, gx, depthwiseGeometry(dxGeometry), batch);
+    } else if (gx) {
+      depthwiseInputGradient(g, weightData!, gx, depthwiseGeometry(geometry), batch);
+    }
+    return { gx, gw };
+  }
   const dy = (gw && !wPlan) || (gx && !dxGeometry) ? takeBuffer(ocg * batch * plane) : null;
   for (let grp = 0; grp < groups; grp++) {
     if (dy) moveRows(dy, g, { n0: 0, count: batch, channels: outChannels, c0: grp * ocg, rows: ocg, plane }, 'gather');
