@@ -8,22 +8,22 @@
  * stride S is not bound by this number exactly (its logits are not label averages), but one that
  * cannot place a class boundary finer than its grid cannot do much better.
  *
- *   npm run experiment:segstride [-- --count 500]
+ *   npm run experiment:segstride [-- --count 500] [--data mnist-seg-large]
  */
 import { parseArgs } from 'node:util';
 import { ConfusionMatrix, loadDataset, Tensor, upsampleBilinear2d } from '../src/index.js';
 
-const { values: flags } = parseArgs({ options: { count: { type: 'string', default: '500' } } });
+const { values: flags } = parseArgs({ options: { count: { type: 'string', default: '500' }, data: { type: 'string', default: 'mnist-seg' } } });
 const count = Number(flags.count);
-const dataset = await loadDataset('mnist-seg', { mnistSegCount: [1, count] });
+const dataset = await loadDataset(flags.data!, { mnistSegCount: [1, count] });
 const { height: H, width: W, masks } = dataset.test;
 const C = dataset.classes;
 const ignore = dataset.ignoreIndex!;
 const labels = Int32Array.from(masks!.subarray(0, count * H * W));
 
-console.log('| output stride | grid on 64x64 | oracle mIoU % | digit classes mean IoU % |');
+console.log(`| output stride | grid on ${H}x${W} | oracle mIoU % | digit classes mean IoU % |`);
 console.log('|---:|---:|---:|---:|');
-for (const s of [1, 2, 4, 8, 16]) {
+for (const s of [1, 2, 4, 8, 16].filter((v) => H % v === 0 && W % v === 0)) {
   const h = H / s;
   const w = W / s;
   const low = new Float32Array(count * C * h * w);

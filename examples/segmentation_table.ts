@@ -10,7 +10,8 @@
  *   npm run experiment:segtable -- --models fastscnn --seeds 1,2,3
  *
  * Flags (defaults): --models unet,fastscnn, --recipes fp32,sfp8,fp8,hybrid, --seeds 1,2,3,
- * --out runs/segtable, and the training settings of docs/segmentation.md's one-command runs:
+ * --out runs/segtable, --data mnist-seg (or mnist-seg-large: its runs and table go to OUT/mnist-seg-large),
+ * and the training settings of docs/segmentation.md's one-command runs:
  * --epochs (unet 3, fastscnn 1), --max-train (all 6000), --batch-size 16, --lr 0.003, --warmup 50, --class-weights median,
  * --width 8 (unet), --max-test 500.
  */
@@ -34,6 +35,7 @@ const { values: flags } = parseArgs({
     'max-test': { type: 'string', default: '500' },
     'max-train': { type: 'string' },
     out: { type: 'string', default: 'runs/segtable' },
+    data: { type: 'string', default: 'mnist-seg' },
   },
 });
 
@@ -42,14 +44,18 @@ const models = list(flags.models!);
 const recipes = list(flags.recipes!);
 const seeds = list(flags.seeds!).map(Number);
 const EPOCHS: Record<string, number> = { unet: 3, fastscnn: 1 };
-const dataset = await loadDataset('mnist-seg');
+const data = flags.data!;
+if (data !== 'mnist-seg' && data !== 'mnist-seg-large') throw new Error(`--data ${data}: this table is for mnist-seg or mnist-seg-large`);
+const dataset = await loadDataset(data);
+// Runs of mnist-seg-large live beside, not over, those of mnist-seg.
+const runRoot = data === 'mnist-seg' ? flags.out! : join(flags.out!, data);
 
 interface Row { model: string; recipe: string; seed: number; miou: number; pixelAccuracy: number; iou: number[]; seconds: number; steps: number }
 const rows: Row[] = [];
 
 function configFor(model: string, recipe: string, seed: number): TrainConfig {
   return {
-    model, modelOptions: model === 'unet' ? { width: Number(flags.width) } : {}, data: 'mnist-seg', recipe: loadRecipe(recipe),
+    model, modelOptions: model === 'unet' ? { width: Number(flags.width) } : {}, data, recipe: loadRecipe(recipe),
     epochs: flags.epochs ? Number(flags.epochs) : EPOCHS[model] ?? 4, batchSize: Number(flags['batch-size']), lr: Number(flags.lr), weightDecay: 0.0005,
     warmupSteps: Number(flags.warmup), optimizer: 'adamw', seed, maxTrain: flags['max-train'] ? Number(flags['max-train']) : undefined, maxTest: Number(flags['max-test']), checkpointEvery: 500, logEvery: 50,
     ...criterionPart({ classWeights: flags['class-weights'] }),
@@ -59,7 +65,7 @@ function configFor(model: string, recipe: string, seed: number): TrainConfig {
 for (const model of models) {
   for (const recipe of recipes) {
     for (const seed of seeds) {
-      const out = join(flags.out!, model, recipe, `seed-${seed}`);
+      const out = join(runRoot, model, recipe, `seed-${seed}`);
       const done = join(out, 'row.json');
       if (existsSync(done)) {
         const row = JSON.parse(readFileSync(done, 'utf8')) as Row;
@@ -90,7 +96,7 @@ const lines: string[] = [];
 const summary: object[] = [];
 for (const model of models) {
   const c0 = configFor(model, 'fp32', seeds[0]);
-  lines.push(`### ${model}${model === 'unet' ? ` width ${flags.width}` : ''}: ${c0.epochs} epochs of mnist-seg (${c0.maxTrain ?? 6000} canvases), batch ${c0.batchSize}, lr ${c0.lr}, ` +
+  lines.push(`### ${model}${model === 'unet' ? ` width ${flags.width}` : ''}: ${c0.epochs} epochs of ${data} (${c0.maxTrain ?? 6000} canvases), batch ${c0.batchSize}, lr ${c0.lr}, ` +
     `class weights ${flags['class-weights']}, seeds ${seeds.join(', ')}, ${flags['max-test']} test canvases`, '');
   lines.push('| recipe | mIoU % (mean ± sd) | min - max | vs fp32 | pixel acc % (mean ± sd) | s per run |', '|---|---:|---:|---:|---:|---:|');
   const base = rows.filter((r) => r.model === model && r.recipe === recipes[0]);
@@ -111,6 +117,6 @@ for (const model of models) {
   }
   lines.push('');
 }
-writeFileSync(join(flags.out!, 'table.md'), lines.join('\n'));
-writeFileSync(join(flags.out!, 'table.json'), JSON.stringify({ rows, summary }, null, 2) + '\n');
+writeFileSync(join(runRoot, 'table.md'), lines.join('\n'));
+writeFileSync(join(runRoot, 'table.json'), JSON.stringify({ rows, summary }, null, 2) + '\n');
 console.log(lines.join('\n'));

@@ -21,7 +21,7 @@ function convOption(what = 'default: winograd, or OCTET_CONV'): Option {
   return new Option('--conv <algorithm>', `float32 3x3 stride-1 convolutions: winograd or the direct product (${what})`).choices(CONV_ALGORITHMS);
 }
 
-const DATA_HELP = 'data: mnist, fashion-mnist[:DIR], mnist-seg, cifar10:DIR, cifar100:DIR, images:DIR, segmentation:DIR';
+const DATA_HELP = 'data: mnist, fashion-mnist[:DIR], mnist-seg, mnist-seg-large, cifar10:DIR, cifar100:DIR, images:DIR, segmentation:DIR';
 
 /** The options `octet train` and `octet compare` share. */
 function trainingOptions(command: Command): Command {

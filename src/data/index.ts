@@ -10,7 +10,7 @@ export { IMAGE_EXTENSIONS, decodeImage, listImages, readImageFolder } from './im
 export type { DecodeOptions, ImageFolderSet } from './image_folder.js';
 export { IGNORE_LABEL, readSegmentationFolder, vocPalette } from './segmentation.js';
 export type { SegmentationSet } from './segmentation.js';
-export { MNIST_SEG_CLASSES, MNIST_SEG_SIZE, buildMnistSeg } from './mnist_seg.js';
+export { MNIST_SEG_CLASSES, MNIST_SEG_LARGE_LAYOUT, MNIST_SEG_LAYOUT, MNIST_SEG_SIZE, buildMnistSeg, enlargeDigit, type MnistSegLayout } from './mnist_seg.js';
 export { NO_AUGMENTATION, checkLabels, epochOrder, makeBatch, trainingSubset } from './batches.js';
 export type { Augmentation, Batch, Normalization, Split } from './batches.js';
 export { DATA_SPECS, FASHION_MNIST_DIR, loadDataset } from './registry.js';

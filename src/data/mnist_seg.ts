@@ -4,6 +4,10 @@
  * digits. Labels: 0 for background, 1 + digit for stroke pixels (intensity >= 128), and the ignore
  * label for the faint rim of a stroke (1-127), whose class is ambiguous. Later digits are drawn
  * over earlier ones. 11 classes.
+ *
+ * mnist-seg-large: the same construction with one digit per 128x128 canvas, enlarged 4x (to
+ * 112x112, bilinear) before it is placed, so strokes are 8-12 pixels wide instead of 2-3: a task a
+ * model that classifies at 1/8 of the input (Fast-SCNN) can segment (docs/segmentation.md).
  */
 import { Generator } from '../tensor/index.js';
 import type { ImageSet } from './mnist.js';
@@ -11,11 +15,54 @@ import { IGNORE_LABEL, type SegmentationSet } from './segmentation.js';
 
 export const MNIST_SEG_SIZE = 64;
 export const MNIST_SEG_CLASSES = 11;
-const DIGITS_PER_CANVAS = 3;
 
-/** `count` canvases from the digits of `source`, example k from digits 3k, 3k+1, 3k+2 (mod count). */
-export function buildMnistSeg(source: ImageSet, count: number, seed: number): SegmentationSet {
-  const size = MNIST_SEG_SIZE;
+/** How canvases are laid out: canvas side, digits per canvas, integer enlargement of each digit. */
+export interface MnistSegLayout {
+  size: number;
+  digits: number;
+  scale: number;
+}
+
+export const MNIST_SEG_LAYOUT: MnistSegLayout = { size: MNIST_SEG_SIZE, digits: 3, scale: 1 };
+export const MNIST_SEG_LARGE_LAYOUT: MnistSegLayout = { size: 128, digits: 1, scale: 4 };
+
+/**
+ * A digit enlarged `scale` times with bilinear interpolation (half-pixel centres, edges clamped,
+ * rounded to the nearest integer): scale 1 returns the digit's own pixels.
+ */
+export function enlargeDigit(pixels: Uint8Array, height: number, width: number, scale: number): Uint8Array {
+  if (scale === 1) return pixels;
+  const H = height * scale;
+  const W = width * scale;
+  const out = new Uint8Array(H * W);
+  const coord = (i: number, n: number): [number, number, number] => {
+    const x = Math.min(Math.max((i + 0.5) / scale - 0.5, 0), n - 1);
+    const lo = Math.floor(x);
+    return [lo, Math.min(lo + 1, n - 1), x - lo];
+  };
+  for (let r = 0; r < H; r++) {
+    const [r0, r1, fr] = coord(r, height);
+    for (let c = 0; c < W; c++) {
+      const [c0, c1, fc] = coord(c, width);
+      const top = pixels[r0 * width + c0] * (1 - fc) + pixels[r0 * width + c1] * fc;
+      const bottom = pixels[r1 * width + c0] * (1 - fc) + pixels[r1 * width + c1] * fc;
+      out[r * W + c] = Math.round(top * (1 - fr) + bottom * fr);
+    }
+  }
+  return out;
+}
+
+/**
+ * `count` canvases from the digits of `source`, example k from digits kD, kD+1, ... (mod count)
+ * for D digits per canvas.
+ */
+export function buildMnistSeg(source: ImageSet, count: number, seed: number, layout: MnistSegLayout = MNIST_SEG_LAYOUT): SegmentationSet {
+  const { size, digits, scale } = layout;
+  const dh = source.height * scale;
+  const dw = source.width * scale;
+  if (!Number.isInteger(scale) || scale < 1 || dh > size || dw > size) {
+    throw new RangeError(`mnist-seg layout: a ${source.height}x${source.width} digit enlarged ${scale}x does not fit a ${size}x${size} canvas`);
+  }
   const plane = size * size;
   const digit = source.height * source.width;
   const out: SegmentationSet = { images: new Uint8Array(count * plane), masks: new Uint8Array(count * plane), count, channels: 1, height: size, width: size };
@@ -23,14 +70,15 @@ export function buildMnistSeg(source: ImageSet, count: number, seed: number): Se
     const g = new Generator(seed * 1_000_003 + k);
     const image = out.images.subarray(k * plane, (k + 1) * plane);
     const mask = out.masks.subarray(k * plane, (k + 1) * plane);
-    for (let d = 0; d < DIGITS_PER_CANVAS; d++) {
-      const index = (k * DIGITS_PER_CANVAS + d) % source.count;
-      const top = g.below(size - source.height + 1);
-      const left = g.below(size - source.width + 1);
+    for (let d = 0; d < digits; d++) {
+      const index = (k * digits + d) % source.count;
+      const top = g.below(size - dh + 1);
+      const left = g.below(size - dw + 1);
       const label = 1 + source.labels[index];
-      for (let r = 0; r < source.height; r++) {
-        for (let c = 0; c < source.width; c++) {
-          const v = source.images[index * digit + r * source.width + c];
+      const pixels = enlargeDigit(source.images.subarray(index * digit, (index + 1) * digit), source.height, source.width, scale);
+      for (let r = 0; r < dh; r++) {
+        for (let c = 0; c < dw; c++) {
+          const v = pixels[r * dw + c];
           if (v === 0) continue;
           const p = (top + r) * size + left + c;
           image[p] = Math.max(image[p], v);

