@@ -35,17 +35,31 @@ export function enlargeDigit(pixels: Uint8Array, height: number, width: number, 
   const H = height * scale;
   const W = width * scale;
   const out = new Uint8Array(H * W);
-  const coord = (i: number, n: number): [number, number, number] => {
-    const x = Math.min(Math.max((i + 0.5) / scale - 0.5, 0), n - 1);
-    const lo = Math.floor(x);
-    return [lo, Math.min(lo + 1, n - 1), x - lo];
+  // Source index below, above and the weight of the one above, per output row or column.
+  const coords = (n: number, N: number) => {
+    const lo = new Int32Array(N);
+    const hi = new Int32Array(N);
+    const f = new Float64Array(N);
+    for (let i = 0; i < N; i++) {
+      const x = Math.min(Math.max((i + 0.5) / scale - 0.5, 0), n - 1);
+      lo[i] = Math.floor(x);
+      hi[i] = Math.min(lo[i] + 1, n - 1);
+      f[i] = x - lo[i];
+    }
+    return { lo, hi, f };
   };
+  const rows = coords(height, H);
+  const cols = coords(width, W);
   for (let r = 0; r < H; r++) {
-    const [r0, r1, fr] = coord(r, height);
+    const r0 = rows.lo[r] * width;
+    const r1 = rows.hi[r] * width;
+    const fr = rows.f[r];
     for (let c = 0; c < W; c++) {
-      const [c0, c1, fc] = coord(c, width);
-      const top = pixels[r0 * width + c0] * (1 - fc) + pixels[r0 * width + c1] * fc;
-      const bottom = pixels[r1 * width + c0] * (1 - fc) + pixels[r1 * width + c1] * fc;
+      const c0 = cols.lo[c];
+      const c1 = cols.hi[c];
+      const fc = cols.f[c];
+      const top = pixels[r0 + c0] * (1 - fc) + pixels[r0 + c1] * fc;
+      const bottom = pixels[r1 + c0] * (1 - fc) + pixels[r1 + c1] * fc;
       out[r * W + c] = Math.round(top * (1 - fr) + bottom * fr);
     }
   }
