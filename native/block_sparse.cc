@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -210,6 +211,137 @@ struct AlignedBuffer {
 
 thread_local AlignedBuffer chunkBuffer;
 
+// Column runs of convolutions whose planes are a multiple of 16 outputs, 16 outputs at a time
+// with AVX-512 (the same values as columnRun, which serves every other geometry and CPU). Which
+// lanes read inside the image is a 16-bit mask per tap and 16 outputs of the plane, built once per
+// product; masked lanes are +0 (code 0 is +0 in every format) and never read, so addresses past
+// the plane's edges are harmless.
+// - Stride 1 with output rows as wide as the input's (outW == W, "same" padding): row (c, i, j)
+//   of the column matrix is the plane shifted by the constant (i * dilationH - padH) * W + j *
+//   dilationW - padW: one masked load and one store per 16 columns.
+// - Stride 2 along rows, output rows a multiple of 16 wide: 16 outputs of one output row read 32
+//   consecutive inputs from a tabled start; two masked loads and a permute keep the even ones
+//   (codes: one masked load of 32 bytes, narrowed to the low byte of each pair).
+// - Any other geometry: each lane's offset in the plane is tabled (per tap and output), and 16
+//   lanes are one masked gather (floats) or 16 byte loads (codes).
+struct ShiftedRows {
+  enum Mode { kOff, kShift, kStride2, kGather } mode = kOff;
+  int64_t plane = 0, groups = 0, taps = 0;
+  std::vector<uint16_t> masks;   // masks[tap * groups + p / 16]
+  std::vector<int64_t> shift;    // kShift: per tap
+  std::vector<int32_t> offsets;  // kGather: offsets[tap * plane + p], 0 where outside; kStride2: the start of each group's 32 inputs, [tap * groups + p / 16]
+  std::vector<uint32_t> pairMasks;  // kStride2: which of the 32 inputs lie inside, [tap * groups + p / 16]
+};
+
+ShiftedRows shiftedRows(const ConvGeometry& g, bool codes) {
+  ShiftedRows s;
+#ifdef OCTET_X86
+  const int64_t plane = g.outH * g.outW;
+  if (family() != Family::kAvx512 || (codes && !cpuHasAvx512Bw()) || plane % 16 != 0 || g.height * g.width > (int64_t(1) << 30)) return s;
+  s.mode = g.strideH == 1 && g.strideW == 1 && g.outW == g.width ? ShiftedRows::kShift
+           : g.strideW == 2 && g.outW % 16 == 0                      ? ShiftedRows::kStride2
+                                                                      : ShiftedRows::kGather;
+  s.plane = plane;
+  s.groups = plane / 16;
+  s.taps = g.kernelH * g.kernelW;
+  s.masks.assign(static_cast<size_t>(s.taps * s.groups), 0);
+  s.shift.resize(static_cast<size_t>(s.taps));
+  if (s.mode == ShiftedRows::kGather) s.offsets.assign(static_cast<size_t>(s.taps * plane), 0);
+  if (s.mode == ShiftedRows::kStride2) {
+    s.offsets.assign(static_cast<size_t>(s.taps * s.groups), 0);
+    s.pairMasks.assign(static_cast<size_t>(s.taps * s.groups), 0);
+  }
+  for (int64_t i = 0; i < g.kernelH; ++i) {
+    for (int64_t j = 0; j < g.kernelW; ++j) {
+      const int64_t tap = i * g.kernelW + j, dy = i * g.dilationH - g.padH, dx = j * g.dilationW - g.padW;
+      s.shift[static_cast<size_t>(tap)] = dy * g.width + dx;
+      for (int64_t p = 0; s.mode == ShiftedRows::kStride2 && p < plane; p += 16) {
+        const int64_t ih = (p / g.outW) * g.strideH + dy, iw0 = (p % g.outW) * 2 + dx;
+        const size_t at = static_cast<size_t>(tap * s.groups + p / 16);
+        s.offsets[at] = static_cast<int32_t>(ih * g.width + iw0);
+        for (int64_t l = 0; l < 32; ++l) {
+          if (ih >= 0 && ih < g.height && iw0 + l >= 0 && iw0 + l < g.width) s.pairMasks[at] |= 1u << l;
+        }
+      }
+      for (int64_t p = 0; p < plane; ++p) {
+        const int64_t ih = (p / g.outW) * g.strideH + dy, iw = (p % g.outW) * g.strideW + dx;
+        if (ih < 0 || ih >= g.height || iw < 0 || iw >= g.width) continue;
+        s.masks[static_cast<size_t>(tap * s.groups + p / 16)] |= static_cast<uint16_t>(1u << (p % 16));
+        if (s.mode == ShiftedRows::kGather) s.offsets[static_cast<size_t>(tap * plane + p)] = static_cast<int32_t>(ih * g.width + iw);
+      }
+    }
+  }
+#else
+  (void)g;
+  (void)codes;
+#endif
+  return s;
+}
+
+#ifdef OCTET_X86
+// out[t] = col(r, q0 + t) for t in [0, len), q0 and len multiples of 16 (see ShiftedRows).
+__attribute__((target("avx512f"))) void shiftedRun(const ShiftedRows& s, const float* x, const ConvGeometry& g, int64_t imageStride, int64_t r, int64_t q0,
+                                                   int64_t len, float* out) {
+  const int64_t c = r / s.taps, tap = r % s.taps;
+  const uint16_t* masks = s.masks.data() + tap * s.groups;
+  int64_t n = q0 / s.plane, p = q0 % s.plane;
+  const float* channel = x + c * g.height * g.width;
+  if (s.mode == ShiftedRows::kShift) {
+    const float* base = channel + s.shift[static_cast<size_t>(tap)];
+    for (int64_t t = 0; t < len; t += 16) {
+      _mm512_storeu_ps(out + t, _mm512_maskz_loadu_ps(masks[p / 16], base + n * imageStride + p));
+      if ((p += 16) == s.plane) p = 0, ++n;
+    }
+    return;
+  }
+  if (s.mode == ShiftedRows::kStride2) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const int32_t* starts = s.offsets.data() + tap * s.groups;
+    const uint32_t* pairs = s.pairMasks.data() + tap * s.groups;
+    for (int64_t t = 0; t < len; t += 16) {
+      const float* in = channel + n * imageStride + starts[p / 16];
+      const uint32_t m = pairs[p / 16];
+      const __m512 lo = _mm512_maskz_loadu_ps(static_cast<__mmask16>(m), in), hi = _mm512_maskz_loadu_ps(static_cast<__mmask16>(m >> 16), in + 16);
+      _mm512_storeu_ps(out + t, _mm512_permutex2var_ps(lo, even, hi));
+      if ((p += 16) == s.plane) p = 0, ++n;
+    }
+    return;
+  }
+  const int32_t* offsets = s.offsets.data() + tap * s.plane;
+  for (int64_t t = 0; t < len; t += 16) {
+    const __m512i at = _mm512_loadu_si512(offsets + p);
+    _mm512_storeu_ps(out + t, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), masks[p / 16], at, channel + n * imageStride, 4));
+    if ((p += 16) == s.plane) p = 0, ++n;
+  }
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void shiftedRunCodes(const ShiftedRows& s, const VectorTable& table, const uint8_t* x, const ConvGeometry& g,
+                                                                        int64_t imageStride, int64_t r, int64_t q0, int64_t len, float* out) {
+  const int64_t c = r / s.taps, tap = r % s.taps;
+  const uint16_t* masks = s.masks.data() + tap * s.groups;
+  int64_t n = q0 / s.plane, p = q0 % s.plane;
+  const uint8_t* channel = x + c * g.height * g.width;
+  alignas(16) uint8_t lanes[16];
+  for (int64_t t = 0; t < len; t += 16) {
+    const __mmask16 m = masks[p / 16];
+    __m128i bytes;
+    if (s.mode == ShiftedRows::kShift) {
+      bytes = _mm_maskz_loadu_epi8(m, channel + s.shift[static_cast<size_t>(tap)] + n * imageStride + p);
+    } else if (s.mode == ShiftedRows::kStride2) {
+      const size_t at = static_cast<size_t>(tap * s.groups + p / 16);
+      bytes = _mm256_cvtepi16_epi8(_mm256_maskz_loadu_epi8(s.pairMasks[at], channel + n * imageStride + s.offsets[at]));
+    } else {
+      const int32_t* at = s.offsets.data() + tap * s.plane + p;
+      const uint8_t* image = channel + n * imageStride;
+      for (int l = 0; l < 16; ++l) lanes[l] = image[at[l]];  // outside lanes read the plane's first code, masked below
+      bytes = _mm_maskz_mov_epi8(m, _mm_load_si128(reinterpret_cast<const __m128i*>(lanes)));
+    }
+    _mm512_storeu_ps(out + t, _mm512_maskz_mov_ps(m, lookup16(table, _mm512_cvtepu8_epi32(bytes))));
+    if ((p += 16) == s.plane) p = 0, ++n;
+  }
+}
+#endif
+
 }  // namespace
 
 void bsrGemm(const BsrGemmArgs& g, int threads) {
@@ -228,6 +360,16 @@ void bsrGemm(const BsrGemmArgs& g, int threads) {
   const int64_t packedRows = static_cast<int64_t>(used.size()) * g.bc;
   const int64_t chunkCols = chunkColumns(packedRows);
   const int64_t chunks = (g.n + chunkCols - 1) / chunkCols;
+  // Column runs as shifted planes where the geometry allows (j0 and widths are multiples of 16
+  // then: chunks are whole panels, and n a whole number of planes).
+  const ShiftedRows shifted = g.geometry ? shiftedRows(*g.geometry, g.imageCodes != nullptr) : ShiftedRows{};
+#ifdef OCTET_X86
+  std::unique_ptr<VectorTable> table;
+  if (shifted.mode != ShiftedRows::kOff && g.imageCodes) {
+    table = std::make_unique<VectorTable>();
+    loadVectorTable(g.table, *table);
+  }
+#endif
   const double work = static_cast<double>(stored) * static_cast<double>(g.br * g.bc) * static_cast<double>(g.n);
   // Each item a chunk of columns: the rows of X the stored blocks read packed once, every block
   // row run over them.
@@ -246,6 +388,13 @@ void bsrGemm(const BsrGemmArgs& g, int threads) {
         float* row = buffer + (static_cast<int64_t>(u) * g.bc + t) * stride;
         int64_t j = 0;
         if (k < g.k) {
+#ifdef OCTET_X86
+          if (shifted.mode != ShiftedRows::kOff && g.imageCodes) {
+            shiftedRunCodes(shifted, *table, g.imageCodes, *g.geometry, g.imageStride, k, j0, width, row);
+          } else if (shifted.mode != ShiftedRows::kOff) {
+            shiftedRun(shifted, g.images, *g.geometry, g.imageStride, k, j0, width, row);
+          } else
+#endif
           if (g.geometry && g.imageCodes) {
             columnRun(g.imageCodes, *g.geometry, g.imageStride, k, j0, width, codeLine.data());
             decodeCodes(codeLine.data(), g.table, false, width, row);

@@ -561,49 +561,6 @@ thread_local PackBuffers sharedPackA;
 // Largest op(A) packed once up front (floats); larger ones are packed per block as before.
 constexpr int64_t kPrepackLimit = int64_t(1) << 22;
 
-// What the pair kernel needs of a table of code values: every finite value exact in bfloat16;
-// the exponent of the grid every value lies on (the smallest power of two dividing them all), the
-// largest finite magnitude, and the smallest (code & 0x7f) of a non-finite value (128 if none).
-struct TableFacts {
-  bool bf16Exact = true;
-  int gridExponent = 1000;
-  double maxFinite = 0.0;
-  int firstNonFinite = 128;
-};
-
-TableFacts tableFacts(const float* lut) {
-  TableFacts f;
-  for (int c = 0; c < 256; ++c) {
-    const float v = lut[c];
-    if (!std::isfinite(v)) {
-      f.firstNonFinite = std::min(f.firstNonFinite, c & 0x7f);
-      continue;
-    }
-    uint32_t bits;
-    std::memcpy(&bits, &v, 4);
-    if (bits & 0xffffu) f.bf16Exact = false;
-    if (v == 0.0f) continue;
-    int exponent;
-    const double mantissa = std::frexp(std::fabs(static_cast<double>(v)), &exponent);  // v = mantissa * 2^exponent
-    // mantissa has at most 24 significant bits: v = integer * 2^(exponent - 24) exactly.
-    int64_t integer = static_cast<int64_t>(std::ldexp(mantissa, 24));
-    int shift = 24;
-    while ((integer & 1) == 0) {
-      integer >>= 1;
-      --shift;
-    }
-    f.gridExponent = std::min(f.gridExponent, exponent - shift);
-    f.maxFinite = std::max(f.maxFinite, std::fabs(static_cast<double>(v)));
-  }
-  return f;
-}
-
-// Whether the codes an operand reads hold a value whose table entry is non-finite: the largest
-// (code & 0x7f) present against the smallest of a non-finite entry.
-bool mayReadNonFinite(const uint8_t* codes, int64_t count, const TableFacts& f) {
-  return f.firstNonFinite < 128 && count > 0 && maxLowBits(codes, count) >= f.firstNonFinite;
-}
-
 // Whether this product can run on the bfloat16-pair kernel with the same bits as the float one:
 // both operands one-byte codes whose values are exact in bfloat16, alpha = 1 and beta = 0 (every
 // chain starts at zero), fused multiply-adds (products exact in float32: two bfloat16 values give
@@ -615,7 +572,7 @@ bool pairsEligible(const GemmArgs& g, const KernelSpec& ks) {
   if (!ks.pairs || !gemm_detail::bf16PairsEnabled() || !g.fused || g.alpha != 1.0f || g.beta != 0.0f) return false;
   const uint8_t* bCodes = g.bColumns ? g.bColumns->codes : g.bCodes;
   if (!g.aCodes || !g.aLut || !bCodes || !g.bLut) return false;
-  const TableFacts fa = tableFacts(g.aLut), fb = tableFacts(g.bLut);
+  const TableFacts fa = tableFacts(g.aLut, 256), fb = tableFacts(g.bLut, 256);
   if (!fa.bf16Exact || !fb.bf16Exact || fa.gridExponent + fb.gridExponent < -126) return false;
   if (static_cast<double>(g.k) * fa.maxFinite * fb.maxFinite >= 1e38) return false;
   const int64_t aCount = (g.transA ? g.k - 1 : g.m - 1) * g.lda + (g.transA ? g.m : g.k);
@@ -730,6 +687,42 @@ void runSgemm(const GemmArgs& g, const KernelSpec& ks, int threads) {
   }
 }
 }  // namespace
+
+TableFacts tableFacts(const float* lut, int64_t count) {
+  TableFacts f;
+  for (int64_t c = 0; c < count; ++c) {
+    const float v = lut[c];
+    if (!std::isfinite(v)) {
+      f.firstNonFinite = std::min<int>(f.firstNonFinite, static_cast<int>(c & 0x7f));
+      continue;
+    }
+    uint32_t bits;
+    std::memcpy(&bits, &v, 4);
+    if (bits & 0xffffu) f.bf16Exact = false;
+    if (v == 0.0f) continue;
+    int exponent;
+    const double mantissa = std::frexp(std::fabs(static_cast<double>(v)), &exponent);  // v = mantissa * 2^exponent
+    // mantissa has at most 24 significant bits: v = integer * 2^(exponent - 24) exactly.
+    int64_t integer = static_cast<int64_t>(std::ldexp(mantissa, 24));
+    int shift = 24;
+    while ((integer & 1) == 0) {
+      integer >>= 1;
+      --shift;
+    }
+    f.gridExponent = std::min(f.gridExponent, exponent - shift);
+    f.maxFinite = std::max(f.maxFinite, std::fabs(static_cast<double>(v)));
+  }
+  return f;
+}
+
+// Whether the codes an operand reads hold a value whose table entry is non-finite: the largest
+// (code & 0x7f) present against the smallest of a non-finite entry.
+bool mayReadNonFinite(const uint8_t* codes, int64_t count, const TableFacts& f) {
+  return f.firstNonFinite < 128 && count > 0 && maxLowBits(codes, count) >= f.firstNonFinite;
+}
+
+void noteBf16PairProduct() { pairProducts.fetch_add(1, std::memory_order_relaxed); }
+
 
 void sgemmRuns(const GemmArgs& g, const RunScaling& s, int threads) {
   if (g.m <= 0 || g.n <= 0) return;

@@ -88,5 +88,21 @@ bool gemmBf16Pairs();
 
 // How many products have run on it in this process (for tests that must know they reached it).
 int64_t gemmBf16PairProducts();
+// Counts one product run on bfloat16 pairs by another kernel (the block-sparse one).
+void noteBf16PairProduct();
+
+// What the pair kernel needs of a set of values (a code table, count 256, or any floats): every
+// finite value exact in bfloat16; the exponent of the grid every value lies on (the smallest
+// power of two dividing them all), the largest finite magnitude, and the smallest (index & 0x7f)
+// of a non-finite value (128 if none: for a table, the first code that reads one).
+struct TableFacts {
+  bool bf16Exact = true;
+  int gridExponent = 1000;
+  double maxFinite = 0.0;
+  int firstNonFinite = 128;
+};
+TableFacts tableFacts(const float* values, int64_t count);
+// Whether the codes an operand reads hold a value whose table entry is non-finite.
+bool mayReadNonFinite(const uint8_t* codes, int64_t count, const TableFacts& f);
 
 }  // namespace octet

@@ -2,13 +2,13 @@
  * Run in a child process with OCTET_GEMM_KERNEL / OCTET_CODEC_KERNEL / OCTET_NATIVE set: checks
  * the selected kernels against the references on edge-heavy inputs and prints what it found.
  */
-import { encodeReference, makeQTensor, quantizeReference } from '../../src/formats/index.js';
-import { convGeometry } from '../../src/kernels/conv_geometry.js';
-import { encode, quantize } from '../../src/kernels/codec.js';
+import { encodeReference, makeQTensor, quantizeReference, resolveFormat } from '../../src/formats/index.js';
+import { convGeometry, groupColumns } from '../../src/kernels/conv_geometry.js';
+import { decode, encode, quantize } from '../../src/kernels/codec.js';
 import { gemm, gemmReference } from '../../src/kernels/gemm.js';
 import { lowpGemm, lowpGemmReference } from '../../src/kernels/lowp_gemm.js';
 import { blockScaledGemm, blockScaledGemmReference } from '../../src/kernels/block_gemm.js';
-import { bsrFromDense, bsrGemm, bsrGemmReference } from '../../src/kernels/block_sparse.js';
+import { bsrConv2dForward, bsrConv2dForwardReference, bsrFromDense, bsrGemm, bsrGemmReference } from '../../src/kernels/block_sparse.js';
 import { blockQuantizeReference, type BlockSpec } from '../../src/kernels/block_quant.js';
 import { nativeCore, nativeUnavailableReason } from '../../src/kernels/native.js';
 import { winogradForward, winogradForwardReference, winogradWeightGradient, winogradWeightGradientReference } from '../../src/kernels/winograd.js';
@@ -94,6 +94,28 @@ for (const [br, bc] of [[8, 8], [1, 1], [4, 4]]) {
   const fast = bsrGemm(w, x, 50);
   const ref = bsrGemmReference(w, x, 50);
   for (let i = 0; i < fast.length; i++) if (fast[i] !== ref[i]) sparseMismatches++;
+}
+// Sparse convolutions: each way of packing columns (a constant shift, stride 2, gathered lanes,
+// planes not a multiple of 16), on float images and on E5M2 codes.
+const e5m2Table = decode(Uint8Array.from({ length: 256 }, (_, i) => i), 'e5m2');
+for (const [xShape, wShape, options] of [
+  [[2, 8, 16, 16], [16, 8, 3, 3], { padding: 1 }],
+  [[2, 8, 32, 32], [16, 8, 3, 3], { padding: 1, stride: 2 }],
+  [[2, 8, 16, 16], [16, 8, 3, 3], { padding: 1, stride: 2 }],
+  [[1, 8, 9, 9], [16, 8, 3, 3], { padding: 1, stride: 2 }],
+] as const) {
+  const geo = convGeometry(xShape as unknown as [number, number, number, number], wShape as unknown as [number, number, number, number], options);
+  const g = groupColumns(geo);
+  const cols = geo.channels * 9;
+  const keep = Uint8Array.from({ length: 2 * Math.ceil(cols / 8) }, (_, i) => (i % 3 === 1 ? 0 : 1));
+  const w = bsrFromDense(uniform(16 * cols, 71), 16, cols, 8, 8, keep);
+  const images = uniform(geo.batch * geo.channels * geo.height * geo.width, 72);
+  const codes = encode(images, 'e5m2', { saturate: true }) as Uint8Array;
+  for (const x of [images, { codes, table: e5m2Table, format: resolveFormat('e5m2') }]) {
+    const fast = bsrConv2dForward(w, x, g, geo.batch);
+    const ref = bsrConv2dForwardReference(w, x, g, geo.batch);
+    for (let i = 0; i < fast.length; i++) if (fast[i] !== ref[i]) sparseMismatches++;
+  }
 }
 process.stdout.write(`sparse mismatches ${sparseMismatches}\n`);
 

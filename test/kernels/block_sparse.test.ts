@@ -204,6 +204,15 @@ describe('convolution forward: the sparse product equals the dense direct convol
     // Stride 1 with rows of at least 16 outputs runs on the padded images directly.
     ['5x3 stride 1, no padding, 20-wide rows (the direct path, a partial vector per row)', [2, 6, 9, 22], [24, 6, 5, 3], {}],
     ['3x3 stride 1 pad 1, 17x33', [1, 5, 17, 33], [16, 5, 3, 3], { padding: 1 }],
+    // Planes that are a multiple of 16 outputs are packed 16 at a time with AVX-512: a constant
+    // shift (stride 1, rows as wide as the input's), two loads and a permute (stride 2, rows a
+    // multiple of 16), or gathered lanes (any other geometry).
+    ['3x3 stride 1 pad 1, 8x8 planes (a constant shift per tap)', [3, 16, 8, 8], [16, 16, 3, 3], { padding: 1 }],
+    ['3x3 stride 2 pad 1, 32x32 to 16x16 (stride 2, even lanes)', [2, 8, 32, 32], [16, 8, 3, 3], { padding: 1, stride: 2 }],
+    ['2x2 stride 2, 33x32 to 16x16 (stride 2, an odd height)', [1, 4, 33, 32], [8, 4, 2, 2], { stride: 2 }],
+    ['3x3 stride 2 pad 1, 16x16 to 8x8 (gathered lanes)', [2, 8, 16, 16], [16, 8, 3, 3], { padding: 1, stride: 2 }],
+    ['3x3 dilation 2 pad 1, 14x14 to 12x12 (gathered lanes)', [2, 4, 14, 14], [8, 4, 3, 3], { padding: 1, dilation: 2 }],
+    ['3x1 stride (1, 2) pad (1, 0), 8x32 to 8x16 (stride 2 along rows only)', [1, 6, 8, 32], [8, 6, 3, 1], { padding: [1, 0], stride: [1, 2] }],
   ];
   for (const [name, xShape, wShape, options] of cases) {
     test(name, () => {
@@ -247,6 +256,32 @@ describe('convolution forward: the sparse product equals the dense direct convol
     const dense = new Float32Array(2 * 16 * 256);
     columnsGemm(16, 512, 72, wv, { x: codes16, table, format, geometry: g16, batch: 2, imageStride: 8 * 256 }, dense, { outImages: { plane: 256, imageStride: 16 * 256 } });
     assertSameValues(bsrConv2dForward(w, { codes: codes16, table, format }, g16, 2), dense, 'direct path, codes');
+  });
+
+  test('E5M2 codes in every way of packing columns equal the dense product on the codes', () => {
+    const table = decode(Uint8Array.from({ length: 256 }, (_, i) => i), 'e5m2');
+    const format = resolveFormat('e5m2');
+    for (const [xShape, wShape, options] of [
+      [[2, 8, 8, 8], [16, 8, 3, 3], { padding: 1 }],
+      [[2, 8, 32, 32], [16, 8, 3, 3], { padding: 1, stride: 2 }],
+      [[1, 4, 33, 32], [8, 4, 2, 2], { stride: 2 }],
+      [[2, 8, 16, 16], [16, 8, 3, 3], { padding: 1, stride: 2 }],
+      [[2, 4, 14, 14], [8, 4, 3, 3], { padding: 1, dilation: 2 }],
+    ] as Array<[number[], number[], Parameters<typeof convGeometry>[2]]>) {
+      const geo = convGeometry(xShape as [number, number, number, number], wShape as [number, number, number, number], options);
+      const g = groupColumns(geo);
+      const rows = geo.outChannels, cols = g.channels * g.kernelH * g.kernelW, plane = g.outH * g.outW;
+      const imageStride = geo.channels * geo.height * geo.width;
+      const codes = encode(uniform(geo.batch * imageStride, rows + cols), 'e5m2', { saturate: true }) as Uint8Array;
+      const { w: wf } = pruned(rows, cols, 8, 8, 0.5, cols);
+      const wv = decode(encode(bsrToDense(wf), 'e5m2'), 'e5m2');
+      const w = bsrFromDense(wv, rows, cols, 8, 8, keepOf(wf));
+      const dense = new Float32Array(geo.batch * rows * plane);
+      columnsGemm(rows, geo.batch * plane, cols, wv, { x: codes, table, format, geometry: g, batch: geo.batch, imageStride }, dense,
+        { outImages: { plane, imageStride: rows * plane } });
+      for (const threads of [1, 2]) assertSameValues(bsrConv2dForward(w, { codes, table, format }, g, geo.batch, { threads }), dense, `${xShape} ${threads} threads`);
+      assertSameValues(bsrConv2dForwardReference(w, { codes, table, format }, g, geo.batch), dense, `${xShape} the reference`);
+    }
   });
 
   test('a weight view that does not match the geometry is refused', () => {
