@@ -865,7 +865,7 @@ Napi::Value BsrGemm(const Napi::CallbackInfo& info) {
   int64_t cNeeds = g.m * g.n;
   g.ldc = g.n;
   if (g.cPlane) {
-    if (g.cPlane % 16 != 0 || g.n % g.cPlane != 0) throw rangeError(env, "bsrGemm: cPlane must be a multiple of 16 that divides n");
+    if (g.n % g.cPlane != 0) throw rangeError(env, "bsrGemm: cPlane must divide n");
     g.ldc = g.cPlane;
     cNeeds = g.m == 0 ? 0 : (g.n / g.cPlane - 1) * g.cImageStride + g.m * g.cPlane;
   }

@@ -29,9 +29,24 @@ int64_t chunkColumns(int64_t k) {
   return std::max(kPanel, std::min<int64_t>(512, cols));
 }
 
-// Where C(i, j) is (see BsrGemmArgs); 16 columns from a multiple of 16 lie in one image.
+// Where C(i, j) is (see BsrGemmArgs).
 inline float* cAt(const BsrGemmArgs& g, int64_t i, int64_t j) {
   return g.cPlane ? g.c + (j / g.cPlane) * g.cImageStride + i * g.ldc + j % g.cPlane : g.c + i * g.ldc + j;
+}
+
+// The runs of `lanes` consecutive columns from column j of C that lie in one image each: calls
+// put(first lane, lane count, where the first lane goes) for each.
+template <typename Put>
+inline void imageRuns(const BsrGemmArgs& g, int64_t i, int64_t j, int lanes, Put&& put) {
+  if (!g.cPlane || j % g.cPlane + lanes <= g.cPlane) {
+    put(0, lanes, cAt(g, i, j));
+    return;
+  }
+  for (int l = 0; l < lanes;) {
+    const int64_t col = j + l, count = std::min<int64_t>(lanes - l, g.cPlane - col % g.cPlane);
+    put(l, static_cast<int>(count), cAt(g, i, col));
+    l += static_cast<int>(count);
+  }
 }
 
 // Rows [r0, r0 + rows) of block row q over one panel (kPanel columns from `panel`, rows `stride`
@@ -93,7 +108,19 @@ __attribute__((target("avx512f"))) void tileAvx512(const BsrGemmArgs& g, const i
   }
   for (int r = 0; r < R && r < rows; ++r) {
     for (int v = 0; v < V; ++v) {
-      if (mask[v]) _mm512_mask_storeu_ps(cAt(g, q * g.br + r0 + r, c0 + offset + 16 * v), mask[v], acc[r][v]);
+      if (!mask[v]) continue;
+      const int64_t i = q * g.br + r0 + r, j = c0 + offset + 16 * v;
+      if (!g.cPlane || j % g.cPlane + 16 <= g.cPlane) {
+        _mm512_mask_storeu_ps(cAt(g, i, j), mask[v], acc[r][v]);
+      } else {
+        // 16 columns across an image's end: each image's lanes stored where they go.
+        alignas(64) float lanes[16];
+        _mm512_store_ps(lanes, acc[r][v]);
+        imageRuns(g, i, j, 16, [&](int l, int count, float* at) {
+          for (int t = 0; t < count; ++t)
+            if (mask[v] >> (l + t) & 1) at[t] = lanes[l + t];
+        });
+      }
     }
   }
 }
@@ -139,7 +166,18 @@ __attribute__((target("avx2,fma"))) void tileAvx2(const BsrGemmArgs& g, const in
   }
   for (int r = 0; r < R && r < rows; ++r) {
     for (int v = 0; v < V; ++v) {
-      if (offset + 8 * v < width) _mm256_maskstore_ps(cAt(g, q * g.br + r0 + r, c0 + offset + 8 * v), mask[v], acc[r][v]);
+      if (offset + 8 * v >= width) continue;
+      const int64_t i = q * g.br + r0 + r, j = c0 + offset + 8 * v;
+      if (!g.cPlane || j % g.cPlane + 8 <= g.cPlane) {
+        _mm256_maskstore_ps(cAt(g, i, j), mask[v], acc[r][v]);
+      } else {
+        alignas(32) float lanes[8];
+        _mm256_store_ps(lanes, acc[r][v]);
+        const int64_t valid = std::min<int64_t>(8, width - offset - 8 * v);
+        imageRuns(g, i, j, static_cast<int>(valid), [&](int l, int count, float* at) {
+          for (int t = 0; t < count; ++t) at[t] = lanes[l + t];
+        });
+      }
     }
   }
 }
@@ -211,11 +249,13 @@ struct AlignedBuffer {
 
 thread_local AlignedBuffer chunkBuffer;
 
-// Column runs of convolutions whose planes are a multiple of 16 outputs, 16 outputs at a time
-// with AVX-512 (the same values as columnRun, which serves every other geometry and CPU). Which
-// lanes read inside the image is a 16-bit mask per tap and 16 outputs of the plane, built once per
+// Column runs of convolutions, 16 outputs of a plane at a time with AVX-512 (the same values as
+// columnRun, which serves other CPUs and the forced avx2/portable families). A plane is cut into
+// groups of 16 outputs (the last one shorter where the plane is not a multiple of 16); which
+// lanes of a group read inside the image is a 16-bit mask per tap and group, built once per
 // product; masked lanes are +0 (code 0 is +0 in every format) and never read, so addresses past
-// the plane's edges are harmless.
+// the plane's edges are harmless. Each group is stored with a mask of the lanes the run covers
+// (a run may start or end inside a group, and groups never straddle two images).
 // - Stride 1 with output rows as wide as the input's (outW == W, "same" padding): row (c, i, j)
 //   of the column matrix is the plane shifted by the constant (i * dilationH - padH) * W + j *
 //   dilationW - padW: one masked load and one store per 16 columns.
@@ -229,7 +269,7 @@ struct ShiftedRows {
   int64_t plane = 0, groups = 0, taps = 0;
   std::vector<uint16_t> masks;   // masks[tap * groups + p / 16]
   std::vector<int64_t> shift;    // kShift: per tap
-  std::vector<int32_t> offsets;  // kGather: offsets[tap * plane + p], 0 where outside; kStride2: the start of each group's 32 inputs, [tap * groups + p / 16]
+  std::vector<int32_t> offsets;  // kGather: offsets[tap * groups * 16 + p], 0 where outside; kStride2: the start of each group's 32 inputs, [tap * groups + p / 16]
   std::vector<uint32_t> pairMasks;  // kStride2: which of the 32 inputs lie inside, [tap * groups + p / 16]
 };
 
@@ -237,16 +277,16 @@ ShiftedRows shiftedRows(const ConvGeometry& g, bool codes) {
   ShiftedRows s;
 #ifdef OCTET_X86
   const int64_t plane = g.outH * g.outW;
-  if (family() != Family::kAvx512 || (codes && !cpuHasAvx512Bw()) || plane % 16 != 0 || g.height * g.width > (int64_t(1) << 30)) return s;
+  if (family() != Family::kAvx512 || (codes && !cpuHasAvx512Bw()) || g.height * g.width > (int64_t(1) << 30)) return s;
   s.mode = g.strideH == 1 && g.strideW == 1 && g.outW == g.width ? ShiftedRows::kShift
            : g.strideW == 2 && g.outW % 16 == 0                      ? ShiftedRows::kStride2
                                                                       : ShiftedRows::kGather;
   s.plane = plane;
-  s.groups = plane / 16;
+  s.groups = (plane + 15) / 16;
   s.taps = g.kernelH * g.kernelW;
   s.masks.assign(static_cast<size_t>(s.taps * s.groups), 0);
   s.shift.resize(static_cast<size_t>(s.taps));
-  if (s.mode == ShiftedRows::kGather) s.offsets.assign(static_cast<size_t>(s.taps * plane), 0);
+  if (s.mode == ShiftedRows::kGather) s.offsets.assign(static_cast<size_t>(s.taps * s.groups * 16), 0);
   if (s.mode == ShiftedRows::kStride2) {
     s.offsets.assign(static_cast<size_t>(s.taps * s.groups), 0);
     s.pairMasks.assign(static_cast<size_t>(s.taps * s.groups), 0);
@@ -267,7 +307,7 @@ ShiftedRows shiftedRows(const ConvGeometry& g, bool codes) {
         const int64_t ih = (p / g.outW) * g.strideH + dy, iw = (p % g.outW) * g.strideW + dx;
         if (ih < 0 || ih >= g.height || iw < 0 || iw >= g.width) continue;
         s.masks[static_cast<size_t>(tap * s.groups + p / 16)] |= static_cast<uint16_t>(1u << (p % 16));
-        if (s.mode == ShiftedRows::kGather) s.offsets[static_cast<size_t>(tap * plane + p)] = static_cast<int32_t>(ih * g.width + iw);
+        if (s.mode == ShiftedRows::kGather) s.offsets[static_cast<size_t>(tap * s.groups * 16 + p)] = static_cast<int32_t>(ih * g.width + iw);
       }
     }
   }
@@ -279,18 +319,36 @@ ShiftedRows shiftedRows(const ConvGeometry& g, bool codes) {
 }
 
 #ifdef OCTET_X86
-// out[t] = col(r, q0 + t) for t in [0, len), q0 and len multiples of 16 (see ShiftedRows).
+// The groups of 16 outputs a run [q0, q0 + len) touches, in order: `next` moves to the next one
+// (while t < len) and sets gi (the group in its plane), image, lanes (the group's lanes inside the
+// run) and at (where the group's lane 0 goes in the run's output: before it for a run that starts
+// inside a group, whose earlier lanes are not stored).
+struct GroupWalk {
+  int64_t n, p, t = 0, gi = 0, image = 0, at = 0;
+  __mmask16 lanes = 0;
+  GroupWalk(const ShiftedRows& s, int64_t q0) : n(q0 / s.plane), p(q0 % s.plane) {}
+  void next(const ShiftedRows& s, int64_t len) {
+    const int64_t p0 = p & ~int64_t(15), end = std::min(std::min(s.plane, p0 + 16), p + (len - t));
+    lanes = static_cast<__mmask16>(((1u << (end - p0)) - 1u) & ~((1u << (p - p0)) - 1u));
+    gi = p0 / 16;
+    image = n;
+    at = t - (p - p0);
+    t += end - p;
+    if ((p = end) == s.plane) p = 0, ++n;
+  }
+};
+
+// out[t] = col(r, q0 + t) for t in [0, len) (see ShiftedRows).
 __attribute__((target("avx512f"))) void shiftedRun(const ShiftedRows& s, const float* x, const ConvGeometry& g, int64_t imageStride, int64_t r, int64_t q0,
                                                    int64_t len, float* out) {
   const int64_t c = r / s.taps, tap = r % s.taps;
   const uint16_t* masks = s.masks.data() + tap * s.groups;
-  int64_t n = q0 / s.plane, p = q0 % s.plane;
   const float* channel = x + c * g.height * g.width;
   if (s.mode == ShiftedRows::kShift) {
     const float* base = channel + s.shift[static_cast<size_t>(tap)];
-    for (int64_t t = 0; t < len; t += 16) {
-      _mm512_storeu_ps(out + t, _mm512_maskz_loadu_ps(masks[p / 16], base + n * imageStride + p));
-      if ((p += 16) == s.plane) p = 0, ++n;
+    for (GroupWalk w(s, q0); w.t < len;) {
+      w.next(s, len);
+      _mm512_mask_storeu_ps(out + w.at, w.lanes, _mm512_maskz_loadu_ps(masks[w.gi], base + w.image * imageStride + w.gi * 16));
     }
     return;
   }
@@ -298,20 +356,20 @@ __attribute__((target("avx512f"))) void shiftedRun(const ShiftedRows& s, const f
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const int32_t* starts = s.offsets.data() + tap * s.groups;
     const uint32_t* pairs = s.pairMasks.data() + tap * s.groups;
-    for (int64_t t = 0; t < len; t += 16) {
-      const float* in = channel + n * imageStride + starts[p / 16];
-      const uint32_t m = pairs[p / 16];
+    for (GroupWalk w(s, q0); w.t < len;) {
+      w.next(s, len);
+      const float* in = channel + w.image * imageStride + starts[w.gi];
+      const uint32_t m = pairs[w.gi];
       const __m512 lo = _mm512_maskz_loadu_ps(static_cast<__mmask16>(m), in), hi = _mm512_maskz_loadu_ps(static_cast<__mmask16>(m >> 16), in + 16);
-      _mm512_storeu_ps(out + t, _mm512_permutex2var_ps(lo, even, hi));
-      if ((p += 16) == s.plane) p = 0, ++n;
+      _mm512_mask_storeu_ps(out + w.at, w.lanes, _mm512_permutex2var_ps(lo, even, hi));
     }
     return;
   }
-  const int32_t* offsets = s.offsets.data() + tap * s.plane;
-  for (int64_t t = 0; t < len; t += 16) {
-    const __m512i at = _mm512_loadu_si512(offsets + p);
-    _mm512_storeu_ps(out + t, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), masks[p / 16], at, channel + n * imageStride, 4));
-    if ((p += 16) == s.plane) p = 0, ++n;
+  const int32_t* offsets = s.offsets.data() + tap * s.groups * 16;
+  for (GroupWalk w(s, q0); w.t < len;) {
+    w.next(s, len);
+    const __m512i idx = _mm512_loadu_si512(offsets + w.gi * 16);
+    _mm512_mask_storeu_ps(out + w.at, w.lanes, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), masks[w.gi], idx, channel + w.image * imageStride, 4));
   }
 }
 
@@ -319,25 +377,24 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void shiftedRunCodes(const 
                                                                         int64_t imageStride, int64_t r, int64_t q0, int64_t len, float* out) {
   const int64_t c = r / s.taps, tap = r % s.taps;
   const uint16_t* masks = s.masks.data() + tap * s.groups;
-  int64_t n = q0 / s.plane, p = q0 % s.plane;
   const uint8_t* channel = x + c * g.height * g.width;
-  alignas(16) uint8_t lanes[16];
-  for (int64_t t = 0; t < len; t += 16) {
-    const __mmask16 m = masks[p / 16];
+  alignas(16) uint8_t lanes16[16];
+  for (GroupWalk w(s, q0); w.t < len;) {
+    w.next(s, len);
+    const __mmask16 m = masks[w.gi];
+    const uint8_t* image = channel + w.image * imageStride;
     __m128i bytes;
     if (s.mode == ShiftedRows::kShift) {
-      bytes = _mm_maskz_loadu_epi8(m, channel + s.shift[static_cast<size_t>(tap)] + n * imageStride + p);
+      bytes = _mm_maskz_loadu_epi8(m, image + s.shift[static_cast<size_t>(tap)] + w.gi * 16);
     } else if (s.mode == ShiftedRows::kStride2) {
-      const size_t at = static_cast<size_t>(tap * s.groups + p / 16);
-      bytes = _mm256_cvtepi16_epi8(_mm256_maskz_loadu_epi8(s.pairMasks[at], channel + n * imageStride + s.offsets[at]));
+      const size_t k = static_cast<size_t>(tap * s.groups + w.gi);
+      bytes = _mm256_cvtepi16_epi8(_mm256_maskz_loadu_epi8(s.pairMasks[k], image + s.offsets[k]));
     } else {
-      const int32_t* at = s.offsets.data() + tap * s.plane + p;
-      const uint8_t* image = channel + n * imageStride;
-      for (int l = 0; l < 16; ++l) lanes[l] = image[at[l]];  // outside lanes read the plane's first code, masked below
-      bytes = _mm_maskz_mov_epi8(m, _mm_load_si128(reinterpret_cast<const __m128i*>(lanes)));
+      const int32_t* offsets = s.offsets.data() + (tap * s.groups + w.gi) * 16;
+      for (int l = 0; l < 16; ++l) lanes16[l] = image[offsets[l]];  // outside lanes read the plane's first code, masked below
+      bytes = _mm_maskz_mov_epi8(m, _mm_load_si128(reinterpret_cast<const __m128i*>(lanes16)));
     }
-    _mm512_storeu_ps(out + t, _mm512_maskz_mov_ps(m, lookup16(table, _mm512_cvtepu8_epi32(bytes))));
-    if ((p += 16) == s.plane) p = 0, ++n;
+    _mm512_mask_storeu_ps(out + w.at, w.lanes, _mm512_maskz_mov_ps(m, lookup16(table, _mm512_cvtepu8_epi32(bytes))));
   }
 }
 #endif
@@ -360,8 +417,7 @@ void bsrGemm(const BsrGemmArgs& g, int threads) {
   const int64_t packedRows = static_cast<int64_t>(used.size()) * g.bc;
   const int64_t chunkCols = chunkColumns(packedRows);
   const int64_t chunks = (g.n + chunkCols - 1) / chunkCols;
-  // Column runs as shifted planes where the geometry allows (j0 and widths are multiples of 16
-  // then: chunks are whole panels, and n a whole number of planes).
+  // Column runs 16 outputs at a time where the CPU allows (ShiftedRows).
   const ShiftedRows shifted = g.geometry ? shiftedRows(*g.geometry, g.imageCodes != nullptr) : ShiftedRows{};
 #ifdef OCTET_X86
   std::unique_ptr<VectorTable> table;

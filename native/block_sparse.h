@@ -17,7 +17,7 @@ namespace octet {
 // through their table) (im2col.h: k = channels
 // x KH x KW rows, n = batch x OH x OW columns, image q at images + q * imageStride), read while
 // packing. With cPlane > 0, C(i, j) is at c + (j / cPlane) * cImageStride + i * ldc + j % cPlane
-// (a convolution's NCHW output; cPlane a multiple of 16).
+// (a convolution's NCHW output; any plane size).
 struct BsrGemmArgs {
   const int32_t* rowPtr;
   const int32_t* colIdx;

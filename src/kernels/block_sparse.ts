@@ -253,14 +253,11 @@ export function bsrConv2dForward(
   const native = nativeCore();
   if (!native) return bsrConv2dForwardReference(w, x, g, batch, { ...options, out: y });
   if (w.blockCols >= w.cols && w.blockRows === 1) return filterConv(w, x, g, batch, y, options);
-  const direct = plane % 16 === 0;
-  const target = direct ? y : new Float32Array(w.rows * n);
-  native.bsrGemm(w.rowPtr, w.colIdx, w.values, images, target, {
+  native.bsrGemm(w.rowPtr, w.colIdx, w.values, images, y, {
     m: w.rows, k, n, br: w.blockRows, bc: w.blockCols, fused: options.fused ?? true, geometry: g, imageStride,
     ...(x instanceof Float32Array ? {} : { table: x.table }),
-    ...(direct ? { cPlane: plane, cImageStride: w.rows * plane } : {}), threads: resolveThreads(options.threads),
+    cPlane: plane, cImageStride: w.rows * plane, threads: resolveThreads(options.threads),
   });
-  if (!direct) scatterPlanes(target, w.rows, plane, batch, y);
   return y;
 }
 

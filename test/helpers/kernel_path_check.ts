@@ -102,7 +102,8 @@ for (const [xShape, wShape, options] of [
   [[2, 8, 16, 16], [16, 8, 3, 3], { padding: 1 }],
   [[2, 8, 32, 32], [16, 8, 3, 3], { padding: 1, stride: 2 }],
   [[2, 8, 16, 16], [16, 8, 3, 3], { padding: 1, stride: 2 }],
-  [[1, 8, 9, 9], [16, 8, 3, 3], { padding: 1, stride: 2 }],
+  [[3, 8, 9, 9], [16, 8, 3, 3], { padding: 1, stride: 2 }],
+  [[5, 8, 7, 7], [16, 8, 3, 3], { padding: 1 }],
 ] as const) {
   const geo = convGeometry(xShape as unknown as [number, number, number, number], wShape as unknown as [number, number, number, number], options);
   const g = groupColumns(geo);

@@ -212,6 +212,8 @@ describe('convolution forward: the sparse product equals the dense direct convol
     ['2x2 stride 2, 33x32 to 16x16 (stride 2, an odd height)', [1, 4, 33, 32], [8, 4, 2, 2], { stride: 2 }],
     ['3x3 stride 2 pad 1, 16x16 to 8x8 (gathered lanes)', [2, 8, 16, 16], [16, 8, 3, 3], { padding: 1, stride: 2 }],
     ['3x3 dilation 2 pad 1, 14x14 to 12x12 (gathered lanes)', [2, 4, 14, 14], [8, 4, 3, 3], { padding: 1, dilation: 2 }],
+    ['3x3 stride 1 pad 1, 14x14 planes over 6 images (196 outputs: a short group per image)', [6, 8, 14, 14], [16, 8, 3, 3], { padding: 1 }],
+    ['3x3 stride 1 pad 1, 7x7 planes over 9 images', [9, 16, 7, 7], [16, 16, 3, 3], { padding: 1 }],
     ['3x1 stride (1, 2) pad (1, 0), 8x32 to 8x16 (stride 2 along rows only)', [1, 6, 8, 32], [8, 6, 3, 1], { padding: [1, 0], stride: [1, 2] }],
   ];
   for (const [name, xShape, wShape, options] of cases) {
@@ -267,6 +269,10 @@ describe('convolution forward: the sparse product equals the dense direct convol
       [[1, 4, 33, 32], [8, 4, 2, 2], { stride: 2 }],
       [[2, 8, 16, 16], [16, 8, 3, 3], { padding: 1, stride: 2 }],
       [[2, 4, 14, 14], [8, 4, 3, 3], { padding: 1, dilation: 2 }],
+      // Planes of 196 and 49 outputs: groups of 16 end short at each image, runs start inside groups.
+      [[6, 8, 14, 14], [16, 8, 3, 3], { padding: 1 }],
+      [[9, 16, 7, 7], [16, 16, 3, 3], { padding: 1 }],
+      [[3, 4, 15, 15], [8, 4, 3, 3], { padding: 1, stride: 2 }],
     ] as Array<[number[], number[], Parameters<typeof convGeometry>[2]]>) {
       const geo = convGeometry(xShape as [number, number, number, number], wShape as [number, number, number, number], options);
       const g = groupColumns(geo);
