@@ -56,6 +56,7 @@ function runOptions(command: Command): Command {
     .option('--prune-global', 'rank the blocks of all pruned layers together instead of each layer by itself')
     .option('--prune-exclude <paths>', 'layer paths left dense, comma-separated (e.g. layer1.0.conv1,fc)')
     .option('--prune-first-last', 'prune the first and last GEMM layers too (kept dense by default)')
+    .option('--prune-kernels <auto|dense>', 'auto (default): pruned convolutions run their forward on the block-sparse kernel where its fixed rule says it is faster; dense: never')
     .option('--init <checkpoint>', 'start from this checkpoint\'s model weights (fine-tuning, e.g. after octet prune); optimizer and recipe state start fresh')
     .option('--resume', 'continue from the checkpoint in --out')
     .option('--overwrite', 'replace the run --out holds (its files go once the new run has taken its first step)')
@@ -161,7 +162,7 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
     .option('--image-size <HxW>', 'resize image folders to this size')
     .option('-r, --recipe <name|file.json>', "evaluate under another recipe (fp32: no quantization; default: the checkpoint's)")
     .addOption(convOption("default: the checkpoint's"))
-    .option('--dense', 'a pruned checkpoint on the dense products, as its run evaluated it (default: its float32 convolutions on the block-sparse kernel where measured faster)')
+    .option('--dense', 'a pruned checkpoint on the dense products (default: its convolutions\' forward on the block-sparse kernel where the rule chooses it, as its training ran them)')
     .action((options) => evalCommand(options, io));
 
   trainingOptions(program.command('compare').description('train several recipes with the same seed and data order; writes summary.json and report.html'))

@@ -5,7 +5,7 @@ import { loadDataset, type Dataset } from '../data/index.js';
 import { InvalidArgumentError } from '../errors.js';
 import { resolveFormat } from '../formats/index.js';
 import { loadRecipe } from '../quant/index.js';
-import { parsePruneSpec, useSparseInference, type PruneConfig } from '../sparse/index.js';
+import { attachSparsePatterns, parsePruneSpec, type PruneConfig } from '../sparse/index.js';
 import {
   CLASS_WEIGHT_RULES,
   checkpointMasks,
@@ -66,13 +66,14 @@ export interface TrainOptions {
   pruneGlobal?: boolean;
   pruneExclude?: string;
   pruneFirstLast?: boolean;
+  pruneKernels?: string;
 }
 
 /** --prune and its companions as the run's prune config (none without --prune). */
 export function pruneConfig(options: TrainOptions): PruneConfig | undefined {
   if (options.prune === undefined) {
     const stray = ([['pruneStart', '--prune-start'], ['pruneEnd', '--prune-end'], ['pruneEvery', '--prune-every'], ['pruneGlobal', '--prune-global'],
-      ['pruneExclude', '--prune-exclude'], ['pruneFirstLast', '--prune-first-last']] as const).find(([key]) => options[key] !== undefined);
+      ['pruneExclude', '--prune-exclude'], ['pruneFirstLast', '--prune-first-last'], ['pruneKernels', '--prune-kernels']] as const).find(([key]) => options[key] !== undefined);
     if (stray) throw new InvalidArgumentError(`${stray[1]} needs --prune BLOCK:SPARSITY (e.g. --prune 8x8:0.75)`);
     return undefined;
   }
@@ -84,7 +85,13 @@ export function pruneConfig(options: TrainOptions): PruneConfig | undefined {
   return {
     block, sparsity, start, end, every: number(options.pruneEvery, '--prune-every', { integer: true, min: 1 }) ?? 100,
     ...(options.pruneGlobal ? { global: true } : {}), ...(exclude?.length ? { exclude } : {}), ...(options.pruneFirstLast ? { pruneFirstLast: true } : {}),
+    ...(options.pruneKernels !== undefined ? { kernels: pruneKernels(options.pruneKernels) } : {}),
   };
+}
+
+function pruneKernels(text: string): 'auto' | 'dense' {
+  if (text !== 'auto' && text !== 'dense') throw new InvalidArgumentError(`--prune-kernels ${JSON.stringify(text)}: expected auto (the block-sparse forward where its rule chooses it) or dense`);
+  return text;
 }
 
 /** --formats / --stats-formats: candidate formats, each checked now (an unknown name fails before any work). */
@@ -274,17 +281,18 @@ export async function evalCommand(
     batchSize: number(options.batchSize, '--batch-size', { integer: true, min: 1 }),
   };
   const masks = checkpointMasks(options.checkpoint, loaded.tensors);
-  if (config.prune && masks.size && !options.dense) {
-    // A pruned model: its float32 convolutions on the block-sparse kernel where measured faster.
+  if (config.prune && masks.size && !options.dense && config.prune.kernels !== 'dense') {
+    // A pruned model: its convolutions' forward on the block-sparse kernel where the rule chooses
+    // it, as its training ran them.
     const { model, recipe, conv } = checkpointModel(options.checkpoint, dataset, evalOptions, loaded);
-    const choices = useSparseInference(model, masks, config.prune.block);
+    const layers = attachSparsePatterns(model, masks, config.prune.block);
     const maxTest = evalOptions.maxTest ?? config.maxTest;
     const batchSize = evalOptions.batchSize ?? evalBatchSize(config);
     const seen = savedCriterion(config, dataset);
     const result = evaluate(model, seen.dataset, maxTest, batchSize, seen.criterion);
     io.stdout(JSON.stringify({
       checkpoint: options.checkpoint, model: config.model, data: dataset.name, step: loaded.record.step, recipe: recipe.name, conv, batchSize, maxTest: maxTest ?? null,
-      ...result, sparse: { block: config.prune.block, layers: choices },
+      ...result, sparse: { block: config.prune.block, layers },
     }) + '\n');
     return;
   }

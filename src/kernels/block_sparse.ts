@@ -37,6 +37,7 @@ import type { ColumnGeometry } from './conv_geometry.js';
 import { gemm } from './gemm.js';
 import { im2colBatchReference } from './im2col.js';
 import { alignedOf, lowpGemm, type LowpGemmOptions, type LowpOperand } from './lowp_gemm.js';
+import { divideByScale } from './quant_stats.js';
 import { nativeCore } from './native.js';
 import { resolveThreads } from './threads.js';
 
@@ -443,4 +444,73 @@ function blockRowsLowp(w: BsrMatrix, x: Float32Array, n: number, options: BsrLow
     c.set(lowpGemm(rows, n, kept.length, a, xs, opts), q * br * n);
   }
   return c;
+}
+
+/**
+ * A pruned weight's keep pattern over its GEMM view (rows = output channels, cols = input
+ * channels x kh x kw): one byte per block of br x bc, 1 = kept, block rows outer (the last block
+ * row and column shorter where br, bc do not divide the view); the weight's values outside kept
+ * blocks are zero.
+ */
+export interface SparsePattern {
+  readonly rows: number;
+  readonly cols: number;
+  readonly br: number;
+  readonly bc: number;
+  readonly keep: Uint8Array;
+}
+
+/** Kept blocks over all blocks of a pattern. */
+export function keptFraction(pattern: SparsePattern): number {
+  let kept = 0;
+  for (const k of pattern.keep) kept += k ? 1 : 0;
+  return pattern.keep.length ? kept / pattern.keep.length : 1;
+}
+
+/**
+ * Whether a pruned convolution's forward runs on the block-sparse kernel: a fixed rule on the
+ * pattern and on the product the layer would run dense, set from `octet bench sparse`'s
+ * crossovers (docs/sparsity.md), never a timing, so that a run's results do not depend on the
+ * machine's load.
+ * - Against the float32 Winograd convolution (3x3 stride 1, 2.25-4x fewer multiplications than
+ *   the direct product): blocks of at least 8 x 8 elements with at most 25% of them kept, or at
+ *   least 4 x 4 with at most 15% kept; never single entries or whole filters (whose kept rows run
+ *   on the dense direct product).
+ * - Against a direct product (float32 or codes): blocks of at least 4 x 4 elements, or whole
+ *   filters, with at most 50% kept; single entries and thinner blocks with at most 25% kept.
+ */
+export function sparseConvWins(pattern: SparsePattern, dense: 'winograd' | 'direct'): boolean {
+  const f = keptFraction(pattern);
+  const area = pattern.br * pattern.bc;
+  const filters = pattern.br === 1 && pattern.bc >= pattern.cols;
+  if (dense === 'winograd') return !filters && pattern.br > 1 && ((area >= 64 && f <= 0.25) || (area >= 16 && f <= 0.15));
+  return (area >= 16 && pattern.br >= 4) || filters ? f <= 0.5 : f <= 0.25;
+}
+
+/** The pruned weight in BSR from its dense values (zeros outside kept blocks). */
+export function bsrFromPattern(weight: Float32Array, pattern: SparsePattern): BsrMatrix {
+  return bsrFromDense(weight, pattern.rows, pattern.cols, pattern.br, pattern.bc, pattern.keep);
+}
+
+/**
+ * lowpConv2dForward (one group) on a pruned weight through the block-sparse kernel, where it
+ * gives the same bits: both operands one-byte codes, float32 accumulation without chunks, output
+ * rounding or stochastic rounding. Returns null where it does not apply (the caller runs the dense
+ * product). The result: bsrConv2dForward on the decoded values (fused where the two formats'
+ * products are exact in float32, as lowpGemm's float32 accumulation is), divided by
+ * fl32(scaleX * scaleW) as lowpGemm does.
+ */
+export function bsrLowpConv2dForward(
+  pattern: SparsePattern, w: LowpOperand, x: LowpOperand, g: ColumnGeometry, batch: number, options: LowpGemmOptions = {},
+): Float32Array | null {
+  if (w instanceof Float32Array || x instanceof Float32Array || !(w.codes instanceof Uint8Array) || !(x.codes instanceof Uint8Array)) return null;
+  if (w.format.bits > 8 || x.format.bits > 8) return null;
+  const accumulation = options.accumulation ?? 'fp32';
+  if (alignedOf(accumulation) || resolveFormat(accumulation as FormatLike).name !== 'float32') return null;
+  if (options.chunk || options.chunkEnds || options.output || options.rounding === 'stochastic' || options.transA || options.transB) return null;
+  if (pattern.cols !== g.channels * g.kernelH * g.kernelW || w.codes.length !== pattern.rows * pattern.cols) return null;
+  const table = decode(Uint8Array.from({ length: 256 }, (_, i) => i), x.format);
+  const fused = w.format.mantissaBits + x.format.mantissaBits + 2 <= 24;
+  const y = bsrConv2dForward(bsrFromPattern(decode(w.codes, w.format), pattern), { codes: x.codes, table, format: x.format }, g, batch, { fused, threads: options.threads });
+  return divideByScale(y, Math.fround(w.scale * x.scale));
 }

@@ -76,6 +76,7 @@ export type { BlockGemmOptions, ObservedBlockSpec } from './block_gemm.js';
 export { blockConv2dBackwardData, blockConv2dBackwardWeight, blockConv2dForward } from './block_conv.js';
 export type { ConvBlocks } from './block_conv.js';
 export {
-  blockGrid, bsrConv2dForward, bsrConv2dForwardReference, bsrDensity, bsrFromDense, bsrGemm, bsrGemmReference, bsrLowpGemm, bsrSampledGemm, bsrSampledGemmReference, bsrToDense, bsrTranspose, fma32,
+  blockGrid, bsrConv2dForward, bsrConv2dForwardReference, bsrDensity, bsrFromDense, bsrFromPattern, bsrGemm, bsrGemmReference, bsrLowpConv2dForward, bsrLowpGemm, bsrSampledGemm,
+  bsrSampledGemmReference, bsrToDense, bsrTranspose, fma32, keptFraction, sparseConvWins,
 } from './block_sparse.js';
-export type { BsrGemmOptions, BsrLowpOptions, BsrMatrix, CodedImages } from './block_sparse.js';
+export type { BsrGemmOptions, BsrLowpOptions, BsrMatrix, CodedImages, SparsePattern } from './block_sparse.js';

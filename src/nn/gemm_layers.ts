@@ -4,7 +4,7 @@
  * model runs under any recipe without model-specific code.
  */
 import { InvalidArgumentError } from '../errors.js';
-import { resolvePair, type ConvAlgorithm, type ConvOptions, type Pair } from '../kernels/index.js';
+import { resolvePair, type ConvAlgorithm, type ConvOptions, type Pair, type SparsePattern } from '../kernels/index.js';
 import { probedProduct, runProduct, type GemmProbe, type GemmProduct } from '../ops/index.js';
 import { Generator, Tensor, formatShape } from '../tensor/index.js';
 import { defaultLayerInit } from './init.js';
@@ -40,9 +40,15 @@ export abstract class GemmLayer extends Module {
   /** What this layer computes, handed to its compute. */
   abstract readonly product: GemmProduct;
   compute: GemmCompute = FLOAT32_COMPUTE;
+  /**
+   * The weight's keep pattern where it is pruned in blocks (src/sparse/): handed to the compute
+   * with a convolution's product, whose forward may then run on the block-sparse kernel.
+   */
+  sparse: SparsePattern | null = null;
 
   protected forward(x: Tensor): Tensor {
-    return this.compute.run(x, this.weight, this.bias, this.product);
+    const product = this.sparse && this.product.kind === 'conv2d' ? { ...this.product, sparse: this.sparse } : this.product;
+    return this.compute.run(x, this.weight, this.bias, product);
   }
 }
 

@@ -5,22 +5,31 @@
  * forward, the weight gradient over the whole batch, and for stride 1 the input gradient as a
  * forward convolution of the output gradient with the rotated kernel (other strides fold W^T dY
  * back with col2im). 3x3 stride-1 convolutions run as Winograd products where winogradTile
- * chooses them (src/kernels/winograd.ts). Saved state is just the input (and the weight, for
- * the input gradient).
+ * chooses them (src/kernels/winograd.ts). A pruned weight's forward runs on the block-sparse
+ * kernel where sparseConvWins says it is faster (its gradients stay dense). Saved state is just
+ * the input (and the weight, for the input gradient).
  */
 import { record, registerGradient } from '../autograd/index.js';
 import { InvalidArgumentError } from '../errors.js';
 import {
-  channelBiasAdd, channelSum, col2im, col2imBatch, columnsGemm, convGeometry, defaultConvAlgorithm, depthwiseForward, depthwiseGeometry,
+  bsrConv2dForward, bsrFromPattern, channelBiasAdd, channelSum, col2im, col2imBatch, columnsGemm, convGeometry, defaultConvAlgorithm, depthwiseForward, depthwiseGeometry,
   depthwiseInputGradient, depthwiseWeightGradient, freshArray, gemm, groupColumns, im2col, isDepthwise,
-  inputGradientGeometry, moveRows, recycle, rotatedKernel, takeBuffer, takeZeroed, transposedConvGeometry, winogradForward, winogradPlan,
-  winogradWeightGradient, type ColumnGeometry, type ColumnSource, type ConvAlgorithm, type ConvGeometry, type ConvOptions,
+  inputGradientGeometry, moveRows, recycle, rotatedKernel, sparseConvWins, takeBuffer, takeZeroed, transposedConvGeometry, winogradForward,
+  winogradPlan, winogradWeightGradient, type ColumnGeometry, type ColumnSource, type ConvAlgorithm, type ConvGeometry, type ConvOptions,
+  type SparsePattern,
 } from '../kernels/index.js';
 import { Tensor, formatShape, type GradHandle } from '../tensor/index.js';
 import { productOperands } from './saved.js';
 
 /** A convolution op's options: its geometry's, and how float32 products run (default: defaultConvAlgorithm()). */
-export type ConvOpOptions = ConvOptions & { algorithm?: ConvAlgorithm };
+export type ConvOpOptions = ConvOptions & {
+  algorithm?: ConvAlgorithm;
+  /**
+   * The weight's keep pattern where it is pruned in blocks (zeros outside kept blocks): the
+   * forward then runs on the block-sparse kernel where sparseConvWins chooses it (one group only).
+   */
+  sparse?: SparsePattern;
+};
 
 interface ConvSaved {
   geometry: ConvGeometry;
@@ -109,7 +118,7 @@ function columnsConvolution(x: Float32Array, grp: number, g: ConvGeometry, w: Fl
 
 /** y = conv2d(x, weight) + bias; x [N, C, H, W], weight [OC, C/groups, KH, KW]. */
 export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, options: ConvOpOptions = {}): Tensor {
-  const { algorithm = defaultConvAlgorithm(), ...convOptions } = options;
+  const { algorithm = defaultConvAlgorithm(), sparse, ...convOptions } = options;
   const geometry = convGeometry(x.shape, weight.shape, convOptions, 'conv2d');
   checkBias('conv2d', bias, geometry.outChannels);
   const { batch, channels, height, width, outChannels, groups, outH, outW } = geometry;
@@ -120,6 +129,12 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
   // Every element is written below: each group's GEMM puts its rows straight into NCHW.
   const out = new Tensor(takeBuffer(batch * outChannels * plane), [batch, outChannels, outH, outW]);
   const plan = winogradPlan(geometry, algorithm);
+  if (sparse && groups === 1 && sparseConvWins(sparse, plan ? 'winograd' : 'direct')) {
+    // The direct product's chains with the pruned products left out (src/kernels/block_sparse.ts).
+    bsrConv2dForward(bsrFromPattern(weight.data, sparse), x.data, groupColumns(geometry), batch, { out: out.data });
+    addBias(out.data, bias, batch, outChannels, plane);
+    return record('conv2d', [x, weight, bias], out, saveConv(x, weight, geometry, algorithm));
+  }
   if (!plan && isDepthwise(geometry)) {
     // One channel per group: the direct kernel, the column path's chains without its per-channel GEMMs.
     depthwiseForward(x.data, weight.data, out.data, depthwiseGeometry(geometry), batch);

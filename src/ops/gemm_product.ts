@@ -6,9 +6,9 @@
  */
 import { InvalidArgumentError } from '../errors.js';
 import {
-  blockConv2dBackwardData, blockConv2dBackwardWeight, blockConv2dForward, blockScaledProduct, convGeometry, lowpConv2dBackwardData,
-  lowpConv2dBackwardWeight, lowpConv2dForward, lowpGemm, transposedConvGeometry,
-  type ConvAlgorithm, type ConvBlocks, type ConvGeometry, type ConvOptions, type LowpGemmOptions, type LowpOperand,
+  blockConv2dBackwardData, blockConv2dBackwardWeight, blockConv2dForward, blockScaledProduct, bsrLowpConv2dForward, convGeometry, groupColumns,
+  lowpConv2dBackwardData, lowpConv2dBackwardWeight, lowpConv2dForward, lowpGemm, sparseConvWins, transposedConvGeometry,
+  type ConvAlgorithm, type ConvBlocks, type ConvGeometry, type ConvOptions, type LowpGemmOptions, type LowpOperand, type SparsePattern,
 } from '../kernels/index.js';
 import { formatShape, type Tensor } from '../tensor/index.js';
 import { conv2d, conv2dGradients, convTranspose2d } from './conv.js';
@@ -16,7 +16,8 @@ import { linear } from './matmul.js';
 
 export type GemmProduct =
   | { readonly kind: 'linear' }
-  | { readonly kind: 'conv2d'; readonly options: ConvOptions }
+  /** `sparse`: the weight's keep pattern where the layer is pruned in blocks (its forward may run on the block-sparse kernel). */
+  | { readonly kind: 'conv2d'; readonly options: ConvOptions; readonly sparse?: SparsePattern }
   | { readonly kind: 'convTranspose2d'; readonly options: ConvOptions };
 
 /** The float32 op of a product; `algorithm` chooses how float32 convolutions run (default: defaultConvAlgorithm()). */
@@ -25,7 +26,7 @@ export function runProduct(x: Tensor, weight: Tensor, bias: Tensor | null, produ
     case 'linear':
       return linear(x, weight, bias);
     case 'conv2d':
-      return conv2d(x, weight, bias, { ...product.options, algorithm });
+      return conv2d(x, weight, bias, { ...product.options, algorithm, sparse: product.sparse });
     case 'convTranspose2d':
       return convTranspose2d(x, weight, bias, { ...product.options, algorithm });
   }
@@ -58,12 +59,21 @@ export interface ProductKernels {
   floatBackward?(g: Float32Array, x: Float32Array | null, w: Float32Array | null, algorithm: ConvAlgorithm): { gx: Float32Array | null; gw: Float32Array | null };
 }
 
-function convKernels(s: ConvGeometry): ProductKernels {
+/**
+ * A pruned weight's forward on the block-sparse kernel where it gives the dense product's bits
+ * (bsrLowpConv2dForward: codes, float32 accumulation) and sparseConvWins chooses it; else null.
+ */
+function sparseForward(s: ConvGeometry, sparse: SparsePattern | undefined, xo: LowpOperand, wo: LowpOperand, o: ProductOptions): Float32Array | null {
+  if (!sparse || o.blocks || s.groups !== 1 || !sparseConvWins(sparse, 'direct')) return null;
+  return bsrLowpConv2dForward(sparse, wo, xo, groupColumns(s), s.batch, o);
+}
+
+function convKernels(s: ConvGeometry, sparse?: SparsePattern): ProductKernels {
   return {
     outputShape: [s.batch, s.outChannels, s.outH, s.outW],
     channels: s.outChannels,
     plane: s.outH * s.outW,
-    forward: (xo, wo, o) => (o.blocks ? blockConv2dForward(xo, wo, s, o.blocks, o) : lowpConv2dForward(xo, wo, s, o)),
+    forward: (xo, wo, o) => sparseForward(s, sparse, xo, wo, o) ?? (o.blocks ? blockConv2dForward(xo, wo, s, o.blocks, o) : lowpConv2dForward(xo, wo, s, o)),
     inputGrad: (e, wo, o) => (o.blocks ? blockConv2dBackwardData(e, wo, s, o.blocks, o) : lowpConv2dBackwardData(e, wo, s, o)),
     weightGrad: (e, xo, o) => (o.blocks ? blockConv2dBackwardWeight(e, xo, s, o.blocks, o) : lowpConv2dBackwardWeight(e, xo, s, o)),
     floatBackward: (g, xf, wf, algorithm) => conv2dGradients({ g, x: xf, weight: wf, geometry: s, algorithm }),
@@ -115,7 +125,7 @@ export function productKernels(x: Tensor, weight: Tensor, product: GemmProduct):
     case 'linear':
       return linearKernels(x, weight);
     case 'conv2d':
-      return convKernels(convGeometry(x.shape, weight.shape, product.options, 'conv2d'));
+      return convKernels(convGeometry(x.shape, weight.shape, product.options, 'conv2d'), product.sparse);
     case 'convTranspose2d':
       return transposedKernels(transposedConvGeometry(x.shape, weight.shape, product.options, 'convTranspose2d'));
   }

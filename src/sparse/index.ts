@@ -5,5 +5,5 @@ export {
 export type { BlockNorm, BlockShape, MaskLayer } from './mask.js';
 export { Pruner, parsePruneSpec, prunableLayers } from './pruner.js';
 export type { LayerSparsity, PruneConfig, PrunedLayer } from './pruner.js';
-export { useSparseInference } from './sparse_compute.js';
-export type { SparseLayerChoice } from './sparse_compute.js';
+export { attachSparsePatterns, detachSparsePatterns } from './sparse_compute.js';
+export type { SparseLayer } from './sparse_compute.js';

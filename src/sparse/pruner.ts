@@ -35,6 +35,11 @@ export interface PruneConfig {
   exclude?: string[];
   /** Prune the first and last GEMM layers too (default false). */
   pruneFirstLast?: boolean;
+  /**
+   * `auto` (default): pruned convolutions run their forward on the block-sparse kernel where the
+   * fixed rule sparseConvWins chooses it (src/sparse/sparse_compute.ts); `dense`: never.
+   */
+  kernels?: 'auto' | 'dense';
 }
 
 export interface PrunedLayer {
@@ -95,6 +100,9 @@ function checkSteps(config: PruneConfig): { start: number; end: number; every: n
   if (end < start) throw new InvalidArgumentError(`prune end ${end} is before start ${start}`);
   checkSparsity(initial, 'prune initial sparsity');
   checkSparsity(config.sparsity, 'prune sparsity');
+  if (config.kernels !== undefined && config.kernels !== 'auto' && config.kernels !== 'dense') {
+    throw new InvalidArgumentError(`prune kernels is ${JSON.stringify(config.kernels)}; expected "auto" (the block-sparse forward where the rule chooses it) or "dense"`);
+  }
   return { start, end, every, initial };
 }
 
@@ -152,6 +160,11 @@ export class Pruner {
       for (let i = 0; i < w.length; i++) if (mask[i] === 0) w[i] = 0;
       zeroSlots?.(layer.name, mask);
     }
+  }
+
+  /** Keep patterns by parameter name (layers with a mask so far). */
+  keepPatterns(): Map<string, Uint8Array> {
+    return new Map(this.keep);
   }
 
   /** Keep patterns by parameter name, with their block grid (for checkpoints). */

@@ -1,90 +1,57 @@
 /**
- * Pruned convolutions on the block-sparse kernel, where it is faster (inference).
+ * Pruned convolutions on the block-sparse kernel, in training and in evaluation.
  *
- * `useSparseInference` gives each pruned 2-D convolution (one group) whose compute is float32 a
- * compute that, when no gradient is recorded, runs the forward product as bsrConv2dForward on the
- * layer's pruned weight (stored in BSR once per weight version) and adds the bias; when a
- * gradient is recorded (training) it runs the layer's own compute. Whether the sparse product is
- * faster is measured, not guessed: at the first call with a given input shape both products run
- * twice and the faster one serves that shape from then on (`SparseLayerChoice` records it; `always` skips the measurement).
+ * `attachSparsePatterns` gives each pruned 2-D convolution (one group) its keep pattern
+ * (GemmLayer.sparse). Its forward then runs on the block-sparse kernel where the fixed rule
+ * sparseConvWins (src/kernels/block_sparse.ts) says that is faster than the product the layer
+ * would run dense: under the float32 compute (conv2d) and under a recipe's when both operands are
+ * one-byte codes with float32 accumulation (bsrLowpConv2dForward). The gradients stay dense.
  *
- * Values: the sparse product is the dense direct product's chain with the pruned products left
- * out (src/kernels/block_sparse.ts). Float32 3x3 stride-1 convolutions default to Winograd, whose
- * rounding differs in the last bits, so a pruned model evaluated this way can differ from its
- * dense evaluation by that rounding; with `--conv direct` the dense path is the same chain.
+ * Values. The rule is a function of the pattern and the geometry, never of a timing, so a run
+ * gives the same bits on any machine and on every call; training and its evaluations (and `octet
+ * eval`) run the same products. Under a recipe with codes the sparse forward is the dense
+ * product's bits (zero signs aside). Under float32, a 3x3 stride-1 convolution the rule moves off
+ * Winograd (at 25% of blocks kept or fewer) gets the direct product's rounding instead of
+ * Winograd's: a pruned float32 run differs from the same run with `kernels: 'dense'` in the last
+ * bits, as `--conv direct` differs from `--conv winograd`.
  */
-import { isGradEnabled } from '../autograd/index.js';
-import { bsrConv2dForward, bsrFromDense, channelBiasAdd, convGeometry, groupColumns, type BsrMatrix } from '../kernels/index.js';
-import { GemmLayer, type GemmCompute, type Module } from '../nn/index.js';
-import { Tensor } from '../tensor/index.js';
+import { keptFraction, sparseConvWins, type SparsePattern } from '../kernels/index.js';
+import { GemmLayer, type Module } from '../nn/index.js';
 import { maskGrid, parseBlockShape } from './mask.js';
 
-export interface SparseLayerChoice {
+export interface SparseLayer {
   layer: string;
-  input: number[];
-  denseMs: number;
-  sparseMs: number;
-  sparse: boolean;
-}
-
-function timed(fn: () => void): number {
-  const t0 = process.hrtime.bigint();
-  fn();
-  return Number(process.hrtime.bigint() - t0) / 1e6;
+  /** Kept blocks over all blocks. */
+  kept: number;
+  /** Whether the forward runs sparse against a direct dense product (Winograd's case is decided per call). */
+  sparseAgainstDirect: boolean;
 }
 
 /**
- * Pruned convolutions of `model` (keep patterns by parameter name, as checkpoints hold them, in
- * `block` blocks) on the sparse kernel where measured faster. Returns the record of choices,
- * filled as shapes are first seen.
+ * Give every pruned convolution of `model` (keep patterns by parameter name, as checkpoints and
+ * the Pruner hold them, in `block` blocks) its pattern, and take it from layers without one.
+ * Returns the layers given one.
  */
-export function useSparseInference(
-  model: Module, masks: ReadonlyMap<string, Uint8Array>, block: string, options: { always?: boolean } = {},
-): SparseLayerChoice[] {
+export function attachSparsePatterns(model: Module, masks: ReadonlyMap<string, Uint8Array>, block: string): SparseLayer[] {
   const shape = parseBlockShape(block);
-  const choices: SparseLayerChoice[] = [];
+  const layers: SparseLayer[] = [];
   for (const [path, m] of model.namedModules()) {
-    if (!(m instanceof GemmLayer) || m.product.kind !== 'conv2d' || (m.product.options.groups ?? 1) !== 1 || m.compute.name !== 'float32') continue;
+    if (!(m instanceof GemmLayer)) continue;
     const keep = masks.get(`${path}.weight`);
-    if (!keep) continue;
-    const inner = m.compute;
+    if (!keep || m.product.kind !== 'conv2d' || (m.product.options.groups ?? 1) !== 1) {
+      m.sparse = null;
+      continue;
+    }
     const rows = m.weight.shape[0], cols = m.weight.size / rows;
     const { br, bc } = maskGrid(rows, cols, shape);
-    let bsr: BsrMatrix | null = null;
-    let version: Float32Array | null = null;
-    const decided = new Map<string, boolean>();
-    const compute: GemmCompute = {
-      name: 'float32',
-      run: (x, weight, bias, product) => {
-        if (isGradEnabled() || product.kind !== 'conv2d') return inner.run(x, weight, bias, product);
-        if (!bsr || version !== weight.data) {
-          bsr = bsrFromDense(weight.data, rows, cols, br, bc, keep);
-          version = weight.data;
-        }
-        const geo = convGeometry(x.shape, weight.shape, product.options);
-        const sparse = () => {
-          const y = bsrConv2dForward(bsr!, x.data, groupColumns(geo), geo.batch);
-          if (bias) channelBiasAdd(y, bias.data, { batch: geo.batch, channels: rows, plane: geo.outH * geo.outW });
-          return new Tensor(y, [geo.batch, rows, geo.outH, geo.outW]);
-        };
-        const key = x.shape.join('x');
-        let useSparse = decided.get(key);
-        if (useSparse === undefined && options.always) {
-          useSparse = true;
-          decided.set(key, true);
-          choices.push({ layer: path, input: [...x.shape], denseMs: NaN, sparseMs: NaN, sparse: true });
-        }
-        if (useSparse === undefined) {
-          const denseMs = Math.min(timed(() => inner.run(x, weight, bias, product)), timed(() => inner.run(x, weight, bias, product)));
-          const sparseMs = Math.min(timed(sparse), timed(sparse));
-          useSparse = sparseMs < denseMs;
-          decided.set(key, useSparse);
-          choices.push({ layer: path, input: [...x.shape], denseMs, sparseMs, sparse: useSparse });
-        }
-        return useSparse ? sparse() : inner.run(x, weight, bias, product);
-      },
-    };
-    m.compute = compute;
+    const pattern: SparsePattern = { rows, cols, br, bc, keep };
+    m.sparse = pattern;
+    layers.push({ layer: path, kept: keptFraction(pattern), sparseAgainstDirect: sparseConvWins(pattern, 'direct') });
   }
-  return choices;
+  return layers;
+}
+
+/** Take every pattern off (the dense products). */
+export function detachSparsePatterns(model: Module): void {
+  for (const [, m] of model.namedModules()) if (m instanceof GemmLayer) m.sparse = null;
 }

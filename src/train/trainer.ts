@@ -18,7 +18,7 @@ import { softmaxCrossEntropy } from '../ops/index.js';
 import { AdamW, SGD, cosineWithWarmup, type Optimizer } from '../optim/index.js';
 import { NumericsLab, applyRecipe, type Recipe, type StatsRecord } from '../quant/index.js';
 import type { FormatLike } from '../formats/index.js';
-import { Pruner, type LayerSparsity, type PruneConfig } from '../sparse/index.js';
+import { Pruner, attachSparsePatterns, type LayerSparsity, type PruneConfig } from '../sparse/index.js';
 import { checkpointMasks, readCheckpointRecord, restoreCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { buildTrainModel } from './build.js';
 import { evalBatchSize, evaluate } from './evaluation.js';
@@ -212,6 +212,10 @@ export async function train(settings: TrainConfig, dataset: Dataset, out: string
   const optimizer = makeOptimizer(config, model);
   const pruner = config.prune ? new Pruner(model.namedParameters(), config.prune) : null;
   const zeroSlots = (name: string, keep: Uint8Array) => optimizer.zeroSlotsWhere(name, keep);
+  // Pruned convolutions' forward on the block-sparse kernel where its rule chooses it, with the masks as they stand.
+  const attachPatterns = () => {
+    if (pruner && config.prune!.kernels !== 'dense') attachSparsePatterns(model, pruner.keepPatterns(), config.prune!.block);
+  };
   const subset = trainingSubset(dataset.train.count, config.seed, config.maxTrain);
   const stepsPerEpoch = Math.max(1, Math.floor(subset.length / config.batchSize));
   const totalSteps = stepsPerEpoch * config.epochs;
@@ -234,6 +238,7 @@ export async function train(settings: TrainConfig, dataset: Dataset, out: string
     checkResumable(loaded.record.config, config, checkpointFile);
     restoreCheckpoint(checkpointFile, loaded, model, optimizer, session);
     pruner?.load(checkpointMasks(checkpointFile, loaded.tensors));
+    attachPatterns();
     step = loaded.record.step;
     if (loaded.record.window) window = { ...loaded.record.window };
     keptMetrics = metricsUpTo(metricsFile, step);
@@ -291,6 +296,7 @@ export async function train(settings: TrainConfig, dataset: Dataset, out: string
     optimizer.zeroGrad();
     if (pruner?.due(step)) {
       pruner.update(step, zeroSlots);
+      attachPatterns();
       pruneLog.push({ type: 'prune', step, sparsity: pruner.sparsityAt(step) });
     }
     let lossValue = NaN;

@@ -144,6 +144,8 @@ describe('octet train / eval / compare', () => {
       [['--prune', '8x8'], /--prune "8x8": expected BLOCK:SPARSITY/],
       [['--prune', '3x:0.5'], /block shape "3x" is not RxC/],
       [['--prune', '4x4:0.5', '--prune-start', '5', '--prune-end', '2'], /--prune-end 2 is before --prune-start 5/],
+      [['--prune', '4x4:0.5', '--prune-kernels', 'fast'], /--prune-kernels "fast": expected auto .* or dense/],
+      [['--prune-kernels', 'dense'], /--prune-kernels needs --prune BLOCK:SPARSITY/],
     ] as const) {
       const bad = await runOctet(['train', ...SMALL, ...flags, '--out', join(out, 'x')]);
       assert.equal(bad.code, 1, flags.join(' '));
@@ -160,6 +162,10 @@ describe('octet train / eval / compare', () => {
     assert.match(r.stdout, /Fine-tune: octet train --init .*checkpoint\.safetensors --prune 4x4:0\.5/);
     const evaluated = await runOctet(['eval', '--checkpoint', join(dir, 'pruned', 'checkpoint.safetensors')]);
     assert.equal(evaluated.code, 0, evaluated.stderr);
+    // The pruned convolutions and whether the rule runs them sparse (against a direct product: at 50% of 4x4 blocks kept or fewer).
+    const layers = JSON.parse(evaluated.stdout).sparse.layers;
+    assert.equal(layers.length, 18);
+    assert.ok(layers.every((l: { kept: number; sparseAgainstDirect: boolean }) => l.kept > 0.4 && l.kept < 0.6 && l.sparseAgainstDirect === (l.kept <= 0.5)));
     const again = await runOctet(['prune', '--checkpoint', source, '--block', '4x4', '--sparsity', '0.5', '--out', join(dir, 'pruned')]);
     assert.match(again.stderr, /exists; give another --out, or --overwrite to replace it/);
     for (const [flags, message] of [

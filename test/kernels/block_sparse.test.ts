@@ -10,7 +10,7 @@ import { describe, test } from 'node:test';
 import {
   blockGrid, bsrConv2dForward, bsrConv2dForwardReference, bsrFromDense, bsrGemm, bsrGemmReference, bsrLowpGemm, bsrSampledGemm, bsrSampledGemmReference, bsrToDense, bsrTranspose, fma32,
 } from '../../src/kernels/block_sparse.js';
-import { columnsGemm, convGeometry, encode, decode, gemm, groupColumns, lowpGemm } from '../../src/kernels/index.js';
+import { bsrLowpConv2dForward, columnsGemm, convGeometry, encode, decode, gemm, groupColumns, lowpConv2dForward, lowpGemm } from '../../src/kernels/index.js';
 import { makeQTensor, resolveFormat } from '../../src/formats/index.js';
 import { assertSameBits } from '../helpers/bits.js';
 import { uniform, xorshift } from '../helpers/random.js';
@@ -287,6 +287,25 @@ describe('convolution forward: the sparse product equals the dense direct convol
         { outImages: { plane, imageStride: rows * plane } });
       for (const threads of [1, 2]) assertSameValues(bsrConv2dForward(w, { codes, table, format }, g, geo.batch, { threads }), dense, `${xShape} ${threads} threads`);
       assertSameValues(bsrConv2dForwardReference(w, { codes, table, format }, g, geo.batch), dense, `${xShape} the reference`);
+    }
+  });
+
+  test('bsrLowpConv2dForward equals lowpConv2dForward on the pruned codes (scales, two formats), and declines what it cannot match', () => {
+    const geo = convGeometry([3, 8, 14, 14], [16, 8, 3, 3], { padding: 1, stride: 1 });
+    const g = groupColumns(geo);
+    const { w: wf } = pruned(16, 72, 4, 4, 0.5, 12);
+    const keep = keepOf(wf);
+    const pattern = { rows: 16, cols: 72, br: 4, bc: 4, keep };
+    for (const [wFormat, xFormat, wScale, xScale] of [['e5m2', 'e5m2', 1, 1], ['e4m3', 'e5m2', 3.5, 0.0625], ['e4m3', 'e4m3', 0.3, 7]] as const) {
+      const w = makeQTensor(encode(bsrToDense(wf).map((v) => v * wScale), wFormat, { saturate: true }), wFormat, wScale);
+      const x = makeQTensor(encode(uniform(3 * 8 * 196, 5).map((v) => v * xScale), xFormat, { saturate: true }), xFormat, xScale);
+      const dense = lowpConv2dForward(x, w, geo, {});
+      for (const threads of [1, 2]) assertSameValues(bsrLowpConv2dForward(pattern, w, x, g, 3, { threads })!, dense, `${wFormat} x ${xFormat}, ${threads} threads`);
+      assertSameValues(bsrLowpConv2dForward(pattern, w, x, g, 3, { accumulation: 'fp32' })!, dense, 'fp32 named');
+      for (const options of [{ accumulation: 'e6m9' }, { chunk: 64 }, { rounding: 'stochastic' as const, seed: 1 }, { output: { format: 'bf16' } }, { accumulation: 'hopper-fp8' }]) {
+        assert.equal(bsrLowpConv2dForward(pattern, w, x, g, 3, options), null, JSON.stringify(options));
+      }
+      assert.equal(bsrLowpConv2dForward(pattern, bsrToDense(wf), x, g, 3), null, 'float32 weights');
     }
   });
 

@@ -1,36 +1,136 @@
 /**
- * Pruned convolutions on the block-sparse kernel at inference: the same evaluation, bit for bit,
- * as the dense direct products of the same checkpoint; a choice recorded per layer and shape; the
- * dense compute kept where gradients are recorded.
+ * Pruned convolutions on the block-sparse kernel: the same evaluation and the same training, bit
+ * for bit, as the dense direct products (float32 with --conv direct, and a recipe's codes with
+ * float32 accumulation); proof that the sparse forward really runs (weights left in pruned blocks
+ * are ignored by it); the fixed rule.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
-import { useSparseInference } from '../../src/sparse/index.js';
-import { CHECKPOINT_FILE, checkpointMasks, checkpointModel, evaluate, readCheckpointRecord, train, type TrainConfig } from '../../src/train/index.js';
+import { describe, test } from 'node:test';
+import { sparseConvWins, type SparsePattern } from '../../src/kernels/index.js';
+import { GemmLayer, type Module } from '../../src/nn/index.js';
+import { attachSparsePatterns, detachSparsePatterns, Pruner } from '../../src/sparse/index.js';
+import { CHECKPOINT_FILE, checkpointMasks, checkpointModel, evaluate, readCheckpointRecord, readSafetensors, train, type TrainConfig } from '../../src/train/index.js';
 import { mnistData, smallRun } from '../helpers/runs.js';
 
-test('a pruned checkpoint evaluates to the same bits on the sparse kernel as on the dense direct products', async () => {
-  const dataset = await mnistData();
-  const out = mkdtempSync(join(tmpdir(), 'octet-sparse-eval-'));
-  await train(smallRun('fp32', { epochs: 1, maxTrain: 96, conv: 'direct', prune: { block: '4x4', sparsity: 0.75, start: 1 } }), dataset, out);
-  const file = join(out, CHECKPOINT_FILE);
-  const loaded = readCheckpointRecord<TrainConfig>(file);
-  const dense = evaluate(checkpointModel(file, dataset, {}, loaded).model, dataset, 150, 64);
-  const { model } = checkpointModel(file, dataset, {}, loaded);
-  const choices = useSparseInference(model, checkpointMasks(file, loaded.tensors), '4x4', { always: true });
-  const sparse = evaluate(model, dataset, 150, 64);
-  assert.equal(sparse.loss, dense.loss);
-  assert.equal(sparse.value, dense.value);
-  // 18 pruned convolutions (first and last layers dense), each recorded at its first input shape.
-  assert.equal(new Set(choices.map((c) => c.layer)).size, 18);
-  assert.ok(choices.every((c) => c.sparse && c.input.length === 4));
-  // Measured: a choice per layer either way, with both times.
-  const measured = checkpointModel(file, dataset, {}, loaded).model;
-  const timed = useSparseInference(measured, checkpointMasks(file, loaded.tensors), '4x4');
-  assert.equal(evaluate(measured, dataset, 150, 64).loss, dense.loss);
-  assert.equal(new Set(timed.map((c) => c.layer)).size, 18);
-  assert.ok(timed.every((c) => c.denseMs > 0 && c.sparseMs > 0));
+function pattern(br: number, bc: number, kept: number, blocks = 100, cols = 64): SparsePattern {
+  return { rows: 64, cols, br, bc, keep: Uint8Array.from({ length: blocks }, (_, i) => (i < kept ? 1 : 0)) };
+}
+
+/**
+ * Put half of each layer's largest magnitude in its pruned weights (which the sparse forward
+ * does not read; a recipe's per-tensor scale, from the largest magnitude, stays as it was).
+ */
+function fillPruned(model: Module): number {
+  let filled = 0;
+  for (const [, m] of model.namedModules()) {
+    if (!(m instanceof GemmLayer) || !m.sparse) continue;
+    const { rows, cols, br, bc, keep } = m.sparse;
+    const half = 0.5 * m.weight.data.reduce((a, v) => Math.max(a, Math.abs(v)), 0);
+    const blockCols = Math.ceil(cols / bc);
+    for (let i = 0; i < rows; i++) {
+      for (let j = 0; j < cols; j++) {
+        if (!keep[Math.floor(i / br) * blockCols + Math.floor(j / bc)]) {
+          m.weight.data[i * cols + j] = half;
+          filled++;
+        }
+      }
+    }
+  }
+  return filled;
+}
+
+describe('the rule', () => {
+  test('against Winograd: 8x8 blocks at 25% kept or fewer, 4x4 at 15%; never single entries or filters', () => {
+    assert.equal(sparseConvWins(pattern(8, 8, 25), 'winograd'), true);
+    assert.equal(sparseConvWins(pattern(8, 8, 26), 'winograd'), false);
+    assert.equal(sparseConvWins(pattern(4, 4, 15), 'winograd'), true);
+    assert.equal(sparseConvWins(pattern(4, 4, 20), 'winograd'), false);
+    assert.equal(sparseConvWins(pattern(1, 1, 5), 'winograd'), false);
+    assert.equal(sparseConvWins(pattern(1, 64, 5), 'winograd'), false);
+  });
+  test('against a direct product: 4x4 blocks or filters at 50% kept or fewer, single entries at 25%', () => {
+    assert.equal(sparseConvWins(pattern(4, 4, 50), 'direct'), true);
+    assert.equal(sparseConvWins(pattern(4, 4, 51), 'direct'), false);
+    assert.equal(sparseConvWins(pattern(1, 64, 50), 'direct'), true);
+    assert.equal(sparseConvWins(pattern(1, 1, 25), 'direct'), true);
+    assert.equal(sparseConvWins(pattern(1, 1, 30), 'direct'), false);
+  });
+});
+
+describe('evaluation', () => {
+  for (const recipe of ['fp32', 'hybrid']) {
+    test(`${recipe}: a pruned checkpoint evaluates to the same bits on the sparse kernel as on the dense direct products`, async () => {
+      const dataset = await mnistData();
+      const out = mkdtempSync(join(tmpdir(), 'octet-sparse-eval-'));
+      await train(smallRun(recipe, { epochs: 1, maxTrain: 96, conv: 'direct', prune: { block: '4x4', sparsity: 0.75, start: 1, kernels: 'dense' } }), dataset, out);
+      const file = join(out, CHECKPOINT_FILE);
+      const loaded = readCheckpointRecord<TrainConfig>(file);
+      const dense = evaluate(checkpointModel(file, dataset, {}, loaded).model, dataset, 150, 64);
+      const { model } = checkpointModel(file, dataset, {}, loaded);
+      const layers = attachSparsePatterns(model, checkpointMasks(file, loaded.tensors), '4x4');
+      // 18 pruned convolutions (first and last layers dense), each with 25% of its blocks kept.
+      assert.equal(layers.length, 18);
+      assert.ok(layers.every((l) => l.sparseAgainstDirect && Math.abs(l.kept - 0.25) < 0.05), JSON.stringify(layers[0]));
+      const sparse = evaluate(model, dataset, 150, 64);
+      assert.equal(sparse.loss, dense.loss);
+      assert.equal(sparse.value, dense.value);
+      // The sparse forward never reads the pruned blocks: values put there change nothing, until
+      // the patterns are taken off.
+      assert.ok(fillPruned(model) > 0);
+      assert.equal(evaluate(model, dataset, 150, 64).loss, dense.loss);
+      detachSparsePatterns(model);
+      assert.notEqual(evaluate(model, dataset, 150, 64).loss, dense.loss);
+    });
+  }
+});
+
+describe('training', () => {
+  for (const recipe of ['fp32', 'hybrid']) {
+    test(`${recipe}: training with the sparse forward ends bit for bit where training on the dense direct products does`, async () => {
+      const dataset = await mnistData();
+      const prune = { block: '4x4', sparsity: 0.75, start: 1, end: 2, every: 1 };
+      const runs: Array<Map<string, { bytes: Uint8Array }>> = [];
+      for (const kernels of ['auto', 'dense'] as const) {
+        const out = mkdtempSync(join(tmpdir(), `octet-sparse-train-${kernels}-`));
+        await train(smallRun(recipe, { epochs: 1, maxTrain: 160, conv: 'direct', prune: { ...prune, kernels } }), dataset, out);
+        runs.push(readSafetensors(join(out, CHECKPOINT_FILE)).tensors);
+      }
+      for (const [name, t] of runs[1]) if (name.startsWith('model.') || name.startsWith('optimizer.')) assert.deepEqual(runs[0].get(name)!.bytes, t.bytes, name);
+    });
+  }
+
+  test('float32 under Winograd: at 10% of 4x4 blocks kept the pruned layers leave Winograd for the sparse direct chain (last bits differ), and resume stays bit-identical', async () => {
+    const dataset = await mnistData();
+    const config = smallRun('fp32', { epochs: 1, maxTrain: 160, prune: { block: '4x4', sparsity: 0.9, start: 1, end: 2, every: 1 } });
+    const auto = mkdtempSync(join(tmpdir(), 'octet-sparse-wino-'));
+    const dense = mkdtempSync(join(tmpdir(), 'octet-sparse-wino-dense-'));
+    const a = await train(config, dataset, auto);
+    const d = await train({ ...config, prune: { ...config.prune!, kernels: 'dense' } }, dataset, dense);
+    const ta = readSafetensors(join(auto, CHECKPOINT_FILE)).tensors, td = readSafetensors(join(dense, CHECKPOINT_FILE)).tensors;
+    const w = 'model.layer3.0.conv2.weight';
+    assert.notDeepEqual(ta.get(w)!.bytes, td.get(w)!.bytes);
+    assert.ok(Math.abs(a.final!.loss - d.final!.loss) < 0.05 * d.final!.loss, `${a.final!.loss} vs ${d.final!.loss}`);
+    // Stopped after 3 steps and resumed: the same bits as the uninterrupted run.
+    const parts = mkdtempSync(join(tmpdir(), 'octet-sparse-wino-parts-'));
+    let steps = 0;
+    await train(config, dataset, parts, { hooks: { onStep: () => void steps++, shouldStop: () => steps >= 3 } });
+    await train(config, dataset, parts, { resume: true });
+    const tp = readSafetensors(join(parts, CHECKPOINT_FILE)).tensors;
+    for (const [name, t] of ta) assert.deepEqual(tp.get(name)!.bytes, t.bytes, name);
+    // Attached by hand: the Pruner's patterns name the layers it prunes.
+    const { buildTrainModel } = await import('../../src/train/index.js');
+    const model = buildTrainModel(config, dataset);
+    const pruner = new Pruner(model.namedParameters(), config.prune!);
+    pruner.update(1);
+    assert.equal(attachSparsePatterns(model, pruner.keepPatterns(), '4x4').length, 18);
+  });
+
+  test('a bad kernels setting is refused with what is allowed', async () => {
+    const dataset = await mnistData();
+    const config = smallRun('fp32', { epochs: 1, maxTrain: 32, prune: { block: '4x4', sparsity: 0.5, kernels: 'fast' as 'auto' } });
+    await assert.rejects(train(config, dataset, mkdtempSync(join(tmpdir(), 'octet-sparse-bad-'))), /prune kernels is "fast"; expected "auto" .* or "dense"/);
+  });
 });
