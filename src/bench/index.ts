@@ -7,5 +7,5 @@ export { blockBench, lowpBench } from './lowp_bench.js';
 export type { LowpBenchRow } from './lowp_bench.js';
 export { trainBench } from './train_bench.js';
 export type { TrainBenchRow } from './train_bench.js';
-export { RESNET18_CONVS, SPARSE_BLOCKS, SPARSITIES, sparseBench } from './sparse_bench.js';
+export { RESNET18_CONVS, SPARSE_BLOCKS, SPARSITIES, sparseBench, sparseStepBench } from './sparse_bench.js';
 export type { SparseBenchRow } from './sparse_bench.js';

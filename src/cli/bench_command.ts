@@ -1,5 +1,5 @@
 /** `octet bench [groups...]`: run benchmarks and print JSON lines (or a table). */
-import { blockBench, codecBench, gemmBench, lowpBench, sparseBench, trainBench } from '../bench/index.js';
+import { blockBench, codecBench, gemmBench, lowpBench, sparseBench, sparseStepBench, trainBench } from '../bench/index.js';
 import { InvalidArgumentError } from '../errors.js';
 import { kernelThreads } from '../kernels/index.js';
 import type { CliIo } from './io.js';
@@ -12,7 +12,7 @@ const GROUPS: Record<string, (threads: number[]) => Promise<Row[]> | Row[]> = {
   lowp: (threads) => [...lowpBench(threads), ...blockBench(threads)] as unknown as Row[],
   codec: async (threads) => (await codecBench(threads)) as unknown as Row[],
   train: (threads) => trainBench(Math.max(...threads)) as unknown as Row[],
-  sparse: (threads) => sparseBench(Math.max(...threads)) as unknown as Row[],
+  sparse: (threads) => [...sparseBench(Math.max(...threads)), ...sparseStepBench(Math.max(...threads))] as unknown as Row[],
 };
 
 export const BENCH_GROUPS = Object.keys(GROUPS);

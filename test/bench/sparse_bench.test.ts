@@ -1,7 +1,7 @@
 /** The sparse bench: one row per convolution, block shape, sparsity and operand type, with both speedups. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { sparseBench } from '../../src/bench/sparse_bench.js';
+import { sparseBench, sparseStepBench } from '../../src/bench/sparse_bench.js';
 import { nativeCore } from '../../src/kernels/native.js';
 
 test('rows per block shape, sparsity and operands, speedup = dense / sparse time', { skip: !nativeCore() }, () => {
@@ -16,5 +16,18 @@ test('rows per block shape, sparsity and operands, speedup = dense / sparse time
     assert.equal(r.n, r.shape === 'small' ? 2 * 64 : 2 * 16);
     assert.ok(Math.abs(r.speedup - r.dense_ms / r.sparse_ms) < 1e-9);
     assert.ok(r.speedup_default > 0);
+  }
+});
+
+test('whole steps: a training step and an inference forward per operand type, pruned against dense', { skip: !nativeCore() }, () => {
+  const rows = sparseStepBench(1, { rounds: 1, batch: 4, model: 'resnet20', size: 16, modelOptions: { width: 8 } });
+  assert.deepEqual(rows.map((r) => [r.step, r.operands]), [['train_step', 'fp32'], ['inference', 'fp32'], ['train_step', 'e5m2'], ['inference', 'e5m2']]);
+  for (const r of rows) {
+    assert.equal(r.bench, 'sparse');
+    assert.equal(r.block, '8x8');
+    assert.equal(r.sparsity, 0.9);
+    // Every convolution but the classifier: resnet20 has 19 plus 2 projection shortcuts at most.
+    assert.ok(r.pruned_layers >= 19, String(r.pruned_layers));
+    assert.ok(Math.abs(r.speedup - r.dense_ms / r.sparse_ms) < 1e-9);
   }
 });
