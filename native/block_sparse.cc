@@ -75,16 +75,101 @@ void tileScalar(const BsrGemmArgs& g, const int32_t* slot, int64_t q, int64_t r0
 }
 
 #ifdef OCTET_X86
+// Which of the 16 lanes of each of V vectors lie before `left` columns.
+template <int V>
+inline void columnMasks(int64_t left, __mmask16* mask) {
+  for (int v = 0; v < V; ++v, left -= 16) {
+    mask[v] = left >= 16 ? static_cast<__mmask16>(0xffff) : left <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << left) - 1u);
+  }
+}
+
+// Rows [i0, i0 + min(R, rows)) of C from column j0: V vectors of 16 columns each, masked.
+template <int R, int V>
+__attribute__((target("avx512f"))) inline void storeTile(const BsrGemmArgs& g, const __m512 (&acc)[R][V], const __mmask16* mask, int64_t i0, int64_t rows,
+                                                         int64_t j0) {
+  for (int r = 0; r < R && r < rows; ++r) {
+    for (int v = 0; v < V; ++v) {
+      if (!mask[v]) continue;
+      const int64_t i = i0 + r, j = j0 + 16 * v;
+      if (!g.cPlane || j % g.cPlane + 16 <= g.cPlane) {
+        _mm512_mask_storeu_ps(cAt(g, i, j), mask[v], acc[r][v]);
+      } else {
+        // 16 columns across an image's end: each image's lanes stored where they go.
+        alignas(64) float lanes[16];
+        _mm512_store_ps(lanes, acc[r][v]);
+        const __mmask16 m = mask[v];
+        imageRuns(g, i, j, 16, [&](int l, int count, float* at) {
+          for (int t = 0; t < count; ++t)
+            if (m >> (l + t) & 1) at[t] = lanes[l + t];
+        });
+      }
+    }
+  }
+}
+
+// The tile on bfloat16 pairs: R rows x V vectors of 16 columns, every stored k of block row q
+// in order two at a time, one VDPBF16PS per accumulator (the pair's first k in the high half, so
+// first in the chain: the float tile's bits, see pairsEligible). wpairs holds each stored block's
+// rows as bc / 2 pair words; the panel, pair rows of 32-bit words (slot s's rows at s * bc / 2).
+template <int R, int V>
+__attribute__((target("avx512f,avx512bf16"))) void tilePairsAvx512(const BsrGemmArgs& g, const uint32_t* wpairs, const int32_t* slot, int64_t q, int64_t r0,
+                                                                  int64_t rows, const uint32_t* panel, int64_t stride, int64_t offset, int64_t width,
+                                                                  int64_t c0) {
+  __mmask16 mask[V];
+  columnMasks<V>(width - offset, mask);
+  __m512 acc[R][V];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < V; ++v) acc[r][v] = _mm512_setzero_ps();
+  const int64_t half = g.bc / 2, blockWords = g.br * half;
+  for (int32_t b = g.rowPtr[q]; b < g.rowPtr[q + 1]; ++b) {
+    const int64_t k0 = static_cast<int64_t>(g.colIdx[b]) * g.bc, steps = (std::min(g.bc, g.k - k0) + 1) / 2;
+    const uint32_t* w = wpairs + b * blockWords + r0 * half;
+    const uint32_t* xrow = panel + static_cast<int64_t>(slot[g.colIdx[b]]) * half * stride + offset;
+    for (int64_t s = 0; s < steps; ++s) {
+      __m512bh xv[V];
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) xv[v] = (__m512bh)_mm512_load_si512(xrow + 16 * v);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        const __m512bh wv = (__m512bh)_mm512_set1_epi32(static_cast<int>(w[r * half + s]));
+#pragma GCC unroll 4
+        for (int v = 0; v < V; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], wv, xv[v]);
+      }
+      xrow += stride;
+    }
+  }
+  storeTile<R, V>(g, acc, mask, q * g.br + r0, rows, c0 + offset);
+}
+
+template <int R, int V>
+void runRowsPairs(const BsrGemmArgs& g, const uint32_t* wpairs, const int32_t* slot, int64_t q, int64_t r0, int64_t rows, const uint32_t* panel,
+                  int64_t stride, int64_t width, int64_t c0) {
+  for (int64_t offset = 0; offset < kPanel && offset < width; offset += 16 * V) tilePairsAvx512<R, V>(g, wpairs, slot, q, r0, rows, panel, stride, offset, width, c0);
+}
+
+// Block row q over one panel of pair rows (blockRow's groups of rows).
+void blockRowPairs(const BsrGemmArgs& g, const uint32_t* wpairs, const int32_t* slot, int64_t q, const uint32_t* panel, int64_t stride, int64_t width,
+                   int64_t c0) {
+  const int64_t height = std::min(g.br, g.m - q * g.br);
+  for (int64_t r0 = 0; r0 < height;) {
+    const int64_t left = height - r0, span = std::min<int64_t>(g.br - r0, 8);
+    if (span >= 8) runRowsPairs<8, 2>(g, wpairs, slot, q, r0, std::min<int64_t>(left, 8), panel, stride, width, c0), r0 += 8;
+    else if (span >= 4) runRowsPairs<4, 4>(g, wpairs, slot, q, r0, std::min<int64_t>(left, 4), panel, stride, width, c0), r0 += 4;
+    else if (span >= 2) runRowsPairs<2, 4>(g, wpairs, slot, q, r0, std::min<int64_t>(left, 2), panel, stride, width, c0), r0 += 2;
+    else runRowsPairs<1, 4>(g, wpairs, slot, q, r0, 1, panel, stride, width, c0), r0 += 1;
+  }
+}
+
+#endif
+
+#ifdef OCTET_X86
 // R rows x V vectors of 16 columns of a panel from column `offset` (masked past width),
 // every stored k of block row q in order.
 template <int R, int V, bool kFused>
 __attribute__((target("avx512f"))) void tileAvx512(const BsrGemmArgs& g, const int32_t* slot, int64_t q, int64_t r0, int64_t rows, const float* panel,
                                                    int64_t stride, int64_t offset, int64_t width, int64_t c0) {
   __mmask16 mask[V];
-  for (int v = 0; v < V; ++v) {
-    const int64_t left = width - (offset + 16 * v);
-    mask[v] = left >= 16 ? static_cast<__mmask16>(0xffff) : left <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << left) - 1u);
-  }
+  columnMasks<V>(width - offset, mask);
   __m512 acc[R][V];
   for (int r = 0; r < R; ++r)
     for (int v = 0; v < V; ++v) acc[r][v] = _mm512_setzero_ps();
@@ -106,23 +191,7 @@ __attribute__((target("avx512f"))) void tileAvx512(const BsrGemmArgs& g, const i
       xrow += stride;
     }
   }
-  for (int r = 0; r < R && r < rows; ++r) {
-    for (int v = 0; v < V; ++v) {
-      if (!mask[v]) continue;
-      const int64_t i = q * g.br + r0 + r, j = c0 + offset + 16 * v;
-      if (!g.cPlane || j % g.cPlane + 16 <= g.cPlane) {
-        _mm512_mask_storeu_ps(cAt(g, i, j), mask[v], acc[r][v]);
-      } else {
-        // 16 columns across an image's end: each image's lanes stored where they go.
-        alignas(64) float lanes[16];
-        _mm512_store_ps(lanes, acc[r][v]);
-        imageRuns(g, i, j, 16, [&](int l, int count, float* at) {
-          for (int t = 0; t < count; ++t)
-            if (mask[v] >> (l + t) & 1) at[t] = lanes[l + t];
-        });
-      }
-    }
-  }
+  storeTile<R, V>(g, acc, mask, q * g.br + r0, rows, c0 + offset);
 }
 
 template <int R, int V>
@@ -273,6 +342,180 @@ struct ShiftedRows {
   std::vector<uint32_t> pairMasks;  // kStride2: which of the 32 inputs lie inside, [tap * groups + p / 16]
 };
 
+// Whether the images of codes hold a code whose table value is Inf or NaN.
+bool imagesReadNonFinite(const BsrGemmArgs& g) {
+  const TableFacts fx = tableFacts(g.table, 256);
+  const ConvGeometry& geo = *g.geometry;
+  const int64_t batch = g.n / (geo.outH * geo.outW);
+  for (int64_t n = 0; n < batch; ++n) {
+    if (mayReadNonFinite(g.imageCodes + n * g.imageStride, geo.channels * geo.height * geo.width, fx)) return true;
+  }
+  return false;
+}
+
+#ifdef OCTET_X86
+// Whether `table` holds E5M2's values: every entry bit for bit as the half-precision conversion
+// gives it, or only its finite ones where the images read no other.
+__attribute__((target("avx512f,avx2,f16c"))) bool e5m2Table(const float* table, bool finiteOnly) {
+  if (!cpuHasAvx512()) return false;
+  alignas(16) uint8_t codes[16];
+  alignas(64) float values[16];
+  for (int c0 = 0; c0 < 256; c0 += 16) {
+    for (int l = 0; l < 16; ++l) codes[l] = static_cast<uint8_t>(c0 + l);
+    _mm512_store_ps(values, decodeE5m2x16(codes));
+    for (int l = 0; l < 16; ++l) {
+      if (finiteOnly && !std::isfinite(values[l]) && !std::isfinite(table[c0 + l])) continue;
+      if (std::memcmp(values + l, table + c0 + l, 4) != 0) return false;
+    }
+  }
+  return true;
+}
+#else
+bool e5m2Table(const float*, bool) { return false; }
+#endif
+
+#ifdef OCTET_X86
+// valueFacts' loop 16 values at a time (the lowest set bit as 31 - lzcnt(x & -x)); returns how
+// many values it read.
+__attribute__((target("avx512f,avx512cd"))) int64_t valueFactsAvx512(const float* values, int64_t count, uint32_t& lowBits, uint32_t& largest, int& grid,
+                                                                     bool& nonFinite) {
+  __m512i low = _mm512_setzero_si512(), big = _mm512_setzero_si512(), least = _mm512_set1_epi32(1000);
+  __mmask16 bad = 0;
+  const __m512i absMask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000), frac = _mm512_set1_epi32(0x7fffff);
+  const __m512i hidden = _mm512_set1_epi32(0x800000), zero = _mm512_setzero_si512();
+  int64_t i = 0;
+  for (; i + 16 <= count; i += 16) {
+    const __m512i bits = _mm512_loadu_si512(values + i);
+    low = _mm512_or_si512(low, bits);
+    const __m512i magnitude = _mm512_and_si512(bits, absMask);
+    const __mmask16 finite = _mm512_cmplt_epu32_mask(magnitude, inf);
+    bad |= static_cast<__mmask16>(~finite);
+    const __mmask16 counted = _mm512_mask_cmpneq_epu32_mask(finite, magnitude, zero);
+    big = _mm512_mask_max_epu32(big, counted, big, magnitude);
+    const __m512i exponent = _mm512_srli_epi32(magnitude, 23);
+    const __mmask16 normal = _mm512_cmpneq_epu32_mask(exponent, zero);
+    const __m512i significand = _mm512_mask_or_epi32(_mm512_and_si512(magnitude, frac), normal, _mm512_and_si512(magnitude, frac), hidden);
+    const __m512i lowest = _mm512_and_si512(significand, _mm512_sub_epi32(zero, significand));
+    const __m512i tz = _mm512_sub_epi32(_mm512_set1_epi32(31), _mm512_lzcnt_epi32(lowest));
+    const __m512i base = _mm512_mask_sub_epi32(_mm512_set1_epi32(-149), normal, exponent, _mm512_set1_epi32(150));
+    least = _mm512_mask_min_epi32(least, counted, least, _mm512_add_epi32(base, tz));
+  }
+  lowBits |= static_cast<uint32_t>(_mm512_reduce_or_epi32(low));
+  largest = std::max(largest, static_cast<uint32_t>(_mm512_reduce_max_epu32(big)));
+  grid = std::min(grid, _mm512_reduce_min_epi32(least));
+  nonFinite = nonFinite || bad != 0;
+  return i;
+}
+#endif
+
+// tableFacts of many values (a stored weight), read from their bits: bfloat16-exact when the low
+// 16 bits are clear; the grid exponent of a nonzero value from its lowest set significand bit;
+// the largest magnitude as the largest bit pattern below the sign; firstNonFinite 0 when any
+// value is Inf or NaN (128 if none).
+TableFacts valueFacts(const float* values, int64_t count) {
+  TableFacts f;
+  uint32_t lowBits = 0, largest = 0;
+  int grid = 1000;
+  bool nonFinite = false;
+  int64_t i = 0;
+#ifdef OCTET_X86
+  if (cpuHasAvx512() && cpuHasAvx512Cd()) i = valueFactsAvx512(values, count, lowBits, largest, grid, nonFinite);
+#endif
+  for (; i < count; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, values + i, 4);
+    const uint32_t magnitude = bits & 0x7fffffffu;
+    lowBits |= bits;
+    if (magnitude >= 0x7f800000u) {
+      nonFinite = true;
+      continue;
+    }
+    if (magnitude == 0) continue;
+    largest = std::max(largest, magnitude);
+    const uint32_t exponent = magnitude >> 23, significand = (magnitude & 0x7fffffu) | (exponent ? 0x800000u : 0u);
+    grid = std::min(grid, (exponent ? static_cast<int>(exponent) - 150 : -149) + __builtin_ctz(significand));
+  }
+  f.bf16Exact = (lowBits & 0xffffu) == 0;
+  f.gridExponent = grid;
+  float maxValue;
+  std::memcpy(&maxValue, &largest, 4);
+  f.maxFinite = maxValue;
+  f.firstNonFinite = nonFinite ? 0 : 128;
+  return f;
+}
+
+#ifdef OCTET_X86
+// pairWordsOf 16 words at a time: one two-source permutation of 16-bit halves (float j's high
+// half is half 2j + 1; word i takes float 2i's as its high half, float 2i + 1's as its low).
+__attribute__((target("avx512f,avx512bw"))) int64_t pairWordsAvx512(const float* v, int64_t n, uint32_t* out) {
+  alignas(64) uint16_t index[32];
+  for (int i = 0; i < 16; ++i) {
+    index[2 * i] = static_cast<uint16_t>(4 * i + 3);
+    index[2 * i + 1] = static_cast<uint16_t>(4 * i + 1);
+  }
+  const __m512i idx = _mm512_load_si512(index);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512i a = _mm512_loadu_si512(v + 2 * i), b = _mm512_loadu_si512(v + 2 * i + 16);
+    _mm512_storeu_si512(out + i, _mm512_permutex2var_epi16(a, idx, b));
+  }
+  return i;
+}
+#endif
+
+// n pair words from 2n consecutive floats: (bits(v[2i]) & 0xffff0000) | (bits(v[2i + 1]) >> 16).
+void pairWordsOf(const float* v, int64_t n, uint32_t* out) {
+  int64_t i = 0;
+#ifdef OCTET_X86
+  if (cpuHasAvx512Bw()) i = pairWordsAvx512(v, n, out);
+#endif
+  for (; i < n; ++i) {
+    uint32_t hi, lo;
+    std::memcpy(&hi, v + 2 * i, 4);
+    std::memcpy(&lo, v + 2 * i + 1, 4);
+    out[i] = (hi & 0xffff0000u) | (lo >> 16);
+  }
+}
+
+// Whether the product can run on the bfloat16-pair tile with the float tile's bits (as the dense
+// core's pair kernel, gemm.cc's pairsEligible): images of one-byte codes and stored weights whose
+// values are all exact in bfloat16 and finite, fused chains (products of two bfloat16 values are
+// exact in float32), even block columns, no Inf or NaN among the codes the images hold (the
+// caller's check), and no product or partial sum denormal or infinite (both value sets lie on
+// grids 2^ex and 2^ew with ex + ew >= -126, and k times the largest product stays finite). Fills
+// the weights' pair words then.
+bool sparsePairs(const BsrGemmArgs& g, int64_t stored, std::vector<uint32_t>& wpairs) {
+#ifdef OCTET_X86
+  if (family() != Family::kAvx512 || !gemmBf16Pairs() || !g.fused || !g.imageCodes || !g.table || !g.geometry || g.bc % 2 != 0) return false;
+  const TableFacts fx = tableFacts(g.table, 256), fw = valueFacts(g.values, stored * g.br * g.bc);
+  if (!fx.bf16Exact || !fw.bf16Exact || fw.firstNonFinite < 128 || fx.gridExponent + fw.gridExponent < -126) return false;
+  if (static_cast<double>(g.k) * fx.maxFinite * fw.maxFinite >= 1e38) return false;
+  // Block b's row r as bc / 2 words: (bits(w[2s]) & 0xffff0000) | (bits(w[2s + 1]) >> 16), the
+  // stored values taken two by two (bc is even, so pairs stay within rows); past the last block
+  // column's stored k (odd k), the low half -0 (times the +0 rows packed there: -0, which adds
+  // nothing to any sum).
+  const int64_t half = g.bc / 2, words = stored * g.br * half;
+  wpairs.resize(static_cast<size_t>(words));
+  pairWordsOf(g.values, words, wpairs.data());
+  if (g.k % 2 == 1) {
+    const int64_t last = (g.k - 1) / g.bc, t = ((g.k - last * g.bc) - 1) / 2;
+    for (int64_t b = 0; b < stored; ++b) {
+      if (g.colIdx[b] != last) continue;
+      for (int64_t r = 0; r < g.br; ++r) {
+        uint32_t& w = wpairs[static_cast<size_t>((b * g.br + r) * half + t)];
+        w = (w & 0xffff0000u) | 0x8000u;
+      }
+    }
+  }
+  return true;
+#else
+  (void)g;
+  (void)stored;
+  (void)wpairs;
+  return false;
+#endif
+}
+
 ShiftedRows shiftedRows(const ConvGeometry& g, bool codes) {
   ShiftedRows s;
 #ifdef OCTET_X86
@@ -373,28 +616,54 @@ __attribute__((target("avx512f"))) void shiftedRun(const ShiftedRows& s, const f
   }
 }
 
-__attribute__((target("avx512f,avx512bw,avx512vl"))) void shiftedRunCodes(const ShiftedRows& s, const VectorTable& table, const uint8_t* x, const ConvGeometry& g,
-                                                                        int64_t imageStride, int64_t r, int64_t q0, int64_t len, float* out) {
+// The values of the codes at lanes of group gi of row r's plane in one image (the lanes the
+// tap reads inside the image; +0 elsewhere).
+__attribute__((target("avx512f,avx512bw,avx512vl,avx2,f16c"), always_inline)) inline __m512 groupValues(const ShiftedRows& s, const VectorTable& table, bool e5m2,
+                                                                                                       const uint8_t* image, int64_t tap, int64_t gi) {
+  const __mmask16 m = s.masks[static_cast<size_t>(tap * s.groups + gi)];
+  __m128i bytes;
+  if (s.mode == ShiftedRows::kShift) {
+    bytes = _mm_maskz_loadu_epi8(m, image + s.shift[static_cast<size_t>(tap)] + gi * 16);
+  } else if (s.mode == ShiftedRows::kStride2) {
+    const size_t k = static_cast<size_t>(tap * s.groups + gi);
+    bytes = _mm256_cvtepi16_epi8(_mm256_maskz_loadu_epi8(s.pairMasks[k], image + s.offsets[k]));
+  } else {
+    alignas(16) uint8_t lanes16[16];
+    const int32_t* offsets = s.offsets.data() + (tap * s.groups + gi) * 16;
+    for (int l = 0; l < 16; ++l) lanes16[l] = image[offsets[l]];  // outside lanes read the plane's first code, masked below
+    bytes = _mm_maskz_mov_epi8(m, _mm_load_si128(reinterpret_cast<const __m128i*>(lanes16)));
+  }
+  // E5M2: code << 8 is the binary16 of the same value (decodeE5m2x16); others through the table.
+  if (e5m2) return _mm512_maskz_mov_ps(m, _mm512_cvtph_ps(_mm256_slli_epi16(_mm256_cvtepu8_epi16(bytes), 8)));
+  return _mm512_maskz_mov_ps(m, lookup16(table, _mm512_cvtepu8_epi32(bytes)));
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx2,f16c"))) void shiftedRunCodes(const ShiftedRows& s, const VectorTable& table, bool e5m2, const uint8_t* x,
+                                                                                  const ConvGeometry& g, int64_t imageStride, int64_t r, int64_t q0, int64_t len,
+                                                                                  float* out) {
   const int64_t c = r / s.taps, tap = r % s.taps;
-  const uint16_t* masks = s.masks.data() + tap * s.groups;
   const uint8_t* channel = x + c * g.height * g.width;
-  alignas(16) uint8_t lanes16[16];
   for (GroupWalk w(s, q0); w.t < len;) {
     w.next(s, len);
-    const __mmask16 m = masks[w.gi];
-    const uint8_t* image = channel + w.image * imageStride;
-    __m128i bytes;
-    if (s.mode == ShiftedRows::kShift) {
-      bytes = _mm_maskz_loadu_epi8(m, image + s.shift[static_cast<size_t>(tap)] + w.gi * 16);
-    } else if (s.mode == ShiftedRows::kStride2) {
-      const size_t k = static_cast<size_t>(tap * s.groups + w.gi);
-      bytes = _mm256_cvtepi16_epi8(_mm256_maskz_loadu_epi8(s.pairMasks[k], image + s.offsets[k]));
-    } else {
-      const int32_t* offsets = s.offsets.data() + (tap * s.groups + w.gi) * 16;
-      for (int l = 0; l < 16; ++l) lanes16[l] = image[offsets[l]];  // outside lanes read the plane's first code, masked below
-      bytes = _mm_maskz_mov_epi8(m, _mm_load_si128(reinterpret_cast<const __m128i*>(lanes16)));
-    }
-    _mm512_mask_storeu_ps(out + w.at, w.lanes, _mm512_maskz_mov_ps(m, lookup16(table, _mm512_cvtepu8_epi32(bytes))));
+    _mm512_mask_storeu_ps(out + w.at, w.lanes, groupValues(s, table, e5m2, channel + w.image * imageStride, tap, w.gi));
+  }
+}
+
+// Rows rHigh and rLow (rLow < 0: +0) of the column matrix as one run of pair words, 16 columns
+// at a time: (bits(high) & 0xffff0000) | (bits(low) >> 16) (values exact in bfloat16).
+__attribute__((target("avx512f,avx512bw,avx512vl,avx2,f16c"))) void shiftedPairCodes(const ShiftedRows& s, const VectorTable& table, bool e5m2,
+                                                                                   const uint8_t* x, const ConvGeometry& g, int64_t imageStride, int64_t rHigh,
+                                                                                   int64_t rLow, int64_t q0, int64_t len, uint32_t* out) {
+  const int64_t plane = g.height * g.width;
+  const int64_t tapHigh = rHigh % s.taps, tapLow = rLow >= 0 ? rLow % s.taps : 0;
+  const uint8_t* high = x + (rHigh / s.taps) * plane;
+  const uint8_t* low = rLow >= 0 ? x + (rLow / s.taps) * plane : nullptr;
+  const __m512i top = _mm512_set1_epi32(static_cast<int>(0xffff0000u));
+  for (GroupWalk w(s, q0); w.t < len;) {
+    w.next(s, len);
+    const __m512i h = _mm512_and_si512(_mm512_castps_si512(groupValues(s, table, e5m2, high + w.image * imageStride, tapHigh, w.gi)), top);
+    const __m512i l = low ? _mm512_srli_epi32(_mm512_castps_si512(groupValues(s, table, e5m2, low + w.image * imageStride, tapLow, w.gi)), 16) : _mm512_setzero_si512();
+    _mm512_mask_storeu_epi32(out + w.at, w.lanes, _mm512_or_si512(h, l));
   }
 }
 #endif
@@ -426,6 +695,13 @@ void bsrGemm(const BsrGemmArgs& g, int threads) {
     loadVectorTable(g.table, *table);
   }
 #endif
+  // Images of codes: whether they read a non-finite value, and whether their table is E5M2's
+  // (decoded by a half-precision conversion instead of a table lookup).
+  const bool finiteImages = g.imageCodes && !imagesReadNonFinite(g);
+  const bool e5m2 = shifted.mode != ShiftedRows::kOff && g.imageCodes && e5m2Table(g.table, finiteImages);
+  std::vector<uint32_t> wpairs;
+  const bool pairs = shifted.mode != ShiftedRows::kOff && finiteImages && sparsePairs(g, stored, wpairs);
+  if (pairs) noteBf16PairProduct();
   const double work = static_cast<double>(stored) * static_cast<double>(g.br * g.bc) * static_cast<double>(g.n);
   // Each item a chunk of columns: the rows of X the stored blocks read packed once, every block
   // row run over them.
@@ -439,6 +715,22 @@ void bsrGemm(const BsrGemmArgs& g, int threads) {
     if (g.imageCodes) codeLine.resize(static_cast<size_t>(j1 - j0));
     const int64_t width = j1 - j0;
     for (size_t u = 0; u < used.size(); ++u) {
+#ifdef OCTET_X86
+      if (pairs) {
+        // Pair row u * bc / 2 + t of rows (2t, 2t + 1) of the slot; rows past k are +0.
+        for (int64_t t = 0; 2 * t < g.bc; ++t) {
+          const int64_t k = used[u] * g.bc + 2 * t;
+          uint32_t* row = reinterpret_cast<uint32_t*>(buffer) + (static_cast<int64_t>(u) * (g.bc / 2) + t) * stride;
+          int64_t j = 0;
+          if (k < g.k) {
+            shiftedPairCodes(shifted, *table, e5m2, g.imageCodes, *g.geometry, g.imageStride, k, k + 1 < g.k ? k + 1 : -1, j0, width, row);
+            j = width;
+          }
+          for (; j < panels * kPanel; ++j) row[j] = 0;
+        }
+        continue;
+      }
+#endif
       for (int64_t t = 0; t < g.bc; ++t) {
         const int64_t k = used[u] * g.bc + t;
         float* row = buffer + (static_cast<int64_t>(u) * g.bc + t) * stride;
@@ -446,7 +738,7 @@ void bsrGemm(const BsrGemmArgs& g, int threads) {
         if (k < g.k) {
 #ifdef OCTET_X86
           if (shifted.mode != ShiftedRows::kOff && g.imageCodes) {
-            shiftedRunCodes(shifted, *table, g.imageCodes, *g.geometry, g.imageStride, k, j0, width, row);
+            shiftedRunCodes(shifted, *table, e5m2, g.imageCodes, *g.geometry, g.imageStride, k, j0, width, row);
           } else if (shifted.mode != ShiftedRows::kOff) {
             shiftedRun(shifted, g.images, *g.geometry, g.imageStride, k, j0, width, row);
           } else
@@ -467,6 +759,12 @@ void bsrGemm(const BsrGemmArgs& g, int threads) {
     for (int64_t q = 0; q < blockRows; ++q) {
       for (int64_t p = 0; p < panels; ++p) {
         const int64_t c0 = j0 + p * kPanel;
+#ifdef OCTET_X86
+        if (pairs) {
+          blockRowPairs(g, wpairs.data(), slot.data(), q, reinterpret_cast<const uint32_t*>(buffer) + p * kPanel, stride, std::min(kPanel, j1 - c0), c0);
+          continue;
+        }
+#endif
         blockRow(g, slot.data(), q, buffer + p * kPanel, stride, std::min(kPanel, j1 - c0), c0);
       }
     }

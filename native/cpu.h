@@ -32,9 +32,17 @@ inline bool cpuHasAvx512Bw() {
   }();
   return has;
 }
+inline bool cpuHasAvx512Cd() {
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512cd") != 0;
+  }();
+  return has;
+}
 #else
 #define OCTET_TARGET_AVX2
 inline bool cpuHasAvx2() { return false; }
 inline bool cpuHasAvx512() { return false; }
 inline bool cpuHasAvx512Bw() { return false; }
+inline bool cpuHasAvx512Cd() { return false; }
 #endif

@@ -1,13 +1,15 @@
 /**
  * Run in a child process with OCTET_BF16_PAIRS=on or off: FP8 products with fp32 accumulation
- * (plain GEMMs and the three convolution products, which read their columns from the images)
+ * (plain GEMMs, the three convolution products, which read their columns from the images, and
+ * the block-sparse convolution forward)
  * against the references, bit for bit, and a hash of every result, so that the parent can
  * check that both settings give the same bits. Prints the addon's bf16Pairs setting, how many
  * products ran on the pair kernel, the mismatches and the hash.
  */
-import { makeQTensor } from '../../src/formats/index.js';
-import { convGeometry, type ConvGeometry } from '../../src/kernels/conv_geometry.js';
-import { encode } from '../../src/kernels/codec.js';
+import { makeQTensor, resolveFormat } from '../../src/formats/index.js';
+import { bsrConv2dForward, bsrConv2dForwardReference, bsrFromDense } from '../../src/kernels/block_sparse.js';
+import { convGeometry, groupColumns, type ConvGeometry } from '../../src/kernels/conv_geometry.js';
+import { decode, encode } from '../../src/kernels/codec.js';
 import { lowpConv2dBackwardData, lowpConv2dBackwardWeight, lowpConv2dForward } from '../../src/kernels/lowp_conv.js';
 import { lowpGemm, lowpGemmReference } from '../../src/kernels/lowp_gemm.js';
 import { nativeCore } from '../../src/kernels/native.js';
@@ -68,5 +70,37 @@ for (const s of [
   compare(lowpConv2dBackwardWeight(dy, x, s), lowpConv2dBackwardWeight(dy, x, s, {}, true));
   compare(lowpConv2dBackwardData(dy, w, s), lowpConv2dBackwardData(dy, w, s, {}, true));
 }
+// Block-sparse convolutions on codes (bsrConv2dForward) against their reference: 16 eligible
+// products (even block columns, finite images), then an odd block width and images with Inf and
+// NaN, which stay on the float tile. K = 27 leaves an odd span in the last block column.
+const densePairProducts = native.info().bf16PairProducts;
+const table = decode(Uint8Array.from({ length: 256 }, (_, i) => i), 'e5m2');
+const e5m2 = resolveFormat('e5m2');
+for (const s of [shape(3, 8, 14, 16, 3, 1, 1), shape(2, 8, 32, 16, 3, 2, 1), shape(2, 3, 8, 16, 3, 1, 1), shape(2, 16, 7, 24, 3, 1, 1)]) {
+  const g = groupColumns(s);
+  const rows = s.outChannels, cols = g.channels * g.kernelH * g.kernelW;
+  const x = operand(s.batch * s.channels * s.height * s.width, 21, 'e5m2', 12);
+  for (const [br, bc, wFormat] of [[8, 8, 'e4m3'], [4, 4, 'e5m2'], [2, 6, 'e4m3'], [8, 2, 'e5m2']] as const) {
+    const wv = decode(operand(rows * cols, br + bc, wFormat, 8).codes, wFormat);
+    const keep = Uint8Array.from({ length: Math.ceil(rows / br) * Math.ceil(cols / bc) }, (_, i) => (i % 3 === 2 ? 0 : 1));
+    const w = bsrFromDense(wv, rows, cols, br, bc, keep);
+    const images = { codes: x.codes as Uint8Array, table, format: e5m2 };
+    compare(bsrConv2dForward(w, images, g, s.batch), bsrConv2dForwardReference(w, images, g, s.batch));
+  }
+}
+const sparsePairProducts = native.info().bf16PairProducts - densePairProducts;
+{
+  const s = shape(2, 8, 14, 16, 3, 1, 1);
+  const g = groupColumns(s);
+  const x = operand(2 * 8 * 196, 31, 'e5m2', 12);
+  const wv = decode(operand(16 * 72, 32, 'e4m3', 8).codes, 'e4m3');
+  const images = { codes: x.codes as Uint8Array, table, format: e5m2 };
+  const odd = bsrFromDense(wv, 16, 72, 8, 9);
+  compare(bsrConv2dForward(odd, images, g, 2), bsrConv2dForwardReference(odd, images, g, 2));
+  x.codes[100] = 0x7c; // +Inf
+  x.codes[900] = 0x7e; // NaN
+  const even = bsrFromDense(wv, 16, 72, 8, 8);
+  compare(bsrConv2dForward(even, images, g, 2), bsrConv2dForwardReference(even, images, g, 2));
+}
 const info = native.info();
-process.stdout.write(`bf16Pairs ${info.bf16Pairs}\npair products ${info.bf16PairProducts}\nmismatches ${mismatches}\nhash ${hash.toString(16)}\n`);
+process.stdout.write(`bf16Pairs ${info.bf16Pairs}\npair products ${info.bf16PairProducts}\nsparse pair products ${sparsePairProducts}\nmismatches ${mismatches}\nhash ${hash.toString(16)}\n`);
