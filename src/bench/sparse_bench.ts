@@ -127,12 +127,13 @@ export interface SparseStepRow {
   step: 'train_step' | 'inference';
   model: string;
   batch: number;
-  operands: 'fp32' | 'e5m2';
+  /** The recipe's operands: fp32, e5m2 (float32 accumulation), or the label the caller gave. */
+  operands: string;
   threads: number;
   dense_ms: number;
   sparse_ms: number;
   speedup: number;
-  /** Pruned convolutions (at this sparsity the rule runs every one's forward sparse). */
+  /** Pruned convolutions (each one's forward runs sparse where sparseConvWins says so). */
   pruned_layers: number;
 }
 
@@ -147,31 +148,37 @@ export interface SparseStepOptions {
   block?: string;
   sparsity?: number;
   batch?: number;
-  /** A zoo model taking 3 x size x size inputs (default resnet18-cifar at 32). */
+  /** A zoo model taking inChannels x size x size inputs (default resnet18-cifar, 3 x 32 x 32, 100 classes). */
   model?: string;
   size?: number;
+  inChannels?: number;
+  classes?: number;
   modelOptions?: Record<string, number>;
+  /** Prune the first convolution too (default true; the classifier always stays dense). */
+  pruneFirst?: boolean;
+  /** Recipes by the label of their operands (default fp32, and E5M2 with float32 accumulation). */
+  recipes?: Array<[string, Recipe]>;
 }
 
 export function sparseStepBench(threads: number, options: SparseStepOptions = {}): SparseStepRow[] {
-  const { rounds = 3, block = '8x8', sparsity = 0.9, batch = 64, model = 'resnet18-cifar', size = 32, modelOptions = {} } = options;
+  const { rounds = 3, block = '8x8', sparsity = 0.9, batch = 64, model = 'resnet18-cifar', size = 32, inChannels = 3, classes = 100, modelOptions = {} } = options;
   if (!nativeCore()) return [];
   const fp8 = presetRecipe('fp8');
-  const recipes: Array<['fp32' | 'e5m2', Recipe]> = [
+  const recipes = options.recipes ?? [
     ['fp32', presetRecipe('fp32')],
     ['e5m2', { ...fp8, accumulation: { format: 'fp32', chunk: 0, rounding: 'nearest', outer: 'fp32', promote: 0 } }],
   ];
   const rows: SparseStepRow[] = [];
   for (const [operands, recipe] of recipes) {
-    const net = buildModel(model, { classes: 100, inChannels: 3, seed: 1, ...modelOptions });
+    const net = buildModel(model, { classes, inChannels, seed: 1, ...modelOptions });
     const session = applyRecipe(net, recipe, { seed: 1 });
     const optimizer = new AdamW(net.namedParameters(), { lr: 1e-4, masterWeights: recipe.masterWeights, moments: recipe.moments });
-    // Every convolution but the first pruned (the classifier stays dense).
-    const pruner = new Pruner(net.namedParameters(), { block, sparsity, exclude: ['fc'], pruneFirstLast: true, kernels: 'auto' });
+    // Every convolution pruned (the first too unless pruneFirst is false); the classifier stays dense.
+    const pruner = new Pruner(net.namedParameters(), options.pruneFirst === false ? { block, sparsity } : { block, sparsity, exclude: ['fc'], pruneFirstLast: true });
     pruner.update(0);
     const g = new Generator(2);
-    const x = Tensor.randn([batch, 3, size, size], g);
-    const labels = Int32Array.from({ length: batch }, () => g.below(100));
+    const x = Tensor.randn([batch, inChannels, size, size], g);
+    const labels = Int32Array.from({ length: batch }, () => g.below(classes));
     const train = () => {
       optimizer.zeroGrad();
       const loss = softmaxCrossEntropy(net.call(x), labels);
