@@ -474,17 +474,19 @@ export function keptFraction(pattern: SparsePattern): number {
  * machine's load.
  * - Against the float32 Winograd convolution (3x3 stride 1, 2.25-4x fewer multiplications than
  *   the direct product): blocks of at least 8 x 8 elements with at most 25% of them kept, or at
- *   least 4 x 4 with at most 15% kept; never single entries or whole filters (whose kept rows run
- *   on the dense direct product).
- * - Against a direct product (float32 or codes): blocks of at least 4 x 4 elements, or whole
- *   filters, with at most 50% kept; single entries and thinner blocks with at most 25% kept.
+ *   least 4 x 4 with at most 15% kept; never single entries.
+ * - Against a direct product (float32 or codes): blocks of at least 4 x 4 elements with at most
+ *   50% kept; single entries and thinner blocks with at most 25% kept.
+ * - Whole filters never: their kept rows run on the dense direct product and are scattered into
+ *   the output, which on ResNet-20's layers costs more than the dense product (a model pruned by
+ *   filters gains by being made narrower, which this does not do).
  */
 export function sparseConvWins(pattern: SparsePattern, dense: 'winograd' | 'direct'): boolean {
   const f = keptFraction(pattern);
   const area = pattern.br * pattern.bc;
-  const filters = pattern.br === 1 && pattern.bc >= pattern.cols;
-  if (dense === 'winograd') return !filters && pattern.br > 1 && ((area >= 64 && f <= 0.25) || (area >= 16 && f <= 0.15));
-  return (area >= 16 && pattern.br >= 4) || filters ? f <= 0.5 : f <= 0.25;
+  if (pattern.br === 1 && pattern.bc >= pattern.cols) return false;
+  if (dense === 'winograd') return pattern.br > 1 && ((area >= 64 && f <= 0.25) || (area >= 16 && f <= 0.15));
+  return area >= 16 && pattern.br >= 4 ? f <= 0.5 : f <= 0.25;
 }
 
 /** The pruned weight in BSR from its dense values (zeros outside kept blocks). */
