@@ -581,6 +581,13 @@ struct GroupWalk {
   }
 };
 
+// Stores the lanes of a group a run covers: a plain store when all 16 are (the common case;
+// masked stores are slower on some CPUs), else a masked one.
+__attribute__((target("avx512f"), always_inline)) inline void storeLanes(float* at, __mmask16 lanes, __m512 v) {
+  if (lanes == static_cast<__mmask16>(0xffff)) _mm512_storeu_ps(at, v);
+  else _mm512_mask_storeu_ps(at, lanes, v);
+}
+
 // out[t] = col(r, q0 + t) for t in [0, len) (see ShiftedRows).
 __attribute__((target("avx512f"))) void shiftedRun(const ShiftedRows& s, const float* x, const ConvGeometry& g, int64_t imageStride, int64_t r, int64_t q0,
                                                    int64_t len, float* out) {
@@ -591,7 +598,7 @@ __attribute__((target("avx512f"))) void shiftedRun(const ShiftedRows& s, const f
     const float* base = channel + s.shift[static_cast<size_t>(tap)];
     for (GroupWalk w(s, q0); w.t < len;) {
       w.next(s, len);
-      _mm512_mask_storeu_ps(out + w.at, w.lanes, _mm512_maskz_loadu_ps(masks[w.gi], base + w.image * imageStride + w.gi * 16));
+      storeLanes(out + w.at, w.lanes, _mm512_maskz_loadu_ps(masks[w.gi], base + w.image * imageStride + w.gi * 16));
     }
     return;
   }
@@ -604,7 +611,7 @@ __attribute__((target("avx512f"))) void shiftedRun(const ShiftedRows& s, const f
       const float* in = channel + w.image * imageStride + starts[w.gi];
       const uint32_t m = pairs[w.gi];
       const __m512 lo = _mm512_maskz_loadu_ps(static_cast<__mmask16>(m), in), hi = _mm512_maskz_loadu_ps(static_cast<__mmask16>(m >> 16), in + 16);
-      _mm512_mask_storeu_ps(out + w.at, w.lanes, _mm512_permutex2var_ps(lo, even, hi));
+      storeLanes(out + w.at, w.lanes, _mm512_permutex2var_ps(lo, even, hi));
     }
     return;
   }
@@ -612,7 +619,7 @@ __attribute__((target("avx512f"))) void shiftedRun(const ShiftedRows& s, const f
   for (GroupWalk w(s, q0); w.t < len;) {
     w.next(s, len);
     const __m512i idx = _mm512_loadu_si512(offsets + w.gi * 16);
-    _mm512_mask_storeu_ps(out + w.at, w.lanes, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), masks[w.gi], idx, channel + w.image * imageStride, 4));
+    storeLanes(out + w.at, w.lanes, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), masks[w.gi], idx, channel + w.image * imageStride, 4));
   }
 }
 
@@ -645,7 +652,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx2,f16c"))) void shiftedRunCo
   const uint8_t* channel = x + c * g.height * g.width;
   for (GroupWalk w(s, q0); w.t < len;) {
     w.next(s, len);
-    _mm512_mask_storeu_ps(out + w.at, w.lanes, groupValues(s, table, e5m2, channel + w.image * imageStride, tap, w.gi));
+    storeLanes(out + w.at, w.lanes, groupValues(s, table, e5m2, channel + w.image * imageStride, tap, w.gi));
   }
 }
 
