@@ -12,7 +12,7 @@
 import { record, registerGradient } from '../autograd/index.js';
 import { InvalidArgumentError } from '../errors.js';
 import {
-  bsrConv2dForward, bsrFromPattern, channelBiasAdd, channelSum, col2im, col2imBatch, columnsGemm, convGeometry, defaultConvAlgorithm, depthwiseForward, depthwiseGeometry,
+  bsrConv2dForward, bsrConv2dInputGradient, bsrFromPattern, bsrTranspose, channelBiasAdd, channelSum, col2im, col2imBatch, columnsGemm, convGeometry, defaultConvAlgorithm, depthwiseForward, depthwiseGeometry,
   depthwiseInputGradient, depthwiseWeightGradient, freshArray, gemm, groupColumns, im2col, isDepthwise,
   inputGradientGeometry, moveRows, recycle, rotatedKernel, sparseConvWins, takeBuffer, takeZeroed, transposedConvGeometry, winogradForward,
   winogradPlan, winogradWeightGradient, type ColumnGeometry, type ColumnSource, type ConvAlgorithm, type ConvGeometry, type ConvOptions,
@@ -34,15 +34,17 @@ export type ConvOpOptions = ConvOptions & {
 interface ConvSaved {
   geometry: ConvGeometry;
   algorithm: ConvAlgorithm;
+  /** The weight's keep pattern, where the layer is pruned in blocks. */
+  sparse?: SparsePattern;
   /** The input's values, kept only when the weight needs a gradient. */
   xData: Float32Array | null;
   /** The weight's values, kept only when the input needs a gradient. */
   weightData: Float32Array | null;
 }
 
-function saveConv(x: Tensor, weight: Tensor, geometry: ConvGeometry, algorithm: ConvAlgorithm): ConvSaved {
+function saveConv(x: Tensor, weight: Tensor, geometry: ConvGeometry, algorithm: ConvAlgorithm, sparse?: SparsePattern): ConvSaved {
   const { aData: xData, bData: weightData } = productOperands(x, weight);
-  return { geometry, algorithm, xData, weightData };
+  return { geometry, algorithm, xData, weightData, ...(sparse ? { sparse } : {}) };
 }
 
 /** Column matrices are built for chunks of images of at most this many floats (2 MB), so the
@@ -133,7 +135,7 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
     // The direct product's chains with the pruned products left out (src/kernels/block_sparse.ts).
     bsrConv2dForward(bsrFromPattern(weight.data, sparse), x.data, groupColumns(geometry), batch, { out: out.data });
     addBias(out.data, bias, batch, outChannels, plane);
-    return record('conv2d', [x, weight, bias], out, saveConv(x, weight, geometry, algorithm));
+    return record('conv2d', [x, weight, bias], out, saveConv(x, weight, geometry, algorithm, sparse));
   }
   if (!plan && isDepthwise(geometry)) {
     // One channel per group: the direct kernel, the column path's chains without its per-channel GEMMs.
@@ -147,7 +149,7 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
     else columnsConvolution(x.data, grp, geometry, wg, out.data);
   }
   addBias(out.data, bias, batch, outChannels, plane);
-  return record('conv2d', [x, weight, bias], out, saveConv(x, weight, geometry, algorithm));
+  return record('conv2d', [x, weight, bias], out, saveConv(x, weight, geometry, algorithm, groups === 1 ? sparse : undefined));
 }
 
 /**
@@ -163,6 +165,11 @@ export interface Conv2dGradientInputs {
   weight: Float32Array | null;
   geometry: ConvGeometry;
   algorithm: ConvAlgorithm;
+  /**
+   * The weight's keep pattern where it is pruned in blocks: a strided input gradient then runs on
+   * the block-sparse kernel where sparseConvWins chooses it (the dense route's bits).
+   */
+  sparse?: SparsePattern;
 }
 
 /**
@@ -171,7 +178,7 @@ export interface Conv2dGradientInputs {
  * gradients): also the backward of SFP8's quantized convolutions, whose backward is float32.
  */
 export function conv2dGradients(a: Conv2dGradientInputs): { gx: Float32Array | null; gw: Float32Array | null } {
-  const { g, x: xData, weight: weightData, geometry, algorithm } = a;
+  const { g, x: xData, weight: weightData, geometry, algorithm, sparse } = a;
   const { batch, channels, outChannels, groups } = geometry;
   const cols = groupColumns(geometry);
   const cg = channels / groups;
@@ -202,7 +209,14 @@ export function conv2dGradients(a: Conv2dGradientInputs): { gx: Float32Array | n
     }
     return { gx, gw };
   }
-  const dy = (gw && !wPlan) || (gx && !dxGeometry) ? takeBuffer(ocg * batch * plane) : null;
+  // A strided input gradient of a pruned weight: W^T dY on the sparse kernel, then col2im.
+  const sparseGx = gx && !dxGeometry && sparse && groups === 1 && sparseConvWins(sparse, 'direct');
+  if (sparseGx) {
+    const part = bsrConv2dInputGradient(bsrTranspose(bsrFromPattern(weightData!, sparse)), g, cols, batch);
+    gx.set(part);
+    recycle(part);
+  }
+  const dy = (gw && !wPlan) || (gx && !dxGeometry && !sparseGx) ? takeBuffer(ocg * batch * plane) : null;
   for (let grp = 0; grp < groups; grp++) {
     if (dy) moveRows(dy, g, { n0: 0, count: batch, channels: outChannels, c0: grp * ocg, rows: ocg, plane }, 'gather');
     if (gw && wPlan) {
@@ -219,7 +233,7 @@ export function conv2dGradients(a: Conv2dGradientInputs): { gx: Float32Array | n
       } else {
         columnsConvolution(g, grp, dxGeometry, rotatedKernel(weightData!, grp, ocg, cg, taps), gx);
       }
-    } else if (gx) {
+    } else if (gx && !sparseGx) {
       forEachChunk(batch, cols, (n0, nc, col) => {
         // dcol = W_g^T [K, ocg] x dY_g [ocg, nc*P], folded back into the images
         gemm(kSize, nc * plane, ocg, weightData!.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize), dy!.subarray(n0 * plane), col, { transA: true, ldb: batch * plane });
@@ -233,9 +247,9 @@ export function conv2dGradients(a: Conv2dGradientInputs): { gx: Float32Array | n
 
 registerGradient<ConvSaved>('conv2d', (node, g) => {
   const [, , bias] = node.inputs as [GradHandle, GradHandle, GradHandle | null];
-  const { geometry, algorithm, xData, weightData } = node.saved;
+  const { geometry, algorithm, xData, weightData, sparse } = node.saved;
   // conv2d saved x only when the weight needs a gradient, the weight only when x does.
-  const { gx, gw } = conv2dGradients({ g, x: xData, weight: weightData, geometry, algorithm });
+  const { gx, gw } = conv2dGradients({ g, x: xData, weight: weightData, geometry, algorithm, sparse });
   return [gx, gw, bias?.requiresGrad ? biasGrad(g, geometry.batch, geometry.outChannels, geometry.outH * geometry.outW) : null];
 });
 
