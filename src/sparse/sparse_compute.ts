@@ -15,6 +15,7 @@
  * Winograd's: a pruned float32 run differs from the same run with `kernels: 'dense'` in the last
  * bits, as `--conv direct` differs from `--conv winograd`.
  */
+import { InvalidArgumentError } from '../errors.js';
 import { keptFraction, sparseConvWins, type SparsePattern } from '../kernels/index.js';
 import { GemmLayer, type Module } from '../nn/index.js';
 import { maskGrid, parseBlockShape } from './mask.js';
@@ -43,7 +44,12 @@ export function attachSparsePatterns(model: Module, masks: ReadonlyMap<string, U
       continue;
     }
     const rows = m.weight.shape[0], cols = m.weight.size / rows;
-    const { br, bc } = maskGrid(rows, cols, shape);
+    const { br, bc, blockRowCount, blockColCount } = maskGrid(rows, cols, shape);
+    if (keep.length !== blockRowCount * blockColCount) {
+      throw new InvalidArgumentError(
+        `the mask for ${path}.weight has ${keep.length} blocks; ${shape.name} blocks of its ${rows} x ${cols} view make ${blockRowCount * blockColCount} (was it made with another block shape?)`,
+      );
+    }
     const pattern: SparsePattern = { rows, cols, br, bc, keep };
     m.sparse = pattern;
     layers.push({ layer: path, kept: keptFraction(pattern), sparseAgainstDirect: sparseConvWins(pattern, 'direct') });

@@ -128,6 +128,16 @@ describe('training', () => {
     assert.equal(attachSparsePatterns(model, pruner.keepPatterns(), '4x4').length, 18);
   });
 
+  test('a mask whose block grid does not fit its layer is refused, naming both', async () => {
+    const dataset = await mnistData();
+    const config = smallRun('fp32', { epochs: 1, maxTrain: 32, prune: { block: '4x4', sparsity: 0.5 } });
+    const { buildTrainModel } = await import('../../src/train/index.js');
+    const model = buildTrainModel(config, dataset);
+    const pruner = new Pruner(model.namedParameters(), config.prune!);
+    pruner.update(0);
+    assert.throws(() => attachSparsePatterns(model, pruner.keepPatterns(), '8x8'), /the mask for layer1\.0\.conv1\.weight has \d+ blocks; 8x8 blocks of its 4 x 36 view make \d+ \(was it made with another block shape\?\)/);
+  });
+
   test('a bad kernels setting is refused with what is allowed', async () => {
     const dataset = await mnistData();
     const config = smallRun('fp32', { epochs: 1, maxTrain: 32, prune: { block: '4x4', sparsity: 0.5, kernels: 'fast' as 'auto' } });
