@@ -444,39 +444,6 @@ TableFacts valueFacts(const float* values, int64_t count) {
   return f;
 }
 
-#ifdef OCTET_X86
-// pairWordsOf 16 words at a time: one two-source permutation of 16-bit halves (float j's high
-// half is half 2j + 1; word i takes float 2i's as its high half, float 2i + 1's as its low).
-__attribute__((target("avx512f,avx512bw"))) int64_t pairWordsAvx512(const float* v, int64_t n, uint32_t* out) {
-  alignas(64) uint16_t index[32];
-  for (int i = 0; i < 16; ++i) {
-    index[2 * i] = static_cast<uint16_t>(4 * i + 3);
-    index[2 * i + 1] = static_cast<uint16_t>(4 * i + 1);
-  }
-  const __m512i idx = _mm512_load_si512(index);
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    const __m512i a = _mm512_loadu_si512(v + 2 * i), b = _mm512_loadu_si512(v + 2 * i + 16);
-    _mm512_storeu_si512(out + i, _mm512_permutex2var_epi16(a, idx, b));
-  }
-  return i;
-}
-#endif
-
-// n pair words from 2n consecutive floats: (bits(v[2i]) & 0xffff0000) | (bits(v[2i + 1]) >> 16).
-void pairWordsOf(const float* v, int64_t n, uint32_t* out) {
-  int64_t i = 0;
-#ifdef OCTET_X86
-  if (cpuHasAvx512Bw()) i = pairWordsAvx512(v, n, out);
-#endif
-  for (; i < n; ++i) {
-    uint32_t hi, lo;
-    std::memcpy(&hi, v + 2 * i, 4);
-    std::memcpy(&lo, v + 2 * i + 1, 4);
-    out[i] = (hi & 0xffff0000u) | (lo >> 16);
-  }
-}
-
 // Whether the product can run on the bfloat16-pair tile with the float tile's bits (as the dense
 // core's pair kernel, gemm.cc's pairsEligible): images of one-byte codes and stored weights whose
 // values are all exact in bfloat16 and finite, fused chains (products of two bfloat16 values are
@@ -496,7 +463,7 @@ bool sparsePairs(const BsrGemmArgs& g, int64_t stored, std::vector<uint32_t>& wp
   // nothing to any sum).
   const int64_t half = g.bc / 2, words = stored * g.br * half;
   wpairs.resize(static_cast<size_t>(words));
-  pairWordsOf(g.values, words, wpairs.data());
+  pairWordsFromRun(g.values, 2 * words, 0, wpairs.data());
   if (g.k % 2 == 1) {
     const int64_t last = (g.k - 1) / g.bc, t = ((g.k - last * g.bc) - 1) / 2;
     for (int64_t b = 0; b < stored; ++b) {

@@ -222,7 +222,9 @@ void pairWordsFromCodes(const uint8_t* c0, const uint8_t* c1, const float* lut, 
   for (; t < n; ++t) out[t] = c1 ? pairWord(floatBits(lut[c0[t]]), floatBits(lut[c1[t]])) : padWord(floatBits(lut[c0[t]]), pad);
 }
 
-// A run of kc floats as ceil(kc / 2) pair words, the last low half pad when kc is odd.
+}  // namespace
+
+// A run of kc floats as ceil(kc / 2) pair words, the last low half pad when kc is odd (gemm.h).
 void pairWordsFromRun(const float* v, int64_t kc, uint32_t pad, uint32_t* out) {
   const int64_t pairs = kc / 2;
   int64_t q = 0;
@@ -232,6 +234,8 @@ void pairWordsFromRun(const float* v, int64_t kc, uint32_t pad, uint32_t* out) {
   for (; q < pairs; ++q) out[q] = pairWord(floatBits(v[2 * q]), floatBits(v[2 * q + 1]));
   if (kc % 2) out[pairs] = padWord(floatBits(v[kc - 1]), pad);
 }
+
+namespace {
 
 thread_local std::vector<uint8_t> codeRunOdd;
 thread_local std::vector<uint32_t> wordRun;

@@ -102,6 +102,9 @@ struct TableFacts {
   int firstNonFinite = 128;
 };
 TableFacts tableFacts(const float* values, int64_t count);
+// A run of kc floats (exact in bfloat16) as ceil(kc / 2) pair words, (bits(v[2q]) & 0xffff0000) |
+// (bits(v[2q + 1]) >> 16), the last low half `pad` when kc is odd.
+void pairWordsFromRun(const float* v, int64_t kc, uint32_t pad, uint32_t* out);
 // Whether the codes an operand reads hold a value whose table entry is non-finite.
 bool mayReadNonFinite(const uint8_t* codes, int64_t count, const TableFacts& f);
 

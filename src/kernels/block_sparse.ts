@@ -29,7 +29,7 @@
  *   product's index in the dense sum, so it runs the dense product on the pruned weights.
  */
 import { InvalidArgumentError } from '../errors.js';
-import { resolveFormat, type Format, type FormatLike } from '../formats/index.js';
+import { decodeTable, resolveFormat, type Format, type FormatLike } from '../formats/index.js';
 import { freshArray } from './buffer_pool.js';
 import { decode } from './codec.js';
 import { columnsGemm } from './columns_gemm.js';
@@ -511,7 +511,7 @@ export function bsrLowpConv2dForward(
   if (alignedOf(accumulation) || resolveFormat(accumulation as FormatLike).name !== 'float32') return null;
   if (options.chunk || options.chunkEnds || options.output || options.rounding === 'stochastic' || options.transA || options.transB) return null;
   if (pattern.cols !== g.channels * g.kernelH * g.kernelW || w.codes.length !== pattern.rows * pattern.cols) return null;
-  const table = decode(Uint8Array.from({ length: 256 }, (_, i) => i), x.format);
+  const table = decodeTable(x.format);
   const fused = w.format.mantissaBits + x.format.mantissaBits + 2 <= 24;
   const y = bsrConv2dForward(bsrFromPattern(decode(w.codes, w.format), pattern), { codes: x.codes, table, format: x.format }, g, batch, { fused, threads: options.threads });
   return divideByScale(y, Math.fround(w.scale * x.scale));

@@ -40,6 +40,8 @@ export interface BsrConvOptions {
   threads?: number;
   /** Use the written-out sums (the references) even where the native core is present. */
   reference?: boolean;
+  /** Zeros (batch x channels x H x W) to fold the gradient into, instead of a new array. */
+  out?: Float32Array;
 }
 
 /**
@@ -51,7 +53,10 @@ export function bsrConv2dInputGradient(wT: BsrMatrix, dy: Float32Array, g: Colum
   if (wT.rows !== k) throw new InvalidArgumentError(`bsrConv2dInputGradient: W^T has ${wT.rows} rows; the geometry's column matrix has ${k} (channels x taps)`);
   const reference = options.reference || !nativeCore();
   const m = wT.cols, imageStride = g.channels * pixels;
-  const gx = takeZeroed(batch * imageStride);
+  if (options.out && options.out.length !== batch * imageStride) {
+    throw new InvalidArgumentError(`bsrConv2dInputGradient: out has ${options.out.length} values; expected batch x channels x H x W = ${batch * imageStride}`);
+  }
+  const gx = options.out ?? takeZeroed(batch * imageStride);
   const chunk = chunkImages((k + m) * plane, batch);
   const dyChunk = takeBuffer(m * chunk * plane);
   const col = takeBuffer(k * chunk * plane);

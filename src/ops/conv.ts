@@ -211,11 +211,7 @@ export function conv2dGradients(a: Conv2dGradientInputs): { gx: Float32Array | n
   }
   // A strided input gradient of a pruned weight: W^T dY on the sparse kernel, then col2im.
   const sparseGx = gx && !dxGeometry && sparse && groups === 1 && sparseConvWins(sparse, 'direct');
-  if (sparseGx) {
-    const part = bsrConv2dInputGradient(bsrTranspose(bsrFromPattern(weightData!, sparse)), g, cols, batch);
-    gx.set(part);
-    recycle(part);
-  }
+  if (sparseGx) bsrConv2dInputGradient(bsrTranspose(bsrFromPattern(weightData!, sparse)), g, cols, batch, { out: gx });
   const dy = (gw && !wPlan) || (gx && !dxGeometry && !sparseGx) ? takeBuffer(ocg * batch * plane) : null;
   for (let grp = 0; grp < groups; grp++) {
     if (dy) moveRows(dy, g, { n0: 0, count: batch, channels: outChannels, c0: grp * ocg, rows: ocg, plane }, 'gather');

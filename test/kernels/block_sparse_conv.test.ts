@@ -42,6 +42,9 @@ describe('bsrConv2dInputGradient', () => {
       const wT = bsrTranspose(w);
       for (const threads of [1, 2]) assertSameBits(bsrConv2dInputGradient(wT, dy, groupColumns(geo), geo.batch, { threads }), want, `${threads} threads`);
       assertSameBits(bsrConv2dInputGradient(wT, dy, groupColumns(geo), geo.batch, { reference: true }), want, 'reference');
+      const out = new Float32Array(want.length);
+      assert.equal(bsrConv2dInputGradient(wT, dy, groupColumns(geo), geo.batch, { out }), out);
+      assertSameBits(out, want, 'into out');
     });
   }
 
@@ -51,5 +54,6 @@ describe('bsrConv2dInputGradient', () => {
     assert.throws(() => bsrConv2dInputGradient(bsrTranspose(w), new Float32Array(5), groupColumns(geo), 1), /dy has 5 values; expected batch x out channels x plane = 72/);
     const { w: other } = prunedWeight(8, 32, 4, 4, 3);
     assert.throws(() => bsrConv2dInputGradient(bsrTranspose(other), new Float32Array(72), groupColumns(geo), 1), /W\^T has 32 rows; the geometry's column matrix has 36/);
+    assert.throws(() => bsrConv2dInputGradient(bsrTranspose(w), new Float32Array(72), groupColumns(geo), 1, { out: new Float32Array(3) }), /out has 3 values; expected batch x channels x H x W = 144/);
   });
 });
