@@ -874,6 +874,63 @@ Napi::Value BsrGemm(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// bsrConvWeightGradient(rowPtr, colIdx, images, dy, dw, { m, k, br, bc, batch, geometry,
+// imageStride, table?, dyTable?, threads }): a convolution's weight gradient at the stored blocks
+// of a pattern, written into dw (m x k); images and dy are Float32Array or Uint8Array codes (with
+// their 256-value tables). See block_sparse.h.
+Napi::Value BsrConvWeightGradient(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  const char* name = "bsrConvWeightGradient";
+  const Napi::Object o = optionsArg(info, 5, name);
+  octet::BsrWeightGradArgs g{};
+  g.m = sizeField(o, "m");
+  g.k = sizeField(o, "k");
+  g.br = sizeField(o, "br");
+  g.bc = sizeField(o, "bc");
+  g.batch = sizeField(o, "batch");
+  if (g.br < 1 || g.bc < 1) throw rangeError(env, "bsrConvWeightGradient: block sizes must be positive");
+  const int64_t blockRows = (g.m + g.br - 1) / g.br, blockCols = (g.k + g.bc - 1) / g.bc;
+  g.rowPtr = typedArg<int32_t>(info, 0, napi_int32_array, "rowPtr", blockRows + 1);
+  if (g.rowPtr[0] != 0) throw rangeError(env, "bsrConvWeightGradient: rowPtr must start at 0");
+  for (int64_t q = 0; q < blockRows; ++q) {
+    if (g.rowPtr[q + 1] < g.rowPtr[q]) throw rangeError(env, "bsrConvWeightGradient: rowPtr must not decrease");
+  }
+  g.colIdx = typedArg<int32_t>(info, 1, napi_int32_array, "colIdx", g.rowPtr[blockRows]);
+  for (int64_t q = 0; q < blockRows; ++q) {
+    for (int32_t b = g.rowPtr[q]; b < g.rowPtr[q + 1]; ++b) {
+      if (g.colIdx[b] < 0 || g.colIdx[b] >= blockCols || (b > g.rowPtr[q] && g.colIdx[b] <= g.colIdx[b - 1])) {
+        throw rangeError(env, "bsrConvWeightGradient: block columns must increase within each block row and lie below ceil(k / bc)");
+      }
+    }
+  }
+  const octet::ConvGeometry geometry = geometryField(o);
+  const int64_t plane = geometry.outH * geometry.outW;
+  if (geometry.channels * geometry.kernelH * geometry.kernelW != g.k || plane == 0) {
+    throw rangeError(env, "bsrConvWeightGradient: k does not match the column matrix of the geometry");
+  }
+  g.geometry = &geometry;
+  g.imageStride = sizeField(o, "imageStride");
+  const int64_t needs = imagesExtent(geometry, g.batch, g.imageStride);
+  if (isType(info[2], napi_uint8_array)) {
+    if (static_cast<int64_t>(info[2].As<Napi::Uint8Array>().ElementLength()) < needs) throw rangeError(env, "bsrConvWeightGradient: the images are shorter than the geometry needs");
+    g.imageCodes = info[2].As<Napi::Uint8Array>().Data();
+    g.table = f32(env, field(o, "table"), "table", 256);
+  } else {
+    g.images = f32(info, 2, "images", needs);
+  }
+  const int64_t dyNeeds = g.batch * g.m * plane;
+  if (isType(info[3], napi_uint8_array)) {
+    if (static_cast<int64_t>(info[3].As<Napi::Uint8Array>().ElementLength()) != dyNeeds) throw rangeError(env, "bsrConvWeightGradient: dy must hold batch x m x plane codes");
+    g.dyCodes = info[3].As<Napi::Uint8Array>().Data();
+    g.dyTable = f32(env, field(o, "dyTable"), "dyTable", 256);
+  } else {
+    g.dy = f32(info, 3, "dy", dyNeeds);
+  }
+  g.dw = f32(info, 4, "dw", g.m * g.k);
+  octet::bsrConvWeightGradient(g, threadsField(o));
+  return env.Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   configureAllocator();
   exports.Set("sgemm", Napi::Function::New(env, Sgemm));
@@ -896,6 +953,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("blockGemmFp32", Napi::Function::New(env, BlockGemmFp32));
   exports.Set("alignedGemm", Napi::Function::New(env, AlignedGemm));
   exports.Set("bsrGemm", Napi::Function::New(env, BsrGemm));
+  exports.Set("bsrConvWeightGradient", Napi::Function::New(env, BsrConvWeightGradient));
   exports.Set("valueHistogram", Napi::Function::New(env, ValueHistogram));
   exports.Set("collectBins", Napi::Function::New(env, CollectBins));
   exports.Set("errorEnergy", Napi::Function::New(env, ErrorEnergy));

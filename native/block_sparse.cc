@@ -343,12 +343,10 @@ struct ShiftedRows {
 };
 
 // Whether the images of codes hold a code whose table value is Inf or NaN.
-bool imagesReadNonFinite(const BsrGemmArgs& g) {
-  const TableFacts fx = tableFacts(g.table, 256);
-  const ConvGeometry& geo = *g.geometry;
-  const int64_t batch = g.n / (geo.outH * geo.outW);
+bool imagesReadNonFinite(const uint8_t* codes, const float* table, const ConvGeometry& geo, int64_t batch, int64_t imageStride) {
+  const TableFacts fx = tableFacts(table, 256);
   for (int64_t n = 0; n < batch; ++n) {
-    if (mayReadNonFinite(g.imageCodes + n * g.imageStride, geo.channels * geo.height * geo.width, fx)) return true;
+    if (mayReadNonFinite(codes + n * imageStride, geo.channels * geo.height * geo.width, fx)) return true;
   }
   return false;
 }
@@ -671,7 +669,7 @@ void bsrGemm(const BsrGemmArgs& g, int threads) {
 #endif
   // Images of codes: whether they read a non-finite value, and whether their table is E5M2's
   // (decoded by a half-precision conversion instead of a table lookup).
-  const bool finiteImages = g.imageCodes && !imagesReadNonFinite(g);
+  const bool finiteImages = g.imageCodes && !imagesReadNonFinite(g.imageCodes, g.table, *g.geometry, g.n / (g.geometry->outH * g.geometry->outW), g.imageStride);
   const bool e5m2 = shifted.mode != ShiftedRows::kOff && g.imageCodes && e5m2Table(g.table, finiteImages);
   std::vector<uint32_t> wpairs;
   const bool pairs = shifted.mode != ShiftedRows::kOff && finiteImages && sparsePairs(g, stored, wpairs);
@@ -743,6 +741,379 @@ void bsrGemm(const BsrGemmArgs& g, int threads) {
       }
     }
   });
+}
+
+
+namespace {
+
+// The weight gradient's plan. The used block columns (those some block row stores) are packed
+// side by side: packed column u = slot * bc + e is row used[slot] * bc + e of the column matrix,
+// and a chunk of columns j is packed transposed in groups of 16 packed columns: group G's row t
+// (column j0 + t) is the 16 floats at (G * chunk + t) * 16, so a run of lanes reads one cache
+// line per column, consecutive ones for consecutive columns (rows of all packed columns side by
+// side would put each column's loads of one item on different pages). A block row's stored entries, in
+// order, are cut into vectors of 16 lanes; each vector is a few runs of lanes whose packed columns
+// and weight columns are both consecutive (one masked load or store each).
+struct GradRun {
+  uint16_t mask;   // the run's lanes
+  int32_t packed;  // packed column of lane 0 (the run's first packed column - its first lane)
+  int32_t col;     // weight column of lane 0
+};
+struct GradVector {
+  int32_t run0, runs;
+};
+// Rows [q * br + r0, + rows) of block row q times vectors [vec0, vec0 + vectors).
+struct GradItem {
+  int64_t q, r0, rows;
+  int32_t vec0, vectors;
+};
+
+struct GradPlan {
+  std::vector<int64_t> used;  // block columns by slot
+  std::vector<GradRun> runs;
+  std::vector<GradVector> vectors;
+  std::vector<GradItem> items;
+  int64_t packed = 0;  // packed columns (used x bc)
+};
+
+// The plan of the stored blocks in block columns [p0, p1).
+GradPlan gradPlan(const BsrWeightGradArgs& g, int64_t p0, int64_t p1) {
+  GradPlan plan;
+  const int64_t blockRows = (g.m + g.br - 1) / g.br, blockCols = (g.k + g.bc - 1) / g.bc;
+  std::vector<int32_t> slot(static_cast<size_t>(blockCols), -1);
+  for (int64_t b = 0; b < g.rowPtr[blockRows]; ++b) {
+    if (g.colIdx[b] >= p0 && g.colIdx[b] < p1) slot[g.colIdx[b]] = 0;
+  }
+  for (int64_t p = 0; p < blockCols; ++p) {
+    if (slot[p] < 0) continue;
+    slot[p] = static_cast<int32_t>(plan.used.size());
+    plan.used.push_back(p);
+  }
+  plan.packed = static_cast<int64_t>(plan.used.size()) * g.bc;
+  for (int64_t q = 0; q < blockRows; ++q) {
+    // The block row's stored entries in order: (packed column, weight column).
+    std::vector<std::pair<int32_t, int32_t>> lanes;
+    for (int32_t b = g.rowPtr[q]; b < g.rowPtr[q + 1]; ++b) {
+      if (g.colIdx[b] < p0 || g.colIdx[b] >= p1) continue;
+      for (int64_t e = 0; e < g.bc && g.colIdx[b] * g.bc + e < g.k; ++e) {
+        lanes.emplace_back(static_cast<int32_t>(slot[g.colIdx[b]] * g.bc + e), static_cast<int32_t>(g.colIdx[b] * g.bc + e));
+      }
+    }
+    const int32_t vec0 = static_cast<int32_t>(plan.vectors.size());
+    for (size_t l0 = 0; l0 < lanes.size(); l0 += 16) {
+      GradVector v{static_cast<int32_t>(plan.runs.size()), 0};
+      const size_t end = std::min(lanes.size(), l0 + 16);
+      for (size_t l = l0; l < end; ++l) {
+        const int lane = static_cast<int>(l - l0);
+        // A run stays within one group of 16 packed columns (one cache line of a packed row).
+        const bool extends = l > l0 && lanes[l].first == lanes[l - 1].first + 1 && lanes[l].second == lanes[l - 1].second + 1 && lanes[l].first % 16 != 0;
+        if (extends) {
+          plan.runs.back().mask = static_cast<uint16_t>(plan.runs.back().mask | (1u << lane));
+        } else {
+          plan.runs.push_back({static_cast<uint16_t>(1u << lane), lanes[l].first - lane, lanes[l].second - lane});
+          ++v.runs;
+        }
+      }
+      plan.vectors.push_back(v);
+    }
+    const int32_t count = static_cast<int32_t>(plan.vectors.size()) - vec0;
+    const int64_t height = std::min(g.br, g.m - q * g.br);
+    // Groups of 8 rows (then 4, 2, 1) times groups of 3 vectors (the last 1 or 2).
+    for (int64_t r0 = 0; r0 < height;) {
+      const int64_t left = height - r0, rows = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+      for (int32_t v0 = 0; v0 < count; v0 += 3) plan.items.push_back({q, r0, rows, vec0 + v0, std::min<int32_t>(3, count - v0)});
+      r0 += rows;
+    }
+  }
+  return plan;
+}
+
+// Block columns [cut[w], cut[w + 1]) for worker w: contiguous ranges of about equal work, a
+// block column costing its stored entries' chains plus, where some block stores it, packing its
+// bc rows of the column matrix (about 8 chains' worth per element).
+std::vector<int64_t> splitColumns(const BsrWeightGradArgs& g, int workers) {
+  const int64_t blockRows = (g.m + g.br - 1) / g.br, blockCols = (g.k + g.bc - 1) / g.bc;
+  std::vector<int64_t> cost(static_cast<size_t>(blockCols), 0);
+  for (int64_t b = 0; b < g.rowPtr[blockRows]; ++b) cost[static_cast<size_t>(g.colIdx[b])] += g.br * g.bc;
+  int64_t total = 0;
+  for (int64_t& c : cost) total += c = c ? c + 8 * g.bc : 0;
+  std::vector<int64_t> cut(static_cast<size_t>(workers) + 1, blockCols);
+  cut[0] = 0;
+  int64_t sum = 0;
+  int w = 1;
+  for (int64_t p = 0; p < blockCols && w < workers; ++p) {
+    sum += cost[static_cast<size_t>(p)];
+    while (w < workers && sum * workers >= total * w) cut[static_cast<size_t>(w++)] = p + 1;
+  }
+  return cut;
+}
+
+// One item over packed rows [0, len) in plain loops (every build): the same chains.
+void gradItemScalar(const GradPlan& plan, const GradItem& it, const float* colsT, int64_t chunk, int64_t len, const float* dyT, int64_t ldd, float* dw,
+                    const BsrWeightGradArgs& g, bool first) {
+  for (int32_t v = it.vec0; v < it.vec0 + it.vectors; ++v) {
+    const GradVector& vec = plan.vectors[static_cast<size_t>(v)];
+    for (int32_t r = vec.run0; r < vec.run0 + vec.runs; ++r) {
+      const GradRun& run = plan.runs[static_cast<size_t>(r)];
+      for (int lane = 0; lane < 16; ++lane) {
+        if (!((run.mask >> lane) & 1u)) continue;
+        for (int64_t i = it.q * g.br + it.r0; i < it.q * g.br + it.r0 + it.rows; ++i) {
+          float* out = dw + i * g.k + run.col + lane;
+          const float* d = dyT + i * ldd;
+          float acc = first ? 0.0f : *out;
+          const int64_t u = run.packed + lane;
+          const float* column = colsT + (u / 16) * chunk * 16 + u % 16;
+          for (int64_t t = 0; t < len; ++t) acc = std::fma(d[t], column[t * 16], acc);
+          *out = acc;
+        }
+      }
+    }
+  }
+}
+
+#ifdef OCTET_X86
+// R rows x V vectors of one item, each vector NR runs (padded with empty ones): the chains in
+// registers over packed rows [0, len), started from +0 (first chunk) or from dw. The runs' masks
+// and offsets are copied out first so that the loop is fully unrolled (no arrays in memory).
+template <int R, int V, int NR>
+__attribute__((target("avx512f"))) void gradTile(const GradPlan& plan, const GradItem& it, const float* colsT, int64_t chunk, int64_t len, const float* dyT,
+                                                 int64_t ldd, float* dw, const BsrWeightGradArgs& g, float* carried, bool first, bool last) {
+  __mmask16 mask[V][NR];
+  int64_t packed[V][NR], col[V][NR];
+#pragma GCC unroll 4
+  for (int v = 0; v < V; ++v) {
+    const GradVector& vec = plan.vectors[static_cast<size_t>(it.vec0 + v)];
+    for (int r = 0; r < NR; ++r) {
+      const bool real = r < vec.runs;
+      const GradRun& run = plan.runs[static_cast<size_t>(vec.run0 + (real ? r : 0))];
+      mask[v][r] = real ? run.mask : 0;
+      // The run's first packed column u and lane l: its loads start at group u / 16, offset u % 16 - l.
+      const int lane = __builtin_ctz(run.mask), u = run.packed + lane;
+      packed[v][r] = (u / 16) * chunk * 16 + u % 16 - lane;
+      col[v][r] = run.col;
+    }
+  }
+  const int64_t i0 = it.q * g.br + it.r0;
+  // Every loop over acc unrolled: an index the compiler cannot resolve would keep acc in memory.
+  // Between chunks the chains wait in `carried` (whole aligned vectors: masked stores are slow).
+  __m512 acc[R][V];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) acc[r][v] = first ? _mm512_setzero_ps() : _mm512_load_ps(carried + (r * V + v) * 16);
+  }
+  const float* d = dyT + i0 * ldd;
+  for (int64_t t = 0; t < len; ++t) {
+    const float* row = colsT + t * 16;
+    __m512 x[V];
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) {
+      x[v] = _mm512_maskz_loadu_ps(mask[v][0], row + packed[v][0]);
+#pragma GCC unroll 16
+      for (int u = 1; u < NR; ++u) x[v] = _mm512_mask_loadu_ps(x[v], mask[v][u], row + packed[v][u]);
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m512 b = _mm512_set1_ps(d[r * ldd + t]);
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) acc[r][v] = _mm512_fmadd_ps(b, x[v], acc[r][v]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    float* out = dw + (i0 + r) * g.k;
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) {
+      if (!last) {
+        _mm512_store_ps(carried + (r * V + v) * 16, acc[r][v]);
+        continue;
+      }
+#pragma GCC unroll 16
+      for (int u = 0; u < NR; ++u) _mm512_mask_storeu_ps(out + col[v][u], mask[v][u], acc[r][v]);
+    }
+  }
+}
+
+template <int R, int NR>
+void gradVectors(const GradPlan& plan, const GradItem& it, const float* colsT, int64_t chunk, int64_t len, const float* dyT, int64_t ldd, float* dw,
+                 const BsrWeightGradArgs& g, float* carried, bool first, bool last) {
+  if (it.vectors == 3) gradTile<R, 3, NR>(plan, it, colsT, chunk, len, dyT, ldd, dw, g, carried, first, last);
+  else if (it.vectors == 2) gradTile<R, 2, NR>(plan, it, colsT, chunk, len, dyT, ldd, dw, g, carried, first, last);
+  else gradTile<R, 1, NR>(plan, it, colsT, chunk, len, dyT, ldd, dw, g, carried, first, last);
+}
+
+template <int R>
+void gradRows(const GradPlan& plan, const GradItem& it, const float* colsT, int64_t chunk, int64_t len, const float* dyT, int64_t ldd, float* dw,
+              const BsrWeightGradArgs& g, float* carried, bool first, bool last) {
+  int32_t runs = 0;
+  for (int32_t v = it.vec0; v < it.vec0 + it.vectors; ++v) runs = std::max(runs, plan.vectors[static_cast<size_t>(v)].runs);
+  if (runs <= 1) gradVectors<R, 1>(plan, it, colsT, chunk, len, dyT, ldd, dw, g, carried, first, last);
+  else if (runs <= 2) gradVectors<R, 2>(plan, it, colsT, chunk, len, dyT, ldd, dw, g, carried, first, last);
+  else if (runs <= 4) gradVectors<R, 4>(plan, it, colsT, chunk, len, dyT, ldd, dw, g, carried, first, last);
+  else if (runs <= 8) gradVectors<R, 8>(plan, it, colsT, chunk, len, dyT, ldd, dw, g, carried, first, last);
+  else gradVectors<R, 16>(plan, it, colsT, chunk, len, dyT, ldd, dw, g, carried, first, last);
+}
+
+// 16 rows of 16 floats (rows ld apart) transposed: out row i (i < count) at out + i * S gets
+// column i of the input.
+__attribute__((target("avx512f"))) void transpose16(const float* in, int64_t ld, float* out, int64_t S, int64_t count) {
+  __m512 r[16], t[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(in + i * ld);
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  // u[4 * h + c]: rows 4h..4h+3 of column 4l + c in 128-bit lane l.
+  for (int h = 0; h < 4; ++h) {
+    r[4 * h + 0] = _mm512_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44);
+    r[4 * h + 1] = _mm512_shuffle_ps(t[4 * h], t[4 * h + 2], 0xEE);
+    r[4 * h + 2] = _mm512_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44);
+    r[4 * h + 3] = _mm512_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xEE);
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512 x0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88), x1 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xDD);
+    const __m512 y0 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88), y1 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xDD);
+    t[c] = _mm512_shuffle_f32x4(x0, y0, 0x88);
+    t[4 + c] = _mm512_shuffle_f32x4(x1, y1, 0x88);
+    t[8 + c] = _mm512_shuffle_f32x4(x0, y0, 0xDD);
+    t[12 + c] = _mm512_shuffle_f32x4(x1, y1, 0xDD);
+  }
+  for (int64_t i = 0; i < count; ++i) _mm512_storeu_ps(out + i * S, t[i]);
+}
+#endif
+
+thread_local AlignedBuffer gradRowsBuffer, gradColsBuffer, gradDyBuffer, gradCarriedBuffer;
+
+// One worker's share: the stored entries of block columns [p0, p1), over every chunk of
+// columns j in order; its packed columns and the output gradient's rows in buffers of its own
+// (nothing written by one worker is read by another).
+void gradWorker(const BsrWeightGradArgs& g, const ShiftedRows& shifted, const void* tablePtr, bool e5m2, int64_t p0, int64_t p1) {
+  const ConvGeometry& geo = *g.geometry;
+  const int64_t plane = geo.outH * geo.outW, n = g.batch * plane;
+  const GradPlan plan = gradPlan(g, p0, p1);
+  if (plan.items.empty()) return;
+  bool avx512 = false;
+#ifdef OCTET_X86
+  avx512 = family() == Family::kAvx512;
+  const VectorTable* table = static_cast<const VectorTable*>(tablePtr);
+#else
+  (void)tablePtr;
+  (void)e5m2;
+#endif
+  // Packed rows S floats apart (a multiple of 16, padded so rows fall in different cache sets);
+  // chunks of about 1 MiB of packed columns.
+  const int64_t groups = (plan.packed + 15) / 16, S = groups * 16;
+  const int64_t chunk = std::max<int64_t>(16, std::min<int64_t>(4096, (262144 / S) / 16 * 16));
+  const int64_t ldd = chunk + 16, width = chunk + 16;
+  float* colsT = gradColsBuffer.get(static_cast<size_t>(chunk * S));  // groups x chunk x 16
+  float* dyT = gradDyBuffer.get(static_cast<size_t>(g.m * ldd));
+  float* rows = gradRowsBuffer.get(static_cast<size_t>(16 * width));
+  int64_t carriedSize = 16;
+  for (const GradItem& it : plan.items) carriedSize += it.rows * it.vectors * 16;
+  float* carriedAll = gradCarriedBuffer.get(static_cast<size_t>(carriedSize));
+  // The output gradient's rows this worker's blocks read.
+  std::vector<int64_t> dyRows;
+  for (int64_t o = 0; o < g.m; ++o) {
+    const int64_t q = o / g.br;
+    for (int32_t b = g.rowPtr[q]; b < g.rowPtr[q + 1]; ++b) {
+      if (g.colIdx[b] >= p0 && g.colIdx[b] < p1) {
+        dyRows.push_back(o);
+        break;
+      }
+    }
+  }
+  std::vector<uint8_t> codeLine(g.imageCodes ? static_cast<size_t>(chunk) : 0);
+  for (int64_t j0 = 0; j0 < n; j0 += chunk) {
+    const int64_t len = std::min(chunk, n - j0);
+    for (const int64_t o : dyRows) {
+      float* out = dyT + o * ldd;
+      for (int64_t t = 0; t < len;) {
+        const int64_t j = j0 + t, img = j / plane, p = j % plane, seg = std::min(plane - p, len - t);
+        const int64_t at = (img * g.m + o) * plane + p;
+        if (g.dyCodes) decodeCodes(g.dyCodes + at, g.dyTable, false, seg, out + t);
+        else std::memcpy(out + t, g.dy + at, static_cast<size_t>(seg) * sizeof(float));
+        t += seg;
+      }
+    }
+    // 16 packed columns at a time: their rows of the column matrix, then transposed.
+    for (int64_t group = 0; group < groups; ++group) {
+      for (int64_t r = 0; r < 16; ++r) {
+        const int64_t u = group * 16 + r;
+        float* row = rows + r * width;
+        const int64_t kk = u < plan.packed ? plan.used[static_cast<size_t>(u / g.bc)] * g.bc + u % g.bc : g.k;
+        if (kk >= g.k) {
+          std::fill(row, row + width, 0.0f);
+          continue;
+        }
+#ifdef OCTET_X86
+        if (avx512 && shifted.mode != ShiftedRows::kOff && g.imageCodes) {
+          shiftedRunCodes(shifted, *table, e5m2, g.imageCodes, geo, g.imageStride, kk, j0, len, row);
+          continue;
+        }
+        if (avx512 && shifted.mode != ShiftedRows::kOff) {
+          shiftedRun(shifted, g.images, geo, g.imageStride, kk, j0, len, row);
+          continue;
+        }
+#endif
+        if (g.imageCodes) {
+          columnRun(g.imageCodes, geo, g.imageStride, kk, j0, len, codeLine.data());
+          decodeCodes(codeLine.data(), g.table, false, len, row);
+        } else {
+          columnRun(g.images, geo, g.imageStride, kk, j0, len, row);
+        }
+      }
+      float* out = colsT + group * chunk * 16;
+#ifdef OCTET_X86
+      if (avx512) {
+        for (int64_t t = 0; t < len; t += 16) transpose16(rows + t, width, out + t * 16, 16, std::min<int64_t>(16, len - t));
+        continue;
+      }
+#endif
+      for (int64_t r = 0; r < 16; ++r) {
+        for (int64_t t = 0; t < len; ++t) out[t * 16 + r] = rows[r * width + t];
+      }
+    }
+    const bool first = j0 == 0, last = j0 + len == n;
+    float* carried = carriedAll;
+    for (const GradItem& it : plan.items) {
+#ifdef OCTET_X86
+      if (avx512) {
+        if (it.rows == 8) gradRows<8>(plan, it, colsT, chunk, len, dyT, ldd, g.dw, g, carried, first, last);
+        else if (it.rows == 4) gradRows<4>(plan, it, colsT, chunk, len, dyT, ldd, g.dw, g, carried, first, last);
+        else if (it.rows == 2) gradRows<2>(plan, it, colsT, chunk, len, dyT, ldd, g.dw, g, carried, first, last);
+        else gradRows<1>(plan, it, colsT, chunk, len, dyT, ldd, g.dw, g, carried, first, last);
+        carried += it.rows * it.vectors * 16;
+        continue;
+      }
+#endif
+      gradItemScalar(plan, it, colsT, chunk, len, dyT, ldd, g.dw, g, first);
+    }
+  }
+}
+
+}  // namespace
+
+void bsrConvWeightGradient(const BsrWeightGradArgs& g, int threads) {
+  const ConvGeometry& geo = *g.geometry;
+  const int64_t n = g.batch * geo.outH * geo.outW, blockRows = (g.m + g.br - 1) / g.br;
+  if (g.m <= 0 || g.k <= 0 || n <= 0 || g.rowPtr[blockRows] == 0) return;
+  const ShiftedRows shifted = shiftedRows(geo, g.imageCodes != nullptr);
+  const void* tablePtr = nullptr;
+  bool e5m2 = false;
+#ifdef OCTET_X86
+  std::unique_ptr<VectorTable> table;
+  if (family() == Family::kAvx512 && g.imageCodes) {
+    table = std::make_unique<VectorTable>();
+    loadVectorTable(g.table, *table);
+    tablePtr = table.get();
+    e5m2 = e5m2Table(g.table, !imagesReadNonFinite(g.imageCodes, g.table, geo, g.batch, g.imageStride));
+  }
+#endif
+  // Workers split the weight's block columns (each stored entry is one worker's chain).
+  const double work = static_cast<double>(g.rowPtr[blockRows]) * static_cast<double>(g.br * g.bc) * static_cast<double>(n);
+  const int team = work < 2e6 ? 1 : std::max(1, threads);
+  const std::vector<int64_t> cut = splitColumns(g, team);
+  parallelFor(team, team, [&](int64_t w) { gradWorker(g, shifted, tablePtr, e5m2, cut[static_cast<size_t>(w)], cut[static_cast<size_t>(w) + 1]); });
 }
 
 }  // namespace octet

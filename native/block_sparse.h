@@ -38,4 +38,28 @@ struct BsrGemmArgs {
 };
 void bsrGemm(const BsrGemmArgs& args, int threads);
 
+// The weight gradient of a convolution at a pattern's stored blocks (rowPtr / colIdx as in
+// BsrGemmArgs over the m x k weight view, k = channels x KH x KW): for each stored entry (i, t),
+// dw[i * k + t] = the chain over the n = batch x OH x OW columns j in order (image-major) of
+// acc = fma(dY(i, j), col(t, j), acc) from acc = +0, col the column matrix of the images
+// (im2col.h): the dense weight gradient's chain (dY X^T on the SGEMM, one chain per element).
+// Entries of dw outside the stored blocks are not written. dY is NCHW with m channels (floats, or
+// one-byte codes through dyTable); the images as in BsrGemmArgs. Threads split the stored
+// entries, never j, so results never depend on them.
+struct BsrWeightGradArgs {
+  const int32_t* rowPtr;
+  const int32_t* colIdx;
+  int64_t m, k, br, bc, batch;
+  const ConvGeometry* geometry;
+  const float* images = nullptr;
+  const uint8_t* imageCodes = nullptr;
+  const float* table = nullptr;
+  int64_t imageStride = 0;
+  const float* dy = nullptr;
+  const uint8_t* dyCodes = nullptr;
+  const float* dyTable = nullptr;
+  float* dw;
+};
+void bsrConvWeightGradient(const BsrWeightGradArgs& args, int threads);
+
 }  // namespace octet

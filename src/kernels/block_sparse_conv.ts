@@ -14,12 +14,13 @@
  * absent; the tests hold the fast path to it bit for bit.
  */
 import { InvalidArgumentError } from '../errors.js';
-import { bsrGemm, bsrGemmReference, type BsrMatrix } from './block_sparse.js';
-import { recycle, takeBuffer, takeZeroed } from './buffer_pool.js';
+import { bsrGemm, bsrGemmReference, bsrSampledGemmReference, type BsrMatrix, type CodedImages } from './block_sparse.js';
+import { freshArray, recycle, takeBuffer, takeZeroed } from './buffer_pool.js';
 import type { ColumnGeometry } from './conv_geometry.js';
 import { moveRows, moveRowsReference } from './conv_layout.js';
-import { col2imBatch, col2imBatchReference } from './im2col.js';
+import { col2imBatch, col2imBatchReference, im2colBatchReference } from './im2col.js';
 import { nativeCore } from './native.js';
+import { resolveThreads } from './threads.js';
 
 /** Column chunks of at most this many floats (8 MB): few calls, each GEMM's operands near cache. */
 const CHUNK_FLOATS = 1 << 21;
@@ -77,4 +78,75 @@ export function bsrConv2dInputGradient(wT: BsrMatrix, dy: Float32Array, g: Colum
   recycle(dyChunk);
   recycle(col);
   return gx;
+}
+
+export interface BsrWeightGradientOptions {
+  threads?: number;
+  /** Use the written-out sums (the reference) even where the native core is present. */
+  reference?: boolean;
+  /** Where to write dW (rows x cols of the pattern); entries outside the stored blocks are left as they are (zeros in a new array). */
+  out?: Float32Array;
+}
+
+function values(x: Float32Array | CodedImages): Float32Array {
+  return x instanceof Float32Array ? x : Float32Array.from(x.codes, (c) => x.table[c]);
+}
+
+function checkCoded(x: Float32Array | CodedImages, length: number, name: string): void {
+  const data = x instanceof Float32Array ? x : x?.codes;
+  if (!(data instanceof Float32Array || data instanceof Uint8Array) || data.length !== length) {
+    throw new InvalidArgumentError(`bsrConv2dWeightGradient: ${name} has ${data?.length} values; expected ${length}`);
+  }
+  if (!(x instanceof Float32Array) && !(x.table instanceof Float32Array && x.table.length === 256)) {
+    throw new InvalidArgumentError(`bsrConv2dWeightGradient: ${name} as codes needs the table of their 256 values`);
+  }
+}
+
+/**
+ * The weight gradient of a convolution whose weight (one group, out channels x channels * KH * KW)
+ * is pruned to `pattern`'s stored blocks: dW = dY X^T at those entries only (X the column matrix
+ * of the images x), each entry the chain over the batch's columns in order of fused multiply-adds
+ * from +0 (bsrSampledGemm's contract: the dense weight gradient's chain on the SGEMM, bit for bit,
+ * the sign of a zero result aside). x and dy (NCHW) are floats or one-byte codes with their table
+ * (unscaled values: a caller divides by the scales as the dense route does). Entries outside the
+ * stored blocks are not written (zeros in a new array). The pattern's values are not read.
+ *
+ * Native: the used columns of X packed transposed one chunk of columns at a time (16 rows of the
+ * column matrix, then a 16 x 16 transpose), the chains of 8 rows x up to 48 stored entries in
+ * registers across the chunk and carried from chunk to chunk in dW. Reference: im2col and
+ * bsrSampledGemmReference.
+ */
+export function bsrConv2dWeightGradient(
+  pattern: BsrMatrix, x: Float32Array | CodedImages, dy: Float32Array | CodedImages, g: ColumnGeometry, batch: number, options: BsrWeightGradientOptions = {},
+): Float32Array {
+  const k = g.channels * g.kernelH * g.kernelW, plane = g.outH * g.outW, n = batch * plane, m = pattern.rows;
+  if (pattern.cols !== k) throw new InvalidArgumentError(`bsrConv2dWeightGradient: the pattern has ${pattern.cols} columns; the geometry's column matrix has ${k} rows (channels x taps)`);
+  const imageStride = g.channels * g.height * g.width;
+  checkCoded(x, batch * imageStride, 'x');
+  checkCoded(dy, batch * m * plane, 'dy');
+  if (options.out && options.out.length !== m * k) throw new InvalidArgumentError(`bsrConv2dWeightGradient: out has ${options.out.length} values; expected ${m} x ${k}`);
+  const dw = options.out ?? freshArray(m * k);
+  const native = nativeCore();
+  if (native && !options.reference) {
+    native.bsrConvWeightGradient(pattern.rowPtr, pattern.colIdx, x instanceof Float32Array ? x : x.codes, dy instanceof Float32Array ? dy : dy.codes, dw, {
+      m, k, br: pattern.blockRows, bc: pattern.blockCols, batch, geometry: g, imageStride,
+      ...(x instanceof Float32Array ? {} : { table: x.table }), ...(dy instanceof Float32Array ? {} : { dyTable: dy.table }),
+      threads: resolveThreads(options.threads),
+    });
+    return dw;
+  }
+  const columns = new Float32Array(k * n);
+  im2colBatchReference(values(x), columns, g, batch, imageStride);
+  const dyRows = new Float32Array(m * n);
+  moveRowsReference(dyRows, values(dy), { n0: 0, count: batch, channels: m, c0: 0, rows: m, plane }, 'gather');
+  const sampled = bsrSampledGemmReference(pattern, dyRows, columns, n);
+  const { blockRows: br, blockCols: bc } = pattern;
+  for (let q = 0; q + 1 < pattern.rowPtr.length; q++) {
+    for (let b = pattern.rowPtr[q]; b < pattern.rowPtr[q + 1]; b++) {
+      for (let r = 0; r < br && q * br + r < m; r++) {
+        for (let c = 0; c < bc && pattern.colIdx[b] * bc + c < k; c++) dw[(q * br + r) * k + pattern.colIdx[b] * bc + c] = sampled.values[b * br * bc + r * bc + c];
+      }
+    }
+  }
+  return dw;
 }

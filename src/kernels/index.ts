@@ -80,5 +80,5 @@ export {
   bsrSampledGemmReference, bsrToDense, bsrTranspose, fma32, keptFraction, sparseConvWins,
 } from './block_sparse.js';
 export type { BsrGemmOptions, BsrLowpOptions, BsrMatrix, CodedImages, SparsePattern } from './block_sparse.js';
-export { bsrConv2dInputGradient } from './block_sparse_conv.js';
-export type { BsrConvOptions } from './block_sparse_conv.js';
+export { bsrConv2dInputGradient, bsrConv2dWeightGradient } from './block_sparse_conv.js';
+export type { BsrConvOptions, BsrWeightGradientOptions } from './block_sparse_conv.js';

@@ -130,6 +130,13 @@ export interface NativeCore {
       geometry?: ColumnGeometry; imageStride?: number; cPlane?: number; cImageStride?: number; table?: Float32Array;
     },
   ): void;
+  /** A convolution's weight gradient at a pattern's stored blocks, into dw (native/block_sparse.h). */
+  bsrConvWeightGradient(
+    rowPtr: Int32Array, colIdx: Int32Array, images: Float32Array | Uint8Array, dy: Float32Array | Uint8Array, dw: Float32Array,
+    o: Threads & {
+      m: number; k: number; br: number; bc: number; batch: number; geometry: ColumnGeometry; imageStride: number; table?: Float32Array; dyTable?: Float32Array;
+    },
+  ): void;
   /** GEMM under an aligned fixed-point accumulator (native/aligned_gemm.h): a m x k, b k x n codes, row-major. */
   alignedGemm(
     a: Uint8Array, b: Uint8Array, c: Float32Array,

@@ -10,6 +10,7 @@ import { lowpGemm, lowpGemmReference } from '../../src/kernels/lowp_gemm.js';
 import { blockScaledGemm, blockScaledGemmReference } from '../../src/kernels/block_gemm.js';
 import { bsrConv2dForward, bsrConv2dForwardReference, bsrFromDense, bsrGemm, bsrGemmReference } from '../../src/kernels/block_sparse.js';
 import { blockQuantizeReference, type BlockSpec } from '../../src/kernels/block_quant.js';
+import { bsrConv2dWeightGradient } from '../../src/kernels/block_sparse_conv.js';
 import { nativeCore, nativeUnavailableReason } from '../../src/kernels/native.js';
 import { winogradForward, winogradForwardReference, winogradWeightGradient, winogradWeightGradientReference } from '../../src/kernels/winograd.js';
 import { float32FromBits } from './format_oracle.js';
@@ -116,6 +117,13 @@ for (const [xShape, wShape, options] of [
     const fast = bsrConv2dForward(w, x, g, geo.batch);
     const ref = bsrConv2dForwardReference(w, x, g, geo.batch);
     for (let i = 0; i < fast.length; i++) if (fast[i] !== ref[i]) sparseMismatches++;
+    // The weight gradient at the kept blocks (float and E5M2 output gradients).
+    const dyValues = uniform(geo.batch * 16 * geo.outH * geo.outW, 73);
+    for (const dy of [dyValues, { codes: encode(dyValues, 'e5m2', { saturate: true }) as Uint8Array, table: e5m2Table, format: resolveFormat('e5m2') }]) {
+      const fastW = bsrConv2dWeightGradient(w, x, dy, g, geo.batch);
+      const refW = bsrConv2dWeightGradient(w, x, dy, g, geo.batch, { reference: true });
+      for (let i = 0; i < fastW.length; i++) if (!Object.is(fastW[i], refW[i])) sparseMismatches++;
+    }
   }
 }
 process.stdout.write(`sparse mismatches ${sparseMismatches}\n`);

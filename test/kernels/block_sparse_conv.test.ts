@@ -1,11 +1,14 @@
 /**
  * The input gradient of a block-pruned convolution on the sparse kernel: bit for bit the dense
  * strided route (gemm with W^T, then col2im) on the pruned weights, native and reference, 1 and 2
- * threads; bad operands refused.
+ * threads; bad operands refused. The weight gradient at the kept blocks: bit for bit the dense
+ * direct route's (the SGEMM's chain over the batch) at every kept entry, zeros elsewhere, for
+ * float and one-byte-code operands, every way of packing columns, several chunks of columns.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { bsrConv2dInputGradient, bsrFromDense, bsrTranspose, convGeometry, groupColumns } from '../../src/kernels/index.js';
+import { bsrConv2dInputGradient, bsrConv2dWeightGradient, bsrFromDense, bsrTranspose, convGeometry, decode, encode, groupColumns } from '../../src/kernels/index.js';
+import { resolveFormat } from '../../src/formats/index.js';
 import { conv2dGradients } from '../../src/ops/conv.js';
 import { uniform, xorshift } from '../helpers/random.js';
 import { assertSameBits } from '../helpers/bits.js';
@@ -55,5 +58,66 @@ describe('bsrConv2dInputGradient', () => {
     const { w: other } = prunedWeight(8, 32, 4, 4, 3);
     assert.throws(() => bsrConv2dInputGradient(bsrTranspose(other), new Float32Array(72), groupColumns(geo), 1), /W\^T has 32 rows; the geometry's column matrix has 36/);
     assert.throws(() => bsrConv2dInputGradient(bsrTranspose(w), new Float32Array(72), groupColumns(geo), 1, { out: new Float32Array(3) }), /out has 3 values; expected batch x channels x H x W = 144/);
+  });
+});
+
+describe('bsrConv2dWeightGradient', () => {
+  const cases: Array<[string, [number, number, number, number], [number, number, number, number], Parameters<typeof convGeometry>[2], number, number]> = [
+    ['3x3 stride 1 pad 1 (shifted rows), 8x8 blocks', [3, 16, 12, 16], [24, 16, 3, 3], { padding: 1 }, 8, 8],
+    ['3x3 stride 2 on 32 x 32 (even lanes), 8x8 blocks', [2, 8, 32, 32], [16, 8, 3, 3], { padding: 1, stride: 2 }, 8, 8],
+    ['3x3 stride 2, odd size (gathered lanes), blocks that do not divide the view', [2, 5, 9, 9], [13, 5, 3, 3], { padding: 1, stride: 2 }, 8, 8],
+    ['1x1 (a projection shortcut), 4x4 blocks', [2, 12, 10, 10], [20, 12, 1, 1], { stride: 2 }, 4, 4],
+    ['16x16 blocks, 7 x 7 planes', [4, 32, 7, 7], [32, 32, 3, 3], { padding: 1 }, 16, 16],
+    ['single entries (1x1 blocks)', [2, 4, 8, 8], [6, 4, 3, 3], { padding: 1 }, 1, 1],
+    ['several chunks of columns (64 x 64 planes)', [2, 4, 64, 64], [8, 4, 3, 3], { padding: 1 }, 4, 4],
+  ];
+  for (const [name, xShape, wShape, options, br, bc] of cases) {
+    test(`${name}: the dense direct route's bits at the kept entries, zeros elsewhere`, () => {
+      const geo = convGeometry(xShape, wShape, options);
+      const rows = wShape[0], cols = wShape[1] * wShape[2] * wShape[3];
+      const { w, dense } = prunedWeight(rows, cols, br, bc, rows + 3 * cols);
+      const x = uniform(geo.batch * geo.channels * geo.height * geo.width, 5);
+      const dy = uniform(geo.batch * rows * geo.outH * geo.outW, 7);
+      const full = conv2dGradients({ g: dy, x, weight: null, geometry: geo, algorithm: 'direct' }).gw!;
+      const want = full.map((v, i) => (dense[i] !== 0 ? v : 0));
+      const g = groupColumns(geo);
+      for (const threads of [1, 2]) assertSameBits(bsrConv2dWeightGradient(w, x, dy, g, geo.batch, { threads }), want, `${threads} threads`);
+      assertSameBits(bsrConv2dWeightGradient(w, x, dy, g, geo.batch, { reference: true }), want, 'reference');
+      const out = new Float32Array(rows * cols);
+      assert.equal(bsrConv2dWeightGradient(w, x, dy, g, geo.batch, { out }), out);
+      assertSameBits(out, want, 'into out');
+    });
+  }
+
+  test('one-byte codes (E5M2 and E4M3 tables) give the dense route on their values', () => {
+    const geo = convGeometry([2, 16, 16, 16], [16, 16, 3, 3], { padding: 1 });
+    const { w, dense } = prunedWeight(16, 144, 8, 8, 11);
+    const g = groupColumns(geo);
+    for (const name of ['e5m2', 'e4m3']) {
+      const format = resolveFormat(name);
+      const table = decode(Uint8Array.from({ length: 256 }, (_, i) => i), name);
+      table.forEach((v, i) => { if (!Number.isFinite(v)) table[i] = 0; });
+      const xCodes = encode(uniform(2 * 16 * 256, 21).map((v) => v * 8), name, { saturate: true }) as Uint8Array;
+      const dyCodes = encode(uniform(2 * 16 * 256, 22).map((v) => v * 8), name, { saturate: true }) as Uint8Array;
+      const xv = Float32Array.from(xCodes, (c) => table[c]), dyv = Float32Array.from(dyCodes, (c) => table[c]);
+      const full = conv2dGradients({ g: dyv, x: xv, weight: null, geometry: geo, algorithm: 'direct' }).gw!;
+      const want = full.map((v, i) => (dense[i] !== 0 ? v : 0));
+      const got = bsrConv2dWeightGradient(w, { codes: xCodes, table, format }, { codes: dyCodes, table, format }, g, 2);
+      assertSameBits(got, want, name);
+      assertSameBits(bsrConv2dWeightGradient(w, { codes: xCodes, table, format }, dyv, g, 2, { threads: 1 }), want, `${name}, float dy`);
+    }
+  });
+
+  test('bad operands are refused with what was expected', () => {
+    const geo = convGeometry([1, 4, 6, 6], [8, 4, 3, 3], { padding: 1 });
+    const g = groupColumns(geo);
+    const { w } = prunedWeight(8, 36, 4, 4, 3);
+    const x = new Float32Array(144), dy = new Float32Array(288);
+    assert.throws(() => bsrConv2dWeightGradient(w, new Float32Array(5), dy, g, 1), /x has 5 values; expected 144/);
+    assert.throws(() => bsrConv2dWeightGradient(w, x, new Float32Array(5), g, 1), /dy has 5 values; expected 288/);
+    assert.throws(() => bsrConv2dWeightGradient(w, x, dy, g, 1, { out: new Float32Array(3) }), /out has 3 values; expected 8 x 36/);
+    const { w: other } = prunedWeight(8, 32, 4, 4, 3);
+    assert.throws(() => bsrConv2dWeightGradient(other, x, dy, g, 1), /the pattern has 32 columns; the geometry's column matrix has 36/);
+    assert.throws(() => bsrConv2dWeightGradient(w, { codes: new Uint8Array(144), table: new Float32Array(3), format: resolveFormat('e5m2') }, dy, g, 1), /x as codes needs the table/);
   });
 });
