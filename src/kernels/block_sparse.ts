@@ -489,6 +489,54 @@ export function sparseConvWins(pattern: SparsePattern, dense: 'winograd' | 'dire
   return area >= 16 && pattern.br >= 4 ? f <= 0.5 : f <= 0.25;
 }
 
+/**
+ * Whether a pruned convolution's weight gradient runs on the block-sparse kernel
+ * (bsrConv2dWeightGradient: the kept blocks' entries only, the pruned ones zero), where nothing
+ * reads the pruned entries: a fixed rule on the pattern and on the product the layer would run
+ * dense, set from the crossovers measured on ResNet-18's shapes (docs/sparsity.md), never a timing.
+ * The kernel packs the column matrix transposed and keeps 8 rows of a block in registers, so it
+ * needs blocks of at least 4 x 4 (never single entries, thin blocks or whole filters).
+ * - Against the float32 Winograd weight gradient (3x3 stride 1): at least 8 x 8 with at most 25%
+ *   of the blocks kept, or at least 4 x 4 with at most 10%.
+ * - Against a direct product (strided, or codes): at least 8 x 8 with at most 50%, or 4 x 4 with
+ *   at most 25%.
+ */
+export function sparseWeightGradientWins(pattern: SparsePattern, dense: 'winograd' | 'direct'): boolean {
+  if (pattern.br < 4 || pattern.bc < 4) return false;
+  const f = keptFraction(pattern);
+  const area = pattern.br * pattern.bc;
+  if (dense === 'winograd') return (area >= 64 && f <= 0.25) || (area >= 16 && f <= 0.1);
+  return (area >= 64 && f <= 0.5) || (area >= 16 && f <= 0.25);
+}
+
+/** Zero the entries of `values` (rows x cols, row-major) outside the pattern's kept blocks, in place. */
+export function zeroPruned(values: Float32Array, pattern: SparsePattern): Float32Array {
+  const { rows, cols, br, bc, keep } = pattern;
+  if (values.length !== rows * cols) throw new InvalidArgumentError(`zeroPruned: ${values.length} values; the pattern covers ${rows} x ${cols}`);
+  const blockCols = Math.ceil(cols / bc);
+  for (let i = 0; i < rows; i++) {
+    const q = Math.floor(i / br);
+    for (let p = 0; p < blockCols; p++) if (!keep[q * blockCols + p]) values.fill(0, i * cols + p * bc, i * cols + Math.min(cols, (p + 1) * bc));
+  }
+  return values;
+}
+
+/** A pattern's block structure in BSR (rowPtr, colIdx; no values): what the weight-gradient kernel reads. */
+export function bsrStructure(pattern: SparsePattern): BsrMatrix {
+  const { rows, cols, br, bc, keep } = pattern;
+  const { blockRowCount, blockColCount } = blockGrid(rows, cols, br, bc);
+  if (keep.length !== blockRowCount * blockColCount) {
+    throw new InvalidArgumentError(`bsrStructure: the pattern has ${keep.length} blocks; expected ${blockRowCount} x ${blockColCount} for ${br}x${bc} blocks of ${rows} x ${cols}`);
+  }
+  const rowPtr = new Int32Array(blockRowCount + 1);
+  const colIdx: number[] = [];
+  for (let q = 0; q < blockRowCount; q++) {
+    for (let p = 0; p < blockColCount; p++) if (keep[q * blockColCount + p]) colIdx.push(p);
+    rowPtr[q + 1] = colIdx.length;
+  }
+  return { rows, cols, blockRows: br, blockCols: bc, rowPtr, colIdx: Int32Array.from(colIdx), values: new Float32Array(0) };
+}
+
 /** The pruned weight in BSR from its dense values (zeros outside kept blocks). */
 export function bsrFromPattern(weight: Float32Array, pattern: SparsePattern): BsrMatrix {
   return bsrFromDense(weight, pattern.rows, pattern.cols, pattern.br, pattern.bc, pattern.keep);

@@ -14,7 +14,10 @@
  * absent; the tests hold the fast path to it bit for bit.
  */
 import { InvalidArgumentError } from '../errors.js';
-import { bsrGemm, bsrGemmReference, bsrSampledGemmReference, type BsrMatrix, type CodedImages } from './block_sparse.js';
+import { bsrGemm, bsrGemmReference, bsrStructure, fma32, type BsrMatrix, type CodedImages, type SparsePattern } from './block_sparse.js';
+import { decodeTable, resolveFormat, type FormatLike } from '../formats/index.js';
+import { alignedOf, type LowpGemmOptions, type LowpOperand } from './lowp_gemm.js';
+import { divideByScale } from './quant_stats.js';
 import { freshArray, recycle, takeBuffer, takeZeroed } from './buffer_pool.js';
 import type { ColumnGeometry } from './conv_geometry.js';
 import { moveRows, moveRowsReference } from './conv_layout.js';
@@ -135,18 +138,44 @@ export function bsrConv2dWeightGradient(
     });
     return dw;
   }
+  // The contract written out: the column matrix, dY as rows, each stored entry's chain.
   const columns = new Float32Array(k * n);
   im2colBatchReference(values(x), columns, g, batch, imageStride);
   const dyRows = new Float32Array(m * n);
   moveRowsReference(dyRows, values(dy), { n0: 0, count: batch, channels: m, c0: 0, rows: m, plane }, 'gather');
-  const sampled = bsrSampledGemmReference(pattern, dyRows, columns, n);
   const { blockRows: br, blockCols: bc } = pattern;
   for (let q = 0; q + 1 < pattern.rowPtr.length; q++) {
     for (let b = pattern.rowPtr[q]; b < pattern.rowPtr[q + 1]; b++) {
       for (let r = 0; r < br && q * br + r < m; r++) {
-        for (let c = 0; c < bc && pattern.colIdx[b] * bc + c < k; c++) dw[(q * br + r) * k + pattern.colIdx[b] * bc + c] = sampled.values[b * br * bc + r * bc + c];
+        for (let c = 0; c < bc && pattern.colIdx[b] * bc + c < k; c++) {
+          const i = q * br + r, t = pattern.colIdx[b] * bc + c;
+          let acc = 0;
+          for (let j = 0; j < n; j++) acc = fma32(dyRows[i * n + j], columns[t * n + j], acc);
+          dw[i * k + t] = acc;
+        }
       }
     }
   }
   return dw;
+}
+
+/**
+ * lowpConv2dBackwardWeight (one group) of a pruned weight on the block-sparse kernel, where it
+ * gives that product's bits at the kept blocks: both operands one-byte codes whose products are
+ * exact in float32, float32 accumulation without chunks, output rounding or stochastic rounding.
+ * The pruned entries are +0 (a caller takes this only where nothing reads them). Returns null
+ * where it does not apply (the caller runs the dense product). The result: bsrConv2dWeightGradient
+ * on the decoded values, divided by fl32(scaleDy * scaleX) as lowpGemm does.
+ */
+export function bsrLowpConv2dWeightGradient(
+  pattern: SparsePattern, dy: LowpOperand, x: LowpOperand, g: ColumnGeometry, batch: number, options: LowpGemmOptions = {},
+): Float32Array | null {
+  if (dy instanceof Float32Array || x instanceof Float32Array || !(dy.codes instanceof Uint8Array) || !(x.codes instanceof Uint8Array)) return null;
+  if (dy.format.bits > 8 || x.format.bits > 8 || dy.format.mantissaBits + x.format.mantissaBits + 2 > 24) return null;
+  const accumulation = options.accumulation ?? 'fp32';
+  if (alignedOf(accumulation) || resolveFormat(accumulation as FormatLike).name !== 'float32') return null;
+  if (options.chunk || options.chunkEnds || options.output || options.rounding === 'stochastic') return null;
+  if (pattern.cols !== g.channels * g.kernelH * g.kernelW) return null;
+  const dw = bsrConv2dWeightGradient(bsrStructure(pattern), { codes: x.codes, table: decodeTable(x.format), format: x.format }, { codes: dy.codes, table: decodeTable(dy.format), format: dy.format }, g, batch, { threads: options.threads });
+  return divideByScale(dw, Math.fround(dy.scale * x.scale));
 }

@@ -6,15 +6,16 @@
  * forward convolution of the output gradient with the rotated kernel (other strides fold W^T dY
  * back with col2im). 3x3 stride-1 convolutions run as Winograd products where winogradTile
  * chooses them (src/kernels/winograd.ts). A pruned weight's forward runs on the block-sparse
- * kernel where sparseConvWins says it is faster (its gradients stay dense). Saved state is just
+ * kernel where sparseConvWins says it is faster, and so do its strided input gradient and its
+ * weight gradient (sparseWeightGradientWins) in the backward. Saved state is just
  * the input (and the weight, for the input gradient).
  */
 import { record, registerGradient } from '../autograd/index.js';
 import { InvalidArgumentError } from '../errors.js';
 import {
-  bsrConv2dForward, bsrConv2dInputGradient, bsrFromPattern, bsrTranspose, channelBiasAdd, channelSum, col2im, col2imBatch, columnsGemm, convGeometry, defaultConvAlgorithm, depthwiseForward, depthwiseGeometry,
+  bsrConv2dForward, bsrConv2dInputGradient, bsrConv2dWeightGradient, bsrFromPattern, bsrStructure, bsrTranspose, channelBiasAdd, channelSum, col2im, col2imBatch, columnsGemm, convGeometry, defaultConvAlgorithm, depthwiseForward, depthwiseGeometry,
   depthwiseInputGradient, depthwiseWeightGradient, freshArray, gemm, groupColumns, im2col, isDepthwise,
-  inputGradientGeometry, moveRows, recycle, rotatedKernel, sparseConvWins, takeBuffer, takeZeroed, transposedConvGeometry, winogradForward,
+  inputGradientGeometry, moveRows, recycle, rotatedKernel, sparseConvWins, sparseWeightGradientWins, takeBuffer, takeZeroed, transposedConvGeometry, winogradForward,
   winogradPlan, winogradWeightGradient, type ColumnGeometry, type ColumnSource, type ConvAlgorithm, type ConvGeometry, type ConvOptions,
   type SparsePattern,
 } from '../kernels/index.js';
@@ -167,9 +168,18 @@ export interface Conv2dGradientInputs {
   algorithm: ConvAlgorithm;
   /**
    * The weight's keep pattern where it is pruned in blocks: a strided input gradient then runs on
-   * the block-sparse kernel where sparseConvWins chooses it (the dense route's bits).
+   * the block-sparse kernel where sparseConvWins chooses it (the dense route's bits), and the
+   * weight gradient where sparseWeightGradientWins does (see prunedGradientUnread).
    */
   sparse?: SparsePattern;
+  /**
+   * Whether nothing reads the weight gradient's entries outside the pattern's kept blocks (default
+   * true: the optimizer's masks zero them; false where a recipe quantizes weight gradients with a
+   * scale from their amax, which those entries would change). Then the weight gradient may run on
+   * the block-sparse kernel: the kept entries get the dense direct product's chain, the pruned
+   * ones +0.
+   */
+  prunedGradientUnread?: boolean;
 }
 
 /**
@@ -178,7 +188,7 @@ export interface Conv2dGradientInputs {
  * gradients): also the backward of SFP8's quantized convolutions, whose backward is float32.
  */
 export function conv2dGradients(a: Conv2dGradientInputs): { gx: Float32Array | null; gw: Float32Array | null } {
-  const { g, x: xData, weight: weightData, geometry, algorithm, sparse } = a;
+  const { g, x: xData, weight: weightData, geometry, algorithm, sparse, prunedGradientUnread = true } = a;
   const { batch, channels, outChannels, groups } = geometry;
   const cols = groupColumns(geometry);
   const cg = channels / groups;
@@ -212,12 +222,16 @@ export function conv2dGradients(a: Conv2dGradientInputs): { gx: Float32Array | n
   // A strided input gradient of a pruned weight: W^T dY on the sparse kernel, then col2im.
   const sparseGx = gx && !dxGeometry && sparse && groups === 1 && sparseConvWins(sparse, 'direct');
   if (sparseGx) bsrConv2dInputGradient(bsrTranspose(bsrFromPattern(weightData!, sparse)), g, cols, batch, { out: gx });
-  const dy = (gw && !wPlan) || (gx && !dxGeometry && !sparseGx) ? takeBuffer(ocg * batch * plane) : null;
+  // A pruned weight's gradient at its kept blocks only, on the sparse kernel (the direct chain).
+  const sparseGw = gw && prunedGradientUnread && sparse && groups === 1 && sparseWeightGradientWins(sparse, wPlan ? 'winograd' : 'direct');
+  if (sparseGw) bsrConv2dWeightGradient(bsrStructure(sparse), xData!, g, cols, batch, { out: gw });
+  const denseGw = gw && !sparseGw;
+  const dy = (denseGw && !wPlan) || (gx && !dxGeometry && !sparseGx) ? takeBuffer(ocg * batch * plane) : null;
   for (let grp = 0; grp < groups; grp++) {
     if (dy) moveRows(dy, g, { n0: 0, count: batch, channels: outChannels, c0: grp * ocg, rows: ocg, plane }, 'gather');
-    if (gw && wPlan) {
+    if (denseGw && wPlan) {
       winogradWeightGradient(xData!.subarray(grp * cg * pixels), g.subarray(grp * ocg * plane), gw.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize), wPlan);
-    } else if (gw) {
+    } else if (denseGw) {
       // dW_g = dY_g [OCg x N*P] x col_g^T [N*P x K], summed over the whole batch in one chain per element
       columnsGemm(ocg, kSize, batch * plane, dy!, columnSource(xData!, grp, batch, cols, channels), gw.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize), { transB: true });
     }

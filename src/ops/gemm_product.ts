@@ -6,8 +6,8 @@
  */
 import { InvalidArgumentError } from '../errors.js';
 import {
-  blockConv2dBackwardData, blockConv2dBackwardWeight, blockConv2dForward, blockScaledProduct, bsrLowpConv2dForward, convGeometry, groupColumns,
-  lowpConv2dBackwardData, lowpConv2dBackwardWeight, lowpConv2dForward, lowpGemm, sparseConvWins, transposedConvGeometry,
+  blockConv2dBackwardData, blockConv2dBackwardWeight, blockConv2dForward, blockScaledProduct, bsrLowpConv2dForward, bsrLowpConv2dWeightGradient, convGeometry, groupColumns,
+  lowpConv2dBackwardData, lowpConv2dBackwardWeight, lowpConv2dForward, lowpGemm, sparseConvWins, sparseWeightGradientWins, transposedConvGeometry, zeroPruned,
   type ConvAlgorithm, type ConvBlocks, type ConvGeometry, type ConvOptions, type LowpGemmOptions, type LowpOperand, type SparsePattern,
 } from '../kernels/index.js';
 import { formatShape, type Tensor } from '../tensor/index.js';
@@ -16,7 +16,7 @@ import { linear } from './matmul.js';
 
 export type GemmProduct =
   | { readonly kind: 'linear' }
-  /** `sparse`: the weight's keep pattern where the layer is pruned in blocks (its forward may run on the block-sparse kernel). */
+  /** `sparse`: the weight's keep pattern where the layer is pruned in blocks (its forward and gradients may run on the block-sparse kernel). */
   | { readonly kind: 'conv2d'; readonly options: ConvOptions; readonly sparse?: SparsePattern }
   | { readonly kind: 'convTranspose2d'; readonly options: ConvOptions };
 
@@ -37,7 +37,15 @@ export function runProduct(x: Tensor, weight: Tensor, bias: Tensor | null, produ
  * along that GEMM's K from their float32 values (src/kernels/block_gemm.ts), by role: x the
  * layer's input, w its weight, e the output gradient.
  */
-export type ProductOptions = LowpGemmOptions & { blocks?: ConvBlocks };
+export type ProductOptions = LowpGemmOptions & {
+  blocks?: ConvBlocks;
+  /**
+   * Weight gradient only: nothing reads its entries outside a pruned weight's kept blocks (the
+   * recipe does not quantize weight gradients by their amax), so a pruned convolution may return
+   * them as +0 from the block-sparse kernel.
+   */
+  prunedGradientUnread?: boolean;
+};
 
 /**
  * The three GEMMs of a product on given operands (forward, input gradient, weight gradient), over
@@ -56,7 +64,14 @@ export interface ProductKernels {
    * gradient and the dequantized forward operands, through conv2d's own float32 path, so that
    * such a backward is the fp32 recipe's given the same operands (Winograd where it applies).
    */
-  floatBackward?(g: Float32Array, x: Float32Array | null, w: Float32Array | null, algorithm: ConvAlgorithm): { gx: Float32Array | null; gw: Float32Array | null };
+  /**
+   * Pruned convolutions only: zero a weight gradient's entries outside the kept blocks (in place),
+   * as the block-sparse weight gradient leaves them; for comparisons with dense shadow products.
+   */
+  zeroPruned?(dw: Float32Array): Float32Array;
+  floatBackward?(
+    g: Float32Array, x: Float32Array | null, w: Float32Array | null, algorithm: ConvAlgorithm, prunedGradientUnread: boolean,
+  ): { gx: Float32Array | null; gw: Float32Array | null };
 }
 
 /**
@@ -68,6 +83,16 @@ function sparseForward(s: ConvGeometry, sparse: SparsePattern | undefined, xo: L
   return bsrLowpConv2dForward(sparse, wo, xo, groupColumns(s), s.batch, o);
 }
 
+/**
+ * A pruned weight's gradient on the block-sparse kernel where nothing reads its pruned entries,
+ * it gives the dense product's bits at the kept ones (bsrLowpConv2dWeightGradient: codes, float32
+ * accumulation) and sparseWeightGradientWins chooses it; else null.
+ */
+function sparseWeightGrad(s: ConvGeometry, sparse: SparsePattern | undefined, e: LowpOperand, xo: LowpOperand, o: ProductOptions): Float32Array | null {
+  if (!sparse || !o.prunedGradientUnread || o.blocks || s.groups !== 1 || !sparseWeightGradientWins(sparse, 'direct')) return null;
+  return bsrLowpConv2dWeightGradient(sparse, e, xo, groupColumns(s), s.batch, o);
+}
+
 function convKernels(s: ConvGeometry, sparse?: SparsePattern): ProductKernels {
   return {
     outputShape: [s.batch, s.outChannels, s.outH, s.outW],
@@ -75,8 +100,10 @@ function convKernels(s: ConvGeometry, sparse?: SparsePattern): ProductKernels {
     plane: s.outH * s.outW,
     forward: (xo, wo, o) => sparseForward(s, sparse, xo, wo, o) ?? (o.blocks ? blockConv2dForward(xo, wo, s, o.blocks, o) : lowpConv2dForward(xo, wo, s, o)),
     inputGrad: (e, wo, o) => (o.blocks ? blockConv2dBackwardData(e, wo, s, o.blocks, o) : lowpConv2dBackwardData(e, wo, s, o)),
-    weightGrad: (e, xo, o) => (o.blocks ? blockConv2dBackwardWeight(e, xo, s, o.blocks, o) : lowpConv2dBackwardWeight(e, xo, s, o)),
-    floatBackward: (g, xf, wf, algorithm) => conv2dGradients({ g, x: xf, weight: wf, geometry: s, algorithm }),
+    weightGrad: (e, xo, o) =>
+      sparseWeightGrad(s, sparse, e, xo, o) ?? (o.blocks ? blockConv2dBackwardWeight(e, xo, s, o.blocks, o) : lowpConv2dBackwardWeight(e, xo, s, o)),
+    ...(sparse ? { zeroPruned: (dw: Float32Array) => zeroPruned(dw, sparse) } : {}),
+    floatBackward: (g, xf, wf, algorithm, prunedGradientUnread) => conv2dGradients({ g, x: xf, weight: wf, geometry: s, algorithm, sparse, prunedGradientUnread }),
   };
 }
 

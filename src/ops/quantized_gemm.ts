@@ -33,6 +33,8 @@ export interface QuantizationPolicy {
   readonly quantizesErrors: boolean;
   /** How float32 convolutions of a float32 backward run. */
   readonly algorithm: ConvAlgorithm;
+  /** Whether nothing reads a pruned weight's gradient outside its kept blocks (weight gradients not quantized by their amax). */
+  readonly prunedGradientUnread?: boolean;
   /** x as the GEMM operand of its class: codes and a scale, or x itself where the class stays float32. */
   quantize(cls: OperandClass, x: Float32Array): LowpOperand;
   /** Accumulation and stochastic-rounding options of one of the three GEMMs. */
@@ -111,7 +113,7 @@ registerGradient<Saved>('quantizedGemm', (node, g) => {
   let gw: Float32Array | null = null;
   if (!quantizedErrors && kernels.floatBackward) {
     const taken: Float32Array[] = [];
-    const grads = kernels.floatBackward(g, weight.requiresGrad ? values(x, taken) : null, input.requiresGrad ? values(w, taken) : null, policy.algorithm);
+    const grads = kernels.floatBackward(g, weight.requiresGrad ? values(x, taken) : null, input.requiresGrad ? values(w, taken) : null, policy.algorithm, policy.prunedGradientUnread === true);
     for (const a of taken) recycle(a);
     gx = grads.gx;
     gw = grads.gw;
@@ -122,7 +124,12 @@ registerGradient<Saved>('quantizedGemm', (node, g) => {
   if (shadow) {
     const float = !quantizedErrors && kernels.floatBackward !== undefined;
     if (gx) showProduct(shadow.probe, 'inputGradient', gx, kernels.inputGrad(g, shadow.w, FP32), options('inputGradient'), () => kernels.inputGrad(e, w, FP32), float);
-    if (gw) showProduct(shadow.probe, 'weightGradient', gw, kernels.weightGrad(g, shadow.x, FP32), options('weightGradient'), () => kernels.weightGrad(e, x, FP32), float);
+    // A pruned weight's gradient may hold +0 outside its kept blocks (the block-sparse kernel's),
+    // so every product compared here does.
+    const pruned = policy.prunedGradientUnread && kernels.zeroPruned ? kernels.zeroPruned : (v: Float32Array) => v;
+    if (gw) {
+      showProduct(shadow.probe, 'weightGradient', pruned(gw), pruned(kernels.weightGrad(g, shadow.x, FP32)), options('weightGradient'), () => pruned(kernels.weightGrad(e, x, FP32)), float);
+    }
   }
   if (gw) {
     const q = policy.quantize('weight_gradients', gw);

@@ -96,6 +96,14 @@ export class LayerQuantState implements QuantizationPolicy {
     if (acc.promote > 0) this.accumulation.promote = acc.promote;
   }
 
+  /**
+   * Whether the weight gradient stays float32 (not quantized by its amax): its entries outside a
+   * pruned weight's kept blocks are then read by nobody (the optimizer's masks zero them).
+   */
+  get prunedGradientUnread(): boolean {
+    return this.quantizers.weight_gradients === undefined;
+  }
+
   get quantizesErrors(): boolean {
     return this.quantizers.errors !== undefined;
   }
@@ -113,6 +121,7 @@ export class LayerQuantState implements QuantizationPolicy {
   gemmOptions(pass: GemmPass): ProductOptions {
     const options: ProductOptions = { ...this.accumulation, seed: this.seedFor(pass) };
     if (this.blockScaled) options.blocks = this.blocks(pass);
+    if (pass === 'weightGradient' && this.prunedGradientUnread) options.prunedGradientUnread = true;
     return options;
   }
 

@@ -2,14 +2,21 @@
  * Pruned convolutions on the block-sparse kernel: the same evaluation and the same training, bit
  * for bit, as the dense direct products (float32 with --conv direct, and a recipe's codes with
  * float32 accumulation); proof that the sparse forward really runs (weights left in pruned blocks
- * are ignored by it); the fixed rule.
+ * are ignored by it); the fixed rules; the weight gradient at the kept blocks (float32 and codes),
+ * dense where a recipe reads it whole.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { sparseConvWins, type SparsePattern } from '../../src/kernels/index.js';
+import { convGeometry, encode, sparseConvWins, sparseWeightGradientWins, type SparsePattern } from '../../src/kernels/index.js';
+import { makeQTensor } from '../../src/formats/index.js';
+import { conv2dGradients } from '../../src/ops/conv.js';
+import { productKernels } from '../../src/ops/gemm_product.js';
+import { Tensor } from '../../src/tensor/index.js';
+import { assertSameBits } from '../helpers/bits.js';
+import { uniform } from '../helpers/random.js';
 import { GemmLayer, type Module } from '../../src/nn/index.js';
 import { attachSparsePatterns, detachSparsePatterns, Pruner } from '../../src/sparse/index.js';
 import { CHECKPOINT_FILE, checkpointMasks, checkpointModel, evaluate, readCheckpointRecord, readSafetensors, train, type TrainConfig } from '../../src/train/index.js';
@@ -57,6 +64,55 @@ describe('the rule', () => {
     assert.equal(sparseConvWins(pattern(1, 64, 10), 'direct'), false);
     assert.equal(sparseConvWins(pattern(1, 1, 25), 'direct'), true);
     assert.equal(sparseConvWins(pattern(1, 1, 30), 'direct'), false);
+  });
+});
+
+describe('the weight-gradient rule', () => {
+  test('against Winograd: 8x8 blocks at 25% kept or fewer, 4x4 at 10%; never thin blocks, single entries or whole filters', () => {
+    assert.equal(sparseWeightGradientWins(pattern(8, 8, 25), 'winograd'), true);
+    assert.equal(sparseWeightGradientWins(pattern(8, 8, 26), 'winograd'), false);
+    assert.equal(sparseWeightGradientWins(pattern(4, 4, 10), 'winograd'), true);
+    assert.equal(sparseWeightGradientWins(pattern(4, 4, 11), 'winograd'), false);
+    assert.equal(sparseWeightGradientWins(pattern(2, 8, 5), 'winograd'), false);
+    assert.equal(sparseWeightGradientWins(pattern(1, 1, 5), 'direct'), false);
+    assert.equal(sparseWeightGradientWins(pattern(1, 64, 5), 'direct'), false);
+  });
+  test('against a direct product: 8x8 blocks at 50% kept or fewer, 4x4 at 25%', () => {
+    assert.equal(sparseWeightGradientWins(pattern(8, 8, 50), 'direct'), true);
+    assert.equal(sparseWeightGradientWins(pattern(8, 8, 51), 'direct'), false);
+    assert.equal(sparseWeightGradientWins(pattern(4, 4, 25), 'direct'), true);
+    assert.equal(sparseWeightGradientWins(pattern(4, 4, 26), 'direct'), false);
+  });
+});
+
+describe('the weight gradient of a pruned convolution', () => {
+  const geometry = convGeometry([2, 16, 10, 10], [16, 16, 3, 3], { padding: 1 });
+  const keep = Uint8Array.from({ length: 2 * 18 }, (_, i) => (i % 5 === 0 ? 1 : 0));
+  const sparse: SparsePattern = { rows: 16, cols: 144, br: 8, bc: 8, keep };
+  const inKept = (i: number) => keep[Math.floor(Math.floor(i / 144) / 8) * 18 + Math.floor((i % 144) / 8)] === 1;
+  const x = uniform(2 * 16 * 100, 1), g = uniform(2 * 16 * 100, 2);
+
+  test('float32: the kept entries are the dense direct chain bit for bit and the pruned ones +0; dense where the gradient is read in full', () => {
+    const dense = conv2dGradients({ g, x, weight: null, geometry, algorithm: 'direct' }).gw!;
+    const got = conv2dGradients({ g, x, weight: null, geometry, algorithm: 'direct', sparse }).gw!;
+    assertSameBits(got, dense.map((v, i) => (inKept(i) ? v : 0)), 'sparse');
+    assertSameBits(conv2dGradients({ g, x, weight: null, geometry, algorithm: 'direct', sparse, prunedGradientUnread: false }).gw!, dense, 'read in full');
+    // Under Winograd the kept entries take the direct chain instead (the rule moves the layer at 20% kept).
+    const wino = conv2dGradients({ g, x, weight: null, geometry, algorithm: 'winograd', sparse }).gw!;
+    assertSameBits(wino, dense.map((v, i) => (inKept(i) ? v : 0)), 'off Winograd');
+  });
+
+  test('codes under float32 accumulation: the dense product bits at the kept entries where the recipe leaves weight gradients float32', () => {
+    const xq = makeQTensor(encode(x, 'e4m3', { saturate: true }), 'e4m3', 1);
+    const eq = makeQTensor(encode(g.map((v) => v * 16), 'e5m2', { saturate: true }), 'e5m2', 16);
+    const xTensor = new Tensor(x, [2, 16, 10, 10]), wTensor = new Tensor(new Float32Array(16 * 144), [16, 16, 3, 3]);
+    const kernels = productKernels(xTensor, wTensor, { kind: 'conv2d', options: { padding: 1 }, sparse });
+    const dense = productKernels(xTensor, wTensor, { kind: 'conv2d', options: { padding: 1 } }).weightGrad(eq, xq, { accumulation: 'fp32' });
+    assertSameBits(kernels.weightGrad(eq, xq, { accumulation: 'fp32', prunedGradientUnread: true }), dense.map((v, i) => (inKept(i) ? v : 0)), 'sparse');
+    assertSameBits(kernels.weightGrad(eq, xq, { accumulation: 'fp32' }), dense, 'quantized weight gradients: dense');
+    // An emulated accumulator: dense (the sparse kernel accumulates in float32 only).
+    const e6m9 = { accumulation: 'e6m9', chunk: 16, prunedGradientUnread: true } as const;
+    assertSameBits(kernels.weightGrad(eq, xq, e6m9), productKernels(xTensor, wTensor, { kind: 'conv2d', options: { padding: 1 } }).weightGrad(eq, xq, e6m9), 'e6m9');
   });
 });
 
