@@ -874,6 +874,49 @@ Napi::Value BsrGemm(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// bsrConvInputGradient(rowPtr, colIdx, values, dy, dx, { m, k, br, bc, fused, batch, geometry,
+// threads }): a convolution's input gradient from W^T in BSR (m = channels x KH x KW, k = output
+// channels), added into dx (NCHW images of the geometry). See block_sparse.h.
+Napi::Value BsrConvInputGradient(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  const Napi::Object o = optionsArg(info, 5, "bsrConvInputGradient");
+  octet::BsrGemmArgs g{};
+  g.m = sizeField(o, "m");
+  g.k = sizeField(o, "k");
+  g.br = sizeField(o, "br");
+  g.bc = sizeField(o, "bc");
+  g.fused = boolField(o, "fused");
+  g.n = 0;
+  const int64_t batch = sizeField(o, "batch");
+  if (g.br < 1 || g.bc < 1) throw rangeError(env, "bsrConvInputGradient: block sizes must be positive");
+  const int64_t blockRows = (g.m + g.br - 1) / g.br, blockCols = (g.k + g.bc - 1) / g.bc;
+  g.rowPtr = typedArg<int32_t>(info, 0, napi_int32_array, "rowPtr", blockRows + 1);
+  if (g.rowPtr[0] != 0) throw rangeError(env, "bsrConvInputGradient: rowPtr must start at 0");
+  for (int64_t q = 0; q < blockRows; ++q) {
+    if (g.rowPtr[q + 1] < g.rowPtr[q]) throw rangeError(env, "bsrConvInputGradient: rowPtr must not decrease");
+  }
+  const int64_t stored = g.rowPtr[blockRows];
+  g.colIdx = typedArg<int32_t>(info, 1, napi_int32_array, "colIdx", stored);
+  for (int64_t q = 0; q < blockRows; ++q) {
+    for (int32_t b = g.rowPtr[q]; b < g.rowPtr[q + 1]; ++b) {
+      if (g.colIdx[b] < 0 || g.colIdx[b] >= blockCols || (b > g.rowPtr[q] && g.colIdx[b] <= g.colIdx[b - 1])) {
+        throw rangeError(env, "bsrConvInputGradient: block columns must increase within each block row and lie below ceil(k / bc)");
+      }
+    }
+  }
+  g.values = f32(info, 2, "values", stored * g.br * g.bc);
+  const octet::ConvGeometry geometry = geometryField(o);
+  const int64_t plane = geometry.outH * geometry.outW;
+  if (geometry.channels * geometry.kernelH * geometry.kernelW != g.m || plane == 0) {
+    throw rangeError(env, "bsrConvInputGradient: m does not match the column matrix of the geometry");
+  }
+  const float* dy = f32(info, 3, "dy", batch * g.k * plane);
+  const int64_t imageStride = geometry.channels * geometry.height * geometry.width;
+  float* dx = f32(info, 4, "dx", batch * imageStride);
+  octet::bsrConvInputGradient(g, dy, geometry, batch, dx, imageStride, threadsField(o));
+  return env.Undefined();
+}
+
 // bsrConvWeightGradient(rowPtr, colIdx, images, dy, dw, { m, k, br, bc, batch, geometry,
 // imageStride, table?, dyTable?, threads }): a convolution's weight gradient at the stored blocks
 // of a pattern, written into dw (m x k); images and dy are Float32Array or Uint8Array codes (with
@@ -954,6 +997,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("alignedGemm", Napi::Function::New(env, AlignedGemm));
   exports.Set("bsrGemm", Napi::Function::New(env, BsrGemm));
   exports.Set("bsrConvWeightGradient", Napi::Function::New(env, BsrConvWeightGradient));
+  exports.Set("bsrConvInputGradient", Napi::Function::New(env, BsrConvInputGradient));
   exports.Set("valueHistogram", Napi::Function::New(env, ValueHistogram));
   exports.Set("collectBins", Napi::Function::New(env, CollectBins));
   exports.Set("errorEnergy", Napi::Function::New(env, ErrorEnergy));

@@ -31,7 +31,7 @@ int64_t chunkColumns(int64_t k) {
 
 // Where C(i, j) is (see BsrGemmArgs).
 inline float* cAt(const BsrGemmArgs& g, int64_t i, int64_t j) {
-  return g.cPlane ? g.c + (j / g.cPlane) * g.cImageStride + i * g.ldc + j % g.cPlane : g.c + i * g.ldc + j;
+  return g.cPlane ? g.c + (j / g.cPlane) * g.cImageStride + i * g.ldc + j % g.cPlane : g.c + (i - g.cRow0) * g.ldc + j;
 }
 
 // The runs of `lanes` consecutive columns from column j of C that lie in one image each: calls
@@ -743,6 +743,80 @@ void bsrGemm(const BsrGemmArgs& g, int threads) {
   });
 }
 
+
+namespace {
+
+thread_local AlignedBuffer rowsBuffer;
+
+// Row r of the column matrix's gradient for one image (T, outH x outW) added into the image's
+// gradient x at the positions that row reads (col2im for one row).
+void col2imRow(const float* t, int64_t r, const ConvGeometry& g, float* x) {
+  const int64_t taps = g.kernelH * g.kernelW;
+  const int64_t c = r / taps, i = (r / g.kernelW) % g.kernelH, j = r % g.kernelW;
+  const int64_t offset = j * g.dilationW - g.padW;
+  int64_t lo, hi;
+  insideRange(g.outW, g.width, g.strideW, offset, lo, hi);
+  float* channel = x + c * g.height * g.width;
+  for (int64_t oh = 0; oh < g.outH; ++oh) {
+    const int64_t ih = oh * g.strideH - g.padH + i * g.dilationH;
+    if (ih < 0 || ih >= g.height) continue;
+    float* out = channel + ih * g.width + offset;
+    const float* in = t + oh * g.outW;
+    if (g.strideW == 1) {
+      for (int64_t ow = lo; ow < hi; ++ow) out[ow] += in[ow];
+    } else {
+      for (int64_t ow = lo; ow < hi; ++ow) out[ow * g.strideW] += in[ow];
+    }
+  }
+}
+
+}  // namespace
+
+void bsrConvInputGradient(const BsrGemmArgs& wt, const float* dy, const ConvGeometry& geo, int64_t batch, float* dx, int64_t dxImageStride, int threads) {
+  const int64_t plane = geo.outH * geo.outW;
+  if (wt.m <= 0 || batch <= 0 || plane <= 0) return;
+  const int64_t blockRows = (wt.m + wt.br - 1) / wt.br, blockCols = (wt.k + wt.bc - 1) / wt.bc;
+  std::vector<int32_t> slot(static_cast<size_t>(blockCols), -1);
+  const int64_t stored = wt.rowPtr[blockRows];
+  if (stored == 0) return;
+  for (int64_t b = 0; b < stored; ++b) slot[wt.colIdx[b]] = 0;
+  std::vector<int64_t> used;
+  for (int64_t p = 0; p < blockCols; ++p) {
+    if (slot[p] < 0) continue;
+    slot[p] = static_cast<int32_t>(used.size());
+    used.push_back(p);
+  }
+  const int64_t panels = (plane + kPanel - 1) / kPanel, stride = panels * kPanel + 16, ldt = panels * kPanel;
+  const int64_t packedRows = static_cast<int64_t>(used.size()) * wt.bc;
+  parallelFor(batch, threads, [&](int64_t n) {
+    // The rows of dY (this image's) that the stored blocks read, packed once.
+    float* buffer = chunkBuffer.get(static_cast<size_t>(packedRows * stride));
+    for (size_t u = 0; u < used.size(); ++u) {
+      for (int64_t t = 0; t < wt.bc; ++t) {
+        const int64_t o = used[u] * wt.bc + t;
+        float* row = buffer + (static_cast<int64_t>(u) * wt.bc + t) * stride;
+        int64_t j = 0;
+        if (o < wt.k) {
+          std::memcpy(row, dy + (n * wt.k + o) * plane, static_cast<size_t>(plane) * sizeof(float));
+          j = plane;
+        }
+        for (; j < panels * kPanel; ++j) row[j] = 0.0f;
+      }
+    }
+    float* t = rowsBuffer.get(static_cast<size_t>(wt.br * ldt));
+    BsrGemmArgs g = wt;
+    g.c = t;
+    g.ldc = ldt;
+    g.cPlane = 0;
+    float* image = dx + n * dxImageStride;
+    for (int64_t q = 0; q < blockRows; ++q) {
+      if (wt.rowPtr[q] == wt.rowPtr[q + 1]) continue;
+      g.cRow0 = q * wt.br;
+      for (int64_t p = 0; p < panels; ++p) blockRow(g, slot.data(), q, buffer + p * kPanel, stride, std::min(kPanel, plane - p * kPanel), p * kPanel);
+      for (int64_t r = 0; r < wt.br && q * wt.br + r < wt.m; ++r) col2imRow(t + r * ldt, q * wt.br + r, geo, image);
+    }
+  });
+}
 
 namespace {
 

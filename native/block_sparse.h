@@ -35,8 +35,21 @@ struct BsrGemmArgs {
   const float* table = nullptr;
   int64_t imageStride = 0;
   int64_t cPlane = 0, cImageStride = 0;
+  // Without cPlane: C's row i is at c + (i - cRow0) * ldc (a buffer holding rows from cRow0).
+  int64_t cRow0 = 0;
 };
 void bsrGemm(const BsrGemmArgs& args, int threads);
+
+// A convolution's input gradient from W^T in BSR (wt: m = channels x KH x KW rows of the column
+// matrix, k = output channels, no x or geometry set): for each image, T = W^T dY (bsrGemm's
+// chains over dY's rows, the image's output gradient as X) block row by block row, each row of T
+// added into the image's gradient at once in col2im's way (dx is accumulated: row r = (channel,
+// kernel row, kernel column) adds T(r, p) into dx at the input position output p reads through
+// it). Rows are added in increasing order, so every dx element receives its terms in the order
+// col2im adds them: the bits of bsrGemm into the column matrix followed by col2im, except that
+// rows of W^T with no stored block add nothing (their +0 could only turn a -0 into +0). Threads
+// split the images.
+void bsrConvInputGradient(const BsrGemmArgs& wt, const float* dy, const ConvGeometry& geometry, int64_t batch, float* dx, int64_t dxImageStride, int threads);
 
 // The weight gradient of a convolution at a pattern's stored blocks (rowPtr / colIdx as in
 // BsrGemmArgs over the m x k weight view, k = channels x KH x KW): for each stored entry (i, t),

@@ -7,19 +7,24 @@
  * `speedup_default` is against the convolution the layers run by default (float32 3x3 stride-1
  * products go through Winograd F(4x4, 3x3), which does fewer multiplications than the direct
  * product; E5M2 ones stay direct). The 1x1 rows are unstructured pruning on the same kernel
- * (compressed sparse rows of single entries).
+ * (compressed sparse rows of single entries). Rows with `product: 'weight_gradient'` time the
+ * weight gradient at the kept blocks (bsrConv2dWeightGradient) against the dense direct weight
+ * gradient (the SGEMM on the transposed implicit columns, the chain it keeps) and, for
+ * `speedup_default`, Winograd's weight gradient where the layer runs it; every product writes into
+ * a buffer reused between calls.
  *
  * `sparseStepBench` times whole ResNet-18 (CIFAR, 100 classes, batch 64) steps with every
  * convolution but the first pruned in 8x8 blocks to 90% (one-shot): a training step (forward,
  * backward, AdamW, the masks enforced) and an inference forward (evaluation mode), with the patterns attached (the
- * forward on the block-sparse kernel where its rule chooses it; gradients dense) against the
+ * forward, the strided input gradient and the weight gradient on the block-sparse kernel where
+ * their rules choose it) against the
  * same model without them, alternating, best of several; fp32 and fp8 with float32 accumulation
  * (E5M2 operands, the train bench's recipe).
  */
 import { makeQTensor, resolveFormat } from '../formats/index.js';
 import {
-  blockGrid, bsrConv2dForward, bsrFromDense, columnsGemm, convGeometry, decode, encode, groupColumns, lowpConv2dForward, nativeCore,
-  winogradForward, winogradPlan, type ConvGeometry,
+  blockGrid, bsrConv2dForward, bsrConv2dWeightGradient, bsrFromDense, bsrStructure, columnsGemm, convGeometry, decode, encode, groupColumns, lowpConv2dForward, nativeCore,
+  winogradForward, winogradPlan, winogradWeightGradient, type ConvGeometry,
 } from '../kernels/index.js';
 import { backward, noGrad } from '../autograd/index.js';
 import { buildModel } from '../nn/index.js';
@@ -33,6 +38,8 @@ import { bestOf } from './timing.js';
 
 export interface SparseBenchRow {
   bench: 'sparse';
+  /** forward (W times the columns) or weight_gradient (dY times the columns' transpose, at the kept blocks only). */
+  product: 'forward' | 'weight_gradient';
   block: string;
   sparsity: number;
   m: number;
@@ -98,6 +105,16 @@ export function sparseBench(threads: number, batch = 64, convs = RESNET18_CONVS,
     const defaultFloat = plan ? bestOf(() => void winogradForward(x, weight, y, plan, threads), 0.3) : denseFloat;
     const denseCodes = bestOf(() => void columnsGemm(m, n, k, { codes: wCodes, table, format: e5m2 }, codeSource, y, { outImages: { plane, imageStride: m * plane }, threads }), 0.3);
     const defaultCodes = bestOf(() => void lowpConv2dForward(makeQTensor(xCodes, 'e5m2'), makeQTensor(wCodes, 'e5m2'), geo, { threads }), 0.3);
+    // The weight gradient: dY as rows (m x n) for the dense GEMM and as NCHW for the sparse kernel.
+    const dyRows = filled(m * n, 5, 4);
+    const dyImages = new Float32Array(m * n);
+    for (let i = 0; i < m; i++) for (let img = 0; img < batch; img++) dyImages.set(dyRows.subarray(i * n + img * plane, i * n + (img + 1) * plane), (img * m + i) * plane);
+    const dyRowCodes = encode(dyRows, 'e5m2', { saturate: true }) as Uint8Array;
+    const dyImageCodes = encode(dyImages, 'e5m2', { saturate: true }) as Uint8Array;
+    const dw = new Float32Array(m * k);
+    const gradFloat = bestOf(() => void columnsGemm(m, k, n, dyRows, floatSource, dw, { transB: true, threads }), 0.3);
+    const gradDefaultFloat = plan ? bestOf(() => void winogradWeightGradient(x, dyImages, dw, plan, threads), 0.3) : gradFloat;
+    const gradCodes = bestOf(() => void columnsGemm(m, k, n, { codes: dyRowCodes, table, format: e5m2 }, codeSource, dw, { transB: true, threads }), 0.3);
     for (const block of blocks) {
       const [br, bc] = block === 'filter' ? [1, k] : block.split('x').map(Number);
       const { blockRowCount, blockColCount } = blockGrid(m, k, br, bc);
@@ -109,8 +126,19 @@ export function sparseBench(threads: number, batch = 64, convs = RESNET18_CONVS,
           const seconds = bestOf(() => void bsrConv2dForward(w, images, g, batch, { out: y, threads }), 0.3);
           const dense = operands === 'fp32' ? denseFloat : denseCodes;
           rows.push({
-            bench: 'sparse', block, sparsity, m, n, k, shape: conv.label, operands, threads, dense_ms: dense * 1e3, sparse_ms: seconds * 1e3,
+            bench: 'sparse', product: 'forward', block, sparsity, m, n, k, shape: conv.label, operands, threads, dense_ms: dense * 1e3, sparse_ms: seconds * 1e3,
             speedup: dense / seconds, speedup_default: (operands === 'fp32' ? defaultFloat : defaultCodes) / seconds,
+          });
+        }
+        for (const operands of ['fp32', 'e5m2'] as const) {
+          const pattern = bsrStructure({ rows: m, cols: k, br, bc, keep });
+          const images = operands === 'fp32' ? x : { codes: xCodes, table, format: e5m2 };
+          const dy = operands === 'fp32' ? dyImages : { codes: dyImageCodes, table, format: e5m2 };
+          const seconds = bestOf(() => void bsrConv2dWeightGradient(pattern, images, dy, g, batch, { out: dw, threads }), 0.3);
+          const dense = operands === 'fp32' ? gradFloat : gradCodes;
+          rows.push({
+            bench: 'sparse', product: 'weight_gradient', block, sparsity, m, n, k, shape: conv.label, operands, threads, dense_ms: dense * 1e3, sparse_ms: seconds * 1e3,
+            speedup: dense / seconds, speedup_default: (operands === 'fp32' ? gradDefaultFloat : gradCodes) / seconds,
           });
         }
       }

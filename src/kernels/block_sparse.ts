@@ -496,17 +496,17 @@ export function sparseConvWins(pattern: SparsePattern, dense: 'winograd' | 'dire
  * dense, set from the crossovers measured on ResNet-18's shapes (docs/sparsity.md), never a timing.
  * The kernel packs the column matrix transposed and keeps 8 rows of a block in registers, so it
  * needs blocks of at least 4 x 4 (never single entries, thin blocks or whole filters).
- * - Against the float32 Winograd weight gradient (3x3 stride 1): at least 8 x 8 with at most 25%
- *   of the blocks kept, or at least 4 x 4 with at most 10%.
- * - Against a direct product (strided, or codes): at least 8 x 8 with at most 50%, or 4 x 4 with
- *   at most 25%.
+ * - Against the float32 Winograd weight gradient (3x3 stride 1), and against the dense product on
+ *   one-byte codes (which runs two products per instruction, bfloat16 pairs): at least 8 x 8 with
+ *   at most 25% of the blocks kept, or at least 4 x 4 with at most 10%.
+ * - Against a float32 direct product (strided convolutions, or --conv direct): at least 8 x 8 with
+ *   at most 50%, or 4 x 4 with at most 10%.
  */
-export function sparseWeightGradientWins(pattern: SparsePattern, dense: 'winograd' | 'direct'): boolean {
+export function sparseWeightGradientWins(pattern: SparsePattern, dense: 'winograd' | 'direct' | 'codes'): boolean {
   if (pattern.br < 4 || pattern.bc < 4) return false;
   const f = keptFraction(pattern);
   const area = pattern.br * pattern.bc;
-  if (dense === 'winograd') return (area >= 64 && f <= 0.25) || (area >= 16 && f <= 0.1);
-  return (area >= 64 && f <= 0.5) || (area >= 16 && f <= 0.25);
+  return (area >= 64 && f <= (dense === 'direct' ? 0.5 : 0.25)) || (area >= 16 && f <= 0.1);
 }
 
 /** Zero the entries of `values` (rows x cols, row-major) outside the pattern's kept blocks, in place. */
@@ -519,6 +519,22 @@ export function zeroPruned(values: Float32Array, pattern: SparsePattern): Float3
     for (let p = 0; p < blockCols; p++) if (!keep[q * blockCols + p]) values.fill(0, i * cols + p * bc, i * cols + Math.min(cols, (p + 1) * bc));
   }
   return values;
+}
+
+/**
+ * Whether a pruned stride-1 convolution's float32 input gradient runs on the block-sparse kernel
+ * (bsrConv2dInputGradient: W^T dY folded into the images row by row as col2im does) in place of
+ * Winograd's, a fixed rule set from the crossovers measured on ResNet-18's shapes: blocks of at
+ * least 8 x 8 with at most 25% kept, or at least 4 x 4 with at most 10% (never thinner blocks).
+ * Strided convolutions use sparseConvWins(pattern, 'direct') instead: there the kernel keeps the
+ * dense route's bits. In place of a stride-1 direct product it never runs: that product's chain
+ * (a forward convolution of dY with the rotated kernel) is not the one it keeps.
+ */
+export function sparseInputGradientWins(pattern: SparsePattern): boolean {
+  if (pattern.br < 4 || pattern.bc < 4) return false;
+  const f = keptFraction(pattern);
+  const area = pattern.br * pattern.bc;
+  return (area >= 64 && f <= 0.25) || (area >= 16 && f <= 0.1);
 }
 
 /** A pattern's block structure in BSR (rowPtr, colIdx; no values): what the weight-gradient kernel reads. */

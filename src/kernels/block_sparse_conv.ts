@@ -14,14 +14,14 @@
  * absent; the tests hold the fast path to it bit for bit.
  */
 import { InvalidArgumentError } from '../errors.js';
-import { bsrGemm, bsrGemmReference, bsrStructure, fma32, type BsrMatrix, type CodedImages, type SparsePattern } from './block_sparse.js';
+import { bsrGemmReference, bsrStructure, fma32, type BsrMatrix, type CodedImages, type SparsePattern } from './block_sparse.js';
 import { decodeTable, resolveFormat, type FormatLike } from '../formats/index.js';
 import { alignedOf, type LowpGemmOptions, type LowpOperand } from './lowp_gemm.js';
 import { divideByScale } from './quant_stats.js';
 import { freshArray, recycle, takeBuffer, takeZeroed } from './buffer_pool.js';
 import type { ColumnGeometry } from './conv_geometry.js';
-import { moveRows, moveRowsReference } from './conv_layout.js';
-import { col2imBatch, col2imBatchReference, im2colBatchReference } from './im2col.js';
+import { moveRowsReference } from './conv_layout.js';
+import { col2imBatchReference, im2colBatchReference } from './im2col.js';
 import { nativeCore } from './native.js';
 import { resolveThreads } from './threads.js';
 
@@ -61,6 +61,14 @@ export function bsrConv2dInputGradient(wT: BsrMatrix, dy: Float32Array, g: Colum
     throw new InvalidArgumentError(`bsrConv2dInputGradient: out has ${options.out.length} values; expected batch x channels x H x W = ${batch * imageStride}`);
   }
   const gx = options.out ?? takeZeroed(batch * imageStride);
+  const native = reference ? null : nativeCore();
+  if (native) {
+    // Image by image, T = W^T dY block row by block row, each row folded in at once (the same adds in the same order).
+    native.bsrConvInputGradient(wT.rowPtr, wT.colIdx, wT.values, dy, gx, {
+      m: k, k: m, br: wT.blockRows, bc: wT.blockCols, fused: true, batch, geometry: g, threads: resolveThreads(options.threads),
+    });
+    return gx;
+  }
   const chunk = chunkImages((k + m) * plane, batch);
   const dyChunk = takeBuffer(m * chunk * plane);
   const col = takeBuffer(k * chunk * plane);
@@ -68,15 +76,9 @@ export function bsrConv2dInputGradient(wT: BsrMatrix, dy: Float32Array, g: Colum
     const nc = Math.min(chunk, batch - n0), n = nc * plane;
     const block = { n0, count: nc, channels: m, c0: 0, rows: m, plane };
     const dyRows = dyChunk.subarray(0, m * n), cols = col.subarray(0, k * n), target = gx.subarray(n0 * imageStride);
-    if (reference) {
-      moveRowsReference(dyRows, dy, block, 'gather');
-      cols.set(bsrGemmReference(wT, dyRows, n));
-      col2imBatchReference(cols, target, g, nc, imageStride);
-    } else {
-      moveRows(dyRows, dy, block, 'gather');
-      bsrGemm(wT, dyRows, n, { out: cols, threads: options.threads });
-      col2imBatch(cols, target, g, nc, imageStride);
-    }
+    moveRowsReference(dyRows, dy, block, 'gather');
+    cols.set(bsrGemmReference(wT, dyRows, n));
+    col2imBatchReference(cols, target, g, nc, imageStride);
   }
   recycle(dyChunk);
   recycle(col);

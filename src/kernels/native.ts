@@ -130,6 +130,11 @@ export interface NativeCore {
       geometry?: ColumnGeometry; imageStride?: number; cPlane?: number; cImageStride?: number; table?: Float32Array;
     },
   ): void;
+  /** A convolution's input gradient from W^T in BSR, added into dx (native/block_sparse.h). */
+  bsrConvInputGradient(
+    rowPtr: Int32Array, colIdx: Int32Array, values: Float32Array, dy: Float32Array, dx: Float32Array,
+    o: Threads & { m: number; k: number; br: number; bc: number; fused: boolean; batch: number; geometry: ColumnGeometry },
+  ): void;
   /** A convolution's weight gradient at a pattern's stored blocks, into dw (native/block_sparse.h). */
   bsrConvWeightGradient(
     rowPtr: Int32Array, colIdx: Int32Array, images: Float32Array | Uint8Array, dy: Float32Array | Uint8Array, dw: Float32Array,

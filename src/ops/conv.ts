@@ -6,8 +6,8 @@
  * forward convolution of the output gradient with the rotated kernel (other strides fold W^T dY
  * back with col2im). 3x3 stride-1 convolutions run as Winograd products where winogradTile
  * chooses them (src/kernels/winograd.ts). A pruned weight's forward runs on the block-sparse
- * kernel where sparseConvWins says it is faster, and so do its strided input gradient and its
- * weight gradient (sparseWeightGradientWins) in the backward. Saved state is just
+ * kernel where sparseConvWins says it is faster, and so do its input gradient
+ * (sparseInputGradientWins) and its weight gradient (sparseWeightGradientWins) in the backward. Saved state is just
  * the input (and the weight, for the input gradient).
  */
 import { record, registerGradient } from '../autograd/index.js';
@@ -15,7 +15,7 @@ import { InvalidArgumentError } from '../errors.js';
 import {
   bsrConv2dForward, bsrConv2dInputGradient, bsrConv2dWeightGradient, bsrFromPattern, bsrStructure, bsrTranspose, channelBiasAdd, channelSum, col2im, col2imBatch, columnsGemm, convGeometry, defaultConvAlgorithm, depthwiseForward, depthwiseGeometry,
   depthwiseInputGradient, depthwiseWeightGradient, freshArray, gemm, groupColumns, im2col, isDepthwise,
-  inputGradientGeometry, moveRows, recycle, rotatedKernel, sparseConvWins, sparseWeightGradientWins, takeBuffer, takeZeroed, transposedConvGeometry, winogradForward,
+  inputGradientGeometry, moveRows, recycle, rotatedKernel, sparseConvWins, sparseInputGradientWins, sparseWeightGradientWins, takeBuffer, takeZeroed, transposedConvGeometry, winogradForward,
   winogradPlan, winogradWeightGradient, type ColumnGeometry, type ColumnSource, type ConvAlgorithm, type ConvGeometry, type ConvOptions,
   type SparsePattern,
 } from '../kernels/index.js';
@@ -200,12 +200,17 @@ export function conv2dGradients(a: Conv2dGradientInputs): { gx: Float32Array | n
   // Stride 1: the input gradient is a forward convolution of g (written whole); otherwise W^T g
   // folded back by col2im, which adds into gx.
   const dxGeometry = inputGradientGeometry(geometry);
-  const gx = !weightData ? null : dxGeometry ? takeBuffer(batch * channels * pixels) : takeZeroed(batch * channels * pixels);
+  const dxPlan = weightData && dxGeometry ? winogradPlan(dxGeometry, algorithm) : null;
+  // A pruned weight's input gradient on the sparse kernel (W^T dY folded in as col2im does):
+  // strided convolutions by sparseConvWins (the dense strided route's bits), stride-1 ones in
+  // place of Winograd by sparseInputGradientWins (never in place of the direct product, whose
+  // chain it does not keep).
+  const sparseGx = Boolean(weightData && sparse && groups === 1 && (dxGeometry ? dxPlan && sparseInputGradientWins(sparse) : sparseConvWins(sparse, 'direct')));
+  const gx = !weightData ? null : dxGeometry && !sparseGx ? takeBuffer(batch * channels * pixels) : takeZeroed(batch * channels * pixels);
   const gw = xData ? freshArray(outChannels * kSize) : null;
   // dY_g as [OCg x N*P] for the weight gradient's GEMM (every element written before it is read);
   // Winograd reads g in place.
   const wPlan = gw ? winogradPlan(geometry, algorithm) : null;
-  const dxPlan = gx && dxGeometry ? winogradPlan(dxGeometry, algorithm) : null;
   if (isDepthwise(geometry) && !wPlan && !dxPlan) {
     // One channel per group: the direct kernels (src/kernels/depthwise.ts), the same values.
     if (gw) depthwiseWeightGradient(g, xData!, gw, depthwiseGeometry(geometry), batch);
@@ -219,9 +224,7 @@ export function conv2dGradients(a: Conv2dGradientInputs): { gx: Float32Array | n
     }
     return { gx, gw };
   }
-  // A strided input gradient of a pruned weight: W^T dY on the sparse kernel, then col2im.
-  const sparseGx = gx && !dxGeometry && sparse && groups === 1 && sparseConvWins(sparse, 'direct');
-  if (sparseGx) bsrConv2dInputGradient(bsrTranspose(bsrFromPattern(weightData!, sparse)), g, cols, batch, { out: gx });
+  if (sparseGx) bsrConv2dInputGradient(bsrTranspose(bsrFromPattern(weightData!, sparse!)), g, cols, batch, { out: gx! });
   // A pruned weight's gradient at its kept blocks only, on the sparse kernel (the direct chain).
   const sparseGw = gw && prunedGradientUnread && sparse && groups === 1 && sparseWeightGradientWins(sparse, wPlan ? 'winograd' : 'direct');
   if (sparseGw) bsrConv2dWeightGradient(bsrStructure(sparse), xData!, g, cols, batch, { out: gw });
@@ -235,7 +238,7 @@ export function conv2dGradients(a: Conv2dGradientInputs): { gx: Float32Array | n
       // dW_g = dY_g [OCg x N*P] x col_g^T [N*P x K], summed over the whole batch in one chain per element
       columnsGemm(ocg, kSize, batch * plane, dy!, columnSource(xData!, grp, batch, cols, channels), gw.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize), { transB: true });
     }
-    if (gx && dxGeometry) {
+    if (gx && dxGeometry && !sparseGx) {
       // dX_g = the forward convolution of dY_g with the rotated kernel, straight into NCHW (Winograd
       // reads the weights as that kernel in place)
       if (dxPlan) {

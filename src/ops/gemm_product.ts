@@ -89,7 +89,7 @@ function sparseForward(s: ConvGeometry, sparse: SparsePattern | undefined, xo: L
  * accumulation) and sparseWeightGradientWins chooses it; else null.
  */
 function sparseWeightGrad(s: ConvGeometry, sparse: SparsePattern | undefined, e: LowpOperand, xo: LowpOperand, o: ProductOptions): Float32Array | null {
-  if (!sparse || !o.prunedGradientUnread || o.blocks || s.groups !== 1 || !sparseWeightGradientWins(sparse, 'direct')) return null;
+  if (!sparse || !o.prunedGradientUnread || o.blocks || s.groups !== 1 || !sparseWeightGradientWins(sparse, 'codes')) return null;
   return bsrLowpConv2dWeightGradient(sparse, e, xo, groupColumns(s), s.batch, o);
 }
 

@@ -8,9 +8,9 @@ import { decode, encode, quantize } from '../../src/kernels/codec.js';
 import { gemm, gemmReference } from '../../src/kernels/gemm.js';
 import { lowpGemm, lowpGemmReference } from '../../src/kernels/lowp_gemm.js';
 import { blockScaledGemm, blockScaledGemmReference } from '../../src/kernels/block_gemm.js';
-import { bsrConv2dForward, bsrConv2dForwardReference, bsrFromDense, bsrGemm, bsrGemmReference } from '../../src/kernels/block_sparse.js';
+import { bsrConv2dForward, bsrConv2dForwardReference, bsrFromDense, bsrGemm, bsrGemmReference, bsrTranspose } from '../../src/kernels/block_sparse.js';
 import { blockQuantizeReference, type BlockSpec } from '../../src/kernels/block_quant.js';
-import { bsrConv2dWeightGradient } from '../../src/kernels/block_sparse_conv.js';
+import { bsrConv2dInputGradient, bsrConv2dWeightGradient } from '../../src/kernels/block_sparse_conv.js';
 import { nativeCore, nativeUnavailableReason } from '../../src/kernels/native.js';
 import { winogradForward, winogradForwardReference, winogradWeightGradient, winogradWeightGradientReference } from '../../src/kernels/winograd.js';
 import { float32FromBits } from './format_oracle.js';
@@ -117,7 +117,14 @@ for (const [xShape, wShape, options] of [
     const fast = bsrConv2dForward(w, x, g, geo.batch);
     const ref = bsrConv2dForwardReference(w, x, g, geo.batch);
     for (let i = 0; i < fast.length; i++) if (fast[i] !== ref[i]) sparseMismatches++;
-    // The weight gradient at the kept blocks (float and E5M2 output gradients).
+    // The input gradient (W^T dY folded in row by row) and the weight gradient at the kept
+    // blocks (float and E5M2 output gradients).
+    if (x === images) {
+      const dyIn = uniform(geo.batch * 16 * geo.outH * geo.outW, 74);
+      const fastX = bsrConv2dInputGradient(bsrTranspose(w), dyIn, g, geo.batch);
+      const refX = bsrConv2dInputGradient(bsrTranspose(w), dyIn, g, geo.batch, { reference: true });
+      for (let i = 0; i < fastX.length; i++) if (!Object.is(fastX[i], refX[i])) sparseMismatches++;
+    }
     const dyValues = uniform(geo.batch * 16 * geo.outH * geo.outW, 73);
     for (const dy of [dyValues, { codes: encode(dyValues, 'e5m2', { saturate: true }) as Uint8Array, table: e5m2Table, format: resolveFormat('e5m2') }]) {
       const fastW = bsrConv2dWeightGradient(w, x, dy, g, geo.batch);

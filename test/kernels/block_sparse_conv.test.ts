@@ -51,6 +51,25 @@ describe('bsrConv2dInputGradient', () => {
     });
   }
 
+  const stride1: Array<[string, [number, number, number, number], [number, number, number, number], Parameters<typeof convGeometry>[2], number, number]> = [
+    ['3x3 stride 1 pad 1, 8x8 blocks', [3, 16, 12, 12], [24, 16, 3, 3], { padding: 1 }, 8, 8],
+    ['3x3 dilation 2 pad 2, 16x16 blocks, 7 x 7 planes', [2, 32, 7, 7], [32, 32, 3, 3], { padding: 2, dilation: 2 }, 16, 16],
+    ['1x1, 4x4 blocks', [2, 12, 10, 10], [20, 12, 1, 1], {}, 4, 4],
+  ];
+  for (const [name, xShape, wShape, options, br, bc] of stride1) {
+    test(`${name}: the kernel adds W^T dY row by row as col2im does (the reference's bits), near the dense gradient`, () => {
+      const geo = convGeometry(xShape, wShape, options);
+      const rows = wShape[0], cols = wShape[1] * wShape[2] * wShape[3];
+      const { w, dense } = prunedWeight(rows, cols, br, bc, rows + 5 * cols);
+      const dy = uniform(geo.batch * rows * geo.outH * geo.outW, 9);
+      const wT = bsrTranspose(w);
+      const want = bsrConv2dInputGradient(wT, dy, groupColumns(geo), geo.batch, { reference: true });
+      for (const threads of [1, 2]) assertSameBits(bsrConv2dInputGradient(wT, dy, groupColumns(geo), geo.batch, { threads }), want, `${threads} threads`);
+      const full = conv2dGradients({ g: dy, x: null, weight: dense, geometry: geo, algorithm: 'direct' }).gx!;
+      for (let i = 0; i < full.length; i++) assert.ok(Math.abs(full[i] - want[i]) <= 1e-5 * (1 + Math.abs(full[i])), `${i}: ${want[i]} vs ${full[i]}`);
+    });
+  }
+
   test('bad operands are refused with what was expected', () => {
     const geo = convGeometry([1, 4, 6, 6], [8, 4, 3, 3], { padding: 1, stride: 2 });
     const { w } = prunedWeight(8, 36, 4, 4, 3);

@@ -10,7 +10,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { convGeometry, encode, sparseConvWins, sparseWeightGradientWins, type SparsePattern } from '../../src/kernels/index.js';
+import { bsrConv2dInputGradient, bsrFromPattern, bsrTranspose, convGeometry, encode, groupColumns, sparseConvWins, sparseInputGradientWins, sparseWeightGradientWins, type SparsePattern } from '../../src/kernels/index.js';
 import { makeQTensor } from '../../src/formats/index.js';
 import { conv2dGradients } from '../../src/ops/conv.js';
 import { productKernels } from '../../src/ops/gemm_product.js';
@@ -77,15 +77,28 @@ describe('the weight-gradient rule', () => {
     assert.equal(sparseWeightGradientWins(pattern(1, 1, 5), 'direct'), false);
     assert.equal(sparseWeightGradientWins(pattern(1, 64, 5), 'direct'), false);
   });
-  test('against a direct product: 8x8 blocks at 50% kept or fewer, 4x4 at 25%', () => {
+  test('against a float32 direct product: 8x8 blocks at 50% kept or fewer, 4x4 at 10%; against codes as against Winograd', () => {
     assert.equal(sparseWeightGradientWins(pattern(8, 8, 50), 'direct'), true);
     assert.equal(sparseWeightGradientWins(pattern(8, 8, 51), 'direct'), false);
-    assert.equal(sparseWeightGradientWins(pattern(4, 4, 25), 'direct'), true);
-    assert.equal(sparseWeightGradientWins(pattern(4, 4, 26), 'direct'), false);
+    assert.equal(sparseWeightGradientWins(pattern(4, 4, 10), 'direct'), true);
+    assert.equal(sparseWeightGradientWins(pattern(4, 4, 11), 'direct'), false);
+    assert.equal(sparseWeightGradientWins(pattern(8, 8, 25), 'codes'), true);
+    assert.equal(sparseWeightGradientWins(pattern(8, 8, 26), 'codes'), false);
   });
 });
 
-describe('the weight gradient of a pruned convolution', () => {
+describe('the stride-1 input-gradient rule (in place of Winograd)', () => {
+  test('8x8 blocks at 25% kept or fewer, 4x4 at 10%; never thinner blocks', () => {
+    assert.equal(sparseInputGradientWins(pattern(8, 8, 25)), true);
+    assert.equal(sparseInputGradientWins(pattern(8, 8, 26)), false);
+    assert.equal(sparseInputGradientWins(pattern(4, 4, 10)), true);
+    assert.equal(sparseInputGradientWins(pattern(4, 4, 11)), false);
+    assert.equal(sparseInputGradientWins(pattern(1, 1, 5)), false);
+    assert.equal(sparseInputGradientWins(pattern(2, 16, 5)), false);
+  });
+});
+
+describe('the gradients of a pruned convolution', () => {
   const geometry = convGeometry([2, 16, 10, 10], [16, 16, 3, 3], { padding: 1 });
   const keep = Uint8Array.from({ length: 2 * 18 }, (_, i) => (i % 5 === 0 ? 1 : 0));
   const sparse: SparsePattern = { rows: 16, cols: 144, br: 8, bc: 8, keep };
@@ -100,6 +113,16 @@ describe('the weight gradient of a pruned convolution', () => {
     // Under Winograd the kept entries take the direct chain instead (the rule moves the layer at 20% kept).
     const wino = conv2dGradients({ g, x, weight: null, geometry, algorithm: 'winograd', sparse }).gw!;
     assertSameBits(wino, dense.map((v, i) => (inKept(i) ? v : 0)), 'off Winograd');
+  });
+
+  test('float32 input gradient, stride 1: in place of Winograd the sparse kernel (W^T dY folded in as col2im does), never in place of the direct product', () => {
+    const w = uniform(16 * 144, 3);
+    for (let i = 0; i < w.length; i++) if (!inKept(i)) w[i] = 0;
+    const want = bsrConv2dInputGradient(bsrTranspose(bsrFromPattern(w, sparse)), g, groupColumns(geometry), 2, { reference: true });
+    assertSameBits(conv2dGradients({ g, x: null, weight: w, geometry, algorithm: 'winograd', sparse }).gx!, want, 'off Winograd');
+    const direct = conv2dGradients({ g, x: null, weight: w, geometry, algorithm: 'direct' }).gx!;
+    assertSameBits(conv2dGradients({ g, x: null, weight: w, geometry, algorithm: 'direct', sparse }).gx!, direct, 'direct stays direct');
+    for (let i = 0; i < want.length; i++) assert.ok(Math.abs(want[i] - direct[i]) <= 1e-5 * (1 + Math.abs(direct[i])));
   });
 
   test('codes under float32 accumulation: the dense product bits at the kept entries where the recipe leaves weight gradients float32', () => {
@@ -145,9 +168,11 @@ describe('evaluation', () => {
 
 describe('training', () => {
   for (const recipe of ['fp32', 'hybrid']) {
-    test(`${recipe}: training with the sparse forward ends bit for bit where training on the dense direct products does`, async () => {
+    test(`${recipe}: training with the sparse products ends bit for bit where training on the dense direct products does`, async () => {
       const dataset = await mnistData();
-      const prune = { block: '4x4', sparsity: 0.75, start: 1, end: 2, every: 1 };
+      // 8x8 at 75%: the forward, the strided input gradients and (float32 weight gradients) the
+      // weight gradients run sparse; stride-1 input gradients stay direct.
+      const prune = { block: '8x8', sparsity: 0.75, start: 1, end: 2, every: 1 };
       const runs: Array<Map<string, { bytes: Uint8Array }>> = [];
       for (const kernels of ['auto', 'dense'] as const) {
         const out = mkdtempSync(join(tmpdir(), `octet-sparse-train-${kernels}-`));
@@ -158,7 +183,7 @@ describe('training', () => {
     });
   }
 
-  test('float32 under Winograd: at 10% of 4x4 blocks kept the pruned layers leave Winograd for the sparse direct chain (last bits differ), and resume stays bit-identical', async () => {
+  test('float32 under Winograd: at 10% of 4x4 blocks kept the pruned layers leave Winograd for the sparse kernel in all three products (last bits differ), and resume stays bit-identical', async () => {
     const dataset = await mnistData();
     const config = smallRun('fp32', { epochs: 1, maxTrain: 160, prune: { block: '4x4', sparsity: 0.9, start: 1, end: 2, every: 1 } });
     const auto = mkdtempSync(join(tmpdir(), 'octet-sparse-wino-'));
