@@ -455,6 +455,22 @@ Napi::Value ReluForward(const Napi::CallbackInfo& info) {
   return undefinedOf(info);
 }
 
+// zeroWhere(values, keep, { threads }): values (Float32Array, Uint16Array or Uint8Array) set to
+// 0 wherever keep (Uint8Array of the same length) is 0.
+Napi::Value ZeroWhere(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray()) throw Napi::TypeError::New(env, "zeroWhere: values must be a typed array");
+  auto values = info[0].As<Napi::TypedArray>();
+  const int bytes = static_cast<int>(values.ElementSize());
+  if (bytes != 1 && bytes != 2 && bytes != 4) throw rangeError(env, "zeroWhere: values must have 1, 2 or 4 bytes per element");
+  const int64_t n = static_cast<int64_t>(values.ElementLength());
+  if (!isType(info[1], napi_uint8_array) || static_cast<int64_t>(info[1].As<Napi::Uint8Array>().ElementLength()) != n) {
+    throw rangeError(env, "zeroWhere: keep must be a Uint8Array as long as values");
+  }
+  octet::zeroWhere(typedData(values), bytes, info[1].As<Napi::Uint8Array>().Data(), n, threadsField(optionsArg(info, 2, "zeroWhere")));
+  return env.Undefined();
+}
+
 Napi::Value ReluBackward(const Napi::CallbackInfo& info) {
   const int64_t n = f32Length(info, 1, "g");
   octet::reluBackward(maskArg(info, 0, n), f32(info, 1, "g", n), f32(info, 2, "out", n), n, threadsField(optionsArg(info, 3, "reluBackward")));
@@ -990,6 +1006,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("depthwiseInputGradient", Napi::Function::New(env, DepthwiseInputGradient));
   exports.Set("depthwiseWeightGradient", Napi::Function::New(env, DepthwiseWeightGradient));
   exports.Set("reluForward", Napi::Function::New(env, ReluForward));
+  exports.Set("zeroWhere", Napi::Function::New(env, ZeroWhere));
   exports.Set("absMax", Napi::Function::New(env, AbsMax));
   exports.Set("blockQuantize", Napi::Function::New(env, BlockQuantize));
   exports.Set("blockScaleAdd", Napi::Function::New(env, BlockScaleAdd));

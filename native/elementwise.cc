@@ -1,5 +1,6 @@
 #include "elementwise.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -186,6 +187,23 @@ __attribute__((target("avx512f"))) void reluBackwardAvx512(const uint8_t* mask, 
 }  // namespace
 
 // Chunks are multiples of 8 elements, so threads write disjoint mask bytes.
+namespace {
+template <typename T>
+void zeroWhereTyped(T* v, const uint8_t* keep, int64_t n, int threads) {
+  const int64_t slice = 1 << 16;
+  parallelFor((n + slice - 1) / slice, n < (int64_t(1) << 18) ? 1 : threads, [&](int64_t s) {
+    const int64_t end = std::min(n, (s + 1) * slice);
+    for (int64_t i = s * slice; i < end; ++i) v[i] = keep[i] ? v[i] : T(0);
+  });
+}
+}  // namespace
+
+void zeroWhere(void* values, int bytes, const uint8_t* keep, int64_t n, int threads) {
+  if (bytes == 4) zeroWhereTyped(static_cast<uint32_t*>(values), keep, n, threads);
+  else if (bytes == 2) zeroWhereTyped(static_cast<uint16_t*>(values), keep, n, threads);
+  else zeroWhereTyped(static_cast<uint8_t*>(values), keep, n, threads);
+}
+
 void reluForward(const float* x, float* out, uint8_t* mask, int64_t n, int threads) {
   chunks(n, threads, [&](int64_t b, int64_t e) {
 #ifdef OCTET_X86

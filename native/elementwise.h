@@ -9,6 +9,8 @@ namespace octet {
 
 // out = max(x, 0); where mask is not null, bit (i & 7) of mask[i >> 3] is set when x[i] > 0.
 void reluForward(const float* x, float* out, uint8_t* mask, int64_t n, int threads);
+// values[i] = 0 (all bits clear) wherever keep[i] == 0; `bytes` per element (1, 2 or 4).
+void zeroWhere(void* values, int bytes, const uint8_t* keep, int64_t n, int threads);
 // out = g where the mask bit is set, else 0.
 void reluBackward(const uint8_t* mask, const float* g, float* out, int64_t n, int threads);
 void addArrays(const float* a, const float* b, float* out, int64_t n, int threads);

@@ -1,17 +1,24 @@
 /**
- * The input gradient of a convolution with block-pruned weights (one group), for training:
- * `bsrConv2dInputGradient(wT, dy, g, batch)` forms the column gradient W^T dY (bsrGemm on W^T in
- * BSR: each entry the chain over W's rows, pruned ones left out) and folds it back into the images
- * with col2im, chunk by chunk of images. This is the dense route of strided convolutions (gemm with
- * W^T, then col2im) and gives its bits exactly: col2im adds every entry into an image that starts
- * at +0, so even the sign of a zero entry cannot show. conv2d's gradient takes it for strided
- * convolutions where sparseConvWins chooses it (measured 1.2-1.9x the dense route on ResNet-18's
- * strided shapes at 8x8 and 75-90%). Dense stride-1 convolutions compute this gradient another
- * way (a forward convolution of dY with the rotated kernel, direct or Winograd), whose weight is
- * not block sparse where W is, so they stay dense.
+ * The gradients of a convolution with block-pruned weights (one group), for training.
  *
- * Reference: the same sums written out (bsrGemmReference, col2im), used where the native core is
- * absent; the tests hold the fast path to it bit for bit.
+ * `bsrConv2dInputGradient(wT, dy, g, batch)` forms the column gradient W^T dY (bsrGemm's chains on
+ * W^T in BSR: each entry the chain over W's rows, pruned ones left out) and folds it back into the
+ * images as col2im does. The native kernel does it image by image and block row by block row of
+ * W^T, adding each row of T into the image's gradient as soon as it is formed, rows in increasing
+ * order: every element of dX receives its terms in col2im's order, so the bits are those of
+ * bsrGemm into the column matrix followed by col2im, without the column matrix (rows of W^T with
+ * no stored block add nothing: their +0 could only turn a -0 into +0). For strided convolutions
+ * this is the dense route's bits (gemm with W^T, then col2im); conv2d's gradient takes it there by
+ * sparseConvWins (4-8.5x the dense strided route on ResNet-18's strided shapes at 50-90% of 8x8
+ * blocks), and for stride-1 convolutions in place of Winograd by sparseInputGradientWins (1.1-4.1x
+ * at 75-90%); the dense stride-1 direct route is another chain (the forward convolution of dY with
+ * the rotated kernel), which this does not replace.
+ *
+ * `bsrConv2dWeightGradient(pattern, x, dy, g, batch)`: the weight gradient at the kept blocks only
+ * (below).
+ *
+ * References: the same sums written out (bsrGemmReference and col2im; im2col and each entry's
+ * chain), used where the native core is absent; the tests hold the fast paths to them bit for bit.
  */
 import { InvalidArgumentError } from '../errors.js';
 import { bsrGemmReference, bsrStructure, fma32, type BsrMatrix, type CodedImages, type SparsePattern } from './block_sparse.js';

@@ -42,6 +42,21 @@ export function reluForward(x: Float32Array, out: Float32Array, mask: Uint8Array
   return out;
 }
 
+/** values[i] = 0 (code 0, +0 in every format) wherever keep[i] is 0; in place. */
+export function zeroWhereReference(values: Float32Array | Uint16Array | Uint8Array, keep: Uint8Array): void {
+  for (let i = 0; i < keep.length; i++) if (keep[i] === 0) values[i] = 0;
+}
+
+export function zeroWhere<T extends Float32Array | Uint16Array | Uint8Array>(values: T, keep: Uint8Array): T {
+  if (!(keep instanceof Uint8Array) || keep.length !== values.length) {
+    throw new InvalidArgumentError(`zeroWhere: keep has ${keep?.length} entries; expected one per value, ${values.length}`);
+  }
+  const native = nativeCore();
+  if (native && values.length >= NATIVE_MIN) native.zeroWhere(values, keep, { threads: kernelThreads() });
+  else zeroWhereReference(values, keep);
+  return values;
+}
+
 /** out = g where the mask bit is set (x > 0 in the forward pass), else 0. */
 export function reluBackwardReference(mask: Uint8Array, g: Float32Array, out: Float32Array): void {
   for (let i = 0; i < g.length; i++) out[i] = (mask[i >> 3] >> (i & 7)) & 1 ? g[i] : 0;

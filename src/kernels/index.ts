@@ -48,6 +48,8 @@ export {
   maskBytes,
   reluBackward,
   reluForward,
+  zeroWhere,
+  zeroWhereReference,
 } from './elementwise.js';
 export type { ChannelShape } from './elementwise.js';
 export { alignedOf, decodeOperand, lowpGemm, lowpGemmColumns, lowpGemmDecoded, lowpGemmDecodedReference, lowpGemmReference, nativeOperand } from './lowp_gemm.js';

@@ -161,6 +161,7 @@ export interface NativeCore {
   errorEnergy(value: Float32Array, ref: Float32Array, middle: Float32Array | null, sums: Float64Array, o: Threads): void;
   scaleCountOverflow(x: Float32Array, out: Float32Array, o: Threads & { scale: number; maxFinite: number }): number;
   reluForward(x: Float32Array, out: Float32Array, mask: Uint8Array | null, o: Threads): void;
+  zeroWhere(values: Float32Array | Uint16Array | Uint8Array, keep: Uint8Array, o: Threads): void;
   reluBackward(mask: Uint8Array, g: Float32Array, out: Float32Array, o: Threads): void;
   add(a: Float32Array, b: Float32Array, out: Float32Array, o: Threads): void;
   adamwMoments(m: Float32Array, v: Float32Array, g: Float32Array, o: Threads & { beta1: number; beta2: number }): void;

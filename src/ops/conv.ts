@@ -17,7 +17,7 @@ import {
   depthwiseInputGradient, depthwiseWeightGradient, freshArray, gemm, groupColumns, im2col, isDepthwise,
   inputGradientGeometry, moveRows, recycle, rotatedKernel, sparseConvWins, sparseInputGradientWins, sparseWeightGradientWins, takeBuffer, takeZeroed, transposedConvGeometry, winogradForward,
   winogradPlan, winogradWeightGradient, type ColumnGeometry, type ColumnSource, type ConvAlgorithm, type ConvGeometry, type ConvOptions,
-  type SparsePattern,
+  type BsrMatrix, type SparsePattern,
 } from '../kernels/index.js';
 import { Tensor, formatShape, type GradHandle } from '../tensor/index.js';
 import { productOperands } from './saved.js';
@@ -37,15 +37,17 @@ interface ConvSaved {
   algorithm: ConvAlgorithm;
   /** The weight's keep pattern, where the layer is pruned in blocks. */
   sparse?: SparsePattern;
+  /** The pruned weight in BSR as the sparse forward built it (the backward's input gradient reuses it). */
+  bsr?: BsrMatrix;
   /** The input's values, kept only when the weight needs a gradient. */
   xData: Float32Array | null;
   /** The weight's values, kept only when the input needs a gradient. */
   weightData: Float32Array | null;
 }
 
-function saveConv(x: Tensor, weight: Tensor, geometry: ConvGeometry, algorithm: ConvAlgorithm, sparse?: SparsePattern): ConvSaved {
+function saveConv(x: Tensor, weight: Tensor, geometry: ConvGeometry, algorithm: ConvAlgorithm, sparse?: SparsePattern, bsr?: BsrMatrix): ConvSaved {
   const { aData: xData, bData: weightData } = productOperands(x, weight);
-  return { geometry, algorithm, xData, weightData, ...(sparse ? { sparse } : {}) };
+  return { geometry, algorithm, xData, weightData, ...(sparse ? { sparse } : {}), ...(bsr && weightData ? { bsr } : {}) };
 }
 
 /** Column matrices are built for chunks of images of at most this many floats (2 MB), so the
@@ -134,9 +136,10 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
   const plan = winogradPlan(geometry, algorithm);
   if (sparse && groups === 1 && sparseConvWins(sparse, plan ? 'winograd' : 'direct')) {
     // The direct product's chains with the pruned products left out (src/kernels/block_sparse.ts).
-    bsrConv2dForward(bsrFromPattern(weight.data, sparse), x.data, groupColumns(geometry), batch, { out: out.data });
+    const bsr = bsrFromPattern(weight.data, sparse);
+    bsrConv2dForward(bsr, x.data, groupColumns(geometry), batch, { out: out.data });
     addBias(out.data, bias, batch, outChannels, plane);
-    return record('conv2d', [x, weight, bias], out, saveConv(x, weight, geometry, algorithm, sparse));
+    return record('conv2d', [x, weight, bias], out, saveConv(x, weight, geometry, algorithm, sparse, bsr));
   }
   if (!plan && isDepthwise(geometry)) {
     // One channel per group: the direct kernel, the column path's chains without its per-channel GEMMs.
@@ -172,6 +175,8 @@ export interface Conv2dGradientInputs {
    * weight gradient where sparseWeightGradientWins does (see prunedGradientUnread).
    */
   sparse?: SparsePattern;
+  /** The weight in BSR on `sparse`'s blocks, where the caller has it already (built from `weight` otherwise). */
+  bsr?: BsrMatrix;
   /**
    * Whether nothing reads the weight gradient's entries outside the pattern's kept blocks (default
    * true: the optimizer's masks zero them; false where a recipe quantizes weight gradients with a
@@ -224,7 +229,7 @@ export function conv2dGradients(a: Conv2dGradientInputs): { gx: Float32Array | n
     }
     return { gx, gw };
   }
-  if (sparseGx) bsrConv2dInputGradient(bsrTranspose(bsrFromPattern(weightData!, sparse!)), g, cols, batch, { out: gx! });
+  if (sparseGx) bsrConv2dInputGradient(bsrTranspose(a.bsr ?? bsrFromPattern(weightData!, sparse!)), g, cols, batch, { out: gx! });
   // A pruned weight's gradient at its kept blocks only, on the sparse kernel (the direct chain).
   const sparseGw = gw && prunedGradientUnread && sparse && groups === 1 && sparseWeightGradientWins(sparse, wPlan ? 'winograd' : 'direct');
   if (sparseGw) bsrConv2dWeightGradient(bsrStructure(sparse), xData!, g, cols, batch, { out: gw });
@@ -260,9 +265,9 @@ export function conv2dGradients(a: Conv2dGradientInputs): { gx: Float32Array | n
 
 registerGradient<ConvSaved>('conv2d', (node, g) => {
   const [, , bias] = node.inputs as [GradHandle, GradHandle, GradHandle | null];
-  const { geometry, algorithm, xData, weightData, sparse } = node.saved;
+  const { geometry, algorithm, xData, weightData, sparse, bsr } = node.saved;
   // conv2d saved x only when the weight needs a gradient, the weight only when x does.
-  const { gx, gw } = conv2dGradients({ g, x: xData, weight: weightData, geometry, algorithm, sparse });
+  const { gx, gw } = conv2dGradients({ g, x: xData, weight: weightData, geometry, algorithm, sparse, bsr });
   return [gx, gw, bias?.requiresGrad ? biasGrad(g, geometry.batch, geometry.outChannels, geometry.outH * geometry.outW) : null];
 });
 

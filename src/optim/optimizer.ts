@@ -11,7 +11,7 @@
  */
 import { InvalidArgumentError } from '../errors.js';
 import { resolveFormat, streamSeed, type Format, type FormatLike, type Rounding } from '../formats/index.js';
-import { absMax, decode, encode, quantize, recycle, takeBuffer } from '../kernels/index.js';
+import { absMax, decode, encode, quantize, recycle, takeBuffer, zeroWhere } from '../kernels/index.js';
 import type { Tensor } from '../tensor/index.js';
 
 export interface StorageSpec {
@@ -174,7 +174,7 @@ export abstract class Optimizer {
     for (const [key, { stored }] of this.slots) {
       if (!key.startsWith(`${name}.`) || key.slice(name.length + 1).includes('.')) continue;
       if (keep.length !== stored.length) throw new InvalidArgumentError(`optimizer: the mask for ${name} has ${keep.length} entries; its slots ${stored.length}`);
-      for (let i = 0; i < keep.length; i++) if (keep[i] === 0) stored[i] = 0;
+      zeroWhere(stored, keep);
     }
   }
 

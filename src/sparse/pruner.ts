@@ -12,6 +12,7 @@
  * set to zero again, so that the forward never sees a pruned value.
  */
 import { InvalidArgumentError } from '../errors.js';
+import { zeroWhere } from '../kernels/index.js';
 import type { Tensor } from '../tensor/index.js';
 import { blockMask, checkSparsity, cubicSparsity, expandMask, globalBlockMasks, maskGrid, maskSparsity, parseBlockShape, type BlockNorm, type BlockShape } from './mask.js';
 
@@ -156,8 +157,7 @@ export class Pruner {
     for (const layer of this.layers) {
       const mask = this.elements.get(layer.name);
       if (!mask) continue;
-      const w = layer.weight.data;
-      for (let i = 0; i < w.length; i++) if (mask[i] === 0) w[i] = 0;
+      zeroWhere(layer.weight.data, mask);
       zeroSlots?.(layer.name, mask);
     }
   }

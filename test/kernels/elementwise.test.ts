@@ -36,6 +36,25 @@ describe('elementwise kernels', () => {
     same(a, b, 'add');
   });
 
+  test('zeroWhere: float32, 16- and 8-bit codes, across thread slices; NaN and -0 cleared where pruned, kept elsewhere; a wrong mask refused', () => {
+    const n = 3 * 65536 + 77;
+    const keep = Uint8Array.from({ length: n }, (_, i) => (i % 7 === 3 || i % 11 === 0 ? 1 : 0));
+    const values = uniform(n, 9, -1, 1);
+    values[0] = NaN;
+    values[1] = -0;
+    values[3] = -0;
+    for (const make of [(v: Float32Array) => Float32Array.from(v), (v: Float32Array) => Uint16Array.from(v, (x) => Math.abs(x * 60000) | 1), (v: Float32Array) => Uint8Array.from(v, (x) => Math.abs(x * 250) | 1)]) {
+      const a = make(values), b = make(values), before = make(values);
+      k.zeroWhere(a, keep);
+      k.zeroWhereReference(b, keep);
+      for (let i = 0; i < n; i++) {
+        if (!Object.is(a[i], b[i])) assert.fail(`[${i}]: ${a[i]} vs ${b[i]}`);
+        if (!Object.is(a[i], keep[i] ? before[i] : 0)) assert.fail(`[${i}] kept ${keep[i]}: ${a[i]} from ${before[i]}`);
+      }
+    }
+    assert.throws(() => k.zeroWhere(new Float32Array(4), new Uint8Array(3)), /keep has 3 entries; expected one per value, 4/);
+  });
+
   test('relu at lengths with every tail (past thread chunks too), NaN and signed zeros', () => {
     for (const n of [4096 + 13, 4096 + 7, 65536 + 9, 2 * 65536 + 15]) {
       const v = uniform(n, n, -1, 1);
