@@ -7,7 +7,10 @@
  * `speedup_default` is against the convolution the layers run by default (float32 3x3 stride-1
  * products go through Winograd F(4x4, 3x3), which does fewer multiplications than the direct
  * product; E5M2 ones stay direct). The 1x1 rows are unstructured pruning on the same kernel
- * (compressed sparse rows of single entries). Rows with `product: 'weight_gradient'` time the
+ * (compressed sparse rows of single entries). Rows with `product: 'input_gradient'` (float32)
+ * time the input gradient (W^T dY folded into the images, bsrConv2dInputGradient) against conv2d's
+ * dense backward (direct; `speedup_default` against Winograd's where the layer runs it). Rows with
+ * `product: 'weight_gradient'` time the
  * weight gradient at the kept blocks (bsrConv2dWeightGradient) against the dense direct weight
  * gradient (the SGEMM on the transposed implicit columns, the chain it keeps) and, for
  * `speedup_default`, Winograd's weight gradient where the layer runs it; every product writes into
@@ -23,11 +26,12 @@
  */
 import { makeQTensor, resolveFormat } from '../formats/index.js';
 import {
-  blockGrid, bsrConv2dForward, bsrConv2dWeightGradient, bsrFromDense, bsrStructure, columnsGemm, convGeometry, decode, encode, groupColumns, lowpConv2dForward, nativeCore,
-  winogradForward, winogradPlan, winogradWeightGradient, type ConvGeometry,
+  blockGrid, bsrConv2dForward, bsrConv2dInputGradient, bsrConv2dWeightGradient, bsrFromDense, bsrStructure, bsrTranspose, columnsGemm, convGeometry, decode, encode, groupColumns,
+  lowpConv2dForward, nativeCore, recycle, winogradForward, winogradPlan, winogradWeightGradient, type ConvGeometry,
 } from '../kernels/index.js';
 import { backward, noGrad } from '../autograd/index.js';
 import { buildModel } from '../nn/index.js';
+import { conv2dGradients } from '../ops/conv.js';
 import { softmaxCrossEntropy } from '../ops/index.js';
 import { AdamW } from '../optim/index.js';
 import { applyRecipe, presetRecipe, type Recipe } from '../quant/index.js';
@@ -38,8 +42,8 @@ import { bestOf } from './timing.js';
 
 export interface SparseBenchRow {
   bench: 'sparse';
-  /** forward (W times the columns) or weight_gradient (dY times the columns' transpose, at the kept blocks only). */
-  product: 'forward' | 'weight_gradient';
+  /** forward (W times the columns), input_gradient (float32 only: W^T dY folded into the images) or weight_gradient (dY times the columns' transpose, at the kept blocks only). */
+  product: 'forward' | 'input_gradient' | 'weight_gradient';
   block: string;
   sparsity: number;
   m: number;
@@ -115,6 +119,11 @@ export function sparseBench(threads: number, batch = 64, convs = RESNET18_CONVS,
     const gradFloat = bestOf(() => void columnsGemm(m, k, n, dyRows, floatSource, dw, { transB: true, threads }), 0.3);
     const gradDefaultFloat = plan ? bestOf(() => void winogradWeightGradient(x, dyImages, dw, plan, threads), 0.3) : gradFloat;
     const gradCodes = bestOf(() => void columnsGemm(m, k, n, { codes: dyRowCodes, table, format: e5m2 }, codeSource, dw, { transB: true, threads }), 0.3);
+    // The float32 input gradient as conv2d's backward runs it dense: direct, and Winograd where the layer takes it.
+    const gx = new Float32Array(batch * imageStride);
+    const inputGradient = (algorithm: 'direct' | 'winograd') => () => recycle(conv2dGradients({ g: dyImages, x: null, weight, geometry: geo, algorithm }).gx!);
+    const inputFloat = bestOf(inputGradient('direct'), 0.3);
+    const inputDefaultFloat = plan ? bestOf(inputGradient('winograd'), 0.3) : inputFloat;
     for (const block of blocks) {
       const [br, bc] = block === 'filter' ? [1, k] : block.split('x').map(Number);
       const { blockRowCount, blockColCount } = blockGrid(m, k, br, bc);
@@ -128,6 +137,17 @@ export function sparseBench(threads: number, batch = 64, convs = RESNET18_CONVS,
           rows.push({
             bench: 'sparse', product: 'forward', block, sparsity, m, n, k, shape: conv.label, operands, threads, dense_ms: dense * 1e3, sparse_ms: seconds * 1e3,
             speedup: dense / seconds, speedup_default: (operands === 'fp32' ? defaultFloat : defaultCodes) / seconds,
+          });
+        }
+        {
+          const wT = bsrTranspose(bsrFromDense(weight, m, k, br, bc, keep));
+          const seconds = bestOf(() => {
+            gx.fill(0);
+            bsrConv2dInputGradient(wT, dyImages, g, batch, { out: gx, threads });
+          }, 0.3);
+          rows.push({
+            bench: 'sparse', product: 'input_gradient', block, sparsity, m, n, k, shape: conv.label, operands: 'fp32', threads, dense_ms: inputFloat * 1e3,
+            sparse_ms: seconds * 1e3, speedup: inputFloat / seconds, speedup_default: inputDefaultFloat / seconds,
           });
         }
         for (const operands of ['fp32', 'e5m2'] as const) {

@@ -5,7 +5,10 @@
  * (GemmLayer.sparse). Its forward then runs on the block-sparse kernel where the fixed rule
  * sparseConvWins (src/kernels/block_sparse.ts) says that is faster than the product the layer
  * would run dense: under the float32 compute (conv2d) and under a recipe's when both operands are
- * one-byte codes with float32 accumulation (bsrLowpConv2dForward). The gradients stay dense.
+ * one-byte codes with float32 accumulation (bsrLowpConv2dForward). In the backward, the input
+ * gradient (strided layers; stride-1 ones in place of Winograd) and the weight gradient (where the
+ * recipe leaves weight gradients float32: the pruned entries are then +0) run on the sparse kernel
+ * by their own fixed rules (sparseInputGradientWins, sparseWeightGradientWins).
  *
  * Values. The rule is a function of the pattern and the geometry, never of a timing, so a run
  * gives the same bits on any machine and on every call; training and its evaluations (and `octet
