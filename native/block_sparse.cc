@@ -1028,6 +1028,92 @@ void gradRows(const GradPlan& plan, const GradItem& it, const float* colsT, int6
   else gradVectors<R, 16>(plan, it, colsT, chunk, len, dyT, ldd, dw, g, carried, first, last);
 }
 
+// The AVX2 + FMA tile: rows [r0, r0 + R) of an item times its vector v, the 16 lanes as two
+// halves of 8 (each run one masked load per half, combined by OR: the other runs' lanes load as
+// +0), the same chains; between chunks they wait in the item's `carried` block as the AVX-512
+// tile leaves them ((r * vectors + v) * 16 floats).
+template <int R, int NR>
+__attribute__((target("avx2,fma"))) void gradTileAvx2(const GradPlan& plan, const GradItem& it, int v, int64_t r0, const float* colsT, int64_t chunk, int64_t len,
+                                                     const float* dyT, int64_t ldd, float* dw, const BsrWeightGradArgs& g, float* carried, bool first, bool last) {
+  const GradVector& vec = plan.vectors[static_cast<size_t>(it.vec0 + v)];
+  __m256i mask[NR][2];
+  int64_t packed[NR], col[NR];
+  uint32_t bits[NR];
+  for (int u = 0; u < NR; ++u) {
+    const bool real = u < vec.runs;
+    const GradRun& run = plan.runs[static_cast<size_t>(vec.run0 + (real ? u : 0))];
+    bits[u] = real ? run.mask : 0;
+    const int lane = __builtin_ctz(run.mask), k = run.packed + lane;
+    packed[u] = (k / 16) * chunk * 16 + k % 16 - lane;
+    col[u] = run.col;
+    for (int h = 0; h < 2; ++h) {
+      alignas(32) int32_t m[8];
+      for (int l = 0; l < 8; ++l) m[l] = (bits[u] >> (8 * h + l)) & 1u ? -1 : 0;
+      mask[u][h] = _mm256_load_si256(reinterpret_cast<const __m256i*>(m));
+    }
+  }
+  const int64_t i0 = it.q * g.br + it.r0 + r0;
+  __m256 acc[R][2];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+    for (int h = 0; h < 2; ++h) acc[r][h] = first ? _mm256_setzero_ps() : _mm256_load_ps(carried + ((r0 + r) * it.vectors + v) * 16 + 8 * h);
+  }
+  const float* d = dyT + i0 * ldd;
+  for (int64_t t = 0; t < len; ++t) {
+    const float* row = colsT + t * 16;
+    __m256 x[2];
+    for (int h = 0; h < 2; ++h) {
+      x[h] = _mm256_maskload_ps(row + packed[0] + 8 * h, mask[0][h]);
+#pragma GCC unroll 16
+      for (int u = 1; u < NR; ++u) x[h] = _mm256_or_ps(x[h], _mm256_maskload_ps(row + packed[u] + 8 * h, mask[u][h]));
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const __m256 b = _mm256_broadcast_ss(d + r * ldd + t);
+      acc[r][0] = _mm256_fmadd_ps(b, x[0], acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(b, x[1], acc[r][1]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+    float* keep = carried + ((r0 + r) * it.vectors + v) * 16;
+    _mm256_store_ps(keep, acc[r][0]);
+    _mm256_store_ps(keep + 8, acc[r][1]);
+  }
+  if (!last) return;
+  for (int r = 0; r < R; ++r) {
+    const float* sums = carried + ((r0 + r) * it.vectors + v) * 16;
+    float* out = dw + (i0 + r) * g.k;
+    for (int u = 0; u < NR; ++u) {
+      for (uint32_t m = bits[u]; m; m &= m - 1) out[col[u] + __builtin_ctz(m)] = sums[__builtin_ctz(m)];
+    }
+  }
+}
+
+template <int NR>
+void gradItemAvx2Runs(const GradPlan& plan, const GradItem& it, const float* colsT, int64_t chunk, int64_t len, const float* dyT, int64_t ldd, float* dw,
+                      const BsrWeightGradArgs& g, float* carried, bool first, bool last) {
+  for (int v = 0; v < it.vectors; ++v) {
+    for (int64_t r0 = 0; r0 < it.rows;) {
+      const int64_t left = it.rows - r0;
+      if (left >= 4) gradTileAvx2<4, NR>(plan, it, v, r0, colsT, chunk, len, dyT, ldd, dw, g, carried, first, last), r0 += 4;
+      else if (left >= 2) gradTileAvx2<2, NR>(plan, it, v, r0, colsT, chunk, len, dyT, ldd, dw, g, carried, first, last), r0 += 2;
+      else gradTileAvx2<1, NR>(plan, it, v, r0, colsT, chunk, len, dyT, ldd, dw, g, carried, first, last), r0 += 1;
+    }
+  }
+}
+
+void gradItemAvx2(const GradPlan& plan, const GradItem& it, const float* colsT, int64_t chunk, int64_t len, const float* dyT, int64_t ldd, float* dw,
+                  const BsrWeightGradArgs& g, float* carried, bool first, bool last) {
+  int32_t runs = 0;
+  for (int32_t v = it.vec0; v < it.vec0 + it.vectors; ++v) runs = std::max(runs, plan.vectors[static_cast<size_t>(v)].runs);
+  if (runs <= 1) gradItemAvx2Runs<1>(plan, it, colsT, chunk, len, dyT, ldd, dw, g, carried, first, last);
+  else if (runs <= 2) gradItemAvx2Runs<2>(plan, it, colsT, chunk, len, dyT, ldd, dw, g, carried, first, last);
+  else if (runs <= 4) gradItemAvx2Runs<4>(plan, it, colsT, chunk, len, dyT, ldd, dw, g, carried, first, last);
+  else if (runs <= 8) gradItemAvx2Runs<8>(plan, it, colsT, chunk, len, dyT, ldd, dw, g, carried, first, last);
+  else gradItemAvx2Runs<16>(plan, it, colsT, chunk, len, dyT, ldd, dw, g, carried, first, last);
+}
+
 // 16 rows of 16 floats (rows ld apart) transposed: out row i (i < count) at out + i * S gets
 // column i of the input.
 __attribute__((target("avx512f"))) void transpose16(const float* in, int64_t ld, float* out, int64_t S, int64_t count) {
@@ -1066,16 +1152,18 @@ void gradWorker(const BsrWeightGradArgs& g, const ShiftedRows& shifted, const vo
   const int64_t plane = geo.outH * geo.outW, n = g.batch * plane;
   const GradPlan plan = gradPlan(g, p0, p1);
   if (plan.items.empty()) return;
-  bool avx512 = false;
+  bool avx512 = false, avx2 = false;
 #ifdef OCTET_X86
   avx512 = family() == Family::kAvx512;
+  avx2 = family() == Family::kAvx2;
   const VectorTable* table = static_cast<const VectorTable*>(tablePtr);
 #else
   (void)tablePtr;
   (void)e5m2;
+  (void)avx2;
 #endif
-  // Packed rows S floats apart (a multiple of 16, padded so rows fall in different cache sets);
-  // chunks of about 1 MiB of packed columns.
+  // Groups of 16 packed columns, each `chunk` rows of 16 floats (see GradPlan); chunks of about
+  // 1 MiB of packed columns.
   const int64_t groups = (plan.packed + 15) / 16, S = groups * 16;
   const int64_t chunk = std::max<int64_t>(16, std::min<int64_t>(4096, (262144 / S) / 16 * 16));
   const int64_t ldd = chunk + 16, width = chunk + 16;
@@ -1156,6 +1244,11 @@ void gradWorker(const BsrWeightGradArgs& g, const ShiftedRows& shifted, const vo
         else if (it.rows == 4) gradRows<4>(plan, it, colsT, chunk, len, dyT, ldd, g.dw, g, carried, first, last);
         else if (it.rows == 2) gradRows<2>(plan, it, colsT, chunk, len, dyT, ldd, g.dw, g, carried, first, last);
         else gradRows<1>(plan, it, colsT, chunk, len, dyT, ldd, g.dw, g, carried, first, last);
+        carried += it.rows * it.vectors * 16;
+        continue;
+      }
+      if (avx2) {
+        gradItemAvx2(plan, it, colsT, chunk, len, dyT, ldd, g.dw, g, carried, first, last);
         carried += it.rows * it.vectors * 16;
         continue;
       }
