@@ -56,7 +56,7 @@ function runOptions(command: Command): Command {
     .option('--prune-global', 'rank the blocks of all pruned layers together instead of each layer by itself')
     .option('--prune-exclude <paths>', 'layer paths left dense, comma-separated (e.g. layer1.0.conv1,fc)')
     .option('--prune-first-last', 'prune the first and last GEMM layers too (kept dense by default)')
-    .option('--prune-kernels <auto|dense>', 'auto (default): pruned convolutions run their forward on the block-sparse kernel where its fixed rule says it is faster; dense: never')
+    .option('--prune-kernels <auto|dense>', 'auto (default): pruned convolutions run their forward, and their gradients in training, on the block-sparse kernel where fixed rules say it is faster; dense: never')
     .option('--init <checkpoint>', 'start from this checkpoint\'s model weights (fine-tuning, e.g. after octet prune); optimizer and recipe state start fresh')
     .option('--resume', 'continue from the checkpoint in --out')
     .option('--overwrite', 'replace the run --out holds (its files go once the new run has taken its first step)')

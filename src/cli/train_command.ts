@@ -90,7 +90,7 @@ export function pruneConfig(options: TrainOptions): PruneConfig | undefined {
 }
 
 function pruneKernels(text: string): 'auto' | 'dense' {
-  if (text !== 'auto' && text !== 'dense') throw new InvalidArgumentError(`--prune-kernels ${JSON.stringify(text)}: expected auto (the block-sparse forward where its rule chooses it) or dense`);
+  if (text !== 'auto' && text !== 'dense') throw new InvalidArgumentError(`--prune-kernels ${JSON.stringify(text)}: expected auto (the block-sparse products where their rules choose them) or dense`);
   return text;
 }
 

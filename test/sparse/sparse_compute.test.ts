@@ -10,7 +10,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { bsrConv2dInputGradient, bsrFromPattern, bsrTranspose, convGeometry, encode, groupColumns, sparseConvWins, sparseInputGradientWins, sparseWeightGradientWins, type SparsePattern } from '../../src/kernels/index.js';
+import { bsrConv2dInputGradient, bsrFromPattern, bsrTranspose, convGeometry, encode, groupColumns, sparseConvWins, sparseInputGradientWins, sparseWeightGradientWins, zeroPruned, type SparsePattern } from '../../src/kernels/index.js';
 import { makeQTensor } from '../../src/formats/index.js';
 import { conv2dGradients } from '../../src/ops/conv.js';
 import { productKernels } from '../../src/ops/gemm_product.js';
@@ -113,6 +113,13 @@ describe('the gradients of a pruned convolution', () => {
     // Under Winograd the kept entries take the direct chain instead (the rule moves the layer at 20% kept).
     const wino = conv2dGradients({ g, x, weight: null, geometry, algorithm: 'winograd', sparse }).gw!;
     assertSameBits(wino, dense.map((v, i) => (inKept(i) ? v : 0)), 'off Winograd');
+  });
+
+  test('zeroPruned clears exactly the entries outside the kept blocks (edge blocks shorter)', () => {
+    const p: SparsePattern = { rows: 5, cols: 7, br: 4, bc: 4, keep: Uint8Array.from([1, 0, 0, 1]) };
+    const v = zeroPruned(Float32Array.from({ length: 35 }, (_, i) => i + 1), p);
+    for (let i = 0; i < 5; i++) for (let j = 0; j < 7; j++) assert.equal(v[i * 7 + j], p.keep[Math.floor(i / 4) * 2 + Math.floor(j / 4)] ? i * 7 + j + 1 : 0, `${i},${j}`);
+    assert.throws(() => zeroPruned(new Float32Array(3), p), /3 values; the pattern covers 5 x 7/);
   });
 
   test('float32 input gradient, stride 1: in place of Winograd the sparse kernel (W^T dY folded in as col2im does), never in place of the direct product', () => {
