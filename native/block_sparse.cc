@@ -728,8 +728,11 @@ void bsrGemm(const BsrGemmArgs& g, int threads) {
         for (; j < panels * kPanel; ++j) row[j] = 0.0f;
       }
     }
-    for (int64_t q = 0; q < blockRows; ++q) {
-      for (int64_t p = 0; p < panels; ++p) {
+    // Panel by panel, every block row over it: a panel's packed rows (k x 64 columns) stay in
+    // cache while the block rows read them (block row by block row, each would sweep the whole
+    // chunk, about 1 MiB, from the next level).
+    for (int64_t p = 0; p < panels; ++p) {
+      for (int64_t q = 0; q < blockRows; ++q) {
         const int64_t c0 = j0 + p * kPanel;
 #ifdef OCTET_X86
         if (pairs) {
