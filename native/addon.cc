@@ -825,6 +825,31 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// A block pattern's arguments 0 and 1 (rowPtr, colIdx as Int32Array) over an m x k view in br x bc
+// blocks, checked: rowPtr starts at 0 and never decreases, block columns increase within each
+// block row and lie below ceil(k / bc). Returns the number of stored blocks.
+int64_t bsrPatternArgs(const Napi::CallbackInfo& info, const std::string& name, int64_t m, int64_t k, int64_t br, int64_t bc, const int32_t*& rowPtr,
+                       const int32_t*& colIdx) {
+  const Napi::Env env = info.Env();
+  if (br < 1 || bc < 1) throw rangeError(env, name + ": block sizes must be positive");
+  const int64_t blockRows = (m + br - 1) / br, blockCols = (k + bc - 1) / bc;
+  rowPtr = typedArg<int32_t>(info, 0, napi_int32_array, "rowPtr", blockRows + 1);
+  if (rowPtr[0] != 0) throw rangeError(env, name + ": rowPtr must start at 0");
+  for (int64_t q = 0; q < blockRows; ++q) {
+    if (rowPtr[q + 1] < rowPtr[q]) throw rangeError(env, name + ": rowPtr must not decrease");
+  }
+  const int64_t stored = rowPtr[blockRows];
+  colIdx = typedArg<int32_t>(info, 1, napi_int32_array, "colIdx", stored);
+  for (int64_t q = 0; q < blockRows; ++q) {
+    for (int32_t b = rowPtr[q]; b < rowPtr[q + 1]; ++b) {
+      if (colIdx[b] < 0 || colIdx[b] >= blockCols || (b > rowPtr[q] && colIdx[b] <= colIdx[b - 1])) {
+        throw rangeError(env, name + ": block columns must increase within each block row and lie below ceil(k / bc)");
+      }
+    }
+  }
+  return stored;
+}
+
 // bsrGemm(rowPtr, colIdx, values, x, c, { m, k, n, br, bc, fused, threads }): C = W X with W in
 // block compressed sparse rows (Int32Array rowPtr and colIdx, Float32Array values), X k x n and C
 // m x n row-major. See block_sparse.h.
@@ -838,22 +863,7 @@ Napi::Value BsrGemm(const Napi::CallbackInfo& info) {
   g.br = sizeField(o, "br");
   g.bc = sizeField(o, "bc");
   g.fused = boolField(o, "fused");
-  if (g.br < 1 || g.bc < 1) throw rangeError(env, "bsrGemm: block sizes must be positive");
-  const int64_t blockRows = (g.m + g.br - 1) / g.br, blockCols = (g.k + g.bc - 1) / g.bc;
-  g.rowPtr = typedArg<int32_t>(info, 0, napi_int32_array, "rowPtr", blockRows + 1);
-  const int64_t stored = g.rowPtr[blockRows];
-  if (g.rowPtr[0] != 0) throw rangeError(env, "bsrGemm: rowPtr must start at 0");
-  for (int64_t q = 0; q < blockRows; ++q) {
-    if (g.rowPtr[q + 1] < g.rowPtr[q]) throw rangeError(env, "bsrGemm: rowPtr must not decrease");
-  }
-  g.colIdx = typedArg<int32_t>(info, 1, napi_int32_array, "colIdx", stored);
-  for (int64_t q = 0; q < blockRows; ++q) {
-    for (int32_t b = g.rowPtr[q]; b < g.rowPtr[q + 1]; ++b) {
-      if (g.colIdx[b] < 0 || g.colIdx[b] >= blockCols || (b > g.rowPtr[q] && g.colIdx[b] <= g.colIdx[b - 1])) {
-        throw rangeError(env, "bsrGemm: block columns must increase within each block row and lie below ceil(k / bc)");
-      }
-    }
-  }
+  const int64_t stored = bsrPatternArgs(info, "bsrGemm", g.m, g.k, g.br, g.bc, g.rowPtr, g.colIdx);
   g.values = f32(info, 2, "values", stored * g.br * g.bc);
   octet::ConvGeometry geometry{};
   if (!field(o, "geometry", false).IsUndefined()) {
@@ -904,22 +914,7 @@ Napi::Value BsrConvInputGradient(const Napi::CallbackInfo& info) {
   g.fused = boolField(o, "fused");
   g.n = 0;
   const int64_t batch = sizeField(o, "batch");
-  if (g.br < 1 || g.bc < 1) throw rangeError(env, "bsrConvInputGradient: block sizes must be positive");
-  const int64_t blockRows = (g.m + g.br - 1) / g.br, blockCols = (g.k + g.bc - 1) / g.bc;
-  g.rowPtr = typedArg<int32_t>(info, 0, napi_int32_array, "rowPtr", blockRows + 1);
-  if (g.rowPtr[0] != 0) throw rangeError(env, "bsrConvInputGradient: rowPtr must start at 0");
-  for (int64_t q = 0; q < blockRows; ++q) {
-    if (g.rowPtr[q + 1] < g.rowPtr[q]) throw rangeError(env, "bsrConvInputGradient: rowPtr must not decrease");
-  }
-  const int64_t stored = g.rowPtr[blockRows];
-  g.colIdx = typedArg<int32_t>(info, 1, napi_int32_array, "colIdx", stored);
-  for (int64_t q = 0; q < blockRows; ++q) {
-    for (int32_t b = g.rowPtr[q]; b < g.rowPtr[q + 1]; ++b) {
-      if (g.colIdx[b] < 0 || g.colIdx[b] >= blockCols || (b > g.rowPtr[q] && g.colIdx[b] <= g.colIdx[b - 1])) {
-        throw rangeError(env, "bsrConvInputGradient: block columns must increase within each block row and lie below ceil(k / bc)");
-      }
-    }
-  }
+  const int64_t stored = bsrPatternArgs(info, "bsrConvInputGradient", g.m, g.k, g.br, g.bc, g.rowPtr, g.colIdx);
   g.values = f32(info, 2, "values", stored * g.br * g.bc);
   const octet::ConvGeometry geometry = geometryField(o);
   const int64_t plane = geometry.outH * geometry.outW;
@@ -939,29 +934,14 @@ Napi::Value BsrConvInputGradient(const Napi::CallbackInfo& info) {
 // their 256-value tables). See block_sparse.h.
 Napi::Value BsrConvWeightGradient(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
-  const char* name = "bsrConvWeightGradient";
-  const Napi::Object o = optionsArg(info, 5, name);
+  const Napi::Object o = optionsArg(info, 5, "bsrConvWeightGradient");
   octet::BsrWeightGradArgs g{};
   g.m = sizeField(o, "m");
   g.k = sizeField(o, "k");
   g.br = sizeField(o, "br");
   g.bc = sizeField(o, "bc");
   g.batch = sizeField(o, "batch");
-  if (g.br < 1 || g.bc < 1) throw rangeError(env, "bsrConvWeightGradient: block sizes must be positive");
-  const int64_t blockRows = (g.m + g.br - 1) / g.br, blockCols = (g.k + g.bc - 1) / g.bc;
-  g.rowPtr = typedArg<int32_t>(info, 0, napi_int32_array, "rowPtr", blockRows + 1);
-  if (g.rowPtr[0] != 0) throw rangeError(env, "bsrConvWeightGradient: rowPtr must start at 0");
-  for (int64_t q = 0; q < blockRows; ++q) {
-    if (g.rowPtr[q + 1] < g.rowPtr[q]) throw rangeError(env, "bsrConvWeightGradient: rowPtr must not decrease");
-  }
-  g.colIdx = typedArg<int32_t>(info, 1, napi_int32_array, "colIdx", g.rowPtr[blockRows]);
-  for (int64_t q = 0; q < blockRows; ++q) {
-    for (int32_t b = g.rowPtr[q]; b < g.rowPtr[q + 1]; ++b) {
-      if (g.colIdx[b] < 0 || g.colIdx[b] >= blockCols || (b > g.rowPtr[q] && g.colIdx[b] <= g.colIdx[b - 1])) {
-        throw rangeError(env, "bsrConvWeightGradient: block columns must increase within each block row and lie below ceil(k / bc)");
-      }
-    }
-  }
+  bsrPatternArgs(info, "bsrConvWeightGradient", g.m, g.k, g.br, g.bc, g.rowPtr, g.colIdx);
   const octet::ConvGeometry geometry = geometryField(o);
   const int64_t plane = geometry.outH * geometry.outW;
   if (geometry.channels * geometry.kernelH * geometry.kernelW != g.k || plane == 0) {

@@ -29,6 +29,24 @@ int64_t chunkColumns(int64_t k) {
   return std::max(kPanel, std::min<int64_t>(512, cols));
 }
 
+// The block columns in [p0, p1) that some block row stores, in order (`used`), and each one's
+// index among them (`slot`, -1 for the others); returns the number of stored blocks.
+int64_t usedBlockColumns(const int32_t* rowPtr, const int32_t* colIdx, int64_t blockRows, int64_t blockCols, int64_t p0, int64_t p1,
+                         std::vector<int32_t>& slot, std::vector<int64_t>& used) {
+  slot.assign(static_cast<size_t>(blockCols), -1);
+  used.clear();
+  const int64_t stored = rowPtr[blockRows];
+  for (int64_t b = 0; b < stored; ++b) {
+    if (colIdx[b] >= p0 && colIdx[b] < p1) slot[colIdx[b]] = 0;
+  }
+  for (int64_t p = 0; p < blockCols; ++p) {
+    if (slot[p] < 0) continue;
+    slot[p] = static_cast<int32_t>(used.size());
+    used.push_back(p);
+  }
+  return stored;
+}
+
 // Where C(i, j) is (see BsrGemmArgs).
 inline float* cAt(const BsrGemmArgs& g, int64_t i, int64_t j) {
   return g.cPlane ? g.c + (j / g.cPlane) * g.cImageStride + i * g.ldc + j % g.cPlane : g.c + (i - g.cRow0) * g.ldc + j;
@@ -646,15 +664,9 @@ void bsrGemm(const BsrGemmArgs& g, int threads) {
   if (g.m <= 0 || g.n <= 0) return;
   const int64_t blockRows = (g.m + g.br - 1) / g.br, blockCols = (g.k + g.bc - 1) / g.bc;
   // The block columns some block row stores, and where each one's bc rows of X sit in a panel.
-  std::vector<int32_t> slot(static_cast<size_t>(blockCols), -1);
-  const int64_t stored = g.rowPtr[blockRows];
-  for (int64_t b = 0; b < stored; ++b) slot[g.colIdx[b]] = 0;
+  std::vector<int32_t> slot;
   std::vector<int64_t> used;
-  for (int64_t p = 0; p < blockCols; ++p) {
-    if (slot[p] < 0) continue;
-    slot[p] = static_cast<int32_t>(used.size());
-    used.push_back(p);
-  }
+  const int64_t stored = usedBlockColumns(g.rowPtr, g.colIdx, blockRows, blockCols, 0, blockCols, slot, used);
   const int64_t packedRows = static_cast<int64_t>(used.size()) * g.bc;
   const int64_t chunkCols = chunkColumns(packedRows);
   const int64_t chunks = (g.n + chunkCols - 1) / chunkCols;
@@ -751,44 +763,15 @@ namespace {
 
 thread_local AlignedBuffer rowsBuffer;
 
-// Row r of the column matrix's gradient for one image (T, outH x outW) added into the image's
-// gradient x at the positions that row reads (col2im for one row).
-void col2imRow(const float* t, int64_t r, const ConvGeometry& g, float* x) {
-  const int64_t taps = g.kernelH * g.kernelW;
-  const int64_t c = r / taps, i = (r / g.kernelW) % g.kernelH, j = r % g.kernelW;
-  const int64_t offset = j * g.dilationW - g.padW;
-  int64_t lo, hi;
-  insideRange(g.outW, g.width, g.strideW, offset, lo, hi);
-  float* channel = x + c * g.height * g.width;
-  for (int64_t oh = 0; oh < g.outH; ++oh) {
-    const int64_t ih = oh * g.strideH - g.padH + i * g.dilationH;
-    if (ih < 0 || ih >= g.height) continue;
-    float* out = channel + ih * g.width + offset;
-    const float* in = t + oh * g.outW;
-    if (g.strideW == 1) {
-      for (int64_t ow = lo; ow < hi; ++ow) out[ow] += in[ow];
-    } else {
-      for (int64_t ow = lo; ow < hi; ++ow) out[ow * g.strideW] += in[ow];
-    }
-  }
-}
-
 }  // namespace
 
 void bsrConvInputGradient(const BsrGemmArgs& wt, const float* dy, const ConvGeometry& geo, int64_t batch, float* dx, int64_t dxImageStride, int threads) {
   const int64_t plane = geo.outH * geo.outW;
   if (wt.m <= 0 || batch <= 0 || plane <= 0) return;
   const int64_t blockRows = (wt.m + wt.br - 1) / wt.br, blockCols = (wt.k + wt.bc - 1) / wt.bc;
-  std::vector<int32_t> slot(static_cast<size_t>(blockCols), -1);
-  const int64_t stored = wt.rowPtr[blockRows];
-  if (stored == 0) return;
-  for (int64_t b = 0; b < stored; ++b) slot[wt.colIdx[b]] = 0;
+  std::vector<int32_t> slot;
   std::vector<int64_t> used;
-  for (int64_t p = 0; p < blockCols; ++p) {
-    if (slot[p] < 0) continue;
-    slot[p] = static_cast<int32_t>(used.size());
-    used.push_back(p);
-  }
+  if (usedBlockColumns(wt.rowPtr, wt.colIdx, blockRows, blockCols, 0, blockCols, slot, used) == 0) return;
   const int64_t panels = (plane + kPanel - 1) / kPanel, stride = panels * kPanel + 16, ldt = panels * kPanel;
   const int64_t packedRows = static_cast<int64_t>(used.size()) * wt.bc;
   parallelFor(batch, threads, [&](int64_t n) {
@@ -857,15 +840,8 @@ struct GradPlan {
 GradPlan gradPlan(const BsrWeightGradArgs& g, int64_t p0, int64_t p1) {
   GradPlan plan;
   const int64_t blockRows = (g.m + g.br - 1) / g.br, blockCols = (g.k + g.bc - 1) / g.bc;
-  std::vector<int32_t> slot(static_cast<size_t>(blockCols), -1);
-  for (int64_t b = 0; b < g.rowPtr[blockRows]; ++b) {
-    if (g.colIdx[b] >= p0 && g.colIdx[b] < p1) slot[g.colIdx[b]] = 0;
-  }
-  for (int64_t p = 0; p < blockCols; ++p) {
-    if (slot[p] < 0) continue;
-    slot[p] = static_cast<int32_t>(plan.used.size());
-    plan.used.push_back(p);
-  }
+  std::vector<int32_t> slot;
+  usedBlockColumns(g.rowPtr, g.colIdx, blockRows, blockCols, p0, p1, slot, plan.used);
   plan.packed = static_cast<int64_t>(plan.used.size()) * g.bc;
   for (int64_t q = 0; q < blockRows; ++q) {
     // The block row's stored entries in order: (packed column, weight column).

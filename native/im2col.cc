@@ -20,27 +20,30 @@ void im2colBatchOf(const T* x, T* col, const ConvGeometry& g, int64_t batch, int
 // back into that channel's plane.
 void col2imChannel(const float* col, int64_t rowStride, float* dstPlane, const ConvGeometry& g, int64_t c) {
   const int64_t taps = g.kernelH * g.kernelW;
-  for (int64_t t = 0; t < taps; ++t) {
-    const int64_t i = t / g.kernelW, j = t % g.kernelW;
-    const float* src = col + (c * taps + t) * rowStride;
-    const int64_t offset = j * g.dilationW - g.padW;
-    int64_t lo, hi;
-    insideRange(g.outW, g.width, g.strideW, offset, lo, hi);
-    for (int64_t oh = 0; oh < g.outH; ++oh) {
-      const int64_t ih = oh * g.strideH - g.padH + i * g.dilationH;
-      if (ih < 0 || ih >= g.height) continue;
-      float* row = dstPlane + ih * g.width + offset;
-      const float* in = src + oh * g.outW;
-      if (g.strideW == 1) {
-        for (int64_t ow = lo; ow < hi; ++ow) row[ow] += in[ow];
-      } else {
-        for (int64_t ow = lo; ow < hi; ++ow) row[ow * g.strideW] += in[ow];
-      }
-    }
-  }
+  for (int64_t t = 0; t < taps; ++t) col2imRow(col + (c * taps + t) * rowStride, c * taps + t, g, dstPlane - c * g.height * g.width);
 }
 
 }  // namespace
+
+void col2imRow(const float* in, int64_t r, const ConvGeometry& g, float* image) {
+  const int64_t taps = g.kernelH * g.kernelW;
+  const int64_t c = r / taps, i = (r / g.kernelW) % g.kernelH, j = r % g.kernelW;
+  const int64_t offset = j * g.dilationW - g.padW;
+  int64_t lo, hi;
+  insideRange(g.outW, g.width, g.strideW, offset, lo, hi);
+  float* channel = image + c * g.height * g.width;
+  for (int64_t oh = 0; oh < g.outH; ++oh) {
+    const int64_t ih = oh * g.strideH - g.padH + i * g.dilationH;
+    if (ih < 0 || ih >= g.height) continue;
+    float* row = channel + ih * g.width + offset;
+    const float* src = in + oh * g.outW;
+    if (g.strideW == 1) {
+      for (int64_t ow = lo; ow < hi; ++ow) row[ow] += src[ow];
+    } else {
+      for (int64_t ow = lo; ow < hi; ++ow) row[ow * g.strideW] += src[ow];
+    }
+  }
+}
 
 void im2col(const float* x, float* col, const ConvGeometry& g, int threads) {
   const int64_t plane = g.outH * g.outW;

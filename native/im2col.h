@@ -22,6 +22,9 @@ struct ConvGeometry {
 
 void im2col(const float* x, float* col, const ConvGeometry& g, int threads);
 void col2im(const float* col, float* x, const ConvGeometry& g, int threads);
+// Row r (channel, kernel row, kernel column) of one image's column matrix, `in` (OH * OW), added
+// into the image (C planes of H x W) where that row reads: col2im for one row.
+void col2imRow(const float* in, int64_t r, const ConvGeometry& g, float* image);
 
 // The same for a batch side by side: image n starts at x + n * imageStride (so a group's channels
 // of NCHW data are reached by offsetting x), and col has C * KH * KW rows of batch * OH * OW
