@@ -216,6 +216,23 @@ describe('training', () => {
     assert.equal(attachSparsePatterns(model, pruner.keepPatterns(), '4x4').length, 18);
   });
 
+  test('sfp8 (a float32 backward of quantized forwards): the pruned layers backward on the sparse kernel (last bits differ from dense), and resume stays bit-identical', async () => {
+    const dataset = await mnistData();
+    const config = smallRun('sfp8', { epochs: 1, maxTrain: 160, prune: { block: '4x4', sparsity: 0.9, start: 1, end: 2, every: 1 } });
+    const whole = mkdtempSync(join(tmpdir(), 'octet-sparse-sfp8-'));
+    const dense = mkdtempSync(join(tmpdir(), 'octet-sparse-sfp8-dense-'));
+    await train(config, dataset, whole);
+    await train({ ...config, prune: { ...config.prune!, kernels: 'dense' } }, dataset, dense);
+    const tw = readSafetensors(join(whole, CHECKPOINT_FILE)).tensors, td = readSafetensors(join(dense, CHECKPOINT_FILE)).tensors;
+    assert.notDeepEqual(tw.get('model.layer3.0.conv2.weight')!.bytes, td.get('model.layer3.0.conv2.weight')!.bytes);
+    const parts = mkdtempSync(join(tmpdir(), 'octet-sparse-sfp8-parts-'));
+    let steps = 0;
+    await train(config, dataset, parts, { hooks: { onStep: () => void steps++, shouldStop: () => steps >= 3 } });
+    await train(config, dataset, parts, { resume: true });
+    const tp = readSafetensors(join(parts, CHECKPOINT_FILE)).tensors;
+    for (const [name, t] of tw) assert.deepEqual(tp.get(name)!.bytes, t.bytes, name);
+  });
+
   test('a mask whose block grid does not fit its layer is refused, naming both', async () => {
     const dataset = await mnistData();
     const config = smallRun('fp32', { epochs: 1, maxTrain: 32, prune: { block: '4x4', sparsity: 0.5 } });
