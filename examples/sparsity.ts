@@ -9,7 +9,7 @@
  * step 40, masks recomputed every 8 steps, then 24 steps at the final masks. Printed: top-1 on 2000
  * test images per configuration, and the speed-ups of a pruned model at that block shape and
  * sparsity (sparseStepBench: ResNet-20 on 1x28x28 at batch 64, first and last layers dense, an
- * inference forward and a training step with the block-sparse forward against the same model on
+ * inference forward and a training step with the block-sparse products against the same model on
  * the dense products; the fp8 preset's e6m9 chunked accumulation has no sparse kernel, so its
  * pruned layers run dense: its speed-ups are those of the `hybrid` recipe's operands, E4M3 with
  * float32 accumulation, shown beside them). A JSON copy goes to runs/sparsity/results.json.

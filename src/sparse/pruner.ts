@@ -102,7 +102,7 @@ function checkSteps(config: PruneConfig): { start: number; end: number; every: n
   checkSparsity(initial, 'prune initial sparsity');
   checkSparsity(config.sparsity, 'prune sparsity');
   if (config.kernels !== undefined && config.kernels !== 'auto' && config.kernels !== 'dense') {
-    throw new InvalidArgumentError(`prune kernels is ${JSON.stringify(config.kernels)}; expected "auto" (the block-sparse forward where the rule chooses it) or "dense"`);
+    throw new InvalidArgumentError(`prune kernels is ${JSON.stringify(config.kernels)}; expected "auto" (the block-sparse products where their rules choose them) or "dense"`);
   }
   return { start, end, every, initial };
 }
