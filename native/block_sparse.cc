@@ -658,6 +658,33 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx2,f16c"))) void shiftedPairC
 }
 #endif
 
+// Row k of a convolution's column matrix over columns [j0, j0 + len) into `row`, from float
+// images or codes (decoded): 16 outputs at a time where `shifted` allows (AVX-512), else one
+// column run (codeLine: a byte buffer of at least len).
+void columnRow(const ShiftedRows& shifted, const void* tablePtr, bool e5m2, const ConvGeometry& geo, const float* images, const uint8_t* codes,
+               const float* lut, int64_t imageStride, int64_t k, int64_t j0, int64_t len, float* row, std::vector<uint8_t>& codeLine) {
+#ifdef OCTET_X86
+  if (shifted.mode != ShiftedRows::kOff && codes) {
+    shiftedRunCodes(shifted, *static_cast<const VectorTable*>(tablePtr), e5m2, codes, geo, imageStride, k, j0, len, row);
+    return;
+  }
+  if (shifted.mode != ShiftedRows::kOff) {
+    shiftedRun(shifted, images, geo, imageStride, k, j0, len, row);
+    return;
+  }
+#else
+  (void)shifted;
+  (void)tablePtr;
+  (void)e5m2;
+#endif
+  if (codes) {
+    columnRun(codes, geo, imageStride, k, j0, len, codeLine.data());
+    decodeCodes(codeLine.data(), lut, false, len, row);
+  } else {
+    columnRun(images, geo, imageStride, k, j0, len, row);
+  }
+}
+
 }  // namespace
 
 void bsrGemm(const BsrGemmArgs& g, int threads) {
@@ -672,11 +699,13 @@ void bsrGemm(const BsrGemmArgs& g, int threads) {
   const int64_t chunks = (g.n + chunkCols - 1) / chunkCols;
   // Column runs 16 outputs at a time where the CPU allows (ShiftedRows).
   const ShiftedRows shifted = g.geometry ? shiftedRows(*g.geometry, g.imageCodes != nullptr) : ShiftedRows{};
+  const void* tablePtr = nullptr;
 #ifdef OCTET_X86
   std::unique_ptr<VectorTable> table;
   if (shifted.mode != ShiftedRows::kOff && g.imageCodes) {
     table = std::make_unique<VectorTable>();
     loadVectorTable(g.table, *table);
+    tablePtr = table.get();
   }
 #endif
   // Images of codes: whether they read a non-finite value, and whether their table is E5M2's
@@ -720,18 +749,8 @@ void bsrGemm(const BsrGemmArgs& g, int threads) {
         float* row = buffer + (static_cast<int64_t>(u) * g.bc + t) * stride;
         int64_t j = 0;
         if (k < g.k) {
-#ifdef OCTET_X86
-          if (shifted.mode != ShiftedRows::kOff && g.imageCodes) {
-            shiftedRunCodes(shifted, *table, e5m2, g.imageCodes, *g.geometry, g.imageStride, k, j0, width, row);
-          } else if (shifted.mode != ShiftedRows::kOff) {
-            shiftedRun(shifted, g.images, *g.geometry, g.imageStride, k, j0, width, row);
-          } else
-#endif
-          if (g.geometry && g.imageCodes) {
-            columnRun(g.imageCodes, *g.geometry, g.imageStride, k, j0, width, codeLine.data());
-            decodeCodes(codeLine.data(), g.table, false, width, row);
-          } else if (g.geometry) {
-            columnRun(g.images, *g.geometry, g.imageStride, k, j0, width, row);
+          if (g.geometry) {
+            columnRow(shifted, tablePtr, e5m2, *g.geometry, g.images, g.imageCodes, g.table, g.imageStride, k, j0, width, row, codeLine);
           } else {
             std::memcpy(row, g.x + k * g.ldx + j0, static_cast<size_t>(width) * sizeof(float));
           }
@@ -1135,10 +1154,7 @@ void gradWorker(const BsrWeightGradArgs& g, const ShiftedRows& shifted, const vo
 #ifdef OCTET_X86
   avx512 = family() == Family::kAvx512;
   avx2 = family() == Family::kAvx2;
-  const VectorTable* table = static_cast<const VectorTable*>(tablePtr);
 #else
-  (void)tablePtr;
-  (void)e5m2;
   (void)avx2;
 #endif
   // Groups of 16 packed columns, each `chunk` rows of 16 floats (see GradPlan); chunks of about
@@ -1182,26 +1198,8 @@ void gradWorker(const BsrWeightGradArgs& g, const ShiftedRows& shifted, const vo
         const int64_t u = group * 16 + r;
         float* row = rows + r * width;
         const int64_t kk = u < plan.packed ? plan.used[static_cast<size_t>(u / g.bc)] * g.bc + u % g.bc : g.k;
-        if (kk >= g.k) {
-          std::fill(row, row + width, 0.0f);
-          continue;
-        }
-#ifdef OCTET_X86
-        if (avx512 && shifted.mode != ShiftedRows::kOff && g.imageCodes) {
-          shiftedRunCodes(shifted, *table, e5m2, g.imageCodes, geo, g.imageStride, kk, j0, len, row);
-          continue;
-        }
-        if (avx512 && shifted.mode != ShiftedRows::kOff) {
-          shiftedRun(shifted, g.images, geo, g.imageStride, kk, j0, len, row);
-          continue;
-        }
-#endif
-        if (g.imageCodes) {
-          columnRun(g.imageCodes, geo, g.imageStride, kk, j0, len, codeLine.data());
-          decodeCodes(codeLine.data(), g.table, false, len, row);
-        } else {
-          columnRun(g.images, geo, g.imageStride, kk, j0, len, row);
-        }
+        if (kk >= g.k) std::fill(row, row + width, 0.0f);
+        else columnRow(shifted, tablePtr, e5m2, geo, g.images, g.imageCodes, g.table, g.imageStride, kk, j0, len, row, codeLine);
       }
       float* out = colsT + group * chunk * 16;
 #ifdef OCTET_X86

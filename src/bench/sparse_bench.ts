@@ -19,8 +19,8 @@
  * `sparseStepBench` times whole ResNet-18 (CIFAR, 100 classes, batch 64) steps with every
  * convolution but the first pruned in 8x8 blocks to 90% (one-shot): a training step (forward,
  * backward, AdamW, the masks enforced) and an inference forward (evaluation mode), with the patterns attached (the
- * forward, the strided input gradient and the weight gradient on the block-sparse kernel where
- * their rules choose it) against the
+ * forward, the input gradient and the weight gradient on the block-sparse kernel where their
+ * rules choose it) against the
  * same model without them, alternating, best of several; fp32 and fp8 with float32 accumulation
  * (E5M2 operands, the train bench's recipe).
  */
@@ -181,7 +181,7 @@ export interface SparseStepRow {
   dense_ms: number;
   sparse_ms: number;
   speedup: number;
-  /** Pruned convolutions (each one's forward runs sparse where sparseConvWins says so). */
+  /** Pruned convolutions (each one's products run sparse where their rules say so). */
   pruned_layers: number;
 }
 

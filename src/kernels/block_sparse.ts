@@ -29,7 +29,7 @@
  *   product's index in the dense sum, so it runs the dense product on the pruned weights.
  */
 import { InvalidArgumentError } from '../errors.js';
-import { decodeTable, resolveFormat, type Format, type FormatLike } from '../formats/index.js';
+import { decodeTable, resolveFormat, type Format, type FormatLike, type QTensor } from '../formats/index.js';
 import { freshArray } from './buffer_pool.js';
 import { decode } from './codec.js';
 import { columnsGemm } from './columns_gemm.js';
@@ -559,6 +559,19 @@ export function bsrFromPattern(weight: Float32Array, pattern: SparsePattern): Bs
 }
 
 /**
+ * Where the sparse convolution kernels give lowpGemm's bits: both operands one-byte codes (decoded
+ * while packing), float32 accumulation without chunks, output rounding, stochastic rounding or
+ * transposes.
+ */
+export function codesOnFloat32Sums(a: LowpOperand, b: LowpOperand, options: LowpGemmOptions): boolean {
+  if (a instanceof Float32Array || b instanceof Float32Array || !(a.codes instanceof Uint8Array) || !(b.codes instanceof Uint8Array)) return false;
+  if (a.format.bits > 8 || b.format.bits > 8) return false;
+  const accumulation = options.accumulation ?? 'fp32';
+  if (alignedOf(accumulation) || resolveFormat(accumulation as FormatLike).name !== 'float32') return false;
+  return !(options.chunk || options.chunkEnds || options.output || options.rounding === 'stochastic' || options.transA || options.transB);
+}
+
+/**
  * lowpConv2dForward (one group) on a pruned weight through the block-sparse kernel, where it
  * gives the same bits: both operands one-byte codes, float32 accumulation without chunks, output
  * rounding or stochastic rounding. Returns null where it does not apply (the caller runs the dense
@@ -569,14 +582,11 @@ export function bsrFromPattern(weight: Float32Array, pattern: SparsePattern): Bs
 export function bsrLowpConv2dForward(
   pattern: SparsePattern, w: LowpOperand, x: LowpOperand, g: ColumnGeometry, batch: number, options: LowpGemmOptions = {},
 ): Float32Array | null {
-  if (w instanceof Float32Array || x instanceof Float32Array || !(w.codes instanceof Uint8Array) || !(x.codes instanceof Uint8Array)) return null;
-  if (w.format.bits > 8 || x.format.bits > 8) return null;
-  const accumulation = options.accumulation ?? 'fp32';
-  if (alignedOf(accumulation) || resolveFormat(accumulation as FormatLike).name !== 'float32') return null;
-  if (options.chunk || options.chunkEnds || options.output || options.rounding === 'stochastic' || options.transA || options.transB) return null;
-  if (pattern.cols !== g.channels * g.kernelH * g.kernelW || w.codes.length !== pattern.rows * pattern.cols) return null;
-  const table = decodeTable(x.format);
-  const fused = w.format.mantissaBits + x.format.mantissaBits + 2 <= 24;
-  const y = bsrConv2dForward(bsrFromPattern(decode(w.codes, w.format), pattern), { codes: x.codes, table, format: x.format }, g, batch, { fused, threads: options.threads });
-  return divideByScale(y, Math.fround(w.scale * x.scale));
+  if (!codesOnFloat32Sums(w, x, options)) return null;
+  const wq = w as QTensor, xq = x as QTensor;
+  if (pattern.cols !== g.channels * g.kernelH * g.kernelW || wq.codes.length !== pattern.rows * pattern.cols) return null;
+  const table = decodeTable(xq.format);
+  const fused = wq.format.mantissaBits + xq.format.mantissaBits + 2 <= 24;
+  const y = bsrConv2dForward(bsrFromPattern(decode(wq.codes, wq.format), pattern), { codes: xq.codes as Uint8Array, table, format: xq.format }, g, batch, { fused, threads: options.threads });
+  return divideByScale(y, Math.fround(wq.scale * xq.scale));
 }

@@ -21,9 +21,9 @@
  * chain), used where the native core is absent; the tests hold the fast paths to them bit for bit.
  */
 import { InvalidArgumentError } from '../errors.js';
-import { bsrGemmReference, bsrStructure, fma32, type BsrMatrix, type CodedImages, type SparsePattern } from './block_sparse.js';
-import { decodeTable, resolveFormat, type FormatLike } from '../formats/index.js';
-import { alignedOf, type LowpGemmOptions, type LowpOperand } from './lowp_gemm.js';
+import { bsrGemmReference, bsrStructure, codesOnFloat32Sums, fma32, type BsrMatrix, type CodedImages, type SparsePattern } from './block_sparse.js';
+import { decodeTable, type QTensor } from '../formats/index.js';
+import type { LowpGemmOptions, LowpOperand } from './lowp_gemm.js';
 import { divideByScale } from './quant_stats.js';
 import { freshArray, recycle, takeBuffer, takeZeroed } from './buffer_pool.js';
 import type { ColumnGeometry } from './conv_geometry.js';
@@ -123,10 +123,10 @@ function checkCoded(x: Float32Array | CodedImages, length: number, name: string)
  * (unscaled values: a caller divides by the scales as the dense route does). Entries outside the
  * stored blocks are not written (zeros in a new array). The pattern's values are not read.
  *
- * Native: the used columns of X packed transposed one chunk of columns at a time (16 rows of the
- * column matrix, then a 16 x 16 transpose), the chains of 8 rows x up to 48 stored entries in
- * registers across the chunk and carried from chunk to chunk in dW. Reference: im2col and
- * bsrSampledGemmReference.
+ * Native: workers split the block columns; each packs its used columns of X transposed one chunk
+ * of columns at a time (16 rows of the column matrix, then a 16 x 16 transpose) and runs 8 rows x
+ * up to 48 stored entries in registers, the chains carried from chunk to chunk in a buffer of
+ * whole vectors. Reference: im2col and each stored entry's chain written out.
  */
 export function bsrConv2dWeightGradient(
   pattern: BsrMatrix, x: Float32Array | CodedImages, dy: Float32Array | CodedImages, g: ColumnGeometry, batch: number, options: BsrWeightGradientOptions = {},
@@ -179,12 +179,11 @@ export function bsrConv2dWeightGradient(
 export function bsrLowpConv2dWeightGradient(
   pattern: SparsePattern, dy: LowpOperand, x: LowpOperand, g: ColumnGeometry, batch: number, options: LowpGemmOptions = {},
 ): Float32Array | null {
-  if (dy instanceof Float32Array || x instanceof Float32Array || !(dy.codes instanceof Uint8Array) || !(x.codes instanceof Uint8Array)) return null;
-  if (dy.format.bits > 8 || x.format.bits > 8 || dy.format.mantissaBits + x.format.mantissaBits + 2 > 24) return null;
-  const accumulation = options.accumulation ?? 'fp32';
-  if (alignedOf(accumulation) || resolveFormat(accumulation as FormatLike).name !== 'float32') return null;
-  if (options.chunk || options.chunkEnds || options.output || options.rounding === 'stochastic') return null;
-  if (pattern.cols !== g.channels * g.kernelH * g.kernelW) return null;
-  const dw = bsrConv2dWeightGradient(bsrStructure(pattern), { codes: x.codes, table: decodeTable(x.format), format: x.format }, { codes: dy.codes, table: decodeTable(dy.format), format: dy.format }, g, batch, { threads: options.threads });
-  return divideByScale(dw, Math.fround(dy.scale * x.scale));
+  if (!codesOnFloat32Sums(dy, x, options)) return null;
+  const dq = dy as QTensor, xq = x as QTensor;
+  // The kernel's chains are fused: the products must be exact.
+  if (dq.format.mantissaBits + xq.format.mantissaBits + 2 > 24 || pattern.cols !== g.channels * g.kernelH * g.kernelW) return null;
+  const coded = (q: QTensor): CodedImages => ({ codes: q.codes as Uint8Array, table: decodeTable(q.format), format: q.format });
+  const dw = bsrConv2dWeightGradient(bsrStructure(pattern), coded(xq), coded(dq), g, batch, { threads: options.threads });
+  return divideByScale(dw, Math.fround(dq.scale * xq.scale));
 }

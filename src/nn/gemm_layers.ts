@@ -42,7 +42,8 @@ export abstract class GemmLayer extends Module {
   compute: GemmCompute = FLOAT32_COMPUTE;
   /**
    * The weight's keep pattern where it is pruned in blocks (src/sparse/): handed to the compute
-   * with a convolution's product, whose forward may then run on the block-sparse kernel.
+   * with a convolution's product, whose forward and gradients may then run on the block-sparse
+   * kernel.
    */
   sparse: SparsePattern | null = null;
 

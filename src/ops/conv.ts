@@ -7,8 +7,8 @@
  * back with col2im). 3x3 stride-1 convolutions run as Winograd products where winogradTile
  * chooses them (src/kernels/winograd.ts). A pruned weight's forward runs on the block-sparse
  * kernel where sparseConvWins says it is faster, and so do its input gradient
- * (sparseInputGradientWins) and its weight gradient (sparseWeightGradientWins) in the backward. Saved state is just
- * the input (and the weight, for the input gradient).
+ * (sparseInputGradientWins) and its weight gradient (sparseWeightGradientWins) in the backward.
+ * Saved state is just the input (and the weight, for the input gradient).
  */
 import { record, registerGradient } from '../autograd/index.js';
 import { InvalidArgumentError } from '../errors.js';
@@ -27,7 +27,8 @@ export type ConvOpOptions = ConvOptions & {
   algorithm?: ConvAlgorithm;
   /**
    * The weight's keep pattern where it is pruned in blocks (zeros outside kept blocks): the
-   * forward then runs on the block-sparse kernel where sparseConvWins chooses it (one group only).
+   * forward then runs on the block-sparse kernel where sparseConvWins chooses it (one group only),
+   * and the pattern goes with the saved state to the gradients (conv2dGradients).
    */
   sparse?: SparsePattern;
 };
@@ -170,9 +171,10 @@ export interface Conv2dGradientInputs {
   geometry: ConvGeometry;
   algorithm: ConvAlgorithm;
   /**
-   * The weight's keep pattern where it is pruned in blocks: a strided input gradient then runs on
-   * the block-sparse kernel where sparseConvWins chooses it (the dense route's bits), and the
-   * weight gradient where sparseWeightGradientWins does (see prunedGradientUnread).
+   * The weight's keep pattern where it is pruned in blocks: the input gradient then runs on the
+   * block-sparse kernel where sparseConvWins (strided) or sparseInputGradientWins (stride 1, in
+   * place of Winograd) chooses it, and the weight gradient where sparseWeightGradientWins does
+   * (see prunedGradientUnread).
    */
   sparse?: SparsePattern;
   /** The weight in BSR on `sparse`'s blocks, where the caller has it already (built from `weight` otherwise). */

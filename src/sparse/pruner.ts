@@ -37,8 +37,8 @@ export interface PruneConfig {
   /** Prune the first and last GEMM layers too (default false). */
   pruneFirstLast?: boolean;
   /**
-   * `auto` (default): pruned convolutions run their forward on the block-sparse kernel where the
-   * fixed rule sparseConvWins chooses it (src/sparse/sparse_compute.ts); `dense`: never.
+   * `auto` (default): pruned convolutions run their products on the block-sparse kernel where the
+   * fixed rules choose it (src/sparse/sparse_compute.ts); `dense`: never.
    */
   kernels?: 'auto' | 'dense';
 }

@@ -212,7 +212,7 @@ export async function train(settings: TrainConfig, dataset: Dataset, out: string
   const optimizer = makeOptimizer(config, model);
   const pruner = config.prune ? new Pruner(model.namedParameters(), config.prune) : null;
   const zeroSlots = (name: string, keep: Uint8Array) => optimizer.zeroSlotsWhere(name, keep);
-  // Pruned convolutions' forward on the block-sparse kernel where its rule chooses it, with the masks as they stand.
+  // Pruned convolutions' products on the block-sparse kernel where their rules choose it, with the masks as they stand.
   const attachPatterns = () => {
     if (pruner && config.prune!.kernels !== 'dense') attachSparsePatterns(model, pruner.keepPatterns(), config.prune!.block);
   };
