@@ -8,6 +8,7 @@ import { InvalidArgumentError } from '../errors.js';
 import { Tensor, formatShape, type GradHandle } from '../tensor/index.js';
 import { addArrays, recycle, takeBuffer } from '../kernels/index.js';
 import type { GradNode } from './graph.js';
+import { activeProfiler } from './profile.js';
 import { gradientRule } from './registry.js';
 
 /** Handles of the tensors reachable from `root` through recorded nodes, inputs before the ops that use them. */
@@ -61,7 +62,14 @@ export function backward(output: Tensor, options: BackwardOptions = {}): void {
     seed = Float32Array.of(1);
   }
   const grads = new Map<GradHandle, Float32Array>([[output.handle, seed]]);
+  const profiler = activeProfiler();
+  let mark = profiler ? performance.now() : 0;
   const order = tape(output);
+  if (profiler) {
+    const now = performance.now();
+    profiler.add('backward', 'tape', '', now - mark);
+    mark = now;
+  }
   // Without retainGraph every intermediate gradient is dead once its op's rule has run and its
   // inputs have taken what they need: such arrays go back to the buffer pool. A rule may return
   // `g` itself, or views of it, and may even have written into it (g is this op's alone).
@@ -77,6 +85,11 @@ export function backward(output: Tensor, options: BackwardOptions = {}): void {
         if (recycling) recycle(g);
       } else {
         t.grad = new Tensor(g, t.shape);
+      }
+      if (profiler) {
+        const now = performance.now();
+        profiler.add('backward', 'leaf gradients', '', now - mark);
+        mark = now;
       }
       continue;
     }
@@ -113,5 +126,10 @@ export function backward(output: Tensor, options: BackwardOptions = {}): void {
       for (const gi of passed) if (gi.buffer !== g.buffer && !held.has(gi.buffer)) recycle(gi);
     }
     if (!options.retainGraph) t.gradFn = null;
+    if (profiler) {
+      const now = performance.now();
+      profiler.add('backward', node.op, node.scope ?? '', now - mark);
+      mark = now;
+    }
   }
 }

@@ -10,6 +10,7 @@
  * activation is freed once the forward pass no longer uses it.
  */
 import type { GradFn, GradHandle, Tensor } from '../tensor/index.js';
+import { activeProfiler } from './profile.js';
 
 export interface GradNode<Saved = unknown> extends GradFn {
   readonly op: string;
@@ -21,6 +22,8 @@ export interface GradNode<Saved = unknown> extends GradFn {
    * recycles them once the rule has run (unless the graph is kept for another pass).
    */
   readonly owned?: readonly Float32Array[];
+  /** The module path that recorded the node, while a profiler runs (see profile.ts). */
+  readonly scope?: string;
 }
 
 let gradEnabled = true;
@@ -45,10 +48,12 @@ export function noGrad<T>(fn: () => T): T {
  * `owned` lists arrays of `saved` that only the node refers to (see GradNode.owned).
  */
 export function record<Saved>(op: string, inputs: readonly (Tensor | null)[], output: Tensor, saved: Saved, owned?: readonly Float32Array[]): Tensor {
+  const profiler = activeProfiler();
   if (gradEnabled && inputs.some((t) => t !== null && t.requiresGrad)) {
     output.requiresGrad = true;
-    output.gradFn = { op, inputs: inputs.map((t) => t?.handle ?? null), saved, owned } as GradNode<Saved>;
+    output.gradFn = { op, inputs: inputs.map((t) => t?.handle ?? null), saved, owned, scope: profiler?.scope() } as GradNode<Saved>;
   }
+  profiler?.forwardOp(op);
   return output;
 }
 

@@ -9,3 +9,5 @@ export { gradcheck } from './gradcheck.js';
 export { savedMemory } from './saved_memory.js';
 export type { SavedMemory } from './saved_memory.js';
 export type { GradcheckFailure, GradcheckOptions, GradcheckResult } from './gradcheck.js';
+export { Profiler, activeProfiler, profiled } from './profile.js';
+export type { ProfileEntry, ProfilePhase } from './profile.js';

@@ -1,5 +1,5 @@
 /**
- * Training speed (`octet bench train`): ResNet-18, CIFAR variant, 100 classes, 32x32 input,
+ * Training speed (`octet bench train`). By default ResNet-18, CIFAR variant, 100 classes, 32x32 input,
  * batch 64, one full step (forward, backward, AdamW) for fp32, fp32 with its 3x3 convolutions on
  * the direct product instead of Winograd (the products the low-precision recipes compute), fp8
  * with fp32 accumulation, fp8 with e6m9 accumulation, and fp8 with fp32 accumulation but batch
@@ -9,16 +9,29 @@
  * configuration to the same drift); the best step of all rounds is reported, and the peak RSS is
  * the largest seen. PyTorch is the peer where torch and torchvision import (`python3`, or Debian's
  * /usr/bin/python3 with python3-torch and python3-torchvision), in every round.
+ *
+ * With a model named (`--model`, any zoo model, with `--batch` and `--input CxHxW`): fp32, fp8
+ * with float32 accumulation and fp8 with e6m9 accumulation (chunks of 64), and PyTorch's fp32 on
+ * the same architecture (torch_train.ts). Every row carries a step profile (per op kind and per
+ * layer, forward and backward, and the time outside ops; train_profile.ts), taken on extra steps
+ * after the timed ones in the last round, so the profiler never touches the timed figures.
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { InvalidArgumentError } from '../errors.js';
 import { nativeCore } from '../kernels/index.js';
+import { modelInfo } from '../nn/index.js';
 import { isFloat32Accumulation, presetRecipe, type Recipe } from '../quant/index.js';
 import { runPython } from './peers.js';
+import { torchTrainStep, type TorchMeasurement } from './torch_train.js';
+import type { StepProfile, WorkerJob, WorkerResult } from './train_profile.js';
 
 export interface TrainBenchRow {
   bench: 'train';
   model: string;
+  /** Input [C, H, W] and classes of the measured model. */
+  input: string;
+  classes: number;
   recipe: string;
   acc: string;
   /** Format of batch norm's saved input (the recipe's savedActivations), float32 when none. */
@@ -51,19 +64,61 @@ export interface TrainBenchRow {
   torch_peak_rss_mb: number | null;
   ratio_torch: number | null;
   memory_torch: number | null;
+  /** Trainable parameters of Octet's model and of the PyTorch peer's (null without a peer): equal when the architectures match. */
+  params: number;
+  torch_params: number | null;
+  /** Where a step's time goes (null at batch sizes measured for memory only). */
+  profile: StepProfile | null;
 }
 
 type Conv = TrainBenchRow['conv'];
 
-function measure(model: string, recipe: Recipe, batch: number, steps: number, conv: Conv): OctetMeasurement {
+export interface TrainBenchOptions {
+  /** A zoo model: the three recipes of a model run (the default: the ResNet-18 suite). */
+  model?: string;
+  batch?: number;
+  /** [C, H, W]; the model's bench default when absent. */
+  input?: [number, number, number];
+  /** Timed steps per round (best kept) and rounds. */
+  steps?: number;
+  rounds?: number;
+  /** Steps under the profiler, in the last round (0: no profile). */
+  profileSteps?: number;
+}
+
+/** What `octet bench train --model M` measures by default: the data each model trains on here. */
+export const TRAIN_BENCH_MODELS: Record<string, { input: [number, number, number]; classes: number; batch: number }> = {
+  resnet20: { input: [1, 28, 28], classes: 10, batch: 64 },
+  'resnet18-cifar': { input: [3, 32, 32], classes: 100, batch: 64 },
+  'resnet101-cifar': { input: [3, 32, 32], classes: 100, batch: 64 },
+  squeezenet1_0: { input: [3, 64, 64], classes: 10, batch: 64 },
+  squeezenet1_1: { input: [3, 64, 64], classes: 10, batch: 64 },
+  // mnist-seg's 64x64 canvases, 11 classes.
+  unet: { input: [1, 64, 64], classes: 11, batch: 16 },
+  fastscnn: { input: [1, 64, 64], classes: 11, batch: 16 },
+  resnet18: { input: [3, 224, 224], classes: 1000, batch: 16 },
+  resnet101: { input: [3, 224, 224], classes: 1000, batch: 8 },
+};
+
+/** Parse `CxHxW` (e.g. `1x28x28`). */
+export function parseInputShape(text: string): [number, number, number] {
+  const parts = text.split('x').map((p) => Number(p));
+  if (parts.length !== 3 || !parts.every((p) => Number.isInteger(p) && p >= 1)) {
+    throw new InvalidArgumentError(`--input ${JSON.stringify(text)}; expected CxHxW with positive integers, e.g. 1x28x28 or 3x32x32`);
+  }
+  return parts as [number, number, number];
+}
+
+function measure(job: WorkerJob, conv: Conv): WorkerResult {
   const worker = new URL(`./train_worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
-  const r = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(worker), model, JSON.stringify(recipe), String(batch), String(steps), '32', '100'], {
+  const r = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(worker), JSON.stringify(job)], {
     encoding: 'utf8',
     timeout: 1_800_000,
+    maxBuffer: 64 * 2 ** 20,
     env: { ...process.env, OCTET_CONV: conv === 'direct' ? 'direct' : '' },
   });
-  if (r.status !== 0) throw new Error(`train bench worker failed: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop()!);
+  if (r.status !== 0) throw new Error(`train bench worker failed (${job.model}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as WorkerResult;
 }
 
 /**
@@ -77,80 +132,92 @@ function torchPython(): string | null {
   return null;
 }
 
-interface Measurement {
-  images_per_s: number;
-  peak_rss_mb: number;
+interface Config {
+  recipeName: string;
+  recipe: Recipe;
+  batch: number;
+  conv: Conv;
 }
 
-interface OctetMeasurement extends Measurement {
-  saved_mb: number;
-  state_mb: number;
-}
+const FP32_ACCUMULATION = { format: 'fp32', chunk: 0, rounding: 'nearest' as const, outer: 'fp32', promote: 0 };
 
-/** The same step in PyTorch (CIFAR ResNet-18 built from torchvision's, AdamW), in its own process. */
-function torchStep(python: string, batch: number, steps: number, threads: number): Measurement | null {
-  const result = runPython(`
-import json, resource, time, torch, torchvision
-torch.set_num_threads(${threads})
-m = torchvision.models.resnet18(num_classes=100)
-m.conv1 = torch.nn.Conv2d(3, 64, 3, 1, 1, bias=False); m.maxpool = torch.nn.Identity()
-opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
-x = torch.randn(${batch}, 3, 32, 32); y = torch.randint(0, 100, (${batch},))
-def step():
-    opt.zero_grad(); torch.nn.functional.cross_entropy(m(x), y).backward(); opt.step()
-step(); best = 1e9
-for _ in range(${steps}):
-    t = time.perf_counter(); step(); best = min(best, time.perf_counter() - t)
-print(json.dumps({"images_per_s": ${batch} / best, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
-`, python);
-  return result as Measurement | null;
-}
-
-export function trainBench(threads: number, steps = 3, rounds = 3): TrainBenchRow[] {
-  const model = 'resnet18-cifar';
-  const batch = nativeCore() ? 64 : 4;
+export function trainBench(threads: number, options: TrainBenchOptions = {}): TrainBenchRow[] {
+  const named = options.model !== undefined;
+  const model = options.model ?? 'resnet18-cifar';
+  const info = modelInfo(model);
+  const defaults = TRAIN_BENCH_MODELS[model] ?? { input: [info.inChannels, ...info.inputSize] as [number, number, number], classes: info.classes, batch: 16 };
+  const input = options.input ?? defaults.input;
+  const batch = options.batch ?? (nativeCore() ? defaults.batch : 4);
+  if (!(Number.isInteger(batch) && batch >= 1)) throw new InvalidArgumentError(`--batch ${batch}; expected a positive integer`);
+  const steps = options.steps ?? 3;
+  const rounds = options.rounds ?? 3;
+  const profileSteps = options.profileSteps ?? 2;
   const fp8 = presetRecipe('fp8');
-  const fp32Accumulation = { format: 'fp32', chunk: 0, rounding: 'nearest' as const, outer: 'fp32', promote: 0 };
-  const configs: [string, Recipe, number, Conv][] = [
-    ['fp32', presetRecipe('fp32'), batch, 'winograd'],
-    // The same products as the low-precision recipes (which cannot use Winograd's transforms).
-    ['fp32', presetRecipe('fp32'), batch, 'direct'],
-    ['fp8', { ...fp8, accumulation: fp32Accumulation }, batch, 'winograd'],
-    ['fp8', fp8, batch, 'winograd'],
-    // For comparison: batch norm's saved input in float32 (the only activation the fp8 preset
-    // would otherwise keep in 32 bits).
-    ['fp8', { ...fp8, accumulation: fp32Accumulation, savedActivations: null }, batch, 'winograd'],
-  ];
+  const configs: Config[] = named
+    ? [
+        { recipeName: 'fp32', recipe: presetRecipe('fp32'), batch, conv: 'winograd' },
+        { recipeName: 'fp8', recipe: { ...fp8, accumulation: FP32_ACCUMULATION }, batch, conv: 'winograd' },
+        { recipeName: 'fp8', recipe: fp8, batch, conv: 'winograd' },
+      ]
+    : [
+        { recipeName: 'fp32', recipe: presetRecipe('fp32'), batch, conv: 'winograd' },
+        // The same products as the low-precision recipes (which cannot use Winograd's transforms).
+        { recipeName: 'fp32', recipe: presetRecipe('fp32'), batch, conv: 'direct' },
+        { recipeName: 'fp8', recipe: { ...fp8, accumulation: FP32_ACCUMULATION }, batch, conv: 'winograd' },
+        { recipeName: 'fp8', recipe: fp8, batch, conv: 'winograd' },
+        // For comparison: batch norm's saved input in float32 (the only activation the fp8 preset
+        // would otherwise keep in 32 bits).
+        { recipeName: 'fp8', recipe: { ...fp8, accumulation: FP32_ACCUMULATION, savedActivations: null }, batch, conv: 'winograd' },
+        // 16-bit master weights and moments as codes: the memory goal.
+        { recipeName: 'fp8-m16', recipe: presetRecipe('fp8-m16'), batch, conv: 'winograd' },
+      ];
   // Where activations outweigh the weights and optimizer state: four times the batch, one round.
-  const large: [string, Recipe, number, Conv][] = nativeCore()
-    ? [['fp32', presetRecipe('fp32'), 4 * batch, 'winograd'], ['fp8', { ...fp8, accumulation: fp32Accumulation }, 4 * batch, 'winograd']]
-    : [];
+  const large: Config[] =
+    nativeCore() && !named
+      ? [
+          { recipeName: 'fp32', recipe: presetRecipe('fp32'), batch: 4 * batch, conv: 'winograd' },
+          { recipeName: 'fp8', recipe: { ...fp8, accumulation: FP32_ACCUMULATION }, batch: 4 * batch, conv: 'winograd' },
+        ]
+      : [];
+  const job = (c: Config, timedSteps: number, profile: number): WorkerJob => ({
+    model, recipe: c.recipe, batch: c.batch, steps: timedSteps, input, classes: defaults.classes, profileSteps: profile,
+  });
   const python = torchPython();
-  const best: OctetMeasurement[] = [...configs, ...large].map(() => ({ images_per_s: 0, peak_rss_mb: 0, saved_mb: 0, state_mb: 0 }));
-  let torch = null as Measurement | null;
-  const keep = (i: number, m: OctetMeasurement) => {
-    best[i] = { ...m, images_per_s: Math.max(best[i].images_per_s, m.images_per_s), peak_rss_mb: Math.max(best[i].peak_rss_mb, m.peak_rss_mb) };
+  const segmentation = info.task === 'segmentation';
+  const best: (WorkerResult | null)[] = [...configs, ...large].map(() => null);
+  let torch = null as TorchMeasurement | null;
+  const keep = (i: number, m: WorkerResult) => {
+    const b = best[i];
+    best[i] = {
+      ...m,
+      images_per_s: Math.max(b?.images_per_s ?? 0, m.images_per_s),
+      peak_rss_mb: Math.max(b?.peak_rss_mb ?? 0, m.peak_rss_mb),
+      profile: m.profile ?? b?.profile ?? null,
+    };
   };
   for (let round = 0; round < rounds; round++) {
-    configs.forEach(([, recipe, b, conv], i) => keep(i, measure(model, recipe, b, steps, conv)));
+    const last = round === rounds - 1;
+    configs.forEach((c, i) => keep(i, measure(job(c, steps, last ? profileSteps : 0), c.conv)));
     // PyTorch takes its turn in every round too, so that it sees the same drift.
-    const t = python ? torchStep(python, batch, steps, threads) : null;
-    if (t) torch = { images_per_s: Math.max(torch?.images_per_s ?? 0, t.images_per_s), peak_rss_mb: Math.max(torch?.peak_rss_mb ?? 0, t.peak_rss_mb) };
+    const t = python ? torchTrainStep(python, { model, batch, input, classes: defaults.classes, steps, threads, segmentation }) : null;
+    if (t) torch = { images_per_s: Math.max(torch?.images_per_s ?? 0, t.images_per_s), peak_rss_mb: Math.max(torch?.peak_rss_mb ?? 0, t.peak_rss_mb), params: t.params };
   }
-  large.forEach(([, recipe, b, conv], i) => keep(configs.length + i, measure(model, recipe, b, 1, conv)));
-  return [...configs, ...large].map(([name, recipe, b, conv], i) => {
-    const m = best[i];
-    const reference = best[i < configs.length ? 0 : configs.length];
-    const direct = i < configs.length ? best[1] : null;
-    const acc = isFloat32Accumulation(recipe.accumulation.format) ? 'fp32' : `${recipe.accumulation.format}${recipe.accumulation.chunk ? `/${recipe.accumulation.chunk}` : ''}`;
-    const peer = b === batch ? torch : null;
+  large.forEach((c, i) => keep(configs.length + i, measure(job(c, 1, 0), c.conv)));
+  return [...configs, ...large].map((c, i) => {
+    const m = best[i]!;
+    const reference = best[i < configs.length ? 0 : configs.length]!;
+    const direct = i < configs.length && !named ? best[1]! : null;
+    const acc = isFloat32Accumulation(c.recipe.accumulation.format) ? 'fp32' : `${c.recipe.accumulation.format}${c.recipe.accumulation.chunk ? `/${c.recipe.accumulation.chunk}` : ''}`;
+    const peer = c.batch === batch ? torch : null;
     return {
-      bench: 'train', model, recipe: name, acc, saved: recipe.savedActivations ?? 'float32', conv, batch: b, threads, images_per_s: m.images_per_s,
+      bench: 'train', model, input: input.join('x'), classes: defaults.classes, recipe: c.recipeName, acc, saved: c.recipe.savedActivations ?? 'float32', conv: c.conv,
+      batch: c.batch, threads, images_per_s: m.images_per_s,
       peak_rss_mb: m.peak_rss_mb, ratio_fp32: m.images_per_s / reference.images_per_s, memory_fp32: m.peak_rss_mb / reference.peak_rss_mb,
       saved_mb: m.saved_mb, saved_fp32: m.saved_mb / reference.saved_mb, state_mb: m.state_mb,
       ratio_fp32_direct: direct ? m.images_per_s / direct.images_per_s : null,
       torch_images_per_s: peer?.images_per_s ?? null, torch_peak_rss_mb: peer?.peak_rss_mb ?? null,
       ratio_torch: peer ? m.images_per_s / peer.images_per_s : null, memory_torch: peer ? m.peak_rss_mb / peer.peak_rss_mb : null,
+      params: m.params, torch_params: peer?.params ?? null, profile: m.profile,
     };
   });
 }

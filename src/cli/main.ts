@@ -5,7 +5,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { OctetError, SettingError } from '../errors.js';
 import { ROUNDINGS } from '../formats/index.js';
 import { CONV_ALGORITHMS } from '../kernels/index.js';
-import { BENCH_GROUPS, benchCommand } from './bench_command.js';
+import { BENCH_GROUPS, benchCommand, type BenchOptions } from './bench_command.js';
 import { pruneCommand } from './prune_command.js';
 import { castCommand } from './cast_command.js';
 import { formatsCommand } from './formats_command.js';
@@ -196,7 +196,11 @@ function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
     .argument('[groups...]', 'benchmark groups to run; default: all')
     .option('--json', 'one JSON object per line')
     .option('--threads <list>', 'thread counts to measure, comma-separated (default: 1 and all cores)')
-    .action((groups: string[], options: { json?: boolean; threads?: string }) => benchCommand(groups, options, io));
+    .option('--model <name>', 'train: a zoo model, measured in fp32, fp8 (float32 accumulation) and fp8 (e6m9), with PyTorch alongside (default: the ResNet-18 suite)')
+    .option('--batch <n>', 'train: batch size (default: the model\'s, 64 for the classifiers)')
+    .option('--input <CxHxW>', 'train: input shape, e.g. 1x28x28 or 3x32x32 (default: the model\'s)')
+    .option('--profile <steps>', 'train: steps measured under the profiler for the rows\' profile (0: none)', undefined)
+    .action((groups: string[], options: BenchOptions) => benchCommand(groups, options, io));
 
   return program;
 }

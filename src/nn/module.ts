@@ -4,6 +4,7 @@
  * line up with the PyTorch versions of the same networks.
  */
 import { InvalidArgumentError } from '../errors.js';
+import { activeProfiler } from '../autograd/index.js';
 import type { Tensor } from '../tensor/index.js';
 
 /** Called after a module's forward pass while a trace is active (see summary.ts). */
@@ -44,7 +45,18 @@ export abstract class Module {
   }
 
   call(...inputs: Tensor[]): Tensor {
-    const output = this.forward(...inputs);
+    const profiler = activeProfiler();
+    let output: Tensor;
+    if (!profiler) {
+      output = this.forward(...inputs);
+    } else {
+      profiler.enterScope(this);
+      try {
+        output = this.forward(...inputs);
+      } finally {
+        profiler.exitScope();
+      }
+    }
     activeTrace?.(this, inputs, output);
     return output;
   }
