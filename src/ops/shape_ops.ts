@@ -1,6 +1,7 @@
 /** Shape ops: reshape, flatten and concat. */
 import { record, registerGradient } from '../autograd/index.js';
 import { InvalidArgumentError } from '../errors.js';
+import { takeBuffer } from '../kernels/index.js';
 import { Tensor, formatShape, shapeSize, type Shape } from '../tensor/index.js';
 
 /** The same values in another shape; one dimension may be -1 (inferred). */
@@ -94,28 +95,50 @@ export function subsamplePadChannels(x: Tensor, stride: number, outChannels: num
   const outH = Math.ceil(height / stride);
   const outW = Math.ceil(width / stride);
   const padBefore = Math.floor((outChannels - channels) / 2);
-  const out = Tensor.zeros([batch, outChannels, outH, outW]);
-  forEachShortcutPair(x.shape, outChannels, stride, padBefore, (o, i) => (out.data[o] = x.data[i]));
+  const out = new Tensor(takeBuffer(batch * outChannels * outH * outW), [batch, outChannels, outH, outW]);
+  shortcutCopy(x.shape, outChannels, stride, padBefore, x.data, out.data, 'forward');
   return record('subsamplePadChannels', [x], out, { stride, padBefore } satisfies ShortcutSaved);
 }
 
-/** Visit each (output index, input index) pair the shortcut copies. */
-function forEachShortcutPair(
+/**
+ * The shortcut's copy between x [N, C, H, W] and its output [N, outChannels, outH, outW]:
+ * 'forward' writes every output value (the padded channels as zeros), 'backward' every input
+ * value (zeros where the stride skips).
+ */
+function shortcutCopy(
   inShape: Shape,
   outChannels: number,
   stride: number,
   padBefore: number,
-  fn: (o: number, i: number) => void,
+  x: Float32Array,
+  y: Float32Array,
+  direction: 'forward' | 'backward',
 ): void {
   const [batch, channels, height, width] = inShape;
   const outH = Math.ceil(height / stride);
   const outW = Math.ceil(width / stride);
+  const outPlane = outH * outW;
+  const inPlane = height * width;
+  if (direction === 'backward' && stride > 1) x.fill(0);
   for (let n = 0; n < batch; n++) {
+    if (direction === 'forward') {
+      const first = n * outChannels * outPlane;
+      y.fill(0, first, first + padBefore * outPlane);
+      y.fill(0, first + (padBefore + channels) * outPlane, first + outChannels * outPlane);
+    }
     for (let c = 0; c < channels; c++) {
-      const inBase = (n * channels + c) * height * width;
-      const outBase = (n * outChannels + c + padBefore) * outH * outW;
+      const inBase = (n * channels + c) * inPlane;
+      const outBase = (n * outChannels + c + padBefore) * outPlane;
+      if (stride === 1) {
+        if (direction === 'forward') y.set(x.subarray(inBase, inBase + inPlane), outBase);
+        else x.set(y.subarray(outBase, outBase + outPlane), inBase);
+        continue;
+      }
       for (let h = 0; h < outH; h++) {
-        for (let w = 0; w < outW; w++) fn(outBase + h * outW + w, inBase + h * stride * width + w * stride);
+        const o = outBase + h * outW;
+        const i = inBase + h * stride * width;
+        if (direction === 'forward') for (let w = 0; w < outW; w++) y[o + w] = x[i + w * stride];
+        else for (let w = 0; w < outW; w++) x[i + w * stride] = y[o + w];
       }
     }
   }
@@ -123,7 +146,7 @@ function forEachShortcutPair(
 
 registerGradient<ShortcutSaved>('subsamplePadChannels', (node, g, output) => {
   const x = node.inputs[0]!;
-  const gx = new Float32Array(x.size);
-  forEachShortcutPair(x.shape, output.shape[1], node.saved.stride, node.saved.padBefore, (o, i) => (gx[i] = g[o]));
+  const gx = takeBuffer(x.size);
+  shortcutCopy(x.shape, output.shape[1], node.saved.stride, node.saved.padBefore, gx, g, 'backward');
   return [gx];
 });

@@ -51,8 +51,12 @@ describe('buffer pool', () => {
     const a = new Float32Array(N).fill(7);
     recycle(a);
     assert.equal(bufferPoolStats().bytes, 4 * N);
+    const fresh = bufferPoolStats();
     assert.notEqual(takeBuffer(N + 1), a, 'another length gets a new array');
+    assert.equal(bufferPoolStats().fresh, fresh.fresh + 1, 'counted as fresh');
+    assert.equal(bufferPoolStats().freshBytes, fresh.freshBytes + 4 * (N + 1));
     const b = takeBuffer(N);
+    assert.equal(bufferPoolStats().fresh, fresh.fresh + 1, 'a pooled array is not fresh');
     assert.equal(b, a);
     assert.equal(b[5], 7, 'contents are stale');
     recycle(b);

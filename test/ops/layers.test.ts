@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { backward } from '../../src/autograd/index.js';
+import { recycle } from '../../src/kernels/index.js';
 import * as ops from '../../src/ops/index.js';
 import { Generator, Tensor } from '../../src/tensor/index.js';
 import { randomTensor } from '../helpers/tensors.js';
@@ -46,6 +47,41 @@ describe('pooling', () => {
     const y = ops.subsamplePadChannels(x, 2, 3);
     assert.deepEqual(y.shape, [1, 3, 2, 2]);
     close(y.data, [0, 0, 0, 0, 0, 2, 8, 10, 0, 0, 0, 0]);
+  });
+  test('option-A shortcut on recycled buffers: stale contents never leak into the output or the gradient (stride 1 and 2)', () => {
+    for (const stride of [1, 2]) {
+      const input = randomTensor([3, 4, 70, 66], 5);
+      input.requiresGrad = true;
+      const outH = Math.ceil(70 / stride), outW = Math.ceil(66 / stride);
+      // Pooled arrays of the output's and the input's sizes, full of NaN: the op takes them.
+      for (const n of [3 * 7 * outH * outW, input.size]) recycle(new Float32Array(n).fill(NaN));
+      const y = ops.subsamplePadChannels(input, stride, 7);
+      const g = randomTensor([...y.shape], 6);
+      backward(ops.sum(ops.mul(y, g)));
+      for (let n = 0; n < 3; n++) {
+        for (let c = 0; c < 7; c++) {
+          for (let h = 0; h < outH; h++) {
+            for (let w = 0; w < outW; w++) {
+              const inside = c >= 1 && c < 5;
+              const at = ((n * 7 + c) * outH + h) * outW + w;
+              assert.equal(y.data[at], inside ? input.data[((n * 4 + c - 1) * 70 + h * stride) * 66 + w * stride] : 0);
+            }
+          }
+        }
+      }
+      const gx = input.grad!.data;
+      for (let n = 0; n < 3; n++) {
+        for (let c = 0; c < 4; c++) {
+          for (let h = 0; h < 70; h++) {
+            for (let w = 0; w < 66; w++) {
+              const kept = h % stride === 0 && w % stride === 0;
+              const expected = kept ? g.data[((n * 7 + c + 1) * outH + h / stride) * outW + w / stride] : 0;
+              assert.equal(gx[((n * 4 + c) * 70 + h) * 66 + w], expected);
+            }
+          }
+        }
+      }
+    }
   });
   test('average pool counts padding by default, or not', () => {
     const ones = Tensor.ones([1, 1, 3, 3]);
