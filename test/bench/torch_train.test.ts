@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { runPython } from '../../src/bench/peers.js';
-import { TORCH_MODELS } from '../../src/bench/torch_train.js';
+import { torchModelsSource } from '../../src/bench/torch_train.js';
 import { TRAIN_BENCH_MODELS, parseInputShape } from '../../src/bench/train_bench.js';
 import { buildModel } from '../../src/nn/index.js';
 
@@ -21,7 +21,7 @@ describe('train bench', () => {
   test('the PyTorch peer has the same parameter count as Octet for every bench model', { skip: python ? false : 'torch is not installed' }, () => {
     const rows = Object.entries(TRAIN_BENCH_MODELS).map(([m, d]) => [m, d.input[0], d.classes, buildModel(m, { classes: d.classes, inChannels: d.input[0], seed: 1 }).numParameters()]);
     const out = runPython(
-      `${TORCH_MODELS}\nimport json\nprint(json.dumps([[m, n, sum(p.numel() for p in build(m, c, k, 0).parameters())] for m, c, k, n in ${JSON.stringify(rows)}]))\n`,
+      `${torchModelsSource()}\nimport json\nprint(json.dumps([[m, n, sum(p.numel() for p in build(m, c, k, 0).parameters())] for m, c, k, n in ${JSON.stringify(rows)}]))\n`,
       python,
     ) as [string, number, number][];
     for (const [model, octet, torch] of out) assert.equal(torch, octet, model);
