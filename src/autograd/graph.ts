@@ -9,6 +9,7 @@
  * less (a ReLU's sign mask, a quantized GEMM's 8-bit codes) saves only that, and the float32
  * activation is freed once the forward pass no longer uses it.
  */
+import type { CodeArray } from '../formats/index.js';
 import type { GradFn, GradHandle, Tensor } from '../tensor/index.js';
 import { activeProfiler } from './profile.js';
 
@@ -21,7 +22,7 @@ export interface GradNode<Saved = unknown> extends GradFn {
    * Arrays in `saved` that the op allocated itself and nothing else refers to: the backward pass
    * recycles them once the rule has run (unless the graph is kept for another pass).
    */
-  readonly owned?: readonly Float32Array[];
+  readonly owned?: readonly (Float32Array | CodeArray)[];
   /** The module path that recorded the node, while a profiler runs (see profile.ts). */
   readonly scope?: string;
 }
@@ -47,7 +48,7 @@ export function noGrad<T>(fn: () => T): T {
  * Attach a node to `output` when gradients are on and some input needs them. Returns output.
  * `owned` lists arrays of `saved` that only the node refers to (see GradNode.owned).
  */
-export function record<Saved>(op: string, inputs: readonly (Tensor | null)[], output: Tensor, saved: Saved, owned?: readonly Float32Array[]): Tensor {
+export function record<Saved>(op: string, inputs: readonly (Tensor | null)[], output: Tensor, saved: Saved, owned?: readonly (Float32Array | CodeArray)[]): Tensor {
   const profiler = activeProfiler();
   if (gradEnabled && inputs.some((t) => t !== null && t.requiresGrad)) {
     output.requiresGrad = true;

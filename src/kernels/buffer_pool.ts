@@ -19,7 +19,7 @@ import { nativeCore } from './native.js';
 const MIN_ELEMENTS = 1 << 14;
 
 /** Free arrays, oldest first. */
-let free: Float32Array[] = [];
+let free: (Float32Array | CodeArray)[] = [];
 let pooledBytes = 0;
 /**
  * Default limit: a ResNet-18 step (batch 64) hands back about 150 MB of batch norm's normalized
@@ -38,7 +38,7 @@ let freshBytes = 0;
  * Give back an array nothing else refers to (the caller's promise). Views, small arrays and arrays
  * already in the pool are ignored.
  */
-export function recycle(a: Float32Array): void {
+export function recycle(a: Float32Array | CodeArray): void {
   if (a.length < MIN_ELEMENTS || a.byteOffset !== 0 || a.byteLength !== a.buffer.byteLength || limit === 0) return;
   if (free.some((f) => f.buffer === a.buffer)) return;
   free.push(a);
@@ -51,11 +51,11 @@ export function recycle(a: Float32Array): void {
   }
 }
 
-function pooled(n: number): Float32Array | null {
+function pooled<T extends Float32Array | CodeArray>(n: number, type: new (n: number) => T): T | null {
   if (n < MIN_ELEMENTS) return null;
   for (let i = free.length - 1; i >= 0; i--) {
-    if (free[i].length === n) {
-      const a = free[i];
+    if (free[i].length === n && free[i] instanceof type) {
+      const a = free[i] as T;
       free.splice(i, 1);
       pooledBytes -= a.byteLength;
       reusedCount++;
@@ -92,17 +92,30 @@ export function freshArray(n: number): Float32Array {
  * page faults inside the scaled encode took about 4% of the step).
  */
 export function freshCodes(format: FormatLike, n: number): CodeArray {
-  return prefaulted(allocCodes(format, n));
+  const codes = allocCodes(format, n);
+  freshCount++;
+  freshBytes += codes.byteLength;
+  return prefaulted(codes);
 }
 
 /** An array of `n` floats, contents unspecified (from the pool when one of that size is free). */
 export function takeBuffer(n: number): Float32Array {
-  return pooled(n) ?? freshArray(n);
+  return pooled(n, Float32Array) ?? freshArray(n);
 }
 
 /** An array of `n` zeros. */
 export function takeZeroed(n: number): Float32Array {
-  return pooled(n)?.fill(0) ?? freshArray(n);
+  return pooled(n, Float32Array)?.fill(0) ?? freshArray(n);
+}
+
+/**
+ * A code array of `format` for n values, contents unspecified: from the pool when one of that
+ * width and length is free (a low-precision recipe's saved activations, handed back by the
+ * backward pass), else fresh (freshCodes).
+ */
+export function takeCodes(format: FormatLike, n: number): CodeArray {
+  const type = allocCodes(format, 0).constructor as new (n: number) => CodeArray;
+  return pooled(n, type) ?? freshCodes(format, n);
 }
 
 /** Set the most bytes the pool keeps (0 switches recycling off); returns the previous limit. */
@@ -125,7 +138,7 @@ export interface BufferPoolStats {
   /** Arrays handed back, and arrays handed out again, since the process started. */
   recycled: number;
   reused: number;
-  /** Float32 arrays allocated fresh (freshArray, takeBuffer and takeZeroed when the pool had none), and their bytes. */
+  /** Arrays allocated fresh (freshArray and freshCodes, and the take functions when the pool had none), and their bytes. */
   fresh: number;
   freshBytes: number;
 }

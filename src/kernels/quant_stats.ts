@@ -104,12 +104,19 @@ export function encodeScaledReference(x: Float32Array, scale: number, format: Fo
   return { coded: makeQTensor(codes, f, s), overflow, ...countUnderflowReference(x, codes, f.signMask - 1) };
 }
 
-export function encodeScaled(x: Float32Array, scale: number, format: FormatLike, options: CastOptions = {}): ScaledEncoding {
+/** `out`: where the codes go (the format's width, x's length; written whole), a fresh array when absent. */
+export function encodeScaled(x: Float32Array, scale: number, format: FormatLike, options: CastOptions = {}, out?: CodeArray): ScaledEncoding {
   const native = nativeCore();
-  if (!native || x.length < NATIVE_MIN) return encodeScaledReference(x, scale, format, options);
+  if (out && out.length !== x.length) throw new InvalidArgumentError(`encodeScaled: out holds ${out.length} codes for ${x.length} values`);
+  if (!native || x.length < NATIVE_MIN) {
+    const r = encodeScaledReference(x, scale, format, options);
+    if (!out) return r;
+    out.set(r.coded.codes);
+    return { ...r, coded: makeQTensor(out, r.coded.format, r.coded.scale) };
+  }
   const f = resolveFormat(format);
   const s = Math.fround(scale);
-  const codes = freshCodes(f, x.length);
+  const codes = out ?? freshCodes(f, x.length);
   const [overflow, nonzero, underflow] = native.encodeScaled(x, codes, {
     scale: s, params: encodeParams(f, options), maxFinite: Math.fround(f.maxFinite), magnitudeMask: (f.signMask - 1) >>> 0, threads: kernelThreads(),
   });

@@ -11,7 +11,7 @@
 import { needsGrad, record, registerGradient } from '../autograd/index.js';
 import { InvalidArgumentError, NonFiniteError } from '../errors.js';
 import { resolveFormat, type QTensor } from '../formats/index.js';
-import { absMax, batchNormBackward, batchNormForward, channelMeanVar, dequantize, encodeScaled, recycle, takeBuffer } from '../kernels/index.js';
+import { absMax, batchNormBackward, batchNormForward, channelMeanVar, dequantize, encodeScaled, recycle, takeBuffer, takeCodes } from '../kernels/index.js';
 import { Tensor, formatShape, type GradHandle } from '../tensor/index.js';
 
 export interface BatchNormOptions {
@@ -90,7 +90,8 @@ export function batchNorm2d(
   const saved = options.saveAs && needsGrad(x, weight, bias) ? compact(xhat, options.saveAs) : xhat;
   if (saved !== xhat || !needsGrad(x, weight, bias)) recycle(xhat);
   const node = { xhat: saved, invStd, training: options.training, weightData: weight?.data ?? null } satisfies BatchNormSaved;
-  return record('batchNorm2d', [x, weight, bias], out, node, saved instanceof Float32Array ? [saved] : []);
+  // Either form is the node's alone: the backward pass hands it back to the pool once the rule has run.
+  return record('batchNorm2d', [x, weight, bias], out, node, [saved instanceof Float32Array ? saved : saved.codes]);
 }
 
 /** xhat as codes of `format`, scaled so its amax lands in the format's top binade; float32 kept when amax is 0 or not finite. */
@@ -99,7 +100,7 @@ function compact(xhat: Float32Array, format: string): Float32Array | QTensor {
   const amax = absMax(xhat);
   if (!(amax > 0) || !Number.isFinite(amax)) return xhat;
   const scale = 2 ** Math.min(100, Math.max(-100, Math.floor(Math.log2(f.maxFinite / amax))));
-  return encodeScaled(xhat, scale, f).coded;
+  return encodeScaled(xhat, scale, f, {}, takeCodes(f, xhat.length)).coded;
 }
 
 function expand(saved: Float32Array | QTensor): Float32Array {

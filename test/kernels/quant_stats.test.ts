@@ -93,4 +93,18 @@ describe('quantization statistics: native equals the reference', () => {
       }
     }
   });
+
+  test('encodeScaled into a given array: every code written, the same result as a fresh array; a wrong length refused', () => {
+    for (const n of [100, 1 << 17]) {
+      const x = uniform(n, 21, -3, 3);
+      const fresh = encodeScaled(x, 8, 'e5m2');
+      const out = new Uint8Array(n).fill(0xee);
+      const into = encodeScaled(x, 8, 'e5m2', {}, out);
+      assert.equal(into.coded.codes, out);
+      assert.deepEqual(out, fresh.coded.codes);
+      assert.deepEqual([into.overflow, into.underflow, into.coded.scale], [fresh.overflow, fresh.underflow, fresh.coded.scale]);
+    }
+    assert.throws(() => encodeScaled(new Float32Array(10), 1, 'e5m2', {}, new Uint8Array(9)), /out holds 9 codes for 10 values/);
+  });
 });
+

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { backward, type GradNode } from '../../src/autograd/index.js';
+import { clearBufferPool, setBufferPoolLimit } from '../../src/kernels/index.js';
 import { batchNorm2d, mul, sum } from '../../src/ops/index.js';
 import { Generator, Tensor } from '../../src/tensor/index.js';
 
@@ -72,4 +73,33 @@ describe('batch norm with a low-precision saved input', () => {
     const r = run('e4m3', true);
     assert.ok(r.gx.every(Number.isFinite) && r.gw.every(Number.isFinite));
   });
+
+  test('saved codes go back to the pool after backward and serve the next step, with the same values as fresh ones', () => {
+    const step = () => {
+      const g = new Generator(4);
+      const x = Tensor.randn([8, 4, 32, 32], g).requireGrad();
+      const w = Tensor.from([1.5, -0.5, 2, 1]).requireGrad();
+      const y = batchNorm2d(x, w, null, Tensor.zeros([4]), Tensor.ones([4]), { training: true, saveAs: 'e5m2' });
+      const codes = (y.gradFn as GradNode<{ xhat: { codes: Uint8Array } }>).saved.xhat.codes;
+      backward(sum(mul(y, Tensor.randn([8, 4, 32, 32], new Generator(9)))));
+      return { codes, gx: x.grad!.data, gw: w.grad!.data };
+    };
+    const previous = setBufferPoolLimit(0);
+    let fresh;
+    try {
+      fresh = step();
+    } finally {
+      setBufferPoolLimit(previous);
+    }
+    clearBufferPool();
+    const first = step();
+    // A stale array of the same length and width, full of other codes, handed back in between.
+    first.codes.fill(0x7b);
+    const second = step();
+    assert.equal(second.codes, first.codes, 'the second step reused the first step\'s code array');
+    assert.deepEqual(second.gx, fresh.gx);
+    assert.deepEqual(second.gw, fresh.gw);
+    assert.deepEqual(first.gx, fresh.gx);
+  });
 });
+
