@@ -37,6 +37,50 @@ export interface BackwardOptions {
   gradient?: Tensor;
   /** Keep the recorded nodes so backward can run again through them. */
   retainGraph?: boolean;
+  /**
+   * Hand the graph's activations back to the buffer pool as soon as the last gradient rule that
+   * reads them has run (the input values a convolution or a linear layer kept), so that the next
+   * forward pass takes them instead of mapping fresh memory. The caller's promise: no tensor that
+   * a recorded op computed on the way to the output is read after this call (the output of the
+   * graph and any tensor no gradient rule kept are never recycled; parameters and input data
+   * never are). Training loops that read only the loss and the logits set it. Ignored with
+   * retainGraph. Values are unchanged either way.
+   */
+  releaseActivations?: boolean;
+}
+
+/** Typed arrays reachable from a node's saved values (objects and arrays, three levels deep). */
+function savedArrays(value: unknown, found: Set<ArrayBufferView>, depth = 0, seen = new Set<object>()): void {
+  if (value === null || typeof value !== 'object' || seen.has(value)) return;
+  seen.add(value);
+  if (ArrayBuffer.isView(value)) {
+    found.add(value);
+    return;
+  }
+  if (depth >= 3) return;
+  for (const v of Array.isArray(value) ? value : Object.values(value)) savedArrays(v, found, depth + 1, seen);
+}
+
+/**
+ * How many nodes of the tape borrowed each activation (by buffer), leaving out the buffers that
+ * some node keeps without having declared them (a view, a copy of the reference in a structure
+ * of its own): those are never recycled.
+ */
+function borrowCounts(order: readonly GradHandle[]): Map<ArrayBufferLike, number> {
+  const counts = new Map<ArrayBufferLike, number>();
+  const pinned = new Set<ArrayBufferLike>();
+  for (const t of order) {
+    const node = t.gradFn as GradNode | null;
+    if (!node) continue;
+    for (const a of node.borrowed ?? []) counts.set(a.buffer, (counts.get(a.buffer) ?? 0) + 1);
+    const found = new Set<ArrayBufferView>();
+    savedArrays(node.saved, found);
+    for (const a of node.borrowed ?? []) found.delete(a);
+    for (const a of node.owned ?? []) found.delete(a);
+    for (const a of found) pinned.add(a.buffer);
+  }
+  for (const b of pinned) counts.delete(b);
+  return counts;
 }
 
 export function backward(output: Tensor, options: BackwardOptions = {}): void {
@@ -74,6 +118,7 @@ export function backward(output: Tensor, options: BackwardOptions = {}): void {
   // inputs have taken what they need: such arrays go back to the buffer pool. A rule may return
   // `g` itself, or views of it, and may even have written into it (g is this op's alone).
   const recycling = !options.retainGraph;
+  const borrowers = recycling && options.releaseActivations ? borrowCounts(order) : null;
   for (let i = order.length - 1; i >= 0; i--) {
     const t = order[i];
     const g = grads.get(t);
@@ -95,6 +140,17 @@ export function backward(output: Tensor, options: BackwardOptions = {}): void {
     }
     const inputGrads = gradientRule(node.op)(node, g, t);
     if (recycling) for (const a of node.owned ?? []) recycle(a);
+    if (borrowers) {
+      for (const a of node.borrowed ?? []) {
+        const left = borrowers.get(a.buffer);
+        if (left === undefined) continue;
+        if (left > 1) borrowers.set(a.buffer, left - 1);
+        else {
+          borrowers.delete(a.buffer);
+          recycle(a);
+        }
+      }
+    }
     // Buffers now held by some input's pending gradient: neither recycled nor handed out twice.
     const held = new Set<ArrayBufferLike>();
     const passed: Float32Array[] = [];

@@ -23,11 +23,23 @@ export interface GradNode<Saved = unknown> extends GradFn {
    * recycles them once the rule has run (unless the graph is kept for another pass).
    */
   readonly owned?: readonly (Float32Array | CodeArray)[];
+  /**
+   * Arrays in `saved` that are the values of inputs computed by recorded ops (activations, not
+   * parameters or data): a backward pass asked to release the graph's activations (BackwardOptions
+   * .releaseActivations) recycles such an array once every node that borrowed it has run.
+   */
+  readonly borrowed?: readonly Float32Array[];
   /** The module path that recorded the node, while a profiler runs (see profile.ts). */
   readonly scope?: string;
 }
 
 let gradEnabled = true;
+
+/**
+ * Arrays of parameters and data that recorded ops passed on as their outputs' values (a weight
+ * tapped by the numerics lab, a reshaped input): outputs of recorded ops, but not activations.
+ */
+const notActivations = new WeakSet<ArrayBufferLike>();
 
 export function isGradEnabled(): boolean {
   return gradEnabled;
@@ -46,13 +58,38 @@ export function noGrad<T>(fn: () => T): T {
 
 /**
  * Attach a node to `output` when gradients are on and some input needs them. Returns output.
- * `owned` lists arrays of `saved` that only the node refers to (see GradNode.owned).
+ * `owned` lists arrays of `saved` that only the node refers to (see GradNode.owned); `borrowed`,
+ * arrays of `saved` that are some input's values: those of inputs that recorded ops computed are
+ * kept as the node's borrowed arrays (see GradNode.borrowed), the others (parameters, data, and
+ * views of them) never are.
  */
-export function record<Saved>(op: string, inputs: readonly (Tensor | null)[], output: Tensor, saved: Saved, owned?: readonly (Float32Array | CodeArray)[]): Tensor {
+export function record<Saved>(
+  op: string,
+  inputs: readonly (Tensor | null)[],
+  output: Tensor,
+  saved: Saved,
+  owned?: readonly (Float32Array | CodeArray)[],
+  borrowed?: readonly (Float32Array | null | undefined)[],
+): Tensor {
   const profiler = activeProfiler();
   if (gradEnabled && inputs.some((t) => t !== null && t.requiresGrad)) {
     output.requiresGrad = true;
-    output.gradFn = { op, inputs: inputs.map((t) => t?.handle ?? null), saved, owned, scope: profiler?.scope() } as GradNode<Saved>;
+    for (const t of inputs) {
+      // An output over an input's array (a view, an identity tap, an in-place op): when that array
+      // is a parameter's or data's (or already such an alias), so is the output's.
+      if (t && t.data.buffer === output.data.buffer && (t.gradFn === null || notActivations.has(t.data.buffer))) notActivations.add(t.data.buffer);
+    }
+    const activations = borrowed?.filter(
+      (a): a is Float32Array => !!a && !notActivations.has(a.buffer) && inputs.some((t) => t !== null && t.data === a && t.gradFn !== null),
+    );
+    output.gradFn = {
+      op,
+      inputs: inputs.map((t) => t?.handle ?? null),
+      saved,
+      owned,
+      ...(activations?.length ? { borrowed: activations } : {}),
+      scope: profiler?.scope(),
+    } as GradNode<Saved>;
   }
   profiler?.forwardOp(op);
   return output;

@@ -35,7 +35,7 @@ const step = (countSaved = false) => {
   optimizer.zeroGrad();
   const loss = softmaxCrossEntropy(net.call(x), labels);
   if (countSaved) savedBytes = savedMemory(loss, params).bytes;
-  backward(session.scaleLoss(loss));
+  backward(session.scaleLoss(loss), { releaseActivations: true });
   optimizer.stepAll(session.finishBackward().skip);
 };
 
@@ -47,7 +47,7 @@ const profiledStep = (profiler: Profiler) =>
     const loss = softmaxCrossEntropy(net.call(x), labels);
     profiler.endForward();
     const scaled = profiler.section('step', 'loss scaling', () => session.scaleLoss(loss));
-    backward(scaled);
+    backward(scaled, { releaseActivations: true });
     const outcome = profiler.section('step', 'gradient checks and scales', () => session.finishBackward());
     profiler.section('step', 'optimizer', () => optimizer.stepAll(outcome.skip));
   });

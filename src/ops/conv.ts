@@ -51,6 +51,11 @@ function saveConv(x: Tensor, weight: Tensor, geometry: ConvGeometry, algorithm: 
   return { geometry, algorithm, xData, weightData, ...(sparse ? { sparse } : {}), ...(bsr && weightData ? { bsr } : {}) };
 }
 
+/** Record a convolution: its saved input and weight are borrowed values (GradNode.borrowed). */
+function recordConv(op: string, x: Tensor, weight: Tensor, bias: Tensor | null, out: Tensor, saved: ConvSaved): Tensor {
+  return record(op, [x, weight, bias], out, saved, undefined, [saved.xData, saved.weightData]);
+}
+
 /** Column matrices are built for chunks of images of at most this many floats (2 MB), so the
  *  GEMM reads them from cache. */
 const MAX_COLUMN_FLOATS = 1 << 19;
@@ -66,11 +71,13 @@ function kSizeOf(g: ColumnGeometry): number {
 function forEachChunk(batch: number, g: ColumnGeometry, fn: (n0: number, nc: number, col: Float32Array) => void): void {
   const perImage = kSizeOf(g) * g.outH * g.outW;
   const chunk = Math.max(1, Math.min(batch, Math.floor(MAX_COLUMN_FLOATS / Math.max(1, perImage))));
-  const col = freshArray(chunk * perImage);
+  // Written whole by fn before it reads it (a GEMM's output), so stale pooled contents do not matter.
+  const col = takeBuffer(chunk * perImage);
   for (let n0 = 0; n0 < batch; n0 += chunk) {
     const nc = Math.min(chunk, batch - n0);
     fn(n0, nc, col.subarray(0, nc * perImage));
   }
+  recycle(col);
 }
 
 /** The view of NCHW data starting at image n0, channel c0. */
@@ -140,13 +147,13 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
     const bsr = bsrFromPattern(weight.data, sparse);
     bsrConv2dForward(bsr, x.data, groupColumns(geometry), batch, { out: out.data });
     addBias(out.data, bias, batch, outChannels, plane);
-    return record('conv2d', [x, weight, bias], out, saveConv(x, weight, geometry, algorithm, sparse, bsr));
+    return recordConv('conv2d', x, weight, bias, out, saveConv(x, weight, geometry, algorithm, sparse, bsr));
   }
   if (!plan && isDepthwise(geometry)) {
     // One channel per group: the direct kernel, the column path's chains without its per-channel GEMMs.
     depthwiseForward(x.data, weight.data, out.data, depthwiseGeometry(geometry), batch);
     addBias(out.data, bias, batch, outChannels, plane);
-    return record('conv2d', [x, weight, bias], out, saveConv(x, weight, geometry, algorithm));
+    return recordConv('conv2d', x, weight, bias, out, saveConv(x, weight, geometry, algorithm));
   }
   for (let grp = 0; grp < groups; grp++) {
     const wg = weight.data.subarray(grp * ocg * kSize, (grp + 1) * ocg * kSize);
@@ -154,7 +161,7 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
     else columnsConvolution(x.data, grp, geometry, wg, out.data);
   }
   addBias(out.data, bias, batch, outChannels, plane);
-  return record('conv2d', [x, weight, bias], out, saveConv(x, weight, geometry, algorithm, groups === 1 ? sparse : undefined));
+  return recordConv('conv2d', x, weight, bias, out, saveConv(x, weight, geometry, algorithm, groups === 1 ? sparse : undefined));
 }
 
 /**
@@ -305,7 +312,7 @@ export function convTranspose2d(x: Tensor, weight: Tensor, bias: Tensor | null =
     }
   }
   addBias(out.data, bias, batch, outChannels, outH * outW);
-  return record('convTranspose2d', [x, weight, bias], out, saveConv(x, weight, geometry, algorithm));
+  return recordConv('convTranspose2d', x, weight, bias, out, saveConv(x, weight, geometry, algorithm));
 }
 
 registerGradient<ConvSaved>('convTranspose2d', (node, g) => {

@@ -3,7 +3,7 @@ import { record, registerGradient } from '../autograd/index.js';
 import { InvalidArgumentError } from '../errors.js';
 import { gemm } from '../kernels/index.js';
 import { Tensor, formatShape, type GradHandle } from '../tensor/index.js';
-import { productOperands, type ProductOperands } from './saved.js';
+import { operandArrays, productOperands, type ProductOperands } from './saved.js';
 
 /** [m, k] x [k, n] -> [m, n]. */
 export function matmul(a: Tensor, b: Tensor): Tensor {
@@ -16,7 +16,8 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const n = b.shape[1];
   const out = Tensor.zeros([m, n]);
   gemm(m, n, k, a.data, b.data, out.data);
-  return record('matmul', [a, b], out, productOperands(a, b));
+  const saved = productOperands(a, b);
+  return record('matmul', [a, b], out, saved, undefined, operandArrays(saved));
 }
 
 registerGradient<ProductOperands>('matmul', (node, g) => {
@@ -45,7 +46,8 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
   const out = Tensor.zeros([batch, outFeatures]);
   if (bias) for (let i = 0; i < batch; i++) out.data.set(bias.data, i * outFeatures);
   gemm(batch, outFeatures, inFeatures, x.data, weight.data, out.data, { transB: true, beta: bias ? 1 : 0 });
-  return record('linear', [x, weight, bias], out, productOperands(x, weight));
+  const saved = productOperands(x, weight);
+  return record('linear', [x, weight, bias], out, saved, undefined, operandArrays(saved));
 }
 
 registerGradient<ProductOperands>('linear', (node, g) => {

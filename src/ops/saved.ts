@@ -10,3 +10,8 @@ export interface ProductOperands {
 export function productOperands(a: Tensor, b: Tensor): ProductOperands {
   return { aData: b.requiresGrad ? a.data : null, bData: a.requiresGrad ? b.data : null };
 }
+
+/** The arrays of a product's saved operands, for record's `borrowed`. */
+export function operandArrays(saved: ProductOperands): Float32Array[] {
+  return [saved.aData, saved.bData].filter((a): a is Float32Array => a !== null);
+}

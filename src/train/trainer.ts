@@ -30,7 +30,6 @@ import {
 } from './run_folder.js';
 import { writeFileAtomic } from './safetensors.js';
 import { STATS_FILE, readStats, statsDocument, writeStats, writeStatsPage } from './stats_report.js';
-import type { Tensor } from '../tensor/index.js';
 
 export type { ConvAlgorithm };
 
@@ -300,15 +299,18 @@ export async function train(settings: TrainConfig, dataset: Dataset, out: string
       pruneLog.push({ type: 'prune', step, sparsity: pruner.sparsityAt(step) });
     }
     let lossValue = NaN;
-    let logits: Tensor | null = null;
+    let accuracy = NaN;
     const looking = lab !== null && looksAt(step);
     let stepRecords: StatsRecord[] = [];
     if (looking) lab.begin(step);
     try {
-      logits = model.call(batch.x);
+      const logits = model.call(batch.x);
       const loss = softmaxCrossEntropy(logits, batch.labels, criterion);
       lossValue = loss.item();
-      backward(session.scaleLoss(loss));
+      accuracy = batchAccuracy(logits.data, batch.labels, size, dataset);
+      // Nothing of this step's graph is read after backward: its activations go back to the
+      // buffer pool for the next step's forward pass.
+      backward(session.scaleLoss(loss), { releaseActivations: true });
     } catch (error) {
       if (!(error instanceof NonFiniteError)) throw error;
       throw new NonFiniteError(`training diverged at step ${step + 1}: ${error.message}. ${kept(step, checkpointFile, begun)}`);
@@ -330,7 +332,6 @@ export async function train(settings: TrainConfig, dataset: Dataset, out: string
       );
     }
     window.loss += lossValue * size;
-    const accuracy = batchAccuracy(logits!.data, batch.labels, size, dataset);
     window.correct += accuracy * size;
     window.count += size;
     peakRss = Math.max(peakRss, process.memoryUsage().rss);

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { backward, noGrad, tape } from '../../src/autograd/index.js';
-import { bufferPoolStats, setBufferPoolLimit, takeBuffer } from '../../src/kernels/index.js';
+import { bufferPoolStats, recycle, setBufferPoolLimit, takeBuffer } from '../../src/kernels/index.js';
 import { BatchNorm2d, buildModel } from '../../src/nn/index.js';
-import { add, mul, relu, softmaxCrossEntropy, sum } from '../../src/ops/index.js';
+import { add, conv2d, mul, relu, relu6, reshape, softmaxCrossEntropy, sum } from '../../src/ops/index.js';
 import { applyRecipe, presetRecipe } from '../../src/quant/index.js';
 import { Tensor } from '../../src/tensor/index.js';
 import { uniform } from '../helpers/random.js';
@@ -113,5 +113,83 @@ describe('a kept graph keeps what its ops saved', () => {
     for (let k = 0; k < 4; k++) takeBuffer(x.size).fill(Number.NaN);
     backward(y);
     for (let i = 0; i < x.size; i++) assert.equal(x.grad!.data[i], Math.fround(once[i] + once[i]), `x.grad[${i}]`);
+  });
+});
+
+describe('backward releases the activations it was told are dead', () => {
+  const step = (recipe: string, release: boolean) => {
+    const model = buildModel('resnet20', { width: 8, classes: 10, inChannels: 1, seed: 3 });
+    const session = applyRecipe(model, presetRecipe(recipe), { seed: 1 });
+    const x = new Tensor(uniform(16 * 28 * 28, 5), [16, 1, 28, 28]);
+    const logits = model.call(x);
+    const seen = Float32Array.from(logits.data);
+    backward(session.scaleLoss(softmaxCrossEntropy(logits, Int32Array.from({ length: 16 }, (_, i) => i % 10))), { releaseActivations: release });
+    // Stale pool contents must not leak into the next step.
+    const stale = Array.from({ length: 8 }, () => takeBuffer(8 * 28 * 28 * 16).fill(Number.NaN));
+    for (const a of stale) recycle(a);
+    return { logits: seen, input: Float32Array.from(x.data), x, grads: model.namedParameters().map(([name, p]) => [name, Float32Array.from(p.grad!.data)] as const) };
+  };
+
+  for (const recipe of ['fp32', 'fp8']) {
+    test(`${recipe}: ResNet steps give the same bits with the activations released as without, and the activations are reused`, () => {
+      // Fresh bytes of the second step of each pair: the first one's backward filled the pool.
+      const fresh = (fn: () => ReturnType<typeof step>): [ReturnType<typeof step>, number] => {
+        const before = bufferPoolStats().freshBytes;
+        return [fn(), bufferPoolStats().freshBytes - before];
+      };
+      const plain = [step(recipe, false), step(recipe, false)];
+      const [plainSecond, keptBytes] = fresh(() => step(recipe, false));
+      const released = [step(recipe, true), step(recipe, true)];
+      const [, releasedBytes] = fresh(() => step(recipe, true));
+      void plainSecond;
+      // A float32 step's activations are the convolutions' saved inputs: once released, the next
+      // step's forward takes them instead of fresh memory.
+      if (recipe === 'fp32') assert.ok(releasedBytes < 0.5 * keptBytes, `fresh bytes: ${releasedBytes} released, ${keptBytes} kept`);
+      for (let s = 0; s < 2; s++) {
+        assert.deepEqual(released[s].logits, plain[s].logits);
+        assert.deepEqual(released[s].x.data, released[s].input, 'the input data is never recycled');
+        for (let i = 0; i < plain[s].grads.length; i++) assert.deepEqual(released[s].grads[i], plain[s].grads[i], plain[s].grads[i][0]);
+      }
+    });
+  }
+
+  test('a convolution\'s saved input comes back to the pool once its rule has run; parameters and data never do', () => {
+    // Weights of 64 x 64 x 3 x 3: large enough for the pool, which takes no small arrays.
+    const x = new Tensor(uniform(2 * 64 * 16 * 16, 21), [2, 64, 16, 16]);
+    const w1 = new Tensor(uniform(64 * 64 * 9, 22), [64, 64, 3, 3]).requireGrad();
+    const w2 = new Tensor(uniform(64 * 64 * 9, 23), [64, 64, 3, 3]).requireGrad();
+    const h = relu(conv2d(x, w1, null, { padding: 1 }));
+    const y = conv2d(h, reshape(w2, [64, 64, 3, 3]), null, { padding: 1 });
+    const hData = h.data;
+    backward(sum(y), { releaseActivations: true });
+    const handed: Float32Array[] = [];
+    for (let k = 0; k < 8; k++) handed.push(takeBuffer(h.size));
+    assert.ok(handed.includes(hData), 'the activation went back to the pool');
+    assert.ok(!handed.includes(x.data), 'the input data stays the caller\'s');
+    const weights: Float32Array[] = [];
+    for (let k = 0; k < 8; k++) weights.push(takeBuffer(w2.size));
+    assert.ok(!weights.includes(w2.data) && !weights.includes(w1.data), 'a parameter (even through a reshape) is never recycled');
+  });
+
+  test('an activation that some op keeps without declaring it (a ReLU6 input) is never recycled', () => {
+    const x = new Tensor(uniform(2 * 8 * 32 * 32, 31), [2, 8, 32, 32]);
+    const w1 = new Tensor(uniform(8 * 8 * 9, 32), [8, 8, 3, 3]).requireGrad();
+    const w2 = new Tensor(uniform(8 * 8 * 9, 33), [8, 8, 3, 3]).requireGrad();
+    const run = (release: boolean) => {
+      w1.grad = null;
+      w2.grad = null;
+      const h = conv2d(x, w1, null, { padding: 1 });
+      // relu6 keeps h's values; the second convolution borrows them; backward runs the convolution's rule first.
+      const y = add(sum(relu6(h)), sum(conv2d(h, w2, null, { padding: 1 })));
+      backward(y, { releaseActivations: release });
+      return { h: h.data, g1: Float32Array.from(w1.grad!.data), g2: Float32Array.from(w2.grad!.data) };
+    };
+    const plain = run(false);
+    const released = run(true);
+    const handed: Float32Array[] = [];
+    for (let k = 0; k < 8; k++) handed.push(takeBuffer(x.size));
+    assert.ok(!handed.includes(released.h), 'kept by relu6: not recycled');
+    assert.deepEqual(released.g1, plain.g1);
+    assert.deepEqual(released.g2, plain.g2);
   });
 });
