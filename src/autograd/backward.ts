@@ -7,7 +7,7 @@
 import { InvalidArgumentError } from '../errors.js';
 import { Tensor, formatShape, type GradHandle } from '../tensor/index.js';
 import { addArrays, recycle, takeBuffer } from '../kernels/index.js';
-import type { GradNode } from './graph.js';
+import { savedArrays, type GradNode } from './graph.js';
 import { activeProfiler } from './profile.js';
 import { gradientRule } from './registry.js';
 
@@ -47,18 +47,6 @@ export interface BackwardOptions {
    * retainGraph. Values are unchanged either way.
    */
   releaseActivations?: boolean;
-}
-
-/** Typed arrays reachable from a node's saved values (objects and arrays, three levels deep). */
-function savedArrays(value: unknown, found: Set<ArrayBufferView>, depth = 0, seen = new Set<object>()): void {
-  if (value === null || typeof value !== 'object' || seen.has(value)) return;
-  seen.add(value);
-  if (ArrayBuffer.isView(value)) {
-    found.add(value);
-    return;
-  }
-  if (depth >= 3) return;
-  for (const v of Array.isArray(value) ? value : Object.values(value)) savedArrays(v, found, depth + 1, seen);
 }
 
 /**

@@ -10,6 +10,7 @@
  * activation is freed once the forward pass no longer uses it.
  */
 import type { CodeArray } from '../formats/index.js';
+import { recycle } from '../kernels/index.js';
 import type { GradFn, GradHandle, Tensor } from '../tensor/index.js';
 import { activeProfiler } from './profile.js';
 
@@ -40,6 +41,59 @@ let gradEnabled = true;
  * tapped by the numerics lab, a reshaped input): outputs of recorded ops, but not activations.
  */
 const notActivations = new WeakSet<ArrayBufferLike>();
+
+/** Whether chains of modules hand back their dead intermediates (withActivationRelease). */
+let releasing = false;
+/** Arrays some recorded node keeps (scanned while releasing): never handed back in the forward pass. */
+let keptBySomeNode = new WeakSet<ArrayBufferLike>();
+
+/** Typed arrays reachable from a node's saved values (objects and arrays, three levels deep). */
+export function savedArrays(value: unknown, found: Set<ArrayBufferView>, depth = 0, seen = new Set<object>()): void {
+  if (value === null || typeof value !== 'object' || seen.has(value)) return;
+  seen.add(value);
+  if (ArrayBuffer.isView(value)) {
+    found.add(value);
+    return;
+  }
+  if (depth >= 3) return;
+  for (const v of Array.isArray(value) ? value : Object.values(value)) savedArrays(v, found, depth + 1, seen);
+}
+
+/**
+ * Run a training step's forward (and backward) pass with the dead intermediates of module chains
+ * handed back to the buffer pool as the pass goes (see dropIntermediate): the caller's promise,
+ * as for BackwardOptions.releaseActivations, that it reads no tensor computed inside the model
+ * other than its output, and that the model's modules keep none for later. Values are unchanged.
+ */
+export function withActivationRelease<T>(fn: () => T): T {
+  const previous = releasing;
+  releasing = true;
+  if (!previous) keptBySomeNode = new WeakSet();
+  try {
+    return fn();
+  } finally {
+    releasing = previous;
+  }
+}
+
+/** Whether withActivationRelease is running: ops may then take what they keep from the buffer pool too. */
+export function releasingActivations(): boolean {
+  return releasing;
+}
+
+/**
+ * In a chain of modules (a Sequential, a residual block) after `next` was computed from `prev`:
+ * while withActivationRelease runs, prev's array goes back to the buffer pool when it is a dead
+ * intermediate: computed by a recorded op, not the chain's `input`, not shared with `next` (an
+ * in-place layer, a view), not a parameter's or data's, and kept by no recorded node (a float32
+ * convolution's saved input waits for the backward pass instead). Otherwise nothing happens.
+ */
+export function dropIntermediate(prev: Tensor, next: Tensor, input: Tensor): void {
+  if (!releasing || prev === input || prev.gradFn === null) return;
+  const buffer = prev.data.buffer;
+  if (buffer === input.data.buffer || buffer === next.data.buffer || notActivations.has(buffer) || keptBySomeNode.has(buffer)) return;
+  recycle(prev.data);
+}
 
 export function isGradEnabled(): boolean {
   return gradEnabled;
@@ -82,6 +136,11 @@ export function record<Saved>(
     const activations = borrowed?.filter(
       (a): a is Float32Array => !!a && !notActivations.has(a.buffer) && inputs.some((t) => t !== null && t.data === a && t.gradFn !== null),
     );
+    if (releasing) {
+      const found = new Set<ArrayBufferView>();
+      savedArrays(saved, found);
+      for (const a of found) keptBySomeNode.add(a.buffer);
+    }
     output.gradFn = {
       op,
       inputs: inputs.map((t) => t?.handle ?? null),

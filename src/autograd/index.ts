@@ -1,5 +1,5 @@
 /** Reverse-mode autograd: recording, the gradient-rule table, backward, gradcheck. */
-export { isGradEnabled, needsGrad, noGrad, record } from './graph.js';
+export { dropIntermediate, isGradEnabled, needsGrad, noGrad, record, releasingActivations, withActivationRelease } from './graph.js';
 export type { GradNode } from './graph.js';
 export { gradientRule, registerGradient, registeredOps } from './registry.js';
 export type { GradRule } from './registry.js';

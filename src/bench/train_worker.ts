@@ -8,7 +8,7 @@
  * per image, segmentation models one per pixel.
  */
 import { PerformanceObserver } from 'node:perf_hooks';
-import { Profiler, backward, profiled, savedMemory } from '../autograd/index.js';
+import { Profiler, backward, profiled, savedMemory, withActivationRelease } from '../autograd/index.js';
 import { buildModel, modelInfo } from '../nn/index.js';
 import { softmaxCrossEntropy } from '../ops/index.js';
 import { AdamW } from '../optim/index.js';
@@ -33,9 +33,11 @@ let savedBytes = 0;
 // The first (untimed) step also counts what its graph saved.
 const step = (countSaved = false) => {
   optimizer.zeroGrad();
-  const loss = softmaxCrossEntropy(net.call(x), labels);
-  if (countSaved) savedBytes = savedMemory(loss, params).bytes;
-  backward(session.scaleLoss(loss), { releaseActivations: true });
+  withActivationRelease(() => {
+    const loss = softmaxCrossEntropy(net.call(x), labels);
+    if (countSaved) savedBytes = savedMemory(loss, params).bytes;
+    backward(session.scaleLoss(loss), { releaseActivations: true });
+  });
   optimizer.stepAll(session.finishBackward().skip);
 };
 
@@ -43,11 +45,13 @@ const step = (countSaved = false) => {
 const profiledStep = (profiler: Profiler) =>
   profiled(profiler, () => {
     profiler.section('step', 'zero gradients', () => optimizer.zeroGrad());
-    profiler.startForward();
-    const loss = softmaxCrossEntropy(net.call(x), labels);
-    profiler.endForward();
-    const scaled = profiler.section('step', 'loss scaling', () => session.scaleLoss(loss));
-    backward(scaled, { releaseActivations: true });
+    withActivationRelease(() => {
+      profiler.startForward();
+      const loss = softmaxCrossEntropy(net.call(x), labels);
+      profiler.endForward();
+      const scaled = profiler.section('step', 'loss scaling', () => session.scaleLoss(loss));
+      backward(scaled, { releaseActivations: true });
+    });
     const outcome = profiler.section('step', 'gradient checks and scales', () => session.finishBackward());
     profiler.section('step', 'optimizer', () => optimizer.stepAll(outcome.skip));
   });

@@ -1,4 +1,5 @@
 /** Layers without a GEMM: normalization, activations, pooling, resampling, dropout, containers. */
+import { dropIntermediate } from '../autograd/index.js';
 import { InvalidArgumentError } from '../errors.js';
 import {
   adaptiveAvgPool2d,
@@ -160,10 +161,19 @@ export class Sequential extends Module {
   }
 
   protected forward(x: Tensor): Tensor {
-    let y = x;
-    for (const layer of this.layers) y = layer.call(y);
-    return y;
+    return chain(x, this.layers);
   }
+}
+
+/** `modules` applied in order to x; each dead intermediate is dropped (dropIntermediate) once the next module has run. */
+export function chain(x: Tensor, modules: Iterable<Module>): Tensor {
+  let y = x;
+  for (const m of modules) {
+    const next = m.call(y);
+    dropIntermediate(y, next, x);
+    y = next;
+  }
+  return y;
 }
 
 /** Children applied in order under the given names (PyTorch's Sequential over an OrderedDict). */
@@ -176,8 +186,6 @@ export class NamedSequential extends Module {
   }
 
   protected forward(x: Tensor): Tensor {
-    let y = x;
-    for (const layer of this.layers) y = layer.call(y);
-    return y;
+    return chain(x, this.layers);
   }
 }

@@ -12,7 +12,7 @@
  *   conv2d's own float32 gradients (conv2dGradients), the fp32 recipe's arithmetic.
  * The op saves the operands' codes, not float32 copies.
  */
-import { record, registerGradient } from '../autograd/index.js';
+import { record, registerGradient, releasingActivations } from '../autograd/index.js';
 import { channelBiasAdd, channelSum, dequantize, recycle, takeBuffer, type ConvAlgorithm, type LowpGemmOptions, type LowpOperand } from '../kernels/index.js';
 import { Tensor, type GradHandle } from '../tensor/index.js';
 import { productKernels, type GemmProduct, type ProductKernels, type ProductOptions } from './gemm_product.js';
@@ -35,8 +35,11 @@ export interface QuantizationPolicy {
   readonly algorithm: ConvAlgorithm;
   /** Whether nothing reads a pruned weight's gradient outside its kept blocks (weight gradients not quantized by their amax). */
   readonly prunedGradientUnread?: boolean;
-  /** x as the GEMM operand of its class: codes and a scale, or x itself where the class stays float32. */
-  quantize(cls: OperandClass, x: Float32Array): LowpOperand;
+  /**
+   * x as the GEMM operand of its class: codes and a scale, or x itself where the class stays
+   * float32. `pooled`: the codes may go in an array from the buffer pool (the caller hands it back).
+   */
+  quantize(cls: OperandClass, x: Float32Array, pooled?: boolean): LowpOperand;
   /** Accumulation and stochastic-rounding options of one of the three GEMMs. */
   gemmOptions(pass: GemmPass): ProductOptions;
   /** Sees every operand handed to a kernel; a float32 dy is valid during the call only. */
@@ -52,6 +55,8 @@ interface Saved {
   w: LowpOperand;
   /** Copies of the unquantized operands, kept only on a step an active probe looks at (for the shadow products). */
   shadow: { x: Float32Array; w: Float32Array; probe: GemmProbe } | null;
+  /** Whether the operand codes of this step come from the buffer pool (and go back to it). */
+  pooled: boolean;
 }
 
 const FP32: LowpGemmOptions = { accumulation: 'fp32' };
@@ -71,7 +76,11 @@ function values(o: LowpOperand, taken: Float32Array[]): Float32Array {
 export function quantizedGemm(x: Tensor, weight: Tensor, bias: Tensor | null, product: GemmProduct, policy: QuantizationPolicy): Tensor {
   const kernels = productKernels(x, weight, product);
   const w = policy.quantize('weights', weight.data);
-  const xq = policy.quantize('activations', x.data);
+  // While activations are released (a training step), the input's codes come from the buffer pool
+  // and go back after the backward pass, as the node's own array; otherwise they are fresh, and
+  // whoever observes them may keep them.
+  const pooled = releasingActivations();
+  const xq = policy.quantize('activations', x.data, pooled);
   policy.observe?.('w', w);
   policy.observe?.('x', xq);
   const probe = policy.probe?.active ? policy.probe : null;
@@ -85,7 +94,8 @@ export function quantizedGemm(x: Tensor, weight: Tensor, bias: Tensor | null, pr
     shadow = { x: x.data.slice(), w: weight.data.slice(), probe };
   }
   if (bias) channelBiasAdd(out.data, bias.data, { batch: kernels.outputShape[0], channels: kernels.channels, plane: kernels.plane });
-  return record('quantizedGemm', [x, weight, bias], out, { policy, kernels, x: xq, w, shadow } satisfies Saved);
+  const owned = pooled && !(xq instanceof Float32Array) ? [xq.codes] : undefined;
+  return record('quantizedGemm', [x, weight, bias], out, { policy, kernels, x: xq, w, shadow, pooled } satisfies Saved, owned);
 }
 
 /**
@@ -102,10 +112,10 @@ function showProduct(probe: GemmProbe, pass: GemmPass, result: Float32Array, sha
 }
 
 registerGradient<Saved>('quantizedGemm', (node, g) => {
-  const { policy, kernels, x, w, shadow } = node.saved;
+  const { policy, kernels, x, w, shadow, pooled } = node.saved;
   const [input, weight, bias] = node.inputs as [GradHandle, GradHandle, GradHandle | null];
   const quantizedErrors = policy.quantizesErrors;
-  const e = quantizedErrors ? policy.quantize('errors', g) : g;
+  const e = quantizedErrors ? policy.quantize('errors', g, pooled) : g;
   policy.observe?.(quantizedErrors ? 'e' : 'dy', e);
   shadow?.probe.tensor('errors', g, e);
   const options = (pass: GemmPass) => (quantizedErrors ? policy.gemmOptions(pass) : FP32);
@@ -138,5 +148,6 @@ registerGradient<Saved>('quantizedGemm', (node, g) => {
     if (!(q instanceof Float32Array)) gw = dequantize(q, gw);
   }
   const gb = bias?.requiresGrad ? Float32Array.from(channelSum(g, { batch: kernels.outputShape[0], channels: kernels.channels, plane: kernels.plane })) : null;
+  if (pooled && e !== g && !(e instanceof Float32Array)) recycle(e.codes);
   return [gx, gw, gb];
 });

@@ -3,7 +3,7 @@
  * per-layer dynamic error scale, and what happened this step.
  */
 import { resolveFormat, streamKey, type Format, type QTensor, type StreamRole } from '../formats/index.js';
-import { absMax, type BlockQTensor, type ConvAlgorithm, type ConvBlocks, type LowpGemmOptions, type LowpOperand, type ObservedBlockSpec } from '../kernels/index.js';
+import { absMax, takeCodes, type BlockQTensor, type ConvAlgorithm, type ConvBlocks, type LowpGemmOptions, type LowpOperand, type ObservedBlockSpec } from '../kernels/index.js';
 import type { GemmLayer } from '../nn/index.js';
 import type { GemmPass, GemmProbe, OperandRole, ProductOptions, QuantizationPolicy } from '../ops/index.js';
 import { quantizeOperand, type QuantizeSpec } from './quantizer.js';
@@ -167,7 +167,7 @@ export class LayerQuantState implements QuantizationPolicy {
    * format (or the gradient holds Inf/NaN); that step's codes then use the amax scale, so the
    * layers below still receive a usable gradient while this layer's update is skipped.
    */
-  quantize(cls: TensorClass, x: Float32Array): Float32Array | QTensor {
+  quantize(cls: TensorClass, x: Float32Array, pooled = false): Float32Array | QTensor {
     const q = this.quantizers[cls];
     if (!q) return x;
     // Block-scaled operands are quantized inside each GEMM, in that GEMM's view (gemmOptions).
@@ -186,7 +186,7 @@ export class LayerQuantState implements QuantizationPolicy {
       // recorded: evaluating must not change what training does next.
       scale = this.layer.training ? q.scaler.next(amax) : q.scaler.peek(amax);
     }
-    const { coded, stats } = quantizeOperand(x, scale, this.spec(q, cls), amax);
+    const { coded, stats } = quantizeOperand(x, scale, this.spec(q, cls), amax, pooled ? takeCodes(q.format, x.length) : undefined);
     if (this.layer.training) this.telemetry.record(this.name, cls, stats);
     return coded;
   }

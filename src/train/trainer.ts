@@ -9,7 +9,7 @@
  */
 import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { backward } from '../autograd/index.js';
+import { backward, withActivationRelease } from '../autograd/index.js';
 import { NonFiniteError, SettingError } from '../errors.js';
 import { absMax, defaultConvAlgorithm, type ConvAlgorithm } from '../kernels/index.js';
 import { checkLabels, epochOrder, makeBatch, trainingSubset, type Dataset } from '../data/index.js';
@@ -304,13 +304,16 @@ export async function train(settings: TrainConfig, dataset: Dataset, out: string
     let stepRecords: StatsRecord[] = [];
     if (looking) lab.begin(step);
     try {
-      const logits = model.call(batch.x);
-      const loss = softmaxCrossEntropy(logits, batch.labels, criterion);
-      lossValue = loss.item();
-      accuracy = batchAccuracy(logits.data, batch.labels, size, dataset);
-      // Nothing of this step's graph is read after backward: its activations go back to the
-      // buffer pool for the next step's forward pass.
-      backward(session.scaleLoss(loss), { releaseActivations: true });
+      // Nothing computed inside the model but its logits is read: its dead intermediates go back
+      // to the buffer pool as the forward pass goes, its saved activations once backward has
+      // used them, and the next ones take them instead of fresh memory.
+      withActivationRelease(() => {
+        const logits = model.call(batch.x);
+        const loss = softmaxCrossEntropy(logits, batch.labels, criterion);
+        lossValue = loss.item();
+        accuracy = batchAccuracy(logits.data, batch.labels, size, dataset);
+        backward(session.scaleLoss(loss), { releaseActivations: true });
+      });
     } catch (error) {
       if (!(error instanceof NonFiniteError)) throw error;
       throw new NonFiniteError(`training diverged at step ${step + 1}: ${error.message}. ${kept(step, checkpointFile, begun)}`);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { backward, noGrad, tape } from '../../src/autograd/index.js';
+import { backward, dropIntermediate, noGrad, tape, withActivationRelease } from '../../src/autograd/index.js';
 import { bufferPoolStats, recycle, setBufferPoolLimit, takeBuffer } from '../../src/kernels/index.js';
 import { BatchNorm2d, buildModel } from '../../src/nn/index.js';
 import { add, conv2d, mul, relu, relu6, reshape, softmaxCrossEntropy, sum } from '../../src/ops/index.js';
@@ -121,9 +121,14 @@ describe('backward releases the activations it was told are dead', () => {
     const model = buildModel('resnet20', { width: 8, classes: 10, inChannels: 1, seed: 3 });
     const session = applyRecipe(model, presetRecipe(recipe), { seed: 1 });
     const x = new Tensor(uniform(16 * 28 * 28, 5), [16, 1, 28, 28]);
-    const logits = model.call(x);
-    const seen = Float32Array.from(logits.data);
-    backward(session.scaleLoss(softmaxCrossEntropy(logits, Int32Array.from({ length: 16 }, (_, i) => i % 10))), { releaseActivations: release });
+    let seen = new Float32Array(0);
+    const run = () => {
+      const logits = model.call(x);
+      seen = Float32Array.from(logits.data);
+      backward(session.scaleLoss(softmaxCrossEntropy(logits, Int32Array.from({ length: 16 }, (_, i) => i % 10))), { releaseActivations: release });
+    };
+    if (release) withActivationRelease(run);
+    else run();
     // Stale pool contents must not leak into the next step.
     const stale = Array.from({ length: 8 }, () => takeBuffer(8 * 28 * 28 * 16).fill(Number.NaN));
     for (const a of stale) recycle(a);
@@ -142,9 +147,10 @@ describe('backward releases the activations it was told are dead', () => {
       const released = [step(recipe, true), step(recipe, true)];
       const [, releasedBytes] = fresh(() => step(recipe, true));
       void plainSecond;
-      // A float32 step's activations are the convolutions' saved inputs: once released, the next
-      // step's forward takes them instead of fresh memory.
-      if (recipe === 'fp32') assert.ok(releasedBytes < 0.5 * keptBytes, `fresh bytes: ${releasedBytes} released, ${keptBytes} kept`);
+      // A float32 step's activations are the convolutions' saved inputs, handed back by backward;
+      // an fp8 step's are dead once quantized, handed back in the forward pass, and its codes
+      // come from the pool: either way the next step takes them instead of fresh memory.
+      assert.ok(releasedBytes < 0.5 * keptBytes, `fresh bytes: ${releasedBytes} released, ${keptBytes} kept`);
       for (let s = 0; s < 2; s++) {
         assert.deepEqual(released[s].logits, plain[s].logits);
         assert.deepEqual(released[s].x.data, released[s].input, 'the input data is never recycled');
@@ -191,5 +197,48 @@ describe('backward releases the activations it was told are dead', () => {
     assert.ok(!handed.includes(released.h), 'kept by relu6: not recycled');
     assert.deepEqual(released.g1, plain.g1);
     assert.deepEqual(released.g2, plain.g2);
+  });
+});
+
+describe('dropIntermediate', () => {
+  const big = (seed: number) => new Tensor(uniform(1 << 15, seed), [1 << 15]);
+  const handedOut = (n: number) => {
+    const taken = Array.from({ length: 8 }, () => takeBuffer(n));
+    for (const a of taken) recycle(a);
+    return taken;
+  };
+
+  test('hands back a dead op output inside withActivationRelease, and nothing outside it', () => {
+    const w = big(41).requireGrad();
+    const x = big(42);
+    const h = mul(x, w);
+    const y = relu(h);
+    dropIntermediate(h, y, x);
+    assert.ok(!handedOut(h.size).includes(h.data), 'outside the mode nothing is recycled');
+    withActivationRelease(() => {
+      const h2 = mul(x, w);
+      const y2 = relu(h2);
+      dropIntermediate(h2, y2, x);
+      assert.ok(handedOut(h2.size).includes(h2.data), 'a dead intermediate goes back to the pool');
+    });
+  });
+
+  test('keeps the chain\'s input, an array shared with the next tensor, parameters, and whatever a node saved', () => {
+    const w = big(43).requireGrad();
+    const x = big(44);
+    withActivationRelease(() => {
+      const h = mul(x, w); // mul keeps both operands' values: h is kept by no node yet
+      const inPlace = relu(h, { inPlace: true });
+      dropIntermediate(h, inPlace, x);
+      assert.ok(!handedOut(h.size).includes(h.data), 'shared with the next tensor');
+      const kept = mul(inPlace, w); // mul saves inPlace's values for w's gradient
+      dropIntermediate(inPlace, kept, x);
+      assert.ok(!handedOut(h.size).includes(inPlace.data), 'saved by a node');
+      const view = reshape(w, [1 << 15]);
+      dropIntermediate(view, relu(view), x);
+      assert.ok(!handedOut(w.size).includes(w.data), 'a view of a parameter');
+      dropIntermediate(x, relu(x), x);
+      assert.ok(!handedOut(x.size).includes(x.data), 'the chain\'s input');
+    });
   });
 });

@@ -5,12 +5,13 @@
  * stem, no max pool) and the small CIFAR ResNet-20 of He et al. 2016 (section 4.2: 16-32-64
  * channels, 3 blocks per stage, parameter-free shortcuts, option A).
  */
+import { dropIntermediate } from '../../autograd/index.js';
 import { InvalidArgumentError } from '../../errors.js';
 import { add, relu, subsamplePadChannels } from '../../ops/index.js';
 import { Generator, Tensor } from '../../tensor/index.js';
 import { Conv2d, Linear } from '../gemm_layers.js';
 import { kaimingNormal } from '../init.js';
-import { AdaptiveAvgPool2d, BatchNorm2d, Flatten, MaxPool2d, ReLU, Sequential } from '../layers.js';
+import { AdaptiveAvgPool2d, BatchNorm2d, Flatten, MaxPool2d, ReLU, Sequential, chain } from '../layers.js';
 import { Module } from '../module.js';
 
 export interface ClassifierConfig {
@@ -35,6 +36,13 @@ function reluInPlace(): ReLU {
   return new ReLU({ inPlace: true });
 }
 
+/** relu(out + shortcut) over out's array; a shortcut computed from the block's input x is dropped once added. */
+function residual(out: Tensor, shortcut: Tensor, x: Tensor, activation: (t: Tensor) => Tensor): Tensor {
+  const sum = add(out, shortcut, { inPlace: true });
+  dropIntermediate(shortcut, sum, x);
+  return activation(sum);
+}
+
 class BasicBlock extends Module {
   static readonly expansion = 1;
   private readonly conv1: Conv2d;
@@ -55,8 +63,10 @@ class BasicBlock extends Module {
   }
 
   protected forward(x: Tensor): Tensor {
-    const out = this.bn2.call(this.conv2.call(this.relu.call(this.bn1.call(this.conv1.call(x)))));
-    return this.relu.call(add(out, this.downsample ? this.downsample.call(x) : x, { inPlace: true }));
+    const h = this.relu.call(this.bn1.call(this.conv1.call(x)));
+    const out = this.bn2.call(this.conv2.call(h));
+    dropIntermediate(h, out, x);
+    return residual(out, this.downsample ? this.downsample.call(x) : x, x, (t) => this.relu.call(t));
   }
 }
 
@@ -84,10 +94,12 @@ class Bottleneck extends Module {
   }
 
   protected forward(x: Tensor): Tensor {
-    let out = this.relu.call(this.bn1.call(this.conv1.call(x)));
-    out = this.relu.call(this.bn2.call(this.conv2.call(out)));
-    out = this.bn3.call(this.conv3.call(out));
-    return this.relu.call(add(out, this.downsample ? this.downsample.call(x) : x, { inPlace: true }));
+    const h1 = this.relu.call(this.bn1.call(this.conv1.call(x)));
+    const h2 = this.relu.call(this.bn2.call(this.conv2.call(h1)));
+    dropIntermediate(h1, h2, x);
+    const out = this.bn3.call(this.conv3.call(h2));
+    dropIntermediate(h2, out, x);
+    return residual(out, this.downsample ? this.downsample.call(x) : x, x, (t) => this.relu.call(t));
   }
 }
 
@@ -141,9 +153,7 @@ export class ResNet extends Module {
   }
 
   protected forward(x: Tensor): Tensor {
-    let y = x;
-    for (const m of [...this.stem, ...this.stages, ...this.head]) y = m.call(y);
-    return y;
+    return chain(x, [...this.stem, ...this.stages, ...this.head]);
   }
 }
 
@@ -163,9 +173,11 @@ class CifarBlock extends Module {
   }
 
   protected forward(x: Tensor): Tensor {
-    const out = this.bn2.call(this.conv2.call(relu(this.bn1.call(this.conv1.call(x)), { inPlace: true })));
+    const h = relu(this.bn1.call(this.conv1.call(x)), { inPlace: true });
+    const out = this.bn2.call(this.conv2.call(h));
+    dropIntermediate(h, out, x);
     const shortcut = this.stride !== 1 || this.inC !== this.outC ? subsamplePadChannels(x, this.stride, this.outC) : x;
-    return relu(add(out, shortcut, { inPlace: true }), { inPlace: true });
+    return residual(out, shortcut, x, (t) => relu(t, { inPlace: true }));
   }
 }
 
@@ -205,9 +217,7 @@ export class CifarResNet extends Module {
   }
 
   protected forward(x: Tensor): Tensor {
-    let y = x;
-    for (const m of this.body) y = m.call(y);
-    return y;
+    return chain(x, this.body);
   }
 }
 
