@@ -15,6 +15,9 @@ import {
   evaluateCheckpoint,
   readCheckpointRecord,
   savedCriterion,
+  baselineOf,
+  pointsText,
+  recipeLine,
   summarizeComparison,
   train,
   writeFileAtomic,
@@ -323,13 +326,19 @@ export async function compareCommand(options: TrainOptions & { recipes: string }
   const summary = summarizeComparison(options.model, options.data, entries);
   writeFileAtomic(join(options.out, 'summary.json'), new TextEncoder().encode(JSON.stringify(summary, null, 2) + '\n'));
   const report = await writeReport(options.out, summary, entries);
+  const base = baselineOf(summary);
   io.stdout('\n' + renderTable(
-    ['recipe', summary.results[0].metric, ...(summary.results[0].top5 !== undefined ? ['top-5'] : []), ...(summary.results[0].pixel_accuracy !== undefined ? ['pixel acc'] : []), 'epochs', 'seconds', 'images/s'],
+    [
+      'recipe', summary.results[0].metric, `vs ${base.recipe}`, ...(summary.results[0].top5 !== undefined ? ['top-5'] : []),
+      ...(summary.results[0].pixel_accuracy !== undefined ? ['pixel acc'] : []), 'epochs', 'seconds', 'images/s',
+    ],
     summary.results.map((r) => [
-      r.recipe, `${(100 * r.value).toFixed(2)}%`, ...(r.top5 !== undefined ? [`${(100 * r.top5).toFixed(2)}%`] : []),
+      r.recipe, `${(100 * r.value).toFixed(2)}%`, r === base ? '' : pointsText(r.value - base.value), ...(r.top5 !== undefined ? [`${(100 * r.top5).toFixed(2)}%`] : []),
       ...(r.pixel_accuracy !== undefined ? [`${(100 * r.pixel_accuracy).toFixed(2)}%`] : []), String(r.epochs), r.seconds.toFixed(1), r.images_per_s.toFixed(1),
     ]),
   ));
+  const width = Math.max(...entries.map((e) => e.recipe.length));
+  io.stdout('\n' + entries.map((e) => `${e.recipe.padEnd(width)}  ${recipeLine(e.result.config.recipe)}`).join('\n') + '\n');
   io.stdout(`\nReport: ${report}\nSummary: ${join(options.out, 'summary.json')}\n`);
   return 0;
 }

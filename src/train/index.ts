@@ -13,10 +13,10 @@ export type { StoredMask } from './checkpoint.js';
 export type { CheckpointRecord } from './checkpoint.js';
 export { asFloat32, decodeSafetensors, encodeSafetensors, readSafetensors, writeFileAtomic, writeSafetensors } from './safetensors.js';
 export type { SafetensorsDtype, StoredTensor } from './safetensors.js';
-export { summarizeComparison, writeReport } from './report.js';
+export { baselineOf, pointsText, summarizeComparison, writeReport } from './report.js';
 export type { CompareEntry, CompareSummary } from './report.js';
 export {
-  DEFAULT_TOLERANCE, STATS_FILE, STATS_FORMAT, STATS_PAGE, narrowestFormats, readStats, recipeRows, statsDocument, writeStats, writeStatsPage,
+  DEFAULT_TOLERANCE, narrowestFormats, readStats, recipeLine, recipeRows, STATS_FILE, STATS_FORMAT, STATS_PAGE, statsDocument, writeStats, writeStatsPage,
 } from './stats_report.js';
 export type { NarrowestFit, StatsDocument, StatsFormatInfo } from './stats_report.js';
 export { checkpointStats } from './checkpoint_stats.js';

@@ -1,14 +1,16 @@
 /**
  * The comparison report: summary.json and report.html with charts rendered to SVG by Vega-Lite
- * (no browser needed): the run's settings and each recipe's, the final table with each recipe's
- * difference from the first, loss and accuracy curves, per-layer error scales and underflow as
- * heatmaps (layer x step), and links to the numerics lab's pages where statistics were collected.
+ * (no browser needed). It opens with the final table (each recipe's difference from fp32, or from
+ * the first recipe without fp32, and its time), a line per recipe on what it quantized, and the
+ * per-layer numerics: error scales and underflow as heatmaps (layer x step), and each quantized
+ * run's error distribution against the formats' ranges where the numerics lab looked; then the
+ * run's settings and each recipe's, loss and accuracy curves, and links to the lab's pages.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { PAGE_STYLE, escapeHtml as escape, svg, type TopLevelSpec } from './charts.js';
 import { METRICS_FILE } from './run_folder.js';
-import { STATS_PAGE, recipeRows, rowsTable } from './stats_report.js';
+import { STATS_FILE, STATS_PAGE, lastDistribution, readStats, recipeLine, recipeRows, rowsTable } from './stats_report.js';
 import type { TrainResult } from './trainer.js';
 import { writeFileAtomic } from './safetensors.js';
 export interface CompareEntry {
@@ -44,6 +46,16 @@ export function summarizeComparison(model: string, data: string, entries: readon
       peak_rss_mb: result.peakRssMb,
     })),
   };
+}
+
+/** The row the others are compared with: fp32's where the comparison has it, else the first. */
+export function baselineOf(summary: CompareSummary): CompareSummary['results'][number] {
+  return summary.results.find((r) => r.recipe === 'fp32') ?? summary.results[0];
+}
+
+/** A difference of two accuracies (fractions) in percentage points, signed: "+0.25", "-1.10". */
+export function pointsText(delta: number): string {
+  return `${delta >= 0 ? '+' : '-'}${(100 * Math.abs(delta)).toFixed(2)}`;
 }
 
 type MetricsRecord = Record<string, unknown> & { type: string; step: number };
@@ -124,18 +136,30 @@ export async function writeReport(dir: string, summary: CompareSummary, entries:
       },
     } as TopLevelSpec]);
   }
+  // The per-layer numerics open the report, right after the table: the error scales and their
+  // underflow, then each quantized run's error distribution against the formats' ranges (where
+  // the numerics lab looked at it).
+  const numericsCharts: [string, TopLevelSpec][] = [];
   if (numerics.length) {
-    charts.push(
+    numericsCharts.push(
       ['Error (gradient) scale per layer and step, log2', layerHeatmap(numerics, 'log2_scale', 'log2 scale', layers, 'viridis')],
       ['Share of nonzero errors that underflowed to zero, per layer and step', layerHeatmap(numerics, 'underflow', 'underflow', layers, 'orangered')],
     );
   }
-  const rendered = await Promise.all(charts.map(async ([title, spec]) => `<h2>${escape(title)}</h2>\n${await svg(spec)}`));
-  const first = summary.results[0];
+  for (const { recipe, out, result } of entries) {
+    const file = join(out, STATS_FILE);
+    if (!result.config.recipe.errors || !existsSync(file)) continue;
+    const shown = lastDistribution(readStats(file), 'errors');
+    if (shown) numericsCharts.push([`${recipe}: errors at step ${shown.step} against the formats' ranges (|x * scale| by binade, per layer)`, shown.spec]);
+  }
+  const render = (list: [string, TopLevelSpec][]) => Promise.all(list.map(async ([title, spec]) => `<h2>${escape(title)}</h2>\n${await svg(spec)}`));
+  const renderedNumerics = await render(numericsCharts);
+  const rendered = await render(charts);
+  const first = baselineOf(summary);
   const hasPixel = summary.results.some((r) => r.pixel_accuracy !== undefined);
   const rows = summary.results
     .map((r, i) => {
-      const delta = i === 0 ? '' : `${r.value - first.value >= 0 ? '+' : ''}${(100 * (r.value - first.value)).toFixed(2)}`;
+      const delta = r === first ? '' : pointsText(r.value - first.value);
       const page = join(entries[i].out, STATS_PAGE);
       const stats = existsSync(page) ? `<a href="${escape(relative(dir, page))}">numerics</a>` : '';
       return `<tr><td>${escape(r.recipe)}</td><td>${(100 * r.value).toFixed(2)}%</td><td>${delta}</td>${r.top5 !== undefined ? `<td>${(100 * r.top5).toFixed(2)}%</td>` : ''}` +
@@ -156,6 +180,8 @@ export async function writeReport(dir: string, summary: CompareSummary, entries:
 <table><tr><th>recipe</th><th>${metricName}</th><th>points vs ${escape(first.recipe)}</th>${hasTop5 ? '<th>top-5</th>' : ''}${hasPixel ? '<th>pixel accuracy</th>' : ''}<th>epochs</th><th>seconds</th><th>images/s</th><th>stats</th></tr>
 ${rows}
 </table>
+<table>${entries.map((e) => `<tr><td>${escape(e.recipe)}</td><td style="text-align:left">${escape(recipeLine(e.result.config.recipe))}</td></tr>`).join('')}</table>
+${renderedNumerics.join('\n')}
 <h2>The run</h2>
 ${rowsTable(configRows(entries[0].result))}
 <h2>The recipes</h2>

@@ -141,6 +141,47 @@ export function recipeRows(recipe: Recipe): [string, string][] {
   ];
 }
 
+/** How a class is scaled, in a few words. */
+function scalingWords(spec: TensorClassSpec): string {
+  const s = spec.scaling;
+  if (s.mode === 'none') return 'unscaled';
+  if (s.mode === 'dynamic') return 'per-layer dynamic scale';
+  const granularity =
+    s.mode !== 'current' || s.granularity === 'tensor' ? 'per tensor'
+    : s.granularity === 'mx' ? `per MX block of ${s.block ?? 32}`
+    : s.granularity === 'tile' ? `per tile of ${s.block ?? 128}`
+    : `per ${s.granularity}`;
+  return `${s.mode === 'delayed' ? 'delayed amax' : 'amax'} scale ${granularity}`;
+}
+
+/**
+ * A recipe in one line: which GEMM operands it quantizes to what (and how they are scaled),
+ * which stay float32, how products accumulate, and the master weights and loss scaling where
+ * they are not float32 and none.
+ */
+export function recipeLine(recipe: Recipe): string {
+  const classes = [['weights', recipe.weights], ['activations', recipe.activations], ['errors', recipe.errors], ['weight gradients', recipe.weightGradients]] as const;
+  const groups = new Map<string, string[]>();
+  const float: string[] = [];
+  for (const [name, spec] of classes) {
+    if (!spec) {
+      float.push(name);
+      continue;
+    }
+    const key = `${spec.format} (${scalingWords(spec)}${spec.rounding === 'nearest' ? '' : `, ${spec.rounding} rounding`}${spec.saturate ? ', saturating' : ''})`;
+    groups.set(key, [...(groups.get(key) ?? []), name]);
+  }
+  const acc = recipe.accumulation;
+  const parts = [...groups].map(([what, names]) => `${names.join(', ')} ${what}`);
+  if (!parts.length && (acc.format === 'fp32' || acc.format === 'float32') && recipe.masterWeights.format === 'fp32') return 'float32 throughout: the reference';
+  if (float.length) parts.push(`${float.join(', ')} float32`);
+  parts.push(`accumulation ${acc.format}${acc.chunk ? ` in chunks of ${acc.chunk}` : ''}${acc.promote ? `, promoted to ${acc.outer} every ${acc.promote}` : ''}`);
+  if (recipe.masterWeights.format !== 'fp32') parts.push(`master weights ${recipe.masterWeights.format}`);
+  if (recipe.moments.format !== 'fp32') parts.push(`optimizer moments ${recipe.moments.format}`);
+  if (recipe.lossScaling.mode !== 'none') parts.push(`${recipe.lossScaling.mode} loss scaling`);
+  return parts.join('; ');
+}
+
 export function rowsTable(rows: readonly [string, string][]): string {
   return `<table>${rows.map(([k, v]) => `<tr><td>${escapeHtml(k)}</td><td style="text-align:left">${escapeHtml(v)}</td></tr>`).join('')}</table>`;
 }
@@ -151,6 +192,19 @@ const TENSOR_TITLES: Record<StatTensor, string> = {
 
 function layerOrder(doc: StatsDocument): string[] {
   return [...new Set(doc.records.map((r) => r.layer))];
+}
+
+/**
+ * The distribution chart of the stats page for one tensor class at the last step collected
+ * (layers x binades of |x * scale|, with the candidate formats' ranges above): null when the
+ * document has no record of that class.
+ */
+export function lastDistribution(doc: StatsDocument, tensor: StatTensor): { step: number; spec: TopLevelSpec } | null {
+  const steps = doc.steps.filter((st) => doc.records.some((r) => r.tensor === tensor && r.step === st));
+  if (!steps.length) return null;
+  const step = steps[steps.length - 1];
+  const spec = heatmapSpec(doc, tensor, step, layerOrder(doc));
+  return spec ? { step, spec } : null;
 }
 
 /** Heatmap of layers x floor(log2 |x * scale|) at one step, with the candidate formats' ranges above it. */

@@ -29,7 +29,18 @@ describe('octet train / eval / compare', () => {
     assert.match(html, /points vs fp32/);
     assert.match(html, /<a href="fp8\/stats\.html">numerics<\/a>/);
     assert.ok(existsSync(join(out, 'fp32', 'stats.json')) && existsSync(join(out, 'fp8', 'stats.html')));
-    assert.match(r.stdout, /^fp8\s+\d+\.\d+%\s+\d+\.\d+%\s+1\s/m);
+    // The table with each recipe's difference from fp32 in points, then a line per recipe on what it quantized.
+    assert.match(r.stdout, /^recipe\s+top1\s+vs fp32\s+top-5/m);
+    assert.match(r.stdout, /^fp8\s+\d+\.\d+%\s+[+-]\d+\.\d\d\s+\d+\.\d+%\s+1\s/m);
+    assert.match(r.stdout, /^fp32\s+float32 throughout: the reference$/m);
+    assert.match(r.stdout, /^fp8\s+weights, activations, weight gradients e5m2 \(amax scale per tensor\); errors e5m2 \(per-layer dynamic scale\); accumulation e6m9 in chunks of 64$/m);
+    // The report opens with the table, the recipe lines and the per-layer numerics, the lab's error distribution among them.
+    const opening = html.slice(0, html.indexOf('<h2>The run</h2>'));
+    assert.match(opening, /points vs fp32/);
+    assert.match(opening, /errors e5m2 \(per-layer dynamic scale\)/);
+    assert.match(opening, /Error \(gradient\) scale per layer and step/);
+    assert.match(opening, /fp8: errors at step \d+ against the formats' ranges/);
+    assert.doesNotMatch(opening, /fp32: errors at step/, 'float32 errors have no distribution to show');
     assert.match(r.stdout, new RegExp(`Report: ${out.replace(/[/\\]/g, '.')}.report\\.html`));
   });
 
@@ -94,7 +105,7 @@ describe('octet train / eval / compare', () => {
     const r = await runOctet(['compare', '--model', 'unet', '--width', '4', '--depth', '2', '--data', 'mnist-seg', '--batch-size', '16', '--max-train', '32', '--max-test', '16',
       '--class-weights', 'median', '--recipes', 'fp32,fp8', '--out', out, '--no-progress']);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /recipe +miou +pixel acc +epochs/);
+    assert.match(r.stdout, /recipe +miou +vs fp32 +pixel acc +epochs/);
     const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
     for (const x of summary.results) {
       assert.equal(x.metric, 'miou');
