@@ -47,6 +47,13 @@ let releasing = false;
 /** Arrays some recorded node keeps (scanned while releasing): never handed back in the forward pass. */
 let keptBySomeNode = new WeakSet<ArrayBufferLike>();
 
+/**
+ * Arrays that ops allocated for their outputs while no graph was recorded (evaluation under
+ * noGrad inside withActivationRelease): the intermediates dropIntermediate may hand back there,
+ * where no output has a node to tell it from the caller's data.
+ */
+let producedUnrecorded = new WeakSet<ArrayBufferLike>();
+
 /** Typed arrays reachable from a node's saved values (objects and arrays, three levels deep). */
 export function savedArrays(value: unknown, found: Set<ArrayBufferView>, depth = 0, seen = new Set<object>()): void {
   if (value === null || typeof value !== 'object' || seen.has(value)) return;
@@ -68,7 +75,10 @@ export function savedArrays(value: unknown, found: Set<ArrayBufferView>, depth =
 export function withActivationRelease<T>(fn: () => T): T {
   const previous = releasing;
   releasing = true;
-  if (!previous) keptBySomeNode = new WeakSet();
+  if (!previous) {
+    keptBySomeNode = new WeakSet();
+    producedUnrecorded = new WeakSet();
+  }
   try {
     return fn();
   } finally {
@@ -84,13 +94,15 @@ export function releasingActivations(): boolean {
 /**
  * In a chain of modules (a Sequential, a residual block) after `next` was computed from `prev`:
  * while withActivationRelease runs, prev's array goes back to the buffer pool when it is a dead
- * intermediate: computed by a recorded op, not the chain's `input`, not shared with `next` (an
+ * intermediate: computed by a recorded op (or, with no graph recorded, in an array an op allocated
+ * for its output), not the chain's `input`, not shared with `next` (an
  * in-place layer, a view), not a parameter's or data's, and kept by no recorded node (a float32
  * convolution's saved input waits for the backward pass instead). Otherwise nothing happens.
  */
 export function dropIntermediate(prev: Tensor, next: Tensor, input: Tensor): void {
-  if (!releasing || prev === input || prev.gradFn === null) return;
+  if (!releasing || prev === input) return;
   const buffer = prev.data.buffer;
+  if (prev.gradFn === null && !producedUnrecorded.has(buffer)) return;
   if (buffer === input.data.buffer || buffer === next.data.buffer || notActivations.has(buffer) || keptBySomeNode.has(buffer)) return;
   recycle(prev.data);
 }
@@ -126,7 +138,13 @@ export function record<Saved>(
   borrowed?: readonly (Float32Array | null | undefined)[],
 ): Tensor {
   const profiler = activeProfiler();
-  if (gradEnabled && inputs.some((t) => t !== null && t.requiresGrad)) {
+  const recording = gradEnabled && inputs.some((t) => t !== null && t.requiresGrad);
+  if (releasing && !recording) {
+    // An output in an array of its own, or over an input that was such an output (an in-place op).
+    const over = inputs.find((t) => t !== null && t.data.buffer === output.data.buffer);
+    if (!over || producedUnrecorded.has(over.data.buffer)) producedUnrecorded.add(output.data.buffer);
+  }
+  if (recording) {
     output.requiresGrad = true;
     for (const t of inputs) {
       // An output over an input's array (a view, an identity tap, an in-place op): when that array

@@ -5,7 +5,7 @@
  * batch size its run evaluated with, so it reproduces the run's last evaluation bit for bit.
  * Evaluating changes no state a training run depends on (see LayerQuantState.quantize).
  */
-import { noGrad } from '../autograd/index.js';
+import { noGrad, withActivationRelease } from '../autograd/index.js';
 import { makeBatch, type Dataset } from '../data/index.js';
 import type { ConvAlgorithm } from '../kernels/index.js';
 import type { Module } from '../nn/index.js';
@@ -35,7 +35,8 @@ export function evaluate(
   let lossSum = 0;
   let lossCount = 0;
   const confusion = new ConfusionMatrix(classes);
-  noGrad(() => {
+  // Only the logits are read: the model's intermediates go back to the buffer pool as it runs.
+  withActivationRelease(() => noGrad(() => {
     for (let start = 0; start < count; start += batchSize) {
       const indices = Int32Array.from({ length: Math.min(batchSize, count - start) }, (_, i) => start + i);
       const batch = makeBatch(split, indices, dataset.normalization, null);
@@ -49,7 +50,7 @@ export function evaluate(
         confusion.addSegmentation(logits.data, batch.labels, indices.length, dataset.ignoreIndex ?? -1);
       }
     }
-  });
+  }));
   model.train(wasTraining);
   const loss = lossSum / Math.max(1, lossCount);
   if (dataset.task === 'classification') return { metric: 'top1', value: top1 / count, top5: top5 / count, loss };

@@ -242,3 +242,47 @@ describe('dropIntermediate', () => {
     });
   });
 });
+
+describe('dropIntermediate without a graph (evaluation)', () => {
+  test('hands back what ops allocated, never the input, a view of it or a parameter', () => {
+    const x = new Tensor(uniform(1 << 15, 51), [1 << 15]);
+    const w = new Tensor(uniform(1 << 15, 52), [1 << 15]).requireGrad();
+    const handedBack = (a: Float32Array) => {
+      const taken = Array.from({ length: 8 }, () => takeBuffer(a.length));
+      for (const t of taken) recycle(t);
+      return taken.includes(a);
+    };
+    withActivationRelease(() => noGrad(() => {
+      const h = mul(x, w);
+      dropIntermediate(h, relu(h), x);
+      assert.ok(handedBack(h.data), 'an op\'s output');
+      const inPlace = relu(mul(x, w), { inPlace: true });
+      dropIntermediate(inPlace, relu(inPlace), x);
+      assert.ok(handedBack(inPlace.data), 'an in-place op over an op\'s output');
+      const view = reshape(x, [1 << 15]);
+      dropIntermediate(view, relu(view), view);
+      dropIntermediate(view, relu(view), w);
+      assert.ok(!handedBack(x.data), 'a view of the data');
+      const weightView = reshape(w, [1 << 15]);
+      dropIntermediate(weightView, relu(weightView), x);
+      assert.ok(!handedBack(w.data), 'a view of a parameter');
+    }));
+  });
+
+  for (const recipe of ['fp32', 'fp8']) {
+    test(`${recipe}: a ResNet's evaluation gives the same logits with its intermediates released`, () => {
+      const model = buildModel('resnet20', { width: 8, classes: 10, inChannels: 1, seed: 3 });
+      applyRecipe(model, presetRecipe(recipe), { seed: 1 });
+      model.eval();
+      const x = new Tensor(uniform(16 * 28 * 28, 53), [16, 1, 28, 28]);
+      const plain = noGrad(() => Float32Array.from(model.call(x).data));
+      for (let round = 0; round < 2; round++) {
+        const released = withActivationRelease(() => noGrad(() => Float32Array.from(model.call(x).data)));
+        const stale = Array.from({ length: 8 }, () => takeBuffer(8 * 28 * 28 * 16).fill(Number.NaN));
+        for (const a of stale) recycle(a);
+        assert.deepEqual(released, plain);
+      }
+      assert.deepEqual(Array.from(x.data), Array.from(uniform(16 * 28 * 28, 53)), 'the input is untouched');
+    });
+  }
+});
