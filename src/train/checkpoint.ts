@@ -15,7 +15,7 @@ import { blockQuantize, encode } from '../kernels/index.js';
 import { Dropout, type Module } from '../nn/index.js';
 import type { Optimizer, OptimizerState } from '../optim/index.js';
 import { amaxOf, scaleFromAmax, type QuantSession, type SessionState } from '../quant/index.js';
-import { asFloat32, f32Tensor, readSafetensors, writeSafetensors, type StoredTensor } from './safetensors.js';
+import { asFloat32, codeDtype, f32Tensor, packCodes, readSafetensors, writeSafetensors, type SafetensorsDtype, type StoredTensor } from './safetensors.js';
 
 export const CHECKPOINT_FORMAT = 'octet-checkpoint-1';
 
@@ -36,10 +36,11 @@ export interface CheckpointRecord<Config> {
  * A block-scaled recipe's weights as its forward GEMMs use them: [OC, K] codes (K = in * kh * kw)
  * cut in blocks along K, and `weight_scale` [row blocks, K blocks]: E8M0 codes (F8_E8M0, value
  * 2^(code - 127), real weight = decode(code) * that) for mx, else float32 divisors (real weight =
- * decode(code) / scale). FP4 E2M1 goes out as F4 (two codes a byte); FP6, whose packed dtypes
- * are not written yet, is not exported.
+ * decode(code) / scale). FP4 E2M1 goes out as F4 (two codes a byte), FP6 as F6_E2M3 / F6_E3M2
+ * (four codes in three bytes; a layer whose weight count is not a multiple of 4 is not exported,
+ * as the specification has no partial groups).
  */
-function blockExport(layer: QuantSession['layers'][number], dtype: 'F8_E5M2' | 'F8_E4M3' | 'F4', tensors: Map<string, StoredTensor>): void {
+function blockExport(layer: QuantSession['layers'][number], dtype: SafetensorsDtype, tensors: Map<string, StoredTensor>): void {
   const w = layer.layer.weight;
   const rows = w.shape[0];
   const k = w.data.length / rows;
@@ -52,9 +53,8 @@ function blockExport(layer: QuantSession['layers'][number], dtype: 'F8_E5M2' | '
   const kBlocks = Math.ceil(k / q.blockK);
   const byRow = new Float32Array(rowBlocks * kBlocks);
   for (let kb = 0; kb < kBlocks; kb++) for (let rb = 0; rb < rowBlocks; rb++) byRow[rb * kBlocks + kb] = q.scales[kb * rowBlocks + rb];
-  // F4: two codes a byte, the first in the low nibble.
-  const bytes = dtype === 'F4' ? Uint8Array.from({ length: Math.ceil(codes.length / 2) }, (_, i) => codes[2 * i] | ((codes[2 * i + 1] ?? 0) << 4)) : codes;
-  tensors.set(`fp8.${layer.name}.weight`, { dtype, shape: [rows, k], bytes });
+  if ((dtype === 'F6_E2M3' || dtype === 'F6_E3M2') && codes.length % 4 !== 0) return;
+  tensors.set(`fp8.${layer.name}.weight`, { dtype, shape: [rows, k], bytes: packCodes(dtype, codes) });
   tensors.set(
     `fp8.${layer.name}.weight_scale`,
     q.scaleKind === 'e8m0'
@@ -68,18 +68,20 @@ function fp8Export(session: QuantSession, tensors: Map<string, StoredTensor>): v
     const spec = session.recipe.weights;
     if (!spec) continue;
     const format = resolveFormat(spec.format);
-    const dtype = format.name === 'float8_e5m2' ? 'F8_E5M2' : format.name === 'float8_e4m3fn' ? 'F8_E4M3' : null;
-    if (layer.blockScaled && (dtype || format.name === 'float4_e2m1fn')) {
-      blockExport(layer, dtype ?? 'F4', tensors);
+    const dtype = codeDtype(format.name);
+    if (!dtype) continue;
+    if (layer.blockScaled) {
+      blockExport(layer, dtype, tensors);
       continue;
     }
-    if (!dtype) continue;
     const w = layer.layer.weight;
     const scaling = spec.scaling;
     const margin = scaling.mode === 'current' || scaling.mode === 'delayed' ? scaling.margin : 0;
     const scale = scaling.mode === 'none' ? 1 : (scaleFromAmax(amaxOf(w.data), format, margin, true) ?? 1);
     const scaled = w.data.map((v) => v * scale);
-    tensors.set(`fp8.${layer.name}.weight`, { dtype, shape: [...w.shape], bytes: encode(scaled, format, { saturate: true }) as Uint8Array });
+    const codes = encode(scaled, format, { saturate: true }) as Uint8Array;
+    if ((dtype === 'F6_E2M3' || dtype === 'F6_E3M2') && codes.length % 4 !== 0) continue;
+    tensors.set(`fp8.${layer.name}.weight`, { dtype, shape: [...w.shape], bytes: packCodes(dtype, codes) });
     tensors.set(`fp8.${layer.name}.weight_scale`, f32Tensor(Float32Array.of(scale), [1]));
   }
 }

@@ -2,18 +2,67 @@
  * The safetensors file format (huggingface/safetensors): an 8-byte little-endian header length N,
  * N bytes of JSON mapping each tensor name to {dtype, shape, data_offsets: [begin, end]} (offsets
  * into the data that follows, in order, without gaps) plus an optional "__metadata__" object of
- * strings, then the data. FP8 tensors use the dtype names F8_E5M2 and F8_E4M3 that other tools
- * read. Files are written atomically: to a temporary file in the same folder, flushed, then
+ * strings, then the data. Low-precision codes use the specification's dtype names (F8_E5M2,
+ * F8_E4M3, the FNUZ variants, F8_E8M0, F6_E2M3, F6_E3M2, F4) that other tools read. Files are written atomically: to a temporary file in the same folder, flushed, then
  * renamed over the target, so a crash leaves either the old file or the new one.
  */
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { DataFileError } from '../data/index.js';
 
-/** F4 is OCP FP4 E2M1, two codes a byte, the first in the low nibble (a tensor of an odd count ends with a half-used byte). */
-export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'F8_E5M2' | 'F8_E4M3' | 'F8_E8M0' | 'F4' | 'U8' | 'I32' | 'U16';
+/**
+ * The dtype names of the safetensors specification that Octet reads and writes. F4 is OCP FP4
+ * E2M1, two codes a byte, the first in the low nibble (a tensor of an odd count ends with a
+ * half-used byte); F6_E2M3 and F6_E3M2 are OCP FP6, four codes in three bytes as one little-endian
+ * bit stream (code i in bits 6i to 6i+5, counting from the first byte's lowest bit), so their
+ * element count must be a multiple of 4, as the specification requires of sub-byte dtypes;
+ * F8_E4M3FNUZ and F8_E5M2FNUZ are the FNUZ FP8 variants.
+ */
+export type SafetensorsDtype =
+  | 'F32' | 'F16' | 'BF16' | 'F8_E5M2' | 'F8_E4M3' | 'F8_E4M3FNUZ' | 'F8_E5M2FNUZ' | 'F8_E8M0' | 'F6_E2M3' | 'F6_E3M2' | 'F4' | 'U8' | 'I32' | 'U16';
 
-const DTYPE_BYTES: Record<SafetensorsDtype, number> = { F32: 4, F16: 2, BF16: 2, F8_E5M2: 1, F8_E4M3: 1, F8_E8M0: 1, F4: 0.5, U8: 1, I32: 4, U16: 2 };
+const DTYPE_BYTES: Record<SafetensorsDtype, number> = {
+  F32: 4, F16: 2, BF16: 2, F8_E5M2: 1, F8_E4M3: 1, F8_E4M3FNUZ: 1, F8_E5M2FNUZ: 1, F8_E8M0: 1, F6_E2M3: 0.75, F6_E3M2: 0.75, F4: 0.5, U8: 1, I32: 4, U16: 2,
+};
+
+/** The dtype a format's codes are stored as, where the specification names one (null otherwise). */
+export function codeDtype(formatName: string): SafetensorsDtype | null {
+  const names: Record<string, SafetensorsDtype> = {
+    float8_e5m2: 'F8_E5M2', float8_e4m3fn: 'F8_E4M3', float8_e4m3fnuz: 'F8_E4M3FNUZ', float8_e5m2fnuz: 'F8_E5M2FNUZ',
+    float6_e2m3fn: 'F6_E2M3', float6_e3m2fn: 'F6_E3M2', float4_e2m1fn: 'F4',
+  };
+  return names[formatName] ?? null;
+}
+
+/** Codes (one a byte) as the bytes of `dtype`: packed for F4 and the F6 dtypes, as they are otherwise. */
+export function packCodes(dtype: SafetensorsDtype, codes: Uint8Array): Uint8Array {
+  if (dtype === 'F4') return Uint8Array.from({ length: Math.ceil(codes.length / 2) }, (_, i) => (codes[2 * i] & 0xf) | (((codes[2 * i + 1] ?? 0) & 0xf) << 4));
+  if (dtype === 'F6_E2M3' || dtype === 'F6_E3M2') {
+    if (codes.length % 4 !== 0) throw new Error(`safetensors: ${dtype} packs four codes in three bytes; ${codes.length} codes is not a multiple of 4`);
+    const out = new Uint8Array((codes.length / 4) * 3);
+    for (let g = 0; g < codes.length / 4; g++) {
+      const v = (codes[4 * g] & 0x3f) | ((codes[4 * g + 1] & 0x3f) << 6) | ((codes[4 * g + 2] & 0x3f) << 12) | ((codes[4 * g + 3] & 0x3f) << 18);
+      out[3 * g] = v & 0xff;
+      out[3 * g + 1] = (v >> 8) & 0xff;
+      out[3 * g + 2] = (v >> 16) & 0xff;
+    }
+    return out;
+  }
+  return codes;
+}
+
+/** The `count` codes of a tensor's bytes, one a byte (packCodes undone). */
+export function unpackCodes(dtype: SafetensorsDtype, bytes: Uint8Array, count: number): Uint8Array {
+  if (dtype === 'F4') return Uint8Array.from({ length: count }, (_, i) => (bytes[i >> 1] >> (4 * (i & 1))) & 0xf);
+  if (dtype === 'F6_E2M3' || dtype === 'F6_E3M2') {
+    return Uint8Array.from({ length: count }, (_, i) => {
+      const g = 3 * (i >> 2);
+      const v = bytes[g] | (bytes[g + 1] << 8) | (bytes[g + 2] << 16);
+      return (v >> (6 * (i & 3))) & 0x3f;
+    });
+  }
+  return bytes.slice(0, count);
+}
 
 export interface StoredTensor {
   dtype: SafetensorsDtype;
@@ -37,7 +86,9 @@ export function encodeSafetensors(tensors: ReadonlyMap<string, StoredTensor>, me
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
   let offset = 0;
   for (const [name, t] of tensors) {
-    const expected = Math.ceil(t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype]);
+    const count = t.shape.reduce((a, b) => a * b, 1);
+    if (DTYPE_BYTES[t.dtype] === 0.75 && count % 4 !== 0) throw new Error(`safetensors: ${name} has ${count} elements of ${t.dtype}; a 6-bit dtype needs a multiple of 4`);
+    const expected = Math.ceil(count * DTYPE_BYTES[t.dtype]);
     if (t.bytes.length !== expected) throw new Error(`safetensors: ${name} has ${t.bytes.length} bytes; shape [${t.shape}] of ${t.dtype} needs ${expected}`);
     header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.bytes.length] };
     offset += t.bytes.length;
@@ -81,7 +132,9 @@ export function decodeSafetensors(bytes: Uint8Array, file: string): { tensors: M
       throw corrupt(`tensor ${name} has dtype ${String(info.dtype)}; expected one of ${Object.keys(DTYPE_BYTES).join(', ')} with shape and data_offsets`);
     }
     const [begin, end] = info.data_offsets;
-    const size = Math.ceil(info.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[info.dtype as SafetensorsDtype]);
+    const count = info.shape.reduce((a, b) => a * b, 1);
+    if (DTYPE_BYTES[info.dtype as SafetensorsDtype] === 0.75 && count % 4 !== 0) throw corrupt(`tensor ${name} holds ${count} elements of ${info.dtype}; a 6-bit dtype needs a multiple of 4`);
+    const size = Math.ceil(count * DTYPE_BYTES[info.dtype as SafetensorsDtype]);
     if (begin !== expectedStart || end - begin !== size || end > data.length) throw corrupt(`tensor ${name} occupies bytes ${begin}-${end} of ${data.length}; expected ${size} bytes from ${expectedStart}`);
     expectedStart = end;
     tensors.set(name, { dtype: info.dtype as SafetensorsDtype, shape: info.shape, bytes: data.subarray(begin, end) });

@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { decodeSafetensors, encodeSafetensors, readSafetensors, writeSafetensors, type StoredTensor } from '../../src/train/index.js';
+import { codeDtype, decodeSafetensors, encodeSafetensors, packCodes, readSafetensors, unpackCodes, writeSafetensors, type StoredTensor } from '../../src/train/index.js';
 
 const tensors = new Map<string, StoredTensor>([
   ['w', { dtype: 'F32', shape: [2, 2], bytes: new Uint8Array(Float32Array.of(1, -2, 3.5, 0).buffer) }],
@@ -34,6 +34,43 @@ describe('safetensors', () => {
     assert.deepEqual(Array.from(back.tensors.get('fp4')!.bytes), [0x21, 0x07]);
     assert.equal(back.tensors.get('scale')!.dtype, 'F8_E8M0');
     assert.throws(() => encodeSafetensors(new Map([['fp4', { dtype: 'F4', shape: [3], bytes: Uint8Array.of(1) }]])), /needs 2/);
+  });
+
+  test('F6 packs four codes in three bytes, little-endian bit stream; counts must be multiples of 4', () => {
+    // Codes 1, 2, 3, 63: bits 000001 | 000010 << 6 | 000011 << 12 | 111111 << 18 = 0xfc3081.
+    const codes = Uint8Array.of(1, 2, 3, 63);
+    const packed = packCodes('F6_E2M3', codes);
+    assert.deepEqual(Array.from(packed), [0x81, 0x30, 0xfc]);
+    const random = Uint8Array.from({ length: 4096 }, (_, i) => (i * 37 + (i >> 3)) & 0x3f);
+    for (const dtype of ['F6_E2M3', 'F6_E3M2'] as const) {
+      const bytes = packCodes(dtype, random);
+      assert.equal(bytes.length, 3072);
+      assert.deepEqual(unpackCodes(dtype, bytes, random.length), random);
+      const back = decodeSafetensors(encodeSafetensors(new Map([['w', { dtype, shape: [64, 64], bytes }]])), 'x');
+      assert.equal(back.tensors.get('w')!.dtype, dtype);
+      assert.deepEqual(unpackCodes(dtype, back.tensors.get('w')!.bytes, 4096), random);
+    }
+    assert.throws(() => packCodes('F6_E3M2', Uint8Array.of(1, 2, 3)), /3 codes is not a multiple of 4/);
+    assert.throws(() => encodeSafetensors(new Map([['w', { dtype: 'F6_E2M3', shape: [6], bytes: new Uint8Array(5) }]])), /6 elements of F6_E2M3; a 6-bit dtype needs a multiple of 4/);
+    // A file that claims 6 six-bit codes is refused when read.
+    const good = encodeSafetensors(new Map([['w', { dtype: 'F6_E2M3', shape: [8], bytes: new Uint8Array(6) }]]));
+    const text = new TextDecoder().decode(good).replace('[8]', '[6]');
+    assert.throws(() => decodeSafetensors(new TextEncoder().encode(text), 'bad.safetensors'), /holds 6 elements of F6_E2M3; a 6-bit dtype needs a multiple of 4/);
+    // F4 through the same functions; 8-bit dtypes pass through.
+    assert.deepEqual(Array.from(packCodes('F4', Uint8Array.of(1, 2, 7))), [0x21, 0x07]);
+    assert.deepEqual(Array.from(unpackCodes('F4', Uint8Array.of(0x21, 0x07), 3)), [1, 2, 7]);
+    assert.deepEqual(Array.from(packCodes('F8_E4M3FNUZ', Uint8Array.of(0x80, 1))), [0x80, 1]);
+  });
+
+  test('the code dtypes of the formats', () => {
+    assert.equal(codeDtype('float8_e5m2'), 'F8_E5M2');
+    assert.equal(codeDtype('float8_e4m3fn'), 'F8_E4M3');
+    assert.equal(codeDtype('float8_e4m3fnuz'), 'F8_E4M3FNUZ');
+    assert.equal(codeDtype('float8_e5m2fnuz'), 'F8_E5M2FNUZ');
+    assert.equal(codeDtype('float6_e2m3fn'), 'F6_E2M3');
+    assert.equal(codeDtype('float6_e3m2fn'), 'F6_E3M2');
+    assert.equal(codeDtype('float4_e2m1fn'), 'F4');
+    assert.equal(codeDtype('float16'), null);
   });
 
   test('written atomically: no temporary file is left, and the file reads back', () => {

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { loadDataset, type Dataset } from '../../src/data/index.js';
 import { mnistData, smallRun } from '../helpers/runs.js';
-import { CHECKPOINT_FILE, buildTrainModel, readCheckpointRecord, readSafetensors, restoreCheckpoint, train, type TrainConfig } from '../../src/train/index.js';
+import { CHECKPOINT_FILE, asFloat32, buildTrainModel, readCheckpointRecord, readSafetensors, restoreCheckpoint, train, unpackCodes, type TrainConfig } from '../../src/train/index.js';
+import { decode } from '../../src/kernels/index.js';
 
 const base = smallRun;
 const data = mnistData;
@@ -267,7 +268,7 @@ describe('block-scaled recipes', () => {
 
   test('deepseek-v3 and rowwise train a few steps with finite losses', async () => {
     const dataset = await data();
-    for (const recipe of ['deepseek-v3', 'rowwise', 'mxfp4']) {
+    for (const recipe of ['deepseek-v3', 'rowwise', 'mxfp4', 'mxfp6']) {
       const out = mkdtempSync(join(tmpdir(), `octet-${recipe}-`));
       const result = await train(base(recipe, { epochs: 1, maxTrain: 64 }), dataset, out);
       assert.ok(result.completed && Number.isFinite(result.final!.value), recipe);
@@ -279,6 +280,30 @@ describe('block-scaled recipes', () => {
         assert.equal(w.bytes.length, Math.ceil((w.shape[0] * w.shape[1]) / 2));
         assert.equal(tensors.get('fp8.layer1.0.conv1.weight_scale')!.dtype, 'F8_E8M0');
         assert.ok(!tensors.has('fp8.conv1.weight'), 'the first layer stays float32 under mxfp4');
+      }
+      if (recipe === 'mxfp6') {
+        // FP6 E2M3 weights go out as F6_E2M3, four codes in three bytes, with E8M0 block scales,
+        // and decode to the model's weights within E2M3's rounding of each block of 32.
+        const { tensors } = readSafetensors(join(out, CHECKPOINT_FILE));
+        const w = tensors.get('fp8.layer1.0.conv1.weight')!;
+        const s = tensors.get('fp8.layer1.0.conv1.weight_scale')!;
+        assert.equal(w.dtype, 'F6_E2M3');
+        assert.equal(s.dtype, 'F8_E8M0');
+        const [rows, k] = w.shape;
+        assert.equal(w.bytes.length, (rows * k * 3) / 4);
+        const values = decode(unpackCodes('F6_E2M3', w.bytes, rows * k), 'e2m3');
+        const model = asFloat32(tensors.get('model.layer1.0.conv1.weight')!, 'w', 'x');
+        const kBlocks = s.shape[1];
+        for (let r = 0; r < rows; r++) {
+          for (let b = 0; b < kBlocks; b++) {
+            const scale = 2 ** (s.bytes[r * kBlocks + b] - 127);
+            let amax = 0;
+            for (let t = 32 * b; t < Math.min(k, 32 * b + 32); t++) amax = Math.max(amax, Math.abs(model[r * k + t]));
+            for (let t = 32 * b; t < Math.min(k, 32 * b + 32); t++) {
+              assert.ok(Math.abs(values[r * k + t] * scale - model[r * k + t]) <= amax / 8, `weight [${r}, ${t}]`);
+            }
+          }
+        }
       }
     }
   });
