@@ -15,7 +15,7 @@ import { blockQuantize, encode } from '../kernels/index.js';
 import { Dropout, type Module } from '../nn/index.js';
 import type { Optimizer, OptimizerState } from '../optim/index.js';
 import { amaxOf, scaleFromAmax, type QuantSession, type SessionState } from '../quant/index.js';
-import { asFloat32, codeDtype, f32Tensor, packCodes, readSafetensors, writeSafetensors, type SafetensorsDtype, type StoredTensor } from './safetensors.js';
+import { asFloat32, codeDtype, f32Tensor, fillsBytes, packCodes, readSafetensors, writeSafetensors, type SafetensorsDtype, type StoredTensor } from './safetensors.js';
 
 export const CHECKPOINT_FORMAT = 'octet-checkpoint-1';
 
@@ -37,8 +37,8 @@ export interface CheckpointRecord<Config> {
  * cut in blocks along K, and `weight_scale` [row blocks, K blocks]: E8M0 codes (F8_E8M0, value
  * 2^(code - 127), real weight = decode(code) * that) for mx, else float32 divisors (real weight =
  * decode(code) / scale). FP4 E2M1 goes out as F4 (two codes a byte), FP6 as F6_E2M3 / F6_E3M2
- * (four codes in three bytes; a layer whose weight count is not a multiple of 4 is not exported,
- * as the specification has no partial groups).
+ * (four codes in three bytes). The specification wants sub-byte tensors to fill whole bytes: a
+ * layer with an odd count of FP4 weights, or one not a multiple of 4 of FP6, is left out.
  */
 function blockExport(layer: QuantSession['layers'][number], dtype: SafetensorsDtype, tensors: Map<string, StoredTensor>): void {
   const w = layer.layer.weight;
@@ -53,7 +53,7 @@ function blockExport(layer: QuantSession['layers'][number], dtype: SafetensorsDt
   const kBlocks = Math.ceil(k / q.blockK);
   const byRow = new Float32Array(rowBlocks * kBlocks);
   for (let kb = 0; kb < kBlocks; kb++) for (let rb = 0; rb < rowBlocks; rb++) byRow[rb * kBlocks + kb] = q.scales[kb * rowBlocks + rb];
-  if ((dtype === 'F6_E2M3' || dtype === 'F6_E3M2') && codes.length % 4 !== 0) return;
+  if (!fillsBytes(dtype, codes.length)) return;
   tensors.set(`fp8.${layer.name}.weight`, { dtype, shape: [rows, k], bytes: packCodes(dtype, codes) });
   tensors.set(
     `fp8.${layer.name}.weight_scale`,
@@ -80,7 +80,7 @@ function fp8Export(session: QuantSession, tensors: Map<string, StoredTensor>): v
     const scale = scaling.mode === 'none' ? 1 : (scaleFromAmax(amaxOf(w.data), format, margin, true) ?? 1);
     const scaled = w.data.map((v) => v * scale);
     const codes = encode(scaled, format, { saturate: true }) as Uint8Array;
-    if ((dtype === 'F6_E2M3' || dtype === 'F6_E3M2') && codes.length % 4 !== 0) continue;
+    if (!fillsBytes(dtype, codes.length)) continue;
     tensors.set(`fp8.${layer.name}.weight`, { dtype, shape: [...w.shape], bytes: packCodes(dtype, codes) });
     tensors.set(`fp8.${layer.name}.weight_scale`, f32Tensor(Float32Array.of(scale), [1]));
   }

@@ -11,7 +11,7 @@ export type { ClassWeightSpec, Criterion } from './criterion.js';
 export { CHECKPOINT_FORMAT, checkpointMasks, readCheckpointRecord, restoreCheckpoint, saveCheckpoint } from './checkpoint.js';
 export type { StoredMask } from './checkpoint.js';
 export type { CheckpointRecord } from './checkpoint.js';
-export { asFloat32, codeDtype, decodeSafetensors, encodeSafetensors, packCodes, readSafetensors, unpackCodes, writeFileAtomic, writeSafetensors } from './safetensors.js';
+export { asFloat32, codeDtype, decodeSafetensors, fillsBytes, encodeSafetensors, packCodes, readSafetensors, unpackCodes, writeFileAtomic, writeSafetensors } from './safetensors.js';
 export type { SafetensorsDtype, StoredTensor } from './safetensors.js';
 export { baselineOf, pointsText, summarizeComparison, writeReport } from './report.js';
 export type { CompareEntry, CompareSummary } from './report.js';

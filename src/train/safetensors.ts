@@ -12,10 +12,10 @@ import { DataFileError } from '../data/index.js';
 
 /**
  * The dtype names of the safetensors specification that Octet reads and writes. F4 is OCP FP4
- * E2M1, two codes a byte, the first in the low nibble (a tensor of an odd count ends with a
- * half-used byte); F6_E2M3 and F6_E3M2 are OCP FP6, four codes in three bytes as one little-endian
- * bit stream (code i in bits 6i to 6i+5, counting from the first byte's lowest bit), so their
- * element count must be a multiple of 4, as the specification requires of sub-byte dtypes;
+ * E2M1, two codes a byte, the first in the low nibble; F6_E2M3 and F6_E3M2 are OCP FP6, four codes
+ * in three bytes as one little-endian bit stream (code i in bits 6i to 6i+5, counting from the
+ * first byte's lowest bit). The specification wants sub-byte tensors to fill whole bytes: an even
+ * count of F4 codes, a multiple of 4 of F6 codes;
  * F8_E4M3FNUZ and F8_E5M2FNUZ are the FNUZ FP8 variants.
  */
 export type SafetensorsDtype =
@@ -24,6 +24,16 @@ export type SafetensorsDtype =
 const DTYPE_BYTES: Record<SafetensorsDtype, number> = {
   F32: 4, F16: 2, BF16: 2, F8_E5M2: 1, F8_E4M3: 1, F8_E4M3FNUZ: 1, F8_E5M2FNUZ: 1, F8_E8M0: 1, F6_E2M3: 0.75, F6_E3M2: 0.75, F4: 0.5, U8: 1, I32: 4, U16: 2,
 };
+
+/** Elements that fill whole bytes: 2 for F4, 4 for the F6 dtypes, 1 otherwise. */
+function wholeBytes(dtype: SafetensorsDtype): number {
+  return DTYPE_BYTES[dtype] === 0.5 ? 2 : DTYPE_BYTES[dtype] === 0.75 ? 4 : 1;
+}
+
+/** Whether `count` codes of `dtype` fill whole bytes, as the specification wants. */
+export function fillsBytes(dtype: SafetensorsDtype, count: number): boolean {
+  return count % wholeBytes(dtype) === 0;
+}
 
 /** The dtype a format's codes are stored as, where the specification names one (null otherwise). */
 export function codeDtype(formatName: string): SafetensorsDtype | null {
@@ -36,9 +46,9 @@ export function codeDtype(formatName: string): SafetensorsDtype | null {
 
 /** Codes (one a byte) as the bytes of `dtype`: packed for F4 and the F6 dtypes, as they are otherwise. */
 export function packCodes(dtype: SafetensorsDtype, codes: Uint8Array): Uint8Array {
-  if (dtype === 'F4') return Uint8Array.from({ length: Math.ceil(codes.length / 2) }, (_, i) => (codes[2 * i] & 0xf) | (((codes[2 * i + 1] ?? 0) & 0xf) << 4));
+  if (codes.length % wholeBytes(dtype) !== 0) throw new Error(`safetensors: ${dtype} fills whole bytes with ${wholeBytes(dtype)} codes; ${codes.length} codes is not a multiple of ${wholeBytes(dtype)}`);
+  if (dtype === 'F4') return Uint8Array.from({ length: codes.length / 2 }, (_, i) => (codes[2 * i] & 0xf) | ((codes[2 * i + 1] & 0xf) << 4));
   if (dtype === 'F6_E2M3' || dtype === 'F6_E3M2') {
-    if (codes.length % 4 !== 0) throw new Error(`safetensors: ${dtype} packs four codes in three bytes; ${codes.length} codes is not a multiple of 4`);
     const out = new Uint8Array((codes.length / 4) * 3);
     for (let g = 0; g < codes.length / 4; g++) {
       const v = (codes[4 * g] & 0x3f) | ((codes[4 * g + 1] & 0x3f) << 6) | ((codes[4 * g + 2] & 0x3f) << 12) | ((codes[4 * g + 3] & 0x3f) << 18);
@@ -87,7 +97,8 @@ export function encodeSafetensors(tensors: ReadonlyMap<string, StoredTensor>, me
   let offset = 0;
   for (const [name, t] of tensors) {
     const count = t.shape.reduce((a, b) => a * b, 1);
-    if (DTYPE_BYTES[t.dtype] === 0.75 && count % 4 !== 0) throw new Error(`safetensors: ${name} has ${count} elements of ${t.dtype}; a 6-bit dtype needs a multiple of 4`);
+    const group = wholeBytes(t.dtype);
+    if (count % group !== 0) throw new Error(`safetensors: ${name} has ${count} elements of ${t.dtype}; a sub-byte dtype needs a multiple of ${group} (whole bytes)`);
     const expected = Math.ceil(count * DTYPE_BYTES[t.dtype]);
     if (t.bytes.length !== expected) throw new Error(`safetensors: ${name} has ${t.bytes.length} bytes; shape [${t.shape}] of ${t.dtype} needs ${expected}`);
     header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.bytes.length] };
@@ -133,7 +144,8 @@ export function decodeSafetensors(bytes: Uint8Array, file: string): { tensors: M
     }
     const [begin, end] = info.data_offsets;
     const count = info.shape.reduce((a, b) => a * b, 1);
-    if (DTYPE_BYTES[info.dtype as SafetensorsDtype] === 0.75 && count % 4 !== 0) throw corrupt(`tensor ${name} holds ${count} elements of ${info.dtype}; a 6-bit dtype needs a multiple of 4`);
+    const group = wholeBytes(info.dtype as SafetensorsDtype);
+    if (count % group !== 0) throw corrupt(`tensor ${name} holds ${count} elements of ${info.dtype}; a sub-byte dtype needs a multiple of ${group} (whole bytes)`);
     const size = Math.ceil(count * DTYPE_BYTES[info.dtype as SafetensorsDtype]);
     if (begin !== expectedStart || end - begin !== size || end > data.length) throw corrupt(`tensor ${name} occupies bytes ${begin}-${end} of ${data.length}; expected ${size} bytes from ${expectedStart}`);
     expectedStart = end;

@@ -25,15 +25,16 @@ describe('safetensors', () => {
     assert.equal(back.metadata.note, 'hi');
   });
 
-  test('F4 packs two codes a byte (an odd count ends half used) and F8_E8M0 one a byte', () => {
+  test('F4 packs two codes a byte (whole bytes only, as the specification wants) and F8_E8M0 one a byte', () => {
     const packed = new Map<string, StoredTensor>([
-      ['fp4', { dtype: 'F4', shape: [3], bytes: Uint8Array.of(0x21, 0x07) }],
+      ['fp4', { dtype: 'F4', shape: [4], bytes: Uint8Array.of(0x21, 0x07) }],
       ['scale', { dtype: 'F8_E8M0', shape: [1], bytes: Uint8Array.of(127) }],
     ]);
     const back = decodeSafetensors(encodeSafetensors(packed), 'x');
     assert.deepEqual(Array.from(back.tensors.get('fp4')!.bytes), [0x21, 0x07]);
     assert.equal(back.tensors.get('scale')!.dtype, 'F8_E8M0');
-    assert.throws(() => encodeSafetensors(new Map([['fp4', { dtype: 'F4', shape: [3], bytes: Uint8Array.of(1) }]])), /needs 2/);
+    assert.throws(() => encodeSafetensors(new Map([['fp4', { dtype: 'F4', shape: [4], bytes: Uint8Array.of(1) }]])), /needs 2/);
+    assert.throws(() => encodeSafetensors(new Map([['fp4', { dtype: 'F4', shape: [3], bytes: Uint8Array.of(1, 2) }]])), /3 elements of F4; a sub-byte dtype needs a multiple of 2/);
   });
 
   test('F6 packs four codes in three bytes, little-endian bit stream; counts must be multiples of 4', () => {
@@ -51,14 +52,15 @@ describe('safetensors', () => {
       assert.deepEqual(unpackCodes(dtype, back.tensors.get('w')!.bytes, 4096), random);
     }
     assert.throws(() => packCodes('F6_E3M2', Uint8Array.of(1, 2, 3)), /3 codes is not a multiple of 4/);
-    assert.throws(() => encodeSafetensors(new Map([['w', { dtype: 'F6_E2M3', shape: [6], bytes: new Uint8Array(5) }]])), /6 elements of F6_E2M3; a 6-bit dtype needs a multiple of 4/);
+    assert.throws(() => encodeSafetensors(new Map([['w', { dtype: 'F6_E2M3', shape: [6], bytes: new Uint8Array(5) }]])), /6 elements of F6_E2M3; a sub-byte dtype needs a multiple of 4/);
     // A file that claims 6 six-bit codes is refused when read.
     const good = encodeSafetensors(new Map([['w', { dtype: 'F6_E2M3', shape: [8], bytes: new Uint8Array(6) }]]));
     const text = new TextDecoder().decode(good).replace('[8]', '[6]');
-    assert.throws(() => decodeSafetensors(new TextEncoder().encode(text), 'bad.safetensors'), /holds 6 elements of F6_E2M3; a 6-bit dtype needs a multiple of 4/);
+    assert.throws(() => decodeSafetensors(new TextEncoder().encode(text), 'bad.safetensors'), /holds 6 elements of F6_E2M3; a sub-byte dtype needs a multiple of 4/);
     // F4 through the same functions; 8-bit dtypes pass through.
-    assert.deepEqual(Array.from(packCodes('F4', Uint8Array.of(1, 2, 7))), [0x21, 0x07]);
-    assert.deepEqual(Array.from(unpackCodes('F4', Uint8Array.of(0x21, 0x07), 3)), [1, 2, 7]);
+    assert.deepEqual(Array.from(packCodes('F4', Uint8Array.of(1, 2, 7, 0))), [0x21, 0x07]);
+    assert.deepEqual(Array.from(unpackCodes('F4', Uint8Array.of(0x21, 0x07), 4)), [1, 2, 7, 0]);
+    assert.throws(() => packCodes('F4', Uint8Array.of(1, 2, 7)), /3 codes is not a multiple of 2/);
     assert.deepEqual(Array.from(packCodes('F8_E4M3FNUZ', Uint8Array.of(0x80, 1))), [0x80, 1]);
   });
 
