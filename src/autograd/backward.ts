@@ -7,7 +7,7 @@
 import { InvalidArgumentError } from '../errors.js';
 import { Tensor, formatShape, type GradHandle } from '../tensor/index.js';
 import { addArrays, recycle, takeBuffer } from '../kernels/index.js';
-import { savedArrays, type GradNode } from './graph.js';
+import { releasingActivations, savedArrays, type GradNode } from './graph.js';
 import { activeProfiler } from './profile.js';
 import { gradientRule } from './registry.js';
 
@@ -43,8 +43,8 @@ export interface BackwardOptions {
    * forward pass takes them instead of mapping fresh memory. The caller's promise: no tensor that
    * a recorded op computed on the way to the output is read after this call (the output of the
    * graph and any tensor no gradient rule kept are never recycled; parameters and input data
-   * never are). Training loops that read only the loss and the logits set it. Ignored with
-   * retainGraph. Values are unchanged either way.
+   * never are). Default: on inside withActivationRelease (the same promise), off elsewhere.
+   * Ignored with retainGraph. Values are unchanged either way.
    */
   releaseActivations?: boolean;
 }
@@ -106,7 +106,7 @@ export function backward(output: Tensor, options: BackwardOptions = {}): void {
   // inputs have taken what they need: such arrays go back to the buffer pool. A rule may return
   // `g` itself, or views of it, and may even have written into it (g is this op's alone).
   const recycling = !options.retainGraph;
-  const borrowers = recycling && options.releaseActivations ? borrowCounts(order) : null;
+  const borrowers = recycling && (options.releaseActivations ?? releasingActivations()) ? borrowCounts(order) : null;
   for (let i = order.length - 1; i >= 0; i--) {
     const t = order[i];
     const g = grads.get(t);

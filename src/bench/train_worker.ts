@@ -36,7 +36,7 @@ const step = (countSaved = false) => {
   withActivationRelease(() => {
     const loss = softmaxCrossEntropy(net.call(x), labels);
     if (countSaved) savedBytes = savedMemory(loss, params).bytes;
-    backward(session.scaleLoss(loss), { releaseActivations: true });
+    backward(session.scaleLoss(loss));
   });
   optimizer.stepAll(session.finishBackward().skip);
 };
@@ -50,7 +50,7 @@ const profiledStep = (profiler: Profiler) =>
       const loss = softmaxCrossEntropy(net.call(x), labels);
       profiler.endForward();
       const scaled = profiler.section('step', 'loss scaling', () => session.scaleLoss(loss));
-      backward(scaled, { releaseActivations: true });
+      backward(scaled);
     });
     const outcome = profiler.section('step', 'gradient checks and scales', () => session.finishBackward());
     profiler.section('step', 'optimizer', () => optimizer.stepAll(outcome.skip));

@@ -76,9 +76,10 @@ function values(o: LowpOperand, taken: Float32Array[]): Float32Array {
 export function quantizedGemm(x: Tensor, weight: Tensor, bias: Tensor | null, product: GemmProduct, policy: QuantizationPolicy): Tensor {
   const kernels = productKernels(x, weight, product);
   const w = policy.quantize('weights', weight.data);
-  // While activations are released (a training step), the input's codes come from the buffer pool
-  // and go back after the backward pass, as the node's own array; otherwise they are fresh, and
-  // whoever observes them may keep them.
+  // While activations are released (a training step, an evaluation), the input's codes come from
+  // the buffer pool and go back after the backward pass as the node's own array, or right after
+  // the forward when no node is recorded; otherwise they are fresh, and whoever observes them may
+  // keep them.
   const pooled = releasingActivations();
   const xq = policy.quantize('activations', x.data, pooled);
   policy.observe?.('w', w);
@@ -95,7 +96,10 @@ export function quantizedGemm(x: Tensor, weight: Tensor, bias: Tensor | null, pr
   }
   if (bias) channelBiasAdd(out.data, bias.data, { batch: kernels.outputShape[0], channels: kernels.channels, plane: kernels.plane });
   const owned = pooled && !(xq instanceof Float32Array) ? [xq.codes] : undefined;
-  return record('quantizedGemm', [x, weight, bias], out, { policy, kernels, x: xq, w, shadow, pooled } satisfies Saved, owned);
+  record('quantizedGemm', [x, weight, bias], out, { policy, kernels, x: xq, w, shadow, pooled } satisfies Saved, owned);
+  // No node took the codes (evaluation): they are dead now, so back to the pool at once.
+  if (owned && out.gradFn === null) recycle(owned[0]);
+  return out;
 }
 
 /**

@@ -312,7 +312,7 @@ export async function train(settings: TrainConfig, dataset: Dataset, out: string
         const loss = softmaxCrossEntropy(logits, batch.labels, criterion);
         lossValue = loss.item();
         accuracy = batchAccuracy(logits.data, batch.labels, size, dataset);
-        backward(session.scaleLoss(loss), { releaseActivations: true });
+        backward(session.scaleLoss(loss));
       });
     } catch (error) {
       if (!(error instanceof NonFiniteError)) throw error;
