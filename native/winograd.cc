@@ -67,13 +67,21 @@ __attribute__((always_inline)) inline void applyRows(const float (&T)[Rows][Cols
 // out = T in T^T for L lanes, in two passes of applyRows: in[r][s] at in + (r * Cols + s) *
 // inStride, out[i][j] at out + (i * Rows + j) * outStride. Every transform here is one: the input's
 // B^T d B, the output's A^T m A, the kernels' G g G^T and the output gradient's A dy A^T.
+// twoSided with in[r][s] at in + r * rowStride + s * colStride (a patch read in place, say from
+// channel-last rows).
 template <int Rows, int Cols, int L>
-__attribute__((always_inline)) inline void twoSided(const float (&T)[Rows][Cols], const float* in, int64_t inStride, float* out, int64_t outStride) {
+__attribute__((always_inline)) inline void twoSidedAt(const float (&T)[Rows][Cols], const float* in, int64_t rowStride, int64_t colStride, float* out,
+                                                      int64_t outStride) {
   float t[Cols * Rows * L];  // t[i][s] = sum_r T[i][r] in[r][s], stored t[(s * Rows + i) * L]
 #pragma GCC unroll 8
-  for (int s = 0; s < Cols; ++s) applyRows<Rows, Cols, L>(T, in + s * inStride, Cols * inStride, t + s * Rows * L, L);
+  for (int s = 0; s < Cols; ++s) applyRows<Rows, Cols, L>(T, in + s * colStride, rowStride, t + s * Rows * L, L);
   // out[i][j] = sum_s T[j][s] t[i][s]
   for (int i = 0; i < Rows; ++i) applyRows<Rows, Cols, L>(T, t + i * L, Rows * L, out + i * Rows * outStride, outStride);
+}
+
+template <int Rows, int Cols, int L>
+__attribute__((always_inline)) inline void twoSided(const float (&T)[Rows][Cols], const float* in, int64_t inStride, float* out, int64_t outStride) {
+  twoSidedAt<Rows, Cols, L>(T, in, Cols * inStride, inStride, out, outStride);
 }
 
 // v = B^T d B for L lanes: d[r][s] at d + (r * A + s) * L; v[i][j] at v + (i * A + j) * vStride.
@@ -88,13 +96,18 @@ __attribute__((always_inline)) inline void outputTransform(const float* m, int64
   twoSided<M, M + 2, L>(Transforms<M>::AT, m, mStride, y, L);
 }
 
-// dU-side transform of an output-gradient tile: Yhat = A dy A^T (alpha x alpha from m x m), for L
-// lanes: dy[a][b] at dy + (a * M + b) * L; Yhat[i][j] at out + (i * A + j) * outStride.
+// inputTransform of a patch read in place: d[r][s] (L lanes) at d + r * rowStride + s * colStride.
 template <int M, int L>
-__attribute__((always_inline)) inline void gradientTransform(const float* dy, float* out, int64_t outStride) {
+__attribute__((always_inline)) inline void inputTransformAt(const float* d, int64_t rowStride, int64_t colStride, float* v, int64_t vStride) {
+  twoSidedAt<M + 2, M + 2, L>(Transforms<M>::BT, d, rowStride, colStride, v, vStride);
+}
+
+// dU-side transform of an output-gradient tile: Yhat = A dy A^T (alpha x alpha from m x m), for L
+// lanes: dy[a][b] at dy + a * rowStride + b * colStride; Yhat[i][j] at out + (i * A + j) * outStride.
+template <int M, int L>
+__attribute__((always_inline)) inline void gradientTransformAt(const float* dy, int64_t rowStride, int64_t colStride, float* out, int64_t outStride) {
   using T = Transforms<M>;
   constexpr int A = T::kAlpha;
-  // A = (A^T)^T.
   static constexpr auto transposed = [] {
     struct {
       float m[A][M];
@@ -103,7 +116,70 @@ __attribute__((always_inline)) inline void gradientTransform(const float* dy, fl
       for (int a = 0; a < M; ++a) r.m[i][a] = T::AT[a][i];
     return r;
   }();
-  twoSided<A, M, L>(transposed.m, dy, L, out, outStride);
+  twoSidedAt<A, M, L>(transposed.m, dy, rowStride, colStride, out, outStride);
+}
+
+// Row I of the transformed tile alone, with inputTransformAt's and gradientTransformAt's
+// arithmetic for that row (each output element's sum is the same; the rows do not share work
+// beyond the channel-last patch they read): v[I][j] at v + (I * A + j) * vStride. Threads of the
+// weight gradient split the rows of the points between them.
+template <int M, int L, int I>
+__attribute__((always_inline)) inline void inputTransformRowAt(const float* d, int64_t rowStride, int64_t colStride, float* v, int64_t vStride) {
+  using T = Transforms<M>;
+  constexpr int A = T::kAlpha;
+  static constexpr auto row = [] {
+    struct {
+      float m[1][A];
+    } r{};
+    for (int b = 0; b < A; ++b) r.m[0][b] = T::BT[I][b];
+    return r;
+  }();
+  float t[A * L];  // t[s] = sum_r BT[I][r] d[r][s]
+#pragma GCC unroll 8
+  for (int s = 0; s < A; ++s) applyRows<1, A, L>(row.m, d + s * colStride, rowStride, t + s * L, L);
+  applyRows<A, A, L>(T::BT, t, L, v + I * A * vStride, vStride);
+}
+
+template <int M, int L, int I>
+__attribute__((always_inline)) inline void gradientTransformRowAt(const float* dy, int64_t rowStride, int64_t colStride, float* out, int64_t outStride) {
+  using T = Transforms<M>;
+  constexpr int A = T::kAlpha;
+  static constexpr auto transposed = [] {
+    struct {
+      float m[A][M];
+    } r{};
+    for (int i = 0; i < A; ++i)
+      for (int a = 0; a < M; ++a) r.m[i][a] = T::AT[a][i];
+    return r;
+  }();
+  static constexpr auto row = [] {
+    struct {
+      float m[1][M];
+    } r{};
+    for (int a = 0; a < M; ++a) r.m[0][a] = T::AT[a][I];
+    return r;
+  }();
+  float t[M * L];  // t[s] = sum_a A[I][a] dy[a][s]
+#pragma GCC unroll 8
+  for (int s = 0; s < M; ++s) applyRows<1, M, L>(row.m, dy + s * colStride, rowStride, t + s * L, L);
+  applyRows<A, M, L>(transposed.m, t, L, out + I * A * outStride, outStride);
+}
+
+// Rows [i0, i1) of the input transform, or of the output-gradient transform.
+template <int M, int L, int I = 0>
+__attribute__((always_inline)) inline void inputTransformRows(int i0, int i1, const float* d, int64_t rowStride, int64_t colStride, float* v, int64_t vStride) {
+  if constexpr (I < M + 2) {
+    if (I >= i0 && I < i1) inputTransformRowAt<M, L, I>(d, rowStride, colStride, v, vStride);
+    inputTransformRows<M, L, I + 1>(i0, i1, d, rowStride, colStride, v, vStride);
+  }
+}
+
+template <int M, int L, int I = 0>
+__attribute__((always_inline)) inline void gradientTransformRows(int i0, int i1, const float* dy, int64_t rowStride, int64_t colStride, float* out, int64_t outStride) {
+  if constexpr (I < M + 2) {
+    if (I >= i0 && I < i1) gradientTransformRowAt<M, L, I>(dy, rowStride, colStride, out, outStride);
+    gradientTransformRows<M, L, I + 1>(i0, i1, dy, rowStride, colStride, out, outStride);
+  }
 }
 
 // The kernels of rows [k0, k1) transformed, U[xi][k][c] = (G g G^T)[xi] for g = w[k][c], stored
@@ -252,21 +328,56 @@ __attribute__((always_inline)) inline void gatherPatchesOf(const float* data, co
     }
 }
 
-// Output-gradient tiles: dy[a][b][lane] = plane(lane)[(oy + a) * outW + ox + b], plane(lane) at
-// data + at[lane], zeros past the output's edge.
-template <int M, int L>
-__attribute__((always_inline)) inline void gatherOutputTiles(const float* data, const int32_t* at, const WinogradConv& c, int64_t oy, int64_t ox, float* d) {
-  if (oy + M <= c.outH && ox + M <= c.outW) {
-    gatherPatchesOf<M, L>(data + oy * c.outW + ox, at, c.outW, d);
-    return;
-  }
-  for (int a = 0; a < M; ++a)
-    for (int b = 0; b < M; ++b)
-      for (int l = 0; l < L; ++l) d[(a * M + b) * L + l] = oy + a < c.outH && ox + b < c.outW ? data[at[l] + (oy + a) * c.outW + ox + b] : 0.0f;
+// Channel-last rows for the weight gradient. dst[x * 16 + c] = src[c * planeStride + x] for x < nx
+// and c < 16, zero for channels c >= nc: up to 16 channel planes' runs of nx floats, turned so
+// that a position's channels lie side by side (16 at a time: the lanes of the transforms).
+inline void channelsLast16(const float* src, int64_t planeStride, int64_t nx, int nc, float* dst) {
+  for (int64_t x = 0; x < nx; ++x)
+    for (int ch = 0; ch < 16; ++ch) dst[x * 16 + ch] = ch < nc ? src[ch * planeStride + x] : 0.0f;
 }
 
+#ifdef OCTET_X86
+// channelsLast16 by 16 x 16 transposes in registers. (GCC 12 warns that its own headers' shuffles
+// read an uninitialized value, GCC bug 105593: the value is the intrinsic's don't-care operand.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+__attribute__((target("avx512f"), noinline)) void channelsLast16Avx512(const float* src, int64_t planeStride, int64_t nx, int nc, float* dst) {
+  for (int64_t x0 = 0; x0 < nx; x0 += 16) {
+    const int width = static_cast<int>(std::min<int64_t>(16, nx - x0));
+    const __mmask16 mask = static_cast<__mmask16>((1u << width) - 1);
+    __m512 r[16];
+    for (int ch = 0; ch < 16; ++ch) r[ch] = ch < nc ? _mm512_maskz_loadu_ps(mask, src + ch * planeStride + x0) : _mm512_setzero_ps();
+    // Pairs of rows interleaved, then quads, then the 128-bit lanes gathered across quads.
+    __m512 t[16], u[16];
+    for (int i = 0; i < 8; ++i) {
+      t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+      t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int g = 0; g < 4; ++g) {
+      const __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 1]);
+      const __m512d c2 = _mm512_castps_pd(t[4 * g + 2]), d = _mm512_castps_pd(t[4 * g + 3]);
+      u[4 * g + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c2));
+      u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c2));
+      u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+      u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    // u[4g + j] holds rows 4g..4g+3 of columns 4q + j (q: the 128-bit lane).
+    for (int j = 0; j < 4; ++j) {
+      const __m512 v0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88), v1 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xDD);
+      const __m512 w0 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88), w1 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xDD);
+      const __m512 cols[4] = {_mm512_shuffle_f32x4(v0, w0, 0x88), _mm512_shuffle_f32x4(v1, w1, 0x88), _mm512_shuffle_f32x4(v0, w0, 0xDD),
+                              _mm512_shuffle_f32x4(v1, w1, 0xDD)};
+      for (int q = 0; q < 4; ++q)
+        if (4 * q + j < width) _mm512_storeu_ps(dst + (x0 + 4 * q + j) * 16, cols[q]);
+    }
+  }
+}
+#pragma GCC diagnostic pop
+#endif
+
 // Per-thread scratch, kept from call to call.
-thread_local AlignedFloats tlsV, tlsM, tlsU, tlsPadded, tlsDu;
+thread_local AlignedFloats tlsV, tlsM, tlsU, tlsPadded, tlsDu, tlsRowsX, tlsRowsDy;
 
 // Tiles per forward block, in whole panels of L tiles. Every block reads all of U (alpha^2 K C
 // floats), so when U fits the L2 cache (1 MB of its 2) a block's transformed input and products
@@ -302,16 +413,14 @@ struct ForwardPlan {
   int threads;
 };
 
-// What a weight-gradient call shares with its blocks.
+// What a weight-gradient call shares with its threads.
 struct GradientPlan {
   const WinogradConv* c;
   const float* x;
-  PaddedImages pad;  // the block's padded images, shared by the threads
   const float* dy;
   const KernelSpec* ks;
-  int64_t kPad, cPad;
-  float* vp;  // the block's B panels of V^T: [xi][channel panel][tile][L]
-  float* yp;  // the block's A panels of Yhat: [xi][row panel][tile][MR]
+  int64_t kPad, cPad;  // K rounded up to the kernel's MR, C to its NR
+  int64_t group;       // tiles per group: the k of each group's products
   int threads;
 };
 
@@ -404,60 +513,157 @@ __attribute__((always_inline)) inline void forwardBlockBody(const ForwardPlan& p
   }
 }
 
-// Thread `part` of a weight-gradient block's transforms: its share of the block's tiles.
-template <int M, int L>
-__attribute__((always_inline)) inline void gradientPartBody(const GradientPlan& p, int64_t t0, int64_t count, int64_t part) {
+// Thread `part` of `parts` of the weight gradient: the points xi of rows [i0, i1) of the
+// transformed tile (alpha rows in all, split between the threads), over every tile. Tiles go in
+// groups of p.group; for each group the thread forms its points of V (every input channel) and
+// Yhat (every output channel) into its own packed panels, then adds the group's products to its
+// points of dU: each element of dU is one chain of fused multiply-adds over the tiles in order,
+// on one thread, whatever the thread count or group size. Within a group, a run of tiles of one
+// tile row at a time: the run's input rows (alpha of them, with their padding) and output-gradient
+// rows (m, zeros past the output's edge) are first turned channel-last, 16 channels side by side
+// (channelsLast16), so each transform reads its patch in place with 16 channels as lanes.
+template <int M, bool Wide>
+__attribute__((always_inline)) inline void gradientThreadBody(const GradientPlan& p, int64_t part, int64_t parts, float* du) {
   using T = Transforms<M>;
   constexpr int A = T::kAlpha;
-  constexpr int X = A * A;
+  constexpr int TL = 16;  // lanes of a transform: 16 channels
+  const int i0 = static_cast<int>(A * part / parts), i1 = static_cast<int>(A * (part + 1) / parts);
+  if (i1 <= i0) return;
+  const int xi0 = i0 * A, points = (i1 - i0) * A;
   const WinogradConv& c = *p.c;
-  const int mr = p.ks->mr;
-  const int64_t C = c.channels, K = c.outChannels, kPad = p.kPad, cPad = p.cPad;
-  const int64_t outPlane = c.outH * c.outW;
-  alignas(64) float d[X * L];
-  alignas(64) float g[M * M * L];
-  alignas(64) float out[X * L];
-  for (int64_t q = count * part / p.threads; q < count * (part + 1) / p.threads; ++q) {
-    const TilePlace place = placeOf(c, t0 + q);
-    // Input side: lanes are L channels of this tile (lanes past C repeat channel c0: their
-    // columns of dU are never stored).
-    const PaddedImages& pad = p.pad;
-    const float* img = pad.data + (place.image - pad.first) * pad.image + (place.y0 + c.padH) * pad.width + place.x0 + c.padW;
-    for (int64_t c0 = 0; c0 < cPad; c0 += L) {
-      const int lanes = static_cast<int>(std::min<int64_t>(L, C - c0));
-      int32_t at[L];
-      for (int l = 0; l < L; ++l) at[l] = static_cast<int32_t>((c0 + (l < lanes ? l : 0)) * pad.plane);
-      gatherPatchesOf<A, L>(img, at, pad.width, d);
-      // Straight into the B panels: point xi at vp + ((xi * (cPad / L) + c0 / L) * count + q) * L.
-      inputTransform<M, L>(d, p.vp + ((c0 / L) * count + q) * L, (cPad / L) * count * L);
+  const KernelSpec& ks = *p.ks;
+  const int mr = ks.mr, nr = ks.nr;
+  const int64_t C = c.channels, K = c.outChannels, kPad = p.kPad, cPad = p.cPad, G = p.group;
+  const int64_t cChunks = (C + TL - 1) / TL, kChunks = (K + TL - 1) / TL;
+  const int64_t tw = tileCols(c), perImage = tileRows(c) * tw, tiles = c.batch * perImage;
+  const int64_t inPlane = c.height * c.width, outPlane = c.outH * c.outW;
+  // This thread's panels: point xi (of its own) at vp + (xi - xi0) * vPoint, likewise yp.
+  const int64_t vPoint = cPad * G, yPoint = kPad * G;
+  float* vp = tlsV.get(static_cast<size_t>(points * vPoint));
+  float* yp = tlsM.get(static_cast<size_t>(points * yPoint));
+  auto turn = [](const float* src, int64_t planeStride, int64_t nx, int nc, float* dst) {
+#ifdef OCTET_X86
+    if constexpr (Wide) {
+      channelsLast16Avx512(src, planeStride, nx, nc, dst);
+      return;
     }
-    // Output-gradient side: lanes are L output channels, stored into MR-row panels.
-    const int64_t oy = place.y0 + c.padH, ox = place.x0 + c.padW;
-    const float* gimg = p.dy + place.image * c.yImageStride;
-    for (int64_t k0 = 0; k0 < K; k0 += L) {
-      // Lanes past K repeat channel k0 and are not stored.
-      const int lanes = static_cast<int>(std::min<int64_t>(L, K - k0));
-      int32_t at[L];
-      for (int l = 0; l < L; ++l) at[l] = static_cast<int32_t>((k0 + (l < lanes ? l : 0)) * outPlane);
-      gatherOutputTiles<M, L>(gimg, at, c, oy, ox, g);
-      gradientTransform<M, L>(g, out, L);
-      // Row k goes to panel k / MR, slot k % MR: runs of rows within one panel are contiguous.
-      const int64_t kEnd = std::min<int64_t>(k0 + L, K);
-      for (int xi = 0; xi < X; ++xi) {
-        const float* src = out + xi * L;
-        float* panelBase = p.yp + xi * kPad * count + q * mr;
-        for (int64_t k = k0; k < kEnd;) {
-          const int64_t run = std::min<int64_t>(mr - k % mr, kEnd - k);
-          float* dst = panelBase + (k / mr) * count * mr + k % mr;
-          for (int64_t e = 0; e < run; ++e) dst[e] = src[k - k0 + e];
-          k += run;
+#endif
+    channelsLast16(src, planeStride, nx, nc, dst);
+  };
+  // Where each chunk's rows go within a tile's column of the A panels: runs within one panel.
+  struct Piece {
+    int64_t at;  // from the tile's column of the first panel
+    int from, len;  // lanes [from, from + len)
+  };
+  std::vector<std::vector<Piece>> pieces(static_cast<size_t>(kChunks));
+  std::vector<char> whole(static_cast<size_t>(kChunks));
+  for (int64_t chunk = 0; chunk < kChunks; ++chunk) {
+    const int64_t k0 = chunk * TL, kEnd = std::min<int64_t>(k0 + TL, K);
+    for (int64_t k = k0; k < kEnd;) {
+      const int64_t len = std::min<int64_t>(mr - k % mr, kEnd - k);
+      pieces[chunk].push_back({(k / mr) * G * mr + k % mr, static_cast<int>(k - k0), static_cast<int>(len)});
+      k += len;
+    }
+    whole[chunk] = pieces[chunk].size() == 1 && pieces[chunk][0].len == TL;
+  }
+  const int64_t tailAt = (K / mr) * G * mr + K % mr;  // rows past K: the last panel's slots K % MR on
+  alignas(64) float out[A * A * TL];
+  for (int64_t g0 = 0; g0 < tiles; g0 += G) {
+    const int64_t count = std::min(G, tiles - g0);
+    for (int64_t q = 0; q < count;) {
+      const int64_t tile = g0 + q, n = tile / perImage, ty = (tile % perImage) / tw, tx0 = (tile % perImage) % tw;
+      const int64_t run = std::min(count - q, tw - tx0);
+      // Input rows: padded row ty*m + r, padded columns tx0*m + u for u < inCols.
+      const int64_t inCols = run * M + 2, px0 = tx0 * M;
+      float* xr = tlsRowsX.get(static_cast<size_t>(cChunks * A * inCols * TL));
+      const float* image = p.x + n * c.xImageStride;
+      // Columns [uA, uB) of the run lie inside the image; the others are padding.
+      const int64_t uA = std::clamp<int64_t>(c.padW - px0, 0, inCols), uB = std::clamp<int64_t>(c.width + c.padW - px0, uA, inCols);
+      for (int64_t chunk = 0; chunk < cChunks; ++chunk) {
+        const int nc = static_cast<int>(std::min<int64_t>(TL, C - chunk * TL));
+        for (int r = 0; r < A; ++r) {
+          float* row = xr + (chunk * A + r) * inCols * TL;
+          const int64_t sy = ty * M + r - c.padH;
+          if (sy < 0 || sy >= c.height) {
+            std::memset(row, 0, sizeof(float) * inCols * TL);
+            continue;
+          }
+          std::memset(row, 0, sizeof(float) * uA * TL);
+          turn(image + chunk * TL * inPlane + sy * c.width + (px0 + uA - c.padW), inPlane, uB - uA, nc, row + uA * TL);
+          std::memset(row + uB * TL, 0, sizeof(float) * (inCols - uB) * TL);
         }
       }
+      // Output-gradient rows: output row ty*m + a, columns tx0*m + u for u < outCols.
+      const int64_t outCols = run * M, ox0 = tx0 * M;
+      float* gr = tlsRowsDy.get(static_cast<size_t>(kChunks * M * outCols * TL));
+      const float* grads = p.dy + n * c.yImageStride;
+      const int64_t uEnd = std::clamp<int64_t>(c.outW - ox0, 0, outCols);
+      for (int64_t chunk = 0; chunk < kChunks; ++chunk) {
+        const int nk = static_cast<int>(std::min<int64_t>(TL, K - chunk * TL));
+        for (int a = 0; a < M; ++a) {
+          float* row = gr + (chunk * M + a) * outCols * TL;
+          const int64_t oy = ty * M + a;
+          if (oy >= c.outH) {
+            std::memset(row, 0, sizeof(float) * outCols * TL);
+            continue;
+          }
+          turn(grads + chunk * TL * outPlane + oy * c.outW + ox0, outPlane, uEnd, nk, row);
+          std::memset(row + uEnd * TL, 0, sizeof(float) * (outCols - uEnd) * TL);
+        }
+      }
+      for (int64_t j = 0; j < run; ++j, ++q) {
+        // V: 16 channels at a time, straight into the B panels.
+        for (int64_t chunk = 0; chunk < cChunks; ++chunk) {
+          const int64_t c0 = chunk * TL;
+          inputTransformRows<M, TL>(i0, i1, xr + (chunk * A * inCols + j * M) * TL, inCols * TL, TL,
+                                    vp - xi0 * vPoint + ((c0 / nr) * G + q) * nr + c0 % nr, vPoint);
+        }
+        // Channels past the last chunk up to the panel's width: zero (never stored, kept finite).
+        for (int64_t c0 = cChunks * TL; c0 < cPad; c0 += TL)
+          for (int xl = 0; xl < points; ++xl) std::memset(vp + xl * vPoint + ((c0 / nr) * G + q) * nr + c0 % nr, 0, sizeof(float) * TL);
+        // Yhat: 16 output channels at a time; row k goes to panel k / MR, slot k % MR.
+        for (int64_t chunk = 0; chunk < kChunks; ++chunk) {
+          gradientTransformRows<M, TL>(i0, i1, gr + (chunk * M * outCols + j * M) * TL, outCols * TL, TL, out, TL);
+          for (int xl = 0; xl < points; ++xl) {
+            const float* src = out + (xi0 + xl) * TL;
+            float* panelBase = yp + xl * yPoint + q * mr;
+            if (whole[chunk]) {
+              // The 16 rows in one panel: one copy of a fixed size (inlined).
+              std::memcpy(panelBase + pieces[chunk].front().at, src, sizeof(float) * TL);
+              continue;
+            }
+            for (const Piece& piece : pieces[chunk]) {
+              // Fixed sizes where the panels' heights give them, so the copies inline.
+              float* dst = panelBase + piece.at;
+              const float* from = src + piece.from;
+              if (piece.len == 8) {
+                std::memcpy(dst, from, sizeof(float) * 8);
+              } else if (piece.len == 4) {
+                std::memcpy(dst, from, sizeof(float) * 4);
+              } else {
+                std::memcpy(dst, from, sizeof(float) * piece.len);
+              }
+            }
+          }
+        }
+        if (kPad > K)
+          for (int xl = 0; xl < points; ++xl) {
+            float* tail = yp + xl * yPoint + q * mr + tailAt;
+            for (int64_t e = 0; e < kPad - K; ++e) tail[e] = 0.0f;
+          }
+      }
     }
-    // Rows past K: zero.
-    for (int xi = 0; xi < X; ++xi) {
-      float* panelBase = p.yp + xi * kPad * count + q * mr;
-      for (int64_t k = K; k < kPad; ++k) panelBase[(k / mr) * count * mr + k % mr] = 0.0f;
+    // dU[xi] += Yhat[xi] (K x count) V[xi]^T (count x C): each element's chain goes on.
+    for (int xl = 0; xl < points; ++xl) {
+      float* dst = du + (xi0 + xl) * K * C;
+      for (int64_t ir = 0; ir < K; ir += mr) {
+        const int rows = static_cast<int>(std::min<int64_t>(mr, K - ir));
+        const float* ap = yp + xl * yPoint + (ir / mr) * G * mr;
+        for (int64_t c0 = 0; c0 < C; c0 += nr) {
+          const float* bp = vp + xl * vPoint + (c0 / nr) * G * nr;
+          ks.micro(count, ap, bp, dst + ir * C + c0, C, 1.0f, g0 == 0 ? 0.0f : 1.0f, rows, static_cast<int>(std::min<int64_t>(nr, C - c0)));
+        }
+      }
     }
   }
 }
@@ -507,7 +713,7 @@ struct Variant {
   int lanes;
   void (*kernelPart)(const ForwardPlan&, int64_t);
   void (*forwardBlock)(const ForwardPlan&, int64_t);
-  void (*gradientPart)(const GradientPlan&, int64_t, int64_t, int64_t);
+  void (*gradientThread)(const GradientPlan&, int64_t, int64_t, float*);
   void (*kernelGradient)(const GradientPlan&, const float*, float*, int64_t);
 };
 
@@ -521,8 +727,8 @@ struct Variant {
     forwardBlockBody<M, L>(p, b);                                                                                        \
   }                                                                                                                      \
   template <int M>                                                                                                       \
-  ATTR void NAME##GradientPart(const GradientPlan& p, int64_t t0, int64_t count, int64_t part) {                         \
-    gradientPartBody<M, L>(p, t0, count, part);                                                                          \
+  ATTR void NAME##GradientThread(const GradientPlan& p, int64_t part, int64_t parts, float* du) {                        \
+    gradientThreadBody<M, L == 32>(p, part, parts, du);                                                                  \
   }                                                                                                                      \
   template <int M>                                                                                                       \
   ATTR void NAME##KernelGradient(const GradientPlan& p, const float* du, float* dw, int64_t part) {                      \
@@ -530,7 +736,7 @@ struct Variant {
   }                                                                                                                      \
   template <int M>                                                                                                       \
   Variant NAME##Variant() {                                                                                              \
-    return {L, NAME##KernelPart<M>, NAME##ForwardBlock<M>, NAME##GradientPart<M>, NAME##KernelGradient<M>};              \
+    return {L, NAME##KernelPart<M>, NAME##ForwardBlock<M>, NAME##GradientThread<M>, NAME##KernelGradient<M>};              \
   }
 
 #ifdef OCTET_X86
@@ -571,44 +777,21 @@ void winogradForward(const WinogradConv& c, const float* x, const float* w, floa
 
 void winogradWeightGradient(const WinogradConv& c, const float* x, const float* dy, float* dw, int threads) {
   const Variant v = variantFor(c.tile);
-  const int A = c.tile + 2, X = A * A, L = v.lanes;
+  const int A = c.tile + 2, X = A * A;
   const int64_t C = c.channels, K = c.outChannels;
-  const KernelSpec& ks = gemm_detail::selectKernel(K, std::max<int64_t>(C, 32));
-  const int mr = ks.mr;
+  // The tile that wastes least of the K x C products (16 columns for C <= 16).
+  const KernelSpec& ks = gemm_detail::selectKernel(K, C);
+  const int mr = ks.mr, L = ks.nr;
   const int64_t kPad = (K + mr - 1) / mr * mr, cPad = (C + L - 1) / L * L;
-  const int64_t perImage = tileRows(c) * tileCols(c), tiles = c.batch * perImage;
-  // Tiles per block (the k of each block's products): the block's packed operands near 2 MB, or
-  // near dU's size when that is larger (every block reads and writes all of dU).
-  const int64_t budget = std::max<int64_t>(int64_t(2) << 20, int64_t(X) * K * C * 4);
-  const int64_t nb = std::max<int64_t>(64, std::min<int64_t>(ks.kc, budget / (int64_t(X) * (kPad + cPad) * 4)));
-  // The block's operands, shared by the threads: enough padded images for the largest block, and
-  // its packed transforms.
-  PaddedImages pad = paddedGeometry(c);
-  pad.data = tlsPadded.get(static_cast<size_t>(((nb + perImage - 1) / perImage + 1) * pad.image));
-  GradientPlan plan{&c, x, pad, dy, &ks, kPad, cPad, tlsV.get(static_cast<size_t>(X * cPad * nb)), tlsM.get(static_cast<size_t>(X * kPad * nb)), threads};
+  // Threads split the alpha rows of the points; tiles per group: each thread's panels near 256 KB
+  // (in L2 while the group's products read them).
+  const int64_t parts = std::min<int64_t>(std::max(threads, 1), A);
+  const int64_t rowsEach = (A + parts - 1) / parts;
+  const int64_t group = std::clamp<int64_t>((int64_t(256) << 10) / (rowsEach * A * (kPad + cPad) * 4), 16, ks.kc);
+  const GradientPlan plan{&c, x, dy, &ks, kPad, cPad, group, threads};
   // dU[xi] (K x C, row stride C), each element one chain over every tile in order.
   float* du = tlsDu.get(static_cast<size_t>(X * K * C));
-  for (int64_t t0 = 0; t0 < tiles; t0 += nb) {
-    const int64_t count = std::min(nb, tiles - t0);
-    int64_t n1;
-    blockImages(c, t0, count, plan.pad.first, n1);
-    // The block's images padded, then its transforms: threads split the planes, then the tiles.
-    parallelFor(threads, threads, [&](int64_t part) { padBlock(c, x, plan.pad, t0, count, part, threads); });
-    parallelFor(threads, threads, [&](int64_t part) { v.gradientPart(plan, t0, count, part); });
-    // dU[xi] += Yhat[xi] (K x count) V[xi]^T (count x C): the chain of each element goes on. Threads
-    // split the points xi, so each element is summed by one thread in tile order.
-    parallelFor(X, threads, [&](int64_t xi) {
-      float* dst = du + xi * K * C;
-      for (int64_t ir = 0; ir < K; ir += mr) {
-        const int rows = static_cast<int>(std::min<int64_t>(mr, K - ir));
-        const float* ap = plan.yp + xi * kPad * count + (ir / mr) * count * mr;
-        for (int64_t c0 = 0; c0 < C; c0 += L) {
-          const float* bp = plan.vp + (xi * (cPad / L) + c0 / L) * count * L;
-          ks.micro(count, ap, bp, dst + ir * C + c0, C, 1.0f, t0 == 0 ? 0.0f : 1.0f, rows, static_cast<int>(std::min<int64_t>(L, C - c0)));
-        }
-      }
-    });
-  }
+  parallelFor(parts, threads, [&](int64_t part) { v.gradientThread(plan, part, parts, du); });
   // dW[k][c] = G^T dU G, in double, rounded once.
   parallelFor(threads, threads, [&](int64_t part) { v.kernelGradient(plan, du, dw, part); });
 }

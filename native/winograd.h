@@ -14,9 +14,12 @@
 // The result is the convolution to float32 rounding error, not bit for bit the direct one: the
 // transforms add and subtract (m = 4 scales by up to 8), which is why it serves only float32
 // arithmetic (the low-precision kernels keep their defined products). Forward threads take whole
-// blocks of tiles (each output tile's arithmetic does not depend on its block); weight-gradient
-// threads split each block's transforms by tiles and its products by transform point, so every
-// element of dU is one chain over all tiles in order. Every thread count gives the same bits.
+// blocks of tiles (each output tile's arithmetic does not depend on its block). Weight-gradient
+// threads split the rows of the transform points and each runs over every tile, in groups sized
+// for L2: it turns the group's input and output-gradient rows channel-last (16 channels as the
+// transforms' lanes, no gathers), forms its points of both transforms and adds the group's
+// products to its points of dU, so every element of dU is one chain of fused multiply-adds over
+// all tiles in order, on one thread. Every thread count and group size gives the same bits.
 #pragma once
 #include <cstdint>
 

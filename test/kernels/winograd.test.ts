@@ -30,6 +30,10 @@ const CASES: Case[] = [
   // across blocks; more output channels than one row panel; a 1x2 output.
   { tile: 2, batch: 2, channels: 400, height: 4, width: 4, outChannels: 30, padH: 1, padW: 1 },
   { tile: 4, batch: 1, channels: 20, height: 3, width: 4, outChannels: 50, padH: 0, padW: 0 },
+  // Rows wider than one 16-column turn of the weight gradient's channel-last rows, channel counts
+  // past a 16-channel chunk, tile rows split between groups of tiles.
+  { tile: 4, batch: 3, channels: 17, height: 9, width: 37, outChannels: 19, padH: 1, padW: 2 },
+  { tile: 2, batch: 2, channels: 35, height: 6, width: 33, outChannels: 16, padH: 2, padW: 1 },
 ];
 
 function sizes(c: Case) {
