@@ -9,6 +9,7 @@
         "native/gemm_kernels.cc",
         "native/codec.cc",
         "native/depthwise.cc",
+        "native/direct_conv.cc",
         "native/im2col.cc",
         "native/elementwise.cc",
         "native/lowp_gemm.cc",

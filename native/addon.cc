@@ -25,6 +25,7 @@
 #include "block_sparse.h"
 #include "codec.h"
 #include "depthwise.h"
+#include "direct_conv.h"
 #include "elementwise.h"
 #include "gemm.h"
 #include "im2col.h"
@@ -680,6 +681,56 @@ Napi::Value DepthwiseWeightGradient(const Napi::CallbackInfo& info) {
   return undefinedOf(info);
 }
 
+// directConvForward(x, w, y, { batch, channels, height, width, outChannels, kernelH, kernelW,
+// padH, padW, outH, outW, xImageStride, yImageStride, threads }): one group's stride-1
+// convolution with exact products (native/direct_conv.h); x and w are operands (operandArg).
+Napi::Value DirectConvForward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Napi::Object o = optionsArg(info, 3, "directConvForward");
+  octet::DirectConv d{sizeField(o, "batch"),   sizeField(o, "channels"), sizeField(o, "height"), sizeField(o, "width"),
+                      sizeField(o, "outChannels"), sizeField(o, "kernelH"), sizeField(o, "kernelW"), sizeField(o, "padH"),
+                      sizeField(o, "padW"),    sizeField(o, "outH"),     sizeField(o, "outW"),   sizeField(o, "xImageStride"),
+                      sizeField(o, "yImageStride")};
+  const bool ok = d.batch > 0 && d.channels > 0 && d.height > 0 && d.width > 0 && d.outChannels > 0 && d.kernelH > 0 && d.kernelW > 0 &&
+                  d.padH < d.kernelH && d.padW < d.kernelW && d.outH == d.height + 2 * d.padH - d.kernelH + 1 &&
+                  d.outW == d.width + 2 * d.padW - d.kernelW + 1 && d.outH > 0 && d.outW > 0 && d.xImageStride >= d.channels * d.height * d.width &&
+                  d.yImageStride >= d.outChannels * d.outH * d.outW;
+  if (!ok) throw rangeError(env, "directConvForward: the geometry is not a stride-1 convolution (paddings below the kernel, outH = H + 2 padH - KH + 1)");
+  const Operand x = operandArg(info, 0, "x", (d.batch - 1) * d.xImageStride + d.channels * d.height * d.width);
+  const Operand w = operandArg(info, 1, "w", d.outChannels * d.channels * d.kernelH * d.kernelW);
+  float* y = f32(info, 2, "y", (d.batch - 1) * d.yImageStride + d.outChannels * d.outH * d.outW);
+  octet::directConvForward(d, {x.values, x.codes, x.lut, x.e5m2}, {w.values, w.codes, w.lut, w.e5m2}, y, threadsField(o));
+  return undefinedOf(info);
+}
+
+// directConvWeightGradient(dy, x, dw, { batch, channels, height, width, outChannels, kernelH,
+// kernelW, padH, padW, strideH, strideW, dilationH, dilationW, outH, outW, xImageStride,
+// yImageStride, threads }): one group's weight gradient with exact products (native/direct_conv.h).
+Napi::Value DirectConvWeightGradient(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Napi::Object o = optionsArg(info, 3, "directConvWeightGradient");
+  octet::DirectConv d{sizeField(o, "batch"),   sizeField(o, "channels"), sizeField(o, "height"), sizeField(o, "width"),
+                      sizeField(o, "outChannels"), sizeField(o, "kernelH"), sizeField(o, "kernelW"), sizeField(o, "padH"),
+                      sizeField(o, "padW"),    sizeField(o, "outH"),     sizeField(o, "outW"),   sizeField(o, "xImageStride"),
+                      sizeField(o, "yImageStride")};
+  d.strideH = sizeField(o, "strideH");
+  d.strideW = sizeField(o, "strideW");
+  d.dilationH = sizeField(o, "dilationH");
+  d.dilationW = sizeField(o, "dilationW");
+  const bool ok = d.batch > 0 && d.channels > 0 && d.height > 0 && d.width > 0 && d.outChannels > 0 && d.kernelH > 0 && d.kernelW > 0 &&
+                  d.strideH > 0 && d.strideW > 0 && d.dilationH > 0 && d.dilationW > 0 && d.outH > 0 && d.outW > 0 &&
+                  d.outH == (d.height + 2 * d.padH - d.dilationH * (d.kernelH - 1) - 1) / d.strideH + 1 &&
+                  d.outW == (d.width + 2 * d.padW - d.dilationW * (d.kernelW - 1) - 1) / d.strideW + 1 &&
+                  d.height + 2 * d.padH >= d.dilationH * (d.kernelH - 1) + 1 && d.width + 2 * d.padW >= d.dilationW * (d.kernelW - 1) + 1 &&
+                  d.xImageStride >= d.channels * d.height * d.width && d.yImageStride >= d.outChannels * d.outH * d.outW;
+  if (!ok) throw rangeError(env, "directConvWeightGradient: the geometry is not a convolution's (outH = (H + 2 padH - DH (KH - 1) - 1) / SH + 1)");
+  const Operand dy = operandArg(info, 0, "dy", (d.batch - 1) * d.yImageStride + d.outChannels * d.outH * d.outW);
+  const Operand x = operandArg(info, 1, "x", (d.batch - 1) * d.xImageStride + d.channels * d.height * d.width);
+  float* dw = f32(info, 2, "dw", d.outChannels * d.channels * d.kernelH * d.kernelW);
+  octet::directConvWeightGradient(d, {dy.values, dy.codes, dy.lut, dy.e5m2}, {x.values, x.codes, x.lut, x.e5m2}, dw, threadsField(o));
+  return undefinedOf(info);
+}
+
 // winogradForward(x, w, y, plan): y = conv3x3(x, w), stride 1; plan: winogradField's options and
 // threads (native/winograd.h).
 Napi::Value WinogradForward(const Napi::CallbackInfo& info) {
@@ -983,6 +1034,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("col2imBatch", Napi::Function::New(env, Col2imBatch));
   exports.Set("col2im", Napi::Function::New(env, Col2im));
   exports.Set("depthwiseForward", Napi::Function::New(env, DepthwiseForward));
+  exports.Set("directConvForward", Napi::Function::New(env, DirectConvForward));
+  exports.Set("directConvWeightGradient", Napi::Function::New(env, DirectConvWeightGradient));
   exports.Set("depthwiseInputGradient", Napi::Function::New(env, DepthwiseInputGradient));
   exports.Set("depthwiseWeightGradient", Napi::Function::New(env, DepthwiseWeightGradient));
   exports.Set("reluForward", Napi::Function::New(env, ReluForward));

@@ -29,6 +29,7 @@ import {
   type ColumnsAt,
 } from './lowp_conv_columns.js';
 import { finiteOperand, phasedInputGradient, zeroTermsSkippable } from './lowp_conv_phases.js';
+import { directApplies, directConvolution, directGradientApplies, directGradientWins, directWeightGradient, directWins } from './lowp_conv_direct.js';
 
 export { setConvColumnBudget } from './lowp_conv_columns.js';
 
@@ -44,6 +45,14 @@ export function lowpConv2dForward(x: LowpOperand, w: LowpOperand, s: ConvGeometr
   const plane = s.outH * s.outW;
   // Every element is written below.
   const out = takeBuffer(s.batch * s.outChannels * plane);
+  const pixels = s.height * s.width;
+  if (directApplies(b, s, options) && directWins(ocg) && directConvolution(s.batch, s.groups, (g) => ({
+    x: X.operand(X.plane.subarray(g * cg * pixels)), w: W.operand(W.plane.subarray(g * ocg * k, (g + 1) * ocg * k)), y: out.subarray(g * ocg * plane),
+    geometry: { channels: cg, height: s.height, width: s.width, outChannels: ocg, kernelH: s.kernelH, kernelW: s.kernelW, padH: s.padH, padW: s.padW, outH: s.outH, outW: s.outW },
+    xImageStride: s.channels * pixels, yImageStride: s.outChannels * plane,
+  }), out, options)) {
+    return out;
+  }
   // Chunks bound the column matrix, or where none is built, the result plane.
   const inPlace = readsColumnsInPlace(b, W.operand(W.plane), X, options);
   const perChunk = imagesPerChunk(options, s.batch, (inPlace ? ocg * 4 : k * X.plane.BYTES_PER_ELEMENT) * plane);
@@ -76,6 +85,13 @@ export function lowpConv2dBackwardWeight(dy: LowpOperand, x: LowpOperand, s: Con
   const k = cg * s.kernelH * s.kernelW;
   const dw = freshArray(s.outChannels * k);
   const taps = s.kernelH * s.kernelW;
+  const pixels = s.height * s.width;
+  if (directGradientApplies(b, options) && directGradientWins(s) && directWeightGradient(s.groups, (g) => ({
+    dy: DY.operand(DY.plane.subarray(g * ocg * plane)), x: X.operand(X.plane.subarray(g * cg * pixels)), dw: dw.subarray(g * ocg * k, (g + 1) * ocg * k),
+    geometry: { ...s, channels: cg, outChannels: ocg, groups: 1 }, xImageStride: s.channels * pixels, dyImageStride: s.outChannels * plane,
+  }), dw, options)) {
+    return dw;
+  }
   // Columns of dW for chunks of input channels: each dW element is the same sum over the batch
   // whichever columns are computed with it, so chunking changes no bit, except where draws are
   // keyed by column index; those run over all channels at once.
@@ -156,6 +172,14 @@ export function lowpConv2dBackwardData(dy: LowpOperand, w: LowpOperand, s: ConvG
   const k = ocg * taps;
   // Every element is written below.
   const dx = takeBuffer(s.batch * s.channels * pixels);
+  const outPlane = s.outH * s.outW;
+  if (direct && directApplies(b, { ...shape, dilationH: s.dilationH, dilationW: s.dilationW }, options) && directWins(cg) && directConvolution(s.batch, s.groups, (g) => ({
+    x: DY.operand(DY.plane.subarray(g * ocg * outPlane)), w: W.operand(b.rotatedKernel(W.plane, g, ocg, cg, taps)), y: dx.subarray(g * cg * pixels),
+    geometry: { channels: ocg, height: s.outH, width: s.outW, outChannels: cg, kernelH: s.kernelH, kernelW: s.kernelW, padH, padW, outH: s.height, outW: s.width },
+    xImageStride: s.outChannels * outPlane, yImageStride: s.channels * pixels,
+  }), dx, options)) {
+    return dx;
+  }
   const inPlace = readsColumnsInPlace(b, W.operand(W.plane), DY, options);
   const perChunk = imagesPerChunk(options, s.batch, (inPlace ? cg * 4 : k * image.BYTES_PER_ELEMENT) * pixels);
   const at: ColumnsAt = { planes: DY, image, s: shape, group: 0, height: imageH, width: imageW, geometry };

@@ -215,6 +215,15 @@ function checkDims(m: number, n: number, k: number): void {
 }
 
 /** Rescale by the operand scales and round to the output format (shared by both paths). */
+/**
+ * C's elements divided by the product of the operands' scales, then rounded to the output format
+ * if one is given: what every product here ends with (exported for kernels that compute the same
+ * sums another way, such as the direct convolution).
+ */
+export function finishProduct(c: Float32Array, scaleA: number, scaleB: number, output: LowpOutput | undefined): Float32Array {
+  return finish(c, scaleA, scaleB, output, true);
+}
+
 function finish(c: Float32Array, scaleA: number, scaleB: number, output: LowpOutput | undefined, fast: boolean): Float32Array {
   const scale = Math.fround(scaleA * scaleB);
   // The reference divides element by element; the fast path divides power-of-two scales natively.

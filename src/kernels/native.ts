@@ -37,6 +37,23 @@ export interface NativeMatrix {
   format?: Format | null;
 }
 
+/** One group's stride-1 convolution for native/direct_conv.h (outH = height + 2 padH - kernelH + 1). */
+export interface NativeDirectConv {
+  batch: number;
+  channels: number;
+  height: number;
+  width: number;
+  outChannels: number;
+  kernelH: number;
+  kernelW: number;
+  padH: number;
+  padW: number;
+  outH: number;
+  outW: number;
+  xImageStride: number;
+  yImageStride: number;
+}
+
 /** The shape of a GEMM C = op(A) op(B): C is m x n, the sum runs over k. */
 export interface NativeGemmShape {
   transA: boolean;
@@ -106,6 +123,10 @@ export interface NativeCore {
   depthwiseForward(x: Float32Array, w: Float32Array, y: Float32Array, o: Threads & { geometry: ColumnGeometry; batch: number }): void;
   depthwiseInputGradient(dy: Float32Array, w: Float32Array, gx: Float32Array, o: Threads & { geometry: ColumnGeometry; batch: number }): void;
   depthwiseWeightGradient(dy: Float32Array, x: Float32Array, gw: Float32Array, o: Threads & { geometry: ColumnGeometry; batch: number }): void;
+  directConvForward(x: NativeMatrix, w: NativeMatrix, y: Float32Array, o: Threads & NativeDirectConv): void;
+  directConvWeightGradient(
+    dy: NativeMatrix, x: NativeMatrix, dw: Float32Array, o: Threads & NativeDirectConv & { strideH: number; strideW: number; dilationH: number; dilationW: number },
+  ): void;
   winogradForward(x: Float32Array, w: Float32Array, y: Float32Array, o: NativeWinograd): void;
   winogradWeightGradient(x: Float32Array, dy: Float32Array, dw: Float32Array, o: NativeWinograd): void;
   absMax(x: Float32Array, o: Threads): number;

@@ -1,0 +1,324 @@
+#include "direct_conv.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "channels_last.h"
+#include "cpu.h"
+#include "parallel.h"
+#include "scratch.h"
+#include "sources.h"
+
+namespace octet {
+namespace {
+
+constexpr int kRows = 8;    // output channels per register tile
+constexpr int kLanes = 32;  // positions (on the padded width) per register tile
+
+// What a call shares with its tasks.
+struct Plan {
+  const DirectConv* d;
+  const float* padded;  // [batch][channels] planes of planeStride floats, rows Wp apart
+  int64_t wp, planeStride, grid;  // padded width; floats per plane; outH * Wp positions computed
+  const float* wt;  // [blocks][K][kRows]: the weights of output channels b*kRows.. side by side
+  int64_t k, blocks;
+  float* y;
+};
+
+// Channels [o, o + rows) of image n, position f0 + l for lanes l: the chains of the contract.
+// Portable: lanes as arrays (vectorized where the build targets allow), fma per lane.
+__attribute__((always_inline)) inline void tileBody(const Plan& p, int64_t n, int64_t b, int64_t f0) {
+  const DirectConv& d = *p.d;
+  float acc[kRows][kLanes];
+  for (int r = 0; r < kRows; ++r)
+    for (int l = 0; l < kLanes; ++l) acc[r][l] = 0.0f;
+  const float* w = p.wt + b * p.k * kRows;
+  for (int64_t c = 0; c < d.channels; ++c) {
+    const float* base = p.padded + (n * d.channels + c) * p.planeStride + f0;
+    for (int64_t i = 0; i < d.kernelH; ++i)
+      for (int64_t j = 0; j < d.kernelW; ++j, w += kRows) {
+        const float* x = base + i * p.wp + j;
+        for (int r = 0; r < kRows; ++r)
+          for (int l = 0; l < kLanes; ++l) acc[r][l] = __builtin_fmaf(w[r], x[l], acc[r][l]);
+      }
+  }
+  const int64_t rows = std::min<int64_t>(kRows, d.outChannels - b * kRows);
+  for (int l = 0; l < kLanes; ++l) {
+    const int64_t f = f0 + l, oy = f / p.wp, ox = f % p.wp;
+    if (f >= p.grid || ox >= d.outW) continue;
+    for (int64_t r = 0; r < rows; ++r) p.y[n * d.yImageStride + (b * kRows + r) * d.outH * d.outW + oy * d.outW + ox] = acc[r][l];
+  }
+}
+
+void tilePortable(const Plan& p, int64_t n, int64_t b, int64_t f0) { tileBody(p, n, b, f0); }
+
+#ifdef OCTET_X86
+__attribute__((target("avx2,fma"))) void tileAvx2(const Plan& p, int64_t n, int64_t b, int64_t f0) { tileBody(p, n, b, f0); }
+
+// (GCC 12 warns that its own headers' intrinsics read an uninitialized value, GCC bug 105593: the
+// value is the intrinsic's don't-care operand.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+__attribute__((target("avx512f"))) void tileAvx512(const Plan& p, int64_t n, int64_t b, int64_t f0) {
+  const DirectConv& d = *p.d;
+  __m512 acc[kRows][2];
+  for (int r = 0; r < kRows; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  const float* w = p.wt + b * p.k * kRows;
+  for (int64_t c = 0; c < d.channels; ++c) {
+    const float* base = p.padded + (n * d.channels + c) * p.planeStride + f0;
+    for (int64_t i = 0; i < d.kernelH; ++i) {
+      const float* row = base + i * p.wp;
+      for (int64_t j = 0; j < d.kernelW; ++j, w += kRows) {
+        const __m512 x0 = _mm512_loadu_ps(row + j), x1 = _mm512_loadu_ps(row + j + 16);
+#pragma GCC unroll 8
+        for (int r = 0; r < kRows; ++r) {
+          const __m512 wv = _mm512_set1_ps(w[r]);
+          acc[r][0] = _mm512_fmadd_ps(wv, x0, acc[r][0]);
+          acc[r][1] = _mm512_fmadd_ps(wv, x1, acc[r][1]);
+        }
+      }
+    }
+  }
+  // The grid rows this tile touches: lanes [lo, hi) of row oy are outputs (oy, ox), lane l at
+  // ox = f0 + l - oy * Wp, stored with masked stores (lanes outside the row are not touched).
+  const int64_t rows = std::min<int64_t>(kRows, d.outChannels - b * kRows);
+  const int64_t oyLast = std::min<int64_t>(d.outH - 1, (f0 + kLanes - 1) / p.wp);
+  for (int64_t oy = f0 / p.wp; oy <= oyLast; ++oy) {
+    const int64_t lo = std::max<int64_t>(0, oy * p.wp - f0), hi = std::min<int64_t>(kLanes, oy * p.wp + d.outW - f0);
+    if (lo >= hi) continue;
+    const uint32_t mask = (hi == 32 ? ~0u : (1u << hi) - 1u) & ~((1u << lo) - 1u);
+    const __mmask16 m0 = static_cast<__mmask16>(mask & 0xffffu), m1 = static_cast<__mmask16>(mask >> 16);
+    for (int64_t r = 0; r < rows; ++r) {
+      float* dst = p.y + n * d.yImageStride + (b * kRows + r) * d.outH * d.outW + oy * (d.outW - p.wp) + f0;
+      if (m0) _mm512_mask_storeu_ps(dst, m0, acc[r][0]);
+      if (m1) _mm512_mask_storeu_ps(dst + 16, m1, acc[r][1]);
+    }
+  }
+}
+#pragma GCC diagnostic pop
+#endif
+
+// The tile for this CPU: AVX-512, AVX2 with FMA, or portable; OCTET_GEMM_KERNEL=avx2|portable
+// forces a simpler one, as for the GEMMs (every path gives the same bits).
+using Tile = void (*)(const Plan&, int64_t, int64_t, int64_t);
+Tile chooseTile() {
+  const char* forced = std::getenv("OCTET_GEMM_KERNEL");
+  const std::string want = forced ? forced : "";
+#ifdef OCTET_X86
+  __builtin_cpu_init();
+  if ((want.empty() || want == "avx512") && cpuHasAvx512()) return tileAvx512;
+  if ((want.empty() || want == "avx2") && cpuHasAvx2() && __builtin_cpu_supports("fma")) return tileAvx2;
+#endif
+  return tilePortable;
+}
+
+// ---- The weight gradient ----
+
+// What a weight-gradient call shares with its threads.
+struct GradPlan {
+  const DirectConv* d;
+  const float* padded;  // [batch][channels] planes of planeStride floats, rows wp apart
+  int64_t wp, planeStride;
+  const float* dyT;  // [batch][chunks][P][16]: the output gradient, 16 channels side by side
+  int64_t chunks, p;
+  const int64_t* offsets;  // per tap t: c * planeStride + i * DH * wp + j * DW (taps past k: tap 0's)
+  int64_t k, tapBlocks;
+  float* sums;  // [oBlocks][tapBlocks][T][V * 16]: each tile's running sums between images
+};
+
+// Tile (ob, tb) over image n: output channels [ob * V * 16, ..), taps [tb * T, tb * T + T); the
+// running sums come from `sums` and go back to it. Portable: lanes as arrays, fma per lane.
+template <int V, int T>
+__attribute__((always_inline)) inline void gradTileBody(const GradPlan& p, int64_t n, int64_t ob, int64_t tb) {
+  const DirectConv& d = *p.d;
+  float* sums = p.sums + (ob * p.tapBlocks + tb) * T * V * 16;
+  float acc[T][V * 16];
+  for (int t = 0; t < T; ++t)
+    for (int l = 0; l < V * 16; ++l) acc[t][l] = sums[t * V * 16 + l];
+  const float* base = p.padded + n * d.channels * p.planeStride;
+  const int64_t* off = p.offsets + tb * T;
+  const float* dyImage = p.dyT + (n * p.chunks + ob * V) * p.p * 16;
+  for (int64_t oy = 0; oy < d.outH; ++oy)
+    for (int64_t ox = 0; ox < d.outW; ++ox) {
+      const int64_t q = oy * d.outW + ox;
+      const float* at = base + oy * d.strideH * p.wp + ox * d.strideW;
+      for (int t = 0; t < T; ++t) {
+        const float xv = at[off[t]];
+        for (int v = 0; v < V; ++v) {
+          const float* g = dyImage + (v * p.p + q) * 16;
+          for (int l = 0; l < 16; ++l) acc[t][v * 16 + l] = __builtin_fmaf(g[l], xv, acc[t][v * 16 + l]);
+        }
+      }
+    }
+  for (int t = 0; t < T; ++t)
+    for (int l = 0; l < V * 16; ++l) sums[t * V * 16 + l] = acc[t][l];
+}
+
+template <int V, int T>
+void gradTilePortable(const GradPlan& p, int64_t n, int64_t ob, int64_t tb) {
+  gradTileBody<V, T>(p, n, ob, tb);
+}
+
+#ifdef OCTET_X86
+template <int V, int T>
+__attribute__((target("avx2,fma"))) void gradTileAvx2(const GradPlan& p, int64_t n, int64_t ob, int64_t tb) {
+  gradTileBody<V, T>(p, n, ob, tb);
+}
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+template <int V, int T>
+__attribute__((target("avx512f"))) void gradTileAvx512(const GradPlan& p, int64_t n, int64_t ob, int64_t tb) {
+  const DirectConv& d = *p.d;
+  float* sums = p.sums + (ob * p.tapBlocks + tb) * T * V * 16;
+  __m512 acc[T][V];
+  for (int t = 0; t < T; ++t)
+    for (int v = 0; v < V; ++v) acc[t][v] = _mm512_loadu_ps(sums + (t * V + v) * 16);
+  const float* base = p.padded + n * d.channels * p.planeStride;
+  int64_t off[T];
+  for (int t = 0; t < T; ++t) off[t] = p.offsets[tb * T + t];
+  const float* dyImage = p.dyT + (n * p.chunks + ob * V) * p.p * 16;
+  for (int64_t oy = 0; oy < d.outH; ++oy) {
+    const float* row = base + oy * d.strideH * p.wp;
+    const float* g = dyImage + oy * d.outW * 16;
+    for (int64_t ox = 0; ox < d.outW; ++ox, g += 16) {
+      const float* at = row + ox * d.strideW;
+      __m512 dv[V];
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) dv[v] = _mm512_loadu_ps(g + v * p.p * 16);
+#pragma GCC unroll 16
+      for (int t = 0; t < T; ++t) {
+        const __m512 xv = _mm512_set1_ps(at[off[t]]);
+#pragma GCC unroll 4
+        for (int v = 0; v < V; ++v) acc[t][v] = _mm512_fmadd_ps(dv[v], xv, acc[t][v]);
+      }
+    }
+  }
+  for (int t = 0; t < T; ++t)
+    for (int v = 0; v < V; ++v) _mm512_storeu_ps(sums + (t * V + v) * 16, acc[t][v]);
+}
+#pragma GCC diagnostic pop
+#endif
+
+using GradTile = void (*)(const GradPlan&, int64_t, int64_t, int64_t);
+
+// The tile for V channel vectors (1, 2 or 4) on this CPU, and its taps per tile T: 16, 8 or 6
+// (16 to 24 running sums in registers).
+GradTile gradTileFor(int v) {
+  const char* forced = std::getenv("OCTET_GEMM_KERNEL");
+  const std::string want = forced ? forced : "";
+#ifdef OCTET_X86
+  __builtin_cpu_init();
+  if ((want.empty() || want == "avx512") && cpuHasAvx512()) return v == 4 ? gradTileAvx512<4, 6> : v == 2 ? gradTileAvx512<2, 8> : gradTileAvx512<1, 16>;
+  if ((want.empty() || want == "avx2") && cpuHasAvx2() && __builtin_cpu_supports("fma")) {
+    return v == 4 ? gradTileAvx2<4, 6> : v == 2 ? gradTileAvx2<2, 8> : gradTileAvx2<1, 16>;
+  }
+#endif
+  return v == 4 ? gradTilePortable<4, 6> : v == 2 ? gradTilePortable<2, 8> : gradTilePortable<1, 16>;
+}
+
+// The calling thread's padded planes and packed weights, kept from call to call (every element
+// is written before it is read).
+thread_local AlignedFloats tlsPadded, tlsWeights, tlsRow, tlsGradients, tlsSums, tlsPlanes;
+
+// Input plane q = n * channels + c decoded into `plane`, zero-padded by (padH, padW), rows wp
+// apart; zeros to planeStride.
+void padPlane(const DirectConv& d, const DirectOperand& x, int64_t q, int64_t wp, int64_t planeStride, float* plane) {
+  const int64_t n = q / d.channels, c = q % d.channels;
+  std::memset(plane, 0, sizeof(float) * planeStride);
+  const int64_t at = n * d.xImageStride + c * d.height * d.width;
+  for (int64_t r = 0; r < d.height; ++r) {
+    float* dst = plane + (r + d.padH) * wp + d.padW;
+    if (x.codes) decodeCodes(x.codes + at + r * d.width, x.lut, x.e5m2, d.width, dst);
+    else std::memcpy(dst, x.values + at + r * d.width, sizeof(float) * d.width);
+  }
+}
+
+}  // namespace
+
+void directConvForward(const DirectConv& d, const DirectOperand& x, const DirectOperand& w, float* y, int threads) {
+  if (d.batch <= 0 || d.outChannels <= 0) return;
+  const int64_t wp = d.outW + d.kernelW - 1, hp = d.outH + d.kernelH - 1;
+  // Reads reach KW - 1 floats past the plane's last row, and a tile's lanes up to kLanes - 1
+  // positions past the grid: zeros.
+  const int64_t planeStride = (hp * wp + d.kernelW + kLanes + 15) / 16 * 16;
+  float* padded = tlsPadded.get(static_cast<size_t>(d.batch * d.channels * planeStride));
+  parallelFor(d.batch * d.channels, threads, [&](int64_t q) { padPlane(d, x, q, wp, planeStride, padded + q * planeStride); });
+  const int64_t k = d.channels * d.kernelH * d.kernelW, blocks = (d.outChannels + kRows - 1) / kRows;
+  float* wt = tlsWeights.get(static_cast<size_t>(blocks * k * kRows));
+  {
+    float* row = tlsRow.get(static_cast<size_t>(k));
+    for (int64_t o = 0; o < blocks * kRows; ++o) {
+      if (o < d.outChannels) {
+        if (w.codes) decodeCodes(w.codes + o * k, w.lut, w.e5m2, k, row);
+        else std::memcpy(row, w.values + o * k, sizeof(float) * k);
+      }
+      float* dst = wt + (o / kRows) * k * kRows + o % kRows;
+      for (int64_t t = 0; t < k; ++t) dst[t * kRows] = o < d.outChannels ? row[t] : 0.0f;
+    }
+  }
+  const Plan plan{&d, padded, wp, planeStride, d.outH * wp, wt, k, blocks, y};
+  const int64_t strips = (plan.grid + kLanes - 1) / kLanes;
+  static const Tile tile = chooseTile();
+  parallelFor(d.batch * blocks, threads, [&](int64_t task) {
+    for (int64_t s = 0; s < strips; ++s) tile(plan, task / blocks, task % blocks, s * kLanes);
+  });
+}
+
+void directConvWeightGradient(const DirectConv& d, const DirectOperand& dy, const DirectOperand& x, float* dw, int threads) {
+  const int64_t k = d.channels * d.kernelH * d.kernelW;
+  if (d.outChannels <= 0 || k <= 0) return;
+  const int64_t P = d.outH * d.outW, chunks = (d.outChannels + 15) / 16;
+  const int V = chunks % 4 == 0 ? 4 : chunks % 2 == 0 ? 2 : 1;
+  const int T = V == 4 ? 6 : V == 2 ? 8 : 16;
+  const int64_t oBlocks = chunks / V, tapBlocks = (k + T - 1) / T;
+  const int64_t wp = d.width + 2 * d.padW, hp = d.height + 2 * d.padH;
+  const int64_t planeStride = (hp * wp + 15) / 16 * 16;
+  float* padded = tlsPadded.get(static_cast<size_t>(d.batch * d.channels * planeStride));
+  float* dyT = tlsGradients.get(static_cast<size_t>(d.batch * chunks * P * 16));
+  // The input planes padded, and the output gradient turned channel-last, 16 channels a chunk.
+  parallelFor(d.batch * d.channels, threads, [&](int64_t q) { padPlane(d, x, q, wp, planeStride, padded + q * planeStride); });
+  parallelFor(d.batch * chunks, threads, [&](int64_t u) {
+    const int64_t n = u / chunks, chunk = u % chunks;
+    const int nc = static_cast<int>(std::min<int64_t>(16, d.outChannels - chunk * 16));
+    const int64_t at = n * d.yImageStride + chunk * 16 * P;
+    const float* planes;
+    if (dy.codes) {
+      float* decoded = tlsPlanes.get(static_cast<size_t>(16 * P));
+      decodeCodes(dy.codes + at, dy.lut, dy.e5m2, nc * P, decoded);
+      planes = decoded;
+    } else {
+      planes = dy.values + at;
+    }
+    channelsLast16Best(planes, P, P, nc, dyT + u * P * 16);
+  });
+  std::vector<int64_t> offsets(static_cast<size_t>(tapBlocks * T), 0);
+  for (int64_t t = 0; t < k; ++t) {
+    const int64_t c = t / (d.kernelH * d.kernelW), i = (t / d.kernelW) % d.kernelH, j = t % d.kernelW;
+    offsets[static_cast<size_t>(t)] = c * planeStride + i * d.dilationH * wp + j * d.dilationW;
+  }
+  float* sums = tlsSums.get(static_cast<size_t>(oBlocks * tapBlocks * T * V * 16));
+  std::memset(sums, 0, sizeof(float) * oBlocks * tapBlocks * T * V * 16);
+  const GradPlan plan{&d, padded, wp, planeStride, dyT, chunks, P, offsets.data(), k, tapBlocks, sums};
+  const GradTile tile = gradTileFor(V);
+  // Threads take fixed shares of the tiles and run every image in order through theirs: each
+  // sum is one chain on one thread, and an image's data stays in cache across a share's tiles.
+  const int64_t tiles = oBlocks * tapBlocks;
+  const int64_t parts = std::min<int64_t>(std::max(threads, 1), tiles);
+  parallelFor(parts, threads, [&](int64_t part) {
+    const int64_t first = tiles * part / parts, last = tiles * (part + 1) / parts;
+    for (int64_t n = 0; n < d.batch; ++n)
+      for (int64_t u = first; u < last; ++u) tile(plan, n, u / tapBlocks, u % tapBlocks);
+  });
+  for (int64_t o = 0; o < d.outChannels; ++o) {
+    const int64_t ob = o / (V * 16), lane = o % (V * 16);
+    for (int64_t t = 0; t < k; ++t) dw[o * k + t] = sums[((ob * tapBlocks + t / T) * T + t % T) * V * 16 + lane];
+  }
+}
+
+}  // namespace octet

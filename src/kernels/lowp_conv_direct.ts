@@ -1,0 +1,146 @@
+/**
+ * The low-precision convolutions' direct path (native/direct_conv.h): a stride-1 convolution under
+ * float32 accumulation whose products are exact in float32 (the operands' significands together
+ * fit 24 bits, as for FP8 x FP8) runs as a direct convolution instead of a GEMM over the column
+ * matrix. Each output is the same chain of fused multiply-adds in the contract's k order
+ * (t = (c * KH + i) * KW + j, from +0), so the bits are the GEMM's (tested against the reference
+ * on every shape class); only the speed differs. At small channel counts (ResNet-20's 16-64) the
+ * column matrix costs more to build and pack than its products, which is where this path wins.
+ *
+ * It serves the forward and the stride-1 input gradient (the forward of the output gradient with
+ * the rotated kernel), one group at a time, writing NCHW directly, and the weight gradient at any
+ * stride, dilation and padding (each weight one chain over the batch's positions in order, lanes
+ * over output channels); the scales are divided out once over the whole result, as the GEMM path
+ * does per chunk. It stands aside where results are
+ * keyed by their GEMM position (stochastic draws or output rounding), for emulated accumulators
+ * (their kernels sum in chunks), and without the addon.
+ */
+import type { ConvGeometry } from './conv_geometry.js';
+import { finishProduct, nativeOperand, runsOnSgemm, type LowpGemmOptions, type NativeOperand } from './lowp_gemm.js';
+import { keyedByPosition, type Backend, type GemmOperand } from './lowp_conv_columns.js';
+import { nativeCore } from './native.js';
+import { resolveThreads } from './threads.js';
+
+/** A group's operands as the direct kernel takes them, or null where the direct path does not apply. */
+function operands(x: GemmOperand, w: GemmOperand): { x: NativeOperand; w: NativeOperand } | null {
+  const xn = nativeOperand(x.op), wn = nativeOperand(w.op);
+  if (!xn || !wn || xn.significandBits + wn.significandBits > 24) return null;
+  return { x: xn, w: wn };
+}
+
+/** Whether the direct kernel is on (OCTET_LOWP_DIRECT=0 turns it off, to compare the two paths' speed; the bits are the same). */
+function enabled(): boolean {
+  return process.env.OCTET_LOWP_DIRECT !== '0';
+}
+
+/** One stride-1 convolution of a group, as the direct kernel sees it. */
+export interface DirectGroup {
+  /** Input images of the group: planes of height x width, images xImageStride apart. */
+  x: GemmOperand;
+  /** Weights [outChannels][channels * kernelH * kernelW]. */
+  w: GemmOperand;
+  /** Where the group's first output plane goes; images yImageStride apart. */
+  y: Float32Array;
+  geometry: { channels: number; height: number; width: number; outChannels: number; kernelH: number; kernelW: number; padH: number; padW: number; outH: number; outW: number };
+  xImageStride: number;
+  yImageStride: number;
+}
+
+/**
+ * Whether the direct path applies to a convolution with these options and this geometry: the
+ * addon, float32 accumulation without chunks, nothing keyed by position, stride 1, dilation 1,
+ * padding below the kernel.
+ */
+export function directApplies(b: Backend, s: ConvGeometry, options: LowpGemmOptions): boolean {
+  return directGradientApplies(b, options) && s.strideH === 1 && s.strideW === 1 && s.dilationH === 1 && s.dilationW === 1 && s.padH < s.kernelH && s.padW < s.kernelW;
+}
+
+/** Whether the direct weight gradient applies: as directApplies, at any stride, dilation and padding. */
+export function directGradientApplies(b: Backend, options: LowpGemmOptions): boolean {
+  return b.fast && enabled() && nativeCore() !== null && runsOnSgemm(options) && !keyedByPosition(options);
+}
+
+/*
+ * Where the direct kernels are faster than the GEMM over the column matrix: a measured crossover
+ * (batch 64, 2 threads, AMD Zen 5; docs/benchmarks.md, 2026-12-06 late). The GEMM multiplies
+ * bfloat16 pairs, two products per lane, but packs every column element, which only `output
+ * channels` products reuse; the direct kernels pack nothing and multiply one product per lane.
+ * Forward and input gradient (direct / GEMM time): 16 output channels 0.26-0.36, 32: 0.44-0.70,
+ * 64: 0.61-0.93, 128: 1.35-1.39, 256: 1.74-1.89, 512: 1.9-2.2. Weight gradient: 16-32 output
+ * channels 0.52-0.75, 64 at stride 2 or with 64 or more output positions 0.63-0.92, 64 at 7x7
+ * and stride 1 1.17, 128 and more 1.1-1.9.
+ */
+
+/** Whether a direct convolution (forward, or the input gradient) to this many output channels per group beats the GEMM. */
+export function directWins(outChannels: number): boolean {
+  return outChannels <= 64;
+}
+
+/** Whether the direct weight gradient of this (per-group) geometry beats the GEMM. */
+export function directGradientWins(s: ConvGeometry): boolean {
+  const oc = s.outChannels / s.groups;
+  return oc <= 32 || (oc <= 64 && (s.strideH > 1 || s.strideW > 1 || s.outH * s.outW >= 64));
+}
+
+/**
+ * Run groups 0 .. count - 1 (each built by groupAt when its turn comes, so per-group scratch such
+ * as a rotated kernel can be reused) through the direct kernel into `out`, whose every element the
+ * groups write, then divide by the scales and round to options.output: true. False, with nothing
+ * written, where the operands do not qualify (products not exact, operands the kernel cannot
+ * read); a convolution's groups share their tensors' formats and scales, so group 0 decides.
+ */
+export function directConvolution(batch: number, count: number, groupAt: (g: number) => DirectGroup, out: Float32Array, options: LowpGemmOptions): boolean {
+  const native = nativeCore();
+  if (!native || count <= 0) return false;
+  const first = groupAt(0);
+  const decided = operands(first.x, first.w);
+  if (!decided) return false;
+  const threads = resolveThreads(options.threads);
+  for (let g = 0; g < count; g++) {
+    const group = g === 0 ? first : groupAt(g);
+    const r = g === 0 ? decided : operands(group.x, group.w)!;
+    native.directConvForward(r.x, r.w, group.y, { ...group.geometry, batch, xImageStride: group.xImageStride, yImageStride: group.yImageStride, threads });
+  }
+  finishProduct(out, decided.w.scale, decided.x.scale, options.output);
+  return true;
+}
+
+/** One group's weight gradient, as the direct kernel sees it. */
+export interface DirectGradientGroup {
+  /** The group's output gradient: planes of outH x outW, images dyImageStride apart. */
+  dy: GemmOperand;
+  /** The group's input images: planes of height x width, images xImageStride apart. */
+  x: GemmOperand;
+  /** Where the group's [outChannels][channels * kernelH * kernelW] weight gradient goes. */
+  dw: Float32Array;
+  geometry: ConvGeometry;
+  xImageStride: number;
+  dyImageStride: number;
+}
+
+/**
+ * The weight gradient of groups 0 .. count - 1 into `out` (which the groups fill), then the scales
+ * divided out and options.output applied: true; false, with nothing written, where the operands
+ * do not qualify (group 0 decides, as for directConvolution). geometry.channels and outChannels
+ * are the group's.
+ */
+export function directWeightGradient(count: number, groupAt: (g: number) => DirectGradientGroup, out: Float32Array, options: LowpGemmOptions): boolean {
+  const native = nativeCore();
+  if (!native || count <= 0) return false;
+  const first = groupAt(0);
+  const decided = operands(first.x, first.dy);
+  if (!decided) return false;
+  const threads = resolveThreads(options.threads);
+  for (let g = 0; g < count; g++) {
+    const group = g === 0 ? first : groupAt(g);
+    const r = g === 0 ? decided : operands(group.x, group.dy)!;
+    const s = group.geometry;
+    native.directConvWeightGradient(r.w, r.x, group.dw, {
+      batch: s.batch, channels: s.channels, height: s.height, width: s.width, outChannels: s.outChannels, kernelH: s.kernelH, kernelW: s.kernelW,
+      padH: s.padH, padW: s.padW, strideH: s.strideH, strideW: s.strideW, dilationH: s.dilationH, dilationW: s.dilationW, outH: s.outH, outW: s.outW,
+      xImageStride: group.xImageStride, yImageStride: group.dyImageStride, threads,
+    });
+  }
+  finishProduct(out, decided.w.scale, decided.x.scale, options.output);
+  return true;
+}
