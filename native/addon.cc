@@ -26,6 +26,7 @@
 #include "codec.h"
 #include "depthwise.h"
 #include "direct_conv.h"
+#include "lowp_gemm_tiles.h"
 #include "elementwise.h"
 #include "gemm.h"
 #include "im2col.h"
@@ -176,6 +177,34 @@ Napi::Value SgemmColumns(const Napi::CallbackInfo& info) {
   return undefinedOf(info);
 }
 
+// The emulated accumulator's options (lowpGemm's and directConvForwardLowp's): accumulator (codec
+// parameters), table, chunk, chunkEnds (an Int32Array, non-decreasing, the last k; nearest
+// rounding only), exactProducts, productsOnSubnormalGrid; into g.
+void accumulatorFields(const Napi::Object& o, int64_t k, octet::LowpGemmArgs& g, const char* who) {
+  Napi::Env env = o.Env();
+  g.acc = codecParamsField(o, "accumulator");
+  g.lut = f32(env, field(o, "table", false), "table", 2 * static_cast<int64_t>(g.acc.signMask), true);
+  g.chunk = sizeField(o, "chunk");
+  const Napi::Value endsValue = field(o, "chunkEnds", false);
+  if (!endsValue.IsUndefined() && !endsValue.IsNull()) {
+    if (!isType(endsValue, napi_int32_array)) throw typeError(env, std::string(who) + ": chunkEnds must be an Int32Array");
+    auto endsArray = endsValue.As<Napi::Int32Array>();
+    const int32_t* ends = endsArray.Data();
+    const int64_t count = static_cast<int64_t>(endsArray.ElementLength());
+    int64_t previous = 0;
+    for (int64_t c = 0; c < count; ++c) {
+      if (ends[c] < previous) throw rangeError(env, std::string(who) + ": chunkEnds must not decrease");
+      previous = ends[c];
+    }
+    if (count == 0 || previous != k) throw rangeError(env, std::string(who) + ": the last chunk end must be k");
+    if (g.acc.rounding != octet::kNearest) throw rangeError(env, std::string(who) + ": chunkEnds need nearest rounding");
+    g.chunkEnds = ends;
+    g.chunkCount = count;
+  }
+  g.exactProducts = boolField(o, "exactProducts");
+  g.productsOnSubnormalGrid = boolField(o, "productsOnSubnormalGrid");
+}
+
 // lowpGemm(a, b, c, { transA, transB, m, n, k, accumulator, table, chunk, chunkEnds,
 // exactProducts, productsOnSubnormalGrid, columns, threads }): the emulated-accumulation GEMM
 // (native/lowp_gemm.h). accumulator: the codec parameters of the accumulator's format; table: the
@@ -224,27 +253,7 @@ Napi::Value LowpGemm(const Napi::CallbackInfo& info) {
     columns.x = g.b;
   }
   g.c = f32(info, 2, "c", s.m * s.n);
-  g.acc = codecParamsField(o, "accumulator");
-  g.lut = f32(env, field(o, "table", false), "table", 2 * static_cast<int64_t>(g.acc.signMask), true);
-  g.chunk = sizeField(o, "chunk");
-  const Napi::Value endsValue = field(o, "chunkEnds", false);
-  if (!endsValue.IsUndefined() && !endsValue.IsNull()) {
-    if (!isType(endsValue, napi_int32_array)) throw typeError(env, "lowpGemm: chunkEnds must be an Int32Array");
-    auto endsArray = endsValue.As<Napi::Int32Array>();
-    const int32_t* ends = endsArray.Data();
-    const int64_t count = static_cast<int64_t>(endsArray.ElementLength());
-    int64_t previous = 0;
-    for (int64_t c = 0; c < count; ++c) {
-      if (ends[c] < previous) throw rangeError(env, "lowpGemm: chunkEnds must not decrease");
-      previous = ends[c];
-    }
-    if (count == 0 || previous != s.k) throw rangeError(env, "lowpGemm: the last chunk end must be k");
-    if (g.acc.rounding != octet::kNearest) throw rangeError(env, "lowpGemm: chunkEnds need nearest rounding");
-    g.chunkEnds = ends;
-    g.chunkCount = count;
-  }
-  g.exactProducts = boolField(o, "exactProducts");
-  g.productsOnSubnormalGrid = boolField(o, "productsOnSubnormalGrid");
+  accumulatorFields(o, s.k, g, "lowpGemm");
   octet::lowpGemm(g, threadsField(o));
   return undefinedOf(info);
 }
@@ -684,9 +693,9 @@ Napi::Value DepthwiseWeightGradient(const Napi::CallbackInfo& info) {
 // directConvForward(x, w, y, { batch, channels, height, width, outChannels, kernelH, kernelW,
 // padH, padW, outH, outW, xImageStride, yImageStride, threads }): one group's stride-1
 // convolution with exact products (native/direct_conv.h); x and w are operands (operandArg).
-Napi::Value DirectConvForward(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const Napi::Object o = optionsArg(info, 3, "directConvForward");
+// A stride-1 direct convolution's options, checked: paddings below the kernel, outH = H + 2 padH
+// - KH + 1, likewise outW, image strides no smaller than an image.
+octet::DirectConv directConvField(const Napi::Object& o, const char* who) {
   octet::DirectConv d{sizeField(o, "batch"),   sizeField(o, "channels"), sizeField(o, "height"), sizeField(o, "width"),
                       sizeField(o, "outChannels"), sizeField(o, "kernelH"), sizeField(o, "kernelW"), sizeField(o, "padH"),
                       sizeField(o, "padW"),    sizeField(o, "outH"),     sizeField(o, "outW"),   sizeField(o, "xImageStride"),
@@ -695,12 +704,33 @@ Napi::Value DirectConvForward(const Napi::CallbackInfo& info) {
                   d.padH < d.kernelH && d.padW < d.kernelW && d.outH == d.height + 2 * d.padH - d.kernelH + 1 &&
                   d.outW == d.width + 2 * d.padW - d.kernelW + 1 && d.outH > 0 && d.outW > 0 && d.xImageStride >= d.channels * d.height * d.width &&
                   d.yImageStride >= d.outChannels * d.outH * d.outW;
-  if (!ok) throw rangeError(env, "directConvForward: the geometry is not a stride-1 convolution (paddings below the kernel, outH = H + 2 padH - KH + 1)");
+  if (!ok) throw rangeError(o.Env(), std::string(who) + ": the geometry is not a stride-1 convolution (paddings below the kernel, outH = H + 2 padH - KH + 1)");
+  return d;
+}
+
+Napi::Value DirectConvForward(const Napi::CallbackInfo& info) {
+  const Napi::Object o = optionsArg(info, 3, "directConvForward");
+  const octet::DirectConv d = directConvField(o, "directConvForward");
   const Operand x = operandArg(info, 0, "x", (d.batch - 1) * d.xImageStride + d.channels * d.height * d.width);
   const Operand w = operandArg(info, 1, "w", d.outChannels * d.channels * d.kernelH * d.kernelW);
   float* y = f32(info, 2, "y", (d.batch - 1) * d.yImageStride + d.outChannels * d.outH * d.outW);
   octet::directConvForward(d, {x.values, x.codes, x.lut, x.e5m2}, {w.values, w.codes, w.lut, w.e5m2}, y, threadsField(o));
   return undefinedOf(info);
+}
+
+// directConvForwardLowp(x, w, y, { the directConvForward options, and the emulated accumulator's
+// (accumulatorFields) }) -> whether it computed y (native/direct_conv.h; false: run the GEMM).
+Napi::Value DirectConvForwardLowp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Napi::Object o = optionsArg(info, 3, "directConvForwardLowp");
+  const octet::DirectConv d = directConvField(o, "directConvForwardLowp");
+  octet::LowpGemmArgs g;
+  accumulatorFields(o, d.channels * d.kernelH * d.kernelW, g, "directConvForwardLowp");
+  const Operand x = operandArg(info, 0, "x", (d.batch - 1) * d.xImageStride + d.channels * d.height * d.width);
+  const Operand w = operandArg(info, 1, "w", d.outChannels * d.channels * d.kernelH * d.kernelW);
+  float* y = f32(info, 2, "y", (d.batch - 1) * d.yImageStride + d.outChannels * d.outH * d.outW);
+  const bool done = octet::directConvForwardLowp(d, {x.values, x.codes, x.lut, x.e5m2}, {w.values, w.codes, w.lut, w.e5m2}, g, y, threadsField(o));
+  return Napi::Boolean::New(env, done);
 }
 
 // directConvWeightGradient(dy, x, dw, { batch, channels, height, width, outChannels, kernelH,
@@ -855,6 +885,11 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Object out = Napi::Object::New(env);
   out.Set("gemmKernel", octet::gemmKernelName());
   out.Set("bf16Pairs", octet::gemmBf16Pairs());
+#ifdef OCTET_X86
+  out.Set("lowpTiles", octet::lowp::avx512Tiles() ? "avx512" : octet::lowp::avx2Tiles() ? "avx2" : "portable");
+#else
+  out.Set("lowpTiles", "portable");
+#endif
   out.Set("bf16PairProducts", static_cast<double>(octet::gemmBf16PairProducts()));
   out.Set("threads", octet::defaultThreads());
   out.Set("hardwareThreads", octet::hardwareThreads());
@@ -1036,6 +1071,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("depthwiseForward", Napi::Function::New(env, DepthwiseForward));
   exports.Set("directConvForward", Napi::Function::New(env, DirectConvForward));
   exports.Set("directConvWeightGradient", Napi::Function::New(env, DirectConvWeightGradient));
+  exports.Set("directConvForwardLowp", Napi::Function::New(env, DirectConvForwardLowp));
   exports.Set("depthwiseInputGradient", Napi::Function::New(env, DepthwiseInputGradient));
   exports.Set("depthwiseWeightGradient", Napi::Function::New(env, DepthwiseWeightGradient));
   exports.Set("reluForward", Napi::Function::New(env, ReluForward));

@@ -1,12 +1,16 @@
 #include "direct_conv.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "channels_last.h"
+#include "codec.h"
+#include "lowp_gemm.h"
+#include "lowp_gemm_tiles.h"
 #include "cpu.h"
 #include "parallel.h"
 #include "scratch.h"
@@ -241,8 +245,11 @@ void padPlane(const DirectConv& d, const DirectOperand& x, int64_t q, int64_t wp
 
 }  // namespace
 
-void directConvForward(const DirectConv& d, const DirectOperand& x, const DirectOperand& w, float* y, int threads) {
-  if (d.batch <= 0 || d.outChannels <= 0) return;
+namespace {
+
+// The forward's operands laid out for the tiles: the padded input planes and the packed weights
+// (in the calling thread's buffers).
+Plan prepareForward(const DirectConv& d, const DirectOperand& x, const DirectOperand& w, float* y, int threads) {
   const int64_t wp = d.outW + d.kernelW - 1, hp = d.outH + d.kernelH - 1;
   // Reads reach KW - 1 floats past the plane's last row, and a tile's lanes up to kLanes - 1
   // positions past the grid: zeros.
@@ -251,23 +258,169 @@ void directConvForward(const DirectConv& d, const DirectOperand& x, const Direct
   parallelFor(d.batch * d.channels, threads, [&](int64_t q) { padPlane(d, x, q, wp, planeStride, padded + q * planeStride); });
   const int64_t k = d.channels * d.kernelH * d.kernelW, blocks = (d.outChannels + kRows - 1) / kRows;
   float* wt = tlsWeights.get(static_cast<size_t>(blocks * k * kRows));
-  {
-    float* row = tlsRow.get(static_cast<size_t>(k));
-    for (int64_t o = 0; o < blocks * kRows; ++o) {
-      if (o < d.outChannels) {
-        if (w.codes) decodeCodes(w.codes + o * k, w.lut, w.e5m2, k, row);
-        else std::memcpy(row, w.values + o * k, sizeof(float) * k);
-      }
-      float* dst = wt + (o / kRows) * k * kRows + o % kRows;
-      for (int64_t t = 0; t < k; ++t) dst[t * kRows] = o < d.outChannels ? row[t] : 0.0f;
+  float* row = tlsRow.get(static_cast<size_t>(k));
+  for (int64_t o = 0; o < blocks * kRows; ++o) {
+    if (o < d.outChannels) {
+      if (w.codes) decodeCodes(w.codes + o * k, w.lut, w.e5m2, k, row);
+      else std::memcpy(row, w.values + o * k, sizeof(float) * k);
+    }
+    float* dst = wt + (o / kRows) * k * kRows + o % kRows;
+    for (int64_t t = 0; t < k; ++t) dst[t * kRows] = o < d.outChannels ? row[t] : 0.0f;
+  }
+  return Plan{&d, padded, wp, planeStride, d.outH * wp, wt, k, blocks, y};
+}
+
+#ifdef OCTET_X86
+// ---- The forward under an emulated accumulator (AVX-512) ----
+
+struct LowpPlan {
+  const Plan* plan;
+  const int64_t* offsets;  // per tap t: c * planeStride + i * wp + j
+  const int64_t* ends;     // the nonempty chunks' ends, or null
+  int64_t endCount;
+  lowp::FastRange range;
+};
+
+// Channels [b * 8, b * 8 + 8) of image n at 16 positions from f0: lowpGemm's fast tile's
+// arithmetic (fastRows in native/lowp_gemm_fast.h) for these rows and columns: each addition
+// s = fma(w, x, s), then Veltkamp's nearest rounding to the accumulator's significand; chunk
+// partials folded into the total with a rounded addition. False, with nothing stored, where a
+// rounded value left the format's normal range (kCheck).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// One rounded addition's result (lowpGemm's fast nearest rounding), tracking |r| - 1 of the
+// rounded bits for the range check.
+template <bool kCheck>
+__attribute__((target("avx512f"), always_inline)) inline __m512 roundedAvx512(__m512 sum, __m512 splitter, __m512i& worstHigh, __m512i& worstLow) {
+  const __m512 c = _mm512_fmadd_ps(sum, splitter, sum);
+  const __m512 r = _mm512_sub_ps(c, _mm512_sub_ps(c, sum));
+  if (kCheck) {
+    const __m512i g = _mm512_sub_epi32(_mm512_and_si512(_mm512_castps_si512(r), _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(1));
+    worstHigh = _mm512_max_epi32(worstHigh, g);
+    worstLow = _mm512_min_epu32(worstLow, g);
+  }
+  return r;
+}
+
+// Products t0 .. t1 - 1 added into sums, each addition rounded.
+template <bool kCheck>
+__attribute__((target("avx512f"), always_inline)) inline void accumulateAvx512(__m512 (&sums)[kRows], const float* base, const int64_t* offsets, const float* wt,
+                                                                              int64_t t0, int64_t t1, __m512 splitter, __m512i& worstHigh, __m512i& worstLow) {
+  for (int64_t t = t0; t < t1; ++t) {
+    const __m512 xv = _mm512_loadu_ps(base + offsets[t]);
+    const float* wr = wt + t * kRows;
+#pragma GCC unroll 8
+    for (int r = 0; r < kRows; ++r) sums[r] = roundedAvx512<kCheck>(_mm512_fmadd_ps(_mm512_set1_ps(wr[r]), xv, sums[r]), splitter, worstHigh, worstLow);
+  }
+}
+
+template <bool kCheck>
+__attribute__((target("avx512f"))) bool lowpTileAvx512(const LowpPlan& lp, int64_t n, int64_t b, int64_t f0) {
+  constexpr int R = kRows;
+  const Plan& p = *lp.plan;
+  const DirectConv& d = *p.d;
+  const __m512 splitter = _mm512_set1_ps(lp.range.splitter);
+  __m512i worstHigh = _mm512_set1_epi32(-1), worstLow = _mm512_set1_epi32(-1);
+  const float* base = p.padded + n * d.channels * p.planeStride + f0;
+  const float* wt = p.wt + b * p.k * R;
+  __m512 total[R];
+  for (int r = 0; r < R; ++r) total[r] = _mm512_setzero_ps();
+  if (!lp.ends) {
+    accumulateAvx512<kCheck>(total, base, lp.offsets, wt, 0, p.k, splitter, worstHigh, worstLow);
+  } else {
+    for (int64_t run = 0; run < lp.endCount; ++run) {
+      __m512 partial[R];
+      for (int r = 0; r < R; ++r) partial[r] = _mm512_setzero_ps();
+      accumulateAvx512<kCheck>(partial, base, lp.offsets, wt, run == 0 ? 0 : lp.ends[run - 1], lp.ends[run], splitter, worstHigh, worstLow);
+      for (int r = 0; r < R; ++r) total[r] = roundedAvx512<kCheck>(_mm512_add_ps(total[r], partial[r]), splitter, worstHigh, worstLow);
     }
   }
-  const Plan plan{&d, padded, wp, planeStride, d.outH * wp, wt, k, blocks, y};
-  const int64_t strips = (plan.grid + kLanes - 1) / kLanes;
+  if (kCheck && !(_mm512_cmpgt_epi32_mask(worstHigh, _mm512_set1_epi32(static_cast<int>(lp.range.maxBitsLess1))) == 0 &&
+                  _mm512_cmplt_epu32_mask(worstLow, _mm512_set1_epi32(static_cast<int>(lp.range.minBitsLess1))) == 0)) {
+    return false;
+  }
+  const int64_t rows = std::min<int64_t>(R, d.outChannels - b * R);
+  const int64_t oyLast = std::min<int64_t>(d.outH - 1, (f0 + 15) / p.wp);
+  for (int64_t oy = f0 / p.wp; oy <= oyLast; ++oy) {
+    const int64_t lo = std::max<int64_t>(0, oy * p.wp - f0), hi = std::min<int64_t>(16, oy * p.wp + d.outW - f0);
+    if (lo >= hi) continue;
+    const __mmask16 mask = static_cast<__mmask16>(((hi == 16 ? 0xffffu : (1u << hi) - 1u)) & ~((1u << lo) - 1u));
+    for (int64_t r = 0; r < rows; ++r) {
+      float* dst = p.y + n * d.yImageStride + (b * R + r) * d.outH * d.outW + oy * (d.outW - p.wp) + f0;
+      _mm512_mask_storeu_ps(dst, mask, total[r]);
+    }
+  }
+  return true;
+}
+#pragma GCC diagnostic pop
+#endif
+
+}  // namespace
+
+void directConvForward(const DirectConv& d, const DirectOperand& x, const DirectOperand& w, float* y, int threads) {
+  if (d.batch <= 0 || d.outChannels <= 0) return;
+  const Plan plan = prepareForward(d, x, w, y, threads);
+  const int64_t strips = (plan.grid + kLanes - 1) / kLanes, blocks = plan.blocks;
   static const Tile tile = chooseTile();
   parallelFor(d.batch * blocks, threads, [&](int64_t task) {
     for (int64_t s = 0; s < strips; ++s) tile(plan, task / blocks, task % blocks, s * kLanes);
   });
+}
+
+bool directConvForwardLowp(const DirectConv& d, const DirectOperand& x, const DirectOperand& w, const LowpGemmArgs& accumulator, float* y, int threads) {
+#ifdef OCTET_X86
+  const CodecParams& acc = accumulator.acc;
+  if (!lowp::avx512Tiles() || !accumulator.lut || acc.mantissaBits >= 23 || !acc.subnormalsKept || !acc.signedZero || !acc.signedNaN ||
+      acc.rounding == kStochastic || !accumulator.exactProducts) {
+    return false;
+  }
+  if (d.batch <= 0 || d.outChannels <= 0) return true;
+  const int64_t k = d.channels * d.kernelH * d.kernelW;
+  // The GEMM this is: C (outChannels x batch * P) = W (outChannels x k) col; its chunks and the
+  // proof that no value leaves the fast range (as lowpGemm decides it).
+  LowpGemmArgs g = accumulator;
+  g.transA = g.transB = false;
+  g.m = d.outChannels;
+  g.n = d.batch * d.outH * d.outW;
+  g.k = k;
+  g.a = w.values;
+  g.aCodes = w.codes;
+  g.aLut = w.lut;
+  g.aIsE5M2 = w.e5m2;
+  g.b = nullptr;
+  g.bCodes = nullptr;
+  g.bColumns = nullptr;
+  const std::vector<int64_t> ends = lowpChunkEnds(g);
+  g.ends = ends.empty() ? nullptr : ends.data();
+  g.endCount = static_cast<int64_t>(ends.size());
+  float amaxX = 0.0f;
+  for (int64_t n = 0; n < d.batch && amaxX == amaxX; ++n) {
+    const int64_t at = n * d.xImageStride;
+    const float a = lowpOperandAmax(x.values ? x.values + at : nullptr, x.codes ? x.codes + at : nullptr, x.lut, x.e5m2, d.channels * d.height * d.width, threads);
+    amaxX = a != a ? a : std::max(amaxX, a);
+  }
+  const bool unchecked = lowpRangeProven(g, amaxX, threads);
+  const Plan plan = prepareForward(d, x, w, y, threads);
+  std::vector<int64_t> offsets(static_cast<size_t>(k));
+  for (int64_t t = 0; t < k; ++t) {
+    const int64_t c = t / (d.kernelH * d.kernelW), i = (t / d.kernelW) % d.kernelH, j = t % d.kernelW;
+    offsets[static_cast<size_t>(t)] = c * plan.planeStride + i * plan.wp + j;
+  }
+  const LowpPlan lp{&plan, offsets.data(), g.ends, g.endCount, lowp::fastRangeOf(acc)};
+  const int64_t strips = (plan.grid + 15) / 16, blocks = plan.blocks;
+  std::atomic<bool> failed{false};
+  parallelFor(d.batch * blocks, threads, [&](int64_t task) {
+    for (int64_t s = 0; s < strips && !failed.load(std::memory_order_relaxed); ++s) {
+      const bool ok = unchecked ? lowpTileAvx512<false>(lp, task / blocks, task % blocks, s * 16) : lowpTileAvx512<true>(lp, task / blocks, task % blocks, s * 16);
+      if (!ok) failed.store(true, std::memory_order_relaxed);
+    }
+  });
+  return !failed.load();
+#else
+  (void)d, (void)x, (void)w, (void)accumulator, (void)y, (void)threads;
+  return false;
+#endif
 }
 
 void directConvWeightGradient(const DirectConv& d, const DirectOperand& dy, const DirectOperand& x, float* dw, int threads) {

@@ -16,6 +16,8 @@
 #pragma once
 #include <cstdint>
 
+#include "lowp_gemm.h"
+
 namespace octet {
 
 struct DirectConv {
@@ -41,6 +43,16 @@ struct DirectOperand {
 // y (every output element of the group written) from x [batch][channels][H][W] (image stride
 // xImageStride) and w [outChannels][channels * KH * KW].
 void directConvForward(const DirectConv& d, const DirectOperand& x, const DirectOperand& w, float* y, int threads);
+
+// The same forward under an emulated accumulator: each output is lowpGemm's chain for C = W col
+// (every addition in the contract's k order rounded to the accumulator's format, chunk partials
+// folded in as it says), computed with lowpGemm's fast nearest rounding (Veltkamp splitting),
+// which equals the codec's wherever values stay in the format's normal range, on AVX-512. From
+// `accumulator` it reads acc, lut, chunk, chunkEnds / chunkCount, exactProducts and
+// productsOnSubnormalGrid. Returns false, with y's contents unspecified, where it cannot give the
+// contract's bits that way (a value left the range and no proof excluded it, stochastic rounding,
+// inexact products, a format off the fast path, no AVX-512): the caller runs the GEMM instead.
+bool directConvForwardLowp(const DirectConv& d, const DirectOperand& x, const DirectOperand& w, const LowpGemmArgs& accumulator, float* y, int threads);
 
 // The weight gradient of one group, the SGEMM-on-columns path's chains bit for bit (any stride,
 // dilation and padding):

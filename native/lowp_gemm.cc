@@ -245,10 +245,9 @@ void scalarTile(const LowpGemmArgs& g, const float* strip, const float* rows0, i
 // range), and no sum able to overflow. No sum can overflow when k products of the largest
 // magnitudes, grown by a relative half unit per rounding, stay below F's largest value; and the
 // splitting multiplies by 2^(23 - m), so sums must stay below 2^(127 - (23 - m)) as well.
-bool fastRangeProven(const LowpGemmArgs& g, bool stochastic, int threads) {
+bool rangeProvenGiven(const LowpGemmArgs& g, float amaxB, bool stochastic, int threads) {
   if (!g.productsOnSubnormalGrid) return false;
   const float amaxA = operandAmax(g.a, g.aCodes, g.aLut, g.aIsE5M2, g.m * g.k, threads);
-  const float amaxB = g.bColumns ? imagesAmax(g, threads) : operandAmax(g.b, g.bCodes, g.bLut, g.bIsE5M2, g.k * g.n, threads);
   const double maxFinite = std::ldexp(1.0 + g.acc.maxMantissaAtTop / std::ldexp(1.0, g.acc.mantissaBits), g.acc.maxBiasedExponent - g.acc.bias);
   // Each rounding grows a magnitude by at most half a unit (nearest) or one unit (stochastic): a
   // factor (1 + u) per rounding a value goes through. Without chunks a sum goes through k
@@ -267,6 +266,12 @@ bool fastRangeProven(const LowpGemmArgs& g, bool stochastic, int threads) {
   return amaxB == amaxB && maxRowAbsSum(g, threads) * amaxB * factor < limit;
 }
 
+bool fastRangeProven(const LowpGemmArgs& g, bool stochastic, int threads) {
+  if (!g.productsOnSubnormalGrid) return false;
+  const float amaxB = g.bColumns ? imagesAmax(g, threads) : operandAmax(g.b, g.bCodes, g.bLut, g.bIsE5M2, g.k * g.n, threads);
+  return rangeProvenGiven(g, amaxB, stochastic, threads);
+}
+
 // The calling thread's decoded op(A) or packed op(B), and packed strips beside a decoded op(A):
 // kept from call to call (every element is written before it is read). Fresh per call they cost
 // a zeroing memset and a page fault per 4 KiB: about 8% of an e6m9 ResNet-18 training step, whose
@@ -275,13 +280,13 @@ thread_local AlignedFloats callerOperand, callerStrips;
 
 }  // namespace
 
-void lowpGemm(const LowpGemmArgs& args, int threads) {
-  if (args.m <= 0 || args.n <= 0) return;
-  if (args.k <= 0) {
-    std::fill(args.c, args.c + args.m * args.n, 0.0f);
-    return;
-  }
-  // The chunks as the ends of the nonempty ones (an empty chunk adds nothing).
+float lowpOperandAmax(const float* values, const uint8_t* codes, const float* lut, bool e5m2, int64_t n, int threads) {
+  return operandAmax(values, codes, lut, e5m2, n, threads);
+}
+
+bool lowpRangeProven(const LowpGemmArgs& g, float amaxB, int threads) { return rangeProvenGiven(g, amaxB, false, threads); }
+
+std::vector<int64_t> lowpChunkEnds(const LowpGemmArgs& args) {
   std::vector<int64_t> ends;
   if (args.chunkEnds) {
     for (int64_t c = 0; c < args.chunkCount; ++c) {
@@ -290,6 +295,17 @@ void lowpGemm(const LowpGemmArgs& args, int threads) {
   } else if (args.chunk > 0) {
     for (int64_t e = args.chunk; e < args.k + args.chunk; e += args.chunk) ends.push_back(std::min(e, args.k));
   }
+  return ends;
+}
+
+void lowpGemm(const LowpGemmArgs& args, int threads) {
+  if (args.m <= 0 || args.n <= 0) return;
+  if (args.k <= 0) {
+    std::fill(args.c, args.c + args.m * args.n, 0.0f);
+    return;
+  }
+  // The chunks as the ends of the nonempty ones (an empty chunk adds nothing).
+  const std::vector<int64_t> ends = lowpChunkEnds(args);
   LowpGemmArgs g = args;
   g.ends = ends.empty() ? nullptr : ends.data();
   g.endCount = static_cast<int64_t>(ends.size());

@@ -3,6 +3,7 @@
 // The contract is written in src/kernels/lowp_gemm.ts; this kernel returns exactly its bits.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "codec.h"
 #include "gemm.h"
@@ -45,5 +46,16 @@ struct LowpGemmArgs {
 };
 
 void lowpGemm(const LowpGemmArgs& args, int threads);
+
+// For kernels that compute the same contract another way (native/direct_conv.h):
+// the largest magnitude of n operand values (floats, or codes through lut; E5M2 codes by their
+// low bits), NaN if one is NaN;
+float lowpOperandAmax(const float* values, const uint8_t* codes, const float* lut, bool e5m2, int64_t n, int threads);
+// whether no sum of a product with args g (op(A) = a or aCodes, m x k, not transposed; ends set;
+// productsOnSubnormalGrid) and an op(B) whose largest magnitude is amaxB can leave the fast
+// nearest rounding's range (F's normal range): lowpGemm's own proof;
+bool lowpRangeProven(const LowpGemmArgs& g, float amaxB, int threads);
+// the ends of the nonempty chunks of args (chunkEnds, or chunk; empty without chunks).
+std::vector<int64_t> lowpChunkEnds(const LowpGemmArgs& args);
 
 }  // namespace octet

@@ -1,22 +1,25 @@
 /**
- * The low-precision convolutions' direct path (native/direct_conv.h): a stride-1 convolution under
- * float32 accumulation whose products are exact in float32 (the operands' significands together
- * fit 24 bits, as for FP8 x FP8) runs as a direct convolution instead of a GEMM over the column
- * matrix. Each output is the same chain of fused multiply-adds in the contract's k order
- * (t = (c * KH + i) * KW + j, from +0), so the bits are the GEMM's (tested against the reference
- * on every shape class); only the speed differs. At small channel counts (ResNet-20's 16-64) the
- * column matrix costs more to build and pack than its products, which is where this path wins.
+ * The low-precision convolutions' direct path (native/direct_conv.h): where a convolution's
+ * products are exact in float32 (the operands' significands together fit 24 bits, as for FP8 x
+ * FP8), it runs as a direct convolution instead of a GEMM over the column matrix. Each output is
+ * the same chain as the GEMM's, in the contract's k order (t = (c * KH + i) * KW + j, from +0), so
+ * the bits are the GEMM's (tested against the reference on every shape class); only the speed
+ * differs. At small channel counts (ResNet-20's 16-64) the column matrix costs more to build and
+ * pack than its products, which is where this path wins.
  *
  * It serves the forward and the stride-1 input gradient (the forward of the output gradient with
- * the rotated kernel), one group at a time, writing NCHW directly, and the weight gradient at any
- * stride, dilation and padding (each weight one chain over the batch's positions in order, lanes
- * over output channels); the scales are divided out once over the whole result, as the GEMM path
- * does per chunk. It stands aside where results are
- * keyed by their GEMM position (stochastic draws or output rounding), for emulated accumulators
- * (their kernels sum in chunks), and without the addon.
+ * the rotated kernel), one group at a time, writing NCHW directly: under float32 accumulation
+ * (fused multiply-adds), and under an emulated accumulator with nearest rounding on AVX-512 (each
+ * addition rounded as lowpGemm's fast tiles round it, chunks folded as the contract says; where a
+ * value leaves the accumulator's normal range the kernel declines and the GEMM computes the whole
+ * result). And the weight gradient under float32 accumulation, at any stride, dilation and padding
+ * (each weight one chain over the batch's positions in order, lanes over output channels). The
+ * scales are divided out once over the whole result, as the GEMM path does per chunk. It stands
+ * aside where results are keyed by their GEMM position (stochastic draws or output rounding), for
+ * the aligned accumulators (hopper-fp8 and its kind), and without the addon.
  */
 import type { ConvGeometry } from './conv_geometry.js';
-import { finishProduct, nativeOperand, runsOnSgemm, type LowpGemmOptions, type NativeOperand } from './lowp_gemm.js';
+import { alignedOf, finishProduct, nativeAccumulator, nativeOperand, runsOnSgemm, type LowpGemmOptions, type NativeOperand } from './lowp_gemm.js';
 import { keyedByPosition, type Backend, type GemmOperand } from './lowp_conv_columns.js';
 import { nativeCore } from './native.js';
 import { resolveThreads } from './threads.js';
@@ -52,7 +55,10 @@ export interface DirectGroup {
  * padding below the kernel.
  */
 export function directApplies(b: Backend, s: ConvGeometry, options: LowpGemmOptions): boolean {
-  return directGradientApplies(b, options) && s.strideH === 1 && s.strideW === 1 && s.dilationH === 1 && s.dilationW === 1 && s.padH < s.kernelH && s.padW < s.kernelW;
+  return (
+    b.fast && enabled() && nativeCore() !== null && !alignedOf(options.accumulation) && !keyedByPosition(options) && s.strideH === 1 && s.strideW === 1 &&
+    s.dilationH === 1 && s.dilationW === 1 && s.padH < s.kernelH && s.padW < s.kernelW
+  );
 }
 
 /** Whether the direct weight gradient applies: as directApplies, at any stride, dilation and padding. */
@@ -96,10 +102,15 @@ export function directConvolution(batch: number, count: number, groupAt: (g: num
   const decided = operands(first.x, first.w);
   if (!decided) return false;
   const threads = resolveThreads(options.threads);
+  const sgemm = runsOnSgemm(options);
   for (let g = 0; g < count; g++) {
     const group = g === 0 ? first : groupAt(g);
     const r = g === 0 ? decided : operands(group.x, group.w)!;
-    native.directConvForward(r.x, r.w, group.y, { ...group.geometry, batch, xImageStride: group.xImageStride, yImageStride: group.yImageStride, threads });
+    const o = { ...group.geometry, batch, xImageStride: group.xImageStride, yImageStride: group.yImageStride, threads };
+    if (sgemm) native.directConvForward(r.x, r.w, group.y, o);
+    // An emulated accumulator: the kernel declines where it cannot show the contract's bits (a
+    // value left its fast range), and the GEMM path computes the whole result instead.
+    else if (!native.directConvForwardLowp(r.x, r.w, group.y, { ...o, ...nativeAccumulator(r.w, r.x, options) })) return false;
   }
   finishProduct(out, decided.w.scale, decided.x.scale, options.output);
   return true;

@@ -58,7 +58,7 @@ import { decode, quantize } from './codec.js';
 import { columnsGemm, type ColumnSource } from './columns_gemm.js';
 import type { ColumnGeometry } from './conv_geometry.js';
 import { divideByScale } from './quant_stats.js';
-import { nativeCore, type NativeMatrix } from './native.js';
+import { nativeCore, type NativeAccumulator, type NativeMatrix } from './native.js';
 import { resolveThreads } from './threads.js';
 
 /** An operand: float32 values (scale 1), or a QTensor (real value = decode(code) / scale). */
@@ -404,22 +404,28 @@ function runNative(m: number, n: number, k: number, A: NativeOperand, B: NativeO
   if (!r.accumulation && r.chunk === 0 && !r.chunkEnds) {
     native.sgemmCoded(A, B, c, { transA, transB, m, n, k, lda: transA ? m : k, ldb: transB ? k : n, ldc: n, unfused: !exactProducts, threads });
   } else {
-    // With fp32 accumulation (chunked, or inexact products) the accumulator is not rounded: no table.
-    const f = r.accumulation ?? resolveFormat('fp32');
-    native.lowpGemm(A, B, c, {
-      transA, transB, m, n, k,
-      accumulator: { ...encodeParams(f, { rounding: r.rounding, saturate: r.saturate }), key: r.key },
-      table: r.accumulation ? decodeTable(r.accumulation) : null,
-      chunk: r.chunk,
-      chunkEnds: r.chunkEnds,
-      exactProducts,
-      // Products on the accumulator's subnormal grid, and normal float32 values when not zero.
-      productsOnSubnormalGrid: A.quantumExponent + B.quantumExponent >= Math.max(Math.log2(f.minSubnormal), -126),
-      columns,
-      threads,
-    });
+    native.lowpGemm(A, B, c, { transA, transB, m, n, k, ...nativeAccumulator(A, B, options), columns, threads });
   }
   return finish(c, A.scale, B.scale, options.output, true);
+}
+
+/**
+ * The emulated accumulator of a product of these operands under these options, as the native
+ * kernels take it (the options resolved; chunk ends unchecked: the kernels check them against k).
+ */
+export function nativeAccumulator(A: NativeOperand, B: NativeOperand, options: LowpGemmOptions): NativeAccumulator {
+  const r = resolveOptions(options);
+  // With fp32 accumulation (chunked, or inexact products) the accumulator is not rounded: no table.
+  const f = r.accumulation ?? resolveFormat('fp32');
+  return {
+    accumulator: { ...encodeParams(f, { rounding: r.rounding, saturate: r.saturate }), key: r.key },
+    table: r.accumulation ? decodeTable(r.accumulation) : null,
+    chunk: r.chunk,
+    chunkEnds: r.chunkEnds,
+    exactProducts: A.significandBits + B.significandBits <= 24,
+    // Products on the accumulator's subnormal grid, and normal float32 values when not zero.
+    productsOnSubnormalGrid: A.quantumExponent + B.quantumExponent >= Math.max(Math.log2(f.minSubnormal), -126),
+  };
 }
 
 /** The fast path on operands already decoded (the reference when the addon is missing). */

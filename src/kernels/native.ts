@@ -17,6 +17,12 @@ export interface NativeInfo {
    * instruction (the same bits as the float kernel; where it is faster, or OCTET_BF16_PAIRS=on).
    */
   bf16Pairs: boolean;
+  /**
+   * The emulated-accumulation kernels' vector tiles: 'avx512' (16 lanes; also the direct
+   * convolutions under an emulated accumulator), 'avx2' (8 lanes) or 'portable' (OCTET_CODEC_KERNEL
+   * can ask for a simpler one).
+   */
+  lowpTiles: 'avx512' | 'avx2' | 'portable';
   /** How many GEMMs have run on it in this process. */
   bf16PairProducts: number;
   threads: number;
@@ -35,6 +41,16 @@ export interface NativeMatrix {
   data: Float32Array | Uint8Array;
   table?: Float32Array | null;
   format?: Format | null;
+}
+
+/** The emulated accumulator of a low-precision product, as the native kernels take it. */
+export interface NativeAccumulator {
+  accumulator: EncodeParams;
+  table: Float32Array | null;
+  chunk: number;
+  chunkEnds: Int32Array | null;
+  exactProducts: boolean;
+  productsOnSubnormalGrid: boolean;
 }
 
 /** One group's stride-1 convolution for native/direct_conv.h (outH = height + 2 padH - kernelH + 1). */
@@ -107,11 +123,10 @@ export interface NativeCore {
   /** The emulated-accumulation GEMM (native/lowp_gemm.h); with `columns`, b holds the images of op(B)'s transposed column matrix. */
   lowpGemm(
     a: NativeMatrix, b: NativeMatrix, c: Float32Array,
-    o: NativeGemmShape & Threads & {
-      accumulator: EncodeParams; table: Float32Array | null; chunk: number; chunkEnds: Int32Array | null; exactProducts: boolean;
-      productsOnSubnormalGrid: boolean; columns: { geometry: ColumnGeometry; imageStride: number } | null;
-    },
+    o: NativeGemmShape & Threads & NativeAccumulator & { columns: { geometry: ColumnGeometry; imageStride: number } | null },
   ): void;
+  /** directConvForward under an emulated accumulator; false (y unspecified) where it cannot give the contract's bits (native/direct_conv.h). */
+  directConvForwardLowp(x: NativeMatrix, w: NativeMatrix, y: Float32Array, o: Threads & NativeDirectConv & NativeAccumulator): boolean;
   encode(values: Float32Array, codes: CodeArray, o: Threads & { params: EncodeParams }): void;
   quantize(values: Float32Array, out: Float32Array, o: Threads & { params: EncodeParams; table: Float32Array | null }): void;
   decode(codes: CodeArray, out: Float32Array, o: Threads & { table: Float32Array | null }): void;

@@ -1,7 +1,7 @@
 /**
  * The direct path of the low-precision convolutions (src/kernels/lowp_conv_direct.ts): where it
- * runs (float32 accumulation, exact products; stride 1 for the forward and the input gradient),
- * the forward and both gradients are the reference's bits, on shapes that exercise the kernel's edges (rows that straddle its
+ * runs (exact products; stride 1 for the forward and the input gradient, under float32 or emulated
+ * accumulation; the weight gradient under float32 accumulation), the results are the reference's bits, on shapes that exercise the kernel's edges (rows that straddle its
  * 32-position tiles, output channels past a block of 8, groups, wide and tall kernels, paddings
  * from 0 to the kernel's size - 1), special values, other formats, scales and output rounding, on
  * 1, 2 and 3 threads.
@@ -99,6 +99,63 @@ describe('direct low-precision convolution', { skip: nativeCore() ? false : 'the
     assertSameBits(dw, lowpConv2dBackwardWeight(dy, x, s, {}, true), 'weight gradient');
   });
 
+  // Emulated accumulators: the forward and the input gradient run direct on AVX-512 where every
+  // value stays in the accumulator's normal range (proven, or checked per tile), else the GEMM.
+  const EMULATED = [
+    { accumulation: 'e6m9' },
+    { accumulation: 'e6m9', chunk: 64 },
+    { accumulation: 'e6m9', chunk: 5 },
+    { accumulation: 'fp16', saturate: true },
+    { accumulation: 'bf16', chunk: 16, output: { format: 'e5m2' } },
+  ];
+  for (const [name, s] of SHAPES.slice(0, 6)) {
+    test(`${name}: emulated accumulators give the reference bits`, () => {
+      const cg = s.channels / s.groups;
+      const x = codes(uniform(s.batch * s.channels * s.height * s.width, 31, -2, 2), 'e5m2', 4);
+      const w = codes(uniform(s.outChannels * cg * s.kernelH * s.kernelW, 32, -1, 1), 'e5m2', 8);
+      const dy = codes(uniform(s.batch * s.outChannels * s.outH * s.outW, 33, -1, 1), 'e5m2', 2);
+      for (const options of EMULATED) {
+        assert.ok(directApplies(backend(false), s, options));
+        const label = JSON.stringify(options);
+        const wantY = lowpConv2dForward(x, w, s, options, true);
+        const wantDx = lowpConv2dBackwardData(dy, w, s, options, true);
+        for (const threads of [1, 2]) {
+          assertSameBits(lowpConv2dForward(x, w, s, { ...options, threads }), wantY, `forward ${label}, ${threads} threads`);
+          assertSameBits(lowpConv2dBackwardData(dy, w, s, { ...options, threads }), wantDx, `input gradient ${label}, ${threads} threads`);
+        }
+      }
+    });
+  }
+
+  test('an emulated accumulator whose values leave its normal range (overflow, subnormal sums) falls back to the GEMM with the same bits', () => {
+    const s = geometry(2, 8, 9, 18, 16, 3, 3, 1, 1);
+    const lowp = (t: ReturnType<typeof codes>) => ({ kind: 'lowp' as const, op: t });
+    const run = (x: ReturnType<typeof codes>, w: ReturnType<typeof codes>, options: object) => {
+      const y = new Float32Array(s.batch * 16 * 9 * 18);
+      const ran = directConvolution(s.batch, 1, () => ({
+        x: lowp(x), w: lowp(w), y, geometry: { channels: 8, height: 9, width: 18, outChannels: 16, kernelH: 3, kernelW: 3, padH: 1, padW: 1, outH: 9, outW: 18 },
+        xImageStride: 8 * 9 * 18, yImageStride: 16 * 9 * 18,
+      }), y, options);
+      return { ran, y };
+    };
+    const small = codes(uniform(s.batch * 8 * 9 * 18, 41, -1, 1), 'e5m2', 1);
+    const w = codes(uniform(16 * 8 * 9, 42, -1, 1), 'e5m2', 1);
+    // In range: the direct kernel runs and gives the reference's bits.
+    const ok = run(small, w, { accumulation: 'e6m9', chunk: 64 });
+    // (The emulated direct kernel is AVX-512's; elsewhere it declines and the GEMM runs.)
+    assert.equal(ok.ran, nativeCore()!.info().lowpTiles === 'avx512');
+    if (ok.ran) assertSameBits(ok.y, lowpConv2dForward(small, w, s, { accumulation: 'e6m9', chunk: 64 }, true), 'in range');
+    // Sums past fp16's largest value (65504): the kernel declines; the convolution's result is the reference's.
+    const big = codes(uniform(s.batch * 8 * 9 * 18, 43, 20000, 57344), 'e5m2', 1);
+    const wBig = codes(uniform(16 * 8 * 9, 44, 1, 2), 'e5m2', 1);
+    assert.equal(run(big, wBig, { accumulation: 'fp16' }).ran, false);
+    assertSameBits(lowpConv2dForward(big, wBig, s, { accumulation: 'fp16' }), lowpConv2dForward(big, wBig, s, { accumulation: 'fp16' }, true), 'overflow');
+    // Tiny values whose sums fall below e6m9's normal range.
+    const tiny = codes(uniform(s.batch * 8 * 9 * 18, 45, -(2 ** -14), 2 ** -14), 'e5m2', 1);
+    const wTiny = codes(uniform(16 * 8 * 9, 46, -(2 ** -14), 2 ** -14), 'e5m2', 1);
+    assertSameBits(lowpConv2dForward(tiny, wTiny, s, { accumulation: 'e6m9' }), lowpConv2dForward(tiny, wTiny, s, { accumulation: 'e6m9' }, true), 'subnormal sums');
+  });
+
   test('special values (NaN, infinities, subnormals, signed zeros), E4M3 against E5M2, and nearest output rounding keep the bits', () => {
     const s = geometry(2, 6, 9, 19, 10, 3, 3, 1, 1);
     const xs = uniform(s.batch * s.channels * s.height * s.width, 4, -3, 3);
@@ -124,13 +181,13 @@ describe('direct low-precision convolution', { skip: nativeCore() ? false : 'the
     }
   });
 
-  test('it stands aside where products are not exact, results are keyed by position, the stride is not 1, or accumulation is emulated', () => {
+  test('it stands aside where products are not exact, results are keyed by position, the stride is not 1, or the accumulator is an aligned one', () => {
     const s = geometry(1, 2, 5, 5, 3, 3, 3, 1, 1);
     const b = backend(false);
     assert.equal(directApplies(b, s, { rounding: 'stochastic' }), false);
     assert.equal(directApplies(b, s, { output: { format: 'e5m2', rounding: 'stochastic' } }), false);
-    assert.equal(directApplies(b, s, { accumulation: 'e6m9' }), false);
-    assert.equal(directApplies(b, s, { accumulation: 'fp32', chunk: 4 } as never), false);
+    assert.equal(directApplies(b, s, { accumulation: 'hopper-fp8' }), false);
+    assert.equal(directGradientApplies(b, { accumulation: 'e6m9' }), false, 'the weight gradient: float32 accumulation only');
     assert.equal(directApplies(b, convGeometry([1, 2, 5, 5], [3, 2, 3, 3], { stride: 2, padding: 1 }), {}), false);
     assert.equal(directApplies(backend(true), s, {}), false);
     // float32 operands: their products are not exact in float32, so the GEMM path (unfused) keeps them.
