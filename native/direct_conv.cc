@@ -303,15 +303,20 @@ __attribute__((target("avx512f"), always_inline)) inline __m512 roundedAvx512(__
   return r;
 }
 
-// Products t0 .. t1 - 1 added into sums, each addition rounded.
+// Products t0 .. t1 - 1 added into sums (rows x 2 vectors of positions), each addition rounded:
+// 16 independent chains, enough to cover the latency of the rounding's four dependent steps.
 template <bool kCheck>
-__attribute__((target("avx512f"), always_inline)) inline void accumulateAvx512(__m512 (&sums)[kRows], const float* base, const int64_t* offsets, const float* wt,
+__attribute__((target("avx512f"), always_inline)) inline void accumulateAvx512(__m512 (&sums)[kRows][2], const float* base, const int64_t* offsets, const float* wt,
                                                                               int64_t t0, int64_t t1, __m512 splitter, __m512i& worstHigh, __m512i& worstLow) {
   for (int64_t t = t0; t < t1; ++t) {
-    const __m512 xv = _mm512_loadu_ps(base + offsets[t]);
+    const __m512 x0 = _mm512_loadu_ps(base + offsets[t]), x1 = _mm512_loadu_ps(base + offsets[t] + 16);
     const float* wr = wt + t * kRows;
 #pragma GCC unroll 8
-    for (int r = 0; r < kRows; ++r) sums[r] = roundedAvx512<kCheck>(_mm512_fmadd_ps(_mm512_set1_ps(wr[r]), xv, sums[r]), splitter, worstHigh, worstLow);
+    for (int r = 0; r < kRows; ++r) {
+      const __m512 wv = _mm512_set1_ps(wr[r]);
+      sums[r][0] = roundedAvx512<kCheck>(_mm512_fmadd_ps(wv, x0, sums[r][0]), splitter, worstHigh, worstLow);
+      sums[r][1] = roundedAvx512<kCheck>(_mm512_fmadd_ps(wv, x1, sums[r][1]), splitter, worstHigh, worstLow);
+    }
   }
 }
 
@@ -324,16 +329,17 @@ __attribute__((target("avx512f"))) bool lowpTileAvx512(const LowpPlan& lp, int64
   __m512i worstHigh = _mm512_set1_epi32(-1), worstLow = _mm512_set1_epi32(-1);
   const float* base = p.padded + n * d.channels * p.planeStride + f0;
   const float* wt = p.wt + b * p.k * R;
-  __m512 total[R];
-  for (int r = 0; r < R; ++r) total[r] = _mm512_setzero_ps();
+  __m512 total[R][2];
+  for (int r = 0; r < R; ++r) total[r][0] = total[r][1] = _mm512_setzero_ps();
   if (!lp.ends) {
     accumulateAvx512<kCheck>(total, base, lp.offsets, wt, 0, p.k, splitter, worstHigh, worstLow);
   } else {
     for (int64_t run = 0; run < lp.endCount; ++run) {
-      __m512 partial[R];
-      for (int r = 0; r < R; ++r) partial[r] = _mm512_setzero_ps();
+      __m512 partial[R][2];
+      for (int r = 0; r < R; ++r) partial[r][0] = partial[r][1] = _mm512_setzero_ps();
       accumulateAvx512<kCheck>(partial, base, lp.offsets, wt, run == 0 ? 0 : lp.ends[run - 1], lp.ends[run], splitter, worstHigh, worstLow);
-      for (int r = 0; r < R; ++r) total[r] = roundedAvx512<kCheck>(_mm512_add_ps(total[r], partial[r]), splitter, worstHigh, worstLow);
+      for (int r = 0; r < R; ++r)
+        for (int v = 0; v < 2; ++v) total[r][v] = roundedAvx512<kCheck>(_mm512_add_ps(total[r][v], partial[r][v]), splitter, worstHigh, worstLow);
     }
   }
   if (kCheck && !(_mm512_cmpgt_epi32_mask(worstHigh, _mm512_set1_epi32(static_cast<int>(lp.range.maxBitsLess1))) == 0 &&
@@ -341,14 +347,16 @@ __attribute__((target("avx512f"))) bool lowpTileAvx512(const LowpPlan& lp, int64
     return false;
   }
   const int64_t rows = std::min<int64_t>(R, d.outChannels - b * R);
-  const int64_t oyLast = std::min<int64_t>(d.outH - 1, (f0 + 15) / p.wp);
+  const int64_t oyLast = std::min<int64_t>(d.outH - 1, (f0 + kLanes - 1) / p.wp);
   for (int64_t oy = f0 / p.wp; oy <= oyLast; ++oy) {
-    const int64_t lo = std::max<int64_t>(0, oy * p.wp - f0), hi = std::min<int64_t>(16, oy * p.wp + d.outW - f0);
+    const int64_t lo = std::max<int64_t>(0, oy * p.wp - f0), hi = std::min<int64_t>(kLanes, oy * p.wp + d.outW - f0);
     if (lo >= hi) continue;
-    const __mmask16 mask = static_cast<__mmask16>(((hi == 16 ? 0xffffu : (1u << hi) - 1u)) & ~((1u << lo) - 1u));
+    const uint32_t mask = (hi == 32 ? ~0u : (1u << hi) - 1u) & ~((1u << lo) - 1u);
+    const __mmask16 m0 = static_cast<__mmask16>(mask & 0xffffu), m1 = static_cast<__mmask16>(mask >> 16);
     for (int64_t r = 0; r < rows; ++r) {
       float* dst = p.y + n * d.yImageStride + (b * R + r) * d.outH * d.outW + oy * (d.outW - p.wp) + f0;
-      _mm512_mask_storeu_ps(dst, mask, total[r]);
+      if (m0) _mm512_mask_storeu_ps(dst, m0, total[r][0]);
+      if (m1) _mm512_mask_storeu_ps(dst + 16, m1, total[r][1]);
     }
   }
   return true;
@@ -408,11 +416,12 @@ bool directConvForwardLowp(const DirectConv& d, const DirectOperand& x, const Di
     offsets[static_cast<size_t>(t)] = c * plan.planeStride + i * plan.wp + j;
   }
   const LowpPlan lp{&plan, offsets.data(), g.ends, g.endCount, lowp::fastRangeOf(acc)};
-  const int64_t strips = (plan.grid + 15) / 16, blocks = plan.blocks;
+  const int64_t strips = (plan.grid + kLanes - 1) / kLanes, blocks = plan.blocks;
   std::atomic<bool> failed{false};
   parallelFor(d.batch * blocks, threads, [&](int64_t task) {
     for (int64_t s = 0; s < strips && !failed.load(std::memory_order_relaxed); ++s) {
-      const bool ok = unchecked ? lowpTileAvx512<false>(lp, task / blocks, task % blocks, s * 16) : lowpTileAvx512<true>(lp, task / blocks, task % blocks, s * 16);
+      const int64_t f0 = s * kLanes;
+      const bool ok = unchecked ? lowpTileAvx512<false>(lp, task / blocks, task % blocks, f0) : lowpTileAvx512<true>(lp, task / blocks, task % blocks, f0);
       if (!ok) failed.store(true, std::memory_order_relaxed);
     }
   });
