@@ -718,6 +718,22 @@ Napi::Value DirectConvForward(const Napi::CallbackInfo& info) {
   return undefinedOf(info);
 }
 
+octet::DirectConv directGradientField(const Napi::Object& o, const char* who);
+
+// directConvWeightGradientLowp(dy, x, dw, { the directConvWeightGradient options, and the emulated
+// accumulator's (accumulatorFields) }) -> whether it computed dw (false: run the GEMM).
+Napi::Value DirectConvWeightGradientLowp(const Napi::CallbackInfo& info) {
+  const Napi::Object o = optionsArg(info, 3, "directConvWeightGradientLowp");
+  const octet::DirectConv d = directGradientField(o, "directConvWeightGradientLowp");
+  octet::LowpGemmArgs g;
+  accumulatorFields(o, d.batch * d.outH * d.outW, g, "directConvWeightGradientLowp");
+  const Operand dy = operandArg(info, 0, "dy", (d.batch - 1) * d.yImageStride + d.outChannels * d.outH * d.outW);
+  const Operand x = operandArg(info, 1, "x", (d.batch - 1) * d.xImageStride + d.channels * d.height * d.width);
+  float* dw = f32(info, 2, "dw", d.outChannels * d.channels * d.kernelH * d.kernelW);
+  const bool done = octet::directConvWeightGradientLowp(d, {dy.values, dy.codes, dy.lut, dy.e5m2}, {x.values, x.codes, x.lut, x.e5m2}, g, dw, threadsField(o));
+  return Napi::Boolean::New(info.Env(), done);
+}
+
 // directConvForwardLowp(x, w, y, { the directConvForward options, and the emulated accumulator's
 // (accumulatorFields) }) -> whether it computed y (native/direct_conv.h; false: run the GEMM).
 Napi::Value DirectConvForwardLowp(const Napi::CallbackInfo& info) {
@@ -736,9 +752,8 @@ Napi::Value DirectConvForwardLowp(const Napi::CallbackInfo& info) {
 // directConvWeightGradient(dy, x, dw, { batch, channels, height, width, outChannels, kernelH,
 // kernelW, padH, padW, strideH, strideW, dilationH, dilationW, outH, outW, xImageStride,
 // yImageStride, threads }): one group's weight gradient with exact products (native/direct_conv.h).
-Napi::Value DirectConvWeightGradient(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const Napi::Object o = optionsArg(info, 3, "directConvWeightGradient");
+// A weight gradient's geometry (directConvWeightGradient's options), checked.
+octet::DirectConv directGradientField(const Napi::Object& o, const char* who) {
   octet::DirectConv d{sizeField(o, "batch"),   sizeField(o, "channels"), sizeField(o, "height"), sizeField(o, "width"),
                       sizeField(o, "outChannels"), sizeField(o, "kernelH"), sizeField(o, "kernelW"), sizeField(o, "padH"),
                       sizeField(o, "padW"),    sizeField(o, "outH"),     sizeField(o, "outW"),   sizeField(o, "xImageStride"),
@@ -753,7 +768,13 @@ Napi::Value DirectConvWeightGradient(const Napi::CallbackInfo& info) {
                   d.outW == (d.width + 2 * d.padW - d.dilationW * (d.kernelW - 1) - 1) / d.strideW + 1 &&
                   d.height + 2 * d.padH >= d.dilationH * (d.kernelH - 1) + 1 && d.width + 2 * d.padW >= d.dilationW * (d.kernelW - 1) + 1 &&
                   d.xImageStride >= d.channels * d.height * d.width && d.yImageStride >= d.outChannels * d.outH * d.outW;
-  if (!ok) throw rangeError(env, "directConvWeightGradient: the geometry is not a convolution's (outH = (H + 2 padH - DH (KH - 1) - 1) / SH + 1)");
+  if (!ok) throw rangeError(o.Env(), std::string(who) + ": the geometry is not a convolution's (outH = (H + 2 padH - DH (KH - 1) - 1) / SH + 1)");
+  return d;
+}
+
+Napi::Value DirectConvWeightGradient(const Napi::CallbackInfo& info) {
+  const Napi::Object o = optionsArg(info, 3, "directConvWeightGradient");
+  const octet::DirectConv d = directGradientField(o, "directConvWeightGradient");
   const Operand dy = operandArg(info, 0, "dy", (d.batch - 1) * d.yImageStride + d.outChannels * d.outH * d.outW);
   const Operand x = operandArg(info, 1, "x", (d.batch - 1) * d.xImageStride + d.channels * d.height * d.width);
   float* dw = f32(info, 2, "dw", d.outChannels * d.channels * d.kernelH * d.kernelW);
@@ -1072,6 +1093,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("directConvForward", Napi::Function::New(env, DirectConvForward));
   exports.Set("directConvWeightGradient", Napi::Function::New(env, DirectConvWeightGradient));
   exports.Set("directConvForwardLowp", Napi::Function::New(env, DirectConvForwardLowp));
+  exports.Set("directConvWeightGradientLowp", Napi::Function::New(env, DirectConvWeightGradientLowp));
   exports.Set("depthwiseInputGradient", Napi::Function::New(env, DepthwiseInputGradient));
   exports.Set("depthwiseWeightGradient", Napi::Function::New(env, DepthwiseWeightGradient));
   exports.Set("reluForward", Napi::Function::New(env, ReluForward));

@@ -228,7 +228,7 @@ GradTile gradTileFor(int v) {
 
 // The calling thread's padded planes and packed weights, kept from call to call (every element
 // is written before it is read).
-thread_local AlignedFloats tlsPadded, tlsWeights, tlsRow, tlsGradients, tlsSums, tlsPlanes;
+thread_local AlignedFloats tlsPadded, tlsWeights, tlsRow, tlsGradients, tlsSums, tlsPlanes, tlsTotals;
 
 // Input plane q = n * channels + c decoded into `plane`, zero-padded by (padH, padW), rows wp
 // apart; zeros to planeStride.
@@ -432,9 +432,20 @@ bool directConvForwardLowp(const DirectConv& d, const DirectOperand& x, const Di
 #endif
 }
 
-void directConvWeightGradient(const DirectConv& d, const DirectOperand& dy, const DirectOperand& x, float* dw, int threads) {
+namespace {
+
+// The weight gradient's operands laid out for the tiles (in the calling thread's buffers): the
+// padded input planes, the output gradient channel-last, the taps' offsets, and zeroed running
+// sums; V channel vectors and T taps per tile.
+struct GradLayout {
+  GradPlan plan;
+  std::vector<int64_t> offsets;
+  int v, t;
+  int64_t oBlocks;
+};
+
+void prepareGradient(const DirectConv& d, const DirectOperand& dy, const DirectOperand& x, int threads, GradLayout& out) {
   const int64_t k = d.channels * d.kernelH * d.kernelW;
-  if (d.outChannels <= 0 || k <= 0) return;
   const int64_t P = d.outH * d.outW, chunks = (d.outChannels + 15) / 16;
   const int V = chunks % 4 == 0 ? 4 : chunks % 2 == 0 ? 2 : 1;
   const int T = V == 4 ? 6 : V == 2 ? 8 : 16;
@@ -459,28 +470,180 @@ void directConvWeightGradient(const DirectConv& d, const DirectOperand& dy, cons
     }
     channelsLast16Best(planes, P, P, nc, dyT + u * P * 16);
   });
-  std::vector<int64_t> offsets(static_cast<size_t>(tapBlocks * T), 0);
+  out.offsets.assign(static_cast<size_t>(tapBlocks * T), 0);
   for (int64_t t = 0; t < k; ++t) {
     const int64_t c = t / (d.kernelH * d.kernelW), i = (t / d.kernelW) % d.kernelH, j = t % d.kernelW;
-    offsets[static_cast<size_t>(t)] = c * planeStride + i * d.dilationH * wp + j * d.dilationW;
+    out.offsets[static_cast<size_t>(t)] = c * planeStride + i * d.dilationH * wp + j * d.dilationW;
   }
   float* sums = tlsSums.get(static_cast<size_t>(oBlocks * tapBlocks * T * V * 16));
   std::memset(sums, 0, sizeof(float) * oBlocks * tapBlocks * T * V * 16);
-  const GradPlan plan{&d, padded, wp, planeStride, dyT, chunks, P, offsets.data(), k, tapBlocks, sums};
-  const GradTile tile = gradTileFor(V);
-  // Threads take fixed shares of the tiles and run every image in order through theirs: each
-  // sum is one chain on one thread, and an image's data stays in cache across a share's tiles.
-  const int64_t tiles = oBlocks * tapBlocks;
+  out.plan = GradPlan{&d, padded, wp, planeStride, dyT, chunks, P, out.offsets.data(), k, tapBlocks, sums};
+  out.v = V;
+  out.t = T;
+  out.oBlocks = oBlocks;
+}
+
+// Threads take fixed shares of the tiles and run every image in order through theirs: each sum
+// is one chain on one thread, and an image's data stays in cache across a share's tiles.
+template <class Run>
+void runGradientTiles(const GradLayout& l, int64_t batch, int threads, Run run) {
+  const int64_t tiles = l.oBlocks * l.plan.tapBlocks;
   const int64_t parts = std::min<int64_t>(std::max(threads, 1), tiles);
   parallelFor(parts, threads, [&](int64_t part) {
     const int64_t first = tiles * part / parts, last = tiles * (part + 1) / parts;
-    for (int64_t n = 0; n < d.batch; ++n)
-      for (int64_t u = first; u < last; ++u) tile(plan, n, u / tapBlocks, u % tapBlocks);
+    for (int64_t n = 0; n < batch; ++n)
+      for (int64_t u = first; u < last; ++u) run(n, u / l.plan.tapBlocks, u % l.plan.tapBlocks);
   });
+}
+
+// dw[o][t] from the tiles' sums.
+void storeGradient(const GradLayout& l, const DirectConv& d, const float* sums, float* dw) {
+  const int64_t k = l.plan.k, V = l.v, T = l.t;
   for (int64_t o = 0; o < d.outChannels; ++o) {
     const int64_t ob = o / (V * 16), lane = o % (V * 16);
-    for (int64_t t = 0; t < k; ++t) dw[o * k + t] = sums[((ob * tapBlocks + t / T) * T + t % T) * V * 16 + lane];
+    for (int64_t t = 0; t < k; ++t) dw[o * k + t] = sums[((ob * l.plan.tapBlocks + t / T) * T + t % T) * V * 16 + lane];
   }
+}
+
+#ifdef OCTET_X86
+// ---- The weight gradient under an emulated accumulator (AVX-512) ----
+
+struct GradLowpPlan {
+  const GradPlan* plan;
+  const int64_t* ends;  // the nonempty chunks' ends along q = n * P + p, or null
+  int64_t endCount;
+  lowp::FastRange range;
+  float* totals;  // with chunks: each tile's running totals (plan->sums holds the chunk partials)
+};
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// Tile (ob, tb) over image n under lowpGemm's fast nearest rounding: each addition s = fma(dy, x,
+// s) rounded, chunk partials folded into the totals where q reaches a chunk's end. False where a
+// rounded value left the format's normal range (kCheck).
+template <int V, int T, bool kCheck>
+__attribute__((target("avx512f"))) bool gradLowpTileAvx512(const GradLowpPlan& lp, int64_t n, int64_t ob, int64_t tb) {
+  const GradPlan& p = *lp.plan;
+  const DirectConv& d = *p.d;
+  const int64_t at0 = (ob * p.tapBlocks + tb) * T * V * 16;
+  float* partials = p.sums + at0;
+  __m512 acc[T][V];
+  for (int t = 0; t < T; ++t)
+    for (int v = 0; v < V; ++v) acc[t][v] = _mm512_loadu_ps(partials + (t * V + v) * 16);
+  const __m512 splitter = _mm512_set1_ps(lp.range.splitter);
+  __m512i worstHigh = _mm512_set1_epi32(-1), worstLow = _mm512_set1_epi32(-1);
+  int64_t off[T];
+  for (int t = 0; t < T; ++t) off[t] = p.offsets[tb * T + t];
+  const float* base = p.padded + n * d.channels * p.planeStride;
+  const float* dyImage = p.dyT + (n * p.chunks + ob * V) * p.p * 16;
+  const int64_t q0 = n * p.p;
+  int64_t run = lp.ends ? std::upper_bound(lp.ends, lp.ends + lp.endCount, q0) - lp.ends : 0;
+  int64_t pos = 0, oy = 0, ox = 0;
+  while (pos < p.p) {
+    const int64_t segEnd = lp.ends ? std::min<int64_t>(p.p, lp.ends[run] - q0) : p.p;
+    for (; pos < segEnd; ++pos) {
+      const float* at = base + oy * d.strideH * p.wp + ox * d.strideW;
+      const float* g = dyImage + pos * 16;
+      __m512 dv[V];
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) dv[v] = _mm512_loadu_ps(g + v * p.p * 16);
+#pragma GCC unroll 16
+      for (int t = 0; t < T; ++t) {
+        const __m512 xv = _mm512_set1_ps(at[off[t]]);
+#pragma GCC unroll 4
+        for (int v = 0; v < V; ++v) acc[t][v] = roundedAvx512<kCheck>(_mm512_fmadd_ps(dv[v], xv, acc[t][v]), splitter, worstHigh, worstLow);
+      }
+      if (++ox == d.outW) {
+        ox = 0;
+        ++oy;
+      }
+    }
+    if (lp.ends && q0 + pos == lp.ends[run]) {
+      float* totals = lp.totals + at0;
+      for (int t = 0; t < T; ++t)
+        for (int v = 0; v < V; ++v) {
+          float* total = totals + (t * V + v) * 16;
+          _mm512_storeu_ps(total, roundedAvx512<kCheck>(_mm512_add_ps(_mm512_loadu_ps(total), acc[t][v]), splitter, worstHigh, worstLow));
+          acc[t][v] = _mm512_setzero_ps();
+        }
+      ++run;
+    }
+  }
+  for (int t = 0; t < T; ++t)
+    for (int v = 0; v < V; ++v) _mm512_storeu_ps(partials + (t * V + v) * 16, acc[t][v]);
+  return !kCheck || (_mm512_cmpgt_epi32_mask(worstHigh, _mm512_set1_epi32(static_cast<int>(lp.range.maxBitsLess1))) == 0 &&
+                     _mm512_cmplt_epu32_mask(worstLow, _mm512_set1_epi32(static_cast<int>(lp.range.minBitsLess1))) == 0);
+}
+#pragma GCC diagnostic pop
+
+using GradLowpTile = bool (*)(const GradLowpPlan&, int64_t, int64_t, int64_t);
+
+GradLowpTile gradLowpTileFor(int v, bool check) {
+  if (check) return v == 4 ? gradLowpTileAvx512<4, 6, true> : v == 2 ? gradLowpTileAvx512<2, 8, true> : gradLowpTileAvx512<1, 16, true>;
+  return v == 4 ? gradLowpTileAvx512<4, 6, false> : v == 2 ? gradLowpTileAvx512<2, 8, false> : gradLowpTileAvx512<1, 16, false>;
+}
+#endif
+
+}  // namespace
+
+void directConvWeightGradient(const DirectConv& d, const DirectOperand& dy, const DirectOperand& x, float* dw, int threads) {
+  const int64_t k = d.channels * d.kernelH * d.kernelW;
+  if (d.outChannels <= 0 || k <= 0) return;
+  GradLayout l;
+  prepareGradient(d, dy, x, threads, l);
+  const GradTile tile = gradTileFor(l.v);
+  runGradientTiles(l, d.batch, threads, [&](int64_t n, int64_t ob, int64_t tb) { tile(l.plan, n, ob, tb); });
+  storeGradient(l, d, l.plan.sums, dw);
+}
+
+bool directConvWeightGradientLowp(const DirectConv& d, const DirectOperand& dy, const DirectOperand& x, const LowpGemmArgs& accumulator, float* dw, int threads) {
+#ifdef OCTET_X86
+  const CodecParams& acc = accumulator.acc;
+  if (!lowp::avx512Tiles() || !accumulator.lut || acc.mantissaBits >= 23 || !acc.subnormalsKept || !acc.signedZero || !acc.signedNaN ||
+      acc.rounding == kStochastic || !accumulator.exactProducts) {
+    return false;
+  }
+  const int64_t k = d.channels * d.kernelH * d.kernelW, P = d.outH * d.outW;
+  if (d.outChannels <= 0 || k <= 0) return true;
+  // The GEMM this is: dW (outChannels x k) = dY (outChannels x batch * P) col^T; its chunks run
+  // along batch * P. The range proof from the operands' largest magnitudes.
+  LowpGemmArgs g = accumulator;
+  g.m = d.outChannels;
+  g.n = k;
+  g.k = d.batch * P;
+  const std::vector<int64_t> ends = lowpChunkEnds(g);
+  g.ends = ends.empty() ? nullptr : ends.data();
+  g.endCount = static_cast<int64_t>(ends.size());
+  auto amaxOf = [&](const DirectOperand& o, int64_t stride, int64_t count) {
+    float worst = 0.0f;
+    for (int64_t n = 0; n < d.batch && worst == worst; ++n) {
+      const int64_t at = n * stride;
+      const float a = lowpOperandAmax(o.values ? o.values + at : nullptr, o.codes ? o.codes + at : nullptr, o.lut, o.e5m2, count, threads);
+      worst = a != a ? a : std::max(worst, a);
+    }
+    return worst;
+  };
+  const double bound = static_cast<double>(g.k) * amaxOf(dy, d.yImageStride, d.outChannels * P) * amaxOf(x, d.xImageStride, d.channels * d.height * d.width);
+  const bool unchecked = lowpRangeProvenBy(g, bound);
+  GradLayout l;
+  prepareGradient(d, dy, x, threads, l);
+  const int64_t sums = l.oBlocks * l.plan.tapBlocks * l.t * l.v * 16;
+  float* totals = tlsTotals.get(static_cast<size_t>(sums));
+  std::memset(totals, 0, sizeof(float) * sums);
+  const GradLowpPlan lp{&l.plan, g.ends, g.endCount, lowp::fastRangeOf(acc), totals};
+  const GradLowpTile tile = gradLowpTileFor(l.v, !unchecked);
+  std::atomic<bool> failed{false};
+  runGradientTiles(l, d.batch, threads, [&](int64_t n, int64_t ob, int64_t tb) {
+    if (!failed.load(std::memory_order_relaxed) && !tile(lp, n, ob, tb)) failed.store(true, std::memory_order_relaxed);
+  });
+  if (failed.load()) return false;
+  storeGradient(l, d, g.ends ? totals : l.plan.sums, dw);
+  return true;
+#else
+  (void)d, (void)dy, (void)x, (void)accumulator, (void)dw, (void)threads;
+  return false;
+#endif
 }
 
 }  // namespace octet

@@ -63,4 +63,9 @@ bool directConvForwardLowp(const DirectConv& d, const DirectOperand& x, const Di
 // threads split the (channel block, tap block) tiles and run every image in order for theirs.
 void directConvWeightGradient(const DirectConv& d, const DirectOperand& dy, const DirectOperand& x, float* dw, int threads);
 
+// The same weight gradient under an emulated accumulator (as directConvForwardLowp: lowpGemm's
+// fast nearest rounding per addition, chunks along q folded into the totals; on AVX-512). False,
+// with dw untouched, where it cannot give the contract's bits that way: the caller runs the GEMM.
+bool directConvWeightGradientLowp(const DirectConv& d, const DirectOperand& dy, const DirectOperand& x, const LowpGemmArgs& accumulator, float* dw, int threads);
+
 }  // namespace octet

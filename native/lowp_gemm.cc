@@ -245,9 +245,9 @@ void scalarTile(const LowpGemmArgs& g, const float* strip, const float* rows0, i
 // range), and no sum able to overflow. No sum can overflow when k products of the largest
 // magnitudes, grown by a relative half unit per rounding, stay below F's largest value; and the
 // splitting multiplies by 2^(23 - m), so sums must stay below 2^(127 - (23 - m)) as well.
-bool rangeProvenGiven(const LowpGemmArgs& g, float amaxB, bool stochastic, int threads) {
-  if (!g.productsOnSubnormalGrid) return false;
-  const float amaxA = operandAmax(g.a, g.aCodes, g.aLut, g.aIsE5M2, g.m * g.k, threads);
+// The factor by which rounding can grow a sum of g's products past the sum of their magnitudes,
+// and the largest magnitude the fast range allows.
+void growthAndLimit(const LowpGemmArgs& g, bool stochastic, double& factor, double& limit) {
   const double maxFinite = std::ldexp(1.0 + g.acc.maxMantissaAtTop / std::ldexp(1.0, g.acc.mantissaBits), g.acc.maxBiasedExponent - g.acc.bias);
   // Each rounding grows a magnitude by at most half a unit (nearest) or one unit (stochastic): a
   // factor (1 + u) per rounding a value goes through. Without chunks a sum goes through k
@@ -258,8 +258,15 @@ bool rangeProvenGiven(const LowpGemmArgs& g, float amaxB, bool stochastic, int t
   int64_t longest = 0;
   for (int64_t c = 0; c < g.endCount; ++c) longest = std::max(longest, g.ends[c] - (c ? g.ends[c - 1] : 0));
   const int64_t roundings = g.ends ? longest + g.endCount : g.k;
-  const double factor = std::exp(static_cast<double>(roundings + 1) * growth);
-  const double limit = std::min(maxFinite, std::ldexp(1.0, 127 - (23 - g.acc.mantissaBits)));
+  factor = std::exp(static_cast<double>(roundings + 1) * growth);
+  limit = std::min(maxFinite, std::ldexp(1.0, 127 - (23 - g.acc.mantissaBits)));
+}
+
+bool rangeProvenGiven(const LowpGemmArgs& g, float amaxB, bool stochastic, int threads) {
+  if (!g.productsOnSubnormalGrid) return false;
+  const float amaxA = operandAmax(g.a, g.aCodes, g.aLut, g.aIsE5M2, g.m * g.k, threads);
+  double factor, limit;
+  growthAndLimit(g, stochastic, factor, limit);
   if (static_cast<double>(g.k) * amaxA * amaxB * factor < limit) return true;
   // k * amaxA * amaxB is pessimistic for real tensors (most values far below the largest); when it
   // fails, the rows' actual sums of magnitudes may still pass (one pass over A).
@@ -285,6 +292,13 @@ float lowpOperandAmax(const float* values, const uint8_t* codes, const float* lu
 }
 
 bool lowpRangeProven(const LowpGemmArgs& g, float amaxB, int threads) { return rangeProvenGiven(g, amaxB, false, threads); }
+
+bool lowpRangeProvenBy(const LowpGemmArgs& g, double bound) {
+  if (!g.productsOnSubnormalGrid) return false;
+  double factor, limit;
+  growthAndLimit(g, false, factor, limit);
+  return bound * factor < limit;
+}
 
 std::vector<int64_t> lowpChunkEnds(const LowpGemmArgs& args) {
   std::vector<int64_t> ends;

@@ -55,6 +55,10 @@ float lowpOperandAmax(const float* values, const uint8_t* codes, const float* lu
 // productsOnSubnormalGrid) and an op(B) whose largest magnitude is amaxB can leave the fast
 // nearest rounding's range (F's normal range): lowpGemm's own proof;
 bool lowpRangeProven(const LowpGemmArgs& g, float amaxB, int threads);
+// the same proof from a bound on every row's sum of product magnitudes (NaN: no proof), for
+// products whose op(A) is not stored row-major (only k, ends, acc and productsOnSubnormalGrid
+// are read);
+bool lowpRangeProvenBy(const LowpGemmArgs& g, double bound);
 // the ends of the nonempty chunks of args (chunkEnds, or chunk; empty without chunks).
 std::vector<int64_t> lowpChunkEnds(const LowpGemmArgs& args);
 

@@ -46,7 +46,7 @@ export function lowpConv2dForward(x: LowpOperand, w: LowpOperand, s: ConvGeometr
   // Every element is written below.
   const out = takeBuffer(s.batch * s.outChannels * plane);
   const pixels = s.height * s.width;
-  if (directApplies(b, s, options) && directWins(ocg) && directConvolution(s.batch, s.groups, (g) => ({
+  if (directApplies(b, s, options) && directWins(ocg, options) && directConvolution(s.batch, s.groups, (g) => ({
     x: X.operand(X.plane.subarray(g * cg * pixels)), w: W.operand(W.plane.subarray(g * ocg * k, (g + 1) * ocg * k)), y: out.subarray(g * ocg * plane),
     geometry: { channels: cg, height: s.height, width: s.width, outChannels: ocg, kernelH: s.kernelH, kernelW: s.kernelW, padH: s.padH, padW: s.padW, outH: s.outH, outW: s.outW },
     xImageStride: s.channels * pixels, yImageStride: s.outChannels * plane,
@@ -86,7 +86,7 @@ export function lowpConv2dBackwardWeight(dy: LowpOperand, x: LowpOperand, s: Con
   const dw = freshArray(s.outChannels * k);
   const taps = s.kernelH * s.kernelW;
   const pixels = s.height * s.width;
-  if (directGradientApplies(b, options) && directGradientWins(s) && directWeightGradient(s.groups, (g) => ({
+  if (directGradientApplies(b, options) && directGradientWins(s, options) && directWeightGradient(s.groups, (g) => ({
     dy: DY.operand(DY.plane.subarray(g * ocg * plane)), x: X.operand(X.plane.subarray(g * cg * pixels)), dw: dw.subarray(g * ocg * k, (g + 1) * ocg * k),
     geometry: { ...s, channels: cg, outChannels: ocg, groups: 1 }, xImageStride: s.channels * pixels, dyImageStride: s.outChannels * plane,
   }), dw, options)) {
@@ -173,7 +173,7 @@ export function lowpConv2dBackwardData(dy: LowpOperand, w: LowpOperand, s: ConvG
   // Every element is written below.
   const dx = takeBuffer(s.batch * s.channels * pixels);
   const outPlane = s.outH * s.outW;
-  if (direct && directApplies(b, { ...shape, dilationH: s.dilationH, dilationW: s.dilationW }, options) && directWins(cg) && directConvolution(s.batch, s.groups, (g) => ({
+  if (direct && directApplies(b, { ...shape, dilationH: s.dilationH, dilationW: s.dilationW }, options) && directWins(cg, options) && directConvolution(s.batch, s.groups, (g) => ({
     x: DY.operand(DY.plane.subarray(g * ocg * outPlane)), w: W.operand(b.rotatedKernel(W.plane, g, ocg, cg, taps)), y: dx.subarray(g * cg * pixels),
     geometry: { channels: ocg, height: s.outH, width: s.outW, outChannels: cg, kernelH: s.kernelH, kernelW: s.kernelW, padH, padW, outH: s.height, outW: s.width },
     xImageStride: s.outChannels * outPlane, yImageStride: s.channels * pixels,

@@ -12,8 +12,8 @@
  * (fused multiply-adds), and under an emulated accumulator with nearest rounding on AVX-512 (each
  * addition rounded as lowpGemm's fast tiles round it, chunks folded as the contract says; where a
  * value leaves the accumulator's normal range the kernel declines and the GEMM computes the whole
- * result). And the weight gradient under float32 accumulation, at any stride, dilation and padding
- * (each weight one chain over the batch's positions in order, lanes over output channels). The
+ * result). And the weight gradient, under both, at any stride, dilation and padding (each weight
+ * one chain over the batch's positions in order, lanes over output channels). The
  * scales are divided out once over the whole result, as the GEMM path does per chunk. It stands
  * aside where results are keyed by their GEMM position (stochastic draws or output rounding), for
  * the aligned accumulators (hopper-fp8 and its kind), and without the addon.
@@ -63,28 +63,34 @@ export function directApplies(b: Backend, s: ConvGeometry, options: LowpGemmOpti
 
 /** Whether the direct weight gradient applies: as directApplies, at any stride, dilation and padding. */
 export function directGradientApplies(b: Backend, options: LowpGemmOptions): boolean {
-  return b.fast && enabled() && nativeCore() !== null && runsOnSgemm(options) && !keyedByPosition(options);
+  return b.fast && enabled() && nativeCore() !== null && !alignedOf(options.accumulation) && !keyedByPosition(options);
 }
 
 /*
  * Where the direct kernels are faster than the GEMM over the column matrix: a measured crossover
- * (batch 64, 2 threads, AMD Zen 5; docs/benchmarks.md, 2026-12-06 late). The GEMM multiplies
- * bfloat16 pairs, two products per lane, but packs every column element, which only `output
- * channels` products reuse; the direct kernels pack nothing and multiply one product per lane.
- * Forward and input gradient (direct / GEMM time): 16 output channels 0.26-0.36, 32: 0.44-0.70,
- * 64: 0.61-0.93, 128: 1.35-1.39, 256: 1.74-1.89, 512: 1.9-2.2. Weight gradient: 16-32 output
- * channels 0.52-0.75, 64 at stride 2 or with 64 or more output positions 0.63-0.92, 64 at 7x7
- * and stride 1 1.17, 128 and more 1.1-1.9.
+ * (batch 64, 2 threads, AMD Zen 5; docs/benchmarks.md, 2026-12-06 late; time direct / GEMM).
+ * Float32 accumulation: the GEMM multiplies bfloat16 pairs, two products per lane, but packs every
+ * column element, which only `output channels` products reuse; the direct kernels pack nothing and
+ * multiply one product per lane. Forward and input gradient: 16 output channels 0.26-0.36, 32:
+ * 0.44-0.70, 64: 0.61-0.93, 128: 1.35-1.39, 256: 1.74-1.89, 512: 1.9-2.2. Weight gradient: 16-32
+ * output channels 0.52-0.75, 64 at stride 2 or with 64 or more output positions 0.63-0.92, 64 at
+ * 7x7 and stride 1 1.17, 128 and more 1.1-1.9.
+ * Emulated accumulators (e6m9 in chunks of 64): every addition costs the rounding's four steps
+ * on both paths, so packing weighs less and the crossover moves up. Forward and input gradient:
+ * 16 channels 0.27-0.41, 32: 0.48-0.53, 64: 0.65-0.76, 128: 0.82-0.84, 256: 1.05-1.07, 512:
+ * 1.46-1.54. Weight gradient: 16-64 channels 0.44-0.79 (64 at 7x7: 0.76), 128 at 16x16: 0.64,
+ * 256 at 8x8: 0.85, 512 at 4x4: 1.28.
  */
 
 /** Whether a direct convolution (forward, or the input gradient) to this many output channels per group beats the GEMM. */
-export function directWins(outChannels: number): boolean {
-  return outChannels <= 64;
+export function directWins(outChannels: number, options: LowpGemmOptions = {}): boolean {
+  return outChannels <= (runsOnSgemm(options) ? 64 : 128);
 }
 
-/** Whether the direct weight gradient of this (per-group) geometry beats the GEMM. */
-export function directGradientWins(s: ConvGeometry): boolean {
+/** Whether the direct weight gradient of this geometry (its groups') beats the GEMM. */
+export function directGradientWins(s: ConvGeometry, options: LowpGemmOptions = {}): boolean {
   const oc = s.outChannels / s.groups;
+  if (!runsOnSgemm(options)) return oc <= 256 && s.outH * s.outW >= 49;
   return oc <= 32 || (oc <= 64 && (s.strideH > 1 || s.strideW > 1 || s.outH * s.outW >= 64));
 }
 
@@ -142,15 +148,18 @@ export function directWeightGradient(count: number, groupAt: (g: number) => Dire
   const decided = operands(first.x, first.dy);
   if (!decided) return false;
   const threads = resolveThreads(options.threads);
+  const sgemm = runsOnSgemm(options);
   for (let g = 0; g < count; g++) {
     const group = g === 0 ? first : groupAt(g);
     const r = g === 0 ? decided : operands(group.x, group.dy)!;
     const s = group.geometry;
-    native.directConvWeightGradient(r.w, r.x, group.dw, {
+    const o = {
       batch: s.batch, channels: s.channels, height: s.height, width: s.width, outChannels: s.outChannels, kernelH: s.kernelH, kernelW: s.kernelW,
       padH: s.padH, padW: s.padW, strideH: s.strideH, strideW: s.strideW, dilationH: s.dilationH, dilationW: s.dilationW, outH: s.outH, outW: s.outW,
       xImageStride: group.xImageStride, yImageStride: group.dyImageStride, threads,
-    });
+    };
+    if (sgemm) native.directConvWeightGradient(r.w, r.x, group.dw, o);
+    else if (!native.directConvWeightGradientLowp(r.w, r.x, group.dw, { ...o, ...nativeAccumulator(r.w, r.x, options) })) return false;
   }
   finishProduct(out, decided.w.scale, decided.x.scale, options.output);
   return true;

@@ -125,6 +125,11 @@ export interface NativeCore {
     a: NativeMatrix, b: NativeMatrix, c: Float32Array,
     o: NativeGemmShape & Threads & NativeAccumulator & { columns: { geometry: ColumnGeometry; imageStride: number } | null },
   ): void;
+  /** directConvWeightGradient under an emulated accumulator; false (dw untouched) where it cannot give the contract's bits. */
+  directConvWeightGradientLowp(
+    dy: NativeMatrix, x: NativeMatrix, dw: Float32Array,
+    o: Threads & NativeDirectConv & NativeAccumulator & { strideH: number; strideW: number; dilationH: number; dilationW: number },
+  ): boolean;
   /** directConvForward under an emulated accumulator; false (y unspecified) where it cannot give the contract's bits (native/direct_conv.h). */
   directConvForwardLowp(x: NativeMatrix, w: NativeMatrix, y: Float32Array, o: Threads & NativeDirectConv & NativeAccumulator): boolean;
   encode(values: Float32Array, codes: CodeArray, o: Threads & { params: EncodeParams }): void;

@@ -119,9 +119,11 @@ describe('direct low-precision convolution', { skip: nativeCore() ? false : 'the
         const label = JSON.stringify(options);
         const wantY = lowpConv2dForward(x, w, s, options, true);
         const wantDx = lowpConv2dBackwardData(dy, w, s, options, true);
+        const wantDw = lowpConv2dBackwardWeight(dy, x, s, options, true);
         for (const threads of [1, 2]) {
           assertSameBits(lowpConv2dForward(x, w, s, { ...options, threads }), wantY, `forward ${label}, ${threads} threads`);
           assertSameBits(lowpConv2dBackwardData(dy, w, s, { ...options, threads }), wantDx, `input gradient ${label}, ${threads} threads`);
+          assertSameBits(lowpConv2dBackwardWeight(dy, x, s, { ...options, threads }), wantDw, `weight gradient ${label}, ${threads} threads`);
         }
       }
     });
@@ -145,6 +147,14 @@ describe('direct low-precision convolution', { skip: nativeCore() ? false : 'the
     // (The emulated direct kernel is AVX-512's; elsewhere it declines and the GEMM runs.)
     assert.equal(ok.ran, nativeCore()!.info().lowpTiles === 'avx512');
     if (ok.ran) assertSameBits(ok.y, lowpConv2dForward(small, w, s, { accumulation: 'e6m9', chunk: 64 }, true), 'in range');
+    // The weight gradient's kernel too (chunks along the batch's positions, across images).
+    const dy = codes(uniform(s.batch * 16 * 9 * 18, 47, -1, 1), 'e5m2', 1);
+    const dw = new Float32Array(16 * 8 * 9);
+    for (const options of [{ accumulation: 'e6m9', chunk: 64 }, { accumulation: 'e6m9' }, { accumulation: 'bf16', chunk: 100 }]) {
+      const ranGradient = directWeightGradient(1, () => ({ dy: lowp(dy), x: lowp(small), dw, geometry: s, xImageStride: 8 * 9 * 18, dyImageStride: 16 * 9 * 18 }), dw, options);
+      assert.equal(ranGradient, nativeCore()!.info().lowpTiles === 'avx512');
+      if (ranGradient) assertSameBits(dw, lowpConv2dBackwardWeight(dy, small, s, options, true), `weight gradient ${JSON.stringify(options)}`);
+    }
     // Sums past fp16's largest value (65504): the kernel declines; the convolution's result is the reference's.
     const big = codes(uniform(s.batch * 8 * 9 * 18, 43, 20000, 57344), 'e5m2', 1);
     const wBig = codes(uniform(16 * 8 * 9, 44, 1, 2), 'e5m2', 1);
@@ -187,7 +197,7 @@ describe('direct low-precision convolution', { skip: nativeCore() ? false : 'the
     assert.equal(directApplies(b, s, { rounding: 'stochastic' }), false);
     assert.equal(directApplies(b, s, { output: { format: 'e5m2', rounding: 'stochastic' } }), false);
     assert.equal(directApplies(b, s, { accumulation: 'hopper-fp8' }), false);
-    assert.equal(directGradientApplies(b, { accumulation: 'e6m9' }), false, 'the weight gradient: float32 accumulation only');
+    assert.equal(directGradientApplies(b, { accumulation: 'hopper-fp8' }), false);
     assert.equal(directApplies(b, convGeometry([1, 2, 5, 5], [3, 2, 3, 3], { stride: 2, padding: 1 }), {}), false);
     assert.equal(directApplies(backend(true), s, {}), false);
     // float32 operands: their products are not exact in float32, so the GEMM path (unfused) keeps them.
