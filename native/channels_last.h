@@ -23,40 +23,65 @@ inline void channelsLast16(const float* src, int64_t planeStride, int64_t nx, in
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// out[i] = column i of the 16 x 16 matrix whose rows are r[0..16): pairs of rows interleaved,
+// then quads, then the 128-bit lanes gathered across quads.
+__attribute__((target("avx512f"))) inline void transpose16x16(const __m512 (&r)[16], __m512 (&out)[16]) {
+  __m512 t[16], u[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int g = 0; g < 4; ++g) {
+    const __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 1]);
+    const __m512d c2 = _mm512_castps_pd(t[4 * g + 2]), d = _mm512_castps_pd(t[4 * g + 3]);
+    u[4 * g + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c2));
+    u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c2));
+    u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+    u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+  }
+  // u[4g + j] holds rows 4g..4g+3 of columns 4q + j (q: the 128-bit lane).
+  for (int j = 0; j < 4; ++j) {
+    const __m512 v0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88), v1 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xDD);
+    const __m512 w0 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88), w1 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xDD);
+    out[j] = _mm512_shuffle_f32x4(v0, w0, 0x88);
+    out[4 + j] = _mm512_shuffle_f32x4(v1, w1, 0x88);
+    out[8 + j] = _mm512_shuffle_f32x4(v0, w0, 0xDD);
+    out[12 + j] = _mm512_shuffle_f32x4(v1, w1, 0xDD);
+  }
+}
+
 __attribute__((target("avx512f"))) inline void channelsLast16Avx512(const float* src, int64_t planeStride, int64_t nx, int nc, float* dst) {
   for (int64_t x0 = 0; x0 < nx; x0 += 16) {
     const int width = static_cast<int>(std::min<int64_t>(16, nx - x0));
     const __mmask16 mask = static_cast<__mmask16>((1u << width) - 1);
-    __m512 r[16];
+    __m512 r[16], cols[16];
     for (int ch = 0; ch < 16; ++ch) r[ch] = ch < nc ? _mm512_maskz_loadu_ps(mask, src + ch * planeStride + x0) : _mm512_setzero_ps();
-    // Pairs of rows interleaved, then quads, then the 128-bit lanes gathered across quads.
-    __m512 t[16], u[16];
-    for (int i = 0; i < 8; ++i) {
-      t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-      t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    for (int g = 0; g < 4; ++g) {
-      const __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 1]);
-      const __m512d c2 = _mm512_castps_pd(t[4 * g + 2]), d = _mm512_castps_pd(t[4 * g + 3]);
-      u[4 * g + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c2));
-      u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c2));
-      u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
-      u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
-    }
-    // u[4g + j] holds rows 4g..4g+3 of columns 4q + j (q: the 128-bit lane).
-    for (int j = 0; j < 4; ++j) {
-      const __m512 v0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88), v1 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xDD);
-      const __m512 w0 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88), w1 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xDD);
-      const __m512 cols[4] = {_mm512_shuffle_f32x4(v0, w0, 0x88), _mm512_shuffle_f32x4(v1, w1, 0x88), _mm512_shuffle_f32x4(v0, w0, 0xDD),
-                              _mm512_shuffle_f32x4(v1, w1, 0xDD)};
-      for (int q = 0; q < 4; ++q)
-        if (4 * q + j < width) _mm512_storeu_ps(dst + (x0 + 4 * q + j) * 16, cols[q]);
-    }
+    transpose16x16(r, cols);
+    for (int x = 0; x < width; ++x) _mm512_storeu_ps(dst + (x0 + x) * 16, cols[x]);
+  }
+}
+
+// The inverse: dst[c * planeStride + x] = src[x * 16 + c] for c < nc and x < nx (channel-last
+// runs back into channel planes).
+__attribute__((target("avx512f"))) inline void channelsFirst16Avx512(const float* src, int64_t nx, int nc, float* dst, int64_t planeStride) {
+  for (int64_t x0 = 0; x0 < nx; x0 += 16) {
+    const int width = static_cast<int>(std::min<int64_t>(16, nx - x0));
+    const __mmask16 mask = static_cast<__mmask16>((1u << width) - 1);
+    __m512 r[16], planes[16];
+    for (int x = 0; x < 16; ++x) r[x] = x < width ? _mm512_loadu_ps(src + (x0 + x) * 16) : _mm512_setzero_ps();
+    transpose16x16(r, planes);
+    for (int ch = 0; ch < nc; ++ch) _mm512_mask_storeu_ps(dst + ch * planeStride + x0, mask, planes[ch]);
   }
 }
 #pragma GCC diagnostic pop
 #endif
 
+
+// dst[c * planeStride + x] = src[x * 16 + c] for c < nc, x < nx.
+inline void channelsFirst16(const float* src, int64_t nx, int nc, float* dst, int64_t planeStride) {
+  for (int ch = 0; ch < nc; ++ch)
+    for (int64_t x = 0; x < nx; ++x) dst[ch * planeStride + x] = src[x * 16 + ch];
+}
 
 // channelsLast16 with the widest transposes this CPU has.
 inline void channelsLast16Best(const float* src, int64_t planeStride, int64_t nx, int nc, float* dst) {

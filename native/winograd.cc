@@ -361,9 +361,10 @@ struct ForwardPlan {
   float* y;
   const KernelSpec* ks;
   int64_t kPad;
-  float* up;  // U, packed
+  float* up;  // U, packed (as B panels of nr columns where channelsLast)
   int64_t tiles, nb;
   int threads;
+  bool channelsLast;  // forwardBlockChannelsLast, on the kernel's direct reader
 };
 
 // What a weight-gradient call shares with its threads.
@@ -382,7 +383,7 @@ template <int M, int L>
 __attribute__((always_inline)) inline void kernelPartBody(const ForwardPlan& p, int64_t part) {
   const int64_t K = p.c->outChannels;
   const int64_t k0 = K * part / p.threads, k1 = K * (part + 1) / p.threads;
-  if (k1 > k0) transformKernels<M, L>(p.w, p.c->flipped, k0, k1, K, p.c->channels, p.ks->mr, p.kPad, p.up);
+  if (k1 > k0) transformKernels<M, L>(p.w, p.c->flipped, k0, k1, K, p.c->channels, p.channelsLast ? p.ks->nr : p.ks->mr, p.kPad, p.up);
 }
 
 // One block of tiles: input transform, the alpha^2 products, output transform.
@@ -466,6 +467,119 @@ __attribute__((always_inline)) inline void forwardBlockBody(const ForwardPlan& p
   }
 }
 
+// The alpha input rows of a run of `run` tiles of tile row ty of image n, starting at tile column
+// tx0 (padded rows ty*m + r, padded columns tx0*m + u for u < run*m + 2, zeros for the padding),
+// turned channel-last 16 channels at a time: xr[(chunk * A + r) * inCols + u][16].
+template <int M, bool Wide>
+__attribute__((always_inline)) inline void turnInputRows(const WinogradConv& c, const float* x, int64_t n, int64_t ty, int64_t tx0, int64_t run, float* xr) {
+  constexpr int A = M + 2, TL = 16;
+  const int64_t C = c.channels, cChunks = (C + TL - 1) / TL, inPlane = c.height * c.width;
+  const int64_t inCols = run * M + 2, px0 = tx0 * M;
+  const float* image = x + n * c.xImageStride;
+  // Columns [uA, uB) of the run lie inside the image; the others are padding.
+  const int64_t uA = std::clamp<int64_t>(c.padW - px0, 0, inCols), uB = std::clamp<int64_t>(c.width + c.padW - px0, uA, inCols);
+  for (int64_t chunk = 0; chunk < cChunks; ++chunk) {
+    const int nc = static_cast<int>(std::min<int64_t>(TL, C - chunk * TL));
+    for (int r = 0; r < A; ++r) {
+      float* row = xr + (chunk * A + r) * inCols * TL;
+      const int64_t sy = ty * M + r - c.padH;
+      if (sy < 0 || sy >= c.height) {
+        std::memset(row, 0, sizeof(float) * inCols * TL);
+        continue;
+      }
+      std::memset(row, 0, sizeof(float) * uA * TL);
+      const float* src = image + chunk * TL * inPlane + sy * c.width + (px0 + uA - c.padW);
+#ifdef OCTET_X86
+      if constexpr (Wide) channelsLast16Avx512(src, inPlane, uB - uA, nc, row + uA * TL);
+      else channelsLast16(src, inPlane, uB - uA, nc, row + uA * TL);
+#else
+      channelsLast16(src, inPlane, uB - uA, nc, row + uA * TL);
+#endif
+      std::memset(row + uB * TL, 0, sizeof(float) * (inCols - uB) * TL);
+    }
+  }
+}
+
+// One block of tiles of the forward without gathers (where the kernel family has a micro-kernel
+// that reads A in place): each run of tiles of one tile row has its input rows turned
+// channel-last, so the input transform runs on 16 channels as lanes and writes V^T[xi] (tiles x
+// C, rows cS apart); the products M^T[xi] = V^T[xi] U^T[xi] (tiles x K) run on that kernel with
+// U^T packed as B panels, each element the same chain over the channels in order as the packed
+// path's (products commute); the output transform again takes 16 output channels as lanes, and
+// each tile row's results turn back into NCHW planes 16 x 16 at a time.
+template <int M, bool Wide>
+__attribute__((always_inline)) inline void forwardBlockChannelsLast(const ForwardPlan& p, int64_t b) {
+  using T = Transforms<M>;
+  constexpr int A = T::kAlpha;
+  constexpr int X = A * A;
+  constexpr int TL = 16;
+  const WinogradConv& c = *p.c;
+  const KernelSpec& ks = *p.ks;
+  const int64_t C = c.channels, K = c.outChannels;
+  const int64_t cChunks = (C + TL - 1) / TL, kChunks = (K + TL - 1) / TL, cS = cChunks * TL, kS = kChunks * TL;
+  const int64_t tw = tileCols(c), perImage = tileRows(c) * tw, outPlane = c.outH * c.outW;
+  const int64_t t0 = b * p.nb, count = std::min(p.nb, p.tiles - t0);
+  float* vt = tlsV.get(static_cast<size_t>(X * count * cS));
+  float* mt = tlsM.get(static_cast<size_t>(X * count * kS));
+  // Input transforms, a run of tiles of one tile row at a time.
+  for (int64_t q = 0; q < count;) {
+    const int64_t tile = t0 + q, n = tile / perImage, ty = (tile % perImage) / tw, tx0 = (tile % perImage) % tw;
+    const int64_t run = std::min(count - q, tw - tx0), inCols = run * M + 2;
+    float* xr = tlsRowsX.get(static_cast<size_t>(cChunks * A * inCols * TL));
+    turnInputRows<M, Wide>(c, p.x, n, ty, tx0, run, xr);
+    for (int64_t j = 0; j < run; ++j, ++q)
+      for (int64_t chunk = 0; chunk < cChunks; ++chunk)
+        inputTransformAt<M, TL>(xr + (chunk * A * inCols + j * M) * TL, inCols * TL, TL, vt + q * cS + chunk * TL, count * cS);
+  }
+  // The products: M^T[xi] (count x K, rows kS apart), one chain over C per element.
+  const int mr = ks.mr, nr = ks.nr;
+  for (int xi = 0; xi < X; ++xi) {
+    const float* bpx = p.up + xi * p.kPad * C;
+    for (int64_t i0 = 0; i0 < count; i0 += mr) {
+      const int rows = static_cast<int>(std::min<int64_t>(mr, count - i0));
+      for (int64_t jp = 0; jp < K; jp += nr) {
+        const int cols = static_cast<int>(std::min<int64_t>(nr, K - jp));
+        for (int64_t pc = 0; pc < C; pc += ks.kc) {
+          const int64_t kc = std::min(ks.kc, C - pc);
+          ks.direct(kc, vt + (xi * count + i0) * cS + pc, cS, bpx + (jp / nr) * nr * C + pc * nr, mt + (xi * count + i0) * kS + jp, kS, 1.0f,
+                    pc == 0 ? 0.0f : 1.0f, rows, cols);
+        }
+      }
+    }
+  }
+  // Output transforms, a run of tiles of one tile row at a time, turned back into NCHW.
+  alignas(64) float out[M * M * TL];
+  for (int64_t q = 0; q < count;) {
+    const int64_t tile = t0 + q, n = tile / perImage, ty = (tile % perImage) / tw, tx0 = (tile % perImage) % tw;
+    const int64_t run = std::min(count - q, tw - tx0), outCols = run * M, ox0 = tx0 * M;
+    float* yr = tlsRowsDy.get(static_cast<size_t>(kChunks * M * outCols * TL));
+    for (int64_t j = 0; j < run; ++j)
+      for (int64_t chunk = 0; chunk < kChunks; ++chunk) {
+        outputTransform<M, TL>(mt + (q + j) * kS + chunk * TL, count * kS, out);
+        for (int a = 0; a < M; ++a)
+          for (int bb = 0; bb < M; ++bb) std::memcpy(yr + ((chunk * M + a) * outCols + j * M + bb) * TL, out + (a * M + bb) * TL, sizeof(float) * TL);
+      }
+    const int64_t width = std::min<int64_t>(outCols, c.outW - ox0);
+    float* image = p.y + n * c.yImageStride;
+    for (int64_t chunk = 0; chunk < kChunks; ++chunk) {
+      const int nk = static_cast<int>(std::min<int64_t>(TL, K - chunk * TL));
+      for (int a = 0; a < M; ++a) {
+        const int64_t oy = ty * M + a;
+        if (oy >= c.outH) break;
+        float* dst = image + chunk * TL * outPlane + oy * c.outW + ox0;
+        const float* src = yr + (chunk * M + a) * outCols * TL;
+#ifdef OCTET_X86
+        if constexpr (Wide) channelsFirst16Avx512(src, width, nk, dst, outPlane);
+        else channelsFirst16(src, width, nk, dst, outPlane);
+#else
+        channelsFirst16(src, width, nk, dst, outPlane);
+#endif
+      }
+    }
+    q += run;
+  }
+}
+
 // Thread `part` of `parts` of the weight gradient: the points xi of rows [i0, i1) of the
 // transformed tile (alpha rows in all, split between the threads), over every tile. Tiles go in
 // groups of p.group; for each group the thread forms its points of V (every input channel) and
@@ -526,26 +640,10 @@ __attribute__((always_inline)) inline void gradientThreadBody(const GradientPlan
     for (int64_t q = 0; q < count;) {
       const int64_t tile = g0 + q, n = tile / perImage, ty = (tile % perImage) / tw, tx0 = (tile % perImage) % tw;
       const int64_t run = std::min(count - q, tw - tx0);
-      // Input rows: padded row ty*m + r, padded columns tx0*m + u for u < inCols.
-      const int64_t inCols = run * M + 2, px0 = tx0 * M;
+      // Input rows, channel-last.
+      const int64_t inCols = run * M + 2;
       float* xr = tlsRowsX.get(static_cast<size_t>(cChunks * A * inCols * TL));
-      const float* image = p.x + n * c.xImageStride;
-      // Columns [uA, uB) of the run lie inside the image; the others are padding.
-      const int64_t uA = std::clamp<int64_t>(c.padW - px0, 0, inCols), uB = std::clamp<int64_t>(c.width + c.padW - px0, uA, inCols);
-      for (int64_t chunk = 0; chunk < cChunks; ++chunk) {
-        const int nc = static_cast<int>(std::min<int64_t>(TL, C - chunk * TL));
-        for (int r = 0; r < A; ++r) {
-          float* row = xr + (chunk * A + r) * inCols * TL;
-          const int64_t sy = ty * M + r - c.padH;
-          if (sy < 0 || sy >= c.height) {
-            std::memset(row, 0, sizeof(float) * inCols * TL);
-            continue;
-          }
-          std::memset(row, 0, sizeof(float) * uA * TL);
-          turn(image + chunk * TL * inPlane + sy * c.width + (px0 + uA - c.padW), inPlane, uB - uA, nc, row + uA * TL);
-          std::memset(row + uB * TL, 0, sizeof(float) * (inCols - uB) * TL);
-        }
-      }
+      turnInputRows<M, Wide>(c, p.x, n, ty, tx0, run, xr);
       // Output-gradient rows: output row ty*m + a, columns tx0*m + u for u < outCols.
       const int64_t outCols = run * M, ox0 = tx0 * M;
       float* gr = tlsRowsDy.get(static_cast<size_t>(kChunks * M * outCols * TL));
@@ -677,7 +775,8 @@ struct Variant {
   }                                                                                                                      \
   template <int M>                                                                                                       \
   ATTR void NAME##ForwardBlock(const ForwardPlan& p, int64_t b) {                                                        \
-    forwardBlockBody<M, L>(p, b);                                                                                        \
+    if (p.channelsLast) forwardBlockChannelsLast<M, L == 32>(p, b);                                                      \
+    else forwardBlockBody<M, L>(p, b);                                                                                   \
   }                                                                                                                      \
   template <int M>                                                                                                       \
   ATTR void NAME##GradientThread(const GradientPlan& p, int64_t part, int64_t parts, float* du) {                        \
@@ -714,16 +813,22 @@ void winogradForward(const WinogradConv& c, const float* x, const float* w, floa
   const Variant v = variantFor(c.tile);
   const int alpha = c.tile + 2, X = alpha * alpha, L = v.lanes;
   const int64_t C = c.channels, K = c.outChannels;
-  const KernelSpec& ks = gemm_detail::selectKernel(K, 1024);
-  const int mr = ks.mr;
-  const int64_t kPad = (K + mr - 1) / mr * mr;
-  // U, transformed and packed (rows past K zero), in a buffer kept from call to call.
+  const int64_t tiles = c.batch * tileRows(c) * tileCols(c);
+  const int64_t nb = blockTiles(alpha, C, K, tiles, L, threads);
+  // Without gathers where the kernel family reads A in place (AVX-512): the products are
+  // M^T = V^T U^T (tiles x K), U^T packed as B panels of nr columns. Otherwise U is packed as A
+  // panels of mr rows and each block gathers its patches.
+  const KernelSpec& wide = gemm_detail::selectKernel(std::min<int64_t>(nb, tiles), K);
+  const bool channelsLast = wide.direct != nullptr;
+  const KernelSpec& ks = channelsLast ? wide : gemm_detail::selectKernel(K, 1024);
+  const int panel = channelsLast ? ks.nr : ks.mr;
+  const int64_t kPad = (K + panel - 1) / panel * panel;
+  // U, transformed and packed (rows or columns past K zero), in a buffer kept from call to call.
   float* up = tlsU.get(static_cast<size_t>(X * kPad * C));
   if (kPad > K) {
-    for (int xi = 0; xi < X; ++xi) std::memset(up + xi * kPad * C + (K / mr) * mr * C, 0, sizeof(float) * mr * C);
+    for (int xi = 0; xi < X; ++xi) std::memset(up + xi * kPad * C + (K / panel) * panel * C, 0, sizeof(float) * panel * C);
   }
-  const int64_t tiles = c.batch * tileRows(c) * tileCols(c);
-  const ForwardPlan plan{&c, x, paddedGeometry(c), w, y, &ks, kPad, up, tiles, blockTiles(alpha, C, K, tiles, L, threads), threads};
+  const ForwardPlan plan{&c, x, paddedGeometry(c), w, y, &ks, kPad, up, tiles, nb, threads, channelsLast};
   parallelFor(threads, threads, [&](int64_t part) { v.kernelPart(plan, part); });
   parallelFor((tiles + plan.nb - 1) / plan.nb, threads, [&](int64_t b) { v.forwardBlock(plan, b); });
 }
