@@ -695,11 +695,16 @@ Napi::Value DepthwiseWeightGradient(const Napi::CallbackInfo& info) {
 // convolution with exact products (native/direct_conv.h); x and w are operands (operandArg).
 // A stride-1 direct convolution's options, checked: paddings below the kernel, outH = H + 2 padH
 // - KH + 1, likewise outW, image strides no smaller than an image.
+// The fields every direct convolution's options have (strides and dilations 1).
+octet::DirectConv directConvFields(const Napi::Object& o) {
+  return {sizeField(o, "batch"),   sizeField(o, "channels"), sizeField(o, "height"), sizeField(o, "width"),
+          sizeField(o, "outChannels"), sizeField(o, "kernelH"), sizeField(o, "kernelW"), sizeField(o, "padH"),
+          sizeField(o, "padW"),    sizeField(o, "outH"),     sizeField(o, "outW"),   sizeField(o, "xImageStride"),
+          sizeField(o, "yImageStride")};
+}
+
 octet::DirectConv directConvField(const Napi::Object& o, const char* who) {
-  octet::DirectConv d{sizeField(o, "batch"),   sizeField(o, "channels"), sizeField(o, "height"), sizeField(o, "width"),
-                      sizeField(o, "outChannels"), sizeField(o, "kernelH"), sizeField(o, "kernelW"), sizeField(o, "padH"),
-                      sizeField(o, "padW"),    sizeField(o, "outH"),     sizeField(o, "outW"),   sizeField(o, "xImageStride"),
-                      sizeField(o, "yImageStride")};
+  const octet::DirectConv d = directConvFields(o);
   const bool ok = d.batch > 0 && d.channels > 0 && d.height > 0 && d.width > 0 && d.outChannels > 0 && d.kernelH > 0 && d.kernelW > 0 &&
                   d.padH < d.kernelH && d.padW < d.kernelW && d.outH == d.height + 2 * d.padH - d.kernelH + 1 &&
                   d.outW == d.width + 2 * d.padW - d.kernelW + 1 && d.outH > 0 && d.outW > 0 && d.xImageStride >= d.channels * d.height * d.width &&
@@ -754,10 +759,7 @@ Napi::Value DirectConvForwardLowp(const Napi::CallbackInfo& info) {
 // yImageStride, threads }): one group's weight gradient with exact products (native/direct_conv.h).
 // A weight gradient's geometry (directConvWeightGradient's options), checked.
 octet::DirectConv directGradientField(const Napi::Object& o, const char* who) {
-  octet::DirectConv d{sizeField(o, "batch"),   sizeField(o, "channels"), sizeField(o, "height"), sizeField(o, "width"),
-                      sizeField(o, "outChannels"), sizeField(o, "kernelH"), sizeField(o, "kernelW"), sizeField(o, "padH"),
-                      sizeField(o, "padW"),    sizeField(o, "outH"),     sizeField(o, "outW"),   sizeField(o, "xImageStride"),
-                      sizeField(o, "yImageStride")};
+  octet::DirectConv d = directConvFields(o);
   d.strideH = sizeField(o, "strideH");
   d.strideW = sizeField(o, "strideW");
   d.dilationH = sizeField(o, "dilationH");

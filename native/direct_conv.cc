@@ -25,7 +25,6 @@ constexpr int kLanes = 32;  // positions (on the padded width) per register tile
 // What a call shares with its tasks.
 struct Plan {
   const DirectConv* d;
-  const float* padded;  // [batch][channels] planes of planeStride floats, rows Wp apart
   int64_t wp, planeStride, grid;  // padded width; floats per plane; outH * Wp positions computed
   const float* wt;  // [blocks][K][kRows]: the weights of output channels b*kRows.. side by side
   int64_t k, blocks;
@@ -34,14 +33,14 @@ struct Plan {
 
 // Channels [o, o + rows) of image n, position f0 + l for lanes l: the chains of the contract.
 // Portable: lanes as arrays (vectorized where the build targets allow), fma per lane.
-__attribute__((always_inline)) inline void tileBody(const Plan& p, int64_t n, int64_t b, int64_t f0) {
+__attribute__((always_inline)) inline void tileBody(const Plan& p, const float* image, int64_t n, int64_t b, int64_t f0) {
   const DirectConv& d = *p.d;
   float acc[kRows][kLanes];
   for (int r = 0; r < kRows; ++r)
     for (int l = 0; l < kLanes; ++l) acc[r][l] = 0.0f;
   const float* w = p.wt + b * p.k * kRows;
   for (int64_t c = 0; c < d.channels; ++c) {
-    const float* base = p.padded + (n * d.channels + c) * p.planeStride + f0;
+    const float* base = image + c * p.planeStride + f0;
     for (int64_t i = 0; i < d.kernelH; ++i)
       for (int64_t j = 0; j < d.kernelW; ++j, w += kRows) {
         const float* x = base + i * p.wp + j;
@@ -57,38 +56,21 @@ __attribute__((always_inline)) inline void tileBody(const Plan& p, int64_t n, in
   }
 }
 
-void tilePortable(const Plan& p, int64_t n, int64_t b, int64_t f0) { tileBody(p, n, b, f0); }
+void tilePortable(const Plan& p, const float* image, int64_t n, int64_t b, int64_t f0) { tileBody(p, image, n, b, f0); }
 
 #ifdef OCTET_X86
-__attribute__((target("avx2,fma"))) void tileAvx2(const Plan& p, int64_t n, int64_t b, int64_t f0) { tileBody(p, n, b, f0); }
+__attribute__((target("avx2,fma"))) void tileAvx2(const Plan& p, const float* image, int64_t n, int64_t b, int64_t f0) { tileBody(p, image, n, b, f0); }
 
 // (GCC 12 warns that its own headers' intrinsics read an uninitialized value, GCC bug 105593: the
 // value is the intrinsic's don't-care operand.)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-__attribute__((target("avx512f"))) void tileAvx512(const Plan& p, int64_t n, int64_t b, int64_t f0) {
+// A tile's results into NCHW: the grid rows it touches, lanes [lo, hi) of row oy being outputs
+// (oy, ox) with ox = f0 + l - oy * Wp, stored with masked stores (lanes outside the row are not
+// touched).
+__attribute__((target("avx512f"), always_inline)) inline void storeTileAvx512(const Plan& p, int64_t n, int64_t b, int64_t f0, const __m512 (&acc)[kRows][2]) {
   const DirectConv& d = *p.d;
-  __m512 acc[kRows][2];
-  for (int r = 0; r < kRows; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-  const float* w = p.wt + b * p.k * kRows;
-  for (int64_t c = 0; c < d.channels; ++c) {
-    const float* base = p.padded + (n * d.channels + c) * p.planeStride + f0;
-    for (int64_t i = 0; i < d.kernelH; ++i) {
-      const float* row = base + i * p.wp;
-      for (int64_t j = 0; j < d.kernelW; ++j, w += kRows) {
-        const __m512 x0 = _mm512_loadu_ps(row + j), x1 = _mm512_loadu_ps(row + j + 16);
-#pragma GCC unroll 8
-        for (int r = 0; r < kRows; ++r) {
-          const __m512 wv = _mm512_set1_ps(w[r]);
-          acc[r][0] = _mm512_fmadd_ps(wv, x0, acc[r][0]);
-          acc[r][1] = _mm512_fmadd_ps(wv, x1, acc[r][1]);
-        }
-      }
-    }
-  }
-  // The grid rows this tile touches: lanes [lo, hi) of row oy are outputs (oy, ox), lane l at
-  // ox = f0 + l - oy * Wp, stored with masked stores (lanes outside the row are not touched).
   const int64_t rows = std::min<int64_t>(kRows, d.outChannels - b * kRows);
   const int64_t oyLast = std::min<int64_t>(d.outH - 1, (f0 + kLanes - 1) / p.wp);
   for (int64_t oy = f0 / p.wp; oy <= oyLast; ++oy) {
@@ -103,12 +85,35 @@ __attribute__((target("avx512f"))) void tileAvx512(const Plan& p, int64_t n, int
     }
   }
 }
+
+__attribute__((target("avx512f"))) void tileAvx512(const Plan& p, const float* image, int64_t n, int64_t b, int64_t f0) {
+  const DirectConv& d = *p.d;
+  __m512 acc[kRows][2];
+  for (int r = 0; r < kRows; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  const float* w = p.wt + b * p.k * kRows;
+  for (int64_t c = 0; c < d.channels; ++c) {
+    const float* base = image + c * p.planeStride + f0;
+    for (int64_t i = 0; i < d.kernelH; ++i) {
+      const float* row = base + i * p.wp;
+      for (int64_t j = 0; j < d.kernelW; ++j, w += kRows) {
+        const __m512 x0 = _mm512_loadu_ps(row + j), x1 = _mm512_loadu_ps(row + j + 16);
+#pragma GCC unroll 8
+        for (int r = 0; r < kRows; ++r) {
+          const __m512 wv = _mm512_set1_ps(w[r]);
+          acc[r][0] = _mm512_fmadd_ps(wv, x0, acc[r][0]);
+          acc[r][1] = _mm512_fmadd_ps(wv, x1, acc[r][1]);
+        }
+      }
+    }
+  }
+  storeTileAvx512(p, n, b, f0, acc);
+}
 #pragma GCC diagnostic pop
 #endif
 
 // The tile for this CPU: AVX-512, AVX2 with FMA, or portable; OCTET_GEMM_KERNEL=avx2|portable
 // forces a simpler one, as for the GEMMs (every path gives the same bits).
-using Tile = void (*)(const Plan&, int64_t, int64_t, int64_t);
+using Tile = void (*)(const Plan&, const float*, int64_t, int64_t, int64_t);
 Tile chooseTile() {
   const char* forced = std::getenv("OCTET_GEMM_KERNEL");
   const std::string want = forced ? forced : "";
@@ -125,10 +130,8 @@ Tile chooseTile() {
 // What a weight-gradient call shares with its threads.
 struct GradPlan {
   const DirectConv* d;
-  const float* padded;  // [batch][channels] planes of planeStride floats, rows wp apart
-  int64_t wp, planeStride;
-  const float* dyT;  // [batch][chunks][P][16]: the output gradient, 16 channels side by side
-  int64_t chunks, p;
+  int64_t wp, planeStride;  // the padded input planes' width and floats per plane
+  int64_t chunks, p;        // output channels in chunks of 16; output positions per image
   const int64_t* offsets;  // per tap t: c * planeStride + i * DH * wp + j * DW (taps past k: tap 0's)
   int64_t k, tapBlocks;
   float* sums;  // [oBlocks][tapBlocks][T][V * 16]: each tile's running sums between images
@@ -137,15 +140,15 @@ struct GradPlan {
 // Tile (ob, tb) over image n: output channels [ob * V * 16, ..), taps [tb * T, tb * T + T); the
 // running sums come from `sums` and go back to it. Portable: lanes as arrays, fma per lane.
 template <int V, int T>
-__attribute__((always_inline)) inline void gradTileBody(const GradPlan& p, int64_t n, int64_t ob, int64_t tb) {
+__attribute__((always_inline)) inline void gradTileBody(const GradPlan& p, const float* image, const float* grads, int64_t n, int64_t ob, int64_t tb) {
   const DirectConv& d = *p.d;
   float* sums = p.sums + (ob * p.tapBlocks + tb) * T * V * 16;
   float acc[T][V * 16];
   for (int t = 0; t < T; ++t)
     for (int l = 0; l < V * 16; ++l) acc[t][l] = sums[t * V * 16 + l];
-  const float* base = p.padded + n * d.channels * p.planeStride;
+  const float* base = image;
   const int64_t* off = p.offsets + tb * T;
-  const float* dyImage = p.dyT + (n * p.chunks + ob * V) * p.p * 16;
+  const float* dyImage = grads + ob * V * p.p * 16;
   for (int64_t oy = 0; oy < d.outH; ++oy)
     for (int64_t ox = 0; ox < d.outW; ++ox) {
       const int64_t q = oy * d.outW + ox;
@@ -163,30 +166,30 @@ __attribute__((always_inline)) inline void gradTileBody(const GradPlan& p, int64
 }
 
 template <int V, int T>
-void gradTilePortable(const GradPlan& p, int64_t n, int64_t ob, int64_t tb) {
-  gradTileBody<V, T>(p, n, ob, tb);
+void gradTilePortable(const GradPlan& p, const float* image, const float* grads, int64_t n, int64_t ob, int64_t tb) {
+  gradTileBody<V, T>(p, image, grads, n, ob, tb);
 }
 
 #ifdef OCTET_X86
 template <int V, int T>
-__attribute__((target("avx2,fma"))) void gradTileAvx2(const GradPlan& p, int64_t n, int64_t ob, int64_t tb) {
-  gradTileBody<V, T>(p, n, ob, tb);
+__attribute__((target("avx2,fma"))) void gradTileAvx2(const GradPlan& p, const float* image, const float* grads, int64_t n, int64_t ob, int64_t tb) {
+  gradTileBody<V, T>(p, image, grads, n, ob, tb);
 }
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 template <int V, int T>
-__attribute__((target("avx512f"))) void gradTileAvx512(const GradPlan& p, int64_t n, int64_t ob, int64_t tb) {
+__attribute__((target("avx512f"))) void gradTileAvx512(const GradPlan& p, const float* image, const float* grads, int64_t n, int64_t ob, int64_t tb) {
   const DirectConv& d = *p.d;
   float* sums = p.sums + (ob * p.tapBlocks + tb) * T * V * 16;
   __m512 acc[T][V];
   for (int t = 0; t < T; ++t)
     for (int v = 0; v < V; ++v) acc[t][v] = _mm512_loadu_ps(sums + (t * V + v) * 16);
-  const float* base = p.padded + n * d.channels * p.planeStride;
+  const float* base = image;
   int64_t off[T];
   for (int t = 0; t < T; ++t) off[t] = p.offsets[tb * T + t];
-  const float* dyImage = p.dyT + (n * p.chunks + ob * V) * p.p * 16;
+  const float* dyImage = grads + ob * V * p.p * 16;
   for (int64_t oy = 0; oy < d.outH; ++oy) {
     const float* row = base + oy * d.strideH * p.wp;
     const float* g = dyImage + oy * d.outW * 16;
@@ -209,7 +212,7 @@ __attribute__((target("avx512f"))) void gradTileAvx512(const GradPlan& p, int64_
 #pragma GCC diagnostic pop
 #endif
 
-using GradTile = void (*)(const GradPlan&, int64_t, int64_t, int64_t);
+using GradTile = void (*)(const GradPlan&, const float*, const float*, int64_t, int64_t, int64_t);
 
 // The tile for V channel vectors (1, 2 or 4) on this CPU, and its taps per tile T: 16, 8 or 6
 // (16 to 24 running sums in registers).
@@ -247,15 +250,34 @@ void padPlane(const DirectConv& d, const DirectOperand& x, int64_t q, int64_t wp
 
 namespace {
 
+// The forward's tasks: image n's input planes padded into the running thread's buffer, then
+// body(planes, n, b) for output-channel blocks b. Images are whole tasks where there are enough
+// of them (each padded once); with fewer than two per thread, each (image, block) pair is a task
+// that pads its own image.
+template <class Body>
+void forwardTasks(const DirectConv& d, const DirectOperand& x, const Plan& p, int threads, Body body) {
+  auto pad = [&](int64_t n) {
+    float* planes = tlsPadded.get(static_cast<size_t>(d.channels * p.planeStride));
+    for (int64_t c = 0; c < d.channels; ++c) padPlane(d, x, n * d.channels + c, p.wp, p.planeStride, planes + c * p.planeStride);
+    return planes;
+  };
+  if (d.batch >= 2 * threads) {
+    parallelFor(d.batch, threads, [&](int64_t n) {
+      const float* planes = pad(n);
+      for (int64_t b = 0; b < p.blocks; ++b) body(planes, n, b);
+    });
+  } else {
+    parallelFor(d.batch * p.blocks, threads, [&](int64_t task) { body(pad(task / p.blocks), task / p.blocks, task % p.blocks); });
+  }
+}
+
 // The forward's operands laid out for the tiles: the padded input planes and the packed weights
 // (in the calling thread's buffers).
-Plan prepareForward(const DirectConv& d, const DirectOperand& x, const DirectOperand& w, float* y, int threads) {
+Plan prepareForward(const DirectConv& d, const DirectOperand& w, float* y) {
   const int64_t wp = d.outW + d.kernelW - 1, hp = d.outH + d.kernelH - 1;
   // Reads reach KW - 1 floats past the plane's last row, and a tile's lanes up to kLanes - 1
   // positions past the grid: zeros.
   const int64_t planeStride = (hp * wp + d.kernelW + kLanes + 15) / 16 * 16;
-  float* padded = tlsPadded.get(static_cast<size_t>(d.batch * d.channels * planeStride));
-  parallelFor(d.batch * d.channels, threads, [&](int64_t q) { padPlane(d, x, q, wp, planeStride, padded + q * planeStride); });
   const int64_t k = d.channels * d.kernelH * d.kernelW, blocks = (d.outChannels + kRows - 1) / kRows;
   float* wt = tlsWeights.get(static_cast<size_t>(blocks * k * kRows));
   float* row = tlsRow.get(static_cast<size_t>(k));
@@ -267,7 +289,7 @@ Plan prepareForward(const DirectConv& d, const DirectOperand& x, const DirectOpe
     float* dst = wt + (o / kRows) * k * kRows + o % kRows;
     for (int64_t t = 0; t < k; ++t) dst[t * kRows] = o < d.outChannels ? row[t] : 0.0f;
   }
-  return Plan{&d, padded, wp, planeStride, d.outH * wp, wt, k, blocks, y};
+  return Plan{&d, wp, planeStride, d.outH * wp, wt, k, blocks, y};
 }
 
 #ifdef OCTET_X86
@@ -321,13 +343,12 @@ __attribute__((target("avx512f"), always_inline)) inline void accumulateAvx512(_
 }
 
 template <bool kCheck>
-__attribute__((target("avx512f"))) bool lowpTileAvx512(const LowpPlan& lp, int64_t n, int64_t b, int64_t f0) {
+__attribute__((target("avx512f"))) bool lowpTileAvx512(const LowpPlan& lp, const float* image, int64_t n, int64_t b, int64_t f0) {
   constexpr int R = kRows;
   const Plan& p = *lp.plan;
-  const DirectConv& d = *p.d;
   const __m512 splitter = _mm512_set1_ps(lp.range.splitter);
   __m512i worstHigh = _mm512_set1_epi32(-1), worstLow = _mm512_set1_epi32(-1);
-  const float* base = p.padded + n * d.channels * p.planeStride + f0;
+  const float* base = image + f0;
   const float* wt = p.wt + b * p.k * R;
   __m512 total[R][2];
   for (int r = 0; r < R; ++r) total[r][0] = total[r][1] = _mm512_setzero_ps();
@@ -346,19 +367,7 @@ __attribute__((target("avx512f"))) bool lowpTileAvx512(const LowpPlan& lp, int64
                   _mm512_cmplt_epu32_mask(worstLow, _mm512_set1_epi32(static_cast<int>(lp.range.minBitsLess1))) == 0)) {
     return false;
   }
-  const int64_t rows = std::min<int64_t>(R, d.outChannels - b * R);
-  const int64_t oyLast = std::min<int64_t>(d.outH - 1, (f0 + kLanes - 1) / p.wp);
-  for (int64_t oy = f0 / p.wp; oy <= oyLast; ++oy) {
-    const int64_t lo = std::max<int64_t>(0, oy * p.wp - f0), hi = std::min<int64_t>(kLanes, oy * p.wp + d.outW - f0);
-    if (lo >= hi) continue;
-    const uint32_t mask = (hi == 32 ? ~0u : (1u << hi) - 1u) & ~((1u << lo) - 1u);
-    const __mmask16 m0 = static_cast<__mmask16>(mask & 0xffffu), m1 = static_cast<__mmask16>(mask >> 16);
-    for (int64_t r = 0; r < rows; ++r) {
-      float* dst = p.y + n * d.yImageStride + (b * R + r) * d.outH * d.outW + oy * (d.outW - p.wp) + f0;
-      if (m0) _mm512_mask_storeu_ps(dst, m0, total[r][0]);
-      if (m1) _mm512_mask_storeu_ps(dst + 16, m1, total[r][1]);
-    }
-  }
+  storeTileAvx512(*lp.plan, n, b, f0, total);
   return true;
 }
 #pragma GCC diagnostic pop
@@ -368,12 +377,13 @@ __attribute__((target("avx512f"))) bool lowpTileAvx512(const LowpPlan& lp, int64
 
 void directConvForward(const DirectConv& d, const DirectOperand& x, const DirectOperand& w, float* y, int threads) {
   if (d.batch <= 0 || d.outChannels <= 0) return;
-  const Plan plan = prepareForward(d, x, w, y, threads);
+  const Plan plan = prepareForward(d, w, y);
   const int64_t strips = (plan.grid + kLanes - 1) / kLanes, blocks = plan.blocks;
   static const Tile tile = chooseTile();
-  parallelFor(d.batch * blocks, threads, [&](int64_t task) {
-    for (int64_t s = 0; s < strips; ++s) tile(plan, task / blocks, task % blocks, s * kLanes);
+  forwardTasks(d, x, plan, threads, [&](const float* planes, int64_t n, int64_t b) {
+    for (int64_t s = 0; s < strips; ++s) tile(plan, planes, n, b, s * kLanes);
   });
+  (void)blocks;
 }
 
 bool directConvForwardLowp(const DirectConv& d, const DirectOperand& x, const DirectOperand& w, const LowpGemmArgs& accumulator, float* y, int threads) {
@@ -409,7 +419,7 @@ bool directConvForwardLowp(const DirectConv& d, const DirectOperand& x, const Di
     amaxX = a != a ? a : std::max(amaxX, a);
   }
   const bool unchecked = lowpRangeProven(g, amaxX, threads);
-  const Plan plan = prepareForward(d, x, w, y, threads);
+  const Plan plan = prepareForward(d, w, y);
   std::vector<int64_t> offsets(static_cast<size_t>(k));
   for (int64_t t = 0; t < k; ++t) {
     const int64_t c = t / (d.kernelH * d.kernelW), i = (t / d.kernelW) % d.kernelH, j = t % d.kernelW;
@@ -418,13 +428,14 @@ bool directConvForwardLowp(const DirectConv& d, const DirectOperand& x, const Di
   const LowpPlan lp{&plan, offsets.data(), g.ends, g.endCount, lowp::fastRangeOf(acc)};
   const int64_t strips = (plan.grid + kLanes - 1) / kLanes, blocks = plan.blocks;
   std::atomic<bool> failed{false};
-  parallelFor(d.batch * blocks, threads, [&](int64_t task) {
+  forwardTasks(d, x, plan, threads, [&](const float* planes, int64_t n, int64_t b) {
     for (int64_t s = 0; s < strips && !failed.load(std::memory_order_relaxed); ++s) {
       const int64_t f0 = s * kLanes;
-      const bool ok = unchecked ? lowpTileAvx512<false>(lp, task / blocks, task % blocks, f0) : lowpTileAvx512<true>(lp, task / blocks, task % blocks, f0);
+      const bool ok = unchecked ? lowpTileAvx512<false>(lp, planes, n, b, f0) : lowpTileAvx512<true>(lp, planes, n, b, f0);
       if (!ok) failed.store(true, std::memory_order_relaxed);
     }
   });
+  (void)blocks;
   return !failed.load();
 #else
   (void)d, (void)x, (void)w, (void)accumulator, (void)y, (void)threads;
@@ -434,9 +445,8 @@ bool directConvForwardLowp(const DirectConv& d, const DirectOperand& x, const Di
 
 namespace {
 
-// The weight gradient's operands laid out for the tiles (in the calling thread's buffers): the
-// padded input planes, the output gradient channel-last, the taps' offsets, and zeroed running
-// sums; V channel vectors and T taps per tile.
+// The weight gradient's tiles: V channel vectors and T taps per tile, the taps' offsets in a
+// padded input plane, and zeroed running sums (in the calling thread's buffer).
 struct GradLayout {
   GradPlan plan;
   std::vector<int64_t> offsets;
@@ -444,7 +454,7 @@ struct GradLayout {
   int64_t oBlocks;
 };
 
-void prepareGradient(const DirectConv& d, const DirectOperand& dy, const DirectOperand& x, int threads, GradLayout& out) {
+void prepareGradient(const DirectConv& d, GradLayout& out) {
   const int64_t k = d.channels * d.kernelH * d.kernelW;
   const int64_t P = d.outH * d.outW, chunks = (d.outChannels + 15) / 16;
   const int V = chunks % 4 == 0 ? 4 : chunks % 2 == 0 ? 2 : 1;
@@ -452,24 +462,6 @@ void prepareGradient(const DirectConv& d, const DirectOperand& dy, const DirectO
   const int64_t oBlocks = chunks / V, tapBlocks = (k + T - 1) / T;
   const int64_t wp = d.width + 2 * d.padW, hp = d.height + 2 * d.padH;
   const int64_t planeStride = (hp * wp + 15) / 16 * 16;
-  float* padded = tlsPadded.get(static_cast<size_t>(d.batch * d.channels * planeStride));
-  float* dyT = tlsGradients.get(static_cast<size_t>(d.batch * chunks * P * 16));
-  // The input planes padded, and the output gradient turned channel-last, 16 channels a chunk.
-  parallelFor(d.batch * d.channels, threads, [&](int64_t q) { padPlane(d, x, q, wp, planeStride, padded + q * planeStride); });
-  parallelFor(d.batch * chunks, threads, [&](int64_t u) {
-    const int64_t n = u / chunks, chunk = u % chunks;
-    const int nc = static_cast<int>(std::min<int64_t>(16, d.outChannels - chunk * 16));
-    const int64_t at = n * d.yImageStride + chunk * 16 * P;
-    const float* planes;
-    if (dy.codes) {
-      float* decoded = tlsPlanes.get(static_cast<size_t>(16 * P));
-      decodeCodes(dy.codes + at, dy.lut, dy.e5m2, nc * P, decoded);
-      planes = decoded;
-    } else {
-      planes = dy.values + at;
-    }
-    channelsLast16Best(planes, P, P, nc, dyT + u * P * 16);
-  });
   out.offsets.assign(static_cast<size_t>(tapBlocks * T), 0);
   for (int64_t t = 0; t < k; ++t) {
     const int64_t c = t / (d.kernelH * d.kernelW), i = (t / d.kernelW) % d.kernelH, j = t % d.kernelW;
@@ -477,22 +469,43 @@ void prepareGradient(const DirectConv& d, const DirectOperand& dy, const DirectO
   }
   float* sums = tlsSums.get(static_cast<size_t>(oBlocks * tapBlocks * T * V * 16));
   std::memset(sums, 0, sizeof(float) * oBlocks * tapBlocks * T * V * 16);
-  out.plan = GradPlan{&d, padded, wp, planeStride, dyT, chunks, P, out.offsets.data(), k, tapBlocks, sums};
+  out.plan = GradPlan{&d, wp, planeStride, chunks, P, out.offsets.data(), k, tapBlocks, sums};
   out.v = V;
   out.t = T;
   out.oBlocks = oBlocks;
 }
 
 // Threads take fixed shares of the tiles and run every image in order through theirs: each sum
-// is one chain on one thread, and an image's data stays in cache across a share's tiles.
+// is one chain on one thread, and an image's data stays in cache across a share's tiles. Each
+// thread lays out the image it is on in its own buffers: the input planes padded, and the output
+// gradient turned channel-last, 16 channels a chunk ([chunks][P][16]).
 template <class Run>
-void runGradientTiles(const GradLayout& l, int64_t batch, int threads, Run run) {
-  const int64_t tiles = l.oBlocks * l.plan.tapBlocks;
+void runGradientTiles(const GradLayout& l, const DirectOperand& dy, const DirectOperand& x, int threads, Run run) {
+  const GradPlan& p = l.plan;
+  const DirectConv& d = *p.d;
+  const int64_t tiles = l.oBlocks * p.tapBlocks;
   const int64_t parts = std::min<int64_t>(std::max(threads, 1), tiles);
   parallelFor(parts, threads, [&](int64_t part) {
     const int64_t first = tiles * part / parts, last = tiles * (part + 1) / parts;
-    for (int64_t n = 0; n < batch; ++n)
-      for (int64_t u = first; u < last; ++u) run(n, u / l.plan.tapBlocks, u % l.plan.tapBlocks);
+    float* planes = tlsPadded.get(static_cast<size_t>(d.channels * p.planeStride));
+    float* grads = tlsGradients.get(static_cast<size_t>(p.chunks * p.p * 16));
+    for (int64_t n = 0; n < d.batch; ++n) {
+      for (int64_t c = 0; c < d.channels; ++c) padPlane(d, x, n * d.channels + c, p.wp, p.planeStride, planes + c * p.planeStride);
+      for (int64_t chunk = 0; chunk < p.chunks; ++chunk) {
+        const int nc = static_cast<int>(std::min<int64_t>(16, d.outChannels - chunk * 16));
+        const int64_t at = n * d.yImageStride + chunk * 16 * p.p;
+        const float* src;
+        if (dy.codes) {
+          float* decoded = tlsPlanes.get(static_cast<size_t>(16 * p.p));
+          decodeCodes(dy.codes + at, dy.lut, dy.e5m2, nc * p.p, decoded);
+          src = decoded;
+        } else {
+          src = dy.values + at;
+        }
+        channelsLast16Best(src, p.p, p.p, nc, grads + chunk * p.p * 16);
+      }
+      for (int64_t u = first; u < last; ++u) run(planes, grads, n, u / p.tapBlocks, u % p.tapBlocks);
+    }
   });
 }
 
@@ -523,7 +536,7 @@ struct GradLowpPlan {
 // s) rounded, chunk partials folded into the totals where q reaches a chunk's end. False where a
 // rounded value left the format's normal range (kCheck).
 template <int V, int T, bool kCheck>
-__attribute__((target("avx512f"))) bool gradLowpTileAvx512(const GradLowpPlan& lp, int64_t n, int64_t ob, int64_t tb) {
+__attribute__((target("avx512f"))) bool gradLowpTileAvx512(const GradLowpPlan& lp, const float* image, const float* grads, int64_t n, int64_t ob, int64_t tb) {
   const GradPlan& p = *lp.plan;
   const DirectConv& d = *p.d;
   const int64_t at0 = (ob * p.tapBlocks + tb) * T * V * 16;
@@ -535,8 +548,8 @@ __attribute__((target("avx512f"))) bool gradLowpTileAvx512(const GradLowpPlan& l
   __m512i worstHigh = _mm512_set1_epi32(-1), worstLow = _mm512_set1_epi32(-1);
   int64_t off[T];
   for (int t = 0; t < T; ++t) off[t] = p.offsets[tb * T + t];
-  const float* base = p.padded + n * d.channels * p.planeStride;
-  const float* dyImage = p.dyT + (n * p.chunks + ob * V) * p.p * 16;
+  const float* base = image;
+  const float* dyImage = grads + ob * V * p.p * 16;
   const int64_t q0 = n * p.p;
   int64_t run = lp.ends ? std::upper_bound(lp.ends, lp.ends + lp.endCount, q0) - lp.ends : 0;
   int64_t pos = 0, oy = 0, ox = 0;
@@ -577,7 +590,7 @@ __attribute__((target("avx512f"))) bool gradLowpTileAvx512(const GradLowpPlan& l
 }
 #pragma GCC diagnostic pop
 
-using GradLowpTile = bool (*)(const GradLowpPlan&, int64_t, int64_t, int64_t);
+using GradLowpTile = bool (*)(const GradLowpPlan&, const float*, const float*, int64_t, int64_t, int64_t);
 
 GradLowpTile gradLowpTileFor(int v, bool check) {
   if (check) return v == 4 ? gradLowpTileAvx512<4, 6, true> : v == 2 ? gradLowpTileAvx512<2, 8, true> : gradLowpTileAvx512<1, 16, true>;
@@ -591,9 +604,9 @@ void directConvWeightGradient(const DirectConv& d, const DirectOperand& dy, cons
   const int64_t k = d.channels * d.kernelH * d.kernelW;
   if (d.outChannels <= 0 || k <= 0) return;
   GradLayout l;
-  prepareGradient(d, dy, x, threads, l);
+  prepareGradient(d, l);
   const GradTile tile = gradTileFor(l.v);
-  runGradientTiles(l, d.batch, threads, [&](int64_t n, int64_t ob, int64_t tb) { tile(l.plan, n, ob, tb); });
+  runGradientTiles(l, dy, x, threads, [&](const float* planes, const float* grads, int64_t n, int64_t ob, int64_t tb) { tile(l.plan, planes, grads, n, ob, tb); });
   storeGradient(l, d, l.plan.sums, dw);
 }
 
@@ -627,15 +640,15 @@ bool directConvWeightGradientLowp(const DirectConv& d, const DirectOperand& dy, 
   const double bound = static_cast<double>(g.k) * amaxOf(dy, d.yImageStride, d.outChannels * P) * amaxOf(x, d.xImageStride, d.channels * d.height * d.width);
   const bool unchecked = lowpRangeProvenBy(g, bound);
   GradLayout l;
-  prepareGradient(d, dy, x, threads, l);
+  prepareGradient(d, l);
   const int64_t sums = l.oBlocks * l.plan.tapBlocks * l.t * l.v * 16;
   float* totals = tlsTotals.get(static_cast<size_t>(sums));
   std::memset(totals, 0, sizeof(float) * sums);
   const GradLowpPlan lp{&l.plan, g.ends, g.endCount, lowp::fastRangeOf(acc), totals};
   const GradLowpTile tile = gradLowpTileFor(l.v, !unchecked);
   std::atomic<bool> failed{false};
-  runGradientTiles(l, d.batch, threads, [&](int64_t n, int64_t ob, int64_t tb) {
-    if (!failed.load(std::memory_order_relaxed) && !tile(lp, n, ob, tb)) failed.store(true, std::memory_order_relaxed);
+  runGradientTiles(l, dy, x, threads, [&](const float* planes, const float* grads, int64_t n, int64_t ob, int64_t tb) {
+    if (!failed.load(std::memory_order_relaxed) && !tile(lp, planes, grads, n, ob, tb)) failed.store(true, std::memory_order_relaxed);
   });
   if (failed.load()) return false;
   storeGradient(l, d, g.ends ? totals : l.plan.sums, dw);

@@ -97,6 +97,21 @@ __attribute__((always_inline)) inline void outputTransform(const float* m, int64
   twoSided<M, M + 2, L>(Transforms<M>::AT, m, mStride, y, L);
 }
 
+// A = (A^T)^T, the output-gradient side's transform (alpha x m).
+template <int M>
+struct TransposedAT {
+  static constexpr int A = M + 2;
+  struct Matrix {
+    float m[A][M];
+  };
+  static constexpr Matrix value = [] {
+    Matrix r{};
+    for (int i = 0; i < A; ++i)
+      for (int a = 0; a < M; ++a) r.m[i][a] = Transforms<M>::AT[a][i];
+    return r;
+  }();
+};
+
 // inputTransform of a patch read in place: d[r][s] (L lanes) at d + r * rowStride + s * colStride.
 template <int M, int L>
 __attribute__((always_inline)) inline void inputTransformAt(const float* d, int64_t rowStride, int64_t colStride, float* v, int64_t vStride) {
@@ -109,14 +124,7 @@ template <int M, int L>
 __attribute__((always_inline)) inline void gradientTransformAt(const float* dy, int64_t rowStride, int64_t colStride, float* out, int64_t outStride) {
   using T = Transforms<M>;
   constexpr int A = T::kAlpha;
-  static constexpr auto transposed = [] {
-    struct {
-      float m[A][M];
-    } r{};
-    for (int i = 0; i < A; ++i)
-      for (int a = 0; a < M; ++a) r.m[i][a] = T::AT[a][i];
-    return r;
-  }();
+  const auto& transposed = TransposedAT<M>::value;
   twoSidedAt<A, M, L>(transposed.m, dy, rowStride, colStride, out, outStride);
 }
 
@@ -145,14 +153,7 @@ template <int M, int L, int I>
 __attribute__((always_inline)) inline void gradientTransformRowAt(const float* dy, int64_t rowStride, int64_t colStride, float* out, int64_t outStride) {
   using T = Transforms<M>;
   constexpr int A = T::kAlpha;
-  static constexpr auto transposed = [] {
-    struct {
-      float m[A][M];
-    } r{};
-    for (int i = 0; i < A; ++i)
-      for (int a = 0; a < M; ++a) r.m[i][a] = T::AT[a][i];
-    return r;
-  }();
+  const auto& transposed = TransposedAT<M>::value;
   static constexpr auto row = [] {
     struct {
       float m[1][M];
