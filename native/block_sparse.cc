@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "channels_last.h"
 #include "cpu.h"
 #include "gemm.h"
 #include "parallel.h"
@@ -1117,25 +1118,7 @@ void gradItemAvx2(const GradPlan& plan, const GradItem& it, const float* colsT, 
 __attribute__((target("avx512f"))) void transpose16(const float* in, int64_t ld, float* out, int64_t S, int64_t count) {
   __m512 r[16], t[16];
   for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(in + i * ld);
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-  }
-  // u[4 * h + c]: rows 4h..4h+3 of column 4l + c in 128-bit lane l.
-  for (int h = 0; h < 4; ++h) {
-    r[4 * h + 0] = _mm512_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44);
-    r[4 * h + 1] = _mm512_shuffle_ps(t[4 * h], t[4 * h + 2], 0xEE);
-    r[4 * h + 2] = _mm512_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44);
-    r[4 * h + 3] = _mm512_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xEE);
-  }
-  for (int c = 0; c < 4; ++c) {
-    const __m512 x0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88), x1 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xDD);
-    const __m512 y0 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88), y1 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xDD);
-    t[c] = _mm512_shuffle_f32x4(x0, y0, 0x88);
-    t[4 + c] = _mm512_shuffle_f32x4(x1, y1, 0x88);
-    t[8 + c] = _mm512_shuffle_f32x4(x0, y0, 0xDD);
-    t[12 + c] = _mm512_shuffle_f32x4(x1, y1, 0xDD);
-  }
+  transpose16x16(r, t);
   for (int64_t i = 0; i < count; ++i) _mm512_storeu_ps(out + i * S, t[i]);
 }
 #endif
