@@ -604,7 +604,7 @@ __attribute__((always_inline)) inline void gradientThreadBody(const GradientPlan
   const int64_t C = c.channels, K = c.outChannels, kPad = p.kPad, cPad = p.cPad, G = p.group;
   const int64_t cChunks = (C + TL - 1) / TL, kChunks = (K + TL - 1) / TL;
   const int64_t tw = tileCols(c), perImage = tileRows(c) * tw, tiles = c.batch * perImage;
-  const int64_t inPlane = c.height * c.width, outPlane = c.outH * c.outW;
+  const int64_t outPlane = c.outH * c.outW;
   // This thread's panels: point xi (of its own) at vp + (xi - xi0) * vPoint, likewise yp.
   const int64_t vPoint = cPad * G, yPoint = kPad * G;
   float* vp = tlsV.get(static_cast<size_t>(points * vPoint));
