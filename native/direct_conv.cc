@@ -476,37 +476,45 @@ void prepareGradient(const DirectConv& d, GradLayout& out) {
 }
 
 // Threads take fixed shares of the tiles and run every image in order through theirs: each sum
-// is one chain on one thread, and an image's data stays in cache across a share's tiles. Each
-// thread lays out the image it is on in its own buffers: the input planes padded, and the output
-// gradient turned channel-last, 16 channels a chunk ([chunks][P][16]).
+// is one chain on one thread, and an image's data stays in cache across a share's tiles. The
+// images are laid out a group at a time (about 4 MB, at least one image), the threads splitting
+// that work: the input planes padded, and the output gradient turned channel-last, 16 channels a
+// chunk ([chunks][P][16] per image).
 template <class Run>
 void runGradientTiles(const GradLayout& l, const DirectOperand& dy, const DirectOperand& x, int threads, Run run) {
   const GradPlan& p = l.plan;
   const DirectConv& d = *p.d;
   const int64_t tiles = l.oBlocks * p.tapBlocks;
   const int64_t parts = std::min<int64_t>(std::max(threads, 1), tiles);
-  parallelFor(parts, threads, [&](int64_t part) {
-    const int64_t first = tiles * part / parts, last = tiles * (part + 1) / parts;
-    float* planes = tlsPadded.get(static_cast<size_t>(d.channels * p.planeStride));
-    float* grads = tlsGradients.get(static_cast<size_t>(p.chunks * p.p * 16));
-    for (int64_t n = 0; n < d.batch; ++n) {
-      for (int64_t c = 0; c < d.channels; ++c) padPlane(d, x, n * d.channels + c, p.wp, p.planeStride, planes + c * p.planeStride);
-      for (int64_t chunk = 0; chunk < p.chunks; ++chunk) {
-        const int nc = static_cast<int>(std::min<int64_t>(16, d.outChannels - chunk * 16));
-        const int64_t at = n * d.yImageStride + chunk * 16 * p.p;
-        const float* src;
-        if (dy.codes) {
-          float* decoded = tlsPlanes.get(static_cast<size_t>(16 * p.p));
-          decodeCodes(dy.codes + at, dy.lut, dy.e5m2, nc * p.p, decoded);
-          src = decoded;
-        } else {
-          src = dy.values + at;
-        }
-        channelsLast16Best(src, p.p, p.p, nc, grads + chunk * p.p * 16);
+  const int64_t planesFloats = d.channels * p.planeStride, gradsFloats = p.chunks * p.p * 16;
+  const int64_t group = std::clamp<int64_t>((int64_t(1) << 20) / (planesFloats + gradsFloats), 1, d.batch);
+  float* planes = tlsPadded.get(static_cast<size_t>(group * planesFloats));
+  float* grads = tlsGradients.get(static_cast<size_t>(group * gradsFloats));
+  for (int64_t n0 = 0; n0 < d.batch; n0 += group) {
+    const int64_t count = std::min(group, d.batch - n0);
+    parallelFor(count * d.channels, threads, [&](int64_t q) {
+      padPlane(d, x, n0 * d.channels + q, p.wp, p.planeStride, planes + (q / d.channels) * planesFloats + (q % d.channels) * p.planeStride);
+    });
+    parallelFor(count * p.chunks, threads, [&](int64_t u) {
+      const int64_t n = n0 + u / p.chunks, chunk = u % p.chunks;
+      const int nc = static_cast<int>(std::min<int64_t>(16, d.outChannels - chunk * 16));
+      const int64_t at = n * d.yImageStride + chunk * 16 * p.p;
+      const float* src;
+      if (dy.codes) {
+        float* decoded = tlsPlanes.get(static_cast<size_t>(16 * p.p));
+        decodeCodes(dy.codes + at, dy.lut, dy.e5m2, nc * p.p, decoded);
+        src = decoded;
+      } else {
+        src = dy.values + at;
       }
-      for (int64_t u = first; u < last; ++u) run(planes, grads, n, u / p.tapBlocks, u % p.tapBlocks);
-    }
-  });
+      channelsLast16Best(src, p.p, p.p, nc, grads + (u / p.chunks) * gradsFloats + chunk * p.p * 16);
+    });
+    parallelFor(parts, threads, [&](int64_t part) {
+      const int64_t first = tiles * part / parts, last = tiles * (part + 1) / parts;
+      for (int64_t i = 0; i < count; ++i)
+        for (int64_t u = first; u < last; ++u) run(planes + i * planesFloats, grads + i * gradsFloats, n0 + i, u / p.tapBlocks, u % p.tapBlocks);
+    });
+  }
 }
 
 // dw[o][t] from the tiles' sums.
