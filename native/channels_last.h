@@ -77,12 +77,6 @@ __attribute__((target("avx512f"))) inline void channelsFirst16Avx512(const float
 #endif
 
 
-// dst[c * planeStride + x] = src[x * 16 + c] for c < nc, x < nx.
-inline void channelsFirst16(const float* src, int64_t nx, int nc, float* dst, int64_t planeStride) {
-  for (int ch = 0; ch < nc; ++ch)
-    for (int64_t x = 0; x < nx; ++x) dst[ch * planeStride + x] = src[x * 16 + ch];
-}
-
 // channelsLast16 with the widest transposes this CPU has.
 inline void channelsLast16Best(const float* src, int64_t planeStride, int64_t nx, int nc, float* dst) {
 #ifdef OCTET_X86

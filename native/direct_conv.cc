@@ -111,16 +111,29 @@ __attribute__((target("avx512f"))) void tileAvx512(const Plan& p, const float* i
 #pragma GCC diagnostic pop
 #endif
 
-// The tile for this CPU: AVX-512, AVX2 with FMA, or portable; OCTET_GEMM_KERNEL=avx2|portable
-// forces a simpler one, as for the GEMMs (every path gives the same bits).
+// The tiles' instruction set on this CPU, chosen once: AVX-512, AVX2 with FMA, or portable;
+// OCTET_GEMM_KERNEL=avx2|portable forces a simpler one, as for the GEMMs (every path gives the
+// same bits).
+enum class Family { kAvx512, kAvx2, kPortable };
+Family family() {
+  static const Family chosen = [] {
+    const char* forced = std::getenv("OCTET_GEMM_KERNEL");
+    const std::string want = forced ? forced : "";
+#ifdef OCTET_X86
+    __builtin_cpu_init();
+    if ((want.empty() || want == "avx512") && cpuHasAvx512()) return Family::kAvx512;
+    if ((want.empty() || want == "avx2") && cpuHasAvx2() && __builtin_cpu_supports("fma")) return Family::kAvx2;
+#endif
+    return Family::kPortable;
+  }();
+  return chosen;
+}
+
 using Tile = void (*)(const Plan&, const float*, int64_t, int64_t, int64_t);
 Tile chooseTile() {
-  const char* forced = std::getenv("OCTET_GEMM_KERNEL");
-  const std::string want = forced ? forced : "";
 #ifdef OCTET_X86
-  __builtin_cpu_init();
-  if ((want.empty() || want == "avx512") && cpuHasAvx512()) return tileAvx512;
-  if ((want.empty() || want == "avx2") && cpuHasAvx2() && __builtin_cpu_supports("fma")) return tileAvx2;
+  if (family() == Family::kAvx512) return tileAvx512;
+  if (family() == Family::kAvx2) return tileAvx2;
 #endif
   return tilePortable;
 }
@@ -217,14 +230,9 @@ using GradTile = void (*)(const GradPlan&, const float*, const float*, int64_t, 
 // The tile for V channel vectors (1, 2 or 4) on this CPU, and its taps per tile T: 16, 8 or 6
 // (16 to 24 running sums in registers).
 GradTile gradTileFor(int v) {
-  const char* forced = std::getenv("OCTET_GEMM_KERNEL");
-  const std::string want = forced ? forced : "";
 #ifdef OCTET_X86
-  __builtin_cpu_init();
-  if ((want.empty() || want == "avx512") && cpuHasAvx512()) return v == 4 ? gradTileAvx512<4, 6> : v == 2 ? gradTileAvx512<2, 8> : gradTileAvx512<1, 16>;
-  if ((want.empty() || want == "avx2") && cpuHasAvx2() && __builtin_cpu_supports("fma")) {
-    return v == 4 ? gradTileAvx2<4, 6> : v == 2 ? gradTileAvx2<2, 8> : gradTileAvx2<1, 16>;
-  }
+  if (family() == Family::kAvx512) return v == 4 ? gradTileAvx512<4, 6> : v == 2 ? gradTileAvx512<2, 8> : gradTileAvx512<1, 16>;
+  if (family() == Family::kAvx2) return v == 4 ? gradTileAvx2<4, 6> : v == 2 ? gradTileAvx2<2, 8> : gradTileAvx2<1, 16>;
 #endif
   return v == 4 ? gradTilePortable<4, 6> : v == 2 ? gradTilePortable<2, 8> : gradTilePortable<1, 16>;
 }

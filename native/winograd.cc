@@ -468,6 +468,18 @@ __attribute__((always_inline)) inline void forwardBlockBody(const ForwardPlan& p
   }
 }
 
+// channelsLast16 with the AVX-512 transposes in the wide variant.
+template <bool Wide>
+__attribute__((always_inline)) inline void turnChannelsLast(const float* src, int64_t planeStride, int64_t nx, int nc, float* dst) {
+#ifdef OCTET_X86
+  if constexpr (Wide) {
+    channelsLast16Avx512(src, planeStride, nx, nc, dst);
+    return;
+  }
+#endif
+  channelsLast16(src, planeStride, nx, nc, dst);
+}
+
 // The alpha input rows of a run of `run` tiles of tile row ty of image n, starting at tile column
 // tx0 (padded rows ty*m + r, padded columns tx0*m + u for u < run*m + 2, zeros for the padding),
 // turned channel-last 16 channels at a time: xr[(chunk * A + r) * inCols + u][16].
@@ -489,26 +501,21 @@ __attribute__((always_inline)) inline void turnInputRows(const WinogradConv& c, 
         continue;
       }
       std::memset(row, 0, sizeof(float) * uA * TL);
-      const float* src = image + chunk * TL * inPlane + sy * c.width + (px0 + uA - c.padW);
-#ifdef OCTET_X86
-      if constexpr (Wide) channelsLast16Avx512(src, inPlane, uB - uA, nc, row + uA * TL);
-      else channelsLast16(src, inPlane, uB - uA, nc, row + uA * TL);
-#else
-      channelsLast16(src, inPlane, uB - uA, nc, row + uA * TL);
-#endif
+      turnChannelsLast<Wide>(image + chunk * TL * inPlane + sy * c.width + (px0 + uA - c.padW), inPlane, uB - uA, nc, row + uA * TL);
       std::memset(row + uB * TL, 0, sizeof(float) * (inCols - uB) * TL);
     }
   }
 }
 
-// One block of tiles of the forward without gathers (where the kernel family has a micro-kernel
-// that reads A in place): each run of tiles of one tile row has its input rows turned
+#ifdef OCTET_X86
+// One block of tiles of the forward without gathers (the AVX-512 family, whose micro-kernels read
+// A in place): each run of tiles of one tile row has its input rows turned
 // channel-last, so the input transform runs on 16 channels as lanes and writes V^T[xi] (tiles x
 // C, rows cS apart); the products M^T[xi] = V^T[xi] U^T[xi] (tiles x K) run on that kernel with
 // U^T packed as B panels, each element the same chain over the channels in order as the packed
 // path's (products commute); the output transform again takes 16 output channels as lanes, and
 // each tile row's results turn back into NCHW planes 16 x 16 at a time.
-template <int M, bool Wide>
+template <int M>
 __attribute__((always_inline)) inline void forwardBlockChannelsLast(const ForwardPlan& p, int64_t b) {
   using T = Transforms<M>;
   constexpr int A = T::kAlpha;
@@ -527,7 +534,7 @@ __attribute__((always_inline)) inline void forwardBlockChannelsLast(const Forwar
     const int64_t tile = t0 + q, n = tile / perImage, ty = (tile % perImage) / tw, tx0 = (tile % perImage) % tw;
     const int64_t run = std::min(count - q, tw - tx0), inCols = run * M + 2;
     float* xr = tlsRowsX.get(static_cast<size_t>(cChunks * A * inCols * TL));
-    turnInputRows<M, Wide>(c, p.x, n, ty, tx0, run, xr);
+    turnInputRows<M, true>(c, p.x, n, ty, tx0, run, xr);
     for (int64_t j = 0; j < run; ++j, ++q)
       for (int64_t chunk = 0; chunk < cChunks; ++chunk)
         inputTransformAt<M, TL>(xr + (chunk * A * inCols + j * M) * TL, inCols * TL, TL, vt + q * cS + chunk * TL, count * cS);
@@ -568,17 +575,27 @@ __attribute__((always_inline)) inline void forwardBlockChannelsLast(const Forwar
         const int64_t oy = ty * M + a;
         if (oy >= c.outH) break;
         float* dst = image + chunk * TL * outPlane + oy * c.outW + ox0;
-        const float* src = yr + (chunk * M + a) * outCols * TL;
-#ifdef OCTET_X86
-        if constexpr (Wide) channelsFirst16Avx512(src, width, nk, dst, outPlane);
-        else channelsFirst16(src, width, nk, dst, outPlane);
-#else
-        channelsFirst16(src, width, nk, dst, outPlane);
-#endif
+        channelsFirst16Avx512(yr + (chunk * M + a) * outCols * TL, width, nk, dst, outPlane);
       }
     }
     q += run;
   }
+}
+#endif
+
+// One block of the forward: without gathers where the plan says so (only the AVX-512 variant's
+// plans do), else with them.
+template <int M, int L>
+__attribute__((always_inline)) inline void forwardBlockOf(const ForwardPlan& p, int64_t b) {
+#ifdef OCTET_X86
+  if constexpr (L == 32) {
+    if (p.channelsLast) {
+      forwardBlockChannelsLast<M>(p, b);
+      return;
+    }
+  }
+#endif
+  forwardBlockBody<M, L>(p, b);
 }
 
 // Thread `part` of `parts` of the weight gradient: the points xi of rows [i0, i1) of the
@@ -609,15 +626,6 @@ __attribute__((always_inline)) inline void gradientThreadBody(const GradientPlan
   const int64_t vPoint = cPad * G, yPoint = kPad * G;
   float* vp = tlsV.get(static_cast<size_t>(points * vPoint));
   float* yp = tlsM.get(static_cast<size_t>(points * yPoint));
-  auto turn = [](const float* src, int64_t planeStride, int64_t nx, int nc, float* dst) {
-#ifdef OCTET_X86
-    if constexpr (Wide) {
-      channelsLast16Avx512(src, planeStride, nx, nc, dst);
-      return;
-    }
-#endif
-    channelsLast16(src, planeStride, nx, nc, dst);
-  };
   // Where each chunk's rows go within a tile's column of the A panels: runs within one panel.
   struct Piece {
     int64_t at;  // from the tile's column of the first panel
@@ -659,7 +667,7 @@ __attribute__((always_inline)) inline void gradientThreadBody(const GradientPlan
             std::memset(row, 0, sizeof(float) * outCols * TL);
             continue;
           }
-          turn(grads + chunk * TL * outPlane + oy * c.outW + ox0, outPlane, uEnd, nk, row);
+          turnChannelsLast<Wide>(grads + chunk * TL * outPlane + oy * c.outW + ox0, outPlane, uEnd, nk, row);
           std::memset(row + uEnd * TL, 0, sizeof(float) * (outCols - uEnd) * TL);
         }
       }
@@ -776,8 +784,7 @@ struct Variant {
   }                                                                                                                      \
   template <int M>                                                                                                       \
   ATTR void NAME##ForwardBlock(const ForwardPlan& p, int64_t b) {                                                        \
-    if (p.channelsLast) forwardBlockChannelsLast<M, L == 32>(p, b);                                                      \
-    else forwardBlockBody<M, L>(p, b);                                                                                   \
+    forwardBlockOf<M, L>(p, b);                                                                                          \
   }                                                                                                                      \
   template <int M>                                                                                                       \
   ATTR void NAME##GradientThread(const GradientPlan& p, int64_t part, int64_t parts, float* du) {                        \
@@ -816,11 +823,11 @@ void winogradForward(const WinogradConv& c, const float* x, const float* w, floa
   const int64_t C = c.channels, K = c.outChannels;
   const int64_t tiles = c.batch * tileRows(c) * tileCols(c);
   const int64_t nb = blockTiles(alpha, C, K, tiles, L, threads);
-  // Without gathers where the kernel family reads A in place (AVX-512): the products are
+  // Without gathers in the AVX-512 variant (its kernels read A in place): the products are
   // M^T = V^T U^T (tiles x K), U^T packed as B panels of nr columns. Otherwise U is packed as A
   // panels of mr rows and each block gathers its patches.
   const KernelSpec& wide = gemm_detail::selectKernel(std::min<int64_t>(nb, tiles), K);
-  const bool channelsLast = wide.direct != nullptr;
+  const bool channelsLast = L == 32 && wide.direct != nullptr;
   const KernelSpec& ks = channelsLast ? wide : gemm_detail::selectKernel(K, 1024);
   const int panel = channelsLast ? ks.nr : ks.mr;
   const int64_t kPad = (K + panel - 1) / panel * panel;

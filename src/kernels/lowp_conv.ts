@@ -173,7 +173,7 @@ export function lowpConv2dBackwardData(dy: LowpOperand, w: LowpOperand, s: ConvG
   // Every element is written below.
   const dx = takeBuffer(s.batch * s.channels * pixels);
   const outPlane = s.outH * s.outW;
-  if (direct && directApplies(b, { ...shape, dilationH: s.dilationH, dilationW: s.dilationW }, options) && directWins(cg, options) && directConvolution(s.batch, s.groups, (g) => ({
+  if (direct && directApplies(b, shape, options) && directWins(cg, options) && directConvolution(s.batch, s.groups, (g) => ({
     x: DY.operand(DY.plane.subarray(g * ocg * outPlane)), w: W.operand(b.rotatedKernel(W.plane, g, ocg, cg, taps)), y: dx.subarray(g * cg * pixels),
     geometry: { channels: ocg, height: s.outH, width: s.outW, outChannels: cg, kernelH: s.kernelH, kernelW: s.kernelW, padH, padW, outH: s.height, outW: s.width },
     xImageStride: s.outChannels * outPlane, yImageStride: s.channels * pixels,

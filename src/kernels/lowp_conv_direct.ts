@@ -24,11 +24,11 @@ import { keyedByPosition, type Backend, type GemmOperand } from './lowp_conv_col
 import { nativeCore } from './native.js';
 import { resolveThreads } from './threads.js';
 
-/** A group's operands as the direct kernel takes them, or null where the direct path does not apply. */
-function operands(x: GemmOperand, w: GemmOperand): { x: NativeOperand; w: NativeOperand } | null {
-  const xn = nativeOperand(x.op), wn = nativeOperand(w.op);
-  if (!xn || !wn || xn.significandBits + wn.significandBits > 24) return null;
-  return { x: xn, w: wn };
+/** A group's two operands (weights or output gradient, then images) as the direct kernels take them, or null where their products are not exact or the kernels cannot read them. */
+function operands(a: GemmOperand, x: GemmOperand): { a: NativeOperand; x: NativeOperand } | null {
+  const an = nativeOperand(a.op), xn = nativeOperand(x.op);
+  if (!an || !xn || an.significandBits + xn.significandBits > 24) return null;
+  return { a: an, x: xn };
 }
 
 /** Whether the direct kernel is on (OCTET_LOWP_DIRECT=0 turns it off, to compare the two paths' speed; the bits are the same). */
@@ -50,20 +50,16 @@ export interface DirectGroup {
 }
 
 /**
- * Whether the direct path applies to a convolution with these options and this geometry: the
- * addon, float32 accumulation without chunks, nothing keyed by position, stride 1, dilation 1,
- * padding below the kernel.
+ * Whether the direct weight gradient applies under these options: the addon, float32 or emulated
+ * accumulation (not an aligned one), nothing keyed by position; any stride, dilation and padding.
  */
-export function directApplies(b: Backend, s: ConvGeometry, options: LowpGemmOptions): boolean {
-  return (
-    b.fast && enabled() && nativeCore() !== null && !alignedOf(options.accumulation) && !keyedByPosition(options) && s.strideH === 1 && s.strideW === 1 &&
-    s.dilationH === 1 && s.dilationW === 1 && s.padH < s.kernelH && s.padW < s.kernelW
-  );
-}
-
-/** Whether the direct weight gradient applies: as directApplies, at any stride, dilation and padding. */
 export function directGradientApplies(b: Backend, options: LowpGemmOptions): boolean {
   return b.fast && enabled() && nativeCore() !== null && !alignedOf(options.accumulation) && !keyedByPosition(options);
+}
+
+/** Whether the direct forward (or input gradient) applies: as the weight gradient, at stride 1, dilation 1 and padding below the kernel. */
+export function directApplies(b: Backend, s: ConvGeometry, options: LowpGemmOptions): boolean {
+  return directGradientApplies(b, options) && s.strideH === 1 && s.strideW === 1 && s.dilationH === 1 && s.dilationW === 1 && s.padH < s.kernelH && s.padW < s.kernelW;
 }
 
 /*
@@ -95,31 +91,45 @@ export function directGradientWins(s: ConvGeometry, options: LowpGemmOptions = {
 }
 
 /**
- * Run groups 0 .. count - 1 (each built by groupAt when its turn comes, so per-group scratch such
- * as a rotated kernel can be reused) through the direct kernel into `out`, whose every element the
- * groups write, then divide by the scales and round to options.output: true. False, with nothing
- * written, where the operands do not qualify (products not exact, operands the kernel cannot
- * read); a convolution's groups share their tensors' formats and scales, so group 0 decides.
+ * Groups 0 .. count - 1, each built by groupAt when its turn comes (so per-group scratch such as a
+ * rotated kernel can be reused), through `run` with the group's two operands as the native kernels
+ * take them (`pair` names them: the weights or output gradient first, then the images), into
+ * `out`, whose every element the groups write; then the scales divided out and options.output
+ * applied: true. False where the operands do not qualify (products not exact, operands the
+ * kernels cannot read; a convolution's groups share their tensors' formats and scales, so group 0
+ * decides, and nothing is written), or where `run` declines (an emulated accumulator's value left
+ * its fast range: the caller's GEMM recomputes the whole result).
  */
-export function directConvolution(batch: number, count: number, groupAt: (g: number) => DirectGroup, out: Float32Array, options: LowpGemmOptions): boolean {
-  const native = nativeCore();
-  if (!native || count <= 0) return false;
+function runGroups<G>(
+  count: number, groupAt: (g: number) => G, pair: (group: G) => [GemmOperand, GemmOperand],
+  run: (a: NativeOperand, x: NativeOperand, group: G, threads: number) => boolean, out: Float32Array, options: LowpGemmOptions,
+): boolean {
+  if (!nativeCore() || count <= 0) return false;
   const first = groupAt(0);
-  const decided = operands(first.x, first.w);
+  const decided = operands(...pair(first));
   if (!decided) return false;
   const threads = resolveThreads(options.threads);
-  const sgemm = runsOnSgemm(options);
   for (let g = 0; g < count; g++) {
     const group = g === 0 ? first : groupAt(g);
-    const r = g === 0 ? decided : operands(group.x, group.w)!;
-    const o = { ...group.geometry, batch, xImageStride: group.xImageStride, yImageStride: group.yImageStride, threads };
-    if (sgemm) native.directConvForward(r.x, r.w, group.y, o);
-    // An emulated accumulator: the kernel declines where it cannot show the contract's bits (a
-    // value left its fast range), and the GEMM path computes the whole result instead.
-    else if (!native.directConvForwardLowp(r.x, r.w, group.y, { ...o, ...nativeAccumulator(r.w, r.x, options) })) return false;
+    const r = g === 0 ? decided : operands(...pair(group))!;
+    if (!run(r.a, r.x, group, threads)) return false;
   }
-  finishProduct(out, decided.w.scale, decided.x.scale, options.output);
+  finishProduct(out, decided.a.scale, decided.x.scale, options.output);
   return true;
+}
+
+/** The forward (or stride-1 input gradient) of groups 0 .. count - 1 into `out`: runGroups on directConvForward(Lowp). */
+export function directConvolution(batch: number, count: number, groupAt: (g: number) => DirectGroup, out: Float32Array, options: LowpGemmOptions): boolean {
+  const native = nativeCore();
+  const sgemm = runsOnSgemm(options);
+  return runGroups(count, groupAt, (group) => [group.w, group.x], (w, x, group, threads) => {
+    const o = { ...group.geometry, batch, xImageStride: group.xImageStride, yImageStride: group.yImageStride, threads };
+    if (sgemm) {
+      native!.directConvForward(x, w, group.y, o);
+      return true;
+    }
+    return native!.directConvForwardLowp(x, w, group.y, { ...o, ...nativeAccumulator(w, x, options) });
+  }, out, options);
 }
 
 /** One group's weight gradient, as the direct kernel sees it. */
@@ -135,32 +145,21 @@ export interface DirectGradientGroup {
   dyImageStride: number;
 }
 
-/**
- * The weight gradient of groups 0 .. count - 1 into `out` (which the groups fill), then the scales
- * divided out and options.output applied: true; false, with nothing written, where the operands
- * do not qualify (group 0 decides, as for directConvolution). geometry.channels and outChannels
- * are the group's.
- */
+/** The weight gradient of groups 0 .. count - 1 into `out`: runGroups on directConvWeightGradient(Lowp). geometry.channels and outChannels are the group's. */
 export function directWeightGradient(count: number, groupAt: (g: number) => DirectGradientGroup, out: Float32Array, options: LowpGemmOptions): boolean {
   const native = nativeCore();
-  if (!native || count <= 0) return false;
-  const first = groupAt(0);
-  const decided = operands(first.x, first.dy);
-  if (!decided) return false;
-  const threads = resolveThreads(options.threads);
   const sgemm = runsOnSgemm(options);
-  for (let g = 0; g < count; g++) {
-    const group = g === 0 ? first : groupAt(g);
-    const r = g === 0 ? decided : operands(group.x, group.dy)!;
+  return runGroups(count, groupAt, (group) => [group.dy, group.x], (dy, x, group, threads) => {
     const s = group.geometry;
     const o = {
       batch: s.batch, channels: s.channels, height: s.height, width: s.width, outChannels: s.outChannels, kernelH: s.kernelH, kernelW: s.kernelW,
       padH: s.padH, padW: s.padW, strideH: s.strideH, strideW: s.strideW, dilationH: s.dilationH, dilationW: s.dilationW, outH: s.outH, outW: s.outW,
       xImageStride: group.xImageStride, yImageStride: group.dyImageStride, threads,
     };
-    if (sgemm) native.directConvWeightGradient(r.w, r.x, group.dw, o);
-    else if (!native.directConvWeightGradientLowp(r.w, r.x, group.dw, { ...o, ...nativeAccumulator(r.w, r.x, options) })) return false;
-  }
-  finishProduct(out, decided.w.scale, decided.x.scale, options.output);
-  return true;
+    if (sgemm) {
+      native!.directConvWeightGradient(dy, x, group.dw, o);
+      return true;
+    }
+    return native!.directConvWeightGradientLowp(dy, x, group.dw, { ...o, ...nativeAccumulator(dy, x, options) });
+  }, out, options);
 }

@@ -214,7 +214,6 @@ function checkDims(m: number, n: number, k: number): void {
   }
 }
 
-/** Rescale by the operand scales and round to the output format (shared by both paths). */
 /**
  * C's elements divided by the product of the operands' scales, then rounded to the output format
  * if one is given: what every product here ends with (exported for kernels that compute the same
@@ -224,6 +223,7 @@ export function finishProduct(c: Float32Array, scaleA: number, scaleB: number, o
   return finish(c, scaleA, scaleB, output, true);
 }
 
+/** Rescale by the operand scales and round to the output format (shared by both paths). */
 function finish(c: Float32Array, scaleA: number, scaleB: number, output: LowpOutput | undefined, fast: boolean): Float32Array {
   const scale = Math.fround(scaleA * scaleB);
   // The reference divides element by element; the fast path divides power-of-two scales natively.
