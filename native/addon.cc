@@ -320,6 +320,33 @@ Napi::Value BlockScaleAdd(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// The runs of a block-scaled product: the block sizes from o, the divisors (Float32Arrays) and the
+// run ends (a Float64Array, increasing, the last k; copied into `ends`).
+octet::BlockRuns blockRunsArgs(const Napi::Env env, const Napi::Object& o, const Napi::Value& scalesA, const Napi::Value& scalesB, const Napi::Value& endsValue,
+                               int64_t m, int64_t n, int64_t k, std::vector<int64_t>& ends, const std::string& name) {
+  octet::BlockRuns g;
+  g.blockKA = sizeField(o, "blockKA");
+  g.blockRowsA = sizeField(o, "blockRowsA");
+  g.blockKB = sizeField(o, "blockKB");
+  g.blockRowsB = sizeField(o, "blockRowsB");
+  if (g.blockKA < 1 || g.blockRowsA < 1 || g.blockKB < 1 || g.blockRowsB < 1) throw rangeError(env, name + ": block sizes must be positive");
+  g.scalesA = f32(env, scalesA, "scalesA", ((k + g.blockKA - 1) / g.blockKA) * ((m + g.blockRowsA - 1) / g.blockRowsA));
+  g.scalesB = f32(env, scalesB, "scalesB", ((k + g.blockKB - 1) / g.blockKB) * ((n + g.blockRowsB - 1) / g.blockRowsB));
+  if (!isType(endsValue, napi_float64_array)) throw typeError(env, name + ": ends must be a Float64Array");
+  const Napi::Float64Array endsArray = endsValue.As<Napi::Float64Array>();
+  ends.resize(endsArray.ElementLength());
+  int64_t previous = 0;
+  for (size_t r = 0; r < ends.size(); ++r) {
+    ends[r] = static_cast<int64_t>(endsArray[r]);
+    if (ends[r] <= previous || ends[r] > k) throw rangeError(env, name + ": run ends must increase within k");
+    previous = ends[r];
+  }
+  if (k > 0 && previous != k) throw rangeError(env, name + ": the last run must end at k");
+  g.ends = ends.data();
+  g.runs = static_cast<int64_t>(ends.size());
+  return g;
+}
+
 // blockGemmFp32(a, b, c, scalesA, scalesB, ends, { m, n, k, blockKA, blockRowsA, blockKB, blockRowsB,
 // aTable, bTable, threads }): a K x m, b K x n one-byte codes (Uint8Array) with the value of every
 // code (256 floats each); ends a Float64Array of run ends. See block_scaled.h.
@@ -330,11 +357,6 @@ Napi::Value BlockGemmFp32(const Napi::CallbackInfo& info) {
   g.m = sizeField(o, "m");
   g.n = sizeField(o, "n");
   g.k = sizeField(o, "k");
-  g.blockKA = sizeField(o, "blockKA");
-  g.blockRowsA = sizeField(o, "blockRowsA");
-  g.blockKB = sizeField(o, "blockKB");
-  g.blockRowsB = sizeField(o, "blockRowsB");
-  if (g.blockKA < 1 || g.blockRowsA < 1 || g.blockKB < 1 || g.blockRowsB < 1) throw rangeError(env, "blockGemmFp32: block sizes must be positive");
   for (size_t i : {0u, 1u}) {
     if (!isType(info[i], napi_uint8_array) || static_cast<int64_t>(info[i].As<Napi::Uint8Array>().ElementLength()) < g.k * (i ? g.n : g.m)) {
       throw typeError(env, "blockGemmFp32: a and b must be Uint8Arrays of k * m and k * n codes");
@@ -345,20 +367,8 @@ Napi::Value BlockGemmFp32(const Napi::CallbackInfo& info) {
   g.aLut = f32(env, field(o, "aTable"), "aTable", 256);
   g.bLut = f32(env, field(o, "bTable"), "bTable", 256);
   g.c = f32(info, 2, "c", g.m * g.n);
-  g.scalesA = f32(info, 3, "scalesA", ((g.k + g.blockKA - 1) / g.blockKA) * ((g.m + g.blockRowsA - 1) / g.blockRowsA));
-  g.scalesB = f32(info, 4, "scalesB", ((g.k + g.blockKB - 1) / g.blockKB) * ((g.n + g.blockRowsB - 1) / g.blockRowsB));
-  if (!isType(info[5], napi_float64_array)) throw typeError(env, "blockGemmFp32: ends must be a Float64Array");
-  const Napi::Float64Array endsArray = info[5].As<Napi::Float64Array>();
-  std::vector<int64_t> ends(endsArray.ElementLength());
-  int64_t previous = 0;
-  for (size_t r = 0; r < ends.size(); ++r) {
-    ends[r] = static_cast<int64_t>(endsArray[r]);
-    if (ends[r] <= previous || ends[r] > g.k) throw rangeError(env, "blockGemmFp32: run ends must increase within k");
-    previous = ends[r];
-  }
-  if (g.k > 0 && previous != g.k) throw rangeError(env, "blockGemmFp32: the last run must end at k");
-  g.ends = ends.data();
-  g.runs = static_cast<int64_t>(ends.size());
+  std::vector<int64_t> ends;
+  g.blocks = blockRunsArgs(env, o, info[3], info[4], info[5], g.m, g.n, g.k, ends, "blockGemmFp32");
   octet::blockGemmFp32(g, threadsField(o));
   return env.Undefined();
 }
@@ -383,8 +393,10 @@ octet::AlignedTables alignedTablesField(const Napi::Object& o, const char* name)
   return tables;
 }
 
-// alignedGemm(a, b, c, { m, n, k, aTables, bTables, group, keep, significant, interval, threads }):
-// a m x k and b k x n one-byte codes, row-major. See aligned_gemm.h.
+// alignedGemm(a, b, c, { m, n, k, aTables, bTables, group, keep, significant, interval, threads,
+// aKMajor?, blocks? }): a m x k (k x m with aKMajor) and b k x n one-byte codes, row-major; blocks
+// { scalesA, scalesB, ends, blockKA, blockRowsA, blockKB, blockRowsB } makes it the block-scaled
+// product (block_scaled.h's runs and divisors). See aligned_gemm.h.
 Napi::Value AlignedGemm(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
   const Napi::Object o = optionsArg(info, 3, "alignedGemm");
@@ -406,6 +418,16 @@ Napi::Value AlignedGemm(const Napi::CallbackInfo& info) {
   g.keep = static_cast<int>(intField(o, "keep"));
   g.significant = static_cast<int>(intField(o, "significant"));
   g.interval = sizeField(o, "interval");
+  const Napi::Value kMajor = o.Get("aKMajor");
+  g.aKMajor = kMajor.IsBoolean() && kMajor.As<Napi::Boolean>().Value();
+  std::vector<int64_t> ends;
+  const Napi::Value blocks = o.Get("blocks");
+  if (!blocks.IsUndefined() && !blocks.IsNull()) {
+    if (!blocks.IsObject()) throw typeError(env, "alignedGemm: blocks must be { scalesA, scalesB, ends, blockKA, blockRowsA, blockKB, blockRowsB }");
+    const Napi::Object b = blocks.As<Napi::Object>();
+    g.blocks = blockRunsArgs(env, b, b.Get("scalesA"), b.Get("scalesB"), b.Get("ends"), g.m, g.n, g.k, ends, "alignedGemm");
+    g.scaled = true;
+  }
   if (g.group < 1 || g.keep < 1 || g.keep > 20 || g.significant < 1 || g.significant > 24) throw rangeError(env, "alignedGemm: group, keep or significant out of range");
   octet::alignedGemm(g, threadsField(o));
   return env.Undefined();

@@ -4,11 +4,13 @@
 #include <climits>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <vector>
 
 #include "cpu.h"
 #include "parallel.h"
+#include "scratch.h"
 
 namespace octet {
 namespace {
@@ -26,18 +28,46 @@ inline int64_t shiftTrunc(int64_t v, int s) {
   return v < 0 ? -magnitude : magnitude;
 }
 
-// One element, in scalar code (the contract as the TypeScript reference runs it).
-float elementScalar(const AlignedGemmArgs& g, const uint8_t* arow, int64_t j, const std::vector<uint8_t>& colBad) {
+// The runs of K: block_scaled.h's when the product is block-scaled, else one run of all of K.
+struct Runs {
+  std::vector<int64_t> whole;
+  const int64_t* ends;
+  int64_t count;
+  RunScales scales;
+};
+
+Runs runsOf(const AlignedGemmArgs& g, int threads) {
+  Runs r;
+  if (g.scaled) {
+    r.ends = g.blocks.ends;
+    r.count = g.blocks.runs;
+    r.scales = runScales(g.blocks, g.m, g.n, threads);
+  } else {
+    r.whole.assign(1, g.k);
+    r.ends = r.whole.data();
+    r.count = 1;
+  }
+  return r;
+}
+
+// c after run `run` of element (i, j) whose total is p: the total itself, or the block-scaled sum
+// c + (p / sa) / sb (with exact reciprocals where the run's divisors are powers of two).
+inline float addRun(const AlignedGemmArgs& g, const Runs& r, int64_t run, int64_t i, int64_t j, float c, float p) {
+  if (!g.scaled) return p;
+  const float a = r.scales.rows[run * g.m + i], b = r.scales.cols[run * g.n + j];
+  return r.scales.reciprocal[run] ? c + (p * a) * b : c + (p / a) / b;
+}
+
+// The total of products [k0, k1) of one element (intervals counted from k0), in scalar code: the
+// contract as the TypeScript reference runs it.
+float runScalar(const AlignedGemmArgs& g, const uint8_t* arow, int64_t j, int64_t k0, int64_t k1) {
   const AlignedTables& ta = g.ta;
   const AlignedTables& tb = g.tb;
-  bool bad = colBad[j] != 0;
-  for (int64_t t = 0; t < g.k && !bad; ++t) bad = ta.bad[arow[t]] != 0;
-  if (bad) return std::numeric_limits<float>::quiet_NaN();
-  const int64_t interval = g.interval > 0 ? g.interval : (g.k > 0 ? g.k : 1);
+  const int64_t interval = g.interval > 0 ? g.interval : std::max<int64_t>(k1 - k0, 1);
   const int shiftBase = -ta.mantissaBits - tb.mantissaBits + g.keep;
   float total = 0.0f;
-  for (int64_t start = 0; start < g.k; start += interval) {
-    const int64_t end = std::min(g.k, start + interval);
+  for (int64_t start = k0; start < k1; start += interval) {
+    const int64_t end = std::min(k1, start + interval);
     int64_t accInt = 0;
     int accExp = 0;
     for (int64_t g0 = start; g0 < end; g0 += g.group) {
@@ -83,20 +113,20 @@ __attribute__((target("avx512f"), always_inline)) inline __m512i bitLength16(__m
   return _mm512_maskz_mov_epi32(_mm512_test_epi32_mask(magnitude, magnitude), length);
 }
 
-// Row i, columns [j0, j0 + 16) (stored masked past n). sigB/expB: B's codes decoded to int8,
-// k x n plus 16 bytes of padding, so a row's last 16 lanes read past its end: those lanes are
-// independent of the others and never stored.
-__attribute__((target("avx512f"))) void tile16(const AlignedGemmArgs& g, const uint8_t* arow, const int8_t* sigB, const int8_t* expB, int64_t j0,
-                                               __mmask16 lanes, float* out) {
+// The totals of products [k0, k1) of row i, columns [j0, j0 + 16), in int32 lanes. sigB/expB: B's
+// codes decoded to int8, k x n plus 16 bytes of padding, so a row's last 16 lanes read past its
+// end: those lanes are independent of the others and never used.
+__attribute__((target("avx512f"))) void runTile16(const AlignedGemmArgs& g, const uint8_t* arow, const int8_t* sigB, const int8_t* expB, int64_t j0,
+                                                  int64_t k0, int64_t k1, float* totals) {
   const AlignedTables& ta = g.ta;
-  const int64_t interval = g.interval > 0 ? g.interval : (g.k > 0 ? g.k : 1);
+  const int64_t interval = g.interval > 0 ? g.interval : std::max<int64_t>(k1 - k0, 1);
   const __m512i keep = _mm512_set1_epi32(g.keep);
   const __m512i shiftBase = _mm512_set1_epi32(-ta.mantissaBits - g.tb.mantissaBits + g.keep);
   const __m512i none = _mm512_set1_epi32(kNone);
   const __m512i significant = _mm512_set1_epi32(g.significant);
   __m512 total = _mm512_setzero_ps();
-  for (int64_t start = 0; start < g.k; start += interval) {
-    const int64_t end = std::min(g.k, start + interval);
+  for (int64_t start = k0; start < k1; start += interval) {
+    const int64_t end = std::min(k1, start + interval);
     __m512i accInt = _mm512_setzero_si512(), accExp = _mm512_setzero_si512();
     for (int64_t g0 = start; g0 < end; g0 += g.group) {
       const int64_t g1 = std::min(end, g0 + g.group);
@@ -132,19 +162,343 @@ __attribute__((target("avx512f"))) void tile16(const AlignedGemmArgs& g, const u
     const __m512 value = _mm512_scalef_ps(_mm512_cvtepi32_ps(accInt), _mm512_cvtepi32_ps(accExp));
     total = _mm512_add_ps(total, value);
   }
-  _mm512_mask_storeu_ps(out, lanes, total);
+  _mm512_storeu_ps(totals, total);
 }
+
+// The float kernel. Every quantity of the contract is a float32 computed exactly:
+// - X (the group's largest exponent sum, the accumulator's floor(log2 |acc|) included) in int8
+//   lanes with saturating adds, from per-code exponent fields (zero codes at -128: their sums stay
+//   below every real one, which exponent fields within +-30 keep above -98; X at least -100 so that
+//   a group of zeros gets finite constants);
+// - the group's sum of products truncated toward zero at q = 2^(X - keep), with two accumulators
+//   offset by M = +-1.5 * 2^23 * q, so their unit in the last place is q: fused multiply-adds
+//   rounded toward zero add each product already truncated (the positive one takes the products
+//   that are >= 0 and rounds them down, the negative one takes those < 0 and rounds them up). B is
+//   stored split by sign (its values >= 0 and its values < 0 in two vectors, zeros elsewhere); a
+//   negative A value swaps the pair (a blend). The offsets stay exact while the group's sum is
+//   below 2^22 q, which (4 group + 2) 2^keep <= 2^22 guarantees (products are below 2^(X + 2));
+// - the truncation of the sum to `significant` bits in the same way, with M = +-1.5 * 2^23 * 2^(e -
+//   significant + 1), e = floor(log2 |sum|), exact for significant <= 21.
+namespace fast {
+
+constexpr int kZeroExp = -128;
+constexpr int kFloorExp = -100;
+constexpr int kLanes = 16;
+
+// Per code: the value (0 for zeros, NaN and Inf: their rows and columns are NaN anyway) and whether
+// it is negative (a mask: it swaps B's sign vectors); the exponent field (kZeroExp for zero values),
+// alone and in the four bytes of an int32 (A's broadcasts).
+struct Code {
+  float value;
+  uint16_t negative;
+};
+
+struct Tables {
+  Code code[256];
+  int32_t exp4[256];
+  int8_t exp[256];
+};
+
+Tables tablesOf(const AlignedTables& t) {
+  Tables out;
+  for (int c = 0; c < 256; ++c) {
+    const bool zero = t.bad[c] || t.sig[c] == 0;
+    const float v = zero ? 0.0f : std::ldexp(static_cast<float>(t.sig[c]), t.exp[c] - t.mantissaBits);
+    const int8_t e = static_cast<int8_t>(zero ? kZeroExp : t.exp[c]);
+    out.code[c] = Code{v, static_cast<uint16_t>(v < 0.0f ? 0xffff : 0)};
+    out.exp4[c] = static_cast<int32_t>(0x01010101u * static_cast<uint8_t>(e));
+    out.exp[c] = e;
+  }
+  return out;
+}
+
+bool exponentsInRange(const AlignedTables& t) {
+  for (int c = 0; c < 256; ++c)
+    if (!t.bad[c] && t.sig[c] != 0 && (t.exp[c] < -30 || t.exp[c] > 30)) return false;
+  return true;
+}
+
+bool applies(const AlignedGemmArgs& g) {
+  return cpuHasAvx512() && cpuHasAvx512Bw() && (static_cast<int64_t>(4 * g.group + 2) << g.keep) <= (int64_t(1) << 22) && g.significant <= 21 &&
+         exponentsInRange(g.ta) && exponentsInRange(g.tb);
+}
+
+// The groups of the accumulation in K order, each with what ends or starts with it.
+enum : uint8_t { kIntervalStart = 1, kIntervalEnd = 2, kRunEnd = 4 };
+struct Group {
+  int64_t g0, g1, run;
+  uint8_t flags;
+};
+
+std::vector<Group> groupsOf(const AlignedGemmArgs& g, const Runs& runs) {
+  std::vector<Group> out;
+  for (int64_t run = 0; run < runs.count; ++run) {
+    const int64_t k0 = run ? runs.ends[run - 1] : 0, k1 = runs.ends[run];
+    const int64_t interval = g.interval > 0 ? g.interval : std::max<int64_t>(k1 - k0, 1);
+    if (k0 == k1) out.push_back(Group{k0, k1, run, static_cast<uint8_t>(kRunEnd)});
+    for (int64_t start = k0; start < k1; start += interval) {
+      const int64_t end = std::min(k1, start + interval);
+      for (int64_t g0 = start; g0 < end; g0 += g.group) {
+        const int64_t g1 = std::min(end, g0 + g.group);
+        uint8_t flags = g0 == start ? kIntervalStart : 0;
+        if (g1 == end) flags |= kIntervalEnd;
+        if (g1 == k1) flags |= kRunEnd;
+        out.push_back(Group{g0, g1, run, flags});
+      }
+    }
+  }
+  return out;
+}
+
+// B packed in panels of 16 C columns (C <= 4); per product t: 64 int8 exponent fields (lanes past
+// the panel's columns at kZeroExp), then per 16 columns their values >= 0 and their values < 0
+// (zeros elsewhere).
+template <int C>
+constexpr int64_t stride() { return 64 + C * 128; }
+
+template <int C>
+void packPanel(const AlignedGemmArgs& g, const Tables& tb, int64_t j0, uint8_t* out) {
+  const int64_t width = std::min<int64_t>(C * kLanes, g.n - j0);
+  for (int64_t t = 0; t < g.k; ++t) {
+    uint8_t* row = out + t * stride<C>();
+    const uint8_t* codes = g.b + t * g.n + j0;
+    int8_t* e = reinterpret_cast<int8_t*>(row);
+    float* values = reinterpret_cast<float*>(row + 64);
+    std::memset(row, static_cast<uint8_t>(static_cast<int8_t>(kZeroExp)), 64);
+    std::memset(values, 0, C * 128);
+    for (int64_t l = 0; l < width; ++l) {
+      const uint8_t code = codes[l];
+      const float v = tb.code[code].value;
+      e[l] = tb.exp[code];
+      values[(l / kLanes) * 2 * kLanes + (v < 0.0f ? kLanes : 0) + l % kLanes] = v;
+    }
+  }
+}
+
+constexpr int kTruncate = _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC;
+
+// The offset accumulator's magnitude for quantum 2^qexp: 1.5 * 2^(qexp + 23), as bits.
+__attribute__((target("avx512f"), always_inline)) inline __m512i magicBits(__m512i qexp) {
+  return _mm512_or_si512(_mm512_slli_epi32(_mm512_add_epi32(qexp, _mm512_set1_epi32(150)), 23), _mm512_set1_epi32(0x00400000));
+}
+
+// A tile's state between K chunks: per row and 16 columns, the interval's accumulator, the run's
+// total and the output (the block-scaled sum, or the total).
+template <int R, int C>
+struct State {
+  float acc[R][C][kLanes], total[R][C][kLanes], out[R][C][kLanes];
+};
+
+// Groups [first, last) of the R x 16 C tile at rows [i0, i0 + R) (A's codes of row r at
+// a + rowOffset[r] + t * kStride), panel columns [j0, j0 + 16 C).
+template <int R, int C>
+__attribute__((target("avx512f,avx512bw"))) void tile(const AlignedGemmArgs& g, const Runs& runs, const Tables& ta, const Group* first, const Group* last,
+                                                     const uint8_t* a, const int64_t (&rowOffset)[R], int64_t kStride, const uint8_t* panel, int64_t i0,
+                                                     int64_t j0, State<R, C>& state) {
+  constexpr int64_t S = stride<C>();
+  const __m512 zero = _mm512_setzero_ps();
+  const __m512i keep = _mm512_set1_epi32(g.keep);
+  const __m512i floorExp = _mm512_set1_epi32(kFloorExp);
+  const __m512i sign = _mm512_set1_epi32(static_cast<int32_t>(0x80000000u));
+  const __m512i toSignificant = _mm512_set1_epi32(151 - g.significant);
+  const __m512i bits23 = _mm512_set1_epi32(0x00400000);
+  const Code* codes = ta.code;
+  __m512 acc[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int q = 0; q < C; ++q) acc[r][q] = _mm512_loadu_ps(state.acc[r][q]);
+  for (const Group* group = first; group != last; ++group) {
+    const int64_t g0 = group->g0, g1 = group->g1;
+    if (group->flags & kIntervalStart)
+      for (int r = 0; r < R; ++r)
+        for (int q = 0; q < C; ++q) acc[r][q] = zero;
+    if (g1 > g0) {
+      // X: floor(log2 |acc|) (getexp(0) = -inf converts to INT_MIN, saturating to -128), then
+      // every exponent sum of the group.
+      __m512i x[R];
+      for (int r = 0; r < R; ++r) {
+        x[r] = _mm512_set1_epi8(static_cast<char>(kZeroExp));
+        for (int q = 0; q < C; ++q) {
+          const __m128i e = _mm512_cvtsepi32_epi8(_mm512_cvttps_epi32(_mm512_getexp_ps(acc[r][q])));
+          x[r] = _mm512_inserti32x4(x[r], e, q);
+        }
+      }
+      for (int64_t t = g0; t < g1; ++t) {
+        const uint8_t* at = a + t * kStride;
+        const __m512i eb = _mm512_load_si512(panel + t * S);
+        for (int r = 0; r < R; ++r) x[r] = _mm512_max_epi8(x[r], _mm512_adds_epi8(eb, _mm512_set1_epi32(ta.exp4[at[rowOffset[r]]])));
+      }
+      // The offset accumulators, the accumulator's own value truncated into one of them.
+      __m512 pos[R][C], neg[R][C];
+      __m512i qexp[R][C];
+      for (int r = 0; r < R; ++r) {
+        for (int q = 0; q < C; ++q) {
+          const __m512i x32 = _mm512_max_epi32(_mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32(x[r], q)), floorExp);
+          qexp[r][q] = _mm512_sub_epi32(x32, keep);
+          const __m512i m = magicBits(qexp[r][q]);
+          const __m512 mp = _mm512_castsi512_ps(m), mn = _mm512_castsi512_ps(_mm512_or_si512(m, sign));
+          const __mmask16 negative = _mm512_cmp_ps_mask(acc[r][q], zero, _CMP_LT_OQ);
+          pos[r][q] = _mm512_mask_add_round_ps(mp, static_cast<__mmask16>(~negative), mp, acc[r][q], kTruncate);
+          neg[r][q] = _mm512_mask_add_round_ps(mn, negative, mn, acc[r][q], kTruncate);
+        }
+      }
+      for (int64_t t = g0; t < g1; ++t) {
+        const float* bt = reinterpret_cast<const float*>(panel + t * S + 64);
+        const uint8_t* at = a + t * kStride;
+        __m512 bPositive[C], bNegative[C];
+        for (int q = 0; q < C; ++q) {
+          bPositive[q] = _mm512_load_ps(bt + q * 2 * kLanes);
+          bNegative[q] = _mm512_load_ps(bt + q * 2 * kLanes + kLanes);
+        }
+        for (int r = 0; r < R; ++r) {
+          const Code& code = codes[at[rowOffset[r]]];
+          const __m512 av = _mm512_set1_ps(code.value);
+          const __mmask16 swap = code.negative;
+          for (int q = 0; q < C; ++q) {
+            pos[r][q] = _mm512_fmadd_round_ps(av, _mm512_mask_blend_ps(swap, bPositive[q], bNegative[q]), pos[r][q], kTruncate);
+            neg[r][q] = _mm512_fmadd_round_ps(av, _mm512_mask_blend_ps(swap, bNegative[q], bPositive[q]), neg[r][q], kTruncate);
+          }
+        }
+      }
+      // The group's exact sum, truncated to `significant` bits: the new accumulator.
+      for (int r = 0; r < R; ++r) {
+        for (int q = 0; q < C; ++q) {
+          const __m512i m = magicBits(qexp[r][q]);
+          const __m512 sum = _mm512_add_ps(_mm512_sub_ps(pos[r][q], _mm512_castsi512_ps(m)), _mm512_sub_ps(neg[r][q], _mm512_castsi512_ps(_mm512_or_si512(m, sign))));
+          const __m512i e = _mm512_max_epi32(_mm512_cvttps_epi32(_mm512_getexp_ps(sum)), qexp[r][q]);
+          const __m512i m2 = _mm512_or_si512(_mm512_or_si512(_mm512_slli_epi32(_mm512_add_epi32(e, toSignificant), 23), bits23),
+                                             _mm512_and_si512(_mm512_castps_si512(sum), sign));
+          const __m512 magic2 = _mm512_castsi512_ps(m2);
+          acc[r][q] = _mm512_sub_ps(_mm512_add_round_ps(sum, magic2, kTruncate), magic2);
+        }
+      }
+    }
+    if (group->flags & kIntervalEnd)
+      for (int r = 0; r < R; ++r)
+        for (int q = 0; q < C; ++q) _mm512_storeu_ps(state.total[r][q], _mm512_add_ps(_mm512_loadu_ps(state.total[r][q]), acc[r][q]));
+    if (group->flags & kRunEnd) {
+      const int64_t run = group->run;
+      for (int r = 0; r < R; ++r) {
+        const int64_t i = std::min(i0 + r, g.m - 1);  // rows past m: any divisor, never stored
+        for (int q = 0; q < C; ++q) {
+          const __m512 total = _mm512_loadu_ps(state.total[r][q]);
+          if (!g.scaled) {
+            _mm512_storeu_ps(state.out[r][q], total);
+          } else {
+            const int64_t j = j0 + q * kLanes;
+            const __mmask16 lanes = j >= g.n ? 0 : g.n - j >= kLanes ? 0xffff : static_cast<__mmask16>((1u << (g.n - j)) - 1u);
+            const __m512 b = _mm512_mask_loadu_ps(_mm512_set1_ps(1.0f), lanes, runs.scales.cols.data() + run * g.n + j);
+            const __m512 d = _mm512_set1_ps(runs.scales.rows[run * g.m + i]);
+            const __m512 out = _mm512_loadu_ps(state.out[r][q]);
+            _mm512_storeu_ps(state.out[r][q], runs.scales.reciprocal[run] ? _mm512_add_ps(out, _mm512_mul_ps(_mm512_mul_ps(total, d), b))
+                                                                          : _mm512_add_ps(out, _mm512_div_ps(_mm512_div_ps(total, d), b)));
+          }
+          _mm512_storeu_ps(state.total[r][q], zero);
+        }
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int q = 0; q < C; ++q) _mm512_storeu_ps(state.acc[r][q], acc[r][q]);
+}
+
+// K in chunks of one group: a group's slice of a B panel stays in L1 while the row blocks of an
+// item pass over it, the tiles keeping their state in between.
+constexpr int64_t kRowsPerItem = 64;
+
+template <int R, int C>
+void gemm(const AlignedGemmArgs& g, const Runs& runs, const std::vector<uint8_t>& rowBad, const std::vector<uint8_t>& colBad, bool anyBad, int threads) {
+  const Tables ta = tablesOf(g.ta), tb = tablesOf(g.tb);
+  constexpr int64_t width = C * kLanes;
+  const int64_t panels = (g.n + width - 1) / width;
+  const int64_t panelBytes = g.k * stride<C>();
+  // Kept between calls (as the other kernels' scratch): no fresh pages to fault in every time.
+  static thread_local AlignedFloats storage;
+  uint8_t* packed = reinterpret_cast<uint8_t*>(storage.get(static_cast<size_t>((panels * panelBytes + 3) / 4)));
+  parallelFor(panels, panels * g.k < 4096 ? 1 : threads, [&](int64_t p) { packPanel<C>(g, tb, p * width, packed + p * panelBytes); });
+  const std::vector<Group> groups = groupsOf(g, runs);
+  const int64_t rowStride = g.aKMajor ? 1 : g.k, kStride = g.aKMajor ? g.m : 1;
+  // Items: blocks of rows by groups of panels, enough of them to share among the threads.
+  const int64_t rowItems = (g.m + kRowsPerItem - 1) / kRowsPerItem;
+  const int64_t panelItems = std::min(panels, std::max<int64_t>(1, (4 * threads + rowItems - 1) / rowItems));
+  const int64_t panelsPerItem = (panels + panelItems - 1) / panelItems;
+  parallelFor(rowItems * panelItems, g.m * g.n * g.k < (1 << 16) ? 1 : threads, [&](int64_t item) {
+    const int64_t row0 = (item / panelItems) * kRowsPerItem, row1 = std::min(g.m, row0 + kRowsPerItem);
+    const int64_t p0 = (item % panelItems) * panelsPerItem, p1 = std::min(panels, p0 + panelsPerItem);
+    if (p0 >= p1) return;
+    const int64_t blocks = (row1 - row0 + R - 1) / R;
+    thread_local std::vector<State<R, C>> states;
+    states.resize(static_cast<size_t>(blocks * (p1 - p0)));
+    for (State<R, C>& s : states) std::memset(static_cast<void*>(&s), 0, sizeof(s));
+    for (size_t q = 0; q < groups.size(); ++q) {
+      for (int64_t p = p0; p < p1; ++p) {
+        for (int64_t block = 0; block < blocks; ++block) {
+          const int64_t i0 = row0 + block * R;
+          // Rows past m read row m - 1 again (their results are never stored).
+          int64_t rowOffset[R];
+          for (int r = 0; r < R; ++r) rowOffset[r] = std::min(i0 + r, g.m - 1) * rowStride;
+          tile<R, C>(g, runs, ta, groups.data() + q, groups.data() + q + 1, g.a, rowOffset, kStride, packed + p * panelBytes, i0, p * width,
+                     states[(p - p0) * blocks + block]);
+        }
+      }
+    }
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t j0 = p * width, columns = std::min(width, g.n - j0);
+      for (int64_t block = 0; block < blocks; ++block) {
+        const int64_t i0 = row0 + block * R;
+        const State<R, C>& s = states[(p - p0) * blocks + block];
+        for (int r = 0; r < R && i0 + r < g.m; ++r) {
+          float* out = g.c + (i0 + r) * g.n + j0;
+          for (int q = 0; q < C && q * kLanes < columns; ++q) std::memcpy(out + q * kLanes, s.out[r][q], sizeof(float) * std::min<int64_t>(kLanes, columns - q * kLanes));
+          if (anyBad)
+            for (int64_t j = 0; j < columns; ++j)
+              if (rowBad[i0 + r] || colBad[j0 + j]) out[j] = std::numeric_limits<float>::quiet_NaN();
+        }
+      }
+    }
+  });
+}
+
+}  // namespace fast
 #endif
 
 }  // namespace
 
 void alignedGemm(const AlignedGemmArgs& g, int threads) {
-  std::vector<uint8_t> colBad(static_cast<size_t>(g.n), 0);
+  if (g.m == 0 || g.n == 0) return;
+  std::vector<uint8_t> rowBad(static_cast<size_t>(g.m), 0), colBad(static_cast<size_t>(g.n), 0);
   for (int64_t t = 0; t < g.k; ++t)
     for (int64_t j = 0; j < g.n; ++j) colBad[j] |= g.tb.bad[g.b[t * g.n + j]];
+  if (g.aKMajor) {
+    for (int64_t t = 0; t < g.k; ++t)
+      for (int64_t i = 0; i < g.m; ++i) rowBad[i] |= g.ta.bad[g.a[t * g.m + i]];
+  } else {
+    for (int64_t i = 0; i < g.m; ++i)
+      for (int64_t t = 0; t < g.k; ++t) rowBad[i] |= g.ta.bad[g.a[i * g.k + t]];
+  }
+  const Runs runs = runsOf(g, threads);
 #ifdef OCTET_X86
-  // The vector path keeps sums in int32 and finds bit lengths through float conversion: both need
-  // |sum| < 2^24, which groups of at most 256 products of at most 8-bit codes keep.
+  if (fast::applies(g)) {
+    bool anyBad = false;
+    for (const uint8_t bad : rowBad) anyBad |= bad != 0;
+    for (const uint8_t bad : colBad) anyBad |= bad != 0;
+    if (g.n <= 16) fast::gemm<8, 1>(g, runs, rowBad, colBad, anyBad, threads);
+    else if (g.n <= 32) fast::gemm<4, 2>(g, runs, rowBad, colBad, anyBad, threads);
+    else fast::gemm<2, 4>(g, runs, rowBad, colBad, anyBad, threads);
+    return;
+  }
+#endif
+  // The other parameters: A's rows as rows, then int32 lanes (groups of at most 256 products of
+  // at most 8-bit codes keep |sum| < 2^24, which their bit lengths by float conversion need) or
+  // scalar code.
+  std::vector<uint8_t> transposed;
+  const uint8_t* a = g.a;
+  if (g.aKMajor) {
+    transposed.resize(static_cast<size_t>(g.m * g.k));
+    for (int64_t t = 0; t < g.k; ++t)
+      for (int64_t i = 0; i < g.m; ++i) transposed[i * g.k + t] = g.a[t * g.m + i];
+    a = transposed.data();
+  }
+#ifdef OCTET_X86
   const bool wide = cpuHasAvx512() && g.group <= 256 && g.keep <= 14 && g.significant <= 24;
 #else
   const bool wide = false;
@@ -164,20 +518,20 @@ void alignedGemm(const AlignedGemmArgs& g, int threads) {
   const int64_t blocks = (g.n + 15) / 16;
   parallelFor(g.m * blocks, g.m * g.n * g.k < (1 << 16) ? 1 : threads, [&](int64_t item) {
     const int64_t i = item / blocks, j0 = (item % blocks) * 16, j1 = std::min(g.n, j0 + 16);
-    const uint8_t* arow = g.a + i * g.k;
+    const uint8_t* arow = a + i * g.k;
     float* out = g.c + i * g.n;
+    float c[16] = {0};
+    for (int64_t run = 0; run < runs.count; ++run) {
+      const int64_t k0 = run ? runs.ends[run - 1] : 0, k1 = runs.ends[run];
+      float totals[16];
 #ifdef OCTET_X86
-    if (wide) {
-      bool rowBad = false;
-      for (int64_t t = 0; t < g.k && !rowBad; ++t) rowBad = g.ta.bad[arow[t]] != 0;
-      const __mmask16 lanes = static_cast<__mmask16>(j1 - j0 >= 16 ? 0xffff : (1u << (j1 - j0)) - 1u);
-      tile16(g, arow, sigB.data(), expB.data(), j0, lanes, out + j0);
-      for (int64_t j = j0; j < j1; ++j)
-        if (rowBad || colBad[j]) out[j] = std::numeric_limits<float>::quiet_NaN();
-      return;
-    }
+      if (wide) runTile16(g, arow, sigB.data(), expB.data(), j0, k0, k1, totals);
+      else
 #endif
-    for (int64_t j = j0; j < j1; ++j) out[j] = elementScalar(g, arow, j, colBad);
+        for (int64_t j = j0; j < j1; ++j) totals[j - j0] = runScalar(g, arow, j, k0, k1);
+      for (int64_t j = j0; j < j1; ++j) c[j - j0] = addRun(g, runs, run, i, j, c[j - j0], totals[j - j0]);
+    }
+    for (int64_t j = j0; j < j1; ++j) out[j] = rowBad[i] || colBad[j] ? std::numeric_limits<float>::quiet_NaN() : c[j - j0];
   });
 }
 

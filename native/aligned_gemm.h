@@ -3,8 +3,13 @@
 // `keep` bits below the group's largest exponent sum (the accumulator included), the group's sum
 // truncated to `significant` bits, a fresh accumulator every `interval` products whose value is
 // added into a float32 total. Returns the totals (no scales); NaN where an operand is NaN or Inf.
+// As a block-scaled product (`scaled`, block_scaled.h's runs and divisors): each run's total P
+// (intervals counted from the run's start) goes into c as c = fl32(c + fl32(fl32(P / sa) / sb)),
+// c starting at 0 (src/kernels/block_gemm.ts states this contract).
 #pragma once
 #include <cstdint>
+
+#include "block_scaled.h"
 
 namespace octet {
 
@@ -17,12 +22,15 @@ struct AlignedTables {
 
 struct AlignedGemmArgs {
   int64_t m, n, k;
-  const uint8_t* a;  // m x k codes, row-major
+  const uint8_t* a;  // m x k codes, row-major (k x m with aKMajor)
   const uint8_t* b;  // k x n codes, row-major
   float* c;          // m x n
   AlignedTables ta, tb;
   int group, keep, significant;
   int64_t interval;  // 0: one accumulator for all of k
+  bool aKMajor = false;
+  bool scaled = false;
+  BlockRuns blocks{};
 };
 
 void alignedGemm(const AlignedGemmArgs& args, int threads);

@@ -296,47 +296,34 @@ void blockScaleAdd(const float* partial, float* acc, int64_t m, int64_t n, const
   });
 }
 
-namespace {
-
-
-
-// Every run's row and column divisors (or their reciprocals, when all of that run's are powers
-// of two), expanded: rows[run * m + i], cols[run * n + j].
-struct RunScales {
-  std::vector<float> rows, cols;
-  std::vector<uint8_t> reciprocal;
-};
-
-RunScales runScales(const BlockGemmFp32Args& g, int threads) {
+RunScales runScales(const BlockRuns& g, int64_t m, int64_t n, int threads) {
   RunScales r;
-  const int64_t rowBlocksA = (g.m + g.blockRowsA - 1) / g.blockRowsA, rowBlocksB = (g.n + g.blockRowsB - 1) / g.blockRowsB;
-  r.rows.resize(static_cast<size_t>(g.runs * g.m));
-  r.cols.resize(static_cast<size_t>(g.runs * g.n));
+  const int64_t rowBlocksA = (m + g.blockRowsA - 1) / g.blockRowsA, rowBlocksB = (n + g.blockRowsB - 1) / g.blockRowsB;
+  r.rows.resize(static_cast<size_t>(g.runs * m));
+  r.cols.resize(static_cast<size_t>(g.runs * n));
   r.reciprocal.resize(static_cast<size_t>(g.runs));
-  parallelFor(g.runs, g.runs * (g.m + g.n) < 65536 ? 1 : threads, [&](int64_t run) {
+  parallelFor(g.runs, g.runs * (m + n) < 65536 ? 1 : threads, [&](int64_t run) {
     const int64_t k0 = run == 0 ? 0 : g.ends[run - 1];
     const float* sa = g.scalesA + (k0 / g.blockKA) * rowBlocksA;
     const float* sb = g.scalesB + (k0 / g.blockKB) * rowBlocksB;
-    float* rows = r.rows.data() + run * g.m;
-    float* cols = r.cols.data() + run * g.n;
+    float* rows = r.rows.data() + run * m;
+    float* cols = r.cols.data() + run * n;
     bool pow2 = true;
-    for (int64_t i = 0; i < g.m; ++i) pow2 &= isPowerOfTwo(rows[i] = sa[i / g.blockRowsA]);
-    for (int64_t j = 0; j < g.n; ++j) pow2 &= isPowerOfTwo(cols[j] = sb[j / g.blockRowsB]);
+    for (int64_t i = 0; i < m; ++i) pow2 &= isPowerOfTwo(rows[i] = sa[i / g.blockRowsA]);
+    for (int64_t j = 0; j < n; ++j) pow2 &= isPowerOfTwo(cols[j] = sb[j / g.blockRowsB]);
     r.reciprocal[run] = pow2;
     if (pow2) {
-      for (int64_t i = 0; i < g.m; ++i) rows[i] = 1.0f / rows[i];
-      for (int64_t j = 0; j < g.n; ++j) cols[j] = 1.0f / cols[j];
+      for (int64_t i = 0; i < m; ++i) rows[i] = 1.0f / rows[i];
+      for (int64_t j = 0; j < n; ++j) cols[j] = 1.0f / cols[j];
     }
   });
   return r;
 }
 
-}  // namespace
-
 // On the GEMM's packed panels and register tiles (sgemmRuns): A's codes are op(A) transposed
 // (K x m), B's are K x n; both decoded while packing.
 void blockGemmFp32(const BlockGemmFp32Args& g, int threads) {
-  const RunScales s = runScales(g, threads);
+  const RunScales s = runScales(g.blocks, g.m, g.n, threads);
   GemmArgs args{};
   args.transA = true;
   args.transB = false;
@@ -353,7 +340,7 @@ void blockGemmFp32(const BlockGemmFp32Args& g, int threads) {
   args.aLut = g.aLut;
   args.bCodes = g.b;
   args.bLut = g.bLut;
-  sgemmRuns(args, RunScaling{g.ends, g.runs, s.rows.data(), s.cols.data(), s.reciprocal.data()}, threads);
+  sgemmRuns(args, RunScaling{g.blocks.ends, g.blocks.runs, s.rows.data(), s.cols.data(), s.reciprocal.data()}, threads);
 }
 
 }  // namespace octet

@@ -3,6 +3,7 @@
 // the same bits.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "codec.h"
 
@@ -37,6 +38,16 @@ void blockScaleAdd(const float* partial, float* acc, int64_t m, int64_t n, const
 // For each run: P = a chain of fused multiply-adds over its products (products exact), then
 // c = fl32(c + fl32(fl32(P / sa) / sb)), with multiplications by exact reciprocals when every
 // divisor is a power of two (the same rounding). c is written (not read).
+// The runs of a block-scaled product and its operands' divisors.
+struct BlockRuns {
+  const int64_t* ends;  // run ends, increasing, the last K
+  int64_t runs;
+  const float* scalesA;
+  int64_t blockKA, blockRowsA;
+  const float* scalesB;
+  int64_t blockKB, blockRowsB;
+};
+
 struct BlockGemmFp32Args {
   const uint8_t* a;  // K x m codes, values aLut[code]
   const float* aLut;
@@ -44,13 +55,17 @@ struct BlockGemmFp32Args {
   const float* bLut;
   float* c;
   int64_t m, n, k;
-  const int64_t* ends;
-  int64_t runs;
-  const float* scalesA;
-  int64_t blockKA, blockRowsA;
-  const float* scalesB;
-  int64_t blockKB, blockRowsB;
+  BlockRuns blocks;
 };
 void blockGemmFp32(const BlockGemmFp32Args& args, int threads);
+
+// Every run's row and column divisors, expanded (rows[run * m + i], cols[run * n + j]), or their
+// reciprocals where all of that run's are powers of two (reciprocal[run]): a run's partial P goes
+// into c as c + (P * rows) * cols then, the same bits as c + (P / sa) / sb.
+struct RunScales {
+  std::vector<float> rows, cols;
+  std::vector<uint8_t> reciprocal;
+};
+RunScales runScales(const BlockRuns& blocks, int64_t m, int64_t n, int threads);
 
 }  // namespace octet

@@ -22,6 +22,7 @@ import { InvalidArgumentError } from '../errors.js';
 import { decodeTable, encodeBits, encodeParams, makeQTensor, mix32, resolveFormat, seedKey, type FormatLike } from '../formats/index.js';
 import { blockQuantize, dequantizeBlocks, type BlockQTensor, type BlockSpec } from './block_quant.js';
 import { freshArray } from './buffer_pool.js';
+import { alignedBlockGemm } from './hopper_gemm.js';
 import { dequantize } from './quant_stats.js';
 import { alignedOf, lowpGemm, lowpGemmReference, type LowpGemmOptions, type LowpOperand } from './lowp_gemm.js';
 import { nativeCore } from './native.js';
@@ -132,7 +133,13 @@ export function blockScaledGemm(a: BlockQTensor, b: BlockQTensor, options: Block
   const acc = options.out ?? freshArray(m * n);
   if (acc.length !== m * n) throw new InvalidArgumentError(`blockScaledGemm: out has ${acc.length} elements; expected ${m * n}`);
   const threads = resolveThreads(options.threads);
-  const floatPartials = !alignedOf(options.accumulation) && resolveFormat((options.accumulation as string | undefined) ?? 'fp32').name === 'float32';
+  const aligned = alignedOf(options.accumulation);
+  if (aligned && !p.outer && a.format.bits <= 8 && b.format.bits <= 8) {
+    // Aligned partials (hopper-fp8, DeepSeek-V3's 14-bit accumulator) and a float32 outer sum: one
+    // native pass over every run, no partial matrices.
+    return alignedBlockGemm(m, n, p.k, a, b, p.ends, aligned, acc, threads)!;
+  }
+  const floatPartials = !aligned && resolveFormat((options.accumulation as string | undefined) ?? 'fp32').name === 'float32';
   if (!p.outer && floatPartials && !(options.chunk ?? 0)) {
     // Float32 partials (products of two formats of at most 8 bits are exact) and a float32 outer
     // sum: the whole product in one native pass, no partial matrices.

@@ -188,3 +188,33 @@ export function alignedGemm(
   native.alignedGemm(a, b, c, { m, n, k, aTables: nativeTables(aFormat), bTables: nativeTables(bFormat), ...params, threads: resolveThreads(threads) });
   return c;
 }
+
+/** A block-scaled operand as alignedBlockGemm takes it (src/kernels/block_quant.ts's BlockQTensor, codes K x rows). */
+export interface AlignedBlockOperand {
+  codes: Uint8Array;
+  format: FormatLike;
+  scales: Float32Array;
+  blockK: number;
+  blockRows: number;
+}
+
+/**
+ * The block-scaled GEMM (src/kernels/block_gemm.ts's contract, float32 outer sum) with partials
+ * under an aligned accumulator, natively in one pass: each run's partial is the aligned total of
+ * its products (intervals counted from the run's start), then c = fl32(c + fl32(fl32(P / sa) /
+ * sb)). A holds m rows, B n rows, both as K x rows codes; `ends` are the runs' ends. Null where the
+ * addon is not loaded (the caller runs the runs one by one).
+ */
+export function alignedBlockGemm(
+  m: number, n: number, k: number, a: AlignedBlockOperand, b: AlignedBlockOperand, ends: readonly number[], model: HopperModel | AlignedAccumulator,
+  out: Float32Array, threads?: number,
+): Float32Array | null {
+  const native = nativeCore();
+  if (!native) return null;
+  const params = checkAligned(typeof model === 'string' ? ALIGNED_MODELS[model] : model);
+  native.alignedGemm(a.codes, b.codes, out, {
+    m, n, k, aTables: nativeTables(a.format), bTables: nativeTables(b.format), ...params, threads: resolveThreads(threads), aKMajor: true,
+    blocks: { scalesA: a.scales, scalesB: b.scales, ends: Float64Array.from(ends), blockKA: a.blockK, blockRowsA: a.blockRows, blockKB: b.blockK, blockRowsB: b.blockRows },
+  });
+  return out;
+}

@@ -183,13 +183,20 @@ export interface NativeCore {
       m: number; k: number; br: number; bc: number; batch: number; geometry: ColumnGeometry; imageStride: number; table?: Float32Array; dyTable?: Float32Array;
     },
   ): void;
-  /** GEMM under an aligned fixed-point accumulator (native/aligned_gemm.h): a m x k, b k x n codes, row-major. */
+  /**
+   * GEMM under an aligned fixed-point accumulator (native/aligned_gemm.h): a m x k (k x m with
+   * aKMajor), b k x n codes, row-major; with `blocks`, the block-scaled product's runs and divisors.
+   */
   alignedGemm(
     a: Uint8Array, b: Uint8Array, c: Float32Array,
     o: Threads & {
       m: number; n: number; k: number; group: number; keep: number; significant: number; interval: number;
       aTables: { sig: Int8Array; exp: Int8Array; bad: Uint8Array; mantissaBits: number };
       bTables: { sig: Int8Array; exp: Int8Array; bad: Uint8Array; mantissaBits: number };
+      aKMajor?: boolean;
+      blocks?: {
+        scalesA: Float32Array; scalesB: Float32Array; ends: Float64Array; blockKA: number; blockRowsA: number; blockKB: number; blockRowsB: number;
+      };
     },
   ): void;
   /** One K-block's partials into the outer sum of a block-scaled GEMM (src/kernels/block_gemm.ts). */

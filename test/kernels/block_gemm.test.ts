@@ -64,6 +64,10 @@ describe('blockScaledGemm matches the contract loop', () => {
     ['row-wise by MX, bf16 outer sum', ROW, MX_E4M3, { outer: 'bf16' }],
     ['tiles with float32 scales, fp32 partials (divisions)', TILE, WEIGHT_TILE, {}],
     ['row-wise, fp32 partials over all of K', ROW, ROW, {}],
+    ['1x128 by 128x128 tiles, hopper-fp8 partials promoted every 128 (DeepSeek-V3)', TILE, WEIGHT_TILE, { accumulation: 'hopper-fp8', promote: 128 }],
+    ['mxfp8, hopper-fp8-fast partials (powers of two: reciprocals)', MX_E4M3, MX_E4M3, { accumulation: 'hopper-fp8-fast' }],
+    ['mxfp4, an aligned model of groups of 8', MX_E2M1, MX_E2M1, { accumulation: { group: 8, keep: 6, significant: 8, interval: 0 } }],
+    ['row-wise, an aligned model outside the vector kernels (groups of 512)', ROW, ROW, { accumulation: { group: 512, keep: 16, significant: 20, interval: 0 } }],
   ];
   for (const [name, specA, specB, options] of cases) {
     test(name, { skip: !nativeCore() }, () => {

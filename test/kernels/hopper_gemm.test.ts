@@ -16,11 +16,20 @@ describe('the Hopper FP8 accumulation models', () => {
       [2, 33, 77, 'e5m2', 'e5m2', { group: 16, keep: 10, significant: 12, interval: 40 }],
       [4, 9, 130, 'e2m1', 'e3m2', { group: 8, keep: 6, significant: 8, interval: 0 }],
       [2, 5, 600, 'e4m3', 'e4m3', { group: 512, keep: 16, significant: 20, interval: 0 }],
+      // int32 lanes (the float kernel's offsets would not stay exact: (4 group + 2) 2^keep > 2^22)
+      [3, 20, 500, 'e4m3', 'e5m2', { group: 100, keep: 14, significant: 22, interval: 0 }],
+      // several row blocks and column panels, edge tiles on both sides
+      [70, 75, 200, 'e5m2', 'e4m3', 'hopper-fp8'],
     ] as const;
     for (const [m, n, k, fa, fb, model] of cases) {
       const a = encode(Float32Array.from({ length: m * k }, (_, i) => Math.sin(i * 1.7) * 3 * 2 ** ((i % 9) - 4)), fa) as Uint8Array;
       const b = encode(Float32Array.from({ length: k * n }, (_, i) => Math.cos(i * 0.37) * 2 ** ((i % 7) - 3)), fb) as Uint8Array;
       if (k > 100) b[7] = fb === 'e4m3' ? 0x7f : b[7]; // a NaN code where the format has one
+      // Groups of zeros (an accumulator that stays 0, groups with no nonzero product), negative
+      // zeros, and the largest codes.
+      const negativeZero = fa === 'e4m3' || fa === 'e5m2' ? 0x80 : 0;
+      for (let i = 0; i < Math.min(64, k); i++) a[i] = i % 3 === 0 ? negativeZero : 0;
+      if (m * k > 200) a[150] = fa === 'e4m3' ? 0x7e : a[150];
       const ref = hopperGemm(m, n, k, a, fa, b, fb, { model });
       for (const threads of [1, 2]) assertSameBits(alignedGemm(m, n, k, a, fa, b, fb, model, threads), ref, `${m}x${n}x${k} ${JSON.stringify(model)}, ${threads} threads`);
     }
