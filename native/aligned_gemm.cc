@@ -165,6 +165,18 @@ __attribute__((target("avx512f"))) void runTile16(const AlignedGemmArgs& g, cons
   _mm512_storeu_ps(totals, total);
 }
 
+// The index where a run of whole 64-code blocks without any listed code ends (-1: one was found).
+__attribute__((target("avx512f,avx512bw"))) int64_t anyListedAvx512(const uint8_t* codes, int64_t count, const uint8_t* list, int listed) {
+  int64_t t = 0;
+  for (; t + 64 <= count; t += 64) {
+    const __m512i v = _mm512_loadu_si512(codes + t);
+    __mmask64 hit = 0;
+    for (int c = 0; c < listed; ++c) hit |= _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(static_cast<char>(list[c])));
+    if (hit) return -1;
+  }
+  return t;
+}
+
 // The float kernel. Every quantity of the contract is a float32 computed exactly:
 // - X (the group's largest exponent sum, the accumulator's floor(log2 |acc|) included) in int8
 //   lanes with saturating adds, from per-code exponent fields (zero codes at -128: their sums stay
@@ -177,8 +189,8 @@ __attribute__((target("avx512f"))) void runTile16(const AlignedGemmArgs& g, cons
 //   stored split by sign (its values >= 0 and its values < 0 in two vectors, zeros elsewhere); a
 //   negative A value swaps the pair (a blend). The offsets stay exact while the group's sum is
 //   below 2^22 q, which (4 group + 2) 2^keep <= 2^22 guarantees (products are below 2^(X + 2));
-// - the truncation of the sum to `significant` bits in the same way, with M = +-1.5 * 2^23 * 2^(e -
-//   significant + 1), e = floor(log2 |sum|), exact for significant <= 21.
+// - the group's sum is the sum of the two accumulators (their offsets cancel), truncated toward
+//   zero to `significant` bits by clearing the float's lower significand bits.
 namespace fast {
 
 constexpr int kZeroExp = -128;
@@ -219,7 +231,7 @@ bool exponentsInRange(const AlignedTables& t) {
 }
 
 bool applies(const AlignedGemmArgs& g) {
-  return cpuHasAvx512() && cpuHasAvx512Bw() && (static_cast<int64_t>(4 * g.group + 2) << g.keep) <= (int64_t(1) << 22) && g.significant <= 21 &&
+  return cpuHasAvx512() && cpuHasAvx512Bw() && (static_cast<int64_t>(4 * g.group + 2) << g.keep) <= (int64_t(1) << 22) && g.significant <= 24 &&
          exponentsInRange(g.ta) && exponentsInRange(g.tb);
 }
 
@@ -282,11 +294,16 @@ __attribute__((target("avx512f"), always_inline)) inline __m512i magicBits(__m51
   return _mm512_or_si512(_mm512_slli_epi32(_mm512_add_epi32(qexp, _mm512_set1_epi32(150)), 23), _mm512_set1_epi32(0x00400000));
 }
 
-// A tile's state between K chunks: per row and 16 columns, the interval's accumulator, the run's
-// total and the output (the block-scaled sum, or the total).
+// A tile's state between groups: per row and 16 columns, the interval's accumulator (read and
+// written every group: the accumulators of an item's tiles are kept together, beside the group's
+// slice of B in L1), and the run's total and the output (the block-scaled sum, or the total).
 template <int R, int C>
-struct State {
-  float acc[R][C][kLanes], total[R][C][kLanes], out[R][C][kLanes];
+struct Accumulators {
+  float acc[R][C][kLanes];
+};
+template <int R, int C>
+struct Sums {
+  float total[R][C][kLanes], out[R][C][kLanes];
 };
 
 // Groups [first, last) of the R x 16 C tile at rows [i0, i0 + R) (A's codes of row r at
@@ -294,18 +311,17 @@ struct State {
 template <int R, int C>
 __attribute__((target("avx512f,avx512bw"))) void tile(const AlignedGemmArgs& g, const Runs& runs, const Tables& ta, const Group* first, const Group* last,
                                                      const uint8_t* a, const int64_t (&rowOffset)[R], int64_t kStride, const uint8_t* panel, int64_t i0,
-                                                     int64_t j0, State<R, C>& state) {
+                                                     int64_t j0, Accumulators<R, C>& hot, Sums<R, C>& state) {
   constexpr int64_t S = stride<C>();
   const __m512 zero = _mm512_setzero_ps();
   const __m512i keep = _mm512_set1_epi32(g.keep);
   const __m512i floorExp = _mm512_set1_epi32(kFloorExp);
   const __m512i sign = _mm512_set1_epi32(static_cast<int32_t>(0x80000000u));
-  const __m512i toSignificant = _mm512_set1_epi32(151 - g.significant);
-  const __m512i bits23 = _mm512_set1_epi32(0x00400000);
+  const __m512i keepBits = _mm512_set1_epi32(static_cast<int32_t>(~((1u << (24 - g.significant)) - 1u)));
   const Code* codes = ta.code;
   __m512 acc[R][C];
   for (int r = 0; r < R; ++r)
-    for (int q = 0; q < C; ++q) acc[r][q] = _mm512_loadu_ps(state.acc[r][q]);
+    for (int q = 0; q < C; ++q) acc[r][q] = _mm512_loadu_ps(hot.acc[r][q]);
   for (const Group* group = first; group != last; ++group) {
     const int64_t g0 = group->g0, g1 = group->g1;
     if (group->flags & kIntervalStart)
@@ -329,12 +345,10 @@ __attribute__((target("avx512f,avx512bw"))) void tile(const AlignedGemmArgs& g, 
       }
       // The offset accumulators, the accumulator's own value truncated into one of them.
       __m512 pos[R][C], neg[R][C];
-      __m512i qexp[R][C];
       for (int r = 0; r < R; ++r) {
         for (int q = 0; q < C; ++q) {
           const __m512i x32 = _mm512_max_epi32(_mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32(x[r], q)), floorExp);
-          qexp[r][q] = _mm512_sub_epi32(x32, keep);
-          const __m512i m = magicBits(qexp[r][q]);
+          const __m512i m = magicBits(_mm512_sub_epi32(x32, keep));
           const __m512 mp = _mm512_castsi512_ps(m), mn = _mm512_castsi512_ps(_mm512_or_si512(m, sign));
           const __mmask16 negative = _mm512_cmp_ps_mask(acc[r][q], zero, _CMP_LT_OQ);
           pos[r][q] = _mm512_mask_add_round_ps(mp, static_cast<__mmask16>(~negative), mp, acc[r][q], kTruncate);
@@ -359,18 +373,11 @@ __attribute__((target("avx512f,avx512bw"))) void tile(const AlignedGemmArgs& g, 
           }
         }
       }
-      // The group's exact sum, truncated to `significant` bits: the new accumulator.
-      for (int r = 0; r < R; ++r) {
-        for (int q = 0; q < C; ++q) {
-          const __m512i m = magicBits(qexp[r][q]);
-          const __m512 sum = _mm512_add_ps(_mm512_sub_ps(pos[r][q], _mm512_castsi512_ps(m)), _mm512_sub_ps(neg[r][q], _mm512_castsi512_ps(_mm512_or_si512(m, sign))));
-          const __m512i e = _mm512_max_epi32(_mm512_cvttps_epi32(_mm512_getexp_ps(sum)), qexp[r][q]);
-          const __m512i m2 = _mm512_or_si512(_mm512_or_si512(_mm512_slli_epi32(_mm512_add_epi32(e, toSignificant), 23), bits23),
-                                             _mm512_and_si512(_mm512_castps_si512(sum), sign));
-          const __m512 magic2 = _mm512_castsi512_ps(m2);
-          acc[r][q] = _mm512_sub_ps(_mm512_add_round_ps(sum, magic2, kTruncate), magic2);
-        }
-      }
+      // The group's exact sum (M+ + M- = 0, and the sum is a multiple of q below 2^22 q: the float
+      // addition is exact), truncated toward zero to `significant` bits by clearing the float's
+      // lower significand bits: the new accumulator.
+      for (int r = 0; r < R; ++r)
+        for (int q = 0; q < C; ++q) acc[r][q] = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(_mm512_add_ps(pos[r][q], neg[r][q])), keepBits));
     }
     if (group->flags & kIntervalEnd)
       for (int r = 0; r < R; ++r)
@@ -398,7 +405,7 @@ __attribute__((target("avx512f,avx512bw"))) void tile(const AlignedGemmArgs& g, 
     }
   }
   for (int r = 0; r < R; ++r)
-    for (int q = 0; q < C; ++q) _mm512_storeu_ps(state.acc[r][q], acc[r][q]);
+    for (int q = 0; q < C; ++q) _mm512_storeu_ps(hot.acc[r][q], acc[r][q]);
 }
 
 // K in chunks of one group: a group's slice of a B panel stays in L1 while the row blocks of an
@@ -426,26 +433,26 @@ void gemm(const AlignedGemmArgs& g, const Runs& runs, const std::vector<uint8_t>
     const int64_t p0 = (item % panelItems) * panelsPerItem, p1 = std::min(panels, p0 + panelsPerItem);
     if (p0 >= p1) return;
     const int64_t blocks = (row1 - row0 + R - 1) / R;
-    thread_local std::vector<State<R, C>> states;
-    states.resize(static_cast<size_t>(blocks * (p1 - p0)));
-    for (State<R, C>& s : states) std::memset(static_cast<void*>(&s), 0, sizeof(s));
-    for (size_t q = 0; q < groups.size(); ++q) {
-      for (int64_t p = p0; p < p1; ++p) {
+    thread_local std::vector<Accumulators<R, C>> accs;
+    thread_local std::vector<Sums<R, C>> sums;
+    accs.resize(static_cast<size_t>(blocks));
+    sums.resize(static_cast<size_t>(blocks));
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t j0 = p * width, columns = std::min(width, g.n - j0);
+      std::memset(static_cast<void*>(accs.data()), 0, sizeof(Accumulators<R, C>) * blocks);
+      std::memset(static_cast<void*>(sums.data()), 0, sizeof(Sums<R, C>) * blocks);
+      for (size_t q = 0; q < groups.size(); ++q) {
         for (int64_t block = 0; block < blocks; ++block) {
           const int64_t i0 = row0 + block * R;
           // Rows past m read row m - 1 again (their results are never stored).
           int64_t rowOffset[R];
           for (int r = 0; r < R; ++r) rowOffset[r] = std::min(i0 + r, g.m - 1) * rowStride;
-          tile<R, C>(g, runs, ta, groups.data() + q, groups.data() + q + 1, g.a, rowOffset, kStride, packed + p * panelBytes, i0, p * width,
-                     states[(p - p0) * blocks + block]);
+          tile<R, C>(g, runs, ta, groups.data() + q, groups.data() + q + 1, g.a, rowOffset, kStride, packed + p * panelBytes, i0, j0, accs[block], sums[block]);
         }
       }
-    }
-    for (int64_t p = p0; p < p1; ++p) {
-      const int64_t j0 = p * width, columns = std::min(width, g.n - j0);
       for (int64_t block = 0; block < blocks; ++block) {
         const int64_t i0 = row0 + block * R;
-        const State<R, C>& s = states[(p - p0) * blocks + block];
+        const Sums<R, C>& s = sums[block];
         for (int r = 0; r < R && i0 + r < g.m; ++r) {
           float* out = g.c + (i0 + r) * g.n + j0;
           for (int q = 0; q < C && q * kLanes < columns; ++q) std::memcpy(out + q * kLanes, s.out[r][q], sizeof(float) * std::min<int64_t>(kLanes, columns - q * kLanes));
@@ -461,19 +468,41 @@ void gemm(const AlignedGemmArgs& g, const Runs& runs, const std::vector<uint8_t>
 }  // namespace fast
 #endif
 
+// Whether any of `count` codes is NaN or Inf by the table (64 codes at a time where the format has
+// at most 16 such codes: compared with each).
+bool anyBad(const uint8_t* codes, int64_t count, const uint8_t (&bad)[256]) {
+  uint8_t list[256];
+  int listed = 0;
+  for (int c = 0; c < 256; ++c)
+    if (bad[c]) list[listed++] = static_cast<uint8_t>(c);
+  if (listed == 0) return false;
+  int64_t t = 0;
+#ifdef OCTET_X86
+  if (listed <= 16 && cpuHasAvx512Bw()) t = anyListedAvx512(codes, count, list, listed);
+  if (t < 0) return true;
+#endif
+  for (; t < count; ++t)
+    if (bad[codes[t]]) return true;
+  return false;
+}
+
 }  // namespace
 
 void alignedGemm(const AlignedGemmArgs& g, int threads) {
   if (g.m == 0 || g.n == 0) return;
+  // Rows and columns with a NaN or Inf code come out NaN (looked for row by row only where there is one).
   std::vector<uint8_t> rowBad(static_cast<size_t>(g.m), 0), colBad(static_cast<size_t>(g.n), 0);
-  for (int64_t t = 0; t < g.k; ++t)
-    for (int64_t j = 0; j < g.n; ++j) colBad[j] |= g.tb.bad[g.b[t * g.n + j]];
-  if (g.aKMajor) {
+  if (anyBad(g.b, g.k * g.n, g.tb.bad))
     for (int64_t t = 0; t < g.k; ++t)
-      for (int64_t i = 0; i < g.m; ++i) rowBad[i] |= g.ta.bad[g.a[t * g.m + i]];
-  } else {
-    for (int64_t i = 0; i < g.m; ++i)
-      for (int64_t t = 0; t < g.k; ++t) rowBad[i] |= g.ta.bad[g.a[i * g.k + t]];
+      for (int64_t j = 0; j < g.n; ++j) colBad[j] |= g.tb.bad[g.b[t * g.n + j]];
+  if (anyBad(g.a, g.m * g.k, g.ta.bad)) {
+    if (g.aKMajor) {
+      for (int64_t t = 0; t < g.k; ++t)
+        for (int64_t i = 0; i < g.m; ++i) rowBad[i] |= g.ta.bad[g.a[t * g.m + i]];
+    } else {
+      for (int64_t i = 0; i < g.m; ++i)
+        for (int64_t t = 0; t < g.k; ++t) rowBad[i] |= g.ta.bad[g.a[i * g.k + t]];
+    }
   }
   const Runs runs = runsOf(g, threads);
 #ifdef OCTET_X86
