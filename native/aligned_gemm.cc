@@ -33,15 +33,16 @@ struct Runs {
   std::vector<int64_t> whole;
   const int64_t* ends;
   int64_t count;
-  RunScales scales;
+  const RunScales& scales;
 };
 
 Runs runsOf(const AlignedGemmArgs& g, int threads) {
-  Runs r;
+  static thread_local RunScales scales;  // kept between calls: no fresh pages every time
+  Runs r{{}, nullptr, 0, scales};
   if (g.scaled) {
     r.ends = g.blocks.ends;
     r.count = g.blocks.runs;
-    r.scales = runScales(g.blocks, g.m, g.n, threads);
+    runScales(g.blocks, g.m, g.n, threads, scales);
   } else {
     r.whole.assign(1, g.k);
     r.ends = r.whole.data();
@@ -324,7 +325,8 @@ __attribute__((target("avx512f,avx512bw"))) void tile(const AlignedGemmArgs& g, 
     for (int q = 0; q < C; ++q) acc[r][q] = _mm512_loadu_ps(hot.acc[r][q]);
   for (const Group* group = first; group != last; ++group) {
     const int64_t g0 = group->g0, g1 = group->g1;
-    if (group->flags & kIntervalStart)
+    const bool fresh = group->flags & kIntervalStart;  // the accumulator is 0: nothing of it to add
+    if (fresh)
       for (int r = 0; r < R; ++r)
         for (int q = 0; q < C; ++q) acc[r][q] = zero;
     if (g1 > g0) {
@@ -333,7 +335,7 @@ __attribute__((target("avx512f,avx512bw"))) void tile(const AlignedGemmArgs& g, 
       __m512i x[R];
       for (int r = 0; r < R; ++r) {
         x[r] = _mm512_set1_epi8(static_cast<char>(kZeroExp));
-        for (int q = 0; q < C; ++q) {
+        for (int q = 0; q < C && !fresh; ++q) {
           const __m128i e = _mm512_cvtsepi32_epi8(_mm512_cvttps_epi32(_mm512_getexp_ps(acc[r][q])));
           x[r] = _mm512_inserti32x4(x[r], e, q);
         }
@@ -350,9 +352,14 @@ __attribute__((target("avx512f,avx512bw"))) void tile(const AlignedGemmArgs& g, 
           const __m512i x32 = _mm512_max_epi32(_mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32(x[r], q)), floorExp);
           const __m512i m = magicBits(_mm512_sub_epi32(x32, keep));
           const __m512 mp = _mm512_castsi512_ps(m), mn = _mm512_castsi512_ps(_mm512_or_si512(m, sign));
-          const __mmask16 negative = _mm512_cmp_ps_mask(acc[r][q], zero, _CMP_LT_OQ);
-          pos[r][q] = _mm512_mask_add_round_ps(mp, static_cast<__mmask16>(~negative), mp, acc[r][q], kTruncate);
-          neg[r][q] = _mm512_mask_add_round_ps(mn, negative, mn, acc[r][q], kTruncate);
+          if (fresh) {
+            pos[r][q] = mp;
+            neg[r][q] = mn;
+          } else {
+            const __mmask16 negative = _mm512_cmp_ps_mask(acc[r][q], zero, _CMP_LT_OQ);
+            pos[r][q] = _mm512_mask_add_round_ps(mp, static_cast<__mmask16>(~negative), mp, acc[r][q], kTruncate);
+            neg[r][q] = _mm512_mask_add_round_ps(mn, negative, mn, acc[r][q], kTruncate);
+          }
         }
       }
       for (int64_t t = g0; t < g1; ++t) {

@@ -296,8 +296,7 @@ void blockScaleAdd(const float* partial, float* acc, int64_t m, int64_t n, const
   });
 }
 
-RunScales runScales(const BlockRuns& g, int64_t m, int64_t n, int threads) {
-  RunScales r;
+void runScales(const BlockRuns& g, int64_t m, int64_t n, int threads, RunScales& r) {
   const int64_t rowBlocksA = (m + g.blockRowsA - 1) / g.blockRowsA, rowBlocksB = (n + g.blockRowsB - 1) / g.blockRowsB;
   r.rows.resize(static_cast<size_t>(g.runs * m));
   r.cols.resize(static_cast<size_t>(g.runs * n));
@@ -317,13 +316,13 @@ RunScales runScales(const BlockRuns& g, int64_t m, int64_t n, int threads) {
       for (int64_t j = 0; j < n; ++j) cols[j] = 1.0f / cols[j];
     }
   });
-  return r;
 }
 
 // On the GEMM's packed panels and register tiles (sgemmRuns): A's codes are op(A) transposed
 // (K x m), B's are K x n; both decoded while packing.
 void blockGemmFp32(const BlockGemmFp32Args& g, int threads) {
-  const RunScales s = runScales(g.blocks, g.m, g.n, threads);
+  static thread_local RunScales s;  // kept between calls: no fresh pages every time
+  runScales(g.blocks, g.m, g.n, threads, s);
   GemmArgs args{};
   args.transA = true;
   args.transB = false;

@@ -66,6 +66,6 @@ struct RunScales {
   std::vector<float> rows, cols;
   std::vector<uint8_t> reciprocal;
 };
-RunScales runScales(const BlockRuns& blocks, int64_t m, int64_t n, int threads);
+void runScales(const BlockRuns& blocks, int64_t m, int64_t n, int threads, RunScales& out);
 
 }  // namespace octet
