@@ -736,6 +736,12 @@ void sgemmRuns(const GemmArgs& g, const RunScaling& s, int threads) {
   }
   const KernelSpec& ks = selectKernel(g.m, g.n);
   const int mr = ks.mr, nr = ks.nr;
+  // On bfloat16 pairs (two products per instruction, the same chain: see KernelSpec::pairs) where
+  // the product qualifies and no pair would straddle two runs: every run but K's last even.
+  bool evenRuns = true;
+  for (int64_t r = 0; r + 1 < s.runs; ++r) evenRuns &= (s.ends[r] - (r == 0 ? 0 : s.ends[r - 1])) % 2 == 0;
+  const bool pairs = ks.runsPairs && evenRuns && pairsEligible(g, ks);
+  if (pairs) pairProducts.fetch_add(1, std::memory_order_relaxed);
   // K blocks of whole runs, each at least ks.kc products long unless K ends first.
   std::vector<int64_t> lengths(static_cast<size_t>(s.runs));
   struct KBlock {
@@ -763,7 +769,9 @@ void sgemmRuns(const GemmArgs& g, const RunScaling& s, int threads) {
   parallelFor(nBlocks * chunks, team, [&](int64_t item) {
     const KBlock& b = blocks[static_cast<size_t>(item / chunks)];
     const int64_t q0 = item % chunks * perItem, q1 = std::min(panels, q0 + perItem);
-    packBFloats(g, ks, b.pc, b.kc, q0 * nr, std::min(g.n, q1 * nr) - q0 * nr, bAll + b.pc * nPadded + q0 * b.kc * nr);
+    float* panels = bAll + b.pc * nPadded + q0 * b.kc * nr;
+    packBFloats(g, ks, b.pc, b.kc, q0 * nr, std::min(g.n, q1 * nr) - q0 * nr, panels);
+    if (pairs) packPanelsPairs(panels, q1 - q0, b.kc, nr, 0u);
   });
   // Threads split row tiles when there are enough, else panels; each packs its own A blocks.
   const int64_t tilesM = (g.m + mr - 1) / mr;
@@ -787,10 +795,11 @@ void sgemmRuns(const GemmArgs& g, const RunScaling& s, int threads) {
         for (const KBlock& b : blocks) {
           float* ap = buf.a.get(static_cast<size_t>(b.kc * ((mc + mr - 1) / mr * mr)));
           packAFloats(g, ks, ic, mc, b.pc, b.kc, ap);
+          if (pairs) packPanelsPairs(ap, (mc + mr - 1) / mr, b.kc, mr, 0x8000u);
           for (int64_t ir = 0; ir < mc; ir += mr) {
             gemm_detail::RunsTile tile{};
             tile.first = b.pc == 0;
-            tile.ap = ap + (ir / mr) * b.kc * mr;
+            tile.ap = ap + (ir / mr) * b.kc * mr;  // pair panels start where their float panels did
             tile.mr = static_cast<int>(std::min<int64_t>(mr, mc - ir));
             tile.ldc = g.ldc;
             tile.lengths = lengths.data() + b.run0;
@@ -804,7 +813,7 @@ void sgemmRuns(const GemmArgs& g, const RunScaling& s, int threads) {
               tile.c = g.c + (ic + ir) * g.ldc + q * nr;
               tile.nr = static_cast<int>(std::min<int64_t>(nr, g.n - q * nr));
               tile.cols = s.cols + b.run0 * g.n + q * nr;
-              ks.runs(tile);
+              (pairs ? ks.runsPairs : ks.runs)(tile);
             }
           }
         }

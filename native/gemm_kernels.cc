@@ -305,8 +305,10 @@ __attribute__((target("avx512f,avx512bf16"))) void pairsAvx512(int64_t kc, const
 
 // The block-scaled tile (RunsTile) in zmm registers: per run, MR x V accumulators from zero over
 // the run's products, then scaled and added into C (in L1 while the tile's runs go by).
-template <int MR, int V>
-__attribute__((target("avx512f"))) void runsAvx512(const RunsTile& t) {
+// kPairs: the panels hold bfloat16 pairs (KernelSpec::runsPairs): a run of L products is ceil(L / 2)
+// steps of one VDPBF16PS per accumulator (every run but K's last has an even length).
+template <int MR, int V, bool kPairs = false>
+__attribute__((target("avx512f,avx512bf16"))) void runsAvx512(const RunsTile& t) {
   constexpr int NR = 16 * V;
   const bool full = t.mr == MR && t.nr == NR;
   alignas(64) float spill[MR * NR];
@@ -330,19 +332,36 @@ __attribute__((target("avx512f"))) void runsAvx512(const RunsTile& t) {
       for (int v = 0; v < V; ++v) acc[i][v] = _mm512_setzero_ps();
     }
     const int64_t length = t.lengths[r];
-    for (int64_t p = 0; p < length; ++p) {
-      __m512 b[V];
+    if (kPairs) {
+      for (int64_t p = 0; p < (length + 1) / 2; ++p) {
+        __m512bh b[V];
 #pragma GCC unroll 2
-      for (int v = 0; v < V; ++v) b[v] = _mm512_load_ps(bp + 16 * v);
-      _mm_prefetch(reinterpret_cast<const char*>(bp + 8 * NR), _MM_HINT_T0);
+        for (int v = 0; v < V; ++v) b[v] = (__m512bh)_mm512_load_si512(bp + 16 * v);
+        _mm_prefetch(reinterpret_cast<const char*>(bp + 8 * NR), _MM_HINT_T0);
 #pragma GCC unroll 24
-      for (int i = 0; i < MR; ++i) {
-        const __m512 av = _mm512_set1_ps(ap[i]);
+        for (int i = 0; i < MR; ++i) {
+          const __m512bh av = (__m512bh)_mm512_set1_epi32(reinterpret_cast<const int32_t*>(ap)[i]);
 #pragma GCC unroll 2
-        for (int v = 0; v < V; ++v) acc[i][v] = _mm512_fmadd_ps(av, b[v], acc[i][v]);
+          for (int v = 0; v < V; ++v) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], av, b[v]);
+        }
+        ap += MR;
+        bp += NR;
       }
-      ap += MR;
-      bp += NR;
+    } else {
+      for (int64_t p = 0; p < length; ++p) {
+        __m512 b[V];
+#pragma GCC unroll 2
+        for (int v = 0; v < V; ++v) b[v] = _mm512_load_ps(bp + 16 * v);
+        _mm_prefetch(reinterpret_cast<const char*>(bp + 8 * NR), _MM_HINT_T0);
+#pragma GCC unroll 24
+        for (int i = 0; i < MR; ++i) {
+          const __m512 av = _mm512_set1_ps(ap[i]);
+#pragma GCC unroll 2
+          for (int v = 0; v < V; ++v) acc[i][v] = _mm512_fmadd_ps(av, b[v], acc[i][v]);
+        }
+        ap += MR;
+        bp += NR;
+      }
     }
     if (!full) {
 #pragma GCC unroll 24
@@ -407,6 +426,7 @@ KernelSpec avx512Spec() {
   ks.unfused = {microAvx512<MR, V, false>, directAvx512<MR, V, false>, directCodedAvx512<MR, V, false>};
   ks.pairs = pairsAvx512<MR, V>;
   ks.runs = runsAvx512<MR, V>;
+  ks.runsPairs = runsAvx512<MR, V, true>;
   return ks;
 }
 

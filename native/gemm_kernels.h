@@ -68,8 +68,10 @@ struct KernelSpec {
   // ignores MXCSR: the caller makes sure no product or sum is denormal (pairsEligible in gemm.cc).
   MicroKernel pairs = nullptr;
   bool pairPanels = false;
-  // The block-scaled tile on this shape (every family has one).
-  RunsKernel runs = nullptr;  // micro is `pairs`: the panels are to be converted after packing
+  // The block-scaled tile on this shape (every family has one), and optionally the same on
+  // bfloat16-pair panels (converted as `pairs`' are, K block by K block).
+  RunsKernel runs = nullptr;
+  RunsKernel runsPairs = nullptr;  // micro is `pairs`: the panels are to be converted after packing
 
   // This spec with the bfloat16-pair kernel (which reads packed panels only).
   KernelSpec withPairs() const {

@@ -94,7 +94,7 @@ describe('native core', () => {
     assert.notEqual(bad.status, 0);
     assert.match(bad.stderr, /OCTET_BF16_PAIRS is "yes"; expected "on", "off" or "auto"/);
     const off = run('off');
-    assert.match(off, /bf16Pairs false\npair products 0\nsparse pair products 0\nmismatches 0\n/);
+    assert.match(off, /bf16Pairs false\npair products 0\nsparse pair products 0\nblock pair products 0\nmismatches 0\n/);
     const on = run('on');
     if (/bf16Pairs false/.test(on)) {
       t.skip('this CPU has no AVX512_BF16');
@@ -105,6 +105,8 @@ describe('native core', () => {
     assert.ok(Number(/pair products (\d+)/.exec(on)![1]) >= 15, on);
     // The block-sparse convolutions with even block columns and finite images: 4 shapes x 4 blocks.
     assert.match(on, /sparse pair products 16\n/);
+    // The block-scaled GEMMs with float32 partials, 8-bit elements and even runs: 3 of 5.
+    assert.match(on, /block pair products 3\n/);
     assert.match(on, /mismatches 0\n/);
     assert.equal(/hash (\w+)/.exec(on)![1], /hash (\w+)/.exec(off)![1]);
   });
