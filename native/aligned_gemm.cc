@@ -270,10 +270,10 @@ template <int C>
 constexpr int64_t stride() { return 64 + C * 128; }
 
 template <int C>
-void packPanel(const AlignedGemmArgs& g, const Tables& tb, int64_t j0, uint8_t* out) {
+void packPanel(const AlignedGemmArgs& g, const Tables& tb, int64_t j0, int64_t t0, int64_t t1, uint8_t* out) {
   const int64_t width = std::min<int64_t>(C * kLanes, g.n - j0);
-  for (int64_t t = 0; t < g.k; ++t) {
-    uint8_t* row = out + t * stride<C>();
+  for (int64_t t = t0; t < t1; ++t) {
+    uint8_t* row = out + (t - t0) * stride<C>();
     const uint8_t* codes = g.b + t * g.n + j0;
     int8_t* e = reinterpret_cast<int8_t*>(row);
     float* values = reinterpret_cast<float*>(row + 64);
@@ -308,11 +308,12 @@ struct Sums {
 };
 
 // Groups [first, last) of the R x 16 C tile at rows [i0, i0 + R) (A's codes of row r at
-// a + rowOffset[r] + t * kStride), panel columns [j0, j0 + 16 C).
+// a + rowOffset[r] + t * kStride), panel columns [j0, j0 + 16 C) (product t of the panel at
+// panel + (t - tBase) * stride).
 template <int R, int C>
 __attribute__((target("avx512f,avx512bw"))) void tile(const AlignedGemmArgs& g, const Runs& runs, const Tables& ta, const Group* first, const Group* last,
-                                                     const uint8_t* a, const int64_t (&rowOffset)[R], int64_t kStride, const uint8_t* panel, int64_t i0,
-                                                     int64_t j0, Accumulators<R, C>& hot, Sums<R, C>& state) {
+                                                     const uint8_t* a, const int64_t (&rowOffset)[R], int64_t kStride, const uint8_t* panel, int64_t tBase,
+                                                     int64_t i0, int64_t j0, Accumulators<R, C>& hot, Sums<R, C>& state) {
   constexpr int64_t S = stride<C>();
   const __m512 zero = _mm512_setzero_ps();
   const __m512i keep = _mm512_set1_epi32(g.keep);
@@ -342,7 +343,7 @@ __attribute__((target("avx512f,avx512bw"))) void tile(const AlignedGemmArgs& g, 
       }
       for (int64_t t = g0; t < g1; ++t) {
         const uint8_t* at = a + t * kStride;
-        const __m512i eb = _mm512_load_si512(panel + t * S);
+        const __m512i eb = _mm512_load_si512(panel + (t - tBase) * S);
         for (int r = 0; r < R; ++r) x[r] = _mm512_max_epi8(x[r], _mm512_adds_epi8(eb, _mm512_set1_epi32(ta.exp4[at[rowOffset[r]]])));
       }
       // The offset accumulators, the accumulator's own value truncated into one of them.
@@ -363,7 +364,7 @@ __attribute__((target("avx512f,avx512bw"))) void tile(const AlignedGemmArgs& g, 
         }
       }
       for (int64_t t = g0; t < g1; ++t) {
-        const float* bt = reinterpret_cast<const float*>(panel + t * S + 64);
+        const float* bt = reinterpret_cast<const float*>(panel + (t - tBase) * S + 64);
         const uint8_t* at = a + t * kStride;
         __m512 bPositive[C], bNegative[C];
         for (int q = 0; q < C; ++q) {
@@ -415,61 +416,106 @@ __attribute__((target("avx512f,avx512bw"))) void tile(const AlignedGemmArgs& g, 
     for (int q = 0; q < C; ++q) _mm512_storeu_ps(hot.acc[r][q], acc[r][q]);
 }
 
-// K in chunks of one group: a group's slice of a B panel stays in L1 while the row blocks of an
-// item pass over it, the tiles keeping their state in between.
+// Work is cut so that packed B stays small (a packed product takes 9 bytes where its code took 1):
+// panels a few at a time, and where one panel's K alone is too long, K in chunks of whole groups,
+// the tiles' state kept between chunks. Within, items of up to 64 rows by a share of the panels:
+// for each panel, group by group, every row block of the item passes over the group's slice of
+// the panel while it is in L1.
+constexpr int64_t kPackBytes = int64_t(8) << 20;
 constexpr int64_t kRowsPerItem = 64;
+
+// The packing budget: kPackBytes, or OCTET_ALIGNED_PACK_BYTES (tests cut the work small with it).
+int64_t packBudget() {
+  const char* v = std::getenv("OCTET_ALIGNED_PACK_BYTES");
+  const long long bytes = v ? std::atoll(v) : 0;
+  return bytes > 0 ? bytes : kPackBytes;
+}
 
 template <int R, int C>
 void gemm(const AlignedGemmArgs& g, const Runs& runs, const std::vector<uint8_t>& rowBad, const std::vector<uint8_t>& colBad, bool anyBad, int threads) {
   const Tables ta = tablesOf(g.ta), tb = tablesOf(g.tb);
-  constexpr int64_t width = C * kLanes;
+  constexpr int64_t width = C * kLanes, S = stride<C>();
   const int64_t panels = (g.n + width - 1) / width;
-  const int64_t panelBytes = g.k * stride<C>();
-  // Kept between calls (as the other kernels' scratch): no fresh pages to fault in every time.
-  static thread_local AlignedFloats storage;
-  uint8_t* packed = reinterpret_cast<uint8_t*>(storage.get(static_cast<size_t>((panels * panelBytes + 3) / 4)));
-  parallelFor(panels, panels * g.k < 4096 ? 1 : threads, [&](int64_t p) { packPanel<C>(g, tb, p * width, packed + p * panelBytes); });
   const std::vector<Group> groups = groupsOf(g, runs);
   const int64_t rowStride = g.aKMajor ? 1 : g.k, kStride = g.aKMajor ? g.m : 1;
-  // Items: blocks of rows by groups of panels, enough of them to share among the threads.
-  const int64_t rowItems = (g.m + kRowsPerItem - 1) / kRowsPerItem;
-  const int64_t panelItems = std::min(panels, std::max<int64_t>(1, (4 * threads + rowItems - 1) / rowItems));
-  const int64_t panelsPerItem = (panels + panelItems - 1) / panelItems;
-  parallelFor(rowItems * panelItems, g.m * g.n * g.k < (1 << 16) ? 1 : threads, [&](int64_t item) {
-    const int64_t row0 = (item / panelItems) * kRowsPerItem, row1 = std::min(g.m, row0 + kRowsPerItem);
-    const int64_t p0 = (item % panelItems) * panelsPerItem, p1 = std::min(panels, p0 + panelsPerItem);
-    if (p0 >= p1) return;
-    const int64_t blocks = (row1 - row0 + R - 1) / R;
-    thread_local std::vector<Accumulators<R, C>> accs;
-    thread_local std::vector<Sums<R, C>> sums;
-    accs.resize(static_cast<size_t>(blocks));
-    sums.resize(static_cast<size_t>(blocks));
-    for (int64_t p = p0; p < p1; ++p) {
-      const int64_t j0 = p * width, columns = std::min(width, g.n - j0);
-      std::memset(static_cast<void*>(accs.data()), 0, sizeof(Accumulators<R, C>) * blocks);
-      std::memset(static_cast<void*>(sums.data()), 0, sizeof(Sums<R, C>) * blocks);
-      for (size_t q = 0; q < groups.size(); ++q) {
-        for (int64_t block = 0; block < blocks; ++block) {
-          const int64_t i0 = row0 + block * R;
-          // Rows past m read row m - 1 again (their results are never stored).
-          int64_t rowOffset[R];
-          for (int r = 0; r < R; ++r) rowOffset[r] = std::min(i0 + r, g.m - 1) * rowStride;
-          tile<R, C>(g, runs, ta, groups.data() + q, groups.data() + q + 1, g.a, rowOffset, kStride, packed + p * panelBytes, i0, j0, accs[block], sums[block]);
-        }
-      }
-      for (int64_t block = 0; block < blocks; ++block) {
-        const int64_t i0 = row0 + block * R;
-        const Sums<R, C>& s = sums[block];
-        for (int r = 0; r < R && i0 + r < g.m; ++r) {
-          float* out = g.c + (i0 + r) * g.n + j0;
-          for (int q = 0; q < C && q * kLanes < columns; ++q) std::memcpy(out + q * kLanes, s.out[r][q], sizeof(float) * std::min<int64_t>(kLanes, columns - q * kLanes));
-          if (anyBad)
-            for (int64_t j = 0; j < columns; ++j)
-              if (rowBad[i0 + r] || colBad[j0 + j]) out[j] = std::numeric_limits<float>::quiet_NaN();
-        }
+  const int64_t rowItems = (g.m + kRowsPerItem - 1) / kRowsPerItem, blocksTotal = (g.m + R - 1) / R;
+  const int64_t budget = packBudget();
+  const int64_t subset = std::max<int64_t>(1, std::min<int64_t>(panels, budget / std::max<int64_t>(1, g.k * S)));
+  // Kept between calls (as the other kernels' scratch): no fresh pages to fault in every time.
+  static thread_local AlignedFloats storage;
+  for (int64_t ps = 0; ps < panels; ps += subset) {
+    const int64_t np = std::min(subset, panels - ps);
+    // Chunks of whole groups: [cuts[c], cuts[c + 1]).
+    std::vector<size_t> cuts{0};
+    for (size_t q = 0, first = 0; q < groups.size(); ++q) {
+      if ((groups[q].g1 - groups[first].g0) * np * S >= budget || q + 1 == groups.size()) {
+        cuts.push_back(q + 1);
+        first = q + 1;
       }
     }
-  });
+    if (cuts.size() == 1) cuts.push_back(0);  // no groups (K = 0, no runs): one empty chunk
+    const bool chunked = cuts.size() > 2;
+    std::vector<Accumulators<R, C>> accAll;
+    std::vector<Sums<R, C>> sumAll;
+    if (chunked) {
+      accAll.assign(static_cast<size_t>(blocksTotal * np), Accumulators<R, C>{});
+      sumAll.assign(static_cast<size_t>(blocksTotal * np), Sums<R, C>{});
+    }
+    const int64_t panelItems = std::min(np, std::max<int64_t>(1, (4 * threads + rowItems - 1) / rowItems));
+    const int64_t panelsPerItem = (np + panelItems - 1) / panelItems;
+    for (size_t cut = 0; cut + 1 < cuts.size(); ++cut) {
+      const Group* first = groups.data() + cuts[cut];
+      const Group* last = groups.data() + cuts[cut + 1];
+      const int64_t t0 = first < last ? first->g0 : 0, t1 = first < last ? (last - 1)->g1 : 0;
+      const int64_t panelBytes = (t1 - t0) * S;
+      uint8_t* packed = reinterpret_cast<uint8_t*>(storage.get(static_cast<size_t>((np * panelBytes + 3) / 4 + 16)));
+      parallelFor(np, np * (t1 - t0) < 4096 ? 1 : threads,
+                  [&](int64_t p) { packPanel<C>(g, tb, (ps + p) * width, t0, t1, packed + p * panelBytes); });
+      const bool lastCut = cut + 2 == cuts.size();
+      parallelFor(rowItems * panelItems, g.m * g.n * g.k < (1 << 16) ? 1 : threads, [&](int64_t item) {
+        const int64_t row0 = (item / panelItems) * kRowsPerItem, row1 = std::min(g.m, row0 + kRowsPerItem);
+        const int64_t p0 = (item % panelItems) * panelsPerItem, p1 = std::min(np, p0 + panelsPerItem);
+        if (p0 >= p1) return;
+        const int64_t blocks = (row1 - row0 + R - 1) / R;
+        thread_local std::vector<Accumulators<R, C>> localAcc;
+        thread_local std::vector<Sums<R, C>> localSums;
+        if (!chunked) {
+          localAcc.resize(static_cast<size_t>(blocks));
+          localSums.resize(static_cast<size_t>(blocks));
+        }
+        for (int64_t p = p0; p < p1; ++p) {
+          const int64_t j0 = (ps + p) * width, columns = std::min(width, g.n - j0);
+          Accumulators<R, C>* acc = chunked ? accAll.data() + p * blocksTotal + row0 / R : localAcc.data();
+          Sums<R, C>* sums = chunked ? sumAll.data() + p * blocksTotal + row0 / R : localSums.data();
+          if (!chunked) {
+            std::memset(static_cast<void*>(acc), 0, sizeof(Accumulators<R, C>) * blocks);
+            std::memset(static_cast<void*>(sums), 0, sizeof(Sums<R, C>) * blocks);
+          }
+          for (const Group* group = first; group != last; ++group) {
+            for (int64_t block = 0; block < blocks; ++block) {
+              const int64_t i0 = row0 + block * R;
+              // Rows past m read row m - 1 again (their results are never stored).
+              int64_t rowOffset[R];
+              for (int r = 0; r < R; ++r) rowOffset[r] = std::min(i0 + r, g.m - 1) * rowStride;
+              tile<R, C>(g, runs, ta, group, group + 1, g.a, rowOffset, kStride, packed + p * panelBytes, t0, i0, j0, acc[block], sums[block]);
+            }
+          }
+          if (!lastCut) continue;
+          for (int64_t block = 0; block < blocks; ++block) {
+            const int64_t i0 = row0 + block * R;
+            const Sums<R, C>& s = sums[block];
+            for (int r = 0; r < R && i0 + r < g.m; ++r) {
+              float* out = g.c + (i0 + r) * g.n + j0;
+              for (int q = 0; q < C && q * kLanes < columns; ++q) std::memcpy(out + q * kLanes, s.out[r][q], sizeof(float) * std::min<int64_t>(kLanes, columns - q * kLanes));
+              if (anyBad)
+                for (int64_t j = 0; j < columns; ++j)
+                  if (rowBad[i0 + r] || colBad[j0 + j]) out[j] = std::numeric_limits<float>::quiet_NaN();
+            }
+          }
+        }
+      });
+    }
+  }
 }
 
 }  // namespace fast

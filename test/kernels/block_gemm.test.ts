@@ -91,6 +91,19 @@ describe('blockScaledGemm matches the contract loop', () => {
   });
 });
 
+test('aligned partials with B packed in pieces (OCTET_ALIGNED_PACK_BYTES): the contract loop\'s bits', { skip: !nativeCore() }, () => {
+  const { a, b } = operands(40, 90, 1000, TILE, WEIGHT_TILE, 9);
+  const ref = blockScaledGemmReference(a, b, { accumulation: 'hopper-fp8', promote: 128 });
+  try {
+    for (const bytes of ['100000', '5000']) {
+      process.env.OCTET_ALIGNED_PACK_BYTES = bytes;
+      for (const threads of [1, 2]) assertSameBits(blockScaledGemm(a, b, { accumulation: 'hopper-fp8', promote: 128, threads }), ref, `${bytes} bytes, ${threads} threads`);
+    }
+  } finally {
+    delete process.env.OCTET_ALIGNED_PACK_BYTES;
+  }
+});
+
 test('the contract written out for float32 accumulation: partial per 32-block, divided by both scales, summed in fp32', () => {
   const [m, n, k] = [7, 5, 100];
   const { a, b } = operands(m, n, k, MX_E4M3, MX_E2M1, 77);

@@ -36,6 +36,26 @@ describe('the Hopper FP8 accumulation models', () => {
     }
   });
 
+  test('B packed a few panels at a time, K in chunks of whole groups (OCTET_ALIGNED_PACK_BYTES): the same bits', { skip: !nativeCore() }, () => {
+    const [m, n, k] = [70, 150, 700];
+    const a = encode(Float32Array.from({ length: m * k }, (_, i) => Math.sin(i * 0.61) * 2 ** ((i % 11) - 5)), 'e4m3') as Uint8Array;
+    const b = encode(Float32Array.from({ length: k * n }, (_, i) => Math.cos(i * 0.29) * 2 ** ((i % 5) - 2)), 'e5m2') as Uint8Array;
+    const models = ['hopper-fp8', 'hopper-fp8-fast'] as const;
+    const refs = models.map((model) => hopperGemm(m, n, k, a, 'e4m3', b, 'e5m2', { model }));
+    try {
+      // 300000 bytes: one panel's 700 products (403200 bytes) are over: K in chunks of about 16
+      // groups. 2000000: two panels at a time, K whole. 20000: a group or two per chunk.
+      for (const bytes of ['300000', '2000000', '20000']) {
+        process.env.OCTET_ALIGNED_PACK_BYTES = bytes;
+        models.forEach((model, i) => {
+          for (const threads of [1, 2]) assertSameBits(alignedGemm(m, n, k, a, 'e4m3', b, 'e5m2', model, threads), refs[i], `${bytes} bytes, ${model}, ${threads} threads`);
+        });
+      }
+    } finally {
+      delete process.env.OCTET_ALIGNED_PACK_BYTES;
+    }
+  });
+
   test('products far below the group\'s largest exponent are cut at 13 bits below it', () => {
     // 1 * 1 + 2^-6 * 2^-9: the second product, 2^-15, is below 2^(0 - 13): it vanishes.
     const a = codes([1, 2 ** -6], 'e4m3');
