@@ -745,6 +745,35 @@ Napi::Value DirectConvForward(const Napi::CallbackInfo& info) {
   return undefinedOf(info);
 }
 
+// directConvForwardSparse(x, values, y, rowPtr, colIdx, { the directConvForward options, br, bc }):
+// native/direct_conv.h (values, rowPtr, colIdx: the weight's [outChannels][C KH KW] view in BSR).
+Napi::Value DirectConvForwardSparse(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Napi::Object o = optionsArg(info, 5, "directConvForwardSparse");
+  const octet::DirectConv d = directConvField(o, "directConvForwardSparse");
+  const Operand x = operandArg(info, 0, "x", (d.batch - 1) * d.xImageStride + d.channels * d.height * d.width);
+  const int64_t k = d.channels * d.kernelH * d.kernelW;
+  float* y = f32(info, 2, "y", (d.batch - 1) * d.yImageStride + d.outChannels * d.outH * d.outW);
+  const int64_t br = sizeField(o, "br"), bc = sizeField(o, "bc");
+  if (br < 8 || br % 8 != 0 || bc < 1) throw rangeError(env, "directConvForwardSparse: blocks must be a multiple of 8 rows tall");
+  const int64_t blockRows = (d.outChannels + br - 1) / br, blockCols = (k + bc - 1) / bc;
+  if (!isType(info[3], napi_int32_array) || !isType(info[4], napi_int32_array)) throw typeError(env, "directConvForwardSparse: rowPtr and colIdx must be Int32Arrays");
+  const Napi::Int32Array rowPtr = info[3].As<Napi::Int32Array>(), colIdx = info[4].As<Napi::Int32Array>();
+  if (static_cast<int64_t>(rowPtr.ElementLength()) != blockRows + 1) throw rangeError(env, "directConvForwardSparse: rowPtr needs one entry per block row and one more");
+  const int32_t* rp = rowPtr.Data();
+  const int32_t* ci = colIdx.Data();
+  if (rp[0] != 0 || static_cast<int64_t>(colIdx.ElementLength()) < rp[blockRows]) throw rangeError(env, "directConvForwardSparse: rowPtr does not match colIdx");
+  const float* values = f32(info, 1, "values", static_cast<int64_t>(rp[blockRows]) * br * bc);
+  for (int64_t q = 0; q < blockRows; ++q) {
+    for (int32_t s = rp[q]; s < rp[q + 1]; ++s) {
+      if (ci[s] < 0 || ci[s] >= blockCols || (s > rp[q] && ci[s] <= ci[s - 1])) throw rangeError(env, "directConvForwardSparse: block columns must increase within a row and stay inside the view");
+    }
+    if (rp[q + 1] < rp[q]) throw rangeError(env, "directConvForwardSparse: rowPtr must not decrease");
+  }
+  octet::directConvForwardSparse(d, {x.values, x.codes, x.lut, x.e5m2}, values, rp, ci, br, bc, y, threadsField(o));
+  return undefinedOf(info);
+}
+
 octet::DirectConv directGradientField(const Napi::Object& o, const char* who);
 
 // directConvWeightGradientLowp(dy, x, dw, { the directConvWeightGradient options, and the emulated
@@ -1115,6 +1144,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("col2im", Napi::Function::New(env, Col2im));
   exports.Set("depthwiseForward", Napi::Function::New(env, DepthwiseForward));
   exports.Set("directConvForward", Napi::Function::New(env, DirectConvForward));
+  exports.Set("directConvForwardSparse", Napi::Function::New(env, DirectConvForwardSparse));
   exports.Set("directConvWeightGradient", Napi::Function::New(env, DirectConvWeightGradient));
   exports.Set("directConvForwardLowp", Napi::Function::New(env, DirectConvForwardLowp));
   exports.Set("directConvWeightGradientLowp", Napi::Function::New(env, DirectConvWeightGradientLowp));

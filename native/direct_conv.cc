@@ -29,6 +29,11 @@ struct Plan {
   const float* wt;  // [blocks][K][kRows]: the weights of output channels b*kRows.. side by side
   int64_t k, blocks;
   float* y;
+  // Sparse forward only: tile b's taps are entries first[b] .. first[b + 1] of tap (t, increasing)
+  // and offset (the tap's input offset from a tile's first position: c * planeStride + i * wp + j).
+  const int64_t* first = nullptr;
+  const int64_t* tap = nullptr;
+  const int64_t* offset = nullptr;
 };
 
 // Channels [o, o + rows) of image n, position f0 + l for lanes l: the chains of the contract.
@@ -58,31 +63,53 @@ __attribute__((always_inline)) inline void tileBody(const Plan& p, const float* 
 
 void tilePortable(const Plan& p, const float* image, int64_t n, int64_t b, int64_t f0) { tileBody(p, image, n, b, f0); }
 
+// Where the AVX-512 tiles of the running thread's current (image, channel block) put their
+// results: kRows rows of strips * kLanes positions on the padded grid, whole-vector stores; the
+// block is then copied into NCHW by flushBlock, a channel plane at a time. (Storing each tile's
+// runs straight into the eight channel planes, 4 KB apart on 32 x 32 planes, took most of a sparse
+// tile's time: the planes' lines fight for the same L1 sets.)
+thread_local float* tileScratch = nullptr;
+
+
+// The sparse forward's tile: the chains over tile b's listed taps only (the block row's stored
+// entries, in increasing t), otherwise tileBody's.
+__attribute__((always_inline)) inline void sparseTileBody(const Plan& p, const float* image, int64_t n, int64_t b, int64_t f0) {
+  const DirectConv& d = *p.d;
+  float acc[kRows][kLanes];
+  for (int r = 0; r < kRows; ++r)
+    for (int l = 0; l < kLanes; ++l) acc[r][l] = 0.0f;
+  const float* wb = p.wt + b * p.k * kRows;
+  for (int64_t e = p.first[b]; e < p.first[b + 1]; ++e) {
+    const float* w = wb + p.tap[e] * kRows;
+    const float* x = image + f0 + p.offset[e];
+    for (int r = 0; r < kRows; ++r)
+      for (int l = 0; l < kLanes; ++l) acc[r][l] = __builtin_fmaf(w[r], x[l], acc[r][l]);
+  }
+  const int64_t rows = std::min<int64_t>(kRows, d.outChannels - b * kRows);
+  for (int l = 0; l < kLanes; ++l) {
+    const int64_t f = f0 + l, oy = f / p.wp, ox = f % p.wp;
+    if (f >= p.grid || ox >= d.outW) continue;
+    for (int64_t r = 0; r < rows; ++r) p.y[n * d.yImageStride + (b * kRows + r) * d.outH * d.outW + oy * d.outW + ox] = acc[r][l];
+  }
+}
+
+void sparseTilePortable(const Plan& p, const float* image, int64_t n, int64_t b, int64_t f0) { sparseTileBody(p, image, n, b, f0); }
+
 #ifdef OCTET_X86
 __attribute__((target("avx2,fma"))) void tileAvx2(const Plan& p, const float* image, int64_t n, int64_t b, int64_t f0) { tileBody(p, image, n, b, f0); }
+__attribute__((target("avx2,fma"))) void sparseTileAvx2(const Plan& p, const float* image, int64_t n, int64_t b, int64_t f0) { sparseTileBody(p, image, n, b, f0); }
 
 // (GCC 12 warns that its own headers' intrinsics read an uninitialized value, GCC bug 105593: the
 // value is the intrinsic's don't-care operand.)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-// A tile's results into NCHW: the grid rows it touches, lanes [lo, hi) of row oy being outputs
-// (oy, ox) with ox = f0 + l - oy * Wp, stored with masked stores (lanes outside the row are not
-// touched).
-__attribute__((target("avx512f"), always_inline)) inline void storeTileAvx512(const Plan& p, int64_t n, int64_t b, int64_t f0, const __m512 (&acc)[kRows][2]) {
-  const DirectConv& d = *p.d;
-  const int64_t rows = std::min<int64_t>(kRows, d.outChannels - b * kRows);
-  const int64_t oyLast = std::min<int64_t>(d.outH - 1, (f0 + kLanes - 1) / p.wp);
-  for (int64_t oy = f0 / p.wp; oy <= oyLast; ++oy) {
-    const int64_t lo = std::max<int64_t>(0, oy * p.wp - f0), hi = std::min<int64_t>(kLanes, oy * p.wp + d.outW - f0);
-    if (lo >= hi) continue;
-    const uint32_t mask = (hi == 32 ? ~0u : (1u << hi) - 1u) & ~((1u << lo) - 1u);
-    const __mmask16 m0 = static_cast<__mmask16>(mask & 0xffffu), m1 = static_cast<__mmask16>(mask >> 16);
-    for (int64_t r = 0; r < rows; ++r) {
-      float* dst = p.y + n * d.yImageStride + (b * kRows + r) * d.outH * d.outW + oy * (d.outW - p.wp) + f0;
-      if (m0) _mm512_mask_storeu_ps(dst, m0, acc[r][0]);
-      if (m1) _mm512_mask_storeu_ps(dst + 16, m1, acc[r][1]);
-    }
+__attribute__((target("avx512f"), always_inline)) inline void storeTileAvx512(const Plan& p, int64_t, int64_t, int64_t f0, const __m512 (&acc)[kRows][2]) {
+  const int64_t stride = (p.grid + kLanes - 1) / kLanes * kLanes;
+  float* out = tileScratch + f0;
+  for (int r = 0; r < kRows; ++r) {
+    _mm512_store_ps(out + r * stride, acc[r][0]);
+    _mm512_store_ps(out + r * stride + 16, acc[r][1]);
   }
 }
 
@@ -104,6 +131,25 @@ __attribute__((target("avx512f"))) void tileAvx512(const Plan& p, const float* i
           acc[r][1] = _mm512_fmadd_ps(wv, x1, acc[r][1]);
         }
       }
+    }
+  }
+  storeTileAvx512(p, n, b, f0, acc);
+}
+
+__attribute__((target("avx512f"))) void sparseTileAvx512(const Plan& p, const float* image, int64_t n, int64_t b, int64_t f0) {
+  __m512 acc[kRows][2];
+  for (int r = 0; r < kRows; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  const float* wb = p.wt + b * p.k * kRows;
+  const float* base = image + f0;
+  for (int64_t e = p.first[b]; e < p.first[b + 1]; ++e) {
+    const float* w = wb + p.tap[e] * kRows;
+    const float* x = base + p.offset[e];
+    const __m512 x0 = _mm512_loadu_ps(x), x1 = _mm512_loadu_ps(x + 16);
+#pragma GCC unroll 8
+    for (int r = 0; r < kRows; ++r) {
+      const __m512 wv = _mm512_set1_ps(w[r]);
+      acc[r][0] = _mm512_fmadd_ps(wv, x0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(wv, x1, acc[r][1]);
     }
   }
   storeTileAvx512(p, n, b, f0, acc);
@@ -136,6 +182,14 @@ Tile chooseTile() {
   if (family() == Family::kAvx2) return tileAvx2;
 #endif
   return tilePortable;
+}
+
+Tile chooseSparseTile() {
+#ifdef OCTET_X86
+  if (family() == Family::kAvx512) return sparseTileAvx512;
+  if (family() == Family::kAvx2) return sparseTileAvx2;
+#endif
+  return sparseTilePortable;
 }
 
 // ---- The weight gradient ----
@@ -239,7 +293,7 @@ GradTile gradTileFor(int v) {
 
 // The calling thread's padded planes and packed weights, kept from call to call (every element
 // is written before it is read).
-thread_local AlignedFloats tlsPadded, tlsWeights, tlsRow, tlsGradients, tlsSums, tlsPlanes, tlsTotals;
+thread_local AlignedFloats tlsPadded, tlsWeights, tlsRow, tlsGradients, tlsSums, tlsPlanes, tlsTotals, tlsTileScratch;
 
 // Input plane q = n * channels + c decoded into `plane`, zero-padded by (padH, padW), rows wp
 // apart; zeros to planeStride.
@@ -257,6 +311,32 @@ void padPlane(const DirectConv& d, const DirectOperand& x, int64_t q, int64_t wp
 }  // namespace
 
 namespace {
+
+// Channel block b of image n from the running thread's tile scratch into NCHW: each output row
+// is the first outW positions of its grid row.
+void flushBlock(const Plan& p, int64_t n, int64_t b, const float* scratch) {
+  const DirectConv& d = *p.d;
+  const int64_t stride = (p.grid + kLanes - 1) / kLanes * kLanes;
+  const int64_t rows = std::min<int64_t>(kRows, d.outChannels - b * kRows);
+  for (int64_t r = 0; r < rows; ++r) {
+    float* plane = p.y + n * d.yImageStride + (b * kRows + r) * d.outH * d.outW;
+    const float* src = scratch + r * stride;
+    for (int64_t oy = 0; oy < d.outH; ++oy) std::memcpy(plane + oy * d.outW, src + oy * p.wp, sizeof(float) * d.outW);
+  }
+}
+
+// Block b of image n: strips of kLanes positions through `tile`; on AVX-512 into the thread's
+// tile scratch, then flushed into NCHW (the other tiles store straight into y). `tile` returns
+// false to stop (nothing is flushed then).
+template <class TileFn>
+bool runBlock(const Plan& p, int64_t n, int64_t b, bool avx512, TileFn tile) {
+  const int64_t strips = (p.grid + kLanes - 1) / kLanes;
+  if (avx512) tileScratch = tlsTileScratch.get(static_cast<size_t>(kRows * strips * kLanes));
+  for (int64_t s = 0; s < strips; ++s)
+    if (!tile(s * kLanes)) return false;
+  if (avx512) flushBlock(p, n, b, tileScratch);
+  return true;
+}
 
 // The forward's tasks: image n's input planes padded into the running thread's buffer, then
 // body(planes, n, b) for output-channel blocks b. Images are whole tasks where there are enough
@@ -279,14 +359,21 @@ void forwardTasks(const DirectConv& d, const DirectOperand& x, const Plan& p, in
   }
 }
 
-// The forward's operands laid out for the tiles: the padded input planes and the packed weights
-// (in the calling thread's buffers).
-Plan prepareForward(const DirectConv& d, const DirectOperand& w, float* y) {
+// The forward's geometry for the tiles (no weights yet).
+Plan forwardPlan(const DirectConv& d, float* y) {
   const int64_t wp = d.outW + d.kernelW - 1, hp = d.outH + d.kernelH - 1;
   // Reads reach KW - 1 floats past the plane's last row, and a tile's lanes up to kLanes - 1
   // positions past the grid: zeros.
   const int64_t planeStride = (hp * wp + d.kernelW + kLanes + 15) / 16 * 16;
   const int64_t k = d.channels * d.kernelH * d.kernelW, blocks = (d.outChannels + kRows - 1) / kRows;
+  return Plan{&d, wp, planeStride, d.outH * wp, nullptr, k, blocks, y};
+}
+
+// The forward's operands laid out for the tiles: the padded input planes and the packed weights
+// (in the calling thread's buffers).
+Plan prepareForward(const DirectConv& d, const DirectOperand& w, float* y) {
+  Plan plan = forwardPlan(d, y);
+  const int64_t k = plan.k, blocks = plan.blocks;
   float* wt = tlsWeights.get(static_cast<size_t>(blocks * k * kRows));
   float* row = tlsRow.get(static_cast<size_t>(k));
   for (int64_t o = 0; o < blocks * kRows; ++o) {
@@ -297,7 +384,8 @@ Plan prepareForward(const DirectConv& d, const DirectOperand& w, float* y) {
     float* dst = wt + (o / kRows) * k * kRows + o % kRows;
     for (int64_t t = 0; t < k; ++t) dst[t * kRows] = o < d.outChannels ? row[t] : 0.0f;
   }
-  return Plan{&d, wp, planeStride, d.outH * wp, wt, k, blocks, y};
+  plan.wt = wt;
+  return plan;
 }
 
 #ifdef OCTET_X86
@@ -386,12 +474,51 @@ __attribute__((target("avx512f"))) bool lowpTileAvx512(const LowpPlan& lp, const
 void directConvForward(const DirectConv& d, const DirectOperand& x, const DirectOperand& w, float* y, int threads) {
   if (d.batch <= 0 || d.outChannels <= 0) return;
   const Plan plan = prepareForward(d, w, y);
-  const int64_t strips = (plan.grid + kLanes - 1) / kLanes, blocks = plan.blocks;
   static const Tile tile = chooseTile();
+  const bool avx512 = family() == Family::kAvx512;
   forwardTasks(d, x, plan, threads, [&](const float* planes, int64_t n, int64_t b) {
-    for (int64_t s = 0; s < strips; ++s) tile(plan, planes, n, b, s * kLanes);
+    runBlock(plan, n, b, avx512, [&](int64_t f0) {
+      tile(plan, planes, n, b, f0);
+      return true;
+    });
   });
-  (void)blocks;
+}
+
+void directConvForwardSparse(const DirectConv& d, const DirectOperand& x, const float* values, const int32_t* rowPtr, const int32_t* colIdx, int64_t br,
+                             int64_t bc, float* y, int threads) {
+  if (d.batch <= 0 || d.outChannels <= 0) return;
+  Plan plan = forwardPlan(d, y);
+  // Each tile's taps: its block row's stored entries (tiles of kRows rows lie in one block row),
+  // with their weights packed as prepareForward packs them (the other taps' are never read).
+  const int64_t k = plan.k;
+  float* wt = tlsWeights.get(static_cast<size_t>(plan.blocks * k * kRows));
+  std::vector<int64_t> first(static_cast<size_t>(plan.blocks + 1), 0), tap, offset;
+  for (int64_t b = 0; b < plan.blocks; ++b) {
+    const int64_t q = b * kRows / br, r0 = b * kRows - q * br;
+    for (int32_t s = rowPtr[q]; s < rowPtr[q + 1]; ++s) {
+      const int64_t t0 = static_cast<int64_t>(colIdx[s]) * bc;
+      const float* block = values + static_cast<int64_t>(s) * br * bc;
+      for (int64_t t = t0; t < std::min(k, t0 + bc); ++t) {
+        const int64_t c = t / (d.kernelH * d.kernelW), i = t / d.kernelW % d.kernelH, j = t % d.kernelW;
+        tap.push_back(t);
+        offset.push_back(c * plan.planeStride + i * plan.wp + j);
+        for (int r = 0; r < kRows; ++r) wt[(b * k + t) * kRows + r] = block[(r0 + r) * bc + (t - t0)];
+      }
+    }
+    first[b + 1] = static_cast<int64_t>(tap.size());
+  }
+  plan.wt = wt;
+  plan.first = first.data();
+  plan.tap = tap.data();
+  plan.offset = offset.data();
+  static const Tile tile = chooseSparseTile();
+  const bool avx512 = family() == Family::kAvx512;
+  forwardTasks(d, x, plan, threads, [&](const float* planes, int64_t n, int64_t b) {
+    runBlock(plan, n, b, avx512, [&](int64_t f0) {
+      tile(plan, planes, n, b, f0);
+      return true;
+    });
+  });
 }
 
 bool directConvForwardLowp(const DirectConv& d, const DirectOperand& x, const DirectOperand& w, const LowpGemmArgs& accumulator, float* y, int threads) {
@@ -434,16 +561,14 @@ bool directConvForwardLowp(const DirectConv& d, const DirectOperand& x, const Di
     offsets[static_cast<size_t>(t)] = c * plan.planeStride + i * plan.wp + j;
   }
   const LowpPlan lp{&plan, offsets.data(), g.ends, g.endCount, lowp::fastRangeOf(acc)};
-  const int64_t strips = (plan.grid + kLanes - 1) / kLanes, blocks = plan.blocks;
   std::atomic<bool> failed{false};
   forwardTasks(d, x, plan, threads, [&](const float* planes, int64_t n, int64_t b) {
-    for (int64_t s = 0; s < strips && !failed.load(std::memory_order_relaxed); ++s) {
-      const int64_t f0 = s * kLanes;
-      const bool ok = unchecked ? lowpTileAvx512<false>(lp, planes, n, b, f0) : lowpTileAvx512<true>(lp, planes, n, b, f0);
-      if (!ok) failed.store(true, std::memory_order_relaxed);
-    }
+    if (failed.load(std::memory_order_relaxed)) return;
+    const bool ok = runBlock(plan, n, b, true, [&](int64_t f0) {
+      return !failed.load(std::memory_order_relaxed) && (unchecked ? lowpTileAvx512<false>(lp, planes, n, b, f0) : lowpTileAvx512<true>(lp, planes, n, b, f0));
+    });
+    if (!ok) failed.store(true, std::memory_order_relaxed);
   });
-  (void)blocks;
   return !failed.load();
 #else
   (void)d, (void)x, (void)w, (void)accumulator, (void)y, (void)threads;

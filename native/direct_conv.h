@@ -44,6 +44,15 @@ struct DirectOperand {
 // xImageStride) and w [outChannels][channels * KH * KW].
 void directConvForward(const DirectConv& d, const DirectOperand& x, const DirectOperand& w, float* y, int threads);
 
+// The forward of a weight pruned in blocks (block_sparse.h's BSR structure over the
+// [outChannels][channels * KH * KW] view: block row q's stored block columns colIdx[rowPtr[q] ..
+// rowPtr[q + 1]), br x bc blocks, br a multiple of 8): each output's chain runs over its block
+// row's stored taps only, in increasing t; values holds the stored blocks, br x bc row-major each
+// (entries past outChannels or K zero, as BsrGemmArgs says). The bits of bsrGemm's chains over
+// the column matrix (bsrConv2dForward): the dense chain with the pruned products left out.
+void directConvForwardSparse(const DirectConv& d, const DirectOperand& x, const float* values, const int32_t* rowPtr, const int32_t* colIdx, int64_t br,
+                             int64_t bc, float* y, int threads);
+
 // The same forward under an emulated accumulator: each output is lowpGemm's chain for C = W col
 // (every addition in the contract's k order rounded to the accumulator's format, chunk partials
 // folded in as it says), computed with lowpGemm's fast nearest rounding (Veltkamp splitting),

@@ -222,7 +222,7 @@ describe('convolution forward: the sparse product equals the dense direct convol
       const g = groupColumns(geo);
       const rows = geo.outChannels, cols = g.channels * g.kernelH * g.kernelW, plane = g.outH * g.outW;
       const x = uniform(geo.batch * geo.channels * geo.height * geo.width, 3);
-      for (const [br, bc] of [[8, 8], [1, 1], [4, 4], [1, cols]]) {
+      for (const [br, bc] of [[8, 8], [16, 16], [1, 1], [4, 4], [1, cols]]) {
         const { w, masked } = pruned(rows, cols, br, bc, 0.35, br + bc);
         const dense = new Float32Array(geo.batch * rows * plane);
         columnsGemm(rows, geo.batch * plane, cols, masked, { x, geometry: g, batch: geo.batch, imageStride: geo.channels * geo.height * geo.width }, dense,
