@@ -745,12 +745,16 @@ Napi::Value DirectConvForward(const Napi::CallbackInfo& info) {
   return undefinedOf(info);
 }
 
-// directConvForwardSparse(x, values, y, rowPtr, colIdx, { the directConvForward options, br, bc }):
+octet::DirectConv directGradientField(const Napi::Object& o, const char* who);
+
+// directConvForwardSparse(x, values, y, rowPtr, colIdx, { the directConvWeightGradient options
+// (strides; dilation 1), br, bc }):
 // native/direct_conv.h (values, rowPtr, colIdx: the weight's [outChannels][C KH KW] view in BSR).
 Napi::Value DirectConvForwardSparse(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const Napi::Object o = optionsArg(info, 5, "directConvForwardSparse");
-  const octet::DirectConv d = directConvField(o, "directConvForwardSparse");
+  const octet::DirectConv d = directGradientField(o, "directConvForwardSparse");
+  if (d.dilationH != 1 || d.dilationW != 1) throw rangeError(env, "directConvForwardSparse: dilation must be 1");
   const Operand x = operandArg(info, 0, "x", (d.batch - 1) * d.xImageStride + d.channels * d.height * d.width);
   const int64_t k = d.channels * d.kernelH * d.kernelW;
   float* y = f32(info, 2, "y", (d.batch - 1) * d.yImageStride + d.outChannels * d.outH * d.outW);

@@ -34,6 +34,9 @@ struct Plan {
   const int64_t* first = nullptr;
   const int64_t* tap = nullptr;
   const int64_t* offset = nullptr;
+  // Strided (sparse forward only): each channel's plane holds sh x sw phase planes, phaseStride
+  // floats apart, phase (py, px) at row r, column q holding the padded image's (sh r + py, sw q + px).
+  int64_t sh = 1, sw = 1, phaseStride = 0;
 };
 
 // Channels [o, o + rows) of image n, position f0 + l for lanes l: the chains of the contract.
@@ -308,6 +311,34 @@ void padPlane(const DirectConv& d, const DirectOperand& x, int64_t q, int64_t wp
   }
 }
 
+// Input plane q's phase planes (Plan::sh, sw > 1) into `plane`: phase (py, px) at
+// plane + (py * sw + px) * phaseStride, row r of wp floats holding the zero-padded image's row
+// sh r + py, columns sw s + px.
+void padPhases(const DirectConv& d, const DirectOperand& x, int64_t q, const Plan& p, float* plane) {
+  const int64_t n = q / d.channels, c = q % d.channels;
+  std::memset(plane, 0, sizeof(float) * p.sh * p.sw * p.phaseStride);
+  const int64_t at = n * d.xImageStride + c * d.height * d.width;
+  const int64_t hp = p.phaseStride / p.wp;
+  for (int64_t py = 0; py < p.sh; ++py)
+    for (int64_t px = 0; px < p.sw; ++px) {
+      float* phase = plane + (py * p.sw + px) * p.phaseStride;
+      // Columns s with 0 <= sw s + px - padW < width.
+      const int64_t s0 = std::max<int64_t>(0, (d.padW - px + p.sw - 1) / p.sw);
+      const int64_t s1 = std::min<int64_t>(p.wp, (d.width - 1 + d.padW - px) / p.sw + 1);
+      for (int64_t r = 0; r < hp; ++r) {
+        const int64_t iy = p.sh * r + py - d.padH;
+        if (iy < 0 || iy >= d.height || s1 <= s0) continue;
+        float* dst = phase + r * p.wp;
+        const int64_t row = at + iy * d.width + px - d.padW;
+        if (x.codes) {
+          for (int64_t s = s0; s < s1; ++s) dst[s] = x.lut[x.codes[row + p.sw * s]];
+        } else {
+          for (int64_t s = s0; s < s1; ++s) dst[s] = x.values[row + p.sw * s];
+        }
+      }
+    }
+}
+
 }  // namespace
 
 namespace {
@@ -346,7 +377,10 @@ template <class Body>
 void forwardTasks(const DirectConv& d, const DirectOperand& x, const Plan& p, int threads, Body body) {
   auto pad = [&](int64_t n) {
     float* planes = tlsPadded.get(static_cast<size_t>(d.channels * p.planeStride));
-    for (int64_t c = 0; c < d.channels; ++c) padPlane(d, x, n * d.channels + c, p.wp, p.planeStride, planes + c * p.planeStride);
+    for (int64_t c = 0; c < d.channels; ++c) {
+      if (p.sh * p.sw > 1) padPhases(d, x, n * d.channels + c, p, planes + c * p.planeStride);
+      else padPlane(d, x, n * d.channels + c, p.wp, p.planeStride, planes + c * p.planeStride);
+    }
     return planes;
   };
   if (d.batch >= 2 * threads) {
@@ -488,6 +522,19 @@ void directConvForwardSparse(const DirectConv& d, const DirectOperand& x, const 
                              int64_t bc, float* y, int threads) {
   if (d.batch <= 0 || d.outChannels <= 0) return;
   Plan plan = forwardPlan(d, y);
+  plan.sh = d.strideH;
+  plan.sw = d.strideW;
+  if (plan.sh * plan.sw > 1) {
+    // Strided: taps read phase planes (see Plan), each output row wp = outW + (KW - 1) / sw apart.
+    plan.wp = d.outW + (d.kernelW - 1) / plan.sw;
+    // Reads reach (KH - 1) / sh rows and (KW - 1) / sw columns past an output's position, and a
+    // tile's lanes up to kLanes - 1 positions past the grid: zeros (or image rows never stored).
+    plan.phaseStride = ((d.outH + (d.kernelH - 1) / plan.sh) * plan.wp + plan.wp + kLanes + 15) / 16 * 16;
+    plan.planeStride = plan.sh * plan.sw * plan.phaseStride;
+    plan.grid = d.outH * plan.wp;
+  } else {
+    plan.phaseStride = plan.planeStride;
+  }
   // Each tile's taps: its block row's stored entries (tiles of kRows rows lie in one block row),
   // with their weights packed as prepareForward packs them (the other taps' are never read).
   const int64_t k = plan.k;
@@ -501,7 +548,7 @@ void directConvForwardSparse(const DirectConv& d, const DirectOperand& x, const 
       for (int64_t t = t0; t < std::min(k, t0 + bc); ++t) {
         const int64_t c = t / (d.kernelH * d.kernelW), i = t / d.kernelW % d.kernelH, j = t % d.kernelW;
         tap.push_back(t);
-        offset.push_back(c * plan.planeStride + i * plan.wp + j);
+        offset.push_back(c * plan.planeStride + ((i % plan.sh) * plan.sw + j % plan.sw) * plan.phaseStride + (i / plan.sh) * plan.wp + j / plan.sw);
         for (int r = 0; r < kRows; ++r) wt[(b * k + t) * kRows + r] = block[(r0 + r) * bc + (t - t0)];
       }
     }

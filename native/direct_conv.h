@@ -44,7 +44,8 @@ struct DirectOperand {
 // xImageStride) and w [outChannels][channels * KH * KW].
 void directConvForward(const DirectConv& d, const DirectOperand& x, const DirectOperand& w, float* y, int threads);
 
-// The forward of a weight pruned in blocks (block_sparse.h's BSR structure over the
+// The forward of a weight pruned in blocks, any stride (dilation 1; strided images are laid out
+// as stride x stride phase planes, so every tap is still a shifted load) (block_sparse.h's BSR structure over the
 // [outChannels][channels * KH * KW] view: block row q's stored block columns colIdx[rowPtr[q] ..
 // rowPtr[q + 1]), br x bc blocks, br a multiple of 8): each output's chain runs over its block
 // row's stored taps only, in increasing t; values holds the stored blocks, br x bc row-major each

@@ -258,11 +258,12 @@ export function bsrConv2dForward(
   if (!native) return bsrConv2dForwardReference(w, x, g, batch, { ...options, out: y });
   if (w.blockCols >= w.cols && w.blockRows === 1) return filterConv(w, x, g, batch, y, options);
   if (directSparseApplies(w, g, x instanceof Float32Array, options)) {
-    // Stride 1: the direct kernel over each block row's stored taps (the same chains, no column
-    // matrix: every input value is laid out once, each tap a shifted load).
+    // The direct kernel over each block row's stored taps (the same chains, no column matrix:
+    // every input value is laid out once, in phase planes when strided, each tap a shifted load).
     native.directConvForwardSparse(x instanceof Float32Array ? { data: x } : { data: x.codes, table: x.table, format: x.format }, w.values, y, w.rowPtr, w.colIdx, {
       batch, channels: g.channels, height: g.height, width: g.width, outChannels: w.rows, kernelH: g.kernelH, kernelW: g.kernelW, padH: g.padH, padW: g.padW,
-      outH: g.outH, outW: g.outW, xImageStride: imageStride, yImageStride: w.rows * plane, br: w.blockRows, bc: w.blockCols, threads: resolveThreads(options.threads),
+      outH: g.outH, outW: g.outW, strideH: g.strideH, strideW: g.strideW, dilationH: 1, dilationW: 1, xImageStride: imageStride, yImageStride: w.rows * plane,
+      br: w.blockRows, bc: w.blockCols, threads: resolveThreads(options.threads),
     });
     return y;
   }
@@ -277,15 +278,16 @@ export function bsrConv2dForward(
 /**
  * Whether a pruned convolution's forward runs on the direct sparse kernel rather than the column
  * one (the same bits either way; a fixed rule on the geometry, from the crossovers measured on
- * ResNet-18's shapes at 8x8 blocks, 75% and 90%: docs/benchmarks.md, 2026-12-06 23:30): stride 1,
- * blocks a multiple of 8 rows tall, fused chains, and planes of at least 64 outputs for float
- * images (8x8: even at 75%, 1.5x at 90%; 4x4 planes run 0.6-0.7x of the column kernel) or 256 for
- * codes (the column kernel runs them on bfloat16 pairs, two products per instruction: 16x16
- * planes 1.2-1.6x, 8x8 0.5-0.8x).
+ * ResNet-18's shapes at 8x8 blocks, 75% and 90%: docs/benchmarks.md, 2026-12-06 23:30): blocks a
+ * multiple of 8 rows tall, fused chains, dilation 1, and planes of at least 64 outputs for float
+ * images, any stride (8x8 planes: even at 75%, 1.5x at 90%; 4x4 planes ran 0.6-0.7x of the column
+ * kernel; stride 2 1.7-1.9x -> 3.3-3.4x at 75%) or, for codes, stride 1 and at least 256 outputs
+ * (the column kernel runs codes on bfloat16 pairs, two products per instruction: 16x16 planes
+ * 1.2-1.6x, 8x8 0.5-0.8x, stride 2 about even).
  */
 function directSparseApplies(w: BsrMatrix, g: ColumnGeometry, floats: boolean, options: BsrGemmOptions): boolean {
-  return directSparseOn && (options.fused ?? true) && w.blockRows % 8 === 0 && g.strideH === 1 && g.strideW === 1 && g.dilationH === 1 && g.dilationW === 1 &&
-    g.padH < g.kernelH && g.padW < g.kernelW && g.outH * g.outW >= (floats ? 64 : 256);
+  if (!directSparseOn || !(options.fused ?? true) || w.blockRows % 8 !== 0 || g.dilationH !== 1 || g.dilationW !== 1) return false;
+  return floats ? g.outH * g.outW >= 64 : g.strideH === 1 && g.strideW === 1 && g.outH * g.outW >= 256;
 }
 
 /** bsrConv2dForward's contract written out: im2col of the images, bsrGemmReference, NCHW. */

@@ -146,7 +146,8 @@ export interface NativeCore {
   directConvForward(x: NativeMatrix, w: NativeMatrix, y: Float32Array, o: Threads & NativeDirectConv): void;
   /** The forward of a weight pruned in blocks (native/direct_conv.h): its block rows' stored taps only. */
   directConvForwardSparse(
-    x: NativeMatrix, values: Float32Array, y: Float32Array, rowPtr: Int32Array, colIdx: Int32Array, o: Threads & NativeDirectConv & { br: number; bc: number },
+    x: NativeMatrix, values: Float32Array, y: Float32Array, rowPtr: Int32Array, colIdx: Int32Array,
+    o: Threads & NativeDirectConv & { strideH: number; strideW: number; dilationH: number; dilationW: number; br: number; bc: number },
   ): void;
   directConvWeightGradient(
     dy: NativeMatrix, x: NativeMatrix, dw: Float32Array, o: Threads & NativeDirectConv & { strideH: number; strideW: number; dilationH: number; dilationW: number },

@@ -215,6 +215,8 @@ describe('convolution forward: the sparse product equals the dense direct convol
     ['3x3 stride 1 pad 1, 14x14 planes over 6 images (196 outputs: a short group per image)', [6, 8, 14, 14], [16, 8, 3, 3], { padding: 1 }],
     ['3x3 stride 1 pad 1, 7x7 planes over 9 images', [9, 16, 7, 7], [16, 16, 3, 3], { padding: 1 }],
     ['3x1 stride (1, 2) pad (1, 0), 8x32 to 8x16 (stride 2 along rows only)', [1, 6, 8, 32], [8, 6, 3, 1], { padding: [1, 0], stride: [1, 2] }],
+    ['3x3 stride 1 pad 3, 10x10 to 14x14 (padding past the kernel)', [2, 4, 10, 10], [8, 4, 3, 3], { padding: 3 }],
+    ['3x3 stride 3 pad 2, 20x20 to 8x8 (three phases per axis)', [2, 5, 20, 20], [16, 5, 3, 3], { padding: 2, stride: 3 }],
   ];
   for (const [name, xShape, wShape, options] of cases) {
     test(name, () => {
