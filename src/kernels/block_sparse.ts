@@ -30,7 +30,7 @@
  */
 import { InvalidArgumentError } from '../errors.js';
 import { decodeTable, resolveFormat, type Format, type FormatLike, type QTensor } from '../formats/index.js';
-import { freshArray } from './buffer_pool.js';
+import { freshArray, takeBuffer } from './buffer_pool.js';
 import { decode } from './codec.js';
 import { columnsGemm } from './columns_gemm.js';
 import type { ColumnGeometry } from './conv_geometry.js';
@@ -581,6 +581,24 @@ export function bsrStructure(pattern: SparsePattern): BsrMatrix {
   return { rows, cols, blockRows: br, blockCols: bc, rowPtr, colIdx: Int32Array.from(colIdx), values: new Float32Array(0) };
 }
 
+/** The pruned weight in BSR from its one-byte codes (rows x cols, row-major) through their table: the kept blocks' values only. */
+export function bsrFromCodes(codes: Uint8Array, table: Float32Array, pattern: SparsePattern): BsrMatrix {
+  const { rows, cols, br, bc } = pattern;
+  const s = bsrStructure(pattern);
+  const size = br * bc;
+  const values = new Float32Array(s.colIdx.length * size);
+  for (let q = 0; q < s.rowPtr.length - 1; q++) {
+    for (let blk = s.rowPtr[q]; blk < s.rowPtr[q + 1]; blk++) {
+      const p = s.colIdx[blk];
+      for (let r = 0; r < br && q * br + r < rows; r++) {
+        const at = (q * br + r) * cols + p * bc;
+        for (let c = 0; c < bc && p * bc + c < cols; c++) values[blk * size + r * bc + c] = table[codes[at + c]];
+      }
+    }
+  }
+  return { ...s, values };
+}
+
 /** The pruned weight in BSR from its dense values (zeros outside kept blocks). */
 export function bsrFromPattern(weight: Float32Array, pattern: SparsePattern): BsrMatrix {
   return bsrFromDense(weight, pattern.rows, pattern.cols, pattern.br, pattern.bc, pattern.keep);
@@ -615,6 +633,10 @@ export function bsrLowpConv2dForward(
   if (pattern.cols !== g.channels * g.kernelH * g.kernelW || wq.codes.length !== pattern.rows * pattern.cols) return null;
   const table = decodeTable(xq.format);
   const fused = wq.format.mantissaBits + xq.format.mantissaBits + 2 <= 24;
-  const y = bsrConv2dForward(bsrFromPattern(decode(wq.codes, wq.format), pattern), { codes: xq.codes as Uint8Array, table, format: xq.format }, g, batch, { fused, threads: options.threads });
+  // The kept blocks' values straight from their codes (not the whole weight decoded), and the
+  // output from the buffer pool, as the dense product's is (every element is written).
+  const bsr = bsrFromCodes(wq.codes as Uint8Array, decodeTable(wq.format), pattern);
+  const out = takeBuffer(batch * pattern.rows * g.outH * g.outW);
+  const y = bsrConv2dForward(bsr, { codes: xq.codes as Uint8Array, table, format: xq.format }, g, batch, { fused, threads: options.threads, out });
   return divideByScale(y, Math.fround(wq.scale * xq.scale));
 }
