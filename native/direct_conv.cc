@@ -39,6 +39,18 @@ struct Plan {
   int64_t sh = 1, sw = 1, phaseStride = 0;
 };
 
+// A portable tile's results into NCHW: lane l is grid position f0 + l, an output where it is
+// inside the grid and its row.
+__attribute__((always_inline)) inline void storeTilePortable(const Plan& p, int64_t n, int64_t b, int64_t f0, const float (&acc)[kRows][kLanes]) {
+  const DirectConv& d = *p.d;
+  const int64_t rows = std::min<int64_t>(kRows, d.outChannels - b * kRows);
+  for (int l = 0; l < kLanes; ++l) {
+    const int64_t f = f0 + l, oy = f / p.wp, ox = f % p.wp;
+    if (f >= p.grid || ox >= d.outW) continue;
+    for (int64_t r = 0; r < rows; ++r) p.y[n * d.yImageStride + (b * kRows + r) * d.outH * d.outW + oy * d.outW + ox] = acc[r][l];
+  }
+}
+
 // Channels [o, o + rows) of image n, position f0 + l for lanes l: the chains of the contract.
 // Portable: lanes as arrays (vectorized where the build targets allow), fma per lane.
 __attribute__((always_inline)) inline void tileBody(const Plan& p, const float* image, int64_t n, int64_t b, int64_t f0) {
@@ -56,12 +68,7 @@ __attribute__((always_inline)) inline void tileBody(const Plan& p, const float* 
           for (int l = 0; l < kLanes; ++l) acc[r][l] = __builtin_fmaf(w[r], x[l], acc[r][l]);
       }
   }
-  const int64_t rows = std::min<int64_t>(kRows, d.outChannels - b * kRows);
-  for (int l = 0; l < kLanes; ++l) {
-    const int64_t f = f0 + l, oy = f / p.wp, ox = f % p.wp;
-    if (f >= p.grid || ox >= d.outW) continue;
-    for (int64_t r = 0; r < rows; ++r) p.y[n * d.yImageStride + (b * kRows + r) * d.outH * d.outW + oy * d.outW + ox] = acc[r][l];
-  }
+  storeTilePortable(p, n, b, f0, acc);
 }
 
 void tilePortable(const Plan& p, const float* image, int64_t n, int64_t b, int64_t f0) { tileBody(p, image, n, b, f0); }
@@ -73,11 +80,9 @@ void tilePortable(const Plan& p, const float* image, int64_t n, int64_t b, int64
 // tile's time: the planes' lines fight for the same L1 sets.)
 thread_local float* tileScratch = nullptr;
 
-
 // The sparse forward's tile: the chains over tile b's listed taps only (the block row's stored
 // entries, in increasing t), otherwise tileBody's.
 __attribute__((always_inline)) inline void sparseTileBody(const Plan& p, const float* image, int64_t n, int64_t b, int64_t f0) {
-  const DirectConv& d = *p.d;
   float acc[kRows][kLanes];
   for (int r = 0; r < kRows; ++r)
     for (int l = 0; l < kLanes; ++l) acc[r][l] = 0.0f;
@@ -88,12 +93,7 @@ __attribute__((always_inline)) inline void sparseTileBody(const Plan& p, const f
     for (int r = 0; r < kRows; ++r)
       for (int l = 0; l < kLanes; ++l) acc[r][l] = __builtin_fmaf(w[r], x[l], acc[r][l]);
   }
-  const int64_t rows = std::min<int64_t>(kRows, d.outChannels - b * kRows);
-  for (int l = 0; l < kLanes; ++l) {
-    const int64_t f = f0 + l, oy = f / p.wp, ox = f % p.wp;
-    if (f >= p.grid || ox >= d.outW) continue;
-    for (int64_t r = 0; r < rows; ++r) p.y[n * d.yImageStride + (b * kRows + r) * d.outH * d.outW + oy * d.outW + ox] = acc[r][l];
-  }
+  storeTilePortable(p, n, b, f0, acc);
 }
 
 void sparseTilePortable(const Plan& p, const float* image, int64_t n, int64_t b, int64_t f0) { sparseTileBody(p, image, n, b, f0); }
