@@ -71,7 +71,7 @@ describe('blockScaledGemm matches the contract loop', () => {
   ];
   for (const [name, specA, specB, options] of cases) {
     test(name, { skip: !nativeCore() }, () => {
-      for (const [m, n, k] of [[1, 1, 1], [5, 9, 70], [33, 130, 300], [64, 64, 256]]) {
+      for (const [m, n, k] of [[1, 1, 1], [5, 9, 70], [33, 130, 300], [64, 64, 256], [96, 12, 200]]) {
         const { a, b } = operands(m, n, k, specA, specB, m + n + k);
         const ref = blockScaledGemmReference(a, b, options);
         for (const threads of [1, 2]) assertSameBits(blockScaledGemm(a, b, { ...options, threads }), ref, `${m}x${n}x${k}, ${threads} threads`);

@@ -20,6 +20,9 @@ describe('the Hopper FP8 accumulation models', () => {
       [3, 20, 500, 'e4m3', 'e5m2', { group: 100, keep: 14, significant: 22, interval: 0 }],
       // several row blocks and column panels, edge tiles on both sides
       [70, 75, 200, 'e5m2', 'e4m3', 'hopper-fp8'],
+      // narrow: 16 columns or fewer (8 rows x 16 columns per tile), several row items
+      [100, 9, 300, 'e4m3', 'e5m2', 'hopper-fp8'],
+      [64, 16, 150, 'e5m2', 'e5m2', 'hopper-fp8-fast'],
     ] as const;
     for (const [m, n, k, fa, fb, model] of cases) {
       const a = encode(Float32Array.from({ length: m * k }, (_, i) => Math.sin(i * 1.7) * 3 * 2 ** ((i % 9) - 4)), fa) as Uint8Array;
