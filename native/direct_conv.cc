@@ -12,6 +12,7 @@
 #include "lowp_gemm.h"
 #include "lowp_gemm_tiles.h"
 #include "cpu.h"
+#include "gemm.h"
 #include "parallel.h"
 #include "scratch.h"
 #include "sources.h"
@@ -34,6 +35,13 @@ struct Plan {
   const int64_t* first = nullptr;
   const int64_t* tap = nullptr;
   const int64_t* offset = nullptr;
+  // Sparse forward on bfloat16 pairs: tile b's list entries taken two by two, pairs
+  // pairFirst[b] .. pairFirst[b + 1], each with its two input offsets and kRows weight words
+  // (bits(w_hi) & 0xffff0000) | (bits(w_lo) >> 16); an odd list's last entry runs alone.
+  const int64_t* pairFirst = nullptr;
+  const int64_t* pairHi = nullptr;
+  const int64_t* pairLo = nullptr;
+  const uint32_t* pairW = nullptr;
   // Strided (sparse forward only): each channel's plane holds sh x sw phase planes, phaseStride
   // floats apart, phase (py, px) at row r, column q holding the padded image's (sh r + py, sw q + px).
   int64_t sh = 1, sw = 1, phaseStride = 0;
@@ -149,6 +157,43 @@ __attribute__((target("avx512f"))) void sparseTileAvx512(const Plan& p, const fl
     const float* x = base + p.offset[e];
     const __m512 x0 = _mm512_loadu_ps(x), x1 = _mm512_loadu_ps(x + 16);
 #pragma GCC unroll 8
+    for (int r = 0; r < kRows; ++r) {
+      const __m512 wv = _mm512_set1_ps(w[r]);
+      acc[r][0] = _mm512_fmadd_ps(wv, x0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(wv, x1, acc[r][1]);
+    }
+  }
+  storeTileAvx512(p, n, b, f0, acc);
+}
+
+// The sparse tile on bfloat16 pairs (Plan::pairFirst): per pair, the two taps' input vectors
+// joined into pair words ((bits(x_hi) & 0xffff0000) | (bits(x_lo) >> 16), exact: the values are)
+// and one VDPBF16PS per accumulator, which adds the high half's product first then the low one's,
+// each as a fused multiply-add: the list's chain, two steps per instruction.
+__attribute__((target("avx512f,avx512bf16"))) void sparsePairTileAvx512(const Plan& p, const float* image, int64_t n, int64_t b, int64_t f0) {
+  __m512 acc[kRows][2];
+  for (int r = 0; r < kRows; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  const float* base = image + f0;
+  const __m512i high = _mm512_set1_epi32(static_cast<int32_t>(0xffff0000u));
+  for (int64_t q = p.pairFirst[b]; q < p.pairFirst[b + 1]; ++q) {
+    const float* xh = base + p.pairHi[q];
+    const float* xl = base + p.pairLo[q];
+    const __m512bh x0 = (__m512bh)_mm512_ternarylogic_epi32(_mm512_castps_si512(_mm512_loadu_ps(xh)), high,
+                                                            _mm512_srli_epi32(_mm512_castps_si512(_mm512_loadu_ps(xl)), 16), 0xEA);
+    const __m512bh x1 = (__m512bh)_mm512_ternarylogic_epi32(_mm512_castps_si512(_mm512_loadu_ps(xh + 16)), high,
+                                                            _mm512_srli_epi32(_mm512_castps_si512(_mm512_loadu_ps(xl + 16)), 16), 0xEA);
+    const uint32_t* w = p.pairW + q * kRows;
+#pragma GCC unroll 8
+    for (int r = 0; r < kRows; ++r) {
+      const __m512bh wv = (__m512bh)_mm512_set1_epi32(static_cast<int32_t>(w[r]));
+      acc[r][0] = _mm512_dpbf16_ps(acc[r][0], wv, x0);
+      acc[r][1] = _mm512_dpbf16_ps(acc[r][1], wv, x1);
+    }
+  }
+  if ((p.first[b + 1] - p.first[b]) % 2 == 1) {
+    const int64_t e = p.first[b + 1] - 1;
+    const float* w = p.wt + (b * p.k + p.tap[e]) * kRows;
+    const __m512 x0 = _mm512_loadu_ps(base + p.offset[e]), x1 = _mm512_loadu_ps(base + p.offset[e] + 16);
     for (int r = 0; r < kRows; ++r) {
       const __m512 wv = _mm512_set1_ps(w[r]);
       acc[r][0] = _mm512_fmadd_ps(wv, x0, acc[r][0]);
@@ -558,7 +603,51 @@ void directConvForwardSparse(const DirectConv& d, const DirectOperand& x, const 
   plan.first = first.data();
   plan.tap = tap.data();
   plan.offset = offset.data();
-  static const Tile tile = chooseSparseTile();
+  // Codes on bfloat16 pairs where the GEMM's pair kernel would take them (gemm.cc's
+  // pairsEligible): values exact in bfloat16, the weights finite, no Inf or NaN among the image
+  // codes, and no product or partial sum denormal or infinite (grids 2^ex, 2^ew with ex + ew >=
+  // -126; k times the largest product finite).
+  bool pairs = false;
+  std::vector<int64_t> pairFirst, pairHi, pairLo;
+  std::vector<uint32_t> pairW;
+#ifdef OCTET_X86
+  if (x.codes && family() == Family::kAvx512 && gemmBf16Pairs()) {
+    const int64_t blockRows = (d.outChannels + br - 1) / br;
+    const TableFacts fx = tableFacts(x.lut, 256), fw = tableFacts(values, static_cast<int64_t>(rowPtr[blockRows]) * br * bc);
+    pairs = fx.bf16Exact && fw.bf16Exact && fw.firstNonFinite == 128 && fx.gridExponent + fw.gridExponent >= -126 &&
+            static_cast<double>(k) * fx.maxFinite * fw.maxFinite < 1e38 &&
+            !mayReadNonFinite(x.codes, (d.batch - 1) * d.xImageStride + d.channels * d.height * d.width, fx);
+  }
+#endif
+  if (pairs) {
+    noteBf16PairProduct();
+    pairFirst.assign(static_cast<size_t>(plan.blocks + 1), 0);
+    const auto bits = [](float v) {
+      uint32_t u;
+      std::memcpy(&u, &v, 4);
+      return u;
+    };
+    for (int64_t b = 0; b < plan.blocks; ++b) {
+      for (int64_t e = first[b]; e + 1 < first[b + 1]; e += 2) {
+        pairHi.push_back(offset[e]);
+        pairLo.push_back(offset[e + 1]);
+        const float* wh = wt + (b * k + tap[e]) * kRows;
+        const float* wl = wt + (b * k + tap[e + 1]) * kRows;
+        for (int r = 0; r < kRows; ++r) pairW.push_back((bits(wh[r]) & 0xffff0000u) | (bits(wl[r]) >> 16));
+      }
+      pairFirst[b + 1] = static_cast<int64_t>(pairHi.size());
+    }
+    plan.pairFirst = pairFirst.data();
+    plan.pairHi = pairHi.data();
+    plan.pairLo = pairLo.data();
+    plan.pairW = pairW.data();
+  }
+  static const Tile floatTile = chooseSparseTile();
+#ifdef OCTET_X86
+  const Tile tile = pairs ? sparsePairTileAvx512 : floatTile;
+#else
+  const Tile tile = floatTile;
+#endif
   const bool avx512 = family() == Family::kAvx512;
   forwardTasks(d, x, plan, threads, [&](const float* planes, int64_t n, int64_t b) {
     runBlock(plan, n, b, avx512, [&](int64_t f0) {

@@ -282,8 +282,8 @@ export function bsrConv2dForward(
  * multiple of 8 rows tall, fused chains, dilation 1, and planes of at least 64 outputs for float
  * images, any stride (8x8 planes: even at 75%, 1.5x at 90%; 4x4 planes ran 0.6-0.7x of the column
  * kernel; stride 2 1.7-1.9x -> 3.3-3.4x at 75%) or, for codes, stride 1 and at least 256 outputs
- * (the column kernel runs codes on bfloat16 pairs, two products per instruction: 16x16 planes
- * 1.2-1.6x, 8x8 0.5-0.8x, stride 2 about even).
+ * (both kernels run codes on bfloat16 pairs, two products per instruction: at 75%, 32x32 planes
+ * 1.9x -> 4.1-4.4x, 16x16 2.3x -> 2.8-3.1x, but 8x8 2.7x -> 1.4x, stride 2 about even).
  */
 function directSparseApplies(w: BsrMatrix, g: ColumnGeometry, floats: boolean, options: BsrGemmOptions): boolean {
   if (!directSparseOn || !(options.fused ?? true) || w.blockRows % 8 !== 0 || g.dilationH !== 1 || g.dilationW !== 1) return false;
