@@ -124,6 +124,18 @@ __attribute__((target("avx512f"), always_inline)) inline void storeTileAvx512(co
   }
 }
 
+// One tap of an AVX-512 tile: acc[r] = fma(w[r], x[l], acc[r]) for its kRows rows and the 32
+// positions from x.
+__attribute__((target("avx512f"), always_inline)) inline void tapAvx512(__m512 (&acc)[kRows][2], const float* w, const float* x) {
+  const __m512 x0 = _mm512_loadu_ps(x), x1 = _mm512_loadu_ps(x + 16);
+#pragma GCC unroll 8
+  for (int r = 0; r < kRows; ++r) {
+    const __m512 wv = _mm512_set1_ps(w[r]);
+    acc[r][0] = _mm512_fmadd_ps(wv, x0, acc[r][0]);
+    acc[r][1] = _mm512_fmadd_ps(wv, x1, acc[r][1]);
+  }
+}
+
 __attribute__((target("avx512f"))) void tileAvx512(const Plan& p, const float* image, int64_t n, int64_t b, int64_t f0) {
   const DirectConv& d = *p.d;
   __m512 acc[kRows][2];
@@ -133,15 +145,7 @@ __attribute__((target("avx512f"))) void tileAvx512(const Plan& p, const float* i
     const float* base = image + c * p.planeStride + f0;
     for (int64_t i = 0; i < d.kernelH; ++i) {
       const float* row = base + i * p.wp;
-      for (int64_t j = 0; j < d.kernelW; ++j, w += kRows) {
-        const __m512 x0 = _mm512_loadu_ps(row + j), x1 = _mm512_loadu_ps(row + j + 16);
-#pragma GCC unroll 8
-        for (int r = 0; r < kRows; ++r) {
-          const __m512 wv = _mm512_set1_ps(w[r]);
-          acc[r][0] = _mm512_fmadd_ps(wv, x0, acc[r][0]);
-          acc[r][1] = _mm512_fmadd_ps(wv, x1, acc[r][1]);
-        }
-      }
+      for (int64_t j = 0; j < d.kernelW; ++j, w += kRows) tapAvx512(acc, w, row + j);
     }
   }
   storeTileAvx512(p, n, b, f0, acc);
@@ -152,17 +156,7 @@ __attribute__((target("avx512f"))) void sparseTileAvx512(const Plan& p, const fl
   for (int r = 0; r < kRows; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
   const float* wb = p.wt + b * p.k * kRows;
   const float* base = image + f0;
-  for (int64_t e = p.first[b]; e < p.first[b + 1]; ++e) {
-    const float* w = wb + p.tap[e] * kRows;
-    const float* x = base + p.offset[e];
-    const __m512 x0 = _mm512_loadu_ps(x), x1 = _mm512_loadu_ps(x + 16);
-#pragma GCC unroll 8
-    for (int r = 0; r < kRows; ++r) {
-      const __m512 wv = _mm512_set1_ps(w[r]);
-      acc[r][0] = _mm512_fmadd_ps(wv, x0, acc[r][0]);
-      acc[r][1] = _mm512_fmadd_ps(wv, x1, acc[r][1]);
-    }
-  }
+  for (int64_t e = p.first[b]; e < p.first[b + 1]; ++e) tapAvx512(acc, wb + p.tap[e] * kRows, base + p.offset[e]);
   storeTileAvx512(p, n, b, f0, acc);
 }
 
@@ -192,13 +186,7 @@ __attribute__((target("avx512f,avx512bf16"))) void sparsePairTileAvx512(const Pl
   }
   if ((p.first[b + 1] - p.first[b]) % 2 == 1) {
     const int64_t e = p.first[b + 1] - 1;
-    const float* w = p.wt + (b * p.k + p.tap[e]) * kRows;
-    const __m512 x0 = _mm512_loadu_ps(base + p.offset[e]), x1 = _mm512_loadu_ps(base + p.offset[e] + 16);
-    for (int r = 0; r < kRows; ++r) {
-      const __m512 wv = _mm512_set1_ps(w[r]);
-      acc[r][0] = _mm512_fmadd_ps(wv, x0, acc[r][0]);
-      acc[r][1] = _mm512_fmadd_ps(wv, x1, acc[r][1]);
-    }
+    tapAvx512(acc, p.wt + (b * p.k + p.tap[e]) * kRows, base + p.offset[e]);
   }
   storeTileAvx512(p, n, b, f0, acc);
 }
