@@ -725,13 +725,23 @@ octet::DirectConv directConvFields(const Napi::Object& o) {
           sizeField(o, "yImageStride")};
 }
 
+// Whether d is a convolution's geometry: sizes positive, outH = (H + 2 padH - DH (KH - 1) - 1) /
+// SH + 1 (likewise outW), the padded input at least one dilated kernel, the image strides whole.
+bool convGeometryValid(const octet::DirectConv& d) {
+  return d.batch > 0 && d.channels > 0 && d.height > 0 && d.width > 0 && d.outChannels > 0 && d.kernelH > 0 && d.kernelW > 0 && d.strideH > 0 &&
+         d.strideW > 0 && d.dilationH > 0 && d.dilationW > 0 && d.outH > 0 && d.outW > 0 &&
+         d.outH == (d.height + 2 * d.padH - d.dilationH * (d.kernelH - 1) - 1) / d.strideH + 1 &&
+         d.outW == (d.width + 2 * d.padW - d.dilationW * (d.kernelW - 1) - 1) / d.strideW + 1 &&
+         d.height + 2 * d.padH >= d.dilationH * (d.kernelH - 1) + 1 && d.width + 2 * d.padW >= d.dilationW * (d.kernelW - 1) + 1 &&
+         d.xImageStride >= d.channels * d.height * d.width && d.yImageStride >= d.outChannels * d.outH * d.outW;
+}
+
+// A stride-1 geometry (stride and dilation 1, the DirectConv defaults) with paddings below the kernel.
 octet::DirectConv directConvField(const Napi::Object& o, const char* who) {
   const octet::DirectConv d = directConvFields(o);
-  const bool ok = d.batch > 0 && d.channels > 0 && d.height > 0 && d.width > 0 && d.outChannels > 0 && d.kernelH > 0 && d.kernelW > 0 &&
-                  d.padH < d.kernelH && d.padW < d.kernelW && d.outH == d.height + 2 * d.padH - d.kernelH + 1 &&
-                  d.outW == d.width + 2 * d.padW - d.kernelW + 1 && d.outH > 0 && d.outW > 0 && d.xImageStride >= d.channels * d.height * d.width &&
-                  d.yImageStride >= d.outChannels * d.outH * d.outW;
-  if (!ok) throw rangeError(o.Env(), std::string(who) + ": the geometry is not a stride-1 convolution (paddings below the kernel, outH = H + 2 padH - KH + 1)");
+  if (!convGeometryValid(d) || d.padH >= d.kernelH || d.padW >= d.kernelW) {
+    throw rangeError(o.Env(), std::string(who) + ": the geometry is not a stride-1 convolution (paddings below the kernel, outH = H + 2 padH - KH + 1)");
+  }
   return d;
 }
 
@@ -819,13 +829,7 @@ octet::DirectConv directGradientField(const Napi::Object& o, const char* who) {
   d.strideW = sizeField(o, "strideW");
   d.dilationH = sizeField(o, "dilationH");
   d.dilationW = sizeField(o, "dilationW");
-  const bool ok = d.batch > 0 && d.channels > 0 && d.height > 0 && d.width > 0 && d.outChannels > 0 && d.kernelH > 0 && d.kernelW > 0 &&
-                  d.strideH > 0 && d.strideW > 0 && d.dilationH > 0 && d.dilationW > 0 && d.outH > 0 && d.outW > 0 &&
-                  d.outH == (d.height + 2 * d.padH - d.dilationH * (d.kernelH - 1) - 1) / d.strideH + 1 &&
-                  d.outW == (d.width + 2 * d.padW - d.dilationW * (d.kernelW - 1) - 1) / d.strideW + 1 &&
-                  d.height + 2 * d.padH >= d.dilationH * (d.kernelH - 1) + 1 && d.width + 2 * d.padW >= d.dilationW * (d.kernelW - 1) + 1 &&
-                  d.xImageStride >= d.channels * d.height * d.width && d.yImageStride >= d.outChannels * d.outH * d.outW;
-  if (!ok) throw rangeError(o.Env(), std::string(who) + ": the geometry is not a convolution's (outH = (H + 2 padH - DH (KH - 1) - 1) / SH + 1)");
+  if (!convGeometryValid(d)) throw rangeError(o.Env(), std::string(who) + ": the geometry is not a convolution's (outH = (H + 2 padH - DH (KH - 1) - 1) / SH + 1)");
   return d;
 }
 

@@ -391,75 +391,6 @@ __attribute__((target("avx512f,avx2,f16c"))) bool e5m2Table(const float* table, 
 bool e5m2Table(const float*, bool) { return false; }
 #endif
 
-#ifdef OCTET_X86
-// valueFacts' loop 16 values at a time (the lowest set bit as 31 - lzcnt(x & -x)); returns how
-// many values it read.
-__attribute__((target("avx512f,avx512cd"))) int64_t valueFactsAvx512(const float* values, int64_t count, uint32_t& lowBits, uint32_t& largest, int& grid,
-                                                                     bool& nonFinite) {
-  __m512i low = _mm512_setzero_si512(), big = _mm512_setzero_si512(), least = _mm512_set1_epi32(1000);
-  __mmask16 bad = 0;
-  const __m512i absMask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000), frac = _mm512_set1_epi32(0x7fffff);
-  const __m512i hidden = _mm512_set1_epi32(0x800000), zero = _mm512_setzero_si512();
-  int64_t i = 0;
-  for (; i + 16 <= count; i += 16) {
-    const __m512i bits = _mm512_loadu_si512(values + i);
-    low = _mm512_or_si512(low, bits);
-    const __m512i magnitude = _mm512_and_si512(bits, absMask);
-    const __mmask16 finite = _mm512_cmplt_epu32_mask(magnitude, inf);
-    bad |= static_cast<__mmask16>(~finite);
-    const __mmask16 counted = _mm512_mask_cmpneq_epu32_mask(finite, magnitude, zero);
-    big = _mm512_mask_max_epu32(big, counted, big, magnitude);
-    const __m512i exponent = _mm512_srli_epi32(magnitude, 23);
-    const __mmask16 normal = _mm512_cmpneq_epu32_mask(exponent, zero);
-    const __m512i significand = _mm512_mask_or_epi32(_mm512_and_si512(magnitude, frac), normal, _mm512_and_si512(magnitude, frac), hidden);
-    const __m512i lowest = _mm512_and_si512(significand, _mm512_sub_epi32(zero, significand));
-    const __m512i tz = _mm512_sub_epi32(_mm512_set1_epi32(31), _mm512_lzcnt_epi32(lowest));
-    const __m512i base = _mm512_mask_sub_epi32(_mm512_set1_epi32(-149), normal, exponent, _mm512_set1_epi32(150));
-    least = _mm512_mask_min_epi32(least, counted, least, _mm512_add_epi32(base, tz));
-  }
-  lowBits |= static_cast<uint32_t>(_mm512_reduce_or_epi32(low));
-  largest = std::max(largest, static_cast<uint32_t>(_mm512_reduce_max_epu32(big)));
-  grid = std::min(grid, _mm512_reduce_min_epi32(least));
-  nonFinite = nonFinite || bad != 0;
-  return i;
-}
-#endif
-
-// tableFacts of many values (a stored weight), read from their bits: bfloat16-exact when the low
-// 16 bits are clear; the grid exponent of a nonzero value from its lowest set significand bit;
-// the largest magnitude as the largest bit pattern below the sign; firstNonFinite 0 when any
-// value is Inf or NaN (128 if none).
-TableFacts valueFacts(const float* values, int64_t count) {
-  TableFacts f;
-  uint32_t lowBits = 0, largest = 0;
-  int grid = 1000;
-  bool nonFinite = false;
-  int64_t i = 0;
-#ifdef OCTET_X86
-  if (cpuHasAvx512() && cpuHasAvx512Cd()) i = valueFactsAvx512(values, count, lowBits, largest, grid, nonFinite);
-#endif
-  for (; i < count; ++i) {
-    uint32_t bits;
-    std::memcpy(&bits, values + i, 4);
-    const uint32_t magnitude = bits & 0x7fffffffu;
-    lowBits |= bits;
-    if (magnitude >= 0x7f800000u) {
-      nonFinite = true;
-      continue;
-    }
-    if (magnitude == 0) continue;
-    largest = std::max(largest, magnitude);
-    const uint32_t exponent = magnitude >> 23, significand = (magnitude & 0x7fffffu) | (exponent ? 0x800000u : 0u);
-    grid = std::min(grid, (exponent ? static_cast<int>(exponent) - 150 : -149) + __builtin_ctz(significand));
-  }
-  f.bf16Exact = (lowBits & 0xffffu) == 0;
-  f.gridExponent = grid;
-  float maxValue;
-  std::memcpy(&maxValue, &largest, 4);
-  f.maxFinite = maxValue;
-  f.firstNonFinite = nonFinite ? 0 : 128;
-  return f;
-}
 
 // Whether the product can run on the bfloat16-pair tile with the float tile's bits (as the dense
 // core's pair kernel, gemm.cc's pairsEligible): images of one-byte codes and stored weights whose
@@ -472,8 +403,7 @@ bool sparsePairs(const BsrGemmArgs& g, int64_t stored, std::vector<uint32_t>& wp
 #ifdef OCTET_X86
   if (family() != Family::kAvx512 || !gemmBf16Pairs() || !g.fused || !g.imageCodes || !g.table || !g.geometry || g.bc % 2 != 0) return false;
   const TableFacts fx = tableFacts(g.table, 256), fw = valueFacts(g.values, stored * g.br * g.bc);
-  if (!fx.bf16Exact || !fw.bf16Exact || fw.firstNonFinite < 128 || fx.gridExponent + fw.gridExponent < -126) return false;
-  if (static_cast<double>(g.k) * fx.maxFinite * fw.maxFinite >= 1e38) return false;
+  if (fw.firstNonFinite < 128 || !pairProductsExact(fx, fw, g.k)) return false;
   // Block b's row r as bc / 2 words: (bits(w[2s]) & 0xffff0000) | (bits(w[2s + 1]) >> 16), the
   // stored values taken two by two (bc is even, so pairs stay within rows); past the last block
   // column's stored k (odd k), the low half -0 (times the +0 rows packed there: -0, which adds

@@ -591,19 +591,16 @@ void directConvForwardSparse(const DirectConv& d, const DirectOperand& x, const 
   plan.first = first.data();
   plan.tap = tap.data();
   plan.offset = offset.data();
-  // Codes on bfloat16 pairs where the GEMM's pair kernel would take them (gemm.cc's
-  // pairsEligible): values exact in bfloat16, the weights finite, no Inf or NaN among the image
-  // codes, and no product or partial sum denormal or infinite (grids 2^ex, 2^ew with ex + ew >=
-  // -126; k times the largest product finite).
+  // Codes on bfloat16 pairs where the GEMM's pair kernel would take them: the weights finite, no
+  // Inf or NaN among the image codes, pairProductsExact.
   bool pairs = false;
   std::vector<int64_t> pairFirst, pairHi, pairLo;
   std::vector<uint32_t> pairW;
 #ifdef OCTET_X86
   if (x.codes && family() == Family::kAvx512 && gemmBf16Pairs()) {
     const int64_t blockRows = (d.outChannels + br - 1) / br;
-    const TableFacts fx = tableFacts(x.lut, 256), fw = tableFacts(values, static_cast<int64_t>(rowPtr[blockRows]) * br * bc);
-    pairs = fx.bf16Exact && fw.bf16Exact && fw.firstNonFinite == 128 && fx.gridExponent + fw.gridExponent >= -126 &&
-            static_cast<double>(k) * fx.maxFinite * fw.maxFinite < 1e38 &&
+    const TableFacts fx = tableFacts(x.lut, 256), fw = valueFacts(values, static_cast<int64_t>(rowPtr[blockRows]) * br * bc);
+    pairs = fw.firstNonFinite == 128 && pairProductsExact(fx, fw, k) &&
             !mayReadNonFinite(x.codes, (d.batch - 1) * d.xImageStride + d.channels * d.height * d.width, fx);
   }
 #endif

@@ -102,6 +102,14 @@ struct TableFacts {
   int firstNonFinite = 128;
 };
 TableFacts tableFacts(const float* values, int64_t count);
+// tableFacts of many values (a stored weight), read from their bits, 16 at a time on AVX-512;
+// firstNonFinite 0 when any value is Inf or NaN (128 if none).
+TableFacts valueFacts(const float* values, int64_t count);
+// Whether products of a's and b's values, chained k at a time from +0 on bfloat16 pairs
+// (VDPBF16PS, which flushes denormals), give the float kernel's bits: both sets exact in bfloat16,
+// their grids 2^ea, 2^eb with ea + eb >= -126 (no product or partial sum denormal), and k times the
+// largest product finite. The caller checks that no Inf or NaN is read.
+bool pairProductsExact(const TableFacts& a, const TableFacts& b, int64_t k);
 // A run of kc floats (exact in bfloat16) as ceil(kc / 2) pair words, (bits(v[2q]) & 0xffff0000) |
 // (bits(v[2q + 1]) >> 16), the last low half `pad` when kc is odd.
 void pairWordsFromRun(const float* v, int64_t kc, uint32_t pad, uint32_t* out);

@@ -307,6 +307,8 @@ __attribute__((target("avx512f,avx512bf16"))) void pairsAvx512(int64_t kc, const
 // the run's products, then scaled and added into C (in L1 while the tile's runs go by).
 // kPairs: the panels hold bfloat16 pairs (KernelSpec::runsPairs): a run of L products is ceil(L / 2)
 // steps of one VDPBF16PS per accumulator (every run but K's last has an even length).
+// (Both instantiations carry the avx512bf16 target; the float one holds no bfloat16 instruction,
+// checked in its disassembly, so it runs on AVX-512 CPUs without BF16 too.)
 template <int MR, int V, bool kPairs = false>
 __attribute__((target("avx512f,avx512bf16"))) void runsAvx512(const RunsTile& t) {
   constexpr int NR = 16 * V;
