@@ -757,6 +757,30 @@ Napi::Value DirectConvForward(const Napi::CallbackInfo& info) {
 
 octet::DirectConv directGradientField(const Napi::Object& o, const char* who);
 
+// A block-sparse matrix's structure from arguments at and at + 1 (rowPtr, colIdx: Int32Arrays),
+// checked: one row pointer per block row and one more, from 0, never decreasing, block columns
+// increasing within a row and inside the view.
+struct BsrRows {
+  const int32_t* rowPtr;
+  const int32_t* colIdx;
+};
+BsrRows bsrRowsArg(const Napi::CallbackInfo& info, size_t at, const std::string& who, int64_t blockRows, int64_t blockCols) {
+  Napi::Env env = info.Env();
+  if (!isType(info[at], napi_int32_array) || !isType(info[at + 1], napi_int32_array)) throw typeError(env, who + ": rowPtr and colIdx must be Int32Arrays");
+  const Napi::Int32Array rowPtr = info[at].As<Napi::Int32Array>(), colIdx = info[at + 1].As<Napi::Int32Array>();
+  if (static_cast<int64_t>(rowPtr.ElementLength()) != blockRows + 1) throw rangeError(env, who + ": rowPtr needs one entry per block row and one more");
+  const int32_t* rp = rowPtr.Data();
+  const int32_t* ci = colIdx.Data();
+  if (rp[0] != 0 || static_cast<int64_t>(colIdx.ElementLength()) < rp[blockRows]) throw rangeError(env, who + ": rowPtr does not match colIdx");
+  for (int64_t q = 0; q < blockRows; ++q) {
+    if (rp[q + 1] < rp[q]) throw rangeError(env, who + ": rowPtr must not decrease");
+    for (int32_t s = rp[q]; s < rp[q + 1]; ++s) {
+      if (ci[s] < 0 || ci[s] >= blockCols || (s > rp[q] && ci[s] <= ci[s - 1])) throw rangeError(env, who + ": block columns must increase within a row and stay inside the view");
+    }
+  }
+  return {rp, ci};
+}
+
 // directConvForwardSparse(x, values, y, rowPtr, colIdx, { the directConvWeightGradient options
 // (strides; dilation 1), br, bc }):
 // native/direct_conv.h (values, rowPtr, colIdx: the weight's [outChannels][C KH KW] view in BSR).
@@ -770,20 +794,10 @@ Napi::Value DirectConvForwardSparse(const Napi::CallbackInfo& info) {
   float* y = f32(info, 2, "y", (d.batch - 1) * d.yImageStride + d.outChannels * d.outH * d.outW);
   const int64_t br = sizeField(o, "br"), bc = sizeField(o, "bc");
   if (br < 8 || br % 8 != 0 || bc < 1) throw rangeError(env, "directConvForwardSparse: blocks must be a multiple of 8 rows tall");
-  const int64_t blockRows = (d.outChannels + br - 1) / br, blockCols = (k + bc - 1) / bc;
-  if (!isType(info[3], napi_int32_array) || !isType(info[4], napi_int32_array)) throw typeError(env, "directConvForwardSparse: rowPtr and colIdx must be Int32Arrays");
-  const Napi::Int32Array rowPtr = info[3].As<Napi::Int32Array>(), colIdx = info[4].As<Napi::Int32Array>();
-  if (static_cast<int64_t>(rowPtr.ElementLength()) != blockRows + 1) throw rangeError(env, "directConvForwardSparse: rowPtr needs one entry per block row and one more");
-  const int32_t* rp = rowPtr.Data();
-  const int32_t* ci = colIdx.Data();
-  if (rp[0] != 0 || static_cast<int64_t>(colIdx.ElementLength()) < rp[blockRows]) throw rangeError(env, "directConvForwardSparse: rowPtr does not match colIdx");
-  const float* values = f32(info, 1, "values", static_cast<int64_t>(rp[blockRows]) * br * bc);
-  for (int64_t q = 0; q < blockRows; ++q) {
-    for (int32_t s = rp[q]; s < rp[q + 1]; ++s) {
-      if (ci[s] < 0 || ci[s] >= blockCols || (s > rp[q] && ci[s] <= ci[s - 1])) throw rangeError(env, "directConvForwardSparse: block columns must increase within a row and stay inside the view");
-    }
-    if (rp[q + 1] < rp[q]) throw rangeError(env, "directConvForwardSparse: rowPtr must not decrease");
-  }
+  const BsrRows rows = bsrRowsArg(info, 3, "directConvForwardSparse", (d.outChannels + br - 1) / br, (k + bc - 1) / bc);
+  const int32_t* rp = rows.rowPtr;
+  const int32_t* ci = rows.colIdx;
+  const float* values = f32(info, 1, "values", static_cast<int64_t>(rp[(d.outChannels + br - 1) / br]) * br * bc);
   octet::directConvForwardSparse(d, {x.values, x.codes, x.lut, x.e5m2}, values, rp, ci, br, bc, y, threadsField(o));
   return undefinedOf(info);
 }
@@ -841,6 +855,22 @@ Napi::Value DirectConvWeightGradient(const Napi::CallbackInfo& info) {
   float* dw = f32(info, 2, "dw", d.outChannels * d.channels * d.kernelH * d.kernelW);
   octet::directConvWeightGradient(d, {dy.values, dy.codes, dy.lut, dy.e5m2}, {x.values, x.codes, x.lut, x.e5m2}, dw, threadsField(o));
   return undefinedOf(info);
+}
+
+// directConvWeightGradientSparse(dy, x, dw, rowPtr, colIdx, { the directConvWeightGradient options,
+// br, bc }) -> whether it computed dw's stored entries (native/direct_conv.h; false: run bsrConvWeightGradient).
+Napi::Value DirectConvWeightGradientSparse(const Napi::CallbackInfo& info) {
+  const Napi::Object o = optionsArg(info, 5, "directConvWeightGradientSparse");
+  const octet::DirectConv d = directGradientField(o, "directConvWeightGradientSparse");
+  const int64_t br = sizeField(o, "br"), bc = sizeField(o, "bc"), k = d.channels * d.kernelH * d.kernelW;
+  if (br < 1 || bc < 1) throw rangeError(info.Env(), "directConvWeightGradientSparse: blocks must be at least 1 x 1");
+  const BsrRows rows = bsrRowsArg(info, 3, "directConvWeightGradientSparse", (d.outChannels + br - 1) / br, (k + bc - 1) / bc);
+  const Operand dy = operandArg(info, 0, "dy", (d.batch - 1) * d.yImageStride + d.outChannels * d.outH * d.outW);
+  const Operand x = operandArg(info, 1, "x", (d.batch - 1) * d.xImageStride + d.channels * d.height * d.width);
+  float* dw = f32(info, 2, "dw", d.outChannels * k);
+  const bool done = octet::directConvWeightGradientSparse(d, {dy.values, dy.codes, dy.lut, dy.e5m2}, {x.values, x.codes, x.lut, x.e5m2}, rows.rowPtr, rows.colIdx, br, bc, dw,
+                                                          threadsField(o));
+  return Napi::Boolean::New(info.Env(), done);
 }
 
 // winogradForward(x, w, y, plan): y = conv3x3(x, w), stride 1; plan: winogradField's options and
@@ -1168,6 +1198,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("bsrGemm", Napi::Function::New(env, BsrGemm));
   exports.Set("bsrConvWeightGradient", Napi::Function::New(env, BsrConvWeightGradient));
   exports.Set("bsrConvInputGradient", Napi::Function::New(env, BsrConvInputGradient));
+  exports.Set("directConvWeightGradientSparse", Napi::Function::New(env, DirectConvWeightGradientSparse));
   exports.Set("valueHistogram", Napi::Function::New(env, ValueHistogram));
   exports.Set("collectBins", Napi::Function::New(env, CollectBins));
   exports.Set("errorEnergy", Napi::Function::New(env, ErrorEnergy));

@@ -734,11 +734,11 @@ void prepareGradient(const DirectConv& d, GradLayout& out) {
 // images are laid out a group at a time (about 4 MB, at least one image), the threads splitting
 // that work: the input planes padded, and the output gradient turned channel-last, 16 channels a
 // chunk ([chunks][P][16] per image).
+// run(planes, grads, n, tile) for tiles [0, tiles).
 template <class Run>
-void runGradientTiles(const GradLayout& l, const DirectOperand& dy, const DirectOperand& x, int threads, Run run) {
+void runGradientTiles(const GradLayout& l, int64_t tiles, const DirectOperand& dy, const DirectOperand& x, int threads, Run run) {
   const GradPlan& p = l.plan;
   const DirectConv& d = *p.d;
-  const int64_t tiles = l.oBlocks * p.tapBlocks;
   const int64_t parts = std::min<int64_t>(std::max(threads, 1), tiles);
   const int64_t planesFloats = d.channels * p.planeStride, gradsFloats = p.chunks * p.p * 16;
   const int64_t group = std::clamp<int64_t>((int64_t(1) << 20) / (planesFloats + gradsFloats), 1, d.batch);
@@ -766,7 +766,7 @@ void runGradientTiles(const GradLayout& l, const DirectOperand& dy, const Direct
     parallelFor(parts, threads, [&](int64_t part) {
       const int64_t first = tiles * part / parts, last = tiles * (part + 1) / parts;
       for (int64_t i = 0; i < count; ++i)
-        for (int64_t u = first; u < last; ++u) run(planes + i * planesFloats, grads + i * gradsFloats, n0 + i, u / p.tapBlocks, u % p.tapBlocks);
+        for (int64_t u = first; u < last; ++u) run(planes + i * planesFloats, grads + i * gradsFloats, n0 + i, u);
     });
   }
 }
@@ -860,6 +860,85 @@ GradLowpTile gradLowpTileFor(int v, bool check) {
 }
 #endif
 
+#ifdef OCTET_X86
+// ---- The weight gradient of a weight pruned in blocks (AVX-512) ----
+
+// A tile: up to kSparseTaps columns of one block column (its slots padded with the last column,
+// whose extra sums are discarded) by up to kSparseSlices slices of 8 output channels of the block
+// rows that store that block column, two slices to a vector (16 lanes: blocks a multiple of 16
+// rows tall take both halves from one block row): each column's input value, a broadcast, serves
+// every slice.
+constexpr int kSparseTaps = 8;
+constexpr int kSparseSlices = 6;
+constexpr int kSparseSums = kSparseTaps * kSparseSlices * 8;
+
+// Item u: `slices` slices from channels o0[0], o0[1], .. by `count` columns (slots u * kSparseTaps ..).
+struct SparseGradItem {
+  int64_t o0[kSparseSlices];
+  int slices, count;
+};
+
+struct SparseGradPlan {
+  const GradPlan* plan;
+  const int64_t* offsets;  // per slot: the column's input offset in the padded planes
+  const SparseGradItem* items;
+  float* sums;  // per item kSparseSums floats ([pair][column][16 lanes]): the chains between images
+};
+
+// Item u over one image: the dense tile's chains (acc = fma(dy, x, acc) over the image's
+// positions in order) for the item's slices (P vectors of two) and T columns only. Past an odd
+// count of slices the last vector's upper half repeats its lower one (discarded).
+template <int P, int T>
+__attribute__((target("avx512f"))) void sparseGradTile(const SparseGradPlan& sp, const float* image, const float* grads, int64_t u) {
+  const GradPlan& p = *sp.plan;
+  const DirectConv& d = *p.d;
+  const SparseGradItem& it = sp.items[u];
+  float* sums = sp.sums + u * kSparseSums;
+  __m512 acc[P][T];
+  for (int v = 0; v < P; ++v)
+    for (int t = 0; t < T; ++t) acc[v][t] = _mm512_loadu_ps(sums + (v * T + t) * 16);
+  int64_t off[T];
+  for (int t = 0; t < T; ++t) off[t] = sp.offsets[u * kSparseTaps + t];
+  const float* lo[P];
+  const float* hi[P];
+  for (int v = 0; v < P; ++v) {
+    const int64_t a = it.o0[2 * v], b = 2 * v + 1 < it.slices ? it.o0[2 * v + 1] : a;
+    lo[v] = grads + (a / 16) * p.p * 16 + a % 16;
+    hi[v] = grads + (b / 16) * p.p * 16 + b % 16;
+  }
+  for (int64_t oy = 0; oy < d.outH; ++oy) {
+    const float* row = image + oy * d.strideH * p.wp;
+    const int64_t q0 = oy * d.outW * 16;
+    for (int64_t ox = 0; ox < d.outW; ++ox) {
+      const float* at = row + ox * d.strideW;
+      const int64_t q = q0 + ox * 16;
+      __m512 dv[P];
+#pragma GCC unroll 4
+      for (int v = 0; v < P; ++v) {
+        const __m512d low = _mm512_castpd256_pd512(_mm256_loadu_pd(reinterpret_cast<const double*>(lo[v] + q)));
+        dv[v] = _mm512_castpd_ps(_mm512_insertf64x4(low, _mm256_loadu_pd(reinterpret_cast<const double*>(hi[v] + q)), 1));
+      }
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t) {
+        const __m512 xv = _mm512_set1_ps(at[off[t]]);
+#pragma GCC unroll 4
+        for (int v = 0; v < P; ++v) acc[v][t] = _mm512_fmadd_ps(dv[v], xv, acc[v][t]);
+      }
+    }
+  }
+  for (int v = 0; v < P; ++v)
+    for (int t = 0; t < T; ++t) _mm512_storeu_ps(sums + (v * T + t) * 16, acc[v][t]);
+}
+
+void (*sparseGradTileFor(int slices, int count))(const SparseGradPlan&, const float*, const float*, int64_t) {
+  const int pairs = (slices + 1) / 2;
+  if (count <= 4) return pairs == 1 ? sparseGradTile<1, 4> : pairs == 2 ? sparseGradTile<2, 4> : sparseGradTile<3, 4>;
+  return pairs == 1 ? sparseGradTile<1, 8> : pairs == 2 ? sparseGradTile<2, 8> : sparseGradTile<3, 8>;
+}
+
+using SparseGradTile = void (*)(const SparseGradPlan&, const float*, const float*, int64_t);
+#endif
+
 }  // namespace
 
 void directConvWeightGradient(const DirectConv& d, const DirectOperand& dy, const DirectOperand& x, float* dw, int threads) {
@@ -868,7 +947,10 @@ void directConvWeightGradient(const DirectConv& d, const DirectOperand& dy, cons
   GradLayout l;
   prepareGradient(d, l);
   const GradTile tile = gradTileFor(l.v);
-  runGradientTiles(l, dy, x, threads, [&](const float* planes, const float* grads, int64_t n, int64_t ob, int64_t tb) { tile(l.plan, planes, grads, n, ob, tb); });
+  const int64_t tapBlocks = l.plan.tapBlocks;
+  runGradientTiles(l, l.oBlocks * tapBlocks, dy, x, threads, [&](const float* planes, const float* grads, int64_t n, int64_t u) {
+    tile(l.plan, planes, grads, n, u / tapBlocks, u % tapBlocks);
+  });
   storeGradient(l, d, l.plan.sums, dw);
 }
 
@@ -909,14 +991,78 @@ bool directConvWeightGradientLowp(const DirectConv& d, const DirectOperand& dy, 
   const GradLowpPlan lp{&l.plan, g.ends, g.endCount, lowp::fastRangeOf(acc), totals};
   const GradLowpTile tile = gradLowpTileFor(l.v, !unchecked);
   std::atomic<bool> failed{false};
-  runGradientTiles(l, dy, x, threads, [&](const float* planes, const float* grads, int64_t n, int64_t ob, int64_t tb) {
-    if (!failed.load(std::memory_order_relaxed) && !tile(lp, planes, grads, n, ob, tb)) failed.store(true, std::memory_order_relaxed);
+  const int64_t tapBlocks = l.plan.tapBlocks;
+  runGradientTiles(l, l.oBlocks * tapBlocks, dy, x, threads, [&](const float* planes, const float* grads, int64_t n, int64_t u) {
+    if (!failed.load(std::memory_order_relaxed) && !tile(lp, planes, grads, n, u / tapBlocks, u % tapBlocks)) failed.store(true, std::memory_order_relaxed);
   });
   if (failed.load()) return false;
   storeGradient(l, d, g.ends ? totals : l.plan.sums, dw);
   return true;
 #else
   (void)d, (void)dy, (void)x, (void)accumulator, (void)dw, (void)threads;
+  return false;
+#endif
+}
+
+bool directConvWeightGradientSparse(const DirectConv& d, const DirectOperand& dy, const DirectOperand& x, const int32_t* rowPtr, const int32_t* colIdx,
+                                    int64_t br, int64_t bc, float* dw, int threads) {
+#ifdef OCTET_X86
+  if (family() != Family::kAvx512 || br <= 0 || br % 8 != 0 || bc <= 0) return false;
+  const int64_t k = d.channels * d.kernelH * d.kernelW, P = d.outH * d.outW;
+  if (d.outChannels <= 0 || k <= 0) return true;
+  const int64_t blockRows = (d.outChannels + br - 1) / br, blockCols = (k + bc - 1) / bc;
+  const int L = 8;
+  const int64_t wp = d.width + 2 * d.padW, hp = d.height + 2 * d.padH;
+  const int64_t planeStride = (hp * wp + 15) / 16 * 16;
+  // Each block column's storing block rows, their slices of 8 channels in tiles of up to
+  // kSparseSlices, by its columns in tiles of up to kSparseTaps.
+  std::vector<std::vector<int64_t>> slicesOf(static_cast<size_t>(blockCols));
+  for (int64_t q = 0; q < blockRows; ++q)
+    for (int32_t s = rowPtr[q]; s < rowPtr[q + 1]; ++s)
+      for (int64_t o0 = q * br; o0 < std::min(d.outChannels, (q + 1) * br); o0 += L) slicesOf[static_cast<size_t>(colIdx[s])].push_back(o0);
+  std::vector<int64_t> cols, offsets;
+  std::vector<SparseGradItem> items;
+  for (int64_t pc = 0; pc < blockCols; ++pc) {
+    const std::vector<int64_t>& slices = slicesOf[static_cast<size_t>(pc)];
+    const int64_t c0 = pc * bc, c1 = std::min(k, c0 + bc);
+    for (size_t f = 0; f < slices.size(); f += kSparseSlices) {
+      for (int64_t t0 = c0; t0 < c1; t0 += kSparseTaps) {
+        SparseGradItem it{};
+        it.slices = static_cast<int>(std::min<size_t>(kSparseSlices, slices.size() - f));
+        it.count = static_cast<int>(std::min<int64_t>(kSparseTaps, c1 - t0));
+        for (int v = 0; v < it.slices; ++v) it.o0[v] = slices[f + static_cast<size_t>(v)];
+        items.push_back(it);
+        for (int t = 0; t < kSparseTaps; ++t) {
+          const int64_t c = t0 + std::min(t, it.count - 1);
+          const int64_t ch = c / (d.kernelH * d.kernelW), i = (c / d.kernelW) % d.kernelH, j = c % d.kernelW;
+          cols.push_back(c);
+          offsets.push_back(ch * planeStride + i * d.dilationH * wp + j * d.dilationW);
+        }
+      }
+    }
+  }
+  if (items.empty()) return true;
+  const int64_t tiles = static_cast<int64_t>(items.size());
+  float* sums = tlsSums.get(static_cast<size_t>(tiles * kSparseSums));
+  std::memset(sums, 0, sizeof(float) * tiles * kSparseSums);
+  GradLayout l;
+  l.plan = GradPlan{&d, wp, planeStride, (d.outChannels + 15) / 16, P, nullptr, k, 0, sums};
+  const SparseGradPlan sp{&l.plan, offsets.data(), items.data(), sums};
+  std::vector<SparseGradTile> tile(items.size());
+  for (size_t u = 0; u < items.size(); ++u) tile[u] = sparseGradTileFor(items[u].slices, items[u].count);
+  runGradientTiles(l, tiles, dy, x, threads, [&](const float* planes, const float* grads, int64_t, int64_t u) { tile[static_cast<size_t>(u)](sp, planes, grads, u); });
+  for (int64_t u = 0; u < tiles; ++u) {
+    const SparseGradItem& it = items[static_cast<size_t>(u)];
+    const int T = it.count <= 4 ? 4 : kSparseTaps;
+    for (int v = 0; v < it.slices; ++v) {
+      const int64_t rows = std::min<int64_t>(L, d.outChannels - it.o0[v]);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int t = 0; t < it.count; ++t) dw[(it.o0[v] + r) * k + cols[static_cast<size_t>(u * kSparseTaps + t)]] = sums[u * kSparseSums + ((v / 2) * T + t) * 16 + (v % 2) * 8 + r];
+    }
+  }
+  return true;
+#else
+  (void)d, (void)dy, (void)x, (void)rowPtr, (void)colIdx, (void)br, (void)bc, (void)dw, (void)threads;
   return false;
 #endif
 }

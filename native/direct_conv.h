@@ -73,6 +73,15 @@ bool directConvForwardLowp(const DirectConv& d, const DirectOperand& x, const Di
 // threads split the (channel block, tap block) tiles and run every image in order for theirs.
 void directConvWeightGradient(const DirectConv& d, const DirectOperand& dy, const DirectOperand& x, float* dw, int threads);
 
+// The weight gradient of a weight pruned in blocks (br x bc, br a multiple of 8; rowPtr / colIdx its
+// [outChannels][C KH KW] view in BSR): directConvWeightGradient's chains, bit for bit, at the stored
+// blocks' entries only; every other entry of dw is left as it was. Lanes are 8 (16 where br is a
+// multiple of 16) output channels of one block row, each tap of up to 16 of its stored columns a
+// broadcast; threads split the tiles and run every image in order for theirs. False, with dw
+// untouched, without AVX-512 (the caller runs the column kernel, whose chains are the same).
+bool directConvWeightGradientSparse(const DirectConv& d, const DirectOperand& dy, const DirectOperand& x, const int32_t* rowPtr, const int32_t* colIdx,
+                                    int64_t br, int64_t bc, float* dw, int threads);
+
 // The same weight gradient under an emulated accumulator (as directConvForwardLowp: lowpGemm's
 // fast nearest rounding per addition, chunks along q folded into the totals; on AVX-512). False,
 // with dw untouched, where it cannot give the contract's bits that way: the caller runs the GEMM.

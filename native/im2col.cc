@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "cpu.h"
 #include "parallel.h"
 
 namespace octet {
@@ -25,6 +26,18 @@ void col2imChannel(const float* col, int64_t rowStride, float* dstPlane, const C
 
 }  // namespace
 
+#ifdef OCTET_X86
+// One output row's adds, row[ow] += src[ow] for ow in [lo, hi), 16 lanes at a time (the same adds).
+static __attribute__((target("avx512f"))) void addRowAvx512(float* row, const float* src, int64_t lo, int64_t hi) {
+  int64_t ow = lo;
+  for (; ow + 16 <= hi; ow += 16) _mm512_storeu_ps(row + ow, _mm512_add_ps(_mm512_loadu_ps(row + ow), _mm512_loadu_ps(src + ow)));
+  if (ow < hi) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (hi - ow)) - 1u);
+    _mm512_mask_storeu_ps(row + ow, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, row + ow), _mm512_maskz_loadu_ps(m, src + ow)));
+  }
+}
+#endif
+
 void col2imRow(const float* in, int64_t r, const ConvGeometry& g, float* image) {
   const int64_t taps = g.kernelH * g.kernelW;
   const int64_t c = r / taps, i = (r / g.kernelW) % g.kernelH, j = r % g.kernelW;
@@ -32,12 +45,21 @@ void col2imRow(const float* in, int64_t r, const ConvGeometry& g, float* image) 
   int64_t lo, hi;
   insideRange(g.outW, g.width, g.strideW, offset, lo, hi);
   float* channel = image + c * g.height * g.width;
+#ifdef OCTET_X86
+  const bool wide = cpuHasAvx512();
+#endif
   for (int64_t oh = 0; oh < g.outH; ++oh) {
     const int64_t ih = oh * g.strideH - g.padH + i * g.dilationH;
     if (ih < 0 || ih >= g.height) continue;
     float* row = channel + ih * g.width + offset;
     const float* src = in + oh * g.outW;
     if (g.strideW == 1) {
+#ifdef OCTET_X86
+      if (wide) {
+        addRowAvx512(row, src, lo, hi);
+        continue;
+      }
+#endif
       for (int64_t ow = lo; ow < hi; ++ow) row[ow] += src[ow];
     } else {
       for (int64_t ow = lo; ow < hi; ++ow) row[ow * g.strideW] += src[ow];

@@ -43,8 +43,8 @@ import { resolveThreads } from './threads.js';
 
 /** A matrix in block compressed sparse rows (see the file's comment). */
 
-/** OCTET_SPARSE_DIRECT=0 keeps stride-1 convolutions on the column-matrix kernel (the same bits; to compare speed). */
-const directSparseOn = process.env.OCTET_SPARSE_DIRECT !== '0';
+/** OCTET_SPARSE_DIRECT=0 keeps pruned convolutions' forward and weight gradient on the column-matrix kernels (the same bits; to compare speed). */
+export const directSparseOn = process.env.OCTET_SPARSE_DIRECT !== '0';
 export interface BsrMatrix {
   readonly rows: number;
   readonly cols: number;

@@ -21,7 +21,7 @@
  * chain), used where the native core is absent; the tests hold the fast paths to them bit for bit.
  */
 import { InvalidArgumentError } from '../errors.js';
-import { bsrGemmReference, bsrStructure, codesOnFloat32Sums, fma32, type BsrMatrix, type CodedImages, type SparsePattern } from './block_sparse.js';
+import { bsrGemmReference, bsrStructure, codesOnFloat32Sums, directSparseOn, fma32, type BsrMatrix, type CodedImages, type SparsePattern } from './block_sparse.js';
 import { decodeTable, type QTensor } from '../formats/index.js';
 import type { LowpGemmOptions, LowpOperand } from './lowp_gemm.js';
 import { divideByScale } from './quant_stats.js';
@@ -115,6 +115,19 @@ function checkCoded(x: Float32Array | CodedImages, length: number, name: string)
 }
 
 /**
+ * Whether a pruned weight's gradient runs on the direct tiles (native directConvWeightGradientSparse)
+ * rather than the column kernel: the same chains either way, so a fixed rule on the pattern and the
+ * geometry from the crossovers measured on ResNet-18's shapes (docs/benchmarks.md, 2026-12-07):
+ * blocks a multiple of 8 rows tall, except blocks of 16 rows or more on planes under 64 outputs
+ * (ResNet-18's 4x4 layer4 at 16x16 blocks: 11.4 / 6.6 ms direct against 9.3 / 4.9 ms column at 50 /
+ * 75%; at 8x8 blocks the direct tiles win there too, 12.1 / 7.0 / 3.3 against 13.6 / 7.4 / 3.6 ms).
+ */
+function directGradientApplies(pattern: BsrMatrix, g: ColumnGeometry): boolean {
+  if (!directSparseOn || pattern.blockRows % 8 !== 0) return false;
+  return pattern.blockRows % 16 !== 0 || g.outH * g.outW >= 64;
+}
+
+/**
  * The weight gradient of a convolution whose weight (one group, out channels x channels * KH * KW)
  * is pruned to `pattern`'s stored blocks: dW = dY X^T at those entries only (X the column matrix
  * of the images x), each entry the chain over the batch's columns in order of fused multiply-adds
@@ -123,7 +136,11 @@ function checkCoded(x: Float32Array | CodedImages, length: number, name: string)
  * (unscaled values: a caller divides by the scales as the dense route does). Entries outside the
  * stored blocks are not written (zeros in a new array). The pattern's values are not read.
  *
- * Native: workers split the block columns; each packs its used columns of X transposed one chunk
+ * Native, blocks a multiple of 8 rows tall (directGradientApplies): the direct weight gradient's
+ * tiles (the images laid out once per call as padded planes, dY channel-last) over each block
+ * column's storing block rows, 8 output channels a slice, two slices a vector, up to 6 slices by 8
+ * columns a tile, each column's input value one broadcast for all of them (native/direct_conv.h).
+ * Otherwise workers split the block columns; each packs its used columns of X transposed one chunk
  * of columns at a time (16 rows of the column matrix, then a 16 x 16 transpose) and runs 8 rows x
  * up to 48 stored entries in registers, the chains carried from chunk to chunk in a buffer of
  * whole vectors. Reference: im2col and each stored entry's chain written out.
@@ -139,6 +156,17 @@ export function bsrConv2dWeightGradient(
   if (options.out && options.out.length !== m * k) throw new InvalidArgumentError(`bsrConv2dWeightGradient: out has ${options.out.length} values; expected ${m} x ${k}`);
   const dw = options.out ?? freshArray(m * k);
   const native = nativeCore();
+  if (native && !options.reference && directGradientApplies(pattern, g)) {
+    // The direct weight gradient's tiles over each block row's stored columns (the same chains, no
+    // column matrix: the images laid out once as padded planes, each column a shifted load).
+    const operand = (v: Float32Array | CodedImages) => (v instanceof Float32Array ? { data: v } : { data: v.codes, table: v.table, format: v.format });
+    const done = native.directConvWeightGradientSparse(operand(dy), operand(x), dw, pattern.rowPtr, pattern.colIdx, {
+      batch, channels: g.channels, height: g.height, width: g.width, outChannels: m, kernelH: g.kernelH, kernelW: g.kernelW, padH: g.padH, padW: g.padW,
+      outH: g.outH, outW: g.outW, strideH: g.strideH, strideW: g.strideW, dilationH: g.dilationH, dilationW: g.dilationW, xImageStride: imageStride,
+      yImageStride: m * plane, br: pattern.blockRows, bc: pattern.blockCols, threads: resolveThreads(options.threads),
+    });
+    if (done) return dw;
+  }
   if (native && !options.reference) {
     native.bsrConvWeightGradient(pattern.rowPtr, pattern.colIdx, x instanceof Float32Array ? x : x.codes, dy instanceof Float32Array ? dy : dy.codes, dw, {
       m, k, br: pattern.blockRows, bc: pattern.blockCols, batch, geometry: g, imageStride,

@@ -152,6 +152,11 @@ export interface NativeCore {
   directConvWeightGradient(
     dy: NativeMatrix, x: NativeMatrix, dw: Float32Array, o: Threads & NativeDirectConv & { strideH: number; strideW: number; dilationH: number; dilationW: number },
   ): void;
+  /** The weight gradient of a weight pruned in blocks at its stored entries (native/direct_conv.h); false without AVX-512 or blocks a multiple of 8 rows tall. */
+  directConvWeightGradientSparse(
+    dy: NativeMatrix, x: NativeMatrix, dw: Float32Array, rowPtr: Int32Array, colIdx: Int32Array,
+    o: Threads & NativeDirectConv & { strideH: number; strideW: number; dilationH: number; dilationW: number; br: number; bc: number },
+  ): boolean;
   winogradForward(x: Float32Array, w: Float32Array, y: Float32Array, o: NativeWinograd): void;
   winogradWeightGradient(x: Float32Array, dy: Float32Array, dw: Float32Array, o: NativeWinograd): void;
   absMax(x: Float32Array, o: Threads): number;

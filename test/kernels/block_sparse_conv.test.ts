@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { bsrConv2dInputGradient, bsrConv2dWeightGradient, bsrFromDense, bsrTranspose, convGeometry, decode, encode, groupColumns } from '../../src/kernels/index.js';
 import { resolveFormat } from '../../src/formats/index.js';
+import { nativeCore } from '../../src/kernels/native.js';
 import { conv2dGradients } from '../../src/ops/conv.js';
 import { uniform, xorshift } from '../helpers/random.js';
 import { assertSameBits } from '../helpers/bits.js';
@@ -107,6 +108,37 @@ describe('bsrConv2dWeightGradient', () => {
       assertSameBits(out, want, 'into out');
     });
   }
+
+  test('the direct tiles (native, blocks a multiple of 8 rows tall) give the reference bits and leave the other entries as they were', (t) => {
+    const native = nativeCore();
+    if (!native) return t.skip('no native core');
+    const shapes: Array<[string, [number, number, number, number], [number, number, number, number], Parameters<typeof convGeometry>[2], number, number]> = [
+      ['8x8 blocks, 13 output channels (a partial block row), many columns per row', [3, 11, 9, 10], [13, 11, 3, 3], { padding: 1 }, 8, 8],
+      ['24x4 blocks (three slices of 8 rows)', [2, 6, 8, 8], [48, 6, 3, 3], { padding: 1 }, 24, 4],
+      ['16x16 blocks (16 lanes), stride 2, odd size', [2, 16, 9, 9], [32, 16, 3, 3], { padding: 1, stride: 2 }, 16, 16],
+      ['8x8 blocks, dilation 2, 5x5 kernel', [2, 4, 12, 12], [16, 4, 5, 5], { padding: 3, dilation: 2 }, 8, 8],
+      ['8x8 blocks, 1x1 stride 2', [4, 24, 8, 8], [40, 24, 1, 1], { stride: 2 }, 8, 8],
+    ];
+    for (const [name, xShape, wShape, options, br, bc] of shapes) {
+      const geo = convGeometry(xShape, wShape, options);
+      const rows = wShape[0], cols = wShape[1] * wShape[2] * wShape[3];
+      const { w } = prunedWeight(rows, cols, br, bc, rows + 7 * cols);
+      const x = uniform(geo.batch * geo.channels * geo.height * geo.width, 15);
+      const dy = uniform(geo.batch * rows * geo.outH * geo.outW, 17);
+      const g = groupColumns(geo);
+      const want = bsrConv2dWeightGradient(w, x, dy, g, geo.batch, { reference: true, out: new Float32Array(rows * cols).fill(7) });
+      for (const threads of [1, 2]) {
+        const out = new Float32Array(rows * cols).fill(7);
+        const done = native.directConvWeightGradientSparse({ data: dy }, { data: x }, out, w.rowPtr, w.colIdx, {
+          batch: geo.batch, channels: geo.channels, height: geo.height, width: geo.width, outChannels: rows, kernelH: geo.kernelH, kernelW: geo.kernelW,
+          padH: geo.padH, padW: geo.padW, outH: geo.outH, outW: geo.outW, strideH: geo.strideH, strideW: geo.strideW, dilationH: geo.dilationH,
+          dilationW: geo.dilationW, xImageStride: geo.channels * geo.height * geo.width, yImageStride: rows * geo.outH * geo.outW, br, bc, threads,
+        });
+        if (!done) return t.skip('no AVX-512');
+        assertSameBits(out, want, `${name}, ${threads} threads`);
+      }
+    }
+  });
 
   test('one-byte codes (E5M2 and E4M3 tables) give the dense route on their values', () => {
     const geo = convGeometry([2, 16, 16, 16], [16, 16, 3, 3], { padding: 1 });
