@@ -1016,26 +1016,37 @@ bool directConvWeightGradientSparse(const DirectConv& d, const DirectOperand& dy
   const int64_t planeStride = (hp * wp + 15) / 16 * 16;
   // Each block column's storing block rows, their slices of 8 channels in tiles of up to
   // kSparseSlices, by its columns in tiles of up to kSparseTaps.
-  std::vector<std::vector<int64_t>> slicesOf(static_cast<size_t>(blockCols));
+  // Each stored block's slices (o0 and its index s in colIdx), by block column.
+  const int64_t slicesPerRow = br / L, chunksPerBlock = (bc + kSparseTaps - 1) / kSparseTaps;
+  std::vector<std::vector<std::pair<int64_t, int64_t>>> slicesOf(static_cast<size_t>(blockCols));
   for (int64_t q = 0; q < blockRows; ++q)
     for (int32_t s = rowPtr[q]; s < rowPtr[q + 1]; ++s)
-      for (int64_t o0 = q * br; o0 < std::min(d.outChannels, (q + 1) * br); o0 += L) slicesOf[static_cast<size_t>(colIdx[s])].push_back(o0);
-  std::vector<int64_t> cols, offsets;
+      for (int64_t o0 = q * br; o0 < std::min(d.outChannels, (q + 1) * br); o0 += L) slicesOf[static_cast<size_t>(colIdx[s])].push_back({o0, s});
+  std::vector<int64_t> offsets;
   std::vector<SparseGradItem> items;
+  // Where the sums of (stored block s, its slice, its chunk of columns) start: column t of it at
+  // + 16 t, row r at + r.
+  std::vector<int64_t> sumAt(static_cast<size_t>(rowPtr[blockRows] * slicesPerRow * chunksPerBlock), -1);
   for (int64_t pc = 0; pc < blockCols; ++pc) {
-    const std::vector<int64_t>& slices = slicesOf[static_cast<size_t>(pc)];
+    const std::vector<std::pair<int64_t, int64_t>>& slices = slicesOf[static_cast<size_t>(pc)];
     const int64_t c0 = pc * bc, c1 = std::min(k, c0 + bc);
     for (size_t f = 0; f < slices.size(); f += kSparseSlices) {
       for (int64_t t0 = c0; t0 < c1; t0 += kSparseTaps) {
         SparseGradItem it{};
         it.slices = static_cast<int>(std::min<size_t>(kSparseSlices, slices.size() - f));
         it.count = static_cast<int>(std::min<int64_t>(kSparseTaps, c1 - t0));
-        for (int v = 0; v < it.slices; ++v) it.o0[v] = slices[f + static_cast<size_t>(v)];
+        const int T = it.count <= 4 ? 4 : kSparseTaps;
+        for (int v = 0; v < it.slices; ++v) {
+          const auto [o0, s] = slices[f + static_cast<size_t>(v)];
+          it.o0[v] = o0;
+          const int64_t slice = (o0 % br) / L, chunk = (t0 - c0) / kSparseTaps;
+          sumAt[static_cast<size_t>((s * slicesPerRow + slice) * chunksPerBlock + chunk)] =
+              static_cast<int64_t>(items.size()) * kSparseSums + (v / 2) * T * 16 + (v % 2) * 8;
+        }
         items.push_back(it);
         for (int t = 0; t < kSparseTaps; ++t) {
           const int64_t c = t0 + std::min(t, it.count - 1);
           const int64_t ch = c / (d.kernelH * d.kernelW), i = (c / d.kernelW) % d.kernelH, j = c % d.kernelW;
-          cols.push_back(c);
           offsets.push_back(ch * planeStride + i * d.dilationH * wp + j * d.dilationW);
         }
       }
@@ -1051,13 +1062,17 @@ bool directConvWeightGradientSparse(const DirectConv& d, const DirectOperand& dy
   std::vector<SparseGradTile> tile(items.size());
   for (size_t u = 0; u < items.size(); ++u) tile[u] = sparseGradTileFor(items[u].slices, items[u].count);
   runGradientTiles(l, tiles, dy, x, threads, [&](const float* planes, const float* grads, int64_t, int64_t u) { tile[static_cast<size_t>(u)](sp, planes, grads, u); });
-  for (int64_t u = 0; u < tiles; ++u) {
-    const SparseGradItem& it = items[static_cast<size_t>(u)];
-    const int T = it.count <= 4 ? 4 : kSparseTaps;
-    for (int v = 0; v < it.slices; ++v) {
-      const int64_t rows = std::min<int64_t>(L, d.outChannels - it.o0[v]);
-      for (int64_t r = 0; r < rows; ++r)
-        for (int t = 0; t < it.count; ++t) dw[(it.o0[v] + r) * k + cols[static_cast<size_t>(u * kSparseTaps + t)]] = sums[u * kSparseSums + ((v / 2) * T + t) * 16 + (v % 2) * 8 + r];
+  // Row by row, left to right (each row's stored entries written while its lines are in cache).
+  for (int64_t o = 0; o < d.outChannels; ++o) {
+    const int64_t q = o / br, slice = (o % br) / L, r = o % L;
+    float* row = dw + o * k;
+    for (int32_t s = rowPtr[q]; s < rowPtr[q + 1]; ++s) {
+      const int64_t c0 = static_cast<int64_t>(colIdx[s]) * bc, c1 = std::min(k, c0 + bc);
+      for (int64_t chunk = 0; c0 + chunk * kSparseTaps < c1; ++chunk) {
+        const float* at = sums + sumAt[static_cast<size_t>((s * slicesPerRow + slice) * chunksPerBlock + chunk)] + r;
+        const int64_t t0 = c0 + chunk * kSparseTaps, count = std::min<int64_t>(kSparseTaps, c1 - t0);
+        for (int64_t t = 0; t < count; ++t) row[t0 + t] = at[t * 16];
+      }
     }
   }
   return true;
