@@ -46,9 +46,16 @@ export abstract class GemmLayer extends Module {
    * kernel.
    */
   sparse: SparsePattern | null = null;
+  /**
+   * The same pattern where the layer is pruned but keeps dense products (`kernels: 'dense'`): a
+   * quantized weight gradient is still zeroed outside the kept blocks before it takes its scale.
+   */
+  pruned: SparsePattern | null = null;
 
   protected forward(x: Tensor): Tensor {
-    const product = this.sparse && this.product.kind === 'conv2d' ? { ...this.product, sparse: this.sparse } : this.product;
+    const pattern = this.sparse ?? this.pruned;
+    const product =
+      pattern && this.product.kind === 'conv2d' ? { ...this.product, ...(this.sparse ? { sparse: this.sparse } : {}), pruned: pattern } : this.product;
     return this.compute.run(x, this.weight, this.bias, product);
   }
 }

@@ -16,8 +16,14 @@ import { linear } from './matmul.js';
 
 export type GemmProduct =
   | { readonly kind: 'linear' }
-  /** `sparse`: the weight's keep pattern where the layer is pruned in blocks (its forward and gradients may run on the block-sparse kernel). */
-  | { readonly kind: 'conv2d'; readonly options: ConvOptions; readonly sparse?: SparsePattern }
+  /**
+   * `pruned`: the weight's keep pattern where the layer is pruned in blocks: a quantized weight
+   * gradient's entries outside its kept blocks are +0 before it is quantized (its scale comes from
+   * the kept entries, as a block-sparse product computes only those). `sparse`: the same pattern
+   * where the forward and gradients may run on the block-sparse kernel (absent with `kernels:
+   * 'dense'`, which keeps every product dense).
+   */
+  | { readonly kind: 'conv2d'; readonly options: ConvOptions; readonly sparse?: SparsePattern; readonly pruned?: SparsePattern }
   | { readonly kind: 'convTranspose2d'; readonly options: ConvOptions };
 
 /** The float32 op of a product; `algorithm` chooses how float32 convolutions run (default: defaultConvAlgorithm()). */
@@ -66,7 +72,8 @@ export interface ProductKernels {
    */
   /**
    * Pruned convolutions only: zero a weight gradient's entries outside the kept blocks (in place),
-   * as the block-sparse weight gradient leaves them; for comparisons with dense shadow products.
+   * as the block-sparse weight gradient leaves them: before a quantized weight gradient takes its
+   * scale, and for comparisons with dense shadow products.
    */
   zeroPruned?(dw: Float32Array): Float32Array;
   floatBackward?(
@@ -93,7 +100,7 @@ function sparseWeightGrad(s: ConvGeometry, sparse: SparsePattern | undefined, e:
   return bsrLowpConv2dWeightGradient(sparse, e, xo, groupColumns(s), s.batch, o);
 }
 
-function convKernels(s: ConvGeometry, sparse?: SparsePattern): ProductKernels {
+function convKernels(s: ConvGeometry, sparse?: SparsePattern, pruned: SparsePattern | undefined = sparse): ProductKernels {
   return {
     outputShape: [s.batch, s.outChannels, s.outH, s.outW],
     channels: s.outChannels,
@@ -102,7 +109,7 @@ function convKernels(s: ConvGeometry, sparse?: SparsePattern): ProductKernels {
     inputGrad: (e, wo, o) => (o.blocks ? blockConv2dBackwardData(e, wo, s, o.blocks, o) : lowpConv2dBackwardData(e, wo, s, o)),
     weightGrad: (e, xo, o) =>
       sparseWeightGrad(s, sparse, e, xo, o) ?? (o.blocks ? blockConv2dBackwardWeight(e, xo, s, o.blocks, o) : lowpConv2dBackwardWeight(e, xo, s, o)),
-    ...(sparse ? { zeroPruned: (dw: Float32Array) => zeroPruned(dw, sparse) } : {}),
+    ...(pruned ? { zeroPruned: (dw: Float32Array) => zeroPruned(dw, pruned) } : {}),
     floatBackward: (g, xf, wf, algorithm, prunedGradientUnread) => conv2dGradients({ g, x: xf, weight: wf, geometry: s, algorithm, sparse, prunedGradientUnread }),
   };
 }
@@ -152,7 +159,7 @@ export function productKernels(x: Tensor, weight: Tensor, product: GemmProduct):
     case 'linear':
       return linearKernels(x, weight);
     case 'conv2d':
-      return convKernels(convGeometry(x.shape, weight.shape, product.options, 'conv2d'), product.sparse);
+      return convKernels(convGeometry(x.shape, weight.shape, product.options, 'conv2d'), product.sparse, product.pruned ?? product.sparse);
     case 'convTranspose2d':
       return transposedKernels(transposedConvGeometry(x.shape, weight.shape, product.options, 'convTranspose2d'));
   }

@@ -122,12 +122,19 @@ registerGradient<Saved>('quantizedGemm', (node, g) => {
   const e = quantizedErrors ? policy.quantize('errors', g, pooled) : g;
   policy.observe?.(quantizedErrors ? 'e' : 'dy', e);
   shadow?.probe.tensor('errors', g, e);
-  const options = (pass: GemmPass) => (quantizedErrors ? policy.gemmOptions(pass) : FP32);
+  // A pruned weight's gradient is +0 outside its kept blocks before anything reads it (zeroed
+  // below where a dense kernel computed it), so the block-sparse kernel may compute it.
+  const prunedUnread = policy.prunedGradientUnread === true || kernels.zeroPruned !== undefined;
+  const options = (pass: GemmPass): ProductOptions => {
+    if (!quantizedErrors) return FP32;
+    const o = policy.gemmOptions(pass);
+    return pass === 'weightGradient' && prunedUnread ? { ...o, prunedGradientUnread: true } : o;
+  };
   let gx: Float32Array | null = null;
   let gw: Float32Array | null = null;
   if (!quantizedErrors && kernels.floatBackward) {
     const taken: Float32Array[] = [];
-    const grads = kernels.floatBackward(g, weight.requiresGrad ? values(x, taken) : null, input.requiresGrad ? values(w, taken) : null, policy.algorithm, policy.prunedGradientUnread === true);
+    const grads = kernels.floatBackward(g, weight.requiresGrad ? values(x, taken) : null, input.requiresGrad ? values(w, taken) : null, policy.algorithm, prunedUnread);
     for (const a of taken) recycle(a);
     gx = grads.gx;
     gw = grads.gw;
@@ -140,12 +147,15 @@ registerGradient<Saved>('quantizedGemm', (node, g) => {
     if (gx) showProduct(shadow.probe, 'inputGradient', gx, kernels.inputGrad(g, shadow.w, FP32), options('inputGradient'), () => kernels.inputGrad(e, w, FP32), float);
     // A pruned weight's gradient may hold +0 outside its kept blocks (the block-sparse kernel's),
     // so every product compared here does.
-    const pruned = policy.prunedGradientUnread && kernels.zeroPruned ? kernels.zeroPruned : (v: Float32Array) => v;
+    const pruned = kernels.zeroPruned ?? ((v: Float32Array) => v);
     if (gw) {
       showProduct(shadow.probe, 'weightGradient', pruned(gw), pruned(kernels.weightGrad(g, shadow.x, FP32)), options('weightGradient'), () => pruned(kernels.weightGrad(e, x, FP32)), float);
     }
   }
   if (gw) {
+    // The kept entries' scale: a quantized gradient of a pruned weight is +0 outside its kept blocks
+    // first, whichever kernel computed it (the block-sparse one leaves them +0 already).
+    if (kernels.zeroPruned && !policy.prunedGradientUnread) kernels.zeroPruned(gw);
     const q = policy.quantize('weight_gradients', gw);
     shadow?.probe.tensor('weight_gradients', gw, q);
     // The optimizer sees exactly the values the weight-gradient codes hold (decoded in place).

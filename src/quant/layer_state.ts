@@ -98,7 +98,9 @@ export class LayerQuantState implements QuantizationPolicy {
 
   /**
    * Whether the weight gradient stays float32 (not quantized by its amax): its entries outside a
-   * pruned weight's kept blocks are then read by nobody (the optimizer's masks zero them).
+   * pruned weight's kept blocks are then read by nobody (the optimizer's masks zero them). Where it
+   * is quantized, the quantized op zeroes them first (quantized_gemm.ts), so they are not read then
+   * either.
    */
   get prunedGradientUnread(): boolean {
     return this.quantizers.weight_gradients === undefined;

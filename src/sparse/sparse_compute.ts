@@ -6,9 +6,15 @@
  * sparseConvWins (src/kernels/block_sparse.ts) says that is faster than the product the layer
  * would run dense: under the float32 compute (conv2d) and under a recipe's when both operands are
  * one-byte codes with float32 accumulation (bsrLowpConv2dForward). In the backward, the input
- * gradient (strided layers; stride-1 ones in place of Winograd) and the weight gradient (where the
- * recipe leaves weight gradients float32: the pruned entries are then +0) run on the sparse kernel
- * by their own fixed rules (sparseInputGradientWins, sparseWeightGradientWins).
+ * gradient (float32: strided layers, stride-1 ones in place of Winograd) and the weight gradient
+ * (its pruned entries +0) run on the sparse kernel by their own fixed rules
+ * (sparseInputGradientWins, sparseWeightGradientWins).
+ *
+ * A recipe that quantizes weight gradients by their amax sees a pruned layer's gradient with its
+ * pruned entries +0, on the dense products too (`kernels: 'dense'` attaches the pattern as
+ * GemmLayer.pruned for that): its scale comes from the kept entries, as a block-sparse product
+ * computes only those. (Until 2026-12-07 the dense gradient's amax, pruned entries included, set
+ * it: pruned runs under such recipes, fp8 and hybrid among them, changed in their bits then.)
  *
  * Values. The rule is a function of the pattern and the geometry, never of a timing, so a run
  * gives the same bits on any machine and on every call; training and its evaluations (and `octet
@@ -34,9 +40,10 @@ export interface SparseLayer {
 /**
  * Give every pruned convolution of `model` (keep patterns by parameter name, as checkpoints and
  * the Pruner hold them, in `block` blocks) its pattern, and take it from layers without one.
- * Returns the layers given one.
+ * `kernels: 'dense'` keeps every product dense (GemmLayer.pruned only: the same values, the
+ * products' speed of an unpruned model). Returns the layers given one.
  */
-export function attachSparsePatterns(model: Module, masks: ReadonlyMap<string, Uint8Array>, block: string): SparseLayer[] {
+export function attachSparsePatterns(model: Module, masks: ReadonlyMap<string, Uint8Array>, block: string, kernels: 'auto' | 'dense' = 'auto'): SparseLayer[] {
   const shape = parseBlockShape(block);
   const layers: SparseLayer[] = [];
   for (const [path, m] of model.namedModules()) {
@@ -44,6 +51,7 @@ export function attachSparsePatterns(model: Module, masks: ReadonlyMap<string, U
     const keep = masks.get(`${path}.weight`);
     if (!keep || m.product.kind !== 'conv2d' || (m.product.options.groups ?? 1) !== 1) {
       m.sparse = null;
+      m.pruned = null;
       continue;
     }
     const rows = m.weight.shape[0], cols = m.weight.size / rows;
@@ -54,7 +62,8 @@ export function attachSparsePatterns(model: Module, masks: ReadonlyMap<string, U
       );
     }
     const pattern: SparsePattern = { rows, cols, br, bc, keep };
-    m.sparse = pattern;
+    m.sparse = kernels === 'auto' ? pattern : null;
+    m.pruned = pattern;
     layers.push({ layer: path, kept: keptFraction(pattern), sparseAgainstDirect: sparseConvWins(pattern, 'direct') });
   }
   return layers;
@@ -62,5 +71,10 @@ export function attachSparsePatterns(model: Module, masks: ReadonlyMap<string, U
 
 /** Take every pattern off (the dense products). */
 export function detachSparsePatterns(model: Module): void {
-  for (const [, m] of model.namedModules()) if (m instanceof GemmLayer) m.sparse = null;
+  for (const [, m] of model.namedModules()) {
+    if (m instanceof GemmLayer) {
+      m.sparse = null;
+      m.pruned = null;
+    }
+  }
 }

@@ -3,7 +3,8 @@
  * for bit, as the dense direct products (float32 with --conv direct, and a recipe's codes with
  * float32 accumulation); proof that the sparse forward really runs (weights left in pruned blocks
  * are ignored by it); the fixed rules; the weight gradient at the kept blocks (float32 and codes),
- * dense where a recipe reads it whole.
+ * dense where a recipe reads it whole; a quantized weight gradient zeroed outside the kept blocks
+ * before its scale is taken, on dense and sparse products alike.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
@@ -13,7 +14,9 @@ import { describe, test } from 'node:test';
 import { bsrConv2dInputGradient, bsrFromPattern, bsrTranspose, convGeometry, encode, groupColumns, sparseConvWins, sparseInputGradientWins, sparseWeightGradientWins, zeroPruned, type SparsePattern } from '../../src/kernels/index.js';
 import { makeQTensor } from '../../src/formats/index.js';
 import { conv2dGradients } from '../../src/ops/conv.js';
-import { productKernels } from '../../src/ops/gemm_product.js';
+import { productKernels, type GemmProduct } from '../../src/ops/gemm_product.js';
+import { quantizedGemm, type QuantizationPolicy } from '../../src/ops/quantized_gemm.js';
+import { backward } from '../../src/autograd/index.js';
 import { Tensor } from '../../src/tensor/index.js';
 import { assertSameBits } from '../helpers/bits.js';
 import { uniform } from '../helpers/random.js';
@@ -143,6 +146,42 @@ describe('the gradients of a pruned convolution', () => {
     // An emulated accumulator: dense (the sparse kernel accumulates in float32 only).
     const e6m9 = { accumulation: 'e6m9', chunk: 16, prunedGradientUnread: true } as const;
     assertSameBits(kernels.weightGrad(eq, xq, e6m9), productKernels(xTensor, wTensor, { kind: 'conv2d', options: { padding: 1 } }).weightGrad(eq, xq, e6m9), 'e6m9');
+  });
+});
+
+describe('a quantized weight gradient of a pruned convolution', () => {
+  test('is +0 outside the kept blocks before it is quantized (its scale from the kept entries), on the dense products as on the sparse ones', () => {
+    const keep = Uint8Array.from({ length: 2 * 18 }, (_, i) => (i % 5 === 0 ? 1 : 0));
+    const sparse: SparsePattern = { rows: 16, cols: 144, br: 8, bc: 8, keep };
+    const inKept = (i: number) => keep[Math.floor(Math.floor(i / 144) / 8) * 18 + Math.floor((i % 144) / 8)] === 1;
+    const seen: Float32Array[] = [];
+    // Errors "quantized" (the FP8 path) and weight gradients quantized by their amax: the policy
+    // records what reaches the weight gradients' quantizer.
+    const policy: QuantizationPolicy = {
+      quantizesErrors: true,
+      prunedGradientUnread: false,
+      algorithm: 'direct',
+      quantize: (cls, v) => {
+        if (cls === 'weight_gradients') seen.push(Float32Array.from(v));
+        return v;
+      },
+      gemmOptions: () => ({ accumulation: 'fp32' }),
+    };
+    const run = (product: GemmProduct) => {
+      const x = new Tensor(uniform(2 * 16 * 100, 1), [2, 16, 10, 10]).requireGrad();
+      const w = new Tensor(uniform(16 * 144, 3).map((v, i) => (inKept(i) ? v : 0)), [16, 16, 3, 3]).requireGrad();
+      const y = quantizedGemm(x, w, null, product, policy);
+      backward(y, { gradient: new Tensor(uniform(y.size, 2), y.shape) });
+      return { quantized: seen[seen.length - 1], grad: Float32Array.from(w.grad!.data) };
+    };
+    const options = { padding: 1 };
+    const dense = run({ kind: 'conv2d', options });
+    const pruned = run({ kind: 'conv2d', options, pruned: sparse });
+    const onSparse = run({ kind: 'conv2d', options, sparse, pruned: sparse });
+    assert.ok(dense.quantized.some((v, i) => !inKept(i) && v !== 0), 'an unpruned layer quantizes its whole gradient');
+    assertSameBits(pruned.quantized, dense.quantized.map((v, i) => (inKept(i) ? v : 0)), 'the kept entries, +0 elsewhere');
+    assertSameBits(onSparse.quantized, pruned.quantized, 'the same on the sparse products');
+    assertSameBits(onSparse.grad, pruned.grad, 'the gradient the optimizer sees');
   });
 });
 
