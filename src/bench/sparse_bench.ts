@@ -233,7 +233,7 @@ export function sparseStepBench(threads: number, options: SparseStepOptions = {}
     // on these machines costs more than the convolutions (ResNet-18 inference, 2026-12-06: 443 ms
     // dense / 366 ms pruned without, 203 / 107 ms with).
     const train = () => {
-      optimizer.zeroGrad();
+      optimizer.zeroGrad({ release: true });
       withActivationRelease(() => {
         const loss = softmaxCrossEntropy(net.call(x), labels);
         backward(session.scaleLoss(loss));

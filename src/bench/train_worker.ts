@@ -32,7 +32,7 @@ let savedBytes = 0;
 
 // The first (untimed) step also counts what its graph saved.
 const step = (countSaved = false) => {
-  optimizer.zeroGrad();
+  optimizer.zeroGrad({ release: true });
   withActivationRelease(() => {
     const loss = softmaxCrossEntropy(net.call(x), labels);
     if (countSaved) savedBytes = savedMemory(loss, params).bytes;
@@ -44,7 +44,7 @@ const step = (countSaved = false) => {
 /** The same step, each part under the profiler. */
 const profiledStep = (profiler: Profiler) =>
   profiled(profiler, () => {
-    profiler.section('step', 'zero gradients', () => optimizer.zeroGrad());
+    profiler.section('step', 'zero gradients', () => optimizer.zeroGrad({ release: true }));
     withActivationRelease(() => {
       profiler.startForward();
       const loss = softmaxCrossEntropy(net.call(x), labels);

@@ -25,7 +25,7 @@ import { bsrGemmReference, bsrStructure, codesOnFloat32Sums, directSparseOn, fma
 import { decodeTable, type QTensor } from '../formats/index.js';
 import type { LowpGemmOptions, LowpOperand } from './lowp_gemm.js';
 import { divideByScale } from './quant_stats.js';
-import { freshArray, recycle, takeBuffer, takeZeroed } from './buffer_pool.js';
+import { recycle, takeBuffer, takeZeroed } from './buffer_pool.js';
 import type { ColumnGeometry } from './conv_geometry.js';
 import { moveRowsReference } from './conv_layout.js';
 import { col2imBatchReference, im2colBatchReference } from './im2col.js';
@@ -154,7 +154,7 @@ export function bsrConv2dWeightGradient(
   checkCoded(x, batch * imageStride, 'x');
   checkCoded(dy, batch * m * plane, 'dy');
   if (options.out && options.out.length !== m * k) throw new InvalidArgumentError(`bsrConv2dWeightGradient: out has ${options.out.length} values; expected ${m} x ${k}`);
-  const dw = options.out ?? freshArray(m * k);
+  const dw = options.out ?? takeZeroed(m * k);
   const native = nativeCore();
   if (native && !options.reference && directGradientApplies(pattern, g)) {
     // The direct weight gradient's tiles over each block row's stored columns (the same chains, no

@@ -28,7 +28,15 @@ let pooledBytes = 0;
  * peak. At 32 MB most were dropped.
  */
 export const DEFAULT_POOL_LIMIT = 256 << 20;
-let limit = DEFAULT_POOL_LIMIT;
+/** OCTET_POOL_MB: the limit in MiB instead of the default (0 switches recycling off). */
+function limitFromEnvironment(): number {
+  const text = process.env.OCTET_POOL_MB;
+  if (text === undefined || text === '') return DEFAULT_POOL_LIMIT;
+  const mb = Number(text);
+  if (!Number.isFinite(mb) || mb < 0) throw new InvalidArgumentError(`OCTET_POOL_MB is "${text}"; expected a number of MiB >= 0`);
+  return Math.floor(mb * 2 ** 20);
+}
+let limit = limitFromEnvironment();
 let recycledCount = 0;
 let reusedCount = 0;
 let freshCount = 0;

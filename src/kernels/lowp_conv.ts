@@ -23,7 +23,7 @@
 import { checkConvGeometry, groupColumns, type ColumnGeometry, type ConvGeometry } from './conv_geometry.js';
 import type { ImagePlane } from './im2col.js';
 import type { LowpGemmOptions, LowpOperand } from './lowp_gemm.js';
-import { freshArray, takeBuffer } from './buffer_pool.js';
+import { takeBuffer, takeZeroed } from './buffer_pool.js';
 import {
   FLOATS, alloc, arrange, backend, columnsProduct, groupOptions, imagesPerChunk, keyedByPosition, readsColumnsInPlace, scratch, unitsPerChunk,
   type ColumnsAt,
@@ -83,7 +83,7 @@ export function lowpConv2dBackwardWeight(dy: LowpOperand, x: LowpOperand, s: Con
   const cg = s.channels / s.groups;
   const ocg = s.outChannels / s.groups;
   const k = cg * s.kernelH * s.kernelW;
-  const dw = freshArray(s.outChannels * k);
+  const dw = takeZeroed(s.outChannels * k);
   const taps = s.kernelH * s.kernelW;
   const pixels = s.height * s.width;
   if (directGradientApplies(b, options) && directGradientWins(s, options) && directWeightGradient(s.groups, (g) => ({

@@ -52,7 +52,7 @@ import {
   type FormatLike,
   type Rounding,
 } from '../formats/index.js';
-import { freshArray } from './buffer_pool.js';
+import { takeZeroed } from './buffer_pool.js';
 import { alignedGemm, checkAligned, hopperGemm, isAlignedModel, ALIGNED_MODELS, type AlignedAccumulator, type HopperModel } from './hopper_gemm.js';
 import { decode, quantize } from './codec.js';
 import { columnsGemm, type ColumnSource } from './columns_gemm.js';
@@ -199,9 +199,12 @@ function resolveOptions(options: LowpGemmOptions): Resolved {
   return { accumulation, rounding, saturate: options.saturate ?? false, chunk, chunkEnds, key };
 }
 
-/** The given output array, checked, or a fresh one (prefaulted: the kernels write it on several threads). */
+/**
+ * The given output array, checked, or zeros from the buffer pool (else a fresh array, prefaulted:
+ * the kernels write it on several threads).
+ */
 function outputArray(out: Float32Array | undefined, length: number): Float32Array {
-  if (!out) return freshArray(length);
+  if (!out) return takeZeroed(length);
   if (!(out instanceof Float32Array) || out.length !== length) {
     throw new InvalidArgumentError(`lowpGemm: out must be a Float32Array of ${length} elements (m x n); got ${out?.length ?? typeof out}`);
   }

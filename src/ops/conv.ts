@@ -14,7 +14,7 @@ import { record, registerGradient } from '../autograd/index.js';
 import { InvalidArgumentError } from '../errors.js';
 import {
   bsrConv2dForward, bsrConv2dInputGradient, bsrConv2dWeightGradient, bsrFromPattern, bsrStructure, bsrTranspose, channelBiasAdd, channelSum, col2im, col2imBatch, columnsGemm, convGeometry, defaultConvAlgorithm, depthwiseForward, depthwiseGeometry,
-  depthwiseInputGradient, depthwiseWeightGradient, freshArray, gemm, groupColumns, im2col, isDepthwise,
+  depthwiseInputGradient, depthwiseWeightGradient, gemm, groupColumns, im2col, isDepthwise,
   inputGradientGeometry, moveRows, recycle, rotatedKernel, sparseConvWins, sparseInputGradientWins, sparseWeightGradientWins, takeBuffer, takeZeroed, transposedConvGeometry, winogradForward,
   winogradPlan, winogradWeightGradient, type ColumnGeometry, type ColumnSource, type ConvAlgorithm, type ConvGeometry, type ConvOptions,
   type BsrMatrix, type SparsePattern,
@@ -221,7 +221,9 @@ export function conv2dGradients(a: Conv2dGradientInputs): { gx: Float32Array | n
   // chain it does not keep).
   const sparseGx = Boolean(weightData && sparse && groups === 1 && (dxGeometry ? dxPlan && sparseInputGradientWins(sparse) : sparseConvWins(sparse, 'direct')));
   const gx = !weightData ? null : dxGeometry && !sparseGx ? takeBuffer(batch * channels * pixels) : takeZeroed(batch * channels * pixels);
-  const gw = xData ? freshArray(outChannels * kSize) : null;
+  // Zeros from the buffer pool where it has an array (parameter gradients go back to it when the
+  // optimizer is done with them: zeroGrad({ release: true })), else fresh.
+  const gw = xData ? takeZeroed(outChannels * kSize) : null;
   // dY_g as [OCg x N*P] for the weight gradient's GEMM (every element written before it is read);
   // Winograd reads g in place.
   const wPlan = gw ? winogradPlan(geometry, algorithm) : null;

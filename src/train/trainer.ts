@@ -213,7 +213,7 @@ export async function train(settings: TrainConfig, dataset: Dataset, out: string
   const zeroSlots = (name: string, keep: Uint8Array) => optimizer.zeroSlotsWhere(name, keep);
   // Pruned convolutions' products on the block-sparse kernel where their rules choose it, with the masks as they stand.
   const attachPatterns = () => {
-    if (pruner && config.prune!.kernels !== 'dense') attachSparsePatterns(model, pruner.keepPatterns(), config.prune!.block);
+    if (pruner) attachSparsePatterns(model, pruner.keepPatterns(), config.prune!.block, config.prune!.kernels === 'dense' ? 'dense' : 'auto');
   };
   const subset = trainingSubset(dataset.train.count, config.seed, config.maxTrain);
   const stepsPerEpoch = Math.max(1, Math.floor(subset.length / config.batchSize));
@@ -292,7 +292,7 @@ export async function train(settings: TrainConfig, dataset: Dataset, out: string
     const size = Math.min(config.batchSize, subset.length);
     const batch = makeBatch(dataset.train, order!.subarray(inEpoch * size, (inEpoch + 1) * size), dataset.normalization, dataset.augmentation, config.seed, epoch);
     optimizer.lr = cosineWithWarmup(step, { baseLr: config.lr, totalSteps, warmupSteps });
-    optimizer.zeroGrad();
+    optimizer.zeroGrad({ release: true });
     if (pruner?.due(step)) {
       pruner.update(step, zeroSlots);
       attachPatterns();
