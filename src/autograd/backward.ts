@@ -6,7 +6,7 @@
  */
 import { InvalidArgumentError } from '../errors.js';
 import { Tensor, formatShape, type GradHandle } from '../tensor/index.js';
-import { addArrays, recycle, takeBuffer } from '../kernels/index.js';
+import { addArrays, markBackward, recycle, takeBuffer } from '../kernels/index.js';
 import { releasingActivations, savedArrays, type GradNode } from './graph.js';
 import { activeProfiler } from './profile.js';
 import { gradientRule } from './registry.js';
@@ -93,6 +93,8 @@ export function backward(output: Tensor, options: BackwardOptions = {}): void {
     }
     seed = Float32Array.of(1);
   }
+  // The forward pass is over: what it took from the buffer pool is its demand (buffer_pool.ts).
+  markBackward();
   const grads = new Map<GradHandle, Float32Array>([[output.handle, seed]]);
   const profiler = activeProfiler();
   let mark = profiler ? performance.now() : 0;

@@ -10,7 +10,7 @@
  * activation is freed once the forward pass no longer uses it.
  */
 import type { CodeArray } from '../formats/index.js';
-import { recycle } from '../kernels/index.js';
+import { markForward, recycle } from '../kernels/index.js';
 import type { GradFn, GradHandle, Tensor } from '../tensor/index.js';
 import { activeProfiler } from './profile.js';
 
@@ -78,6 +78,8 @@ export function withActivationRelease<T>(fn: () => T): T {
   if (!previous) {
     keptBySomeNode = new WeakSet();
     producedUnrecorded = new WeakSet();
+    // A pass begins: the buffer pool keeps what the last step took (src/kernels/buffer_pool.ts).
+    markForward();
   }
   try {
     return fn();

@@ -22,12 +22,15 @@ const MIN_ELEMENTS = 1 << 14;
 let free: (Float32Array | CodeArray)[] = [];
 let pooledBytes = 0;
 /**
- * Default limit: a ResNet-18 step (batch 64) hands back about 150 MB of batch norm's normalized
- * inputs alone; with room for them the next step's forward maps no fresh pages for them (110 ms
- * of a 1.6 s step) and peak memory is unchanged, since the forward takes them all back before its
- * peak. At 32 MB most were dropped.
+ * Default limit: 1 GiB. A ResNet-18 step (batch 64, float32) takes about 380 MB from the pool:
+ * at the earlier 256 MB the rest came fresh, about 137 MB of new pages a step (measured
+ * 2026-12-07: 1.03 s a step at 256 MB, 0.76-0.79 s at 512 MB and above, no fresh pages, the same
+ * peak memory, since the forward pass takes them all back before its peak). What a larger limit
+ * costs is memory held for later in the step: fp8 at batch 256 keeps float32 gradient arrays
+ * through the forward pass's peak for its backward pass (peak 1085 -> 1349 MB, steps 8.6 -> 7.6
+ * s). markForward trims the pool to what the passes take; OCTET_POOL_MB sets another limit.
  */
-export const DEFAULT_POOL_LIMIT = 256 << 20;
+export const DEFAULT_POOL_LIMIT = 1024 << 20;
 /** OCTET_POOL_MB: the limit in MiB instead of the default (0 switches recycling off). */
 function limitFromEnvironment(): number {
   const text = process.env.OCTET_POOL_MB;
@@ -41,6 +44,7 @@ let recycledCount = 0;
 let reusedCount = 0;
 let freshCount = 0;
 let freshBytes = 0;
+let trimmedBytes = 0;
 
 /**
  * Give back an array nothing else refers to (the caller's promise). Views, small arrays and arrays
@@ -59,7 +63,70 @@ export function recycle(a: Float32Array | CodeArray): void {
   }
 }
 
+/**
+ * What the passes take, by kind of array (type and length): counted from `markForward` to
+ * `markBackward` (a forward pass) and from there to the next `markForward` (the backward pass, the
+ * optimizer step and whatever runs until the next forward).
+ */
+type Demand = Map<string, number>;
+let counting: Demand | null = null;
+let forwardDemand: Demand | null = null;
+let lastForward: Demand | null = null;
+let lastBackward: Demand | null = null;
+
+function kindOf(a: { length: number; constructor: { name: string } }): string {
+  return `${a.constructor.name}:${a.length}`;
+}
+
+function countTake(key: string): void {
+  if (counting) counting.set(key, (counting.get(key) ?? 0) + 1);
+}
+
+/**
+ * A forward pass begins (withActivationRelease calls this on entry). The arrays the pool holds
+ * beyond what the last step took of their kind (per kind, the larger of its forward pass's takes
+ * and the takes after it) are dropped, newest kept: they would sit idle through this step's
+ * peak. (Measured, ResNet-18 fp8 at batch 256 with a 1 GiB limit: without this the pool held
+ * float32 arrays of kinds the forward pass never takes, about 250 MB more at the peak.)
+ */
+export function markForward(): void {
+  if (counting && !forwardDemand) {
+    // No markBackward since the last forward (an evaluation): its takes count as a forward's.
+    lastForward = counting;
+  } else if (forwardDemand && counting) {
+    lastForward = forwardDemand;
+    lastBackward = counting;
+  }
+  if (lastForward) {
+    const keep = new Map(lastForward);
+    for (const [key, n] of lastBackward ?? []) keep.set(key, Math.max(n, keep.get(key) ?? 0));
+    const kept: (Float32Array | CodeArray)[] = [];
+    for (let i = free.length - 1; i >= 0; i--) {
+      const key = kindOf(free[i]);
+      const left = keep.get(key) ?? 0;
+      if (left > 0) {
+        keep.set(key, left - 1);
+        kept.push(free[i]);
+      } else {
+        pooledBytes -= free[i].byteLength;
+        trimmedBytes += free[i].byteLength;
+      }
+    }
+    free = kept.reverse();
+  }
+  forwardDemand = null;
+  counting = new Map();
+}
+
+/** The forward pass ended (backward() calls this): what it took is the forward's demand. */
+export function markBackward(): void {
+  if (!counting || forwardDemand) return;
+  forwardDemand = counting;
+  counting = new Map();
+}
+
 function pooled<T extends Float32Array | CodeArray>(n: number, type: new (n: number) => T): T | null {
+  if (n >= MIN_ELEMENTS) countTake(`${type.name}:${n}`);
   if (n < MIN_ELEMENTS) return null;
   for (let i = free.length - 1; i >= 0; i--) {
     if (free[i].length === n && free[i] instanceof type) {
@@ -149,14 +216,17 @@ export interface BufferPoolStats {
   /** Arrays allocated fresh (freshArray and freshCodes, and the take functions when the pool had none), and their bytes. */
   fresh: number;
   freshBytes: number;
+  /** Bytes dropped by markForward's trimming since the process started. */
+  trimmedBytes: number;
 }
 
 export function bufferPoolStats(): BufferPoolStats {
-  return { arrays: free.length, bytes: pooledBytes, limit, recycled: recycledCount, reused: reusedCount, fresh: freshCount, freshBytes };
+  return { arrays: free.length, bytes: pooledBytes, limit, recycled: recycledCount, reused: reusedCount, fresh: freshCount, freshBytes, trimmedBytes };
 }
 
-/** Drop every pooled array (their memory is freed at the next collection). */
+/** Drop every pooled array (their memory is freed at the next collection) and what the passes took. */
 export function clearBufferPool(): void {
   free = [];
   pooledBytes = 0;
+  counting = forwardDemand = lastForward = lastBackward = null;
 }

@@ -25,7 +25,7 @@ export {
   depthwiseWeightGradientReference, isDepthwise,
 } from './depthwise.js';
 export type { FastCastOptions } from './codec.js';
-export { DEFAULT_POOL_LIMIT, bufferPoolStats, clearBufferPool, freshArray, recycle, setBufferPoolLimit, takeBuffer, takeCodes, takeZeroed } from './buffer_pool.js';
+export { DEFAULT_POOL_LIMIT, bufferPoolStats, clearBufferPool, freshArray, markBackward, markForward, recycle, setBufferPoolLimit, takeBuffer, takeCodes, takeZeroed } from './buffer_pool.js';
 export type { BufferPoolStats } from './buffer_pool.js';
 export { nativeCore, nativeUnavailableReason } from './native.js';
 export type { NativeInfo } from './native.js';

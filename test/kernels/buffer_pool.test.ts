@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
-import { DEFAULT_POOL_LIMIT, bufferPoolStats, clearBufferPool, freshArray, freshCodes, recycle, setBufferPoolLimit, takeBuffer, takeZeroed } from '../../src/kernels/buffer_pool.js';
+import { DEFAULT_POOL_LIMIT, bufferPoolStats, clearBufferPool, freshArray, freshCodes, markBackward, markForward, recycle, setBufferPoolLimit, takeBuffer, takeZeroed } from '../../src/kernels/buffer_pool.js';
 import { nativeCore } from '../../src/kernels/native.js';
 
 const N = 1 << 14;
@@ -91,5 +91,28 @@ describe('buffer pool', () => {
     recycle(arrays[0]);
     assert.equal(bufferPoolStats().arrays, 0, 'limit 0 switches recycling off');
     assert.throws(() => setBufferPoolLimit(-1), /setBufferPoolLimit: -1 bytes; expected a finite number >= 0/);
+  });
+
+  test('a forward pass begins with the pool trimmed to what the last step took of each kind', () => {
+    clearBufferPool();
+    markForward(); // the first step: nothing known, nothing trimmed
+    const a = takeBuffer(N); // the forward pass takes one array of N
+    markBackward();
+    const b = takeBuffer(2 * N); // the backward pass one of 2N
+    const c = new Float32Array(3 * N); // and one of 3N it never took comes back too
+    for (const x of [a, b, c]) recycle(x);
+    const trimmed = bufferPoolStats().trimmedBytes;
+    markForward();
+    assert.equal(bufferPoolStats().arrays, 2);
+    assert.equal(bufferPoolStats().trimmedBytes - trimmed, 12 * N, 'the 3N array was dropped');
+    assert.equal(takeBuffer(N), a);
+    assert.equal(takeBuffer(2 * N), b);
+    assert.notEqual(takeBuffer(3 * N), c);
+    // A second array of N beyond the one a step takes is dropped at the next pass; the step's own stay.
+    markBackward();
+    recycle(a);
+    recycle(new Float32Array(N));
+    markForward();
+    assert.equal(bufferPoolStats().arrays, 1);
   });
 });
