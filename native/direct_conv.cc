@@ -282,6 +282,18 @@ __attribute__((target("avx2,fma"))) void gradTileAvx2(const GradPlan& p, const f
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// One output position of a weight-gradient tile: acc[t][v] = fma(dv[v], x at tap t, acc[t][v]),
+// each tap's input value one broadcast for the V vectors of output-gradient lanes.
+template <int T, int V>
+__attribute__((target("avx512f"), always_inline)) inline void gradTapsAvx512(__m512 (&acc)[T][V], const __m512 (&dv)[V], const float* at, const int64_t (&off)[T]) {
+#pragma GCC unroll 16
+  for (int t = 0; t < T; ++t) {
+    const __m512 xv = _mm512_set1_ps(at[off[t]]);
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) acc[t][v] = _mm512_fmadd_ps(dv[v], xv, acc[t][v]);
+  }
+}
+
 template <int V, int T>
 __attribute__((target("avx512f"))) void gradTileAvx512(const GradPlan& p, const float* image, const float* grads, int64_t n, int64_t ob, int64_t tb) {
   const DirectConv& d = *p.d;
@@ -301,12 +313,7 @@ __attribute__((target("avx512f"))) void gradTileAvx512(const GradPlan& p, const 
       __m512 dv[V];
 #pragma GCC unroll 4
       for (int v = 0; v < V; ++v) dv[v] = _mm512_loadu_ps(g + v * p.p * 16);
-#pragma GCC unroll 16
-      for (int t = 0; t < T; ++t) {
-        const __m512 xv = _mm512_set1_ps(at[off[t]]);
-#pragma GCC unroll 4
-        for (int v = 0; v < V; ++v) acc[t][v] = _mm512_fmadd_ps(dv[v], xv, acc[t][v]);
-      }
+      gradTapsAvx512<T, V>(acc, dv, at, off);
     }
   }
   for (int t = 0; t < T; ++t)
@@ -894,9 +901,9 @@ __attribute__((target("avx512f"))) void sparseGradTile(const SparseGradPlan& sp,
   const DirectConv& d = *p.d;
   const SparseGradItem& it = sp.items[u];
   float* sums = sp.sums + u * kSparseSums;
-  __m512 acc[P][T];
+  __m512 acc[T][P];
   for (int v = 0; v < P; ++v)
-    for (int t = 0; t < T; ++t) acc[v][t] = _mm512_loadu_ps(sums + (v * T + t) * 16);
+    for (int t = 0; t < T; ++t) acc[t][v] = _mm512_loadu_ps(sums + (v * T + t) * 16);
   int64_t off[T];
   for (int t = 0; t < T; ++t) off[t] = sp.offsets[u * kSparseTaps + t];
   const float* lo[P];
@@ -918,16 +925,11 @@ __attribute__((target("avx512f"))) void sparseGradTile(const SparseGradPlan& sp,
         const __m512d low = _mm512_castpd256_pd512(_mm256_loadu_pd(reinterpret_cast<const double*>(lo[v] + q)));
         dv[v] = _mm512_castpd_ps(_mm512_insertf64x4(low, _mm256_loadu_pd(reinterpret_cast<const double*>(hi[v] + q)), 1));
       }
-#pragma GCC unroll 8
-      for (int t = 0; t < T; ++t) {
-        const __m512 xv = _mm512_set1_ps(at[off[t]]);
-#pragma GCC unroll 4
-        for (int v = 0; v < P; ++v) acc[v][t] = _mm512_fmadd_ps(dv[v], xv, acc[v][t]);
-      }
+      gradTapsAvx512<T, P>(acc, dv, at, off);
     }
   }
   for (int v = 0; v < P; ++v)
-    for (int t = 0; t < T; ++t) _mm512_storeu_ps(sums + (v * T + t) * 16, acc[v][t]);
+    for (int t = 0; t < T; ++t) _mm512_storeu_ps(sums + (v * T + t) * 16, acc[t][v]);
 }
 
 void (*sparseGradTileFor(int slices, int count))(const SparseGradPlan&, const float*, const float*, int64_t) {

@@ -14,7 +14,8 @@
  * pruned entries +0, on the dense products too (`kernels: 'dense'` attaches the pattern as
  * GemmLayer.pruned for that): its scale comes from the kept entries, as a block-sparse product
  * computes only those. (Until 2026-12-07 the dense gradient's amax, pruned entries included, set
- * it: pruned runs under such recipes, fp8 and hybrid among them, changed in their bits then.)
+ * it. With power-of-two scales a binade finer rounds every value the same but those at the bottom
+ * of the format's range: the sparsity table's fp8 runs came out the same.)
  *
  * Values. The rule is a function of the pattern and the geometry, never of a timing, so a run
  * gives the same bits on any machine and on every call; training and its evaluations (and `octet
