@@ -75,12 +75,12 @@ function values(o: LowpOperand, taken: Float32Array[]): Float32Array {
 /** y = product(x, weight) + bias with operands quantized by `policy`. */
 export function quantizedGemm(x: Tensor, weight: Tensor, bias: Tensor | null, product: GemmProduct, policy: QuantizationPolicy): Tensor {
   const kernels = productKernels(x, weight, product);
-  const w = policy.quantize('weights', weight.data);
-  // While activations are released (a training step, an evaluation), the input's codes come from
-  // the buffer pool and go back after the backward pass as the node's own array, or right after
-  // the forward when no node is recorded; otherwise they are fresh, and whoever observes them may
-  // keep them.
+  // While activations are released (a training step, an evaluation), the input's and the weight's
+  // codes come from the buffer pool and go back after the backward pass as the node's own arrays,
+  // or right after the forward when no node is recorded; otherwise they are fresh, and whoever
+  // observes them may keep them.
   const pooled = releasingActivations();
+  const w = policy.quantize('weights', weight.data, pooled);
   const xq = policy.quantize('activations', x.data, pooled);
   policy.observe?.('w', w);
   policy.observe?.('x', xq);
@@ -95,10 +95,11 @@ export function quantizedGemm(x: Tensor, weight: Tensor, bias: Tensor | null, pr
     shadow = { x: x.data.slice(), w: weight.data.slice(), probe };
   }
   if (bias) channelBiasAdd(out.data, bias.data, { batch: kernels.outputShape[0], channels: kernels.channels, plane: kernels.plane });
-  const owned = pooled && !(xq instanceof Float32Array) ? [xq.codes] : undefined;
+  const codes = [xq, w].flatMap((o) => (o instanceof Float32Array ? [] : [o.codes]));
+  const owned = pooled && codes.length > 0 ? codes : undefined;
   record('quantizedGemm', [x, weight, bias], out, { policy, kernels, x: xq, w, shadow, pooled } satisfies Saved, owned);
   // No node took the codes (evaluation): they are dead now, so back to the pool at once.
-  if (owned && out.gradFn === null) recycle(owned[0]);
+  if (owned && out.gradFn === null) for (const a of owned) recycle(a);
   return out;
 }
 
@@ -156,10 +157,14 @@ registerGradient<Saved>('quantizedGemm', (node, g) => {
     // The kept entries' scale: a quantized gradient of a pruned weight is +0 outside its kept blocks
     // first, whichever kernel computed it (the block-sparse one leaves them +0 already).
     if (kernels.zeroPruned && !policy.prunedGradientUnread) kernels.zeroPruned(gw);
-    const q = policy.quantize('weight_gradients', gw);
+    const q = policy.quantize('weight_gradients', gw, pooled);
     shadow?.probe.tensor('weight_gradients', gw, q);
-    // The optimizer sees exactly the values the weight-gradient codes hold (decoded in place).
-    if (!(q instanceof Float32Array)) gw = dequantize(q, gw);
+    // The optimizer sees exactly the values the weight-gradient codes hold (decoded in place);
+    // the codes are dead then.
+    if (!(q instanceof Float32Array)) {
+      gw = dequantize(q, gw);
+      if (pooled) recycle(q.codes);
+    }
   }
   const gb = bias?.requiresGrad ? Float32Array.from(channelSum(g, { batch: kernels.outputShape[0], channels: kernels.channels, plane: kernels.plane })) : null;
   if (pooled && e !== g && !(e instanceof Float32Array)) recycle(e.codes);

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { backward, withActivationRelease } from '../../src/autograd/index.js';
-import { bufferPoolStats, takeBuffer } from '../../src/kernels/index.js';
+import { bufferPoolStats, clearBufferPool, takeBuffer } from '../../src/kernels/index.js';
 import { buildModel } from '../../src/nn/index.js';
 import { softmaxCrossEntropy } from '../../src/ops/index.js';
 import { AdamW } from '../../src/optim/index.js';
@@ -32,21 +32,29 @@ describe('zeroGrad', () => {
   for (const recipe of ['fp32', 'fp8']) {
     test(`${recipe}: training steps that release their gradients give the same bits as steps that do not`, () => {
       const run = (release: boolean) => {
-        const model = buildModel('resnet20', { width: 8, classes: 10, inChannels: 1, seed: 3 });
+        // Width 16: layer3's 64 x 64 x 3 x 3 weights are large enough for the pool.
+        clearBufferPool();
+        const model = buildModel('resnet20', { width: 16, classes: 10, inChannels: 1, seed: 3 });
         const session = applyRecipe(model, presetRecipe(recipe), { seed: 1 });
         const optimizer = new AdamW(model.namedParameters(), { lr: 0.01 });
-        const x = new Tensor(uniform(4 * 28 * 28, 5), [4, 1, 28, 28]);
+        const x = new Tensor(uniform(16 * 28 * 28, 5), [16, 1, 28, 28]);
+        const fresh: number[] = [];
         for (let step = 0; step < 3; step++) {
+          const before = bufferPoolStats().freshBytes;
           optimizer.zeroGrad({ release });
-          withActivationRelease(() => backward(session.scaleLoss(softmaxCrossEntropy(model.call(x), Int32Array.from([1, 2, 3, 4])))));
+          withActivationRelease(() => backward(session.scaleLoss(softmaxCrossEntropy(model.call(x), Int32Array.from({ length: 16 }, (_, i) => i % 10)))));
           optimizer.stepAll(session.finishBackward().skip);
+          fresh.push(bufferPoolStats().freshBytes - before);
         }
-        return model.namedParameters().map(([name, p]) => [name, Float32Array.from(p.data)] as const);
+        return { params: model.namedParameters().map(([name, p]) => [name, Float32Array.from(p.data)] as const), fresh };
       };
-      const plain = run(false);
+      const { params: plain, fresh: kept } = run(false);
       const before = bufferPoolStats().reused;
-      const released = run(true);
+      const { params: released, fresh } = run(true);
       assert.ok(bufferPoolStats().reused > before);
+      // The third step takes the gradients (and under fp8 the weights' and weight gradients' codes)
+      // from the pool: less fresh memory than without release.
+      assert.ok(fresh[2] < kept[2], `fresh bytes by step: ${fresh.join(', ')} with release, ${kept.join(', ')} without`);
       for (let i = 0; i < plain.length; i++) assert.deepEqual(released[i], plain[i], plain[i][0]);
     });
   }
