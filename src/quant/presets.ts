@@ -58,7 +58,9 @@ const PRESET_INPUTS: RecipeInput[] = [
   },
   {
     name: 'fp8-m16',
-    description: 'As fp8, with master weights kept in the 16-bit 1-6-9 format (e6m9) and updated with stochastic rounding.',
+    description:
+      'As fp8, with master weights kept in the 16-bit 1-6-9 format (e6m9) and updated with stochastic rounding, and the ' +
+      "optimizer's moments stored as 16-bit BF16 codes.",
     weights: E5M2_OPERAND,
     activations: E5M2_OPERAND,
     errors: PER_LAYER_ERRORS,
@@ -66,6 +68,7 @@ const PRESET_INPUTS: RecipeInput[] = [
     accumulation: E6M9_CHUNKED,
     savedActivations: 'e5m2',
     masterWeights: { format: 'e6m9', rounding: 'stochastic' },
+    moments: { format: 'bf16', rounding: 'nearest' },
   },
   {
     name: 'fp8-global',

@@ -28,6 +28,7 @@ describe('recipes', () => {
     assert.equal(fp8.errors?.scaling.mode, 'dynamic');
     assert.equal(presetRecipe('sfp8').errors, null);
     assert.equal(presetRecipe('fp8-m16').masterWeights.rounding, 'stochastic');
+    assert.equal(presetRecipe('fp8-m16').moments.format, 'bf16');
     assert.equal(presetRecipe('hybrid').weights?.format, 'e4m3');
   });
 
