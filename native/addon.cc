@@ -794,11 +794,10 @@ Napi::Value DirectConvForwardSparse(const Napi::CallbackInfo& info) {
   float* y = f32(info, 2, "y", (d.batch - 1) * d.yImageStride + d.outChannels * d.outH * d.outW);
   const int64_t br = sizeField(o, "br"), bc = sizeField(o, "bc");
   if (br < 8 || br % 8 != 0 || bc < 1) throw rangeError(env, "directConvForwardSparse: blocks must be a multiple of 8 rows tall");
-  const BsrRows rows = bsrRowsArg(info, 3, "directConvForwardSparse", (d.outChannels + br - 1) / br, (k + bc - 1) / bc);
-  const int32_t* rp = rows.rowPtr;
-  const int32_t* ci = rows.colIdx;
-  const float* values = f32(info, 1, "values", static_cast<int64_t>(rp[(d.outChannels + br - 1) / br]) * br * bc);
-  octet::directConvForwardSparse(d, {x.values, x.codes, x.lut, x.e5m2}, values, rp, ci, br, bc, y, threadsField(o));
+  const int64_t blockRows = (d.outChannels + br - 1) / br;
+  const BsrRows rows = bsrRowsArg(info, 3, "directConvForwardSparse", blockRows, (k + bc - 1) / bc);
+  const float* values = f32(info, 1, "values", static_cast<int64_t>(rows.rowPtr[blockRows]) * br * bc);
+  octet::directConvForwardSparse(d, {x.values, x.codes, x.lut, x.e5m2}, values, rows.rowPtr, rows.colIdx, br, bc, y, threadsField(o));
   return undefinedOf(info);
 }
 

@@ -932,13 +932,14 @@ __attribute__((target("avx512f"))) void sparseGradTile(const SparseGradPlan& sp,
     for (int t = 0; t < T; ++t) _mm512_storeu_ps(sums + (v * T + t) * 16, acc[t][v]);
 }
 
-void (*sparseGradTileFor(int slices, int count))(const SparseGradPlan&, const float*, const float*, int64_t) {
+using SparseGradTile = void (*)(const SparseGradPlan&, const float*, const float*, int64_t);
+
+// The tile for an item: its slices in pairs, 4 columns or 8.
+SparseGradTile sparseGradTileFor(int slices, int count) {
   const int pairs = (slices + 1) / 2;
   if (count <= 4) return pairs == 1 ? sparseGradTile<1, 4> : pairs == 2 ? sparseGradTile<2, 4> : sparseGradTile<3, 4>;
   return pairs == 1 ? sparseGradTile<1, 8> : pairs == 2 ? sparseGradTile<2, 8> : sparseGradTile<3, 8>;
 }
-
-using SparseGradTile = void (*)(const SparseGradPlan&, const float*, const float*, int64_t);
 #endif
 
 }  // namespace
@@ -1013,12 +1014,11 @@ bool directConvWeightGradientSparse(const DirectConv& d, const DirectOperand& dy
   const int64_t k = d.channels * d.kernelH * d.kernelW, P = d.outH * d.outW;
   if (d.outChannels <= 0 || k <= 0) return true;
   const int64_t blockRows = (d.outChannels + br - 1) / br, blockCols = (k + bc - 1) / bc;
-  const int L = 8;
+  constexpr int64_t L = 8;  // output channels a slice
   const int64_t wp = d.width + 2 * d.padW, hp = d.height + 2 * d.padH;
   const int64_t planeStride = (hp * wp + 15) / 16 * 16;
-  // Each block column's storing block rows, their slices of 8 channels in tiles of up to
-  // kSparseSlices, by its columns in tiles of up to kSparseTaps.
-  // Each stored block's slices (o0 and its index s in colIdx), by block column.
+  // Each stored block's slices (o0 and its index s in colIdx), by block column; the tiles take a
+  // block column's slices kSparseSlices at a time by its columns kSparseTaps at a time.
   const int64_t slicesPerRow = br / L, chunksPerBlock = (bc + kSparseTaps - 1) / kSparseTaps;
   std::vector<std::vector<std::pair<int64_t, int64_t>>> slicesOf(static_cast<size_t>(blockCols));
   for (int64_t q = 0; q < blockRows; ++q)

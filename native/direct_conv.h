@@ -75,10 +75,11 @@ void directConvWeightGradient(const DirectConv& d, const DirectOperand& dy, cons
 
 // The weight gradient of a weight pruned in blocks (br x bc, br a multiple of 8; rowPtr / colIdx its
 // [outChannels][C KH KW] view in BSR): directConvWeightGradient's chains, bit for bit, at the stored
-// blocks' entries only; every other entry of dw is left as it was. Lanes are 8 (16 where br is a
-// multiple of 16) output channels of one block row, each tap of up to 16 of its stored columns a
-// broadcast; threads split the tiles and run every image in order for theirs. False, with dw
-// untouched, without AVX-512 (the caller runs the column kernel, whose chains are the same).
+// blocks' entries only; every other entry of dw is left as it was. A tile is up to 8 columns of one
+// block column by up to 6 slices of 8 output channels of the block rows that store it, two slices
+// to a vector, each column's input value one broadcast for every slice; threads split the tiles
+// and run every image in order for theirs. False, with dw untouched, without AVX-512 (the caller
+// runs the column kernel, whose chains are the same).
 bool directConvWeightGradientSparse(const DirectConv& d, const DirectOperand& dy, const DirectOperand& x, const int32_t* rowPtr, const int32_t* colIdx,
                                     int64_t br, int64_t bc, float* dw, int threads);
 

@@ -126,8 +126,8 @@ export function markBackward(): void {
 }
 
 function pooled<T extends Float32Array | CodeArray>(n: number, type: new (n: number) => T): T | null {
-  if (n >= MIN_ELEMENTS) countTake(`${type.name}:${n}`);
   if (n < MIN_ELEMENTS) return null;
+  countTake(`${type.name}:${n}`);
   for (let i = free.length - 1; i >= 0; i--) {
     if (free[i].length === n && free[i] instanceof type) {
       const a = free[i] as T;

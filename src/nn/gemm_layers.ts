@@ -53,9 +53,8 @@ export abstract class GemmLayer extends Module {
   pruned: SparsePattern | null = null;
 
   protected forward(x: Tensor): Tensor {
-    const pattern = this.sparse ?? this.pruned;
-    const product =
-      pattern && this.product.kind === 'conv2d' ? { ...this.product, ...(this.sparse ? { sparse: this.sparse } : {}), pruned: pattern } : this.product;
+    const pruned = this.sparse ?? this.pruned;
+    const product = pruned && this.product.kind === 'conv2d' ? { ...this.product, sparse: this.sparse ?? undefined, pruned } : this.product;
     return this.compute.run(x, this.weight, this.bias, product);
   }
 }

@@ -100,7 +100,7 @@ function sparseWeightGrad(s: ConvGeometry, sparse: SparsePattern | undefined, e:
   return bsrLowpConv2dWeightGradient(sparse, e, xo, groupColumns(s), s.batch, o);
 }
 
-function convKernels(s: ConvGeometry, sparse?: SparsePattern, pruned: SparsePattern | undefined = sparse): ProductKernels {
+function convKernels(s: ConvGeometry, sparse?: SparsePattern, pruned?: SparsePattern): ProductKernels {
   return {
     outputShape: [s.batch, s.outChannels, s.outH, s.outW],
     channels: s.outChannels,
