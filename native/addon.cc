@@ -1121,7 +1121,31 @@ Napi::Value BsrConvInputGradient(const Napi::CallbackInfo& info) {
   const float* dy = f32(info, 3, "dy", batch * g.k * plane);
   const int64_t imageStride = geometry.channels * geometry.height * geometry.width;
   float* dx = f32(info, 4, "dx", batch * imageStride);
-  octet::bsrConvInputGradient(g, dy, geometry, batch, dx, imageStride, threadsField(o));
+  octet::bsrConvInputGradient(g, dy, geometry, batch, dx, imageStride, threadsField(o), boolField(o, "clear"));
+  return env.Undefined();
+}
+
+// bsrGather(rowPtr, colIdx, dense, values, { rows, cols, br, bc, transposed, table? }): the stored
+// blocks' values of the BSR form of dense (rows x cols, row-major; a Float32Array, or a Uint8Array
+// of codes with their values in table) or, with transposed, of its transpose. See block_sparse.h.
+Napi::Value BsrGather(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  const Napi::Object o = optionsArg(info, 4, "bsrGather");
+  const int64_t rows = sizeField(o, "rows"), cols = sizeField(o, "cols"), br = sizeField(o, "br"), bc = sizeField(o, "bc");
+  const bool transposed = boolField(o, "transposed");
+  const int32_t* rowPtr;
+  const int32_t* colIdx;
+  const int64_t height = transposed ? cols : rows, width = transposed ? rows : cols;
+  const int64_t stored = bsrPatternArgs(info, "bsrGather", height, width, br, bc, rowPtr, colIdx);
+  float* values = f32(info, 3, "values", stored * br * bc);
+  if (isType(info[2], napi_uint8_array)) {
+    const Napi::Uint8Array codes = info[2].As<Napi::Uint8Array>();
+    if (static_cast<int64_t>(codes.ElementLength()) < rows * cols) throw rangeError(env, "bsrGather: dense is shorter than rows x cols");
+    const float* table = f32(env, field(o, "table"), "table", 256);
+    octet::bsrGather(rowPtr, colIdx, (height + br - 1) / br, nullptr, rows, cols, br, bc, transposed, values, codes.Data(), table);
+  } else {
+    octet::bsrGather(rowPtr, colIdx, (height + br - 1) / br, f32(info, 2, "dense", rows * cols), rows, cols, br, bc, transposed, values);
+  }
   return env.Undefined();
 }
 
@@ -1197,6 +1221,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("bsrGemm", Napi::Function::New(env, BsrGemm));
   exports.Set("bsrConvWeightGradient", Napi::Function::New(env, BsrConvWeightGradient));
   exports.Set("bsrConvInputGradient", Napi::Function::New(env, BsrConvInputGradient));
+  exports.Set("bsrGather", Napi::Function::New(env, BsrGather));
   exports.Set("directConvWeightGradientSparse", Napi::Function::New(env, DirectConvWeightGradientSparse));
   exports.Set("valueHistogram", Napi::Function::New(env, ValueHistogram));
   exports.Set("collectBins", Napi::Function::New(env, CollectBins));

@@ -715,13 +715,58 @@ thread_local AlignedBuffer rowsBuffer;
 
 }  // namespace
 
-void bsrConvInputGradient(const BsrGemmArgs& wt, const float* dy, const ConvGeometry& geo, int64_t batch, float* dx, int64_t dxImageStride, int threads) {
+namespace {
+
+// bsrGather over a dense source: floats as they are (Get = identity) or codes through a table.
+template <class T, class Get>
+void gatherBlocks(const int32_t* rowPtr, const int32_t* colIdx, int64_t blockRows, const T* dense, int64_t rows, int64_t cols, int64_t br, int64_t bc,
+                  bool transposed, float* values, Get get) {
+  const int64_t size = br * bc;
+  // The described matrix: rows x cols as stored, or cols x rows read through the transpose.
+  const int64_t height = transposed ? cols : rows, width = transposed ? rows : cols;
+  for (int64_t q = 0; q < blockRows; ++q) {
+    const int64_t r0 = q * br, rn = std::min(br, height - r0);
+    for (int32_t b = rowPtr[q]; b < rowPtr[q + 1]; ++b) {
+      const int64_t c0 = static_cast<int64_t>(colIdx[b]) * bc, cn = std::min(bc, width - c0);
+      float* out = values + static_cast<int64_t>(b) * size;
+      if (rn < br || cn < bc) std::fill(out, out + size, 0.0f);
+      if (!transposed) {
+        for (int64_t r = 0; r < rn; ++r) {
+          const T* from = dense + (r0 + r) * cols + c0;
+          for (int64_t c = 0; c < cn; ++c) out[r * bc + c] = get(from[c]);
+        }
+      } else {
+        for (int64_t c = 0; c < cn; ++c) {
+          const T* from = dense + (c0 + c) * cols + r0;
+          for (int64_t r = 0; r < rn; ++r) out[r * bc + c] = get(from[r]);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void bsrGather(const int32_t* rowPtr, const int32_t* colIdx, int64_t blockRows, const float* dense, int64_t rows, int64_t cols, int64_t br, int64_t bc,
+               bool transposed, float* values, const uint8_t* codes, const float* table) {
+  if (codes) {
+    gatherBlocks(rowPtr, colIdx, blockRows, codes, rows, cols, br, bc, transposed, values, [table](uint8_t v) { return table[v]; });
+  } else {
+    gatherBlocks(rowPtr, colIdx, blockRows, dense, rows, cols, br, bc, transposed, values, [](float v) { return v; });
+  }
+}
+
+void bsrConvInputGradient(const BsrGemmArgs& wt, const float* dy, const ConvGeometry& geo, int64_t batch, float* dx, int64_t dxImageStride, int threads,
+                          bool clear) {
   const int64_t plane = geo.outH * geo.outW;
   if (wt.m <= 0 || batch <= 0 || plane <= 0) return;
   const int64_t blockRows = (wt.m + wt.br - 1) / wt.br, blockCols = (wt.k + wt.bc - 1) / wt.bc;
   std::vector<int32_t> slot;
   std::vector<int64_t> used;
-  if (usedBlockColumns(wt.rowPtr, wt.colIdx, blockRows, blockCols, 0, blockCols, slot, used) == 0) return;
+  if (usedBlockColumns(wt.rowPtr, wt.colIdx, blockRows, blockCols, 0, blockCols, slot, used) == 0) {
+    if (clear) parallelFor(batch, threads, [&](int64_t n) { std::memset(dx + n * dxImageStride, 0, static_cast<size_t>(geo.channels * geo.height * geo.width) * sizeof(float)); });
+    return;
+  }
   const int64_t panels = (plane + kPanel - 1) / kPanel, stride = panels * kPanel + 16, ldt = panels * kPanel;
   const int64_t packedRows = static_cast<int64_t>(used.size()) * wt.bc;
   parallelFor(batch, threads, [&](int64_t n) {
@@ -745,6 +790,7 @@ void bsrConvInputGradient(const BsrGemmArgs& wt, const float* dy, const ConvGeom
     g.ldc = ldt;
     g.cPlane = 0;
     float* image = dx + n * dxImageStride;
+    if (clear) std::memset(image, 0, static_cast<size_t>(geo.channels * geo.height * geo.width) * sizeof(float));
     for (int64_t q = 0; q < blockRows; ++q) {
       if (wt.rowPtr[q] == wt.rowPtr[q + 1]) continue;
       g.cRow0 = q * wt.br;

@@ -49,7 +49,19 @@ void bsrGemm(const BsrGemmArgs& args, int threads);
 // col2im adds them: the bits of bsrGemm into the column matrix followed by col2im, except that
 // rows of W^T with no stored block add nothing (their +0 could only turn a -0 into +0). Threads
 // split the images.
-void bsrConvInputGradient(const BsrGemmArgs& wt, const float* dy, const ConvGeometry& geometry, int64_t batch, float* dx, int64_t dxImageStride, int threads);
+// With `clear`, each image's dx is set to +0 first (by the thread that folds into it, while it
+// is in cache), so dx's prior contents do not matter.
+void bsrConvInputGradient(const BsrGemmArgs& wt, const float* dy, const ConvGeometry& geometry, int64_t batch, float* dx, int64_t dxImageStride, int threads,
+                          bool clear = false);
+
+// The stored blocks' values of a BSR matrix (rowPtr / colIdx over blockRows block rows of br x bc
+// blocks) taken from a dense row-major matrix D of rows x cols: the BSR matrix is D (entry (i, j)
+// = dense[i * cols + j]) or, with `transposed`, D^T (cols x rows; entry (i, j) = dense[j * cols +
+// i]). Block b holds its entries row-major at values + b * br * bc; entries past the edges are +0.
+// With `codes` (and their values in `table`, 256 floats) in place of dense, the entries are the
+// codes' values.
+void bsrGather(const int32_t* rowPtr, const int32_t* colIdx, int64_t blockRows, const float* dense, int64_t rows, int64_t cols, int64_t br, int64_t bc,
+               bool transposed, float* values, const uint8_t* codes = nullptr, const float* table = nullptr);
 
 // The weight gradient of a convolution at a pattern's stored blocks (rowPtr / colIdx as in
 // BsrGemmArgs over the m x k weight view, k = channels x KH x KW): for each stored entry (i, t),

@@ -30,7 +30,7 @@
  */
 import { InvalidArgumentError } from '../errors.js';
 import { decodeTable, resolveFormat, type Format, type FormatLike, type QTensor } from '../formats/index.js';
-import { freshArray, takeBuffer } from './buffer_pool.js';
+import { freshArray, recycle, takeBuffer } from './buffer_pool.js';
 import { decode } from './codec.js';
 import { columnsGemm } from './columns_gemm.js';
 import type { ColumnGeometry } from './conv_geometry.js';
@@ -82,30 +82,53 @@ export function bsrFromDense(dense: Float32Array, rows: number, cols: number, bl
   if (keep && keep.length !== blockRowCount * blockColCount) {
     throw new InvalidArgumentError(`bsrFromDense: keep has ${keep.length} entries; expected one per block, ${blockRowCount} x ${blockColCount}`);
   }
-  const kept = (q: number, p: number): boolean => {
-    if (keep) return keep[q * blockColCount + p] !== 0;
-    for (let i = q * blockRows; i < Math.min(rows, (q + 1) * blockRows); i++) {
-      for (let t = p * blockCols; t < Math.min(cols, (p + 1) * blockCols); t++) if (dense[i * cols + t] !== 0) return true;
+  const keptBlock = (q: number, p: number): boolean => {
+    const r1 = Math.min(rows, (q + 1) * blockRows), t0 = p * blockCols, t1 = Math.min(cols, t0 + blockCols);
+    for (let i = q * blockRows; i < r1; i++) {
+      for (let t = i * cols + t0, end = i * cols + t1; t < end; t++) if (dense[t] !== 0) return true;
     }
     return false;
   };
   const rowPtr = new Int32Array(blockRowCount + 1);
-  const cols_: number[] = [];
-  for (let q = 0; q < blockRowCount; q++) {
-    for (let p = 0; p < blockColCount; p++) if (kept(q, p)) cols_.push(p);
-    rowPtr[q + 1] = cols_.length;
+  let stored = 0;
+  if (keep) {
+    for (let b = 0; b < keep.length; b++) if (keep[b] !== 0) stored++;
   }
-  const size = blockRows * blockCols;
-  const values = new Float32Array(cols_.length * size);
+  let colIdx = new Int32Array(keep ? stored : blockRowCount * blockColCount);
+  stored = 0;
   for (let q = 0; q < blockRowCount; q++) {
+    const base = q * blockColCount;
+    for (let p = 0; p < blockColCount; p++) if (keep ? keep[base + p] !== 0 : keptBlock(q, p)) colIdx[stored++] = p;
+    rowPtr[q + 1] = stored;
+  }
+  if (!keep) colIdx = colIdx.slice(0, stored);
+  const values = new Float32Array(stored * blockRows * blockCols);
+  gatherBlocks(dense, rows, cols, blockRows, blockCols, rowPtr, colIdx, values);
+  return { rows, cols, blockRows, blockCols, rowPtr, colIdx, values };
+}
+
+/**
+ * Each stored block's entries from the dense rows x cols matrix into values, row-major; entries
+ * past the edges are +0 (values need not be zeros).
+ */
+function gatherBlocks(dense: Float32Array, rows: number, cols: number, br: number, bc: number, rowPtr: Int32Array, colIdx: Int32Array, values: Float32Array): void {
+  const native = nativeCore();
+  if (native) {
+    native.bsrGather(rowPtr, colIdx, dense, values, { rows, cols, br, bc, transposed: false });
+    return;
+  }
+  const size = br * bc;
+  for (let q = 0; q + 1 < rowPtr.length; q++) {
+    const height = Math.min(br, rows - q * br);
     for (let b = rowPtr[q]; b < rowPtr[q + 1]; b++) {
-      const p = cols_[b];
-      for (let r = 0; r < blockRows && q * blockRows + r < rows; r++) {
-        for (let c = 0; c < blockCols && p * blockCols + c < cols; c++) values[b * size + r * blockCols + c] = dense[(q * blockRows + r) * cols + p * blockCols + c];
+      const c0 = colIdx[b] * bc, width = Math.min(bc, cols - c0);
+      let to = b * size;
+      if (height < br || width < bc) values.fill(0, to, to + size);
+      for (let r = 0, from = q * br * cols + c0; r < height; r++, from += cols, to += bc) {
+        for (let c = 0; c < width; c++) values[to + c] = dense[from + c];
       }
     }
   }
-  return { rows, cols, blockRows, blockCols, rowPtr, colIdx: Int32Array.from(cols_), values };
 }
 
 /** The dense rows x cols matrix of a BSR one (zeros outside the stored blocks). */
@@ -132,15 +155,17 @@ export function bsrTranspose(w: BsrMatrix): BsrMatrix {
   for (let p = 0; p < blockColCount; p++) rowPtr[p + 1] += rowPtr[p];
   const next = rowPtr.slice(0, blockColCount);
   const colIdx = new Int32Array(stored);
-  const size = w.blockRows * w.blockCols;
+  const br = w.blockRows, bc = w.blockCols, size = br * bc;
   const values = new Float32Array(stored * size);
+  const from = w.values;
   // Block rows in increasing order, so each transposed row's block columns increase.
   for (let q = 0; q + 1 < w.rowPtr.length; q++) {
     for (let b = w.rowPtr[q]; b < w.rowPtr[q + 1]; b++) {
       const at = next[w.colIdx[b]]++;
       colIdx[at] = q;
-      for (let r = 0; r < w.blockRows; r++) {
-        for (let c = 0; c < w.blockCols; c++) values[at * size + c * w.blockRows + r] = w.values[b * size + r * w.blockCols + c];
+      const src = b * size, dst = at * size;
+      for (let r = 0; r < br; r++) {
+        for (let c = 0; c < bc; c++) values[dst + c * br + r] = from[src + r * bc + c];
       }
     }
   }
@@ -573,35 +598,89 @@ export function bsrStructure(pattern: SparsePattern): BsrMatrix {
     throw new InvalidArgumentError(`bsrStructure: the pattern has ${keep.length} blocks; expected ${blockRowCount} x ${blockColCount} for ${br}x${bc} blocks of ${rows} x ${cols}`);
   }
   const rowPtr = new Int32Array(blockRowCount + 1);
-  const colIdx: number[] = [];
+  let stored = 0;
+  for (let b = 0; b < keep.length; b++) if (keep[b] !== 0) stored++;
+  const colIdx = new Int32Array(stored);
+  stored = 0;
   for (let q = 0; q < blockRowCount; q++) {
-    for (let p = 0; p < blockColCount; p++) if (keep[q * blockColCount + p]) colIdx.push(p);
-    rowPtr[q + 1] = colIdx.length;
+    const base = q * blockColCount;
+    for (let p = 0; p < blockColCount; p++) if (keep[base + p] !== 0) colIdx[stored++] = p;
+    rowPtr[q + 1] = stored;
   }
-  return { rows, cols, blockRows: br, blockCols: bc, rowPtr, colIdx: Int32Array.from(colIdx), values: new Float32Array(0) };
+  return { rows, cols, blockRows: br, blockCols: bc, rowPtr, colIdx, values: new Float32Array(0) };
 }
 
-/** The pruned weight in BSR from its one-byte codes (rows x cols, row-major) through their table: the kept blocks' values only. */
-export function bsrFromCodes(codes: Uint8Array, table: Float32Array, pattern: SparsePattern): BsrMatrix {
+/**
+ * The pruned weight in BSR from its one-byte codes (rows x cols, row-major) through their table: the
+ * kept blocks' values only. `pooled` as bsrFromPattern's.
+ */
+export function bsrFromCodes(codes: Uint8Array, table: Float32Array, pattern: SparsePattern, pooled = false): BsrMatrix {
   const { rows, cols, br, bc } = pattern;
   const s = bsrStructure(pattern);
   const size = br * bc;
-  const values = new Float32Array(s.colIdx.length * size);
+  const values = pooled ? takeBuffer(s.colIdx.length * size) : new Float32Array(s.colIdx.length * size);
+  const native = nativeCore();
+  if (native) {
+    native.bsrGather(s.rowPtr, s.colIdx, codes, values, { rows, cols, br, bc, transposed: false, table });
+    return { ...s, values };
+  }
   for (let q = 0; q < s.rowPtr.length - 1; q++) {
+    const height = Math.min(br, rows - q * br);
     for (let blk = s.rowPtr[q]; blk < s.rowPtr[q + 1]; blk++) {
-      const p = s.colIdx[blk];
-      for (let r = 0; r < br && q * br + r < rows; r++) {
-        const at = (q * br + r) * cols + p * bc;
-        for (let c = 0; c < bc && p * bc + c < cols; c++) values[blk * size + r * bc + c] = table[codes[at + c]];
+      const c0 = s.colIdx[blk] * bc, width = Math.min(bc, cols - c0);
+      let to = blk * size;
+      if (height < br || width < bc) values.fill(0, to, to + size);
+      for (let r = 0, from = q * br * cols + c0; r < height; r++, from += cols, to += bc) {
+        for (let c = 0; c < width; c++) values[to + c] = table[codes[from + c]];
       }
     }
   }
   return { ...s, values };
 }
 
-/** The pruned weight in BSR from its dense values (zeros outside kept blocks). */
-export function bsrFromPattern(weight: Float32Array, pattern: SparsePattern): BsrMatrix {
-  return bsrFromDense(weight, pattern.rows, pattern.cols, pattern.br, pattern.bc, pattern.keep);
+/**
+ * The pruned weight in BSR from its dense values (zeros outside kept blocks). `pooled`: its values
+ * come from the buffer pool, for a caller that hands them back (recycle) once its product is done.
+ */
+export function bsrFromPattern(weight: Float32Array, pattern: SparsePattern, pooled = false): BsrMatrix {
+  if (!pooled) return bsrFromDense(weight, pattern.rows, pattern.cols, pattern.br, pattern.bc, pattern.keep);
+  if (weight.length !== pattern.rows * pattern.cols) {
+    throw new InvalidArgumentError(`bsrFromPattern: the weight has ${weight.length} values; expected rows x cols = ${pattern.rows * pattern.cols}`);
+  }
+  const s = bsrStructure(pattern);
+  const values = takeBuffer(s.colIdx.length * pattern.br * pattern.bc);
+  gatherBlocks(weight, pattern.rows, pattern.cols, pattern.br, pattern.bc, s.rowPtr, s.colIdx, values);
+  return { ...s, values };
+}
+
+/**
+ * The transpose of the pruned weight in BSR, straight from its dense values (rows x cols): the
+ * same matrix as bsrTranspose(bsrFromPattern(weight, pattern)) (cols x rows, bc x br blocks),
+ * without the weight's own BSR in between. `pooled` as bsrFromPattern's.
+ */
+export function bsrTransposedFromPattern(weight: Float32Array, pattern: SparsePattern, pooled = false): BsrMatrix {
+  const { rows, cols, br, bc, keep } = pattern;
+  const native = nativeCore();
+  if (!native) return bsrTranspose(bsrFromPattern(weight, pattern));
+  if (weight.length !== rows * cols) throw new InvalidArgumentError(`bsrTransposedFromPattern: the weight has ${weight.length} values; expected rows x cols = ${rows * cols}`);
+  const { blockRowCount, blockColCount } = blockGrid(rows, cols, br, bc);
+  if (keep.length !== blockRowCount * blockColCount) {
+    throw new InvalidArgumentError(`bsrTransposedFromPattern: the pattern has ${keep.length} blocks; expected ${blockRowCount} x ${blockColCount} for ${br}x${bc} blocks of ${rows} x ${cols}`);
+  }
+  // Block row p of W^T holds W's blocks (q, p) for increasing q.
+  const rowPtr = new Int32Array(blockColCount + 1);
+  for (let q = 0; q < blockRowCount; q++) {
+    for (let p = 0, at = q * blockColCount; p < blockColCount; p++, at++) if (keep[at] !== 0) rowPtr[p + 1]++;
+  }
+  for (let p = 0; p < blockColCount; p++) rowPtr[p + 1] += rowPtr[p];
+  const next = rowPtr.slice(0, blockColCount);
+  const colIdx = new Int32Array(rowPtr[blockColCount]);
+  for (let q = 0; q < blockRowCount; q++) {
+    for (let p = 0, at = q * blockColCount; p < blockColCount; p++, at++) if (keep[at] !== 0) colIdx[next[p]++] = q;
+  }
+  const values = pooled ? takeBuffer(colIdx.length * br * bc) : new Float32Array(colIdx.length * br * bc);
+  native.bsrGather(rowPtr, colIdx, weight, values, { rows, cols, br: bc, bc: br, transposed: true });
+  return { rows: cols, cols: rows, blockRows: bc, blockCols: br, rowPtr, colIdx, values };
 }
 
 /**
@@ -635,8 +714,9 @@ export function bsrLowpConv2dForward(
   const fused = wq.format.mantissaBits + xq.format.mantissaBits + 2 <= 24;
   // The kept blocks' values straight from their codes (not the whole weight decoded), and the
   // output from the buffer pool, as the dense product's is (every element is written).
-  const bsr = bsrFromCodes(wq.codes as Uint8Array, decodeTable(wq.format), pattern);
+  const bsr = bsrFromCodes(wq.codes as Uint8Array, decodeTable(wq.format), pattern, true);
   const out = takeBuffer(batch * pattern.rows * g.outH * g.outW);
   const y = bsrConv2dForward(bsr, { codes: xq.codes as Uint8Array, table, format: xq.format }, g, batch, { fused, threads: options.threads, out });
+  recycle(bsr.values);
   return divideByScale(y, Math.fround(wq.scale * xq.scale));
 }

@@ -53,6 +53,8 @@ export interface BsrConvOptions {
   reference?: boolean;
   /** Zeros (batch x channels x H x W) to fold the gradient into, instead of a new array. */
   out?: Float32Array;
+  /** Set `out` to zeros first (its contents need not be zeros): image by image as the gradient is folded in, where the native core runs it. */
+  clear?: boolean;
 }
 
 /**
@@ -69,10 +71,11 @@ export function bsrConv2dInputGradient(wT: BsrMatrix, dy: Float32Array, g: Colum
   }
   const gx = options.out ?? takeZeroed(batch * imageStride);
   const native = reference ? null : nativeCore();
+  if (options.out && options.clear && !native) gx.fill(0);
   if (native) {
     // Image by image, T = W^T dY block row by block row, each row folded in at once (the same adds in the same order).
     native.bsrConvInputGradient(wT.rowPtr, wT.colIdx, wT.values, dy, gx, {
-      m: k, k: m, br: wT.blockRows, bc: wT.blockCols, fused: true, batch, geometry: g, threads: resolveThreads(options.threads),
+      m: k, k: m, br: wT.blockRows, bc: wT.blockCols, fused: true, batch, geometry: g, threads: resolveThreads(options.threads), clear: Boolean(options.out && options.clear),
     });
     return gx;
   }

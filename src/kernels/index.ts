@@ -79,7 +79,7 @@ export { blockConv2dBackwardData, blockConv2dBackwardWeight, blockConv2dForward 
 export type { ConvBlocks } from './block_conv.js';
 export {
   blockGrid, bsrConv2dForward, bsrConv2dForwardReference, bsrDensity, bsrFromDense, bsrFromPattern, bsrGemm, bsrGemmReference, bsrLowpConv2dForward, bsrLowpGemm, bsrSampledGemm,
-  bsrSampledGemmReference, bsrToDense, bsrTranspose, fma32, keptFraction, sparseConvWins, sparseInputGradientWins, sparseWeightGradientWins, bsrStructure, zeroPruned,
+  bsrSampledGemmReference, bsrToDense, bsrTranspose, bsrTransposedFromPattern, fma32, keptFraction, sparseConvWins, sparseInputGradientWins, sparseWeightGradientWins, bsrStructure, zeroPruned,
 } from './block_sparse.js';
 export type { BsrGemmOptions, BsrLowpOptions, BsrMatrix, CodedImages, SparsePattern } from './block_sparse.js';
 export { bsrConv2dInputGradient, bsrConv2dWeightGradient, bsrLowpConv2dWeightGradient } from './block_sparse_conv.js';

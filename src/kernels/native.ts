@@ -184,7 +184,12 @@ export interface NativeCore {
   /** A convolution's input gradient from W^T in BSR, added into dx (native/block_sparse.h). */
   bsrConvInputGradient(
     rowPtr: Int32Array, colIdx: Int32Array, values: Float32Array, dy: Float32Array, dx: Float32Array,
-    o: Threads & { m: number; k: number; br: number; bc: number; fused: boolean; batch: number; geometry: ColumnGeometry },
+    o: Threads & { m: number; k: number; br: number; bc: number; fused: boolean; batch: number; geometry: ColumnGeometry; clear?: boolean },
+  ): void;
+  /** The stored blocks' values of the BSR form of dense (rows x cols) or of its transpose (native/block_sparse.h). */
+  bsrGather(
+    rowPtr: Int32Array, colIdx: Int32Array, dense: Float32Array | Uint8Array, values: Float32Array,
+    o: { rows: number; cols: number; br: number; bc: number; transposed: boolean; table?: Float32Array },
   ): void;
   /** A convolution's weight gradient at a pattern's stored blocks, into dw (native/block_sparse.h). */
   bsrConvWeightGradient(

@@ -13,11 +13,11 @@
 import { record, registerGradient } from '../autograd/index.js';
 import { InvalidArgumentError } from '../errors.js';
 import {
-  bsrConv2dForward, bsrConv2dInputGradient, bsrConv2dWeightGradient, bsrFromPattern, bsrStructure, bsrTranspose, channelBiasAdd, channelSum, col2im, col2imBatch, columnsGemm, convGeometry, defaultConvAlgorithm, depthwiseForward, depthwiseGeometry,
+  bsrConv2dForward, bsrConv2dInputGradient, bsrConv2dWeightGradient, bsrFromPattern, bsrStructure, bsrTransposedFromPattern, channelBiasAdd, channelSum, col2im, col2imBatch, columnsGemm, convGeometry, defaultConvAlgorithm, depthwiseForward, depthwiseGeometry,
   depthwiseInputGradient, depthwiseWeightGradient, gemm, groupColumns, im2col, isDepthwise,
   inputGradientGeometry, moveRows, recycle, rotatedKernel, sparseConvWins, sparseInputGradientWins, sparseWeightGradientWins, takeBuffer, takeZeroed, transposedConvGeometry, winogradForward,
   winogradPlan, winogradWeightGradient, type ColumnGeometry, type ColumnSource, type ConvAlgorithm, type ConvGeometry, type ConvOptions,
-  type BsrMatrix, type SparsePattern,
+  type SparsePattern,
 } from '../kernels/index.js';
 import { Tensor, formatShape, type GradHandle } from '../tensor/index.js';
 import { productOperands } from './saved.js';
@@ -38,17 +38,15 @@ interface ConvSaved {
   algorithm: ConvAlgorithm;
   /** The weight's keep pattern, where the layer is pruned in blocks. */
   sparse?: SparsePattern;
-  /** The pruned weight in BSR as the sparse forward built it (the backward's input gradient reuses it). */
-  bsr?: BsrMatrix;
   /** The input's values, kept only when the weight needs a gradient. */
   xData: Float32Array | null;
   /** The weight's values, kept only when the input needs a gradient. */
   weightData: Float32Array | null;
 }
 
-function saveConv(x: Tensor, weight: Tensor, geometry: ConvGeometry, algorithm: ConvAlgorithm, sparse?: SparsePattern, bsr?: BsrMatrix): ConvSaved {
+function saveConv(x: Tensor, weight: Tensor, geometry: ConvGeometry, algorithm: ConvAlgorithm, sparse?: SparsePattern): ConvSaved {
   const { aData: xData, bData: weightData } = productOperands(x, weight);
-  return { geometry, algorithm, xData, weightData, ...(sparse ? { sparse } : {}), ...(bsr && weightData ? { bsr } : {}) };
+  return { geometry, algorithm, xData, weightData, ...(sparse ? { sparse } : {}) };
 }
 
 /** Record a convolution: its saved input and weight are borrowed values (GradNode.borrowed). */
@@ -144,10 +142,11 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
   const plan = winogradPlan(geometry, algorithm);
   if (sparse && groups === 1 && sparseConvWins(sparse, plan ? 'winograd' : 'direct')) {
     // The direct product's chains with the pruned products left out (src/kernels/block_sparse.ts).
-    const bsr = bsrFromPattern(weight.data, sparse);
+    const bsr = bsrFromPattern(weight.data, sparse, true);
     bsrConv2dForward(bsr, x.data, groupColumns(geometry), batch, { out: out.data });
+    recycle(bsr.values);
     addBias(out.data, bias, batch, outChannels, plane);
-    return recordConv('conv2d', x, weight, bias, out, saveConv(x, weight, geometry, algorithm, sparse, bsr));
+    return recordConv('conv2d', x, weight, bias, out, saveConv(x, weight, geometry, algorithm, sparse));
   }
   if (!plan && isDepthwise(geometry)) {
     // One channel per group: the direct kernel, the column path's chains without its per-channel GEMMs.
@@ -184,8 +183,6 @@ export interface Conv2dGradientInputs {
    * (see prunedGradientUnread).
    */
   sparse?: SparsePattern;
-  /** The weight in BSR on `sparse`'s blocks, where the caller has it already (built from `weight` otherwise). */
-  bsr?: BsrMatrix;
   /**
    * Whether nothing reads the weight gradient's entries outside the pattern's kept blocks (default
    * true: the optimizer's masks zero them; false where a recipe quantizes weight gradients with a
@@ -220,7 +217,8 @@ export function conv2dGradients(a: Conv2dGradientInputs): { gx: Float32Array | n
   // place of Winograd by sparseInputGradientWins (never in place of the direct product, whose
   // chain it does not keep).
   const sparseGx = Boolean(weightData && sparse && groups === 1 && (dxGeometry ? dxPlan && sparseInputGradientWins(sparse) : sparseConvWins(sparse, 'direct')));
-  const gx = !weightData ? null : dxGeometry && !sparseGx ? takeBuffer(batch * channels * pixels) : takeZeroed(batch * channels * pixels);
+  // Written whole (the stride-1 routes), cleared by the sparse kernel image by image, or zeros to fold into.
+  const gx = !weightData ? null : dxGeometry || sparseGx ? takeBuffer(batch * channels * pixels) : takeZeroed(batch * channels * pixels);
   // Zeros from the buffer pool where it has an array (parameter gradients go back to it when the
   // optimizer is done with them: zeroGrad({ release: true })), else fresh.
   const gw = xData ? takeZeroed(outChannels * kSize) : null;
@@ -240,7 +238,11 @@ export function conv2dGradients(a: Conv2dGradientInputs): { gx: Float32Array | n
     }
     return { gx, gw };
   }
-  if (sparseGx) bsrConv2dInputGradient(bsrTranspose(a.bsr ?? bsrFromPattern(weightData!, sparse!)), g, cols, batch, { out: gx! });
+  if (sparseGx) {
+    const wT = bsrTransposedFromPattern(weightData!, sparse!, true);
+    bsrConv2dInputGradient(wT, g, cols, batch, { out: gx!, clear: true });
+    recycle(wT.values);
+  }
   // A pruned weight's gradient at its kept blocks only, on the sparse kernel (the direct chain).
   const sparseGw = gw && prunedGradientUnread && sparse && groups === 1 && sparseWeightGradientWins(sparse, wPlan ? 'winograd' : 'direct');
   if (sparseGw) bsrConv2dWeightGradient(bsrStructure(sparse), xData!, g, cols, batch, { out: gw });
@@ -276,9 +278,9 @@ export function conv2dGradients(a: Conv2dGradientInputs): { gx: Float32Array | n
 
 registerGradient<ConvSaved>('conv2d', (node, g) => {
   const [, , bias] = node.inputs as [GradHandle, GradHandle, GradHandle | null];
-  const { geometry, algorithm, xData, weightData, sparse, bsr } = node.saved;
+  const { geometry, algorithm, xData, weightData, sparse } = node.saved;
   // conv2d saved x only when the weight needs a gradient, the weight only when x does.
-  const { gx, gw } = conv2dGradients({ g, x: xData, weight: weightData, geometry, algorithm, sparse, bsr });
+  const { gx, gw } = conv2dGradients({ g, x: xData, weight: weightData, geometry, algorithm, sparse });
   return [gx, gw, bias?.requiresGrad ? biasGrad(g, geometry.batch, geometry.outChannels, geometry.outH * geometry.outW) : null];
 });
 

@@ -8,7 +8,10 @@ import { decode, encode, quantize } from '../../src/kernels/codec.js';
 import { gemm, gemmReference } from '../../src/kernels/gemm.js';
 import { lowpGemm, lowpGemmReference } from '../../src/kernels/lowp_gemm.js';
 import { blockScaledGemm, blockScaledGemmReference } from '../../src/kernels/block_gemm.js';
-import { bsrConv2dForward, bsrConv2dForwardReference, bsrFromDense, bsrGemm, bsrGemmReference, bsrTranspose } from '../../src/kernels/block_sparse.js';
+import {
+  bsrConv2dForward, bsrConv2dForwardReference, bsrFromCodes, bsrFromDense, bsrFromPattern, bsrGemm, bsrGemmReference, bsrTranspose, bsrTransposedFromPattern,
+} from '../../src/kernels/block_sparse.js';
+import { recycle } from '../../src/kernels/buffer_pool.js';
 import { blockQuantizeReference, type BlockSpec } from '../../src/kernels/block_quant.js';
 import { bsrConv2dInputGradient, bsrConv2dWeightGradient } from '../../src/kernels/block_sparse_conv.js';
 import { nativeCore, nativeUnavailableReason } from '../../src/kernels/native.js';
@@ -124,6 +127,10 @@ for (const [xShape, wShape, options] of [
       const fastX = bsrConv2dInputGradient(bsrTranspose(w), dyIn, g, geo.batch);
       const refX = bsrConv2dInputGradient(bsrTranspose(w), dyIn, g, geo.batch, { reference: true });
       for (let i = 0; i < fastX.length; i++) if (!Object.is(fastX[i], refX[i])) sparseMismatches++;
+      // Into an array of stale values, cleared by the kernel (`clear`).
+      const stale = new Float32Array(fastX.length).fill(Number.NaN);
+      bsrConv2dInputGradient(bsrTranspose(w), dyIn, g, geo.batch, { out: stale, clear: true });
+      for (let i = 0; i < fastX.length; i++) if (!Object.is(stale[i], refX[i])) sparseMismatches++;
     }
     const dyValues = uniform(geo.batch * 16 * geo.outH * geo.outW, 73);
     for (const dy of [dyValues, { codes: encode(dyValues, 'e5m2', { saturate: true }) as Uint8Array, table: e5m2Table, format: resolveFormat('e5m2') }]) {
@@ -134,6 +141,40 @@ for (const [xShape, wShape, options] of [
   }
 }
 process.stdout.write(`sparse mismatches ${sparseMismatches}\n`);
+
+// BSR built from dense values, from codes, transposed, and into pooled arrays of stale values:
+// the same as the written-out round trip (edges +0).
+let buildMismatches = 0;
+// (The larger ones fill arrays the pool holds: 16384 floats and more.)
+let staleTaken = 0;
+for (const [rows, cols, br, bc] of [[20, 36, 8, 8], [13, 21, 4, 8], [16, 27, 16, 16], [130, 301, 8, 8], [301, 130, 3, 5]]) {
+  const grid = Math.ceil(rows / br) * Math.ceil(cols / bc);
+  const pattern = { rows, cols, br, bc, keep: Uint8Array.from({ length: grid }, (_, i) => (i % 3 === 1 ? 0 : 1)) };
+  const codes = encode(uniform(rows * cols, rows + br), 'e5m2', { saturate: true }) as Uint8Array;
+  const values = decode(codes, 'e5m2');
+  const want = bsrFromDense(values, rows, cols, br, bc, pattern.keep);
+  const wantT = bsrTranspose(want);
+  const count = (got: { values: Float32Array; colIdx: Int32Array }, expect: { values: Float32Array; colIdx: Int32Array }) => {
+    if (got.colIdx.length !== expect.colIdx.length) buildMismatches++;
+    for (let i = 0; i < expect.values.length; i++) if (!Object.is(got.values[i], expect.values[i])) buildMismatches++;
+  };
+  for (const pooled of [false, true]) {
+    for (const build of [() => bsrFromPattern(values, pattern, pooled), () => bsrFromCodes(codes, e5m2Table, pattern, pooled)]) {
+      const stale = new Float32Array(want.values.length).fill(Number.NaN);
+      if (pooled) recycle(stale);
+      const got = build();
+      if (got.values === stale) staleTaken++;
+      count(got, want);
+    }
+    const stale = new Float32Array(wantT.values.length).fill(Number.NaN);
+    if (pooled) recycle(stale);
+    const got = bsrTransposedFromPattern(values, pattern, pooled);
+    // (Without the native core the transpose goes through the weight's own BSR, not the pool.)
+    if (got.values === stale) staleTaken++;
+    count(got, wantT);
+  }
+}
+process.stdout.write(`bsr build mismatches ${buildMismatches} (${staleTaken} into stale pooled arrays)\n`);
 
 // Winograd (forward and weight gradient, both tiles) against the double-precision references,
 // relative to each output's largest magnitude.

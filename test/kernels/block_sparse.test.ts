@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
-  blockGrid, bsrConv2dForward, bsrConv2dForwardReference, bsrFromDense, bsrGemm, bsrGemmReference, bsrLowpGemm, bsrSampledGemm, bsrSampledGemmReference, bsrToDense, bsrTranspose, fma32,
+  blockGrid, bsrConv2dForward, bsrConv2dForwardReference, bsrFromDense, bsrGemm, bsrGemmReference, bsrLowpGemm, bsrSampledGemm, bsrSampledGemmReference, bsrToDense, bsrTranspose, bsrTransposedFromPattern, fma32,
 } from '../../src/kernels/block_sparse.js';
 import { bsrLowpConv2dForward, columnsGemm, convGeometry, encode, decode, gemm, groupColumns, lowpConv2dForward, lowpGemm } from '../../src/kernels/index.js';
 import { makeQTensor, resolveFormat } from '../../src/formats/index.js';
@@ -103,6 +103,21 @@ describe('BSR storage', () => {
     assert.throws(() => bsrFromDense(new Float32Array(12), 3, 4, 2, 2, new Uint8Array(3)), /keep has 3 entries; expected one per block, 2 x 2/);
     const { w } = pruned(8, 8, 4, 4, 1, 1);
     assert.throws(() => bsrGemm(w, new Float32Array(7), 1), /x has 7 values; expected 8/);
+    const pattern = { rows: 3, cols: 4, br: 2, bc: 2, keep: new Uint8Array(4).fill(1) };
+    assert.throws(() => bsrTransposedFromPattern(new Float32Array(10), pattern), /has 10 values; expected rows x cols = 12/);
+    assert.throws(() => bsrTransposedFromPattern(new Float32Array(12), { ...pattern, keep: new Uint8Array(3) }), /has 3 blocks; expected 2 x 2/);
+  });
+
+  test('the transpose straight from the dense weight equals the transpose of its BSR (edges +0)', () => {
+    for (const [rows, cols, br, bc] of [[13, 21, 4, 8], [24, 72, 8, 8], [7, 30, 3, 1]]) {
+      const { w, masked } = pruned(rows, cols, br, bc, 0.5, rows);
+      const want = bsrTranspose(w);
+      const got = bsrTransposedFromPattern(masked, { rows, cols, br, bc, keep: keepOf(w) });
+      assert.deepEqual([got.rows, got.cols, got.blockRows, got.blockCols], [want.rows, want.cols, want.blockRows, want.blockCols]);
+      assert.deepEqual(got.rowPtr, want.rowPtr);
+      assert.deepEqual(got.colIdx, want.colIdx);
+      assertSameBits(got.values, want.values, `${rows}x${cols} in ${br}x${bc}`);
+    }
   });
 });
 

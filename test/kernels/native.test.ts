@@ -76,6 +76,7 @@ describe('native core', () => {
       assert.match(r.stdout, /lowp mismatches 0\n/);
       assert.match(r.stdout, /block mismatches 0\n/);
       assert.match(r.stdout, /sparse mismatches 0\n/);
+      assert.match(r.stdout, /bsr build mismatches 0 \([1-9]\d* into stale pooled arrays\)\n/);
       assert.match(r.stdout, /winograd max relative error [0-9.e-]+ ok/);
     });
   }
@@ -152,6 +153,8 @@ describe('native core', () => {
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /reference path: disabled by OCTET_NATIVE=0/);
     assert.match(r.stdout, /gemm max relative error 0 ok/);
+    assert.match(r.stdout, /sparse mismatches 0\n/);
+    assert.match(r.stdout, /bsr build mismatches 0 \([1-9]\d* into stale pooled arrays\)\n/);
     assert.doesNotMatch(r.stderr, /OCTET_NATIVE_UNAVAILABLE/, 'a deliberate switch is not warned about');
   });
 });
