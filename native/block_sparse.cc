@@ -767,10 +767,17 @@ void bsrConvInputGradient(const BsrGemmArgs& wt, const float* dy, const ConvGeom
     if (clear) parallelFor(batch, threads, [&](int64_t n) { std::memset(dx + n * dxImageStride, 0, static_cast<size_t>(geo.channels * geo.height * geo.width) * sizeof(float)); });
     return;
   }
-  const int64_t panels = (plane + kPanel - 1) / kPanel, stride = panels * kPanel + 16, ldt = panels * kPanel;
+  // Planes smaller than a panel: several images side by side in one item's columns (image i of
+  // the item at columns i * plane), so the tiles' vectors are not mostly past the plane.
+  const int64_t group = plane < kPanel ? std::min(batch, kPanel / plane) : 1;
+  const int64_t width = group * plane;
+  const int64_t panels = (width + kPanel - 1) / kPanel, stride = panels * kPanel + 16, ldt = panels * kPanel;
   const int64_t packedRows = static_cast<int64_t>(used.size()) * wt.bc;
-  parallelFor(batch, threads, [&](int64_t n) {
-    // The rows of dY (this image's) that the stored blocks read, packed once.
+  const int64_t imageFloats = geo.channels * geo.height * geo.width;
+  const FlatFold flat = flatFoldPlan(geo);
+  parallelFor((batch + group - 1) / group, threads, [&](int64_t item) {
+    const int64_t n0 = item * group, images = std::min(group, batch - n0), valid = images * plane;
+    // The rows of dY (these images') that the stored blocks read, packed once.
     float* buffer = chunkBuffer.get(static_cast<size_t>(packedRows * stride));
     for (size_t u = 0; u < used.size(); ++u) {
       for (int64_t t = 0; t < wt.bc; ++t) {
@@ -778,8 +785,8 @@ void bsrConvInputGradient(const BsrGemmArgs& wt, const float* dy, const ConvGeom
         float* row = buffer + (static_cast<int64_t>(u) * wt.bc + t) * stride;
         int64_t j = 0;
         if (o < wt.k) {
-          std::memcpy(row, dy + (n * wt.k + o) * plane, static_cast<size_t>(plane) * sizeof(float));
-          j = plane;
+          for (int64_t i = 0; i < images; ++i) std::memcpy(row + i * plane, dy + ((n0 + i) * wt.k + o) * plane, static_cast<size_t>(plane) * sizeof(float));
+          j = valid;
         }
         for (; j < panels * kPanel; ++j) row[j] = 0.0f;
       }
@@ -789,13 +796,21 @@ void bsrConvInputGradient(const BsrGemmArgs& wt, const float* dy, const ConvGeom
     g.c = t;
     g.ldc = ldt;
     g.cPlane = 0;
-    float* image = dx + n * dxImageStride;
-    if (clear) std::memset(image, 0, static_cast<size_t>(geo.channels * geo.height * geo.width) * sizeof(float));
+    if (clear) {
+      for (int64_t i = 0; i < images; ++i) std::memset(dx + (n0 + i) * dxImageStride, 0, static_cast<size_t>(imageFloats) * sizeof(float));
+    }
     for (int64_t q = 0; q < blockRows; ++q) {
       if (wt.rowPtr[q] == wt.rowPtr[q + 1]) continue;
       g.cRow0 = q * wt.br;
-      for (int64_t p = 0; p < panels; ++p) blockRow(g, slot.data(), q, buffer + p * kPanel, stride, std::min(kPanel, plane - p * kPanel), p * kPanel);
-      for (int64_t r = 0; r < wt.br && q * wt.br + r < wt.m; ++r) col2imRow(t + r * ldt, q * wt.br + r, geo, image);
+      for (int64_t p = 0; p < panels; ++p) blockRow(g, slot.data(), q, buffer + p * kPanel, stride, std::min(kPanel, valid - p * kPanel), p * kPanel);
+      for (int64_t r = 0; r < wt.br && q * wt.br + r < wt.m; ++r) {
+        for (int64_t i = 0; i < images; ++i) {
+          const float* in = t + r * ldt + i * plane;
+          float* image = dx + (n0 + i) * dxImageStride;
+          if (flat.on) flatFoldRow(in, q * wt.br + r, geo, flat, image);
+          else col2imRow(in, q * wt.br + r, geo, image);
+        }
+      }
     }
   });
 }

@@ -67,6 +67,46 @@ void col2imRow(const float* in, int64_t r, const ConvGeometry& g, float* image) 
   }
 }
 
+FlatFold flatFoldPlan(const ConvGeometry& g) {
+  FlatFold f;
+#ifdef OCTET_X86
+  if (g.strideH != 1 || g.strideW != 1 || g.outW != g.width || !cpuHasAvx512()) return f;
+  const int64_t plane = g.outH * g.outW, taps = g.kernelH * g.kernelW;
+  f.on = true;
+  f.vectors = (plane + 15) / 16;
+  f.masks.assign(static_cast<size_t>(taps * f.vectors), 0);
+  f.shifts.resize(static_cast<size_t>(taps));
+  for (int64_t t = 0; t < taps; ++t) {
+    const int64_t a = (t / g.kernelW) * g.dilationH - g.padH, b = (t % g.kernelW) * g.dilationW - g.padW;
+    f.shifts[t] = a * g.width + b;
+    for (int64_t p = 0; p < plane; ++p) {
+      const int64_t ih = p / g.outW + a, iw = p % g.outW + b;
+      if (ih >= 0 && ih < g.height && iw >= 0 && iw < g.width) f.masks[t * f.vectors + p / 16] |= static_cast<uint16_t>(1u << (p % 16));
+    }
+  }
+#else
+  (void)g;
+#endif
+  return f;
+}
+
+#ifdef OCTET_X86
+__attribute__((target("avx512f"))) void flatFoldRow(const float* in, int64_t r, const ConvGeometry& g, const FlatFold& f, float* image) {
+  const int64_t taps = g.kernelH * g.kernelW, c = r / taps, t = r % taps;
+  float* base = image + c * g.height * g.width + f.shifts[t];
+  const uint16_t* masks = f.masks.data() + t * f.vectors;
+  for (int64_t v = 0; v < f.vectors; ++v) {
+    const __mmask16 m = masks[v];
+    if (!m) continue;
+    // Masked-off lanes neither load nor store (they may lie outside the image's planes).
+    float* at = base + 16 * v;
+    _mm512_mask_storeu_ps(at, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, at), _mm512_maskz_loadu_ps(m, in + 16 * v)));
+  }
+}
+#else
+void flatFoldRow(const float*, int64_t, const ConvGeometry&, const FlatFold&, float*) {}
+#endif
+
 void im2col(const float* x, float* col, const ConvGeometry& g, int threads) {
   const int64_t plane = g.outH * g.outW;
   const int64_t rows = g.channels * g.kernelH * g.kernelW;

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 namespace octet {
 
@@ -25,6 +26,20 @@ void col2im(const float* col, float* x, const ConvGeometry& g, int threads);
 // Row r (channel, kernel row, kernel column) of one image's column matrix, `in` (OH * OW), added
 // into the image (C planes of H x W) where that row reads: col2im for one row.
 void col2imRow(const float* in, int64_t r, const ConvGeometry& g, float* image);
+
+// col2imRow where every row is one shifted add over the flattened plane: stride 1 with OW = W,
+// so output p = oh * OW + ow reads input p + (i * DH - PH) * W + (j * DW - PW), lanes whose
+// input lies outside the image left out. Built once per geometry (for each tap and 16 outputs a
+// mask of the lanes that add); `on` is false where it does not apply (other geometries, or no
+// AVX-512), and then flatFoldRow must not be called. The same adds as col2imRow.
+struct FlatFold {
+  bool on = false;
+  int64_t vectors = 0;
+  std::vector<uint16_t> masks;  // [tap * vectors + v]: lanes of outputs 16 v .. 16 v + 15 that add
+  std::vector<int64_t> shifts;  // [tap]: input position - output position
+};
+FlatFold flatFoldPlan(const ConvGeometry& g);
+void flatFoldRow(const float* in, int64_t r, const ConvGeometry& g, const FlatFold& f, float* image);
 
 // The same for a batch side by side: image n starts at x + n * imageStride (so a group's channels
 // of NCHW data are reached by offsetting x), and col has C * KH * KW rows of batch * OH * OW

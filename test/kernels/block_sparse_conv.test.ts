@@ -35,6 +35,7 @@ describe('bsrConv2dInputGradient', () => {
     ['3x3 stride 2 pad 1, 8x8 blocks', [3, 16, 12, 12], [24, 16, 3, 3], { padding: 1, stride: 2 }, 8, 8],
     ['1x1 stride 2 (a projection shortcut), 4x4 blocks', [2, 12, 10, 10], [20, 12, 1, 1], { stride: 2 }, 4, 4],
     ['3x3 stride 2, odd size, blocks that do not divide the view', [2, 5, 9, 9], [13, 5, 3, 3], { padding: 1, stride: 2 }, 8, 8],
+    ['3x3 stride 2 onto 4 x 4 planes, several images an item (6 = 4 + 2)', [6, 8, 8, 8], [16, 8, 3, 3], { padding: 1, stride: 2 }, 8, 8],
   ];
   for (const [name, xShape, wShape, options, br, bc] of cases) {
     test(`${name}: the dense strided route's bits`, () => {
@@ -56,6 +57,11 @@ describe('bsrConv2dInputGradient', () => {
     ['3x3 stride 1 pad 1, 8x8 blocks', [3, 16, 12, 12], [24, 16, 3, 3], { padding: 1 }, 8, 8],
     ['3x3 dilation 2 pad 2, 16x16 blocks, 7 x 7 planes', [2, 32, 7, 7], [32, 32, 3, 3], { padding: 2, dilation: 2 }, 16, 16],
     ['1x1, 4x4 blocks', [2, 12, 10, 10], [20, 12, 1, 1], {}, 4, 4],
+    ['3x3 pad 1 on 4 x 4 planes, several images an item (5 = 4 + 1)', [5, 16, 4, 4], [16, 16, 3, 3], { padding: 1 }, 8, 8],
+    ['3x3 pad 1 on 2 x 2 planes (all 7 images in one item)', [7, 8, 2, 2], [8, 8, 3, 3], { padding: 1 }, 8, 8],
+    ['5x5 pad 2 on 6 x 6 planes (25 taps)', [2, 4, 6, 6], [8, 4, 5, 5], { padding: 2 }, 4, 4],
+    ['3x3 without padding (outputs narrower than the input: col2im row by row)', [2, 8, 8, 8], [16, 8, 3, 3], {}, 8, 8],
+    ['3x1 pad (1, 0) on 9 x 5 planes', [3, 8, 9, 5], [8, 8, 3, 1], { padding: [1, 0] }, 8, 8],
   ];
   for (const [name, xShape, wShape, options, br, bc] of stride1) {
     test(`${name}: the kernel adds W^T dY row by row as col2im does (the reference's bits), near the dense gradient`, () => {
@@ -66,6 +72,10 @@ describe('bsrConv2dInputGradient', () => {
       const wT = bsrTranspose(w);
       const want = bsrConv2dInputGradient(wT, dy, groupColumns(geo), geo.batch, { reference: true });
       for (const threads of [1, 2]) assertSameBits(bsrConv2dInputGradient(wT, dy, groupColumns(geo), geo.batch, { threads }), want, `${threads} threads`);
+      // Into an array of stale values that the kernel clears first.
+      const stale = new Float32Array(want.length).fill(Number.NaN);
+      bsrConv2dInputGradient(wT, dy, groupColumns(geo), geo.batch, { out: stale, clear: true });
+      assertSameBits(stale, want, 'cleared');
       const full = conv2dGradients({ g: dy, x: null, weight: dense, geometry: geo, algorithm: 'direct' }).gx!;
       for (let i = 0; i < full.length; i++) assert.ok(Math.abs(full[i] - want[i]) <= 1e-5 * (1 + Math.abs(full[i])), `${i}: ${want[i]} vs ${full[i]}`);
     });
