@@ -1,7 +1,7 @@
 /** Pooling over NCHW: max, average, and adaptive average (PyTorch's window rules). */
 import { record, registerGradient } from '../autograd/index.js';
 import { InvalidArgumentError } from '../errors.js';
-import { channelSum, convOutputSize } from '../kernels/index.js';
+import { channelSum, convOutputSize, takeBuffer, takeZeroed } from '../kernels/index.js';
 import { Tensor, formatShape } from '../tensor/index.js';
 
 export interface Pool2dOptions {
@@ -69,7 +69,7 @@ export function maxPool2d(x: Tensor, kernel: number, options: Pool2dOptions = {}
 }
 
 registerGradient<Int32Array>('maxPool2d', (node, g) => {
-  const gx = new Float32Array(node.inputs[0]!.size);
+  const gx = takeZeroed(node.inputs[0]!.size);
   const argmax = node.saved;
   for (let i = 0; i < g.length; i++) gx[argmax[i]] += g[i];
   return [gx];
@@ -120,7 +120,7 @@ export function avgPool2d(x: Tensor, kernel: number, options: AvgPool2dOptions =
 
 registerGradient<AvgSaved>('avgPool2d', (node, g, output) => {
   const x = node.inputs[0]!;
-  const gx = new Float32Array(x.size);
+  const gx = takeZeroed(x.size);
   forEachAvgWindow(x.shape, output.shape[2], output.shape[3], node.saved, (o, i, w) => (gx[i] += g[o] * w));
   return [gx];
 });
@@ -166,8 +166,11 @@ export function adaptiveAvgPool2d(x: Tensor, outH: number, outW = outH): Tensor 
 
 registerGradient('adaptiveAvgPool2d', (node, g, output) => {
   const x = node.inputs[0]!;
-  const gx = new Float32Array(x.size);
-  if (output.shape[2] === 1 && output.shape[3] === 1) {
+  // Recycled arrays (the backward's other gradients come from the pool too): written whole by the
+  // global case, zeros for the windows to add into.
+  const global = output.shape[2] === 1 && output.shape[3] === 1;
+  const gx = global ? takeBuffer(x.size) : takeZeroed(x.size);
+  if (global) {
     const plane = x.shape[2] * x.shape[3];
     for (let p = 0; p < g.length; p++) gx.fill(g[p] / plane, p * plane, (p + 1) * plane);
   } else {
