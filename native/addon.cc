@@ -1125,6 +1125,48 @@ Napi::Value BsrConvInputGradient(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// sparseRotatedInputGradient(rowPtr, colIdx, w, dy, dx, { m, br, bc, batch, geometry, wTable?,
+// dyTable?, threads }): the stride-1 input gradient of a convolution whose weight (m = output
+// channels x the geometry's channels x KH x KW; floats, or codes through wTable) is pruned in
+// blocks, from dy (batch x m x OH x OW, floats or codes through dyTable) into dx (batch x channels
+// x H x W, written whole). Returns false, writing nothing, where an operand is not finite. See
+// block_sparse.h.
+Napi::Value SparseRotatedInputGradient(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  const Napi::Object o = optionsArg(info, 5, "sparseRotatedInputGradient");
+  octet::SparseInputGradArgs a{};
+  const octet::ConvGeometry geometry = geometryField(o);
+  if (geometry.strideH != 1 || geometry.strideW != 1) throw rangeError(env, "sparseRotatedInputGradient: the geometry must have stride 1");
+  a.outChannels = sizeField(o, "m");
+  a.br = sizeField(o, "br");
+  a.bc = sizeField(o, "bc");
+  a.batch = sizeField(o, "batch");
+  const int64_t k = geometry.channels * geometry.kernelH * geometry.kernelW;
+  bsrPatternArgs(info, "sparseRotatedInputGradient", a.outChannels, k, a.br, a.bc, a.rowPtr, a.colIdx);
+  a.channels = geometry.channels, a.height = geometry.height, a.width = geometry.width;
+  a.kernelH = geometry.kernelH, a.kernelW = geometry.kernelW, a.padH = geometry.padH, a.padW = geometry.padW;
+  a.dilationH = geometry.dilationH, a.dilationW = geometry.dilationW, a.outH = geometry.outH, a.outW = geometry.outW;
+  const int64_t plane = a.outH * a.outW;
+  a.dyImageStride = a.outChannels * plane;
+  a.dxImageStride = a.channels * a.height * a.width;
+  if (isType(info[2], napi_uint8_array)) {
+    if (static_cast<int64_t>(info[2].As<Napi::Uint8Array>().ElementLength()) != a.outChannels * k) throw rangeError(env, "sparseRotatedInputGradient: w must hold m x k codes");
+    a.wCodes = info[2].As<Napi::Uint8Array>().Data();
+    a.wTable = f32(env, field(o, "wTable"), "wTable", 256);
+  } else {
+    a.w = f32(info, 2, "w", a.outChannels * k);
+  }
+  if (isType(info[3], napi_uint8_array)) {
+    if (static_cast<int64_t>(info[3].As<Napi::Uint8Array>().ElementLength()) != a.batch * a.dyImageStride) throw rangeError(env, "sparseRotatedInputGradient: dy must hold batch x m x plane codes");
+    a.dyCodes = info[3].As<Napi::Uint8Array>().Data();
+    a.dyTable = f32(env, field(o, "dyTable"), "dyTable", 256);
+  } else {
+    a.dy = f32(info, 3, "dy", a.batch * a.dyImageStride);
+  }
+  a.dx = f32(info, 4, "dx", a.batch * a.dxImageStride);
+  return Napi::Boolean::New(env, octet::sparseRotatedInputGradient(a, threadsField(o)));
+}
+
 // bsrGather(rowPtr, colIdx, dense, values, { rows, cols, br, bc, transposed, table? }): the stored
 // blocks' values of the BSR form of dense (rows x cols, row-major; a Float32Array, or a Uint8Array
 // of codes with their values in table) or, with transposed, of its transpose. See block_sparse.h.
@@ -1222,6 +1264,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("bsrConvWeightGradient", Napi::Function::New(env, BsrConvWeightGradient));
   exports.Set("bsrConvInputGradient", Napi::Function::New(env, BsrConvInputGradient));
   exports.Set("bsrGather", Napi::Function::New(env, BsrGather));
+  exports.Set("sparseRotatedInputGradient", Napi::Function::New(env, SparseRotatedInputGradient));
   exports.Set("directConvWeightGradientSparse", Napi::Function::New(env, DirectConvWeightGradientSparse));
   exports.Set("valueHistogram", Napi::Function::New(env, ValueHistogram));
   exports.Set("collectBins", Napi::Function::New(env, CollectBins));

@@ -1,6 +1,7 @@
 #include "block_sparse.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -1232,6 +1233,248 @@ void bsrConvWeightGradient(const BsrWeightGradArgs& g, int threads) {
   const int team = work < 2e6 ? 1 : std::max(1, threads);
   const std::vector<int64_t> cut = splitColumns(g, team);
   parallelFor(team, team, [&](int64_t w) { gradWorker(g, shifted, tablePtr, e5m2, cut[static_cast<size_t>(w)], cut[static_cast<size_t>(w) + 1]); });
+}
+
+namespace {
+
+thread_local AlignedBuffer rotatedPlanes, rotatedAcc;
+
+// A run of a chunk's lanes that are outputs: lanes [lane, lane + count) are image i's row h from
+// column w.
+struct OutputRun {
+  int32_t lane, count, image, h, w;
+};
+
+// count (<= 16) floats from `from` to `to`.
+#ifdef OCTET_X86
+__attribute__((target("avx512f"))) inline void copyLanes(float* to, const float* from, int count) {
+  const __mmask16 m = static_cast<__mmask16>((1u << count) - 1u);
+  _mm512_mask_storeu_ps(to, m, _mm512_maskz_loadu_ps(m, from));
+}
+#endif
+
+// Whether every value the codes (or floats) hold is finite.
+bool allFinite(const float* values, const uint8_t* codes, const float* table, int64_t n) {
+  if (codes) {
+    bool bad[256];
+    for (int i = 0; i < 256; ++i) bad[i] = !std::isfinite(table[i]);
+    for (int64_t i = 0; i < n; ++i)
+      if (bad[codes[i]]) return false;
+    return true;
+  }
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(values[i])) return false;
+  return true;
+}
+
+// One run of a channel's chain over kRunLanes positions: acc = fma(w, x, acc) over the run's
+// entries in order, x at planes + the entry's offset. Eight vectors: eight independent chains in
+// flight (four left the adds waiting on each other's latency).
+constexpr int64_t kRunLanes = 128;
+
+#ifdef OCTET_X86
+__attribute__((target("avx512f"))) void rotatedRun(const float* values, const int32_t* offsets, int64_t count, const float* planes, float* acc) {
+  __m512 a[8];
+#pragma GCC unroll 8
+  for (int v = 0; v < 8; ++v) a[v] = _mm512_loadu_ps(acc + 16 * v);
+  for (int64_t e = 0; e < count; ++e) {
+    const __m512 w = _mm512_set1_ps(values[e]);
+    const float* x = planes + offsets[e];
+#pragma GCC unroll 8
+    for (int v = 0; v < 8; ++v) a[v] = _mm512_fmadd_ps(w, _mm512_loadu_ps(x + 16 * v), a[v]);
+  }
+#pragma GCC unroll 8
+  for (int v = 0; v < 8; ++v) _mm512_storeu_ps(acc + 16 * v, a[v]);
+}
+#endif
+
+void rotatedRunPortable(const float* values, const int32_t* offsets, int64_t count, const float* planes, float* acc) {
+  for (int64_t e = 0; e < count; ++e) {
+    const float w = values[e];
+    const float* x = planes + offsets[e];
+    for (int64_t l = 0; l < kRunLanes; ++l) acc[l] = std::fma(w, x[l], acc[l]);
+  }
+}
+
+}  // namespace
+
+bool sparseRotatedInputGradient(const SparseInputGradArgs& a, int threads) {
+  const int64_t taps = a.kernelH * a.kernelW, k = a.channels * taps;
+  const int64_t pH = a.dilationH * (a.kernelH - 1) - a.padH, pW = a.dilationW * (a.kernelW - 1) - a.padW;
+  if (pH < 0 || pW < 0 || a.outH + 2 * pH - a.dilationH * (a.kernelH - 1) != a.height || a.outW + 2 * pW - a.dilationW * (a.kernelW - 1) != a.width) return false;
+  const int64_t blockRows = (a.outChannels + a.br - 1) / a.br;
+  auto weight = [&](int64_t at) { return a.wCodes ? a.wTable[a.wCodes[at]] : a.w[at]; };
+  const int64_t dyPlane = a.outH * a.outW;
+  for (int64_t n = 0; n < a.batch; ++n) {
+    const int64_t at = n * a.dyImageStride;
+    if (!allFinite(a.dy ? a.dy + at : nullptr, a.dyCodes ? a.dyCodes + at : nullptr, a.dyTable, a.outChannels * dyPlane)) return false;
+  }
+  // Padded planes, wp wide, a group of images stacked: image i's rows from pH + i * hp, hp = OH + pH
+  // (the pH zero rows below an image are the next one's above: the padding is the same on both
+  // sides).
+  const int64_t hp = a.outH + pH, wp = a.outW + 2 * pW;
+  const int64_t group = std::max<int64_t>(1, std::min<int64_t>(a.batch, 1024 / (hp * wp)));
+  const int64_t rowsOf = group * hp + pH;
+  // Positions computed: rows 0 .. (group - 1) * hp + height of the stack (output row h of image i
+  // at row i * hp + h), kRunLanes at a time.
+  const int64_t positions = ((group - 1) * hp + a.height) * wp, chunks = (positions + kRunLanes - 1) / kRunLanes;
+  // A plane's stride: the stack plus the reach of the last chunk's furthest tap.
+  const int64_t reach = (a.kernelH - 1) * a.dilationH * wp + (a.kernelW - 1) * a.dilationW;
+  const int64_t planeStride = (std::max(rowsOf * wp, chunks * kRunLanes + reach) + 15) / 16 * 16;
+  if (static_cast<double>(a.outChannels) * static_cast<double>(planeStride) > 2e9) return false;  // offsets are 32-bit
+  // The entries of channel c from block row q (output channels q * br ..), a run of the chain in
+  // its order (oc, then the rotated tap (i, j)): each entry's value and the offset of its tap in
+  // the planes. A row oc's entries reach channel c in increasing column, that is decreasing
+  // rotated tap, so each (c, oc) run is reversed once the row is done. Only kept weights are read
+  // (they must be finite). runs[c * blockRows + q] = (start, count).
+  // (Kept between calls, as their capacity is: fresh pages cost more here than the lists.)
+  thread_local std::vector<std::pair<int64_t, int64_t>> runs;
+  thread_local std::vector<float> values;
+  thread_local std::vector<int32_t> offsets;
+  thread_local std::vector<std::vector<std::pair<float, int32_t>>> pending;
+  thread_local std::vector<int64_t> runStart, lastRow, touched, rowTouched;
+  runs.assign(static_cast<size_t>(a.channels * blockRows), {0, 0});
+  values.clear();
+  offsets.clear();
+  if (pending.size() < static_cast<size_t>(a.channels)) pending.resize(static_cast<size_t>(a.channels));
+  for (auto& list : pending) list.clear();
+  runStart.assign(static_cast<size_t>(a.channels), 0);
+  lastRow.assign(static_cast<size_t>(a.channels), -1);
+  for (int64_t q = 0; q < blockRows; ++q) {
+    touched.clear();
+    for (int64_t oc = q * a.br; oc < std::min(a.outChannels, (q + 1) * a.br); ++oc) {
+      rowTouched.clear();
+      for (int32_t b = a.rowPtr[q]; b < a.rowPtr[q + 1]; ++b) {
+        const int64_t c0 = static_cast<int64_t>(a.colIdx[b]) * a.bc;
+        for (int64_t col = c0; col < std::min(k, c0 + a.bc); ++col) {
+          const float v = weight(oc * k + col);
+          if (!std::isfinite(v)) return false;
+          const int64_t c = col / taps, rotated = taps - 1 - col % taps;
+          const int64_t i = rotated / a.kernelW, j = rotated % a.kernelW;
+          std::vector<std::pair<float, int32_t>>& list = pending[static_cast<size_t>(c)];
+          if (list.empty()) touched.push_back(c);
+          if (lastRow[static_cast<size_t>(c)] != oc) {
+            lastRow[static_cast<size_t>(c)] = oc;
+            runStart[static_cast<size_t>(c)] = static_cast<int64_t>(list.size());
+            rowTouched.push_back(c);
+          }
+          list.push_back({v, static_cast<int32_t>(oc * planeStride + i * a.dilationH * wp + j * a.dilationW)});
+        }
+      }
+      for (const int64_t c : rowTouched) {
+        std::vector<std::pair<float, int32_t>>& list = pending[static_cast<size_t>(c)];
+        std::reverse(list.begin() + runStart[static_cast<size_t>(c)], list.end());
+      }
+    }
+    for (const int64_t c : touched) {
+      std::vector<std::pair<float, int32_t>>& list = pending[static_cast<size_t>(c)];
+      runs[static_cast<size_t>(c * blockRows + q)] = {static_cast<int64_t>(values.size()), static_cast<int64_t>(list.size())};
+      for (const auto& [v, off] : list) values.push_back(v), offsets.push_back(off);
+      list.clear();
+    }
+  }
+#ifdef OCTET_X86
+  const bool wide = cpuHasAvx512();
+#else
+  const bool wide = false;
+#endif
+  const int64_t pixels = a.height * a.width;
+  // The lists as plain pointers: the workers' threads have thread_local lists of their own.
+  const std::pair<int64_t, int64_t>* runAt = runs.data();
+  const float* valueAt = values.data();
+  const int32_t* offsetAt = offsets.data();
+  // Channels a pass: their kRunLanes sums each stay in L1 while block row by block row (the planes of
+  // br output channels over the chunk, also in L1) their runs add in.
+  constexpr int64_t kChannels = 32;
+  // The planes' zeros (the padding) are written once per call and thread; the rows of images are
+  // overwritten item by item (rows of images past a short last group's are read only by outputs
+  // that are dropped).
+  static std::atomic<uint64_t> calls{0};
+  const uint64_t call = ++calls;
+  // Each chunk's runs of output lanes (at most 16 lanes a run): position p of the stack is row
+  // p / wp (image row / hp, output row % hp), column p % wp; outputs are rows < H, columns < W.
+  std::vector<OutputRun> outputRuns;
+  std::vector<size_t> chunkRuns(static_cast<size_t>(chunks) + 1, 0);
+  for (int64_t ch = 0; ch < chunks; ++ch) {
+    for (int64_t l = 0; l < kRunLanes;) {
+      const int64_t p = ch * kRunLanes + l, row = p / wp, w = p % wp, image = row / hp, h = row % hp;
+      if (image >= group || h >= a.height || w >= a.width) {
+        ++l;
+        continue;
+      }
+      const int64_t count = std::min({a.width - w, kRunLanes - l, int64_t(16)});
+      outputRuns.push_back({static_cast<int32_t>(l), static_cast<int32_t>(count), static_cast<int32_t>(image), static_cast<int32_t>(h), static_cast<int32_t>(w)});
+      l += count;
+    }
+    chunkRuns[static_cast<size_t>(ch) + 1] = outputRuns.size();
+  }
+  const bool e5m2 = a.dyCodes && e5m2Table(a.dyTable, false);
+  parallelFor((a.batch + group - 1) / group, threads, [&](int64_t item) {
+    const int64_t n0 = item * group, images = std::min(group, a.batch - n0);
+    thread_local uint64_t zeroedFor = 0;
+    float* planes = rotatedPlanes.get(static_cast<size_t>(a.outChannels * planeStride));
+    if (zeroedFor != call) {
+      std::memset(planes, 0, sizeof(float) * static_cast<size_t>(a.outChannels * planeStride));
+      zeroedFor = call;
+    }
+    for (int64_t i = 0; i < images; ++i) {
+      const int64_t at = (n0 + i) * a.dyImageStride;
+      for (int64_t oc = 0; oc < a.outChannels; ++oc) {
+        for (int64_t oh = 0; oh < a.outH; ++oh) {
+          float* row = planes + oc * planeStride + (i * hp + oh + pH) * wp + pW;
+          const int64_t from = at + oc * dyPlane + oh * a.outW;
+          if (!a.dyCodes) {
+            std::memcpy(row, a.dy + from, sizeof(float) * static_cast<size_t>(a.outW));
+#ifdef OCTET_X86
+          } else if (e5m2) {
+            decodeE5m2Avx512(a.dyCodes + from, row, a.outW);
+#endif
+          } else {
+            for (int64_t ow = 0; ow < a.outW; ++ow) row[ow] = a.dyTable[a.dyCodes[from + ow]];
+          }
+        }
+      }
+    }
+    float* acc = rotatedAcc.get(static_cast<size_t>(kChannels * kRunLanes));
+    for (int64_t ch = 0; ch < chunks; ++ch) {
+      const float* at = planes + ch * kRunLanes;
+      for (int64_t c0 = 0; c0 < a.channels; c0 += kChannels) {
+        const int64_t cn = std::min(kChannels, a.channels - c0);
+        std::memset(acc, 0, sizeof(float) * static_cast<size_t>(cn * kRunLanes));
+        for (int64_t q = 0; q < blockRows; ++q) {
+          for (int64_t c = c0; c < c0 + cn; ++c) {
+            const auto [start, count] = runAt[c * blockRows + q];
+            if (!count) continue;
+#ifdef OCTET_X86
+            if (wide) {
+              rotatedRun(valueAt + start, offsetAt + start, count, at, acc + (c - c0) * kRunLanes);
+              continue;
+            }
+#endif
+            rotatedRunPortable(valueAt + start, offsetAt + start, count, at, acc + (c - c0) * kRunLanes);
+          }
+        }
+        // The chunk's output lanes straight into dx.
+        for (size_t r = chunkRuns[static_cast<size_t>(ch)]; r < chunkRuns[static_cast<size_t>(ch) + 1]; ++r) {
+          const OutputRun& run = outputRuns[r];
+          if (run.image >= images) continue;
+          float* to = a.dx + (n0 + run.image) * a.dxImageStride + run.h * a.width + run.w;
+          for (int64_t c = c0; c < c0 + cn; ++c) {
+            const float* from = acc + (c - c0) * kRunLanes + run.lane;
+#ifdef OCTET_X86
+            if (wide) {
+              copyLanes(to + c * pixels, from, run.count);
+              continue;
+            }
+#endif
+            std::memcpy(to + c * pixels, from, sizeof(float) * static_cast<size_t>(run.count));
+          }
+        }
+      }
+    }
+  });
+  (void)wide;
+  return true;
 }
 
 }  // namespace octet

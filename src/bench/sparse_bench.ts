@@ -26,8 +26,9 @@
  */
 import { makeQTensor, resolveFormat } from '../formats/index.js';
 import {
-  blockGrid, bsrConv2dForward, bsrConv2dInputGradient, bsrConv2dWeightGradient, bsrFromDense, bsrStructure, bsrTranspose, columnsGemm, convGeometry, decode, encode, groupColumns,
-  lowpConv2dForward, nativeCore, recycle, winogradForward, winogradPlan, winogradWeightGradient, type ConvGeometry,
+  blockGrid, bsrConv2dForward, bsrConv2dInputGradient, bsrConv2dWeightGradient, bsrFromDense, bsrLowpConv2dInputGradient, bsrStructure, bsrToDense, bsrTranspose, columnsGemm,
+  convGeometry, decode, encode, groupColumns, lowpConv2dBackwardData, lowpConv2dForward, nativeCore, recycle, winogradForward, winogradPlan, winogradWeightGradient,
+  type ConvGeometry,
 } from '../kernels/index.js';
 import { backward, noGrad, withActivationRelease } from '../autograd/index.js';
 import { buildModel } from '../nn/index.js';
@@ -42,7 +43,11 @@ import { bestOf } from './timing.js';
 
 export interface SparseBenchRow {
   bench: 'sparse';
-  /** forward (W times the columns), input_gradient (float32 only: W^T dY folded into the images) or weight_gradient (dY times the columns' transpose, at the kept blocks only). */
+  /**
+   * forward (W times the columns), input_gradient (float32: W^T dY folded into the images; E5M2,
+   * stride 1: the rotated weights' chains over the kept entries) or weight_gradient (dY times the
+   * columns' transpose, at the kept blocks only).
+   */
   product: 'forward' | 'input_gradient' | 'weight_gradient';
   block: string;
   sparsity: number;
@@ -124,6 +129,10 @@ export function sparseBench(threads: number, batch = 64, convs = RESNET18_CONVS,
     const inputGradient = (algorithm: 'direct' | 'winograd') => () => recycle(conv2dGradients({ g: dyImages, x: null, weight, geometry: geo, algorithm }).gx!);
     const inputFloat = bestOf(inputGradient('direct'), 0.3);
     const inputDefaultFloat = plan ? bestOf(inputGradient('winograd'), 0.3) : inputFloat;
+    // The E5M2 input gradient as the layers run it dense (lowpConv2dBackwardData, float32 accumulation).
+    const dyQ = makeQTensor(dyImageCodes, 'e5m2');
+    const wQ = makeQTensor(wCodes, 'e5m2');
+    const inputCodes = conv.stride === 1 ? bestOf(() => recycle(lowpConv2dBackwardData(dyQ, wQ, geo, { threads })), 0.3) : 0;
     for (const block of blocks) {
       const [br, bc] = block === 'filter' ? [1, k] : block.split('x').map(Number);
       const { blockRowCount, blockColCount } = blockGrid(m, k, br, bc);
@@ -149,6 +158,18 @@ export function sparseBench(threads: number, batch = 64, convs = RESNET18_CONVS,
             bench: 'sparse', product: 'input_gradient', block, sparsity, m, n, k, shape: conv.label, operands: 'fp32', threads, dense_ms: inputFloat * 1e3,
             sparse_ms: seconds * 1e3, speedup: inputFloat / seconds, speedup_default: inputDefaultFloat / seconds,
           });
+        }
+        if (conv.stride === 1) {
+          // E5M2 (stride 1): the contract's chains over the kept weights (bsrLowpConv2dInputGradient).
+          const pattern = { rows: m, cols: k, br, bc, keep };
+          const wPruned = makeQTensor(encode(bsrToDense(bsrFromDense(wValues, m, k, br, bc, keep)), 'e5m2', { saturate: true }) as Uint8Array, 'e5m2');
+          if (bsrLowpConv2dInputGradient(pattern, dyQ, wPruned, g, batch, { threads })) {
+            const seconds = bestOf(() => recycle(bsrLowpConv2dInputGradient(pattern, dyQ, wPruned, g, batch, { threads })!), 0.3);
+            rows.push({
+              bench: 'sparse', product: 'input_gradient', block, sparsity, m, n, k, shape: conv.label, operands: 'e5m2', threads, dense_ms: inputCodes * 1e3,
+              sparse_ms: seconds * 1e3, speedup: inputCodes / seconds, speedup_default: inputCodes / seconds,
+            });
+          }
         }
         for (const operands of ['fp32', 'e5m2'] as const) {
           const pattern = bsrStructure({ rows: m, cols: k, br, bc, keep });

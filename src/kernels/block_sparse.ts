@@ -575,18 +575,25 @@ export function zeroPruned(values: Float32Array, pattern: SparsePattern): Float3
 }
 
 /**
- * Whether a pruned stride-1 convolution's float32 input gradient runs on the block-sparse kernel
- * (bsrConv2dInputGradient: W^T dY folded into the images row by row as col2im does) in place of
- * Winograd's, a fixed rule set from the crossovers measured on ResNet-18's shapes: blocks of at
- * least 8 x 8 with at most 25% kept, or at least 4 x 4 with at most 10% (never thinner blocks).
- * Strided convolutions use sparseConvWins(pattern, 'direct') instead: there the kernel keeps the
- * dense route's bits. In place of a stride-1 direct product it never runs: that product's chain
- * (a forward convolution of dY with the rotated kernel) is not the one it keeps.
+ * Whether a pruned stride-1 convolution's input gradient runs on a sparse kernel, a fixed rule set
+ * from the crossovers measured on ResNet-18's shapes (docs/sparsity.md), never a timing:
+ * - 'winograd': the float32 input gradient (bsrConv2dInputGradient: W^T dY folded into the images
+ *   row by row as col2im does) in place of Winograd's: blocks of at least 8 x 8 with at most 25%
+ *   kept, or at least 4 x 4 with at most 10% (never thinner blocks). Strided convolutions use
+ *   sparseConvWins(pattern, 'direct') instead: there the kernel keeps the dense route's bits. In
+ *   place of a stride-1 direct product it never runs: that product's chain (a forward convolution
+ *   of dY with the rotated kernel) is not the one it keeps.
+ * - 'codes': one-byte codes with float32 accumulation (bsrLowpConv2dInputGradient: the rotated
+ *   kernel's chains over the kept weights, the dense product's bits) in place of the dense product,
+ *   which runs two products an instruction (bfloat16 pairs) where this kernel runs one: blocks of
+ *   at least 4 x 4 with at most 15% kept (at 8x8/85% it measured 0.95-1.8x, at 80% 0.65-1.2x, at
+ *   90% 1.1-2.4x the dense product on ResNet-18's stride-1 layers).
  */
-export function sparseInputGradientWins(pattern: SparsePattern): boolean {
+export function sparseInputGradientWins(pattern: SparsePattern, dense: 'winograd' | 'codes' = 'winograd'): boolean {
   if (pattern.br < 4 || pattern.bc < 4) return false;
   const f = keptFraction(pattern);
   const area = pattern.br * pattern.bc;
+  if (dense === 'codes') return f <= 0.15;
   return (area >= 64 && f <= 0.25) || (area >= 16 && f <= 0.1);
 }
 

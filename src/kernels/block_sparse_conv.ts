@@ -218,3 +218,33 @@ export function bsrLowpConv2dWeightGradient(
   const dw = bsrConv2dWeightGradient(bsrStructure(pattern), coded(xq), coded(dq), g, batch, { threads: options.threads });
   return divideByScale(dw, Math.fround(dq.scale * xq.scale));
 }
+
+/**
+ * lowpConv2dBackwardData (stride 1, one group) of a pruned weight on the sparse kernel, where it
+ * gives that product's bits: both operands one-byte codes whose products are exact in float32,
+ * float32 accumulation without chunks, output rounding or stochastic rounding, every value finite.
+ * The contract's input gradient is the forward convolution of dY with the rotated weights; the
+ * kernel (native/block_sparse.h, sparseRotatedInputGradient) runs each input-gradient element's
+ * chain over the kept weights only, in the contract's order (the left-out products are exact
+ * zeros). Returns null where it does not apply or the native core is absent (the caller runs the
+ * dense product, which is this product's reference). The result is divided by fl32(scaleDy *
+ * scaleW) as lowpGemm does.
+ */
+export function bsrLowpConv2dInputGradient(pattern: SparsePattern, dy: LowpOperand, w: LowpOperand, g: ColumnGeometry, batch: number, options: LowpGemmOptions = {}): Float32Array | null {
+  const native = nativeCore();
+  if (!native || !codesOnFloat32Sums(dy, w, options) || g.strideH !== 1 || g.strideW !== 1) return null;
+  const dq = dy as QTensor, wq = w as QTensor;
+  const k = g.channels * g.kernelH * g.kernelW;
+  if (dq.format.mantissaBits + wq.format.mantissaBits + 2 > 24 || pattern.cols !== k || wq.codes.length !== pattern.rows * k) return null;
+  if (dq.codes.length !== batch * pattern.rows * g.outH * g.outW) return null;
+  const dx = takeBuffer(batch * g.channels * g.height * g.width);
+  const s = bsrStructure(pattern);
+  const done = native.sparseRotatedInputGradient(s.rowPtr, s.colIdx, wq.codes as Uint8Array, dq.codes as Uint8Array, dx, {
+    m: pattern.rows, br: pattern.br, bc: pattern.bc, batch, geometry: g, wTable: decodeTable(wq.format), dyTable: decodeTable(dq.format), threads: options.threads,
+  });
+  if (!done) {
+    recycle(dx);
+    return null;
+  }
+  return divideByScale(dx, Math.fround(dq.scale * wq.scale));
+}

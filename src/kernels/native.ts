@@ -186,6 +186,15 @@ export interface NativeCore {
     rowPtr: Int32Array, colIdx: Int32Array, values: Float32Array, dy: Float32Array, dx: Float32Array,
     o: Threads & { m: number; k: number; br: number; bc: number; fused: boolean; batch: number; geometry: ColumnGeometry; clear?: boolean },
   ): void;
+  /**
+   * The stride-1 input gradient of a convolution whose weight is pruned in blocks, as the forward
+   * convolution of dY with the rotated weights (native/block_sparse.h); false where an operand is
+   * not finite (nothing written).
+   */
+  sparseRotatedInputGradient(
+    rowPtr: Int32Array, colIdx: Int32Array, w: Float32Array | Uint8Array, dy: Float32Array | Uint8Array, dx: Float32Array,
+    o: Threads & { m: number; br: number; bc: number; batch: number; geometry: ColumnGeometry; wTable?: Float32Array; dyTable?: Float32Array },
+  ): boolean;
   /** The stored blocks' values of the BSR form of dense (rows x cols) or of its transpose (native/block_sparse.h). */
   bsrGather(
     rowPtr: Int32Array, colIdx: Int32Array, dense: Float32Array | Uint8Array, values: Float32Array,

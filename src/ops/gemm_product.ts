@@ -6,8 +6,8 @@
  */
 import { InvalidArgumentError } from '../errors.js';
 import {
-  blockConv2dBackwardData, blockConv2dBackwardWeight, blockConv2dForward, blockScaledProduct, bsrLowpConv2dForward, bsrLowpConv2dWeightGradient, convGeometry, groupColumns,
-  lowpConv2dBackwardData, lowpConv2dBackwardWeight, lowpConv2dForward, lowpGemm, sparseConvWins, sparseWeightGradientWins, transposedConvGeometry, zeroPruned,
+  blockConv2dBackwardData, blockConv2dBackwardWeight, blockConv2dForward, blockScaledProduct, bsrLowpConv2dForward, bsrLowpConv2dInputGradient, bsrLowpConv2dWeightGradient, convGeometry, groupColumns,
+  lowpConv2dBackwardData, lowpConv2dBackwardWeight, lowpConv2dForward, lowpGemm, sparseConvWins, sparseInputGradientWins, sparseWeightGradientWins, transposedConvGeometry, zeroPruned,
   type ConvAlgorithm, type ConvBlocks, type ConvGeometry, type ConvOptions, type LowpGemmOptions, type LowpOperand, type SparsePattern,
 } from '../kernels/index.js';
 import { formatShape, type Tensor } from '../tensor/index.js';
@@ -91,6 +91,16 @@ function sparseForward(s: ConvGeometry, sparse: SparsePattern | undefined, xo: L
 }
 
 /**
+ * A pruned weight's stride-1 input gradient on the sparse kernel where it gives the dense
+ * product's bits (bsrLowpConv2dInputGradient: codes, float32 accumulation, finite values) and
+ * sparseInputGradientWins chooses it; else null.
+ */
+function sparseInputGrad(s: ConvGeometry, sparse: SparsePattern | undefined, e: LowpOperand, wo: LowpOperand, o: ProductOptions): Float32Array | null {
+  if (!sparse || o.blocks || s.groups !== 1 || s.strideH !== 1 || s.strideW !== 1 || !sparseInputGradientWins(sparse, 'codes')) return null;
+  return bsrLowpConv2dInputGradient(sparse, e, wo, groupColumns(s), s.batch, o);
+}
+
+/**
  * A pruned weight's gradient on the block-sparse kernel where nothing reads its pruned entries,
  * it gives the dense product's bits at the kept ones (bsrLowpConv2dWeightGradient: codes, float32
  * accumulation) and sparseWeightGradientWins chooses it; else null.
@@ -106,7 +116,7 @@ function convKernels(s: ConvGeometry, sparse?: SparsePattern, pruned?: SparsePat
     channels: s.outChannels,
     plane: s.outH * s.outW,
     forward: (xo, wo, o) => sparseForward(s, sparse, xo, wo, o) ?? (o.blocks ? blockConv2dForward(xo, wo, s, o.blocks, o) : lowpConv2dForward(xo, wo, s, o)),
-    inputGrad: (e, wo, o) => (o.blocks ? blockConv2dBackwardData(e, wo, s, o.blocks, o) : lowpConv2dBackwardData(e, wo, s, o)),
+    inputGrad: (e, wo, o) => sparseInputGrad(s, sparse, e, wo, o) ?? (o.blocks ? blockConv2dBackwardData(e, wo, s, o.blocks, o) : lowpConv2dBackwardData(e, wo, s, o)),
     weightGrad: (e, xo, o) =>
       sparseWeightGrad(s, sparse, e, xo, o) ?? (o.blocks ? blockConv2dBackwardWeight(e, xo, s, o.blocks, o) : lowpConv2dBackwardWeight(e, xo, s, o)),
     ...(pruned ? { zeroPruned: (dw: Float32Array) => zeroPruned(dw, pruned) } : {}),

@@ -3,12 +3,16 @@
  * strided route (gemm with W^T, then col2im) on the pruned weights, native and reference, 1 and 2
  * threads; bad operands refused. The weight gradient at the kept blocks: bit for bit the dense
  * direct route's (the SGEMM's chain over the batch) at every kept entry, zeros elsewhere, for
- * float and one-byte-code operands, every way of packing columns, several chunks of columns.
+ * float and one-byte-code operands, every way of packing columns, several chunks of columns. The
+ * stride-1 input gradient of one-byte codes (bsrLowpConv2dInputGradient): bit for bit
+ * lowpConv2dBackwardData on the pruned codes, and refused where it cannot be.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { bsrConv2dInputGradient, bsrConv2dWeightGradient, bsrFromDense, bsrTranspose, convGeometry, decode, encode, groupColumns } from '../../src/kernels/index.js';
-import { resolveFormat } from '../../src/formats/index.js';
+import {
+  bsrConv2dInputGradient, bsrConv2dWeightGradient, bsrFromDense, bsrLowpConv2dInputGradient, bsrTranspose, convGeometry, decode, encode, groupColumns, lowpConv2dBackwardData,
+} from '../../src/kernels/index.js';
+import { makeQTensor, resolveFormat } from '../../src/formats/index.js';
 import { nativeCore } from '../../src/kernels/native.js';
 import { conv2dGradients } from '../../src/ops/conv.js';
 import { uniform, xorshift } from '../helpers/random.js';
@@ -180,5 +184,64 @@ describe('bsrConv2dWeightGradient', () => {
     const { w: other } = prunedWeight(8, 32, 4, 4, 3);
     assert.throws(() => bsrConv2dWeightGradient(other, x, dy, g, 1), /the pattern has 32 columns; the geometry's column matrix has 36/);
     assert.throws(() => bsrConv2dWeightGradient(w, { codes: new Uint8Array(144), table: new Float32Array(3), format: resolveFormat('e5m2') }, dy, g, 1), /x as codes needs the table/);
+  });
+});
+
+describe('bsrLowpConv2dInputGradient (stride 1, one-byte codes, float32 accumulation)', () => {
+  /** A pruned weight's codes (+0 outside the kept blocks) and its pattern. */
+  function prunedCodes(rows: number, cols: number, br: number, bc: number, seed: number, format: string, scale: number) {
+    const { w, dense } = prunedWeight(rows, cols, br, bc, seed);
+    const keep = new Uint8Array(Math.ceil(rows / br) * Math.ceil(cols / bc));
+    for (let q = 0; q + 1 < w.rowPtr.length; q++) for (let b = w.rowPtr[q]; b < w.rowPtr[q + 1]; b++) keep[q * Math.ceil(cols / bc) + w.colIdx[b]] = 1;
+    const codes = encode(dense.map((v) => v * scale), format, { saturate: true }) as Uint8Array;
+    return { pattern: { rows, cols, br, bc, keep }, w: makeQTensor(codes, format, scale) };
+  }
+
+  const cases: Array<[string, [number, number, number, number], [number, number, number, number], Parameters<typeof convGeometry>[2], number, number]> = [
+    ['3x3 pad 1, 8x8 blocks', [3, 16, 12, 12], [24, 16, 3, 3], { padding: 1 }, 8, 8],
+    ['3x3 pad 1 on 4 x 4 planes (images stacked), 8x8 blocks', [5, 16, 4, 4], [32, 16, 3, 3], { padding: 1 }, 8, 8],
+    ['3x3 pad 1 on 32 x 32 planes, 16x16 blocks', [2, 16, 32, 32], [16, 16, 3, 3], { padding: 1 }, 16, 16],
+    ['5x5 pad 2, blocks that do not divide the view', [2, 5, 9, 9], [13, 5, 5, 5], { padding: 2 }, 8, 8],
+    ['3x3 dilation 2 pad 2, 4x4 blocks', [2, 8, 7, 7], [8, 8, 3, 3], { padding: 2, dilation: 2 }, 4, 4],
+    ['3x3 without padding (outputs smaller than the input), 4x4 blocks', [2, 8, 8, 8], [12, 8, 3, 3], {}, 4, 4],
+    ['1x1, 4x4 blocks', [2, 12, 10, 10], [20, 12, 1, 1], {}, 4, 4],
+    ['3x1 pad (1, 0)', [3, 8, 9, 5], [8, 8, 3, 1], { padding: [1, 0] }, 8, 8],
+  ];
+  for (const [name, xShape, wShape, options, br, bc] of cases) {
+    test(`${name}: lowpConv2dBackwardData's bits on the pruned codes (scales, two formats, 1 and 2 threads)`, (t) => {
+      if (!nativeCore()) return t.skip('the native core is not built');
+      const geo = convGeometry(xShape, wShape, options);
+      const rows = wShape[0], cols = wShape[1] * wShape[2] * wShape[3];
+      for (const [wFormat, dyFormat, wScale, dyScale] of [['e5m2', 'e5m2', 1, 1], ['e4m3', 'e5m2', 3.5, 0.0625], ['e4m3', 'e4m3', 0.3, 7]] as const) {
+        const { pattern, w } = prunedCodes(rows, cols, br, bc, rows + cols, wFormat, wScale);
+        const dy = makeQTensor(encode(uniform(geo.batch * rows * geo.outH * geo.outW, 31).map((v) => v * 4 * dyScale), dyFormat, { saturate: true }), dyFormat, dyScale);
+        const want = lowpConv2dBackwardData(dy, w, geo, {});
+        for (const threads of [1, 2]) {
+          assertSameBits(bsrLowpConv2dInputGradient(pattern, dy, w, groupColumns(geo), geo.batch, { threads })!, want, `${wFormat} x ${dyFormat}, ${threads} threads`);
+        }
+      }
+    });
+  }
+
+  test('declines what it cannot match: other accumulations, strides, float32 operands, non-finite values', (t) => {
+    if (!nativeCore()) return t.skip('the native core is not built');
+    const geo = convGeometry([2, 8, 6, 6], [8, 8, 3, 3], { padding: 1 });
+    const g = groupColumns(geo);
+    const { pattern, w } = prunedCodes(8, 72, 4, 4, 5, 'e5m2', 1);
+    const dyValues = uniform(2 * 8 * 36, 6);
+    const dy = makeQTensor(encode(dyValues, 'e5m2', { saturate: true }), 'e5m2', 1);
+    assert.ok(bsrLowpConv2dInputGradient(pattern, dy, w, g, 2));
+    for (const options of [{ accumulation: 'e6m9' }, { chunk: 64 }, { rounding: 'stochastic' as const, seed: 1 }, { output: { format: 'bf16' } }, { accumulation: 'hopper-fp8' }]) {
+      assert.equal(bsrLowpConv2dInputGradient(pattern, dy, w, g, 2, options), null, JSON.stringify(options));
+    }
+    assert.equal(bsrLowpConv2dInputGradient(pattern, dyValues, w, g, 2), null, 'float32 dy');
+    const strided = convGeometry([2, 8, 6, 6], [8, 8, 3, 3], { padding: 1, stride: 2 });
+    const dyStrided = makeQTensor(encode(uniform(2 * 8 * 9, 6), 'e5m2', { saturate: true }), 'e5m2', 1);
+    assert.equal(bsrLowpConv2dInputGradient(pattern, dyStrided, w, groupColumns(strided), 2), null, 'stride 2');
+    // An infinite output gradient (E5M2 has infinities): the dense product's 0 x Inf = NaN cannot be left out.
+    const inf = dy.codes.slice();
+    inf[5] = encode(new Float32Array([Infinity]), 'e5m2')[0];
+    const dyInf = makeQTensor(inf, 'e5m2', 1);
+    assert.equal(bsrLowpConv2dInputGradient(pattern, dyInf, w, g, 2), null, 'Inf in dy');
   });
 });

@@ -11,7 +11,11 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { bsrConv2dInputGradient, bsrFromPattern, bsrTranspose, convGeometry, encode, groupColumns, sparseConvWins, sparseInputGradientWins, sparseWeightGradientWins, zeroPruned, type SparsePattern } from '../../src/kernels/index.js';
+import {
+  bsrConv2dInputGradient, bsrFromPattern, bsrLowpConv2dInputGradient, bsrTranspose, convGeometry, encode, groupColumns, sparseConvWins, sparseInputGradientWins, sparseWeightGradientWins,
+  zeroPruned, type SparsePattern,
+} from '../../src/kernels/index.js';
+import { nativeCore } from '../../src/kernels/native.js';
 import { makeQTensor } from '../../src/formats/index.js';
 import { conv2dGradients } from '../../src/ops/conv.js';
 import { productKernels, type GemmProduct } from '../../src/ops/gemm_product.js';
@@ -99,6 +103,14 @@ describe('the stride-1 input-gradient rule (in place of Winograd)', () => {
     assert.equal(sparseInputGradientWins(pattern(1, 1, 5)), false);
     assert.equal(sparseInputGradientWins(pattern(2, 16, 5)), false);
   });
+
+  test('one-byte codes (in place of the dense product): blocks of at least 4x4 at 15% kept or fewer', () => {
+    assert.equal(sparseInputGradientWins(pattern(8, 8, 15), 'codes'), true);
+    assert.equal(sparseInputGradientWins(pattern(8, 8, 16), 'codes'), false);
+    assert.equal(sparseInputGradientWins(pattern(4, 4, 15), 'codes'), true);
+    assert.equal(sparseInputGradientWins(pattern(1, 1, 5), 'codes'), false);
+    assert.equal(sparseInputGradientWins(pattern(2, 16, 5), 'codes'), false);
+  });
 });
 
 describe('the gradients of a pruned convolution', () => {
@@ -146,6 +158,25 @@ describe('the gradients of a pruned convolution', () => {
     // An emulated accumulator: dense (the sparse kernel accumulates in float32 only).
     const e6m9 = { accumulation: 'e6m9', chunk: 16, prunedGradientUnread: true } as const;
     assertSameBits(kernels.weightGrad(eq, xq, e6m9), productKernels(xTensor, wTensor, { kind: 'conv2d', options: { padding: 1 } }).weightGrad(eq, xq, e6m9), 'e6m9');
+  });
+});
+
+describe('the input gradient of a pruned convolution on codes', () => {
+  test('float32 accumulation, stride 1, 15% of blocks kept or fewer: the sparse kernel, the dense product\'s bits; dense under other accumulations', () => {
+    const geometry = convGeometry([2, 16, 10, 10], [16, 16, 3, 3], { padding: 1 });
+    const keep = Uint8Array.from({ length: 2 * 18 }, (_, i) => (i % 10 === 0 ? 1 : 0));
+    const sparse: SparsePattern = { rows: 16, cols: 144, br: 8, bc: 8, keep };
+    const weight = zeroPruned(uniform(16 * 144, 3), sparse);
+    const wq = makeQTensor(encode(weight, 'e4m3', { saturate: true }), 'e4m3', 1);
+    const eq = makeQTensor(encode(uniform(2 * 16 * 100, 4).map((v) => v * 16), 'e5m2', { saturate: true }), 'e5m2', 16);
+    const xTensor = new Tensor(new Float32Array(2 * 16 * 100), [2, 16, 10, 10]), wTensor = new Tensor(weight, [16, 16, 3, 3]);
+    const kernels = productKernels(xTensor, wTensor, { kind: 'conv2d', options: { padding: 1 }, sparse });
+    const dense = productKernels(xTensor, wTensor, { kind: 'conv2d', options: { padding: 1 } });
+    assert.equal(sparseInputGradientWins(sparse, 'codes'), true);
+    if (nativeCore()) assert.ok(bsrLowpConv2dInputGradient(sparse, eq, wq, groupColumns(geometry), 2, { accumulation: 'fp32' }), 'the sparse kernel takes it');
+    assertSameBits(kernels.inputGrad(eq, wq, { accumulation: 'fp32' }), dense.inputGrad(eq, wq, { accumulation: 'fp32' }), 'fp32 accumulation');
+    const e6m9 = { accumulation: 'e6m9', chunk: 16 } as const;
+    assertSameBits(kernels.inputGrad(eq, wq, e6m9), dense.inputGrad(eq, wq, e6m9), 'e6m9');
   });
 });
 
@@ -228,6 +259,18 @@ describe('training', () => {
       for (const [name, t] of runs[1]) if (name.startsWith('model.') || name.startsWith('optimizer.')) assert.deepEqual(runs[0].get(name)!.bytes, t.bytes, name);
     });
   }
+
+  test('hybrid at 8x8/90%: the stride-1 input gradients of codes run sparse too, and training ends bit for bit where the dense products do', async () => {
+    const dataset = await mnistData();
+    const prune = { block: '8x8', sparsity: 0.9, start: 1, end: 2, every: 1 };
+    const runs: Array<Map<string, { bytes: Uint8Array }>> = [];
+    for (const kernels of ['auto', 'dense'] as const) {
+      const out = mkdtempSync(join(tmpdir(), `octet-sparse-hybrid90-${kernels}-`));
+      await train(smallRun('hybrid', { epochs: 1, maxTrain: 160, conv: 'direct', prune: { ...prune, kernels } }), dataset, out);
+      runs.push(readSafetensors(join(out, CHECKPOINT_FILE)).tensors);
+    }
+    for (const [name, t] of runs[1]) if (name.startsWith('model.') || name.startsWith('optimizer.')) assert.deepEqual(runs[0].get(name)!.bytes, t.bytes, name);
+  });
 
   test('float32 under Winograd: at 10% of 4x4 blocks kept the pruned layers leave Winograd for the sparse kernel in all three products (last bits differ), and resume stays bit-identical', async () => {
     const dataset = await mnistData();
