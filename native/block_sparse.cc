@@ -1288,17 +1288,12 @@ __attribute__((target("avx512f"))) void rotatedRun(const float* values, const in
 }
 #endif
 
-void rotatedRunPortable(const float* values, const int32_t* offsets, int64_t count, const float* planes, float* acc) {
-  for (int64_t e = 0; e < count; ++e) {
-    const float w = values[e];
-    const float* x = planes + offsets[e];
-    for (int64_t l = 0; l < kRunLanes; ++l) acc[l] = std::fma(w, x[l], acc[l]);
-  }
-}
-
 }  // namespace
 
 bool sparseRotatedInputGradient(const SparseInputGradArgs& a, int threads) {
+#ifdef OCTET_X86
+  // AVX-512 only (elsewhere the dense product, two products an instruction, is the faster one).
+  if (family() != Family::kAvx512) return false;
   const int64_t taps = a.kernelH * a.kernelW, k = a.channels * taps;
   const int64_t pH = a.dilationH * (a.kernelH - 1) - a.padH, pW = a.dilationW * (a.kernelW - 1) - a.padW;
   if (pH < 0 || pW < 0 || a.outH + 2 * pH - a.dilationH * (a.kernelH - 1) != a.height || a.outW + 2 * pW - a.dilationW * (a.kernelW - 1) != a.width) return false;
@@ -1373,11 +1368,6 @@ bool sparseRotatedInputGradient(const SparseInputGradArgs& a, int threads) {
       list.clear();
     }
   }
-#ifdef OCTET_X86
-  const bool wide = cpuHasAvx512();
-#else
-  const bool wide = false;
-#endif
   const int64_t pixels = a.height * a.width;
   // The lists as plain pointers: the workers' threads have thread_local lists of their own.
   const std::pair<int64_t, int64_t>* runAt = runs.data();
@@ -1425,10 +1415,8 @@ bool sparseRotatedInputGradient(const SparseInputGradArgs& a, int threads) {
           const int64_t from = at + oc * dyPlane + oh * a.outW;
           if (!a.dyCodes) {
             std::memcpy(row, a.dy + from, sizeof(float) * static_cast<size_t>(a.outW));
-#ifdef OCTET_X86
           } else if (e5m2) {
             decodeE5m2Avx512(a.dyCodes + from, row, a.outW);
-#endif
           } else {
             for (int64_t ow = 0; ow < a.outW; ++ow) row[ow] = a.dyTable[a.dyCodes[from + ow]];
           }
@@ -1444,14 +1432,7 @@ bool sparseRotatedInputGradient(const SparseInputGradArgs& a, int threads) {
         for (int64_t q = 0; q < blockRows; ++q) {
           for (int64_t c = c0; c < c0 + cn; ++c) {
             const auto [start, count] = runAt[c * blockRows + q];
-            if (!count) continue;
-#ifdef OCTET_X86
-            if (wide) {
-              rotatedRun(valueAt + start, offsetAt + start, count, at, acc + (c - c0) * kRunLanes);
-              continue;
-            }
-#endif
-            rotatedRunPortable(valueAt + start, offsetAt + start, count, at, acc + (c - c0) * kRunLanes);
+            if (count) rotatedRun(valueAt + start, offsetAt + start, count, at, acc + (c - c0) * kRunLanes);
           }
         }
         // The chunk's output lanes straight into dx.
@@ -1460,21 +1441,17 @@ bool sparseRotatedInputGradient(const SparseInputGradArgs& a, int threads) {
           if (run.image >= images) continue;
           float* to = a.dx + (n0 + run.image) * a.dxImageStride + run.h * a.width + run.w;
           for (int64_t c = c0; c < c0 + cn; ++c) {
-            const float* from = acc + (c - c0) * kRunLanes + run.lane;
-#ifdef OCTET_X86
-            if (wide) {
-              copyLanes(to + c * pixels, from, run.count);
-              continue;
-            }
-#endif
-            std::memcpy(to + c * pixels, from, sizeof(float) * static_cast<size_t>(run.count));
+            copyLanes(to + c * pixels, acc + (c - c0) * kRunLanes + run.lane, run.count);
           }
         }
       }
     }
   });
-  (void)wide;
   return true;
+#else
+  (void)a, (void)threads;
+  return false;
+#endif
 }
 
 }  // namespace octet

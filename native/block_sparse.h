@@ -98,7 +98,8 @@ void bsrConvWeightGradient(const BsrWeightGradArgs& args, int threads);
 // planes stacked image under image, and every channel's chain run over 64 consecutive positions
 // of that layout at a time (lanes on padding are computed and dropped). Values as floats or as
 // one-byte codes through a table (both operands). Returns false, writing nothing, where an
-// operand holds a non-finite value (a left-out 0 x Inf would differ).
+// operand holds a non-finite value (a left-out 0 x Inf would differ) or the vector tiles are not
+// AVX-512's (OCTET_GEMM_KERNEL; elsewhere the dense product, two products an instruction, wins).
 struct SparseInputGradArgs {
   const int32_t* rowPtr;
   const int32_t* colIdx;

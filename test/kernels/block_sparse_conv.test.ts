@@ -188,6 +188,17 @@ describe('bsrConv2dWeightGradient', () => {
 });
 
 describe('bsrLowpConv2dInputGradient (stride 1, one-byte codes, float32 accumulation)', () => {
+  // The kernel runs on AVX-512 tiles only (elsewhere it declines and the dense product runs).
+  const avx512 = nativeCore()?.info().gemmKernel === 'avx512';
+  test('declines without AVX-512 tiles (the dense product runs)', (t) => {
+    if (avx512 || !nativeCore()) return t.skip('AVX-512 tiles are in use');
+    const geo = convGeometry([2, 8, 6, 6], [8, 8, 3, 3], { padding: 1 });
+    const keep = new Uint8Array(2 * 18).fill(1);
+    const w = makeQTensor(encode(uniform(8 * 72, 1), 'e5m2', { saturate: true }), 'e5m2', 1);
+    const dy = makeQTensor(encode(uniform(2 * 8 * 36, 2), 'e5m2', { saturate: true }), 'e5m2', 1);
+    assert.equal(bsrLowpConv2dInputGradient({ rows: 8, cols: 72, br: 4, bc: 4, keep }, dy, w, groupColumns(geo), 2), null);
+  });
+
   /** A pruned weight's codes (+0 outside the kept blocks) and its pattern. */
   function prunedCodes(rows: number, cols: number, br: number, bc: number, seed: number, format: string, scale: number) {
     const { w, dense } = prunedWeight(rows, cols, br, bc, seed);
@@ -209,7 +220,7 @@ describe('bsrLowpConv2dInputGradient (stride 1, one-byte codes, float32 accumula
   ];
   for (const [name, xShape, wShape, options, br, bc] of cases) {
     test(`${name}: lowpConv2dBackwardData's bits on the pruned codes (scales, two formats, 1 and 2 threads)`, (t) => {
-      if (!nativeCore()) return t.skip('the native core is not built');
+      if (!avx512) return t.skip('no AVX-512 tiles');
       const geo = convGeometry(xShape, wShape, options);
       const rows = wShape[0], cols = wShape[1] * wShape[2] * wShape[3];
       for (const [wFormat, dyFormat, wScale, dyScale] of [['e5m2', 'e5m2', 1, 1], ['e4m3', 'e5m2', 3.5, 0.0625], ['e4m3', 'e4m3', 0.3, 7]] as const) {
@@ -224,7 +235,7 @@ describe('bsrLowpConv2dInputGradient (stride 1, one-byte codes, float32 accumula
   }
 
   test('declines what it cannot match: other accumulations, strides, float32 operands, non-finite values', (t) => {
-    if (!nativeCore()) return t.skip('the native core is not built');
+    if (!avx512) return t.skip('no AVX-512 tiles');
     const geo = convGeometry([2, 8, 6, 6], [8, 8, 3, 3], { padding: 1 });
     const g = groupColumns(geo);
     const { pattern, w } = prunedCodes(8, 72, 4, 4, 5, 'e5m2', 1);

@@ -173,7 +173,7 @@ describe('the input gradient of a pruned convolution on codes', () => {
     const kernels = productKernels(xTensor, wTensor, { kind: 'conv2d', options: { padding: 1 }, sparse });
     const dense = productKernels(xTensor, wTensor, { kind: 'conv2d', options: { padding: 1 } });
     assert.equal(sparseInputGradientWins(sparse, 'codes'), true);
-    if (nativeCore()) assert.ok(bsrLowpConv2dInputGradient(sparse, eq, wq, groupColumns(geometry), 2, { accumulation: 'fp32' }), 'the sparse kernel takes it');
+    if (nativeCore()?.info().gemmKernel === 'avx512') assert.ok(bsrLowpConv2dInputGradient(sparse, eq, wq, groupColumns(geometry), 2, { accumulation: 'fp32' }), 'the sparse kernel takes it');
     assertSameBits(kernels.inputGrad(eq, wq, { accumulation: 'fp32' }), dense.inputGrad(eq, wq, { accumulation: 'fp32' }), 'fp32 accumulation');
     const e6m9 = { accumulation: 'e6m9', chunk: 16 } as const;
     assertSameBits(kernels.inputGrad(eq, wq, e6m9), dense.inputGrad(eq, wq, e6m9), 'e6m9');
