@@ -38,6 +38,19 @@ static __attribute__((target("avx512f"))) void addRowAvx512(float* row, const fl
 }
 #endif
 
+#ifdef OCTET_X86
+// One output row's adds at stride 2, row[2 ow] += src[ow] for ow in [lo, hi): 8 outputs expanded
+// into the even lanes of 16 (the odd ones neither loaded nor stored; the same adds).
+static __attribute__((target("avx512f"))) void addRowStride2Avx512(float* row, const float* src, int64_t lo, int64_t hi) {
+  for (int64_t ow = lo; ow < hi; ow += 8) {
+    const int64_t n = std::min<int64_t>(8, hi - ow);
+    const __mmask16 m = static_cast<__mmask16>(0x5555u & ((1u << (2 * n)) - 1u));
+    float* at = row + 2 * ow;
+    _mm512_mask_storeu_ps(at, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, at), _mm512_maskz_expandloadu_ps(m, src + ow)));
+  }
+}
+#endif
+
 void col2imRow(const float* in, int64_t r, const ConvGeometry& g, float* image) {
   const int64_t taps = g.kernelH * g.kernelW;
   const int64_t c = r / taps, i = (r / g.kernelW) % g.kernelH, j = r % g.kernelW;
@@ -62,6 +75,12 @@ void col2imRow(const float* in, int64_t r, const ConvGeometry& g, float* image) 
 #endif
       for (int64_t ow = lo; ow < hi; ++ow) row[ow] += src[ow];
     } else {
+#ifdef OCTET_X86
+      if (wide && g.strideW == 2) {
+        addRowStride2Avx512(row, src, lo, hi);
+        continue;
+      }
+#endif
       for (int64_t ow = lo; ow < hi; ++ow) row[ow * g.strideW] += src[ow];
     }
   }

@@ -29,6 +29,8 @@ const CASES: ColumnGeometry[] = [
   geometry(64, 32, 32, [3, 3], [1, 1], [1, 1], [1, 1]),
   geometry(16, 16, 16, [1, 1], [2, 2], [0, 0], [1, 1]),
   geometry(3, 11, 13, [7, 7], [2, 2], [3, 3], [1, 1]),
+  // Stride 2 along rows of 17 outputs (the vector fold's 8-output steps and a tail), odd padding, dilation.
+  geometry(3, 33, 35, [3, 3], [2, 2], [1, 2], [1, 2]),
 ];
 
 describe('im2col / col2im', () => {
