@@ -742,11 +742,14 @@ void prepareGradient(const DirectConv& d, GradLayout& out) {
 // that work: the input planes padded, and the output gradient turned channel-last, 16 channels a
 // chunk ([chunks][P][16] per image).
 // run(planes, grads, n, tile) for tiles [0, tiles).
+// `cuts` (parts + 1 tile indices, optional): where the threads' shares of the tiles begin, for
+// tiles of unequal cost; by default equal counts.
 template <class Run>
-void runGradientTiles(const GradLayout& l, int64_t tiles, const DirectOperand& dy, const DirectOperand& x, int threads, Run run) {
+void runGradientTiles(const GradLayout& l, int64_t tiles, const DirectOperand& dy, const DirectOperand& x, int threads, Run run,
+                      const std::vector<int64_t>* cuts = nullptr) {
   const GradPlan& p = l.plan;
   const DirectConv& d = *p.d;
-  const int64_t parts = std::min<int64_t>(std::max(threads, 1), tiles);
+  const int64_t parts = cuts ? static_cast<int64_t>(cuts->size()) - 1 : std::min<int64_t>(std::max(threads, 1), tiles);
   const int64_t planesFloats = d.channels * p.planeStride, gradsFloats = p.chunks * p.p * 16;
   const int64_t group = std::clamp<int64_t>((int64_t(1) << 20) / (planesFloats + gradsFloats), 1, d.batch);
   float* planes = tlsPadded.get(static_cast<size_t>(group * planesFloats));
@@ -771,7 +774,8 @@ void runGradientTiles(const GradLayout& l, int64_t tiles, const DirectOperand& d
       channelsLast16Best(src, p.p, p.p, nc, grads + (u / p.chunks) * gradsFloats + chunk * p.p * 16);
     });
     parallelFor(parts, threads, [&](int64_t part) {
-      const int64_t first = tiles * part / parts, last = tiles * (part + 1) / parts;
+      const int64_t first = cuts ? (*cuts)[static_cast<size_t>(part)] : tiles * part / parts;
+      const int64_t last = cuts ? (*cuts)[static_cast<size_t>(part) + 1] : tiles * (part + 1) / parts;
       for (int64_t i = 0; i < count; ++i)
         for (int64_t u = first; u < last; ++u) run(planes + i * planesFloats, grads + i * gradsFloats, n0 + i, u);
     });
@@ -1063,7 +1067,21 @@ bool directConvWeightGradientSparse(const DirectConv& d, const DirectOperand& dy
   const SparseGradPlan sp{&l.plan, offsets.data(), items.data(), sums};
   std::vector<SparseGradTile> tile(items.size());
   for (size_t u = 0; u < items.size(); ++u) tile[u] = sparseGradTileFor(items[u].slices, items[u].count);
-  runGradientTiles(l, tiles, dy, x, threads, [&](const float* planes, const float* grads, int64_t, int64_t u) { tile[static_cast<size_t>(u)](sp, planes, grads, u); });
+  // The threads' shares by cost (a tile's vectors times its columns), not by count: a block
+  // column stored by six block rows costs three times one stored by one or two.
+  const int64_t parts = std::min<int64_t>(std::max(threads, 1), tiles);
+  std::vector<int64_t> cost(static_cast<size_t>(tiles) + 1, 0);
+  for (int64_t u = 0; u < tiles; ++u) {
+    const SparseGradItem& it = items[static_cast<size_t>(u)];
+    cost[static_cast<size_t>(u) + 1] = cost[static_cast<size_t>(u)] + ((it.slices + 1) / 2) * (it.count <= 4 ? 4 : kSparseTaps) + 2;
+  }
+  std::vector<int64_t> cuts(static_cast<size_t>(parts) + 1, tiles);
+  cuts[0] = 0;
+  for (int64_t part = 1, u = 0; part < parts; ++part) {
+    while (u < tiles && cost[static_cast<size_t>(u)] * parts < cost[static_cast<size_t>(tiles)] * part) ++u;
+    cuts[static_cast<size_t>(part)] = u;
+  }
+  runGradientTiles(l, tiles, dy, x, threads, [&](const float* planes, const float* grads, int64_t, int64_t u) { tile[static_cast<size_t>(u)](sp, planes, grads, u); }, &cuts);
   // Row by row, left to right (each row's stored entries written while its lines are in cache).
   for (int64_t o = 0; o < d.outChannels; ++o) {
     const int64_t q = o / br, slice = (o % br) / L, r = o % L;
