@@ -12,10 +12,13 @@
  * sparseConvWins (4-8.5x the dense strided route on ResNet-18's strided shapes at 50-90% of 8x8
  * blocks), and for stride-1 convolutions in place of Winograd by sparseInputGradientWins (1.1-4.1x
  * at 75-90%); the dense stride-1 direct route is another chain (the forward convolution of dY with
- * the rotated kernel), which this does not replace.
+ * the rotated kernel), which this does not replace. On stride-1 'same' geometries each row of W^T
+ * dY is folded as one masked shifted add over the flat plane, and planes under a panel put several
+ * images side by side in a tile's columns.
  *
  * `bsrConv2dWeightGradient(pattern, x, dy, g, batch)`: the weight gradient at the kept blocks only
- * (below).
+ * (below). `bsrLowpConv2dInputGradient`: the stride-1 input gradient of one-byte codes, the
+ * rotated kernel's chains over the kept weights (the dense product's bits; at the end).
  *
  * References: the same sums written out (bsrGemmReference and col2im; im2col and each entry's
  * chain), used where the native core is absent; the tests hold the fast paths to them bit for bit.

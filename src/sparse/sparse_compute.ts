@@ -6,8 +6,9 @@
  * sparseConvWins (src/kernels/block_sparse.ts) says that is faster than the product the layer
  * would run dense: under the float32 compute (conv2d) and under a recipe's when both operands are
  * one-byte codes with float32 accumulation (bsrLowpConv2dForward). In the backward, the input
- * gradient (float32: strided layers, stride-1 ones in place of Winograd) and the weight gradient
- * (its pruned entries +0) run on the sparse kernel by their own fixed rules
+ * gradient (float32: strided layers, stride-1 ones in place of Winograd; codes under float32
+ * accumulation: stride-1 layers, the dense product's chains over the kept weights) and the weight
+ * gradient (its pruned entries +0) run on the sparse kernel by their own fixed rules
  * (sparseInputGradientWins, sparseWeightGradientWins).
  *
  * A recipe that quantizes weight gradients by their amax sees a pruned layer's gradient with its
