@@ -1136,7 +1136,6 @@ Napi::Value SparseRotatedInputGradient(const Napi::CallbackInfo& info) {
   const Napi::Object o = optionsArg(info, 5, "sparseRotatedInputGradient");
   octet::SparseInputGradArgs a{};
   const octet::ConvGeometry geometry = geometryField(o);
-  if (geometry.strideH != 1 || geometry.strideW != 1) throw rangeError(env, "sparseRotatedInputGradient: the geometry must have stride 1");
   a.outChannels = sizeField(o, "m");
   a.br = sizeField(o, "br");
   a.bc = sizeField(o, "bc");
@@ -1145,6 +1144,7 @@ Napi::Value SparseRotatedInputGradient(const Napi::CallbackInfo& info) {
   bsrPatternArgs(info, "sparseRotatedInputGradient", a.outChannels, k, a.br, a.bc, a.rowPtr, a.colIdx);
   a.channels = geometry.channels, a.height = geometry.height, a.width = geometry.width;
   a.kernelH = geometry.kernelH, a.kernelW = geometry.kernelW, a.padH = geometry.padH, a.padW = geometry.padW;
+  a.strideH = geometry.strideH, a.strideW = geometry.strideW;
   a.dilationH = geometry.dilationH, a.dilationW = geometry.dilationW, a.outH = geometry.outH, a.outW = geometry.outW;
   const int64_t plane = a.outH * a.outW;
   a.dyImageStride = a.outChannels * plane;

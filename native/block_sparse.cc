@@ -1295,8 +1295,11 @@ bool sparseRotatedInputGradient(const SparseInputGradArgs& a, int threads) {
   // AVX-512 only (elsewhere the dense product, two products an instruction, is the faster one).
   if (family() != Family::kAvx512) return false;
   const int64_t taps = a.kernelH * a.kernelW, k = a.channels * taps;
-  const int64_t pH = a.dilationH * (a.kernelH - 1) - a.padH, pW = a.dilationW * (a.kernelW - 1) - a.padW;
-  if (pH < 0 || pW < 0 || a.outH + 2 * pH - a.dilationH * (a.kernelH - 1) != a.height || a.outW + 2 * pW - a.dilationW * (a.kernelW - 1) != a.width) return false;
+  const int64_t sH = a.strideH, sW = a.strideW;
+  // The dilated gradient image's offset: dx(h, w) reads it at (h + i DH, w + j DW), and dY(oh, ow)
+  // sits there at (oh SH + dH, ow SW + dW).
+  const int64_t dH = a.dilationH * (a.kernelH - 1) - a.padH, dW = a.dilationW * (a.kernelW - 1) - a.padW;
+  if (sH < 1 || sW < 1 || dH < 0 || dW < 0) return false;
   const int64_t blockRows = (a.outChannels + a.br - 1) / a.br;
   auto weight = [&](int64_t at) { return a.wCodes ? a.wTable[a.wCodes[at]] : a.w[at]; };
   const int64_t dyPlane = a.outH * a.outW;
@@ -1304,37 +1307,63 @@ bool sparseRotatedInputGradient(const SparseInputGradArgs& a, int threads) {
     const int64_t at = n * a.dyImageStride;
     if (!allFinite(a.dy ? a.dy + at : nullptr, a.dyCodes ? a.dyCodes + at : nullptr, a.dyTable, a.outChannels * dyPlane)) return false;
   }
-  // Padded planes, wp wide, a group of images stacked: image i's rows from pH + i * hp, hp = OH + pH
-  // (the pH zero rows below an image are the next one's above: the padding is the same on both
-  // sides).
-  const int64_t hp = a.outH + pH, wp = a.outW + 2 * pW;
-  const int64_t group = std::max<int64_t>(1, std::min<int64_t>(a.batch, 1024 / (hp * wp)));
-  const int64_t rowsOf = group * hp + pH;
-  // Positions computed: rows 0 .. (group - 1) * hp + height of the stack (output row h of image i
-  // at row i * hp + h), kRunLanes at a time.
-  const int64_t positions = ((group - 1) * hp + a.height) * wp, chunks = (positions + kRunLanes - 1) / kRunLanes;
+  // Phases: dx rows h = y SH + ph (columns alike). Tap i reaches a dY row only in the phase with
+  // (ph + i DH - dH) divisible by SH, and there dY row y + delta, delta = (ph + i DH - dH) / SH;
+  // the other taps read the dilated image's zeros (products the contract adds as exact zeros and
+  // the chains here leave out). Stride 1: one phase, delta = i DH - dH.
+  auto phaseOf = [](int64_t t, int64_t dil, int64_t d, int64_t s) {
+    const int64_t m = ((d - t * dil) % s + s) % s;  // the ph with ph + t dil - d = 0 (mod s)
+    return std::pair<int64_t, int64_t>{m, (m + t * dil - d) / s};
+  };
+  auto rowsOfPhase = [](int64_t size, int64_t ph, int64_t s) { return ph >= size ? int64_t(0) : (size - ph + s - 1) / s; };
+  int64_t minRow = 0, maxRow = 0, minCol = 0, maxCol = 0, phaseRows = 0, topDelta = 0, leftDelta = 0;
+  for (int64_t i = 0; i < a.kernelH; ++i) {
+    const auto [ph, delta] = phaseOf(i, a.dilationH, dH, sH);
+    minRow = std::min(minRow, delta);
+    topDelta = std::max(topDelta, delta);
+    maxRow = std::max(maxRow, rowsOfPhase(a.height, ph, sH) - 1 + delta - (a.outH - 1));
+    phaseRows = std::max(phaseRows, rowsOfPhase(a.height, ph, sH));
+  }
+  for (int64_t j = 0; j < a.kernelW; ++j) {
+    const auto [pw, delta] = phaseOf(j, a.dilationW, dW, sW);
+    minCol = std::min(minCol, delta);
+    leftDelta = std::max(leftDelta, delta);
+    maxCol = std::max(maxCol, rowsOfPhase(a.width, pw, sW) - 1 + delta - (a.outW - 1));
+  }
+  // Padded planes: top / bottom rows T, B, left / right columns L, R of zeros; wp wide. A group of
+  // images stacked, image i's rows from T + i hs, hs = OH + max(T, B): the zero rows between two
+  // images are the one's bottom padding and the next one's top.
+  const int64_t T = -minRow, B = std::max<int64_t>(0, maxRow), L = -minCol, R = std::max<int64_t>(0, maxCol);
+  const int64_t wp = L + a.outW + R, hs = a.outH + std::max(T, B);
+  const int64_t group = std::max<int64_t>(1, std::min<int64_t>(a.batch, 1024 / (hs * wp)));
+  const int64_t rowsOf = group * hs + T + B;
+  // Positions computed per phase: stack rows 0 .. (group - 1) hs + the phase's rows (row y of
+  // image i at i hs + y), all wp columns, kRunLanes at a time.
+  const int64_t positions = ((group - 1) * hs + phaseRows) * wp, chunks = (positions + kRunLanes - 1) / kRunLanes;
   // A plane's stride: the stack plus the reach of the last chunk's furthest tap.
-  const int64_t reach = (a.kernelH - 1) * a.dilationH * wp + (a.kernelW - 1) * a.dilationW;
+  const int64_t reach = (T + topDelta) * wp + L + leftDelta;
   const int64_t planeStride = (std::max(rowsOf * wp, chunks * kRunLanes + reach) + 15) / 16 * 16;
   if (static_cast<double>(a.outChannels) * static_cast<double>(planeStride) > 2e9) return false;  // offsets are 32-bit
-  // The entries of channel c from block row q (output channels q * br ..), a run of the chain in
-  // its order (oc, then the rotated tap (i, j)): each entry's value and the offset of its tap in
-  // the planes. A row oc's entries reach channel c in increasing column, that is decreasing
-  // rotated tap, so each (c, oc) run is reversed once the row is done. Only kept weights are read
-  // (they must be finite). runs[c * blockRows + q] = (start, count).
+  const int64_t phases = sH * sW;
+  // The entries of channel c from block row q (output channels q * br ..) in phase f, a run of the
+  // chain in its order (oc, then the rotated tap (i, j)): each entry's value and the offset of its
+  // tap in the planes. A row oc's entries reach channel c in increasing column, that is
+  // decreasing rotated tap, so each (f, c, oc) run is reversed once the row is done. Only kept
+  // weights are read (they must be finite). runs[(f * C + c) * blockRows + q] = (start, count).
   // (Kept between calls, as their capacity is: fresh pages cost more here than the lists.)
   thread_local std::vector<std::pair<int64_t, int64_t>> runs;
   thread_local std::vector<float> values;
   thread_local std::vector<int32_t> offsets;
   thread_local std::vector<std::vector<std::pair<float, int32_t>>> pending;
   thread_local std::vector<int64_t> runStart, lastRow, touched, rowTouched;
-  runs.assign(static_cast<size_t>(a.channels * blockRows), {0, 0});
+  const int64_t lists = phases * a.channels;
+  runs.assign(static_cast<size_t>(lists * blockRows), {0, 0});
   values.clear();
   offsets.clear();
-  if (pending.size() < static_cast<size_t>(a.channels)) pending.resize(static_cast<size_t>(a.channels));
+  if (pending.size() < static_cast<size_t>(lists)) pending.resize(static_cast<size_t>(lists));
   for (auto& list : pending) list.clear();
-  runStart.assign(static_cast<size_t>(a.channels), 0);
-  lastRow.assign(static_cast<size_t>(a.channels), -1);
+  runStart.assign(static_cast<size_t>(lists), 0);
+  lastRow.assign(static_cast<size_t>(lists), -1);
   for (int64_t q = 0; q < blockRows; ++q) {
     touched.clear();
     for (int64_t oc = q * a.br; oc < std::min(a.outChannels, (q + 1) * a.br); ++oc) {
@@ -1345,25 +1374,29 @@ bool sparseRotatedInputGradient(const SparseInputGradArgs& a, int threads) {
           const float v = weight(oc * k + col);
           if (!std::isfinite(v)) return false;
           const int64_t c = col / taps, rotated = taps - 1 - col % taps;
-          const int64_t i = rotated / a.kernelW, j = rotated % a.kernelW;
-          std::vector<std::pair<float, int32_t>>& list = pending[static_cast<size_t>(c)];
-          if (list.empty()) touched.push_back(c);
-          if (lastRow[static_cast<size_t>(c)] != oc) {
-            lastRow[static_cast<size_t>(c)] = oc;
-            runStart[static_cast<size_t>(c)] = static_cast<int64_t>(list.size());
-            rowTouched.push_back(c);
+          const auto [ph, di] = phaseOf(rotated / a.kernelW, a.dilationH, dH, sH);
+          const auto [pw, dj] = phaseOf(rotated % a.kernelW, a.dilationW, dW, sW);
+          // A tap of a phase with no dx rows or columns (kernels wider than the image) adds nothing.
+          if (rowsOfPhase(a.height, ph, sH) == 0 || rowsOfPhase(a.width, pw, sW) == 0) continue;
+          const int64_t l = (ph * sW + pw) * a.channels + c;
+          std::vector<std::pair<float, int32_t>>& list = pending[static_cast<size_t>(l)];
+          if (list.empty()) touched.push_back(l);
+          if (lastRow[static_cast<size_t>(l)] != oc) {
+            lastRow[static_cast<size_t>(l)] = oc;
+            runStart[static_cast<size_t>(l)] = static_cast<int64_t>(list.size());
+            rowTouched.push_back(l);
           }
-          list.push_back({v, static_cast<int32_t>(oc * planeStride + i * a.dilationH * wp + j * a.dilationW)});
+          list.push_back({v, static_cast<int32_t>(oc * planeStride + (T + di) * wp + (L + dj))});
         }
       }
-      for (const int64_t c : rowTouched) {
-        std::vector<std::pair<float, int32_t>>& list = pending[static_cast<size_t>(c)];
-        std::reverse(list.begin() + runStart[static_cast<size_t>(c)], list.end());
+      for (const int64_t l : rowTouched) {
+        std::vector<std::pair<float, int32_t>>& list = pending[static_cast<size_t>(l)];
+        std::reverse(list.begin() + runStart[static_cast<size_t>(l)], list.end());
       }
     }
-    for (const int64_t c : touched) {
-      std::vector<std::pair<float, int32_t>>& list = pending[static_cast<size_t>(c)];
-      runs[static_cast<size_t>(c * blockRows + q)] = {static_cast<int64_t>(values.size()), static_cast<int64_t>(list.size())};
+    for (const int64_t l : touched) {
+      std::vector<std::pair<float, int32_t>>& list = pending[static_cast<size_t>(l)];
+      runs[static_cast<size_t>(l * blockRows + q)] = {static_cast<int64_t>(values.size()), static_cast<int64_t>(list.size())};
       for (const auto& [v, off] : list) values.push_back(v), offsets.push_back(off);
       list.clear();
     }
@@ -1381,22 +1414,27 @@ bool sparseRotatedInputGradient(const SparseInputGradArgs& a, int threads) {
   // that are dropped).
   static std::atomic<uint64_t> calls{0};
   const uint64_t call = ++calls;
-  // Each chunk's runs of output lanes (at most 16 lanes a run): position p of the stack is row
-  // p / wp (image row / hp, output row % hp), column p % wp; outputs are rows < H, columns < W.
+  // Each phase's chunks' runs of output lanes (at most 16 lanes a run): position p of the stack is
+  // row p / wp (image row / hs, phase row y = row % hs), column x = p % wp; outputs are y < the
+  // phase's rows, x < its columns, at dx (y SH + ph, x SW + pw).
   std::vector<OutputRun> outputRuns;
-  std::vector<size_t> chunkRuns(static_cast<size_t>(chunks) + 1, 0);
-  for (int64_t ch = 0; ch < chunks; ++ch) {
-    for (int64_t l = 0; l < kRunLanes;) {
-      const int64_t p = ch * kRunLanes + l, row = p / wp, w = p % wp, image = row / hp, h = row % hp;
-      if (image >= group || h >= a.height || w >= a.width) {
-        ++l;
-        continue;
+  std::vector<size_t> chunkRuns(static_cast<size_t>(phases * chunks) + 1, 0);
+  for (int64_t f = 0; f < phases; ++f) {
+    const int64_t ph = f / sW, pw = f % sW, rowsHere = rowsOfPhase(a.height, ph, sH), colsHere = rowsOfPhase(a.width, pw, sW);
+    for (int64_t ch = 0; ch < chunks; ++ch) {
+      for (int64_t l = 0; l < kRunLanes;) {
+        const int64_t p = ch * kRunLanes + l, row = p / wp, x = p % wp, image = row / hs, y = row % hs;
+        if (image >= group || y >= rowsHere || x >= colsHere) {
+          ++l;
+          continue;
+        }
+        const int64_t count = std::min({colsHere - x, kRunLanes - l, int64_t(16)});
+        outputRuns.push_back({static_cast<int32_t>(l), static_cast<int32_t>(count), static_cast<int32_t>(image), static_cast<int32_t>(y * sH + ph),
+                              static_cast<int32_t>(x * sW + pw)});
+        l += count;
       }
-      const int64_t count = std::min({a.width - w, kRunLanes - l, int64_t(16)});
-      outputRuns.push_back({static_cast<int32_t>(l), static_cast<int32_t>(count), static_cast<int32_t>(image), static_cast<int32_t>(h), static_cast<int32_t>(w)});
-      l += count;
+      chunkRuns[static_cast<size_t>(f * chunks + ch) + 1] = outputRuns.size();
     }
-    chunkRuns[static_cast<size_t>(ch) + 1] = outputRuns.size();
   }
   const bool e5m2 = a.dyCodes && e5m2Table(a.dyTable, false);
   parallelFor((a.batch + group - 1) / group, threads, [&](int64_t item) {
@@ -1411,7 +1449,7 @@ bool sparseRotatedInputGradient(const SparseInputGradArgs& a, int threads) {
       const int64_t at = (n0 + i) * a.dyImageStride;
       for (int64_t oc = 0; oc < a.outChannels; ++oc) {
         for (int64_t oh = 0; oh < a.outH; ++oh) {
-          float* row = planes + oc * planeStride + (i * hp + oh + pH) * wp + pW;
+          float* row = planes + oc * planeStride + (i * hs + oh + T) * wp + L;
           const int64_t from = at + oc * dyPlane + oh * a.outW;
           if (!a.dyCodes) {
             std::memcpy(row, a.dy + from, sizeof(float) * static_cast<size_t>(a.outW));
@@ -1424,24 +1462,33 @@ bool sparseRotatedInputGradient(const SparseInputGradArgs& a, int threads) {
       }
     }
     float* acc = rotatedAcc.get(static_cast<size_t>(kChannels * kRunLanes));
-    for (int64_t ch = 0; ch < chunks; ++ch) {
-      const float* at = planes + ch * kRunLanes;
-      for (int64_t c0 = 0; c0 < a.channels; c0 += kChannels) {
-        const int64_t cn = std::min(kChannels, a.channels - c0);
-        std::memset(acc, 0, sizeof(float) * static_cast<size_t>(cn * kRunLanes));
-        for (int64_t q = 0; q < blockRows; ++q) {
-          for (int64_t c = c0; c < c0 + cn; ++c) {
-            const auto [start, count] = runAt[c * blockRows + q];
-            if (count) rotatedRun(valueAt + start, offsetAt + start, count, at, acc + (c - c0) * kRunLanes);
+    for (int64_t f = 0; f < phases; ++f) {
+      for (int64_t ch = 0; ch < chunks; ++ch) {
+        const size_t r0 = chunkRuns[static_cast<size_t>(f * chunks + ch)], r1 = chunkRuns[static_cast<size_t>(f * chunks + ch) + 1];
+        if (r0 == r1) continue;  // no output of this phase in the chunk
+        const float* at = planes + ch * kRunLanes;
+        for (int64_t c0 = 0; c0 < a.channels; c0 += kChannels) {
+          const int64_t cn = std::min(kChannels, a.channels - c0);
+          std::memset(acc, 0, sizeof(float) * static_cast<size_t>(cn * kRunLanes));
+          for (int64_t q = 0; q < blockRows; ++q) {
+            for (int64_t c = c0; c < c0 + cn; ++c) {
+              const auto [start, count] = runAt[(f * a.channels + c) * blockRows + q];
+              if (count) rotatedRun(valueAt + start, offsetAt + start, count, at, acc + (c - c0) * kRunLanes);
+            }
           }
-        }
-        // The chunk's output lanes straight into dx.
-        for (size_t r = chunkRuns[static_cast<size_t>(ch)]; r < chunkRuns[static_cast<size_t>(ch) + 1]; ++r) {
-          const OutputRun& run = outputRuns[r];
-          if (run.image >= images) continue;
-          float* to = a.dx + (n0 + run.image) * a.dxImageStride + run.h * a.width + run.w;
-          for (int64_t c = c0; c < c0 + cn; ++c) {
-            copyLanes(to + c * pixels, acc + (c - c0) * kRunLanes + run.lane, run.count);
+          // The chunk's output lanes straight into dx (every dx element belongs to one phase).
+          for (size_t r = r0; r < r1; ++r) {
+            const OutputRun& run = outputRuns[r];
+            if (run.image >= images) continue;
+            float* to = a.dx + (n0 + run.image) * a.dxImageStride + run.h * a.width + run.w;
+            for (int64_t c = c0; c < c0 + cn; ++c) {
+              const float* from = acc + (c - c0) * kRunLanes + run.lane;
+              if (sW == 1) {
+                copyLanes(to + c * pixels, from, run.count);
+              } else {
+                for (int l = 0; l < run.count; ++l) to[c * pixels + l * sW] = from[l];
+              }
+            }
           }
         }
       }

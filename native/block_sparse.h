@@ -87,19 +87,22 @@ struct BsrWeightGradArgs {
 };
 void bsrConvWeightGradient(const BsrWeightGradArgs& args, int threads);
 
-// The input gradient of a stride-1 convolution whose weight W (OC x C*KH*KW, the GEMM view) is
-// pruned in blocks, as lowpConv2dBackwardData's contract defines it: the forward convolution of dY
-// (padded by DH*(KH-1) - PH rows and DW*(KW-1) - PW columns) with the rotated weights
-// W'[c, (oc*KH + i)*KW + j] = W[oc, c, KH-1-i, KW-1-j]. For each dx element, acc = +0, then over
-// k' = (oc*KH + i)*KW + j in increasing order, for every k' whose entry of W lies in a stored block,
-// acc = fma(w, dY, acc): the dense product's chain with the pruned (zero) products left out, so
-// its bits where every value is finite, the sign of a zero result aside. dx is written whole.
-// Each dx channel's kept entries are listed once; per group of images, dY laid out as padded
-// planes stacked image under image, and every channel's chain run over 64 consecutive positions
-// of that layout at a time (lanes on padding are computed and dropped). Values as floats or as
-// one-byte codes through a table (both operands). Returns false, writing nothing, where an
-// operand holds a non-finite value (a left-out 0 x Inf would differ) or the vector tiles are not
-// AVX-512's (OCTET_GEMM_KERNEL; elsewhere the dense product, two products an instruction, wins).
+// The input gradient of a convolution whose weight W (OC x C*KH*KW, the GEMM view) is pruned in
+// blocks, as lowpConv2dBackwardData's contract defines it: the stride-1 forward convolution of the
+// stride-dilated dY (each dY value at (oh SH, ow SW), offset by DH*(KH-1) - PH rows and DW*(KW-1)
+// - PW columns, which must not be negative) with the rotated weights W'[c, (oc*KH + i)*KW + j] =
+// W[oc, c, KH-1-i, KW-1-j]. For each dx element, acc = +0, then over k' = (oc*KH + i)*KW + j in
+// increasing order, for every k' whose entry of W lies in a stored block and whose tap reads a dY
+// value (not one of the dilation's zeros), acc = fma(w, dY, acc): the dense product's chain with
+// its exact-zero products left out, so its bits where every value is finite, the sign of a zero
+// result aside. dx is written whole. Strided, the dx rows and columns of each phase (h mod SH,
+// w mod SW) read their own taps, as a stride-1 product over dY. Each (phase, dx channel)'s kept
+// entries are listed once; per group of images, dY laid out as padded planes stacked image under
+// image, and every channel's chain run over 128 consecutive positions of that layout at a time
+// (lanes on padding are computed and dropped). Values as floats or as one-byte codes through a
+// table (both operands). Returns false, writing nothing, where an operand holds a non-finite value
+// (a left-out 0 x Inf would differ) or the vector tiles are not AVX-512's (OCTET_GEMM_KERNEL;
+// elsewhere the dense product, two products an instruction, wins).
 struct SparseInputGradArgs {
   const int32_t* rowPtr;
   const int32_t* colIdx;
@@ -110,7 +113,7 @@ struct SparseInputGradArgs {
   const float* dy = nullptr;  // NCHW, OC channels of OH x OW
   const uint8_t* dyCodes = nullptr;
   const float* dyTable = nullptr;
-  int64_t batch, channels, outChannels, height, width, kernelH, kernelW, padH, padW, dilationH, dilationW, outH, outW;
+  int64_t batch, channels, outChannels, height, width, kernelH, kernelW, strideH, strideW, padH, padW, dilationH, dilationW, outH, outW;
   int64_t dyImageStride, dxImageStride;
   float* dx;
 };

@@ -44,9 +44,9 @@ import { bestOf } from './timing.js';
 export interface SparseBenchRow {
   bench: 'sparse';
   /**
-   * forward (W times the columns), input_gradient (float32: W^T dY folded into the images; E5M2,
-   * stride 1: the rotated weights' chains over the kept entries) or weight_gradient (dY times the
-   * columns' transpose, at the kept blocks only).
+   * forward (W times the columns), input_gradient (float32: W^T dY folded into the images; E5M2:
+   * the rotated weights' chains over the kept entries) or weight_gradient (dY times the columns'
+   * transpose, at the kept blocks only).
    */
   product: 'forward' | 'input_gradient' | 'weight_gradient';
   block: string;
@@ -132,7 +132,7 @@ export function sparseBench(threads: number, batch = 64, convs = RESNET18_CONVS,
     // The E5M2 input gradient as the layers run it dense (lowpConv2dBackwardData, float32 accumulation).
     const dyQ = makeQTensor(dyImageCodes, 'e5m2');
     const wQ = makeQTensor(wCodes, 'e5m2');
-    const inputCodes = conv.stride === 1 ? bestOf(() => recycle(lowpConv2dBackwardData(dyQ, wQ, geo, { threads })), 0.3) : 0;
+    const inputCodes = bestOf(() => recycle(lowpConv2dBackwardData(dyQ, wQ, geo, { threads })), 0.3);
     for (const block of blocks) {
       const [br, bc] = block === 'filter' ? [1, k] : block.split('x').map(Number);
       const { blockRowCount, blockColCount } = blockGrid(m, k, br, bc);
@@ -159,8 +159,8 @@ export function sparseBench(threads: number, batch = 64, convs = RESNET18_CONVS,
             sparse_ms: seconds * 1e3, speedup: inputFloat / seconds, speedup_default: inputDefaultFloat / seconds,
           });
         }
-        if (conv.stride === 1) {
-          // E5M2 (stride 1): the contract's chains over the kept weights (bsrLowpConv2dInputGradient).
+        {
+          // E5M2: the contract's chains over the kept weights (bsrLowpConv2dInputGradient).
           const pattern = { rows: m, cols: k, br, bc, keep };
           const wPruned = makeQTensor(encode(bsrToDense(bsrFromDense(wValues, m, k, br, bc, keep)), 'e5m2', { saturate: true }) as Uint8Array, 'e5m2');
           if (bsrLowpConv2dInputGradient(pattern, dyQ, wPruned, g, batch, { threads })) {

@@ -584,16 +584,18 @@ export function zeroPruned(values: Float32Array, pattern: SparsePattern): Float3
  *   place of a stride-1 direct product it never runs: that product's chain (a forward convolution
  *   of dY with the rotated kernel) is not the one it keeps.
  * - 'codes': one-byte codes with float32 accumulation (bsrLowpConv2dInputGradient: the rotated
- *   kernel's chains over the kept weights, the dense product's bits) in place of the dense product,
- *   which runs two products an instruction (bfloat16 pairs) where this kernel runs one: blocks of
- *   at least 4 x 4 with at most 15% kept (at 8x8/85% it measured 0.95-1.8x, at 80% 0.65-1.2x, at
- *   90% 1.1-2.4x the dense product on ResNet-18's stride-1 layers).
+ *   kernel's chains over the kept weights, the dense product's bits, strided or not) in place of
+ *   the dense product, which runs two products an instruction (bfloat16 pairs) where this kernel
+ *   runs one: blocks of at least 4 x 4 with at most 15% kept, on inputs of at least 64 pixels
+ *   (`pixels`, H x W; at 8x8/90% it measured 1.4-2.8x the dense product on ResNet-18's layers from
+ *   8 x 8 inputs up, the strided one included, 0.75-1.4x on the 4 x 4 ones; at 85% 0.95-1.8x, at
+ *   80% 0.65-1.2x, at 75% 0.4-1.4x).
  */
-export function sparseInputGradientWins(pattern: SparsePattern, dense: 'winograd' | 'codes' = 'winograd'): boolean {
+export function sparseInputGradientWins(pattern: SparsePattern, dense: 'winograd' | 'codes' = 'winograd', pixels = Infinity): boolean {
   if (pattern.br < 4 || pattern.bc < 4) return false;
   const f = keptFraction(pattern);
   const area = pattern.br * pattern.bc;
-  if (dense === 'codes') return f <= 0.15;
+  if (dense === 'codes') return f <= 0.15 && pixels >= 64;
   return (area >= 64 && f <= 0.25) || (area >= 16 && f <= 0.1);
 }
 

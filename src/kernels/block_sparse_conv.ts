@@ -17,8 +17,8 @@
  * images side by side in a tile's columns.
  *
  * `bsrConv2dWeightGradient(pattern, x, dy, g, batch)`: the weight gradient at the kept blocks only
- * (below). `bsrLowpConv2dInputGradient`: the stride-1 input gradient of one-byte codes, the
- * rotated kernel's chains over the kept weights (the dense product's bits; at the end).
+ * (below). `bsrLowpConv2dInputGradient`: the input gradient of one-byte codes, the rotated
+ * kernel's chains over the kept weights (the dense product's bits; at the end).
  *
  * References: the same sums written out (bsrGemmReference and col2im; im2col and each entry's
  * chain), used where the native core is absent; the tests hold the fast paths to them bit for bit.
@@ -223,19 +223,19 @@ export function bsrLowpConv2dWeightGradient(
 }
 
 /**
- * lowpConv2dBackwardData (stride 1, one group) of a pruned weight on the sparse kernel, where it
- * gives that product's bits: both operands one-byte codes whose products are exact in float32,
- * float32 accumulation without chunks, output rounding or stochastic rounding, every value finite.
- * The contract's input gradient is the forward convolution of dY with the rotated weights; the
- * kernel (native/block_sparse.h, sparseRotatedInputGradient) runs each input-gradient element's
- * chain over the kept weights only, in the contract's order (the left-out products are exact
- * zeros). Returns null where it does not apply or the native core is absent (the caller runs the
+ * lowpConv2dBackwardData (one group) of a pruned weight on the sparse kernel, where it gives that
+ * product's bits: both operands one-byte codes whose products are exact in float32, float32
+ * accumulation without chunks, output rounding or stochastic rounding, every value finite. The
+ * contract's input gradient is the forward convolution of the stride-dilated dY with the rotated
+ * weights; the kernel (native/block_sparse.h, sparseRotatedInputGradient) runs each
+ * input-gradient element's chain over the kept weights whose taps read a dY value only, in the
+ * contract's order (the left-out products are exact zeros), phase by phase where strided. Returns null where it does not apply or the native core is absent (the caller runs the
  * dense product, which is this product's reference). The result is divided by fl32(scaleDy *
  * scaleW) as lowpGemm does.
  */
 export function bsrLowpConv2dInputGradient(pattern: SparsePattern, dy: LowpOperand, w: LowpOperand, g: ColumnGeometry, batch: number, options: LowpGemmOptions = {}): Float32Array | null {
   const native = nativeCore();
-  if (!native || !codesOnFloat32Sums(dy, w, options) || g.strideH !== 1 || g.strideW !== 1) return null;
+  if (!native || !codesOnFloat32Sums(dy, w, options)) return null;
   const dq = dy as QTensor, wq = w as QTensor;
   const k = g.channels * g.kernelH * g.kernelW;
   if (dq.format.mantissaBits + wq.format.mantissaBits + 2 > 24 || pattern.cols !== k || wq.codes.length !== pattern.rows * k) return null;

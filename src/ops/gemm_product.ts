@@ -91,12 +91,12 @@ function sparseForward(s: ConvGeometry, sparse: SparsePattern | undefined, xo: L
 }
 
 /**
- * A pruned weight's stride-1 input gradient on the sparse kernel where it gives the dense
- * product's bits (bsrLowpConv2dInputGradient: codes, float32 accumulation, finite values) and
+ * A pruned weight's input gradient on the sparse kernel where it gives the dense product's bits
+ * (bsrLowpConv2dInputGradient: codes, float32 accumulation, finite values) and
  * sparseInputGradientWins chooses it; else null.
  */
 function sparseInputGrad(s: ConvGeometry, sparse: SparsePattern | undefined, e: LowpOperand, wo: LowpOperand, o: ProductOptions): Float32Array | null {
-  if (!sparse || o.blocks || s.groups !== 1 || s.strideH !== 1 || s.strideW !== 1 || !sparseInputGradientWins(sparse, 'codes')) return null;
+  if (!sparse || o.blocks || s.groups !== 1 || !sparseInputGradientWins(sparse, 'codes', s.height * s.width)) return null;
   return bsrLowpConv2dInputGradient(sparse, e, wo, groupColumns(s), s.batch, o);
 }
 

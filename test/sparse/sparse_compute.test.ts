@@ -104,8 +104,10 @@ describe('the stride-1 input-gradient rule (in place of Winograd)', () => {
     assert.equal(sparseInputGradientWins(pattern(2, 16, 5)), false);
   });
 
-  test('one-byte codes (in place of the dense product): blocks of at least 4x4 at 15% kept or fewer', () => {
+  test('one-byte codes (in place of the dense product): blocks of at least 4x4 at 15% kept or fewer, inputs of 64 pixels or more', () => {
     assert.equal(sparseInputGradientWins(pattern(8, 8, 15), 'codes'), true);
+    assert.equal(sparseInputGradientWins(pattern(8, 8, 15), 'codes', 64), true);
+    assert.equal(sparseInputGradientWins(pattern(8, 8, 15), 'codes', 63), false);
     assert.equal(sparseInputGradientWins(pattern(8, 8, 16), 'codes'), false);
     assert.equal(sparseInputGradientWins(pattern(4, 4, 15), 'codes'), true);
     assert.equal(sparseInputGradientWins(pattern(1, 1, 5), 'codes'), false);
@@ -172,7 +174,7 @@ describe('the input gradient of a pruned convolution on codes', () => {
     const xTensor = new Tensor(new Float32Array(2 * 16 * 100), [2, 16, 10, 10]), wTensor = new Tensor(weight, [16, 16, 3, 3]);
     const kernels = productKernels(xTensor, wTensor, { kind: 'conv2d', options: { padding: 1 }, sparse });
     const dense = productKernels(xTensor, wTensor, { kind: 'conv2d', options: { padding: 1 } });
-    assert.equal(sparseInputGradientWins(sparse, 'codes'), true);
+    assert.equal(sparseInputGradientWins(sparse, 'codes', 100), true);
     if (nativeCore()?.info().gemmKernel === 'avx512') assert.ok(bsrLowpConv2dInputGradient(sparse, eq, wq, groupColumns(geometry), 2, { accumulation: 'fp32' }), 'the sparse kernel takes it');
     assertSameBits(kernels.inputGrad(eq, wq, { accumulation: 'fp32' }), dense.inputGrad(eq, wq, { accumulation: 'fp32' }), 'fp32 accumulation');
     const e6m9 = { accumulation: 'e6m9', chunk: 16 } as const;
