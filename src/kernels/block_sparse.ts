@@ -575,9 +575,9 @@ export function zeroPruned(values: Float32Array, pattern: SparsePattern): Float3
 }
 
 /**
- * Whether a pruned stride-1 convolution's input gradient runs on a sparse kernel, a fixed rule set
- * from the crossovers measured on ResNet-18's shapes (docs/sparsity.md), never a timing:
- * - 'winograd': the float32 input gradient (bsrConv2dInputGradient: W^T dY folded into the images
+ * Whether a pruned convolution's input gradient runs on a sparse kernel, a fixed rule set from the
+ * crossovers measured on ResNet-18's shapes (docs/sparsity.md), never a timing:
+ * - 'winograd': the float32 input gradient of a stride-1 convolution (bsrConv2dInputGradient: W^T dY folded into the images
  *   row by row as col2im does) in place of Winograd's: blocks of at least 8 x 8 with at most 25%
  *   kept, or at least 4 x 4 with at most 10% (never thinner blocks). Strided convolutions use
  *   sparseConvWins(pattern, 'direct') instead: there the kernel keeps the dense route's bits. In
