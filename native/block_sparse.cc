@@ -1253,20 +1253,6 @@ __attribute__((target("avx512f"))) inline void copyLanes(float* to, const float*
 }
 #endif
 
-// Whether every value the codes (or floats) hold is finite.
-bool allFinite(const float* values, const uint8_t* codes, const float* table, int64_t n) {
-  if (codes) {
-    bool bad[256];
-    for (int i = 0; i < 256; ++i) bad[i] = !std::isfinite(table[i]);
-    for (int64_t i = 0; i < n; ++i)
-      if (bad[codes[i]]) return false;
-    return true;
-  }
-  for (int64_t i = 0; i < n; ++i)
-    if (!std::isfinite(values[i])) return false;
-  return true;
-}
-
 // One run of a channel's chain over kRunLanes positions: acc = fma(w, x, acc) over the run's
 // entries in order, x at planes + the entry's offset. Eight vectors: eight independent chains in
 // flight (four left the adds waiting on each other's latency).
@@ -1303,9 +1289,11 @@ bool sparseRotatedInputGradient(const SparseInputGradArgs& a, int threads) {
   const int64_t blockRows = (a.outChannels + a.br - 1) / a.br;
   auto weight = [&](int64_t at) { return a.wCodes ? a.wTable[a.wCodes[at]] : a.w[at]; };
   const int64_t dyPlane = a.outH * a.outW;
-  for (int64_t n = 0; n < a.batch; ++n) {
-    const int64_t at = n * a.dyImageStride;
-    if (!allFinite(a.dy ? a.dy + at : nullptr, a.dyCodes ? a.dyCodes + at : nullptr, a.dyTable, a.outChannels * dyPlane)) return false;
+  // dY finite (the images lie one after the other).
+  if (a.dyImageStride != a.outChannels * dyPlane) return false;
+  if (a.dyCodes ? mayReadNonFinite(a.dyCodes, a.batch * a.dyImageStride, tableFacts(a.dyTable, 256))
+                : valueFacts(a.dy, a.batch * a.dyImageStride).firstNonFinite < 128) {
+    return false;
   }
   // Phases: dx rows h = y SH + ph (columns alike). Tap i reaches a dY row only in the phase with
   // (ph + i DH - dH) divisible by SH, and there dY row y + delta, delta = (ph + i DH - dH) / SH;
@@ -1451,13 +1439,8 @@ bool sparseRotatedInputGradient(const SparseInputGradArgs& a, int threads) {
         for (int64_t oh = 0; oh < a.outH; ++oh) {
           float* row = planes + oc * planeStride + (i * hs + oh + T) * wp + L;
           const int64_t from = at + oc * dyPlane + oh * a.outW;
-          if (!a.dyCodes) {
-            std::memcpy(row, a.dy + from, sizeof(float) * static_cast<size_t>(a.outW));
-          } else if (e5m2) {
-            decodeE5m2Avx512(a.dyCodes + from, row, a.outW);
-          } else {
-            for (int64_t ow = 0; ow < a.outW; ++ow) row[ow] = a.dyTable[a.dyCodes[from + ow]];
-          }
+          if (a.dyCodes) decodeCodes(a.dyCodes + from, a.dyTable, e5m2, a.outW, row);
+          else std::memcpy(row, a.dy + from, sizeof(float) * static_cast<size_t>(a.outW));
         }
       }
     }

@@ -229,9 +229,10 @@ export function bsrLowpConv2dWeightGradient(
  * contract's input gradient is the forward convolution of the stride-dilated dY with the rotated
  * weights; the kernel (native/block_sparse.h, sparseRotatedInputGradient) runs each
  * input-gradient element's chain over the kept weights whose taps read a dY value only, in the
- * contract's order (the left-out products are exact zeros), phase by phase where strided. Returns null where it does not apply or the native core is absent (the caller runs the
- * dense product, which is this product's reference). The result is divided by fl32(scaleDy *
- * scaleW) as lowpGemm does.
+ * contract's order (the left-out products are exact zeros), phase by phase where strided. Returns
+ * null where it does not apply or the native core is absent (the caller runs the dense product,
+ * which is this product's reference). The result is divided by fl32(scaleDy * scaleW) as lowpGemm
+ * does.
  */
 export function bsrLowpConv2dInputGradient(pattern: SparsePattern, dy: LowpOperand, w: LowpOperand, g: ColumnGeometry, batch: number, options: LowpGemmOptions = {}): Float32Array | null {
   const native = nativeCore();
