@@ -125,6 +125,161 @@ OCTET_TARGET_AVX2 void normBackwardChannelAvx2(const float* g, const float* xhat
   normBackwardChannel(g, xhat, invStd, gamma, training, gx, sumG, sumGX, batch, channels, plane, c);
 }
 
+#ifdef OCTET_X86
+// Batch norm's channel passes on 8 double lanes (one zmm): the same operations per element, in
+// the same order per lane, as the loops above (lane l holds plane positions i with i % 8 == l;
+// a plane's last partial group goes to lanes 0..r-1 under a mask), so the same bits.
+#define OCTET_AVX512_NORM __attribute__((target("avx512f")))
+
+OCTET_AVX512_NORM inline __m512d widen8(const float* p) { return _mm512_cvtps_pd(_mm256_loadu_ps(p)); }
+OCTET_AVX512_NORM inline __m512d widenFirst(const float* p, int r) {
+  return _mm512_cvtps_pd(_mm512_castps512_ps256(_mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << r) - 1), p)));
+}
+
+OCTET_AVX512_NORM inline double foldVector(__m512d v) {
+  double l[kLanes];
+  _mm512_storeu_pd(l, v);
+  return foldLanes(l);
+}
+
+// Channels [c0, c1) image by image (a block of channels is contiguous in each image, so small
+// planes stream), each channel's lanes in a vector kept in `lanes` between images.
+OCTET_AVX512_NORM void meanVarBlockAvx512(const float* x, double* mean, double* var, int64_t batch, int64_t channels, int64_t plane,
+                                          int64_t c0, int64_t c1) {
+  const double count = static_cast<double>(batch * plane);
+  const int64_t full = plane & ~int64_t(kLanes - 1);
+  const int r = static_cast<int>(plane - full);
+  const __mmask8 tail = static_cast<__mmask8>((1u << r) - 1);
+  std::vector<double> lanes(static_cast<size_t>((c1 - c0) * kLanes), 0.0);
+  for (int64_t n = 0; n < batch; ++n) {
+    for (int64_t c = c0; c < c1; ++c) {
+      const float* p = x + (n * channels + c) * plane;
+      __m512d acc = _mm512_loadu_pd(&lanes[(c - c0) * kLanes]);
+      for (int64_t i = 0; i < full; i += kLanes) acc = _mm512_add_pd(acc, widen8(p + i));
+      if (r) acc = _mm512_mask_add_pd(acc, tail, acc, widenFirst(p + full, r));
+      _mm512_storeu_pd(&lanes[(c - c0) * kLanes], acc);
+    }
+  }
+  for (int64_t c = c0; c < c1; ++c) mean[c] = foldLanes(&lanes[(c - c0) * kLanes]) / count;
+  std::fill(lanes.begin(), lanes.end(), 0.0);
+  for (int64_t n = 0; n < batch; ++n) {
+    for (int64_t c = c0; c < c1; ++c) {
+      const float* p = x + (n * channels + c) * plane;
+      const __m512d mv = _mm512_set1_pd(mean[c]);
+      __m512d squares = _mm512_loadu_pd(&lanes[(c - c0) * kLanes]);
+      for (int64_t i = 0; i < full; i += kLanes) {
+        const __m512d d = _mm512_sub_pd(widen8(p + i), mv);
+        squares = _mm512_add_pd(squares, _mm512_mul_pd(d, d));
+      }
+      if (r) {
+        const __m512d d = _mm512_sub_pd(widenFirst(p + full, r), mv);
+        squares = _mm512_mask_add_pd(squares, tail, squares, _mm512_mul_pd(d, d));
+      }
+      _mm512_storeu_pd(&lanes[(c - c0) * kLanes], squares);
+    }
+  }
+  for (int64_t c = c0; c < c1; ++c) var[c] = foldLanes(&lanes[(c - c0) * kLanes]) / count;
+}
+
+// Rows [row0, row1) of the [N*C, plane] view (row = n * channels + c), in memory order.
+OCTET_AVX512_NORM void normalizeRowsAvx512(const float* x, const double* mean, const float* invStd, const float* gamma, const float* beta,
+                                           float* xhat, float* out, int64_t channels, int64_t plane, int64_t row0, int64_t row1) {
+  const int64_t full = plane & ~int64_t(kLanes - 1);
+  for (int64_t row = row0; row < row1; ++row) {
+    const int64_t c = row % channels, base = row * plane;
+    const double m = mean[c];
+    const double inv = invStd[c];
+    const float scale = gamma ? gamma[c] : 1.0f;
+    const float shift = beta ? beta[c] : 0.0f;
+    const __m512d mv = _mm512_set1_pd(m), iv = _mm512_set1_pd(inv);
+    const __m256 sv = _mm256_set1_ps(scale), tv = _mm256_set1_ps(shift);
+    for (int64_t i = 0; i < full; i += kLanes) {
+      const __m256 h = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_sub_pd(widen8(x + base + i), mv), iv));
+      _mm256_storeu_ps(xhat + base + i, h);
+      _mm256_storeu_ps(out + base + i, _mm256_add_ps(_mm256_mul_ps(h, sv), tv));
+    }
+    for (int64_t i = full; i < plane; ++i) {
+      const float h = static_cast<float>((x[base + i] - m) * inv);
+      xhat[base + i] = h;
+      out[base + i] = h * scale + shift;
+    }
+  }
+}
+
+// The two sums in one pass over g and xhat (each lane's adds in the order of the two loops of
+// normBackwardChannel), channels [c0, c1) image by image as meanVarBlockAvx512 goes; then gx.
+OCTET_AVX512_NORM void normBackwardBlockAvx512(const float* g, const float* xhat, const float* invStd, const float* gamma, bool training,
+                                               float* gx, double* sumG, double* sumGX, int64_t batch, int64_t channels, int64_t plane,
+                                               int64_t c0, int64_t c1) {
+  const double count = static_cast<double>(batch * plane);
+  const int64_t full = plane & ~int64_t(kLanes - 1);
+  const int r = static_cast<int>(plane - full);
+  const __mmask8 tail = static_cast<__mmask8>((1u << r) - 1);
+  std::vector<double> lanes(static_cast<size_t>((c1 - c0) * 2 * kLanes), 0.0);
+  for (int64_t n = 0; n < batch; ++n) {
+    for (int64_t c = c0; c < c1; ++c) {
+      const int64_t base = (n * channels + c) * plane;
+      double* l = &lanes[(c - c0) * 2 * kLanes];
+      __m512d accG = _mm512_loadu_pd(l), accGX = _mm512_loadu_pd(l + kLanes);
+      for (int64_t i = 0; i < full; i += kLanes) {
+        const __m512d gd = widen8(g + base + i);
+        accG = _mm512_add_pd(accG, gd);
+        accGX = _mm512_add_pd(accGX, _mm512_mul_pd(gd, widen8(xhat + base + i)));
+      }
+      if (r) {
+        const __m512d gd = widenFirst(g + base + full, r);
+        accG = _mm512_mask_add_pd(accG, tail, accG, gd);
+        accGX = _mm512_mask_add_pd(accGX, tail, accGX, _mm512_mul_pd(gd, widenFirst(xhat + base + full, r)));
+      }
+      _mm512_storeu_pd(l, accG);
+      _mm512_storeu_pd(l + kLanes, accGX);
+    }
+  }
+  for (int64_t c = c0; c < c1; ++c) {
+    sumG[c] = foldLanes(&lanes[(c - c0) * 2 * kLanes]);
+    sumGX[c] = foldLanes(&lanes[(c - c0) * 2 * kLanes + kLanes]);
+  }
+  if (!gx) return;
+  const __m512d cv = _mm512_set1_pd(count);
+  for (int64_t n = 0; n < batch; ++n) {
+    for (int64_t c = c0; c < c1; ++c) {
+      const int64_t base = (n * channels + c) * plane;
+      const double sg = sumG[c], sgx = sumGX[c];
+      const double scale = (gamma ? gamma[c] : 1.0f) * static_cast<double>(invStd[c]);
+      const double k = scale / count;
+      const __m512d kv = _mm512_set1_pd(training ? k : scale), sgv = _mm512_set1_pd(sg), sgxv = _mm512_set1_pd(sgx);
+      if (training) {
+        for (int64_t i = 0; i < full; i += kLanes) {
+          const __m512d t = _mm512_sub_pd(_mm512_sub_pd(_mm512_mul_pd(cv, widen8(g + base + i)), sgv), _mm512_mul_pd(widen8(xhat + base + i), sgxv));
+          _mm256_storeu_ps(gx + base + i, _mm512_cvtpd_ps(_mm512_mul_pd(kv, t)));
+        }
+      } else {
+        for (int64_t i = 0; i < full; i += kLanes) _mm256_storeu_ps(gx + base + i, _mm512_cvtpd_ps(_mm512_mul_pd(kv, widen8(g + base + i))));
+      }
+      for (int64_t i = full; i < plane; ++i) {
+        gx[base + i] = training ? static_cast<float>(k * (count * g[base + i] - sg - xhat[base + i] * sgx)) : static_cast<float>(scale * g[base + i]);
+      }
+    }
+  }
+}
+
+// Channels a task takes so that a block's values (two arrays of float32) stay within about 512 KB
+// between its passes, and every thread gets several tasks.
+inline int64_t channelBlock(int64_t batch, int64_t channels, int64_t plane, int threads) {
+  const int64_t bytes = std::max<int64_t>(1, batch * plane * 8);
+  const int64_t fit = std::max<int64_t>(1, (int64_t(1) << 19) / bytes);
+  const int64_t spread = std::max<int64_t>(1, channels / (4 * std::max(threads, 1)));
+  return std::min(fit, spread);
+}
+
+template <typename Fn>
+void perChannelBlock(int64_t batch, int64_t channels, int64_t plane, int threads, Fn fn) {
+  const int64_t cb = channelBlock(batch, channels, plane, threads);
+  const int64_t tasks = (channels + cb - 1) / cb;
+  parallelFor(tasks, batch * channels * plane < 32768 ? 1 : threads, [&](int64_t t) { fn(t * cb, std::min(channels, (t + 1) * cb)); });
+}
+#endif
+
 inline void adamwMomentsRange(float* m, float* v, const float* g, double beta1, double beta2, int64_t b, int64_t e) {
   const double a1 = 1.0 - beta1, a2 = 1.0 - beta2;
   for (int64_t i = b; i < e; ++i) {
@@ -279,6 +434,11 @@ void channelSum(const float* g, double* sums, int64_t batch, int64_t channels, i
 void channelMeanVar(const float* x, double* mean, double* var, int64_t batch, int64_t channels, int64_t plane,
                     int threads) {
   const bool avx2 = cpuHasAvx2();
+#ifdef OCTET_X86
+  if (cpuHasAvx512()) {
+    return perChannelBlock(batch, channels, plane, threads, [&](int64_t c0, int64_t c1) { meanVarBlockAvx512(x, mean, var, batch, channels, plane, c0, c1); });
+  }
+#endif
   perChannel(batch, channels, plane, threads, [&](int64_t c) {
     if (avx2) meanVarChannelAvx2(x, mean, var, batch, channels, plane, c);
     else meanVarChannel(x, mean, var, batch, channels, plane, c);
@@ -288,6 +448,17 @@ void channelMeanVar(const float* x, double* mean, double* var, int64_t batch, in
 void batchNormForward(const float* x, const double* mean, const float* invStd, const float* gamma, const float* beta,
                       float* xhat, float* out, int64_t batch, int64_t channels, int64_t plane, int threads) {
   const bool avx2 = cpuHasAvx2();
+#ifdef OCTET_X86
+  if (cpuHasAvx512()) {
+    // Elementwise once the statistics are known: rows in memory order, about 16K values a task.
+    const int64_t rows = batch * channels, per = std::max<int64_t>(1, 16384 / std::max<int64_t>(plane, 1));
+    const int64_t tasks = (rows + per - 1) / per;
+    parallelFor(tasks, batch * channels * plane < 32768 ? 1 : threads, [&](int64_t t) {
+      normalizeRowsAvx512(x, mean, invStd, gamma, beta, xhat, out, channels, plane, t * per, std::min(rows, (t + 1) * per));
+    });
+    return;
+  }
+#endif
   perChannel(batch, channels, plane, threads, [&](int64_t c) {
     if (avx2) normalizeChannelAvx2(x, mean, invStd, gamma, beta, xhat, out, batch, channels, plane, c);
     else normalizeChannel(x, mean, invStd, gamma, beta, xhat, out, batch, channels, plane, c);
@@ -298,6 +469,13 @@ void batchNormBackward(const float* g, const float* xhat, const float* invStd, c
                        float* gx, double* sumG, double* sumGX, int64_t batch, int64_t channels, int64_t plane,
                        int threads) {
   const bool avx2 = cpuHasAvx2();
+#ifdef OCTET_X86
+  if (cpuHasAvx512()) {
+    return perChannelBlock(batch, channels, plane, threads, [&](int64_t c0, int64_t c1) {
+      normBackwardBlockAvx512(g, xhat, invStd, gamma, training, gx, sumG, sumGX, batch, channels, plane, c0, c1);
+    });
+  }
+#endif
   perChannel(batch, channels, plane, threads, [&](int64_t c) {
     if (avx2) normBackwardChannelAvx2(g, xhat, invStd, gamma, training, gx, sumG, sumGX, batch, channels, plane, c);
     else normBackwardChannel(g, xhat, invStd, gamma, training, gx, sumG, sumGX, batch, channels, plane, c);

@@ -154,6 +154,43 @@ describe('elementwise kernels', () => {
     }
   });
 
+  test('batch normalization on many channels of small planes (blocks of channels a task, gx in place of g) equals the references', () => {
+    // Planes of 16, 49 (a remainder of 1), 7 (no full group) and 64: the native kernels take
+    // several channels a task there, image by image, and normalize rows in memory order.
+    for (const [batch, channels, plane] of [[64, 96, 16], [9, 130, 49], [33, 70, 7], [16, 40, 64]]) {
+      const s = { batch, channels, plane };
+      const n = batch * channels * plane;
+      const xs = uniform(n, plane, -4, 6);
+      const gs = uniform(n, plane + 7, -1, 1);
+      xs[5] = -0;
+      gs[n - 1] = -0;
+      const stats = [0, 1].map(() => ({ mean: new Float64Array(channels), variance: new Float64Array(channels) }));
+      k.channelMeanVar(xs, s, stats[0].mean, stats[0].variance);
+      k.channelMeanVarReference(xs, s, stats[1].mean, stats[1].variance);
+      same(stats[0].mean, stats[1].mean, `mean ${plane}`);
+      same(stats[0].variance, stats[1].variance, `variance ${plane}`);
+      const invStd = Float32Array.from(stats[0].variance, (v) => 1 / Math.sqrt(v + 1e-5));
+      const gamma = uniform(channels, 8, 0.5, 1.5);
+      const beta = uniform(channels, 9);
+      const outs = [0, 1].map(() => ({ xhat: new Float32Array(n), out: new Float32Array(n) }));
+      k.batchNormForward(xs, stats[0].mean, invStd, gamma, beta, outs[0].xhat, outs[0].out, s);
+      k.batchNormForwardReference(xs, stats[0].mean, invStd, gamma, beta, outs[1].xhat, outs[1].out, s);
+      same(outs[0].xhat, outs[1].xhat, `xhat ${plane}`);
+      same(outs[0].out, outs[1].out, `out ${plane}`);
+      for (const training of [true, false]) {
+        // The layer passes g as gx (in place): the kernel reads a channel's g before writing its gx.
+        const inPlace = Float32Array.from(gs);
+        const r = [0, 1].map(() => ({ sg: new Float64Array(channels), sgx: new Float64Array(channels) }));
+        const gx = new Float32Array(n);
+        k.batchNormBackward(inPlace, outs[0].xhat, invStd, gamma, training, inPlace, r[0].sg, r[0].sgx, s);
+        k.batchNormBackwardReference(gs, outs[0].xhat, invStd, gamma, training, gx, r[1].sg, r[1].sgx, s);
+        same(inPlace, gx, `gx ${plane} training=${training}`);
+        same(r[0].sg, r[1].sg, `sumG ${plane}`);
+        same(r[0].sgx, r[1].sgx, `sumGX ${plane}`);
+      }
+    }
+  });
+
   test('wrong lengths are refused', () => {
     assert.throws(() => k.reluForward(new Float32Array(3), new Float32Array(4)), /reluForward: arrays differ in length \(3, 4\)/);
     assert.throws(() => k.reluBackward(new Uint8Array(1), new Float32Array(9), new Float32Array(9)), /mask of 1 bytes is too short for 9 elements; expected 2/);
