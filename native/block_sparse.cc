@@ -1274,6 +1274,198 @@ __attribute__((target("avx512f"))) void rotatedRun(const float* values, const in
 }
 #endif
 
+// Stride 1 with the 16 lanes of a vector 16 images: the same chains (the same entries in the same
+// order from +0, one rounding a product-add) with every tap's shift a whole number of vectors, so
+// each product reads one aligned vector and no lane is padding between images.
+// - dY, a group of 16 images at a time, decoded into planes [OC][positions][16 images]: padded
+//   planes wp = W + (KW - 1) DW wide, dY(oh, ow) at (oh + dH, ow + dW), zeros around it.
+// - dx(h, w) is position h wp + w; taps read position + ri DH wp + rj DW (rotated tap (ri, rj)).
+//   Positions run 16 at a time, the columns past W of each row computed and dropped.
+// - Channel c's chain: for each block row q, its rows oc in order, each with its kept columns of c
+//   in decreasing column (increasing rotated tap); entries (value, offset) contiguous per c, cut
+//   by block row (qStart), built in parallel over channels.
+// - An item is 16 positions x up to 16 channels, block row by block row (the planes of its br
+//   output channels stay in cache while the channels' runs add them in); the sums transposed
+//   back to images (16 positions x 16 images) and stored where they are outputs.
+constexpr int64_t kLaneChannels = 512;
+
+AlignedBuffer lanePlanes;
+thread_local AlignedBuffer laneAcc, laneLine;
+
+#ifdef OCTET_X86
+__attribute__((target("avx512f"))) void laneRun(const float* values, const int32_t* offsets, int64_t count, const float* base, float* acc) {
+  __m512 s[16];
+#pragma GCC unroll 16
+  for (int v = 0; v < 16; ++v) s[v] = _mm512_load_ps(acc + 16 * v);
+  for (int64_t e = 0; e < count; ++e) {
+    const __m512 w = _mm512_set1_ps(values[e]);
+    const float* x = base + offsets[e];
+#pragma GCC unroll 16
+    for (int v = 0; v < 16; ++v) s[v] = _mm512_fmadd_ps(w, _mm512_load_ps(x + 16 * v), s[v]);
+  }
+#pragma GCC unroll 16
+  for (int v = 0; v < 16; ++v) _mm512_store_ps(acc + 16 * v, s[v]);
+}
+
+// Lanes [lane, lane + count) of the 16 floats at `from` to to[0 .. count).
+__attribute__((target("avx512f"))) inline void storeRun(float* to, const float* from, int lane, int count) {
+  _mm512_mask_storeu_ps(to - lane, static_cast<__mmask16>(((1u << count) - 1u) << lane), _mm512_load_ps(from));
+}
+
+bool imageLaneInputGradient(const SparseInputGradArgs& a, int threads) {
+  const int64_t taps = a.kernelH * a.kernelW, k = a.channels * taps;
+  const int64_t dH = a.dilationH * (a.kernelH - 1) - a.padH, dW = a.dilationW * (a.kernelW - 1) - a.padW;
+  const int64_t H = a.height, W = a.width, OH = a.outH, OW = a.outW, C = a.channels, OC = a.outChannels;
+  const int64_t wp = W + (a.kernelW - 1) * a.dilationW, hp = H + (a.kernelH - 1) * a.dilationH;
+  // dY's rows and columns must lie inside the padded plane (they do for a stride-1 geometry).
+  if (dH + OH > hp || dW + OW > wp) return false;
+  const int64_t chunks = (H * wp + 15) / 16;
+  const int64_t reach = (a.kernelH - 1) * a.dilationH * wp + (a.kernelW - 1) * a.dilationW;
+  const int64_t planeVecs = std::max(hp * wp, chunks * 16 + reach);
+  if (static_cast<double>(OC) * static_cast<double>(planeVecs) * 16.0 > 2e9) return false;  // offsets are 32-bit floats
+  const int64_t blockRows = (OC + a.br - 1) / a.br, blockCols = (k + a.bc - 1) / a.bc;
+  // Where each block is stored, by (block row, block column); -1 where it is not.
+  std::vector<int32_t> blockAt(static_cast<size_t>(blockRows * blockCols), -1);
+  for (int64_t q = 0; q < blockRows; ++q) {
+    for (int32_t b = a.rowPtr[q]; b < a.rowPtr[q + 1]; ++b) blockAt[static_cast<size_t>(q * blockCols + a.colIdx[b])] = b;
+  }
+  // Channel c's kept columns in block row q: visit(bcol, from, to) for each stored block meeting
+  // c's columns [c taps, (c + 1) taps), by decreasing block column, its columns [to, from].
+  auto spans = [&](int64_t c, int64_t q, auto visit) {
+    const int64_t lo = c * taps, hi = (c + 1) * taps;
+    for (int64_t bcol = (hi - 1) / a.bc; bcol >= lo / a.bc; --bcol) {
+      if (blockAt[static_cast<size_t>(q * blockCols + bcol)] >= 0) visit(std::min(hi, (bcol + 1) * a.bc) - 1, std::max(lo, bcol * a.bc));
+    }
+  };
+  // Counts per (c, q) (rows of the block row times the kept columns), their starts (c major), then
+  // the entries: for each row oc of the block row, its kept columns decreasing.
+  const int64_t rowsQ = blockRows + 1;
+  thread_local std::vector<int64_t> qStart;
+  thread_local std::vector<float> values;
+  thread_local std::vector<int32_t> offsets;
+  qStart.assign(static_cast<size_t>(C * rowsQ + 1), 0);
+  int64_t* starts = qStart.data();
+  int64_t total = 0;
+  for (int64_t c = 0; c < C; ++c) {
+    starts[c * rowsQ] = total;
+    for (int64_t q = 0; q < blockRows; ++q) {
+      int64_t cols = 0;
+      spans(c, q, [&](int64_t from, int64_t to) { cols += from - to + 1; });
+      total += cols * (std::min(OC, (q + 1) * a.br) - q * a.br);
+      starts[c * rowsQ + q + 1] = total;
+    }
+  }
+  values.resize(static_cast<size_t>(total));
+  offsets.resize(static_cast<size_t>(total));
+  float* valueAt = values.data();
+  int32_t* offsetAt = offsets.data();
+  // Each tap's offset in the planes (floats) by its index t in the kernel: rotated (KH-1 - t / KW, KW-1 - t % KW).
+  std::vector<int32_t> tapOffset(static_cast<size_t>(taps));
+  for (int64_t t = 0; t < taps; ++t) {
+    tapOffset[static_cast<size_t>(t)] = static_cast<int32_t>(((a.kernelH - 1 - t / a.kernelW) * a.dilationH * wp + (a.kernelW - 1 - t % a.kernelW) * a.dilationW) * 16);
+  }
+  std::atomic<bool> finite{true};
+  parallelFor(C, threads, [&](int64_t c) {
+    int64_t at = starts[c * rowsQ];
+    bool ok = true;
+    const int64_t lo = c * taps;
+    for (int64_t q = 0; q < blockRows; ++q) {
+      if (starts[c * rowsQ + q + 1] == at) continue;
+      for (int64_t oc = q * a.br; oc < std::min(OC, (q + 1) * a.br); ++oc) {
+        const int32_t planeAt = static_cast<int32_t>(oc * planeVecs * 16);
+        spans(c, q, [&](int64_t from, int64_t to) {
+          for (int64_t col = from; col >= to; --col) {
+            const float v = a.wCodes ? a.wTable[a.wCodes[oc * k + col]] : a.w[oc * k + col];
+            ok = ok && std::isfinite(v);
+            valueAt[at] = v;
+            offsetAt[at] = planeAt + tapOffset[static_cast<size_t>(col - lo)];
+            ++at;
+          }
+        });
+      }
+    }
+    if (!ok) finite = false;
+  });
+  if (!finite) return false;
+  // Each chunk's runs of output lanes (a run within one row of the plane).
+  std::vector<OutputRun> outputRuns;
+  std::vector<size_t> chunkRuns(static_cast<size_t>(chunks) + 1, 0);
+  for (int64_t ch = 0; ch < chunks; ++ch) {
+    for (int64_t l = 0; l < 16;) {
+      const int64_t p = ch * 16 + l, h = p / wp, w = p % wp;
+      if (h >= H || w >= W) {
+        ++l;
+        continue;
+      }
+      const int64_t count = std::min(W - w, 16 - l);
+      outputRuns.push_back({static_cast<int32_t>(l), static_cast<int32_t>(count), 0, static_cast<int32_t>(h), static_cast<int32_t>(w)});
+      l += count;
+    }
+    chunkRuns[static_cast<size_t>(ch) + 1] = outputRuns.size();
+  }
+  // dY is finite (the caller checked): E5M2 codes by half conversion where the table is E5M2's.
+  const bool e5m2 = a.dyCodes && e5m2Table(a.dyTable, true);
+  const int64_t dyPlane = OH * OW, pixels = H * W;
+  const int64_t lineWidth = (dyPlane + 31) / 16 * 16;  // a plane and the 16 floats a last transpose may read past it
+  float* planes = lanePlanes.get(static_cast<size_t>(OC * planeVecs * 16));
+  // Channels an item: as many as keep their sums within 512 KB (every item reads all output
+  // channels' planes over its positions, block row by block row), fewer where the items would
+  // not spread over the threads.
+  int64_t laneChannels = std::min<int64_t>(C, kLaneChannels);
+  while (laneChannels > 16 && chunks * ((C + laneChannels - 1) / laneChannels) < 4 * threads) laneChannels = (laneChannels + 1) / 2;
+  const int64_t channelBlocks = (C + laneChannels - 1) / laneChannels;
+  for (int64_t n0 = 0; n0 < a.batch; n0 += 16) {
+    const int64_t images = std::min<int64_t>(16, a.batch - n0);
+    // The group's planes: every vector written (zeros around dY), output channel by output channel.
+    parallelFor(OC, threads, [&](int64_t oc) {
+      float* plane = planes + oc * planeVecs * 16;
+      // The 16 images' planes of this output channel side by side (rows lineWidth apart).
+      float* line = laneLine.get(static_cast<size_t>(16 * lineWidth));
+      for (int64_t i = 0; i < 16; ++i) {
+        float* row = line + i * lineWidth;
+        const int64_t from = (n0 + i) * a.dyImageStride + oc * dyPlane;
+        if (i >= images) std::memset(row, 0, sizeof(float) * static_cast<size_t>(dyPlane + 16));
+        else if (a.dyCodes) decodeCodes(a.dyCodes + from, a.dyTable, e5m2, dyPlane, row);
+        else std::memcpy(row, a.dy + from, sizeof(float) * static_cast<size_t>(dyPlane));
+      }
+      std::memset(plane, 0, sizeof(float) * 16 * static_cast<size_t>(dH * wp));
+      for (int64_t oh = 0; oh < OH; ++oh) {
+        float* out = plane + ((oh + dH) * wp) * 16;
+        std::memset(out, 0, sizeof(float) * 16 * static_cast<size_t>(dW));
+        for (int64_t ow = 0; ow < OW; ow += 16) transpose16(line + oh * OW + ow, lineWidth, out + (dW + ow) * 16, 16, std::min<int64_t>(16, OW - ow));
+        std::memset(out + (dW + OW) * 16, 0, sizeof(float) * 16 * static_cast<size_t>(wp - dW - OW));
+      }
+      std::memset(plane + (dH + OH) * wp * 16, 0, sizeof(float) * 16 * static_cast<size_t>(planeVecs - (dH + OH) * wp));
+    });
+    parallelFor(chunks * channelBlocks, threads, [&](int64_t item) {
+      const int64_t ch = item / channelBlocks, c0 = (item % channelBlocks) * laneChannels, c1 = std::min(C, c0 + laneChannels);
+      float* acc = laneAcc.get(static_cast<size_t>(laneChannels * 256));
+      std::memset(acc, 0, sizeof(float) * 256 * static_cast<size_t>(c1 - c0));
+      const float* base = planes + ch * 256;
+      for (int64_t q = 0; q < blockRows; ++q) {
+        for (int64_t c = c0; c < c1; ++c) {
+          const int64_t s0 = starts[c * rowsQ + q], s1 = starts[c * rowsQ + q + 1];
+          if (s1 > s0) laneRun(valueAt + s0, offsetAt + s0, s1 - s0, base, acc + (c - c0) * 256);
+        }
+      }
+      const size_t r0 = chunkRuns[static_cast<size_t>(ch)], r1 = chunkRuns[static_cast<size_t>(ch) + 1];
+      alignas(64) float byImage[256];
+      for (int64_t c = c0; c < c1; ++c) {
+        transpose16(acc + (c - c0) * 256, 16, byImage, 16, 16);
+        for (int64_t i = 0; i < images; ++i) {
+          float* image = a.dx + (n0 + i) * a.dxImageStride + c * pixels;
+          for (size_t r = r0; r < r1; ++r) {
+            const OutputRun& run = outputRuns[r];
+            storeRun(image + run.h * W + run.w, byImage + i * 16, run.lane, run.count);
+          }
+        }
+      }
+    });
+  }
+  return true;
+}
+#endif
+
 }  // namespace
 
 bool sparseRotatedInputGradient(const SparseInputGradArgs& a, int threads) {
@@ -1295,6 +1487,8 @@ bool sparseRotatedInputGradient(const SparseInputGradArgs& a, int threads) {
                 : valueFacts(a.dy, a.batch * a.dyImageStride).firstNonFinite < 128) {
     return false;
   }
+  // Stride 1: images in the lanes (imageLaneInputGradient).
+  if (sH == 1 && sW == 1) return imageLaneInputGradient(a, threads);
   // Phases: dx rows h = y SH + ph (columns alike). Tap i reaches a dY row only in the phase with
   // (ph + i DH - dH) divisible by SH, and there dY row y + delta, delta = (ph + i DH - dH) / SH;
   // the other taps read the dilated image's zeros (products the contract adds as exact zeros and

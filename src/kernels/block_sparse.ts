@@ -567,9 +567,19 @@ export function zeroPruned(values: Float32Array, pattern: SparsePattern): Float3
   const { rows, cols, br, bc, keep } = pattern;
   if (values.length !== rows * cols) throw new InvalidArgumentError(`zeroPruned: ${values.length} values; the pattern covers ${rows} x ${cols}`);
   const blockCols = Math.ceil(cols / bc);
-  for (let i = 0; i < rows; i++) {
-    const q = Math.floor(i / br);
-    for (let p = 0; p < blockCols; p++) if (!keep[q * blockCols + p]) values.fill(0, i * cols + p * bc, i * cols + Math.min(cols, (p + 1) * bc));
+  // Runs of consecutive pruned blocks of each block row, one fill per run and row.
+  const runs: number[] = [];
+  for (let q = 0; q * br < rows; q++) {
+    runs.length = 0;
+    for (let p = 0; p < blockCols; p++) {
+      if (keep[q * blockCols + p]) continue;
+      const p0 = p;
+      while (p + 1 < blockCols && !keep[q * blockCols + p + 1]) p++;
+      runs.push(p0 * bc, Math.min(cols, (p + 1) * bc));
+    }
+    for (let i = q * br; i < Math.min(rows, (q + 1) * br); i++) {
+      for (let r = 0; r < runs.length; r += 2) values.fill(0, i * cols + runs[r], i * cols + runs[r + 1]);
+    }
   }
   return values;
 }
@@ -586,16 +596,17 @@ export function zeroPruned(values: Float32Array, pattern: SparsePattern): Float3
  * - 'codes': one-byte codes with float32 accumulation (bsrLowpConv2dInputGradient: the rotated
  *   kernel's chains over the kept weights, the dense product's bits, strided or not) in place of
  *   the dense product, which runs two products an instruction (bfloat16 pairs) where this kernel
- *   runs one: blocks of at least 4 x 4 with at most 15% kept, on inputs of at least 64 pixels
- *   (`pixels`, H x W; at 8x8/90% it measured 1.4-2.8x the dense product on ResNet-18's layers from
- *   8 x 8 inputs up, the strided one included, 0.75-1.4x on the 4 x 4 ones; at 85% 0.95-1.8x, at
- *   80% 0.65-1.2x, at 75% 0.4-1.4x).
+ *   runs one: blocks of at least 4 x 4 with at most 25% kept on inputs of at least 32 pixels
+ *   (`pixels`, H x W), at most 15% kept on smaller ones. Measured 2026-12-07 on ResNet-18's and
+ *   ResNet-20's shapes (batch 64, random patterns, the dense product beside it): from 7 x 7 inputs
+ *   up 1.2-1.7x the dense product at 75% (0.99x once, ResNet-20's 28 x 28 layer with 4x4 blocks),
+ *   1.8-2.9x at 90%; on 4 x 4 inputs (512 channels) 0.7-1.1x at 75%, 1.1-1.7x at 85%, 1.4-2.4x at 90%.
  */
 export function sparseInputGradientWins(pattern: SparsePattern, dense: 'winograd' | 'codes' = 'winograd', pixels = Infinity): boolean {
   if (pattern.br < 4 || pattern.bc < 4) return false;
   const f = keptFraction(pattern);
   const area = pattern.br * pattern.bc;
-  if (dense === 'codes') return f <= 0.15 && pixels >= 64;
+  if (dense === 'codes') return f <= (pixels >= 32 ? 0.25 : 0.15);
   return (area >= 64 && f <= 0.25) || (area >= 16 && f <= 0.1);
 }
 

@@ -111,15 +111,20 @@ function sparseWeightGrad(s: ConvGeometry, sparse: SparsePattern | undefined, e:
 }
 
 function convKernels(s: ConvGeometry, sparse?: SparsePattern, pruned?: SparsePattern): ProductKernels {
+  // The last weight gradient the block-sparse kernel computed (this product's node's own).
+  let sparseGradient: Float32Array | null = null;
   return {
     outputShape: [s.batch, s.outChannels, s.outH, s.outW],
     channels: s.outChannels,
     plane: s.outH * s.outW,
     forward: (xo, wo, o) => sparseForward(s, sparse, xo, wo, o) ?? (o.blocks ? blockConv2dForward(xo, wo, s, o.blocks, o) : lowpConv2dForward(xo, wo, s, o)),
     inputGrad: (e, wo, o) => sparseInputGrad(s, sparse, e, wo, o) ?? (o.blocks ? blockConv2dBackwardData(e, wo, s, o.blocks, o) : lowpConv2dBackwardData(e, wo, s, o)),
-    weightGrad: (e, xo, o) =>
-      sparseWeightGrad(s, sparse, e, xo, o) ?? (o.blocks ? blockConv2dBackwardWeight(e, xo, s, o.blocks, o) : lowpConv2dBackwardWeight(e, xo, s, o)),
-    ...(pruned ? { zeroPruned: (dw: Float32Array) => zeroPruned(dw, pruned) } : {}),
+    weightGrad: (e, xo, o) => {
+      sparseGradient = sparseWeightGrad(s, sparse, e, xo, o);
+      return sparseGradient ?? (o.blocks ? blockConv2dBackwardWeight(e, xo, s, o.blocks, o) : lowpConv2dBackwardWeight(e, xo, s, o));
+    },
+    // The block-sparse kernel's gradient is +0 outside the kept blocks already.
+    ...(pruned ? { zeroPruned: (dw: Float32Array) => (dw === sparseGradient && sparse === pruned ? dw : zeroPruned(dw, pruned)) } : {}),
     floatBackward: (g, xf, wf, algorithm, prunedGradientUnread) => conv2dGradients({ g, x: xf, weight: wf, geometry: s, algorithm, sparse, prunedGradientUnread }),
   };
 }

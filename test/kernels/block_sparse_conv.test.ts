@@ -217,6 +217,10 @@ describe('bsrLowpConv2dInputGradient (one-byte codes, float32 accumulation)', ()
     ['3x3 without padding (outputs smaller than the input), 4x4 blocks', [2, 8, 8, 8], [12, 8, 3, 3], {}, 4, 4],
     ['1x1, 4x4 blocks', [2, 12, 10, 10], [20, 12, 1, 1], {}, 4, 4],
     ['3x1 pad (1, 0)', [3, 8, 9, 5], [8, 8, 3, 1], { padding: [1, 0] }, 8, 8],
+    // Stride 1 runs 16 images in a vector's lanes: batches past 16, the last group partial.
+    ['3x3 pad 1, 37 images (three groups of 16, the last partial)', [37, 24, 6, 6], [40, 24, 3, 3], { padding: 1 }, 8, 8],
+    ['3x3 pad 1 on 4 x 4 planes, 21 images, 40 input channels', [21, 40, 4, 4], [16, 40, 3, 3], { padding: 1 }, 4, 4],
+    ['3x3 pad 1 on 7 x 7 planes, 17 images, 16x16 blocks', [17, 16, 7, 7], [32, 16, 3, 3], { padding: 1 }, 16, 16],
     // Strided: the dilated output gradient's phases.
     ['3x3 stride 2 pad 1, 8x8 blocks', [3, 16, 12, 12], [24, 16, 3, 3], { padding: 1, stride: 2 }, 8, 8],
     ['3x3 stride 2 pad 1 on odd sizes (phases of unequal rows and columns)', [2, 8, 9, 7], [16, 8, 3, 3], { padding: 1, stride: 2 }, 8, 8],

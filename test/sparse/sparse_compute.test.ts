@@ -104,12 +104,14 @@ describe('the stride-1 input-gradient rule (in place of Winograd)', () => {
     assert.equal(sparseInputGradientWins(pattern(2, 16, 5)), false);
   });
 
-  test('one-byte codes (in place of the dense product): blocks of at least 4x4 at 15% kept or fewer, inputs of 64 pixels or more', () => {
-    assert.equal(sparseInputGradientWins(pattern(8, 8, 15), 'codes'), true);
-    assert.equal(sparseInputGradientWins(pattern(8, 8, 15), 'codes', 64), true);
-    assert.equal(sparseInputGradientWins(pattern(8, 8, 15), 'codes', 63), false);
-    assert.equal(sparseInputGradientWins(pattern(8, 8, 16), 'codes'), false);
-    assert.equal(sparseInputGradientWins(pattern(4, 4, 15), 'codes'), true);
+  test('one-byte codes (in place of the dense product): blocks of at least 4x4, at 25% kept or fewer on inputs of 32 pixels or more, at 15% on smaller ones', () => {
+    assert.equal(sparseInputGradientWins(pattern(8, 8, 25), 'codes'), true);
+    assert.equal(sparseInputGradientWins(pattern(8, 8, 26), 'codes'), false);
+    assert.equal(sparseInputGradientWins(pattern(8, 8, 25), 'codes', 32), true);
+    assert.equal(sparseInputGradientWins(pattern(8, 8, 25), 'codes', 31), false);
+    assert.equal(sparseInputGradientWins(pattern(8, 8, 15), 'codes', 16), true);
+    assert.equal(sparseInputGradientWins(pattern(8, 8, 16), 'codes', 16), false);
+    assert.equal(sparseInputGradientWins(pattern(4, 4, 25), 'codes'), true);
     assert.equal(sparseInputGradientWins(pattern(1, 1, 5), 'codes'), false);
     assert.equal(sparseInputGradientWins(pattern(2, 16, 5), 'codes'), false);
   });
@@ -137,6 +139,11 @@ describe('the gradients of a pruned convolution', () => {
     const v = zeroPruned(Float32Array.from({ length: 35 }, (_, i) => i + 1), p);
     for (let i = 0; i < 5; i++) for (let j = 0; j < 7; j++) assert.equal(v[i * 7 + j], p.keep[Math.floor(i / 4) * 2 + Math.floor(j / 4)] ? i * 7 + j + 1 : 0, `${i},${j}`);
     assert.throws(() => zeroPruned(new Float32Array(3), p), /3 values; the pattern covers 5 x 7/);
+    // Runs of pruned blocks (cleared a run at a time), kept ones between them, a short last block row and column.
+    const rows = 19, cols = 45, br = 4, bc = 4;
+    const keep = Uint8Array.from({ length: 5 * 12 }, (_, i) => (i * 7) % 5 === 0 || i % 11 === 3 ? 1 : 0);
+    const w = zeroPruned(Float32Array.from({ length: rows * cols }, (_, i) => i + 1), { rows, cols, br, bc, keep });
+    for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) assert.equal(w[i * cols + j], keep[Math.floor(i / br) * 12 + Math.floor(j / bc)] ? i * cols + j + 1 : 0, `${i},${j}`);
   });
 
   test('float32 input gradient, stride 1: in place of Winograd the sparse kernel (W^T dY folded in as col2im does), never in place of the direct product', () => {
