@@ -1237,62 +1237,42 @@ void bsrConvWeightGradient(const BsrWeightGradArgs& g, int threads) {
 
 namespace {
 
-thread_local AlignedBuffer rotatedPlanes, rotatedAcc;
-
-// A run of a chunk's lanes that are outputs: lanes [lane, lane + count) are image i's row h from
-// column w.
-struct OutputRun {
-  int32_t lane, count, image, h, w;
-};
-
-// count (<= 16) floats from `from` to `to`.
-#ifdef OCTET_X86
-__attribute__((target("avx512f"))) inline void copyLanes(float* to, const float* from, int count) {
-  const __mmask16 m = static_cast<__mmask16>((1u << count) - 1u);
-  _mm512_mask_storeu_ps(to, m, _mm512_maskz_loadu_ps(m, from));
-}
-#endif
-
-// One run of a channel's chain over kRunLanes positions: acc = fma(w, x, acc) over the run's
-// entries in order, x at planes + the entry's offset. Eight vectors: eight independent chains in
-// flight (four left the adds waiting on each other's latency).
-constexpr int64_t kRunLanes = 128;
-
-#ifdef OCTET_X86
-__attribute__((target("avx512f"))) void rotatedRun(const float* values, const int32_t* offsets, int64_t count, const float* planes, float* acc) {
-  __m512 a[8];
-#pragma GCC unroll 8
-  for (int v = 0; v < 8; ++v) a[v] = _mm512_loadu_ps(acc + 16 * v);
-  for (int64_t e = 0; e < count; ++e) {
-    const __m512 w = _mm512_set1_ps(values[e]);
-    const float* x = planes + offsets[e];
-#pragma GCC unroll 8
-    for (int v = 0; v < 8; ++v) a[v] = _mm512_fmadd_ps(w, _mm512_loadu_ps(x + 16 * v), a[v]);
-  }
-#pragma GCC unroll 8
-  for (int v = 0; v < 8; ++v) _mm512_storeu_ps(acc + 16 * v, a[v]);
-}
-#endif
-
-// Stride 1 with the 16 lanes of a vector 16 images: the same chains (the same entries in the same
-// order from +0, one rounding a product-add) with every tap's shift a whole number of vectors, so
-// each product reads one aligned vector and no lane is padding between images.
-// - dY, a group of 16 images at a time, decoded into planes [OC][positions][16 images]: padded
-//   planes wp = W + (KW - 1) DW wide, dY(oh, ow) at (oh + dH, ow + dW), zeros around it.
-// - dx(h, w) is position h wp + w; taps read position + ri DH wp + rj DW (rotated tap (ri, rj)).
-//   Positions run 16 at a time, the columns past W of each row computed and dropped.
-// - Channel c's chain: for each block row q, its rows oc in order, each with its kept columns of c
-//   in decreasing column (increasing rotated tap); entries (value, offset) contiguous per c, cut
-//   by block row (qStart), built in parallel over channels.
-// - An item is 16 positions x up to 16 channels, block row by block row (the planes of its br
-//   output channels stay in cache while the channels' runs add them in); the sums transposed
-//   back to images (16 positions x 16 images) and stored where they are outputs.
+// The input gradient of one-byte codes as the contract computes it (lowpConv2dBackwardData): the
+// stride-1 forward convolution of the stride-dilated dY with the rotated weights, each dx element
+// one chain over (output channel, then rotated tap) from +0, one rounding a product-add. The
+// chains here visit the kept weights only (a pruned weight's product is an exact zero, which
+// changes no sum but a zero one's sign, and the contract's zero results are +0 as these are),
+// with the 16 lanes of a vector 16 images: every tap's shift is a whole number of vectors, so a
+// product reads one aligned vector and no lane is spent between images.
+// - Phases: dx rows h = y SH + ph (columns alike). Rotated tap i reaches a dY row only in the
+//   phase with (ph + i DH - dH) divisible by SH, and there dY row y + delta, delta = (ph + i DH -
+//   dH) / SH; the other taps read the dilated image's zeros. Stride 1: one phase, delta = i DH - dH.
+// - dY, 16 images at a time, is decoded into planes [OC][positions][16 images]: rows T + OH + B
+//   and columns L + OW + R (= wp) with dY(oh, ow) at (T + oh, L + ow) and zeros around it, T and L
+//   the largest upward and leftward reach, B and R what the phases' last rows and columns read
+//   past dY.
+// - Phase f's output (y, x) is position y wp + x; its taps read position + (T + delta_i) wp + L +
+//   delta_j. Positions run 16 at a time, the columns past the phase's of each row computed and dropped.
+// - List (f, c): channel c's chain in phase f, for each block row q its rows oc in order, each
+//   with its kept columns of c in decreasing column (increasing rotated tap) whose tap is of the
+//   phase; entries (value, offset) contiguous per list, cut by block row (qStart), built in
+//   parallel over lists.
+// - An item is 16 positions of a phase x a range of channels, block row by block row (the planes
+//   of the block row's output channels stay in cache while the channels' runs add them in); the
+//   sums transposed back to images (16 positions x 16 images) and stored where they are outputs.
 constexpr int64_t kLaneChannels = 512;
 
 AlignedBuffer lanePlanes;
 thread_local AlignedBuffer laneAcc, laneLine;
 
+// Lanes [lane, lane + count) of a chunk: phase row y (dx row y SH + ph) from phase column x.
+struct OutputRun {
+  int32_t lane, count, h, w;
+};
+
 #ifdef OCTET_X86
+// acc[v] = fma(w, x[v], acc[v]) over the entries in order, x at base + the entry's offset (16
+// positions of 16 images: sixteen independent chains).
 __attribute__((target("avx512f"))) void laneRun(const float* values, const int32_t* offsets, int64_t count, const float* base, float* acc) {
   __m512 s[16];
 #pragma GCC unroll 16
@@ -1311,108 +1291,159 @@ __attribute__((target("avx512f"))) void laneRun(const float* values, const int32
 __attribute__((target("avx512f"))) inline void storeRun(float* to, const float* from, int lane, int count) {
   _mm512_mask_storeu_ps(to - lane, static_cast<__mmask16>(((1u << count) - 1u) << lane), _mm512_load_ps(from));
 }
+#endif
 
-bool imageLaneInputGradient(const SparseInputGradArgs& a, int threads) {
+}  // namespace
+
+bool sparseRotatedInputGradient(const SparseInputGradArgs& a, int threads) {
+#ifdef OCTET_X86
+  // AVX-512 only (elsewhere the dense product, two products an instruction, is the faster one).
+  if (family() != Family::kAvx512) return false;
   const int64_t taps = a.kernelH * a.kernelW, k = a.channels * taps;
+  const int64_t sH = a.strideH, sW = a.strideW;
+  const int64_t C = a.channels, OC = a.outChannels, H = a.height, W = a.width, OH = a.outH, OW = a.outW;
+  // The dilated gradient image's offset: dx(h, w) reads it at (h + i DH, w + j DW), and dY(oh, ow)
+  // sits there at (oh SH + dH, ow SW + dW).
   const int64_t dH = a.dilationH * (a.kernelH - 1) - a.padH, dW = a.dilationW * (a.kernelW - 1) - a.padW;
-  const int64_t H = a.height, W = a.width, OH = a.outH, OW = a.outW, C = a.channels, OC = a.outChannels;
-  const int64_t wp = W + (a.kernelW - 1) * a.dilationW, hp = H + (a.kernelH - 1) * a.dilationH;
-  // dY's rows and columns must lie inside the padded plane (they do for a stride-1 geometry).
-  if (dH + OH > hp || dW + OW > wp) return false;
-  const int64_t chunks = (H * wp + 15) / 16;
-  const int64_t reach = (a.kernelH - 1) * a.dilationH * wp + (a.kernelW - 1) * a.dilationW;
-  const int64_t planeVecs = std::max(hp * wp, chunks * 16 + reach);
+  if (sH < 1 || sW < 1 || dH < 0 || dW < 0) return false;
+  const int64_t dyPlane = OH * OW;
+  // dY finite (the images lie one after the other).
+  if (a.dyImageStride != OC * dyPlane) return false;
+  if (a.dyCodes ? mayReadNonFinite(a.dyCodes, a.batch * a.dyImageStride, tableFacts(a.dyTable, 256))
+                : valueFacts(a.dy, a.batch * a.dyImageStride).firstNonFinite < 128) {
+    return false;
+  }
+  auto phaseOf = [](int64_t t, int64_t dil, int64_t d, int64_t s) {
+    const int64_t m = ((d - t * dil) % s + s) % s;  // the ph with ph + t dil - d = 0 (mod s)
+    return std::pair<int64_t, int64_t>{m, (m + t * dil - d) / s};
+  };
+  auto rowsOfPhase = [](int64_t size, int64_t ph, int64_t s) { return ph >= size ? int64_t(0) : (size - ph + s - 1) / s; };
+  int64_t minRow = 0, maxRow = 0, minCol = 0, maxCol = 0, topDelta = 0, leftDelta = 0;
+  for (int64_t i = 0; i < a.kernelH; ++i) {
+    const auto [ph, delta] = phaseOf(i, a.dilationH, dH, sH);
+    minRow = std::min(minRow, delta);
+    topDelta = std::max(topDelta, delta);
+    maxRow = std::max(maxRow, rowsOfPhase(H, ph, sH) - 1 + delta - (OH - 1));
+  }
+  for (int64_t j = 0; j < a.kernelW; ++j) {
+    const auto [pw, delta] = phaseOf(j, a.dilationW, dW, sW);
+    minCol = std::min(minCol, delta);
+    leftDelta = std::max(leftDelta, delta);
+    maxCol = std::max(maxCol, rowsOfPhase(W, pw, sW) - 1 + delta - (OW - 1));
+  }
+  const int64_t T = -minRow, B = std::max<int64_t>(0, maxRow), L = -minCol, R = std::max<int64_t>(0, maxCol);
+  const int64_t wp = L + OW + R, hp = T + OH + B;
+  const int64_t phases = sH * sW;
+  // Each phase's chunks of 16 positions (phase rows x wp), and the planes' length in vectors: the
+  // padded plane, or as far as the last chunk's furthest tap reads.
+  std::vector<int64_t> chunkStart(static_cast<size_t>(phases) + 1, 0);
+  for (int64_t f = 0; f < phases; ++f) {
+    const int64_t rowsHere = rowsOfPhase(H, f / sW, sH), colsHere = rowsOfPhase(W, f % sW, sW);
+    chunkStart[static_cast<size_t>(f) + 1] = chunkStart[static_cast<size_t>(f)] + (rowsHere && colsHere ? (rowsHere * wp + 15) / 16 : 0);
+  }
+  int64_t longest = 0;
+  for (int64_t f = 0; f < phases; ++f) longest = std::max(longest, chunkStart[static_cast<size_t>(f) + 1] - chunkStart[static_cast<size_t>(f)]);
+  const int64_t planeVecs = std::max(hp * wp, longest * 16 + (T + topDelta) * wp + L + leftDelta);
   if (static_cast<double>(OC) * static_cast<double>(planeVecs) * 16.0 > 2e9) return false;  // offsets are 32-bit floats
+  // Each kernel tap's phase (-1: a phase with no dx rows or columns, kernels wider than the image)
+  // and its offset in the planes (floats), by the tap's index t in the kernel, rotated (KH-1 - t / KW, KW-1 - t % KW).
+  std::vector<int32_t> tapPhase(static_cast<size_t>(taps)), tapOffset(static_cast<size_t>(taps));
+  for (int64_t t = 0; t < taps; ++t) {
+    const auto [ph, di] = phaseOf(a.kernelH - 1 - t / a.kernelW, a.dilationH, dH, sH);
+    const auto [pw, dj] = phaseOf(a.kernelW - 1 - t % a.kernelW, a.dilationW, dW, sW);
+    const bool reaches = rowsOfPhase(H, ph, sH) > 0 && rowsOfPhase(W, pw, sW) > 0;
+    tapPhase[static_cast<size_t>(t)] = reaches ? static_cast<int32_t>(ph * sW + pw) : -1;
+    tapOffset[static_cast<size_t>(t)] = static_cast<int32_t>(((T + di) * wp + L + dj) * 16);
+  }
   const int64_t blockRows = (OC + a.br - 1) / a.br, blockCols = (k + a.bc - 1) / a.bc;
   // Where each block is stored, by (block row, block column); -1 where it is not.
   std::vector<int32_t> blockAt(static_cast<size_t>(blockRows * blockCols), -1);
   for (int64_t q = 0; q < blockRows; ++q) {
     for (int32_t b = a.rowPtr[q]; b < a.rowPtr[q + 1]; ++b) blockAt[static_cast<size_t>(q * blockCols + a.colIdx[b])] = b;
   }
-  // Channel c's kept columns in block row q: visit(bcol, from, to) for each stored block meeting
-  // c's columns [c taps, (c + 1) taps), by decreasing block column, its columns [to, from].
-  auto spans = [&](int64_t c, int64_t q, auto visit) {
+  // Channel c's kept columns of block row q in phase f: visit(col) for each, by decreasing column.
+  auto columns = [&](int64_t f, int64_t c, int64_t q, auto visit) {
     const int64_t lo = c * taps, hi = (c + 1) * taps;
     for (int64_t bcol = (hi - 1) / a.bc; bcol >= lo / a.bc; --bcol) {
-      if (blockAt[static_cast<size_t>(q * blockCols + bcol)] >= 0) visit(std::min(hi, (bcol + 1) * a.bc) - 1, std::max(lo, bcol * a.bc));
+      if (blockAt[static_cast<size_t>(q * blockCols + bcol)] < 0) continue;
+      for (int64_t col = std::min(hi, (bcol + 1) * a.bc) - 1; col >= std::max(lo, bcol * a.bc); --col) {
+        if (tapPhase[static_cast<size_t>(col - lo)] == f) visit(col);
+      }
     }
   };
-  // Counts per (c, q) (rows of the block row times the kept columns), their starts (c major), then
-  // the entries: for each row oc of the block row, its kept columns decreasing.
-  const int64_t rowsQ = blockRows + 1;
+  // Counts per (list, q) (rows of the block row times the columns), their starts, then the entries.
+  const int64_t lists = phases * C, rowsQ = blockRows + 1;
   thread_local std::vector<int64_t> qStart;
   thread_local std::vector<float> values;
   thread_local std::vector<int32_t> offsets;
-  qStart.assign(static_cast<size_t>(C * rowsQ + 1), 0);
+  qStart.assign(static_cast<size_t>(lists * rowsQ), 0);
   int64_t* starts = qStart.data();
   int64_t total = 0;
-  for (int64_t c = 0; c < C; ++c) {
-    starts[c * rowsQ] = total;
+  for (int64_t l = 0; l < lists; ++l) {
+    starts[l * rowsQ] = total;
     for (int64_t q = 0; q < blockRows; ++q) {
       int64_t cols = 0;
-      spans(c, q, [&](int64_t from, int64_t to) { cols += from - to + 1; });
+      columns(l / C, l % C, q, [&](int64_t) { ++cols; });
       total += cols * (std::min(OC, (q + 1) * a.br) - q * a.br);
-      starts[c * rowsQ + q + 1] = total;
+      starts[l * rowsQ + q + 1] = total;
     }
   }
   values.resize(static_cast<size_t>(total));
   offsets.resize(static_cast<size_t>(total));
   float* valueAt = values.data();
   int32_t* offsetAt = offsets.data();
-  // Each tap's offset in the planes (floats) by its index t in the kernel: rotated (KH-1 - t / KW, KW-1 - t % KW).
-  std::vector<int32_t> tapOffset(static_cast<size_t>(taps));
-  for (int64_t t = 0; t < taps; ++t) {
-    tapOffset[static_cast<size_t>(t)] = static_cast<int32_t>(((a.kernelH - 1 - t / a.kernelW) * a.dilationH * wp + (a.kernelW - 1 - t % a.kernelW) * a.dilationW) * 16);
-  }
   std::atomic<bool> finite{true};
-  parallelFor(C, threads, [&](int64_t c) {
-    int64_t at = starts[c * rowsQ];
+  parallelFor(lists, threads, [&](int64_t l) {
+    const int64_t f = l / C, c = l % C, lo = c * taps;
+    int64_t at = starts[l * rowsQ];
     bool ok = true;
-    const int64_t lo = c * taps;
     for (int64_t q = 0; q < blockRows; ++q) {
-      if (starts[c * rowsQ + q + 1] == at) continue;
+      if (starts[l * rowsQ + q + 1] == at) continue;
       for (int64_t oc = q * a.br; oc < std::min(OC, (q + 1) * a.br); ++oc) {
         const int32_t planeAt = static_cast<int32_t>(oc * planeVecs * 16);
-        spans(c, q, [&](int64_t from, int64_t to) {
-          for (int64_t col = from; col >= to; --col) {
-            const float v = a.wCodes ? a.wTable[a.wCodes[oc * k + col]] : a.w[oc * k + col];
-            ok = ok && std::isfinite(v);
-            valueAt[at] = v;
-            offsetAt[at] = planeAt + tapOffset[static_cast<size_t>(col - lo)];
-            ++at;
-          }
+        columns(f, c, q, [&](int64_t col) {
+          const float v = a.wCodes ? a.wTable[a.wCodes[oc * k + col]] : a.w[oc * k + col];
+          ok = ok && std::isfinite(v);
+          valueAt[at] = v;
+          offsetAt[at] = planeAt + tapOffset[static_cast<size_t>(col - lo)];
+          ++at;
         });
       }
     }
     if (!ok) finite = false;
   });
   if (!finite) return false;
-  // Each chunk's runs of output lanes (a run within one row of the plane).
+  // Each chunk's runs of output lanes (a run within one phase row).
+  const int64_t chunks = chunkStart[static_cast<size_t>(phases)];
   std::vector<OutputRun> outputRuns;
   std::vector<size_t> chunkRuns(static_cast<size_t>(chunks) + 1, 0);
-  for (int64_t ch = 0; ch < chunks; ++ch) {
-    for (int64_t l = 0; l < 16;) {
-      const int64_t p = ch * 16 + l, h = p / wp, w = p % wp;
-      if (h >= H || w >= W) {
-        ++l;
-        continue;
+  for (int64_t f = 0; f < phases; ++f) {
+    const int64_t ph = f / sW, pw = f % sW, rowsHere = rowsOfPhase(H, ph, sH), colsHere = rowsOfPhase(W, pw, sW);
+    for (int64_t ch = chunkStart[static_cast<size_t>(f)]; ch < chunkStart[static_cast<size_t>(f) + 1]; ++ch) {
+      const int64_t first = (ch - chunkStart[static_cast<size_t>(f)]) * 16;
+      for (int64_t l = 0; l < 16;) {
+        const int64_t p = first + l, y = p / wp, x = p % wp;
+        if (y >= rowsHere || x >= colsHere) {
+          ++l;
+          continue;
+        }
+        const int64_t count = std::min(colsHere - x, 16 - l);
+        outputRuns.push_back({static_cast<int32_t>(l), static_cast<int32_t>(count), static_cast<int32_t>(y * sH + ph), static_cast<int32_t>(x * sW + pw)});
+        l += count;
       }
-      const int64_t count = std::min(W - w, 16 - l);
-      outputRuns.push_back({static_cast<int32_t>(l), static_cast<int32_t>(count), 0, static_cast<int32_t>(h), static_cast<int32_t>(w)});
-      l += count;
+      chunkRuns[static_cast<size_t>(ch) + 1] = outputRuns.size();
     }
-    chunkRuns[static_cast<size_t>(ch) + 1] = outputRuns.size();
   }
-  // dY is finite (the caller checked): E5M2 codes by half conversion where the table is E5M2's.
+  // dY is finite (checked above): E5M2 codes by half conversion where the table is E5M2's.
   const bool e5m2 = a.dyCodes && e5m2Table(a.dyTable, true);
-  const int64_t dyPlane = OH * OW, pixels = H * W;
+  const int64_t pixels = H * W;
   const int64_t lineWidth = (dyPlane + 31) / 16 * 16;  // a plane and the 16 floats a last transpose may read past it
   float* planes = lanePlanes.get(static_cast<size_t>(OC * planeVecs * 16));
   // Channels an item: as many as keep their sums within 512 KB (every item reads all output
   // channels' planes over its positions, block row by block row), fewer where the items would
   // not spread over the threads.
   int64_t laneChannels = std::min<int64_t>(C, kLaneChannels);
-  while (laneChannels > 16 && chunks * ((C + laneChannels - 1) / laneChannels) < 4 * threads) laneChannels = (laneChannels + 1) / 2;
+  while (laneChannels > 16 && longest * ((C + laneChannels - 1) / laneChannels) < 4 * threads) laneChannels = (laneChannels + 1) / 2;
   const int64_t channelBlocks = (C + laneChannels - 1) / laneChannels;
   for (int64_t n0 = 0; n0 < a.batch; n0 += 16) {
     const int64_t images = std::min<int64_t>(16, a.batch - n0);
@@ -1428,249 +1459,51 @@ bool imageLaneInputGradient(const SparseInputGradArgs& a, int threads) {
         else if (a.dyCodes) decodeCodes(a.dyCodes + from, a.dyTable, e5m2, dyPlane, row);
         else std::memcpy(row, a.dy + from, sizeof(float) * static_cast<size_t>(dyPlane));
       }
-      std::memset(plane, 0, sizeof(float) * 16 * static_cast<size_t>(dH * wp));
+      std::memset(plane, 0, sizeof(float) * 16 * static_cast<size_t>(T * wp));
       for (int64_t oh = 0; oh < OH; ++oh) {
-        float* out = plane + ((oh + dH) * wp) * 16;
-        std::memset(out, 0, sizeof(float) * 16 * static_cast<size_t>(dW));
-        for (int64_t ow = 0; ow < OW; ow += 16) transpose16(line + oh * OW + ow, lineWidth, out + (dW + ow) * 16, 16, std::min<int64_t>(16, OW - ow));
-        std::memset(out + (dW + OW) * 16, 0, sizeof(float) * 16 * static_cast<size_t>(wp - dW - OW));
+        float* out = plane + ((oh + T) * wp) * 16;
+        std::memset(out, 0, sizeof(float) * 16 * static_cast<size_t>(L));
+        for (int64_t ow = 0; ow < OW; ow += 16) transpose16(line + oh * OW + ow, lineWidth, out + (L + ow) * 16, 16, std::min<int64_t>(16, OW - ow));
+        std::memset(out + (L + OW) * 16, 0, sizeof(float) * 16 * static_cast<size_t>(R));
       }
-      std::memset(plane + (dH + OH) * wp * 16, 0, sizeof(float) * 16 * static_cast<size_t>(planeVecs - (dH + OH) * wp));
+      std::memset(plane + (T + OH) * wp * 16, 0, sizeof(float) * 16 * static_cast<size_t>(planeVecs - (T + OH) * wp));
     });
-    parallelFor(chunks * channelBlocks, threads, [&](int64_t item) {
-      const int64_t ch = item / channelBlocks, c0 = (item % channelBlocks) * laneChannels, c1 = std::min(C, c0 + laneChannels);
+    // An item: chunk j of every phase (neighbouring dx rows and columns, written while in cache)
+    // for a range of channels.
+    parallelFor(longest * channelBlocks, threads, [&](int64_t item) {
+      const int64_t j = item / channelBlocks, c0 = (item % channelBlocks) * laneChannels, c1 = std::min(C, c0 + laneChannels);
       float* acc = laneAcc.get(static_cast<size_t>(laneChannels * 256));
-      std::memset(acc, 0, sizeof(float) * 256 * static_cast<size_t>(c1 - c0));
-      const float* base = planes + ch * 256;
-      for (int64_t q = 0; q < blockRows; ++q) {
-        for (int64_t c = c0; c < c1; ++c) {
-          const int64_t s0 = starts[c * rowsQ + q], s1 = starts[c * rowsQ + q + 1];
-          if (s1 > s0) laneRun(valueAt + s0, offsetAt + s0, s1 - s0, base, acc + (c - c0) * 256);
-        }
-      }
-      const size_t r0 = chunkRuns[static_cast<size_t>(ch)], r1 = chunkRuns[static_cast<size_t>(ch) + 1];
       alignas(64) float byImage[256];
-      for (int64_t c = c0; c < c1; ++c) {
-        transpose16(acc + (c - c0) * 256, 16, byImage, 16, 16);
-        for (int64_t i = 0; i < images; ++i) {
-          float* image = a.dx + (n0 + i) * a.dxImageStride + c * pixels;
-          for (size_t r = r0; r < r1; ++r) {
-            const OutputRun& run = outputRuns[r];
-            storeRun(image + run.h * W + run.w, byImage + i * 16, run.lane, run.count);
+      for (int64_t f = 0; f < phases; ++f) {
+        const int64_t ch = chunkStart[static_cast<size_t>(f)] + j;
+        if (ch >= chunkStart[static_cast<size_t>(f) + 1]) continue;
+        std::memset(acc, 0, sizeof(float) * 256 * static_cast<size_t>(c1 - c0));
+        const float* base = planes + j * 256;
+        for (int64_t q = 0; q < blockRows; ++q) {
+          for (int64_t c = c0; c < c1; ++c) {
+            const int64_t l = f * C + c, s0 = starts[l * rowsQ + q], s1 = starts[l * rowsQ + q + 1];
+            if (s1 > s0) laneRun(valueAt + s0, offsetAt + s0, s1 - s0, base, acc + (c - c0) * 256);
           }
         }
-      }
-    });
-  }
-  return true;
-}
-#endif
-
-}  // namespace
-
-bool sparseRotatedInputGradient(const SparseInputGradArgs& a, int threads) {
-#ifdef OCTET_X86
-  // AVX-512 only (elsewhere the dense product, two products an instruction, is the faster one).
-  if (family() != Family::kAvx512) return false;
-  const int64_t taps = a.kernelH * a.kernelW, k = a.channels * taps;
-  const int64_t sH = a.strideH, sW = a.strideW;
-  // The dilated gradient image's offset: dx(h, w) reads it at (h + i DH, w + j DW), and dY(oh, ow)
-  // sits there at (oh SH + dH, ow SW + dW).
-  const int64_t dH = a.dilationH * (a.kernelH - 1) - a.padH, dW = a.dilationW * (a.kernelW - 1) - a.padW;
-  if (sH < 1 || sW < 1 || dH < 0 || dW < 0) return false;
-  const int64_t blockRows = (a.outChannels + a.br - 1) / a.br;
-  auto weight = [&](int64_t at) { return a.wCodes ? a.wTable[a.wCodes[at]] : a.w[at]; };
-  const int64_t dyPlane = a.outH * a.outW;
-  // dY finite (the images lie one after the other).
-  if (a.dyImageStride != a.outChannels * dyPlane) return false;
-  if (a.dyCodes ? mayReadNonFinite(a.dyCodes, a.batch * a.dyImageStride, tableFacts(a.dyTable, 256))
-                : valueFacts(a.dy, a.batch * a.dyImageStride).firstNonFinite < 128) {
-    return false;
-  }
-  // Stride 1: images in the lanes (imageLaneInputGradient).
-  if (sH == 1 && sW == 1) return imageLaneInputGradient(a, threads);
-  // Phases: dx rows h = y SH + ph (columns alike). Tap i reaches a dY row only in the phase with
-  // (ph + i DH - dH) divisible by SH, and there dY row y + delta, delta = (ph + i DH - dH) / SH;
-  // the other taps read the dilated image's zeros (products the contract adds as exact zeros and
-  // the chains here leave out). Stride 1: one phase, delta = i DH - dH.
-  auto phaseOf = [](int64_t t, int64_t dil, int64_t d, int64_t s) {
-    const int64_t m = ((d - t * dil) % s + s) % s;  // the ph with ph + t dil - d = 0 (mod s)
-    return std::pair<int64_t, int64_t>{m, (m + t * dil - d) / s};
-  };
-  auto rowsOfPhase = [](int64_t size, int64_t ph, int64_t s) { return ph >= size ? int64_t(0) : (size - ph + s - 1) / s; };
-  int64_t minRow = 0, maxRow = 0, minCol = 0, maxCol = 0, phaseRows = 0, topDelta = 0, leftDelta = 0;
-  for (int64_t i = 0; i < a.kernelH; ++i) {
-    const auto [ph, delta] = phaseOf(i, a.dilationH, dH, sH);
-    minRow = std::min(minRow, delta);
-    topDelta = std::max(topDelta, delta);
-    maxRow = std::max(maxRow, rowsOfPhase(a.height, ph, sH) - 1 + delta - (a.outH - 1));
-    phaseRows = std::max(phaseRows, rowsOfPhase(a.height, ph, sH));
-  }
-  for (int64_t j = 0; j < a.kernelW; ++j) {
-    const auto [pw, delta] = phaseOf(j, a.dilationW, dW, sW);
-    minCol = std::min(minCol, delta);
-    leftDelta = std::max(leftDelta, delta);
-    maxCol = std::max(maxCol, rowsOfPhase(a.width, pw, sW) - 1 + delta - (a.outW - 1));
-  }
-  // Padded planes: top / bottom rows T, B, left / right columns L, R of zeros; wp wide. A group of
-  // images stacked, image i's rows from T + i hs, hs = OH + max(T, B): the zero rows between two
-  // images are the one's bottom padding and the next one's top.
-  const int64_t T = -minRow, B = std::max<int64_t>(0, maxRow), L = -minCol, R = std::max<int64_t>(0, maxCol);
-  const int64_t wp = L + a.outW + R, hs = a.outH + std::max(T, B);
-  const int64_t group = std::max<int64_t>(1, std::min<int64_t>(a.batch, 1024 / (hs * wp)));
-  const int64_t rowsOf = group * hs + T + B;
-  // Positions computed per phase: stack rows 0 .. (group - 1) hs + the phase's rows (row y of
-  // image i at i hs + y), all wp columns, kRunLanes at a time.
-  const int64_t positions = ((group - 1) * hs + phaseRows) * wp, chunks = (positions + kRunLanes - 1) / kRunLanes;
-  // A plane's stride: the stack plus the reach of the last chunk's furthest tap.
-  const int64_t reach = (T + topDelta) * wp + L + leftDelta;
-  const int64_t planeStride = (std::max(rowsOf * wp, chunks * kRunLanes + reach) + 15) / 16 * 16;
-  if (static_cast<double>(a.outChannels) * static_cast<double>(planeStride) > 2e9) return false;  // offsets are 32-bit
-  const int64_t phases = sH * sW;
-  // The entries of channel c from block row q (output channels q * br ..) in phase f, a run of the
-  // chain in its order (oc, then the rotated tap (i, j)): each entry's value and the offset of its
-  // tap in the planes. A row oc's entries reach channel c in increasing column, that is
-  // decreasing rotated tap, so each (f, c, oc) run is reversed once the row is done. Only kept
-  // weights are read (they must be finite). runs[(f * C + c) * blockRows + q] = (start, count).
-  // (Kept between calls, as their capacity is: fresh pages cost more here than the lists.)
-  thread_local std::vector<std::pair<int64_t, int64_t>> runs;
-  thread_local std::vector<float> values;
-  thread_local std::vector<int32_t> offsets;
-  thread_local std::vector<std::vector<std::pair<float, int32_t>>> pending;
-  thread_local std::vector<int64_t> runStart, lastRow, touched, rowTouched;
-  const int64_t lists = phases * a.channels;
-  runs.assign(static_cast<size_t>(lists * blockRows), {0, 0});
-  values.clear();
-  offsets.clear();
-  if (pending.size() < static_cast<size_t>(lists)) pending.resize(static_cast<size_t>(lists));
-  for (auto& list : pending) list.clear();
-  runStart.assign(static_cast<size_t>(lists), 0);
-  lastRow.assign(static_cast<size_t>(lists), -1);
-  for (int64_t q = 0; q < blockRows; ++q) {
-    touched.clear();
-    for (int64_t oc = q * a.br; oc < std::min(a.outChannels, (q + 1) * a.br); ++oc) {
-      rowTouched.clear();
-      for (int32_t b = a.rowPtr[q]; b < a.rowPtr[q + 1]; ++b) {
-        const int64_t c0 = static_cast<int64_t>(a.colIdx[b]) * a.bc;
-        for (int64_t col = c0; col < std::min(k, c0 + a.bc); ++col) {
-          const float v = weight(oc * k + col);
-          if (!std::isfinite(v)) return false;
-          const int64_t c = col / taps, rotated = taps - 1 - col % taps;
-          const auto [ph, di] = phaseOf(rotated / a.kernelW, a.dilationH, dH, sH);
-          const auto [pw, dj] = phaseOf(rotated % a.kernelW, a.dilationW, dW, sW);
-          // A tap of a phase with no dx rows or columns (kernels wider than the image) adds nothing.
-          if (rowsOfPhase(a.height, ph, sH) == 0 || rowsOfPhase(a.width, pw, sW) == 0) continue;
-          const int64_t l = (ph * sW + pw) * a.channels + c;
-          std::vector<std::pair<float, int32_t>>& list = pending[static_cast<size_t>(l)];
-          if (list.empty()) touched.push_back(l);
-          if (lastRow[static_cast<size_t>(l)] != oc) {
-            lastRow[static_cast<size_t>(l)] = oc;
-            runStart[static_cast<size_t>(l)] = static_cast<int64_t>(list.size());
-            rowTouched.push_back(l);
-          }
-          list.push_back({v, static_cast<int32_t>(oc * planeStride + (T + di) * wp + (L + dj))});
-        }
-      }
-      for (const int64_t l : rowTouched) {
-        std::vector<std::pair<float, int32_t>>& list = pending[static_cast<size_t>(l)];
-        std::reverse(list.begin() + runStart[static_cast<size_t>(l)], list.end());
-      }
-    }
-    for (const int64_t l : touched) {
-      std::vector<std::pair<float, int32_t>>& list = pending[static_cast<size_t>(l)];
-      runs[static_cast<size_t>(l * blockRows + q)] = {static_cast<int64_t>(values.size()), static_cast<int64_t>(list.size())};
-      for (const auto& [v, off] : list) values.push_back(v), offsets.push_back(off);
-      list.clear();
-    }
-  }
-  const int64_t pixels = a.height * a.width;
-  // The lists as plain pointers: the workers' threads have thread_local lists of their own.
-  const std::pair<int64_t, int64_t>* runAt = runs.data();
-  const float* valueAt = values.data();
-  const int32_t* offsetAt = offsets.data();
-  // Channels a pass: their kRunLanes sums each stay in L1 while block row by block row (the planes of
-  // br output channels over the chunk, also in L1) their runs add in.
-  constexpr int64_t kChannels = 32;
-  // The planes' zeros (the padding) are written once per call and thread; the rows of images are
-  // overwritten item by item (rows of images past a short last group's are read only by outputs
-  // that are dropped).
-  static std::atomic<uint64_t> calls{0};
-  const uint64_t call = ++calls;
-  // Each phase's chunks' runs of output lanes (at most 16 lanes a run): position p of the stack is
-  // row p / wp (image row / hs, phase row y = row % hs), column x = p % wp; outputs are y < the
-  // phase's rows, x < its columns, at dx (y SH + ph, x SW + pw).
-  std::vector<OutputRun> outputRuns;
-  std::vector<size_t> chunkRuns(static_cast<size_t>(phases * chunks) + 1, 0);
-  for (int64_t f = 0; f < phases; ++f) {
-    const int64_t ph = f / sW, pw = f % sW, rowsHere = rowsOfPhase(a.height, ph, sH), colsHere = rowsOfPhase(a.width, pw, sW);
-    for (int64_t ch = 0; ch < chunks; ++ch) {
-      for (int64_t l = 0; l < kRunLanes;) {
-        const int64_t p = ch * kRunLanes + l, row = p / wp, x = p % wp, image = row / hs, y = row % hs;
-        if (image >= group || y >= rowsHere || x >= colsHere) {
-          ++l;
-          continue;
-        }
-        const int64_t count = std::min({colsHere - x, kRunLanes - l, int64_t(16)});
-        outputRuns.push_back({static_cast<int32_t>(l), static_cast<int32_t>(count), static_cast<int32_t>(image), static_cast<int32_t>(y * sH + ph),
-                              static_cast<int32_t>(x * sW + pw)});
-        l += count;
-      }
-      chunkRuns[static_cast<size_t>(f * chunks + ch) + 1] = outputRuns.size();
-    }
-  }
-  const bool e5m2 = a.dyCodes && e5m2Table(a.dyTable, false);
-  parallelFor((a.batch + group - 1) / group, threads, [&](int64_t item) {
-    const int64_t n0 = item * group, images = std::min(group, a.batch - n0);
-    thread_local uint64_t zeroedFor = 0;
-    float* planes = rotatedPlanes.get(static_cast<size_t>(a.outChannels * planeStride));
-    if (zeroedFor != call) {
-      std::memset(planes, 0, sizeof(float) * static_cast<size_t>(a.outChannels * planeStride));
-      zeroedFor = call;
-    }
-    for (int64_t i = 0; i < images; ++i) {
-      const int64_t at = (n0 + i) * a.dyImageStride;
-      for (int64_t oc = 0; oc < a.outChannels; ++oc) {
-        for (int64_t oh = 0; oh < a.outH; ++oh) {
-          float* row = planes + oc * planeStride + (i * hs + oh + T) * wp + L;
-          const int64_t from = at + oc * dyPlane + oh * a.outW;
-          if (a.dyCodes) decodeCodes(a.dyCodes + from, a.dyTable, e5m2, a.outW, row);
-          else std::memcpy(row, a.dy + from, sizeof(float) * static_cast<size_t>(a.outW));
-        }
-      }
-    }
-    float* acc = rotatedAcc.get(static_cast<size_t>(kChannels * kRunLanes));
-    for (int64_t f = 0; f < phases; ++f) {
-      for (int64_t ch = 0; ch < chunks; ++ch) {
-        const size_t r0 = chunkRuns[static_cast<size_t>(f * chunks + ch)], r1 = chunkRuns[static_cast<size_t>(f * chunks + ch) + 1];
-        if (r0 == r1) continue;  // no output of this phase in the chunk
-        const float* at = planes + ch * kRunLanes;
-        for (int64_t c0 = 0; c0 < a.channels; c0 += kChannels) {
-          const int64_t cn = std::min(kChannels, a.channels - c0);
-          std::memset(acc, 0, sizeof(float) * static_cast<size_t>(cn * kRunLanes));
-          for (int64_t q = 0; q < blockRows; ++q) {
-            for (int64_t c = c0; c < c0 + cn; ++c) {
-              const auto [start, count] = runAt[(f * a.channels + c) * blockRows + q];
-              if (count) rotatedRun(valueAt + start, offsetAt + start, count, at, acc + (c - c0) * kRunLanes);
-            }
-          }
-          // The chunk's output lanes straight into dx (every dx element belongs to one phase).
-          for (size_t r = r0; r < r1; ++r) {
-            const OutputRun& run = outputRuns[r];
-            if (run.image >= images) continue;
-            float* to = a.dx + (n0 + run.image) * a.dxImageStride + run.h * a.width + run.w;
-            for (int64_t c = c0; c < c0 + cn; ++c) {
-              const float* from = acc + (c - c0) * kRunLanes + run.lane;
+        const size_t r0 = chunkRuns[static_cast<size_t>(ch)], r1 = chunkRuns[static_cast<size_t>(ch) + 1];
+        for (int64_t c = c0; c < c1; ++c) {
+          transpose16(acc + (c - c0) * 256, 16, byImage, 16, 16);
+          for (int64_t i = 0; i < images; ++i) {
+            float* image = a.dx + (n0 + i) * a.dxImageStride + c * pixels;
+            const float* lanes = byImage + i * 16;
+            for (size_t r = r0; r < r1; ++r) {
+              const OutputRun& run = outputRuns[r];
               if (sW == 1) {
-                copyLanes(to + c * pixels, from, run.count);
+                storeRun(image + run.h * W + run.w, lanes, run.lane, run.count);
               } else {
-                for (int l = 0; l < run.count; ++l) to[c * pixels + l * sW] = from[l];
+                for (int32_t e = 0; e < run.count; ++e) image[run.h * W + run.w + e * sW] = lanes[run.lane + e];
               }
             }
           }
         }
       }
-    }
-  });
+    });
+  }
   return true;
 #else
   (void)a, (void)threads;
