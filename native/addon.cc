@@ -533,6 +533,20 @@ Napi::Value AdamwApply(const Napi::CallbackInfo& info) {
   return undefinedOf(info);
 }
 
+// adamwMasked(p, m, v, g, keep, { beta1, beta2, decay, stepSize, c2Sqrt, eps, threads }): both halves where keep is nonzero.
+Napi::Value AdamwMasked(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  const Napi::Object o = optionsArg(info, 5, "adamwMasked");
+  const int64_t n = f32Length(info, 0, "p");
+  if (!isType(info[4], napi_uint8_array) || static_cast<int64_t>(info[4].As<Napi::Uint8Array>().ElementLength()) != n) {
+    throw rangeError(env, "adamwMasked: keep must be a Uint8Array as long as p");
+  }
+  octet::adamwMasked(f32(info, 0, "p", n), f32(info, 1, "m", n), f32(info, 2, "v", n), f32(info, 3, "g", n), info[4].As<Napi::Uint8Array>().Data(),
+                     numberField(o, "beta1"), numberField(o, "beta2"), numberField(o, "decay"), numberField(o, "stepSize"), numberField(o, "c2Sqrt"),
+                     numberField(o, "eps"), n, threadsField(o));
+  return undefinedOf(info);
+}
+
 // channelBiasAdd(out, bias, { batch, channels, plane, threads })
 Napi::Value ChannelBiasAdd(const Napi::CallbackInfo& info) {
   const Napi::Object o = optionsArg(info, 2, "channelBiasAdd");
@@ -1274,6 +1288,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("reluBackward", Napi::Function::New(env, ReluBackward));
   exports.Set("add", Napi::Function::New(env, AddArrays));
   exports.Set("adamwMoments", Napi::Function::New(env, AdamwMoments));
+  exports.Set("adamwMasked", Napi::Function::New(env, AdamwMasked));
   exports.Set("adamwApply", Napi::Function::New(env, AdamwApply));
   exports.Set("channelBiasAdd", Napi::Function::New(env, ChannelBiasAdd));
   exports.Set("channelSum", Napi::Function::New(env, ChannelSum));

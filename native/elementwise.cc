@@ -305,6 +305,34 @@ OCTET_TARGET_AVX2 void adamwApplyRangeAvx2(float* p, const float* m, const float
   adamwApplyRange(p, m, v, decay, stepSize, c2Sqrt, eps, b, e);
 }
 
+// Both halves of AdamW for the entries where keep is nonzero (the others left as they are), each
+// entry's operations those of adamwMomentsRange then adamwApplyRange. Runs of eight pruned entries
+// are passed over with one load of their mask bytes.
+inline void adamwMaskedRange(float* p, float* m, float* v, const float* g, const uint8_t* keep, double beta1, double beta2, double decay,
+                             double stepSize, double c2Sqrt, double eps, int64_t b, int64_t e) {
+  const double a1 = 1.0 - beta1, a2 = 1.0 - beta2;
+  for (int64_t i = b; i < e;) {
+    if (i + 8 <= e) {
+      uint64_t bytes;
+      std::memcpy(&bytes, keep + i, 8);
+      if (bytes == 0) {
+        i += 8;
+        continue;
+      }
+    }
+    const int64_t end = std::min(e, i + 8);
+    for (; i < end; ++i) {
+      if (!keep[i]) continue;
+      const double gi = g[i];
+      const float mi = static_cast<float>(beta1 * m[i] + a1 * gi);
+      const float vi = static_cast<float>(beta2 * v[i] + a2 * gi * gi);
+      m[i] = mi;
+      v[i] = vi;
+      p[i] = static_cast<float>(p[i] * decay - (stepSize * mi) / (std::sqrt(static_cast<double>(vi)) / c2Sqrt + eps));
+    }
+  }
+}
+
 #ifdef OCTET_X86
 // ReLU over [b, e) (b a multiple of 16) with the mask from the comparison's bits.
 __attribute__((target("avx512f"))) void reluAvx512(const float* x, float* out, uint8_t* mask, int64_t b, int64_t e) {
@@ -388,6 +416,48 @@ void reluBackward(const uint8_t* mask, const float* g, float* out, int64_t n, in
 #endif
     for (int64_t i = b; i < e; ++i) out[i] = (mask[i >> 3] >> (i & 7)) & 1u ? g[i] : 0.0f;
   });
+}
+
+#ifdef OCTET_X86
+// adamwMaskedRange eight entries at a time in double lanes (the same operations per entry), the
+// results stored where kept; runs of eight pruned entries passed over.
+__attribute__((target("avx512f"))) void adamwMaskedAvx512(float* p, float* m, float* v, const float* g, const uint8_t* keep, double beta1, double beta2,
+                                                          double decay, double stepSize, double c2Sqrt, double eps, int64_t b, int64_t e) {
+  const __m512d b1 = _mm512_set1_pd(beta1), b2 = _mm512_set1_pd(beta2), a1 = _mm512_set1_pd(1.0 - beta1), a2 = _mm512_set1_pd(1.0 - beta2);
+  const __m512d dv = _mm512_set1_pd(decay), sv = _mm512_set1_pd(stepSize), cv = _mm512_set1_pd(c2Sqrt), ev = _mm512_set1_pd(eps);
+  int64_t i = b;
+  for (; i + 8 <= e; i += 8) {
+    uint64_t bytes;
+    std::memcpy(&bytes, keep + i, 8);
+    if (bytes == 0) continue;
+    // One bit per nonzero byte.
+    uint64_t t = bytes | (bytes >> 4);
+    t |= t >> 2;
+    t |= t >> 1;
+    t &= 0x0101010101010101ull;
+    const __mmask16 kept = static_cast<__mmask16>((t * 0x0102040810204080ull) >> 56);
+    const __m512d gd = _mm512_cvtps_pd(_mm256_loadu_ps(g + i));
+    const __m256 mf = _mm512_cvtpd_ps(_mm512_add_pd(_mm512_mul_pd(b1, _mm512_cvtps_pd(_mm256_loadu_ps(m + i))), _mm512_mul_pd(a1, gd)));
+    const __m256 vf = _mm512_cvtpd_ps(_mm512_add_pd(_mm512_mul_pd(b2, _mm512_cvtps_pd(_mm256_loadu_ps(v + i))), _mm512_mul_pd(_mm512_mul_pd(a2, gd), gd)));
+    const __m512d step = _mm512_div_pd(_mm512_mul_pd(sv, _mm512_cvtps_pd(mf)), _mm512_add_pd(_mm512_div_pd(_mm512_sqrt_pd(_mm512_cvtps_pd(vf)), cv), ev));
+    const __m256 pf = _mm512_cvtpd_ps(_mm512_sub_pd(_mm512_mul_pd(_mm512_cvtps_pd(_mm256_loadu_ps(p + i)), dv), step));
+    _mm512_mask_storeu_ps(m + i, kept, _mm512_castps256_ps512(mf));
+    _mm512_mask_storeu_ps(v + i, kept, _mm512_castps256_ps512(vf));
+    _mm512_mask_storeu_ps(p + i, kept, _mm512_castps256_ps512(pf));
+  }
+  adamwMaskedRange(p, m, v, g, keep, beta1, beta2, decay, stepSize, c2Sqrt, eps, i, e);
+}
+#endif
+
+void adamwMasked(float* p, float* m, float* v, const float* g, const uint8_t* keep, double beta1, double beta2, double decay, double stepSize,
+                 double c2Sqrt, double eps, int64_t n, int threads) {
+#ifdef OCTET_X86
+  if (cpuHasAvx512()) {
+    chunks(n, threads, [&](int64_t b, int64_t e) { adamwMaskedAvx512(p, m, v, g, keep, beta1, beta2, decay, stepSize, c2Sqrt, eps, b, e); });
+    return;
+  }
+#endif
+  chunks(n, threads, [&](int64_t b, int64_t e) { adamwMaskedRange(p, m, v, g, keep, beta1, beta2, decay, stepSize, c2Sqrt, eps, b, e); });
 }
 
 void adamwMoments(float* m, float* v, const float* g, double beta1, double beta2, int64_t n, int threads) {

@@ -44,6 +44,9 @@ int64_t scaleCountOverflow(const float* x, float scale, float* out, int64_t n, f
 // m = f32(b1 * m + (1 - b1) * g), v = f32(b2 * v + ((1 - b2) * g) * g); then
 // p = f32(p * decay - (stepSize * m) / (sqrt(v) / c2Sqrt + eps)).
 void adamwMoments(float* m, float* v, const float* g, double beta1, double beta2, int64_t n, int threads);
+// Both halves for the entries where keep is nonzero only (a pruned weight's entries stay as they are).
+void adamwMasked(float* p, float* m, float* v, const float* g, const uint8_t* keep, double beta1, double beta2, double decay, double stepSize,
+                 double c2Sqrt, double eps, int64_t n, int threads);
 void adamwApply(float* p, const float* m, const float* v, double decay, double stepSize, double c2Sqrt, double eps, int64_t n,
                 int threads);
 

@@ -281,6 +281,31 @@ export function adamwApplyReference(p: Float32Array, m: Float32Array, v: Float32
   for (let i = 0; i < p.length; i++) p[i] = p[i] * decay - (stepSize * m[i]) / (Math.sqrt(v[i]) / c2Sqrt + eps);
 }
 
+/**
+ * Both halves of AdamW where keep[i] is nonzero, each entry as adamwMoments then adamwApply compute
+ * it; entries where keep is 0 are left as they are (a pruned weight's, which the pruner keeps at 0).
+ */
+export function adamwMaskedReference(
+  p: Float32Array, m: Float32Array, v: Float32Array, g: Float32Array, keep: Uint8Array, beta1: number, beta2: number, decay: number, stepSize: number, c2Sqrt: number, eps: number,
+): void {
+  for (let i = 0; i < p.length; i++) {
+    if (!keep[i]) continue;
+    m[i] = beta1 * m[i] + (1 - beta1) * g[i];
+    v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i];
+    p[i] = p[i] * decay - (stepSize * m[i]) / (Math.sqrt(v[i]) / c2Sqrt + eps);
+  }
+}
+
+export function adamwMasked(
+  p: Float32Array, m: Float32Array, v: Float32Array, g: Float32Array, keep: Uint8Array, beta1: number, beta2: number, decay: number, stepSize: number, c2Sqrt: number, eps: number,
+): void {
+  sameLength('adamwMasked', p, m, v, g);
+  if (keep.length !== p.length) throw new InvalidArgumentError(`adamwMasked: keep has ${keep.length} entries; p has ${p.length}`);
+  const native = nativeCore();
+  if (native && p.length >= NATIVE_MIN) native.adamwMasked(p, m, v, g, keep, { beta1, beta2, decay, stepSize, c2Sqrt, eps, threads: kernelThreads() });
+  else adamwMaskedReference(p, m, v, g, keep, beta1, beta2, decay, stepSize, c2Sqrt, eps);
+}
+
 export function adamwApply(p: Float32Array, m: Float32Array, v: Float32Array, decay: number, stepSize: number, c2Sqrt: number, eps: number): void {
   sameLength('adamwApply', p, m, v);
   const native = nativeCore();

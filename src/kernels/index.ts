@@ -37,6 +37,7 @@ export type { ConvAlgorithm, WinogradPlan } from './winograd.js';
 export {
   adamwApply,
   adamwApplyReference,
+  adamwMasked,
   adamwMoments,
   adamwMomentsReference,
   addArrays,

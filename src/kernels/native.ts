@@ -238,6 +238,10 @@ export interface NativeCore {
   add(a: Float32Array, b: Float32Array, out: Float32Array, o: Threads): void;
   adamwMoments(m: Float32Array, v: Float32Array, g: Float32Array, o: Threads & { beta1: number; beta2: number }): void;
   adamwApply(p: Float32Array, m: Float32Array, v: Float32Array, o: Threads & { decay: number; stepSize: number; c2Sqrt: number; eps: number }): void;
+  adamwMasked(
+    p: Float32Array, m: Float32Array, v: Float32Array, g: Float32Array, keep: Uint8Array,
+    o: Threads & { beta1: number; beta2: number; decay: number; stepSize: number; c2Sqrt: number; eps: number },
+  ): void;
   channelBiasAdd(out: Float32Array, bias: Float32Array, o: ChannelOptions): void;
   channelSum(g: Float32Array, sums: Float64Array, o: ChannelOptions): void;
   channelMeanVar(x: Float32Array, mean: Float64Array, variance: Float64Array, o: ChannelOptions): void;

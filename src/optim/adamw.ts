@@ -5,7 +5,7 @@
  *   p <- p - lr * (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)
  */
 import { InvalidArgumentError } from '../errors.js';
-import { adamwApply, adamwMoments } from '../kernels/index.js';
+import { adamwApply, adamwMasked, adamwMoments } from '../kernels/index.js';
 import type { Tensor } from '../tensor/index.js';
 import { Optimizer, type OptimizerBaseOptions } from './optimizer.js';
 
@@ -29,7 +29,7 @@ export class AdamW extends Optimizer {
     if (!(this.eps > 0)) throw new InvalidArgumentError(`AdamW: eps is ${this.eps}; expected > 0`);
   }
 
-  protected update(name: string, p: Float32Array, g: Float32Array, t: number): void {
+  protected update(name: string, p: Float32Array, g: Float32Array, t: number, keep?: Uint8Array): void {
     const m = this.slot(name, 'exp_avg');
     const v = this.slot(name, 'exp_avg_sq');
     const { beta1, beta2, eps, lr } = this;
@@ -37,6 +37,11 @@ export class AdamW extends Optimizer {
     const c1 = 1 - beta1 ** t;
     const c2Sqrt = Math.sqrt(1 - beta2 ** t);
     const stepSize = lr / c1;
+    if (keep && !this.storesMoments()) {
+      // A pruned weight: its kept entries only, each as the two halves below compute it.
+      adamwMasked(p, m, v, g, keep, beta1, beta2, decay, stepSize, c2Sqrt, eps);
+      return;
+    }
     adamwMoments(m, v, g, beta1, beta2);
     this.storeMoment(m);
     this.storeMoment(v);

@@ -1,6 +1,6 @@
 /** Optimizers and learning-rate schedules. */
 export { Optimizer } from './optimizer.js';
-export type { OptimizerBaseOptions, OptimizerState, StepReport, StorageSpec } from './optimizer.js';
+export type { OptimizerBaseOptions, OptimizerState, StepOptions, StepReport, StorageSpec } from './optimizer.js';
 export { AdamW } from './adamw.js';
 export type { AdamWOptions } from './adamw.js';
 export { SGD } from './sgd.js';

@@ -36,6 +36,16 @@ export interface OptimizerState {
   slots: Record<string, Float32Array>;
 }
 
+export interface StepOptions {
+  /**
+   * Per-element keep masks by parameter name (a pruner's, Pruner.elementMasks): the update may
+   * skip the entries where the mask is 0, leaving them and their slots as they were. Only for
+   * callers that zero those entries after the step (Pruner.enforce): the result is then the same
+   * as a full update followed by the zeroing.
+   */
+  keep?: ReadonlyMap<string, Uint8Array>;
+}
+
 export interface StepReport {
   /** Names of parameters whose update was skipped (non-finite gradient or asked to skip). */
   skipped: string[];
@@ -100,7 +110,11 @@ export abstract class Optimizer {
   }
 
   /** The update of one parameter, in place on `param` and its slots; `t` counts from 1. */
-  protected abstract update(name: string, param: Float32Array, grad: Float32Array, t: number): void;
+  /**
+   * `keep` (from stepAll's options): where it is 0 the update may leave the parameter and its
+   * slots as they are (a pruned weight's entries, which the pruner sets to 0 after the step).
+   */
+  protected abstract update(name: string, param: Float32Array, grad: Float32Array, t: number, keep?: Uint8Array): void;
 
   /**
    * The values of one slot for the update in progress: the stored array itself, or the codes
@@ -128,6 +142,11 @@ export abstract class Optimizer {
     if (!(stored instanceof Float32Array)) encode(values, format, {}, stored);
   }
 
+  /** Whether the moments are rounded to a format of their own when stored (storeMoment does work). */
+  protected storesMoments(): boolean {
+    return this.moments !== null;
+  }
+
   /** Bytes the optimizer's slots (moments, momentum) take. */
   stateBytes(): number {
     let bytes = 0;
@@ -139,7 +158,7 @@ export abstract class Optimizer {
    * Apply one update to every parameter with a gradient, except those in `skip` and those whose
    * gradient holds Inf or NaN: a non-finite value never reaches the weights.
    */
-  stepAll(skip: ReadonlySet<string> = new Set()): StepReport {
+  stepAll(skip: ReadonlySet<string> = new Set(), options: StepOptions = {}): StepReport {
     this.stepCount++;
     const skipped: string[] = [];
     this.params.forEach(([name, p], index) => {
@@ -149,7 +168,7 @@ export abstract class Optimizer {
         return;
       }
       try {
-        this.update(name, p.data, p.grad.data, this.stepCount);
+        this.update(name, p.data, p.grad.data, this.stepCount, options.keep?.get(name));
       } finally {
         // Working arrays of coded slots (already stored by storeMoment) go back to the pool.
         for (const [values, key] of this.open) if (values !== this.slots.get(key)!.stored) recycle(values);

@@ -162,6 +162,14 @@ export class Pruner {
     }
   }
 
+  /**
+   * Per-element keep masks by parameter name (layers with a mask so far), for an optimizer step
+   * that skips the pruned entries (Optimizer.stepAll's `keep`) before enforce zeroes them.
+   */
+  elementMasks(): ReadonlyMap<string, Uint8Array> {
+    return this.elements;
+  }
+
   /** Keep patterns by parameter name (layers with a mask so far). */
   keepPatterns(): Map<string, Uint8Array> {
     return new Map(this.keep);

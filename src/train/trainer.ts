@@ -321,7 +321,8 @@ export async function train(settings: TrainConfig, dataset: Dataset, out: string
       if (looking) stepRecords = lab.end();
     }
     const outcome = session.finishBackward();
-    const report = optimizer.stepAll(outcome.skip);
+    // Pruned weights: their kept entries updated, then every pruned entry set to 0.
+    const report = optimizer.stepAll(outcome.skip, pruner ? { keep: pruner.elementMasks() } : {});
     pruner?.enforce(zeroSlots);
     step++;
     begin();

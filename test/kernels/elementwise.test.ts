@@ -115,6 +115,29 @@ describe('elementwise kernels', () => {
     assert.throws(() => k.adamwMoments(m[0], v[0].subarray(1), g, 0.9, 0.999), /arrays differ in length/);
   });
 
+  test('masked AdamW: the kept entries as the two halves compute them, the others untouched (runs of pruned entries, tails, past thread chunks)', () => {
+    const n = 2 * 65536 + 77;
+    const g = uniform(n, 21, -1, 1).map((v, i) => (i % 7 === 0 ? v * 1e-30 : i % 11 === 0 ? v * 1e20 : v));
+    // Kept in runs of 8 (blocks) and singly, pruned in long runs; the last entries kept.
+    const keep = Uint8Array.from({ length: n }, (_, i) => (Math.floor(i / 8) % 10 === 3 || i % 97 === 5 || i > n - 4 ? 1 : 0));
+    const start = { m: uniform(n, 22, -0.1, 0.1), v: uniform(n, 23, 0, 0.01), p: uniform(n, 24, -1, 1) };
+    const args = [0.9, 0.999, 1 - 1e-3 * 0.01, 1e-3 / 0.1, Math.sqrt(1 - 0.999), 1e-8] as const;
+    const native = { m: start.m.slice(), v: start.v.slice(), p: start.p.slice() };
+    const reference = { m: start.m.slice(), v: start.v.slice(), p: start.p.slice() };
+    k.adamwMasked(native.p, native.m, native.v, g, keep, ...args);
+    k.adamwMaskedReference(reference.p, reference.m, reference.v, g, keep, ...args);
+    // What the full update gives (adamwMoments then adamwApply), at the kept entries.
+    const full = { m: start.m.slice(), v: start.v.slice(), p: start.p.slice() };
+    k.adamwMoments(full.m, full.v, g, args[0], args[1]);
+    k.adamwApply(full.p, full.m, full.v, args[2], args[3], args[4], args[5]);
+    for (const key of ['m', 'v', 'p'] as const) {
+      same(native[key], reference[key], `native vs reference ${key}`);
+      const want = start[key].map((x, i) => (keep[i] ? full[key][i] : x));
+      same(native[key], want, `kept entries as the full update, the others as they were: ${key}`);
+    }
+    assert.throws(() => k.adamwMasked(native.p, native.m, native.v, g, keep.subarray(1), ...args), /keep has 131148 entries; p has 131149/);
+  });
+
   test('channel bias and channel sums', () => {
     const bias = uniform(shape.channels, 4);
     const a = Float32Array.from(x);

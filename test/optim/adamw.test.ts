@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { quantize } from '../../src/kernels/index.js';
+import { quantize, zeroWhere } from '../../src/kernels/index.js';
 import { AdamW } from '../../src/optim/index.js';
 import { Tensor } from '../../src/tensor/index.js';
 import { uniform } from '../helpers/random.js';
@@ -37,6 +37,33 @@ describe('AdamW', () => {
     assert.deepEqual(report.skipped, ['a', 'b', 'c']);
     assert.deepEqual([...a.data, ...b.data, ...c.data], [1, 2, 3, 4]);
     assert.deepEqual(opt.state().slots['a.exp_avg'], new Float32Array(2));
+  });
+
+  test('keep masks (a pruner\'s): the kept entries as a full step gives them; after zeroing the pruned ones, the same bits as a full step and the zeroing', () => {
+    const n = 4096;
+    const keep = Uint8Array.from({ length: n }, (_, i) => (Math.floor(i / 64) % 4 === 1 || i % 50 === 7 ? 1 : 0));
+    for (const masterWeights of [undefined, { format: 'bf16', rounding: 'stochastic' as const }]) {
+      const run = (masked: boolean) => {
+        const w = Tensor.from(Array.from(uniform(n, 31, -1, 1)).map((v, i) => (keep[i] ? v : 0))).requireGrad();
+        const b = Tensor.from(Array.from(uniform(8, 32, -1, 1))).requireGrad();
+        const opt = new AdamW([['w', w], ['b', b]], { lr: 0.01, masterWeights, seed: 5 });
+        for (let step = 0; step < 3; step++) {
+          // Gradients nonzero at the pruned entries too (a dense kernel's).
+          w.grad = new Tensor(uniform(n, 40 + step, -1, 1), [n]);
+          b.grad = new Tensor(uniform(8, 50 + step, -1, 1), [8]);
+          opt.stepAll(new Set(), masked ? { keep: new Map([['w', keep]]) } : {});
+          if (masked) for (let i = 0; i < n; i++) if (!keep[i]) assert.equal(w.data[i], 0, `pruned entry ${i} left at 0 by the masked step`);
+          // The pruner's enforce.
+          zeroWhere(w.data, keep);
+          opt.zeroSlotsWhere('w', keep);
+        }
+        return { w: w.data, b: b.data, slots: opt.state().slots };
+      };
+      const full = run(false), masked = run(true);
+      assert.deepEqual(masked.w, full.w);
+      assert.deepEqual(masked.b, full.b);
+      assert.deepEqual(masked.slots, full.slots);
+    }
   });
 
   test('master weights in bf16: every stored value is a bf16 value; stochastic rounding is reproducible', () => {
