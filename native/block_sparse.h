@@ -97,9 +97,9 @@ void bsrConvWeightGradient(const BsrWeightGradArgs& args, int threads);
 // its exact-zero products left out, so its bits where every value is finite, the sign of a zero
 // result aside. dx is written whole. Strided, the dx rows and columns of each phase (h mod SH,
 // w mod SW) read their own taps, as a stride-1 product over dY. Each (phase, dx channel)'s kept
-// entries are listed once; per group of images, dY laid out as padded planes stacked image under
-// image, and every channel's chain run over 128 consecutive positions of that layout at a time
-// (lanes on padding are computed and dropped). Values as floats or as one-byte codes through a
+// entries are listed once; per group of 16 images, dY laid out as padded planes with the images
+// in a vector's lanes ([OC][position][16]), and every channel's chain run over 16 positions of a
+// phase at a time (positions past a row's outputs are computed and dropped). Values as floats or as one-byte codes through a
 // table (both operands). Returns false, writing nothing, where an operand holds a non-finite value
 // (a left-out 0 x Inf would differ) or the vector tiles are not AVX-512's (OCTET_GEMM_KERNEL;
 // elsewhere the dense product, two products an instruction, wins).
