@@ -13,6 +13,7 @@
 #include "lowp_gemm_tiles.h"
 #include "cpu.h"
 #include "gemm.h"
+#include "gemm_kernels.h"
 #include "parallel.h"
 #include "scratch.h"
 #include "sources.h"
@@ -744,20 +745,60 @@ void prepareGradient(const DirectConv& d, GradLayout& out) {
 // run(planes, grads, n, tile) for tiles [0, tiles).
 // `cuts` (parts + 1 tile indices, optional): where the threads' shares of the tiles begin, for
 // tiles of unequal cost; by default equal counts.
+#ifdef OCTET_X86
+// pairPlane's words 16 at a time while x[i + 16] lies inside; returns where it stopped.
+__attribute__((target("avx512f"))) int64_t pairPlaneAvx512(const float* x, uint32_t* out, int64_t n) {
+  const __m512i high = _mm512_set1_epi32(static_cast<int32_t>(0xffff0000u));
+  int64_t i = 0;
+  for (; i + 17 <= n; i += 16) {
+    const __m512i a = _mm512_castps_si512(_mm512_loadu_ps(x + i)), b = _mm512_castps_si512(_mm512_loadu_ps(x + i + 1));
+    _mm512_storeu_si512(out + i, _mm512_ternarylogic_epi32(a, high, _mm512_srli_epi32(b, 16), 0xEA));
+  }
+  return i;
+}
+#endif
+
+// out[i] = (bits(x[i]) & 0xffff0000) | (bits(x[i + 1]) >> 16), x[n] taken as 0.
+void pairPlane(const float* x, uint32_t* out, int64_t n) {
+  int64_t i = 0;
+#ifdef OCTET_X86
+  if (cpuHasAvx512()) i = pairPlaneAvx512(x, out, n);
+#endif
+  uint32_t bits[2];
+  for (; i < n; ++i) {
+    std::memcpy(bits, x + i, 4);
+    if (i + 1 < n) std::memcpy(bits + 1, x + i + 1, 4);
+    else bits[1] = 0;
+    out[i] = (bits[0] & 0xffff0000u) | (bits[1] >> 16);
+  }
+}
+
+// Images a group of runGradientTiles holds.
+int64_t gradGroup(const GradPlan& p) {
+  const DirectConv& d = *p.d;
+  const int64_t planesFloats = d.channels * p.planeStride, gradsFloats = p.chunks * p.p * 16;
+  return std::clamp<int64_t>((int64_t(1) << 20) / (planesFloats + gradsFloats), 1, d.batch);
+}
+
+// With `pairPlanes`, each padded plane is followed, gradGroup x channels x planeStride floats
+// further on, by its pair plane: word i = (bits(x[i]) & 0xffff0000) | (bits(x[i + 1]) >> 16), the
+// bfloat16 pair of two neighbours (exact where the values are bfloat16 values), x past the plane 0.
 template <class Run>
 void runGradientTiles(const GradLayout& l, int64_t tiles, const DirectOperand& dy, const DirectOperand& x, int threads, Run run,
-                      const std::vector<int64_t>* cuts = nullptr) {
+                      const std::vector<int64_t>* cuts = nullptr, bool pairPlanes = false) {
   const GradPlan& p = l.plan;
   const DirectConv& d = *p.d;
   const int64_t parts = cuts ? static_cast<int64_t>(cuts->size()) - 1 : std::min<int64_t>(std::max(threads, 1), tiles);
   const int64_t planesFloats = d.channels * p.planeStride, gradsFloats = p.chunks * p.p * 16;
-  const int64_t group = std::clamp<int64_t>((int64_t(1) << 20) / (planesFloats + gradsFloats), 1, d.batch);
-  float* planes = tlsPadded.get(static_cast<size_t>(group * planesFloats));
+  const int64_t group = gradGroup(p);
+  float* planes = tlsPadded.get(static_cast<size_t>(group * planesFloats * (pairPlanes ? 2 : 1)));
   float* grads = tlsGradients.get(static_cast<size_t>(group * gradsFloats));
   for (int64_t n0 = 0; n0 < d.batch; n0 += group) {
     const int64_t count = std::min(group, d.batch - n0);
     parallelFor(count * d.channels, threads, [&](int64_t q) {
-      padPlane(d, x, n0 * d.channels + q, p.wp, p.planeStride, planes + (q / d.channels) * planesFloats + (q % d.channels) * p.planeStride);
+      float* plane = planes + (q / d.channels) * planesFloats + (q % d.channels) * p.planeStride;
+      padPlane(d, x, n0 * d.channels + q, p.wp, p.planeStride, plane);
+      if (pairPlanes) pairPlane(plane, reinterpret_cast<uint32_t*>(plane + group * planesFloats), p.planeStride);
     });
     parallelFor(count * p.chunks, threads, [&](int64_t u) {
       const int64_t n = n0 + u / p.chunks, chunk = u % p.chunks;
@@ -894,6 +935,7 @@ struct SparseGradPlan {
   const int64_t* offsets;  // per slot: the column's input offset in the padded planes
   const SparseGradItem* items;
   float* sums;  // per item kSparseSums floats ([pair][column][16 lanes]): the chains between images
+  int64_t pairOffset = 0;  // floats from a padded plane to its pair plane (runGradientTiles' pairPlanes)
 };
 
 // Item u over one image: the dense tile's chains (acc = fma(dy, x, acc) over the image's
@@ -936,13 +978,72 @@ __attribute__((target("avx512f"))) void sparseGradTile(const SparseGradPlan& sp,
     for (int t = 0; t < T; ++t) _mm512_storeu_ps(sums + (v * T + t) * 16, acc[t][v]);
 }
 
+// Two slices' 8 lanes each (at lo and hi) as one vector's bits.
+__attribute__((target("avx512f"), always_inline)) inline __m512i slicePair(const float* lo, const float* hi) {
+  const __m512d low = _mm512_castpd256_pd512(_mm256_loadu_pd(reinterpret_cast<const double*>(lo)));
+  return _mm512_castpd_si512(_mm512_insertf64x4(low, _mm256_loadu_pd(reinterpret_cast<const double*>(hi)), 1));
+}
+
+// sparseGradTile on bfloat16 pairs (stride 1 along rows, output rows of even width): positions
+// (ox, ox + 1) of a row as one step, dY's two vectors joined into pair words (ox in the high half)
+// and each column's input pair one word of the pair plane, broadcast; one VDPBF16PS per
+// accumulator adds the high half's product and then the low one's, each as a fused multiply-add:
+// the float tile's chain, two steps an instruction, where pairs apply (see
+// directConvWeightGradientSparse).
+template <int P, int T>
+__attribute__((target("avx512f,avx512bf16"))) void sparseGradPairTile(const SparseGradPlan& sp, const float* image, const float* grads, int64_t u) {
+  const GradPlan& p = *sp.plan;
+  const DirectConv& d = *p.d;
+  const SparseGradItem& it = sp.items[u];
+  float* sums = sp.sums + u * kSparseSums;
+  __m512 acc[T][P];
+  for (int v = 0; v < P; ++v)
+    for (int t = 0; t < T; ++t) acc[t][v] = _mm512_loadu_ps(sums + (v * T + t) * 16);
+  int64_t off[T];
+  for (int t = 0; t < T; ++t) off[t] = sp.offsets[u * kSparseTaps + t];
+  const float* lo[P];
+  const float* hi[P];
+  for (int v = 0; v < P; ++v) {
+    const int64_t a = it.o0[2 * v], b = 2 * v + 1 < it.slices ? it.o0[2 * v + 1] : a;
+    lo[v] = grads + (a / 16) * p.p * 16 + a % 16;
+    hi[v] = grads + (b / 16) * p.p * 16 + b % 16;
+  }
+  const uint32_t* pairs = reinterpret_cast<const uint32_t*>(image + sp.pairOffset);
+  const __m512i high = _mm512_set1_epi32(static_cast<int32_t>(0xffff0000u));
+  for (int64_t oy = 0; oy < d.outH; ++oy) {
+    const uint32_t* row = pairs + oy * d.strideH * p.wp;
+    const int64_t q0 = oy * d.outW * 16;
+    for (int64_t ox = 0; ox < d.outW; ox += 2) {
+      const uint32_t* at = row + ox;
+      const int64_t q = q0 + ox * 16;
+      __m512bh dv[P];
+#pragma GCC unroll 4
+      for (int v = 0; v < P; ++v) {
+        dv[v] = (__m512bh)_mm512_ternarylogic_epi32(slicePair(lo[v] + q, hi[v] + q), high, _mm512_srli_epi32(slicePair(lo[v] + q + 16, hi[v] + q + 16), 16), 0xEA);
+      }
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t) {
+        const __m512bh xv = (__m512bh)_mm512_set1_epi32(static_cast<int32_t>(at[off[t]]));
+#pragma GCC unroll 4
+        for (int v = 0; v < P; ++v) acc[t][v] = _mm512_dpbf16_ps(acc[t][v], dv[v], xv);
+      }
+    }
+  }
+  for (int v = 0; v < P; ++v)
+    for (int t = 0; t < T; ++t) _mm512_storeu_ps(sums + (v * T + t) * 16, acc[t][v]);
+}
+
 using SparseGradTile = void (*)(const SparseGradPlan&, const float*, const float*, int64_t);
 
-// The tile for an item: its slices in pairs, 4 columns or 8.
-SparseGradTile sparseGradTileFor(int slices, int count) {
-  const int pairs = (slices + 1) / 2;
-  if (count <= 4) return pairs == 1 ? sparseGradTile<1, 4> : pairs == 2 ? sparseGradTile<2, 4> : sparseGradTile<3, 4>;
-  return pairs == 1 ? sparseGradTile<1, 8> : pairs == 2 ? sparseGradTile<2, 8> : sparseGradTile<3, 8>;
+// The tile for an item: its slices in pairs, 4 columns or 8; on bfloat16 pairs of positions where `pairs`.
+SparseGradTile sparseGradTileFor(int slices, int count, bool pairs) {
+  const int vectors = (slices + 1) / 2;
+  if (pairs) {
+    if (count <= 4) return vectors == 1 ? sparseGradPairTile<1, 4> : vectors == 2 ? sparseGradPairTile<2, 4> : sparseGradPairTile<3, 4>;
+    return vectors == 1 ? sparseGradPairTile<1, 8> : vectors == 2 ? sparseGradPairTile<2, 8> : sparseGradPairTile<3, 8>;
+  }
+  if (count <= 4) return vectors == 1 ? sparseGradTile<1, 4> : vectors == 2 ? sparseGradTile<2, 4> : sparseGradTile<3, 4>;
+  return vectors == 1 ? sparseGradTile<1, 8> : vectors == 2 ? sparseGradTile<2, 8> : sparseGradTile<3, 8>;
 }
 #endif
 
@@ -1064,9 +1165,24 @@ bool directConvWeightGradientSparse(const DirectConv& d, const DirectOperand& dy
   std::memset(sums, 0, sizeof(float) * tiles * kSparseSums);
   GradLayout l;
   l.plan = GradPlan{&d, wp, planeStride, (d.outChannels + 15) / 16, P, nullptr, k, 0, sums};
-  const SparseGradPlan sp{&l.plan, offsets.data(), items.data(), sums};
+  // Two positions an instruction (bfloat16 pairs) where that is the float tile's chain: both
+  // operands one-byte codes whose values are exact in bfloat16 and whose products and sums can be
+  // neither denormal nor infinite (pairProductsExact over the batch's chain), no Inf or NaN read,
+  // stride 1 along rows and output rows of even width (a pair is two neighbours of a row).
+  bool pairs = false;
+  if (dy.codes && x.codes && dy.lut && x.lut && d.strideW == 1 && d.outW % 2 == 0 && gemm_detail::bf16PairsEnabled()) {
+    const TableFacts fy = tableFacts(dy.lut, 256), fx = tableFacts(x.lut, 256);
+    pairs = pairProductsExact(fy, fx, d.batch * P);
+    for (int64_t n = 0; pairs && n < d.batch; ++n) {
+      pairs = !mayReadNonFinite(dy.codes + n * d.yImageStride, d.outChannels * P, fy) &&
+              !mayReadNonFinite(x.codes + n * d.xImageStride, d.channels * d.height * d.width, fx);
+    }
+  }
+  if (pairs) noteBf16PairProduct();
+  SparseGradPlan sp{&l.plan, offsets.data(), items.data(), sums};
+  if (pairs) sp.pairOffset = gradGroup(l.plan) * d.channels * planeStride;
   std::vector<SparseGradTile> tile(items.size());
-  for (size_t u = 0; u < items.size(); ++u) tile[u] = sparseGradTileFor(items[u].slices, items[u].count);
+  for (size_t u = 0; u < items.size(); ++u) tile[u] = sparseGradTileFor(items[u].slices, items[u].count, pairs);
   // The threads' shares by cost (a tile's vectors times its columns), not by count: a block
   // column stored by six block rows costs three times one stored by one or two.
   const int64_t parts = std::min<int64_t>(std::max(threads, 1), tiles);
@@ -1081,7 +1197,8 @@ bool directConvWeightGradientSparse(const DirectConv& d, const DirectOperand& dy
     while (u < tiles && cost[static_cast<size_t>(u)] * parts < cost[static_cast<size_t>(tiles)] * part) ++u;
     cuts[static_cast<size_t>(part)] = u;
   }
-  runGradientTiles(l, tiles, dy, x, threads, [&](const float* planes, const float* grads, int64_t, int64_t u) { tile[static_cast<size_t>(u)](sp, planes, grads, u); }, &cuts);
+  runGradientTiles(l, tiles, dy, x, threads, [&](const float* planes, const float* grads, int64_t, int64_t u) { tile[static_cast<size_t>(u)](sp, planes, grads, u); }, &cuts,
+                   pairs);
   // Row by row, left to right (each row's stored entries written while its lines are in cache).
   for (int64_t o = 0; o < d.outChannels; ++o) {
     const int64_t q = o / br, slice = (o % br) / L, r = o % L;

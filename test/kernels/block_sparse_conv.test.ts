@@ -173,6 +173,33 @@ describe('bsrConv2dWeightGradient', () => {
     }
   });
 
+  test('one-byte codes on bfloat16 pairs of positions (stride 1 along rows, even output rows) and where pairs do not apply: the dense route on their values', () => {
+    const table = decode(Uint8Array.from({ length: 256 }, (_, i) => i), 'e5m2');
+    table.forEach((v, i) => { if (!Number.isFinite(v)) table[i] = 0; });
+    const format = resolveFormat('e5m2');
+    const cases: Array<[string, [number, number, number, number], [number, number, number, number], Parameters<typeof convGeometry>[2], number, number]> = [
+      ['3x3 pad 1 on 8 x 8, 5 images', [5, 24, 8, 8], [24, 24, 3, 3], { padding: 1 }, 8, 8],
+      ['5x5 dilation 2 on 12 x 12', [3, 8, 12, 12], [16, 8, 5, 5], { padding: 4, dilation: 2 }, 8, 8],
+      ['16x16 blocks, 3x3 pad 1 on 4 x 4 (two pairs a row)', [9, 32, 4, 4], [32, 32, 3, 3], { padding: 1 }, 16, 16],
+      ['odd output rows (7 x 7): the float tile', [3, 16, 7, 7], [16, 16, 3, 3], { padding: 1 }, 8, 8],
+      ['stride 2 (pairs apply along stride-1 rows only): the float tile', [2, 16, 10, 10], [16, 16, 3, 3], { padding: 1, stride: 2 }, 8, 8],
+    ];
+    for (const [name, xShape, wShape, options, br, bc] of cases) {
+      const geo = convGeometry(xShape, wShape, options);
+      const rows = wShape[0], cols = wShape[1] * wShape[2] * wShape[3];
+      const { w, dense } = prunedWeight(rows, cols, br, bc, rows + 3 * cols);
+      const g = groupColumns(geo);
+      const xCodes = encode(uniform(geo.batch * geo.channels * geo.height * geo.width, 23).map((v) => v * 8), 'e5m2', { saturate: true }) as Uint8Array;
+      const dyCodes = encode(uniform(geo.batch * rows * geo.outH * geo.outW, 24).map((v) => v * 8), 'e5m2', { saturate: true }) as Uint8Array;
+      const xv = Float32Array.from(xCodes, (c) => table[c]), dyv = Float32Array.from(dyCodes, (c) => table[c]);
+      const full = conv2dGradients({ g: dyv, x: xv, weight: null, geometry: geo, algorithm: 'direct' }).gw!;
+      const want = full.map((v, i) => (dense[i] !== 0 ? v : 0));
+      for (const threads of [1, 2]) {
+        assertSameBits(bsrConv2dWeightGradient(w, { codes: xCodes, table, format }, { codes: dyCodes, table, format }, g, geo.batch, { threads }), want, `${name}, ${threads} threads`);
+      }
+    }
+  });
+
   test('bad operands are refused with what was expected', () => {
     const geo = convGeometry([1, 4, 6, 6], [8, 4, 3, 3], { padding: 1 });
     const g = groupColumns(geo);
