@@ -582,6 +582,21 @@ Napi::Value BatchNormForward(const Napi::CallbackInfo& info) {
   return undefinedOf(info);
 }
 
+// batchNormBackwardCodes(g, { data: codes, table, format }, invStd, gamma | null, gx | null, sumG, sumGX,
+//   { scale, training, batch, channels, plane, threads }): xhat as dequantize(codes, scale).
+Napi::Value BatchNormBackwardCodes(const Napi::CallbackInfo& info) {
+  const Napi::Object o = optionsArg(info, 7, "batchNormBackwardCodes");
+  const ChannelShape s = channelShapeField(o);
+  const Operand xhat = operandArg(info, 1, "xhat", s.size());
+  if (!xhat.codes) throw typeError(info.Env(), "batchNormBackwardCodes: xhat must be one-byte codes");
+  const double scale = numberField(o, "scale");
+  if (!(scale > 0) || !std::isfinite(scale)) throw rangeError(info.Env(), "batchNormBackwardCodes: scale must be finite and positive");
+  octet::batchNormBackwardCodes(f32(info, 0, "g", s.size()), xhat.codes, xhat.lut, xhat.e5m2, scale, f32(info, 2, "invStd", s.channels),
+                                f32(info, 3, "gamma", s.channels, true), boolField(o, "training"), f32(info, 4, "gx", s.size(), true),
+                                f64(info, 5, "sumG", s.channels), f64(info, 6, "sumGX", s.channels), s.batch, s.channels, s.plane, threadsField(o));
+  return undefinedOf(info);
+}
+
 // batchNormBackward(g, xhat, invStd, gamma | null, gx | null, sumG, sumGX, { training, batch, channels, plane, threads })
 Napi::Value BatchNormBackward(const Napi::CallbackInfo& info) {
   const Napi::Object o = optionsArg(info, 7, "batchNormBackward");
@@ -1294,6 +1309,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("channelSum", Napi::Function::New(env, ChannelSum));
   exports.Set("channelMeanVar", Napi::Function::New(env, ChannelMeanVar));
   exports.Set("batchNormForward", Napi::Function::New(env, BatchNormForward));
+  exports.Set("batchNormBackwardCodes", Napi::Function::New(env, BatchNormBackwardCodes));
   exports.Set("batchNormBackward", Napi::Function::New(env, BatchNormBackward));
   exports.Set("lowpGemm", Napi::Function::New(env, LowpGemm));
   exports.Set("sgemmCoded", Napi::Function::New(env, SgemmCoded));

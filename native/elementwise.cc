@@ -8,6 +8,7 @@
 
 #include "cpu.h"
 #include "parallel.h"
+#include "sources.h"
 
 namespace octet {
 namespace {
@@ -208,7 +209,10 @@ OCTET_AVX512_NORM void normalizeRowsAvx512(const float* x, const double* mean, c
 
 // The two sums in one pass over g and xhat (each lane's adds in the order of the two loops of
 // normBackwardChannel), channels [c0, c1) image by image as meanVarBlockAvx512 goes; then gx.
-OCTET_AVX512_NORM void normBackwardBlockAvx512(const float* g, const float* xhat, const float* invStd, const float* gamma, bool training,
+// xhatRow(base) gives the plane of xhat that starts at `base` (the array itself, or codes decoded
+// into a buffer of the calling thread).
+template <class XhatRow>
+OCTET_AVX512_NORM void normBackwardBlockAvx512(const float* g, XhatRow xhatRow, const float* invStd, const float* gamma, bool training,
                                                float* gx, double* sumG, double* sumGX, int64_t batch, int64_t channels, int64_t plane,
                                                int64_t c0, int64_t c1) {
   const double count = static_cast<double>(batch * plane);
@@ -219,17 +223,18 @@ OCTET_AVX512_NORM void normBackwardBlockAvx512(const float* g, const float* xhat
   for (int64_t n = 0; n < batch; ++n) {
     for (int64_t c = c0; c < c1; ++c) {
       const int64_t base = (n * channels + c) * plane;
+      const float* xh = xhatRow(base);
       double* l = &lanes[(c - c0) * 2 * kLanes];
       __m512d accG = _mm512_loadu_pd(l), accGX = _mm512_loadu_pd(l + kLanes);
       for (int64_t i = 0; i < full; i += kLanes) {
         const __m512d gd = widen8(g + base + i);
         accG = _mm512_add_pd(accG, gd);
-        accGX = _mm512_add_pd(accGX, _mm512_mul_pd(gd, widen8(xhat + base + i)));
+        accGX = _mm512_add_pd(accGX, _mm512_mul_pd(gd, widen8(xh + i)));
       }
       if (r) {
         const __m512d gd = widenFirst(g + base + full, r);
         accG = _mm512_mask_add_pd(accG, tail, accG, gd);
-        accGX = _mm512_mask_add_pd(accGX, tail, accGX, _mm512_mul_pd(gd, widenFirst(xhat + base + full, r)));
+        accGX = _mm512_mask_add_pd(accGX, tail, accGX, _mm512_mul_pd(gd, widenFirst(xh + full, r)));
       }
       _mm512_storeu_pd(l, accG);
       _mm512_storeu_pd(l + kLanes, accGX);
@@ -244,20 +249,21 @@ OCTET_AVX512_NORM void normBackwardBlockAvx512(const float* g, const float* xhat
   for (int64_t n = 0; n < batch; ++n) {
     for (int64_t c = c0; c < c1; ++c) {
       const int64_t base = (n * channels + c) * plane;
+      const float* xh = xhatRow(base);
       const double sg = sumG[c], sgx = sumGX[c];
       const double scale = (gamma ? gamma[c] : 1.0f) * static_cast<double>(invStd[c]);
       const double k = scale / count;
       const __m512d kv = _mm512_set1_pd(training ? k : scale), sgv = _mm512_set1_pd(sg), sgxv = _mm512_set1_pd(sgx);
       if (training) {
         for (int64_t i = 0; i < full; i += kLanes) {
-          const __m512d t = _mm512_sub_pd(_mm512_sub_pd(_mm512_mul_pd(cv, widen8(g + base + i)), sgv), _mm512_mul_pd(widen8(xhat + base + i), sgxv));
+          const __m512d t = _mm512_sub_pd(_mm512_sub_pd(_mm512_mul_pd(cv, widen8(g + base + i)), sgv), _mm512_mul_pd(widen8(xh + i), sgxv));
           _mm256_storeu_ps(gx + base + i, _mm512_cvtpd_ps(_mm512_mul_pd(kv, t)));
         }
       } else {
         for (int64_t i = 0; i < full; i += kLanes) _mm256_storeu_ps(gx + base + i, _mm512_cvtpd_ps(_mm512_mul_pd(kv, widen8(g + base + i))));
       }
       for (int64_t i = full; i < plane; ++i) {
-        gx[base + i] = training ? static_cast<float>(k * (count * g[base + i] - sg - xhat[base + i] * sgx)) : static_cast<float>(scale * g[base + i]);
+        gx[base + i] = training ? static_cast<float>(k * (count * g[base + i] - sg - xh[i] * sgx)) : static_cast<float>(scale * g[base + i]);
       }
     }
   }
@@ -542,7 +548,7 @@ void batchNormBackward(const float* g, const float* xhat, const float* invStd, c
 #ifdef OCTET_X86
   if (cpuHasAvx512()) {
     return perChannelBlock(batch, channels, plane, threads, [&](int64_t c0, int64_t c1) {
-      normBackwardBlockAvx512(g, xhat, invStd, gamma, training, gx, sumG, sumGX, batch, channels, plane, c0, c1);
+      normBackwardBlockAvx512(g, [xhat](int64_t base) { return xhat + base; }, invStd, gamma, training, gx, sumG, sumGX, batch, channels, plane, c0, c1);
     });
   }
 #endif
@@ -550,6 +556,41 @@ void batchNormBackward(const float* g, const float* xhat, const float* invStd, c
     if (avx2) normBackwardChannelAvx2(g, xhat, invStd, gamma, training, gx, sumG, sumGX, batch, channels, plane, c);
     else normBackwardChannel(g, xhat, invStd, gamma, training, gx, sumG, sumGX, batch, channels, plane, c);
   });
+}
+
+void batchNormBackwardCodes(const float* g, const uint8_t* codes, const float* table, bool e5m2, double scale, const float* invStd, const float* gamma,
+                            bool training, float* gx, double* sumG, double* sumGX, int64_t batch, int64_t channels, int64_t plane, int threads) {
+  // dequantize's values: decode, then x / scale (a power of two with |log2| < 126: x * (1 / scale) in float32).
+  const int exponent = std::ilogb(scale);
+  const bool powerOfTwo = std::ldexp(1.0, exponent) == scale && std::abs(exponent) < 126;
+  const float inverse = static_cast<float>(1.0 / scale);
+  auto decodeRow = [&](const uint8_t* from, float* to) {
+    decodeCodes(from, table, e5m2, plane, to);
+    if (scale == 1.0) return;
+    if (powerOfTwo) {
+      for (int64_t i = 0; i < plane; ++i) to[i] = to[i] * inverse;
+    } else {
+      for (int64_t i = 0; i < plane; ++i) to[i] = static_cast<float>(to[i] / scale);
+    }
+  };
+#ifdef OCTET_X86
+  if (cpuHasAvx512()) {
+    return perChannelBlock(batch, channels, plane, threads, [&](int64_t c0, int64_t c1) {
+      thread_local std::vector<float> row;
+      row.resize(static_cast<size_t>(plane));
+      normBackwardBlockAvx512(
+          g,
+          [&](int64_t base) {
+            decodeRow(codes + base, row.data());
+            return static_cast<const float*>(row.data());
+          },
+          invStd, gamma, training, gx, sumG, sumGX, batch, channels, plane, c0, c1);
+    });
+  }
+#endif
+  std::vector<float> xhat(static_cast<size_t>(batch * channels * plane));
+  parallelFor(batch * channels, threads, [&](int64_t r) { decodeRow(codes + r * plane, xhat.data() + r * plane); });
+  batchNormBackward(g, xhat.data(), invStd, gamma, training, gx, sumG, sumGX, batch, channels, plane, threads);
 }
 
 }  // namespace octet

@@ -24,6 +24,10 @@ void channelMeanVar(const float* x, double* mean, double* var, int64_t batch, in
 // xhat = (x - mean) * invStd; out = xhat * gamma + beta (gamma, beta may be null: 1 and 0).
 void batchNormForward(const float* x, const double* mean, const float* invStd, const float* gamma, const float* beta,
                       float* xhat, float* out, int64_t batch, int64_t channels, int64_t plane, int threads);
+// batchNormBackward with xhat as one-byte codes through `table` (E5M2's when e5m2) divided by
+// `scale`, as dequantize gives them (the same values), decoded a plane at a time.
+void batchNormBackwardCodes(const float* g, const uint8_t* codes, const float* table, bool e5m2, double scale, const float* invStd, const float* gamma,
+                            bool training, float* gx, double* sumG, double* sumGX, int64_t batch, int64_t channels, int64_t plane, int threads);
 // sumG[c] = sum g, sumGX[c] = sum g * xhat; gx (may be null) =
 //   training: gamma * invStd / M * (M * g - sumG - xhat * sumGX), else gamma * invStd * g.
 void batchNormBackward(const float* g, const float* xhat, const float* invStd, const float* gamma, bool training,

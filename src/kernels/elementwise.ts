@@ -5,7 +5,9 @@
  * (built with floating-point contraction off), so both paths agree bit for bit.
  */
 import { InvalidArgumentError } from '../errors.js';
+import { decodeTable, type QTensor } from '../formats/index.js';
 import { nativeCore } from './native.js';
+import { dequantize } from './quant_stats.js';
 import { kernelThreads } from './threads.js';
 
 /** Below this many elements the addon's call overhead outweighs its speed. */
@@ -235,6 +237,32 @@ export function batchNormBackwardReference(g: Float32Array, xhat: Float32Array, 
       }
     }
   }
+}
+
+/** batchNormBackward with xhat kept as codes (a recipe's saved activations): on dequantize(xhat). */
+export function batchNormBackwardCodesReference(
+  g: Float32Array, xhat: QTensor, invStd: Float32Array, gamma: Float32Array | null, training: boolean, gx: Float32Array | null, sumG: Float64Array, sumGX: Float64Array, s: ChannelShape,
+): void {
+  batchNormBackwardReference(g, dequantize(xhat), invStd, gamma, training, gx, sumG, sumGX, s);
+}
+
+/**
+ * batchNormBackward on xhat as one-byte codes, decoded a plane at a time inside the kernel (the
+ * values dequantize gives, without writing them out whole); the reference elsewhere.
+ */
+export function batchNormBackwardCodes(
+  g: Float32Array, xhat: QTensor, invStd: Float32Array, gamma: Float32Array | null, training: boolean, gx: Float32Array | null, sumG: Float64Array, sumGX: Float64Array, s: ChannelShape,
+): void {
+  const size = s.batch * s.channels * s.plane;
+  checkChannels('batchNormBackwardCodes', s, ['g', g, size], ['gx', gx, size], ['invStd', invStd, s.channels], ['gamma', gamma, s.channels], ['sumG', sumG, s.channels], ['sumGX', sumGX, s.channels]);
+  if (xhat.codes.length !== size) throw new InvalidArgumentError(`batchNormBackwardCodes: xhat has ${xhat.codes.length} codes; expected ${size}`);
+  const native = nativeCore();
+  if (native && size >= NATIVE_MIN && xhat.codes instanceof Uint8Array) {
+    const data = { data: xhat.codes, table: decodeTable(xhat.format), format: xhat.format };
+    native.batchNormBackwardCodes(g, data, invStd, gamma, gx, sumG, sumGX, { ...s, training, scale: xhat.scale, threads: kernelThreads() });
+    return;
+  }
+  batchNormBackwardCodesReference(g, xhat, invStd, gamma, training, gx, sumG, sumGX, s);
 }
 
 export function batchNormBackward(

@@ -42,6 +42,7 @@ export {
   adamwMomentsReference,
   addArrays,
   batchNormBackward,
+  batchNormBackwardCodes,
   batchNormForward,
   channelBiasAdd,
   channelMeanVar,

@@ -249,6 +249,10 @@ export interface NativeCore {
     x: Float32Array, mean: Float64Array, invStd: Float32Array, gamma: Float32Array | null, beta: Float32Array | null, xhat: Float32Array, out: Float32Array,
     o: ChannelOptions,
   ): void;
+  batchNormBackwardCodes(
+    g: Float32Array, xhat: { data: Uint8Array; table: Float32Array; format: Format }, invStd: Float32Array, gamma: Float32Array | null, gx: Float32Array | null,
+    sumG: Float64Array, sumGX: Float64Array, o: ChannelOptions & { training: boolean; scale: number },
+  ): void;
   batchNormBackward(
     g: Float32Array, xhat: Float32Array, invStd: Float32Array, gamma: Float32Array | null, gx: Float32Array | null, sumG: Float64Array, sumGX: Float64Array,
     o: ChannelOptions & { training: boolean },

@@ -11,7 +11,7 @@
 import { needsGrad, record, registerGradient } from '../autograd/index.js';
 import { InvalidArgumentError, NonFiniteError } from '../errors.js';
 import { resolveFormat, type QTensor } from '../formats/index.js';
-import { absMax, batchNormBackward, batchNormForward, channelMeanVar, dequantize, encodeScaled, recycle, takeBuffer, takeCodes } from '../kernels/index.js';
+import { absMax, batchNormBackward, batchNormBackwardCodes, batchNormForward, channelMeanVar, encodeScaled, recycle, takeBuffer, takeCodes } from '../kernels/index.js';
 import { Tensor, formatShape, type GradHandle } from '../tensor/index.js';
 
 export interface BatchNormOptions {
@@ -103,10 +103,6 @@ function compact(xhat: Float32Array, format: string): Float32Array | QTensor {
   return encodeScaled(xhat, scale, f, {}, takeCodes(f, xhat.length)).coded;
 }
 
-function expand(saved: Float32Array | QTensor): Float32Array {
-  return saved instanceof Float32Array ? saved : dequantize(saved, takeBuffer(saved.codes.length));
-}
-
 registerGradient<BatchNormSaved>('batchNorm2d', (node, g) => {
   const [x, weight, bias] = node.inputs as [GradHandle, GradHandle | null, GradHandle | null];
   const { xhat, invStd, training, weightData } = node.saved;
@@ -115,8 +111,8 @@ registerGradient<BatchNormSaved>('batchNorm2d', (node, g) => {
   const sumGX = new Float64Array(channels);
   // gx in place of g (the kernel reads a channel's g before writing its gx; g is this op's alone).
   const gx = x.requiresGrad ? g : null;
-  const values = expand(xhat);
-  batchNormBackward(g, values, invStd, weightData, training, gx, sumG, sumGX, { batch, channels, plane: height * width });
-  if (values !== xhat) recycle(values);
+  const shape = { batch, channels, plane: height * width };
+  if (xhat instanceof Float32Array) batchNormBackward(g, xhat, invStd, weightData, training, gx, sumG, sumGX, shape);
+  else batchNormBackwardCodes(g, xhat, invStd, weightData, training, gx, sumG, sumGX, shape);
   return [gx, weight?.requiresGrad ? Float32Array.from(sumGX) : null, bias?.requiresGrad ? Float32Array.from(sumG) : null];
 });

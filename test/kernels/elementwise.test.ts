@@ -1,7 +1,9 @@
 /** The native elementwise and per-channel kernels equal their TypeScript references bit for bit. */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { resolveFormat } from '../../src/formats/index.js';
 import * as k from '../../src/kernels/elementwise.js';
+import { dequantize, encodeScaled } from '../../src/kernels/index.js';
 import { uniform } from '../helpers/random.js';
 
 const shape = { batch: 6, channels: 5, plane: 37 * 41 };
@@ -212,6 +214,31 @@ describe('elementwise kernels', () => {
         same(r[0].sgx, r[1].sgx, `sumGX ${plane}`);
       }
     }
+  });
+
+  test('batch norm backward on xhat kept as codes equals the backward on dequantize(codes) (E5M2 and E4M3, scales, gx in place)', () => {
+    for (const [batch, channels, plane] of [[6, 5, 37 * 41], [64, 40, 16], [9, 30, 49]]) {
+      const s = { batch, channels, plane };
+      const n = batch * channels * plane;
+      const xhat = uniform(n, plane + 3, -3, 3);
+      const gs = uniform(n, plane + 4, -1, 1);
+      const invStd = uniform(channels, 7, 0.5, 2);
+      const gamma = uniform(channels, 8, 0.5, 1.5);
+      for (const [format, scale] of [['e5m2', 4096], ['e4m3', 32], ['e5m2', 1], ['e4m3', 3]] as const) {
+        const q = encodeScaled(xhat, scale, resolveFormat(format), {}).coded;
+        for (const training of [true, false]) {
+          const inPlace = Float32Array.from(gs);
+          const r = [0, 1].map(() => ({ sg: new Float64Array(channels), sgx: new Float64Array(channels) }));
+          const want = new Float32Array(n);
+          k.batchNormBackwardCodes(inPlace, q, invStd, gamma, training, inPlace, r[0].sg, r[0].sgx, s);
+          k.batchNormBackwardReference(gs, dequantize(q), invStd, gamma, training, want, r[1].sg, r[1].sgx, s);
+          same(inPlace, want, `gx ${format} x${scale} ${plane} training=${training}`);
+          same(r[0].sg, r[1].sg, `sumG ${format} ${plane}`);
+          same(r[0].sgx, r[1].sgx, `sumGX ${format} ${plane}`);
+        }
+      }
+    }
+    assert.throws(() => k.batchNormBackwardCodes(new Float32Array(8), encodeScaled(new Float32Array(6), 1, resolveFormat('e5m2'), {}).coded, new Float32Array(2), null, true, null, new Float64Array(2), new Float64Array(2), { batch: 1, channels: 2, plane: 4 }), /xhat has 6 codes; expected 8/);
   });
 
   test('wrong lengths are refused', () => {
