@@ -938,6 +938,46 @@ struct SparseGradPlan {
   int64_t pairOffset = 0;  // floats from a padded plane to its pair plane (runGradientTiles' pairPlanes)
 };
 
+// Two slices' 8 lanes each (at lo and hi) as one vector's bits.
+__attribute__((target("avx512f"), always_inline)) inline __m512i slicePair(const float* lo, const float* hi) {
+  const __m512d low = _mm512_castpd256_pd512(_mm256_loadu_pd(reinterpret_cast<const double*>(lo)));
+  return _mm512_castpd_si512(_mm512_insertf64x4(low, _mm256_loadu_pd(reinterpret_cast<const double*>(hi)), 1));
+}
+
+// A sparse tile's registers: its chains, its columns' input offsets, and its slices' rows of the
+// channel-last dY (lo, hi: the lower and upper 8 lanes of each vector).
+template <int P, int T>
+struct SparseGradState {
+  __m512 acc[T][P];
+  int64_t off[T];
+  const float* lo[P];
+  const float* hi[P];
+};
+
+// A sparse tile's start: the chains as the sums hold them, the offsets, the dY rows.
+template <int P, int T>
+__attribute__((target("avx512f"), always_inline)) inline void sparseGradBegin(const SparseGradPlan& sp, const float* grads, int64_t u, SparseGradState<P, T>& st) {
+  const GradPlan& p = *sp.plan;
+  const SparseGradItem& it = sp.items[u];
+  const float* sums = sp.sums + u * kSparseSums;
+  for (int v = 0; v < P; ++v)
+    for (int t = 0; t < T; ++t) st.acc[t][v] = _mm512_loadu_ps(sums + (v * T + t) * 16);
+  for (int t = 0; t < T; ++t) st.off[t] = sp.offsets[u * kSparseTaps + t];
+  for (int v = 0; v < P; ++v) {
+    const int64_t a = it.o0[2 * v], b = 2 * v + 1 < it.slices ? it.o0[2 * v + 1] : a;
+    st.lo[v] = grads + (a / 16) * p.p * 16 + a % 16;
+    st.hi[v] = grads + (b / 16) * p.p * 16 + b % 16;
+  }
+}
+
+// A sparse tile's end: its chains back to the sums, for the next image.
+template <int P, int T>
+__attribute__((target("avx512f"), always_inline)) inline void sparseGradEnd(const SparseGradPlan& sp, int64_t u, const SparseGradState<P, T>& st) {
+  float* sums = sp.sums + u * kSparseSums;
+  for (int v = 0; v < P; ++v)
+    for (int t = 0; t < T; ++t) _mm512_storeu_ps(sums + (v * T + t) * 16, st.acc[t][v]);
+}
+
 // Item u over one image: the dense tile's chains (acc = fma(dy, x, acc) over the image's
 // positions in order) for the item's slices (P vectors of two) and T columns only. Past an odd
 // count of slices the last vector's upper half repeats its lower one (discarded).
@@ -945,20 +985,8 @@ template <int P, int T>
 __attribute__((target("avx512f"))) void sparseGradTile(const SparseGradPlan& sp, const float* image, const float* grads, int64_t u) {
   const GradPlan& p = *sp.plan;
   const DirectConv& d = *p.d;
-  const SparseGradItem& it = sp.items[u];
-  float* sums = sp.sums + u * kSparseSums;
-  __m512 acc[T][P];
-  for (int v = 0; v < P; ++v)
-    for (int t = 0; t < T; ++t) acc[t][v] = _mm512_loadu_ps(sums + (v * T + t) * 16);
-  int64_t off[T];
-  for (int t = 0; t < T; ++t) off[t] = sp.offsets[u * kSparseTaps + t];
-  const float* lo[P];
-  const float* hi[P];
-  for (int v = 0; v < P; ++v) {
-    const int64_t a = it.o0[2 * v], b = 2 * v + 1 < it.slices ? it.o0[2 * v + 1] : a;
-    lo[v] = grads + (a / 16) * p.p * 16 + a % 16;
-    hi[v] = grads + (b / 16) * p.p * 16 + b % 16;
-  }
+  SparseGradState<P, T> st;
+  sparseGradBegin<P, T>(sp, grads, u, st);
   for (int64_t oy = 0; oy < d.outH; ++oy) {
     const float* row = image + oy * d.strideH * p.wp;
     const int64_t q0 = oy * d.outW * 16;
@@ -967,22 +995,13 @@ __attribute__((target("avx512f"))) void sparseGradTile(const SparseGradPlan& sp,
       const int64_t q = q0 + ox * 16;
       __m512 dv[P];
 #pragma GCC unroll 4
-      for (int v = 0; v < P; ++v) {
-        const __m512d low = _mm512_castpd256_pd512(_mm256_loadu_pd(reinterpret_cast<const double*>(lo[v] + q)));
-        dv[v] = _mm512_castpd_ps(_mm512_insertf64x4(low, _mm256_loadu_pd(reinterpret_cast<const double*>(hi[v] + q)), 1));
-      }
-      gradTapsAvx512<T, P>(acc, dv, at, off);
+      for (int v = 0; v < P; ++v) dv[v] = _mm512_castsi512_ps(slicePair(st.lo[v] + q, st.hi[v] + q));
+      gradTapsAvx512<T, P>(st.acc, dv, at, st.off);
     }
   }
-  for (int v = 0; v < P; ++v)
-    for (int t = 0; t < T; ++t) _mm512_storeu_ps(sums + (v * T + t) * 16, acc[t][v]);
+  sparseGradEnd<P, T>(sp, u, st);
 }
 
-// Two slices' 8 lanes each (at lo and hi) as one vector's bits.
-__attribute__((target("avx512f"), always_inline)) inline __m512i slicePair(const float* lo, const float* hi) {
-  const __m512d low = _mm512_castpd256_pd512(_mm256_loadu_pd(reinterpret_cast<const double*>(lo)));
-  return _mm512_castpd_si512(_mm512_insertf64x4(low, _mm256_loadu_pd(reinterpret_cast<const double*>(hi)), 1));
-}
 
 // sparseGradTile on bfloat16 pairs (stride 1 along rows, output rows of even width): positions
 // (ox, ox + 1) of a row as one step, dY's two vectors joined into pair words (ox in the high half)
@@ -994,20 +1013,8 @@ template <int P, int T>
 __attribute__((target("avx512f,avx512bf16"))) void sparseGradPairTile(const SparseGradPlan& sp, const float* image, const float* grads, int64_t u) {
   const GradPlan& p = *sp.plan;
   const DirectConv& d = *p.d;
-  const SparseGradItem& it = sp.items[u];
-  float* sums = sp.sums + u * kSparseSums;
-  __m512 acc[T][P];
-  for (int v = 0; v < P; ++v)
-    for (int t = 0; t < T; ++t) acc[t][v] = _mm512_loadu_ps(sums + (v * T + t) * 16);
-  int64_t off[T];
-  for (int t = 0; t < T; ++t) off[t] = sp.offsets[u * kSparseTaps + t];
-  const float* lo[P];
-  const float* hi[P];
-  for (int v = 0; v < P; ++v) {
-    const int64_t a = it.o0[2 * v], b = 2 * v + 1 < it.slices ? it.o0[2 * v + 1] : a;
-    lo[v] = grads + (a / 16) * p.p * 16 + a % 16;
-    hi[v] = grads + (b / 16) * p.p * 16 + b % 16;
-  }
+  SparseGradState<P, T> st;
+  sparseGradBegin<P, T>(sp, grads, u, st);
   const uint32_t* pairs = reinterpret_cast<const uint32_t*>(image + sp.pairOffset);
   const __m512i high = _mm512_set1_epi32(static_cast<int32_t>(0xffff0000u));
   for (int64_t oy = 0; oy < d.outH; ++oy) {
@@ -1019,18 +1026,17 @@ __attribute__((target("avx512f,avx512bf16"))) void sparseGradPairTile(const Spar
       __m512bh dv[P];
 #pragma GCC unroll 4
       for (int v = 0; v < P; ++v) {
-        dv[v] = (__m512bh)_mm512_ternarylogic_epi32(slicePair(lo[v] + q, hi[v] + q), high, _mm512_srli_epi32(slicePair(lo[v] + q + 16, hi[v] + q + 16), 16), 0xEA);
+        dv[v] = (__m512bh)_mm512_ternarylogic_epi32(slicePair(st.lo[v] + q, st.hi[v] + q), high, _mm512_srli_epi32(slicePair(st.lo[v] + q + 16, st.hi[v] + q + 16), 16), 0xEA);
       }
 #pragma GCC unroll 8
       for (int t = 0; t < T; ++t) {
-        const __m512bh xv = (__m512bh)_mm512_set1_epi32(static_cast<int32_t>(at[off[t]]));
+        const __m512bh xv = (__m512bh)_mm512_set1_epi32(static_cast<int32_t>(at[st.off[t]]));
 #pragma GCC unroll 4
-        for (int v = 0; v < P; ++v) acc[t][v] = _mm512_dpbf16_ps(acc[t][v], dv[v], xv);
+        for (int v = 0; v < P; ++v) st.acc[t][v] = _mm512_dpbf16_ps(st.acc[t][v], dv[v], xv);
       }
     }
   }
-  for (int v = 0; v < P; ++v)
-    for (int t = 0; t < T; ++t) _mm512_storeu_ps(sums + (v * T + t) * 16, acc[t][v]);
+  sparseGradEnd<P, T>(sp, u, st);
 }
 
 using SparseGradTile = void (*)(const SparseGradPlan&, const float*, const float*, int64_t);
