@@ -203,8 +203,160 @@ OCTET_WIDE void quantizeWide(const uint32_t* in, float* out, int64_t b, int64_t 
   }
   quantizeRange<kRounding>(in, out, i, e, p, lut);
 }
+
+// ---- AVX2 (CPUs without AVX-512): the same encoder on 8 lanes ----
+using codec_core::encode8;
+using codec_core::NormalRounding8;
+using codec_core::normalRounding8;
+using codec_core::roundNormal8;
+
+// 8 codes (each below 2^16) stored as Code.
+template <typename Code>
+OCTET_AVX2_INLINE void store8(Code* dst, __m256i codes) {
+  if constexpr (sizeof(Code) == 4) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), codes);
+  } else {
+    const __m128i words = _mm_packus_epi32(_mm256_castsi256_si128(codes), _mm256_extracti128_si256(codes, 1));
+    if constexpr (sizeof(Code) == 2) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), words);
+    } else {
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(dst), _mm_packus_epi16(words, words));
+    }
+  }
+}
+
+struct Encoder8Base {
+  const CodecParams p;  // a local copy: stores through byte pointers may alias a reference's target
+  const __m256i key, laneWeyl;
+  const bool normalPath;
+  const NormalRounding8 r;
+  const __m256i rebias, signMask;
+
+  OCTET_AVX2 explicit Encoder8Base(const CodecParams& params)
+      : p(params),
+        key(_mm256_set1_epi32(static_cast<int>(p.key))),
+        laneWeyl(_mm256_add_epi32(_mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(static_cast<int>(kGolden))), key)),
+        normalPath(p.mantissaBits < 23),
+        r(normalRounding8(p)),
+        rebias(_mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(127 - p.bias) << p.mantissaBits))),
+        signMask(_mm256_set1_epi32(static_cast<int>(p.signMask))) {}
+};
+
+// WideEncoder on 8 lanes: the normal-range rounding when every lane allows it, else encode8.
+template <int kRounding>
+struct Encoder8 : Encoder8Base {
+  using Encoder8Base::Encoder8Base;
+  // Codes of the 8 float32 bit patterns u of elements i .. i + 7.
+  OCTET_AVX2_INLINE __m256i codes(__m256i u, int64_t i) const {
+    const __m256i weyl = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>((p.counterOffset + static_cast<uint32_t>(i)) * kGolden)), laneWeyl);
+    if (normalPath) {
+      __m256i ok;
+      const __m256i rounded = roundNormal8<kRounding>(u, r, key, weyl, ok);
+      if (_mm256_movemask_ps(_mm256_castsi256_ps(ok)) == 0xff) {
+        // codeOfNormal on 8 lanes: exponent rebased, mantissa shifted down, sign moved.
+        const __m256i magnitude = _mm256_and_si256(rounded, r.absMask);
+        const __m256i zero = _mm256_cmpeq_epi32(magnitude, _mm256_setzero_si256());
+        const __m256i code = _mm256_andnot_si256(zero, _mm256_sub_epi32(_mm256_srlv_epi32(magnitude, r.drop), rebias));
+        return _mm256_add_epi32(code, _mm256_and_si256(_mm256_srai_epi32(u, 31), signMask));
+      }
+    }
+    return encode8<kRounding>(u, p, key, weyl);
+  }
+};
+
+template <int kRounding, typename Code>
+OCTET_AVX2 void encodeAvx2(const uint32_t* in, Code* out, int64_t b, int64_t e, const CodecParams& params) {
+  const Encoder8<kRounding> encoder(params);
+  int64_t i = b;
+  for (; i + 8 <= e; i += 8) store8(out + i, encoder.codes(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + i)), i));
+  encodeRange<kRounding, Code>(in, out, i, e, encoder.p);
+}
+
+template <int kRounding>
+OCTET_AVX2 void quantizeAvx2(const uint32_t* in, float* out, int64_t b, int64_t e, const CodecParams& params, const float* lut) {
+  const Encoder8<kRounding> encoder(params);
+  int64_t i = b;
+  for (; i + 8 <= e; i += 8) {
+    const __m256i u = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + i));
+    const __m256i weyl = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>((encoder.p.counterOffset + static_cast<uint32_t>(i)) * kGolden)), encoder.laneWeyl);
+    __m256i ok = _mm256_setzero_si256();
+    const __m256i rounded = encoder.normalPath ? roundNormal8<kRounding>(u, encoder.r, encoder.key, weyl, ok) : u;
+    if (_mm256_movemask_ps(_mm256_castsi256_ps(ok)) == 0xff) {
+      // In F's normal range the rounded float32 is the value itself (zeros keep their sign).
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), rounded);
+      continue;
+    }
+    const __m256i codes = encode8<kRounding>(u, encoder.p, encoder.key, weyl);
+    if (lut) {
+      _mm256_storeu_ps(out + i, _mm256_i32gather_ps(lut, codes, 4));
+    } else {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), codes);
+    }
+  }
+  quantizeRange<kRounding>(in, out, i, e, encoder.p, lut);
+}
+
+// encodeScaledWide on 8 lanes: scale, encode and count in one pass.
+template <int kRounding, typename Code>
+OCTET_AVX2 void encodeScaledAvx2(const float* in, float scale, Code* out, int64_t b, int64_t e, const CodecParams& params,
+                                 uint32_t maxBits, uint32_t magnitudeMask, int64_t counts[3]) {
+  const Encoder8<kRounding> encoder(params);
+  const CodecParams& p = encoder.p;
+  const __m256 s = _mm256_set1_ps(scale);
+  const __m256i absMask = _mm256_set1_epi32(0x7fffffff);
+  const __m256i maxV = _mm256_set1_epi32(static_cast<int>(maxBits));
+  const __m256i magnitude = _mm256_set1_epi32(static_cast<int>(magnitudeMask));
+  const __m256i zero = _mm256_setzero_si256();
+  int64_t overflow = 0, nonzero = 0, underflow = 0;
+  int64_t i = b;
+  for (; i + 8 <= e; i += 8) {
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + i));
+    const __m256i u = _mm256_castps_si256(_mm256_mul_ps(_mm256_castsi256_ps(x), s));
+    overflow += __builtin_popcount(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_and_si256(u, absMask), maxV))));
+    const __m256i codes = encoder.codes(u, i);
+    store8(out + i, codes);
+    const __m256i nz = _mm256_xor_si256(_mm256_cmpeq_epi32(_mm256_and_si256(x, absMask), zero), _mm256_set1_epi32(-1));
+    nonzero += __builtin_popcount(_mm256_movemask_ps(_mm256_castsi256_ps(nz)));
+    const __m256i noMagnitude = _mm256_cmpeq_epi32(_mm256_and_si256(codes, magnitude), zero);
+    underflow += __builtin_popcount(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_and_si256(nz, noMagnitude))));
+  }
+  // The tail as encodeScaledWide's.
+  alignas(32) float tail[8];
+  const int64_t rest = e - i;
+  for (int64_t t = 0; t < rest; ++t) {
+    tail[t] = in[i + t] * scale;
+    uint32_t bits;
+    std::memcpy(&bits, &tail[t], 4);
+    overflow += (bits & 0x7fffffffu) > maxBits;
+  }
+  if (rest > 0) {
+    CodecParams shifted = p;
+    shifted.counterOffset = p.counterOffset + static_cast<uint32_t>(i);
+    encodeRange<kRounding, Code>(reinterpret_cast<const uint32_t*>(tail), out + i, 0, rest, shifted);
+    for (int64_t t = 0; t < rest; ++t) {
+      uint32_t bits;
+      std::memcpy(&bits, in + i + t, 4);
+      const bool isNonzero = (bits & 0x7fffffffu) != 0;
+      nonzero += isNonzero;
+      underflow += isNonzero && (uint32_t(out[i + t]) & magnitudeMask) == 0;
+    }
+  }
+  counts[0] = overflow;
+  counts[1] = nonzero;
+  counts[2] = underflow;
+}
 #else
 #define OCTET_AVX2
+template <int kRounding, typename Code>
+void encodeAvx2(const uint32_t* in, Code* out, int64_t b, int64_t e, const CodecParams& p) {
+  encodeRange<kRounding, Code>(in, out, b, e, p);
+}
+template <int kRounding>
+void quantizeAvx2(const uint32_t* in, float* out, int64_t b, int64_t e, const CodecParams& p, const float* lut) {
+  quantizeRange<kRounding>(in, out, b, e, p, lut);
+}
+template <int kRounding, typename Code>
+void encodeScaledAvx2(const float*, float, Code*, int64_t, int64_t, const CodecParams&, uint32_t, uint32_t, int64_t[3]) {}
 template <int kRounding, typename Code>
 void encodeScaledWide(const float*, float, Code*, int64_t, int64_t, const CodecParams&, uint32_t, uint32_t, int64_t[3]) {}
 template <int kRounding, typename Code>
@@ -216,16 +368,6 @@ void quantizeWide(const uint32_t* in, float* out, int64_t b, int64_t e, const Co
   quantizeRange<kRounding>(in, out, b, e, p, lut);
 }
 #endif
-
-// The scalar loops compiled for AVX2, which compilers partly vectorize.
-template <int kRounding, typename Code>
-OCTET_AVX2 void encodeAvx2(const uint32_t* in, Code* out, int64_t b, int64_t e, const CodecParams& p) {
-  encodeRange<kRounding, Code>(in, out, b, e, p);
-}
-template <int kRounding>
-OCTET_AVX2 void quantizeAvx2(const uint32_t* in, float* out, int64_t b, int64_t e, const CodecParams& p, const float* lut) {
-  quantizeRange<kRounding>(in, out, b, e, p, lut);
-}
 
 enum class Isa { kWide, kAvx2, kPortable };
 
@@ -320,6 +462,14 @@ void encodeScaledTyped(const float* in, float scale, Code* out, int64_t n, const
         case kNearest: encodeScaledWide<kNearest, Code>(in, scale, out, b, e, p, maxBits, mask, chunkCounts); break;
         case kStochastic: encodeScaledWide<kStochastic, Code>(in, scale, out, b, e, p, maxBits, mask, chunkCounts); break;
         default: encodeScaledWide<kTowardZero, Code>(in, scale, out, b, e, p, maxBits, mask, chunkCounts);
+      }
+      return;
+    }
+    if (isa() == Isa::kAvx2) {
+      switch (p.rounding) {
+        case kNearest: encodeScaledAvx2<kNearest, Code>(in, scale, out, b, e, p, maxBits, mask, chunkCounts); break;
+        case kStochastic: encodeScaledAvx2<kStochastic, Code>(in, scale, out, b, e, p, maxBits, mask, chunkCounts); break;
+        default: encodeScaledAvx2<kTowardZero, Code>(in, scale, out, b, e, p, maxBits, mask, chunkCounts);
       }
       return;
     }

@@ -202,6 +202,112 @@ OCTET_WIDE inline __m512i roundNormal16(__m512i u, const NormalRounding& r, __m5
        (r.zeroLanes ? _mm512_cmpeq_epi32_mask(ax, _mm512_setzero_si512()) : static_cast<__mmask16>(0));
   return rounded;
 }
+
+// ---- The same on 8 lanes with AVX2 (CPUs without AVX-512): compares give all-ones lanes where
+// AVX-512 gives mask bits. Every value compared below lies in [0, 2^31) (magnitudes' bits, small
+// integers), so signed compares stand for the unsigned ones, except the stochastic draw's.
+#define OCTET_AVX2_INLINE __attribute__((target("avx2"), always_inline)) inline
+
+// encodeOne on 8 lanes: the steps of encode16.
+template <int kRounding>
+OCTET_AVX2_INLINE __m256i encode8(__m256i u, const CodecParams& p, __m256i key, __m256i weyl) {
+  const __m256i one = _mm256_set1_epi32(1), zero = _mm256_setzero_si256();
+  const __m256i sign = _mm256_and_si256(_mm256_srai_epi32(u, 31), _mm256_set1_epi32(static_cast<int>(p.signMask)));
+  const __m256i ax = _mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff));
+  const __m256i exp8 = _mm256_srli_epi32(ax, 23);
+  const __m256i E = _mm256_sub_epi32(_mm256_max_epi32(exp8, one), _mm256_set1_epi32(127));
+  const __m256i hidden = _mm256_andnot_si256(_mm256_cmpeq_epi32(exp8, zero), _mm256_set1_epi32(0x800000));
+  const __m256i sig = _mm256_or_si256(_mm256_and_si256(ax, _mm256_set1_epi32(0x7fffff)), hidden);
+  __m256i targetE = _mm256_max_epi32(E, _mm256_set1_epi32(p.emin));
+  const __m256i s = _mm256_add_epi32(_mm256_sub_epi32(targetE, E), _mm256_set1_epi32(23 - p.mantissaBits));
+  const __m256i sh = _mm256_min_epi32(s, _mm256_set1_epi32(25));
+  __m256i n = _mm256_srlv_epi32(sig, sh);
+  const __m256i rem = _mm256_sub_epi32(sig, _mm256_sllv_epi32(n, sh));
+  __m256i up = zero;  // all ones where the magnitude rounds up
+  if (kRounding == kNearest) {
+    const __m256i half = _mm256_srli_epi32(_mm256_sllv_epi32(one, sh), 1);
+    const __m256i rounds = _mm256_cmpgt_epi32(sh, zero);
+    const __m256i odd = _mm256_cmpeq_epi32(_mm256_and_si256(n, one), one);
+    up = _mm256_and_si256(rounds, _mm256_or_si256(_mm256_cmpgt_epi32(rem, half), _mm256_and_si256(_mm256_cmpeq_epi32(rem, half), odd)));
+  } else if (kRounding == kStochastic) {
+    // Variable shifts of 32 or more (negative counts included) give 0, as on AVX-512.
+    const __m256i thirtyTwo = _mm256_set1_epi32(32);
+    const __m256i small = _mm256_cmpgt_epi32(_mm256_set1_epi32(33), s);
+    const __m256i left = _mm256_sllv_epi32(rem, _mm256_sub_epi32(thirtyTwo, s));
+    const __m256i right = _mm256_srlv_epi32(rem, _mm256_sub_epi32(s, thirtyTwo));
+    const __m256i fraction32 = _mm256_blendv_epi8(right, left, small);
+    const __m256i draw = mix8(_mm256_xor_si256(mix8(weyl), key));
+    const __m256i flip = _mm256_set1_epi32(static_cast<int>(0x80000000u));
+    up = _mm256_cmpgt_epi32(_mm256_xor_si256(fraction32, flip), _mm256_xor_si256(draw, flip));
+  }
+  n = _mm256_sub_epi32(n, up);
+  const __m256i twoM = _mm256_set1_epi32(1 << p.mantissaBits);
+  const __m256i carry = _mm256_cmpeq_epi32(n, _mm256_slli_epi32(twoM, 1));
+  n = _mm256_blendv_epi8(n, twoM, carry);
+  targetE = _mm256_sub_epi32(targetE, carry);
+  const __m256i biasedLess1 = _mm256_add_epi32(targetE, _mm256_set1_epi32(p.bias - 1));
+  const __m256i topLess1 = _mm256_set1_epi32(p.maxBiasedExponent - 1);
+  const __m256i overflow = _mm256_or_si256(
+      _mm256_cmpgt_epi32(biasedLess1, topLess1),
+      _mm256_and_si256(_mm256_cmpeq_epi32(biasedLess1, topLess1), _mm256_cmpgt_epi32(n, _mm256_set1_epi32((1 << p.mantissaBits) + p.maxMantissaAtTop))));
+  __m256i code = _mm256_add_epi32(_mm256_sll_epi32(biasedLess1, _mm_cvtsi32_si128(p.mantissaBits)), n);
+  code = _mm256_blendv_epi8(code, _mm256_set1_epi32(static_cast<int>(p.finiteOverflow)), overflow);
+  code = _mm256_blendv_epi8(code, p.subnormalsKept ? n : zero, _mm256_cmpgt_epi32(twoM, n));
+  const __m256i inf = _mm256_set1_epi32(0x7f800000);
+  const __m256i nan = _mm256_cmpgt_epi32(ax, inf);
+  code = _mm256_blendv_epi8(code, _mm256_set1_epi32(static_cast<int>(p.nanCode)), nan);
+  code = _mm256_blendv_epi8(code, _mm256_set1_epi32(static_cast<int>(p.infResult)), _mm256_cmpeq_epi32(ax, inf));
+  // As encodeOne: no sign on an unsigned zero, on the fnuz NaN, or on a NaN that carries none
+  // (codes are below 2^31; a format without a sign bit has signMask 0: every code unsigned).
+  __m256i unsignedCode = _mm256_cmpgt_epi32(code, _mm256_set1_epi32(static_cast<int>(p.signMask) - 1));
+  if (!p.signedZero) unsignedCode = _mm256_or_si256(unsignedCode, _mm256_cmpeq_epi32(code, zero));
+  unsignedCode = p.signedNaN ? _mm256_andnot_si256(nan, unsignedCode) : _mm256_or_si256(unsignedCode, nan);
+  return _mm256_add_epi32(code, _mm256_andnot_si256(unsignedCode, sign));
+}
+
+// roundNormal16 on 8 lanes; `ok` is all ones where the rounded bits equal the codec's.
+struct NormalRounding8 {
+  __m256i drop, roundBias, keepMask, lastKeptBit, minBits, maxBits, infBits, absMask, stochasticShift;
+  bool zeroLanes;
+};
+
+OCTET_AVX2_INLINE NormalRounding8 normalRounding8(const CodecParams& p) {
+  const int d = 23 - p.mantissaBits;
+  const uint32_t maxBits = (static_cast<uint32_t>(p.maxBiasedExponent - p.bias + 127) << 23) |
+                           (static_cast<uint32_t>(p.maxMantissaAtTop) << d);
+  NormalRounding8 r;
+  r.drop = _mm256_set1_epi32(d);
+  r.roundBias = _mm256_set1_epi32(d > 0 ? static_cast<int>((1u << (d - 1)) - 1u) : 0);
+  r.keepMask = _mm256_set1_epi32(static_cast<int>(~((1u << d) - 1u)));
+  r.lastKeptBit = _mm256_set1_epi32(static_cast<int>(1u << d));
+  r.minBits = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(p.emin + 127) << 23));
+  r.maxBits = _mm256_set1_epi32(static_cast<int>(maxBits));
+  r.infBits = _mm256_set1_epi32(0x7f800000);
+  r.absMask = _mm256_set1_epi32(0x7fffffff);
+  r.stochasticShift = _mm256_set1_epi32(32 - d);
+  r.zeroLanes = p.signedZero != 0;
+  return r;
+}
+
+template <int kRounding>
+OCTET_AVX2_INLINE __m256i roundNormal8(__m256i u, const NormalRounding8& r, __m256i key, __m256i weyl, __m256i& ok) {
+  const __m256i ax = _mm256_and_si256(u, r.absMask);
+  __m256i y = u;
+  if (kRounding == kNearest) {
+    const __m256i oddOne = _mm256_srlv_epi32(_mm256_and_si256(u, r.lastKeptBit), r.drop);
+    y = _mm256_add_epi32(_mm256_add_epi32(u, r.roundBias), oddOne);
+  } else if (kRounding == kStochastic) {
+    const __m256i draw = mix8(_mm256_xor_si256(mix8(weyl), key));
+    y = _mm256_add_epi32(u, _mm256_srlv_epi32(_mm256_xor_si256(draw, _mm256_set1_epi32(-1)), r.stochasticShift));
+  }
+  const __m256i rounded = _mm256_and_si256(y, r.keepMask);
+  const __m256i roundedAbs = _mm256_and_si256(rounded, r.absMask);
+  // Finite inputs only: a NaN's payload could carry into the sign bit.
+  ok = _mm256_andnot_si256(_mm256_cmpgt_epi32(r.minBits, ax),
+                           _mm256_andnot_si256(_mm256_cmpgt_epi32(roundedAbs, r.maxBits), _mm256_cmpgt_epi32(r.infBits, ax)));
+  if (r.zeroLanes) ok = _mm256_or_si256(ok, _mm256_cmpeq_epi32(ax, _mm256_setzero_si256()));
+  return rounded;
+}
 #endif
 
 }  // namespace codec_core

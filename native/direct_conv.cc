@@ -82,7 +82,7 @@ __attribute__((always_inline)) inline void tileBody(const Plan& p, const float* 
 
 void tilePortable(const Plan& p, const float* image, int64_t n, int64_t b, int64_t f0) { tileBody(p, image, n, b, f0); }
 
-// Where the AVX-512 tiles of the running thread's current (image, channel block) put their
+// Where the AVX-512 and AVX2 tiles of the running thread's current (image, channel block) put their
 // results: kRows rows of strips * kLanes positions on the padded grid, whole-vector stores; the
 // block is then copied into NCHW by flushBlock, a channel plane at a time. (Storing each tile's
 // runs straight into the eight channel planes, 4 KB apart on 32 x 32 planes, took most of a sparse
@@ -108,8 +108,59 @@ __attribute__((always_inline)) inline void sparseTileBody(const Plan& p, const f
 void sparseTilePortable(const Plan& p, const float* image, int64_t n, int64_t b, int64_t f0) { sparseTileBody(p, image, n, b, f0); }
 
 #ifdef OCTET_X86
-__attribute__((target("avx2,fma"))) void tileAvx2(const Plan& p, const float* image, int64_t n, int64_t b, int64_t f0) { tileBody(p, image, n, b, f0); }
-__attribute__((target("avx2,fma"))) void sparseTileAvx2(const Plan& p, const float* image, int64_t n, int64_t b, int64_t f0) { sparseTileBody(p, image, n, b, f0); }
+// ---- AVX2 tiles: sixteen 8-lane registers hold a quarter of a tile's kRows x kLanes sums (4
+// rows by 16 positions), so a tile runs in four passes over its taps, each chain as tileBody's;
+// results go to the thread's tile scratch as on AVX-512.
+constexpr int kAvx2Rows = 4, kAvx2Lanes = 16;
+
+__attribute__((target("avx2,fma"), always_inline)) inline void tapAvx2(__m256 (&acc)[kAvx2Rows][2], const float* w, const float* x) {
+  const __m256 x0 = _mm256_loadu_ps(x), x1 = _mm256_loadu_ps(x + 8);
+#pragma GCC unroll 4
+  for (int r = 0; r < kAvx2Rows; ++r) {
+    const __m256 wv = _mm256_broadcast_ss(w + r);
+    acc[r][0] = _mm256_fmadd_ps(wv, x0, acc[r][0]);
+    acc[r][1] = _mm256_fmadd_ps(wv, x1, acc[r][1]);
+  }
+}
+
+__attribute__((target("avx2"), always_inline)) inline void storePassAvx2(const Plan& p, int64_t f0, int r0, const __m256 (&acc)[kAvx2Rows][2]) {
+  const int64_t stride = (p.grid + kLanes - 1) / kLanes * kLanes;
+  float* out = tileScratch + f0;
+  for (int r = 0; r < kAvx2Rows; ++r) {
+    _mm256_storeu_ps(out + (r0 + r) * stride, acc[r][0]);
+    _mm256_storeu_ps(out + (r0 + r) * stride + 8, acc[r][1]);
+  }
+}
+
+__attribute__((target("avx2,fma"))) void tileAvx2(const Plan& p, const float* image, int64_t, int64_t b, int64_t f0) {
+  const DirectConv& d = *p.d;
+  for (int r0 = 0; r0 < kRows; r0 += kAvx2Rows)
+    for (int l0 = 0; l0 < kLanes; l0 += kAvx2Lanes) {
+      __m256 acc[kAvx2Rows][2];
+      for (int r = 0; r < kAvx2Rows; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+      const float* w = p.wt + b * p.k * kRows + r0;
+      for (int64_t c = 0; c < d.channels; ++c) {
+        const float* base = image + c * p.planeStride + f0 + l0;
+        for (int64_t i = 0; i < d.kernelH; ++i) {
+          const float* row = base + i * p.wp;
+          for (int64_t j = 0; j < d.kernelW; ++j, w += kRows) tapAvx2(acc, w, row + j);
+        }
+      }
+      storePassAvx2(p, f0 + l0, r0, acc);
+    }
+}
+
+__attribute__((target("avx2,fma"))) void sparseTileAvx2(const Plan& p, const float* image, int64_t, int64_t b, int64_t f0) {
+  const float* wb = p.wt + b * p.k * kRows;
+  for (int r0 = 0; r0 < kRows; r0 += kAvx2Rows)
+    for (int l0 = 0; l0 < kLanes; l0 += kAvx2Lanes) {
+      __m256 acc[kAvx2Rows][2];
+      for (int r = 0; r < kAvx2Rows; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+      const float* base = image + f0 + l0;
+      for (int64_t e = p.first[b]; e < p.first[b + 1]; ++e) tapAvx2(acc, wb + p.tap[e] * kRows + r0, base + p.offset[e]);
+      storePassAvx2(p, f0 + l0, r0, acc);
+    }
+}
 
 // (GCC 12 warns that its own headers' intrinsics read an uninitialized value, GCC bug 105593: the
 // value is the intrinsic's don't-care operand.)
@@ -397,16 +448,17 @@ void flushBlock(const Plan& p, int64_t n, int64_t b, const float* scratch) {
   }
 }
 
-// Block b of image n: strips of kLanes positions through `tile`; on AVX-512 into the thread's
-// tile scratch, then flushed into NCHW (the other tiles store straight into y). `tile` returns
+// Block b of image n: strips of kLanes positions through `tile`; with `scratch` (the AVX-512 and
+// AVX2 tiles) into the thread's tile scratch, then flushed into NCHW (the portable tiles store
+// straight into y). `tile` returns
 // false to stop (nothing is flushed then).
 template <class TileFn>
-bool runBlock(const Plan& p, int64_t n, int64_t b, bool avx512, TileFn tile) {
+bool runBlock(const Plan& p, int64_t n, int64_t b, bool scratch, TileFn tile) {
   const int64_t strips = (p.grid + kLanes - 1) / kLanes;
-  if (avx512) tileScratch = tlsTileScratch.get(static_cast<size_t>(kRows * strips * kLanes));
+  if (scratch) tileScratch = tlsTileScratch.get(static_cast<size_t>(kRows * strips * kLanes));
   for (int64_t s = 0; s < strips; ++s)
     if (!tile(s * kLanes)) return false;
-  if (avx512) flushBlock(p, n, b, tileScratch);
+  if (scratch) flushBlock(p, n, b, tileScratch);
   return true;
 }
 
@@ -550,9 +602,9 @@ void directConvForward(const DirectConv& d, const DirectOperand& x, const Direct
   if (d.batch <= 0 || d.outChannels <= 0) return;
   const Plan plan = prepareForward(d, w, y);
   static const Tile tile = chooseTile();
-  const bool avx512 = family() == Family::kAvx512;
+  const bool scratch = family() != Family::kPortable;
   forwardTasks(d, x, plan, threads, [&](const float* planes, int64_t n, int64_t b) {
-    runBlock(plan, n, b, avx512, [&](int64_t f0) {
+    runBlock(plan, n, b, scratch, [&](int64_t f0) {
       tile(plan, planes, n, b, f0);
       return true;
     });
@@ -641,9 +693,9 @@ void directConvForwardSparse(const DirectConv& d, const DirectOperand& x, const 
 #else
   const Tile tile = floatTile;
 #endif
-  const bool avx512 = family() == Family::kAvx512;
+  const bool scratch = family() != Family::kPortable;
   forwardTasks(d, x, plan, threads, [&](const float* planes, int64_t n, int64_t b) {
-    runBlock(plan, n, b, avx512, [&](int64_t f0) {
+    runBlock(plan, n, b, scratch, [&](int64_t f0) {
       tile(plan, planes, n, b, f0);
       return true;
     });
