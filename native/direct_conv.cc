@@ -326,9 +326,51 @@ void gradTilePortable(const GradPlan& p, const float* image, const float* grads,
 }
 
 #ifdef OCTET_X86
+// AVX2: a tile's T taps x V * 16 lanes of sums (16 to 48 registers of 8) in passes of at most 12
+// registers: L of the tile's 8-lane groups (u0 ..) by TT of its taps (t0 ..), each pass over every
+// position of the image; each sum's chain as gradTileBody's.
+template <int V, int T, int L, int TT>
+__attribute__((target("avx2,fma"), always_inline)) inline void gradPassAvx2(const GradPlan& p, const float* image, const float* grads, int64_t ob, int64_t tb,
+                                                                          int u0, int t0) {
+  const DirectConv& d = *p.d;
+  float* sums = p.sums + (ob * p.tapBlocks + tb) * T * V * 16;
+  __m256 acc[TT][L];
+  for (int t = 0; t < TT; ++t)
+    for (int u = 0; u < L; ++u) acc[t][u] = _mm256_loadu_ps(sums + (t0 + t) * V * 16 + (u0 + u) * 8);
+  int64_t off[TT];
+  for (int t = 0; t < TT; ++t) off[t] = p.offsets[tb * T + t0 + t];
+  // Group u of the tile's lanes: vector (u0 + u) / 2 of 16 channels, half (u0 + u) % 2.
+  int64_t lane[L];
+  for (int u = 0; u < L; ++u) lane[u] = ((u0 + u) / 2) * p.p * 16 + ((u0 + u) % 2) * 8;
+  const float* dyImage = grads + ob * V * p.p * 16;
+  for (int64_t oy = 0; oy < d.outH; ++oy) {
+    const float* row = image + oy * d.strideH * p.wp;
+    const float* g = dyImage + oy * d.outW * 16;
+    for (int64_t ox = 0; ox < d.outW; ++ox, g += 16) {
+      const float* at = row + ox * d.strideW;
+      __m256 dv[L];
+#pragma GCC unroll 4
+      for (int u = 0; u < L; ++u) dv[u] = _mm256_loadu_ps(g + lane[u]);
+#pragma GCC unroll 6
+      for (int t = 0; t < TT; ++t) {
+        const __m256 xv = _mm256_broadcast_ss(at + off[t]);
+#pragma GCC unroll 4
+        for (int u = 0; u < L; ++u) acc[t][u] = _mm256_fmadd_ps(dv[u], xv, acc[t][u]);
+      }
+    }
+  }
+  for (int t = 0; t < TT; ++t)
+    for (int u = 0; u < L; ++u) _mm256_storeu_ps(sums + (t0 + t) * V * 16 + (u0 + u) * 8, acc[t][u]);
+}
+
 template <int V, int T>
-__attribute__((target("avx2,fma"))) void gradTileAvx2(const GradPlan& p, const float* image, const float* grads, int64_t n, int64_t ob, int64_t tb) {
-  gradTileBody<V, T>(p, image, grads, n, ob, tb);
+__attribute__((target("avx2,fma"))) void gradTileAvx2(const GradPlan& p, const float* image, const float* grads, int64_t, int64_t ob, int64_t tb) {
+  constexpr int L = 2 * V < 4 ? 2 * V : 4, TT = 12 / L;
+  for (int u0 = 0; u0 < 2 * V; u0 += L) {
+    int t0 = 0;
+    for (; t0 + TT <= T; t0 += TT) gradPassAvx2<V, T, L, TT>(p, image, grads, ob, tb, u0, t0);
+    if constexpr (T % TT != 0) gradPassAvx2<V, T, L, T % TT>(p, image, grads, ob, tb, u0, t0);
+  }
 }
 
 #pragma GCC diagnostic push

@@ -371,6 +371,37 @@ __attribute__((target("avx512f"))) void reluBackwardAvx512(const uint8_t* mask, 
   }
   for (; i < e; ++i) out[i] = (mask[i >> 3] >> (i & 7)) & 1u ? g[i] : 0.0f;
 }
+
+// The same two on AVX2 (b a multiple of 8): a mask byte per 8 lanes, from the sign bits of the
+// comparison; the backward spreads a byte over 8 lanes by testing one bit per lane.
+__attribute__((target("avx2"))) void reluAvx2(const float* x, float* out, uint8_t* mask, int64_t b, int64_t e) {
+  const __m256 zero = _mm256_setzero_ps();
+  int64_t i = b;
+  for (; i + 8 <= e; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    const __m256 positive = _mm256_cmp_ps(v, zero, _CMP_GT_OQ);
+    _mm256_storeu_ps(out + i, _mm256_and_ps(v, positive));
+    if (mask) mask[i >> 3] = static_cast<uint8_t>(_mm256_movemask_ps(positive));
+  }
+  if (i < e) {
+    unsigned bits = 0;
+    for (int64_t j = i; j < e; ++j) {
+      out[j] = x[j] > 0.0f ? x[j] : 0.0f;
+      bits |= unsigned(x[j] > 0.0f) << (j - i);
+    }
+    if (mask) mask[i >> 3] = static_cast<uint8_t>(bits);
+  }
+}
+
+__attribute__((target("avx2"))) void reluBackwardAvx2(const uint8_t* mask, const float* g, float* out, int64_t b, int64_t e) {
+  const __m256i laneBit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  int64_t i = b;
+  for (; i + 8 <= e; i += 8) {
+    const __m256i keep = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(mask[i >> 3]), laneBit), laneBit);
+    _mm256_storeu_ps(out + i, _mm256_and_ps(_mm256_loadu_ps(g + i), _mm256_castsi256_ps(keep)));
+  }
+  for (; i < e; ++i) out[i] = (mask[i >> 3] >> (i & 7)) & 1u ? g[i] : 0.0f;
+}
 #endif
 
 }  // namespace
@@ -400,6 +431,10 @@ void reluForward(const float* x, float* out, uint8_t* mask, int64_t n, int threa
       reluAvx512(x, out, mask, b, e);
       return;
     }
+    if (cpuHasAvx2()) {
+      reluAvx2(x, out, mask, b, e);
+      return;
+    }
 #endif
     for (int64_t i = b; i < e; ++i) out[i] = x[i] > 0.0f ? x[i] : 0.0f;
     if (!mask) return;
@@ -417,6 +452,10 @@ void reluBackward(const uint8_t* mask, const float* g, float* out, int64_t n, in
 #ifdef OCTET_X86
     if (cpuHasAvx512()) {
       reluBackwardAvx512(mask, g, out, b, e);
+      return;
+    }
+    if (cpuHasAvx2()) {
+      reluBackwardAvx2(mask, g, out, b, e);
       return;
     }
 #endif

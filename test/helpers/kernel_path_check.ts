@@ -13,6 +13,8 @@ import {
   bsrConv2dForward, bsrConv2dForwardReference, bsrFromCodes, bsrFromDense, bsrFromPattern, bsrGemm, bsrGemmReference, bsrTranspose, bsrTransposedFromPattern,
 } from '../../src/kernels/block_sparse.js';
 import { recycle } from '../../src/kernels/buffer_pool.js';
+import { reluBackward, reluBackwardReference, reluForward, reluForwardReference } from '../../src/kernels/elementwise.js';
+import { lowpConv2dBackwardWeight, lowpConv2dForward } from '../../src/kernels/lowp_conv.js';
 import { blockQuantizeReference, type BlockSpec } from '../../src/kernels/block_quant.js';
 import { bsrConv2dInputGradient, bsrConv2dWeightGradient } from '../../src/kernels/block_sparse_conv.js';
 import { nativeCore, nativeUnavailableReason } from '../../src/kernels/native.js';
@@ -205,3 +207,33 @@ for (const tile of [2, 4] as const) {
   }
 }
 process.stdout.write(`winograd max relative error ${winogradWorst} ${winogradWorst < 1e-5 ? 'ok' : 'TOO LARGE'}\n`);
+
+// Direct convolutions on codes with float32 accumulation (the fp8 recipes' products): forward and
+// weight gradient (1, 2 and 4 vectors of output channels a tile); ReLU forward and backward.
+let directMismatches = 0;
+for (const s of [
+  convGeometry([2, 16, 28, 28], [16, 16, 3, 3], { padding: 1 }),
+  convGeometry([2, 6, 11, 9], [32, 6, 3, 3], { stride: 2, padding: 1 }),
+  convGeometry([1, 5, 9, 10], [64, 5, 3, 3], { dilation: 2, padding: 2 }),
+  convGeometry([2, 7, 9, 10], [20, 7, 1, 1], {}),
+]) {
+  const xc = makeQTensor(encode(uniform(s.batch * s.channels * s.height * s.width, 81).map((v) => 4 * v - 2), 'e5m2'), 'e5m2', 4);
+  const wc = makeQTensor(encode(uniform(s.outChannels * s.channels * s.kernelH * s.kernelW, 82).map((v) => 2 * v - 1), 'e5m2'), 'e5m2', 8);
+  const dyc = makeQTensor(encode(uniform(s.batch * s.outChannels * s.outH * s.outW, 83).map((v) => 2 * v - 1), 'e5m2'), 'e5m2', 2);
+  const pairs = [
+    [lowpConv2dForward(xc, wc, s, { threads: 2 }), lowpConv2dForward(xc, wc, s, {}, true)],
+    [lowpConv2dBackwardWeight(dyc, xc, s, { threads: 2 }), lowpConv2dBackwardWeight(dyc, xc, s, {}, true)],
+  ];
+  for (const [fast, ref] of pairs) for (let i = 0; i < ref.length; i++) if (!Object.is(fast[i], ref[i])) directMismatches++;
+}
+const reluIn = uniform(1003, 84).map((v, i) => (i % 97 === 0 ? Number.NaN : i % 89 === 0 ? -0 : v - 0.5));
+const reluOut = [new Float32Array(1003), new Float32Array(1003)];
+const reluMask = [new Uint8Array(126), new Uint8Array(126)];
+reluForward(reluIn, reluOut[0], reluMask[0]);
+reluForwardReference(reluIn, reluOut[1], reluMask[1]);
+const reluGrad = [new Float32Array(1003), new Float32Array(1003)];
+reluBackward(reluMask[0], reluIn, reluGrad[0]);
+reluBackwardReference(reluMask[1], reluIn, reluGrad[1]);
+for (let i = 0; i < 1003; i++) if (!Object.is(reluOut[0][i], reluOut[1][i]) || !Object.is(reluGrad[0][i], reluGrad[1][i])) directMismatches++;
+for (let i = 0; i < 126; i++) if (reluMask[0][i] !== reluMask[1][i]) directMismatches++;
+process.stdout.write(`direct mismatches ${directMismatches}\n`);

@@ -78,6 +78,7 @@ describe('native core', () => {
       assert.match(r.stdout, /sparse mismatches 0\n/);
       assert.match(r.stdout, /bsr build mismatches 0 \([1-9]\d* into stale pooled arrays\)\n/);
       assert.match(r.stdout, /winograd max relative error [0-9.e-]+ ok/);
+      assert.match(r.stdout, /direct mismatches 0\n/);
     });
   }
 
