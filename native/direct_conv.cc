@@ -558,7 +558,7 @@ Plan prepareForward(const DirectConv& d, const DirectOperand& w, float* y) {
 }
 
 #ifdef OCTET_X86
-// ---- The forward under an emulated accumulator (AVX-512) ----
+// ---- The forward under an emulated accumulator (AVX-512; AVX2 below) ----
 
 struct LowpPlan {
   const Plan* plan;
@@ -633,6 +633,72 @@ __attribute__((target("avx512f"))) bool lowpTileAvx512(const LowpPlan& lp, const
     return false;
   }
   storeTileAvx512(*lp.plan, n, b, f0, total);
+  return true;
+}
+
+// The same tile on AVX2, in the four passes of tileAvx2 (4 rows by 16 positions: 8 chains in
+// registers); a chunk's partial sums are folded into totals kept in memory.
+template <bool kCheck>
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 roundedAvx2(__m256 sum, __m256 splitter, __m256i& worstHigh, __m256i& worstLow) {
+  const __m256 c = _mm256_fmadd_ps(sum, splitter, sum);
+  const __m256 r = _mm256_sub_ps(c, _mm256_sub_ps(c, sum));
+  if (kCheck) {
+    const __m256i g = _mm256_sub_epi32(_mm256_and_si256(_mm256_castps_si256(r), _mm256_set1_epi32(0x7fffffff)), _mm256_set1_epi32(1));
+    worstHigh = _mm256_max_epi32(worstHigh, g);
+    worstLow = _mm256_min_epu32(worstLow, g);
+  }
+  return r;
+}
+
+template <bool kCheck>
+__attribute__((target("avx2,fma"), always_inline)) inline void accumulateAvx2(__m256 (&sums)[kAvx2Rows][2], const float* base, const int64_t* offsets, const float* wt,
+                                                                            int64_t t0, int64_t t1, __m256 splitter, __m256i& worstHigh, __m256i& worstLow) {
+  for (int64_t t = t0; t < t1; ++t) {
+    const __m256 x0 = _mm256_loadu_ps(base + offsets[t]), x1 = _mm256_loadu_ps(base + offsets[t] + 8);
+    const float* wr = wt + t * kRows;
+#pragma GCC unroll 4
+    for (int r = 0; r < kAvx2Rows; ++r) {
+      const __m256 wv = _mm256_broadcast_ss(wr + r);
+      sums[r][0] = roundedAvx2<kCheck>(_mm256_fmadd_ps(wv, x0, sums[r][0]), splitter, worstHigh, worstLow);
+      sums[r][1] = roundedAvx2<kCheck>(_mm256_fmadd_ps(wv, x1, sums[r][1]), splitter, worstHigh, worstLow);
+    }
+  }
+}
+
+template <bool kCheck>
+__attribute__((target("avx2,fma"))) bool lowpTileAvx2(const LowpPlan& lp, const float* image, int64_t, int64_t b, int64_t f0) {
+  const Plan& p = *lp.plan;
+  const __m256 splitter = _mm256_set1_ps(lp.range.splitter);
+  __m256i worstHigh = _mm256_set1_epi32(-1), worstLow = _mm256_set1_epi32(-1);
+  for (int r0 = 0; r0 < kRows; r0 += kAvx2Rows)
+    for (int l0 = 0; l0 < kLanes; l0 += kAvx2Lanes) {
+      const float* base = image + f0 + l0;
+      const float* wt = p.wt + b * p.k * kRows + r0;
+      __m256 sums[kAvx2Rows][2];
+      for (int r = 0; r < kAvx2Rows; ++r) sums[r][0] = sums[r][1] = _mm256_setzero_ps();
+      if (!lp.ends) {
+        accumulateAvx2<kCheck>(sums, base, lp.offsets, wt, 0, p.k, splitter, worstHigh, worstLow);
+      } else {
+        alignas(32) float total[kAvx2Rows][2][8] = {};
+        for (int64_t run = 0; run < lp.endCount; ++run) {
+          for (int r = 0; r < kAvx2Rows; ++r) sums[r][0] = sums[r][1] = _mm256_setzero_ps();
+          accumulateAvx2<kCheck>(sums, base, lp.offsets, wt, run == 0 ? 0 : lp.ends[run - 1], lp.ends[run], splitter, worstHigh, worstLow);
+          for (int r = 0; r < kAvx2Rows; ++r)
+            for (int v = 0; v < 2; ++v)
+              _mm256_store_ps(total[r][v], roundedAvx2<kCheck>(_mm256_add_ps(_mm256_load_ps(total[r][v]), sums[r][v]), splitter, worstHigh, worstLow));
+        }
+        for (int r = 0; r < kAvx2Rows; ++r)
+          for (int v = 0; v < 2; ++v) sums[r][v] = _mm256_load_ps(total[r][v]);
+      }
+      storePassAvx2(p, f0 + l0, r0, sums);
+    }
+  if (kCheck) {
+    // Every |r| - 1 at most maxBitsLess1 (signed) and at least minBitsLess1 (unsigned).
+    const __m256i high = _mm256_cmpgt_epi32(worstHigh, _mm256_set1_epi32(static_cast<int>(lp.range.maxBitsLess1)));
+    const __m256i minV = _mm256_set1_epi32(static_cast<int>(lp.range.minBitsLess1));
+    const __m256i low = _mm256_xor_si256(_mm256_cmpeq_epi32(_mm256_max_epu32(worstLow, minV), worstLow), _mm256_set1_epi32(-1));
+    if (!_mm256_testz_si256(_mm256_or_si256(high, low), _mm256_set1_epi32(-1))) return false;
+  }
   return true;
 }
 #pragma GCC diagnostic pop
@@ -747,8 +813,9 @@ void directConvForwardSparse(const DirectConv& d, const DirectOperand& x, const 
 bool directConvForwardLowp(const DirectConv& d, const DirectOperand& x, const DirectOperand& w, const LowpGemmArgs& accumulator, float* y, int threads) {
 #ifdef OCTET_X86
   const CodecParams& acc = accumulator.acc;
-  if (!lowp::avx512Tiles() || !accumulator.lut || acc.mantissaBits >= 23 || !acc.subnormalsKept || !acc.signedZero || !acc.signedNaN ||
-      acc.rounding == kStochastic || !accumulator.exactProducts) {
+  const bool wide = lowp::avx512Tiles();
+  if (!(wide || (lowp::avx2Tiles() && family() == Family::kAvx2)) || !accumulator.lut || acc.mantissaBits >= 23 || !acc.subnormalsKept ||
+      !acc.signedZero || !acc.signedNaN || acc.rounding == kStochastic || !accumulator.exactProducts) {
     return false;
   }
   if (d.batch <= 0 || d.outChannels <= 0) return true;
@@ -788,7 +855,9 @@ bool directConvForwardLowp(const DirectConv& d, const DirectOperand& x, const Di
   forwardTasks(d, x, plan, threads, [&](const float* planes, int64_t n, int64_t b) {
     if (failed.load(std::memory_order_relaxed)) return;
     const bool ok = runBlock(plan, n, b, true, [&](int64_t f0) {
-      return !failed.load(std::memory_order_relaxed) && (unchecked ? lowpTileAvx512<false>(lp, planes, n, b, f0) : lowpTileAvx512<true>(lp, planes, n, b, f0));
+      if (failed.load(std::memory_order_relaxed)) return false;
+      if (wide) return unchecked ? lowpTileAvx512<false>(lp, planes, n, b, f0) : lowpTileAvx512<true>(lp, planes, n, b, f0);
+      return unchecked ? lowpTileAvx2<false>(lp, planes, n, b, f0) : lowpTileAvx2<true>(lp, planes, n, b, f0);
     });
     if (!ok) failed.store(true, std::memory_order_relaxed);
   });
