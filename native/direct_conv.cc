@@ -996,7 +996,7 @@ void storeGradient(const GradLayout& l, const DirectConv& d, const float* sums, 
 }
 
 #ifdef OCTET_X86
-// ---- The weight gradient under an emulated accumulator (AVX-512) ----
+// ---- The weight gradient under an emulated accumulator (AVX-512; AVX2 below) ----
 
 struct GradLowpPlan {
   const GradPlan* plan;
@@ -1069,7 +1069,82 @@ __attribute__((target("avx512f"))) bool gradLowpTileAvx512(const GradLowpPlan& l
 
 using GradLowpTile = bool (*)(const GradLowpPlan&, const float*, const float*, int64_t, int64_t, int64_t);
 
+// The same tile on AVX2, in gradTileAvx2's passes (L 8-lane groups by TT taps, 12 chains): each
+// pass walks the image's positions with the chunk ends, folding its partials into the totals.
+template <int V, int T, int L, int TT, bool kCheck>
+__attribute__((target("avx2,fma"), always_inline)) inline void gradLowpPassAvx2(const GradLowpPlan& lp, const float* image, const float* grads, int64_t n, int64_t ob,
+                                                                              int64_t tb, int u0, int t0, __m256i& worstHigh, __m256i& worstLow) {
+  const GradPlan& p = *lp.plan;
+  const DirectConv& d = *p.d;
+  const int64_t at0 = (ob * p.tapBlocks + tb) * T * V * 16;
+  float* partials = p.sums + at0;
+  __m256 acc[TT][L];
+  for (int t = 0; t < TT; ++t)
+    for (int u = 0; u < L; ++u) acc[t][u] = _mm256_loadu_ps(partials + (t0 + t) * V * 16 + (u0 + u) * 8);
+  const __m256 splitter = _mm256_set1_ps(lp.range.splitter);
+  int64_t off[TT];
+  for (int t = 0; t < TT; ++t) off[t] = p.offsets[tb * T + t0 + t];
+  int64_t lane[L];
+  for (int u = 0; u < L; ++u) lane[u] = ((u0 + u) / 2) * p.p * 16 + ((u0 + u) % 2) * 8;
+  const float* dyImage = grads + ob * V * p.p * 16;
+  const int64_t q0 = n * p.p;
+  int64_t run = lp.ends ? std::upper_bound(lp.ends, lp.ends + lp.endCount, q0) - lp.ends : 0;
+  int64_t pos = 0, oy = 0, ox = 0;
+  while (pos < p.p) {
+    const int64_t segEnd = lp.ends ? std::min<int64_t>(p.p, lp.ends[run] - q0) : p.p;
+    for (; pos < segEnd; ++pos) {
+      const float* at = image + oy * d.strideH * p.wp + ox * d.strideW;
+      const float* g = dyImage + pos * 16;
+      __m256 dv[L];
+#pragma GCC unroll 4
+      for (int u = 0; u < L; ++u) dv[u] = _mm256_loadu_ps(g + lane[u]);
+#pragma GCC unroll 6
+      for (int t = 0; t < TT; ++t) {
+        const __m256 xv = _mm256_broadcast_ss(at + off[t]);
+#pragma GCC unroll 4
+        for (int u = 0; u < L; ++u) acc[t][u] = roundedAvx2<kCheck>(_mm256_fmadd_ps(dv[u], xv, acc[t][u]), splitter, worstHigh, worstLow);
+      }
+      if (++ox == d.outW) {
+        ox = 0;
+        ++oy;
+      }
+    }
+    if (lp.ends && q0 + pos == lp.ends[run]) {
+      float* totals = lp.totals + at0;
+      for (int t = 0; t < TT; ++t)
+        for (int u = 0; u < L; ++u) {
+          float* total = totals + (t0 + t) * V * 16 + (u0 + u) * 8;
+          _mm256_storeu_ps(total, roundedAvx2<kCheck>(_mm256_add_ps(_mm256_loadu_ps(total), acc[t][u]), splitter, worstHigh, worstLow));
+          acc[t][u] = _mm256_setzero_ps();
+        }
+      ++run;
+    }
+  }
+  for (int t = 0; t < TT; ++t)
+    for (int u = 0; u < L; ++u) _mm256_storeu_ps(partials + (t0 + t) * V * 16 + (u0 + u) * 8, acc[t][u]);
+}
+
+template <int V, int T, bool kCheck>
+__attribute__((target("avx2,fma"))) bool gradLowpTileAvx2(const GradLowpPlan& lp, const float* image, const float* grads, int64_t n, int64_t ob, int64_t tb) {
+  constexpr int L = 2 * V < 4 ? 2 * V : 4, TT = 12 / L;
+  __m256i worstHigh = _mm256_set1_epi32(-1), worstLow = _mm256_set1_epi32(-1);
+  for (int u0 = 0; u0 < 2 * V; u0 += L) {
+    int t0 = 0;
+    for (; t0 + TT <= T; t0 += TT) gradLowpPassAvx2<V, T, L, TT, kCheck>(lp, image, grads, n, ob, tb, u0, t0, worstHigh, worstLow);
+    if constexpr (T % TT != 0) gradLowpPassAvx2<V, T, L, T % TT, kCheck>(lp, image, grads, n, ob, tb, u0, t0, worstHigh, worstLow);
+  }
+  if (!kCheck) return true;
+  const __m256i high = _mm256_cmpgt_epi32(worstHigh, _mm256_set1_epi32(static_cast<int>(lp.range.maxBitsLess1)));
+  const __m256i minV = _mm256_set1_epi32(static_cast<int>(lp.range.minBitsLess1));
+  const __m256i low = _mm256_xor_si256(_mm256_cmpeq_epi32(_mm256_max_epu32(worstLow, minV), worstLow), _mm256_set1_epi32(-1));
+  return _mm256_testz_si256(_mm256_or_si256(high, low), _mm256_set1_epi32(-1)) != 0;
+}
+
 GradLowpTile gradLowpTileFor(int v, bool check) {
+  if (family() != Family::kAvx512) {
+    if (check) return v == 4 ? gradLowpTileAvx2<4, 6, true> : v == 2 ? gradLowpTileAvx2<2, 8, true> : gradLowpTileAvx2<1, 16, true>;
+    return v == 4 ? gradLowpTileAvx2<4, 6, false> : v == 2 ? gradLowpTileAvx2<2, 8, false> : gradLowpTileAvx2<1, 16, false>;
+  }
   if (check) return v == 4 ? gradLowpTileAvx512<4, 6, true> : v == 2 ? gradLowpTileAvx512<2, 8, true> : gradLowpTileAvx512<1, 16, true>;
   return v == 4 ? gradLowpTileAvx512<4, 6, false> : v == 2 ? gradLowpTileAvx512<2, 8, false> : gradLowpTileAvx512<1, 16, false>;
 }
@@ -1234,8 +1309,8 @@ void directConvWeightGradient(const DirectConv& d, const DirectOperand& dy, cons
 bool directConvWeightGradientLowp(const DirectConv& d, const DirectOperand& dy, const DirectOperand& x, const LowpGemmArgs& accumulator, float* dw, int threads) {
 #ifdef OCTET_X86
   const CodecParams& acc = accumulator.acc;
-  if (!lowp::avx512Tiles() || !accumulator.lut || acc.mantissaBits >= 23 || !acc.subnormalsKept || !acc.signedZero || !acc.signedNaN ||
-      acc.rounding == kStochastic || !accumulator.exactProducts) {
+  if (!(lowp::avx512Tiles() || (lowp::avx2Tiles() && family() == Family::kAvx2)) || !accumulator.lut || acc.mantissaBits >= 23 ||
+      !acc.subnormalsKept || !acc.signedZero || !acc.signedNaN || acc.rounding == kStochastic || !accumulator.exactProducts) {
     return false;
   }
   const int64_t k = d.channels * d.kernelH * d.kernelW, P = d.outH * d.outW;

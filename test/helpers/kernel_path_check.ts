@@ -208,8 +208,8 @@ for (const tile of [2, 4] as const) {
 }
 process.stdout.write(`winograd max relative error ${winogradWorst} ${winogradWorst < 1e-5 ? 'ok' : 'TOO LARGE'}\n`);
 
-// Direct convolutions on codes with float32 accumulation (the fp8 recipes' products): forward and
-// weight gradient (1, 2 and 4 vectors of output channels a tile); ReLU forward and backward.
+// Direct convolutions on codes with float32 and e6m9 accumulation (the fp8 recipes' products):
+// forward and weight gradient (1, 2 and 4 vectors of output channels a tile); ReLU forward and backward.
 let directMismatches = 0;
 for (const s of [
   convGeometry([2, 16, 28, 28], [16, 16, 3, 3], { padding: 1 }),
@@ -220,9 +220,13 @@ for (const s of [
   const xc = makeQTensor(encode(uniform(s.batch * s.channels * s.height * s.width, 81).map((v) => 4 * v - 2), 'e5m2'), 'e5m2', 4);
   const wc = makeQTensor(encode(uniform(s.outChannels * s.channels * s.kernelH * s.kernelW, 82).map((v) => 2 * v - 1), 'e5m2'), 'e5m2', 8);
   const dyc = makeQTensor(encode(uniform(s.batch * s.outChannels * s.outH * s.outW, 83).map((v) => 2 * v - 1), 'e5m2'), 'e5m2', 2);
+  const e6m9 = { accumulation: 'e6m9', chunk: 64 };
   const pairs = [
     [lowpConv2dForward(xc, wc, s, { threads: 2 }), lowpConv2dForward(xc, wc, s, {}, true)],
     [lowpConv2dBackwardWeight(dyc, xc, s, { threads: 2 }), lowpConv2dBackwardWeight(dyc, xc, s, {}, true)],
+    // Under an emulated accumulator (the direct kernels' rounded tiles where they apply).
+    [lowpConv2dForward(xc, wc, s, { ...e6m9, threads: 2 }), lowpConv2dForward(xc, wc, s, e6m9, true)],
+    [lowpConv2dBackwardWeight(dyc, xc, s, { ...e6m9, threads: 2 }), lowpConv2dBackwardWeight(dyc, xc, s, e6m9, true)],
   ];
   for (const [fast, ref] of pairs) for (let i = 0; i < ref.length; i++) if (!Object.is(fast[i], ref[i])) directMismatches++;
 }
