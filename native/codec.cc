@@ -48,6 +48,39 @@ void quantizeRange(const uint32_t* __restrict in, float* __restrict out, int64_t
 }
 
 
+// The vector scaled encodes' last e - i (< 16) elements: scaled into a small buffer, encoded by
+// the scalar loop (element i + t drawing with counter p.counterOffset + i + t) and counted; then
+// the three counts stored.
+template <int kRounding, typename Code>
+void encodeScaledTail(const float* in, float scale, Code* out, int64_t i, int64_t e, const CodecParams& p, uint32_t maxBits,
+                      uint32_t magnitudeMask, int64_t overflow, int64_t nonzero, int64_t underflow, int64_t counts[3]) {
+  // (Bit patterns in a uint32_t array: encodeRange reads uint32_t, and reading a float array
+  // through that type would break the aliasing rules, which let the compiler move the reads
+  // before the stores.)
+  uint32_t tail[16];
+  const int64_t rest = e - i;
+  for (int64_t t = 0; t < rest; ++t) {
+    const float v = in[i + t] * scale;
+    std::memcpy(&tail[t], &v, 4);
+    overflow += (tail[t] & 0x7fffffffu) > maxBits;
+  }
+  if (rest > 0) {
+    CodecParams shifted = p;
+    shifted.counterOffset = p.counterOffset + static_cast<uint32_t>(i);
+    encodeRange<kRounding, Code>(tail, out + i, 0, rest, shifted);
+    for (int64_t t = 0; t < rest; ++t) {
+      uint32_t bits;
+      std::memcpy(&bits, in + i + t, 4);
+      const bool isNonzero = (bits & 0x7fffffffu) != 0;
+      nonzero += isNonzero;
+      underflow += isNonzero && (uint32_t(out[i + t]) & magnitudeMask) == 0;
+    }
+  }
+  counts[0] = overflow;
+  counts[1] = nonzero;
+  counts[2] = underflow;
+}
+
 #ifdef OCTET_X86
 #define OCTET_AVX2 __attribute__((target("avx2")))
 using codec_core::encode16;
@@ -149,30 +182,7 @@ OCTET_WIDE void encodeScaledWide(const float* in, float scale, Code* out, int64_
     nonzero += __builtin_popcount(nz);
     underflow += __builtin_popcount(nz & _mm512_testn_epi32_mask(codes, magnitude));
   }
-  // The tail through a small buffer and the scalar encode.
-  alignas(64) float tail[16];
-  const int64_t rest = e - i;
-  for (int64_t t = 0; t < rest; ++t) {
-    tail[t] = in[i + t] * scale;
-    uint32_t bits;
-    std::memcpy(&bits, &tail[t], 4);
-    overflow += (bits & 0x7fffffffu) > maxBits;
-  }
-  if (rest > 0) {
-    CodecParams shifted = p;
-    shifted.counterOffset = p.counterOffset + static_cast<uint32_t>(i);
-    encodeRange<kRounding, Code>(reinterpret_cast<const uint32_t*>(tail), out + i, 0, rest, shifted);
-    for (int64_t t = 0; t < rest; ++t) {
-      uint32_t bits;
-      std::memcpy(&bits, in + i + t, 4);
-      const bool isNonzero = (bits & 0x7fffffffu) != 0;
-      nonzero += isNonzero;
-      underflow += isNonzero && (uint32_t(out[i + t]) & magnitudeMask) == 0;
-    }
-  }
-  counts[0] = overflow;
-  counts[1] = nonzero;
-  counts[2] = underflow;
+  encodeScaledTail<kRounding, Code>(in, scale, out, i, e, p, maxBits, magnitudeMask, overflow, nonzero, underflow, counts);
 }
 
 template <int kRounding>
@@ -320,30 +330,7 @@ OCTET_AVX2 void encodeScaledAvx2(const float* in, float scale, Code* out, int64_
     const __m256i noMagnitude = _mm256_cmpeq_epi32(_mm256_and_si256(codes, magnitude), zero);
     underflow += __builtin_popcount(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_and_si256(nz, noMagnitude))));
   }
-  // The tail as encodeScaledWide's.
-  alignas(32) float tail[8];
-  const int64_t rest = e - i;
-  for (int64_t t = 0; t < rest; ++t) {
-    tail[t] = in[i + t] * scale;
-    uint32_t bits;
-    std::memcpy(&bits, &tail[t], 4);
-    overflow += (bits & 0x7fffffffu) > maxBits;
-  }
-  if (rest > 0) {
-    CodecParams shifted = p;
-    shifted.counterOffset = p.counterOffset + static_cast<uint32_t>(i);
-    encodeRange<kRounding, Code>(reinterpret_cast<const uint32_t*>(tail), out + i, 0, rest, shifted);
-    for (int64_t t = 0; t < rest; ++t) {
-      uint32_t bits;
-      std::memcpy(&bits, in + i + t, 4);
-      const bool isNonzero = (bits & 0x7fffffffu) != 0;
-      nonzero += isNonzero;
-      underflow += isNonzero && (uint32_t(out[i + t]) & magnitudeMask) == 0;
-    }
-  }
-  counts[0] = overflow;
-  counts[1] = nonzero;
-  counts[2] = underflow;
+  encodeScaledTail<kRounding, Code>(in, scale, out, i, e, p, maxBits, magnitudeMask, overflow, nonzero, underflow, counts);
 }
 #else
 #define OCTET_AVX2

@@ -650,6 +650,15 @@ __attribute__((target("avx2,fma"), always_inline)) inline __m256 roundedAvx2(__m
   return r;
 }
 
+// Whether every tracked |r| - 1 is at most maxBitsLess1 (signed) and at least minBitsLess1
+// (unsigned): no rounded value left the format's normal range.
+__attribute__((target("avx2"), always_inline)) inline bool inRangeAvx2(__m256i worstHigh, __m256i worstLow, const lowp::FastRange& range) {
+  const __m256i high = _mm256_cmpgt_epi32(worstHigh, _mm256_set1_epi32(static_cast<int>(range.maxBitsLess1)));
+  const __m256i minV = _mm256_set1_epi32(static_cast<int>(range.minBitsLess1));
+  const __m256i low = _mm256_xor_si256(_mm256_cmpeq_epi32(_mm256_max_epu32(worstLow, minV), worstLow), _mm256_set1_epi32(-1));
+  return _mm256_testz_si256(_mm256_or_si256(high, low), _mm256_set1_epi32(-1)) != 0;
+}
+
 template <bool kCheck>
 __attribute__((target("avx2,fma"), always_inline)) inline void accumulateAvx2(__m256 (&sums)[kAvx2Rows][2], const float* base, const int64_t* offsets, const float* wt,
                                                                             int64_t t0, int64_t t1, __m256 splitter, __m256i& worstHigh, __m256i& worstLow) {
@@ -692,14 +701,7 @@ __attribute__((target("avx2,fma"))) bool lowpTileAvx2(const LowpPlan& lp, const 
       }
       storePassAvx2(p, f0 + l0, r0, sums);
     }
-  if (kCheck) {
-    // Every |r| - 1 at most maxBitsLess1 (signed) and at least minBitsLess1 (unsigned).
-    const __m256i high = _mm256_cmpgt_epi32(worstHigh, _mm256_set1_epi32(static_cast<int>(lp.range.maxBitsLess1)));
-    const __m256i minV = _mm256_set1_epi32(static_cast<int>(lp.range.minBitsLess1));
-    const __m256i low = _mm256_xor_si256(_mm256_cmpeq_epi32(_mm256_max_epu32(worstLow, minV), worstLow), _mm256_set1_epi32(-1));
-    if (!_mm256_testz_si256(_mm256_or_si256(high, low), _mm256_set1_epi32(-1))) return false;
-  }
-  return true;
+  return !kCheck || inRangeAvx2(worstHigh, worstLow, lp.range);
 }
 #pragma GCC diagnostic pop
 #endif
@@ -1133,11 +1135,7 @@ __attribute__((target("avx2,fma"))) bool gradLowpTileAvx2(const GradLowpPlan& lp
     for (; t0 + TT <= T; t0 += TT) gradLowpPassAvx2<V, T, L, TT, kCheck>(lp, image, grads, n, ob, tb, u0, t0, worstHigh, worstLow);
     if constexpr (T % TT != 0) gradLowpPassAvx2<V, T, L, T % TT, kCheck>(lp, image, grads, n, ob, tb, u0, t0, worstHigh, worstLow);
   }
-  if (!kCheck) return true;
-  const __m256i high = _mm256_cmpgt_epi32(worstHigh, _mm256_set1_epi32(static_cast<int>(lp.range.maxBitsLess1)));
-  const __m256i minV = _mm256_set1_epi32(static_cast<int>(lp.range.minBitsLess1));
-  const __m256i low = _mm256_xor_si256(_mm256_cmpeq_epi32(_mm256_max_epu32(worstLow, minV), worstLow), _mm256_set1_epi32(-1));
-  return _mm256_testz_si256(_mm256_or_si256(high, low), _mm256_set1_epi32(-1)) != 0;
+  return !kCheck || inRangeAvx2(worstHigh, worstLow, lp.range);
 }
 
 GradLowpTile gradLowpTileFor(int v, bool check) {
