@@ -250,6 +250,10 @@ struct Encoder8Base {
         r(normalRounding8(p)),
         rebias(_mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(127 - p.bias) << p.mantissaBits))),
         signMask(_mm256_set1_epi32(static_cast<int>(p.signMask))) {}
+  // Lane l's Weyl step for element i + l: (counterOffset + i + l) * golden + key.
+  OCTET_AVX2_INLINE __m256i weylAt(int64_t i) const {
+    return _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>((p.counterOffset + static_cast<uint32_t>(i)) * kGolden)), laneWeyl);
+  }
 };
 
 // WideEncoder on 8 lanes: the normal-range rounding when every lane allows it, else encode8.
@@ -258,7 +262,7 @@ struct Encoder8 : Encoder8Base {
   using Encoder8Base::Encoder8Base;
   // Codes of the 8 float32 bit patterns u of elements i .. i + 7.
   OCTET_AVX2_INLINE __m256i codes(__m256i u, int64_t i) const {
-    const __m256i weyl = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>((p.counterOffset + static_cast<uint32_t>(i)) * kGolden)), laneWeyl);
+    const __m256i weyl = weylAt(i);
     if (normalPath) {
       __m256i ok;
       const __m256i rounded = roundNormal8<kRounding>(u, r, key, weyl, ok);
@@ -288,7 +292,7 @@ OCTET_AVX2 void quantizeAvx2(const uint32_t* in, float* out, int64_t b, int64_t 
   int64_t i = b;
   for (; i + 8 <= e; i += 8) {
     const __m256i u = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + i));
-    const __m256i weyl = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>((encoder.p.counterOffset + static_cast<uint32_t>(i)) * kGolden)), encoder.laneWeyl);
+    const __m256i weyl = encoder.weylAt(i);
     __m256i ok = _mm256_setzero_si256();
     const __m256i rounded = encoder.normalPath ? roundNormal8<kRounding>(u, encoder.r, encoder.key, weyl, ok) : u;
     if (_mm256_movemask_ps(_mm256_castsi256_ps(ok)) == 0xff) {

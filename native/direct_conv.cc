@@ -329,6 +329,13 @@ void gradTilePortable(const GradPlan& p, const float* image, const float* grads,
 // AVX2: a tile's T taps x V * 16 lanes of sums (16 to 48 registers of 8) in passes of at most 12
 // registers: L of the tile's 8-lane groups (u0 ..) by TT of its taps (t0 ..), each pass over every
 // position of the image; each sum's chain as gradTileBody's.
+// Where group u0 + u of a tile's 8-lane groups starts in an image's output gradient: vector
+// (u0 + u) / 2 of 16 channels, half (u0 + u) % 2.
+template <int L>
+inline void laneOffsetsAvx2(const GradPlan& p, int u0, int64_t (&lane)[L]) {
+  for (int u = 0; u < L; ++u) lane[u] = ((u0 + u) / 2) * p.p * 16 + ((u0 + u) % 2) * 8;
+}
+
 template <int V, int T, int L, int TT>
 __attribute__((target("avx2,fma"), always_inline)) inline void gradPassAvx2(const GradPlan& p, const float* image, const float* grads, int64_t ob, int64_t tb,
                                                                           int u0, int t0) {
@@ -339,9 +346,8 @@ __attribute__((target("avx2,fma"), always_inline)) inline void gradPassAvx2(cons
     for (int u = 0; u < L; ++u) acc[t][u] = _mm256_loadu_ps(sums + (t0 + t) * V * 16 + (u0 + u) * 8);
   int64_t off[TT];
   for (int t = 0; t < TT; ++t) off[t] = p.offsets[tb * T + t0 + t];
-  // Group u of the tile's lanes: vector (u0 + u) / 2 of 16 channels, half (u0 + u) % 2.
   int64_t lane[L];
-  for (int u = 0; u < L; ++u) lane[u] = ((u0 + u) / 2) * p.p * 16 + ((u0 + u) % 2) * 8;
+  laneOffsetsAvx2<L>(p, u0, lane);
   const float* dyImage = grads + ob * V * p.p * 16;
   for (int64_t oy = 0; oy < d.outH; ++oy) {
     const float* row = image + oy * d.strideH * p.wp;
@@ -492,8 +498,7 @@ void flushBlock(const Plan& p, int64_t n, int64_t b, const float* scratch) {
 
 // Block b of image n: strips of kLanes positions through `tile`; with `scratch` (the AVX-512 and
 // AVX2 tiles) into the thread's tile scratch, then flushed into NCHW (the portable tiles store
-// straight into y). `tile` returns
-// false to stop (nothing is flushed then).
+// straight into y). `tile` returns false to stop (nothing is flushed then).
 template <class TileFn>
 bool runBlock(const Plan& p, int64_t n, int64_t b, bool scratch, TileFn tile) {
   const int64_t strips = (p.grid + kLanes - 1) / kLanes;
@@ -559,6 +564,10 @@ Plan prepareForward(const DirectConv& d, const DirectOperand& w, float* y) {
 
 #ifdef OCTET_X86
 // ---- The forward under an emulated accumulator (AVX-512; AVX2 below) ----
+
+// Whether the emulated-accumulator direct tiles run here: AVX-512's, or AVX2's where the tiles'
+// family is AVX2 (OCTET_CODEC_KERNEL and OCTET_GEMM_KERNEL may ask for simpler paths).
+bool emulatedTiles() { return lowp::avx512Tiles() || (lowp::avx2Tiles() && family() == Family::kAvx2); }
 
 struct LowpPlan {
   const Plan* plan;
@@ -636,8 +645,7 @@ __attribute__((target("avx512f"))) bool lowpTileAvx512(const LowpPlan& lp, const
   return true;
 }
 
-// The same tile on AVX2, in the four passes of tileAvx2 (4 rows by 16 positions: 8 chains in
-// registers); a chunk's partial sums are folded into totals kept in memory.
+// roundedAvx512 on 8 lanes.
 template <bool kCheck>
 __attribute__((target("avx2,fma"), always_inline)) inline __m256 roundedAvx2(__m256 sum, __m256 splitter, __m256i& worstHigh, __m256i& worstLow) {
   const __m256 c = _mm256_fmadd_ps(sum, splitter, sum);
@@ -674,6 +682,8 @@ __attribute__((target("avx2,fma"), always_inline)) inline void accumulateAvx2(__
   }
 }
 
+// lowpTileAvx512 on AVX2, in the four passes of tileAvx2 (4 rows by 16 positions: 8 chains in
+// registers); a chunk's partial sums are folded into totals kept in memory.
 template <bool kCheck>
 __attribute__((target("avx2,fma"))) bool lowpTileAvx2(const LowpPlan& lp, const float* image, int64_t, int64_t b, int64_t f0) {
   const Plan& p = *lp.plan;
@@ -816,8 +826,8 @@ bool directConvForwardLowp(const DirectConv& d, const DirectOperand& x, const Di
 #ifdef OCTET_X86
   const CodecParams& acc = accumulator.acc;
   const bool wide = lowp::avx512Tiles();
-  if (!(wide || (lowp::avx2Tiles() && family() == Family::kAvx2)) || !accumulator.lut || acc.mantissaBits >= 23 || !acc.subnormalsKept ||
-      !acc.signedZero || !acc.signedNaN || acc.rounding == kStochastic || !accumulator.exactProducts) {
+  if (!emulatedTiles() || !accumulator.lut || acc.mantissaBits >= 23 || !acc.subnormalsKept || !acc.signedZero || !acc.signedNaN ||
+      acc.rounding == kStochastic || !accumulator.exactProducts) {
     return false;
   }
   if (d.batch <= 0 || d.outChannels <= 0) return true;
@@ -1087,7 +1097,7 @@ __attribute__((target("avx2,fma"), always_inline)) inline void gradLowpPassAvx2(
   int64_t off[TT];
   for (int t = 0; t < TT; ++t) off[t] = p.offsets[tb * T + t0 + t];
   int64_t lane[L];
-  for (int u = 0; u < L; ++u) lane[u] = ((u0 + u) / 2) * p.p * 16 + ((u0 + u) % 2) * 8;
+  laneOffsetsAvx2<L>(p, u0, lane);
   const float* dyImage = grads + ob * V * p.p * 16;
   const int64_t q0 = n * p.p;
   int64_t run = lp.ends ? std::upper_bound(lp.ends, lp.ends + lp.endCount, q0) - lp.ends : 0;
@@ -1307,8 +1317,8 @@ void directConvWeightGradient(const DirectConv& d, const DirectOperand& dy, cons
 bool directConvWeightGradientLowp(const DirectConv& d, const DirectOperand& dy, const DirectOperand& x, const LowpGemmArgs& accumulator, float* dw, int threads) {
 #ifdef OCTET_X86
   const CodecParams& acc = accumulator.acc;
-  if (!(lowp::avx512Tiles() || (lowp::avx2Tiles() && family() == Family::kAvx2)) || !accumulator.lut || acc.mantissaBits >= 23 ||
-      !acc.subnormalsKept || !acc.signedZero || !acc.signedNaN || acc.rounding == kStochastic || !accumulator.exactProducts) {
+  if (!emulatedTiles() || !accumulator.lut || acc.mantissaBits >= 23 || !acc.subnormalsKept || !acc.signedZero || !acc.signedNaN ||
+      acc.rounding == kStochastic || !accumulator.exactProducts) {
     return false;
   }
   const int64_t k = d.channels * d.kernelH * d.kernelW, P = d.outH * d.outW;
