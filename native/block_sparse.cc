@@ -1113,6 +1113,18 @@ __attribute__((target("avx512f"))) void transpose16(const float* in, int64_t ld,
   transpose16x16(r, t);
   for (int64_t i = 0; i < count; ++i) _mm512_storeu_ps(out + i * S, t[i]);
 }
+
+// transpose16 in four 8 x 8 transposes (the same reads and writes).
+__attribute__((target("avx2"))) void transpose16Avx2(const float* in, int64_t ld, float* out, int64_t S, int64_t count) {
+  for (int64_t b = 0; b < 2 && b * 8 < count; ++b) {
+    for (int64_t a = 0; a < 2; ++a) {
+      __m256 r[8], t[8];
+      for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(in + (a * 8 + i) * ld + b * 8);
+      transpose8x8(r, t);
+      for (int64_t i = 0; i < 8 && b * 8 + i < count; ++i) _mm256_storeu_ps(out + (b * 8 + i) * S + a * 8, t[i]);
+    }
+  }
+}
 #endif
 
 thread_local AlignedBuffer gradRowsBuffer, gradColsBuffer, gradDyBuffer, gradCarriedBuffer;
@@ -1287,6 +1299,30 @@ __attribute__((target("avx512f"))) void laneRun(const float* values, const int32
   for (int v = 0; v < 16; ++v) _mm512_store_ps(acc + 16 * v, s[v]);
 }
 
+// laneRun on 8 lanes: the 16 positions in passes of 6, 6 and 4 (12, 12 and 8 chains in
+// registers), each pass over the entries in order: every lane's chain the same fused
+// multiply-adds in the same order.
+template <int NP>
+__attribute__((target("avx2,fma"), always_inline)) inline void laneRunPassAvx2(const float* values, const int32_t* offsets, int64_t count, const float* base, float* acc) {
+  __m256 s[2 * NP];
+#pragma GCC unroll 12
+  for (int v = 0; v < 2 * NP; ++v) s[v] = _mm256_load_ps(acc + 8 * v);
+  for (int64_t e = 0; e < count; ++e) {
+    const __m256 w = _mm256_broadcast_ss(values + e);
+    const float* x = base + offsets[e];
+#pragma GCC unroll 12
+    for (int v = 0; v < 2 * NP; ++v) s[v] = _mm256_fmadd_ps(w, _mm256_load_ps(x + 8 * v), s[v]);
+  }
+#pragma GCC unroll 12
+  for (int v = 0; v < 2 * NP; ++v) _mm256_store_ps(acc + 8 * v, s[v]);
+}
+
+__attribute__((target("avx2,fma"))) void laneRunAvx2(const float* values, const int32_t* offsets, int64_t count, const float* base, float* acc) {
+  laneRunPassAvx2<6>(values, offsets, count, base, acc);
+  laneRunPassAvx2<6>(values, offsets, count, base + 96, acc + 96);
+  laneRunPassAvx2<4>(values, offsets, count, base + 192, acc + 192);
+}
+
 // Lanes [lane, lane + count) of the 16 floats at `from` to to[0 .. count).
 __attribute__((target("avx512f"))) inline void storeRun(float* to, const float* from, int lane, int count) {
   _mm512_mask_storeu_ps(to - lane, static_cast<__mmask16>(((1u << count) - 1u) << lane), _mm512_load_ps(from));
@@ -1297,8 +1333,11 @@ __attribute__((target("avx512f"))) inline void storeRun(float* to, const float* 
 
 bool sparseRotatedInputGradient(const SparseInputGradArgs& a, int threads) {
 #ifdef OCTET_X86
-  // AVX-512 only (elsewhere the dense product, two products an instruction, is the faster one).
-  if (family() != Family::kAvx512) return false;
+  // AVX-512 (16 images a vector) or AVX2 (the same vectors as two halves); not the plain loops.
+  const bool wide = family() == Family::kAvx512;
+  if (!wide && family() != Family::kAvx2) return false;
+  const auto run = wide ? laneRun : laneRunAvx2;
+  const auto transpose = wide ? transpose16 : transpose16Avx2;
   const int64_t taps = a.kernelH * a.kernelW, k = a.channels * taps;
   const int64_t sH = a.strideH, sW = a.strideW;
   const int64_t C = a.channels, OC = a.outChannels, H = a.height, W = a.width, OH = a.outH, OW = a.outW;
@@ -1463,7 +1502,7 @@ bool sparseRotatedInputGradient(const SparseInputGradArgs& a, int threads) {
       for (int64_t oh = 0; oh < OH; ++oh) {
         float* out = plane + ((oh + T) * wp) * 16;
         std::memset(out, 0, sizeof(float) * 16 * static_cast<size_t>(L));
-        for (int64_t ow = 0; ow < OW; ow += 16) transpose16(line + oh * OW + ow, lineWidth, out + (L + ow) * 16, 16, std::min<int64_t>(16, OW - ow));
+        for (int64_t ow = 0; ow < OW; ow += 16) transpose(line + oh * OW + ow, lineWidth, out + (L + ow) * 16, 16, std::min<int64_t>(16, OW - ow));
         std::memset(out + (L + OW) * 16, 0, sizeof(float) * 16 * static_cast<size_t>(R));
       }
       std::memset(plane + (T + OH) * wp * 16, 0, sizeof(float) * 16 * static_cast<size_t>(planeVecs - (T + OH) * wp));
@@ -1482,21 +1521,23 @@ bool sparseRotatedInputGradient(const SparseInputGradArgs& a, int threads) {
         for (int64_t q = 0; q < blockRows; ++q) {
           for (int64_t c = c0; c < c1; ++c) {
             const int64_t l = f * C + c, s0 = starts[l * rowsQ + q], s1 = starts[l * rowsQ + q + 1];
-            if (s1 > s0) laneRun(valueAt + s0, offsetAt + s0, s1 - s0, base, acc + (c - c0) * 256);
+            if (s1 > s0) run(valueAt + s0, offsetAt + s0, s1 - s0, base, acc + (c - c0) * 256);
           }
         }
         const size_t r0 = chunkRuns[static_cast<size_t>(ch)], r1 = chunkRuns[static_cast<size_t>(ch) + 1];
         for (int64_t c = c0; c < c1; ++c) {
-          transpose16(acc + (c - c0) * 256, 16, byImage, 16, 16);
+          transpose(acc + (c - c0) * 256, 16, byImage, 16, 16);
           for (int64_t i = 0; i < images; ++i) {
             float* image = a.dx + (n0 + i) * a.dxImageStride + c * pixels;
             const float* lanes = byImage + i * 16;
             for (size_t r = r0; r < r1; ++r) {
-              const OutputRun& run = outputRuns[r];
-              if (sW == 1) {
-                storeRun(image + run.h * W + run.w, lanes, run.lane, run.count);
+              const OutputRun& out = outputRuns[r];
+              if (sW == 1 && wide) {
+                storeRun(image + out.h * W + out.w, lanes, out.lane, out.count);
+              } else if (sW == 1) {
+                std::memcpy(image + out.h * W + out.w, lanes + out.lane, sizeof(float) * static_cast<size_t>(out.count));
               } else {
-                for (int32_t e = 0; e < run.count; ++e) image[run.h * W + run.w + e * sW] = lanes[run.lane + e];
+                for (int32_t e = 0; e < out.count; ++e) image[out.h * W + out.w + e * sW] = lanes[out.lane + e];
               }
             }
           }

@@ -73,6 +73,49 @@ __attribute__((target("avx512f"))) inline void channelsFirst16Avx512(const float
     for (int ch = 0; ch < nc; ++ch) _mm512_mask_storeu_ps(dst + ch * planeStride + x0, mask, planes[ch]);
   }
 }
+
+// out[i] = column i of the 8 x 8 matrix whose rows are r[0..8) (transpose16x16's steps on 8 lanes:
+// pairs of rows interleaved, then quads, then the two 128-bit halves swapped across).
+__attribute__((target("avx2"))) inline void transpose8x8(const __m256 (&r)[8], __m256 (&out)[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int g = 0; g < 2; ++g) {
+    const __m256d a = _mm256_castps_pd(t[4 * g]), b = _mm256_castps_pd(t[4 * g + 1]);
+    const __m256d c2 = _mm256_castps_pd(t[4 * g + 2]), d = _mm256_castps_pd(t[4 * g + 3]);
+    u[4 * g + 0] = _mm256_castpd_ps(_mm256_unpacklo_pd(a, c2));
+    u[4 * g + 1] = _mm256_castpd_ps(_mm256_unpackhi_pd(a, c2));
+    u[4 * g + 2] = _mm256_castpd_ps(_mm256_unpacklo_pd(b, d));
+    u[4 * g + 3] = _mm256_castpd_ps(_mm256_unpackhi_pd(b, d));
+  }
+  // u[4g + j]: rows 4g..4g+3 of column j (low half) and of column j + 4 (high half).
+  for (int j = 0; j < 4; ++j) {
+    out[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
+    out[4 + j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x31);
+  }
+}
+
+// The first `count` lanes of 8 floats at p (the rest +0; nothing past them is read).
+__attribute__((target("avx2"), always_inline)) inline __m256 loadFirstAvx2(const float* p, int count) {
+  if (count >= 8) return _mm256_loadu_ps(p);
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(count), lanes));
+}
+
+// channelsLast16 by 8 x 8 transposes: 8 positions at a time, the lower 8 channels then the upper.
+__attribute__((target("avx2"))) inline void channelsLast16Avx2(const float* src, int64_t planeStride, int64_t nx, int nc, float* dst) {
+  for (int64_t x0 = 0; x0 < nx; x0 += 8) {
+    const int width = static_cast<int>(std::min<int64_t>(8, nx - x0));
+    for (int h = 0; h < 2; ++h) {
+      __m256 r[8], cols[8];
+      for (int ch = 0; ch < 8; ++ch) r[ch] = h * 8 + ch < nc ? loadFirstAvx2(src + (h * 8 + ch) * planeStride + x0, width) : _mm256_setzero_ps();
+      transpose8x8(r, cols);
+      for (int x = 0; x < width; ++x) _mm256_storeu_ps(dst + (x0 + x) * 16 + h * 8, cols[x]);
+    }
+  }
+}
 #pragma GCC diagnostic pop
 #endif
 
@@ -82,6 +125,10 @@ inline void channelsLast16Best(const float* src, int64_t planeStride, int64_t nx
 #ifdef OCTET_X86
   if (cpuHasAvx512()) {
     channelsLast16Avx512(src, planeStride, nx, nc, dst);
+    return;
+  }
+  if (cpuHasAvx2()) {
+    channelsLast16Avx2(src, planeStride, nx, nc, dst);
     return;
   }
 #endif

@@ -1159,7 +1159,7 @@ GradLowpTile gradLowpTileFor(int v, bool check) {
 #endif
 
 #ifdef OCTET_X86
-// ---- The weight gradient of a weight pruned in blocks (AVX-512) ----
+// ---- The weight gradient of a weight pruned in blocks (AVX-512 and AVX2) ----
 
 // A tile: up to kSparseTaps columns of one block column (its slots padded with the last column,
 // whose extra sums are discarded) by up to kSparseSlices slices of 8 output channels of the block
@@ -1285,10 +1285,74 @@ __attribute__((target("avx512f,avx512bf16"))) void sparseGradPairTile(const Spar
   sparseGradEnd<P, T>(sp, u, st);
 }
 
+// sparseGradTile on AVX2, one slice a vector: slices [s0, s0 + S) by columns [t0, t0 + TT) of
+// item u (of a tile T columns wide) as one pass over the image, their chains in registers (at most
+// 12) and in the sums' places (slice v's column t at (v / 2) * T * 16 + t * 16 + (v % 2) * 8): each
+// chain the same fused multiply-adds in the same order as the AVX-512 tile's lanes.
+template <int S, int TT>
+__attribute__((target("avx2,fma"), always_inline)) inline void sparseGradPassAvx2(const SparseGradPlan& sp, const float* image, const float* grads, int64_t u, int s0,
+                                                                                int t0, int T) {
+  const GradPlan& p = *sp.plan;
+  const DirectConv& d = *p.d;
+  const SparseGradItem& it = sp.items[u];
+  float* sums = sp.sums + u * kSparseSums;
+  __m256 acc[TT][S];
+  const float* rows[S];
+  int64_t off[TT];
+  for (int v = 0; v < S; ++v) {
+    const int slice = s0 + v;
+    rows[v] = grads + (it.o0[slice] / 16) * p.p * 16 + it.o0[slice] % 16;
+    for (int t = 0; t < TT; ++t) acc[t][v] = _mm256_loadu_ps(sums + (slice / 2) * T * 16 + (t0 + t) * 16 + (slice % 2) * 8);
+  }
+  for (int t = 0; t < TT; ++t) off[t] = sp.offsets[u * kSparseTaps + t0 + t];
+  for (int64_t oy = 0; oy < d.outH; ++oy) {
+    const float* row = image + oy * d.strideH * p.wp;
+    const int64_t q0 = oy * d.outW * 16;
+    for (int64_t ox = 0; ox < d.outW; ++ox) {
+      const float* at = row + ox * d.strideW;
+      const int64_t q = q0 + ox * 16;
+      __m256 dv[S];
+#pragma GCC unroll 3
+      for (int v = 0; v < S; ++v) dv[v] = _mm256_loadu_ps(rows[v] + q);
+#pragma GCC unroll 8
+      for (int t = 0; t < TT; ++t) {
+        const __m256 xv = _mm256_broadcast_ss(at + off[t]);
+#pragma GCC unroll 3
+        for (int v = 0; v < S; ++v) acc[t][v] = _mm256_fmadd_ps(dv[v], xv, acc[t][v]);
+      }
+    }
+  }
+  for (int v = 0; v < S; ++v) {
+    const int slice = s0 + v;
+    for (int t = 0; t < TT; ++t) _mm256_storeu_ps(sums + (slice / 2) * T * 16 + (t0 + t) * 16 + (slice % 2) * 8, acc[t][v]);
+  }
+}
+
+// Item u over one image on AVX2 (T = 4 or 8 columns): a lone slice all its columns in one pass
+// (4 or 8 chains), else the slices in groups of 3 or 2 by 4 columns at a time.
+template <int T>
+__attribute__((target("avx2,fma"))) void sparseGradTileAvx2(const SparseGradPlan& sp, const float* image, const float* grads, int64_t u) {
+  const int slices = sp.items[u].slices;
+  if (slices == 1) {
+    sparseGradPassAvx2<1, T>(sp, image, grads, u, 0, 0, T);
+    return;
+  }
+  for (int s0 = 0; s0 < slices;) {
+    const int left = slices - s0, group = left == 4 || left == 2 ? 2 : 3;  // 2..6 slices: 2, 3, 2+2, 3+2, 3+3
+    for (int t0 = 0; t0 < T; t0 += 4) {
+      if (group == 3) sparseGradPassAvx2<3, 4>(sp, image, grads, u, s0, t0, T);
+      else sparseGradPassAvx2<2, 4>(sp, image, grads, u, s0, t0, T);
+    }
+    s0 += group;
+  }
+}
+
 using SparseGradTile = void (*)(const SparseGradPlan&, const float*, const float*, int64_t);
 
-// The tile for an item: its slices in pairs, 4 columns or 8; on bfloat16 pairs of positions where `pairs`.
+// The tile for an item: its slices in pairs, 4 columns or 8; on bfloat16 pairs of positions where
+// `pairs`; on AVX2 one slice a vector.
 SparseGradTile sparseGradTileFor(int slices, int count, bool pairs) {
+  if (family() == Family::kAvx2) return count <= 4 ? sparseGradTileAvx2<4> : sparseGradTileAvx2<kSparseTaps>;
   const int vectors = (slices + 1) / 2;
   if (pairs) {
     if (count <= 4) return vectors == 1 ? sparseGradPairTile<1, 4> : vectors == 2 ? sparseGradPairTile<2, 4> : sparseGradPairTile<3, 4>;
@@ -1367,7 +1431,7 @@ bool directConvWeightGradientLowp(const DirectConv& d, const DirectOperand& dy, 
 bool directConvWeightGradientSparse(const DirectConv& d, const DirectOperand& dy, const DirectOperand& x, const int32_t* rowPtr, const int32_t* colIdx,
                                     int64_t br, int64_t bc, float* dw, int threads) {
 #ifdef OCTET_X86
-  if (family() != Family::kAvx512 || br <= 0 || br % 8 != 0 || bc <= 0) return false;
+  if ((family() != Family::kAvx512 && family() != Family::kAvx2) || br <= 0 || br % 8 != 0 || bc <= 0) return false;
   const int64_t k = d.channels * d.kernelH * d.kernelW, P = d.outH * d.outW;
   if (d.outChannels <= 0 || k <= 0) return true;
   const int64_t blockRows = (d.outChannels + br - 1) / br, blockCols = (k + bc - 1) / bc;
@@ -1422,7 +1486,7 @@ bool directConvWeightGradientSparse(const DirectConv& d, const DirectOperand& dy
   // neither denormal nor infinite (pairProductsExact over the batch's chain), no Inf or NaN read,
   // stride 1 along rows and output rows of even width (a pair is two neighbours of a row).
   bool pairs = false;
-  if (dy.codes && x.codes && dy.lut && x.lut && d.strideW == 1 && d.outW % 2 == 0 && gemm_detail::bf16PairsEnabled()) {
+  if (family() == Family::kAvx512 && dy.codes && x.codes && dy.lut && x.lut && d.strideW == 1 && d.outW % 2 == 0 && gemm_detail::bf16PairsEnabled()) {
     const TableFacts fy = tableFacts(dy.lut, 256), fx = tableFacts(x.lut, 256);
     pairs = pairProductsExact(fy, fx, d.batch * P);
     for (int64_t n = 0; pairs && n < d.batch; ++n) {

@@ -77,9 +77,10 @@ void directConvWeightGradient(const DirectConv& d, const DirectOperand& dy, cons
 // [outChannels][C KH KW] view in BSR): directConvWeightGradient's chains, bit for bit, at the stored
 // blocks' entries only; every other entry of dw is left as it was. A tile is up to 8 columns of one
 // block column by up to 6 slices of 8 output channels of the block rows that store it, two slices
-// to a vector, each column's input value one broadcast for every slice; threads split the tiles
-// and run every image in order for theirs. False, with dw untouched, without AVX-512 (the caller
-// runs the column kernel, whose chains are the same).
+// to a vector (on AVX2 one slice a vector, the tile in passes of at most 12 chains), each column's
+// input value one broadcast for every slice; threads split the tiles and run every image in order
+// for theirs. False, with dw untouched, without AVX-512 or AVX2 (the caller runs the column
+// kernel, whose chains are the same).
 bool directConvWeightGradientSparse(const DirectConv& d, const DirectOperand& dy, const DirectOperand& x, const int32_t* rowPtr, const int32_t* colIdx,
                                     int64_t br, int64_t bc, float* dw, int threads);
 

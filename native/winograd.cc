@@ -468,7 +468,8 @@ __attribute__((always_inline)) inline void forwardBlockBody(const ForwardPlan& p
   }
 }
 
-// channelsLast16 with the AVX-512 transposes in the wide variant.
+// channelsLast16 with the AVX-512 transposes in the wide variant, else the best this CPU has
+// (the AVX2 variant's 8 x 8 transposes; the plain loop where the kernel family is portable).
 template <bool Wide>
 __attribute__((always_inline)) inline void turnChannelsLast(const float* src, int64_t planeStride, int64_t nx, int nc, float* dst) {
 #ifdef OCTET_X86
@@ -477,7 +478,7 @@ __attribute__((always_inline)) inline void turnChannelsLast(const float* src, in
     return;
   }
 #endif
-  channelsLast16(src, planeStride, nx, nc, dst);
+  channelsLast16Best(src, planeStride, nx, nc, dst);
 }
 
 // The alpha input rows of a run of `run` tiles of tile row ty of image n, starting at tile column

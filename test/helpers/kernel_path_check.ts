@@ -10,13 +10,13 @@ import { gemm, gemmReference } from '../../src/kernels/gemm.js';
 import { lowpGemm, lowpGemmReference } from '../../src/kernels/lowp_gemm.js';
 import { blockScaledGemm, blockScaledGemmReference } from '../../src/kernels/block_gemm.js';
 import {
-  bsrConv2dForward, bsrConv2dForwardReference, bsrFromCodes, bsrFromDense, bsrFromPattern, bsrGemm, bsrGemmReference, bsrTranspose, bsrTransposedFromPattern,
+  bsrConv2dForward, bsrConv2dForwardReference, bsrFromCodes, bsrFromDense, bsrFromPattern, bsrGemm, bsrGemmReference, bsrToDense, bsrTranspose, bsrTransposedFromPattern,
 } from '../../src/kernels/block_sparse.js';
 import { recycle } from '../../src/kernels/buffer_pool.js';
 import { reluBackward, reluBackwardReference, reluForward, reluForwardReference } from '../../src/kernels/elementwise.js';
-import { lowpConv2dBackwardWeight, lowpConv2dForward } from '../../src/kernels/lowp_conv.js';
+import { lowpConv2dBackwardData, lowpConv2dBackwardWeight, lowpConv2dForward } from '../../src/kernels/lowp_conv.js';
 import { blockQuantizeReference, type BlockSpec } from '../../src/kernels/block_quant.js';
-import { bsrConv2dInputGradient, bsrConv2dWeightGradient } from '../../src/kernels/block_sparse_conv.js';
+import { bsrConv2dInputGradient, bsrConv2dWeightGradient, bsrLowpConv2dInputGradient } from '../../src/kernels/block_sparse_conv.js';
 import { nativeCore, nativeUnavailableReason } from '../../src/kernels/native.js';
 import { winogradForward, winogradForwardReference, winogradWeightGradient, winogradWeightGradientReference } from '../../src/kernels/winograd.js';
 import { float32FromBits } from './format_oracle.js';
@@ -150,7 +150,28 @@ for (const [xShape, wShape, options] of [
     }
   }
 }
+// The FP8 input gradient of a pruned layer (16 images a vector; stride 1 and strided phases,
+// batches past 16): the dense contract's bits, where a vector path runs it.
+let sparseLowpRuns = 0;
+for (const [xShape, wShape, options] of [
+  [[19, 8, 6, 6], [16, 8, 3, 3], { padding: 1 }],
+  [[3, 8, 9, 7], [16, 8, 3, 3], { padding: 1, stride: 2 }],
+  [[2, 8, 21, 21], [16, 8, 3, 3], { padding: 1 }],
+] as const) {
+  const geo = convGeometry(xShape as unknown as [number, number, number, number], wShape as unknown as [number, number, number, number], options);
+  const cols = geo.channels * 9;
+  const keep = Uint8Array.from({ length: 2 * Math.ceil(cols / 8) }, (_, i) => (i % 3 === 1 ? 0 : 1));
+  const dense = bsrToDense(bsrFromDense(uniform(16 * cols, 75).map((v) => 2 * v - 1), 16, cols, 8, 8, keep));
+  const wq = makeQTensor(encode(dense, 'e5m2', { saturate: true }) as Uint8Array, 'e5m2', 0.5);
+  const dyq = makeQTensor(encode(uniform(geo.batch * 16 * geo.outH * geo.outW, 76).map((v) => 8 * v - 4), 'e5m2', { saturate: true }) as Uint8Array, 'e5m2', 2);
+  const fast = bsrLowpConv2dInputGradient({ rows: 16, cols, br: 8, bc: 8, keep }, dyq, wq, groupColumns(geo), geo.batch, { threads: 2 });
+  if (!fast) continue;
+  sparseLowpRuns++;
+  const ref = lowpConv2dBackwardData(dyq, wq, geo, {}, true);
+  for (let i = 0; i < ref.length; i++) if (!Object.is(fast[i], ref[i])) sparseMismatches++;
+}
 process.stdout.write(`sparse mismatches ${sparseMismatches}\n`);
+process.stdout.write(`sparse fp8 input gradients ${sparseLowpRuns}\n`);
 
 // BSR built from dense values, from codes, transposed, and into pooled arrays of stale values:
 // the same as the written-out round trip (edges +0).

@@ -132,6 +132,9 @@ describe('bsrConv2dWeightGradient', () => {
       ['16x16 blocks (16 lanes), stride 2, odd size', [2, 16, 9, 9], [32, 16, 3, 3], { padding: 1, stride: 2 }, 16, 16],
       ['8x8 blocks, dilation 2, 5x5 kernel', [2, 4, 12, 12], [16, 4, 5, 5], { padding: 3, dilation: 2 }, 8, 8],
       ['8x8 blocks, 1x1 stride 2', [4, 24, 8, 8], [40, 24, 1, 1], { stride: 2 }, 8, 8],
+      // (AVX2 runs a tile's slices in passes: one slice of 4 columns; five slices, 3 + 2.)
+      ['8x4 blocks, 8 output channels (one slice a tile, 4 columns)', [2, 5, 7, 7], [8, 5, 3, 3], { padding: 1 }, 8, 4],
+      ['40x8 blocks (five slices of 8 rows)', [2, 4, 6, 6], [40, 4, 3, 3], { padding: 1 }, 40, 8],
     ];
     for (const [name, xShape, wShape, options, br, bc] of shapes) {
       const geo = convGeometry(xShape, wShape, options);
@@ -148,7 +151,7 @@ describe('bsrConv2dWeightGradient', () => {
           padH: geo.padH, padW: geo.padW, outH: geo.outH, outW: geo.outW, strideH: geo.strideH, strideW: geo.strideW, dilationH: geo.dilationH,
           dilationW: geo.dilationW, xImageStride: geo.channels * geo.height * geo.width, yImageStride: rows * geo.outH * geo.outW, br, bc, threads,
         });
-        if (!done) return t.skip('no AVX-512');
+        if (!done) return t.skip('no AVX-512 or AVX2');
         assertSameBits(out, want, `${name}, ${threads} threads`);
       }
     }
@@ -215,10 +218,10 @@ describe('bsrConv2dWeightGradient', () => {
 });
 
 describe('bsrLowpConv2dInputGradient (one-byte codes, float32 accumulation)', () => {
-  // The kernel runs on AVX-512 tiles only (elsewhere it declines and the dense product runs).
-  const avx512 = nativeCore()?.info().gemmKernel === 'avx512';
-  test('declines without AVX-512 tiles (the dense product runs)', (t) => {
-    if (avx512 || !nativeCore()) return t.skip('AVX-512 tiles are in use');
+  // The kernel runs on AVX-512 or AVX2 vectors (on the plain loops it declines and the dense product runs).
+  const vectors = ['avx512', 'avx2'].includes(nativeCore()?.info().gemmKernel ?? '');
+  test('declines on the plain loops (the dense product runs)', (t) => {
+    if (vectors || !nativeCore()) return t.skip('vector tiles are in use');
     const geo = convGeometry([2, 8, 6, 6], [8, 8, 3, 3], { padding: 1 });
     const keep = new Uint8Array(2 * 18).fill(1);
     const w = makeQTensor(encode(uniform(8 * 72, 1), 'e5m2', { saturate: true }), 'e5m2', 1);
@@ -257,7 +260,7 @@ describe('bsrLowpConv2dInputGradient (one-byte codes, float32 accumulation)', ()
   ];
   for (const [name, xShape, wShape, options, br, bc] of cases) {
     test(`${name}: lowpConv2dBackwardData's bits on the pruned codes (scales, two formats, 1 and 2 threads)`, (t) => {
-      if (!avx512) return t.skip('no AVX-512 tiles');
+      if (!vectors) return t.skip('no vector tiles');
       const geo = convGeometry(xShape, wShape, options);
       const rows = wShape[0], cols = wShape[1] * wShape[2] * wShape[3];
       for (const [wFormat, dyFormat, wScale, dyScale] of [['e5m2', 'e5m2', 1, 1], ['e4m3', 'e5m2', 3.5, 0.0625], ['e4m3', 'e4m3', 0.3, 7]] as const) {
@@ -272,7 +275,7 @@ describe('bsrLowpConv2dInputGradient (one-byte codes, float32 accumulation)', ()
   }
 
   test('declines what it cannot match: other accumulations, float32 operands, non-finite values', (t) => {
-    if (!avx512) return t.skip('no AVX-512 tiles');
+    if (!vectors) return t.skip('no vector tiles');
     const geo = convGeometry([2, 8, 6, 6], [8, 8, 3, 3], { padding: 1 });
     const g = groupColumns(geo);
     const { pattern, w } = prunedCodes(8, 72, 4, 4, 5, 'e5m2', 1);
