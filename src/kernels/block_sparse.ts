@@ -595,19 +595,29 @@ export function zeroPruned(values: Float32Array, pattern: SparsePattern): Float3
  *   of dY with the rotated kernel) is not the one it keeps.
  * - 'codes': one-byte codes with float32 accumulation (bsrLowpConv2dInputGradient: the rotated
  *   kernel's chains over the kept weights, the dense product's bits, strided or not) in place of
- *   the dense product, which runs two products an instruction (bfloat16 pairs) where this kernel
- *   runs one: blocks of at least 4 x 4 with at most 25% kept on inputs of at least 32 pixels
- *   (`pixels`, H x W), at most 15% kept on smaller ones. Measured 2026-12-07 on ResNet-18's and
- *   ResNet-20's shapes (batch 64, random patterns, the dense product beside it): from 7 x 7 inputs
- *   up 1.2-1.7x the dense product at 75% (0.99x once, ResNet-20's 28 x 28 layer with 4x4 blocks),
- *   1.8-2.9x at 90%; on 4 x 4 inputs (512 channels) 0.7-1.1x at 75%, 1.1-1.7x at 85%, 1.4-2.4x at 90%.
+ *   the dense product. Where that product runs two products an instruction (bfloat16 pairs,
+ *   `densePairs`: the native core's `bf16Pairs`) and this kernel one: blocks of at least 4 x 4 with
+ *   at most 25% kept on inputs of at least 32 pixels (`pixels`, H x W), at most 15% kept on smaller
+ *   ones. Measured 2026-12-07 on AMD Zen 5 on ResNet-18's and ResNet-20's shapes (batch 64, random
+ *   patterns, the dense product beside it): from 7 x 7 inputs up 1.2-1.7x the dense product at 75%
+ *   (0.99x once, ResNet-20's 28 x 28 layer with 4x4 blocks), 1.8-2.9x at 90%; on 4 x 4 inputs (512
+ *   channels) 0.7-1.1x at 75%, 1.1-1.7x at 85%, 1.4-2.4x at 90%. Without pairs (CPUs with no
+ *   AVX512_BF16, where both run one product an instruction): at most 35% kept on 32 pixels or more,
+ *   15% below. Measured 2026-12-07 on AMD Zen 3 (AVX2), the same shapes, 4x4 and 8x8 blocks: at 65%
+ *   1.36-2.98x from 7 x 7 inputs up, at 50% 0.72-1.83x; on 4 x 4 inputs 0.78-1.37x at 65%, 0.96-1.58x
+ *   at 75%, 2.6x at 90%.
  */
-export function sparseInputGradientWins(pattern: SparsePattern, dense: 'winograd' | 'codes' = 'winograd', pixels = Infinity): boolean {
+export function sparseInputGradientWins(pattern: SparsePattern, dense: 'winograd' | 'codes' = 'winograd', pixels = Infinity, densePairs = denseRunsPairs()): boolean {
   if (pattern.br < 4 || pattern.bc < 4) return false;
   const f = keptFraction(pattern);
   const area = pattern.br * pattern.bc;
-  if (dense === 'codes') return f <= (pixels >= 32 ? 0.25 : 0.15);
+  if (dense === 'codes') return f <= (pixels < 32 ? 0.15 : densePairs ? 0.25 : 0.35);
   return (area >= 64 && f <= 0.25) || (area >= 16 && f <= 0.1);
+}
+
+/** Whether the dense products on one-byte codes run bfloat16 pairs here (true without a native core: the rules' first measurements). */
+function denseRunsPairs(): boolean {
+  return nativeCore()?.info().bf16Pairs ?? true;
 }
 
 /** A pattern's block structure in BSR (rowPtr, colIdx; no values): what the weight-gradient kernel reads. */

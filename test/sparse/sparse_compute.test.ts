@@ -104,16 +104,28 @@ describe('the stride-1 input-gradient rule (in place of Winograd)', () => {
     assert.equal(sparseInputGradientWins(pattern(2, 16, 5)), false);
   });
 
-  test('one-byte codes (in place of the dense product): blocks of at least 4x4, at 25% kept or fewer on inputs of 32 pixels or more, at 15% on smaller ones', () => {
-    assert.equal(sparseInputGradientWins(pattern(8, 8, 25), 'codes'), true);
-    assert.equal(sparseInputGradientWins(pattern(8, 8, 26), 'codes'), false);
-    assert.equal(sparseInputGradientWins(pattern(8, 8, 25), 'codes', 32), true);
-    assert.equal(sparseInputGradientWins(pattern(8, 8, 25), 'codes', 31), false);
-    assert.equal(sparseInputGradientWins(pattern(8, 8, 15), 'codes', 16), true);
-    assert.equal(sparseInputGradientWins(pattern(8, 8, 16), 'codes', 16), false);
-    assert.equal(sparseInputGradientWins(pattern(4, 4, 25), 'codes'), true);
-    assert.equal(sparseInputGradientWins(pattern(1, 1, 5), 'codes'), false);
-    assert.equal(sparseInputGradientWins(pattern(2, 16, 5), 'codes'), false);
+  test('one-byte codes (in place of the dense product on bfloat16 pairs): blocks of at least 4x4, at 25% kept or fewer on inputs of 32 pixels or more, at 15% on smaller ones', () => {
+    assert.equal(sparseInputGradientWins(pattern(8, 8, 25), 'codes', Infinity, true), true);
+    assert.equal(sparseInputGradientWins(pattern(8, 8, 26), 'codes', Infinity, true), false);
+    assert.equal(sparseInputGradientWins(pattern(8, 8, 25), 'codes', 32, true), true);
+    assert.equal(sparseInputGradientWins(pattern(8, 8, 25), 'codes', 31, true), false);
+    assert.equal(sparseInputGradientWins(pattern(8, 8, 15), 'codes', 16, true), true);
+    assert.equal(sparseInputGradientWins(pattern(8, 8, 16), 'codes', 16, true), false);
+    assert.equal(sparseInputGradientWins(pattern(4, 4, 25), 'codes', Infinity, true), true);
+    assert.equal(sparseInputGradientWins(pattern(1, 1, 5), 'codes', Infinity, true), false);
+    assert.equal(sparseInputGradientWins(pattern(2, 16, 5), 'codes', Infinity, true), false);
+  });
+
+  test('one-byte codes where the dense product runs one product an instruction (no bfloat16 pairs): at 35% kept or fewer on 32 pixels or more, 15% below', () => {
+    assert.equal(sparseInputGradientWins(pattern(8, 8, 35), 'codes', 32, false), true);
+    assert.equal(sparseInputGradientWins(pattern(8, 8, 36), 'codes', 32, false), false);
+    assert.equal(sparseInputGradientWins(pattern(4, 4, 35), 'codes', 784, false), true);
+    assert.equal(sparseInputGradientWins(pattern(8, 8, 15), 'codes', 16, false), true);
+    assert.equal(sparseInputGradientWins(pattern(8, 8, 16), 'codes', 16, false), false);
+    assert.equal(sparseInputGradientWins(pattern(2, 16, 5), 'codes', 784, false), false);
+    // The default is this machine's native core.
+    const pairs = nativeCore()?.info().bf16Pairs ?? true;
+    assert.equal(sparseInputGradientWins(pattern(8, 8, 30), 'codes', 64), !pairs);
   });
 });
 
