@@ -65,10 +65,6 @@ void meanVarChannel(const float* x, double* mean, double* var, int64_t batch, in
   var[c] = foldLanes(squares) / count;
 }
 
-OCTET_TARGET_AVX2 void meanVarChannelAvx2(const float* x, double* mean, double* var, int64_t batch, int64_t channels, int64_t plane, int64_t c) {
-  meanVarChannel(x, mean, var, batch, channels, plane, c);
-}
-
 void sumChannel(const float* g, double* sums, int64_t batch, int64_t channels, int64_t plane, int64_t c) {
   double lanes[kLanes] = {0};
   addChannel(batch, channels, plane, c, lanes, [&](int64_t at) { return static_cast<double>(g[at]); });
@@ -95,11 +91,6 @@ void normalizeChannel(const float* x, const double* mean, const float* invStd, c
   }
 }
 
-OCTET_TARGET_AVX2 void normalizeChannelAvx2(const float* x, const double* mean, const float* invStd, const float* gamma, const float* beta,
-                                            float* xhat, float* out, int64_t batch, int64_t channels, int64_t plane, int64_t c) {
-  normalizeChannel(x, mean, invStd, gamma, beta, xhat, out, batch, channels, plane, c);
-}
-
 void normBackwardChannel(const float* g, const float* xhat, const float* invStd, const float* gamma, bool training, float* gx,
                          double* sumG, double* sumGX, int64_t batch, int64_t channels, int64_t plane, int64_t c) {
   const double count = static_cast<double>(batch * plane);
@@ -118,12 +109,6 @@ void normBackwardChannel(const float* g, const float* xhat, const float* invStd,
                               : static_cast<float>(scale * g[base + i]);
     }
   }
-}
-
-OCTET_TARGET_AVX2 void normBackwardChannelAvx2(const float* g, const float* xhat, const float* invStd, const float* gamma, bool training,
-                                               float* gx, double* sumG, double* sumGX, int64_t batch, int64_t channels, int64_t plane,
-                                               int64_t c) {
-  normBackwardChannel(g, xhat, invStd, gamma, training, gx, sumG, sumGX, batch, channels, plane, c);
 }
 
 #ifdef OCTET_X86
@@ -261,6 +246,142 @@ OCTET_AVX512_NORM void normBackwardBlockAvx512(const float* g, XhatRow xhatRow, 
         }
       } else {
         for (int64_t i = 0; i < full; i += kLanes) _mm256_storeu_ps(gx + base + i, _mm512_cvtpd_ps(_mm512_mul_pd(kv, widen8(g + base + i))));
+      }
+      for (int64_t i = full; i < plane; ++i) {
+        gx[base + i] = training ? static_cast<float>(k * (count * g[base + i] - sg - xh[i] * sgx)) : static_cast<float>(scale * g[base + i]);
+      }
+    }
+  }
+}
+
+// The same blocks on AVX2: the 8 double lanes as two vectors of 4 (lanes 0-3 and 4-7), a plane's
+// last partial group added lane by lane into lanes 0..r-1 (the masked add's lanes); every lane the
+// same operations in the same order as the AVX-512 blocks and the plain loops (the build keeps
+// multiplies and adds apart, -ffp-contract=off), so the same bits.
+#define OCTET_AVX2_NORM __attribute__((target("avx2")))
+
+OCTET_AVX2_NORM inline __m256d widen4(const float* p) { return _mm256_cvtps_pd(_mm_loadu_ps(p)); }
+
+OCTET_AVX2_NORM void meanVarBlockAvx2(const float* x, double* mean, double* var, int64_t batch, int64_t channels, int64_t plane, int64_t c0,
+                                      int64_t c1) {
+  const double count = static_cast<double>(batch * plane);
+  const int64_t full = plane & ~int64_t(kLanes - 1);
+  std::vector<double> lanes(static_cast<size_t>((c1 - c0) * kLanes), 0.0);
+  for (int64_t n = 0; n < batch; ++n) {
+    for (int64_t c = c0; c < c1; ++c) {
+      const float* p = x + (n * channels + c) * plane;
+      double* l = &lanes[(c - c0) * kLanes];
+      __m256d lo = _mm256_loadu_pd(l), hi = _mm256_loadu_pd(l + 4);
+      for (int64_t i = 0; i < full; i += kLanes) {
+        lo = _mm256_add_pd(lo, widen4(p + i));
+        hi = _mm256_add_pd(hi, widen4(p + i + 4));
+      }
+      _mm256_storeu_pd(l, lo);
+      _mm256_storeu_pd(l + 4, hi);
+      for (int64_t i = full; i < plane; ++i) l[i - full] += static_cast<double>(p[i]);
+    }
+  }
+  for (int64_t c = c0; c < c1; ++c) mean[c] = foldLanes(&lanes[(c - c0) * kLanes]) / count;
+  std::fill(lanes.begin(), lanes.end(), 0.0);
+  for (int64_t n = 0; n < batch; ++n) {
+    for (int64_t c = c0; c < c1; ++c) {
+      const float* p = x + (n * channels + c) * plane;
+      const double m = mean[c];
+      const __m256d mv = _mm256_set1_pd(m);
+      double* l = &lanes[(c - c0) * kLanes];
+      __m256d lo = _mm256_loadu_pd(l), hi = _mm256_loadu_pd(l + 4);
+      for (int64_t i = 0; i < full; i += kLanes) {
+        const __m256d d0 = _mm256_sub_pd(widen4(p + i), mv), d1 = _mm256_sub_pd(widen4(p + i + 4), mv);
+        lo = _mm256_add_pd(lo, _mm256_mul_pd(d0, d0));
+        hi = _mm256_add_pd(hi, _mm256_mul_pd(d1, d1));
+      }
+      _mm256_storeu_pd(l, lo);
+      _mm256_storeu_pd(l + 4, hi);
+      for (int64_t i = full; i < plane; ++i) {
+        const double d = p[i] - m;
+        l[i - full] += d * d;
+      }
+    }
+  }
+  for (int64_t c = c0; c < c1; ++c) var[c] = foldLanes(&lanes[(c - c0) * kLanes]) / count;
+}
+
+// normalizeRowsAvx512 on AVX2.
+OCTET_AVX2_NORM void normalizeRowsAvx2(const float* x, const double* mean, const float* invStd, const float* gamma, const float* beta, float* xhat,
+                                       float* out, int64_t channels, int64_t plane, int64_t row0, int64_t row1) {
+  const int64_t full = plane & ~int64_t(kLanes - 1);
+  for (int64_t row = row0; row < row1; ++row) {
+    const int64_t c = row % channels, base = row * plane;
+    const double m = mean[c];
+    const double inv = invStd[c];
+    const float scale = gamma ? gamma[c] : 1.0f;
+    const float shift = beta ? beta[c] : 0.0f;
+    const __m256d mv = _mm256_set1_pd(m), iv = _mm256_set1_pd(inv);
+    const __m256 sv = _mm256_set1_ps(scale), tv = _mm256_set1_ps(shift);
+    for (int64_t i = 0; i < full; i += kLanes) {
+      const __m128 h0 = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_sub_pd(widen4(x + base + i), mv), iv));
+      const __m128 h1 = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_sub_pd(widen4(x + base + i + 4), mv), iv));
+      const __m256 h = _mm256_set_m128(h1, h0);
+      _mm256_storeu_ps(xhat + base + i, h);
+      _mm256_storeu_ps(out + base + i, _mm256_add_ps(_mm256_mul_ps(h, sv), tv));
+    }
+    for (int64_t i = full; i < plane; ++i) {
+      const float h = static_cast<float>((x[base + i] - m) * inv);
+      xhat[base + i] = h;
+      out[base + i] = h * scale + shift;
+    }
+  }
+}
+
+// normBackwardBlockAvx512 on AVX2.
+template <class XhatRow>
+OCTET_AVX2_NORM void normBackwardBlockAvx2(const float* g, XhatRow xhatRow, const float* invStd, const float* gamma, bool training, float* gx,
+                                           double* sumG, double* sumGX, int64_t batch, int64_t channels, int64_t plane, int64_t c0, int64_t c1) {
+  const double count = static_cast<double>(batch * plane);
+  const int64_t full = plane & ~int64_t(kLanes - 1);
+  std::vector<double> lanes(static_cast<size_t>((c1 - c0) * 2 * kLanes), 0.0);
+  for (int64_t n = 0; n < batch; ++n) {
+    for (int64_t c = c0; c < c1; ++c) {
+      const int64_t base = (n * channels + c) * plane;
+      const float* xh = xhatRow(base);
+      double* l = &lanes[(c - c0) * 2 * kLanes];
+      __m256d g0 = _mm256_loadu_pd(l), g1 = _mm256_loadu_pd(l + 4), gx0 = _mm256_loadu_pd(l + kLanes), gx1 = _mm256_loadu_pd(l + kLanes + 4);
+      for (int64_t i = 0; i < full; i += kLanes) {
+        const __m256d a = widen4(g + base + i), b = widen4(g + base + i + 4);
+        g0 = _mm256_add_pd(g0, a);
+        g1 = _mm256_add_pd(g1, b);
+        gx0 = _mm256_add_pd(gx0, _mm256_mul_pd(a, widen4(xh + i)));
+        gx1 = _mm256_add_pd(gx1, _mm256_mul_pd(b, widen4(xh + i + 4)));
+      }
+      _mm256_storeu_pd(l, g0);
+      _mm256_storeu_pd(l + 4, g1);
+      _mm256_storeu_pd(l + kLanes, gx0);
+      _mm256_storeu_pd(l + kLanes + 4, gx1);
+      for (int64_t i = full; i < plane; ++i) {
+        const double gd = g[base + i];
+        l[i - full] += gd;
+        l[kLanes + i - full] += gd * static_cast<double>(xh[i]);
+      }
+    }
+  }
+  for (int64_t c = c0; c < c1; ++c) {
+    sumG[c] = foldLanes(&lanes[(c - c0) * 2 * kLanes]);
+    sumGX[c] = foldLanes(&lanes[(c - c0) * 2 * kLanes + kLanes]);
+  }
+  if (!gx) return;
+  const __m256d cv = _mm256_set1_pd(count);
+  for (int64_t n = 0; n < batch; ++n) {
+    for (int64_t c = c0; c < c1; ++c) {
+      const int64_t base = (n * channels + c) * plane;
+      const float* xh = xhatRow(base);
+      const double sg = sumG[c], sgx = sumGX[c];
+      const double scale = (gamma ? gamma[c] : 1.0f) * static_cast<double>(invStd[c]);
+      const double k = scale / count;
+      const __m256d kv = _mm256_set1_pd(training ? k : scale), sgv = _mm256_set1_pd(sg), sgxv = _mm256_set1_pd(sgx);
+      for (int64_t i = 0; i < full; i += 4) {
+        const __m256d gd = widen4(g + base + i);
+        const __m256d t = training ? _mm256_sub_pd(_mm256_sub_pd(_mm256_mul_pd(cv, gd), sgv), _mm256_mul_pd(widen4(xh + i), sgxv)) : gd;
+        _mm_storeu_ps(gx + base + i, _mm256_cvtpd_ps(_mm256_mul_pd(kv, t)));
       }
       for (int64_t i = full; i < plane; ++i) {
         gx[base + i] = training ? static_cast<float>(k * (count * g[base + i] - sg - xh[i] * sgx)) : static_cast<float>(scale * g[base + i]);
@@ -548,53 +669,54 @@ void channelSum(const float* g, double* sums, int64_t batch, int64_t channels, i
 
 void channelMeanVar(const float* x, double* mean, double* var, int64_t batch, int64_t channels, int64_t plane,
                     int threads) {
-  const bool avx2 = cpuHasAvx2();
 #ifdef OCTET_X86
+  const bool avx2 = cpuHasAvx2();
   if (cpuHasAvx512()) {
     return perChannelBlock(batch, channels, plane, threads, [&](int64_t c0, int64_t c1) { meanVarBlockAvx512(x, mean, var, batch, channels, plane, c0, c1); });
   }
+  if (avx2) {
+    return perChannelBlock(batch, channels, plane, threads, [&](int64_t c0, int64_t c1) { meanVarBlockAvx2(x, mean, var, batch, channels, plane, c0, c1); });
+  }
 #endif
-  perChannel(batch, channels, plane, threads, [&](int64_t c) {
-    if (avx2) meanVarChannelAvx2(x, mean, var, batch, channels, plane, c);
-    else meanVarChannel(x, mean, var, batch, channels, plane, c);
-  });
+  perChannel(batch, channels, plane, threads, [&](int64_t c) { meanVarChannel(x, mean, var, batch, channels, plane, c); });
 }
 
 void batchNormForward(const float* x, const double* mean, const float* invStd, const float* gamma, const float* beta,
                       float* xhat, float* out, int64_t batch, int64_t channels, int64_t plane, int threads) {
-  const bool avx2 = cpuHasAvx2();
 #ifdef OCTET_X86
-  if (cpuHasAvx512()) {
+  const bool avx2 = cpuHasAvx2();
+  if (cpuHasAvx512() || avx2) {
     // Elementwise once the statistics are known: rows in memory order, about 16K values a task.
+    const bool wide = cpuHasAvx512();
     const int64_t rows = batch * channels, per = std::max<int64_t>(1, 16384 / std::max<int64_t>(plane, 1));
     const int64_t tasks = (rows + per - 1) / per;
     parallelFor(tasks, batch * channels * plane < 32768 ? 1 : threads, [&](int64_t t) {
-      normalizeRowsAvx512(x, mean, invStd, gamma, beta, xhat, out, channels, plane, t * per, std::min(rows, (t + 1) * per));
+      if (wide) normalizeRowsAvx512(x, mean, invStd, gamma, beta, xhat, out, channels, plane, t * per, std::min(rows, (t + 1) * per));
+      else normalizeRowsAvx2(x, mean, invStd, gamma, beta, xhat, out, channels, plane, t * per, std::min(rows, (t + 1) * per));
     });
     return;
   }
 #endif
-  perChannel(batch, channels, plane, threads, [&](int64_t c) {
-    if (avx2) normalizeChannelAvx2(x, mean, invStd, gamma, beta, xhat, out, batch, channels, plane, c);
-    else normalizeChannel(x, mean, invStd, gamma, beta, xhat, out, batch, channels, plane, c);
-  });
+  perChannel(batch, channels, plane, threads, [&](int64_t c) { normalizeChannel(x, mean, invStd, gamma, beta, xhat, out, batch, channels, plane, c); });
 }
 
 void batchNormBackward(const float* g, const float* xhat, const float* invStd, const float* gamma, bool training,
                        float* gx, double* sumG, double* sumGX, int64_t batch, int64_t channels, int64_t plane,
                        int threads) {
-  const bool avx2 = cpuHasAvx2();
 #ifdef OCTET_X86
+  const bool avx2 = cpuHasAvx2();
   if (cpuHasAvx512()) {
     return perChannelBlock(batch, channels, plane, threads, [&](int64_t c0, int64_t c1) {
       normBackwardBlockAvx512(g, [xhat](int64_t base) { return xhat + base; }, invStd, gamma, training, gx, sumG, sumGX, batch, channels, plane, c0, c1);
     });
   }
+  if (avx2) {
+    return perChannelBlock(batch, channels, plane, threads, [&](int64_t c0, int64_t c1) {
+      normBackwardBlockAvx2(g, [xhat](int64_t base) { return xhat + base; }, invStd, gamma, training, gx, sumG, sumGX, batch, channels, plane, c0, c1);
+    });
+  }
 #endif
-  perChannel(batch, channels, plane, threads, [&](int64_t c) {
-    if (avx2) normBackwardChannelAvx2(g, xhat, invStd, gamma, training, gx, sumG, sumGX, batch, channels, plane, c);
-    else normBackwardChannel(g, xhat, invStd, gamma, training, gx, sumG, sumGX, batch, channels, plane, c);
-  });
+  perChannel(batch, channels, plane, threads, [&](int64_t c) { normBackwardChannel(g, xhat, invStd, gamma, training, gx, sumG, sumGX, batch, channels, plane, c); });
 }
 
 void batchNormBackwardCodes(const float* g, const uint8_t* codes, const float* table, bool e5m2, double scale, const float* invStd, const float* gamma,
@@ -613,17 +735,17 @@ void batchNormBackwardCodes(const float* g, const uint8_t* codes, const float* t
     }
   };
 #ifdef OCTET_X86
-  if (cpuHasAvx512()) {
+  if (cpuHasAvx512() || cpuHasAvx2()) {
+    const bool wide = cpuHasAvx512();
     return perChannelBlock(batch, channels, plane, threads, [&](int64_t c0, int64_t c1) {
       thread_local std::vector<float> row;
       row.resize(static_cast<size_t>(plane));
-      normBackwardBlockAvx512(
-          g,
-          [&](int64_t base) {
-            decodeRow(codes + base, row.data());
-            return static_cast<const float*>(row.data());
-          },
-          invStd, gamma, training, gx, sumG, sumGX, batch, channels, plane, c0, c1);
+      auto decoded = [&](int64_t base) {
+        decodeRow(codes + base, row.data());
+        return static_cast<const float*>(row.data());
+      };
+      if (wide) normBackwardBlockAvx512(g, decoded, invStd, gamma, training, gx, sumG, sumGX, batch, channels, plane, c0, c1);
+      else normBackwardBlockAvx2(g, decoded, invStd, gamma, training, gx, sumG, sumGX, batch, channels, plane, c0, c1);
     });
   }
 #endif

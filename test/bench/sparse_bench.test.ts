@@ -7,8 +7,8 @@ import { nativeCore } from '../../src/kernels/native.js';
 test('rows per block shape, sparsity and operands, speedup = dense / sparse time', { skip: !nativeCore() }, () => {
   const convs = [{ label: 'small', c: 8, o: 16, size: 8, stride: 1 }, { label: 'strided', c: 8, o: 16, size: 8, stride: 2 }];
   const rows = sparseBench(1, 2, convs, ['8x8', 'filter'], [0.5, 0.9]);
-  // E5M2 input gradients where the sparse kernel runs (AVX-512 tiles).
-  const codesInput = nativeCore()!.info().gemmKernel === 'avx512';
+  // E5M2 input gradients where the sparse kernel runs (AVX-512 or AVX2 tiles).
+  const codesInput = ['avx512', 'avx2'].includes(nativeCore()!.info().gemmKernel);
   assert.equal(rows.length, 2 * 2 * 2 * 5 + (codesInput ? 2 * 2 * 2 : 0));
   const inputCodes = (sparsity: number) => (codesInput ? [['input_gradient', '8x8', sparsity, 'e5m2']] : []);
   assert.deepEqual(rows.slice(0, codesInput ? 12 : 10).map((r) => [r.product, r.block, r.sparsity, r.operands]), [

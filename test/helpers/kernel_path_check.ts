@@ -13,7 +13,11 @@ import {
   bsrConv2dForward, bsrConv2dForwardReference, bsrFromCodes, bsrFromDense, bsrFromPattern, bsrGemm, bsrGemmReference, bsrToDense, bsrTranspose, bsrTransposedFromPattern,
 } from '../../src/kernels/block_sparse.js';
 import { recycle } from '../../src/kernels/buffer_pool.js';
-import { reluBackward, reluBackwardReference, reluForward, reluForwardReference } from '../../src/kernels/elementwise.js';
+import {
+  batchNormBackward, batchNormBackwardCodes, batchNormBackwardReference, batchNormForward, batchNormForwardReference, channelMeanVar, channelMeanVarReference,
+  reluBackward, reluBackwardReference, reluForward, reluForwardReference,
+} from '../../src/kernels/elementwise.js';
+import { dequantize } from '../../src/kernels/index.js';
 import { lowpConv2dBackwardData, lowpConv2dBackwardWeight, lowpConv2dForward } from '../../src/kernels/lowp_conv.js';
 import { blockQuantizeReference, type BlockSpec } from '../../src/kernels/block_quant.js';
 import { bsrConv2dInputGradient, bsrConv2dWeightGradient, bsrLowpConv2dInputGradient } from '../../src/kernels/block_sparse_conv.js';
@@ -262,3 +266,31 @@ reluBackwardReference(reluMask[1], reluIn, reluGrad[1]);
 for (let i = 0; i < 1003; i++) if (!Object.is(reluOut[0][i], reluOut[1][i]) || !Object.is(reluGrad[0][i], reluGrad[1][i])) directMismatches++;
 for (let i = 0; i < 126; i++) if (reluMask[0][i] !== reluMask[1][i]) directMismatches++;
 process.stdout.write(`direct mismatches ${directMismatches}\n`);
+
+// Batch norm's channel passes (planes of every remainder mod 8 and several channel blocks; xhat
+// as floats and as codes): the references' bits.
+let normMismatches = 0;
+for (const shape of [{ batch: 3, channels: 5, plane: 61 }, { batch: 9, channels: 70, plane: 16 }, { batch: 2, channels: 3, plane: 7 }, { batch: 4, channels: 40, plane: 196 }]) {
+  const size = shape.batch * shape.channels * shape.plane;
+  const xs = uniform(size, 91).map((v) => 3 * v + 1), gs = uniform(size, 92).map((v) => v - 0.5);
+  const gamma = uniform(shape.channels, 93), beta = uniform(shape.channels, 94);
+  const stats = [0, 1].map(() => ({ mean: new Float64Array(shape.channels), variance: new Float64Array(shape.channels) }));
+  channelMeanVar(xs, shape, stats[0].mean, stats[0].variance);
+  channelMeanVarReference(xs, shape, stats[1].mean, stats[1].variance);
+  const invStd = Float32Array.from(stats[1].variance, (v) => 1 / Math.sqrt(v + 1e-5));
+  const outs = [0, 1].map(() => ({ xhat: new Float32Array(size), out: new Float32Array(size) }));
+  batchNormForward(xs, stats[1].mean, invStd, gamma, beta, outs[0].xhat, outs[0].out, shape);
+  batchNormForwardReference(xs, stats[1].mean, invStd, gamma, beta, outs[1].xhat, outs[1].out, shape);
+  const coded = makeQTensor(encode(outs[1].xhat.map((v) => v * 4), 'e5m2', { saturate: true }), 'e5m2', 4);
+  const pairs: Array<[ArrayLike<number>, ArrayLike<number>]> = [[stats[0].mean, stats[1].mean], [stats[0].variance, stats[1].variance], [outs[0].xhat, outs[1].xhat], [outs[0].out, outs[1].out]];
+  for (const training of [true, false]) {
+    const r = [0, 1, 2, 3].map(() => ({ gx: new Float32Array(size), sg: new Float64Array(shape.channels), sgx: new Float64Array(shape.channels) }));
+    batchNormBackward(gs, outs[1].xhat, invStd, gamma, training, r[0].gx, r[0].sg, r[0].sgx, shape);
+    batchNormBackwardReference(gs, outs[1].xhat, invStd, gamma, training, r[1].gx, r[1].sg, r[1].sgx, shape);
+    batchNormBackwardCodes(gs, coded, invStd, gamma, training, r[2].gx, r[2].sg, r[2].sgx, shape);
+    batchNormBackwardReference(gs, dequantize(coded), invStd, gamma, training, r[3].gx, r[3].sg, r[3].sgx, shape);
+    for (const [a, b] of [[0, 1], [2, 3]]) pairs.push([r[a].gx, r[b].gx], [r[a].sg, r[b].sg], [r[a].sgx, r[b].sgx]);
+  }
+  for (const [fast, ref] of pairs) for (let i = 0; i < ref.length; i++) if (!Object.is(fast[i], ref[i])) normMismatches++;
+}
+process.stdout.write(`batch norm mismatches ${normMismatches}\n`);

@@ -76,6 +76,7 @@ describe('native core', () => {
       assert.match(r.stdout, /lowp mismatches 0\n/);
       assert.match(r.stdout, /block mismatches 0\n/);
       assert.match(r.stdout, /sparse mismatches 0\n/);
+      assert.match(r.stdout, /batch norm mismatches 0\n/);
       // Pruned FP8 input gradients run on AVX-512 and AVX2, never on the plain loops.
       if (r.stdout.includes('kernel avx2')) assert.match(r.stdout, /sparse fp8 input gradients 3\n/);
       if (r.stdout.includes('kernel portable')) assert.match(r.stdout, /sparse fp8 input gradients 0\n/);
