@@ -550,16 +550,22 @@ export function sparseConvWins(pattern: SparsePattern, dense: 'winograd' | 'dire
  * The kernel packs the column matrix transposed and keeps 8 rows of a block in registers, so it
  * needs blocks of at least 4 x 4 (never single entries, thin blocks or whole filters).
  * - Against the float32 Winograd weight gradient (3x3 stride 1), and against the dense product on
- *   one-byte codes (which runs two products per instruction, bfloat16 pairs): at least 8 x 8 with
- *   at most 25% of the blocks kept, or at least 4 x 4 with at most 10%.
- * - Against a float32 direct product (strided convolutions, or --conv direct): at least 8 x 8 with
- *   at most 50%, or 4 x 4 with at most 10%.
+ *   one-byte codes where it runs two products per instruction (bfloat16 pairs, `densePairs`: the
+ *   native core's `bf16Pairs`): at least 8 x 8 with at most 25% of the blocks kept, or at least
+ *   4 x 4 with at most 10%.
+ * - Against a float32 direct product (strided convolutions, or --conv direct), and against the
+ *   dense product on codes without pairs (one product an instruction, as this kernel): at least
+ *   8 x 8 with at most 50%, or 4 x 4 with at most 10%. Codes without pairs measured 2026-12-07 on
+ *   AMD Zen 3 (AVX2), ResNet-18's and ResNet-20's shapes, E5M2: 8x8 blocks at 50% kept 1.02-4.11x
+ *   the dense product (layer4's 4 x 4 planes the least), at 35% 1.44-5.05x; 4x4 blocks (the column
+ *   kernel) 0.75-1.25x at 50%, 0.94-1.77x at 25%.
  */
-export function sparseWeightGradientWins(pattern: SparsePattern, dense: 'winograd' | 'direct' | 'codes'): boolean {
+export function sparseWeightGradientWins(pattern: SparsePattern, dense: 'winograd' | 'direct' | 'codes', densePairs = denseRunsPairs()): boolean {
   if (pattern.br < 4 || pattern.bc < 4) return false;
   const f = keptFraction(pattern);
   const area = pattern.br * pattern.bc;
-  return (area >= 64 && f <= (dense === 'direct' ? 0.5 : 0.25)) || (area >= 16 && f <= 0.1);
+  const oneProduct = dense === 'direct' || (dense === 'codes' && !densePairs);
+  return (area >= 64 && f <= (oneProduct ? 0.5 : 0.25)) || (area >= 16 && f <= 0.1);
 }
 
 /** Zero the entries of `values` (rows x cols, row-major) outside the pattern's kept blocks, in place. */

@@ -84,13 +84,20 @@ describe('the weight-gradient rule', () => {
     assert.equal(sparseWeightGradientWins(pattern(1, 1, 5), 'direct'), false);
     assert.equal(sparseWeightGradientWins(pattern(1, 64, 5), 'direct'), false);
   });
-  test('against a float32 direct product: 8x8 blocks at 50% kept or fewer, 4x4 at 10%; against codes as against Winograd', () => {
+  test('against a float32 direct product: 8x8 blocks at 50% kept or fewer, 4x4 at 10%; against codes on bfloat16 pairs as against Winograd, without pairs as against the direct product', () => {
     assert.equal(sparseWeightGradientWins(pattern(8, 8, 50), 'direct'), true);
     assert.equal(sparseWeightGradientWins(pattern(8, 8, 51), 'direct'), false);
     assert.equal(sparseWeightGradientWins(pattern(4, 4, 10), 'direct'), true);
     assert.equal(sparseWeightGradientWins(pattern(4, 4, 11), 'direct'), false);
-    assert.equal(sparseWeightGradientWins(pattern(8, 8, 25), 'codes'), true);
-    assert.equal(sparseWeightGradientWins(pattern(8, 8, 26), 'codes'), false);
+    assert.equal(sparseWeightGradientWins(pattern(8, 8, 25), 'codes', true), true);
+    assert.equal(sparseWeightGradientWins(pattern(8, 8, 26), 'codes', true), false);
+    assert.equal(sparseWeightGradientWins(pattern(8, 8, 50), 'codes', false), true);
+    assert.equal(sparseWeightGradientWins(pattern(8, 8, 51), 'codes', false), false);
+    assert.equal(sparseWeightGradientWins(pattern(4, 4, 10), 'codes', false), true);
+    assert.equal(sparseWeightGradientWins(pattern(4, 4, 11), 'codes', false), false);
+    // The pairs flag plays no part against float32 products; the default is this machine's core.
+    assert.equal(sparseWeightGradientWins(pattern(8, 8, 26), 'winograd', false), false);
+    assert.equal(sparseWeightGradientWins(pattern(8, 8, 40), 'codes'), !(nativeCore()?.info().bf16Pairs ?? true));
   });
 });
 
