@@ -312,7 +312,22 @@ export function bsrConv2dForward(
  */
 function directSparseApplies(w: BsrMatrix, g: ColumnGeometry, floats: boolean, options: BsrGemmOptions): boolean {
   if (!directSparseOn || !(options.fused ?? true) || w.blockRows % 8 !== 0 || g.dilationH !== 1 || g.dilationW !== 1) return false;
-  return floats ? g.outH * g.outW >= 64 : g.strideH === 1 && g.strideW === 1 && g.outH * g.outW >= 256;
+  const plane = g.outH * g.outW;
+  if (floats) return plane >= 64;
+  return codeRunsVectorized() ? g.strideH === 1 && g.strideW === 1 && plane >= 256 : plane >= 32;
+}
+
+/**
+ * Whether bsrGemm reads a convolution's images of codes 16 outputs at a time and may run them on
+ * bfloat16 pairs (AVX-512; native ShiftedRows). Elsewhere its column runs of codes go one value at
+ * a time, and the direct kernel, which decodes every input value once, takes codes strided or not
+ * from 32 outputs a plane: measured on AMD Zen 3 (AVX2), E5M2, 8x8 blocks, batch 64, at 50 / 75 /
+ * 90% pruned, the direct kernel against bsrGemm: 1.1-2.1x on 8 x 8 outputs, 2.1-2.9x on 7 x 7,
+ * 1.3-2.8x strided onto 8 x 8 to 16 x 16 (0.90x once, 128->256 onto 8 x 8 at 50%); strided onto
+ * 4 x 4, 0.60-0.86x (left to bsrGemm).
+ */
+function codeRunsVectorized(): boolean {
+  return nativeCore()?.info().gemmKernel === 'avx512';
 }
 
 /** bsrConv2dForward's contract written out: im2col of the images, bsrGemmReference, NCHW. */
