@@ -39,6 +39,15 @@ static __attribute__((target("avx512f"))) void addRowAvx512(float* row, const fl
 #endif
 
 #ifdef OCTET_X86
+// addRowAvx512 on 8 lanes, the last partial group one add at a time (the same adds).
+static __attribute__((target("avx2"))) void addRowAvx2(float* row, const float* src, int64_t lo, int64_t hi) {
+  int64_t ow = lo;
+  for (; ow + 8 <= hi; ow += 8) _mm256_storeu_ps(row + ow, _mm256_add_ps(_mm256_loadu_ps(row + ow), _mm256_loadu_ps(src + ow)));
+  for (; ow < hi; ++ow) row[ow] += src[ow];
+}
+#endif
+
+#ifdef OCTET_X86
 // One output row's adds at stride 2, row[2 ow] += src[ow] for ow in [lo, hi): 8 outputs expanded
 // into the even lanes of 16 (the odd ones neither loaded nor stored; the same adds).
 static __attribute__((target("avx512f"))) void addRowStride2Avx512(float* row, const float* src, int64_t lo, int64_t hi) {
@@ -59,7 +68,7 @@ void col2imRow(const float* in, int64_t r, const ConvGeometry& g, float* image) 
   insideRange(g.outW, g.width, g.strideW, offset, lo, hi);
   float* channel = image + c * g.height * g.width;
 #ifdef OCTET_X86
-  const bool wide = cpuHasAvx512();
+  const bool wide = cpuHasAvx512(), avx2 = !wide && cpuHasAvx2();
 #endif
   for (int64_t oh = 0; oh < g.outH; ++oh) {
     const int64_t ih = oh * g.strideH - g.padH + i * g.dilationH;
@@ -70,6 +79,10 @@ void col2imRow(const float* in, int64_t r, const ConvGeometry& g, float* image) 
 #ifdef OCTET_X86
       if (wide) {
         addRowAvx512(row, src, lo, hi);
+        continue;
+      }
+      if (avx2) {
+        addRowAvx2(row, src, lo, hi);
         continue;
       }
 #endif
@@ -89,7 +102,7 @@ void col2imRow(const float* in, int64_t r, const ConvGeometry& g, float* image) 
 FlatFold flatFoldPlan(const ConvGeometry& g) {
   FlatFold f;
 #ifdef OCTET_X86
-  if (g.strideH != 1 || g.strideW != 1 || g.outW != g.width || !cpuHasAvx512()) return f;
+  if (g.strideH != 1 || g.strideW != 1 || g.outW != g.width || !cpuHasAvx2()) return f;
   const int64_t plane = g.outH * g.outW, taps = g.kernelH * g.kernelW;
   f.on = true;
   f.vectors = (plane + 15) / 16;
@@ -110,7 +123,36 @@ FlatFold flatFoldPlan(const ConvGeometry& g) {
 }
 
 #ifdef OCTET_X86
-__attribute__((target("avx512f"))) void flatFoldRow(const float* in, int64_t r, const ConvGeometry& g, const FlatFold& f, float* image) {
+namespace {
+
+// flatFoldRow's adds on 8 lanes: each 16-output mask as two halves of lane masks (masked-off
+// lanes are neither loaded nor stored by VMASKMOV).
+__attribute__((target("avx2"))) void flatFoldRowAvx2(const float* in, int64_t r, const ConvGeometry& g, const FlatFold& f, float* image) {
+  const int64_t taps = g.kernelH * g.kernelW, c = r / taps, t = r % taps;
+  float* base = image + c * g.height * g.width + f.shifts[t];
+  const uint16_t* masks = f.masks.data() + t * f.vectors;
+  const __m256i bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  for (int64_t v = 0; v < f.vectors; ++v) {
+    const uint32_t m16 = masks[v];
+    if (!m16) continue;
+    for (int h = 0; h < 2; ++h) {
+      const uint32_t m = (m16 >> (8 * h)) & 0xffu;
+      if (!m) continue;
+      float* at = base + 16 * v + 8 * h;
+      const float* from = in + 16 * v + 8 * h;
+      if (m == 0xffu) {
+        _mm256_storeu_ps(at, _mm256_add_ps(_mm256_loadu_ps(at), _mm256_loadu_ps(from)));
+        continue;
+      }
+      const __m256i lanes = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int>(m)), bits), bits);
+      _mm256_maskstore_ps(at, lanes, _mm256_add_ps(_mm256_maskload_ps(at, lanes), _mm256_maskload_ps(from, lanes)));
+    }
+  }
+}
+
+}  // namespace
+
+static __attribute__((target("avx512f"))) void flatFoldRowAvx512(const float* in, int64_t r, const ConvGeometry& g, const FlatFold& f, float* image) {
   const int64_t taps = g.kernelH * g.kernelW, c = r / taps, t = r % taps;
   float* base = image + c * g.height * g.width + f.shifts[t];
   const uint16_t* masks = f.masks.data() + t * f.vectors;
@@ -121,6 +163,11 @@ __attribute__((target("avx512f"))) void flatFoldRow(const float* in, int64_t r, 
     float* at = base + 16 * v;
     _mm512_mask_storeu_ps(at, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, at), _mm512_maskz_loadu_ps(m, in + 16 * v)));
   }
+}
+
+void flatFoldRow(const float* in, int64_t r, const ConvGeometry& g, const FlatFold& f, float* image) {
+  if (cpuHasAvx512()) flatFoldRowAvx512(in, r, g, f, image);
+  else flatFoldRowAvx2(in, r, g, f, image);
 }
 #else
 void flatFoldRow(const float*, int64_t, const ConvGeometry&, const FlatFold&, float*) {}

@@ -30,8 +30,8 @@ void col2imRow(const float* in, int64_t r, const ConvGeometry& g, float* image);
 // col2imRow where every row is one shifted add over the flattened plane: stride 1 with OW = W,
 // so output p = oh * OW + ow reads input p + (i * DH - PH) * W + (j * DW - PW), lanes whose
 // input lies outside the image left out. Built once per geometry (for each tap and 16 outputs a
-// mask of the lanes that add); `on` is false where it does not apply (other geometries, or no
-// AVX-512), and then flatFoldRow must not be called. The same adds as col2imRow.
+// mask of the lanes that add); `on` is false where it does not apply (other geometries, or
+// neither AVX-512 nor AVX2), and then flatFoldRow must not be called. The same adds as col2imRow.
 struct FlatFold {
   bool on = false;
   int64_t vectors = 0;
