@@ -72,7 +72,8 @@ void microPortable(int64_t kc, const float* ap, const float* bp, float* c, int64
   finishTile<kPortableMR, kPortableNR>(acc, c, ldc, alpha, beta, mr, nr);
 }
 
-// The block-scaled tile in plain C++ (RunsTile's contract): the portable and AVX2 families.
+// The block-scaled tile in plain C++ (RunsTile's contract): the portable family (and the
+// partial tiles' epilogue of the vector ones).
 // outer: the tile's sums, MR x NR; C's mr x nr corner in and out.
 template <int MR, int NR>
 inline void runsLoad(const RunsTile& t, float* outer) {
@@ -132,11 +133,73 @@ void runsPortable(const RunsTile& t) {
 }
 
 #ifdef OCTET_X86
-// The same loops compiled for AVX2 + FMA (vectorized by the compiler; std::fma is one rounding
-// whatever instruction computes it).
-template <int MR, int NR>
+// The block-scaled tile in ymm registers (runsAvx512's steps on 8 lanes): per run MR x V
+// accumulators from +0 over the run's products (one fused multiply-add each, in k order), then
+// each element's term, (P * row) * col or (P / row) / col, added into the tile's sums; a partial
+// tile's terms through runsScalarEpilogue (the same operations). The compiler did not keep
+// runsLoops' sums in registers (about 5 GFLOP/s on AMD Zen 3, against 140 for the SGEMM).
+template <int MR, int V>
 __attribute__((target("avx2,fma"))) void runsAvx2(const RunsTile& t) {
-  runsLoops<MR, NR>(t);
+  constexpr int NR = 8 * V;
+  const bool full = t.mr == MR && t.nr == NR;
+  alignas(32) float spill[MR * NR];
+  alignas(32) float outer[MR * NR];
+  if (full && !t.first) {
+    for (int i = 0; i < MR; ++i)
+      for (int v = 0; v < V; ++v) _mm256_store_ps(outer + i * NR + 8 * v, _mm256_loadu_ps(t.c + i * t.ldc + 8 * v));
+  } else {
+    runsLoad<MR, NR>(t, outer);
+  }
+  const float* ap = t.ap;
+  const float* bp = t.bp;
+  for (int64_t r = 0; r < t.count; ++r) {
+    __m256 acc[MR][V];
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 2
+      for (int v = 0; v < V; ++v) acc[i][v] = _mm256_setzero_ps();
+    }
+    for (int64_t p = 0, length = t.lengths[r]; p < length; ++p) {
+      __m256 b[V];
+#pragma GCC unroll 2
+      for (int v = 0; v < V; ++v) b[v] = _mm256_loadu_ps(bp + 8 * v);
+#pragma GCC unroll 6
+      for (int i = 0; i < MR; ++i) {
+        const __m256 av = _mm256_broadcast_ss(ap + i);
+#pragma GCC unroll 2
+        for (int v = 0; v < V; ++v) acc[i][v] = _mm256_fmadd_ps(av, b[v], acc[i][v]);
+      }
+      ap += MR;
+      bp += NR;
+    }
+    if (!full) {
+      for (int i = 0; i < MR; ++i)
+        for (int v = 0; v < V; ++v) _mm256_store_ps(spill + i * NR + 8 * v, acc[i][v]);
+      runsScalarEpilogue<MR, NR>(spill, outer, t, r);
+      continue;
+    }
+    const float* rows = t.rows + r * t.rowStride;
+    const float* cols = t.cols + r * t.colStride;
+    __m256 sb[V];
+    for (int v = 0; v < V; ++v) sb[v] = _mm256_loadu_ps(cols + 8 * v);
+    const bool reciprocal = t.reciprocal[r] != 0;
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; ++i) {
+      const __m256 sa = _mm256_set1_ps(rows[i]);
+#pragma GCC unroll 2
+      for (int v = 0; v < V; ++v) {
+        const __m256 term = reciprocal ? _mm256_mul_ps(_mm256_mul_ps(acc[i][v], sa), sb[v]) : _mm256_div_ps(_mm256_div_ps(acc[i][v], sa), sb[v]);
+        float* o = outer + i * NR + 8 * v;
+        _mm256_store_ps(o, _mm256_add_ps(_mm256_load_ps(o), term));
+      }
+    }
+  }
+  if (full) {
+    for (int i = 0; i < MR; ++i)
+      for (int v = 0; v < V; ++v) _mm256_storeu_ps(t.c + i * t.ldc + 8 * v, _mm256_load_ps(outer + i * NR + 8 * v));
+  } else {
+    runsStore<MR, NR>(t, outer);
+  }
 }
 
 template <bool kFused>
@@ -476,7 +539,7 @@ KernelFamily chooseFamily() {
   if ((want.empty() || want == "avx2") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
     KernelSpec ks{"avx2", 6, 16, 1536, 256, 512, microAvx2<true>, nullptr, nullptr};
     ks.unfused = {microAvx2<false>, nullptr, nullptr};
-    ks.runs = runsAvx2<6, 16>;
+    ks.runs = runsAvx2<6, 2>;
     return {"avx2", {ks}};
   }
 #endif
