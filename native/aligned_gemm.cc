@@ -166,6 +166,85 @@ __attribute__((target("avx512f"))) void runTile16(const AlignedGemmArgs& g, cons
   _mm512_storeu_ps(totals, total);
 }
 
+// runTile16 on AVX2 for 8 columns [j0, j0 + 8): the same integer steps per lane (lane masks as
+// vectors, blends for the masked moves), and acc * 2^accExp as two exact power-of-two
+// multiplications, the second rounded once as VSCALEFPS rounds (with exponent fields within +-60,
+// the caller's condition, accExp stays within +-150 and |acc| < 2^24, so the first, by
+// 2^floor(accExp / 2), neither overflows nor underflows).
+__attribute__((target("avx2"), always_inline)) inline __m256i shiftTrunc8(__m256i v, __m256i s) {
+  const __m256i zero = _mm256_setzero_si256();
+  const __m256i left = _mm256_cmpgt_epi32(s, _mm256_set1_epi32(-1));
+  const __m256i up = _mm256_sllv_epi32(v, s);
+  const __m256i down = _mm256_srlv_epi32(_mm256_abs_epi32(v), _mm256_sub_epi32(zero, s));
+  const __m256i signedDown = _mm256_blendv_epi8(down, _mm256_sub_epi32(zero, down), _mm256_cmpgt_epi32(zero, v));
+  return _mm256_blendv_epi8(signedDown, up, left);
+}
+
+__attribute__((target("avx2"), always_inline)) inline __m256i bitLength8(__m256i magnitude) {
+  const __m256i bits = _mm256_castps_si256(_mm256_cvtepi32_ps(magnitude));
+  const __m256i length = _mm256_sub_epi32(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(126));
+  return _mm256_andnot_si256(_mm256_cmpeq_epi32(magnitude, _mm256_setzero_si256()), length);
+}
+
+// 8 int8 values widened to int32 lanes.
+__attribute__((target("avx2"), always_inline)) inline __m256i load8(const int8_t* p) {
+  return _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+}
+
+// 2^e for integer lanes e in [-126, 127], as floats.
+__attribute__((target("avx2"), always_inline)) inline __m256 powerOfTwo8(__m256i e) {
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(e, _mm256_set1_epi32(127)), 23));
+}
+
+__attribute__((target("avx2"))) void runTile8Avx2(const AlignedGemmArgs& g, const uint8_t* arow, const int8_t* sigB, const int8_t* expB, int64_t j0,
+                                                  int64_t k0, int64_t k1, float* totals) {
+  const AlignedTables& ta = g.ta;
+  const int64_t interval = g.interval > 0 ? g.interval : std::max<int64_t>(k1 - k0, 1);
+  const __m256i zero = _mm256_setzero_si256();
+  const __m256i keep = _mm256_set1_epi32(g.keep);
+  const __m256i shiftBase = _mm256_set1_epi32(-ta.mantissaBits - g.tb.mantissaBits + g.keep);
+  const __m256i none = _mm256_set1_epi32(kNone);
+  const __m256i significant = _mm256_set1_epi32(g.significant);
+  __m256 total = _mm256_setzero_ps();
+  for (int64_t start = k0; start < k1; start += interval) {
+    const int64_t end = std::min(k1, start + interval);
+    __m256i accInt = zero, accExp = zero;
+    for (int64_t g0 = start; g0 < end; g0 += g.group) {
+      const int64_t g1 = std::min(end, g0 + g.group);
+      const __m256i accAbs = _mm256_abs_epi32(accInt);
+      __m256i x = _mm256_blendv_epi8(_mm256_add_epi32(_mm256_sub_epi32(bitLength8(accAbs), _mm256_set1_epi32(1)), accExp), none,
+                                     _mm256_cmpeq_epi32(accInt, zero));
+      for (int64_t t = g0; t < g1; ++t) {
+        if (ta.sig[arow[t]] == 0) continue;
+        const __m256i sb = load8(sigB + t * g.n + j0), eb = load8(expB + t * g.n + j0);
+        const __m256i candidate = _mm256_max_epi32(x, _mm256_add_epi32(eb, _mm256_set1_epi32(ta.exp[arow[t]])));
+        x = _mm256_blendv_epi8(candidate, x, _mm256_cmpeq_epi32(sb, zero));
+      }
+      const __m256i active = _mm256_cmpgt_epi32(x, none);
+      if (_mm256_movemask_epi8(active) == 0) continue;
+      __m256i sum = shiftTrunc8(accInt, _mm256_add_epi32(_mm256_sub_epi32(accExp, x), keep));
+      for (int64_t t = g0; t < g1; ++t) {
+        const int sa = ta.sig[arow[t]];
+        if (sa == 0) continue;
+        const __m256i sb = load8(sigB + t * g.n + j0), eb = load8(expB + t * g.n + j0);
+        const __m256i p = _mm256_mullo_epi32(sb, _mm256_set1_epi32(sa));
+        const __m256i shift = _mm256_add_epi32(_mm256_sub_epi32(_mm256_add_epi32(eb, _mm256_set1_epi32(ta.exp[arow[t]])), x), shiftBase);
+        sum = _mm256_add_epi32(sum, shiftTrunc8(p, shift));
+      }
+      __m256i magnitude = _mm256_abs_epi32(sum);
+      const __m256i drop = _mm256_max_epi32(_mm256_sub_epi32(bitLength8(magnitude), significant), zero);
+      magnitude = _mm256_sllv_epi32(_mm256_srlv_epi32(magnitude, drop), drop);
+      const __m256i truncated = _mm256_blendv_epi8(magnitude, _mm256_sub_epi32(zero, magnitude), _mm256_cmpgt_epi32(zero, sum));
+      accInt = _mm256_blendv_epi8(accInt, truncated, active);
+      accExp = _mm256_blendv_epi8(accExp, _mm256_sub_epi32(x, keep), active);
+    }
+    const __m256i half = _mm256_srai_epi32(accExp, 1);
+    const __m256 value = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(accInt), powerOfTwo8(half)), powerOfTwo8(_mm256_sub_epi32(accExp, half)));
+    total = _mm256_add_ps(total, value);
+  }
+  _mm256_storeu_ps(totals, total);
+}
+
 // The index where a run of whole 64-code blocks without any listed code ends (-1: one was found).
 __attribute__((target("avx512f,avx512bw"))) int64_t anyListedAvx512(const uint8_t* codes, int64_t count, const uint8_t* list, int listed) {
   int64_t t = 0;
@@ -581,12 +660,19 @@ void alignedGemm(const AlignedGemmArgs& g, int threads) {
     a = transposed.data();
   }
 #ifdef OCTET_X86
-  const bool wide = cpuHasAvx512() && g.group <= 256 && g.keep <= 14 && g.significant <= 24;
+  const bool lanes = g.group <= 256 && g.keep <= 14 && g.significant <= 24;
+  // (AVX2 scales by 2^floor(accExp / 2) and the rest: exponent fields within +-60 keep both in range.)
+  auto within60 = [](const AlignedTables& t) {
+    for (int c = 0; c < 256; ++c)
+      if (!t.bad[c] && t.sig[c] != 0 && (t.exp[c] < -60 || t.exp[c] > 60)) return false;
+    return true;
+  };
+  const bool wide = lanes && cpuHasAvx512(), avx2 = lanes && !wide && cpuHasAvx2() && within60(g.ta) && within60(g.tb);
 #else
-  const bool wide = false;
+  const bool wide = false, avx2 = false;
 #endif
   std::vector<int8_t> sigB, expB;
-  if (wide) {
+  if (wide || avx2) {
     sigB.assign(static_cast<size_t>(g.k * g.n + 16), 0);
     expB.assign(static_cast<size_t>(g.k * g.n + 16), 0);
     parallelFor(g.k, g.k * g.n < 65536 ? 1 : threads, [&](int64_t t) {
@@ -607,8 +693,12 @@ void alignedGemm(const AlignedGemmArgs& g, int threads) {
       const int64_t k0 = run ? runs.ends[run - 1] : 0, k1 = runs.ends[run];
       float totals[16];
 #ifdef OCTET_X86
-      if (wide) runTile16(g, arow, sigB.data(), expB.data(), j0, k0, k1, totals);
-      else
+      if (wide) {
+        runTile16(g, arow, sigB.data(), expB.data(), j0, k0, k1, totals);
+      } else if (avx2) {
+        runTile8Avx2(g, arow, sigB.data(), expB.data(), j0, k0, k1, totals);
+        if (j1 > j0 + 8) runTile8Avx2(g, arow, sigB.data(), expB.data(), j0 + 8, k0, k1, totals + 8);
+      } else
 #endif
         for (int64_t j = j0; j < j1; ++j) totals[j - j0] = runScalar(g, arow, j, k0, k1);
       for (int64_t j = j0; j < j1; ++j) c[j - j0] = addRun(g, runs, run, i, j, c[j - j0], totals[j - j0]);

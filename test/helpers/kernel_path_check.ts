@@ -9,6 +9,7 @@ import { encodeScaled, encodeScaledReference } from '../../src/kernels/quant_sta
 import { gemm, gemmReference } from '../../src/kernels/gemm.js';
 import { lowpGemm, lowpGemmReference } from '../../src/kernels/lowp_gemm.js';
 import { blockScaledGemm, blockScaledGemmReference } from '../../src/kernels/block_gemm.js';
+import { alignedGemm, hopperGemm } from '../../src/kernels/hopper_gemm.js';
 import {
   bsrConv2dForward, bsrConv2dForwardReference, bsrFromCodes, bsrFromDense, bsrFromPattern, bsrGemm, bsrGemmReference, bsrToDense, bsrTranspose, bsrTransposedFromPattern,
 } from '../../src/kernels/block_sparse.js';
@@ -99,6 +100,19 @@ for (const [m, n, k] of [[29, 45, 700], [9, 7, 33]]) {
     const ref = blockScaledGemmReference(qa, qb, {});
     for (let i = 0; i < fast.length; i++) if (!Object.is(fast[i], ref[i])) blockMismatches++;
   }
+}
+// The aligned (Hopper) accumulator: int32 lanes where the vector kernels apply, else scalar.
+for (const [m, n, k, fa, fb, model] of [
+  [3, 21, 300, 'e4m3', 'e5m2', 'hopper-fp8'],
+  [4, 9, 130, 'e5m2', 'e5m2', { group: 16, keep: 10, significant: 12, interval: 40 }],
+  [2, 17, 500, 'e4m3', 'e4m3', { group: 100, keep: 14, significant: 22, interval: 0 }],
+] as const) {
+  const a = encode(Float32Array.from({ length: m * k }, (_, i) => Math.sin(i * 1.7) * 3 * 2 ** ((i % 9) - 4)), fa) as Uint8Array;
+  const b = encode(Float32Array.from({ length: k * n }, (_, i) => Math.cos(i * 0.37) * 2 ** ((i % 7) - 3)), fb) as Uint8Array;
+  for (let i = 0; i < 40; i++) a[i] = 0;
+  const fast = alignedGemm(m, n, k, a, fa, b, fb, model, 2);
+  const ref = hopperGemm(m, n, k, a, fa, b, fb, { model });
+  for (let i = 0; i < ref.length; i++) if (!Object.is(fast[i], ref[i])) blockMismatches++;
 }
 process.stdout.write(`block mismatches ${blockMismatches}\n`);
 
