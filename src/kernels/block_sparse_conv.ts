@@ -223,6 +223,29 @@ export function bsrLowpConv2dWeightGradient(
 }
 
 /**
+ * The stride-1 float32 input gradient of a convolution (one group) whose weight (outChannels x
+ * channels * KH * KW, the pruned entries zero) is pruned in the pattern's blocks, on the rotated
+ * kernel (native sparseRotatedInputGradient): each dx element's chain of fused multiply-adds from
+ * +0 over the kept weights in the direct product's order (output channel, then rotated tap), the
+ * left-out products exact zeros: the dense direct route's bits (the forward convolution of dY with
+ * the rotated kernel; tested bit for bit, zero signs included). Writes dx whole (batch x channels x
+ * H x W) and returns true; false, writing nothing, without the native core's vector paths or where
+ * dY or a kept weight is not finite (the caller runs the dense product).
+ */
+export function bsrRotatedConv2dInputGradient(
+  pattern: SparsePattern, dy: Float32Array, w: Float32Array, g: ColumnGeometry, batch: number, dx: Float32Array, options: { threads?: number } = {},
+): boolean {
+  const native = nativeCore();
+  const k = g.channels * g.kernelH * g.kernelW;
+  if (!native || g.strideH !== 1 || g.strideW !== 1 || pattern.cols !== k || w.length !== pattern.rows * k) return false;
+  if (dy.length !== batch * pattern.rows * g.outH * g.outW || dx.length !== batch * g.channels * g.height * g.width) return false;
+  const s = bsrStructure(pattern);
+  return native.sparseRotatedInputGradient(s.rowPtr, s.colIdx, w, dy, dx, {
+    m: pattern.rows, br: pattern.br, bc: pattern.bc, batch, geometry: g, threads: resolveThreads(options.threads),
+  });
+}
+
+/**
  * lowpConv2dBackwardData (one group) of a pruned weight on the sparse kernel, where it gives that
  * product's bits: both operands one-byte codes whose products are exact in float32, float32
  * accumulation without chunks, output rounding or stochastic rounding, every value finite. The

@@ -84,5 +84,5 @@ export {
   bsrSampledGemmReference, bsrToDense, bsrTranspose, bsrTransposedFromPattern, fma32, keptFraction, sparseConvWins, sparseInputGradientWins, sparseWeightGradientWins, bsrStructure, zeroPruned,
 } from './block_sparse.js';
 export type { BsrGemmOptions, BsrLowpOptions, BsrMatrix, CodedImages, SparsePattern } from './block_sparse.js';
-export { bsrConv2dInputGradient, bsrConv2dWeightGradient, bsrLowpConv2dInputGradient, bsrLowpConv2dWeightGradient } from './block_sparse_conv.js';
+export { bsrConv2dInputGradient, bsrConv2dWeightGradient, bsrLowpConv2dInputGradient, bsrLowpConv2dWeightGradient, bsrRotatedConv2dInputGradient } from './block_sparse_conv.js';
 export type { BsrConvOptions, BsrWeightGradientOptions } from './block_sparse_conv.js';

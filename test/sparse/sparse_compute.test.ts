@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import {
-  bsrConv2dInputGradient, bsrFromPattern, bsrLowpConv2dInputGradient, bsrTranspose, convGeometry, encode, groupColumns, sparseConvWins, sparseInputGradientWins, sparseWeightGradientWins,
+  bsrConv2dInputGradient, bsrFromPattern, bsrLowpConv2dInputGradient, bsrRotatedConv2dInputGradient, bsrTranspose, convGeometry, encode, groupColumns, sparseConvWins, sparseInputGradientWins, sparseWeightGradientWins,
   zeroPruned, type SparsePattern,
 } from '../../src/kernels/index.js';
 import { nativeCore } from '../../src/kernels/native.js';
@@ -165,7 +165,41 @@ describe('the gradients of a pruned convolution', () => {
     for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) assert.equal(w[i * cols + j], keep[Math.floor(i / br) * 12 + Math.floor(j / bc)] ? i * cols + j + 1 : 0, `${i},${j}`);
   });
 
-  test('float32 input gradient, stride 1: in place of Winograd the sparse kernel (W^T dY folded in as col2im does), never in place of the direct product', () => {
+  test('float32 input gradient, stride 1, in place of the direct product: the rotated kernel over the kept weights, the direct bits (zero signs too), where the native core has vector paths', () => {
+    const vectors = ['avx512', 'avx2'].includes(nativeCore()?.info().gemmKernel ?? '');
+    const cases: Array<[string, [number, number, number, number], [number, number, number, number], Parameters<typeof convGeometry>[2], number, number]> = [
+      ['3x3 pad 1, 19 images (a partial group of 16)', [19, 16, 9, 9], [24, 16, 3, 3], { padding: 1 }, 8, 8],
+      ['5x5 pad 2, blocks that do not divide the view', [3, 5, 11, 11], [13, 5, 5, 5], { padding: 2 }, 8, 8],
+      ['3x3 dilation 2, 4x4 blocks', [2, 8, 12, 12], [16, 8, 3, 3], { padding: 2, dilation: 2 }, 4, 4],
+      ['3x3 without padding', [2, 8, 10, 10], [8, 8, 3, 3], {}, 4, 4],
+    ];
+    for (const [name, xShape, wShape, options, br, bc] of cases) {
+      const geo = convGeometry(xShape, wShape, options);
+      const rows = wShape[0], cols = wShape[1] * wShape[2] * wShape[3];
+      const blocks = Math.ceil(rows / br) * Math.ceil(cols / bc);
+      const p: SparsePattern = { rows, cols, br, bc, keep: Uint8Array.from({ length: blocks }, (_, i) => (i % 4 === 1 ? 1 : 0)) };
+      const w = zeroPruned(uniform(rows * cols, 5).map((v) => v - 0.5), p);
+      const dy = uniform(geo.batch * rows * geo.outH * geo.outW, 6).map((v, i) => (i % 7 === 0 ? 0 : v - 0.5));
+      const direct = conv2dGradients({ g: dy, x: null, weight: w, geometry: geo, algorithm: 'direct' }).gx!;
+      const dx = new Float32Array(direct.length).fill(Number.NaN);
+      for (const threads of [1, 2]) {
+        assert.equal(bsrRotatedConv2dInputGradient(p, dy, w, groupColumns(geo), geo.batch, dx, { threads }), vectors, name);
+        if (vectors) assertSameBits(dx, direct, `${name}, ${threads} threads`);
+      }
+      // The layer's route (25% kept: the rule takes it) and the dense one agree.
+      assertSameBits(conv2dGradients({ g: dy, x: null, weight: w, geometry: geo, algorithm: 'direct', sparse: p }).gx!, direct, `${name}, conv2dGradients`);
+    }
+    // Not finite: declines, writing nothing.
+    const geo = convGeometry([2, 8, 6, 6], [8, 8, 3, 3], { padding: 1 });
+    const p: SparsePattern = { rows: 8, cols: 72, br: 4, bc: 4, keep: new Uint8Array(2 * 18).fill(1) };
+    const dy = uniform(2 * 8 * 36, 7);
+    dy[3] = Number.POSITIVE_INFINITY;
+    const dx = new Float32Array(2 * 8 * 36).fill(5);
+    assert.equal(bsrRotatedConv2dInputGradient(p, dy, uniform(8 * 72, 8), groupColumns(geo), 2, dx), false);
+    assert.ok(dx.every((v) => v === 5));
+  });
+
+  test('float32 input gradient, stride 1: in place of Winograd the sparse kernel (W^T dY folded in as col2im does); in place of the direct product the direct bits', () => {
     const w = uniform(16 * 144, 3);
     for (let i = 0; i < w.length; i++) if (!inKept(i)) w[i] = 0;
     const want = bsrConv2dInputGradient(bsrTranspose(bsrFromPattern(w, sparse)), g, groupColumns(geometry), 2, { reference: true });
