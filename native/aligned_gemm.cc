@@ -28,6 +28,13 @@ inline int64_t shiftTrunc(int64_t v, int s) {
   return v < 0 ? -magnitude : magnitude;
 }
 
+// Whether every finite nonzero value's exponent field lies within +-limit.
+bool exponentsWithin(const AlignedTables& t, int limit) {
+  for (int c = 0; c < 256; ++c)
+    if (!t.bad[c] && t.sig[c] != 0 && (t.exp[c] < -limit || t.exp[c] > limit)) return false;
+  return true;
+}
+
 // The runs of K: block_scaled.h's when the product is block-scaled, else one run of all of K.
 struct Runs {
   std::vector<int64_t> whole;
@@ -304,11 +311,7 @@ Tables tablesOf(const AlignedTables& t) {
   return out;
 }
 
-bool exponentsInRange(const AlignedTables& t) {
-  for (int c = 0; c < 256; ++c)
-    if (!t.bad[c] && t.sig[c] != 0 && (t.exp[c] < -30 || t.exp[c] > 30)) return false;
-  return true;
-}
+bool exponentsInRange(const AlignedTables& t) { return exponentsWithin(t, 30); }
 
 bool applies(const AlignedGemmArgs& g) {
   return cpuHasAvx512() && cpuHasAvx512Bw() && (static_cast<int64_t>(4 * g.group + 2) << g.keep) <= (int64_t(1) << 22) && g.significant <= 24 &&
@@ -662,12 +665,7 @@ void alignedGemm(const AlignedGemmArgs& g, int threads) {
 #ifdef OCTET_X86
   const bool lanes = g.group <= 256 && g.keep <= 14 && g.significant <= 24;
   // (AVX2 scales by 2^floor(accExp / 2) and the rest: exponent fields within +-60 keep both in range.)
-  auto within60 = [](const AlignedTables& t) {
-    for (int c = 0; c < 256; ++c)
-      if (!t.bad[c] && t.sig[c] != 0 && (t.exp[c] < -60 || t.exp[c] > 60)) return false;
-    return true;
-  };
-  const bool wide = lanes && cpuHasAvx512(), avx2 = lanes && !wide && cpuHasAvx2() && within60(g.ta) && within60(g.tb);
+  const bool wide = lanes && cpuHasAvx512(), avx2 = lanes && !wide && cpuHasAvx2() && exponentsWithin(g.ta, 60) && exponentsWithin(g.tb, 60);
 #else
   const bool wide = false, avx2 = false;
 #endif

@@ -1334,8 +1334,8 @@ __attribute__((target("avx512f"))) inline void storeRun(float* to, const float* 
 bool sparseRotatedInputGradient(const SparseInputGradArgs& a, int threads) {
 #ifdef OCTET_X86
   // AVX-512 (16 images a vector) or AVX2 (the same vectors as two halves); not the plain loops.
+  if (family() == Family::kPortable) return false;
   const bool wide = family() == Family::kAvx512;
-  if (!wide && family() != Family::kAvx2) return false;
   const auto run = wide ? laneRun : laneRunAvx2;
   const auto transpose = wide ? transpose16 : transpose16Avx2;
   const int64_t taps = a.kernelH * a.kernelW, k = a.channels * taps;

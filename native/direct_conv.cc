@@ -326,9 +326,6 @@ void gradTilePortable(const GradPlan& p, const float* image, const float* grads,
 }
 
 #ifdef OCTET_X86
-// AVX2: a tile's T taps x V * 16 lanes of sums (16 to 48 registers of 8) in passes of at most 12
-// registers: L of the tile's 8-lane groups (u0 ..) by TT of its taps (t0 ..), each pass over every
-// position of the image; each sum's chain as gradTileBody's.
 // Where group u0 + u of a tile's 8-lane groups starts in an image's output gradient: vector
 // (u0 + u) / 2 of 16 channels, half (u0 + u) % 2.
 template <int L>
@@ -336,6 +333,9 @@ inline void laneOffsetsAvx2(const GradPlan& p, int u0, int64_t (&lane)[L]) {
   for (int u = 0; u < L; ++u) lane[u] = ((u0 + u) / 2) * p.p * 16 + ((u0 + u) % 2) * 8;
 }
 
+// AVX2: a tile's T taps x V * 16 lanes of sums (16 to 48 registers of 8) in passes of at most 12
+// registers: L of the tile's 8-lane groups (u0 ..) by TT of its taps (t0 ..), each pass over every
+// position of the image; each sum's chain as gradTileBody's.
 template <int V, int T, int L, int TT>
 __attribute__((target("avx2,fma"), always_inline)) inline void gradPassAvx2(const GradPlan& p, const float* image, const float* grads, int64_t ob, int64_t tb,
                                                                           int u0, int t0) {
@@ -1184,6 +1184,12 @@ struct SparseGradPlan {
   int64_t pairOffset = 0;  // floats from a padded plane to its pair plane (runGradientTiles' pairPlanes)
 };
 
+// Where output channel o's lanes of the channel-last dY start: its vector of 16 channels, its lane.
+inline const float* sliceRow(const GradPlan& p, const float* grads, int64_t o) { return grads + (o / 16) * p.p * 16 + o % 16; }
+
+// Where slice v's sums of column t start among an item's (a tile of T columns): vector v / 2, half v % 2.
+inline int64_t sliceSum(int64_t T, int64_t v, int64_t t) { return (v / 2) * T * 16 + t * 16 + (v % 2) * 8; }
+
 // Two slices' 8 lanes each (at lo and hi) as one vector's bits.
 __attribute__((target("avx512f"), always_inline)) inline __m512i slicePair(const float* lo, const float* hi) {
   const __m512d low = _mm512_castpd256_pd512(_mm256_loadu_pd(reinterpret_cast<const double*>(lo)));
@@ -1211,8 +1217,8 @@ __attribute__((target("avx512f"), always_inline)) inline void sparseGradBegin(co
   for (int t = 0; t < T; ++t) st.off[t] = sp.offsets[u * kSparseTaps + t];
   for (int v = 0; v < P; ++v) {
     const int64_t a = it.o0[2 * v], b = 2 * v + 1 < it.slices ? it.o0[2 * v + 1] : a;
-    st.lo[v] = grads + (a / 16) * p.p * 16 + a % 16;
-    st.hi[v] = grads + (b / 16) * p.p * 16 + b % 16;
+    st.lo[v] = sliceRow(p, grads, a);
+    st.hi[v] = sliceRow(p, grads, b);
   }
 }
 
@@ -1287,8 +1293,8 @@ __attribute__((target("avx512f,avx512bf16"))) void sparseGradPairTile(const Spar
 
 // sparseGradTile on AVX2, one slice a vector: slices [s0, s0 + S) by columns [t0, t0 + TT) of
 // item u (of a tile T columns wide) as one pass over the image, their chains in registers (at most
-// 12) and in the sums' places (slice v's column t at (v / 2) * T * 16 + t * 16 + (v % 2) * 8): each
-// chain the same fused multiply-adds in the same order as the AVX-512 tile's lanes.
+// 12) and in the sums' places (sliceSum): each chain the same fused multiply-adds in the same order
+// as the AVX-512 tile's lanes.
 template <int S, int TT>
 __attribute__((target("avx2,fma"), always_inline)) inline void sparseGradPassAvx2(const SparseGradPlan& sp, const float* image, const float* grads, int64_t u, int s0,
                                                                                 int t0, int T) {
@@ -1301,8 +1307,8 @@ __attribute__((target("avx2,fma"), always_inline)) inline void sparseGradPassAvx
   int64_t off[TT];
   for (int v = 0; v < S; ++v) {
     const int slice = s0 + v;
-    rows[v] = grads + (it.o0[slice] / 16) * p.p * 16 + it.o0[slice] % 16;
-    for (int t = 0; t < TT; ++t) acc[t][v] = _mm256_loadu_ps(sums + (slice / 2) * T * 16 + (t0 + t) * 16 + (slice % 2) * 8);
+    rows[v] = sliceRow(p, grads, it.o0[slice]);
+    for (int t = 0; t < TT; ++t) acc[t][v] = _mm256_loadu_ps(sums + sliceSum(T, slice, t0 + t));
   }
   for (int t = 0; t < TT; ++t) off[t] = sp.offsets[u * kSparseTaps + t0 + t];
   for (int64_t oy = 0; oy < d.outH; ++oy) {
@@ -1322,10 +1328,8 @@ __attribute__((target("avx2,fma"), always_inline)) inline void sparseGradPassAvx
       }
     }
   }
-  for (int v = 0; v < S; ++v) {
-    const int slice = s0 + v;
-    for (int t = 0; t < TT; ++t) _mm256_storeu_ps(sums + (slice / 2) * T * 16 + (t0 + t) * 16 + (slice % 2) * 8, acc[t][v]);
-  }
+  for (int v = 0; v < S; ++v)
+    for (int t = 0; t < TT; ++t) _mm256_storeu_ps(sums + sliceSum(T, s0 + v, t0 + t), acc[t][v]);
 }
 
 // Item u over one image on AVX2 (T = 4 or 8 columns): a lone slice all its columns in one pass
@@ -1431,7 +1435,7 @@ bool directConvWeightGradientLowp(const DirectConv& d, const DirectOperand& dy, 
 bool directConvWeightGradientSparse(const DirectConv& d, const DirectOperand& dy, const DirectOperand& x, const int32_t* rowPtr, const int32_t* colIdx,
                                     int64_t br, int64_t bc, float* dw, int threads) {
 #ifdef OCTET_X86
-  if ((family() != Family::kAvx512 && family() != Family::kAvx2) || br <= 0 || br % 8 != 0 || bc <= 0) return false;
+  if (family() == Family::kPortable || br <= 0 || br % 8 != 0 || bc <= 0) return false;
   const int64_t k = d.channels * d.kernelH * d.kernelW, P = d.outH * d.outW;
   if (d.outChannels <= 0 || k <= 0) return true;
   const int64_t blockRows = (d.outChannels + br - 1) / br, blockCols = (k + bc - 1) / bc;
@@ -1464,7 +1468,7 @@ bool directConvWeightGradientSparse(const DirectConv& d, const DirectOperand& dy
           it.o0[v] = o0;
           const int64_t slice = (o0 % br) / L, chunk = (t0 - c0) / kSparseTaps;
           sumAt[static_cast<size_t>((s * slicesPerRow + slice) * chunksPerBlock + chunk)] =
-              static_cast<int64_t>(items.size()) * kSparseSums + (v / 2) * T * 16 + (v % 2) * 8;
+              static_cast<int64_t>(items.size()) * kSparseSums + sliceSum(T, v, 0);
         }
         items.push_back(it);
         for (int t = 0; t < kSparseTaps; ++t) {

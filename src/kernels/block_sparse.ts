@@ -327,7 +327,17 @@ function directSparseApplies(w: BsrMatrix, g: ColumnGeometry, floats: boolean, o
  * 4 x 4, 0.60-0.86x (left to bsrGemm).
  */
 function codeRunsVectorized(): boolean {
-  return nativeCore()?.info().gemmKernel === 'avx512';
+  return nativeKernels().gemmKernel === 'avx512';
+}
+
+let kernels: { gemmKernel: string; bf16Pairs: boolean } | undefined;
+/** The native core's kernel family and whether its dense code products run bfloat16 pairs, read once (the rules ask per layer and step). */
+function nativeKernels(): { gemmKernel: string; bf16Pairs: boolean } {
+  if (!kernels) {
+    const info = nativeCore()?.info();
+    kernels = { gemmKernel: info?.gemmKernel ?? 'reference', bf16Pairs: info?.bf16Pairs ?? true };
+  }
+  return kernels;
 }
 
 /** bsrConv2dForward's contract written out: im2col of the images, bsrGemmReference, NCHW. */
@@ -638,7 +648,7 @@ export function sparseInputGradientWins(pattern: SparsePattern, dense: 'winograd
 
 /** Whether the dense products on one-byte codes run bfloat16 pairs here (true without a native core: the rules' first measurements). */
 function denseRunsPairs(): boolean {
-  return nativeCore()?.info().bf16Pairs ?? true;
+  return nativeKernels().bf16Pairs;
 }
 
 /** A pattern's block structure in BSR (rowPtr, colIdx; no values): what the weight-gradient kernel reads. */
