@@ -313,10 +313,14 @@ Tables tablesOf(const AlignedTables& t) {
 
 bool exponentsInRange(const AlignedTables& t) { return exponentsWithin(t, 30); }
 
-bool applies(const AlignedGemmArgs& g) {
-  return cpuHasAvx512() && cpuHasAvx512Bw() && (static_cast<int64_t>(4 * g.group + 2) << g.keep) <= (int64_t(1) << 22) && g.significant <= 24 &&
-         exponentsInRange(g.ta) && exponentsInRange(g.tb);
+// The parameters the offsets keep exact (see above), on either kernel's CPU.
+bool exact(const AlignedGemmArgs& g) {
+  return (static_cast<int64_t>(4 * g.group + 2) << g.keep) <= (int64_t(1) << 22) && g.significant <= 24 && exponentsInRange(g.ta) && exponentsInRange(g.tb);
 }
+
+bool applies(const AlignedGemmArgs& g) { return cpuHasAvx512() && cpuHasAvx512Bw() && exact(g); }
+
+bool appliesAvx2(const AlignedGemmArgs& g) { return cpuHasAvx2() && __builtin_cpu_supports("fma") && exact(g); }
 
 // The groups of the accumulation in K order, each with what ends or starts with it.
 enum : uint8_t { kIntervalStart = 1, kIntervalEnd = 2, kRunEnd = 4 };
@@ -348,24 +352,26 @@ std::vector<Group> groupsOf(const AlignedGemmArgs& g, const Runs& runs) {
 // B packed in panels of 16 C columns (C <= 4); per product t: 64 int8 exponent fields (lanes past
 // the panel's columns at kZeroExp), then per 16 columns their values >= 0 and their values < 0
 // (zeros elsewhere).
-template <int C>
-constexpr int64_t stride() { return 64 + C * 128; }
+// (The AVX2 kernel's panels: C <= 2 vectors of L = 8 columns, a header of H = 32 bytes, the
+// exponent fields in its first 16.)
+template <int C, int L = kLanes, int H = 64>
+constexpr int64_t stride() { return H + C * L * 8; }
 
-template <int C>
+template <int C, int L = kLanes, int H = 64>
 void packPanel(const AlignedGemmArgs& g, const Tables& tb, int64_t j0, int64_t t0, int64_t t1, uint8_t* out) {
-  const int64_t width = std::min<int64_t>(C * kLanes, g.n - j0);
+  const int64_t width = std::min<int64_t>(C * L, g.n - j0);
   for (int64_t t = t0; t < t1; ++t) {
-    uint8_t* row = out + (t - t0) * stride<C>();
+    uint8_t* row = out + (t - t0) * stride<C, L, H>();
     const uint8_t* codes = g.b + t * g.n + j0;
     int8_t* e = reinterpret_cast<int8_t*>(row);
-    float* values = reinterpret_cast<float*>(row + 64);
-    std::memset(row, static_cast<uint8_t>(static_cast<int8_t>(kZeroExp)), 64);
-    std::memset(values, 0, C * 128);
+    float* values = reinterpret_cast<float*>(row + H);
+    std::memset(row, static_cast<uint8_t>(static_cast<int8_t>(kZeroExp)), H);
+    std::memset(values, 0, C * L * 8);
     for (int64_t l = 0; l < width; ++l) {
       const uint8_t code = codes[l];
       const float v = tb.code[code].value;
       e[l] = tb.exp[code];
-      values[(l / kLanes) * 2 * kLanes + (v < 0.0f ? kLanes : 0) + l % kLanes] = v;
+      values[(l / L) * 2 * L + (v < 0.0f ? L : 0) + l % L] = v;
     }
   }
 }
@@ -380,13 +386,13 @@ __attribute__((target("avx512f"), always_inline)) inline __m512i magicBits(__m51
 // A tile's state between groups: per row and 16 columns, the interval's accumulator (read and
 // written every group: the accumulators of an item's tiles are kept together, beside the group's
 // slice of B in L1), and the run's total and the output (the block-scaled sum, or the total).
-template <int R, int C>
+template <int R, int C, int L = kLanes>
 struct Accumulators {
-  float acc[R][C][kLanes];
+  float acc[R][C][L];
 };
-template <int R, int C>
+template <int R, int C, int L = kLanes>
 struct Sums {
-  float total[R][C][kLanes], out[R][C][kLanes];
+  float total[R][C][L], out[R][C][L];
 };
 
 // Groups [first, last) of the R x 16 C tile at rows [i0, i0 + R) (A's codes of row r at
@@ -498,6 +504,189 @@ __attribute__((target("avx512f,avx512bw"))) void tile(const AlignedGemmArgs& g, 
     for (int q = 0; q < C; ++q) _mm512_storeu_ps(hot.acc[r][q], acc[r][q]);
 }
 
+// The float kernel on AVX2 (8 lanes). AVX2 has no per-instruction rounding: the offset
+// accumulators' additions and fused multiply-adds run with MXCSR set to round toward zero (the
+// driver sets it around accumulate(), a function the compiler cannot look into, so nothing is
+// moved across the switch), and the float32 additions of the contract (an interval's result into
+// the run's total, a run's scaled total into the output) run in finish(), with MXCSR back at round
+// to nearest even. X in int8 lanes of 16 columns (one 128-bit vector per row), then widened to
+// int32 with floor(log2 |acc|) from the accumulator's exponent field (it is 0 or a normal float:
+// a multiple of 2^(X - keep) >= 2^-119). B's panels: per product, 16 exponent fields, 16 bytes of
+// padding, then per 8 columns their values >= 0 and their values < 0; a negative A value reads
+// the pair the other way round (an offset of 8 floats), so the loads fold into the multiply-adds.
+namespace avx2 {
+
+constexpr int kLanes8 = 8;
+constexpr int kHeader = 32;
+
+// Per A code: its value, its exponent field in the four bytes of an int32, and the byte offsets
+// of the B vectors its products add to the offset accumulators (>= 0, < 0): 0 and 32 for values
+// >= 0, swapped for values < 0.
+struct Code8 {
+  float value;
+  int32_t exp4;
+  int64_t toPositive, toNegative;
+};
+struct Codes8 {
+  Code8 code[256];
+};
+
+inline Codes8 codesOf(const Tables& t) {
+  Codes8 out;
+  for (int c = 0; c < 256; ++c) {
+    const int64_t swap = t.code[c].negative ? 32 : 0;
+    out.code[c] = Code8{t.code[c].value, t.exp4[c], swap, 32 - swap};
+  }
+  return out;
+}
+
+// Groups [first, last) of one interval (the last may end it) of the R x 8C tile, the accumulators
+// in registers from the first group to the last.
+template <int R, int C>
+__attribute__((target("avx2,fma"), noipa)) void accumulate(const AlignedGemmArgs& g, const Codes8& ta, const Group* first, const Group* last,
+                                                           const uint8_t* a, const int64_t (&rowOffset)[R], int64_t kStride, int64_t aT0,
+                                                           const uint8_t* panel, int64_t tBase, Accumulators<R, C, kLanes8>& hot) {
+  constexpr int64_t S = stride<C, kLanes8, kHeader>();
+  const __m256i keep = _mm256_set1_epi32(g.keep);
+  const __m256i floorExp = _mm256_set1_epi32(kFloorExp);
+  const __m256i sign = _mm256_set1_epi32(static_cast<int32_t>(0x80000000u));
+  const __m256i keepBits = _mm256_set1_epi32(static_cast<int32_t>(~((1u << (24 - g.significant)) - 1u)));
+  const uint8_t* rows[R];
+  for (int r = 0; r < R; ++r) rows[r] = a + rowOffset[r];
+  __m256 acc[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int q = 0; q < C; ++q) acc[r][q] = _mm256_loadu_ps(hot.acc[r][q]);
+  for (const Group* group = first; group != last; ++group) {
+    const int64_t g0 = group->g0, g1 = group->g1;
+    const bool fresh = group->flags & kIntervalStart;
+    if (fresh)
+      for (int r = 0; r < R; ++r)
+        for (int q = 0; q < C; ++q) acc[r][q] = _mm256_setzero_ps();
+    if (g1 <= g0) continue;
+    __m128i x[R];
+    for (int r = 0; r < R; ++r) x[r] = _mm_set1_epi8(static_cast<char>(kZeroExp));
+    for (int64_t t = g0; t < g1; ++t) {
+      const __m128i eb = _mm_load_si128(reinterpret_cast<const __m128i*>(panel + (t - tBase) * S));
+      for (int r = 0; r < R; ++r) {
+        const __m128i ea = _mm_castps_si128(_mm_broadcast_ss(reinterpret_cast<const float*>(&ta.code[rows[r][(t - aT0) * kStride]].exp4)));
+        x[r] = _mm_max_epi8(x[r], _mm_adds_epi8(eb, ea));
+      }
+    }
+    __m256 pos[R][C], neg[R][C];
+    for (int r = 0; r < R; ++r) {
+      for (int q = 0; q < C; ++q) {
+        __m256i x32 = _mm256_cvtepi8_epi32(q == 0 ? x[r] : _mm_srli_si128(x[r], 8));
+        if (!fresh) {
+          // floor(log2 |acc|); -127 for a zero accumulator, below every real exponent sum.
+          const __m256i bits = _mm256_castps_si256(acc[r][q]);
+          x32 = _mm256_max_epi32(x32, _mm256_sub_epi32(_mm256_and_si256(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(0xff)), _mm256_set1_epi32(127)));
+        }
+        x32 = _mm256_max_epi32(x32, floorExp);
+        const __m256i m = _mm256_or_si256(_mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(x32, keep), _mm256_set1_epi32(150)), 23),
+                                          _mm256_set1_epi32(0x00400000));
+        const __m256 mp = _mm256_castsi256_ps(m), mn = _mm256_castsi256_ps(_mm256_or_si256(m, sign));
+        if (fresh) {
+          pos[r][q] = mp;
+          neg[r][q] = mn;
+        } else {
+          // The accumulator truncated into the offset accumulator of its sign (a blend on its sign bit).
+          pos[r][q] = _mm256_blendv_ps(_mm256_add_ps(mp, acc[r][q]), mp, acc[r][q]);
+          neg[r][q] = _mm256_blendv_ps(mn, _mm256_add_ps(mn, acc[r][q]), acc[r][q]);
+        }
+      }
+    }
+    for (int64_t t = g0; t < g1; ++t) {
+      const uint8_t* bt = panel + (t - tBase) * S + kHeader;
+      for (int r = 0; r < R; ++r) {
+        const Code8& code = ta.code[rows[r][(t - aT0) * kStride]];
+        const __m256 av = _mm256_broadcast_ss(&code.value);
+        const float* toPositive = reinterpret_cast<const float*>(bt + code.toPositive);
+        const float* toNegative = reinterpret_cast<const float*>(bt + code.toNegative);
+        for (int q = 0; q < C; ++q) {
+          pos[r][q] = _mm256_fmadd_ps(av, _mm256_load_ps(toPositive + q * 2 * kLanes8), pos[r][q]);
+          neg[r][q] = _mm256_fmadd_ps(av, _mm256_load_ps(toNegative + q * 2 * kLanes8), neg[r][q]);
+        }
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int q = 0; q < C; ++q) acc[r][q] = _mm256_castsi256_ps(_mm256_and_si256(_mm256_castps_si256(_mm256_add_ps(pos[r][q], neg[r][q])), keepBits));
+  }
+  for (int r = 0; r < R; ++r)
+    for (int q = 0; q < C; ++q) _mm256_storeu_ps(hot.acc[r][q], acc[r][q]);
+}
+
+// What ends with the group, rounded to nearest even: the interval's accumulator added into the
+// run's total; at a run's end, the total (block-scaled) into the output.
+template <int R, int C>
+__attribute__((target("avx2"), noipa)) void finish(const AlignedGemmArgs& g, const Runs& runs, const Group& group, int64_t i0, int64_t j0,
+                                                   const Accumulators<R, C, kLanes8>& hot, Sums<R, C, kLanes8>& state) {
+  if (group.flags & kIntervalEnd)
+    for (int r = 0; r < R; ++r)
+      for (int q = 0; q < C; ++q) _mm256_storeu_ps(state.total[r][q], _mm256_add_ps(_mm256_loadu_ps(state.total[r][q]), _mm256_loadu_ps(hot.acc[r][q])));
+  if (!(group.flags & kRunEnd)) return;
+  const int64_t run = group.run;
+  for (int r = 0; r < R; ++r) {
+    const int64_t i = std::min(i0 + r, g.m - 1);  // rows past m: any divisor, never stored
+    for (int q = 0; q < C; ++q) {
+      const __m256 total = _mm256_loadu_ps(state.total[r][q]);
+      if (!g.scaled) {
+        _mm256_storeu_ps(state.out[r][q], total);
+      } else {
+        const int64_t j = j0 + q * kLanes8;
+        alignas(32) float bs[kLanes8];
+        for (int l = 0; l < kLanes8; ++l) bs[l] = j + l < g.n ? runs.scales.cols[run * g.n + j + l] : 1.0f;
+        const __m256 b = _mm256_load_ps(bs);
+        const __m256 d = _mm256_set1_ps(runs.scales.rows[run * g.m + i]);
+        const __m256 out = _mm256_loadu_ps(state.out[r][q]);
+        _mm256_storeu_ps(state.out[r][q], runs.scales.reciprocal[run] ? _mm256_add_ps(out, _mm256_mul_ps(_mm256_mul_ps(total, d), b))
+                                                                      : _mm256_add_ps(out, _mm256_div_ps(_mm256_div_ps(total, d), b)));
+      }
+      _mm256_storeu_ps(state.total[r][q], _mm256_setzero_ps());
+    }
+  }
+}
+
+}  // namespace avx2
+
+// The two kernels as the driver sees them: lanes, panel layout, and what one group of a row
+// block does (the AVX-512 tile does all of it, under its instructions' own rounding).
+template <int R_, int C_>
+struct Wide {
+  static constexpr int R = R_, C = C_, L = kLanes, H = 64;
+  static constexpr bool kSplit = false;  // no finish pass: the tile adds totals itself
+  static constexpr int64_t kSpanBytes = 0;  // one group at a time
+  static constexpr bool kGather = false;    // A read where it lies
+  using ATable = Tables;
+  static ATable table(const Tables& t) { return t; }
+  static void groups(const AlignedGemmArgs& g, const Runs& runs, const ATable& ta, const Group* first, const Group* last, const uint8_t* a,
+                     const int64_t (&rowOffset)[R], int64_t kStride, int64_t, const uint8_t* panel, int64_t tBase, int64_t i0, int64_t j0,
+                     Accumulators<R, C, L>& hot, Sums<R, C, L>& state) {
+    tile<R, C>(g, runs, ta, first, last, a, rowOffset, kStride, panel, tBase, i0, j0, hot, state);
+  }
+  static void finish(const AlignedGemmArgs&, const Runs&, const Group&, int64_t, int64_t, const Accumulators<R, C, L>&, Sums<R, C, L>&) {}
+};
+template <int R_, int C_>
+struct Narrow {
+  static constexpr int R = R_, C = C_, L = avx2::kLanes8, H = avx2::kHeader;
+  static constexpr bool kSplit = true;  // accumulate() under round toward zero, finish() at nearest even
+  // The groups of one interval together while their slice of B stays within L1.
+  static constexpr int64_t kSpanBytes = 20 << 10;
+  // A's codes of an item's rows gathered product by product (64 bytes apart): read in place, rows
+  // k or m bytes apart fall into a few L1 sets and miss.
+  static constexpr bool kGather = true;
+  using ATable = avx2::Codes8;
+  static ATable table(const Tables& t) { return avx2::codesOf(t); }
+  static void groups(const AlignedGemmArgs& g, const Runs&, const ATable& ta, const Group* first, const Group* last, const uint8_t* a,
+                     const int64_t (&rowOffset)[R], int64_t kStride, int64_t aT0, const uint8_t* panel, int64_t tBase, int64_t, int64_t,
+                     Accumulators<R, C, L>& hot, Sums<R, C, L>&) {
+    avx2::accumulate<R, C>(g, ta, first, last, a, rowOffset, kStride, aT0, panel, tBase, hot);
+  }
+  static void finish(const AlignedGemmArgs& g, const Runs& runs, const Group& group, int64_t i0, int64_t j0, const Accumulators<R, C, L>& hot,
+                     Sums<R, C, L>& state) {
+    avx2::finish<R, C>(g, runs, group, i0, j0, hot, state);
+  }
+};
+
 // Work is cut so that packed B stays small (a packed product takes 9 bytes where its code took 1):
 // panels a few at a time, and where one panel's K alone is too long, K in chunks of whole groups,
 // the tiles' state kept between chunks. Within, items of up to 64 rows by a share of the panels:
@@ -513,14 +702,21 @@ int64_t packBudget() {
   return bytes > 0 ? bytes : kPackBytes;
 }
 
-template <int R, int C>
+template <class Kernel>
 void gemm(const AlignedGemmArgs& g, const Runs& runs, const std::vector<uint8_t>& rowBad, const std::vector<uint8_t>& colBad, bool anyBad, int threads) {
-  const Tables ta = tablesOf(g.ta), tb = tablesOf(g.tb);
-  constexpr int64_t width = C * kLanes, S = stride<C>();
+  const Tables tb = tablesOf(g.tb);
+  const typename Kernel::ATable ta = Kernel::table(tablesOf(g.ta));
+  constexpr int R = Kernel::R, C = Kernel::C, L = Kernel::L;
+  using Acc = Accumulators<R, C, L>;
+  using State = Sums<R, C, L>;
+  constexpr int64_t width = C * L, S = stride<C, L, Kernel::H>();
   const int64_t panels = (g.n + width - 1) / width;
   const std::vector<Group> groups = groupsOf(g, runs);
   const int64_t rowStride = g.aKMajor ? 1 : g.k, kStride = g.aKMajor ? g.m : 1;
-  const int64_t rowItems = (g.m + kRowsPerItem - 1) / kRowsPerItem, blocksTotal = (g.m + R - 1) / R;
+  // Row blocks are counted per item (R need not divide kRowsPerItem: an item's last block may
+  // reach past its rows, into the next item's, whose results it never stores).
+  constexpr int64_t blocksPerItem = (kRowsPerItem + R - 1) / R;
+  const int64_t rowItems = (g.m + kRowsPerItem - 1) / kRowsPerItem, blocksTotal = rowItems * blocksPerItem;
   const int64_t budget = packBudget();
   const int64_t subset = std::max<int64_t>(1, std::min<int64_t>(panels, budget / std::max<int64_t>(1, g.k * S)));
   // Kept between calls (as the other kernels' scratch): no fresh pages to fault in every time.
@@ -537,11 +733,11 @@ void gemm(const AlignedGemmArgs& g, const Runs& runs, const std::vector<uint8_t>
     }
     if (cuts.size() == 1) cuts.push_back(0);  // no groups (K = 0, no runs): one empty chunk
     const bool chunked = cuts.size() > 2;
-    std::vector<Accumulators<R, C>> accAll;
-    std::vector<Sums<R, C>> sumAll;
+    std::vector<Acc> accAll;
+    std::vector<State> sumAll;
     if (chunked) {
-      accAll.assign(static_cast<size_t>(blocksTotal * np), Accumulators<R, C>{});
-      sumAll.assign(static_cast<size_t>(blocksTotal * np), Sums<R, C>{});
+      accAll.assign(static_cast<size_t>(blocksTotal * np), Acc{});
+      sumAll.assign(static_cast<size_t>(blocksTotal * np), State{});
     }
     const int64_t panelItems = std::min(np, std::max<int64_t>(1, (4 * threads + rowItems - 1) / rowItems));
     const int64_t panelsPerItem = (np + panelItems - 1) / panelItems;
@@ -552,43 +748,81 @@ void gemm(const AlignedGemmArgs& g, const Runs& runs, const std::vector<uint8_t>
       const int64_t panelBytes = (t1 - t0) * S;
       uint8_t* packed = reinterpret_cast<uint8_t*>(storage.get(static_cast<size_t>((np * panelBytes + 3) / 4 + 16)));
       parallelFor(np, np * (t1 - t0) < 4096 ? 1 : threads,
-                  [&](int64_t p) { packPanel<C>(g, tb, (ps + p) * width, t0, t1, packed + p * panelBytes); });
+                  [&](int64_t p) { packPanel<C, L, Kernel::H>(g, tb, (ps + p) * width, t0, t1, packed + p * panelBytes); });
       const bool lastCut = cut + 2 == cuts.size();
       parallelFor(rowItems * panelItems, g.m * g.n * g.k < (1 << 16) ? 1 : threads, [&](int64_t item) {
         const int64_t row0 = (item / panelItems) * kRowsPerItem, row1 = std::min(g.m, row0 + kRowsPerItem);
         const int64_t p0 = (item % panelItems) * panelsPerItem, p1 = std::min(np, p0 + panelsPerItem);
         if (p0 >= p1) return;
         const int64_t blocks = (row1 - row0 + R - 1) / R;
-        thread_local std::vector<Accumulators<R, C>> localAcc;
-        thread_local std::vector<Sums<R, C>> localSums;
+        // Where the kernel reads A: in place, or gathered (rows past m as row m - 1).
+        const uint8_t* aItem = g.a;
+        int64_t aStride = kStride, aT0 = 0;
+        if (Kernel::kGather) {
+          constexpr int64_t pad = blocksPerItem * R;
+          thread_local std::vector<uint8_t> gathered;
+          gathered.resize(static_cast<size_t>((t1 - t0) * pad));
+          uint8_t* out = gathered.data();
+          if (g.aKMajor) {
+            for (int64_t t = t0; t < t1; ++t)
+              for (int64_t ii = 0; ii < pad; ++ii) out[(t - t0) * pad + ii] = g.a[t * g.m + std::min(row0 + ii, g.m - 1)];
+          } else {
+            for (int64_t ii = 0; ii < pad; ++ii) {
+              const uint8_t* row = g.a + std::min(row0 + ii, g.m - 1) * g.k;
+              for (int64_t t = t0; t < t1; ++t) out[(t - t0) * pad + ii] = row[t];
+            }
+          }
+          aItem = out;
+          aStride = pad;
+          aT0 = t0;
+        }
+        thread_local std::vector<Acc> localAcc;
+        thread_local std::vector<State> localSums;
         if (!chunked) {
           localAcc.resize(static_cast<size_t>(blocks));
           localSums.resize(static_cast<size_t>(blocks));
         }
         for (int64_t p = p0; p < p1; ++p) {
           const int64_t j0 = (ps + p) * width, columns = std::min(width, g.n - j0);
-          Accumulators<R, C>* acc = chunked ? accAll.data() + p * blocksTotal + row0 / R : localAcc.data();
-          Sums<R, C>* sums = chunked ? sumAll.data() + p * blocksTotal + row0 / R : localSums.data();
+          Acc* acc = chunked ? accAll.data() + p * blocksTotal + (row0 / kRowsPerItem) * blocksPerItem : localAcc.data();
+          State* sums = chunked ? sumAll.data() + p * blocksTotal + (row0 / kRowsPerItem) * blocksPerItem : localSums.data();
           if (!chunked) {
-            std::memset(static_cast<void*>(acc), 0, sizeof(Accumulators<R, C>) * blocks);
-            std::memset(static_cast<void*>(sums), 0, sizeof(Sums<R, C>) * blocks);
+            std::memset(static_cast<void*>(acc), 0, sizeof(Acc) * blocks);
+            std::memset(static_cast<void*>(sums), 0, sizeof(State) * blocks);
           }
-          for (const Group* group = first; group != last; ++group) {
+          // The AVX2 kernel's rounding modes: toward zero while groups accumulate, nearest even
+          // (the caller's mode with its rounding field cleared) while totals are added.
+          const unsigned nearest = _mm_getcsr() & ~static_cast<unsigned>(_MM_ROUND_MASK);
+          const unsigned towardZero = nearest | _MM_ROUND_TOWARD_ZERO;
+          const unsigned saved = _mm_getcsr();
+          if (Kernel::kSplit) _mm_setcsr(towardZero);
+          for (const Group* span = first; span != last;) {
+            // A span of groups: up to one that ends an interval or a run, within kSpanBytes of B.
+            const Group* end = span + 1;
+            while (end != last && !(end[-1].flags & (kIntervalEnd | kRunEnd)) && (end->g1 - span->g0) * S <= Kernel::kSpanBytes) ++end;
             for (int64_t block = 0; block < blocks; ++block) {
               const int64_t i0 = row0 + block * R;
               // Rows past m read row m - 1 again (their results are never stored).
               int64_t rowOffset[R];
-              for (int r = 0; r < R; ++r) rowOffset[r] = std::min(i0 + r, g.m - 1) * rowStride;
-              tile<R, C>(g, runs, ta, group, group + 1, g.a, rowOffset, kStride, packed + p * panelBytes, t0, i0, j0, acc[block], sums[block]);
+              for (int r = 0; r < R; ++r) rowOffset[r] = Kernel::kGather ? i0 + r - row0 : std::min(i0 + r, g.m - 1) * rowStride;
+              Kernel::groups(g, runs, ta, span, end, aItem, rowOffset, aStride, aT0, packed + p * panelBytes, t0, i0, j0, acc[block], sums[block]);
             }
+            const Group& closing = end[-1];
+            if (Kernel::kSplit && (closing.flags & (kIntervalEnd | kRunEnd))) {
+              _mm_setcsr(nearest);
+              for (int64_t block = 0; block < blocks; ++block) Kernel::finish(g, runs, closing, row0 + block * R, j0, acc[block], sums[block]);
+              _mm_setcsr(towardZero);
+            }
+            span = end;
           }
+          if (Kernel::kSplit) _mm_setcsr(saved);
           if (!lastCut) continue;
           for (int64_t block = 0; block < blocks; ++block) {
             const int64_t i0 = row0 + block * R;
-            const Sums<R, C>& s = sums[block];
-            for (int r = 0; r < R && i0 + r < g.m; ++r) {
+            const State& s = sums[block];
+            for (int r = 0; r < R && i0 + r < row1; ++r) {
               float* out = g.c + (i0 + r) * g.n + j0;
-              for (int q = 0; q < C && q * kLanes < columns; ++q) std::memcpy(out + q * kLanes, s.out[r][q], sizeof(float) * std::min<int64_t>(kLanes, columns - q * kLanes));
+              for (int q = 0; q < C && q * L < columns; ++q) std::memcpy(out + q * L, s.out[r][q], sizeof(float) * std::min<int64_t>(L, columns - q * L));
               if (anyBad)
                 for (int64_t j = 0; j < columns; ++j)
                   if (rowBad[i0 + r] || colBad[j0 + j]) out[j] = std::numeric_limits<float>::quiet_NaN();
@@ -645,9 +879,17 @@ void alignedGemm(const AlignedGemmArgs& g, int threads) {
     bool anyBad = false;
     for (const uint8_t bad : rowBad) anyBad |= bad != 0;
     for (const uint8_t bad : colBad) anyBad |= bad != 0;
-    if (g.n <= 16) fast::gemm<8, 1>(g, runs, rowBad, colBad, anyBad, threads);
-    else if (g.n <= 32) fast::gemm<4, 2>(g, runs, rowBad, colBad, anyBad, threads);
-    else fast::gemm<2, 4>(g, runs, rowBad, colBad, anyBad, threads);
+    if (g.n <= 16) fast::gemm<fast::Wide<8, 1>>(g, runs, rowBad, colBad, anyBad, threads);
+    else if (g.n <= 32) fast::gemm<fast::Wide<4, 2>>(g, runs, rowBad, colBad, anyBad, threads);
+    else fast::gemm<fast::Wide<2, 4>>(g, runs, rowBad, colBad, anyBad, threads);
+    return;
+  }
+  if (fast::appliesAvx2(g)) {
+    bool anyBad = false;
+    for (const uint8_t bad : rowBad) anyBad |= bad != 0;
+    for (const uint8_t bad : colBad) anyBad |= bad != 0;
+    if (g.n <= 8) fast::gemm<fast::Narrow<6, 1>>(g, runs, rowBad, colBad, anyBad, threads);
+    else fast::gemm<fast::Narrow<3, 2>>(g, runs, rowBad, colBad, anyBad, threads);
     return;
   }
 #endif
