@@ -252,6 +252,18 @@ __attribute__((target("avx2"))) void runTile8Avx2(const AlignedGemmArgs& g, cons
   _mm256_storeu_ps(totals, total);
 }
 
+// The index where a run of whole 32-code blocks without any listed code ends (-1: one was found).
+__attribute__((target("avx2"))) int64_t anyListedAvx2(const uint8_t* codes, int64_t count, const uint8_t* list, int listed) {
+  int64_t t = 0;
+  for (; t + 32 <= count; t += 32) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + t));
+    __m256i hit = _mm256_setzero_si256();
+    for (int c = 0; c < listed; ++c) hit = _mm256_or_si256(hit, _mm256_cmpeq_epi8(v, _mm256_set1_epi8(static_cast<char>(list[c]))));
+    if (!_mm256_testz_si256(hit, hit)) return -1;
+  }
+  return t;
+}
+
 // The index where a run of whole 64-code blocks without any listed code ends (-1: one was found).
 __attribute__((target("avx512f,avx512bw"))) int64_t anyListedAvx512(const uint8_t* codes, int64_t count, const uint8_t* list, int listed) {
   int64_t t = 0;
@@ -540,6 +552,30 @@ inline Codes8 codesOf(const Tables& t) {
   return out;
 }
 
+// packPanel<2, 8, 32> for a panel of 16 columns all inside B: each product's values by two
+// gathers, split by sign with a max and a min (a -0 comes out +0 in both, where packPanel keeps it
+// in the first: its products add nothing to the offset accumulators either way).
+__attribute__((target("avx2"))) void packFull(const AlignedGemmArgs& g, const Tables& tb, int64_t j0, int64_t t0, int64_t t1, uint8_t* out) {
+  constexpr int64_t S = stride<2, kLanes8, kHeader>();
+  alignas(32) float values[256];
+  for (int c = 0; c < 256; ++c) values[c] = tb.code[c].value;
+  const __m256 zero = _mm256_setzero_ps();
+  for (int64_t t = t0; t < t1; ++t) {
+    uint8_t* row = out + (t - t0) * S;
+    const uint8_t* codes = g.b + t * g.n + j0;
+    int8_t* e = reinterpret_cast<int8_t*>(row);
+    for (int l = 0; l < 16; ++l) e[l] = tb.exp[codes[l]];
+    std::memset(row + 16, static_cast<uint8_t>(static_cast<int8_t>(kZeroExp)), kHeader - 16);
+    float* v = reinterpret_cast<float*>(row + kHeader);
+    for (int q = 0; q < 2; ++q) {
+      const __m256i index = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + 8 * q)));
+      const __m256 x = _mm256_i32gather_ps(values, index, 4);
+      _mm256_store_ps(v + 16 * q, _mm256_max_ps(x, zero));
+      _mm256_store_ps(v + 16 * q + 8, _mm256_min_ps(x, zero));
+    }
+  }
+}
+
 // Groups [first, last) of one interval (the last may end it) of the R x 8C tile, the accumulators
 // in registers from the first group to the last.
 template <int R, int C>
@@ -658,6 +694,7 @@ struct Wide {
   static constexpr bool kGather = false;    // A read where it lies
   using ATable = Tables;
   static ATable table(const Tables& t) { return t; }
+  static void pack(const AlignedGemmArgs& g, const Tables& tb, int64_t j0, int64_t t0, int64_t t1, uint8_t* out) { packPanel<C, L, H>(g, tb, j0, t0, t1, out); }
   static void groups(const AlignedGemmArgs& g, const Runs& runs, const ATable& ta, const Group* first, const Group* last, const uint8_t* a,
                      const int64_t (&rowOffset)[R], int64_t kStride, int64_t, const uint8_t* panel, int64_t tBase, int64_t i0, int64_t j0,
                      Accumulators<R, C, L>& hot, Sums<R, C, L>& state) {
@@ -676,6 +713,10 @@ struct Narrow {
   static constexpr bool kGather = true;
   using ATable = avx2::Codes8;
   static ATable table(const Tables& t) { return avx2::codesOf(t); }
+  static void pack(const AlignedGemmArgs& g, const Tables& tb, int64_t j0, int64_t t0, int64_t t1, uint8_t* out) {
+    if (C == 2 && g.n - j0 >= 16) avx2::packFull(g, tb, j0, t0, t1, out);
+    else packPanel<C, L, H>(g, tb, j0, t0, t1, out);
+  }
   static void groups(const AlignedGemmArgs& g, const Runs&, const ATable& ta, const Group* first, const Group* last, const uint8_t* a,
                      const int64_t (&rowOffset)[R], int64_t kStride, int64_t aT0, const uint8_t* panel, int64_t tBase, int64_t, int64_t,
                      Accumulators<R, C, L>& hot, Sums<R, C, L>&) {
@@ -748,7 +789,7 @@ void gemm(const AlignedGemmArgs& g, const Runs& runs, const std::vector<uint8_t>
       const int64_t panelBytes = (t1 - t0) * S;
       uint8_t* packed = reinterpret_cast<uint8_t*>(storage.get(static_cast<size_t>((np * panelBytes + 3) / 4 + 16)));
       parallelFor(np, np * (t1 - t0) < 4096 ? 1 : threads,
-                  [&](int64_t p) { packPanel<C, L, Kernel::H>(g, tb, (ps + p) * width, t0, t1, packed + p * panelBytes); });
+                  [&](int64_t p) { Kernel::pack(g, tb, (ps + p) * width, t0, t1, packed + p * panelBytes); });
       const bool lastCut = cut + 2 == cuts.size();
       parallelFor(rowItems * panelItems, g.m * g.n * g.k < (1 << 16) ? 1 : threads, [&](int64_t item) {
         const int64_t row0 = (item / panelItems) * kRowsPerItem, row1 = std::min(g.m, row0 + kRowsPerItem);
@@ -764,8 +805,14 @@ void gemm(const AlignedGemmArgs& g, const Runs& runs, const std::vector<uint8_t>
           gathered.resize(static_cast<size_t>((t1 - t0) * pad));
           uint8_t* out = gathered.data();
           if (g.aKMajor) {
-            for (int64_t t = t0; t < t1; ++t)
-              for (int64_t ii = 0; ii < pad; ++ii) out[(t - t0) * pad + ii] = g.a[t * g.m + std::min(row0 + ii, g.m - 1)];
+            // A product's codes of the item's rows lie together: one copy, row m - 1 repeated past m.
+            const int64_t inside = std::min(pad, g.m - row0);
+            for (int64_t t = t0; t < t1; ++t) {
+              const uint8_t* src = g.a + t * g.m;
+              uint8_t* dst = out + (t - t0) * pad;
+              std::memcpy(dst, src + row0, static_cast<size_t>(inside));
+              if (inside < pad) std::memset(dst + inside, src[g.m - 1], static_cast<size_t>(pad - inside));
+            }
           } else {
             for (int64_t ii = 0; ii < pad; ++ii) {
               const uint8_t* row = g.a + std::min(row0 + ii, g.m - 1) * g.k;
@@ -848,6 +895,7 @@ bool anyBad(const uint8_t* codes, int64_t count, const uint8_t (&bad)[256]) {
   int64_t t = 0;
 #ifdef OCTET_X86
   if (listed <= 16 && cpuHasAvx512Bw()) t = anyListedAvx512(codes, count, list, listed);
+  else if (listed <= 16 && cpuHasAvx2()) t = anyListedAvx2(codes, count, list, listed);
   if (t < 0) return true;
 #endif
   for (; t < count; ++t)
