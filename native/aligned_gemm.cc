@@ -557,8 +557,8 @@ inline Codes8 codesOf(const Tables& t) {
 // in the first: its products add nothing to the offset accumulators either way).
 __attribute__((target("avx2"))) void packFull(const AlignedGemmArgs& g, const Tables& tb, int64_t j0, int64_t t0, int64_t t1, uint8_t* out) {
   constexpr int64_t S = stride<2, kLanes8, kHeader>();
-  alignas(32) float values[256];
-  for (int c = 0; c < 256; ++c) values[c] = tb.code[c].value;
+  static_assert(sizeof(Code) == 8, "the gathers step over Code entries by 8 bytes");
+  const float* values = &tb.code[0].value;
   const __m256 zero = _mm256_setzero_ps();
   for (int64_t t = t0; t < t1; ++t) {
     uint8_t* row = out + (t - t0) * S;
@@ -569,7 +569,7 @@ __attribute__((target("avx2"))) void packFull(const AlignedGemmArgs& g, const Ta
     float* v = reinterpret_cast<float*>(row + kHeader);
     for (int q = 0; q < 2; ++q) {
       const __m256i index = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + 8 * q)));
-      const __m256 x = _mm256_i32gather_ps(values, index, 4);
+      const __m256 x = _mm256_i32gather_ps(values, index, 8);
       _mm256_store_ps(v + 16 * q, _mm256_max_ps(x, zero));
       _mm256_store_ps(v + 16 * q + 8, _mm256_min_ps(x, zero));
     }
@@ -708,8 +708,8 @@ struct Narrow {
   static constexpr bool kSplit = true;  // accumulate() under round toward zero, finish() at nearest even
   // The groups of one interval together while their slice of B stays within L1.
   static constexpr int64_t kSpanBytes = 20 << 10;
-  // A's codes of an item's rows gathered product by product (64 bytes apart): read in place, rows
-  // k or m bytes apart fall into a few L1 sets and miss.
+  // A's codes of an item's rows gathered product by product (66 bytes apart), where in place rows
+  // lie k or m bytes apart (on this kernel's tests of 2026-12-07 no faster or slower by itself).
   static constexpr bool kGather = true;
   using ATable = avx2::Codes8;
   static ATable table(const Tables& t) { return avx2::codesOf(t); }
@@ -791,19 +791,18 @@ void gemm(const AlignedGemmArgs& g, const Runs& runs, const std::vector<uint8_t>
       parallelFor(np, np * (t1 - t0) < 4096 ? 1 : threads,
                   [&](int64_t p) { Kernel::pack(g, tb, (ps + p) * width, t0, t1, packed + p * panelBytes); });
       const bool lastCut = cut + 2 == cuts.size();
-      parallelFor(rowItems * panelItems, g.m * g.n * g.k < (1 << 16) ? 1 : threads, [&](int64_t item) {
-        const int64_t row0 = (item / panelItems) * kRowsPerItem, row1 = std::min(g.m, row0 + kRowsPerItem);
-        const int64_t p0 = (item % panelItems) * panelsPerItem, p1 = std::min(np, p0 + panelsPerItem);
-        if (p0 >= p1) return;
-        const int64_t blocks = (row1 - row0 + R - 1) / R;
-        // Where the kernel reads A: in place, or gathered (rows past m as row m - 1).
-        const uint8_t* aItem = g.a;
-        int64_t aStride = kStride, aT0 = 0;
-        if (Kernel::kGather) {
-          constexpr int64_t pad = blocksPerItem * R;
-          thread_local std::vector<uint8_t> gathered;
-          gathered.resize(static_cast<size_t>((t1 - t0) * pad));
-          uint8_t* out = gathered.data();
+      // Where the kernel reads A: in place, or gathered once per cut for every item over the same
+      // rows (row item by row item, product by product; rows past m as row m - 1).
+      constexpr int64_t pad = blocksPerItem * R;
+      const int64_t itemBytes = (t1 - t0) * pad;
+      static thread_local std::vector<uint8_t> gatheredStorage;  // this thread's: the workers get its address
+      uint8_t* gathered = nullptr;
+      if (Kernel::kGather) {
+        gatheredStorage.resize(static_cast<size_t>(rowItems * itemBytes));
+        gathered = gatheredStorage.data();
+        parallelFor(rowItems, rowItems * itemBytes < (1 << 16) ? 1 : threads, [&](int64_t rowItem) {
+          const int64_t row0 = rowItem * kRowsPerItem;
+          uint8_t* out = gathered + rowItem * itemBytes;
           if (g.aKMajor) {
             // A product's codes of the item's rows lie together: one copy, row m - 1 repeated past m.
             const int64_t inside = std::min(pad, g.m - row0);
@@ -819,16 +818,27 @@ void gemm(const AlignedGemmArgs& g, const Runs& runs, const std::vector<uint8_t>
               for (int64_t t = t0; t < t1; ++t) out[(t - t0) * pad + ii] = row[t];
             }
           }
-          aItem = out;
-          aStride = pad;
-          aT0 = t0;
-        }
+        });
+      }
+      parallelFor(rowItems * panelItems, g.m * g.n * g.k < (1 << 16) ? 1 : threads, [&](int64_t item) {
+        const int64_t row0 = (item / panelItems) * kRowsPerItem, row1 = std::min(g.m, row0 + kRowsPerItem);
+        const int64_t p0 = (item % panelItems) * panelsPerItem, p1 = std::min(np, p0 + panelsPerItem);
+        if (p0 >= p1) return;
+        const int64_t blocks = (row1 - row0 + R - 1) / R;
+        const uint8_t* aItem = Kernel::kGather ? gathered + (row0 / kRowsPerItem) * itemBytes : g.a;
+        const int64_t aStride = Kernel::kGather ? pad : kStride, aT0 = Kernel::kGather ? t0 : 0;
         thread_local std::vector<Acc> localAcc;
         thread_local std::vector<State> localSums;
         if (!chunked) {
           localAcc.resize(static_cast<size_t>(blocks));
           localSums.resize(static_cast<size_t>(blocks));
         }
+        // The AVX2 kernel's rounding modes: toward zero while groups accumulate, nearest even (the
+        // caller's mode with its rounding field cleared) while totals are added; the caller's
+        // mode back when the item ends (nothing between is float arithmetic but the kernels').
+        const unsigned saved = Kernel::kSplit ? _mm_getcsr() : 0;
+        const unsigned nearest = saved & ~static_cast<unsigned>(_MM_ROUND_MASK), towardZero = nearest | _MM_ROUND_TOWARD_ZERO;
+        if (Kernel::kSplit) _mm_setcsr(towardZero);
         for (int64_t p = p0; p < p1; ++p) {
           const int64_t j0 = (ps + p) * width, columns = std::min(width, g.n - j0);
           Acc* acc = chunked ? accAll.data() + p * blocksTotal + (row0 / kRowsPerItem) * blocksPerItem : localAcc.data();
@@ -837,12 +847,6 @@ void gemm(const AlignedGemmArgs& g, const Runs& runs, const std::vector<uint8_t>
             std::memset(static_cast<void*>(acc), 0, sizeof(Acc) * blocks);
             std::memset(static_cast<void*>(sums), 0, sizeof(State) * blocks);
           }
-          // The AVX2 kernel's rounding modes: toward zero while groups accumulate, nearest even
-          // (the caller's mode with its rounding field cleared) while totals are added.
-          const unsigned nearest = _mm_getcsr() & ~static_cast<unsigned>(_MM_ROUND_MASK);
-          const unsigned towardZero = nearest | _MM_ROUND_TOWARD_ZERO;
-          const unsigned saved = _mm_getcsr();
-          if (Kernel::kSplit) _mm_setcsr(towardZero);
           for (const Group* span = first; span != last;) {
             // A span of groups: up to one that ends an interval or a run, within kSpanBytes of B.
             const Group* end = span + 1;
@@ -862,7 +866,6 @@ void gemm(const AlignedGemmArgs& g, const Runs& runs, const std::vector<uint8_t>
             }
             span = end;
           }
-          if (Kernel::kSplit) _mm_setcsr(saved);
           if (!lastCut) continue;
           for (int64_t block = 0; block < blocks; ++block) {
             const int64_t i0 = row0 + block * R;
@@ -876,6 +879,7 @@ void gemm(const AlignedGemmArgs& g, const Runs& runs, const std::vector<uint8_t>
             }
           }
         }
+        if (Kernel::kSplit) _mm_setcsr(saved);
       });
     }
   }
@@ -909,10 +913,11 @@ void alignedGemm(const AlignedGemmArgs& g, int threads) {
   if (g.m == 0 || g.n == 0) return;
   // Rows and columns with a NaN or Inf code come out NaN (looked for row by row only where there is one).
   std::vector<uint8_t> rowBad(static_cast<size_t>(g.m), 0), colBad(static_cast<size_t>(g.n), 0);
-  if (anyBad(g.b, g.k * g.n, g.tb.bad))
+  const bool badInB = anyBad(g.b, g.k * g.n, g.tb.bad), badInA = anyBad(g.a, g.m * g.k, g.ta.bad);
+  if (badInB)
     for (int64_t t = 0; t < g.k; ++t)
       for (int64_t j = 0; j < g.n; ++j) colBad[j] |= g.tb.bad[g.b[t * g.n + j]];
-  if (anyBad(g.a, g.m * g.k, g.ta.bad)) {
+  if (badInA) {
     if (g.aKMajor) {
       for (int64_t t = 0; t < g.k; ++t)
         for (int64_t i = 0; i < g.m; ++i) rowBad[i] |= g.ta.bad[g.a[t * g.m + i]];
@@ -923,21 +928,16 @@ void alignedGemm(const AlignedGemmArgs& g, int threads) {
   }
   const Runs runs = runsOf(g, threads);
 #ifdef OCTET_X86
+  const bool anyNaN = badInA || badInB;  // some row or column comes out NaN
   if (fast::applies(g)) {
-    bool anyBad = false;
-    for (const uint8_t bad : rowBad) anyBad |= bad != 0;
-    for (const uint8_t bad : colBad) anyBad |= bad != 0;
-    if (g.n <= 16) fast::gemm<fast::Wide<8, 1>>(g, runs, rowBad, colBad, anyBad, threads);
-    else if (g.n <= 32) fast::gemm<fast::Wide<4, 2>>(g, runs, rowBad, colBad, anyBad, threads);
-    else fast::gemm<fast::Wide<2, 4>>(g, runs, rowBad, colBad, anyBad, threads);
+    if (g.n <= 16) fast::gemm<fast::Wide<8, 1>>(g, runs, rowBad, colBad, anyNaN, threads);
+    else if (g.n <= 32) fast::gemm<fast::Wide<4, 2>>(g, runs, rowBad, colBad, anyNaN, threads);
+    else fast::gemm<fast::Wide<2, 4>>(g, runs, rowBad, colBad, anyNaN, threads);
     return;
   }
   if (fast::appliesAvx2(g)) {
-    bool anyBad = false;
-    for (const uint8_t bad : rowBad) anyBad |= bad != 0;
-    for (const uint8_t bad : colBad) anyBad |= bad != 0;
-    if (g.n <= 8) fast::gemm<fast::Narrow<6, 1>>(g, runs, rowBad, colBad, anyBad, threads);
-    else fast::gemm<fast::Narrow<3, 2>>(g, runs, rowBad, colBad, anyBad, threads);
+    if (g.n <= 8) fast::gemm<fast::Narrow<6, 1>>(g, runs, rowBad, colBad, anyNaN, threads);
+    else fast::gemm<fast::Narrow<3, 2>>(g, runs, rowBad, colBad, anyNaN, threads);
     return;
   }
 #endif
