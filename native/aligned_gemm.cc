@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "cpu.h"
@@ -531,32 +532,34 @@ namespace avx2 {
 constexpr int kLanes8 = 8;
 constexpr int kHeader = 32;
 
-// Per A code: its value, its exponent field in the four bytes of an int32, and the byte offsets
-// of the B vectors its products add to the offset accumulators (>= 0, < 0): 0 and 32 for values
-// >= 0, swapped for values < 0.
-struct Code8 {
-  float value;
-  int32_t exp4;
-  int64_t toPositive, toNegative;
-};
+// Per A code, in arrays of their own (an index scaled by 4 or 8 in the load itself): its value,
+// its exponent field in the four bytes of an int32, and the byte offsets of the B vectors its
+// products add to the offset accumulators (>= 0, < 0): 0 and 32 for values >= 0, swapped for
+// values < 0.
 struct Codes8 {
-  Code8 code[256];
+  float value[256];
+  int32_t exp4[256];
+  int64_t toPositive[256], toNegative[256];
 };
 
 inline Codes8 codesOf(const Tables& t) {
   Codes8 out;
   for (int c = 0; c < 256; ++c) {
-    const int64_t swap = t.code[c].negative ? 32 : 0;
-    out.code[c] = Code8{t.code[c].value, t.exp4[c], swap, 32 - swap};
+    out.value[c] = t.code[c].value;
+    out.exp4[c] = t.exp4[c];
+    out.toPositive[c] = t.code[c].negative ? 32 : 0;
+    out.toNegative[c] = 32 - out.toPositive[c];
   }
   return out;
 }
 
-// packPanel<2, 8, 32> for a panel of 16 columns all inside B: each product's values by two
-// gathers, split by sign with a max and a min (a -0 comes out +0 in both, where packPanel keeps it
-// in the first: its products add nothing to the offset accumulators either way).
+// packPanel<C, 8, 32> for a panel of 8 C columns all inside B (C = 2 or 4): each product's values
+// by gathers, split by sign with a max and a min (a -0 comes out +0 in both, where packPanel keeps
+// it in the first: its products add nothing to the offset accumulators either way).
+template <int C>
 __attribute__((target("avx2"))) void packFull(const AlignedGemmArgs& g, const Tables& tb, int64_t j0, int64_t t0, int64_t t1, uint8_t* out) {
-  constexpr int64_t S = stride<2, kLanes8, kHeader>();
+  static_assert(C == 2 || C == 4, "the header holds 32 exponent fields");
+  constexpr int64_t S = stride<C, kLanes8, kHeader>();
   static_assert(sizeof(Code) == 8, "the gathers step over Code entries by 8 bytes");
   const float* values = &tb.code[0].value;
   const __m256 zero = _mm256_setzero_ps();
@@ -564,10 +567,10 @@ __attribute__((target("avx2"))) void packFull(const AlignedGemmArgs& g, const Ta
     uint8_t* row = out + (t - t0) * S;
     const uint8_t* codes = g.b + t * g.n + j0;
     int8_t* e = reinterpret_cast<int8_t*>(row);
-    for (int l = 0; l < 16; ++l) e[l] = tb.exp[codes[l]];
-    std::memset(row + 16, static_cast<uint8_t>(static_cast<int8_t>(kZeroExp)), kHeader - 16);
+    for (int l = 0; l < 8 * C; ++l) e[l] = tb.exp[codes[l]];
+    if (8 * C < kHeader) std::memset(row + 8 * C, static_cast<uint8_t>(static_cast<int8_t>(kZeroExp)), kHeader - 8 * C);
     float* v = reinterpret_cast<float*>(row + kHeader);
-    for (int q = 0; q < 2; ++q) {
+    for (int q = 0; q < C; ++q) {
       const __m256i index = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + 8 * q)));
       const __m256 x = _mm256_i32gather_ps(values, index, 8);
       _mm256_store_ps(v + 16 * q, _mm256_max_ps(x, zero));
@@ -599,19 +602,31 @@ __attribute__((target("avx2,fma"), noipa)) void accumulate(const AlignedGemmArgs
       for (int r = 0; r < R; ++r)
         for (int q = 0; q < C; ++q) acc[r][q] = _mm256_setzero_ps();
     if (g1 <= g0) continue;
-    __m128i x[R];
-    for (int r = 0; r < R; ++r) x[r] = _mm_set1_epi8(static_cast<char>(kZeroExp));
+    // The group's largest exponent sum per row and column (bytes: 16 columns a 128-bit vector,
+    // 32 columns a 256-bit one).
+    using Bytes = typename std::conditional<(C > 2), __m256i, __m128i>::type;
+    Bytes x[R];
+    for (int r = 0; r < R; ++r) {
+      if constexpr (C > 2) x[r] = _mm256_set1_epi8(static_cast<char>(kZeroExp));
+      else x[r] = _mm_set1_epi8(static_cast<char>(kZeroExp));
+    }
     for (int64_t t = g0; t < g1; ++t) {
-      const __m128i eb = _mm_load_si128(reinterpret_cast<const __m128i*>(panel + (t - tBase) * S));
+      const uint8_t* header = panel + (t - tBase) * S;
       for (int r = 0; r < R; ++r) {
-        const __m128i ea = _mm_castps_si128(_mm_broadcast_ss(reinterpret_cast<const float*>(&ta.code[rows[r][(t - aT0) * kStride]].exp4)));
-        x[r] = _mm_max_epi8(x[r], _mm_adds_epi8(eb, ea));
+        const float* ea = reinterpret_cast<const float*>(&ta.exp4[rows[r][(t - aT0) * kStride]]);
+        if constexpr (C > 2)
+          x[r] = _mm256_max_epi8(x[r], _mm256_adds_epi8(_mm256_load_si256(reinterpret_cast<const __m256i*>(header)), _mm256_castps_si256(_mm256_broadcast_ss(ea))));
+        else
+          x[r] = _mm_max_epi8(x[r], _mm_adds_epi8(_mm_load_si128(reinterpret_cast<const __m128i*>(header)), _mm_castps_si128(_mm_broadcast_ss(ea))));
       }
     }
     __m256 pos[R][C], neg[R][C];
     for (int r = 0; r < R; ++r) {
       for (int q = 0; q < C; ++q) {
-        __m256i x32 = _mm256_cvtepi8_epi32(q == 0 ? x[r] : _mm_srli_si128(x[r], 8));
+        __m128i bytes;
+        if constexpr (C > 2) bytes = _mm256_extracti128_si256(x[r], q / 2);
+        else bytes = x[r];
+        __m256i x32 = _mm256_cvtepi8_epi32(q % 2 == 0 ? bytes : _mm_srli_si128(bytes, 8));
         if (!fresh) {
           // floor(log2 |acc|); -127 for a zero accumulator, below every real exponent sum.
           const __m256i bits = _mm256_castps_si256(acc[r][q]);
@@ -634,10 +649,10 @@ __attribute__((target("avx2,fma"), noipa)) void accumulate(const AlignedGemmArgs
     for (int64_t t = g0; t < g1; ++t) {
       const uint8_t* bt = panel + (t - tBase) * S + kHeader;
       for (int r = 0; r < R; ++r) {
-        const Code8& code = ta.code[rows[r][(t - aT0) * kStride]];
-        const __m256 av = _mm256_broadcast_ss(&code.value);
-        const float* toPositive = reinterpret_cast<const float*>(bt + code.toPositive);
-        const float* toNegative = reinterpret_cast<const float*>(bt + code.toNegative);
+        const uint8_t code = rows[r][(t - aT0) * kStride];
+        const __m256 av = _mm256_broadcast_ss(&ta.value[code]);
+        const float* toPositive = reinterpret_cast<const float*>(bt + ta.toPositive[code]);
+        const float* toNegative = reinterpret_cast<const float*>(bt + ta.toNegative[code]);
         for (int q = 0; q < C; ++q) {
           pos[r][q] = _mm256_fmadd_ps(av, _mm256_load_ps(toPositive + q * 2 * kLanes8), pos[r][q]);
           neg[r][q] = _mm256_fmadd_ps(av, _mm256_load_ps(toNegative + q * 2 * kLanes8), neg[r][q]);
@@ -714,8 +729,10 @@ struct Narrow {
   using ATable = avx2::Codes8;
   static ATable table(const Tables& t) { return avx2::codesOf(t); }
   static void pack(const AlignedGemmArgs& g, const Tables& tb, int64_t j0, int64_t t0, int64_t t1, uint8_t* out) {
-    if (C == 2 && g.n - j0 >= 16) avx2::packFull(g, tb, j0, t0, t1, out);
-    else packPanel<C, L, H>(g, tb, j0, t0, t1, out);
+    if constexpr (C >= 2) {
+      if (g.n - j0 >= C * L) return avx2::packFull<C>(g, tb, j0, t0, t1, out);
+    }
+    packPanel<C, L, H>(g, tb, j0, t0, t1, out);
   }
   static void groups(const AlignedGemmArgs& g, const Runs&, const ATable& ta, const Group* first, const Group* last, const uint8_t* a,
                      const int64_t (&rowOffset)[R], int64_t kStride, int64_t aT0, const uint8_t* panel, int64_t tBase, int64_t, int64_t,
@@ -937,7 +954,8 @@ void alignedGemm(const AlignedGemmArgs& g, int threads) {
   }
   if (fast::appliesAvx2(g)) {
     if (g.n <= 8) fast::gemm<fast::Narrow<6, 1>>(g, runs, rowBad, colBad, anyNaN, threads);
-    else fast::gemm<fast::Narrow<3, 2>>(g, runs, rowBad, colBad, anyNaN, threads);
+    else if (g.n <= 16) fast::gemm<fast::Narrow<3, 2>>(g, runs, rowBad, colBad, anyNaN, threads);
+    else fast::gemm<fast::Narrow<1, 4>>(g, runs, rowBad, colBad, anyNaN, threads);
     return;
   }
 #endif
