@@ -684,9 +684,15 @@ __attribute__((target("avx2"), noipa)) void finish(const AlignedGemmArgs& g, con
         _mm256_storeu_ps(state.out[r][q], total);
       } else {
         const int64_t j = j0 + q * kLanes8;
-        alignas(32) float bs[kLanes8];
-        for (int l = 0; l < kLanes8; ++l) bs[l] = j + l < g.n ? runs.scales.cols[run * g.n + j + l] : 1.0f;
-        const __m256 b = _mm256_load_ps(bs);
+        const float* cols = runs.scales.cols.data() + run * g.n + j;
+        __m256 b;
+        if (j + kLanes8 <= g.n) {
+          b = _mm256_loadu_ps(cols);
+        } else {
+          alignas(32) float bs[kLanes8];
+          for (int l = 0; l < kLanes8; ++l) bs[l] = j + l < g.n ? cols[l] : 1.0f;
+          b = _mm256_load_ps(bs);
+        }
         const __m256 d = _mm256_set1_ps(runs.scales.rows[run * g.m + i]);
         const __m256 out = _mm256_loadu_ps(state.out[r][q]);
         _mm256_storeu_ps(state.out[r][q], runs.scales.reciprocal[run] ? _mm256_add_ps(out, _mm256_mul_ps(_mm256_mul_ps(total, d), b))
