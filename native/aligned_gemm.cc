@@ -595,30 +595,43 @@ __attribute__((target("avx2,fma"), noipa)) void accumulate(const AlignedGemmArgs
   __m256 acc[R][C];
   for (int r = 0; r < R; ++r)
     for (int q = 0; q < C; ++q) acc[r][q] = _mm256_loadu_ps(hot.acc[r][q]);
+  // A group's largest exponent sum per row and column (bytes: 16 columns a 128-bit vector, 32
+  // columns a 256-bit one), product by product.
+  using Bytes = typename std::conditional<(C > 2), __m256i, __m128i>::type;
+  auto lowest = [](Bytes (&x)[R]) __attribute__((always_inline, target("avx2,fma"))) {
+    for (int r = 0; r < R; ++r) {
+      if constexpr (C > 2) x[r] = _mm256_set1_epi8(static_cast<char>(kZeroExp));
+      else x[r] = _mm_set1_epi8(static_cast<char>(kZeroExp));
+    }
+  };
+  auto exponents = [&](Bytes (&x)[R], int64_t t) __attribute__((always_inline, target("avx2,fma"))) {
+    const uint8_t* header = panel + (t - tBase) * S;
+    for (int r = 0; r < R; ++r) {
+      const float* ea = reinterpret_cast<const float*>(&ta.exp4[rows[r][(t - aT0) * kStride]]);
+      if constexpr (C > 2)
+        x[r] = _mm256_max_epi8(x[r], _mm256_adds_epi8(_mm256_load_si256(reinterpret_cast<const __m256i*>(header)), _mm256_castps_si256(_mm256_broadcast_ss(ea))));
+      else
+        x[r] = _mm_max_epi8(x[r], _mm_adds_epi8(_mm_load_si128(reinterpret_cast<const __m128i*>(header)), _mm_castps_si128(_mm_broadcast_ss(ea))));
+    }
+  };
+  // Where the registers allow (one row of 32 columns), the next group's exponent pass runs inside
+  // this group's multiply-adds when both groups have the same length (the loads of both overlap).
+  constexpr bool kOverlap = 2 * R * C + R + 3 <= 16;
+  Bytes x[R], next[R];
+  bool ready = false;  // x holds the group's exponents already
   for (const Group* group = first; group != last; ++group) {
     const int64_t g0 = group->g0, g1 = group->g1;
     const bool fresh = group->flags & kIntervalStart;
     if (fresh)
       for (int r = 0; r < R; ++r)
         for (int q = 0; q < C; ++q) acc[r][q] = _mm256_setzero_ps();
-    if (g1 <= g0) continue;
-    // The group's largest exponent sum per row and column (bytes: 16 columns a 128-bit vector,
-    // 32 columns a 256-bit one).
-    using Bytes = typename std::conditional<(C > 2), __m256i, __m128i>::type;
-    Bytes x[R];
-    for (int r = 0; r < R; ++r) {
-      if constexpr (C > 2) x[r] = _mm256_set1_epi8(static_cast<char>(kZeroExp));
-      else x[r] = _mm_set1_epi8(static_cast<char>(kZeroExp));
+    if (g1 <= g0) {
+      ready = false;
+      continue;
     }
-    for (int64_t t = g0; t < g1; ++t) {
-      const uint8_t* header = panel + (t - tBase) * S;
-      for (int r = 0; r < R; ++r) {
-        const float* ea = reinterpret_cast<const float*>(&ta.exp4[rows[r][(t - aT0) * kStride]]);
-        if constexpr (C > 2)
-          x[r] = _mm256_max_epi8(x[r], _mm256_adds_epi8(_mm256_load_si256(reinterpret_cast<const __m256i*>(header)), _mm256_castps_si256(_mm256_broadcast_ss(ea))));
-        else
-          x[r] = _mm_max_epi8(x[r], _mm_adds_epi8(_mm_load_si128(reinterpret_cast<const __m128i*>(header)), _mm_castps_si128(_mm_broadcast_ss(ea))));
-      }
+    if (!ready) {
+      lowest(x);
+      for (int64_t t = g0; t < g1; ++t) exponents(x, t);
     }
     __m256 pos[R][C], neg[R][C];
     for (int r = 0; r < R; ++r) {
@@ -646,7 +659,7 @@ __attribute__((target("avx2,fma"), noipa)) void accumulate(const AlignedGemmArgs
         }
       }
     }
-    for (int64_t t = g0; t < g1; ++t) {
+    auto products = [&](int64_t t) __attribute__((always_inline, target("avx2,fma"))) {
       const uint8_t* bt = panel + (t - tBase) * S + kHeader;
       for (int r = 0; r < R; ++r) {
         const uint8_t code = rows[r][(t - aT0) * kStride];
@@ -658,6 +671,18 @@ __attribute__((target("avx2,fma"), noipa)) void accumulate(const AlignedGemmArgs
           neg[r][q] = _mm256_fmadd_ps(av, _mm256_load_ps(toNegative + q * 2 * kLanes8), neg[r][q]);
         }
       }
+    };
+    ready = kOverlap && group + 1 != last && group[1].g1 - group[1].g0 == g1 - g0;
+    if (ready) {
+      lowest(next);
+      const int64_t shift = g1 - g0;
+      for (int64_t t = g0; t < g1; ++t) {
+        products(t);
+        exponents(next, t + shift);
+      }
+      for (int r = 0; r < R; ++r) x[r] = next[r];
+    } else {
+      for (int64_t t = g0; t < g1; ++t) products(t);
     }
     for (int r = 0; r < R; ++r)
       for (int q = 0; q < C; ++q) acc[r][q] = _mm256_castsi256_ps(_mm256_and_si256(_mm256_castps_si256(_mm256_add_ps(pos[r][q], neg[r][q])), keepBits));
