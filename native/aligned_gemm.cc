@@ -324,6 +324,17 @@ Tables tablesOf(const AlignedTables& t) {
   return out;
 }
 
+// The bit of a code that is set exactly on its negative values (zeros either way), -1 if none is.
+int signBit(const Tables& t) {
+  for (int p = 8; p >= 0; --p) {
+    bool fits = true;
+    for (int c = 0; c < 256 && fits; ++c)
+      if (t.code[c].value != 0.0f) fits = (t.code[c].value < 0.0f) == (p < 8 && ((c >> p) & 1));
+    if (fits) return p;
+  }
+  return -1;
+}
+
 bool exponentsInRange(const AlignedTables& t) { return exponentsWithin(t, 30); }
 
 // The parameters the offsets keep exact (see above), on either kernel's CPU.
@@ -333,7 +344,7 @@ bool exact(const AlignedGemmArgs& g) {
 
 bool applies(const AlignedGemmArgs& g) { return cpuHasAvx512() && cpuHasAvx512Bw() && exact(g); }
 
-bool appliesAvx2(const AlignedGemmArgs& g) { return cpuHasAvx2() && __builtin_cpu_supports("fma") && exact(g); }
+bool appliesAvx2(const AlignedGemmArgs& g) { return cpuHasAvx2() && __builtin_cpu_supports("fma") && exact(g) && signBit(tablesOf(g.ta)) >= 0; }
 
 // The groups of the accumulation in K order, each with what ends or starts with it.
 enum : uint8_t { kIntervalStart = 1, kIntervalEnd = 2, kRunEnd = 4 };
@@ -532,14 +543,14 @@ namespace avx2 {
 constexpr int kLanes8 = 8;
 constexpr int kHeader = 32;
 
-// Per A code, in arrays of their own (an index scaled by 4 or 8 in the load itself): its value,
-// its exponent field in the four bytes of an int32, and the byte offsets of the B vectors its
-// products add to the offset accumulators (>= 0, < 0): 0 and 32 for values >= 0, swapped for
-// values < 0.
+// Per A code, in arrays of their own (an index scaled by 4 in the load itself): its value and its
+// exponent field in the four bytes of an int32. Which of B's two vectors a product adds to the
+// accumulator >= 0 (0 for values >= 0, the one 32 bytes on for values < 0) comes from the code's
+// sign bit, `signShift` (8 where no value is negative: the shift leaves 0).
 struct Codes8 {
   float value[256];
   int32_t exp4[256];
-  int64_t toPositive[256], toNegative[256];
+  int signShift;
 };
 
 inline Codes8 codesOf(const Tables& t) {
@@ -547,9 +558,8 @@ inline Codes8 codesOf(const Tables& t) {
   for (int c = 0; c < 256; ++c) {
     out.value[c] = t.code[c].value;
     out.exp4[c] = t.exp4[c];
-    out.toPositive[c] = t.code[c].negative ? 32 : 0;
-    out.toNegative[c] = 32 - out.toPositive[c];
   }
+  out.signShift = signBit(t);
   return out;
 }
 
@@ -592,6 +602,7 @@ __attribute__((target("avx2,fma"), noipa)) void accumulate(const AlignedGemmArgs
   const __m256i keepBits = _mm256_set1_epi32(static_cast<int32_t>(~((1u << (24 - g.significant)) - 1u)));
   const uint8_t* rows[R];
   for (int r = 0; r < R; ++r) rows[r] = a + rowOffset[r];
+  const int signShift = ta.signShift;
   __m256 acc[R][C];
   for (int r = 0; r < R; ++r)
     for (int q = 0; q < C; ++q) acc[r][q] = _mm256_loadu_ps(hot.acc[r][q]);
@@ -664,8 +675,9 @@ __attribute__((target("avx2,fma"), noipa)) void accumulate(const AlignedGemmArgs
       for (int r = 0; r < R; ++r) {
         const uint8_t code = rows[r][(t - aT0) * kStride];
         const __m256 av = _mm256_broadcast_ss(&ta.value[code]);
-        const float* toPositive = reinterpret_cast<const float*>(bt + ta.toPositive[code]);
-        const float* toNegative = reinterpret_cast<const float*>(bt + ta.toNegative[code]);
+        const int64_t swap = ((code >> signShift) & 1) << 5;  // no load: B's address waits on the code alone
+        const float* toPositive = reinterpret_cast<const float*>(bt + swap);
+        const float* toNegative = reinterpret_cast<const float*>(bt + (swap ^ 32));
         for (int q = 0; q < C; ++q) {
           pos[r][q] = _mm256_fmadd_ps(av, _mm256_load_ps(toPositive + q * 2 * kLanes8), pos[r][q]);
           neg[r][q] = _mm256_fmadd_ps(av, _mm256_load_ps(toNegative + q * 2 * kLanes8), neg[r][q]);
