@@ -63,7 +63,8 @@ Runs runsOf(const AlignedGemmArgs& g, int threads) {
 // c + (p / sa) / sb (with exact reciprocals where the run's divisors are powers of two).
 inline float addRun(const AlignedGemmArgs& g, const Runs& r, int64_t run, int64_t i, int64_t j, float c, float p) {
   if (!g.scaled) return p;
-  const float a = r.scales.rows[run * g.m + i], b = r.scales.cols[run * g.n + j];
+  float a = r.scales.rows[run * g.m + i], b = r.scales.cols[run * g.n + j];
+  if (g.colScaleFirst) std::swap(a, b);
   return r.scales.reciprocal[run] ? c + (p * a) * b : c + (p / a) / b;
 }
 
@@ -513,8 +514,9 @@ __attribute__((target("avx512f,avx512bw"))) void tile(const AlignedGemmArgs& g, 
           } else {
             const int64_t j = j0 + q * kLanes;
             const __mmask16 lanes = j >= g.n ? 0 : g.n - j >= kLanes ? 0xffff : static_cast<__mmask16>((1u << (g.n - j)) - 1u);
-            const __m512 b = _mm512_mask_loadu_ps(_mm512_set1_ps(1.0f), lanes, runs.scales.cols.data() + run * g.n + j);
-            const __m512 d = _mm512_set1_ps(runs.scales.rows[run * g.m + i]);
+            const __m512 col = _mm512_mask_loadu_ps(_mm512_set1_ps(1.0f), lanes, runs.scales.cols.data() + run * g.n + j);
+            const __m512 row = _mm512_set1_ps(runs.scales.rows[run * g.m + i]);
+            const __m512 d = g.colScaleFirst ? col : row, b = g.colScaleFirst ? row : col;  // d first
             const __m512 out = _mm512_loadu_ps(state.out[r][q]);
             _mm512_storeu_ps(state.out[r][q], runs.scales.reciprocal[run] ? _mm512_add_ps(out, _mm512_mul_ps(_mm512_mul_ps(total, d), b))
                                                                           : _mm512_add_ps(out, _mm512_div_ps(_mm512_div_ps(total, d), b)));
@@ -722,15 +724,16 @@ __attribute__((target("avx2"), noipa)) void finish(const AlignedGemmArgs& g, con
       } else {
         const int64_t j = j0 + q * kLanes8;
         const float* cols = runs.scales.cols.data() + run * g.n + j;
-        __m256 b;
+        __m256 col;
         if (j + kLanes8 <= g.n) {
-          b = _mm256_loadu_ps(cols);
+          col = _mm256_loadu_ps(cols);
         } else {
           alignas(32) float bs[kLanes8];
           for (int l = 0; l < kLanes8; ++l) bs[l] = j + l < g.n ? cols[l] : 1.0f;
-          b = _mm256_load_ps(bs);
+          col = _mm256_load_ps(bs);
         }
-        const __m256 d = _mm256_set1_ps(runs.scales.rows[run * g.m + i]);
+        const __m256 row = _mm256_set1_ps(runs.scales.rows[run * g.m + i]);
+        const __m256 d = g.colScaleFirst ? col : row, b = g.colScaleFirst ? row : col;  // d first
         const __m256 out = _mm256_loadu_ps(state.out[r][q]);
         _mm256_storeu_ps(state.out[r][q], runs.scales.reciprocal[run] ? _mm256_add_ps(out, _mm256_mul_ps(_mm256_mul_ps(total, d), b))
                                                                       : _mm256_add_ps(out, _mm256_div_ps(_mm256_div_ps(total, d), b)));
@@ -971,6 +974,47 @@ bool anyBad(const uint8_t* codes, int64_t count, const uint8_t (&bad)[256]) {
 
 void alignedGemm(const AlignedGemmArgs& g, int threads) {
   if (g.m == 0 || g.n == 0) return;
+  // Where B has more columns than A has rows (a convolution's forward with the weights as A: 16-64
+  // rows against thousands of pixels), the product runs swapped, C^T = B^T A^T: the kernels pack
+  // their B side 9 bytes a code for every row of A to pass over, so the narrower operand goes
+  // there. Every product and sum is the same (products commute, K's order and groups are
+  // unchanged); a run's divisors apply in the contract's order (A's first: colScaleFirst).
+  if (g.n > g.m && !g.colScaleFirst) {
+    AlignedGemmArgs s = g;
+    s.m = g.n;
+    s.n = g.m;
+    s.a = g.b;  // B, K x n row-major, is B^T K-major
+    s.aKMajor = true;
+    static thread_local std::vector<uint8_t> aT;
+    if (g.aKMajor) {
+      s.b = g.a;  // A, K x m, is A^T row-major
+    } else {
+      aT.resize(static_cast<size_t>(g.m * g.k));
+      for (int64_t i = 0; i < g.m; ++i)  // m < n bytes by k: small beside the product
+        for (int64_t t = 0; t < g.k; ++t) aT[t * g.m + i] = g.a[i * g.k + t];
+      s.b = aT.data();
+    }
+    s.ta = g.tb;
+    s.tb = g.ta;
+    s.colScaleFirst = true;
+    if (g.scaled) {
+      s.blocks.scalesA = g.blocks.scalesB;
+      s.blocks.blockKA = g.blocks.blockKB;
+      s.blocks.blockRowsA = g.blocks.blockRowsB;
+      s.blocks.scalesB = g.blocks.scalesA;
+      s.blocks.blockKB = g.blocks.blockKA;
+      s.blocks.blockRowsB = g.blocks.blockRowsA;
+    }
+    static thread_local std::vector<float> cT;  // kept between calls: no fresh pages every time
+    cT.resize(static_cast<size_t>(g.m * g.n));
+    s.c = cT.data();
+    alignedGemm(s, threads);
+    const float* swapped = cT.data();  // likewise
+    parallelFor(g.m, g.m * g.n < (1 << 16) ? 1 : threads, [&](int64_t i) {
+      for (int64_t j = 0; j < g.n; ++j) g.c[i * g.n + j] = swapped[j * g.m + i];
+    });
+    return;
+  }
   // Rows and columns with a NaN or Inf code come out NaN (looked for row by row only where there is one).
   std::vector<uint8_t> rowBad(static_cast<size_t>(g.m), 0), colBad(static_cast<size_t>(g.n), 0);
   const bool badInB = anyBad(g.b, g.k * g.n, g.tb.bad), badInA = anyBad(g.a, g.m * g.k, g.ta.bad);

@@ -30,6 +30,9 @@ struct AlignedGemmArgs {
   int64_t interval;  // 0: one accumulator for all of k
   bool aKMajor = false;
   bool scaled = false;
+  // A run's column divisor applies before its row divisor: set on the swapped product
+  // C^T = B^T A^T, so that A's divisor still comes first (the contract's (P / sa) / sb).
+  bool colScaleFirst = false;
   BlockRuns blocks{};
 };
 

@@ -91,6 +91,14 @@ describe('blockScaledGemm matches the contract loop', () => {
   });
 });
 
+test('aligned partials of a product run swapped (B wider than A has rows: C^T = B^T A^T, A\'s divisor still first), the result transposed on 2 threads', { skip: !nativeCore() }, () => {
+  for (const [m, n, k] of [[2, 33000, 130], [17, 4100, 260]]) {
+    const { a, b } = operands(m, n, k, TILE, WEIGHT_TILE, 5 + m);
+    const ref = blockScaledGemmReference(a, b, { accumulation: 'hopper-fp8', promote: 128 });
+    for (const threads of [1, 2]) assertSameBits(blockScaledGemm(a, b, { accumulation: 'hopper-fp8', promote: 128, threads }), ref, `${m}x${n}x${k}, ${threads} threads`);
+  }
+});
+
 test('aligned partials with B packed in pieces (OCTET_ALIGNED_PACK_BYTES): the contract loop\'s bits', { skip: !nativeCore() }, () => {
   const { a, b } = operands(40, 90, 1000, TILE, WEIGHT_TILE, 9);
   const ref = blockScaledGemmReference(a, b, { accumulation: 'hopper-fp8', promote: 128 });
