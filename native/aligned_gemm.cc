@@ -972,14 +972,19 @@ bool anyBad(const uint8_t* codes, int64_t count, const uint8_t (&bad)[256]) {
 
 }  // namespace
 
+// Below this many rows of A, packing B (9 bytes a code, each used once per row) costs more than
+// a swapped product's transposition of C; from it on, neither matters.
+constexpr int64_t kSwapRows = 256;
+
 void alignedGemm(const AlignedGemmArgs& g, int threads) {
   if (g.m == 0 || g.n == 0) return;
-  // Where B has more columns than A has rows (a convolution's forward with the weights as A: 16-64
-  // rows against thousands of pixels), the product runs swapped, C^T = B^T A^T: the kernels pack
-  // their B side 9 bytes a code for every row of A to pass over, so the narrower operand goes
-  // there. Every product and sum is the same (products commute, K's order and groups are
-  // unchanged); a run's divisors apply in the contract's order (A's first: colScaleFirst).
-  if (g.n > g.m && !g.colScaleFirst) {
+  // Where B has more columns than A has rows, and A few rows (a convolution's forward with the
+  // weights as A: 16-64 rows against thousands of pixels), the product runs swapped,
+  // C^T = B^T A^T: the kernels pack their B side 9 bytes a code for every row of A to pass over,
+  // so the narrower operand goes there. Every product and sum is the same (products commute, K's
+  // order and groups are unchanged); a run's divisors apply in the contract's order (A's first:
+  // colScaleFirst).
+  if (g.n > g.m && g.m < kSwapRows && !g.colScaleFirst) {
     AlignedGemmArgs s = g;
     s.m = g.n;
     s.n = g.m;
@@ -1009,9 +1014,13 @@ void alignedGemm(const AlignedGemmArgs& g, int threads) {
     cT.resize(static_cast<size_t>(g.m * g.n));
     s.c = cT.data();
     alignedGemm(s, threads);
-    const float* swapped = cT.data();  // likewise
-    parallelFor(g.m, g.m * g.n < (1 << 16) ? 1 : threads, [&](int64_t i) {
-      for (int64_t j = 0; j < g.n; ++j) g.c[i * g.n + j] = swapped[j * g.m + i];
+    // Back into C 16 columns at a time: their 16 rows of C^T (m < 256 floats each) stay in L1
+    // while each row of C gets a cache line.
+    const float* swapped = cT.data();  // this thread's: the workers get its address
+    parallelFor((g.n + 15) / 16, g.m * g.n < (1 << 16) ? 1 : threads, [&](int64_t block) {
+      const int64_t j0 = block * 16, j1 = std::min(g.n, j0 + 16);
+      for (int64_t i = 0; i < g.m; ++i)
+        for (int64_t j = j0; j < j1; ++j) g.c[i * g.n + j] = swapped[j * g.m + i];
     });
     return;
   }
