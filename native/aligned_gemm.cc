@@ -310,7 +310,12 @@ struct Tables {
   Code code[256];
   int32_t exp4[256];
   int8_t exp[256];
+  // The exponent of the value's lowest set bit (kNeverLow for zeros): a product has bits below
+  // 2^e exactly when the two codes' sum is below e.
+  int8_t low[256];
 };
+
+constexpr int kNeverLow = 127;
 
 Tables tablesOf(const AlignedTables& t) {
   Tables out;
@@ -321,6 +326,8 @@ Tables tablesOf(const AlignedTables& t) {
     out.code[c] = Code{v, static_cast<uint16_t>(v < 0.0f ? 0xffff : 0)};
     out.exp4[c] = static_cast<int32_t>(0x01010101u * static_cast<uint8_t>(e));
     out.exp[c] = e;
+    const int magnitude = t.sig[c] < 0 ? -t.sig[c] : t.sig[c];
+    out.low[c] = static_cast<int8_t>(zero ? kNeverLow : t.exp[c] - t.mantissaBits + __builtin_ctz(static_cast<unsigned>(magnitude)));
   }
   return out;
 }
@@ -745,11 +752,211 @@ __attribute__((target("avx2"), noipa)) void finish(const AlignedGemmArgs& g, con
 
 }  // namespace avx2
 
+// The AVX2 kernel on tiles of 1 row x 32 columns with one offset accumulator per 8 columns (not
+// two: half the multiply-adds). Its offset M = 1.5 * 2^23 q is positive, so a multiply-add rounded
+// toward zero floors every product to the quantum, where the contract truncates: a negative product
+// with bits below q comes out q too low. Those are counted per column, in bytes, as the group runs:
+// a product has bits below 2^e exactly when its codes' lowest-bit exponents sum below e, and it is
+// negative exactly when B's sign differs from A's, so B's panel holds those exponents twice (of its
+// columns < 0, read for A >= 0; of its columns > 0, for A < 0; kNeverLow elsewhere), and the
+// group's sum is the accumulator less M plus the count times q: exact, as every term is a multiple
+// of q below 2^24 q. The accumulator carried in from the group before is floored the same way and
+// counted where it is negative with bits below q.
+namespace onesum {
+
+constexpr int64_t kHeader = 96;               // exponents, low exponents for A >= 0, for A < 0
+constexpr int64_t kStride = kHeader + 32 * 4;  // then the 32 values
+constexpr int kLowCap = 57;                    // below any zero's saturated low sum (127 - 70)
+
+struct Codes {
+  float value[256];
+  int32_t exp4[256], low4[256];
+  int signShift;
+};
+
+inline Codes codesOf(const Tables& t) {
+  Codes out;
+  for (int c = 0; c < 256; ++c) {
+    out.value[c] = t.code[c].value;
+    out.exp4[c] = t.exp4[c];
+    out.low4[c] = static_cast<int32_t>(0x01010101u * static_cast<uint8_t>(t.low[c]));
+  }
+  out.signShift = signBit(t);
+  return out;
+}
+
+// Whether the counts stay exact: every real low exponent within [-35, 28] (a sum in [-70, 56],
+// below kLowCap; a zero's kNeverLow plus any of them at least 57).
+inline bool applies(const Tables& ta, const Tables& tb) {
+  for (const Tables* t : {&ta, &tb})
+    for (int c = 0; c < 256; ++c)
+      if (t->low[c] != kNeverLow && (t->low[c] < -35 || t->low[c] > 28)) return false;
+  return signBit(ta) >= 0;
+}
+
+void pack(const AlignedGemmArgs& g, const Tables& tb, int64_t j0, int64_t t0, int64_t t1, uint8_t* out) {
+  const int64_t width = std::min<int64_t>(32, g.n - j0);
+  for (int64_t t = t0; t < t1; ++t) {
+    uint8_t* row = out + (t - t0) * kStride;
+    const uint8_t* codes = g.b + t * g.n + j0;
+    int8_t* e = reinterpret_cast<int8_t*>(row);
+    int8_t* lowForPositiveA = e + 32;
+    int8_t* lowForNegativeA = e + 64;
+    float* v = reinterpret_cast<float*>(row + kHeader);
+    for (int64_t l = 0; l < 32; ++l) {
+      const uint8_t c = l < width ? codes[l] : 0;
+      const float value = l < width ? tb.code[c].value : 0.0f;
+      e[l] = l < width ? tb.exp[c] : static_cast<int8_t>(kZeroExp);
+      lowForPositiveA[l] = static_cast<int8_t>(value < 0.0f ? tb.low[c] : kNeverLow);
+      lowForNegativeA[l] = static_cast<int8_t>(value > 0.0f ? tb.low[c] : kNeverLow);
+      v[l] = value;
+    }
+  }
+}
+
+// pack() for a panel of 32 columns all inside B: per product, the values by four gathers and the
+// three header bytes of each code (exponent, low exponent where negative, where positive) by four
+// more from a table of them, regrouped into three 32-byte rows by unpacks and one permute each.
+__attribute__((target("avx2"))) void packFull(const AlignedGemmArgs& g, const Tables& tb, const int32_t (&header)[256], int64_t j0, int64_t t0, int64_t t1,
+                                              uint8_t* out) {
+  static_assert(sizeof(Code) == 8, "the gathers step over Code entries by 8 bytes");
+  const float* values = &tb.code[0].value;
+  // Within each 128-bit lane: the four codes' exponents, then their low exponents (negative
+  // values), then (positive values), then zeros.
+  const __m256i group = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15, 0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (int64_t t = t0; t < t1; ++t) {
+    uint8_t* row = out + (t - t0) * kStride;
+    const uint8_t* codes = g.b + t * g.n + j0;
+    __m256i bytes[4];
+    for (int q = 0; q < 4; ++q) {
+      const __m256i index = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + 8 * q)));
+      _mm256_store_ps(reinterpret_cast<float*>(row + kHeader) + 8 * q, _mm256_i32gather_ps(values, index, 8));
+      bytes[q] = _mm256_shuffle_epi8(_mm256_i32gather_epi32(header, index, 4), group);
+    }
+    const __m256i low01 = _mm256_unpacklo_epi32(bytes[0], bytes[1]), low23 = _mm256_unpacklo_epi32(bytes[2], bytes[3]);
+    const __m256i high01 = _mm256_unpackhi_epi32(bytes[0], bytes[1]), high23 = _mm256_unpackhi_epi32(bytes[2], bytes[3]);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(row), _mm256_permutevar8x32_epi32(_mm256_unpacklo_epi64(low01, low23), order));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(row + 32), _mm256_permutevar8x32_epi32(_mm256_unpackhi_epi64(low01, low23), order));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(row + 64), _mm256_permutevar8x32_epi32(_mm256_unpacklo_epi64(high01, high23), order));
+  }
+}
+
+// Per code, the header bytes packFull() gathers: exponent, low exponent if negative, if positive.
+inline void headerOf(const Tables& tb, int32_t (&out)[256]) {
+  for (int c = 0; c < 256; ++c) {
+    const float v = tb.code[c].value;
+    const uint8_t low = static_cast<uint8_t>(tb.low[c]), never = static_cast<uint8_t>(kNeverLow);
+    out[c] = static_cast<int32_t>(static_cast<uint8_t>(tb.exp[c]) | uint32_t(v < 0.0f ? low : never) << 8 | uint32_t(v > 0.0f ? low : never) << 16);
+  }
+}
+
+// Four vectors of 8 int32 (each within int8) as 32 bytes in column order.
+__attribute__((target("avx2"), always_inline)) inline __m256i bytesOf(const __m256i (&v)[4]) {
+  const __m256i words = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+  return _mm256_permutevar8x32_epi32(words, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+__attribute__((target("avx2,fma"), noipa)) void accumulate(const AlignedGemmArgs& g, const Codes& ta, const Group* first, const Group* last,
+                                                           const uint8_t* a, int64_t rowOffset, int64_t kStrideA, int64_t aT0,
+                                                           const uint8_t* panel, int64_t tBase, Accumulators<1, 4, avx2::kLanes8>& hot) {
+  constexpr int C = 4;
+  const __m256i keep = _mm256_set1_epi32(g.keep);
+  const __m256i floorExp = _mm256_set1_epi32(kFloorExp);
+  const __m256i lowCap = _mm256_set1_epi32(kLowCap);
+  const __m256i keepBits = _mm256_set1_epi32(static_cast<int32_t>(~((1u << (24 - g.significant)) - 1u)));
+  const uint8_t* row = a + rowOffset;
+  const int signShift = ta.signShift;
+  __m256 acc[C];
+  for (int q = 0; q < C; ++q) acc[q] = _mm256_loadu_ps(hot.acc[0][q]);
+  auto exponents = [&](__m256i& x, int64_t t) __attribute__((always_inline, target("avx2,fma"))) {
+    const float* ea = reinterpret_cast<const float*>(&ta.exp4[row[(t - aT0) * kStrideA]]);
+    x = _mm256_max_epi8(x, _mm256_adds_epi8(_mm256_load_si256(reinterpret_cast<const __m256i*>(panel + (t - tBase) * kStride)),
+                                            _mm256_castps_si256(_mm256_broadcast_ss(ea))));
+  };
+  __m256i x = _mm256_set1_epi8(static_cast<char>(kZeroExp)), next;
+  bool ready = false;
+  for (const Group* group = first; group != last; ++group) {
+    const int64_t g0 = group->g0, g1 = group->g1;
+    const bool fresh = group->flags & kIntervalStart;
+    if (fresh)
+      for (int q = 0; q < C; ++q) acc[q] = _mm256_setzero_ps();
+    if (g1 <= g0) {
+      ready = false;
+      continue;
+    }
+    if (!ready) {
+      x = _mm256_set1_epi8(static_cast<char>(kZeroExp));
+      for (int64_t t = g0; t < g1; ++t) exponents(x, t);
+    }
+    __m256 sum[C], offset[C];
+    __m256i quantum[C], capped[C], carried[C];
+    for (int q = 0; q < C; ++q) {
+      const __m128i bytes = _mm256_extracti128_si256(x, q / 2);
+      __m256i x32 = _mm256_cvtepi8_epi32(q % 2 == 0 ? bytes : _mm_srli_si128(bytes, 8));
+      if (!fresh) {
+        const __m256i bits = _mm256_castps_si256(acc[q]);
+        x32 = _mm256_max_epi32(x32, _mm256_sub_epi32(_mm256_and_si256(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(0xff)), _mm256_set1_epi32(127)));
+      }
+      x32 = _mm256_max_epi32(x32, floorExp);
+      quantum[q] = _mm256_sub_epi32(x32, keep);
+      capped[q] = _mm256_min_epi32(quantum[q], lowCap);
+      offset[q] = _mm256_castsi256_ps(_mm256_or_si256(_mm256_slli_epi32(_mm256_add_epi32(quantum[q], _mm256_set1_epi32(150)), 23), _mm256_set1_epi32(0x00400000)));
+      if (fresh) {
+        sum[q] = offset[q];
+        carried[q] = _mm256_setzero_si256();
+      } else {
+        // The accumulator floored into the offset; counted where it is negative with bits below q.
+        sum[q] = _mm256_add_ps(offset[q], acc[q]);
+        const __m256 lost = _mm256_cmp_ps(_mm256_sub_ps(sum[q], offset[q]), acc[q], _CMP_NEQ_OQ);
+        carried[q] = _mm256_and_si256(_mm256_castps_si256(lost), _mm256_srai_epi32(_mm256_castps_si256(acc[q]), 31));
+      }
+    }
+    const __m256i lowLimit = bytesOf(capped);
+    __m256i hits = _mm256_sub_epi8(_mm256_setzero_si256(), bytesOf(carried));
+    auto products = [&](int64_t t) __attribute__((always_inline, target("avx2,fma"))) {
+      const uint8_t* bt = panel + (t - tBase) * kStride;
+      const uint8_t code = row[(t - aT0) * kStrideA];
+      const __m256 av = _mm256_broadcast_ss(&ta.value[code]);
+      // The low exponents of the columns whose products are negative.
+      const __m256i lowB = _mm256_load_si256(reinterpret_cast<const __m256i*>(bt + 32 + (((code >> signShift) & 1) << 5)));
+      const __m256i low = _mm256_adds_epi8(lowB, _mm256_castps_si256(_mm256_broadcast_ss(reinterpret_cast<const float*>(&ta.low4[code]))));
+      hits = _mm256_sub_epi8(hits, _mm256_cmpgt_epi8(lowLimit, low));
+      const float* values = reinterpret_cast<const float*>(bt + kHeader);
+      for (int q = 0; q < C; ++q) sum[q] = _mm256_fmadd_ps(av, _mm256_load_ps(values + 8 * q), sum[q]);
+    };
+    ready = group + 1 != last && group[1].g1 - group[1].g0 == g1 - g0;
+    if (ready) {
+      next = _mm256_set1_epi8(static_cast<char>(kZeroExp));
+      const int64_t shift = g1 - g0;
+      for (int64_t t = g0; t < g1; ++t) {
+        products(t);
+        exponents(next, t + shift);
+      }
+      x = next;
+    } else {
+      for (int64_t t = g0; t < g1; ++t) products(t);
+    }
+    // The group's exact sum: the floored total, plus q for each negative product cut below q.
+    for (int q = 0; q < C; ++q) {
+      const __m128i countBytes = _mm256_extracti128_si256(hits, q / 2);
+      const __m256 count = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q % 2 == 0 ? countBytes : _mm_srli_si128(countBytes, 8)));
+      const __m256 step = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(quantum[q], _mm256_set1_epi32(127)), 23));
+      const __m256 exact = _mm256_add_ps(_mm256_sub_ps(sum[q], offset[q]), _mm256_mul_ps(count, step));
+      acc[q] = _mm256_castsi256_ps(_mm256_and_si256(_mm256_castps_si256(exact), keepBits));
+    }
+  }
+  for (int q = 0; q < C; ++q) _mm256_storeu_ps(hot.acc[0][q], acc[q]);
+}
+
+}  // namespace onesum
+
 // The two kernels as the driver sees them: lanes, panel layout, and what one group of a row
 // block does (the AVX-512 tile does all of it, under its instructions' own rounding).
 template <int R_, int C_>
 struct Wide {
   static constexpr int R = R_, C = C_, L = kLanes, H = 64;
+  static constexpr int64_t kStride = stride<C, L, H>();
   static constexpr bool kSplit = false;  // no finish pass: the tile adds totals itself
   static constexpr int64_t kSpanBytes = 0;  // one group at a time
   static constexpr bool kGather = false;    // A read where it lies
@@ -766,6 +973,7 @@ struct Wide {
 template <int R_, int C_>
 struct Narrow {
   static constexpr int R = R_, C = C_, L = avx2::kLanes8, H = avx2::kHeader;
+  static constexpr int64_t kStride = stride<C, L, H>();
   static constexpr bool kSplit = true;  // accumulate() under round toward zero, finish() at nearest even
   // The groups of one interval together while their slice of B stays within L1.
   static constexpr int64_t kSpanBytes = 20 << 10;
@@ -784,6 +992,32 @@ struct Narrow {
                      const int64_t (&rowOffset)[R], int64_t kStride, int64_t aT0, const uint8_t* panel, int64_t tBase, int64_t, int64_t,
                      Accumulators<R, C, L>& hot, Sums<R, C, L>&) {
     avx2::accumulate<R, C>(g, ta, first, last, a, rowOffset, kStride, aT0, panel, tBase, hot);
+  }
+  static void finish(const AlignedGemmArgs& g, const Runs& runs, const Group& group, int64_t i0, int64_t j0, const Accumulators<R, C, L>& hot,
+                     Sums<R, C, L>& state) {
+    avx2::finish<R, C>(g, runs, group, i0, j0, hot, state);
+  }
+};
+
+// The 1 x 32 AVX2 tile with one accumulator per 8 columns (onesum above).
+struct OneSum {
+  static constexpr int R = 1, C = 4, L = avx2::kLanes8;
+  static constexpr int64_t kStride = onesum::kStride;
+  static constexpr bool kSplit = true;
+  static constexpr int64_t kSpanBytes = 20 << 10;
+  static constexpr bool kGather = true;
+  using ATable = onesum::Codes;
+  static ATable table(const Tables& t) { return onesum::codesOf(t); }
+  static void pack(const AlignedGemmArgs& g, const Tables& tb, int64_t j0, int64_t t0, int64_t t1, uint8_t* out) {
+    if (g.n - j0 < 32) return onesum::pack(g, tb, j0, t0, t1, out);
+    int32_t header[256];
+    onesum::headerOf(tb, header);
+    onesum::packFull(g, tb, header, j0, t0, t1, out);
+  }
+  static void groups(const AlignedGemmArgs& g, const Runs&, const ATable& ta, const Group* first, const Group* last, const uint8_t* a,
+                     const int64_t (&rowOffset)[R], int64_t kStride, int64_t aT0, const uint8_t* panel, int64_t tBase, int64_t, int64_t,
+                     Accumulators<R, C, L>& hot, Sums<R, C, L>&) {
+    onesum::accumulate(g, ta, first, last, a, rowOffset[0], kStride, aT0, panel, tBase, hot);
   }
   static void finish(const AlignedGemmArgs& g, const Runs& runs, const Group& group, int64_t i0, int64_t j0, const Accumulators<R, C, L>& hot,
                      Sums<R, C, L>& state) {
@@ -813,7 +1047,7 @@ void gemm(const AlignedGemmArgs& g, const Runs& runs, const std::vector<uint8_t>
   constexpr int R = Kernel::R, C = Kernel::C, L = Kernel::L;
   using Acc = Accumulators<R, C, L>;
   using State = Sums<R, C, L>;
-  constexpr int64_t width = C * L, S = stride<C, L, Kernel::H>();
+  constexpr int64_t width = C * L, S = Kernel::kStride;
   const int64_t panels = (g.n + width - 1) / width;
   const std::vector<Group> groups = groupsOf(g, runs);
   const int64_t rowStride = g.aKMajor ? 1 : g.k, kStride = g.aKMajor ? g.m : 1;
@@ -1050,9 +1284,14 @@ void alignedGemm(const AlignedGemmArgs& g, int threads) {
   }
   if (fast::appliesAvx2(g)) {
     // One row by 32 columns where B is that wide: the exponent pass takes 32 columns a vector and A's
-    // code is looked up once per 8 multiply-adds (1.1-1.25x the 3 x 16 tile's speed, 2026-12-07).
+    // code is looked up once per 8 multiply-adds (1.1-1.25x the 3 x 16 tile's speed, 2026-12-07),
+    // and with one accumulator per 8 columns (onesum: 4 multiply-adds, 1.2x again) wherever the
+    // formats' low exponents keep its counts exact (every FP8, FP6 and FP4 format Octet names;
+    // OCTET_ALIGNED_TWO_SUMS=1 runs the two-accumulator tile in its place, as tests do).
     if (g.n <= 8) fast::gemm<fast::Narrow<6, 1>>(g, runs, rowBad, colBad, anyNaN, threads);
     else if (g.n <= 16) fast::gemm<fast::Narrow<3, 2>>(g, runs, rowBad, colBad, anyNaN, threads);
+    else if (!std::getenv("OCTET_ALIGNED_TWO_SUMS") && fast::onesum::applies(fast::tablesOf(g.ta), fast::tablesOf(g.tb)))
+      fast::gemm<fast::OneSum>(g, runs, rowBad, colBad, anyNaN, threads);
     else fast::gemm<fast::Narrow<1, 4>>(g, runs, rowBad, colBad, anyNaN, threads);
     return;
   }

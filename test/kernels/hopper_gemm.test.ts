@@ -41,6 +41,21 @@ describe('the Hopper FP8 accumulation models', () => {
     }
   });
 
+  test('the AVX2 kernel\'s two-accumulator 1 x 32 tile (OCTET_ALIGNED_TWO_SUMS; formats outside the one-sum tile\'s range run it): the same bits', { skip: !nativeCore() }, () => {
+    const [m, n, k] = [40, 70, 500];
+    const a = encode(Float32Array.from({ length: m * k }, (_, i) => Math.sin(i * 0.53) * 2 ** ((i % 13) - 6)), 'e4m3') as Uint8Array;
+    const b = encode(Float32Array.from({ length: k * n }, (_, i) => Math.cos(i * 0.41) * 2 ** ((i % 7) - 3)), 'e5m2') as Uint8Array;
+    try {
+      process.env.OCTET_ALIGNED_TWO_SUMS = '1';
+      for (const model of ['hopper-fp8', 'hopper-fp8-fast'] as const) {
+        const ref = hopperGemm(m, n, k, a, 'e4m3', b, 'e5m2', { model });
+        for (const threads of [1, 2]) assertSameBits(alignedGemm(m, n, k, a, 'e4m3', b, 'e5m2', model, threads), ref, `${model}, ${threads} threads`);
+      }
+    } finally {
+      delete process.env.OCTET_ALIGNED_TWO_SUMS;
+    }
+  });
+
   test('B packed a few panels at a time, K in chunks of whole groups (OCTET_ALIGNED_PACK_BYTES): the same bits', { skip: !nativeCore() }, () => {
     const [m, n, k] = [70, 150, 700];
     const a = encode(Float32Array.from({ length: m * k }, (_, i) => Math.sin(i * 0.61) * 2 ** ((i % 11) - 5)), 'e4m3') as Uint8Array;
