@@ -768,20 +768,15 @@ constexpr int64_t kHeader = 96;               // exponents, low exponents for A 
 constexpr int64_t kStride = kHeader + 32 * 4;  // then the 32 values
 constexpr int kLowCap = 57;                    // below any zero's saturated low sum (127 - 70)
 
-struct Codes {
-  float value[256];
-  int32_t exp4[256], low4[256];
-  int signShift;
+// The two-accumulator kernel's tables, and each code's lowest-bit exponent in four bytes.
+struct Codes : avx2::Codes8 {
+  int32_t low4[256];
 };
 
 inline Codes codesOf(const Tables& t) {
   Codes out;
-  for (int c = 0; c < 256; ++c) {
-    out.value[c] = t.code[c].value;
-    out.exp4[c] = t.exp4[c];
-    out.low4[c] = static_cast<int32_t>(0x01010101u * static_cast<uint8_t>(t.low[c]));
-  }
-  out.signShift = signBit(t);
+  static_cast<avx2::Codes8&>(out) = avx2::codesOf(t);
+  for (int c = 0; c < 256; ++c) out.low4[c] = static_cast<int32_t>(0x01010101u * static_cast<uint8_t>(t.low[c]));
   return out;
 }
 
