@@ -766,7 +766,7 @@ namespace onesum {
 
 constexpr int64_t kHeader = 96;               // exponents, low exponents for A >= 0, for A < 0
 constexpr int64_t kStride = kHeader + 32 * 4;  // then the 32 values
-constexpr int kLowCap = 57;                    // below any zero's saturated low sum (127 - 70)
+constexpr int kLowCap = 57;  // quanta capped here: above every real low sum (<= 56), below a zero's (>= 127 - 35)
 
 // The two-accumulator kernel's tables, and each code's lowest-bit exponent in four bytes.
 struct Codes : avx2::Codes8 {
@@ -781,7 +781,7 @@ inline Codes codesOf(const Tables& t) {
 }
 
 // Whether the counts stay exact: every real low exponent within [-35, 28] (a sum in [-70, 56],
-// below kLowCap; a zero's kNeverLow plus any of them at least 57).
+// below kLowCap; a zero's kNeverLow plus any of them at least 92, above it), and A's sign one bit.
 inline bool applies(const Tables& ta, const Tables& tb) {
   for (const Tables* t : {&ta, &tb})
     for (int c = 0; c < 256; ++c)
