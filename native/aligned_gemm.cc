@@ -6,7 +6,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
-#include <type_traits>
 #include <vector>
 
 #include "cpu.h"
@@ -352,7 +351,7 @@ bool exact(const AlignedGemmArgs& g) {
 
 bool applies(const AlignedGemmArgs& g) { return cpuHasAvx512() && cpuHasAvx512Bw() && exact(g); }
 
-bool appliesAvx2(const AlignedGemmArgs& g) { return cpuHasAvx2() && __builtin_cpu_supports("fma") && exact(g) && signBit(tablesOf(g.ta)) >= 0; }
+bool appliesAvx2(const AlignedGemmArgs& g, const Tables& ta) { return cpuHasAvx2() && __builtin_cpu_supports("fma") && exact(g) && signBit(ta) >= 0; }
 
 // The groups of the accumulation in K order, each with what ends or starts with it.
 enum : uint8_t { kIntervalStart = 1, kIntervalEnd = 2, kRunEnd = 4 };
@@ -598,6 +597,52 @@ __attribute__((target("avx2"))) void packFull(const AlignedGemmArgs& g, const Ta
   }
 }
 
+// A group's exponent bytes for 32 columns, or for 16 (a vector type as a template argument would
+// lose its alignment attribute: GCC warns).
+template <bool Wide>
+struct ExponentBytes {
+  using type = __m128i;
+};
+template <>
+struct ExponentBytes<true> {
+  using type = __m256i;
+};
+
+// Shared by the AVX2 tiles. A group's exponent bytes (16 columns a 128-bit vector, 32 a 256-bit
+// one) raised by product t: the saturating sum of B's exponents in its panel's header and A's
+// exponent (four bytes of an int32), where larger.
+__attribute__((target("avx2"), always_inline)) inline __m128i withProduct(__m128i x, const uint8_t* header, const int32_t* ea) {
+  return _mm_max_epi8(x, _mm_adds_epi8(_mm_load_si128(reinterpret_cast<const __m128i*>(header)), _mm_castps_si128(_mm_broadcast_ss(reinterpret_cast<const float*>(ea)))));
+}
+__attribute__((target("avx2"), always_inline)) inline __m256i withProduct(__m256i x, const uint8_t* header, const int32_t* ea) {
+  return _mm256_max_epi8(x, _mm256_adds_epi8(_mm256_load_si256(reinterpret_cast<const __m256i*>(header)),
+                                             _mm256_castps_si256(_mm256_broadcast_ss(reinterpret_cast<const float*>(ea)))));
+}
+
+// Columns 8q..8q+7 of the exponent bytes, as int32.
+__attribute__((target("avx2"), always_inline)) inline __m256i columnsOf(__m128i x, int q) {
+  return _mm256_cvtepi8_epi32(q % 2 == 0 ? x : _mm_srli_si128(x, 8));
+}
+__attribute__((target("avx2"), always_inline)) inline __m256i columnsOf(__m256i x, int q) {
+  return columnsOf(q / 2 == 0 ? _mm256_castsi256_si128(x) : _mm256_extracti128_si256(x, 1), q);
+}
+
+// A group's quantum exponent, X - keep: X the largest of its exponent sums x32, floor(log2 |acc|) of
+// the accumulator carried in (unless the interval starts with the group; -127 for a zero
+// accumulator, below every real exponent sum) and kFloorExp.
+__attribute__((target("avx2"), always_inline)) inline __m256i quantumOf(__m256i x32, __m256 acc, bool fresh, int keep) {
+  if (!fresh) {
+    const __m256i bits = _mm256_castps_si256(acc);
+    x32 = _mm256_max_epi32(x32, _mm256_sub_epi32(_mm256_and_si256(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(0xff)), _mm256_set1_epi32(127)));
+  }
+  return _mm256_sub_epi32(_mm256_max_epi32(x32, _mm256_set1_epi32(kFloorExp)), _mm256_set1_epi32(keep));
+}
+
+// The offset accumulator's magnitude for quantum 2^e: 1.5 * 2^(e + 23), as bits.
+__attribute__((target("avx2"), always_inline)) inline __m256i offsetOf(__m256i quantum) {
+  return _mm256_or_si256(_mm256_slli_epi32(_mm256_add_epi32(quantum, _mm256_set1_epi32(150)), 23), _mm256_set1_epi32(0x00400000));
+}
+
 // Groups [first, last) of one interval (the last may end it) of the R x 8C tile, the accumulators
 // in registers from the first group to the last.
 template <int R, int C>
@@ -605,8 +650,6 @@ __attribute__((target("avx2,fma"), noipa)) void accumulate(const AlignedGemmArgs
                                                            const uint8_t* a, const int64_t (&rowOffset)[R], int64_t kStride, int64_t aT0,
                                                            const uint8_t* panel, int64_t tBase, Accumulators<R, C, kLanes8>& hot) {
   constexpr int64_t S = stride<C, kLanes8, kHeader>();
-  const __m256i keep = _mm256_set1_epi32(g.keep);
-  const __m256i floorExp = _mm256_set1_epi32(kFloorExp);
   const __m256i sign = _mm256_set1_epi32(static_cast<int32_t>(0x80000000u));
   const __m256i keepBits = _mm256_set1_epi32(static_cast<int32_t>(~((1u << (24 - g.significant)) - 1u)));
   const uint8_t* rows[R];
@@ -617,7 +660,7 @@ __attribute__((target("avx2,fma"), noipa)) void accumulate(const AlignedGemmArgs
     for (int q = 0; q < C; ++q) acc[r][q] = _mm256_loadu_ps(hot.acc[r][q]);
   // A group's largest exponent sum per row and column (bytes: 16 columns a 128-bit vector, 32
   // columns a 256-bit one), product by product.
-  using Bytes = typename std::conditional<(C > 2), __m256i, __m128i>::type;
+  using Bytes = typename ExponentBytes<(C > 2)>::type;
   auto lowest = [](Bytes (&x)[R]) __attribute__((always_inline, target("avx2,fma"))) {
     for (int r = 0; r < R; ++r) {
       if constexpr (C > 2) x[r] = _mm256_set1_epi8(static_cast<char>(kZeroExp));
@@ -626,13 +669,7 @@ __attribute__((target("avx2,fma"), noipa)) void accumulate(const AlignedGemmArgs
   };
   auto exponents = [&](Bytes (&x)[R], int64_t t) __attribute__((always_inline, target("avx2,fma"))) {
     const uint8_t* header = panel + (t - tBase) * S;
-    for (int r = 0; r < R; ++r) {
-      const float* ea = reinterpret_cast<const float*>(&ta.exp4[rows[r][(t - aT0) * kStride]]);
-      if constexpr (C > 2)
-        x[r] = _mm256_max_epi8(x[r], _mm256_adds_epi8(_mm256_load_si256(reinterpret_cast<const __m256i*>(header)), _mm256_castps_si256(_mm256_broadcast_ss(ea))));
-      else
-        x[r] = _mm_max_epi8(x[r], _mm_adds_epi8(_mm_load_si128(reinterpret_cast<const __m128i*>(header)), _mm_castps_si128(_mm_broadcast_ss(ea))));
-    }
+    for (int r = 0; r < R; ++r) x[r] = withProduct(x[r], header, &ta.exp4[rows[r][(t - aT0) * kStride]]);
   };
   // Where the registers allow (one row of 32 columns), the next group's exponent pass runs inside
   // this group's multiply-adds when both groups have the same length (the loads of both overlap).
@@ -656,18 +693,7 @@ __attribute__((target("avx2,fma"), noipa)) void accumulate(const AlignedGemmArgs
     __m256 pos[R][C], neg[R][C];
     for (int r = 0; r < R; ++r) {
       for (int q = 0; q < C; ++q) {
-        __m128i bytes;
-        if constexpr (C > 2) bytes = _mm256_extracti128_si256(x[r], q / 2);
-        else bytes = x[r];
-        __m256i x32 = _mm256_cvtepi8_epi32(q % 2 == 0 ? bytes : _mm_srli_si128(bytes, 8));
-        if (!fresh) {
-          // floor(log2 |acc|); -127 for a zero accumulator, below every real exponent sum.
-          const __m256i bits = _mm256_castps_si256(acc[r][q]);
-          x32 = _mm256_max_epi32(x32, _mm256_sub_epi32(_mm256_and_si256(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(0xff)), _mm256_set1_epi32(127)));
-        }
-        x32 = _mm256_max_epi32(x32, floorExp);
-        const __m256i m = _mm256_or_si256(_mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(x32, keep), _mm256_set1_epi32(150)), 23),
-                                          _mm256_set1_epi32(0x00400000));
+        const __m256i m = offsetOf(quantumOf(columnsOf(x[r], q), acc[r][q], fresh, g.keep));
         const __m256 mp = _mm256_castsi256_ps(m), mn = _mm256_castsi256_ps(_mm256_or_si256(m, sign));
         if (fresh) {
           pos[r][q] = mp;
@@ -781,33 +807,16 @@ inline Codes codesOf(const Tables& t) {
 }
 
 // Whether the counts stay exact: every real low exponent within [-35, 28] (a sum in [-70, 56],
-// below kLowCap; a zero's kNeverLow plus any of them at least 92, above it), and A's sign one bit.
+// below kLowCap; a zero's kNeverLow plus any of them at least 92, above it). (A's sign bit, as
+// for the other AVX2 tiles: appliesAvx2.)
 inline bool applies(const Tables& ta, const Tables& tb) {
   for (const Tables* t : {&ta, &tb})
     for (int c = 0; c < 256; ++c)
       if (t->low[c] != kNeverLow && (t->low[c] < -35 || t->low[c] > 28)) return false;
-  return signBit(ta) >= 0;
+  return true;
 }
 
-void pack(const AlignedGemmArgs& g, const Tables& tb, int64_t j0, int64_t t0, int64_t t1, uint8_t* out) {
-  const int64_t width = std::min<int64_t>(32, g.n - j0);
-  for (int64_t t = t0; t < t1; ++t) {
-    uint8_t* row = out + (t - t0) * kStride;
-    const uint8_t* codes = g.b + t * g.n + j0;
-    int8_t* e = reinterpret_cast<int8_t*>(row);
-    int8_t* lowForPositiveA = e + 32;
-    int8_t* lowForNegativeA = e + 64;
-    float* v = reinterpret_cast<float*>(row + kHeader);
-    for (int64_t l = 0; l < 32; ++l) {
-      const uint8_t c = l < width ? codes[l] : 0;
-      const float value = l < width ? tb.code[c].value : 0.0f;
-      e[l] = l < width ? tb.exp[c] : static_cast<int8_t>(kZeroExp);
-      lowForPositiveA[l] = static_cast<int8_t>(value < 0.0f ? tb.low[c] : kNeverLow);
-      lowForNegativeA[l] = static_cast<int8_t>(value > 0.0f ? tb.low[c] : kNeverLow);
-      v[l] = value;
-    }
-  }
-}
+
 
 // pack() for a panel of 32 columns all inside B: per product, the values by four gathers and the
 // three header bytes of each code (exponent, low exponent where negative, where positive) by four
@@ -846,6 +855,23 @@ inline void headerOf(const Tables& tb, int32_t (&out)[256]) {
   }
 }
 
+// The panel's layout in scalar code, from the same header bytes (a panel with fewer than 32 of
+// B's columns: the rest as zeros, kZeroExp and kNeverLow).
+void pack(const AlignedGemmArgs& g, const Tables& tb, const int32_t (&header)[256], int64_t j0, int64_t t0, int64_t t1, uint8_t* out) {
+  const int64_t width = std::min<int64_t>(32, g.n - j0);
+  const int32_t outside = static_cast<int32_t>(static_cast<uint8_t>(kZeroExp) | uint32_t(static_cast<uint8_t>(kNeverLow)) * 0x10100u);
+  for (int64_t t = t0; t < t1; ++t) {
+    uint8_t* row = out + (t - t0) * kStride;
+    const uint8_t* codes = g.b + t * g.n + j0;
+    float* v = reinterpret_cast<float*>(row + kHeader);
+    for (int64_t l = 0; l < 32; ++l) {
+      const uint32_t bytes = static_cast<uint32_t>(l < width ? header[codes[l]] : outside);
+      for (int b = 0; b < 3; ++b) row[32 * b + l] = static_cast<uint8_t>(bytes >> (8 * b));
+      v[l] = l < width ? tb.code[codes[l]].value : 0.0f;
+    }
+  }
+}
+
 // Four vectors of 8 int32 (each within int8) as 32 bytes in column order.
 __attribute__((target("avx2"), always_inline)) inline __m256i bytesOf(const __m256i (&v)[4]) {
   const __m256i words = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
@@ -856,8 +882,6 @@ __attribute__((target("avx2,fma"), noipa)) void accumulate(const AlignedGemmArgs
                                                            const uint8_t* a, int64_t rowOffset, int64_t kStrideA, int64_t aT0,
                                                            const uint8_t* panel, int64_t tBase, Accumulators<1, 4, avx2::kLanes8>& hot) {
   constexpr int C = 4;
-  const __m256i keep = _mm256_set1_epi32(g.keep);
-  const __m256i floorExp = _mm256_set1_epi32(kFloorExp);
   const __m256i lowCap = _mm256_set1_epi32(kLowCap);
   const __m256i keepBits = _mm256_set1_epi32(static_cast<int32_t>(~((1u << (24 - g.significant)) - 1u)));
   const uint8_t* row = a + rowOffset;
@@ -865,9 +889,7 @@ __attribute__((target("avx2,fma"), noipa)) void accumulate(const AlignedGemmArgs
   __m256 acc[C];
   for (int q = 0; q < C; ++q) acc[q] = _mm256_loadu_ps(hot.acc[0][q]);
   auto exponents = [&](__m256i& x, int64_t t) __attribute__((always_inline, target("avx2,fma"))) {
-    const float* ea = reinterpret_cast<const float*>(&ta.exp4[row[(t - aT0) * kStrideA]]);
-    x = _mm256_max_epi8(x, _mm256_adds_epi8(_mm256_load_si256(reinterpret_cast<const __m256i*>(panel + (t - tBase) * kStride)),
-                                            _mm256_castps_si256(_mm256_broadcast_ss(ea))));
+    x = avx2::withProduct(x, panel + (t - tBase) * kStride, &ta.exp4[row[(t - aT0) * kStrideA]]);
   };
   __m256i x = _mm256_set1_epi8(static_cast<char>(kZeroExp)), next;
   bool ready = false;
@@ -887,16 +909,9 @@ __attribute__((target("avx2,fma"), noipa)) void accumulate(const AlignedGemmArgs
     __m256 sum[C], offset[C];
     __m256i quantum[C], capped[C], carried[C];
     for (int q = 0; q < C; ++q) {
-      const __m128i bytes = _mm256_extracti128_si256(x, q / 2);
-      __m256i x32 = _mm256_cvtepi8_epi32(q % 2 == 0 ? bytes : _mm_srli_si128(bytes, 8));
-      if (!fresh) {
-        const __m256i bits = _mm256_castps_si256(acc[q]);
-        x32 = _mm256_max_epi32(x32, _mm256_sub_epi32(_mm256_and_si256(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(0xff)), _mm256_set1_epi32(127)));
-      }
-      x32 = _mm256_max_epi32(x32, floorExp);
-      quantum[q] = _mm256_sub_epi32(x32, keep);
+      quantum[q] = avx2::quantumOf(avx2::columnsOf(x, q), acc[q], fresh, g.keep);
       capped[q] = _mm256_min_epi32(quantum[q], lowCap);
-      offset[q] = _mm256_castsi256_ps(_mm256_or_si256(_mm256_slli_epi32(_mm256_add_epi32(quantum[q], _mm256_set1_epi32(150)), 23), _mm256_set1_epi32(0x00400000)));
+      offset[q] = _mm256_castsi256_ps(avx2::offsetOf(quantum[q]));
       if (fresh) {
         sum[q] = offset[q];
         carried[q] = _mm256_setzero_si256();
@@ -934,8 +949,7 @@ __attribute__((target("avx2,fma"), noipa)) void accumulate(const AlignedGemmArgs
     }
     // The group's exact sum: the floored total, plus q for each negative product cut below q.
     for (int q = 0; q < C; ++q) {
-      const __m128i countBytes = _mm256_extracti128_si256(hits, q / 2);
-      const __m256 count = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q % 2 == 0 ? countBytes : _mm_srli_si128(countBytes, 8)));
+      const __m256 count = _mm256_cvtepi32_ps(avx2::columnsOf(hits, q));
       const __m256 step = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(quantum[q], _mm256_set1_epi32(127)), 23));
       const __m256 exact = _mm256_add_ps(_mm256_sub_ps(sum[q], offset[q]), _mm256_mul_ps(count, step));
       acc[q] = _mm256_castsi256_ps(_mm256_and_si256(_mm256_castps_si256(exact), keepBits));
@@ -1004,10 +1018,10 @@ struct OneSum {
   using ATable = onesum::Codes;
   static ATable table(const Tables& t) { return onesum::codesOf(t); }
   static void pack(const AlignedGemmArgs& g, const Tables& tb, int64_t j0, int64_t t0, int64_t t1, uint8_t* out) {
-    if (g.n - j0 < 32) return onesum::pack(g, tb, j0, t0, t1, out);
     int32_t header[256];
     onesum::headerOf(tb, header);
-    onesum::packFull(g, tb, header, j0, t0, t1, out);
+    if (g.n - j0 < 32) onesum::pack(g, tb, header, j0, t0, t1, out);
+    else onesum::packFull(g, tb, header, j0, t0, t1, out);
   }
   static void groups(const AlignedGemmArgs& g, const Runs&, const ATable& ta, const Group* first, const Group* last, const uint8_t* a,
                      const int64_t (&rowOffset)[R], int64_t kStride, int64_t aT0, const uint8_t* panel, int64_t tBase, int64_t, int64_t,
@@ -1036,9 +1050,9 @@ int64_t packBudget() {
 }
 
 template <class Kernel>
-void gemm(const AlignedGemmArgs& g, const Runs& runs, const std::vector<uint8_t>& rowBad, const std::vector<uint8_t>& colBad, bool anyBad, int threads) {
-  const Tables tb = tablesOf(g.tb);
-  const typename Kernel::ATable ta = Kernel::table(tablesOf(g.ta));
+void gemm(const AlignedGemmArgs& g, const Tables& tablesA, const Tables& tb, const Runs& runs, const std::vector<uint8_t>& rowBad,
+          const std::vector<uint8_t>& colBad, bool anyBad, int threads) {
+  const typename Kernel::ATable ta = Kernel::table(tablesA);
   constexpr int R = Kernel::R, C = Kernel::C, L = Kernel::L;
   using Acc = Accumulators<R, C, L>;
   using State = Sums<R, C, L>;
@@ -1271,23 +1285,24 @@ void alignedGemm(const AlignedGemmArgs& g, int threads) {
   const Runs runs = runsOf(g, threads);
 #ifdef OCTET_X86
   const bool anyNaN = badInA || badInB;  // some row or column comes out NaN
+  const fast::Tables ta = fast::tablesOf(g.ta), tb = fast::tablesOf(g.tb);  // once, for every kernel below
   if (fast::applies(g)) {
-    if (g.n <= 16) fast::gemm<fast::Wide<8, 1>>(g, runs, rowBad, colBad, anyNaN, threads);
-    else if (g.n <= 32) fast::gemm<fast::Wide<4, 2>>(g, runs, rowBad, colBad, anyNaN, threads);
-    else fast::gemm<fast::Wide<2, 4>>(g, runs, rowBad, colBad, anyNaN, threads);
+    if (g.n <= 16) fast::gemm<fast::Wide<8, 1>>(g, ta, tb, runs, rowBad, colBad, anyNaN, threads);
+    else if (g.n <= 32) fast::gemm<fast::Wide<4, 2>>(g, ta, tb, runs, rowBad, colBad, anyNaN, threads);
+    else fast::gemm<fast::Wide<2, 4>>(g, ta, tb, runs, rowBad, colBad, anyNaN, threads);
     return;
   }
-  if (fast::appliesAvx2(g)) {
+  if (fast::appliesAvx2(g, ta)) {
     // One row by 32 columns where B is that wide: the exponent pass takes 32 columns a vector and A's
     // code is looked up once per 8 multiply-adds (1.1-1.25x the 3 x 16 tile's speed, 2026-12-07),
     // and with one accumulator per 8 columns (onesum: 4 multiply-adds, 1.2x again) wherever the
     // formats' low exponents keep its counts exact (every FP8, FP6 and FP4 format Octet names;
     // OCTET_ALIGNED_TWO_SUMS=1 runs the two-accumulator tile in its place, as tests do).
-    if (g.n <= 8) fast::gemm<fast::Narrow<6, 1>>(g, runs, rowBad, colBad, anyNaN, threads);
-    else if (g.n <= 16) fast::gemm<fast::Narrow<3, 2>>(g, runs, rowBad, colBad, anyNaN, threads);
-    else if (!std::getenv("OCTET_ALIGNED_TWO_SUMS") && fast::onesum::applies(fast::tablesOf(g.ta), fast::tablesOf(g.tb)))
-      fast::gemm<fast::OneSum>(g, runs, rowBad, colBad, anyNaN, threads);
-    else fast::gemm<fast::Narrow<1, 4>>(g, runs, rowBad, colBad, anyNaN, threads);
+    if (g.n <= 8) fast::gemm<fast::Narrow<6, 1>>(g, ta, tb, runs, rowBad, colBad, anyNaN, threads);
+    else if (g.n <= 16) fast::gemm<fast::Narrow<3, 2>>(g, ta, tb, runs, rowBad, colBad, anyNaN, threads);
+    else if (!std::getenv("OCTET_ALIGNED_TWO_SUMS") && fast::onesum::applies(ta, tb))
+      fast::gemm<fast::OneSum>(g, ta, tb, runs, rowBad, colBad, anyNaN, threads);
+    else fast::gemm<fast::Narrow<1, 4>>(g, ta, tb, runs, rowBad, colBad, anyNaN, threads);
     return;
   }
 #endif
