@@ -807,9 +807,12 @@ inline Codes codesOf(const Tables& t) {
 }
 
 // Whether the counts stay exact: every real low exponent within [-35, 28] (a sum in [-70, 56],
-// below kLowCap; a zero's kNeverLow plus any of them at least 92, above it). (A's sign bit, as
-// for the other AVX2 tiles: appliesAvx2.)
-inline bool applies(const Tables& ta, const Tables& tb) {
+// below kLowCap; a zero's kNeverLow plus any of them at least 92, above it), and a column's count
+// within a byte (at most one per product of the group and one for the carried accumulator; read as
+// unsigned). (A's sign bit, as for the other AVX2 tiles: appliesAvx2.)
+constexpr int kMaxGroup = 254;
+inline bool applies(const AlignedGemmArgs& g, const Tables& ta, const Tables& tb) {
+  if (g.group > kMaxGroup) return false;
   for (const Tables* t : {&ta, &tb})
     for (int c = 0; c < 256; ++c)
       if (t->low[c] != kNeverLow && (t->low[c] < -35 || t->low[c] > 28)) return false;
@@ -949,7 +952,8 @@ __attribute__((target("avx2,fma"), noipa)) void accumulate(const AlignedGemmArgs
     }
     // The group's exact sum: the floored total, plus q for each negative product cut below q.
     for (int q = 0; q < C; ++q) {
-      const __m256 count = _mm256_cvtepi32_ps(avx2::columnsOf(hits, q));
+      const __m128i half = q < 2 ? _mm256_castsi256_si128(hits) : _mm256_extracti128_si256(hits, 1);
+      const __m256 count = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(q % 2 == 0 ? half : _mm_srli_si128(half, 8)));  // 0 to 255
       const __m256 step = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(quantum[q], _mm256_set1_epi32(127)), 23));
       const __m256 exact = _mm256_add_ps(_mm256_sub_ps(sum[q], offset[q]), _mm256_mul_ps(count, step));
       acc[q] = _mm256_castsi256_ps(_mm256_and_si256(_mm256_castps_si256(exact), keepBits));
@@ -1300,7 +1304,7 @@ void alignedGemm(const AlignedGemmArgs& g, int threads) {
     // OCTET_ALIGNED_TWO_SUMS=1 runs the two-accumulator tile in its place, as tests do).
     if (g.n <= 8) fast::gemm<fast::Narrow<6, 1>>(g, ta, tb, runs, rowBad, colBad, anyNaN, threads);
     else if (g.n <= 16) fast::gemm<fast::Narrow<3, 2>>(g, ta, tb, runs, rowBad, colBad, anyNaN, threads);
-    else if (!std::getenv("OCTET_ALIGNED_TWO_SUMS") && fast::onesum::applies(ta, tb))
+    else if (!std::getenv("OCTET_ALIGNED_TWO_SUMS") && fast::onesum::applies(g, ta, tb))
       fast::gemm<fast::OneSum>(g, ta, tb, runs, rowBad, colBad, anyNaN, threads);
     else fast::gemm<fast::Narrow<1, 4>>(g, ta, tb, runs, rowBad, colBad, anyNaN, threads);
     return;

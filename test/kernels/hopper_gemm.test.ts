@@ -56,6 +56,20 @@ describe('the Hopper FP8 accumulation models', () => {
     }
   });
 
+  test('long groups: a column\'s count of negative products cut below the quantum past 127 (the one-sum tile\'s byte counts), and past 254 (the other tiles)', { skip: !nativeCore() }, () => {
+    // A = -1; B's products 1.125 * 2^-9 (bits below every quantum) but one in 64 that is 16 (which
+    // sets the group's largest exponent): nearly every product of a group is negative and cut.
+    const [m, n, k] = [64, 40, 1024];
+    const a = codes(Array.from({ length: m * k }, () => -1), 'e4m3');
+    const b = codes(Array.from({ length: k * n }, (_, i) => (i % (n * 64) < n ? 16 : 1.125 * 2 ** -9)), 'e4m3');
+    for (const [group, keep] of [[200, 6], [254, 8], [256, 8]]) {
+      const model = { group, keep, significant: 20, interval: 0 };
+      const ref = hopperGemm(m, n, k, a, 'e4m3', b, 'e4m3', { model });
+      assert.equal(ref[0], -256);
+      for (const threads of [1, 2]) assertSameBits(alignedGemm(m, n, k, a, 'e4m3', b, 'e4m3', model, threads), ref, `group ${group}, ${threads} threads`);
+    }
+  });
+
   test('B packed a few panels at a time, K in chunks of whole groups (OCTET_ALIGNED_PACK_BYTES): the same bits', { skip: !nativeCore() }, () => {
     const [m, n, k] = [70, 150, 700];
     const a = encode(Float32Array.from({ length: m * k }, (_, i) => Math.sin(i * 0.61) * 2 ** ((i % 11) - 5)), 'e4m3') as Uint8Array;
