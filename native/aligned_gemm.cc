@@ -426,6 +426,39 @@ struct Sums {
   float total[R][C][L], out[R][C][L];
 };
 
+// What ends with the group, after an AVX-512 tile's groups (at nearest even, the instructions'
+// default): the interval's accumulator added into the run's total; at a run's end, the total
+// (block-scaled) into the output.
+template <int R, int C>
+__attribute__((target("avx512f"), always_inline)) inline void closeGroup(const AlignedGemmArgs& g, const Runs& runs, const Group& group, int64_t i0, int64_t j0,
+                                                                         const __m512 (&acc)[R][C], Sums<R, C>& state) {
+  if (group.flags & kIntervalEnd)
+    for (int r = 0; r < R; ++r)
+      for (int q = 0; q < C; ++q) _mm512_storeu_ps(state.total[r][q], _mm512_add_ps(_mm512_loadu_ps(state.total[r][q]), acc[r][q]));
+  if (group.flags & kRunEnd) {
+    const int64_t run = group.run;
+    for (int r = 0; r < R; ++r) {
+      const int64_t i = std::min(i0 + r, g.m - 1);  // rows past m: any divisor, never stored
+      for (int q = 0; q < C; ++q) {
+        const __m512 total = _mm512_loadu_ps(state.total[r][q]);
+        if (!g.scaled) {
+          _mm512_storeu_ps(state.out[r][q], total);
+        } else {
+          const int64_t j = j0 + q * kLanes;
+          const __mmask16 lanes = j >= g.n ? 0 : g.n - j >= kLanes ? 0xffff : static_cast<__mmask16>((1u << (g.n - j)) - 1u);
+          const __m512 col = _mm512_mask_loadu_ps(_mm512_set1_ps(1.0f), lanes, runs.scales.cols.data() + run * g.n + j);
+          const __m512 row = _mm512_set1_ps(runs.scales.rows[run * g.m + i]);
+          const __m512 d = g.colScaleFirst ? col : row, b = g.colScaleFirst ? row : col;  // d first
+          const __m512 out = _mm512_loadu_ps(state.out[r][q]);
+          _mm512_storeu_ps(state.out[r][q], runs.scales.reciprocal[run] ? _mm512_add_ps(out, _mm512_mul_ps(_mm512_mul_ps(total, d), b))
+                                                                        : _mm512_add_ps(out, _mm512_div_ps(_mm512_div_ps(total, d), b)));
+        }
+        _mm512_storeu_ps(state.total[r][q], _mm512_setzero_ps());
+      }
+    }
+  }
+}
+
 // Groups [first, last) of the R x 16 C tile at rows [i0, i0 + R) (A's codes of row r at
 // a + rowOffset[r] + t * kStride), panel columns [j0, j0 + 16 C) (product t of the panel at
 // panel + (t - tBase) * stride).
@@ -506,31 +539,7 @@ __attribute__((target("avx512f,avx512bw"))) void tile(const AlignedGemmArgs& g, 
       for (int r = 0; r < R; ++r)
         for (int q = 0; q < C; ++q) acc[r][q] = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(_mm512_add_ps(pos[r][q], neg[r][q])), keepBits));
     }
-    if (group->flags & kIntervalEnd)
-      for (int r = 0; r < R; ++r)
-        for (int q = 0; q < C; ++q) _mm512_storeu_ps(state.total[r][q], _mm512_add_ps(_mm512_loadu_ps(state.total[r][q]), acc[r][q]));
-    if (group->flags & kRunEnd) {
-      const int64_t run = group->run;
-      for (int r = 0; r < R; ++r) {
-        const int64_t i = std::min(i0 + r, g.m - 1);  // rows past m: any divisor, never stored
-        for (int q = 0; q < C; ++q) {
-          const __m512 total = _mm512_loadu_ps(state.total[r][q]);
-          if (!g.scaled) {
-            _mm512_storeu_ps(state.out[r][q], total);
-          } else {
-            const int64_t j = j0 + q * kLanes;
-            const __mmask16 lanes = j >= g.n ? 0 : g.n - j >= kLanes ? 0xffff : static_cast<__mmask16>((1u << (g.n - j)) - 1u);
-            const __m512 col = _mm512_mask_loadu_ps(_mm512_set1_ps(1.0f), lanes, runs.scales.cols.data() + run * g.n + j);
-            const __m512 row = _mm512_set1_ps(runs.scales.rows[run * g.m + i]);
-            const __m512 d = g.colScaleFirst ? col : row, b = g.colScaleFirst ? row : col;  // d first
-            const __m512 out = _mm512_loadu_ps(state.out[r][q]);
-            _mm512_storeu_ps(state.out[r][q], runs.scales.reciprocal[run] ? _mm512_add_ps(out, _mm512_mul_ps(_mm512_mul_ps(total, d), b))
-                                                                          : _mm512_add_ps(out, _mm512_div_ps(_mm512_div_ps(total, d), b)));
-          }
-          _mm512_storeu_ps(state.total[r][q], zero);
-        }
-      }
-    }
+    closeGroup<R, C>(g, runs, *group, i0, j0, acc, state);
   }
   for (int r = 0; r < R; ++r)
     for (int q = 0; q < C; ++q) _mm512_storeu_ps(hot.acc[r][q], acc[r][q]);
@@ -858,18 +867,20 @@ inline void headerOf(const Tables& tb, int32_t (&out)[256]) {
   }
 }
 
-// The panel's layout in scalar code, from the same header bytes (a panel with fewer than 32 of
-// B's columns: the rest as zeros, kZeroExp and kNeverLow).
+// The panel's layout in scalar code, from the same header bytes, for panels of W columns (32 here,
+// 64 on AVX-512: three rows of W header bytes, then W values; a panel with fewer than W of B's
+// columns: the rest as zeros, kZeroExp and kNeverLow).
+template <int W>
 void pack(const AlignedGemmArgs& g, const Tables& tb, const int32_t (&header)[256], int64_t j0, int64_t t0, int64_t t1, uint8_t* out) {
-  const int64_t width = std::min<int64_t>(32, g.n - j0);
+  const int64_t width = std::min<int64_t>(W, g.n - j0);
   const int32_t outside = static_cast<int32_t>(static_cast<uint8_t>(kZeroExp) | uint32_t(static_cast<uint8_t>(kNeverLow)) * 0x10100u);
   for (int64_t t = t0; t < t1; ++t) {
-    uint8_t* row = out + (t - t0) * kStride;
+    uint8_t* row = out + (t - t0) * 7 * W;
     const uint8_t* codes = g.b + t * g.n + j0;
-    float* v = reinterpret_cast<float*>(row + kHeader);
-    for (int64_t l = 0; l < 32; ++l) {
+    float* v = reinterpret_cast<float*>(row + 3 * W);
+    for (int64_t l = 0; l < W; ++l) {
       const uint32_t bytes = static_cast<uint32_t>(l < width ? header[codes[l]] : outside);
-      for (int b = 0; b < 3; ++b) row[32 * b + l] = static_cast<uint8_t>(bytes >> (8 * b));
+      for (int b = 0; b < 3; ++b) row[W * b + l] = static_cast<uint8_t>(bytes >> (8 * b));
       v[l] = l < width ? tb.code[codes[l]].value : 0.0f;
     }
   }
@@ -964,6 +975,131 @@ __attribute__((target("avx2,fma"), noipa)) void accumulate(const AlignedGemmArgs
 
 }  // namespace onesum
 
+// The one-sum method on AVX-512: tiles of 1 row x 64 columns (the exponent pass and the counts
+// take 64 bytes a vector, four accumulators of 16 columns), every rounding toward zero by the
+// instructions themselves (no MXCSR switch), and the group's closing in the tile as the
+// two-accumulator tile has it. Panels as onesum's for W = 64: per product 64 exponents, 64 low
+// exponents of B's values < 0, 64 of B's values > 0, then 64 values (448 bytes).
+namespace onesum512 {
+
+constexpr int W = 64;
+constexpr int64_t kHeader = 3 * W;
+constexpr int64_t kStride = 7 * W;
+
+// pack<64>() for a panel all inside B: per 16 columns, the values by one gather and the three
+// header bytes by another from their table, narrowed to bytes.
+__attribute__((target("avx512f,avx512bw"))) void packFull(const AlignedGemmArgs& g, const Tables& tb, const int32_t (&header)[256], int64_t j0, int64_t t0,
+                                                         int64_t t1, uint8_t* out) {
+  static_assert(sizeof(Code) == 8, "the gathers step over Code entries by 8 bytes");
+  const float* values = &tb.code[0].value;
+  for (int64_t t = t0; t < t1; ++t) {
+    uint8_t* row = out + (t - t0) * kStride;
+    const uint8_t* codes = g.b + t * g.n + j0;
+    for (int q = 0; q < 4; ++q) {
+      const __m512i index = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(codes + 16 * q)));
+      _mm512_store_ps(reinterpret_cast<float*>(row + kHeader) + 16 * q, _mm512_i32gather_ps(index, values, 8));
+      const __m512i bytes = _mm512_i32gather_epi32(index, header, 4);
+      for (int b = 0; b < 3; ++b)
+        _mm_store_si128(reinterpret_cast<__m128i*>(row + W * b + 16 * q), _mm512_cvtepi32_epi8(_mm512_srli_epi32(bytes, 8 * b)));
+    }
+  }
+}
+
+// Groups [first, last) of the tile at row i0 (A's codes at a + rowOffset + (t - aT0) * kStrideA),
+// panel columns [j0, j0 + 64).
+__attribute__((target("avx512f,avx512bw"))) void tile(const AlignedGemmArgs& g, const Runs& runs, const onesum::Codes& ta, const Group* first, const Group* last,
+                                                     const uint8_t* a, int64_t rowOffset, int64_t kStrideA, int64_t aT0, const uint8_t* panel, int64_t tBase,
+                                                     int64_t i0, int64_t j0, Accumulators<1, 4>& hot, Sums<1, 4>& state) {
+  constexpr int C = 4;
+  const __m512i keep = _mm512_set1_epi32(g.keep);
+  const __m512i floorExp = _mm512_set1_epi32(kFloorExp);
+  const __m512i lowCap = _mm512_set1_epi32(onesum::kLowCap);
+  const __m512i keepBits = _mm512_set1_epi32(static_cast<int32_t>(~((1u << (24 - g.significant)) - 1u)));
+  const __m512i one = _mm512_set1_epi8(1);
+  const uint8_t* row = a + rowOffset;
+  const int signShift = ta.signShift;
+  __m512 acc[1][C];
+  for (int q = 0; q < C; ++q) acc[0][q] = _mm512_loadu_ps(hot.acc[0][q]);
+  auto exponents = [&](__m512i& x, int64_t t) __attribute__((always_inline, target("avx512f,avx512bw"))) {
+    const __m512i eb = _mm512_load_si512(panel + (t - tBase) * kStride);
+    x = _mm512_max_epi8(x, _mm512_adds_epi8(eb, _mm512_set1_epi32(ta.exp4[row[(t - aT0) * kStrideA]])));
+  };
+  __m512i x = _mm512_set1_epi8(static_cast<char>(kZeroExp)), next;
+  bool ready = false;  // x holds the group's exponents already
+  for (const Group* group = first; group != last; ++group) {
+    const int64_t g0 = group->g0, g1 = group->g1;
+    const bool fresh = group->flags & kIntervalStart;
+    if (fresh)
+      for (int q = 0; q < C; ++q) acc[0][q] = _mm512_setzero_ps();
+    if (g1 <= g0) {
+      ready = false;
+    } else {
+      if (!ready) {
+        x = _mm512_set1_epi8(static_cast<char>(kZeroExp));
+        for (int64_t t = g0; t < g1; ++t) exponents(x, t);
+      }
+      // Per 16 columns: the quantum's exponent (X - keep, X with floor(log2 |acc|) from the
+      // accumulator's exponent field: 0 or a normal float), the offset, the accumulator floored into it.
+      __m512 sum[C], offset[C];
+      __m512i quantum[C];
+      __m512i lowLimit = _mm512_setzero_si512();
+      uint64_t carried = 0;
+      for (int q = 0; q < C; ++q) {
+        __m512i x32 = _mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32(x, q));
+        const __m512i bits = _mm512_castps_si512(acc[0][q]);
+        if (!fresh) x32 = _mm512_max_epi32(x32, _mm512_sub_epi32(_mm512_and_si512(_mm512_srli_epi32(bits, 23), _mm512_set1_epi32(0xff)), _mm512_set1_epi32(127)));
+        quantum[q] = _mm512_sub_epi32(_mm512_max_epi32(x32, floorExp), keep);
+        lowLimit = _mm512_inserti32x4(lowLimit, _mm512_cvtepi32_epi8(_mm512_min_epi32(quantum[q], lowCap)), q);
+        offset[q] = _mm512_castsi512_ps(magicBits(quantum[q]));
+        if (fresh) {
+          sum[q] = offset[q];
+        } else {
+          // Counted where the accumulator is negative with bits below the quantum.
+          sum[q] = _mm512_add_round_ps(offset[q], acc[0][q], kTruncate);
+          const __mmask16 lost = _mm512_cmp_ps_mask(_mm512_sub_ps(sum[q], offset[q]), acc[0][q], _CMP_NEQ_OQ) &
+                                 _mm512_cmplt_epi32_mask(bits, _mm512_setzero_si512());
+          carried |= static_cast<uint64_t>(lost) << (16 * q);
+        }
+      }
+      __m512i hits = _mm512_maskz_mov_epi8(carried, one);
+      auto products = [&](int64_t t) __attribute__((always_inline, target("avx512f,avx512bw"))) {
+        const uint8_t* bt = panel + (t - tBase) * kStride;
+        const uint8_t code = row[(t - aT0) * kStrideA];
+        const __m512 av = _mm512_set1_ps(ta.value[code]);
+        // The low exponents of the columns whose products are negative.
+        const __m512i lowB = _mm512_load_si512(bt + W + (((code >> signShift) & 1) << 6));
+        const __m512i low = _mm512_adds_epi8(lowB, _mm512_set1_epi32(ta.low4[code]));
+        hits = _mm512_mask_add_epi8(hits, _mm512_cmpgt_epi8_mask(lowLimit, low), hits, one);
+        const float* values = reinterpret_cast<const float*>(bt + kHeader);
+        for (int q = 0; q < C; ++q) sum[q] = _mm512_fmadd_round_ps(av, _mm512_load_ps(values + 16 * q), sum[q], kTruncate);
+      };
+      ready = group + 1 != last && group[1].g1 - group[1].g0 == g1 - g0;
+      if (ready) {
+        next = _mm512_set1_epi8(static_cast<char>(kZeroExp));
+        const int64_t shift = g1 - g0;
+        for (int64_t t = g0; t < g1; ++t) {
+          products(t);
+          exponents(next, t + shift);
+        }
+        x = next;
+      } else {
+        for (int64_t t = g0; t < g1; ++t) products(t);
+      }
+      // The group's exact sum: the floored total, plus q for each negative product cut below q.
+      for (int q = 0; q < C; ++q) {
+        const __m512 count = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(hits, q)));
+        const __m512 step = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(quantum[q], _mm512_set1_epi32(127)), 23));
+        const __m512 exact = _mm512_add_ps(_mm512_sub_ps(sum[q], offset[q]), _mm512_mul_ps(count, step));
+        acc[0][q] = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(exact), keepBits));
+      }
+    }
+    closeGroup<1, C>(g, runs, *group, i0, j0, acc, state);
+  }
+  for (int q = 0; q < C; ++q) _mm512_storeu_ps(hot.acc[0][q], acc[0][q]);
+}
+
+}  // namespace onesum512
+
 // The two kernels as the driver sees them: lanes, panel layout, and what one group of a row
 // block does (the AVX-512 tile does all of it, under its instructions' own rounding).
 template <int R_, int C_>
@@ -1024,7 +1160,7 @@ struct OneSum {
   static void pack(const AlignedGemmArgs& g, const Tables& tb, int64_t j0, int64_t t0, int64_t t1, uint8_t* out) {
     int32_t header[256];
     onesum::headerOf(tb, header);
-    if (g.n - j0 < 32) onesum::pack(g, tb, header, j0, t0, t1, out);
+    if (g.n - j0 < 32) onesum::pack<32>(g, tb, header, j0, t0, t1, out);
     else onesum::packFull(g, tb, header, j0, t0, t1, out);
   }
   static void groups(const AlignedGemmArgs& g, const Runs&, const ATable& ta, const Group* first, const Group* last, const uint8_t* a,
@@ -1036,6 +1172,30 @@ struct OneSum {
                      Sums<R, C, L>& state) {
     avx2::finish<R, C>(g, runs, group, i0, j0, hot, state);
   }
+};
+
+// The 1 x 64 AVX-512 tile with one accumulator per 16 columns (onesum512 above).
+struct OneSum512 {
+  static constexpr int R = 1, C = 4, L = kLanes;
+  static constexpr int64_t kStride = onesum512::kStride;
+  static constexpr bool kSplit = false;  // the tile closes its groups itself
+  // Two groups of 32 products (28 KB of B) together: the second's exponent pass overlaps the first's products.
+  static constexpr int64_t kSpanBytes = 32 << 10;
+  static constexpr bool kGather = true;
+  using ATable = onesum::Codes;
+  static ATable table(const Tables& t) { return onesum::codesOf(t); }
+  static void pack(const AlignedGemmArgs& g, const Tables& tb, int64_t j0, int64_t t0, int64_t t1, uint8_t* out) {
+    int32_t header[256];
+    onesum::headerOf(tb, header);
+    if (g.n - j0 < onesum512::W) onesum::pack<onesum512::W>(g, tb, header, j0, t0, t1, out);
+    else onesum512::packFull(g, tb, header, j0, t0, t1, out);
+  }
+  static void groups(const AlignedGemmArgs& g, const Runs& runs, const ATable& ta, const Group* first, const Group* last, const uint8_t* a,
+                     const int64_t (&rowOffset)[R], int64_t kStride, int64_t aT0, const uint8_t* panel, int64_t tBase, int64_t i0, int64_t j0,
+                     Accumulators<R, C, L>& hot, Sums<R, C, L>& state) {
+    onesum512::tile(g, runs, ta, first, last, a, rowOffset[0], kStride, aT0, panel, tBase, i0, j0, hot, state);
+  }
+  static void finish(const AlignedGemmArgs&, const Runs&, const Group&, int64_t, int64_t, const Accumulators<R, C, L>&, Sums<R, C, L>&) {}
 };
 
 // Work is cut so that packed B stays small (a packed product takes 9 bytes where its code took 1):
@@ -1293,6 +1453,11 @@ void alignedGemm(const AlignedGemmArgs& g, int threads) {
   if (fast::applies(g)) {
     if (g.n <= 16) fast::gemm<fast::Wide<8, 1>>(g, ta, tb, runs, rowBad, colBad, anyNaN, threads);
     else if (g.n <= 32) fast::gemm<fast::Wide<4, 2>>(g, ta, tb, runs, rowBad, colBad, anyNaN, threads);
+    // Wider: one row by 64 columns with one accumulator per 16 (onesum512) where its counts stay
+    // exact and A's sign is one bit of its codes (as on AVX2; OCTET_ALIGNED_TWO_SUMS=1 runs the
+    // two-accumulator tile in its place).
+    else if (!std::getenv("OCTET_ALIGNED_TWO_SUMS") && fast::onesum::applies(g, ta, tb) && fast::signBit(ta) >= 0)
+      fast::gemm<fast::OneSum512>(g, ta, tb, runs, rowBad, colBad, anyNaN, threads);
     else fast::gemm<fast::Wide<2, 4>>(g, ta, tb, runs, rowBad, colBad, anyNaN, threads);
     return;
   }

@@ -159,23 +159,33 @@ void runScaled(int64_t m, int64_t n, int64_t k, int64_t blockK, int64_t blockRow
 int main() {
   const Model hopper{32, 13, 14, 128}, fast{32, 13, 14, 0}, small{16, 10, 12, 40}, tiny{8, 6, 8, 0}, lanes{100, 14, 22, 0}, wide{512, 16, 20, 0},
       long200{200, 6, 20, 0}, long254{254, 8, 20, 0}, long256{256, 8, 20, 0};
-  // Every tile width (16 columns or fewer, 32, more), swapped products (n > m, m < 256), edges.
-  for (int64_t n : {1, 9, 16, 17, 32, 33, 64, 70, 100})
-    for (int64_t m : {1, 5, 64, 70, 300}) run(m, n, 200, kFormats[0], kFormats[1], hopper, false, false, "shapes");
-  for (const Format& fa : kFormats)
-    for (const Format& fb : kFormats) {
-      run(70, 75, 300, fa, fb, hopper, false, true, "formats");
-      run(40, 130, 260, fa, fb, fast, true, false, "formats");
+  // Twice: the tiles as chosen (one accumulator per 16 columns where B has more than 32), then with
+  // OCTET_ALIGNED_TWO_SUMS=1 (the two-accumulator tiles everywhere).
+  for (const bool twoSums : {false, true}) {
+    if (twoSums) setenv("OCTET_ALIGNED_TWO_SUMS", "1", 1);
+    const char* tiles = twoSums ? "two sums" : "as chosen";
+    std::printf("tiles %s\n", tiles);
+    // Every tile width (16 columns or fewer, 32, 64, more; edge panels), swapped products (n > m, m < 256).
+    for (int64_t n : {1, 9, 16, 17, 32, 33, 64, 65, 100, 128, 130})
+      for (int64_t m : {1, 5, 64, 70, 300}) run(m, n, 200, kFormats[0], kFormats[1], hopper, false, false, "shapes");
+    for (const Format& fa : kFormats)
+      for (const Format& fb : kFormats) {
+        run(70, 75, 300, fa, fb, hopper, false, true, "formats");
+        run(40, 130, 260, fa, fb, fast, true, false, "formats");
+        run(300, 200, 130, fa, fb, small, false, false, "formats");
+      }
+    for (const Model& model : {small, tiny, lanes, wide, long200, long254, long256}) {
+      run(64, 40, 1100, kFormats[0], kFormats[0], model, false, false, "models");
+      run(300, 70, 700, kFormats[1], kFormats[0], model, true, true, "models");
+      run(256, 200, 900, kFormats[0], kFormats[1], model, false, false, "models");
     }
-  for (const Model& model : {small, tiny, lanes, wide, long200, long254, long256}) {
-    run(64, 40, 1100, kFormats[0], kFormats[0], model, false, false, "models");
-    run(300, 70, 700, kFormats[1], kFormats[0], model, true, true, "models");
+    run(1024, 96, 2048, kFormats[0], kFormats[0], hopper, false, false, "larger");
+    run(200, 3000, 576, kFormats[0], kFormats[0], hopper, false, false, "swapped, wide");
+    runScaled(256, 200, 1024, 128, 128, 128, true, hopper);
+    runScaled(100, 300, 700, 128, 128, 128, false, fast);
+    runScaled(64, 64, 320, 32, 1, 1, true, hopper);
+    runScaled(300, 130, 640, 128, 128, 128, false, hopper);
   }
-  run(1024, 96, 2048, kFormats[0], kFormats[0], hopper, false, false, "larger");
-  run(200, 3000, 576, kFormats[0], kFormats[0], hopper, false, false, "swapped, wide");
-  runScaled(256, 200, 1024, 128, 128, 128, true, hopper);
-  runScaled(100, 300, 700, 128, 128, 128, false, fast);
-  runScaled(64, 64, 320, 32, 1, 1, true, hopper);
   std::printf("%d cases, %lld outputs: %d mismatched\n", cases, outputs, failures);
   return failures ? 1 : 0;
 }

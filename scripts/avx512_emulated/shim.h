@@ -142,3 +142,37 @@ inline simde__m512 simde_mm512_mask_loadu_ps(simde__m512 src, simde__mmask16 k, 
     if ((k >> l) & 1) r[l] = f[l];  // masked-off lanes are not read
   return octet_emulated::vectorOf<simde__m512>(r);
 }
+
+inline simde__m512i simde_mm512_cvtepu8_epi32(simde__m128i a) {
+  uint8_t x[16];
+  int32_t r[16];
+  std::memcpy(x, &a, 16);
+  for (int l = 0; l < 16; ++l) r[l] = x[l];
+  return octet_emulated::vectorOf<simde__m512i>(r);
+}
+
+// Truncation to the low byte of each lane (no saturation).
+inline simde__m128i simde_mm512_cvtepi32_epi8(simde__m512i a) {
+  int32_t x[16];
+  uint8_t r[16];
+  octet_emulated::lanesOf(a, x);
+  for (int l = 0; l < 16; ++l) r[l] = static_cast<uint8_t>(x[l]);
+  simde__m128i out;
+  std::memcpy(&out, r, 16);
+  return out;
+}
+
+inline simde__m512 simde_mm512_i32gather_ps(simde__m512i index, const void* base, int scale) {
+  int32_t x[16];
+  float r[16];
+  octet_emulated::lanesOf(index, x);
+  for (int l = 0; l < 16; ++l) std::memcpy(&r[l], static_cast<const char*>(base) + static_cast<int64_t>(x[l]) * scale, 4);
+  return octet_emulated::vectorOf<simde__m512>(r);
+}
+
+inline simde__m512i simde_mm512_i32gather_epi32(simde__m512i index, const void* base, int scale) {
+  int32_t x[16], r[16];
+  octet_emulated::lanesOf(index, x);
+  for (int l = 0; l < 16; ++l) std::memcpy(&r[l], static_cast<const char*>(base) + static_cast<int64_t>(x[l]) * scale, 4);
+  return octet_emulated::vectorOf<simde__m512i>(r);
+}
