@@ -799,8 +799,12 @@ __attribute__((target("avx2"), noipa)) void finish(const AlignedGemmArgs& g, con
 // counted where it is negative with bits below q.
 namespace onesum {
 
-constexpr int64_t kHeader = 96;               // exponents, low exponents for A >= 0, for A < 0
-constexpr int64_t kStride = kHeader + 32 * 4;  // then the 32 values
+// Panels of W columns (32, or 64 where B is that wide; 64 on AVX-512 too): per product, W bytes of
+// exponents, W low exponents for A >= 0, W for A < 0, then the W values.
+template <int W>
+constexpr int64_t headerBytes() { return 3 * W; }
+template <int W>
+constexpr int64_t strideOf() { return 7 * W; }
 constexpr int kLowCap = 57;  // quanta capped here: above every real low sum (<= 56), below a zero's (>= 127 - 35)
 
 // The two-accumulator kernel's tables, and each code's lowest-bit exponent in four bytes.
@@ -830,9 +834,11 @@ inline bool applies(const AlignedGemmArgs& g, const Tables& ta, const Tables& tb
 
 
 
-// pack() for a panel of 32 columns all inside B: per product, the values by four gathers and the
-// three header bytes of each code (exponent, low exponent where negative, where positive) by four
-// more from a table of them, regrouped into three 32-byte rows by unpacks and one permute each.
+// pack() for a panel of W columns all inside B: per product and 32 columns, the values by four
+// gathers and the three header bytes of each code (exponent, low exponent where negative, where
+// positive) by four more from a table of them, regrouped into three 32-byte rows by unpacks and
+// one permute each.
+template <int W>
 __attribute__((target("avx2"))) void packFull(const AlignedGemmArgs& g, const Tables& tb, const int32_t (&header)[256], int64_t j0, int64_t t0, int64_t t1,
                                               uint8_t* out) {
   static_assert(sizeof(Code) == 8, "the gathers step over Code entries by 8 bytes");
@@ -842,19 +848,21 @@ __attribute__((target("avx2"))) void packFull(const AlignedGemmArgs& g, const Ta
   const __m256i group = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15, 0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   for (int64_t t = t0; t < t1; ++t) {
-    uint8_t* row = out + (t - t0) * kStride;
-    const uint8_t* codes = g.b + t * g.n + j0;
-    __m256i bytes[4];
-    for (int q = 0; q < 4; ++q) {
-      const __m256i index = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + 8 * q)));
-      _mm256_store_ps(reinterpret_cast<float*>(row + kHeader) + 8 * q, _mm256_i32gather_ps(values, index, 8));
-      bytes[q] = _mm256_shuffle_epi8(_mm256_i32gather_epi32(header, index, 4), group);
+    uint8_t* row = out + (t - t0) * strideOf<W>();
+    for (int h = 0; h < W / 32; ++h) {
+      const uint8_t* codes = g.b + t * g.n + j0 + 32 * h;
+      __m256i bytes[4];
+      for (int q = 0; q < 4; ++q) {
+        const __m256i index = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + 8 * q)));
+        _mm256_store_ps(reinterpret_cast<float*>(row + headerBytes<W>()) + 32 * h + 8 * q, _mm256_i32gather_ps(values, index, 8));
+        bytes[q] = _mm256_shuffle_epi8(_mm256_i32gather_epi32(header, index, 4), group);
+      }
+      const __m256i low01 = _mm256_unpacklo_epi32(bytes[0], bytes[1]), low23 = _mm256_unpacklo_epi32(bytes[2], bytes[3]);
+      const __m256i high01 = _mm256_unpackhi_epi32(bytes[0], bytes[1]), high23 = _mm256_unpackhi_epi32(bytes[2], bytes[3]);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(row + 32 * h), _mm256_permutevar8x32_epi32(_mm256_unpacklo_epi64(low01, low23), order));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(row + W + 32 * h), _mm256_permutevar8x32_epi32(_mm256_unpackhi_epi64(low01, low23), order));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(row + 2 * W + 32 * h), _mm256_permutevar8x32_epi32(_mm256_unpacklo_epi64(high01, high23), order));
     }
-    const __m256i low01 = _mm256_unpacklo_epi32(bytes[0], bytes[1]), low23 = _mm256_unpacklo_epi32(bytes[2], bytes[3]);
-    const __m256i high01 = _mm256_unpackhi_epi32(bytes[0], bytes[1]), high23 = _mm256_unpackhi_epi32(bytes[2], bytes[3]);
-    _mm256_store_si256(reinterpret_cast<__m256i*>(row), _mm256_permutevar8x32_epi32(_mm256_unpacklo_epi64(low01, low23), order));
-    _mm256_store_si256(reinterpret_cast<__m256i*>(row + 32), _mm256_permutevar8x32_epi32(_mm256_unpackhi_epi64(low01, low23), order));
-    _mm256_store_si256(reinterpret_cast<__m256i*>(row + 64), _mm256_permutevar8x32_epi32(_mm256_unpacklo_epi64(high01, high23), order));
   }
 }
 
@@ -867,17 +875,16 @@ inline void headerOf(const Tables& tb, int32_t (&out)[256]) {
   }
 }
 
-// The panel's layout in scalar code, from the same header bytes, for panels of W columns (32 here,
-// 64 on AVX-512: three rows of W header bytes, then W values; a panel with fewer than W of B's
+// The panel's layout in scalar code, from the same header bytes (a panel with fewer than W of B's
 // columns: the rest as zeros, kZeroExp and kNeverLow).
 template <int W>
 void pack(const AlignedGemmArgs& g, const Tables& tb, const int32_t (&header)[256], int64_t j0, int64_t t0, int64_t t1, uint8_t* out) {
   const int64_t width = std::min<int64_t>(W, g.n - j0);
   const int32_t outside = static_cast<int32_t>(static_cast<uint8_t>(kZeroExp) | uint32_t(static_cast<uint8_t>(kNeverLow)) * 0x10100u);
   for (int64_t t = t0; t < t1; ++t) {
-    uint8_t* row = out + (t - t0) * 7 * W;
+    uint8_t* row = out + (t - t0) * strideOf<W>();
     const uint8_t* codes = g.b + t * g.n + j0;
-    float* v = reinterpret_cast<float*>(row + 3 * W);
+    float* v = reinterpret_cast<float*>(row + headerBytes<W>());
     for (int64_t l = 0; l < W; ++l) {
       const uint32_t bytes = static_cast<uint32_t>(l < width ? header[codes[l]] : outside);
       for (int b = 0; b < 3; ++b) row[W * b + l] = static_cast<uint8_t>(bytes >> (8 * b));
@@ -892,20 +899,33 @@ __attribute__((target("avx2"), always_inline)) inline __m256i bytesOf(const __m2
   return _mm256_permutevar8x32_epi32(words, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
+// Groups [first, last) of one interval (the last may end it) of the 1 x W tile, the accumulators
+// in registers from the first group to the last. Bytes of 32 columns a vector (H of them). With
+// W = 32 the next group's exponent pass runs inside this group's products when both have the same
+// length; with W = 64 the registers do not allow it.
+template <int W>
 __attribute__((target("avx2,fma"), noipa)) void accumulate(const AlignedGemmArgs& g, const Codes& ta, const Group* first, const Group* last,
                                                            const uint8_t* a, int64_t rowOffset, int64_t kStrideA, int64_t aT0,
-                                                           const uint8_t* panel, int64_t tBase, Accumulators<1, 4, avx2::kLanes8>& hot) {
-  constexpr int C = 4;
+                                                           const uint8_t* panel, int64_t tBase, Accumulators<1, W / 8, avx2::kLanes8>& hot) {
+  constexpr int C = W / 8, H = W / 32;
+  constexpr int64_t S = strideOf<W>();
+  constexpr bool kOverlap = H == 1;
   const __m256i lowCap = _mm256_set1_epi32(kLowCap);
   const __m256i keepBits = _mm256_set1_epi32(static_cast<int32_t>(~((1u << (24 - g.significant)) - 1u)));
   const uint8_t* row = a + rowOffset;
   const int signShift = ta.signShift;
   __m256 acc[C];
   for (int q = 0; q < C; ++q) acc[q] = _mm256_loadu_ps(hot.acc[0][q]);
-  auto exponents = [&](__m256i& x, int64_t t) __attribute__((always_inline, target("avx2,fma"))) {
-    x = avx2::withProduct(x, panel + (t - tBase) * kStride, &ta.exp4[row[(t - aT0) * kStrideA]]);
+  auto exponents = [&](__m256i (&x)[H], int64_t t) __attribute__((always_inline, target("avx2,fma"))) {
+    const uint8_t* header = panel + (t - tBase) * S;
+    const int32_t* ea = &ta.exp4[row[(t - aT0) * kStrideA]];
+    for (int h = 0; h < H; ++h) x[h] = avx2::withProduct(x[h], header + 32 * h, ea);
   };
-  __m256i x = _mm256_set1_epi8(static_cast<char>(kZeroExp)), next;
+  auto lowest = [](__m256i (&x)[H]) __attribute__((always_inline, target("avx2,fma"))) {
+    for (int h = 0; h < H; ++h) x[h] = _mm256_set1_epi8(static_cast<char>(kZeroExp));
+  };
+  __m256i x[H], next[H];
+  lowest(x);
   bool ready = false;
   for (const Group* group = first; group != last; ++group) {
     const int64_t g0 = group->g0, g1 = group->g1;
@@ -917,13 +937,13 @@ __attribute__((target("avx2,fma"), noipa)) void accumulate(const AlignedGemmArgs
       continue;
     }
     if (!ready) {
-      x = _mm256_set1_epi8(static_cast<char>(kZeroExp));
+      lowest(x);
       for (int64_t t = g0; t < g1; ++t) exponents(x, t);
     }
     __m256 sum[C], offset[C];
     __m256i quantum[C], capped[C], carried[C];
     for (int q = 0; q < C; ++q) {
-      quantum[q] = avx2::quantumOf(avx2::columnsOf(x, q), acc[q], fresh, g.keep);
+      quantum[q] = avx2::quantumOf(avx2::columnsOf(x[q / 4], q % 4), acc[q], fresh, g.keep);
       capped[q] = _mm256_min_epi32(quantum[q], lowCap);
       offset[q] = _mm256_castsi256_ps(avx2::offsetOf(quantum[q]));
       if (fresh) {
@@ -936,34 +956,41 @@ __attribute__((target("avx2,fma"), noipa)) void accumulate(const AlignedGemmArgs
         carried[q] = _mm256_and_si256(_mm256_castps_si256(lost), _mm256_srai_epi32(_mm256_castps_si256(acc[q]), 31));
       }
     }
-    const __m256i lowLimit = bytesOf(capped);
-    __m256i hits = _mm256_sub_epi8(_mm256_setzero_si256(), bytesOf(carried));
+    __m256i lowLimit[H], hits[H];
+    for (int h = 0; h < H; ++h) {
+      lowLimit[h] = bytesOf(*reinterpret_cast<const __m256i(*)[4]>(&capped[4 * h]));
+      hits[h] = _mm256_sub_epi8(_mm256_setzero_si256(), bytesOf(*reinterpret_cast<const __m256i(*)[4]>(&carried[4 * h])));
+    }
     auto products = [&](int64_t t) __attribute__((always_inline, target("avx2,fma"))) {
-      const uint8_t* bt = panel + (t - tBase) * kStride;
+      const uint8_t* bt = panel + (t - tBase) * S;
       const uint8_t code = row[(t - aT0) * kStrideA];
       const __m256 av = _mm256_broadcast_ss(&ta.value[code]);
       // The low exponents of the columns whose products are negative.
-      const __m256i lowB = _mm256_load_si256(reinterpret_cast<const __m256i*>(bt + 32 + (((code >> signShift) & 1) << 5)));
-      const __m256i low = _mm256_adds_epi8(lowB, _mm256_castps_si256(_mm256_broadcast_ss(reinterpret_cast<const float*>(&ta.low4[code]))));
-      hits = _mm256_sub_epi8(hits, _mm256_cmpgt_epi8(lowLimit, low));
-      const float* values = reinterpret_cast<const float*>(bt + kHeader);
+      const uint8_t* lows = bt + W + ((code >> signShift) & 1) * W;
+      const __m256i lowA = _mm256_castps_si256(_mm256_broadcast_ss(reinterpret_cast<const float*>(&ta.low4[code])));
+      for (int h = 0; h < H; ++h) {
+        const __m256i low = _mm256_adds_epi8(_mm256_load_si256(reinterpret_cast<const __m256i*>(lows + 32 * h)), lowA);
+        hits[h] = _mm256_sub_epi8(hits[h], _mm256_cmpgt_epi8(lowLimit[h], low));
+      }
+      const float* values = reinterpret_cast<const float*>(bt + headerBytes<W>());
       for (int q = 0; q < C; ++q) sum[q] = _mm256_fmadd_ps(av, _mm256_load_ps(values + 8 * q), sum[q]);
     };
-    ready = group + 1 != last && group[1].g1 - group[1].g0 == g1 - g0;
+    ready = kOverlap && group + 1 != last && group[1].g1 - group[1].g0 == g1 - g0;
     if (ready) {
-      next = _mm256_set1_epi8(static_cast<char>(kZeroExp));
+      lowest(next);
       const int64_t shift = g1 - g0;
       for (int64_t t = g0; t < g1; ++t) {
         products(t);
         exponents(next, t + shift);
       }
-      x = next;
+      for (int h = 0; h < H; ++h) x[h] = next[h];
     } else {
       for (int64_t t = g0; t < g1; ++t) products(t);
     }
     // The group's exact sum: the floored total, plus q for each negative product cut below q.
     for (int q = 0; q < C; ++q) {
-      const __m128i half = q < 2 ? _mm256_castsi256_si128(hits) : _mm256_extracti128_si256(hits, 1);
+      const __m256i bytes = hits[q / 4];
+      const __m128i half = q % 4 < 2 ? _mm256_castsi256_si128(bytes) : _mm256_extracti128_si256(bytes, 1);
       const __m256 count = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(q % 2 == 0 ? half : _mm_srli_si128(half, 8)));  // 0 to 255
       const __m256 step = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(quantum[q], _mm256_set1_epi32(127)), 23));
       const __m256 exact = _mm256_add_ps(_mm256_sub_ps(sum[q], offset[q]), _mm256_mul_ps(count, step));
@@ -983,8 +1010,8 @@ __attribute__((target("avx2,fma"), noipa)) void accumulate(const AlignedGemmArgs
 namespace onesum512 {
 
 constexpr int W = 64;
-constexpr int64_t kHeader = 3 * W;
-constexpr int64_t kStride = 7 * W;
+constexpr int64_t kHeader = onesum::headerBytes<W>();
+constexpr int64_t kStride = onesum::strideOf<W>();
 
 // pack<64>() for a panel all inside B: per 16 columns, the values by one gather and the three
 // header bytes by another from their table, narrowed to bytes.
@@ -1148,10 +1175,11 @@ struct Narrow {
   }
 };
 
-// The 1 x 32 AVX2 tile with one accumulator per 8 columns (onesum above).
+// The 1 x W AVX2 tile with one accumulator per 8 columns (onesum above).
+template <int W>
 struct OneSum {
-  static constexpr int R = 1, C = 4, L = avx2::kLanes8;
-  static constexpr int64_t kStride = onesum::kStride;
+  static constexpr int R = 1, C = W / 8, L = avx2::kLanes8;
+  static constexpr int64_t kStride = onesum::strideOf<W>();
   static constexpr bool kSplit = true;
   static constexpr int64_t kSpanBytes = 20 << 10;
   static constexpr bool kGather = true;
@@ -1160,13 +1188,13 @@ struct OneSum {
   static void pack(const AlignedGemmArgs& g, const Tables& tb, int64_t j0, int64_t t0, int64_t t1, uint8_t* out) {
     int32_t header[256];
     onesum::headerOf(tb, header);
-    if (g.n - j0 < 32) onesum::pack<32>(g, tb, header, j0, t0, t1, out);
-    else onesum::packFull(g, tb, header, j0, t0, t1, out);
+    if (g.n - j0 < W) onesum::pack<W>(g, tb, header, j0, t0, t1, out);
+    else onesum::packFull<W>(g, tb, header, j0, t0, t1, out);
   }
   static void groups(const AlignedGemmArgs& g, const Runs&, const ATable& ta, const Group* first, const Group* last, const uint8_t* a,
                      const int64_t (&rowOffset)[R], int64_t kStride, int64_t aT0, const uint8_t* panel, int64_t tBase, int64_t, int64_t,
                      Accumulators<R, C, L>& hot, Sums<R, C, L>&) {
-    onesum::accumulate(g, ta, first, last, a, rowOffset[0], kStride, aT0, panel, tBase, hot);
+    onesum::accumulate<W>(g, ta, first, last, a, rowOffset[0], kStride, aT0, panel, tBase, hot);
   }
   static void finish(const AlignedGemmArgs& g, const Runs& runs, const Group& group, int64_t i0, int64_t j0, const Accumulators<R, C, L>& hot,
                      Sums<R, C, L>& state) {
@@ -1466,11 +1494,13 @@ void alignedGemm(const AlignedGemmArgs& g, int threads) {
     // code is looked up once per 8 multiply-adds (1.1-1.25x the 3 x 16 tile's speed, 2026-12-07),
     // and with one accumulator per 8 columns (onesum: 4 multiply-adds, 1.2x again) wherever the
     // formats' low exponents keep its counts exact (every FP8, FP6 and FP4 format Octet names;
-    // OCTET_ALIGNED_TWO_SUMS=1 runs the two-accumulator tile in its place, as tests do).
+    // OCTET_ALIGNED_TWO_SUMS=1 runs the two-accumulator tile in its place, as tests do); one row
+    // by 64 columns where B has 64 or more (half the per-product lookups and exponent broadcasts
+    // per column: 1.05-1.6x the 1 x 32 tile on the bench's shapes, one thread, 2026-12-07).
     if (g.n <= 8) fast::gemm<fast::Narrow<6, 1>>(g, ta, tb, runs, rowBad, colBad, anyNaN, threads);
     else if (g.n <= 16) fast::gemm<fast::Narrow<3, 2>>(g, ta, tb, runs, rowBad, colBad, anyNaN, threads);
     else if (!std::getenv("OCTET_ALIGNED_TWO_SUMS") && fast::onesum::applies(g, ta, tb))
-      fast::gemm<fast::OneSum>(g, ta, tb, runs, rowBad, colBad, anyNaN, threads);
+      (g.n >= 64 ? fast::gemm<fast::OneSum<64>> : fast::gemm<fast::OneSum<32>>)(g, ta, tb, runs, rowBad, colBad, anyNaN, threads);
     else fast::gemm<fast::Narrow<1, 4>>(g, ta, tb, runs, rowBad, colBad, anyNaN, threads);
     return;
   }
