@@ -81,7 +81,7 @@ describe('blockScaledGemm matches the contract loop', () => {
   // Float32 partials run on the GEMM's packed tiles: several K blocks of whole runs, threads
   // splitting rows (tall) or column panels (wide), edge tiles on both sides, three tile shapes.
   test('fp32 partials on the GEMM tiles: K blocks, row and column splits, edge tiles', { skip: !nativeCore() }, () => {
-    for (const [m, n, k] of [[150, 70, 1000], [13, 300, 800], [40, 16, 450], [257, 33, 97]]) {
+    for (const [m, n, k] of [[150, 70, 1000], [13, 300, 800], [64, 300, 700], [40, 16, 450], [257, 33, 97]]) {
       for (const [specA, specB] of [[MX_E4M3, MX_E4M3], [TILE, WEIGHT_TILE]]) {
         const { a, b } = operands(m, n, k, specA, specB, m * 3 + k);
         const ref = blockScaledGemmReference(a, b, {});
