@@ -66,6 +66,8 @@ describe('bsrConv2dInputGradient', () => {
     ['5x5 pad 2 on 6 x 6 planes (25 taps)', [2, 4, 6, 6], [8, 4, 5, 5], { padding: 2 }, 4, 4],
     ['3x3 without padding (outputs narrower than the input: col2im row by row)', [2, 8, 8, 8], [16, 8, 3, 3], {}, 8, 8],
     ['3x1 pad (1, 0) on 9 x 5 planes', [3, 8, 9, 5], [8, 8, 3, 1], { padding: [1, 0] }, 8, 8],
+    // 1152 rows of X: on AVX2 in chunks narrower than a panel (48 + 48 + 32 columns)
+    ['3x3 pad 1, 128 channels on 4 x 4 planes (chunks of X narrower than a panel)', [8, 128, 4, 4], [16, 128, 3, 3], { padding: 1 }, 8, 8],
   ];
   for (const [name, xShape, wShape, options, br, bc] of stride1) {
     test(`${name}: the kernel adds W^T dY row by row as col2im does (the reference's bits), near the dense gradient`, () => {
