@@ -133,11 +133,6 @@ void runsPortable(const RunsTile& t) {
 }
 
 #ifdef OCTET_X86
-// The block-scaled tile in ymm registers (runsAvx512's steps on 8 lanes): per run MR x V
-// accumulators from +0 over the run's products (one fused multiply-add each, in k order), then
-// each element's term, (P * row) * col or (P / row) / col, added into the tile's sums; a partial
-// tile's terms through runsScalarEpilogue (the same operations). The compiler did not keep
-// runsLoops' sums in registers (about 5 GFLOP/s on AMD Zen 3, against 140 for the SGEMM).
 // A run's products from +0, in registers: one fused multiply-add each, in k order.
 template <int MR, int V>
 __attribute__((target("avx2,fma"), always_inline)) inline void runProductsAvx2(const float*& ap, const float*& bp, int64_t length, __m256 (&acc)[MR][V]) {
@@ -162,6 +157,11 @@ __attribute__((target("avx2,fma"), always_inline)) inline void runProductsAvx2(c
   }
 }
 
+// The block-scaled tile in ymm registers (runsAvx512's steps on 8 lanes): per run MR x V
+// accumulators from +0 over the run's products (one fused multiply-add each, in k order), then
+// each element's term, (P * row) * col or (P / row) / col, added into the tile's sums; a partial
+// tile's terms through runsScalarEpilogue (the same operations). The compiler did not keep
+// runsLoops' sums in registers (about 5 GFLOP/s on AMD Zen 3, against 140 for the SGEMM).
 template <int MR, int V>
 __attribute__((target("avx2,fma"))) void runsAvx2(const RunsTile& t) {
   constexpr int NR = 8 * V;

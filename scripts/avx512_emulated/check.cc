@@ -96,8 +96,9 @@ std::vector<uint8_t> codesOf(int64_t count, const Format& f, int zeroShare, bool
   return out;
 }
 
-void run(int64_t m, int64_t n, int64_t k, const Format& fa, const Format& fb, const Model& model, bool aKMajor, bool bad, const char* note) {
-  const std::vector<uint8_t> a = codesOf(m * k, fa, 10, bad), b = codesOf(k * n, fb, 10, bad);
+// The product's arguments (no scales, A row-major unless set after).
+AlignedGemmArgs argsOf(int64_t m, int64_t n, int64_t k, const std::vector<uint8_t>& a, const std::vector<uint8_t>& b, const Format& fa, const Format& fb,
+                       const Model& model) {
   AlignedGemmArgs g{};
   g.m = m;
   g.n = n;
@@ -110,6 +111,12 @@ void run(int64_t m, int64_t n, int64_t k, const Format& fa, const Format& fb, co
   g.keep = model.keep;
   g.significant = model.significant;
   g.interval = model.interval;
+  return g;
+}
+
+void run(int64_t m, int64_t n, int64_t k, const Format& fa, const Format& fb, const Model& model, bool aKMajor, bool bad, const char* note) {
+  const std::vector<uint8_t> a = codesOf(m * k, fa, 10, bad), b = codesOf(k * n, fb, 10, bad);
+  AlignedGemmArgs g = argsOf(m, n, k, a, b, fa, fb, model);
   g.aKMajor = aKMajor;
   char what[256];
   for (int threads : {1, 2}) {
@@ -130,18 +137,7 @@ void runScaled(int64_t m, int64_t n, int64_t k, int64_t blockK, int64_t blockRow
     for (auto& v : *s) v = powersOfTwo ? std::ldexp(1.0f, static_cast<int>(next() % 20) - 10) : 0.37f + static_cast<float>(next() % 1000) / 97.0f;
   std::vector<int64_t> ends;
   for (int64_t e = blockK; e < k + blockK; e += blockK) ends.push_back(std::min(e, k));
-  AlignedGemmArgs g{};
-  g.m = m;
-  g.n = n;
-  g.k = k;
-  g.a = a.data();
-  g.b = b.data();
-  g.ta = tablesOf(f.ebits, f.mbits, f.kind);
-  g.tb = g.ta;
-  g.group = model.group;
-  g.keep = model.keep;
-  g.significant = model.significant;
-  g.interval = model.interval;
+  AlignedGemmArgs g = argsOf(m, n, k, a, b, f, f, model);
   g.aKMajor = true;
   g.scaled = true;
   g.blocks = BlockRuns{ends.data(), static_cast<int64_t>(ends.size()), sa.data(), blockK, blockRowsA, sb.data(), blockK, blockRowsB};

@@ -117,13 +117,19 @@ inline simde__m512 simde_mm512_cvtepi32_ps(simde__m512i a) {
   return octet_emulated::vectorOf<simde__m512>(r);
 }
 
-inline simde__m512i simde_mm512_cvtepi8_epi32(simde__m128i a) {
-  int8_t x[16];
+namespace octet_emulated {
+// 16 bytes widened to int32 lanes, signed or not by T.
+template <class T>
+inline simde__m512i widened(simde__m128i a) {
+  T x[16];
   int32_t r[16];
   std::memcpy(x, &a, 16);
   for (int l = 0; l < 16; ++l) r[l] = x[l];
-  return octet_emulated::vectorOf<simde__m512i>(r);
+  return vectorOf<simde__m512i>(r);
 }
+}  // namespace octet_emulated
+
+inline simde__m512i simde_mm512_cvtepi8_epi32(simde__m128i a) { return octet_emulated::widened<int8_t>(a); }
 
 inline simde__mmask16 simde_mm512_cmplt_epi32_mask(simde__m512i a, simde__m512i b) {
   int32_t x[16], y[16];
@@ -143,13 +149,7 @@ inline simde__m512 simde_mm512_mask_loadu_ps(simde__m512 src, simde__mmask16 k, 
   return octet_emulated::vectorOf<simde__m512>(r);
 }
 
-inline simde__m512i simde_mm512_cvtepu8_epi32(simde__m128i a) {
-  uint8_t x[16];
-  int32_t r[16];
-  std::memcpy(x, &a, 16);
-  for (int l = 0; l < 16; ++l) r[l] = x[l];
-  return octet_emulated::vectorOf<simde__m512i>(r);
-}
+inline simde__m512i simde_mm512_cvtepu8_epi32(simde__m128i a) { return octet_emulated::widened<uint8_t>(a); }
 
 // Truncation to the low byte of each lane (no saturation).
 inline simde__m128i simde_mm512_cvtepi32_epi8(simde__m512i a) {
