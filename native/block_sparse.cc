@@ -666,7 +666,11 @@ void bsrGemm(const BsrGemmArgs& g, int threads) {
   // AVX2: chunks narrower than a panel where one panel of X would not fit in 256 KB (down to the
   // tile's 16 columns), so that the chunk every block row reads stays in L2 (512 KB on AMD Zen 3):
   // ResNet-18 layer4's 4608 rows x 64 columns (1.2 MB) had been read from L3 by each block row.
+#ifdef OCTET_X86
   const bool avx2 = family() == Family::kAvx2;
+#else
+  const bool avx2 = false;
+#endif
   const int64_t chunkCols = avx2 && packedRows * kPanel > (int64_t(1) << 16) ? std::max<int64_t>(16, (int64_t(1) << 16) / packedRows / 16 * 16) : chunkColumns(packedRows);
   const int64_t chunks = (g.n + chunkCols - 1) / chunkCols;
   // Column runs 16 outputs at a time where the CPU allows (ShiftedRows).
