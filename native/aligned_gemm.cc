@@ -312,6 +312,9 @@ struct Tables {
   // The exponent of the value's lowest set bit (kNeverLow for zeros): a product has bits below
   // 2^e exactly when the two codes' sum is below e.
   int8_t low[256];
+  // The one-sum tiles' header bytes of a B code (onesum::pack): its exponent, its low exponent if
+  // negative, if positive (kNeverLow otherwise), built once per product here, not per panel.
+  int32_t header[256];
 };
 
 constexpr int kNeverLow = 127;
@@ -327,6 +330,8 @@ Tables tablesOf(const AlignedTables& t) {
     out.exp[c] = e;
     const int magnitude = t.sig[c] < 0 ? -t.sig[c] : t.sig[c];
     out.low[c] = static_cast<int8_t>(zero ? kNeverLow : t.exp[c] - t.mantissaBits + __builtin_ctz(static_cast<unsigned>(magnitude)));
+    const uint8_t low = static_cast<uint8_t>(out.low[c]), never = static_cast<uint8_t>(kNeverLow);
+    out.header[c] = static_cast<int32_t>(static_cast<uint8_t>(e) | uint32_t(v < 0.0f ? low : never) << 8 | uint32_t(v > 0.0f ? low : never) << 16);
   }
   return out;
 }
@@ -787,8 +792,8 @@ __attribute__((target("avx2"), noipa)) void finish(const AlignedGemmArgs& g, con
 
 }  // namespace avx2
 
-// The AVX2 kernel on tiles of 1 row x 32 columns with one offset accumulator per 8 columns (not
-// two: half the multiply-adds). Its offset M = 1.5 * 2^23 q is positive, so a multiply-add rounded
+// The AVX2 kernel on tiles of 1 row x 32 or 64 columns with one offset accumulator per 8 columns
+// (not two: half the multiply-adds). Its offset M = 1.5 * 2^23 q is positive, so a multiply-add rounded
 // toward zero floors every product to the quantum, where the contract truncates: a negative product
 // with bits below q comes out q too low. Those are counted per column, in bytes, as the group runs:
 // a product has bits below 2^e exactly when its codes' lowest-bit exponents sum below e, and it is
@@ -832,14 +837,12 @@ inline bool applies(const AlignedGemmArgs& g, const Tables& ta, const Tables& tb
   return true;
 }
 
-
-
 // pack() for a panel of W columns all inside B: per product and 32 columns, the values by four
 // gathers and the three header bytes of each code (exponent, low exponent where negative, where
 // positive) by four more from a table of them, regrouped into three 32-byte rows by unpacks and
 // one permute each.
 template <int W>
-__attribute__((target("avx2"))) void packFull(const AlignedGemmArgs& g, const Tables& tb, const int32_t (&header)[256], int64_t j0, int64_t t0, int64_t t1,
+__attribute__((target("avx2"))) void packFull(const AlignedGemmArgs& g, const Tables& tb, int64_t j0, int64_t t0, int64_t t1,
                                               uint8_t* out) {
   static_assert(sizeof(Code) == 8, "the gathers step over Code entries by 8 bytes");
   const float* values = &tb.code[0].value;
@@ -855,7 +858,7 @@ __attribute__((target("avx2"))) void packFull(const AlignedGemmArgs& g, const Ta
       for (int q = 0; q < 4; ++q) {
         const __m256i index = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + 8 * q)));
         _mm256_store_ps(reinterpret_cast<float*>(row + headerBytes<W>()) + 32 * h + 8 * q, _mm256_i32gather_ps(values, index, 8));
-        bytes[q] = _mm256_shuffle_epi8(_mm256_i32gather_epi32(header, index, 4), group);
+        bytes[q] = _mm256_shuffle_epi8(_mm256_i32gather_epi32(tb.header, index, 4), group);
       }
       const __m256i low01 = _mm256_unpacklo_epi32(bytes[0], bytes[1]), low23 = _mm256_unpacklo_epi32(bytes[2], bytes[3]);
       const __m256i high01 = _mm256_unpackhi_epi32(bytes[0], bytes[1]), high23 = _mm256_unpackhi_epi32(bytes[2], bytes[3]);
@@ -866,19 +869,10 @@ __attribute__((target("avx2"))) void packFull(const AlignedGemmArgs& g, const Ta
   }
 }
 
-// Per code, the header bytes packFull() gathers: exponent, low exponent if negative, if positive.
-inline void headerOf(const Tables& tb, int32_t (&out)[256]) {
-  for (int c = 0; c < 256; ++c) {
-    const float v = tb.code[c].value;
-    const uint8_t low = static_cast<uint8_t>(tb.low[c]), never = static_cast<uint8_t>(kNeverLow);
-    out[c] = static_cast<int32_t>(static_cast<uint8_t>(tb.exp[c]) | uint32_t(v < 0.0f ? low : never) << 8 | uint32_t(v > 0.0f ? low : never) << 16);
-  }
-}
-
 // The panel's layout in scalar code, from the same header bytes (a panel with fewer than W of B's
 // columns: the rest as zeros, kZeroExp and kNeverLow).
 template <int W>
-void pack(const AlignedGemmArgs& g, const Tables& tb, const int32_t (&header)[256], int64_t j0, int64_t t0, int64_t t1, uint8_t* out) {
+void pack(const AlignedGemmArgs& g, const Tables& tb, int64_t j0, int64_t t0, int64_t t1, uint8_t* out) {
   const int64_t width = std::min<int64_t>(W, g.n - j0);
   const int32_t outside = static_cast<int32_t>(static_cast<uint8_t>(kZeroExp) | uint32_t(static_cast<uint8_t>(kNeverLow)) * 0x10100u);
   for (int64_t t = t0; t < t1; ++t) {
@@ -886,7 +880,7 @@ void pack(const AlignedGemmArgs& g, const Tables& tb, const int32_t (&header)[25
     const uint8_t* codes = g.b + t * g.n + j0;
     float* v = reinterpret_cast<float*>(row + headerBytes<W>());
     for (int64_t l = 0; l < W; ++l) {
-      const uint32_t bytes = static_cast<uint32_t>(l < width ? header[codes[l]] : outside);
+      const uint32_t bytes = static_cast<uint32_t>(l < width ? tb.header[codes[l]] : outside);
       for (int b = 0; b < 3; ++b) row[W * b + l] = static_cast<uint8_t>(bytes >> (8 * b));
       v[l] = l < width ? tb.code[codes[l]].value : 0.0f;
     }
@@ -1015,7 +1009,7 @@ constexpr int64_t kStride = onesum::strideOf<W>();
 
 // pack<64>() for a panel all inside B: per 16 columns, the values by one gather and the three
 // header bytes by another from their table, narrowed to bytes.
-__attribute__((target("avx512f,avx512bw"))) void packFull(const AlignedGemmArgs& g, const Tables& tb, const int32_t (&header)[256], int64_t j0, int64_t t0,
+__attribute__((target("avx512f,avx512bw"))) void packFull(const AlignedGemmArgs& g, const Tables& tb, int64_t j0, int64_t t0,
                                                          int64_t t1, uint8_t* out) {
   static_assert(sizeof(Code) == 8, "the gathers step over Code entries by 8 bytes");
   const float* values = &tb.code[0].value;
@@ -1025,7 +1019,7 @@ __attribute__((target("avx512f,avx512bw"))) void packFull(const AlignedGemmArgs&
     for (int q = 0; q < 4; ++q) {
       const __m512i index = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(codes + 16 * q)));
       _mm512_store_ps(reinterpret_cast<float*>(row + kHeader) + 16 * q, _mm512_i32gather_ps(index, values, 8));
-      const __m512i bytes = _mm512_i32gather_epi32(index, header, 4);
+      const __m512i bytes = _mm512_i32gather_epi32(index, tb.header, 4);
       for (int b = 0; b < 3; ++b)
         _mm_store_si128(reinterpret_cast<__m128i*>(row + W * b + 16 * q), _mm512_cvtepi32_epi8(_mm512_srli_epi32(bytes, 8 * b)));
     }
@@ -1186,10 +1180,8 @@ struct OneSum {
   using ATable = onesum::Codes;
   static ATable table(const Tables& t) { return onesum::codesOf(t); }
   static void pack(const AlignedGemmArgs& g, const Tables& tb, int64_t j0, int64_t t0, int64_t t1, uint8_t* out) {
-    int32_t header[256];
-    onesum::headerOf(tb, header);
-    if (g.n - j0 < W) onesum::pack<W>(g, tb, header, j0, t0, t1, out);
-    else onesum::packFull<W>(g, tb, header, j0, t0, t1, out);
+    if (g.n - j0 < W) onesum::pack<W>(g, tb, j0, t0, t1, out);
+    else onesum::packFull<W>(g, tb, j0, t0, t1, out);
   }
   static void groups(const AlignedGemmArgs& g, const Runs&, const ATable& ta, const Group* first, const Group* last, const uint8_t* a,
                      const int64_t (&rowOffset)[R], int64_t kStride, int64_t aT0, const uint8_t* panel, int64_t tBase, int64_t, int64_t,
@@ -1213,10 +1205,8 @@ struct OneSum512 {
   using ATable = onesum::Codes;
   static ATable table(const Tables& t) { return onesum::codesOf(t); }
   static void pack(const AlignedGemmArgs& g, const Tables& tb, int64_t j0, int64_t t0, int64_t t1, uint8_t* out) {
-    int32_t header[256];
-    onesum::headerOf(tb, header);
-    if (g.n - j0 < onesum512::W) onesum::pack<onesum512::W>(g, tb, header, j0, t0, t1, out);
-    else onesum512::packFull(g, tb, header, j0, t0, t1, out);
+    if (g.n - j0 < onesum512::W) onesum::pack<onesum512::W>(g, tb, j0, t0, t1, out);
+    else onesum512::packFull(g, tb, j0, t0, t1, out);
   }
   static void groups(const AlignedGemmArgs& g, const Runs& runs, const ATable& ta, const Group* first, const Group* last, const uint8_t* a,
                      const int64_t (&rowOffset)[R], int64_t kStride, int64_t aT0, const uint8_t* panel, int64_t tBase, int64_t i0, int64_t j0,
