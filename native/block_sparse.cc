@@ -376,14 +376,14 @@ bool imagesReadNonFinite(const uint8_t* codes, const float* table, const ConvGeo
 
 #ifdef OCTET_X86
 // Whether `table` holds E5M2's values: every entry bit for bit as the half-precision conversion
-// gives it, or only its finite ones where the images read no other.
-__attribute__((target("avx512f,avx2,f16c"))) bool e5m2Table(const float* table, bool finiteOnly) {
-  if (!cpuHasAvx512()) return false;
-  alignas(16) uint8_t codes[16];
-  alignas(64) float values[16];
+// gives it (AVX2 and F16C, or AVX-512), or only its finite ones where the images read no other.
+bool e5m2Table(const float* table, bool finiteOnly) {
+  if (!haveHalfConversion() || cpuAllowed() < 1) return false;
+  uint8_t codes[16];
+  float values[16];
   for (int c0 = 0; c0 < 256; c0 += 16) {
     for (int l = 0; l < 16; ++l) codes[l] = static_cast<uint8_t>(c0 + l);
-    _mm512_store_ps(values, decodeE5m2x16(codes));
+    decodeE5m2(codes, values, 16);
     for (int l = 0; l < 16; ++l) {
       if (finiteOnly && !std::isfinite(values[l]) && !std::isfinite(table[c0 + l])) continue;
       if (std::memcmp(values + l, table + c0 + l, 4) != 0) return false;
@@ -438,9 +438,10 @@ ShiftedRows shiftedRows(const ConvGeometry& g, bool codes) {
   ShiftedRows s;
 #ifdef OCTET_X86
   const int64_t plane = g.outH * g.outW;
-  // AVX2: float images only (shiftedRunAvx2), shifted or gathered.
+  // AVX2: shifted or gathered (shiftedRunAvx2, shiftedRunCodesAvx2).
   const bool avx2 = family() == Family::kAvx2;
-  if ((family() != Family::kAvx512 && !(avx2 && !codes)) || (codes && !cpuHasAvx512Bw()) || g.height * g.width > (int64_t(1) << 30)) return s;
+  const bool avx512 = family() == Family::kAvx512 && (!codes || cpuHasAvx512Bw());
+  if (!(avx512 || avx2) || g.height * g.width > (int64_t(1) << 30)) return s;
   s.mode = g.strideH == 1 && g.strideW == 1 && g.outW == g.width ? ShiftedRows::kShift
            : !avx2 && g.strideW == 2 && g.outW % 16 == 0             ? ShiftedRows::kStride2
                                                                       : ShiftedRows::kGather;
@@ -576,6 +577,62 @@ __attribute__((target("avx2"))) void shiftedRunAvx2(const ShiftedRows& s, const 
   }
 }
 
+// shiftedRunCodes on AVX2: each group's 16 codes (those outside the image code 0, whose table
+// value is +0, as columnRun writes them), decoded as E5M2 by half conversion or through the table
+// by two gathers, stored as shiftedRunAvx2 stores. AVX2 has no masked byte load: a shifted group
+// is one 16-byte load, its outside lanes cleared, where those 16 bytes lie in the image (reading
+// neighbouring codes of the same image is harmless), else lane by lane; gathered groups read their
+// tabled offsets lane by lane (outside lanes read the plane's first code, cleared).
+__attribute__((target("avx2"), always_inline)) inline __m128i byteMask16(uint32_t bits) {
+  const __m128i spread = _mm_shuffle_epi8(_mm_cvtsi32_si128(static_cast<int>(bits)), _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
+  const __m128i each = _mm_setr_epi8(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
+  return _mm_cmpeq_epi8(_mm_and_si128(spread, each), each);
+}
+
+__attribute__((target("avx2,f16c"))) void shiftedRunCodesAvx2(const ShiftedRows& s, const float* lut, bool e5m2, const uint8_t* x, const ConvGeometry& g,
+                                                              int64_t imageStride, int64_t r, int64_t q0, int64_t len, float* out) {
+  const int64_t c = r / s.taps, tap = r % s.taps, imageCodes = g.channels * g.height * g.width;
+  const uint16_t* masks = s.masks.data() + tap * s.groups;
+  const int32_t* offsets = s.offsets.data() + tap * s.groups * 16;
+  const int64_t shift = s.mode == ShiftedRows::kShift ? s.shift[static_cast<size_t>(tap)] : 0;
+  alignas(16) uint8_t lanes16[16];
+  for (GroupWalk w(s, q0); w.t < len;) {
+    w.next(s, len);
+    const uint8_t* image = x + w.image * imageStride;
+    const uint8_t* channel = image + c * g.height * g.width;
+    const uint32_t inside = masks[w.gi];
+    __m128i bytes;
+    if (s.mode == ShiftedRows::kShift) {
+      const uint8_t* at = channel + shift + w.gi * 16;
+      if (at >= image && at + 16 <= image + imageCodes) {
+        bytes = _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at)), byteMask16(inside));
+      } else {
+        for (int l = 0; l < 16; ++l) lanes16[l] = (inside >> l) & 1u ? at[l] : 0;
+        bytes = _mm_load_si128(reinterpret_cast<const __m128i*>(lanes16));
+      }
+    } else {
+      const int32_t* at = offsets + w.gi * 16;
+      for (int l = 0; l < 16; ++l) lanes16[l] = channel[at[l]];
+      bytes = _mm_and_si128(_mm_load_si128(reinterpret_cast<const __m128i*>(lanes16)), byteMask16(inside));
+    }
+    __m256 half[2];
+    if (e5m2) {
+      const __m256i h = _mm256_slli_epi16(_mm256_cvtepu8_epi16(bytes), 8);
+      half[0] = _mm256_cvtph_ps(_mm256_castsi256_si128(h));
+      half[1] = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
+    } else {
+      half[0] = _mm256_i32gather_ps(lut, _mm256_cvtepu8_epi32(bytes), 4);
+      half[1] = _mm256_i32gather_ps(lut, _mm256_cvtepu8_epi32(_mm_srli_si128(bytes, 8)), 4);
+    }
+    for (int h = 0; h < 2; ++h) {
+      const uint32_t lanes = (static_cast<uint32_t>(w.lanes) >> (8 * h)) & 0xffu;
+      float* at = out + w.at + 8 * h;
+      if (lanes == 0xffu) _mm256_storeu_ps(at, half[h]);
+      else if (lanes) _mm256_maskstore_ps(at, laneMask8(lanes), half[h]);
+    }
+  }
+}
+
 // The values of the codes at lanes of group gi of row r's plane in one image (the lanes the
 // tap reads inside the image; +0 elsewhere).
 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,f16c"), always_inline)) inline __m512 groupValues(const ShiftedRows& s, const VectorTable& table, bool e5m2,
@@ -629,13 +686,14 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx2,f16c"))) void shiftedPairC
 #endif
 
 // Row k of a convolution's column matrix over columns [j0, j0 + len) into `row`, from float
-// images or codes (decoded): 16 outputs at a time where `shifted` allows (AVX-512), else one
+// images or codes (decoded): 16 outputs at a time where `shifted` allows (AVX-512 or AVX2), else one
 // column run (codeLine: a byte buffer of at least len).
 void columnRow(const ShiftedRows& shifted, const void* tablePtr, bool e5m2, const ConvGeometry& geo, const float* images, const uint8_t* codes,
                const float* lut, int64_t imageStride, int64_t k, int64_t j0, int64_t len, float* row, std::vector<uint8_t>& codeLine) {
 #ifdef OCTET_X86
   if (shifted.mode != ShiftedRows::kOff && codes) {
-    shiftedRunCodes(shifted, *static_cast<const VectorTable*>(tablePtr), e5m2, codes, geo, imageStride, k, j0, len, row);
+    if (family() == Family::kAvx2) shiftedRunCodesAvx2(shifted, lut, e5m2, codes, geo, imageStride, k, j0, len, row);
+    else shiftedRunCodes(shifted, *static_cast<const VectorTable*>(tablePtr), e5m2, codes, geo, imageStride, k, j0, len, row);
     return;
   }
   if (shifted.mode != ShiftedRows::kOff) {
@@ -681,7 +739,7 @@ void bsrGemm(const BsrGemmArgs& g, int threads) {
   const void* tablePtr = nullptr;
 #ifdef OCTET_X86
   std::unique_ptr<VectorTable> table;
-  if (shifted.mode != ShiftedRows::kOff && g.imageCodes) {
+  if (shifted.mode != ShiftedRows::kOff && g.imageCodes && !avx2) {
     table = std::make_unique<VectorTable>();
     loadVectorTable(g.table, *table);
     tablePtr = table.get();
@@ -1288,8 +1346,8 @@ void bsrConvWeightGradient(const BsrWeightGradArgs& g, int threads) {
     table = std::make_unique<VectorTable>();
     loadVectorTable(g.table, *table);
     tablePtr = table.get();
-    e5m2 = e5m2Table(g.table, !imagesReadNonFinite(g.imageCodes, g.table, geo, g.batch, g.imageStride));
   }
+  if (shifted.mode != ShiftedRows::kOff && g.imageCodes) e5m2 = e5m2Table(g.table, !imagesReadNonFinite(g.imageCodes, g.table, geo, g.batch, g.imageStride));
 #endif
   // Workers split the weight's block columns (each stored entry is one worker's chain).
   const double work = static_cast<double>(g.rowPtr[blockRows]) * static_cast<double>(g.br * g.bc) * static_cast<double>(n);
