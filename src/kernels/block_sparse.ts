@@ -318,13 +318,16 @@ function directSparseApplies(w: BsrMatrix, g: ColumnGeometry, floats: boolean, o
 }
 
 /**
- * Whether bsrGemm reads a convolution's images of codes 16 outputs at a time and may run them on
- * bfloat16 pairs (AVX-512; native ShiftedRows). Elsewhere its column runs of codes go one value at
- * a time, and the direct kernel, which decodes every input value once, takes codes strided or not
- * from 32 outputs a plane: measured on AMD Zen 3 (AVX2), E5M2, 8x8 blocks, batch 64, at 50 / 75 /
- * 90% pruned, the direct kernel against bsrGemm: 1.1-2.1x on 8 x 8 outputs, 2.1-2.9x on 7 x 7,
- * 1.3-2.8x strided onto 8 x 8 to 16 x 16 (0.90x once, 128->256 onto 8 x 8 at 50%); strided onto
- * 4 x 4, 0.60-0.86x (left to bsrGemm).
+ * Whether bsrGemm may run a convolution's images of codes on bfloat16 pairs (AVX-512; native
+ * ShiftedRows and sparsePairs). Elsewhere the direct kernel, which decodes every input value once,
+ * takes codes strided or not from 32 outputs a plane: measured on AMD Zen 3 (AVX2), E5M2, 8x8
+ * blocks, batch 64, at 50 / 75 / 90% pruned, the direct kernel against bsrGemm: 1.1-2.1x on 8 x 8
+ * outputs, 2.1-2.9x on 7 x 7, 1.3-2.8x strided onto 8 x 8 to 16 x 16 (0.90x once, 128->256 onto
+ * 8 x 8 at 50%); strided onto 4 x 4, 0.60-0.86x (left to bsrGemm). Measured again on 2026-12-08,
+ * after bsrGemm's AVX2 column rows of codes went 16 outputs at a time (they had been one value at
+ * a time): at 75 / 90%, 32 x 32 1.3-1.6x / 1.4-1.8x, 16 x 16 1.2-1.4x / 1.5-2.0x, 8 x 8 1.0x /
+ * 1.3-1.5x, 7 x 7 0.97-1.6x / 0.9-1.4x, strided onto 16 x 16 and 8 x 8 1.6-2.8x / 1.9-2.4x: the
+ * rule stands.
  */
 function codeRunsVectorized(): boolean {
   return nativeKernels().gemmKernel === 'avx512';
