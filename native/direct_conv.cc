@@ -109,8 +109,9 @@ void sparseTilePortable(const Plan& p, const float* image, int64_t n, int64_t b,
 
 #ifdef OCTET_X86
 // ---- AVX2 tiles: sixteen 8-lane registers hold a quarter of a tile's kRows x kLanes sums (4
-// rows by 16 positions), so a tile runs in four passes over its taps, each chain as tileBody's;
-// results go to the thread's tile scratch as on AVX-512.
+// rows by 16 positions), so a tile runs in four passes over its taps, each chain as tileBody's
+// (passes whose 16 positions all lie past the grid skipped: on 8 x 8 outputs, a grid of 80, a
+// sixth of the work); results go to the thread's tile scratch as on AVX-512.
 constexpr int kAvx2Rows = 4, kAvx2Lanes = 16;
 
 __attribute__((target("avx2,fma"), always_inline)) inline void tapAvx2(__m256 (&acc)[kAvx2Rows][2], const float* w, const float* x) {
@@ -135,7 +136,7 @@ __attribute__((target("avx2"), always_inline)) inline void storePassAvx2(const P
 __attribute__((target("avx2,fma"))) void tileAvx2(const Plan& p, const float* image, int64_t, int64_t b, int64_t f0) {
   const DirectConv& d = *p.d;
   for (int r0 = 0; r0 < kRows; r0 += kAvx2Rows)
-    for (int l0 = 0; l0 < kLanes; l0 += kAvx2Lanes) {
+    for (int l0 = 0; l0 < kLanes && f0 + l0 < p.grid; l0 += kAvx2Lanes) {
       __m256 acc[kAvx2Rows][2];
       for (int r = 0; r < kAvx2Rows; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
       const float* w = p.wt + b * p.k * kRows + r0;
@@ -153,7 +154,7 @@ __attribute__((target("avx2,fma"))) void tileAvx2(const Plan& p, const float* im
 __attribute__((target("avx2,fma"))) void sparseTileAvx2(const Plan& p, const float* image, int64_t, int64_t b, int64_t f0) {
   const float* wb = p.wt + b * p.k * kRows;
   for (int r0 = 0; r0 < kRows; r0 += kAvx2Rows)
-    for (int l0 = 0; l0 < kLanes; l0 += kAvx2Lanes) {
+    for (int l0 = 0; l0 < kLanes && f0 + l0 < p.grid; l0 += kAvx2Lanes) {
       __m256 acc[kAvx2Rows][2];
       for (int r = 0; r < kAvx2Rows; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
       const float* base = image + f0 + l0;
@@ -690,7 +691,7 @@ __attribute__((target("avx2,fma"))) bool lowpTileAvx2(const LowpPlan& lp, const 
   const __m256 splitter = _mm256_set1_ps(lp.range.splitter);
   __m256i worstHigh = _mm256_set1_epi32(-1), worstLow = _mm256_set1_epi32(-1);
   for (int r0 = 0; r0 < kRows; r0 += kAvx2Rows)
-    for (int l0 = 0; l0 < kLanes; l0 += kAvx2Lanes) {
+    for (int l0 = 0; l0 < kLanes && f0 + l0 < p.grid; l0 += kAvx2Lanes) {
       const float* base = image + f0 + l0;
       const float* wt = p.wt + b * p.k * kRows + r0;
       __m256 sums[kAvx2Rows][2];
