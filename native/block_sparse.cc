@@ -223,6 +223,20 @@ void runRows(const BsrGemmArgs& g, const int32_t* slot, int64_t q, int64_t r0, i
   }
 }
 
+// One step of the AVX2 tile: x the V vectors of a packed row, w[r * bc] row r's weight.
+template <int R, int V, bool kFused>
+__attribute__((target("avx2,fma"), always_inline)) inline void tileStepAvx2(__m256 (&acc)[R][V], const float* x, const float* w, int64_t bc) {
+  __m256 xv[V];
+#pragma GCC unroll 4
+  for (int v = 0; v < V; ++v) xv[v] = _mm256_load_ps(x + 8 * v);
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+    const __m256 wv = _mm256_set1_ps(w[r * bc]);
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) acc[r][v] = kFused ? _mm256_fmadd_ps(wv, xv[v], acc[r][v]) : _mm256_add_ps(acc[r][v], _mm256_mul_ps(wv, xv[v]));
+  }
+}
+
 // The AVX2 + FMA tile: R rows x V vectors of 8 columns (R x V <= 8 accumulators), masked past width.
 template <int R, int V, bool kFused>
 __attribute__((target("avx2,fma"))) void tileAvx2(const BsrGemmArgs& g, const int32_t* slot, int64_t q, int64_t r0, int64_t rows, const float* panel,
@@ -240,33 +254,41 @@ __attribute__((target("avx2,fma"))) void tileAvx2(const BsrGemmArgs& g, const in
     const int64_t k0 = static_cast<int64_t>(g.colIdx[b]) * g.bc, span = std::min(g.bc, g.k - k0);
     const float* w = g.values + b * blockSize + r0 * g.bc;
     const float* xrow = panel + static_cast<int64_t>(slot[g.colIdx[b]]) * g.bc * stride + offset;
-    for (int64_t t = 0; t < span; ++t) {
-      __m256 xv[V];
-#pragma GCC unroll 4
-      for (int v = 0; v < V; ++v) xv[v] = _mm256_load_ps(xrow + 8 * v);
-#pragma GCC unroll 4
-      for (int r = 0; r < R; ++r) {
-        const __m256 wv = _mm256_set1_ps(w[r * g.bc + t]);
-#pragma GCC unroll 4
-        for (int v = 0; v < V; ++v) acc[r][v] = kFused ? _mm256_fmadd_ps(wv, xv[v], acc[r][v]) : _mm256_add_ps(acc[r][v], _mm256_mul_ps(wv, xv[v]));
-      }
-      xrow += stride;
+    // Whole blocks of 8 columns unrolled (short products, as an input gradient's K = 16, spent a
+    // good part of the tile on the loop).
+    if (span == 8 && g.bc == 8) {
+#pragma GCC unroll 8
+      for (int t = 0; t < 8; ++t) tileStepAvx2<R, V, kFused>(acc, xrow + t * stride, w + t, 8);
+    } else {
+      for (int64_t t = 0; t < span; ++t) tileStepAvx2<R, V, kFused>(acc, xrow + t * stride, w + t, g.bc);
     }
   }
-  for (int r = 0; r < R && r < rows; ++r) {
-    for (int v = 0; v < V; ++v) {
-      if (offset + 8 * v >= width) continue;
-      const int64_t i = q * g.br + r0 + r, j = c0 + offset + 8 * v;
-      if (!g.cPlane || j % g.cPlane + 8 <= g.cPlane) {
+  // Each vector's place in C found once (a division by the plane where C is NCHW), then its rows.
+  const int64_t i0 = q * g.br + r0;
+  for (int v = 0; v < V; ++v) {
+    if (offset + 8 * v >= width) continue;
+    const int64_t j = c0 + offset + 8 * v;
+    const bool whole = offset + 8 * v + 8 <= width;
+    bool inPlane = true;
+    float* col;
+    if (g.cPlane) {
+      const int64_t image = j / g.cPlane, p = j - image * g.cPlane;
+      inPlane = p + 8 <= g.cPlane;
+      col = g.c + image * g.cImageStride + i0 * g.ldc + p;
+    } else {
+      col = g.c + (i0 - g.cRow0) * g.ldc + j;
+    }
+    for (int r = 0; r < R && r < rows; ++r) {
+      if (inPlane) {
         // A plain store for whole vectors: VMASKMOVPS stores are slow on AMD (about a third of
         // the tile's time in an input gradient of K = 16).
-        if (offset + 8 * v + 8 <= width) _mm256_storeu_ps(cAt(g, i, j), acc[r][v]);
-        else _mm256_maskstore_ps(cAt(g, i, j), mask[v], acc[r][v]);
+        if (whole) _mm256_storeu_ps(col + r * g.ldc, acc[r][v]);
+        else _mm256_maskstore_ps(col + r * g.ldc, mask[v], acc[r][v]);
       } else {
         alignas(32) float lanes[8];
         _mm256_store_ps(lanes, acc[r][v]);
         const int64_t valid = std::min<int64_t>(8, width - offset - 8 * v);
-        imageRuns(g, i, j, static_cast<int>(valid), [&](int l, int count, float* at) {
+        imageRuns(g, i0 + r, j, static_cast<int>(valid), [&](int l, int count, float* at) {
           for (int t = 0; t < count; ++t) at[t] = lanes[l + t];
         });
       }
