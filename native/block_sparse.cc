@@ -625,11 +625,11 @@ __attribute__((target("avx2,f16c"))) void shiftedRunCodesAvx2(const ShiftedRows&
     const uint32_t inside = masks[w.gi];
     __m128i bytes;
     if (s.mode == ShiftedRows::kShift) {
-      const uint8_t* at = channel + shift + w.gi * 16;
-      if (at >= image && at + 16 <= image + imageCodes) {
-        bytes = _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at)), byteMask16(inside));
+      const int64_t from = c * g.height * g.width + shift + w.gi * 16;  // in the image
+      if (from >= 0 && from + 16 <= imageCodes) {
+        bytes = _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(image + from)), byteMask16(inside));
       } else {
-        for (int l = 0; l < 16; ++l) lanes16[l] = (inside >> l) & 1u ? at[l] : 0;
+        for (int l = 0; l < 16; ++l) lanes16[l] = (inside >> l) & 1u ? image[from + l] : 0;
         bytes = _mm_load_si128(reinterpret_cast<const __m128i*>(lanes16));
       }
     } else {
