@@ -400,7 +400,7 @@ bool imagesReadNonFinite(const uint8_t* codes, const float* table, const ConvGeo
 // Whether `table` holds E5M2's values: every entry bit for bit as the half-precision conversion
 // gives it (AVX2 and F16C, or AVX-512), or only its finite ones where the images read no other.
 bool e5m2Table(const float* table, bool finiteOnly) {
-  if (!haveHalfConversion() || cpuAllowed() < 1) return false;
+  if (!haveHalfConversion()) return false;
   uint8_t codes[16];
   float values[16];
   for (int c0 = 0; c0 < 256; c0 += 16) {
@@ -574,6 +574,13 @@ __attribute__((target("avx2"), always_inline)) inline __m256i laneMask8(uint32_t
   return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int>(bits)), each), each);
 }
 
+// storeLanes on 8 lanes: a plain store when the run covers all 8 (masked stores are slow on AMD),
+// a masked one when it covers some.
+__attribute__((target("avx2"), always_inline)) inline void storeHalf(float* at, uint32_t lanes, __m256 v) {
+  if (lanes == 0xffu) _mm256_storeu_ps(at, v);
+  else if (lanes) _mm256_maskstore_ps(at, laneMask8(lanes), v);
+}
+
 __attribute__((target("avx2"))) void shiftedRunAvx2(const ShiftedRows& s, const float* x, const ConvGeometry& g, int64_t imageStride, int64_t r, int64_t q0,
                                                     int64_t len, float* out) {
   const int64_t c = r / s.taps, tap = r % s.taps;
@@ -592,9 +599,7 @@ __attribute__((target("avx2"))) void shiftedRunAvx2(const ShiftedRows& s, const 
                            ? _mm256_maskload_ps(image + w.gi * 16 + 8 * h, inside)
                            : _mm256_mask_i32gather_ps(_mm256_setzero_ps(), image, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(offsets + w.gi * 16 + 8 * h)),
                                                       _mm256_castsi256_ps(inside), 4);
-      float* at = out + w.at + 8 * h;
-      if (lanes == 0xffu) _mm256_storeu_ps(at, v);
-      else _mm256_maskstore_ps(at, laneMask8(lanes), v);
+      storeHalf(out + w.at + 8 * h, lanes, v);
     }
   }
 }
@@ -613,19 +618,19 @@ __attribute__((target("avx2"), always_inline)) inline __m128i byteMask16(uint32_
 
 __attribute__((target("avx2,f16c"))) void shiftedRunCodesAvx2(const ShiftedRows& s, const float* lut, bool e5m2, const uint8_t* x, const ConvGeometry& g,
                                                               int64_t imageStride, int64_t r, int64_t q0, int64_t len, float* out) {
-  const int64_t c = r / s.taps, tap = r % s.taps, imageCodes = g.channels * g.height * g.width;
+  const int64_t c = r / s.taps, tap = r % s.taps, imageCodes = g.channels * g.height * g.width, channelAt = c * g.height * g.width;
   const uint16_t* masks = s.masks.data() + tap * s.groups;
   const int32_t* offsets = s.offsets.data() + tap * s.groups * 16;
-  const int64_t shift = s.mode == ShiftedRows::kShift ? s.shift[static_cast<size_t>(tap)] : 0;
+  // kShift: group 0's first code, in the image
+  const int64_t shifted = channelAt + (s.mode == ShiftedRows::kShift ? s.shift[static_cast<size_t>(tap)] : 0);
   alignas(16) uint8_t lanes16[16];
   for (GroupWalk w(s, q0); w.t < len;) {
     w.next(s, len);
     const uint8_t* image = x + w.image * imageStride;
-    const uint8_t* channel = image + c * g.height * g.width;
     const uint32_t inside = masks[w.gi];
     __m128i bytes;
     if (s.mode == ShiftedRows::kShift) {
-      const int64_t from = c * g.height * g.width + shift + w.gi * 16;  // in the image
+      const int64_t from = shifted + w.gi * 16;
       if (from >= 0 && from + 16 <= imageCodes) {
         bytes = _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(image + from)), byteMask16(inside));
       } else {
@@ -634,6 +639,7 @@ __attribute__((target("avx2,f16c"))) void shiftedRunCodesAvx2(const ShiftedRows&
       }
     } else {
       const int32_t* at = offsets + w.gi * 16;
+      const uint8_t* channel = image + channelAt;
       for (int l = 0; l < 16; ++l) lanes16[l] = channel[at[l]];
       bytes = _mm_and_si128(_mm_load_si128(reinterpret_cast<const __m128i*>(lanes16)), byteMask16(inside));
     }
@@ -646,12 +652,7 @@ __attribute__((target("avx2,f16c"))) void shiftedRunCodesAvx2(const ShiftedRows&
       half[0] = _mm256_i32gather_ps(lut, _mm256_cvtepu8_epi32(bytes), 4);
       half[1] = _mm256_i32gather_ps(lut, _mm256_cvtepu8_epi32(_mm_srli_si128(bytes, 8)), 4);
     }
-    for (int h = 0; h < 2; ++h) {
-      const uint32_t lanes = (static_cast<uint32_t>(w.lanes) >> (8 * h)) & 0xffu;
-      float* at = out + w.at + 8 * h;
-      if (lanes == 0xffu) _mm256_storeu_ps(at, half[h]);
-      else if (lanes) _mm256_maskstore_ps(at, laneMask8(lanes), half[h]);
-    }
+    for (int h = 0; h < 2; ++h) storeHalf(out + w.at + 8 * h, (static_cast<uint32_t>(w.lanes) >> (8 * h)) & 0xffu, half[h]);
   }
 }
 
@@ -749,6 +750,8 @@ void bsrGemm(const BsrGemmArgs& g, int threads) {
   // AVX2: chunks narrower than a panel where one panel of X would not fit in 256 KB (down to the
   // tile's 16 columns), so that the chunk every block row reads stays in L2 (512 KB on AMD Zen 3):
   // ResNet-18 layer4's 4608 rows x 64 columns (1.2 MB) had been read from L3 by each block row.
+  // (Since the AVX2 tile's plain stores and unrolled blocks, 16, 32 and 64 columns measure within
+  // noise of each other on layer4: 2026-12-08.)
 #ifdef OCTET_X86
   const bool avx2 = family() == Family::kAvx2;
 #else

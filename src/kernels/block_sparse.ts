@@ -314,7 +314,7 @@ function directSparseApplies(w: BsrMatrix, g: ColumnGeometry, floats: boolean, o
   if (!directSparseOn || !(options.fused ?? true) || w.blockRows % 8 !== 0 || g.dilationH !== 1 || g.dilationW !== 1) return false;
   const plane = g.outH * g.outW;
   if (floats) return plane >= 64;
-  return codeRunsVectorized() ? g.strideH === 1 && g.strideW === 1 && plane >= 256 : plane >= 32;
+  return bsrGemmPairsCodes() ? g.strideH === 1 && g.strideW === 1 && plane >= 256 : plane >= 32;
 }
 
 /**
@@ -329,7 +329,7 @@ function directSparseApplies(w: BsrMatrix, g: ColumnGeometry, floats: boolean, o
  * 1.3-1.5x, 7 x 7 0.97-1.6x / 0.9-1.4x, strided onto 16 x 16 and 8 x 8 1.6-2.8x / 1.9-2.4x: the
  * rule stands.
  */
-function codeRunsVectorized(): boolean {
+function bsrGemmPairsCodes(): boolean {
   return nativeKernels().gemmKernel === 'avx512';
 }
 
